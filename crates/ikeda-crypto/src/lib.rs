@@ -1,0 +1,15 @@
+//! Crypto suites for ikeda.
+//!
+//! Protocol crates name no crypto library: they use the types here. Fast
+//! AEAD and HMAC come from aws-lc-rs; AES-CBC without padding (ESP pads for
+//! itself, RFC 4303 §2.4) is not exposed by aws-lc-rs, so it comes from
+//! RustCrypto's `aes`/`cbc` (AES-NI accelerated).
+//!
+//! Key material is held in [`SecretBytes`] (zeroized on drop, redacted in
+//! `Debug`); the library key schedules are zeroized by their own `Drop`.
+
+pub mod esp;
+pub mod secret;
+
+pub use esp::{EspAlgorithm, EspCipher, EspCryptoError, EspInteg};
+pub use secret::SecretBytes;

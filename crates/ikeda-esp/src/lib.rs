@@ -1,0 +1,115 @@
+//! Sans-IO ESP (RFC 4303) for ikeda: SAs, replay window, in-place
+//! encapsulation and decapsulation into caller buffers, the SPD, and
+//! inbound selector checks (RFC 4301 §5.2).
+//!
+//! No sockets, no clock (callers pass `now_ms`), no RNG. The data plane is
+//! split into an [`Outbound`] half (owned by the thread that reads the TUN
+//! device) and an [`Inbound`] half (owned by the thread that reads the
+//! network), so the hot path takes no locks.
+
+#![forbid(unsafe_code)]
+
+pub mod drop;
+pub mod replay;
+pub mod sa;
+pub mod selector;
+pub mod spd;
+
+pub use drop::{DropCounters, DropReason};
+pub use sa::{Encap, InboundSa, OutboundSa, Room, SaParams, SaStats};
+pub use selector::{AddrRange, Selector};
+pub use spd::{Policy, PolicyAction, Spd};
+
+use core::ops::Range;
+use ikeda_wire::esp::EspPacket;
+use ikeda_wire::ip;
+use std::collections::HashMap;
+use std::net::SocketAddr;
+use std::sync::Arc;
+
+/// Where an encapsulated packet goes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Destination {
+    pub remote: SocketAddr,
+    pub local: SocketAddr,
+    pub encap: Encap,
+}
+
+/// The outbound half: SPD and outbound SAs.
+#[derive(Debug, Default)]
+pub struct Outbound {
+    pub spd: Spd,
+    /// Indexed by `PolicyAction::Protect { sa }`; `None` = not installed.
+    pub sas: Vec<Option<OutboundSa>>,
+    pub drops: Arc<DropCounters>,
+}
+
+impl Outbound {
+    pub fn new(spd: Spd, sas: Vec<Option<OutboundSa>>) -> Self {
+        Outbound { spd, sas, drops: Arc::default() }
+    }
+
+    /// Largest head and tail room any SA needs, for sizing buffers.
+    pub fn max_room(&self) -> Room {
+        self.sas.iter().flatten().map(|s| s.room()).fold(Room { head: 0, tail: 0 }, |a, r| Room {
+            head: a.head.max(r.head),
+            tail: a.tail.max(r.tail),
+        })
+    }
+
+    /// Choose the SA for the inner packet at `buf[off..off + len]` and
+    /// encapsulate it in place. Returns the ESP packet's range and where it
+    /// goes.
+    pub fn process(&mut self, buf: &mut [u8], off: usize, len: usize, now_ms: u64) -> Result<(Range<usize>, Destination), DropReason> {
+        let r = self.process_inner(buf, off, len, now_ms);
+        if let Err(e) = r {
+            self.drops.bump(e);
+        }
+        r
+    }
+
+    fn process_inner(&mut self, buf: &mut [u8], off: usize, len: usize, now_ms: u64) -> Result<(Range<usize>, Destination), DropReason> {
+        let inner = buf.get(off..off + len).ok_or(DropReason::TooBig)?;
+        let key = ip::flow_key(inner).map_err(|_| DropReason::NotIp)?;
+        let policy = self.spd.lookup(&key).ok_or(DropReason::NoPolicy)?;
+        let idx = match policy.action {
+            PolicyAction::Discard => return Err(DropReason::PolicyDiscard),
+            PolicyAction::Protect { sa } => sa,
+        };
+        let sa = self.sas.get_mut(idx).and_then(|s| s.as_mut()).ok_or(DropReason::NoSa)?;
+        let range = sa.encapsulate(buf, off, len, now_ms)?;
+        Ok((range, Destination { remote: sa.remote, local: sa.local, encap: sa.encap }))
+    }
+}
+
+/// The inbound half: the SAD, keyed by SPI.
+#[derive(Debug, Default)]
+pub struct Inbound {
+    pub sad: HashMap<u32, InboundSa>,
+    pub drops: Arc<DropCounters>,
+}
+
+impl Inbound {
+    pub fn new(sas: impl IntoIterator<Item = InboundSa>) -> Self {
+        Inbound { sad: sas.into_iter().map(|s| (s.spi, s)).collect(), drops: Arc::default() }
+    }
+
+    /// Look up the SA by SPI and decapsulate `pkt` (from the SPI on) in
+    /// place. Returns the inner packet's range in `pkt`.
+    pub fn process(&mut self, pkt: &mut [u8], now_ms: u64) -> Result<Range<usize>, DropReason> {
+        let r = self.process_inner(pkt, now_ms);
+        if let Err(e) = r {
+            self.drops.bump(e);
+        }
+        r
+    }
+
+    fn process_inner(&mut self, pkt: &mut [u8], now_ms: u64) -> Result<Range<usize>, DropReason> {
+        let spi = EspPacket::new_checked(&*pkt).map_err(|_| DropReason::Truncated)?.spi();
+        let sa = self.sad.get_mut(&spi).ok_or(DropReason::UnknownSpi)?;
+        sa.decapsulate(pkt, now_ms)
+    }
+}
+
+#[cfg(test)]
+mod tests;

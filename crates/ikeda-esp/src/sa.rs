@@ -1,0 +1,272 @@
+//! Security associations (RFC 4301 §4.4.2) as the data plane holds them:
+//! keys, SPI, sequence numbers, replay window, selectors, counters.
+//!
+//! An outbound SA is owned by the sending thread and an inbound SA by the
+//! receiving thread, so neither needs a lock; their counters are atomics in
+//! an `Arc<SaStats>` that `show` reads while traffic flows.
+
+use crate::drop::{DropCounters, DropReason};
+use crate::replay::ReplayWindow;
+use crate::selector::Selector;
+use core::ops::Range;
+use ikeda_crypto::{EspAlgorithm, EspCipher, EspCryptoError, SecretBytes};
+use ikeda_wire::esp::{self, EspPacket, Trailer, TrailerError, HEADER_LEN};
+use ikeda_wire::iana::IpProtocol;
+use ikeda_wire::ip;
+use std::net::SocketAddr;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
+
+/// How ESP travels between the gateways.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Encap {
+    /// Raw IP protocol 50.
+    Esp,
+    /// UDP-encapsulated ESP, RFC 3948 (port 4500 on both ends by default).
+    Udp,
+}
+
+/// Everything needed to install one SA (one direction).
+#[derive(Debug, Clone)]
+pub struct SaParams {
+    pub spi: u32,
+    pub algorithm: EspAlgorithm,
+    pub enc_key: SecretBytes,
+    pub auth_key: Option<SecretBytes>,
+    /// Extended (64-bit) sequence numbers, RFC 4303 §2.2.1.
+    pub esn: bool,
+    /// Inbound only: replay window size in packets (0 = replay check off is
+    /// not offered; the minimum is 64).
+    pub replay_window: u32,
+    /// Outer addresses and ports: for outbound, where to send; for inbound,
+    /// where packets are expected from (informational; SPI selects the SA).
+    pub local: SocketAddr,
+    pub remote: SocketAddr,
+    pub encap: Encap,
+    /// Traffic selectors the SA carries (tunnel mode).
+    pub selectors: Vec<Selector>,
+}
+
+/// Counters of one SA, shared with the control plane.
+#[derive(Debug, Default)]
+pub struct SaStats {
+    pub packets: AtomicU64,
+    /// Bytes of inner packets.
+    pub bytes: AtomicU64,
+    /// Highest sequence number sent (outbound) or accepted (inbound).
+    pub seq: AtomicU64,
+    /// Unix time in milliseconds of the last packet, 0 = never.
+    pub last_packet_ms: AtomicU64,
+    pub drops: DropCounters,
+}
+
+impl SaStats {
+    fn count(&self, len: usize, seq: u64, now_ms: u64) {
+        self.packets.fetch_add(1, Ordering::Relaxed);
+        self.bytes.fetch_add(len as u64, Ordering::Relaxed);
+        self.seq.store(seq, Ordering::Relaxed);
+        self.last_packet_ms.store(now_ms, Ordering::Relaxed);
+    }
+}
+
+/// Room an outbound SA needs in front of and behind an inner packet.
+#[derive(Debug, Clone, Copy)]
+pub struct Room {
+    pub head: usize,
+    pub tail: usize,
+}
+
+/// An outbound SA.
+#[derive(Debug)]
+pub struct OutboundSa {
+    pub spi: u32,
+    pub remote: SocketAddr,
+    pub local: SocketAddr,
+    pub encap: Encap,
+    cipher: EspCipher,
+    esn: bool,
+    /// Last sequence number used; the next packet gets `seq + 1`.
+    seq: u64,
+    exhausted: bool,
+    pub stats: Arc<SaStats>,
+}
+
+impl OutboundSa {
+    pub fn new(p: &SaParams) -> Result<Self, EspCryptoError> {
+        Ok(OutboundSa {
+            spi: p.spi,
+            remote: p.remote,
+            local: p.local,
+            encap: p.encap,
+            cipher: EspCipher::new(p.algorithm, &p.enc_key, p.auth_key.as_ref())?,
+            esn: p.esn,
+            seq: 0,
+            exhausted: false,
+            stats: Arc::new(SaStats::default()),
+        })
+    }
+
+    /// Start from a given last-used sequence number (tests, and resuming).
+    pub fn with_last_seq(mut self, seq: u64) -> Self {
+        self.seq = seq;
+        self
+    }
+
+    pub fn algorithm(&self) -> EspAlgorithm {
+        self.cipher.algorithm()
+    }
+
+    pub fn room(&self) -> Room {
+        let a = self.cipher.algorithm();
+        Room { head: HEADER_LEN + a.iv_len(), tail: a.block_align() - 1 + esp::TRAILER_LEN + a.icv_len() }
+    }
+
+    /// True once the sequence number space is used up; the SA then sends
+    /// nothing more (RFC 4303 §3.3.3: the sender must not cycle).
+    pub fn is_exhausted(&self) -> bool {
+        self.exhausted
+    }
+
+    /// Encapsulate the inner packet at `buf[off..off + len]` in place.
+    /// `off` must leave `room().head` bytes in front, and `buf` must have
+    /// `room().tail` bytes after the packet. Returns the range of the ESP
+    /// packet in `buf`. `now_ms` stamps the last-packet time.
+    pub fn encapsulate(&mut self, buf: &mut [u8], off: usize, len: usize, now_ms: u64) -> Result<Range<usize>, DropReason> {
+        let r = self.encapsulate_inner(buf, off, len, now_ms);
+        if let Err(e) = r {
+            self.stats.drops.bump(e);
+        }
+        r
+    }
+
+    fn encapsulate_inner(&mut self, buf: &mut [u8], off: usize, len: usize, now_ms: u64) -> Result<Range<usize>, DropReason> {
+        let alg = self.cipher.algorithm();
+        if off.checked_add(len).is_none_or(|e| e > buf.len()) {
+            return Err(DropReason::TooBig);
+        }
+        let next_header = match ip::version(&buf[off..off + len]) {
+            Some(4) => IpProtocol::IPV4,
+            Some(6) => IpProtocol::IPV6,
+            _ => return Err(DropReason::NotIp),
+        };
+        let limit = if self.esn { u64::MAX } else { u32::MAX as u64 };
+        if self.exhausted || self.seq >= limit {
+            self.exhausted = true;
+            return Err(DropReason::SeqExhausted);
+        }
+        let room = self.room();
+        let pad = Trailer::pad_for(len, alg.block_align());
+        let start = off.checked_sub(room.head).ok_or(DropReason::TooBig)?;
+        let trailer_end = off + len + pad + esp::TRAILER_LEN;
+        let end = trailer_end + alg.icv_len();
+        if end > buf.len() {
+            return Err(DropReason::TooBig);
+        }
+        let seq = self.seq + 1;
+        Trailer::emit(&mut buf[off + len..trailer_end], next_header);
+        // The header is 8 bytes; emit_header cannot fail on this slice.
+        let _ = esp::emit_header(&mut buf[start..start + HEADER_LEN], self.spi, seq as u32);
+        self.cipher.seal(seq, self.esn, &mut buf[start..end]).map_err(|_| DropReason::TooBig)?;
+        self.seq = seq;
+        self.stats.count(len, seq, now_ms);
+        Ok(start..end)
+    }
+}
+
+/// An inbound SA.
+#[derive(Debug)]
+pub struct InboundSa {
+    pub spi: u32,
+    pub remote: SocketAddr,
+    pub local: SocketAddr,
+    pub encap: Encap,
+    cipher: EspCipher,
+    esn: bool,
+    replay: ReplayWindow,
+    pub selectors: Vec<Selector>,
+    pub stats: Arc<SaStats>,
+}
+
+impl InboundSa {
+    pub fn new(p: &SaParams) -> Result<Self, EspCryptoError> {
+        Ok(InboundSa {
+            spi: p.spi,
+            remote: p.remote,
+            local: p.local,
+            encap: p.encap,
+            cipher: EspCipher::new(p.algorithm, &p.enc_key, p.auth_key.as_ref())?,
+            esn: p.esn,
+            replay: ReplayWindow::new(p.replay_window),
+            selectors: p.selectors.clone(),
+            stats: Arc::new(SaStats::default()),
+        })
+    }
+
+    pub fn algorithm(&self) -> EspAlgorithm {
+        self.cipher.algorithm()
+    }
+
+    pub fn replay_window(&self) -> &ReplayWindow {
+        &self.replay
+    }
+
+    /// For tests and state transfer: move the window (e.g. to just below
+    /// 2^32 to exercise extended sequence numbers).
+    pub fn replay_window_mut(&mut self) -> &mut ReplayWindow {
+        &mut self.replay
+    }
+
+    /// Verify, decrypt and check the ESP packet `pkt` (starting at the SPI)
+    /// in place. Returns the range of the inner IP packet within `pkt`.
+    /// Order as RFC 4303 §3.4: replay check, ICV, decrypt, replay commit;
+    /// then padding, next header and selectors (RFC 4301 §5.2).
+    pub fn decapsulate(&mut self, pkt: &mut [u8], now_ms: u64) -> Result<Range<usize>, DropReason> {
+        let r = self.decapsulate_inner(pkt, now_ms);
+        if let Err(e) = r {
+            self.stats.drops.bump(e);
+        }
+        r
+    }
+
+    fn decapsulate_inner(&mut self, pkt: &mut [u8], now_ms: u64) -> Result<Range<usize>, DropReason> {
+        let view = EspPacket::new_checked(&*pkt).map_err(|_| DropReason::Truncated)?;
+        let seq_lo = view.sequence_number();
+        let alg = self.cipher.algorithm();
+        if pkt.len() < HEADER_LEN + alg.iv_len() + alg.icv_len() + esp::TRAILER_LEN {
+            return Err(DropReason::Truncated);
+        }
+        let seq = if self.esn { self.replay.infer_seq(seq_lo) } else { seq_lo as u64 };
+        self.replay.check(seq).map_err(|e| match e {
+            crate::replay::ReplayError::Replayed => DropReason::Replayed,
+            _ => DropReason::ReplayTooOld,
+        })?;
+        let plain = self.cipher.open(seq, self.esn, pkt).map_err(|e| match e {
+            EspCryptoError::IcvMismatch => DropReason::IcvMismatch,
+            _ => DropReason::BadCiphertextLength,
+        })?;
+        // Authentic from here on: the window may move even if the content
+        // turns out to be unusable (the sender did send this number).
+        self.replay.commit(seq);
+        let (trailer, inner_len) = Trailer::parse_and_check(&pkt[plain.clone()]).map_err(|e| match e {
+            TrailerError::Truncated => DropReason::BadTrailer,
+            TrailerError::BadPadding => DropReason::BadPadding,
+        })?;
+        let inner = plain.start..plain.start + inner_len;
+        let version = ip::version(&pkt[inner.clone()]);
+        match (trailer.next_header, version) {
+            (IpProtocol::NO_NEXT_HEADER, _) => return Err(DropReason::DummyPacket),
+            (IpProtocol::IPV4, Some(4)) | (IpProtocol::IPV6, Some(6)) => {}
+            _ => return Err(DropReason::BadNextHeader),
+        }
+        // Tunnel mode may carry TFC padding after the inner packet
+        // (RFC 4303 §2.7); the inner header says where the packet ends.
+        let claimed = ip::claimed_len(&pkt[inner.clone()]).map_err(|_| DropReason::InnerMalformed)?;
+        let inner = inner.start..inner.start + claimed;
+        let key = ip::flow_key(&pkt[inner.clone()]).map_err(|_| DropReason::InnerMalformed)?;
+        if !self.selectors.iter().any(|s| s.matches_inbound(&key)) {
+            return Err(DropReason::SelectorMismatch);
+        }
+        self.stats.count(claimed, seq, now_ms);
+        Ok(inner)
+    }
+}

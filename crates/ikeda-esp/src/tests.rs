@@ -1,0 +1,302 @@
+//! Two gateways' data planes wired back to back, no I/O.
+
+use super::*;
+use ikeda_crypto::{EspAlgorithm, EspCipher, SecretBytes};
+use ikeda_wire::esp::emit_header;
+use ikeda_wire::iana::IpProtocol;
+use ikeda_wire::ip::{build_ipv4, build_ipv6};
+use std::net::{IpAddr, Ipv4Addr};
+
+const GW1: &str = "192.168.50.11:4500";
+const GW2: &str = "192.168.50.12:4500";
+const HEAD: usize = 64;
+
+fn key(n: usize, seed: u8) -> SecretBytes {
+    SecretBytes::new((0..n).map(|i| seed ^ (i as u8).wrapping_mul(7)).collect())
+}
+
+fn sel(l: &str, r: &str) -> Selector {
+    Selector::new(AddrRange::parse(l).unwrap(), AddrRange::parse(r).unwrap())
+}
+
+/// The seed-style policy set, from gw1's point of view.
+fn gw1_selectors() -> Vec<Selector> {
+    vec![
+        sel("192.168.11.0/24", "192.168.12.0/24"),
+        sel("192.168.50.11", "192.168.12.0/24"),
+        sel("192.168.11.0/24", "192.168.50.12"),
+        sel("2001:db8:11::/48", "2001:db8:12::/48"),
+    ]
+}
+
+fn mirror(s: &[Selector]) -> Vec<Selector> {
+    s.iter().map(|s| Selector::new(s.remote, s.local)).collect()
+}
+
+fn params(alg: EspAlgorithm, spi: u32, seed: u8, esn: bool, local: &str, remote: &str, selectors: Vec<Selector>) -> SaParams {
+    SaParams {
+        spi,
+        algorithm: alg,
+        enc_key: key(alg.enc_key_len(), seed),
+        auth_key: (alg.auth_key_len() > 0).then(|| key(alg.auth_key_len(), seed ^ 0x55)),
+        esn,
+        replay_window: 64,
+        local: local.parse().unwrap(),
+        remote: remote.parse().unwrap(),
+        encap: Encap::Udp,
+        selectors,
+    }
+}
+
+struct Gw {
+    out: Outbound,
+    inb: Inbound,
+}
+
+/// gw1 -> gw2 uses SPI 0x1001, gw2 -> gw1 uses 0x2001.
+fn pair(alg: EspAlgorithm, esn: bool) -> (Gw, Gw) {
+    let s1 = gw1_selectors();
+    let s2 = mirror(&s1);
+    let mk = |spi_out, spi_in, seed_out, seed_in, local, remote, sels: Vec<Selector>| {
+        let o = OutboundSa::new(&params(alg, spi_out, seed_out, esn, local, remote, sels.clone())).unwrap();
+        let i = InboundSa::new(&params(alg, spi_in, seed_in, esn, local, remote, sels.clone())).unwrap();
+        let pol = sels.iter().map(|s| Policy::new("site", s.clone(), PolicyAction::Protect { sa: 0 })).collect();
+        Gw { out: Outbound::new(Spd::new(pol), vec![Some(o)]), inb: Inbound::new([i]) }
+    };
+    (mk(0x1001, 0x2001, 1, 2, GW1, GW2, s1), mk(0x2001, 0x1001, 2, 1, GW2, GW1, s2))
+}
+
+fn icmp(src: [u8; 4], dst: [u8; 4], n: usize) -> Vec<u8> {
+    let mut body = vec![8u8, 0, 0, 0];
+    body.extend((0..n).map(|i| i as u8));
+    build_ipv4(src.into(), dst.into(), IpProtocol::ICMP, &body)
+}
+
+/// Encapsulate `inner` on `from`, return the ESP packet bytes.
+fn send(from: &mut Gw, inner: &[u8]) -> Result<(Vec<u8>, Destination), DropReason> {
+    let mut buf = vec![0u8; HEAD + inner.len() + 64];
+    buf[HEAD..HEAD + inner.len()].copy_from_slice(inner);
+    let (r, d) = from.out.process(&mut buf, HEAD, inner.len(), 1000)?;
+    Ok((buf[r].to_vec(), d))
+}
+
+fn recv(to: &mut Gw, esp: &[u8]) -> Result<Vec<u8>, DropReason> {
+    let mut p = esp.to_vec();
+    let r = to.inb.process(&mut p, 2000)?;
+    Ok(p[r].to_vec())
+}
+
+#[test]
+fn every_algorithm_carries_v4_and_v6_both_ways_at_many_sizes() {
+    for alg in EspAlgorithm::all() {
+        for esn in [false, true] {
+            let (mut a, mut b) = pair(alg, esn);
+            for n in [0usize, 1, 2, 3, 15, 16, 17, 100, 1372] {
+                let p = icmp([192, 168, 11, 11], [192, 168, 12, 12], n);
+                let (esp, d) = send(&mut a, &p).unwrap();
+                assert_eq!(d.remote, GW2.parse().unwrap());
+                assert_eq!((esp.len() - 8 - alg.iv_len() - alg.icv_len()) % alg.block_align(), 0);
+                assert_eq!(recv(&mut b, &esp).unwrap(), p, "{alg} esn={esn} n={n}");
+                let back = icmp([192, 168, 12, 12], [192, 168, 11, 11], n);
+                let (esp, _) = send(&mut b, &back).unwrap();
+                assert_eq!(recv(&mut a, &esp).unwrap(), back);
+            }
+            let p6 = build_ipv6("2001:db8:11::11".parse().unwrap(), "2001:db8:12::12".parse().unwrap(), IpProtocol::ICMPV6, &[128, 0, 0, 0, 1, 2]);
+            let (esp, _) = send(&mut a, &p6).unwrap();
+            assert_eq!(recv(&mut b, &esp).unwrap(), p6);
+            let sa = b.inb.sad.get(&0x1001).unwrap();
+            assert_eq!(sa.stats.packets.load(std::sync::atomic::Ordering::Relaxed), 10);
+        }
+    }
+}
+
+#[test]
+fn seed_policy_set_gateway_to_net_and_net_to_gateway() {
+    let (mut a, mut b) = pair(EspAlgorithm::AesGcm16 { key_bits: 128 }, false);
+    for (src, dst) in [([192, 168, 50, 11], [192, 168, 12, 12]), ([192, 168, 11, 11], [192, 168, 50, 12])] {
+        let p = icmp(src, dst, 8);
+        let (esp, _) = send(&mut a, &p).unwrap();
+        assert_eq!(recv(&mut b, &esp).unwrap(), p);
+    }
+    // Gateway to gateway is not in the set: the outer traffic itself.
+    let p = icmp([192, 168, 50, 11], [192, 168, 50, 12], 8);
+    assert_eq!(send(&mut a, &p).unwrap_err(), DropReason::NoPolicy);
+    assert_eq!(a.out.drops.get(DropReason::NoPolicy), 1);
+}
+
+#[test]
+fn discard_policy_and_missing_sa() {
+    let (mut a, _) = pair(EspAlgorithm::AesGcm16 { key_bits: 128 }, false);
+    a.out.spd.policies.insert(0, Policy::new("block", sel("192.168.11.66", "0.0.0.0/0"), PolicyAction::Discard));
+    assert_eq!(send(&mut a, &icmp([192, 168, 11, 66], [192, 168, 12, 12], 8)).unwrap_err(), DropReason::PolicyDiscard);
+    a.out.sas[0] = None;
+    assert_eq!(send(&mut a, &icmp([192, 168, 11, 11], [192, 168, 12, 12], 8)).unwrap_err(), DropReason::NoSa);
+    assert_eq!(send(&mut a, b"\x00garbage").unwrap_err(), DropReason::NotIp);
+    assert_eq!(a.out.drops.get(DropReason::PolicyDiscard), 1);
+    assert_eq!(a.out.drops.get(DropReason::NoSa), 1);
+    assert_eq!(a.out.drops.get(DropReason::NotIp), 1);
+}
+
+#[test]
+fn bad_packets_are_dropped_with_a_reason_and_counted() {
+    for alg in EspAlgorithm::all() {
+        let (mut a, mut b) = pair(alg, false);
+        let p = icmp([192, 168, 11, 11], [192, 168, 12, 12], 40);
+        let (good, _) = send(&mut a, &p).unwrap();
+        // truncated, at every length short of a minimal packet
+        for n in 0..8 + alg.iv_len() + alg.icv_len() + 2 {
+            assert_eq!(recv(&mut b, &good[..n]).unwrap_err(), DropReason::Truncated, "{alg} n={n}");
+        }
+        // wrong SPI
+        let mut w = good.clone();
+        w[3] ^= 0xff;
+        assert_eq!(recv(&mut b, &w).unwrap_err(), DropReason::UnknownSpi);
+        // garbage with the right SPI
+        let mut g: Vec<u8> = (0..good.len()).map(|i| (i * 31) as u8).collect();
+        g[..8].copy_from_slice(&good[..8]);
+        let e = recv(&mut b, &g).unwrap_err();
+        assert!(matches!(e, DropReason::IcvMismatch | DropReason::BadCiphertextLength), "{alg}: {e}");
+        // tampered: flip one bit in the ciphertext, in the ICV
+        for i in [8 + alg.iv_len() + 3, good.len() - 1] {
+            let mut t = good.clone();
+            t[i] ^= 0x10;
+            assert_eq!(recv(&mut b, &t).unwrap_err(), DropReason::IcvMismatch);
+        }
+        // the genuine packet, then its replay
+        assert_eq!(recv(&mut b, &good).unwrap(), p);
+        assert_eq!(recv(&mut b, &good).unwrap_err(), DropReason::Replayed);
+        // too old: advance the window by 64 (window size) packets
+        let (old, _) = send(&mut a, &p).unwrap();
+        for _ in 0..64 {
+            let (x, _) = send(&mut a, &p).unwrap();
+            recv(&mut b, &x).unwrap();
+        }
+        assert_eq!(recv(&mut b, &old).unwrap_err(), DropReason::ReplayTooOld);
+        let d = &b.inb.drops;
+        for r in [DropReason::Truncated, DropReason::UnknownSpi, DropReason::IcvMismatch, DropReason::Replayed, DropReason::ReplayTooOld] {
+            assert!(d.get(r) > 0, "{alg}: no count for {r}");
+        }
+        let sa = b.inb.sad.get(&0x1001).unwrap();
+        assert_eq!(sa.stats.drops.get(DropReason::Replayed), 1);
+        assert_eq!(sa.stats.drops.get(DropReason::IcvMismatch), 2 + (d.get(DropReason::IcvMismatch) - 2));
+    }
+}
+
+/// Build an authentic packet with a chosen plaintext tail, as a buggy or
+/// malicious peer holding the keys could.
+fn forge(alg: EspAlgorithm, seq: u32, plain: &[u8]) -> Vec<u8> {
+    let p = params(alg, 0x1001, 1, false, GW1, GW2, vec![]);
+    let c = EspCipher::new(alg, &p.enc_key, p.auth_key.as_ref()).unwrap();
+    let mut pkt = vec![0u8; 8 + alg.iv_len() + plain.len() + alg.icv_len()];
+    emit_header(&mut pkt, 0x1001, seq).unwrap();
+    pkt[8 + alg.iv_len()..8 + alg.iv_len() + plain.len()].copy_from_slice(plain);
+    c.seal(seq as u64, false, &mut pkt).unwrap();
+    pkt
+}
+
+fn with_trailer(inner: &[u8], pad: &[u8], next: u8, align: usize) -> Vec<u8> {
+    let mut v = inner.to_vec();
+    v.extend_from_slice(pad);
+    v.push(pad.len() as u8);
+    v.push(next);
+    assert_eq!(v.len() % align, 0, "test packet must be block aligned");
+    v
+}
+
+#[test]
+fn authentic_but_wrong_contents_are_dropped() {
+    for alg in [EspAlgorithm::AesGcm16 { key_bits: 128 }, EspAlgorithm::AesCbc { key_bits: 128, integ: ikeda_crypto::EspInteg::HmacSha1_96 }] {
+        let (_, mut b) = pair(alg, false);
+        let align = alg.block_align();
+        // An inner packet whose length makes the trailer land aligned with
+        // a pad of exactly 2 bytes.
+        let mut n = 20;
+        let inner = loop {
+            let p = icmp([192, 168, 11, 11], [192, 168, 12, 12], n);
+            if (p.len() + 4) % align == 0 {
+                break p;
+            }
+            n += 1;
+        };
+        let cases: &[(&[u8], u8, DropReason)] = &[
+            (&[1, 3], 4, DropReason::BadPadding),
+            (&[1, 2], 6, DropReason::BadNextHeader),
+            (&[1, 2], 41, DropReason::BadNextHeader), // says IPv6, carries IPv4
+            (&[1, 2], 59, DropReason::DummyPacket),
+        ];
+        for (i, (pad, next, want)) in cases.iter().enumerate() {
+            let pt = with_trailer(&inner, pad, *next, align);
+            let pkt = forge(alg, 100 + i as u32, &pt);
+            assert_eq!(recv(&mut b, &pkt).unwrap_err(), *want, "{alg} case {i}");
+        }
+        // Pad Length pointing before the start of the payload.
+        let mut pt = with_trailer(&inner, &[1, 2], 4, align);
+        let l = pt.len();
+        pt[l - 2] = 250;
+        assert_eq!(recv(&mut b, &forge(alg, 200, &pt)).unwrap_err(), DropReason::BadTrailer);
+        // Inner packet outside the selectors: 192.168.99.1 is not local.
+        let stray = icmp([192, 168, 11, 11], [192, 168, 99, 1], inner.len() - 24);
+        let pt = with_trailer(&stray, &[1, 2], 4, align);
+        assert_eq!(recv(&mut b, &forge(alg, 201, &pt)).unwrap_err(), DropReason::SelectorMismatch);
+        // Inner packet that is not IP at all.
+        let mut junk = inner.clone();
+        junk[0] = 0x45;
+        junk[2] = 0xff; // total length beyond the data
+        let pt = with_trailer(&junk, &[1, 2], 4, align);
+        assert_eq!(recv(&mut b, &forge(alg, 202, &pt)).unwrap_err(), DropReason::InnerMalformed);
+        for r in [DropReason::BadPadding, DropReason::BadNextHeader, DropReason::DummyPacket, DropReason::BadTrailer, DropReason::SelectorMismatch, DropReason::InnerMalformed] {
+            assert!(b.inb.drops.get(r) > 0, "no count for {r}");
+        }
+    }
+}
+
+#[test]
+fn sender_never_wraps_32bit_sequence_numbers() {
+    let alg = EspAlgorithm::AesGcm16 { key_bits: 128 };
+    let (mut a, _) = pair(alg, false);
+    let sa = a.out.sas[0].take().unwrap().with_last_seq(u32::MAX as u64 - 1);
+    a.out.sas[0] = Some(sa);
+    let p = icmp([192, 168, 11, 11], [192, 168, 12, 12], 8);
+    let (esp, _) = send(&mut a, &p).unwrap();
+    assert_eq!(&esp[4..8], &u32::MAX.to_be_bytes());
+    assert_eq!(send(&mut a, &p).unwrap_err(), DropReason::SeqExhausted);
+    assert_eq!(send(&mut a, &p).unwrap_err(), DropReason::SeqExhausted);
+    assert!(a.out.sas[0].as_ref().unwrap().is_exhausted());
+    assert_eq!(a.out.drops.get(DropReason::SeqExhausted), 2);
+}
+
+#[test]
+fn esn_crosses_the_32bit_boundary_and_stops_at_64() {
+    let alg = EspAlgorithm::AesCbc { key_bits: 256, integ: ikeda_crypto::EspInteg::HmacSha256_128 };
+    let (mut a, mut b) = pair(alg, true);
+    let start = u32::MAX as u64 - 3;
+    let sa = a.out.sas[0].take().unwrap().with_last_seq(start);
+    a.out.sas[0] = Some(sa);
+    // The receiver's window must be near too (as after 2^32 packets).
+    b.inb.sad.get_mut(&0x1001).unwrap().replay_window_mut().commit(start);
+    let p = icmp([192, 168, 11, 11], [192, 168, 12, 12], 8);
+    for i in 1..=8u64 {
+        let (esp, _) = send(&mut a, &p).unwrap();
+        assert_eq!(&esp[4..8], &((start + i) as u32).to_be_bytes());
+        assert_eq!(recv(&mut b, &esp).unwrap(), p, "seq {}", start + i);
+    }
+    assert_eq!(b.inb.sad.get(&0x1001).unwrap().replay_window().top(), start + 8);
+    let sa = a.out.sas[0].take().unwrap().with_last_seq(u64::MAX - 1);
+    a.out.sas[0] = Some(sa);
+    send(&mut a, &p).unwrap();
+    assert_eq!(send(&mut a, &p).unwrap_err(), DropReason::SeqExhausted);
+}
+
+#[test]
+fn ipv6_outer_addresses_are_carried_to_the_destination() {
+    let alg = EspAlgorithm::ChaCha20Poly1305;
+    let sels = vec![sel("10.1.0.0/16", "10.2.0.0/16")];
+    let o = OutboundSa::new(&params(alg, 0x3001, 3, false, "[2001:db8::1]:4500", "[2001:db8::2]:4500", sels.clone())).unwrap();
+    let mut out = Outbound::new(Spd::new(vec![Policy::new("v6", sels[0].clone(), PolicyAction::Protect { sa: 0 })]), vec![Some(o)]);
+    let p = icmp([10, 1, 0, 1], [10, 2, 0, 1], 4);
+    let mut buf = vec![0u8; 256];
+    buf[HEAD..HEAD + p.len()].copy_from_slice(&p);
+    let (_, d) = out.process(&mut buf, HEAD, p.len(), 0).unwrap();
+    assert_eq!(d.remote.ip(), "2001:db8::2".parse::<IpAddr>().unwrap());
+    let _ = Ipv4Addr::LOCALHOST;
+}
