@@ -1,0 +1,139 @@
+//! The two I/O traits the data plane is generic over.
+//!
+//! Real devices ([`Tun`](crate::Tun), [`UdpSocket`](crate::UdpSocket),
+//! [`RawEspSocket`](crate::RawEspSocket)) and the in-memory fakes
+//! ([`FakeTun`](crate::fake::FakeTun), [`FakeSocket`](crate::fake::FakeSocket))
+//! implement them with identical signatures, so the same data-plane code
+//! runs against the kernel in production and in-process in unit tests.
+//!
+//! # Timeouts
+//!
+//! Every `timeout: Option<Duration>` in this crate means:
+//! * `None` — wait until at least one packet is available;
+//! * `Some(Duration::ZERO)` — never wait (pure poll);
+//! * `Some(d)` — wait at most `d`; `Ok(0)` is returned when it expires.
+//!
+//! Receives may also return `Ok(0)` spuriously (e.g. a wakeup for a packet
+//! another thread already took); callers simply loop.
+
+use std::io;
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Duration;
+
+use crate::batch::PacketBatch;
+
+/// A layer-3 packet device (TUN or a fake of it).
+///
+/// Packets are bare IPv4/IPv6 packets (no packet-info header).
+pub trait TunDevice: Send + Sync {
+    /// Clears `batch` and reads up to `batch.capacity()` packets into it,
+    /// each at `headroom` in its slot. Returns the number read (`0` on
+    /// timeout). See the [module docs](self) for `timeout`.
+    fn read_batch(&self, batch: &mut PacketBatch, timeout: Option<Duration>) -> io::Result<usize>;
+
+    /// Writes one packet; returns the number of bytes written.
+    fn write(&self, pkt: &[u8]) -> io::Result<usize>;
+
+    /// Writes every non-empty filled slot of `batch` (addresses are
+    /// ignored). Returns how many packets were written.
+    ///
+    /// Why per-packet errors are skipped: one malformed packet (e.g. a
+    /// decrypted payload that is not IP, which TUN rejects with `EINVAL`)
+    /// must not stop the rest of the batch. The first error is returned
+    /// only if nothing at all was written.
+    fn write_batch(&self, batch: &PacketBatch) -> io::Result<usize> {
+        let mut written = 0;
+        let mut first_err = None;
+        for i in 0..batch.len() {
+            let pkt = batch.packet(i);
+            if pkt.is_empty() {
+                continue;
+            }
+            match self.write(pkt) {
+                Ok(_) => written += 1,
+                Err(e) => {
+                    first_err.get_or_insert(e);
+                }
+            }
+        }
+        match first_err {
+            Some(e) if written == 0 => Err(e),
+            _ => Ok(written),
+        }
+    }
+}
+
+/// A datagram transport: UDP, raw ESP, or a fake network.
+pub trait DatagramIo: Send + Sync {
+    /// Clears `batch` and receives up to `batch.capacity()` datagrams into
+    /// it, with their source addresses. Returns the number received (`0`
+    /// on timeout). Datagrams that did not fit their slot are reported with
+    /// `len == 0`.
+    fn recv_batch(&self, batch: &mut PacketBatch, timeout: Option<Duration>) -> io::Result<usize>;
+
+    /// Sends `pkts[i]` to `dsts[i]` for every `i`. Returns how many were
+    /// accepted by the transport.
+    ///
+    /// Per-destination failures (unreachable network, packet too big, …)
+    /// drop that datagram and continue with the next, as UDP would; the
+    /// first error is returned only if nothing was sent. Fails with
+    /// `InvalidInput` if the slices differ in length.
+    fn send_batch(&self, pkts: &[&[u8]], dsts: &[SocketAddr]) -> io::Result<usize>;
+
+    /// Sends every filled slot of `batch` to its `addr`; slots that are
+    /// empty or have no address are skipped. Same error policy as
+    /// [`send_batch`](Self::send_batch). Takes `&mut` only to use the
+    /// batch's own syscall scratch space (no locking, no allocation).
+    fn send_packet_batch(&self, batch: &mut PacketBatch) -> io::Result<usize>;
+}
+
+// Why these forwarding impls: the data plane typically shares one device
+// between an RX and a TX thread through an `Arc`.
+impl<T: TunDevice + ?Sized> TunDevice for Arc<T> {
+    fn read_batch(&self, batch: &mut PacketBatch, timeout: Option<Duration>) -> io::Result<usize> {
+        (**self).read_batch(batch, timeout)
+    }
+    fn write(&self, pkt: &[u8]) -> io::Result<usize> {
+        (**self).write(pkt)
+    }
+    fn write_batch(&self, batch: &PacketBatch) -> io::Result<usize> {
+        (**self).write_batch(batch)
+    }
+}
+
+impl<T: TunDevice + ?Sized> TunDevice for &T {
+    fn read_batch(&self, batch: &mut PacketBatch, timeout: Option<Duration>) -> io::Result<usize> {
+        (**self).read_batch(batch, timeout)
+    }
+    fn write(&self, pkt: &[u8]) -> io::Result<usize> {
+        (**self).write(pkt)
+    }
+    fn write_batch(&self, batch: &PacketBatch) -> io::Result<usize> {
+        (**self).write_batch(batch)
+    }
+}
+
+impl<T: DatagramIo + ?Sized> DatagramIo for Arc<T> {
+    fn recv_batch(&self, batch: &mut PacketBatch, timeout: Option<Duration>) -> io::Result<usize> {
+        (**self).recv_batch(batch, timeout)
+    }
+    fn send_batch(&self, pkts: &[&[u8]], dsts: &[SocketAddr]) -> io::Result<usize> {
+        (**self).send_batch(pkts, dsts)
+    }
+    fn send_packet_batch(&self, batch: &mut PacketBatch) -> io::Result<usize> {
+        (**self).send_packet_batch(batch)
+    }
+}
+
+impl<T: DatagramIo + ?Sized> DatagramIo for &T {
+    fn recv_batch(&self, batch: &mut PacketBatch, timeout: Option<Duration>) -> io::Result<usize> {
+        (**self).recv_batch(batch, timeout)
+    }
+    fn send_batch(&self, pkts: &[&[u8]], dsts: &[SocketAddr]) -> io::Result<usize> {
+        (**self).send_batch(pkts, dsts)
+    }
+    fn send_packet_batch(&self, batch: &mut PacketBatch) -> io::Result<usize> {
+        (**self).send_packet_batch(batch)
+    }
+}

@@ -1,0 +1,377 @@
+//! Tests against the real kernel: TUN, raw ESP sockets, routes.
+//!
+//! Each test builds a private network namespace (`ikst-<pid>-<n>`), runs
+//! its body on a thread that has `setns`-ed into it, and deletes the
+//! namespace on drop — also when an assertion fails. They need root; when
+//! not root they FAIL unless `IKEDA_ALLOW_NO_ROOT=1` is set, in which case
+//! they print "SKIPPED" and return.
+
+use std::io;
+use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
+use std::path::Path;
+use std::time::{Duration, Instant};
+
+use ikeda_sys::{
+    ipv4_payload_offset, require_root, route, sysctl_get, sysctl_set, NetNs, PacketBatch,
+    RawEspSocket, Tun, TunDevice, UdpSocket, DEFAULT_SOCKET_BUFFER,
+};
+
+/// Creates a namespace with `lo` up, or returns `None` to skip (non-root
+/// with `IKEDA_ALLOW_NO_ROOT=1`).
+fn netns(test: &str) -> Option<NetNs> {
+    if !require_root(test) {
+        return None;
+    }
+    let ns = NetNs::create_unique("ikst-").expect("create network namespace");
+    ns.ip().link_set_up("lo").expect("lo up");
+    Some(ns)
+}
+
+/// Internet checksum (RFC 1071).
+fn csum(data: &[u8]) -> u16 {
+    let mut sum: u32 = 0;
+    for c in data.chunks(2) {
+        let w = if c.len() == 2 {
+            u16::from_be_bytes([c[0], c[1]])
+        } else {
+            u16::from(c[0]) << 8
+        };
+        sum += u32::from(w);
+    }
+    while sum >> 16 != 0 {
+        sum = (sum & 0xffff) + (sum >> 16);
+    }
+    !(sum as u16)
+}
+
+/// An IPv4/UDP packet (UDP checksum 0 = none, legal for IPv4).
+fn ipv4_udp(src: Ipv4Addr, sport: u16, dst: Ipv4Addr, dport: u16, payload: &[u8]) -> Vec<u8> {
+    let total = 20 + 8 + payload.len();
+    let mut p = vec![0u8; total];
+    p[0] = 0x45;
+    p[2..4].copy_from_slice(&(total as u16).to_be_bytes());
+    p[8] = 64; // TTL
+    p[9] = 17; // UDP
+    p[12..16].copy_from_slice(&src.octets());
+    p[16..20].copy_from_slice(&dst.octets());
+    let c = csum(&p[..20]);
+    p[10..12].copy_from_slice(&c.to_be_bytes());
+    p[20..22].copy_from_slice(&sport.to_be_bytes());
+    p[22..24].copy_from_slice(&dport.to_be_bytes());
+    p[24..26].copy_from_slice(&((8 + payload.len()) as u16).to_be_bytes());
+    p[28..].copy_from_slice(payload);
+    p
+}
+
+/// `(dst ip, dst port, payload)` if `p` is IPv4/UDP.
+fn parse_ipv4_udp(p: &[u8]) -> Option<(Ipv4Addr, u16, &[u8])> {
+    let ihl = ipv4_payload_offset(p)?;
+    if p[9] != 17 || p.len() < ihl + 8 {
+        return None;
+    }
+    let dst = Ipv4Addr::new(p[16], p[17], p[18], p[19]);
+    let dport = u16::from_be_bytes([p[ihl + 2], p[ihl + 3]]);
+    Some((dst, dport, &p[ihl + 8..]))
+}
+
+#[test]
+fn tun_read_write_in_netns() {
+    let Some(ns) = netns("tun_read_write_in_netns") else {
+        return;
+    };
+    let ns_name = ns.name().to_string();
+
+    ns.run(|| -> io::Result<()> {
+        let tun = Tun::open("ikst0")?;
+        assert_eq!(tun.name(), "ikst0");
+        assert!(tun.ifindex()? > 0);
+        // Why: keep IPv6 autoconf/MLD chatter out of the device so the
+        // timeout check below sees a quiet queue.
+        sysctl_set("net.ipv6.conf.ikst0.disable_ipv6", "1")?;
+        assert_eq!(sysctl_get("net.ipv6.conf.ikst0.disable_ipv6")?, "1");
+        tun.set_mtu(1400)?;
+        assert_eq!(tun.mtu()?, 1400);
+        assert!(!tun.is_up()?);
+        tun.set_up()?;
+        assert!(tun.is_up()?);
+        // `ip -n` works from any thread; exercise the namespaced runner.
+        ns.ip().add_addr("10.99.0.1/24", "ikst0")?;
+
+        // Kernel -> TUN: datagrams to a peer on the TUN's subnet.
+        let sock = std::net::UdpSocket::bind("10.99.0.1:0")?;
+        let local = sock.local_addr()?;
+        for i in 0..10u8 {
+            sock.send_to(&[b'p', i], "10.99.0.2:9999")?;
+        }
+        let mut batch = PacketBatch::new(8, 2048, 64);
+        let mut seen = Vec::new();
+        let deadline = Instant::now() + Duration::from_secs(5);
+        while seen.len() < 10 && Instant::now() < deadline {
+            let n = tun.read_batch(&mut batch, Some(Duration::from_millis(500)))?;
+            assert!(n <= 8);
+            for (pkt, addr) in batch.iter() {
+                assert_eq!(addr, None);
+                if let Some((dst, dport, payload)) = parse_ipv4_udp(pkt) {
+                    if dst == Ipv4Addr::new(10, 99, 0, 2) && dport == 9999 {
+                        seen.push(payload.to_vec());
+                    }
+                }
+            }
+            if n > 0 {
+                assert_eq!(batch.meta(0).start, 64, "packets land after the headroom");
+            }
+        }
+        let want: Vec<Vec<u8>> = (0..10u8).map(|i| vec![b'p', i]).collect();
+        assert_eq!(seen, want);
+
+        // Quiet device: the timeout path returns 0.
+        let t0 = Instant::now();
+        assert_eq!(
+            tun.read_batch(&mut batch, Some(Duration::from_millis(50)))?,
+            0
+        );
+        assert!(t0.elapsed() >= Duration::from_millis(45));
+        assert_eq!(tun.read_batch(&mut batch, Some(Duration::ZERO))?, 0);
+
+        // TUN -> kernel: inject a reply, from a cloned handle (the API
+        // promises concurrent reader/writer on separate handles).
+        let writer = tun.try_clone()?;
+        let SocketAddr::V4(l4) = local else {
+            unreachable!()
+        };
+        let reply = ipv4_udp(
+            Ipv4Addr::new(10, 99, 0, 2),
+            7777,
+            *l4.ip(),
+            l4.port(),
+            b"pong",
+        );
+        std::thread::scope(|s| s.spawn(|| writer.write(&reply)).join().unwrap())?;
+        sock.set_read_timeout(Some(Duration::from_secs(2)))?;
+        let mut buf = [0u8; 64];
+        let (n, from) = sock.recv_from(&mut buf)?;
+        assert_eq!(&buf[..n], b"pong");
+        assert_eq!(from, "10.99.0.2:7777".parse::<SocketAddr>().unwrap());
+
+        // Through the trait, too.
+        let mut b = PacketBatch::new(2, 256, 0);
+        b.push_copy(
+            &ipv4_udp(Ipv4Addr::new(10, 99, 0, 3), 1, *l4.ip(), l4.port(), b"t1"),
+            None,
+        )
+        .unwrap();
+        b.push_copy(&[0xff, 0, 0], None).unwrap(); // not IP: EINVAL, skipped
+        assert_eq!(TunDevice::write_batch(&tun, &b)?, 1);
+        let (n, _) = sock.recv_from(&mut buf)?;
+        assert_eq!(&buf[..n], b"t1");
+
+        // Blocking mode: read_batch returns a single packet.
+        tun.set_nonblocking(false)?;
+        sock.send_to(b"a", "10.99.0.2:9999")?;
+        sock.send_to(b"b", "10.99.0.2:9999")?;
+        std::thread::sleep(Duration::from_millis(50));
+        assert_eq!(tun.read_batch(&mut batch, Some(Duration::from_secs(2)))?, 1);
+        tun.set_nonblocking(true)?;
+        assert_eq!(tun.read_batch(&mut batch, Some(Duration::from_secs(2)))?, 1);
+
+        drop(writer);
+        Ok(())
+    })
+    .expect("enter netns")
+    .expect("TUN test body");
+
+    // Every handle is closed: the non-persistent device must be gone.
+    let err = ikeda_sys::IpRoute2::in_netns(&ns_name)
+        .run(["link", "show", "ikst0"])
+        .unwrap_err();
+    assert_eq!(err.kind(), io::ErrorKind::NotFound, "{err}");
+}
+
+#[test]
+fn raw_esp_loopback_in_netns() {
+    let Some(ns) = netns("raw_esp_loopback_in_netns") else {
+        return;
+    };
+
+    ns.run(|| -> io::Result<()> {
+        // ESP: SPI, sequence number, then opaque data.
+        let esp1: Vec<u8> = [
+            &0x1122_3344u32.to_be_bytes()[..],
+            &1u32.to_be_bytes(),
+            b"ciphertext-1",
+        ]
+        .concat();
+        let esp2: Vec<u8> = [
+            &0x1122_3344u32.to_be_bytes()[..],
+            &2u32.to_be_bytes(),
+            b"ciphertext-two",
+        ]
+        .concat();
+
+        // ---- IPv4: the kernel delivers the IP header; start skips it.
+        let rx = RawEspSocket::bind(IpAddr::V4(Ipv4Addr::UNSPECIFIED))?;
+        let tx = RawEspSocket::bind(IpAddr::V4(Ipv4Addr::LOCALHOST))?;
+        assert!(!rx.is_ipv6());
+        rx.set_buffer_sizes(DEFAULT_SOCKET_BUFFER, DEFAULT_SOCKET_BUFFER)?;
+        assert!(rx.recv_buffer_size()? >= DEFAULT_SOCKET_BUFFER);
+        // Port is ignored for raw sockets.
+        let lo4: SocketAddr = "127.0.0.1:4500".parse().unwrap();
+        assert_eq!(tx.send_batch(&[&esp1, &esp2], &[lo4, lo4])?, 2);
+
+        let headroom = 32;
+        let mut batch = PacketBatch::new(8, 2048, headroom);
+        let mut got = Vec::new();
+        let deadline = Instant::now() + Duration::from_secs(5);
+        while got.len() < 2 && Instant::now() < deadline {
+            rx.recv_batch(&mut batch, Some(Duration::from_millis(500)))?;
+            for i in 0..batch.len() {
+                let m = batch.meta(i);
+                assert_eq!(m.start - headroom, 20, "IPv4 header (IHL 5) skipped");
+                assert_eq!(ipv4_payload_offset(&batch.slot(i)[headroom..]), Some(20));
+                assert_eq!(batch.slot(i)[headroom + 9], 50, "IP protocol field is ESP");
+                assert_eq!(m.addr, Some("127.0.0.1:0".parse().unwrap()));
+                got.push(batch.packet(i).to_vec());
+            }
+        }
+        assert_eq!(got, vec![esp1.clone(), esp2.clone()]);
+
+        // Single-packet API.
+        assert_eq!(
+            tx.send_to(&esp1, IpAddr::V4(Ipv4Addr::LOCALHOST))?,
+            esp1.len()
+        );
+        let mut buf = [0u8; 256];
+        let (off, len, src) = rx
+            .recv_one(&mut buf, Some(Duration::from_secs(2)))?
+            .expect("ESP packet");
+        assert_eq!(off, 20);
+        assert_eq!(&buf[off..len], &esp1[..]);
+        assert_eq!(src, IpAddr::V4(Ipv4Addr::LOCALHOST));
+        assert!(rx
+            .recv_one(&mut buf, Some(Duration::from_millis(20)))?
+            .is_none());
+
+        // In-place send from a batch (the data plane's TX path).
+        let mut txb = PacketBatch::new(4, 256, 16);
+        txb.push_copy(&esp2, Some(lo4)).unwrap();
+        txb.push_copy(&esp1, None).unwrap(); // no destination: skipped
+        assert_eq!(tx.send_packet_batch(&mut txb)?, 1);
+        assert_eq!(rx.recv_batch(&mut batch, Some(Duration::from_secs(2)))?, 1);
+        assert_eq!(batch.packet(0), &esp2[..]);
+
+        // ---- IPv6: payload only, start == headroom.
+        let rx6 = RawEspSocket::bind(IpAddr::V6(Ipv6Addr::UNSPECIFIED))?;
+        let tx6 = RawEspSocket::bind(IpAddr::V6(Ipv6Addr::LOCALHOST))?;
+        assert!(rx6.is_ipv6());
+        let lo6: SocketAddr = "[::1]:0".parse().unwrap();
+        assert_eq!(tx6.send_batch(&[&esp1, &esp2], &[lo6, lo6])?, 2);
+        let mut got = Vec::new();
+        let deadline = Instant::now() + Duration::from_secs(5);
+        while got.len() < 2 && Instant::now() < deadline {
+            rx6.recv_batch(&mut batch, Some(Duration::from_millis(500)))?;
+            for i in 0..batch.len() {
+                assert_eq!(batch.meta(i).start, headroom);
+                assert_eq!(
+                    batch.addr(i).map(|a| a.ip()),
+                    Some(IpAddr::V6(Ipv6Addr::LOCALHOST))
+                );
+                got.push(batch.packet(i).to_vec());
+            }
+        }
+        assert_eq!(got, vec![esp1, esp2]);
+        Ok(())
+    })
+    .expect("enter netns")
+    .expect("raw ESP test body");
+}
+
+#[test]
+fn udp_batch_and_routes_in_netns() {
+    let Some(ns) = netns("udp_batch_and_routes_in_netns") else {
+        return;
+    };
+
+    ns.run(|| -> io::Result<()> {
+        // Batched UDP over the namespace's loopback, dual-stack receiver.
+        let server = UdpSocket::bind("[::]:4500".parse().unwrap())?;
+        server.set_buffer_sizes(DEFAULT_SOCKET_BUFFER, DEFAULT_SOCKET_BUFFER)?;
+        let c4 = UdpSocket::bind("127.0.0.1:0".parse().unwrap())?;
+        let c6 = UdpSocket::bind("[::1]:0".parse().unwrap())?;
+        c4.send_batch(&[b"v4"], &["127.0.0.1:4500".parse().unwrap()])?;
+        c6.send_batch(&[b"v6"], &["[::1]:4500".parse().unwrap()])?;
+        let mut b = PacketBatch::new(4, 256, 0);
+        let mut got = Vec::new();
+        let deadline = Instant::now() + Duration::from_secs(5);
+        while got.len() < 2 && Instant::now() < deadline {
+            server.recv_batch(&mut b, Some(Duration::from_millis(500)))?;
+            got.extend(b.iter().map(|(p, a)| (p.to_vec(), a.unwrap())));
+        }
+        got.sort();
+        assert_eq!(
+            got,
+            vec![
+                (b"v4".to_vec(), c4.local_addr()?),
+                (b"v6".to_vec(), c6.local_addr()?)
+            ]
+        );
+
+        // Routes and rules via the free functions, which act on the
+        // calling thread's namespace (the `ip` child inherits it).
+        let tun = Tun::open("ikst1")?;
+        tun.set_up()?;
+        route::add_addr("10.77.0.1/32", "ikst1")?;
+        route::add_route(
+            "10.50.0.0/16",
+            "ikst1",
+            Some(100),
+            Some("10.77.0.1".parse().unwrap()),
+        )?;
+        let dup = route::add_route("10.50.0.0/16", "ikst1", Some(100), None).unwrap_err();
+        assert_eq!(dup.kind(), io::ErrorKind::AlreadyExists, "{dup}");
+        assert!(
+            dup.to_string()
+                .contains("ip route add 10.50.0.0/16 dev ikst1 table 100"),
+            "{dup}"
+        );
+        route::replace_route("10.50.0.0/16", "ikst1", Some(100), None)?;
+        route::add_rule(None, "10.50.0.0/16", 100, Some(1000))?;
+        let rules = ns.ip().run(["rule", "show"])?;
+        assert!(
+            rules.contains("1000:") && rules.contains("lookup 100"),
+            "{rules}"
+        );
+        let get = ns.ip().run(["route", "get", "10.50.1.1"])?;
+        assert!(get.contains("dev ikst1"), "{get}");
+
+        // IPv6 flavour picks `-6` automatically.
+        sysctl_set("net.ipv6.conf.ikst1.disable_ipv6", "0")?;
+        route::add_route("2001:db8:50::/48", "ikst1", Some(100), None)?;
+        route::add_rule(Some("2001:db8:1::/48"), "2001:db8:50::/48", 100, Some(1001))?;
+        route::del_rule(Some("2001:db8:1::/48"), "2001:db8:50::/48", 100, Some(1001))?;
+        route::del_route("2001:db8:50::/48", Some("ikst1"), Some(100))?;
+
+        route::del_rule(None, "10.50.0.0/16", 100, Some(1000))?;
+        route::del_route("10.50.0.0/16", Some("ikst1"), Some(100))?;
+        let gone = route::del_route("10.50.0.0/16", None, Some(100)).unwrap_err();
+        assert_eq!(gone.kind(), io::ErrorKind::NotFound, "{gone}");
+        route::del_addr("10.77.0.1/32", "ikst1")?;
+        Ok(())
+    })
+    .expect("enter netns")
+    .expect("UDP/route test body");
+}
+
+#[test]
+fn netns_is_deleted_even_when_the_body_panics() {
+    let Some(ns) = netns("netns_is_deleted_even_when_the_body_panics") else {
+        return;
+    };
+    let path = format!("/var/run/netns/{}", ns.name());
+    assert!(Path::new(&path).exists());
+    let r = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+        let _ = ns.run(|| panic!("deliberate failure inside the namespace"));
+    }));
+    assert!(r.is_err(), "panic propagates out of NetNs::run");
+    drop(ns);
+    assert!(!Path::new(&path).exists(), "{path} left behind");
+}

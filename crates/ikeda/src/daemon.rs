@@ -1,0 +1,294 @@
+//! `ikeda run`: the gateway daemon. Reads the config, creates the TUN
+//! device, installs routes for the remote selectors, runs the data plane,
+//! and on SIGTERM/SIGINT removes everything it added.
+//!
+//! Routing: every remote selector gets a route through the TUN device in
+//! the daemon's own table, and a policy rule sends traffic there: `to
+//! REMOTE` in general, or `from LOCAL to REMOTE` when REMOTE contains the
+//! peer gateway's outer address (the "net <-> gateway" case), so that the
+//! gateways' own ESP keeps its normal route.
+
+use crate::config::{Config, ConnConfig};
+use crate::dataplane::{DataPlane, NetSocket, StatsView};
+use ikeda_esp::{Encap, InboundSa, Outbound, OutboundSa, Policy, PolicyAction, SaParams, Spd};
+use ikeda_sys::{DatagramIo, IpRoute2, PacketBatch, RawEspSocket, Tun, UdpSocket};
+use std::net::{IpAddr, SocketAddr};
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::Duration;
+
+/// Preference of our policy rules (before `main` at 32766).
+pub const RULE_PREF: u32 = 2200;
+
+/// SA parameters for both directions of a manually keyed connection.
+pub fn sa_params(c: &ConnConfig) -> Option<(SaParams, SaParams)> {
+    let m = c.manual.as_ref()?;
+    let port = if c.encap == Encap::Udp { c.port } else { 0 };
+    let local = SocketAddr::new(c.local_addr, port);
+    let remote = SocketAddr::new(c.remote_addr, port);
+    let mk = |k: &crate::config::SaKeys| SaParams {
+        spi: k.spi,
+        algorithm: c.esp,
+        enc_key: k.enc_key.clone(),
+        auth_key: k.auth_key.clone(),
+        esn: c.esn,
+        replay_window: c.replay_window,
+        local,
+        remote,
+        encap: c.encap,
+        selectors: c.selectors.clone(),
+    };
+    Some((mk(&m.out), mk(&m.inbound)))
+}
+
+/// The data plane state a config describes: SPD, outbound and inbound SAs.
+pub fn build_sas(cfg: &Config) -> Result<(Outbound, Vec<String>, Vec<(String, InboundSa)>), String> {
+    let mut policies = Vec::new();
+    let mut out = Vec::new();
+    let mut names = Vec::new();
+    let mut inb = Vec::new();
+    for c in &cfg.conns {
+        let Some((o, i)) = sa_params(c) else { continue };
+        let idx = out.len();
+        out.push(Some(OutboundSa::new(&o).map_err(|e| format!("{}: outbound SA: {e}", c.name))?));
+        names.push(c.name.clone());
+        inb.push((c.name.clone(), InboundSa::new(&i).map_err(|e| format!("{}: inbound SA: {e}", c.name))?));
+        for s in &c.selectors {
+            policies.push(Policy::new(c.name.clone(), s.clone(), PolicyAction::Protect { sa: idx }));
+        }
+    }
+    Ok((Outbound::new(Spd::new(policies), out), names, inb))
+}
+
+/// A route or rule we added, to be removed on the way out.
+enum Added {
+    Rule { from: Option<String>, to: String },
+}
+
+/// OS state the daemon created; undone on drop, in reverse order, so that
+/// a failed start leaves nothing behind.
+struct OsState {
+    ip: IpRoute2,
+    table: u32,
+    added: Vec<Added>,
+}
+
+impl Drop for OsState {
+    fn drop(&mut self) {
+        for a in self.added.drain(..).rev() {
+            match a {
+                Added::Rule { from, to } => {
+                    if let Err(e) = self.ip.del_rule(from.as_deref(), &to, self.table, Some(RULE_PREF)) {
+                        tracing::warn!(target: "config", "removing rule to {to}: {e}");
+                    }
+                }
+            }
+        }
+        // Routes live on the TUN device and vanish with it; flush the table
+        // anyway in case the device outlives us.
+        let _ = self.ip.run(["route", "flush", "table", &self.table.to_string()]);
+    }
+}
+
+/// Remove rules a crashed earlier run left pointing at our table.
+fn remove_stale_rules(ip: &IpRoute2, table: u32) {
+    for _ in 0..1024 {
+        if ip.run(["rule", "del", "pref", &RULE_PREF.to_string(), "table", &table.to_string()]).is_err() {
+            break;
+        }
+    }
+}
+
+fn install_routes(cfg: &Config, os: &mut OsState) -> Result<(), String> {
+    let dev = &cfg.daemon.tun;
+    let mut routed: Vec<String> = Vec::new();
+    for c in &cfg.conns {
+        for s in &c.selectors {
+            // Source hint: a local selector that is one address (gateway <-> net).
+            let src = s.local.prefix_len().filter(|l| *l == 32 || *l == 128).map(|_| s.local.start);
+            for cidr in s.remote.to_cidrs() {
+                if !routed.contains(&cidr) {
+                    os.ip
+                        .replace_route(&cidr, dev, Some(os.table), src)
+                        .map_err(|e| format!("route {cidr} via {dev}: {e}"))?;
+                    routed.push(cidr.clone());
+                }
+                let from = if s.remote.contains(c.remote_addr) { Some(s.local.to_cidrs()) } else { None };
+                let froms: Vec<Option<String>> = match from {
+                    Some(v) => v.into_iter().map(Some).collect(),
+                    None => vec![None],
+                };
+                for from in froms {
+                    let exists = os.added.iter().any(|Added::Rule { from: f, to }| *f == from && *to == cidr);
+                    if !exists {
+                        os.ip
+                            .add_rule(from.as_deref(), &cidr, os.table, Some(RULE_PREF))
+                            .map_err(|e| format!("rule to {cidr}: {e}"))?;
+                        os.added.push(Added::Rule { from, to: cidr.clone() });
+                    }
+                }
+            }
+        }
+    }
+    Ok(())
+}
+
+/// Either kind of ESP socket, so one data plane can use both.
+pub enum AnySocket {
+    Udp(UdpSocket),
+    Raw(RawEspSocket),
+}
+
+impl DatagramIo for AnySocket {
+    fn recv_batch(&self, batch: &mut PacketBatch, timeout: Option<Duration>) -> std::io::Result<usize> {
+        match self {
+            AnySocket::Udp(s) => s.recv_batch(batch, timeout),
+            AnySocket::Raw(s) => s.recv_batch(batch, timeout),
+        }
+    }
+    fn send_batch(&self, pkts: &[&[u8]], dsts: &[SocketAddr]) -> std::io::Result<usize> {
+        match self {
+            AnySocket::Udp(s) => s.send_batch(pkts, dsts),
+            AnySocket::Raw(s) => s.send_batch(pkts, dsts),
+        }
+    }
+    fn send_packet_batch(&self, batch: &mut PacketBatch) -> std::io::Result<usize> {
+        match self {
+            AnySocket::Udp(s) => s.send_packet_batch(batch),
+            AnySocket::Raw(s) => s.send_packet_batch(batch),
+        }
+    }
+}
+
+fn open_sockets(cfg: &Config) -> Result<Vec<Arc<NetSocket<AnySocket>>>, String> {
+    let mut want: Vec<(Encap, IpAddr, u16)> = Vec::new();
+    for c in &cfg.conns {
+        let k = (c.encap, c.local_addr, c.port);
+        if !want.iter().any(|w| w.0 == k.0 && w.1 == k.1) {
+            want.push(k);
+        }
+    }
+    let mut out = Vec::new();
+    for (encap, local, port) in want {
+        let io = match encap {
+            Encap::Udp => {
+                let s = UdpSocket::bind(SocketAddr::new(local, port)).map_err(|e| format!("UDP socket on {local}:{port}: {e}"))?;
+                let _ = s.set_buffer_sizes(ikeda_sys::DEFAULT_SOCKET_BUFFER, ikeda_sys::DEFAULT_SOCKET_BUFFER);
+                AnySocket::Udp(s)
+            }
+            Encap::Esp => {
+                let s = RawEspSocket::bind(local).map_err(|e| format!("raw ESP socket on {local}: {e}"))?;
+                let _ = s.set_buffer_sizes(ikeda_sys::DEFAULT_SOCKET_BUFFER, ikeda_sys::DEFAULT_SOCKET_BUFFER);
+                AnySocket::Raw(s)
+            }
+        };
+        out.push(Arc::new(NetSocket { encap, local, io }));
+    }
+    Ok(out)
+}
+
+/// Block the termination signals in this thread and every thread it
+/// starts afterwards, so that only `wait_for_signal` sees them.
+fn block_signals() -> libc::sigset_t {
+    // SAFETY: plain libc signal-set manipulation on a local set.
+    unsafe {
+        let mut set: libc::sigset_t = std::mem::zeroed();
+        libc::sigemptyset(&mut set);
+        libc::sigaddset(&mut set, libc::SIGTERM);
+        libc::sigaddset(&mut set, libc::SIGINT);
+        libc::sigaddset(&mut set, libc::SIGHUP);
+        libc::pthread_sigmask(libc::SIG_BLOCK, &set, std::ptr::null_mut());
+        set
+    }
+}
+
+/// Wait up to `timeout` for one of the blocked signals.
+fn wait_for_signal(set: &libc::sigset_t, timeout: Duration) -> Option<i32> {
+    let ts = libc::timespec { tv_sec: timeout.as_secs() as _, tv_nsec: timeout.subsec_nanos() as _ };
+    // SAFETY: valid set and timespec; a null siginfo pointer is allowed.
+    let r = unsafe { libc::sigtimedwait(set, std::ptr::null_mut(), &ts) };
+    (r > 0).then_some(r)
+}
+
+fn write_stats(path: &Path, stats: &StatsView) {
+    let tmp = path.with_extension("tmp");
+    if let Ok(j) = serde_json::to_vec_pretty(&stats.snapshot()) {
+        if std::fs::write(&tmp, j).is_ok() {
+            let _ = std::fs::rename(&tmp, path);
+        }
+    }
+}
+
+pub struct RunOptions {
+    pub config: PathBuf,
+    pub stats_file: Option<PathBuf>,
+}
+
+/// Run the daemon until a termination signal. Returns the exit code.
+pub fn run(opts: RunOptions) -> i32 {
+    let cfg = match Config::load(&opts.config) {
+        Ok(c) => c,
+        Err(e) => {
+            eprintln!("ikeda: configuration refused: {e}");
+            return 2;
+        }
+    };
+    let sigs = block_signals();
+    match start(&cfg) {
+        Err(e) => {
+            eprintln!("ikeda: cannot start: {e}");
+            1
+        }
+        Ok((plane, os, tun)) => {
+            tracing::info!(target: "config", "{}: {} connection(s) up on {}, policies in table {}", cfg.file.display(), cfg.conns.len(), cfg.daemon.tun, cfg.daemon.route_table);
+            for c in &cfg.conns {
+                for s in &c.selectors {
+                    tracing::info!(target: "config", "policy {}: {s} via {} <-> {} ({}, {})", c.name, c.local_addr, c.remote_addr, c.esp, if c.encap == Encap::Udp { "udp/4500" } else { "esp" });
+                }
+            }
+            let code = loop {
+                if let Some(sig) = wait_for_signal(&sigs, Duration::from_secs(1)) {
+                    tracing::info!(target: "config", "signal {sig}: shutting down");
+                    break 0;
+                }
+                if let Some(p) = &opts.stats_file {
+                    write_stats(p, &plane.stats);
+                }
+                if !plane.is_running() {
+                    tracing::error!(target: "esp", "a data plane thread stopped; shutting down");
+                    break 1;
+                }
+            };
+            let stats = plane.stats.clone();
+            plane.stop();
+            if let Some(p) = &opts.stats_file {
+                write_stats(p, &stats);
+            }
+            drop(os);
+            drop(tun);
+            code
+        }
+    }
+}
+
+type Started = (DataPlane, OsState, Arc<Tun>);
+
+fn start(cfg: &Config) -> Result<Started, String> {
+    let (outbound, names, inbound) = build_sas(cfg)?;
+    let tun = Tun::open(&cfg.daemon.tun).map_err(|e| format!("TUN device {}: {e}", cfg.daemon.tun))?;
+    tun.set_mtu(cfg.daemon.mtu).map_err(|e| format!("MTU {} on {}: {e}", cfg.daemon.mtu, cfg.daemon.tun))?;
+    tun.set_up().map_err(|e| format!("bringing {} up: {e}", cfg.daemon.tun))?;
+    let ip = IpRoute2::new();
+    // Decrypted packets enter through the TUN device; their reverse path
+    // is the tunnel too (our rules), but loose mode avoids surprises with
+    // asymmetric selectors.
+    let _ = ikeda_sys::sysctl_set(&format!("net.ipv4.conf.{}.rp_filter", cfg.daemon.tun), "2");
+    remove_stale_rules(&ip, cfg.daemon.route_table);
+    let mut os = OsState { ip, table: cfg.daemon.route_table, added: Vec::new() };
+    install_routes(cfg, &mut os)?;
+    let sockets = open_sockets(cfg)?;
+    let tun = Arc::new(tun);
+    let plane = DataPlane::start(tun.clone(), sockets, outbound, inbound, names, cfg.daemon.mtu as usize)
+        .map_err(|e| format!("starting the data plane: {e}"))?;
+    Ok((plane, os, tun))
+}

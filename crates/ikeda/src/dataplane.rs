@@ -1,0 +1,372 @@
+//! The running data plane: threads that move packets between the TUN
+//! device and the network, feeding the sans-IO ESP core.
+//!
+//! ```text
+//! TX thread:  TUN read_batch -> SPD -> SA -> encapsulate in place -> send_batch per socket
+//! RX thread (one per socket): recv_batch -> [UDP: RFC 3948 classify] -> SAD by SPI
+//!             -> replay check -> ICV + decrypt -> replay commit -> selectors -> TUN write
+//! ```
+//!
+//! Each thread owns its half of the state (the TX thread the SPD and the
+//! outbound SAs; each RX thread the inbound SAs that arrive on its socket),
+//! so the hot path takes no lock and allocates nothing per packet. Counters
+//! are atomics the control side reads at any time.
+
+use ikeda_esp::{DropCounters, Encap, Inbound, InboundSa, Outbound, SaStats};
+use ikeda_sys::{DatagramIo, PacketBatch, TunDevice, MAX_BATCH};
+use ikeda_wire::udp_encap::{self, Udp4500Payload};
+use serde::Serialize;
+use std::net::{IpAddr, Ipv4Addr, SocketAddr};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::Arc;
+use std::thread::JoinHandle;
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+/// How long a blocked read waits before looking at the stop flag.
+const POLL: Duration = Duration::from_millis(100);
+
+/// A socket the data plane sends and receives ESP on.
+pub struct NetSocket<D> {
+    pub encap: Encap,
+    pub local: IpAddr,
+    pub io: D,
+}
+
+/// Counters that are not tied to an SA.
+#[derive(Default, Debug)]
+pub struct PlaneCounters {
+    /// Datagrams on the UDP socket that carried IKE (non-ESP marker) or a
+    /// NAT keepalive: not ESP, passed over (no IKE in this build).
+    pub udp_non_esp: AtomicU64,
+    /// I/O errors from sockets or the TUN device.
+    pub io_errors: AtomicU64,
+    /// Packets sent / written to TUN.
+    pub tx_packets: AtomicU64,
+    pub rx_packets: AtomicU64,
+}
+
+/// One SA's identity and counters, for `status`.
+#[derive(Clone)]
+pub struct SaView {
+    pub conn: String,
+    pub direction: &'static str,
+    pub spi: u32,
+    pub algorithm: String,
+    pub encap: Encap,
+    pub stats: Arc<SaStats>,
+}
+
+/// What the control side can see of a running data plane.
+#[derive(Clone)]
+pub struct StatsView {
+    pub outbound_drops: Arc<DropCounters>,
+    pub inbound_drops: Vec<Arc<DropCounters>>,
+    pub counters: Arc<PlaneCounters>,
+    pub sas: Vec<SaView>,
+}
+
+#[derive(Serialize)]
+pub struct SaSnapshot {
+    pub conn: String,
+    pub direction: &'static str,
+    pub spi: String,
+    pub algorithm: String,
+    pub encap: String,
+    pub packets: u64,
+    pub bytes: u64,
+    pub seq: u64,
+    pub last_packet_ms: u64,
+    pub drops: std::collections::BTreeMap<&'static str, u64>,
+}
+
+#[derive(Serialize)]
+pub struct Snapshot {
+    pub time_ms: u64,
+    pub tx_packets: u64,
+    pub rx_packets: u64,
+    pub udp_non_esp: u64,
+    pub io_errors: u64,
+    pub drops: std::collections::BTreeMap<&'static str, u64>,
+    pub sas: Vec<SaSnapshot>,
+}
+
+impl StatsView {
+    pub fn snapshot(&self) -> Snapshot {
+        let mut drops = std::collections::BTreeMap::new();
+        for d in std::iter::once(&self.outbound_drops).chain(self.inbound_drops.iter()) {
+            for (k, v) in d.nonzero() {
+                *drops.entry(k).or_insert(0) += v;
+            }
+        }
+        let c = &self.counters;
+        Snapshot {
+            time_ms: now_ms(),
+            tx_packets: c.tx_packets.load(Ordering::Relaxed),
+            rx_packets: c.rx_packets.load(Ordering::Relaxed),
+            udp_non_esp: c.udp_non_esp.load(Ordering::Relaxed),
+            io_errors: c.io_errors.load(Ordering::Relaxed),
+            drops,
+            sas: self
+                .sas
+                .iter()
+                .map(|s| SaSnapshot {
+                    conn: s.conn.clone(),
+                    direction: s.direction,
+                    spi: format!("{:#010x}", s.spi),
+                    algorithm: s.algorithm.clone(),
+                    encap: match s.encap {
+                        Encap::Esp => "esp".into(),
+                        Encap::Udp => "udp".into(),
+                    },
+                    packets: s.stats.packets.load(Ordering::Relaxed),
+                    bytes: s.stats.bytes.load(Ordering::Relaxed),
+                    seq: s.stats.seq.load(Ordering::Relaxed),
+                    last_packet_ms: s.stats.last_packet_ms.load(Ordering::Relaxed),
+                    drops: s.stats.drops.nonzero().into_iter().collect(),
+                })
+                .collect(),
+        }
+    }
+}
+
+pub fn now_ms() -> u64 {
+    SystemTime::now().duration_since(UNIX_EPOCH).map(|d| d.as_millis() as u64).unwrap_or(0)
+}
+
+/// A started data plane; dropping it does not stop it: call [`stop`].
+///
+/// [`stop`]: DataPlane::stop
+pub struct DataPlane {
+    stop: Arc<AtomicBool>,
+    threads: Vec<JoinHandle<()>>,
+    pub stats: StatsView,
+}
+
+impl DataPlane {
+    /// Start the threads. `sas_in` are distributed to the RX thread of the
+    /// socket whose encapsulation and local address they use.
+    pub fn start<T, D>(
+        tun: Arc<T>,
+        sockets: Vec<Arc<NetSocket<D>>>,
+        outbound: Outbound,
+        sas_in: Vec<(String, InboundSa)>,
+        out_names: Vec<String>,
+        mtu: usize,
+    ) -> std::io::Result<DataPlane>
+    where
+        T: TunDevice + 'static,
+        D: DatagramIo + 'static,
+    {
+        let stop = Arc::new(AtomicBool::new(false));
+        let counters = Arc::new(PlaneCounters::default());
+        let mut sas = Vec::new();
+        for (sa, name) in outbound.sas.iter().zip(&out_names) {
+            if let Some(sa) = sa {
+                sas.push(SaView {
+                    conn: name.clone(),
+                    direction: "out",
+                    spi: sa.spi,
+                    algorithm: sa.algorithm().name(),
+                    encap: sa.encap,
+                    stats: sa.stats.clone(),
+                });
+            }
+        }
+        // Sort the inbound SAs onto their sockets.
+        let mut per_socket: Vec<Vec<InboundSa>> = sockets.iter().map(|_| Vec::new()).collect();
+        for (name, sa) in sas_in {
+            sas.push(SaView {
+                conn: name.clone(),
+                direction: "in",
+                spi: sa.spi,
+                algorithm: sa.algorithm().name(),
+                encap: sa.encap,
+                stats: sa.stats.clone(),
+            });
+            let k = sockets
+                .iter()
+                .position(|s| s.encap == sa.encap && s.local == sa.local.ip())
+                .ok_or_else(|| std::io::Error::other(format!("no socket for inbound SA {:#x}", sa.spi)))?;
+            per_socket[k].push(sa);
+        }
+        let mut inbound_drops = Vec::new();
+        let mut threads = Vec::new();
+        for (k, sas) in per_socket.into_iter().enumerate() {
+            let inbound = Inbound::new(sas);
+            inbound_drops.push(inbound.drops.clone());
+            let (tun, sock, stop, counters) = (tun.clone(), sockets[k].clone(), stop.clone(), counters.clone());
+            threads.push(
+                std::thread::Builder::new()
+                    .name(format!("esp-rx{k}"))
+                    .spawn(move || rx_loop(&*tun, &sock, inbound, mtu, &stop, &counters))?,
+            );
+        }
+        let stats = StatsView { outbound_drops: outbound.drops.clone(), inbound_drops, counters: counters.clone(), sas };
+        let (stop2, counters2) = (stop.clone(), counters);
+        threads.push(
+            std::thread::Builder::new()
+                .name("esp-tx".into())
+                .spawn(move || tx_loop(&*tun, &sockets, outbound, mtu, &stop2, &counters2))?,
+        );
+        Ok(DataPlane { stop, threads, stats })
+    }
+
+    /// True while every thread runs.
+    pub fn is_running(&self) -> bool {
+        self.threads.iter().all(|t| !t.is_finished())
+    }
+
+    /// Ask the threads to stop and wait for them.
+    pub fn stop(self) {
+        self.stop.store(true, Ordering::Relaxed);
+        for t in self.threads {
+            let _ = t.join();
+        }
+    }
+}
+
+fn io_error(counters: &PlaneCounters, what: &str, e: &std::io::Error) {
+    let n = counters.io_errors.fetch_add(1, Ordering::Relaxed);
+    // Rate-limit: the first few, then every 1000th.
+    if n < 5 || n % 1000 == 0 {
+        tracing::warn!(target: "esp", "{what}: {e} ({} I/O errors so far)", n + 1);
+    }
+}
+
+fn tx_loop<T: TunDevice, D: DatagramIo>(
+    tun: &T,
+    sockets: &[Arc<NetSocket<D>>],
+    mut outbound: Outbound,
+    mtu: usize,
+    stop: &AtomicBool,
+    counters: &PlaneCounters,
+) {
+    let room = outbound.max_room();
+    // Headroom for the ESP header and IV; tailroom for padding, trailer, ICV.
+    let head = room.head.max(32);
+    let mut batch = PacketBatch::new(MAX_BATCH, head + mtu.max(1500) + room.tail.max(64), head);
+    let mut dest_socket = [usize::MAX; MAX_BATCH];
+    let unspec = SocketAddr::new(IpAddr::V4(Ipv4Addr::UNSPECIFIED), 0);
+    let mut dsts = [unspec; MAX_BATCH];
+    let mut exhausted_logged = vec![false; outbound.sas.len()];
+    while !stop.load(Ordering::Relaxed) {
+        let n = match tun.read_batch(&mut batch, Some(POLL)) {
+            Ok(n) => n,
+            Err(e) => {
+                io_error(counters, "TUN read", &e);
+                std::thread::sleep(Duration::from_millis(10));
+                continue;
+            }
+        };
+        if n == 0 {
+            continue;
+        }
+        let now = now_ms();
+        for i in 0..n {
+            let m = batch.meta(i);
+            match outbound.process(batch.slot_mut(i), m.start, m.len, now) {
+                Ok((range, dst)) => {
+                    batch.set_packet(i, range.start, range.len(), Some(dst.remote));
+                    dest_socket[i] = sockets
+                        .iter()
+                        .position(|s| s.encap == dst.encap && s.local == dst.local.ip())
+                        .unwrap_or(usize::MAX);
+                }
+                Err(reason) => {
+                    if reason == ikeda_esp::DropReason::SeqExhausted {
+                        for (k, sa) in outbound.sas.iter().enumerate() {
+                            if sa.as_ref().is_some_and(|s| s.is_exhausted()) && !exhausted_logged[k] {
+                                exhausted_logged[k] = true;
+                                tracing::error!(target: "esp", "outbound SA {:#010x} has used its last sequence number: it stops sending (RFC 4303 §3.3.3); a new SA is needed", sa.as_ref().map_or(0, |s| s.spi));
+                            }
+                        }
+                    }
+                    batch.discard(i);
+                    dest_socket[i] = usize::MAX;
+                }
+            }
+        }
+        for (k, sock) in sockets.iter().enumerate() {
+            // Borrowed views of this batch's packets, for sendmmsg.
+            let mut pkts: [&[u8]; MAX_BATCH] = [&[]; MAX_BATCH];
+            let mut c = 0;
+            for i in 0..n {
+                if dest_socket[i] == k {
+                    let m = batch.meta(i);
+                    if let Some(a) = m.addr {
+                        pkts[c] = batch.packet(i);
+                        dsts[c] = a;
+                        c += 1;
+                    }
+                }
+            }
+            if c > 0 {
+                match sock.io.send_batch(&pkts[..c], &dsts[..c]) {
+                    Ok(sent) => {
+                        counters.tx_packets.fetch_add(sent as u64, Ordering::Relaxed);
+                    }
+                    Err(e) => io_error(counters, "ESP send", &e),
+                }
+            }
+        }
+    }
+}
+
+fn rx_loop<T: TunDevice, D: DatagramIo>(
+    tun: &T,
+    sock: &NetSocket<D>,
+    mut inbound: Inbound,
+    mtu: usize,
+    stop: &AtomicBool,
+    counters: &PlaneCounters,
+) {
+    // Room for the largest outer datagram: inner MTU plus ESP and IP overhead.
+    let mut batch = PacketBatch::new(MAX_BATCH, mtu.max(1500) + 256, 0);
+    while !stop.load(Ordering::Relaxed) {
+        let n = match sock.io.recv_batch(&mut batch, Some(POLL)) {
+            Ok(n) => n,
+            Err(e) => {
+                io_error(counters, "ESP receive", &e);
+                std::thread::sleep(Duration::from_millis(10));
+                continue;
+            }
+        };
+        if n == 0 {
+            continue;
+        }
+        let now = now_ms();
+        for i in 0..n {
+            let m = batch.meta(i);
+            if m.len == 0 {
+                continue;
+            }
+            let pkt = batch.packet_mut(i);
+            if sock.encap == Encap::Udp {
+                match udp_encap::classify(pkt) {
+                    Ok(Udp4500Payload::Esp(_)) => {}
+                    Ok(_) => {
+                        // IKE (non-ESP marker) or a NAT keepalive.
+                        counters.udp_non_esp.fetch_add(1, Ordering::Relaxed);
+                        batch.discard(i);
+                        continue;
+                    }
+                    Err(_) => {
+                        inbound.drops.bump(ikeda_esp::DropReason::Truncated);
+                        batch.discard(i);
+                        continue;
+                    }
+                }
+            }
+            match inbound.process(pkt, now) {
+                Ok(r) => batch.set_packet(i, m.start + r.start, r.len(), None),
+                Err(_) => batch.discard(i),
+            }
+        }
+        match tun.write_batch(&batch) {
+            Ok(w) => {
+                counters.rx_packets.fetch_add(w as u64, Ordering::Relaxed);
+            }
+            Err(e) => io_error(counters, "TUN write", &e),
+        }
+    }
+}

@@ -1,0 +1,131 @@
+//! strongSwan charon (kernel-libipsec, userspace ESP) on the lab gateways:
+//! the reference peer and the performance baseline.
+//!
+//! Things charon needs to run twice on one machine, in namespaces:
+//! - its PID file path is compiled in (/var/run/charon.pid), so each charon
+//!   runs in its own mount namespace with a private directory over /run;
+//! - the vici socket and the log go to the lab's directory;
+//! - `kernel-libipsec` must be loaded before `kernel-netlink` (the first
+//!   registered IPsec backend wins; this kernel has no ESP for XFRM);
+//! - kernel-libipsec asks for UDP encapsulation, so ESP flows on 4500.
+
+use super::{in_ns, ns_name, sh, spawn_in_ns, wait_until, write_secret, LabState, UpArgs, GW_LAN, GW_WAN, LAN_NET, NODES};
+use std::fs;
+use std::path::{Path, PathBuf};
+use std::process::Command;
+use std::time::Duration;
+
+pub const CHARON: &str = "/usr/lib/ipsec/charon";
+const PLUGINS: &str = "random nonce openssl aes sha1 sha2 hmac gcm chapoly curve25519 gmp kdf kernel-libipsec kernel-netlink socket-default vici";
+pub const IKE_PROPOSAL: &str = "aes128gcm16-prfsha256-x25519";
+
+fn gw_dir(dir: &Path, gw: &str) -> PathBuf {
+    dir.join(format!("charon-{gw}"))
+}
+
+pub fn vici_uri(dir: &Path, gw: &str) -> String {
+    format!("unix://{}/charon.vici", gw_dir(dir, gw).display())
+}
+
+/// `swanctl` against one gateway's charon.
+pub fn swanctl(dir: &Path, gw: &str) -> Command {
+    let d = gw_dir(dir, gw);
+    let mut c = Command::new("swanctl");
+    c.env("STRONGSWAN_CONF", d.join("strongswan.conf")).env("SWANCTL_DIR", d.join("swanctl"));
+    c
+}
+
+fn write_conf(dir: &Path, i: usize, a: &UpArgs, psk: &str) -> Result<(), String> {
+    let gw = NODES[i];
+    let j = 1 - i;
+    let d = gw_dir(dir, gw);
+    for sub in ["run", "swanctl/x509", "swanctl/x509ca", "swanctl/private", "swanctl/rsa", "swanctl/ecdsa", "swanctl/pkcs8", "swanctl/pubkey", "swanctl/conf.d"] {
+        fs::create_dir_all(d.join(sub)).map_err(|e| format!("{}: {e}", d.display()))?;
+    }
+    fs::write(
+        d.join("strongswan.conf"),
+        format!(
+            "# written by `ikeda lab up --gateways strongswan`; does not include /etc/strongswan.d\n\
+             charon {{\n  load_modular = no\n  load = {PLUGINS}\n  install_routes = yes\n\
+             \x20 plugins {{\n    vici {{\n      socket = {vici}\n    }}\n  }}\n\
+             \x20 filelog {{\n    main {{\n      path = {log}\n      time_format = %H:%M:%S\n      ike_name = yes\n      append = yes\n      flush_line = yes\n      default = 1\n    }}\n  }}\n}}\n\
+             swanctl {{\n  load = pem pkcs1 pkcs8 x509 pubkey openssl random nonce\n}}\n",
+            vici = vici_uri(dir, gw),
+            log = dir.join(format!("charon-{gw}.log")).display(),
+        ),
+    )
+    .map_err(|e| e.to_string())?;
+    let esp = if a.esn { format!("{}-esn", a.esp) } else { a.esp.clone() };
+    write_secret(
+        &d.join("swanctl/swanctl.conf"),
+        &format!(
+            "connections {{\n  s2s {{\n    version = 2\n    local_addrs = {l}\n    remote_addrs = {r}\n    proposals = {IKE_PROPOSAL}\n\
+             \x20   local {{\n      auth = psk\n      id = {l}\n    }}\n    remote {{\n      auth = psk\n      id = {r}\n    }}\n\
+             \x20   children {{\n      net {{\n        mode = tunnel\n        local_ts = {ln}\n        remote_ts = {rn}\n        esp_proposals = {esp}\n        start_action = none\n      }}\n    }}\n  }}\n}}\n\
+             secrets {{\n  ike-s2s {{\n    id-1 = {l}\n    id-2 = {r}\n    secret = \"{psk}\"\n  }}\n}}\n",
+            l = GW_WAN[i],
+            r = GW_WAN[j],
+            ln = LAN_NET[i],
+            rn = LAN_NET[j],
+        ),
+    )?;
+    Ok(())
+}
+
+/// Start charon on gw1 and gw2, load the config, initiate from gw1 and
+/// wait for the CHILD_SA on both sides.
+pub fn start_pair(name: &str, dir: &Path, a: &UpArgs, st: &mut LabState) -> Result<(), String> {
+    if !Path::new(CHARON).exists() {
+        return Err(format!("{CHARON} not found: install strongswan-charon, strongswan-swanctl and libcharon-extra-plugins"));
+    }
+    let mut psk = vec![0u8; 24];
+    ikeda_crypto::random_fill(&mut psk)?;
+    let psk: String = psk.iter().map(|b| format!("{b:02x}")).collect();
+    for i in 0..2 {
+        let gw = NODES[i];
+        write_conf(dir, i, a, &psk)?;
+        let d = gw_dir(dir, gw);
+        // The gateway's LAN address lies inside its local selector, so
+        // kernel-libipsec can use it as the source of its routes.
+        let _ = GW_LAN[i];
+        let pid = spawn_in_ns(
+            &ns_name(name, gw),
+            Path::new("/usr/bin/unshare"),
+            &[
+                "--mount",
+                "--propagation",
+                "private",
+                "--",
+                "sh",
+                "-c",
+                "mount --bind \"$1\" /run && exec env STRONGSWAN_CONF=\"$2\" \"$3\"",
+                "sh",
+                &d.join("run").to_string_lossy(),
+                &d.join("strongswan.conf").to_string_lossy(),
+                CHARON,
+            ],
+            &dir.join(format!("charon-{gw}.stdout.log")),
+            &[],
+        )?;
+        st.pids.push((format!("charon {gw}"), pid));
+        let sock = d.join("charon.vici");
+        if !wait_until(Duration::from_secs(10), || sock.exists()) {
+            return Err(format!("charon on {gw}: no vici socket after 10 s (see {})", dir.display()));
+        }
+        sh(swanctl(dir, gw)
+            .args(["--load-all", "--noprompt", "--file"])
+            .arg(d.join("swanctl/swanctl.conf"))
+            .args(["--uri", &vici_uri(dir, gw)]))?;
+    }
+    sh(swanctl(dir, "gw1").args(["--initiate", "--ike", "s2s", "--child", "net", "--timeout", "15", "--uri", &vici_uri(dir, "gw1")]))?;
+    for gw in ["gw1", "gw2"] {
+        let ok = wait_until(Duration::from_secs(10), || {
+            sh(swanctl(dir, gw).args(["--list-sas", "--uri", &vici_uri(dir, gw)])).is_ok_and(|s| s.contains("INSTALLED"))
+        });
+        if !ok {
+            return Err(format!("strongSwan CHILD_SA not installed on {gw}"));
+        }
+    }
+    let _ = in_ns;
+    Ok(())
+}
