@@ -13,3 +13,9 @@ pub mod secret;
 
 pub use esp::{EspAlgorithm, EspCipher, EspCryptoError, EspInteg};
 pub use secret::SecretBytes;
+
+/// Fill `out` from the system CSPRNG (for the daemon and tools; the
+/// protocol cores take randomness from their caller).
+pub fn random_fill(out: &mut [u8]) -> Result<(), &'static str> {
+    aws_lc_rs::rand::fill(out).map_err(|_| "system random number generator failed")
+}
