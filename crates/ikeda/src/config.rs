@@ -453,7 +453,7 @@ in = { spi = 8193, enc_key = "0x101112131415161718191a1b1c1d1e1f20212223" }
             ("0x000102030405060708090a0b0c0d0e0f10111213", "0x0001", "manual.out.enc_key: aes128gcm16 needs 20 bytes (16-byte key + 4-byte salt), got 2"),
             ("remote_ts = [\"192.168.12.0/24\"]", "remote_ts = [\"192.168.12.1/24\"]", "remote_ts[0]: '192.168.12.1/24' has host bits set"),
             ("local = \"192.168.50.11\"", "local = \"192.168.50.11\"\nbogus = 1", "unknown field `bogus`"),
-            ("remote = \"192.168.50.12\"", "remote = \"192.168.50.0/24\"\n", "covers the tunnel's own endpoints"),
+            ("local = \"192.168.50.11\"\nremote = \"192.168.12.0/24\"", "local = \"192.168.50.11\"\nremote = \"192.168.50.0/24\"", "covers the tunnel's own endpoints"),
             ("tun = \"ikeda0\"", "tun = \"this-name-is-far-too-long\"", "daemon.tun:"),
             ("proto = \"tcp\"", "proto = \"icmp\"", "ports need proto"),
         ];

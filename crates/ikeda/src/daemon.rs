@@ -279,6 +279,9 @@ fn start(cfg: &Config) -> Result<Started, String> {
     tun.set_mtu(cfg.daemon.mtu).map_err(|e| format!("MTU {} on {}: {e}", cfg.daemon.mtu, cfg.daemon.tun))?;
     tun.set_up().map_err(|e| format!("bringing {} up: {e}", cfg.daemon.tun))?;
     let ip = IpRoute2::new();
+    // TUN drops (does not push back) when its queue is full; a TCP burst
+    // larger than the default 500 packets would be lost before we read it.
+    ip.run(["link", "set", cfg.daemon.tun.as_str(), "txqueuelen", "4096"]).map_err(|e| format!("txqueuelen on {}: {e}", cfg.daemon.tun))?;
     // Decrypted packets enter through the TUN device; their reverse path
     // is the tunnel too (our rules), but loose mode avoids surprises with
     // asymmetric selectors.

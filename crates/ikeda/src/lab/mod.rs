@@ -10,7 +10,7 @@
 //!
 //! Namespaces are named `ikl-<lab>-<node>`, so two labs never collide.
 //! The lab's state (configs with keys, logs, PIDs) lives in
-//! `/run/ikeda/lab-<lab>/`. `down` removes namespaces by prefix, so it
+//! `/var/lib/ikeda/lab-<lab>/`. `down` removes namespaces by prefix, so it
 //! also cleans up after a crash, and kills only PIDs the lab recorded.
 
 use clap::{Args, Subcommand, ValueEnum};
@@ -115,7 +115,7 @@ pub struct LabState {
 pub fn state_dir(name: &str) -> PathBuf {
     match std::env::var_os("IKEDA_LAB_DIR") {
         Some(d) => PathBuf::from(d).join(format!("lab-{name}")),
-        None => PathBuf::from(format!("/run/ikeda/lab-{name}")),
+        None => PathBuf::from(format!("/var/lib/ikeda/lab-{name}")),
     }
 }
 

@@ -9,7 +9,7 @@
 //!   registered IPsec backend wins; this kernel has no ESP for XFRM);
 //! - kernel-libipsec asks for UDP encapsulation, so ESP flows on 4500.
 
-use super::{in_ns, ns_name, sh, spawn_in_ns, wait_until, write_secret, LabState, UpArgs, GW_LAN, GW_WAN, LAN_NET, NODES};
+use super::{ns_name, sh, spawn_in_ns, wait_until, write_secret, LabState, UpArgs, GW_WAN, LAN_NET, LAN_NET6, NODES};
 use std::fs;
 use std::path::{Path, PathBuf};
 use std::process::Command;
@@ -65,8 +65,8 @@ fn write_conf(dir: &Path, i: usize, a: &UpArgs, psk: &str) -> Result<(), String>
              secrets {{\n  ike-s2s {{\n    id-1 = {l}\n    id-2 = {r}\n    secret = \"{psk}\"\n  }}\n}}\n",
             l = GW_WAN[i],
             r = GW_WAN[j],
-            ln = LAN_NET[i],
-            rn = LAN_NET[j],
+            ln = format!("{},{}", LAN_NET[i], LAN_NET6[i]),
+            rn = format!("{},{}", LAN_NET[j], LAN_NET6[j]),
         ),
     )?;
     Ok(())
@@ -85,9 +85,8 @@ pub fn start_pair(name: &str, dir: &Path, a: &UpArgs, st: &mut LabState) -> Resu
         let gw = NODES[i];
         write_conf(dir, i, a, &psk)?;
         let d = gw_dir(dir, gw);
-        // The gateway's LAN address lies inside its local selector, so
-        // kernel-libipsec can use it as the source of its routes.
-        let _ = GW_LAN[i];
+        // The gateway's LAN addresses lie inside its local selectors, so
+        // kernel-libipsec can use them as the source of its routes.
         let pid = spawn_in_ns(
             &ns_name(name, gw),
             Path::new("/usr/bin/unshare"),
@@ -126,6 +125,5 @@ pub fn start_pair(name: &str, dir: &Path, a: &UpArgs, st: &mut LabState) -> Resu
             return Err(format!("strongSwan CHILD_SA not installed on {gw}"));
         }
     }
-    let _ = in_ns;
     Ok(())
 }

@@ -1,0 +1,36 @@
+#!/usr/bin/env bash
+# The whole test suite, from a fresh Debian machine (run as root; CI does).
+# Installs what the tests need, then runs: unit and simulator tests, the
+# network-namespace labs (ikeda <-> ikeda, strongSwan), the tshark oracle,
+# and a short run of every fuzz target.
+#
+#   scripts/test.sh            everything
+#   FUZZ_SECONDS=0 scripts/test.sh    skip the fuzz runs (local iteration only)
+set -Eeuo pipefail
+cd "$(dirname "$0")/.."
+
+PKGS=(iproute2 iputils-ping iperf3 nftables tshark python3-cryptography
+      strongswan-charon strongswan-swanctl libcharon-extra-plugins libstrongswan-extra-plugins)
+missing=()
+for p in "${PKGS[@]}"; do dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "ok installed" || missing+=("$p"); done
+if ((${#missing[@]})); then
+  [[ $EUID -eq 0 ]] || { echo "need root to install: ${missing[*]}" >&2; exit 1; }
+  echo "== installing ${missing[*]}"
+  export DEBIAN_FRONTEND=noninteractive
+  # tshark asks whether non-root users may capture; answer no.
+  echo "wireshark-common wireshark-common/install-setuid boolean false" | debconf-set-selections
+  apt-get update -qq
+  apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
+fi
+
+echo "== cargo test (workspace, release: the labs need the optimized data plane)"
+cargo test --workspace --release -- --test-threads="${TEST_THREADS:-2}"
+
+if [[ "${FUZZ_SECONDS:-20}" != 0 ]]; then
+  echo "== fuzz targets, ${FUZZ_SECONDS:-20} s each"
+  fuzz/run.sh "${FUZZ_SECONDS:-20}"
+fi
+
+left=$(ip netns list | awk '{print $1}' | grep '^ikl-' || true)
+if [[ -n "$left" ]]; then echo "tests left namespaces behind: $left" >&2; exit 1; fi
+echo "== all tests passed"
