@@ -104,7 +104,7 @@ fn preconditions() -> bool {
     match Command::new("tshark").arg("--version").stdin(Stdio::null()).output() {
         Ok(o) if o.status.success() => {}
         Ok(o) => panic!("`tshark --version` failed: {}", String::from_utf8_lossy(&o.stderr)),
-        Err(e) => panic!("tshark is not installed ({e}); run the test command from the README, which installs it (apt-get install tshark)"),
+        Err(e) => panic!("tshark is not installed ({e}); run the README's test command, scripts/test.sh, which installs it (or apt-get install tshark)"),
     }
     true
 }
@@ -211,9 +211,14 @@ impl Lab {
             // Someone else's lab by that name: do not take it down.
             panic!("ikeda {}: {stderr}", args.join(" "));
         }
-        let dir = match std::env::var_os("IKEDA_LAB_DIR") {
-            Some(d) => PathBuf::from(d).join(format!("lab-{name}")),
-            None => PathBuf::from(format!("/run/ikeda/lab-{name}")),
+        // `lab up` ends with "...; state in DIR"; else where `lab` keeps it.
+        let stdout = String::from_utf8_lossy(&out.stdout);
+        let dir = match stdout.lines().find_map(|l| l.split_once("state in ")) {
+            Some((_, d)) => PathBuf::from(d.trim()),
+            None => match std::env::var_os("IKEDA_LAB_DIR") {
+                Some(d) => PathBuf::from(d).join(format!("lab-{name}")),
+                None => PathBuf::from(format!("/var/lib/ikeda/lab-{name}")),
+            },
         };
         let lab = Lab { name: name.clone(), dir };
         assert!(out.status.success(), "ikeda {} failed:\n{}{stderr}", args.join(" "), String::from_utf8_lossy(&out.stdout));

@@ -335,6 +335,11 @@ pub fn up(a: &UpArgs) -> Result<(), String> {
     let name = &a.name.name;
     check_name(name)?;
     EspAlgorithm::parse(&a.esp)?;
+    for (tool, pkg) in [("ip", "iproute2"), ("ping", "iputils-ping")] {
+        if sh(Command::new("sh").args(["-c", &format!("command -v {tool}")])).is_err() {
+            return Err(format!("'{tool}' is not installed (Debian package {pkg}); scripts/test.sh installs everything the lab uses"));
+        }
+    }
     let prefix = ns_name(name, "");
     if netns_list().iter().any(|n| n.starts_with(&prefix)) {
         return Err(format!("lab '{name}' is already up (namespaces {prefix}*); run `ikeda lab down --name {name}` first"));
