@@ -26,8 +26,11 @@ use serde_json::{json, Value};
 use std::collections::BTreeMap;
 use std::fs;
 use std::io::{BufRead, BufReader};
+use std::net::{SocketAddr, UdpSocket};
+use std::os::fd::AsRawFd;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::mpsc;
 use std::sync::{Arc, Condvar, Mutex, OnceLock};
 use std::time::{Duration, Instant};
@@ -92,7 +95,8 @@ impl Case {
 
 // ---- preconditions ----------------------------------------------------------
 
-/// Ok(true): go on; Ok(false): explicitly allowed to skip; Err: fail.
+/// true: go on; false: not root and IKEDA_ALLOW_NO_ROOT=1 (skip, said
+/// loudly). Panics without root otherwise, or without tshark.
 fn preconditions() -> bool {
     if unsafe { libc::geteuid() } != 0 {
         if std::env::var("IKEDA_ALLOW_NO_ROOT").as_deref() == Ok("1") {
@@ -298,41 +302,94 @@ fn signal_and_wait(child: &mut Child, sig: i32, timeout: Duration) -> bool {
 }
 
 impl Capture {
-    fn start(ns: &str, file: &Path) -> Capture {
+    /// Start tshark on `ns`'s wan0 and return once it demonstrably captures:
+    /// "Capturing on" comes before the capture socket sees packets, so
+    /// RFC 3948 NAT-keepalives (one 0xFF byte to UDP 4500, which every
+    /// peer ignores) are sent from `probe_ns` to `probe_dst` until tshark
+    /// reports a captured packet (-P prints one line per packet).
+    fn start(ns: &str, file: &Path, probe_ns: &str, probe_dst: SocketAddr) -> Capture {
         // `ip netns exec` execs tshark, so the child's PID is tshark's.
         let mut child = Command::new("ip")
-            .args(["netns", "exec", ns, "tshark", "-i", "wan0", "-n", "-F", "pcap", "-w"])
+            .args(["netns", "exec", ns, "tshark", "-i", "wan0", "-n", "-l", "-P", "-F", "pcap", "-w"])
             .arg(file)
             .args(["-f", "esp or udp port 4500"])
             .stdin(Stdio::null())
-            .stdout(Stdio::null())
+            .stdout(Stdio::piped())
             .stderr(Stdio::piped())
             .spawn()
             .expect("starting tshark");
         let stderr = Arc::new(Mutex::new(String::new()));
         let (tx, rx) = mpsc::channel();
-        let pipe = child.stderr.take().unwrap();
         let acc = stderr.clone();
+        let (pipe, tx2) = (child.stderr.take().unwrap(), tx.clone());
         std::thread::spawn(move || {
             for line in BufReader::new(pipe).lines() {
                 let Ok(line) = line else { break };
                 if line.contains("Capturing on") {
-                    let _ = tx.send(true);
+                    let _ = tx2.send("capturing");
                 }
                 let mut s = acc.lock().unwrap_or_else(|e| e.into_inner());
                 s.push_str(&line);
                 s.push('\n');
             }
-            let _ = tx.send(false);
+            let _ = tx2.send("exited");
+        });
+        let out = child.stdout.take().unwrap();
+        std::thread::spawn(move || {
+            // Keep draining, so tshark never blocks on a full pipe.
+            for line in BufReader::new(out).lines() {
+                if line.is_err() {
+                    break;
+                }
+                let _ = tx.send("packet");
+            }
         });
         let mut cap = Capture { child: Some(child), stderr };
+        let fail = |cap: &mut Capture, why: &str| -> ! {
+            cap.stop_now();
+            panic!("tshark in {ns} {why}:\n{}", cap.stderr.lock().unwrap_or_else(|e| e.into_inner()));
+        };
         match rx.recv_timeout(Duration::from_secs(20)) {
-            Ok(true) => {}
-            r => {
-                let why = if r.is_err() { "did not start capturing within 20 s" } else { "exited" };
-                cap.stop_now();
-                panic!("tshark in {ns} {why}:\n{}", cap.stderr.lock().unwrap());
+            Ok("capturing") => {}
+            Ok("packet") => fail(&mut cap, "printed a packet before 'Capturing on'"),
+            Ok(_) => fail(&mut cap, "exited"),
+            Err(_) => fail(&mut cap, "did not start capturing within 20 s"),
+        }
+        let stop = Arc::new(AtomicBool::new(false));
+        let prober = {
+            let (stop, probe_ns) = (stop.clone(), probe_ns.to_string());
+            std::thread::spawn(move || -> Result<u32, String> {
+                let f = fs::File::open(format!("/var/run/netns/{probe_ns}")).map_err(|e| format!("{probe_ns}: {e}"))?;
+                // SAFETY: setns(2) moves only this thread, which exits after.
+                if unsafe { libc::setns(f.as_raw_fd(), libc::CLONE_NEWNET) } != 0 {
+                    return Err(format!("setns {probe_ns}: {}", std::io::Error::last_os_error()));
+                }
+                let any: SocketAddr = if probe_dst.is_ipv6() { "[::]:0".parse().unwrap() } else { "0.0.0.0:0".parse().unwrap() };
+                let sock = UdpSocket::bind(any).map_err(|e| e.to_string())?;
+                let mut n = 0;
+                while !stop.load(Ordering::Relaxed) && n < 200 {
+                    sock.send_to(&[0xff], probe_dst).map_err(|e| format!("sending a keepalive to {probe_dst}: {e}"))?;
+                    n += 1;
+                    std::thread::sleep(Duration::from_millis(100));
+                }
+                Ok(n)
+            })
+        };
+        let seen = loop {
+            match rx.recv_timeout(Duration::from_secs(20)) {
+                Ok("packet") => break Ok(()),
+                Ok("capturing") => continue,
+                Ok(_) => break Err("exited"),
+                Err(_) => break Err("captured none of the keepalive probes within 20 s"),
             }
+        };
+        stop.store(true, Ordering::Relaxed);
+        let probes = prober.join().unwrap_or_else(|_| Err("probe thread panicked".into()));
+        if let Err(e) = &probes {
+            fail(&mut cap, &format!("could not be probed: {e}"));
+        }
+        if let Err(why) = seen {
+            fail(&mut cap, why);
         }
         cap
     }
@@ -567,17 +624,20 @@ fn tshark_decode(pcap: &Path, confdir: &Path) -> Vec<Seen> {
             Some("ipv6") if ip6s.len() == if outer_fam == "ipv6" { 2 } else { 1 } => Some((ip6s.last().unwrap().clone(), ip6d.last().unwrap().clone(), icmp(9))),
             _ => None,
         };
-        let (good, bad) = (truthy(f[10]), truthy(f[11]));
-        let spi = u32::from_str_radix(&strip0x(f[6]), 16).unwrap_or_else(|_| panic!("esp.spi {:?}", f[6]));
+        // The outer ESP header's fields come first; garbage from a wrong
+        // key can dissect as a further (nested) ESP header.
+        let first = |i: usize| f[i].split(',').next().unwrap_or("");
+        let (good, bad) = (truthy(first(10)), truthy(first(11)));
+        let spi = u32::from_str_radix(&strip0x(first(6)), 16).unwrap_or_else(|_| panic!("esp.spi {:?}", f[6]));
         seen.push(Seen {
             frame: f[0].parse().unwrap(),
             spi,
-            seq: f[7].parse().unwrap_or_else(|_| panic!("esp.sequence {:?}", f[7])),
+            seq: first(7).parse().unwrap_or_else(|_| panic!("esp.sequence {:?}", f[7])),
             outer,
             udp: protos.contains(&"udpencap"),
             ok: good && !bad && inner.is_some(),
             inner,
-            note: format!("icv_good={:?} icv_bad={:?} protocols={}", f[10], f[11], f[1]),
+            note: format!("icv_good={:?} icv_bad={:?} protocols={}", first(10), first(11), f[1]),
         });
     }
     seen
@@ -626,7 +686,8 @@ fn run_case(idx: usize, c: Case) {
     let tmp = TempDir::new(&lab.name);
     let pcap = tmp.0.join("wan.pcap");
 
-    let cap = Capture::start(&lab.ns("gw2"), &pcap);
+    let probe_dst = SocketAddr::new(c.wan()[1].parse().unwrap(), 4500);
+    let cap = Capture::start(&lab.ns("gw2"), &pcap, &lab.ns("gw1"), probe_dst);
     ping(&lab, "-4", HOST[1]);
     ping(&lab, "-6", HOST6[1]);
     std::thread::sleep(Duration::from_millis(200));

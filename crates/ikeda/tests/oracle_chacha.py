@@ -203,6 +203,8 @@ def process(sas, n, frame):
         return r
     try:
         pt = decrypt(sa, esp)
+        if len(pt) < 2:
+            raise ValueError("plaintext too short for the ESP trailer")
         padlen, nh = pt[-2], pt[-1]
         if padlen + 2 > len(pt):
             raise ValueError("pad length %d exceeds plaintext" % padlen)
