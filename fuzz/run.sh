@@ -1,0 +1,130 @@
+#!/usr/bin/env bash
+# Run every fuzz target for SECONDS each (default 30); exit non-zero if any
+# target crashes, panics, leaks, times out or fails to build.
+#
+#   fuzz/run.sh [SECONDS]
+#
+# Works on a stable toolchain: cargo-fuzz needs nightly-only flags
+# (-Zsanitizer=address, sanitizer coverage), which RUSTC_BOOTSTRAP=1 lets
+# stable rustc accept. Installs cargo-fuzz if it is missing. Seeds are
+# written into fuzz/corpus/<target>/ (git-ignored) on every run.
+#
+# Environment: FUZZ_TARGET_DIR (or CARGO_TARGET_DIR) to build elsewhere than
+# fuzz/target; FUZZ_SANITIZER (default "address"; "none" is faster);
+# FUZZ_ARGS for extra libFuzzer arguments.
+set -euo pipefail
+
+secs=${1:-30}
+case $secs in '' | *[!0-9]*) echo "usage: $0 [SECONDS]" >&2; exit 2 ;; esac
+
+fuzz_dir=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
+root=$(dirname "$fuzz_dir")
+cd "$root"
+
+export PATH="${CARGO_HOME:-$HOME/.cargo}/bin:$PATH"
+export RUSTC_BOOTSTRAP=1
+export CARGO_TERM_COLOR=never
+
+if ! cargo fuzz --version >/dev/null 2>&1; then
+    echo "== installing cargo-fuzz"
+    cargo install cargo-fuzz --locked
+fi
+
+target_dir=${FUZZ_TARGET_DIR:-${CARGO_TARGET_DIR:-}}
+unset CARGO_TARGET_DIR # cargo-fuzz must know where the binaries go
+opts=(--fuzz-dir "$fuzz_dir" --sanitizer "${FUZZ_SANITIZER:-address}")
+[ -n "$target_dir" ] && opts+=(--target-dir "$target_dir")
+
+# ---- seed corpus ----------------------------------------------------------
+seed() { # seed TARGET NAME PRINTF-FORMAT
+    mkdir -p "$fuzz_dir/corpus/$1"
+    printf "$3" >"$fuzz_dir/corpus/$1/seed-$2"
+}
+# IPv4/UDP 10.1.0.1:12345 -> 10.2.0.1:53, 4 bytes of data (32 bytes).
+v4='\x45\x00\x00\x20\x00\x00\x00\x00\x40\x11\x00\x00\x0a\x01\x00\x01\x0a\x02\x00\x01\x30\x39\x00\x35\x00\x0c\x00\x00abcd'
+# IPv6/ICMPv6 echo request 2001:db8::1 -> 2001:db8::2 (48 bytes).
+v6='\x60\x00\x00\x00\x00\x08\x3a\x40\x20\x01\x0d\xb8\x00\x00\x00\x00\x00\x00\x00\x00\x00\x00\x00\x01\x20\x01\x0d\xb8\x00\x00\x00\x00\x00\x00\x00\x00\x00\x00\x00\x02\x80\x00\x00\x00\x00\x01\x00\x01'
+# Byte 0 of an esp_decap input picks the algorithm (and ESN with 0x80).
+for i in 0 1 2 3 4 5 6; do
+    seed esp_decap "v4-$i" "\\x0$i$v4"
+    seed esp_decap "v6-esn-$i" "\\x8$i$v6"
+done
+seed esp_decap esp-header '\x00\x00\x00\x10\x00\x00\x00\x00\x01\x00\x00\x00\x00\x00\x00\x00\x01\x02\x03\x04\x05\x06\x07\x08\x09\x0a\x0b\x0c\x0d\x0e\x0f\x10\x11\x12\x13\x14\x15\x16\x17\x18\x19\x1a\x1b\x1c\x1d\x1e\x1f\x20'
+seed wire_ip v4 "$v4"
+seed wire_ip v6 "$v6"
+seed wire_ip ike '\x00\x00\x00\x00\x01\x02\x03\x04\x05\x06\x07\x08'
+seed wire_ip keepalive '\xff'
+seed wire_ip trailer '\x45\x00\x01\x02\x03\x04\x06\x04'
+mkdir -p "$fuzz_dir/corpus/config_parse"
+cat >"$fuzz_dir/corpus/config_parse/seed-good" <<'TOML'
+[daemon]
+tun = "ikeda0"
+mtu = 1400
+route_table = 220
+
+[[conn]]
+name = "site2"
+local_addr = "192.168.50.11"
+remote_addr = "192.168.50.12"
+encap = "udp"
+port = 4500
+esp = "aes128gcm16"
+esn = true
+replay_window = 1024
+local_ts = ["192.168.11.0/24", "2001:db8:11::/48"]
+remote_ts = ["192.168.12.0/24", "2001:db8:12::/48"]
+
+[[conn.policy]]
+local = "192.168.50.11"
+remote = "192.168.12.0/24"
+
+[[conn.policy]]
+local = "192.168.11.0/24"
+remote = "192.168.12.80-192.168.12.90"
+proto = "tcp"
+remote_port = "80"
+local_port = "1024-65535"
+
+[conn.manual]
+out = { spi = "0x1001", enc_key = "0x000102030405060708090a0b0c0d0e0f10111213" }
+in = { spi = 8193, enc_key = "0x101112131415161718191a1b1c1d1e1f20212223" }
+TOML
+cat >"$fuzz_dir/corpus/config_parse/seed-cbc" <<'TOML'
+[[conn]]
+name = "v6"
+local_addr = "2001:db8::1"
+remote_addr = "2001:db8::2"
+esp = "aes256-sha256"
+local_ts = ["10.1.0.0/16"]
+remote_ts = ["10.2.0.0/16"]
+[[conn.policy]]
+local = "10.1.0.1"
+remote = "10.2.0.0/16"
+proto = "icmp"
+[conn.manual]
+out = { spi = 4097, enc_key = "00:01:02:03:04:05:06:07:08:09:0a:0b:0c:0d:0e:0f:10:11:12:13:14:15:16:17:18:19:1a:1b:1c:1d:1e:1f", auth_key = "0x0001020304050607080910111213141516171819202122232425262728293031" }
+in = { spi = "0x2001", enc_key = "0x101112131415161718191a1b1c1d1e1f101112131415161718191a1b1c1d1e1f", auth_key = "0x0001020304050607080910111213141516171819202122232425262728293031" }
+TOML
+
+# ---- build and run ----------------------------------------------------------
+targets=$(cargo fuzz list --fuzz-dir "$fuzz_dir")
+echo "== building fuzz targets: $(echo $targets)"
+cargo fuzz build "${opts[@]}"
+
+failed=()
+for t in $targets; do
+    echo "== fuzzing $t for ${secs}s"
+    # The seed directory is the first corpus dir, so new inputs land there.
+    # shellcheck disable=SC2086
+    if ! cargo fuzz run "${opts[@]}" "$t" "$fuzz_dir/corpus/$t" -- \
+        -max_total_time="$secs" -timeout=20 -print_final_stats=1 ${FUZZ_ARGS:-} </dev/null; then
+        echo "!! $t FAILED (reproducer in $fuzz_dir/artifacts/$t/)" >&2
+        failed+=("$t")
+    fi
+done
+
+if [ ${#failed[@]} -gt 0 ]; then
+    echo "== FAILED: ${failed[*]}" >&2
+    exit 1
+fi
+echo "== all fuzz targets ran ${secs}s without a crash"
