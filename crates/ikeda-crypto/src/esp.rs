@@ -16,9 +16,7 @@
 
 use aws_lc_rs::aead::{self, Aad, LessSafeKey, Nonce, UnboundKey};
 use aws_lc_rs::{constant_time, hmac};
-use cbc::cipher::{
-    block_padding::NoPadding, BlockDecryptMut, BlockEncrypt, BlockEncryptMut, InnerIvInit,
-};
+use cbc::cipher::{block_padding::NoPadding, BlockDecryptMut, BlockEncrypt, BlockEncryptMut, InnerIvInit};
 use core::fmt;
 use core::ops::Range;
 
@@ -122,7 +120,9 @@ impl EspAlgorithm {
         match self {
             EspAlgorithm::AesGcm16 { key_bits } => format!("aes{key_bits}gcm16"),
             EspAlgorithm::ChaCha20Poly1305 => "chacha20poly1305".into(),
-            EspAlgorithm::AesCbc { key_bits, integ } => format!("aes{key_bits}-{}", integ.keyword()),
+            EspAlgorithm::AesCbc { key_bits, integ } => {
+                format!("aes{key_bits}-{}", integ.keyword())
+            }
         }
     }
 
@@ -132,10 +132,22 @@ impl EspAlgorithm {
             EspAlgorithm::AesGcm16 { key_bits: 128 },
             EspAlgorithm::AesGcm16 { key_bits: 256 },
             EspAlgorithm::ChaCha20Poly1305,
-            EspAlgorithm::AesCbc { key_bits: 128, integ: EspInteg::HmacSha1_96 },
-            EspAlgorithm::AesCbc { key_bits: 256, integ: EspInteg::HmacSha1_96 },
-            EspAlgorithm::AesCbc { key_bits: 128, integ: EspInteg::HmacSha256_128 },
-            EspAlgorithm::AesCbc { key_bits: 256, integ: EspInteg::HmacSha256_128 },
+            EspAlgorithm::AesCbc {
+                key_bits: 128,
+                integ: EspInteg::HmacSha1_96,
+            },
+            EspAlgorithm::AesCbc {
+                key_bits: 256,
+                integ: EspInteg::HmacSha1_96,
+            },
+            EspAlgorithm::AesCbc {
+                key_bits: 128,
+                integ: EspInteg::HmacSha256_128,
+            },
+            EspAlgorithm::AesCbc {
+                key_bits: 256,
+                integ: EspInteg::HmacSha256_128,
+            },
         ]
     }
 
@@ -202,7 +214,11 @@ impl fmt::Display for EspAlgorithm {
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum EspCryptoError {
     /// Key material of the wrong length (local misuse: config or KEYMAT).
-    BadKeyLength { what: &'static str, need: usize, have: usize },
+    BadKeyLength {
+        what: &'static str,
+        need: usize,
+        have: usize,
+    },
     /// The packet is too short for IV + ICV, or the ciphertext is not a
     /// whole number of blocks (malformed).
     BadLength,
@@ -224,14 +240,25 @@ impl fmt::Display for EspCryptoError {
 
 impl std::error::Error for EspCryptoError {}
 
+// Both variants hold expanded key schedules; boxing one would add a
+// pointer chase per packet for no gain.
+#[allow(clippy::large_enum_variant)]
 enum Aes {
     A128(aes::Aes128),
     A256(aes::Aes256),
 }
 
+#[allow(clippy::large_enum_variant)]
 enum Imp {
-    Aead { key: LessSafeKey, salt: [u8; AEAD_SALT_LEN] },
-    Cbc { aes: Aes, mac: hmac::Key, icv_len: usize },
+    Aead {
+        key: LessSafeKey,
+        salt: [u8; AEAD_SALT_LEN],
+    },
+    Cbc {
+        aes: Aes,
+        mac: hmac::Key,
+        icv_len: usize,
+    },
 }
 
 /// One direction's ESP cipher state, keyed. Stateless per packet (the
@@ -250,7 +277,11 @@ impl fmt::Debug for EspCipher {
 impl EspCipher {
     /// Key a cipher. `auth_key` is required for CBC and must be `None` or
     /// empty for AEAD.
-    pub fn new(alg: EspAlgorithm, enc_key: &SecretBytes, auth_key: Option<&SecretBytes>) -> Result<Self, EspCryptoError> {
+    pub fn new(
+        alg: EspAlgorithm,
+        enc_key: &SecretBytes,
+        auth_key: Option<&SecretBytes>,
+    ) -> Result<Self, EspCryptoError> {
         let check = |what, need, have| {
             if need == have {
                 Ok(())
@@ -269,11 +300,17 @@ impl EspCipher {
                     _ => &aead::CHACHA20_POLY1305,
                 };
                 let (key, salt) = k.split_at(k.len() - AEAD_SALT_LEN);
-                let unbound = UnboundKey::new(aead_alg, key)
-                    .map_err(|_| EspCryptoError::BadKeyLength { what: "encryption", need: 0, have: key.len() })?;
+                let unbound = UnboundKey::new(aead_alg, key).map_err(|_| EspCryptoError::BadKeyLength {
+                    what: "encryption",
+                    need: 0,
+                    have: key.len(),
+                })?;
                 let mut s = [0u8; AEAD_SALT_LEN];
                 s.copy_from_slice(salt);
-                Imp::Aead { key: LessSafeKey::new(unbound), salt: s }
+                Imp::Aead {
+                    key: LessSafeKey::new(unbound),
+                    salt: s,
+                }
             }
             EspAlgorithm::AesCbc { key_bits, integ } => {
                 use cbc::cipher::KeyInit;
@@ -283,7 +320,11 @@ impl EspCipher {
                     Aes::A256(aes::Aes256::new_from_slice(k).map_err(|_| EspCryptoError::BadLength)?)
                 };
                 let mac = hmac::Key::new(integ.hmac(), auth_key.map_or(&[][..], |a| a.expose()));
-                Imp::Cbc { aes, mac, icv_len: integ.icv_len() }
+                Imp::Cbc {
+                    aes,
+                    mac,
+                    icv_len: integ.icv_len(),
+                }
             }
         };
         Ok(EspCipher { alg, imp })
@@ -429,10 +470,13 @@ impl Aes {
 
     /// CBC decryption in place; `buf` is a whole number of blocks.
     fn cbc_decrypt(&self, iv: &[u8; AES_BLOCK], buf: &mut [u8]) {
-        let _ = match self {
-            Aes::A128(c) => cbc::Decryptor::<aes::Aes128>::inner_iv_init(c.clone(), iv.into()).decrypt_padded_mut::<NoPadding>(buf),
-            Aes::A256(c) => cbc::Decryptor::<aes::Aes256>::inner_iv_init(c.clone(), iv.into()).decrypt_padded_mut::<NoPadding>(buf),
-        };
+        let _ =
+            match self {
+                Aes::A128(c) => cbc::Decryptor::<aes::Aes128>::inner_iv_init(c.clone(), iv.into())
+                    .decrypt_padded_mut::<NoPadding>(buf),
+                Aes::A256(c) => cbc::Decryptor::<aes::Aes256>::inner_iv_init(c.clone(), iv.into())
+                    .decrypt_padded_mut::<NoPadding>(buf),
+            };
     }
 }
 
@@ -463,12 +507,19 @@ mod tests {
     fn rfc3602_case1_aes_cbc() {
         // RFC 3602 §4, Case #1: one block with AES-CBC-128.
         use cbc::cipher::KeyInit;
-        let k = [0x06, 0xa9, 0x21, 0x40, 0x36, 0xb8, 0xa1, 0x5b, 0x51, 0x2e, 0x03, 0xd5, 0x34, 0x12, 0x00, 0x06];
-        let iv = [0x3d, 0xaf, 0xba, 0x42, 0x9d, 0x9e, 0xb4, 0x30, 0xb4, 0x22, 0xda, 0x80, 0x2c, 0x9f, 0xac, 0x41];
+        let k = [
+            0x06, 0xa9, 0x21, 0x40, 0x36, 0xb8, 0xa1, 0x5b, 0x51, 0x2e, 0x03, 0xd5, 0x34, 0x12, 0x00, 0x06,
+        ];
+        let iv = [
+            0x3d, 0xaf, 0xba, 0x42, 0x9d, 0x9e, 0xb4, 0x30, 0xb4, 0x22, 0xda, 0x80, 0x2c, 0x9f, 0xac, 0x41,
+        ];
         let aes = Aes::A128(aes::Aes128::new_from_slice(&k).unwrap());
         let mut buf = *b"Single block msg";
         aes.cbc_encrypt(&iv, &mut buf);
-        assert_eq!(buf, [0xe3, 0x53, 0x77, 0x9c, 0x10, 0x79, 0xae, 0xb8, 0x27, 0x08, 0x94, 0x2d, 0xbe, 0x77, 0x18, 0x1a]);
+        assert_eq!(
+            buf,
+            [0xe3, 0x53, 0x77, 0x9c, 0x10, 0x79, 0xae, 0xb8, 0x27, 0x08, 0x94, 0x2d, 0xbe, 0x77, 0x18, 0x1a]
+        );
         aes.cbc_decrypt(&iv, &mut buf);
         assert_eq!(&buf, b"Single block msg");
     }
@@ -478,7 +529,10 @@ mod tests {
         // RFC 2202 test case 2 ("Jefe"), truncated to 96 bits as RFC 2404 does.
         let k = hmac::Key::new(hmac::HMAC_SHA1_FOR_LEGACY_USE_ONLY, b"Jefe");
         let t = hmac::sign(&k, b"what do ya want for nothing?");
-        assert_eq!(&t.as_ref()[..12], &[0xef, 0xfc, 0xdf, 0x6a, 0xe5, 0xeb, 0x2f, 0xa2, 0xd2, 0x74, 0x16, 0xd5]);
+        assert_eq!(
+            &t.as_ref()[..12],
+            &[0xef, 0xfc, 0xdf, 0x6a, 0xe5, 0xeb, 0x2f, 0xa2, 0xd2, 0x74, 0x16, 0xd5]
+        );
     }
 
     #[test]
@@ -509,11 +563,19 @@ mod tests {
             for i in [0usize, 5, 8, 8 + alg.iv_len(), p.len() - 1] {
                 let mut t = p.clone();
                 t[i] ^= 0x01;
-                assert_eq!(c.open(1 << 32 | 7, true, &mut t), Err(EspCryptoError::IcvMismatch), "{alg} byte {i}");
+                assert_eq!(
+                    c.open(1 << 32 | 7, true, &mut t),
+                    Err(EspCryptoError::IcvMismatch),
+                    "{alg} byte {i}"
+                );
             }
             // Same bytes, different (inferred) high half: must not verify.
             let mut t = p.clone();
-            assert_eq!(c.open(2 << 32 | 7, true, &mut t), Err(EspCryptoError::IcvMismatch), "{alg} esn");
+            assert_eq!(
+                c.open(2 << 32 | 7, true, &mut t),
+                Err(EspCryptoError::IcvMismatch),
+                "{alg} esn"
+            );
             let mut t = p.clone();
             assert!(c.open(1 << 32 | 7, true, &mut t).is_ok());
         }
@@ -533,15 +595,27 @@ mod tests {
 
     #[test]
     fn parse_proposals() {
-        assert_eq!(EspAlgorithm::parse("aes128gcm16").unwrap(), EspAlgorithm::AesGcm16 { key_bits: 128 });
-        assert_eq!(EspAlgorithm::parse("AES256GCM128").unwrap(), EspAlgorithm::AesGcm16 { key_bits: 256 });
+        assert_eq!(
+            EspAlgorithm::parse("aes128gcm16").unwrap(),
+            EspAlgorithm::AesGcm16 { key_bits: 128 }
+        );
+        assert_eq!(
+            EspAlgorithm::parse("AES256GCM128").unwrap(),
+            EspAlgorithm::AesGcm16 { key_bits: 256 }
+        );
         assert_eq!(
             EspAlgorithm::parse("aes256-sha256").unwrap(),
-            EspAlgorithm::AesCbc { key_bits: 256, integ: EspInteg::HmacSha256_128 }
+            EspAlgorithm::AesCbc {
+                key_bits: 256,
+                integ: EspInteg::HmacSha256_128
+            }
         );
         assert_eq!(
             EspAlgorithm::parse("aes128cbc-sha1").unwrap(),
-            EspAlgorithm::AesCbc { key_bits: 128, integ: EspInteg::HmacSha1_96 }
+            EspAlgorithm::AesCbc {
+                key_bits: 128,
+                integ: EspInteg::HmacSha1_96
+            }
         );
         for a in EspAlgorithm::all() {
             assert_eq!(EspAlgorithm::parse(&a.name()).unwrap(), a);
@@ -557,7 +631,10 @@ mod tests {
             EspCipher::new(alg, &key(16, 0), None),
             Err(EspCryptoError::BadKeyLength { need: 20, have: 16, .. })
         ));
-        let alg = EspAlgorithm::AesCbc { key_bits: 128, integ: EspInteg::HmacSha1_96 };
+        let alg = EspAlgorithm::AesCbc {
+            key_bits: 128,
+            integ: EspInteg::HmacSha1_96,
+        };
         assert!(EspCipher::new(alg, &key(16, 0), None).is_err());
     }
 }

@@ -17,9 +17,8 @@ impl SecretBytes {
     pub fn from_hex(s: &str) -> Result<Self, &'static str> {
         let s = s.trim();
         let s = s.strip_prefix("0x").or_else(|| s.strip_prefix("0X")).unwrap_or(s);
-        let digits: Zeroizing<Vec<u8>> =
-            Zeroizing::new(s.bytes().filter(|b| *b != b':' && *b != b'_').collect());
-        if digits.len() % 2 != 0 {
+        let digits: Zeroizing<Vec<u8>> = Zeroizing::new(s.bytes().filter(|b| *b != b':' && *b != b'_').collect());
+        if !digits.len().is_multiple_of(2) {
             return Err("odd number of hex digits");
         }
         let mut out = Vec::with_capacity(digits.len() / 2);

@@ -40,7 +40,11 @@ fn key(n: usize, seed: u8) -> SecretBytes {
 /// One direction's parameters; the receiver's selectors mirror the sender's
 /// (packets go 10.1.0.0/16 -> 10.2.0.0/16).
 fn params(alg: EspAlgorithm, receiver: bool) -> SaParams {
-    let (l, r) = if receiver { ("10.2.0.0/16", "10.1.0.0/16") } else { ("10.1.0.0/16", "10.2.0.0/16") };
+    let (l, r) = if receiver {
+        ("10.2.0.0/16", "10.1.0.0/16")
+    } else {
+        ("10.1.0.0/16", "10.2.0.0/16")
+    };
     SaParams {
         spi: 0x1001,
         algorithm: alg,
@@ -51,15 +55,32 @@ fn params(alg: EspAlgorithm, receiver: bool) -> SaParams {
         local: "192.0.2.1:4500".parse().unwrap(),
         remote: "192.0.2.2:4500".parse().unwrap(),
         encap: Encap::Udp,
-        selectors: vec![Selector::new(AddrRange::parse(l).unwrap(), AddrRange::parse(r).unwrap())],
+        selectors: vec![Selector::new(
+            AddrRange::parse(l).unwrap(),
+            AddrRange::parse(r).unwrap(),
+        )],
     }
 }
 
 /// An IPv4/UDP packet of exactly `size` bytes.
 fn inner_packet(size: usize) -> Vec<u8> {
     let mut udp: Vec<u8> = (0..size - 20).map(|i| i as u8).collect();
-    udp[..8].copy_from_slice(&[0x30, 0x39, 0x00, 0x35, ((size - 20) >> 8) as u8, (size - 20) as u8, 0, 0]);
-    let p = build_ipv4(Ipv4Addr::new(10, 1, 0, 1), Ipv4Addr::new(10, 2, 0, 1), IpProtocol::UDP, &udp);
+    udp[..8].copy_from_slice(&[
+        0x30,
+        0x39,
+        0x00,
+        0x35,
+        ((size - 20) >> 8) as u8,
+        (size - 20) as u8,
+        0,
+        0,
+    ]);
+    let p = build_ipv4(
+        Ipv4Addr::new(10, 1, 0, 1),
+        Ipv4Addr::new(10, 2, 0, 1),
+        IpProtocol::UDP,
+        &udp,
+    );
     assert_eq!(p.len(), size);
     p
 }
@@ -215,11 +236,19 @@ fn main() {
     }
     println!();
     for (i, &size) in SIZES.iter().enumerate() {
-        let ratio = if gcm128[i] > 0.0 { format!("{:.2}", gcm128[i] / raw[i]) } else { "n/a".into() };
+        let ratio = if gcm128[i] > 0.0 {
+            format!("{:.2}", gcm128[i] / raw[i])
+        } else {
+            "n/a".into()
+        };
         println!(
             "size {size:>4}: encap(aes128gcm16)/raw GCM = {ratio}; inner-packet copy (included in encap) = {:.1} ns",
             copy[i]
         );
     }
-    println!("(median of {RUNS} runs of ~{} ms each; total {:.1} s)", RUN_TIME.as_millis(), started.elapsed().as_secs_f64());
+    println!(
+        "(median of {RUNS} runs of ~{} ms each; total {:.1} s)",
+        RUN_TIME.as_millis(),
+        started.elapsed().as_secs_f64()
+    );
 }

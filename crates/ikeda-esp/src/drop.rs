@@ -84,7 +84,11 @@ impl DropCounters {
 
     /// Non-zero counters, by name.
     pub fn nonzero(&self) -> Vec<(&'static str, u64)> {
-        DropReason::ALL.iter().map(|r| (r.name(), self.get(*r))).filter(|(_, n)| *n > 0).collect()
+        DropReason::ALL
+            .iter()
+            .map(|r| (r.name(), self.get(*r)))
+            .filter(|(_, n)| *n > 0)
+            .collect()
     }
 
     pub fn total(&self) -> u64 {

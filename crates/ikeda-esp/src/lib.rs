@@ -46,21 +46,35 @@ pub struct Outbound {
 
 impl Outbound {
     pub fn new(spd: Spd, sas: Vec<Option<OutboundSa>>) -> Self {
-        Outbound { spd, sas, drops: Arc::default() }
+        Outbound {
+            spd,
+            sas,
+            drops: Arc::default(),
+        }
     }
 
     /// Largest head and tail room any SA needs, for sizing buffers.
     pub fn max_room(&self) -> Room {
-        self.sas.iter().flatten().map(|s| s.room()).fold(Room { head: 0, tail: 0 }, |a, r| Room {
-            head: a.head.max(r.head),
-            tail: a.tail.max(r.tail),
-        })
+        self.sas
+            .iter()
+            .flatten()
+            .map(|s| s.room())
+            .fold(Room { head: 0, tail: 0 }, |a, r| Room {
+                head: a.head.max(r.head),
+                tail: a.tail.max(r.tail),
+            })
     }
 
     /// Choose the SA for the inner packet at `buf[off..off + len]` and
     /// encapsulate it in place. Returns the ESP packet's range and where it
     /// goes.
-    pub fn process(&mut self, buf: &mut [u8], off: usize, len: usize, now_ms: u64) -> Result<(Range<usize>, Destination), DropReason> {
+    pub fn process(
+        &mut self,
+        buf: &mut [u8],
+        off: usize,
+        len: usize,
+        now_ms: u64,
+    ) -> Result<(Range<usize>, Destination), DropReason> {
         let r = self.process_inner(buf, off, len, now_ms);
         if let Err(e) = r {
             self.drops.bump(e);
@@ -68,7 +82,13 @@ impl Outbound {
         r
     }
 
-    fn process_inner(&mut self, buf: &mut [u8], off: usize, len: usize, now_ms: u64) -> Result<(Range<usize>, Destination), DropReason> {
+    fn process_inner(
+        &mut self,
+        buf: &mut [u8],
+        off: usize,
+        len: usize,
+        now_ms: u64,
+    ) -> Result<(Range<usize>, Destination), DropReason> {
         let inner = buf.get(off..off + len).ok_or(DropReason::TooBig)?;
         let key = ip::flow_key(inner).map_err(|_| DropReason::NotIp)?;
         let policy = self.spd.lookup(&key).ok_or(DropReason::NoPolicy)?;
@@ -78,7 +98,14 @@ impl Outbound {
         };
         let sa = self.sas.get_mut(idx).and_then(|s| s.as_mut()).ok_or(DropReason::NoSa)?;
         let range = sa.encapsulate(buf, off, len, now_ms)?;
-        Ok((range, Destination { remote: sa.remote, local: sa.local, encap: sa.encap }))
+        Ok((
+            range,
+            Destination {
+                remote: sa.remote,
+                local: sa.local,
+                encap: sa.encap,
+            },
+        ))
     }
 }
 
@@ -91,7 +118,10 @@ pub struct Inbound {
 
 impl Inbound {
     pub fn new(sas: impl IntoIterator<Item = InboundSa>) -> Self {
-        Inbound { sad: sas.into_iter().map(|s| (s.spi, s)).collect(), drops: Arc::default() }
+        Inbound {
+            sad: sas.into_iter().map(|s| (s.spi, s)).collect(),
+            drops: Arc::default(),
+        }
     }
 
     /// Look up the SA by SPI and decapsulate `pkt` (from the SPI on) in

@@ -50,7 +50,11 @@ impl ReplayWindow {
     pub fn new(size: u32) -> Self {
         let size = (size.clamp(1, MAX_WINDOW) as u64).div_ceil(BLOCK_BITS) * BLOCK_BITS;
         let blocks = (size / BLOCK_BITS + 1) as usize;
-        ReplayWindow { window: size, top: 0, bitmap: vec![0; blocks].into_boxed_slice() }
+        ReplayWindow {
+            window: size,
+            top: 0,
+            bitmap: vec![0; blocks].into_boxed_slice(),
+        }
     }
 
     pub fn size(&self) -> u32 {
@@ -78,7 +82,11 @@ impl ReplayWindow {
         let bottom = tl.wrapping_sub(w as u32).wrapping_add(1);
         let seqh = if tl as u64 >= w - 1 {
             // Case A: the window lies within one sequence number subspace.
-            if seq_lo >= bottom { th } else { th.wrapping_add(1) }
+            if seq_lo >= bottom {
+                th
+            } else {
+                th.wrapping_add(1)
+            }
         } else {
             // Case B: the window spans two subspaces.
             if seq_lo >= bottom {

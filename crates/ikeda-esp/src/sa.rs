@@ -118,7 +118,10 @@ impl OutboundSa {
 
     pub fn room(&self) -> Room {
         let a = self.cipher.algorithm();
-        Room { head: HEADER_LEN + a.iv_len(), tail: a.block_align() - 1 + esp::TRAILER_LEN + a.icv_len() }
+        Room {
+            head: HEADER_LEN + a.iv_len(),
+            tail: a.block_align() - 1 + esp::TRAILER_LEN + a.icv_len(),
+        }
     }
 
     /// True once the sequence number space is used up; the SA then sends
@@ -131,7 +134,13 @@ impl OutboundSa {
     /// `off` must leave `room().head` bytes in front, and `buf` must have
     /// `room().tail` bytes after the packet. Returns the range of the ESP
     /// packet in `buf`. `now_ms` stamps the last-packet time.
-    pub fn encapsulate(&mut self, buf: &mut [u8], off: usize, len: usize, now_ms: u64) -> Result<Range<usize>, DropReason> {
+    pub fn encapsulate(
+        &mut self,
+        buf: &mut [u8],
+        off: usize,
+        len: usize,
+        now_ms: u64,
+    ) -> Result<Range<usize>, DropReason> {
         let r = self.encapsulate_inner(buf, off, len, now_ms);
         if let Err(e) = r {
             self.stats.drops.bump(e);
@@ -139,7 +148,13 @@ impl OutboundSa {
         r
     }
 
-    fn encapsulate_inner(&mut self, buf: &mut [u8], off: usize, len: usize, now_ms: u64) -> Result<Range<usize>, DropReason> {
+    fn encapsulate_inner(
+        &mut self,
+        buf: &mut [u8],
+        off: usize,
+        len: usize,
+        now_ms: u64,
+    ) -> Result<Range<usize>, DropReason> {
         let alg = self.cipher.algorithm();
         if off.checked_add(len).is_none_or(|e| e > buf.len()) {
             return Err(DropReason::TooBig);
@@ -166,7 +181,9 @@ impl OutboundSa {
         Trailer::emit(&mut buf[off + len..trailer_end], next_header);
         // The header is 8 bytes; emit_header cannot fail on this slice.
         let _ = esp::emit_header(&mut buf[start..start + HEADER_LEN], self.spi, seq as u32);
-        self.cipher.seal(seq, self.esn, &mut buf[start..end]).map_err(|_| DropReason::TooBig)?;
+        self.cipher
+            .seal(seq, self.esn, &mut buf[start..end])
+            .map_err(|_| DropReason::TooBig)?;
         self.seq = seq;
         self.stats.count(len, seq, now_ms);
         Ok(start..end)
@@ -235,7 +252,11 @@ impl InboundSa {
         if pkt.len() < HEADER_LEN + alg.iv_len() + alg.icv_len() + esp::TRAILER_LEN {
             return Err(DropReason::Truncated);
         }
-        let seq = if self.esn { self.replay.infer_seq(seq_lo) } else { seq_lo as u64 };
+        let seq = if self.esn {
+            self.replay.infer_seq(seq_lo)
+        } else {
+            seq_lo as u64
+        };
         self.replay.check(seq).map_err(|e| match e {
             crate::replay::ReplayError::Replayed => DropReason::Replayed,
             _ => DropReason::ReplayTooOld,

@@ -31,8 +31,14 @@ impl AddrRange {
     pub fn parse(s: &str) -> Result<AddrRange, String> {
         let s = s.trim();
         if let Some((a, b)) = s.split_once('-') {
-            let start: IpAddr = a.trim().parse().map_err(|_| format!("bad address '{a}' in range '{s}'"))?;
-            let end: IpAddr = b.trim().parse().map_err(|_| format!("bad address '{b}' in range '{s}'"))?;
+            let start: IpAddr = a
+                .trim()
+                .parse()
+                .map_err(|_| format!("bad address '{a}' in range '{s}'"))?;
+            let end: IpAddr = b
+                .trim()
+                .parse()
+                .map_err(|_| format!("bad address '{b}' in range '{s}'"))?;
             if start.is_ipv4() != end.is_ipv4() || to_u128(start) > to_u128(end) {
                 return Err(format!("range '{s}' is empty or mixes address families"));
             }
@@ -45,14 +51,25 @@ impl AddrRange {
         let addr: IpAddr = addr.parse().map_err(|_| format!("bad address '{addr}' in '{s}'"))?;
         let bits = if addr.is_ipv4() { 32 } else { 128 };
         let len: u32 = match len {
-            Some(l) => l.parse().ok().filter(|l| *l <= bits).ok_or_else(|| format!("bad prefix length in '{s}'"))?,
+            Some(l) => l
+                .parse()
+                .ok()
+                .filter(|l| *l <= bits)
+                .ok_or_else(|| format!("bad prefix length in '{s}'"))?,
             None => bits,
         };
         let host_bits = bits - len;
-        let mask: u128 = if host_bits == 128 { u128::MAX } else { (1u128 << host_bits) - 1 };
+        let mask: u128 = if host_bits == 128 {
+            u128::MAX
+        } else {
+            (1u128 << host_bits) - 1
+        };
         let a = to_u128(addr);
         if a & mask != 0 {
-            return Err(format!("'{s}' has host bits set (did you mean {}?)", Self::fmt_prefix(addr, a & !mask, len)));
+            return Err(format!(
+                "'{s}' has host bits set (did you mean {}?)",
+                Self::fmt_prefix(addr, a & !mask, len)
+            ));
         }
         let (start, end) = (a & !mask, a | mask);
         let mk = |v: u128| -> IpAddr {
@@ -61,7 +78,10 @@ impl AddrRange {
                 IpAddr::V6(_) => IpAddr::V6(v.into()),
             }
         };
-        Ok(AddrRange { start: mk(start), end: mk(end) })
+        Ok(AddrRange {
+            start: mk(start),
+            end: mk(end),
+        })
     }
 
     fn fmt_prefix(addr: IpAddr, v: u128, len: u32) -> String {
@@ -104,7 +124,10 @@ impl AddrRange {
             while size_bits > 0 && (size_bits >= 128 || s.checked_add((1u128 << size_bits) - 1).is_none_or(|x| x > e)) {
                 size_bits -= 1;
             }
-            let r = AddrRange { start: self.mk(s), end: self.mk(s + ((1u128 << size_bits) - 1)) };
+            let r = AddrRange {
+                start: self.mk(s),
+                end: self.mk(s + ((1u128 << size_bits) - 1)),
+            };
             out.push(format!("{}/{}", r.start, bits - size_bits));
             let last = s + ((1u128 << size_bits) - 1);
             if last >= e {
@@ -126,7 +149,9 @@ impl AddrRange {
 impl fmt::Display for AddrRange {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self.prefix_len() {
-            Some(l) if (self.is_ipv4() && l == 32) || (!self.is_ipv4() && l == 128) => write!(f, "{}", self.start),
+            Some(l) if (self.is_ipv4() && l == 32) || (!self.is_ipv4() && l == 128) => {
+                write!(f, "{}", self.start)
+            }
             Some(l) => write!(f, "{}/{l}", self.start),
             None => write!(f, "{}-{}", self.start, self.end),
         }
@@ -148,7 +173,13 @@ pub struct Selector {
 
 impl Selector {
     pub fn new(local: AddrRange, remote: AddrRange) -> Self {
-        Selector { local, remote, protocol: None, local_ports: (0, 65535), remote_ports: (0, 65535) }
+        Selector {
+            local,
+            remote,
+            protocol: None,
+            local_ports: (0, 65535),
+            remote_ports: (0, 65535),
+        }
     }
 
     fn ports_any(p: (u16, u16)) -> bool {
@@ -200,7 +231,15 @@ impl fmt::Display for Selector {
             }
         };
         let proto = self.protocol.map(|p| format!(" {p}")).unwrap_or_default();
-        write!(f, "{}{} === {}{}{}", self.local, ports(self.local_ports), self.remote, ports(self.remote_ports), proto)
+        write!(
+            f,
+            "{}{} === {}{}{}",
+            self.local,
+            ports(self.local_ports),
+            self.remote,
+            ports(self.remote_ports),
+            proto
+        )
     }
 }
 
@@ -219,20 +258,28 @@ mod tests {
         assert_eq!(AddrRange::parse("0.0.0.0/0").unwrap().prefix_len(), Some(0));
         assert_eq!(AddrRange::parse("::/0").unwrap().prefix_len(), Some(0));
         assert_eq!(AddrRange::parse("2001:db8::/32").unwrap().to_string(), "2001:db8::/32");
-        assert!(AddrRange::parse("192.168.11.1/24").unwrap_err().contains("192.168.11.0/24"));
+        assert!(AddrRange::parse("192.168.11.1/24")
+            .unwrap_err()
+            .contains("192.168.11.0/24"));
         assert!(AddrRange::parse("10.0.0.9-10.0.0.1").is_err());
         assert!(AddrRange::parse("10.0.0.1-::1").is_err());
         assert!(AddrRange::parse("10.0.0.0/33").is_err());
         let r = AddrRange::parse("10.0.0.1-10.0.0.6").unwrap();
         assert_eq!(r.to_string(), "10.0.0.1-10.0.0.6");
-        assert_eq!(r.to_cidrs(), vec!["10.0.0.1/32", "10.0.0.2/31", "10.0.0.4/31", "10.0.0.6/32"]);
+        assert_eq!(
+            r.to_cidrs(),
+            vec!["10.0.0.1/32", "10.0.0.2/31", "10.0.0.4/31", "10.0.0.6/32"]
+        );
         assert_eq!(AddrRange::parse("0.0.0.0/0").unwrap().to_cidrs(), vec!["0.0.0.0/0"]);
         assert_eq!(AddrRange::parse("::/0").unwrap().to_cidrs(), vec!["::/0"]);
     }
 
     #[test]
     fn matching_directions_protocols_ports() {
-        let mut s = Selector::new(AddrRange::parse("192.168.11.0/24").unwrap(), AddrRange::parse("192.168.12.0/24").unwrap());
+        let mut s = Selector::new(
+            AddrRange::parse("192.168.11.0/24").unwrap(),
+            AddrRange::parse("192.168.12.0/24").unwrap(),
+        );
         let tcp = |src: [u8; 4], dst: [u8; 4], sp: u16, dp: u16| {
             let mut l4 = vec![0u8; 20];
             l4[0..2].copy_from_slice(&sp.to_be_bytes());

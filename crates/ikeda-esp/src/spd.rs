@@ -30,7 +30,12 @@ pub struct Policy {
 
 impl Policy {
     pub fn new(name: impl Into<String>, selector: Selector, action: PolicyAction) -> Self {
-        Policy { name: name.into(), selector, action, hits: Arc::new(AtomicU64::new(0)) }
+        Policy {
+            name: name.into(),
+            selector,
+            action,
+            hits: Arc::new(AtomicU64::new(0)),
+        }
     }
 }
 

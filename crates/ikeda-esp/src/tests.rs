@@ -33,7 +33,15 @@ fn mirror(s: &[Selector]) -> Vec<Selector> {
     s.iter().map(|s| Selector::new(s.remote, s.local)).collect()
 }
 
-fn params(alg: EspAlgorithm, spi: u32, seed: u8, esn: bool, local: &str, remote: &str, selectors: Vec<Selector>) -> SaParams {
+fn params(
+    alg: EspAlgorithm,
+    spi: u32,
+    seed: u8,
+    esn: bool,
+    local: &str,
+    remote: &str,
+    selectors: Vec<Selector>,
+) -> SaParams {
     SaParams {
         spi,
         algorithm: alg,
@@ -60,10 +68,19 @@ fn pair(alg: EspAlgorithm, esn: bool) -> (Gw, Gw) {
     let mk = |spi_out, spi_in, seed_out, seed_in, local, remote, sels: Vec<Selector>| {
         let o = OutboundSa::new(&params(alg, spi_out, seed_out, esn, local, remote, sels.clone())).unwrap();
         let i = InboundSa::new(&params(alg, spi_in, seed_in, esn, local, remote, sels.clone())).unwrap();
-        let pol = sels.iter().map(|s| Policy::new("site", s.clone(), PolicyAction::Protect { sa: 0 })).collect();
-        Gw { out: Outbound::new(Spd::new(pol), vec![Some(o)]), inb: Inbound::new([i]) }
+        let pol = sels
+            .iter()
+            .map(|s| Policy::new("site", s.clone(), PolicyAction::Protect { sa: 0 }))
+            .collect();
+        Gw {
+            out: Outbound::new(Spd::new(pol), vec![Some(o)]),
+            inb: Inbound::new([i]),
+        }
     };
-    (mk(0x1001, 0x2001, 1, 2, GW1, GW2, s1), mk(0x2001, 0x1001, 2, 1, GW2, GW1, s2))
+    (
+        mk(0x1001, 0x2001, 1, 2, GW1, GW2, s1),
+        mk(0x2001, 0x1001, 2, 1, GW2, GW1, s2),
+    )
 }
 
 fn icmp(src: [u8; 4], dst: [u8; 4], n: usize) -> Vec<u8> {
@@ -101,7 +118,12 @@ fn every_algorithm_carries_v4_and_v6_both_ways_at_many_sizes() {
                 let (esp, _) = send(&mut b, &back).unwrap();
                 assert_eq!(recv(&mut a, &esp).unwrap(), back);
             }
-            let p6 = build_ipv6("2001:db8:11::11".parse().unwrap(), "2001:db8:12::12".parse().unwrap(), IpProtocol::ICMPV6, &[128, 0, 0, 0, 1, 2]);
+            let p6 = build_ipv6(
+                "2001:db8:11::11".parse().unwrap(),
+                "2001:db8:12::12".parse().unwrap(),
+                IpProtocol::ICMPV6,
+                &[128, 0, 0, 0, 1, 2],
+            );
             let (esp, _) = send(&mut a, &p6).unwrap();
             assert_eq!(recv(&mut b, &esp).unwrap(), p6);
             let sa = b.inb.sad.get(&0x1001).unwrap();
@@ -113,7 +135,10 @@ fn every_algorithm_carries_v4_and_v6_both_ways_at_many_sizes() {
 #[test]
 fn seed_policy_set_gateway_to_net_and_net_to_gateway() {
     let (mut a, mut b) = pair(EspAlgorithm::AesGcm16 { key_bits: 128 }, false);
-    for (src, dst) in [([192, 168, 50, 11], [192, 168, 12, 12]), ([192, 168, 11, 11], [192, 168, 50, 12])] {
+    for (src, dst) in [
+        ([192, 168, 50, 11], [192, 168, 12, 12]),
+        ([192, 168, 11, 11], [192, 168, 50, 12]),
+    ] {
         let p = icmp(src, dst, 8);
         let (esp, _) = send(&mut a, &p).unwrap();
         assert_eq!(recv(&mut b, &esp).unwrap(), p);
@@ -127,10 +152,19 @@ fn seed_policy_set_gateway_to_net_and_net_to_gateway() {
 #[test]
 fn discard_policy_and_missing_sa() {
     let (mut a, _) = pair(EspAlgorithm::AesGcm16 { key_bits: 128 }, false);
-    a.out.spd.policies.insert(0, Policy::new("block", sel("192.168.11.66", "0.0.0.0/0"), PolicyAction::Discard));
-    assert_eq!(send(&mut a, &icmp([192, 168, 11, 66], [192, 168, 12, 12], 8)).unwrap_err(), DropReason::PolicyDiscard);
+    a.out.spd.policies.insert(
+        0,
+        Policy::new("block", sel("192.168.11.66", "0.0.0.0/0"), PolicyAction::Discard),
+    );
+    assert_eq!(
+        send(&mut a, &icmp([192, 168, 11, 66], [192, 168, 12, 12], 8)).unwrap_err(),
+        DropReason::PolicyDiscard
+    );
     a.out.sas[0] = None;
-    assert_eq!(send(&mut a, &icmp([192, 168, 11, 11], [192, 168, 12, 12], 8)).unwrap_err(), DropReason::NoSa);
+    assert_eq!(
+        send(&mut a, &icmp([192, 168, 11, 11], [192, 168, 12, 12], 8)).unwrap_err(),
+        DropReason::NoSa
+    );
     assert_eq!(send(&mut a, b"\x00garbage").unwrap_err(), DropReason::NotIp);
     assert_eq!(a.out.drops.get(DropReason::PolicyDiscard), 1);
     assert_eq!(a.out.drops.get(DropReason::NoSa), 1);
@@ -145,7 +179,11 @@ fn bad_packets_are_dropped_with_a_reason_and_counted() {
         let (good, _) = send(&mut a, &p).unwrap();
         // truncated, at every length short of a minimal packet
         for n in 0..8 + alg.iv_len() + alg.icv_len() + 2 {
-            assert_eq!(recv(&mut b, &good[..n]).unwrap_err(), DropReason::Truncated, "{alg} n={n}");
+            assert_eq!(
+                recv(&mut b, &good[..n]).unwrap_err(),
+                DropReason::Truncated,
+                "{alg} n={n}"
+            );
         }
         // wrong SPI
         let mut w = good.clone();
@@ -155,7 +193,10 @@ fn bad_packets_are_dropped_with_a_reason_and_counted() {
         let mut g: Vec<u8> = (0..good.len()).map(|i| (i * 31) as u8).collect();
         g[..8].copy_from_slice(&good[..8]);
         let e = recv(&mut b, &g).unwrap_err();
-        assert!(matches!(e, DropReason::IcvMismatch | DropReason::BadCiphertextLength), "{alg}: {e}");
+        assert!(
+            matches!(e, DropReason::IcvMismatch | DropReason::BadCiphertextLength),
+            "{alg}: {e}"
+        );
         // tampered: flip one bit in the ciphertext, in the ICV
         for i in [8 + alg.iv_len() + 3, good.len() - 1] {
             let mut t = good.clone();
@@ -173,12 +214,21 @@ fn bad_packets_are_dropped_with_a_reason_and_counted() {
         }
         assert_eq!(recv(&mut b, &old).unwrap_err(), DropReason::ReplayTooOld);
         let d = &b.inb.drops;
-        for r in [DropReason::Truncated, DropReason::UnknownSpi, DropReason::IcvMismatch, DropReason::Replayed, DropReason::ReplayTooOld] {
+        for r in [
+            DropReason::Truncated,
+            DropReason::UnknownSpi,
+            DropReason::IcvMismatch,
+            DropReason::Replayed,
+            DropReason::ReplayTooOld,
+        ] {
             assert!(d.get(r) > 0, "{alg}: no count for {r}");
         }
         let sa = b.inb.sad.get(&0x1001).unwrap();
         assert_eq!(sa.stats.drops.get(DropReason::Replayed), 1);
-        assert_eq!(sa.stats.drops.get(DropReason::IcvMismatch), 2 + (d.get(DropReason::IcvMismatch) - 2));
+        assert_eq!(
+            sa.stats.drops.get(DropReason::IcvMismatch),
+            2 + (d.get(DropReason::IcvMismatch) - 2)
+        );
     }
 }
 
@@ -205,7 +255,13 @@ fn with_trailer(inner: &[u8], pad: &[u8], next: u8, align: usize) -> Vec<u8> {
 
 #[test]
 fn authentic_but_wrong_contents_are_dropped() {
-    for alg in [EspAlgorithm::AesGcm16 { key_bits: 128 }, EspAlgorithm::AesCbc { key_bits: 128, integ: ikeda_crypto::EspInteg::HmacSha1_96 }] {
+    for alg in [
+        EspAlgorithm::AesGcm16 { key_bits: 128 },
+        EspAlgorithm::AesCbc {
+            key_bits: 128,
+            integ: ikeda_crypto::EspInteg::HmacSha1_96,
+        },
+    ] {
         let (_, mut b) = pair(alg, false);
         let align = alg.block_align();
         // An inner packet whose length makes the trailer land aligned with
@@ -237,14 +293,27 @@ fn authentic_but_wrong_contents_are_dropped() {
         // Inner packet outside the selectors: 192.168.99.1 is not local.
         let stray = icmp([192, 168, 11, 11], [192, 168, 99, 1], inner.len() - 24);
         let pt = with_trailer(&stray, &[1, 2], 4, align);
-        assert_eq!(recv(&mut b, &forge(alg, 201, &pt)).unwrap_err(), DropReason::SelectorMismatch);
+        assert_eq!(
+            recv(&mut b, &forge(alg, 201, &pt)).unwrap_err(),
+            DropReason::SelectorMismatch
+        );
         // Inner packet that is not IP at all.
         let mut junk = inner.clone();
         junk[0] = 0x45;
         junk[2] = 0xff; // total length beyond the data
         let pt = with_trailer(&junk, &[1, 2], 4, align);
-        assert_eq!(recv(&mut b, &forge(alg, 202, &pt)).unwrap_err(), DropReason::InnerMalformed);
-        for r in [DropReason::BadPadding, DropReason::BadNextHeader, DropReason::DummyPacket, DropReason::BadTrailer, DropReason::SelectorMismatch, DropReason::InnerMalformed] {
+        assert_eq!(
+            recv(&mut b, &forge(alg, 202, &pt)).unwrap_err(),
+            DropReason::InnerMalformed
+        );
+        for r in [
+            DropReason::BadPadding,
+            DropReason::BadNextHeader,
+            DropReason::DummyPacket,
+            DropReason::BadTrailer,
+            DropReason::SelectorMismatch,
+            DropReason::InnerMalformed,
+        ] {
             assert!(b.inb.drops.get(r) > 0, "no count for {r}");
         }
     }
@@ -267,7 +336,10 @@ fn sender_never_wraps_32bit_sequence_numbers() {
 
 #[test]
 fn esn_crosses_the_32bit_boundary_and_stops_at_64() {
-    let alg = EspAlgorithm::AesCbc { key_bits: 256, integ: ikeda_crypto::EspInteg::HmacSha256_128 };
+    let alg = EspAlgorithm::AesCbc {
+        key_bits: 256,
+        integ: ikeda_crypto::EspInteg::HmacSha256_128,
+    };
     let (mut a, mut b) = pair(alg, true);
     let start = u32::MAX as u64 - 3;
     let sa = a.out.sas[0].take().unwrap().with_last_seq(start);
@@ -291,8 +363,24 @@ fn esn_crosses_the_32bit_boundary_and_stops_at_64() {
 fn ipv6_outer_addresses_are_carried_to_the_destination() {
     let alg = EspAlgorithm::ChaCha20Poly1305;
     let sels = vec![sel("10.1.0.0/16", "10.2.0.0/16")];
-    let o = OutboundSa::new(&params(alg, 0x3001, 3, false, "[2001:db8::1]:4500", "[2001:db8::2]:4500", sels.clone())).unwrap();
-    let mut out = Outbound::new(Spd::new(vec![Policy::new("v6", sels[0].clone(), PolicyAction::Protect { sa: 0 })]), vec![Some(o)]);
+    let o = OutboundSa::new(&params(
+        alg,
+        0x3001,
+        3,
+        false,
+        "[2001:db8::1]:4500",
+        "[2001:db8::2]:4500",
+        sels.clone(),
+    ))
+    .unwrap();
+    let mut out = Outbound::new(
+        Spd::new(vec![Policy::new(
+            "v6",
+            sels[0].clone(),
+            PolicyAction::Protect { sa: 0 },
+        )]),
+        vec![Some(o)],
+    );
     let p = icmp([10, 1, 0, 1], [10, 2, 0, 1], 4);
     let mut buf = vec![0u8; 256];
     buf[HEAD..HEAD + p.len()].copy_from_slice(&p);

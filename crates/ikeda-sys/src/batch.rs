@@ -71,9 +71,7 @@ unsafe impl Sync for MmsgState {}
 
 impl std::fmt::Debug for MmsgState {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("MmsgState")
-            .field("capacity", &self.capacity())
-            .finish()
+        f.debug_struct("MmsgState").field("capacity", &self.capacity()).finish()
     }
 }
 
@@ -282,9 +280,7 @@ impl PacketBatch {
     #[inline]
     pub fn set_packet(&mut self, i: usize, start: usize, len: usize, addr: Option<SocketAddr>) {
         assert!(
-            start
-                .checked_add(len)
-                .is_some_and(|end| end <= self.slot_size),
+            start.checked_add(len).is_some_and(|end| end <= self.slot_size),
             "packet {start}+{len} exceeds slot size {}",
             self.slot_size
         );
@@ -356,13 +352,7 @@ impl PacketBatch {
 
     /// Records a received packet of `len` bytes at `start` in slot `i`.
     #[inline]
-    pub(crate) fn set_received(
-        &mut self,
-        i: usize,
-        start: usize,
-        len: usize,
-        addr: Option<SocketAddr>,
-    ) {
+    pub(crate) fn set_received(&mut self, i: usize, start: usize, len: usize, addr: Option<SocketAddr>) {
         debug_assert!(start + len <= self.slot_size);
         self.meta[i] = SlotMeta { start, len, addr };
     }
@@ -408,10 +398,7 @@ mod tests {
     #[test]
     fn push_copy_limits() {
         let mut b = PacketBatch::new(1, 16, 8);
-        assert!(
-            b.push_copy(&[0u8; 9], None).is_none(),
-            "too big for receive area"
-        );
+        assert!(b.push_copy(&[0u8; 9], None).is_none(), "too big for receive area");
         assert!(b.push_copy(&[0u8; 8], None).is_some());
         assert!(b.push_copy(&[0u8; 1], None).is_none(), "full");
     }

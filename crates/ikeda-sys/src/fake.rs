@@ -81,11 +81,7 @@ impl Queue {
                     if left.is_zero() {
                         return None;
                     }
-                    q = self
-                        .cond
-                        .wait_timeout(q, left)
-                        .unwrap_or_else(|p| p.into_inner())
-                        .0;
+                    q = self.cond.wait_timeout(q, left).unwrap_or_else(|p| p.into_inner()).0;
                 }
             }
         }
@@ -297,9 +293,7 @@ impl FakeNet {
             let port = (0..16384)
                 .map(|_| 49152 + self.inner.next_port.fetch_add(1, Ordering::Relaxed) % 16384)
                 .find(|&p| !map.contains_key(&SocketAddr::new(addr.ip(), p)))
-                .ok_or_else(|| {
-                    io::Error::new(io::ErrorKind::AddrInUse, "FakeNet: no free ephemeral port")
-                })?;
+                .ok_or_else(|| io::Error::new(io::ErrorKind::AddrInUse, "FakeNet: no free ephemeral port"))?;
             addr.set_port(port);
         }
         if map.contains_key(&addr) {
@@ -413,11 +407,7 @@ impl FakeSocket {
     }
 
     fn filter(&self) -> Option<Arc<FakeNetFilter>> {
-        self.net
-            .filter
-            .read()
-            .unwrap_or_else(|p| p.into_inner())
-            .clone()
+        self.net.filter.read().unwrap_or_else(|p| p.into_inner()).clone()
     }
 }
 
@@ -433,11 +423,7 @@ impl DatagramIo for FakeSocket {
         if pkts.len() != dsts.len() {
             return Err(io::Error::new(
                 io::ErrorKind::InvalidInput,
-                format!(
-                    "send_batch: {} packets but {} destinations",
-                    pkts.len(),
-                    dsts.len()
-                ),
+                format!("send_batch: {} packets but {} destinations", pkts.len(), dsts.len()),
             ));
         }
         let filter = self.filter();
@@ -470,10 +456,7 @@ impl Drop for FakeSocket {
         let mut map = self.net.sockets();
         // Only remove our own registration (the address may have been
         // re-bound by someone else after a previous drop).
-        if map
-            .get(&self.addr)
-            .is_some_and(|q| Arc::ptr_eq(q, &self.queue))
-        {
+        if map.get(&self.addr).is_some_and(|q| Arc::ptr_eq(q, &self.queue)) {
             map.remove(&self.addr);
         }
     }
@@ -505,11 +488,7 @@ mod tests {
         assert_eq!(b.packet(2)[27], 2);
         assert_eq!(dev.read_batch(&mut b, None).unwrap(), 2);
         assert_eq!(b.packet(1)[27], 4);
-        assert_eq!(
-            dev.read_batch(&mut b, Some(Duration::from_millis(10)))
-                .unwrap(),
-            0
-        );
+        assert_eq!(dev.read_batch(&mut b, Some(Duration::from_millis(10))).unwrap(), 0);
 
         // Device -> host, via write_batch.
         assert_eq!(
@@ -528,14 +507,8 @@ mod tests {
     #[test]
     fn tun_rejects_non_ip_and_drops_when_full() {
         let (dev, host) = FakeTun::pair_with_capacity("fake1", 2);
-        assert_eq!(
-            dev.write(&[]).unwrap_err().kind(),
-            io::ErrorKind::InvalidInput
-        );
-        assert_eq!(
-            dev.write(&[0x10, 0]).unwrap_err().kind(),
-            io::ErrorKind::InvalidInput
-        );
+        assert_eq!(dev.write(&[]).unwrap_err().kind(), io::ErrorKind::InvalidInput);
+        assert_eq!(dev.write(&[0x10, 0]).unwrap_err().kind(), io::ErrorKind::InvalidInput);
         for t in 0..3 {
             dev.write(&ipv4_pkt(t)).unwrap();
         }
@@ -574,20 +547,14 @@ mod tests {
         let c = net.bind("[2001:db8::2]:0".parse().unwrap()).unwrap();
         assert_ne!(c.local_addr().port(), 0);
         assert_eq!(
-            net.bind("192.0.2.1:500".parse().unwrap())
-                .unwrap_err()
-                .kind(),
+            net.bind("192.0.2.1:500".parse().unwrap()).unwrap_err().kind(),
             io::ErrorKind::AddrInUse
         );
 
         let to_b: SocketAddr = "198.51.100.7:4500".parse().unwrap(); // wildcard match
         let to_c = c.local_addr();
         let nowhere: SocketAddr = "203.0.113.1:9".parse().unwrap();
-        assert_eq!(
-            a.send_batch(&[b"x", b"y", b"z"], &[to_b, to_c, nowhere])
-                .unwrap(),
-            3
-        );
+        assert_eq!(a.send_batch(&[b"x", b"y", b"z"], &[to_b, to_c, nowhere]).unwrap(), 3);
         assert_eq!(
             a.send_batch(&[b"x"], &[]).unwrap_err().kind(),
             io::ErrorKind::InvalidInput
@@ -637,11 +604,7 @@ mod tests {
         assert_eq!(net.stats().filtered, 1);
 
         let mut rx = PacketBatch::new(4, 64, 16);
-        assert_eq!(
-            b.recv_batch(&mut rx, Some(Duration::from_millis(100)))
-                .unwrap(),
-            2
-        );
+        assert_eq!(b.recv_batch(&mut rx, Some(Duration::from_millis(100))).unwrap(), 2);
         let got: Vec<&[u8]> = rx.iter().map(|(p, _)| p).collect();
         assert_eq!(got, vec![&b"keep1"[..], &b"keep2"[..]]);
 
@@ -666,9 +629,7 @@ mod tests {
         // The data plane's shape: generic over the traits, shared via Arc.
         fn pump<T: TunDevice, D: DatagramIo>(tun: &T, sock: &D, peer: SocketAddr) -> usize {
             let mut b = PacketBatch::new(16, 256, 32);
-            let n = tun
-                .read_batch(&mut b, Some(Duration::from_millis(100)))
-                .unwrap();
+            let n = tun.read_batch(&mut b, Some(Duration::from_millis(100))).unwrap();
             for i in 0..n {
                 let m = b.meta(i);
                 b.set_packet(i, m.start, m.len, Some(peer));

@@ -61,8 +61,7 @@ impl NetNs {
     /// switch to a dedicated thread.
     pub fn enter_current_thread(&self) -> io::Result<()> {
         let path = format!("/var/run/netns/{}", self.name);
-        let f =
-            File::open(&path).map_err(|e| io::Error::new(e.kind(), format!("open {path}: {e}")))?;
+        let f = File::open(&path).map_err(|e| io::Error::new(e.kind(), format!("open {path}: {e}")))?;
         // SAFETY: valid fd; CLONE_NEWNET restricts it to network namespaces.
         cvt(unsafe { libc::setns(f.as_raw_fd(), libc::CLONE_NEWNET) })
             .map(drop)

@@ -66,25 +66,13 @@ impl IpRoute2 {
     }
 
     /// `ip route add DST dev DEV [table T] [src SRC]`.
-    pub fn add_route(
-        &self,
-        dst: &str,
-        dev: &str,
-        table: Option<u32>,
-        src: Option<IpAddr>,
-    ) -> io::Result<()> {
+    pub fn add_route(&self, dst: &str, dev: &str, table: Option<u32>, src: Option<IpAddr>) -> io::Result<()> {
         self.route_cmd("add", dst, Some(dev), table, src)
     }
 
     /// `ip route replace …`: like [`add_route`](Self::add_route) but
     /// idempotent (overwrites an existing route to the same prefix).
-    pub fn replace_route(
-        &self,
-        dst: &str,
-        dev: &str,
-        table: Option<u32>,
-        src: Option<IpAddr>,
-    ) -> io::Result<()> {
+    pub fn replace_route(&self, dst: &str, dev: &str, table: Option<u32>, src: Option<IpAddr>) -> io::Result<()> {
         self.route_cmd("replace", dst, Some(dev), table, src)
     }
 
@@ -120,35 +108,16 @@ impl IpRoute2 {
     }
 
     /// `ip rule add [from FROM] to TO table T [pref P]`.
-    pub fn add_rule(
-        &self,
-        from: Option<&str>,
-        to: &str,
-        table: u32,
-        pref: Option<u32>,
-    ) -> io::Result<()> {
+    pub fn add_rule(&self, from: Option<&str>, to: &str, table: u32, pref: Option<u32>) -> io::Result<()> {
         self.rule_cmd("add", from, to, table, pref)
     }
 
     /// `ip rule del [from FROM] to TO table T [pref P]`.
-    pub fn del_rule(
-        &self,
-        from: Option<&str>,
-        to: &str,
-        table: u32,
-        pref: Option<u32>,
-    ) -> io::Result<()> {
+    pub fn del_rule(&self, from: Option<&str>, to: &str, table: u32, pref: Option<u32>) -> io::Result<()> {
         self.rule_cmd("del", from, to, table, pref)
     }
 
-    fn rule_cmd(
-        &self,
-        verb: &str,
-        from: Option<&str>,
-        to: &str,
-        table: u32,
-        pref: Option<u32>,
-    ) -> io::Result<()> {
+    fn rule_cmd(&self, verb: &str, from: Option<&str>, to: &str, table: u32, pref: Option<u32>) -> io::Result<()> {
         let mut a: Vec<String> = Vec::with_capacity(10);
         if to.contains(':') || from.is_some_and(|f| f.contains(':')) {
             a.push("-6".into());
@@ -186,8 +155,7 @@ impl IpRoute2 {
 
     /// `ip link set DEV mtu MTU`.
     pub fn link_set_mtu(&self, dev: &str, mtu: u32) -> io::Result<()> {
-        self.run(["link", "set", dev, "mtu", &mtu.to_string()])
-            .map(drop)
+        self.run(["link", "set", dev, "mtu", &mtu.to_string()]).map(drop)
     }
 
     /// `ip link add A type veth peer name B` (both ends in the target
@@ -226,8 +194,7 @@ fn run_ip(args: &[std::ffi::OsString]) -> io::Result<String> {
             }
         }
     }
-    let out = output
-        .map_err(|e| io::Error::new(e.kind(), format!("`{}`: cannot run ip: {e}", cmdline())))?;
+    let out = output.map_err(|e| io::Error::new(e.kind(), format!("`{}`: cannot run ip: {e}", cmdline())))?;
     if out.status.success() {
         return Ok(String::from_utf8_lossy(&out.stdout).into_owned());
     }
@@ -263,12 +230,7 @@ pub fn add_route(dst: &str, dev: &str, table: Option<u32>, src: Option<IpAddr>) 
 }
 
 /// [`IpRoute2::replace_route`] in the caller's namespace.
-pub fn replace_route(
-    dst: &str,
-    dev: &str,
-    table: Option<u32>,
-    src: Option<IpAddr>,
-) -> io::Result<()> {
+pub fn replace_route(dst: &str, dev: &str, table: Option<u32>, src: Option<IpAddr>) -> io::Result<()> {
     IpRoute2::new().replace_route(dst, dev, table, src)
 }
 
@@ -328,12 +290,8 @@ pub fn sysctl_path(key: &str) -> io::Result<PathBuf> {
 /// syntax), e.g. `sysctl_set("net.ipv4.ip_forward", "1")`.
 pub fn sysctl_set(key: &str, value: &str) -> io::Result<()> {
     let path = sysctl_path(key)?;
-    std::fs::write(&path, value).map_err(|e| {
-        io::Error::new(
-            e.kind(),
-            format!("sysctl {} = {value:?}: {e}", path.display()),
-        )
-    })
+    std::fs::write(&path, value)
+        .map_err(|e| io::Error::new(e.kind(), format!("sysctl {} = {value:?}: {e}", path.display())))
 }
 
 /// Reads sysctl `key`, trailing newline removed.
@@ -372,9 +330,7 @@ mod tests {
 
     #[test]
     fn ip_errors_carry_command_and_stderr() {
-        let err = IpRoute2::new()
-            .link_set_up("ikst-nonexistent0")
-            .unwrap_err();
+        let err = IpRoute2::new().link_set_up("ikst-nonexistent0").unwrap_err();
         let msg = err.to_string();
         assert!(msg.contains("ip link set ikst-nonexistent0 up"), "{msg}");
         assert_eq!(err.kind(), io::ErrorKind::NotFound, "{msg}");

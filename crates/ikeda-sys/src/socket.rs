@@ -90,9 +90,7 @@ pub(crate) fn encode_sockaddr(
         sin6_family: libc::AF_INET6 as libc::sa_family_t,
         sin6_port: port.to_be(),
         sin6_flowinfo: flowinfo,
-        sin6_addr: libc::in6_addr {
-            s6_addr: ip.octets(),
-        },
+        sin6_addr: libc::in6_addr { s6_addr: ip.octets() },
         sin6_scope_id: scope_id,
     };
     mem::size_of::<libc::sockaddr_in6>() as libc::socklen_t
@@ -100,19 +98,13 @@ pub(crate) fn encode_sockaddr(
 
 /// Decodes a kernel-filled sockaddr. IPv4-mapped IPv6 addresses are
 /// returned as IPv4 so callers see one canonical form per peer.
-pub(crate) fn decode_sockaddr(
-    storage: &libc::sockaddr_storage,
-    len: libc::socklen_t,
-) -> Option<SocketAddr> {
+pub(crate) fn decode_sockaddr(storage: &libc::sockaddr_storage, len: libc::socklen_t) -> Option<SocketAddr> {
     match storage.ss_family as libc::c_int {
         libc::AF_INET if len as usize >= mem::size_of::<libc::sockaddr_in>() => {
             // SAFETY: family and length checked.
             let sin = unsafe { &*(storage as *const _ as *const libc::sockaddr_in) };
             let ip = Ipv4Addr::from(sin.sin_addr.s_addr.to_ne_bytes());
-            Some(SocketAddr::V4(SocketAddrV4::new(
-                ip,
-                u16::from_be(sin.sin_port),
-            )))
+            Some(SocketAddr::V4(SocketAddrV4::new(ip, u16::from_be(sin.sin_port))))
         }
         libc::AF_INET6 if len as usize >= mem::size_of::<libc::sockaddr_in6>() => {
             // SAFETY: family and length checked.
@@ -121,12 +113,7 @@ pub(crate) fn decode_sockaddr(
             let port = u16::from_be(sin6.sin6_port);
             Some(match ip.to_ipv4_mapped() {
                 Some(v4) => SocketAddr::V4(SocketAddrV4::new(v4, port)),
-                None => SocketAddr::V6(SocketAddrV6::new(
-                    ip,
-                    port,
-                    sin6.sin6_flowinfo,
-                    sin6.sin6_scope_id,
-                )),
+                None => SocketAddr::V6(SocketAddrV6::new(ip, port, sin6.sin6_flowinfo, sin6.sin6_scope_id)),
             })
         }
         _ => None,
@@ -159,12 +146,7 @@ pub fn ipv4_payload_offset(pkt: &[u8]) -> Option<usize> {
 }
 
 /// `recvmmsg(2)` into `batch`, waiting up to `timeout` for the first datagram.
-fn recv_mmsg(
-    fd: RawFd,
-    batch: &mut PacketBatch,
-    timeout: Option<Duration>,
-    kind: RecvKind,
-) -> io::Result<usize> {
+fn recv_mmsg(fd: RawFd, batch: &mut PacketBatch, timeout: Option<Duration>, kind: RecvKind) -> io::Result<usize> {
     batch.clear();
     let n = batch.capacity().min(libc::c_uint::MAX as usize);
     let headroom = batch.headroom();
@@ -328,11 +310,7 @@ fn send_slices(
     if pkts.len() != dsts.len() {
         return Err(io::Error::new(
             io::ErrorKind::InvalidInput,
-            format!(
-                "send_batch: {} packets but {} destinations",
-                pkts.len(),
-                dsts.len()
-            ),
+            format!("send_batch: {} packets but {} destinations", pkts.len(), dsts.len()),
         ));
     }
     let mut total = 0;
@@ -377,12 +355,7 @@ fn fill_send_hdr(st: &mut MmsgState, h: usize, iov: usize, namelen: libc::sockle
 }
 
 /// Sends every addressed, non-empty slot of `batch` using its own scratch.
-fn send_batch_slots(
-    fd: RawFd,
-    family: libc::c_int,
-    zero_port: bool,
-    batch: &mut PacketBatch,
-) -> io::Result<usize> {
+fn send_batch_slots(fd: RawFd, family: libc::c_int, zero_port: bool, batch: &mut PacketBatch) -> io::Result<usize> {
     let mut k = 0;
     for i in 0..batch.len() {
         let meta = batch.meta(i);
@@ -412,12 +385,7 @@ fn send_batch_slots(
 // socket options
 // ---------------------------------------------------------------------------
 
-fn setsockopt_int(
-    fd: RawFd,
-    level: libc::c_int,
-    opt: libc::c_int,
-    val: libc::c_int,
-) -> io::Result<()> {
+fn setsockopt_int(fd: RawFd, level: libc::c_int, opt: libc::c_int, val: libc::c_int) -> io::Result<()> {
     // SAFETY: passing a pointer to a live c_int and its size.
     cvt(unsafe {
         libc::setsockopt(
@@ -435,15 +403,7 @@ fn getsockopt_int(fd: RawFd, level: libc::c_int, opt: libc::c_int) -> io::Result
     let mut val: libc::c_int = 0;
     let mut len = mem::size_of::<libc::c_int>() as libc::socklen_t;
     // SAFETY: pointer to a live c_int and its size.
-    cvt(unsafe {
-        libc::getsockopt(
-            fd,
-            level,
-            opt,
-            (&mut val as *mut libc::c_int).cast(),
-            &mut len,
-        )
-    })?;
+    cvt(unsafe { libc::getsockopt(fd, level, opt, (&mut val as *mut libc::c_int).cast(), &mut len) })?;
     Ok(val)
 }
 
@@ -458,9 +418,7 @@ fn set_buf(fd: RawFd, force_opt: libc::c_int, opt: libc::c_int, bytes: usize) ->
     let val = bytes.min((libc::c_int::MAX / 2) as usize) as libc::c_int;
     match setsockopt_int(fd, libc::SOL_SOCKET, force_opt, val) {
         Ok(()) => Ok(()),
-        Err(e) if e.raw_os_error() == Some(libc::EPERM) => {
-            setsockopt_int(fd, libc::SOL_SOCKET, opt, val)
-        }
+        Err(e) if e.raw_os_error() == Some(libc::EPERM) => setsockopt_int(fd, libc::SOL_SOCKET, opt, val),
         Err(e) => Err(e),
     }
 }
@@ -557,24 +515,13 @@ impl UdpSocket {
     }
 
     /// See [`DatagramIo::recv_batch`].
-    pub fn recv_batch(
-        &self,
-        batch: &mut PacketBatch,
-        timeout: Option<Duration>,
-    ) -> io::Result<usize> {
+    pub fn recv_batch(&self, batch: &mut PacketBatch, timeout: Option<Duration>) -> io::Result<usize> {
         recv_mmsg(self.fd(), batch, timeout, RecvKind::Plain)
     }
 
     /// See [`DatagramIo::send_batch`].
     pub fn send_batch(&self, pkts: &[&[u8]], dsts: &[SocketAddr]) -> io::Result<usize> {
-        send_slices(
-            self.fd(),
-            self.family,
-            false,
-            &mut lock(&self.tx),
-            pkts,
-            dsts,
-        )
+        send_slices(self.fd(), self.family, false, &mut lock(&self.tx), pkts, dsts)
     }
 
     /// See [`DatagramIo::send_packet_batch`].
@@ -634,26 +581,14 @@ impl RawEspSocket {
             IpAddr::V6(_) => libc::AF_INET6,
         };
         // SAFETY: plain socket(2) call.
-        let raw = cvt(unsafe {
-            libc::socket(
-                family,
-                libc::SOCK_RAW | libc::SOCK_CLOEXEC,
-                libc::IPPROTO_ESP,
-            )
-        })?;
+        let raw = cvt(unsafe { libc::socket(family, libc::SOCK_RAW | libc::SOCK_CLOEXEC, libc::IPPROTO_ESP) })?;
         // SAFETY: `raw` is a fresh fd we exclusively own.
         let fd = unsafe { OwnedFd::from_raw_fd(raw) };
         if !local.is_unspecified() {
             let mut ss: libc::sockaddr_storage = unsafe { mem::zeroed() };
             let len = encode_sockaddr(&SocketAddr::new(local, 0), family, true, &mut ss);
             // SAFETY: `ss` holds a valid sockaddr of length `len`.
-            cvt(unsafe {
-                libc::bind(
-                    fd.as_raw_fd(),
-                    (&ss as *const libc::sockaddr_storage).cast(),
-                    len,
-                )
-            })?;
+            cvt(unsafe { libc::bind(fd.as_raw_fd(), (&ss as *const libc::sockaddr_storage).cast(), len) })?;
         }
         Ok(RawEspSocket {
             fd,
@@ -696,11 +631,7 @@ impl RawEspSocket {
     /// (past the IPv4 header for IPv4 sockets — so `start - headroom` is
     /// the parsed IHL×4 — or at `headroom` for IPv6) and `addr` is the
     /// sender with port 0. Malformed IPv4 headers yield `len == 0`.
-    pub fn recv_batch(
-        &self,
-        batch: &mut PacketBatch,
-        timeout: Option<Duration>,
-    ) -> io::Result<usize> {
+    pub fn recv_batch(&self, batch: &mut PacketBatch, timeout: Option<Duration>) -> io::Result<usize> {
         let kind = if self.family == libc::AF_INET {
             RecvKind::StripIpv4Header
         } else {
@@ -712,11 +643,7 @@ impl RawEspSocket {
     /// Receives one packet into `buf` (no waiting beyond `timeout`).
     /// Returns `(esp_offset, total_len, source)`: the ESP packet is
     /// `buf[esp_offset..total_len]`. `Ok(None)` on timeout.
-    pub fn recv_one(
-        &self,
-        buf: &mut [u8],
-        timeout: Option<Duration>,
-    ) -> io::Result<Option<(usize, usize, IpAddr)>> {
+    pub fn recv_one(&self, buf: &mut [u8], timeout: Option<Duration>) -> io::Result<Option<(usize, usize, IpAddr)>> {
         let mut ss: libc::sockaddr_storage = unsafe { mem::zeroed() };
         let mut deadline = Deadline::new(timeout);
         loop {
@@ -735,17 +662,11 @@ impl RawEspSocket {
             if r >= 0 {
                 let len = r as usize;
                 let src = decode_sockaddr(&ss, sl).map(|a| a.ip()).ok_or_else(|| {
-                    io::Error::new(
-                        io::ErrorKind::InvalidData,
-                        "raw socket: unknown source address family",
-                    )
+                    io::Error::new(io::ErrorKind::InvalidData, "raw socket: unknown source address family")
                 })?;
                 let off = if self.family == libc::AF_INET {
                     ipv4_payload_offset(&buf[..len]).ok_or_else(|| {
-                        io::Error::new(
-                            io::ErrorKind::InvalidData,
-                            "raw socket: malformed IPv4 header",
-                        )
+                        io::Error::new(io::ErrorKind::InvalidData, "raw socket: malformed IPv4 header")
                     })?
                 } else {
                     0
@@ -793,14 +714,7 @@ impl RawEspSocket {
 
     /// See [`DatagramIo::send_batch`]. Destination ports are ignored.
     pub fn send_batch(&self, pkts: &[&[u8]], dsts: &[SocketAddr]) -> io::Result<usize> {
-        send_slices(
-            self.fd(),
-            self.family,
-            true,
-            &mut lock(&self.tx),
-            pkts,
-            dsts,
-        )
+        send_slices(self.fd(), self.family, true, &mut lock(&self.tx), pkts, dsts)
     }
 
     /// See [`DatagramIo::send_packet_batch`]. Destination ports are ignored.
@@ -891,9 +805,7 @@ mod tests {
         let mut batch = PacketBatch::new(32, 2048, 64);
         let mut got = Vec::new();
         while got.len() < 100 {
-            let n = b
-                .recv_batch(&mut batch, Some(Duration::from_secs(2)))
-                .unwrap();
+            let n = b.recv_batch(&mut batch, Some(Duration::from_secs(2))).unwrap();
             assert!(n > 0, "timed out after {} datagrams", got.len());
             assert!(n <= 32);
             for (pkt, src) in batch.iter() {
@@ -904,11 +816,7 @@ mod tests {
         }
         assert_eq!(got, payloads);
         // Nothing more: timeout path returns 0.
-        assert_eq!(
-            b.recv_batch(&mut batch, Some(Duration::from_millis(20)))
-                .unwrap(),
-            0
-        );
+        assert_eq!(b.recv_batch(&mut batch, Some(Duration::from_millis(20))).unwrap(), 0);
         assert_eq!(b.recv_batch(&mut batch, Some(Duration::ZERO)).unwrap(), 0);
     }
 
@@ -951,26 +859,11 @@ mod tests {
         let to: SocketAddr = SocketAddr::new(Ipv4Addr::LOCALHOST.into(), port);
         assert_eq!(client.send_batch(&[b"hi"], &[to]).unwrap(), 1);
         let mut rx = PacketBatch::new(4, 64, 0);
-        assert_eq!(
-            server
-                .recv_batch(&mut rx, Some(Duration::from_secs(2)))
-                .unwrap(),
-            1
-        );
+        assert_eq!(server.recv_batch(&mut rx, Some(Duration::from_secs(2))).unwrap(), 1);
         assert_eq!(rx.addr(0), Some(client.local_addr().unwrap()));
         // Reply to the plain v4 address from the v6 socket (auto-mapped).
-        assert_eq!(
-            server
-                .send_batch(&[b"yo"], &[client.local_addr().unwrap()])
-                .unwrap(),
-            1
-        );
-        assert_eq!(
-            client
-                .recv_batch(&mut rx, Some(Duration::from_secs(2)))
-                .unwrap(),
-            1
-        );
+        assert_eq!(server.send_batch(&[b"yo"], &[client.local_addr().unwrap()]).unwrap(), 1);
+        assert_eq!(client.recv_batch(&mut rx, Some(Duration::from_secs(2))).unwrap(), 1);
         assert_eq!(rx.packet(0), b"yo");
     }
 
@@ -983,11 +876,7 @@ mod tests {
         // An IPv6 destination on an IPv4 socket fails for that datagram only.
         let bad: SocketAddr = "[2001:db8::1]:9".parse().unwrap();
         let good = b.local_addr().unwrap();
-        assert_eq!(
-            a.send_batch(&[b"1", b"2", b"3"], &[good, bad, good])
-                .unwrap(),
-            2
-        );
+        assert_eq!(a.send_batch(&[b"1", b"2", b"3"], &[good, bad, good]).unwrap(), 2);
         assert!(a.send_batch(&[b"x"], &[bad]).is_err());
     }
 

@@ -94,14 +94,8 @@ impl Tun {
         let fd = unsafe { OwnedFd::from_raw_fd(raw) };
 
         // SAFETY: TUNSETIFF takes a pointer to an ifreq.
-        cvt(unsafe {
-            libc::ioctl(
-                fd.as_raw_fd(),
-                libc::TUNSETIFF,
-                &mut ifr as *mut libc::ifreq,
-            )
-        })
-        .map_err(|e| io::Error::new(e.kind(), format!("TUNSETIFF {name:?}: {e}")))?;
+        cvt(unsafe { libc::ioctl(fd.as_raw_fd(), libc::TUNSETIFF, &mut ifr as *mut libc::ifreq) })
+            .map_err(|e| io::Error::new(e.kind(), format!("TUNSETIFF {name:?}: {e}")))?;
 
         // The kernel writes back the final name (relevant for "" / "%d").
         // SAFETY: the kernel NUL-terminates ifr_name (IFNAMSIZ bytes).
@@ -137,8 +131,8 @@ impl Tun {
     /// Sets the interface MTU (`SIOCSIFMTU`).
     pub fn set_mtu(&self, mtu: u32) -> io::Result<()> {
         let mut ifr = ifreq_for(&self.name)?;
-        ifr.ifr_ifru.ifru_mtu = libc::c_int::try_from(mtu)
-            .map_err(|_| io::Error::new(io::ErrorKind::InvalidInput, "MTU too large"))?;
+        ifr.ifr_ifru.ifru_mtu =
+            libc::c_int::try_from(mtu).map_err(|_| io::Error::new(io::ErrorKind::InvalidInput, "MTU too large"))?;
         if_ioctl(libc::SIOCSIFMTU, &mut ifr)
     }
 
@@ -218,11 +212,7 @@ impl Tun {
     /// Drains the queue until `EAGAIN`; if it was empty, waits for up to
     /// `timeout` (see [`crate::io`] for the `Option<Duration>` convention)
     /// and drains again. Returns `Ok(0)` on timeout.
-    pub fn read_batch(
-        &self,
-        batch: &mut PacketBatch,
-        timeout: Option<Duration>,
-    ) -> io::Result<usize> {
+    pub fn read_batch(&self, batch: &mut PacketBatch, timeout: Option<Duration>) -> io::Result<usize> {
         batch.clear();
         let headroom = batch.headroom();
         let mut deadline = Deadline::new(timeout);
@@ -307,10 +297,7 @@ mod tests {
             Tun::open("this-name-is-too-long").unwrap_err().kind(),
             io::ErrorKind::InvalidInput
         );
-        assert_eq!(
-            Tun::open("nul\0x").unwrap_err().kind(),
-            io::ErrorKind::InvalidInput
-        );
+        assert_eq!(Tun::open("nul\0x").unwrap_err().kind(), io::ErrorKind::InvalidInput);
     }
 
     #[test]

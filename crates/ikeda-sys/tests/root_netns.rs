@@ -12,8 +12,8 @@ use std::path::Path;
 use std::time::{Duration, Instant};
 
 use ikeda_sys::{
-    ipv4_payload_offset, require_root, route, sysctl_get, sysctl_set, NetNs, PacketBatch,
-    RawEspSocket, Tun, TunDevice, UdpSocket, DEFAULT_SOCKET_BUFFER,
+    ipv4_payload_offset, require_root, route, sysctl_get, sysctl_set, NetNs, PacketBatch, RawEspSocket, Tun, TunDevice,
+    UdpSocket, DEFAULT_SOCKET_BUFFER,
 };
 
 /// Creates a namespace with `lo` up, or returns `None` to skip (non-root
@@ -126,26 +126,15 @@ fn tun_read_write_in_netns() {
 
         // Quiet device: the timeout path returns 0.
         let t0 = Instant::now();
-        assert_eq!(
-            tun.read_batch(&mut batch, Some(Duration::from_millis(50)))?,
-            0
-        );
+        assert_eq!(tun.read_batch(&mut batch, Some(Duration::from_millis(50)))?, 0);
         assert!(t0.elapsed() >= Duration::from_millis(45));
         assert_eq!(tun.read_batch(&mut batch, Some(Duration::ZERO))?, 0);
 
         // TUN -> kernel: inject a reply, from a cloned handle (the API
         // promises concurrent reader/writer on separate handles).
         let writer = tun.try_clone()?;
-        let SocketAddr::V4(l4) = local else {
-            unreachable!()
-        };
-        let reply = ipv4_udp(
-            Ipv4Addr::new(10, 99, 0, 2),
-            7777,
-            *l4.ip(),
-            l4.port(),
-            b"pong",
-        );
+        let SocketAddr::V4(l4) = local else { unreachable!() };
+        let reply = ipv4_udp(Ipv4Addr::new(10, 99, 0, 2), 7777, *l4.ip(), l4.port(), b"pong");
         std::thread::scope(|s| s.spawn(|| writer.write(&reply)).join().unwrap())?;
         sock.set_read_timeout(Some(Duration::from_secs(2)))?;
         let mut buf = [0u8; 64];
@@ -195,12 +184,7 @@ fn raw_esp_loopback_in_netns() {
 
     ns.run(|| -> io::Result<()> {
         // ESP: SPI, sequence number, then opaque data.
-        let esp1: Vec<u8> = [
-            &0x1122_3344u32.to_be_bytes()[..],
-            &1u32.to_be_bytes(),
-            b"ciphertext-1",
-        ]
-        .concat();
+        let esp1: Vec<u8> = [&0x1122_3344u32.to_be_bytes()[..], &1u32.to_be_bytes(), b"ciphertext-1"].concat();
         let esp2: Vec<u8> = [
             &0x1122_3344u32.to_be_bytes()[..],
             &2u32.to_be_bytes(),
@@ -236,10 +220,7 @@ fn raw_esp_loopback_in_netns() {
         assert_eq!(got, vec![esp1.clone(), esp2.clone()]);
 
         // Single-packet API.
-        assert_eq!(
-            tx.send_to(&esp1, IpAddr::V4(Ipv4Addr::LOCALHOST))?,
-            esp1.len()
-        );
+        assert_eq!(tx.send_to(&esp1, IpAddr::V4(Ipv4Addr::LOCALHOST))?, esp1.len());
         let mut buf = [0u8; 256];
         let (off, len, src) = rx
             .recv_one(&mut buf, Some(Duration::from_secs(2)))?
@@ -247,9 +228,7 @@ fn raw_esp_loopback_in_netns() {
         assert_eq!(off, 20);
         assert_eq!(&buf[off..len], &esp1[..]);
         assert_eq!(src, IpAddr::V4(Ipv4Addr::LOCALHOST));
-        assert!(rx
-            .recv_one(&mut buf, Some(Duration::from_millis(20)))?
-            .is_none());
+        assert!(rx.recv_one(&mut buf, Some(Duration::from_millis(20)))?.is_none());
 
         // In-place send from a batch (the data plane's TX path).
         let mut txb = PacketBatch::new(4, 256, 16);
@@ -271,10 +250,7 @@ fn raw_esp_loopback_in_netns() {
             rx6.recv_batch(&mut batch, Some(Duration::from_millis(500)))?;
             for i in 0..batch.len() {
                 assert_eq!(batch.meta(i).start, headroom);
-                assert_eq!(
-                    batch.addr(i).map(|a| a.ip()),
-                    Some(IpAddr::V6(Ipv6Addr::LOCALHOST))
-                );
+                assert_eq!(batch.addr(i).map(|a| a.ip()), Some(IpAddr::V6(Ipv6Addr::LOCALHOST)));
                 got.push(batch.packet(i).to_vec());
             }
         }
@@ -309,10 +285,7 @@ fn udp_batch_and_routes_in_netns() {
         got.sort();
         assert_eq!(
             got,
-            vec![
-                (b"v4".to_vec(), c4.local_addr()?),
-                (b"v6".to_vec(), c6.local_addr()?)
-            ]
+            vec![(b"v4".to_vec(), c4.local_addr()?), (b"v6".to_vec(), c6.local_addr()?)]
         );
 
         // Routes and rules via the free functions, which act on the
@@ -320,12 +293,7 @@ fn udp_batch_and_routes_in_netns() {
         let tun = Tun::open("ikst1")?;
         tun.set_up()?;
         route::add_addr("10.77.0.1/32", "ikst1")?;
-        route::add_route(
-            "10.50.0.0/16",
-            "ikst1",
-            Some(100),
-            Some("10.77.0.1".parse().unwrap()),
-        )?;
+        route::add_route("10.50.0.0/16", "ikst1", Some(100), Some("10.77.0.1".parse().unwrap()))?;
         let dup = route::add_route("10.50.0.0/16", "ikst1", Some(100), None).unwrap_err();
         assert_eq!(dup.kind(), io::ErrorKind::AlreadyExists, "{dup}");
         assert!(
@@ -336,10 +304,7 @@ fn udp_batch_and_routes_in_netns() {
         route::replace_route("10.50.0.0/16", "ikst1", Some(100), None)?;
         route::add_rule(None, "10.50.0.0/16", 100, Some(1000))?;
         let rules = ns.ip().run(["rule", "show"])?;
-        assert!(
-            rules.contains("1000:") && rules.contains("lookup 100"),
-            "{rules}"
-        );
+        assert!(rules.contains("1000:") && rules.contains("lookup 100"), "{rules}");
         let get = ns.ip().run(["route", "get", "10.50.1.1"])?;
         assert!(get.contains("dev ikst1"), "{get}");
 

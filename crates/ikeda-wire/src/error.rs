@@ -20,13 +20,21 @@ pub enum Fault {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Error {
     /// Fewer bytes than the structure needs.
-    Truncated { what: &'static str, need: usize, have: usize },
+    Truncated {
+        what: &'static str,
+        need: usize,
+        have: usize,
+    },
     /// A field holds a value the RFC forbids.
     Malformed { what: &'static str },
     /// A field holds a legal value we do not support.
     Unsupported { what: &'static str, value: u32 },
     /// An output buffer handed in by the caller is too small.
-    BufferTooSmall { what: &'static str, need: usize, have: usize },
+    BufferTooSmall {
+        what: &'static str,
+        need: usize,
+        have: usize,
+    },
 }
 
 impl Error {

@@ -95,7 +95,11 @@ impl<T: AsRef<[u8]>> EspPacket<T> {
 /// Write the clear ESP header into the first 8 bytes of `buf`.
 pub fn emit_header(buf: &mut [u8], spi: u32, seq_lo: u32) -> Result<(), Error> {
     if buf.len() < HEADER_LEN {
-        return Err(Error::BufferTooSmall { what: "ESP header", need: HEADER_LEN, have: buf.len() });
+        return Err(Error::BufferTooSmall {
+            what: "ESP header",
+            need: HEADER_LEN,
+            have: buf.len(),
+        });
     }
     buf[field::SPI].copy_from_slice(&spi.to_be_bytes());
     buf[field::SEQ].copy_from_slice(&seq_lo.to_be_bytes());
@@ -140,7 +144,13 @@ impl Trailer {
         if pad.iter().enumerate().any(|(i, &b)| b as usize != i + 1) {
             return Err(TrailerError::BadPadding);
         }
-        Ok((Trailer { pad_length, next_header }, inner_len))
+        Ok((
+            Trailer {
+                pad_length,
+                next_header,
+            },
+            inner_len,
+        ))
     }
 
     /// Number of padding bytes so that `inner_len + pad + 2` is a multiple
@@ -164,7 +174,13 @@ impl Trailer {
 
 impl<T: AsRef<[u8]>> fmt::Display for EspPacket<T> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "ESP spi={:#010x} seq={} len={}", self.spi(), self.sequence_number(), self.len())
+        write!(
+            f,
+            "ESP spi={:#010x} seq={} len={}",
+            self.spi(),
+            self.sequence_number(),
+            self.len()
+        )
     }
 }
 
@@ -210,7 +226,10 @@ mod tests {
     #[test]
     fn trailer_rejects_bad_padding_and_overlong_pad_length() {
         // padding 1,2,4 instead of 1,2,3
-        assert_eq!(Trailer::parse_and_check(&[9, 1, 2, 4, 3, 4]), Err(TrailerError::BadPadding));
+        assert_eq!(
+            Trailer::parse_and_check(&[9, 1, 2, 4, 3, 4]),
+            Err(TrailerError::BadPadding)
+        );
         assert_eq!(Trailer::parse_and_check(&[1, 2, 200, 4]), Err(TrailerError::Truncated));
         assert_eq!(Trailer::parse_and_check(&[4]), Err(TrailerError::Truncated));
     }

@@ -54,7 +54,11 @@ pub struct FlowKey {
 impl fmt::Display for FlowKey {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         if self.protocol.has_ports() && !self.ports_opaque {
-            write!(f, "{} {}:{} -> {}:{}", self.protocol, self.src, self.src_port, self.dst, self.dst_port)
+            write!(
+                f,
+                "{} {}:{} -> {}:{}",
+                self.protocol, self.src, self.src_port, self.dst, self.dst_port
+            )
         } else {
             write!(f, "{} {} -> {}", self.protocol, self.src, self.dst)
         }
@@ -68,7 +72,10 @@ pub fn flow_key(packet: &[u8]) -> Result<FlowKey, Error> {
     match packet[0] >> 4 {
         4 => flow_key_v4(packet),
         6 => flow_key_v6(packet),
-        v => Err(Error::Unsupported { what: "IP version", value: v as u32 }),
+        v => Err(Error::Unsupported {
+            what: "IP version",
+            value: v as u32,
+        }),
     }
 }
 
@@ -96,22 +103,37 @@ fn flow_key_v4(p: &[u8]) -> Result<FlowKey, Error> {
     Error::check_len("IPv4 header with options", ihl, p.len())?;
     let total = u16::from_be_bytes([p[2], p[3]]) as usize;
     if total < ihl || total > p.len() {
-        return Err(Error::Malformed { what: "IPv4 Total Length" });
+        return Err(Error::Malformed {
+            what: "IPv4 Total Length",
+        });
     }
     let frag_offset = u16::from_be_bytes([p[6], p[7]]) & 0x1fff;
     let protocol = IpProtocol(p[9]);
     let src = IpAddr::V4(Ipv4Addr::new(p[12], p[13], p[14], p[15]));
     let dst = IpAddr::V4(Ipv4Addr::new(p[16], p[17], p[18], p[19]));
     let ports_opaque = frag_offset != 0;
-    let (src_port, dst_port) = if ports_opaque { (0, 0) } else { ports(protocol, &p[ihl..total]) };
-    Ok(FlowKey { src, dst, protocol, src_port, dst_port, ports_opaque })
+    let (src_port, dst_port) = if ports_opaque {
+        (0, 0)
+    } else {
+        ports(protocol, &p[ihl..total])
+    };
+    Ok(FlowKey {
+        src,
+        dst,
+        protocol,
+        src_port,
+        dst_port,
+        ports_opaque,
+    })
 }
 
 fn flow_key_v6(p: &[u8]) -> Result<FlowKey, Error> {
     Error::check_len("IPv6 header", IPV6_HEADER_LEN, p.len())?;
     let payload_len = u16::from_be_bytes([p[4], p[5]]) as usize;
     if IPV6_HEADER_LEN + payload_len > p.len() {
-        return Err(Error::Malformed { what: "IPv6 Payload Length" });
+        return Err(Error::Malformed {
+            what: "IPv6 Payload Length",
+        });
     }
     let mut a = [0u8; 16];
     a.copy_from_slice(&p[8..24]);
@@ -142,10 +164,23 @@ fn flow_key_v6(p: &[u8]) -> Result<FlowKey, Error> {
         }
     }
     if off > end {
-        return Err(Error::Malformed { what: "IPv6 extension header chain" });
+        return Err(Error::Malformed {
+            what: "IPv6 extension header chain",
+        });
     }
-    let (src_port, dst_port) = if ports_opaque { (0, 0) } else { ports(next, &p[off..end]) };
-    Ok(FlowKey { src, dst, protocol: next, src_port, dst_port, ports_opaque })
+    let (src_port, dst_port) = if ports_opaque {
+        (0, 0)
+    } else {
+        ports(next, &p[off..end])
+    };
+    Ok(FlowKey {
+        src,
+        dst,
+        protocol: next,
+        src_port,
+        dst_port,
+        ports_opaque,
+    })
 }
 
 /// Length an IP packet claims for itself (IPv4 Total Length, or IPv6
@@ -156,7 +191,9 @@ pub fn claimed_len(packet: &[u8]) -> Result<usize, Error> {
             Error::check_len("IPv4 header", IPV4_MIN_HEADER_LEN, packet.len())?;
             let n = u16::from_be_bytes([packet[2], packet[3]]) as usize;
             if n < IPV4_MIN_HEADER_LEN || n > packet.len() {
-                return Err(Error::Malformed { what: "IPv4 Total Length" });
+                return Err(Error::Malformed {
+                    what: "IPv4 Total Length",
+                });
             }
             Ok(n)
         }
@@ -164,7 +201,9 @@ pub fn claimed_len(packet: &[u8]) -> Result<usize, Error> {
             Error::check_len("IPv6 header", IPV6_HEADER_LEN, packet.len())?;
             let n = u16::from_be_bytes([packet[4], packet[5]]) as usize + IPV6_HEADER_LEN;
             if n > packet.len() {
-                return Err(Error::Malformed { what: "IPv6 Payload Length" });
+                return Err(Error::Malformed {
+                    what: "IPv6 Payload Length",
+                });
             }
             Ok(n)
         }
@@ -227,7 +266,12 @@ mod tests {
         let mut udp = vec![0u8; 8];
         udp[0..2].copy_from_slice(&1234u16.to_be_bytes());
         udp[2..4].copy_from_slice(&53u16.to_be_bytes());
-        let p = build_ipv4(Ipv4Addr::new(192, 168, 11, 11), Ipv4Addr::new(192, 168, 12, 12), IpProtocol::UDP, &udp);
+        let p = build_ipv4(
+            Ipv4Addr::new(192, 168, 11, 11),
+            Ipv4Addr::new(192, 168, 12, 12),
+            IpProtocol::UDP,
+            &udp,
+        );
         assert_eq!(internet_checksum(&p[..20]), 0);
         let k = flow_key(&p).unwrap();
         assert_eq!(k.to_string(), "udp 192.168.11.11:1234 -> 192.168.12.12:53");
@@ -236,10 +280,20 @@ mod tests {
 
     #[test]
     fn ipv4_icmp_type_code_and_fragments() {
-        let p = build_ipv4(Ipv4Addr::new(1, 1, 1, 1), Ipv4Addr::new(2, 2, 2, 2), IpProtocol::ICMP, &[8, 0, 0, 0]);
+        let p = build_ipv4(
+            Ipv4Addr::new(1, 1, 1, 1),
+            Ipv4Addr::new(2, 2, 2, 2),
+            IpProtocol::ICMP,
+            &[8, 0, 0, 0],
+        );
         let k = flow_key(&p).unwrap();
         assert_eq!((k.src_port, k.dst_port), (8, 0));
-        let mut f = build_ipv4(Ipv4Addr::new(1, 1, 1, 1), Ipv4Addr::new(2, 2, 2, 2), IpProtocol::TCP, &[0, 80, 0, 81]);
+        let mut f = build_ipv4(
+            Ipv4Addr::new(1, 1, 1, 1),
+            Ipv4Addr::new(2, 2, 2, 2),
+            IpProtocol::TCP,
+            &[0, 80, 0, 81],
+        );
         f[7] = 10; // fragment offset 10
         let k = flow_key(&f).unwrap();
         assert!(k.ports_opaque);
@@ -251,7 +305,12 @@ mod tests {
         // Hop-by-hop (8 bytes) then TCP ports 443 -> 5555.
         let mut payload = vec![IpProtocol::TCP.0, 0, 0, 0, 0, 0, 0, 0];
         payload.extend_from_slice(&[0x01, 0xbb, 0x15, 0xb3]);
-        let p = build_ipv6("2001:db8::1".parse().unwrap(), "2001:db8::2".parse().unwrap(), IpProtocol::HOPOPT, &payload);
+        let p = build_ipv6(
+            "2001:db8::1".parse().unwrap(),
+            "2001:db8::2".parse().unwrap(),
+            IpProtocol::HOPOPT,
+            &payload,
+        );
         let k = flow_key(&p).unwrap();
         assert_eq!(k.protocol, IpProtocol::TCP);
         assert_eq!((k.src_port, k.dst_port), (443, 5555));

@@ -82,7 +82,11 @@ struct RawDaemon {
 
 impl Default for RawDaemon {
     fn default() -> Self {
-        RawDaemon { tun: default_tun(), mtu: default_mtu(), route_table: default_table() }
+        RawDaemon {
+            tun: default_tun(),
+            mtu: default_mtu(),
+            route_table: default_table(),
+        }
     }
 }
 
@@ -219,20 +223,30 @@ impl Config {
     }
 
     pub fn parse(path: &Path, text: &str) -> Result<Config, ConfigError> {
-        let err = |key: String, reason: String| ConfigError { file: path.into(), key, reason };
+        let err = |key: String, reason: String| ConfigError {
+            file: path.into(),
+            key,
+            reason,
+        };
         let raw: RawFile = toml::from_str(text).map_err(|e| {
             // toml's message names the key and the line; keep it whole.
             err(String::new(), e.to_string().trim_end().replace('\n', " | "))
         })?;
         let d = &raw.daemon;
         if d.tun.is_empty() || d.tun.len() > 15 || d.tun.contains(['/', ' ']) {
-            return Err(err("daemon.tun".into(), format!("'{}' is not a valid interface name (1-15 characters)", d.tun)));
+            return Err(err(
+                "daemon.tun".into(),
+                format!("'{}' is not a valid interface name (1-15 characters)", d.tun),
+            ));
         }
         if !(576..=65535 - 100).contains(&d.mtu) {
             return Err(err("daemon.mtu".into(), format!("{} is outside 576..65435", d.mtu)));
         }
         if d.route_table == 0 || d.route_table >= 253 && d.route_table <= 255 {
-            return Err(err("daemon.route_table".into(), format!("{} is a reserved table", d.route_table)));
+            return Err(err(
+                "daemon.route_table".into(),
+                format!("{} is a reserved table", d.route_table),
+            ));
         }
         let mut conns: Vec<ConnConfig> = Vec::new();
         for (i, c) in raw.conn.iter().enumerate() {
@@ -246,7 +260,10 @@ impl Config {
             let local_addr = addr("local_addr", &c.local_addr)?;
             let remote_addr = addr("remote_addr", &c.remote_addr)?;
             if local_addr.is_ipv4() != remote_addr.is_ipv4() {
-                return Err(err(at("remote_addr"), "local_addr and remote_addr are of different address families".into()));
+                return Err(err(
+                    at("remote_addr"),
+                    "local_addr and remote_addr are of different address families".into(),
+                ));
             }
             let encap = match c.encap.as_deref().unwrap_or("esp") {
                 "esp" => Encap::Esp,
@@ -255,7 +272,10 @@ impl Config {
             };
             let esp = EspAlgorithm::parse(&c.esp).map_err(|e| err(at("esp"), e))?;
             if !(64..=ikeda_esp::replay::MAX_WINDOW).contains(&c.replay_window) {
-                return Err(err(at("replay_window"), format!("{} is outside 64..{}", c.replay_window, ikeda_esp::replay::MAX_WINDOW)));
+                return Err(err(
+                    at("replay_window"),
+                    format!("{} is outside 64..{}", c.replay_window, ikeda_esp::replay::MAX_WINDOW),
+                ));
             }
             let mut selectors = Vec::new();
             let range = |k: String, v: &str| AddrRange::parse(v).map_err(|e| err(k, e));
@@ -275,24 +295,37 @@ impl Config {
                 let mut s = Selector::new(range(k("local"), &p.local)?, range(k("remote"), &p.remote)?);
                 if let Some(proto) = &p.proto {
                     if proto != "any" {
-                        s.protocol = Some(IpProtocol::from_name(proto).ok_or_else(|| err(k("proto"), format!("unknown protocol '{proto}'")))?);
+                        s.protocol = Some(
+                            IpProtocol::from_name(proto)
+                                .ok_or_else(|| err(k("proto"), format!("unknown protocol '{proto}'")))?,
+                        );
                     }
                 }
                 let ports = |f: &str, v: &Option<String>| -> Result<(u16, u16), ConfigError> {
                     match v {
                         None => Ok((0, 65535)),
-                        Some(v) => parse_ports(v).ok_or_else(|| err(k(f), format!("'{v}' is not a port or port range"))),
+                        Some(v) => {
+                            parse_ports(v).ok_or_else(|| err(k(f), format!("'{v}' is not a port or port range")))
+                        }
                     }
                 };
                 s.local_ports = ports("local_port", &p.local_port)?;
                 s.remote_ports = ports("remote_port", &p.remote_port)?;
-                if (s.local_ports != (0, 65535) || s.remote_ports != (0, 65535)) && !s.protocol.is_some_and(|p| p.has_ports()) {
-                    return Err(err(k("proto"), "ports need proto = \"tcp\", \"udp\" or \"sctp\"".into()));
+                if (s.local_ports != (0, 65535) || s.remote_ports != (0, 65535))
+                    && !s.protocol.is_some_and(|p| p.has_ports())
+                {
+                    return Err(err(
+                        k("proto"),
+                        "ports need proto = \"tcp\", \"udp\" or \"sctp\"".into(),
+                    ));
                 }
                 selectors.push((format!("policy[{pi}]"), s));
             }
             if selectors.is_empty() {
-                return Err(err(at("local_ts"), "no traffic selectors: give local_ts and remote_ts, or [[conn.policy]] entries".into()));
+                return Err(err(
+                    at("local_ts"),
+                    "no traffic selectors: give local_ts and remote_ts, or [[conn.policy]] entries".into(),
+                ));
             }
             for (k, s) in &selectors {
                 if s.local.is_ipv4() != s.remote.is_ipv4() {
@@ -308,25 +341,47 @@ impl Config {
                 }
             }
             let manual = match &c.manual {
-                None => return Err(err(at("manual"), "no keys: this version supports manual keying only ([conn.manual])".into())),
+                None => {
+                    return Err(err(
+                        at("manual"),
+                        "no keys: this version supports manual keying only ([conn.manual])".into(),
+                    ))
+                }
                 Some(m) => {
                     let keys = |dir: &str, k: &RawSaKeys| -> Result<SaKeys, ConfigError> {
                         let kk = |f: &str| at(&format!("manual.{dir}.{f}"));
                         let spi = match &k.spi {
                             SpiValue::Num(n) => *n,
-                            SpiValue::Str(s) => parse_u32(s).ok_or_else(|| err(kk("spi"), format!("'{s}' is not a number")))?,
+                            SpiValue::Str(s) => {
+                                parse_u32(s).ok_or_else(|| err(kk("spi"), format!("'{s}' is not a number")))?
+                            }
                         };
                         if !ikeda_wire::esp::spi_is_valid(spi) {
-                            return Err(err(kk("spi"), format!("{spi:#x} is reserved (SPIs 0-255 are not used on the wire, RFC 4303 §2.1)")));
+                            return Err(err(
+                                kk("spi"),
+                                format!("{spi:#x} is reserved (SPIs 0-255 are not used on the wire, RFC 4303 §2.1)"),
+                            ));
                         }
                         let enc_key = SecretBytes::from_hex(&k.enc_key).map_err(|e| err(kk("enc_key"), e.into()))?;
                         if enc_key.len() != esp.enc_key_len() {
-                            let salt = if esp.is_aead() { format!(" ({}-byte key + 4-byte salt)", esp.enc_key_len() - 4) } else { String::new() };
-                            return Err(err(kk("enc_key"), format!("{esp} needs {} bytes{salt}, got {}", esp.enc_key_len(), enc_key.len())));
+                            let salt = if esp.is_aead() {
+                                format!(" ({}-byte key + 4-byte salt)", esp.enc_key_len() - 4)
+                            } else {
+                                String::new()
+                            };
+                            return Err(err(
+                                kk("enc_key"),
+                                format!("{esp} needs {} bytes{salt}, got {}", esp.enc_key_len(), enc_key.len()),
+                            ));
                         }
                         let auth_key = match (&k.auth_key, esp.auth_key_len()) {
                             (None, 0) => None,
-                            (Some(_), 0) => return Err(err(kk("auth_key"), format!("{esp} is an AEAD cipher and takes no auth_key"))),
+                            (Some(_), 0) => {
+                                return Err(err(
+                                    kk("auth_key"),
+                                    format!("{esp} is an AEAD cipher and takes no auth_key"),
+                                ))
+                            }
                             (None, n) => return Err(err(kk("auth_key"), format!("{esp} needs a {n}-byte auth_key"))),
                             (Some(a), n) => {
                                 let a = SecretBytes::from_hex(a).map_err(|e| err(kk("auth_key"), e.into()))?;
@@ -361,7 +416,10 @@ impl Config {
         for c in &conns {
             if let Some(m) = &c.manual {
                 if let Some((_, other)) = spis.iter().find(|(s, _)| *s == m.inbound.spi) {
-                    return Err(err(format!("conn ({}).manual.in.spi", c.name), format!("{:#x} is already used by connection '{other}'", m.inbound.spi)));
+                    return Err(err(
+                        format!("conn ({}).manual.in.spi", c.name),
+                        format!("{:#x} is already used by connection '{other}'", m.inbound.spi),
+                    ));
                 }
                 spis.push((m.inbound.spi, &c.name));
             }
@@ -371,7 +429,11 @@ impl Config {
         }
         Ok(Config {
             file: path.into(),
-            daemon: DaemonConfig { tun: d.tun.clone(), mtu: d.mtu, route_table: d.route_table },
+            daemon: DaemonConfig {
+                tun: d.tun.clone(),
+                mtu: d.mtu,
+                route_table: d.route_table,
+            },
             conns,
         })
     }
@@ -437,7 +499,10 @@ in = { spi = 8193, enc_key = "0x101112131415161718191a1b1c1d1e1f20212223" }
         assert_eq!(conn.selectors.len(), 4);
         assert_eq!(conn.selectors[1].to_string(), "192.168.50.11 === 192.168.12.0/24");
         assert_eq!(conn.selectors[2].to_string(), "192.168.11.0/24 === 192.168.50.12");
-        assert_eq!(conn.selectors[3].to_string(), "192.168.11.0/24 === 192.168.12.80[80] tcp");
+        assert_eq!(
+            conn.selectors[3].to_string(),
+            "192.168.11.0/24 === 192.168.12.80[80] tcp"
+        );
         let m = conn.manual.as_ref().unwrap();
         assert_eq!((m.out.spi, m.inbound.spi), (0x1001, 0x2001));
         assert_eq!(c.daemon.mtu, 1400);
@@ -448,12 +513,32 @@ in = { spi = 8193, enc_key = "0x101112131415161718191a1b1c1d1e1f20212223" }
     #[test]
     fn errors_name_file_key_and_reason() {
         let cases: &[(&str, &str, &str)] = &[
-            ("esp = \"aes128gcm16\"", "esp = \"des-md5\"", "gw1.toml: conn[0] (site2).esp: unknown ESP cipher 'des'"),
+            (
+                "esp = \"aes128gcm16\"",
+                "esp = \"des-md5\"",
+                "gw1.toml: conn[0] (site2).esp: unknown ESP cipher 'des'",
+            ),
             ("spi = \"0x1001\"", "spi = \"0x10\"", "manual.out.spi: 0x10 is reserved"),
-            ("0x000102030405060708090a0b0c0d0e0f10111213", "0x0001", "manual.out.enc_key: aes128gcm16 needs 20 bytes (16-byte key + 4-byte salt), got 2"),
-            ("remote_ts = [\"192.168.12.0/24\"]", "remote_ts = [\"192.168.12.1/24\"]", "remote_ts[0]: '192.168.12.1/24' has host bits set"),
-            ("local = \"192.168.50.11\"", "local = \"192.168.50.11\"\nbogus = 1", "unknown field `bogus`"),
-            ("local = \"192.168.50.11\"\nremote = \"192.168.12.0/24\"", "local = \"192.168.50.11\"\nremote = \"192.168.50.0/24\"", "covers the tunnel's own endpoints"),
+            (
+                "0x000102030405060708090a0b0c0d0e0f10111213",
+                "0x0001",
+                "manual.out.enc_key: aes128gcm16 needs 20 bytes (16-byte key + 4-byte salt), got 2",
+            ),
+            (
+                "remote_ts = [\"192.168.12.0/24\"]",
+                "remote_ts = [\"192.168.12.1/24\"]",
+                "remote_ts[0]: '192.168.12.1/24' has host bits set",
+            ),
+            (
+                "local = \"192.168.50.11\"",
+                "local = \"192.168.50.11\"\nbogus = 1",
+                "unknown field `bogus`",
+            ),
+            (
+                "local = \"192.168.50.11\"\nremote = \"192.168.12.0/24\"",
+                "local = \"192.168.50.11\"\nremote = \"192.168.50.0/24\"",
+                "covers the tunnel's own endpoints",
+            ),
             ("tun = \"ikeda0\"", "tun = \"this-name-is-far-too-long\"", "daemon.tun:"),
             ("proto = \"tcp\"", "proto = \"icmp\"", "ports need proto"),
         ];
@@ -474,18 +559,33 @@ in = { spi = 8193, enc_key = "0x101112131415161718191a1b1c1d1e1f20212223" }
         let e = parse(&cbc).unwrap_err().to_string();
         assert!(e.contains("needs 16 bytes, got 20"), "{e}");
         let cbc = cbc
-            .replace("0x000102030405060708090a0b0c0d0e0f10111213\"", "0x000102030405060708090a0b0c0d0e0f\", auth_key = \"0x0001020304050607080910111213141516171819\"")
-            .replace("0x101112131415161718191a1b1c1d1e1f20212223\"", "0x101112131415161718191a1b1c1d1e1f\"");
+            .replace(
+                "0x000102030405060708090a0b0c0d0e0f10111213\"",
+                "0x000102030405060708090a0b0c0d0e0f\", auth_key = \"0x0001020304050607080910111213141516171819\"",
+            )
+            .replace(
+                "0x101112131415161718191a1b1c1d1e1f20212223\"",
+                "0x101112131415161718191a1b1c1d1e1f\"",
+            );
         let e = parse(&cbc).unwrap_err().to_string();
-        assert!(e.contains("manual.in.auth_key: aes128-sha1 needs a 20-byte auth_key"), "{e}");
-        let aead = GOOD.replace("0x101112131415161718191a1b1c1d1e1f20212223\"", "0x101112131415161718191a1b1c1d1e1f20212223\", auth_key = \"0x00\"");
+        assert!(
+            e.contains("manual.in.auth_key: aes128-sha1 needs a 20-byte auth_key"),
+            "{e}"
+        );
+        let aead = GOOD.replace(
+            "0x101112131415161718191a1b1c1d1e1f20212223\"",
+            "0x101112131415161718191a1b1c1d1e1f20212223\", auth_key = \"0x00\"",
+        );
         assert!(parse(&aead).unwrap_err().to_string().contains("takes no auth_key"));
     }
 
     #[test]
     fn duplicate_inbound_spi_across_connections() {
         let conn = GOOD.split_once("[[conn]]").unwrap().1;
-        let two = format!("[[conn]]{conn}\n[[conn]]{}", conn.replace("site2", "site3").replace("0x1001", "0x1002"));
+        let two = format!(
+            "[[conn]]{conn}\n[[conn]]{}",
+            conn.replace("site2", "site3").replace("0x1001", "0x1002")
+        );
         let e = parse(&two).unwrap_err().to_string();
         assert!(e.contains("0x2001 is already used by connection 'site2'"), "{e}");
     }

@@ -42,7 +42,11 @@ pub fn sa_params(c: &ConnConfig) -> Option<(SaParams, SaParams)> {
 }
 
 /// The data plane state a config describes: SPD, outbound and inbound SAs.
-pub fn build_sas(cfg: &Config) -> Result<(Outbound, Vec<String>, Vec<(String, InboundSa)>), String> {
+/// The outbound half, the connection name of each outbound SA, and the
+/// inbound SAs with their connection names.
+pub type BuiltSas = (Outbound, Vec<String>, Vec<(String, InboundSa)>);
+
+pub fn build_sas(cfg: &Config) -> Result<BuiltSas, String> {
     let mut policies = Vec::new();
     let mut out = Vec::new();
     let mut names = Vec::new();
@@ -50,11 +54,20 @@ pub fn build_sas(cfg: &Config) -> Result<(Outbound, Vec<String>, Vec<(String, In
     for c in &cfg.conns {
         let Some((o, i)) = sa_params(c) else { continue };
         let idx = out.len();
-        out.push(Some(OutboundSa::new(&o).map_err(|e| format!("{}: outbound SA: {e}", c.name))?));
+        out.push(Some(
+            OutboundSa::new(&o).map_err(|e| format!("{}: outbound SA: {e}", c.name))?,
+        ));
         names.push(c.name.clone());
-        inb.push((c.name.clone(), InboundSa::new(&i).map_err(|e| format!("{}: inbound SA: {e}", c.name))?));
+        inb.push((
+            c.name.clone(),
+            InboundSa::new(&i).map_err(|e| format!("{}: inbound SA: {e}", c.name))?,
+        ));
         for s in &c.selectors {
-            policies.push(Policy::new(c.name.clone(), s.clone(), PolicyAction::Protect { sa: idx }));
+            policies.push(Policy::new(
+                c.name.clone(),
+                s.clone(),
+                PolicyAction::Protect { sa: idx },
+            ));
         }
     }
     Ok((Outbound::new(Spd::new(policies), out), names, inb))
@@ -93,7 +106,17 @@ impl Drop for OsState {
 /// Remove rules a crashed earlier run left pointing at our table.
 fn remove_stale_rules(ip: &IpRoute2, table: u32) {
     for _ in 0..1024 {
-        if ip.run(["rule", "del", "pref", &RULE_PREF.to_string(), "table", &table.to_string()]).is_err() {
+        if ip
+            .run([
+                "rule",
+                "del",
+                "pref",
+                &RULE_PREF.to_string(),
+                "table",
+                &table.to_string(),
+            ])
+            .is_err()
+        {
             break;
         }
     }
@@ -105,7 +128,11 @@ fn install_routes(cfg: &Config, os: &mut OsState) -> Result<(), String> {
     for c in &cfg.conns {
         for s in &c.selectors {
             // Source hint: a local selector that is one address (gateway <-> net).
-            let src = s.local.prefix_len().filter(|l| *l == 32 || *l == 128).map(|_| s.local.start);
+            let src = s
+                .local
+                .prefix_len()
+                .filter(|l| *l == 32 || *l == 128)
+                .map(|_| s.local.start);
             for cidr in s.remote.to_cidrs() {
                 if !routed.contains(&cidr) {
                     os.ip
@@ -113,13 +140,20 @@ fn install_routes(cfg: &Config, os: &mut OsState) -> Result<(), String> {
                         .map_err(|e| format!("route {cidr} via {dev}: {e}"))?;
                     routed.push(cidr.clone());
                 }
-                let from = if s.remote.contains(c.remote_addr) { Some(s.local.to_cidrs()) } else { None };
+                let from = if s.remote.contains(c.remote_addr) {
+                    Some(s.local.to_cidrs())
+                } else {
+                    None
+                };
                 let froms: Vec<Option<String>> = match from {
                     Some(v) => v.into_iter().map(Some).collect(),
                     None => vec![None],
                 };
                 for from in froms {
-                    let exists = os.added.iter().any(|Added::Rule { from: f, to }| *f == from && *to == cidr);
+                    let exists = os
+                        .added
+                        .iter()
+                        .any(|Added::Rule { from: f, to }| *f == from && *to == cidr);
                     if !exists {
                         os.ip
                             .add_rule(from.as_deref(), &cidr, os.table, Some(RULE_PREF))
@@ -172,7 +206,8 @@ fn open_sockets(cfg: &Config) -> Result<Vec<Arc<NetSocket<AnySocket>>>, String> 
     for (encap, local, port) in want {
         let io = match encap {
             Encap::Udp => {
-                let s = UdpSocket::bind(SocketAddr::new(local, port)).map_err(|e| format!("UDP socket on {local}:{port}: {e}"))?;
+                let s = UdpSocket::bind(SocketAddr::new(local, port))
+                    .map_err(|e| format!("UDP socket on {local}:{port}: {e}"))?;
                 let _ = s.set_buffer_sizes(ikeda_sys::DEFAULT_SOCKET_BUFFER, ikeda_sys::DEFAULT_SOCKET_BUFFER);
                 AnySocket::Udp(s)
             }
@@ -204,7 +239,10 @@ fn block_signals() -> libc::sigset_t {
 
 /// Wait up to `timeout` for one of the blocked signals.
 fn wait_for_signal(set: &libc::sigset_t, timeout: Duration) -> Option<i32> {
-    let ts = libc::timespec { tv_sec: timeout.as_secs() as _, tv_nsec: timeout.subsec_nanos() as _ };
+    let ts = libc::timespec {
+        tv_sec: timeout.as_secs() as _,
+        tv_nsec: timeout.subsec_nanos() as _,
+    };
     // SAFETY: valid set and timespec; a null siginfo pointer is allowed.
     let r = unsafe { libc::sigtimedwait(set, std::ptr::null_mut(), &ts) };
     (r > 0).then_some(r)
@@ -276,18 +314,25 @@ type Started = (DataPlane, OsState, Arc<Tun>);
 fn start(cfg: &Config) -> Result<Started, String> {
     let (outbound, names, inbound) = build_sas(cfg)?;
     let tun = Tun::open(&cfg.daemon.tun).map_err(|e| format!("TUN device {}: {e}", cfg.daemon.tun))?;
-    tun.set_mtu(cfg.daemon.mtu).map_err(|e| format!("MTU {} on {}: {e}", cfg.daemon.mtu, cfg.daemon.tun))?;
-    tun.set_up().map_err(|e| format!("bringing {} up: {e}", cfg.daemon.tun))?;
+    tun.set_mtu(cfg.daemon.mtu)
+        .map_err(|e| format!("MTU {} on {}: {e}", cfg.daemon.mtu, cfg.daemon.tun))?;
+    tun.set_up()
+        .map_err(|e| format!("bringing {} up: {e}", cfg.daemon.tun))?;
     let ip = IpRoute2::new();
     // TUN drops (does not push back) when its queue is full; a TCP burst
     // larger than the default 500 packets would be lost before we read it.
-    ip.run(["link", "set", cfg.daemon.tun.as_str(), "txqueuelen", "4096"]).map_err(|e| format!("txqueuelen on {}: {e}", cfg.daemon.tun))?;
+    ip.run(["link", "set", cfg.daemon.tun.as_str(), "txqueuelen", "4096"])
+        .map_err(|e| format!("txqueuelen on {}: {e}", cfg.daemon.tun))?;
     // Decrypted packets enter through the TUN device; their reverse path
     // is the tunnel too (our rules), but loose mode avoids surprises with
     // asymmetric selectors.
     let _ = ikeda_sys::sysctl_set(&format!("net.ipv4.conf.{}.rp_filter", cfg.daemon.tun), "2");
     remove_stale_rules(&ip, cfg.daemon.route_table);
-    let mut os = OsState { ip, table: cfg.daemon.route_table, added: Vec::new() };
+    let mut os = OsState {
+        ip,
+        table: cfg.daemon.route_table,
+        added: Vec::new(),
+    };
     install_routes(cfg, &mut os)?;
     let sockets = open_sockets(cfg)?;
     let tun = Arc::new(tun);

@@ -130,7 +130,10 @@ impl StatsView {
 }
 
 pub fn now_ms() -> u64 {
-    SystemTime::now().duration_since(UNIX_EPOCH).map(|d| d.as_millis() as u64).unwrap_or(0)
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map(|d| d.as_millis() as u64)
+        .unwrap_or(0)
 }
 
 /// A started data plane; dropping it does not stop it: call [`stop`].
@@ -201,7 +204,12 @@ impl DataPlane {
                     .spawn(move || rx_loop(&*tun, &sock, inbound, mtu, &stop, &counters))?,
             );
         }
-        let stats = StatsView { outbound_drops: outbound.drops.clone(), inbound_drops, counters: counters.clone(), sas };
+        let stats = StatsView {
+            outbound_drops: outbound.drops.clone(),
+            inbound_drops,
+            counters: counters.clone(),
+            sas,
+        };
         let (stop2, counters2) = (stop.clone(), counters);
         threads.push(
             std::thread::Builder::new()
@@ -228,7 +236,7 @@ impl DataPlane {
 fn io_error(counters: &PlaneCounters, what: &str, e: &std::io::Error) {
     let n = counters.io_errors.fetch_add(1, Ordering::Relaxed);
     // Rate-limit: the first few, then every 1000th.
-    if n < 5 || n % 1000 == 0 {
+    if n < 5 || n.is_multiple_of(1000) {
         tracing::warn!(target: "esp", "{what}: {e} ({} I/O errors so far)", n + 1);
     }
 }
@@ -384,7 +392,16 @@ mod tests {
     use std::path::Path;
     use std::sync::Mutex;
 
-    fn cfg(local: &str, remote: &str, lnet: &str, rnet: &str, out_spi: u32, in_spi: u32, k_out: &str, k_in: &str) -> Config {
+    fn cfg(
+        local: &str,
+        remote: &str,
+        lnet: &str,
+        rnet: &str,
+        out_spi: u32,
+        in_spi: u32,
+        k_out: &str,
+        k_in: &str,
+    ) -> Config {
         let text = format!(
             "[[conn]]\nname = \"t\"\nlocal_addr = \"{local}\"\nremote_addr = \"{remote}\"\nencap = \"udp\"\nesp = \"aes256gcm16\"\n\
              local_ts = [\"{lnet}\"]\nremote_ts = [\"{rnet}\"]\n\
@@ -403,12 +420,29 @@ mod tests {
         let (out, names, inb) = build_sas(c).unwrap();
         let local = c.conns[0].local_addr;
         let sock = net.bind(SocketAddr::new(local, 4500)).unwrap();
-        let plane = DataPlane::start(Arc::new(dev), vec![Arc::new(NetSocket { encap: Encap::Udp, local, io: sock })], out, inb, names, 1400).unwrap();
+        let plane = DataPlane::start(
+            Arc::new(dev),
+            vec![Arc::new(NetSocket {
+                encap: Encap::Udp,
+                local,
+                io: sock,
+            })],
+            out,
+            inb,
+            names,
+            1400,
+        )
+        .unwrap();
         Gw { host, plane }
     }
 
     fn ping(src: [u8; 4], dst: [u8; 4], id: u8) -> Vec<u8> {
-        build_ipv4(src.into(), dst.into(), IpProtocol::ICMP, &[8, 0, 0, 0, 0, id, 0, 1, 0xab, 0xcd])
+        build_ipv4(
+            src.into(),
+            dst.into(),
+            IpProtocol::ICMP,
+            &[8, 0, 0, 0, 0, id, 0, 1, 0xab, 0xcd],
+        )
     }
 
     #[test]
@@ -425,16 +459,48 @@ mod tests {
             }
             true
         });
-        let g1 = gateway(&net, &cfg("192.168.50.11", "192.168.50.12", "192.168.11.0/24", "192.168.12.0/24", 0x1001, 0x2001, &k1, &k2));
-        let g2 = gateway(&net, &cfg("192.168.50.12", "192.168.50.11", "192.168.12.0/24", "192.168.11.0/24", 0x2001, 0x1001, &k2, &k1));
+        let g1 = gateway(
+            &net,
+            &cfg(
+                "192.168.50.11",
+                "192.168.50.12",
+                "192.168.11.0/24",
+                "192.168.12.0/24",
+                0x1001,
+                0x2001,
+                &k1,
+                &k2,
+            ),
+        );
+        let g2 = gateway(
+            &net,
+            &cfg(
+                "192.168.50.12",
+                "192.168.50.11",
+                "192.168.12.0/24",
+                "192.168.11.0/24",
+                0x2001,
+                0x1001,
+                &k2,
+                &k1,
+            ),
+        );
         let t = Some(Duration::from_secs(2));
         for id in 0..20u8 {
             let p = ping([192, 168, 11, 11], [192, 168, 12, 12], id);
             g1.host.write(&p).unwrap();
-            assert_eq!(g2.host.recv_timeout(t).as_deref(), Some(&p[..]), "packet {id} gw1 -> gw2");
+            assert_eq!(
+                g2.host.recv_timeout(t).as_deref(),
+                Some(&p[..]),
+                "packet {id} gw1 -> gw2"
+            );
             let r = ping([192, 168, 12, 12], [192, 168, 11, 11], id);
             g2.host.write(&r).unwrap();
-            assert_eq!(g1.host.recv_timeout(t).as_deref(), Some(&r[..]), "packet {id} gw2 -> gw1");
+            assert_eq!(
+                g1.host.recv_timeout(t).as_deref(),
+                Some(&r[..]),
+                "packet {id} gw2 -> gw1"
+            );
         }
         // A packet no policy covers is dropped on gw1 and never sent.
         g1.host.write(&ping([192, 168, 11, 11], [10, 9, 9, 9], 99)).unwrap();
@@ -449,17 +515,22 @@ mod tests {
         let mut wrong_spi = good.clone();
         wrong_spi[3] ^= 0x55;
         for bad in [
-            good.clone(),                                // replayed
-            tampered,                                    // ICV mismatch
-            wrong_spi,                                   // unknown SPI
-            good[..20].to_vec(),                         // truncated
-            vec![0xde, 0xad],                            // garbage too short for anything
-            vec![0, 0, 0, 0, 1, 2, 3, 4, 5, 6, 7, 8],    // IKE behind the non-ESP marker
-            vec![0xff],                                  // NAT keepalive
+            good.clone(),                             // replayed
+            tampered,                                 // ICV mismatch
+            wrong_spi,                                // unknown SPI
+            good[..20].to_vec(),                      // truncated
+            vec![0xde, 0xad],                         // garbage too short for anything
+            vec![0, 0, 0, 0, 1, 2, 3, 4, 5, 6, 7, 8], // IKE behind the non-ESP marker
+            vec![0xff],                               // NAT keepalive
         ] {
             rogue.send_to(&bad, to).unwrap();
         }
-        let want = [("replayed", 1), ("icv_mismatch", 1), ("unknown_spi", 1), ("truncated", 2)];
+        let want = [
+            ("replayed", 1),
+            ("icv_mismatch", 1),
+            ("unknown_spi", 1),
+            ("truncated", 2),
+        ];
         let ok = (0..100).any(|_| {
             std::thread::sleep(Duration::from_millis(20));
             let s = g2.plane.stats.snapshot();
@@ -474,7 +545,10 @@ mod tests {
         let inb = s2.sas.iter().find(|s| s.direction == "in").unwrap();
         assert_eq!(inb.packets, 20);
         assert_eq!(inb.drops.get("replayed"), Some(&1));
-        assert!(g2.host.recv_timeout(Some(Duration::from_millis(100))).is_none(), "a bad packet got through");
+        assert!(
+            g2.host.recv_timeout(Some(Duration::from_millis(100))).is_none(),
+            "a bad packet got through"
+        );
         g1.plane.stop();
         g2.plane.stop();
     }

@@ -32,11 +32,18 @@ pub fn ikeda(args: &[&str]) -> Output {
 }
 
 pub fn text(o: &Output) -> String {
-    format!("{}{}", String::from_utf8_lossy(&o.stdout), String::from_utf8_lossy(&o.stderr))
+    format!(
+        "{}{}",
+        String::from_utf8_lossy(&o.stdout),
+        String::from_utf8_lossy(&o.stderr)
+    )
 }
 
 pub fn namespaces_with_prefix(prefix: &str) -> Vec<String> {
-    let o = Command::new("ip").args(["netns", "list"]).output().expect("ip netns list");
+    let o = Command::new("ip")
+        .args(["netns", "list"])
+        .output()
+        .expect("ip netns list");
     String::from_utf8_lossy(&o.stdout)
         .lines()
         .filter_map(|l| l.split_whitespace().next())
@@ -71,7 +78,11 @@ impl Lab {
     }
 
     pub fn exec(&self, node: &str, cmd: &[&str]) -> Output {
-        Command::new("ip").args(["netns", "exec", &self.ns(node)]).args(cmd).output().expect("ip netns exec")
+        Command::new("ip")
+            .args(["netns", "exec", &self.ns(node)])
+            .args(cmd)
+            .output()
+            .expect("ip netns exec")
     }
 }
 

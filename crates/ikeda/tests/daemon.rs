@@ -78,8 +78,13 @@ fn run_installs_routes_and_removes_them_on_sigterm() {
     let rules = ns.rules();
     assert!(rules.contains("from all to 192.168.12.0/24 lookup 220"), "{rules}");
     // net <-> remote gateway: only the LAN's traffic to the peer goes in the tunnel.
-    assert!(rules.contains("from 192.168.11.0/24 to 192.168.50.12 lookup 220"), "{rules}");
-    assert!(ns.ip(&["route", "show", "table", "220"]).contains("192.168.12.0/24 dev ikeda0"));
+    assert!(
+        rules.contains("from 192.168.11.0/24 to 192.168.50.12 lookup 220"),
+        "{rules}"
+    );
+    assert!(ns
+        .ip(&["route", "show", "table", "220"])
+        .contains("192.168.12.0/24 dev ikeda0"));
     assert!(ns.has_tun());
     assert!(ns.ip(&["link", "show", "ikeda0"]).contains("mtu 1400"));
     // ip netns exec execs, so the child's PID is ikeda's.
@@ -97,7 +102,13 @@ fn a_bad_config_is_refused_with_file_key_and_reason() {
     let o = ikeda(&["check", "-c", cfg.to_str().unwrap()]);
     assert_eq!(o.status.code(), Some(2));
     let t = text(&o);
-    assert!(t.contains(&format!("{}: conn[0] (site2).esp: unknown ESP algorithm 'aes128gcm8'", cfg.display())), "{t}");
+    assert!(
+        t.contains(&format!(
+            "{}: conn[0] (site2).esp: unknown ESP algorithm 'aes128gcm8'",
+            cfg.display()
+        )),
+        "{t}"
+    );
     let o = ikeda(&["check", "-c", "/nonexistent/x.toml"]);
     assert_eq!(o.status.code(), Some(2));
     assert!(text(&o).contains("/nonexistent/x.toml: cannot read"), "{}", text(&o));
@@ -112,14 +123,22 @@ fn a_failed_start_leaves_nothing_behind() {
     // 192.168.50.99 is not an address of this host: the raw ESP socket
     // cannot bind, after the TUN device and routes were set up.
     let cfg = write_cfg("nobind", &config("192.168.50.99"));
-    let o = Command::new("ip").args(["netns", "exec", &ns.0, IKEDA, "run", "-c"]).arg(&cfg).output().unwrap();
+    let o = Command::new("ip")
+        .args(["netns", "exec", &ns.0, IKEDA, "run", "-c"])
+        .arg(&cfg)
+        .output()
+        .unwrap();
     assert_eq!(o.status.code(), Some(1), "{}", text(&o));
     assert!(text(&o).contains("raw ESP socket on 192.168.50.99"), "{}", text(&o));
     assert_eq!(ns.rules().trim(), "");
     assert!(!ns.has_tun());
     // Refused configs never touch the system.
     let bad = write_cfg("refused", &config("192.168.50.11").replace("0x1001", "0x10"));
-    let o = Command::new("ip").args(["netns", "exec", &ns.0, IKEDA, "run", "-c"]).arg(&bad).output().unwrap();
+    let o = Command::new("ip")
+        .args(["netns", "exec", &ns.0, IKEDA, "run", "-c"])
+        .arg(&bad)
+        .output()
+        .unwrap();
     assert_eq!(o.status.code(), Some(2));
     assert!(text(&o).contains("manual.out.spi: 0x10 is reserved"), "{}", text(&o));
     assert!(!ns.has_tun());

@@ -16,7 +16,12 @@ fn wait_sa_packets(lab: &Lab, gw: &str, dir: &str, n: u64) -> serde_json::Value 
     let t0 = Instant::now();
     loop {
         let s = stats(lab, gw);
-        let p = s["sas"].as_array().unwrap().iter().find(|x| x["direction"] == dir).map(|x| x["packets"].as_u64().unwrap());
+        let p = s["sas"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|x| x["direction"] == dir)
+            .map(|x| x["packets"].as_u64().unwrap());
         if p.is_some_and(|p| p >= n) || t0.elapsed() > Duration::from_secs(4) {
             return s;
         }
@@ -27,16 +32,42 @@ fn wait_sa_packets(lab: &Lab, gw: &str, dir: &str, n: u64) -> serde_json::Value 
 fn check_lab(args: &[&str]) {
     let (lab, out) = Lab::up('l', args);
     // `lab up` itself pings h1 -> h2 over IPv4 and IPv6 and fails otherwise.
-    assert!(out.contains("192.168.11.11 -> 192.168.12.12 through the tunnel: 3 packets transmitted, 3 received"), "{out}");
-    assert!(out.contains("2001:db8:11::11 -> 2001:db8:12::12 through the tunnel: 3 packets transmitted, 3 received"), "{out}");
+    assert!(
+        out.contains("192.168.11.11 -> 192.168.12.12 through the tunnel: 3 packets transmitted, 3 received"),
+        "{out}"
+    );
+    assert!(
+        out.contains("2001:db8:11::11 -> 2001:db8:12::12 through the tunnel: 3 packets transmitted, 3 received"),
+        "{out}"
+    );
     // The seed policy set: gateway <-> remote net, and net <-> remote gateway.
-    let o = lab.exec("gw1", &["ping", "-c", "2", "-i", "0.2", "-W", "2", "-I", "192.168.50.11", "192.168.12.12"]);
+    let o = lab.exec(
+        "gw1",
+        &[
+            "ping",
+            "-c",
+            "2",
+            "-i",
+            "0.2",
+            "-W",
+            "2",
+            "-I",
+            "192.168.50.11",
+            "192.168.12.12",
+        ],
+    );
     assert!(o.status.success(), "gw1 -> h2: {}", text(&o));
     let o = lab.exec("h1", &["ping", "-c", "2", "-i", "0.2", "-W", "2", "192.168.50.12"]);
     assert!(o.status.success(), "h1 -> gw2: {}", text(&o));
     // 10 packets each way crossed the SAs (6 from lab up, 4 here), seen by the data plane.
     let s = wait_sa_packets(&lab, "gw2", "in", 10);
-    let inb = s["sas"].as_array().unwrap().iter().find(|x| x["direction"] == "in").unwrap().clone();
+    let inb = s["sas"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|x| x["direction"] == "in")
+        .unwrap()
+        .clone();
     assert!(inb["packets"].as_u64().unwrap() >= 10, "{s}");
     assert_eq!(s["drops"].get("icv_mismatch"), None, "{s}");
     // The ESP really is on the wire between the gateways.
@@ -75,7 +106,8 @@ fn lab_down_cleans_up_after_a_crash() {
         return;
     }
     let (lab, _) = Lab::up('c', &["--no-ping"]);
-    let st: serde_json::Value = serde_json::from_str(&std::fs::read_to_string(lab.dir().join("lab.json")).unwrap()).unwrap();
+    let st: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(lab.dir().join("lab.json")).unwrap()).unwrap();
     // Crash the gateways (SIGKILL: no cleanup of their own) and lose the
     // lab's state directory, as if `lab up` itself had died.
     for p in st["pids"].as_array().unwrap() {
@@ -85,7 +117,10 @@ fn lab_down_cleans_up_after_a_crash() {
     std::fs::remove_dir_all(lab.dir()).unwrap();
     let o = ikeda(&["lab", "down", "--name", &lab.name]);
     assert!(o.status.success(), "{}", text(&o));
-    assert_eq!(namespaces_with_prefix(&format!("ikl-{}-", lab.name)), Vec::<String>::new());
+    assert_eq!(
+        namespaces_with_prefix(&format!("ikl-{}-", lab.name)),
+        Vec::<String>::new()
+    );
     // A second lab can be built under the same name right away.
     let o = ikeda(&["lab", "up", "--name", &lab.name, "--no-ping"]);
     assert!(o.status.success(), "{}", text(&o));
@@ -113,11 +148,17 @@ fn lab_exec_runs_in_the_node() {
         return;
     }
     let (lab, _) = Lab::up('e', &["--no-ping"]);
-    let o = ikeda(&["lab", "exec", "--name", &lab.name, "h2", "--", "ip", "-4", "-o", "addr", "show", "eth0"]);
+    let o = ikeda(&[
+        "lab", "exec", "--name", &lab.name, "h2", "--", "ip", "-4", "-o", "addr", "show", "eth0",
+    ]);
     assert!(o.status.success(), "{}", text(&o));
     assert!(text(&o).contains("192.168.12.12/24"), "{}", text(&o));
     let o = ikeda(&["lab", "status", "--name", &lab.name]);
-    assert!(text(&o).contains("ikeda gw1: pid") && text(&o).contains("running"), "{}", text(&o));
+    assert!(
+        text(&o).contains("ikeda gw1: pid") && text(&o).contains("running"),
+        "{}",
+        text(&o)
+    );
 }
 
 #[test]
@@ -125,12 +166,19 @@ fn strongswan_gateways_ping_across() {
     if !require_root("strongswan_gateways_ping_across") {
         return;
     }
-    assert!(std::path::Path::new("/usr/lib/ipsec/charon").exists(), "strongSwan is not installed: run the README's test command, which installs it");
+    assert!(
+        std::path::Path::new("/usr/lib/ipsec/charon").exists(),
+        "strongSwan is not installed: run the README's test command, which installs it"
+    );
     let (lab, out) = Lab::up('s', &["--gateways", "strongswan"]);
     assert!(out.contains("3 received"), "{out}");
     let o = Command::new("swanctl")
         .env("STRONGSWAN_CONF", lab.dir().join("charon-gw2/strongswan.conf"))
-        .args(["--list-sas", "--uri", &format!("unix://{}/charon-gw2/charon.vici", lab.dir().display())])
+        .args([
+            "--list-sas",
+            "--uri",
+            &format!("unix://{}/charon-gw2/charon.vici", lab.dir().display()),
+        ])
         .output()
         .unwrap();
     assert!(text(&o).contains("INSTALLED"), "{}", text(&o));

@@ -202,14 +202,28 @@ struct Lab {
 impl Lab {
     fn up(idx: usize, c: &Case) -> Lab {
         let name = format!("o{:04x}{idx:02}", std::process::id() & 0xffff);
-        let mut args = vec!["lab", "up", "--name", &name, "--esp", c.esp, "--encap", if c.udp { "udp" } else { "esp" }, "--no-ping"];
+        let mut args = vec![
+            "lab",
+            "up",
+            "--name",
+            &name,
+            "--esp",
+            c.esp,
+            "--encap",
+            if c.udp { "udp" } else { "esp" },
+            "--no-ping",
+        ];
         if c.esn {
             args.push("--esn");
         }
         if c.outer6 {
             args.push("--outer6");
         }
-        let out = Command::new(IKEDA).args(&args).stdin(Stdio::null()).output().expect("running ikeda lab up");
+        let out = Command::new(IKEDA)
+            .args(&args)
+            .stdin(Stdio::null())
+            .output()
+            .expect("running ikeda lab up");
         let stderr = String::from_utf8_lossy(&out.stderr).into_owned();
         if stderr.contains("already up") {
             // Someone else's lab by that name: do not take it down.
@@ -224,8 +238,16 @@ impl Lab {
                 None => PathBuf::from(format!("/var/lib/ikeda/lab-{name}")),
             },
         };
-        let lab = Lab { name: name.clone(), dir };
-        assert!(out.status.success(), "ikeda {} failed:\n{}{stderr}", args.join(" "), String::from_utf8_lossy(&out.stdout));
+        let lab = Lab {
+            name: name.clone(),
+            dir,
+        };
+        assert!(
+            out.status.success(),
+            "ikeda {} failed:\n{}{stderr}",
+            args.join(" "),
+            String::from_utf8_lossy(&out.stdout)
+        );
         lab
     }
 
@@ -246,9 +268,17 @@ impl Lab {
 
 impl Drop for Lab {
     fn drop(&mut self) {
-        match Command::new(IKEDA).args(["lab", "down", "--name", &self.name]).stdin(Stdio::null()).output() {
+        match Command::new(IKEDA)
+            .args(["lab", "down", "--name", &self.name])
+            .stdin(Stdio::null())
+            .output()
+        {
             Ok(o) if o.status.success() => {}
-            Ok(o) => eprintln!("ikeda lab down --name {}: {}", self.name, String::from_utf8_lossy(&o.stderr)),
+            Ok(o) => eprintln!(
+                "ikeda lab down --name {}: {}",
+                self.name,
+                String::from_utf8_lossy(&o.stderr)
+            ),
             Err(e) => eprintln!("ikeda lab down --name {}: {e}", self.name),
         }
     }
@@ -310,7 +340,9 @@ impl Capture {
     fn start(ns: &str, file: &Path, probe_ns: &str, probe_dst: SocketAddr) -> Capture {
         // `ip netns exec` execs tshark, so the child's PID is tshark's.
         let mut child = Command::new("ip")
-            .args(["netns", "exec", ns, "tshark", "-i", "wan0", "-n", "-l", "-P", "-F", "pcap", "-w"])
+            .args([
+                "netns", "exec", ns, "tshark", "-i", "wan0", "-n", "-l", "-P", "-F", "pcap", "-w",
+            ])
             .arg(file)
             .args(["-f", "esp or udp port 4500"])
             .stdin(Stdio::null())
@@ -344,10 +376,16 @@ impl Capture {
                 let _ = tx.send("packet");
             }
         });
-        let mut cap = Capture { child: Some(child), stderr };
+        let mut cap = Capture {
+            child: Some(child),
+            stderr,
+        };
         let fail = |cap: &mut Capture, why: &str| -> ! {
             cap.stop_now();
-            panic!("tshark in {ns} {why}:\n{}", cap.stderr.lock().unwrap_or_else(|e| e.into_inner()));
+            panic!(
+                "tshark in {ns} {why}:\n{}",
+                cap.stderr.lock().unwrap_or_else(|e| e.into_inner())
+            );
         };
         match rx.recv_timeout(Duration::from_secs(20)) {
             Ok("capturing") => {}
@@ -364,11 +402,16 @@ impl Capture {
                 if unsafe { libc::setns(f.as_raw_fd(), libc::CLONE_NEWNET) } != 0 {
                     return Err(format!("setns {probe_ns}: {}", std::io::Error::last_os_error()));
                 }
-                let any: SocketAddr = if probe_dst.is_ipv6() { "[::]:0".parse().unwrap() } else { "0.0.0.0:0".parse().unwrap() };
+                let any: SocketAddr = if probe_dst.is_ipv6() {
+                    "[::]:0".parse().unwrap()
+                } else {
+                    "0.0.0.0:0".parse().unwrap()
+                };
                 let sock = UdpSocket::bind(any).map_err(|e| e.to_string())?;
                 let mut n = 0;
                 while !stop.load(Ordering::Relaxed) && n < 200 {
-                    sock.send_to(&[0xff], probe_dst).map_err(|e| format!("sending a keepalive to {probe_dst}: {e}"))?;
+                    sock.send_to(&[0xff], probe_dst)
+                        .map_err(|e| format!("sending a keepalive to {probe_dst}: {e}"))?;
                     n += 1;
                     std::thread::sleep(Duration::from_millis(100));
                 }
@@ -396,7 +439,9 @@ impl Capture {
 
     fn stop_now(&mut self) {
         if let Some(mut c) = self.child.take() {
-            if !signal_and_wait(&mut c, libc::SIGINT, Duration::from_secs(10)) && !signal_and_wait(&mut c, libc::SIGTERM, Duration::from_secs(5)) {
+            if !signal_and_wait(&mut c, libc::SIGINT, Duration::from_secs(10))
+                && !signal_and_wait(&mut c, libc::SIGTERM, Duration::from_secs(5))
+            {
                 signal_and_wait(&mut c, libc::SIGKILL, Duration::from_secs(5));
             }
         }
@@ -420,7 +465,21 @@ impl Drop for Capture {
 
 fn ping(lab: &Lab, fam: &str, dst: &str) {
     let out = Command::new("ip")
-        .args(["netns", "exec", &lab.ns("h1"), "ping", fam, "-n", "-c", &PINGS.to_string(), "-i", "0.2", "-W", "2", dst])
+        .args([
+            "netns",
+            "exec",
+            &lab.ns("h1"),
+            "ping",
+            fam,
+            "-n",
+            "-c",
+            &PINGS.to_string(),
+            "-i",
+            "0.2",
+            "-W",
+            "2",
+            dst,
+        ])
         .stdin(Stdio::null())
         .output()
         .expect("running ping");
@@ -462,12 +521,24 @@ fn read_sas(lab: &Lab, c: &Case) -> [Sa; 2] {
         let t = &conn["manual"][dir];
         let s = |k: &str| t.get(k).and_then(|x| x.as_str()).map(strip0x);
         let spi = u32::from_str_radix(&s("spi").expect("spi"), 16).expect("spi is hex");
-        Sa { spi, src, dst, enc_key: s("enc_key").expect("enc_key"), auth_key: s("auth_key").unwrap_or_default() }
+        Sa {
+            spi,
+            src,
+            dst,
+            enc_key: s("enc_key").expect("enc_key"),
+            auth_key: s("auth_key").unwrap_or_default(),
+        }
     };
     let sas = [sa("out", wan[0], wan[1]), sa("in", wan[1], wan[0])];
     let want_auth = !c.aead();
     for s in &sas {
-        assert_eq!(!s.auth_key.is_empty(), want_auth, "{}: auth_key presence for {}", path.display(), c.esp);
+        assert_eq!(
+            !s.auth_key.is_empty(),
+            want_auth,
+            "{}: auth_key presence for {}",
+            path.display(),
+            c.esp
+        );
     }
     sas
 }
@@ -503,15 +574,24 @@ fn check_flows(who: &str, c: &Case, sas: &[Sa; 2], seen: &[Seen]) -> Result<(), 
     }
     for s in seen {
         if !s.ok {
-            errs.push(format!("{who}: frame {} (spi {:#x} seq {}) not decrypted/authenticated: {}", s.frame, s.spi, s.seq, s.note));
+            errs.push(format!(
+                "{who}: frame {} (spi {:#x} seq {}) not decrypted/authenticated: {}",
+                s.frame, s.spi, s.seq, s.note
+            ));
         }
         if s.udp != c.udp {
-            errs.push(format!("{who}: frame {} is {} but the lab uses encap {}", s.frame, if s.udp { "UDP-encapsulated" } else { "raw ESP" }, if c.udp { "udp" } else { "esp" }));
+            errs.push(format!(
+                "{who}: frame {} is {} but the lab uses encap {}",
+                s.frame,
+                if s.udp { "UDP-encapsulated" } else { "raw ESP" },
+                if c.udp { "udp" } else { "esp" }
+            ));
         }
         match sas.iter().find(|sa| sa.spi == s.spi) {
-            Some(sa) if (sa.src, sa.dst) != (s.outer.0.as_str(), s.outer.1.as_str()) => {
-                errs.push(format!("{who}: frame {} spi {:#x} goes {} -> {}, expected {} -> {}", s.frame, s.spi, s.outer.0, s.outer.1, sa.src, sa.dst))
-            }
+            Some(sa) if (sa.src, sa.dst) != (s.outer.0.as_str(), s.outer.1.as_str()) => errs.push(format!(
+                "{who}: frame {} spi {:#x} goes {} -> {}, expected {} -> {}",
+                s.frame, s.spi, s.outer.0, s.outer.1, sa.src, sa.dst
+            )),
             None => errs.push(format!("{who}: frame {} has unknown spi {:#x}", s.frame, s.spi)),
             _ => {}
         }
@@ -521,28 +601,51 @@ fn check_flows(who: &str, c: &Case, sas: &[Sa; 2], seen: &[Seen]) -> Result<(), 
     for sa in sas {
         let seqs: Vec<u32> = seen.iter().filter(|s| s.spi == sa.spi).map(|s| s.seq).collect();
         if seqs.first() != Some(&1) || seqs.windows(2).any(|w| w[1] != w[0] + 1) {
-            errs.push(format!("{who}: spi {:#x} sequence numbers {seqs:?}, expected 1, 2, 3, ...", sa.spi));
+            errs.push(format!(
+                "{who}: spi {:#x} sequence numbers {seqs:?}, expected 1, 2, 3, ...",
+                sa.spi
+            ));
         }
     }
     for (fam, h, req, rep) in [("IPv4", HOST, 8u8, 0u8), ("IPv6", HOST6, 128, 129)] {
-        for (dir, sa, src, dst, ty) in [("echo request", &sas[0], h[0], h[1], req), ("echo reply", &sas[1], h[1], h[0], rep)] {
+        for (dir, sa, src, dst, ty) in [
+            ("echo request", &sas[0], h[0], h[1], req),
+            ("echo reply", &sas[1], h[1], h[0], rep),
+        ] {
             let m: Vec<&Seen> = seen
                 .iter()
-                .filter(|s| s.ok && s.inner.as_ref().is_some_and(|(a, b, t)| a == src && b == dst && *t == Some(ty)))
+                .filter(|s| {
+                    s.ok && s
+                        .inner
+                        .as_ref()
+                        .is_some_and(|(a, b, t)| a == src && b == dst && *t == Some(ty))
+                })
                 .collect();
             if m.len() != PINGS {
-                errs.push(format!("{who}: {} inner {fam} {dir}s {src} -> {dst}, expected {PINGS}", m.len()));
+                errs.push(format!(
+                    "{who}: {} inner {fam} {dir}s {src} -> {dst}, expected {PINGS}",
+                    m.len()
+                ));
             }
             for s in m {
                 if s.spi != sa.spi {
-                    errs.push(format!("{who}: {fam} {dir} in frame {} on spi {:#x}, expected {:#x}", s.frame, s.spi, sa.spi));
+                    errs.push(format!(
+                        "{who}: {fam} {dir} in frame {} on spi {:#x}, expected {:#x}",
+                        s.frame, s.spi, sa.spi
+                    ));
                 }
             }
         }
     }
     let stray: Vec<&Seen> = seen
         .iter()
-        .filter(|s| s.ok && !s.inner.as_ref().is_some_and(|(a, b, _)| [HOST, HOST6].iter().any(|h| (a == h[0] && b == h[1]) || (a == h[1] && b == h[0]))))
+        .filter(|s| {
+            s.ok && !s.inner.as_ref().is_some_and(|(a, b, _)| {
+                [HOST, HOST6]
+                    .iter()
+                    .any(|h| (a == h[0] && b == h[1]) || (a == h[1] && b == h[0]))
+            })
+        })
         .collect();
     if !stray.is_empty() {
         errs.push(format!("{who}: decrypted frames that are not h1 <-> h2: {stray:?}"));
@@ -557,7 +660,14 @@ fn check_flows(who: &str, c: &Case, sas: &[Sa; 2], seen: &[Seen]) -> Result<(), 
 /// Inner ICMP between the hosts that a (negative-control) decryption shows.
 fn inner_host_icmp(seen: &[Seen]) -> Vec<&Seen> {
     seen.iter()
-        .filter(|s| s.inner.as_ref().is_some_and(|(a, b, t)| t.is_some() && [HOST, HOST6].iter().any(|h| (a == h[0] && b == h[1]) || (a == h[1] && b == h[0]))))
+        .filter(|s| {
+            s.inner.as_ref().is_some_and(|(a, b, t)| {
+                t.is_some()
+                    && [HOST, HOST6]
+                        .iter()
+                        .any(|h| (a == h[0] && b == h[1]) || (a == h[1] && b == h[0]))
+            })
+        })
         .collect()
 }
 
@@ -568,8 +678,15 @@ fn write_esp_sa(dir: &Path, c: &Case, sas: &[Sa; 2]) {
     let proto = if c.outer6 { "IPv6" } else { "IPv4" };
     let mut text = String::new();
     for sa in sas {
-        let ak = if sa.auth_key.is_empty() { String::new() } else { format!("0x{}", sa.auth_key) };
-        text += &format!("\"{proto}\",\"{}\",\"{}\",\"{:#010x}\",\"{enc}\",\"0x{}\",\"{auth}\",\"{ak}\"\n", sa.src, sa.dst, sa.spi, sa.enc_key);
+        let ak = if sa.auth_key.is_empty() {
+            String::new()
+        } else {
+            format!("0x{}", sa.auth_key)
+        };
+        text += &format!(
+            "\"{proto}\",\"{}\",\"{}\",\"{:#010x}\",\"{enc}\",\"0x{}\",\"{auth}\",\"{ak}\"\n",
+            sa.src, sa.dst, sa.spi, sa.enc_key
+        );
     }
     fs::create_dir_all(dir).unwrap();
     fs::write(dir.join("esp_sa"), text).unwrap();
@@ -596,8 +713,23 @@ fn tshark_decode(pcap: &Path, confdir: &Path) -> Vec<Seen> {
     cmd.env("WIRESHARK_CONFIG_DIR", confdir)
         .arg("-r")
         .arg(pcap)
-        .args(["-n", "-o", "esp.enable_encryption_decode:TRUE", "-o", "esp.enable_authentication_check:TRUE"])
-        .args(["-T", "fields", "-E", "separator=/t", "-E", "occurrence=a", "-E", "aggregator=,"]);
+        .args([
+            "-n",
+            "-o",
+            "esp.enable_encryption_decode:TRUE",
+            "-o",
+            "esp.enable_authentication_check:TRUE",
+        ])
+        .args([
+            "-T",
+            "fields",
+            "-E",
+            "separator=/t",
+            "-E",
+            "occurrence=a",
+            "-E",
+            "aggregator=,",
+        ]);
     for f in TSHARK_FIELDS {
         cmd.args(["-e", f]);
     }
@@ -605,7 +737,11 @@ fn tshark_decode(pcap: &Path, confdir: &Path) -> Vec<Seen> {
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert!(out.status.success(), "tshark -r {} failed: {stderr}", pcap.display());
     let bad_uat: Vec<&str> = stderr.lines().filter(|l| !l.contains("Running as user")).collect();
-    assert!(bad_uat.is_empty(), "tshark complained (esp_sa file?): {}", bad_uat.join("\n"));
+    assert!(
+        bad_uat.is_empty(),
+        "tshark complained (esp_sa file?): {}",
+        bad_uat.join("\n")
+    );
     let truthy = |s: &str| matches!(s, "1" | "True" | "TRUE" | "true");
     let mut seen = Vec::new();
     for line in String::from_utf8_lossy(&out.stdout).lines() {
@@ -613,15 +749,29 @@ fn tshark_decode(pcap: &Path, confdir: &Path) -> Vec<Seen> {
         assert_eq!(f.len(), TSHARK_FIELDS.len(), "tshark line {line:?}");
         let list = |i: usize| -> Vec<String> { f[i].split(',').filter(|x| !x.is_empty()).map(str::to_owned).collect() };
         let protos: Vec<&str> = f[1].split(':').collect();
-        let Some(esp_at) = protos.iter().position(|p| *p == "esp") else { continue };
+        let Some(esp_at) = protos.iter().position(|p| *p == "esp") else {
+            continue;
+        };
         let (ip4s, ip4d, ip6s, ip6d) = (list(2), list(3), list(4), list(5));
-        let outer_fam = protos.iter().find(|p| **p == "ip" || **p == "ipv6").copied().unwrap_or("");
-        let outer = if outer_fam == "ip" { (ip4s[0].clone(), ip4d[0].clone()) } else { (ip6s[0].clone(), ip6d[0].clone()) };
+        let outer_fam = protos
+            .iter()
+            .find(|p| **p == "ip" || **p == "ipv6")
+            .copied()
+            .unwrap_or("");
+        let outer = if outer_fam == "ip" {
+            (ip4s[0].clone(), ip4d[0].clone())
+        } else {
+            (ip6s[0].clone(), ip6d[0].clone())
+        };
         let inner_fam = protos.get(esp_at + 1).copied();
         let icmp = |i: usize| list(i).last().and_then(|t| t.parse::<u8>().ok());
         let inner = match inner_fam {
-            Some("ip") if ip4s.len() == if outer_fam == "ip" { 2 } else { 1 } => Some((ip4s.last().unwrap().clone(), ip4d.last().unwrap().clone(), icmp(8))),
-            Some("ipv6") if ip6s.len() == if outer_fam == "ipv6" { 2 } else { 1 } => Some((ip6s.last().unwrap().clone(), ip6d.last().unwrap().clone(), icmp(9))),
+            Some("ip") if ip4s.len() == if outer_fam == "ip" { 2 } else { 1 } => {
+                Some((ip4s.last().unwrap().clone(), ip4d.last().unwrap().clone(), icmp(8)))
+            }
+            Some("ipv6") if ip6s.len() == if outer_fam == "ipv6" { 2 } else { 1 } => {
+                Some((ip6s.last().unwrap().clone(), ip6d.last().unwrap().clone(), icmp(9)))
+            }
             _ => None,
         };
         // The outer ESP header's fields come first; garbage from a wrong
@@ -651,8 +801,18 @@ fn python_decode(pcap: &Path, sa_file: &Path, c: &Case, sas: &[Sa; 2], esn: bool
         .map(|sa| json!({"spi": sa.spi, "src": sa.src, "dst": sa.dst, "alg": c.esp, "enc_key": sa.enc_key, "auth_key": sa.auth_key, "esn": esn}))
         .collect();
     fs::write(sa_file, serde_json::to_string_pretty(&list).unwrap()).unwrap();
-    let out = Command::new(python()).arg(ORACLE_PY).arg(pcap).arg(sa_file).stdin(Stdio::null()).output().expect("running the Python oracle");
-    assert!(out.status.success(), "{ORACLE_PY} failed: {}", String::from_utf8_lossy(&out.stderr));
+    let out = Command::new(python())
+        .arg(ORACLE_PY)
+        .arg(pcap)
+        .arg(sa_file)
+        .stdin(Stdio::null())
+        .output()
+        .expect("running the Python oracle");
+    assert!(
+        out.status.success(),
+        "{ORACLE_PY} failed: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     String::from_utf8_lossy(&out.stdout)
         .lines()
         .map(|l| {
@@ -667,7 +827,11 @@ fn python_decode(pcap: &Path, sa_file: &Path, c: &Case, sas: &[Sa; 2], esn: bool
                 udp: s("encap") == "udp",
                 ok,
                 inner: ok.then(|| (s("inner_src"), s("inner_dst"), v["icmp_type"].as_u64().map(|t| t as u8))),
-                note: if ok { format!("next_header={} pad_len={}", v["next_header"], v["pad_len"]) } else { s("error") },
+                note: if ok {
+                    format!("next_header={} pad_len={}", v["next_header"], v["pad_len"])
+                } else {
+                    s("error")
+                },
             }
         })
         .collect()
@@ -714,10 +878,18 @@ fn run_case(idx: usize, c: Case) {
         write_esp_sa(&bad, &c, &wrong);
         let seen_bad = tshark_decode(&pcap, &bad);
         let leaked = inner_host_icmp(&seen_bad);
-        assert!(leaked.is_empty(), "{}: tshark with a WRONG enc key still shows inner ICMP: {leaked:#?}", c.label());
+        assert!(
+            leaked.is_empty(),
+            "{}: tshark with a WRONG enc key still shows inner ICMP: {leaked:#?}",
+            c.label()
+        );
         assert!(check_flows("tshark(wrong enc key)", &c, &wrong, &seen_bad).is_err());
         if c.aead() {
-            assert!(seen_bad.iter().all(|s| !s.ok), "{}: tshark calls the ICV good with a wrong AEAD key", c.label());
+            assert!(
+                seen_bad.iter().all(|s| !s.ok),
+                "{}: tshark calls the ICV good with a wrong AEAD key",
+                c.label()
+            );
         } else {
             // Negative control for the ICV check: wrong authentication key.
             let bad = tmp.0.join("tshark-badauth");
@@ -727,9 +899,18 @@ fn run_case(idx: usize, c: Case) {
             });
             write_esp_sa(&bad, &c, &wrong);
             let seen_bad = tshark_decode(&pcap, &bad);
-            assert!(seen_bad.iter().all(|s| !s.ok && (s.note.contains("icv_bad=\"1\"") || s.note.contains("icv_bad=\"True\""))), "{}: tshark with a WRONG auth key: {seen_bad:#?}", c.label());
+            assert!(
+                seen_bad
+                    .iter()
+                    .all(|s| !s.ok && (s.note.contains("icv_bad=\"1\"") || s.note.contains("icv_bad=\"True\""))),
+                "{}: tshark with a WRONG auth key: {seen_bad:#?}",
+                c.label()
+            );
         }
-        summary.insert("tshark", format!("{} ESP frames decrypted, ICV good; wrong keys rejected", seen.len()));
+        summary.insert(
+            "tshark",
+            format!("{} ESP frames decrypted, ICV good; wrong keys rejected", seen.len()),
+        );
         tshark_seen = Some(seen);
     } else {
         summary.insert("tshark", "n/a (tshark 4.0 lacks this suite/ESN)".to_string());
@@ -751,23 +932,48 @@ fn run_case(idx: usize, c: Case) {
         s
     });
     let seen_bad = python_decode(&pcap, &tmp.0.join("sas-bad.json"), &c, &wrong, c.esn);
-    assert!(seen_bad.iter().all(|s| !s.ok), "{}: Python oracle accepts a WRONG enc key: {seen_bad:#?}", c.label());
+    assert!(
+        seen_bad.iter().all(|s| !s.ok),
+        "{}: Python oracle accepts a WRONG enc key: {seen_bad:#?}",
+        c.label()
+    );
     if !c.aead() {
         let wrong: [Sa; 2] = sas.clone().map(|mut s| {
             s.auth_key = corrupt(&s.auth_key);
             s
         });
         let seen_bad = python_decode(&pcap, &tmp.0.join("sas-badauth.json"), &c, &wrong, c.esn);
-        assert!(seen_bad.iter().all(|s| !s.ok && s.note.contains("ICV")), "{}: Python oracle accepts a WRONG auth key: {seen_bad:#?}", c.label());
+        assert!(
+            seen_bad.iter().all(|s| !s.ok && s.note.contains("ICV")),
+            "{}: Python oracle accepts a WRONG auth key: {seen_bad:#?}",
+            c.label()
+        );
     }
     // The ESN flag must matter (the high bits are in the AAD / ICV input).
     let seen_flip = python_decode(&pcap, &tmp.0.join("sas-flipesn.json"), &c, &sas, !c.esn);
-    assert!(seen_flip.iter().all(|s| !s.ok), "{}: Python oracle also accepts the capture with esn={}: {seen_flip:#?}", c.label(), !c.esn);
-    summary.insert("python", format!("{} ESP frames decrypted ({py}), ICV good; wrong keys and wrong ESN rejected", seen.len()));
+    assert!(
+        seen_flip.iter().all(|s| !s.ok),
+        "{}: Python oracle also accepts the capture with esn={}: {seen_flip:#?}",
+        c.label(),
+        !c.esn
+    );
+    summary.insert(
+        "python",
+        format!(
+            "{} ESP frames decrypted ({py}), ICV good; wrong keys and wrong ESN rejected",
+            seen.len()
+        ),
+    );
 
     drop(tmp);
     drop(lab);
-    println!("oracle {} [{:.1} s]: tshark: {}; python: {}", c.label(), t0.elapsed().as_secs_f64(), summary["tshark"], summary["python"]);
+    println!(
+        "oracle {} [{:.1} s]: tshark: {}; python: {}",
+        c.label(),
+        t0.elapsed().as_secs_f64(),
+        summary["tshark"],
+        summary["python"]
+    );
 }
 
 macro_rules! cases {

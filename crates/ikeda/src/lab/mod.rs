@@ -134,7 +134,10 @@ fn check_name(name: &str) -> Result<(), String> {
 pub fn sh(cmd: &mut Command) -> Result<String, String> {
     let out = cmd.stdin(Stdio::null()).output().map_err(|e| format!("{cmd:?}: {e}"))?;
     if !out.status.success() {
-        return Err(format!("{cmd:?} failed: {}", String::from_utf8_lossy(&out.stderr).trim()));
+        return Err(format!(
+            "{cmd:?} failed: {}",
+            String::from_utf8_lossy(&out.stderr).trim()
+        ));
     }
     Ok(String::from_utf8_lossy(&out.stdout).into_owned())
 }
@@ -193,7 +196,8 @@ pub fn write_secret(path: &Path, text: &str) -> Result<(), String> {
         .mode(0o600)
         .open(path)
         .map_err(|e| format!("{}: {e}", path.display()))?;
-    f.write_all(text.as_bytes()).map_err(|e| format!("{}: {e}", path.display()))
+    f.write_all(text.as_bytes())
+        .map_err(|e| format!("{}: {e}", path.display()))
 }
 
 fn topology(name: &str) -> Result<(), String> {
@@ -204,10 +208,25 @@ fn topology(name: &str) -> Result<(), String> {
     }
     // Create each pair inside the first namespace with its peer moved in the
     // same request, so no interface ever appears in the caller's namespace.
-    ip(&["-n", &ns("gw1"), "link", "add", "wan0", "type", "veth", "peer", "name", "wan0", "netns", &ns("gw2")])?;
+    ip(&[
+        "-n",
+        &ns("gw1"),
+        "link",
+        "add",
+        "wan0",
+        "type",
+        "veth",
+        "peer",
+        "name",
+        "wan0",
+        "netns",
+        &ns("gw2"),
+    ])?;
     for i in 0..2 {
         let (gw, h) = (ns(NODES[i]), ns(NODES[i + 2]));
-        ip(&["-n", &gw, "link", "add", "lan0", "type", "veth", "peer", "name", "eth0", "netns", &h])?;
+        ip(&[
+            "-n", &gw, "link", "add", "lan0", "type", "veth", "peer", "name", "eth0", "netns", &h,
+        ])?;
         for (k, v) in [
             ("net.ipv4.ip_forward", "1"),
             ("net.ipv6.conf.all.forwarding", "1"),
@@ -243,7 +262,11 @@ pub fn gateway_configs(a: &UpArgs) -> Result<[String; 2], String> {
     let alg = EspAlgorithm::parse(&a.esp)?;
     let keys: Vec<(String, Option<String>)> = (0..2)
         .map(|_| -> Result<_, String> {
-            let auth = if alg.auth_key_len() > 0 { Some(hex_key(alg.auth_key_len())?) } else { None };
+            let auth = if alg.auth_key_len() > 0 {
+                Some(hex_key(alg.auth_key_len())?)
+            } else {
+                None
+            };
             Ok((hex_key(alg.enc_key_len())?, auth))
         })
         .collect::<Result<_, _>>()?;
@@ -254,7 +277,10 @@ pub fn gateway_configs(a: &UpArgs) -> Result<[String; 2], String> {
         let j = 1 - i;
         let sa = |dir: &str, k: usize| {
             let (enc, auth) = &keys[k];
-            let auth = auth.as_ref().map(|x| format!(", auth_key = \"{x}\"")).unwrap_or_default();
+            let auth = auth
+                .as_ref()
+                .map(|x| format!(", auth_key = \"{x}\""))
+                .unwrap_or_default();
             format!("{dir} = {{ spi = \"{:#010x}\", enc_key = \"{enc}\"{auth} }}\n", spis[k])
         };
         out[i] = format!(
@@ -291,13 +317,19 @@ pub fn gateway_configs(a: &UpArgs) -> Result<[String; 2], String> {
 /// Start a program in a namespace, detached, output to `log`. Returns its
 /// PID (`ip netns exec` execs, so it is the program's own).
 pub fn spawn_in_ns(ns: &str, prog: &Path, args: &[&str], log: &Path, env: &[(&str, &str)]) -> Result<u32, String> {
-    let logf = fs::OpenOptions::new().create(true).append(true).open(log).map_err(|e| format!("{}: {e}", log.display()))?;
+    let logf = fs::OpenOptions::new()
+        .create(true)
+        .append(true)
+        .open(log)
+        .map_err(|e| format!("{}: {e}", log.display()))?;
     let mut c = Command::new("ip");
     c.args(["netns", "exec", ns]).arg(prog).args(args);
     for (k, v) in env {
         c.env(k, v);
     }
-    c.stdin(Stdio::null()).stdout(logf.try_clone().map_err(|e| e.to_string())?).stderr(logf);
+    c.stdin(Stdio::null())
+        .stdout(logf.try_clone().map_err(|e| e.to_string())?)
+        .stderr(logf);
     // SAFETY: setsid is async-signal-safe; it detaches the child from our
     // session so a terminal's Ctrl-C does not reach it.
     unsafe {
@@ -311,7 +343,8 @@ pub fn spawn_in_ns(ns: &str, prog: &Path, args: &[&str], log: &Path, env: &[(&st
 }
 
 fn alive(pid: u32) -> bool {
-    Path::new(&format!("/proc/{pid}")).exists() && !fs::read_to_string(format!("/proc/{pid}/stat")).is_ok_and(|s| s.contains(") Z "))
+    Path::new(&format!("/proc/{pid}")).exists()
+        && !fs::read_to_string(format!("/proc/{pid}/stat")).is_ok_and(|s| s.contains(") Z "))
 }
 
 fn wait_until(timeout: Duration, mut f: impl FnMut() -> bool) -> bool {
@@ -337,18 +370,28 @@ pub fn up(a: &UpArgs) -> Result<(), String> {
     EspAlgorithm::parse(&a.esp)?;
     for (tool, pkg) in [("ip", "iproute2"), ("ping", "iputils-ping")] {
         if sh(Command::new("sh").args(["-c", &format!("command -v {tool}")])).is_err() {
-            return Err(format!("'{tool}' is not installed (Debian package {pkg}); scripts/test.sh installs everything the lab uses"));
+            return Err(format!(
+                "'{tool}' is not installed (Debian package {pkg}); scripts/test.sh installs everything the lab uses"
+            ));
         }
     }
     let prefix = ns_name(name, "");
     if netns_list().iter().any(|n| n.starts_with(&prefix)) {
-        return Err(format!("lab '{name}' is already up (namespaces {prefix}*); run `ikeda lab down --name {name}` first"));
+        return Err(format!(
+            "lab '{name}' is already up (namespaces {prefix}*); run `ikeda lab down --name {name}` first"
+        ));
     }
     let dir = state_dir(name);
     let _ = fs::remove_dir_all(&dir);
     fs::create_dir_all(&dir).map_err(|e| format!("{}: {e}", dir.display()))?;
     let _ = fs::set_permissions(&dir, fs::Permissions::from_mode(0o700));
-    let mut st = LabState { name: name.clone(), prefix: prefix.clone(), gateways: Some(a.gateways), esp: a.esp.clone(), pids: vec![] };
+    let mut st = LabState {
+        name: name.clone(),
+        prefix: prefix.clone(),
+        gateways: Some(a.gateways),
+        esp: a.esp.clone(),
+        pids: vec![],
+    };
     save_state(&dir, &st)?;
     let r = bring_up(a, &dir, &mut st);
     if let Err(e) = r {
@@ -359,7 +402,11 @@ pub fn up(a: &UpArgs) -> Result<(), String> {
     if !a.no_ping {
         ping_across(name)?;
     }
-    println!("lab '{name}' is up: `ikeda lab exec --name {name} h1 -- ping {}`; state in {}", HOST[1], dir.display());
+    println!(
+        "lab '{name}' is up: `ikeda lab exec --name {name} h1 -- ping {}`; state in {}",
+        HOST[1],
+        dir.display()
+    );
     Ok(())
 }
 
@@ -371,7 +418,15 @@ fn bring_up(a: &UpArgs, dir: &Path, st: &mut LabState) -> Result<(), String> {
             // Plain routing between the LANs, for the baseline.
             for i in 0..2 {
                 let j = 1 - i;
-                ip(&["-n", &ns_name(name, NODES[i]), "route", "add", LAN_NET[j], "via", GW_WAN[j]])?;
+                ip(&[
+                    "-n",
+                    &ns_name(name, NODES[i]),
+                    "route",
+                    "add",
+                    LAN_NET[j],
+                    "via",
+                    GW_WAN[j],
+                ])?;
             }
         }
         Gateways::Ikeda => {
@@ -386,7 +441,13 @@ fn bring_up(a: &UpArgs, dir: &Path, st: &mut LabState) -> Result<(), String> {
                 let pid = spawn_in_ns(
                     &ns_name(name, gw),
                     &exe,
-                    &["run", "-c", &cfg.to_string_lossy(), "--stats-file", &stats.to_string_lossy()],
+                    &[
+                        "run",
+                        "-c",
+                        &cfg.to_string_lossy(),
+                        "--stats-file",
+                        &stats.to_string_lossy(),
+                    ],
                     &log,
                     &[],
                 )?;
@@ -398,10 +459,15 @@ fn bring_up(a: &UpArgs, dir: &Path, st: &mut LabState) -> Result<(), String> {
                 let pid = st.pids[i].1;
                 let ns = ns_name(name, gw);
                 let ok = wait_until(Duration::from_secs(10), || {
-                    !alive(pid) || ip(&["-n", &ns, "rule", "show", "pref", &crate::daemon::RULE_PREF.to_string()]).is_ok_and(|s| !s.trim().is_empty())
+                    !alive(pid)
+                        || ip(&["-n", &ns, "rule", "show", "pref", &crate::daemon::RULE_PREF.to_string()])
+                            .is_ok_and(|s| !s.trim().is_empty())
                 });
                 if !ok || !alive(pid) {
-                    return Err(format!("ikeda on {gw} did not start:\n{}", tail(&dir.join(format!("{gw}.log")), 20)));
+                    return Err(format!(
+                        "ikeda on {gw} did not start:\n{}",
+                        tail(&dir.join(format!("{gw}.log")), 20)
+                    ));
                 }
             }
         }
@@ -416,12 +482,24 @@ fn bring_up(a: &UpArgs, dir: &Path, st: &mut LabState) -> Result<(), String> {
 fn ping_across(name: &str) -> Result<(), String> {
     let h1 = ns_name(name, "h1");
     for (fam, dst) in [("-4", HOST[1]), ("-6", HOST6[1])] {
-        let out = in_ns(&h1, "ping").args([fam, "-c", "3", "-i", "0.2", "-W", "2", dst]).output().map_err(|e| e.to_string())?;
+        let out = in_ns(&h1, "ping")
+            .args([fam, "-c", "3", "-i", "0.2", "-W", "2", dst])
+            .output()
+            .map_err(|e| e.to_string())?;
         let text = String::from_utf8_lossy(&out.stdout);
-        let summary = text.lines().find(|l| l.contains("packets transmitted")).unwrap_or("no reply").to_string();
-        println!("ping {} -> {dst} through the tunnel: {summary}", if fam == "-4" { HOST[0] } else { HOST6[0] });
+        let summary = text
+            .lines()
+            .find(|l| l.contains("packets transmitted"))
+            .unwrap_or("no reply")
+            .to_string();
+        println!(
+            "ping {} -> {dst} through the tunnel: {summary}",
+            if fam == "-4" { HOST[0] } else { HOST6[0] }
+        );
         if !out.status.success() {
-            return Err(format!("ping {dst} from h1 failed; see `ikeda lab status --name {name}`"));
+            return Err(format!(
+                "ping {dst} from h1 failed; see `ikeda lab status --name {name}`"
+            ));
         }
     }
     Ok(())
@@ -439,7 +517,10 @@ fn status(name: &str) -> Result<(), String> {
     if let Some(st) = load_state(name) {
         println!("gateways: {:?}, esp {}", st.gateways.unwrap_or(Gateways::Ikeda), st.esp);
         for (what, pid) in &st.pids {
-            println!("  {what}: pid {pid} {}", if alive(*pid) { "running" } else { "NOT RUNNING" });
+            println!(
+                "  {what}: pid {pid} {}",
+                if alive(*pid) { "running" } else { "NOT RUNNING" }
+            );
         }
     }
     for gw in ["gw1", "gw2"] {

@@ -31,7 +31,8 @@ pub fn vici_uri(dir: &Path, gw: &str) -> String {
 pub fn swanctl(dir: &Path, gw: &str) -> Command {
     let d = gw_dir(dir, gw);
     let mut c = Command::new("swanctl");
-    c.env("STRONGSWAN_CONF", d.join("strongswan.conf")).env("SWANCTL_DIR", d.join("swanctl"));
+    c.env("STRONGSWAN_CONF", d.join("strongswan.conf"))
+        .env("SWANCTL_DIR", d.join("swanctl"));
     c
 }
 
@@ -39,7 +40,17 @@ fn write_conf(dir: &Path, i: usize, a: &UpArgs, psk: &str) -> Result<(), String>
     let gw = NODES[i];
     let j = 1 - i;
     let d = gw_dir(dir, gw);
-    for sub in ["run", "swanctl/x509", "swanctl/x509ca", "swanctl/private", "swanctl/rsa", "swanctl/ecdsa", "swanctl/pkcs8", "swanctl/pubkey", "swanctl/conf.d"] {
+    for sub in [
+        "run",
+        "swanctl/x509",
+        "swanctl/x509ca",
+        "swanctl/private",
+        "swanctl/rsa",
+        "swanctl/ecdsa",
+        "swanctl/pkcs8",
+        "swanctl/pubkey",
+        "swanctl/conf.d",
+    ] {
         fs::create_dir_all(d.join(sub)).map_err(|e| format!("{}: {e}", d.display()))?;
     }
     fs::write(
@@ -76,7 +87,9 @@ fn write_conf(dir: &Path, i: usize, a: &UpArgs, psk: &str) -> Result<(), String>
 /// wait for the CHILD_SA on both sides.
 pub fn start_pair(name: &str, dir: &Path, a: &UpArgs, st: &mut LabState) -> Result<(), String> {
     if !Path::new(CHARON).exists() {
-        return Err(format!("{CHARON} not found: install strongswan-charon, strongswan-swanctl and libcharon-extra-plugins"));
+        return Err(format!(
+            "{CHARON} not found: install strongswan-charon, strongswan-swanctl and libcharon-extra-plugins"
+        ));
     }
     let mut psk = vec![0u8; 24];
     ikeda_crypto::random_fill(&mut psk)?;
@@ -109,17 +122,31 @@ pub fn start_pair(name: &str, dir: &Path, a: &UpArgs, st: &mut LabState) -> Resu
         st.pids.push((format!("charon {gw}"), pid));
         let sock = d.join("charon.vici");
         if !wait_until(Duration::from_secs(10), || sock.exists()) {
-            return Err(format!("charon on {gw}: no vici socket after 10 s (see {})", dir.display()));
+            return Err(format!(
+                "charon on {gw}: no vici socket after 10 s (see {})",
+                dir.display()
+            ));
         }
         sh(swanctl(dir, gw)
             .args(["--load-all", "--noprompt", "--file"])
             .arg(d.join("swanctl/swanctl.conf"))
             .args(["--uri", &vici_uri(dir, gw)]))?;
     }
-    sh(swanctl(dir, "gw1").args(["--initiate", "--ike", "s2s", "--child", "net", "--timeout", "15", "--uri", &vici_uri(dir, "gw1")]))?;
+    sh(swanctl(dir, "gw1").args([
+        "--initiate",
+        "--ike",
+        "s2s",
+        "--child",
+        "net",
+        "--timeout",
+        "15",
+        "--uri",
+        &vici_uri(dir, "gw1"),
+    ]))?;
     for gw in ["gw1", "gw2"] {
         let ok = wait_until(Duration::from_secs(10), || {
-            sh(swanctl(dir, gw).args(["--list-sas", "--uri", &vici_uri(dir, gw)])).is_ok_and(|s| s.contains("INSTALLED"))
+            sh(swanctl(dir, gw).args(["--list-sas", "--uri", &vici_uri(dir, gw)]))
+                .is_ok_and(|s| s.contains("INSTALLED"))
         });
         if !ok {
             return Err(format!("strongSwan CHILD_SA not installed on {gw}"));
