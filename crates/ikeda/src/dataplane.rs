@@ -12,6 +12,7 @@
 //! so the hot path takes no lock and allocates nothing per packet. Counters
 //! are atomics the control side reads at any time.
 
+use ikeda_crypto::EspAlgorithm;
 use ikeda_esp::{DropCounters, Encap, Inbound, InboundSa, Outbound, SaStats};
 use ikeda_sys::{DatagramIo, PacketBatch, TunDevice, MAX_BATCH};
 use ikeda_wire::udp_encap::{self, Udp4500Payload};
@@ -54,6 +55,26 @@ pub struct SaView {
     pub algorithm: String,
     pub encap: Encap,
     pub stats: Arc<SaStats>,
+}
+
+impl SaView {
+    fn new(
+        conn: &str,
+        direction: &'static str,
+        spi: u32,
+        alg: EspAlgorithm,
+        encap: Encap,
+        stats: &Arc<SaStats>,
+    ) -> Self {
+        SaView {
+            conn: conn.into(),
+            direction,
+            spi,
+            algorithm: alg.name(),
+            encap,
+            stats: stats.clone(),
+        }
+    }
 }
 
 /// What the control side can see of a running data plane.
@@ -165,30 +186,14 @@ impl DataPlane {
         let mut sas = Vec::new();
         for (sa, name) in outbound.sas.iter().zip(&out_names) {
             if let Some(sa) = sa {
-                sas.push(SaView {
-                    conn: name.clone(),
-                    direction: "out",
-                    spi: sa.spi,
-                    algorithm: sa.algorithm().name(),
-                    encap: sa.encap,
-                    stats: sa.stats.clone(),
-                });
+                sas.push(SaView::new(name, "out", sa.spi, sa.algorithm(), sa.encap, &sa.stats));
             }
         }
         // Sort the inbound SAs onto their sockets.
         let mut per_socket: Vec<Vec<InboundSa>> = sockets.iter().map(|_| Vec::new()).collect();
         for (name, sa) in sas_in {
-            sas.push(SaView {
-                conn: name.clone(),
-                direction: "in",
-                spi: sa.spi,
-                algorithm: sa.algorithm().name(),
-                encap: sa.encap,
-                stats: sa.stats.clone(),
-            });
-            let k = sockets
-                .iter()
-                .position(|s| s.encap == sa.encap && s.local == sa.local.ip())
+            sas.push(SaView::new(&name, "in", sa.spi, sa.algorithm(), sa.encap, &sa.stats));
+            let k = socket_for(&sockets, sa.encap, sa.local.ip())
                 .ok_or_else(|| std::io::Error::other(format!("no socket for inbound SA {:#x}", sa.spi)))?;
             per_socket[k].push(sa);
         }
@@ -241,6 +246,21 @@ fn io_error(counters: &PlaneCounters, what: &str, e: &std::io::Error) {
     }
 }
 
+/// The number of packets a batched receive returned; an I/O error is
+/// counted, logged (rate-limited) and backed off from, never fatal.
+fn counted(r: std::io::Result<usize>, counters: &PlaneCounters, what: &str) -> usize {
+    r.unwrap_or_else(|e| {
+        io_error(counters, what, &e);
+        std::thread::sleep(Duration::from_millis(10));
+        0
+    })
+}
+
+/// Index of the socket that carries SAs with this encapsulation and local address.
+fn socket_for<D>(sockets: &[Arc<NetSocket<D>>], encap: Encap, local: IpAddr) -> Option<usize> {
+    sockets.iter().position(|s| s.encap == encap && s.local == local)
+}
+
 fn tx_loop<T: TunDevice, D: DatagramIo>(
     tun: &T,
     sockets: &[Arc<NetSocket<D>>],
@@ -258,14 +278,7 @@ fn tx_loop<T: TunDevice, D: DatagramIo>(
     let mut dsts = [unspec; MAX_BATCH];
     let mut exhausted_logged = vec![false; outbound.sas.len()];
     while !stop.load(Ordering::Relaxed) {
-        let n = match tun.read_batch(&mut batch, Some(POLL)) {
-            Ok(n) => n,
-            Err(e) => {
-                io_error(counters, "TUN read", &e);
-                std::thread::sleep(Duration::from_millis(10));
-                continue;
-            }
-        };
+        let n = counted(tun.read_batch(&mut batch, Some(POLL)), counters, "TUN read");
         if n == 0 {
             continue;
         }
@@ -275,10 +288,7 @@ fn tx_loop<T: TunDevice, D: DatagramIo>(
             match outbound.process(batch.slot_mut(i), m.start, m.len, now) {
                 Ok((range, dst)) => {
                     batch.set_packet(i, range.start, range.len(), Some(dst.remote));
-                    dest_socket[i] = sockets
-                        .iter()
-                        .position(|s| s.encap == dst.encap && s.local == dst.local.ip())
-                        .unwrap_or(usize::MAX);
+                    dest_socket[i] = socket_for(sockets, dst.encap, dst.local.ip()).unwrap_or(usize::MAX);
                 }
                 Err(reason) => {
                     if reason == ikeda_esp::DropReason::SeqExhausted {
@@ -331,14 +341,7 @@ fn rx_loop<T: TunDevice, D: DatagramIo>(
     // Room for the largest outer datagram: inner MTU plus ESP and IP overhead.
     let mut batch = PacketBatch::new(MAX_BATCH, mtu.max(1500) + 256, 0);
     while !stop.load(Ordering::Relaxed) {
-        let n = match sock.io.recv_batch(&mut batch, Some(POLL)) {
-            Ok(n) => n,
-            Err(e) => {
-                io_error(counters, "ESP receive", &e);
-                std::thread::sleep(Duration::from_millis(10));
-                continue;
-            }
-        };
+        let n = counted(sock.io.recv_batch(&mut batch, Some(POLL)), counters, "ESP receive");
         if n == 0 {
             continue;
         }
