@@ -78,6 +78,14 @@ impl DropCounters {
         self.0[r as usize].fetch_add(1, Ordering::Relaxed);
     }
 
+    /// Pass a result through, counting its drop reason if it is one.
+    pub fn count<T>(&self, r: Result<T, DropReason>) -> Result<T, DropReason> {
+        if let Err(e) = &r {
+            self.bump(*e);
+        }
+        r
+    }
+
     pub fn get(&self, r: DropReason) -> u64 {
         self.0[r as usize].load(Ordering::Relaxed)
     }

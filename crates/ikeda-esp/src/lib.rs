@@ -76,10 +76,7 @@ impl Outbound {
         now_ms: u64,
     ) -> Result<(Range<usize>, Destination), DropReason> {
         let r = self.process_inner(buf, off, len, now_ms);
-        if let Err(e) = r {
-            self.drops.bump(e);
-        }
-        r
+        self.drops.count(r)
     }
 
     fn process_inner(
@@ -128,10 +125,7 @@ impl Inbound {
     /// place. Returns the inner packet's range in `pkt`.
     pub fn process(&mut self, pkt: &mut [u8], now_ms: u64) -> Result<Range<usize>, DropReason> {
         let r = self.process_inner(pkt, now_ms);
-        if let Err(e) = r {
-            self.drops.bump(e);
-        }
-        r
+        self.drops.count(r)
     }
 
     fn process_inner(&mut self, pkt: &mut [u8], now_ms: u64) -> Result<Range<usize>, DropReason> {

@@ -142,10 +142,7 @@ impl OutboundSa {
         now_ms: u64,
     ) -> Result<Range<usize>, DropReason> {
         let r = self.encapsulate_inner(buf, off, len, now_ms);
-        if let Err(e) = r {
-            self.stats.drops.bump(e);
-        }
-        r
+        self.stats.drops.count(r)
     }
 
     fn encapsulate_inner(
@@ -239,10 +236,7 @@ impl InboundSa {
     /// then padding, next header and selectors (RFC 4301 §5.2).
     pub fn decapsulate(&mut self, pkt: &mut [u8], now_ms: u64) -> Result<Range<usize>, DropReason> {
         let r = self.decapsulate_inner(pkt, now_ms);
-        if let Err(e) = r {
-            self.stats.drops.bump(e);
-        }
-        r
+        self.stats.drops.count(r)
     }
 
     fn decapsulate_inner(&mut self, pkt: &mut [u8], now_ms: u64) -> Result<Range<usize>, DropReason> {
