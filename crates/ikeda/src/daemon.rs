@@ -336,7 +336,15 @@ fn start(cfg: &Config) -> Result<Started, String> {
     install_routes(cfg, &mut os)?;
     let sockets = open_sockets(cfg)?;
     let tun = Arc::new(tun);
-    let plane = DataPlane::start(tun.clone(), sockets, outbound, inbound, names, cfg.daemon.mtu as usize)
-        .map_err(|e| format!("starting the data plane: {e}"))?;
+    let plane = DataPlane::start(
+        tun.clone(),
+        sockets,
+        outbound,
+        inbound,
+        names,
+        cfg.daemon.mtu as usize,
+        None,
+    )
+    .map_err(|e| format!("starting the data plane: {e}"))?;
     Ok((plane, os, tun))
 }

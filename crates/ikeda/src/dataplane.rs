@@ -10,21 +10,120 @@
 //! Each thread owns its half of the state (the TX thread the SPD and the
 //! outbound SAs; each RX thread the inbound SAs that arrive on its socket),
 //! so the hot path takes no lock and allocates nothing per packet. Counters
-//! are atomics the control side reads at any time.
+//! are atomics the control side reads at any time. The control plane
+//! changes SAs and policies through [`Control`]: each change is a message to
+//! the owning thread, applied between two batches, so an SA is swapped
+//! whole and the data plane never waits on the control plane.
+//!
+//! IKE messages that arrive on the UDP/4500 socket behind the non-ESP
+//! marker (RFC 3948 §2.2) are handed to the control plane as [`IkeDatagram`]s.
 
 use ikeda_crypto::EspAlgorithm;
-use ikeda_esp::{DropCounters, Encap, Inbound, InboundSa, Outbound, SaStats};
+use ikeda_esp::{DropCounters, Encap, Inbound, InboundSa, Outbound, OutboundSa, SaStats, Spd};
 use ikeda_sys::{DatagramIo, PacketBatch, TunDevice, MAX_BATCH};
 use ikeda_wire::udp_encap::{self, Udp4500Payload};
 use serde::Serialize;
 use std::net::{IpAddr, Ipv4Addr, SocketAddr};
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
-use std::sync::Arc;
+use std::sync::mpsc::{channel, Receiver, Sender};
+use std::sync::{Arc, Mutex};
 use std::thread::JoinHandle;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
-/// How long a blocked read waits before looking at the stop flag.
-const POLL: Duration = Duration::from_millis(100);
+/// How long a blocked read waits before looking at the stop flag and the
+/// control plane's updates (the most an idle thread delays an SA install).
+const POLL: Duration = Duration::from_millis(20);
+
+/// An IKE message received on the ESP socket (UDP/4500, non-ESP marker
+/// removed), for the control plane.
+#[derive(Debug, Clone)]
+pub struct IkeDatagram {
+    pub data: Vec<u8>,
+    pub from: SocketAddr,
+    pub local: IpAddr,
+}
+
+/// A change to the TX thread's state.
+pub enum TxUpdate {
+    /// Put an SA into an outbound slot, replacing what was there (the
+    /// make-before-break switch of a rekey), or empty the slot.
+    SetSa { slot: usize, sa: Option<OutboundSa> },
+    /// Replace the whole SPD.
+    SetSpd(Spd),
+}
+
+/// A change to an RX thread's SAD.
+pub enum RxUpdate {
+    Install(InboundSa),
+    Remove(u32),
+}
+
+/// The control plane's handle on a running data plane.
+#[derive(Clone)]
+pub struct Control {
+    tx: Sender<TxUpdate>,
+    rx: Vec<(Encap, IpAddr, Sender<RxUpdate>)>,
+    views: Arc<Mutex<Vec<SaView>>>,
+}
+
+impl Control {
+    /// Install (or with `None`, remove) the outbound SA of a slot.
+    pub fn set_outbound(&self, conn: &str, slot: usize, sa: Option<OutboundSa>) -> Result<(), String> {
+        let mut views = self.views.lock().unwrap_or_else(|p| p.into_inner());
+        views.retain(|v| !(v.direction == "out" && v.slot == Some(slot)));
+        if let Some(sa) = &sa {
+            let mut v = SaView::new(conn, "out", sa.spi, sa.algorithm(), sa.encap, &sa.stats);
+            v.slot = Some(slot);
+            views.push(v);
+        }
+        self.tx
+            .send(TxUpdate::SetSa { slot, sa })
+            .map_err(|_| "data plane stopped".to_string())
+    }
+
+    /// Install an inbound SA on the RX thread of its socket.
+    pub fn install_inbound(&self, conn: &str, sa: InboundSa) -> Result<(), String> {
+        let (_, _, ch) = self
+            .rx
+            .iter()
+            .find(|(e, l, _)| *e == sa.encap && *l == sa.local.ip())
+            .ok_or_else(|| {
+                format!(
+                    "no socket for inbound SA {:#x} ({:?} on {})",
+                    sa.spi,
+                    sa.encap,
+                    sa.local.ip()
+                )
+            })?;
+        self.views.lock().unwrap_or_else(|p| p.into_inner()).push(SaView::new(
+            conn,
+            "in",
+            sa.spi,
+            sa.algorithm(),
+            sa.encap,
+            &sa.stats,
+        ));
+        ch.send(RxUpdate::Install(sa))
+            .map_err(|_| "data plane stopped".to_string())
+    }
+
+    /// Remove an inbound SA by SPI.
+    pub fn remove_inbound(&self, spi: u32) {
+        self.views
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .retain(|v| !(v.direction == "in" && v.spi == spi));
+        for (_, _, ch) in &self.rx {
+            let _ = ch.send(RxUpdate::Remove(spi));
+        }
+    }
+
+    pub fn set_spd(&self, spd: Spd) -> Result<(), String> {
+        self.tx
+            .send(TxUpdate::SetSpd(spd))
+            .map_err(|_| "data plane stopped".to_string())
+    }
+}
 
 /// A socket the data plane sends and receives ESP on.
 pub struct NetSocket<D> {
@@ -50,6 +149,8 @@ pub struct PlaneCounters {
 #[derive(Clone)]
 pub struct SaView {
     pub conn: String,
+    /// Outbound slot, for SAs installed through [`Control`].
+    pub slot: Option<usize>,
     pub direction: &'static str,
     pub spi: u32,
     pub algorithm: String,
@@ -68,6 +169,7 @@ impl SaView {
     ) -> Self {
         SaView {
             conn: conn.into(),
+            slot: None,
             direction,
             spi,
             algorithm: alg.name(),
@@ -83,7 +185,7 @@ pub struct StatsView {
     pub outbound_drops: Arc<DropCounters>,
     pub inbound_drops: Vec<Arc<DropCounters>>,
     pub counters: Arc<PlaneCounters>,
-    pub sas: Vec<SaView>,
+    pub sas: Arc<Mutex<Vec<SaView>>>,
 }
 
 #[derive(Serialize)]
@@ -129,6 +231,8 @@ impl StatsView {
             drops,
             sas: self
                 .sas
+                .lock()
+                .unwrap_or_else(|p| p.into_inner())
                 .iter()
                 .map(|s| SaSnapshot {
                     conn: s.conn.clone(),
@@ -164,11 +268,13 @@ pub struct DataPlane {
     stop: Arc<AtomicBool>,
     threads: Vec<JoinHandle<()>>,
     pub stats: StatsView,
+    pub control: Control,
 }
 
 impl DataPlane {
     /// Start the threads. `sas_in` are distributed to the RX thread of the
-    /// socket whose encapsulation and local address they use.
+    /// socket whose encapsulation and local address they use. IKE messages
+    /// on UDP sockets go to `ike` (dropped and counted when `None`).
     pub fn start<T, D>(
         tun: Arc<T>,
         sockets: Vec<Arc<NetSocket<D>>>,
@@ -176,6 +282,7 @@ impl DataPlane {
         sas_in: Vec<(String, InboundSa)>,
         out_names: Vec<String>,
         mtu: usize,
+        ike: Option<Sender<IkeDatagram>>,
     ) -> std::io::Result<DataPlane>
     where
         T: TunDevice + 'static,
@@ -199,29 +306,45 @@ impl DataPlane {
         }
         let mut inbound_drops = Vec::new();
         let mut threads = Vec::new();
+        let mut rx_controls = Vec::new();
         for (k, sas) in per_socket.into_iter().enumerate() {
             let inbound = Inbound::new(sas);
             inbound_drops.push(inbound.drops.clone());
+            let (up_tx, up_rx) = channel();
+            rx_controls.push((sockets[k].encap, sockets[k].local, up_tx));
             let (tun, sock, stop, counters) = (tun.clone(), sockets[k].clone(), stop.clone(), counters.clone());
+            let ike = ike.clone();
             threads.push(
                 std::thread::Builder::new()
                     .name(format!("esp-rx{k}"))
-                    .spawn(move || rx_loop(&*tun, &sock, inbound, mtu, &stop, &counters))?,
+                    .spawn(move || rx_loop(&*tun, &sock, inbound, up_rx, ike, mtu, &stop, &counters))?,
             );
         }
+        let sas = Arc::new(Mutex::new(sas));
         let stats = StatsView {
             outbound_drops: outbound.drops.clone(),
             inbound_drops,
             counters: counters.clone(),
-            sas,
+            sas: sas.clone(),
         };
+        let (tx_up, tx_up_rx) = channel();
         let (stop2, counters2) = (stop.clone(), counters);
         threads.push(
             std::thread::Builder::new()
                 .name("esp-tx".into())
-                .spawn(move || tx_loop(&*tun, &sockets, outbound, mtu, &stop2, &counters2))?,
+                .spawn(move || tx_loop(&*tun, &sockets, outbound, tx_up_rx, mtu, &stop2, &counters2))?,
         );
-        Ok(DataPlane { stop, threads, stats })
+        let control = Control {
+            tx: tx_up,
+            rx: rx_controls,
+            views: sas,
+        };
+        Ok(DataPlane {
+            stop,
+            threads,
+            stats,
+            control,
+        })
     }
 
     /// True while every thread runs.
@@ -265,6 +388,7 @@ fn tx_loop<T: TunDevice, D: DatagramIo>(
     tun: &T,
     sockets: &[Arc<NetSocket<D>>],
     mut outbound: Outbound,
+    updates: Receiver<TxUpdate>,
     mtu: usize,
     stop: &AtomicBool,
     counters: &PlaneCounters,
@@ -279,6 +403,21 @@ fn tx_loop<T: TunDevice, D: DatagramIo>(
     let mut exhausted_logged = vec![false; outbound.sas.len()];
     while !stop.load(Ordering::Relaxed) {
         let n = counted(tun.read_batch(&mut batch, Some(POLL)), counters, "TUN read");
+        // Updates are applied after the read, so a packet that arrived while
+        // we waited already sees an SA the control plane installed meanwhile.
+        while let Ok(u) = updates.try_recv() {
+            match u {
+                TxUpdate::SetSa { slot, sa } => {
+                    if slot >= outbound.sas.len() {
+                        outbound.sas.resize_with(slot + 1, || None);
+                        exhausted_logged.resize(slot + 1, false);
+                    }
+                    exhausted_logged[slot] = false;
+                    outbound.sas[slot] = sa;
+                }
+                TxUpdate::SetSpd(spd) => outbound.spd = spd,
+            }
+        }
         if n == 0 {
             continue;
         }
@@ -334,6 +473,8 @@ fn rx_loop<T: TunDevice, D: DatagramIo>(
     tun: &T,
     sock: &NetSocket<D>,
     mut inbound: Inbound,
+    updates: Receiver<RxUpdate>,
+    ike: Option<Sender<IkeDatagram>>,
     mtu: usize,
     stop: &AtomicBool,
     counters: &PlaneCounters,
@@ -342,6 +483,16 @@ fn rx_loop<T: TunDevice, D: DatagramIo>(
     let mut batch = PacketBatch::new(MAX_BATCH, mtu.max(1500) + 256, 0);
     while !stop.load(Ordering::Relaxed) {
         let n = counted(sock.io.recv_batch(&mut batch, Some(POLL)), counters, "ESP receive");
+        while let Ok(u) = updates.try_recv() {
+            match u {
+                RxUpdate::Install(sa) => {
+                    inbound.sad.insert(sa.spi, sa);
+                }
+                RxUpdate::Remove(spi) => {
+                    inbound.sad.remove(&spi);
+                }
+            }
+        }
         if n == 0 {
             continue;
         }
@@ -355,8 +506,19 @@ fn rx_loop<T: TunDevice, D: DatagramIo>(
             if sock.encap == Encap::Udp {
                 match udp_encap::classify(pkt) {
                     Ok(Udp4500Payload::Esp(_)) => {}
-                    Ok(_) => {
-                        // IKE (non-ESP marker) or a NAT keepalive.
+                    Ok(Udp4500Payload::Ike(msg)) => {
+                        counters.udp_non_esp.fetch_add(1, Ordering::Relaxed);
+                        if let (Some(ike), Some(from)) = (&ike, m.addr) {
+                            let _ = ike.send(IkeDatagram {
+                                data: msg.to_vec(),
+                                from,
+                                local: sock.local,
+                            });
+                        }
+                        batch.discard(i);
+                        continue;
+                    }
+                    Ok(Udp4500Payload::NatKeepalive) => {
                         counters.udp_non_esp.fetch_add(1, Ordering::Relaxed);
                         batch.discard(i);
                         continue;
@@ -434,6 +596,7 @@ mod tests {
             inb,
             names,
             1400,
+            None,
         )
         .unwrap();
         Gw { host, plane }
@@ -553,6 +716,89 @@ mod tests {
             "a bad packet got through"
         );
         g1.plane.stop();
+        g2.plane.stop();
+    }
+
+    #[test]
+    fn sas_installed_and_removed_at_run_time_and_ike_handed_over() {
+        let k1 = "0x".to_string() + &"33".repeat(36);
+        let k2 = "0x".to_string() + &"44".repeat(36);
+        let net = FakeNet::new();
+        let c1 = cfg(
+            "192.168.50.11",
+            "192.168.50.12",
+            "192.168.11.0/24",
+            "192.168.12.0/24",
+            0x1001,
+            0x2001,
+            &k1,
+            &k2,
+        );
+        let c2 = cfg(
+            "192.168.50.12",
+            "192.168.50.11",
+            "192.168.12.0/24",
+            "192.168.11.0/24",
+            0x2001,
+            0x1001,
+            &k2,
+            &k1,
+        );
+        // gw1 starts with its policies but no SAs: as before IKE finished.
+        let (out1, _, in1) = build_sas(&c1).unwrap();
+        let (dev1, host1) = FakeTun::pair("ikeda0");
+        let local1: IpAddr = "192.168.50.11".parse().unwrap();
+        let (ike_tx, ike_rx) = channel();
+        let empty = Outbound::new(out1.spd.clone(), vec![None]);
+        let p1 = DataPlane::start(
+            Arc::new(dev1),
+            vec![Arc::new(NetSocket {
+                encap: Encap::Udp,
+                local: local1,
+                io: net.bind(SocketAddr::new(local1, 4500)).unwrap(),
+            })],
+            empty,
+            vec![],
+            vec![],
+            1400,
+            Some(ike_tx),
+        )
+        .unwrap();
+        let g2 = gateway(&net, &c2);
+        let t = Some(Duration::from_secs(2));
+        let p = ping([192, 168, 11, 11], [192, 168, 12, 12], 1);
+        host1.write(&p).unwrap();
+        std::thread::sleep(Duration::from_millis(100));
+        assert_eq!(p1.stats.snapshot().drops.get("no_sa"), Some(&1));
+        // Install both directions, as the IKE engine will.
+        let mut out1 = out1;
+        p1.control.set_outbound("t", 0, out1.sas[0].take()).unwrap();
+        for (name, sa) in in1 {
+            p1.control.install_inbound(&name, sa).unwrap();
+        }
+        host1.write(&p).unwrap();
+        assert_eq!(g2.host.recv_timeout(t).as_deref(), Some(&p[..]));
+        let r = ping([192, 168, 12, 12], [192, 168, 11, 11], 1);
+        g2.host.write(&r).unwrap();
+        assert_eq!(host1.recv_timeout(t).as_deref(), Some(&r[..]));
+        assert_eq!(p1.stats.snapshot().sas.len(), 2);
+        // An IKE message on 4500 goes to the control plane, marker removed.
+        let peer = net.bind("192.168.50.12:500".parse().unwrap()).unwrap();
+        peer.send_to(&[0, 0, 0, 0, 9, 9, 9, 9, 9], SocketAddr::new(local1, 4500))
+            .unwrap();
+        let d = ike_rx.recv_timeout(Duration::from_secs(2)).unwrap();
+        assert_eq!(
+            (d.data.as_slice(), d.from.port(), d.local),
+            (&[9u8, 9, 9, 9, 9][..], 500, local1)
+        );
+        // Remove the inbound SA: gw2's packets are now unknown SPIs.
+        p1.control.remove_inbound(0x2001);
+        std::thread::sleep(Duration::from_millis(100));
+        g2.host.write(&r).unwrap();
+        assert!(host1.recv_timeout(Some(Duration::from_millis(300))).is_none());
+        assert_eq!(p1.stats.snapshot().drops.get("unknown_spi"), Some(&1));
+        assert_eq!(p1.stats.snapshot().sas.len(), 1);
+        p1.stop();
         g2.plane.stop();
     }
 }
