@@ -128,6 +128,37 @@ struct RawConn {
     #[serde(default)]
     policy: Vec<RawPolicy>,
     manual: Option<RawManual>,
+    // ---- IKE (instead of [conn.manual]) ----
+    #[serde(default)]
+    version: Option<u8>,
+    #[serde(default)]
+    ike: Option<String>,
+    #[serde(default)]
+    local_id: Option<String>,
+    #[serde(default)]
+    remote_id: Option<String>,
+    #[serde(default)]
+    psk: Option<String>,
+    #[serde(default)]
+    psk_file: Option<String>,
+    #[serde(default)]
+    start_action: Option<String>,
+    #[serde(default)]
+    ike_rekey_time: Option<String>,
+    #[serde(default)]
+    ike_lifetime: Option<String>,
+    #[serde(default)]
+    rekey_time: Option<String>,
+    #[serde(default)]
+    life_time: Option<String>,
+    #[serde(default)]
+    rekey_bytes: Option<u64>,
+    #[serde(default)]
+    life_bytes: Option<u64>,
+    #[serde(default)]
+    dpd_delay: Option<String>,
+    #[serde(default)]
+    dpd_action: Option<String>,
 }
 
 #[derive(Deserialize)]
@@ -196,7 +227,126 @@ pub struct ConnConfig {
     pub replay_window: u32,
     /// Selector pairs from this gateway's point of view, in order.
     pub selectors: Vec<Selector>,
+    /// ESP proposals as written (strongSwan syntax, comma-separated); the
+    /// first algorithm is `esp`.
+    pub esp_proposals: String,
     pub manual: Option<ManualKeys>,
+    /// Set when the connection's SAs are negotiated with IKE.
+    pub ike: Option<IkeConfig>,
+}
+
+/// What to do at start-up (RFC-neutral names, as swanctl's `start_action`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum StartAction {
+    /// Initiate when the daemon starts.
+    Start,
+    /// Initiate on the first packet a policy matches; hold that packet.
+    Trap,
+    /// Only respond.
+    None,
+}
+
+/// What to do when dead peer detection declares the peer dead.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum DpdAction {
+    Clear,
+    Restart,
+    None,
+}
+
+/// An IKE identity (RFC 7296 §3.5), as the config writes it: an address,
+/// `@fqdn` or a bare host name (FQDN), `user@fqdn` (USER_FQDN), `keyid:...`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Identity {
+    Ipv4(std::net::Ipv4Addr),
+    Ipv6(std::net::Ipv6Addr),
+    Fqdn(String),
+    UserFqdn(String),
+    KeyId(Vec<u8>),
+}
+
+impl Identity {
+    pub fn parse(s: &str) -> Result<Identity, String> {
+        let s = s.trim();
+        if s.is_empty() {
+            return Err("empty identity".into());
+        }
+        if let Ok(a) = s.parse::<IpAddr>() {
+            return Ok(match a {
+                IpAddr::V4(v) => Identity::Ipv4(v),
+                IpAddr::V6(v) => Identity::Ipv6(v),
+            });
+        }
+        if let Some(k) = s.strip_prefix("keyid:") {
+            let bytes = match k.strip_prefix("0x") {
+                Some(h) => SecretBytes::from_hex(h)
+                    .map_err(|e| format!("keyid: {e}"))?
+                    .expose()
+                    .to_vec(),
+                None => k.as_bytes().to_vec(),
+            };
+            return Ok(Identity::KeyId(bytes));
+        }
+        if let Some(f) = s.strip_prefix('@') {
+            return Ok(Identity::Fqdn(f.to_string()));
+        }
+        if s.contains('@') {
+            return Ok(Identity::UserFqdn(s.to_string()));
+        }
+        Ok(Identity::Fqdn(s.to_string()))
+    }
+}
+
+impl fmt::Display for Identity {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Identity::Ipv4(a) => write!(f, "{a}"),
+            Identity::Ipv6(a) => write!(f, "{a}"),
+            Identity::Fqdn(n) => write!(f, "@{n}"),
+            Identity::UserFqdn(n) => write!(f, "{n}"),
+            Identity::KeyId(k) => write!(
+                f,
+                "keyid:0x{}",
+                k.iter().map(|b| format!("{b:02x}")).collect::<String>()
+            ),
+        }
+    }
+}
+
+/// The IKE side of a connection.
+#[derive(Debug, Clone)]
+pub struct IkeConfig {
+    pub version: u8,
+    /// IKE proposals as written (strongSwan syntax, comma-separated).
+    pub proposals: String,
+    pub local_id: Identity,
+    pub remote_id: Identity,
+    pub psk: SecretBytes,
+    pub start_action: StartAction,
+    /// IKE SA rekey and hard lifetime, seconds.
+    pub ike_rekey_time: u64,
+    pub ike_lifetime: u64,
+    /// CHILD SA soft (rekey) and hard lifetimes, seconds and bytes (0 = none).
+    pub rekey_time: u64,
+    pub life_time: u64,
+    pub rekey_bytes: u64,
+    pub life_bytes: u64,
+    /// Liveness check interval, seconds (0 = off), and the action.
+    pub dpd_delay: u64,
+    pub dpd_action: DpdAction,
+}
+
+/// Parse `90`, `90s`, `30m`, `4h`, `1d` into seconds.
+pub fn parse_duration(s: &str) -> Option<u64> {
+    let s = s.trim();
+    let (num, mult) = match s.char_indices().last()? {
+        (i, 's') => (&s[..i], 1),
+        (i, 'm') => (&s[..i], 60),
+        (i, 'h') => (&s[..i], 3600),
+        (i, 'd') => (&s[..i], 86400),
+        _ => (s, 1),
+    };
+    num.trim().parse::<u64>().ok()?.checked_mul(mult)
 }
 
 #[derive(Debug, Clone)]
@@ -270,7 +420,13 @@ impl Config {
                 "udp" => Encap::Udp,
                 o => return Err(err(at("encap"), format!("'{o}' is neither \"esp\" nor \"udp\""))),
             };
-            let esp = EspAlgorithm::parse(&c.esp).map_err(|e| err(at("esp"), e))?;
+            let esp = first_esp_algorithm(&c.esp).map_err(|e| err(at("esp"), e))?;
+            if c.manual.is_some() && c.esp.contains([',', '-']) && EspAlgorithm::parse(&c.esp).is_err() {
+                return Err(err(
+                    at("esp"),
+                    format!("manual keying takes one algorithm, not '{}'", c.esp),
+                ));
+            }
             if !(64..=ikeda_esp::replay::MAX_WINDOW).contains(&c.replay_window) {
                 return Err(err(
                     at("replay_window"),
@@ -341,12 +497,7 @@ impl Config {
                 }
             }
             let manual = match &c.manual {
-                None => {
-                    return Err(err(
-                        at("manual"),
-                        "no keys: this version supports manual keying only ([conn.manual])".into(),
-                    ))
-                }
+                None => None,
                 Some(m) => {
                     let keys = |dir: &str, k: &RawSaKeys| -> Result<SaKeys, ConfigError> {
                         let kk = |f: &str| at(&format!("manual.{dir}.{f}"));
@@ -398,6 +549,22 @@ impl Config {
                     Some(ManualKeys { out, inbound })
                 }
             };
+            let ike = parse_ike(c, local_addr, remote_addr, &at, path)?;
+            match (&manual, &ike) {
+                (None, None) => {
+                    return Err(err(
+                        at("psk"),
+                        "no keys: give psk or psk_file (IKE), or [conn.manual] (manual keying)".into(),
+                    ))
+                }
+                (Some(_), Some(_)) => {
+                    return Err(err(
+                        at("manual"),
+                        "[conn.manual] and psk/psk_file exclude each other".into(),
+                    ))
+                }
+                _ => {}
+            }
             conns.push(ConnConfig {
                 name: c.name.clone(),
                 local_addr,
@@ -408,7 +575,9 @@ impl Config {
                 esn: c.esn,
                 replay_window: c.replay_window,
                 selectors: selectors.into_iter().map(|(_, s)| s).collect(),
+                esp_proposals: c.esp.clone(),
                 manual,
+                ike,
             });
         }
         // Inbound SPIs select the SA: they must be unique on this gateway.
@@ -437,6 +606,141 @@ impl Config {
             conns,
         })
     }
+}
+
+/// Validate the IKE settings of a connection; `None` when it has no PSK
+/// (manual keying).
+fn parse_ike(
+    c: &RawConn,
+    local_addr: IpAddr,
+    remote_addr: IpAddr,
+    at: &dyn Fn(&str) -> String,
+    path: &Path,
+) -> Result<Option<IkeConfig>, ConfigError> {
+    let err = |key: String, reason: String| ConfigError {
+        file: path.into(),
+        key,
+        reason,
+    };
+    let ike_only = [
+        ("version", c.version.is_some()),
+        ("ike", c.ike.is_some()),
+        ("local_id", c.local_id.is_some()),
+        ("remote_id", c.remote_id.is_some()),
+        ("start_action", c.start_action.is_some()),
+        ("dpd_delay", c.dpd_delay.is_some()),
+    ];
+    let psk = match (&c.psk, &c.psk_file) {
+        (Some(_), Some(_)) => return Err(err(at("psk_file"), "give psk or psk_file, not both".into())),
+        (Some(p), None) => SecretBytes::new(p.as_bytes().to_vec()),
+        (None, Some(f)) => {
+            let fp = Path::new(f);
+            let meta = std::fs::metadata(fp).map_err(|e| err(at("psk_file"), format!("{f}: {e}")))?;
+            use std::os::unix::fs::PermissionsExt;
+            if meta.permissions().mode() & 0o077 != 0 {
+                return Err(err(
+                    at("psk_file"),
+                    format!(
+                        "{f} is readable by others (mode {:o}); chmod 600 it",
+                        meta.permissions().mode() & 0o777
+                    ),
+                ));
+            }
+            let text = std::fs::read(fp).map_err(|e| err(at("psk_file"), format!("{f}: {e}")))?;
+            let mut v = text;
+            while v.last().is_some_and(|b| *b == b'\n' || *b == b'\r') {
+                v.pop();
+            }
+            SecretBytes::new(v)
+        }
+        (None, None) => {
+            if let Some((k, _)) = ike_only.iter().find(|(_, set)| *set) {
+                return Err(err(at(k), "IKE settings without psk or psk_file".into()));
+            }
+            return Ok(None);
+        }
+    };
+    if psk.is_empty() {
+        return Err(err(at("psk"), "the pre-shared key is empty".into()));
+    }
+    let version = c.version.unwrap_or(2);
+    if version != 2 {
+        return Err(err(
+            at("version"),
+            format!("IKE version {version} is not supported yet (2 is)"),
+        ));
+    }
+    let id = |k: &str, v: &Option<String>, dflt: IpAddr| -> Result<Identity, ConfigError> {
+        match v {
+            Some(v) => Identity::parse(v).map_err(|e| err(at(k), e)),
+            None => Identity::parse(&dflt.to_string()).map_err(|e| err(at(k), e)),
+        }
+    };
+    let dur = |k: &str, v: &Option<String>, dflt: u64| -> Result<u64, ConfigError> {
+        match v {
+            None => Ok(dflt),
+            Some(v) => {
+                parse_duration(v).ok_or_else(|| err(at(k), format!("'{v}' is not a duration (90s, 30m, 4h, 1d)")))
+            }
+        }
+    };
+    let start_action = match c.start_action.as_deref().unwrap_or("none") {
+        "start" => StartAction::Start,
+        "trap" => StartAction::Trap,
+        "none" => StartAction::None,
+        o => return Err(err(at("start_action"), format!("'{o}' is not start, trap or none"))),
+    };
+    let dpd_action = match c.dpd_action.as_deref().unwrap_or("clear") {
+        "clear" => DpdAction::Clear,
+        "restart" => DpdAction::Restart,
+        "none" => DpdAction::None,
+        o => return Err(err(at("dpd_action"), format!("'{o}' is not clear, restart or none"))),
+    };
+    // strongSwan's defaults: IKE rekey 4 h, CHILD rekey 1 h, hard lifetime 110 %.
+    let ike_rekey_time = dur("ike_rekey_time", &c.ike_rekey_time, 4 * 3600)?;
+    let rekey_time = dur("rekey_time", &c.rekey_time, 3600)?;
+    let cfg = IkeConfig {
+        version,
+        proposals: c
+            .ike
+            .clone()
+            .unwrap_or_else(|| "aes128gcm16-prfsha256-x25519,aes128-sha256-modp2048".into()),
+        local_id: id("local_id", &c.local_id, local_addr)?,
+        remote_id: id("remote_id", &c.remote_id, remote_addr)?,
+        psk,
+        start_action,
+        ike_rekey_time,
+        ike_lifetime: dur("ike_lifetime", &c.ike_lifetime, ike_rekey_time + ike_rekey_time / 10)?,
+        rekey_time,
+        life_time: dur("life_time", &c.life_time, rekey_time + rekey_time / 10)?,
+        rekey_bytes: c.rekey_bytes.unwrap_or(0),
+        life_bytes: c.life_bytes.unwrap_or(0),
+        dpd_delay: dur("dpd_delay", &c.dpd_delay, 0)?,
+        dpd_action,
+    };
+    if cfg.ike_lifetime < cfg.ike_rekey_time || cfg.life_time < cfg.rekey_time {
+        return Err(err(
+            at("life_time"),
+            "a hard lifetime is shorter than its rekey time".into(),
+        ));
+    }
+    if cfg.life_bytes != 0 && cfg.life_bytes < cfg.rekey_bytes {
+        return Err(err(at("life_bytes"), "life_bytes is smaller than rekey_bytes".into()));
+    }
+    Ok(Some(cfg))
+}
+
+/// The cipher of the first ESP proposal, ignoring key exchange groups
+/// (PFS) and ESN keywords, which IKE negotiates.
+fn first_esp_algorithm(list: &str) -> Result<EspAlgorithm, String> {
+    let first = list.split(',').next().unwrap_or("").trim();
+    let kept: Vec<&str> = first
+        .split('-')
+        .filter(|t| {
+            !(t.starts_with("modp") || t.starts_with("ecp") || matches!(*t, "x25519" | "curve25519" | "esn" | "noesn"))
+        })
+        .collect();
+    EspAlgorithm::parse(&kept.join("-"))
 }
 
 fn parse_u32(s: &str) -> Option<u32> {
@@ -596,5 +900,119 @@ in = { spi = 8193, enc_key = "0x101112131415161718191a1b1c1d1e1f20212223" }
         let dbg = format!("{c:?}");
         assert!(!dbg.contains("0a0b0c"), "{dbg}");
         assert!(dbg.contains("redacted"));
+    }
+
+    const IKE: &str = r#"
+[[conn]]
+name = "site2"
+local_addr = "192.168.50.11"
+remote_addr = "192.168.50.12"
+ike = "aes128gcm16-prfsha256-x25519,aes128-sha256-modp2048"
+esp = "aes128gcm16-x25519,aes128-sha1"
+psk = "not very secret"
+remote_id = "@gw2.example"
+start_action = "trap"
+rekey_time = "30m"
+dpd_delay = "10s"
+dpd_action = "restart"
+local_ts = ["192.168.11.0/24"]
+remote_ts = ["192.168.12.0/24"]
+"#;
+
+    #[test]
+    fn ike_connection_parses_with_defaults() {
+        let c = parse(IKE).unwrap();
+        let conn = &c.conns[0];
+        let ike = conn.ike.as_ref().unwrap();
+        assert_eq!(conn.esp, EspAlgorithm::AesGcm16 { key_bits: 128 });
+        assert_eq!(ike.local_id, Identity::Ipv4("192.168.50.11".parse().unwrap()));
+        assert_eq!(ike.remote_id, Identity::Fqdn("gw2.example".into()));
+        assert_eq!(ike.start_action, StartAction::Trap);
+        assert_eq!((ike.rekey_time, ike.life_time), (1800, 1980));
+        assert_eq!((ike.ike_rekey_time, ike.ike_lifetime), (14400, 15840));
+        assert_eq!((ike.dpd_delay, ike.dpd_action), (10, DpdAction::Restart));
+        assert_eq!(ike.psk.expose(), b"not very secret");
+        assert!(conn.manual.is_none());
+        assert!(!format!("{c:?}").contains("very secret"));
+    }
+
+    #[test]
+    fn identities() {
+        assert_eq!(
+            Identity::parse("user@example.org").unwrap(),
+            Identity::UserFqdn("user@example.org".into())
+        );
+        assert_eq!(
+            Identity::parse("gw.example").unwrap(),
+            Identity::Fqdn("gw.example".into())
+        );
+        assert_eq!(Identity::parse("keyid:0x0102").unwrap(), Identity::KeyId(vec![1, 2]));
+        assert_eq!(Identity::parse("2001:db8::1").unwrap().to_string(), "2001:db8::1");
+        assert_eq!(parse_duration("4h"), Some(14400));
+        assert_eq!(parse_duration("90"), Some(90));
+        assert_eq!(parse_duration("x"), None);
+    }
+
+    #[test]
+    fn ike_errors_name_the_key() {
+        let cases: &[(&str, &str, &str)] = &[
+            (
+                "start_action = \"trap\"",
+                "start_action = \"later\"",
+                "start_action: 'later' is not start, trap or none",
+            ),
+            (
+                "rekey_time = \"30m\"",
+                "rekey_time = \"soon\"",
+                "rekey_time: 'soon' is not a duration",
+            ),
+            (
+                "psk = \"not very secret\"",
+                "psk = \"\"",
+                "psk: the pre-shared key is empty",
+            ),
+            (
+                "psk = \"not very secret\"",
+                "version = 3\npsk = \"x\"",
+                "version: IKE version 3 is not supported",
+            ),
+            ("psk = \"not very secret\"", "", "ike: IKE settings without psk or psk_file"),
+            (
+                "psk = \"not very secret\"",
+                "psk_file = \"/nonexistent/psk\"",
+                "psk_file: /nonexistent/psk:",
+            ),
+        ];
+        for (from, to, want) in cases {
+            let bad = IKE.replacen(from, to, 1);
+            let e = parse(&bad).map(|_| ()).unwrap_err().to_string();
+            assert!(e.contains(want), "got: {e}\nwant: {want}");
+        }
+        let nokeys = GOOD.split("[conn.manual]").next().unwrap();
+        assert!(parse(nokeys).unwrap_err().to_string().contains("psk: no keys: give psk or psk_file"));
+        // IKE settings on a manually keyed connection are refused too.
+        let m = GOOD.replace(
+            "esp = \"aes128gcm16\"",
+            "esp = \"aes128gcm16\"\nstart_action = \"start\"",
+        );
+        assert!(parse(&m)
+            .unwrap_err()
+            .to_string()
+            .contains("start_action: IKE settings without psk"));
+    }
+
+    #[test]
+    fn psk_file_must_not_be_readable_by_others() {
+        use std::os::unix::fs::PermissionsExt;
+        let f = std::env::temp_dir().join(format!("ikeda-psk-{}", std::process::id()));
+        std::fs::write(&f, "from a file\n").unwrap();
+        std::fs::set_permissions(&f, std::fs::Permissions::from_mode(0o644)).unwrap();
+        let text = IKE.replace("psk = \"not very secret\"", &format!("psk_file = \"{}\"", f.display()));
+        let e = parse(&text).unwrap_err().to_string();
+        assert!(e.contains("is readable by others (mode 644); chmod 600 it"), "{e}");
+        std::fs::set_permissions(&f, std::fs::Permissions::from_mode(0o600)).unwrap();
+        let c = parse(&text).unwrap();
+        assert_eq!(c.conns[0].ike.as_ref().unwrap().psk.expose(), b"from a file");
+        std::fs::remove_file(&f).unwrap();
     }
 }
