@@ -1,0 +1,30 @@
+//! Sans-IO IKE engine for ikeda.
+//!
+//! The engine owns no socket, reads no clock and draws no randomness of its
+//! own: the caller feeds it datagrams and timer expiries with the current
+//! time ([`Millis`]), and polls it for datagrams to send, the next timer,
+//! and events (install a CHILD SA, the IKE SA is up, a negotiation failed
+//! and why). It never installs an SA itself. That is what lets the
+//! deterministic simulator in [`sim`] replay a run exactly, with loss,
+//! duplication, reordering and clock jumps.
+
+#![forbid(unsafe_code)]
+
+pub mod retransmit;
+pub mod sim;
+pub mod time;
+
+pub use retransmit::{Requester, Responder, RetransmitPolicy};
+pub use time::Millis;
+
+use std::net::SocketAddr;
+
+/// A datagram the engine wants sent.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Transmit {
+    pub local: SocketAddr,
+    pub remote: SocketAddr,
+    /// The IKE message (without a non-ESP marker; the I/O layer adds it on
+    /// port 4500, RFC 3948 §2.2).
+    pub data: Vec<u8>,
+}
