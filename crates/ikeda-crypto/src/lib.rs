@@ -9,6 +9,7 @@
 //! `Debug`); the library key schedules are zeroized by their own `Drop`.
 
 pub mod esp;
+pub mod ike;
 pub mod secret;
 
 pub use esp::{EspAlgorithm, EspCipher, EspCryptoError, EspInteg};
