@@ -319,6 +319,8 @@ pub struct IkeConfig {
     pub version: u8,
     /// IKE proposals as written (strongSwan syntax, comma-separated).
     pub proposals: String,
+    pub ike_proposals: Vec<ikeda_crypto::ike::IkeProposal>,
+    pub esp_proposals: Vec<ikeda_crypto::ike::ChildProposal>,
     pub local_id: Identity,
     pub remote_id: Identity,
     pub psk: SecretBytes,
@@ -420,13 +422,13 @@ impl Config {
                 "udp" => Encap::Udp,
                 o => return Err(err(at("encap"), format!("'{o}' is neither \"esp\" nor \"udp\""))),
             };
-            let esp = first_esp_algorithm(&c.esp).map_err(|e| err(at("esp"), e))?;
-            if c.manual.is_some() && c.esp.contains([',', '-']) && EspAlgorithm::parse(&c.esp).is_err() {
-                return Err(err(
-                    at("esp"),
-                    format!("manual keying takes one algorithm, not '{}'", c.esp),
-                ));
-            }
+            // Manual keying takes exactly one algorithm; IKE takes proposal
+            // lists, checked against what the data plane implements.
+            let esp = if c.manual.is_some() {
+                EspAlgorithm::parse(&c.esp).map_err(|e| err(at("esp"), e))?
+            } else {
+                first_esp_algorithm(&c.esp).map_err(|e| err(at("esp"), e))?
+            };
             if !(64..=ikeda_esp::replay::MAX_WINDOW).contains(&c.replay_window) {
                 return Err(err(
                     at("replay_window"),
@@ -699,12 +701,18 @@ fn parse_ike(
     // strongSwan's defaults: IKE rekey 4 h, CHILD rekey 1 h, hard lifetime 110 %.
     let ike_rekey_time = dur("ike_rekey_time", &c.ike_rekey_time, 4 * 3600)?;
     let rekey_time = dur("rekey_time", &c.rekey_time, 3600)?;
+    let proposals = c
+        .ike
+        .clone()
+        .unwrap_or_else(|| "aes128gcm16-prfsha256-x25519,aes128-sha256-modp2048".into());
+    let ike_proposals =
+        ikeda_crypto::ike::parse_ike_proposals(&proposals).map_err(|e| err(at("ike"), e.to_string()))?;
+    let esp_proposals = ikeda_crypto::ike::parse_esp_proposals(&c.esp).map_err(|e| err(at("esp"), e.to_string()))?;
     let cfg = IkeConfig {
         version,
-        proposals: c
-            .ike
-            .clone()
-            .unwrap_or_else(|| "aes128gcm16-prfsha256-x25519,aes128-sha256-modp2048".into()),
+        proposals,
+        ike_proposals,
+        esp_proposals,
         local_id: id("local_id", &c.local_id, local_addr)?,
         remote_id: id("remote_id", &c.remote_id, remote_addr)?,
         psk,
@@ -730,17 +738,34 @@ fn parse_ike(
     Ok(Some(cfg))
 }
 
-/// The cipher of the first ESP proposal, ignoring key exchange groups
-/// (PFS) and ESN keywords, which IKE negotiates.
+/// Check an ESP proposal list for IKE: every algorithm it names must be one
+/// the data plane implements. Returns the first proposal's first cipher.
 fn first_esp_algorithm(list: &str) -> Result<EspAlgorithm, String> {
-    let first = list.split(',').next().unwrap_or("").trim();
-    let kept: Vec<&str> = first
-        .split('-')
-        .filter(|t| {
-            !(t.starts_with("modp") || t.starts_with("ecp") || matches!(*t, "x25519" | "curve25519" | "esn" | "noesn"))
-        })
-        .collect();
-    EspAlgorithm::parse(&kept.join("-"))
+    use ikeda_crypto::ike::{parse_esp_proposals, ChildSuite};
+    let props = parse_esp_proposals(list).map_err(|e| e.to_string())?;
+    let mut first = None;
+    for p in &props {
+        let integs: Vec<Option<ikeda_crypto::ike::Integ>> = if p.integ.is_empty() {
+            vec![None]
+        } else {
+            p.integ.iter().copied().map(Some).collect()
+        };
+        for encr in &p.encr {
+            for integ in &integs {
+                let suite = ChildSuite {
+                    encr: *encr,
+                    integ: *integ,
+                    dh: None,
+                    esn: false,
+                };
+                let alg = suite
+                    .esp_algorithm()
+                    .ok_or_else(|| format!("proposal '{}': the ESP data plane has no {}", p.name(), encr.keyword()))?;
+                first.get_or_insert(alg);
+            }
+        }
+    }
+    first.ok_or_else(|| format!("no ESP algorithm in '{list}'"))
 }
 
 fn parse_u32(s: &str) -> Option<u32> {
@@ -976,7 +1001,11 @@ remote_ts = ["192.168.12.0/24"]
                 "version = 3\npsk = \"x\"",
                 "version: IKE version 3 is not supported",
             ),
-            ("psk = \"not very secret\"", "", "ike: IKE settings without psk or psk_file"),
+            (
+                "psk = \"not very secret\"",
+                "",
+                "ike: IKE settings without psk or psk_file",
+            ),
             (
                 "psk = \"not very secret\"",
                 "psk_file = \"/nonexistent/psk\"",
@@ -989,7 +1018,10 @@ remote_ts = ["192.168.12.0/24"]
             assert!(e.contains(want), "got: {e}\nwant: {want}");
         }
         let nokeys = GOOD.split("[conn.manual]").next().unwrap();
-        assert!(parse(nokeys).unwrap_err().to_string().contains("psk: no keys: give psk or psk_file"));
+        assert!(parse(nokeys)
+            .unwrap_err()
+            .to_string()
+            .contains("psk: no keys: give psk or psk_file"));
         // IKE settings on a manually keyed connection are refused too.
         let m = GOOD.replace(
             "esp = \"aes128gcm16\"",
