@@ -20,3 +20,31 @@ pub use secret::SecretBytes;
 pub fn random_fill(out: &mut [u8]) -> Result<(), &'static str> {
     aws_lc_rs::rand::fill(out).map_err(|_| "system random number generator failed")
 }
+
+/// SHA-1 over the concatenation of `parts`: the NAT detection hash of
+/// RFC 7296 §2.23 (SHA-1(SPIi | SPIr | IP | Port)), not a MAC.
+pub fn sha1(parts: &[&[u8]]) -> [u8; 20] {
+    let mut ctx = aws_lc_rs::digest::Context::new(&aws_lc_rs::digest::SHA1_FOR_LEGACY_USE_ONLY);
+    for p in parts {
+        ctx.update(p);
+    }
+    let mut out = [0u8; 20];
+    out.copy_from_slice(ctx.finish().as_ref());
+    out
+}
+
+#[cfg(test)]
+mod sha1_tests {
+    #[test]
+    fn fips_180_abc() {
+        // FIPS 180-2 Appendix A.1: SHA-1("abc").
+        let d = super::sha1(&[b"a", b"bc"]);
+        assert_eq!(
+            d,
+            [
+                0xa9, 0x99, 0x3e, 0x36, 0x47, 0x06, 0x81, 0x6a, 0xba, 0x3e, 0x25, 0x71, 0x78, 0x50, 0xc2, 0x6c, 0x9c,
+                0xd0, 0xd8, 0x9d
+            ]
+        );
+    }
+}

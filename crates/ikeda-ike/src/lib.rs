@@ -10,9 +10,13 @@
 
 #![forbid(unsafe_code)]
 
+pub mod ikev2;
 pub mod retransmit;
 pub mod sim;
 pub mod time;
+
+#[cfg(test)]
+mod tests;
 
 pub use retransmit::{Requester, Responder, RetransmitPolicy};
 pub use time::Millis;

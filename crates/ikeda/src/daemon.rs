@@ -314,7 +314,10 @@ type Started = (DataPlane, OsState, Arc<Tun>);
 fn start(cfg: &Config) -> Result<Started, String> {
     if let Some(c) = cfg.conns.iter().find(|c| c.ike.is_some()) {
         // Refuse rather than run a tunnel that never comes up.
-        return Err(format!("connection '{}' uses IKE, which this build cannot negotiate yet", c.name));
+        return Err(format!(
+            "connection '{}' uses IKE, which this build cannot negotiate yet",
+            c.name
+        ));
     }
     let (outbound, names, inbound) = build_sas(cfg)?;
     let tun = Tun::open(&cfg.daemon.tun).map_err(|e| format!("TUN device {}: {e}", cfg.daemon.tun))?;

@@ -1,0 +1,1846 @@
+//! The IKEv2 engine (RFC 7296): IKE_SA_INIT, IKE_AUTH with pre-shared keys,
+//! INFORMATIONAL (DELETE, liveness), for initiator and responder alike.
+//!
+//! ```text
+//! Initiator                         Responder
+//! -------------------------------------------------------------------
+//! HDR, SAi1, KEi, Ni, N(NATD_S_IP), N(NATD_D_IP)  -->
+//!                              <--  HDR, SAr1, KEr, Nr, N(NATD_S_IP), N(NATD_D_IP)
+//! HDR, SK {IDi, AUTH, N(INITIAL_CONTACT), SAi2, TSi, TSr}  -->
+//!                              <--  HDR, SK {IDr, AUTH, SAr2, TSi, TSr}
+//! ```
+//!
+//! The engine is sans-IO (see the crate docs): datagrams and time in,
+//! datagrams, timers and [`Event`]s out. It never installs an SA: it tells
+//! the caller to ([`Event::ChildSaUp`]).
+
+use crate::retransmit::{RequestCheck, RequestTimer, Requester, Responder, RetransmitPolicy};
+use crate::{Millis, Transmit};
+use ikeda_crypto::ike::{
+    psk_auth, verify_psk_auth, ChildKeys, ChildProposal, ChildSuite, IkeKeys, IkeProposal, IkeSuite, KeyExchange, Rng,
+    Role, SkCipher, Transform as CTransform, TransformType as CTransformType,
+};
+use ikeda_crypto::{EspAlgorithm, SecretBytes};
+use ikeda_wire::ikev2::{
+    emit_payload_chain, emit_sk_message, first_payload_type, summary, AuthMethod, AuthPayload, DeletePayload,
+    ExchangeType, Flags, HeaderRepr, IdPayload, IdType, KePayload, Message, NoncePayload, NotifyPayload, NotifyType,
+    Payload, PayloadType, Proposal, ProtocolId, SaPayload, TrafficSelector, Transform, TransformAttribute,
+    TransformType, TsPayload, TsRange,
+};
+use std::collections::{HashMap, VecDeque};
+use std::fmt;
+use std::net::{IpAddr, SocketAddr};
+
+/// IKE's own port and the NAT traversal port (RFC 7296 §2.23).
+pub const IKE_PORT: u16 = 500;
+pub const NAT_T_PORT: u16 = 4500;
+
+/// One connection as the engine needs it.
+#[derive(Clone)]
+pub struct ConnSpec {
+    pub name: String,
+    /// Our address; the port is 500 (the engine floats to 4500 itself).
+    pub local: IpAddr,
+    pub remote: IpAddr,
+    pub local_id: IdPayload,
+    pub remote_id: IdPayload,
+    pub psk: SecretBytes,
+    pub ike_proposals: Vec<IkeProposal>,
+    pub esp_proposals: Vec<ChildProposal>,
+    /// Traffic selectors from our side: what we protect, and what is behind the peer.
+    pub local_ts: Vec<TsRange>,
+    pub remote_ts: Vec<TsRange>,
+}
+
+impl fmt::Debug for ConnSpec {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "ConnSpec({} {} <-> {})", self.name, self.local, self.remote)
+    }
+}
+
+/// Why a negotiation failed, in the words a network engineer needs.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Failure {
+    /// No proposal in common: what the peer offered, what we accept.
+    NoProposalChosen {
+        exchange: &'static str,
+        offered: String,
+        accepted: String,
+    },
+    /// The peer said NO_PROPOSAL_CHOSEN to what we offered.
+    PeerRejectedProposals { exchange: &'static str, offered: String },
+    /// AUTH did not verify: most likely the pre-shared keys differ.
+    AuthenticationFailed { detail: String },
+    /// The peer's identity is not the one configured.
+    IdMismatch { expected: String, received: String },
+    /// The traffic selectors do not overlap.
+    TsUnacceptable {
+        ours_local: String,
+        ours_remote: String,
+        theirs_i: String,
+        theirs_r: String,
+    },
+    /// Nothing came back after all retransmissions.
+    PeerNotAnswering {
+        exchange: &'static str,
+        tries: u32,
+        to: SocketAddr,
+    },
+    /// Anything else the peer refused or got wrong.
+    Other(String),
+}
+
+impl fmt::Display for Failure {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Failure::NoProposalChosen {
+                exchange,
+                offered,
+                accepted,
+            } => write!(
+                f,
+                "no proposal chosen in {exchange}: peer offered {offered}; we accept {accepted}"
+            ),
+            Failure::PeerRejectedProposals { exchange, offered } => {
+                write!(
+                    f,
+                    "peer answered NO_PROPOSAL_CHOSEN in {exchange}: we offered {offered}"
+                )
+            }
+            Failure::AuthenticationFailed { detail } => {
+                write!(
+                    f,
+                    "authentication failed ({detail}): the pre-shared keys most likely differ"
+                )
+            }
+            Failure::IdMismatch { expected, received } => {
+                write!(f, "peer identity mismatch: expected {expected}, peer sent {received}")
+            }
+            Failure::TsUnacceptable {
+                ours_local,
+                ours_remote,
+                theirs_i,
+                theirs_r,
+            } => write!(
+                f,
+                "traffic selectors unacceptable (TS_UNACCEPTABLE): ours {ours_local} === {ours_remote}, \
+                 proposed TSi {theirs_i} TSr {theirs_r}"
+            ),
+            Failure::PeerNotAnswering { exchange, tries, to } => {
+                write!(
+                    f,
+                    "peer not answering: {exchange} sent {tries} times to {to} without a response"
+                )
+            }
+            Failure::Other(s) => f.write_str(s),
+        }
+    }
+}
+
+/// Keys and parameters of a negotiated CHILD SA, for the data plane.
+#[derive(Debug, Clone)]
+pub struct ChildSaInfo {
+    pub conn: String,
+    pub algorithm: EspAlgorithm,
+    pub esn: bool,
+    /// Our inbound SPI (the peer sends with it) and the peer's.
+    pub spi_in: u32,
+    pub spi_out: u32,
+    pub enc_in: SecretBytes,
+    pub auth_in: Option<SecretBytes>,
+    pub enc_out: SecretBytes,
+    pub auth_out: Option<SecretBytes>,
+    /// Negotiated selectors from our side.
+    pub local_ts: Vec<TsRange>,
+    pub remote_ts: Vec<TsRange>,
+    /// Outer addresses; with `udp_encap` the ports are those of IKE on 4500.
+    pub local: SocketAddr,
+    pub remote: SocketAddr,
+    pub udp_encap: bool,
+}
+
+#[derive(Debug, Clone)]
+pub enum Event {
+    /// A line of the exchange log, in strongSwan's notation.
+    Log {
+        conn: String,
+        line: String,
+    },
+    IkeSaUp {
+        conn: String,
+        spi_i: u64,
+        spi_r: u64,
+        initiator: bool,
+        suite: String,
+        local: SocketAddr,
+        remote: SocketAddr,
+        nat: bool,
+    },
+    ChildSaUp(ChildSaInfo),
+    ChildSaDown {
+        conn: String,
+        spi_in: u32,
+        spi_out: u32,
+    },
+    IkeSaDown {
+        conn: String,
+        spi_i: u64,
+        spi_r: u64,
+        reason: String,
+    },
+    Failed {
+        conn: String,
+        why: Failure,
+    },
+}
+
+/// Counters of what the engine refused, by reason.
+#[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
+pub struct EngineStats {
+    pub malformed: u64,
+    pub unknown_spi: u64,
+    pub integrity_failed: u64,
+    pub retransmits_answered: u64,
+    pub dropped_out_of_window: u64,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum State {
+    /// Initiator: IKE_SA_INIT request sent.
+    InitSent,
+    /// Initiator: IKE_AUTH request sent.
+    AuthSent,
+    /// Responder: IKE_SA_INIT answered, waiting for IKE_AUTH.
+    InitAnswered,
+    Established,
+    /// Initiator of a DELETE for the IKE SA, waiting for the response.
+    Deleting,
+}
+
+struct Child {
+    spi_in: u32,
+    spi_out: u32,
+}
+
+struct IkeSa {
+    conn: usize,
+    initiator: bool,
+    spi_i: u64,
+    spi_r: u64,
+    state: State,
+    local: SocketAddr,
+    remote: SocketAddr,
+    nat: bool,
+    ni: Vec<u8>,
+    nr: Vec<u8>,
+    ke: Option<KeyExchange>,
+    cookie: Option<Vec<u8>>,
+    /// The IKE_SA_INIT messages as sent, for AUTH (§2.15).
+    init_req: Vec<u8>,
+    init_resp: Vec<u8>,
+    suite: Option<IkeSuite>,
+    keys: Option<IkeKeys>,
+    sk_out: Option<SkCipher>,
+    sk_in: Option<SkCipher>,
+    req: Requester,
+    resp: Responder,
+    /// What the outstanding request was, for failure messages.
+    req_exchange: &'static str,
+    /// IKE_AUTH in flight (initiator): our proposed child SPI.
+    pending_child_spi: u32,
+    children: Vec<Child>,
+}
+
+impl IkeSa {
+    fn role(&self) -> Role {
+        if self.initiator {
+            Role::Initiator
+        } else {
+            Role::Responder
+        }
+    }
+}
+
+pub struct Engine {
+    conns: Vec<ConnSpec>,
+    sas: Vec<Option<IkeSa>>,
+    /// (initiator SPI, responder SPI) -> index; half-open responder SAs are
+    /// found by (initiator SPI, remote) while their SPIr is still fresh.
+    by_spi: HashMap<(u64, u64), usize>,
+    rng: Box<dyn Rng + Send>,
+    policy: RetransmitPolicy,
+    transmits: VecDeque<Transmit>,
+    events: VecDeque<Event>,
+    pub stats: EngineStats,
+}
+
+fn hex(b: &[u8]) -> String {
+    b.iter().map(|x| format!("{x:02x}")).collect()
+}
+
+fn id_string(id: &IdPayload) -> String {
+    match id.id_type {
+        IdType::ID_IPV4_ADDR if id.data.len() == 4 => {
+            IpAddr::from(<[u8; 4]>::try_from(&id.data[..]).unwrap_or([0; 4])).to_string()
+        }
+        IdType::ID_IPV6_ADDR if id.data.len() == 16 => {
+            IpAddr::from(<[u8; 16]>::try_from(&id.data[..]).unwrap_or([0; 16])).to_string()
+        }
+        IdType::ID_FQDN | IdType::ID_RFC822_ADDR => String::from_utf8_lossy(&id.data).into_owned(),
+        t => format!("{t}:{}", hex(&id.data)),
+    }
+}
+
+fn ts_list(ts: &[TsRange]) -> String {
+    let v: Vec<String> = ts.iter().map(|t| t.to_string()).collect();
+    v.join(" ")
+}
+
+/// Crypto-layer transforms to wire transforms and back.
+fn to_wire(t: &CTransform) -> Transform {
+    Transform {
+        transform_type: TransformType(t.ty.value()),
+        transform_id: t.id,
+        attributes: t.key_length.map(TransformAttribute::key_length).into_iter().collect(),
+    }
+}
+
+fn from_wire(p: &Proposal) -> Vec<CTransform> {
+    p.transforms
+        .iter()
+        .filter_map(|t| {
+            Some(CTransform {
+                ty: CTransformType::from_value(t.transform_type.0)?,
+                id: t.transform_id,
+                key_length: t.key_length(),
+            })
+        })
+        .collect()
+}
+
+fn proposals_payload(protocol: ProtocolId, spi: &[u8], transforms: &[Vec<CTransform>]) -> SaPayload {
+    SaPayload {
+        proposals: transforms
+            .iter()
+            .enumerate()
+            .map(|(i, ts)| Proposal {
+                proposal_num: (i + 1) as u8,
+                protocol_id: protocol,
+                spi: spi.to_vec(),
+                transforms: ts.iter().map(to_wire).collect(),
+            })
+            .collect(),
+    }
+}
+
+fn ike_suite_transforms(s: &IkeSuite) -> Vec<CTransform> {
+    IkeProposal {
+        encr: vec![s.encr],
+        integ: s.integ.into_iter().collect(),
+        prf: vec![s.prf],
+        dh: vec![s.dh],
+    }
+    .transforms()
+}
+
+fn child_suite_transforms(s: &ChildSuite) -> Vec<CTransform> {
+    ChildProposal {
+        encr: vec![s.encr],
+        integ: s.integ.into_iter().collect(),
+        dh: s.dh.into_iter().collect(),
+        esn: vec![if s.esn {
+            ikeda_crypto::ike::Esn::Yes
+        } else {
+            ikeda_crypto::ike::Esn::No
+        }],
+    }
+    .transforms()
+}
+
+/// NAT detection data (RFC 7296 §2.23): SHA-1(SPIi | SPIr | IP | Port).
+fn natd(spi_i: u64, spi_r: u64, addr: SocketAddr) -> Vec<u8> {
+    let ip = match addr.ip() {
+        IpAddr::V4(a) => a.octets().to_vec(),
+        IpAddr::V6(a) => a.octets().to_vec(),
+    };
+    ikeda_crypto::sha1(&[
+        &spi_i.to_be_bytes(),
+        &spi_r.to_be_bytes(),
+        &ip,
+        &addr.port().to_be_bytes(),
+    ])
+    .to_vec()
+}
+
+fn notify(payloads: &[Payload], t: NotifyType) -> Option<&NotifyPayload> {
+    payloads.iter().find_map(|p| match p {
+        Payload::Notify(n) if n.notify_type == t => Some(n),
+        _ => None,
+    })
+}
+
+fn first_error_notify(payloads: &[Payload]) -> Option<&NotifyPayload> {
+    payloads.iter().find_map(|p| match p {
+        Payload::Notify(n) if n.notify_type.is_error() => Some(n),
+        _ => None,
+    })
+}
+
+/// Intersect two address/port/protocol ranges (RFC 7296 §2.9 narrowing).
+fn intersect(a: &TsRange, b: &TsRange) -> Option<TsRange> {
+    if a.start_address.is_ipv4() != b.start_address.is_ipv4() {
+        return None;
+    }
+    let proto = match (a.ip_protocol.0, b.ip_protocol.0) {
+        (0, p) | (p, 0) => p,
+        (p, q) if p == q => p,
+        _ => return None,
+    };
+    let start_port = a.start_port.max(b.start_port);
+    let end_port = a.end_port.min(b.end_port);
+    let start_address = a.start_address.max(b.start_address);
+    let end_address = a.end_address.min(b.end_address);
+    if start_port > end_port || start_address > end_address {
+        return None;
+    }
+    Some(TsRange {
+        ip_protocol: ikeda_wire::iana::IpProtocol(proto),
+        start_port,
+        end_port,
+        start_address,
+        end_address,
+    })
+}
+
+fn narrow(proposed: &[TsRange], configured: &[TsRange]) -> Vec<TsRange> {
+    let mut out = Vec::new();
+    for p in proposed {
+        for c in configured {
+            if let Some(x) = intersect(p, c) {
+                if !out.contains(&x) {
+                    out.push(x);
+                }
+            }
+        }
+    }
+    out
+}
+
+fn ranges(ts: &TsPayload) -> Vec<TsRange> {
+    ts.traffic_selectors
+        .iter()
+        .filter_map(|t| match t {
+            TrafficSelector::Range(r) => Some(*r),
+            _ => None,
+        })
+        .collect()
+}
+
+fn ts_payload(ts: &[TsRange]) -> TsPayload {
+    TsPayload {
+        traffic_selectors: ts.iter().map(|t| TrafficSelector::Range(*t)).collect(),
+    }
+}
+
+impl Engine {
+    pub fn new(conns: Vec<ConnSpec>, rng: Box<dyn Rng + Send>) -> Engine {
+        Engine {
+            conns,
+            sas: Vec::new(),
+            by_spi: HashMap::new(),
+            rng,
+            policy: RetransmitPolicy::default(),
+            transmits: VecDeque::new(),
+            events: VecDeque::new(),
+            stats: EngineStats::default(),
+        }
+    }
+
+    pub fn set_retransmit_policy(&mut self, p: RetransmitPolicy) {
+        self.policy = p;
+    }
+
+    pub fn conn_names(&self) -> impl Iterator<Item = &str> {
+        self.conns.iter().map(|c| c.name.as_str())
+    }
+
+    pub fn poll_transmit(&mut self) -> Option<Transmit> {
+        self.transmits.pop_front()
+    }
+
+    pub fn poll_event(&mut self) -> Option<Event> {
+        self.events.pop_front()
+    }
+
+    pub fn poll_timeout(&self) -> Option<Millis> {
+        self.sas.iter().flatten().filter_map(|s| s.req.poll_timeout()).min()
+    }
+
+    /// Is an IKE SA of this connection established or being set up?
+    pub fn is_active(&self, conn: &str) -> bool {
+        self.sas.iter().flatten().any(|s| self.conns[s.conn].name == conn)
+    }
+
+    fn random_u64(&mut self) -> u64 {
+        let mut b = [0u8; 8];
+        self.rng.fill(&mut b);
+        u64::from_be_bytes(b)
+    }
+
+    fn random_spi32(&mut self) -> u32 {
+        loop {
+            let mut b = [0u8; 4];
+            self.rng.fill(&mut b);
+            let s = u32::from_be_bytes(b);
+            // 0-255 are reserved (RFC 4303 §2.1); keep the top bit clear of
+            // nothing in particular, just avoid the reserved range.
+            if s > 255 {
+                return s;
+            }
+        }
+    }
+
+    fn nonce(&mut self) -> Vec<u8> {
+        let mut n = vec![0u8; 32];
+        self.rng.fill(&mut n);
+        n
+    }
+
+    fn log(&mut self, conn: usize, line: String) {
+        self.events.push_back(Event::Log {
+            conn: self.conns[conn].name.clone(),
+            line,
+        });
+    }
+
+    fn fail(&mut self, conn: usize, why: Failure) {
+        self.events.push_back(Event::Failed {
+            conn: self.conns[conn].name.clone(),
+            why,
+        });
+    }
+
+    fn insert(&mut self, sa: IkeSa) -> usize {
+        let key = (sa.spi_i, sa.spi_r);
+        let idx = match self.sas.iter().position(Option::is_none) {
+            Some(i) => {
+                self.sas[i] = Some(sa);
+                i
+            }
+            None => {
+                self.sas.push(Some(sa));
+                self.sas.len() - 1
+            }
+        };
+        self.by_spi.insert(key, idx);
+        idx
+    }
+
+    fn remove(&mut self, idx: usize, reason: &str) {
+        if let Some(sa) = self.sas[idx].take() {
+            self.by_spi.retain(|_, v| *v != idx);
+            let conn = self.conns[sa.conn].name.clone();
+            for c in &sa.children {
+                self.events.push_back(Event::ChildSaDown {
+                    conn: conn.clone(),
+                    spi_in: c.spi_in,
+                    spi_out: c.spi_out,
+                });
+            }
+            if sa.state == State::Established || sa.state == State::Deleting {
+                self.events.push_back(Event::IkeSaDown {
+                    conn,
+                    spi_i: sa.spi_i,
+                    spi_r: sa.spi_r,
+                    reason: reason.into(),
+                });
+            }
+        }
+    }
+
+    // ---- initiating -------------------------------------------------------
+
+    /// Start IKE_SA_INIT for a connection.
+    pub fn initiate(&mut self, conn: &str, now: Millis) -> Result<(), String> {
+        let ci = self
+            .conns
+            .iter()
+            .position(|c| c.name == conn)
+            .ok_or_else(|| format!("no connection '{conn}'"))?;
+        let group = self.conns[ci]
+            .ike_proposals
+            .first()
+            .and_then(|p| p.dh.first().copied())
+            .ok_or("no key exchange group in the IKE proposals")?;
+        let spi_i = self.random_u64();
+        let c = &self.conns[ci];
+        let sa = IkeSa {
+            conn: ci,
+            initiator: true,
+            spi_i,
+            spi_r: 0,
+            state: State::InitSent,
+            local: SocketAddr::new(c.local, IKE_PORT),
+            remote: SocketAddr::new(c.remote, IKE_PORT),
+            nat: false,
+            ni: Vec::new(),
+            nr: Vec::new(),
+            ke: None,
+            cookie: None,
+            init_req: Vec::new(),
+            init_resp: Vec::new(),
+            suite: None,
+            keys: None,
+            sk_out: None,
+            sk_in: None,
+            req: Requester::new(),
+            resp: Responder::new(),
+            req_exchange: "IKE_SA_INIT",
+            pending_child_spi: 0,
+            children: Vec::new(),
+        };
+        let idx = self.insert(sa);
+        self.send_init_request(idx, group, now)
+    }
+
+    fn send_init_request(&mut self, idx: usize, group: ikeda_crypto::ike::DhGroup, now: Millis) -> Result<(), String> {
+        let ke = KeyExchange::generate(group, &mut *self.rng).map_err(|e| e.to_string())?;
+        let ni = self.nonce();
+        let sa = self.sas[idx].as_mut().ok_or("gone")?;
+        let c = &self.conns[sa.conn];
+        let mut payloads = Vec::new();
+        if let Some(cookie) = &sa.cookie {
+            payloads.push(Payload::Notify(NotifyPayload::new(NotifyType::COOKIE, cookie.clone())));
+        }
+        let props: Vec<Vec<CTransform>> = c.ike_proposals.iter().map(|p| p.transforms()).collect();
+        payloads.push(Payload::Sa(proposals_payload(ProtocolId::IKE, &[], &props)));
+        payloads.push(Payload::Ke(KePayload {
+            dh_group: ikeda_wire::ikev2::DhGroup(group.transform_id()),
+            data: ke.public_value().to_vec(),
+        }));
+        payloads.push(Payload::Nonce(NoncePayload { nonce: ni.clone() }));
+        payloads.push(Payload::Notify(NotifyPayload::new(
+            NotifyType::NAT_DETECTION_SOURCE_IP,
+            natd(sa.spi_i, 0, sa.local),
+        )));
+        payloads.push(Payload::Notify(NotifyPayload::new(
+            NotifyType::NAT_DETECTION_DESTINATION_IP,
+            natd(sa.spi_i, 0, sa.remote),
+        )));
+        sa.ke = Some(ke);
+        sa.ni = ni;
+        sa.req = Requester::new();
+        let header = HeaderRepr {
+            initiator_spi: sa.spi_i,
+            responder_spi: 0,
+            minor_version: 0,
+            exchange_type: ExchangeType::IKE_SA_INIT,
+            flags: Flags::new(true, false),
+            message_id: 0,
+        };
+        let msg = Message { header, payloads }.emit().map_err(|e| e.to_string())?;
+        sa.init_req = msg.clone();
+        sa.req.send(msg.clone(), now, &self.policy).map_err(str::to_string)?;
+        sa.req_exchange = "IKE_SA_INIT";
+        let (local, remote, conn) = (sa.local, sa.remote, sa.conn);
+        let line = format!(
+            "sending {} to {remote}",
+            summary(&header, &Message::parse(&msg).map(|m| m.payloads).unwrap_or_default())
+        );
+        self.log(conn, line);
+        self.transmits.push_back(Transmit {
+            local,
+            remote,
+            data: msg,
+        });
+        Ok(())
+    }
+
+    /// Delete the connection's IKE SA (and with it its CHILD SAs).
+    pub fn terminate(&mut self, conn: &str, now: Millis) -> Result<(), String> {
+        let idx = self
+            .sas
+            .iter()
+            .position(|s| s.as_ref().is_some_and(|s| self.conns[s.conn].name == conn))
+            .ok_or_else(|| format!("no IKE SA for '{conn}'"))?;
+        let established = self.sas[idx].as_ref().is_some_and(|s| s.state == State::Established);
+        if !established || self.sas[idx].as_ref().is_some_and(|s| s.req.busy()) {
+            self.remove(idx, "terminated locally");
+            return Ok(());
+        }
+        self.send_encrypted_request(
+            idx,
+            ExchangeType::INFORMATIONAL,
+            vec![Payload::Delete(DeletePayload::ike())],
+            now,
+        )?;
+        if let Some(sa) = self.sas[idx].as_mut() {
+            sa.state = State::Deleting;
+            sa.req_exchange = "INFORMATIONAL";
+        }
+        Ok(())
+    }
+
+    /// Send an empty INFORMATIONAL request (liveness check, RFC 7296 §1.4).
+    pub fn check_liveness(&mut self, conn: &str, now: Millis) -> Result<(), String> {
+        let idx = self
+            .sas
+            .iter()
+            .position(|s| {
+                s.as_ref()
+                    .is_some_and(|s| self.conns[s.conn].name == conn && s.state == State::Established)
+            })
+            .ok_or_else(|| format!("no established IKE SA for '{conn}'"))?;
+        if self.sas[idx].as_ref().is_some_and(|s| s.req.busy()) {
+            return Ok(());
+        }
+        self.send_encrypted_request(idx, ExchangeType::INFORMATIONAL, vec![], now)?;
+        if let Some(sa) = self.sas[idx].as_mut() {
+            sa.req_exchange = "INFORMATIONAL";
+        }
+        Ok(())
+    }
+
+    // ---- encryption helpers ----------------------------------------------
+
+    fn build_encrypted(
+        &mut self,
+        idx: usize,
+        exchange: ExchangeType,
+        response: bool,
+        message_id: u32,
+        payloads: &[Payload],
+    ) -> Result<(Vec<u8>, String), String> {
+        let sa = self.sas[idx].as_ref().ok_or("gone")?;
+        let sk = sa.sk_out.as_ref().ok_or("no keys")?;
+        let header = HeaderRepr {
+            initiator_spi: sa.spi_i,
+            responder_spi: sa.spi_r,
+            minor_version: 0,
+            exchange_type: exchange,
+            flags: Flags::new(sa.initiator, response),
+            message_id,
+        };
+        let inner = emit_payload_chain(payloads).map_err(|e| e.to_string())?;
+        let body_len = sk.sk_body_len(inner.len());
+        let first = if payloads.is_empty() {
+            PayloadType::NONE
+        } else {
+            first_payload_type(payloads)
+        };
+        let (mut msg, range) = emit_sk_message(&header, &[], first, body_len).map_err(|e| e.to_string())?;
+        let body = sk
+            .encrypt(&msg[..range.start], &inner, &mut *self.rng)
+            .map_err(|e| e.to_string())?;
+        msg[range].copy_from_slice(&body);
+        Ok((msg, summary(&header, payloads)))
+    }
+
+    fn send_encrypted_request(
+        &mut self,
+        idx: usize,
+        exchange: ExchangeType,
+        payloads: Vec<Payload>,
+        now: Millis,
+    ) -> Result<(), String> {
+        let id = self.sas[idx].as_ref().ok_or("gone")?.req.next_id();
+        let (msg, line) = self.build_encrypted(idx, exchange, false, id, &payloads)?;
+        let policy = self.policy;
+        let sa = self.sas[idx].as_mut().ok_or("gone")?;
+        sa.req.send(msg.clone(), now, &policy).map_err(str::to_string)?;
+        let (local, remote, conn) = (sa.local, sa.remote, sa.conn);
+        self.log(conn, format!("sending {line} to {remote}"));
+        self.transmits.push_back(Transmit {
+            local,
+            remote,
+            data: msg,
+        });
+        Ok(())
+    }
+
+    fn send_encrypted_response(
+        &mut self,
+        idx: usize,
+        exchange: ExchangeType,
+        message_id: u32,
+        payloads: Vec<Payload>,
+    ) -> Result<(), String> {
+        let (msg, line) = self.build_encrypted(idx, exchange, true, message_id, &payloads)?;
+        let sa = self.sas[idx].as_mut().ok_or("gone")?;
+        sa.resp.answered(message_id, msg.clone());
+        let (local, remote, conn) = (sa.local, sa.remote, sa.conn);
+        self.log(conn, format!("sending {line} to {remote}"));
+        self.transmits.push_back(Transmit {
+            local,
+            remote,
+            data: msg,
+        });
+        Ok(())
+    }
+
+    /// Decrypt the SK payload of a received message; counts failures.
+    fn open(&mut self, idx: usize, bytes: &[u8], msg: &Message) -> Option<Vec<Payload>> {
+        let sa = self.sas[idx].as_ref()?;
+        let Some(sk) = msg.sk() else {
+            self.stats.malformed += 1;
+            return None;
+        };
+        let iv_off = bytes.len().checked_sub(sk.body.len())?;
+        let sk_in = sa.sk_in.as_ref()?;
+        match sk_in.decrypt(&bytes[..iv_off], &bytes[iv_off..]) {
+            Ok(plain) => match Message::parse_inner(sk.first_payload, &plain) {
+                Ok(p) => Some(p),
+                Err(_) => {
+                    self.stats.malformed += 1;
+                    None
+                }
+            },
+            Err(_) => {
+                self.stats.integrity_failed += 1;
+                None
+            }
+        }
+    }
+
+    // ---- receiving --------------------------------------------------------
+
+    /// Feed a received IKE datagram (without the non-ESP marker).
+    pub fn handle_datagram(&mut self, now: Millis, local: SocketAddr, remote: SocketAddr, data: &[u8]) {
+        let msg = match Message::parse(data) {
+            Ok(m) => m,
+            Err(_) => {
+                self.stats.malformed += 1;
+                return;
+            }
+        };
+        let h = msg.header;
+        if h.flags.response() {
+            let Some(&idx) = self.by_spi.get(&(h.initiator_spi, h.responder_spi)).or_else(|| {
+                // The response to IKE_SA_INIT carries the SPIr we do not know yet.
+                self.by_spi.get(&(h.initiator_spi, 0))
+            }) else {
+                self.stats.unknown_spi += 1;
+                return;
+            };
+            self.handle_response(idx, now, local, remote, data, msg);
+        } else if h.exchange_type == ExchangeType::IKE_SA_INIT && h.responder_spi == 0 {
+            // A retransmitted IKE_SA_INIT: answer from the cache.
+            let existing = self.sas.iter().position(|s| {
+                s.as_ref()
+                    .is_some_and(|s| !s.initiator && s.spi_i == h.initiator_spi && s.remote == remote)
+            });
+            if let Some(idx) = existing {
+                if let Some(sa) = &self.sas[idx] {
+                    if let RequestCheck::Retransmit(r) = sa.resp.check(h.message_id) {
+                        self.stats.retransmits_answered += 1;
+                        self.transmits.push_back(Transmit { local, remote, data: r });
+                    }
+                }
+                return;
+            }
+            self.handle_init_request(now, local, remote, data, msg);
+        } else {
+            let Some(&idx) = self.by_spi.get(&(h.initiator_spi, h.responder_spi)) else {
+                self.stats.unknown_spi += 1;
+                return;
+            };
+            self.handle_request(idx, now, local, remote, data, msg);
+        }
+    }
+
+    fn handle_response(
+        &mut self,
+        idx: usize,
+        now: Millis,
+        local: SocketAddr,
+        remote: SocketAddr,
+        data: &[u8],
+        msg: Message,
+    ) {
+        let Some(sa) = self.sas[idx].as_ref() else { return };
+        if !sa.req.busy() || sa.req.next_id() != msg.header.message_id {
+            self.stats.dropped_out_of_window += 1;
+            return;
+        }
+        match (sa.state, msg.header.exchange_type) {
+            (State::InitSent, ExchangeType::IKE_SA_INIT) => self.init_response(idx, now, local, remote, data, msg),
+            (State::AuthSent, ExchangeType::IKE_AUTH) => {
+                let Some(inner) = self.open(idx, data, &msg) else {
+                    return;
+                };
+                if let Some(sa) = self.sas[idx].as_mut() {
+                    sa.req.response(msg.header.message_id);
+                }
+                self.auth_response(idx, &msg.header, inner);
+            }
+            (_, ExchangeType::INFORMATIONAL) => {
+                let Some(inner) = self.open(idx, data, &msg) else {
+                    return;
+                };
+                let conn = self.sas[idx].as_ref().map(|s| s.conn).unwrap_or(0);
+                self.log(conn, format!("received {} from {remote}", summary(&msg.header, &inner)));
+                let deleting = self.sas[idx].as_ref().is_some_and(|s| s.state == State::Deleting);
+                if let Some(sa) = self.sas[idx].as_mut() {
+                    sa.req.response(msg.header.message_id);
+                }
+                if deleting {
+                    self.remove(idx, "deleted by us");
+                }
+            }
+            _ => self.stats.dropped_out_of_window += 1,
+        }
+    }
+
+    fn init_response(
+        &mut self,
+        idx: usize,
+        now: Millis,
+        _local: SocketAddr,
+        remote: SocketAddr,
+        data: &[u8],
+        msg: Message,
+    ) {
+        let Some(conn) = self.sas[idx].as_ref().map(|s| s.conn) else {
+            return;
+        };
+        self.log(conn, format!("received {} from {remote}", msg.summary()));
+        let Some(sa) = self.sas[idx].as_ref() else { return };
+        // COOKIE (§2.6): start over with the cookie in front.
+        if let Some(c) = notify(&msg.payloads, NotifyType::COOKIE) {
+            let cookie = c.data.clone();
+            let group = sa.ke.as_ref().map(|k| k.group());
+            if let (Some(sa), Some(group)) = (self.sas[idx].as_mut(), group) {
+                sa.cookie = Some(cookie);
+                sa.req = Requester::new();
+                let _ = self.send_init_request(idx, group, now);
+            }
+            return;
+        }
+        // INVALID_KE_PAYLOAD (§1.2): retry with the group the peer wants, if we accept it.
+        if let Some(n) = notify(&msg.payloads, NotifyType::INVALID_KE_PAYLOAD) {
+            let wanted = n
+                .invalid_ke_group()
+                .and_then(|g| ikeda_crypto::ike::DhGroup::from_transform_id(g.0));
+            let ok = wanted.filter(|g| self.conns[conn].ike_proposals.iter().any(|p| p.dh.contains(g)));
+            match ok {
+                Some(g) if sa.ke.as_ref().map(|k| k.group()) != Some(g) => {
+                    self.log(conn, format!("peer wants key exchange group {}, retrying", g.keyword()));
+                    if let Some(sa) = self.sas[idx].as_mut() {
+                        sa.req = Requester::new();
+                    }
+                    let _ = self.send_init_request(idx, g, now);
+                }
+                _ => {
+                    self.fail(
+                        conn,
+                        Failure::Other(format!(
+                            "peer asked for key exchange group {:?}, which we do not offer",
+                            n.invalid_ke_group()
+                        )),
+                    );
+                    self.remove(idx, "failed");
+                }
+            }
+            return;
+        }
+        if let Some(n) = first_error_notify(&msg.payloads) {
+            let why = if n.notify_type == NotifyType::NO_PROPOSAL_CHOSEN {
+                Failure::PeerRejectedProposals {
+                    exchange: "IKE_SA_INIT",
+                    offered: self.conns[conn]
+                        .ike_proposals
+                        .iter()
+                        .map(|p| p.name())
+                        .collect::<Vec<_>>()
+                        .join(", "),
+                }
+            } else {
+                Failure::Other(format!("peer answered IKE_SA_INIT with {}", n.notify_type))
+            };
+            self.fail(conn, why);
+            self.remove(idx, "failed");
+            return;
+        }
+        // SA: exactly one proposal, which must be one we offered.
+        let chosen = msg.payloads.iter().find_map(|p| match p {
+            Payload::Sa(s) if s.proposals.len() == 1 => Some(IkeProposal::from_transforms(&from_wire(&s.proposals[0]))),
+            _ => None,
+        });
+        let suite = chosen.and_then(|ch| self.conns[conn].ike_proposals.iter().find_map(|ours| ours.select(&ch)));
+        let ke_data = msg.payloads.iter().find_map(|p| match p {
+            Payload::Ke(k) => Some(k.clone()),
+            _ => None,
+        });
+        let nr = msg.payloads.iter().find_map(|p| match p {
+            Payload::Nonce(n) => Some(n.nonce.clone()),
+            _ => None,
+        });
+        let (Some(suite), Some(ke_data), Some(nr)) = (suite, ke_data, nr) else {
+            self.fail(
+                conn,
+                Failure::Other("malformed IKE_SA_INIT response: SA, KE or Nr missing or not one of ours".into()),
+            );
+            self.remove(idx, "failed");
+            return;
+        };
+        let Some(sa) = self.sas[idx].as_mut() else { return };
+        if ke_data.dh_group.0 != suite.dh.transform_id() || sa.ke.as_ref().map(|k| k.group()) != Some(suite.dh) {
+            self.fail(
+                conn,
+                Failure::Other("peer's KE group differs from the chosen proposal".into()),
+            );
+            self.remove(idx, "failed");
+            return;
+        }
+        sa.spi_r = msg.header.responder_spi;
+        sa.nr = nr;
+        sa.init_resp = data.to_vec();
+        sa.req.response(0);
+        // NAT detection (§2.23): does the peer see our address and port?
+        let src_hashes: Vec<&Vec<u8>> = msg
+            .payloads
+            .iter()
+            .filter_map(|p| match p {
+                Payload::Notify(n) if n.notify_type == NotifyType::NAT_DETECTION_SOURCE_IP => Some(&n.data),
+                _ => None,
+            })
+            .collect();
+        let dst_hash = notify(&msg.payloads, NotifyType::NAT_DETECTION_DESTINATION_IP).map(|n| n.data.clone());
+        let peer_behind_nat =
+            !src_hashes.is_empty() && !src_hashes.iter().any(|h| **h == natd(sa.spi_i, sa.spi_r, remote));
+        let us_behind_nat = dst_hash.is_some_and(|h| h != natd(sa.spi_i, sa.spi_r, sa.local));
+        sa.nat = peer_behind_nat || us_behind_nat;
+        let shared = match sa.ke.as_ref().map(|k| k.shared_secret(&ke_data.data)) {
+            Some(Ok(s)) => s,
+            Some(Err(e)) => {
+                self.fail(conn, Failure::Other(format!("peer's key exchange value refused: {e}")));
+                self.remove(idx, "failed");
+                return;
+            }
+            None => return,
+        };
+        let keys = match IkeKeys::derive(
+            &suite,
+            &shared,
+            &sa.ni,
+            &sa.nr,
+            &sa.spi_i.to_be_bytes(),
+            &sa.spi_r.to_be_bytes(),
+        ) {
+            Ok(k) => k,
+            Err(e) => {
+                self.fail(conn, Failure::Other(format!("key derivation: {e}")));
+                self.remove(idx, "failed");
+                return;
+            }
+        };
+        let (out, inn) = match keys.sk_ciphers(&suite, Role::Initiator) {
+            Ok(x) => x,
+            Err(e) => {
+                self.fail(conn, Failure::Other(format!("key setup: {e}")));
+                self.remove(idx, "failed");
+                return;
+            }
+        };
+        sa.sk_out = Some(out);
+        sa.sk_in = Some(inn);
+        sa.keys = Some(keys);
+        sa.suite = Some(suite);
+        sa.ke = None;
+        if sa.nat {
+            // §2.23: after a NAT is detected, continue on port 4500.
+            sa.local.set_port(NAT_T_PORT);
+            sa.remote.set_port(NAT_T_PORT);
+        }
+        let key = (sa.spi_i, sa.spi_r);
+        self.by_spi.retain(|_, v| *v != idx);
+        self.by_spi.insert(key, idx);
+        if self.sas[idx].as_ref().is_some_and(|s| s.nat) {
+            self.log(conn, "NAT detected (or forced by the peer): moving to UDP 4500".into());
+        }
+        self.send_auth_request(idx, now);
+    }
+
+    fn send_auth_request(&mut self, idx: usize, now: Millis) {
+        let spi = self.random_spi32();
+        let Some(sa) = self.sas[idx].as_mut() else { return };
+        sa.pending_child_spi = spi;
+        let conn = sa.conn;
+        let c = &self.conns[conn];
+        let (Some(suite), Some(keys)) = (sa.suite, sa.keys.as_ref()) else {
+            return;
+        };
+        let auth = psk_auth(
+            suite.prf,
+            &c.psk,
+            &sa.init_req,
+            &sa.nr,
+            keys.sk_p(Role::Initiator),
+            &c.local_id.rest_of_id_payload(),
+        );
+        let props: Vec<Vec<CTransform>> = c.esp_proposals.iter().map(|p| p.transforms()).collect();
+        let payloads = vec![
+            Payload::IdI(c.local_id.clone()),
+            Payload::Auth(AuthPayload {
+                auth_method: AuthMethod::SHARED_KEY_MIC,
+                data: auth,
+            }),
+            Payload::Notify(NotifyPayload::new(NotifyType::INITIAL_CONTACT, vec![])),
+            Payload::Sa(proposals_payload(ProtocolId::ESP, &spi.to_be_bytes(), &props)),
+            Payload::TsI(ts_payload(&c.local_ts)),
+            Payload::TsR(ts_payload(&c.remote_ts)),
+        ];
+        sa.state = State::AuthSent;
+        sa.req_exchange = "IKE_AUTH";
+        if let Err(e) = self.send_encrypted_request(idx, ExchangeType::IKE_AUTH, payloads, now) {
+            self.fail(conn, Failure::Other(format!("building IKE_AUTH: {e}")));
+            self.remove(idx, "failed");
+        }
+    }
+
+    fn auth_response(&mut self, idx: usize, header: &HeaderRepr, inner: Vec<Payload>) {
+        let Some(sa) = self.sas[idx].as_ref() else { return };
+        let conn = sa.conn;
+        let remote = sa.remote;
+        self.log(conn, format!("received {} from {remote}", summary(header, &inner)));
+        let c = self.conns[conn].clone();
+        let has_auth = inner.iter().any(|p| matches!(p, Payload::Auth(_)));
+        // An error without AUTH means the IKE SA failed; with AUTH, the IKE
+        // SA stands and only the CHILD SA failed (RFC 7296 §1.2, §2.21.2).
+        let child_error = first_error_notify(&inner).map(|n| match n.notify_type {
+            NotifyType::AUTHENTICATION_FAILED => Failure::AuthenticationFailed {
+                detail: "the peer could not verify our AUTH payload".into(),
+            },
+            NotifyType::NO_PROPOSAL_CHOSEN => Failure::PeerRejectedProposals {
+                exchange: "IKE_AUTH (CHILD SA)",
+                offered: c.esp_proposals.iter().map(|p| p.name()).collect::<Vec<_>>().join(", "),
+            },
+            NotifyType::TS_UNACCEPTABLE => Failure::TsUnacceptable {
+                ours_local: ts_list(&c.local_ts),
+                ours_remote: ts_list(&c.remote_ts),
+                theirs_i: "(refused by the peer)".into(),
+                theirs_r: String::new(),
+            },
+            t => Failure::Other(format!("peer answered IKE_AUTH with {t}")),
+        });
+        if let (Some(why), false) = (&child_error, has_auth) {
+            self.fail(conn, why.clone());
+            self.remove(idx, "failed");
+            return;
+        }
+        let idr = inner.iter().find_map(|p| match p {
+            Payload::IdR(i) => Some(i.clone()),
+            _ => None,
+        });
+        let auth = inner.iter().find_map(|p| match p {
+            Payload::Auth(a) => Some(a.clone()),
+            _ => None,
+        });
+        let (Some(idr), Some(auth)) = (idr, auth) else {
+            self.fail(conn, Failure::Other("IKE_AUTH response without IDr or AUTH".into()));
+            self.remove(idx, "failed");
+            return;
+        };
+        if idr != c.remote_id {
+            self.fail(
+                conn,
+                Failure::IdMismatch {
+                    expected: id_string(&c.remote_id),
+                    received: id_string(&idr),
+                },
+            );
+            self.remove(idx, "failed");
+            return;
+        }
+        let sa = self.sas[idx].as_ref().expect("checked above");
+        let (Some(suite), Some(keys)) = (sa.suite, sa.keys.as_ref()) else {
+            return;
+        };
+        if auth.auth_method != AuthMethod::SHARED_KEY_MIC
+            || verify_psk_auth(
+                suite.prf,
+                &c.psk,
+                &sa.init_resp,
+                &sa.ni,
+                keys.sk_p(Role::Responder),
+                &idr.rest_of_id_payload(),
+                &auth.data,
+            )
+            .is_err()
+        {
+            self.fail(
+                conn,
+                Failure::AuthenticationFailed {
+                    detail: "the peer's AUTH payload did not verify".into(),
+                },
+            );
+            self.remove(idx, "failed");
+            return;
+        }
+        self.establish(idx);
+        if let Some(why) = child_error {
+            self.fail(conn, why);
+            return;
+        }
+        // The CHILD SA.
+        let chosen = inner.iter().find_map(|p| match p {
+            Payload::Sa(s) if s.proposals.len() == 1 => Some(s.proposals[0].clone()),
+            _ => None,
+        });
+        let tsi = inner.iter().find_map(|p| match p {
+            Payload::TsI(t) => Some(ranges(t)),
+            _ => None,
+        });
+        let tsr = inner.iter().find_map(|p| match p {
+            Payload::TsR(t) => Some(ranges(t)),
+            _ => None,
+        });
+        let (Some(chosen), Some(tsi), Some(tsr)) = (chosen, tsi, tsr) else {
+            self.fail(
+                conn,
+                Failure::Other("IKE_AUTH response without SA, TSi or TSr: no CHILD SA".into()),
+            );
+            return;
+        };
+        let suite_child = ChildProposal::from_transforms(&from_wire(&chosen));
+        let Some(cs) = c.esp_proposals.iter().find_map(|p| p.select(&suite_child)) else {
+            self.fail(
+                conn,
+                Failure::Other("peer chose an ESP proposal we did not offer".into()),
+            );
+            return;
+        };
+        let Some(spi_out) = chosen.spi_u32() else {
+            self.fail(conn, Failure::Other("peer's ESP SPI is not 4 bytes".into()));
+            return;
+        };
+        let spi_in = self.sas[idx].as_ref().map_or(0, |s| s.pending_child_spi);
+        // TSi is ours, TSr the peer's: they must lie within what we asked for.
+        let local_ts = narrow(&tsi, &c.local_ts);
+        let remote_ts = narrow(&tsr, &c.remote_ts);
+        if local_ts.is_empty() || remote_ts.is_empty() {
+            self.fail(
+                conn,
+                Failure::TsUnacceptable {
+                    ours_local: ts_list(&c.local_ts),
+                    ours_remote: ts_list(&c.remote_ts),
+                    theirs_i: ts_list(&tsi),
+                    theirs_r: ts_list(&tsr),
+                },
+            );
+            return;
+        }
+        self.install_child(idx, cs, spi_in, spi_out, local_ts, remote_ts);
+    }
+
+    fn establish(&mut self, idx: usize) {
+        let Some(sa) = self.sas[idx].as_mut() else { return };
+        sa.state = State::Established;
+        let ev = Event::IkeSaUp {
+            conn: self.conns[sa.conn].name.clone(),
+            spi_i: sa.spi_i,
+            spi_r: sa.spi_r,
+            initiator: sa.initiator,
+            suite: sa
+                .suite
+                .map(|s| {
+                    IkeProposal {
+                        encr: vec![s.encr],
+                        integ: s.integ.into_iter().collect(),
+                        prf: vec![s.prf],
+                        dh: vec![s.dh],
+                    }
+                    .name()
+                })
+                .unwrap_or_default(),
+            local: sa.local,
+            remote: sa.remote,
+            nat: sa.nat,
+        };
+        self.events.push_back(ev);
+    }
+
+    fn install_child(
+        &mut self,
+        idx: usize,
+        cs: ChildSuite,
+        spi_in: u32,
+        spi_out: u32,
+        local_ts: Vec<TsRange>,
+        remote_ts: Vec<TsRange>,
+    ) {
+        let Some(sa) = self.sas[idx].as_mut() else { return };
+        let conn = sa.conn;
+        let (Some(suite), Some(keys)) = (sa.suite, sa.keys.as_ref()) else {
+            return;
+        };
+        let Some(alg) = cs.esp_algorithm() else {
+            self.fail(
+                conn,
+                Failure::Other("negotiated ESP algorithm is not in the data plane".into()),
+            );
+            return;
+        };
+        let km = match ChildKeys::derive(suite.prf, &keys.sk_d, cs.encr, cs.integ, None, &sa.ni, &sa.nr) {
+            Ok(k) => k,
+            Err(e) => {
+                self.fail(conn, Failure::Other(format!("CHILD SA keys: {e}")));
+                return;
+            }
+        };
+        let role = sa.role();
+        sa.children.push(Child { spi_in, spi_out });
+        let info = ChildSaInfo {
+            conn: self.conns[conn].name.clone(),
+            algorithm: alg,
+            esn: cs.esn,
+            spi_in,
+            spi_out,
+            enc_in: km.inbound(role).enc.clone(),
+            auth_in: km.inbound(role).auth.clone(),
+            enc_out: km.outbound(role).enc.clone(),
+            auth_out: km.outbound(role).auth.clone(),
+            local_ts,
+            remote_ts,
+            local: sa.local,
+            remote: sa.remote,
+            udp_encap: sa.nat,
+        };
+        self.log(
+            conn,
+            format!(
+                "CHILD_SA established with SPIs {spi_in:08x}_i {spi_out:08x}_o and TS {} === {}",
+                ts_list(&info.local_ts),
+                ts_list(&info.remote_ts)
+            ),
+        );
+        self.events.push_back(Event::ChildSaUp(info));
+    }
+
+    // ---- responder --------------------------------------------------------
+
+    fn handle_init_request(&mut self, now: Millis, local: SocketAddr, remote: SocketAddr, data: &[u8], msg: Message) {
+        let _ = now;
+        let Some(ci) = self
+            .conns
+            .iter()
+            .position(|c| c.remote == remote.ip() && (c.local == local.ip() || local.ip().is_unspecified()))
+        else {
+            self.stats.unknown_spi += 1;
+            return;
+        };
+        self.log(ci, format!("received {} from {remote}", msg.summary()));
+        let h = msg.header;
+        let reply = |e: &mut Engine, payloads: Vec<Payload>| {
+            let header = HeaderRepr {
+                initiator_spi: h.initiator_spi,
+                responder_spi: 0,
+                minor_version: 0,
+                exchange_type: ExchangeType::IKE_SA_INIT,
+                flags: Flags::new(false, true),
+                message_id: 0,
+            };
+            let line = summary(&header, &payloads);
+            if let Ok(m) = (Message { header, payloads }).emit() {
+                e.log(ci, format!("sending {line} to {remote}"));
+                e.transmits.push_back(Transmit { local, remote, data: m });
+            }
+        };
+        let c = self.conns[ci].clone();
+        let offered: Vec<IkeProposal> = msg
+            .payloads
+            .iter()
+            .find_map(|p| match p {
+                Payload::Sa(s) => Some(
+                    s.proposals
+                        .iter()
+                        .filter(|p| p.protocol_id == ProtocolId::IKE)
+                        .map(|p| IkeProposal::from_transforms(&from_wire(p)))
+                        .collect(),
+                ),
+                _ => None,
+            })
+            .unwrap_or_default();
+        let ke = msg.payloads.iter().find_map(|p| match p {
+            Payload::Ke(k) => Some(k.clone()),
+            _ => None,
+        });
+        let ni = msg.payloads.iter().find_map(|p| match p {
+            Payload::Nonce(n) => Some(n.nonce.clone()),
+            _ => None,
+        });
+        let (Some(ke), Some(ni)) = (ke, ni) else {
+            self.stats.malformed += 1;
+            reply(
+                self,
+                vec![Payload::Notify(NotifyPayload::new(NotifyType::INVALID_SYNTAX, vec![]))],
+            );
+            return;
+        };
+        // Our preference first; prefer the group the initiator already sent.
+        let ke_group = ikeda_crypto::ike::DhGroup::from_transform_id(ke.dh_group.0);
+        let mut suite = None;
+        'outer: for ours in &c.ike_proposals {
+            for theirs in &offered {
+                if let Some(mut s) = ours.select(theirs) {
+                    if let Some(g) = ke_group.filter(|g| ours.dh.contains(g) && theirs.dh.contains(g)) {
+                        s.dh = g;
+                    }
+                    suite = Some(s);
+                    break 'outer;
+                }
+            }
+        }
+        let Some(suite) = suite else {
+            self.fail(
+                ci,
+                Failure::NoProposalChosen {
+                    exchange: "IKE_SA_INIT",
+                    offered: offered.iter().map(|p| p.name()).collect::<Vec<_>>().join(", "),
+                    accepted: c.ike_proposals.iter().map(|p| p.name()).collect::<Vec<_>>().join(", "),
+                },
+            );
+            reply(
+                self,
+                vec![Payload::Notify(NotifyPayload::new(
+                    NotifyType::NO_PROPOSAL_CHOSEN,
+                    vec![],
+                ))],
+            );
+            return;
+        };
+        if Some(suite.dh) != ke_group {
+            self.log(
+                ci,
+                format!("asking the peer for key exchange group {}", suite.dh.keyword()),
+            );
+            reply(
+                self,
+                vec![Payload::Notify(NotifyPayload::invalid_ke(ikeda_wire::ikev2::DhGroup(
+                    suite.dh.transform_id(),
+                )))],
+            );
+            return;
+        }
+        let our_ke = match KeyExchange::generate(suite.dh, &mut *self.rng) {
+            Ok(k) => k,
+            Err(_) => return,
+        };
+        let shared = match our_ke.shared_secret(&ke.data) {
+            Ok(s) => s,
+            Err(e) => {
+                self.fail(ci, Failure::Other(format!("peer's key exchange value refused: {e}")));
+                reply(
+                    self,
+                    vec![Payload::Notify(NotifyPayload::new(NotifyType::INVALID_SYNTAX, vec![]))],
+                );
+                return;
+            }
+        };
+        let spi_r = self.random_u64();
+        let nr = self.nonce();
+        let keys = match IkeKeys::derive(
+            &suite,
+            &shared,
+            &ni,
+            &nr,
+            &h.initiator_spi.to_be_bytes(),
+            &spi_r.to_be_bytes(),
+        ) {
+            Ok(k) => k,
+            Err(_) => return,
+        };
+        let Ok((out, inn)) = keys.sk_ciphers(&suite, Role::Responder) else {
+            return;
+        };
+        // NAT detection, from the initiator's hashes.
+        let src_hashes: Vec<Vec<u8>> = msg
+            .payloads
+            .iter()
+            .filter_map(|p| match p {
+                Payload::Notify(n) if n.notify_type == NotifyType::NAT_DETECTION_SOURCE_IP => Some(n.data.clone()),
+                _ => None,
+            })
+            .collect();
+        let dst_hash = notify(&msg.payloads, NotifyType::NAT_DETECTION_DESTINATION_IP).map(|n| n.data.clone());
+        let peer_nat = !src_hashes.is_empty() && !src_hashes.contains(&natd(h.initiator_spi, 0, remote));
+        let us_nat = dst_hash.is_some_and(|d| d != natd(h.initiator_spi, 0, local));
+        let payloads = vec![
+            Payload::Sa(proposals_payload(ProtocolId::IKE, &[], &[ike_suite_transforms(&suite)])),
+            Payload::Ke(KePayload {
+                dh_group: ke.dh_group,
+                data: our_ke.public_value().to_vec(),
+            }),
+            Payload::Nonce(NoncePayload { nonce: nr.clone() }),
+            Payload::Notify(NotifyPayload::new(
+                NotifyType::NAT_DETECTION_SOURCE_IP,
+                natd(h.initiator_spi, spi_r, local),
+            )),
+            Payload::Notify(NotifyPayload::new(
+                NotifyType::NAT_DETECTION_DESTINATION_IP,
+                natd(h.initiator_spi, spi_r, remote),
+            )),
+        ];
+        let header = HeaderRepr {
+            initiator_spi: h.initiator_spi,
+            responder_spi: spi_r,
+            minor_version: 0,
+            exchange_type: ExchangeType::IKE_SA_INIT,
+            flags: Flags::new(false, true),
+            message_id: 0,
+        };
+        let line = summary(&header, &payloads);
+        let Ok(resp) = (Message { header, payloads }).emit() else {
+            return;
+        };
+        let mut responder = Responder::new();
+        responder.answered(0, resp.clone());
+        let sa = IkeSa {
+            conn: ci,
+            initiator: false,
+            spi_i: h.initiator_spi,
+            spi_r,
+            state: State::InitAnswered,
+            local,
+            remote,
+            nat: peer_nat || us_nat,
+            ni,
+            nr,
+            ke: None,
+            cookie: None,
+            init_req: data.to_vec(),
+            init_resp: resp.clone(),
+            suite: Some(suite),
+            keys: Some(keys),
+            sk_out: Some(out),
+            sk_in: Some(inn),
+            req: Requester::new(),
+            resp: responder,
+            req_exchange: "",
+            pending_child_spi: 0,
+            children: Vec::new(),
+        };
+        // Our own requests on this SA start at message ID 0 too (§2.2).
+        self.insert(sa);
+        self.log(ci, format!("sending {line} to {remote}"));
+        self.transmits.push_back(Transmit {
+            local,
+            remote,
+            data: resp,
+        });
+    }
+
+    fn handle_request(
+        &mut self,
+        idx: usize,
+        now: Millis,
+        local: SocketAddr,
+        remote: SocketAddr,
+        data: &[u8],
+        msg: Message,
+    ) {
+        let Some(sa) = self.sas[idx].as_ref() else { return };
+        match sa.resp.check(msg.header.message_id) {
+            RequestCheck::Retransmit(r) => {
+                self.stats.retransmits_answered += 1;
+                self.transmits.push_back(Transmit { local, remote, data: r });
+                return;
+            }
+            RequestCheck::Drop => {
+                self.stats.dropped_out_of_window += 1;
+                return;
+            }
+            RequestCheck::New => {}
+        }
+        let Some(inner) = self.open(idx, data, &msg) else {
+            return;
+        };
+        let conn = self.sas[idx].as_ref().map_or(0, |s| s.conn);
+        self.log(conn, format!("received {} from {remote}", summary(&msg.header, &inner)));
+        // The peer may have floated to 4500 (§2.23): answer where it asked from.
+        if let Some(sa) = self.sas[idx].as_mut() {
+            if local.port() == NAT_T_PORT || remote.port() == NAT_T_PORT {
+                sa.local = local;
+                sa.remote = remote;
+            }
+        }
+        match (self.sas[idx].as_ref().map(|s| s.state), msg.header.exchange_type) {
+            (Some(State::InitAnswered), ExchangeType::IKE_AUTH) => self.auth_request(idx, &msg.header, inner),
+            (Some(State::Established | State::Deleting), ExchangeType::INFORMATIONAL) => {
+                self.informational_request(idx, msg.header.message_id, inner)
+            }
+            (Some(State::Established), ExchangeType::CREATE_CHILD_SA) => {
+                // Not negotiated in this version: refuse cleanly (§3.10.1).
+                let _ = self.send_encrypted_response(
+                    idx,
+                    ExchangeType::CREATE_CHILD_SA,
+                    msg.header.message_id,
+                    vec![Payload::Notify(NotifyPayload::new(
+                        NotifyType::NO_ADDITIONAL_SAS,
+                        vec![],
+                    ))],
+                );
+            }
+            _ => {
+                let _ = now;
+                self.stats.dropped_out_of_window += 1;
+            }
+        }
+    }
+
+    fn auth_request(&mut self, idx: usize, header: &HeaderRepr, inner: Vec<Payload>) {
+        let Some(sa) = self.sas[idx].as_ref() else { return };
+        let conn = sa.conn;
+        let c = self.conns[conn].clone();
+        let mid = header.message_id;
+        let fail_with = |e: &mut Engine, n: NotifyType, why: Failure| {
+            e.fail(conn, why);
+            let _ = e.send_encrypted_response(
+                idx,
+                ExchangeType::IKE_AUTH,
+                mid,
+                vec![Payload::Notify(NotifyPayload::new(n, vec![]))],
+            );
+            e.remove(idx, "failed");
+        };
+        let idi = inner.iter().find_map(|p| match p {
+            Payload::IdI(i) => Some(i.clone()),
+            _ => None,
+        });
+        let auth = inner.iter().find_map(|p| match p {
+            Payload::Auth(a) => Some(a.clone()),
+            _ => None,
+        });
+        let (Some(idi), Some(auth)) = (idi, auth) else {
+            fail_with(
+                self,
+                NotifyType::INVALID_SYNTAX,
+                Failure::Other("IKE_AUTH request without IDi or AUTH (EAP is not supported)".into()),
+            );
+            return;
+        };
+        if idi != c.remote_id {
+            // RFC 7296 §2.21.2: an identity we do not accept is an AUTHENTICATION_FAILED.
+            fail_with(
+                self,
+                NotifyType::AUTHENTICATION_FAILED,
+                Failure::IdMismatch {
+                    expected: id_string(&c.remote_id),
+                    received: id_string(&idi),
+                },
+            );
+            return;
+        }
+        let (Some(suite), Some(keys)) = (sa.suite, sa.keys.as_ref()) else {
+            return;
+        };
+        if auth.auth_method != AuthMethod::SHARED_KEY_MIC
+            || verify_psk_auth(
+                suite.prf,
+                &c.psk,
+                &sa.init_req,
+                &sa.nr,
+                keys.sk_p(Role::Initiator),
+                &idi.rest_of_id_payload(),
+                &auth.data,
+            )
+            .is_err()
+        {
+            fail_with(
+                self,
+                NotifyType::AUTHENTICATION_FAILED,
+                Failure::AuthenticationFailed {
+                    detail: "the initiator's AUTH payload did not verify".into(),
+                },
+            );
+            return;
+        }
+        let our_auth = psk_auth(
+            suite.prf,
+            &c.psk,
+            &sa.init_resp,
+            &sa.ni,
+            keys.sk_p(Role::Responder),
+            &c.local_id.rest_of_id_payload(),
+        );
+        let mut payloads = vec![
+            Payload::IdR(c.local_id.clone()),
+            Payload::Auth(AuthPayload {
+                auth_method: AuthMethod::SHARED_KEY_MIC,
+                data: our_auth,
+            }),
+        ];
+        // The CHILD SA: proposal, selectors.
+        let offered = inner.iter().find_map(|p| match p {
+            Payload::Sa(s) => Some(s.proposals.clone()),
+            _ => None,
+        });
+        let tsi = inner.iter().find_map(|p| match p {
+            Payload::TsI(t) => Some(ranges(t)),
+            _ => None,
+        });
+        let tsr = inner.iter().find_map(|p| match p {
+            Payload::TsR(t) => Some(ranges(t)),
+            _ => None,
+        });
+        let mut child = None;
+        let mut child_error: Option<(NotifyType, Failure)> = None;
+        if let (Some(offered), Some(tsi), Some(tsr)) = (offered, tsi, tsr) {
+            let mut pick = None;
+            'o: for ours in &c.esp_proposals {
+                for p in offered.iter().filter(|p| p.protocol_id == ProtocolId::ESP) {
+                    if let (Some(s), Some(spi)) =
+                        (ours.select(&ChildProposal::from_transforms(&from_wire(p))), p.spi_u32())
+                    {
+                        pick = Some((s, spi, p.proposal_num));
+                        break 'o;
+                    }
+                }
+            }
+            // Initiator's TSi is the peer's side (our remote), TSr ours.
+            let remote_ts = narrow(&tsi, &c.remote_ts);
+            let local_ts = narrow(&tsr, &c.local_ts);
+            match pick {
+                None => {
+                    child_error = Some((
+                        NotifyType::NO_PROPOSAL_CHOSEN,
+                        Failure::NoProposalChosen {
+                            exchange: "IKE_AUTH (CHILD SA)",
+                            offered: offered
+                                .iter()
+                                .map(|p| ChildProposal::from_transforms(&from_wire(p)).name())
+                                .collect::<Vec<_>>()
+                                .join(", "),
+                            accepted: c.esp_proposals.iter().map(|p| p.name()).collect::<Vec<_>>().join(", "),
+                        },
+                    ))
+                }
+                Some(_) if local_ts.is_empty() || remote_ts.is_empty() => {
+                    child_error = Some((
+                        NotifyType::TS_UNACCEPTABLE,
+                        Failure::TsUnacceptable {
+                            ours_local: ts_list(&c.local_ts),
+                            ours_remote: ts_list(&c.remote_ts),
+                            theirs_i: ts_list(&tsi),
+                            theirs_r: ts_list(&tsr),
+                        },
+                    ))
+                }
+                Some((s, spi_out, num)) => child = Some((s, spi_out, num, local_ts, remote_ts)),
+            }
+        }
+        let spi_in = self.random_spi32();
+        match &child {
+            Some((s, _, num, local_ts, remote_ts)) => {
+                let mut sa_p = proposals_payload(ProtocolId::ESP, &spi_in.to_be_bytes(), &[child_suite_transforms(s)]);
+                sa_p.proposals[0].proposal_num = *num;
+                payloads.push(Payload::Sa(sa_p));
+                payloads.push(Payload::TsI(ts_payload(remote_ts)));
+                payloads.push(Payload::TsR(ts_payload(local_ts)));
+            }
+            None => {
+                if let Some((n, _)) = &child_error {
+                    payloads.push(Payload::Notify(NotifyPayload::new(*n, vec![])));
+                }
+            }
+        }
+        if self
+            .send_encrypted_response(idx, ExchangeType::IKE_AUTH, mid, payloads)
+            .is_err()
+        {
+            return;
+        }
+        self.establish(idx);
+        if let Some((_, why)) = child_error {
+            self.fail(conn, why);
+        }
+        if let Some((s, spi_out, _, local_ts, remote_ts)) = child {
+            self.install_child(idx, s, spi_in, spi_out, local_ts, remote_ts);
+        }
+    }
+
+    fn informational_request(&mut self, idx: usize, mid: u32, inner: Vec<Payload>) {
+        let mut response = Vec::new();
+        let mut delete_ike = false;
+        let mut gone: Vec<(u32, u32)> = Vec::new();
+        for p in &inner {
+            if let Payload::Delete(d) = p {
+                if d.protocol_id == ProtocolId::IKE {
+                    delete_ike = true;
+                } else if d.protocol_id == ProtocolId::ESP {
+                    let Some(sa) = self.sas[idx].as_mut() else { return };
+                    for spi in d.spis_u32() {
+                        if let Some(pos) = sa.children.iter().position(|c| c.spi_out == spi) {
+                            let c = sa.children.remove(pos);
+                            gone.push((c.spi_in, c.spi_out));
+                        }
+                    }
+                }
+            }
+        }
+        if !gone.is_empty() {
+            let ours: Vec<u32> = gone.iter().map(|g| g.0).collect();
+            response.push(Payload::Delete(DeletePayload::child(ProtocolId::ESP, &ours)));
+        }
+        let _ = self.send_encrypted_response(idx, ExchangeType::INFORMATIONAL, mid, response);
+        let conn = self.sas[idx]
+            .as_ref()
+            .map(|s| self.conns[s.conn].name.clone())
+            .unwrap_or_default();
+        for (spi_in, spi_out) in gone {
+            self.events.push_back(Event::ChildSaDown {
+                conn: conn.clone(),
+                spi_in,
+                spi_out,
+            });
+        }
+        if delete_ike {
+            self.remove(idx, "deleted by the peer");
+        }
+    }
+
+    // ---- timers -----------------------------------------------------------
+
+    pub fn handle_timeout(&mut self, now: Millis) {
+        for idx in 0..self.sas.len() {
+            let policy = self.policy;
+            let Some(sa) = self.sas[idx].as_mut() else { continue };
+            match sa.req.handle_timeout(now, &policy) {
+                RequestTimer::Idle => {}
+                RequestTimer::Resend { try_no } => {
+                    let data = sa.req.outstanding_data().map(<[u8]>::to_vec).unwrap_or_default();
+                    let (local, remote, conn, ex) = (sa.local, sa.remote, sa.conn, sa.req_exchange);
+                    self.log(conn, format!("retransmit {try_no} of {ex} request to {remote}"));
+                    self.transmits.push_back(Transmit { local, remote, data });
+                }
+                RequestTimer::GiveUp { sent } => {
+                    let (conn, remote, ex) = (sa.conn, sa.remote, sa.req_exchange);
+                    self.fail(
+                        conn,
+                        Failure::PeerNotAnswering {
+                            exchange: ex,
+                            tries: sent,
+                            to: remote,
+                        },
+                    );
+                    self.remove(idx, "peer not answering");
+                }
+            }
+        }
+    }
+}
+
+impl crate::sim::Peer for Engine {
+    fn handle_datagram(&mut self, now: Millis, local: SocketAddr, remote: SocketAddr, data: &[u8]) {
+        Engine::handle_datagram(self, now, local, remote, data)
+    }
+    fn handle_timeout(&mut self, now: Millis) {
+        Engine::handle_timeout(self, now)
+    }
+    fn poll_transmit(&mut self) -> Option<Transmit> {
+        Engine::poll_transmit(self)
+    }
+    fn poll_timeout(&self) -> Option<Millis> {
+        Engine::poll_timeout(self)
+    }
+}

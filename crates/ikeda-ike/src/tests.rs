@@ -1,0 +1,394 @@
+//! Two IKEv2 engines in the deterministic simulator.
+//!
+//! ```text
+//! IKE_SA_INIT { SA, KE, Ni, N(NATD_S_IP), N(NATD_D_IP) } -->
+//!             <-- { SA, KE, Nr, N(NATD_S_IP), N(NATD_D_IP) }
+//! IKE_AUTH { IDi, AUTH, N(INIT_CONTACT), SA, TSi, TSr } -->
+//!             <-- { IDr, AUTH, SA, TSi, TSr }
+//! ```
+
+use crate::ikev2::{ConnSpec, Engine, Event, Failure};
+use crate::sim::{Faults, Pair};
+use crate::{Millis, RetransmitPolicy};
+use ikeda_crypto::ike::{parse_esp_proposals, parse_ike_proposals, SeededRng};
+use ikeda_crypto::SecretBytes;
+use ikeda_wire::ikev2::{IdPayload, TsRange};
+use std::net::{IpAddr, SocketAddr};
+
+const A: &str = "192.168.50.11";
+const B: &str = "192.168.50.12";
+
+fn ts(cidr_start: &str, cidr_end: &str) -> TsRange {
+    TsRange::addresses(cidr_start.parse().unwrap(), cidr_end.parse().unwrap())
+}
+
+fn spec(local: &str, remote: &str, ike: &str, esp: &str, psk: &str, lnet: TsRange, rnet: TsRange) -> ConnSpec {
+    let ip = |s: &str| -> IpAddr { s.parse().unwrap() };
+    let id = |s: &str| match ip(s) {
+        IpAddr::V4(a) => IdPayload::ipv4(a),
+        IpAddr::V6(_) => unreachable!(),
+    };
+    ConnSpec {
+        name: "s2s".into(),
+        local: ip(local),
+        remote: ip(remote),
+        local_id: id(local),
+        remote_id: id(remote),
+        psk: SecretBytes::new(psk.as_bytes().to_vec()),
+        ike_proposals: parse_ike_proposals(ike).unwrap(),
+        esp_proposals: parse_esp_proposals(esp).unwrap(),
+        local_ts: vec![lnet],
+        remote_ts: vec![rnet],
+    }
+}
+
+fn net1() -> TsRange {
+    ts("192.168.11.0", "192.168.11.255")
+}
+fn net2() -> TsRange {
+    ts("192.168.12.0", "192.168.12.255")
+}
+
+fn pair(a: ConnSpec, b: ConnSpec, seed: u64) -> Pair<Engine, Engine> {
+    let ea = Engine::new(vec![a], Box::new(SeededRng::from_u64(seed)));
+    let eb = Engine::new(vec![b], Box::new(SeededRng::from_u64(seed ^ 0xffff)));
+    let sa: SocketAddr = format!("{A}:500").parse().unwrap();
+    let sb: SocketAddr = format!("{B}:500").parse().unwrap();
+    Pair::new(ea, sa, eb, sb, seed)
+}
+
+fn drain(e: &mut Engine, into: &mut Vec<Event>) {
+    while let Some(ev) = e.poll_event() {
+        into.push(ev);
+    }
+}
+
+fn run(p: &mut Pair<Engine, Engine>, limit_s: u64) -> (Vec<Event>, Vec<Event>) {
+    let (mut ea, mut eb) = (Vec::new(), Vec::new());
+    let limit = Millis(limit_s * 1000);
+    while p.now <= limit && p.step() {
+        drain(&mut p.a, &mut ea);
+        drain(&mut p.b, &mut eb);
+    }
+    drain(&mut p.a, &mut ea);
+    drain(&mut p.b, &mut eb);
+    (ea, eb)
+}
+
+fn child(ev: &[Event]) -> Option<&crate::ikev2::ChildSaInfo> {
+    ev.iter().find_map(|e| match e {
+        Event::ChildSaUp(c) => Some(c),
+        _ => None,
+    })
+}
+
+fn failure(ev: &[Event]) -> Option<&Failure> {
+    ev.iter().find_map(|e| match e {
+        Event::Failed { why, .. } => Some(why),
+        _ => None,
+    })
+}
+
+fn check_established(ea: &[Event], eb: &[Event]) {
+    let (ca, cb) = (
+        child(ea).expect("initiator CHILD SA"),
+        child(eb).expect("responder CHILD SA"),
+    );
+    assert_eq!((ca.spi_in, ca.spi_out), (cb.spi_out, cb.spi_in));
+    assert_eq!(ca.enc_out, cb.enc_in);
+    assert_eq!(ca.enc_in, cb.enc_out);
+    assert_eq!(ca.auth_out, cb.auth_in);
+    assert_eq!(ca.algorithm, cb.algorithm);
+    assert_eq!(ca.local_ts, cb.remote_ts);
+    assert_eq!(ca.remote_ts, cb.local_ts);
+    assert!(!ca.udp_encap, "no NAT between the peers");
+    assert!(
+        failure(ea).is_none() && failure(eb).is_none(),
+        "{:?} {:?}",
+        failure(ea),
+        failure(eb)
+    );
+}
+
+#[test]
+fn establishes_for_every_acceptance_proposal() {
+    for (ike, esp) in [
+        ("aes128gcm16-prfsha256-x25519", "aes128gcm16"),
+        ("aes256gcm16-prfsha384-ecp384", "aes256gcm16"),
+        ("chacha20poly1305-prfsha256-x25519", "chacha20poly1305"),
+        ("aes128-sha256-modp2048", "aes128-sha256"),
+        ("aes256-sha1-modp2048", "aes256-sha1"),
+    ] {
+        let mut p = pair(
+            spec(A, B, ike, esp, "secret", net1(), net2()),
+            spec(B, A, ike, esp, "secret", net2(), net1()),
+            1,
+        );
+        p.a.initiate("s2s", Millis::ZERO).unwrap();
+        let (ea, eb) = run(&mut p, 30);
+        check_established(&ea, &eb);
+        let c = child(&ea).unwrap();
+        assert_eq!(c.algorithm.name(), esp, "{ike}");
+        // The log speaks strongSwan's notation.
+        let logs: Vec<&str> = ea
+            .iter()
+            .filter_map(|e| {
+                if let Event::Log { line, .. } = e {
+                    Some(line.as_str())
+                } else {
+                    None
+                }
+            })
+            .collect();
+        assert!(
+            logs.iter()
+                .any(|l| l.starts_with("sending IKE_SA_INIT request 0 [ SA KE No N(NATD_S_IP) N(NATD_D_IP) ]")),
+            "{logs:?}"
+        );
+        assert!(
+            logs.iter()
+                .any(|l| l.starts_with("sending IKE_AUTH request 1 [ IDi AUTH N(INIT_CONTACT) SA TSi TSr ]")),
+            "{logs:?}"
+        );
+        assert!(
+            logs.iter()
+                .any(|l| l.starts_with("received IKE_AUTH response 1 [ IDr AUTH SA TSi TSr ]")),
+            "{logs:?}"
+        );
+    }
+}
+
+#[test]
+fn establishes_through_loss_duplication_and_reordering() {
+    let mut ok = 0;
+    for seed in 1..=20 {
+        let ike = "aes128gcm16-prfsha256-x25519";
+        let mut p = pair(
+            spec(A, B, ike, "aes128gcm16", "k", net1(), net2()),
+            spec(B, A, ike, "aes128gcm16", "k", net2(), net1()),
+            seed,
+        );
+        p.faults = Faults {
+            loss: 0.3,
+            duplicate: 0.2,
+            reorder: 0.2,
+            ..Faults::default()
+        };
+        p.a.initiate("s2s", Millis::ZERO).unwrap();
+        let (ea, eb) = run(&mut p, 200);
+        if child(&ea).is_some() {
+            check_established(&ea, &eb);
+            assert_eq!(
+                ea.iter().filter(|e| matches!(e, Event::ChildSaUp(_))).count(),
+                1,
+                "installed once"
+            );
+            assert_eq!(
+                eb.iter().filter(|e| matches!(e, Event::ChildSaUp(_))).count(),
+                1,
+                "installed once"
+            );
+            ok += 1;
+        } else {
+            // With 5 retransmissions the exchange may fail at 30 % loss; it
+            // must then say so, not hang.
+            assert!(
+                matches!(failure(&ea), Some(Failure::PeerNotAnswering { .. })),
+                "seed {seed}: {:?}",
+                failure(&ea)
+            );
+        }
+    }
+    assert!(ok >= 18, "only {ok}/20 established at 30 % loss");
+}
+
+#[test]
+fn clock_jump_retransmits_at_once_and_still_establishes() {
+    let ike = "aes128gcm16-prfsha256-x25519";
+    let mut p = pair(
+        spec(A, B, ike, "aes128gcm16", "k", net1(), net2()),
+        spec(B, A, ike, "aes128gcm16", "k", net2(), net1()),
+        3,
+    );
+    p.faults.loss = 1.0;
+    p.a.initiate("s2s", Millis::ZERO).unwrap();
+    p.step(); // the request is lost
+    p.faults.loss = 0.0;
+    p.jump(std::time::Duration::from_secs(60));
+    let (ea, eb) = run(&mut p, 120);
+    check_established(&ea, &eb);
+}
+
+#[test]
+fn wrong_psk_is_named_on_both_sides() {
+    let ike = "aes128gcm16-prfsha256-x25519";
+    let mut p = pair(
+        spec(A, B, ike, "aes128gcm16", "one", net1(), net2()),
+        spec(B, A, ike, "aes128gcm16", "two", net2(), net1()),
+        4,
+    );
+    p.a.initiate("s2s", Millis::ZERO).unwrap();
+    let (ea, eb) = run(&mut p, 30);
+    assert!(child(&ea).is_none() && child(&eb).is_none());
+    let (fa, fb) = (failure(&ea).unwrap(), failure(&eb).unwrap());
+    assert!(matches!(fa, Failure::AuthenticationFailed { .. }), "{fa}");
+    assert!(matches!(fb, Failure::AuthenticationFailed { .. }), "{fb}");
+    assert!(fb.to_string().contains("pre-shared keys most likely differ"), "{fb}");
+}
+
+#[test]
+fn no_common_proposal_names_both_lists() {
+    let mut p = pair(
+        spec(A, B, "aes128gcm16-prfsha256-x25519", "aes128gcm16", "k", net1(), net2()),
+        spec(B, A, "aes256-sha256-modp2048", "aes128gcm16", "k", net2(), net1()),
+        5,
+    );
+    p.a.initiate("s2s", Millis::ZERO).unwrap();
+    let (ea, eb) = run(&mut p, 30);
+    let fb = failure(&eb).unwrap().to_string();
+    assert!(
+        fb.contains("peer offered aes128gcm16-prfsha256-curve25519; we accept aes256-sha256-prfsha256-modp2048"),
+        "{fb}"
+    );
+    let fa = failure(&ea).unwrap().to_string();
+    assert!(fa.contains("NO_PROPOSAL_CHOSEN in IKE_SA_INIT"), "{fa}");
+}
+
+#[test]
+fn esp_proposal_mismatch_keeps_the_ike_sa_and_names_the_child_proposals() {
+    let ike = "aes128gcm16-prfsha256-x25519";
+    let mut p = pair(
+        spec(A, B, ike, "aes128gcm16", "k", net1(), net2()),
+        spec(B, A, ike, "aes256-sha1", "k", net2(), net1()),
+        6,
+    );
+    p.a.initiate("s2s", Millis::ZERO).unwrap();
+    let (ea, eb) = run(&mut p, 30);
+    assert!(ea.iter().any(|e| matches!(e, Event::IkeSaUp { .. })));
+    assert!(child(&ea).is_none());
+    assert!(failure(&eb)
+        .unwrap()
+        .to_string()
+        .contains("IKE_AUTH (CHILD SA): peer offered aes128gcm16"));
+    assert!(failure(&ea)
+        .unwrap()
+        .to_string()
+        .contains("NO_PROPOSAL_CHOSEN in IKE_AUTH (CHILD SA)"));
+}
+
+#[test]
+fn disjoint_selectors_are_ts_unacceptable() {
+    let ike = "aes128gcm16-prfsha256-x25519";
+    let other = ts("10.9.0.0", "10.9.0.255");
+    let mut p = pair(
+        spec(A, B, ike, "aes128gcm16", "k", net1(), net2()),
+        spec(B, A, ike, "aes128gcm16", "k", other, net1()),
+        7,
+    );
+    p.a.initiate("s2s", Millis::ZERO).unwrap();
+    let (ea, eb) = run(&mut p, 30);
+    assert!(child(&ea).is_none());
+    let fb = failure(&eb).unwrap().to_string();
+    assert!(
+        fb.contains("TS_UNACCEPTABLE") && fb.contains("10.9.0.0") && fb.contains("192.168.12.0"),
+        "{fb}"
+    );
+}
+
+#[test]
+fn invalid_ke_payload_retries_with_the_group_the_responder_wants() {
+    let mut p = pair(
+        spec(
+            A,
+            B,
+            "aes128gcm16-prfsha256-x25519-ecp256",
+            "aes128gcm16",
+            "k",
+            net1(),
+            net2(),
+        ),
+        spec(B, A, "aes128gcm16-prfsha256-ecp256", "aes128gcm16", "k", net2(), net1()),
+        8,
+    );
+    p.a.initiate("s2s", Millis::ZERO).unwrap();
+    let (ea, eb) = run(&mut p, 30);
+    check_established(&ea, &eb);
+    assert!(ea.iter().any(
+        |e| matches!(e, Event::Log { line, .. } if line.contains("received IKE_SA_INIT response 0 [ N(INVAL_KE) ]"))
+    ));
+}
+
+#[test]
+fn silent_peer_is_reported_after_the_retransmissions() {
+    let ike = "aes128gcm16-prfsha256-x25519";
+    let mut p = pair(
+        spec(A, B, ike, "aes128gcm16", "k", net1(), net2()),
+        spec(B, A, ike, "aes128gcm16", "k", net2(), net1()),
+        9,
+    );
+    p.faults.loss = 1.0;
+    p.a.initiate("s2s", Millis::ZERO).unwrap();
+    let (ea, _) = run(&mut p, 400);
+    let f = failure(&ea).unwrap();
+    assert_eq!(
+        f.to_string(),
+        "peer not answering: IKE_SA_INIT sent 6 times to 192.168.50.12:500 without a response"
+    );
+    assert!(p.now.0 >= 165_000);
+}
+
+#[test]
+fn delete_from_either_side_tears_down_both() {
+    for initiator_deletes in [true, false] {
+        let ike = "aes128gcm16-prfsha256-x25519";
+        let mut p = pair(
+            spec(A, B, ike, "aes128gcm16", "k", net1(), net2()),
+            spec(B, A, ike, "aes128gcm16", "k", net2(), net1()),
+            10,
+        );
+        p.a.initiate("s2s", Millis::ZERO).unwrap();
+        let (ea, eb) = run(&mut p, 30);
+        check_established(&ea, &eb);
+        let now = p.now;
+        if initiator_deletes {
+            p.a.terminate("s2s", now).unwrap();
+        } else {
+            p.b.terminate("s2s", now).unwrap();
+        }
+        let (ea, eb) = run(&mut p, 60);
+        for ev in [&ea, &eb] {
+            assert!(ev.iter().any(|e| matches!(e, Event::ChildSaDown { .. })), "{ev:?}");
+            assert!(ev.iter().any(|e| matches!(e, Event::IkeSaDown { .. })), "{ev:?}");
+        }
+        assert!(!p.a.is_active("s2s") && !p.b.is_active("s2s"));
+    }
+}
+
+#[test]
+fn garbage_and_replayed_requests_never_panic_and_are_counted() {
+    let ike = "aes128gcm16-prfsha256-x25519";
+    let mut p = pair(
+        spec(A, B, ike, "aes128gcm16", "k", net1(), net2()),
+        spec(B, A, ike, "aes128gcm16", "k", net2(), net1()),
+        11,
+    );
+    p.a.set_retransmit_policy(RetransmitPolicy::default());
+    p.a.initiate("s2s", Millis::ZERO).unwrap();
+    let (ea, eb) = run(&mut p, 30);
+    check_established(&ea, &eb);
+    let from: SocketAddr = format!("{A}:500").parse().unwrap();
+    let to: SocketAddr = format!("{B}:500").parse().unwrap();
+    let mut x: u64 = 99;
+    for len in [0usize, 1, 27, 28, 29, 40, 100, 300] {
+        let g: Vec<u8> = (0..len)
+            .map(|_| {
+                x ^= x << 13;
+                x ^= x >> 7;
+                x ^= x << 17;
+                x as u8
+            })
+            .collect();
+        p.b.handle_datagram(p.now, to, from, &g);
+    }
+    assert!(p.b.stats.malformed + p.b.stats.unknown_spi >= 7, "{:?}", p.b.stats);
+}
