@@ -197,9 +197,20 @@ impl DatagramIo for AnySocket {
 fn open_sockets(cfg: &Config) -> Result<Vec<Arc<NetSocket<AnySocket>>>, String> {
     let mut want: Vec<(Encap, IpAddr, u16)> = Vec::new();
     for c in &cfg.conns {
-        let k = (c.encap, c.local_addr, c.port);
-        if !want.iter().any(|w| w.0 == k.0 && w.1 == k.1) {
-            want.push(k);
+        // IKE decides the encapsulation per SA (raw ESP, or UDP 4500 when a
+        // NAT is detected), so IKE connections need both sockets.
+        let kinds = if c.ike.is_some() {
+            vec![
+                (Encap::Esp, c.local_addr, 0),
+                (Encap::Udp, c.local_addr, ikeda_ike::ikev2::NAT_T_PORT),
+            ]
+        } else {
+            vec![(c.encap, c.local_addr, c.port)]
+        };
+        for k in kinds {
+            if !want.iter().any(|w| w.0 == k.0 && w.1 == k.1) {
+                want.push(k);
+            }
         }
     }
     let mut out = Vec::new();
@@ -277,7 +288,7 @@ pub fn run(opts: RunOptions) -> i32 {
             eprintln!("ikeda: cannot start: {e}");
             1
         }
-        Ok((plane, os, tun)) => {
+        Ok((plane, os, tun, ike)) => {
             tracing::info!(target: "config", "{}: {} connection(s) up on {}, policies in table {}", cfg.file.display(), cfg.conns.len(), cfg.daemon.tun, cfg.daemon.route_table);
             for c in &cfg.conns {
                 for s in &c.selectors {
@@ -296,7 +307,15 @@ pub fn run(opts: RunOptions) -> i32 {
                     tracing::error!(target: "esp", "a data plane thread stopped; shutting down");
                     break 1;
                 }
+                if ike.as_ref().is_some_and(|t| !t.is_running()) {
+                    tracing::error!(target: "ike", "the IKE thread stopped; shutting down");
+                    break 1;
+                }
             };
+            // IKE first: its DELETEs still go out through the data plane's socket.
+            if let Some(t) = ike {
+                t.stop();
+            }
             let stats = plane.stats.clone();
             plane.stop();
             if let Some(p) = &opts.stats_file {
@@ -309,17 +328,52 @@ pub fn run(opts: RunOptions) -> i32 {
     }
 }
 
-type Started = (DataPlane, OsState, Arc<Tun>);
+type Started = (DataPlane, OsState, Arc<Tun>, Option<crate::ike::IkeThread>);
 
 fn start(cfg: &Config) -> Result<Started, String> {
-    if let Some(c) = cfg.conns.iter().find(|c| c.ike.is_some()) {
-        // Refuse rather than run a tunnel that never comes up.
-        return Err(format!(
-            "connection '{}' uses IKE, which this build cannot negotiate yet",
-            c.name
+    let (mut outbound, mut names, inbound) = build_sas(cfg)?;
+    // IKE connections get an empty outbound slot each; their policies point
+    // at it, so traffic is counted as `no_sa` until the CHILD SA is up.
+    let manual_policies = outbound.spd.policies.clone();
+    let mut ike_conns = Vec::new();
+    let mut slots = Vec::new();
+    for c in &cfg.conns {
+        let Some(spec) = crate::ike::conn_spec(c) else { continue };
+        let slot = outbound.sas.len();
+        outbound.sas.push(None);
+        names.push(c.name.clone());
+        for s in &c.selectors {
+            outbound.spd.policies.push(Policy::new(
+                c.name.clone(),
+                s.clone(),
+                PolicyAction::Protect { sa: slot },
+            ));
+        }
+        slots.push(crate::ike::ConnSlot {
+            name: c.name.clone(),
+            slot,
+            replay_window: c.replay_window,
+            configured: c.selectors.clone(),
+            negotiated: None,
+            spi_in: None,
+        });
+        ike_conns.push((
+            spec,
+            c.ike
+                .as_ref()
+                .map_or(crate::config::StartAction::None, |i| i.start_action),
         ));
     }
-    let (outbound, names, inbound) = build_sas(cfg)?;
+    let mut sock500: Vec<std::net::UdpSocket> = Vec::new();
+    for (spec, _) in &ike_conns {
+        if !sock500
+            .iter()
+            .any(|s| s.local_addr().is_ok_and(|a| a.ip() == spec.local))
+        {
+            let a = SocketAddr::new(spec.local, ikeda_ike::ikev2::IKE_PORT);
+            sock500.push(std::net::UdpSocket::bind(a).map_err(|e| format!("IKE socket on {a}: {e}"))?);
+        }
+    }
     let tun = Tun::open(&cfg.daemon.tun).map_err(|e| format!("TUN device {}: {e}", cfg.daemon.tun))?;
     tun.set_mtu(cfg.daemon.mtu)
         .map_err(|e| format!("MTU {} on {}: {e}", cfg.daemon.mtu, cfg.daemon.tun))?;
@@ -342,7 +396,10 @@ fn start(cfg: &Config) -> Result<Started, String> {
     };
     install_routes(cfg, &mut os)?;
     let sockets = open_sockets(cfg)?;
+    let sock4500: Vec<_> = sockets.iter().filter(|s| s.encap == Encap::Udp).cloned().collect();
     let tun = Arc::new(tun);
+    let (ike_tx, ike_rx) = std::sync::mpsc::channel();
+    let ike_tx = (!ike_conns.is_empty()).then_some(ike_tx);
     let plane = DataPlane::start(
         tun.clone(),
         sockets,
@@ -350,8 +407,28 @@ fn start(cfg: &Config) -> Result<Started, String> {
         inbound,
         names,
         cfg.daemon.mtu as usize,
-        None,
+        ike_tx,
     )
     .map_err(|e| format!("starting the data plane: {e}"))?;
-    Ok((plane, os, tun))
+    let ike = if ike_conns.is_empty() {
+        None
+    } else {
+        let setup = crate::ike::IkeSetup {
+            conns: ike_conns,
+            slots,
+            manual_policies,
+            sock500,
+            sock4500,
+            from_plane: ike_rx,
+            control: plane.control.clone(),
+        };
+        match crate::ike::start(setup, Arc::new(std::sync::atomic::AtomicBool::new(false))) {
+            Ok(t) => Some(t),
+            Err(e) => {
+                plane.stop();
+                return Err(format!("starting IKE: {e}"));
+            }
+        }
+    };
+    Ok((plane, os, tun, ike))
 }

@@ -7,6 +7,7 @@ use std::process::ExitCode;
 mod config;
 mod daemon;
 mod dataplane;
+mod ike;
 mod lab;
 
 #[derive(Parser)]

@@ -100,6 +100,30 @@ pub struct UpArgs {
     /// Do not ping across after bringing the lab up.
     #[arg(long)]
     pub no_ping: bool,
+    /// Negotiate the SAs with IKE (version 2) instead of manual keys.
+    #[arg(long, value_parser = clap::value_parser!(u8).range(2..=2))]
+    pub ike: Option<u8>,
+    /// With --ike: what runs on gw2 (gw1 always runs ikeda).
+    #[arg(long, value_enum, default_value = "ikeda")]
+    pub peer: Peer,
+    /// IKE proposal (strongSwan syntax), with --ike or --gateways strongswan.
+    #[arg(long, default_value = "aes128gcm16-prfsha256-x25519")]
+    pub ike_proposal: String,
+    /// With --ike: which gateway initiates.
+    #[arg(long, value_enum, default_value = "gw1")]
+    pub initiator: Initiator,
+}
+
+#[derive(Clone, Copy, PartialEq, Eq, ValueEnum, Serialize, Deserialize, Debug)]
+pub enum Peer {
+    Ikeda,
+    Strongswan,
+}
+
+#[derive(Clone, Copy, PartialEq, Eq, ValueEnum, Serialize, Deserialize, Debug)]
+pub enum Initiator {
+    Gw1,
+    Gw2,
 }
 
 #[derive(Serialize, Deserialize, Default)]
@@ -314,6 +338,33 @@ pub fn gateway_configs(a: &UpArgs) -> Result<[String; 2], String> {
     Ok(out)
 }
 
+/// The gateway config of gw `i` for an IKE-negotiated tunnel.
+pub fn ike_gateway_config(a: &UpArgs, i: usize, psk: &str) -> String {
+    let j = 1 - i;
+    let (wan, fam) = if a.outer6 { (GW_WAN6, "6") } else { (GW_WAN, "4") };
+    let start = match (a.initiator, i) {
+        (Initiator::Gw1, 0) | (Initiator::Gw2, 1) => "start",
+        _ => "none",
+    };
+    format!(
+        "# gw{n} of lab '{name}' (written by `ikeda lab up --ike 2`; outer IPv{fam})\n\
+         [daemon]\ntun = \"ikeda0\"\nmtu = 1400\n\n\
+         [[conn]]\nname = \"s2s\"\nlocal_addr = \"{l}\"\nremote_addr = \"{r}\"\n\
+         ike = \"{ike}\"\nesp = \"{esp}\"\npsk = \"{psk}\"\nstart_action = \"{start}\"\n\
+         local_ts = [\"{ln}\", \"{ln6}\"]\nremote_ts = [\"{rn}\", \"{rn6}\"]\n",
+        n = i + 1,
+        name = a.name.name,
+        l = wan[i],
+        r = wan[j],
+        ike = a.ike_proposal,
+        esp = a.esp,
+        ln = LAN_NET[i],
+        ln6 = LAN_NET6[i],
+        rn = LAN_NET[j],
+        rn6 = LAN_NET6[j],
+    )
+}
+
 /// Start a program in a namespace, detached, output to `log`. Returns its
 /// PID (`ip netns exec` execs, so it is the program's own).
 pub fn spawn_in_ns(ns: &str, prog: &Path, args: &[&str], log: &Path, env: &[(&str, &str)]) -> Result<u32, String> {
@@ -431,8 +482,21 @@ fn bring_up(a: &UpArgs, dir: &Path, st: &mut LabState) -> Result<(), String> {
         }
         Gateways::Ikeda => {
             let exe = std::env::current_exe().map_err(|e| e.to_string())?;
-            let cfgs = gateway_configs(a)?;
-            for i in 0..2 {
+            let psk = strongswan::random_psk()?;
+            let cfgs = match a.ike {
+                None => gateway_configs(a)?,
+                Some(_) => [ike_gateway_config(a, 0, &psk), ike_gateway_config(a, 1, &psk)],
+            };
+            let ikeda_gws = if a.ike.is_some() && a.peer == Peer::Strongswan {
+                1
+            } else {
+                2
+            };
+            if ikeda_gws == 1 {
+                strongswan::start_one(name, dir, 1, a, &psk, st)?;
+                save_state(dir, st)?;
+            }
+            for i in 0..ikeda_gws {
                 let gw = NODES[i];
                 let cfg = dir.join(format!("{gw}.toml"));
                 write_secret(&cfg, &cfgs[i])?;
@@ -454,9 +518,13 @@ fn bring_up(a: &UpArgs, dir: &Path, st: &mut LabState) -> Result<(), String> {
                 st.pids.push((format!("ikeda {gw}"), pid));
                 save_state(dir, st)?;
             }
-            for i in 0..2 {
+            for i in 0..ikeda_gws {
                 let gw = NODES[i];
-                let pid = st.pids[i].1;
+                let pid = st
+                    .pids
+                    .iter()
+                    .find(|(w, _)| *w == format!("ikeda {gw}"))
+                    .map_or(0, |p| p.1);
                 let ns = ns_name(name, gw);
                 let ok = wait_until(Duration::from_secs(10), || {
                     !alive(pid)
@@ -468,6 +536,25 @@ fn bring_up(a: &UpArgs, dir: &Path, st: &mut LabState) -> Result<(), String> {
                         "ikeda on {gw} did not start:\n{}",
                         tail(&dir.join(format!("{gw}.log")), 20)
                     ));
+                }
+            }
+            if a.ike.is_some() {
+                if a.peer == Peer::Strongswan && a.initiator == Initiator::Gw2 {
+                    strongswan::initiate(dir, "gw2")?;
+                }
+                // The tunnel is up when gw1's data plane has its CHILD SA.
+                let stats = dir.join("gw1.stats.json");
+                let up = wait_until(Duration::from_secs(20), || {
+                    fs::read_to_string(&stats).is_ok_and(|t| t.contains("\"direction\": \"in\""))
+                });
+                if !up {
+                    return Err(format!(
+                        "no CHILD SA on gw1 after 20 s:\n{}",
+                        tail(&dir.join("gw1.log"), 30)
+                    ));
+                }
+                if a.peer == Peer::Strongswan {
+                    strongswan::wait_installed(dir, "gw2")?;
                 }
             }
         }

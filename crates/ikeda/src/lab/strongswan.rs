@@ -70,10 +70,11 @@ fn write_conf(dir: &Path, i: usize, a: &UpArgs, psk: &str) -> Result<(), String>
     write_secret(
         &d.join("swanctl/swanctl.conf"),
         &format!(
-            "connections {{\n  s2s {{\n    version = 2\n    local_addrs = {l}\n    remote_addrs = {r}\n    proposals = {IKE_PROPOSAL}\n\
+            "connections {{\n  s2s {{\n    version = 2\n    local_addrs = {l}\n    remote_addrs = {r}\n    proposals = {ikep}\n\
              \x20   local {{\n      auth = psk\n      id = {l}\n    }}\n    remote {{\n      auth = psk\n      id = {r}\n    }}\n\
              \x20   children {{\n      net {{\n        mode = tunnel\n        local_ts = {ln}\n        remote_ts = {rn}\n        esp_proposals = {esp}\n        start_action = none\n      }}\n    }}\n  }}\n}}\n\
              secrets {{\n  ike-s2s {{\n    id-1 = {l}\n    id-2 = {r}\n    secret = \"{psk}\"\n  }}\n}}\n",
+            ikep = a.ike_proposal,
             l = GW_WAN[i],
             r = GW_WAN[j],
             ln = format!("{},{}", LAN_NET[i], LAN_NET6[i]),
@@ -83,56 +84,61 @@ fn write_conf(dir: &Path, i: usize, a: &UpArgs, psk: &str) -> Result<(), String>
     Ok(())
 }
 
-/// Start charon on gw1 and gw2, load the config, initiate from gw1 and
-/// wait for the CHILD_SA on both sides.
-pub fn start_pair(name: &str, dir: &Path, a: &UpArgs, st: &mut LabState) -> Result<(), String> {
+/// A fresh random PSK, hex.
+pub fn random_psk() -> Result<String, String> {
+    let mut psk = vec![0u8; 24];
+    ikeda_crypto::random_fill(&mut psk)?;
+    Ok(psk.iter().map(|b| format!("{b:02x}")).collect())
+}
+
+/// Start charon on gateway `i` with the lab's config and load it.
+pub fn start_one(name: &str, dir: &Path, i: usize, a: &UpArgs, psk: &str, st: &mut LabState) -> Result<(), String> {
     if !Path::new(CHARON).exists() {
         return Err(format!(
             "{CHARON} not found: install strongswan-charon, strongswan-swanctl and libcharon-extra-plugins"
         ));
     }
-    let mut psk = vec![0u8; 24];
-    ikeda_crypto::random_fill(&mut psk)?;
-    let psk: String = psk.iter().map(|b| format!("{b:02x}")).collect();
-    for i in 0..2 {
-        let gw = NODES[i];
-        write_conf(dir, i, a, &psk)?;
-        let d = gw_dir(dir, gw);
-        // The gateway's LAN addresses lie inside its local selectors, so
-        // kernel-libipsec can use them as the source of its routes.
-        let pid = spawn_in_ns(
-            &ns_name(name, gw),
-            Path::new("/usr/bin/unshare"),
-            &[
-                "--mount",
-                "--propagation",
-                "private",
-                "--",
-                "sh",
-                "-c",
-                "mount --bind \"$1\" /run && exec env STRONGSWAN_CONF=\"$2\" \"$3\"",
-                "sh",
-                &d.join("run").to_string_lossy(),
-                &d.join("strongswan.conf").to_string_lossy(),
-                CHARON,
-            ],
-            &dir.join(format!("charon-{gw}.stdout.log")),
-            &[],
-        )?;
-        st.pids.push((format!("charon {gw}"), pid));
-        let sock = d.join("charon.vici");
-        if !wait_until(Duration::from_secs(10), || sock.exists()) {
-            return Err(format!(
-                "charon on {gw}: no vici socket after 10 s (see {})",
-                dir.display()
-            ));
-        }
-        sh(swanctl(dir, gw)
-            .args(["--load-all", "--noprompt", "--file"])
-            .arg(d.join("swanctl/swanctl.conf"))
-            .args(["--uri", &vici_uri(dir, gw)]))?;
+    let gw = NODES[i];
+    write_conf(dir, i, a, psk)?;
+    let d = gw_dir(dir, gw);
+    // Own mount namespace with a private /run: charon's PID file path is fixed.
+    let pid = spawn_in_ns(
+        &ns_name(name, gw),
+        Path::new("/usr/bin/unshare"),
+        &[
+            "--mount",
+            "--propagation",
+            "private",
+            "--",
+            "sh",
+            "-c",
+            "mount --bind \"$1\" /run && exec env STRONGSWAN_CONF=\"$2\" \"$3\"",
+            "sh",
+            &d.join("run").to_string_lossy(),
+            &d.join("strongswan.conf").to_string_lossy(),
+            CHARON,
+        ],
+        &dir.join(format!("charon-{gw}.stdout.log")),
+        &[],
+    )?;
+    st.pids.push((format!("charon {gw}"), pid));
+    let sock = d.join("charon.vici");
+    if !wait_until(Duration::from_secs(10), || sock.exists()) {
+        return Err(format!(
+            "charon on {gw}: no vici socket after 10 s (see {})",
+            dir.display()
+        ));
     }
-    sh(swanctl(dir, "gw1").args([
+    sh(swanctl(dir, gw)
+        .args(["--load-all", "--noprompt", "--file"])
+        .arg(d.join("swanctl/swanctl.conf"))
+        .args(["--uri", &vici_uri(dir, gw)]))?;
+    Ok(())
+}
+
+/// `swanctl --initiate` on a gateway's charon.
+pub fn initiate(dir: &Path, gw: &str) -> Result<(), String> {
+    sh(swanctl(dir, gw).args([
         "--initiate",
         "--ike",
         "s2s",
@@ -141,16 +147,30 @@ pub fn start_pair(name: &str, dir: &Path, a: &UpArgs, st: &mut LabState) -> Resu
         "--timeout",
         "15",
         "--uri",
-        &vici_uri(dir, "gw1"),
-    ]))?;
+        &vici_uri(dir, gw),
+    ]))
+    .map(|_| ())
+}
+
+/// Wait until a gateway's charon lists an installed CHILD_SA.
+pub fn wait_installed(dir: &Path, gw: &str) -> Result<(), String> {
+    let ok = wait_until(Duration::from_secs(15), || {
+        sh(swanctl(dir, gw).args(["--list-sas", "--uri", &vici_uri(dir, gw)])).is_ok_and(|s| s.contains("INSTALLED"))
+    });
+    ok.then_some(())
+        .ok_or_else(|| format!("strongSwan CHILD_SA not installed on {gw}"))
+}
+
+/// Start charon on gw1 and gw2, load the config, initiate from gw1 and
+/// wait for the CHILD_SA on both sides.
+pub fn start_pair(name: &str, dir: &Path, a: &UpArgs, st: &mut LabState) -> Result<(), String> {
+    let psk = random_psk()?;
+    for i in 0..2 {
+        start_one(name, dir, i, a, &psk, st)?;
+    }
+    initiate(dir, "gw1")?;
     for gw in ["gw1", "gw2"] {
-        let ok = wait_until(Duration::from_secs(10), || {
-            sh(swanctl(dir, gw).args(["--list-sas", "--uri", &vici_uri(dir, gw)]))
-                .is_ok_and(|s| s.contains("INSTALLED"))
-        });
-        if !ok {
-            return Err(format!("strongSwan CHILD_SA not installed on {gw}"));
-        }
+        wait_installed(dir, gw)?;
     }
     Ok(())
 }
