@@ -227,9 +227,6 @@ pub struct ConnConfig {
     pub replay_window: u32,
     /// Selector pairs from this gateway's point of view, in order.
     pub selectors: Vec<Selector>,
-    /// ESP proposals as written (strongSwan syntax, comma-separated); the
-    /// first algorithm is `esp`.
-    pub esp_proposals: String,
     pub manual: Option<ManualKeys>,
     /// Set when the connection's SAs are negotiated with IKE.
     pub ike: Option<IkeConfig>,
@@ -314,6 +311,9 @@ impl fmt::Display for Identity {
 }
 
 /// The IKE side of a connection.
+// Lifetimes, DPD and the proposal text are parsed and validated now; the
+// engine acts on them in the rekey/DPD work that follows (see ike.rs).
+#[allow(dead_code)]
 #[derive(Debug, Clone)]
 pub struct IkeConfig {
     pub version: u8,
@@ -577,7 +577,6 @@ impl Config {
                 esn: c.esn,
                 replay_window: c.replay_window,
                 selectors: selectors.into_iter().map(|(_, s)| s).collect(),
-                esp_proposals: c.esp.clone(),
                 manual,
                 ike,
             });

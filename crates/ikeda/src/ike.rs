@@ -58,6 +58,17 @@ fn to_ts(r: &AddrRange, s: &Selector, local: bool) -> TsRange {
 /// The engine's view of a connection.
 pub fn conn_spec(c: &ConnConfig) -> Option<ConnSpec> {
     let ike = c.ike.as_ref()?;
+    // Say plainly what this build does not do yet, rather than pretend.
+    if ike.start_action == StartAction::Trap {
+        tracing::warn!(target: "config", "{}: start_action = trap is not implemented yet; the connection only responds", c.name);
+    }
+    if ike.dpd_delay != 0 {
+        tracing::warn!(target: "config", "{}: dpd_delay is not acted on yet (no liveness checks)", c.name);
+    }
+    if ike.rekey_bytes != 0 || ike.life_bytes != 0 {
+        tracing::warn!(target: "config", "{}: byte lifetimes are not acted on yet", c.name);
+    }
+    tracing::info!(target: "config", "{}: IKE SA and CHILD SA rekeying are not implemented yet: rekey_time {} s is not enforced", c.name, ike.rekey_time);
     let mut local_ts: Vec<TsRange> = Vec::new();
     let mut remote_ts: Vec<TsRange> = Vec::new();
     for s in &c.selectors {

@@ -17,7 +17,6 @@ use std::time::Duration;
 
 pub const CHARON: &str = "/usr/lib/ipsec/charon";
 const PLUGINS: &str = "random nonce openssl aes sha1 sha2 hmac gcm chapoly curve25519 gmp kdf kernel-libipsec kernel-netlink socket-default vici";
-pub const IKE_PROPOSAL: &str = "aes128gcm16-prfsha256-x25519";
 
 fn gw_dir(dir: &Path, gw: &str) -> PathBuf {
     dir.join(format!("charon-{gw}"))

@@ -1,0 +1,185 @@
+//! IKEv2 interop with strongSwan 5.9 (charon, kernel-libipsec) in the lab:
+//! ikeda on gw1, charon on gw2, each acceptance proposal with ikeda as
+//! initiator and as responder; ping crosses (checked by `lab up`) and
+//! iperf3 runs 5 s. Also ikeda <-> ikeda, and DELETE from either side.
+
+mod common;
+use common::*;
+use std::path::Path;
+use std::process::{Command, Stdio};
+use std::time::{Duration, Instant};
+
+const PROPOSALS: [(&str, &str); 5] = [
+    ("aes128gcm16-prfsha256-x25519", "aes128gcm16"),
+    ("aes256gcm16-prfsha384-ecp384", "aes256gcm16"),
+    ("chacha20poly1305-prfsha256-x25519", "chacha20poly1305"),
+    ("aes128-sha256-modp2048", "aes128-sha256"),
+    ("aes256-sha1-modp2048", "aes256-sha1"),
+];
+
+fn need_strongswan() {
+    assert!(
+        Path::new("/usr/lib/ipsec/charon").exists() && Path::new("/usr/bin/iperf3").exists(),
+        "strongSwan or iperf3 missing: run the README's test command (scripts/test.sh), which installs them"
+    );
+}
+
+fn swanctl(lab: &Lab, args: &[&str]) -> String {
+    let d = lab.dir().join("charon-gw2");
+    let o = Command::new("swanctl")
+        .env("STRONGSWAN_CONF", d.join("strongswan.conf"))
+        .env("SWANCTL_DIR", d.join("swanctl"))
+        .args(args)
+        .args(["--uri", &format!("unix://{}/charon.vici", d.display())])
+        .output()
+        .unwrap();
+    text(&o)
+}
+
+/// iperf3 h1 -> h2 for `secs`; returns Gbit/s received.
+fn iperf(lab: &Lab, secs: u32) -> f64 {
+    let mut server = Command::new("ip")
+        .args([
+            "netns",
+            "exec",
+            &lab.ns("h2"),
+            "iperf3",
+            "-s",
+            "-1",
+            "-B",
+            "192.168.12.12",
+        ])
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    std::thread::sleep(Duration::from_millis(300));
+    let o = lab.exec("h1", &["iperf3", "-c", "192.168.12.12", "-t", &secs.to_string(), "-J"]);
+    let _ = server.kill();
+    let _ = server.wait();
+    assert!(o.status.success(), "iperf3: {}", text(&o));
+    let v: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
+    v["end"]["sum_received"]["bits_per_second"].as_f64().unwrap() / 1e9
+}
+
+fn gw1_log(lab: &Lab) -> String {
+    std::fs::read_to_string(lab.dir().join("gw1.log")).unwrap_or_default()
+}
+
+#[test]
+fn strongswan_interop_every_proposal_both_roles() {
+    if !require_root("strongswan_interop_every_proposal_both_roles") {
+        return;
+    }
+    need_strongswan();
+    for (ike, esp) in PROPOSALS {
+        for initiator in ["gw1", "gw2"] {
+            let (lab, out) = Lab::up(
+                'i',
+                &[
+                    "--ike",
+                    "2",
+                    "--peer",
+                    "strongswan",
+                    "--ike-proposal",
+                    ike,
+                    "--esp",
+                    esp,
+                    "--initiator",
+                    initiator,
+                ],
+            );
+            assert!(
+                out.contains("192.168.11.11 -> 192.168.12.12 through the tunnel: 3 packets transmitted, 3 received"),
+                "{out}"
+            );
+            let sas = swanctl(&lab, &["--list-sas"]);
+            assert!(sas.contains("INSTALLED") && sas.contains("ESTABLISHED"), "{sas}");
+            let log = gw1_log(&lab);
+            let role = if initiator == "gw1" {
+                "(initiator)"
+            } else {
+                "(responder)"
+            };
+            assert!(
+                log.contains(&format!("IKE_SA established")) && log.contains(role),
+                "{ike} {initiator}:\n{log}"
+            );
+            let gbps = iperf(&lab, 5);
+            eprintln!("interop {ike} / {esp}, ikeda {role}: iperf3 {gbps:.3} Gbit/s");
+            assert!(gbps > 0.01, "{ike} {initiator}: {gbps} Gbit/s");
+        }
+    }
+}
+
+#[test]
+fn ikeda_to_ikeda_ikev2() {
+    if !require_root("ikeda_to_ikeda_ikev2") {
+        return;
+    }
+    let (lab, out) = Lab::up(
+        'k',
+        &[
+            "--ike",
+            "2",
+            "--ike-proposal",
+            "aes128-sha256-modp2048",
+            "--esp",
+            "aes128-sha1",
+        ],
+    );
+    assert!(out.contains("3 received"), "{out}");
+    let log = gw1_log(&lab);
+    assert!(
+        log.contains("sending IKE_AUTH request 1 [ IDi AUTH N(INIT_CONTACT) SA TSi TSr ]"),
+        "{log}"
+    );
+    // No NAT, no forced encapsulation: raw ESP.
+    assert!(log.contains("ESP to 192.168.50.12"), "{log}");
+}
+
+fn wait_for(what: &str, mut f: impl FnMut() -> bool) {
+    let t0 = Instant::now();
+    while !f() {
+        assert!(t0.elapsed() < Duration::from_secs(15), "timed out waiting for {what}");
+        std::thread::sleep(Duration::from_millis(200));
+    }
+}
+
+#[test]
+fn delete_from_either_side_tears_down_both_ends() {
+    if !require_root("delete_from_either_side_tears_down_both_ends") {
+        return;
+    }
+    need_strongswan();
+    // strongSwan deletes: ikeda removes its CHILD SA and IKE SA.
+    let (lab, _) = Lab::up('x', &["--ike", "2", "--peer", "strongswan"]);
+    let out = swanctl(&lab, &["--terminate", "--ike", "s2s", "--timeout", "10"]);
+    assert!(out.contains("terminate completed successfully"), "{out}");
+    wait_for("ikeda to remove the CHILD SA", || {
+        gw1_log(&lab).contains("IKE_SA down (deleted by the peer)")
+    });
+    assert!(gw1_log(&lab).contains("CHILD_SA") && gw1_log(&lab).contains("removed"));
+    let o = lab.exec("h1", &["ping", "-c", "1", "-W", "1", "192.168.12.12"]);
+    assert!(!o.status.success(), "traffic still crosses after DELETE");
+    drop(lab);
+    // ikeda deletes (on shutdown): strongSwan's SAs go away.
+    let (lab, _) = Lab::up('y', &["--ike", "2", "--peer", "strongswan"]);
+    assert!(swanctl(&lab, &["--list-sas"]).contains("ESTABLISHED"));
+    let st: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(lab.dir().join("lab.json")).unwrap()).unwrap();
+    let pid = st["pids"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|p| p[0] == "ikeda gw1")
+        .unwrap()[1]
+        .as_i64()
+        .unwrap();
+    unsafe { libc::kill(pid as i32, libc::SIGTERM) };
+    wait_for("strongSwan to drop the IKE SA", || {
+        !swanctl(&lab, &["--list-sas"]).contains("ESTABLISHED")
+    });
+    let charon_log = std::fs::read_to_string(lab.dir().join("charon-gw2.log")).unwrap_or_default();
+    assert!(charon_log.contains("received DELETE for IKE_SA"), "{charon_log}");
+}
