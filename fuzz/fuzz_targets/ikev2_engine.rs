@@ -7,7 +7,7 @@
 
 use ikeda_crypto::ike::{parse_esp_proposals, parse_ike_proposals, SeededRng};
 use ikeda_crypto::SecretBytes;
-use ikeda_ike::ikev2::{ConnSpec, Engine};
+use ikeda_ike::ikev2::{ConnSpec, Engine, Timers};
 use ikeda_ike::sim::Pair;
 use ikeda_ike::Millis;
 use ikeda_wire::ikev2::{IdPayload, TsRange};
@@ -27,6 +27,7 @@ fn spec(local: [u8; 4], remote: [u8; 4], l: [u8; 4], r: [u8; 4]) -> ConnSpec {
         esp_proposals: parse_esp_proposals("aes128gcm16,aes128-sha1").unwrap(),
         local_ts: vec![ts(l)],
         remote_ts: vec![ts(r)],
+        timers: Timers::default(),
     }
 }
 

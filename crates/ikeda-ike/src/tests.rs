@@ -7,7 +7,7 @@
 //!             <-- { IDr, AUTH, SA, TSi, TSr }
 //! ```
 
-use crate::ikev2::{ConnSpec, Engine, Event, Failure};
+use crate::ikev2::{ConnSpec, Engine, Event, Failure, Timers};
 use crate::sim::{Faults, Pair};
 use crate::{Millis, RetransmitPolicy};
 use ikeda_crypto::ike::{parse_esp_proposals, parse_ike_proposals, SeededRng};
@@ -39,6 +39,7 @@ fn spec(local: &str, remote: &str, ike: &str, esp: &str, psk: &str, lnet: TsRang
         esp_proposals: parse_esp_proposals(esp).unwrap(),
         local_ts: vec![lnet],
         remote_ts: vec![rnet],
+        timers: Timers::default(),
     }
 }
 
@@ -391,4 +392,252 @@ fn garbage_and_replayed_requests_never_panic_and_are_counted() {
         p.b.handle_datagram(p.now, to, from, &g);
     }
     assert!(p.b.stats.malformed + p.b.stats.unknown_spi >= 7, "{:?}", p.b.stats);
+}
+
+// ---- lifetimes: rekeying, collisions, dead peers ---------------------------
+
+use std::collections::HashMap;
+use std::time::Duration;
+
+/// What a data plane would hold after applying the events in order:
+/// inbound SPIs installed, and the SPI being sent on.
+#[derive(Default, Debug)]
+struct Plane {
+    inbound: HashMap<u32, (Vec<u8>, u32)>,
+    outbound: Option<(u32, Vec<u8>)>,
+    pending: HashMap<u32, (u32, Vec<u8>)>,
+    up: u32,
+}
+
+impl Plane {
+    fn apply(&mut self, ev: &[Event]) {
+        for e in ev {
+            match e {
+                Event::ChildSaUp(c) => {
+                    self.up += 1;
+                    self.inbound.insert(c.spi_in, (c.enc_in.expose().to_vec(), c.spi_out));
+                    if c.activate_outbound {
+                        self.outbound = Some((c.spi_out, c.enc_out.expose().to_vec()));
+                    } else {
+                        self.pending.insert(c.spi_in, (c.spi_out, c.enc_out.expose().to_vec()));
+                    }
+                }
+                Event::ChildSaActivate { spi_in, .. } => {
+                    self.outbound = self.pending.remove(spi_in);
+                }
+                Event::ChildSaDown { spi_in, .. } => {
+                    self.inbound.remove(spi_in);
+                    self.pending.remove(spi_in);
+                }
+                _ => {}
+            }
+        }
+    }
+}
+
+/// Both planes agree: each sends on an SA the other has inbound, same key.
+fn consistent(a: &Plane, b: &Plane) {
+    let (ao, ak) = a.outbound.clone().expect("a sends");
+    let (bo, bk) = b.outbound.clone().expect("b sends");
+    assert_eq!(b.inbound.get(&ao).map(|x| &x.0), Some(&ak), "b can read what a sends");
+    assert_eq!(a.inbound.get(&bo).map(|x| &x.0), Some(&bk), "a can read what b sends");
+}
+
+fn established_pair(seed: u64, timers: Timers) -> (Pair<Engine, Engine>, Plane, Plane) {
+    let ike = "aes128gcm16-prfsha256-x25519";
+    let mut a = spec(A, B, ike, "aes128gcm16", "k", net1(), net2());
+    let mut b = spec(B, A, ike, "aes128gcm16", "k", net2(), net1());
+    a.timers = timers;
+    b.timers = timers;
+    let mut p = pair(a, b, seed);
+    p.a.initiate("s2s", Millis::ZERO).unwrap();
+    let (mut pa, mut pb) = (Plane::default(), Plane::default());
+    let (ea, eb) = run_for(&mut p, Duration::from_secs(5));
+    pa.apply(&ea);
+    pb.apply(&eb);
+    consistent(&pa, &pb);
+    (p, pa, pb)
+}
+
+/// Run the simulator for `d` of simulated time.
+fn run_for(p: &mut Pair<Engine, Engine>, d: Duration) -> (Vec<Event>, Vec<Event>) {
+    let (mut ea, mut eb) = (Vec::new(), Vec::new());
+    let end = p.now + d;
+    while p.next_event().is_some_and(|t| t <= end) && p.step() {
+        drain(&mut p.a, &mut ea);
+        drain(&mut p.b, &mut eb);
+    }
+    drain(&mut p.a, &mut ea);
+    drain(&mut p.b, &mut eb);
+    p.now = p.now.max(end);
+    (ea, eb)
+}
+
+fn step_both(p: &mut Pair<Engine, Engine>, pa: &mut Plane, pb: &mut Plane, d: Duration) -> (Vec<Event>, Vec<Event>) {
+    let (ea, eb) = run_for(p, d);
+    pa.apply(&ea);
+    pb.apply(&eb);
+    (ea, eb)
+}
+
+#[test]
+fn child_rekey_from_either_side_is_make_before_break() {
+    for a_rekeys in [true, false] {
+        let (mut p, mut pa, mut pb) = established_pair(21, Timers::default());
+        let old_a = pa.outbound.clone().unwrap().0;
+        let now = p.now;
+        if a_rekeys {
+            p.a.rekey_child("s2s", now).unwrap();
+        } else {
+            p.b.rekey_child("s2s", now).unwrap();
+        }
+        // Step one datagram at a time: at every instant, whatever either
+        // side sends on, the other can already decrypt.
+        for _ in 0..40 {
+            let (ea, eb) = run_for(&mut p, Duration::from_millis(1));
+            pa.apply(&ea);
+            pb.apply(&eb);
+            consistent(&pa, &pb);
+        }
+        let (ea, _) = step_both(&mut p, &mut pa, &mut pb, Duration::from_secs(5));
+        assert!(ea.iter().all(|e| !matches!(e, Event::Failed { .. })), "{ea:?}");
+        consistent(&pa, &pb);
+        assert_ne!(pa.outbound.clone().unwrap().0, old_a, "a moved to the new SA");
+        assert_eq!(
+            (pa.inbound.len(), pb.inbound.len()),
+            (1, 1),
+            "old SAs deleted on both sides"
+        );
+        assert_eq!((pa.up, pb.up), (2, 2));
+    }
+}
+
+#[test]
+fn ike_rekey_from_either_side_keeps_the_child_sas() {
+    for a_rekeys in [true, false] {
+        let (mut p, mut pa, mut pb) = established_pair(22, Timers::default());
+        let now = p.now;
+        if a_rekeys {
+            p.a.rekey_ike("s2s", now).unwrap();
+        } else {
+            p.b.rekey_ike("s2s", now).unwrap();
+        }
+        let (ea, eb) = step_both(&mut p, &mut pa, &mut pb, Duration::from_secs(5));
+        for ev in [&ea, &eb] {
+            assert_eq!(
+                ev.iter().filter(|e| matches!(e, Event::IkeSaUp { .. })).count(),
+                1,
+                "{ev:?}"
+            );
+            assert!(
+                !ev.iter().any(|e| matches!(e, Event::ChildSaDown { .. })),
+                "CHILD SAs survive: {ev:?}"
+            );
+            assert!(!ev.iter().any(|e| matches!(e, Event::Failed { .. })), "{ev:?}");
+        }
+        consistent(&pa, &pb);
+        // The new IKE SA works: rekey the CHILD SA over it, then delete it all.
+        let now = p.now;
+        p.b.rekey_child("s2s", now).unwrap();
+        step_both(&mut p, &mut pa, &mut pb, Duration::from_secs(5));
+        consistent(&pa, &pb);
+        assert_eq!(pa.up, 2);
+        let now = p.now;
+        p.a.terminate("s2s", now).unwrap();
+        step_both(&mut p, &mut pa, &mut pb, Duration::from_secs(5));
+        assert!(pa.inbound.is_empty() && pb.inbound.is_empty());
+        assert!(
+            !p.a.is_active("s2s") && !p.b.is_active("s2s"),
+            "old and new IKE SAs gone"
+        );
+    }
+}
+
+#[test]
+fn simultaneous_child_rekeys_leave_one_new_sa_whichever_nonce_is_lowest() {
+    let mut outcomes = std::collections::HashSet::new();
+    for seed in 30..50 {
+        let (mut p, mut pa, mut pb) = established_pair(seed, Timers::default());
+        let now = p.now;
+        p.a.rekey_child("s2s", now).unwrap();
+        p.b.rekey_child("s2s", now).unwrap();
+        let (ea, eb) = step_both(&mut p, &mut pa, &mut pb, Duration::from_secs(10));
+        assert!(
+            !ea.iter().chain(eb.iter()).any(|e| matches!(e, Event::Failed { .. })),
+            "seed {seed}"
+        );
+        consistent(&pa, &pb);
+        assert_eq!(
+            (pa.inbound.len(), pb.inbound.len()),
+            (1, 1),
+            "seed {seed}: one SA left: {pa:?} {pb:?}"
+        );
+        let a_logged = |ev: &[Event], s: &str| {
+            ev.iter()
+                .any(|e| matches!(e, Event::Log { line, .. } if line.contains(s)))
+        };
+        outcomes.insert(a_logged(&ea, "ours") && a_logged(&ea, "has the lowest nonce, deleting it"));
+        assert!(
+            a_logged(&ea, "rekey collision") && a_logged(&eb, "rekey collision"),
+            "seed {seed}"
+        );
+    }
+    assert_eq!(outcomes.len(), 2, "both sides must have lost a collision at least once");
+}
+
+#[test]
+fn rekeys_by_time_keep_the_tunnel_consistent() {
+    let timers = Timers {
+        rekey_time: Duration::from_secs(60),
+        life_time: Duration::from_secs(90),
+        ike_rekey_time: Duration::from_secs(150),
+        ike_lifetime: Duration::from_secs(200),
+        ..Timers::default()
+    };
+    let (mut p, mut pa, mut pb) = established_pair(23, timers);
+    let mut ups = 0;
+    for _ in 0..60 {
+        let (ea, _) = step_both(&mut p, &mut pa, &mut pb, Duration::from_secs(10));
+        ups += ea.iter().filter(|e| matches!(e, Event::IkeSaUp { .. })).count();
+        consistent(&pa, &pb);
+        assert!(pa.inbound.len() <= 2 && pb.inbound.len() <= 2);
+    }
+    // 600 s at a 54-60 s rekey time: about 10 CHILD rekeys, 4 IKE rekeys,
+    // and never a hard expiry.
+    assert!(pa.up + pb.up >= 16, "{} {}", pa.up, pb.up);
+    assert!(ups >= 3, "IKE rekeys: {ups}");
+    assert!(p.a.is_active("s2s"));
+}
+
+#[test]
+fn dead_peer_is_detected_and_cleared_or_restarted() {
+    for restart in [false, true] {
+        let timers = Timers {
+            dpd_delay: Duration::from_secs(10),
+            dpd_restart: restart,
+            ..Timers::default()
+        };
+        let (mut p, mut pa, mut pb) = established_pair(24, timers);
+        p.faults.loss = 1.0; // the peer vanishes
+                             // 10 s idle, then the liveness check and its retransmissions (165 s).
+        let (ea, _) = step_both(&mut p, &mut pa, &mut pb, Duration::from_secs(190));
+        let f = failure(&ea).expect("a failure");
+        assert!(
+            f.to_string()
+                .starts_with("peer not answering: INFORMATIONAL sent 6 times"),
+            "{f}"
+        );
+        assert!(ea.iter().any(|e| matches!(e, Event::ChildSaDown { .. })));
+        assert!(pa.inbound.is_empty());
+        let restarted = ea
+            .iter()
+            .any(|e| matches!(e, Event::Log { line, .. } if line.contains("dpd_action = restart")));
+        assert_eq!(restarted, restart);
+        if restart {
+            // The peer comes back: the tunnel is rebuilt.
+            p.faults.loss = 0.0;
+            let (ea, _) = step_both(&mut p, &mut pa, &mut pb, Duration::from_secs(200));
+            assert!(child(&ea).is_some(), "re-established: {ea:?}");
+        }
+    }
 }

@@ -12,7 +12,7 @@ use crate::daemon::AnySocket;
 use crate::dataplane::{Control, IkeDatagram, NetSocket};
 use ikeda_crypto::ike::SystemRng;
 use ikeda_esp::{AddrRange, Encap, InboundSa, OutboundSa, Policy, PolicyAction, SaParams, Selector, Spd};
-use ikeda_ike::ikev2::{ChildSaInfo, ConnSpec, Engine, Event, IKE_PORT, NAT_T_PORT};
+use ikeda_ike::ikev2::{ChildSaInfo, ConnSpec, Engine, Event, Timers, IKE_PORT, NAT_T_PORT};
 use ikeda_ike::Millis;
 use ikeda_sys::DatagramIo;
 use ikeda_wire::iana::IpProtocol;
@@ -62,13 +62,10 @@ pub fn conn_spec(c: &ConnConfig) -> Option<ConnSpec> {
     if ike.start_action == StartAction::Trap {
         tracing::warn!(target: "config", "{}: start_action = trap is not implemented yet; the connection only responds", c.name);
     }
-    if ike.dpd_delay != 0 {
-        tracing::warn!(target: "config", "{}: dpd_delay is not acted on yet (no liveness checks)", c.name);
-    }
     if ike.rekey_bytes != 0 || ike.life_bytes != 0 {
         tracing::warn!(target: "config", "{}: byte lifetimes are not acted on yet", c.name);
     }
-    tracing::info!(target: "config", "{}: IKE SA and CHILD SA rekeying are not implemented yet: rekey_time {} s is not enforced", c.name, ike.rekey_time);
+
     let mut local_ts: Vec<TsRange> = Vec::new();
     let mut remote_ts: Vec<TsRange> = Vec::new();
     for s in &c.selectors {
@@ -91,6 +88,14 @@ pub fn conn_spec(c: &ConnConfig) -> Option<ConnSpec> {
         esp_proposals: ike.esp_proposals.clone(),
         local_ts,
         remote_ts,
+        timers: Timers {
+            rekey_time: Duration::from_secs(ike.rekey_time),
+            life_time: Duration::from_secs(ike.life_time),
+            ike_rekey_time: Duration::from_secs(ike.ike_rekey_time),
+            ike_lifetime: Duration::from_secs(ike.ike_lifetime),
+            dpd_delay: Duration::from_secs(ike.dpd_delay),
+            dpd_restart: ike.dpd_action == crate::config::DpdAction::Restart,
+        },
     })
 }
 
@@ -174,6 +179,8 @@ struct Runtime {
     control: Control,
     /// CHILD SAs installed, by inbound SPI: (connection, outbound SPI).
     installed: HashMap<u32, (String, u32)>,
+    /// Outbound SAs of rekeys we answered, waiting for the old SA's DELETE.
+    pending_out: HashMap<u32, OutboundSa>,
 }
 
 impl Runtime {
@@ -247,24 +254,41 @@ impl Runtime {
                 }
                 Event::Failed { conn, why } => tracing::error!(target: "ike", "{conn}: {why}"),
                 Event::ChildSaUp(info) => self.install(info),
+                Event::ChildSaActivate { conn, spi_in } => self.activate(&conn, spi_in),
                 Event::ChildSaDown { conn, spi_in, spi_out } => {
                     tracing::info!(target: "ike", "{conn}: CHILD_SA {spi_in:08x}_i {spi_out:08x}_o removed");
                     self.control.remove_inbound(spi_in);
+                    self.pending_out.remove(&spi_in);
                     if let Some(s) = self
                         .slots
                         .iter_mut()
                         .find(|s| s.name == conn && s.spi_in == Some(spi_in))
                     {
+                        // The slot's active SA is gone with no replacement.
                         s.spi_in = None;
                         s.negotiated = None;
                         let slot = s.slot;
                         let _ = self.control.set_outbound(&conn, slot, None);
+                        let _ = self.control.set_spd(self.spd());
                     }
                     self.installed.remove(&spi_in);
-                    let _ = self.control.set_spd(self.spd());
                 }
             }
         }
+    }
+
+    /// Start sending on the SA with this inbound SPI.
+    fn activate(&mut self, conn: &str, spi_in: u32) {
+        let Some(o) = self.pending_out.remove(&spi_in) else {
+            return;
+        };
+        let Some(s) = self.slots.iter_mut().find(|s| s.name == conn) else {
+            return;
+        };
+        s.spi_in = Some(spi_in);
+        let slot = s.slot;
+        tracing::info!(target: "esp", "{conn}: sending on the rekeyed CHILD SA {:08x}_o now", o.spi);
+        let _ = self.control.set_outbound(conn, slot, Some(o));
     }
 
     fn install(&mut self, info: ChildSaInfo) {
@@ -304,15 +328,19 @@ impl Runtime {
                 return;
             }
         };
-        // Make before break: inbound first, then the outbound switch.
+        // Make before break: the inbound SA first; the outbound switch now,
+        // or (responder of a rekey) when the old SA's DELETE arrives. The
+        // old inbound SA stays until its own ChildSaDown.
         if let Err(e) = self.control.install_inbound(&info.conn, i) {
             tracing::error!(target: "esp", "{}: {e}", info.conn);
             return;
         }
-        let slot = self.slots[pos].slot;
-        let _ = self.control.set_outbound(&info.conn, slot, Some(o));
-        if let Some(old) = self.slots[pos].spi_in.replace(info.spi_in) {
-            self.control.remove_inbound(old);
+        if info.activate_outbound {
+            let slot = self.slots[pos].slot;
+            let _ = self.control.set_outbound(&info.conn, slot, Some(o));
+            self.slots[pos].spi_in = Some(info.spi_in);
+        } else {
+            self.pending_out.insert(info.spi_in, o);
         }
         self.slots[pos].negotiated = Some(sels);
         self.installed.insert(info.spi_in, (info.conn.clone(), info.spi_out));
@@ -360,6 +388,7 @@ pub fn start(setup: IkeSetup, stop_flag: Arc<AtomicBool>) -> std::io::Result<Ike
         sock4500,
         control,
         installed: HashMap::new(),
+        pending_out: HashMap::new(),
     };
     let _ = rt.control.set_spd(rt.spd());
     let stop = stop_flag.clone();

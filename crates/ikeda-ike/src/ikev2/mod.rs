@@ -30,6 +30,9 @@ use ikeda_wire::ikev2::{
 use std::collections::{HashMap, VecDeque};
 use std::fmt;
 use std::net::{IpAddr, SocketAddr};
+use std::time::Duration;
+
+mod rekey;
 
 /// IKE's own port and the NAT traversal port (RFC 7296 §2.23).
 pub const IKE_PORT: u16 = 500;
@@ -50,6 +53,22 @@ pub struct ConnSpec {
     /// Traffic selectors from our side: what we protect, and what is behind the peer.
     pub local_ts: Vec<TsRange>,
     pub remote_ts: Vec<TsRange>,
+    pub timers: Timers,
+}
+
+/// Lifetimes and liveness (RFC 7296 §2.8, §2.4); zero turns one off.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Timers {
+    /// CHILD SA rekey (soft) and hard lifetime.
+    pub rekey_time: Duration,
+    pub life_time: Duration,
+    /// IKE SA rekey and hard lifetime.
+    pub ike_rekey_time: Duration,
+    pub ike_lifetime: Duration,
+    /// Send a liveness check after this long without hearing from the peer.
+    pub dpd_delay: Duration,
+    /// When the peer is dead: initiate again (true) or just clear (false).
+    pub dpd_restart: bool,
 }
 
 impl fmt::Debug for ConnSpec {
@@ -157,10 +176,21 @@ pub struct ChildSaInfo {
     pub local: SocketAddr,
     pub remote: SocketAddr,
     pub udp_encap: bool,
+    /// A rekey: the inbound SPI of the CHILD SA this one replaces.
+    pub replaces: Option<u32>,
+    /// Send on the new SA right away. The responder of a rekey waits for
+    /// [`Event::ChildSaActivate`] (the old SA's DELETE), so the initiator
+    /// has its inbound SA before the first packet arrives on it.
+    pub activate_outbound: bool,
 }
 
 #[derive(Debug, Clone)]
 pub enum Event {
+    /// Start sending on the CHILD SA with this inbound SPI (make-before-break).
+    ChildSaActivate {
+        conn: String,
+        spi_in: u32,
+    },
     /// A line of the exchange log, in strongSwan's notation.
     Log {
         conn: String,
@@ -220,6 +250,72 @@ enum State {
 struct Child {
     spi_in: u32,
     spi_out: u32,
+    local_ts: Vec<TsRange>,
+    remote_ts: Vec<TsRange>,
+    rekey_at: Option<Millis>,
+    expire_at: Option<Millis>,
+    /// This SA was rekeyed; it lives until its DELETE.
+    rekeyed: bool,
+    /// Created as the responder of a rekey of `rekey_of`, with these
+    /// nonces (for collisions, §2.8.1), and not yet sending.
+    rekey_of: Option<u32>,
+    nonces: Option<(Vec<u8>, Vec<u8>)>,
+    we_initiated: bool,
+    active: bool,
+}
+
+/// A CHILD SA an exchange just negotiated.
+struct NewChild {
+    suite: ChildSuite,
+    spi_in: u32,
+    spi_out: u32,
+    local_ts: Vec<TsRange>,
+    remote_ts: Vec<TsRange>,
+    /// Nonces and PFS secret of the exchange, and our role in it.
+    ni: Vec<u8>,
+    nr: Vec<u8>,
+    pfs: Option<SecretBytes>,
+    role: Role,
+    replaces: Option<u32>,
+    activate: bool,
+    rekey_of: Option<u32>,
+}
+
+/// What the outstanding request of an IKE SA is.
+enum Pending {
+    None,
+    Init,
+    Auth {
+        spi_in: u32,
+    },
+    Liveness,
+    DeleteIke,
+    DeleteChild {
+        spi_in: u32,
+    },
+    RekeyChild {
+        old_spi_in: u32,
+        new_spi_in: u32,
+        ni: Vec<u8>,
+        ke: Option<KeyExchange>,
+    },
+    RekeyIke {
+        new_spi_i: u64,
+        ni: Vec<u8>,
+        ke: KeyExchange,
+    },
+}
+
+impl Pending {
+    fn exchange(&self) -> &'static str {
+        match self {
+            Pending::None => "none",
+            Pending::Init => "IKE_SA_INIT",
+            Pending::Auth { .. } => "IKE_AUTH",
+            Pending::Liveness | Pending::DeleteIke | Pending::DeleteChild { .. } => "INFORMATIONAL",
+            Pending::RekeyChild { .. } | Pending::RekeyIke { .. } => "CREATE_CHILD_SA",
+        }
+    }
 }
 
 struct IkeSa {
@@ -244,21 +340,15 @@ struct IkeSa {
     sk_in: Option<SkCipher>,
     req: Requester,
     resp: Responder,
-    /// What the outstanding request was, for failure messages.
-    req_exchange: &'static str,
-    /// IKE_AUTH in flight (initiator): our proposed child SPI.
-    pending_child_spi: u32,
+    /// What the outstanding request is.
+    pending: Pending,
     children: Vec<Child>,
-}
-
-impl IkeSa {
-    fn role(&self) -> Role {
-        if self.initiator {
-            Role::Initiator
-        } else {
-            Role::Responder
-        }
-    }
+    /// When we last heard anything authentic from the peer (for DPD).
+    last_heard: Millis,
+    rekey_at: Option<Millis>,
+    expire_at: Option<Millis>,
+    /// Replaced by a rekeyed IKE SA; deleted without touching the CHILD SAs.
+    superseded: bool,
 }
 
 pub struct Engine {
@@ -472,10 +562,6 @@ impl Engine {
         self.events.pop_front()
     }
 
-    pub fn poll_timeout(&self) -> Option<Millis> {
-        self.sas.iter().flatten().filter_map(|s| s.req.poll_timeout()).min()
-    }
-
     /// Is an IKE SA of this connection established or being set up?
     pub fn is_active(&self, conn: &str) -> bool {
         self.sas.iter().flatten().any(|s| self.conns[s.conn].name == conn)
@@ -595,9 +681,12 @@ impl Engine {
             sk_in: None,
             req: Requester::new(),
             resp: Responder::new(),
-            req_exchange: "IKE_SA_INIT",
-            pending_child_spi: 0,
+            pending: Pending::Init,
             children: Vec::new(),
+            last_heard: now,
+            rekey_at: None,
+            expire_at: None,
+            superseded: false,
         };
         let idx = self.insert(sa);
         self.send_init_request(idx, group, now)
@@ -641,7 +730,7 @@ impl Engine {
         let msg = Message { header, payloads }.emit().map_err(|e| e.to_string())?;
         sa.init_req = msg.clone();
         sa.req.send(msg.clone(), now, &self.policy).map_err(str::to_string)?;
-        sa.req_exchange = "IKE_SA_INIT";
+        sa.pending = Pending::Init;
         let (local, remote, conn) = (sa.local, sa.remote, sa.conn);
         let line = format!(
             "sending {} to {remote}",
@@ -676,7 +765,7 @@ impl Engine {
         )?;
         if let Some(sa) = self.sas[idx].as_mut() {
             sa.state = State::Deleting;
-            sa.req_exchange = "INFORMATIONAL";
+            sa.pending = Pending::DeleteIke;
         }
         Ok(())
     }
@@ -696,7 +785,7 @@ impl Engine {
         }
         self.send_encrypted_request(idx, ExchangeType::INFORMATIONAL, vec![], now)?;
         if let Some(sa) = self.sas[idx].as_mut() {
-            sa.req_exchange = "INFORMATIONAL";
+            sa.pending = Pending::Liveness;
         }
         Ok(())
     }
@@ -871,21 +960,33 @@ impl Engine {
                 if let Some(sa) = self.sas[idx].as_mut() {
                     sa.req.response(msg.header.message_id);
                 }
-                self.auth_response(idx, &msg.header, inner);
+                self.heard(idx, now);
+                self.auth_response(idx, now, &msg.header, inner);
             }
             (_, ExchangeType::INFORMATIONAL) => {
                 let Some(inner) = self.open(idx, data, &msg) else {
                     return;
                 };
+                self.heard(idx, now);
                 let conn = self.sas[idx].as_ref().map(|s| s.conn).unwrap_or(0);
                 self.log(conn, format!("received {} from {remote}", summary(&msg.header, &inner)));
-                let deleting = self.sas[idx].as_ref().is_some_and(|s| s.state == State::Deleting);
+                let Some(sa) = self.sas[idx].as_mut() else { return };
+                sa.req.response(msg.header.message_id);
+                match std::mem::replace(&mut sa.pending, Pending::None) {
+                    Pending::DeleteIke => self.remove(idx, "deleted by us"),
+                    Pending::DeleteChild { spi_in } => self.child_gone(idx, spi_in),
+                    _ => {}
+                }
+            }
+            (State::Established, ExchangeType::CREATE_CHILD_SA) => {
+                let Some(inner) = self.open(idx, data, &msg) else {
+                    return;
+                };
+                self.heard(idx, now);
                 if let Some(sa) = self.sas[idx].as_mut() {
                     sa.req.response(msg.header.message_id);
                 }
-                if deleting {
-                    self.remove(idx, "deleted by us");
-                }
+                self.create_child_response(idx, now, &msg.header, inner);
             }
             _ => self.stats.dropped_out_of_window += 1,
         }
@@ -1064,7 +1165,7 @@ impl Engine {
     fn send_auth_request(&mut self, idx: usize, now: Millis) {
         let spi = self.random_spi32();
         let Some(sa) = self.sas[idx].as_mut() else { return };
-        sa.pending_child_spi = spi;
+        sa.pending = Pending::Auth { spi_in: spi };
         let conn = sa.conn;
         let c = &self.conns[conn];
         let (Some(suite), Some(keys)) = (sa.suite, sa.keys.as_ref()) else {
@@ -1091,14 +1192,13 @@ impl Engine {
             Payload::TsR(ts_payload(&c.remote_ts)),
         ];
         sa.state = State::AuthSent;
-        sa.req_exchange = "IKE_AUTH";
         if let Err(e) = self.send_encrypted_request(idx, ExchangeType::IKE_AUTH, payloads, now) {
             self.fail(conn, Failure::Other(format!("building IKE_AUTH: {e}")));
             self.remove(idx, "failed");
         }
     }
 
-    fn auth_response(&mut self, idx: usize, header: &HeaderRepr, inner: Vec<Payload>) {
+    fn auth_response(&mut self, idx: usize, now: Millis, header: &HeaderRepr, inner: Vec<Payload>) {
         let Some(sa) = self.sas[idx].as_ref() else { return };
         let conn = sa.conn;
         let remote = sa.remote;
@@ -1177,7 +1277,7 @@ impl Engine {
             self.remove(idx, "failed");
             return;
         }
-        self.establish(idx);
+        self.establish(idx, now);
         if let Some(why) = child_error {
             self.fail(conn, why);
             return;
@@ -1214,7 +1314,10 @@ impl Engine {
             self.fail(conn, Failure::Other("peer's ESP SPI is not 4 bytes".into()));
             return;
         };
-        let spi_in = self.sas[idx].as_ref().map_or(0, |s| s.pending_child_spi);
+        let spi_in = match self.sas[idx].as_ref().map(|s| &s.pending) {
+            Some(Pending::Auth { spi_in }) => *spi_in,
+            _ => 0,
+        };
         // TSi is ours, TSr the peer's: they must lie within what we asked for.
         let local_ts = narrow(&tsi, &c.local_ts);
         let remote_ts = narrow(&tsr, &c.remote_ts);
@@ -1230,12 +1333,43 @@ impl Engine {
             );
             return;
         }
-        self.install_child(idx, cs, spi_in, spi_out, local_ts, remote_ts);
+        let (ni, nr) = self.sas[idx]
+            .as_ref()
+            .map(|s| (s.ni.clone(), s.nr.clone()))
+            .unwrap_or_default();
+        self.install_child(
+            idx,
+            now,
+            NewChild {
+                suite: cs,
+                spi_in,
+                spi_out,
+                local_ts,
+                remote_ts,
+                ni,
+                nr,
+                pfs: None,
+                role: Role::Initiator,
+                replaces: None,
+                activate: true,
+                rekey_of: None,
+            },
+        );
     }
 
-    fn establish(&mut self, idx: usize) {
+    fn establish(&mut self, idx: usize, now: Millis) {
+        let Some(conn) = self.sas[idx].as_ref().map(|s| s.conn) else {
+            return;
+        };
+        let t = self.conns[conn].timers;
+        let mut b = [0u8; 2];
+        self.rng.fill(&mut b);
+        let jitter = t.ike_rekey_time.mul_f64(u16::from_be_bytes(b) as f64 / 65535.0 / 10.0);
         let Some(sa) = self.sas[idx].as_mut() else { return };
         sa.state = State::Established;
+        sa.last_heard = now;
+        sa.rekey_at = (!t.ike_rekey_time.is_zero()).then(|| now + t.ike_rekey_time - jitter);
+        sa.expire_at = (!t.ike_lifetime.is_zero()).then(|| now + t.ike_lifetime);
         let ev = Event::IkeSaUp {
             conn: self.conns[sa.conn].name.clone(),
             spi_i: sa.spi_i,
@@ -1260,56 +1394,92 @@ impl Engine {
         self.events.push_back(ev);
     }
 
-    fn install_child(
-        &mut self,
-        idx: usize,
-        cs: ChildSuite,
-        spi_in: u32,
-        spi_out: u32,
-        local_ts: Vec<TsRange>,
-        remote_ts: Vec<TsRange>,
-    ) {
+    /// Derive the keys of a new CHILD SA and tell the caller to install it.
+    fn install_child(&mut self, idx: usize, now: Millis, c: NewChild) {
+        let jitter = |e: &mut Engine, d: Duration| -> Duration {
+            // Up to 10 % earlier, so two peers with the same lifetime do not
+            // rekey at the same moment (fewer collisions, §2.8.1).
+            let mut b = [0u8; 2];
+            e.rng.fill(&mut b);
+            d.mul_f64(u16::from_be_bytes(b) as f64 / 65535.0 / 10.0)
+        };
+        let Some(conn) = self.sas[idx].as_ref().map(|s| s.conn) else {
+            return;
+        };
+        let t = self.conns[conn].timers;
+        let j = jitter(self, t.rekey_time);
         let Some(sa) = self.sas[idx].as_mut() else { return };
-        let conn = sa.conn;
         let (Some(suite), Some(keys)) = (sa.suite, sa.keys.as_ref()) else {
             return;
         };
-        let Some(alg) = cs.esp_algorithm() else {
+        let Some(alg) = c.suite.esp_algorithm() else {
             self.fail(
                 conn,
                 Failure::Other("negotiated ESP algorithm is not in the data plane".into()),
             );
             return;
         };
-        let km = match ChildKeys::derive(suite.prf, &keys.sk_d, cs.encr, cs.integ, None, &sa.ni, &sa.nr) {
+        let km = match ChildKeys::derive(
+            suite.prf,
+            &keys.sk_d,
+            c.suite.encr,
+            c.suite.integ,
+            c.pfs.as_ref(),
+            &c.ni,
+            &c.nr,
+        ) {
             Ok(k) => k,
             Err(e) => {
                 self.fail(conn, Failure::Other(format!("CHILD SA keys: {e}")));
                 return;
             }
         };
-        let role = sa.role();
-        sa.children.push(Child { spi_in, spi_out });
+        // §2.17: the key order follows who initiated the exchange that
+        // created the SA, not who initiated the IKE SA.
+        let role = c.role;
+        let nonces = c.rekey_of.map(|_| (c.ni.clone(), c.nr.clone()));
+        sa.children.push(Child {
+            spi_in: c.spi_in,
+            spi_out: c.spi_out,
+            local_ts: c.local_ts.clone(),
+            remote_ts: c.remote_ts.clone(),
+            rekey_at: (!t.rekey_time.is_zero()).then(|| now + t.rekey_time - j),
+            expire_at: (!t.life_time.is_zero()).then(|| now + t.life_time),
+            rekeyed: false,
+            rekey_of: c.rekey_of,
+            nonces,
+            we_initiated: role == Role::Initiator,
+            active: c.activate,
+        });
         let info = ChildSaInfo {
             conn: self.conns[conn].name.clone(),
             algorithm: alg,
-            esn: cs.esn,
-            spi_in,
-            spi_out,
+            esn: c.suite.esn,
+            spi_in: c.spi_in,
+            spi_out: c.spi_out,
             enc_in: km.inbound(role).enc.clone(),
             auth_in: km.inbound(role).auth.clone(),
             enc_out: km.outbound(role).enc.clone(),
             auth_out: km.outbound(role).auth.clone(),
-            local_ts,
-            remote_ts,
+            local_ts: c.local_ts,
+            remote_ts: c.remote_ts,
             local: sa.local,
             remote: sa.remote,
             udp_encap: sa.nat,
+            replaces: c.replaces,
+            activate_outbound: c.activate,
+        };
+        let what = if c.replaces.is_some() {
+            "CHILD_SA rekeyed"
+        } else {
+            "CHILD_SA established"
         };
         self.log(
             conn,
             format!(
-                "CHILD_SA established with SPIs {spi_in:08x}_i {spi_out:08x}_o and TS {} === {}",
+                "{what} with SPIs {:08x}_i {:08x}_o and TS {} === {}",
+                c.spi_in,
+                c.spi_out,
                 ts_list(&info.local_ts),
                 ts_list(&info.remote_ts)
             ),
@@ -1516,9 +1686,12 @@ impl Engine {
             sk_in: Some(inn),
             req: Requester::new(),
             resp: responder,
-            req_exchange: "",
-            pending_child_spi: 0,
+            pending: Pending::None,
             children: Vec::new(),
+            last_heard: now,
+            rekey_at: None,
+            expire_at: None,
+            superseded: false,
         };
         // Our own requests on this SA start at message ID 0 too (§2.2).
         self.insert(sa);
@@ -1565,30 +1738,20 @@ impl Engine {
             }
         }
         match (self.sas[idx].as_ref().map(|s| s.state), msg.header.exchange_type) {
-            (Some(State::InitAnswered), ExchangeType::IKE_AUTH) => self.auth_request(idx, &msg.header, inner),
+            (Some(State::InitAnswered), ExchangeType::IKE_AUTH) => self.auth_request(idx, now, &msg.header, inner),
             (Some(State::Established | State::Deleting), ExchangeType::INFORMATIONAL) => {
                 self.informational_request(idx, msg.header.message_id, inner)
             }
             (Some(State::Established), ExchangeType::CREATE_CHILD_SA) => {
-                // Not negotiated in this version: refuse cleanly (§3.10.1).
-                let _ = self.send_encrypted_response(
-                    idx,
-                    ExchangeType::CREATE_CHILD_SA,
-                    msg.header.message_id,
-                    vec![Payload::Notify(NotifyPayload::new(
-                        NotifyType::NO_ADDITIONAL_SAS,
-                        vec![],
-                    ))],
-                );
+                self.create_child_request(idx, now, &msg.header, inner)
             }
             _ => {
-                let _ = now;
                 self.stats.dropped_out_of_window += 1;
             }
         }
     }
 
-    fn auth_request(&mut self, idx: usize, header: &HeaderRepr, inner: Vec<Payload>) {
+    fn auth_request(&mut self, idx: usize, now: Millis, header: &HeaderRepr, inner: Vec<Payload>) {
         let Some(sa) = self.sas[idx].as_ref() else { return };
         let conn = sa.conn;
         let c = self.conns[conn].clone();
@@ -1750,12 +1913,33 @@ impl Engine {
         {
             return;
         }
-        self.establish(idx);
+        self.establish(idx, now);
         if let Some((_, why)) = child_error {
             self.fail(conn, why);
         }
         if let Some((s, spi_out, _, local_ts, remote_ts)) = child {
-            self.install_child(idx, s, spi_in, spi_out, local_ts, remote_ts);
+            let (ni, nr) = self.sas[idx]
+                .as_ref()
+                .map(|s| (s.ni.clone(), s.nr.clone()))
+                .unwrap_or_default();
+            self.install_child(
+                idx,
+                now,
+                NewChild {
+                    suite: s,
+                    spi_in,
+                    spi_out,
+                    local_ts,
+                    remote_ts,
+                    ni,
+                    nr,
+                    pfs: None,
+                    role: Role::Responder,
+                    replaces: None,
+                    activate: true,
+                    rekey_of: None,
+                },
+            );
         }
     }
 
@@ -1788,6 +1972,9 @@ impl Engine {
             .map(|s| self.conns[s.conn].name.clone())
             .unwrap_or_default();
         for (spi_in, spi_out) in gone {
+            // The DELETE of a rekeyed SA is the signal for the responder of
+            // the rekey to send on the new one (make-before-break).
+            self.activate_replacement(idx, spi_in);
             self.events.push_back(Event::ChildSaDown {
                 conn: conn.clone(),
                 spi_in,
@@ -1809,12 +1996,17 @@ impl Engine {
                 RequestTimer::Idle => {}
                 RequestTimer::Resend { try_no } => {
                     let data = sa.req.outstanding_data().map(<[u8]>::to_vec).unwrap_or_default();
-                    let (local, remote, conn, ex) = (sa.local, sa.remote, sa.conn, sa.req_exchange);
+                    let (local, remote, conn, ex) = (sa.local, sa.remote, sa.conn, sa.pending.exchange());
                     self.log(conn, format!("retransmit {try_no} of {ex} request to {remote}"));
                     self.transmits.push_back(Transmit { local, remote, data });
                 }
                 RequestTimer::GiveUp { sent } => {
-                    let (conn, remote, ex) = (sa.conn, sa.remote, sa.req_exchange);
+                    let (conn, remote, ex, established) = (
+                        sa.conn,
+                        sa.remote,
+                        sa.pending.exchange(),
+                        sa.state == State::Established,
+                    );
                     self.fail(
                         conn,
                         Failure::PeerNotAnswering {
@@ -1824,9 +2016,47 @@ impl Engine {
                         },
                     );
                     self.remove(idx, "peer not answering");
+                    // Dead peer detection's action (RFC 7296 §2.4).
+                    if established && self.conns[conn].timers.dpd_restart {
+                        let name = self.conns[conn].name.clone();
+                        self.log(conn, "dead peer: initiating again (dpd_action = restart)".into());
+                        let _ = self.initiate(&name, now);
+                    }
+                    continue;
                 }
             }
+            self.lifetimes(idx, now);
         }
+    }
+
+    /// The next moment a timer of this engine is due.
+    pub fn poll_timeout(&self) -> Option<Millis> {
+        self.sas
+            .iter()
+            .flatten()
+            .flat_map(|s| {
+                let t = self.conns[s.conn].timers;
+                let idle = s.state == State::Established && !s.req.busy();
+                let dpd = (idle && !t.dpd_delay.is_zero()).then(|| s.last_heard + t.dpd_delay);
+                let sa_timers = [s.rekey_at, s.expire_at]
+                    .into_iter()
+                    .flatten()
+                    .filter(|_| idle && !s.superseded);
+                let child_timers = s
+                    .children
+                    .iter()
+                    .flat_map(|c| [c.rekey_at.filter(|_| !c.rekeyed), c.expire_at])
+                    .flatten()
+                    .filter(move |_| idle && !s.superseded);
+                s.req
+                    .poll_timeout()
+                    .into_iter()
+                    .chain(dpd)
+                    .chain(sa_timers)
+                    .chain(child_timers)
+                    .collect::<Vec<_>>()
+            })
+            .min()
     }
 }
 

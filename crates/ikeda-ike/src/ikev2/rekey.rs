@@ -1,0 +1,808 @@
+//! Lifetimes: CREATE_CHILD_SA for rekeying CHILD SAs (RFC 7296 §1.3.3)
+//! and the IKE SA (§1.3.2), simultaneous rekeys (§2.8.1), hard expiry, and
+//! liveness checks for dead peer detection (§2.4).
+//!
+//! ```text
+//! CHILD SA rekey:
+//! HDR, SK {N(REKEY_SA), SA, Ni, [KEi,] TSi, TSr}  -->
+//!                           <--  HDR, SK {SA, Nr, [KEr,] TSi, TSr}
+//! HDR, SK {D(old)}  -->     <--  HDR, SK {D(old)}
+//!
+//! IKE SA rekey:
+//! HDR, SK {SA, Ni, KEi}  -->
+//!                           <--  HDR, SK {SA, Nr, KEr}
+//! HDR(old), SK {D}  -->     <--  HDR(old), SK {}
+//! ```
+//!
+//! Make-before-break: the initiator of a CHILD rekey sends on the new SA at
+//! once and deletes the old one; the responder installs the new inbound SA
+//! at once but keeps sending on the old one until that DELETE arrives, by
+//! which time the initiator surely has its inbound SA.
+//!
+//! Collisions (§2.8.1): when both ends rekey the same CHILD SA at once, the
+//! new SA whose exchange holds the lowest of the four nonces is redundant
+//! and deleted by the end that created it; the end that created the
+//! survivor deletes the old SA.
+
+use super::*;
+
+impl Engine {
+    pub(super) fn heard(&mut self, idx: usize, now: Millis) {
+        if let Some(sa) = self.sas[idx].as_mut() {
+            sa.last_heard = sa.last_heard.max(now);
+        }
+    }
+
+    /// Our DELETE of a CHILD SA was answered.
+    pub(super) fn child_gone(&mut self, idx: usize, spi_in: u32) {
+        let Some(sa) = self.sas[idx].as_mut() else { return };
+        if let Some(pos) = sa.children.iter().position(|c| c.spi_in == spi_in) {
+            let c = sa.children.remove(pos);
+            let conn = self.conns[sa.conn].name.clone();
+            self.events.push_back(Event::ChildSaDown {
+                conn,
+                spi_in: c.spi_in,
+                spi_out: c.spi_out,
+            });
+        }
+    }
+
+    /// The old SA `old_spi_in` is gone: start sending on its replacement.
+    pub(super) fn activate_replacement(&mut self, idx: usize, old_spi_in: u32) {
+        let Some(sa) = self.sas[idx].as_mut() else { return };
+        let conn = self.conns[sa.conn].name.clone();
+        for c in sa
+            .children
+            .iter_mut()
+            .filter(|c| c.rekey_of == Some(old_spi_in) && !c.active)
+        {
+            c.active = true;
+            self.events.push_back(Event::ChildSaActivate {
+                conn: conn.clone(),
+                spi_in: c.spi_in,
+            });
+        }
+    }
+
+    /// Rekey the connection's CHILD SA now (tests; the control socket later).
+    pub fn rekey_child(&mut self, conn: &str, now: Millis) -> Result<(), String> {
+        let idx = self.established(conn)?;
+        let pos = self.sas[idx]
+            .as_ref()
+            .and_then(|s| s.children.iter().position(|c| !c.rekeyed))
+            .ok_or_else(|| format!("'{conn}' has no CHILD SA"))?;
+        self.start_child_rekey(idx, pos, now)
+    }
+
+    /// Rekey the connection's IKE SA now.
+    pub fn rekey_ike(&mut self, conn: &str, now: Millis) -> Result<(), String> {
+        let idx = self.established(conn)?;
+        self.start_ike_rekey(idx, now)
+    }
+
+    fn established(&self, conn: &str) -> Result<usize, String> {
+        self.sas
+            .iter()
+            .position(|s| {
+                s.as_ref()
+                    .is_some_and(|s| self.conns[s.conn].name == conn && s.state == State::Established && !s.superseded)
+            })
+            .ok_or_else(|| format!("no established IKE SA for '{conn}'"))
+    }
+
+    /// Timers of an idle, established IKE SA: expiry, rekeys, liveness.
+    pub(super) fn lifetimes(&mut self, idx: usize, now: Millis) {
+        let Some(sa) = self.sas[idx].as_ref() else { return };
+        if sa.state != State::Established || sa.req.busy() || sa.superseded {
+            return;
+        }
+        let conn = sa.conn;
+        let t = self.conns[conn].timers;
+        if sa.expire_at.is_some_and(|e| now >= e) {
+            self.log(conn, "IKE_SA hard lifetime reached: deleting it".into());
+            let _ = self.delete_ike(idx, now);
+            return;
+        }
+        if let Some(pos) = sa.children.iter().position(|c| c.expire_at.is_some_and(|e| now >= e)) {
+            let spi = sa.children[pos].spi_in;
+            self.log(conn, format!("CHILD_SA {spi:08x}_i hard lifetime reached: deleting it"));
+            let _ = self.delete_child(idx, spi, now);
+            return;
+        }
+        if sa.rekey_at.is_some_and(|r| now >= r) {
+            if self.start_ike_rekey(idx, now).is_err() {
+                if let Some(sa) = self.sas[idx].as_mut() {
+                    sa.rekey_at = Some(now + Duration::from_secs(10));
+                }
+            }
+            return;
+        }
+        if let Some(pos) = sa
+            .children
+            .iter()
+            .position(|c| !c.rekeyed && c.rekey_at.is_some_and(|r| now >= r))
+        {
+            if self.start_child_rekey(idx, pos, now).is_err() {
+                if let Some(c) = self.sas[idx].as_mut().and_then(|s| s.children.get_mut(pos)) {
+                    c.rekey_at = Some(now + Duration::from_secs(10));
+                }
+            }
+            return;
+        }
+        if !t.dpd_delay.is_zero() && now >= sa.last_heard + t.dpd_delay {
+            // An empty INFORMATIONAL request: any authentic answer proves life.
+            if self
+                .send_encrypted_request(idx, ExchangeType::INFORMATIONAL, vec![], now)
+                .is_ok()
+            {
+                if let Some(sa) = self.sas[idx].as_mut() {
+                    sa.pending = Pending::Liveness;
+                }
+            }
+        }
+    }
+
+    fn delete_ike(&mut self, idx: usize, now: Millis) -> Result<(), String> {
+        self.send_encrypted_request(
+            idx,
+            ExchangeType::INFORMATIONAL,
+            vec![Payload::Delete(DeletePayload::ike())],
+            now,
+        )?;
+        if let Some(sa) = self.sas[idx].as_mut() {
+            sa.pending = Pending::DeleteIke;
+            if !sa.superseded {
+                sa.state = State::Deleting;
+            }
+        }
+        Ok(())
+    }
+
+    fn delete_child(&mut self, idx: usize, spi_in: u32, now: Millis) -> Result<(), String> {
+        let d = DeletePayload::child(ProtocolId::ESP, &[spi_in]);
+        self.send_encrypted_request(idx, ExchangeType::INFORMATIONAL, vec![Payload::Delete(d)], now)?;
+        if let Some(sa) = self.sas[idx].as_mut() {
+            sa.pending = Pending::DeleteChild { spi_in };
+        }
+        Ok(())
+    }
+
+    fn start_child_rekey(&mut self, idx: usize, pos: usize, now: Millis) -> Result<(), String> {
+        if self.sas[idx].as_ref().is_some_and(|s| s.req.busy()) {
+            return Err("a request is outstanding".into());
+        }
+        let new_spi = self.random_spi32();
+        let ni = self.nonce();
+        let sa = self.sas[idx].as_ref().ok_or("gone")?;
+        let c = &self.conns[sa.conn];
+        let child = sa.children.get(pos).ok_or("no such CHILD SA")?;
+        let old = child.spi_in;
+        // PFS: a key exchange when our ESP proposals name a group.
+        let group = c.esp_proposals.first().and_then(|p| p.dh.first().copied());
+        let ke = match group {
+            Some(g) => Some(KeyExchange::generate(g, &mut *self.rng).map_err(|e| e.to_string())?),
+            None => None,
+        };
+        let props: Vec<Vec<CTransform>> = c.esp_proposals.iter().map(|p| p.transforms()).collect();
+        let mut payloads = vec![
+            Payload::Notify(NotifyPayload::for_child_sa(
+                NotifyType::REKEY_SA,
+                ProtocolId::ESP,
+                old,
+                vec![],
+            )),
+            Payload::Sa(proposals_payload(ProtocolId::ESP, &new_spi.to_be_bytes(), &props)),
+            Payload::Nonce(NoncePayload { nonce: ni.clone() }),
+        ];
+        if let Some(k) = &ke {
+            payloads.push(Payload::Ke(KePayload {
+                dh_group: ikeda_wire::ikev2::DhGroup(k.group().transform_id()),
+                data: k.public_value().to_vec(),
+            }));
+        }
+        payloads.push(Payload::TsI(ts_payload(&child.local_ts)));
+        payloads.push(Payload::TsR(ts_payload(&child.remote_ts)));
+        let conn = sa.conn;
+        self.send_encrypted_request(idx, ExchangeType::CREATE_CHILD_SA, payloads, now)?;
+        let sa = self.sas[idx].as_mut().ok_or("gone")?;
+        sa.children[pos].rekeyed = true;
+        sa.pending = Pending::RekeyChild {
+            old_spi_in: old,
+            new_spi_in: new_spi,
+            ni,
+            ke,
+        };
+        self.log(conn, format!("rekeying CHILD_SA {old:08x}_i"));
+        Ok(())
+    }
+
+    fn start_ike_rekey(&mut self, idx: usize, now: Millis) -> Result<(), String> {
+        if self.sas[idx].as_ref().is_some_and(|s| s.req.busy()) {
+            return Err("a request is outstanding".into());
+        }
+        let new_spi_i = self.random_u64();
+        let ni = self.nonce();
+        let sa = self.sas[idx].as_ref().ok_or("gone")?;
+        let group = sa.suite.ok_or("no suite")?.dh;
+        let ke = KeyExchange::generate(group, &mut *self.rng).map_err(|e| e.to_string())?;
+        let c = &self.conns[sa.conn];
+        let conn = sa.conn;
+        // Offer the current suite first, then the configured proposals.
+        let mut props: Vec<Vec<CTransform>> = sa.suite.iter().map(super::ike_suite_transforms).collect();
+        props.extend(c.ike_proposals.iter().map(|p| p.transforms()));
+        let payloads = vec![
+            Payload::Sa(proposals_payload(ProtocolId::IKE, &new_spi_i.to_be_bytes(), &props)),
+            Payload::Nonce(NoncePayload { nonce: ni.clone() }),
+            Payload::Ke(KePayload {
+                dh_group: ikeda_wire::ikev2::DhGroup(group.transform_id()),
+                data: ke.public_value().to_vec(),
+            }),
+        ];
+        self.send_encrypted_request(idx, ExchangeType::CREATE_CHILD_SA, payloads, now)?;
+        if let Some(sa) = self.sas[idx].as_mut() {
+            sa.pending = Pending::RekeyIke { new_spi_i, ni, ke };
+        }
+        self.log(conn, "rekeying IKE_SA".into());
+        Ok(())
+    }
+
+    /// A CREATE_CHILD_SA response to our request.
+    pub(super) fn create_child_response(&mut self, idx: usize, now: Millis, header: &HeaderRepr, inner: Vec<Payload>) {
+        let Some(sa) = self.sas[idx].as_mut() else { return };
+        let conn = sa.conn;
+        let pending = std::mem::replace(&mut sa.pending, Pending::None);
+        let remote = sa.remote;
+        self.log(conn, format!("received {} from {remote}", summary(header, &inner)));
+        let sa_payload = inner.iter().find_map(|p| match p {
+            Payload::Sa(s) if s.proposals.len() == 1 => Some(s.proposals[0].clone()),
+            _ => None,
+        });
+        let nr = inner.iter().find_map(|p| match p {
+            Payload::Nonce(n) => Some(n.nonce.clone()),
+            _ => None,
+        });
+        let ke = inner.iter().find_map(|p| match p {
+            Payload::Ke(k) => Some(k.data.clone()),
+            _ => None,
+        });
+        let error = first_error_notify(&inner).map(|n| n.notify_type);
+        match pending {
+            Pending::RekeyChild {
+                old_spi_in,
+                new_spi_in,
+                ni,
+                ke: our_ke,
+            } => {
+                let c = self.conns[conn].clone();
+                let retry = |e: &mut Engine, why: String| {
+                    e.log(conn, format!("CHILD_SA rekey failed ({why}); retrying in 10 s"));
+                    if let Some(ch) = e.sas[idx]
+                        .as_mut()
+                        .and_then(|s| s.children.iter_mut().find(|c| c.spi_in == old_spi_in))
+                    {
+                        ch.rekeyed = false;
+                        ch.rekey_at = Some(now + Duration::from_secs(10));
+                    }
+                };
+                if let Some(n) = error {
+                    return retry(self, format!("peer answered {n}"));
+                }
+                let (Some(p), Some(nr)) = (sa_payload, nr) else {
+                    return retry(self, "no SA or Nr in the response".into());
+                };
+                let Some(suite) = c
+                    .esp_proposals
+                    .iter()
+                    .find_map(|o| o.select(&ChildProposal::from_transforms(&from_wire(&p))))
+                else {
+                    return retry(self, "peer chose a proposal we did not offer".into());
+                };
+                let pfs = match (&our_ke, ke) {
+                    (Some(k), Some(theirs)) => match k.shared_secret(&theirs) {
+                        Ok(s) => Some(s),
+                        Err(e) => return retry(self, format!("peer's KE refused: {e}")),
+                    },
+                    (None, _) => None,
+                    (Some(_), None) => return retry(self, "no KEr for PFS".into()),
+                };
+                let Some(spi_out) = p.spi_u32() else {
+                    return retry(self, "bad SPI".into());
+                };
+                let Some(old) = self.sas[idx]
+                    .as_ref()
+                    .and_then(|s| s.children.iter().find(|c| c.spi_in == old_spi_in))
+                else {
+                    return;
+                };
+                let (local_ts, remote_ts) = (old.local_ts.clone(), old.remote_ts.clone());
+                self.install_child(
+                    idx,
+                    now,
+                    NewChild {
+                        suite,
+                        spi_in: new_spi_in,
+                        spi_out,
+                        local_ts,
+                        remote_ts,
+                        ni: ni.clone(),
+                        nr: nr.clone(),
+                        pfs,
+                        role: Role::Initiator,
+                        replaces: Some(old_spi_in),
+                        activate: true,
+                        rekey_of: None,
+                    },
+                );
+                // Remember our nonces on the new SA for collision checks.
+                if let Some(ch) = self.sas[idx]
+                    .as_mut()
+                    .and_then(|s| s.children.iter_mut().find(|c| c.spi_in == new_spi_in))
+                {
+                    ch.nonces = Some((ni, nr));
+                    ch.rekey_of = Some(old_spi_in);
+                    ch.active = true;
+                }
+                self.after_child_rekey(idx, old_spi_in, now);
+            }
+            Pending::RekeyIke {
+                new_spi_i,
+                ni,
+                ke: our_ke,
+            } => {
+                let fail = |e: &mut Engine, why: String| {
+                    e.log(conn, format!("IKE_SA rekey failed ({why}); retrying in 10 s"));
+                    if let Some(sa) = e.sas[idx].as_mut() {
+                        sa.rekey_at = Some(now + Duration::from_secs(10));
+                    }
+                };
+                if let Some(n) = error {
+                    return fail(self, format!("peer answered {n}"));
+                }
+                let (Some(p), Some(nr), Some(theirs)) = (sa_payload, nr, ke) else {
+                    return fail(self, "SA, Nr or KEr missing".into());
+                };
+                let offered = IkeProposal::from_transforms(&from_wire(&p));
+                let Some(suite) = self.conns[conn]
+                    .ike_proposals
+                    .iter()
+                    .chain(
+                        self.sas[idx]
+                            .as_ref()
+                            .and_then(|s| s.suite)
+                            .map(|s| IkeProposal {
+                                encr: vec![s.encr],
+                                integ: s.integ.into_iter().collect(),
+                                prf: vec![s.prf],
+                                dh: vec![s.dh],
+                            })
+                            .as_ref(),
+                    )
+                    .find_map(|o| o.select(&offered))
+                else {
+                    return fail(self, "peer chose a proposal we did not offer".into());
+                };
+                if p.spi.len() != 8 || suite.dh != our_ke.group() {
+                    return fail(self, "bad SPI or key exchange group".into());
+                }
+                let new_spi_r = u64::from_be_bytes(p.spi[..8].try_into().unwrap_or([0; 8]));
+                match our_ke.shared_secret(&theirs) {
+                    Ok(shared) => self.replace_ike_sa(idx, now, suite, shared, new_spi_i, new_spi_r, ni, nr, true),
+                    Err(e) => fail(self, format!("peer's KE refused: {e}")),
+                }
+            }
+            _ => {}
+        }
+    }
+
+    /// After a CHILD rekey we initiated: delete the old SA, unless a
+    /// collision says the peer's new SA survives (§2.8.1).
+    fn after_child_rekey(&mut self, idx: usize, old_spi_in: u32, now: Millis) {
+        let Some(sa) = self.sas[idx].as_ref() else { return };
+        let ours = sa
+            .children
+            .iter()
+            .find(|c| c.rekey_of == Some(old_spi_in) && c.we_initiated);
+        let theirs = sa
+            .children
+            .iter()
+            .find(|c| c.rekey_of == Some(old_spi_in) && !c.we_initiated);
+        match (ours, theirs) {
+            (Some(o), Some(t)) => {
+                let (o_spi, t_spi) = (o.spi_in, t.spi_in);
+                let ours_lowest = lowest(o.nonces.as_ref()) < lowest(t.nonces.as_ref());
+                let conn = sa.conn;
+                if ours_lowest {
+                    // Ours is redundant: delete it, switch to the peer's new
+                    // SA; the peer deletes the old one.
+                    self.log(
+                        conn,
+                        format!("CHILD_SA rekey collision: ours ({o_spi:08x}_i) has the lowest nonce, deleting it"),
+                    );
+                    self.activate_collision_winner(idx, t_spi);
+                    let _ = self.delete_child(idx, o_spi, now);
+                } else {
+                    self.log(
+                        conn,
+                        format!(
+                            "CHILD_SA rekey collision: the peer's ({t_spi:08x}_i) has the lowest nonce; it deletes it"
+                        ),
+                    );
+                    let _ = self.delete_child(idx, old_spi_in, now);
+                }
+            }
+            _ => {
+                let _ = self.delete_child(idx, old_spi_in, now);
+            }
+        }
+    }
+
+    fn activate_collision_winner(&mut self, idx: usize, spi_in: u32) {
+        let Some(sa) = self.sas[idx].as_mut() else { return };
+        let conn = self.conns[sa.conn].name.clone();
+        if let Some(c) = sa.children.iter_mut().find(|c| c.spi_in == spi_in && !c.active) {
+            c.active = true;
+            self.events.push_back(Event::ChildSaActivate { conn, spi_in });
+        }
+    }
+
+    /// A CREATE_CHILD_SA request from the peer: rekey (or create) a CHILD
+    /// SA, or rekey the IKE SA.
+    pub(super) fn create_child_request(&mut self, idx: usize, now: Millis, header: &HeaderRepr, inner: Vec<Payload>) {
+        let mid = header.message_id;
+        let Some(sa) = self.sas[idx].as_ref() else { return };
+        let conn = sa.conn;
+        let current = sa.suite;
+        // (the peer's SPI, ours) of every CHILD SA, to find the one to rekey.
+        let child_spis: Vec<(u32, u32)> = sa.children.iter().map(|c| (c.spi_out, c.spi_in)).collect();
+        let c = self.conns[conn].clone();
+        let refuse = |e: &mut Engine, n: NotifyType, why: String| {
+            e.log(conn, format!("refusing CREATE_CHILD_SA: {why}"));
+            let _ = e.send_encrypted_response(
+                idx,
+                ExchangeType::CREATE_CHILD_SA,
+                mid,
+                vec![Payload::Notify(NotifyPayload::new(n, vec![]))],
+            );
+        };
+        let Some(proposals) = inner.iter().find_map(|p| match p {
+            Payload::Sa(s) => Some(s.proposals.clone()),
+            _ => None,
+        }) else {
+            return refuse(self, NotifyType::INVALID_SYNTAX, "no SA payload".into());
+        };
+        let Some(ni) = inner.iter().find_map(|p| match p {
+            Payload::Nonce(n) => Some(n.nonce.clone()),
+            _ => None,
+        }) else {
+            return refuse(self, NotifyType::INVALID_SYNTAX, "no nonce".into());
+        };
+        let ke = inner.iter().find_map(|p| match p {
+            Payload::Ke(k) => Some(k.clone()),
+            _ => None,
+        });
+        let nr = self.nonce();
+        if proposals.first().is_some_and(|p| p.protocol_id == ProtocolId::IKE) {
+            // ---- IKE SA rekey, responder ----
+            let mut ours: Vec<IkeProposal> = current
+                .iter()
+                .map(|s| IkeProposal {
+                    encr: vec![s.encr],
+                    integ: s.integ.into_iter().collect(),
+                    prf: vec![s.prf],
+                    dh: vec![s.dh],
+                })
+                .collect();
+            ours.extend(c.ike_proposals.iter().cloned());
+            let mut pick = None;
+            'o: for o in &ours {
+                for p in proposals
+                    .iter()
+                    .filter(|p| p.protocol_id == ProtocolId::IKE && p.spi.len() == 8)
+                {
+                    if let Some(mut s) = o.select(&IkeProposal::from_transforms(&from_wire(p))) {
+                        if let Some(g) = ke
+                            .as_ref()
+                            .and_then(|k| ikeda_crypto::ike::DhGroup::from_transform_id(k.dh_group.0))
+                        {
+                            if o.dh.contains(&g) {
+                                s.dh = g;
+                            }
+                        }
+                        pick = Some((
+                            s,
+                            u64::from_be_bytes(p.spi[..8].try_into().unwrap_or([0; 8])),
+                            p.proposal_num,
+                        ));
+                        break 'o;
+                    }
+                }
+            }
+            let Some((suite, new_spi_i, num)) = pick else {
+                return refuse(
+                    self,
+                    NotifyType::NO_PROPOSAL_CHOSEN,
+                    "no acceptable IKE proposal".into(),
+                );
+            };
+            let Some(ke) = ke.filter(|k| k.dh_group.0 == suite.dh.transform_id()) else {
+                let n = NotifyPayload::invalid_ke(ikeda_wire::ikev2::DhGroup(suite.dh.transform_id()));
+                let _ = self.send_encrypted_response(idx, ExchangeType::CREATE_CHILD_SA, mid, vec![Payload::Notify(n)]);
+                return;
+            };
+            let Ok(our_ke) = KeyExchange::generate(suite.dh, &mut *self.rng) else {
+                return;
+            };
+            let Ok(shared) = our_ke.shared_secret(&ke.data) else {
+                return refuse(self, NotifyType::INVALID_SYNTAX, "bad KE".into());
+            };
+            let new_spi_r = self.random_u64();
+            let mut sa_p = proposals_payload(
+                ProtocolId::IKE,
+                &new_spi_r.to_be_bytes(),
+                &[ike_suite_transforms(&suite)],
+            );
+            sa_p.proposals[0].proposal_num = num;
+            let payloads = vec![
+                Payload::Sa(sa_p),
+                Payload::Nonce(NoncePayload { nonce: nr.clone() }),
+                Payload::Ke(KePayload {
+                    dh_group: ke.dh_group,
+                    data: our_ke.public_value().to_vec(),
+                }),
+            ];
+            if self
+                .send_encrypted_response(idx, ExchangeType::CREATE_CHILD_SA, mid, payloads)
+                .is_ok()
+            {
+                self.replace_ike_sa(idx, now, suite, shared, new_spi_i, new_spi_r, ni, nr, false);
+            }
+            return;
+        }
+        // ---- CHILD SA rekey (or a new CHILD SA), responder ----
+        let rekey_spi = inner.iter().find_map(|p| match p {
+            Payload::Notify(n) if n.notify_type == NotifyType::REKEY_SA => n.spi_u32(),
+            _ => None,
+        });
+        let old = rekey_spi
+            .and_then(|s| child_spis.iter().find(|(out, _)| *out == s))
+            .map(|(_, inn)| *inn);
+        if rekey_spi.is_some() && old.is_none() {
+            return refuse(
+                self,
+                NotifyType::CHILD_SA_NOT_FOUND,
+                format!("no CHILD SA with SPI {:08x}", rekey_spi.unwrap_or(0)),
+            );
+        }
+        let mut pick = None;
+        'o: for o in &c.esp_proposals {
+            for p in proposals.iter().filter(|p| p.protocol_id == ProtocolId::ESP) {
+                if let (Some(s), Some(spi)) = (o.select(&ChildProposal::from_transforms(&from_wire(p))), p.spi_u32()) {
+                    pick = Some((s, spi, p.proposal_num));
+                    break 'o;
+                }
+            }
+        }
+        let Some((mut suite, spi_out, num)) = pick else {
+            return refuse(
+                self,
+                NotifyType::NO_PROPOSAL_CHOSEN,
+                "no acceptable ESP proposal".into(),
+            );
+        };
+        // PFS when the initiator sent a KE we accept.
+        let mut pfs = None;
+        let mut ker = None;
+        if let Some(k) = &ke {
+            let g = ikeda_crypto::ike::DhGroup::from_transform_id(k.dh_group.0);
+            match g.filter(|g| c.esp_proposals.iter().any(|p| p.dh.contains(g))) {
+                Some(g) => {
+                    let Ok(ours) = KeyExchange::generate(g, &mut *self.rng) else {
+                        return;
+                    };
+                    let Ok(shared) = ours.shared_secret(&k.data) else {
+                        return refuse(self, NotifyType::INVALID_SYNTAX, "bad KE".into());
+                    };
+                    suite.dh = Some(g);
+                    pfs = Some(shared);
+                    ker = Some(KePayload {
+                        dh_group: k.dh_group,
+                        data: ours.public_value().to_vec(),
+                    });
+                }
+                None => suite.dh = None,
+            }
+        }
+        let tsi = inner.iter().find_map(|p| match p {
+            Payload::TsI(t) => Some(ranges(t)),
+            _ => None,
+        });
+        let tsr = inner.iter().find_map(|p| match p {
+            Payload::TsR(t) => Some(ranges(t)),
+            _ => None,
+        });
+        let (Some(tsi), Some(tsr)) = (tsi, tsr) else {
+            return refuse(self, NotifyType::INVALID_SYNTAX, "no TSi/TSr".into());
+        };
+        let remote_ts = narrow(&tsi, &c.remote_ts);
+        let local_ts = narrow(&tsr, &c.local_ts);
+        if local_ts.is_empty() || remote_ts.is_empty() {
+            return refuse(self, NotifyType::TS_UNACCEPTABLE, "selectors do not overlap".into());
+        }
+        let spi_in = self.random_spi32();
+        let mut sa_p = proposals_payload(
+            ProtocolId::ESP,
+            &spi_in.to_be_bytes(),
+            &[child_suite_transforms(&suite)],
+        );
+        sa_p.proposals[0].proposal_num = num;
+        let mut payloads = vec![Payload::Sa(sa_p), Payload::Nonce(NoncePayload { nonce: nr.clone() })];
+        if let Some(k) = ker {
+            payloads.push(Payload::Ke(k));
+        }
+        payloads.push(Payload::TsI(ts_payload(&remote_ts)));
+        payloads.push(Payload::TsR(ts_payload(&local_ts)));
+        if self
+            .send_encrypted_response(idx, ExchangeType::CREATE_CHILD_SA, mid, payloads)
+            .is_err()
+        {
+            return;
+        }
+        if let Some(old) = old {
+            if let Some(ch) = self.sas[idx]
+                .as_mut()
+                .and_then(|s| s.children.iter_mut().find(|c| c.spi_in == old))
+            {
+                // Our own rekey of it may be in flight (a collision); either
+                // way the old SA is on its way out.
+                ch.rekey_at = None;
+            }
+        }
+        self.install_child(
+            idx,
+            now,
+            NewChild {
+                suite,
+                spi_in,
+                spi_out,
+                local_ts,
+                remote_ts,
+                ni,
+                nr,
+                pfs,
+                role: Role::Responder,
+                replaces: old,
+                // A new CHILD SA sends at once; a replacement waits for the
+                // old SA's DELETE.
+                activate: old.is_none(),
+                rekey_of: old,
+            },
+        );
+        // Our own rekey of the same SA already completed: a collision seen
+        // from this side (§2.8.1).
+        if let Some(old) = old {
+            let done = self.sas[idx].as_ref().is_some_and(|s| {
+                s.children.iter().any(|c| c.rekey_of == Some(old) && c.we_initiated)
+                    && !matches!(s.pending, Pending::RekeyChild { old_spi_in, .. } if old_spi_in == old)
+            });
+            if done {
+                self.resolve_late_collision(idx, old, now);
+            }
+        }
+    }
+
+    /// The peer's rekey of `old` arrived after ours completed: decide which
+    /// new SA survives, as in [`Engine::after_child_rekey`].
+    fn resolve_late_collision(&mut self, idx: usize, old: u32, now: Millis) {
+        let Some(sa) = self.sas[idx].as_ref() else { return };
+        let ours = sa.children.iter().find(|c| c.rekey_of == Some(old) && c.we_initiated);
+        let theirs = sa.children.iter().find(|c| c.rekey_of == Some(old) && !c.we_initiated);
+        let (Some(o), Some(t)) = (ours, theirs) else { return };
+        let (o_spi, t_spi) = (o.spi_in, t.spi_in);
+        let conn = sa.conn;
+        if lowest(o.nonces.as_ref()) < lowest(t.nonces.as_ref()) {
+            self.log(
+                conn,
+                format!("CHILD_SA rekey collision: ours ({o_spi:08x}_i) has the lowest nonce, deleting it"),
+            );
+            self.activate_collision_winner(idx, t_spi);
+            if self.sas[idx].as_ref().is_some_and(|s| !s.req.busy()) {
+                let _ = self.delete_child(idx, o_spi, now);
+            }
+        } else {
+            self.log(
+                conn,
+                format!("CHILD_SA rekey collision: the peer's ({t_spi:08x}_i) has the lowest nonce; it deletes it"),
+            );
+        }
+    }
+
+    /// Move everything to the IKE SA that a rekey created; the old one is
+    /// deleted by the rekey's initiator (§1.3.2).
+    #[allow(clippy::too_many_arguments)]
+    fn replace_ike_sa(
+        &mut self,
+        idx: usize,
+        now: Millis,
+        suite: IkeSuite,
+        shared: SecretBytes,
+        spi_i: u64,
+        spi_r: u64,
+        ni: Vec<u8>,
+        nr: Vec<u8>,
+        we_initiated: bool,
+    ) {
+        let Some(old) = self.sas[idx].as_mut() else { return };
+        let Some(old_keys) = old.keys.as_ref() else { return };
+        let Some(old_prf) = old.suite.map(|s| s.prf) else {
+            return;
+        };
+        let keys = match IkeKeys::derive_rekeyed(
+            old_prf,
+            &old_keys.sk_d,
+            &suite,
+            &shared,
+            &ni,
+            &nr,
+            &spi_i.to_be_bytes(),
+            &spi_r.to_be_bytes(),
+        ) {
+            Ok(k) => k,
+            Err(_) => return,
+        };
+        let role = if we_initiated { Role::Initiator } else { Role::Responder };
+        let Ok((out, inn)) = keys.sk_ciphers(&suite, role) else {
+            return;
+        };
+        let children = std::mem::take(&mut old.children);
+        old.superseded = true;
+        let new = IkeSa {
+            conn: old.conn,
+            initiator: we_initiated,
+            spi_i,
+            spi_r,
+            state: State::Established,
+            local: old.local,
+            remote: old.remote,
+            nat: old.nat,
+            ni,
+            nr,
+            ke: None,
+            cookie: None,
+            init_req: Vec::new(),
+            init_resp: Vec::new(),
+            suite: Some(suite),
+            keys: Some(keys),
+            sk_out: Some(out),
+            sk_in: Some(inn),
+            req: Requester::new(),
+            resp: Responder::new(),
+            pending: Pending::None,
+            children,
+            last_heard: now,
+            rekey_at: None,
+            expire_at: None,
+            superseded: false,
+        };
+        let conn = new.conn;
+        let new_idx = self.insert(new);
+        self.establish(new_idx, now);
+        self.log(conn, format!("IKE_SA rekeyed: now {spi_i:016x}_i {spi_r:016x}_r"));
+        if we_initiated {
+            let _ = self.delete_ike(idx, now);
+        }
+    }
+}
+
+/// The lowest nonce of an exchange, for §2.8.1 (nonces compared as
+/// unsigned big-endian numbers of possibly different lengths: compare by
+/// value, so a leading zero does not matter).
+fn lowest(n: Option<&(Vec<u8>, Vec<u8>)>) -> Vec<u8> {
+    let Some((a, b)) = n else { return vec![0xff; 257] };
+    let norm = |x: &Vec<u8>| -> Vec<u8> {
+        let s: Vec<u8> = x.iter().copied().skip_while(|b| *b == 0).collect();
+        let mut v = vec![0u8; 257 - s.len()];
+        v.extend(s);
+        v
+    };
+    norm(a).min(norm(b))
+}
