@@ -50,6 +50,9 @@ reasons! {
     PolicyDiscard => "policy_discard",
     /// The policy's SA is not installed (yet).
     NoSa => "no_sa",
+    /// Not a drop: no SA yet, but the policy is a trap, so the caller holds
+    /// the packet until IKE installs one. Never counted as a drop.
+    HeldForSa => "held_for_sa",
     /// The outbound SA has used its last sequence number (RFC 4303 §3.3.3).
     SeqExhausted => "seq_exhausted",
     /// Outbound packet is not IPv4/IPv6 or is malformed.
@@ -80,8 +83,9 @@ impl DropCounters {
 
     /// Pass a result through, counting its drop reason if it is one.
     pub fn count<T>(&self, r: Result<T, DropReason>) -> Result<T, DropReason> {
-        if let Err(e) = &r {
-            self.bump(*e);
+        match &r {
+            Err(DropReason::HeldForSa) | Ok(_) => {}
+            Err(e) => self.bump(*e),
         }
         r
     }

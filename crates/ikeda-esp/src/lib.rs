@@ -41,6 +41,9 @@ pub struct Outbound {
     pub spd: Spd,
     /// Indexed by `PolicyAction::Protect { sa }`; `None` = not installed.
     pub sas: Vec<Option<OutboundSa>>,
+    /// Slots whose policies are traps: a packet without SA is
+    /// [`DropReason::HeldForSa`] rather than [`DropReason::NoSa`].
+    pub traps: Vec<bool>,
     pub drops: Arc<DropCounters>,
 }
 
@@ -49,6 +52,7 @@ impl Outbound {
         Outbound {
             spd,
             sas,
+            traps: Vec::new(),
             drops: Arc::default(),
         }
     }
@@ -63,6 +67,23 @@ impl Outbound {
                 head: a.head.max(r.head),
                 tail: a.tail.max(r.tail),
             })
+    }
+
+    /// The slot of the policy that protects `inner`, if any: for a packet
+    /// that `process` returned as [`DropReason::HeldForSa`], the slot whose
+    /// SA the trap should ask IKE for.
+    pub fn slot_for(&self, inner: &[u8]) -> Option<usize> {
+        let key = ip::flow_key(inner).ok()?;
+        match self
+            .spd
+            .policies
+            .iter()
+            .find(|p| p.selector.matches_outbound(&key))?
+            .action
+        {
+            PolicyAction::Protect { sa } => Some(sa),
+            PolicyAction::Discard => None,
+        }
     }
 
     /// Choose the SA for the inner packet at `buf[off..off + len]` and
@@ -93,7 +114,12 @@ impl Outbound {
             PolicyAction::Discard => return Err(DropReason::PolicyDiscard),
             PolicyAction::Protect { sa } => sa,
         };
-        let sa = self.sas.get_mut(idx).and_then(|s| s.as_mut()).ok_or(DropReason::NoSa)?;
+        let trapped = self.traps.get(idx).copied().unwrap_or(false);
+        let sa = self.sas.get_mut(idx).and_then(|s| s.as_mut()).ok_or(if trapped {
+            DropReason::HeldForSa
+        } else {
+            DropReason::NoSa
+        })?;
         let range = sa.encapsulate(buf, off, len, now_ms)?;
         Ok((
             range,

@@ -400,6 +400,8 @@ fn start(cfg: &Config) -> Result<Started, String> {
     let tun = Arc::new(tun);
     let (ike_tx, ike_rx) = std::sync::mpsc::channel();
     let ike_tx = (!ike_conns.is_empty()).then_some(ike_tx);
+    let (acq_tx, acq_rx) = std::sync::mpsc::channel();
+    let acq_tx = (!ike_conns.is_empty()).then_some(acq_tx);
     let plane = DataPlane::start(
         tun.clone(),
         sockets,
@@ -408,6 +410,7 @@ fn start(cfg: &Config) -> Result<Started, String> {
         names,
         cfg.daemon.mtu as usize,
         ike_tx,
+        acq_tx,
     )
     .map_err(|e| format!("starting the data plane: {e}"))?;
     let ike = if ike_conns.is_empty() {
@@ -420,6 +423,7 @@ fn start(cfg: &Config) -> Result<Started, String> {
             sock500,
             sock4500,
             from_plane: ike_rx,
+            acquires: acq_rx,
             control: plane.control.clone(),
         };
         match crate::ike::start(setup, Arc::new(std::sync::atomic::AtomicBool::new(false))) {

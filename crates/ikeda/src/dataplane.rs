@@ -50,7 +50,12 @@ pub enum TxUpdate {
     SetSa { slot: usize, sa: Option<OutboundSa> },
     /// Replace the whole SPD.
     SetSpd(Spd),
+    /// Hold packets for a slot without SA and ask for it (start_action = trap).
+    SetTrap { slot: usize },
 }
+
+/// Packets held per trap slot until its SA is up; more are dropped.
+pub const TRAP_QUEUE: usize = 64;
 
 /// A change to an RX thread's SAD.
 pub enum RxUpdate {
@@ -123,6 +128,13 @@ impl Control {
             .send(TxUpdate::SetSpd(spd))
             .map_err(|_| "data plane stopped".to_string())
     }
+
+    /// Make a slot a trap: packets for it are held and an acquire is raised.
+    pub fn set_trap(&self, slot: usize) -> Result<(), String> {
+        self.tx
+            .send(TxUpdate::SetTrap { slot })
+            .map_err(|_| "data plane stopped".to_string())
+    }
 }
 
 /// A socket the data plane sends and receives ESP on.
@@ -140,6 +152,9 @@ pub struct PlaneCounters {
     pub udp_non_esp: AtomicU64,
     /// I/O errors from sockets or the TUN device.
     pub io_errors: AtomicU64,
+    /// Packets held for a trap policy, and those sent once the SA was up.
+    pub trap_held: AtomicU64,
+    pub trap_released: AtomicU64,
     /// Packets sent / written to TUN.
     pub tx_packets: AtomicU64,
     pub rx_packets: AtomicU64,
@@ -283,6 +298,7 @@ impl DataPlane {
         out_names: Vec<String>,
         mtu: usize,
         ike: Option<Sender<IkeDatagram>>,
+        acquire: Option<Sender<usize>>,
     ) -> std::io::Result<DataPlane>
     where
         T: TunDevice + 'static,
@@ -332,7 +348,7 @@ impl DataPlane {
         threads.push(
             std::thread::Builder::new()
                 .name("esp-tx".into())
-                .spawn(move || tx_loop(&*tun, &sockets, outbound, tx_up_rx, mtu, &stop2, &counters2))?,
+                .spawn(move || tx_loop(&*tun, &sockets, outbound, tx_up_rx, acquire, mtu, &stop2, &counters2))?,
         );
         let control = Control {
             tx: tx_up,
@@ -384,11 +400,43 @@ fn socket_for<D>(sockets: &[Arc<NetSocket<D>>], encap: Encap, local: IpAddr) -> 
     sockets.iter().position(|s| s.encap == encap && s.local == local)
 }
 
+type TrapSlot = Option<(std::collections::VecDeque<Vec<u8>>, Option<std::time::Instant>)>;
+
+/// A packet met a policy without SA: if its slot is a trap, keep it (up to
+/// [`TRAP_QUEUE`]) and ask the control plane for the SA, at most once a
+/// second. Returns false when the packet is not for a trap.
+fn hold(
+    outbound: &Outbound,
+    traps: &mut [TrapSlot],
+    pkt: &[u8],
+    acquire: Option<&Sender<usize>>,
+    counters: &PlaneCounters,
+) -> bool {
+    let Some(slot) = outbound.slot_for(pkt) else {
+        return false;
+    };
+    let Some(Some((held, asked))) = traps.get_mut(slot) else {
+        return false;
+    };
+    if held.len() < TRAP_QUEUE {
+        held.push_back(pkt.to_vec());
+        counters.trap_held.fetch_add(1, Ordering::Relaxed);
+    }
+    if asked.is_none_or(|t| t.elapsed() > Duration::from_secs(1)) {
+        *asked = Some(std::time::Instant::now());
+        if let Some(a) = acquire {
+            let _ = a.send(slot);
+        }
+    }
+    true
+}
+
 fn tx_loop<T: TunDevice, D: DatagramIo>(
     tun: &T,
     sockets: &[Arc<NetSocket<D>>],
     mut outbound: Outbound,
     updates: Receiver<TxUpdate>,
+    acquire: Option<Sender<usize>>,
     mtu: usize,
     stop: &AtomicBool,
     counters: &PlaneCounters,
@@ -401,6 +449,9 @@ fn tx_loop<T: TunDevice, D: DatagramIo>(
     let unspec = SocketAddr::new(IpAddr::V4(Ipv4Addr::UNSPECIFIED), 0);
     let mut dsts = [unspec; MAX_BATCH];
     let mut exhausted_logged = vec![false; outbound.sas.len()];
+    // Trap slots: packets held until the SA is up, and when we last asked.
+    let mut traps: Vec<Option<(std::collections::VecDeque<Vec<u8>>, Option<std::time::Instant>)>> = Vec::new();
+    let mut scratch = vec![0u8; head + mtu.max(1500) + room.tail.max(64)];
     while !stop.load(Ordering::Relaxed) {
         let n = counted(tun.read_batch(&mut batch, Some(POLL)), counters, "TUN read");
         // Updates are applied after the read, so a packet that arrived while
@@ -414,8 +465,39 @@ fn tx_loop<T: TunDevice, D: DatagramIo>(
                     }
                     exhausted_logged[slot] = false;
                     outbound.sas[slot] = sa;
+                    // The SA a trap asked for is up: send what was held, in order.
+                    if let Some(Some((held, asked))) = traps.get_mut(slot) {
+                        if outbound.sas[slot].is_some() {
+                            *asked = None;
+                            let now = now_ms();
+                            while let Some(p) = held.pop_front() {
+                                let off = head;
+                                if off + p.len() + room.tail > scratch.len() {
+                                    continue;
+                                }
+                                scratch[off..off + p.len()].copy_from_slice(&p);
+                                if let Ok((range, dst)) = outbound.process(&mut scratch, off, p.len(), now) {
+                                    if let Some(k) = socket_for(sockets, dst.encap, dst.local.ip()) {
+                                        if sockets[k].io.send_batch(&[&scratch[range]], &[dst.remote]).is_ok() {
+                                            counters.trap_released.fetch_add(1, Ordering::Relaxed);
+                                        }
+                                    }
+                                }
+                            }
+                        }
+                    }
                 }
                 TxUpdate::SetSpd(spd) => outbound.spd = spd,
+                TxUpdate::SetTrap { slot } => {
+                    if slot >= traps.len() {
+                        traps.resize_with(slot + 1, || None);
+                    }
+                    if slot >= outbound.traps.len() {
+                        outbound.traps.resize(slot + 1, false);
+                    }
+                    outbound.traps[slot] = true;
+                    traps[slot] = Some((std::collections::VecDeque::new(), None));
+                }
             }
         }
         if n == 0 {
@@ -428,6 +510,12 @@ fn tx_loop<T: TunDevice, D: DatagramIo>(
                 Ok((range, dst)) => {
                     batch.set_packet(i, range.start, range.len(), Some(dst.remote));
                     dest_socket[i] = socket_for(sockets, dst.encap, dst.local.ip()).unwrap_or(usize::MAX);
+                }
+                Err(ikeda_esp::DropReason::HeldForSa)
+                    if hold(&outbound, &mut traps, batch.packet(i), acquire.as_ref(), counters) =>
+                {
+                    batch.discard(i);
+                    dest_socket[i] = usize::MAX;
                 }
                 Err(reason) => {
                     if reason == ikeda_esp::DropReason::SeqExhausted {
@@ -597,6 +685,7 @@ mod tests {
             names,
             1400,
             None,
+            None,
         )
         .unwrap();
         Gw { host, plane }
@@ -762,6 +851,7 @@ mod tests {
             vec![],
             1400,
             Some(ike_tx),
+            None,
         )
         .unwrap();
         let g2 = gateway(&net, &c2);
@@ -798,6 +888,85 @@ mod tests {
         assert!(host1.recv_timeout(Some(Duration::from_millis(300))).is_none());
         assert_eq!(p1.stats.snapshot().drops.get("unknown_spi"), Some(&1));
         assert_eq!(p1.stats.snapshot().sas.len(), 1);
+        p1.stop();
+        g2.plane.stop();
+    }
+
+    #[test]
+    fn trap_holds_the_first_packets_and_releases_them_in_order() {
+        let k1 = "0x".to_string() + &"55".repeat(36);
+        let k2 = "0x".to_string() + &"66".repeat(36);
+        let net = FakeNet::new();
+        let c1 = cfg(
+            "192.168.50.11",
+            "192.168.50.12",
+            "192.168.11.0/24",
+            "192.168.12.0/24",
+            0x1001,
+            0x2001,
+            &k1,
+            &k2,
+        );
+        let c2 = cfg(
+            "192.168.50.12",
+            "192.168.50.11",
+            "192.168.12.0/24",
+            "192.168.11.0/24",
+            0x2001,
+            0x1001,
+            &k2,
+            &k1,
+        );
+        let (mut out1, _, in1) = build_sas(&c1).unwrap();
+        let (dev1, host1) = FakeTun::pair("ikeda0");
+        let local1: IpAddr = "192.168.50.11".parse().unwrap();
+        let (acq_tx, acq_rx) = channel();
+        let p1 = DataPlane::start(
+            Arc::new(dev1),
+            vec![Arc::new(NetSocket {
+                encap: Encap::Udp,
+                local: local1,
+                io: net.bind(SocketAddr::new(local1, 4500)).unwrap(),
+            })],
+            Outbound::new(out1.spd.clone(), vec![None]),
+            vec![],
+            vec![],
+            1400,
+            None,
+            Some(acq_tx),
+        )
+        .unwrap();
+        p1.control.set_trap(0).unwrap();
+        let g2 = gateway(&net, &c2);
+        std::thread::sleep(Duration::from_millis(50));
+        let pings: Vec<Vec<u8>> = (1..=5)
+            .map(|i| ping([192, 168, 11, 11], [192, 168, 12, 12], i))
+            .collect();
+        for p in &pings {
+            host1.write(p).unwrap();
+        }
+        // One acquire for the slot, however many packets.
+        assert_eq!(acq_rx.recv_timeout(Duration::from_secs(2)).unwrap(), 0);
+        std::thread::sleep(Duration::from_millis(100));
+        assert!(acq_rx.try_recv().is_err(), "a second acquire within a second");
+        assert!(
+            g2.host.recv_timeout(Some(Duration::from_millis(100))).is_none(),
+            "nothing sent before the SA"
+        );
+        // "IKE" finishes: the SA is installed and the held packets go out in order.
+        p1.control.set_outbound("t", 0, out1.sas[0].take()).unwrap();
+        for (name, sa) in in1 {
+            p1.control.install_inbound(&name, sa).unwrap();
+        }
+        for p in &pings {
+            assert_eq!(
+                g2.host.recv_timeout(Some(Duration::from_secs(2))).as_deref(),
+                Some(&p[..])
+            );
+        }
+        let s = p1.stats.snapshot();
+        assert_eq!(s.drops.get("no_sa"), None, "held, not dropped: {:?}", s.drops);
+        assert_eq!(p1.stats.counters.trap_released.load(Ordering::Relaxed), 5);
         p1.stop();
         g2.plane.stop();
     }

@@ -59,9 +59,6 @@ fn to_ts(r: &AddrRange, s: &Selector, local: bool) -> TsRange {
 pub fn conn_spec(c: &ConnConfig) -> Option<ConnSpec> {
     let ike = c.ike.as_ref()?;
     // Say plainly what this build does not do yet, rather than pretend.
-    if ike.start_action == StartAction::Trap {
-        tracing::warn!(target: "config", "{}: start_action = trap is not implemented yet; the connection only responds", c.name);
-    }
     if ike.rekey_bytes != 0 || ike.life_bytes != 0 {
         tracing::warn!(target: "config", "{}: byte lifetimes are not acted on yet", c.name);
     }
@@ -166,6 +163,8 @@ pub struct IkeSetup {
     pub sock500: Vec<std::net::UdpSocket>,
     pub sock4500: Vec<Arc<NetSocket<AnySocket>>>,
     pub from_plane: Receiver<IkeDatagram>,
+    /// Slots whose trap policy saw a packet (start_action = trap).
+    pub acquires: Receiver<usize>,
     pub control: Control,
 }
 
@@ -368,8 +367,14 @@ pub fn start(setup: IkeSetup, stop_flag: Arc<AtomicBool>) -> std::io::Result<Ike
         sock500,
         sock4500,
         from_plane,
+        acquires,
         control,
     } = setup;
+    let traps: Vec<String> = conns
+        .iter()
+        .filter(|(_, a)| *a == StartAction::Trap)
+        .map(|(c, _)| c.name.clone())
+        .collect();
     let starts: Vec<String> = conns
         .iter()
         .filter(|(_, a)| *a == StartAction::Start)
@@ -391,6 +396,9 @@ pub fn start(setup: IkeSetup, stop_flag: Arc<AtomicBool>) -> std::io::Result<Ike
         pending_out: HashMap::new(),
     };
     let _ = rt.control.set_spd(rt.spd());
+    for s in rt.slots.iter().filter(|s| traps.contains(&s.name)) {
+        let _ = rt.control.set_trap(s.slot);
+    }
     let stop = stop_flag.clone();
     let handle = std::thread::Builder::new().name("ike".into()).spawn(move || {
         for name in &starts {
@@ -411,6 +419,19 @@ pub fn start(setup: IkeSetup, stop_flag: Arc<AtomicBool>) -> std::io::Result<Ike
                         .unwrap_or_else(|_| SocketAddr::new(IpAddr::from([0, 0, 0, 0]), IKE_PORT));
                     let now = rt.now();
                     rt.engine.handle_datagram(now, local, from, &buf[..n]);
+                }
+            }
+            // A trap policy met its first packet: negotiate the SA (the
+            // data plane holds the packets until it is installed).
+            while let Ok(slot) = acquires.try_recv() {
+                if let Some(name) = rt.slots.iter().find(|s| s.slot == slot).map(|s| s.name.clone()) {
+                    if !rt.engine.is_active(&name) {
+                        tracing::info!(target: "ike", "{name}: acquire: a packet matched the trap policy, initiating");
+                        let now = rt.now();
+                        if let Err(e) = rt.engine.initiate(&name, now) {
+                            tracing::error!(target: "ike", "{name}: cannot initiate: {e}");
+                        }
+                    }
                 }
             }
             // UDP 4500, handed over by the data plane.
