@@ -8,7 +8,10 @@
 //!   what the engine makes). Both sides' CPU is on one core, so the rate is
 //!   what one core does for a whole IKE SA (both roles).
 //! - `loopback`: two threads, each owning an engine and a real UDP socket
-//!   (127.0.0.1:500 and 127.0.0.2:500; binding 500 needs root).
+//!   (127.0.0.1:500 and 127.0.0.2:500; binding 500 needs root). A setup is
+//!   6 sequential datagrams, so this rate also measures thread wake-ups: it
+//!   varies with whether the scheduler puts both threads on one CPU (try
+//!   `taskset -c 0`). bench/ike_setup.sh runs it in a private netns.
 //!
 //! Afterwards a few cleanup checks (nothing left active, no timers, no
 //! dropped datagrams, resident memory over a long loop) and probes of
@@ -19,23 +22,32 @@
 //!
 //! ```text
 //! cargo bench -p ikeda-ike --bench setup -- [--quick] [-n N] [-r RUNS]
-//!     [--seeded] [--only inproc|loopback|checks]
+//!     [--seeded] [--timers] [--ike PROP] [--esp PROP] [--only inproc|loopback|checks]
 //! ```
 //! `IKEDA_BENCH_QUICK=1` is the same as `--quick`. Machine-readable lines
 //! start with `RESULT`.
 
 use ikeda_crypto::ike::{parse_esp_proposals, parse_ike_proposals, Rng, SeededRng, SystemRng};
 use ikeda_crypto::SecretBytes;
-use ikeda_ike::ikev2::{ConnSpec, Engine, Event};
+use ikeda_ike::ikev2::{ConnSpec, Engine, Event, Timers};
 use ikeda_ike::{Millis, Transmit};
 use ikeda_wire::ikev2::{IdPayload, TsRange};
 use std::net::{IpAddr, Ipv4Addr, SocketAddr, UdpSocket};
 use std::sync::atomic::{AtomicBool, AtomicU32, Ordering};
-use std::sync::Arc;
+use std::sync::{Arc, OnceLock};
 use std::time::{Duration, Instant};
 
-const IKE: &str = "aes128gcm16-prfsha256-x25519";
-const ESP: &str = "aes128gcm16";
+/// Proposals (strongSwan syntax); `--ike P` / `--esp P` override them.
+static IKE: OnceLock<String> = OnceLock::new();
+static ESP: OnceLock<String> = OnceLock::new();
+
+fn ike() -> &'static str {
+    IKE.get().map_or("aes128gcm16-prfsha256-x25519", String::as_str)
+}
+
+fn esp() -> &'static str {
+    ESP.get().map_or("aes128gcm16", String::as_str)
+}
 const CONN: &str = "s2s";
 
 struct Opts {
@@ -43,6 +55,7 @@ struct Opts {
     n: Option<usize>,
     runs: Option<usize>,
     seeded: bool,
+    timers: bool,
     only: Option<String>,
 }
 
@@ -52,6 +65,7 @@ fn opts() -> Opts {
         n: None,
         runs: None,
         seeded: false,
+        timers: false,
         only: None,
     };
     let mut args = std::env::args().skip(1);
@@ -59,9 +73,16 @@ fn opts() -> Opts {
         match a.as_str() {
             "--quick" => o.quick = true,
             "--seeded" => o.seeded = true,
+            "--timers" => o.timers = true,
             "-n" => o.n = args.next().and_then(|v| v.parse().ok()),
             "-r" => o.runs = args.next().and_then(|v| v.parse().ok()),
             "--only" => o.only = args.next(),
+            "--ike" => {
+                let _ = args.next().map(|v| IKE.set(v));
+            }
+            "--esp" => {
+                let _ = args.next().map(|v| ESP.set(v));
+            }
             // `cargo bench` passes --bench; ignore it and filters.
             _ => {}
         }
@@ -84,6 +105,25 @@ fn v4(a: IpAddr) -> Ipv4Addr {
     }
 }
 
+/// `--timers`: strongSwan-like lifetimes and DPD on, so that every SA also
+/// carries rekey/expiry/liveness timers (none fires during a setup).
+static TIMERS: AtomicBool = AtomicBool::new(false);
+
+fn timers() -> Timers {
+    if !TIMERS.load(Ordering::Relaxed) {
+        // Lifetimes, rekeying and DPD off: a sequential setup/teardown loop.
+        return Timers::default();
+    }
+    Timers {
+        rekey_time: Duration::from_secs(3600),
+        life_time: Duration::from_secs(3960),
+        ike_rekey_time: Duration::from_secs(14400),
+        ike_lifetime: Duration::from_secs(15840),
+        dpd_delay: Duration::from_secs(30),
+        dpd_restart: false,
+    }
+}
+
 fn spec(local: IpAddr, remote: IpAddr, lnet: &str, rnet: &str) -> ConnSpec {
     let range = |cidr: &str| {
         let (s, e) = cidr.split_once('-').unwrap();
@@ -96,12 +136,11 @@ fn spec(local: IpAddr, remote: IpAddr, lnet: &str, rnet: &str) -> ConnSpec {
         local_id: IdPayload::ipv4(v4(local)),
         remote_id: IdPayload::ipv4(v4(remote)),
         psk: SecretBytes::new(b"ikeda-bench-pre-shared-key-0123456789".to_vec()),
-        ike_proposals: parse_ike_proposals(IKE).unwrap(),
-        esp_proposals: parse_esp_proposals(ESP).unwrap(),
+        ike_proposals: parse_ike_proposals(ike()).expect("--ike"),
+        esp_proposals: parse_esp_proposals(esp()).expect("--esp"),
         local_ts: vec![range(lnet)],
         remote_ts: vec![range(rnet)],
-        // Lifetimes, rekeying and DPD off: a sequential setup/teardown loop.
-        timers: Default::default(),
+        timers: timers(),
     }
 }
 
@@ -269,7 +308,9 @@ fn bench_inproc(o: &Opts) -> f64 {
     let n = o.n.unwrap_or(if o.quick { 500 } else { 2000 });
     let runs = o.runs.unwrap_or(if o.quick { 3 } else { 5 });
     println!(
-        "== in-process: {runs} runs x {n} sequential setups ({IKE}, esp {ESP}, {} rng)",
+        "== in-process: {runs} runs x {n} sequential setups ({}, esp {}, {} rng)",
+        ike(),
+        esp(),
         if o.seeded { "SeededRng" } else { "SystemRng" }
     );
     let mut p = InProc::new(o.seeded);
@@ -310,9 +351,11 @@ fn bench_inproc(o: &Opts) -> f64 {
         (p.ic.logs + p.rc.logs) / p.ic.child_up.max(1)
     );
     println!(
-        "RESULT inproc setups_per_s={med:.1} us_per_setup={:.2} min={mn:.1} max={mx:.1} n={n} runs={runs} rng={}",
+        "RESULT inproc setups_per_s={med:.1} us_per_setup={:.2} min={mn:.1} max={mx:.1} n={n} runs={runs} rng={} ike={} esp={}",
         1e6 / med,
-        if o.seeded { "seeded" } else { "system" }
+        if o.seeded { "seeded" } else { "system" },
+        ike(),
+        esp()
     );
     med
 }
@@ -662,6 +705,18 @@ fn checks(o: &Opts) {
 
 fn main() {
     let o = opts();
+    TIMERS.store(o.timers, Ordering::Relaxed);
+    println!(
+        "ikeda IKEv2 setup bench: {}, esp {}, PSK; rng {}; lifetimes/DPD {}",
+        ike(),
+        esp(),
+        if o.seeded {
+            "SeededRng (distinct seed per engine)"
+        } else {
+            "SystemRng"
+        },
+        if o.timers { "on (--timers)" } else { "off" }
+    );
     let only = o.only.clone().unwrap_or_default();
     let t = Instant::now();
     if only.is_empty() || only == "inproc" {
