@@ -641,3 +641,50 @@ fn dead_peer_is_detected_and_cleared_or_restarted() {
         }
     }
 }
+
+#[test]
+fn half_open_sas_expire_and_terminate_picks_the_established_sa() {
+    let ike = "aes128gcm16-prfsha256-x25519";
+    // An IKE_SA_INIT whose IKE_AUTH never comes (abandoned, or spoofed).
+    let mut p = pair(
+        spec(A, B, ike, "aes128gcm16", "k", net1(), net2()),
+        spec(B, A, ike, "aes128gcm16", "k", net2(), net1()),
+        40,
+    );
+    p.a.initiate("s2s", Millis::ZERO).unwrap();
+    p.step(); // b received the request and answered
+    let now = p.now;
+    p.a.terminate("s2s", now).unwrap(); // a walks away without a word
+    assert!(p.b.is_active("s2s"));
+    let (_, eb) = run(&mut p, 60);
+    assert!(!p.b.is_active("s2s"), "half-open SA still there");
+    assert!(eb
+        .iter()
+        .any(|e| matches!(e, Event::Log { line, .. } if line.contains("half-open IKE_SA timed out"))));
+    // A stale half-open SA next to an established one: terminate deletes
+    // the established one, with a DELETE the peer sees.
+    let mut p = pair(
+        spec(A, B, ike, "aes128gcm16", "k", net1(), net2()),
+        spec(B, A, ike, "aes128gcm16", "k", net2(), net1()),
+        41,
+    );
+    p.a.initiate("s2s", Millis::ZERO).unwrap();
+    let (ea, eb) = run(&mut p, 5);
+    check_established(&ea, &eb);
+    let a_addr: SocketAddr = format!("{A}:500").parse().unwrap();
+    let b_addr: SocketAddr = format!("{B}:500").parse().unwrap();
+    let mut other = Engine::new(
+        vec![spec(A, B, ike, "aes128gcm16", "k", net1(), net2())],
+        Box::new(SeededRng::from_u64(9)),
+    );
+    other.initiate("s2s", p.now).unwrap();
+    let init = other.poll_transmit().unwrap();
+    let now = p.now;
+    p.b.handle_datagram(now, b_addr, a_addr, &init.data);
+    p.b.terminate("s2s", now).unwrap();
+    let (ea, _) = run(&mut p, 10);
+    assert!(
+        ea.iter().any(|e| matches!(e, Event::IkeSaDown { .. })),
+        "a saw the DELETE: {ea:?}"
+    );
+}

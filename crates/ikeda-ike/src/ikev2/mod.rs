@@ -37,6 +37,8 @@ mod rekey;
 /// IKE's own port and the NAT traversal port (RFC 7296 §2.23).
 pub const IKE_PORT: u16 = 500;
 pub const NAT_T_PORT: u16 = 4500;
+/// How long a responder keeps an IKE SA that got no IKE_AUTH.
+pub const HALF_OPEN_TIMEOUT: Duration = Duration::from_secs(30);
 
 /// One connection as the engine needs it.
 #[derive(Clone)]
@@ -747,10 +749,17 @@ impl Engine {
 
     /// Delete the connection's IKE SA (and with it its CHILD SAs).
     pub fn terminate(&mut self, conn: &str, now: Millis) -> Result<(), String> {
+        // The established SA if there is one, not a half-open or old one.
+        let mine = |s: &Option<IkeSa>| s.as_ref().is_some_and(|s| self.conns[s.conn].name == conn);
         let idx = self
             .sas
             .iter()
-            .position(|s| s.as_ref().is_some_and(|s| self.conns[s.conn].name == conn))
+            .position(|s| {
+                mine(s)
+                    && s.as_ref()
+                        .is_some_and(|s| s.state == State::Established && !s.superseded)
+            })
+            .or_else(|| self.sas.iter().position(mine))
             .ok_or_else(|| format!("no IKE SA for '{conn}'"))?;
         let established = self.sas[idx].as_ref().is_some_and(|s| s.state == State::Established);
         if !established || self.sas[idx].as_ref().is_some_and(|s| s.req.busy()) {
@@ -1690,7 +1699,9 @@ impl Engine {
             children: Vec::new(),
             last_heard: now,
             rekey_at: None,
-            expire_at: None,
+            // A half-open SA waits this long for IKE_AUTH, then goes
+            // (strongSwan's half_open_timeout is 30 s too).
+            expire_at: Some(now + HALF_OPEN_TIMEOUT),
             superseded: false,
         };
         // Our own requests on this SA start at message ID 0 too (§2.2).
@@ -2025,6 +2036,14 @@ impl Engine {
                     continue;
                 }
             }
+            if let Some(sa) = self.sas[idx].as_ref() {
+                if sa.state == State::InitAnswered && sa.expire_at.is_some_and(|e| now >= e) {
+                    let conn = sa.conn;
+                    self.log(conn, "half-open IKE_SA timed out waiting for IKE_AUTH".into());
+                    self.remove(idx, "half-open timeout");
+                    continue;
+                }
+            }
             self.lifetimes(idx, now);
         }
     }
@@ -2054,6 +2073,7 @@ impl Engine {
                     .chain(dpd)
                     .chain(sa_timers)
                     .chain(child_timers)
+                    .chain(s.expire_at.filter(|_| s.state == State::InitAnswered))
                     .collect::<Vec<_>>()
             })
             .min()
