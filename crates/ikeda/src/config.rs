@@ -78,6 +78,14 @@ struct RawDaemon {
     mtu: u32,
     #[serde(default = "default_table")]
     route_table: u32,
+    /// IKE retransmission: first timeout, back-off base, tries (strongSwan's
+    /// charon.retransmit_timeout / _base / _tries).
+    #[serde(default)]
+    retransmit_timeout: Option<String>,
+    #[serde(default)]
+    retransmit_base: Option<f64>,
+    #[serde(default)]
+    retransmit_tries: Option<u32>,
 }
 
 impl Default for RawDaemon {
@@ -86,6 +94,9 @@ impl Default for RawDaemon {
             tun: default_tun(),
             mtu: default_mtu(),
             route_table: default_table(),
+            retransmit_timeout: None,
+            retransmit_base: None,
+            retransmit_tries: None,
         }
     }
 }
@@ -213,6 +224,8 @@ pub struct DaemonConfig {
     pub tun: String,
     pub mtu: u32,
     pub route_table: u32,
+    /// IKE retransmission: first timeout (ms), back-off base, tries.
+    pub retransmit: (u64, f64, u32),
 }
 
 #[derive(Debug, Clone)]
@@ -338,6 +351,14 @@ pub struct IkeConfig {
     pub dpd_action: DpdAction,
 }
 
+/// Parse a duration that may be in milliseconds (`500ms`) into milliseconds.
+pub fn parse_duration_ms(s: &str) -> Option<u64> {
+    match s.trim().strip_suffix("ms") {
+        Some(n) => n.trim().parse().ok(),
+        None => parse_duration(s)?.checked_mul(1000),
+    }
+}
+
 /// Parse `90`, `90s`, `30m`, `4h`, `1d` into seconds.
 pub fn parse_duration(s: &str) -> Option<u64> {
     let s = s.trim();
@@ -398,6 +419,29 @@ impl Config {
             return Err(err(
                 "daemon.route_table".into(),
                 format!("{} is a reserved table", d.route_table),
+            ));
+        }
+        let retransmit_ms = match &d.retransmit_timeout {
+            None => 4000,
+            Some(v) => parse_duration_ms(v).filter(|ms| *ms >= 100).ok_or_else(|| {
+                err(
+                    "daemon.retransmit_timeout".into(),
+                    format!("'{v}' is not a duration of at least 100ms"),
+                )
+            })?,
+        };
+        let retransmit_base = d.retransmit_base.unwrap_or(1.8);
+        if !(1.0..=4.0).contains(&retransmit_base) {
+            return Err(err(
+                "daemon.retransmit_base".into(),
+                format!("{retransmit_base} is outside 1.0..4.0"),
+            ));
+        }
+        let retransmit_tries = d.retransmit_tries.unwrap_or(5);
+        if retransmit_tries > 20 {
+            return Err(err(
+                "daemon.retransmit_tries".into(),
+                format!("{retransmit_tries} is more than 20"),
             ));
         }
         let mut conns: Vec<ConnConfig> = Vec::new();
@@ -603,6 +647,7 @@ impl Config {
                 tun: d.tun.clone(),
                 mtu: d.mtu,
                 route_table: d.route_table,
+                retransmit: (retransmit_ms, retransmit_base, retransmit_tries),
             },
             conns,
         })

@@ -424,6 +424,11 @@ fn start(cfg: &Config) -> Result<Started, String> {
             sock4500,
             from_plane: ike_rx,
             acquires: acq_rx,
+            retransmit: ikeda_ike::RetransmitPolicy {
+                timeout: Duration::from_millis(cfg.daemon.retransmit.0),
+                base: cfg.daemon.retransmit.1,
+                tries: cfg.daemon.retransmit.2,
+            },
             control: plane.control.clone(),
         };
         match crate::ike::start(setup, Arc::new(std::sync::atomic::AtomicBool::new(false))) {

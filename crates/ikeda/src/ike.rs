@@ -165,6 +165,7 @@ pub struct IkeSetup {
     pub from_plane: Receiver<IkeDatagram>,
     /// Slots whose trap policy saw a packet (start_action = trap).
     pub acquires: Receiver<usize>,
+    pub retransmit: ikeda_ike::RetransmitPolicy,
     pub control: Control,
 }
 
@@ -368,6 +369,7 @@ pub fn start(setup: IkeSetup, stop_flag: Arc<AtomicBool>) -> std::io::Result<Ike
         sock4500,
         from_plane,
         acquires,
+        retransmit,
         control,
     } = setup;
     let traps: Vec<String> = conns
@@ -380,7 +382,8 @@ pub fn start(setup: IkeSetup, stop_flag: Arc<AtomicBool>) -> std::io::Result<Ike
         .filter(|(_, a)| *a == StartAction::Start)
         .map(|(c, _)| c.name.clone())
         .collect();
-    let engine = Engine::new(conns.into_iter().map(|(c, _)| c).collect(), Box::new(SystemRng));
+    let mut engine = Engine::new(conns.into_iter().map(|(c, _)| c).collect(), Box::new(SystemRng));
+    engine.set_retransmit_policy(retransmit);
     for s in &sock500 {
         s.set_read_timeout(Some(Duration::from_millis(10)))?;
     }
