@@ -8,6 +8,15 @@
 //!            (IPv6: 2001:db8:50::11/12, LANs 2001:db8:11::/64 and 2001:db8:12::/64)
 //! ```
 //!
+//! With `--nat`, gw1 sits behind a masquerading NAT (nftables) in a fifth
+//! namespace, so gw2 sees it as the NAT's public address 192.168.50.11
+//! (IKEv2 NAT traversal, RFC 7296 §2.23, RFC 3948). The NAT is IPv4 only.
+//!
+//! ```text
+//!   gw1 wan0 10.50.1.11 ---- in0 10.50.1.1 [nat] out0 192.168.50.11 ---- 192.168.50.12 wan0 gw2
+//!       (default via 10.50.1.1)   masquerade 10.50.1.0/24 out of out0
+//! ```
+//!
 //! Namespaces are named `ikl-<lab>-<node>`, so two labs never collide.
 //! The lab's state (configs with keys, logs, PIDs) lives in
 //! `/var/lib/ikeda/lab-<lab>/`. `down` removes namespaces by prefix, so it
@@ -35,6 +44,12 @@ pub const HOST6: [&str; 2] = ["2001:db8:11::11", "2001:db8:12::12"];
 pub const LAN_NET: [&str; 2] = ["192.168.11.0/24", "192.168.12.0/24"];
 pub const LAN_NET6: [&str; 2] = ["2001:db8:11::/64", "2001:db8:12::/64"];
 const NODES: [&str; 4] = ["gw1", "gw2", "h1", "h2"];
+/// With `--nat`: gw1's private WAN address, the NAT's inside address and net.
+pub const NAT_GW1_WAN: &str = "10.50.1.11";
+pub const NAT_INSIDE: &str = "10.50.1.1";
+pub const NAT_INSIDE_NET: &str = "10.50.1.0/24";
+/// The NAT's namespace node name (`ikl-<lab>-nat`).
+pub const NAT_NODE: &str = "nat";
 
 #[derive(Subcommand)]
 pub enum LabCmd {
@@ -46,7 +61,7 @@ pub enum LabCmd {
     Exec {
         #[command(flatten)]
         name: NameArg,
-        /// gw1, gw2, h1 or h2.
+        /// gw1, gw2, h1 or h2 (nat, when up with --nat).
         node: String,
         #[arg(last = true, required = true)]
         cmd: Vec<String>,
@@ -85,9 +100,10 @@ pub struct UpArgs {
     /// ESP proposal (strongSwan syntax): aes128gcm16, aes256gcm16, chacha20poly1305, aes128-sha1, aes256-sha256, ...
     #[arg(long, default_value = "aes128gcm16")]
     pub esp: String,
-    /// Raw ESP (IP protocol 50) or UDP-encapsulated ESP (RFC 3948, port 4500).
-    #[arg(long, value_enum, default_value = "esp")]
-    pub encap: EncapArg,
+    /// Raw ESP (IP protocol 50) or UDP-encapsulated ESP (RFC 3948, port 4500);
+    /// esp by default, udp with --nat.
+    #[arg(long, value_enum)]
+    pub encap: Option<EncapArg>,
     /// Extended sequence numbers.
     #[arg(long)]
     pub esn: bool,
@@ -112,6 +128,87 @@ pub struct UpArgs {
     /// With --ike: which gateway initiates.
     #[arg(long, value_enum, default_value = "gw1")]
     pub initiator: Initiator,
+    /// Put gw1 behind a masquerading IPv4 NAT (namespace ikl-<name>-nat), to
+    /// test NAT traversal: gw1's WAN becomes 10.50.1.11, gw2 sees 192.168.50.11.
+    #[arg(long)]
+    pub nat: bool,
+    /// With --nat: the NAT does not keep source ports but maps them into
+    /// 40000-40999 (as a carrier-grade NAT may), so IKE and ESP arrive at gw2
+    /// from ports other than 500 and 4500.
+    #[arg(long, requires = "nat")]
+    pub nat_remap: bool,
+}
+
+impl UpArgs {
+    /// The encapsulation in effect: as given, else UDP behind a NAT, else ESP.
+    pub fn encap(&self) -> EncapArg {
+        self.encap
+            .unwrap_or(if self.nat { EncapArg::Udp } else { EncapArg::Esp })
+    }
+
+    /// Refuse combinations the lab cannot build.
+    fn check(&self) -> Result<(), String> {
+        if !self.nat {
+            return Ok(());
+        }
+        if self.outer6 {
+            return Err("--nat puts gw1 behind an IPv4-only NAT; it cannot be combined with --outer6".into());
+        }
+        if self.encap == Some(EncapArg::Esp) {
+            return Err(
+                "--encap esp with --nat: raw ESP (IP protocol 50) does not pass a masquerading NAT; \
+                 use --encap udp (the default with --nat)"
+                    .into(),
+            );
+        }
+        if self.gateways == Gateways::None {
+            return Err("--nat tests NAT traversal of a tunnel; it needs --gateways ikeda or strongswan".into());
+        }
+        if self.nat_remap && self.gateways == Gateways::Ikeda && self.ike.is_none() {
+            return Err(
+                "--nat-remap with manual keys: gw2's SA sends to the fixed port 4500, which the remapping NAT \
+                 does not forward; use --ike 2 (IKE learns the mapped port)"
+                    .into(),
+            );
+        }
+        if self.ike.is_some() && self.initiator == Initiator::Gw2 {
+            return Err(
+                "--nat with --initiator gw2: gw2 cannot reach gw1 behind the NAT before gw1 has opened a mapping; \
+                 gw1 has to initiate"
+                    .into(),
+            );
+        }
+        Ok(())
+    }
+}
+
+/// Gateway `i`'s own outer IPv4 address (gw1's is private behind the NAT);
+/// it is also the gateway's IKE identity.
+pub fn gw_wan4(a: &UpArgs, i: usize) -> &'static str {
+    if a.nat && i == 0 {
+        NAT_GW1_WAN
+    } else {
+        GW_WAN[i]
+    }
+}
+
+/// Gateway `i`'s own outer address in the tunnel's family.
+fn gw_local(a: &UpArgs, i: usize) -> &'static str {
+    if a.outer6 {
+        GW_WAN6[i]
+    } else {
+        gw_wan4(a, i)
+    }
+}
+
+/// The address gateway `i` sends to reach the other gateway (for gw2 behind
+/// `--nat`, the NAT's public address 192.168.50.11).
+fn gw_peer(a: &UpArgs, i: usize) -> &'static str {
+    if a.outer6 {
+        GW_WAN6[1 - i]
+    } else {
+        GW_WAN[1 - i]
+    }
 }
 
 #[derive(Clone, Copy, PartialEq, Eq, ValueEnum, Serialize, Deserialize, Debug)]
@@ -134,6 +231,9 @@ pub struct LabState {
     pub esp: String,
     /// PIDs this lab started, with what they are (for `down`).
     pub pids: Vec<(String, u32)>,
+    /// gw1 is behind the NAT namespace.
+    #[serde(default)]
+    pub nat: bool,
 }
 
 pub fn state_dir(name: &str) -> PathBuf {
@@ -224,53 +324,141 @@ pub fn write_secret(path: &Path, text: &str) -> Result<(), String> {
         .map_err(|e| format!("{}: {e}", path.display()))
 }
 
-fn topology(name: &str) -> Result<(), String> {
+/// The NAT's nft masquerade rules for `--nat` (`remap`: `--nat-remap`
+/// maps UDP source ports into 40000-40999 first).
+fn nat_rules(remap: bool) -> Vec<Vec<&'static str>> {
+    let head = [
+        "add",
+        "rule",
+        "ip",
+        "ikeda_nat",
+        "postrouting",
+        "oifname",
+        "out0",
+        "ip",
+        "saddr",
+        NAT_INSIDE_NET,
+    ];
+    let mut rules = Vec::new();
+    if remap {
+        let mut r = head.to_vec();
+        r.extend(["meta", "l4proto", "udp", "masquerade", "to", ":40000-40999"]);
+        rules.push(r);
+    }
+    let mut r = head.to_vec();
+    r.push("masquerade");
+    rules.push(r);
+    rules
+}
+
+fn topology(name: &str, nat: bool, remap: bool) -> Result<(), String> {
     let ns = |n: &str| ns_name(name, n);
-    for n in NODES {
+    let nodes: &[&str] = if nat {
+        &["gw1", "gw2", "h1", "h2", NAT_NODE]
+    } else {
+        &NODES
+    };
+    for n in nodes {
         ip(&["netns", "add", &ns(n)])?;
         ip(&["-n", &ns(n), "link", "set", "lo", "up"])?;
     }
     // Create each pair inside the first namespace with its peer moved in the
     // same request, so no interface ever appears in the caller's namespace.
-    ip(&[
-        "-n",
-        &ns("gw1"),
-        "link",
-        "add",
-        "wan0",
-        "type",
-        "veth",
-        "peer",
-        "name",
-        "wan0",
-        "netns",
-        &ns("gw2"),
-    ])?;
+    let veth = |a: &str, a_dev: &str, b: &str, b_dev: &str| {
+        ip(&[
+            "-n",
+            &ns(a),
+            "link",
+            "add",
+            a_dev,
+            "type",
+            "veth",
+            "peer",
+            "name",
+            b_dev,
+            "netns",
+            &ns(b),
+        ])
+    };
+    let addr = |dev: &str, addr: &str, nsn: &str| ip(&["-n", nsn, "addr", "add", addr, "dev", dev, "nodad"]);
+    let sysctl = |nsn: &str, kv: &[(&str, &str)]| -> Result<(), String> {
+        for (k, v) in kv {
+            sh(in_ns(nsn, "sysctl").args(["-qw", &format!("{k}={v}")]))?;
+        }
+        Ok(())
+    };
+    if nat {
+        // gw1 wan0 <-> nat in0, nat out0 <-> gw2 wan0; IPv4 only.
+        veth("gw1", "wan0", NAT_NODE, "in0")?;
+        veth(NAT_NODE, "out0", "gw2", "wan0")?;
+        let n = ns(NAT_NODE);
+        sysctl(
+            &n,
+            &[
+                ("net.ipv4.ip_forward", "1"),
+                ("net.ipv4.conf.all.rp_filter", "0"),
+                ("net.ipv4.conf.default.rp_filter", "0"),
+            ],
+        )?;
+        addr("in0", &format!("{NAT_INSIDE}/24"), &n)?;
+        addr("out0", &format!("{}/24", GW_WAN[0]), &n)?;
+        for d in ["in0", "out0"] {
+            ip(&["-n", &n, "link", "set", d, "up"])?;
+        }
+        // Source NAT for the inside net going out: masquerade keeps the
+        // source port when it is free (so IKE stays on 500 and 4500), unless
+        // --nat-remap maps ports into a range.
+        for args in [
+            &["add", "table", "ip", "ikeda_nat"][..],
+            &[
+                "add",
+                "chain",
+                "ip",
+                "ikeda_nat",
+                "postrouting",
+                "{ type nat hook postrouting priority srcnat; policy accept; }",
+            ],
+        ] {
+            sh(in_ns(&n, "nft").args(args))?;
+        }
+        for rule in nat_rules(remap) {
+            sh(in_ns(&n, "nft").args(rule))?;
+        }
+    } else {
+        veth("gw1", "wan0", "gw2", "wan0")?;
+    }
     for i in 0..2 {
         let (gw, h) = (ns(NODES[i]), ns(NODES[i + 2]));
-        ip(&[
-            "-n", &gw, "link", "add", "lan0", "type", "veth", "peer", "name", "eth0", "netns", &h,
-        ])?;
-        for (k, v) in [
-            ("net.ipv4.ip_forward", "1"),
-            ("net.ipv6.conf.all.forwarding", "1"),
-            ("net.ipv4.conf.all.rp_filter", "0"),
-            ("net.ipv4.conf.default.rp_filter", "0"),
-        ] {
-            sh(in_ns(&gw, "sysctl").args(["-qw", &format!("{k}={v}")]))?;
+        veth(NODES[i], "lan0", NODES[i + 2], "eth0")?;
+        sysctl(
+            &gw,
+            &[
+                ("net.ipv4.ip_forward", "1"),
+                ("net.ipv6.conf.all.forwarding", "1"),
+                ("net.ipv4.conf.all.rp_filter", "0"),
+                ("net.ipv4.conf.default.rp_filter", "0"),
+            ],
+        )?;
+        if nat && i == 0 {
+            addr("wan0", &format!("{NAT_GW1_WAN}/24"), &gw)?;
+        } else {
+            addr("wan0", &format!("{}/24", GW_WAN[i]), &gw)?;
         }
-        let a = |dev: &str, addr: String, nsn: &str| ip(&["-n", nsn, "addr", "add", &addr, "dev", dev, "nodad"]);
-        a("wan0", format!("{}/24", GW_WAN[i]), &gw)?;
-        a("wan0", format!("{}/64", GW_WAN6[i]), &gw)?;
-        a("lan0", format!("{}/24", GW_LAN[i]), &gw)?;
-        a("lan0", format!("{}/64", GW_LAN6[i]), &gw)?;
-        a("eth0", format!("{}/24", HOST[i]), &h)?;
-        a("eth0", format!("{}/64", HOST6[i]), &h)?;
+        if !nat {
+            addr("wan0", &format!("{}/64", GW_WAN6[i]), &gw)?;
+        }
+        addr("lan0", &format!("{}/24", GW_LAN[i]), &gw)?;
+        addr("lan0", &format!("{}/64", GW_LAN6[i]), &gw)?;
+        addr("eth0", &format!("{}/24", HOST[i]), &h)?;
+        addr("eth0", &format!("{}/64", HOST6[i]), &h)?;
         for (n, d) in [(&gw, "wan0"), (&gw, "lan0"), (&h, "eth0")] {
             ip(&["-n", n, "link", "set", d, "up"])?;
         }
         ip(&["-n", &h, "route", "add", "default", "via", GW_LAN[i]])?;
         ip(&["-n", &h, "-6", "route", "add", "default", "via", GW_LAN6[i]])?;
+    }
+    if nat {
+        ip(&["-n", &ns("gw1"), "route", "add", "default", "via", NAT_INSIDE])?;
     }
     Ok(())
 }
@@ -295,7 +483,8 @@ pub fn gateway_configs(a: &UpArgs) -> Result<[String; 2], String> {
         })
         .collect::<Result<_, _>>()?;
     let spis = [0x1000_0101u32, 0x1000_0102u32];
-    let (wan, fam) = if a.outer6 { (GW_WAN6, "6") } else { (GW_WAN, "4") };
+    let fam = if a.outer6 { "6" } else { "4" };
+    let nat = if a.nat { ", gw1 behind a NAT" } else { "" };
     let mut out: [String; 2] = Default::default();
     for i in 0..2 {
         let j = 1 - i;
@@ -308,7 +497,7 @@ pub fn gateway_configs(a: &UpArgs) -> Result<[String; 2], String> {
             format!("{dir} = {{ spi = \"{:#010x}\", enc_key = \"{enc}\"{auth} }}\n", spis[k])
         };
         out[i] = format!(
-            "# gw{n} of lab '{name}' (written by `ikeda lab up`; outer IPv{fam})\n\
+            "# gw{n} of lab '{name}' (written by `ikeda lab up`; outer IPv{fam}{nat})\n\
              [daemon]\ntun = \"ikeda0\"\nmtu = 1400\n\n\
              [[conn]]\nname = \"site{m}\"\nlocal_addr = \"{l}\"\nremote_addr = \"{r}\"\n\
              encap = \"{encap}\"\nesp = \"{esp}\"\nesn = {esn}\n\
@@ -320,17 +509,17 @@ pub fn gateway_configs(a: &UpArgs) -> Result<[String; 2], String> {
             n = i + 1,
             m = j + 1,
             name = a.name.name,
-            l = wan[i],
-            r = wan[j],
-            encap = if a.encap == EncapArg::Udp { "udp" } else { "esp" },
+            l = gw_local(a, i),
+            r = gw_peer(a, i),
+            encap = if a.encap() == EncapArg::Udp { "udp" } else { "esp" },
             esp = alg.name(),
             esn = a.esn,
             ln = LAN_NET[i],
             ln6 = LAN_NET6[i],
             rn = LAN_NET[j],
             rn6 = LAN_NET6[j],
-            lw = GW_WAN[i],
-            rw = GW_WAN[j],
+            lw = gw_wan4(a, i),
+            rw = gw_wan4(a, j),
             out = sa("out", i),
             inn = sa("in", j),
         );
@@ -341,21 +530,29 @@ pub fn gateway_configs(a: &UpArgs) -> Result<[String; 2], String> {
 /// The gateway config of gw `i` for an IKE-negotiated tunnel.
 pub fn ike_gateway_config(a: &UpArgs, i: usize, psk: &str) -> String {
     let j = 1 - i;
-    let (wan, fam) = if a.outer6 { (GW_WAN6, "6") } else { (GW_WAN, "4") };
+    let fam = if a.outer6 { "6" } else { "4" };
+    // Behind the NAT the addresses a gateway sees are not the peer's own:
+    // name the identities (each gateway's own address) explicitly.
+    let ids = if a.nat {
+        format!("local_id = \"{}\"\nremote_id = \"{}\"\n", gw_wan4(a, i), gw_wan4(a, j))
+    } else {
+        String::new()
+    };
     let start = match (a.initiator, i) {
         (Initiator::Gw1, 0) | (Initiator::Gw2, 1) => "start",
         _ => "none",
     };
     format!(
-        "# gw{n} of lab '{name}' (written by `ikeda lab up --ike 2`; outer IPv{fam})\n\
+        "# gw{n} of lab '{name}' (written by `ikeda lab up --ike 2`; outer IPv{fam}{nat})\n\
          [daemon]\ntun = \"ikeda0\"\nmtu = 1400\n\n\
-         [[conn]]\nname = \"s2s\"\nlocal_addr = \"{l}\"\nremote_addr = \"{r}\"\n\
+         [[conn]]\nname = \"s2s\"\nlocal_addr = \"{l}\"\nremote_addr = \"{r}\"\n{ids}\
          ike = \"{ike}\"\nesp = \"{esp}\"\npsk = \"{psk}\"\nstart_action = \"{start}\"\n\
          local_ts = [\"{ln}\", \"{ln6}\"]\nremote_ts = [\"{rn}\", \"{rn6}\"]\n",
         n = i + 1,
         name = a.name.name,
-        l = wan[i],
-        r = wan[j],
+        nat = if a.nat { ", gw1 behind a NAT" } else { "" },
+        l = gw_local(a, i),
+        r = gw_peer(a, i),
         ike = a.ike_proposal,
         esp = a.esp,
         ln = LAN_NET[i],
@@ -419,7 +616,12 @@ pub fn up(a: &UpArgs) -> Result<(), String> {
     let name = &a.name.name;
     check_name(name)?;
     EspAlgorithm::parse(&a.esp)?;
-    for (tool, pkg) in [("ip", "iproute2"), ("ping", "iputils-ping")] {
+    a.check()?;
+    let mut tools = vec![("ip", "iproute2"), ("ping", "iputils-ping")];
+    if a.nat {
+        tools.push(("nft", "nftables"));
+    }
+    for (tool, pkg) in tools {
         if sh(Command::new("sh").args(["-c", &format!("command -v {tool}")])).is_err() {
             return Err(format!(
                 "'{tool}' is not installed (Debian package {pkg}); scripts/test.sh installs everything the lab uses"
@@ -442,6 +644,7 @@ pub fn up(a: &UpArgs) -> Result<(), String> {
         gateways: Some(a.gateways),
         esp: a.esp.clone(),
         pids: vec![],
+        nat: a.nat,
     };
     save_state(&dir, &st)?;
     let r = bring_up(a, &dir, &mut st);
@@ -463,7 +666,7 @@ pub fn up(a: &UpArgs) -> Result<(), String> {
 
 fn bring_up(a: &UpArgs, dir: &Path, st: &mut LabState) -> Result<(), String> {
     let name = &a.name.name;
-    topology(name)?;
+    topology(name, a.nat, a.nat_remap)?;
     match a.gateways {
         Gateways::None => {
             // Plain routing between the LANs, for the baseline.
@@ -602,7 +805,12 @@ fn status(name: &str) -> Result<(), String> {
     println!("lab '{name}': namespaces {}", nss.join(" "));
     let dir = state_dir(name);
     if let Some(st) = load_state(name) {
-        println!("gateways: {:?}, esp {}", st.gateways.unwrap_or(Gateways::Ikeda), st.esp);
+        println!(
+            "gateways: {:?}, esp {}{}",
+            st.gateways.unwrap_or(Gateways::Ikeda),
+            st.esp,
+            if st.nat { ", gw1 behind a NAT (node nat)" } else { "" }
+        );
         for (what, pid) in &st.pids {
             println!(
                 "  {what}: pid {pid} {}",
@@ -619,8 +827,8 @@ fn status(name: &str) -> Result<(), String> {
 }
 
 fn exec(name: &str, node: &str, cmd: &[String]) -> Result<(), String> {
-    if !NODES.contains(&node) {
-        return Err(format!("unknown node '{node}' (gw1, gw2, h1, h2)"));
+    if !NODES.contains(&node) && node != NAT_NODE {
+        return Err(format!("unknown node '{node}' (gw1, gw2, h1, h2; nat with --nat)"));
     }
     let ns = ns_name(name, node);
     if !netns_list().contains(&ns) {

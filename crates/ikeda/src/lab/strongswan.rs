@@ -8,8 +8,13 @@
 //! - `kernel-libipsec` must be loaded before `kernel-netlink` (the first
 //!   registered IPsec backend wins; this kernel has no ESP for XFRM);
 //! - kernel-libipsec asks for UDP encapsulation, so ESP flows on 4500.
+//!
+//! With `--nat` (gw1 behind the NAT) each side's IKE identity is its own
+//! address: gw1 is 10.50.1.11 while gw2 reaches it as 192.168.50.11.
 
-use super::{ns_name, sh, spawn_in_ns, wait_until, write_secret, LabState, UpArgs, GW_WAN, LAN_NET, LAN_NET6, NODES};
+use super::{
+    gw_wan4, ns_name, sh, spawn_in_ns, wait_until, write_secret, LabState, UpArgs, GW_WAN, LAN_NET, LAN_NET6, NODES,
+};
 use std::fs;
 use std::path::{Path, PathBuf};
 use std::process::Command;
@@ -70,12 +75,16 @@ fn write_conf(dir: &Path, i: usize, a: &UpArgs, psk: &str) -> Result<(), String>
         &d.join("swanctl/swanctl.conf"),
         &format!(
             "connections {{\n  s2s {{\n    version = 2\n    local_addrs = {l}\n    remote_addrs = {r}\n    proposals = {ikep}\n\
-             \x20   local {{\n      auth = psk\n      id = {l}\n    }}\n    remote {{\n      auth = psk\n      id = {r}\n    }}\n\
+             \x20   local {{\n      auth = psk\n      id = {lid}\n    }}\n    remote {{\n      auth = psk\n      id = {rid}\n    }}\n\
              \x20   children {{\n      net {{\n        mode = tunnel\n        local_ts = {ln}\n        remote_ts = {rn}\n        esp_proposals = {esp}\n        start_action = none\n      }}\n    }}\n  }}\n}}\n\
-             secrets {{\n  ike-s2s {{\n    id-1 = {l}\n    id-2 = {r}\n    secret = \"{psk}\"\n  }}\n}}\n",
+             secrets {{\n  ike-s2s {{\n    id-1 = {lid}\n    id-2 = {rid}\n    secret = \"{psk}\"\n  }}\n}}\n",
             ikep = a.ike_proposal,
-            l = GW_WAN[i],
+            // The addresses this gateway uses (its own, the one it reaches
+            // the peer at) and the identities (each side's own address).
+            l = gw_wan4(a, i),
             r = GW_WAN[j],
+            lid = gw_wan4(a, i),
+            rid = gw_wan4(a, j),
             ln = format!("{},{}", LAN_NET[i], LAN_NET6[i]),
             rn = format!("{},{}", LAN_NET[j], LAN_NET6[j]),
         ),
