@@ -206,9 +206,12 @@ impl Runtime {
     fn flush(&mut self) {
         while let Some(t) = self.engine.poll_transmit() {
             let r = if t.local.port() == NAT_T_PORT {
-                // RFC 3948 §2.2: IKE on 4500 carries the non-ESP marker.
+                // RFC 3948 §2.2: IKE on 4500 carries the non-ESP marker; a
+                // NAT-keepalive (§2.3) is the single octet 0xFF, unmarked.
                 let mut d = Vec::with_capacity(t.data.len() + 4);
-                d.extend_from_slice(&[0, 0, 0, 0]);
+                if t.data != ikeda_ike::ikev2::KEEPALIVE {
+                    d.extend_from_slice(&[0, 0, 0, 0]);
+                }
                 d.extend_from_slice(&t.data);
                 match self.sock4500.iter().find(|s| s.local == t.local.ip()) {
                     Some(s) => s.io.send_batch(&[&d], &[t.remote]).map(|_| ()),

@@ -318,11 +318,9 @@ fn nat_refuses_what_cannot_work() {
 
 /// The NAT forgets idle UDP mappings (here after 30 s): gw1, behind it, has
 /// to send NAT-keepalives (RFC 3948 §4, strongSwan: every 20 s) so that gw2
-/// can still reach it after a quiet spell. strongSwan on gw1 passes this
-/// (`--gateways strongswan --nat`, checked by hand); ikeda does not send
-/// keepalives yet, so gw2's ESP dies at the NAT after the mapping expires.
+/// can still reach it after a quiet spell (strongSwan on gw1 passes this
+/// too, `--gateways strongswan --nat`, checked by hand).
 #[test]
-#[ignore = "ikeda sends no NAT-keepalives (RFC 3948 §4) yet; takes 50 s"]
 fn nat_mapping_survives_an_idle_minute() {
     if !require_root("nat_mapping_survives_an_idle_minute") {
         return;

@@ -37,6 +37,11 @@ mod rekey;
 /// IKE's own port and the NAT traversal port (RFC 7296 §2.23).
 pub const IKE_PORT: u16 = 500;
 pub const NAT_T_PORT: u16 = 4500;
+/// NAT keepalive interval (RFC 3948 §4; strongSwan's keep_alive = 20s).
+pub const NAT_KEEPALIVE: Duration = Duration::from_secs(20);
+/// The NAT-keepalive packet: one octet 0xFF on UDP 4500 (RFC 3948 §2.3).
+pub const KEEPALIVE: [u8; 1] = [0xff];
+
 /// How long a responder keeps an IKE SA that got no IKE_AUTH.
 pub const HALF_OPEN_TIMEOUT: Duration = Duration::from_secs(30);
 
@@ -351,6 +356,9 @@ struct IkeSa {
     expire_at: Option<Millis>,
     /// Replaced by a rekeyed IKE SA; deleted without touching the CHILD SAs.
     superseded: bool,
+    /// We are behind a NAT: keep its mapping open with keepalives.
+    us_nat: bool,
+    keepalive_at: Option<Millis>,
 }
 
 pub struct Engine {
@@ -689,6 +697,8 @@ impl Engine {
             rekey_at: None,
             expire_at: None,
             superseded: false,
+            us_nat: false,
+            keepalive_at: None,
         };
         let idx = self.insert(sa);
         self.send_init_request(idx, group, now)
@@ -1120,6 +1130,7 @@ impl Engine {
             !src_hashes.is_empty() && !src_hashes.iter().any(|h| **h == natd(sa.spi_i, sa.spi_r, remote));
         let us_behind_nat = dst_hash.is_some_and(|h| h != natd(sa.spi_i, sa.spi_r, sa.local));
         sa.nat = peer_behind_nat || us_behind_nat;
+        sa.us_nat = us_behind_nat;
         let shared = match sa.ke.as_ref().map(|k| k.shared_secret(&ke_data.data)) {
             Some(Ok(s)) => s,
             Some(Err(e)) => {
@@ -1378,6 +1389,7 @@ impl Engine {
         sa.state = State::Established;
         sa.last_heard = now;
         sa.rekey_at = (!t.ike_rekey_time.is_zero()).then(|| now + t.ike_rekey_time - jitter);
+        sa.keepalive_at = sa.us_nat.then(|| now + NAT_KEEPALIVE);
         sa.expire_at = (!t.ike_lifetime.is_zero()).then(|| now + t.ike_lifetime);
         let ev = Event::IkeSaUp {
             conn: self.conns[sa.conn].name.clone(),
@@ -1703,6 +1715,8 @@ impl Engine {
             // (strongSwan's half_open_timeout is 30 s too).
             expire_at: Some(now + HALF_OPEN_TIMEOUT),
             superseded: false,
+            us_nat,
+            keepalive_at: None,
         };
         // Our own requests on this SA start at message ID 0 too (§2.2).
         self.insert(sa);
@@ -2036,6 +2050,17 @@ impl Engine {
                     continue;
                 }
             }
+            if let Some(sa) = self.sas[idx].as_mut() {
+                if sa.keepalive_at.is_some_and(|k| now >= k) && sa.state == State::Established && !sa.superseded {
+                    sa.keepalive_at = Some(now + NAT_KEEPALIVE);
+                    let (local, remote) = (sa.local, sa.remote);
+                    self.transmits.push_back(Transmit {
+                        local,
+                        remote,
+                        data: KEEPALIVE.to_vec(),
+                    });
+                }
+            }
             if let Some(sa) = self.sas[idx].as_ref() {
                 if sa.state == State::InitAnswered && sa.expire_at.is_some_and(|e| now >= e) {
                     let conn = sa.conn;
@@ -2074,6 +2099,10 @@ impl Engine {
                     .chain(sa_timers)
                     .chain(child_timers)
                     .chain(s.expire_at.filter(|_| s.state == State::InitAnswered))
+                    .chain(
+                        s.keepalive_at
+                            .filter(|_| s.state == State::Established && !s.superseded),
+                    )
                     .collect::<Vec<_>>()
             })
             .min()

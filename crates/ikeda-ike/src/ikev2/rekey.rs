@@ -782,6 +782,8 @@ impl Engine {
             rekey_at: None,
             expire_at: None,
             superseded: false,
+            us_nat: old.us_nat,
+            keepalive_at: None,
         };
         let conn = new.conn;
         let new_idx = self.insert(new);
