@@ -992,7 +992,17 @@ impl Engine {
                 let Some(sa) = self.sas[idx].as_mut() else { return };
                 sa.req.response(msg.header.message_id);
                 match std::mem::replace(&mut sa.pending, Pending::None) {
-                    Pending::DeleteIke => self.remove(idx, "deleted by us"),
+                    Pending::DeleteIke => {
+                        let rekeyed = self.sas[idx].as_ref().is_some_and(|s| s.superseded);
+                        self.remove(
+                            idx,
+                            if rekeyed {
+                                "replaced by the rekeyed IKE_SA"
+                            } else {
+                                "deleted by us"
+                            },
+                        )
+                    }
                     Pending::DeleteChild { spi_in } => self.child_gone(idx, spi_in),
                     _ => {}
                 }
@@ -2007,7 +2017,15 @@ impl Engine {
             });
         }
         if delete_ike {
-            self.remove(idx, "deleted by the peer");
+            let rekeyed = self.sas[idx].as_ref().is_some_and(|s| s.superseded);
+            self.remove(
+                idx,
+                if rekeyed {
+                    "replaced by the rekeyed IKE_SA"
+                } else {
+                    "deleted by the peer"
+                },
+            );
         }
     }
 

@@ -137,6 +137,29 @@ pub struct UpArgs {
     /// from ports other than 500 and 4500.
     #[arg(long, requires = "nat")]
     pub nat_remap: bool,
+    /// With --ike: CHILD SA rekey time on the ikeda gateways (e.g. 10s);
+    /// the hard lifetime is 10 % longer.
+    #[arg(long)]
+    pub rekey_time: Option<String>,
+    /// With --ike: IKE SA rekey time on the ikeda gateways.
+    #[arg(long)]
+    pub ike_rekey_time: Option<String>,
+    /// With --ike: dead peer detection delay on the ikeda gateways (e.g. 3s).
+    #[arg(long)]
+    pub dpd_delay: Option<String>,
+    /// With --ike: what a dead peer leads to.
+    #[arg(long, default_value = "clear")]
+    pub dpd_action: String,
+    /// With --ike: IKE retransmission tries and first timeout on the ikeda
+    /// gateways (defaults 5 and 4s, as strongSwan).
+    #[arg(long)]
+    pub retransmit_tries: Option<u32>,
+    #[arg(long)]
+    pub retransmit_timeout: Option<String>,
+    /// With --ike: the initiator waits for traffic (start_action = trap):
+    /// `lab up` does not wait for the tunnel, the first packet brings it up.
+    #[arg(long)]
+    pub trap: bool,
 }
 
 impl UpArgs {
@@ -539,14 +562,42 @@ pub fn ike_gateway_config(a: &UpArgs, i: usize, psk: &str) -> String {
         String::new()
     };
     let start = match (a.initiator, i) {
+        (Initiator::Gw1, 0) | (Initiator::Gw2, 1) if a.trap => "trap",
         (Initiator::Gw1, 0) | (Initiator::Gw2, 1) => "start",
         _ => "none",
     };
+    let mut extra = String::new();
+    for (k, v) in [
+        ("rekey_time", &a.rekey_time),
+        ("ike_rekey_time", &a.ike_rekey_time),
+        ("dpd_delay", &a.dpd_delay),
+    ] {
+        if let Some(v) = v {
+            extra.push_str(&format!("{k} = \"{v}\"\n"));
+        }
+    }
+    if a.dpd_delay.is_some() {
+        extra.push_str(&format!("dpd_action = \"{}\"\n", a.dpd_action));
+    }
+    // Short test lifetimes: give the hard lifetime room for a rekey that
+    // has to wait for another exchange (110 % of a few seconds is not).
+    for (k, v) in [("life_time", &a.rekey_time), ("ike_lifetime", &a.ike_rekey_time)] {
+        if let Some(secs) = v.as_deref().and_then(crate::config::parse_duration) {
+            extra.push_str(&format!("{k} = \"{}s\"\n", secs * 2));
+        }
+    }
+    let mut daemon = String::new();
+    if let Some(t) = a.retransmit_tries {
+        daemon.push_str(&format!("retransmit_tries = {t}\n"));
+    }
+    if let Some(t) = &a.retransmit_timeout {
+        daemon.push_str(&format!("retransmit_timeout = \"{t}\"\n"));
+    }
     format!(
         "# gw{n} of lab '{name}' (written by `ikeda lab up --ike 2`; outer IPv{fam}{nat})\n\
-         [daemon]\ntun = \"ikeda0\"\nmtu = 1400\n\n\
+         [daemon]\ntun = \"ikeda0\"\nmtu = 1400\n{daemon}\n\
          [[conn]]\nname = \"s2s\"\nlocal_addr = \"{l}\"\nremote_addr = \"{r}\"\n{ids}\
-         ike = \"{ike}\"\nesp = \"{esp}\"\npsk = \"{psk}\"\nstart_action = \"{start}\"\n\
+         ike = \"{ike}\"\nesp = \"{esp}\"\npsk = \"{psk}\"\nstart_action = \"{start}\"\n{extra}\
          local_ts = [\"{ln}\", \"{ln6}\"]\nremote_ts = [\"{rn}\", \"{rn6}\"]\n",
         n = i + 1,
         name = a.name.name,
@@ -741,7 +792,7 @@ fn bring_up(a: &UpArgs, dir: &Path, st: &mut LabState) -> Result<(), String> {
                     ));
                 }
             }
-            if a.ike.is_some() {
+            if a.ike.is_some() && !a.trap {
                 if a.peer == Peer::Strongswan && a.initiator == Initiator::Gw2 {
                     strongswan::initiate(dir, "gw2")?;
                 }
