@@ -688,3 +688,51 @@ fn half_open_sas_expire_and_terminate_picks_the_established_sa() {
         "a saw the DELETE: {ea:?}"
     );
 }
+
+#[test]
+fn cookies_are_demanded_past_the_threshold_and_the_initiator_complies() {
+    let ike = "aes128gcm16-prfsha256-x25519";
+    let mut p = pair(
+        spec(A, B, ike, "aes128gcm16", "k", net1(), net2()),
+        spec(B, A, ike, "aes128gcm16", "k", net2(), net1()),
+        50,
+    );
+    p.b.set_cookie_threshold(0);
+    p.a.initiate("s2s", Millis::ZERO).unwrap();
+    let (ea, eb) = run(&mut p, 30);
+    check_established(&ea, &eb);
+    assert_eq!(p.b.stats.cookies_sent, 1);
+    let logs: Vec<&str> = ea
+        .iter()
+        .filter_map(|e| {
+            if let Event::Log { line, .. } = e {
+                Some(line.as_str())
+            } else {
+                None
+            }
+        })
+        .collect();
+    assert!(
+        logs.iter()
+            .any(|l| l.starts_with("received IKE_SA_INIT response 0 [ N(COOKIE) ]")),
+        "{logs:?}"
+    );
+    assert!(
+        logs.iter()
+            .any(|l| l.starts_with("sending IKE_SA_INIT request 0 [ N(COOKIE) SA KE No")),
+        "{logs:?}"
+    );
+    // A flood of spoofed requests with a forged cookie creates no state.
+    let mut other = Engine::new(
+        vec![spec(A, B, ike, "aes128gcm16", "k", net1(), net2())],
+        Box::new(SeededRng::from_u64(51)),
+    );
+    let spoof: SocketAddr = "10.66.0.1:500".parse().unwrap();
+    let b_addr: SocketAddr = format!("{B}:500").parse().unwrap();
+    for _ in 0..100 {
+        other.initiate("s2s", Millis::ZERO).unwrap();
+        let t = other.poll_transmit().unwrap();
+        p.b.handle_datagram(p.now, b_addr, spoof, &t.data);
+    }
+    assert_eq!(p.b.stats.cookies_sent, 1, "unknown peers get nothing at all");
+}

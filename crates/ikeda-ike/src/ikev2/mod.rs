@@ -239,6 +239,8 @@ pub struct EngineStats {
     pub integrity_failed: u64,
     pub retransmits_answered: u64,
     pub dropped_out_of_window: u64,
+    /// IKE_SA_INIT requests answered with a COOKIE challenge (§2.6).
+    pub cookies_sent: u64,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -372,7 +374,14 @@ pub struct Engine {
     transmits: VecDeque<Transmit>,
     events: VecDeque<Event>,
     pub stats: EngineStats,
+    /// Secret for stateless COOKIEs, and how many half-open SAs we keep
+    /// before asking initiators to prove their address (RFC 7296 §2.6).
+    cookie_secret: [u8; 32],
+    cookie_threshold: usize,
 }
+
+/// strongSwan's default `cookie_threshold`.
+pub const COOKIE_THRESHOLD: usize = 30;
 
 fn hex(b: &[u8]) -> String {
     b.iter().map(|x| format!("{x:02x}")).collect()
@@ -553,7 +562,35 @@ impl Engine {
             transmits: VecDeque::new(),
             events: VecDeque::new(),
             stats: EngineStats::default(),
+            cookie_secret: [0; 32],
+            cookie_threshold: COOKIE_THRESHOLD,
         }
+    }
+
+    /// Half-open SAs allowed before COOKIEs are required (0: always).
+    pub fn set_cookie_threshold(&mut self, n: usize) {
+        self.cookie_threshold = n;
+    }
+
+    /// The COOKIE for an initiator (§2.6): a version octet, then
+    /// SHA-1(Ni | IPi | SPIi | secret); stateless, so a flood of spoofed
+    /// IKE_SA_INIT requests creates no state here.
+    fn cookie(&mut self, ni: &[u8], from: SocketAddr, spi_i: u64) -> Vec<u8> {
+        if self.cookie_secret == [0; 32] {
+            self.rng.fill(&mut self.cookie_secret);
+        }
+        let ip = match from.ip() {
+            IpAddr::V4(a) => a.octets().to_vec(),
+            IpAddr::V6(a) => a.octets().to_vec(),
+        };
+        let mut c = vec![1u8];
+        c.extend_from_slice(&ikeda_crypto::sha1(&[
+            ni,
+            &ip,
+            &spi_i.to_be_bytes(),
+            &self.cookie_secret,
+        ]));
+        c
     }
 
     pub fn set_retransmit_policy(&mut self, p: RetransmitPolicy) {
@@ -705,8 +742,19 @@ impl Engine {
     }
 
     fn send_init_request(&mut self, idx: usize, group: ikeda_crypto::ike::DhGroup, now: Millis) -> Result<(), String> {
-        let ke = KeyExchange::generate(group, &mut *self.rng).map_err(|e| e.to_string())?;
-        let ni = self.nonce();
+        // A COOKIE retry repeats the request unchanged but for the cookie
+        // (§2.6: the cookie covers Ni), so keep the nonce and key exchange.
+        let reuse = self.sas[idx]
+            .as_mut()
+            .filter(|s| s.cookie.is_some() && s.ke.as_ref().map(|k| k.group()) == Some(group))
+            .and_then(|s| s.ke.take().map(|k| (k, s.ni.clone())));
+        let (ke, ni) = match reuse {
+            Some(x) => x,
+            None => (
+                KeyExchange::generate(group, &mut *self.rng).map_err(|e| e.to_string())?,
+                self.nonce(),
+            ),
+        };
         let sa = self.sas[idx].as_mut().ok_or("gone")?;
         let c = &self.conns[sa.conn];
         let mut payloads = Vec::new();
@@ -1548,6 +1596,30 @@ impl Engine {
             }
         };
         let c = self.conns[ci].clone();
+        // Under load (many half-open SAs), make the initiator prove it can
+        // receive at its address before we spend a key exchange on it.
+        let half_open = self
+            .sas
+            .iter()
+            .flatten()
+            .filter(|s| s.state == State::InitAnswered)
+            .count();
+        if half_open >= self.cookie_threshold {
+            let ni = msg.payloads.iter().find_map(|p| match p {
+                Payload::Nonce(n) => Some(n.nonce.clone()),
+                _ => None,
+            });
+            let want = self.cookie(ni.as_deref().unwrap_or_default(), remote, h.initiator_spi);
+            let ok = matches!(msg.payloads.first(), Some(Payload::Notify(n)) if n.notify_type == NotifyType::COOKIE && n.data == want);
+            if !ok {
+                self.stats.cookies_sent += 1;
+                reply(
+                    self,
+                    vec![Payload::Notify(NotifyPayload::new(NotifyType::COOKIE, want))],
+                );
+                return;
+            }
+        }
         let offered: Vec<IkeProposal> = msg
             .payloads
             .iter()
