@@ -356,6 +356,9 @@ fn start(cfg: &Config) -> Result<Started, String> {
             configured: c.selectors.clone(),
             negotiated: None,
             spi_in: None,
+            rekey_bytes: c.ike.as_ref().map_or(0, |i| i.rekey_bytes),
+            life_bytes: c.ike.as_ref().map_or(0, |i| i.life_bytes),
+            bytes_acted: None,
         });
         ike_conns.push((
             spec,

@@ -129,6 +129,13 @@ impl Control {
             .map_err(|_| "data plane stopped".to_string())
     }
 
+    /// Inner bytes an SA has carried so far.
+    pub fn sa_bytes(&self, spi: u32, direction: &str) -> Option<u64> {
+        let views = self.views.lock().unwrap_or_else(|p| p.into_inner());
+        let v = views.iter().find(|v| v.spi == spi && v.direction == direction)?;
+        Some(v.stats.bytes.load(Ordering::Relaxed))
+    }
+
     /// Make a slot a trap: packets for it are held and an acquire is raised.
     pub fn set_trap(&self, slot: usize) -> Result<(), String> {
         self.tx

@@ -59,9 +59,6 @@ fn to_ts(r: &AddrRange, s: &Selector, local: bool) -> TsRange {
 pub fn conn_spec(c: &ConnConfig) -> Option<ConnSpec> {
     let ike = c.ike.as_ref()?;
     // Say plainly what this build does not do yet, rather than pretend.
-    if ike.rekey_bytes != 0 || ike.life_bytes != 0 {
-        tracing::warn!(target: "config", "{}: byte lifetimes are not acted on yet", c.name);
-    }
 
     let mut local_ts: Vec<TsRange> = Vec::new();
     let mut remote_ts: Vec<TsRange> = Vec::new();
@@ -137,6 +134,11 @@ pub struct ConnSlot {
     /// ... and those negotiated.
     pub negotiated: Option<Vec<Selector>>,
     pub spi_in: Option<u32>,
+    /// Byte lifetimes (0 = none), checked against the data plane's counters.
+    pub rekey_bytes: u64,
+    pub life_bytes: u64,
+    /// The SA (inbound SPI) whose byte rekey or deletion was started.
+    pub bytes_acted: Option<u32>,
 }
 
 pub struct IkeThread {
@@ -276,6 +278,40 @@ impl Runtime {
                     }
                     self.installed.remove(&spi_in);
                 }
+            }
+        }
+    }
+
+    /// Byte lifetimes (RFC 4301 §4.4.2.1): the data plane counts bytes per
+    /// SA; past the soft limit rekey, past the hard limit delete.
+    fn byte_lifetimes(&mut self) {
+        for k in 0..self.slots.len() {
+            let s = &self.slots[k];
+            let Some(spi_in) = s.spi_in else { continue };
+            if (s.rekey_bytes == 0 && s.life_bytes == 0) || s.bytes_acted == Some(spi_in) {
+                continue;
+            }
+            let Some(&(_, spi_out)) = self.installed.get(&spi_in) else {
+                continue;
+            };
+            let bytes = self
+                .control
+                .sa_bytes(spi_in, "in")
+                .unwrap_or(0)
+                .max(self.control.sa_bytes(spi_out, "out").unwrap_or(0));
+            let name = s.name.clone();
+            let now = self.now();
+            let acted = if s.life_bytes != 0 && bytes >= s.life_bytes {
+                tracing::info!(target: "ike", "{name}: CHILD_SA {spi_in:08x}_i carried {bytes} bytes: hard limit, deleting");
+                self.engine.delete_child_spi(&name, spi_in, now)
+            } else if s.rekey_bytes != 0 && bytes >= s.rekey_bytes {
+                tracing::info!(target: "ike", "{name}: CHILD_SA {spi_in:08x}_i carried {bytes} bytes: rekeying");
+                self.engine.rekey_child_spi(&name, spi_in, now)
+            } else {
+                false
+            };
+            if acted {
+                self.slots[k].bytes_acted = Some(spi_in);
             }
         }
     }
@@ -440,6 +476,7 @@ pub fn start(setup: IkeSetup, stop_flag: Arc<AtomicBool>) -> std::io::Result<Ike
                     }
                 }
             }
+            rt.byte_lifetimes();
             // UDP 4500, handed over by the data plane.
             while let Ok(d) = from_plane.try_recv() {
                 let now = rt.now();

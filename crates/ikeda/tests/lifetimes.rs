@@ -238,3 +238,52 @@ fn trap_started_tunnel_loses_none_of_the_first_pings() {
         );
     }
 }
+
+#[test]
+fn byte_lifetime_rekeys_the_child_sa() {
+    if !require_root("byte_lifetime_rekeys_the_child_sa") {
+        return;
+    }
+    need_strongswan();
+    let (lab, _) = Lab::up(
+        'b',
+        &[
+            "--ike",
+            "2",
+            "--peer",
+            "strongswan",
+            "--rekey-bytes",
+            "4000000",
+            "--no-ping",
+        ],
+    );
+    let mut server = Command::new("ip")
+        .args([
+            "netns",
+            "exec",
+            &lab.ns("h2"),
+            "iperf3",
+            "-s",
+            "-1",
+            "-B",
+            "192.168.12.12",
+        ])
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    std::thread::sleep(Duration::from_millis(300));
+    // 20 MB through SAs that rekey every 4 MB (hard limit 8 MB).
+    let o = lab.exec("h1", &["iperf3", "-c", "192.168.12.12", "-n", "20M", "-b", "100M"]);
+    let _ = server.kill();
+    let _ = server.wait();
+    assert!(o.status.success(), "{}", text(&o));
+    wait_for("byte-triggered rekeys", 10, || {
+        gw1_log(&lab).matches("bytes: rekeying").count() >= 3
+    });
+    let log = gw1_log(&lab);
+    assert!(!log.contains("hard limit, deleting"), "a rekey came too late: {log}");
+    assert!(log.matches("CHILD_SA rekeyed").count() >= 3, "{log}");
+    let o = lab.exec("h1", &["ping", "-c", "3", "-i", "0.2", "-W", "2", "192.168.12.12"]);
+    assert_eq!(ping_counts(&text(&o)), (3, 3));
+}

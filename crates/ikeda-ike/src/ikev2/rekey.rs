@@ -74,6 +74,31 @@ impl Engine {
         self.start_child_rekey(idx, pos, now)
     }
 
+    /// Rekey the CHILD SA with this inbound SPI now (byte lifetimes: the
+    /// data plane counts, the caller asks). False if it is not idle.
+    pub fn rekey_child_spi(&mut self, conn: &str, spi_in: u32, now: Millis) -> bool {
+        let Ok(idx) = self.established(conn) else { return false };
+        let Some(pos) = self.sas[idx]
+            .as_ref()
+            .and_then(|s| s.children.iter().position(|c| c.spi_in == spi_in && !c.rekeyed))
+        else {
+            return false;
+        };
+        self.start_child_rekey(idx, pos, now).is_ok()
+    }
+
+    /// Delete the CHILD SA with this inbound SPI (hard byte lifetime).
+    pub fn delete_child_spi(&mut self, conn: &str, spi_in: u32, now: Millis) -> bool {
+        let Ok(idx) = self.established(conn) else { return false };
+        if self.sas[idx]
+            .as_ref()
+            .is_some_and(|s| s.req.busy() || !s.children.iter().any(|c| c.spi_in == spi_in))
+        {
+            return false;
+        }
+        self.delete_child(idx, spi_in, now).is_ok()
+    }
+
     /// Rekey the connection's IKE SA now.
     pub fn rekey_ike(&mut self, conn: &str, now: Millis) -> Result<(), String> {
         let idx = self.established(conn)?;

@@ -141,6 +141,9 @@ pub struct UpArgs {
     /// the hard lifetime is 10 % longer.
     #[arg(long)]
     pub rekey_time: Option<String>,
+    /// With --ike: CHILD SA rekey after this many bytes on the ikeda gateways.
+    #[arg(long)]
+    pub rekey_bytes: Option<u64>,
     /// With --ike: IKE SA rekey time on the ikeda gateways.
     #[arg(long)]
     pub ike_rekey_time: Option<String>,
@@ -578,6 +581,9 @@ pub fn ike_gateway_config(a: &UpArgs, i: usize, psk: &str) -> String {
     }
     if a.dpd_delay.is_some() {
         extra.push_str(&format!("dpd_action = \"{}\"\n", a.dpd_action));
+    }
+    if let Some(b) = a.rekey_bytes {
+        extra.push_str(&format!("rekey_bytes = {b}\nlife_bytes = {}\n", b * 2));
     }
     // Short test lifetimes: give the hard lifetime room for a rekey that
     // has to wait for another exchange (110 % of a few seconds is not).
