@@ -94,3 +94,105 @@ impl Drop for Lab {
         }
     }
 }
+
+/// Tests that talk to strongSwan fail (never skip) when it is missing.
+pub fn need_strongswan() {
+    assert!(
+        std::path::Path::new("/usr/lib/ipsec/charon").exists() && std::path::Path::new("/usr/bin/iperf3").exists(),
+        "strongSwan or iperf3 missing: run the README's test command (scripts/test.sh), which installs them"
+    );
+}
+
+/// `swanctl ARGS` against the charon of a lab gateway.
+pub fn swanctl(lab: &Lab, gw: &str, args: &[&str]) -> String {
+    let d = lab.dir().join(format!("charon-{gw}"));
+    let o = Command::new("swanctl")
+        .env("STRONGSWAN_CONF", d.join("strongswan.conf"))
+        .env("SWANCTL_DIR", d.join("swanctl"))
+        .args(args)
+        .args(["--uri", &format!("unix://{}/charon.vici", d.display())])
+        .output()
+        .unwrap();
+    text(&o)
+}
+
+/// A lab log file, without the ANSI colours tracing puts in.
+pub fn lab_log(lab: &Lab, file: &str) -> String {
+    let t = std::fs::read_to_string(lab.dir().join(file)).unwrap_or_default();
+    let mut out = String::with_capacity(t.len());
+    let mut it = t.chars();
+    while let Some(c) = it.next() {
+        if c == '\x1b' {
+            // ESC [ ... m
+            for d in it.by_ref() {
+                if d.is_ascii_alphabetic() {
+                    break;
+                }
+            }
+        } else {
+            out.push(c);
+        }
+    }
+    out
+}
+
+pub fn gw1_log(lab: &Lab) -> String {
+    lab_log(lab, "gw1.log")
+}
+
+pub fn wait_for(what: &str, secs: u64, mut f: impl FnMut() -> bool) {
+    let t0 = std::time::Instant::now();
+    while !f() {
+        assert!(
+            t0.elapsed() < std::time::Duration::from_secs(secs),
+            "timed out waiting for {what}"
+        );
+        std::thread::sleep(std::time::Duration::from_millis(200));
+    }
+}
+
+/// (transmitted, received) from ping's summary line.
+pub fn ping_counts(out: &str) -> (u32, u32) {
+    let line = out
+        .lines()
+        .find(|l| l.contains("packets transmitted"))
+        .unwrap_or_else(|| panic!("no summary: {out}"));
+    let n: Vec<u32> = line
+        .split(|c: char| !c.is_ascii_digit())
+        .filter_map(|w| w.parse().ok())
+        .take(2)
+        .collect();
+    (n[0], n[1])
+}
+
+/// A one-shot iperf3 server on h2 (192.168.12.12), killed on drop.
+pub struct IperfServer(std::process::Child);
+
+impl IperfServer {
+    pub fn start(lab: &Lab) -> IperfServer {
+        let c = Command::new("ip")
+            .args([
+                "netns",
+                "exec",
+                &lab.ns("h2"),
+                "iperf3",
+                "-s",
+                "-1",
+                "-B",
+                "192.168.12.12",
+            ])
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::null())
+            .spawn()
+            .unwrap();
+        std::thread::sleep(std::time::Duration::from_millis(300));
+        IperfServer(c)
+    }
+}
+
+impl Drop for IperfServer {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}

@@ -6,52 +6,7 @@
 mod common;
 use common::*;
 use std::process::{Command, Stdio};
-use std::time::{Duration, Instant};
-
-fn need_strongswan() {
-    assert!(
-        std::path::Path::new("/usr/lib/ipsec/charon").exists(),
-        "strongSwan missing: run the README's test command (scripts/test.sh), which installs it"
-    );
-}
-
-fn swanctl(lab: &Lab, args: &[&str]) -> String {
-    let d = lab.dir().join("charon-gw2");
-    let o = Command::new("swanctl")
-        .env("STRONGSWAN_CONF", d.join("strongswan.conf"))
-        .env("SWANCTL_DIR", d.join("swanctl"))
-        .args(args)
-        .args(["--uri", &format!("unix://{}/charon.vici", d.display())])
-        .output()
-        .unwrap();
-    text(&o)
-}
-
-fn gw1_log(lab: &Lab) -> String {
-    std::fs::read_to_string(lab.dir().join("gw1.log")).unwrap_or_default()
-}
-
-fn wait_for(what: &str, secs: u64, mut f: impl FnMut() -> bool) {
-    let t0 = Instant::now();
-    while !f() {
-        assert!(t0.elapsed() < Duration::from_secs(secs), "timed out waiting for {what}");
-        std::thread::sleep(Duration::from_millis(200));
-    }
-}
-
-/// (transmitted, received) from ping's summary line.
-fn ping_counts(out: &str) -> (u32, u32) {
-    let line = out
-        .lines()
-        .find(|l| l.contains("packets transmitted"))
-        .unwrap_or_else(|| panic!("no summary: {out}"));
-    let n: Vec<u32> = line
-        .split(|c: char| !c.is_ascii_digit())
-        .filter_map(|w| w.parse().ok())
-        .take(2)
-        .collect();
-    (n[0], n[1])
-}
+use std::time::Duration;
 
 #[test]
 fn rekeys_from_both_sides_under_load_lose_no_ping() {
@@ -75,22 +30,7 @@ fn rekeys_from_both_sides_under_load_lose_no_ping() {
             "--no-ping",
         ],
     );
-    let mut server = Command::new("ip")
-        .args([
-            "netns",
-            "exec",
-            &lab.ns("h2"),
-            "iperf3",
-            "-s",
-            "-1",
-            "-B",
-            "192.168.12.12",
-        ])
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .spawn()
-        .unwrap();
-    std::thread::sleep(Duration::from_millis(300));
+    let server = IperfServer::start(&lab);
     // Load at a rate strongSwan's userspace ESP keeps up with: above it,
     // charon's own socket overflows (UdpRcvbufErrors) and drops pings that
     // no rekey is to blame for.
@@ -130,13 +70,12 @@ fn rekeys_from_both_sides_under_load_lose_no_ping() {
         .spawn()
         .unwrap();
     std::thread::sleep(Duration::from_secs(3));
-    assert!(swanctl(&lab, &["--rekey", "--child", "net"]).contains("rekey completed successfully"));
+    assert!(swanctl(&lab, "gw2", &["--rekey", "--child", "net"]).contains("rekey completed successfully"));
     std::thread::sleep(Duration::from_millis(2500));
-    assert!(swanctl(&lab, &["--rekey", "--ike", "s2s"]).contains("rekey completed successfully"));
+    assert!(swanctl(&lab, "gw2", &["--rekey", "--ike", "s2s"]).contains("rekey completed successfully"));
     let out = ping.wait_with_output().unwrap();
     let _ = iperf.wait();
-    let _ = server.kill();
-    let _ = server.wait();
+    drop(server);
     let (sent, got) = ping_counts(&String::from_utf8_lossy(&out.stdout));
     let log = gw1_log(&lab);
     let count = |s: &str| log.matches(s).count();
@@ -257,26 +196,10 @@ fn byte_lifetime_rekeys_the_child_sa() {
             "--no-ping",
         ],
     );
-    let mut server = Command::new("ip")
-        .args([
-            "netns",
-            "exec",
-            &lab.ns("h2"),
-            "iperf3",
-            "-s",
-            "-1",
-            "-B",
-            "192.168.12.12",
-        ])
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .spawn()
-        .unwrap();
-    std::thread::sleep(Duration::from_millis(300));
+    let server = IperfServer::start(&lab);
     // 20 MB through SAs that rekey every 4 MB (hard limit 8 MB).
     let o = lab.exec("h1", &["iperf3", "-c", "192.168.12.12", "-n", "20M", "-b", "100M"]);
-    let _ = server.kill();
-    let _ = server.wait();
+    drop(server);
     assert!(o.status.success(), "{}", text(&o));
     wait_for("byte-triggered rekeys", 10, || {
         gw1_log(&lab).matches("bytes: rekeying").count() >= 3

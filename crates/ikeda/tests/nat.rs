@@ -9,37 +9,9 @@
 mod common;
 use common::*;
 use std::io::{BufRead, BufReader};
-use std::path::Path;
 use std::process::{Child, Command, Stdio};
 use std::sync::mpsc;
 use std::time::Duration;
-
-fn need_charon() {
-    assert!(
-        Path::new("/usr/lib/ipsec/charon").exists(),
-        "strongSwan missing: run the README's test command (scripts/test.sh), which installs it"
-    );
-}
-
-/// A log file without the ANSI colours tracing puts in.
-fn log(lab: &Lab, file: &str) -> String {
-    let t = std::fs::read_to_string(lab.dir().join(file)).unwrap_or_default();
-    let mut out = String::with_capacity(t.len());
-    let mut it = t.chars().peekable();
-    while let Some(c) = it.next() {
-        if c == '\x1b' {
-            // ESC [ ... m
-            for d in it.by_ref() {
-                if d.is_ascii_alphabetic() {
-                    break;
-                }
-            }
-        } else {
-            out.push(c);
-        }
-    }
-    out
-}
 
 fn pings_crossed(out: &str) {
     assert!(
@@ -50,18 +22,6 @@ fn pings_crossed(out: &str) {
         out.contains("2001:db8:11::11 -> 2001:db8:12::12 through the tunnel: 3 packets transmitted, 3 received"),
         "{out}"
     );
-}
-
-fn swanctl(lab: &Lab, gw: &str, args: &[&str]) -> String {
-    let d = lab.dir().join(format!("charon-{gw}"));
-    let o = Command::new("swanctl")
-        .env("STRONGSWAN_CONF", d.join("strongswan.conf"))
-        .env("SWANCTL_DIR", d.join("swanctl"))
-        .args(args)
-        .args(["--uri", &format!("unix://{}/charon.vici", d.display())])
-        .output()
-        .unwrap();
-    text(&o)
 }
 
 /// One captured frame: IP protocol, UDP ports (if UDP), ESP SPI (if ESP).
@@ -177,7 +137,7 @@ fn ikeda_to_ikeda_ikev2_behind_nat() {
         nft.contains("oifname \"out0\" ip saddr 10.50.1.0/24 masquerade"),
         "{nft}"
     );
-    let gw1 = log(&lab, "gw1.log");
+    let gw1 = lab_log(&lab, "gw1.log");
     assert!(
         gw1.contains("NAT detected (or forced by the peer): moving to UDP 4500"),
         "{gw1}"
@@ -189,7 +149,7 @@ fn ikeda_to_ikeda_ikev2_behind_nat() {
     );
     assert!(gw1.contains("UDP-encapsulated to 192.168.50.12:4500"), "{gw1}");
     // gw2 sees gw1 as the NAT's public address (masquerade kept the ports).
-    let gw2 = log(&lab, "gw2.log");
+    let gw2 = lab_log(&lab, "gw2.log");
     assert!(gw2.contains("received IKE_SA_INIT request 0"), "{gw2}");
     assert!(gw2.contains("from 192.168.50.11:500"), "{gw2}");
     assert!(gw2.contains("received IKE_AUTH request 1"), "{gw2}");
@@ -214,7 +174,7 @@ fn ikeda_to_ikeda_behind_port_remapping_nat() {
     // send ESP to the mapped port, not to 4500.
     let (lab, out) = Lab::up('r', &["--ike", "2", "--nat", "--nat-remap"]);
     pings_crossed(&out);
-    let gw2 = log(&lab, "gw2.log");
+    let gw2 = lab_log(&lab, "gw2.log");
     let auth_from = gw2
         .lines()
         .find(|l| l.contains("received IKE_AUTH request 1"))
@@ -226,7 +186,7 @@ fn ikeda_to_ikeda_behind_port_remapping_nat() {
         gw2.contains(&format!("UDP-encapsulated to 192.168.50.11:{auth_from}")),
         "{gw2}"
     );
-    assert!(log(&lab, "gw1.log").contains("NAT detected"));
+    assert!(lab_log(&lab, "gw1.log").contains("NAT detected"));
     assert_udp_encapsulated(&capture_while_pinging(&lab, "gw2"), |p| p == auth_from);
 }
 
@@ -235,7 +195,7 @@ fn strongswan_responder_with_ikeda_behind_nat() {
     if !require_root("strongswan_responder_with_ikeda_behind_nat") {
         return;
     }
-    need_charon();
+    need_strongswan();
     for (remap, port) in [(false, "[4500]"), (true, "[40")] {
         let mut args = vec!["--ike", "2", "--nat", "--peer", "strongswan"];
         if remap {
@@ -256,7 +216,7 @@ fn strongswan_responder_with_ikeda_behind_nat() {
         assert!(!pretty.contains("nat-local = yes"), "{pretty}");
         let charon = std::fs::read_to_string(lab.dir().join("charon-gw2.log")).unwrap_or_default();
         assert!(charon.contains("remote host is behind NAT"), "{charon}");
-        let gw1 = log(&lab, "gw1.log");
+        let gw1 = lab_log(&lab, "gw1.log");
         assert!(
             gw1.contains("(initiator) 10.50.1.11:4500 <-> 192.168.50.12:4500") && gw1.contains("NAT detected"),
             "{gw1}"
@@ -278,7 +238,7 @@ fn manual_keys_behind_nat_use_udp() {
             cfg.contains("local_addr = \"10.50.1.11\"") && cfg.contains("encap = \"udp\""),
             "{cfg}"
         );
-        assert!(log(&lab, "gw2.log").contains("via 192.168.50.12 <-> 192.168.50.11 (aes128gcm16, udp/4500)"));
+        assert!(lab_log(&lab, "gw2.log").contains("via 192.168.50.12 <-> 192.168.50.11 (aes128gcm16, udp/4500)"));
         assert_udp_encapsulated(&capture_while_pinging(&lab, "gw2"), |p| p == 4500);
         // The gateways' own policies cross too (gw1 by its private address).
         let o = lab.exec("gw1", &["ping", "-c", "1", "-W", "2", "192.168.12.12"]);
@@ -349,6 +309,6 @@ fn nat_mapping_survives_an_idle_minute() {
         o.status.success(),
         "h2 -> h1 after 50 s idle: {}\ngw1 log:\n{}",
         text(&o),
-        log(&lab, "gw1.log")
+        lab_log(&lab, "gw1.log")
     );
 }
