@@ -114,6 +114,8 @@ cargo fuzz build "${opts[@]}"
 failed=()
 for t in $targets; do
     echo "== fuzzing $t for ${secs}s"
+    # Targets without written seeds start from an empty corpus directory.
+    mkdir -p "$fuzz_dir/corpus/$t"
     # The seed directory is the first corpus dir, so new inputs land there.
     # shellcheck disable=SC2086
     if ! cargo fuzz run "${opts[@]}" "$t" "$fuzz_dir/corpus/$t" -- \
