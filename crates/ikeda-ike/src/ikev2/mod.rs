@@ -32,6 +32,17 @@ use std::fmt;
 use std::net::{IpAddr, SocketAddr};
 use std::time::Duration;
 
+/// The first payload of a kind, mapped:
+/// `first!(inner, Payload::Nonce(n) => n.nonce.clone())`.
+macro_rules! first {
+    ($payloads:expr, $pat:pat $(if $guard:expr)? => $e:expr) => {
+        $payloads.iter().find_map(|p| match p {
+            $pat $(if $guard)? => Some($e),
+            _ => None,
+        })
+    };
+}
+
 mod rekey;
 
 /// IKE's own port and the NAT traversal port (RFC 7296 §2.23).
@@ -482,17 +493,11 @@ fn natd(spi_i: u64, spi_r: u64, addr: SocketAddr) -> Vec<u8> {
 }
 
 fn notify(payloads: &[Payload], t: NotifyType) -> Option<&NotifyPayload> {
-    payloads.iter().find_map(|p| match p {
-        Payload::Notify(n) if n.notify_type == t => Some(n),
-        _ => None,
-    })
+    first!(payloads, Payload::Notify(n) if n.notify_type == t => n)
 }
 
 fn first_error_notify(payloads: &[Payload]) -> Option<&NotifyPayload> {
-    payloads.iter().find_map(|p| match p {
-        Payload::Notify(n) if n.notify_type.is_error() => Some(n),
-        _ => None,
-    })
+    first!(payloads, Payload::Notify(n) if n.notify_type.is_error() => n)
 }
 
 /// Intersect two address/port/protocol ranges (RFC 7296 §2.9 narrowing).
@@ -824,37 +829,7 @@ impl Engine {
             self.remove(idx, "terminated locally");
             return Ok(());
         }
-        self.send_encrypted_request(
-            idx,
-            ExchangeType::INFORMATIONAL,
-            vec![Payload::Delete(DeletePayload::ike())],
-            now,
-        )?;
-        if let Some(sa) = self.sas[idx].as_mut() {
-            sa.state = State::Deleting;
-            sa.pending = Pending::DeleteIke;
-        }
-        Ok(())
-    }
-
-    /// Send an empty INFORMATIONAL request (liveness check, RFC 7296 §1.4).
-    pub fn check_liveness(&mut self, conn: &str, now: Millis) -> Result<(), String> {
-        let idx = self
-            .sas
-            .iter()
-            .position(|s| {
-                s.as_ref()
-                    .is_some_and(|s| self.conns[s.conn].name == conn && s.state == State::Established)
-            })
-            .ok_or_else(|| format!("no established IKE SA for '{conn}'"))?;
-        if self.sas[idx].as_ref().is_some_and(|s| s.req.busy()) {
-            return Ok(());
-        }
-        self.send_encrypted_request(idx, ExchangeType::INFORMATIONAL, vec![], now)?;
-        if let Some(sa) = self.sas[idx].as_mut() {
-            sa.pending = Pending::Liveness;
-        }
-        Ok(())
+        self.delete_ike(idx, now)
     }
 
     // ---- encryption helpers ----------------------------------------------
@@ -1140,19 +1115,10 @@ impl Engine {
             return;
         }
         // SA: exactly one proposal, which must be one we offered.
-        let chosen = msg.payloads.iter().find_map(|p| match p {
-            Payload::Sa(s) if s.proposals.len() == 1 => Some(IkeProposal::from_transforms(&from_wire(&s.proposals[0]))),
-            _ => None,
-        });
+        let chosen = first!(msg.payloads, Payload::Sa(s) if s.proposals.len() == 1 => IkeProposal::from_transforms(&from_wire(&s.proposals[0])));
         let suite = chosen.and_then(|ch| self.conns[conn].ike_proposals.iter().find_map(|ours| ours.select(&ch)));
-        let ke_data = msg.payloads.iter().find_map(|p| match p {
-            Payload::Ke(k) => Some(k.clone()),
-            _ => None,
-        });
-        let nr = msg.payloads.iter().find_map(|p| match p {
-            Payload::Nonce(n) => Some(n.nonce.clone()),
-            _ => None,
-        });
+        let ke_data = first!(msg.payloads, Payload::Ke(k) => k.clone());
+        let nr = first!(msg.payloads, Payload::Nonce(n) => n.nonce.clone());
         let (Some(suite), Some(ke_data), Some(nr)) = (suite, ke_data, nr) else {
             self.fail(
                 conn,
@@ -1306,14 +1272,8 @@ impl Engine {
             self.remove(idx, "failed");
             return;
         }
-        let idr = inner.iter().find_map(|p| match p {
-            Payload::IdR(i) => Some(i.clone()),
-            _ => None,
-        });
-        let auth = inner.iter().find_map(|p| match p {
-            Payload::Auth(a) => Some(a.clone()),
-            _ => None,
-        });
+        let idr = first!(inner, Payload::IdR(i) => i.clone());
+        let auth = first!(inner, Payload::Auth(a) => a.clone());
         let (Some(idr), Some(auth)) = (idr, auth) else {
             self.fail(conn, Failure::Other("IKE_AUTH response without IDr or AUTH".into()));
             self.remove(idx, "failed");
@@ -1361,18 +1321,9 @@ impl Engine {
             return;
         }
         // The CHILD SA.
-        let chosen = inner.iter().find_map(|p| match p {
-            Payload::Sa(s) if s.proposals.len() == 1 => Some(s.proposals[0].clone()),
-            _ => None,
-        });
-        let tsi = inner.iter().find_map(|p| match p {
-            Payload::TsI(t) => Some(ranges(t)),
-            _ => None,
-        });
-        let tsr = inner.iter().find_map(|p| match p {
-            Payload::TsR(t) => Some(ranges(t)),
-            _ => None,
-        });
+        let chosen = first!(inner, Payload::Sa(s) if s.proposals.len() == 1 => s.proposals[0].clone());
+        let tsi = first!(inner, Payload::TsI(t) => ranges(t));
+        let tsr = first!(inner, Payload::TsR(t) => ranges(t));
         let (Some(chosen), Some(tsi), Some(tsr)) = (chosen, tsi, tsr) else {
             self.fail(
                 conn,
@@ -1605,10 +1556,7 @@ impl Engine {
             .filter(|s| s.state == State::InitAnswered)
             .count();
         if half_open >= self.cookie_threshold {
-            let ni = msg.payloads.iter().find_map(|p| match p {
-                Payload::Nonce(n) => Some(n.nonce.clone()),
-                _ => None,
-            });
+            let ni = first!(msg.payloads, Payload::Nonce(n) => n.nonce.clone());
             let want = self.cookie(ni.as_deref().unwrap_or_default(), remote, h.initiator_spi);
             let ok = matches!(msg.payloads.first(), Some(Payload::Notify(n)) if n.notify_type == NotifyType::COOKIE && n.data == want);
             if !ok {
@@ -1634,14 +1582,8 @@ impl Engine {
                 _ => None,
             })
             .unwrap_or_default();
-        let ke = msg.payloads.iter().find_map(|p| match p {
-            Payload::Ke(k) => Some(k.clone()),
-            _ => None,
-        });
-        let ni = msg.payloads.iter().find_map(|p| match p {
-            Payload::Nonce(n) => Some(n.nonce.clone()),
-            _ => None,
-        });
+        let ke = first!(msg.payloads, Payload::Ke(k) => k.clone());
+        let ni = first!(msg.payloads, Payload::Nonce(n) => n.nonce.clone());
         let (Some(ke), Some(ni)) = (ke, ni) else {
             self.stats.malformed += 1;
             reply(
@@ -1873,14 +1815,8 @@ impl Engine {
             );
             e.remove(idx, "failed");
         };
-        let idi = inner.iter().find_map(|p| match p {
-            Payload::IdI(i) => Some(i.clone()),
-            _ => None,
-        });
-        let auth = inner.iter().find_map(|p| match p {
-            Payload::Auth(a) => Some(a.clone()),
-            _ => None,
-        });
+        let idi = first!(inner, Payload::IdI(i) => i.clone());
+        let auth = first!(inner, Payload::Auth(a) => a.clone());
         let (Some(idi), Some(auth)) = (idi, auth) else {
             fail_with(
                 self,
@@ -1941,18 +1877,9 @@ impl Engine {
             }),
         ];
         // The CHILD SA: proposal, selectors.
-        let offered = inner.iter().find_map(|p| match p {
-            Payload::Sa(s) => Some(s.proposals.clone()),
-            _ => None,
-        });
-        let tsi = inner.iter().find_map(|p| match p {
-            Payload::TsI(t) => Some(ranges(t)),
-            _ => None,
-        });
-        let tsr = inner.iter().find_map(|p| match p {
-            Payload::TsR(t) => Some(ranges(t)),
-            _ => None,
-        });
+        let offered = first!(inner, Payload::Sa(s) => s.proposals.clone());
+        let tsi = first!(inner, Payload::TsI(t) => ranges(t));
+        let tsr = first!(inner, Payload::TsR(t) => ranges(t));
         let mut child = None;
         let mut child_error: Option<(NotifyType, Failure)> = None;
         if let (Some(offered), Some(tsi), Some(tsr)) = (offered, tsi, tsr) {

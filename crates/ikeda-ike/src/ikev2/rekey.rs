@@ -167,7 +167,7 @@ impl Engine {
         }
     }
 
-    fn delete_ike(&mut self, idx: usize, now: Millis) -> Result<(), String> {
+    pub(super) fn delete_ike(&mut self, idx: usize, now: Millis) -> Result<(), String> {
         self.send_encrypted_request(
             idx,
             ExchangeType::INFORMATIONAL,
@@ -278,18 +278,9 @@ impl Engine {
         let pending = std::mem::replace(&mut sa.pending, Pending::None);
         let remote = sa.remote;
         self.log(conn, format!("received {} from {remote}", summary(header, &inner)));
-        let sa_payload = inner.iter().find_map(|p| match p {
-            Payload::Sa(s) if s.proposals.len() == 1 => Some(s.proposals[0].clone()),
-            _ => None,
-        });
-        let nr = inner.iter().find_map(|p| match p {
-            Payload::Nonce(n) => Some(n.nonce.clone()),
-            _ => None,
-        });
-        let ke = inner.iter().find_map(|p| match p {
-            Payload::Ke(k) => Some(k.data.clone()),
-            _ => None,
-        });
+        let sa_payload = first!(inner, Payload::Sa(s) if s.proposals.len() == 1 => s.proposals[0].clone());
+        let nr = first!(inner, Payload::Nonce(n) => n.nonce.clone());
+        let ke = first!(inner, Payload::Ke(k) => k.data.clone());
         let error = first_error_notify(&inner).map(|n| n.notify_type);
         match pending {
             Pending::RekeyChild {
@@ -489,22 +480,13 @@ impl Engine {
                 vec![Payload::Notify(NotifyPayload::new(n, vec![]))],
             );
         };
-        let Some(proposals) = inner.iter().find_map(|p| match p {
-            Payload::Sa(s) => Some(s.proposals.clone()),
-            _ => None,
-        }) else {
+        let Some(proposals) = first!(inner, Payload::Sa(s) => s.proposals.clone()) else {
             return refuse(self, NotifyType::INVALID_SYNTAX, "no SA payload".into());
         };
-        let Some(ni) = inner.iter().find_map(|p| match p {
-            Payload::Nonce(n) => Some(n.nonce.clone()),
-            _ => None,
-        }) else {
+        let Some(ni) = first!(inner, Payload::Nonce(n) => n.nonce.clone()) else {
             return refuse(self, NotifyType::INVALID_SYNTAX, "no nonce".into());
         };
-        let ke = inner.iter().find_map(|p| match p {
-            Payload::Ke(k) => Some(k.clone()),
-            _ => None,
-        });
+        let ke = first!(inner, Payload::Ke(k) => k.clone());
         let nr = self.nonce();
         if proposals.first().is_some_and(|p| p.protocol_id == ProtocolId::IKE) {
             // ---- IKE SA rekey, responder ----
@@ -637,14 +619,8 @@ impl Engine {
                 None => suite.dh = None,
             }
         }
-        let tsi = inner.iter().find_map(|p| match p {
-            Payload::TsI(t) => Some(ranges(t)),
-            _ => None,
-        });
-        let tsr = inner.iter().find_map(|p| match p {
-            Payload::TsR(t) => Some(ranges(t)),
-            _ => None,
-        });
+        let tsi = first!(inner, Payload::TsI(t) => ranges(t));
+        let tsr = first!(inner, Payload::TsR(t) => ranges(t));
         let (Some(tsi), Some(tsr)) = (tsi, tsr) else {
             return refuse(self, NotifyType::INVALID_SYNTAX, "no TSi/TSr".into());
         };
