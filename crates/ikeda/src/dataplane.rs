@@ -670,6 +670,33 @@ mod tests {
         Config::parse(Path::new("test.toml"), &text).unwrap()
     }
 
+    /// gw1's and gw2's configs for one tunnel: gw1 sends with SPI 0x1001
+    /// and key `k1`, gw2 with 0x2001 and `k2`.
+    fn mirrored(k1: &str, k2: &str) -> (Config, Config) {
+        (
+            cfg(
+                "192.168.50.11",
+                "192.168.50.12",
+                "192.168.11.0/24",
+                "192.168.12.0/24",
+                0x1001,
+                0x2001,
+                k1,
+                k2,
+            ),
+            cfg(
+                "192.168.50.12",
+                "192.168.50.11",
+                "192.168.12.0/24",
+                "192.168.11.0/24",
+                0x2001,
+                0x1001,
+                k2,
+                k1,
+            ),
+        )
+    }
+
     struct Gw {
         host: FakeTun,
         plane: DataPlane,
@@ -721,32 +748,9 @@ mod tests {
             }
             true
         });
-        let g1 = gateway(
-            &net,
-            &cfg(
-                "192.168.50.11",
-                "192.168.50.12",
-                "192.168.11.0/24",
-                "192.168.12.0/24",
-                0x1001,
-                0x2001,
-                &k1,
-                &k2,
-            ),
-        );
-        let g2 = gateway(
-            &net,
-            &cfg(
-                "192.168.50.12",
-                "192.168.50.11",
-                "192.168.12.0/24",
-                "192.168.11.0/24",
-                0x2001,
-                0x1001,
-                &k2,
-                &k1,
-            ),
-        );
+        let (c1, c2) = mirrored(&k1, &k2);
+        let g1 = gateway(&net, &c1);
+        let g2 = gateway(&net, &c2);
         let t = Some(Duration::from_secs(2));
         for id in 0..20u8 {
             let p = ping([192, 168, 11, 11], [192, 168, 12, 12], id);
@@ -820,26 +824,7 @@ mod tests {
         let k1 = "0x".to_string() + &"33".repeat(36);
         let k2 = "0x".to_string() + &"44".repeat(36);
         let net = FakeNet::new();
-        let c1 = cfg(
-            "192.168.50.11",
-            "192.168.50.12",
-            "192.168.11.0/24",
-            "192.168.12.0/24",
-            0x1001,
-            0x2001,
-            &k1,
-            &k2,
-        );
-        let c2 = cfg(
-            "192.168.50.12",
-            "192.168.50.11",
-            "192.168.12.0/24",
-            "192.168.11.0/24",
-            0x2001,
-            0x1001,
-            &k2,
-            &k1,
-        );
+        let (c1, c2) = mirrored(&k1, &k2);
         // gw1 starts with its policies but no SAs: as before IKE finished.
         let (out1, _, in1) = build_sas(&c1).unwrap();
         let (dev1, host1) = FakeTun::pair("ikeda0");
@@ -904,26 +889,7 @@ mod tests {
         let k1 = "0x".to_string() + &"55".repeat(36);
         let k2 = "0x".to_string() + &"66".repeat(36);
         let net = FakeNet::new();
-        let c1 = cfg(
-            "192.168.50.11",
-            "192.168.50.12",
-            "192.168.11.0/24",
-            "192.168.12.0/24",
-            0x1001,
-            0x2001,
-            &k1,
-            &k2,
-        );
-        let c2 = cfg(
-            "192.168.50.12",
-            "192.168.50.11",
-            "192.168.12.0/24",
-            "192.168.11.0/24",
-            0x2001,
-            0x1001,
-            &k2,
-            &k1,
-        );
+        let (c1, c2) = mirrored(&k1, &k2);
         let (mut out1, _, in1) = build_sas(&c1).unwrap();
         let (dev1, host1) = FakeTun::pair("ikeda0");
         let local1: IpAddr = "192.168.50.11".parse().unwrap();
