@@ -78,6 +78,11 @@ impl Requester {
         self.outstanding.is_some()
     }
 
+    /// How many times the outstanding request has been sent (0: none).
+    pub fn sends(&self) -> u32 {
+        self.outstanding.as_ref().map_or(0, |o| o.sends)
+    }
+
     /// Record a request as sent at `now`; returns its message ID.
     /// Fails if one is already outstanding (window size 1).
     pub fn send(&mut self, data: Vec<u8>, now: Millis, p: &RetransmitPolicy) -> Result<u32, &'static str> {

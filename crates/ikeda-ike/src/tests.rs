@@ -736,3 +736,101 @@ fn cookies_are_demanded_past_the_threshold_and_the_initiator_complies() {
     }
     assert_eq!(p.b.stats.cookies_sent, 1, "unknown peers get nothing at all");
 }
+
+fn ike_keys(ev: &[Event]) -> Vec<&crate::ikev2::IkeKeyInfo> {
+    ev.iter()
+        .filter_map(|e| match e {
+            Event::IkeSaKeys(k) => Some(k),
+            _ => None,
+        })
+        .collect()
+}
+
+/// Key export: both ends report the same IKE SA keys (SPIs, suite, all
+/// seven secrets) once IKE_SA_INIT is done, before IKE_AUTH, so that a
+/// capture of a failed IKE_AUTH can still be decrypted.
+#[test]
+fn both_ends_report_the_same_ike_keys_before_ike_auth() {
+    let ike = "aes128-sha256-modp2048";
+    let mut p = pair(
+        spec(A, B, ike, "aes128gcm16", "one", net1(), net2()),
+        spec(B, A, ike, "aes128gcm16", "two", net2(), net1()),
+        11,
+    );
+    p.a.initiate("s2s", Millis::ZERO).unwrap();
+    let (ea, eb) = run(&mut p, 30);
+    // Wrong PSK: IKE_AUTH fails, the keys were reported all the same.
+    assert!(child(&ea).is_none());
+    let (ka, kb) = (ike_keys(&ea), ike_keys(&eb));
+    assert_eq!((ka.len(), kb.len()), (1, 1));
+    let (ka, kb) = (ka[0], kb[0]);
+    assert_eq!((ka.spi_i, ka.spi_r), (kb.spi_i, kb.spi_r));
+    assert_ne!(ka.spi_r, 0);
+    assert!(ka.initiator && !kb.initiator);
+    assert_eq!(ka.suite, kb.suite);
+    assert_eq!(ka.keys, kb.keys);
+    assert!(ka.keys.sk_ai.is_some(), "CBC has integrity keys");
+}
+
+/// `ike_sas()` shows what `show ike|child` print: states, suites, SPIs,
+/// the CHILD SA's selectors; and a connecting SA names its exchange and try.
+#[test]
+fn views_show_established_and_connecting_sas() {
+    use crate::ikev2::IkeState;
+    let ike = "aes128gcm16-prfsha256-x25519";
+    let mut p = pair(
+        spec(A, B, ike, "aes128gcm16", "secret", net1(), net2()),
+        spec(B, A, ike, "aes128gcm16", "secret", net2(), net1()),
+        12,
+    );
+    p.a.initiate("s2s", Millis::ZERO).unwrap();
+    let (ea, _) = run(&mut p, 5);
+    let c = child(&ea).unwrap().clone();
+    let (va, vb) = (p.a.ike_sas(), p.b.ike_sas());
+    assert_eq!((va.len(), vb.len()), (1, 1));
+    let (a, b) = (&va[0], &vb[0]);
+    assert_eq!(a.state, IkeState::Established);
+    assert_eq!((a.spi_i, a.spi_r), (b.spi_i, b.spi_r));
+    assert!(a.initiator && !b.initiator);
+    assert_eq!(a.suite, b.suite);
+    assert!(a.established_at.is_some() && a.pending.is_none());
+    assert_eq!(a.children.len(), 1);
+    let ch = &a.children[0];
+    assert_eq!((ch.spi_in, ch.spi_out), (c.spi_in, c.spi_out));
+    assert_eq!((b.children[0].spi_in, b.children[0].spi_out), (c.spi_out, c.spi_in));
+    assert_eq!(ch.local_ts, vec![net1()]);
+    assert!(ch.active && !ch.rekeyed && !ch.udp_encap);
+
+    // A peer that does not answer: CONNECTING, IKE_SA_INIT, counting tries.
+    let mut e = Engine::new(
+        vec![spec(A, B, ike, "aes128gcm16", "secret", net1(), net2())],
+        Box::new(SeededRng::from_u64(3)),
+    );
+    e.initiate("s2s", Millis::ZERO).unwrap();
+    e.handle_timeout(Millis(4_100));
+    let v = e.ike_sas();
+    assert_eq!(v[0].state, IkeState::Connecting);
+    assert_eq!(v[0].pending, Some("IKE_SA_INIT"));
+    assert_eq!((v[0].sends, v[0].tries), (2, 5));
+}
+
+/// A reload retires a connection: its name can no longer be initiated and
+/// a peer's IKE_SA_INIT for it finds nothing.
+#[test]
+fn retired_connections_are_neither_initiated_nor_answered() {
+    let ike = "aes128gcm16-prfsha256-x25519";
+    let mut p = pair(
+        spec(A, B, ike, "aes128gcm16", "secret", net1(), net2()),
+        spec(B, A, ike, "aes128gcm16", "secret", net2(), net1()),
+        13,
+    );
+    p.b.retire_conn("s2s");
+    assert!(p.b.initiate("s2s", Millis::ZERO).is_err());
+    assert_eq!(p.b.conn_names().count(), 0);
+    p.a.initiate("s2s", Millis::ZERO).unwrap();
+    let (ea, eb) = run(&mut p, 3);
+    assert!(child(&ea).is_none() && child(&eb).is_none());
+    // Put back (as a reload that adds it again would): it answers.
+    p.b.set_conn(spec(B, A, ike, "aes128gcm16", "secret", net2(), net1()));
+    assert_eq!(p.b.conn_names().count(), 1);
+}

@@ -44,6 +44,9 @@ macro_rules! first {
 }
 
 mod rekey;
+mod view;
+
+pub use view::{ChildSaView, IkeSaView, IkeState};
 
 /// IKE's own port and the NAT traversal port (RFC 7296 §2.23).
 pub const IKE_PORT: u16 = 500;
@@ -202,6 +205,19 @@ pub struct ChildSaInfo {
     pub activate_outbound: bool,
 }
 
+/// An IKE SA's algorithms and secrets (RFC 7296 §2.14), for key export.
+#[derive(Debug, Clone)]
+pub struct IkeKeyInfo {
+    pub conn: String,
+    pub spi_i: u64,
+    pub spi_r: u64,
+    pub initiator: bool,
+    pub suite: IkeSuite,
+    pub keys: IkeKeys,
+    pub local: SocketAddr,
+    pub remote: SocketAddr,
+}
+
 #[derive(Debug, Clone)]
 pub enum Event {
     /// Start sending on the CHILD SA with this inbound SPI (make-before-break).
@@ -224,6 +240,9 @@ pub enum Event {
         remote: SocketAddr,
         nat: bool,
     },
+    /// The keys of an IKE SA were derived (after IKE_SA_INIT, or by an IKE
+    /// SA rekey): for key export only, never for logging.
+    IkeSaKeys(IkeKeyInfo),
     ChildSaUp(ChildSaInfo),
     ChildSaDown {
         conn: String,
@@ -282,6 +301,11 @@ struct Child {
     nonces: Option<(Vec<u8>, Vec<u8>)>,
     we_initiated: bool,
     active: bool,
+    /// For `show`: the algorithms, when it was installed, and whether ESP
+    /// goes in UDP.
+    suite: ChildSuite,
+    installed_at: Millis,
+    udp_encap: bool,
 }
 
 /// A CHILD SA an exchange just negotiated.
@@ -372,6 +396,8 @@ struct IkeSa {
     /// We are behind a NAT: keep its mapping open with keepalives.
     us_nat: bool,
     keepalive_at: Option<Millis>,
+    /// When IKE_AUTH (or the rekey that made this SA) completed.
+    established_at: Option<Millis>,
 }
 
 pub struct Engine {
@@ -389,6 +415,9 @@ pub struct Engine {
     /// before asking initiators to prove their address (RFC 7296 §2.6).
     cookie_secret: [u8; 32],
     cookie_threshold: usize,
+    /// Connections removed by a reload: kept so that their SAs still name
+    /// them while they are deleted, but never matched or initiated again.
+    retired: Vec<bool>,
 }
 
 /// strongSwan's default `cookie_threshold`.
@@ -569,6 +598,7 @@ impl Engine {
             stats: EngineStats::default(),
             cookie_secret: [0; 32],
             cookie_threshold: COOKIE_THRESHOLD,
+            retired: Vec::new(),
         }
     }
 
@@ -603,7 +633,20 @@ impl Engine {
     }
 
     pub fn conn_names(&self) -> impl Iterator<Item = &str> {
-        self.conns.iter().map(|c| c.name.as_str())
+        self.conns
+            .iter()
+            .enumerate()
+            .filter(|(i, _)| !self.is_retired(*i))
+            .map(|(_, c)| c.name.as_str())
+    }
+
+    fn is_retired(&self, conn: usize) -> bool {
+        self.retired.get(conn).copied().unwrap_or(false)
+    }
+
+    /// The live connection of this name.
+    fn conn_index(&self, name: &str) -> Option<usize> {
+        (0..self.conns.len()).find(|&i| !self.is_retired(i) && self.conns[i].name == name)
     }
 
     pub fn poll_transmit(&mut self) -> Option<Transmit> {
@@ -700,11 +743,7 @@ impl Engine {
 
     /// Start IKE_SA_INIT for a connection.
     pub fn initiate(&mut self, conn: &str, now: Millis) -> Result<(), String> {
-        let ci = self
-            .conns
-            .iter()
-            .position(|c| c.name == conn)
-            .ok_or_else(|| format!("no connection '{conn}'"))?;
+        let ci = self.conn_index(conn).ok_or_else(|| format!("no connection '{conn}'"))?;
         let group = self.conns[ci]
             .ike_proposals
             .first()
@@ -741,6 +780,7 @@ impl Engine {
             superseded: false,
             us_nat: false,
             keepalive_at: None,
+            established_at: None,
         };
         let idx = self.insert(sa);
         self.send_init_request(idx, group, now)
@@ -1200,6 +1240,7 @@ impl Engine {
         let key = (sa.spi_i, sa.spi_r);
         self.by_spi.retain(|_, v| *v != idx);
         self.by_spi.insert(key, idx);
+        self.keys_derived(idx);
         if self.sas[idx].as_ref().is_some_and(|s| s.nat) {
             self.log(conn, "NAT detected (or forced by the peer): moving to UDP 4500".into());
         }
@@ -1396,6 +1437,7 @@ impl Engine {
         let jitter = t.ike_rekey_time.mul_f64(u16::from_be_bytes(b) as f64 / 65535.0 / 10.0);
         let Some(sa) = self.sas[idx].as_mut() else { return };
         sa.state = State::Established;
+        sa.established_at = Some(now);
         sa.last_heard = now;
         sa.rekey_at = (!t.ike_rekey_time.is_zero()).then(|| now + t.ike_rekey_time - jitter);
         sa.keepalive_at = sa.us_nat.then(|| now + NAT_KEEPALIVE);
@@ -1480,6 +1522,9 @@ impl Engine {
             nonces,
             we_initiated: role == Role::Initiator,
             active: c.activate,
+            suite: c.suite,
+            installed_at: now,
+            udp_encap: sa.nat,
         });
         let info = ChildSaInfo {
             conn: self.conns[conn].name.clone(),
@@ -1521,11 +1566,10 @@ impl Engine {
 
     fn handle_init_request(&mut self, now: Millis, local: SocketAddr, remote: SocketAddr, data: &[u8], msg: Message) {
         let _ = now;
-        let Some(ci) = self
-            .conns
-            .iter()
-            .position(|c| c.remote == remote.ip() && (c.local == local.ip() || local.ip().is_unspecified()))
-        else {
+        let Some(ci) = (0..self.conns.len()).find(|&i| {
+            let c = &self.conns[i];
+            !self.is_retired(i) && c.remote == remote.ip() && (c.local == local.ip() || local.ip().is_unspecified())
+        }) else {
             self.stats.unknown_spi += 1;
             return;
         };
@@ -1741,9 +1785,11 @@ impl Engine {
             superseded: false,
             us_nat,
             keepalive_at: None,
+            established_at: None,
         };
         // Our own requests on this SA start at message ID 0 too (§2.2).
-        self.insert(sa);
+        let idx = self.insert(sa);
+        self.keys_derived(idx);
         self.log(ci, format!("sending {line} to {remote}"));
         self.transmits.push_back(Transmit {
             local,

@@ -785,9 +785,11 @@ impl Engine {
             superseded: false,
             us_nat: old.us_nat,
             keepalive_at: None,
+            established_at: None,
         };
         let conn = new.conn;
         let new_idx = self.insert(new);
+        self.keys_derived(new_idx);
         self.establish(new_idx, now);
         self.log(conn, format!("IKE_SA rekeyed: now {spi_i:016x}_i {spi_r:016x}_r"));
         if we_initiated {
