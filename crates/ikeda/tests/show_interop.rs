@@ -27,7 +27,11 @@ fn parse_swanctl(t: &str) -> Swan {
         let w: Vec<&str> = l.split_whitespace().collect();
         if l.contains("ESTABLISHED, IKEv2") {
             // s2s: #1, ESTABLISHED, IKEv2, 72771cfff3023d7e_i 84a424dc54e0cefd_r*
-            s.spi_i = w[4].trim_end_matches("_i").trim_end_matches('*').trim_end_matches("_i").into();
+            s.spi_i = w[4]
+                .trim_end_matches("_i")
+                .trim_end_matches('*')
+                .trim_end_matches("_i")
+                .into();
             s.spi_r = w[5].trim_end_matches('*').trim_end_matches("_r").into();
             s.ike_alg = lines[k + 3].trim().into();
         }
@@ -62,7 +66,18 @@ fn check(ike: &str, esp: &str, initiator: &str) {
     need_strongswan();
     let (lab, _) = Lab::up(
         's',
-        &["--ike", "2", "--peer", "strongswan", "--ike-proposal", ike, "--esp", esp, "--initiator", initiator],
+        &[
+            "--ike",
+            "2",
+            "--peer",
+            "strongswan",
+            "--ike-proposal",
+            ike,
+            "--esp",
+            esp,
+            "--initiator",
+            initiator,
+        ],
     );
     let o = lab.exec("h1", &["ping", "-c", "5", "-i", "0.2", "-s", "200", "192.168.12.12"]);
     assert_eq!(ping_counts(&text(&o)), (5, 5));
@@ -85,7 +100,10 @@ fn check(ike: &str, esp: &str, initiator: &str) {
     assert_eq!(a["outbound"]["spi"], s.spi_in, "\n{sw}\n{a}");
     for (ours, theirs) in [("outbound", s.bytes_in), ("inbound", s.bytes_out)] {
         let (lo, hi) = (b[ours]["bytes"].as_u64().unwrap(), a[ours]["bytes"].as_u64().unwrap());
-        assert!(lo <= theirs && theirs <= hi, "{ours} bytes: ikeda {lo}..{hi}, strongSwan {theirs}\n{sw}");
+        assert!(
+            lo <= theirs && theirs <= hi,
+            "{ours} bytes: ikeda {lo}..{hi}, strongSwan {theirs}\n{sw}"
+        );
         assert!(theirs >= 5 * 228, "the pings were counted: {theirs}");
     }
 }
