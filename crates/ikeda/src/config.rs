@@ -5,6 +5,9 @@
 //! tun = "ikeda0"         # TUN device the data plane reads and writes
 //! mtu = 1400             # inner MTU of the TUN device
 //! route_table = 220      # routing table for the remote selectors
+//! control_socket = "/run/ikeda/ikeda.sock"   # `ikeda status|show|up|down|reload|log` talk here (0600)
+//! key_export = "/var/lib/ikeda/keys"         # off unless set: Wireshark key files, 0600
+//! log = "info,ike=debug"  # levels per subsystem (ike, esp, config, control); --log / IKEDA_LOG win
 //!
 //! [[conn]]
 //! name = "site2"
@@ -86,6 +89,12 @@ struct RawDaemon {
     retransmit_base: Option<f64>,
     #[serde(default)]
     retransmit_tries: Option<u32>,
+    #[serde(default)]
+    control_socket: Option<PathBuf>,
+    #[serde(default)]
+    key_export: Option<PathBuf>,
+    #[serde(default)]
+    log: Option<String>,
 }
 
 impl Default for RawDaemon {
@@ -97,6 +106,9 @@ impl Default for RawDaemon {
             retransmit_timeout: None,
             retransmit_base: None,
             retransmit_tries: None,
+            control_socket: None,
+            key_export: None,
+            log: None,
         }
     }
 }
@@ -226,7 +238,16 @@ pub struct DaemonConfig {
     pub route_table: u32,
     /// IKE retransmission: first timeout (ms), back-off base, tries.
     pub retransmit: (u64, f64, u32),
+    /// The control socket (Unix, 0600).
+    pub control_socket: PathBuf,
+    /// Key export directory; `None`: off.
+    pub key_export: Option<PathBuf>,
+    /// Log filter (tracing syntax), unless the command line gives one.
+    pub log: Option<String>,
 }
+
+/// Where `ikeda run` listens and the other commands connect by default.
+pub const DEFAULT_CONTROL_SOCKET: &str = "/run/ikeda/ikeda.sock";
 
 #[derive(Debug, Clone)]
 pub struct ConnConfig {
@@ -383,6 +404,23 @@ pub struct SaKeys {
     pub spi: u32,
     pub enc_key: SecretBytes,
     pub auth_key: Option<SecretBytes>,
+}
+
+impl ConnConfig {
+    /// Same settings, secrets included (their Debug output is redacted, so
+    /// they are compared apart): a reload leaves such a connection alone.
+    pub fn same_as(&self, o: &ConnConfig) -> bool {
+        let keys = |m: &Option<ManualKeys>| {
+            m.as_ref().map(|m| {
+                [&m.out, &m.inbound]
+                    .map(|k| (k.spi, k.enc_key.clone(), k.auth_key.clone()))
+                    .to_vec()
+            })
+        };
+        format!("{self:?}") == format!("{o:?}")
+            && self.ike.as_ref().map(|i| i.psk.clone()) == o.ike.as_ref().map(|i| i.psk.clone())
+            && keys(&self.manual) == keys(&o.manual)
+    }
 }
 
 impl Config {
@@ -648,6 +686,12 @@ impl Config {
                 mtu: d.mtu,
                 route_table: d.route_table,
                 retransmit: (retransmit_ms, retransmit_base, retransmit_tries),
+                control_socket: d
+                    .control_socket
+                    .clone()
+                    .unwrap_or_else(|| PathBuf::from(DEFAULT_CONTROL_SOCKET)),
+                key_export: d.key_export.clone(),
+                log: d.log.clone(),
             },
             conns,
         })

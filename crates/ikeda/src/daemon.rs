@@ -14,7 +14,7 @@ use ikeda_esp::{Encap, InboundSa, Outbound, OutboundSa, Policy, PolicyAction, Sa
 use ikeda_sys::{DatagramIo, IpRoute2, PacketBatch, RawEspSocket, Tun, UdpSocket};
 use std::net::{IpAddr, SocketAddr};
 use std::path::{Path, PathBuf};
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 /// Preference of our policy rules (before `main` at 32766).
@@ -80,10 +80,13 @@ enum Added {
 
 /// OS state the daemon created; undone on drop, in reverse order, so that
 /// a failed start leaves nothing behind.
-struct OsState {
+pub struct OsState {
     ip: IpRoute2,
     table: u32,
     added: Vec<Added>,
+    /// Routes in our table (on the TUN device).
+    routes: Vec<String>,
+    dev: String,
 }
 
 impl Drop for OsState {
@@ -122,9 +125,13 @@ fn remove_stale_rules(ip: &IpRoute2, table: u32) {
     }
 }
 
-fn install_routes(cfg: &Config, os: &mut OsState) -> Result<(), String> {
-    let dev = &cfg.daemon.tun;
-    let mut routed: Vec<String> = Vec::new();
+/// The routes and policy rules a config needs: routes (CIDR, source hint)
+/// and rules (from, to).
+type Wanted = (Vec<(String, Option<IpAddr>)>, Vec<(Option<String>, String)>);
+
+fn wanted_routes(cfg: &Config) -> Wanted {
+    let mut routes: Vec<(String, Option<IpAddr>)> = Vec::new();
+    let mut rules: Vec<(Option<String>, String)> = Vec::new();
     for c in &cfg.conns {
         for s in &c.selectors {
             // Source hint: a local selector that is one address (gateway <-> net).
@@ -134,36 +141,70 @@ fn install_routes(cfg: &Config, os: &mut OsState) -> Result<(), String> {
                 .filter(|l| *l == 32 || *l == 128)
                 .map(|_| s.local.start);
             for cidr in s.remote.to_cidrs() {
-                if !routed.contains(&cidr) {
-                    os.ip
-                        .replace_route(&cidr, dev, Some(os.table), src)
-                        .map_err(|e| format!("route {cidr} via {dev}: {e}"))?;
-                    routed.push(cidr.clone());
+                if !routes.iter().any(|r| r.0 == cidr) {
+                    routes.push((cidr.clone(), src));
                 }
-                let from = if s.remote.contains(c.remote_addr) {
-                    Some(s.local.to_cidrs())
+                let froms: Vec<Option<String>> = if s.remote.contains(c.remote_addr) {
+                    s.local.to_cidrs().into_iter().map(Some).collect()
                 } else {
-                    None
-                };
-                let froms: Vec<Option<String>> = match from {
-                    Some(v) => v.into_iter().map(Some).collect(),
-                    None => vec![None],
+                    vec![None]
                 };
                 for from in froms {
-                    let exists = os
-                        .added
-                        .iter()
-                        .any(|Added::Rule { from: f, to }| *f == from && *to == cidr);
-                    if !exists {
-                        os.ip
-                            .add_rule(from.as_deref(), &cidr, os.table, Some(RULE_PREF))
-                            .map_err(|e| format!("rule to {cidr}: {e}"))?;
-                        os.added.push(Added::Rule { from, to: cidr.clone() });
+                    if !rules.iter().any(|r| r.0 == from && r.1 == cidr) {
+                        rules.push((from, cidr.clone()));
                     }
                 }
             }
         }
     }
+    (routes, rules)
+}
+
+/// Make the routes and rules in place what `cfg` needs: add what is
+/// missing, remove what no connection needs any more (a reload).
+pub fn sync_routes(cfg: &Config, os: &mut OsState) -> Result<(), String> {
+    let (routes, rules) = wanted_routes(cfg);
+    let dev = os.dev.clone();
+    for (cidr, src) in &routes {
+        if !os.routes.contains(cidr) {
+            os.ip
+                .replace_route(cidr, &dev, Some(os.table), *src)
+                .map_err(|e| format!("route {cidr} via {dev}: {e}"))?;
+            os.routes.push(cidr.clone());
+        }
+    }
+    for (from, to) in &rules {
+        let exists = os
+            .added
+            .iter()
+            .any(|Added::Rule { from: f, to: t }| f == from && t == to);
+        if !exists {
+            os.ip
+                .add_rule(from.as_deref(), to, os.table, Some(RULE_PREF))
+                .map_err(|e| format!("rule to {to}: {e}"))?;
+            os.added.push(Added::Rule {
+                from: from.clone(),
+                to: to.clone(),
+            });
+        }
+    }
+    let (ip, table) = (&os.ip, os.table);
+    os.added.retain(|Added::Rule { from, to }| {
+        if rules.iter().any(|r| &r.0 == from && &r.1 == to) {
+            return true;
+        }
+        if let Err(e) = ip.del_rule(from.as_deref(), to, table, Some(RULE_PREF)) {
+            tracing::warn!(target: "config", "removing rule to {to}: {e}");
+        }
+        false
+    });
+    os.routes.retain(|cidr| {
+        if routes.iter().any(|r| &r.0 == cidr) {
+            return true;
+        }
+        let _ = ip.run(["route", "del", cidr.as_str(), "table", &table.to_string()]);
+        false
+    });
     Ok(())
 }
 
@@ -268,14 +309,31 @@ fn write_stats(path: &Path, stats: &StatsView) {
     }
 }
 
+#[derive(Clone)]
 pub struct RunOptions {
     pub config: PathBuf,
     pub stats_file: Option<PathBuf>,
+    /// Control socket path (else the config's, else the default).
+    pub control: Option<PathBuf>,
+    /// Key export directory (else the config's `key_export`, else off).
+    pub export_keys: Option<PathBuf>,
+}
+
+/// Load the config and apply the command line's overrides.
+pub fn load(opts: &RunOptions) -> Result<Config, String> {
+    let mut cfg = Config::load(&opts.config).map_err(|e| e.to_string())?;
+    if let Some(c) = &opts.control {
+        cfg.daemon.control_socket = c.clone();
+    }
+    if let Some(k) = &opts.export_keys {
+        cfg.daemon.key_export = Some(k.clone());
+    }
+    Ok(cfg)
 }
 
 /// Run the daemon until a termination signal. Returns the exit code.
 pub fn run(opts: RunOptions) -> i32 {
-    let cfg = match Config::load(&opts.config) {
+    let cfg = match load(&opts) {
         Ok(c) => c,
         Err(e) => {
             eprintln!("ikeda: configuration refused: {e}");
@@ -283,12 +341,19 @@ pub fn run(opts: RunOptions) -> i32 {
         }
     };
     let sigs = block_signals();
-    match start(&cfg) {
+    match start(&cfg, &opts) {
         Err(e) => {
             eprintln!("ikeda: cannot start: {e}");
             1
         }
-        Ok((plane, os, tun, ike)) => {
+        Ok(st) => {
+            let Started {
+                plane,
+                os,
+                tun,
+                ike,
+                server,
+            } = st;
             tracing::info!(target: "config", "{}: {} connection(s) up on {}, policies in table {}", cfg.file.display(), cfg.conns.len(), cfg.daemon.tun, cfg.daemon.route_table);
             for c in &cfg.conns {
                 for s in &c.selectors {
@@ -307,15 +372,15 @@ pub fn run(opts: RunOptions) -> i32 {
                     tracing::error!(target: "esp", "a data plane thread stopped; shutting down");
                     break 1;
                 }
-                if ike.as_ref().is_some_and(|t| !t.is_running()) {
-                    tracing::error!(target: "ike", "the IKE thread stopped; shutting down");
+                if !ike.is_running() {
+                    tracing::error!(target: "ike", "the control plane thread stopped; shutting down");
                     break 1;
                 }
             };
-            // IKE first: its DELETEs still go out through the data plane's socket.
-            if let Some(t) = ike {
-                t.stop();
-            }
+            // No more requests; then IKE: its DELETEs still go out through
+            // the data plane's socket.
+            drop(server);
+            ike.stop();
             let stats = plane.stats.clone();
             plane.stop();
             if let Some(p) = &opts.stats_file {
@@ -328,13 +393,32 @@ pub fn run(opts: RunOptions) -> i32 {
     }
 }
 
-type Started = (DataPlane, OsState, Arc<Tun>, Option<crate::ike::IkeThread>);
+struct Started {
+    plane: DataPlane,
+    os: Arc<Mutex<OsState>>,
+    tun: Arc<Tun>,
+    ike: crate::ike::IkeThread,
+    server: crate::control::Server,
+}
 
-fn start(cfg: &Config) -> Result<Started, String> {
+fn start(cfg: &Config, opts: &RunOptions) -> Result<Started, String> {
     let (mut outbound, mut names, inbound) = build_sas(cfg)?;
+    // Manual connections hold the first slots, in config order.
+    let mut manual = Vec::new();
+    for c in &cfg.conns {
+        if let Some((o, i)) = sa_params(c) {
+            let slot = names.iter().position(|n| *n == c.name).unwrap_or(0);
+            manual.push(crate::ike::ManualSlot {
+                name: c.name.clone(),
+                slot,
+                spi_in: i.spi,
+                spi_out: o.spi,
+                selectors: c.selectors.clone(),
+            });
+        }
+    }
     // IKE connections get an empty outbound slot each; their policies point
     // at it, so traffic is counted as `no_sa` until the CHILD SA is up.
-    let manual_policies = outbound.spd.policies.clone();
     let mut ike_conns = Vec::new();
     let mut slots = Vec::new();
     for c in &cfg.conns {
@@ -349,17 +433,7 @@ fn start(cfg: &Config) -> Result<Started, String> {
                 PolicyAction::Protect { sa: slot },
             ));
         }
-        slots.push(crate::ike::ConnSlot {
-            name: c.name.clone(),
-            slot,
-            replay_window: c.replay_window,
-            configured: c.selectors.clone(),
-            negotiated: None,
-            spi_in: None,
-            rekey_bytes: c.ike.as_ref().map_or(0, |i| i.rekey_bytes),
-            life_bytes: c.ike.as_ref().map_or(0, |i| i.life_bytes),
-            bytes_acted: None,
-        });
+        slots.push(crate::ike::conn_slot(c, slot));
         ike_conns.push((
             spec,
             c.ike
@@ -377,6 +451,17 @@ fn start(cfg: &Config) -> Result<Started, String> {
             sock500.push(std::net::UdpSocket::bind(a).map_err(|e| format!("IKE socket on {a}: {e}"))?);
         }
     }
+    let keys = match &cfg.daemon.key_export {
+        Some(dir) => {
+            let k = crate::keys::KeyExport::open(dir)?;
+            tracing::warn!(target: "config", "key export is ON: the keys of every SA are written to {} (Wireshark: WIRESHARK_CONFIG_DIR={})", dir.display(), dir.display());
+            Some(k)
+        }
+        None => None,
+    };
+    let hub = Arc::new(crate::control::EventHub::default());
+    let (req_tx, req_rx) = std::sync::mpsc::channel();
+    let server = crate::control::Server::start(&cfg.daemon.control_socket, req_tx, hub.clone())?;
     let tun = Tun::open(&cfg.daemon.tun).map_err(|e| format!("TUN device {}: {e}", cfg.daemon.tun))?;
     tun.set_mtu(cfg.daemon.mtu)
         .map_err(|e| format!("MTU {} on {}: {e}", cfg.daemon.mtu, cfg.daemon.tun))?;
@@ -396,8 +481,10 @@ fn start(cfg: &Config) -> Result<Started, String> {
         ip,
         table: cfg.daemon.route_table,
         added: Vec::new(),
+        routes: Vec::new(),
+        dev: cfg.daemon.tun.clone(),
     };
-    install_routes(cfg, &mut os)?;
+    sync_routes(cfg, &mut os)?;
     let sockets = open_sockets(cfg)?;
     let sock4500: Vec<_> = sockets.iter().filter(|s| s.encap == Encap::Udp).cloned().collect();
     let tun = Arc::new(tun);
@@ -416,31 +503,40 @@ fn start(cfg: &Config) -> Result<Started, String> {
         acq_tx,
     )
     .map_err(|e| format!("starting the data plane: {e}"))?;
-    let ike = if ike_conns.is_empty() {
-        None
-    } else {
-        let setup = crate::ike::IkeSetup {
-            conns: ike_conns,
-            slots,
-            manual_policies,
-            sock500,
-            sock4500,
-            from_plane: ike_rx,
-            acquires: acq_rx,
-            retransmit: ikeda_ike::RetransmitPolicy {
-                timeout: Duration::from_millis(cfg.daemon.retransmit.0),
-                base: cfg.daemon.retransmit.1,
-                tries: cfg.daemon.retransmit.2,
-            },
-            control: plane.control.clone(),
-        };
-        match crate::ike::start(setup, Arc::new(std::sync::atomic::AtomicBool::new(false))) {
-            Ok(t) => Some(t),
-            Err(e) => {
-                plane.stop();
-                return Err(format!("starting IKE: {e}"));
-            }
+    let os = Arc::new(Mutex::new(os));
+    let setup = crate::ike::IkeSetup {
+        conns: ike_conns,
+        slots,
+        manual,
+        sock500,
+        sock4500,
+        from_plane: ike_rx,
+        acquires: acq_rx,
+        retransmit: ikeda_ike::RetransmitPolicy {
+            timeout: Duration::from_millis(cfg.daemon.retransmit.0),
+            base: cfg.daemon.retransmit.1,
+            tries: cfg.daemon.retransmit.2,
+        },
+        control: plane.control.clone(),
+        requests: req_rx,
+        hub,
+        keys,
+        config: cfg.clone(),
+        opts: opts.clone(),
+        os: os.clone(),
+    };
+    let ike = match crate::ike::start(setup, Arc::new(std::sync::atomic::AtomicBool::new(false))) {
+        Ok(t) => t,
+        Err(e) => {
+            plane.stop();
+            return Err(format!("starting IKE: {e}"));
         }
     };
-    Ok((plane, os, tun, ike))
+    Ok(Started {
+        plane,
+        os,
+        tun,
+        ike,
+        server,
+    })
 }

@@ -52,6 +52,8 @@ pub enum TxUpdate {
     SetSpd(Spd),
     /// Hold packets for a slot without SA and ask for it (start_action = trap).
     SetTrap { slot: usize },
+    /// No longer a trap (a reload changed or removed the connection).
+    ClearTrap { slot: usize },
 }
 
 /// Packets held per trap slot until its SA is up; more are dropped.
@@ -100,14 +102,9 @@ impl Control {
                     sa.local.ip()
                 )
             })?;
-        self.views.lock().unwrap_or_else(|p| p.into_inner()).push(SaView::new(
-            conn,
-            "in",
-            sa.spi,
-            sa.algorithm(),
-            sa.encap,
-            &sa.stats,
-        ));
+        let mut v = SaView::new(conn, "in", sa.spi, sa.algorithm(), sa.encap, &sa.stats);
+        v.replay_window = sa.replay_window().size();
+        self.views.lock().unwrap_or_else(|p| p.into_inner()).push(v);
         ch.send(RxUpdate::Install(sa))
             .map_err(|_| "data plane stopped".to_string())
     }
@@ -141,6 +138,17 @@ impl Control {
         self.tx
             .send(TxUpdate::SetTrap { slot })
             .map_err(|_| "data plane stopped".to_string())
+    }
+
+    pub fn clear_trap(&self, slot: usize) -> Result<(), String> {
+        self.tx
+            .send(TxUpdate::ClearTrap { slot })
+            .map_err(|_| "data plane stopped".to_string())
+    }
+
+    /// The SAs installed right now, with their live counters.
+    pub fn views(&self) -> Vec<SaView> {
+        self.views.lock().unwrap_or_else(|p| p.into_inner()).clone()
     }
 }
 
@@ -178,6 +186,8 @@ pub struct SaView {
     pub algorithm: String,
     pub encap: Encap,
     pub stats: Arc<SaStats>,
+    /// Inbound: the replay window size (0 outbound).
+    pub replay_window: u32,
 }
 
 impl SaView {
@@ -197,6 +207,7 @@ impl SaView {
             algorithm: alg.name(),
             encap,
             stats: stats.clone(),
+            replay_window: 0,
         }
     }
 }
@@ -314,15 +325,19 @@ impl DataPlane {
         let stop = Arc::new(AtomicBool::new(false));
         let counters = Arc::new(PlaneCounters::default());
         let mut sas = Vec::new();
-        for (sa, name) in outbound.sas.iter().zip(&out_names) {
+        for (slot, (sa, name)) in outbound.sas.iter().zip(&out_names).enumerate() {
             if let Some(sa) = sa {
-                sas.push(SaView::new(name, "out", sa.spi, sa.algorithm(), sa.encap, &sa.stats));
+                let mut v = SaView::new(name, "out", sa.spi, sa.algorithm(), sa.encap, &sa.stats);
+                v.slot = Some(slot);
+                sas.push(v);
             }
         }
         // Sort the inbound SAs onto their sockets.
         let mut per_socket: Vec<Vec<InboundSa>> = sockets.iter().map(|_| Vec::new()).collect();
         for (name, sa) in sas_in {
-            sas.push(SaView::new(&name, "in", sa.spi, sa.algorithm(), sa.encap, &sa.stats));
+            let mut v = SaView::new(&name, "in", sa.spi, sa.algorithm(), sa.encap, &sa.stats);
+            v.replay_window = sa.replay_window().size();
+            sas.push(v);
             let k = socket_for(&sockets, sa.encap, sa.local.ip())
                 .ok_or_else(|| std::io::Error::other(format!("no socket for inbound SA {:#x}", sa.spi)))?;
             per_socket[k].push(sa);
@@ -504,6 +519,14 @@ fn tx_loop<T: TunDevice, D: DatagramIo>(
                     }
                     outbound.traps[slot] = true;
                     traps[slot] = Some((std::collections::VecDeque::new(), None));
+                }
+                TxUpdate::ClearTrap { slot } => {
+                    if let Some(t) = outbound.traps.get_mut(slot) {
+                        *t = false;
+                    }
+                    if let Some(t) = traps.get_mut(slot) {
+                        *t = None;
+                    }
                 }
             }
         }

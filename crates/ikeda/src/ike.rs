@@ -1,15 +1,20 @@
-//! The daemon's IKE side: a thread that owns the IKE sockets, the clock and
-//! the RNG, feeds the sans-IO engine, and turns its events into data plane
-//! changes and log lines.
+//! The daemon's control plane: a thread that owns the IKE sockets, the
+//! clock and the RNG, feeds the sans-IO engine, turns its events into data
+//! plane changes, log lines, the event stream and (when switched on) key
+//! export, and answers the control socket's requests from the same state,
+//! with the data plane's own counters.
 //!
 //! IKE on UDP 500 has a socket of its own here; IKE on 4500 shares the
 //! socket with UDP-encapsulated ESP (RFC 3948): the data plane's receive
 //! thread hands those messages over, and we send through the same socket
 //! with the non-ESP marker in front.
 
-use crate::config::{ConnConfig, Identity, StartAction};
-use crate::daemon::AnySocket;
+use crate::config::{Config, ConnConfig, Identity, StartAction};
+use crate::control::{Command, ControlMsg, EventHub, Response};
+use crate::daemon::{AnySocket, OsState};
 use crate::dataplane::{Control, IkeDatagram, NetSocket};
+use crate::keys::KeyExport;
+use crate::show::{self, ChildSaOut, ConnStatus, Direction, Dpd, IkeSaOut, PolicyOut};
 use ikeda_crypto::ike::SystemRng;
 use ikeda_esp::{AddrRange, Encap, InboundSa, OutboundSa, Policy, PolicyAction, SaParams, Selector, Spd};
 use ikeda_ike::ikev2::{ChildSaInfo, ConnSpec, Engine, Event, Timers, IKE_PORT, NAT_T_PORT};
@@ -21,7 +26,7 @@ use std::collections::HashMap;
 use std::net::{IpAddr, SocketAddr};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::mpsc::Receiver;
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
@@ -157,11 +162,20 @@ impl IkeThread {
     }
 }
 
+/// A manually keyed connection's place in the data plane.
+#[derive(Clone)]
+pub struct ManualSlot {
+    pub name: String,
+    pub slot: usize,
+    pub spi_in: u32,
+    pub spi_out: u32,
+    pub selectors: Vec<Selector>,
+}
+
 pub struct IkeSetup {
     pub conns: Vec<(ConnSpec, StartAction)>,
     pub slots: Vec<ConnSlot>,
-    /// Policies of manually keyed connections, kept in front.
-    pub manual_policies: Vec<Policy>,
+    pub manual: Vec<ManualSlot>,
     pub sock500: Vec<std::net::UdpSocket>,
     pub sock4500: Vec<Arc<NetSocket<AnySocket>>>,
     pub from_plane: Receiver<IkeDatagram>,
@@ -169,13 +183,26 @@ pub struct IkeSetup {
     pub acquires: Receiver<usize>,
     pub retransmit: ikeda_ike::RetransmitPolicy,
     pub control: Control,
+    /// Requests from the control socket, and where events go.
+    pub requests: Receiver<ControlMsg>,
+    pub hub: Arc<EventHub>,
+    pub keys: Option<KeyExport>,
+    /// The configuration running now (reload compares against it) and the
+    /// routes and rules it put in place.
+    pub config: Config,
+    /// The command line, whose overrides a reload keeps.
+    pub opts: crate::daemon::RunOptions,
+    pub os: Arc<Mutex<OsState>>,
 }
+
+/// How long a CHILD SA counts as up without traffic both ways.
+const FRESH_MS: u64 = 60_000;
 
 struct Runtime {
     engine: Engine,
     started: Instant,
     slots: Vec<ConnSlot>,
-    manual_policies: Vec<Policy>,
+    manual: Vec<ManualSlot>,
     sock500: Vec<std::net::UdpSocket>,
     sock4500: Vec<Arc<NetSocket<AnySocket>>>,
     control: Control,
@@ -183,6 +210,21 @@ struct Runtime {
     installed: HashMap<u32, (String, u32)>,
     /// Outbound SAs of rekeys we answered, waiting for the old SA's DELETE.
     pending_out: HashMap<u32, OutboundSa>,
+    hub: Arc<EventHub>,
+    keys: Option<KeyExport>,
+    config: Config,
+    opts: crate::daemon::RunOptions,
+    os: Arc<Mutex<OsState>>,
+    start_actions: HashMap<String, StartAction>,
+    /// The last failure per connection: (Unix ms, in plain words).
+    last_failure: HashMap<String, (u64, String)>,
+    /// The SPD last handed to the data plane (its hit counters live on).
+    policies: Vec<Policy>,
+    next_slot: usize,
+}
+
+fn secs(ms: u64) -> u64 {
+    ms / 1000
 }
 
 impl Runtime {
@@ -190,8 +232,27 @@ impl Runtime {
         Millis(self.started.elapsed().as_millis() as u64)
     }
 
-    fn spd(&self) -> Spd {
-        let mut p = self.manual_policies.clone();
+    /// Seconds from now until an engine time (0 when past).
+    fn until(&self, t: Option<Millis>) -> Option<u64> {
+        let now = self.now();
+        t.map(|t| secs(t.0.saturating_sub(now.0)))
+    }
+
+    fn since(&self, t: Millis) -> u64 {
+        secs(self.now().0.saturating_sub(t.0))
+    }
+
+    fn spd(&mut self) -> Spd {
+        let mut p: Vec<Policy> = Vec::new();
+        for m in &self.manual {
+            for sel in &m.selectors {
+                p.push(Policy::new(
+                    m.name.clone(),
+                    sel.clone(),
+                    PolicyAction::Protect { sa: m.slot },
+                ));
+            }
+        }
         for s in &self.slots {
             let sels = s.negotiated.as_ref().unwrap_or(&s.configured);
             for sel in sels {
@@ -202,11 +263,28 @@ impl Runtime {
                 ));
             }
         }
+        // Keep the hit counter of an entry that stays.
+        for n in &mut p {
+            if let Some(o) = self
+                .policies
+                .iter()
+                .find(|o| o.name == n.name && o.selector == n.selector && o.action == n.action)
+            {
+                n.hits = o.hits.clone();
+            }
+        }
+        self.policies = p.clone();
         Spd::new(p)
+    }
+
+    fn push_spd(&mut self) {
+        let spd = self.spd();
+        let _ = self.control.set_spd(spd);
     }
 
     fn flush(&mut self) {
         while let Some(t) = self.engine.poll_transmit() {
+            tracing::trace!(target: "ike", "{} bytes {} -> {}", t.data.len(), t.local, t.remote);
             let r = if t.local.port() == NAT_T_PORT {
                 // RFC 3948 §2.2: IKE on 4500 carries the non-ESP marker; a
                 // NAT-keepalive (§2.3) is the single octet 0xFF, unmarked.
@@ -238,7 +316,10 @@ impl Runtime {
     fn events(&mut self) {
         while let Some(ev) = self.engine.poll_event() {
             match ev {
-                Event::Log { conn, line } => tracing::info!(target: "ike", "{conn}: {line}"),
+                Event::Log { conn, line } => {
+                    tracing::info!(target: "ike", "{conn}: {line}");
+                    self.hub.publish(&conn, "exchange", line);
+                }
                 Event::IkeSaUp {
                     conn,
                     spi_i,
@@ -248,20 +329,50 @@ impl Runtime {
                     local,
                     remote,
                     nat,
-                } => tracing::info!(
-                    target: "ike",
-                    "{conn}: IKE_SA established {spi_i:016x}_i {spi_r:016x}_r ({}) {local} <-> {remote} {suite}{}",
-                    if initiator { "initiator" } else { "responder" },
-                    if nat { ", NAT detected: UDP encapsulation" } else { "" }
-                ),
-                Event::IkeSaDown { conn, reason, .. } => {
-                    tracing::info!(target: "ike", "{conn}: IKE_SA down ({reason})")
+                } => {
+                    let line = format!(
+                        "IKE_SA established {spi_i:016x}_i {spi_r:016x}_r ({}) {local} <-> {remote} {suite}{}",
+                        if initiator { "initiator" } else { "responder" },
+                        if nat { ", NAT detected: UDP encapsulation" } else { "" }
+                    );
+                    tracing::info!(target: "ike", "{conn}: {line}");
+                    self.hub.publish(&conn, "ike-up", line);
                 }
-                Event::Failed { conn, why } => tracing::error!(target: "ike", "{conn}: {why}"),
+                Event::IkeSaDown {
+                    conn,
+                    spi_i,
+                    spi_r,
+                    reason,
+                } => {
+                    tracing::info!(target: "ike", "{conn}: IKE_SA down ({reason})");
+                    self.hub.publish(
+                        &conn,
+                        "ike-down",
+                        format!("IKE_SA {spi_i:016x}_i {spi_r:016x}_r down ({reason})"),
+                    );
+                }
+                Event::Failed { conn, why } => {
+                    tracing::error!(target: "ike", "{conn}: {why}");
+                    self.last_failure
+                        .insert(conn.clone(), (crate::dataplane::now_ms(), why.to_string()));
+                    self.hub.publish(&conn, "failed", why.to_string());
+                }
+                Event::IkeSaKeys(k) => {
+                    // Keys go to the export files only, never to a log line.
+                    tracing::debug!(target: "ike", "{}: IKE_SA {:016x}_i {:016x}_r keyed", k.conn, k.spi_i, k.spi_r);
+                    if let Some(x) = self.keys.as_mut() {
+                        x.ike_sa(&k);
+                    }
+                }
                 Event::ChildSaUp(info) => self.install(info),
                 Event::ChildSaActivate { conn, spi_in } => self.activate(&conn, spi_in),
                 Event::ChildSaDown { conn, spi_in, spi_out } => {
                     tracing::info!(target: "ike", "{conn}: CHILD_SA {spi_in:08x}_i {spi_out:08x}_o removed");
+                    self.hub.publish(
+                        &conn,
+                        "child-down",
+                        format!("CHILD_SA {spi_in:08x}_i {spi_out:08x}_o removed"),
+                    );
                     self.control.remove_inbound(spi_in);
                     self.pending_out.remove(&spi_in);
                     if let Some(s) = self
@@ -274,7 +385,7 @@ impl Runtime {
                         s.negotiated = None;
                         let slot = s.slot;
                         let _ = self.control.set_outbound(&conn, slot, None);
-                        let _ = self.control.set_spd(self.spd());
+                        self.push_spd();
                     }
                     self.installed.remove(&spi_in);
                 }
@@ -344,6 +455,9 @@ impl Runtime {
                 SocketAddr::new(info.remote.ip(), 0),
             )
         };
+        if let Some(x) = self.keys.as_mut() {
+            x.child_sa(&info, local, remote);
+        }
         let window = self.slots[pos].replay_window;
         let mk = |spi, enc: &ikeda_crypto::SecretBytes, auth: &Option<ikeda_crypto::SecretBytes>| SaParams {
             spi,
@@ -383,39 +497,551 @@ impl Runtime {
         }
         self.slots[pos].negotiated = Some(sels);
         self.installed.insert(info.spi_in, (info.conn.clone(), info.spi_out));
-        let _ = self.control.set_spd(self.spd());
-        tracing::info!(
-            target: "esp",
-            "{}: CHILD SA installed: {} in {:08x} out {:08x}, {}{}",
-            info.conn,
+        self.push_spd();
+        let line = format!(
+            "CHILD SA installed: {} in {:08x} out {:08x}, {}{}",
             info.algorithm,
             info.spi_in,
             info.spi_out,
-            if info.udp_encap { "UDP-encapsulated to " } else { "ESP to " },
+            if info.udp_encap {
+                "UDP-encapsulated to "
+            } else {
+                "ESP to "
+            },
             remote
         );
+        tracing::info!(target: "esp", "{}: {line}", info.conn);
+        self.hub.publish(&info.conn, "child-up", line);
+        self.last_failure.remove(&info.conn);
+    }
+
+    // ---- the control socket ------------------------------------------------
+
+    fn answer(&mut self, cmd: Command) -> Response {
+        let r = match cmd {
+            Command::Status => serde_json::to_value(self.status()).map_err(|e| e.to_string()),
+            Command::ShowIke => serde_json::to_value(self.show_ike()).map_err(|e| e.to_string()),
+            Command::ShowChild => serde_json::to_value(self.show_child()).map_err(|e| e.to_string()),
+            Command::ShowPolicy => serde_json::to_value(self.show_policy()).map_err(|e| e.to_string()),
+            Command::Up { conn } => self.up(&conn),
+            Command::Down { conn } => self.down(&conn),
+            Command::Reload => self.reload(),
+            Command::Log { .. } => Err("log is answered by the socket thread".into()),
+        };
+        match r {
+            Ok(v) => Response::ok(v),
+            Err(e) => Response::err(e),
+        }
+    }
+
+    fn up(&mut self, conn: &str) -> Result<serde_json::Value, String> {
+        if self.manual.iter().any(|m| m.name == conn) {
+            return Err(format!("'{conn}' is manually keyed: its SAs are always installed"));
+        }
+        if self.engine.conn(conn).is_none() {
+            return Err(format!("no connection '{conn}'"));
+        }
+        if self.engine.is_active(conn) {
+            return Err(format!("'{conn}' is already up or connecting (see `ikeda status`)"));
+        }
+        let now = self.now();
+        self.engine.initiate(conn, now)?;
+        self.hub.publish(conn, "control", "up: initiating".into());
+        Ok(serde_json::json!({"conn": conn, "initiated": true}))
+    }
+
+    fn down(&mut self, conn: &str) -> Result<serde_json::Value, String> {
+        if self.manual.iter().any(|m| m.name == conn) {
+            return Err(format!(
+                "'{conn}' is manually keyed: remove it from the config and reload"
+            ));
+        }
+        if self.engine.conn(conn).is_none() {
+            return Err(format!("no connection '{conn}'"));
+        }
+        let now = self.now();
+        self.engine.terminate(conn, now)?;
+        self.hub.publish(conn, "control", "down: deleting the IKE SA".into());
+        Ok(serde_json::json!({"conn": conn, "terminated": true}))
+    }
+
+    fn child_of_slot(&self, s: &ConnSlot) -> Option<(u32, u32)> {
+        let spi_in = s.spi_in?;
+        self.installed.get(&spi_in).map(|(_, o)| (spi_in, *o))
+    }
+
+    fn status(&self) -> Vec<ConnStatus> {
+        let views = self.control.views();
+        let stat = |spi: u32, dir: &str| {
+            views
+                .iter()
+                .find(|v| v.spi == spi && v.direction == dir)
+                .map(|v| v.stats.clone())
+        };
+        let now_ms = crate::dataplane::now_ms();
+        let sas = self.engine.ike_sas();
+        let mut out = Vec::new();
+        for c in &self.config.conns {
+            let failure = self.last_failure.get(&c.name);
+            let mut st = ConnStatus {
+                name: c.name.clone(),
+                version: if c.ike.is_some() {
+                    "IKEv2".into()
+                } else {
+                    "manual".into()
+                },
+                state: String::new(),
+                detail: String::new(),
+                last_failure: failure.map(|f| f.1.clone()),
+                last_failure_s_ago: failure.map(|f| secs(now_ms.saturating_sub(f.0))),
+            };
+            // The CHILD SA carrying traffic now, if any: (in, out, installed ms ago).
+            let current = if let Some(m) = self.manual.iter().find(|m| m.name == c.name) {
+                Some((m.spi_in, m.spi_out, None))
+            } else {
+                self.slots.iter().find(|s| s.name == c.name).and_then(|s| {
+                    let (i, o) = self.child_of_slot(s)?;
+                    let age = sas
+                        .iter()
+                        .flat_map(|x| x.children.iter())
+                        .find(|ch| ch.spi_in == i)
+                        .map(|ch| self.now().0.saturating_sub(ch.installed_at.0));
+                    Some((i, o, age))
+                })
+            };
+            if let Some((i, o, age)) = current {
+                let (si, so) = (stat(i, "in"), stat(o, "out"));
+                let last = |s: &Option<Arc<ikeda_esp::SaStats>>| {
+                    s.as_ref()
+                        .map(|s| s.last_packet_ms.load(Ordering::Relaxed))
+                        .filter(|t| *t != 0)
+                };
+                let pk =
+                    |s: &Option<Arc<ikeda_esp::SaStats>>| s.as_ref().map_or(0, |s| s.packets.load(Ordering::Relaxed));
+                let (li, lo) = (last(&si), last(&so));
+                let fresh = age.is_some_and(|a| a < FRESH_MS);
+                let spis = format!("CHILD SA {i:08x}_i {o:08x}_o");
+                if li.is_some() && lo.is_some() {
+                    st.state = "up".into();
+                    st.detail = format!(
+                        "{spis}, {} packets in, {} out, last in {}s ago",
+                        pk(&si),
+                        pk(&so),
+                        secs(now_ms.saturating_sub(li.unwrap_or(0)))
+                    );
+                } else if fresh || (c.ike.is_none() && li.is_none() && lo.is_none()) {
+                    st.state = "up".into();
+                    st.detail = format!("{spis}, installed {}s ago, no traffic yet", age.map_or(0, secs));
+                } else {
+                    st.state = "stalled".into();
+                    st.detail = match (li, lo) {
+                        (None, Some(_)) => format!(
+                            "{spis}: sent {} packets but received none: the peer does not send back (its SA, routes or firewall)",
+                            pk(&so)
+                        ),
+                        (Some(_), None) => format!(
+                            "{spis}: received {} packets but sent none: no local traffic matches the policies",
+                            pk(&si)
+                        ),
+                        _ => format!("{spis}: no traffic either way since it was installed"),
+                    };
+                }
+                out.push(st);
+                continue;
+            }
+            let mine: Vec<_> = sas.iter().filter(|s| s.conn == c.name).collect();
+            let connecting = mine.iter().find(|s| s.state == ikeda_ike::ikev2::IkeState::Connecting);
+            let established = mine.iter().find(|s| s.state == ikeda_ike::ikev2::IkeState::Established);
+            if let Some(s) = connecting {
+                st.state = "connecting".into();
+                st.detail = match s.pending {
+                    Some(x) => format!("{x}, try {} of {}, to {}", s.sends.max(1), s.tries, s.remote),
+                    None => format!("answered IKE_SA_INIT from {}, waiting for IKE_AUTH", s.remote),
+                };
+            } else if let Some(s) = established {
+                st.state = "down".into();
+                st.detail = format!(
+                    "IKE SA {:016x}_i {:016x}_r is up but there is no CHILD SA",
+                    s.spi_i, s.spi_r
+                );
+            } else {
+                let action = self.start_actions.get(&c.name).copied().unwrap_or(StartAction::None);
+                match (failure, action) {
+                    (Some(f), _) => {
+                        st.state = "down".into();
+                        st.detail = f.1.clone();
+                    }
+                    (None, StartAction::Trap) => {
+                        st.state = "waiting".into();
+                        st.detail = "for traffic: the first packet matching its policies brings it up".into();
+                    }
+                    (None, StartAction::None) => {
+                        st.state = "waiting".into();
+                        st.detail = "for the peer to initiate (start_action = none); `ikeda up` starts it".into();
+                    }
+                    (None, StartAction::Start) => {
+                        st.state = "down".into();
+                        st.detail = "not connected".into();
+                    }
+                }
+            }
+            out.push(st);
+        }
+        out
+    }
+
+    fn show_ike(&self) -> Vec<IkeSaOut> {
+        self.engine
+            .ike_sas()
+            .into_iter()
+            .map(|s| IkeSaOut {
+                conn: s.conn.clone(),
+                version: 2,
+                local: s.local.to_string(),
+                remote: s.remote.to_string(),
+                spi_i: format!("{:016x}", s.spi_i),
+                spi_r: format!("{:016x}", s.spi_r),
+                role: if s.initiator { "initiator" } else { "responder" }.into(),
+                state: s.state.as_str().into(),
+                algorithms: s.suite.as_ref().map(show::ike_suite_name),
+                established_s_ago: s.established_at.map(|t| self.since(t)),
+                rekey_in_s: self.until(s.rekey_at),
+                expires_in_s: self.until(s.expire_at),
+                nat_detected: s.nat,
+                behind_nat: s.behind_nat,
+                pending: s
+                    .pending
+                    .map(|p| format!("{p} response (sent {} of {} times)", s.sends, s.tries)),
+                dpd: Dpd {
+                    delay_s: secs(s.dpd_delay_ms),
+                    last_heard_s_ago: self.since(s.last_heard),
+                    checking: s.dpd_checking,
+                },
+                children: s.children.iter().map(|c| format!("{:08x}", c.spi_in)).collect(),
+            })
+            .collect()
+    }
+
+    fn direction(&self, views: &[crate::dataplane::SaView], spi: u32, dir: &str) -> (Direction, u32) {
+        let now_ms = crate::dataplane::now_ms();
+        let Some(v) = views.iter().find(|v| v.spi == spi && v.direction == dir) else {
+            return (
+                Direction {
+                    spi: format!("{spi:08x}"),
+                    ..Default::default()
+                },
+                0,
+            );
+        };
+        let st = &v.stats;
+        let last = st.last_packet_ms.load(Ordering::Relaxed);
+        (
+            Direction {
+                spi: format!("{spi:08x}"),
+                bytes: st.bytes.load(Ordering::Relaxed),
+                packets: st.packets.load(Ordering::Relaxed),
+                last_packet_s_ago: (last != 0).then(|| secs(now_ms.saturating_sub(last))),
+                seq: st.seq.load(Ordering::Relaxed),
+                drops: st
+                    .drops
+                    .nonzero()
+                    .into_iter()
+                    .map(|(k, n)| (k.to_string(), n))
+                    .collect(),
+            },
+            v.replay_window,
+        )
+    }
+
+    fn show_child(&self) -> Vec<ChildSaOut> {
+        let views = self.control.views();
+        let mut out = Vec::new();
+        for m in &self.manual {
+            let (inbound, window) = self.direction(&views, m.spi_in, "in");
+            let (outbound, _) = self.direction(&views, m.spi_out, "out");
+            let c = self.config.conns.iter().find(|c| c.name == m.name);
+            out.push(ChildSaOut {
+                conn: m.name.clone(),
+                state: "MANUAL".into(),
+                mode: "tunnel".into(),
+                encap: match c.map(|c| c.encap) {
+                    Some(Encap::Udp) => "udp".into(),
+                    _ => "esp".into(),
+                },
+                algorithms: c.map(|c| c.esp.name()).unwrap_or_default(),
+                esn: c.is_some_and(|c| c.esn),
+                local_ts: m.selectors.iter().map(|s| s.local.to_string()).collect(),
+                remote_ts: m.selectors.iter().map(|s| s.remote.to_string()).collect(),
+                inbound,
+                outbound,
+                replay_window: window,
+                installed_s_ago: None,
+                rekey_in_s: None,
+                expires_in_s: None,
+            });
+        }
+        for s in self.engine.ike_sas() {
+            for ch in &s.children {
+                let (inbound, window) = self.direction(&views, ch.spi_in, "in");
+                let (outbound, _) = self.direction(&views, ch.spi_out, "out");
+                let sending = self
+                    .slots
+                    .iter()
+                    .any(|x| x.name == s.conn && x.spi_in == Some(ch.spi_in));
+                out.push(ChildSaOut {
+                    conn: s.conn.clone(),
+                    state: if ch.rekeyed {
+                        "REKEYED"
+                    } else if sending {
+                        "INSTALLED"
+                    } else {
+                        "INSTALLED-INBOUND"
+                    }
+                    .into(),
+                    mode: "tunnel".into(),
+                    encap: if ch.udp_encap { "udp" } else { "esp" }.into(),
+                    algorithms: show::child_suite_name(&ch.suite),
+                    esn: ch.suite.esn,
+                    local_ts: ch.local_ts.iter().map(|t| t.to_string()).collect(),
+                    remote_ts: ch.remote_ts.iter().map(|t| t.to_string()).collect(),
+                    inbound,
+                    outbound,
+                    replay_window: window,
+                    installed_s_ago: Some(self.since(ch.installed_at)),
+                    rekey_in_s: self.until(ch.rekey_at.filter(|_| !ch.rekeyed)),
+                    expires_in_s: self.until(ch.expire_at),
+                });
+            }
+        }
+        out
+    }
+
+    fn show_policy(&self) -> Vec<PolicyOut> {
+        let views = self.control.views();
+        self.policies
+            .iter()
+            .enumerate()
+            .map(|(i, p)| {
+                let (action, slot) = match p.action {
+                    PolicyAction::Protect { sa } => ("protect", Some(sa)),
+                    PolicyAction::Discard => ("discard", None),
+                };
+                let out_spi = slot.and_then(|k| {
+                    views
+                        .iter()
+                        .find(|v| v.direction == "out" && v.slot == Some(k))
+                        .map(|v| v.spi)
+                });
+                let trap = slot.is_some_and(|k| {
+                    self.slots
+                        .iter()
+                        .any(|s| s.slot == k && self.start_actions.get(&s.name) == Some(&StartAction::Trap))
+                });
+                PolicyOut {
+                    index: i + 1,
+                    conn: p.name.clone(),
+                    local: p.selector.local.to_string(),
+                    remote: p.selector.remote.to_string(),
+                    protocol: p.selector.protocol.map(|x| x.to_string()),
+                    action: action.into(),
+                    sa: out_spi.map(|s| format!("{s:08x}")),
+                    state: match (out_spi, trap) {
+                        (Some(_), _) => "installed",
+                        (None, true) => "trap",
+                        (None, false) if action == "discard" => "discard",
+                        (None, false) => "no-sa",
+                    }
+                    .into(),
+                    hits: p.hits.load(Ordering::Relaxed),
+                }
+            })
+            .collect()
+    }
+
+    /// Re-read the config file. Connections whose settings changed are
+    /// torn down and brought up with the new ones; new ones are added,
+    /// removed ones deleted; the rest are not touched (their SAs stay).
+    fn reload(&mut self) -> Result<serde_json::Value, String> {
+        let new =
+            crate::daemon::load(&self.opts).map_err(|e| format!("configuration refused, nothing changed: {e}"))?;
+        let (od, nd) = (&self.config.daemon, &new.daemon);
+        if od.tun != nd.tun
+            || od.mtu != nd.mtu
+            || od.route_table != nd.route_table
+            || od.control_socket != nd.control_socket
+            || od.key_export != nd.key_export
+        {
+            return Err(
+                "tun, mtu, route_table, control_socket or key_export changed in [daemon]: that needs a restart; \
+                 nothing changed"
+                    .into(),
+            );
+        }
+        // Sockets are opened at start: a connection on a local address
+        // without them cannot be served by a reload.
+        for c in &new.conns {
+            let has_500 = self
+                .sock500
+                .iter()
+                .any(|s| s.local_addr().is_ok_and(|a| a.ip() == c.local_addr));
+            let has_plane = self
+                .config
+                .conns
+                .iter()
+                .any(|o| o.local_addr == c.local_addr && (o.ike.is_some() || o.encap == c.encap));
+            if (c.ike.is_some() && !has_500) || !has_plane {
+                return Err(format!(
+                    "connection '{}' uses local address {} ({}), which this daemon has no socket for: restart needed; nothing changed",
+                    c.name,
+                    c.local_addr,
+                    if c.ike.is_some() { "IKE" } else { "manual" }
+                ));
+            }
+        }
+        let mut added = Vec::new();
+        let mut changed = Vec::new();
+        let mut removed = Vec::new();
+        let mut untouched = Vec::new();
+        for c in &new.conns {
+            match self.config.conns.iter().find(|o| o.name == c.name) {
+                None => added.push(c.name.clone()),
+                Some(o) if o.same_as(c) => untouched.push(c.name.clone()),
+                Some(_) => changed.push(c.name.clone()),
+            }
+        }
+        for o in &self.config.conns {
+            if !new.conns.iter().any(|c| c.name == o.name) {
+                removed.push(o.name.clone());
+            }
+        }
+        {
+            let mut os = self.os.lock().unwrap_or_else(|p| p.into_inner());
+            crate::daemon::sync_routes(&new, &mut os)?;
+        }
+        let now = self.now();
+        // Tear down what goes or changes.
+        for name in removed.iter().chain(changed.iter()) {
+            if let Some(k) = self.manual.iter().position(|m| &m.name == name) {
+                let m = self.manual.remove(k);
+                self.control.remove_inbound(m.spi_in);
+                let _ = self.control.set_outbound(name, m.slot, None);
+            }
+            if self.engine.conn(name).is_some() {
+                if self.engine.is_active(name) {
+                    let _ = self.engine.terminate(name, now);
+                }
+                self.engine.retire_conn(name);
+            }
+            if let Some(k) = self.slots.iter().position(|s| &s.name == name) {
+                let s = self.slots.remove(k);
+                let _ = self.control.clear_trap(s.slot);
+                let _ = self.control.set_outbound(name, s.slot, None);
+                if let Some(i) = s.spi_in {
+                    self.installed.remove(&i);
+                }
+            }
+            self.start_actions.remove(name);
+            self.last_failure.remove(name);
+        }
+        // Bring up what is new or changed.
+        let mut starts = Vec::new();
+        for name in added.iter().chain(changed.iter()) {
+            let Some(c) = new.conns.iter().find(|c| &c.name == name) else {
+                continue;
+            };
+            let slot = self.next_slot;
+            self.next_slot += 1;
+            if let Some((o, i)) = crate::daemon::sa_params(c) {
+                let (o, i) = match (OutboundSa::new(&o), InboundSa::new(&i)) {
+                    (Ok(o), Ok(i)) => (o, i),
+                    (Err(e), _) | (_, Err(e)) => return Err(format!("{name}: {e}")),
+                };
+                self.manual.push(ManualSlot {
+                    name: name.clone(),
+                    slot,
+                    spi_in: i.spi,
+                    spi_out: o.spi,
+                    selectors: c.selectors.clone(),
+                });
+                self.control.install_inbound(name, i)?;
+                self.control.set_outbound(name, slot, Some(o))?;
+            } else if let Some(spec) = conn_spec(c) {
+                let action = c.ike.as_ref().map_or(StartAction::None, |i| i.start_action);
+                self.engine.set_conn(spec);
+                self.slots.push(conn_slot(c, slot));
+                self.start_actions.insert(name.clone(), action);
+                match action {
+                    StartAction::Start => starts.push(name.clone()),
+                    StartAction::Trap => {
+                        let _ = self.control.set_trap(slot);
+                    }
+                    StartAction::None => {}
+                }
+            }
+        }
+        self.engine.set_retransmit_policy(ikeda_ike::RetransmitPolicy {
+            timeout: Duration::from_millis(new.daemon.retransmit.0),
+            base: new.daemon.retransmit.1,
+            tries: new.daemon.retransmit.2,
+        });
+        self.config = new;
+        self.push_spd();
+        for name in &starts {
+            if let Err(e) = self.engine.initiate(name, now) {
+                tracing::error!(target: "ike", "{name}: cannot initiate: {e}");
+            }
+        }
+        let line = format!(
+            "reload: added [{}], changed [{}], removed [{}], untouched [{}]",
+            added.join(" "),
+            changed.join(" "),
+            removed.join(" "),
+            untouched.join(" ")
+        );
+        tracing::info!(target: "config", "{line}");
+        self.hub.publish("", "control", line);
+        Ok(serde_json::json!({
+            "added": added, "changed": changed, "removed": removed, "untouched": untouched,
+        }))
     }
 }
 
-/// Start the IKE thread; connections with `start_action = start` are
-/// initiated right away.
+/// The data plane slot of an IKE connection, before any SA.
+pub fn conn_slot(c: &ConnConfig, slot: usize) -> ConnSlot {
+    ConnSlot {
+        name: c.name.clone(),
+        slot,
+        replay_window: c.replay_window,
+        configured: c.selectors.clone(),
+        negotiated: None,
+        spi_in: None,
+        rekey_bytes: c.ike.as_ref().map_or(0, |i| i.rekey_bytes),
+        life_bytes: c.ike.as_ref().map_or(0, |i| i.life_bytes),
+        bytes_acted: None,
+    }
+}
+
+/// Start the control plane thread (IKE and the control socket's requests);
+/// connections with `start_action = start` are initiated right away.
 pub fn start(setup: IkeSetup, stop_flag: Arc<AtomicBool>) -> std::io::Result<IkeThread> {
     let IkeSetup {
         conns,
         slots,
-        manual_policies,
+        manual,
         sock500,
         sock4500,
         from_plane,
         acquires,
         retransmit,
         control,
+        requests,
+        hub,
+        keys,
+        config,
+        opts,
+        os,
     } = setup;
-    let traps: Vec<String> = conns
-        .iter()
-        .filter(|(_, a)| *a == StartAction::Trap)
-        .map(|(c, _)| c.name.clone())
-        .collect();
+    let start_actions: HashMap<String, StartAction> = conns.iter().map(|(c, a)| (c.name.clone(), *a)).collect();
     let starts: Vec<String> = conns
         .iter()
         .filter(|(_, a)| *a == StartAction::Start)
@@ -426,20 +1052,37 @@ pub fn start(setup: IkeSetup, stop_flag: Arc<AtomicBool>) -> std::io::Result<Ike
     for s in &sock500 {
         s.set_read_timeout(Some(Duration::from_millis(10)))?;
     }
+    let next_slot = slots
+        .iter()
+        .map(|s| s.slot)
+        .chain(manual.iter().map(|m| m.slot))
+        .max()
+        .map_or(0, |m| m + 1);
     let mut rt = Runtime {
         engine,
         started: Instant::now(),
         slots,
-        manual_policies,
+        manual,
         sock500,
         sock4500,
         control,
         installed: HashMap::new(),
         pending_out: HashMap::new(),
+        hub,
+        keys,
+        config,
+        opts,
+        os,
+        start_actions,
+        last_failure: HashMap::new(),
+        policies: Vec::new(),
+        next_slot,
     };
-    let _ = rt.control.set_spd(rt.spd());
-    for s in rt.slots.iter().filter(|s| traps.contains(&s.name)) {
-        let _ = rt.control.set_trap(s.slot);
+    rt.push_spd();
+    for s in rt.slots.iter() {
+        if rt.start_actions.get(&s.name) == Some(&StartAction::Trap) {
+            let _ = rt.control.set_trap(s.slot);
+        }
     }
     let stop = stop_flag.clone();
     let handle = std::thread::Builder::new().name("ike".into()).spawn(move || {
@@ -453,12 +1096,17 @@ pub fn start(setup: IkeSetup, stop_flag: Arc<AtomicBool>) -> std::io::Result<Ike
         rt.events();
         let mut buf = vec![0u8; 65536];
         while !stop.load(Ordering::Relaxed) {
-            // UDP 500: a short blocking read on each socket.
+            // UDP 500: a short blocking read on each socket (without any,
+            // a short sleep paces the loop).
+            if rt.sock500.is_empty() {
+                std::thread::sleep(Duration::from_millis(10));
+            }
             for k in 0..rt.sock500.len() {
                 if let Ok((n, from)) = rt.sock500[k].recv_from(&mut buf) {
                     let local = rt.sock500[k]
                         .local_addr()
                         .unwrap_or_else(|_| SocketAddr::new(IpAddr::from([0, 0, 0, 0]), IKE_PORT));
+                    tracing::trace!(target: "ike", "{n} bytes {from} -> {local}");
                     let now = rt.now();
                     rt.engine.handle_datagram(now, local, from, &buf[..n]);
                 }
@@ -469,6 +1117,11 @@ pub fn start(setup: IkeSetup, stop_flag: Arc<AtomicBool>) -> std::io::Result<Ike
                 if let Some(name) = rt.slots.iter().find(|s| s.slot == slot).map(|s| s.name.clone()) {
                     if !rt.engine.is_active(&name) {
                         tracing::info!(target: "ike", "{name}: acquire: a packet matched the trap policy, initiating");
+                        rt.hub.publish(
+                            &name,
+                            "control",
+                            "acquire: a packet matched the trap policy, initiating".into(),
+                        );
                         let now = rt.now();
                         if let Err(e) = rt.engine.initiate(&name, now) {
                             tracing::error!(target: "ike", "{name}: cannot initiate: {e}");
@@ -479,6 +1132,7 @@ pub fn start(setup: IkeSetup, stop_flag: Arc<AtomicBool>) -> std::io::Result<Ike
             rt.byte_lifetimes();
             // UDP 4500, handed over by the data plane.
             while let Ok(d) = from_plane.try_recv() {
+                tracing::trace!(target: "ike", "{} bytes {} -> {}:{NAT_T_PORT}", d.data.len(), d.from, d.local);
                 let now = rt.now();
                 rt.engine
                     .handle_datagram(now, SocketAddr::new(d.local, NAT_T_PORT), d.from, &d.data);
@@ -489,6 +1143,13 @@ pub fn start(setup: IkeSetup, stop_flag: Arc<AtomicBool>) -> std::io::Result<Ike
             }
             rt.flush();
             rt.events();
+            // The control socket's requests, answered from this thread's state.
+            while let Ok(m) = requests.try_recv() {
+                let r = rt.answer(m.command);
+                let _ = m.reply.send(r);
+                rt.flush();
+                rt.events();
+            }
         }
         // Tell the peers we are going (best effort, not waiting for answers).
         let names: Vec<String> = rt.engine.conn_names().map(str::to_owned).collect();

@@ -67,6 +67,8 @@ fn run_installs_routes_and_removes_them_on_sigterm() {
     let mut child = Command::new("ip")
         .args(["netns", "exec", &ns.0, IKEDA, "run", "-c"])
         .arg(&cfg)
+        .arg("--control")
+        .arg(std::env::temp_dir().join(format!("{}.sock", ns.0)))
         .stdout(Stdio::null())
         .stderr(Stdio::piped())
         .spawn()
@@ -126,6 +128,8 @@ fn a_failed_start_leaves_nothing_behind() {
     let o = Command::new("ip")
         .args(["netns", "exec", &ns.0, IKEDA, "run", "-c"])
         .arg(&cfg)
+        .arg("--control")
+        .arg(std::env::temp_dir().join(format!("{}.sock", ns.0)))
         .output()
         .unwrap();
     assert_eq!(o.status.code(), Some(1), "{}", text(&o));
@@ -137,6 +141,8 @@ fn a_failed_start_leaves_nothing_behind() {
     let o = Command::new("ip")
         .args(["netns", "exec", &ns.0, IKEDA, "run", "-c"])
         .arg(&bad)
+        .arg("--control")
+        .arg(std::env::temp_dir().join(format!("{}.sock", ns.0)))
         .output()
         .unwrap();
     assert_eq!(o.status.code(), Some(2));

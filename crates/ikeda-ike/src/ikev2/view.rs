@@ -3,7 +3,7 @@
 //!
 //! The views are copies taken at one moment; nothing in them is secret.
 
-use super::{Engine, IkeKeyInfo, Event, Pending, State};
+use super::{Engine, Event, IkeKeyInfo, Pending, State};
 use crate::Millis;
 use ikeda_crypto::ike::{ChildSuite, IkeSuite};
 use ikeda_wire::ikev2::TsRange;
