@@ -841,17 +841,9 @@ fn bring_up(a: &UpArgs, dir: &Path, st: &mut LabState, capture: Option<&Path>) -
     match a.gateways {
         Gateways::None => {
             // Plain routing between the LANs, for the baseline.
-            for i in 0..2 {
+            for (i, gw) in NODES[..2].iter().enumerate() {
                 let j = 1 - i;
-                ip(&[
-                    "-n",
-                    &ns_name(name, NODES[i]),
-                    "route",
-                    "add",
-                    LAN_NET[j],
-                    "via",
-                    GW_WAN[j],
-                ])?;
+                ip(&["-n", &ns_name(name, gw), "route", "add", LAN_NET[j], "via", GW_WAN[j]])?;
             }
         }
         Gateways::Ikeda => {
@@ -901,8 +893,7 @@ fn bring_up(a: &UpArgs, dir: &Path, st: &mut LabState, capture: Option<&Path>) -
                 st.controls.push((gw.to_string(), sock.clone()));
                 save_state(dir, st)?;
             }
-            for i in 0..ikeda_gws {
-                let gw = NODES[i];
+            for gw in &NODES[..ikeda_gws] {
                 let pid = st
                     .pids
                     .iter()
