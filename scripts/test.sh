@@ -1,8 +1,9 @@
 #!/usr/bin/env bash
 # The whole test suite, from a fresh Debian machine (run as root; CI does).
 # Installs what the tests need, then runs: unit and simulator tests, the
-# network-namespace labs (ikeda <-> ikeda, strongSwan), the tshark oracle,
-# and a short run of every fuzz target.
+# network-namespace labs (ikeda <-> ikeda, strongSwan), the tshark oracles
+# (ESP with manual keys, IKEv2 and ESP with exported keys), a check that no
+# key reaches a gateway log, and a short run of every fuzz target.
 #
 #   scripts/test.sh            everything
 #   FUZZ_SECONDS=0 scripts/test.sh    skip the fuzz runs (local iteration only)
@@ -24,7 +25,22 @@ if ((${#missing[@]})); then
 fi
 
 echo "== cargo test (workspace, release: the labs need the optimized data plane)"
-cargo test --workspace --release -- --test-threads="${TEST_THREADS:-2}"
+# Every lab gateway logs at trace level and exports its keys; `lab down`
+# archives the logs, configs and key logs, and afterwards no key may be
+# found in any log. IKEDA_KEEP_ARCHIVE=1 keeps the archive (it holds keys).
+IKEDA_LAB_ARCHIVE=$(mktemp -d /tmp/ikeda-lab-archive.XXXXXX)
+if [[ "${IKEDA_KEEP_ARCHIVE:-0}" == 1 ]]; then
+  trap 'echo "lab archive kept in $IKEDA_LAB_ARCHIVE"' EXIT
+else
+  trap 'rm -rf "$IKEDA_LAB_ARCHIVE"' EXIT
+fi
+IKEDA_LAB_LOG=trace IKEDA_LAB_EXPORT_KEYS=1 IKEDA_LAB_ARCHIVE="$IKEDA_LAB_ARCHIVE" \
+  cargo test --workspace --release -- --test-threads="${TEST_THREADS:-2}"
+
+echo "== no key in any lab log"
+python3 scripts/check_logs_for_keys.py --self-test
+python3 scripts/check_logs_for_keys.py "$IKEDA_LAB_ARCHIVE"
+[[ "${IKEDA_KEEP_ARCHIVE:-0}" == 1 ]] || rm -rf "$IKEDA_LAB_ARCHIVE"
 
 if [[ "${FUZZ_SECONDS:-20}" != 0 ]]; then
   echo "== fuzz targets, ${FUZZ_SECONDS:-20} s each"

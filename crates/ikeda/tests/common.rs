@@ -84,6 +84,16 @@ impl Lab {
             .output()
             .expect("ip netns exec")
     }
+
+    /// `ikeda lab down` now (asserting it worked) instead of on drop;
+    /// returns its output.
+    pub fn down(self) -> String {
+        let this = std::mem::ManuallyDrop::new(self);
+        let o = ikeda(&["lab", "down", "--name", &this.name]);
+        let t = text(&o);
+        assert!(o.status.success(), "lab down {}: {t}", this.name);
+        t
+    }
 }
 
 impl Drop for Lab {
@@ -194,5 +204,39 @@ impl Drop for IperfServer {
     fn drop(&mut self) {
         let _ = self.0.kill();
         let _ = self.0.wait();
+    }
+}
+
+/// Tests that read captures fail (never skip) without tshark.
+pub fn need_tshark() {
+    match Command::new("tshark").arg("--version").output() {
+        Ok(o) if o.status.success() => {}
+        _ => panic!("tshark is missing: run the README's test command (scripts/test.sh), which installs it"),
+    }
+}
+
+/// A fresh temporary directory, removed on drop (kept with IKEDA_TEST_KEEP=1).
+pub struct TempDir(pub std::path::PathBuf);
+
+impl TempDir {
+    pub fn new(tag: &str) -> TempDir {
+        let d = std::env::temp_dir().join(format!("ikeda-test-{tag}-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&d);
+        std::fs::create_dir_all(&d).expect("creating a temporary directory");
+        TempDir(d)
+    }
+
+    pub fn path(&self) -> &std::path::Path {
+        &self.0
+    }
+}
+
+impl Drop for TempDir {
+    fn drop(&mut self) {
+        if std::env::var("IKEDA_TEST_KEEP").as_deref() == Ok("1") {
+            eprintln!("kept {}", self.0.display());
+        } else {
+            let _ = std::fs::remove_dir_all(&self.0);
+        }
     }
 }

@@ -21,16 +21,29 @@
 //! The lab's state (configs with keys, logs, PIDs) lives in
 //! `/var/lib/ikeda/lab-<lab>/`. `down` removes namespaces by prefix, so it
 //! also cleans up after a crash, and kills only PIDs the lab recorded.
+//!
+//! Debugging aids: each ikeda gateway runs with `--log $IKEDA_LAB_LOG`
+//! (default `info`) and a control socket `<state>/<gw>.sock`; with
+//! `--export-keys` (or IKEDA_LAB_EXPORT_KEYS=1) it writes Wireshark's key
+//! files to `<state>/keys-<gw>/`. `lab capture` and `lab up --capture`
+//! record a node's outer link with dumpcap, so
+//! `WIRESHARK_CONFIG_DIR=<state>/keys-gw1 tshark -r FILE` shows IKE and
+//! ESP in clear. With IKEDA_LAB_ARCHIVE set, `down` first copies the
+//! gateway logs, configs and exported keys there (the full test run checks
+//! that no key ever reaches a log).
 
 use clap::{Args, Subcommand, ValueEnum};
 use ikeda_crypto::{EspAlgorithm, SecretBytes};
 use serde::{Deserialize, Serialize};
+use std::collections::HashSet;
 use std::fs;
-use std::io::Write;
-use std::os::unix::fs::{OpenOptionsExt, PermissionsExt};
+use std::io::{BufRead, BufReader, Read, Seek, SeekFrom, Write};
+use std::os::unix::fs::{DirBuilderExt, OpenOptionsExt, PermissionsExt};
 use std::os::unix::process::CommandExt;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
+use std::sync::atomic::{AtomicI32, Ordering};
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 pub mod strongswan;
@@ -66,7 +79,22 @@ pub enum LabCmd {
         #[arg(last = true, required = true)]
         cmd: Vec<String>,
     },
+    /// Record a node's outer link (gw1/gw2: wan0; nat: out0) into a pcap
+    /// file until Ctrl-C, SIGTERM or --duration, then say how many packets.
+    Capture {
+        #[command(flatten)]
+        name: NameArg,
+        /// gw1 or gw2 (their WAN link), or nat (its outside link, with --nat).
+        node: String,
+        /// The pcap file to write (replaced if it exists).
+        file: PathBuf,
+        /// Stop after this many seconds.
+        #[arg(long, value_name = "SECS")]
+        duration: Option<u64>,
+    },
     /// Stop the gateways and remove the namespaces (also after a crash).
+    /// With IKEDA_LAB_ARCHIVE=DIR, first copy the ikeda logs, configs and
+    /// exported keys into DIR/<lab>-<unique>/.
     Down(NameArg),
 }
 
@@ -163,9 +191,23 @@ pub struct UpArgs {
     /// `lab up` does not wait for the tunnel, the first packet brings it up.
     #[arg(long)]
     pub trap: bool,
+    /// Have the ikeda gateways export their keys (Wireshark's
+    /// ikev2_decryption_table and esp_sa, ikeda-keys.jsonl) into
+    /// <state dir>/keys-<gw>/; also on with IKEDA_LAB_EXPORT_KEYS=1.
+    #[arg(long)]
+    pub export_keys: bool,
+    /// Capture gw1's WAN link into this pcap file, from before the first
+    /// gateway starts (so it holds IKE_SA_INIT) until `lab down`.
+    #[arg(long, value_name = "FILE")]
+    pub capture: Option<PathBuf>,
 }
 
 impl UpArgs {
+    /// Key export is on: `--export-keys`, or IKEDA_LAB_EXPORT_KEYS=1.
+    pub fn export_keys(&self) -> bool {
+        self.export_keys || std::env::var("IKEDA_LAB_EXPORT_KEYS").as_deref() == Ok("1")
+    }
+
     /// The encapsulation in effect: as given, else UDP behind a NAT, else ESP.
     pub fn encap(&self) -> EncapArg {
         self.encap
@@ -260,6 +302,32 @@ pub struct LabState {
     /// gw1 is behind the NAT namespace.
     #[serde(default)]
     pub nat: bool,
+    /// The `--capture` dumpcap, stopped first by `down`.
+    #[serde(default)]
+    pub capture: Option<CaptureState>,
+    /// Control sockets of the ikeda gateways: (gw, path).
+    #[serde(default)]
+    pub controls: Vec<(String, PathBuf)>,
+    /// Key export directories of the ikeda gateways: (gw, path).
+    #[serde(default)]
+    pub key_dirs: Vec<(String, PathBuf)>,
+}
+
+/// A capture `lab up --capture` started.
+#[derive(Serialize, Deserialize, Clone, Debug)]
+pub struct CaptureState {
+    pub pid: u32,
+    pub node: String,
+    pub iface: String,
+    pub file: PathBuf,
+}
+
+/// The gateways' log filter: IKEDA_LAB_LOG, else `info`.
+fn gateway_log_filter() -> String {
+    std::env::var("IKEDA_LAB_LOG")
+        .ok()
+        .filter(|l| !l.trim().is_empty())
+        .unwrap_or_else(|| "info".into())
 }
 
 pub fn state_dir(name: &str) -> PathBuf {
@@ -316,6 +384,12 @@ pub fn main(cmd: LabCmd) -> i32 {
         LabCmd::Up(a) => up(&a),
         LabCmd::Status(n) => status(&n.name),
         LabCmd::Exec { name, node, cmd } => exec(&name.name, &node, &cmd),
+        LabCmd::Capture {
+            name,
+            node,
+            file,
+            duration,
+        } => capture(&name.name, &node, &file, duration),
         LabCmd::Down(n) => down(&n.name).map(|_| println!("lab '{}' is down", n.name)),
     };
     match r {
@@ -685,6 +759,10 @@ pub fn up(a: &UpArgs) -> Result<(), String> {
             ));
         }
     }
+    let capture = match &a.capture {
+        Some(f) => Some(capture_target(f)?),
+        None => None,
+    };
     let prefix = ns_name(name, "");
     if netns_list().iter().any(|n| n.starts_with(&prefix)) {
         return Err(format!(
@@ -702,9 +780,10 @@ pub fn up(a: &UpArgs) -> Result<(), String> {
         esp: a.esp.clone(),
         pids: vec![],
         nat: a.nat,
+        ..Default::default()
     };
     save_state(&dir, &st)?;
-    let r = bring_up(a, &dir, &mut st);
+    let r = bring_up(a, &dir, &mut st, capture.as_deref());
     if let Err(e) = r {
         // Nothing half-started: take down whatever came up.
         let _ = down(name);
@@ -712,6 +791,37 @@ pub fn up(a: &UpArgs) -> Result<(), String> {
     }
     if !a.no_ping {
         ping_across(name)?;
+    }
+    if let Some(c) = &st.capture {
+        println!(
+            "capturing {} {} into {} (dumpcap pid {}); `ikeda lab down --name {name}` stops it",
+            c.node,
+            c.iface,
+            c.file.display(),
+            c.pid
+        );
+    }
+    if a.export_keys() {
+        if st.key_dirs.is_empty() {
+            println!("key export: no ikeda gateway in this lab, nothing to export");
+        }
+        for (gw, kd) in &st.key_dirs {
+            println!(
+                "{gw} exports its keys to {} (ikev2_decryption_table, esp_sa, preferences, ikeda-keys.jsonl; \
+                 removed by `lab down`)",
+                kd.display()
+            );
+        }
+        if let Some((gw, kd)) = st.key_dirs.first() {
+            let file = st
+                .capture
+                .as_ref()
+                .map_or("FILE".to_string(), |c| c.file.display().to_string());
+            println!(
+                "decrypt a capture of {gw}'s WAN: WIRESHARK_CONFIG_DIR={} tshark -r {file}",
+                kd.display()
+            );
+        }
     }
     println!(
         "lab '{name}' is up: `ikeda lab exec --name {name} h1 -- ping {}`; state in {}",
@@ -721,23 +831,19 @@ pub fn up(a: &UpArgs) -> Result<(), String> {
     Ok(())
 }
 
-fn bring_up(a: &UpArgs, dir: &Path, st: &mut LabState) -> Result<(), String> {
+fn bring_up(a: &UpArgs, dir: &Path, st: &mut LabState, capture: Option<&Path>) -> Result<(), String> {
     let name = &a.name.name;
     topology(name, a.nat, a.nat_remap)?;
+    if let Some(file) = capture {
+        // Before any gateway starts, so the capture holds IKE_SA_INIT.
+        start_lab_capture(name, dir, file, st)?;
+    }
     match a.gateways {
         Gateways::None => {
             // Plain routing between the LANs, for the baseline.
-            for i in 0..2 {
+            for (i, gw) in NODES[..2].iter().enumerate() {
                 let j = 1 - i;
-                ip(&[
-                    "-n",
-                    &ns_name(name, NODES[i]),
-                    "route",
-                    "add",
-                    LAN_NET[j],
-                    "via",
-                    GW_WAN[j],
-                ])?;
+                ip(&["-n", &ns_name(name, gw), "route", "add", LAN_NET[j], "via", GW_WAN[j]])?;
             }
         }
         Gateways::Ikeda => {
@@ -756,30 +862,38 @@ fn bring_up(a: &UpArgs, dir: &Path, st: &mut LabState) -> Result<(), String> {
                 strongswan::start_one(name, dir, 1, a, &psk, st)?;
                 save_state(dir, st)?;
             }
+            let log_filter = gateway_log_filter();
             for i in 0..ikeda_gws {
                 let gw = NODES[i];
                 let cfg = dir.join(format!("{gw}.toml"));
                 write_secret(&cfg, &cfgs[i])?;
                 let log = dir.join(format!("{gw}.log"));
                 let stats = dir.join(format!("{gw}.stats.json"));
-                let pid = spawn_in_ns(
-                    &ns_name(name, gw),
-                    &exe,
-                    &[
-                        "run",
-                        "-c",
-                        &cfg.to_string_lossy(),
-                        "--stats-file",
-                        &stats.to_string_lossy(),
-                    ],
-                    &log,
-                    &[],
-                )?;
+                let sock = dir.join(format!("{gw}.sock"));
+                let (cfg, stats, sock_s) = (cfg.to_string_lossy(), stats.to_string_lossy(), sock.to_string_lossy());
+                let mut args = vec![
+                    "--log",
+                    &log_filter,
+                    "run",
+                    "-c",
+                    &cfg,
+                    "--stats-file",
+                    &stats,
+                    "--control",
+                    &sock_s,
+                ];
+                let keys = dir.join(format!("keys-{gw}"));
+                let keys_s = keys.to_string_lossy();
+                if a.export_keys() {
+                    args.extend(["--export-keys", &keys_s]);
+                    st.key_dirs.push((gw.to_string(), keys.clone()));
+                }
+                let pid = spawn_in_ns(&ns_name(name, gw), &exe, &args, &log, &[])?;
                 st.pids.push((format!("ikeda {gw}"), pid));
+                st.controls.push((gw.to_string(), sock.clone()));
                 save_state(dir, st)?;
             }
-            for i in 0..ikeda_gws {
-                let gw = NODES[i];
+            for gw in &NODES[..ikeda_gws] {
                 let pid = st
                     .pids
                     .iter()
@@ -874,6 +988,22 @@ fn status(name: &str) -> Result<(), String> {
                 if alive(*pid) { "running" } else { "NOT RUNNING" }
             );
         }
+        for (gw, sock) in &st.controls {
+            println!("  {gw} control socket: {}", sock.display());
+        }
+        for (gw, kd) in &st.key_dirs {
+            println!("  {gw} key export: {}", kd.display());
+        }
+        if let Some(c) = &st.capture {
+            println!(
+                "  capture of {} {} into {}: dumpcap pid {} {}",
+                c.node,
+                c.iface,
+                c.file.display(),
+                c.pid,
+                if alive(c.pid) { "running" } else { "NOT RUNNING" }
+            );
+        }
     }
     for gw in ["gw1", "gw2"] {
         if let Ok(s) = fs::read_to_string(dir.join(format!("{gw}.stats.json"))) {
@@ -895,22 +1025,55 @@ fn exec(name: &str, node: &str, cmd: &[String]) -> Result<(), String> {
     Err(format!("exec: {err}"))
 }
 
-/// Stop what the lab started (by recorded PID) and delete its namespaces.
+/// Stop what the lab started (by recorded PID): the capture first, so its
+/// file is complete, then the gateways; archive the logs, configs and keys
+/// if IKEDA_LAB_ARCHIVE says where; delete the namespaces and the state.
 pub fn down(name: &str) -> Result<(), String> {
     check_name(name)?;
+    let mut errs = Vec::new();
     if let Some(st) = load_state(name) {
+        if let Some(c) = &st.capture {
+            match stop_capture(c.pid) {
+                Ok(()) => match pcap_packets(&c.file) {
+                    Ok(n) => println!("capture of {} {}: {n} packets in {}", c.node, c.iface, c.file.display()),
+                    Err(e) => errs.push(format!("capture {}: {e}", c.file.display())),
+                },
+                Err(e) => errs.push(e),
+            }
+        }
         for (what, pid) in &st.pids {
             stop_pid(what, *pid);
         }
     }
+    let dir = state_dir(name);
+    let mut keep_state = false;
+    if let Some(root) = std::env::var_os("IKEDA_LAB_ARCHIVE").filter(|r| !r.is_empty()) {
+        if dir.is_dir() {
+            match archive(name, &dir, Path::new(&root)) {
+                Ok(dest) => println!(
+                    "archived the logs, configs and keys of lab '{name}' in {}",
+                    dest.display()
+                ),
+                Err(e) => {
+                    errs.push(format!(
+                        "archiving to {}: {e} (state kept in {})",
+                        Path::new(&root).display(),
+                        dir.display()
+                    ));
+                    keep_state = true;
+                }
+            }
+        }
+    }
     let prefix = ns_name(name, "");
-    let mut errs = Vec::new();
     for ns in netns_list().into_iter().filter(|n| n.starts_with(&prefix)) {
         if let Err(e) = ip(&["netns", "del", &ns]) {
             errs.push(e);
         }
     }
-    let _ = fs::remove_dir_all(state_dir(name));
+    if !keep_state {
+        let _ = fs::remove_dir_all(&dir);
+    }
     if errs.is_empty() {
         Ok(())
     } else {
@@ -932,4 +1095,350 @@ fn stop_pid(what: &str, pid: u32) {
         unsafe { libc::kill(pid as i32, libc::SIGKILL) };
         wait_until(Duration::from_secs(2), || !alive(pid));
     }
+}
+
+// ---- packet capture -------------------------------------------------------------
+
+/// The link `lab capture` records on a node: a gateway's WAN link, or the
+/// NAT's outside link.
+fn outer_iface(node: &str) -> Result<&'static str, String> {
+    match node {
+        "gw1" | "gw2" => Ok("wan0"),
+        NAT_NODE => Ok("out0"),
+        "h1" | "h2" => Err(format!(
+            "node '{node}' is a host, with no outer link; capture on gw1 or gw2 (WAN link wan0) or nat (outside link out0)"
+        )),
+        _ => Err(format!("unknown node '{node}': capture on gw1, gw2, or nat (with --nat)")),
+    }
+}
+
+fn need_dumpcap() -> Result<(), String> {
+    if sh(Command::new("sh").args(["-c", "command -v dumpcap"])).is_err() {
+        return Err("'dumpcap' is not installed (Debian package tshark brings it); \
+                    scripts/test.sh installs everything the lab uses"
+            .into());
+    }
+    Ok(())
+}
+
+/// The capture file as an absolute path whose directory exists; an old
+/// file of that name is removed (dumpcap would replace it; removing it
+/// first makes "the file exists" mean "this dumpcap opened it").
+fn capture_target(file: &Path) -> Result<PathBuf, String> {
+    need_dumpcap()?;
+    let file = std::path::absolute(file).map_err(|e| format!("{}: {e}", file.display()))?;
+    if file.is_dir() {
+        return Err(format!("{} is a directory; give a pcap file name", file.display()));
+    }
+    match file.parent() {
+        Some(d) if d.is_dir() => {}
+        _ => return Err(format!("{}: its directory does not exist", file.display())),
+    }
+    match fs::remove_file(&file) {
+        Ok(()) => {}
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+        Err(e) => return Err(format!("{}: {e}", file.display())),
+    }
+    Ok(file)
+}
+
+/// dumpcap's arguments: pcap (not pcapng), no packet counts on stderr.
+fn dumpcap_args<'a>(iface: &'a str, file: &'a str) -> [&'a str; 6] {
+    ["-q", "-P", "-i", iface, "-w", file]
+}
+
+fn ifindex(ns: &str, iface: &str) -> Result<u32, String> {
+    let out = ip(&["-n", ns, "-o", "link", "show", "dev", iface])?;
+    out.split(':')
+        .next()
+        .and_then(|n| n.trim().parse().ok())
+        .ok_or_else(|| format!("no ifindex for {iface} in {ns}: {out}"))
+}
+
+/// dumpcap `pid` captures: its output file exists (dumpcap opens it only
+/// after its capture handle is active) and one of its own sockets is a
+/// running packet socket bound to the link (`/proc/PID/net/packet` lists
+/// the packet sockets of the process's namespace). From then on every
+/// packet on the link ends up in the file.
+fn capture_ready(pid: u32, ifindex: u32, file: &Path) -> bool {
+    if !file.exists() {
+        return false;
+    }
+    let socks: HashSet<u64> = fs::read_dir(format!("/proc/{pid}/fd"))
+        .map(|d| {
+            d.filter_map(|e| fs::read_link(e.ok()?.path()).ok())
+                .filter_map(|l| l.to_str()?.strip_prefix("socket:[")?.strip_suffix(']')?.parse().ok())
+                .collect()
+        })
+        .unwrap_or_default();
+    let table = fs::read_to_string(format!("/proc/{pid}/net/packet")).unwrap_or_default();
+    // sk RefCnt Type Proto Iface R Rmem User Inode
+    table.lines().skip(1).any(|l| {
+        let f: Vec<&str> = l.split_whitespace().collect();
+        f.len() >= 9
+            && f[4].parse() == Ok(ifindex)
+            && f[5] == "1"
+            && f[8].parse().is_ok_and(|i: u64| socks.contains(&i))
+    })
+}
+
+/// Wait until the dumpcap just started as `pid` captures on `iface` in `ns`.
+fn wait_capturing(pid: u32, ns: &str, iface: &str, file: &Path, log: impl Fn() -> String) -> Result<(), String> {
+    let idx = ifindex(ns, iface)?;
+    let ok = wait_until(Duration::from_secs(20), || !alive(pid) || capture_ready(pid, idx, file));
+    if ok && alive(pid) {
+        return Ok(());
+    }
+    Err(format!(
+        "dumpcap on {iface} in {ns} did not start capturing{}:\n{}",
+        if alive(pid) { " within 20 s" } else { " (it exited)" },
+        log()
+    ))
+}
+
+/// The kernel hands captured packets to dumpcap in blocks (TPACKET_V3)
+/// that it retires every 250 ms or when full, and a dumpcap told to stop
+/// does not wait for the block still open: let the last packets reach it.
+const CAPTURE_DRAIN: Duration = Duration::from_millis(600);
+
+/// Stop a dumpcap we started so that its file is complete: wait for the
+/// last packets, then SIGINT (dumpcap finishes the file), SIGTERM, and
+/// SIGKILL as a last resort (an error: the file may be cut short).
+fn stop_capture(pid: u32) -> Result<(), String> {
+    let cmdline = fs::read(format!("/proc/{pid}/cmdline")).unwrap_or_default();
+    if !alive(pid) || !String::from_utf8_lossy(&cmdline).contains("dumpcap") {
+        return Ok(());
+    }
+    std::thread::sleep(CAPTURE_DRAIN);
+    for (sig, secs) in [(libc::SIGINT, 10), (libc::SIGTERM, 5)] {
+        // SAFETY: kill(2) on the PID of a dumpcap this lab started, checked above.
+        unsafe { libc::kill(pid as i32, sig) };
+        if wait_until(Duration::from_secs(secs), || !alive(pid)) {
+            return Ok(());
+        }
+    }
+    // SAFETY: as above.
+    unsafe { libc::kill(pid as i32, libc::SIGKILL) };
+    wait_until(Duration::from_secs(2), || !alive(pid));
+    Err(format!(
+        "dumpcap (pid {pid}) ignored SIGINT and SIGTERM and was killed; its file may be incomplete"
+    ))
+}
+
+/// The number of packets in a pcap file (either byte order, µs or ns).
+pub fn pcap_packets(file: &Path) -> Result<u64, String> {
+    let err = |e: std::io::Error| format!("{}: {e}", file.display());
+    let f = fs::File::open(file).map_err(err)?;
+    let len = f.metadata().map_err(err)?.len();
+    let mut r = BufReader::new(f);
+    let mut hdr = [0u8; 24];
+    r.read_exact(&mut hdr)
+        .map_err(|_| format!("{}: not a pcap file ({len} bytes)", file.display()))?;
+    let le = match hdr[..4] {
+        [0xd4, 0xc3, 0xb2, 0xa1] | [0x4d, 0x3c, 0xb2, 0xa1] => true,
+        [0xa1, 0xb2, 0xc3, 0xd4] | [0xa1, 0xb2, 0x3c, 0x4d] => false,
+        _ => {
+            return Err(format!(
+                "{}: not a pcap file (magic {:02x?})",
+                file.display(),
+                &hdr[..4]
+            ))
+        }
+    };
+    let (mut pos, mut n) = (24u64, 0u64);
+    let mut rec = [0u8; 16];
+    while pos + 16 <= len {
+        r.read_exact(&mut rec).map_err(err)?;
+        let b = [rec[8], rec[9], rec[10], rec[11]];
+        let incl = if le {
+            u32::from_le_bytes(b)
+        } else {
+            u32::from_be_bytes(b)
+        } as u64;
+        pos += 16 + incl;
+        if pos > len {
+            break; // a record cut short
+        }
+        r.seek(SeekFrom::Start(pos)).map_err(err)?;
+        n += 1;
+    }
+    Ok(n)
+}
+
+/// `lab up --capture FILE`: dumpcap on gw1's WAN link, detached (it
+/// outlives `lab up`), recorded in the lab state for `down`.
+fn start_lab_capture(name: &str, dir: &Path, file: &Path, st: &mut LabState) -> Result<(), String> {
+    let (node, iface) = ("gw1", "wan0");
+    let ns = ns_name(name, node);
+    let log = dir.join("capture.log");
+    let file_s = file.to_string_lossy();
+    let pid = spawn_in_ns(&ns, Path::new("dumpcap"), &dumpcap_args(iface, &file_s), &log, &[])?;
+    st.capture = Some(CaptureState {
+        pid,
+        node: node.into(),
+        iface: iface.into(),
+        file: file.to_path_buf(),
+    });
+    save_state(dir, st)?;
+    wait_capturing(pid, &ns, iface, file, || tail(&log, 10))
+}
+
+/// The signal that asked `lab capture` to stop (0: none yet).
+static CAPTURE_STOP: AtomicI32 = AtomicI32::new(0);
+
+extern "C" fn capture_stop_handler(sig: libc::c_int) {
+    CAPTURE_STOP.store(sig, Ordering::Relaxed);
+}
+
+/// dumpcap's stderr without the lines every run prints.
+fn dumpcap_messages(text: &str) -> String {
+    text.lines()
+        .filter(|l| {
+            let l = l.trim();
+            !l.is_empty()
+                && !l.starts_with("Running as user")
+                && !l.starts_with("Capturing on")
+                && !l.starts_with("File:")
+        })
+        .collect::<Vec<_>>()
+        .join("\n")
+}
+
+/// `ikeda lab capture NODE FILE`: dumpcap in the node's namespace, in the
+/// foreground. dumpcap gets a process group of its own, so a terminal's
+/// Ctrl-C reaches only us; we stop it as `down` does (file complete).
+fn capture(name: &str, node: &str, file: &Path, duration: Option<u64>) -> Result<(), String> {
+    check_name(name)?;
+    let iface = outer_iface(node)?;
+    let ns = ns_name(name, node);
+    let nss = netns_list();
+    if !nss.contains(&ns) {
+        return Err(if node == NAT_NODE && nss.contains(&ns_name(name, "gw1")) {
+            format!("lab '{name}' has no NAT node (it was brought up without --nat)")
+        } else {
+            format!("lab '{name}' is not up (no namespace {ns}); bring it up with `ikeda lab up --name {name}`")
+        });
+    }
+    let file = capture_target(file)?;
+    for sig in [libc::SIGINT, libc::SIGTERM, libc::SIGHUP] {
+        // SAFETY: the handler only stores to an atomic (async-signal-safe).
+        unsafe { libc::signal(sig, capture_stop_handler as *const () as libc::sighandler_t) };
+    }
+    let file_s = file.to_string_lossy();
+    let mut child = in_ns(&ns, "dumpcap")
+        .args(dumpcap_args(iface, &file_s))
+        .process_group(0)
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .map_err(|e| format!("starting dumpcap: {e}"))?;
+    let pid = child.id();
+    let stderr = Arc::new(Mutex::new(String::new()));
+    let reader = child.stderr.take().map(|pipe| {
+        let acc = stderr.clone();
+        std::thread::spawn(move || {
+            for line in BufReader::new(pipe).lines().map_while(Result::ok) {
+                let mut s = acc.lock().unwrap_or_else(|e| e.into_inner());
+                s.push_str(&line);
+                s.push('\n');
+            }
+        })
+    });
+    let messages = || dumpcap_messages(&stderr.lock().unwrap_or_else(|e| e.into_inner()));
+    if let Err(e) = wait_capturing(pid, &ns, iface, &file, messages) {
+        let _ = stop_capture(pid);
+        let _ = child.wait();
+        return Err(e);
+    }
+    eprintln!(
+        "capturing {node} {iface} into {}{}",
+        file.display(),
+        match duration {
+            Some(d) => format!(" for {d} s (Ctrl-C stops earlier)"),
+            None => " until Ctrl-C or SIGTERM".into(),
+        }
+    );
+    let t0 = Instant::now();
+    let until = duration.map(Duration::from_secs);
+    let exited = loop {
+        if let Ok(Some(st)) = child.try_wait() {
+            break Some(st);
+        }
+        if CAPTURE_STOP.load(Ordering::Relaxed) != 0 || until.is_some_and(|d| t0.elapsed() >= d) {
+            break None;
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    };
+    let stopped = match exited {
+        Some(st) => Err(format!("dumpcap exited by itself ({st})")),
+        None => stop_capture(pid),
+    };
+    let _ = child.wait();
+    if let Some(r) = reader {
+        let _ = r.join();
+    }
+    let msgs = messages();
+    if !msgs.is_empty() {
+        eprintln!("{msgs}");
+    }
+    let n = pcap_packets(&file)?;
+    println!("{n} packets written to {}", file.display());
+    stopped
+}
+
+/// Copy what a full test run checks for key leaks (the ikeda gateways'
+/// logs, their configs with the PSK, the exported keys) into
+/// `root/<lab>-<unique>/` (0700, files 0600) before `down` removes the
+/// state directory.
+fn archive(name: &str, dir: &Path, root: &Path) -> Result<PathBuf, String> {
+    let mkdir = |d: &Path, recursive: bool| -> Result<(), String> {
+        fs::DirBuilder::new()
+            .recursive(recursive)
+            .mode(0o700)
+            .create(d)
+            .map_err(|e| format!("{}: {e}", d.display()))?;
+        fs::set_permissions(d, fs::Permissions::from_mode(0o700)).map_err(|e| format!("{}: {e}", d.display()))
+    };
+    if !root.is_dir() {
+        mkdir(root, true)?;
+    }
+    let nanos = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_nanos());
+    let dest = root.join(format!("{name}-{}-{nanos:x}", std::process::id()));
+    mkdir(&dest, false)?;
+    let copy = |from: &Path, to: &Path| -> Result<(), String> {
+        let mut src = fs::File::open(from).map_err(|e| format!("{}: {e}", from.display()))?;
+        let mut dst = fs::OpenOptions::new()
+            .write(true)
+            .create_new(true)
+            .mode(0o600)
+            .open(to)
+            .map_err(|e| format!("{}: {e}", to.display()))?;
+        std::io::copy(&mut src, &mut dst).map_err(|e| format!("{} -> {}: {e}", from.display(), to.display()))?;
+        Ok(())
+    };
+    let entries = fs::read_dir(dir).map_err(|e| format!("{}: {e}", dir.display()))?;
+    for e in entries.flatten() {
+        let fname = e.file_name().to_string_lossy().into_owned();
+        let path = e.path();
+        let gateway_log = NODES[..2].iter().any(|gw| fname == format!("{gw}.log"));
+        if path.is_file() && (gateway_log || fname.ends_with(".toml")) {
+            copy(&path, &dest.join(&fname))?;
+        } else if path.is_dir() && fname.starts_with("keys-") {
+            // The whole key directory: ikeda-keys.jsonl, and Wireshark's
+            // files, so WIRESHARK_CONFIG_DIR=<archive>/keys-gw1 works too.
+            mkdir(&dest.join(&fname), false)?;
+            for k in fs::read_dir(&path)
+                .map_err(|e| format!("{}: {e}", path.display()))?
+                .flatten()
+            {
+                if k.path().is_file() {
+                    copy(&k.path(), &dest.join(&fname).join(k.file_name()))?;
+                }
+            }
+        }
+    }
+    Ok(dest)
 }

@@ -71,6 +71,10 @@ fn write_conf(dir: &Path, i: usize, a: &UpArgs, psk: &str) -> Result<(), String>
     )
     .map_err(|e| e.to_string())?;
     let esp = if a.esn { format!("{}-esn", a.esp) } else { a.esp.clone() };
+    let (ln, rn) = (
+        format!("{},{}", LAN_NET[i], LAN_NET6[i]),
+        format!("{},{}", LAN_NET[j], LAN_NET6[j]),
+    );
     write_secret(
         &d.join("swanctl/swanctl.conf"),
         &format!(
@@ -85,8 +89,6 @@ fn write_conf(dir: &Path, i: usize, a: &UpArgs, psk: &str) -> Result<(), String>
             r = GW_WAN[j],
             lid = gw_wan4(a, i),
             rid = gw_wan4(a, j),
-            ln = format!("{},{}", LAN_NET[i], LAN_NET6[i]),
-            rn = format!("{},{}", LAN_NET[j], LAN_NET6[j]),
         ),
     )?;
     Ok(())
