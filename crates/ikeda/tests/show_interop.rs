@@ -38,12 +38,13 @@ fn parse_swanctl(t: &str) -> Swan {
         if let Some(p) = l.find("ESP:") {
             s.child_alg = l[p + 4..].trim().into();
         }
-        let bytes = |w: &[&str]| w[2].trim_end_matches(',').parse::<u64>().unwrap();
-        if w.first() == Some(&"in") && w.len() > 3 && w[2].ends_with(',') {
+        // "in  24370011,   1704 bytes,    11 packets,     0s ago"
+        let bytes = |w: &[&str]| w[2].parse::<u64>().unwrap();
+        if w.first() == Some(&"in") && w.get(3) == Some(&"bytes,") {
             s.spi_in = w[1].trim_end_matches(',').into();
             s.bytes_in = bytes(&w);
         }
-        if w.first() == Some(&"out") && w.len() > 3 && w[2].ends_with(',') {
+        if w.first() == Some(&"out") && w.get(3) == Some(&"bytes,") {
             s.spi_out = w[1].trim_end_matches(',').into();
             s.bytes_out = bytes(&w);
         }
