@@ -240,3 +240,53 @@ impl Drop for TempDir {
         }
     }
 }
+
+/// `WIRESHARK_CONFIG_DIR=confdir tshark -r pcap -n OPTS -T fields -e F...`:
+/// one row per frame, one column per field (several occurrences joined
+/// with ','). Fails if tshark fails or says anything on stderr (a key file
+/// it could not read) beyond the usual "Running as user" line.
+pub fn tshark_fields(
+    pcap: &std::path::Path,
+    confdir: &std::path::Path,
+    opts: &[&str],
+    fields: &[&str],
+) -> Vec<Vec<String>> {
+    let mut cmd = Command::new("tshark");
+    cmd.env("WIRESHARK_CONFIG_DIR", confdir)
+        .arg("-r")
+        .arg(pcap)
+        .arg("-n")
+        .args(opts)
+        .args([
+            "-T",
+            "fields",
+            "-E",
+            "separator=/t",
+            "-E",
+            "occurrence=a",
+            "-E",
+            "aggregator=,",
+        ]);
+    for f in fields {
+        cmd.args(["-e", f]);
+    }
+    let out = cmd.stdin(std::process::Stdio::null()).output().expect("running tshark");
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "tshark -r {} failed: {stderr}", pcap.display());
+    let complaints: Vec<&str> = stderr.lines().filter(|l| !l.contains("Running as user")).collect();
+    assert!(
+        complaints.is_empty(),
+        "tshark complained reading {} with WIRESHARK_CONFIG_DIR={} (key files?):\n{}",
+        pcap.display(),
+        confdir.display(),
+        complaints.join("\n")
+    );
+    String::from_utf8_lossy(&out.stdout)
+        .lines()
+        .map(|line| {
+            let f: Vec<String> = line.split('\t').map(str::to_owned).collect();
+            assert_eq!(f.len(), fields.len(), "tshark line {line:?}");
+            f
+        })
+        .collect()
+}

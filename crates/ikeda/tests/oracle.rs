@@ -22,6 +22,7 @@
 //! unless IKEDA_ALLOW_NO_ROOT=1; without tshark it fails. If Python's
 //! `cryptography` package is missing it is installed (pip, then apt).
 
+mod common;
 use serde_json::{json, Value};
 use std::collections::BTreeMap;
 use std::fs;
@@ -709,44 +710,21 @@ const TSHARK_FIELDS: [&str; 12] = [
 
 /// Decrypt the capture with tshark, keys in `confdir/esp_sa`.
 fn tshark_decode(pcap: &Path, confdir: &Path) -> Vec<Seen> {
-    let mut cmd = Command::new("tshark");
-    cmd.env("WIRESHARK_CONFIG_DIR", confdir)
-        .arg("-r")
-        .arg(pcap)
-        .args([
-            "-n",
+    let rows = common::tshark_fields(
+        pcap,
+        confdir,
+        &[
             "-o",
             "esp.enable_encryption_decode:TRUE",
             "-o",
             "esp.enable_authentication_check:TRUE",
-        ])
-        .args([
-            "-T",
-            "fields",
-            "-E",
-            "separator=/t",
-            "-E",
-            "occurrence=a",
-            "-E",
-            "aggregator=,",
-        ]);
-    for f in TSHARK_FIELDS {
-        cmd.args(["-e", f]);
-    }
-    let out = cmd.stdin(Stdio::null()).output().expect("running tshark");
-    let stderr = String::from_utf8_lossy(&out.stderr);
-    assert!(out.status.success(), "tshark -r {} failed: {stderr}", pcap.display());
-    let bad_uat: Vec<&str> = stderr.lines().filter(|l| !l.contains("Running as user")).collect();
-    assert!(
-        bad_uat.is_empty(),
-        "tshark complained (esp_sa file?): {}",
-        bad_uat.join("\n")
+        ],
+        &TSHARK_FIELDS,
     );
     let truthy = |s: &str| matches!(s, "1" | "True" | "TRUE" | "true");
     let mut seen = Vec::new();
-    for line in String::from_utf8_lossy(&out.stdout).lines() {
-        let f: Vec<&str> = line.split('\t').collect();
-        assert_eq!(f.len(), TSHARK_FIELDS.len(), "tshark line {line:?}");
+    for row in &rows {
+        let f: Vec<&str> = row.iter().map(String::as_str).collect();
         let list = |i: usize| -> Vec<String> { f[i].split(',').filter(|x| !x.is_empty()).map(str::to_owned).collect() };
         let protos: Vec<&str> = f[1].split(':').collect();
         let Some(esp_at) = protos.iter().position(|p| *p == "esp") else {

@@ -102,44 +102,9 @@ fn truthy(s: &str) -> bool {
 /// `WIRESHARK_CONFIG_DIR=confdir tshark -r pcap` (plus `extra` options),
 /// parsed; fails if tshark complains about anything (a bad key file).
 fn tshark(pcap: &Path, confdir: &Path, extra: &[&str]) -> Vec<Frame> {
-    let mut cmd = Command::new("tshark");
-    cmd.env("WIRESHARK_CONFIG_DIR", confdir)
-        .arg("-r")
-        .arg(pcap)
-        .arg("-n")
-        .args(extra)
-        .args([
-            "-T",
-            "fields",
-            "-E",
-            "separator=/t",
-            "-E",
-            "occurrence=a",
-            "-E",
-            "aggregator=,",
-        ]);
-    for f in FIELDS {
-        cmd.args(["-e", f]);
-    }
-    let out = cmd.stdin(Stdio::null()).output().expect("running tshark");
-    let stderr = String::from_utf8_lossy(&out.stderr);
-    assert!(out.status.success(), "tshark -r {} failed: {stderr}", pcap.display());
-    let complaints: Vec<&str> = stderr
-        .lines()
-        .filter(|l| !l.trim().is_empty() && !l.contains("Running as user"))
-        .collect();
-    assert!(
-        complaints.is_empty(),
-        "tshark complained reading {} with WIRESHARK_CONFIG_DIR={} (key files?):\n{}",
-        pcap.display(),
-        confdir.display(),
-        complaints.join("\n")
-    );
-    String::from_utf8_lossy(&out.stdout)
-        .lines()
-        .map(|line| {
-            let f: Vec<&str> = line.split('\t').collect();
-            assert_eq!(f.len(), FIELDS.len(), "tshark line {line:?}");
+    tshark_fields(pcap, confdir, extra, &FIELDS)
+        .into_iter()
+        .map(|f| {
             let list =
                 |i: usize| -> Vec<String> { f[i].split(',').filter(|x| !x.is_empty()).map(str::to_owned).collect() };
             let nums = |i: usize| -> Vec<u8> { list(i).iter().filter_map(|x| x.parse().ok()).collect() };
