@@ -198,6 +198,16 @@ pub struct IkeSetup {
 /// How long a CHILD SA counts as up without traffic both ways.
 const FRESH_MS: u64 = 60_000;
 
+/// How long an inbound SA replaced by a rekey keeps decrypting after its
+/// DELETE. A peer may still have old-SA packets in flight after its DELETE
+/// or DELETE response: strongSwan's userspace ESP queues them in a thread
+/// of its own, and without NAT-T its IKE (UDP 500) and ESP (protocol 50)
+/// reach us through different sockets and threads, so no order holds
+/// between them. Removing the SA at once would drop those packets as
+/// unknown SPIs; RFC 7296 §2.8 only asks that the SA be closed, and
+/// draining it for a moment is ours to choose.
+const RETIRE_GRACE_MS: u64 = 2_000;
+
 struct Runtime {
     engine: Engine,
     started: Instant,
@@ -210,6 +220,9 @@ struct Runtime {
     installed: HashMap<u32, (String, u32)>,
     /// Outbound SAs of rekeys we answered, waiting for the old SA's DELETE.
     pending_out: HashMap<u32, OutboundSa>,
+    /// Inbound SAs replaced by a rekey and already deleted in IKE, kept in
+    /// the data plane until the deadline: see `RETIRE_GRACE_MS`.
+    retiring: Vec<(u32, Millis)>,
     hub: Arc<EventHub>,
     keys: Option<KeyExport>,
     config: Config,
@@ -280,6 +293,16 @@ impl Runtime {
     fn push_spd(&mut self) {
         let spd = self.spd();
         let _ = self.control.set_spd(spd);
+    }
+
+    /// Act on the engine's events, then send its datagrams: in that order,
+    /// so a CHILD SA's inbound half is in the data plane before the
+    /// CREATE_CHILD_SA response that lets the peer send on it leaves
+    /// (RFC 7296 §2.8 make-before-break; strongSwan sends on a rekeyed SA
+    /// the moment it has our response).
+    fn pump(&mut self) {
+        self.events();
+        self.flush();
     }
 
     fn flush(&mut self) {
@@ -373,8 +396,17 @@ impl Runtime {
                         "child-down",
                         format!("CHILD_SA {spi_in:08x}_i {spi_out:08x}_o removed"),
                     );
-                    self.control.remove_inbound(spi_in);
                     self.pending_out.remove(&spi_in);
+                    let replaced = self
+                        .slots
+                        .iter()
+                        .any(|s| s.name == conn && s.spi_in.is_some_and(|i| i != spi_in));
+                    if replaced {
+                        let until = Millis(self.now().0 + RETIRE_GRACE_MS);
+                        self.retiring.push((spi_in, until));
+                    } else {
+                        self.control.remove_inbound(spi_in);
+                    }
                     if let Some(s) = self
                         .slots
                         .iter_mut()
@@ -391,6 +423,20 @@ impl Runtime {
                 }
             }
         }
+    }
+
+    /// Remove the replaced inbound SAs whose grace period is over.
+    fn retire_inbound(&mut self) {
+        let now = self.now();
+        let control = &self.control;
+        self.retiring.retain(|&(spi, until)| {
+            if until <= now {
+                control.remove_inbound(spi);
+                false
+            } else {
+                true
+            }
+        });
     }
 
     /// Byte lifetimes (RFC 4301 §4.4.2.1): the data plane counts bytes per
@@ -455,9 +501,6 @@ impl Runtime {
                 SocketAddr::new(info.remote.ip(), 0),
             )
         };
-        if let Some(x) = self.keys.as_mut() {
-            x.child_sa(&info, local, remote);
-        }
         let window = self.slots[pos].replay_window;
         let mk = |spi, enc: &ikeda_crypto::SecretBytes, auth: &Option<ikeda_crypto::SecretBytes>| SaParams {
             spi,
@@ -497,6 +540,11 @@ impl Runtime {
         }
         self.slots[pos].negotiated = Some(sels);
         self.installed.insert(info.spi_in, (info.conn.clone(), info.spi_out));
+        // Key export rewrites files: after the SA is in the data plane, since
+        // the peer may already be sending on it.
+        if let Some(x) = self.keys.as_mut() {
+            x.child_sa(&info, local, remote);
+        }
         self.push_spd();
         let line = format!(
             "CHILD SA installed: {} in {:08x} out {:08x}, {}{}",
@@ -1075,6 +1123,7 @@ pub fn start(setup: IkeSetup, stop_flag: Arc<AtomicBool>) -> std::io::Result<Ike
         sock4500,
         control,
         installed: HashMap::new(),
+        retiring: Vec::new(),
         pending_out: HashMap::new(),
         hub,
         keys,
@@ -1100,8 +1149,7 @@ pub fn start(setup: IkeSetup, stop_flag: Arc<AtomicBool>) -> std::io::Result<Ike
                 tracing::error!(target: "ike", "{name}: cannot initiate: {e}");
             }
         }
-        rt.flush();
-        rt.events();
+        rt.pump();
         let mut buf = vec![0u8; 65536];
         while !stop.load(Ordering::Relaxed) {
             // UDP 500: a short blocking read on each socket (without any,
@@ -1138,6 +1186,7 @@ pub fn start(setup: IkeSetup, stop_flag: Arc<AtomicBool>) -> std::io::Result<Ike
                 }
             }
             rt.byte_lifetimes();
+            rt.retire_inbound();
             // UDP 4500, handed over by the data plane.
             while let Ok(d) = from_plane.try_recv() {
                 tracing::trace!(target: "ike", "{} bytes {} -> {}:{NAT_T_PORT}", d.data.len(), d.from, d.local);
@@ -1149,14 +1198,12 @@ pub fn start(setup: IkeSetup, stop_flag: Arc<AtomicBool>) -> std::io::Result<Ike
             if rt.engine.poll_timeout().is_some_and(|t| t <= now) {
                 rt.engine.handle_timeout(now);
             }
-            rt.flush();
-            rt.events();
+            rt.pump();
             // The control socket's requests, answered from this thread's state.
             while let Ok(m) = requests.try_recv() {
                 let r = rt.answer(m.command);
                 let _ = m.reply.send(r);
-                rt.flush();
-                rt.events();
+                rt.pump();
             }
         }
         // Tell the peers we are going (best effort, not waiting for answers).
