@@ -632,6 +632,14 @@ impl Runtime {
                 } else if fresh || (c.ike.is_none() && li.is_none() && lo.is_none()) {
                     st.state = "up".into();
                     st.detail = format!("{spis}, installed {}s ago, no traffic yet", age.map_or(0, secs));
+                } else if li.is_none() && lo.is_none() {
+                    // Installed, but nothing to carry: not "up" (no traffic
+                    // seen), not broken either.
+                    st.state = "idle".into();
+                    st.detail = format!(
+                        "{spis}: no traffic either way since it was installed {}s ago",
+                        age.map_or(0, secs)
+                    );
                 } else {
                     st.state = "stalled".into();
                     st.detail = match (li, lo) {
@@ -643,7 +651,7 @@ impl Runtime {
                             "{spis}: received {} packets but sent none: no local traffic matches the policies",
                             pk(&si)
                         ),
-                        _ => format!("{spis}: no traffic either way since it was installed"),
+                        _ => format!("{spis}: no traffic"),
                     };
                 }
                 out.push(st);

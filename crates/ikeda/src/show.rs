@@ -14,7 +14,8 @@ pub struct ConnStatus {
     pub name: String,
     /// "IKEv2" or "manual".
     pub version: String,
-    /// up, connecting, stalled, waiting, down.
+    /// up, connecting, stalled (sends but receives nothing, or the
+    /// reverse), idle (installed, no traffic yet), waiting, down.
     pub state: String,
     /// What the state means here, in plain words.
     pub detail: String,

@@ -78,7 +78,7 @@ fn strongswan_interop_every_proposal_both_roles() {
                 "(responder)"
             };
             assert!(
-                log.contains(&format!("IKE_SA established")) && log.contains(role),
+                log.contains("IKE_SA established") && log.contains(role),
                 "{ike} {initiator}:\n{log}"
             );
             let gbps = iperf(&lab, 5);

@@ -1005,9 +1005,23 @@ fn status(name: &str) -> Result<(), String> {
             );
         }
     }
+    // Each ikeda gateway answers on its control socket: its connections,
+    // then its CHILD SAs with their counters.
     for gw in ["gw1", "gw2"] {
-        if let Ok(s) = fs::read_to_string(dir.join(format!("{gw}.stats.json"))) {
-            println!("{gw} data plane: {s}");
+        let sock = dir.join(format!("{gw}.sock"));
+        if !sock.exists() {
+            continue;
+        }
+        let status = crate::control::request(&sock, crate::control::Command::Status)
+            .map(|v| serde_json::from_value::<Vec<crate::show::ConnStatus>>(v).unwrap_or_default());
+        let child = crate::control::request(&sock, crate::control::Command::ShowChild)
+            .map(|v| serde_json::from_value::<Vec<crate::show::ChildSaOut>>(v).unwrap_or_default());
+        match (status, child) {
+            (Ok(st), Ok(ch)) => {
+                println!("\n{gw} (ikeda --socket {}):", sock.display());
+                print!("{}{}", crate::show::status_table(&st), crate::show::child_table(&ch));
+            }
+            (Err(e), _) | (_, Err(e)) => println!("\n{gw}: {e}"),
         }
     }
     Ok(())
