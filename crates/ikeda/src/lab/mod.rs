@@ -759,16 +759,16 @@ pub fn up(a: &UpArgs) -> Result<(), String> {
             ));
         }
     }
-    let capture = match &a.capture {
-        Some(f) => Some(capture_target(f)?),
-        None => None,
-    };
     let prefix = ns_name(name, "");
     if netns_list().iter().any(|n| n.starts_with(&prefix)) {
         return Err(format!(
             "lab '{name}' is already up (namespaces {prefix}*); run `ikeda lab down --name {name}` first"
         ));
     }
+    let capture = match &a.capture {
+        Some(f) => Some(capture_target(f)?),
+        None => None,
+    };
     let dir = state_dir(name);
     let _ = fs::remove_dir_all(&dir);
     fs::create_dir_all(&dir).map_err(|e| format!("{}: {e}", dir.display()))?;
