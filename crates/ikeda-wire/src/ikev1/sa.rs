@@ -422,7 +422,7 @@ pub(crate) mod tests {
         // Proposal chain with a Next Payload that is neither 2 nor 0.
         let mut b = good.clone();
         b[8] = 7;
-        b.extend_from_slice(&b[8..].to_vec());
+        b.extend_from_within(8..);
         assert!(matches!(SaPayload::parse(&b), Err(Error::Malformed { .. })));
         // Bytes after the last proposal.
         let mut b = good.clone();
