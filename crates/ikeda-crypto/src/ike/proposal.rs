@@ -622,7 +622,7 @@ mod tests {
         let mut with_unknown = t.clone();
         with_unknown.push(Transform {
             ty: TransformType::Ke,
-            id: 1, // MODP_768
+            id: 18, // MODP_8192: not implemented
             key_length: None,
         });
         assert_eq!(IkeProposal::from_transforms(&with_unknown), ours);
