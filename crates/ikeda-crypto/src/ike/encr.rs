@@ -129,6 +129,18 @@ impl Encr {
         }
     }
 
+    /// CBC-encrypt whole blocks in place with a one-off key schedule (IKEv1
+    /// messages); `Err` for AEAD ciphers, a wrong key or IV length, or data
+    /// that is not whole blocks.
+    pub(crate) fn cbc_encrypt(self, key: &[u8], iv: &[u8], data: &mut [u8]) -> Result<(), IkeCryptoError> {
+        CbcKey::new(self, key)?.encrypt(iv, data)
+    }
+
+    /// CBC-decrypt whole blocks in place; see [`cbc_encrypt`](Encr::cbc_encrypt).
+    pub(crate) fn cbc_decrypt(self, key: &[u8], iv: &[u8], data: &mut [u8]) -> Result<(), IkeCryptoError> {
+        CbcKey::new(self, key)?.decrypt(iv, data)
+    }
+
     /// True for ciphers refused without `allow_insecure`: single DES.
     pub fn is_insecure(self) -> bool {
         matches!(self, Encr::DesCbc)
