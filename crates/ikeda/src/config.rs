@@ -777,7 +777,10 @@ fn parse_ike(
         ));
     }
     if version == 2 {
-        for (k, set) in [("aggressive", c.aggressive.is_some()), ("compress", c.compress.is_some())] {
+        for (k, set) in [
+            ("aggressive", c.aggressive.is_some()),
+            ("compress", c.compress.is_some()),
+        ] {
             if set {
                 return Err(err(at(k), "only for IKEv1 connections (version = 1)".into()));
             }

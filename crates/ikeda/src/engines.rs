@@ -46,15 +46,6 @@ impl Engines {
         self.v1.conn(conn).is_some()
     }
 
-    /// The IKE version of a live connection.
-    pub fn version(&self, conn: &str) -> u8 {
-        if self.is_v1(conn) {
-            1
-        } else {
-            2
-        }
-    }
-
     pub fn handle_datagram(&mut self, now: Millis, local: SocketAddr, remote: SocketAddr, data: &[u8]) {
         match data.get(VERSION_OCTET).map(|v| v >> 4) {
             Some(1) => self.v1.handle_datagram(now, local, remote, data),
@@ -71,7 +62,10 @@ impl Engines {
     }
 
     pub fn poll_timeout(&self) -> Option<Millis> {
-        [self.v2.poll_timeout(), self.v1.poll_timeout()].into_iter().flatten().min()
+        [self.v2.poll_timeout(), self.v1.poll_timeout()]
+            .into_iter()
+            .flatten()
+            .min()
     }
 
     pub fn handle_timeout(&mut self, now: Millis) {

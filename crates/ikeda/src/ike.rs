@@ -13,11 +13,11 @@ use crate::config::{Config, ConnConfig, Identity, StartAction};
 use crate::control::{Command, ControlMsg, EventHub, Response};
 use crate::daemon::{AnySocket, OsState};
 use crate::dataplane::{Control, IkeDatagram, NetSocket};
+use crate::engines::Engines;
 use crate::keys::KeyExport;
 use crate::show::{self, ChildSaOut, ConnStatus, Direction, Dpd, IkeSaOut, PolicyOut};
 use ikeda_crypto::ike::SystemRng;
 use ikeda_esp::{AddrRange, Encap, InboundSa, OutboundSa, Policy, PolicyAction, SaParams, Selector, Spd};
-use crate::engines::Engines;
 use ikeda_ike::ikev2::{ChildSaInfo, ConnSpec, Engine, Event, Timers, IKE_PORT, NAT_T_PORT};
 use ikeda_ike::Millis;
 use ikeda_sys::DatagramIo;
@@ -780,9 +780,19 @@ impl Runtime {
                 version: s.version,
                 phase: (s.version == 1).then(|| match (s.state, s.pending) {
                     (ikeda_ike::ikev2::IkeState::Connecting, p) => {
-                        format!("phase 1 ({}) in progress", if p == Some("AGGRESSIVE") { "Aggressive Mode" } else { "Main Mode" })
+                        format!(
+                            "phase 1 ({}) in progress",
+                            if p == Some("AGGRESSIVE") {
+                                "Aggressive Mode"
+                            } else {
+                                "Main Mode"
+                            }
+                        )
                     }
-                    (_, Some("QUICK_MODE")) => format!("phase 1 done; phase 2 (Quick Mode) in progress, {} IPsec SA(s)", s.children.len()),
+                    (_, Some("QUICK_MODE")) => format!(
+                        "phase 1 done; phase 2 (Quick Mode) in progress, {} IPsec SA(s)",
+                        s.children.len()
+                    ),
                     _ => format!("phase 1 done; phase 2: {} IPsec SA(s)", s.children.len()),
                 }),
                 local: s.local.to_string(),
@@ -1057,7 +1067,12 @@ impl Runtime {
             } else if let Some(spec) = conn_spec(c) {
                 let action = c.ike.as_ref().map_or(StartAction::None, |i| i.start_action);
                 let new_slots = conn_slots(c, &spec, slot);
-                self.next_slot = new_slots.iter().map(|s| s.slot + 1).max().unwrap_or(self.next_slot).max(self.next_slot);
+                self.next_slot = new_slots
+                    .iter()
+                    .map(|s| s.slot + 1)
+                    .max()
+                    .unwrap_or(self.next_slot)
+                    .max(self.next_slot);
                 self.engine.set_conn(c, spec);
                 self.start_actions.insert(name.clone(), action);
                 for s in new_slots {

@@ -77,6 +77,8 @@ pub fn wireshark_ikev2_encr(e: Encr) -> Option<String> {
     match e {
         Encr::AesCbc { key_bits } => Some(format!("AES-CBC-{key_bits} [RFC3602]")),
         Encr::AesGcm16 { key_bits } => Some(format!("AES-GCM-{key_bits} with 16 octet ICV [RFC5282]")),
+        Encr::TripleDesCbc => Some("3DES [RFC2451]".into()),
+        Encr::DesCbc => Some("DES [RFC2405]".into()),
         Encr::ChaCha20Poly1305 => None,
     }
 }
@@ -85,6 +87,7 @@ pub fn wireshark_ikev2_encr(e: Encr) -> Option<String> {
 pub fn wireshark_ikev2_integ(i: Option<Integ>) -> &'static str {
     match i {
         None => "NONE [RFC4306]",
+        Some(Integ::HmacMd5_96) => "HMAC_MD5_96 [RFC2403]",
         Some(Integ::HmacSha1_96) => "HMAC_SHA1_96 [RFC2404]",
         Some(Integ::HmacSha256_128) => "HMAC_SHA2_256_128 [RFC4868]",
         Some(Integ::HmacSha384_192) => "HMAC_SHA2_384_192 [RFC4868]",

@@ -126,11 +126,14 @@ pub fn encr_name(e: Encr) -> String {
         Encr::AesCbc { key_bits } => format!("AES_CBC-{key_bits}"),
         Encr::AesGcm16 { key_bits } => format!("AES_GCM_16-{key_bits}"),
         Encr::ChaCha20Poly1305 => "CHACHA20_POLY1305".into(),
+        Encr::TripleDesCbc => "3DES_CBC".into(),
+        Encr::DesCbc => "DES_CBC".into(),
     }
 }
 
 pub fn integ_name(i: Integ) -> &'static str {
     match i {
+        Integ::HmacMd5_96 => "HMAC_MD5_96",
         Integ::HmacSha1_96 => "HMAC_SHA1_96",
         Integ::HmacSha256_128 => "HMAC_SHA2_256_128",
         Integ::HmacSha384_192 => "HMAC_SHA2_384_192",

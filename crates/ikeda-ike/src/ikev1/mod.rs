@@ -47,9 +47,9 @@ use ikeda_crypto::ikev1::{self as c1, Cipher, Hash, Phase1Keys};
 use ikeda_crypto::SecretBytes;
 use ikeda_wire::ikev1::{
     doi, id_type, ipsec_attr, notify, p1_attr, parse_payloads, payload_type as pt, protocol, summary, transform_id,
-    vendor_id, write_payload, write_payloads, AttrValue, Attribute, DeletePayload, ExchangeType, Header, IdPayload,
-    Message, NotifyPayload, ParsedPayload, Payload, Proposal, SaPayload, Transform, FLAG_COMMIT, FLAG_ENCRYPTION,
-    HEADER_LEN, ISAKMP_VERSION,
+    vendor_id, write_payload, write_payloads, Attribute, DeletePayload, ExchangeType, Header, IdPayload, Message,
+    NotifyPayload, ParsedPayload, Payload, Proposal, SaPayload, Transform, FLAG_COMMIT, FLAG_ENCRYPTION, HEADER_LEN,
+    ISAKMP_VERSION,
 };
 use ikeda_wire::ikev2::TsRange;
 use std::collections::VecDeque;
@@ -60,7 +60,6 @@ mod quick;
 #[cfg(test)]
 mod tests;
 mod view;
-
 
 use crate::ikev2::{IKE_PORT, KEEPALIVE, NAT_KEEPALIVE, NAT_T_PORT};
 
@@ -150,15 +149,6 @@ enum P1State {
     AmI1,
     AmR1,
     Established,
-}
-
-impl P1State {
-    fn exchange(self) -> &'static str {
-        match self {
-            P1State::AmI1 | P1State::AmR1 => "AGGRESSIVE",
-            _ => "ID_PROT",
-        }
-    }
 }
 
 /// A message of ours that waits for an answer, resent on a timer.
@@ -514,8 +504,8 @@ fn parse_p1_transform(t: &Transform) -> Result<(P1Choice, Option<u64>), String> 
     if auth != p1_attr::AUTH_PSK as u64 {
         return Err(format!("authentication method {auth} (only pre-shared keys)"));
     }
-    let group = DhGroup::from_transform_id(get(p1_attr::GROUP_DESCRIPTION).ok_or("no group")? as u16)
-        .ok_or("unknown group")?;
+    let group =
+        DhGroup::from_transform_id(get(p1_attr::GROUP_DESCRIPTION).ok_or("no group")? as u16).ok_or("unknown group")?;
     let life = match get(p1_attr::LIFE_TYPE) {
         Some(t) if t == p1_attr::LIFE_SECONDS as u64 => get(p1_attr::LIFE_DURATION),
         _ => None,
@@ -533,12 +523,7 @@ fn parse_p1_transform(t: &Transform) -> Result<(P1Choice, Option<u64>), String> 
 }
 
 fn choice_name(c: &P1Choice) -> String {
-    format!(
-        "{}/{}/{}",
-        c.encr.name(),
-        integ_for(c.hash).name(),
-        c.group.name()
-    )
+    format!("{}/{}/{}", c.encr.name(), integ_for(c.hash).name(), c.group.name())
 }
 
 impl Engine {
@@ -605,10 +590,7 @@ impl Engine {
 
     /// A phase-1 SA of this connection is up or being set up.
     pub fn is_active(&self, conn: &str) -> bool {
-        self.sas
-            .iter()
-            .flatten()
-            .any(|s| self.conns[s.conn].spec.name == conn)
+        self.sas.iter().flatten().any(|s| self.conns[s.conn].spec.name == conn)
     }
 
     fn random_u64(&mut self) -> u64 {
@@ -855,7 +837,15 @@ impl Engine {
         }
         payloads.extend(our_vids());
         let idx = self.insert(sa);
-        let h = self.header(idx, if c.aggressive { ExchangeType::AGGRESSIVE } else { ExchangeType::IDENTITY_PROTECTION }, 0);
+        let h = self.header(
+            idx,
+            if c.aggressive {
+                ExchangeType::AGGRESSIVE
+            } else {
+                ExchangeType::IDENTITY_PROTECTION
+            },
+            0,
+        );
         let data = Message::build(&h, &payloads);
         self.log_msg(idx, true, h.exchange, 0, true, &payloads);
         self.send_outstanding(idx, now, data, if c.aggressive { "AGGRESSIVE" } else { "ID_PROT" });
@@ -906,9 +896,8 @@ impl Engine {
         };
         let data = &data[..(h.length as usize).min(data.len())];
         let found = self.sas.iter().position(|s| {
-            s.as_ref().is_some_and(|s| {
-                s.icookie == h.icookie && (s.rcookie == h.rcookie || (s.initiator && s.rcookie == 0))
-            })
+            s.as_ref()
+                .is_some_and(|s| s.icookie == h.icookie && (s.rcookie == h.rcookie || (s.initiator && s.rcookie == 0)))
         });
         let Some(idx) = found else {
             if h.rcookie == 0
@@ -963,9 +952,9 @@ impl Engine {
             let _ = idx;
             return;
         }
-        let Some(ci) = (0..self.conns.len())
-            .find(|&i| !self.retired[i] && self.conns[i].spec.remote == remote.ip() && self.conns[i].spec.local == local.ip())
-        else {
+        let Some(ci) = (0..self.conns.len()).find(|&i| {
+            !self.retired[i] && self.conns[i].spec.remote == remote.ip() && self.conns[i].spec.local == local.ip()
+        }) else {
             self.stats.unknown_cookie += 1;
             return;
         };
@@ -983,7 +972,11 @@ impl Engine {
                 Failure::Other(format!(
                     "peer started {} but this connection is configured for {}",
                     if aggressive { "Aggressive Mode" } else { "Main Mode" },
-                    if self.conns[ci].aggressive { "Aggressive Mode" } else { "Main Mode" }
+                    if self.conns[ci].aggressive {
+                        "Aggressive Mode"
+                    } else {
+                        "Main Mode"
+                    }
                 )),
             );
             return;
@@ -1117,7 +1110,9 @@ impl Engine {
     /// NAT-D payloads for a phase-1 SA: the peer's address first, then ours
     /// (RFC 3947 §3.2).
     fn nat_d(&self, idx: usize) -> Vec<Payload> {
-        let Some(sa) = self.sas[idx].as_ref() else { return Vec::new() };
+        let Some(sa) = self.sas[idx].as_ref() else {
+            return Vec::new();
+        };
         let Some(h) = sa.hash() else { return Vec::new() };
         vec![
             Payload::NatD(c1::nat_d(h, sa.icookie, sa.rcookie, sa.remote)),
@@ -1177,7 +1172,9 @@ impl Engine {
     }
 
     fn phase1(&mut self, idx: usize, now: Millis, data: &[u8], h: &Header) {
-        let Some(state) = self.sas[idx].as_ref().map(|s| s.state) else { return };
+        let Some(state) = self.sas[idx].as_ref().map(|s| s.state) else {
+            return;
+        };
         match state {
             P1State::MmI1 => self.mm_i2(idx, now, data, h),
             P1State::MmR1 => self.mm_r2(idx, now, data, h),
@@ -1214,7 +1211,9 @@ impl Engine {
 
     /// Initiator, MM2 in: the chosen transform; send KE, Ni, NAT-D.
     fn mm_i2(&mut self, idx: usize, now: Millis, data: &[u8], h: &Header) {
-        let Some(m) = self.clear_msg(idx, data, h, false) else { return };
+        let Some(m) = self.clear_msg(idx, data, h, false) else {
+            return;
+        };
         if let Some(Payload::Notify(n)) = first(&m.payloads, pt::NOTIFY) {
             self.peer_error(idx, n.notify_type);
             return;
@@ -1276,14 +1275,19 @@ impl Engine {
 
     /// Responder, MM3 in: KE, Ni, NAT-D; send ours and derive the keys.
     fn mm_r2(&mut self, idx: usize, _now: Millis, data: &[u8], h: &Header) {
-        let Some(m) = self.clear_msg(idx, data, h, true) else { return };
-        let (Some(Payload::Ke(gxi)), Some(Payload::Nonce(ni))) =
-            (first(&m.payloads, pt::KE).cloned(), first(&m.payloads, pt::NONCE).cloned())
-        else {
+        let Some(m) = self.clear_msg(idx, data, h, true) else {
+            return;
+        };
+        let (Some(Payload::Ke(gxi)), Some(Payload::Nonce(ni))) = (
+            first(&m.payloads, pt::KE).cloned(),
+            first(&m.payloads, pt::NONCE).cloned(),
+        ) else {
             self.stats.malformed += 1;
             return;
         };
-        let Some(c) = self.sas[idx].as_ref().and_then(|s| s.choice) else { return };
+        let Some(c) = self.sas[idx].as_ref().and_then(|s| s.choice) else {
+            return;
+        };
         let conn = self.sas[idx].as_ref().map(|s| s.conn).unwrap_or(0);
         let kex = match KeyExchange::generate(c.group, &mut *self.rng) {
             Ok(k) => k,
@@ -1379,10 +1383,13 @@ impl Engine {
 
     /// Initiator, MM4 in: derive the keys; send IDii, HASH_I encrypted.
     fn mm_i3(&mut self, idx: usize, now: Millis, data: &[u8], h: &Header) {
-        let Some(m) = self.clear_msg(idx, data, h, false) else { return };
-        let (Some(Payload::Ke(gxr)), Some(Payload::Nonce(nr))) =
-            (first(&m.payloads, pt::KE).cloned(), first(&m.payloads, pt::NONCE).cloned())
-        else {
+        let Some(m) = self.clear_msg(idx, data, h, false) else {
+            return;
+        };
+        let (Some(Payload::Ke(gxr)), Some(Payload::Nonce(nr))) = (
+            first(&m.payloads, pt::KE).cloned(),
+            first(&m.payloads, pt::NONCE).cloned(),
+        ) else {
             self.stats.malformed += 1;
             return;
         };
@@ -1399,7 +1406,9 @@ impl Engine {
         self.float(idx);
         let Some(sa) = self.sas[idx].as_ref() else { return };
         let conn = sa.conn;
-        let (Some(c), Some(keys)) = (sa.choice, sa.keys.as_ref()) else { return };
+        let (Some(c), Some(keys)) = (sa.choice, sa.keys.as_ref()) else {
+            return;
+        };
         let id = id_payload(&self.conns[conn].spec.local_id);
         let idii_b = Payload::Id(id.clone()).encode_body();
         let hash_i = c1::hash_i(
@@ -1465,7 +1474,9 @@ impl Engine {
     }
 
     fn check_peer_id(&mut self, idx: usize, id: &IdPayload) -> bool {
-        let Some(conn) = self.sas[idx].as_ref().map(|s| s.conn) else { return false };
+        let Some(conn) = self.sas[idx].as_ref().map(|s| s.conn) else {
+            return false;
+        };
         let want = id_payload(&self.conns[conn].spec.remote_id);
         if want.id_type == id.id_type && want.data == id.data {
             return true;
@@ -1485,9 +1496,12 @@ impl Engine {
 
     /// Responder, MM5 in: check IDii and HASH_I; send IDir, HASH_R.
     fn mm_r3(&mut self, idx: usize, now: Millis, data: &[u8], h: &Header) {
-        let Some((p, plain_b)) = self.open_p1(idx, data, h) else { return };
+        let Some((p, plain_b)) = self.open_p1(idx, data, h) else {
+            return;
+        };
         self.log_msg(idx, false, h.exchange, 0, true, &plain(&p));
-        let (Some(Payload::Id(id)), Some(Payload::Hash(got))) = (first(&p, pt::ID).cloned(), first(&p, pt::HASH).cloned())
+        let (Some(Payload::Id(id)), Some(Payload::Hash(got))) =
+            (first(&p, pt::ID).cloned(), first(&p, pt::HASH).cloned())
         else {
             self.stats.malformed += 1;
             return;
@@ -1498,7 +1512,9 @@ impl Engine {
             .map(|x| plain_b[x.body.clone()].to_vec())
             .unwrap_or_default();
         let Some(sa) = self.sas[idx].as_ref() else { return };
-        let (Some(c), Some(keys)) = (sa.choice, sa.keys.as_ref()) else { return };
+        let (Some(c), Some(keys)) = (sa.choice, sa.keys.as_ref()) else {
+            return;
+        };
         let want = c1::hash_i(
             c.hash,
             keys.skeyid.expose(),
@@ -1560,9 +1576,12 @@ impl Engine {
 
     /// Initiator, MM6 in: check IDir and HASH_R; phase 1 is up.
     fn mm_i_done(&mut self, idx: usize, now: Millis, data: &[u8], h: &Header) {
-        let Some((p, plain_b)) = self.open_p1(idx, data, h) else { return };
+        let Some((p, plain_b)) = self.open_p1(idx, data, h) else {
+            return;
+        };
         self.log_msg(idx, false, h.exchange, 0, false, &plain(&p));
-        let (Some(Payload::Id(id)), Some(Payload::Hash(got))) = (first(&p, pt::ID).cloned(), first(&p, pt::HASH).cloned())
+        let (Some(Payload::Id(id)), Some(Payload::Hash(got))) =
+            (first(&p, pt::ID).cloned(), first(&p, pt::HASH).cloned())
         else {
             self.stats.malformed += 1;
             return;
@@ -1573,7 +1592,9 @@ impl Engine {
             .map(|x| plain_b[x.body.clone()].to_vec())
             .unwrap_or_default();
         let Some(sa) = self.sas[idx].as_ref() else { return };
-        let (Some(c), Some(keys)) = (sa.choice, sa.keys.as_ref()) else { return };
+        let (Some(c), Some(keys)) = (sa.choice, sa.keys.as_ref()) else {
+            return;
+        };
         let want = c1::hash_r(
             c.hash,
             keys.skeyid.expose(),
@@ -1623,7 +1644,9 @@ impl Engine {
             return;
         }
         let idii_b = Payload::Id(id).encode_body();
-        let Some(c) = self.sas[idx].as_ref().and_then(|s| s.choice) else { return };
+        let Some(c) = self.sas[idx].as_ref().and_then(|s| s.choice) else {
+            return;
+        };
         let conn = self.sas[idx].as_ref().map(|s| s.conn).unwrap_or(0);
         if gxi.len() != c.group.public_value_len() {
             self.fail(
@@ -1691,18 +1714,27 @@ impl Engine {
 
     /// Aggressive Mode initiator: AM2 in; check HASH_R; send HASH_I.
     fn am_i2(&mut self, idx: usize, now: Millis, data: &[u8], h: &Header) {
-        let Some(m) = self.clear_msg(idx, data, h, false) else { return };
+        let Some(m) = self.clear_msg(idx, data, h, false) else {
+            return;
+        };
         if let Some(Payload::Notify(n)) = first(&m.payloads, pt::NOTIFY) {
             self.peer_error(idx, n.notify_type);
             return;
         }
-        let (Some(Payload::Sa(sa_p)), Some(Payload::Ke(gxr)), Some(Payload::Nonce(nr)), Some(Payload::Id(id)), Some(Payload::Hash(got))) = (
+        let (
+            Some(Payload::Sa(sa_p)),
+            Some(Payload::Ke(gxr)),
+            Some(Payload::Nonce(nr)),
+            Some(Payload::Id(id)),
+            Some(Payload::Hash(got)),
+        ) = (
             first(&m.payloads, pt::SA).cloned(),
             first(&m.payloads, pt::KE).cloned(),
             first(&m.payloads, pt::NONCE).cloned(),
             first(&m.payloads, pt::ID).cloned(),
             first(&m.payloads, pt::HASH).cloned(),
-        ) else {
+        )
+        else {
             self.stats.malformed += 1;
             return;
         };
@@ -1801,10 +1833,14 @@ impl Engine {
     /// Aggressive Mode responder: AM3 in (HASH_I, encrypted or not).
     fn am_r_done(&mut self, idx: usize, now: Millis, data: &[u8], h: &Header) {
         let p = if h.flags & FLAG_ENCRYPTION != 0 {
-            let Some((p, _)) = self.open_p1(idx, data, h) else { return };
+            let Some((p, _)) = self.open_p1(idx, data, h) else {
+                return;
+            };
             p
         } else {
-            let Some(m) = self.clear_msg(idx, data, h, true) else { return };
+            let Some(m) = self.clear_msg(idx, data, h, true) else {
+                return;
+            };
             m.payloads
         };
         if h.flags & FLAG_ENCRYPTION != 0 {
@@ -1815,7 +1851,9 @@ impl Engine {
             return;
         };
         let Some(sa) = self.sas[idx].as_ref() else { return };
-        let (Some(c), Some(keys)) = (sa.choice, sa.keys.as_ref()) else { return };
+        let (Some(c), Some(keys)) = (sa.choice, sa.keys.as_ref()) else {
+            return;
+        };
         let want = c1::hash_i(
             c.hash,
             keys.skeyid.expose(),
@@ -1870,7 +1908,10 @@ impl Engine {
             sa.remote,
             sa.nat_local || sa.nat_remote,
         );
-        let suite = sa.choice.map(|c| crate::ikev2::suite_name(&c.suite())).unwrap_or_default();
+        let suite = sa
+            .choice
+            .map(|c| crate::ikev2::suite_name(&c.suite()))
+            .unwrap_or_default();
         let dpd = sa.peer_dpd;
         self.events.push_back(Event::IkeSaUp {
             conn: self.conns[conn].spec.name.clone(),
@@ -1909,7 +1950,9 @@ impl Engine {
     /// After our phase 1: INITIAL-CONTACT on a first contact, then a Quick
     /// Mode for every selector pair without an SA.
     fn after_initiator_phase1(&mut self, idx: usize, now: Millis) {
-        let Some(conn) = self.sas[idx].as_ref().map(|s| s.conn) else { return };
+        let Some(conn) = self.sas[idx].as_ref().map(|s| s.conn) else {
+            return;
+        };
         if self.children[conn].is_empty() {
             let Some(sa) = self.sas[idx].as_ref() else { return };
             let spi = [sa.icookie.to_be_bytes(), sa.rcookie.to_be_bytes()].concat();
@@ -1950,7 +1993,9 @@ impl Engine {
     /// The peer starts afresh (RFC 2407 §4.6.3.3): whatever SAs we hold with
     /// it are stale.
     fn initial_contact(&mut self, idx: usize) {
-        let Some(conn) = self.sas[idx].as_ref().map(|s| s.conn) else { return };
+        let Some(conn) = self.sas[idx].as_ref().map(|s| s.conn) else {
+            return;
+        };
         self.log(conn, "INITIAL_CONTACT: dropping the older SAs with this peer".into());
         for i in 0..self.sas.len() {
             if i != idx && self.sas[i].as_ref().is_some_and(|s| s.conn == conn) {
@@ -1958,7 +2003,10 @@ impl Engine {
             }
         }
         // IPsec SAs made under this very phase 1 stay.
-        let keep_after = self.sas[idx].as_ref().and_then(|s| s.established_at).unwrap_or(Millis(0));
+        let keep_after = self.sas[idx]
+            .as_ref()
+            .and_then(|s| s.established_at)
+            .unwrap_or(Millis(0));
         let name = self.conns[conn].spec.name.clone();
         let (old, keep): (Vec<Child>, Vec<Child>) = std::mem::take(&mut self.children[conn])
             .into_iter()
@@ -1974,7 +2022,9 @@ impl Engine {
     }
 
     fn peer_error(&mut self, idx: usize, t: u16) {
-        let Some(conn) = self.sas[idx].as_ref().map(|s| s.conn) else { return };
+        let Some(conn) = self.sas[idx].as_ref().map(|s| s.conn) else {
+            return;
+        };
         let why = if t == notify::NO_PROPOSAL_CHOSEN {
             let offered: Vec<String> = p1_offers(&self.conns[conn].spec).iter().map(choice_name).collect();
             Failure::PeerRejectedProposals {
@@ -1997,7 +2047,9 @@ impl Engine {
     /// Send one protected Informational message: HASH(1), payload (§5.7).
     fn send_info(&mut self, idx: usize, p: Payload) {
         let Some(sa) = self.sas[idx].as_ref() else { return };
-        let (Some(c), Some(keys)) = (sa.choice, sa.keys.as_ref()) else { return };
+        let (Some(c), Some(keys)) = (sa.choice, sa.keys.as_ref()) else {
+            return;
+        };
         if sa.state != P1State::Established {
             return;
         }
@@ -2021,7 +2073,14 @@ impl Engine {
         let Some((d, _)) = seal(c.cipher, keys2.enc_key.expose(), &iv, hh, &chain) else {
             return;
         };
-        self.log_msg(idx, true, ExchangeType::INFORMATIONAL, mid, true, &[Payload::Hash(hash), p]);
+        self.log_msg(
+            idx,
+            true,
+            ExchangeType::INFORMATIONAL,
+            mid,
+            true,
+            &[Payload::Hash(hash), p],
+        );
         self.send(idx, d);
     }
 
@@ -2082,7 +2141,9 @@ impl Engine {
                 self.stats.malformed += 1;
                 return;
             }
-            let Some(m) = self.clear_msg(idx, data, h, true) else { return };
+            let Some(m) = self.clear_msg(idx, data, h, true) else {
+                return;
+            };
             if let Some(Payload::Notify(n)) = first(&m.payloads, pt::NOTIFY) {
                 if n.notify_type < 16384 {
                     self.peer_error(idx, n.notify_type);
@@ -2164,7 +2225,9 @@ impl Engine {
     }
 
     fn peer_delete(&mut self, idx: usize, d: &DeletePayload) {
-        let Some(conn) = self.sas[idx].as_ref().map(|s| s.conn) else { return };
+        let Some(conn) = self.sas[idx].as_ref().map(|s| s.conn) else {
+            return;
+        };
         match d.protocol {
             protocol::ISAKMP => {
                 let Some(sa) = self.sas[idx].as_ref() else { return };
@@ -2195,10 +2258,7 @@ impl Engine {
                         let c = self.children[conn].remove(k);
                         // The SA that replaced it (if any) carries the traffic now.
                         let name = self.conns[conn].spec.name.clone();
-                        if let Some(n) = self.children[conn]
-                            .iter_mut()
-                            .find(|n| n.pair == c.pair && !n.active)
-                        {
+                        if let Some(n) = self.children[conn].iter_mut().find(|n| n.pair == c.pair && !n.active) {
                             n.active = true;
                             n.activate_at = None;
                             self.events.push_back(Event::ChildSaActivate {

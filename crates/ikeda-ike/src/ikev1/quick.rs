@@ -108,7 +108,14 @@ fn integ_attr(i: Integ) -> u16 {
 }
 
 /// An ESP transform (RFC 2407 §4.4.4, §4.5) for one cipher/integrity pair.
-fn esp_transform(number: u8, e: Encr, i: Option<Integ>, dh: Option<DhGroup>, udp: bool, life: Duration) -> Option<Transform> {
+fn esp_transform(
+    number: u8,
+    e: Encr,
+    i: Option<Integ>,
+    dh: Option<DhGroup>,
+    udp: bool,
+    life: Duration,
+) -> Option<Transform> {
     let (id, key_len) = match e {
         Encr::AesCbc { key_bits } => (transform_id::ESP_AES_CBC, Some(key_bits)),
         Encr::AesGcm16 { key_bits } => (transform_id::ESP_AES_GCM_16, Some(key_bits)),
@@ -161,7 +168,12 @@ fn parse_esp_transform(t: &Transform) -> Result<EspOffer, String> {
         (transform_id::ESP_AES_CBC, None) => Encr::AesCbc { key_bits: 128 },
         (transform_id::ESP_AES_GCM_16, Some(b @ (128 | 256))) => Encr::AesGcm16 { key_bits: b },
         (transform_id::ESP_3DES, None) => Encr::TripleDesCbc,
-        (id, k) => return Err(format!("ESP transform {id}{}", k.map(|k| format!(" ({k} bits)")).unwrap_or_default())),
+        (id, k) => {
+            return Err(format!(
+                "ESP transform {id}{}",
+                k.map(|k| format!(" ({k} bits)")).unwrap_or_default()
+            ))
+        }
     };
     let integ = match get(ipsec_attr::AUTH_ALGORITHM) {
         Some(v) => Some(integ_from_attr(v).ok_or_else(|| format!("ESP authentication algorithm {v}"))?),
@@ -237,12 +249,18 @@ impl Engine {
     pub(super) fn start_quick_mode(&mut self, idx: usize, pair: usize, rekey_of: Option<u32>, now: Millis) {
         let Some(sa) = self.sas[idx].as_ref() else { return };
         let conn = sa.conn;
-        let Some(&(l, r)) = pairs(&self.conns[conn].spec).get(pair) else { return };
+        let Some(&(l, r)) = pairs(&self.conns[conn].spec).get(pair) else {
+            return;
+        };
         let mid = self.random_u32();
         let spi_in = self.random_u32();
         let cpi_in = self.conns[conn].compress.then(|| self.random_cpi());
         let ni = self.nonce();
-        let pfs = self.conns[conn].spec.esp_proposals.first().and_then(|p| p.dh.first().copied());
+        let pfs = self.conns[conn]
+            .spec
+            .esp_proposals
+            .first()
+            .and_then(|p| p.dh.first().copied());
         let kex = match pfs.map(|g| KeyExchange::generate(g, &mut *self.rng)) {
             Some(Ok(k)) => Some(k),
             Some(Err(e)) => {
@@ -296,7 +314,9 @@ impl Engine {
         payloads.push(Payload::Id(ts_to_id(&l)));
         payloads.push(Payload::Id(ts_to_id(&r)));
         let Some(sa) = self.sas[idx].as_ref() else { return };
-        let (Some(c), Some(keys)) = (sa.choice, sa.keys.as_ref()) else { return };
+        let (Some(c), Some(keys)) = (sa.choice, sa.keys.as_ref()) else {
+            return;
+        };
         let rest = write_payloads(&payloads);
         let hash = c1::qm_hash1(c.hash, keys.skeyid_a.expose(), mid, &rest);
         let mut chain = Vec::new();
@@ -349,7 +369,13 @@ impl Engine {
     /// Decrypt a Quick Mode message on its exchange's IV chain and check its
     /// HASH. Returns the payloads, the plaintext, and where the HASH-covered
     /// part (after the HASH payload) lies.
-    fn open_qm(&mut self, idx: usize, iv: &[u8], data: &[u8], h: &Header) -> Option<(Vec<ParsedPayload>, Vec<u8>, std::ops::Range<usize>, Vec<u8>)> {
+    fn open_qm(
+        &mut self,
+        idx: usize,
+        iv: &[u8],
+        data: &[u8],
+        h: &Header,
+    ) -> Option<(Vec<ParsedPayload>, Vec<u8>, std::ops::Range<usize>, Vec<u8>)> {
         let sa = self.sas[idx].as_ref()?;
         let (c, keys) = (sa.choice?, sa.keys.as_ref()?);
         if h.flags & FLAG_ENCRYPTION == 0 {
@@ -395,7 +421,9 @@ impl Engine {
                 (true, QmState::IWaitConnected) => {
                     // HASH(4), N(CONNECTED) in the Quick Mode itself (RFC 2409 §5.5 commit bit).
                     let iv = q.iv.clone();
-                    let Some((p, _, rest, last)) = self.open_qm(idx, &iv, data, h) else { return };
+                    let Some((p, _, rest, last)) = self.open_qm(idx, &iv, data, h) else {
+                        return;
+                    };
                     let _ = rest;
                     if let Some(q) = self.sas[idx].as_mut().and_then(|s| s.qms.get_mut(k)) {
                         q.iv = last;
@@ -419,7 +447,9 @@ impl Engine {
     /// Responder: HASH(1), SA, Ni [, KE] [, IDci, IDcr] in; answer HASH(2).
     fn qm_r1(&mut self, idx: usize, now: Millis, data: &[u8], h: &Header) {
         let Some(sa) = self.sas[idx].as_ref() else { return };
-        let (Some(c), Some(_)) = (sa.choice, sa.keys.as_ref()) else { return };
+        let (Some(c), Some(_)) = (sa.choice, sa.keys.as_ref()) else {
+            return;
+        };
         let conn = sa.conn;
         let mid = h.message_id;
         if mid == 0 {
@@ -427,13 +457,18 @@ impl Engine {
             return;
         }
         let iv0 = c1::phase2_iv(c.hash, c.cipher.block_len(), &sa.iv, mid);
-        let Some((p, plain_b, rest, last)) = self.open_qm(idx, &iv0, data, h) else { return };
+        let Some((p, plain_b, rest, last)) = self.open_qm(idx, &iv0, data, h) else {
+            return;
+        };
         let Some(sa) = self.sas[idx].as_ref() else { return };
         let Some(keys) = sa.keys.as_ref() else { return };
         let Payload::Hash(got) = &p[0].payload else { return };
         if *got != c1::qm_hash1(c.hash, keys.skeyid_a.expose(), mid, &plain_b[rest.clone()]) {
             self.stats.hash_failed += 1;
-            self.log(conn, format!("QUICK_MODE request {mid}: HASH(1) does not verify, dropped"));
+            self.log(
+                conn,
+                format!("QUICK_MODE request {mid}: HASH(1) does not verify, dropped"),
+            );
             return;
         }
         self.log_msg(idx, false, ExchangeType::QUICK_MODE, mid, true, &plain(&p));
@@ -469,7 +504,10 @@ impl Engine {
         };
         let all = pairs(&self.conns[conn].spec);
         let pair = match (ts_i, ts_r) {
-            (Some(ti), Some(tr)) => all.iter().position(|(l, r)| within(&tr, l) && within(&ti, r)).map(|k| (k, tr, ti)),
+            (Some(ti), Some(tr)) => all
+                .iter()
+                .position(|(l, r)| within(&tr, l) && within(&ti, r))
+                .map(|k| (k, tr, ti)),
             _ => None,
         };
         let Some((pair, local_ts, remote_ts)) = pair else {
@@ -496,9 +534,14 @@ impl Engine {
         let mut wanted_ipcomp = false;
         for n in numbers {
             let group: Vec<&Proposal> = offer.proposals.iter().filter(|p| p.number == n).collect();
-            let Some(esp) = group.iter().find(|p| p.protocol == protocol::ESP) else { continue };
+            let Some(esp) = group.iter().find(|p| p.protocol == protocol::ESP) else {
+                continue;
+            };
             let ipcomp = group.iter().find(|p| p.protocol == protocol::IPCOMP);
-            if group.iter().any(|p| p.protocol != protocol::ESP && p.protocol != protocol::IPCOMP) {
+            if group
+                .iter()
+                .any(|p| p.protocol != protocol::ESP && p.protocol != protocol::IPCOMP)
+            {
                 continue;
             }
             if ipcomp.is_some() && !compress {
@@ -584,7 +627,8 @@ impl Engine {
             None => self.p2_life(conn),
         };
         let udp = self.p1_nat(idx) || o.udp;
-        let Some(neg) = self.child_keys(idx, esp, o, spi_in, spi_out, cpi_out, udp, life, &ni, &nr, gxy.as_ref()) else {
+        let Some(neg) = self.child_keys(idx, esp, o, spi_in, spi_out, cpi_out, udp, life, &ni, &nr, gxy.as_ref())
+        else {
             return;
         };
         // HASH(2), SA (the chosen offer with our SPI), Nr [, KE] [, IDci, IDcr].
@@ -734,19 +778,25 @@ impl Engine {
         let Some(c) = sa.choice else { return };
         let mid = h.message_id;
         let iv = sa.qms[k].iv.clone();
-        let Some((p, plain_b, rest, last)) = self.open_qm(idx, &iv, data, h) else { return };
+        let Some((p, plain_b, rest, last)) = self.open_qm(idx, &iv, data, h) else {
+            return;
+        };
         let Some(sa) = self.sas[idx].as_ref() else { return };
         let Some(keys) = sa.keys.as_ref() else { return };
         let q = &sa.qms[k];
         let Payload::Hash(got) = &p[0].payload else { return };
         if *got != c1::qm_hash2(c.hash, keys.skeyid_a.expose(), mid, &q.ni, &plain_b[rest]) {
             self.stats.hash_failed += 1;
-            self.log(conn, format!("QUICK_MODE response {mid}: HASH(2) does not verify, dropped"));
+            self.log(
+                conn,
+                format!("QUICK_MODE response {mid}: HASH(2) does not verify, dropped"),
+            );
             return;
         }
         self.log_msg(idx, false, ExchangeType::QUICK_MODE, mid, false, &plain(&p));
         let commit = h.flags & FLAG_COMMIT != 0;
-        let (Some(Payload::Sa(resp)), Some(Payload::Nonce(nr))) = (first(&p, pt::SA).cloned(), first(&p, pt::NONCE).cloned())
+        let (Some(Payload::Sa(resp)), Some(Payload::Nonce(nr))) =
+            (first(&p, pt::SA).cloned(), first(&p, pt::NONCE).cloned())
         else {
             self.stats.malformed += 1;
             return;
@@ -755,7 +805,10 @@ impl Engine {
         let ipcomp_p = resp.proposals.iter().find(|p| p.protocol == protocol::IPCOMP);
         let parsed = esp_p.and_then(|p| Some((be_u32(&p.spi)?, parse_esp_transform(p.transforms.first()?).ok()?)));
         let Some((spi_out, o)) = parsed.filter(|(_, o)| self.accepts(conn, o)) else {
-            self.fail(conn, Failure::Other("peer chose an ESP transform we did not offer".into()));
+            self.fail(
+                conn,
+                Failure::Other("peer chose an ESP transform we did not offer".into()),
+            );
             self.finish_qm(idx, k);
             return;
         };
@@ -771,9 +824,7 @@ impl Engine {
         let Some(sa) = self.sas[idx].as_ref() else { return };
         let q = &sa.qms[k];
         let cpi_out = ipcomp_p.and_then(|p| cpi_of(&p.spi)).filter(|_| q.cpi_in.is_some());
-        if q.cpi_in.is_some() && cpi_out.is_none() {
-            self.log(conn, "the peer declined IPComp: ESP without compression".into());
-        }
+        let declined = q.cpi_in.is_some() && cpi_out.is_none();
         let gxy = match (&q.kex, first(&p, pt::KE)) {
             (Some(kx), Some(Payload::Ke(peer))) => match kx.shared_secret(peer) {
                 Ok(s) => Some(s),
@@ -785,18 +836,25 @@ impl Engine {
             },
             (None, None) => None,
             _ => {
-                self.fail(conn, Failure::Other("PFS: the peer's KE payload does not match our proposal".into()));
+                self.fail(
+                    conn,
+                    Failure::Other("PFS: the peer's KE payload does not match our proposal".into()),
+                );
                 self.finish_qm(idx, k);
                 return;
             }
         };
         let (ni, spi_in) = (q.ni.clone(), q.spi_in);
+        if declined {
+            self.log(conn, "the peer declined IPComp: ESP without compression".into());
+        }
         let life = match o.life {
             Some(s) => Duration::from_secs(s).min(self.p2_life(conn)),
             None => self.p2_life(conn),
         };
         let udp = self.p1_nat(idx) || o.udp;
-        let Some(neg) = self.child_keys(idx, esp, o, spi_in, spi_out, cpi_out, udp, life, &ni, &nr, gxy.as_ref()) else {
+        let Some(neg) = self.child_keys(idx, esp, o, spi_in, spi_out, cpi_out, udp, life, &ni, &nr, gxy.as_ref())
+        else {
             return;
         };
         // HASH(3) = prf(SKEYID_a, 0 | M-ID | Ni_b | Nr_b).
@@ -821,7 +879,10 @@ impl Engine {
             q.neg = Some(neg);
         }
         if commit {
-            self.log(conn, "the responder set the commit bit: waiting for CONNECTED before sending".into());
+            self.log(
+                conn,
+                "the responder set the commit bit: waiting for CONNECTED before sending".into(),
+            );
         }
         // Installed before HASH(3) leaves (the daemon acts on events before
         // it sends): the responder may send on the SA as soon as it has HASH(3).
@@ -837,14 +898,19 @@ impl Engine {
         let conn = sa.conn;
         let mid = h.message_id;
         let iv = sa.qms[k].iv.clone();
-        let Some((p, _, _, last)) = self.open_qm(idx, &iv, data, h) else { return };
+        let Some((p, _, _, last)) = self.open_qm(idx, &iv, data, h) else {
+            return;
+        };
         let Some(sa) = self.sas[idx].as_ref() else { return };
         let Some(keys) = sa.keys.as_ref() else { return };
         let q = &sa.qms[k];
         let Payload::Hash(got) = &p[0].payload else { return };
         if *got != c1::qm_hash3(c.hash, keys.skeyid_a.expose(), mid, &q.ni, &q.nr) {
             self.stats.hash_failed += 1;
-            self.log(conn, format!("QUICK_MODE request {mid}: HASH(3) does not verify, dropped"));
+            self.log(
+                conn,
+                format!("QUICK_MODE request {mid}: HASH(3) does not verify, dropped"),
+            );
             return;
         }
         self.log_msg(idx, false, ExchangeType::QUICK_MODE, mid, true, &plain(&p));
@@ -899,7 +965,11 @@ impl Engine {
             active: activate && !(initiator && rekey_of.is_some()),
             rekeyed: false,
             activate_at: (activate && initiator && rekey_of.is_some()).then(|| now + REKEY_ACTIVATE),
-            delete_old: if initiator { rekey_of.map(|o| (now + REKEY_DELETE, o)) } else { None },
+            delete_old: if initiator {
+                rekey_of.map(|o| (now + REKEY_DELETE, o))
+            } else {
+                None
+            },
         };
         let name = self.conns[conn].spec.name.clone();
         if let Some(old) = rekey_of {
@@ -908,7 +978,13 @@ impl Engine {
             }
             self.log(
                 conn,
-                format!("CHILD_SA rekeyed with SPIs {:08x}_i {:08x}_o and TS {} === {}", child.spi_in, child.spi_out, ts_text(&child.local_ts), ts_text(&child.remote_ts)),
+                format!(
+                    "CHILD_SA rekeyed with SPIs {:08x}_i {:08x}_o and TS {} === {}",
+                    child.spi_in,
+                    child.spi_out,
+                    ts_text(&child.local_ts),
+                    ts_text(&child.remote_ts)
+                ),
             );
         } else {
             self.log(
@@ -919,7 +995,9 @@ impl Engine {
                     child.spi_out,
                     ts_text(&child.local_ts),
                     ts_text(&child.remote_ts),
-                    ipcomp.map(|(i, o)| format!(", IPComp CPIs {i:04x}_i {o:04x}_o")).unwrap_or_default()
+                    ipcomp
+                        .map(|(i, o)| format!(", IPComp CPIs {i:04x}_i {o:04x}_o"))
+                        .unwrap_or_default()
                 ),
             );
         }
@@ -998,7 +1076,8 @@ impl Engine {
                 }
             }
         }
-        sa.qms.retain(|q| !(matches!(q.state, QmState::Done | QmState::IWaitConnected) && now >= q.created + QM_KEEP));
+        sa.qms
+            .retain(|q| !(matches!(q.state, QmState::Done | QmState::IWaitConnected) && now >= q.created + QM_KEEP));
         for (d, n, mid) in resend {
             self.log(conn, format!("retransmit {} of QUICK_MODE {mid} to {remote}", n - 1));
             self.send(idx, d);
@@ -1169,7 +1248,11 @@ pub(super) fn ts_text(t: &TsRange) -> String {
             format!("{}/{bits}", t.start_address)
         }
         None if t.start_address == t.end_address => {
-            format!("{}/{}", t.start_address, if t.start_address.is_ipv4() { 32 } else { 128 })
+            format!(
+                "{}/{}",
+                t.start_address,
+                if t.start_address.is_ipv4() { 32 } else { 128 }
+            )
         }
         None => format!("{}-{}", t.start_address, t.end_address),
     }

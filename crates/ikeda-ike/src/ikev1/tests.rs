@@ -19,7 +19,15 @@ fn ts(a: &str, b: &str) -> TsRange {
     TsRange::addresses(a.parse().unwrap(), b.parse().unwrap())
 }
 
-fn spec(local: &str, remote: &str, ike: &str, esp: &str, psk: &str, lnets: Vec<TsRange>, rnets: Vec<TsRange>) -> ConnSpec {
+fn spec(
+    local: &str,
+    remote: &str,
+    ike: &str,
+    esp: &str,
+    psk: &str,
+    lnets: Vec<TsRange>,
+    rnets: Vec<TsRange>,
+) -> ConnSpec {
     let ip = |s: &str| -> IpAddr { s.parse().unwrap() };
     let id = |s: &str| match ip(s) {
         IpAddr::V4(a) => IdPayload::ipv4(a),
@@ -150,7 +158,13 @@ fn main_mode_and_quick_mode_for_the_acceptance_proposals() {
         let b = spec(B, A, ike, esp, "s3cret", lan2(), lan1());
         let mut p = pair(v1(a), v1(b), 7 + k as u64);
         let (ea, eb) = up(&mut p);
-        assert!(failures(&ea).is_empty() && failures(&eb).is_empty(), "{ike}/{esp}: {:?} {:?}\n{}", failures(&ea), failures(&eb), logs(&ea));
+        assert!(
+            failures(&ea).is_empty() && failures(&eb).is_empty(),
+            "{ike}/{esp}: {:?} {:?}\n{}",
+            failures(&ea),
+            failures(&eb),
+            logs(&ea)
+        );
         let (ca, cb) = (children(&ea), children(&eb));
         assert_eq!(ca.len(), 1, "{ike}/{esp}:\n{}", logs(&ea));
         check_mirrored(&ca, &cb);
@@ -207,8 +221,24 @@ fn one_quick_mode_per_selector_pair_as_in_the_racoon_config() {
 
 #[test]
 fn pfs_and_ipcomp_are_negotiated_when_both_ask() {
-    let mut a = v1(spec(A, B, "aes128-sha1-modp2048", "aes128-sha1-modp2048", "k", lan1(), lan2()));
-    let mut b = v1(spec(B, A, "aes128-sha1-modp2048", "aes128-sha1-modp2048", "k", lan2(), lan1()));
+    let mut a = v1(spec(
+        A,
+        B,
+        "aes128-sha1-modp2048",
+        "aes128-sha1-modp2048",
+        "k",
+        lan1(),
+        lan2(),
+    ));
+    let mut b = v1(spec(
+        B,
+        A,
+        "aes128-sha1-modp2048",
+        "aes128-sha1-modp2048",
+        "k",
+        lan2(),
+        lan1(),
+    ));
     a.compress = true;
     b.compress = true;
     let mut p = pair(a, b, 11);
@@ -218,14 +248,21 @@ fn pfs_and_ipcomp_are_negotiated_when_both_ask() {
     let (ia, ib) = (ca[0].ipcomp.unwrap(), cb[0].ipcomp.unwrap());
     assert_eq!((ia.0, ia.1), (ib.1, ib.0), "CPIs crossed");
     assert!((256..61440).contains(&ia.0));
-    assert!(logs(&ea).contains("KE ID ID"), "PFS sends KE in Quick Mode: {}", logs(&ea));
+    assert!(
+        logs(&ea).contains("KE ID ID"),
+        "PFS sends KE in Quick Mode: {}",
+        logs(&ea)
+    );
     // Only one side asks: ESP without IPComp, and it is said.
     let mut a = v1(spec(A, B, "aes128-sha1-modp2048", "aes128-sha1", "k", lan1(), lan2()));
     a.compress = true;
     let b = v1(spec(B, A, "aes128-sha1-modp2048", "aes128-sha1", "k", lan2(), lan1()));
     let mut p = pair(a, b, 12);
     let (ea, eb) = up(&mut p);
-    assert!(children(&ea).is_empty(), "the responder refuses an offer with IPComp it did not ask for");
+    assert!(
+        children(&ea).is_empty(),
+        "the responder refuses an offer with IPComp it did not ask for"
+    );
     let f = failures(&eb);
     assert!(f.iter().any(|f| f.to_string().contains("compress = true")), "{f:?}");
 }
@@ -239,7 +276,11 @@ fn aggressive_mode_when_both_opt_in() {
     let mut p = pair(a, b, 5);
     let (ea, eb) = up(&mut p);
     check_mirrored(&children(&ea), &children(&eb));
-    assert!(logs(&ea).contains("sending AGGRESSIVE request 0 [ SA KE No ID V V ]"), "{}", logs(&ea));
+    assert!(
+        logs(&ea).contains("sending AGGRESSIVE request 0 [ SA KE No ID V V ]"),
+        "{}",
+        logs(&ea)
+    );
     assert!(logs(&ea).contains("PSK guesses offline"), "the warning");
 }
 
@@ -260,22 +301,60 @@ fn failures_are_named() {
     let b = spec(B, A, "aes256-sha1-modp1024", "aes128-sha1", "k", lan2(), lan1());
     let mut p = pair(v1(a), v1(b), 2);
     let (ea, eb) = up(&mut p);
-    assert!(matches!(failures(&eb).first(), Some(Failure::NoProposalChosen { .. })), "{:?}", failures(&eb));
-    assert!(matches!(failures(&ea).first(), Some(Failure::PeerRejectedProposals { .. })), "{:?}", failures(&ea));
+    assert!(
+        matches!(failures(&eb).first(), Some(Failure::NoProposalChosen { .. })),
+        "{:?}",
+        failures(&eb)
+    );
+    assert!(
+        matches!(failures(&ea).first(), Some(Failure::PeerRejectedProposals { .. })),
+        "{:?}",
+        failures(&ea)
+    );
     // Selectors that do not match.
     let a = spec(A, B, "aes128-sha256-modp2048", "aes128-sha1", "k", lan1(), lan2());
-    let b = spec(B, A, "aes128-sha256-modp2048", "aes128-sha1", "k", vec![ts("10.0.0.0", "10.0.0.255")], lan1());
+    let b = spec(
+        B,
+        A,
+        "aes128-sha256-modp2048",
+        "aes128-sha1",
+        "k",
+        vec![ts("10.0.0.0", "10.0.0.255")],
+        lan1(),
+    );
     let mut p = pair(v1(a), v1(b), 3);
     let (_, eb) = up(&mut p);
-    assert!(matches!(failures(&eb).first(), Some(Failure::TsUnacceptable { .. })), "{:?}", failures(&eb));
+    assert!(
+        matches!(failures(&eb).first(), Some(Failure::TsUnacceptable { .. })),
+        "{:?}",
+        failures(&eb)
+    );
     // Nobody answers.
-    let a = spec(A, "192.168.50.99", "aes128-sha256-modp2048", "aes128-sha1", "k", lan1(), lan2());
+    let a = spec(
+        A,
+        "192.168.50.99",
+        "aes128-sha256-modp2048",
+        "aes128-sha1",
+        "k",
+        lan1(),
+        lan2(),
+    );
     let b = spec(B, A, "aes128-sha256-modp2048", "aes128-sha1", "k", lan2(), lan1());
     let mut p = pair(v1(a), v1(b), 4);
     p.a.initiate("s2s", Millis(0)).unwrap();
     let (mut ea, mut eb) = (Vec::new(), Vec::new());
     run(&mut p, &mut ea, &mut eb, 120);
-    assert!(matches!(failures(&ea).first(), Some(Failure::PeerNotAnswering { exchange: "ID_PROT", .. })), "{:?}", failures(&ea));
+    assert!(
+        matches!(
+            failures(&ea).first(),
+            Some(Failure::PeerNotAnswering {
+                exchange: "ID_PROT",
+                ..
+            })
+        ),
+        "{:?}",
+        failures(&ea)
+    );
 }
 
 #[test]
@@ -309,12 +388,22 @@ fn quick_mode_rekeys_make_before_break_and_dpd_finds_a_dead_peer() {
         dpd_delay: Duration::from_secs(5),
         dpd_restart: false,
     };
+    // B's phase 1 lives longer: A renews it, once.
     b.timers = Timers {
         rekey_time: Duration::from_secs(25),
         life_time: Duration::from_secs(30),
+        ike_rekey_time: Duration::from_secs(200),
+        ike_lifetime: Duration::from_secs(300),
         ..a.timers
     };
     let mut p = pair(v1(a), v1(b), 9);
+    let quick = crate::RetransmitPolicy {
+        timeout: Duration::from_secs(1),
+        base: 1.5,
+        tries: 3,
+    };
+    p.a.set_retransmit_policy(quick);
+    p.b.set_retransmit_policy(quick);
     p.a.initiate("s2s", Millis(0)).unwrap();
     let (mut ea, mut eb) = (Vec::new(), Vec::new());
     run(&mut p, &mut ea, &mut eb, 90);
@@ -332,19 +421,39 @@ fn quick_mode_rekeys_make_before_break_and_dpd_finds_a_dead_peer() {
             _ => {}
         }
     }
-    assert!(failures(&ea).is_empty() && failures(&eb).is_empty(), "{:?} {:?}", failures(&ea), failures(&eb));
-    assert!(logs(&ea).contains("INFORMATIONAL_V1 request"), "DELETEs are protected informationals");
-    assert!(logs(&ea).contains("N(DPD)") || logs(&eb).contains("N(DPD)"), "liveness checks after 5 s idle");
+    assert!(
+        failures(&ea).is_empty() && failures(&eb).is_empty(),
+        "{:?} {:?}",
+        failures(&ea),
+        failures(&eb)
+    );
+    assert!(
+        logs(&ea).contains("INFORMATIONAL_V1 request"),
+        "DELETEs are protected informationals"
+    );
+    assert!(
+        logs(&ea).contains("N(DPD)") || logs(&eb).contains("N(DPD)"),
+        "liveness checks after 5 s idle"
+    );
     // Phase 1 was renewed at 70 s: a second IKE SA came up and the first went.
-    assert_eq!(ea.iter().filter(|e| matches!(e, Event::IkeSaUp { .. })).count(), 2, "{}", logs(&ea));
-    // Now B dies: A declares it dead.
+    assert_eq!(
+        ea.iter().filter(|e| matches!(e, Event::IkeSaUp { .. })).count(),
+        2,
+        "{}",
+        logs(&ea)
+    );
+    // Now B dies: A declares it dead (5 s quiet, then 1 + 1.5 + 2.25 s of R-U-THERE).
     p.faults.loss = 1.0;
     let (mut ea, mut eb) = (Vec::new(), Vec::new());
-    run(&mut p, &mut ea, &mut eb, 200);
+    run(&mut p, &mut ea, &mut eb, 110);
     assert!(
-        failures(&ea)
-            .iter()
-            .any(|f| matches!(f, Failure::PeerNotAnswering { exchange: "DPD R-U-THERE", .. })),
+        failures(&ea).iter().any(|f| matches!(
+            f,
+            Failure::PeerNotAnswering {
+                exchange: "DPD R-U-THERE",
+                ..
+            }
+        )),
         "{:?}\n{}",
         failures(&ea),
         logs(&ea)
@@ -363,6 +472,12 @@ fn selectors_and_ids_round_trip() {
     ] {
         assert_eq!(id_to_ts(&ts_to_id(&t)), Some(t));
     }
-    assert_eq!(ts_to_id(&ts("192.168.11.0", "192.168.11.255")).id_type, ikeda_wire::ikev1::id_type::IPV4_ADDR_SUBNET);
-    assert_eq!(ts_to_id(&ts("10.0.0.5", "10.0.0.9")).id_type, ikeda_wire::ikev1::id_type::IPV4_ADDR_RANGE);
+    assert_eq!(
+        ts_to_id(&ts("192.168.11.0", "192.168.11.255")).id_type,
+        ikeda_wire::ikev1::id_type::IPV4_ADDR_SUBNET
+    );
+    assert_eq!(
+        ts_to_id(&ts("10.0.0.5", "10.0.0.9")).id_type,
+        ikeda_wire::ikev1::id_type::IPV4_ADDR_RANGE
+    );
 }
