@@ -18,10 +18,11 @@
 //!
 //! Deleting the ISAKMP SA sends its cookies as the one SPI (SPI Size 16);
 //! ESP/AH SAs are deleted by their 4-octet SPIs. # of SPIs times SPI Size
-//! must be exactly the rest of the payload. With SPI Size 0 there is
-//! nothing to list whatever # of SPIs says; `spis` is then empty (and # of
-//! SPIs is sent as 0), which also keeps a 64 KB message from turning into
-//! 65535 empty vectors.
+//! must be exactly the rest of the payload. SPI Size 0 (never sent by
+//! IKEv1 peers, whose ISAKMP SA "SPI" is the 16 octets of cookies) is only
+//! accepted with # of SPIs 0: accepting 65535 empty SPIs would either lose
+//! the count on re-encoding or turn a 64 KB message into millions of empty
+//! vectors.
 
 use super::sa::take4;
 use crate::error::Error;
@@ -50,9 +51,11 @@ impl DeletePayload {
                 what: "ISAKMP Delete # of SPIs x SPI Size disagrees with Payload Length",
             });
         }
-        if spi_size == 0 && !rest.is_empty() {
+        // SPI Size 0 lists nothing; a non-zero # of SPIs with it is a
+        // contradiction we refuse rather than silently re-encode as 0.
+        if spi_size == 0 && (count != 0 || !rest.is_empty()) {
             return Err(Error::Malformed {
-                what: "ISAKMP Delete with SPI Size 0 carries SPI octets",
+                what: "ISAKMP Delete with SPI Size 0 and SPIs",
             });
         }
         let spis = if spi_size == 0 {
@@ -127,7 +130,8 @@ mod tests {
         assert!(DeletePayload::parse(&[0, 0, 0, 1, 3, 4, 0, 2, 0, 0, 0, 1]).is_err());
         assert!(DeletePayload::parse(&[0, 0, 0, 1, 3, 4, 0, 1, 0, 0, 0, 1, 2]).is_err());
         assert!(DeletePayload::parse(&[0, 0, 0, 1, 3, 0, 0, 1, 9]).is_err());
-        let none = DeletePayload::parse(&[0, 0, 0, 1, 3, 0, 0xff, 0xff]).unwrap();
+        assert!(DeletePayload::parse(&[0, 0, 0, 1, 3, 0, 0xff, 0xff]).is_err());
+        let none = DeletePayload::parse(&[0, 0, 0, 1, 3, 0, 0, 0]).unwrap();
         assert!(none.spis.is_empty());
         assert_eq!(emit(&none), [0, 0, 0, 1, 3, 0, 0, 0]);
         let bad = DeletePayload {

@@ -22,8 +22,8 @@
 //!   [`payload_type`], [`doi`], [`protocol`], [`transform_id`], [`p1_attr`],
 //!   [`ipsec_attr`], [`id_type`], [`notify`], [`vendor_id`].
 //!
-//! Parsing never panics and never allocates more than a small multiple of
-//! its input. Errors are the crate's [`Error`]: `Truncated`/`Malformed` for
+//! Parsing never panics, and what it allocates is bounded by a constant times
+//! its input. Errors are the crate's [`Error`](crate::Error): `Truncated`/`Malformed` for
 //! bytes that do not parse (answer PAYLOAD-MALFORMED, RFC 2408 §5.1, or
 //! drop), `Unsupported` for legal values we do not handle (major version,
 //! a DOI other than IPsec, labeled-domain situations, flag E in

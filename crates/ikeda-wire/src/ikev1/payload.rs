@@ -140,6 +140,12 @@ impl Payload {
     /// The payload body without the 4-octet generic header: what IKEv1
     /// hashes cover (SAi_b in HASH_I, RFC 2409 §5; IDii_b, IDir_b).
     ///
+    /// For a parsed payload this is the received body, octet for octet,
+    /// except that RESERVED fields inside it (a Transform's RESERVED2, the
+    /// generic headers of Proposal and Transform payloads, NAT-OA's three
+    /// reserved octets) are zero. To hash a peer's payload exactly as sent,
+    /// hash `&input[parsed.body]` ([`ParsedPayload::body`]).
+    ///
     /// # Panics
     /// If a value does not fit its length or count field (an SPI over 255
     /// octets, more than 255 transforms, an attribute over 65535 octets):

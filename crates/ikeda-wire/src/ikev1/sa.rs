@@ -451,6 +451,18 @@ pub(crate) mod tests {
     }
 
     #[test]
+    fn reserved_fields_are_ignored_and_sent_as_zero() {
+        let good = emit(&phase1());
+        let mut b = good.clone();
+        b[9] = 0xff; // Proposal generic header RESERVED
+        b[17] = 0xff; // Transform generic header RESERVED
+        b[22] = 0xab; // Transform RESERVED2
+        let sa = SaPayload::parse(&b).unwrap();
+        assert_eq!(sa, phase1());
+        assert_eq!(emit(&sa), good);
+    }
+
+    #[test]
     fn oversize_is_a_local_error() {
         let mut sa = phase1();
         sa.proposals[0].spi = vec![0; 256];
