@@ -4,7 +4,7 @@
 //!
 //! | concern | RFC | here |
 //! |---|---|---|
-//! | hash and PRF (HMAC of the negotiated hash) | RFC 2409 §4, App. A | [`Hash`] |
+//! | hash and PRF (HMAC of the negotiated hash) | RFC 2409 §4, App. A | [`Hash`](enum@Hash) |
 //! | phase-1 cipher, CBC without padding | RFC 2409 App. A, RFC 2451, RFC 3602 | [`Cipher`] |
 //! | message padding | RFC 2409 §5.3 | [`pad`] |
 //! | SKEYID, SKEYID_d/a/e, Ka, first IV | RFC 2409 §5, App. B | [`phase1_keys_psk`], [`Phase1Keys`] |

@@ -322,6 +322,14 @@ fn strongswan_aes256_sha1_modp1024_with_pfs() {
     check(&AES256_SHA1_MODP1024_PFS);
 }
 
+/// MD5 as the phase-1 hash: a 16-byte SKEYID_e extended (App. B) to
+/// AES-256's 32 bytes; MODP_1536; ESP with HMAC-MD5-96 (16-byte key).
+#[test]
+fn strongswan_aes256_md5_modp1536_with_esp_aes128_md5() {
+    assert_eq!(h(AES256_MD5_MODP1536.skeyid_e).len(), 16);
+    check(&AES256_MD5_MODP1536);
+}
+
 /// Encrypting MM5's plaintext again with our cipher reproduces charon's
 /// ciphertext byte for byte (charon pads with zeros, not RFC 2409 §5.3's
 /// count byte, so the padding is taken from the decryption).
@@ -664,3 +672,139 @@ const AES256_SHA1_MODP1024_PFS: Capture = Capture {
         ),
     ],
 };
+
+/// aes256-md5-modp1536, ESP aes128-md5.
+const AES256_MD5_MODP1536: Capture = Capture {
+    hash: Hash::Md5,
+    cipher: Cipher::AesCbc { key_bits: 256 },
+    esp_key_lens: (16, 16),
+    messages: [
+        // MM1
+        concat!(
+            "6d8ae96e37d096d400000000000000000110020000000000000000b40d00003800000001000000010000002c01010001",
+            "000000240101000080010007800e0100800200018004000580030001800b0001800c3de00d00000c09002689dfd6b712",
+            "0d000014afcad71368a1f1c96b8696fc775701000d0000184048b7d56ebce88525e7de7f00d6c2d3800000000d000014",
+            "4a131c81070358455c5728f20e95452f0000001490cb80913ebb696e086381b5ec427b1f",
+        ),
+        // MM2
+        concat!(
+            "6d8ae96e37d096d419d65f4c23f33f7b0110020000000000000000a00d00003800000001000000010000002c01010001",
+            "000000240101000080010007800e0100800200018004000580030001800b0001800c3de00d00000c09002689dfd6b712",
+            "0d000014afcad71368a1f1c96b8696fc775701000d0000184048b7d56ebce88525e7de7f00d6c2d38000000000000014",
+            "4a131c81070358455c5728f20e95452f",
+        ),
+        // MM3
+        concat!(
+            "6d8ae96e37d096d419d65f4c23f33f7b04100200000000000000012c0a0000c4cd01deb5bae3a85abc240b0855201f7a",
+            "78b0b8358511444ff4e7f478ada609ca67a2a2d570b8ccfa2af7266e871e844ee994020870327a751da1933030bbc54d",
+            "698483cea2119310f6458c1b0a9fa23171372217bb3b900e61ad9bd2d05ea18ae10db7fabc5279d308ed2e22004410d7",
+            "10573a07aad49aff8ae28eb30152a05233cfb925b8973f5ba15f48e45ba2ab27991b28c5557f7bed92cde6a6dff65f87",
+            "49d68ddaccd86c3cb40135926feb735f04741c7b718b75a1bb9dd0625ba8cc8e140000242c987a0227d09521d68dd7f4",
+            "a55c0158524b59e161a5db5a00e6202c1664686a1400001488922d8a0ade1373cae202ef4c9aa3d40000001404a92578",
+            "557fea0b2021ab1fd94e11b8",
+        ),
+        // MM4
+        concat!(
+            "6d8ae96e37d096d419d65f4c23f33f7b04100200000000000000012c0a0000c4773acb7e0bdcb88ef6b3fff1da5c7350",
+            "17017b9eedb5e45da6f6b0dbfd2b24f45babfe9a38f62c4f01c2c699c387182b42476068823fb680ed19a139fc20ca76",
+            "2bdac59ec839ca5e6dda8689d4eb65c5686d5813c71928f18a90a96d6f610838c2d37984d0a26f3bb6097f089f501acb",
+            "9ed89b33cde11cc54c559d99804d8e1394b78a244d5340008c7ec3394c4e2a172c2ec176fb456e00d8b7b9e870c8ab9d",
+            "7590741a9593754e0a013763dab086312200e7e6354259019b4389795002b7a8140000247dd58a35cd96f0f84d001795",
+            "bff9a9399b8c582bbb6e34beee8b392e4fb3e57d140000143eedce9ab4d3d18aa52eebd0d80d0f38000000141e85a7a6",
+            "f5bf8a86143971e19436df95",
+        ),
+        // MM5
+        concat!(
+            "6d8ae96e37d096d419d65f4c23f33f7b05100201000000000000005ca7051528b3df5d863f7e6368ce87cb973dd3cb7c",
+            "9b1377fa0db8d75b6d5ea8fc581e7b3f55d3c71c08b89ac7b67d683efce00c324c7caa7c1d6d8cc842266a50",
+        ),
+        // MM6
+        concat!(
+            "6d8ae96e37d096d419d65f4c23f33f7b05100201000000000000004c0add140cd08d7592a4feb747b9f7185e8b252ec1",
+            "b128df928e2a8e539199b97222c6bc9319a2b0b7d757da1b9d51d7ed",
+        ),
+        // QM1
+        concat!(
+            "6d8ae96e37d096d419d65f4c23f33f7b08102001deb2de45000000aca3c51f484228a0549f449d4bf2e685a43a04725c",
+            "24d46d30fb4adfe536f2bc0e7bf254578c612b3e17a9160d80ddbd172cca9461915f35614cbac75d15da0a4cd8e889f3",
+            "837043625abfdf85a0fcf7c5095610f31b88b9928207b40ed8481bd05e8a44d5af59d89a47f5309823461609a576fd76",
+            "c5a57215a0c3406ab0ae2c0eadbcfb1b2bbba53e3b50c5b62513c2c1",
+        ),
+        // QM2
+        concat!(
+            "6d8ae96e37d096d419d65f4c23f33f7b08102001deb2de45000000acf84823b8c9641cd815af49dec8d495122e75145b",
+            "a7a92ce8c22a44bb54473f62c1d8084b133d0b9635db58e1151c23320f3cbb6b91eb9ec7379e33f8b98b5e6d404c31a7",
+            "1aa5fee1271365e5e19835bf3bbe02d71eeea59a1afe344f422ddf82fad1cd67eaa734484fb70b9c857db93543fb6b54",
+            "c7770c3fde4d61440835f6aa3df6831122ea226ffb9bd610e9710e4a",
+        ),
+        // QM3
+        concat!(
+            "6d8ae96e37d096d419d65f4c23f33f7b08102001deb2de450000003c1cdf29b5b91d8b2064c7caa6e2afd38e301634fd",
+            "f829ebfa51a508db17f448a4",
+        ),
+    ],
+    gxy: concat!(
+        "c912f2178cd74c3717d964f1a8ca56143c2046e1630bdad8272c02e6af6883593f259ed6ab88edb69bbf8fd647fa7475",
+        "83121719f93c89ef790c91f9ad65556d524a76bf44551ae1a623a6f848f6cd83e6d2735ec2aee76693663e0fa5674d56",
+        "b14f84dccfaac96aa02342036f1aeb4d987b13a83c03537a122204b65ac75f05b54a44af5567461b88af43fcfdbfbcb4",
+        "5ac0f992a282c40b70ab9846fca4d3bb730328b9f96ec7c7da096e36b4bcb7e47715720eff09ea7a7e53b0a9e28b3fb6",
+    ),
+    skeyid: "09d3a2df7d5de81f4398173317960409",
+    skeyid_d: "10736411eecc45da248e3ad5d104a8a7",
+    skeyid_a: "4fa2510a56bdbaa5d9594235bba71aa1",
+    skeyid_e: "79db8d69696031f63132b5cf7cdf1967",
+    ka: "b3d8b801213a639ac4c5eef32d29e7850647b83591fccac205a9dd5e2bebbb0e",
+    iv: "4ceba2b838f0ed986702383610834bce",
+    hash_i: "8074722fa5b9f8c43a848c08170bf16f",
+    hash_r: "e5f0a3c19c388d4913fbeb0ba834f835",
+    qm_iv: "795592b66af7022ce8f692e40d142efe",
+    qm_hash1: "6edd96e2f7b2f8eb884028099f16934e",
+    qm_hash2: "58494dc54bbd148120d867a3a7d48cdd",
+    qm_hash3: "dbb4f5b50d412a55738ec4acedfbd886",
+    esp_enc_i: "6365bd7caf70b3d7f08db5463a8bf6c8",
+    esp_enc_r: "ed649fa4ccc366201f3b06ba7718d5a6",
+    esp_integ_i: "6593764f0db886e4ea5854d01c90df60",
+    esp_integ_r: "9a86aab956d761552d5a2094872b3ef0",
+    gxy_qm: None,
+    natd: &[
+        (
+            "6d8ae96e37d096d419d65f4c23f33f7bc0a84d0b01f4",
+            "3eedce9ab4d3d18aa52eebd0d80d0f38",
+        ),
+        (
+            "6d8ae96e37d096d419d65f4c23f33f7bc0a84d0c01f4",
+            "88922d8a0ade1373cae202ef4c9aa3d4",
+        ),
+    ],
+};
+
+/// An informational exchange (RFC 2409 §5.7): the DELETE for the ESP SA
+/// that charon (initiator, run `a`) sent when it was stopped, after the
+/// capture had ended, so from its log alone: the IV it logged ("next IV for
+/// MID 1436602140"), the "plain" payloads, its "Hash" and the "encrypted"
+/// body (charon padded the 52 bytes with 12 zeros).
+#[test]
+fn strongswan_informational_delete() {
+    let c = &AES128_SHA256_MODP2048;
+    let mid = 1436602140;
+    let mm6 = parse(c.messages[5]);
+    let last_p1 = last_block(&mm6.body, c.cipher.block_len());
+    let iv = phase2_iv(c.hash, c.cipher.block_len(), &last_p1, mid);
+    assert_eq!(iv, h("cd46a7dff3c28f45eb686b28f429b3e6"));
+    // [ HASH D ]: D = DOI 1, Protocol ESP, SPI size 4, one SPI.
+    let d = h("000000100000000103040001b0036ae6");
+    let hash = qm_hash1(c.hash, &h(c.skeyid_a), mid, &d);
+    assert_eq!(
+        hash,
+        h("42bea351683535444f779833c409a6504be2fef391fcd9db31b63e6217e331d2")
+    );
+    let mut plain = [&h("0c000024")[..], &hash, &d, &[0u8; 12]].concat();
+    c.cipher.encrypt(&h(c.ka), &iv, &mut plain).unwrap();
+    assert_eq!(
+        plain,
+        h(concat!(
+            "09f124e8336e296f9dae32ecc7a20e3a959fe703618f61a942501ad8e1b10b58",
+            "03e1e3a44f3c9245bdcd4d0cf39d98b9637dc0c2a4f4bde4916f411135f0e047"
+        ))
+    );
+}
