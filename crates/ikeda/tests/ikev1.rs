@@ -1,0 +1,307 @@
+//! IKEv1 against strongSwan 5.9 (charon with `version = 1`, kernel-libipsec)
+//! in the lab: Main Mode and Quick Mode with every acceptance proposal in
+//! both roles (ping and iperf3 cross), `show`/`status` against
+//! `swanctl --list-sas`, Quick Mode rekeys from each side under load with no
+//! ping lost, dead peer detection, NAT traversal on 4500, and tshark
+//! decrypting Main Mode 5-6, Quick Mode and ESP from the exported keys.
+
+mod common;
+use common::*;
+use std::process::{Command, Stdio};
+use std::time::Duration;
+
+const PHASE1: [&str; 3] = ["aes128-sha256-modp2048", "aes256-sha1-modp1024", "3des-sha1-modp1024"];
+const PHASE2: [&str; 3] = ["aes128-sha1", "3des-md5", "aes128gcm16"];
+
+fn json(lab: &Lab, what: &[&str]) -> serde_json::Value {
+    let sock = lab.dir().join("gw1.sock");
+    let mut args = vec!["--socket", sock.to_str().unwrap()];
+    args.extend_from_slice(what);
+    args.push("--json");
+    let o = ikeda(&args);
+    serde_json::from_slice(&o.stdout).unwrap_or_else(|e| panic!("{what:?}: {e}: {}", text(&o)))
+}
+
+/// iperf3 h1 -> h2 for `secs`; returns Gbit/s received.
+fn iperf(lab: &Lab, secs: u32) -> f64 {
+    let _server = IperfServer::start(lab);
+    let o = lab.exec("h1", &["iperf3", "-c", "192.168.12.12", "-t", &secs.to_string(), "-J"]);
+    assert!(o.status.success(), "iperf3: {}", text(&o));
+    let v: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
+    v["end"]["sum_received"]["bits_per_second"].as_f64().unwrap() / 1e9
+}
+
+#[test]
+fn strongswan_ikev1_every_proposal_both_roles() {
+    if !require_root("strongswan_ikev1_every_proposal_both_roles") {
+        return;
+    }
+    need_strongswan();
+    for ike in PHASE1 {
+        for esp in PHASE2 {
+            for initiator in ["gw1", "gw2"] {
+                let (lab, out) = Lab::up(
+                    'v',
+                    &[
+                        "--ike",
+                        "1",
+                        "--peer",
+                        "strongswan",
+                        "--ike-proposal",
+                        ike,
+                        "--esp",
+                        esp,
+                        "--initiator",
+                        initiator,
+                    ],
+                );
+                let case = format!("{ike} / {esp}, {initiator} initiates");
+                for v in ["192.168.11.11 -> 192.168.12.12", "2001:db8:11::11 -> 2001:db8:12::12"] {
+                    assert!(
+                        out.contains(&format!("{v} through the tunnel: 3 packets transmitted, 3 received")),
+                        "{case}: {out}"
+                    );
+                }
+                let sas = swanctl(&lab, "gw2", &["--list-sas"]);
+                assert!(sas.contains("ESTABLISHED, IKEv1"), "{case}: {sas}");
+                // show ike: version 1, the cookies swanctl shows, phase and role.
+                let ike_sas = json(&lab, &["show", "ike"]);
+                let s = ike_sas
+                    .as_array()
+                    .unwrap()
+                    .iter()
+                    .find(|s| s["state"] == "ESTABLISHED")
+                    .unwrap_or_else(|| panic!("{case}: {ike_sas}"));
+                assert_eq!(s["version"], 1, "{case}");
+                let cookies = format!("{}_i {}_r", s["spi_i"].as_str().unwrap(), s["spi_r"].as_str().unwrap());
+                assert!(sas.contains(&cookies), "{case}: cookies {cookies} not in\n{sas}");
+                assert!(
+                    s["phase"].as_str().unwrap().starts_with("phase 1 done; phase 2: 2 IPsec SA"),
+                    "{case}: {s}"
+                );
+                let role = if initiator == "gw1" { "initiator" } else { "responder" };
+                assert_eq!(s["role"], role, "{case}");
+                let alg = s["algorithms"].as_str().unwrap();
+                assert!(sas.contains(alg), "{case}: {alg} not in\n{sas}");
+                // show child: one SA per family, the algorithm strongSwan names.
+                let children = json(&lab, &["show", "child"]);
+                let children = children.as_array().unwrap();
+                assert_eq!(children.len(), 2, "{case}: {children:?}");
+                for c in children {
+                    let a = c["algorithms"].as_str().unwrap();
+                    assert!(sas.contains(a), "{case}: {a} not in\n{sas}");
+                    // Our inbound SPI is strongSwan's outbound.
+                    let spi_in = c["inbound"]["spi"].as_str().unwrap();
+                    assert!(sas.contains(&format!("out {spi_in}")), "{case}: {spi_in}\n{sas}");
+                }
+                let st = json(&lab, &["status"]);
+                assert_eq!(st[0]["version"], "IKEv1", "{case}: {st}");
+                assert_eq!(st[0]["state"], "up", "{case}: {st}");
+                if initiator == "gw1" {
+                    let g = iperf(&lab, 2);
+                    eprintln!("{case}: iperf3 {g:.3} Gbit/s");
+                    assert!(g > 0.01, "{case}: {g} Gbit/s");
+                }
+            }
+        }
+    }
+}
+
+#[test]
+fn strongswan_ikev1_the_racoon_site_config() {
+    // The racoon-era site of the README: Main Mode 3des/sha1/modp1024 with
+    // PSK, DPD every 5 s; phase 2 3des + hmac_md5, lifetime 200 s.
+    if !require_root("strongswan_ikev1_the_racoon_site_config") {
+        return;
+    }
+    need_strongswan();
+    let (lab, out) = Lab::up(
+        'w',
+        &[
+            "--ike",
+            "1",
+            "--peer",
+            "strongswan",
+            "--ike-proposal",
+            "3des-sha1-modp1024",
+            "--esp",
+            "3des-md5",
+            "--dpd-delay",
+            "5s",
+            "--rekey-time",
+            "180s",
+        ],
+    );
+    assert!(out.contains("3 packets transmitted, 3 received"), "{out}");
+    let c = json(&lab, &["show", "child"]);
+    assert_eq!(c[0]["algorithms"], "ESP:3DES_CBC/HMAC_MD5_96", "{c}");
+    let i = json(&lab, &["show", "ike"]);
+    assert_eq!(i[0]["algorithms"], "3DES_CBC/HMAC_SHA1_96/PRF_HMAC_SHA1/MODP_1024", "{i}");
+    assert_eq!(i[0]["dpd"]["delay_s"], 5, "DPD announced by strongSwan and on: {i}");
+    assert_eq!(i[0]["dpd"]["supported"], true, "{i}");
+}
+
+#[test]
+fn ikev1_rekeys_from_both_sides_under_load_lose_no_ping() {
+    if !require_root("ikev1_rekeys_from_both_sides_under_load_lose_no_ping") {
+        return;
+    }
+    need_strongswan();
+    // ikeda rekeys its Quick Mode SAs every ~8 s; strongSwan rekeys once by command.
+    let (lab, _) = Lab::up(
+        'x',
+        &[
+            "--ike",
+            "1",
+            "--peer",
+            "strongswan",
+            "--ike-proposal",
+            "aes128-sha256-modp2048",
+            "--esp",
+            "aes128-sha1",
+            "--rekey-time",
+            "8s",
+            "--no-ping",
+        ],
+    );
+    let server = IperfServer::start(&lab);
+    // strongSwan's userspace ESP keeps up with 100 Mbit/s (see lifetimes.rs).
+    let mut iperf = Command::new("ip")
+        .args(["netns", "exec", &lab.ns("h1"), "iperf3", "-c", "192.168.12.12", "-t", "18", "-b", "100M"])
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let ping = Command::new("ip")
+        .args([
+            "netns", "exec", &lab.ns("h1"), "ping", "-i", "0.01", "-c", "1700", "-W", "2", "192.168.12.12",
+        ])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    std::thread::sleep(Duration::from_secs(4));
+    let r = swanctl(&lab, "gw2", &["--rekey", "--child", "net"]);
+    assert!(r.contains("rekey completed successfully"), "{r}");
+    let out = ping.wait_with_output().unwrap();
+    let _ = iperf.wait();
+    drop(server);
+    let (sent, got) = ping_counts(&String::from_utf8_lossy(&out.stdout));
+    let log = gw1_log(&lab);
+    let count = |s: &str| log.matches(s).count();
+    eprintln!(
+        "IKEv1 rekeys: ours {}, all {}; pings {got}/{sent}",
+        count("rekeying CHILD_SA"),
+        count("CHILD_SA rekeyed")
+    );
+    assert!(count("rekeying CHILD_SA") >= 2, "ours: {log}");
+    assert!(count("CHILD_SA rekeyed") > count("rekeying CHILD_SA"), "strongSwan's too: {log}");
+    assert_eq!((sent, got), (1700, 1700), "pings lost across the rekeys");
+}
+
+#[test]
+fn ikev1_dead_peer_detection_and_nat_traversal() {
+    if !require_root("ikev1_dead_peer_detection_and_nat_traversal") {
+        return;
+    }
+    need_strongswan();
+    // Behind the NAT: NAT-D shows it, both float to 4500, ESP in UDP.
+    let (lab, out) = Lab::up(
+        'y',
+        &[
+            "--ike",
+            "1",
+            "--peer",
+            "strongswan",
+            "--ike-proposal",
+            "aes128-sha256-modp2048",
+            "--esp",
+            "aes128gcm16",
+            "--nat",
+            "--dpd-delay",
+            "2s",
+            "--retransmit-tries",
+            "2",
+            "--retransmit-timeout",
+            "1s",
+        ],
+    );
+    assert!(out.contains("3 packets transmitted, 3 received"), "{out}");
+    let log = gw1_log(&lab);
+    assert!(log.contains("behind a NAT") || log.contains("both behind NAT"), "{log}");
+    assert!(log.contains("floating to UDP 4500"), "{log}");
+    let i = json(&lab, &["show", "ike"]);
+    assert!(i[0]["local"].as_str().unwrap().ends_with(":4500"), "{i}");
+    assert_eq!(i[0]["behind_nat"], true, "{i}");
+    let c = json(&lab, &["show", "child"]);
+    assert_eq!(c[0]["encap"], "udp", "{c}");
+    // Liveness checks go out and are answered while charon lives.
+    wait_for("an answered R-U-THERE", 15, || gw1_log(&lab).contains("N(DPD_ACK) ] from"));
+    // Kill charon: DPD declares it dead and clears the SAs.
+    let st: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(lab.dir().join("lab.json")).unwrap()).unwrap();
+    let pid = st["pids"].as_array().unwrap().iter().find(|p| p[0] == "charon gw2").unwrap()[1]
+        .as_i64()
+        .unwrap() as i32;
+    unsafe { libc::kill(pid, libc::SIGKILL) };
+    wait_for("DPD to declare the peer dead", 30, || {
+        gw1_log(&lab).contains("peer not answering: DPD R-U-THERE sent")
+    });
+    wait_for("the SAs to go", 5, || json(&lab, &["show", "child"]).as_array().unwrap().is_empty());
+    let st = json(&lab, &["status"]);
+    assert!(st[0]["last_failure"].as_str().unwrap().contains("DPD R-U-THERE"), "{st}");
+}
+
+#[test]
+fn ikev1_key_export_lets_tshark_decrypt_main_mode_quick_mode_and_esp() {
+    if !require_root("ikev1_key_export_lets_tshark_decrypt_main_mode_quick_mode_and_esp") {
+        return;
+    }
+    need_strongswan();
+    need_tshark();
+    for (ike, esp) in [("3des-sha1-modp1024", "aes128-sha1"), ("aes256-sha1-modp1024", "3des-md5")] {
+        let tmp = TempDir::new("v1oracle");
+        let pcap = tmp.path().join("v1.pcap");
+        let (lab, _) = Lab::up(
+            'z',
+            &[
+                "--ike",
+                "1",
+                "--peer",
+                "strongswan",
+                "--ike-proposal",
+                ike,
+                "--esp",
+                esp,
+                "--export-keys",
+                "--capture",
+                pcap.to_str().unwrap(),
+            ],
+        );
+        let keys = tmp.path().join("keys");
+        std::fs::create_dir_all(&keys).unwrap();
+        for f in ["ikev1_decryption_table", "esp_sa", "preferences"] {
+            std::fs::copy(lab.dir().join("keys-gw1").join(f), keys.join(f)).unwrap();
+        }
+        lab.down();
+        let fields = ["isakmp.exchangetype", "isakmp.id.type", "isakmp.hash", "isakmp.sa.doi", "icmp.type"];
+        let rows = tshark_fields(&pcap, &keys, &[], &fields);
+        let mm = |r: &&Vec<String>| r[0] == "2";
+        let qm = |r: &&Vec<String>| r[0] == "32";
+        // Main Mode messages 5 and 6: IDii/IDir (IPV4_ADDR) and HASH_I/HASH_R.
+        let mm56: Vec<_> = rows.iter().filter(mm).filter(|r| r[1] == "1" && !r[2].is_empty()).collect();
+        assert_eq!(mm56.len(), 2, "{ike}: Main Mode 5-6 decrypted: {rows:?}");
+        // Quick Mode: HASH(1)/(2) with the SA and the IDs (IPV4/IPV6_ADDR_SUBNET), then HASH(3).
+        let qm12: Vec<_> = rows.iter().filter(qm).filter(|r| r[3] == "1" && !r[2].is_empty()).collect();
+        assert!(qm12.len() >= 4, "{ike}: two Quick Modes, both messages: {rows:?}");
+        assert!(qm12.iter().any(|r| r[1] == "4,4") && qm12.iter().any(|r| r[1] == "6,6"), "{rows:?}");
+        // ESP: the pings inside.
+        let icmp = rows.iter().filter(|r| r[4].split(',').any(|t| t == "8" || t == "0")).count();
+        assert!(icmp >= 6, "{ike}/{esp}: ESP decrypted to ICMP: {icmp}");
+        // Control: without the key files none of it shows.
+        let empty = tmp.path().join("empty");
+        std::fs::create_dir_all(&empty).unwrap();
+        let rows = tshark_fields(&pcap, &empty, &[], &fields);
+        assert!(rows.iter().all(|r| r[1].is_empty() && r[2].is_empty()), "{rows:?}");
+    }
+}
