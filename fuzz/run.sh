@@ -55,6 +55,15 @@ seed wire_ip v6 "$v6"
 seed wire_ip ike '\x00\x00\x00\x00\x01\x02\x03\x04\x05\x06\x07\x08'
 seed wire_ip keepalive '\xff'
 seed wire_ip trailer '\x45\x00\x01\x02\x03\x04\x06\x04'
+# seed_hex TARGET NAME HEX: like seed, from a hex string.
+seed_hex() { seed "$1" "$2" "$(printf '%s' "$3" | sed 's/../\\x&/g')"; }
+# IKEv1 Main Mode 1 and 3 as strongSwan 5.9 sent them (3des-sha1-modp1024;
+# crates/ikeda-wire/src/ikev1/tests.rs has the whole capture).
+seed_hex ikev1_parse mm1 8d2272e1e6cda98900000000000000000110020000000000000000b00d00003400000001000000010000002801010001000000200101000080010005800200028004000280030001800b0001800c3de00d00000c09002689dfd6b7120d000014afcad71368a1f1c96b8696fc775701000d0000184048b7d56ebce88525e7de7f00d6c2d3800000000d0000144a131c81070358455c5728f20e95452f0000001490cb80913ebb696e086381b5ec427b1f
+seed_hex ikev1_parse mm3 8d2272e1e6cda9896ab00953bd8167cf0410020000000000000000f40a000084b4389431bfdc4cbe1761c0a36aecb060e414dd8324ed746b9dbc9dac7f53c627ef585218f303f6d76a9e8e69aedba4ced10ce61beb8bf96f375262051bd61ef194a4347f9f669eee63dab1cf556e642121f96c21f7605750b1f9b67f35ba28c6044f740e77ae4c649c6a99d058963fade74fc3780012af1d1c555ea9d7af2187140000246a28fa718c565abc77f19db2c6ecbc230a54743a19b9ab1332e0a5f000a6946f14000018940d42d4261308660d7834f791919d4e5194e75c0000001877cf646fb8f2115b6d0a5dceca50fa4dfac1d9a9
+# A decrypted Main Mode 5 chain: first payload type ID, then ID | HASH |
+# N(INITIAL_CONTACT) and 4 octets of CBC padding.
+seed_hex ikev1_parse mm5-plain 050800000c011101f4c0a8320b0b000018aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa0000001c00000001011060028d2272e1e6cda989000000000000000000000003
 mkdir -p "$fuzz_dir/corpus/config_parse"
 cat >"$fuzz_dir/corpus/config_parse/seed-good" <<'TOML'
 [daemon]

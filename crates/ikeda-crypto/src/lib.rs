@@ -10,6 +10,7 @@
 
 pub mod esp;
 pub mod ike;
+pub mod ikev1;
 pub mod secret;
 
 pub use esp::{EspAlgorithm, EspCipher, EspCryptoError, EspInteg};

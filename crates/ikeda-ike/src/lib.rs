@@ -10,6 +10,7 @@
 
 #![forbid(unsafe_code)]
 
+pub mod ikev1;
 pub mod ikev2;
 pub mod retransmit;
 pub mod sim;

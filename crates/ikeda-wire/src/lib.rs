@@ -14,6 +14,7 @@
 pub mod error;
 pub mod esp;
 pub mod iana;
+pub mod ikev1;
 pub mod ikev2;
 pub mod ip;
 pub mod udp_encap;

@@ -182,6 +182,13 @@ struct RawConn {
     dpd_delay: Option<String>,
     #[serde(default)]
     dpd_action: Option<String>,
+    // ---- IKEv1 only ----
+    #[serde(default)]
+    aggressive: Option<bool>,
+    #[serde(default)]
+    compress: Option<bool>,
+    #[serde(default)]
+    allow_insecure: Option<bool>,
 }
 
 #[derive(Deserialize)]
@@ -370,6 +377,15 @@ pub struct IkeConfig {
     /// Liveness check interval, seconds (0 = off), and the action.
     pub dpd_delay: u64,
     pub dpd_action: DpdAction,
+    /// IKEv1: Aggressive Mode instead of Main Mode (opt-in: it exposes a
+    /// hash of the PSK to offline guessing).
+    pub aggressive: bool,
+    /// IKEv1: ask for IPComp (DEFLATE, RFC 3173) with ESP in Quick Mode.
+    pub compress: bool,
+    /// Broken algorithms (DES, MD5 as phase-1 hash, MODP 768) allowed.
+    pub allow_insecure: bool,
+    /// What the daemon warns about when it loads this connection.
+    pub warnings: Vec<String>,
 }
 
 /// Parse a duration that may be in milliseconds (`500ms`) into milliseconds.
@@ -754,11 +770,21 @@ fn parse_ike(
         return Err(err(at("psk"), "the pre-shared key is empty".into()));
     }
     let version = c.version.unwrap_or(2);
-    if version != 2 {
+    if version != 1 && version != 2 {
         return Err(err(
             at("version"),
-            format!("IKE version {version} is not supported yet (2 is)"),
+            format!("IKE version {version} is not supported (1 or 2)"),
         ));
+    }
+    if version == 2 {
+        for (k, set) in [
+            ("aggressive", c.aggressive.is_some()),
+            ("compress", c.compress.is_some()),
+        ] {
+            if set {
+                return Err(err(at(k), "only for IKEv1 connections (version = 1)".into()));
+            }
+        }
     }
     let id = |k: &str, v: &Option<String>, dflt: IpAddr| -> Result<Identity, ConfigError> {
         match v {
@@ -786,16 +812,71 @@ fn parse_ike(
         "none" => DpdAction::None,
         o => return Err(err(at("dpd_action"), format!("'{o}' is not clear, restart or none"))),
     };
-    // strongSwan's defaults: IKE rekey 4 h, CHILD rekey 1 h, hard lifetime 110 %.
-    let ike_rekey_time = dur("ike_rekey_time", &c.ike_rekey_time, 4 * 3600)?;
-    let rekey_time = dur("rekey_time", &c.rekey_time, 3600)?;
-    let proposals = c
-        .ike
-        .clone()
-        .unwrap_or_else(|| "aes128gcm16-prfsha256-x25519,aes128-sha256-modp2048".into());
+    // strongSwan's defaults: IKE rekey 4 h, CHILD rekey 1 h, hard lifetime
+    // 110 %. A hard lifetime alone (racoon's `lifetime time 200 sec`) puts
+    // the rekey at 90 % of it.
+    let ike_rekey_time = match (&c.ike_rekey_time, &c.ike_lifetime) {
+        (None, Some(l)) => dur("ike_lifetime", &Some(l.clone()), 0)? * 9 / 10,
+        _ => dur("ike_rekey_time", &c.ike_rekey_time, 4 * 3600)?,
+    };
+    let rekey_time = match (&c.rekey_time, &c.life_time) {
+        (None, Some(l)) => dur("life_time", &Some(l.clone()), 0)? * 9 / 10,
+        _ => dur("rekey_time", &c.rekey_time, 3600)?,
+    };
+    let proposals = c.ike.clone().unwrap_or_else(|| {
+        if version == 1 {
+            "aes128-sha256-modp2048".into()
+        } else {
+            "aes128gcm16-prfsha256-x25519,aes128-sha256-modp2048".into()
+        }
+    });
     let ike_proposals =
         ikeda_crypto::ike::parse_ike_proposals(&proposals).map_err(|e| err(at("ike"), e.to_string()))?;
     let esp_proposals = ikeda_crypto::ike::parse_esp_proposals(&c.esp).map_err(|e| err(at("esp"), e.to_string()))?;
+    let allow_insecure = c.allow_insecure.unwrap_or(false);
+    let mut warnings = Vec::new();
+    if version == 1 {
+        // RFC 2409 phase 1 has block ciphers with a separate hash only.
+        if let Some(p) = ike_proposals.iter().find(|p| p.encr.iter().any(|e| e.is_aead())) {
+            return Err(err(
+                at("ike"),
+                format!(
+                    "'{}': IKEv1 phase 1 has no AEAD ciphers (RFC 2409); write e.g. aes128-sha256-modp2048",
+                    p.name()
+                ),
+            ));
+        }
+        if let Some(p) = esp_proposals
+            .iter()
+            .find(|p| p.encr.contains(&ikeda_crypto::ike::Encr::ChaCha20Poly1305))
+        {
+            return Err(err(
+                at("esp"),
+                format!("'{}': IKEv1 has no ChaCha20-Poly1305 transform for ESP", p.name()),
+            ));
+        }
+        if c.aggressive == Some(true) {
+            warnings.push(
+                "Aggressive Mode: the identity goes out in the clear and anyone who sees the exchange can test                  PSK guesses offline against HASH_R"
+                    .to_string(),
+            );
+        }
+    }
+    if let Some(p) = ike_proposals.iter().find(|p| p.is_insecure()) {
+        if !allow_insecure {
+            return Err(err(
+                at("ike"),
+                format!(
+                    "'{}' uses a broken algorithm (DES, MD5 or MODP 768); set allow_insecure = true to use it                      anyway, while you migrate",
+                    p.name()
+                ),
+            ));
+        }
+        warnings.push(format!(
+            "'{}' uses a broken algorithm (DES, MD5 or MODP 768): allowed by allow_insecure = true",
+            p.name()
+        ));
+    }
     let cfg = IkeConfig {
         version,
         proposals,
@@ -813,6 +894,10 @@ fn parse_ike(
         life_bytes: c.life_bytes.unwrap_or(0),
         dpd_delay: dur("dpd_delay", &c.dpd_delay, 0)?,
         dpd_action,
+        aggressive: c.aggressive.unwrap_or(false),
+        compress: c.compress.unwrap_or(false),
+        allow_insecure,
+        warnings,
     };
     if cfg.ike_lifetime < cfg.ike_rekey_time || cfg.life_time < cfg.rekey_time {
         return Err(err(

@@ -402,6 +402,11 @@ struct Started {
 }
 
 fn start(cfg: &Config, opts: &RunOptions) -> Result<Started, String> {
+    for c in &cfg.conns {
+        for w in c.ike.iter().flat_map(|i| i.warnings.iter()) {
+            tracing::warn!(target: "config", "{}: {w}", c.name);
+        }
+    }
     let (mut outbound, mut names, inbound) = build_sas(cfg)?;
     // Manual connections hold the first slots, in config order.
     let mut manual = Vec::new();
@@ -423,17 +428,19 @@ fn start(cfg: &Config, opts: &RunOptions) -> Result<Started, String> {
     let mut slots = Vec::new();
     for c in &cfg.conns {
         let Some(spec) = crate::ike::conn_spec(c) else { continue };
-        let slot = outbound.sas.len();
-        outbound.sas.push(None);
-        names.push(c.name.clone());
-        for s in &c.selectors {
-            outbound.spd.policies.push(Policy::new(
-                c.name.clone(),
-                s.clone(),
-                PolicyAction::Protect { sa: slot },
-            ));
+        // IKEv1: a slot per selector pair (a Quick Mode each).
+        for s in crate::ike::conn_slots(c, &spec, outbound.sas.len()) {
+            outbound.sas.push(None);
+            names.push(c.name.clone());
+            for sel in &s.configured {
+                outbound.spd.policies.push(Policy::new(
+                    c.name.clone(),
+                    sel.clone(),
+                    PolicyAction::Protect { sa: s.slot },
+                ));
+            }
+            slots.push(s);
         }
-        slots.push(crate::ike::conn_slot(c, slot));
         ike_conns.push((
             spec,
             c.ike

@@ -13,6 +13,7 @@ use crate::config::{Config, ConnConfig, Identity, StartAction};
 use crate::control::{Command, ControlMsg, EventHub, Response};
 use crate::daemon::{AnySocket, OsState};
 use crate::dataplane::{Control, IkeDatagram, NetSocket};
+use crate::engines::Engines;
 use crate::keys::KeyExport;
 use crate::show::{self, ChildSaOut, ConnStatus, Direction, Dpd, IkeSaOut, PolicyOut};
 use ikeda_crypto::ike::SystemRng;
@@ -103,35 +104,41 @@ fn selectors(info: &ChildSaInfo) -> Vec<Selector> {
     let mut out = Vec::new();
     for l in &info.local_ts {
         for r in &info.remote_ts {
-            if l.start_address.is_ipv4() != r.start_address.is_ipv4() {
-                continue;
+            if l.start_address.is_ipv4() == r.start_address.is_ipv4() {
+                out.push(pair_selector(l, r));
             }
-            let proto = match (l.ip_protocol.0, r.ip_protocol.0) {
-                (0, p) | (p, 0) => p,
-                (p, _) => p,
-            };
-            out.push(Selector {
-                local: AddrRange {
-                    start: l.start_address,
-                    end: l.end_address,
-                },
-                remote: AddrRange {
-                    start: r.start_address,
-                    end: r.end_address,
-                },
-                protocol: (proto != 0).then_some(IpProtocol(proto)),
-                local_ports: (l.start_port, l.end_port),
-                remote_ports: (r.start_port, r.end_port),
-            });
         }
     }
     out
+}
+
+/// The policy selector of one local/remote range pair.
+pub fn pair_selector(l: &TsRange, r: &TsRange) -> Selector {
+    let proto = match (l.ip_protocol.0, r.ip_protocol.0) {
+        (0, p) | (p, 0) => p,
+        (p, _) => p,
+    };
+    Selector {
+        local: AddrRange {
+            start: l.start_address,
+            end: l.end_address,
+        },
+        remote: AddrRange {
+            start: r.start_address,
+            end: r.end_address,
+        },
+        protocol: (proto != 0).then_some(IpProtocol(proto)),
+        local_ports: (l.start_port, l.end_port),
+        remote_ports: (r.start_port, r.end_port),
+    }
 }
 
 /// One IKE connection's place in the data plane.
 #[derive(Clone)]
 pub struct ConnSlot {
     pub name: String,
+    /// IKEv1: the selector pair this slot serves (one Quick Mode each); 0 for IKEv2.
+    pub pair: usize,
     pub slot: usize,
     pub replay_window: u32,
     /// Policies while no CHILD SA is up (from the config) ...
@@ -209,7 +216,7 @@ const FRESH_MS: u64 = 60_000;
 const RETIRE_GRACE_MS: u64 = 2_000;
 
 struct Runtime {
-    engine: Engine,
+    engine: Engines,
     started: Instant,
     slots: Vec<ConnSlot>,
     manual: Vec<ManualSlot>,
@@ -218,6 +225,9 @@ struct Runtime {
     control: Control,
     /// CHILD SAs installed, by inbound SPI: (connection, outbound SPI).
     installed: HashMap<u32, (String, u32)>,
+    /// The slot (index into `slots`' pair key) each installed SA belongs to:
+    /// inbound SPI -> (connection, pair).
+    pair_of: HashMap<u32, (String, usize)>,
     /// Outbound SAs of rekeys we answered, waiting for the old SA's DELETE.
     pending_out: HashMap<u32, OutboundSa>,
     /// Inbound SAs replaced by a rekey and already deleted in IKE, kept in
@@ -387,6 +397,13 @@ impl Runtime {
                         x.ike_sa(&k);
                     }
                 }
+                Event::Ikev1Keys(k) => {
+                    // Keys go to the export files only, never to a log line.
+                    tracing::debug!(target: "ike", "{}: ISAKMP SA {:016x}_i {:016x}_r keyed", k.conn, k.icookie, k.rcookie);
+                    if let Some(x) = self.keys.as_mut() {
+                        x.ikev1_sa(&k);
+                    }
+                }
                 Event::ChildSaUp(info) => self.install(info),
                 Event::ChildSaActivate { conn, spi_in } => self.activate(&conn, spi_in),
                 Event::ChildSaDown { conn, spi_in, spi_out } => {
@@ -397,10 +414,11 @@ impl Runtime {
                         format!("CHILD_SA {spi_in:08x}_i {spi_out:08x}_o removed"),
                     );
                     self.pending_out.remove(&spi_in);
+                    let pair = self.pair_of.remove(&spi_in).map_or(0, |p| p.1);
                     let replaced = self
                         .slots
                         .iter()
-                        .any(|s| s.name == conn && s.spi_in.is_some_and(|i| i != spi_in));
+                        .any(|s| s.name == conn && s.pair == pair && s.spi_in.is_some_and(|i| i != spi_in));
                     if replaced {
                         let until = Millis(self.now().0 + RETIRE_GRACE_MS);
                         self.retiring.push((spi_in, until));
@@ -478,7 +496,8 @@ impl Runtime {
         let Some(o) = self.pending_out.remove(&spi_in) else {
             return;
         };
-        let Some(s) = self.slots.iter_mut().find(|s| s.name == conn) else {
+        let pair = self.pair_of.get(&spi_in).map_or(0, |p| p.1);
+        let Some(s) = self.slots.iter_mut().find(|s| s.name == conn && s.pair == pair) else {
             return;
         };
         s.spi_in = Some(spi_in);
@@ -488,9 +507,15 @@ impl Runtime {
     }
 
     fn install(&mut self, info: ChildSaInfo) {
-        let Some(pos) = self.slots.iter().position(|s| s.name == info.conn) else {
+        let Some(pos) = self
+            .slots
+            .iter()
+            .position(|s| s.name == info.conn && s.pair == info.pair)
+        else {
+            tracing::error!(target: "esp", "{}: no data plane slot for selector pair {}", info.conn, info.pair);
             return;
         };
+        self.pair_of.insert(info.spi_in, (info.conn.clone(), info.pair));
         let sels = selectors(&info);
         let (encap, local, remote) = if info.udp_encap {
             (Encap::Udp, SocketAddr::new(info.local.ip(), NAT_T_PORT), info.remote)
@@ -633,8 +658,8 @@ impl Runtime {
             let failure = self.last_failure.get(&c.name);
             let mut st = ConnStatus {
                 name: c.name.clone(),
-                version: if c.ike.is_some() {
-                    "IKEv2".into()
+                version: if let Some(i) = &c.ike {
+                    format!("IKEv{}", i.version)
                 } else {
                     "manual".into()
                 },
@@ -752,7 +777,24 @@ impl Runtime {
             .into_iter()
             .map(|s| IkeSaOut {
                 conn: s.conn.clone(),
-                version: 2,
+                version: s.version,
+                phase: (s.version == 1).then(|| match (s.state, s.pending) {
+                    (ikeda_ike::ikev2::IkeState::Connecting, p) => {
+                        format!(
+                            "phase 1 ({}) in progress",
+                            if p == Some("AGGRESSIVE") {
+                                "Aggressive Mode"
+                            } else {
+                                "Main Mode"
+                            }
+                        )
+                    }
+                    (_, Some("QUICK_MODE")) => format!(
+                        "phase 1 done; phase 2 (Quick Mode) in progress, {} IPsec SA(s)",
+                        s.children.len()
+                    ),
+                    _ => format!("phase 1 done; phase 2: {} IPsec SA(s)", s.children.len()),
+                }),
                 local: s.local.to_string(),
                 remote: s.remote.to_string(),
                 spi_i: format!("{:016x}", s.spi_i),
@@ -769,6 +811,7 @@ impl Runtime {
                     .pending
                     .map(|p| format!("{p} response (sent {} of {} times)", s.sends, s.tries)),
                 dpd: Dpd {
+                    supported: s.dpd_supported,
                     delay_s: secs(s.dpd_delay_ms),
                     last_heard_s_ago: self.since(s.last_heard),
                     checking: s.dpd_checking,
@@ -988,7 +1031,7 @@ impl Runtime {
                 }
                 self.engine.retire_conn(name);
             }
-            if let Some(k) = self.slots.iter().position(|s| &s.name == name) {
+            while let Some(k) = self.slots.iter().position(|s| &s.name == name) {
                 let s = self.slots.remove(k);
                 let _ = self.control.clear_trap(s.slot);
                 let _ = self.control.set_outbound(name, s.slot, None);
@@ -1023,15 +1066,23 @@ impl Runtime {
                 self.control.set_outbound(name, slot, Some(o))?;
             } else if let Some(spec) = conn_spec(c) {
                 let action = c.ike.as_ref().map_or(StartAction::None, |i| i.start_action);
-                self.engine.set_conn(spec);
-                self.slots.push(conn_slot(c, slot));
+                let new_slots = conn_slots(c, &spec, slot);
+                self.next_slot = new_slots
+                    .iter()
+                    .map(|s| s.slot + 1)
+                    .max()
+                    .unwrap_or(self.next_slot)
+                    .max(self.next_slot);
+                self.engine.set_conn(c, spec);
                 self.start_actions.insert(name.clone(), action);
-                match action {
-                    StartAction::Start => starts.push(name.clone()),
-                    StartAction::Trap => {
-                        let _ = self.control.set_trap(slot);
+                for s in new_slots {
+                    if action == StartAction::Trap {
+                        let _ = self.control.set_trap(s.slot);
                     }
-                    StartAction::None => {}
+                    self.slots.push(s);
+                }
+                if action == StartAction::Start {
+                    starts.push(name.clone());
                 }
             }
         }
@@ -1063,9 +1114,28 @@ impl Runtime {
 }
 
 /// The data plane slot of an IKE connection, before any SA.
+/// The data plane slots of an IKE connection: one, or for IKEv1 one per
+/// selector pair (each gets its own Quick Mode and SAs), numbered from `first`.
+pub fn conn_slots(c: &ConnConfig, spec: &ConnSpec, first: usize) -> Vec<ConnSlot> {
+    if c.ike.as_ref().is_some_and(|i| i.version == 1) {
+        ikeda_ike::ikev1::pairs(spec)
+            .iter()
+            .enumerate()
+            .map(|(k, (l, r))| ConnSlot {
+                pair: k,
+                configured: vec![pair_selector(l, r)],
+                ..conn_slot(c, first + k)
+            })
+            .collect()
+    } else {
+        vec![conn_slot(c, first)]
+    }
+}
+
 pub fn conn_slot(c: &ConnConfig, slot: usize) -> ConnSlot {
     ConnSlot {
         name: c.name.clone(),
+        pair: 0,
         slot,
         replay_window: c.replay_window,
         configured: c.selectors.clone(),
@@ -1103,7 +1173,20 @@ pub fn start(setup: IkeSetup, stop_flag: Arc<AtomicBool>) -> std::io::Result<Ike
         .filter(|(_, a)| *a == StartAction::Start)
         .map(|(c, _)| c.name.clone())
         .collect();
-    let mut engine = Engine::new(conns.into_iter().map(|(c, _)| c).collect(), Box::new(SystemRng));
+    let (mut v1s, mut v2s) = (Vec::new(), Vec::new());
+    for (spec, _) in conns {
+        match config.conns.iter().find(|c| c.name == spec.name) {
+            Some(c) => match crate::engines::v1_spec(c, spec) {
+                Ok(v1) => v1s.push(v1),
+                Err(v2) => v2s.push(v2),
+            },
+            None => v2s.push(spec),
+        }
+    }
+    let mut engine = Engines::new(
+        Engine::new(v2s, Box::new(SystemRng)),
+        ikeda_ike::ikev1::Engine::new(v1s, Box::new(SystemRng)),
+    );
     engine.set_retransmit_policy(retransmit);
     for s in &sock500 {
         s.set_read_timeout(Some(Duration::from_millis(10)))?;
@@ -1123,6 +1206,7 @@ pub fn start(setup: IkeSetup, stop_flag: Arc<AtomicBool>) -> std::io::Result<Ike
         sock4500,
         control,
         installed: HashMap::new(),
+        pair_of: HashMap::new(),
         retiring: Vec::new(),
         pending_out: HashMap::new(),
         hub,
@@ -1207,7 +1291,7 @@ pub fn start(setup: IkeSetup, stop_flag: Arc<AtomicBool>) -> std::io::Result<Ike
             }
         }
         // Tell the peers we are going (best effort, not waiting for answers).
-        let names: Vec<String> = rt.engine.conn_names().map(str::to_owned).collect();
+        let names: Vec<String> = rt.engine.conn_names();
         for n in names {
             if rt.engine.is_active(&n) {
                 let now = rt.now();

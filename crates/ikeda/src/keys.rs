@@ -5,6 +5,10 @@
 //!   `SPIi,SPIr,SK_ei,SK_er,"encryption",SK_ai,SK_ar,"integrity"` (SPIs
 //!   and keys as bare hex; AES-GCM keys include their 4-octet salt and the
 //!   integrity column is `"NONE [RFC4306]"`).
+//! - `ikev1_decryption_table`: Wireshark's IKEv1 UAT, one phase-1 SA per
+//!   line: `InitiatorCookie,EncryptionKey` (bare hex; the key after the
+//!   RFC 2409 App. B extension, cut to the cipher's key length). Wireshark
+//!   derives the IVs itself.
 //! - `esp_sa`: Wireshark's ESP UAT, one line per direction:
 //!   `"IPv4","src","dst","0xSPI","encryption","0xkey","authentication","0xkey"`.
 //! - `preferences`: `esp.enable_encryption_decode: TRUE`, written only if
@@ -21,7 +25,7 @@
 
 use ikeda_crypto::ike::{Encr, IkeSuite, Integ};
 use ikeda_crypto::{EspAlgorithm, EspInteg, SecretBytes};
-use ikeda_ike::ikev2::{ChildSaInfo, IkeKeyInfo};
+use ikeda_ike::ikev2::{ChildSaInfo, IkeKeyInfo, V1KeyInfo};
 use serde_json::json;
 use std::fs::{self, File, OpenOptions};
 use std::io::Write;
@@ -30,6 +34,7 @@ use std::os::unix::fs::{DirBuilderExt, OpenOptionsExt, PermissionsExt};
 use std::path::{Path, PathBuf};
 
 pub const IKEV2_TABLE: &str = "ikev2_decryption_table";
+pub const IKEV1_TABLE: &str = "ikev1_decryption_table";
 pub const ESP_TABLE: &str = "esp_sa";
 pub const KEY_LOG: &str = "ikeda-keys.jsonl";
 
@@ -39,6 +44,7 @@ const MAX_LINES: usize = 4096;
 pub struct KeyExport {
     dir: PathBuf,
     ikev2: Vec<String>,
+    ikev1: Vec<String>,
     esp: Vec<String>,
     log: File,
 }
@@ -71,6 +77,8 @@ pub fn wireshark_ikev2_encr(e: Encr) -> Option<String> {
     match e {
         Encr::AesCbc { key_bits } => Some(format!("AES-CBC-{key_bits} [RFC3602]")),
         Encr::AesGcm16 { key_bits } => Some(format!("AES-GCM-{key_bits} with 16 octet ICV [RFC5282]")),
+        Encr::TripleDesCbc => Some("3DES [RFC2451]".into()),
+        Encr::DesCbc => Some("DES [RFC2405]".into()),
         Encr::ChaCha20Poly1305 => None,
     }
 }
@@ -79,6 +87,7 @@ pub fn wireshark_ikev2_encr(e: Encr) -> Option<String> {
 pub fn wireshark_ikev2_integ(i: Option<Integ>) -> &'static str {
     match i {
         None => "NONE [RFC4306]",
+        Some(Integ::HmacMd5_96) => "HMAC_MD5_96 [RFC2403]",
         Some(Integ::HmacSha1_96) => "HMAC_SHA1_96 [RFC2404]",
         Some(Integ::HmacSha256_128) => "HMAC_SHA2_256_128 [RFC4868]",
         Some(Integ::HmacSha384_192) => "HMAC_SHA2_384_192 [RFC4868]",
@@ -125,6 +134,11 @@ pub fn ikev2_line(k: &IkeKeyInfo) -> String {
             k.spi_i, k.spi_r, s.encr
         ),
     }
+}
+
+/// One `ikev1_decryption_table` line: initiator cookie, encryption key.
+pub fn ikev1_line(k: &V1KeyInfo) -> String {
+    format!("{:016x},{}", k.icookie, hex(&k.enc_key))
 }
 
 fn family(a: IpAddr) -> &'static str {
@@ -185,21 +199,23 @@ impl KeyExport {
         let mut x = KeyExport {
             dir: dir.to_path_buf(),
             ikev2: read_lines(&dir.join(IKEV2_TABLE)),
+            ikev1: read_lines(&dir.join(IKEV1_TABLE)),
             esp: read_lines(&dir.join(ESP_TABLE)),
             log,
         };
         // Create both tables now (with their old lines), so the files exist
         // and have the right mode before the first SA.
         x.write_table(IKEV2_TABLE)?;
+        x.write_table(IKEV1_TABLE)?;
         x.write_table(ESP_TABLE)?;
         Ok(x)
     }
 
     fn write_table(&mut self, name: &str) -> Result<(), String> {
-        let lines = if name == IKEV2_TABLE {
-            &mut self.ikev2
-        } else {
-            &mut self.esp
+        let lines = match name {
+            IKEV2_TABLE => &mut self.ikev2,
+            IKEV1_TABLE => &mut self.ikev1,
+            _ => &mut self.esp,
         };
         if lines.len() > MAX_LINES {
             let extra = lines.len() - MAX_LINES;
@@ -250,6 +266,32 @@ impl KeyExport {
             "sk_er": hex(&keys.sk_er),
             "sk_pi": hex(&keys.sk_pi),
             "sk_pr": hex(&keys.sk_pr),
+        }));
+    }
+
+    /// An IKEv1 phase-1 SA was keyed (RFC 2409 §5): Wireshark's line, and
+    /// every secret with the first phase-1 IV in the key log.
+    pub fn ikev1_sa(&mut self, k: &V1KeyInfo) {
+        self.ikev1.push(ikev1_line(k));
+        if let Err(e) = self.write_table(IKEV1_TABLE) {
+            tracing::warn!(target: "config", "key export: {e}");
+        }
+        self.log_json(json!({
+            "time_ms": crate::dataplane::now_ms(),
+            "type": "ikev1",
+            "conn": k.conn,
+            "icookie": format!("{:016x}", k.icookie),
+            "rcookie": format!("{:016x}", k.rcookie),
+            "role": if k.initiator { "initiator" } else { "responder" },
+            "local": k.local.to_string(),
+            "remote": k.remote.to_string(),
+            "suite": suite_json(&k.suite),
+            "skeyid": hex(&k.skeyid),
+            "skeyid_d": hex(&k.skeyid_d),
+            "skeyid_a": hex(&k.skeyid_a),
+            "skeyid_e": hex(&k.skeyid_e),
+            "enc_key": hex(&k.enc_key),
+            "iv": k.iv.iter().map(|b| format!("{b:02x}")).collect::<String>(),
         }));
     }
 

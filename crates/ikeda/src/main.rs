@@ -12,6 +12,7 @@ mod config;
 mod control;
 mod daemon;
 mod dataplane;
+mod engines;
 mod ike;
 mod keys;
 mod lab;

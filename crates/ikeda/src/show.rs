@@ -27,6 +27,9 @@ pub struct ConnStatus {
 #[derive(Serialize, Deserialize, Debug, Clone)]
 pub struct Dpd {
     /// 0: off.
+    /// The peer does liveness checks (IKEv1: it announced RFC 3706 DPD).
+    #[serde(default = "yes")]
+    pub supported: bool,
     pub delay_s: u64,
     pub last_heard_s_ago: u64,
     /// A liveness check is out and unanswered.
@@ -38,6 +41,9 @@ pub struct Dpd {
 pub struct IkeSaOut {
     pub conn: String,
     pub version: u8,
+    /// IKEv1: where phase 1 and phase 2 stand.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub phase: Option<String>,
     pub local: String,
     pub remote: String,
     /// 16 hex digits each.
@@ -120,11 +126,14 @@ pub fn encr_name(e: Encr) -> String {
         Encr::AesCbc { key_bits } => format!("AES_CBC-{key_bits}"),
         Encr::AesGcm16 { key_bits } => format!("AES_GCM_16-{key_bits}"),
         Encr::ChaCha20Poly1305 => "CHACHA20_POLY1305".into(),
+        Encr::TripleDesCbc => "3DES_CBC".into(),
+        Encr::DesCbc => "DES_CBC".into(),
     }
 }
 
 pub fn integ_name(i: Integ) -> &'static str {
     match i {
+        Integ::HmacMd5_96 => "HMAC_MD5_96",
         Integ::HmacSha1_96 => "HMAC_SHA1_96",
         Integ::HmacSha256_128 => "HMAC_SHA2_256_128",
         Integ::HmacSha384_192 => "HMAC_SHA2_384_192",
@@ -191,6 +200,10 @@ pub fn status_table(v: &[ConnStatus]) -> String {
     o
 }
 
+fn yes() -> bool {
+    true
+}
+
 pub fn ike_table(v: &[IkeSaOut]) -> String {
     if v.is_empty() {
         return "no IKE SAs\n".into();
@@ -199,9 +212,18 @@ pub fn ike_table(v: &[IkeSaOut]) -> String {
     for s in v {
         let _ = writeln!(
             o,
-            "{}: IKEv{}, {}, {}_i {}_r, {}",
-            s.conn, s.version, s.state, s.spi_i, s.spi_r, s.role
+            "{}: IKEv{}, {}, {}{}_i {}_r, {}",
+            s.conn,
+            s.version,
+            s.state,
+            if s.version == 1 { "cookies " } else { "" },
+            s.spi_i,
+            s.spi_r,
+            s.role
         );
+        if let Some(p) = &s.phase {
+            let _ = writeln!(o, "  {p}");
+        }
         let _ = writeln!(o, "  local  {}\n  remote {}", s.local, s.remote);
         if let Some(a) = &s.algorithms {
             let _ = writeln!(o, "  {a}");

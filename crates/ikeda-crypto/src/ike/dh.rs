@@ -1,7 +1,11 @@
 //! Key exchange: MODP groups 14-16 (RFC 3526), ECP groups 19-21 (RFC 5903),
-//! Curve25519 (RFC 8031).
+//! Curve25519 (RFC 8031), and for IKEv1 peers the legacy MODP groups 1 and 2
+//! (RFC 2409 §6.1, §6.2) and 5 (RFC 3526 §2).
 //!
-//! Public values are in IKEv2 KE payload format (RFC 7296 §3.4):
+//! Public values are in IKEv2 KE payload format (RFC 7296 §3.4), which is
+//! also IKEv1's (RFC 2409 §5: "MUST be the length of the negotiated
+//! Diffie-Hellman group enforced, if necessary, by pre-pending the value
+//! with zeros"):
 //! - MODP: `g^x mod p`, big-endian, zero-padded to the length of the prime.
 //! - ECP: `x | y`, each padded to the field size, without SEC1's 0x04
 //!   prefix (RFC 5903 §7); the shared secret is the x coordinate of the
@@ -16,7 +20,7 @@
 use aws_lc_rs::agreement::{self, UnparsedPublicKey};
 use core::fmt;
 use crypto_bigint::modular::{MontyForm, MontyParams};
-use crypto_bigint::{Odd, Uint, U2048, U3072, U4096, U512};
+use crypto_bigint::{Odd, Uint, U1024, U1536, U2048, U3072, U4096, U512, U768};
 use zeroize::{Zeroize, Zeroizing};
 
 use super::{IkeCryptoError, Rng};
@@ -26,6 +30,16 @@ use crate::SecretBytes;
 /// §3.3.2, the Diffie-Hellman group numbers).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum DhGroup {
+    /// 1: 768-bit MODP, the First Oakley Group (RFC 2409 §6.1). Broken
+    /// (academic 768-bit discrete logs exist): only behind `allow_insecure`,
+    /// see [`is_insecure`](DhGroup::is_insecure).
+    Modp768,
+    /// 2: 1024-bit MODP, the Second Oakley Group (RFC 2409 §6.2). Weak (RFC
+    /// 8247 §2.4: SHOULD NOT; within reach of a nation-state precomputation,
+    /// "Logjam"), but still the default of many IKEv1 peers, so not refused.
+    Modp1024,
+    /// 5: 1536-bit MODP (RFC 3526 §2). Weak-ish (RFC 8247: MAY), accepted.
+    Modp1536,
     /// 14: 2048-bit MODP (RFC 3526 §3).
     Modp2048,
     /// 15: 3072-bit MODP (RFC 3526 §4).
@@ -43,7 +57,10 @@ pub enum DhGroup {
 }
 
 impl DhGroup {
-    pub const ALL: [DhGroup; 7] = [
+    pub const ALL: [DhGroup; 10] = [
+        DhGroup::Modp768,
+        DhGroup::Modp1024,
+        DhGroup::Modp1536,
         DhGroup::Modp2048,
         DhGroup::Modp3072,
         DhGroup::Modp4096,
@@ -55,6 +72,9 @@ impl DhGroup {
 
     pub fn transform_id(self) -> u16 {
         match self {
+            DhGroup::Modp768 => 1,
+            DhGroup::Modp1024 => 2,
+            DhGroup::Modp1536 => 5,
             DhGroup::Modp2048 => 14,
             DhGroup::Modp3072 => 15,
             DhGroup::Modp4096 => 16,
@@ -72,6 +92,9 @@ impl DhGroup {
     /// IANA-style name, as logs print it.
     pub fn name(self) -> &'static str {
         match self {
+            DhGroup::Modp768 => "MODP_768",
+            DhGroup::Modp1024 => "MODP_1024",
+            DhGroup::Modp1536 => "MODP_1536",
             DhGroup::Modp2048 => "MODP_2048",
             DhGroup::Modp3072 => "MODP_3072",
             DhGroup::Modp4096 => "MODP_4096",
@@ -85,6 +108,9 @@ impl DhGroup {
     /// strongSwan's proposal keyword.
     pub fn keyword(self) -> &'static str {
         match self {
+            DhGroup::Modp768 => "modp768",
+            DhGroup::Modp1024 => "modp1024",
+            DhGroup::Modp1536 => "modp1536",
             DhGroup::Modp2048 => "modp2048",
             DhGroup::Modp3072 => "modp3072",
             DhGroup::Modp4096 => "modp4096",
@@ -95,9 +121,20 @@ impl DhGroup {
         }
     }
 
+    /// True for groups too weak to use without the operator's explicit
+    /// `allow_insecure`: only MODP_768 (RFC 8247 §2.4: MUST NOT). MODP_1024
+    /// is weak too (SHOULD NOT) but is not behind the switch, as IKEv1
+    /// peers commonly still default to it.
+    pub fn is_insecure(self) -> bool {
+        matches!(self, DhGroup::Modp768)
+    }
+
     /// Length of the KE payload's Key Exchange Data.
     pub fn public_value_len(self) -> usize {
         match self {
+            DhGroup::Modp768 => 96,
+            DhGroup::Modp1024 => 128,
+            DhGroup::Modp1536 => 192,
             DhGroup::Modp2048 => 256,
             DhGroup::Modp3072 => 384,
             DhGroup::Modp4096 => 512,
@@ -111,17 +148,26 @@ impl DhGroup {
     /// Length of g^ir as it enters the key derivation.
     pub fn shared_secret_len(self) -> usize {
         match self {
-            DhGroup::Modp2048 | DhGroup::Modp3072 | DhGroup::Modp4096 => self.public_value_len(),
+            DhGroup::Modp768
+            | DhGroup::Modp1024
+            | DhGroup::Modp1536
+            | DhGroup::Modp2048
+            | DhGroup::Modp3072
+            | DhGroup::Modp4096 => self.public_value_len(),
             DhGroup::Ecp256 | DhGroup::Ecp384 | DhGroup::Ecp521 => self.public_value_len() / 2,
             DhGroup::Curve25519 => 32,
         }
     }
 
     /// Length of the private exponent for the MODP groups: the upper
-    /// "exponent size" of RFC 3526 §8's second strength estimate (320, 420,
-    /// 480 bits), rounded up to whole bytes.
+    /// "exponent size" of RFC 3526 §8's second strength estimate (240, 320,
+    /// 420, 480 bits), rounded up to whole bytes; for the Oakley groups 1 and
+    /// 2, which RFC 3526 does not rate, 256 bits (more than twice their
+    /// strength, as RFC 3526 §8 asks).
     fn modp_exponent_len(self) -> usize {
         match self {
+            DhGroup::Modp768 | DhGroup::Modp1024 => 32,
+            DhGroup::Modp1536 => 30,
             DhGroup::Modp2048 => 40,
             DhGroup::Modp3072 => 53,
             DhGroup::Modp4096 => 60,
@@ -145,6 +191,30 @@ impl fmt::Display for DhGroup {
         f.write_str(self.name())
     }
 }
+
+/// RFC 2409 §6.1, the First Oakley Group (generator 2):
+/// 2^768 - 2^704 - 1 + 2^64 * { [2^638 pi] + 149686 }.
+const MODP_768_P: U768 = U768::from_be_hex(concat!(
+    "FFFFFFFFFFFFFFFFC90FDAA22168C234C4C6628B80DC1CD129024E088A67CC74020BBEA63B139B22514A08798E3404DD",
+    "EF9519B3CD3A431B302B0A6DF25F14374FE1356D6D51C245E485B576625E7EC6F44C42E9A63A3620FFFFFFFFFFFFFFFF",
+));
+
+/// RFC 2409 §6.2, the Second Oakley Group (generator 2):
+/// 2^1024 - 2^960 - 1 + 2^64 * { [2^894 pi] + 129093 }.
+const MODP_1024_P: U1024 = U1024::from_be_hex(concat!(
+    "FFFFFFFFFFFFFFFFC90FDAA22168C234C4C6628B80DC1CD129024E088A67CC74020BBEA63B139B22514A08798E3404DD",
+    "EF9519B3CD3A431B302B0A6DF25F14374FE1356D6D51C245E485B576625E7EC6F44C42E9A637ED6B0BFF5CB6F406B7ED",
+    "EE386BFB5A899FA5AE9F24117C4B1FE649286651ECE65381FFFFFFFFFFFFFFFF",
+));
+
+/// RFC 3526 §2, the 1536-bit MODP group (generator 2):
+/// 2^1536 - 2^1472 - 1 + 2^64 * { [2^1406 pi] + 741804 }.
+const MODP_1536_P: U1536 = U1536::from_be_hex(concat!(
+    "FFFFFFFFFFFFFFFFC90FDAA22168C234C4C6628B80DC1CD129024E088A67CC74020BBEA63B139B22514A08798E3404DD",
+    "EF9519B3CD3A431B302B0A6DF25F14374FE1356D6D51C245E485B576625E7EC6F44C42E9A637ED6B0BFF5CB6F406B7ED",
+    "EE386BFB5A899FA5AE9F24117C4B1FE649286651ECE45B3DC2007CB8A163BF0598DA48361C55D39A69163FA8FD24CF5F",
+    "83655D23DCA3AD961C62F356208552BB9ED529077096966D670C354E4ABC9804F1746C08CA237327FFFFFFFFFFFFFFFF",
+));
 
 /// RFC 3526 §3: the 2048-bit MODP group's prime (generator 2).
 const MODP_2048_P: U2048 = U2048::from_be_hex(concat!(
@@ -359,6 +429,9 @@ fn exponent(bytes: &[u8]) -> U512 {
 /// time does not depend on its value (crypto-bigint `pow_bounded_exp`).
 fn modp_pow(group: DhGroup, base: &[u8], exp: &U512) -> Result<SecretBytes, IkeCryptoError> {
     match group {
+        DhGroup::Modp768 => pow_generic(&MODP_768_P, base, exp),
+        DhGroup::Modp1024 => pow_generic(&MODP_1024_P, base, exp),
+        DhGroup::Modp1536 => pow_generic(&MODP_1536_P, base, exp),
         DhGroup::Modp2048 => pow_generic(&MODP_2048_P, base, exp),
         DhGroup::Modp3072 => pow_generic(&MODP_3072_P, base, exp),
         DhGroup::Modp4096 => pow_generic(&MODP_4096_P, base, exp),
@@ -389,6 +462,9 @@ fn modp_check_peer(group: DhGroup, y: &[u8]) -> Result<(), IkeCryptoError> {
         y > Uint::ONE && y < p.wrapping_sub(&Uint::ONE)
     }
     let ok = match group {
+        DhGroup::Modp768 => check(&MODP_768_P, y),
+        DhGroup::Modp1024 => check(&MODP_1024_P, y),
+        DhGroup::Modp1536 => check(&MODP_1536_P, y),
         DhGroup::Modp2048 => check(&MODP_2048_P, y),
         DhGroup::Modp3072 => check(&MODP_3072_P, y),
         DhGroup::Modp4096 => check(&MODP_4096_P, y),
@@ -518,10 +594,32 @@ mod tests {
 
     /// g^x for x = 0x1111...11 (40 bytes) against Python's
     /// `pow(2, x, p).to_bytes(n // 8, 'big')`, hashed with SHA-256 to keep
-    /// the expected values short.
+    /// the expected values short. For groups 1, 2 and 5 Python built p from
+    /// the RFCs' own definitions rather than from the hex (pi by Machin's
+    /// formula in integers), so this also checks the hex transcription:
+    ///
+    /// ```text
+    /// 768:  2^768 - 2^704 - 1 + 2^64 * { [2^638 pi] + 149686 }     RFC 2409 §6.1
+    /// 1024: 2^1024 - 2^960 - 1 + 2^64 * { [2^894 pi] + 129093 }    RFC 2409 §6.2
+    /// 1536: 2^1536 - 2^1472 - 1 + 2^64 * { [2^1406 pi] + 741804 }  RFC 3526 §2
+    /// ```
+    ///
+    /// (each also passes Miller-Rabin for p and (p-1)/2: safe primes).
     #[test]
     fn modp_public_values_known_answer() {
         let cases = [
+            (
+                DhGroup::Modp768,
+                "a0cd974a760401053a5e3d7b06390822ba475c1bb5f7af27f911585e576211db",
+            ),
+            (
+                DhGroup::Modp1024,
+                "264aefc851b87c15e47d0fab96a9537065c5f86360ba8488c607f64b20508206",
+            ),
+            (
+                DhGroup::Modp1536,
+                "18d2c6770e72b85ce4b90087a5e4ec92f34a41d745005fd314f2bdfb7d43ec2e",
+            ),
             (
                 DhGroup::Modp2048,
                 "cf620d64260beddaf4bc62234b9b3237014f895ab1b5ace7d3d26d9cd1c34fe1",
@@ -549,11 +647,21 @@ mod tests {
     #[test]
     fn modp_rejects_degenerate_peer_values() {
         let mut rng = SeededRng::from_u64(5);
-        for g in [DhGroup::Modp2048, DhGroup::Modp3072, DhGroup::Modp4096] {
+        for g in [
+            DhGroup::Modp768,
+            DhGroup::Modp1024,
+            DhGroup::Modp1536,
+            DhGroup::Modp2048,
+            DhGroup::Modp3072,
+            DhGroup::Modp4096,
+        ] {
             let ke = KeyExchange::generate(g, &mut rng).unwrap();
             let n = g.public_value_len();
             let mut p = Vec::with_capacity(n);
             let words = match g {
+                DhGroup::Modp768 => MODP_768_P.as_words().to_vec(),
+                DhGroup::Modp1024 => MODP_1024_P.as_words().to_vec(),
+                DhGroup::Modp1536 => MODP_1536_P.as_words().to_vec(),
                 DhGroup::Modp2048 => MODP_2048_P.as_words().to_vec(),
                 DhGroup::Modp3072 => MODP_3072_P.as_words().to_vec(),
                 _ => MODP_4096_P.as_words().to_vec(),
@@ -600,6 +708,43 @@ mod tests {
         for g in DhGroup::ALL {
             assert_eq!(DhGroup::from_transform_id(g.transform_id()), Some(g));
         }
-        assert_eq!(DhGroup::from_transform_id(2), None);
+        assert_eq!(DhGroup::from_transform_id(3), None); // EC2N, never implemented
+        assert_eq!(DhGroup::from_transform_id(2), Some(DhGroup::Modp1024));
+        let legacy = [
+            (DhGroup::Modp768, 1, "MODP_768", "modp768", 96),
+            (DhGroup::Modp1024, 2, "MODP_1024", "modp1024", 128),
+            (DhGroup::Modp1536, 5, "MODP_1536", "modp1536", 192),
+        ];
+        for (g, id, name, kw, len) in legacy {
+            assert_eq!((g.transform_id(), g.name(), g.keyword()), (id, name, kw));
+            assert_eq!((g.public_value_len(), g.shared_secret_len()), (len, len));
+        }
+        let insecure: Vec<DhGroup> = DhGroup::ALL.into_iter().filter(|g| g.is_insecure()).collect();
+        assert_eq!(insecure, [DhGroup::Modp768], "only group 1 is behind allow_insecure");
+    }
+
+    /// The legacy groups: both sides of one exchange agree on g^xy, a
+    /// shorter (unpadded) public value is refused, and a peer value with
+    /// leading zero bytes (a small y, padded per RFC 2409 §5) is accepted.
+    #[test]
+    fn legacy_modp_groups_agree_and_check_lengths() {
+        let mut rng = SeededRng::from_u64(1409);
+        for g in [DhGroup::Modp768, DhGroup::Modp1024, DhGroup::Modp1536] {
+            let i = KeyExchange::generate(g, &mut rng).unwrap();
+            let r = KeyExchange::generate(g, &mut rng).unwrap();
+            let gxy = i.shared_secret(r.public_value()).unwrap();
+            assert_eq!(gxy, r.shared_secret(i.public_value()).unwrap(), "{g}");
+            assert_eq!(gxy.len(), g.public_value_len());
+            let n = g.public_value_len();
+            assert!(i.shared_secret(&r.public_value()[1..]).is_err());
+            let mut small = vec![0u8; n];
+            small[n - 1] = 7;
+            assert!(i.shared_secret(&small).is_ok(), "{g}: y = 7 padded is valid");
+            // Same exponent in another group gives another value.
+            let x = [0x42u8; 32];
+            let a = KeyExchange::from_private_key(g, &x).unwrap();
+            let b = KeyExchange::from_private_key(DhGroup::Modp2048, &x).unwrap();
+            assert_ne!(a.public_value(), &b.public_value()[..n]);
+        }
     }
 }

@@ -13,7 +13,8 @@
 //!   IKE header | SK generic header        |    payloads|pad|pad length  |
 //! ```
 //!
-//! - AES-CBC (RFC 7296 §3.14): the ICV is HMAC(SK_a, aad_prefix | IV |
+//! - CBC ciphers, AES (RFC 3602) and for IKEv1 peers 3DES and DES (RFC
+//!   2451; 8-byte blocks and IV) (RFC 7296 §3.14): the ICV is HMAC(SK_a, aad_prefix | IV |
 //!   ciphertext) truncated, "the entire message starting with the first
 //!   octet of the IKE header through the last octet of the Pad Length".
 //! - AEAD (RFC 5282 §5.1, RFC 7634 §3; RFC 7383 §2.5 for SKF): the AAD is
@@ -22,11 +23,13 @@
 
 use aws_lc_rs::aead::{self, Aad, LessSafeKey, Nonce, UnboundKey};
 use aws_lc_rs::cipher::{self, DecryptingKey, DecryptionContext, EncryptingKey, EncryptionContext, UnboundCipherKey};
-use aws_lc_rs::hmac;
 use aws_lc_rs::iv::FixedLength;
+use cbc::cipher::block_padding::NoPadding;
+use cbc::cipher::{BlockDecryptMut, BlockEncryptMut, InnerIvInit, KeyInit};
 use core::fmt;
 use zeroize::Zeroizing;
 
+use super::prf::MacKey;
 use super::{IkeCryptoError, Integ, Rng};
 use crate::SecretBytes;
 
@@ -36,6 +39,7 @@ const AEAD_SALT_LEN: usize = 4;
 const AEAD_IV_LEN: usize = 8;
 const AEAD_TAG_LEN: usize = 16;
 const AES_BLOCK: usize = 16;
+const DES_BLOCK: usize = 8;
 
 /// IKEv2 Transform Type 1, Encryption Algorithm Transform IDs, with the
 /// Key Length attribute (RFC 7296 §3.3.5) where the cipher has one.
@@ -47,15 +51,24 @@ pub enum Encr {
     AesGcm16 { key_bits: u16 },
     /// ENCR_CHACHA20_POLY1305 (28), RFC 7634 (no Key Length attribute).
     ChaCha20Poly1305,
+    /// ENCR_3DES (3), RFC 2451: DES-EDE3-CBC, 24-byte key (three DES keys,
+    /// parity bits ignored), 8-byte block and IV. Legacy (RFC 8247 §2.1:
+    /// MAY), for IKEv1 peers; no Key Length attribute.
+    TripleDesCbc,
+    /// ENCR_DES (2), RFC 2405: 8-byte key (56 bits), 8-byte block and IV.
+    /// Insecure (RFC 8247 §2.1: MUST NOT): only with `allow_insecure`.
+    DesCbc,
 }
 
 impl Encr {
-    pub const ALL: [Encr; 5] = [
+    pub const ALL: [Encr; 7] = [
         Encr::AesCbc { key_bits: 128 },
         Encr::AesCbc { key_bits: 256 },
         Encr::AesGcm16 { key_bits: 128 },
         Encr::AesGcm16 { key_bits: 256 },
         Encr::ChaCha20Poly1305,
+        Encr::TripleDesCbc,
+        Encr::DesCbc,
     ];
 
     pub fn transform_id(self) -> u16 {
@@ -63,6 +76,8 @@ impl Encr {
             Encr::AesCbc { .. } => 12,
             Encr::AesGcm16 { .. } => 20,
             Encr::ChaCha20Poly1305 => 28,
+            Encr::TripleDesCbc => 3,
+            Encr::DesCbc => 2,
         }
     }
 
@@ -70,19 +85,23 @@ impl Encr {
     pub fn key_length_attribute(self) -> Option<u16> {
         match self {
             Encr::AesCbc { key_bits } | Encr::AesGcm16 { key_bits } => Some(key_bits),
-            Encr::ChaCha20Poly1305 => None,
+            Encr::ChaCha20Poly1305 | Encr::TripleDesCbc | Encr::DesCbc => None,
         }
     }
 
     /// From a transform ID and its Key Length attribute. AES needs the
     /// attribute (RFC 7296 §3.3.5: no default for variable-length ciphers);
-    /// ChaCha20-Poly1305 must not have one (RFC 7634 §2).
+    /// ChaCha20-Poly1305 (RFC 7634 §2) and the fixed-length DES ciphers
+    /// (RFC 7296 §3.3.5: "MUST NOT be used with transforms that use a fixed
+    /// key length") must not have one.
     pub fn from_transform(id: u16, key_length: Option<u16>) -> Result<Encr, IkeCryptoError> {
         let unsupported = Err(IkeCryptoError::Unsupported { transform: "ENCR", id });
         match (id, key_length) {
             (12, Some(b @ (128 | 256))) => Ok(Encr::AesCbc { key_bits: b }),
             (20, Some(b @ (128 | 256))) => Ok(Encr::AesGcm16 { key_bits: b }),
             (28, None) => Ok(Encr::ChaCha20Poly1305),
+            (3, None) => Ok(Encr::TripleDesCbc),
+            (2, None) => Ok(Encr::DesCbc),
             _ => unsupported,
         }
     }
@@ -93,7 +112,38 @@ impl Encr {
             Encr::AesCbc { key_bits } => format!("ENCR_AES_CBC_{key_bits}"),
             Encr::AesGcm16 { key_bits } => format!("ENCR_AES_GCM_16_{key_bits}"),
             Encr::ChaCha20Poly1305 => "ENCR_CHACHA20_POLY1305".into(),
+            Encr::TripleDesCbc => "ENCR_3DES".into(),
+            Encr::DesCbc => "ENCR_DES".into(),
         }
+    }
+
+    /// strongSwan's name with the key size, as `swanctl --list-sas` prints
+    /// it (`AES_CBC-128`, `AES_GCM_16-256`, `3DES_CBC`).
+    pub fn strongswan_name(self) -> String {
+        match self {
+            Encr::AesCbc { key_bits } => format!("AES_CBC-{key_bits}"),
+            Encr::AesGcm16 { key_bits } => format!("AES_GCM_16-{key_bits}"),
+            Encr::ChaCha20Poly1305 => "CHACHA20_POLY1305".into(),
+            Encr::TripleDesCbc => "3DES_CBC".into(),
+            Encr::DesCbc => "DES_CBC".into(),
+        }
+    }
+
+    /// CBC-encrypt whole blocks in place with a one-off key schedule (IKEv1
+    /// messages); `Err` for AEAD ciphers, a wrong key or IV length, or data
+    /// that is not whole blocks.
+    pub(crate) fn cbc_encrypt(self, key: &[u8], iv: &[u8], data: &mut [u8]) -> Result<(), IkeCryptoError> {
+        CbcKey::new(self, key)?.encrypt(iv, data)
+    }
+
+    /// CBC-decrypt whole blocks in place; see [`cbc_encrypt`](Encr::cbc_encrypt).
+    pub(crate) fn cbc_decrypt(self, key: &[u8], iv: &[u8], data: &mut [u8]) -> Result<(), IkeCryptoError> {
+        CbcKey::new(self, key)?.decrypt(iv, data)
+    }
+
+    /// True for ciphers refused without `allow_insecure`: single DES.
+    pub fn is_insecure(self) -> bool {
+        matches!(self, Encr::DesCbc)
     }
 
     /// strongSwan's proposal keyword.
@@ -104,11 +154,13 @@ impl Encr {
             Encr::AesGcm16 { key_bits: 128 } => "aes128gcm16",
             Encr::AesGcm16 { .. } => "aes256gcm16",
             Encr::ChaCha20Poly1305 => "chacha20poly1305",
+            Encr::TripleDesCbc => "3des",
+            Encr::DesCbc => "des",
         }
     }
 
     pub fn is_aead(self) -> bool {
-        !matches!(self, Encr::AesCbc { .. })
+        matches!(self, Encr::AesGcm16 { .. } | Encr::ChaCha20Poly1305)
     }
 
     /// Length of the encryption key material (SK_ei/SK_er, or an ESP
@@ -119,25 +171,152 @@ impl Encr {
             Encr::AesCbc { key_bits } => key_bits as usize / 8,
             Encr::AesGcm16 { key_bits } => key_bits as usize / 8 + AEAD_SALT_LEN,
             Encr::ChaCha20Poly1305 => 32 + AEAD_SALT_LEN,
+            Encr::TripleDesCbc => 24,
+            Encr::DesCbc => 8,
         }
     }
 
+    /// IV length: the block length for CBC (RFC 3602 §3, RFC 2451 §2.3),
+    /// 8 bytes for the AEAD modes.
     pub fn iv_len(self) -> usize {
-        if self.is_aead() {
-            AEAD_IV_LEN
-        } else {
-            AES_BLOCK
+        match self {
+            Encr::AesCbc { .. } => AES_BLOCK,
+            Encr::TripleDesCbc | Encr::DesCbc => DES_BLOCK,
+            Encr::AesGcm16 { .. } | Encr::ChaCha20Poly1305 => AEAD_IV_LEN,
         }
     }
 
     /// What payloads + padding + Pad Length must be a multiple of. AEAD
     /// modes here are stream modes: 1 (no padding needed).
     pub fn block_len(self) -> usize {
-        if self.is_aead() {
-            1
-        } else {
-            AES_BLOCK
+        match self {
+            Encr::AesCbc { .. } => AES_BLOCK,
+            Encr::TripleDesCbc | Encr::DesCbc => DES_BLOCK,
+            Encr::AesGcm16 { .. } | Encr::ChaCha20Poly1305 => 1,
         }
+    }
+}
+
+/// A CBC cipher keyed once, without padding (IKEv2 SK payloads and IKEv1
+/// messages pad for themselves): AES from aws-lc-rs; DES and 3DES, which
+/// aws-lc-rs does not offer, from RustCrypto's `des` + `cbc` (key schedules
+/// zeroized on drop). One lives per IKE SA direction: not worth boxing.
+#[allow(clippy::large_enum_variant)]
+pub(crate) enum CbcKey {
+    Aes { enc: EncryptingKey, dec: DecryptingKey },
+    TripleDes(des::TdesEde3),
+    Des(des::Des),
+}
+
+impl CbcKey {
+    /// Key a CBC cipher; `key` must be exactly `encr.key_len()` bytes.
+    pub(crate) fn new(encr: Encr, key: &[u8]) -> Result<CbcKey, IkeCryptoError> {
+        if key.len() != encr.key_len() {
+            return Err(IkeCryptoError::BadKeyLength {
+                what: "encryption",
+                need: encr.key_len(),
+                have: key.len(),
+            });
+        }
+        let setup = IkeCryptoError::Internal("CBC key setup");
+        Ok(match encr {
+            Encr::AesCbc { key_bits } => {
+                let alg = if key_bits == 128 {
+                    &cipher::AES_128
+                } else {
+                    &cipher::AES_256
+                };
+                let unbound = || UnboundCipherKey::new(alg, key).map_err(|_| setup);
+                CbcKey::Aes {
+                    enc: EncryptingKey::cbc(unbound()?).map_err(|_| setup)?,
+                    dec: DecryptingKey::cbc(unbound()?).map_err(|_| setup)?,
+                }
+            }
+            Encr::TripleDesCbc => CbcKey::TripleDes(des::TdesEde3::new_from_slice(key).map_err(|_| setup)?),
+            Encr::DesCbc => CbcKey::Des(des::Des::new_from_slice(key).map_err(|_| setup)?),
+            Encr::AesGcm16 { .. } | Encr::ChaCha20Poly1305 => {
+                return Err(IkeCryptoError::Unsupported {
+                    transform: "ENCR (an AEAD cipher is not a CBC cipher)",
+                    id: encr.transform_id(),
+                })
+            }
+        })
+    }
+
+    pub(crate) fn block_len(&self) -> usize {
+        match self {
+            CbcKey::Aes { .. } => AES_BLOCK,
+            CbcKey::TripleDes(_) | CbcKey::Des(_) => DES_BLOCK,
+        }
+    }
+
+    fn check(&self, iv: &[u8], data: &[u8]) -> Result<(), IkeCryptoError> {
+        if iv.len() != self.block_len() {
+            return Err(IkeCryptoError::Internal("CBC IV length is not the block length"));
+        }
+        if !data.len().is_multiple_of(self.block_len()) {
+            return Err(IkeCryptoError::Malformed("ciphertext is not a whole number of blocks"));
+        }
+        Ok(())
+    }
+
+    /// CBC-encrypt whole blocks in place.
+    pub(crate) fn encrypt(&self, iv: &[u8], data: &mut [u8]) -> Result<(), IkeCryptoError> {
+        self.check(iv, data)?;
+        if data.is_empty() {
+            return Ok(());
+        }
+        let fail = IkeCryptoError::Internal("CBC encrypt");
+        let n = data.len();
+        match self {
+            CbcKey::Aes { enc, .. } => {
+                let iv: [u8; AES_BLOCK] = iv.try_into().map_err(|_| fail)?;
+                enc.less_safe_encrypt(data, EncryptionContext::Iv128(FixedLength::from(iv)))
+                    .map_err(|_| fail)?;
+            }
+            CbcKey::TripleDes(k) => {
+                cbc::Encryptor::<des::TdesEde3>::inner_iv_slice_init(k.clone(), iv)
+                    .map_err(|_| fail)?
+                    .encrypt_padded_mut::<NoPadding>(data, n)
+                    .map_err(|_| fail)?;
+            }
+            CbcKey::Des(k) => {
+                cbc::Encryptor::<des::Des>::inner_iv_slice_init(k.clone(), iv)
+                    .map_err(|_| fail)?
+                    .encrypt_padded_mut::<NoPadding>(data, n)
+                    .map_err(|_| fail)?;
+            }
+        }
+        Ok(())
+    }
+
+    /// CBC-decrypt whole blocks in place.
+    pub(crate) fn decrypt(&self, iv: &[u8], data: &mut [u8]) -> Result<(), IkeCryptoError> {
+        self.check(iv, data)?;
+        if data.is_empty() {
+            return Ok(());
+        }
+        let fail = IkeCryptoError::Internal("CBC decrypt");
+        match self {
+            CbcKey::Aes { dec, .. } => {
+                let iv: [u8; AES_BLOCK] = iv.try_into().map_err(|_| fail)?;
+                dec.decrypt(data, DecryptionContext::Iv128(FixedLength::from(iv)))
+                    .map_err(|_| fail)?;
+            }
+            CbcKey::TripleDes(k) => {
+                cbc::Decryptor::<des::TdesEde3>::inner_iv_slice_init(k.clone(), iv)
+                    .map_err(|_| fail)?
+                    .decrypt_padded_mut::<NoPadding>(data)
+                    .map_err(|_| fail)?;
+            }
+            CbcKey::Des(k) => {
+                cbc::Decryptor::<des::Des>::inner_iv_slice_init(k.clone(), iv)
+                    .map_err(|_| fail)?
+                    .decrypt_padded_mut::<NoPadding>(data)
+                    .map_err(|_| fail)?;
+            }
+        }
+        Ok(())
     }
 }
 
@@ -156,9 +335,8 @@ enum Imp {
         salt: [u8; AEAD_SALT_LEN],
     },
     Cbc {
-        enc: EncryptingKey,
-        dec: DecryptingKey,
-        mac: hmac::Key,
+        cbc: CbcKey,
+        mac: MacKey,
         integ: Integ,
     },
 }
@@ -181,7 +359,7 @@ impl fmt::Debug for SkCipher {
 }
 
 impl SkCipher {
-    /// Key one direction. AES-CBC needs an integrity algorithm and its key;
+    /// Key one direction. CBC ciphers need an integrity algorithm and its key;
     /// AEAD ciphers take neither (RFC 5282 §8: no integrity transform).
     pub fn new(
         encr: Encr,
@@ -222,21 +400,14 @@ impl SkCipher {
                     salt: s,
                 }
             }
-            (Encr::AesCbc { key_bits }, Some(integ)) => {
-                let alg = if key_bits == 128 {
-                    &cipher::AES_128
-                } else {
-                    &cipher::AES_256
-                };
-                let unbound = || UnboundCipherKey::new(alg, k).map_err(|_| IkeCryptoError::Internal("AES key setup"));
-                let enc = EncryptingKey::cbc(unbound()?).map_err(|_| IkeCryptoError::Internal("AES-CBC setup"))?;
-                let dec = DecryptingKey::cbc(unbound()?).map_err(|_| IkeCryptoError::Internal("AES-CBC setup"))?;
-                let mac = hmac::Key::new(integ.hmac(), auth_key.map_or(&[][..], SecretBytes::expose));
-                Imp::Cbc { enc, dec, mac, integ }
-            }
-            (Encr::AesCbc { .. }, None) => {
+            (Encr::AesCbc { .. } | Encr::TripleDesCbc | Encr::DesCbc, Some(integ)) => Imp::Cbc {
+                cbc: CbcKey::new(encr, k)?,
+                mac: integ.mac_key(auth_key.map_or(&[][..], SecretBytes::expose)),
+                integ,
+            },
+            (Encr::AesCbc { .. } | Encr::TripleDesCbc | Encr::DesCbc, None) => {
                 return Err(IkeCryptoError::BadKeyLength {
-                    what: "integrity (AES-CBC needs an integrity algorithm)",
+                    what: "integrity (a CBC cipher needs an integrity algorithm)",
                     need: 1,
                     have: 0,
                 })
@@ -311,10 +482,8 @@ impl SkCipher {
                     .map_err(|_| IkeCryptoError::Internal("AEAD seal"))?;
                 icv.copy_from_slice(tag.as_ref());
             }
-            Imp::Cbc { enc, mac, integ, .. } => {
-                let iv_arr: [u8; AES_BLOCK] = (&*iv).try_into().map_err(|_| IkeCryptoError::Internal("IV length"))?;
-                enc.less_safe_encrypt(ct, EncryptionContext::Iv128(FixedLength::from(iv_arr)))
-                    .map_err(|_| IkeCryptoError::Internal("AES-CBC encrypt"))?;
+            Imp::Cbc { cbc, mac, integ } => {
+                cbc.encrypt(iv, ct)?;
                 icv.copy_from_slice(&integ.compute_with(mac, &[aad_prefix, iv, ct]));
             }
         }
@@ -343,11 +512,9 @@ impl SkCipher {
                 key.open_in_place_separate_tag(nonce(salt, iv)?, Aad::from(aad_prefix), icv, &mut plain)
                     .map_err(|_| IkeCryptoError::IntegrityCheckFailed)?;
             }
-            Imp::Cbc { dec, mac, integ, .. } => {
+            Imp::Cbc { cbc, mac, integ } => {
                 integ.verify_with(mac, &[aad_prefix, iv, ct], icv)?;
-                let iv_arr: [u8; AES_BLOCK] = iv.try_into().map_err(|_| IkeCryptoError::Internal("IV length"))?;
-                dec.decrypt(&mut plain, DecryptionContext::Iv128(FixedLength::from(iv_arr)))
-                    .map_err(|_| IkeCryptoError::Internal("AES-CBC decrypt"))?;
+                cbc.decrypt(iv, &mut plain)?;
             }
         }
         let pad_len = usize::from(plain[plain.len() - 1]);
@@ -529,7 +696,27 @@ mod tests {
         );
         assert!(Encr::from_transform(12, None).is_err());
         assert!(Encr::from_transform(28, Some(256)).is_err());
-        assert!(Encr::from_transform(3, None).is_err());
+        assert_eq!(Encr::from_transform(3, None), Ok(Encr::TripleDesCbc));
+        assert!(
+            Encr::from_transform(3, Some(192)).is_err(),
+            "fixed key length: no attribute"
+        );
+        assert_eq!(Encr::from_transform(2, None), Ok(Encr::DesCbc));
+        assert!(Encr::from_transform(1, None).is_err()); // ENCR_DES_IV64
+        let tdes = Encr::TripleDesCbc;
+        assert_eq!((tdes.key_len(), tdes.iv_len(), tdes.block_len()), (24, 8, 8));
+        assert_eq!(
+            (tdes.name(), tdes.keyword(), tdes.strongswan_name()),
+            ("ENCR_3DES".into(), "3des", "3DES_CBC".into())
+        );
+        assert_eq!((Encr::DesCbc.key_len(), Encr::DesCbc.keyword()), (8, "des"));
+        let insecure: Vec<Encr> = Encr::ALL.into_iter().filter(|e| e.is_insecure()).collect();
+        assert_eq!(insecure, [Encr::DesCbc]);
+        assert!(!tdes.is_aead());
+        assert!(matches!(
+            SkCipher::new(tdes, Some(Integ::HmacMd5_96), &key(16, 0), Some(&key(16, 0))),
+            Err(IkeCryptoError::BadKeyLength { need: 24, have: 16, .. })
+        ));
         for e in Encr::ALL {
             assert_eq!(Encr::from_transform(e.transform_id(), e.key_length_attribute()), Ok(e));
         }
@@ -554,6 +741,12 @@ mod tests {
     /// e = Cipher(algorithms.AES(k), modes.CBC(iv)).encryptor()
     /// ct = iv + e.update(p) + e.finalize()
     /// cbc = ct + hmac.new(a, pre + ct, hashlib.sha256).digest()[:16]
+    /// from cryptography.hazmat.decrepit.ciphers.algorithms import TripleDES
+    /// k = bytes(range(24)); a = bytes(range(0x80, 0x90)); iv = bytes(range(8))
+    /// p = pt + bytes(4) + b"\x04"
+    /// e = Cipher(TripleDES(k), modes.CBC(iv)).encryptor()
+    /// ct = iv + e.update(p) + e.finalize()
+    /// tdes = ct + hmac.new(a, pre + ct, hashlib.md5).digest()[:12]
     /// ```
     #[test]
     fn known_answers_against_python_cryptography() {
@@ -573,6 +766,11 @@ mod tests {
                 Encr::AesCbc { key_bits: 128 },
                 Some(Integ::HmacSha256_128),
                 "000102030405060708090a0b0c0d0e0fae6ec700b0cf4d6f94b626342ffffe236d1ac2d2afc021a04cb0e1294a2c02728e30409a52c9793bd4f34be37fe4afc6",
+            ),
+            (
+                Encr::TripleDesCbc,
+                Some(Integ::HmacMd5_96),
+                "0001020304050607dd68b1d33fc9cd9e0cdc2f0ce92ee14227ea12cf4790c5930bd2243e7766ac868875441a",
             ),
         ];
         for (e, i, want) in cases {

@@ -1,6 +1,11 @@
 //! Pseudorandom functions and prf+ (RFC 7296 §2.13).
+//!
+//! HMAC-SHA-1/SHA-2 come from aws-lc-rs; HMAC-MD5 (RFC 2104 over RFC 1321),
+//! which aws-lc-rs does not offer and only IKEv1 peers still use, from
+//! RustCrypto's `hmac` + `md-5`.
 
-use aws_lc_rs::hmac;
+use ::hmac::Mac as _;
+use aws_lc_rs::hmac as aws_hmac;
 use core::fmt;
 use zeroize::Zeroizing;
 
@@ -13,6 +18,9 @@ use crate::SecretBytes;
 /// relies on (RFC 7296 §2.14, "Ni | Nr" as the key).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum Prf {
+    /// PRF_HMAC_MD5 (1), RFC 2104. Insecure (RFC 8247 §2.3: MUST NOT);
+    /// for IKEv1 peers behind `allow_insecure` only.
+    HmacMd5,
     /// PRF_HMAC_SHA1 (2), RFC 2104.
     HmacSha1,
     /// PRF_HMAC_SHA2_256 (5), RFC 4868.
@@ -24,10 +32,17 @@ pub enum Prf {
 }
 
 impl Prf {
-    pub const ALL: [Prf; 4] = [Prf::HmacSha1, Prf::HmacSha256, Prf::HmacSha384, Prf::HmacSha512];
+    pub const ALL: [Prf; 5] = [
+        Prf::HmacMd5,
+        Prf::HmacSha1,
+        Prf::HmacSha256,
+        Prf::HmacSha384,
+        Prf::HmacSha512,
+    ];
 
     pub fn transform_id(self) -> u16 {
         match self {
+            Prf::HmacMd5 => 1,
             Prf::HmacSha1 => 2,
             Prf::HmacSha256 => 5,
             Prf::HmacSha384 => 6,
@@ -42,6 +57,7 @@ impl Prf {
     /// IANA name, as logs print it.
     pub fn name(self) -> &'static str {
         match self {
+            Prf::HmacMd5 => "PRF_HMAC_MD5",
             Prf::HmacSha1 => "PRF_HMAC_SHA1",
             Prf::HmacSha256 => "PRF_HMAC_SHA2_256",
             Prf::HmacSha384 => "PRF_HMAC_SHA2_384",
@@ -52,6 +68,7 @@ impl Prf {
     /// strongSwan's proposal keyword.
     pub fn keyword(self) -> &'static str {
         match self {
+            Prf::HmacMd5 => "prfmd5",
             Prf::HmacSha1 => "prfsha1",
             Prf::HmacSha256 => "prfsha256",
             Prf::HmacSha384 => "prfsha384",
@@ -59,9 +76,15 @@ impl Prf {
         }
     }
 
+    /// True for PRFs refused without `allow_insecure`: HMAC-MD5.
+    pub fn is_insecure(self) -> bool {
+        matches!(self, Prf::HmacMd5)
+    }
+
     /// Output length in bytes.
     pub fn output_len(self) -> usize {
         match self {
+            Prf::HmacMd5 => 16,
             Prf::HmacSha1 => 20,
             Prf::HmacSha256 => 32,
             Prf::HmacSha384 => 48,
@@ -76,13 +99,21 @@ impl Prf {
         self.output_len()
     }
 
-    fn hmac(self) -> hmac::Algorithm {
-        match self {
-            Prf::HmacSha1 => hmac::HMAC_SHA1_FOR_LEGACY_USE_ONLY,
-            Prf::HmacSha256 => hmac::HMAC_SHA256,
-            Prf::HmacSha384 => hmac::HMAC_SHA384,
-            Prf::HmacSha512 => hmac::HMAC_SHA512,
-        }
+    /// This PRF keyed with `key` (taken whole, RFC 2104 §2), reusable for
+    /// several messages.
+    pub(crate) fn key(self, key: &[u8]) -> MacKey {
+        let alg = match self {
+            Prf::HmacMd5 => {
+                // HMAC accepts keys of any length: this cannot fail.
+                let k = ::hmac::Hmac::<md5::Md5>::new_from_slice(key).unwrap_or_else(|_| unreachable!());
+                return MacKey::Md5(k);
+            }
+            Prf::HmacSha1 => aws_hmac::HMAC_SHA1_FOR_LEGACY_USE_ONLY,
+            Prf::HmacSha256 => aws_hmac::HMAC_SHA256,
+            Prf::HmacSha384 => aws_hmac::HMAC_SHA384,
+            Prf::HmacSha512 => aws_hmac::HMAC_SHA512,
+        };
+        MacKey::Aws(aws_hmac::Key::new(alg, key))
     }
 
     /// `prf(key, data)`. The output is often secret (SKEYSEED, the PSK pad):
@@ -94,12 +125,7 @@ impl Prf {
     /// `prf(key, data[0] | data[1] | ...)` without building the
     /// concatenation (which may hold secrets).
     pub fn prf_parts(self, key: &[u8], data: &[&[u8]]) -> Vec<u8> {
-        let k = hmac::Key::new(self.hmac(), key);
-        let mut ctx = hmac::Context::with_key(&k);
-        for d in data {
-            ctx.update(d);
-        }
-        ctx.sign().as_ref().to_vec()
+        self.key(key).sign(data)
     }
 
     /// `prf+(K, S)` truncated to `len` bytes (RFC 7296 §2.13):
@@ -123,25 +149,63 @@ impl Prf {
         if len > max {
             return Err(IkeCryptoError::PrfPlusTooLong { requested: len, max });
         }
-        let k = hmac::Key::new(self.hmac(), key);
+        let k = self.key(key);
         let mut out = Zeroizing::new(Vec::with_capacity(len + self.output_len()));
         let mut prev = Zeroizing::new(Vec::new());
         let mut n: u8 = 1;
         while out.len() < len {
-            let mut ctx = hmac::Context::with_key(&k);
-            ctx.update(&prev);
-            for s in seed {
-                ctx.update(s);
-            }
-            ctx.update(&[n]);
-            let t = ctx.sign();
+            let mut parts: Vec<&[u8]> = Vec::with_capacity(seed.len() + 2);
+            parts.push(&prev);
+            parts.extend_from_slice(seed);
+            let counter = [n];
+            parts.push(&counter);
+            let t = Zeroizing::new(k.sign(&parts));
             prev.clear();
-            prev.extend_from_slice(t.as_ref());
-            out.extend_from_slice(t.as_ref());
+            prev.extend_from_slice(&t);
+            out.extend_from_slice(&t);
             n = n.wrapping_add(1);
         }
         out.truncate(len);
         Ok(SecretBytes::new(core::mem::take(&mut *out)))
+    }
+}
+
+/// A keyed HMAC of one of the hashes IKE uses: aws-lc-rs for SHA-1/SHA-2,
+/// RustCrypto for MD5. RustCrypto's HMAC state holds the key only hashed
+/// into the inner and outer pads and is not zeroized on drop (the crate
+/// has no `zeroize` feature); aws-lc-rs clears its own.
+#[derive(Clone)]
+#[allow(clippy::large_enum_variant)] // short-lived or one per SA direction
+pub(crate) enum MacKey {
+    Aws(aws_hmac::Key),
+    Md5(::hmac::Hmac<md5::Md5>),
+}
+
+impl MacKey {
+    /// The full (untruncated) HMAC over `data[0] | data[1] | ...`.
+    pub(crate) fn sign(&self, data: &[&[u8]]) -> Vec<u8> {
+        match self {
+            MacKey::Aws(k) => {
+                let mut ctx = aws_hmac::Context::with_key(k);
+                for d in data {
+                    ctx.update(d);
+                }
+                ctx.sign().as_ref().to_vec()
+            }
+            MacKey::Md5(k) => {
+                let mut m = k.clone();
+                for d in data {
+                    m.update(d);
+                }
+                m.finalize().into_bytes().to_vec()
+            }
+        }
+    }
+}
+
+impl fmt::Debug for MacKey {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("MacKey(<redacted>)")
     }
 }
 
@@ -156,15 +220,18 @@ mod tests {
     use super::*;
     use crate::ike::testutil::h;
 
-    /// RFC 2202 §3 (HMAC-SHA1) and RFC 4231 §4 (HMAC-SHA2) test cases 1, 2
-    /// and 6 (key longer than the hash block: hashed first).
+    /// RFC 2202 §2 (HMAC-MD5), §3 (HMAC-SHA1) and RFC 4231 §4 (HMAC-SHA2)
+    /// test cases 1, 2 and 6 (key longer than the hash block: hashed first).
     #[test]
     fn rfc2202_rfc4231_vectors() {
-        let cases: [(&[u8], &[u8], [&str; 4]); 3] = [
+        let cases: [(&[u8], &[u8], [&str; 5]); 3] = [
             (
                 &[0x0b; 20],
                 b"Hi There",
                 [
+                    // RFC 2202 case 1 uses a 16-byte key for MD5; this is for
+                    // 20 bytes (python3 hmac).
+                    "5ccec34ea9656392457fa1ac27f08fbc",
                     "b617318655057264e28bc0b6fb378c8ef146be00",
                     "b0344c61d8db38535ca8afceaf0bf12b881dc200c9833da726e9376c2e32cff7",
                     "afd03944d84895626b0825f4ab46907f15f9dadbe4101ec682aa034c7cebc59c\
@@ -177,6 +244,7 @@ mod tests {
                 b"Jefe",
                 b"what do ya want for nothing?",
                 [
+                    "750c783e6ab0b503eaa86e310a5db738", // RFC 2202 §2 case 2
                     "effcdf6ae5eb2fa2d27416d5f184df9c259a7c79",
                     "5bdcc146bf60754e6a042426089575c75a003f089d2739839dec58b964ec3843",
                     "af45d2e376484031617f78d2b58a6b1b9c7ef464f5a01b47e42ec3736322445e\
@@ -189,8 +257,9 @@ mod tests {
                 &[0xaa; 131],
                 b"Test Using Larger Than Block-Size Key - Hash Key First",
                 [
-                    // RFC 2202 case 6 uses an 80-byte key; this value is for 131
-                    // bytes (python3 hmac), the RFC 4231 case 6 key.
+                    // RFC 2202 case 6 uses an 80-byte key; these values are for
+                    // 131 bytes (python3 hmac), the RFC 4231 case 6 key.
+                    "bfecaf4efff90a3a668f3922fec3762d",
                     "90d0dace1c1bdc957339307803160335bde6df2b",
                     "60e431591ee0b67f0d8a26aacbf5b77f8e0bc6213728c5140546040f0ee37f54",
                     "4ece084485813e9088d2c63a041bc5b44f9ef1012a2b588f3cd11f05033ac4c6\
@@ -241,6 +310,19 @@ mod tests {
         assert_eq!(short.expose(), &want[..33]);
     }
 
+    /// RFC 2202 §2 case 1 exactly (16-byte key), through prf+ for MD5 too.
+    #[test]
+    fn hmac_md5_rfc2202_case1_and_prf_plus() {
+        assert_eq!(
+            Prf::HmacMd5.prf(&[0x0b; 16], b"Hi There"),
+            h("9294727a3638bb1c13f48ef8158bfc9d")
+        );
+        let t1 = Prf::HmacMd5.prf(b"key", b"seed\x01");
+        let t2 = Prf::HmacMd5.prf_parts(b"key", &[&t1, b"seed", &[2]]);
+        let got = Prf::HmacMd5.prf_plus(b"key", b"seed", 20).unwrap();
+        assert_eq!(got.expose(), &[t1, t2[..4].to_vec()].concat()[..]);
+    }
+
     #[test]
     fn prf_plus_stops_at_255_blocks() {
         for prf in Prf::ALL {
@@ -262,6 +344,13 @@ mod tests {
             assert_eq!(Prf::from_transform_id(p.transform_id()), Some(p));
         }
         assert_eq!(Prf::from_transform_id(4), None); // PRF_AES128_XCBC: not implemented
+        assert_eq!(Prf::from_transform_id(1), Some(Prf::HmacMd5));
+        assert_eq!(
+            (Prf::HmacMd5.name(), Prf::HmacMd5.keyword()),
+            ("PRF_HMAC_MD5", "prfmd5")
+        );
+        let insecure: Vec<Prf> = Prf::ALL.into_iter().filter(|p| p.is_insecure()).collect();
+        assert_eq!(insecure, [Prf::HmacMd5]);
         assert_eq!(Prf::HmacSha256.to_string(), "PRF_HMAC_SHA2_256");
     }
 }

@@ -8,6 +8,7 @@
 //! aes128-aes256-sha256-sha1-modp2048-ecp256     several per transform type
 //! aes128gcm16, aes128-sha1, aes128gcm16-x25519  ESP (x25519 = PFS group)
 //! aes128-sha256-esn                             ESP with extended sequence numbers
+//! 3des-sha1-modp1024, des-md5-modp768           IKEv1 legacy (des, md5, modp768: is_insecure)
 //! ```
 //!
 //! A proposal holds, per transform type, the transforms in preference order
@@ -173,14 +174,21 @@ fn token(word: &str) -> Result<Token, String> {
         "aes128gcm16" | "aes128gcm128" => Encr(super::Encr::AesGcm16 { key_bits: 128 }),
         "aes256gcm16" | "aes256gcm128" => Encr(super::Encr::AesGcm16 { key_bits: 256 }),
         "chacha20poly1305" => Encr(super::Encr::ChaCha20Poly1305),
+        "3des" => Encr(super::Encr::TripleDesCbc),
+        "des" => Encr(super::Encr::DesCbc),
+        "md5" | "md5_96" => Integ(super::Integ::HmacMd5_96),
         "sha" | "sha1" => Integ(super::Integ::HmacSha1_96),
         "sha256" | "sha2_256" => Integ(super::Integ::HmacSha256_128),
         "sha384" | "sha2_384" => Integ(super::Integ::HmacSha384_192),
         "sha512" | "sha2_512" => Integ(super::Integ::HmacSha512_256),
+        "prfmd5" => Prf(super::Prf::HmacMd5),
         "prfsha1" => Prf(super::Prf::HmacSha1),
         "prfsha256" => Prf(super::Prf::HmacSha256),
         "prfsha384" => Prf(super::Prf::HmacSha384),
         "prfsha512" => Prf(super::Prf::HmacSha512),
+        "modp768" => Dh(DhGroup::Modp768),
+        "modp1024" => Dh(DhGroup::Modp1024),
+        "modp1536" => Dh(DhGroup::Modp1536),
         "modp2048" => Dh(DhGroup::Modp2048),
         "modp3072" => Dh(DhGroup::Modp3072),
         "modp4096" => Dh(DhGroup::Modp4096),
@@ -191,11 +199,9 @@ fn token(word: &str) -> Result<Token, String> {
         "esn" => Esn(super::Esn::Yes),
         "noesn" => Esn(super::Esn::No),
         // Known to strongSwan, deliberately not implemented here.
-        "3des" | "des" | "aes192" | "aes192gcm16" | "aes128gcm8" | "aes128gcm12" | "aes256gcm8" | "aes256gcm12"
-        | "aes128ctr" | "aes256ctr" | "null" | "md5" | "aesxcbc" | "prfmd5" | "prfaesxcbc" | "modp768" | "modp1024"
-        | "modp1536" | "modp6144" | "modp8192" | "ecp192" | "ecp224" | "curve448" | "x448" => {
-            return Err(format!("algorithm '{word}' is not supported"))
-        }
+        "aes192" | "aes192gcm16" | "aes128gcm8" | "aes128gcm12" | "aes256gcm8" | "aes256gcm12" | "aes128ctr"
+        | "aes256ctr" | "null" | "aesxcbc" | "prfaesxcbc" | "modp6144" | "modp8192" | "ecp192" | "ecp224"
+        | "curve448" | "x448" => return Err(format!("algorithm '{word}' is not supported")),
         _ => return Err(format!("unknown algorithm '{word}'")),
     })
 }
@@ -255,6 +261,7 @@ fn parse_one(s: &str) -> Result<Parsed, String> {
 /// proposal names none.
 fn prf_for(integ: Integ) -> Prf {
     match integ {
+        Integ::HmacMd5_96 => Prf::HmacMd5,
         Integ::HmacSha1_96 => Prf::HmacSha1,
         Integ::HmacSha256_128 => Prf::HmacSha256,
         Integ::HmacSha384_192 => Prf::HmacSha384,
@@ -323,6 +330,15 @@ impl IkeProposal {
             proposal: s.trim().to_string(),
             reason,
         })
+    }
+
+    /// True if any transform is insecure (DES, MD5, MODP_768): configuration
+    /// refuses such a proposal unless `allow_insecure` is set.
+    pub fn is_insecure(&self) -> bool {
+        self.encr.iter().any(|e| e.is_insecure())
+            || self.integ.iter().any(|i| i.is_insecure())
+            || self.prf.iter().any(|p| p.is_insecure())
+            || self.dh.iter().any(|d| d.is_insecure())
     }
 
     /// strongSwan keywords, the PRF always explicit, e.g.
@@ -411,6 +427,13 @@ impl ChildProposal {
             proposal: s.trim().to_string(),
             reason,
         })
+    }
+
+    /// True if any transform is insecure (DES, MD5, MODP_768).
+    pub fn is_insecure(&self) -> bool {
+        self.encr.iter().any(|e| e.is_insecure())
+            || self.integ.iter().any(|i| i.is_insecure())
+            || self.dh.iter().any(|d| d.is_insecure())
     }
 
     /// strongSwan keywords; ESN printed only when not the default `noesn`.
@@ -549,6 +572,82 @@ mod tests {
         assert_eq!(p.prf, [Prf::HmacSha512]);
     }
 
+    /// The IKEv1 proposals people still write, and which of them need
+    /// `allow_insecure`.
+    #[test]
+    fn legacy_ikev1_proposals() {
+        let p = IkeProposal::parse("3des-sha1-modp1024").unwrap();
+        assert_eq!(
+            p,
+            IkeProposal {
+                encr: vec![Encr::TripleDesCbc],
+                integ: vec![Integ::HmacSha1_96],
+                prf: vec![Prf::HmacSha1],
+                dh: vec![DhGroup::Modp1024],
+            }
+        );
+        assert!(!p.is_insecure(), "3DES and MODP_1024 are weak, not refused");
+        assert_eq!(p.name(), "3des-sha1-prfsha1-modp1024");
+        let p = IkeProposal::parse("aes256-sha1-modp1024").unwrap();
+        assert_eq!(
+            (p.encr[0], p.integ[0], p.prf[0], p.dh[0]),
+            (
+                Encr::AesCbc { key_bits: 256 },
+                Integ::HmacSha1_96,
+                Prf::HmacSha1,
+                DhGroup::Modp1024
+            )
+        );
+        let p = IkeProposal::parse("aes128-sha256-modp2048").unwrap();
+        assert!(!p.is_insecure());
+        let p = IkeProposal::parse("des-md5-modp768").unwrap();
+        assert_eq!(
+            p,
+            IkeProposal {
+                encr: vec![Encr::DesCbc],
+                integ: vec![Integ::HmacMd5_96],
+                prf: vec![Prf::HmacMd5],
+                dh: vec![DhGroup::Modp768],
+            }
+        );
+        assert!(p.is_insecure());
+        assert_eq!(IkeProposal::parse(&p.name()).unwrap(), p);
+        // Each insecure transform alone is enough.
+        for s in [
+            "des-sha1-modp2048",
+            "aes128-md5-modp2048",
+            "aes128-sha1-modp768",
+            "aes128-sha1-prfmd5-modp2048",
+        ] {
+            assert!(IkeProposal::parse(s).unwrap().is_insecure(), "{s}");
+        }
+        assert_eq!(
+            IkeProposal::parse("aes128-sha1-modp1536").unwrap().dh,
+            [DhGroup::Modp1536]
+        );
+        let list = parse_ike_proposals("aes128-sha256-modp2048,3des-sha1-modp1024").unwrap();
+        assert!(!list.iter().any(IkeProposal::is_insecure));
+        // ESP: 3des-md5 parses; the ESP data plane says whether it runs it.
+        let esp = ChildProposal::parse("3des-md5").unwrap();
+        assert_eq!((esp.encr[0], esp.integ[0]), (Encr::TripleDesCbc, Integ::HmacMd5_96));
+        assert!(
+            esp.is_insecure(),
+            "HMAC-MD5-96 needs allow_insecure (RFC 8221: MUST NOT)"
+        );
+        assert!(ChildProposal::parse("des-sha1").unwrap().is_insecure());
+        // Wire round trip: 3DES carries no Key Length attribute.
+        let t = IkeProposal::parse("3des-aes128-md5-sha1-modp1024-modp768").unwrap();
+        assert_eq!(
+            t.transforms()[0],
+            Transform {
+                ty: TransformType::Encr,
+                id: 3,
+                key_length: None
+            }
+        );
+        assert_eq!(IkeProposal::from_transforms(&t.transforms()), t);
+    }
+
     #[test]
     fn lists_and_roundtrip() {
         let list = parse_ike_proposals(
@@ -581,8 +680,9 @@ mod tests {
             ("aes128-modp2048", "integrity"),
             ("aes128gcm16-sha256-prfsha256-x25519", "AEAD"),
             ("aes128-aes128gcm16-sha256-modp2048", "combined"),
-            ("3des-sha1-modp2048", "not supported"),
-            ("aes128-sha256-modp1024", "not supported"),
+            ("aes192-sha1-modp2048", "not supported"),
+            ("aes128-sha256-modp8192", "not supported"),
+            ("aes128-aesxcbc-modp2048", "not supported"),
             ("aes128-sha256-bogus", "unknown"),
             ("aes128--sha256-modp2048", "empty"),
             ("sha256-modp2048", "encryption"),
@@ -594,8 +694,8 @@ mod tests {
         assert!(parse_ike_proposals("aes128gcm16-prfsha256-x25519,").is_err());
         assert!(parse_esp_proposals("aes128gcm16-prfsha256").is_err());
         assert!(parse_esp_proposals("aes128").is_err());
-        let e = parse_ike_proposals("aes128gcm16-prfsha256-x25519, des").unwrap_err();
-        assert_eq!(e.proposal, "des");
+        let e = parse_ike_proposals("aes128gcm16-prfsha256-x25519, 3des").unwrap_err();
+        assert_eq!(e.proposal, "3des");
     }
 
     #[test]
@@ -615,7 +715,7 @@ mod tests {
         let mut with_unknown = t.clone();
         with_unknown.push(Transform {
             ty: TransformType::Ke,
-            id: 1, // MODP_768
+            id: 18, // MODP_8192: not implemented
             key_length: None,
         });
         assert_eq!(IkeProposal::from_transforms(&with_unknown), ours);

@@ -203,6 +203,42 @@ pub struct ChildSaInfo {
     /// [`Event::ChildSaActivate`] (the old SA's DELETE), so the initiator
     /// has its inbound SA before the first packet arrives on it.
     pub activate_outbound: bool,
+    /// IKEv1: which of the connection's selector pairs this SA serves (one
+    /// Quick Mode per pair); 0 for IKEv2, whose CHILD SA carries them all.
+    pub pair: usize,
+    /// IPComp negotiated with it (RFC 3173): our CPI and the peer's.
+    pub ipcomp: Option<(u16, u16)>,
+}
+
+/// An IKEv1 phase-1 SA's secrets (RFC 2409 §5), for key export: Wireshark's
+/// `ikev1_decryption_table` takes the initiator cookie and the encryption
+/// key; the key log gets all of it, with the first phase-1 IV.
+#[derive(Debug, Clone)]
+pub struct V1KeyInfo {
+    pub conn: String,
+    pub icookie: u64,
+    pub rcookie: u64,
+    pub initiator: bool,
+    pub suite: IkeSuite,
+    pub skeyid: SecretBytes,
+    pub skeyid_d: SecretBytes,
+    pub skeyid_a: SecretBytes,
+    pub skeyid_e: SecretBytes,
+    pub enc_key: SecretBytes,
+    pub iv: Vec<u8>,
+    pub local: SocketAddr,
+    pub remote: SocketAddr,
+}
+
+/// A suite in strongSwan's notation (`AES_CBC-128/HMAC_SHA2_256_128/PRF_HMAC_SHA2_256/MODP_2048`).
+pub fn suite_name(s: &IkeSuite) -> String {
+    IkeProposal {
+        encr: vec![s.encr],
+        integ: s.integ.into_iter().collect(),
+        prf: vec![s.prf],
+        dh: vec![s.dh],
+    }
+    .name()
 }
 
 /// An IKE SA's algorithms and secrets (RFC 7296 §2.14), for key export.
@@ -243,6 +279,8 @@ pub enum Event {
     /// The keys of an IKE SA were derived (after IKE_SA_INIT, or by an IKE
     /// SA rekey): for key export only, never for logging.
     IkeSaKeys(IkeKeyInfo),
+    /// The keys of an IKEv1 phase-1 SA (key export only).
+    Ikev1Keys(V1KeyInfo),
     ChildSaUp(ChildSaInfo),
     ChildSaDown {
         conn: String,
@@ -1543,6 +1581,8 @@ impl Engine {
             udp_encap: sa.nat,
             replaces: c.replaces,
             activate_outbound: c.activate,
+            pair: 0,
+            ipcomp: None,
         };
         let what = if c.replaces.is_some() {
             "CHILD_SA rekeyed"

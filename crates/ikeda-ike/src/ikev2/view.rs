@@ -38,6 +38,8 @@ impl IkeState {
 #[derive(Debug, Clone)]
 pub struct IkeSaView {
     pub conn: String,
+    /// 2, or 1 for an IKEv1 phase-1 SA (whose SPIs are the cookies).
+    pub version: u8,
     pub spi_i: u64,
     pub spi_r: u64,
     pub initiator: bool,
@@ -63,6 +65,8 @@ pub struct IkeSaView {
     pub last_heard: Millis,
     pub dpd_checking: bool,
     pub children: Vec<ChildSaView>,
+    /// IKEv1: the peer announced DPD (RFC 3706); IKEv2 always has liveness checks.
+    pub dpd_supported: bool,
 }
 
 /// One CHILD SA of an IKE SA (both directions).
@@ -81,6 +85,8 @@ pub struct ChildSaView {
     pub active: bool,
     /// Rekeyed: the new SA carries the traffic, this one waits for DELETE.
     pub rekeyed: bool,
+    /// IPComp CPIs (ours, the peer's), IKEv1 only.
+    pub ipcomp: Option<(u16, u16)>,
 }
 
 impl Engine {
@@ -99,6 +105,7 @@ impl Engine {
                 let c = &self.conns[s.conn];
                 IkeSaView {
                     conn: c.name.clone(),
+                    version: 2,
                     spi_i: s.spi_i,
                     spi_r: s.spi_r,
                     initiator: s.initiator,
@@ -132,8 +139,10 @@ impl Engine {
                             udp_encap: ch.udp_encap,
                             active: ch.active,
                             rekeyed: ch.rekeyed,
+                            ipcomp: None,
                         })
                         .collect(),
+                    dpd_supported: true,
                 }
             })
             .collect()

@@ -144,15 +144,21 @@ pub struct UpArgs {
     /// Do not ping across after bringing the lab up.
     #[arg(long)]
     pub no_ping: bool,
-    /// Negotiate the SAs with IKE (version 2) instead of manual keys.
-    #[arg(long, value_parser = clap::value_parser!(u8).range(2..=2))]
+    /// Negotiate the SAs with IKE instead of manual keys: version 2, or 1
+    /// (Main Mode and Quick Mode, a Quick Mode per selector pair).
+    #[arg(long, value_parser = clap::value_parser!(u8).range(1..=2))]
     pub ike: Option<u8>,
     /// With --ike: what runs on gw2 (gw1 always runs ikeda).
     #[arg(long, value_enum, default_value = "ikeda")]
     pub peer: Peer,
     /// IKE proposal (strongSwan syntax), with --ike or --gateways strongswan.
-    #[arg(long, default_value = "aes128gcm16-prfsha256-x25519")]
-    pub ike_proposal: String,
+    /// Default aes128gcm16-prfsha256-x25519, with --ike 1
+    /// aes128-sha256-modp2048 (IKEv1 phase 1 has no AEAD).
+    #[arg(long)]
+    pub ike_proposal: Option<String>,
+    /// With --ike 1: ask for IPComp (DEFLATE) on both gateways.
+    #[arg(long)]
+    pub compress: bool,
     /// With --ike: which gateway initiates.
     #[arg(long, value_enum, default_value = "gw1")]
     pub initiator: Initiator,
@@ -203,6 +209,17 @@ pub struct UpArgs {
 }
 
 impl UpArgs {
+    /// The IKE proposal in effect.
+    pub fn ike_proposal(&self) -> String {
+        self.ike_proposal.clone().unwrap_or_else(|| {
+            if self.ike == Some(1) {
+                "aes128-sha256-modp2048".into()
+            } else {
+                "aes128gcm16-prfsha256-x25519".into()
+            }
+        })
+    }
+
     /// Key export is on: `--export-keys`, or IKEDA_LAB_EXPORT_KEYS=1.
     pub fn export_keys(&self) -> bool {
         self.export_keys || std::env::var("IKEDA_LAB_EXPORT_KEYS").as_deref() == Ok("1")
@@ -666,6 +683,9 @@ pub fn ike_gateway_config(a: &UpArgs, i: usize, psk: &str) -> String {
             extra.push_str(&format!("{k} = \"{}s\"\n", secs * 2));
         }
     }
+    if a.ike == Some(1) && a.compress {
+        extra.push_str("compress = true\n");
+    }
     let mut daemon = String::new();
     if let Some(t) = a.retransmit_tries {
         daemon.push_str(&format!("retransmit_tries = {t}\n"));
@@ -674,9 +694,9 @@ pub fn ike_gateway_config(a: &UpArgs, i: usize, psk: &str) -> String {
         daemon.push_str(&format!("retransmit_timeout = \"{t}\"\n"));
     }
     format!(
-        "# gw{n} of lab '{name}' (written by `ikeda lab up --ike 2`; outer IPv{fam}{nat})\n\
+        "# gw{n} of lab '{name}' (written by `ikeda lab up --ike {v}`; outer IPv{fam}{nat})\n\
          [daemon]\ntun = \"ikeda0\"\nmtu = 1400\n{daemon}\n\
-         [[conn]]\nname = \"s2s\"\nlocal_addr = \"{l}\"\nremote_addr = \"{r}\"\n{ids}\
+         [[conn]]\nname = \"s2s\"\nversion = {v}\nlocal_addr = \"{l}\"\nremote_addr = \"{r}\"\n{ids}\
          ike = \"{ike}\"\nesp = \"{esp}\"\npsk = \"{psk}\"\nstart_action = \"{start}\"\n{extra}\
          local_ts = [\"{ln}\", \"{ln6}\"]\nremote_ts = [\"{rn}\", \"{rn6}\"]\n",
         n = i + 1,
@@ -684,7 +704,8 @@ pub fn ike_gateway_config(a: &UpArgs, i: usize, psk: &str) -> String {
         nat = if a.nat { ", gw1 behind a NAT" } else { "" },
         l = gw_local(a, i),
         r = gw_peer(a, i),
-        ike = a.ike_proposal,
+        ike = a.ike_proposal(),
+        v = a.ike.unwrap_or(2),
         esp = a.esp,
         ln = LAN_NET[i],
         ln6 = LAN_NET6[i],
@@ -914,7 +935,7 @@ fn bring_up(a: &UpArgs, dir: &Path, st: &mut LabState, capture: Option<&Path>) -
             }
             if a.ike.is_some() && !a.trap {
                 if a.peer == Peer::Strongswan && a.initiator == Initiator::Gw2 {
-                    strongswan::initiate(dir, "gw2")?;
+                    strongswan::initiate(dir, "gw2", a)?;
                 }
                 // The tunnel is up when gw1's data plane has its CHILD SA.
                 let stats = dir.join("gw1.stats.json");

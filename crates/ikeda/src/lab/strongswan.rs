@@ -21,7 +21,7 @@ use std::process::Command;
 use std::time::Duration;
 
 pub const CHARON: &str = "/usr/lib/ipsec/charon";
-const PLUGINS: &str = "random nonce openssl aes sha1 sha2 hmac gcm chapoly curve25519 gmp kdf kernel-libipsec kernel-netlink socket-default vici";
+const PLUGINS: &str = "random nonce openssl aes des md5 sha1 sha2 hmac gcm chapoly curve25519 gmp kdf kernel-libipsec kernel-netlink socket-default vici";
 
 fn gw_dir(dir: &Path, gw: &str) -> PathBuf {
     dir.join(format!("charon-{gw}"))
@@ -71,18 +71,34 @@ fn write_conf(dir: &Path, i: usize, a: &UpArgs, psk: &str) -> Result<(), String>
     )
     .map_err(|e| e.to_string())?;
     let esp = if a.esn { format!("{}-esn", a.esp) } else { a.esp.clone() };
-    let (ln, rn) = (
-        format!("{},{}", LAN_NET[i], LAN_NET6[i]),
-        format!("{},{}", LAN_NET[j], LAN_NET6[j]),
-    );
+    let v1 = a.ike == Some(1);
+    // IKEv1 negotiates one selector pair per Quick Mode: a child per family.
+    let child = |name: &str, l: &str, r: &str| {
+        format!(
+            "      {name} {{\n        mode = tunnel\n        local_ts = {l}\n        remote_ts = {r}\n        esp_proposals = {esp}\n        start_action = none\n{ipcomp}      }}\n",
+            ipcomp = if v1 && a.compress { "        ipcomp = yes\n" } else { "" },
+        )
+    };
+    let children = if v1 {
+        child("net", LAN_NET[i], LAN_NET[j]) + &child("net6", LAN_NET6[i], LAN_NET6[j])
+    } else {
+        child(
+            "net",
+            &format!("{},{}", LAN_NET[i], LAN_NET6[i]),
+            &format!("{},{}", LAN_NET[j], LAN_NET6[j]),
+        )
+    };
     write_secret(
         &d.join("swanctl/swanctl.conf"),
         &format!(
-            "connections {{\n  s2s {{\n    version = 2\n    local_addrs = {l}\n    remote_addrs = {r}\n    proposals = {ikep}\n\
+            "connections {{\n  s2s {{\n    version = {v}\n    local_addrs = {l}\n    remote_addrs = {r}\n    proposals = {ikep}\n{dpd}\
              \x20   local {{\n      auth = psk\n      id = {lid}\n    }}\n    remote {{\n      auth = psk\n      id = {rid}\n    }}\n\
-             \x20   children {{\n      net {{\n        mode = tunnel\n        local_ts = {ln}\n        remote_ts = {rn}\n        esp_proposals = {esp}\n        start_action = none\n      }}\n    }}\n  }}\n}}\n\
+             \x20   children {{\n{children}    }}\n  }}\n}}\n\
              secrets {{\n  ike-s2s {{\n    id-1 = {lid}\n    id-2 = {rid}\n    secret = \"{psk}\"\n  }}\n}}\n",
-            ikep = a.ike_proposal,
+            ikep = a.ike_proposal(),
+            v = if v1 { 1 } else { 2 },
+            // IKEv1 peers do DPD only when told to (RFC 3706 is optional).
+            dpd = if v1 { "    dpd_delay = 10s\n" } else { "" },
             // The addresses this gateway uses (its own, the one it reaches
             // the peer at) and the identities (each side's own address).
             l = gw_wan4(a, i),
@@ -146,20 +162,24 @@ pub fn start_one(name: &str, dir: &Path, i: usize, a: &UpArgs, psk: &str, st: &m
     Ok(())
 }
 
-/// `swanctl --initiate` on a gateway's charon.
-pub fn initiate(dir: &Path, gw: &str) -> Result<(), String> {
-    sh(swanctl(dir, gw).args([
-        "--initiate",
-        "--ike",
-        "s2s",
-        "--child",
-        "net",
-        "--timeout",
-        "15",
-        "--uri",
-        &vici_uri(dir, gw),
-    ]))
-    .map(|_| ())
+/// `swanctl --initiate` on a gateway's charon (IKEv1: both children, a
+/// Quick Mode each).
+pub fn initiate(dir: &Path, gw: &str, a: &UpArgs) -> Result<(), String> {
+    let children: &[&str] = if a.ike == Some(1) { &["net", "net6"] } else { &["net"] };
+    for child in children {
+        sh(swanctl(dir, gw).args([
+            "--initiate",
+            "--ike",
+            "s2s",
+            "--child",
+            child,
+            "--timeout",
+            "15",
+            "--uri",
+            &vici_uri(dir, gw),
+        ]))?;
+    }
+    Ok(())
 }
 
 /// Wait until a gateway's charon lists an installed CHILD_SA.
@@ -178,7 +198,7 @@ pub fn start_pair(name: &str, dir: &Path, a: &UpArgs, st: &mut LabState) -> Resu
     for i in 0..2 {
         start_one(name, dir, i, a, &psk, st)?;
     }
-    initiate(dir, "gw1")?;
+    initiate(dir, "gw1", a)?;
     for gw in ["gw1", "gw2"] {
         wait_installed(dir, gw)?;
     }

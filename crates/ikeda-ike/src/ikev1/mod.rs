@@ -1,0 +1,2492 @@
+//! The IKEv1 engine (RFC 2409): Main Mode and (opt-in) Aggressive Mode with
+//! pre-shared keys, Quick Mode with and without PFS, Informational
+//! exchanges (DELETE, INITIAL-CONTACT, notifications), dead peer detection
+//! (RFC 3706) and NAT traversal (RFC 3947).
+//!
+//! ```text
+//! Main Mode (RFC 2409 §5.4)              Aggressive Mode (§5.4)
+//! I  HDR, SA                      -->    I  HDR, SA, KE, Ni, IDii         -->
+//! R                          <--  HDR, SA   R   <-- HDR, SA, KE, Nr, IDir, HASH_R
+//! I  HDR, KE, Ni [, NAT-D, NAT-D] -->    I  HDR*, HASH_I                  -->
+//! R          <--  HDR, KE, Nr [, NAT-D, NAT-D]
+//! I  HDR*, IDii, HASH_I           -->
+//! R                  <--  HDR*, IDir, HASH_R
+//!
+//! Quick Mode (§5.5)
+//! I  HDR*, HASH(1), SA, Ni [, KE ] [, IDci, IDcr ]  -->
+//! R            <--  HDR*, HASH(2), SA, Nr [, KE ] [, IDci, IDcr ]
+//! I  HDR*, HASH(3)                                  -->
+//! ```
+//!
+//! The engine has the IKEv2 engine's shape (sans-IO: datagrams and time in;
+//! datagrams, timers and [`Event`]s out) and emits the same events, so the
+//! daemon installs, shows and exports IKEv1 SAs the way it does IKEv2 ones.
+//!
+//! IKEv1 differs in ways that shape this module:
+//! - IPsec SAs are not children of one ISAKMP SA: any phase-1 SA of the
+//!   connection may delete or rekey them, and a new phase-1 SA (our "rekey"
+//!   of phase 1 is a fresh Main Mode) leaves them in place. They live per
+//!   connection here ([`Child`]), not per phase-1 SA.
+//! - A Quick Mode negotiates one pair of selectors (IDci, IDcr), so a
+//!   connection with several selector pairs runs several Quick Modes under
+//!   one phase-1 SA, and each pair has its own SAs (`pair` in
+//!   [`ChildSaInfo`]).
+//! - There is no request/response flag or message counter: retransmissions
+//!   are recognised by their bytes, and each side resends its last message
+//!   of an exchange when the peer's previous one comes again.
+//! - CBC IVs chain across messages (RFC 2409 App. B): phase 1 from
+//!   hash(g^xi | g^xr), then the last ciphertext block of each message;
+//!   every Quick Mode and Informational exchange starts from
+//!   hash(last phase-1 block | M-ID).
+
+use crate::ikev2::{ChildSaInfo, ConnSpec, Event, Failure};
+use crate::retransmit::RetransmitPolicy;
+use crate::{Millis, Transmit};
+use ikeda_crypto::ike::{ChildSuite, DhGroup, Encr, IkeSuite, Integ, KeyExchange, Prf, Rng};
+use ikeda_crypto::ikev1::{self as c1, Cipher, Hash, Phase1Keys};
+use ikeda_crypto::SecretBytes;
+use ikeda_wire::ikev1::{
+    doi, id_type, ipsec_attr, notify, p1_attr, parse_payloads, payload_type as pt, protocol, summary, transform_id,
+    vendor_id, write_payload, write_payloads, Attribute, DeletePayload, ExchangeType, Header, IdPayload, Message,
+    NotifyPayload, ParsedPayload, Payload, Proposal, SaPayload, Transform, FLAG_COMMIT, FLAG_ENCRYPTION, HEADER_LEN,
+    ISAKMP_VERSION,
+};
+use ikeda_wire::ikev2::TsRange;
+use std::collections::VecDeque;
+use std::net::{IpAddr, SocketAddr};
+use std::time::Duration;
+
+mod quick;
+#[cfg(test)]
+mod tests;
+mod view;
+
+use crate::ikev2::{IKE_PORT, KEEPALIVE, NAT_KEEPALIVE, NAT_T_PORT};
+
+/// How long a responder keeps a phase-1 SA that did not complete.
+const HALF_OPEN: Duration = Duration::from_secs(30);
+/// The initiator of a Quick Mode rekey sends on the new SA this long after
+/// its HASH(3), so the responder has installed its inbound half (it does
+/// so on HASH(3)); the old SA keeps working meanwhile.
+const REKEY_ACTIVATE: Duration = Duration::from_millis(500);
+/// ... and deletes the old SA this long after, once packets sent on it
+/// have drained.
+const REKEY_DELETE: Duration = Duration::from_secs(3);
+/// Phase-1 lifetime when none is configured (strongSwan's and racoon's default).
+const DEFAULT_P1_LIFE: Duration = Duration::from_secs(28800);
+const DEFAULT_P2_LIFE: Duration = Duration::from_secs(3600);
+
+/// One IKEv1 connection: the IKEv2 engine's connection plus the choices
+/// only IKEv1 has.
+#[derive(Clone, Debug)]
+pub struct V1ConnSpec {
+    pub spec: ConnSpec,
+    /// Aggressive Mode instead of Main Mode: it sends the identity in the
+    /// clear and lets an observer test PSK guesses offline against HASH_R.
+    pub aggressive: bool,
+    /// Ask for IPComp (DEFLATE) with ESP in Quick Mode (RFC 3173).
+    pub compress: bool,
+}
+
+/// The algorithms of a phase-1 SA.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+struct P1Choice {
+    cipher: Cipher,
+    hash: Hash,
+    group: DhGroup,
+    encr: Encr,
+    prf: Prf,
+}
+
+impl P1Choice {
+    fn suite(&self) -> IkeSuite {
+        IkeSuite {
+            encr: self.encr,
+            integ: Some(integ_for(self.hash)),
+            prf: self.prf,
+            dh: self.group,
+        }
+    }
+}
+
+fn integ_for(h: Hash) -> Integ {
+    match h {
+        Hash::Md5 => Integ::HmacMd5_96,
+        Hash::Sha1 => Integ::HmacSha1_96,
+        Hash::Sha256 => Integ::HmacSha256_128,
+        Hash::Sha384 => Integ::HmacSha384_192,
+        Hash::Sha512 => Integ::HmacSha512_256,
+    }
+}
+
+fn prf_for(h: Hash) -> Prf {
+    match h {
+        Hash::Md5 => Prf::HmacMd5,
+        Hash::Sha1 => Prf::HmacSha1,
+        Hash::Sha256 => Prf::HmacSha256,
+        Hash::Sha384 => Prf::HmacSha384,
+        Hash::Sha512 => Prf::HmacSha512,
+    }
+}
+
+fn encr_for(c: Cipher) -> Encr {
+    match c {
+        Cipher::AesCbc { key_bits } => Encr::AesCbc { key_bits },
+        Cipher::TripleDesCbc => Encr::TripleDesCbc,
+        Cipher::DesCbc => Encr::DesCbc,
+    }
+}
+
+/// Where a phase-1 exchange stands; `I`/`R`: our role, the number: how many
+/// of our messages went out.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum P1State {
+    MmI1,
+    MmR1,
+    MmI2,
+    MmR2,
+    MmI3,
+    AmI1,
+    AmR1,
+    Established,
+}
+
+/// A message of ours that waits for an answer, resent on a timer.
+#[derive(Debug, Clone)]
+struct Outstanding {
+    data: Vec<u8>,
+    sent: u32,
+    next_at: Millis,
+    what: &'static str,
+}
+
+/// Dead peer detection state (RFC 3706).
+#[derive(Debug, Clone, Copy, Default)]
+struct Dpd {
+    /// The sequence number of the last R-U-THERE we sent.
+    seq: u32,
+    /// A liveness check is out: how many R-U-THERE so far, and when the next.
+    tries: u32,
+    next_at: Option<Millis>,
+}
+
+/// A phase-1 (ISAKMP) SA.
+struct P1 {
+    conn: usize,
+    icookie: u64,
+    rcookie: u64,
+    initiator: bool,
+    state: P1State,
+    local: SocketAddr,
+    remote: SocketAddr,
+    choice: Option<P1Choice>,
+    /// The initiator's SA payload body (SAi_b), as both HASHes take it.
+    sai_b: Vec<u8>,
+    kex: Option<KeyExchange>,
+    gxi: Vec<u8>,
+    gxr: Vec<u8>,
+    ni: Vec<u8>,
+    nr: Vec<u8>,
+    /// Aggressive Mode: the initiator's ID body (IDii_b), sent before keys.
+    idii_b: Vec<u8>,
+    keys: Option<Phase1Keys>,
+    /// The phase-1 CBC chain: the IV for the next phase-1 message; once
+    /// established, the last phase-1 block, the seed of every phase-2 IV.
+    iv: Vec<u8>,
+    peer_nat_t: bool,
+    peer_dpd: bool,
+    /// NAT between us: we are behind one / the peer is.
+    nat_local: bool,
+    nat_remote: bool,
+    out: Option<Outstanding>,
+    /// The last message accepted from the peer and our answer to it: a
+    /// retransmission of it gets the same answer again.
+    last_in: Vec<u8>,
+    last_reply: Vec<u8>,
+    established_at: Option<Millis>,
+    rekey_at: Option<Millis>,
+    expire_at: Option<Millis>,
+    last_heard: Millis,
+    dpd: Dpd,
+    keepalive_at: Option<Millis>,
+    /// Replaced by a newer phase-1 SA of the same connection.
+    superseded: bool,
+    qms: Vec<quick::Qm>,
+    created: Millis,
+}
+
+impl P1 {
+    fn hash(&self) -> Option<Hash> {
+        self.choice.map(|c| c.hash)
+    }
+}
+
+/// An IPsec SA pair of a connection (one selector pair).
+#[derive(Debug, Clone)]
+struct Child {
+    pair: usize,
+    spi_in: u32,
+    spi_out: u32,
+    /// IPComp CPIs (ours, the peer's), when negotiated.
+    ipcomp: Option<(u16, u16)>,
+    suite: ChildSuite,
+    local_ts: TsRange,
+    remote_ts: TsRange,
+    installed_at: Millis,
+    rekey_at: Option<Millis>,
+    expire_at: Option<Millis>,
+    udp_encap: bool,
+    active: bool,
+    /// A newer SA for the pair exists.
+    rekeyed: bool,
+    /// We initiated the rekey that made this SA: when to start sending on
+    /// it, and when to delete the SA it replaces (its inbound SPI).
+    activate_at: Option<Millis>,
+    delete_old: Option<(Millis, u32)>,
+}
+
+/// Counters of what the engine refused.
+#[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
+pub struct V1Stats {
+    pub malformed: u64,
+    pub unknown_cookie: u64,
+    pub decrypt_failed: u64,
+    pub hash_failed: u64,
+    pub retransmits_answered: u64,
+}
+
+pub struct Engine {
+    conns: Vec<V1ConnSpec>,
+    retired: Vec<bool>,
+    sas: Vec<Option<P1>>,
+    /// IPsec SAs per connection.
+    children: Vec<Vec<Child>>,
+    rng: Box<dyn Rng + Send>,
+    policy: RetransmitPolicy,
+    transmits: VecDeque<Transmit>,
+    events: VecDeque<Event>,
+    pub stats: V1Stats,
+}
+
+/// The selector pairs of a connection: every local × remote range of the
+/// same address family, in order (one Quick Mode each).
+pub fn pairs(spec: &ConnSpec) -> Vec<(TsRange, TsRange)> {
+    let mut out = Vec::new();
+    for l in &spec.local_ts {
+        for r in &spec.remote_ts {
+            if l.start_address.is_ipv4() == r.start_address.is_ipv4() {
+                out.push((*l, *r));
+            }
+        }
+    }
+    out
+}
+
+fn be_u32(b: &[u8]) -> Option<u32> {
+    Some(u32::from_be_bytes(b.try_into().ok()?))
+}
+
+fn first<'a>(p: &'a [ParsedPayload], kind: u8) -> Option<&'a Payload> {
+    p.iter().map(|x| &x.payload).find(|x| x.kind() == kind)
+}
+
+fn vids(p: &[ParsedPayload]) -> impl Iterator<Item = &[u8]> {
+    p.iter().filter_map(|x| match &x.payload {
+        Payload::VendorId(v) => Some(v.as_slice()),
+        _ => None,
+    })
+}
+
+fn plain(p: &[ParsedPayload]) -> Vec<Payload> {
+    p.iter().map(|x| x.payload.clone()).collect()
+}
+
+/// Encrypt a payload chain into a message (RFC 2409 §5.3 padding); returns
+/// the datagram and the last ciphertext block (the next IV).
+fn seal(cipher: Cipher, key: &[u8], iv: &[u8], mut h: Header, chain: &[u8]) -> Option<(Vec<u8>, Vec<u8>)> {
+    let bl = cipher.block_len();
+    let mut body = chain.to_vec();
+    c1::pad(bl, &mut body);
+    cipher.encrypt(key, iv, &mut body).ok()?;
+    let last = body[body.len() - bl..].to_vec();
+    h.flags |= FLAG_ENCRYPTION;
+    h.length = (HEADER_LEN + body.len()) as u32;
+    let mut out = Vec::with_capacity(h.length as usize);
+    h.write(&mut out);
+    out.extend_from_slice(&body);
+    Some((out, last))
+}
+
+/// Decrypt a message body: the plaintext (padding included) and the last
+/// ciphertext block.
+fn open(cipher: Cipher, key: &[u8], iv: &[u8], data: &[u8], h: &Header) -> Option<(Vec<u8>, Vec<u8>)> {
+    let bl = cipher.block_len();
+    let end = (h.length as usize).min(data.len());
+    let ct = data.get(HEADER_LEN..end)?;
+    if ct.is_empty() || ct.len() % bl != 0 {
+        return None;
+    }
+    let mut p = ct.to_vec();
+    cipher.decrypt(key, iv, &mut p).ok()?;
+    Some((p, ct[ct.len() - bl..].to_vec()))
+}
+
+/// A selector as an ID payload (RFC 2407 §4.6.2): one address, a subnet
+/// when the range is a prefix, else a range.
+pub fn ts_to_id(t: &TsRange) -> IdPayload {
+    let port = if t.start_port == t.end_port { t.start_port } else { 0 };
+    let (s, e) = (t.start_address, t.end_address);
+    let v4 = s.is_ipv4();
+    let bytes = |a: IpAddr| match a {
+        IpAddr::V4(x) => x.octets().to_vec(),
+        IpAddr::V6(x) => x.octets().to_vec(),
+    };
+    let (id_type, data) = if s == e {
+        (if v4 { id_type::IPV4_ADDR } else { id_type::IPV6_ADDR }, bytes(s))
+    } else if let Some(mask) = prefix_mask(s, e) {
+        let mut d = bytes(s);
+        d.extend_from_slice(&mask);
+        (
+            if v4 {
+                id_type::IPV4_ADDR_SUBNET
+            } else {
+                id_type::IPV6_ADDR_SUBNET
+            },
+            d,
+        )
+    } else {
+        let mut d = bytes(s);
+        d.extend_from_slice(&bytes(e));
+        (
+            if v4 {
+                id_type::IPV4_ADDR_RANGE
+            } else {
+                id_type::IPV6_ADDR_RANGE
+            },
+            d,
+        )
+    };
+    IdPayload {
+        id_type,
+        protocol: t.ip_protocol.0,
+        port,
+        data,
+    }
+}
+
+fn to_u128(a: IpAddr) -> u128 {
+    match a {
+        IpAddr::V4(x) => u32::from(x) as u128,
+        IpAddr::V6(x) => u128::from(x),
+    }
+}
+
+/// The netmask when `s..=e` is exactly one prefix.
+fn prefix_mask(s: IpAddr, e: IpAddr) -> Option<Vec<u8>> {
+    let bits = if s.is_ipv4() { 32 } else { 128 };
+    let (a, b) = (to_u128(s), to_u128(e));
+    let host = a ^ b;
+    // host bits must be a run of ones at the bottom, start all zeros there, end all ones.
+    if host.wrapping_add(1) & host != 0 || a & host != 0 || b & host != host {
+        return None;
+    }
+    let full: u128 = if bits == 32 { 0xffff_ffff } else { u128::MAX };
+    let mask = full & !host;
+    Some(if bits == 32 {
+        (mask as u32).to_be_bytes().to_vec()
+    } else {
+        mask.to_be_bytes().to_vec()
+    })
+}
+
+/// An ID payload as a selector; `None` for identities that are not addresses.
+pub fn id_to_ts(id: &IdPayload) -> Option<TsRange> {
+    let v4 = |b: &[u8]| -> Option<IpAddr> { Some(IpAddr::from(<[u8; 4]>::try_from(b).ok()?)) };
+    let v6 = |b: &[u8]| -> Option<IpAddr> { Some(IpAddr::from(<[u8; 16]>::try_from(b).ok()?)) };
+    let d = &id.data;
+    let (s, e) = match id.id_type {
+        id_type::IPV4_ADDR => (v4(d)?, v4(d)?),
+        id_type::IPV6_ADDR => (v6(d)?, v6(d)?),
+        id_type::IPV4_ADDR_SUBNET | id_type::IPV6_ADDR_SUBNET => {
+            let n = d.len() / 2;
+            if n != 4 && n != 16 || d.len() != 2 * n {
+                return None;
+            }
+            let (a, m) = d.split_at(n);
+            let start: Vec<u8> = a.iter().zip(m).map(|(x, y)| x & y).collect();
+            let end: Vec<u8> = a.iter().zip(m).map(|(x, y)| x | !y).collect();
+            if n == 4 {
+                (v4(&start)?, v4(&end)?)
+            } else {
+                (v6(&start)?, v6(&end)?)
+            }
+        }
+        id_type::IPV4_ADDR_RANGE => (v4(d.get(..4)?)?, v4(d.get(4..)?)?),
+        id_type::IPV6_ADDR_RANGE => (v6(d.get(..16)?)?, v6(d.get(16..)?)?),
+        _ => return None,
+    };
+    if (id.id_type == id_type::IPV4_ADDR_RANGE || id.id_type == id_type::IPV6_ADDR_RANGE) && s > e {
+        return None;
+    }
+    let (sp, ep) = if id.port == 0 { (0, 65535) } else { (id.port, id.port) };
+    Some(TsRange {
+        ip_protocol: ikeda_wire::iana::IpProtocol(id.protocol),
+        start_port: sp,
+        end_port: ep,
+        start_address: s,
+        end_address: e,
+    })
+}
+
+/// `inner` lies within `outer`.
+fn within(inner: &TsRange, outer: &TsRange) -> bool {
+    inner.start_address.is_ipv4() == outer.start_address.is_ipv4()
+        && (outer.ip_protocol.0 == 0 || outer.ip_protocol == inner.ip_protocol)
+        && outer.start_port <= inner.start_port
+        && inner.end_port <= outer.end_port
+        && outer.start_address <= inner.start_address
+        && inner.end_address <= outer.end_address
+}
+
+/// The phase-1 transforms to offer: every combination of a proposal's
+/// ciphers, PRFs (IKEv1's hash) and groups, in order.
+fn p1_offers(spec: &ConnSpec) -> Vec<P1Choice> {
+    let mut v = Vec::new();
+    for p in &spec.ike_proposals {
+        for &encr in &p.encr {
+            let Ok(cipher) = Cipher::from_encr(encr) else { continue };
+            for &prf in &p.prf {
+                let hash = Hash::from_prf(prf);
+                for &group in &p.dh {
+                    let c = P1Choice {
+                        cipher,
+                        hash,
+                        group,
+                        encr,
+                        prf,
+                    };
+                    if !v.contains(&c) {
+                        v.push(c);
+                    }
+                }
+            }
+        }
+    }
+    v
+}
+
+fn p1_transform(number: u8, c: &P1Choice, life: Duration) -> Transform {
+    let mut a = vec![Attribute::basic(p1_attr::ENCRYPTION_ALGORITHM, c.cipher.attr_value())];
+    if let Some(bits) = c.cipher.key_length_attr() {
+        a.push(Attribute::basic(p1_attr::KEY_LENGTH, bits));
+    }
+    a.push(Attribute::basic(p1_attr::HASH_ALGORITHM, c.hash.attr_value()));
+    a.push(Attribute::basic(p1_attr::AUTHENTICATION_METHOD, p1_attr::AUTH_PSK));
+    a.push(Attribute::basic(p1_attr::GROUP_DESCRIPTION, c.group.transform_id()));
+    a.push(Attribute::basic(p1_attr::LIFE_TYPE, p1_attr::LIFE_SECONDS));
+    a.push(Attribute::number(p1_attr::LIFE_DURATION, life.as_secs()));
+    Transform {
+        number,
+        id: transform_id::KEY_IKE,
+        attributes: a,
+    }
+}
+
+/// A phase-1 transform as offered: the algorithms and lifetime, or why not.
+fn parse_p1_transform(t: &Transform) -> Result<(P1Choice, Option<u64>), String> {
+    let get = |k: u16| t.attributes.iter().find(|a| a.kind == k).and_then(Attribute::as_u64);
+    let enc = get(p1_attr::ENCRYPTION_ALGORITHM).ok_or("no encryption algorithm")? as u16;
+    let key_len = get(p1_attr::KEY_LENGTH).map(|v| v as u16);
+    let cipher = Cipher::from_attrs(enc, key_len).map_err(|e| e.to_string())?;
+    let hash = Hash::from_attr_value(get(p1_attr::HASH_ALGORITHM).ok_or("no hash algorithm")? as u16)
+        .ok_or("unknown hash algorithm")?;
+    let auth = get(p1_attr::AUTHENTICATION_METHOD).ok_or("no authentication method")?;
+    if auth != p1_attr::AUTH_PSK as u64 {
+        return Err(format!("authentication method {auth} (only pre-shared keys)"));
+    }
+    let group =
+        DhGroup::from_transform_id(get(p1_attr::GROUP_DESCRIPTION).ok_or("no group")? as u16).ok_or("unknown group")?;
+    let life = match get(p1_attr::LIFE_TYPE) {
+        Some(t) if t == p1_attr::LIFE_SECONDS as u64 => get(p1_attr::LIFE_DURATION),
+        _ => None,
+    };
+    Ok((
+        P1Choice {
+            cipher,
+            hash,
+            group,
+            encr: encr_for(cipher),
+            prf: prf_for(hash),
+        },
+        life,
+    ))
+}
+
+fn choice_name(c: &P1Choice) -> String {
+    format!("{}/{}/{}", c.encr.name(), integ_for(c.hash).name(), c.group.name())
+}
+
+impl Engine {
+    pub fn new(conns: Vec<V1ConnSpec>, rng: Box<dyn Rng + Send>) -> Engine {
+        let n = conns.len();
+        Engine {
+            conns,
+            retired: vec![false; n],
+            sas: Vec::new(),
+            children: vec![Vec::new(); n],
+            rng,
+            policy: RetransmitPolicy::default(),
+            transmits: VecDeque::new(),
+            events: VecDeque::new(),
+            stats: V1Stats::default(),
+        }
+    }
+
+    pub fn set_retransmit_policy(&mut self, p: RetransmitPolicy) {
+        self.policy = p;
+    }
+
+    pub fn poll_transmit(&mut self) -> Option<Transmit> {
+        self.transmits.pop_front()
+    }
+
+    pub fn poll_event(&mut self) -> Option<Event> {
+        self.events.pop_front()
+    }
+
+    pub fn conn_names(&self) -> impl Iterator<Item = &str> {
+        self.conns
+            .iter()
+            .enumerate()
+            .filter(|(i, _)| !self.retired[*i])
+            .map(|(_, c)| c.spec.name.as_str())
+    }
+
+    fn conn_index(&self, name: &str) -> Option<usize> {
+        (0..self.conns.len()).find(|&i| !self.retired[i] && self.conns[i].spec.name == name)
+    }
+
+    pub fn conn(&self, name: &str) -> Option<&V1ConnSpec> {
+        self.conn_index(name).map(|i| &self.conns[i])
+    }
+
+    /// Add or replace a connection (reload); a replaced one is torn down by
+    /// the caller first.
+    pub fn set_conn(&mut self, spec: V1ConnSpec) {
+        if let Some(i) = self.conn_index(&spec.spec.name) {
+            self.conns[i] = spec;
+        } else {
+            self.conns.push(spec);
+            self.retired.push(false);
+            self.children.push(Vec::new());
+        }
+    }
+
+    pub fn retire_conn(&mut self, name: &str) {
+        if let Some(i) = self.conn_index(name) {
+            self.retired[i] = true;
+        }
+    }
+
+    /// A phase-1 SA of this connection is up or being set up.
+    pub fn is_active(&self, conn: &str) -> bool {
+        self.sas.iter().flatten().any(|s| self.conns[s.conn].spec.name == conn)
+    }
+
+    fn random_u64(&mut self) -> u64 {
+        loop {
+            let mut b = [0u8; 8];
+            self.rng.fill(&mut b);
+            let v = u64::from_be_bytes(b);
+            if v != 0 {
+                return v;
+            }
+        }
+    }
+
+    fn random_u32(&mut self) -> u32 {
+        loop {
+            let mut b = [0u8; 4];
+            self.rng.fill(&mut b);
+            let v = u32::from_be_bytes(b);
+            // SPIs 0-255 are reserved (RFC 4303 §2.1), and an M-ID of 0 is phase 1's.
+            if v > 255 {
+                return v;
+            }
+        }
+    }
+
+    /// A CPI from the range RFC 3173 §3.3 leaves for negotiation.
+    fn random_cpi(&mut self) -> u16 {
+        let mut b = [0u8; 2];
+        self.rng.fill(&mut b);
+        256 + (u16::from_be_bytes(b) % (61440 - 256))
+    }
+
+    fn nonce(&mut self) -> Vec<u8> {
+        let mut n = vec![0u8; 32];
+        self.rng.fill(&mut n);
+        n
+    }
+
+    fn log(&mut self, conn: usize, line: String) {
+        self.events.push_back(Event::Log {
+            conn: self.conns[conn].spec.name.clone(),
+            line,
+        });
+    }
+
+    fn fail(&mut self, conn: usize, why: Failure) {
+        self.events.push_back(Event::Failed {
+            conn: self.conns[conn].spec.name.clone(),
+            why,
+        });
+    }
+
+    fn insert(&mut self, sa: P1) -> usize {
+        match self.sas.iter().position(Option::is_none) {
+            Some(i) => {
+                self.sas[i] = Some(sa);
+                i
+            }
+            None => {
+                self.sas.push(Some(sa));
+                self.sas.len() - 1
+            }
+        }
+    }
+
+    /// Drop a phase-1 SA (its IPsec SAs stay: they belong to the connection).
+    fn remove(&mut self, idx: usize, reason: &str) {
+        if let Some(sa) = self.sas[idx].take() {
+            if sa.state == P1State::Established {
+                self.events.push_back(Event::IkeSaDown {
+                    conn: self.conns[sa.conn].spec.name.clone(),
+                    spi_i: sa.icookie,
+                    spi_r: sa.rcookie,
+                    reason: reason.into(),
+                });
+            }
+        }
+    }
+
+    /// Drop every IPsec SA of a connection (dead peer, INITIAL-CONTACT, terminate).
+    fn drop_children(&mut self, conn: usize) {
+        let name = self.conns[conn].spec.name.clone();
+        for c in std::mem::take(&mut self.children[conn]) {
+            self.events.push_back(Event::ChildSaDown {
+                conn: name.clone(),
+                spi_in: c.spi_in,
+                spi_out: c.spi_out,
+            });
+        }
+    }
+
+    fn send(&mut self, idx: usize, data: Vec<u8>) {
+        let Some(sa) = self.sas[idx].as_ref() else { return };
+        self.transmits.push_back(Transmit {
+            local: sa.local,
+            remote: sa.remote,
+            data,
+        });
+    }
+
+    /// Send a message that waits for an answer, and keep it for resending.
+    fn send_outstanding(&mut self, idx: usize, now: Millis, data: Vec<u8>, what: &'static str) {
+        let wait = self.policy.wait_after(1);
+        if let Some(sa) = self.sas[idx].as_mut() {
+            sa.out = Some(Outstanding {
+                data: data.clone(),
+                sent: 1,
+                next_at: now + wait,
+                what,
+            });
+        }
+        self.send(idx, data);
+    }
+
+    fn header(&self, idx: usize, exchange: ExchangeType, message_id: u32) -> Header {
+        let sa = self.sas[idx].as_ref().expect("live SA");
+        Header {
+            icookie: sa.icookie,
+            rcookie: sa.rcookie,
+            next_payload: 0,
+            version: ISAKMP_VERSION,
+            exchange,
+            flags: 0,
+            message_id,
+            length: 0,
+        }
+    }
+
+    fn log_msg(&mut self, idx: usize, sending: bool, exchange: ExchangeType, mid: u32, request: bool, p: &[Payload]) {
+        let Some(sa) = self.sas[idx].as_ref() else { return };
+        let (conn, remote) = (sa.conn, sa.remote);
+        let line = format!(
+            "{} {} {} {} {} {}",
+            if sending { "sending" } else { "received" },
+            exchange.name(),
+            if request { "request" } else { "response" },
+            mid,
+            summary(p),
+            if sending {
+                format!("to {remote}")
+            } else {
+                format!("from {remote}")
+            }
+        );
+        self.log(conn, line);
+    }
+
+    // ---- initiating -------------------------------------------------------
+
+    /// Start phase 1 (Main Mode, or Aggressive Mode when configured); the
+    /// Quick Modes follow once it is established.
+    pub fn initiate(&mut self, conn: &str, now: Millis) -> Result<(), String> {
+        let ci = self.conn_index(conn).ok_or_else(|| format!("no connection '{conn}'"))?;
+        self.start_phase1(ci, now);
+        Ok(())
+    }
+
+    fn start_phase1(&mut self, ci: usize, now: Millis) -> usize {
+        let c = self.conns[ci].clone();
+        let offers = p1_offers(&c.spec);
+        let life = if c.spec.timers.ike_lifetime.is_zero() {
+            DEFAULT_P1_LIFE
+        } else {
+            c.spec.timers.ike_lifetime
+        };
+        let sa_payload = SaPayload {
+            doi: doi::IPSEC,
+            situation: doi::SIT_IDENTITY_ONLY,
+            proposals: vec![Proposal {
+                number: 1,
+                protocol: protocol::ISAKMP,
+                spi: Vec::new(),
+                transforms: offers
+                    .iter()
+                    .enumerate()
+                    .map(|(k, o)| p1_transform(k as u8 + 1, o, life))
+                    .collect(),
+            }],
+        };
+        let sai = Payload::Sa(sa_payload);
+        let icookie = self.random_u64();
+        let mut sa = P1 {
+            conn: ci,
+            icookie,
+            rcookie: 0,
+            initiator: true,
+            state: if c.aggressive { P1State::AmI1 } else { P1State::MmI1 },
+            local: SocketAddr::new(c.spec.local, IKE_PORT),
+            remote: SocketAddr::new(c.spec.remote, IKE_PORT),
+            choice: None,
+            sai_b: sai.encode_body(),
+            kex: None,
+            gxi: Vec::new(),
+            gxr: Vec::new(),
+            ni: Vec::new(),
+            nr: Vec::new(),
+            idii_b: Vec::new(),
+            keys: None,
+            iv: Vec::new(),
+            peer_nat_t: false,
+            peer_dpd: false,
+            nat_local: false,
+            nat_remote: false,
+            out: None,
+            last_in: Vec::new(),
+            last_reply: Vec::new(),
+            established_at: None,
+            rekey_at: None,
+            expire_at: None,
+            last_heard: now,
+            dpd: Dpd::default(),
+            keepalive_at: None,
+            superseded: false,
+            qms: Vec::new(),
+            created: now,
+        };
+        let mut payloads = vec![sai];
+        if c.aggressive {
+            // The group is the first offered one: Aggressive Mode sends KE
+            // before the responder has chosen (RFC 2409 §5.4).
+            let group = offers.first().map(|o| o.group).unwrap_or(DhGroup::Modp2048);
+            let kex = match KeyExchange::generate(group, &mut *self.rng) {
+                Ok(k) => k,
+                Err(e) => {
+                    self.fail(ci, Failure::Other(format!("key exchange: {e}")));
+                    return usize::MAX;
+                }
+            };
+            let ni = self.nonce();
+            let id = id_payload(&c.spec.local_id);
+            sa.gxi = kex.public_value().to_vec();
+            sa.ni = ni.clone();
+            sa.idii_b = Payload::Id(id.clone()).encode_body();
+            payloads.push(Payload::Ke(sa.gxi.clone()));
+            payloads.push(Payload::Nonce(ni));
+            payloads.push(Payload::Id(id));
+            sa.kex = Some(kex);
+            self.log(
+                ci,
+                "Aggressive Mode: our identity goes out in the clear and HASH_R lets an observer test \
+                 PSK guesses offline"
+                    .into(),
+            );
+        }
+        payloads.extend(our_vids());
+        let idx = self.insert(sa);
+        let h = self.header(
+            idx,
+            if c.aggressive {
+                ExchangeType::AGGRESSIVE
+            } else {
+                ExchangeType::IDENTITY_PROTECTION
+            },
+            0,
+        );
+        let data = Message::build(&h, &payloads);
+        self.log_msg(idx, true, h.exchange, 0, true, &payloads);
+        self.send_outstanding(idx, now, data, if c.aggressive { "AGGRESSIVE" } else { "ID_PROT" });
+        idx
+    }
+
+    /// Delete every SA of a connection, telling the peer.
+    pub fn terminate(&mut self, conn: &str, now: Millis) -> Result<(), String> {
+        let ci = self.conn_index(conn).ok_or_else(|| format!("no connection '{conn}'"))?;
+        let _ = now;
+        if let Some(idx) = self.current(ci) {
+            let spis: Vec<u32> = self.children[ci].iter().map(|c| c.spi_in).collect();
+            for s in spis {
+                self.send_delete_esp(idx, s);
+            }
+            self.send_delete_isakmp(idx);
+        }
+        self.drop_children(ci);
+        for idx in 0..self.sas.len() {
+            if self.sas[idx].as_ref().is_some_and(|s| s.conn == ci) {
+                self.remove(idx, "deleted by us");
+            }
+        }
+        Ok(())
+    }
+
+    /// The newest established phase-1 SA of a connection.
+    fn current(&self, ci: usize) -> Option<usize> {
+        (0..self.sas.len())
+            .filter(|&i| {
+                self.sas[i]
+                    .as_ref()
+                    .is_some_and(|s| s.conn == ci && s.state == P1State::Established && !s.superseded)
+            })
+            .max_by_key(|&i| self.sas[i].as_ref().and_then(|s| s.established_at))
+    }
+
+    // ---- receiving --------------------------------------------------------
+
+    /// Feed a received ISAKMP datagram (without the non-ESP marker).
+    pub fn handle_datagram(&mut self, now: Millis, local: SocketAddr, remote: SocketAddr, data: &[u8]) {
+        let h = match Header::parse(data) {
+            Ok(h) => h,
+            Err(_) => {
+                self.stats.malformed += 1;
+                return;
+            }
+        };
+        let data = &data[..(h.length as usize).min(data.len())];
+        let found = self.sas.iter().position(|s| {
+            s.as_ref()
+                .is_some_and(|s| s.icookie == h.icookie && (s.rcookie == h.rcookie || (s.initiator && s.rcookie == 0)))
+        });
+        let Some(idx) = found else {
+            if h.rcookie == 0
+                && (h.exchange == ExchangeType::IDENTITY_PROTECTION || h.exchange == ExchangeType::AGGRESSIVE)
+            {
+                self.responder_start(now, local, remote, data, &h);
+            } else {
+                self.stats.unknown_cookie += 1;
+            }
+            return;
+        };
+        // A retransmission of what we already answered: answer again.
+        if let Some(sa) = self.sas[idx].as_ref() {
+            if !sa.last_in.is_empty() && sa.last_in == data {
+                if !sa.last_reply.is_empty() {
+                    let r = sa.last_reply.clone();
+                    self.stats.retransmits_answered += 1;
+                    self.send(idx, r);
+                }
+                return;
+            }
+        }
+        if let Some(sa) = self.sas[idx].as_mut() {
+            // The peer floated to 4500 (RFC 3947 §4), or its NAT mapping moved.
+            if sa.remote != remote || sa.local != local {
+                if local.port() == NAT_T_PORT && (sa.nat_local || sa.nat_remote) {
+                    sa.remote = remote;
+                    sa.local = local;
+                } else if sa.state != P1State::Established || local.port() != NAT_T_PORT {
+                    // Only phase-1 messages on the addresses we know.
+                    if sa.remote.ip() != remote.ip() {
+                        self.stats.unknown_cookie += 1;
+                        return;
+                    }
+                }
+            }
+        }
+        match h.exchange {
+            ExchangeType::IDENTITY_PROTECTION | ExchangeType::AGGRESSIVE => self.phase1(idx, now, data, &h),
+            ExchangeType::QUICK_MODE => self.quick_mode(idx, now, data, &h),
+            ExchangeType::INFORMATIONAL => self.informational(idx, now, data, &h),
+            _ => self.stats.malformed += 1,
+        }
+    }
+
+    fn responder_start(&mut self, now: Millis, local: SocketAddr, remote: SocketAddr, data: &[u8], h: &Header) {
+        // A retransmitted first message of a phase 1 we answered.
+        if let Some(idx) = self.sas.iter().position(|s| {
+            s.as_ref()
+                .is_some_and(|s| !s.initiator && s.icookie == h.icookie && s.remote.ip() == remote.ip())
+        }) {
+            let _ = idx;
+            return;
+        }
+        let Some(ci) = (0..self.conns.len()).find(|&i| {
+            !self.retired[i] && self.conns[i].spec.remote == remote.ip() && self.conns[i].spec.local == local.ip()
+        }) else {
+            self.stats.unknown_cookie += 1;
+            return;
+        };
+        let msg = match Message::parse(data) {
+            Ok(m) => m,
+            Err(_) => {
+                self.stats.malformed += 1;
+                return;
+            }
+        };
+        let aggressive = h.exchange == ExchangeType::AGGRESSIVE;
+        if aggressive != self.conns[ci].aggressive {
+            self.fail(
+                ci,
+                Failure::Other(format!(
+                    "peer started {} but this connection is configured for {}",
+                    if aggressive { "Aggressive Mode" } else { "Main Mode" },
+                    if self.conns[ci].aggressive {
+                        "Aggressive Mode"
+                    } else {
+                        "Main Mode"
+                    }
+                )),
+            );
+            return;
+        }
+        let rcookie = self.random_u64();
+        let sa = P1 {
+            conn: ci,
+            icookie: h.icookie,
+            rcookie,
+            initiator: false,
+            state: if aggressive { P1State::AmR1 } else { P1State::MmR1 },
+            local,
+            remote,
+            choice: None,
+            sai_b: Vec::new(),
+            kex: None,
+            gxi: Vec::new(),
+            gxr: Vec::new(),
+            ni: Vec::new(),
+            nr: Vec::new(),
+            idii_b: Vec::new(),
+            keys: None,
+            iv: Vec::new(),
+            peer_nat_t: false,
+            peer_dpd: false,
+            nat_local: false,
+            nat_remote: false,
+            out: None,
+            last_in: Vec::new(),
+            last_reply: Vec::new(),
+            established_at: None,
+            rekey_at: None,
+            expire_at: Some(now + HALF_OPEN),
+            last_heard: now,
+            dpd: Dpd::default(),
+            keepalive_at: None,
+            superseded: false,
+            qms: Vec::new(),
+            created: now,
+        };
+        let idx = self.insert(sa);
+        let payloads = plain(&msg.payloads);
+        self.log_msg(idx, false, h.exchange, 0, true, &payloads);
+        // Choose a transform (RFC 2409 §5: one proposal, transforms are alternatives).
+        let Some(Payload::Sa(offer)) = first(&msg.payloads, pt::SA).cloned() else {
+            self.stats.malformed += 1;
+            self.sas[idx] = None;
+            return;
+        };
+        let ours = p1_offers(&self.conns[ci].spec);
+        let mut chosen = None;
+        let mut offered_names = Vec::new();
+        for prop in offer.proposals.iter().filter(|p| p.protocol == protocol::ISAKMP) {
+            for t in &prop.transforms {
+                match parse_p1_transform(t) {
+                    Ok((c, life)) => {
+                        offered_names.push(choice_name(&c));
+                        if chosen.is_none() && ours.contains(&c) {
+                            chosen = Some((prop.number, t.clone(), c, life));
+                        }
+                    }
+                    Err(e) => offered_names.push(format!("({e})")),
+                }
+            }
+        }
+        let Some((pnum, t, c, _life)) = chosen else {
+            let accepted: Vec<String> = ours.iter().map(choice_name).collect();
+            self.fail(
+                ci,
+                Failure::NoProposalChosen {
+                    exchange: if aggressive { "AGGRESSIVE" } else { "ID_PROT" },
+                    offered: offered_names.join(", "),
+                    accepted: accepted.join(", "),
+                },
+            );
+            // An unprotected notification (RFC 2408 §5.5): the peer learns why.
+            let n = Payload::Notify(NotifyPayload {
+                doi: doi::IPSEC,
+                protocol: protocol::ISAKMP,
+                spi: [h.icookie.to_be_bytes(), 0u64.to_be_bytes()].concat(),
+                notify_type: notify::NO_PROPOSAL_CHOSEN,
+                data: Vec::new(),
+            });
+            let mut nh = self.header(idx, ExchangeType::INFORMATIONAL, 0);
+            nh.rcookie = 0;
+            let d = Message::build(&nh, std::slice::from_ref(&n));
+            self.log_msg(idx, true, ExchangeType::INFORMATIONAL, 0, true, &[n]);
+            self.send(idx, d);
+            self.sas[idx] = None;
+            return;
+        };
+        let sai_b = msg
+            .payloads
+            .iter()
+            .find(|p| p.payload.kind() == pt::SA)
+            .map(|p| data[HEADER_LEN + p.body.start..HEADER_LEN + p.body.end].to_vec())
+            .unwrap_or_default();
+        {
+            let Some(sa) = self.sas[idx].as_mut() else { return };
+            sa.choice = Some(c);
+            sa.sai_b = sai_b;
+            sa.peer_nat_t = vids(&msg.payloads).any(is_nat_t_vid);
+            sa.peer_dpd = vids(&msg.payloads).any(|v| v == vendor_id::DPD);
+        }
+        let reply_sa = Payload::Sa(SaPayload {
+            doi: doi::IPSEC,
+            situation: doi::SIT_IDENTITY_ONLY,
+            proposals: vec![Proposal {
+                number: pnum,
+                protocol: protocol::ISAKMP,
+                spi: Vec::new(),
+                transforms: vec![t],
+            }],
+        });
+        if aggressive {
+            self.aggressive_responder(idx, now, data, &msg, reply_sa);
+            return;
+        }
+        let mut payloads = vec![reply_sa];
+        payloads.extend(our_vids());
+        let rh = self.header(idx, ExchangeType::IDENTITY_PROTECTION, 0);
+        let d = Message::build(&rh, &payloads);
+        self.log_msg(idx, true, rh.exchange, 0, false, &payloads);
+        if let Some(sa) = self.sas[idx].as_mut() {
+            sa.last_in = data.to_vec();
+            sa.last_reply = d.clone();
+        }
+        self.send(idx, d);
+    }
+
+    /// NAT-D payloads for a phase-1 SA: the peer's address first, then ours
+    /// (RFC 3947 §3.2).
+    fn nat_d(&self, idx: usize) -> Vec<Payload> {
+        let Some(sa) = self.sas[idx].as_ref() else {
+            return Vec::new();
+        };
+        let Some(h) = sa.hash() else { return Vec::new() };
+        vec![
+            Payload::NatD(c1::nat_d(h, sa.icookie, sa.rcookie, sa.remote)),
+            Payload::NatD(c1::nat_d(h, sa.icookie, sa.rcookie, sa.local)),
+        ]
+    }
+
+    /// Compare the peer's NAT-D payloads with what we see (RFC 3947 §3.2):
+    /// the first hashes our address as the peer saw it, the others its own.
+    fn check_nat_d(&mut self, idx: usize, p: &[ParsedPayload]) {
+        let Some(sa) = self.sas[idx].as_ref() else { return };
+        let Some(h) = sa.hash() else { return };
+        let nds: Vec<&Vec<u8>> = p
+            .iter()
+            .filter_map(|x| match &x.payload {
+                Payload::NatD(d) => Some(d),
+                _ => None,
+            })
+            .collect();
+        if nds.is_empty() || !sa.peer_nat_t {
+            return;
+        }
+        let ours = c1::nat_d(h, sa.icookie, sa.rcookie, sa.local);
+        let theirs = c1::nat_d(h, sa.icookie, sa.rcookie, sa.remote);
+        let nat_local = *nds[0] != ours;
+        let nat_remote = !nds[1..].iter().any(|d| **d == theirs);
+        let conn = sa.conn;
+        if let Some(sa) = self.sas[idx].as_mut() {
+            sa.nat_local = nat_local;
+            sa.nat_remote = nat_remote;
+        }
+        if nat_local || nat_remote {
+            self.log(
+                conn,
+                format!(
+                    "NAT detected ({}): floating to UDP {NAT_T_PORT}",
+                    match (nat_local, nat_remote) {
+                        (true, true) => "both behind NAT",
+                        (true, false) => "we are behind a NAT",
+                        _ => "the peer is behind a NAT",
+                    }
+                ),
+            );
+        }
+    }
+
+    /// Move to port 4500 after NAT-D showed a NAT (RFC 3947 §4).
+    fn float(&mut self, idx: usize) {
+        if let Some(sa) = self.sas[idx].as_mut() {
+            if (sa.nat_local || sa.nat_remote) && sa.local.port() != NAT_T_PORT {
+                sa.local.set_port(NAT_T_PORT);
+                if sa.remote.port() == IKE_PORT {
+                    sa.remote.set_port(NAT_T_PORT);
+                }
+            }
+        }
+    }
+
+    fn phase1(&mut self, idx: usize, now: Millis, data: &[u8], h: &Header) {
+        let Some(state) = self.sas[idx].as_ref().map(|s| s.state) else {
+            return;
+        };
+        match state {
+            P1State::MmI1 => self.mm_i2(idx, now, data, h),
+            P1State::MmR1 => self.mm_r2(idx, now, data, h),
+            P1State::MmI2 => self.mm_i3(idx, now, data, h),
+            P1State::MmR2 => self.mm_r3(idx, now, data, h),
+            P1State::MmI3 => self.mm_i_done(idx, now, data, h),
+            P1State::AmI1 => self.am_i2(idx, now, data, h),
+            P1State::AmR1 => self.am_r_done(idx, now, data, h),
+            P1State::Established => {
+                // A late retransmission of the peer's last phase-1 message
+                // when ours was lost: answered by last_in above; anything
+                // else is stale.
+            }
+        }
+    }
+
+    /// Parse an unencrypted phase-1 message from the peer, logged.
+    fn clear_msg(&mut self, idx: usize, data: &[u8], h: &Header, request: bool) -> Option<Message> {
+        if h.flags & FLAG_ENCRYPTION != 0 {
+            self.stats.malformed += 1;
+            return None;
+        }
+        let m = match Message::parse(data) {
+            Ok(m) => m,
+            Err(_) => {
+                self.stats.malformed += 1;
+                return None;
+            }
+        };
+        let p = plain(&m.payloads);
+        self.log_msg(idx, false, h.exchange, h.message_id, request, &p);
+        Some(m)
+    }
+
+    /// Initiator, MM2 in: the chosen transform; send KE, Ni, NAT-D.
+    fn mm_i2(&mut self, idx: usize, now: Millis, data: &[u8], h: &Header) {
+        let Some(m) = self.clear_msg(idx, data, h, false) else {
+            return;
+        };
+        if let Some(Payload::Notify(n)) = first(&m.payloads, pt::NOTIFY) {
+            self.peer_error(idx, n.notify_type);
+            return;
+        }
+        let Some(Payload::Sa(sa_p)) = first(&m.payloads, pt::SA) else {
+            self.stats.malformed += 1;
+            return;
+        };
+        let conn = self.sas[idx].as_ref().map(|s| s.conn).unwrap_or(0);
+        let ours = p1_offers(&self.conns[conn].spec);
+        let chosen = sa_p
+            .proposals
+            .first()
+            .and_then(|p| p.transforms.first())
+            .and_then(|t| parse_p1_transform(t).ok())
+            .filter(|(c, _)| ours.contains(c));
+        let Some((c, _)) = chosen else {
+            self.fail(
+                conn,
+                Failure::Other("peer chose a phase-1 transform we did not offer".into()),
+            );
+            self.remove(idx, "bad response");
+            return;
+        };
+        let kex = match KeyExchange::generate(c.group, &mut *self.rng) {
+            Ok(k) => k,
+            Err(e) => {
+                self.fail(conn, Failure::Other(format!("key exchange: {e}")));
+                self.remove(idx, "key exchange");
+                return;
+            }
+        };
+        let ni = self.nonce();
+        {
+            let Some(sa) = self.sas[idx].as_mut() else { return };
+            sa.rcookie = h.rcookie;
+            sa.choice = Some(c);
+            sa.gxi = kex.public_value().to_vec();
+            sa.ni = ni.clone();
+            sa.kex = Some(kex);
+            sa.peer_nat_t = vids(&m.payloads).any(is_nat_t_vid);
+            sa.peer_dpd = vids(&m.payloads).any(|v| v == vendor_id::DPD);
+            sa.state = P1State::MmI2;
+            sa.out = None;
+        }
+        let gxi = self.sas[idx].as_ref().map(|s| s.gxi.clone()).unwrap_or_default();
+        let mut payloads = vec![Payload::Ke(gxi), Payload::Nonce(ni)];
+        if self.sas[idx].as_ref().is_some_and(|s| s.peer_nat_t) {
+            payloads.extend(self.nat_d(idx));
+        }
+        let hh = self.header(idx, ExchangeType::IDENTITY_PROTECTION, 0);
+        let d = Message::build(&hh, &payloads);
+        self.log_msg(idx, true, hh.exchange, 0, true, &payloads);
+        if let Some(sa) = self.sas[idx].as_mut() {
+            sa.last_in = data.to_vec();
+        }
+        self.send_outstanding(idx, now, d, "ID_PROT");
+    }
+
+    /// Responder, MM3 in: KE, Ni, NAT-D; send ours and derive the keys.
+    fn mm_r2(&mut self, idx: usize, _now: Millis, data: &[u8], h: &Header) {
+        let Some(m) = self.clear_msg(idx, data, h, true) else {
+            return;
+        };
+        let (Some(Payload::Ke(gxi)), Some(Payload::Nonce(ni))) = (
+            first(&m.payloads, pt::KE).cloned(),
+            first(&m.payloads, pt::NONCE).cloned(),
+        ) else {
+            self.stats.malformed += 1;
+            return;
+        };
+        let Some(c) = self.sas[idx].as_ref().and_then(|s| s.choice) else {
+            return;
+        };
+        let conn = self.sas[idx].as_ref().map(|s| s.conn).unwrap_or(0);
+        let kex = match KeyExchange::generate(c.group, &mut *self.rng) {
+            Ok(k) => k,
+            Err(e) => {
+                self.fail(conn, Failure::Other(format!("key exchange: {e}")));
+                return;
+            }
+        };
+        let nr = self.nonce();
+        {
+            let Some(sa) = self.sas[idx].as_mut() else { return };
+            sa.gxi = gxi;
+            sa.ni = ni;
+            sa.gxr = kex.public_value().to_vec();
+            sa.nr = nr.clone();
+            sa.kex = Some(kex);
+        }
+        if !self.derive(idx) {
+            return;
+        }
+        self.check_nat_d(idx, &m.payloads);
+        let gxr = self.sas[idx].as_ref().map(|s| s.gxr.clone()).unwrap_or_default();
+        let mut payloads = vec![Payload::Ke(gxr), Payload::Nonce(nr)];
+        if self.sas[idx].as_ref().is_some_and(|s| s.peer_nat_t) {
+            payloads.extend(self.nat_d(idx));
+        }
+        let hh = self.header(idx, ExchangeType::IDENTITY_PROTECTION, 0);
+        let d = Message::build(&hh, &payloads);
+        self.log_msg(idx, true, hh.exchange, 0, false, &payloads);
+        if let Some(sa) = self.sas[idx].as_mut() {
+            sa.state = P1State::MmR2;
+            sa.last_in = data.to_vec();
+            sa.last_reply = d.clone();
+        }
+        self.send(idx, d);
+        // The initiator sends MM5 to 4500 when it saw a NAT.
+        self.float(idx);
+    }
+
+    /// SKEYID and friends, once both KEs and nonces are in (RFC 2409 §5).
+    fn derive(&mut self, idx: usize) -> bool {
+        let Some(sa) = self.sas[idx].as_ref() else { return false };
+        let (Some(c), Some(kex)) = (sa.choice, sa.kex.as_ref()) else {
+            return false;
+        };
+        let peer = if sa.initiator { &sa.gxr } else { &sa.gxi };
+        let gxy = match kex.shared_secret(peer) {
+            Ok(s) => s,
+            Err(e) => {
+                let conn = sa.conn;
+                self.fail(conn, Failure::Other(format!("peer's KE refused: {e}")));
+                self.remove(idx, "bad KE");
+                return false;
+            }
+        };
+        let conn = sa.conn;
+        let psk = self.conns[conn].spec.psk.clone();
+        let keys = c1::phase1_keys_psk(&c1::Phase1Input {
+            hash: c.hash,
+            cipher: c.cipher,
+            psk: psk.expose(),
+            ni: &sa.ni,
+            nr: &sa.nr,
+            gxy: gxy.expose(),
+            cky_i: sa.icookie,
+            cky_r: sa.rcookie,
+            gxi: &sa.gxi,
+            gxr: &sa.gxr,
+        });
+        let info = Event::Ikev1Keys(crate::ikev2::V1KeyInfo {
+            conn: self.conns[conn].spec.name.clone(),
+            icookie: sa.icookie,
+            rcookie: sa.rcookie,
+            initiator: sa.initiator,
+            suite: c.suite(),
+            skeyid: keys.skeyid.clone(),
+            skeyid_d: keys.skeyid_d.clone(),
+            skeyid_a: keys.skeyid_a.clone(),
+            skeyid_e: keys.skeyid_e.clone(),
+            enc_key: keys.enc_key.clone(),
+            iv: keys.iv.clone(),
+            local: sa.local,
+            remote: sa.remote,
+        });
+        self.events.push_back(info);
+        if let Some(sa) = self.sas[idx].as_mut() {
+            sa.iv = keys.iv.clone();
+            sa.keys = Some(keys);
+            sa.kex = None;
+        }
+        true
+    }
+
+    /// Initiator, MM4 in: derive the keys; send IDii, HASH_I encrypted.
+    fn mm_i3(&mut self, idx: usize, now: Millis, data: &[u8], h: &Header) {
+        let Some(m) = self.clear_msg(idx, data, h, false) else {
+            return;
+        };
+        let (Some(Payload::Ke(gxr)), Some(Payload::Nonce(nr))) = (
+            first(&m.payloads, pt::KE).cloned(),
+            first(&m.payloads, pt::NONCE).cloned(),
+        ) else {
+            self.stats.malformed += 1;
+            return;
+        };
+        if let Some(sa) = self.sas[idx].as_mut() {
+            sa.gxr = gxr;
+            sa.nr = nr;
+            sa.out = None;
+            sa.last_in = data.to_vec();
+        }
+        if !self.derive(idx) {
+            return;
+        }
+        self.check_nat_d(idx, &m.payloads);
+        self.float(idx);
+        let Some(sa) = self.sas[idx].as_ref() else { return };
+        let conn = sa.conn;
+        let (Some(c), Some(keys)) = (sa.choice, sa.keys.as_ref()) else {
+            return;
+        };
+        let id = id_payload(&self.conns[conn].spec.local_id);
+        let idii_b = Payload::Id(id.clone()).encode_body();
+        let hash_i = c1::hash_i(
+            c.hash,
+            keys.skeyid.expose(),
+            &sa.gxi,
+            &sa.gxr,
+            sa.icookie,
+            sa.rcookie,
+            &sa.sai_b,
+            &idii_b,
+        );
+        let payloads = vec![Payload::Id(id), Payload::Hash(hash_i)];
+        let chain = write_payloads(&payloads);
+        let mut hh = self.header(idx, ExchangeType::IDENTITY_PROTECTION, 0);
+        hh.next_payload = pt::ID;
+        let Some(sa) = self.sas[idx].as_ref() else { return };
+        let Some((d, last)) = seal(c.cipher, keys.enc_key.expose(), &sa.iv, hh, &chain) else {
+            return;
+        };
+        self.log_msg(idx, true, ExchangeType::IDENTITY_PROTECTION, 0, true, &payloads);
+        if let Some(sa) = self.sas[idx].as_mut() {
+            sa.iv = last;
+            sa.state = P1State::MmI3;
+        }
+        self.send_outstanding(idx, now, d, "ID_PROT");
+    }
+
+    /// Decrypt a phase-1 message on the phase-1 IV chain.
+    fn open_p1(&mut self, idx: usize, data: &[u8], h: &Header) -> Option<(Vec<ParsedPayload>, Vec<u8>)> {
+        let sa = self.sas[idx].as_ref()?;
+        let (c, keys) = (sa.choice?, sa.keys.as_ref()?);
+        if h.flags & FLAG_ENCRYPTION == 0 {
+            self.stats.malformed += 1;
+            return None;
+        }
+        let Some((plain_b, last)) = open(c.cipher, keys.enc_key.expose(), &sa.iv, data, h) else {
+            self.stats.decrypt_failed += 1;
+            return None;
+        };
+        match parse_payloads(h.next_payload, &plain_b) {
+            Ok((p, _)) => {
+                if let Some(sa) = self.sas[idx].as_mut() {
+                    sa.iv = last;
+                }
+                Some((p, plain_b))
+            }
+            Err(_) => {
+                // With CBC, a wrong key decrypts to garbage: the most likely
+                // cause is a different pre-shared key.
+                self.stats.decrypt_failed += 1;
+                let conn = sa.conn;
+                self.fail(
+                    conn,
+                    Failure::AuthenticationFailed {
+                        detail: "the peer's encrypted phase-1 message decrypts to garbage".into(),
+                    },
+                );
+                self.remove(idx, "decryption failed");
+                None
+            }
+        }
+    }
+
+    fn check_peer_id(&mut self, idx: usize, id: &IdPayload) -> bool {
+        let Some(conn) = self.sas[idx].as_ref().map(|s| s.conn) else {
+            return false;
+        };
+        let want = id_payload(&self.conns[conn].spec.remote_id);
+        if want.id_type == id.id_type && want.data == id.data {
+            return true;
+        }
+        self.fail(
+            conn,
+            Failure::IdMismatch {
+                expected: id_text(&want),
+                received: id_text(id),
+            },
+        );
+        // RFC 2408 §5.4 has INVALID-ID-INFORMATION for this.
+        self.send_notify(idx, notify::INVALID_ID_INFORMATION, Vec::new());
+        self.remove(idx, "peer identity mismatch");
+        false
+    }
+
+    /// Responder, MM5 in: check IDii and HASH_I; send IDir, HASH_R.
+    fn mm_r3(&mut self, idx: usize, now: Millis, data: &[u8], h: &Header) {
+        let Some((p, plain_b)) = self.open_p1(idx, data, h) else {
+            return;
+        };
+        self.log_msg(idx, false, h.exchange, 0, true, &plain(&p));
+        let (Some(Payload::Id(id)), Some(Payload::Hash(got))) =
+            (first(&p, pt::ID).cloned(), first(&p, pt::HASH).cloned())
+        else {
+            self.stats.malformed += 1;
+            return;
+        };
+        let idii_b = p
+            .iter()
+            .find(|x| x.payload.kind() == pt::ID)
+            .map(|x| plain_b[x.body.clone()].to_vec())
+            .unwrap_or_default();
+        let Some(sa) = self.sas[idx].as_ref() else { return };
+        let (Some(c), Some(keys)) = (sa.choice, sa.keys.as_ref()) else {
+            return;
+        };
+        let want = c1::hash_i(
+            c.hash,
+            keys.skeyid.expose(),
+            &sa.gxi,
+            &sa.gxr,
+            sa.icookie,
+            sa.rcookie,
+            &sa.sai_b,
+            &idii_b,
+        );
+        if want != got {
+            self.stats.hash_failed += 1;
+            let conn = sa.conn;
+            self.fail(
+                conn,
+                Failure::AuthenticationFailed {
+                    detail: "HASH_I does not verify".into(),
+                },
+            );
+            self.send_notify(idx, notify::AUTHENTICATION_FAILED, Vec::new());
+            self.remove(idx, "HASH_I failed");
+            return;
+        }
+        if !self.check_peer_id(idx, &id) {
+            return;
+        }
+        let Some(sa) = self.sas[idx].as_ref() else { return };
+        let Some(keys) = sa.keys.as_ref() else { return };
+        let conn = sa.conn;
+        let our_id = id_payload(&self.conns[conn].spec.local_id);
+        let idir_b = Payload::Id(our_id.clone()).encode_body();
+        let hash_r = c1::hash_r(
+            c.hash,
+            keys.skeyid.expose(),
+            &sa.gxr,
+            &sa.gxi,
+            sa.rcookie,
+            sa.icookie,
+            &sa.sai_b,
+            &idir_b,
+        );
+        let payloads = vec![Payload::Id(our_id), Payload::Hash(hash_r)];
+        let chain = write_payloads(&payloads);
+        let mut hh = self.header(idx, ExchangeType::IDENTITY_PROTECTION, 0);
+        hh.next_payload = pt::ID;
+        let Some((d, last)) = seal(c.cipher, keys.enc_key.expose(), &sa.iv, hh, &chain) else {
+            return;
+        };
+        self.log_msg(idx, true, ExchangeType::IDENTITY_PROTECTION, 0, false, &payloads);
+        if let Some(sa) = self.sas[idx].as_mut() {
+            sa.iv = last;
+            sa.last_in = data.to_vec();
+            sa.last_reply = d.clone();
+        }
+        self.send(idx, d);
+        self.established(idx, now);
+        self.initial_contact_seen(idx, &p);
+    }
+
+    /// Initiator, MM6 in: check IDir and HASH_R; phase 1 is up.
+    fn mm_i_done(&mut self, idx: usize, now: Millis, data: &[u8], h: &Header) {
+        let Some((p, plain_b)) = self.open_p1(idx, data, h) else {
+            return;
+        };
+        self.log_msg(idx, false, h.exchange, 0, false, &plain(&p));
+        let (Some(Payload::Id(id)), Some(Payload::Hash(got))) =
+            (first(&p, pt::ID).cloned(), first(&p, pt::HASH).cloned())
+        else {
+            self.stats.malformed += 1;
+            return;
+        };
+        let idir_b = p
+            .iter()
+            .find(|x| x.payload.kind() == pt::ID)
+            .map(|x| plain_b[x.body.clone()].to_vec())
+            .unwrap_or_default();
+        let Some(sa) = self.sas[idx].as_ref() else { return };
+        let (Some(c), Some(keys)) = (sa.choice, sa.keys.as_ref()) else {
+            return;
+        };
+        let want = c1::hash_r(
+            c.hash,
+            keys.skeyid.expose(),
+            &sa.gxr,
+            &sa.gxi,
+            sa.rcookie,
+            sa.icookie,
+            &sa.sai_b,
+            &idir_b,
+        );
+        if want != got {
+            self.stats.hash_failed += 1;
+            let conn = sa.conn;
+            self.fail(
+                conn,
+                Failure::AuthenticationFailed {
+                    detail: "HASH_R does not verify".into(),
+                },
+            );
+            self.remove(idx, "HASH_R failed");
+            return;
+        }
+        if !self.check_peer_id(idx, &id) {
+            return;
+        }
+        if let Some(sa) = self.sas[idx].as_mut() {
+            sa.out = None;
+            sa.last_in = data.to_vec();
+        }
+        self.established(idx, now);
+        self.after_initiator_phase1(idx, now);
+    }
+
+    /// Aggressive Mode responder: AM1 in (SA chosen already); send SA, KE,
+    /// Nr, IDir, HASH_R, NAT-D.
+    fn aggressive_responder(&mut self, idx: usize, _now: Millis, data: &[u8], m: &Message, reply_sa: Payload) {
+        let (Some(Payload::Ke(gxi)), Some(Payload::Nonce(ni)), Some(Payload::Id(id))) = (
+            first(&m.payloads, pt::KE).cloned(),
+            first(&m.payloads, pt::NONCE).cloned(),
+            first(&m.payloads, pt::ID).cloned(),
+        ) else {
+            self.stats.malformed += 1;
+            self.sas[idx] = None;
+            return;
+        };
+        if !self.check_peer_id(idx, &id) {
+            return;
+        }
+        let idii_b = Payload::Id(id).encode_body();
+        let Some(c) = self.sas[idx].as_ref().and_then(|s| s.choice) else {
+            return;
+        };
+        let conn = self.sas[idx].as_ref().map(|s| s.conn).unwrap_or(0);
+        if gxi.len() != c.group.public_value_len() {
+            self.fail(
+                conn,
+                Failure::Other("Aggressive Mode KE does not match the chosen group".into()),
+            );
+            self.sas[idx] = None;
+            return;
+        }
+        let kex = match KeyExchange::generate(c.group, &mut *self.rng) {
+            Ok(k) => k,
+            Err(e) => {
+                self.fail(conn, Failure::Other(format!("key exchange: {e}")));
+                return;
+            }
+        };
+        let nr = self.nonce();
+        if let Some(sa) = self.sas[idx].as_mut() {
+            sa.gxi = gxi;
+            sa.ni = ni;
+            sa.gxr = kex.public_value().to_vec();
+            sa.nr = nr.clone();
+            sa.kex = Some(kex);
+            sa.idii_b = idii_b;
+        }
+        if !self.derive(idx) {
+            return;
+        }
+        self.check_nat_d(idx, &m.payloads);
+        let Some(sa) = self.sas[idx].as_ref() else { return };
+        let Some(keys) = sa.keys.as_ref() else { return };
+        let our_id = id_payload(&self.conns[conn].spec.local_id);
+        let idir_b = Payload::Id(our_id.clone()).encode_body();
+        let hash_r = c1::hash_r(
+            c.hash,
+            keys.skeyid.expose(),
+            &sa.gxr,
+            &sa.gxi,
+            sa.rcookie,
+            sa.icookie,
+            &sa.sai_b,
+            &idir_b,
+        );
+        let mut payloads = vec![
+            reply_sa,
+            Payload::Ke(sa.gxr.clone()),
+            Payload::Nonce(nr),
+            Payload::Id(our_id),
+            Payload::Hash(hash_r),
+        ];
+        if sa.peer_nat_t {
+            payloads.extend(self.nat_d(idx));
+        }
+        payloads.extend(our_vids());
+        let hh = self.header(idx, ExchangeType::AGGRESSIVE, 0);
+        let d = Message::build(&hh, &payloads);
+        self.log_msg(idx, true, hh.exchange, 0, false, &payloads);
+        if let Some(sa) = self.sas[idx].as_mut() {
+            sa.last_in = data.to_vec();
+            sa.last_reply = d.clone();
+        }
+        self.send(idx, d);
+        self.float(idx);
+    }
+
+    /// Aggressive Mode initiator: AM2 in; check HASH_R; send HASH_I.
+    fn am_i2(&mut self, idx: usize, now: Millis, data: &[u8], h: &Header) {
+        let Some(m) = self.clear_msg(idx, data, h, false) else {
+            return;
+        };
+        if let Some(Payload::Notify(n)) = first(&m.payloads, pt::NOTIFY) {
+            self.peer_error(idx, n.notify_type);
+            return;
+        }
+        let (
+            Some(Payload::Sa(sa_p)),
+            Some(Payload::Ke(gxr)),
+            Some(Payload::Nonce(nr)),
+            Some(Payload::Id(id)),
+            Some(Payload::Hash(got)),
+        ) = (
+            first(&m.payloads, pt::SA).cloned(),
+            first(&m.payloads, pt::KE).cloned(),
+            first(&m.payloads, pt::NONCE).cloned(),
+            first(&m.payloads, pt::ID).cloned(),
+            first(&m.payloads, pt::HASH).cloned(),
+        )
+        else {
+            self.stats.malformed += 1;
+            return;
+        };
+        let conn = self.sas[idx].as_ref().map(|s| s.conn).unwrap_or(0);
+        let ours = p1_offers(&self.conns[conn].spec);
+        let group = self.sas[idx].as_ref().and_then(|s| s.kex.as_ref().map(|k| k.group()));
+        let chosen = sa_p
+            .proposals
+            .first()
+            .and_then(|p| p.transforms.first())
+            .and_then(|t| parse_p1_transform(t).ok())
+            .filter(|(c, _)| ours.contains(c) && Some(c.group) == group);
+        let Some((c, _)) = chosen else {
+            self.fail(
+                conn,
+                Failure::Other("peer chose a phase-1 transform we did not offer (or another group than our KE)".into()),
+            );
+            self.remove(idx, "bad response");
+            return;
+        };
+        if let Some(sa) = self.sas[idx].as_mut() {
+            sa.rcookie = h.rcookie;
+            sa.choice = Some(c);
+            sa.gxr = gxr;
+            sa.nr = nr;
+            sa.peer_nat_t = vids(&m.payloads).any(is_nat_t_vid);
+            sa.peer_dpd = vids(&m.payloads).any(|v| v == vendor_id::DPD);
+            sa.out = None;
+            sa.last_in = data.to_vec();
+        }
+        if !self.derive(idx) {
+            return;
+        }
+        let idir_b = Payload::Id(id.clone()).encode_body();
+        let Some(sa) = self.sas[idx].as_ref() else { return };
+        let Some(keys) = sa.keys.as_ref() else { return };
+        let want = c1::hash_r(
+            c.hash,
+            keys.skeyid.expose(),
+            &sa.gxr,
+            &sa.gxi,
+            sa.rcookie,
+            sa.icookie,
+            &sa.sai_b,
+            &idir_b,
+        );
+        if want != got {
+            self.stats.hash_failed += 1;
+            self.fail(
+                conn,
+                Failure::AuthenticationFailed {
+                    detail: "HASH_R does not verify".into(),
+                },
+            );
+            self.remove(idx, "HASH_R failed");
+            return;
+        }
+        if !self.check_peer_id(idx, &id) {
+            return;
+        }
+        self.check_nat_d(idx, &m.payloads);
+        self.float(idx);
+        let Some(sa) = self.sas[idx].as_ref() else { return };
+        let Some(keys) = sa.keys.as_ref() else { return };
+        let hash_i = c1::hash_i(
+            c.hash,
+            keys.skeyid.expose(),
+            &sa.gxi,
+            &sa.gxr,
+            sa.icookie,
+            sa.rcookie,
+            &sa.sai_b,
+            &sa.idii_b,
+        );
+        let mut payloads = vec![Payload::Hash(hash_i)];
+        if sa.peer_nat_t {
+            payloads.extend(self.nat_d(idx));
+        }
+        let chain = write_payloads(&payloads);
+        let mut hh = self.header(idx, ExchangeType::AGGRESSIVE, 0);
+        hh.next_payload = pt::HASH;
+        let Some(sa) = self.sas[idx].as_ref() else { return };
+        let Some((d, last)) = seal(c.cipher, keys.enc_key.expose(), &sa.iv, hh, &chain) else {
+            return;
+        };
+        self.log_msg(idx, true, ExchangeType::AGGRESSIVE, 0, true, &payloads);
+        if let Some(sa) = self.sas[idx].as_mut() {
+            sa.iv = last;
+            sa.last_reply = d.clone();
+        }
+        self.send(idx, d);
+        self.established(idx, now);
+        self.after_initiator_phase1(idx, now);
+    }
+
+    /// Aggressive Mode responder: AM3 in (HASH_I, encrypted or not).
+    fn am_r_done(&mut self, idx: usize, now: Millis, data: &[u8], h: &Header) {
+        let p = if h.flags & FLAG_ENCRYPTION != 0 {
+            let Some((p, _)) = self.open_p1(idx, data, h) else {
+                return;
+            };
+            p
+        } else {
+            let Some(m) = self.clear_msg(idx, data, h, true) else {
+                return;
+            };
+            m.payloads
+        };
+        if h.flags & FLAG_ENCRYPTION != 0 {
+            self.log_msg(idx, false, h.exchange, 0, true, &plain(&p));
+        }
+        let Some(Payload::Hash(got)) = first(&p, pt::HASH).cloned() else {
+            self.stats.malformed += 1;
+            return;
+        };
+        let Some(sa) = self.sas[idx].as_ref() else { return };
+        let (Some(c), Some(keys)) = (sa.choice, sa.keys.as_ref()) else {
+            return;
+        };
+        let want = c1::hash_i(
+            c.hash,
+            keys.skeyid.expose(),
+            &sa.gxi,
+            &sa.gxr,
+            sa.icookie,
+            sa.rcookie,
+            &sa.sai_b,
+            &sa.idii_b,
+        );
+        if want != got {
+            self.stats.hash_failed += 1;
+            let conn = sa.conn;
+            self.fail(
+                conn,
+                Failure::AuthenticationFailed {
+                    detail: "HASH_I does not verify".into(),
+                },
+            );
+            self.remove(idx, "HASH_I failed");
+            return;
+        }
+        if let Some(sa) = self.sas[idx].as_mut() {
+            sa.last_in = data.to_vec();
+        }
+        self.established(idx, now);
+    }
+
+    fn established(&mut self, idx: usize, now: Millis) {
+        let Some(sa) = self.sas[idx].as_mut() else { return };
+        let t = self.conns[sa.conn].spec.timers;
+        sa.state = P1State::Established;
+        sa.established_at = Some(now);
+        sa.last_heard = now;
+        sa.out = None;
+        sa.rekey_at = (!t.ike_rekey_time.is_zero()).then(|| now + t.ike_rekey_time);
+        let life = if t.ike_lifetime.is_zero() {
+            DEFAULT_P1_LIFE
+        } else {
+            t.ike_lifetime
+        };
+        sa.expire_at = Some(now + life);
+        if sa.nat_local {
+            sa.keepalive_at = Some(now + NAT_KEEPALIVE);
+        }
+        let (conn, icookie, rcookie, initiator, local, remote, nat) = (
+            sa.conn,
+            sa.icookie,
+            sa.rcookie,
+            sa.initiator,
+            sa.local,
+            sa.remote,
+            sa.nat_local || sa.nat_remote,
+        );
+        let suite = sa
+            .choice
+            .map(|c| crate::ikev2::suite_name(&c.suite()))
+            .unwrap_or_default();
+        let dpd = sa.peer_dpd;
+        self.events.push_back(Event::IkeSaUp {
+            conn: self.conns[conn].spec.name.clone(),
+            spi_i: icookie,
+            spi_r: rcookie,
+            initiator,
+            suite,
+            local,
+            remote,
+            nat,
+        });
+        if !dpd && !t.dpd_delay.is_zero() {
+            self.log(
+                conn,
+                "the peer did not announce DPD (RFC 3706 vendor ID): no liveness checks on this SA".into(),
+            );
+        }
+        // Older phase-1 SAs of the connection are replaced: delete them.
+        let older: Vec<usize> = (0..self.sas.len())
+            .filter(|&i| i != idx)
+            .filter(|&i| {
+                self.sas[i]
+                    .as_ref()
+                    .is_some_and(|s| s.conn == conn && s.state == P1State::Established)
+            })
+            .collect();
+        for i in older {
+            if let Some(s) = self.sas[i].as_mut() {
+                s.superseded = true;
+            }
+            self.send_delete_isakmp(i);
+            self.remove(i, "replaced by a new phase-1 SA");
+        }
+    }
+
+    /// After our phase 1: INITIAL-CONTACT on a first contact, then a Quick
+    /// Mode for every selector pair without an SA.
+    fn after_initiator_phase1(&mut self, idx: usize, now: Millis) {
+        let Some(conn) = self.sas[idx].as_ref().map(|s| s.conn) else {
+            return;
+        };
+        if self.children[conn].is_empty() {
+            let Some(sa) = self.sas[idx].as_ref() else { return };
+            let spi = [sa.icookie.to_be_bytes(), sa.rcookie.to_be_bytes()].concat();
+            self.send_info(
+                idx,
+                Payload::Notify(NotifyPayload {
+                    doi: doi::IPSEC,
+                    protocol: protocol::ISAKMP,
+                    spi,
+                    notify_type: notify::INITIAL_CONTACT,
+                    data: Vec::new(),
+                }),
+            );
+        }
+        let n = pairs(&self.conns[conn].spec).len();
+        for pair in 0..n {
+            let covered = self.children[conn].iter().any(|c| c.pair == pair && !c.rekeyed)
+                || self
+                    .sas
+                    .iter()
+                    .flatten()
+                    .any(|s| s.conn == conn && s.qms.iter().any(|q| q.pair == pair && q.initiator && !q.done()));
+            if !covered {
+                self.start_quick_mode(idx, pair, None, now);
+            }
+        }
+    }
+
+    fn initial_contact_seen(&mut self, idx: usize, p: &[ParsedPayload]) {
+        let ic = p
+            .iter()
+            .any(|x| matches!(&x.payload, Payload::Notify(n) if n.notify_type == notify::INITIAL_CONTACT));
+        if ic {
+            self.initial_contact(idx);
+        }
+    }
+
+    /// The peer starts afresh (RFC 2407 §4.6.3.3): whatever SAs we hold with
+    /// it are stale.
+    fn initial_contact(&mut self, idx: usize) {
+        let Some(conn) = self.sas[idx].as_ref().map(|s| s.conn) else {
+            return;
+        };
+        self.log(conn, "INITIAL_CONTACT: dropping the older SAs with this peer".into());
+        for i in 0..self.sas.len() {
+            if i != idx && self.sas[i].as_ref().is_some_and(|s| s.conn == conn) {
+                self.remove(i, "INITIAL_CONTACT from the peer");
+            }
+        }
+        // IPsec SAs made under this very phase 1 stay.
+        let keep_after = self.sas[idx]
+            .as_ref()
+            .and_then(|s| s.established_at)
+            .unwrap_or(Millis(0));
+        let name = self.conns[conn].spec.name.clone();
+        let (old, keep): (Vec<Child>, Vec<Child>) = std::mem::take(&mut self.children[conn])
+            .into_iter()
+            .partition(|c| c.installed_at < keep_after);
+        self.children[conn] = keep;
+        for c in old {
+            self.events.push_back(Event::ChildSaDown {
+                conn: name.clone(),
+                spi_in: c.spi_in,
+                spi_out: c.spi_out,
+            });
+        }
+    }
+
+    fn peer_error(&mut self, idx: usize, t: u16) {
+        let Some(conn) = self.sas[idx].as_ref().map(|s| s.conn) else {
+            return;
+        };
+        let why = if t == notify::NO_PROPOSAL_CHOSEN {
+            let offered: Vec<String> = p1_offers(&self.conns[conn].spec).iter().map(choice_name).collect();
+            Failure::PeerRejectedProposals {
+                exchange: "ID_PROT",
+                offered: offered.join(", "),
+            }
+        } else if t == notify::AUTHENTICATION_FAILED || t == notify::INVALID_HASH_INFORMATION {
+            Failure::AuthenticationFailed {
+                detail: format!("peer said {}", notify::name(t)),
+            }
+        } else {
+            Failure::Other(format!("peer said {}", notify::name(t)))
+        };
+        self.fail(conn, why);
+        self.remove(idx, "peer refused");
+    }
+
+    // ---- informational ----------------------------------------------------
+
+    /// Send one protected Informational message: HASH(1), payload (§5.7).
+    fn send_info(&mut self, idx: usize, p: Payload) {
+        let Some(sa) = self.sas[idx].as_ref() else { return };
+        let (Some(c), Some(keys)) = (sa.choice, sa.keys.as_ref()) else {
+            return;
+        };
+        if sa.state != P1State::Established {
+            return;
+        }
+        let mid = {
+            let mut b = [0u8; 4];
+            self.rng.fill(&mut b);
+            u32::from_be_bytes(b) | 1
+        };
+        let Some(sa) = self.sas[idx].as_ref() else { return };
+        let Some(keys2) = sa.keys.as_ref() else { return };
+        let _ = keys;
+        let mut rest = Vec::new();
+        write_payload(&p, 0, &mut rest);
+        let hash = c1::qm_hash1(c.hash, keys2.skeyid_a.expose(), mid, &rest);
+        let mut chain = Vec::new();
+        write_payload(&Payload::Hash(hash.clone()), p.kind(), &mut chain);
+        chain.extend_from_slice(&rest);
+        let iv = c1::phase2_iv(c.hash, c.cipher.block_len(), &sa.iv, mid);
+        let mut hh = self.header(idx, ExchangeType::INFORMATIONAL, mid);
+        hh.next_payload = pt::HASH;
+        let Some((d, _)) = seal(c.cipher, keys2.enc_key.expose(), &iv, hh, &chain) else {
+            return;
+        };
+        self.log_msg(
+            idx,
+            true,
+            ExchangeType::INFORMATIONAL,
+            mid,
+            true,
+            &[Payload::Hash(hash), p],
+        );
+        self.send(idx, d);
+    }
+
+    /// A notification: protected once phase 1 is up, else in the clear.
+    fn send_notify(&mut self, idx: usize, t: u16, data: Vec<u8>) {
+        let Some(sa) = self.sas[idx].as_ref() else { return };
+        let spi = [sa.icookie.to_be_bytes(), sa.rcookie.to_be_bytes()].concat();
+        let n = Payload::Notify(NotifyPayload {
+            doi: doi::IPSEC,
+            protocol: protocol::ISAKMP,
+            spi,
+            notify_type: t,
+            data,
+        });
+        if sa.state == P1State::Established {
+            self.send_info(idx, n);
+        } else {
+            let h = self.header(idx, ExchangeType::INFORMATIONAL, 0);
+            let d = Message::build(&h, std::slice::from_ref(&n));
+            self.log_msg(idx, true, ExchangeType::INFORMATIONAL, 0, true, &[n]);
+            self.send(idx, d);
+        }
+    }
+
+    fn send_delete_esp(&mut self, idx: usize, spi_in: u32) {
+        self.send_info(
+            idx,
+            Payload::Delete(DeletePayload {
+                doi: doi::IPSEC,
+                protocol: protocol::ESP,
+                spi_size: 4,
+                spis: vec![spi_in.to_be_bytes().to_vec()],
+            }),
+        );
+    }
+
+    fn send_delete_isakmp(&mut self, idx: usize) {
+        let Some(sa) = self.sas[idx].as_ref() else { return };
+        let spi = [sa.icookie.to_be_bytes(), sa.rcookie.to_be_bytes()].concat();
+        self.send_info(
+            idx,
+            Payload::Delete(DeletePayload {
+                doi: doi::IPSEC,
+                protocol: protocol::ISAKMP,
+                spi_size: 16,
+                spis: vec![spi],
+            }),
+        );
+    }
+
+    fn informational(&mut self, idx: usize, now: Millis, data: &[u8], h: &Header) {
+        let Some(sa) = self.sas[idx].as_ref() else { return };
+        let conn = sa.conn;
+        if h.flags & FLAG_ENCRYPTION == 0 {
+            // Unprotected: only believable before phase 1 is up (a refusal
+            // of our proposal, say); afterwards anyone could forge it.
+            if sa.state == P1State::Established {
+                self.stats.malformed += 1;
+                return;
+            }
+            let Some(m) = self.clear_msg(idx, data, h, true) else {
+                return;
+            };
+            if let Some(Payload::Notify(n)) = first(&m.payloads, pt::NOTIFY) {
+                if n.notify_type < 16384 {
+                    self.peer_error(idx, n.notify_type);
+                }
+            }
+            return;
+        }
+        let (Some(c), Some(keys)) = (sa.choice, sa.keys.as_ref()) else {
+            self.stats.malformed += 1;
+            return;
+        };
+        if sa.state != P1State::Established && sa.state != P1State::MmI3 {
+            self.stats.malformed += 1;
+            return;
+        }
+        // During MM5/6 the phase-1 chain is still moving: the peer derives
+        // informational IVs from the last block it saw, which is ours.
+        let iv = c1::phase2_iv(c.hash, c.cipher.block_len(), &sa.iv, h.message_id);
+        let Some((plain_b, _)) = open(c.cipher, keys.enc_key.expose(), &iv, data, h) else {
+            self.stats.decrypt_failed += 1;
+            return;
+        };
+        let Ok((p, end)) = parse_payloads(h.next_payload, &plain_b) else {
+            self.stats.decrypt_failed += 1;
+            return;
+        };
+        let Some(Payload::Hash(got)) = p.first().map(|x| &x.payload) else {
+            self.stats.malformed += 1;
+            return;
+        };
+        let rest = &plain_b[p[0].whole.end..end];
+        if *got != c1::qm_hash1(c.hash, keys.skeyid_a.expose(), h.message_id, rest) {
+            self.stats.hash_failed += 1;
+            return;
+        }
+        self.log_msg(idx, false, ExchangeType::INFORMATIONAL, h.message_id, true, &plain(&p));
+        if let Some(sa) = self.sas[idx].as_mut() {
+            sa.last_heard = now;
+        }
+        for x in &p[1..] {
+            match &x.payload {
+                Payload::Notify(n) => match n.notify_type {
+                    notify::R_U_THERE => {
+                        let Some(sa) = self.sas[idx].as_ref() else { return };
+                        let spi = [sa.icookie.to_be_bytes(), sa.rcookie.to_be_bytes()].concat();
+                        self.send_info(
+                            idx,
+                            Payload::Notify(NotifyPayload {
+                                doi: doi::IPSEC,
+                                protocol: protocol::ISAKMP,
+                                spi,
+                                notify_type: notify::R_U_THERE_ACK,
+                                data: n.data.clone(),
+                            }),
+                        );
+                    }
+                    notify::R_U_THERE_ACK => {
+                        let seq = be_u32(&n.data);
+                        if let Some(sa) = self.sas[idx].as_mut() {
+                            // RFC 3706 §5.3: an ACK must echo a sequence number we sent.
+                            if seq.is_some_and(|s| s <= sa.dpd.seq && sa.dpd.seq - s < 16) {
+                                sa.dpd.tries = 0;
+                                sa.dpd.next_at = None;
+                            }
+                        }
+                    }
+                    notify::INITIAL_CONTACT => self.initial_contact(idx),
+                    notify::CONNECTED => self.connected(idx, n),
+                    t if t < 16384 => {
+                        let what = notify::name(t);
+                        self.fail(conn, Failure::Other(format!("peer said {what}")));
+                    }
+                    _ => {}
+                },
+                Payload::Delete(d) => self.peer_delete(idx, d),
+                _ => {}
+            }
+        }
+    }
+
+    fn peer_delete(&mut self, idx: usize, d: &DeletePayload) {
+        let Some(conn) = self.sas[idx].as_ref().map(|s| s.conn) else {
+            return;
+        };
+        match d.protocol {
+            protocol::ISAKMP => {
+                let Some(sa) = self.sas[idx].as_ref() else { return };
+                let me = [sa.icookie.to_be_bytes(), sa.rcookie.to_be_bytes()].concat();
+                for spi in &d.spis {
+                    if *spi == me {
+                        self.remove(idx, "deleted by the peer");
+                        return;
+                    }
+                    if spi.len() == 16 {
+                        let (i, r) = (
+                            u64::from_be_bytes(spi[..8].try_into().unwrap_or([0; 8])),
+                            u64::from_be_bytes(spi[8..].try_into().unwrap_or([0; 8])),
+                        );
+                        if let Some(j) = self.sas.iter().position(|s| {
+                            s.as_ref()
+                                .is_some_and(|s| s.conn == conn && s.icookie == i && s.rcookie == r)
+                        }) {
+                            self.remove(j, "deleted by the peer");
+                        }
+                    }
+                }
+            }
+            protocol::ESP => {
+                for spi in d.spis.iter().filter_map(|s| be_u32(s)) {
+                    // The peer names its inbound SPI: our outbound.
+                    if let Some(k) = self.children[conn].iter().position(|c| c.spi_out == spi) {
+                        let c = self.children[conn].remove(k);
+                        // The SA that replaced it (if any) carries the traffic now.
+                        let name = self.conns[conn].spec.name.clone();
+                        if let Some(n) = self.children[conn].iter_mut().find(|n| n.pair == c.pair && !n.active) {
+                            n.active = true;
+                            n.activate_at = None;
+                            self.events.push_back(Event::ChildSaActivate {
+                                conn: name.clone(),
+                                spi_in: n.spi_in,
+                            });
+                        }
+                        self.events.push_back(Event::ChildSaDown {
+                            conn: name,
+                            spi_in: c.spi_in,
+                            spi_out: c.spi_out,
+                        });
+                    }
+                }
+            }
+            _ => {}
+        }
+    }
+
+    // ---- timers -----------------------------------------------------------
+
+    pub fn handle_timeout(&mut self, now: Millis) {
+        for idx in 0..self.sas.len() {
+            self.p1_timers(idx, now);
+            if self.sas[idx].is_some() {
+                self.qm_timers(idx, now);
+            }
+        }
+        for ci in 0..self.conns.len() {
+            self.child_timers(ci, now);
+        }
+    }
+
+    fn p1_timers(&mut self, idx: usize, now: Millis) {
+        let policy = self.policy;
+        let Some(sa) = self.sas[idx].as_mut() else { return };
+        // Retransmission of our last phase-1 message.
+        if let Some(o) = sa.out.as_mut() {
+            if now >= o.next_at {
+                if o.sent >= policy.tries {
+                    let (conn, remote, what, sent) = (sa.conn, sa.remote, o.what, o.sent);
+                    self.fail(
+                        conn,
+                        Failure::PeerNotAnswering {
+                            exchange: what,
+                            tries: sent,
+                            to: remote,
+                        },
+                    );
+                    self.remove(idx, "peer not answering");
+                    return;
+                }
+                o.sent += 1;
+                o.next_at = now + policy.wait_after(o.sent);
+                let (data, conn, remote, what, n) = (o.data.clone(), sa.conn, sa.remote, o.what, o.sent);
+                self.log(conn, format!("retransmit {} of {what} request to {remote}", n - 1));
+                self.send(idx, data);
+            }
+        }
+        let Some(sa) = self.sas[idx].as_ref() else { return };
+        if sa.state != P1State::Established && sa.expire_at.is_some_and(|e| now >= e) {
+            let conn = sa.conn;
+            self.log(conn, "half-open phase 1 timed out".into());
+            self.remove(idx, "half-open timeout");
+            return;
+        }
+        if sa.state != P1State::Established {
+            return;
+        }
+        let conn = sa.conn;
+        let t = self.conns[conn].spec.timers;
+        // Lifetimes: a fresh phase 1 replaces this one; the hard limit deletes it.
+        if sa.expire_at.is_some_and(|e| now >= e) {
+            self.log(conn, "phase-1 SA lifetime over: deleting it".into());
+            self.send_delete_isakmp(idx);
+            self.remove(idx, "lifetime expired");
+            return;
+        }
+        if sa.rekey_at.is_some_and(|r| now >= r) && !sa.superseded {
+            if let Some(sa) = self.sas[idx].as_mut() {
+                sa.rekey_at = None;
+            }
+            self.log(conn, "phase-1 SA rekey time: starting a new one".into());
+            self.start_phase1(conn, now);
+            return;
+        }
+        // Dead peer detection (RFC 3706 §5): R-U-THERE after a quiet spell,
+        // then again per the retransmission policy, until the peer is declared dead.
+        let Some(sa) = self.sas[idx].as_mut() else { return };
+        if sa.peer_dpd && !t.dpd_delay.is_zero() && !sa.superseded {
+            let due = match sa.dpd.next_at {
+                Some(n) => now >= n,
+                None => now >= sa.last_heard + t.dpd_delay,
+            };
+            if due {
+                if sa.dpd.tries >= policy.tries {
+                    let (remote, tries) = (sa.remote, sa.dpd.tries);
+                    self.fail(
+                        conn,
+                        Failure::PeerNotAnswering {
+                            exchange: "DPD R-U-THERE",
+                            tries,
+                            to: remote,
+                        },
+                    );
+                    self.log(conn, "dead peer: deleting its SAs".into());
+                    self.remove(idx, "dead peer");
+                    self.drop_children(conn);
+                    if t.dpd_restart {
+                        self.log(conn, "dead peer: initiating again (dpd_action = restart)".into());
+                        self.start_phase1(conn, now);
+                    }
+                    return;
+                }
+                sa.dpd.seq = sa.dpd.seq.wrapping_add(1).max(1);
+                sa.dpd.tries += 1;
+                sa.dpd.next_at = Some(now + policy.wait_after(sa.dpd.tries));
+                let seq = sa.dpd.seq;
+                let spi = [sa.icookie.to_be_bytes(), sa.rcookie.to_be_bytes()].concat();
+                self.send_info(
+                    idx,
+                    Payload::Notify(NotifyPayload {
+                        doi: doi::IPSEC,
+                        protocol: protocol::ISAKMP,
+                        spi,
+                        notify_type: notify::R_U_THERE,
+                        data: seq.to_be_bytes().to_vec(),
+                    }),
+                );
+            }
+        }
+        let Some(sa) = self.sas[idx].as_mut() else { return };
+        if sa.keepalive_at.is_some_and(|k| now >= k) {
+            sa.keepalive_at = Some(now + NAT_KEEPALIVE);
+            let (local, remote) = (sa.local, sa.remote);
+            self.transmits.push_back(Transmit {
+                local,
+                remote,
+                data: KEEPALIVE.to_vec(),
+            });
+        }
+    }
+
+    pub fn poll_timeout(&self) -> Option<Millis> {
+        let mut t: Vec<Millis> = Vec::new();
+        for sa in self.sas.iter().flatten() {
+            let timers = self.conns[sa.conn].spec.timers;
+            t.extend(sa.out.as_ref().map(|o| o.next_at));
+            if sa.state == P1State::Established {
+                t.extend(sa.expire_at);
+                if !sa.superseded {
+                    t.extend(sa.rekey_at);
+                    if sa.peer_dpd && !timers.dpd_delay.is_zero() {
+                        t.push(sa.dpd.next_at.unwrap_or(sa.last_heard + timers.dpd_delay));
+                    }
+                    t.extend(sa.keepalive_at);
+                }
+            } else {
+                t.extend(sa.expire_at);
+            }
+            for q in &sa.qms {
+                t.extend(q.next_timer());
+            }
+        }
+        for cs in &self.children {
+            for c in cs {
+                if !c.rekeyed {
+                    t.extend(c.rekey_at);
+                }
+                t.extend(c.expire_at);
+                t.extend(c.activate_at);
+                t.extend(c.delete_old.map(|d| d.0));
+            }
+        }
+        t.into_iter().min()
+    }
+}
+
+fn is_nat_t_vid(v: &[u8]) -> bool {
+    v == vendor_id::RFC3947_NAT_T
+}
+
+/// What we announce: RFC 3947 NAT-T and RFC 3706 DPD.
+fn our_vids() -> Vec<Payload> {
+    vec![
+        Payload::VendorId(vendor_id::RFC3947_NAT_T.to_vec()),
+        Payload::VendorId(vendor_id::DPD.to_vec()),
+    ]
+}
+
+/// The connection's identity as a phase-1 ID payload (RFC 2407 §4.6.2:
+/// protocol and port zero). The type numbers are IKEv2's, which keeps
+/// IKEv1's for the common types (IPV4_ADDR 1, FQDN 2, USER_FQDN 3, IPV6_ADDR
+/// 5, KEY_ID 11).
+fn id_payload(id: &ikeda_wire::ikev2::IdPayload) -> IdPayload {
+    IdPayload {
+        id_type: id.id_type.0,
+        protocol: 0,
+        port: 0,
+        data: id.data.clone(),
+    }
+}
+
+fn id_text(id: &IdPayload) -> String {
+    match id.id_type {
+        id_type::IPV4_ADDR | id_type::IPV6_ADDR => id_to_ts(id)
+            .map(|t| t.start_address.to_string())
+            .unwrap_or_else(|| "?".into()),
+        id_type::FQDN | id_type::USER_FQDN => String::from_utf8_lossy(&id.data).into_owned(),
+        _ => format!(
+            "type {} {}",
+            id.id_type,
+            id.data.iter().map(|b| format!("{b:02x}")).collect::<String>()
+        ),
+    }
+}
+
+impl crate::sim::Peer for Engine {
+    fn handle_datagram(&mut self, now: Millis, local: SocketAddr, remote: SocketAddr, data: &[u8]) {
+        Engine::handle_datagram(self, now, local, remote, data)
+    }
+    fn handle_timeout(&mut self, now: Millis) {
+        Engine::handle_timeout(self, now)
+    }
+    fn poll_transmit(&mut self) -> Option<Transmit> {
+        Engine::poll_transmit(self)
+    }
+    fn poll_timeout(&self) -> Option<Millis> {
+        Engine::poll_timeout(self)
+    }
+}

@@ -1,0 +1,483 @@
+//! Two IKEv1 engines in the deterministic simulator: Main Mode, Aggressive
+//! Mode, Quick Mode (several pairs, PFS, IPComp), failures named, loss and
+//! duplication, Quick Mode rekeys, dead peer detection.
+
+use super::{Engine, V1ConnSpec};
+use crate::ikev2::{ChildSaInfo, ConnSpec, Event, Failure, Timers};
+use crate::sim::Pair;
+use crate::Millis;
+use ikeda_crypto::ike::{parse_esp_proposals, parse_ike_proposals, SeededRng};
+use ikeda_crypto::SecretBytes;
+use ikeda_wire::ikev2::{IdPayload, TsRange};
+use std::net::{IpAddr, SocketAddr};
+use std::time::Duration;
+
+const A: &str = "192.168.50.11";
+const B: &str = "192.168.50.12";
+
+fn ts(a: &str, b: &str) -> TsRange {
+    TsRange::addresses(a.parse().unwrap(), b.parse().unwrap())
+}
+
+fn spec(
+    local: &str,
+    remote: &str,
+    ike: &str,
+    esp: &str,
+    psk: &str,
+    lnets: Vec<TsRange>,
+    rnets: Vec<TsRange>,
+) -> ConnSpec {
+    let ip = |s: &str| -> IpAddr { s.parse().unwrap() };
+    let id = |s: &str| match ip(s) {
+        IpAddr::V4(a) => IdPayload::ipv4(a),
+        IpAddr::V6(_) => unreachable!(),
+    };
+    ConnSpec {
+        name: "s2s".into(),
+        local: ip(local),
+        remote: ip(remote),
+        local_id: id(local),
+        remote_id: id(remote),
+        psk: SecretBytes::new(psk.as_bytes().to_vec()),
+        ike_proposals: parse_ike_proposals(ike).unwrap(),
+        esp_proposals: parse_esp_proposals(esp).unwrap(),
+        local_ts: lnets,
+        remote_ts: rnets,
+        timers: Timers::default(),
+    }
+}
+
+fn lan1() -> Vec<TsRange> {
+    vec![ts("192.168.11.0", "192.168.11.255")]
+}
+fn lan2() -> Vec<TsRange> {
+    vec![ts("192.168.12.0", "192.168.12.255")]
+}
+
+fn v1(spec: ConnSpec) -> V1ConnSpec {
+    V1ConnSpec {
+        spec,
+        aggressive: false,
+        compress: false,
+    }
+}
+
+fn pair(a: V1ConnSpec, b: V1ConnSpec, seed: u64) -> Pair<Engine, Engine> {
+    let ea = Engine::new(vec![a], Box::new(SeededRng::from_u64(seed)));
+    let eb = Engine::new(vec![b], Box::new(SeededRng::from_u64(seed ^ 0xffff)));
+    let sa: SocketAddr = format!("{A}:500").parse().unwrap();
+    let sb: SocketAddr = format!("{B}:500").parse().unwrap();
+    Pair::new(ea, sa, eb, sb, seed)
+}
+
+fn drain(e: &mut Engine, into: &mut Vec<Event>) {
+    while let Some(ev) = e.poll_event() {
+        into.push(ev);
+    }
+}
+
+fn run(p: &mut Pair<Engine, Engine>, ea: &mut Vec<Event>, eb: &mut Vec<Event>, until_s: u64) {
+    let limit = Millis(until_s * 1000);
+    while p.now <= limit && p.step() {
+        drain(&mut p.a, ea);
+        drain(&mut p.b, eb);
+    }
+    drain(&mut p.a, ea);
+    drain(&mut p.b, eb);
+}
+
+fn children(ev: &[Event]) -> Vec<&ChildSaInfo> {
+    ev.iter()
+        .filter_map(|e| match e {
+            Event::ChildSaUp(c) => Some(c),
+            _ => None,
+        })
+        .collect()
+}
+
+fn failures(ev: &[Event]) -> Vec<&Failure> {
+    ev.iter()
+        .filter_map(|e| match e {
+            Event::Failed { why, .. } => Some(why),
+            _ => None,
+        })
+        .collect()
+}
+
+fn logs(ev: &[Event]) -> String {
+    ev.iter()
+        .filter_map(|e| match e {
+            Event::Log { line, .. } => Some(line.as_str()),
+            _ => None,
+        })
+        .collect::<Vec<_>>()
+        .join("\n")
+}
+
+/// Every SA on one side has its mirror on the other, keys crossed.
+fn check_mirrored(ca: &[&ChildSaInfo], cb: &[&ChildSaInfo]) {
+    assert_eq!(ca.len(), cb.len());
+    for a in ca {
+        let b = cb
+            .iter()
+            .find(|b| b.spi_in == a.spi_out)
+            .unwrap_or_else(|| panic!("no mirror for {:08x}", a.spi_in));
+        assert_eq!(a.spi_in, b.spi_out);
+        assert_eq!(a.enc_out, b.enc_in);
+        assert_eq!(a.enc_in, b.enc_out);
+        assert_eq!(a.auth_out, b.auth_in);
+        assert_eq!(a.auth_in, b.auth_out);
+        assert_eq!(a.algorithm, b.algorithm);
+        assert_eq!(a.local_ts, b.remote_ts);
+        assert_eq!(a.remote_ts, b.local_ts);
+        assert_eq!(a.pair, b.pair);
+        assert_ne!(a.enc_in, a.enc_out, "each direction has its own KEYMAT");
+    }
+}
+
+fn up(p: &mut Pair<Engine, Engine>) -> (Vec<Event>, Vec<Event>) {
+    p.a.initiate("s2s", Millis(0)).unwrap();
+    let (mut ea, mut eb) = (Vec::new(), Vec::new());
+    run(p, &mut ea, &mut eb, 10);
+    (ea, eb)
+}
+
+#[test]
+fn main_mode_and_quick_mode_for_the_acceptance_proposals() {
+    for (k, (ike, esp)) in [
+        ("aes128-sha256-modp2048", "aes128-sha1"),
+        ("aes256-sha1-modp1024", "3des-md5"),
+        ("3des-sha1-modp1024", "aes128gcm16"),
+        ("aes128-sha256-ecp256", "aes256-sha256-modp2048"),
+    ]
+    .into_iter()
+    .enumerate()
+    {
+        let a = spec(A, B, ike, esp, "s3cret", lan1(), lan2());
+        let b = spec(B, A, ike, esp, "s3cret", lan2(), lan1());
+        let mut p = pair(v1(a), v1(b), 7 + k as u64);
+        let (ea, eb) = up(&mut p);
+        assert!(
+            failures(&ea).is_empty() && failures(&eb).is_empty(),
+            "{ike}/{esp}: {:?} {:?}\n{}",
+            failures(&ea),
+            failures(&eb),
+            logs(&ea)
+        );
+        let (ca, cb) = (children(&ea), children(&eb));
+        assert_eq!(ca.len(), 1, "{ike}/{esp}:\n{}", logs(&ea));
+        check_mirrored(&ca, &cb);
+        let l = logs(&ea);
+        assert!(l.contains("sending ID_PROT request 0 [ SA V V ]"), "{l}");
+        assert!(l.contains("received QUICK_MODE response"), "{l}");
+        // Both ends agree on the phase-1 cookies and keys.
+        let keys = |ev: &[Event]| {
+            ev.iter()
+                .find_map(|e| match e {
+                    Event::Ikev1Keys(k) => Some((k.icookie, k.rcookie, k.enc_key.clone(), k.skeyid_d.clone())),
+                    _ => None,
+                })
+                .unwrap()
+        };
+        assert_eq!(keys(&ea), keys(&eb));
+        let v = p.a.ike_sas();
+        assert_eq!(v.len(), 1);
+        assert_eq!(v[0].version, 1);
+        assert_eq!(v[0].children.len(), 1);
+    }
+}
+
+#[test]
+fn one_quick_mode_per_selector_pair_as_in_the_racoon_config() {
+    // 192.168.11.0/24 <-> 192.168.12.0/24 and 192.168.50.11 <-> 192.168.12.0/24,
+    // plus an IPv6 pair: three Quick Modes under one Main Mode.
+    let a_l = vec![
+        ts("192.168.11.0", "192.168.11.255"),
+        ts(A, A),
+        ts("2001:db8:11::", "2001:db8:11::ffff:ffff:ffff:ffff"),
+    ];
+    let a_r = vec![
+        ts("192.168.12.0", "192.168.12.255"),
+        ts("2001:db8:12::", "2001:db8:12::ffff:ffff:ffff:ffff"),
+    ];
+    let a = spec(A, B, "3des-sha1-modp1024", "3des-md5", "k", a_l.clone(), a_r.clone());
+    let b = spec(B, A, "3des-sha1-modp1024", "3des-md5", "k", a_r, a_l);
+    let mut p = pair(v1(a), v1(b), 3);
+    let (ea, eb) = up(&mut p);
+    let (ca, cb) = (children(&ea), children(&eb));
+    // Pairs of the same family only: (11/24,12/24), (50.11,12/24), (v6,v6).
+    assert_eq!(ca.len(), 3, "{}", logs(&ea));
+    check_mirrored(&ca, &cb);
+    let mut pairs: Vec<usize> = ca.iter().map(|c| c.pair).collect();
+    pairs.sort();
+    assert_eq!(pairs, vec![0, 1, 2]);
+    assert_eq!(
+        ea.iter().filter(|e| matches!(e, Event::IkeSaUp { .. })).count(),
+        1,
+        "one phase-1 SA"
+    );
+}
+
+#[test]
+fn pfs_and_ipcomp_are_negotiated_when_both_ask() {
+    let mut a = v1(spec(
+        A,
+        B,
+        "aes128-sha1-modp2048",
+        "aes128-sha1-modp2048",
+        "k",
+        lan1(),
+        lan2(),
+    ));
+    let mut b = v1(spec(
+        B,
+        A,
+        "aes128-sha1-modp2048",
+        "aes128-sha1-modp2048",
+        "k",
+        lan2(),
+        lan1(),
+    ));
+    a.compress = true;
+    b.compress = true;
+    let mut p = pair(a, b, 11);
+    let (ea, eb) = up(&mut p);
+    let (ca, cb) = (children(&ea), children(&eb));
+    check_mirrored(&ca, &cb);
+    let (ia, ib) = (ca[0].ipcomp.unwrap(), cb[0].ipcomp.unwrap());
+    assert_eq!((ia.0, ia.1), (ib.1, ib.0), "CPIs crossed");
+    assert!((256..61440).contains(&ia.0));
+    assert!(
+        logs(&ea).contains("KE ID ID"),
+        "PFS sends KE in Quick Mode: {}",
+        logs(&ea)
+    );
+    // Only one side asks: ESP without IPComp, and it is said.
+    let mut a = v1(spec(A, B, "aes128-sha1-modp2048", "aes128-sha1", "k", lan1(), lan2()));
+    a.compress = true;
+    let b = v1(spec(B, A, "aes128-sha1-modp2048", "aes128-sha1", "k", lan2(), lan1()));
+    let mut p = pair(a, b, 12);
+    let (ea, eb) = up(&mut p);
+    assert!(
+        children(&ea).is_empty(),
+        "the responder refuses an offer with IPComp it did not ask for"
+    );
+    let f = failures(&eb);
+    assert!(f.iter().any(|f| f.to_string().contains("compress = true")), "{f:?}");
+}
+
+#[test]
+fn aggressive_mode_when_both_opt_in() {
+    let mut a = v1(spec(A, B, "aes128-sha256-modp2048", "aes128-sha1", "k", lan1(), lan2()));
+    let mut b = v1(spec(B, A, "aes128-sha256-modp2048", "aes128-sha1", "k", lan2(), lan1()));
+    a.aggressive = true;
+    b.aggressive = true;
+    let mut p = pair(a, b, 5);
+    let (ea, eb) = up(&mut p);
+    check_mirrored(&children(&ea), &children(&eb));
+    assert!(
+        logs(&ea).contains("sending AGGRESSIVE request 0 [ SA KE No ID V V ]"),
+        "{}",
+        logs(&ea)
+    );
+    assert!(logs(&ea).contains("PSK guesses offline"), "the warning");
+}
+
+#[test]
+fn failures_are_named() {
+    // Different pre-shared keys: the responder cannot read MM5.
+    let a = spec(A, B, "aes128-sha256-modp2048", "aes128-sha1", "one", lan1(), lan2());
+    let b = spec(B, A, "aes128-sha256-modp2048", "aes128-sha1", "two", lan2(), lan1());
+    let mut p = pair(v1(a), v1(b), 1);
+    let (_, eb) = up(&mut p);
+    assert!(
+        matches!(failures(&eb).first(), Some(Failure::AuthenticationFailed { .. })),
+        "{:?}",
+        failures(&eb)
+    );
+    // No common phase-1 proposal: both sides say which.
+    let a = spec(A, B, "aes128-sha256-modp2048", "aes128-sha1", "k", lan1(), lan2());
+    let b = spec(B, A, "aes256-sha1-modp1024", "aes128-sha1", "k", lan2(), lan1());
+    let mut p = pair(v1(a), v1(b), 2);
+    let (ea, eb) = up(&mut p);
+    assert!(
+        matches!(failures(&eb).first(), Some(Failure::NoProposalChosen { .. })),
+        "{:?}",
+        failures(&eb)
+    );
+    assert!(
+        matches!(failures(&ea).first(), Some(Failure::PeerRejectedProposals { .. })),
+        "{:?}",
+        failures(&ea)
+    );
+    // Selectors that do not match.
+    let a = spec(A, B, "aes128-sha256-modp2048", "aes128-sha1", "k", lan1(), lan2());
+    let b = spec(
+        B,
+        A,
+        "aes128-sha256-modp2048",
+        "aes128-sha1",
+        "k",
+        vec![ts("10.0.0.0", "10.0.0.255")],
+        lan1(),
+    );
+    let mut p = pair(v1(a), v1(b), 3);
+    let (_, eb) = up(&mut p);
+    assert!(
+        matches!(failures(&eb).first(), Some(Failure::TsUnacceptable { .. })),
+        "{:?}",
+        failures(&eb)
+    );
+    // Nobody answers.
+    let a = spec(
+        A,
+        "192.168.50.99",
+        "aes128-sha256-modp2048",
+        "aes128-sha1",
+        "k",
+        lan1(),
+        lan2(),
+    );
+    let b = spec(B, A, "aes128-sha256-modp2048", "aes128-sha1", "k", lan2(), lan1());
+    let mut p = pair(v1(a), v1(b), 4);
+    p.a.initiate("s2s", Millis(0)).unwrap();
+    let (mut ea, mut eb) = (Vec::new(), Vec::new());
+    run(&mut p, &mut ea, &mut eb, 120);
+    assert!(
+        matches!(
+            failures(&ea).first(),
+            Some(Failure::PeerNotAnswering {
+                exchange: "ID_PROT",
+                ..
+            })
+        ),
+        "{:?}",
+        failures(&ea)
+    );
+}
+
+#[test]
+fn survives_loss_and_duplication() {
+    for seed in 1..12u64 {
+        let a = spec(A, B, "aes128-sha256-modp2048", "aes128-sha1", "k", lan1(), lan2());
+        let b = spec(B, A, "aes128-sha256-modp2048", "aes128-sha1", "k", lan2(), lan1());
+        let mut p = pair(v1(a), v1(b), seed);
+        p.faults.loss = 0.2;
+        p.faults.duplicate = 0.2;
+        p.faults.reorder = 0.1;
+        p.faults.reorder_delay = Duration::from_millis(300);
+        p.a.initiate("s2s", Millis(0)).unwrap();
+        let (mut ea, mut eb) = (Vec::new(), Vec::new());
+        run(&mut p, &mut ea, &mut eb, 60);
+        let (ca, cb) = (children(&ea), children(&eb));
+        assert_eq!(ca.len(), 1, "seed {seed}: {}\n---\n{}", logs(&ea), logs(&eb));
+        check_mirrored(&ca, &cb);
+    }
+}
+
+#[test]
+fn quick_mode_rekeys_make_before_break_and_dpd_finds_a_dead_peer() {
+    let mut a = spec(A, B, "aes128-sha256-modp2048", "aes128-sha1", "k", lan1(), lan2());
+    let mut b = spec(B, A, "aes128-sha256-modp2048", "aes128-sha1", "k", lan2(), lan1());
+    a.timers = Timers {
+        rekey_time: Duration::from_secs(20),
+        life_time: Duration::from_secs(30),
+        ike_rekey_time: Duration::from_secs(70),
+        ike_lifetime: Duration::from_secs(100),
+        dpd_delay: Duration::from_secs(5),
+        dpd_restart: false,
+    };
+    // B's phase 1 lives longer: A renews it, once.
+    b.timers = Timers {
+        rekey_time: Duration::from_secs(25),
+        life_time: Duration::from_secs(30),
+        ike_rekey_time: Duration::from_secs(200),
+        ike_lifetime: Duration::from_secs(300),
+        ..a.timers
+    };
+    let mut p = pair(v1(a), v1(b), 9);
+    let quick = crate::RetransmitPolicy {
+        timeout: Duration::from_secs(1),
+        base: 1.5,
+        tries: 3,
+    };
+    p.a.set_retransmit_policy(quick);
+    p.b.set_retransmit_policy(quick);
+    p.a.initiate("s2s", Millis(0)).unwrap();
+    let (mut ea, mut eb) = (Vec::new(), Vec::new());
+    run(&mut p, &mut ea, &mut eb, 90);
+    let ups = children(&ea);
+    assert!(ups.len() >= 4, "rekeyed every 20 s: {}", logs(&ea));
+    // Make before break: every SA that went down on A had a successor up first.
+    let mut live = 0i32;
+    for e in &ea {
+        match e {
+            Event::ChildSaUp(_) => live += 1,
+            Event::ChildSaDown { .. } => {
+                live -= 1;
+                assert!(live >= 1, "an SA went down with no successor: {}", logs(&ea));
+            }
+            _ => {}
+        }
+    }
+    assert!(
+        failures(&ea).is_empty() && failures(&eb).is_empty(),
+        "{:?} {:?}",
+        failures(&ea),
+        failures(&eb)
+    );
+    assert!(
+        logs(&ea).contains("INFORMATIONAL_V1 request"),
+        "DELETEs are protected informationals"
+    );
+    assert!(
+        logs(&ea).contains("N(DPD)") || logs(&eb).contains("N(DPD)"),
+        "liveness checks after 5 s idle"
+    );
+    // Phase 1 was renewed at 70 s: a second IKE SA came up and the first went.
+    assert_eq!(
+        ea.iter().filter(|e| matches!(e, Event::IkeSaUp { .. })).count(),
+        2,
+        "{}",
+        logs(&ea)
+    );
+    // Now B dies: A declares it dead (5 s quiet, then 1 + 1.5 + 2.25 s of R-U-THERE).
+    p.faults.loss = 1.0;
+    let (mut ea, mut eb) = (Vec::new(), Vec::new());
+    run(&mut p, &mut ea, &mut eb, 110);
+    assert!(
+        failures(&ea).iter().any(|f| matches!(
+            f,
+            Failure::PeerNotAnswering {
+                exchange: "DPD R-U-THERE",
+                ..
+            }
+        )),
+        "{:?}\n{}",
+        failures(&ea),
+        logs(&ea)
+    );
+    assert!(ea.iter().any(|e| matches!(e, Event::ChildSaDown { .. })));
+}
+
+#[test]
+fn selectors_and_ids_round_trip() {
+    use super::{id_to_ts, ts_to_id};
+    for t in [
+        ts("192.168.11.0", "192.168.11.255"),
+        ts("192.168.50.11", "192.168.50.11"),
+        ts("10.0.0.5", "10.0.0.9"),
+        ts("2001:db8:11::", "2001:db8:11::ffff:ffff:ffff:ffff"),
+    ] {
+        assert_eq!(id_to_ts(&ts_to_id(&t)), Some(t));
+    }
+    assert_eq!(
+        ts_to_id(&ts("192.168.11.0", "192.168.11.255")).id_type,
+        ikeda_wire::ikev1::id_type::IPV4_ADDR_SUBNET
+    );
+    assert_eq!(
+        ts_to_id(&ts("10.0.0.5", "10.0.0.9")).id_type,
+        ikeda_wire::ikev1::id_type::IPV4_ADDR_RANGE
+    );
+}

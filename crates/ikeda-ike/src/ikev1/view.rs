@@ -1,0 +1,108 @@
+//! What the IKEv1 engine can tell about its SAs, in the IKEv2 engine's
+//! view types so `ikeda show` and `status` treat both alike. A phase-1
+//! SA's "SPIs" are its cookies; the IPsec SAs belong to the connection
+//! and are listed under its newest phase-1 SA.
+
+use super::{Engine, P1State};
+use crate::ikev2::{ChildSaView, IkeSaView, IkeState};
+
+impl Engine {
+    /// Every phase-1 SA, half-open ones included, with the connection's
+    /// IPsec SAs under the newest one.
+    pub fn ike_sas(&self) -> Vec<IkeSaView> {
+        let mut out: Vec<IkeSaView> = Vec::new();
+        let mut listed = vec![false; self.conns.len()];
+        let mut order: Vec<usize> = (0..self.sas.len()).filter(|&i| self.sas[i].is_some()).collect();
+        // Newest first, so the IPsec SAs go under the current phase-1 SA.
+        order.sort_by_key(|&i| std::cmp::Reverse(self.sas[i].as_ref().map(|s| s.created)));
+        for i in order {
+            let Some(s) = self.sas[i].as_ref() else { continue };
+            let c = &self.conns[s.conn];
+            let state = match s.state {
+                P1State::Established if s.superseded => IkeState::Rekeyed,
+                P1State::Established => IkeState::Established,
+                _ => IkeState::Connecting,
+            };
+            let children = if !listed[s.conn] && s.state == P1State::Established {
+                listed[s.conn] = true;
+                self.child_views(s.conn)
+            } else {
+                Vec::new()
+            };
+            out.push(IkeSaView {
+                conn: c.spec.name.clone(),
+                version: 1,
+                spi_i: s.icookie,
+                spi_r: s.rcookie,
+                initiator: s.initiator,
+                state,
+                local: s.local,
+                remote: s.remote,
+                suite: s.choice.map(|x| x.suite()),
+                established_at: s.established_at,
+                rekey_at: s.rekey_at,
+                expire_at: s.expire_at,
+                nat: s.nat_local || s.nat_remote,
+                behind_nat: s.nat_local,
+                pending: s
+                    .out
+                    .as_ref()
+                    .map(|o| o.what)
+                    .or_else(|| s.qms.iter().find_map(|q| q.out.as_ref().map(|o| o.what))),
+                sends: s
+                    .out
+                    .as_ref()
+                    .or_else(|| s.qms.iter().find_map(|q| q.out.as_ref()))
+                    .map_or(0, |o| o.sent),
+                tries: self.policy.tries,
+                dpd_delay_ms: if s.peer_dpd || s.state != P1State::Established {
+                    c.spec.timers.dpd_delay.as_millis() as u64
+                } else {
+                    0
+                },
+                last_heard: s.last_heard,
+                dpd_checking: s.dpd.tries > 0,
+                children,
+                dpd_supported: s.peer_dpd,
+            });
+        }
+        // IPsec SAs whose phase-1 SA is gone (IKEv1 allows that) are still shown.
+        for (ci, done) in listed.iter().enumerate() {
+            if !done && !self.children[ci].is_empty() {
+                if let Some(v) = out.iter_mut().find(|v| v.conn == self.conns[ci].spec.name) {
+                    v.children = self.child_views(ci);
+                }
+            }
+        }
+        out
+    }
+
+    fn child_views(&self, ci: usize) -> Vec<ChildSaView> {
+        self.children[ci]
+            .iter()
+            .map(|ch| ChildSaView {
+                spi_in: ch.spi_in,
+                spi_out: ch.spi_out,
+                suite: ch.suite,
+                local_ts: vec![ch.local_ts],
+                remote_ts: vec![ch.remote_ts],
+                installed_at: ch.installed_at,
+                rekey_at: ch.rekey_at,
+                expire_at: ch.expire_at,
+                udp_encap: ch.udp_encap,
+                active: ch.active,
+                rekeyed: ch.rekeyed,
+                ipcomp: ch.ipcomp,
+            })
+            .collect()
+    }
+
+    /// IPsec SAs without any phase-1 SA to list them under.
+    pub fn orphan_children(&self) -> Vec<(String, Vec<ChildSaView>)> {
+        (0..self.conns.len())
+            .filter(|&ci| !self.children[ci].is_empty())
+            .filter(|&ci| !self.sas.iter().flatten().any(|s| s.conn == ci))
+            .map(|ci| (self.conns[ci].spec.name.clone(), self.child_views(ci)))
+            .collect()
+    }
+}
