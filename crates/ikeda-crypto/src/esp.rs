@@ -1,6 +1,12 @@
 //! ESP ciphers: AEAD (RFC 4106 AES-GCM, RFC 7634 ChaCha20-Poly1305) and
-//! AES-CBC (RFC 3602) with HMAC-SHA1-96 (RFC 2404) or HMAC-SHA2-256-128
-//! (RFC 4868).
+//! CBC, AES-CBC (RFC 3602) or 3DES-CBC (RFC 2451), with HMAC-SHA1-96
+//! (RFC 2404), HMAC-SHA2-256-128 (RFC 4868) or HMAC-MD5-96 (RFC 2403).
+//!
+//! 3DES and MD5 are here for IKEv1 peers that offer nothing newer. aws-lc-rs
+//! has neither, so they come from RustCrypto (`des`, `md-5` with `hmac`).
+//! 3DES has 64-bit blocks: CBC under one key leaks plaintext XORs once
+//! about 2^32 blocks (32 GiB) have gone by (Sweet32), so such SAs want
+//! byte lifetimes well below that.
 //!
 //! Both directions work on one contiguous ESP packet in place:
 //!
@@ -14,9 +20,12 @@
 //! Seq-hi || Seq-lo) and appended to the HMAC input for CBC (RFC 4303
 //! §3.3.2.1).
 
+use ::hmac::Mac as _;
 use aws_lc_rs::aead::{self, Aad, LessSafeKey, Nonce, UnboundKey};
 use aws_lc_rs::{constant_time, hmac};
-use cbc::cipher::{block_padding::NoPadding, BlockDecryptMut, BlockEncrypt, BlockEncryptMut, InnerIvInit};
+use cbc::cipher::{
+    block_padding::NoPadding, generic_array::GenericArray, BlockDecryptMut, BlockEncrypt, BlockEncryptMut, InnerIvInit,
+};
 use core::fmt;
 use core::ops::Range;
 
@@ -28,6 +37,10 @@ const ESP_HEADER_LEN: usize = 8;
 /// nonce is the last four bytes of the key material.
 const AEAD_SALT_LEN: usize = 4;
 const AES_BLOCK: usize = 16;
+/// DES and 3DES (RFC 2451 §2.4): 8-byte blocks, so 8-byte IVs.
+const DES_BLOCK: usize = 8;
+/// The longest ICV a CBC suite carries (HMAC-SHA2-256-128).
+const MAX_CBC_ICV: usize = 16;
 
 /// Integrity algorithm paired with a non-AEAD cipher.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -36,6 +49,8 @@ pub enum EspInteg {
     HmacSha1_96,
     /// HMAC-SHA2-256-128, RFC 4868: 32-byte key, 16-byte ICV.
     HmacSha256_128,
+    /// HMAC-MD5-96, RFC 2403: 16-byte key, 12-byte ICV.
+    HmacMd5_96,
 }
 
 impl EspInteg {
@@ -43,20 +58,14 @@ impl EspInteg {
         match self {
             EspInteg::HmacSha1_96 => 20,
             EspInteg::HmacSha256_128 => 32,
+            EspInteg::HmacMd5_96 => 16,
         }
     }
 
     pub fn icv_len(self) -> usize {
         match self {
-            EspInteg::HmacSha1_96 => 12,
+            EspInteg::HmacSha1_96 | EspInteg::HmacMd5_96 => 12,
             EspInteg::HmacSha256_128 => 16,
-        }
-    }
-
-    fn hmac(self) -> hmac::Algorithm {
-        match self {
-            EspInteg::HmacSha1_96 => hmac::HMAC_SHA1_FOR_LEGACY_USE_ONLY,
-            EspInteg::HmacSha256_128 => hmac::HMAC_SHA256,
         }
     }
 
@@ -65,6 +74,16 @@ impl EspInteg {
         match self {
             EspInteg::HmacSha1_96 => "sha1",
             EspInteg::HmacSha256_128 => "sha256",
+            EspInteg::HmacMd5_96 => "md5",
+        }
+    }
+
+    /// strongSwan's name, as `swanctl --list-sas` prints it.
+    pub fn strongswan_name(self) -> &'static str {
+        match self {
+            EspInteg::HmacSha1_96 => "HMAC_SHA1_96",
+            EspInteg::HmacSha256_128 => "HMAC_SHA2_256_128",
+            EspInteg::HmacMd5_96 => "HMAC_MD5_96",
         }
     }
 }
@@ -78,12 +97,16 @@ pub enum EspAlgorithm {
     ChaCha20Poly1305,
     /// AES-CBC (RFC 3602), 128- or 256-bit key, with HMAC integrity.
     AesCbc { key_bits: u16, integ: EspInteg },
+    /// 3DES-CBC (RFC 2451, DES-EDE3 with three independent keys, 24-byte
+    /// key), with HMAC integrity.
+    TripleDesCbc { integ: EspInteg },
 }
 
 impl EspAlgorithm {
     /// Parse an ESP proposal written as strongSwan writes it:
     /// `aes128gcm16`, `aes256gcm128`, `chacha20poly1305`, `aes128-sha1`,
-    /// `aes256-sha256` (`sha2_256` and `aes128cbc` accepted too).
+    /// `aes256-sha256`, `aes128-md5`, `3des-md5`, `3des-sha1` (`sha2_256`
+    /// and `aes128cbc` accepted too).
     pub fn parse(s: &str) -> Result<EspAlgorithm, String> {
         let lower = s.trim().to_ascii_lowercase();
         let parts: Vec<&str> = lower.split('-').collect();
@@ -102,13 +125,19 @@ impl EspAlgorithm {
                 _ => return Err(format!("unknown ESP algorithm '{s}'")),
             },
             [enc, integ] => {
-                let key_bits = aes_bits(enc).ok_or_else(|| format!("unknown ESP cipher '{enc}' in '{s}'"))?;
                 let integ = match *integ {
                     "sha1" | "sha" | "sha1_96" => EspInteg::HmacSha1_96,
                     "sha256" | "sha2_256" | "sha256_128" => EspInteg::HmacSha256_128,
+                    "md5" | "md5_96" => EspInteg::HmacMd5_96,
                     other => return Err(format!("unknown ESP integrity algorithm '{other}' in '{s}'")),
                 };
-                EspAlgorithm::AesCbc { key_bits, integ }
+                match *enc {
+                    "3des" => EspAlgorithm::TripleDesCbc { integ },
+                    _ => {
+                        let key_bits = aes_bits(enc).ok_or_else(|| format!("unknown ESP cipher '{enc}' in '{s}'"))?;
+                        EspAlgorithm::AesCbc { key_bits, integ }
+                    }
+                }
             }
             _ => return Err(format!("cannot parse ESP proposal '{s}'")),
         };
@@ -123,11 +152,54 @@ impl EspAlgorithm {
             EspAlgorithm::AesCbc { key_bits, integ } => {
                 format!("aes{key_bits}-{}", integ.keyword())
             }
+            EspAlgorithm::TripleDesCbc { integ } => format!("3des-{}", integ.keyword()),
+        }
+    }
+
+    /// strongSwan's name, as `swanctl --list-sas` prints an ESP SA's
+    /// algorithms: `AES_GCM_16-128`, `AES_CBC-128/HMAC_MD5_96`,
+    /// `3DES_CBC/HMAC_SHA1_96`.
+    pub fn strongswan_name(self) -> String {
+        match self {
+            EspAlgorithm::AesGcm16 { key_bits } => format!("AES_GCM_16-{key_bits}"),
+            EspAlgorithm::ChaCha20Poly1305 => "CHACHA20_POLY1305".into(),
+            EspAlgorithm::AesCbc { key_bits, integ } => format!("AES_CBC-{key_bits}/{}", integ.strongswan_name()),
+            EspAlgorithm::TripleDesCbc { integ } => format!("3DES_CBC/{}", integ.strongswan_name()),
+        }
+    }
+
+    /// The algorithm negotiated as IKEv2 transforms (RFC 7296 §3.3.2, IANA
+    /// "IKEv2 Transform Type 1/3" registries): Encryption Algorithm ID with
+    /// its Key Length attribute, and Integrity Algorithm ID (None for AEAD).
+    /// None when the data plane has no such suite. ENCR_3DES has a fixed
+    /// key length, so no attribute (RFC 7296 §3.3.5).
+    pub fn from_ikev2(encr: u16, key_length: Option<u16>, integ: Option<u16>) -> Option<EspAlgorithm> {
+        let integ = match integ {
+            None => None,
+            Some(1) => Some(EspInteg::HmacMd5_96),      // AUTH_HMAC_MD5_96
+            Some(2) => Some(EspInteg::HmacSha1_96),     // AUTH_HMAC_SHA1_96
+            Some(12) => Some(EspInteg::HmacSha256_128), // AUTH_HMAC_SHA2_256_128
+            Some(_) => return None,
+        };
+        Some(match (encr, key_length, integ) {
+            (3, None, Some(integ)) => EspAlgorithm::TripleDesCbc { integ }, // ENCR_3DES
+            (12, Some(b @ (128 | 256)), Some(integ)) => EspAlgorithm::AesCbc { key_bits: b, integ }, // ENCR_AES_CBC
+            (20, Some(b @ (128 | 256)), None) => EspAlgorithm::AesGcm16 { key_bits: b }, // ENCR_AES_GCM_16
+            (28, None, None) => EspAlgorithm::ChaCha20Poly1305,             // ENCR_CHACHA20_POLY1305
+            _ => return None,
+        })
+    }
+
+    /// The integrity algorithm of a CBC suite (None for AEAD).
+    pub fn integ(self) -> Option<EspInteg> {
+        match self {
+            EspAlgorithm::AesCbc { integ, .. } | EspAlgorithm::TripleDesCbc { integ } => Some(integ),
+            _ => None,
         }
     }
 
     /// Every algorithm we implement, for tests and benchmarks.
-    pub fn all() -> [EspAlgorithm; 7] {
+    pub fn all() -> [EspAlgorithm; 12] {
         [
             EspAlgorithm::AesGcm16 { key_bits: 128 },
             EspAlgorithm::AesGcm16 { key_bits: 256 },
@@ -148,11 +220,28 @@ impl EspAlgorithm {
                 key_bits: 256,
                 integ: EspInteg::HmacSha256_128,
             },
+            EspAlgorithm::AesCbc {
+                key_bits: 128,
+                integ: EspInteg::HmacMd5_96,
+            },
+            EspAlgorithm::AesCbc {
+                key_bits: 256,
+                integ: EspInteg::HmacMd5_96,
+            },
+            EspAlgorithm::TripleDesCbc {
+                integ: EspInteg::HmacMd5_96,
+            },
+            EspAlgorithm::TripleDesCbc {
+                integ: EspInteg::HmacSha1_96,
+            },
+            EspAlgorithm::TripleDesCbc {
+                integ: EspInteg::HmacSha256_128,
+            },
         ]
     }
 
     pub fn is_aead(self) -> bool {
-        !matches!(self, EspAlgorithm::AesCbc { .. })
+        self.integ().is_none()
     }
 
     /// Length of the encryption key material; for AEAD it includes the
@@ -162,37 +251,37 @@ impl EspAlgorithm {
             EspAlgorithm::AesGcm16 { key_bits } => key_bits as usize / 8 + AEAD_SALT_LEN,
             EspAlgorithm::ChaCha20Poly1305 => 32 + AEAD_SALT_LEN,
             EspAlgorithm::AesCbc { key_bits, .. } => key_bits as usize / 8,
+            // RFC 2451 §2.2 / §3.2: three 64-bit DES keys, parity bits included.
+            EspAlgorithm::TripleDesCbc { .. } => 24,
         }
     }
 
     /// Length of the integrity key (0 for AEAD).
     pub fn auth_key_len(self) -> usize {
-        match self {
-            EspAlgorithm::AesCbc { integ, .. } => integ.key_len(),
-            _ => 0,
-        }
+        self.integ().map_or(0, EspInteg::key_len)
     }
 
-    /// Length of the IV carried in each packet.
+    /// Length of the IV carried in each packet: the block size for CBC
+    /// (RFC 3602 §3, RFC 2451 §3), 8 for AEAD.
     pub fn iv_len(self) -> usize {
         match self {
             EspAlgorithm::AesCbc { .. } => AES_BLOCK,
+            EspAlgorithm::TripleDesCbc { .. } => DES_BLOCK,
             _ => 8,
         }
     }
 
     pub fn icv_len(self) -> usize {
-        match self {
-            EspAlgorithm::AesCbc { integ, .. } => integ.icv_len(),
-            _ => 16,
-        }
+        self.integ().map_or(16, EspInteg::icv_len)
     }
 
     /// What the encrypted part (payload + padding + trailer) must be a
-    /// multiple of: the block size, and at least 4 (RFC 4303 §2.4).
+    /// multiple of: the block size, and at least 4 (RFC 4303 §2.4). 3DES's
+    /// 8 is a multiple of 4, so the block size is the whole rule.
     pub fn block_align(self) -> usize {
         match self {
             EspAlgorithm::AesCbc { .. } => AES_BLOCK,
+            EspAlgorithm::TripleDesCbc { .. } => DES_BLOCK,
             _ => 4,
         }
     }
@@ -224,6 +313,9 @@ pub enum EspCryptoError {
     BadLength,
     /// The ICV did not verify: tampered, corrupted, or the wrong key.
     IcvMismatch,
+    /// A 3DES key whose first and second, or second and third, DES keys
+    /// are equal: DES-EDE3 would collapse to single DES (RFC 2451 §2.3).
+    WeakKey,
 }
 
 impl fmt::Display for EspCryptoError {
@@ -234,18 +326,29 @@ impl fmt::Display for EspCryptoError {
             }
             EspCryptoError::BadLength => f.write_str("ciphertext length invalid for the cipher"),
             EspCryptoError::IcvMismatch => f.write_str("integrity check failed"),
+            EspCryptoError::WeakKey => f.write_str("3DES key degenerates to single DES (K1 = K2 or K2 = K3)"),
         }
     }
 }
 
 impl std::error::Error for EspCryptoError {}
 
-// Both variants hold expanded key schedules; boxing one would add a
+// Every variant holds an expanded key schedule; boxing one would add a
 // pointer chase per packet for no gain.
 #[allow(clippy::large_enum_variant)]
-enum Aes {
+enum BlockCipher {
     A128(aes::Aes128),
     A256(aes::Aes256),
+    TripleDes(des::TdesEde3),
+}
+
+/// The HMAC key of a CBC suite: aws-lc-rs for SHA-1 and SHA-256, RustCrypto
+/// for MD5 (aws-lc-rs has no HMAC-MD5). The RustCrypto state holds the
+/// hashed inner and outer pads, so a clone per packet costs no key setup.
+#[allow(clippy::large_enum_variant)]
+enum CbcMac {
+    Lc(hmac::Key),
+    Md5(::hmac::Hmac<md5::Md5>),
 }
 
 #[allow(clippy::large_enum_variant)]
@@ -255,8 +358,8 @@ enum Imp {
         salt: [u8; AEAD_SALT_LEN],
     },
     Cbc {
-        aes: Aes,
-        mac: hmac::Key,
+        cipher: BlockCipher,
+        mac: CbcMac,
         icv_len: usize,
     },
 }
@@ -312,16 +415,31 @@ impl EspCipher {
                     salt: s,
                 }
             }
-            EspAlgorithm::AesCbc { key_bits, integ } => {
+            EspAlgorithm::AesCbc { integ, .. } | EspAlgorithm::TripleDesCbc { integ } => {
                 use cbc::cipher::KeyInit;
-                let aes = if key_bits == 128 {
-                    Aes::A128(aes::Aes128::new_from_slice(k).map_err(|_| EspCryptoError::BadLength)?)
-                } else {
-                    Aes::A256(aes::Aes256::new_from_slice(k).map_err(|_| EspCryptoError::BadLength)?)
+                let bad = |_| EspCryptoError::BadLength;
+                let cipher = match alg {
+                    EspAlgorithm::AesCbc { key_bits: 128, .. } => {
+                        BlockCipher::A128(aes::Aes128::new_from_slice(k).map_err(bad)?)
+                    }
+                    EspAlgorithm::AesCbc { .. } => BlockCipher::A256(aes::Aes256::new_from_slice(k).map_err(bad)?),
+                    _ => {
+                        if triple_des_is_degenerate(k) {
+                            return Err(EspCryptoError::WeakKey);
+                        }
+                        BlockCipher::TripleDes(des::TdesEde3::new_from_slice(k).map_err(bad)?)
+                    }
                 };
-                let mac = hmac::Key::new(integ.hmac(), auth_key.map_or(&[][..], |a| a.expose()));
+                let ak = auth_key.map_or(&[][..], |a| a.expose());
+                let mac = match integ {
+                    EspInteg::HmacSha1_96 => CbcMac::Lc(hmac::Key::new(hmac::HMAC_SHA1_FOR_LEGACY_USE_ONLY, ak)),
+                    EspInteg::HmacSha256_128 => CbcMac::Lc(hmac::Key::new(hmac::HMAC_SHA256, ak)),
+                    EspInteg::HmacMd5_96 => {
+                        CbcMac::Md5(<::hmac::Hmac<md5::Md5> as ::hmac::Mac>::new_from_slice(ak).map_err(bad)?)
+                    }
+                };
                 Imp::Cbc {
-                    aes,
+                    cipher,
                     mac,
                     icv_len: integ.icv_len(),
                 }
@@ -358,20 +476,22 @@ impl EspCipher {
                     .map_err(|_| EspCryptoError::BadLength)?;
                 icv.copy_from_slice(tag.as_ref());
             }
-            Imp::Cbc { aes, mac, .. } => {
-                if plain.len() % AES_BLOCK != 0 {
+            Imp::Cbc { cipher, mac, .. } => {
+                if plain.len() % cipher.block_len() != 0 {
                     return Err(EspCryptoError::BadLength);
                 }
-                // RFC 3602 §3 wants an unpredictable IV. NIST SP 800-38A
-                // Appendix C: encrypt a nonce under the same key. The
-                // sequence number is a nonce, so no RNG is needed per packet.
-                let mut iv = [0u8; AES_BLOCK];
+                // RFC 3602 §3 and RFC 2451 §2.1 want an unpredictable IV.
+                // NIST SP 800-38A Appendix C: encrypt a nonce under the same
+                // key. The sequence number is a nonce (never reused under a
+                // key: the sender never wraps it), so no RNG is needed per
+                // packet. For 3DES the 64-bit sequence number fills the block.
+                let iv = &mut head[ESP_HEADER_LEN..];
+                iv.fill(0);
                 iv[..8].copy_from_slice(&seq.to_be_bytes());
-                aes.encrypt_block(&mut iv);
-                head[ESP_HEADER_LEN..].copy_from_slice(&iv);
-                aes.cbc_encrypt(&iv, plain);
-                let tag = hmac_over(mac, head, plain, seq, esn);
-                icv.copy_from_slice(&tag.as_ref()[..icv.len()]);
+                cipher.encrypt_block(iv);
+                cipher.cbc_encrypt(iv, plain);
+                let tag = mac.icv(head, plain, seq, esn);
+                icv.copy_from_slice(&tag[..icv.len()]);
             }
         }
         Ok(())
@@ -399,16 +519,14 @@ impl EspCipher {
                 key.open_in_place_separate_tag(aead_nonce(salt, &iv), Aad::from(&aad.0[..aad.1]), icv, ct)
                     .map_err(|_| EspCryptoError::IcvMismatch)?;
             }
-            Imp::Cbc { aes, mac, icv_len } => {
-                if ct.is_empty() || ct.len() % AES_BLOCK != 0 {
+            Imp::Cbc { cipher, mac, icv_len } => {
+                if ct.is_empty() || ct.len() % cipher.block_len() != 0 {
                     return Err(EspCryptoError::BadLength);
                 }
-                let tag = hmac_over(mac, head, ct, seq, esn);
-                constant_time::verify_slices_are_equal(&tag.as_ref()[..*icv_len], icv)
+                let tag = mac.icv(head, ct, seq, esn);
+                constant_time::verify_slices_are_equal(&tag[..*icv_len], icv)
                     .map_err(|_| EspCryptoError::IcvMismatch)?;
-                let mut iv = [0u8; AES_BLOCK];
-                iv.copy_from_slice(&head[ESP_HEADER_LEN..]);
-                aes.cbc_decrypt(&iv, ct);
+                cipher.cbc_decrypt(&head[ESP_HEADER_LEN..], ct);
             }
         }
         Ok(start..end)
@@ -437,46 +555,91 @@ fn aead_aad(head: &[u8], seq: u64, esn: bool) -> ([u8; 12], usize) {
     }
 }
 
-/// HMAC over header, IV and ciphertext, plus Seq-hi with ESN
-/// (RFC 4303 §2.2.1: appended for the ICV computation only).
-fn hmac_over(key: &hmac::Key, head: &[u8], ct: &[u8], seq: u64, esn: bool) -> hmac::Tag {
-    let mut ctx = hmac::Context::with_key(key);
-    ctx.update(head);
-    ctx.update(ct);
-    if esn {
-        ctx.update(&((seq >> 32) as u32).to_be_bytes());
+impl CbcMac {
+    /// The HMAC over header, IV and ciphertext, plus Seq-hi with ESN
+    /// (RFC 4303 §2.2.1: appended for the ICV computation only), cut to
+    /// its first 16 bytes; the caller keeps the ICV's length of them
+    /// (RFC 2403 §3, RFC 2404 §3: the first 96 bits; RFC 4868 §2.3).
+    fn icv(&self, head: &[u8], ct: &[u8], seq: u64, esn: bool) -> [u8; MAX_CBC_ICV] {
+        let seq_hi = ((seq >> 32) as u32).to_be_bytes();
+        let seq_hi: &[u8] = if esn { &seq_hi } else { &[] };
+        let mut out = [0u8; MAX_CBC_ICV];
+        match self {
+            CbcMac::Lc(key) => {
+                let mut ctx = hmac::Context::with_key(key);
+                ctx.update(head);
+                ctx.update(ct);
+                ctx.update(seq_hi);
+                out.copy_from_slice(&ctx.sign().as_ref()[..MAX_CBC_ICV]);
+            }
+            CbcMac::Md5(key) => {
+                let mut ctx = key.clone();
+                ctx.update(head);
+                ctx.update(ct);
+                ctx.update(seq_hi);
+                out.copy_from_slice(&ctx.finalize().into_bytes()[..MAX_CBC_ICV]);
+            }
+        }
+        out
     }
-    ctx.sign()
 }
 
-impl Aes {
-    fn encrypt_block(&self, block: &mut [u8; AES_BLOCK]) {
-        let b = aes::Block::from_mut_slice(block);
+/// RFC 2451 §2.3: DES-EDE3 with K1 = K2 or K2 = K3 is single DES. Compared
+/// without the parity bits (the low bit of each byte), which DES ignores.
+fn triple_des_is_degenerate(k: &[u8]) -> bool {
+    let sub = |i: usize| -> [u8; 8] { core::array::from_fn(|j| k[8 * i + j] & 0xfe) };
+    k.len() == 24 && (sub(0) == sub(1) || sub(1) == sub(2))
+}
+
+impl BlockCipher {
+    fn block_len(&self) -> usize {
         match self {
-            Aes::A128(c) => c.encrypt_block(b),
-            Aes::A256(c) => c.encrypt_block(b),
+            BlockCipher::A128(_) | BlockCipher::A256(_) => AES_BLOCK,
+            BlockCipher::TripleDes(_) => DES_BLOCK,
         }
     }
 
-    /// CBC encryption in place; `buf` is a whole number of blocks.
-    fn cbc_encrypt(&self, iv: &[u8; AES_BLOCK], buf: &mut [u8]) {
+    /// Encrypt one block in place; `block` is `block_len()` bytes.
+    fn encrypt_block(&self, block: &mut [u8]) {
+        match self {
+            BlockCipher::A128(c) => c.encrypt_block(GenericArray::from_mut_slice(block)),
+            BlockCipher::A256(c) => c.encrypt_block(GenericArray::from_mut_slice(block)),
+            BlockCipher::TripleDes(c) => c.encrypt_block(GenericArray::from_mut_slice(block)),
+        }
+    }
+
+    /// CBC encryption in place; `buf` is a whole number of blocks and `iv`
+    /// one block.
+    fn cbc_encrypt(&self, iv: &[u8], buf: &mut [u8]) {
         let n = buf.len();
         // NoPadding on block-aligned input cannot fail.
         let _ = match self {
-            Aes::A128(c) => cbc::Encryptor::inner_iv_init(c.clone(), iv.into()).encrypt_padded_mut::<NoPadding>(buf, n),
-            Aes::A256(c) => cbc::Encryptor::inner_iv_init(c.clone(), iv.into()).encrypt_padded_mut::<NoPadding>(buf, n),
+            BlockCipher::A128(c) => cbc::Encryptor::inner_iv_init(c.clone(), GenericArray::from_slice(iv))
+                .encrypt_padded_mut::<NoPadding>(buf, n),
+            BlockCipher::A256(c) => cbc::Encryptor::inner_iv_init(c.clone(), GenericArray::from_slice(iv))
+                .encrypt_padded_mut::<NoPadding>(buf, n),
+            BlockCipher::TripleDes(c) => cbc::Encryptor::inner_iv_init(c.clone(), GenericArray::from_slice(iv))
+                .encrypt_padded_mut::<NoPadding>(buf, n),
         };
     }
 
-    /// CBC decryption in place; `buf` is a whole number of blocks.
-    fn cbc_decrypt(&self, iv: &[u8; AES_BLOCK], buf: &mut [u8]) {
-        let _ =
-            match self {
-                Aes::A128(c) => cbc::Decryptor::<aes::Aes128>::inner_iv_init(c.clone(), iv.into())
-                    .decrypt_padded_mut::<NoPadding>(buf),
-                Aes::A256(c) => cbc::Decryptor::<aes::Aes256>::inner_iv_init(c.clone(), iv.into())
-                    .decrypt_padded_mut::<NoPadding>(buf),
-            };
+    /// CBC decryption in place; `buf` is a whole number of blocks and `iv`
+    /// one block.
+    fn cbc_decrypt(&self, iv: &[u8], buf: &mut [u8]) {
+        let _ = match self {
+            BlockCipher::A128(c) => {
+                cbc::Decryptor::<aes::Aes128>::inner_iv_init(c.clone(), GenericArray::from_slice(iv))
+                    .decrypt_padded_mut::<NoPadding>(buf)
+            }
+            BlockCipher::A256(c) => {
+                cbc::Decryptor::<aes::Aes256>::inner_iv_init(c.clone(), GenericArray::from_slice(iv))
+                    .decrypt_padded_mut::<NoPadding>(buf)
+            }
+            BlockCipher::TripleDes(c) => {
+                cbc::Decryptor::<des::TdesEde3>::inner_iv_init(c.clone(), GenericArray::from_slice(iv))
+                    .decrypt_padded_mut::<NoPadding>(buf)
+            }
+        };
     }
 }
 
@@ -513,7 +676,7 @@ mod tests {
         let iv = [
             0x3d, 0xaf, 0xba, 0x42, 0x9d, 0x9e, 0xb4, 0x30, 0xb4, 0x22, 0xda, 0x80, 0x2c, 0x9f, 0xac, 0x41,
         ];
-        let aes = Aes::A128(aes::Aes128::new_from_slice(&k).unwrap());
+        let aes = BlockCipher::A128(aes::Aes128::new_from_slice(&k).unwrap());
         let mut buf = *b"Single block msg";
         aes.cbc_encrypt(&iv, &mut buf);
         assert_eq!(
@@ -522,6 +685,156 @@ mod tests {
         );
         aes.cbc_decrypt(&iv, &mut buf);
         assert_eq!(&buf, b"Single block msg");
+    }
+
+    fn unhex(s: &str) -> Vec<u8> {
+        (0..s.len())
+            .step_by(2)
+            .map(|i| u8::from_str_radix(&s[i..i + 2], 16).unwrap())
+            .collect()
+    }
+
+    /// HMAC-MD5 of `data` with `key` through the ESP MAC (data as the
+    /// "header", no ciphertext, no ESN): the first 16 bytes, all of MD5's.
+    fn hmac_md5(key: &[u8], data: &[u8]) -> [u8; 16] {
+        CbcMac::Md5(<::hmac::Hmac<md5::Md5> as ::hmac::Mac>::new_from_slice(key).unwrap()).icv(data, &[], 0, false)
+    }
+
+    #[test]
+    fn rfc2202_hmac_md5_vectors() {
+        // RFC 2202 §2, test cases 1, 2, 3 and 6 (a key longer than a block).
+        let cases: [(&[u8], &[u8], &str); 4] = [
+            (&[0x0b; 16], b"Hi There", "9294727a3638bb1c13f48ef8158bfc9d"),
+            (
+                b"Jefe",
+                b"what do ya want for nothing?",
+                "750c783e6ab0b503eaa86e310a5db738",
+            ),
+            (&[0xaa; 16], &[0xdd; 50], "56be34521d144c88dbb8c733f0e8b3f6"),
+            (
+                &[0xaa; 80],
+                b"Test Using Larger Than Block-Size Key - Hash Key First",
+                "6b1ab7fe4bd7bf8f0b62e6ce61b9d0cd",
+            ),
+        ];
+        for (k, data, want) in cases {
+            assert_eq!(hmac_md5(k, data).to_vec(), unhex(want), "key {k:02x?}");
+        }
+        // RFC 2403 §3: HMAC-MD5-96 is the first 96 bits, with a 128-bit key.
+        let alg = EspAlgorithm::parse("3des-md5").unwrap();
+        assert_eq!((alg.icv_len(), alg.auth_key_len()), (12, 16));
+    }
+
+    #[test]
+    fn sp800_67_tdes_ecb_and_cbc_vectors() {
+        use cbc::cipher::KeyInit;
+        // NIST SP 800-67 Rev. 1 Appendix B: the TDEA example, three keys,
+        // "The qufck brown fox jump" in ECB mode.
+        let k = unhex("0123456789abcdef23456789abcdef01456789abcdef0123");
+        let c = BlockCipher::TripleDes(des::TdesEde3::new_from_slice(&k).unwrap());
+        assert_eq!(c.block_len(), 8);
+        let mut buf = *b"The qufck brown fox jump";
+        for b in buf.chunks_mut(8) {
+            c.encrypt_block(b);
+        }
+        assert_eq!(buf.to_vec(), unhex("a826fd8ce53b855fcce21c8112256fe668d5c05dd9b6b900"));
+        // The same key and text in CBC mode, checked against OpenSSL
+        // (`openssl enc -des-ede3-cbc -nopad -K .. -iv f69f2445df4f9b17`).
+        let iv = unhex("f69f2445df4f9b17");
+        let mut buf = *b"The qufck brown fox jump";
+        c.cbc_encrypt(&iv, &mut buf);
+        assert_eq!(buf.to_vec(), unhex("a5c282bad0de3774becd2e04386b589fb5057d8552fc4336"));
+        c.cbc_decrypt(&iv, &mut buf);
+        assert_eq!(&buf, b"The qufck brown fox jump");
+    }
+
+    /// Whole ESP packets (header, IV, ciphertext, ICV) computed outside
+    /// ikeda with Python `cryptography` and `hmac`: IV = E_K(seq as 8 bytes,
+    /// zero-filled to the block), CBC over a 12-byte payload padded 1, 2,
+    /// pad length 2, next header 4, then HMAC-MD5 over SPI..ciphertext cut
+    /// to 12 bytes. Keys are `key(24 or 16, 0x10)` and `key(16, 0x40)`.
+    #[test]
+    fn known_answer_packets_3des_md5_and_aes128_md5() {
+        let cases = [
+            (
+                "3des-md5",
+                "0000100000000007a1e9131a63b173d9562f407950a1e184f615a5bafc3bd2e5c661dbac5281cc237b969f04",
+            ),
+            (
+                "aes128-md5",
+                "00001000000000073d7be3eb58ae00bf1481dc725a09efecd3cf3812c3c81b222fd5405f9a0961d4160ddc33f8b70a1dab43e0d3",
+            ),
+        ];
+        for (name, want) in cases {
+            let alg = EspAlgorithm::parse(name).unwrap();
+            let c = cipher(alg);
+            let mut p = vec![0u8; 8 + alg.iv_len() + 16 + alg.icv_len()];
+            p[..4].copy_from_slice(&0x1000u32.to_be_bytes());
+            p[4..8].copy_from_slice(&7u32.to_be_bytes());
+            let body = 8 + alg.iv_len();
+            p[body..body + 12].copy_from_slice(&core::array::from_fn::<u8, 12, _>(|i| i as u8));
+            p[body + 12..body + 16].copy_from_slice(&[1, 2, 2, 4]);
+            let plain = p.clone();
+            c.seal(7, false, &mut p).unwrap();
+            assert_eq!(p, unhex(want), "{name}: seal");
+            let r = c.open(7, false, &mut p).unwrap();
+            assert_eq!(&p[r.clone()], &plain[r], "{name}: open");
+        }
+    }
+
+    #[test]
+    fn triple_des_iv_is_the_encrypted_sequence_number_and_differs_per_packet() {
+        let alg = EspAlgorithm::TripleDesCbc {
+            integ: EspInteg::HmacSha1_96,
+        };
+        let c = cipher(alg);
+        let mut ivs = std::collections::HashSet::new();
+        for seq in 1..=64u64 {
+            let mut p = packet(alg, 16);
+            c.seal(seq, false, &mut p).unwrap();
+            assert!(ivs.insert(p[8..16].to_vec()), "IV repeated at seq {seq}");
+            assert_ne!(&p[8..16], &seq.to_be_bytes(), "IV is the bare sequence number");
+        }
+    }
+
+    #[test]
+    fn degenerate_3des_keys_are_refused() {
+        let alg = EspAlgorithm::TripleDesCbc {
+            integ: EspInteg::HmacMd5_96,
+        };
+        let ak = key(16, 0x40);
+        let mut k = key(24, 0x10).expose().to_vec();
+        assert!(EspCipher::new(alg, &SecretBytes::new(k.clone()), Some(&ak)).is_ok());
+        // K1 = K2 (parity bits differing only).
+        let k1: Vec<u8> = k[..8].to_vec();
+        k[8..16].copy_from_slice(&k1.iter().map(|b| b ^ 1).collect::<Vec<_>>());
+        assert_eq!(
+            EspCipher::new(alg, &SecretBytes::new(k.clone()), Some(&ak)).map(|_| ()),
+            Err(EspCryptoError::WeakKey)
+        );
+        // K2 = K3.
+        let mut k = key(24, 0x10).expose().to_vec();
+        let k2: Vec<u8> = k[8..16].to_vec();
+        k[16..].copy_from_slice(&k2);
+        assert_eq!(
+            EspCipher::new(alg, &SecretBytes::new(k), Some(&ak)).map(|_| ()),
+            Err(EspCryptoError::WeakKey)
+        );
+    }
+
+    #[test]
+    fn triple_des_needs_whole_8_byte_blocks() {
+        let alg = EspAlgorithm::parse("3des-sha1").unwrap();
+        assert_eq!((alg.iv_len(), alg.block_align(), alg.enc_key_len()), (8, 8, 24));
+        let c = cipher(alg);
+        // 8 bytes of plaintext: fine (not a multiple of AES's 16).
+        let mut p = packet(alg, 8);
+        c.seal(1, false, &mut p).unwrap();
+        assert!(c.open(1, false, &mut p).is_ok());
+        // 12 bytes: not a whole number of blocks, either way.
+        let mut p = packet(alg, 12);
+        assert_eq!(c.seal(1, false, &mut p), Err(EspCryptoError::BadLength));
+        assert_eq!(c.open(1, false, &mut p), Err(EspCryptoError::BadLength));
     }
 
     #[test]
@@ -617,10 +930,65 @@ mod tests {
                 integ: EspInteg::HmacSha1_96
             }
         );
+        assert_eq!(
+            EspAlgorithm::parse("3des-md5").unwrap(),
+            EspAlgorithm::TripleDesCbc {
+                integ: EspInteg::HmacMd5_96
+            }
+        );
+        assert_eq!(
+            EspAlgorithm::parse("3DES-SHA256").unwrap(),
+            EspAlgorithm::TripleDesCbc {
+                integ: EspInteg::HmacSha256_128
+            }
+        );
+        assert_eq!(
+            EspAlgorithm::parse("aes256-md5").unwrap(),
+            EspAlgorithm::AesCbc {
+                key_bits: 256,
+                integ: EspInteg::HmacMd5_96
+            }
+        );
         for a in EspAlgorithm::all() {
             assert_eq!(EspAlgorithm::parse(&a.name()).unwrap(), a);
+            assert_eq!(a.to_string(), a.name());
+        }
+        for (kw, ss) in [
+            ("3des-md5", "3DES_CBC/HMAC_MD5_96"),
+            ("3des-sha1", "3DES_CBC/HMAC_SHA1_96"),
+            ("3des-sha256", "3DES_CBC/HMAC_SHA2_256_128"),
+            ("aes128-md5", "AES_CBC-128/HMAC_MD5_96"),
+            ("aes256-md5", "AES_CBC-256/HMAC_MD5_96"),
+            ("aes128gcm16", "AES_GCM_16-128"),
+        ] {
+            let a = EspAlgorithm::parse(kw).unwrap();
+            assert_eq!((a.name().as_str(), a.strongswan_name().as_str()), (kw, ss));
         }
         assert!(EspAlgorithm::parse("des-md5").is_err());
+        // IKEv2 transform IDs: ENCR_3DES (3) has no Key Length attribute.
+        for (e, kl, i, want) in [
+            (3, None, Some(1), Some("3des-md5")),
+            (3, None, Some(2), Some("3des-sha1")),
+            (3, None, Some(12), Some("3des-sha256")),
+            (12, Some(128), Some(1), Some("aes128-md5")),
+            (12, Some(256), Some(1), Some("aes256-md5")),
+            (12, Some(128), Some(2), Some("aes128-sha1")),
+            (20, Some(128), None, Some("aes128gcm16")),
+            (28, None, None, Some("chacha20poly1305")),
+            (3, Some(192), Some(1), None),  // 3DES with a Key Length attribute
+            (3, None, None, None),          // 3DES without integrity
+            (2, None, Some(1), None),       // ENCR_DES: not in the data plane
+            (12, Some(128), Some(5), None), // AUTH_AES_XCBC_96
+            (20, Some(128), Some(2), None), // AEAD with integrity
+        ] {
+            assert_eq!(
+                EspAlgorithm::from_ikev2(e, kl, i).map(|a| a.name()).as_deref(),
+                want,
+                "{e} {kl:?} {i:?}"
+            );
+        }
+        assert!(EspAlgorithm::parse("3des").is_err());
+        assert!(EspAlgorithm::parse("3des128-md5").is_err());
         assert!(EspAlgorithm::parse("aes128-sha3").is_err());
     }
 

@@ -867,7 +867,7 @@ impl Runtime {
                     Some(Encap::Udp) => "udp".into(),
                     _ => "esp".into(),
                 },
-                algorithms: c.map(|c| c.esp.name()).unwrap_or_default(),
+                algorithms: c.map(|c| c.esp.strongswan_name()).unwrap_or_default(),
                 esn: c.is_some_and(|c| c.esn),
                 local_ts: m.selectors.iter().map(|s| s.local.to_string()).collect(),
                 remote_ts: m.selectors.iter().map(|s| s.remote.to_string()).collect(),

@@ -95,17 +95,20 @@ pub fn wireshark_ikev2_integ(i: Option<Integ>) -> &'static str {
     }
 }
 
-/// Wireshark's ESP encryption and authentication names (packet-esp.c).
+/// Wireshark's ESP encryption and authentication names: the choices of the
+/// `esp_sa` UAT (packet-ipsec.c in 4.0, esp_encryption_type_vals and
+/// esp_authentication_type_vals), which tshark matches character for
+/// character.
 pub fn wireshark_esp(a: EspAlgorithm) -> Option<(&'static str, &'static str)> {
+    let auth = |i: EspInteg| match i {
+        EspInteg::HmacSha1_96 => "HMAC-SHA-1-96 [RFC2404]",
+        EspInteg::HmacSha256_128 => "HMAC-SHA-256-128 [RFC4868]",
+        EspInteg::HmacMd5_96 => "HMAC-MD5-96 [RFC2403]",
+    };
     match a {
         EspAlgorithm::AesGcm16 { .. } => Some(("AES-GCM with 16 octet ICV [RFC4106]", "NULL")),
-        EspAlgorithm::AesCbc { integ, .. } => Some((
-            "AES-CBC [RFC3602]",
-            match integ {
-                EspInteg::HmacSha1_96 => "HMAC-SHA-1-96 [RFC2404]",
-                EspInteg::HmacSha256_128 => "HMAC-SHA-256-128 [RFC4868]",
-            },
-        )),
+        EspAlgorithm::AesCbc { integ, .. } => Some(("AES-CBC [RFC3602]", auth(integ))),
+        EspAlgorithm::TripleDesCbc { integ } => Some(("TripleDES-CBC [RFC2451]", auth(integ))),
         EspAlgorithm::ChaCha20Poly1305 => None,
     }
 }
@@ -405,6 +408,31 @@ mod tests {
         assert!(
             l.starts_with("\"IPv6\",")
                 && l.ends_with(&format!("\"HMAC-SHA-1-96 [RFC2404]\",\"0x{}\"", "02".repeat(20)))
+        );
+        // 3DES-CBC with HMAC-MD5-96: Wireshark 4.0's UAT spellings.
+        let l = esp_line(
+            EspAlgorithm::parse("3des-md5").unwrap(),
+            0xc0000001,
+            "192.168.50.11".parse().unwrap(),
+            "192.168.50.12".parse().unwrap(),
+            &sb(3, 24),
+            Some(&sb(4, 16)),
+        );
+        assert_eq!(
+            l,
+            format!(
+                "\"IPv4\",\"192.168.50.11\",\"192.168.50.12\",\"0xc0000001\",\"TripleDES-CBC [RFC2451]\",\"0x{}\",\"HMAC-MD5-96 [RFC2403]\",\"0x{}\"",
+                "03".repeat(24),
+                "04".repeat(16)
+            )
+        );
+        assert_eq!(
+            wireshark_esp(EspAlgorithm::parse("aes256-md5").unwrap()),
+            Some(("AES-CBC [RFC3602]", "HMAC-MD5-96 [RFC2403]"))
+        );
+        assert_eq!(
+            wireshark_esp(EspAlgorithm::parse("3des-sha256").unwrap()),
+            Some(("TripleDES-CBC [RFC2451]", "HMAC-SHA-256-128 [RFC4868]"))
         );
     }
 

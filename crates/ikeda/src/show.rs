@@ -155,11 +155,17 @@ pub fn ike_suite_name(s: &IkeSuite) -> String {
     v.join("/")
 }
 
+/// A CHILD SA's algorithms as `swanctl --list-sas` prints them after
+/// `ESP:`, e.g. `AES_CBC-128/HMAC_SHA1_96/ECP_256/ESN`, `3DES_CBC/HMAC_MD5_96`.
 pub fn child_suite_name(s: &ChildSuite) -> String {
-    let mut v = vec![encr_name(s.encr)];
-    if let Some(i) = s.integ {
-        v.push(integ_name(i).into());
-    }
+    let mut v = match s.esp_algorithm() {
+        Some(a) => vec![a.strongswan_name()],
+        None => {
+            let mut v = vec![encr_name(s.encr)];
+            v.extend(s.integ.map(|i| integ_name(i).to_string()));
+            v
+        }
+    };
     if let Some(d) = s.dh {
         v.push(dh_name(d).into());
     }

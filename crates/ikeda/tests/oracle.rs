@@ -6,7 +6,8 @@
 //! decrypts the capture with keys taken from gw1's config:
 //!
 //! * with tshark's own ESP dissector (`esp_sa` UAT file, ICV checking on),
-//!   for every suite tshark 4.0 knows (AES-GCM, AES-CBC + HMAC-SHA1/SHA256)
+//!   for every suite tshark 4.0 knows (AES-GCM; AES-CBC or 3DES-CBC with
+//!   HMAC-SHA1/SHA256/MD5)
 //!   and without ESN (tshark 4.0 handles neither ChaCha20-Poly1305 nor ESN);
 //! * with `oracle_chacha.py` (Python `cryptography`, nothing from ikeda),
 //!   for every case; where tshark also ran both must agree frame by frame.
@@ -78,10 +79,20 @@ impl Case {
         }
         let gcm = "AES-GCM with 16 octet ICV [RFC4106]";
         let cbc = "AES-CBC [RFC3602]";
+        let des3 = "TripleDES-CBC [RFC2451]";
+        let (sha1, sha256, md5) = (
+            "HMAC-SHA-1-96 [RFC2404]",
+            "HMAC-SHA-256-128 [RFC4868]",
+            "HMAC-MD5-96 [RFC2403]",
+        );
         match self.esp {
             "aes128gcm16" | "aes256gcm16" => Some((gcm, "NULL")),
-            "aes128-sha1" | "aes256-sha1" => Some((cbc, "HMAC-SHA-1-96 [RFC2404]")),
-            "aes128-sha256" | "aes256-sha256" => Some((cbc, "HMAC-SHA-256-128 [RFC4868]")),
+            "aes128-sha1" | "aes256-sha1" => Some((cbc, sha1)),
+            "aes128-sha256" | "aes256-sha256" => Some((cbc, sha256)),
+            "aes128-md5" | "aes256-md5" => Some((cbc, md5)),
+            "3des-md5" => Some((des3, md5)),
+            "3des-sha1" => Some((des3, sha1)),
+            "3des-sha256" => Some((des3, sha256)),
             _ => None, // chacha20poly1305: not in tshark 4.0's ESP dissector
         }
     }
@@ -545,8 +556,10 @@ fn read_sas(lab: &Lab, c: &Case) -> [Sa; 2] {
 }
 
 /// Flip one bit of the first byte of a hex key.
+/// The key with one bit of its first byte flipped: the high bit, since DES
+/// ignores the low one (parity), so flipping that leaves a 3DES key as good.
 fn corrupt(hex: &str) -> String {
-    let b = u8::from_str_radix(&hex[..2], 16).unwrap() ^ 0x01;
+    let b = u8::from_str_radix(&hex[..2], 16).unwrap() ^ 0x80;
     format!("{b:02x}{}", &hex[2..])
 }
 
@@ -978,4 +991,9 @@ cases! {
     esn_aes128gcm16: 12, "aes128gcm16", udp=false, esn=true, outer6=false;
     esn_chacha20poly1305: 13, "chacha20poly1305", udp=false, esn=true, outer6=false;
     esn_aes256_sha256: 14, "aes256-sha256", udp=false, esn=true, outer6=false;
+    esp_3des_md5: 15, "3des-md5", udp=false, esn=false, outer6=false;
+    esp_3des_sha1: 16, "3des-sha1", udp=false, esn=false, outer6=false;
+    esp_aes128_md5: 17, "aes128-md5", udp=false, esn=false, outer6=false;
+    udp_3des_md5: 18, "3des-md5", udp=true, esn=false, outer6=false;
+    esn_3des_sha1: 19, "3des-sha1", udp=false, esn=true, outer6=false;
 }

@@ -4,8 +4,9 @@
 tshark 4.0 cannot decrypt ChaCha20-Poly1305 ESP (RFC 7634) and does not
 handle extended sequence numbers, so for those the test decrypts the
 capture here, with the `cryptography` package and nothing from ikeda.
-The other suites (AES-GCM, AES-CBC + HMAC) are implemented too, so the
-test can check this oracle against tshark on the same capture.
+The other suites (AES-GCM; AES-CBC or 3DES-CBC with HMAC-SHA1, -SHA256 or
+-MD5) are implemented too, so the test can check this oracle against
+tshark on the same capture.
 
 Usage: oracle_chacha.py CAPTURE.pcap SAS.json
 
@@ -36,7 +37,13 @@ from cryptography.exceptions import InvalidTag
 from cryptography.hazmat.primitives.ciphers import Cipher, algorithms, modes
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM, ChaCha20Poly1305
 
-# alg -> (kind, enc key length without salt, iv length, icv length, digest)
+try:  # cryptography >= 43 keeps 3DES among the "decrepit" algorithms
+    from cryptography.hazmat.decrepit.ciphers.algorithms import TripleDES
+except ImportError:
+    TripleDES = algorithms.TripleDES
+
+# alg -> (kind, enc key length without salt, iv length, icv length, digest);
+# for CBC the iv length is the block size: 16 for AES, 8 for 3DES.
 SUITES = {
     "aes128gcm16": ("aead", 16, 8, 16, AESGCM),
     "aes256gcm16": ("aead", 32, 8, 16, AESGCM),
@@ -45,6 +52,11 @@ SUITES = {
     "aes256-sha1": ("cbc", 32, 16, 12, hashlib.sha1),
     "aes128-sha256": ("cbc", 16, 16, 16, hashlib.sha256),
     "aes256-sha256": ("cbc", 32, 16, 16, hashlib.sha256),
+    "aes128-md5": ("cbc", 16, 16, 12, hashlib.md5),
+    "aes256-md5": ("cbc", 32, 16, 12, hashlib.md5),
+    "3des-md5": ("cbc", 24, 8, 12, hashlib.md5),
+    "3des-sha1": ("cbc", 24, 8, 12, hashlib.sha1),
+    "3des-sha256": ("cbc", 24, 8, 16, hashlib.sha256),
 }
 
 
@@ -176,11 +188,13 @@ def decrypt(sa, esp):
         want = hmac.new(akey, mac_in, prim).digest()[:icvlen]
         if not hmac.compare_digest(want, icv):
             raise ValueError("ICV mismatch (HMAC does not verify)")
-        if len(ct) % 16:
-            raise ValueError("CBC ciphertext length %d is not a multiple of 16" % len(ct))
-        d = Cipher(algorithms.AES(key), modes.CBC(iv)).decryptor()
+        # RFC 3602 / RFC 2451: the IV is one block.
+        align = ivlen
+        if len(ct) % align:
+            raise ValueError("CBC ciphertext length %d is not a multiple of %d" % (len(ct), align))
+        cipher = TripleDES(key) if sa["alg"].startswith("3des") else algorithms.AES(key)
+        d = Cipher(cipher, modes.CBC(iv)).decryptor()
         pt = d.update(ct) + d.finalize()
-        align = 16
     if len(pt) % 4 or len(pt) % align:
         raise ValueError("plaintext length %d not aligned to %d" % (len(pt), align))
     return pt

@@ -147,21 +147,14 @@ pub struct ChildSuite {
 }
 
 impl ChildSuite {
-    /// The ESP data-plane algorithm, when ikeda's ESP implements it.
+    /// The ESP data-plane algorithm, when ikeda's ESP implements it (the
+    /// mapping, by IANA transform IDs, lives with the data plane).
     pub fn esp_algorithm(&self) -> Option<EspAlgorithm> {
-        Some(match (self.encr, self.integ) {
-            (Encr::AesGcm16 { key_bits }, None) => EspAlgorithm::AesGcm16 { key_bits },
-            (Encr::ChaCha20Poly1305, None) => EspAlgorithm::ChaCha20Poly1305,
-            (Encr::AesCbc { key_bits }, Some(Integ::HmacSha1_96)) => EspAlgorithm::AesCbc {
-                key_bits,
-                integ: crate::EspInteg::HmacSha1_96,
-            },
-            (Encr::AesCbc { key_bits }, Some(Integ::HmacSha256_128)) => EspAlgorithm::AesCbc {
-                key_bits,
-                integ: crate::EspInteg::HmacSha256_128,
-            },
-            _ => return None,
-        })
+        EspAlgorithm::from_ikev2(
+            self.encr.transform_id(),
+            self.encr.key_length_attribute(),
+            self.integ.map(Integ::transform_id),
+        )
     }
 }
 
