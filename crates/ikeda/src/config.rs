@@ -1220,4 +1220,59 @@ remote_ts = ["192.168.12.0/24"]
         assert_eq!(c.conns[0].ike.as_ref().unwrap().psk.expose(), b"from a file");
         std::fs::remove_file(&f).unwrap();
     }
+
+    /// The racoon site of the README, as ikeda writes it: Main Mode,
+    /// phase 1 3des/sha1/modp1024 with a PSK, DPD every 5 s; phase 2 3des +
+    /// hmac_md5 with deflate, lifetime 200 s, for 192.168.11.0/24 <->
+    /// 192.168.12.0/24 and 192.168.50.11 <-> 192.168.12.0/24.
+    pub const RACOON_SITE: &str = r#"
+[[conn]]
+name = "site2"
+version = 1
+local_addr = "192.168.50.11"
+remote_addr = "192.168.50.12"
+ike = "3des-sha1-modp1024"        # racoon: encryption_algorithm 3des; hash_algorithm sha1; dh_group modp1024
+psk = "secret-from-psk.txt"       # racoon: authentication_method pre_shared_key
+dpd_delay = "5s"                  # racoon: dpd_delay 5
+esp = "3des-md5"                  # racoon: encryption_algorithm 3des; authentication_algorithm hmac_md5
+compress = true                   # racoon: compression_algorithm deflate
+life_time = "200s"                # racoon: lifetime time 200 sec
+start_action = "start"
+local_ts = ["192.168.11.0/24"]
+remote_ts = ["192.168.12.0/24"]
+
+[[conn.policy]]
+local = "192.168.50.11"
+remote = "192.168.12.0/24"
+"#;
+
+    #[test]
+    fn the_racoon_site_is_expressible() {
+        let c = parse(RACOON_SITE).unwrap();
+        let conn = &c.conns[0];
+        let ike = conn.ike.as_ref().unwrap();
+        assert_eq!(ike.version, 1);
+        assert!(!ike.aggressive && ike.compress && !ike.allow_insecure);
+        assert_eq!(ike.dpd_delay, 5);
+        assert_eq!((ike.life_time, ike.rekey_time), (200, 180), "rekey at 90 % of a lone lifetime");
+        assert_eq!(ike.ike_proposals[0].name(), "3des-sha1-prfsha1-modp1024");
+        assert_eq!(ike.esp_proposals[0].name(), "3des-md5");
+        assert_eq!(conn.selectors.len(), 2);
+        let spec = crate::ike::conn_spec(conn).unwrap();
+        let pairs = ikeda_ike::ikev1::pairs(&spec);
+        assert_eq!(pairs.len(), 2, "two Quick Modes: {pairs:?}");
+        // MD5 as the phase-1 hash, DES or MODP 768 need allow_insecure.
+        let weak = RACOON_SITE.replace("3des-sha1-modp1024", "des-md5-modp768");
+        let e = parse(&weak).unwrap_err();
+        assert!(e.to_string().contains("allow_insecure = true"), "{e}");
+        let c = parse(&weak.replace("version = 1", "version = 1\nallow_insecure = true")).unwrap();
+        assert!(c.conns[0].ike.as_ref().unwrap().warnings[0].contains("broken algorithm"));
+        // IKEv1 phase 1 has no AEAD; compress and aggressive are IKEv1's.
+        let e = parse(&RACOON_SITE.replace("3des-sha1-modp1024", "aes128gcm16-prfsha256-modp2048")).unwrap_err();
+        assert!(e.to_string().contains("no AEAD"), "{e}");
+        let e = parse(&RACOON_SITE.replace("version = 1", "version = 2")).unwrap_err();
+        assert!(e.to_string().contains("only for IKEv1"), "{e}");
+        let c = parse(&RACOON_SITE.replace("version = 1", "version = 1\naggressive = true")).unwrap();
+        assert!(c.conns[0].ike.as_ref().unwrap().warnings[0].contains("offline"));
+    }
 }

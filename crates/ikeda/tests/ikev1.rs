@@ -73,8 +73,10 @@ fn strongswan_ikev1_every_proposal_both_roles() {
                     .find(|s| s["state"] == "ESTABLISHED")
                     .unwrap_or_else(|| panic!("{case}: {ike_sas}"));
                 assert_eq!(s["version"], 1, "{case}");
+                // swanctl marks its own side's cookie with '*'.
+                let plain = sas.replace('*', "");
                 let cookies = format!("{}_i {}_r", s["spi_i"].as_str().unwrap(), s["spi_r"].as_str().unwrap());
-                assert!(sas.contains(&cookies), "{case}: cookies {cookies} not in\n{sas}");
+                assert!(plain.contains(&cookies), "{case}: cookies {cookies} not in\n{sas}");
                 assert!(
                     s["phase"].as_str().unwrap().starts_with("phase 1 done; phase 2: 2 IPsec SA"),
                     "{case}: {s}"
@@ -134,7 +136,7 @@ fn strongswan_ikev1_the_racoon_site_config() {
     );
     assert!(out.contains("3 packets transmitted, 3 received"), "{out}");
     let c = json(&lab, &["show", "child"]);
-    assert_eq!(c[0]["algorithms"], "ESP:3DES_CBC/HMAC_MD5_96", "{c}");
+    assert_eq!(c[0]["algorithms"], "3DES_CBC/HMAC_MD5_96", "{c}");
     let i = json(&lab, &["show", "ike"]);
     assert_eq!(i[0]["algorithms"], "3DES_CBC/HMAC_SHA1_96/PRF_HMAC_SHA1/MODP_1024", "{i}");
     assert_eq!(i[0]["dpd"]["delay_s"], 5, "DPD announced by strongSwan and on: {i}");
@@ -157,8 +159,10 @@ fn ikev1_rekeys_from_both_sides_under_load_lose_no_ping() {
             "strongswan",
             "--ike-proposal",
             "aes128-sha256-modp2048",
+            // GCM: strongSwan's userspace AES-CBC/HMAC-SHA1 does not keep
+            // up with 100 Mbit/s and would drop pings no rekey is to blame for.
             "--esp",
-            "aes128-sha1",
+            "aes128gcm16",
             "--rekey-time",
             "8s",
             "--no-ping",
