@@ -16,6 +16,7 @@ pub mod esp;
 pub mod iana;
 pub mod ikev2;
 pub mod ip;
+pub mod ipcomp;
 pub mod udp_encap;
 
 pub use error::{Error, Fault};
