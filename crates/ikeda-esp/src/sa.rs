@@ -242,19 +242,25 @@ impl OutboundSa {
         }
         let room = self.room();
         let start = off.checked_sub(room.head).ok_or(DropReason::TooBig)?;
-        // Room as for the uncompressed packet, so whether a packet fits
-        // does not depend on its contents.
-        if off + len + Trailer::pad_for(len, alg.block_align()) + esp::TRAILER_LEN + alg.icv_len() > buf.len() {
-            return Err(DropReason::TooBig);
-        }
         // One branch per packet when the SA has no IPComp.
         let (len, next_header) = match self.ipcomp_cpi {
             None => (len, next_header),
-            Some(cpi) => self.compress(cpi, buf, off, len, next_header, scratch),
+            Some(cpi) => {
+                // Room as for the uncompressed packet, so whether a packet
+                // fits does not depend on its contents.
+                let tail = Trailer::pad_for(len, alg.block_align()) + esp::TRAILER_LEN + alg.icv_len();
+                if off + len + tail > buf.len() {
+                    return Err(DropReason::TooBig);
+                }
+                self.compress(cpi, buf, off, len, next_header, scratch)
+            }
         };
         let pad = Trailer::pad_for(len, alg.block_align());
         let trailer_end = off + len + pad + esp::TRAILER_LEN;
         let end = trailer_end + alg.icv_len();
+        if end > buf.len() {
+            return Err(DropReason::TooBig);
+        }
         let seq = self.seq + 1;
         Trailer::emit(&mut buf[off + len..trailer_end], next_header);
         // The header is 8 bytes; emit_header cannot fail on this slice.
