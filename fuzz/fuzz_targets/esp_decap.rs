@@ -54,6 +54,7 @@ fn params(i: usize, alg: EspAlgorithm, esn: bool) -> SaParams {
         remote: "192.0.2.2:4500".parse().unwrap(),
         encap: Encap::Udp,
         selectors: selectors(),
+        ipcomp: None,
     }
 }
 

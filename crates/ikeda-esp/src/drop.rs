@@ -42,6 +42,13 @@ reasons! {
     DummyPacket => "dummy_packet",
     /// The decrypted inner packet is not a valid IP packet.
     InnerMalformed => "inner_malformed",
+    /// Next Header 108 (IPComp) on an SA that has no IPComp.
+    IpcompNotEnabled => "ipcomp_not_enabled",
+    /// The IPComp header's CPI is not the SA's inbound CPI (RFC 3173 §2.2).
+    IpcompBadCpi => "ipcomp_bad_cpi",
+    /// The IPComp header is cut short, its payload is not a valid DEFLATE
+    /// stream, or it would decompress to more than 65535 bytes.
+    IpcompDecompress => "ipcomp_decompress",
     /// The inner packet is outside the SA's traffic selectors (RFC 4301 §5.2).
     SelectorMismatch => "selector_mismatch",
     /// Outbound packet matches no policy.
@@ -57,7 +64,8 @@ reasons! {
     SeqExhausted => "seq_exhausted",
     /// Outbound packet is not IPv4/IPv6 or is malformed.
     NotIp => "not_ip",
-    /// The packet does not fit the buffer after encapsulation.
+    /// The packet does not fit the buffer after encapsulation (or, inbound,
+    /// after decompression).
     TooBig => "too_big",
 }
 

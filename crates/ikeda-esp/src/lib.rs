@@ -10,12 +10,14 @@
 #![forbid(unsafe_code)]
 
 pub mod drop;
+pub mod ipcomp;
 pub mod replay;
 pub mod sa;
 pub mod selector;
 pub mod spd;
 
 pub use drop::{DropCounters, DropReason};
+pub use ipcomp::{IpcompParams, IpcompScratch, IpcompStats};
 pub use sa::{Encap, InboundSa, OutboundSa, Room, SaParams, SaStats};
 pub use selector::{AddrRange, Selector};
 pub use spd::{Policy, PolicyAction, Spd};
@@ -45,6 +47,9 @@ pub struct Outbound {
     /// [`DropReason::HeldForSa`] rather than [`DropReason::NoSa`].
     pub traps: Vec<bool>,
     pub drops: Arc<DropCounters>,
+    /// The compressor of the thread that owns this half (IPComp SAs only;
+    /// allocated on first use).
+    pub ipcomp: IpcompScratch,
 }
 
 impl Outbound {
@@ -54,6 +59,7 @@ impl Outbound {
             sas,
             traps: Vec::new(),
             drops: Arc::default(),
+            ipcomp: IpcompScratch::default(),
         }
     }
 
@@ -120,7 +126,7 @@ impl Outbound {
         } else {
             DropReason::NoSa
         })?;
-        let range = sa.encapsulate(buf, off, len, now_ms)?;
+        let range = sa.encapsulate_with(buf, off, len, &mut self.ipcomp, now_ms)?;
         Ok((
             range,
             Destination {
@@ -137,6 +143,8 @@ impl Outbound {
 pub struct Inbound {
     pub sad: HashMap<u32, InboundSa>,
     pub drops: Arc<DropCounters>,
+    /// The decompressor of the thread that owns this half.
+    pub ipcomp: IpcompScratch,
 }
 
 impl Inbound {
@@ -144,20 +152,47 @@ impl Inbound {
         Inbound {
             sad: sas.into_iter().map(|s| (s.spi, s)).collect(),
             drops: Arc::default(),
+            ipcomp: IpcompScratch::default(),
         }
     }
 
     /// Look up the SA by SPI and decapsulate `pkt` (from the SPI on) in
-    /// place. Returns the inner packet's range in `pkt`.
+    /// place. Returns the inner packet's range in `pkt`. A compressed
+    /// packet must decompress into `pkt`'s length: the data plane uses
+    /// [`process_in`](Self::process_in) with its receive slot.
     pub fn process(&mut self, pkt: &mut [u8], now_ms: u64) -> Result<Range<usize>, DropReason> {
-        let r = self.process_inner(pkt, now_ms);
+        let len = pkt.len();
+        self.process_in(pkt, 0, len, now_ms)
+    }
+
+    /// Decapsulate the ESP packet at `buf[start..start + len]`; the rest
+    /// of `buf` is room a compressed packet may decompress into. Returns
+    /// the inner packet's range in `buf`.
+    pub fn process_in(
+        &mut self,
+        buf: &mut [u8],
+        start: usize,
+        len: usize,
+        now_ms: u64,
+    ) -> Result<Range<usize>, DropReason> {
+        let r = self.process_inner(buf, start, len, now_ms);
         self.drops.count(r)
     }
 
-    fn process_inner(&mut self, pkt: &mut [u8], now_ms: u64) -> Result<Range<usize>, DropReason> {
-        let spi = EspPacket::new_checked(&*pkt).map_err(|_| DropReason::Truncated)?.spi();
+    fn process_inner(
+        &mut self,
+        buf: &mut [u8],
+        start: usize,
+        len: usize,
+        now_ms: u64,
+    ) -> Result<Range<usize>, DropReason> {
+        let pkt = start
+            .checked_add(len)
+            .and_then(|end| buf.get(start..end))
+            .ok_or(DropReason::Truncated)?;
+        let spi = EspPacket::new_checked(pkt).map_err(|_| DropReason::Truncated)?.spi();
         let sa = self.sad.get_mut(&spi).ok_or(DropReason::UnknownSpi)?;
-        sa.decapsulate(pkt, now_ms)
+        sa.decapsulate_in(buf, start, len, &mut self.ipcomp, now_ms)
     }
 }
 

@@ -6,6 +6,7 @@
 //! an `Arc<SaStats>` that `show` reads while traffic flows.
 
 use crate::drop::{DropCounters, DropReason};
+use crate::ipcomp::{Compressed, IpcompParams, IpcompScratch, IpcompStats, COMPRESS_THRESHOLD};
 use crate::replay::ReplayWindow;
 use crate::selector::Selector;
 use core::ops::Range;
@@ -13,6 +14,7 @@ use ikeda_crypto::{EspAlgorithm, EspCipher, EspCryptoError, SecretBytes};
 use ikeda_wire::esp::{self, EspPacket, Trailer, TrailerError, HEADER_LEN};
 use ikeda_wire::iana::IpProtocol;
 use ikeda_wire::ip;
+use ikeda_wire::ipcomp::{IpcompPacket, IpcompRepr};
 use std::net::SocketAddr;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
@@ -45,6 +47,10 @@ pub struct SaParams {
     pub encap: Encap,
     /// Traffic selectors the SA carries (tunnel mode).
     pub selectors: Vec<Selector>,
+    /// IPComp (DEFLATE) on this SA pair: the same CPI pair for both
+    /// directions; `None`: no compression (packets with IPComp headers are
+    /// then dropped as `ipcomp_not_enabled`).
+    pub ipcomp: Option<IpcompParams>,
 }
 
 /// Counters of one SA, shared with the control plane.
@@ -58,6 +64,8 @@ pub struct SaStats {
     /// Unix time in milliseconds of the last packet, 0 = never.
     pub last_packet_ms: AtomicU64,
     pub drops: DropCounters,
+    /// All zero on an SA without IPComp.
+    pub ipcomp: IpcompStats,
 }
 
 impl SaStats {
@@ -88,6 +96,8 @@ pub struct OutboundSa {
     /// Last sequence number used; the next packet gets `seq + 1`.
     seq: u64,
     exhausted: bool,
+    /// IPComp: the CPI our IPComp headers carry.
+    ipcomp_cpi: Option<u16>,
     pub stats: Arc<SaStats>,
 }
 
@@ -102,6 +112,7 @@ impl OutboundSa {
             esn: p.esn,
             seq: 0,
             exhausted: false,
+            ipcomp_cpi: p.ipcomp.map(|c| c.cpi_out),
             stats: Arc::new(SaStats::default()),
         })
     }
@@ -116,6 +127,12 @@ impl OutboundSa {
         self.cipher.algorithm()
     }
 
+    /// The CPI of our IPComp headers, if the SA compresses.
+    pub fn ipcomp_cpi(&self) -> Option<u16> {
+        self.ipcomp_cpi
+    }
+
+    /// Room for ESP; IPComp needs none (it only sends what got smaller).
     pub fn room(&self) -> Room {
         let a = self.cipher.algorithm();
         Room {
@@ -134,6 +151,10 @@ impl OutboundSa {
     /// `off` must leave `room().head` bytes in front, and `buf` must have
     /// `room().tail` bytes after the packet. Returns the range of the ESP
     /// packet in `buf`. `now_ms` stamps the last-packet time.
+    ///
+    /// An SA with IPComp needs a compressor: this allocates one per call;
+    /// the data plane calls [`encapsulate_with`](Self::encapsulate_with)
+    /// with the one its thread keeps.
     pub fn encapsulate(
         &mut self,
         buf: &mut [u8],
@@ -141,17 +162,70 @@ impl OutboundSa {
         len: usize,
         now_ms: u64,
     ) -> Result<Range<usize>, DropReason> {
-        let r = self.encapsulate_inner(buf, off, len, now_ms);
+        self.encapsulate_with(buf, off, len, &mut IpcompScratch::default(), now_ms)
+    }
+
+    /// [`encapsulate`](Self::encapsulate), compressing (on an SA with
+    /// IPComp) with `scratch`: the inner packet is replaced in place by an
+    /// IPComp header and its DEFLATE form when that is shorter (RFC 3173
+    /// §2.2), and ESP's Next Header becomes 108.
+    pub fn encapsulate_with(
+        &mut self,
+        buf: &mut [u8],
+        off: usize,
+        len: usize,
+        scratch: &mut IpcompScratch,
+        now_ms: u64,
+    ) -> Result<Range<usize>, DropReason> {
+        let r = self.encapsulate_inner(buf, off, len, scratch, now_ms);
         self.stats.drops.count(r)
+    }
+
+    /// Compress the inner packet `buf[off..off + len]` in place if it is
+    /// worth it: returns the ESP payload's length and Next Header.
+    fn compress(
+        &self,
+        cpi: u16,
+        buf: &mut [u8],
+        off: usize,
+        len: usize,
+        inner: IpProtocol,
+        scratch: &mut IpcompScratch,
+    ) -> (usize, IpProtocol) {
+        let outcome = if len < COMPRESS_THRESHOLD {
+            Compressed::TooSmall
+        } else {
+            match scratch.deflate(&buf[off..off + len]) {
+                None => Compressed::NotSmaller,
+                Some(c) => {
+                    let h = IpcompRepr {
+                        next_header: inner,
+                        cpi,
+                    };
+                    let n = h.buffer_len() + c.len();
+                    buf[off + h.buffer_len()..off + n].copy_from_slice(c);
+                    // n < len <= buf.len() - off: emit cannot fail.
+                    let _ = h.emit(&mut buf[off..off + n]);
+                    Compressed::Yes(n)
+                }
+            }
+        };
+        self.stats.ipcomp.count(outcome, len);
+        match outcome {
+            Compressed::Yes(n) => (n, IpProtocol::IPCOMP),
+            _ => (len, inner),
+        }
     }
 
     fn encapsulate_inner(
         &mut self,
         buf: &mut [u8],
         off: usize,
-        len: usize,
+        inner_len: usize,
+        scratch: &mut IpcompScratch,
         now_ms: u64,
     ) -> Result<Range<usize>, DropReason> {
+        let len = inner_len;
         let alg = self.cipher.algorithm();
         if off.checked_add(len).is_none_or(|e| e > buf.len()) {
             return Err(DropReason::TooBig);
@@ -167,8 +241,21 @@ impl OutboundSa {
             return Err(DropReason::SeqExhausted);
         }
         let room = self.room();
-        let pad = Trailer::pad_for(len, alg.block_align());
         let start = off.checked_sub(room.head).ok_or(DropReason::TooBig)?;
+        // One branch per packet when the SA has no IPComp.
+        let (len, next_header) = match self.ipcomp_cpi {
+            None => (len, next_header),
+            Some(cpi) => {
+                // Room as for the uncompressed packet, so whether a packet
+                // fits does not depend on its contents.
+                let tail = Trailer::pad_for(len, alg.block_align()) + esp::TRAILER_LEN + alg.icv_len();
+                if off + len + tail > buf.len() {
+                    return Err(DropReason::TooBig);
+                }
+                self.compress(cpi, buf, off, len, next_header, scratch)
+            }
+        };
+        let pad = Trailer::pad_for(len, alg.block_align());
         let trailer_end = off + len + pad + esp::TRAILER_LEN;
         let end = trailer_end + alg.icv_len();
         if end > buf.len() {
@@ -182,7 +269,7 @@ impl OutboundSa {
             .seal(seq, self.esn, &mut buf[start..end])
             .map_err(|_| DropReason::TooBig)?;
         self.seq = seq;
-        self.stats.count(len, seq, now_ms);
+        self.stats.count(inner_len, seq, now_ms);
         Ok(start..end)
     }
 }
@@ -198,6 +285,8 @@ pub struct InboundSa {
     esn: bool,
     replay: ReplayWindow,
     pub selectors: Vec<Selector>,
+    /// IPComp: the CPI compressed packets must carry.
+    ipcomp_cpi: Option<u16>,
     pub stats: Arc<SaStats>,
 }
 
@@ -212,12 +301,18 @@ impl InboundSa {
             esn: p.esn,
             replay: ReplayWindow::new(p.replay_window),
             selectors: p.selectors.clone(),
+            ipcomp_cpi: p.ipcomp.map(|c| c.cpi_in),
             stats: Arc::new(SaStats::default()),
         })
     }
 
     pub fn algorithm(&self) -> EspAlgorithm {
         self.cipher.algorithm()
+    }
+
+    /// The CPI compressed packets to us carry, if the SA has IPComp.
+    pub fn ipcomp_cpi(&self) -> Option<u16> {
+        self.ipcomp_cpi
     }
 
     pub fn replay_window(&self) -> &ReplayWindow {
@@ -234,12 +329,45 @@ impl InboundSa {
     /// in place. Returns the range of the inner IP packet within `pkt`.
     /// Order as RFC 4303 §3.4: replay check, ICV, decrypt, replay commit;
     /// then padding, next header and selectors (RFC 4301 §5.2).
+    ///
+    /// A compressed packet needs room to decompress into and a
+    /// decompressor: use [`decapsulate_in`](Self::decapsulate_in).
     pub fn decapsulate(&mut self, pkt: &mut [u8], now_ms: u64) -> Result<Range<usize>, DropReason> {
-        let r = self.decapsulate_inner(pkt, now_ms);
+        let len = pkt.len();
+        self.decapsulate_in(pkt, 0, len, &mut IpcompScratch::default(), now_ms)
+    }
+
+    /// Decapsulate the ESP packet at `buf[start..start + len]` in place.
+    /// Returns the inner packet's range in `buf`. A compressed packet
+    /// (Next Header 108, RFC 3173) is decompressed with `scratch` and
+    /// written over the ESP packet, from `start` on, so `buf` should
+    /// extend past the packet by the most the inner packet may grow (the
+    /// receive slot); one that does not fit is `too_big`.
+    pub fn decapsulate_in(
+        &mut self,
+        buf: &mut [u8],
+        start: usize,
+        len: usize,
+        scratch: &mut IpcompScratch,
+        now_ms: u64,
+    ) -> Result<Range<usize>, DropReason> {
+        let r = self.decapsulate_inner(buf, start, len, scratch, now_ms);
         self.stats.drops.count(r)
     }
 
-    fn decapsulate_inner(&mut self, pkt: &mut [u8], now_ms: u64) -> Result<Range<usize>, DropReason> {
+    fn decapsulate_inner(
+        &mut self,
+        buf: &mut [u8],
+        start: usize,
+        len: usize,
+        scratch: &mut IpcompScratch,
+        now_ms: u64,
+    ) -> Result<Range<usize>, DropReason> {
+        let end = start
+            .checked_add(len)
+            .filter(|e| *e <= buf.len())
+            .ok_or(DropReason::Truncated)?;
+        let pkt = &mut buf[start..end];
         let view = EspPacket::new_checked(&*pkt).map_err(|_| DropReason::Truncated)?;
         let seq_lo = view.sequence_number();
         let alg = self.cipher.algorithm();
@@ -266,20 +394,46 @@ impl InboundSa {
             TrailerError::Truncated => DropReason::BadTrailer,
             TrailerError::BadPadding => DropReason::BadPadding,
         })?;
-        let inner = plain.start..plain.start + inner_len;
-        let version = ip::version(&pkt[inner.clone()]);
-        match (trailer.next_header, version) {
+        let inner = start + plain.start..start + plain.start + inner_len;
+        // IPComp sizes (payload, decompressed), counted once the packet is accepted.
+        let mut ipcomp = None;
+        let (next_header, inner) = match (trailer.next_header, self.ipcomp_cpi) {
+            (IpProtocol::IPCOMP, None) => return Err(DropReason::IpcompNotEnabled),
+            (IpProtocol::IPCOMP, Some(cpi)) => {
+                let h = IpcompPacket::new_checked(&buf[inner.clone()]).map_err(|_| DropReason::IpcompDecompress)?;
+                if h.cpi() != cpi {
+                    return Err(DropReason::IpcompBadCpi);
+                }
+                let next_header = h.next_header();
+                let out = scratch.inflate(h.payload()).map_err(|_| DropReason::IpcompDecompress)?;
+                let n = out.len();
+                // Over the ESP header and the compressed data, now read.
+                buf.get_mut(start..start + n)
+                    .ok_or(DropReason::TooBig)?
+                    .copy_from_slice(out);
+                ipcomp = Some((inner.len(), n));
+                (next_header, start..start + n)
+            }
+            (nh, _) => (nh, inner),
+        };
+        let version = ip::version(&buf[inner.clone()]);
+        match (next_header, version) {
             (IpProtocol::NO_NEXT_HEADER, _) => return Err(DropReason::DummyPacket),
             (IpProtocol::IPV4, Some(4)) | (IpProtocol::IPV6, Some(6)) => {}
             _ => return Err(DropReason::BadNextHeader),
         }
         // Tunnel mode may carry TFC padding after the inner packet
         // (RFC 4303 §2.7); the inner header says where the packet ends.
-        let claimed = ip::claimed_len(&pkt[inner.clone()]).map_err(|_| DropReason::InnerMalformed)?;
+        let claimed = ip::claimed_len(&buf[inner.clone()]).map_err(|_| DropReason::InnerMalformed)?;
         let inner = inner.start..inner.start + claimed;
-        let key = ip::flow_key(&pkt[inner.clone()]).map_err(|_| DropReason::InnerMalformed)?;
+        let key = ip::flow_key(&buf[inner.clone()]).map_err(|_| DropReason::InnerMalformed)?;
         if !self.selectors.iter().any(|s| s.matches_inbound(&key)) {
             return Err(DropReason::SelectorMismatch);
+        }
+        match (ipcomp, self.ipcomp_cpi) {
+            (Some((compressed, plain)), _) => self.stats.ipcomp.count_decompressed(compressed, plain),
+            (None, Some(_)) => self.stats.ipcomp.count_uncompressed(),
+            (None, None) => {}
         }
         self.stats.count(claimed, seq, now_ms);
         Ok(inner)

@@ -53,6 +53,7 @@ fn params(
         remote: remote.parse().unwrap(),
         encap: Encap::Udp,
         selectors,
+        ipcomp: None,
     }
 }
 
@@ -63,11 +64,20 @@ struct Gw {
 
 /// gw1 -> gw2 uses SPI 0x1001, gw2 -> gw1 uses 0x2001.
 fn pair(alg: EspAlgorithm, esn: bool) -> (Gw, Gw) {
+    pair_with(alg, esn, [None, None])
+}
+
+/// [`pair`] with IPComp settings for gw1 and gw2.
+fn pair_with(alg: EspAlgorithm, esn: bool, ipcomp: [Option<IpcompParams>; 2]) -> (Gw, Gw) {
     let s1 = gw1_selectors();
     let s2 = mirror(&s1);
-    let mk = |spi_out, spi_in, seed_out, seed_in, local, remote, sels: Vec<Selector>| {
-        let o = OutboundSa::new(&params(alg, spi_out, seed_out, esn, local, remote, sels.clone())).unwrap();
-        let i = InboundSa::new(&params(alg, spi_in, seed_in, esn, local, remote, sels.clone())).unwrap();
+    let mk = |spi_out, spi_in, seed_out, seed_in, local, remote, sels: Vec<Selector>, ipcomp| {
+        let with = |mut p: SaParams| {
+            p.ipcomp = ipcomp;
+            p
+        };
+        let o = OutboundSa::new(&with(params(alg, spi_out, seed_out, esn, local, remote, sels.clone()))).unwrap();
+        let i = InboundSa::new(&with(params(alg, spi_in, seed_in, esn, local, remote, sels.clone()))).unwrap();
         let pol = sels
             .iter()
             .map(|s| Policy::new("site", s.clone(), PolicyAction::Protect { sa: 0 }))
@@ -78,8 +88,8 @@ fn pair(alg: EspAlgorithm, esn: bool) -> (Gw, Gw) {
         }
     };
     (
-        mk(0x1001, 0x2001, 1, 2, GW1, GW2, s1),
-        mk(0x2001, 0x1001, 2, 1, GW2, GW1, s2),
+        mk(0x1001, 0x2001, 1, 2, GW1, GW2, s1, ipcomp[0]),
+        mk(0x2001, 0x1001, 2, 1, GW2, GW1, s2, ipcomp[1]),
     )
 }
 
@@ -391,4 +401,299 @@ fn ipv6_outer_addresses_are_carried_to_the_destination() {
     let (_, d) = out.process(&mut buf, HEAD, p.len(), 0).unwrap();
     assert_eq!(d.remote.ip(), "2001:db8::2".parse::<IpAddr>().unwrap());
     let _ = Ipv4Addr::LOCALHOST;
+}
+
+// ---- IPComp (RFC 3173, RFC 2394) -------------------------------------------------
+
+mod ipcomp {
+    use super::*;
+    use crate::ipcomp::{IpcompStats, COMPRESS_THRESHOLD, MAX_DECOMPRESSED};
+    use ikeda_wire::ipcomp::{IpcompPacket, IpcompRepr};
+    use std::sync::atomic::Ordering::Relaxed;
+
+    const GCM: EspAlgorithm = EspAlgorithm::AesGcm16 { key_bits: 128 };
+    /// gw1 sends with CPI 0x1234 (gw2's choice) and receives 0x4321.
+    const GW1_IPCOMP: IpcompParams = IpcompParams {
+        cpi_out: 0x1234,
+        cpi_in: 0x4321,
+    };
+    const GW2_IPCOMP: IpcompParams = IpcompParams {
+        cpi_out: 0x4321,
+        cpi_in: 0x1234,
+    };
+
+    fn ipcomp_pair(alg: EspAlgorithm) -> (Gw, Gw) {
+        pair_with(alg, false, [Some(GW1_IPCOMP), Some(GW2_IPCOMP)])
+    }
+
+    /// Receive with a slot's worth of room behind the packet, as the RX
+    /// thread does.
+    fn recv_in(to: &mut Gw, esp: &[u8]) -> Result<Vec<u8>, DropReason> {
+        let mut buf = esp.to_vec();
+        buf.resize(esp.len() + 1600, 0);
+        let r = to.inb.process_in(&mut buf, 0, esp.len(), 2000)?;
+        Ok(buf[r].to_vec())
+    }
+
+    /// Decrypt gw1's ESP packet (SPI 0x1001, key seed 1) as a third party
+    /// holding the keys would: the ESP payload and its Next Header.
+    fn open_gw1(alg: EspAlgorithm, esp: &[u8]) -> (Vec<u8>, IpProtocol) {
+        let p = params(alg, 0x1001, 1, false, GW1, GW2, vec![]);
+        let c = EspCipher::new(alg, &p.enc_key, p.auth_key.as_ref()).unwrap();
+        let mut pkt = esp.to_vec();
+        let seq = u32::from_be_bytes(pkt[4..8].try_into().unwrap());
+        let r = c.open(seq as u64, false, &mut pkt).unwrap();
+        let (t, n) = ikeda_wire::esp::Trailer::parse_and_check(&pkt[r.clone()]).unwrap();
+        (pkt[r.start..r.start + n].to_vec(), t.next_header)
+    }
+
+    fn stats_out(g: &Gw) -> &IpcompStats {
+        &g.out.sas[0].as_ref().unwrap().stats.ipcomp
+    }
+
+    fn stats_in(g: &Gw, spi: u32) -> &IpcompStats {
+        &g.inb.sad[&spi].stats.ipcomp
+    }
+
+    fn noise(n: usize) -> Vec<u8> {
+        let mut x = 0x1234_5678u32;
+        (0..n)
+            .map(|_| {
+                x ^= x << 13;
+                x ^= x >> 17;
+                x ^= x << 5;
+                x as u8
+            })
+            .collect()
+    }
+
+    fn icmp_body(body: &[u8]) -> Vec<u8> {
+        let mut b = vec![8u8, 0, 0, 0];
+        b.extend_from_slice(body);
+        build_ipv4(
+            [192, 168, 11, 11].into(),
+            [192, 168, 12, 12].into(),
+            IpProtocol::ICMP,
+            &b,
+        )
+    }
+
+    #[test]
+    fn compressible_packets_travel_compressed_through_both_sas_v4_and_v6() {
+        for alg in [
+            GCM,
+            EspAlgorithm::AesCbc {
+                key_bits: 256,
+                integ: ikeda_crypto::EspInteg::HmacSha256_128,
+            },
+        ] {
+            let (mut a, mut b) = ipcomp_pair(alg);
+            let (mut plain_a, _) = pair(alg, false);
+            // `ping -s 1000 -p 00`: an ICMP echo of zeros.
+            let p = icmp_body(&[0u8; 1000]);
+            let (esp, _) = send(&mut a, &p).unwrap();
+            let (esp_plain, _) = send(&mut plain_a, &p).unwrap();
+            assert!(
+                esp.len() < esp_plain.len() / 4,
+                "{alg}: {} bytes compressed, {} without IPComp",
+                esp.len(),
+                esp_plain.len()
+            );
+            // On the wire: ESP Next Header 108, then IPComp with gw1's
+            // outbound CPI, Next Header 4, flags 0, and raw DEFLATE of the
+            // inner packet.
+            let (payload, nh) = open_gw1(alg, &esp);
+            assert_eq!(nh, IpProtocol::IPCOMP);
+            let h = IpcompPacket::new_checked(&payload[..]).unwrap();
+            assert_eq!(
+                IpcompRepr::parse(&h),
+                IpcompRepr {
+                    next_header: IpProtocol::IPV4,
+                    cpi: 0x1234
+                }
+            );
+            assert_eq!(h.flags(), 0);
+            assert_eq!(miniz_oxide::inflate::decompress_to_vec(h.payload()).unwrap(), p);
+            assert_eq!(recv_in(&mut b, &esp).unwrap(), p, "{alg}");
+            // and back, over IPv6
+            let p6 = build_ipv6(
+                "2001:db8:12::12".parse().unwrap(),
+                "2001:db8:11::11".parse().unwrap(),
+                IpProtocol::ICMPV6,
+                &[b"\x81\0\0\0".as_slice(), &[0x5a; 600]].concat(),
+            );
+            let (esp6, _) = send(&mut b, &p6).unwrap();
+            assert_eq!(recv_in(&mut a, &esp6).unwrap(), p6);
+            let (o, i) = (stats_out(&a), stats_in(&b, 0x1001));
+            assert_eq!(o.compressed.load(Relaxed), 1);
+            assert_eq!(o.bytes_uncompressed.load(Relaxed), p.len() as u64);
+            assert_eq!(o.bytes_compressed.load(Relaxed), payload.len() as u64);
+            assert_eq!(i.compressed.load(Relaxed), 1);
+            assert_eq!(i.bytes_compressed.load(Relaxed), payload.len() as u64);
+            assert_eq!(stats_in(&a, 0x2001).compressed.load(Relaxed), 1);
+            // SA byte counters stay those of the inner packets.
+            let sa = &b.inb.sad[&0x1001];
+            assert_eq!(sa.stats.bytes.load(Relaxed), p.len() as u64);
+        }
+    }
+
+    #[test]
+    fn incompressible_packet_is_sent_without_ipcomp_header() {
+        let (mut a, mut b) = ipcomp_pair(GCM);
+        let p = icmp_body(&noise(1200));
+        let (esp, _) = send(&mut a, &p).unwrap();
+        let (payload, nh) = open_gw1(GCM, &esp);
+        assert_eq!((nh, payload), (IpProtocol::IPV4, p.clone()));
+        assert_eq!(recv_in(&mut b, &esp).unwrap(), p);
+        assert_eq!(stats_out(&a).not_smaller.load(Relaxed), 1);
+        assert_eq!(stats_out(&a).compressed.load(Relaxed), 0);
+        assert_eq!(stats_in(&b, 0x1001).uncompressed.load(Relaxed), 1);
+    }
+
+    #[test]
+    fn packets_below_the_threshold_are_not_compressed() {
+        let (mut a, mut b) = ipcomp_pair(GCM);
+        // 89 bytes of zeros would compress, but stays below the threshold.
+        let small = icmp_body(&[0u8; COMPRESS_THRESHOLD - 1 - 24]);
+        assert_eq!(small.len(), COMPRESS_THRESHOLD - 1);
+        let at = icmp_body(&[0u8; COMPRESS_THRESHOLD - 24]);
+        let (esp, _) = send(&mut a, &small).unwrap();
+        assert_eq!(open_gw1(GCM, &esp).1, IpProtocol::IPV4);
+        assert_eq!(recv_in(&mut b, &esp).unwrap(), small);
+        let (esp, _) = send(&mut a, &at).unwrap();
+        assert_eq!(open_gw1(GCM, &esp).1, IpProtocol::IPCOMP);
+        assert_eq!(recv_in(&mut b, &esp).unwrap(), at);
+        let o = stats_out(&a);
+        assert_eq!((o.too_small.load(Relaxed), o.compressed.load(Relaxed)), (1, 1));
+    }
+
+    #[test]
+    fn wrong_cpi_and_ipcomp_without_agreement_are_dropped_and_counted() {
+        let big = icmp_body(&[0u8; 500]);
+        // gw2 expects CPI 0x9999, gw1 sends 0x1234.
+        let (mut a, mut b) = pair_with(
+            GCM,
+            false,
+            [
+                Some(GW1_IPCOMP),
+                Some(IpcompParams {
+                    cpi_out: 0x4321,
+                    cpi_in: 0x9999,
+                }),
+            ],
+        );
+        let (esp, _) = send(&mut a, &big).unwrap();
+        assert_eq!(recv_in(&mut b, &esp).unwrap_err(), DropReason::IpcompBadCpi);
+        assert_eq!(b.inb.drops.get(DropReason::IpcompBadCpi), 1);
+        assert_eq!(b.inb.sad[&0x1001].stats.drops.get(DropReason::IpcompBadCpi), 1);
+        // gw2 has no IPComp at all.
+        let (mut a, mut b) = pair_with(GCM, false, [Some(GW1_IPCOMP), None]);
+        let (esp, _) = send(&mut a, &big).unwrap();
+        assert_eq!(recv_in(&mut b, &esp).unwrap_err(), DropReason::IpcompNotEnabled);
+        // but what gw1 did not compress still gets through
+        let (esp, _) = send(&mut a, &icmp_body(&[1, 2, 3])).unwrap();
+        assert!(recv_in(&mut b, &esp).is_ok());
+        assert_eq!(b.inb.drops.get(DropReason::IpcompNotEnabled), 1);
+    }
+
+    /// Authentic ESP (the peer holds the keys) whose IPComp payload is
+    /// `payload` behind a header with `cpi` and Next Header `nh`.
+    fn forge_ipcomp(seq: u32, cpi: u16, nh: u8, payload: &[u8]) -> Vec<u8> {
+        let mut inner = vec![nh, 0];
+        inner.extend_from_slice(&cpi.to_be_bytes());
+        inner.extend_from_slice(payload);
+        let pad = ikeda_wire::esp::Trailer::pad_for(inner.len(), GCM.block_align());
+        let padding: Vec<u8> = (1..=pad as u8).collect();
+        forge(GCM, seq, &with_trailer(&inner, &padding, 108, GCM.block_align()))
+    }
+
+    #[test]
+    fn garbage_truncation_and_decompression_bombs_are_dropped_and_counted() {
+        let (_, mut b) = ipcomp_pair(GCM);
+        let p = icmp_body(&[0u8; 300]);
+        let good = miniz_oxide::deflate::compress_to_vec(&p, 6);
+        let zeros_70k = miniz_oxide::deflate::compress_to_vec(&vec![0u8; 70_000], 9);
+        let cases: Vec<(&str, Vec<u8>, DropReason)> = vec![
+            (
+                "header cut short",
+                forge(GCM, 1, &with_trailer(&[4, 0], &[], 108, 4)),
+                DropReason::IpcompDecompress,
+            ),
+            (
+                "empty payload",
+                forge_ipcomp(2, 0x1234, 4, &[]),
+                DropReason::IpcompDecompress,
+            ),
+            (
+                "reserved block type",
+                forge_ipcomp(3, 0x1234, 4, &[0xff; 64]),
+                DropReason::IpcompDecompress,
+            ),
+            (
+                "truncated stream",
+                forge_ipcomp(4, 0x1234, 4, &good[..good.len() / 2]),
+                DropReason::IpcompDecompress,
+            ),
+            (
+                "zlib header",
+                forge_ipcomp(5, 0x1234, 4, &miniz_oxide::deflate::compress_to_vec_zlib(&p, 6)),
+                DropReason::IpcompDecompress,
+            ),
+            (
+                "bomb: 70000 bytes",
+                forge_ipcomp(6, 0x1234, 4, &zeros_70k),
+                DropReason::IpcompDecompress,
+            ),
+            (
+                "says IPv6, is IPv4",
+                forge_ipcomp(7, 0x1234, 41, &good),
+                DropReason::BadNextHeader,
+            ),
+            (
+                "nested IPComp",
+                forge_ipcomp(8, 0x1234, 108, &good),
+                DropReason::BadNextHeader,
+            ),
+        ];
+        for (what, pkt, want) in &cases {
+            assert_eq!(recv_in(&mut b, pkt).unwrap_err(), *want, "{what}");
+        }
+        assert_eq!(b.inb.drops.get(DropReason::IpcompDecompress), 6);
+        // Decompressed to 65535 bytes, valid DEFLATE, but larger than the
+        // room behind the packet: too big, not a crash.
+        let max = miniz_oxide::deflate::compress_to_vec(&vec![0u8; MAX_DECOMPRESSED], 9);
+        assert_eq!(
+            recv_in(&mut b, &forge_ipcomp(9, 0x1234, 4, &max)).unwrap_err(),
+            DropReason::TooBig
+        );
+        // Random payloads: never a panic.
+        for seq in 10..300u32 {
+            let junk = noise(seq as usize);
+            assert!(recv_in(&mut b, &forge_ipcomp(seq, 0x1234, 4, &junk)).is_err());
+        }
+        // And after all that, a good one (zlib level 6, not ours) decompresses.
+        assert_eq!(recv_in(&mut b, &forge_ipcomp(400, 0x1234, 4, &good)).unwrap(), p);
+        assert_eq!(stats_in(&b, 0x1001).compressed.load(Relaxed), 1);
+    }
+
+    #[test]
+    fn without_ipcomp_nothing_changes_and_nothing_is_allocated() {
+        let (mut a, mut b) = pair(GCM, false);
+        let p = icmp_body(&[0u8; 1000]);
+        let (esp, _) = send(&mut a, &p).unwrap();
+        assert_eq!(open_gw1(GCM, &esp), (p.clone(), IpProtocol::IPV4));
+        assert_eq!(recv_in(&mut b, &esp).unwrap(), p);
+        assert_eq!(
+            stats_out(&a).too_small.load(Relaxed) + stats_out(&a).not_smaller.load(Relaxed),
+            0
+        );
+        assert_eq!(
+            format!("{:?}", a.out.ipcomp),
+            "IpcompScratch { deflate: false, inflate: false }"
+        );
+        assert_eq!(
+            format!("{:?}", b.inb.ipcomp),
+            "IpcompScratch { deflate: false, inflate: false }"
+        );
+    }
 }

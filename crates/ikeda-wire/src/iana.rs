@@ -26,6 +26,8 @@ impl IpProtocol {
     /// "No Next Header": an ESP dummy packet (RFC 4303 §2.6) to be discarded.
     pub const NO_NEXT_HEADER: IpProtocol = IpProtocol(59);
     pub const IPV6_OPTS: IpProtocol = IpProtocol(60);
+    /// IP Payload Compression (RFC 3173): an IPComp header follows.
+    pub const IPCOMP: IpProtocol = IpProtocol(108);
     pub const SCTP: IpProtocol = IpProtocol(132);
 
     pub fn name(self) -> Option<&'static str> {
@@ -43,6 +45,7 @@ impl IpProtocol {
             Self::ICMPV6 => "ipv6-icmp",
             Self::NO_NEXT_HEADER => "ipv6-nonxt",
             Self::IPV6_OPTS => "ipv6-opts",
+            Self::IPCOMP => "ipcomp",
             Self::SCTP => "sctp",
             _ => return None,
         })

@@ -17,6 +17,7 @@ pub mod iana;
 pub mod ikev1;
 pub mod ikev2;
 pub mod ip;
+pub mod ipcomp;
 pub mod udp_encap;
 
 pub use error::{Error, Fault};

@@ -28,7 +28,20 @@
 //! [conn.manual]          # manual keying, as `setkey add` did
 //! out = { spi = "0x1001", enc_key = "0x...", auth_key = "0x..." }
 //! in  = { spi = "0x2001", enc_key = "0x..." }
+//! ipcomp = { out = 0x1234, in = 0x4321 }   # optional: IPComp (DEFLATE), see below
 //! ```
+//!
+//! `ipcomp` turns on IP payload compression (RFC 3173, DEFLATE per RFC
+//! 2394) inside the ESP tunnel, as racoon's `compression_algorithm
+//! deflate` or strongSwan's `ipcomp = yes` do: packets of 90 bytes or more
+//! are deflated and sent behind an IPComp header when that makes them
+//! smaller, the rest go as they are. `out` is the CPI (Compression
+//! Parameter Index) our IPComp headers carry, `in` the one the peer's must
+//! carry; the peer's config has them the other way round (as `setkey add
+//! A B ipcomp CPI -C deflate` takes one CPI per direction). Both are
+//! numbers (`0x1234`, `4660` or `"0x1234"`) in 256..61439, the range RFC
+//! 3173 §3.3 leaves for negotiated CPIs (0-63 name transforms, 64-255 are
+//! reserved, 61440-65535 are for private use).
 //!
 //! A bad file is refused with the file, the key and the reason, before
 //! anything is started.
@@ -210,6 +223,17 @@ struct RawManual {
     out: RawSaKeys,
     #[serde(rename = "in")]
     inbound: RawSaKeys,
+    #[serde(default)]
+    ipcomp: Option<RawIpcomp>,
+}
+
+/// The CPI pair of `[conn.manual] ipcomp`.
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawIpcomp {
+    out: SpiValue,
+    #[serde(rename = "in")]
+    inbound: SpiValue,
 }
 
 #[derive(Deserialize)]
@@ -413,6 +437,8 @@ pub fn parse_duration(s: &str) -> Option<u64> {
 pub struct ManualKeys {
     pub out: SaKeys,
     pub inbound: SaKeys,
+    /// IPComp (DEFLATE) with this CPI pair; `None`: no compression.
+    pub ipcomp: Option<ikeda_esp::IpcompParams>,
 }
 
 #[derive(Debug, Clone)]
@@ -646,7 +672,32 @@ impl Config {
                     };
                     let out = keys("out", &m.out)?;
                     let inbound = keys("in", &m.inbound)?;
-                    Some(ManualKeys { out, inbound })
+                    let cpi = |dir: &str, v: &SpiValue| -> Result<u16, ConfigError> {
+                        let k = at(&format!("manual.ipcomp.{dir}"));
+                        let n = match v {
+                            SpiValue::Num(n) => *n,
+                            SpiValue::Str(s) => {
+                                parse_u32(s).ok_or_else(|| err(k.clone(), format!("'{s}' is not a number")))?
+                            }
+                        };
+                        u16::try_from(n)
+                            .ok()
+                            .filter(|c| ikeda_wire::ipcomp::cpi_is_negotiable(*c))
+                            .ok_or_else(|| {
+                                err(
+                                    k,
+                                    format!("CPI {n:#x} is outside 0x100..0xefff (256..61439), the CPIs RFC 3173 §3.3 leaves for negotiation"),
+                                )
+                            })
+                    };
+                    let ipcomp = match &m.ipcomp {
+                        None => None,
+                        Some(i) => Some(ikeda_esp::IpcompParams {
+                            cpi_out: cpi("out", &i.out)?,
+                            cpi_in: cpi("in", &i.inbound)?,
+                        }),
+                    };
+                    Some(ManualKeys { out, inbound, ipcomp })
                 }
             };
             let ike = parse_ike(c, local_addr, remote_addr, &at, path)?;
@@ -1053,6 +1104,47 @@ in = { spi = 8193, enc_key = "0x101112131415161718191a1b1c1d1e1f20212223" }
             };
             assert!(e.contains(want), "got: {e}\nwant: {want}");
         }
+    }
+
+    #[test]
+    fn manual_ipcomp_takes_a_cpi_pair_in_the_negotiable_range() {
+        assert!(parse(GOOD).unwrap().conns[0].manual.as_ref().unwrap().ipcomp.is_none());
+        let with = |line: &str| format!("{GOOD}{line}\n");
+        let c = parse(&with("ipcomp = { out = 0x1234, in = \"0x4321\" }")).unwrap();
+        assert_eq!(
+            c.conns[0].manual.as_ref().unwrap().ipcomp,
+            Some(ikeda_esp::IpcompParams {
+                cpi_out: 0x1234,
+                cpi_in: 0x4321
+            })
+        );
+        for (line, want) in [
+            (
+                "ipcomp = { out = 2, in = 0x4321 }",
+                "conn[0] (site2).manual.ipcomp.out: CPI 0x2 is outside 0x100..0xefff",
+            ),
+            (
+                "ipcomp = { out = 0x1234, in = 0xf000 }",
+                "manual.ipcomp.in: CPI 0xf000 is outside",
+            ),
+            (
+                "ipcomp = { out = 0x1234, in = 0x10000 }",
+                "manual.ipcomp.in: CPI 0x10000 is outside",
+            ),
+            (
+                "ipcomp = { out = \"x\", in = 300 }",
+                "manual.ipcomp.out: 'x' is not a number",
+            ),
+            ("ipcomp = { out = 300 }", "missing field `in`"),
+            ("ipcomp = { out = 300, in = 301, alg = \"lzs\" }", "unknown field `alg`"),
+        ] {
+            let e = parse(&with(line)).map(|_| ()).unwrap_err().to_string();
+            assert!(e.contains(want), "{line}: got {e}");
+        }
+        // A changed CPI is a changed connection (reload re-installs it).
+        let a = parse(&with("ipcomp = { out = 0x1234, in = 0x4321 }")).unwrap();
+        let b = parse(&with("ipcomp = { out = 0x1234, in = 0x4322 }")).unwrap();
+        assert!(a.conns[0].same_as(&a.conns[0]) && !a.conns[0].same_as(&b.conns[0]));
     }
 
     #[test]

@@ -37,6 +37,7 @@ pub fn sa_params(c: &ConnConfig) -> Option<(SaParams, SaParams)> {
         remote,
         encap: c.encap,
         selectors: c.selectors.clone(),
+        ipcomp: m.ipcomp,
     };
     Some((mk(&m.out), mk(&m.inbound)))
 }

@@ -2,10 +2,17 @@
 //! device and the network, feeding the sans-IO ESP core.
 //!
 //! ```text
-//! TX thread:  TUN read_batch -> SPD -> SA -> encapsulate in place -> send_batch per socket
+//! TX thread:  TUN read_batch -> SPD -> SA -> [IPComp: deflate] -> encapsulate in place
+//!             -> send_batch per socket
 //! RX thread (one per socket): recv_batch -> [UDP: RFC 3948 classify] -> SAD by SPI
-//!             -> replay check -> ICV + decrypt -> replay commit -> selectors -> TUN write
+//!             -> replay check -> ICV + decrypt -> replay commit -> [IPComp: CPI, inflate]
+//!             -> selectors -> TUN write
 //! ```
+//!
+//! IPComp (RFC 3173): each thread keeps its one (de)compressor in its half
+//! (`Outbound::ipcomp`, `Inbound::ipcomp`); a compressed packet is written
+//! back into its batch slot, so the receive slots have room for an inner
+//! packet of the TUN MTU whatever the size on the wire.
 //!
 //! Each thread owns its half of the state (the TX thread the SPD and the
 //! outbound SAs; each RX thread the inbound SAs that arrive on its socket),
@@ -18,6 +25,7 @@
 //! IKE messages that arrive on the UDP/4500 socket behind the non-ESP
 //! marker (RFC 3948 §2.2) are handed to the control plane as [`IkeDatagram`]s.
 
+use crate::show::IpcompOut;
 use ikeda_crypto::EspAlgorithm;
 use ikeda_esp::{DropCounters, Encap, Inbound, InboundSa, Outbound, OutboundSa, SaStats, Spd};
 use ikeda_sys::{DatagramIo, PacketBatch, TunDevice, MAX_BATCH};
@@ -81,6 +89,7 @@ impl Control {
         if let Some(sa) = &sa {
             let mut v = SaView::new(conn, "out", sa.spi, sa.algorithm(), sa.encap, &sa.stats);
             v.slot = Some(slot);
+            v.ipcomp_cpi = sa.ipcomp_cpi();
             views.push(v);
         }
         self.tx
@@ -104,6 +113,7 @@ impl Control {
             })?;
         let mut v = SaView::new(conn, "in", sa.spi, sa.algorithm(), sa.encap, &sa.stats);
         v.replay_window = sa.replay_window().size();
+        v.ipcomp_cpi = sa.ipcomp_cpi();
         self.views.lock().unwrap_or_else(|p| p.into_inner()).push(v);
         ch.send(RxUpdate::Install(sa))
             .map_err(|_| "data plane stopped".to_string())
@@ -188,6 +198,9 @@ pub struct SaView {
     pub stats: Arc<SaStats>,
     /// Inbound: the replay window size (0 outbound).
     pub replay_window: u32,
+    /// The SA's IPComp CPI (outbound: the one we send, inbound: the one
+    /// we accept), if it compresses.
+    pub ipcomp_cpi: Option<u16>,
 }
 
 impl SaView {
@@ -208,6 +221,7 @@ impl SaView {
             encap,
             stats: stats.clone(),
             replay_window: 0,
+            ipcomp_cpi: None,
         }
     }
 }
@@ -233,6 +247,23 @@ pub struct SaSnapshot {
     pub seq: u64,
     pub last_packet_ms: u64,
     pub drops: std::collections::BTreeMap<&'static str, u64>,
+    /// Only for SAs with IPComp.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub ipcomp: Option<IpcompOut>,
+}
+
+/// An SA's IPComp CPI and counters, for the stats file and `show child`.
+pub fn ipcomp_snapshot(cpi: Option<u16>, s: &ikeda_esp::IpcompStats) -> Option<IpcompOut> {
+    let l = |a: &AtomicU64| a.load(Ordering::Relaxed);
+    Some(IpcompOut {
+        cpi: format!("{:#06x}", cpi?),
+        compressed: l(&s.compressed),
+        too_small: l(&s.too_small),
+        not_smaller: l(&s.not_smaller),
+        uncompressed: l(&s.uncompressed),
+        bytes_uncompressed: l(&s.bytes_uncompressed),
+        bytes_compressed: l(&s.bytes_compressed),
+    })
 }
 
 #[derive(Serialize)]
@@ -281,6 +312,7 @@ impl StatsView {
                     seq: s.stats.seq.load(Ordering::Relaxed),
                     last_packet_ms: s.stats.last_packet_ms.load(Ordering::Relaxed),
                     drops: s.stats.drops.nonzero().into_iter().collect(),
+                    ipcomp: ipcomp_snapshot(s.ipcomp_cpi, &s.stats.ipcomp),
                 })
                 .collect(),
         }
@@ -329,6 +361,7 @@ impl DataPlane {
             if let Some(sa) = sa {
                 let mut v = SaView::new(name, "out", sa.spi, sa.algorithm(), sa.encap, &sa.stats);
                 v.slot = Some(slot);
+                v.ipcomp_cpi = sa.ipcomp_cpi();
                 sas.push(v);
             }
         }
@@ -337,6 +370,7 @@ impl DataPlane {
         for (name, sa) in sas_in {
             let mut v = SaView::new(&name, "in", sa.spi, sa.algorithm(), sa.encap, &sa.stats);
             v.replay_window = sa.replay_window().size();
+            v.ipcomp_cpi = sa.ipcomp_cpi();
             sas.push(v);
             let k = socket_for(&sockets, sa.encap, sa.local.ip())
                 .ok_or_else(|| std::io::Error::other(format!("no socket for inbound SA {:#x}", sa.spi)))?;
@@ -620,8 +654,8 @@ fn rx_loop<T: TunDevice, D: DatagramIo>(
             if m.len == 0 {
                 continue;
             }
-            let pkt = batch.packet_mut(i);
             if sock.encap == Encap::Udp {
+                let pkt = batch.packet(i);
                 match udp_encap::classify(pkt) {
                     Ok(Udp4500Payload::Esp(_)) => {}
                     Ok(Udp4500Payload::Ike(msg)) => {
@@ -648,8 +682,9 @@ fn rx_loop<T: TunDevice, D: DatagramIo>(
                     }
                 }
             }
-            match inbound.process(pkt, now) {
-                Ok(r) => batch.set_packet(i, m.start + r.start, r.len(), None),
+            // The whole slot: a compressed packet grows as it is inflated.
+            match inbound.process_in(batch.slot_mut(i), m.start, m.len, now) {
+                Ok(r) => batch.set_packet(i, r.start, r.len(), None),
                 Err(_) => batch.discard(i),
             }
         }
@@ -838,6 +873,72 @@ mod tests {
             g2.host.recv_timeout(Some(Duration::from_millis(100))).is_none(),
             "a bad packet got through"
         );
+        g1.plane.stop();
+        g2.plane.stop();
+    }
+
+    #[test]
+    fn ipcomp_compresses_what_pays_and_the_peer_inflates_it() {
+        let k1 = "0x".to_string() + &"77".repeat(36);
+        let k2 = "0x".to_string() + &"88".repeat(36);
+        let net = FakeNet::new();
+        let sizes: Arc<Mutex<Vec<usize>>> = Arc::default();
+        let w = sizes.clone();
+        net.set_filter(move |src, _dst, p| {
+            if src.ip() == "192.168.50.11".parse::<IpAddr>().unwrap() {
+                w.lock().unwrap().push(p.len());
+            }
+            true
+        });
+        let (c1, c2) = mirrored(&k1, &k2);
+        // As `[conn.manual] ipcomp = { out = .., in = .. }` sets it.
+        let with = |mut c: Config, cpi_out, cpi_in| {
+            c.conns[0].manual.as_mut().unwrap().ipcomp = Some(ikeda_esp::IpcompParams { cpi_out, cpi_in });
+            c
+        };
+        let g1 = gateway(&net, &with(c1, 0x1234, 0x4321));
+        let g2 = gateway(&net, &with(c2, 0x4321, 0x1234));
+        let t = Some(Duration::from_secs(2));
+        let zeros = build_ipv4(
+            [192, 168, 11, 11].into(),
+            [192, 168, 12, 12].into(),
+            IpProtocol::ICMP,
+            &[[8u8, 0, 0, 0].as_slice(), &[0u8; 1000]].concat(),
+        );
+        let small = ping([192, 168, 11, 11], [192, 168, 12, 12], 1);
+        for p in [&zeros, &small, &zeros] {
+            g1.host.write(p).unwrap();
+            assert_eq!(g2.host.recv_timeout(t).as_deref(), Some(&p[..]));
+        }
+        let back = build_ipv4(
+            [192, 168, 12, 12].into(),
+            [192, 168, 11, 11].into(),
+            IpProtocol::ICMP,
+            &[[0u8, 0, 0, 0].as_slice(), &[0u8; 1000]].concat(),
+        );
+        g2.host.write(&back).unwrap();
+        assert_eq!(g1.host.recv_timeout(t).as_deref(), Some(&back[..]));
+        let sizes = sizes.lock().unwrap().clone();
+        assert_eq!(sizes.len(), 3);
+        assert!(sizes[0] < 200 && sizes[2] < 200, "on the wire: {sizes:?}");
+        let s1 = g1.plane.stats.snapshot();
+        let out = s1.sas.iter().find(|s| s.direction == "out").unwrap();
+        let ic = out.ipcomp.as_ref().unwrap();
+        assert_eq!((ic.cpi.as_str(), ic.compressed, ic.too_small), ("0x1234", 2, 1));
+        assert_eq!(ic.bytes_uncompressed, 2 * zeros.len() as u64);
+        let inb = s1.sas.iter().find(|s| s.direction == "in").unwrap();
+        assert_eq!(
+            inb.ipcomp.as_ref().map(|i| (i.cpi.as_str(), i.compressed)),
+            Some(("0x4321", 1))
+        );
+        let s2 = g2.plane.stats.snapshot();
+        let inb = s2.sas.iter().find(|s| s.direction == "in").unwrap();
+        let ic = inb.ipcomp.as_ref().unwrap();
+        assert_eq!((ic.compressed, ic.uncompressed), (2, 1));
+        assert!(s2.drops.is_empty(), "{:?}", s2.drops);
+        // The stats file carries them (and SAs without IPComp do not).
+        let json = serde_json::to_value(&s2).unwrap();
+        assert_eq!(json["sas"][0]["ipcomp"]["cpi"], "0x4321", "{json}");
         g1.plane.stop();
         g2.plane.stop();
     }

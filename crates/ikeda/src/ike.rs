@@ -538,6 +538,9 @@ impl Runtime {
             remote,
             encap,
             selectors: sels.clone(),
+            // IPComp is not negotiated over IKEv2 (yet); an IKE exchange
+            // that negotiates it passes its CPI pair here.
+            ipcomp: None,
         };
         let (o, i) = match (
             OutboundSa::new(&mk(info.spi_out, &info.enc_out, &info.auth_out)),
@@ -847,6 +850,7 @@ impl Runtime {
                     .into_iter()
                     .map(|(k, n)| (k.to_string(), n))
                     .collect(),
+                ipcomp: crate::dataplane::ipcomp_snapshot(v.ipcomp_cpi, &st.ipcomp),
             },
             v.replay_window,
         )

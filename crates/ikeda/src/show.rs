@@ -77,6 +77,30 @@ pub struct Direction {
     /// Highest sequence number sent (out) or accepted (in).
     pub seq: u64,
     pub drops: BTreeMap<String, u64>,
+    /// Only on SAs with IPComp.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub ipcomp: Option<IpcompOut>,
+}
+
+/// IPComp (RFC 3173, DEFLATE) on one direction of an SA.
+#[derive(Serialize, Deserialize, Debug, Clone, Default, PartialEq, Eq)]
+pub struct IpcompOut {
+    /// The CPI in the IPComp headers (out: ours to the peer, in: the
+    /// peer's to us), hex.
+    pub cpi: String,
+    /// Outbound: packets sent compressed. Inbound: packets decompressed
+    /// (and accepted).
+    pub compressed: u64,
+    /// Outbound: sent uncompressed, shorter than the threshold (90 bytes).
+    pub too_small: u64,
+    /// Outbound: sent uncompressed, DEFLATE did not make them smaller.
+    pub not_smaller: u64,
+    /// Inbound: arrived (and accepted) without IPComp header.
+    pub uncompressed: u64,
+    /// The compressed packets' size as IP packets...
+    pub bytes_uncompressed: u64,
+    /// ... and as IPComp payloads in ESP (IPComp header included).
+    pub bytes_compressed: u64,
 }
 
 /// One CHILD SA (both directions), as `show child` prints it.
@@ -282,6 +306,29 @@ fn direction(o: &mut String, name: &str, d: &Direction) {
         let _ = write!(o, ", drops {}", v.join(" "));
     }
     o.push('\n');
+    if let Some(c) = &d.ipcomp {
+        let ratio = if c.bytes_uncompressed > 0 {
+            format!(
+                ", {:.0} %",
+                c.bytes_compressed as f64 * 100.0 / c.bytes_uncompressed as f64
+            )
+        } else {
+            String::new()
+        };
+        let _ = if name == "out" {
+            writeln!(
+                o,
+                "        IPComp cpi {}: {} compressed ({} -> {} bytes{ratio}), uncompressed: {} too small, {} not smaller",
+                c.cpi, c.compressed, c.bytes_uncompressed, c.bytes_compressed, c.too_small, c.not_smaller
+            )
+        } else {
+            writeln!(
+                o,
+                "        IPComp cpi {}: {} decompressed ({} -> {} bytes{ratio}), {} uncompressed",
+                c.cpi, c.compressed, c.bytes_compressed, c.bytes_uncompressed, c.uncompressed
+            )
+        };
+    }
 }
 
 pub fn child_table(v: &[ChildSaOut]) -> String {
@@ -292,7 +339,7 @@ pub fn child_table(v: &[ChildSaOut]) -> String {
     for c in v {
         let _ = writeln!(
             o,
-            "{}: {}, {}{}, ESP:{}{}",
+            "{}: {}, {}{}, ESP:{}{}{}",
             c.conn,
             c.state,
             c.mode.to_uppercase(),
@@ -300,6 +347,11 @@ pub fn child_table(v: &[ChildSaOut]) -> String {
             c.algorithms,
             if c.esn && !c.algorithms.ends_with("ESN") {
                 "/ESN"
+            } else {
+                ""
+            },
+            if c.inbound.ipcomp.is_some() || c.outbound.ipcomp.is_some() {
+                ", IPCOMP"
             } else {
                 ""
             }
@@ -427,6 +479,7 @@ mod tests {
                 last_packet_s_ago: Some(1),
                 seq: 10,
                 drops: [("replayed".to_string(), 2)].into_iter().collect(),
+                ipcomp: None,
             },
             outbound: Direction::default(),
             replay_window: 1024,
@@ -434,6 +487,7 @@ mod tests {
             rekey_in_s: Some(3000),
             expires_in_s: Some(3600),
         };
+        let c2 = c.clone();
         let t = child_table(&[c]);
         for want in [
             "TUNNEL-in-UDP, ESP:AES_GCM_16-128",
@@ -442,6 +496,34 @@ mod tests {
             "replayed=2",
             "rekeying in 3000s",
             "192.168.12.0/24",
+        ] {
+            assert!(t.contains(want), "{want} not in\n{t}");
+        }
+        assert!(!t.contains("IPComp") && !t.contains("IPCOMP"), "{t}");
+        // With IPComp: the flag on the first line, a counter line per direction.
+        let mut c = c2;
+        c.outbound.ipcomp = Some(IpcompOut {
+            cpi: "0x1234".into(),
+            compressed: 5,
+            too_small: 3,
+            not_smaller: 1,
+            uncompressed: 0,
+            bytes_uncompressed: 5140,
+            bytes_compressed: 200,
+        });
+        c.inbound.ipcomp = Some(IpcompOut {
+            cpi: "0x4321".into(),
+            compressed: 4,
+            uncompressed: 2,
+            bytes_uncompressed: 4112,
+            bytes_compressed: 160,
+            ..Default::default()
+        });
+        let t = child_table(&[c]);
+        for want in [
+            "ESP:AES_GCM_16-128, IPCOMP",
+            "IPComp cpi 0x4321: 4 decompressed (160 -> 4112 bytes, 4 %), 2 uncompressed",
+            "IPComp cpi 0x1234: 5 compressed (5140 -> 200 bytes, 4 %), uncompressed: 3 too small, 1 not smaller",
         ] {
             assert!(t.contains(want), "{want} not in\n{t}");
         }
