@@ -1,7 +1,8 @@
 //! IKEv2 interop with strongSwan 5.9 (charon, kernel-libipsec) in the lab:
 //! ikeda on gw1, charon on gw2, each acceptance proposal with ikeda as
 //! initiator and as responder; ping crosses (checked by `lab up`) and
-//! iperf3 runs 5 s. Also ikeda <-> ikeda, and DELETE from either side.
+//! iperf3 runs 5 s. Also the legacy ESP suites (3DES, HMAC-MD5) under a
+//! modern IKE SA, ikeda <-> ikeda, and DELETE from either side.
 
 mod common;
 use common::*;
@@ -85,6 +86,69 @@ fn strongswan_interop_every_proposal_both_roles() {
             eprintln!("interop {ike} / {esp}, ikeda {role}: iperf3 {gbps:.3} Gbit/s");
             assert!(gbps > 0.01, "{ike} {initiator}: {gbps} Gbit/s");
         }
+    }
+}
+
+/// `ikeda show child --json` on gw1.
+fn show_child(lab: &Lab) -> serde_json::Value {
+    let o = Command::new(IKEDA)
+        .arg("--socket")
+        .arg(lab.dir().join("gw1.sock"))
+        .args(["show", "child", "--json"])
+        .output()
+        .unwrap();
+    assert!(o.status.success(), "show child: {}", text(&o));
+    serde_json::from_slice(&o.stdout).unwrap()
+}
+
+/// The legacy ESP suites IKEv1 peers need (3DES-CBC, RFC 2451; HMAC-MD5-96,
+/// RFC 2403), negotiated here over IKEv2 (ENCR_3DES = 3, AUTH_HMAC_MD5_96 =
+/// 1): ping crosses, strongSwan and `ikeda show child` name the same suite,
+/// and a short iperf3 moves data both through ikeda's and charon's ESP.
+#[test]
+fn strongswan_interop_legacy_esp() {
+    if !require_root("strongswan_interop_legacy_esp") {
+        return;
+    }
+    need_strongswan();
+    for (esp, name, initiator) in [
+        ("3des-md5", "3DES_CBC/HMAC_MD5_96", "gw1"),
+        ("3des-sha1", "3DES_CBC/HMAC_SHA1_96", "gw2"),
+        ("aes128-md5", "AES_CBC-128/HMAC_MD5_96", "gw1"),
+    ] {
+        let (lab, out) = Lab::up(
+            'l',
+            &[
+                "--ike",
+                "2",
+                "--peer",
+                "strongswan",
+                "--ike-proposal",
+                "aes128-sha256-modp2048",
+                "--esp",
+                esp,
+                "--initiator",
+                initiator,
+            ],
+        );
+        assert!(
+            out.contains("192.168.11.11 -> 192.168.12.12 through the tunnel: 3 packets transmitted, 3 received"),
+            "{esp}: {out}"
+        );
+        let sas = swanctl(&lab, "gw2", &["--list-sas"]);
+        assert!(sas.contains(&format!("ESP:{name}")), "{esp}: strongSwan's SA\n{sas}");
+        let child = show_child(&lab);
+        assert_eq!(child[0]["algorithms"], name, "{esp}: show child\n{child}");
+        let t = Command::new(IKEDA)
+            .arg("--socket")
+            .arg(lab.dir().join("gw1.sock"))
+            .args(["show", "child"])
+            .output()
+            .unwrap();
+        assert!(text(&t).contains(&format!("ESP:{name}")), "{esp}: {}", text(&t));
+        let gbps = iperf(&lab, 3);
+        eprintln!("interop legacy ESP {esp}, ikeda initiator={initiator}: iperf3 {gbps:.3} Gbit/s");
+        assert!(gbps > 0.005, "{esp}: {gbps} Gbit/s");
     }
 }
 
