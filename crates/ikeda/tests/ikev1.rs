@@ -309,3 +309,73 @@ fn ikev1_key_export_lets_tshark_decrypt_main_mode_quick_mode_and_esp() {
         assert!(rows.iter().all(|r| r[1].is_empty() && r[2].is_empty()), "{rows:?}");
     }
 }
+
+#[test]
+fn two_ikeda_gateways_negotiate_ipcomp_in_quick_mode_and_compress_on_the_wire() {
+    if !require_root("two_ikeda_gateways_negotiate_ipcomp_in_quick_mode_and_compress_on_the_wire") {
+        return;
+    }
+    need_tshark();
+    let tmp = TempDir::new("v1ipcomp");
+    let pcap = tmp.path().join("ipcomp.pcap");
+    let (lab, out) = Lab::up(
+        'c',
+        &[
+            "--ike",
+            "1",
+            "--ike-proposal",
+            "3des-sha1-modp1024",
+            "--esp",
+            "3des-md5",
+            "--compress",
+            "--export-keys",
+            "--capture",
+            pcap.to_str().unwrap(),
+        ],
+    );
+    assert!(out.contains("3 packets transmitted, 3 received"), "{out}");
+    // Large, compressible pings (zeros), and small ones RFC 2394 leaves alone.
+    let big = lab.exec("h1", &["ping", "-c", "5", "-i", "0.2", "-s", "1000", "-p", "00", "192.168.12.12"]);
+    assert_eq!(ping_counts(&text(&big)), (5, 5), "{}", text(&big));
+    let log = gw1_log(&lab);
+    assert!(log.contains("IPComp CPIs"), "negotiated in Quick Mode: {log}");
+    let c = json(&lab, &["show", "child"]);
+    let v4 = c
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|c| c["local_ts"][0] == "192.168.11.0/24")
+        .unwrap_or_else(|| panic!("{c}"));
+    let out_ipcomp = &v4["outbound"]["ipcomp"];
+    let in_ipcomp = &v4["inbound"]["ipcomp"];
+    assert!(out_ipcomp["compressed"].as_u64().unwrap() >= 5, "{v4}");
+    assert!(in_ipcomp["decompressed"].as_u64().unwrap() >= 5, "{v4}");
+    let cpi_out = out_ipcomp["cpi"].as_u64().unwrap();
+    let keys = tmp.path().join("keys");
+    std::fs::create_dir_all(&keys).unwrap();
+    for f in ["esp_sa", "preferences", "ikev1_decryption_table"] {
+        std::fs::copy(lab.dir().join("keys-gw1").join(f), keys.join(f)).unwrap();
+    }
+    lab.down();
+    // On the wire: ESP whose decrypted payload is an IPComp header with the
+    // negotiated CPI, and the ping inside once tshark inflates it; the
+    // ESP packets of the large pings are far smaller than the pings.
+    let rows = tshark_fields(
+        &pcap,
+        &keys,
+        &["-Y", "esp && ip.src == 192.168.50.11"],
+        &["frame.len", "ipcomp.cpi", "icmp.type", "ip.len"],
+    );
+    let compressed: Vec<&Vec<String>> = rows
+        .iter()
+        .filter(|r| !r[1].is_empty() && r[3].split(',').nth(1) == Some("1028"))
+        .collect();
+    assert!(compressed.len() >= 5, "compressed large pings on the wire: {rows:?}");
+    for r in &compressed {
+        let cpi = u64::from_str_radix(r[1].trim_start_matches("0x"), 16).unwrap_or_else(|_| r[1].parse().unwrap());
+        assert_eq!(cpi, cpi_out, "{r:?}");
+        assert_eq!(r[2], "8", "the inflated ping: {r:?}");
+        let frame: u32 = r[0].parse().unwrap();
+        assert!(frame < 300, "a 1028-byte ping went out in {frame} bytes");
+    }
+}
