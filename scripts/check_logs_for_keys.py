@@ -33,7 +33,8 @@ import re
 import sys
 import tomllib
 
-KEY_FIELDS = {"sk_d", "sk_ai", "sk_ar", "sk_ei", "sk_er", "sk_pi", "sk_pr", "enc_key", "auth_key"}
+KEY_FIELDS = {"sk_d", "sk_ai", "sk_ar", "sk_ei", "sk_er", "sk_pi", "sk_pr", "enc_key", "auth_key",
+              "skeyid", "skeyid_d", "skeyid_a", "skeyid_e"}
 KEYLIKE = re.compile(r"(^sk_|key|secret|skeyseed|g_ir|shared)", re.I)
 PUBLIC = re.compile(r"(spi|addr|src|dst|local|remote|conn|role|direction|time|algorithm|suite|encap|type|esn)", re.I)
 HEX = re.compile(r"^(0x)?([0-9a-fA-F]{2})+$")

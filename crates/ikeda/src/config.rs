@@ -1346,7 +1346,11 @@ remote = "192.168.12.0/24"
         assert_eq!(ike.version, 1);
         assert!(!ike.aggressive && ike.compress && !ike.allow_insecure);
         assert_eq!(ike.dpd_delay, 5);
-        assert_eq!((ike.life_time, ike.rekey_time), (200, 180), "rekey at 90 % of a lone lifetime");
+        assert_eq!(
+            (ike.life_time, ike.rekey_time),
+            (200, 180),
+            "rekey at 90 % of a lone lifetime"
+        );
         assert_eq!(ike.ike_proposals[0].name(), "3des-sha1-prfsha1-modp1024");
         assert_eq!(ike.esp_proposals[0].name(), "3des-md5");
         assert_eq!(conn.selectors.len(), 2);

@@ -540,7 +540,9 @@ impl Runtime {
             selectors: sels.clone(),
             // IPComp as IKEv1 Quick Mode negotiated it (ours, the peer's
             // CPI); IKEv2 does not negotiate it here.
-            ipcomp: info.ipcomp.map(|(cpi_in, cpi_out)| ikeda_esp::ipcomp::IpcompParams { cpi_out, cpi_in }),
+            ipcomp: info
+                .ipcomp
+                .map(|(cpi_in, cpi_out)| ikeda_esp::ipcomp::IpcompParams { cpi_out, cpi_in }),
         };
         let (o, i) = match (
             OutboundSa::new(&mk(info.spi_out, &info.enc_out, &info.auth_out)),

@@ -78,7 +78,10 @@ fn strongswan_ikev1_every_proposal_both_roles() {
                 let cookies = format!("{}_i {}_r", s["spi_i"].as_str().unwrap(), s["spi_r"].as_str().unwrap());
                 assert!(plain.contains(&cookies), "{case}: cookies {cookies} not in\n{sas}");
                 assert!(
-                    s["phase"].as_str().unwrap().starts_with("phase 1 done; phase 2: 2 IPsec SA"),
+                    s["phase"]
+                        .as_str()
+                        .unwrap()
+                        .starts_with("phase 1 done; phase 2: 2 IPsec SA"),
                     "{case}: {s}"
                 );
                 let role = if initiator == "gw1" { "initiator" } else { "responder" };
@@ -138,7 +141,10 @@ fn strongswan_ikev1_the_racoon_site_config() {
     let c = json(&lab, &["show", "child"]);
     assert_eq!(c[0]["algorithms"], "3DES_CBC/HMAC_MD5_96", "{c}");
     let i = json(&lab, &["show", "ike"]);
-    assert_eq!(i[0]["algorithms"], "3DES_CBC/HMAC_SHA1_96/PRF_HMAC_SHA1/MODP_1024", "{i}");
+    assert_eq!(
+        i[0]["algorithms"], "3DES_CBC/HMAC_SHA1_96/PRF_HMAC_SHA1/MODP_1024",
+        "{i}"
+    );
     assert_eq!(i[0]["dpd"]["delay_s"], 5, "DPD announced by strongSwan and on: {i}");
     assert_eq!(i[0]["dpd"]["supported"], true, "{i}");
 }
@@ -171,14 +177,35 @@ fn ikev1_rekeys_from_both_sides_under_load_lose_no_ping() {
     let server = IperfServer::start(&lab);
     // strongSwan's userspace ESP keeps up with 100 Mbit/s (see lifetimes.rs).
     let mut iperf = Command::new("ip")
-        .args(["netns", "exec", &lab.ns("h1"), "iperf3", "-c", "192.168.12.12", "-t", "18", "-b", "100M"])
+        .args([
+            "netns",
+            "exec",
+            &lab.ns("h1"),
+            "iperf3",
+            "-c",
+            "192.168.12.12",
+            "-t",
+            "18",
+            "-b",
+            "100M",
+        ])
         .stdout(Stdio::null())
         .stderr(Stdio::null())
         .spawn()
         .unwrap();
     let ping = Command::new("ip")
         .args([
-            "netns", "exec", &lab.ns("h1"), "ping", "-i", "0.01", "-c", "1700", "-W", "2", "192.168.12.12",
+            "netns",
+            "exec",
+            &lab.ns("h1"),
+            "ping",
+            "-i",
+            "0.01",
+            "-c",
+            "1700",
+            "-W",
+            "2",
+            "192.168.12.12",
         ])
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
@@ -199,7 +226,10 @@ fn ikev1_rekeys_from_both_sides_under_load_lose_no_ping() {
         count("CHILD_SA rekeyed")
     );
     assert!(count("rekeying CHILD_SA") >= 2, "ours: {log}");
-    assert!(count("CHILD_SA rekeyed") > count("rekeying CHILD_SA"), "strongSwan's too: {log}");
+    assert!(
+        count("CHILD_SA rekeyed") > count("rekeying CHILD_SA"),
+        "strongSwan's too: {log}"
+    );
     assert_eq!((sent, got), (1700, 1700), "pings lost across the rekeys");
 }
 
@@ -240,20 +270,32 @@ fn ikev1_dead_peer_detection_and_nat_traversal() {
     let c = json(&lab, &["show", "child"]);
     assert_eq!(c[0]["encap"], "udp", "{c}");
     // Liveness checks go out and are answered while charon lives.
-    wait_for("an answered R-U-THERE", 15, || gw1_log(&lab).contains("N(DPD_ACK) ] from"));
+    wait_for("an answered R-U-THERE", 15, || {
+        gw1_log(&lab).contains("N(DPD_ACK) ] from")
+    });
     // Kill charon: DPD declares it dead and clears the SAs.
     let st: serde_json::Value =
         serde_json::from_str(&std::fs::read_to_string(lab.dir().join("lab.json")).unwrap()).unwrap();
-    let pid = st["pids"].as_array().unwrap().iter().find(|p| p[0] == "charon gw2").unwrap()[1]
+    let pid = st["pids"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|p| p[0] == "charon gw2")
+        .unwrap()[1]
         .as_i64()
         .unwrap() as i32;
     unsafe { libc::kill(pid, libc::SIGKILL) };
     wait_for("DPD to declare the peer dead", 30, || {
         gw1_log(&lab).contains("peer not answering: DPD R-U-THERE sent")
     });
-    wait_for("the SAs to go", 5, || json(&lab, &["show", "child"]).as_array().unwrap().is_empty());
+    wait_for("the SAs to go", 5, || {
+        json(&lab, &["show", "child"]).as_array().unwrap().is_empty()
+    });
     let st = json(&lab, &["status"]);
-    assert!(st[0]["last_failure"].as_str().unwrap().contains("DPD R-U-THERE"), "{st}");
+    assert!(
+        st[0]["last_failure"].as_str().unwrap().contains("DPD R-U-THERE"),
+        "{st}"
+    );
 }
 
 #[test]
@@ -263,7 +305,10 @@ fn ikev1_key_export_lets_tshark_decrypt_main_mode_quick_mode_and_esp() {
     }
     need_strongswan();
     need_tshark();
-    for (ike, esp) in [("3des-sha1-modp1024", "aes128-sha1"), ("aes256-sha1-modp1024", "3des-md5")] {
+    for (ike, esp) in [
+        ("3des-sha1-modp1024", "aes128-sha1"),
+        ("aes256-sha1-modp1024", "3des-md5"),
+    ] {
         let tmp = TempDir::new("v1oracle");
         let pcap = tmp.path().join("v1.pcap");
         let (lab, _) = Lab::up(
@@ -288,19 +333,39 @@ fn ikev1_key_export_lets_tshark_decrypt_main_mode_quick_mode_and_esp() {
             std::fs::copy(lab.dir().join("keys-gw1").join(f), keys.join(f)).unwrap();
         }
         lab.down();
-        let fields = ["isakmp.exchangetype", "isakmp.id.type", "isakmp.hash", "isakmp.sa.doi", "icmp.type"];
+        let fields = [
+            "isakmp.exchangetype",
+            "isakmp.id.type",
+            "isakmp.hash",
+            "isakmp.sa.doi",
+            "icmp.type",
+        ];
         let rows = tshark_fields(&pcap, &keys, &[], &fields);
         let mm = |r: &&Vec<String>| r[0] == "2";
         let qm = |r: &&Vec<String>| r[0] == "32";
         // Main Mode messages 5 and 6: IDii/IDir (IPV4_ADDR) and HASH_I/HASH_R.
-        let mm56: Vec<_> = rows.iter().filter(mm).filter(|r| r[1] == "1" && !r[2].is_empty()).collect();
+        let mm56: Vec<_> = rows
+            .iter()
+            .filter(mm)
+            .filter(|r| r[1] == "1" && !r[2].is_empty())
+            .collect();
         assert_eq!(mm56.len(), 2, "{ike}: Main Mode 5-6 decrypted: {rows:?}");
         // Quick Mode: HASH(1)/(2) with the SA and the IDs (IPV4/IPV6_ADDR_SUBNET), then HASH(3).
-        let qm12: Vec<_> = rows.iter().filter(qm).filter(|r| r[3] == "1" && !r[2].is_empty()).collect();
+        let qm12: Vec<_> = rows
+            .iter()
+            .filter(qm)
+            .filter(|r| r[3] == "1" && !r[2].is_empty())
+            .collect();
         assert!(qm12.len() >= 4, "{ike}: two Quick Modes, both messages: {rows:?}");
-        assert!(qm12.iter().any(|r| r[1] == "4,4") && qm12.iter().any(|r| r[1] == "6,6"), "{rows:?}");
+        assert!(
+            qm12.iter().any(|r| r[1] == "4,4") && qm12.iter().any(|r| r[1] == "6,6"),
+            "{rows:?}"
+        );
         // ESP: the pings inside.
-        let icmp = rows.iter().filter(|r| r[4].split(',').any(|t| t == "8" || t == "0")).count();
+        let icmp = rows
+            .iter()
+            .filter(|r| r[4].split(',').any(|t| t == "8" || t == "0"))
+            .count();
         assert!(icmp >= 6, "{ike}/{esp}: ESP decrypted to ICMP: {icmp}");
         // Control: without the key files none of it shows.
         let empty = tmp.path().join("empty");
@@ -335,7 +400,21 @@ fn two_ikeda_gateways_negotiate_ipcomp_in_quick_mode_and_compress_on_the_wire() 
     );
     assert!(out.contains("3 packets transmitted, 3 received"), "{out}");
     // Large, compressible pings (zeros), and small ones RFC 2394 leaves alone.
-    let big = lab.exec("h1", &["ping", "-c", "5", "-i", "0.2", "-s", "1000", "-p", "00", "192.168.12.12"]);
+    let big = lab.exec(
+        "h1",
+        &[
+            "ping",
+            "-c",
+            "5",
+            "-i",
+            "0.2",
+            "-s",
+            "1000",
+            "-p",
+            "00",
+            "192.168.12.12",
+        ],
+    );
     assert_eq!(ping_counts(&text(&big)), (5, 5), "{}", text(&big));
     let log = gw1_log(&lab);
     assert!(log.contains("IPComp CPIs"), "negotiated in Quick Mode: {log}");
@@ -350,7 +429,8 @@ fn two_ikeda_gateways_negotiate_ipcomp_in_quick_mode_and_compress_on_the_wire() 
     let in_ipcomp = &v4["inbound"]["ipcomp"];
     assert!(out_ipcomp["compressed"].as_u64().unwrap() >= 5, "{v4}");
     assert!(in_ipcomp["compressed"].as_u64().unwrap() >= 5, "{v4}");
-    let hex_cpi = |v: &serde_json::Value| u64::from_str_radix(v.as_str().unwrap().trim_start_matches("0x"), 16).unwrap();
+    let hex_cpi =
+        |v: &serde_json::Value| u64::from_str_radix(v.as_str().unwrap().trim_start_matches("0x"), 16).unwrap();
     let cpi_out = hex_cpi(&out_ipcomp["cpi"]);
     let keys = tmp.path().join("keys");
     std::fs::create_dir_all(&keys).unwrap();
@@ -381,5 +461,38 @@ fn two_ikeda_gateways_negotiate_ipcomp_in_quick_mode_and_compress_on_the_wire() 
         assert_eq!(r[2], "8", "the inflated ping: {r:?}");
         let frame: u32 = r[0].parse().unwrap();
         assert!(frame < 300, "a 1028-byte ping went out in {frame} bytes");
+    }
+}
+
+#[test]
+fn strongswan_ikev1_quick_mode_with_pfs_both_roles() {
+    if !require_root("strongswan_ikev1_quick_mode_with_pfs_both_roles") {
+        return;
+    }
+    need_strongswan();
+    for initiator in ["gw1", "gw2"] {
+        let (lab, out) = Lab::up(
+            'f',
+            &[
+                "--ike",
+                "1",
+                "--peer",
+                "strongswan",
+                "--ike-proposal",
+                "aes128-sha256-modp2048",
+                "--esp",
+                "aes128-sha1-modp2048",
+                "--initiator",
+                initiator,
+            ],
+        );
+        assert!(out.contains("3 packets transmitted, 3 received"), "{initiator}: {out}");
+        let log = gw1_log(&lab);
+        assert!(
+            log.contains("[ HASH SA No KE ID ID ]"),
+            "Quick Mode carries KE (PFS): {log}"
+        );
+        let sas = swanctl(&lab, "gw2", &["--list-sas"]);
+        assert!(sas.contains("MODP_2048"), "strongSwan shows the PFS group: {sas}");
     }
 }

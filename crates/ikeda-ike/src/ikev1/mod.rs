@@ -286,7 +286,7 @@ fn be_u32(b: &[u8]) -> Option<u32> {
     Some(u32::from_be_bytes(b.try_into().ok()?))
 }
 
-fn first<'a>(p: &'a [ParsedPayload], kind: u8) -> Option<&'a Payload> {
+fn first(p: &[ParsedPayload], kind: u8) -> Option<&Payload> {
     p.iter().map(|x| &x.payload).find(|x| x.kind() == kind)
 }
 

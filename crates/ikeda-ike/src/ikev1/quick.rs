@@ -48,6 +48,10 @@ pub(super) struct Negotiated {
     auth_out: Option<SecretBytes>,
 }
 
+/// A decrypted Quick Mode message: its payloads, the plaintext, the part
+/// the HASH covers (after the HASH payload), and the last ciphertext block.
+type Opened = (Vec<ParsedPayload>, Vec<u8>, std::ops::Range<usize>, Vec<u8>);
+
 pub(super) struct Qm {
     pub mid: u32,
     pub initiator: bool,
@@ -375,7 +379,7 @@ impl Engine {
         iv: &[u8],
         data: &[u8],
         h: &Header,
-    ) -> Option<(Vec<ParsedPayload>, Vec<u8>, std::ops::Range<usize>, Vec<u8>)> {
+    ) -> Option<Opened> {
         let sa = self.sas[idx].as_ref()?;
         let (c, keys) = (sa.choice?, sa.keys.as_ref()?);
         if h.flags & FLAG_ENCRYPTION == 0 {
@@ -704,9 +708,16 @@ impl Engine {
             neg: Some(neg),
             created: now,
         };
-        if let Some(sa) = self.sas[idx].as_mut() {
+        let k = {
+            let Some(sa) = self.sas[idx].as_mut() else { return };
             sa.qms.push(qm);
-        }
+            sa.qms.len() - 1
+        };
+        // The inbound half goes in now, before HASH(2) leaves: the initiator
+        // sends on the new SA as soon as it has HASH(2), and its first
+        // packets can overtake HASH(3) here (ESP and IKE share UDP 4500 and
+        // part ways in the data plane). We send on it once HASH(3) is in.
+        self.install(idx, k, now, false);
         self.send(idx, d);
     }
 
@@ -925,7 +936,20 @@ impl Engine {
         if let Some(sa) = self.sas[idx].as_mut() {
             sa.last_heard = now;
         }
-        self.install(idx, k, now, true);
+        // Installed inbound with HASH(2); now we send on it too.
+        let spi_in = self.sas[idx].as_ref().and_then(|s| s.qms.get(k)).map(|q| q.spi_in);
+        let name = self.conns[conn].spec.name.clone();
+        if let Some(c) = self.children[conn]
+            .iter_mut()
+            .find(|c| Some(c.spi_in) == spi_in && !c.active)
+        {
+            c.active = true;
+            c.installed_at = now;
+            self.events.push_back(Event::ChildSaActivate {
+                conn: name,
+                spi_in: c.spi_in,
+            });
+        }
     }
 
     /// Hand a negotiated SA pair to the data plane and keep it.
@@ -1094,6 +1118,21 @@ impl Engine {
                 );
             } else {
                 self.log(conn, format!("QUICK_MODE {mid}: no HASH(3) from the peer, given up"));
+                let spi = self.sas[idx]
+                    .as_ref()
+                    .and_then(|s| s.qms.iter().find(|q| q.mid == mid))
+                    .map(|q| q.spi_in);
+                if let Some(k) = self.children[conn]
+                    .iter()
+                    .position(|c| Some(c.spi_in) == spi && !c.active)
+                {
+                    let c = self.children[conn].remove(k);
+                    self.events.push_back(Event::ChildSaDown {
+                        conn: self.conns[conn].spec.name.clone(),
+                        spi_in: c.spi_in,
+                        spi_out: c.spi_out,
+                    });
+                }
             }
         }
     }

@@ -791,7 +791,12 @@ fn tail(path: &Path, n: usize) -> String {
 pub fn up(a: &UpArgs) -> Result<(), String> {
     let name = &a.name.name;
     check_name(name)?;
-    EspAlgorithm::parse(&a.esp)?;
+    // IKE takes proposal lists (a PFS group, several algorithms); manual keys one algorithm.
+    if a.ike.is_some() {
+        ikeda_crypto::ike::parse_esp_proposals(&a.esp).map_err(|e| e.to_string())?;
+    } else {
+        EspAlgorithm::parse(&a.esp)?;
+    }
     a.check()?;
     let mut tools = vec![("ip", "iproute2"), ("ping", "iputils-ping")];
     if a.nat {
