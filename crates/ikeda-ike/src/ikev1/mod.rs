@@ -949,7 +949,16 @@ impl Engine {
             s.as_ref()
                 .is_some_and(|s| !s.initiator && s.icookie == h.icookie && s.remote.ip() == remote.ip())
         }) {
-            let _ = idx;
+            // Our answer was lost: the same answer again (a new one would
+            // carry another responder cookie).
+            let again = self.sas[idx]
+                .as_ref()
+                .filter(|s| s.last_in == data && !s.last_reply.is_empty())
+                .map(|s| s.last_reply.clone());
+            if let Some(r) = again {
+                self.stats.retransmits_answered += 1;
+                self.send(idx, r);
+            }
             return;
         }
         let Some(ci) = (0..self.conns.len()).find(|&i| {

@@ -373,13 +373,7 @@ impl Engine {
     /// Decrypt a Quick Mode message on its exchange's IV chain and check its
     /// HASH. Returns the payloads, the plaintext, and where the HASH-covered
     /// part (after the HASH payload) lies.
-    fn open_qm(
-        &mut self,
-        idx: usize,
-        iv: &[u8],
-        data: &[u8],
-        h: &Header,
-    ) -> Option<Opened> {
+    fn open_qm(&mut self, idx: usize, iv: &[u8], data: &[u8], h: &Header) -> Option<Opened> {
         let sa = self.sas[idx].as_ref()?;
         let (c, keys) = (sa.choice?, sa.keys.as_ref()?);
         if h.flags & FLAG_ENCRYPTION == 0 {

@@ -481,3 +481,23 @@ fn selectors_and_ids_round_trip() {
         ikeda_wire::ikev1::id_type::IPV4_ADDR_RANGE
     );
 }
+
+#[test]
+fn a_retransmitted_first_message_gets_the_same_answer() {
+    // MM2 lost: the initiator sends MM1 again, and the responder answers with
+    // the very same MM2 (same responder cookie), not a new phase 1.
+    let a = spec(A, B, "aes128-sha256-modp2048", "aes128-sha1", "k", lan1(), lan2());
+    let b = spec(B, A, "aes128-sha256-modp2048", "aes128-sha1", "k", lan2(), lan1());
+    let mut ea = Engine::new(vec![v1(a)], Box::new(SeededRng::from_u64(1)));
+    let mut eb = Engine::new(vec![v1(b)], Box::new(SeededRng::from_u64(2)));
+    let (sa, sb): (SocketAddr, SocketAddr) = (format!("{A}:500").parse().unwrap(), format!("{B}:500").parse().unwrap());
+    ea.initiate("s2s", Millis(0)).unwrap();
+    let mm1 = ea.poll_transmit().unwrap().data;
+    eb.handle_datagram(Millis(0), sb, sa, &mm1);
+    let mm2 = eb.poll_transmit().unwrap().data;
+    eb.handle_datagram(Millis(4000), sb, sa, &mm1);
+    let again = eb.poll_transmit().expect("MM2 sent again").data;
+    assert_eq!(again, mm2);
+    assert_eq!(eb.stats.retransmits_answered, 1);
+    assert!(eb.poll_transmit().is_none());
+}
