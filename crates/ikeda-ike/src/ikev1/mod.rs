@@ -1018,7 +1018,10 @@ impl Engine {
             last_reply: Vec::new(),
             established_at: None,
             rekey_at: None,
-            expire_at: Some(now + HALF_OPEN),
+            // Long enough for the initiator's whole retransmission schedule
+            // (which we assume to be like ours): a phase 1 whose MM5 was lost
+            // three times is still there for the fourth.
+            expire_at: Some(now + HALF_OPEN.max((1..=self.policy.tries).map(|n| self.policy.wait_after(n)).sum())),
             last_heard: now,
             dpd: Dpd::default(),
             keepalive_at: None,

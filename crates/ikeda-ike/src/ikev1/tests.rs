@@ -371,7 +371,15 @@ fn survives_loss_and_duplication() {
         let (mut ea, mut eb) = (Vec::new(), Vec::new());
         run(&mut p, &mut ea, &mut eb, 60);
         let (ca, cb) = (children(&ea), children(&eb));
-        assert_eq!(ca.len(), 1, "seed {seed}: {}\n---\n{}", logs(&ea), logs(&eb));
+        assert_eq!(
+            ca.len(),
+            1,
+            "seed {seed}: {:?} {:?} {}\n---\n{}",
+            p.a.stats,
+            p.b.stats,
+            logs(&ea),
+            logs(&eb)
+        );
         check_mirrored(&ca, &cb);
     }
 }
