@@ -219,6 +219,34 @@ impl P1 {
     fn hash(&self) -> Option<Hash> {
         self.choice.map(|c| c.hash)
     }
+
+    /// HASH_I over this SA's exchange (RFC 2409 §5), for the initiator's ID body.
+    fn hash_i(&self, h: Hash, keys: &Phase1Keys, idii_b: &[u8]) -> Vec<u8> {
+        c1::hash_i(
+            h,
+            keys.skeyid.expose(),
+            &self.gxi,
+            &self.gxr,
+            self.icookie,
+            self.rcookie,
+            &self.sai_b,
+            idii_b,
+        )
+    }
+
+    /// HASH_R, for the responder's ID body.
+    fn hash_r(&self, h: Hash, keys: &Phase1Keys, idir_b: &[u8]) -> Vec<u8> {
+        c1::hash_r(
+            h,
+            keys.skeyid.expose(),
+            &self.gxr,
+            &self.gxi,
+            self.rcookie,
+            self.icookie,
+            &self.sai_b,
+            idir_b,
+        )
+    }
 }
 
 /// An IPsec SA pair of a connection (one selector pair).
@@ -1423,16 +1451,7 @@ impl Engine {
         };
         let id = id_payload(&self.conns[conn].spec.local_id);
         let idii_b = Payload::Id(id.clone()).encode_body();
-        let hash_i = c1::hash_i(
-            c.hash,
-            keys.skeyid.expose(),
-            &sa.gxi,
-            &sa.gxr,
-            sa.icookie,
-            sa.rcookie,
-            &sa.sai_b,
-            &idii_b,
-        );
+        let hash_i = sa.hash_i(c.hash, keys, &idii_b);
         let payloads = vec![Payload::Id(id), Payload::Hash(hash_i)];
         let chain = write_payloads(&payloads);
         let mut hh = self.header(idx, ExchangeType::IDENTITY_PROTECTION, 0);
@@ -1527,16 +1546,7 @@ impl Engine {
         let (Some(c), Some(keys)) = (sa.choice, sa.keys.as_ref()) else {
             return;
         };
-        let want = c1::hash_i(
-            c.hash,
-            keys.skeyid.expose(),
-            &sa.gxi,
-            &sa.gxr,
-            sa.icookie,
-            sa.rcookie,
-            &sa.sai_b,
-            &idii_b,
-        );
+        let want = sa.hash_i(c.hash, keys, &idii_b);
         if want != got {
             self.stats.hash_failed += 1;
             let conn = sa.conn;
@@ -1558,16 +1568,7 @@ impl Engine {
         let conn = sa.conn;
         let our_id = id_payload(&self.conns[conn].spec.local_id);
         let idir_b = Payload::Id(our_id.clone()).encode_body();
-        let hash_r = c1::hash_r(
-            c.hash,
-            keys.skeyid.expose(),
-            &sa.gxr,
-            &sa.gxi,
-            sa.rcookie,
-            sa.icookie,
-            &sa.sai_b,
-            &idir_b,
-        );
+        let hash_r = sa.hash_r(c.hash, keys, &idir_b);
         let payloads = vec![Payload::Id(our_id), Payload::Hash(hash_r)];
         let chain = write_payloads(&payloads);
         let mut hh = self.header(idx, ExchangeType::IDENTITY_PROTECTION, 0);
@@ -1607,16 +1608,7 @@ impl Engine {
         let (Some(c), Some(keys)) = (sa.choice, sa.keys.as_ref()) else {
             return;
         };
-        let want = c1::hash_r(
-            c.hash,
-            keys.skeyid.expose(),
-            &sa.gxr,
-            &sa.gxi,
-            sa.rcookie,
-            sa.icookie,
-            &sa.sai_b,
-            &idir_b,
-        );
+        let want = sa.hash_r(c.hash, keys, &idir_b);
         if want != got {
             self.stats.hash_failed += 1;
             let conn = sa.conn;
@@ -1692,16 +1684,7 @@ impl Engine {
         let Some(keys) = sa.keys.as_ref() else { return };
         let our_id = id_payload(&self.conns[conn].spec.local_id);
         let idir_b = Payload::Id(our_id.clone()).encode_body();
-        let hash_r = c1::hash_r(
-            c.hash,
-            keys.skeyid.expose(),
-            &sa.gxr,
-            &sa.gxi,
-            sa.rcookie,
-            sa.icookie,
-            &sa.sai_b,
-            &idir_b,
-        );
+        let hash_r = sa.hash_r(c.hash, keys, &idir_b);
         let mut payloads = vec![
             reply_sa,
             Payload::Ke(sa.gxr.clone()),
@@ -1783,16 +1766,7 @@ impl Engine {
         let idir_b = Payload::Id(id.clone()).encode_body();
         let Some(sa) = self.sas[idx].as_ref() else { return };
         let Some(keys) = sa.keys.as_ref() else { return };
-        let want = c1::hash_r(
-            c.hash,
-            keys.skeyid.expose(),
-            &sa.gxr,
-            &sa.gxi,
-            sa.rcookie,
-            sa.icookie,
-            &sa.sai_b,
-            &idir_b,
-        );
+        let want = sa.hash_r(c.hash, keys, &idir_b);
         if want != got {
             self.stats.hash_failed += 1;
             self.fail(
@@ -1811,16 +1785,7 @@ impl Engine {
         self.float(idx);
         let Some(sa) = self.sas[idx].as_ref() else { return };
         let Some(keys) = sa.keys.as_ref() else { return };
-        let hash_i = c1::hash_i(
-            c.hash,
-            keys.skeyid.expose(),
-            &sa.gxi,
-            &sa.gxr,
-            sa.icookie,
-            sa.rcookie,
-            &sa.sai_b,
-            &sa.idii_b,
-        );
+        let hash_i = sa.hash_i(c.hash, keys, &sa.idii_b);
         let mut payloads = vec![Payload::Hash(hash_i)];
         if sa.peer_nat_t {
             payloads.extend(self.nat_d(idx));
@@ -1866,16 +1831,7 @@ impl Engine {
         let (Some(c), Some(keys)) = (sa.choice, sa.keys.as_ref()) else {
             return;
         };
-        let want = c1::hash_i(
-            c.hash,
-            keys.skeyid.expose(),
-            &sa.gxi,
-            &sa.gxr,
-            sa.icookie,
-            sa.rcookie,
-            &sa.sai_b,
-            &sa.idii_b,
-        );
+        let want = sa.hash_i(c.hash, keys, &sa.idii_b);
         if want != got {
             self.stats.hash_failed += 1;
             let conn = sa.conn;
