@@ -10,8 +10,12 @@
 set -Eeuo pipefail
 cd "$(dirname "$0")/.."
 
+# strongSwan's plugins come in four packages; the lab's charon loads plugins
+# from all of them (openssl and gcm are in the standard set, which
+# --no-install-recommends would otherwise leave out).
 PKGS=(iproute2 iputils-ping iperf3 nftables tshark python3-cryptography
-      strongswan-charon strongswan-swanctl libcharon-extra-plugins libstrongswan-extra-plugins)
+      strongswan-charon strongswan-swanctl libstrongswan-standard-plugins
+      libstrongswan-extra-plugins libcharon-extra-plugins)
 missing=()
 for p in "${PKGS[@]}"; do dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "ok installed" || missing+=("$p"); done
 if ((${#missing[@]})); then
@@ -34,19 +38,35 @@ if [[ "${IKEDA_KEEP_ARCHIVE:-0}" == 1 ]]; then
 else
   trap 'rm -rf "$IKEDA_LAB_ARCHIVE"' EXIT
 fi
+# --no-fail-fast: a failing test binary must not hide the ones after it;
+# the failures are summed up at the end and the run still exits non-zero.
+failed=()
+CARGO_LOG_FILE=$(mktemp /tmp/ikeda-cargo-test.XXXXXX)
+set +e
 IKEDA_LAB_LOG=trace IKEDA_LAB_EXPORT_KEYS=1 IKEDA_LAB_ARCHIVE="$IKEDA_LAB_ARCHIVE" \
-  cargo test --workspace --release -- --test-threads="${TEST_THREADS:-2}"
+  cargo test --workspace --release --no-fail-fast -- --test-threads="${TEST_THREADS:-2}" 2>&1 | tee "$CARGO_LOG_FILE"
+cargo_rc=${PIPESTATUS[0]}
+set -e
+((cargo_rc == 0)) || failed+=("cargo test (exit $cargo_rc)")
 
 echo "== no key in any lab log"
 python3 scripts/check_logs_for_keys.py --self-test
-python3 scripts/check_logs_for_keys.py "$IKEDA_LAB_ARCHIVE"
+python3 scripts/check_logs_for_keys.py "$IKEDA_LAB_ARCHIVE" || failed+=("key check: a key reached a log")
 [[ "${IKEDA_KEEP_ARCHIVE:-0}" == 1 ]] || rm -rf "$IKEDA_LAB_ARCHIVE"
 
 if [[ "${FUZZ_SECONDS:-20}" != 0 ]]; then
   echo "== fuzz targets, ${FUZZ_SECONDS:-20} s each"
-  fuzz/run.sh "${FUZZ_SECONDS:-20}"
+  fuzz/run.sh "${FUZZ_SECONDS:-20}" || failed+=("fuzz targets")
 fi
 
 left=$(ip netns list | awk '{print $1}' | grep '^ikl-' || true)
-if [[ -n "$left" ]]; then echo "tests left namespaces behind: $left" >&2; exit 1; fi
+[[ -z "$left" ]] || failed+=("tests left namespaces behind: $left")
+if ((${#failed[@]})); then
+  echo "== FAILED"
+  grep -E '^test .* \.\.\. FAILED$|^error: .*target.* failed|^    `' "$CARGO_LOG_FILE" || true
+  printf '  %s\n' "${failed[@]}"
+  rm -f "$CARGO_LOG_FILE"
+  exit 1
+fi
+rm -f "$CARGO_LOG_FILE"
 echo "== all tests passed"

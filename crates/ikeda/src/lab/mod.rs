@@ -46,6 +46,7 @@ use std::sync::atomic::{AtomicI32, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
+pub mod preflight;
 pub mod strongswan;
 
 pub const GW_WAN: [&str; 2] = ["192.168.50.11", "192.168.50.12"];
@@ -211,6 +212,11 @@ pub struct UpArgs {
     /// 0x1101, gw2 sends 0x1102 (`[conn.manual] ipcomp` in their configs).
     #[arg(long)]
     pub ipcomp: bool,
+    /// Install the Debian packages the lab needs and lacks (iputils-ping,
+    /// strongSwan and its plugins, ...) with apt-get, without asking. At a
+    /// terminal `lab up` asks; otherwise it refuses and names them.
+    #[arg(long)]
+    pub install_deps: bool,
 }
 
 /// `lab up --ipcomp`: the CPI each gateway's IPComp headers carry (gw1's
@@ -798,17 +804,7 @@ pub fn up(a: &UpArgs) -> Result<(), String> {
         EspAlgorithm::parse(&a.esp)?;
     }
     a.check()?;
-    let mut tools = vec![("ip", "iproute2"), ("ping", "iputils-ping")];
-    if a.nat {
-        tools.push(("nft", "nftables"));
-    }
-    for (tool, pkg) in tools {
-        if sh(Command::new("sh").args(["-c", &format!("command -v {tool}")])).is_err() {
-            return Err(format!(
-                "'{tool}' is not installed (Debian package {pkg}); scripts/test.sh installs everything the lab uses"
-            ));
-        }
-    }
+    preflight::ensure(a, a.install_deps)?;
     let prefix = ns_name(name, "");
     if netns_list().iter().any(|n| n.starts_with(&prefix)) {
         return Err(format!(

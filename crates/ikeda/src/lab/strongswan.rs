@@ -21,7 +21,13 @@ use std::process::Command;
 use std::time::Duration;
 
 pub const CHARON: &str = "/usr/lib/ipsec/charon";
-const PLUGINS: &str = "random nonce openssl aes des md5 sha1 sha2 hmac gcm chapoly curve25519 gmp kdf kernel-libipsec kernel-netlink socket-default vici";
+/// charon's `load` list. Every one must be present: charon skips a missing
+/// plugin silently and then fails the negotiation that needed it (the lab's
+/// preflight checks them). No `des`: Debian builds none; openssl has 3DES.
+pub const CHARON_PLUGINS: &str =
+    "random nonce openssl aes md5 sha1 sha2 hmac gcm chapoly curve25519 gmp kdf kernel-libipsec kernel-netlink socket-default vici";
+/// swanctl's `load` list.
+pub const SWANCTL_PLUGINS: &str = "pem pkcs1 pkcs8 x509 pubkey openssl random nonce";
 
 fn gw_dir(dir: &Path, gw: &str) -> PathBuf {
     dir.join(format!("charon-{gw}"))
@@ -61,10 +67,10 @@ fn write_conf(dir: &Path, i: usize, a: &UpArgs, psk: &str) -> Result<(), String>
         d.join("strongswan.conf"),
         format!(
             "# written by `ikeda lab up --gateways strongswan`; does not include /etc/strongswan.d\n\
-             charon {{\n  load_modular = no\n  load = {PLUGINS}\n  install_routes = yes\n\
+             charon {{\n  load_modular = no\n  load = {CHARON_PLUGINS}\n  install_routes = yes\n\
              \x20 plugins {{\n    vici {{\n      socket = {vici}\n    }}\n  }}\n\
              \x20 filelog {{\n    main {{\n      path = {log}\n      time_format = %H:%M:%S\n      ike_name = yes\n      append = yes\n      flush_line = yes\n      default = 1\n    }}\n  }}\n}}\n\
-             swanctl {{\n  load = pem pkcs1 pkcs8 x509 pubkey openssl random nonce\n}}\n",
+             swanctl {{\n  load = {SWANCTL_PLUGINS}\n}}\n",
             vici = vici_uri(dir, gw),
             log = dir.join(format!("charon-{gw}.log")).display(),
         ),
