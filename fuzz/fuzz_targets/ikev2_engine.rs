@@ -27,6 +27,7 @@ fn spec(local: [u8; 4], remote: [u8; 4], l: [u8; 4], r: [u8; 4]) -> ConnSpec {
         esp_proposals: parse_esp_proposals("aes128gcm16,aes128-sha1").unwrap(),
         local_ts: vec![ts(l)],
         remote_ts: vec![ts(r)],
+        ts_pairs: Vec::new(),
         timers: Timers::default(),
     }
 }

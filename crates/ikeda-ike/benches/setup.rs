@@ -140,6 +140,7 @@ fn spec(local: IpAddr, remote: IpAddr, lnet: &str, rnet: &str) -> ConnSpec {
         esp_proposals: parse_esp_proposals(esp()).expect("--esp"),
         local_ts: vec![range(lnet)],
         remote_ts: vec![range(rnet)],
+        ts_pairs: Vec::new(),
         timers: timers(),
     }
 }

@@ -39,6 +39,7 @@ fn spec(local: &str, remote: &str, ike: &str, esp: &str, psk: &str, lnet: TsRang
         esp_proposals: parse_esp_proposals(esp).unwrap(),
         local_ts: vec![lnet],
         remote_ts: vec![rnet],
+        ts_pairs: Vec::new(),
         timers: Timers::default(),
     }
 }

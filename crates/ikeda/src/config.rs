@@ -1336,6 +1336,10 @@ remote_ts = ["192.168.12.0/24"]
 [[conn.policy]]
 local = "192.168.50.11"
 remote = "192.168.12.0/24"
+
+[[conn.policy]]
+local = "192.168.11.0/24"
+remote = "192.168.50.12"
 "#;
 
     #[test]
@@ -1353,10 +1357,28 @@ remote = "192.168.12.0/24"
         );
         assert_eq!(ike.ike_proposals[0].name(), "3des-sha1-prfsha1-modp1024");
         assert_eq!(ike.esp_proposals[0].name(), "3des-md5");
-        assert_eq!(conn.selectors.len(), 2);
+        assert_eq!(conn.selectors.len(), 3);
         let spec = crate::ike::conn_spec(conn).unwrap();
-        let pairs = ikeda_ike::ikev1::pairs(&spec);
-        assert_eq!(pairs.len(), 2, "two Quick Modes: {pairs:?}");
+        // One Quick Mode per configured pair and no more: the cross product
+        // of the local and remote ranges would add 50.11 <-> 50.12.
+        let pairs: Vec<String> = ikeda_ike::ikev1::pairs(&spec)
+            .iter()
+            .map(|(l, r)| {
+                format!(
+                    "{}-{} {}-{}",
+                    l.start_address, l.end_address, r.start_address, r.end_address
+                )
+            })
+            .collect();
+        assert_eq!(
+            pairs,
+            [
+                "192.168.11.0-192.168.11.255 192.168.12.0-192.168.12.255",
+                "192.168.50.11-192.168.50.11 192.168.12.0-192.168.12.255",
+                "192.168.11.0-192.168.11.255 192.168.50.12-192.168.50.12",
+            ],
+            "three Quick Modes"
+        );
         // MD5 as the phase-1 hash, DES or MODP 768 need allow_insecure.
         let weak = RACOON_SITE.replace("3des-sha1-modp1024", "des-md5-modp768");
         let e = parse(&weak).unwrap_err();

@@ -68,8 +68,10 @@ pub fn conn_spec(c: &ConnConfig) -> Option<ConnSpec> {
 
     let mut local_ts: Vec<TsRange> = Vec::new();
     let mut remote_ts: Vec<TsRange> = Vec::new();
+    let mut ts_pairs = Vec::new();
     for s in &c.selectors {
         let (l, r) = (to_ts(&s.local, s, true), to_ts(&s.remote, s, false));
+        ts_pairs.push((l, r));
         if !local_ts.contains(&l) {
             local_ts.push(l);
         }
@@ -88,6 +90,7 @@ pub fn conn_spec(c: &ConnConfig) -> Option<ConnSpec> {
         esp_proposals: ike.esp_proposals.clone(),
         local_ts,
         remote_ts,
+        ts_pairs,
         timers: Timers {
             rekey_time: Duration::from_secs(ike.rekey_time),
             life_time: Duration::from_secs(ike.life_time),

@@ -296,10 +296,19 @@ pub struct Engine {
     pub stats: V1Stats,
 }
 
-/// The selector pairs of a connection: every local × remote range of the
-/// same address family, in order (one Quick Mode each).
+/// The selector pairs of a connection, one Quick Mode each: exactly the
+/// configured ones ([`ConnSpec::ts_pairs`]), or, when the spec names none,
+/// every local × remote range of the same address family, in order.
 pub fn pairs(spec: &ConnSpec) -> Vec<(TsRange, TsRange)> {
     let mut out = Vec::new();
+    if !spec.ts_pairs.is_empty() {
+        for p in &spec.ts_pairs {
+            if !out.contains(p) {
+                out.push(*p);
+            }
+        }
+        return out;
+    }
     for l in &spec.local_ts {
         for r in &spec.remote_ts {
             if l.start_address.is_ipv4() == r.start_address.is_ipv4() {

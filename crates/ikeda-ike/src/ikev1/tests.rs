@@ -44,6 +44,7 @@ fn spec(
         esp_proposals: parse_esp_proposals(esp).unwrap(),
         local_ts: lnets,
         remote_ts: rnets,
+        ts_pairs: Vec::new(),
         timers: Timers::default(),
     }
 }
@@ -217,6 +218,53 @@ fn one_quick_mode_per_selector_pair_as_in_the_racoon_config() {
         1,
         "one phase-1 SA"
     );
+}
+
+#[test]
+fn quick_modes_for_exactly_the_configured_pairs() {
+    // The racoon site: net <-> net, gateway <-> net and net <-> gateway.
+    // The cross product of the local and remote ranges would add a fourth,
+    // gateway <-> gateway, that no policy names (racoon has no sainfo for
+    // it and would refuse it).
+    let (net1, net2) = (
+        ts("192.168.11.0", "192.168.11.255"),
+        ts("192.168.12.0", "192.168.12.255"),
+    );
+    let (gw1, gw2) = (ts(A, A), ts(B, B));
+    let a_pairs = vec![(net1, net2), (gw1, net2), (net1, gw2)];
+    let b_pairs: Vec<_> = a_pairs.iter().map(|&(l, r)| (r, l)).collect();
+    let mut a = spec(
+        A,
+        B,
+        "3des-sha1-modp1024",
+        "3des-md5",
+        "k",
+        vec![net1, gw1],
+        vec![net2, gw2],
+    );
+    a.ts_pairs = a_pairs.clone();
+    let mut b = spec(
+        B,
+        A,
+        "3des-sha1-modp1024",
+        "3des-md5",
+        "k",
+        vec![net2, gw2],
+        vec![net1, gw1],
+    );
+    b.ts_pairs = b_pairs;
+    assert_eq!(crate::ikev1::pairs(&a), a_pairs);
+    let mut p = pair(v1(a), v1(b), 5);
+    let (ea, eb) = up(&mut p);
+    let (ca, cb) = (children(&ea), children(&eb));
+    assert_eq!(ca.len(), 3, "{}", logs(&ea));
+    check_mirrored(&ca, &cb);
+    let mut got: Vec<(TsRange, TsRange)> = ca.iter().map(|c| (c.local_ts[0], c.remote_ts[0])).collect();
+    got.sort_by_key(|&(l, r)| (l.start_address, r.start_address));
+    let mut want = a_pairs.clone();
+    want.sort_by_key(|&(l, r)| (l.start_address, r.start_address));
+    assert_eq!(got, want);
+    assert!(!ca.iter().any(|c| c.local_ts[0] == gw1 && c.remote_ts[0] == gw2));
 }
 
 #[test]

@@ -74,6 +74,13 @@ pub struct ConnSpec {
     /// Traffic selectors from our side: what we protect, and what is behind the peer.
     pub local_ts: Vec<TsRange>,
     pub remote_ts: Vec<TsRange>,
+    /// The selector pairs the configuration names, in order (`local_ts` x
+    /// `remote_ts`, then each `[[conn.policy]]`). IKEv1 negotiates exactly
+    /// these, one Quick Mode each: the cross product of `local_ts` and
+    /// `remote_ts` would add pairs nobody configured (gateway <-> gateway
+    /// from a gateway <-> net and a net <-> gateway policy). Empty: every
+    /// local x remote range of one family. IKEv2 sends the sets whole.
+    pub ts_pairs: Vec<(TsRange, TsRange)>,
     pub timers: Timers,
 }
 
