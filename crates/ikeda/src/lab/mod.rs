@@ -1515,6 +1515,11 @@ mod tests {
     }
 
     fn args(a: &[&str]) -> UpArgs {
+        up_args(a)
+    }
+
+    /// `lab up` arguments as clap parses them.
+    pub(super) fn up_args(a: &[&str]) -> UpArgs {
         Up::try_parse_from(std::iter::once("up").chain(a.iter().copied()))
             .unwrap()
             .up

@@ -65,17 +65,21 @@ pub fn plugin_package(name: &str) -> &'static str {
     }
 }
 
-/// A plugin of charon's or swanctl's `load` list.
-fn plugin(name: &str) -> Need {
+/// A plugin of charon's or swanctl's `load` list, looked for in `dir`.
+fn plugin(dir: &Path, name: &str) -> Need {
     Need {
         what: format!("strongSwan plugin '{name}'"),
         package: plugin_package(name),
-        present: Path::new(PLUGIN_DIR).join(format!("libstrongswan-{name}.so")).is_file(),
+        present: dir.join(format!("libstrongswan-{name}.so")).is_file(),
     }
 }
 
 /// Everything `lab up` with these arguments will use.
 pub fn needs(a: &UpArgs) -> Vec<Need> {
+    needs_in(a, Path::new(PLUGIN_DIR))
+}
+
+fn needs_in(a: &UpArgs, plugin_dir: &Path) -> Vec<Need> {
     let mut n = vec![tool("ip", "iproute2"), tool("ping", "iputils-ping")];
     if a.nat {
         n.push(tool("nft", "nftables"));
@@ -93,7 +97,7 @@ pub fn needs(a: &UpArgs) -> Vec<Need> {
             .chain(strongswan::SWANCTL_PLUGINS.split_whitespace())
         {
             if !n.iter().any(|x| x.what == format!("strongSwan plugin '{p}'")) {
-                n.push(plugin(p));
+                n.push(plugin(plugin_dir, p));
             }
         }
     }
@@ -260,6 +264,43 @@ mod tests {
             describe_missing(&n),
             "iputils-ping (for 'ping'), libstrongswan-standard-plugins (for strongSwan plugins gcm, openssl)"
         );
+    }
+
+    #[test]
+    fn a_lab_with_charon_checks_each_plugin_it_loads() {
+        // A plugin directory as Debian's strongSwan leaves it without
+        // libstrongswan-standard-plugins: everything but openssl and gcm.
+        let dir = std::env::temp_dir().join(format!("ikeda-preflight-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        for p in strongswan::CHARON_PLUGINS
+            .split_whitespace()
+            .chain(strongswan::SWANCTL_PLUGINS.split_whitespace())
+            .filter(|p| !["openssl", "gcm"].contains(p))
+        {
+            std::fs::write(dir.join(format!("libstrongswan-{p}.so")), b"").unwrap();
+        }
+        let plugins = |args: &[&str]| -> Vec<Need> {
+            needs_in(&super::super::tests::up_args(args), &dir)
+                .into_iter()
+                .filter(|n| n.what.starts_with("strongSwan plugin"))
+                .collect()
+        };
+        let n = plugins(&["--ike", "1", "--peer", "strongswan"]);
+        assert_eq!(
+            describe_missing(&n),
+            "libstrongswan-standard-plugins (for strongSwan plugins openssl, gcm)"
+        );
+        assert_eq!(
+            missing_packages(&plugins(&["--gateways", "strongswan"])),
+            ["libstrongswan-standard-plugins"]
+        );
+        // Two ikeda gateways load no plugin at all.
+        assert!(plugins(&[]).is_empty());
+        assert!(plugins(&["--ike", "2"]).is_empty());
+        std::fs::write(dir.join("libstrongswan-openssl.so"), b"").unwrap();
+        std::fs::write(dir.join("libstrongswan-gcm.so"), b"").unwrap();
+        assert!(missing_packages(&plugins(&["--ike", "2", "--peer", "strongswan"])).is_empty());
+        std::fs::remove_dir_all(&dir).unwrap();
     }
 
     fn plugin_named(name: &str, present: bool) -> Need {
