@@ -55,12 +55,62 @@ pub fn namespaces_with_prefix(prefix: &str) -> Vec<String> {
 /// Takes the lab down on drop, so a failing test leaves nothing behind.
 pub struct Lab {
     pub name: String,
+    /// Set by `down()`: the lab is gone, drop has nothing to take down.
+    downed: bool,
+    /// Held until the lab is down; see [`LabLock`].
+    _lock: LabLock,
+}
+
+/// Labs of one test binary run side by side (`--test-threads`), and so do
+/// their iperf3 runs. A test that asserts that no packet is lost under load
+/// must not share the CPU with them: strongSwan's userspace ESP reads UDP
+/// 4500 with the kernel's default receive buffer and, starved of CPU by a
+/// neighbour's iperf3, overflows it (UdpRcvbufErrors in charon's
+/// namespace), dropping packets that no rekey and no ikeda code is to blame
+/// for. So every lab holds a shared lock on one file while it is up, and
+/// such a test takes it exclusively ([`Lab::up_alone`]): it waits for the
+/// labs that run, and the others wait for it.
+pub struct LabLock(std::fs::File);
+
+impl LabLock {
+    fn take(exclusive: bool) -> LabLock {
+        use std::os::unix::io::AsRawFd;
+        let f = std::fs::OpenOptions::new()
+            .create(true)
+            .truncate(false)
+            .write(true)
+            .open(std::env::temp_dir().join("ikeda-lab-tests.lock"))
+            .expect("open the lab lock file");
+        let op = if exclusive { libc::LOCK_EX } else { libc::LOCK_SH };
+        loop {
+            if unsafe { libc::flock(f.as_raw_fd(), op) } == 0 {
+                return LabLock(f);
+            }
+            let e = std::io::Error::last_os_error();
+            assert_eq!(e.kind(), std::io::ErrorKind::Interrupted, "flock: {e}");
+        }
+    }
 }
 
 impl Lab {
     /// `ikeda lab up --name <unique> ARGS`; panics (after cleanup) on failure.
     pub fn up(tag: char, args: &[&str]) -> (Lab, String) {
-        let lab = Lab { name: unique_name(tag) };
+        Lab::up_locked(tag, args, false)
+    }
+
+    /// Like [`Lab::up`], with no other lab of this test binary up while it
+    /// is (see [`LabLock`]): for tests that assert on loss or timing.
+    pub fn up_alone(tag: char, args: &[&str]) -> (Lab, String) {
+        Lab::up_locked(tag, args, true)
+    }
+
+    fn up_locked(tag: char, args: &[&str], exclusive: bool) -> (Lab, String) {
+        let lock = LabLock::take(exclusive);
+        let lab = Lab {
+            name: unique_name(tag),
+            downed: false,
+            _lock: lock,
+        };
         let mut a = vec!["lab", "up", "--name", &lab.name];
         a.extend_from_slice(args);
         let o = ikeda(&a);
@@ -87,17 +137,38 @@ impl Lab {
 
     /// `ikeda lab down` now (asserting it worked) instead of on drop;
     /// returns its output.
-    pub fn down(self) -> String {
-        let this = std::mem::ManuallyDrop::new(self);
-        let o = ikeda(&["lab", "down", "--name", &this.name]);
+    pub fn down(mut self) -> String {
+        let o = ikeda(&["lab", "down", "--name", &self.name]);
         let t = text(&o);
-        assert!(o.status.success(), "lab down {}: {t}", this.name);
+        self.downed = true;
+        assert!(o.status.success(), "lab down {}: {t}", self.name);
         t
+    }
+
+    /// The kernel's UDP receive-buffer overflows (`UdpRcvbufErrors` of
+    /// /proc/net/snmp) in a node's namespace: datagrams that reached a
+    /// socket whose reader did not keep up.
+    pub fn udp_rcvbuf_errors(&self, node: &str) -> u64 {
+        let o = self.exec(node, &["cat", "/proc/net/snmp"]);
+        let t = String::from_utf8_lossy(&o.stdout);
+        let mut udp = t.lines().filter(|l| l.starts_with("Udp: "));
+        let (Some(names), Some(values)) = (udp.next(), udp.next()) else {
+            panic!("no Udp lines in {node}'s /proc/net/snmp: {t}");
+        };
+        names
+            .split_whitespace()
+            .zip(values.split_whitespace())
+            .find(|(n, _)| *n == "RcvbufErrors")
+            .and_then(|(_, v)| v.parse().ok())
+            .unwrap_or_else(|| panic!("no RcvbufErrors in {node}'s /proc/net/snmp: {t}"))
     }
 }
 
 impl Drop for Lab {
     fn drop(&mut self) {
+        if self.downed {
+            return;
+        }
         let o = ikeda(&["lab", "down", "--name", &self.name]);
         if !o.status.success() {
             eprintln!("lab down {}: {}", self.name, text(&o));
@@ -124,6 +195,15 @@ pub fn swanctl(lab: &Lab, gw: &str, args: &[&str]) -> String {
         .output()
         .unwrap();
     text(&o)
+}
+
+/// The drops of gw1's whole data plane by reason (`drops` of its stats
+/// file: unknown SPIs, no policy, ...), as JSON text.
+pub fn gw1_plane_drops(lab: &Lab) -> String {
+    let f = lab.dir().join("gw1.stats.json");
+    let t = std::fs::read_to_string(&f).unwrap_or_else(|e| panic!("{}: {e}", f.display()));
+    let v: serde_json::Value = serde_json::from_str(&t).unwrap_or_else(|e| panic!("{}: {e}", f.display()));
+    v["drops"].to_string()
 }
 
 /// A lab log file, without the ANSI colours tracing puts in.

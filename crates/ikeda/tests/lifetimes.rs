@@ -16,7 +16,8 @@ fn rekeys_from_both_sides_under_load_lose_no_ping() {
     need_strongswan();
     // ikeda rekeys its CHILD SA every ~8 s and the IKE SA every ~14 s;
     // strongSwan rekeys both once, by command.
-    let (lab, _) = Lab::up(
+    // Alone: a neighbour's iperf3 would starve charon (see LabLock).
+    let (lab, _) = Lab::up_alone(
         'r',
         &[
             "--ike",
@@ -30,6 +31,8 @@ fn rekeys_from_both_sides_under_load_lose_no_ping() {
             "--no-ping",
         ],
     );
+    let overflows = |lab: &Lab| [lab.udp_rcvbuf_errors("gw1"), lab.udp_rcvbuf_errors("gw2")];
+    let before = overflows(&lab);
     let server = IperfServer::start(&lab);
     // Load at a rate strongSwan's userspace ESP keeps up with: above it,
     // charon's own socket overflows (UdpRcvbufErrors) and drops pings that
@@ -77,6 +80,14 @@ fn rekeys_from_both_sides_under_load_lose_no_ping() {
     let _ = iperf.wait();
     drop(server);
     let (sent, got) = ping_counts(&String::from_utf8_lossy(&out.stdout));
+    let after = overflows(&lab);
+    // Where a lost ping would have gone: a UDP socket that overflowed
+    // (gw1: ikeda's, gw2: charon's), else ikeda's drop counters below.
+    let overflowed = format!(
+        "UDP receive-buffer overflows during the run: gw1 (ikeda) {}, gw2 (charon) {}",
+        after[0] - before[0],
+        after[1] - before[1]
+    );
     let log = gw1_log(&lab);
     let count = |s: &str| log.matches(s).count();
     eprintln!(
@@ -95,7 +106,13 @@ fn rekeys_from_both_sides_under_load_lose_no_ping() {
         log.contains("sending on the rekeyed CHILD SA"),
         "responder side of a CHILD rekey: {log}"
     );
-    assert_eq!((sent, got), (1700, 1700), "pings lost across the rekeys");
+    eprintln!("{overflowed}; gw1's data plane drops: {}", gw1_plane_drops(&lab));
+    assert_eq!(
+        (sent, got),
+        (1700, 1700),
+        "pings lost across the rekeys; {overflowed}; gw1's data plane drops: {}",
+        gw1_plane_drops(&lab)
+    );
 }
 
 fn charon_pid(lab: &Lab) -> i32 {
