@@ -288,7 +288,7 @@ fn authentic_but_wrong_contents_are_dropped() {
         let mut n = 20;
         let inner = loop {
             let p = icmp([192, 168, 11, 11], [192, 168, 12, 12], n);
-            if (p.len() + 4) % align == 0 {
+            if (p.len() + 4).is_multiple_of(align) {
                 break p;
             }
             n += 1;
