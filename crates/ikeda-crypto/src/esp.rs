@@ -1,6 +1,7 @@
 //! ESP ciphers: AEAD (RFC 4106 AES-GCM, RFC 7634 ChaCha20-Poly1305) and
 //! CBC, AES-CBC (RFC 3602) or 3DES-CBC (RFC 2451), with HMAC-SHA1-96
-//! (RFC 2404), HMAC-SHA2-256-128 (RFC 4868) or HMAC-MD5-96 (RFC 2403).
+//! (RFC 2404), HMAC-SHA2-256-128, HMAC-SHA2-384-192, HMAC-SHA2-512-256
+//! (RFC 4868) or HMAC-MD5-96 (RFC 2403).
 //!
 //! 3DES and MD5 are here for IKEv1 peers that offer nothing newer. aws-lc-rs
 //! has neither, so they come from RustCrypto (`des`, `md-5` with `hmac`).
@@ -39,8 +40,8 @@ const AEAD_SALT_LEN: usize = 4;
 const AES_BLOCK: usize = 16;
 /// DES and 3DES (RFC 2451 §2.4): 8-byte blocks, so 8-byte IVs.
 const DES_BLOCK: usize = 8;
-/// The longest ICV a CBC suite carries (HMAC-SHA2-256-128).
-const MAX_CBC_ICV: usize = 16;
+/// The longest ICV a CBC suite carries (HMAC-SHA2-512-256).
+const MAX_CBC_ICV: usize = 32;
 
 /// Integrity algorithm paired with a non-AEAD cipher.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -49,24 +50,62 @@ pub enum EspInteg {
     HmacSha1_96,
     /// HMAC-SHA2-256-128, RFC 4868: 32-byte key, 16-byte ICV.
     HmacSha256_128,
+    /// HMAC-SHA2-384-192, RFC 4868: 48-byte key, 24-byte ICV.
+    HmacSha384_192,
+    /// HMAC-SHA2-512-256, RFC 4868: 64-byte key, 32-byte ICV.
+    HmacSha512_256,
     /// HMAC-MD5-96, RFC 2403: 16-byte key, 12-byte ICV.
     HmacMd5_96,
 }
 
 impl EspInteg {
+    pub const ALL: [EspInteg; 5] = [
+        EspInteg::HmacSha1_96,
+        EspInteg::HmacSha256_128,
+        EspInteg::HmacSha384_192,
+        EspInteg::HmacSha512_256,
+        EspInteg::HmacMd5_96,
+    ];
+
+    /// Key length: the hash's output length (RFC 2403 §3, RFC 2404 §3,
+    /// RFC 4868 §2.1.1).
     pub fn key_len(self) -> usize {
         match self {
             EspInteg::HmacSha1_96 => 20,
             EspInteg::HmacSha256_128 => 32,
+            EspInteg::HmacSha384_192 => 48,
+            EspInteg::HmacSha512_256 => 64,
             EspInteg::HmacMd5_96 => 16,
         }
     }
 
+    /// ICV length: 96 bits for MD5 and SHA-1, half the hash for SHA-2
+    /// (RFC 4868 §2.1.2).
     pub fn icv_len(self) -> usize {
         match self {
             EspInteg::HmacSha1_96 | EspInteg::HmacMd5_96 => 12,
             EspInteg::HmacSha256_128 => 16,
+            EspInteg::HmacSha384_192 => 24,
+            EspInteg::HmacSha512_256 => 32,
         }
+    }
+
+    /// The IKEv2 Integrity Algorithm Transform ID (IANA "IKEv2 Transform
+    /// Type 3"; RFC 4868 §2.2 for the SHA-2 ones).
+    pub fn ikev2_id(self) -> u16 {
+        match self {
+            EspInteg::HmacMd5_96 => 1,
+            EspInteg::HmacSha1_96 => 2,
+            EspInteg::HmacSha256_128 => 12,
+            EspInteg::HmacSha384_192 => 13,
+            EspInteg::HmacSha512_256 => 14,
+        }
+    }
+
+    /// From an IKEv2 Integrity Algorithm Transform ID (IANA "IKEv2
+    /// Transform Type 3"); None when the data plane lacks it.
+    pub fn from_ikev2(id: u16) -> Option<EspInteg> {
+        EspInteg::ALL.into_iter().find(|i| i.ikev2_id() == id)
     }
 
     /// strongSwan's proposal keyword.
@@ -74,6 +113,8 @@ impl EspInteg {
         match self {
             EspInteg::HmacSha1_96 => "sha1",
             EspInteg::HmacSha256_128 => "sha256",
+            EspInteg::HmacSha384_192 => "sha384",
+            EspInteg::HmacSha512_256 => "sha512",
             EspInteg::HmacMd5_96 => "md5",
         }
     }
@@ -83,6 +124,8 @@ impl EspInteg {
         match self {
             EspInteg::HmacSha1_96 => "HMAC_SHA1_96",
             EspInteg::HmacSha256_128 => "HMAC_SHA2_256_128",
+            EspInteg::HmacSha384_192 => "HMAC_SHA2_384_192",
+            EspInteg::HmacSha512_256 => "HMAC_SHA2_512_256",
             EspInteg::HmacMd5_96 => "HMAC_MD5_96",
         }
     }
@@ -105,8 +148,9 @@ pub enum EspAlgorithm {
 impl EspAlgorithm {
     /// Parse an ESP proposal written as strongSwan writes it:
     /// `aes128gcm16`, `aes256gcm128`, `chacha20poly1305`, `aes128-sha1`,
-    /// `aes256-sha256`, `aes128-md5`, `3des-md5`, `3des-sha1` (`sha2_256`
-    /// and `aes128cbc` accepted too).
+    /// `aes256-sha256`, `aes256-sha384`, `aes256-sha512`, `aes128-md5`,
+    /// `3des-md5`, `3des-sha1` (`sha2_256`, `sha2_384`, `sha2_512` and
+    /// `aes128cbc` accepted too).
     pub fn parse(s: &str) -> Result<EspAlgorithm, String> {
         let lower = s.trim().to_ascii_lowercase();
         let parts: Vec<&str> = lower.split('-').collect();
@@ -128,6 +172,8 @@ impl EspAlgorithm {
                 let integ = match *integ {
                     "sha1" | "sha" | "sha1_96" => EspInteg::HmacSha1_96,
                     "sha256" | "sha2_256" | "sha256_128" => EspInteg::HmacSha256_128,
+                    "sha384" | "sha2_384" | "sha384_192" => EspInteg::HmacSha384_192,
+                    "sha512" | "sha2_512" | "sha512_256" => EspInteg::HmacSha512_256,
                     "md5" | "md5_96" => EspInteg::HmacMd5_96,
                     other => return Err(format!("unknown ESP integrity algorithm '{other}' in '{s}'")),
                 };
@@ -176,10 +222,7 @@ impl EspAlgorithm {
     pub fn from_ikev2(encr: u16, key_length: Option<u16>, integ: Option<u16>) -> Option<EspAlgorithm> {
         let integ = match integ {
             None => None,
-            Some(1) => Some(EspInteg::HmacMd5_96),      // AUTH_HMAC_MD5_96
-            Some(2) => Some(EspInteg::HmacSha1_96),     // AUTH_HMAC_SHA1_96
-            Some(12) => Some(EspInteg::HmacSha256_128), // AUTH_HMAC_SHA2_256_128
-            Some(_) => return None,
+            Some(id) => Some(EspInteg::from_ikev2(id)?),
         };
         Some(match (encr, key_length, integ) {
             (3, None, Some(integ)) => EspAlgorithm::TripleDesCbc { integ }, // ENCR_3DES
@@ -198,46 +241,27 @@ impl EspAlgorithm {
         }
     }
 
-    /// Every algorithm we implement, for tests and benchmarks.
-    pub fn all() -> [EspAlgorithm; 12] {
-        [
+    /// Every algorithm we implement, for tests, benchmarks and the fuzz
+    /// target (which picks one by index: new suites go at the end).
+    pub fn all() -> Vec<EspAlgorithm> {
+        use EspInteg::*;
+        let mut v = vec![
             EspAlgorithm::AesGcm16 { key_bits: 128 },
             EspAlgorithm::AesGcm16 { key_bits: 256 },
             EspAlgorithm::ChaCha20Poly1305,
-            EspAlgorithm::AesCbc {
-                key_bits: 128,
-                integ: EspInteg::HmacSha1_96,
-            },
-            EspAlgorithm::AesCbc {
-                key_bits: 256,
-                integ: EspInteg::HmacSha1_96,
-            },
-            EspAlgorithm::AesCbc {
-                key_bits: 128,
-                integ: EspInteg::HmacSha256_128,
-            },
-            EspAlgorithm::AesCbc {
-                key_bits: 256,
-                integ: EspInteg::HmacSha256_128,
-            },
-            EspAlgorithm::AesCbc {
-                key_bits: 128,
-                integ: EspInteg::HmacMd5_96,
-            },
-            EspAlgorithm::AesCbc {
-                key_bits: 256,
-                integ: EspInteg::HmacMd5_96,
-            },
-            EspAlgorithm::TripleDesCbc {
-                integ: EspInteg::HmacMd5_96,
-            },
-            EspAlgorithm::TripleDesCbc {
-                integ: EspInteg::HmacSha1_96,
-            },
-            EspAlgorithm::TripleDesCbc {
-                integ: EspInteg::HmacSha256_128,
-            },
-        ]
+        ];
+        let cbc = |integ| [128, 256].map(|key_bits| EspAlgorithm::AesCbc { key_bits, integ });
+        for integ in [HmacSha1_96, HmacSha256_128, HmacMd5_96] {
+            v.extend(cbc(integ));
+        }
+        for integ in [HmacMd5_96, HmacSha1_96, HmacSha256_128] {
+            v.push(EspAlgorithm::TripleDesCbc { integ });
+        }
+        for integ in [HmacSha384_192, HmacSha512_256] {
+            v.extend(cbc(integ));
+            v.push(EspAlgorithm::TripleDesCbc { integ });
+        }
+        v
     }
 
     pub fn is_aead(self) -> bool {
@@ -342,7 +366,7 @@ enum BlockCipher {
     TripleDes(des::TdesEde3),
 }
 
-/// The HMAC key of a CBC suite: aws-lc-rs for SHA-1 and SHA-256, RustCrypto
+/// The HMAC key of a CBC suite: aws-lc-rs for SHA-1 and SHA-2, RustCrypto
 /// for MD5 (aws-lc-rs has no HMAC-MD5). The RustCrypto state holds the
 /// hashed inner and outer pads, so a clone per packet costs no key setup.
 #[allow(clippy::large_enum_variant)]
@@ -430,14 +454,7 @@ impl EspCipher {
                         BlockCipher::TripleDes(des::TdesEde3::new_from_slice(k).map_err(bad)?)
                     }
                 };
-                let ak = auth_key.map_or(&[][..], |a| a.expose());
-                let mac = match integ {
-                    EspInteg::HmacSha1_96 => CbcMac::Lc(hmac::Key::new(hmac::HMAC_SHA1_FOR_LEGACY_USE_ONLY, ak)),
-                    EspInteg::HmacSha256_128 => CbcMac::Lc(hmac::Key::new(hmac::HMAC_SHA256, ak)),
-                    EspInteg::HmacMd5_96 => {
-                        CbcMac::Md5(<::hmac::Hmac<md5::Md5> as ::hmac::Mac>::new_from_slice(ak).map_err(bad)?)
-                    }
-                };
+                let mac = CbcMac::new(integ, auth_key.map_or(&[][..], |a| a.expose()))?;
                 Imp::Cbc {
                     cipher,
                     mac,
@@ -556,10 +573,23 @@ fn aead_aad(head: &[u8], seq: u64, esn: bool) -> ([u8; 12], usize) {
 }
 
 impl CbcMac {
+    fn new(integ: EspInteg, key: &[u8]) -> Result<CbcMac, EspCryptoError> {
+        Ok(match integ {
+            EspInteg::HmacSha1_96 => CbcMac::Lc(hmac::Key::new(hmac::HMAC_SHA1_FOR_LEGACY_USE_ONLY, key)),
+            EspInteg::HmacSha256_128 => CbcMac::Lc(hmac::Key::new(hmac::HMAC_SHA256, key)),
+            EspInteg::HmacSha384_192 => CbcMac::Lc(hmac::Key::new(hmac::HMAC_SHA384, key)),
+            EspInteg::HmacSha512_256 => CbcMac::Lc(hmac::Key::new(hmac::HMAC_SHA512, key)),
+            EspInteg::HmacMd5_96 => CbcMac::Md5(
+                <::hmac::Hmac<md5::Md5> as ::hmac::Mac>::new_from_slice(key).map_err(|_| EspCryptoError::BadLength)?,
+            ),
+        })
+    }
+
     /// The HMAC over header, IV and ciphertext, plus Seq-hi with ESN
-    /// (RFC 4303 §2.2.1: appended for the ICV computation only), cut to
-    /// its first 16 bytes; the caller keeps the ICV's length of them
-    /// (RFC 2403 §3, RFC 2404 §3: the first 96 bits; RFC 4868 §2.3).
+    /// (RFC 4303 §2.2.1: appended for the ICV computation only), its first
+    /// `MAX_CBC_ICV` bytes (or all of a shorter hash); the caller keeps the
+    /// ICV's length of them, the leftmost bytes (RFC 2403 §3, RFC 2404 §3:
+    /// the first 96 bits; RFC 4868 §2.1.2: the first half).
     fn icv(&self, head: &[u8], ct: &[u8], seq: u64, esn: bool) -> [u8; MAX_CBC_ICV] {
         let seq_hi = ((seq >> 32) as u32).to_be_bytes();
         let seq_hi: &[u8] = if esn { &seq_hi } else { &[] };
@@ -570,14 +600,17 @@ impl CbcMac {
                 ctx.update(head);
                 ctx.update(ct);
                 ctx.update(seq_hi);
-                out.copy_from_slice(&ctx.sign().as_ref()[..MAX_CBC_ICV]);
+                let tag = ctx.sign();
+                let n = tag.as_ref().len().min(MAX_CBC_ICV);
+                out[..n].copy_from_slice(&tag.as_ref()[..n]);
             }
             CbcMac::Md5(key) => {
                 let mut ctx = key.clone();
                 ctx.update(head);
                 ctx.update(ct);
                 ctx.update(seq_hi);
-                out.copy_from_slice(&ctx.finalize().into_bytes()[..MAX_CBC_ICV]);
+                // MD5's 16 bytes: shorter than MAX_CBC_ICV.
+                out[..16].copy_from_slice(&ctx.finalize().into_bytes());
             }
         }
         out
@@ -697,7 +730,9 @@ mod tests {
     /// HMAC-MD5 of `data` with `key` through the ESP MAC (data as the
     /// "header", no ciphertext, no ESN): the first 16 bytes, all of MD5's.
     fn hmac_md5(key: &[u8], data: &[u8]) -> [u8; 16] {
-        CbcMac::Md5(<::hmac::Hmac<md5::Md5> as ::hmac::Mac>::new_from_slice(key).unwrap()).icv(data, &[], 0, false)
+        let full = CbcMac::new(EspInteg::HmacMd5_96, key).unwrap().icv(data, &[], 0, false);
+        assert_eq!(full[16..], [0; MAX_CBC_ICV - 16], "MD5 has 16 bytes");
+        core::array::from_fn(|i| full[i])
     }
 
     #[test]
@@ -723,6 +758,109 @@ mod tests {
         // RFC 2403 §3: HMAC-MD5-96 is the first 96 bits, with a 128-bit key.
         let alg = EspAlgorithm::parse("3des-md5").unwrap();
         assert_eq!((alg.icv_len(), alg.auth_key_len()), (12, 16));
+    }
+
+    /// The ESP ICV of `data` (as the "header", no ciphertext, no ESN)
+    /// under `integ`, as many bytes as the algorithm keeps.
+    fn esp_icv(integ: EspInteg, key: &[u8], data: &[u8]) -> Vec<u8> {
+        CbcMac::new(integ, key).unwrap().icv(data, &[], 0, false)[..integ.icv_len()].to_vec()
+    }
+
+    #[test]
+    fn rfc4231_hmac_sha384_and_sha512_vectors() {
+        // RFC 4231 §4.2, §4.3 and §4.7 (test cases 1, 2 and 6: a 131-byte
+        // key, longer than the block), untruncated through aws-lc-rs's
+        // HMAC with the algorithm the ESP MAC picks, then the leftmost
+        // bytes through the ESP MAC itself: 192 bits for SHA-384, 256 for
+        // SHA-512 (RFC 4868 §2.1.2).
+        let cases: [(&[u8], &[u8], &str, &str); 3] = [
+            (
+                &[0x0b; 20],
+                b"Hi There",
+                "afd03944d84895626b0825f4ab46907f15f9dadbe4101ec682aa034c7cebc59cfaea9ea9076ede7f4af152e8b2fa9cb6",
+                "87aa7cdea5ef619d4ff0b4241a1d6cb02379f4e2ce4ec2787ad0b30545e17cdedaa833b7d6b8a702038b274eaea3f4e4be9d914eeb61f1702e696c203a126854",
+            ),
+            (
+                b"Jefe",
+                b"what do ya want for nothing?",
+                "af45d2e376484031617f78d2b58a6b1b9c7ef464f5a01b47e42ec3736322445e8e2240ca5e69e2c78b3239ecfab21649",
+                "164b7a7bfcf819e2e395fbe73b56e0a387bd64222e831fd610270cd7ea2505549758bf75c05a994a6d034f65f8f0e6fdcaeab1a34d4a6b4b636e070a38bce737",
+            ),
+            (
+                &[0xaa; 131],
+                b"Test Using Larger Than Block-Size Key - Hash Key First",
+                "4ece084485813e9088d2c63a041bc5b44f9ef1012a2b588f3cd11f05033ac4c60c2ef6ab4030fe8296248df163f44952",
+                "80b24263c7c1a3ebb71493c1dd7be8b49b46d1f41b4aeec1121b013783f8f3526b56d037e05f2598bd0fd2215d6a1e5295e64f73f63f0aec8b915a985d786598",
+            ),
+        ];
+        for (k, data, w384, w512) in cases {
+            for (integ, alg, want) in [
+                (EspInteg::HmacSha384_192, hmac::HMAC_SHA384, w384),
+                (EspInteg::HmacSha512_256, hmac::HMAC_SHA512, w512),
+            ] {
+                let want = unhex(want);
+                assert_eq!(hmac::sign(&hmac::Key::new(alg, k), data).as_ref(), want, "{integ:?}");
+                assert_eq!(
+                    esp_icv(integ, k, data),
+                    want[..integ.icv_len()],
+                    "{integ:?} key {k:02x?}"
+                );
+            }
+        }
+    }
+
+    #[test]
+    fn rfc4868_truncated_auth_vectors() {
+        // RFC 4868 §2.7.2.2 and §2.7.2.3: AUTH384-1..3 and AUTH512-1..3,
+        // keys of the full hash length as IPsec uses them, ICVs of 192 and
+        // 256 bits.
+        let jefe = |n: usize| b"Jefe".repeat(n / 4);
+        let cases: [(EspInteg, Vec<u8>, &[u8], &str); 6] = [
+            (
+                EspInteg::HmacSha384_192,
+                vec![0x0b; 48],
+                b"Hi There",
+                "b6a8d5636f5c6a7224f9977dcf7ee6c7fb6d0c48cbdee973",
+            ),
+            (
+                EspInteg::HmacSha384_192,
+                jefe(48),
+                b"what do ya want for nothing?",
+                "2c7353974f1842fd66d53c452ca42122b28c0b594cfb184d",
+            ),
+            (
+                EspInteg::HmacSha384_192,
+                vec![0xaa; 48],
+                &[0xdd; 50],
+                "809f439be00274321d4a538652164b53554a508184a0c316",
+            ),
+            (
+                EspInteg::HmacSha512_256,
+                vec![0x0b; 64],
+                b"Hi There",
+                "637edc6e01dce7e6742a99451aae82df23da3e92439e590e43e761b33e910fb8",
+            ),
+            (
+                EspInteg::HmacSha512_256,
+                jefe(64),
+                b"what do ya want for nothing?",
+                "cb370917ae8a7ce28cfd1d8f4705d6141c173b2a9362c15df235dfb251b15454",
+            ),
+            (
+                EspInteg::HmacSha512_256,
+                vec![0xaa; 64],
+                &[0xdd; 50],
+                "2ee7acd783624ca9398710f3ee05ae41b9f9b0510c87e49e586cc9bf961733d8",
+            ),
+        ];
+        for (integ, k, data, want) in cases {
+            assert_eq!(k.len(), integ.key_len());
+            assert_eq!(esp_icv(integ, &k, data), unhex(want), "{integ:?}");
+        }
+        let a = EspAlgorithm::parse("aes256-sha384").unwrap();
+        assert_eq!((a.auth_key_len(), a.icv_len()), (48, 24));
+        let a = EspAlgorithm::parse("aes256-sha512").unwrap();
+        assert_eq!((a.auth_key_len(), a.icv_len()), (64, 32));
     }
 
     #[test]
@@ -765,7 +903,13 @@ mod tests {
                 "00001000000000073d7be3eb58ae00bf1481dc725a09efecd3cf3812c3c81b222fd5405f9a0961d4160ddc33f8b70a1dab43e0d3",
             ),
         ];
-        for (name, want) in cases {
+        known_answer_packets(7, false, &cases);
+    }
+
+    /// Seal the 12-byte payload of the known-answer packets at `seq` and
+    /// compare with `cases` (name, packet in hex); open it again.
+    fn known_answer_packets(seq: u64, esn: bool, cases: &[(&str, &str)]) {
+        for &(name, want) in cases {
             let alg = EspAlgorithm::parse(name).unwrap();
             let c = cipher(alg);
             let mut p = vec![0u8; 8 + alg.iv_len() + 16 + alg.icv_len()];
@@ -775,11 +919,48 @@ mod tests {
             p[body..body + 12].copy_from_slice(&core::array::from_fn::<u8, 12, _>(|i| i as u8));
             p[body + 12..body + 16].copy_from_slice(&[1, 2, 2, 4]);
             let plain = p.clone();
-            c.seal(7, false, &mut p).unwrap();
+            c.seal(seq, esn, &mut p).unwrap();
             assert_eq!(p, unhex(want), "{name}: seal");
-            let r = c.open(7, false, &mut p).unwrap();
+            let r = c.open(seq, esn, &mut p).unwrap();
             assert_eq!(&p[r.clone()], &plain[r], "{name}: open");
         }
+    }
+
+    /// As above, AES-256-CBC with HMAC-SHA2-384-192 and -512-256 (keys
+    /// `key(48 or 64, 0x40)`), computed with Python `cryptography` and
+    /// `hmac`; then with ESN at sequence number 5 << 32 | 7: the IV
+    /// encrypts all 64 bits, and Seq-hi (5) follows the ciphertext in the
+    /// HMAC input only (RFC 4303 §2.2.1).
+    #[test]
+    fn known_answer_packets_aes256_sha384_and_sha512() {
+        known_answer_packets(
+            7,
+            false,
+            &[
+                (
+                    "aes256-sha384",
+                    "000010000000000790e1f81c04ded213fadd4e62f6232ee57b8f71becbca2da6d5a9c851592df319acb5b916ad4ca9132e5fbeaf32b92e6af266113e758b72fd",
+                ),
+                (
+                    "aes256-sha512",
+                    "000010000000000790e1f81c04ded213fadd4e62f6232ee57b8f71becbca2da6d5a9c851592df319fa77678a77de1e8f31f207da38d6ac65a4e39fe3c3895d2571bfcb289219ed28",
+                ),
+            ],
+        );
+        known_answer_packets(
+            5 << 32 | 7,
+            true,
+            &[
+                (
+                    "aes256-sha384",
+                    "00001000000000078a1898a56c8c63078db244b0bcf32350745f8d605c6aef951b24d313447b873927f124ea4da7b0afff5d0815e52d78898fc267878f1d9c10",
+                ),
+                (
+                    "aes256-sha512",
+                    "00001000000000078a1898a56c8c63078db244b0bcf32350745f8d605c6aef951b24d313447b87395a323faff84a59d018bff54a64ca00d1df2718eb14dbdab6d701e2b4f18c2651",
+                ),
+            ],
+        );
     }
 
     #[test]
@@ -960,6 +1141,9 @@ mod tests {
             ("aes128-md5", "AES_CBC-128/HMAC_MD5_96"),
             ("aes256-md5", "AES_CBC-256/HMAC_MD5_96"),
             ("aes128gcm16", "AES_GCM_16-128"),
+            ("aes256-sha384", "AES_CBC-256/HMAC_SHA2_384_192"),
+            ("aes128-sha512", "AES_CBC-128/HMAC_SHA2_512_256"),
+            ("3des-sha384", "3DES_CBC/HMAC_SHA2_384_192"),
         ] {
             let a = EspAlgorithm::parse(kw).unwrap();
             assert_eq!((a.name().as_str(), a.strongswan_name().as_str()), (kw, ss));
@@ -973,6 +1157,9 @@ mod tests {
             (12, Some(128), Some(1), Some("aes128-md5")),
             (12, Some(256), Some(1), Some("aes256-md5")),
             (12, Some(128), Some(2), Some("aes128-sha1")),
+            (12, Some(256), Some(13), Some("aes256-sha384")),
+            (12, Some(256), Some(14), Some("aes256-sha512")),
+            (3, None, Some(14), Some("3des-sha512")),
             (20, Some(128), None, Some("aes128gcm16")),
             (28, None, None, Some("chacha20poly1305")),
             (3, Some(192), Some(1), None),  // 3DES with a Key Length attribute
@@ -990,6 +1177,20 @@ mod tests {
         assert!(EspAlgorithm::parse("3des").is_err());
         assert!(EspAlgorithm::parse("3des128-md5").is_err());
         assert!(EspAlgorithm::parse("aes128-sha3").is_err());
+        // strongSwan's keywords for the RFC 4868 pair, both spellings.
+        for (kw, integ) in [
+            ("sha384", EspInteg::HmacSha384_192),
+            ("sha2_384", EspInteg::HmacSha384_192),
+            ("sha512", EspInteg::HmacSha512_256),
+            ("SHA2_512", EspInteg::HmacSha512_256),
+        ] {
+            assert_eq!(
+                EspAlgorithm::parse(&format!("aes256-{kw}")).unwrap(),
+                EspAlgorithm::AesCbc { key_bits: 256, integ },
+                "{kw}"
+            );
+        }
+        assert_eq!(EspAlgorithm::all().len(), 18);
     }
 
     #[test]

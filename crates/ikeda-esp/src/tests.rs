@@ -275,6 +275,11 @@ fn authentic_but_wrong_contents_are_dropped() {
         EspAlgorithm::TripleDesCbc {
             integ: ikeda_crypto::EspInteg::HmacMd5_96,
         },
+        // A 32-byte ICV after the trailer.
+        EspAlgorithm::AesCbc {
+            key_bits: 256,
+            integ: ikeda_crypto::EspInteg::HmacSha512_256,
+        },
     ] {
         let (_, mut b) = pair(alg, false);
         let align = alg.block_align();
@@ -283,7 +288,7 @@ fn authentic_but_wrong_contents_are_dropped() {
         let mut n = 20;
         let inner = loop {
             let p = icmp([192, 168, 11, 11], [192, 168, 12, 12], n);
-            if (p.len() + 4) % align == 0 {
+            if (p.len() + 4).is_multiple_of(align) {
                 break p;
             }
             n += 1;
@@ -371,6 +376,72 @@ fn esn_crosses_the_32bit_boundary_and_stops_at_64() {
     a.out.sas[0] = Some(sa);
     send(&mut a, &p).unwrap();
     assert_eq!(send(&mut a, &p).unwrap_err(), DropReason::SeqExhausted);
+}
+
+/// RFC 4868's longer pair: 24- and 32-byte ICVs after the ciphertext.
+#[test]
+fn hmac_sha2_384_and_512_carry_traffic_and_every_icv_byte_counts() {
+    use ikeda_crypto::EspInteg::{HmacSha384_192, HmacSha512_256};
+    for (integ, icv) in [(HmacSha384_192, 24), (HmacSha512_256, 32)] {
+        for alg in [
+            EspAlgorithm::AesCbc { key_bits: 128, integ },
+            EspAlgorithm::AesCbc { key_bits: 256, integ },
+            EspAlgorithm::TripleDesCbc { integ },
+        ] {
+            assert_eq!(alg.icv_len(), icv);
+            for esn in [false, true] {
+                let (mut a, mut b) = pair(alg, esn);
+                let p = icmp([192, 168, 11, 11], [192, 168, 12, 12], 61);
+                let (esp, _) = send(&mut a, &p).unwrap();
+                // header, IV, payload padded to the block, ICV
+                let body = p.len() + 2;
+                let padded = body.div_ceil(alg.block_align()) * alg.block_align();
+                assert_eq!(esp.len(), 8 + alg.iv_len() + padded + icv, "{alg}");
+                for i in esp.len() - icv..esp.len() {
+                    let mut t = esp.clone();
+                    t[i] ^= 0x80;
+                    assert_eq!(recv(&mut b, &t).unwrap_err(), DropReason::IcvMismatch, "{alg} byte {i}");
+                }
+                // An ICV cut to SHA-256's 16 bytes (a peer that truncates
+                // wrongly): the packet is misparsed and refused, by length
+                // when the cut leaves the ciphertext off the block size.
+                let cut = &esp[..esp.len() - (icv - 16)];
+                let aligned = (icv - 16) % alg.block_align() == 0;
+                let want = if aligned {
+                    DropReason::IcvMismatch
+                } else {
+                    DropReason::BadCiphertextLength
+                };
+                assert_eq!(recv(&mut b, cut).unwrap_err(), want, "{alg}: 16-byte ICV");
+                assert_eq!(recv(&mut b, &esp).unwrap(), p, "{alg} esn={esn}");
+                let back = icmp([192, 168, 12, 12], [192, 168, 11, 11], 1372);
+                let (esp, _) = send(&mut b, &back).unwrap();
+                assert_eq!(recv(&mut a, &esp).unwrap(), back);
+                let sa = b.inb.sad.get(&0x1001).unwrap();
+                assert_eq!(
+                    sa.stats.drops.get(DropReason::IcvMismatch),
+                    icv as u64 + aligned as u64,
+                    "{alg}"
+                );
+            }
+        }
+    }
+    // ESN across the 32-bit boundary: Seq-hi enters the HMAC-SHA-512 input.
+    let alg = EspAlgorithm::AesCbc {
+        key_bits: 256,
+        integ: HmacSha512_256,
+    };
+    let (mut a, mut b) = pair(alg, true);
+    let start = u32::MAX as u64 - 1;
+    let sa = a.out.sas[0].take().unwrap().with_last_seq(start);
+    a.out.sas[0] = Some(sa);
+    b.inb.sad.get_mut(&0x1001).unwrap().replay_window_mut().commit(start);
+    let p = icmp([192, 168, 11, 11], [192, 168, 12, 12], 8);
+    for i in 1..=4u64 {
+        let (esp, _) = send(&mut a, &p).unwrap();
+        assert_eq!(recv(&mut b, &esp).unwrap(), p, "seq {}", start + i);
+    }
+    assert_eq!(b.inb.sad.get(&0x1001).unwrap().replay_window().top(), start + 4);
 }
 
 #[test]

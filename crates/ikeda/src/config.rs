@@ -983,8 +983,8 @@ fn first_esp_algorithm(list: &str) -> Result<EspAlgorithm, String> {
                     esn: false,
                 };
                 let alg = suite
-                    .esp_algorithm()
-                    .ok_or_else(|| format!("proposal '{}': the ESP data plane has no {}", p.name(), encr.keyword()))?;
+                    .esp_algorithm_or_missing()
+                    .map_err(|what| format!("proposal '{}': the ESP data plane has no {what}", p.name()))?;
                 first.get_or_insert(alg);
             }
         }
@@ -1224,6 +1224,54 @@ remote_ts = ["192.168.12.0/24"]
         assert_eq!(ike.psk.expose(), b"not very secret");
         assert!(conn.manual.is_none());
         assert!(!format!("{c:?}").contains("very secret"));
+    }
+
+    #[test]
+    fn esp_proposals_with_sha2_384_and_512_are_accepted_and_refusals_name_what_is_missing() {
+        use ikeda_crypto::EspInteg;
+        // strongSwan's default ESP proposal carries both RFC 4868 pairs.
+        for (esp, integ) in [
+            ("aes256-sha384", EspInteg::HmacSha384_192),
+            ("aes256-sha512", EspInteg::HmacSha512_256),
+            ("aes256-sha2_512,aes128-sha1", EspInteg::HmacSha512_256),
+        ] {
+            let c =
+                parse(&IKE.replace("esp = \"aes128gcm16-x25519,aes128-sha1\"", &format!("esp = \"{esp}\""))).unwrap();
+            assert_eq!(c.conns[0].esp, EspAlgorithm::AesCbc { key_bits: 256, integ }, "{esp}");
+        }
+        // Manual keys take them too, with 48- and 64-byte integrity keys.
+        let hex = |n: usize, b: u8| format!("0x{}", format!("{b:02x}").repeat(n));
+        for (esp, n) in [("aes256-sha384", 48), ("aes256-sha512", 64)] {
+            let manual = |auth: usize| {
+                GOOD.replace("esp = \"aes128gcm16\"", &format!("esp = \"{esp}\""))
+                    .replace(
+                        "enc_key = \"0x000102030405060708090a0b0c0d0e0f10111213\"",
+                        &format!("enc_key = \"{}\", auth_key = \"{}\"", hex(32, 1), hex(auth, 2)),
+                    )
+                    .replace(
+                        "enc_key = \"0x101112131415161718191a1b1c1d1e1f20212223\"",
+                        &format!("enc_key = \"{}\", auth_key = \"{}\"", hex(32, 3), hex(auth, 4)),
+                    )
+            };
+            let c = parse(&manual(n)).unwrap();
+            let m = c.conns[0].manual.as_ref().unwrap();
+            assert_eq!(m.out.auth_key.as_ref().map(|k| k.len()), Some(n), "{esp}");
+            let e = parse(&manual(32)).unwrap_err().to_string();
+            assert!(e.contains(&format!("auth_key: {esp} needs {n} bytes, got 32")), "{e}");
+        }
+        // DES is the one cipher IKE knows (IKEv1 phase 1) and ESP does not:
+        // the refusal names it, not the integrity algorithm next to it.
+        let e = parse(&IKE.replace(
+            "esp = \"aes128gcm16-x25519,aes128-sha1\"",
+            "esp = \"aes256-sha384,des-sha512\"",
+        ))
+        .unwrap_err()
+        .to_string();
+        assert!(
+            e.ends_with("esp: proposal 'des-sha512': the ESP data plane has no cipher des"),
+            "{e}"
+        );
+        assert!(!e.contains("aes256"), "{e}");
     }
 
     #[test]

@@ -103,6 +103,8 @@ pub fn wireshark_esp(a: EspAlgorithm) -> Option<(&'static str, &'static str)> {
     let auth = |i: EspInteg| match i {
         EspInteg::HmacSha1_96 => "HMAC-SHA-1-96 [RFC2404]",
         EspInteg::HmacSha256_128 => "HMAC-SHA-256-128 [RFC4868]",
+        EspInteg::HmacSha384_192 => "HMAC-SHA-384-192 [RFC4868]",
+        EspInteg::HmacSha512_256 => "HMAC-SHA-512-256 [RFC4868]",
         EspInteg::HmacMd5_96 => "HMAC-MD5-96 [RFC2403]",
     };
     match a {
@@ -434,6 +436,30 @@ mod tests {
             wireshark_esp(EspAlgorithm::parse("3des-sha256").unwrap()),
             Some(("TripleDES-CBC [RFC2451]", "HMAC-SHA-256-128 [RFC4868]"))
         );
+        // RFC 4868's longer pair: the whole 48- and 64-byte keys go in.
+        for (esp, auth, n) in [
+            ("aes256-sha384", "HMAC-SHA-384-192 [RFC4868]", 48),
+            ("aes256-sha512", "HMAC-SHA-512-256 [RFC4868]", 64),
+        ] {
+            let a = EspAlgorithm::parse(esp).unwrap();
+            assert_eq!(wireshark_esp(a), Some(("AES-CBC [RFC3602]", auth)));
+            let l = esp_line(
+                a,
+                0xc0000002,
+                "192.168.50.11".parse().unwrap(),
+                "192.168.50.12".parse().unwrap(),
+                &sb(5, 32),
+                Some(&sb(6, n)),
+            );
+            assert!(
+                l.ends_with(&format!(
+                    "\"AES-CBC [RFC3602]\",\"0x{}\",\"{auth}\",\"0x{}\"",
+                    "05".repeat(32),
+                    "06".repeat(n)
+                )),
+                "{l}"
+            );
+        }
     }
 
     #[test]

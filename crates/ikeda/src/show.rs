@@ -446,6 +446,20 @@ mod tests {
             esn: true,
         };
         assert_eq!(child_suite_name(&c), "AES_CBC-128/HMAC_SHA1_96/ECP_256/ESN");
+        // Now in the data plane: named through the ESP algorithm, the same.
+        for (integ, name) in [
+            (Integ::HmacSha384_192, "AES_CBC-256/HMAC_SHA2_384_192"),
+            (Integ::HmacSha512_256, "AES_CBC-256/HMAC_SHA2_512_256/ESN"),
+        ] {
+            let c = ChildSuite {
+                encr: Encr::AesCbc { key_bits: 256 },
+                integ: Some(integ),
+                dh: None,
+                esn: name.ends_with("ESN"),
+            };
+            assert!(c.esp_algorithm().is_some());
+            assert_eq!(child_suite_name(&c), name);
+        }
     }
 
     #[test]

@@ -7,7 +7,7 @@
 //!
 //! * with tshark's own ESP dissector (`esp_sa` UAT file, ICV checking on),
 //!   for every suite tshark 4.0 knows (AES-GCM; AES-CBC or 3DES-CBC with
-//!   HMAC-SHA1/SHA256/MD5)
+//!   HMAC-SHA1/SHA256/SHA384/SHA512/MD5)
 //!   and without ESN (tshark 4.0 handles neither ChaCha20-Poly1305 nor ESN);
 //! * with `oracle_chacha.py` (Python `cryptography`, nothing from ikeda),
 //!   for every case; where tshark also ran both must agree frame by frame.
@@ -85,11 +85,14 @@ impl Case {
             "HMAC-SHA-256-128 [RFC4868]",
             "HMAC-MD5-96 [RFC2403]",
         );
+        let (sha384, sha512) = ("HMAC-SHA-384-192 [RFC4868]", "HMAC-SHA-512-256 [RFC4868]");
         match self.esp {
             "aes128gcm16" | "aes256gcm16" => Some((gcm, "NULL")),
             "aes128-sha1" | "aes256-sha1" => Some((cbc, sha1)),
             "aes128-sha256" | "aes256-sha256" => Some((cbc, sha256)),
             "aes128-md5" | "aes256-md5" => Some((cbc, md5)),
+            "aes128-sha384" | "aes256-sha384" => Some((cbc, sha384)),
+            "aes128-sha512" | "aes256-sha512" => Some((cbc, sha512)),
             "3des-md5" => Some((des3, md5)),
             "3des-sha1" => Some((des3, sha1)),
             "3des-sha256" => Some((des3, sha256)),
@@ -996,4 +999,8 @@ cases! {
     esp_aes128_md5: 17, "aes128-md5", udp=false, esn=false, outer6=false;
     udp_3des_md5: 18, "3des-md5", udp=true, esn=false, outer6=false;
     esn_3des_sha1: 19, "3des-sha1", udp=false, esn=true, outer6=false;
+    esp_aes256_sha384: 20, "aes256-sha384", udp=false, esn=false, outer6=false;
+    esp_aes256_sha512: 21, "aes256-sha512", udp=false, esn=false, outer6=false;
+    udp_aes256_sha512: 22, "aes256-sha512", udp=true, esn=false, outer6=false;
+    esn_aes256_sha384: 23, "aes256-sha384", udp=false, esn=true, outer6=false;
 }

@@ -57,6 +57,13 @@ SUITES = {
     "3des-md5": ("cbc", 24, 8, 12, hashlib.md5),
     "3des-sha1": ("cbc", 24, 8, 12, hashlib.sha1),
     "3des-sha256": ("cbc", 24, 8, 16, hashlib.sha256),
+    # RFC 4868: HMAC-SHA-384-192 and HMAC-SHA-512-256, half the hash kept.
+    "aes128-sha384": ("cbc", 16, 16, 24, hashlib.sha384),
+    "aes256-sha384": ("cbc", 32, 16, 24, hashlib.sha384),
+    "aes128-sha512": ("cbc", 16, 16, 32, hashlib.sha512),
+    "aes256-sha512": ("cbc", 32, 16, 32, hashlib.sha512),
+    "3des-sha384": ("cbc", 24, 8, 24, hashlib.sha384),
+    "3des-sha512": ("cbc", 24, 8, 32, hashlib.sha512),
 }
 
 
@@ -182,6 +189,10 @@ def decrypt(sa, esp):
         if len(key) != klen:
             raise ValueError("enc_key is %d bytes, expected %d" % (len(key), klen))
         akey = bytes.fromhex(sa["auth_key"])
+        # RFC 2403 section 3, RFC 2404 section 3, RFC 4868 section 2.1.1:
+        # the key is as long as the hash's output.
+        if len(akey) != prim().digest_size:
+            raise ValueError("auth_key is %d bytes, expected %d" % (len(akey), prim().digest_size))
         # RFC 4303 section 3.3.2.1: with ESN the high-order bits are
         # appended (not sent) to the ICV input.
         mac_in = esp[:len(esp) - icvlen] + (seq_hi if sa["esn"] else b"")

@@ -573,6 +573,53 @@ mod tests {
         crate::EspCipher::new(alg, &c.i_to_r.enc, None).unwrap();
     }
 
+    /// RFC 7296 §2.17 with HMAC-SHA2-384-192 and -512-256 (RFC 4868
+    /// §2.1.1: 48- and 64-byte keys): KEYMAT is SK_ei | SK_ai | SK_er |
+    /// SK_ar, 2 * (32 + 48 or 64) bytes of prf+. Checked against python3
+    /// (prf+ with HMAC-SHA-256 over Ni | Nr, as above).
+    #[test]
+    fn child_keys_cbc_sha2_384_and_512_known_answer() {
+        let (_, ni, nr, _, _) = inputs();
+        let sk_d = sb("5c5fd24445e53d38956cc0be36a13b8095e884bc9ec4b1f3cb5989013ac550e3");
+        let cases = [
+            (
+                Integ::HmacSha384_192,
+                "357f5af41cc64ab41619b8735394844015e0d9a5fb81f7d2287e1623fd1ddffa852a57add0b19ce87f756b8b4bf4b164",
+                "3845792b4645ba03e5908a8001614ebe6c75eec4c35a7ef692ac43d77b01dcf5",
+                "6d24610425a748524aceda4c57270999d27326d7ce99a8fe7a4052618aa07a60f51deebbf0e923bc15bd58481e22db45",
+            ),
+            (
+                Integ::HmacSha512_256,
+                "357f5af41cc64ab41619b8735394844015e0d9a5fb81f7d2287e1623fd1ddffa852a57add0b19ce87f756b8b4bf4b1643845792b4645ba03e5908a8001614ebe",
+                "6c75eec4c35a7ef692ac43d77b01dcf56d24610425a748524aceda4c57270999",
+                "d27326d7ce99a8fe7a4052618aa07a60f51deebbf0e923bc15bd58481e22db450da8a6004507ee6fb41c324170c2919e50bca19f86b76f4906dbe43de76980bc",
+            ),
+        ];
+        let encr = Encr::AesCbc { key_bits: 256 };
+        for (integ, ai, er, ar) in cases {
+            let c = ChildKeys::derive(Prf::HmacSha256, &sk_d, encr, Some(integ), None, &ni, &nr).unwrap();
+            assert_eq!(
+                c.i_to_r.enc,
+                sb("2751f4a79071a72d49e0f983dcaf25a074e95c97b60f29e1adc300e21390a209")
+            );
+            assert_eq!(c.i_to_r.auth, Some(sb(ai)), "{integ}");
+            assert_eq!(c.r_to_i.enc, sb(er), "{integ}");
+            assert_eq!(c.r_to_i.auth, Some(sb(ar)), "{integ}");
+            // The keys feed the ESP cipher the suite maps to, as they are.
+            let suite = super::super::ChildSuite {
+                encr,
+                integ: Some(integ),
+                dh: None,
+                esn: false,
+            };
+            let alg = suite.esp_algorithm().unwrap();
+            assert_eq!(alg.auth_key_len(), integ.key_len());
+            for d in [&c.i_to_r, &c.r_to_i] {
+                crate::EspCipher::new(alg, &d.enc, d.auth.as_ref()).unwrap();
+            }
+        }
+    }
+
     /// AUTH for the initiator with a PSK, checked against python3:
     /// ```text
     /// maced = hmac(SK_pi, b'\x02\x00\x00\x00moon.strongswan.org', sha256)

@@ -17,7 +17,7 @@
 use core::fmt;
 
 use super::{DhGroup, Encr, IkeSuite, Integ, Prf};
-use crate::EspAlgorithm;
+use crate::{EspAlgorithm, EspInteg};
 
 /// Transform Type numbers (RFC 7296 §3.3.2).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
@@ -155,6 +155,32 @@ impl ChildSuite {
             self.encr.key_length_attribute(),
             self.integ.map(Integ::transform_id),
         )
+    }
+
+    /// As [`esp_algorithm`](ChildSuite::esp_algorithm), or what the data
+    /// plane lacks, named as a proposal names it: the integrity algorithm
+    /// (`integrity algorithm sha384 (HMAC_SHA2_384_192)`) when that is what
+    /// is missing, else the cipher (`cipher des`), else the pairing.
+    pub fn esp_algorithm_or_missing(&self) -> Result<EspAlgorithm, String> {
+        if let Some(a) = self.esp_algorithm() {
+            return Ok(a);
+        }
+        let (id, kl) = (self.encr.transform_id(), self.encr.key_length_attribute());
+        if let Some(i) = self.integ {
+            if EspInteg::from_ikev2(i.transform_id()).is_none() {
+                return Err(format!("integrity algorithm {} ({})", i.keyword(), i.strongswan_name()));
+            }
+        }
+        let cipher_known = core::iter::once(None)
+            .chain(EspInteg::ALL.map(|i| Some(i.ikev2_id())))
+            .any(|i| EspAlgorithm::from_ikev2(id, kl, i).is_some());
+        if !cipher_known {
+            return Err(format!("cipher {}", self.encr.keyword()));
+        }
+        Err(match self.integ {
+            Some(i) => format!("{} with {}", self.encr.keyword(), i.keyword()),
+            None => format!("{} without an integrity algorithm", self.encr.keyword()),
+        })
     }
 }
 
@@ -759,8 +785,50 @@ mod tests {
             "aes256-sha256",
             "maps onto the ESP data plane's algorithm"
         );
-        let s512 = ChildProposal::parse("aes256-sha512").unwrap();
-        assert_eq!(s512.select(&s512).unwrap().esp_algorithm(), None);
+        for (kw, integ) in [("sha384", "HMAC_SHA2_384_192"), ("sha512", "HMAC_SHA2_512_256")] {
+            let p = ChildProposal::parse(&format!("aes256-{kw}")).unwrap();
+            let a = p.select(&p).unwrap().esp_algorithm().unwrap();
+            assert_eq!(
+                (a.name(), a.strongswan_name()),
+                (format!("aes256-{kw}"), format!("AES_CBC-256/{integ}"))
+            );
+        }
+        // What the data plane lacks is named: DES (an IKEv1 phase-1
+        // cipher only), or a pairing the parser would not build.
+        let suite = |encr, integ| ChildSuite {
+            encr,
+            integ,
+            dh: None,
+            esn: false,
+        };
+        assert_eq!(
+            suite(Encr::DesCbc, Some(Integ::HmacSha384_192)).esp_algorithm_or_missing(),
+            Err("cipher des".into())
+        );
+        assert_eq!(
+            suite(Encr::AesCbc { key_bits: 256 }, Some(Integ::HmacSha512_256))
+                .esp_algorithm_or_missing()
+                .map(|a| a.name()),
+            Ok("aes256-sha512".into())
+        );
+        assert_eq!(
+            suite(Encr::AesGcm16 { key_bits: 128 }, Some(Integ::HmacSha1_96)).esp_algorithm_or_missing(),
+            Err("aes128gcm16 with sha1".into())
+        );
+        assert_eq!(
+            suite(Encr::AesCbc { key_bits: 128 }, None).esp_algorithm_or_missing(),
+            Err("aes128 without an integrity algorithm".into())
+        );
+        // Every IKE integrity algorithm has an ESP counterpart with the
+        // same transform ID, key and ICV lengths and names.
+        for i in Integ::ALL {
+            let e = EspInteg::from_ikev2(i.transform_id()).unwrap();
+            assert_eq!(
+                (e.key_len(), e.icv_len(), e.keyword(), e.strongswan_name()),
+                (i.key_len(), i.icv_len(), i.keyword(), i.strongswan_name()),
+                "{i}"
+            );
+        }
         for v in 1..=5 {
             assert_eq!(TransformType::from_value(v).unwrap().value(), v);
         }

@@ -1529,12 +1529,15 @@ impl Engine {
         let (Some(suite), Some(keys)) = (sa.suite, sa.keys.as_ref()) else {
             return;
         };
-        let Some(alg) = c.suite.esp_algorithm() else {
-            self.fail(
-                conn,
-                Failure::Other("negotiated ESP algorithm is not in the data plane".into()),
-            );
-            return;
+        let alg = match c.suite.esp_algorithm_or_missing() {
+            Ok(alg) => alg,
+            Err(what) => {
+                self.fail(
+                    conn,
+                    Failure::Other(format!("negotiated ESP algorithm is not in the data plane: no {what}")),
+                );
+                return;
+            }
         };
         let km = match ChildKeys::derive(
             suite.prf,

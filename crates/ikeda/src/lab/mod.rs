@@ -126,7 +126,7 @@ pub enum EncapArg {
 pub struct UpArgs {
     #[command(flatten)]
     pub name: NameArg,
-    /// ESP proposal (strongSwan syntax): aes128gcm16, aes256gcm16, chacha20poly1305, aes128-sha1, aes256-sha256, ...
+    /// ESP proposal (strongSwan syntax): aes128gcm16, aes256gcm16, chacha20poly1305, aes128-sha1, aes256-sha256, aes256-sha384, aes256-sha512, ...
     #[arg(long, default_value = "aes128gcm16")]
     pub esp: String,
     /// Raw ESP (IP protocol 50) or UDP-encapsulated ESP (RFC 3948, port 4500);
