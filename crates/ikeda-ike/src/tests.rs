@@ -1025,6 +1025,21 @@ fn pfs_rekey_without_ke_is_refused_and_the_old_sa_stays() {
                 "{er:?}"
             );
         }
+        // Both ends name it for `status`.
+        assert!(
+            matches!(failure(ei), Some(Failure::PeerRejectedProposals { exchange, .. }) if exchange.starts_with("CREATE_CHILD_SA")),
+            "{ei:?}"
+        );
+        assert!(
+            matches!(
+                failure(er),
+                Some(Failure::NoProposalChosen {
+                    exchange: "CREATE_CHILD_SA",
+                    ..
+                })
+            ),
+            "{er:?}"
+        );
         consistent(&pa, &pb);
         assert_eq!(pa.outbound.clone().unwrap().0, old, "still on the old SA");
         assert_eq!(child_groups(&p.a), [None]);

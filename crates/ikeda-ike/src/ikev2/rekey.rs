@@ -383,6 +383,17 @@ impl Engine {
                         }
                     }
                 }
+                if error == Some(NotifyType::NO_PROPOSAL_CHOSEN) {
+                    // Named in `status`: a PFS group on one side only ends
+                    // here, and the old SA only lives until its hard lifetime.
+                    self.fail(
+                        conn,
+                        Failure::PeerRejectedProposals {
+                            exchange: "CREATE_CHILD_SA (CHILD rekey)",
+                            offered: c.esp_proposals.iter().map(|p| p.name()).collect::<Vec<_>>().join(", "),
+                        },
+                    );
+                }
                 if let Some(n) = error {
                     return retry(self, format!("peer answered {n}"));
                 }
@@ -709,14 +720,20 @@ impl Engine {
         let Some((suite, spi_out, num)) = pick else {
             // Also when our proposals require a group and the initiator
             // offered none: no CHILD SA keyed without the PFS we ask for.
+            let offered = offered.iter().map(|p| p.name()).collect::<Vec<_>>().join(", ");
+            let accepted = c.esp_proposals.iter().map(|p| p.name()).collect::<Vec<_>>().join(", ");
+            self.fail(
+                conn,
+                Failure::NoProposalChosen {
+                    exchange: "CREATE_CHILD_SA",
+                    offered: offered.clone(),
+                    accepted: accepted.clone(),
+                },
+            );
             return refuse(
                 self,
                 NotifyType::NO_PROPOSAL_CHOSEN,
-                format!(
-                    "no acceptable ESP proposal: peer offered {}; we accept {}",
-                    offered.iter().map(|p| p.name()).collect::<Vec<_>>().join(", "),
-                    c.esp_proposals.iter().map(|p| p.name()).collect::<Vec<_>>().join(", ")
-                ),
+                format!("no acceptable ESP proposal: peer offered {offered}; we accept {accepted}"),
             );
         };
         // PFS (§1.3, §2.17): KEi must be of the chosen proposal's group.
