@@ -924,23 +924,36 @@ fn pfs_child_from_ike_auth_has_no_ke_and_rekeys_with_one_from_either_side() {
     }
 }
 
-/// The DH secret goes into KEYMAT (§2.17): with the same IKE SA, nonces and
-/// everything else, a PFS rekey and a rekey without PFS yield different
-/// keys. Two runs with the same seeds differ only in the ESP group.
+/// The DH secret goes into KEYMAT (§2.17): recomputed from SK_d and the
+/// rekey's nonces, prf+(SK_d, Ni | Nr) gives the keys of a rekey without a
+/// group, and not those of a rekey with one (g^ir comes first there).
 #[test]
 fn pfs_shared_secret_goes_into_keymat() {
-    let keys = |esp: &str| {
-        let (mut p, mut pa, mut pb, _, _) = pfs_pair(esp, esp, 32);
+    use ikeda_crypto::ike::{ChildKeys, Role};
+    for (esp, pfs) in [
+        ("aes128gcm16", false),
+        ("aes128gcm16-x25519", true),
+        ("aes128-sha256-ecp256", true),
+    ] {
+        let (mut p, mut pa, mut pb, ea, _) = pfs_pair(esp, esp, 32);
+        let k = ike_keys(&ea)[0].clone();
         let now = p.now;
         p.a.rekey_child("s2s", now).unwrap();
         let (ea, _) = step_both(&mut p, &mut pa, &mut pb, Duration::from_secs(5));
         let c = child(&ea).unwrap();
-        (c.enc_out.expose().to_vec(), child_groups(&p.a))
-    };
-    let (with, g) = keys("aes128gcm16-x25519");
-    let (without, g0) = keys("aes128gcm16");
-    assert_eq!((g, g0), (vec![Some(DhGroup::Curve25519)], vec![None]));
-    assert_ne!(with, without);
+        let (ni, nr) = p.a.child_nonces(c.spi_in).expect("the rekey's nonces");
+        let s = p.a.ike_sas()[0].children[0].suite;
+        let without = ChildKeys::derive(k.suite.prf, &k.keys.sk_d, s.encr, s.integ, None, &ni, &nr).unwrap();
+        let same = without.outbound(Role::Initiator).enc.expose() == c.enc_out.expose()
+            && without.inbound(Role::Initiator).enc.expose() == c.enc_in.expose();
+        assert_eq!(
+            same,
+            !pfs,
+            "{esp}: KEYMAT {} g^ir",
+            if pfs { "with" } else { "without" }
+        );
+        assert_eq!(s.dh.is_some(), pfs, "{esp}");
+    }
 }
 
 #[test]
