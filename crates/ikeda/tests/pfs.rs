@@ -195,3 +195,148 @@ fn strongswan_ikev1_same_pfs_esp_string_shows_its_group() {
     );
     assert_eq!(ours, [want.clone(), want]);
 }
+
+/// The groups differ in preference: the rekey's responder answers
+/// INVALID_KE_PAYLOAD naming the group it wants and the initiator tries
+/// again with it (RFC 7296 §1.3), ikeda in either role against charon.
+#[test]
+fn strongswan_ikev2_child_pfs_invalid_ke_payload_both_ways() {
+    if !require_root("strongswan_ikev2_child_pfs_invalid_ke_payload_both_ways") {
+        return;
+    }
+    need_strongswan();
+    // ikeda rekeys with a KEi of ECP_256; charon takes only Curve25519.
+    let (lab, out) = Lab::up(
+        'v',
+        &[
+            "--ike",
+            "2",
+            "--peer",
+            "strongswan",
+            "--esp",
+            "aes128gcm16-ecp256-x25519",
+            "--peer-esp",
+            "aes128gcm16-x25519",
+            "--rekey-time",
+            "8s",
+        ],
+    );
+    assert!(out.contains("3 packets transmitted, 3 received"), "{out}");
+    wait_for("ikeda's rekey, retried with CURVE_25519", 15, || {
+        gw1_log(&lab).matches("CHILD_SA rekeyed with SPIs").count() >= 1
+    });
+    let log = gw1_log(&lab);
+    assert!(
+        has_line(&log, "received CREATE_CHILD_SA response", "[ N(INVAL_KE) ]")
+            && log.contains("peer wants key exchange group CURVE_25519 for the CHILD_SA, retrying")
+            && log.contains("(PFS with CURVE_25519)"),
+        "{log}"
+    );
+    let charon = std::fs::read_to_string(lab.dir().join("charon-gw2.log")).unwrap_or_default();
+    assert!(
+        charon.contains("DH group ECP_256 unacceptable, requesting CURVE_25519"),
+        "{charon}"
+    );
+    both_show(
+        &lab,
+        "AES_GCM_16-128/CURVE_25519",
+        Some("CURVE_25519"),
+        "after the retry",
+    );
+    ping_ok(&lab, "after ikeda's retried rekey");
+    drop(lab);
+
+    // charon rekeys with a KEi of ECP_256; ikeda takes only Curve25519.
+    let (lab, out) = Lab::up(
+        'v',
+        &[
+            "--ike",
+            "2",
+            "--peer",
+            "strongswan",
+            "--esp",
+            "aes128gcm16-x25519",
+            "--peer-esp",
+            "aes128gcm16-ecp256-x25519",
+            "--initiator",
+            "gw2",
+        ],
+    );
+    assert!(out.contains("3 packets transmitted, 3 received"), "{out}");
+    let r = swanctl(&lab, "gw2", &["--rekey", "--child", "net"]);
+    assert!(r.contains("rekey completed successfully"), "{r}");
+    wait_for("ikeda to install charon's retried rekey", 10, || {
+        gw1_log(&lab).contains("CHILD_SA rekeyed with SPIs")
+    });
+    let log = gw1_log(&lab);
+    assert!(
+        log.contains("KEi of group ECP_256, the chosen proposal has CURVE_25519: asking for it (INVALID_KE_PAYLOAD)")
+            && has_line(&log, "sending CREATE_CHILD_SA response", "[ N(INVAL_KE) ]"),
+        "{log}"
+    );
+    let charon = std::fs::read_to_string(lab.dir().join("charon-gw2.log")).unwrap_or_default();
+    assert!(
+        charon.contains("peer didn't accept DH group ECP_256, it requested CURVE_25519"),
+        "{charon}"
+    );
+    both_show(
+        &lab,
+        "AES_GCM_16-128/CURVE_25519",
+        Some("CURVE_25519"),
+        "after charon's retry",
+    );
+    ping_ok(&lab, "after charon's retried rekey");
+}
+
+/// ikeda requires PFS, charon's rekey has none: NO_PROPOSAL_CHOSEN, no CHILD
+/// SA keyed without the group, and the old one keeps carrying traffic.
+#[test]
+fn strongswan_ikev2_rekey_without_the_required_group_is_refused() {
+    if !require_root("strongswan_ikev2_rekey_without_the_required_group_is_refused") {
+        return;
+    }
+    need_strongswan();
+    let (lab, out) = Lab::up(
+        'w',
+        &[
+            "--ike",
+            "2",
+            "--peer",
+            "strongswan",
+            "--esp",
+            "aes128gcm16-modp2048",
+            "--peer-esp",
+            "aes128gcm16",
+            "--initiator",
+            "gw2",
+        ],
+    );
+    // IKE_AUTH has no KE either way: the CHILD SA comes up.
+    assert!(out.contains("3 packets transmitted, 3 received"), "{out}");
+    both_show(&lab, "AES_GCM_16-128", None, "CHILD SA of IKE_AUTH");
+    let _ = swanctl(&lab, "gw2", &["--rekey", "--child", "net"]);
+    wait_for("ikeda to refuse charon's rekey", 10, || {
+        has_line(&gw1_log(&lab), "sending CREATE_CHILD_SA response", "[ N(NO_PROP) ]")
+    });
+    let log = gw1_log(&lab);
+    assert!(
+        log.contains("no acceptable ESP proposal: peer offered aes128gcm16; we accept aes128gcm16-modp2048"),
+        "{log}"
+    );
+    assert!(!log.contains("CHILD_SA rekeyed"), "{log}");
+    let status = Command::new(IKEDA)
+        .arg("--socket")
+        .arg(lab.dir().join("gw1.sock"))
+        .args(["status", "--json"])
+        .output()
+        .unwrap();
+    let st: serde_json::Value = serde_json::from_slice(&status.stdout).unwrap();
+    assert!(
+        st[0]["last_failure"]
+            .as_str()
+            .is_some_and(|f| f.contains("no proposal chosen in CREATE_CHILD_SA")),
+        "status names it: {st}"
+    );
+    both_show(&lab, "AES_GCM_16-128", None, "still the CHILD SA of IKE_AUTH");
+    ping_ok(&lab, "on the old CHILD SA");
+}

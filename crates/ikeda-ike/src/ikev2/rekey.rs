@@ -761,7 +761,11 @@ impl Engine {
                     conn,
                     format!(
                         "refusing CREATE_CHILD_SA: KEi {}, the chosen proposal has {}: asking for it (INVALID_KE_PAYLOAD)",
-                        ke.as_ref().map_or_else(|| "missing".to_string(), |k| format!("of group {}", k.dh_group.0)),
+                        match (&ke, ke_group) {
+                            (None, _) => "missing".to_string(),
+                            (Some(_), Some(kg)) => format!("of group {}", kg.name()),
+                            (Some(k), None) => format!("of group {}", k.dh_group.0),
+                        },
                         g.name()
                     ),
                 );
