@@ -835,3 +835,248 @@ fn retired_connections_are_neither_initiated_nor_answered() {
     p.b.set_conn(spec(B, A, ike, "aes128gcm16", "secret", net2(), net1()));
     assert_eq!(p.b.conn_names().count(), 1);
 }
+
+// ---- PFS for CHILD SAs (RFC 7296 §1.2, §1.3, §2.17) ------------------------
+//
+// IKE_AUTH { IDi, AUTH, N(INIT_CONTACT), SA (no KE transform), TSi, TSr } -->
+//          <-- { IDr, AUTH, SA, TSi, TSr }                  (no PFS: no KE)
+// CREATE_CHILD_SA { N(REKEY_SA), SA (with KE), Ni, KEi, TSi, TSr } -->
+//          <-- { SA, Nr, KEr, TSi, TSr }   KEYMAT = prf+(SK_d, g^ir | Ni | Nr)
+
+use ikeda_crypto::ike::DhGroup;
+
+fn logged(ev: &[Event], s: &str) -> bool {
+    ev.iter()
+        .any(|e| matches!(e, Event::Log { line, .. } if line.contains(s)))
+}
+
+/// The PFS group of the CHILD SAs an engine holds (old ones included).
+fn child_groups(e: &Engine) -> Vec<Option<DhGroup>> {
+    e.ike_sas()
+        .iter()
+        .flat_map(|s| s.children.iter().map(|c| c.suite.dh))
+        .collect()
+}
+
+fn pfs_pair(esp_a: &str, esp_b: &str, seed: u64) -> (Pair<Engine, Engine>, Plane, Plane, Vec<Event>, Vec<Event>) {
+    let ike = "aes128gcm16-prfsha256-x25519";
+    let mut p = pair(
+        spec(A, B, ike, esp_a, "k", net1(), net2()),
+        spec(B, A, ike, esp_b, "k", net2(), net1()),
+        seed,
+    );
+    p.a.initiate("s2s", Millis::ZERO).unwrap();
+    let (mut pa, mut pb) = (Plane::default(), Plane::default());
+    let (ea, eb) = step_both(&mut p, &mut pa, &mut pb, Duration::from_secs(5));
+    (p, pa, pb, ea, eb)
+}
+
+#[test]
+fn pfs_child_from_ike_auth_has_no_ke_and_rekeys_with_one_from_either_side() {
+    for (esp, group) in [
+        ("aes128gcm16-modp2048", DhGroup::Modp2048),
+        ("aes128-sha256-ecp256", DhGroup::Ecp256),
+        ("aes128gcm16-x25519", DhGroup::Curve25519),
+    ] {
+        let (mut p, mut pa, mut pb, ea, eb) = pfs_pair(esp, esp, 31);
+        check_established(&ea, &eb);
+        consistent(&pa, &pb);
+        // §1.2: no KE transform in IKE_AUTH, so strongSwan's stripped
+        // proposal matches ours; the CHILD SA it creates has no group.
+        assert!(
+            logged(
+                &ea,
+                "sending IKE_AUTH request 1 [ IDi AUTH N(INIT_CONTACT) SA TSi TSr ]"
+            ),
+            "{esp}: {ea:?}"
+        );
+        assert_eq!(child_groups(&p.a), [None], "{esp}");
+        assert_eq!(child_groups(&p.b), [None], "{esp}");
+        for a_rekeys in [true, false] {
+            let now = p.now;
+            if a_rekeys {
+                p.a.rekey_child("s2s", now).unwrap();
+            } else {
+                p.b.rekey_child("s2s", now).unwrap();
+            }
+            let (ea, eb) = step_both(&mut p, &mut pa, &mut pb, Duration::from_secs(5));
+            let (ei, er) = if a_rekeys { (&ea, &eb) } else { (&eb, &ea) };
+            assert!(failure(&ea).is_none() && failure(&eb).is_none(), "{esp}: {ea:?} {eb:?}");
+            assert!(
+                logged(ei, "[ N(REKEY_SA) SA No KE TSi TSr ]") && logged(er, "[ SA No KE TSi TSr ]"),
+                "{esp} a_rekeys={a_rekeys}: KEi and KEr\n{ei:?}\n{er:?}"
+            );
+            // Both ends derived the same keys (with g^ir), and send on them.
+            consistent(&pa, &pb);
+            assert_eq!((pa.inbound.len(), pb.inbound.len()), (1, 1), "{esp}: old SA deleted");
+            assert_eq!(
+                child_groups(&p.a),
+                [Some(group)],
+                "{esp}: the rekeyed CHILD SA records its group"
+            );
+            assert_eq!(child_groups(&p.b), [Some(group)], "{esp}");
+            let (ci, cr) = (child(ei).unwrap(), child(er).unwrap());
+            assert_eq!(
+                (ci.enc_out.expose(), ci.enc_in.expose()),
+                (cr.enc_in.expose(), cr.enc_out.expose())
+            );
+            assert_eq!(ci.auth_out, cr.auth_in);
+        }
+    }
+}
+
+/// The DH secret goes into KEYMAT (§2.17): recomputed from SK_d and the
+/// rekey's nonces, prf+(SK_d, Ni | Nr) gives the keys of a rekey without a
+/// group, and not those of a rekey with one (g^ir comes first there).
+#[test]
+fn pfs_shared_secret_goes_into_keymat() {
+    use ikeda_crypto::ike::{ChildKeys, Role};
+    for (esp, pfs) in [
+        ("aes128gcm16", false),
+        ("aes128gcm16-x25519", true),
+        ("aes128-sha256-ecp256", true),
+    ] {
+        let (mut p, mut pa, mut pb, ea, _) = pfs_pair(esp, esp, 32);
+        let k = ike_keys(&ea)[0].clone();
+        let now = p.now;
+        p.a.rekey_child("s2s", now).unwrap();
+        let (ea, _) = step_both(&mut p, &mut pa, &mut pb, Duration::from_secs(5));
+        let c = child(&ea).unwrap();
+        let (ni, nr) = p.a.child_nonces(c.spi_in).expect("the rekey's nonces");
+        let s = p.a.ike_sas()[0].children[0].suite;
+        let without = ChildKeys::derive(k.suite.prf, &k.keys.sk_d, s.encr, s.integ, None, &ni, &nr).unwrap();
+        let same = without.outbound(Role::Initiator).enc.expose() == c.enc_out.expose()
+            && without.inbound(Role::Initiator).enc.expose() == c.enc_in.expose();
+        assert_eq!(
+            same,
+            !pfs,
+            "{esp}: KEYMAT {} g^ir",
+            if pfs { "with" } else { "without" }
+        );
+        assert_eq!(s.dh.is_some(), pfs, "{esp}");
+    }
+}
+
+#[test]
+fn pfs_rekey_answered_invalid_ke_payload_is_retried_with_the_responders_group() {
+    for a_rekeys in [true, false] {
+        // The rekey's initiator prefers ECP-256; the responder takes only
+        // Curve25519: INVALID_KE_PAYLOAD(CURVE_25519), then a second
+        // request with a KEi of that group.
+        let (i, r) = ("aes128gcm16-ecp256-x25519", "aes128gcm16-x25519");
+        let (esp_a, esp_b) = if a_rekeys { (i, r) } else { (r, i) };
+        let (mut p, mut pa, mut pb, ea, eb) = pfs_pair(esp_a, esp_b, 33);
+        check_established(&ea, &eb);
+        let now = p.now;
+        if a_rekeys {
+            p.a.rekey_child("s2s", now).unwrap();
+        } else {
+            p.b.rekey_child("s2s", now).unwrap();
+        }
+        let (ea, eb) = step_both(&mut p, &mut pa, &mut pb, Duration::from_secs(5));
+        let (ei, er) = if a_rekeys { (&ea, &eb) } else { (&eb, &ea) };
+        assert!(failure(&ea).is_none() && failure(&eb).is_none());
+        assert!(logged(er, "[ N(INVAL_KE) ]"), "{er:?}");
+        assert!(
+            logged(
+                ei,
+                "peer wants key exchange group CURVE_25519 for the CHILD_SA, retrying"
+            ),
+            "{ei:?}"
+        );
+        let kei = |ev: &[Event]| {
+            ev.iter()
+                .filter(|e| matches!(e, Event::Log { line, .. } if line.starts_with("sending CREATE_CHILD_SA request") && line.contains("[ N(REKEY_SA) SA No KE TSi TSr ]")))
+                .count()
+        };
+        assert_eq!(kei(ei), 2, "the first request and the retry: {ei:?}");
+        consistent(&pa, &pb);
+        assert_eq!((pa.inbound.len(), pb.inbound.len()), (1, 1));
+        assert_eq!(child_groups(&p.a), [Some(DhGroup::Curve25519)]);
+        assert_eq!(child_groups(&p.b), [Some(DhGroup::Curve25519)]);
+    }
+}
+
+/// A KEi of a group both proposals have is taken even if the responder
+/// prefers another: no round trip.
+#[test]
+fn pfs_responder_takes_an_acceptable_kei_group_without_a_round_trip() {
+    let (mut p, mut pa, mut pb, _, _) = pfs_pair("aes128gcm16-ecp256-x25519", "aes128gcm16-x25519-ecp256", 34);
+    let now = p.now;
+    p.a.rekey_child("s2s", now).unwrap();
+    let (ea, eb) = step_both(&mut p, &mut pa, &mut pb, Duration::from_secs(5));
+    assert!(!logged(&eb, "INVAL_KE") && failure(&ea).is_none(), "{eb:?}");
+    consistent(&pa, &pb);
+    assert_eq!(child_groups(&p.b), [Some(DhGroup::Ecp256)]);
+}
+
+/// PFS required on one end only: IKE_AUTH still creates the CHILD SA (no KE
+/// there), but a rekey without a KE is refused with NO_PROPOSAL_CHOSEN (no
+/// CHILD SA keyed without the PFS asked for), and one with a KE is refused
+/// by the end that has no group; the old SA keeps carrying traffic.
+#[test]
+fn pfs_rekey_without_ke_is_refused_and_the_old_sa_stays() {
+    let (mut p, mut pa, mut pb, ea, eb) = pfs_pair("aes128gcm16", "aes128gcm16-modp2048", 35);
+    check_established(&ea, &eb);
+    for a_rekeys in [true, false] {
+        let now = p.now;
+        let old = pa.outbound.clone().unwrap().0;
+        if a_rekeys {
+            p.a.rekey_child("s2s", now).unwrap();
+        } else {
+            p.b.rekey_child("s2s", now).unwrap();
+        }
+        let (ea, eb) = step_both(&mut p, &mut pa, &mut pb, Duration::from_secs(5));
+        let (ei, er) = if a_rekeys { (&ea, &eb) } else { (&eb, &ea) };
+        assert!(logged(er, "[ N(NO_PROP) ]"), "{ei:?} {er:?}");
+        assert!(
+            logged(ei, "CHILD_SA rekey failed (peer answered NO_PROPOSAL_CHOSEN)"),
+            "{ei:?}"
+        );
+        if a_rekeys {
+            assert!(
+                logged(er, "peer offered aes128gcm16; we accept aes128gcm16-modp2048"),
+                "{er:?}"
+            );
+        }
+        // Both ends name it for `status`.
+        assert!(
+            matches!(failure(ei), Some(Failure::PeerRejectedProposals { exchange, .. }) if exchange.starts_with("CREATE_CHILD_SA")),
+            "{ei:?}"
+        );
+        assert!(
+            matches!(
+                failure(er),
+                Some(Failure::NoProposalChosen {
+                    exchange: "CREATE_CHILD_SA",
+                    ..
+                })
+            ),
+            "{er:?}"
+        );
+        consistent(&pa, &pb);
+        assert_eq!(pa.outbound.clone().unwrap().0, old, "still on the old SA");
+        assert_eq!(child_groups(&p.a), [None]);
+    }
+}
+
+/// A peer that puts KE transforms in IKE_AUTH anyway (RFC 7296 §1.2 says it
+/// cannot) still gets its CHILD SA, without PFS: the responder ignores
+/// them, as strongSwan does, whether or not its own proposal has a group.
+#[test]
+fn pfs_ke_transforms_in_ike_auth_are_ignored() {
+    for esp_b in ["aes128gcm16-x25519", "aes128gcm16", "aes128gcm16-modp2048"] {
+        let ike = "aes128gcm16-prfsha256-x25519";
+        let mut p = pair(
+            spec(A, B, ike, "aes128gcm16-x25519", "k", net1(), net2()),
+            spec(B, A, ike, esp_b, "k", net2(), net1()),
+            36,
+        );
+        p.a.ke_in_ike_auth = true;
+        p.a.initiate("s2s", Millis::ZERO).unwrap();
+        let (ea, eb) = run(&mut p, 5);
+        check_established(&ea, &eb);
+        assert_eq!(child_groups(&p.a), [None], "{esp_b}");
+        assert_eq!(child_groups(&p.b), [None], "{esp_b}");
+    }
+}

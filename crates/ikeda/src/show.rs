@@ -113,8 +113,15 @@ pub struct ChildSaOut {
     pub mode: String,
     /// esp (IP protocol 50) or udp (RFC 3948, port 4500).
     pub encap: String,
-    /// strongSwan notation, e.g. AES_GCM_16-128 or AES_CBC-128/HMAC_SHA2_256_128.
+    /// strongSwan notation, e.g. AES_GCM_16-128 or AES_CBC-128/HMAC_SHA2_256_128;
+    /// with the PFS group when the SA was keyed with one
+    /// (AES_GCM_16-128/CURVE_25519), as `swanctl --list-sas` prints it.
     pub algorithms: String,
+    /// The key exchange group of the exchange that created this SA (PFS:
+    /// a CREATE_CHILD_SA with KE, RFC 7296 §1.3; IKEv1 Quick Mode with KE);
+    /// null for the CHILD SA of IKE_AUTH, which has none (§1.2).
+    #[serde(default)]
+    pub pfs_group: Option<String>,
     pub esn: bool,
     pub local_ts: Vec<String>,
     pub remote_ts: Vec<String>,
@@ -483,6 +490,7 @@ mod tests {
             mode: "tunnel".into(),
             encap: "udp".into(),
             algorithms: "AES_GCM_16-128".into(),
+            pfs_group: None,
             esn: false,
             local_ts: vec!["192.168.11.0/24".into()],
             remote_ts: vec!["192.168.12.0/24".into()],

@@ -38,8 +38,8 @@ pub use kdf::{
 };
 pub use prf::Prf;
 pub use proposal::{
-    parse_esp_proposals, parse_ike_proposals, ChildProposal, ChildSuite, Esn, IkeProposal, ProposalError, Transform,
-    TransformType,
+    ike_auth_proposals, parse_esp_proposals, parse_ike_proposals, ChildProposal, ChildSuite, Esn, IkeProposal,
+    ProposalError, Transform, TransformType,
 };
 pub use rng::{Rng, SeededRng, SystemRng};
 

@@ -527,6 +527,42 @@ impl ChildProposal {
         let esn = first_common(&self.esn, &offered.esn)? == Esn::Yes;
         Some(ChildSuite { encr, integ, dh, esn })
     }
+
+    /// The proposal without its KE transforms: what the SA payload of
+    /// IKE_AUTH carries. RFC 7296 §1.2: IKE_AUTH has no KEi/KEr, so the
+    /// CHILD SA it creates has no PFS of its own ("SAi2 ... must not
+    /// contain a KE transform with a value other than NONE"); the group
+    /// applies to later CREATE_CHILD_SA exchanges (§1.3.1, §2.17).
+    pub fn without_ke(&self) -> ChildProposal {
+        ChildProposal {
+            dh: Vec::new(),
+            ..self.clone()
+        }
+    }
+
+    /// The proposal with `group` as its preferred KE transform, when it
+    /// has that group at all (the initiator's proposals must agree with
+    /// the KEi it sends, RFC 7296 §1.3).
+    pub fn with_group_first(&self, group: DhGroup) -> Option<ChildProposal> {
+        if !self.dh.contains(&group) {
+            return None;
+        }
+        let mut p = self.clone();
+        p.dh.retain(|g| *g != group);
+        p.dh.insert(0, group);
+        Some(p)
+    }
+}
+
+/// The proposals for IKE_AUTH: KE transforms stripped (RFC 7296 §1.2), and
+/// proposals that became identical by it offered once, in the original
+/// order (`aes128gcm16-x25519,aes128gcm16-ecp256` is one proposal there).
+pub fn ike_auth_proposals(proposals: &[ChildProposal]) -> Vec<ChildProposal> {
+    let mut out: Vec<ChildProposal> = Vec::new();
+    for p in proposals {
+        push(&mut out, p.without_ke());
+    }
+    out
 }
 
 fn encr_transform(e: Encr) -> Transform {
@@ -766,6 +802,17 @@ mod tests {
         assert_eq!(ChildProposal::from_transforms(&esp.transforms()), esp);
         let peer = ChildProposal::parse("aes128gcm16-esn").unwrap();
         assert_eq!(esp.select(&peer), None, "PFS on one side only");
+        assert_eq!(esp.without_ke().select(&peer.without_ke()).unwrap().dh, None);
+        let list = parse_esp_proposals("aes128gcm16-x25519,aes128gcm16-ecp256-modp2048,aes256gcm16").unwrap();
+        let auth = ike_auth_proposals(&list);
+        assert_eq!(
+            auth.iter().map(|p| p.name()).collect::<Vec<_>>(),
+            ["aes128gcm16", "aes256gcm16"],
+            "KE stripped, duplicates offered once"
+        );
+        let p = list[1].with_group_first(DhGroup::Modp2048).unwrap();
+        assert_eq!(p.dh, [DhGroup::Modp2048, DhGroup::Ecp256]);
+        assert_eq!(list[0].with_group_first(DhGroup::Modp2048), None);
         let s = esp.select(&esp).unwrap();
         assert_eq!(
             s,

@@ -17,8 +17,8 @@
 use crate::retransmit::{RequestCheck, RequestTimer, Requester, Responder, RetransmitPolicy};
 use crate::{Millis, Transmit};
 use ikeda_crypto::ike::{
-    psk_auth, verify_psk_auth, ChildKeys, ChildProposal, ChildSuite, IkeKeys, IkeProposal, IkeSuite, KeyExchange, Rng,
-    Role, SkCipher, Transform as CTransform, TransformType as CTransformType,
+    ike_auth_proposals, psk_auth, verify_psk_auth, ChildKeys, ChildProposal, ChildSuite, IkeKeys, IkeProposal,
+    IkeSuite, KeyExchange, Rng, Role, SkCipher, Transform as CTransform, TransformType as CTransformType,
 };
 use ikeda_crypto::{EspAlgorithm, SecretBytes};
 use ikeda_wire::ikev2::{
@@ -387,6 +387,8 @@ enum Pending {
         new_spi_in: u32,
         ni: Vec<u8>,
         ke: Option<KeyExchange>,
+        /// Sent again with the group the peer asked for (INVALID_KE_PAYLOAD).
+        retry: bool,
     },
     RekeyIke {
         new_spi_i: u64,
@@ -463,6 +465,10 @@ pub struct Engine {
     /// Connections removed by a reload: kept so that their SAs still name
     /// them while they are deleted, but never matched or initiated again.
     retired: Vec<bool>,
+    /// Tests only: offer the configured KE transforms in IKE_AUTH, as
+    /// peers that do not follow RFC 7296 §1.2 do.
+    #[cfg(test)]
+    pub(crate) ke_in_ike_auth: bool,
 }
 
 /// strongSwan's default `cookie_threshold`.
@@ -644,6 +650,8 @@ impl Engine {
             cookie_secret: [0; 32],
             cookie_threshold: COOKIE_THRESHOLD,
             retired: Vec::new(),
+            #[cfg(test)]
+            ke_in_ike_auth: false,
         }
     }
 
@@ -1309,7 +1317,15 @@ impl Engine {
             keys.sk_p(Role::Initiator),
             &c.local_id.rest_of_id_payload(),
         );
-        let props: Vec<Vec<CTransform>> = c.esp_proposals.iter().map(|p| p.transforms()).collect();
+        // SAi2 without KE transforms (RFC 7296 §1.2): IKE_AUTH carries no
+        // KEi, so this CHILD SA has no PFS; the group is for rekeys.
+        #[allow(unused_mut)]
+        let mut offer = ike_auth_proposals(&c.esp_proposals);
+        #[cfg(test)]
+        if self.ke_in_ike_auth {
+            offer = c.esp_proposals.clone();
+        }
+        let props: Vec<Vec<CTransform>> = offer.iter().map(|p| p.transforms()).collect();
         let payloads = vec![
             Payload::IdI(c.local_id.clone()),
             Payload::Auth(AuthPayload {
@@ -1343,7 +1359,11 @@ impl Engine {
             },
             NotifyType::NO_PROPOSAL_CHOSEN => Failure::PeerRejectedProposals {
                 exchange: "IKE_AUTH (CHILD SA)",
-                offered: c.esp_proposals.iter().map(|p| p.name()).collect::<Vec<_>>().join(", "),
+                offered: ike_auth_proposals(&c.esp_proposals)
+                    .iter()
+                    .map(|p| p.name())
+                    .collect::<Vec<_>>()
+                    .join(", "),
             },
             NotifyType::TS_UNACCEPTABLE => Failure::TsUnacceptable {
                 ours_local: ts_list(&c.local_ts),
@@ -1417,8 +1437,13 @@ impl Engine {
             );
             return;
         };
-        let suite_child = ChildProposal::from_transforms(&from_wire(&chosen));
-        let Some(cs) = c.esp_proposals.iter().find_map(|p| p.select(&suite_child)) else {
+        // We offered no KE transforms (§1.2); a KE transform in the answer
+        // is ignored (there is no KEr to go with it).
+        let suite_child = ChildProposal::from_transforms(&from_wire(&chosen)).without_ke();
+        let Some(cs) = ike_auth_proposals(&c.esp_proposals)
+            .iter()
+            .find_map(|p| p.select(&suite_child))
+        else {
             self.fail(
                 conn,
                 Failure::Other("peer chose an ESP proposal we did not offer".into()),
@@ -1979,12 +2004,18 @@ impl Engine {
         let mut child = None;
         let mut child_error: Option<(NotifyType, Failure)> = None;
         if let (Some(offered), Some(tsi), Some(tsr)) = (offered, tsi, tsr) {
+            // KE transforms play no part here (RFC 7296 §1.2: no KEi in
+            // IKE_AUTH); a peer that offers them anyway (RFC 7296 says it
+            // must not) still gets its CHILD SA, without PFS, as strongSwan
+            // does when it selects in IKE_AUTH.
+            let accepted = ike_auth_proposals(&c.esp_proposals);
             let mut pick = None;
-            'o: for ours in &c.esp_proposals {
+            'o: for ours in &accepted {
                 for p in offered.iter().filter(|p| p.protocol_id == ProtocolId::ESP) {
-                    if let (Some(s), Some(spi)) =
-                        (ours.select(&ChildProposal::from_transforms(&from_wire(p))), p.spi_u32())
-                    {
+                    if let (Some(s), Some(spi)) = (
+                        ours.select(&ChildProposal::from_transforms(&from_wire(p)).without_ke()),
+                        p.spi_u32(),
+                    ) {
                         pick = Some((s, spi, p.proposal_num));
                         break 'o;
                     }
@@ -2004,7 +2035,7 @@ impl Engine {
                                 .map(|p| ChildProposal::from_transforms(&from_wire(p)).name())
                                 .collect::<Vec<_>>()
                                 .join(", "),
-                            accepted: c.esp_proposals.iter().map(|p| p.name()).collect::<Vec<_>>().join(", "),
+                            accepted: accepted.iter().map(|p| p.name()).collect::<Vec<_>>().join(", "),
                         },
                     ))
                 }

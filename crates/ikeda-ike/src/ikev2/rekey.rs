@@ -25,6 +25,7 @@
 //! survivor deletes the old SA.
 
 use super::*;
+use ikeda_crypto::ike::DhGroup;
 
 impl Engine {
     pub(super) fn heard(&mut self, idx: usize, now: Millis) {
@@ -193,22 +194,59 @@ impl Engine {
     }
 
     fn start_child_rekey(&mut self, idx: usize, pos: usize, now: Millis) -> Result<(), String> {
+        let sa = self.sas[idx].as_ref().ok_or("gone")?;
+        let child = sa.children.get(pos).ok_or("no such CHILD SA")?;
+        // PFS (RFC 7296 §1.3.3, §2.17): the group the old SA used if it is
+        // still configured, else the first configured one (strongSwan
+        // does the same); the CHILD SA from IKE_AUTH has none (§1.2).
+        let esp = &self.conns[sa.conn].esp_proposals;
+        let group = child
+            .suite
+            .dh
+            .filter(|g| esp.iter().any(|p| p.dh.contains(g)))
+            .or_else(|| esp.iter().find_map(|p| p.dh.first().copied()));
+        self.send_child_rekey(idx, pos, group, false, now)
+    }
+
+    /// CREATE_CHILD_SA { N(REKEY_SA), SA, Ni, [KEi,] TSi, TSr } for the CHILD
+    /// SA at `pos`, with a KEi of `group`; `retry`: this answers the peer's
+    /// INVALID_KE_PAYLOAD (one retry per rekey).
+    fn send_child_rekey(
+        &mut self,
+        idx: usize,
+        pos: usize,
+        group: Option<DhGroup>,
+        retry: bool,
+        now: Millis,
+    ) -> Result<(), String> {
         if self.sas[idx].as_ref().is_some_and(|s| s.req.busy()) {
             return Err("a request is outstanding".into());
         }
         let new_spi = self.random_spi32();
         let ni = self.nonce();
-        let sa = self.sas[idx].as_ref().ok_or("gone")?;
-        let c = &self.conns[sa.conn];
-        let child = sa.children.get(pos).ok_or("no such CHILD SA")?;
-        let old = child.spi_in;
-        // PFS: a key exchange when our ESP proposals name a group.
-        let group = c.esp_proposals.first().and_then(|p| p.dh.first().copied());
         let ke = match group {
             Some(g) => Some(KeyExchange::generate(g, &mut *self.rng).map_err(|e| e.to_string())?),
             None => None,
         };
-        let props: Vec<Vec<CTransform>> = c.esp_proposals.iter().map(|p| p.transforms()).collect();
+        let sa = self.sas[idx].as_ref().ok_or("gone")?;
+        let c = &self.conns[sa.conn];
+        let child = sa.children.get(pos).ok_or("no such CHILD SA")?;
+        let old = child.spi_in;
+        // §1.3: KEi must be of the group the responder is expected to pick,
+        // so that group goes first in every proposal that has it, and the
+        // proposals without it go last.
+        let props: Vec<Vec<CTransform>> = match group {
+            Some(g) => {
+                let (with, without): (Vec<&ChildProposal>, Vec<&ChildProposal>) =
+                    c.esp_proposals.iter().partition(|p| p.dh.contains(&g));
+                with.iter()
+                    .filter_map(|p| p.with_group_first(g))
+                    .chain(without.into_iter().cloned())
+                    .map(|p| p.transforms())
+                    .collect()
+            }
+            None => c.esp_proposals.iter().map(|p| p.transforms()).collect(),
+        };
         let mut payloads = vec![
             Payload::Notify(NotifyPayload::for_child_sa(
                 NotifyType::REKEY_SA,
@@ -236,8 +274,10 @@ impl Engine {
             new_spi_in: new_spi,
             ni,
             ke,
+            retry,
         };
-        self.log(conn, format!("rekeying CHILD_SA {old:08x}_i"));
+        let pfs = group.map_or(String::new(), |g| format!(" (PFS with {})", g.name()));
+        self.log(conn, format!("rekeying CHILD_SA {old:08x}_i{pfs}"));
         Ok(())
     }
 
@@ -281,13 +321,16 @@ impl Engine {
         let sa_payload = first!(inner, Payload::Sa(s) if s.proposals.len() == 1 => s.proposals[0].clone());
         let nr = first!(inner, Payload::Nonce(n) => n.nonce.clone());
         let ke = first!(inner, Payload::Ke(k) => k.data.clone());
+        let ke_group = first!(inner, Payload::Ke(k) => k.dh_group.0);
         let error = first_error_notify(&inner).map(|n| n.notify_type);
+        let wanted_group = first!(inner, Payload::Notify(n) => n.invalid_ke_group()).flatten();
         match pending {
             Pending::RekeyChild {
                 old_spi_in,
                 new_spi_in,
                 ni,
                 ke: our_ke,
+                retry: retried,
             } => {
                 let c = self.conns[conn].clone();
                 let retry = |e: &mut Engine, why: String| {
@@ -300,6 +343,57 @@ impl Engine {
                         ch.rekey_at = Some(now + Duration::from_secs(10));
                     }
                 };
+                let our_group = our_ke.as_ref().map(|k| k.group());
+                if error == Some(NotifyType::INVALID_KE_PAYLOAD) {
+                    // RFC 7296 §1.3: the responder picked another group and
+                    // names it; send the request again with a KEi of that
+                    // group, if we offered it (once: a peer that keeps asking
+                    // for something else is refused by the 10 s retry).
+                    let wanted = wanted_group.and_then(|g| DhGroup::from_transform_id(g.0));
+                    let pos = self.sas[idx]
+                        .as_ref()
+                        .and_then(|s| s.children.iter().position(|c| c.spi_in == old_spi_in));
+                    match (wanted, pos) {
+                        (Some(g), Some(pos))
+                            if !retried
+                                && our_group != Some(g)
+                                && c.esp_proposals.iter().any(|p| p.dh.contains(&g)) =>
+                        {
+                            self.log(
+                                conn,
+                                format!("peer wants key exchange group {} for the CHILD_SA, retrying", g.name()),
+                            );
+                            if let Some(ch) = self.sas[idx].as_mut().and_then(|s| s.children.get_mut(pos)) {
+                                ch.rekeyed = false;
+                            }
+                            if let Err(e) = self.send_child_rekey(idx, pos, Some(g), true, now) {
+                                retry(self, e);
+                            }
+                            return;
+                        }
+                        _ => {
+                            return retry(
+                                self,
+                                format!(
+                                    "peer answered INVALID_KE_PAYLOAD asking for group {}{}",
+                                    wanted.map_or_else(|| format!("{wanted_group:?}"), |g| g.name().to_string()),
+                                    if retried { " again" } else { ", which we do not offer" }
+                                ),
+                            )
+                        }
+                    }
+                }
+                if error == Some(NotifyType::NO_PROPOSAL_CHOSEN) {
+                    // Named in `status`: a PFS group on one side only ends
+                    // here, and the old SA only lives until its hard lifetime.
+                    self.fail(
+                        conn,
+                        Failure::PeerRejectedProposals {
+                            exchange: "CREATE_CHILD_SA (CHILD rekey)",
+                            offered: c.esp_proposals.iter().map(|p| p.name()).collect::<Vec<_>>().join(", "),
+                        },
+                    );
+                }
                 if let Some(n) = error {
                     return retry(self, format!("peer answered {n}"));
                 }
@@ -313,13 +407,28 @@ impl Engine {
                 else {
                     return retry(self, "peer chose a proposal we did not offer".into());
                 };
-                let pfs = match (&our_ke, ke) {
-                    (Some(k), Some(theirs)) => match k.shared_secret(&theirs) {
-                        Ok(s) => Some(s),
-                        Err(e) => return retry(self, format!("peer's KE refused: {e}")),
-                    },
-                    (None, _) => None,
-                    (Some(_), None) => return retry(self, "no KEr for PFS".into()),
+                // §1.3, §2.17: the chosen proposal names the group; KEr must be
+                // of it, and so must our KEi. A proposal without a group (we
+                // offered one) means no PFS: KEr, if any, is ignored.
+                let pfs = match (suite.dh, &our_ke, ke) {
+                    (None, _, _) => None,
+                    (Some(g), Some(k), Some(theirs)) if k.group() == g && ke_group == Some(g.transform_id()) => {
+                        match k.shared_secret(&theirs) {
+                            Ok(s) => Some(s),
+                            Err(e) => return retry(self, format!("peer's KE refused: {e}")),
+                        }
+                    }
+                    (Some(g), _, None) => return retry(self, format!("no KEr for PFS with {}", g.name())),
+                    (Some(g), _, Some(_)) => {
+                        return retry(
+                            self,
+                            format!(
+                                "peer chose {} but our KEi was of {} (or its KEr of another group)",
+                                g.name(),
+                                our_group.map_or("no group", |x| x.name())
+                            ),
+                        )
+                    }
                 };
                 let Some(spi_out) = p.spi_u32() else {
                     return retry(self, "bad SPI".into());
@@ -580,44 +689,94 @@ impl Engine {
                 format!("no CHILD SA with SPI {:08x}", rekey_spi.unwrap_or(0)),
             );
         }
+        // The proposal: ours in order of preference. Its group is the first
+        // one both proposals have, unless the initiator's KEi is of another
+        // group both have: then that one, which saves a round trip (as the
+        // IKE_SA_INIT responder does).
+        let ke_group = ke
+            .as_ref()
+            .and_then(|k| ikeda_crypto::ike::DhGroup::from_transform_id(k.dh_group.0));
+        let offered: Vec<ChildProposal> = proposals
+            .iter()
+            .filter(|p| p.protocol_id == ProtocolId::ESP)
+            .map(|p| ChildProposal::from_transforms(&from_wire(p)))
+            .collect();
         let mut pick = None;
         'o: for o in &c.esp_proposals {
-            for p in proposals.iter().filter(|p| p.protocol_id == ProtocolId::ESP) {
-                if let (Some(s), Some(spi)) = (o.select(&ChildProposal::from_transforms(&from_wire(p))), p.spi_u32()) {
+            for (p, theirs) in proposals
+                .iter()
+                .filter(|p| p.protocol_id == ProtocolId::ESP)
+                .zip(&offered)
+            {
+                if let (Some(mut s), Some(spi)) = (o.select(theirs), p.spi_u32()) {
+                    if let Some(g) = ke_group.filter(|g| s.dh.is_some() && o.dh.contains(g) && theirs.dh.contains(g)) {
+                        s.dh = Some(g);
+                    }
                     pick = Some((s, spi, p.proposal_num));
                     break 'o;
                 }
             }
         }
-        let Some((mut suite, spi_out, num)) = pick else {
+        let Some((suite, spi_out, num)) = pick else {
+            // Also when our proposals require a group and the initiator
+            // offered none: no CHILD SA keyed without the PFS we ask for.
+            let offered = offered.iter().map(|p| p.name()).collect::<Vec<_>>().join(", ");
+            let accepted = c.esp_proposals.iter().map(|p| p.name()).collect::<Vec<_>>().join(", ");
+            self.fail(
+                conn,
+                Failure::NoProposalChosen {
+                    exchange: "CREATE_CHILD_SA",
+                    offered: offered.clone(),
+                    accepted: accepted.clone(),
+                },
+            );
             return refuse(
                 self,
                 NotifyType::NO_PROPOSAL_CHOSEN,
-                "no acceptable ESP proposal".into(),
+                format!("no acceptable ESP proposal: peer offered {offered}; we accept {accepted}"),
             );
         };
-        // PFS when the initiator sent a KE we accept.
+        // PFS (§1.3, §2.17): KEi must be of the chosen proposal's group.
+        // Of another group, or missing although the proposal has a group:
+        // INVALID_KE_PAYLOAD naming the group we want, and the initiator
+        // tries again with it (strongSwan answers the same).
         let mut pfs = None;
         let mut ker = None;
-        if let Some(k) = &ke {
-            let g = ikeda_crypto::ike::DhGroup::from_transform_id(k.dh_group.0);
-            match g.filter(|g| c.esp_proposals.iter().any(|p| p.dh.contains(g))) {
-                Some(g) => {
-                    let Ok(ours) = KeyExchange::generate(g, &mut *self.rng) else {
-                        return;
-                    };
-                    let Ok(shared) = ours.shared_secret(&k.data) else {
-                        return refuse(self, NotifyType::INVALID_SYNTAX, "bad KE".into());
-                    };
-                    suite.dh = Some(g);
-                    pfs = Some(shared);
-                    ker = Some(KePayload {
-                        dh_group: k.dh_group,
-                        data: ours.public_value().to_vec(),
-                    });
-                }
-                None => suite.dh = None,
+        match (suite.dh, &ke) {
+            (Some(g), Some(k)) if ke_group == Some(g) => {
+                let Ok(ours) = KeyExchange::generate(g, &mut *self.rng) else {
+                    return;
+                };
+                let Ok(shared) = ours.shared_secret(&k.data) else {
+                    return refuse(self, NotifyType::INVALID_SYNTAX, "bad KE".into());
+                };
+                pfs = Some(shared);
+                ker = Some(KePayload {
+                    dh_group: k.dh_group,
+                    data: ours.public_value().to_vec(),
+                });
             }
+            (Some(g), _) => {
+                self.log(
+                    conn,
+                    format!(
+                        "refusing CREATE_CHILD_SA: KEi {}, the chosen proposal has {}: asking for it (INVALID_KE_PAYLOAD)",
+                        match (&ke, ke_group) {
+                            (None, _) => "missing".to_string(),
+                            (Some(_), Some(kg)) => format!("of group {}", kg.name()),
+                            (Some(k), None) => format!("of group {}", k.dh_group.0),
+                        },
+                        g.name()
+                    ),
+                );
+                let n = NotifyPayload::invalid_ke(ikeda_wire::ikev2::DhGroup(g.transform_id()));
+                let _ = self.send_encrypted_response(idx, ExchangeType::CREATE_CHILD_SA, mid, vec![Payload::Notify(n)]);
+                return;
+            }
+            (None, Some(_)) => {
+                self.log(conn, "ignoring KEi: the chosen ESP proposal has no PFS group".into());
+            }
+            (None, None) => {}
         }
         let tsi = first!(inner, Payload::TsI(t) => ranges(t));
         let tsr = first!(inner, Payload::TsR(t) => ranges(t));

@@ -193,3 +193,17 @@ impl Engine {
         }));
     }
 }
+
+#[cfg(test)]
+impl Engine {
+    /// Tests only: (Ni, Nr) of the CREATE_CHILD_SA exchange that made the
+    /// CHILD SA with this inbound SPI, to recompute its KEYMAT (§2.17).
+    pub(crate) fn child_nonces(&self, spi_in: u32) -> Option<(Vec<u8>, Vec<u8>)> {
+        self.sas
+            .iter()
+            .flatten()
+            .flat_map(|s| s.children.iter())
+            .find(|c| c.spi_in == spi_in)
+            .and_then(|c| c.nonces.clone())
+    }
+}

@@ -129,6 +129,10 @@ pub struct UpArgs {
     /// ESP proposal (strongSwan syntax): aes128gcm16, aes256gcm16, chacha20poly1305, aes128-sha1, aes256-sha256, aes256-sha384, aes256-sha512, ...
     #[arg(long, default_value = "aes128gcm16")]
     pub esp: String,
+    /// With --ike: other ESP proposals for gw2 (strongSwan's esp_proposals,
+    /// or the second ikeda's esp), e.g. another PFS group; default --esp.
+    #[arg(long, requires = "ike")]
+    pub peer_esp: Option<String>,
     /// Raw ESP (IP protocol 50) or UDP-encapsulated ESP (RFC 3948, port 4500);
     /// esp by default, udp with --nat.
     #[arg(long, value_enum)]
@@ -224,6 +228,14 @@ pub struct UpArgs {
 pub const LAB_CPIS: [u16; 2] = [0x1101, 0x1102];
 
 impl UpArgs {
+    /// The ESP proposals of gateway `i` (0: gw1, 1: gw2).
+    pub fn gw_esp(&self, i: usize) -> &str {
+        match (&self.peer_esp, i) {
+            (Some(p), 1) => p,
+            _ => &self.esp,
+        }
+    }
+
     /// The IKE proposal in effect.
     pub fn ike_proposal(&self) -> String {
         self.ike_proposal.clone().unwrap_or_else(|| {
@@ -736,7 +748,7 @@ pub fn ike_gateway_config(a: &UpArgs, i: usize, psk: &str) -> String {
         r = gw_peer(a, i),
         ike = a.ike_proposal(),
         v = a.ike.unwrap_or(2),
-        esp = a.esp,
+        esp = a.gw_esp(i),
         ln = LAN_NET[i],
         ln6 = LAN_NET6[i],
         rn = LAN_NET[j],
@@ -800,6 +812,9 @@ pub fn up(a: &UpArgs) -> Result<(), String> {
     // IKE takes proposal lists (a PFS group, several algorithms); manual keys one algorithm.
     if a.ike.is_some() {
         ikeda_crypto::ike::parse_esp_proposals(&a.esp).map_err(|e| e.to_string())?;
+        if let Some(p) = &a.peer_esp {
+            ikeda_crypto::ike::parse_esp_proposals(p).map_err(|e| format!("--peer-esp: {e}"))?;
+        }
     } else {
         EspAlgorithm::parse(&a.esp)?;
     }

@@ -76,7 +76,11 @@ fn write_conf(dir: &Path, i: usize, a: &UpArgs, psk: &str) -> Result<(), String>
         ),
     )
     .map_err(|e| e.to_string())?;
-    let esp = if a.esn { format!("{}-esn", a.esp) } else { a.esp.clone() };
+    let esp = if a.esn {
+        format!("{}-esn", a.gw_esp(i))
+    } else {
+        a.gw_esp(i).to_string()
+    };
     let v1 = a.ike == Some(1);
     // IKEv1 negotiates one selector pair per Quick Mode: a child per family.
     let child = |name: &str, l: &str, r: &str| {
