@@ -2253,8 +2253,15 @@ impl Engine {
             }
             protocol::ESP => {
                 for spi in d.spis.iter().filter_map(|s| be_u32(s)) {
-                    // The peer names its inbound SPI: our outbound.
-                    if let Some(k) = self.children[conn].iter().position(|c| c.spi_out == spi) {
+                    // The peer names its inbound SPI, our outbound, as RFC
+                    // 2408 §3.15 has the sender name the SA it stops
+                    // receiving on. strongSwan names ours instead when it
+                    // refuses an SA it could not install (its Quick Mode
+                    // responder deletes by the initiator's SPI): the same
+                    // pair, and our inbound SPIs are ours alone.
+                    let k = (self.children[conn].iter().position(|c| c.spi_out == spi))
+                        .or_else(|| self.children[conn].iter().position(|c| c.spi_in == spi));
+                    if let Some(k) = k {
                         let c = self.children[conn].remove(k);
                         // The SA that replaced it (if any) carries the traffic now.
                         let name = self.conns[conn].spec.name.clone();
