@@ -72,6 +72,17 @@ const REKEY_ACTIVATE: Duration = Duration::from_millis(500);
 /// ... and deletes the old SA this long after, once packets sent on it
 /// have drained.
 const REKEY_DELETE: Duration = Duration::from_secs(3);
+/// Quick Modes we run at once, as initiator, under one phase-1 SA; the
+/// others wait their turn. strongSwan keeps the CBC IV and state of at most
+/// three phase-2 exchanges per IKE_SA (`charon.max_ikev1_exchanges`,
+/// default 3) and forgets the oldest beyond that: four at once (the racoon
+/// site's three IPv4 pairs and an IPv6 one) made it fail to decrypt the
+/// HASH(3) of the others ("invalid HASH_V1 payload length, decryption
+/// failed?"). And when it cannot install one SA of several in progress it
+/// drops the other Quick Modes it was answering ("sa payload missing" for
+/// their HASH(3)). One at a time costs a round trip per selector pair at
+/// setup and leaves room for DPD and DELETE exchanges beside it.
+const QM_IN_FLIGHT: usize = 1;
 /// Phase-1 lifetime when none is configured (strongSwan's and racoon's default).
 const DEFAULT_P1_LIFE: Duration = Duration::from_secs(28800);
 const DEFAULT_P2_LIFE: Duration = Duration::from_secs(3600);
@@ -289,6 +300,9 @@ pub struct Engine {
     sas: Vec<Option<P1>>,
     /// IPsec SAs per connection.
     children: Vec<Vec<Child>>,
+    /// Quick Modes (pair, SA they rekey) waiting for one of the
+    /// [`QM_IN_FLIGHT`] places, per connection.
+    qm_waiting: Vec<VecDeque<(usize, Option<u32>)>>,
     rng: Box<dyn Rng + Send>,
     policy: RetransmitPolicy,
     transmits: VecDeque<Transmit>,
@@ -571,6 +585,7 @@ impl Engine {
             retired: vec![false; n],
             sas: Vec::new(),
             children: vec![Vec::new(); n],
+            qm_waiting: vec![VecDeque::new(); n],
             rng,
             policy: RetransmitPolicy::default(),
             transmits: VecDeque::new(),
@@ -616,6 +631,7 @@ impl Engine {
             self.conns.push(spec);
             self.retired.push(false);
             self.children.push(Vec::new());
+            self.qm_waiting.push(VecDeque::new());
         }
     }
 
@@ -924,6 +940,12 @@ impl Engine {
 
     /// Feed a received ISAKMP datagram (without the non-ESP marker).
     pub fn handle_datagram(&mut self, now: Millis, local: SocketAddr, remote: SocketAddr, data: &[u8]) {
+        self.receive(now, local, remote, data);
+        // A Quick Mode that finished makes room for a waiting one.
+        self.start_waiting_quick_modes(now);
+    }
+
+    fn receive(&mut self, now: Millis, local: SocketAddr, remote: SocketAddr, data: &[u8]) {
         let h = match Header::parse(data) {
             Ok(h) => h,
             Err(_) => {
@@ -1951,7 +1973,8 @@ impl Engine {
                     .sas
                     .iter()
                     .flatten()
-                    .any(|s| s.conn == conn && s.qms.iter().any(|q| q.pair == pair && q.initiator && !q.done()));
+                    .any(|s| s.conn == conn && s.qms.iter().any(|q| q.pair == pair && q.initiator && !q.done()))
+                || self.qm_waiting[conn].iter().any(|&(p, _)| p == pair);
             if !covered {
                 self.start_quick_mode(idx, pair, None, now);
             }
@@ -2230,8 +2253,15 @@ impl Engine {
             }
             protocol::ESP => {
                 for spi in d.spis.iter().filter_map(|s| be_u32(s)) {
-                    // The peer names its inbound SPI: our outbound.
-                    if let Some(k) = self.children[conn].iter().position(|c| c.spi_out == spi) {
+                    // The peer names its inbound SPI, our outbound, as RFC
+                    // 2408 §3.15 has the sender name the SA it stops
+                    // receiving on. strongSwan names ours instead when it
+                    // refuses an SA it could not install (its Quick Mode
+                    // responder deletes by the initiator's SPI): the same
+                    // pair, and our inbound SPIs are ours alone.
+                    let k = (self.children[conn].iter().position(|c| c.spi_out == spi))
+                        .or_else(|| self.children[conn].iter().position(|c| c.spi_in == spi));
+                    if let Some(k) = k {
                         let c = self.children[conn].remove(k);
                         // The SA that replaced it (if any) carries the traffic now.
                         let name = self.conns[conn].spec.name.clone();
@@ -2267,6 +2297,7 @@ impl Engine {
         for ci in 0..self.conns.len() {
             self.child_timers(ci, now);
         }
+        self.start_waiting_quick_modes(now);
     }
 
     fn p1_timers(&mut self, idx: usize, now: Millis) {

@@ -90,6 +90,14 @@ impl Qm {
     }
 }
 
+/// Quick Modes we started under this phase-1 SA that wait for HASH(2).
+fn in_flight(sa: &super::P1) -> usize {
+    sa.qms
+        .iter()
+        .filter(|q| q.initiator && q.state == QmState::ISent)
+        .count()
+}
+
 fn integ_from_attr(v: u64) -> Option<Integ> {
     Some(match v as u16 {
         ipsec_attr::AUTH_HMAC_MD5 => Integ::HmacMd5_96,
@@ -253,6 +261,13 @@ impl Engine {
     pub(super) fn start_quick_mode(&mut self, idx: usize, pair: usize, rekey_of: Option<u32>, now: Millis) {
         let Some(sa) = self.sas[idx].as_ref() else { return };
         let conn = sa.conn;
+        if in_flight(sa) >= super::QM_IN_FLIGHT {
+            let w = &mut self.qm_waiting[conn];
+            if !w.iter().any(|&(p, _)| p == pair) {
+                w.push_back((pair, rekey_of));
+            }
+            return;
+        }
         let Some(&(l, r)) = pairs(&self.conns[conn].spec).get(pair) else {
             return;
         };
@@ -1060,6 +1075,32 @@ impl Engine {
                     conn: name.clone(),
                     spi_in: spi,
                 });
+            }
+        }
+    }
+
+    /// Start the waiting Quick Modes that have a place now, on each
+    /// connection's current phase-1 SA.
+    pub(super) fn start_waiting_quick_modes(&mut self, now: Millis) {
+        for ci in 0..self.conns.len() {
+            if self.retired[ci] {
+                self.qm_waiting[ci].clear();
+            }
+            while !self.qm_waiting[ci].is_empty() {
+                let Some(idx) = self.current(ci) else { break };
+                if self.sas[idx]
+                    .as_ref()
+                    .is_none_or(|sa| in_flight(sa) >= super::QM_IN_FLIGHT)
+                {
+                    break;
+                }
+                let Some((pair, rekey_of)) = self.qm_waiting[ci].pop_front() else {
+                    break;
+                };
+                // The SA to rekey may have reached its hard lifetime while
+                // it waited: then the pair needs a new SA, not a rekey.
+                let rekey_of = rekey_of.filter(|spi| self.children[ci].iter().any(|c| c.spi_in == *spi));
+                self.start_quick_mode(idx, pair, rekey_of, now);
             }
         }
     }

@@ -268,6 +268,46 @@ fn quick_modes_for_exactly_the_configured_pairs() {
 }
 
 #[test]
+fn one_quick_mode_at_a_time_the_rest_wait_their_turn() {
+    // Four pairs: strongSwan tracks three phase-2 exchanges per IKE_SA and
+    // fails the oldest beyond that, so the initiator runs one at a time.
+    let v6 = |a: &str| {
+        ts(
+            &format!("2001:db8:{a}::"),
+            &format!("2001:db8:{a}::ffff:ffff:ffff:ffff"),
+        )
+    };
+    let (net1, net2) = (
+        ts("192.168.11.0", "192.168.11.255"),
+        ts("192.168.12.0", "192.168.12.255"),
+    );
+    let (gw1, gw2) = (ts(A, A), ts(B, B));
+    let a_pairs = vec![(net1, net2), (v6("11"), v6("12")), (gw1, net2), (net1, gw2)];
+    let mut a = spec(A, B, "aes128-sha256-modp2048", "aes128gcm16", "k", vec![], vec![]);
+    a.ts_pairs = a_pairs.clone();
+    let mut b = spec(B, A, "aes128-sha256-modp2048", "aes128gcm16", "k", vec![], vec![]);
+    b.ts_pairs = a_pairs.iter().map(|&(l, r)| (r, l)).collect();
+    let mut p = pair(v1(a), v1(b), 9);
+    let (ea, eb) = up(&mut p);
+    let (ca, cb) = (children(&ea), children(&eb));
+    assert_eq!(ca.len(), 4, "{}", logs(&ea));
+    check_mirrored(&ca, &cb);
+    // Requests that offer an SA, minus the responses: never above one.
+    let (mut open, mut most) = (0i32, 0i32);
+    for e in &ea {
+        if let Event::Log { line, .. } = e {
+            if line.starts_with("sending QUICK_MODE request") && line.contains(" SA ") {
+                open += 1;
+            } else if line.starts_with("received QUICK_MODE response") {
+                open -= 1;
+            }
+            most = most.max(open);
+        }
+    }
+    assert_eq!(most, 1, "{}", logs(&ea));
+}
+
+#[test]
 fn pfs_and_ipcomp_are_negotiated_when_both_ask() {
     let mut a = v1(spec(
         A,

@@ -221,6 +221,12 @@ pub struct UpArgs {
     /// terminal `lab up` asks; otherwise it refuses and names them.
     #[arg(long)]
     pub install_deps: bool,
+    /// With --ike 1: the racoon site's selector pairs on both gateways:
+    /// LAN <-> LAN, and besides it LAN <-> remote gateway and gateway <->
+    /// remote LAN (`[[conn.policy]]`; strongSwan: a child each), a Quick
+    /// Mode each and none for gateway <-> gateway.
+    #[arg(long)]
+    pub gateway_policies: bool,
 }
 
 /// `lab up --ipcomp`: the CPI each gateway's IPComp headers carry (gw1's
@@ -260,6 +266,13 @@ impl UpArgs {
 
     /// Refuse combinations the lab cannot build.
     fn check(&self) -> Result<(), String> {
+        if self.gateway_policies && (self.ike != Some(1) || self.nat || self.outer6) {
+            return Err(
+                "--gateway-policies is the racoon site's IKEv1 set of selector pairs: it needs --ike 1, \
+                 without --nat or --outer6 (the pairs name the gateways' own IPv4 addresses)"
+                    .into(),
+            );
+        }
         if self.ipcomp && (self.ike.is_some() || self.gateways != Gateways::Ikeda) {
             return Err(
                 "--ipcomp sets IPComp up with manual keys on two ikeda gateways; it cannot be combined with --ike \
@@ -728,6 +741,21 @@ pub fn ike_gateway_config(a: &UpArgs, i: usize, psk: &str) -> String {
     if a.ike == Some(1) && a.compress {
         extra.push_str("compress = true\n");
     }
+    // After the conn's own keys: [[conn.policy]] tables end the conn. LAN
+    // <-> remote gateway first: strongSwan's userspace ESP cannot install
+    // the other one (its remote is our IKE address: "conflicts with IKE
+    // traffic") and refuses it, which makes it drop Quick Modes in progress.
+    let policies = if a.gateway_policies {
+        format!(
+            "\n[[conn.policy]]\nlocal = \"{ln}\"\nremote = \"{rgw}\"\n\n[[conn.policy]]\nlocal = \"{gw}\"\nremote = \"{rn}\"\n",
+            gw = GW_WAN[i],
+            rn = LAN_NET[j],
+            ln = LAN_NET[i],
+            rgw = GW_WAN[j],
+        )
+    } else {
+        String::new()
+    };
     let mut daemon = String::new();
     if let Some(t) = a.retransmit_tries {
         daemon.push_str(&format!("retransmit_tries = {t}\n"));
@@ -740,7 +768,7 @@ pub fn ike_gateway_config(a: &UpArgs, i: usize, psk: &str) -> String {
          [daemon]\ntun = \"ikeda0\"\nmtu = 1400\n{daemon}\n\
          [[conn]]\nname = \"s2s\"\nversion = {v}\nlocal_addr = \"{l}\"\nremote_addr = \"{r}\"\n{ids}\
          ike = \"{ike}\"\nesp = \"{esp}\"\npsk = \"{psk}\"\nstart_action = \"{start}\"\n{extra}\
-         local_ts = [\"{ln}\", \"{ln6}\"]\nremote_ts = [\"{rn}\", \"{rn6}\"]\n",
+         local_ts = [\"{ln}\", \"{ln6}\"]\nremote_ts = [\"{rn}\", \"{rn6}\"]\n{policies}",
         n = i + 1,
         name = a.name.name,
         nat = if a.nat { ", gw1 behind a NAT" } else { "" },

@@ -90,7 +90,13 @@ fn write_conf(dir: &Path, i: usize, a: &UpArgs, psk: &str) -> Result<(), String>
         )
     };
     let children = if v1 {
-        child("net", LAN_NET[i], LAN_NET[j]) + &child("net6", LAN_NET6[i], LAN_NET6[j])
+        let mut c = child("net", LAN_NET[i], LAN_NET[j]) + &child("net6", LAN_NET6[i], LAN_NET6[j]);
+        if a.gateway_policies {
+            // The racoon site's other two pairs, as the ikeda side names them.
+            c += &child("netgw", LAN_NET[i], GW_WAN[j]);
+            c += &child("gwnet", GW_WAN[i], LAN_NET[j]);
+        }
+        c
     } else {
         child(
             "net",
