@@ -227,25 +227,8 @@ fn ikev1_rekeys_from_both_sides_under_load_lose_no_ping() {
     );
     let overflows = |lab: &Lab| [lab.udp_rcvbuf_errors("gw1"), lab.udp_rcvbuf_errors("gw2")];
     let before = overflows(&lab);
-    let server = IperfServer::start(&lab);
-    // strongSwan's userspace ESP keeps up with 100 Mbit/s (see lifetimes.rs).
-    let mut iperf = Command::new("ip")
-        .args([
-            "netns",
-            "exec",
-            &lab.ns("h1"),
-            "iperf3",
-            "-c",
-            "192.168.12.12",
-            "-t",
-            "18",
-            "-b",
-            "100M",
-        ])
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .spawn()
-        .unwrap();
+    // Steady UDP at 100 Mbit/s (see UdpLoad), for 18 s.
+    let load = UdpLoad::start(&lab, 18);
     let ping = Command::new("ip")
         .args([
             "netns",
@@ -268,8 +251,7 @@ fn ikev1_rekeys_from_both_sides_under_load_lose_no_ping() {
     let r = swanctl(&lab, "gw2", &["--rekey", "--child", "net"]);
     assert!(r.contains("rekey completed successfully"), "{r}");
     let out = ping.wait_with_output().unwrap();
-    let _ = iperf.wait();
-    drop(server);
+    let (datagrams, lost) = load.finish();
     let (sent, got) = ping_counts(&String::from_utf8_lossy(&out.stdout));
     let after = overflows(&lab);
     // Where a lost ping would have gone: a UDP socket that overflowed
@@ -291,11 +273,14 @@ fn ikev1_rekeys_from_both_sides_under_load_lose_no_ping() {
         count("CHILD_SA rekeyed") > count("rekeying CHILD_SA"),
         "strongSwan's too: {log}"
     );
-    eprintln!("{overflowed}; gw1's data plane drops: {}", gw1_plane_drops(&lab));
+    eprintln!(
+        "{overflowed}; gw1's data plane drops: {}; iperf3 UDP lost {lost} of {datagrams}",
+        gw1_plane_drops(&lab)
+    );
     assert_eq!(
         (sent, got),
         (1700, 1700),
-        "pings lost across the rekeys; {overflowed}; gw1's data plane drops: {}",
+        "pings lost across the rekeys; {overflowed}; gw1's data plane drops: {}; iperf3 UDP lost {lost} of {datagrams}",
         gw1_plane_drops(&lab)
     );
 }

@@ -1526,7 +1526,11 @@ fn archive(name: &str, dir: &Path, root: &Path) -> Result<PathBuf, String> {
     for e in entries.flatten() {
         let fname = e.file_name().to_string_lossy().into_owned();
         let path = e.path();
-        let gateway_log = NODES[..2].iter().any(|gw| fname == format!("{gw}.log"));
+        // strongSwan's logs too (`charon-gw2.log`): a failure against it
+        // is read from both sides.
+        let gateway_log = NODES[..2]
+            .iter()
+            .any(|gw| fname == format!("{gw}.log") || fname == format!("charon-{gw}.log"));
         if path.is_file() && (gateway_log || fname.ends_with(".toml")) {
             copy(&path, &dest.join(&fname))?;
         } else if path.is_dir() && fname.starts_with("keys-") {
