@@ -173,10 +173,11 @@ fn ask(q: &str) -> bool {
     eprint!("{q} [Y/n] ");
     let _ = std::io::stderr().flush();
     let mut line = String::new();
-    if std::io::stdin().lock().read_line(&mut line).is_err() {
-        return false;
+    // End of input (Ctrl-D) is no answer, and no answer is no.
+    match std::io::stdin().lock().read_line(&mut line) {
+        Ok(0) | Err(_) => false,
+        Ok(_) => matches!(line.trim(), "" | "y" | "Y" | "yes" | "Yes"),
     }
-    matches!(line.trim(), "" | "y" | "Y" | "yes" | "Yes")
 }
 
 /// `apt-get update` and `apt-get install`, non-interactively, in the
