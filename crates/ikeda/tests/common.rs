@@ -341,6 +341,66 @@ impl UdpLoad {
     }
 }
 
+/// The load of the zero-loss rekey tests and the accounting of every loss:
+/// pings from h1 to h2 every 10 ms (1700, 17 s) beside 18 s of [`UdpLoad`],
+/// and the UDP receive-buffer overflows of gw1 (ikeda), gw2 (charon) and h2
+/// (iperf3's own socket) counted from before the run.
+pub struct LossRun {
+    load: UdpLoad,
+    ping: std::process::Child,
+    before: [u64; 3],
+}
+
+impl LossRun {
+    fn overflows(lab: &Lab) -> [u64; 3] {
+        ["gw1", "gw2", "h2"].map(|n| lab.udp_rcvbuf_errors(n))
+    }
+
+    pub fn start(lab: &Lab) -> LossRun {
+        let before = LossRun::overflows(lab);
+        let load = UdpLoad::start(lab, 18);
+        let ping = Command::new("ip")
+            .args(["netns", "exec", &lab.ns("h1"), "ping", "-i", "0.01", "-c", "1700"])
+            .args(["-W", "2", "192.168.12.12"])
+            .stdout(std::process::Stdio::piped())
+            .stderr(std::process::Stdio::piped())
+            .spawn()
+            .unwrap();
+        LossRun { load, ping, before }
+    }
+
+    /// Wait for the pings and the load to end; assert that no ping was lost
+    /// and that every datagram lost is one that charon's or iperf3's socket
+    /// dropped (strongSwan's userspace ESP stalls while it rekeys), none in
+    /// ikeda. Returns (pings sent, pings received).
+    pub fn finish(self, lab: &Lab) -> (u32, u32) {
+        let out = self.ping.wait_with_output().unwrap();
+        let (datagrams, lost) = self.load.finish();
+        let (sent, got) = ping_counts(&String::from_utf8_lossy(&out.stdout));
+        let after = LossRun::overflows(lab);
+        let d: Vec<u64> = after.iter().zip(self.before).map(|(a, b)| a - b).collect();
+        // Where a lost ping or datagram went: a UDP socket that overflowed,
+        // else ikeda's drop counters.
+        let what = format!(
+            "UDP receive-buffer overflows during the run: gw1 (ikeda) {}, gw2 (charon) {}, h2 (iperf3) {}; \
+             gw1's data plane drops: {}; iperf3 UDP lost {lost} of {datagrams}",
+            d[0],
+            d[1],
+            d[2],
+            gw1_plane_drops(lab)
+        );
+        eprintln!("{what}");
+        assert_eq!((sent, got), (1700, 1700), "pings lost across the rekeys; {what}");
+        let elsewhere = d[1] + d[2];
+        assert!(
+            lost <= elsewhere,
+            "{} datagrams lost more than other sockets dropped; {what}",
+            lost - elsewhere
+        );
+        (sent, got)
+    }
+}
+
 /// Tests that read captures fail (never skip) without tshark.
 pub fn need_tshark() {
     match Command::new("tshark").arg("--version").output() {
