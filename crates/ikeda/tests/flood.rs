@@ -192,7 +192,7 @@ fn ike_sa_init(spi_i: u64, fill: u8) -> Vec<u8> {
 /// on the wire would) as an IKE_AUTH retransmission, or random ones.
 fn on_4500(spis: (u64, u64), n: u64) -> Vec<u8> {
     let mut d = vec![0, 0, 0, 0];
-    let (i, r) = if n % 2 == 0 {
+    let (i, r) = if n.is_multiple_of(2) {
         spis
     } else {
         (n.wrapping_mul(0x9e37_79b9_7f4a_7c15), n)
