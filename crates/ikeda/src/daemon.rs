@@ -109,19 +109,14 @@ impl Drop for OsState {
 
 /// Remove rules a crashed earlier run left pointing at our table.
 fn remove_stale_rules(ip: &IpRoute2, table: u32) {
-    for _ in 0..1024 {
-        if ip
-            .run([
-                "rule",
-                "del",
-                "pref",
-                &RULE_PREF.to_string(),
-                "table",
-                &table.to_string(),
-            ])
-            .is_err()
-        {
-            break;
+    // Both families: a daemon killed with SIGKILL leaves its IPv6 rules
+    // too, and `ip rule add` of one that is there fails the next start.
+    for family in ["-4", "-6"] {
+        for _ in 0..1024 {
+            let del = [family, "rule", "del", "pref", &RULE_PREF.to_string(), "table", &table.to_string()];
+            if ip.run(del).is_err() {
+                break;
+            }
         }
     }
 }
