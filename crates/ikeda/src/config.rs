@@ -7,6 +7,7 @@
 //! route_table = 220      # routing table for the remote selectors
 //! control_socket = "/run/ikeda/ikeda.sock"   # `ikeda status|show|up|down|reload|log` talk here (0600)
 //! key_export = "/var/lib/ikeda/keys"         # off unless set: Wireshark key files, 0600
+//! state_dir = "/var/lib/ikeda/state"         # manual SAs' reserved sequence numbers (0700, files 0600)
 //! log = "info,ike=debug"  # levels per subsystem (ike, esp, config, control); --log / IKEDA_LOG win
 //!
 //! [[conn]]
@@ -107,6 +108,8 @@ struct RawDaemon {
     #[serde(default)]
     key_export: Option<PathBuf>,
     #[serde(default)]
+    state_dir: Option<PathBuf>,
+    #[serde(default)]
     log: Option<String>,
 }
 
@@ -121,6 +124,7 @@ impl Default for RawDaemon {
             retransmit_tries: None,
             control_socket: None,
             key_export: None,
+            state_dir: None,
             log: None,
         }
     }
@@ -273,12 +277,18 @@ pub struct DaemonConfig {
     pub control_socket: PathBuf,
     /// Key export directory; `None`: off.
     pub key_export: Option<PathBuf>,
+    /// Where manually keyed SAs keep their reserved sequence numbers
+    /// (`seqstate`): a directory of ours, 0700.
+    pub state_dir: PathBuf,
     /// Log filter (tracing syntax), unless the command line gives one.
     pub log: Option<String>,
 }
 
 /// Where `ikeda run` listens and the other commands connect by default.
 pub const DEFAULT_CONTROL_SOCKET: &str = "/run/ikeda/ikeda.sock";
+
+/// Where manual SAs' sequence state lives unless `[daemon] state_dir` says.
+pub const DEFAULT_STATE_DIR: &str = "/var/lib/ikeda/state";
 
 #[derive(Debug, Clone)]
 pub struct ConnConfig {
@@ -758,6 +768,7 @@ impl Config {
                     .clone()
                     .unwrap_or_else(|| PathBuf::from(DEFAULT_CONTROL_SOCKET)),
                 key_export: d.key_export.clone(),
+                state_dir: d.state_dir.clone().unwrap_or_else(|| PathBuf::from(DEFAULT_STATE_DIR)),
                 log: d.log.clone(),
             },
             conns,

@@ -16,6 +16,8 @@ mod engines;
 mod ike;
 mod keys;
 mod lab;
+mod private;
+mod seqstate;
 mod show;
 
 #[derive(Parser)]
