@@ -287,6 +287,13 @@ pub struct DaemonConfig {
 /// Where `ikeda run` listens and the other commands connect by default.
 pub const DEFAULT_CONTROL_SOCKET: &str = "/run/ikeda/ikeda.sock";
 
+/// The longest lifetime or rekey time accepted: ten years.
+pub const MAX_LIFETIME_SECS: u64 = 10 * 365 * 86_400;
+
+/// The longest first retransmission timeout accepted (the back-off then
+/// multiplies it, up to 4.0^20).
+pub const MAX_RETRANSMIT_TIMEOUT_MS: u64 = 3_600_000;
+
 /// Where manual SAs' sequence state lives unless `[daemon] state_dir` says.
 pub const DEFAULT_STATE_DIR: &str = "/var/lib/ikeda/state";
 
@@ -513,12 +520,14 @@ impl Config {
         }
         let retransmit_ms = match &d.retransmit_timeout {
             None => 4000,
-            Some(v) => parse_duration_ms(v).filter(|ms| *ms >= 100).ok_or_else(|| {
-                err(
-                    "daemon.retransmit_timeout".into(),
-                    format!("'{v}' is not a duration of at least 100ms"),
-                )
-            })?,
+            Some(v) => parse_duration_ms(v)
+                .filter(|ms| (100..=MAX_RETRANSMIT_TIMEOUT_MS).contains(ms))
+                .ok_or_else(|| {
+                    err(
+                        "daemon.retransmit_timeout".into(),
+                        format!("'{v}' is not a duration from 100ms to 1h"),
+                    )
+                })?,
         };
         let retransmit_base = d.retransmit_base.unwrap_or(1.8);
         if !(1.0..=4.0).contains(&retransmit_base) {
@@ -858,7 +867,17 @@ fn parse_ike(
         match v {
             None => Ok(dflt),
             Some(v) => {
-                parse_duration(v).ok_or_else(|| err(at(k), format!("'{v}' is not a duration (90s, 30m, 4h, 1d)")))
+                let secs = parse_duration(v)
+                    .ok_or_else(|| err(at(k), format!("'{v}' is not a duration (90s, 30m, 4h, 1d)")))?;
+                // Bounded so that the margins below and the engines'
+                // milliseconds cannot overflow.
+                if secs > MAX_LIFETIME_SECS {
+                    return Err(err(
+                        at(k),
+                        format!("'{v}' is more than {} days", MAX_LIFETIME_SECS / 86_400),
+                    ));
+                }
+                Ok(secs)
             }
         }
     };
@@ -1300,6 +1319,41 @@ remote_ts = ["192.168.12.0/24"]
         assert_eq!(parse_duration("4h"), Some(14400));
         assert_eq!(parse_duration("90"), Some(90));
         assert_eq!(parse_duration("x"), None);
+    }
+
+    /// Issue 10 point 8: absurd lifetimes and retransmit timeouts are
+    /// refused by name; before, `life_time` alone overflowed in `* 9 / 10`
+    /// and `rekey_time` in `+ rekey_time / 10` (a panic in debug builds, a
+    /// wrapped lifetime in release ones).
+    #[test]
+    fn absurd_lifetimes_and_timeouts_are_refused_by_name() {
+        let max = u64::MAX.to_string();
+        let cases = [
+            ("rekey_time = \"30m\"", format!("life_time = \"{max}\""), "life_time: "),
+            (
+                "rekey_time = \"30m\"",
+                format!("rekey_time = \"{max}\""),
+                "rekey_time: ",
+            ),
+            (
+                "rekey_time = \"30m\"",
+                format!("rekey_time = \"30m\"\nike_lifetime = \"{max}\""),
+                "ike_lifetime: ",
+            ),
+            (
+                "rekey_time = \"30m\"",
+                format!("rekey_time = \"30m\"\nike_rekey_time = \"{max}\""),
+                "ike_rekey_time: ",
+            ),
+        ];
+        for (from, to, want) in cases {
+            let bad = IKE.replacen(from, &to, 1);
+            let e = parse(&bad).map(|_| ()).unwrap_err().to_string();
+            assert!(e.contains(want) && e.contains("more than"), "got: {e}\nwant: {want}");
+        }
+        let bad = format!("[daemon]\nretransmit_timeout = \"{}\"\n{}", u64::MAX / 1000, IKE);
+        let e = parse(&bad).map(|_| ()).unwrap_err().to_string();
+        assert!(e.contains("daemon.retransmit_timeout"), "{e}");
     }
 
     #[test]
