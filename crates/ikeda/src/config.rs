@@ -264,6 +264,8 @@ pub struct Config {
     pub file: PathBuf,
     pub daemon: DaemonConfig,
     pub conns: Vec<ConnConfig>,
+    /// Said at load, not refused: `ikeda check` prints them, `run` logs them.
+    pub warnings: Vec<String>,
 }
 
 #[derive(Debug, Clone)]
@@ -286,6 +288,22 @@ pub struct DaemonConfig {
 
 /// Where `ikeda run` listens and the other commands connect by default.
 pub const DEFAULT_CONTROL_SOCKET: &str = "/run/ikeda/ikeda.sock";
+
+/// A warning when the file `cfg` was read from holds a key (a `psk` or
+/// manual keys; `psk_file` is checked on its own) and group or others may
+/// read it.
+fn open_key_file_warning(path: &Path, cfg: &Config) -> Option<String> {
+    use std::os::unix::fs::PermissionsExt;
+    let inline_psk = cfg.conns.iter().any(|c| c.ike.as_ref().is_some_and(|i| i.psk_inline));
+    let keys = inline_psk || cfg.conns.iter().any(|c| c.manual.is_some());
+    let mode = std::fs::metadata(path).ok()?.permissions().mode() & 0o777;
+    (keys && mode & 0o077 != 0).then(|| {
+        format!(
+            "{} holds keys but its mode is {mode:04o}: group or others can read them; chmod 600 it",
+            path.display()
+        )
+    })
+}
 
 /// A TOML error in words that cannot leak a secret: toml's own text quotes
 /// the offending source line and serde's quotes the value (`invalid type:
@@ -457,6 +475,8 @@ pub struct IkeConfig {
     pub local_id: Identity,
     pub remote_id: Identity,
     pub psk: SecretBytes,
+    /// The PSK is written in the config file itself (not `psk_file`).
+    pub psk_inline: bool,
     pub start_action: StartAction,
     /// IKE SA rekey and hard lifetime, seconds.
     pub ike_rekey_time: u64,
@@ -540,7 +560,11 @@ impl Config {
             key: String::new(),
             reason: format!("cannot read: {e}"),
         })?;
-        Config::parse(path, &text)
+        let mut cfg = Config::parse(path, &text)?;
+        if let Some(w) = open_key_file_warning(path, &cfg) {
+            cfg.warnings.push(w);
+        }
+        Ok(cfg)
     }
 
     pub fn parse(path: &Path, text: &str) -> Result<Config, ConfigError> {
@@ -832,6 +856,7 @@ impl Config {
                 log: d.log.clone(),
             },
             conns,
+            warnings: Vec::new(),
         })
     }
 }
@@ -1017,6 +1042,7 @@ fn parse_ike(
         local_id: id("local_id", &c.local_id, local_addr)?,
         remote_id: id("remote_id", &c.remote_id, remote_addr)?,
         psk,
+        psk_inline: c.psk.is_some(),
         start_action,
         ike_rekey_time,
         ike_lifetime: dur("ike_lifetime", &c.ike_lifetime, ike_rekey_time + ike_rekey_time / 10)?,

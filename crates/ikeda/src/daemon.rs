@@ -438,6 +438,9 @@ struct Started {
 }
 
 fn start(cfg: &Config, opts: &RunOptions) -> Result<Started, String> {
+    for w in &cfg.warnings {
+        tracing::warn!(target: "config", "{w}");
+    }
     for c in &cfg.conns {
         for w in c.ike.iter().flat_map(|i| i.warnings.iter()) {
             tracing::warn!(target: "config", "{}: {w}", c.name);
