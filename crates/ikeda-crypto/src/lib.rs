@@ -34,6 +34,19 @@ pub fn sha1(parts: &[&[u8]]) -> [u8; 20] {
     out
 }
 
+/// SHA-256 over the concatenation of `parts`: a one-way name for a key
+/// (the state file of a manually keyed SA names its key by this, never by
+/// the key itself), not a MAC.
+pub fn sha256(parts: &[&[u8]]) -> [u8; 32] {
+    let mut ctx = aws_lc_rs::digest::Context::new(&aws_lc_rs::digest::SHA256);
+    for p in parts {
+        ctx.update(p);
+    }
+    let mut out = [0u8; 32];
+    out.copy_from_slice(ctx.finish().as_ref());
+    out
+}
+
 #[cfg(test)]
 mod sha1_tests {
     #[test]

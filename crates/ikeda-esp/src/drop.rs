@@ -62,6 +62,10 @@ reasons! {
     HeldForSa => "held_for_sa",
     /// The outbound SA has used its last sequence number (RFC 4303 §3.3.3).
     SeqExhausted => "seq_exhausted",
+    /// The outbound SA's next sequence number is above the ceiling its
+    /// owner has made durable (manual keys: reserved ahead in a state file,
+    /// so that no restart reuses a number); sent again once it moves up.
+    SeqNotReserved => "seq_not_reserved",
     /// Outbound packet is not IPv4/IPv6 or is malformed.
     NotIp => "not_ip",
     /// The packet does not fit the buffer after encapsulation (or, inbound,

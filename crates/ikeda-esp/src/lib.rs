@@ -18,7 +18,7 @@ pub mod spd;
 
 pub use drop::{DropCounters, DropReason};
 pub use ipcomp::{IpcompParams, IpcompScratch, IpcompStats};
-pub use sa::{Encap, InboundSa, OutboundSa, Room, SaParams, SaStats};
+pub use sa::{Encap, InboundSa, OutboundSa, Room, SaParams, SaStats, SeqCeiling};
 pub use selector::{AddrRange, Selector};
 pub use spd::{Policy, PolicyAction, Spd};
 

@@ -77,6 +77,15 @@ impl SaStats {
     }
 }
 
+/// The highest sequence number an outbound SA may use, shared between the
+/// sending thread (one atomic load per packet) and the owner that reserves
+/// numbers ahead: a manually keyed SA's key outlives the process, so its
+/// numbers are written to disk before use and the owner raises the ceiling
+/// only once that write is durable (AES-GCM and ChaCha20-Poly1305 take
+/// their nonce from the sequence number, RFC 4106 §3.1, RFC 7634 §2; a
+/// repeat under the same key breaks them).
+pub type SeqCeiling = Arc<AtomicU64>;
+
 /// Room an outbound SA needs in front of and behind an inner packet.
 #[derive(Debug, Clone, Copy)]
 pub struct Room {
@@ -96,6 +105,9 @@ pub struct OutboundSa {
     /// Last sequence number used; the next packet gets `seq + 1`.
     seq: u64,
     exhausted: bool,
+    /// The highest sequence number this SA may use, if its owner reserves
+    /// numbers ahead: see [`SeqCeiling`].
+    ceiling: Option<SeqCeiling>,
     /// IPComp: the CPI our IPComp headers carry.
     ipcomp_cpi: Option<u16>,
     pub stats: Arc<SaStats>,
@@ -112,6 +124,7 @@ impl OutboundSa {
             esn: p.esn,
             seq: 0,
             exhausted: false,
+            ceiling: None,
             ipcomp_cpi: p.ipcomp.map(|c| c.cpi_out),
             stats: Arc::new(SaStats::default()),
         })
@@ -120,6 +133,12 @@ impl OutboundSa {
     /// Start from a given last-used sequence number (tests, and resuming).
     pub fn with_last_seq(mut self, seq: u64) -> Self {
         self.seq = seq;
+        self
+    }
+
+    /// Send no sequence number above `ceiling` (until its owner raises it).
+    pub fn with_seq_ceiling(mut self, ceiling: SeqCeiling) -> Self {
+        self.ceiling = Some(ceiling);
         self
     }
 
@@ -239,6 +258,11 @@ impl OutboundSa {
         if self.exhausted || self.seq >= limit {
             self.exhausted = true;
             return Err(DropReason::SeqExhausted);
+        }
+        if let Some(c) = &self.ceiling {
+            if self.seq >= c.load(Ordering::Acquire) {
+                return Err(DropReason::SeqNotReserved);
+            }
         }
         let room = self.room();
         let start = off.checked_sub(room.head).ok_or(DropReason::TooBig)?;

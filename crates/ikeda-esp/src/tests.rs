@@ -353,6 +353,33 @@ fn sender_never_wraps_32bit_sequence_numbers() {
     assert_eq!(a.out.drops.get(DropReason::SeqExhausted), 2);
 }
 
+/// A manually keyed SA sends only numbers its owner has reserved on disk:
+/// at the ceiling it holds back (counted) until the ceiling moves, and then
+/// goes on from where it stopped, skipping and repeating nothing.
+#[test]
+fn sender_stops_at_the_reserved_ceiling_and_resumes_when_it_moves() {
+    use std::sync::atomic::{AtomicU64, Ordering};
+    let alg = EspAlgorithm::AesGcm16 { key_bits: 128 };
+    let (mut a, mut b) = pair(alg, false);
+    let ceiling = std::sync::Arc::new(AtomicU64::new(2));
+    let sa = a.out.sas[0].take().unwrap().with_seq_ceiling(ceiling.clone());
+    a.out.sas[0] = Some(sa);
+    let p = icmp([192, 168, 11, 11], [192, 168, 12, 12], 8);
+    for want in 1..=2u32 {
+        let (esp, _) = send(&mut a, &p).unwrap();
+        assert_eq!(&esp[4..8], &want.to_be_bytes());
+        assert_eq!(recv(&mut b, &esp).unwrap(), p);
+    }
+    assert_eq!(send(&mut a, &p).unwrap_err(), DropReason::SeqNotReserved);
+    assert_eq!(a.out.drops.get(DropReason::SeqNotReserved), 1);
+    assert!(!a.out.sas[0].as_ref().unwrap().is_exhausted());
+    ceiling.store(3, Ordering::Release);
+    let (esp, _) = send(&mut a, &p).unwrap();
+    assert_eq!(&esp[4..8], &3u32.to_be_bytes());
+    assert_eq!(recv(&mut b, &esp).unwrap(), p);
+    assert_eq!(send(&mut a, &p).unwrap_err(), DropReason::SeqNotReserved);
+}
+
 #[test]
 fn esn_crosses_the_32bit_boundary_and_stops_at_64() {
     let alg = EspAlgorithm::AesCbc {

@@ -32,8 +32,12 @@ impl Default for RetransmitPolicy {
 
 impl RetransmitPolicy {
     /// How long to wait after send number `n` (0 = the original send).
+    /// Saturates at `Duration::MAX` (never answered in practice) rather
+    /// than panic as `Duration::mul_f64` does on overflow or NaN: the values
+    /// come from the config.
     pub fn wait_after(&self, n: u32) -> Duration {
-        self.timeout.mul_f64(self.base.powi(n as i32))
+        let factor = self.base.powi(n.min(i32::MAX as u32) as i32);
+        Duration::try_from_secs_f64(self.timeout.as_secs_f64() * factor).unwrap_or(Duration::MAX)
     }
 }
 
@@ -189,6 +193,25 @@ impl Responder {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// Issue 10 point 8: `Duration::mul_f64` panics when the product
+    /// overflows; a huge timeout, base or try number must saturate instead.
+    #[test]
+    fn huge_values_saturate_instead_of_panicking() {
+        let p = RetransmitPolicy {
+            timeout: Duration::from_secs(1 << 62),
+            base: 4.0,
+            tries: u32::MAX,
+        };
+        assert_eq!(p.wait_after(0), Duration::from_secs(1 << 62));
+        assert_eq!(p.wait_after(40), Duration::MAX);
+        assert_eq!(p.wait_after(u32::MAX), Duration::MAX);
+        let odd = RetransmitPolicy { base: f64::NAN, ..p };
+        assert_eq!(odd.wait_after(3), Duration::MAX);
+        let mut r = Requester::new();
+        assert_eq!(r.send(b"req".to_vec(), Millis(0), &p), Ok(0));
+        assert_eq!(r.poll_timeout(), Some(Millis(u64::MAX)));
+    }
 
     #[test]
     fn strongswan_schedule_and_give_up() {

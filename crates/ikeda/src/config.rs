@@ -7,6 +7,7 @@
 //! route_table = 220      # routing table for the remote selectors
 //! control_socket = "/run/ikeda/ikeda.sock"   # `ikeda status|show|up|down|reload|log` talk here (0600)
 //! key_export = "/var/lib/ikeda/keys"         # off unless set: Wireshark key files, 0600
+//! state_dir = "/var/lib/ikeda/state"         # manual SAs' reserved sequence numbers (0700, files 0600)
 //! log = "info,ike=debug"  # levels per subsystem (ike, esp, config, control); --log / IKEDA_LOG win
 //!
 //! [[conn]]
@@ -107,6 +108,8 @@ struct RawDaemon {
     #[serde(default)]
     key_export: Option<PathBuf>,
     #[serde(default)]
+    state_dir: Option<PathBuf>,
+    #[serde(default)]
     log: Option<String>,
 }
 
@@ -121,6 +124,7 @@ impl Default for RawDaemon {
             retransmit_tries: None,
             control_socket: None,
             key_export: None,
+            state_dir: None,
             log: None,
         }
     }
@@ -260,6 +264,8 @@ pub struct Config {
     pub file: PathBuf,
     pub daemon: DaemonConfig,
     pub conns: Vec<ConnConfig>,
+    /// Said at load, not refused: `ikeda check` prints them, `run` logs them.
+    pub warnings: Vec<String>,
 }
 
 #[derive(Debug, Clone)]
@@ -273,12 +279,92 @@ pub struct DaemonConfig {
     pub control_socket: PathBuf,
     /// Key export directory; `None`: off.
     pub key_export: Option<PathBuf>,
+    /// Where manually keyed SAs keep their reserved sequence numbers
+    /// (`seqstate`): a directory of ours, 0700.
+    pub state_dir: PathBuf,
     /// Log filter (tracing syntax), unless the command line gives one.
     pub log: Option<String>,
 }
 
 /// Where `ikeda run` listens and the other commands connect by default.
 pub const DEFAULT_CONTROL_SOCKET: &str = "/run/ikeda/ikeda.sock";
+
+/// A warning when the file `cfg` was read from holds a key (a `psk` or
+/// manual keys; `psk_file` is checked on its own) and group or others may
+/// read it.
+fn open_key_file_warning(path: &Path, cfg: &Config) -> Option<String> {
+    use std::os::unix::fs::PermissionsExt;
+    let inline_psk = cfg.conns.iter().any(|c| c.ike.as_ref().is_some_and(|i| i.psk_inline));
+    let keys = inline_psk || cfg.conns.iter().any(|c| c.manual.is_some());
+    let mode = std::fs::metadata(path).ok()?.permissions().mode() & 0o777;
+    (keys && mode & 0o077 != 0).then(|| {
+        format!(
+            "{} holds keys but its mode is {mode:04o}: group or others can read them; chmod 600 it",
+            path.display()
+        )
+    })
+}
+
+/// A TOML error in words that cannot leak a secret: toml's own text quotes
+/// the offending source line and serde's quotes the value (`invalid type:
+/// string "..."`), which on a `psk` or `enc_key` line is the key. So: line
+/// and column, the key name written on that line (names only), and the
+/// message with every quoted part left out.
+fn syntax_error(text: &str, e: &toml::de::Error) -> (String, String) {
+    let Some(span) = e.span() else {
+        return (String::new(), format!("not valid TOML: {}", unquoted(e.message())));
+    };
+    let before = &text.as_bytes()[..span.start.min(text.len())];
+    let line = before.iter().filter(|b| **b == b'\n').count() + 1;
+    let col = before.iter().rev().take_while(|b| **b != b'\n').count() + 1;
+    let key = text
+        .lines()
+        .nth(line - 1)
+        .and_then(|l| l.split_once('='))
+        .map(|(k, _)| k.trim())
+        .filter(|k| !k.is_empty() && k.chars().all(|c| c.is_ascii_alphanumeric() || "_.-".contains(c)))
+        .unwrap_or_default();
+    (
+        key.to_string(),
+        format!("line {line}, column {col}: not valid TOML: {}", unquoted(e.message())),
+    )
+}
+
+/// `s` with what it quotes left out: values ("..." and '...', and numbers
+/// in `...`) become "...", field names in `...` stay (serde's `unknown
+/// field `bogus``), since a name is not a secret.
+fn unquoted(s: &str) -> String {
+    let mut out = String::new();
+    let mut quoted: Option<(char, String)> = None;
+    for c in s.chars() {
+        match &mut quoted {
+            None if "\"'`".contains(c) => quoted = Some((c, String::new())),
+            None => out.push(c),
+            Some((q, inner)) if *q == c => {
+                let name = c == '`'
+                    && inner.starts_with(|c: char| c.is_ascii_alphabetic() || c == '_')
+                    && inner.chars().all(|c| c.is_ascii_alphanumeric() || "_-".contains(c));
+                out.push_str(&if name { format!("`{inner}`") } else { "...".into() });
+                quoted = None;
+            }
+            Some((_, inner)) => inner.push(c),
+        }
+    }
+    if quoted.is_some() {
+        out.push_str("...");
+    }
+    out.trim_end().replace('\n', " ")
+}
+
+/// The longest lifetime or rekey time accepted: ten years.
+pub const MAX_LIFETIME_SECS: u64 = 10 * 365 * 86_400;
+
+/// The longest first retransmission timeout accepted (the back-off then
+/// multiplies it, up to 4.0^20).
+pub const MAX_RETRANSMIT_TIMEOUT_MS: u64 = 3_600_000;
+
+/// Where manual SAs' sequence state lives unless `[daemon] state_dir` says.
+pub const DEFAULT_STATE_DIR: &str = "/var/lib/ikeda/state";
 
 #[derive(Debug, Clone)]
 pub struct ConnConfig {
@@ -389,6 +475,8 @@ pub struct IkeConfig {
     pub local_id: Identity,
     pub remote_id: Identity,
     pub psk: SecretBytes,
+    /// The PSK is written in the config file itself (not `psk_file`).
+    pub psk_inline: bool,
     pub start_action: StartAction,
     /// IKE SA rekey and hard lifetime, seconds.
     pub ike_rekey_time: u64,
@@ -472,7 +560,11 @@ impl Config {
             key: String::new(),
             reason: format!("cannot read: {e}"),
         })?;
-        Config::parse(path, &text)
+        let mut cfg = Config::parse(path, &text)?;
+        if let Some(w) = open_key_file_warning(path, &cfg) {
+            cfg.warnings.push(w);
+        }
+        Ok(cfg)
     }
 
     pub fn parse(path: &Path, text: &str) -> Result<Config, ConfigError> {
@@ -482,8 +574,8 @@ impl Config {
             reason,
         };
         let raw: RawFile = toml::from_str(text).map_err(|e| {
-            // toml's message names the key and the line; keep it whole.
-            err(String::new(), e.to_string().trim_end().replace('\n', " | "))
+            let (key, reason) = syntax_error(text, &e);
+            err(key, reason)
         })?;
         let d = &raw.daemon;
         if d.tun.is_empty() || d.tun.len() > 15 || d.tun.contains(['/', ' ']) {
@@ -503,12 +595,14 @@ impl Config {
         }
         let retransmit_ms = match &d.retransmit_timeout {
             None => 4000,
-            Some(v) => parse_duration_ms(v).filter(|ms| *ms >= 100).ok_or_else(|| {
-                err(
-                    "daemon.retransmit_timeout".into(),
-                    format!("'{v}' is not a duration of at least 100ms"),
-                )
-            })?,
+            Some(v) => parse_duration_ms(v)
+                .filter(|ms| (100..=MAX_RETRANSMIT_TIMEOUT_MS).contains(ms))
+                .ok_or_else(|| {
+                    err(
+                        "daemon.retransmit_timeout".into(),
+                        format!("'{v}' is not a duration from 100ms to 1h"),
+                    )
+                })?,
         };
         let retransmit_base = d.retransmit_base.unwrap_or(1.8);
         if !(1.0..=4.0).contains(&retransmit_base) {
@@ -758,9 +852,11 @@ impl Config {
                     .clone()
                     .unwrap_or_else(|| PathBuf::from(DEFAULT_CONTROL_SOCKET)),
                 key_export: d.key_export.clone(),
+                state_dir: d.state_dir.clone().unwrap_or_else(|| PathBuf::from(DEFAULT_STATE_DIR)),
                 log: d.log.clone(),
             },
             conns,
+            warnings: Vec::new(),
         })
     }
 }
@@ -847,7 +943,17 @@ fn parse_ike(
         match v {
             None => Ok(dflt),
             Some(v) => {
-                parse_duration(v).ok_or_else(|| err(at(k), format!("'{v}' is not a duration (90s, 30m, 4h, 1d)")))
+                let secs = parse_duration(v)
+                    .ok_or_else(|| err(at(k), format!("'{v}' is not a duration (90s, 30m, 4h, 1d)")))?;
+                // Bounded so that the margins below and the engines'
+                // milliseconds cannot overflow.
+                if secs > MAX_LIFETIME_SECS {
+                    return Err(err(
+                        at(k),
+                        format!("'{v}' is more than {} days", MAX_LIFETIME_SECS / 86_400),
+                    ));
+                }
+                Ok(secs)
             }
         }
     };
@@ -936,6 +1042,7 @@ fn parse_ike(
         local_id: id("local_id", &c.local_id, local_addr)?,
         remote_id: id("remote_id", &c.remote_id, remote_addr)?,
         psk,
+        psk_inline: c.psk.is_some(),
         start_action,
         ike_rekey_time,
         ike_lifetime: dur("ike_lifetime", &c.ike_lifetime, ike_rekey_time + ike_rekey_time / 10)?,
@@ -1289,6 +1396,75 @@ remote_ts = ["192.168.12.0/24"]
         assert_eq!(parse_duration("4h"), Some(14400));
         assert_eq!(parse_duration("90"), Some(90));
         assert_eq!(parse_duration("x"), None);
+    }
+
+    /// Issue 10 point 8: absurd lifetimes and retransmit timeouts are
+    /// refused by name; before, `life_time` alone overflowed in `* 9 / 10`
+    /// and `rekey_time` in `+ rekey_time / 10` (a panic in debug builds, a
+    /// wrapped lifetime in release ones).
+    #[test]
+    fn absurd_lifetimes_and_timeouts_are_refused_by_name() {
+        let max = u64::MAX.to_string();
+        let cases = [
+            ("rekey_time = \"30m\"", format!("life_time = \"{max}\""), "life_time: "),
+            (
+                "rekey_time = \"30m\"",
+                format!("rekey_time = \"{max}\""),
+                "rekey_time: ",
+            ),
+            (
+                "rekey_time = \"30m\"",
+                format!("rekey_time = \"30m\"\nike_lifetime = \"{max}\""),
+                "ike_lifetime: ",
+            ),
+            (
+                "rekey_time = \"30m\"",
+                format!("rekey_time = \"30m\"\nike_rekey_time = \"{max}\""),
+                "ike_rekey_time: ",
+            ),
+        ];
+        for (from, to, want) in cases {
+            let bad = IKE.replacen(from, &to, 1);
+            let e = parse(&bad).map(|_| ()).unwrap_err().to_string();
+            assert!(e.contains(want) && e.contains("more than"), "got: {e}\nwant: {want}");
+        }
+        let bad = format!("[daemon]\nretransmit_timeout = \"{}\"\n{}", u64::MAX / 1000, IKE);
+        let e = parse(&bad).map(|_| ()).unwrap_err().to_string();
+        assert!(e.contains("daemon.retransmit_timeout"), "{e}");
+    }
+
+    /// Issue 10 point 7: a broken line holding a key is reported by line,
+    /// column and key name, never with the key's bytes.
+    #[test]
+    fn syntax_errors_never_echo_a_secret() {
+        let secret = "Sup3rSecretPsk";
+        for (from, to) in [
+            ("psk = \"not very secret\"", format!("psk = \"{secret}")),
+            ("psk = \"not very secret\"", format!("psk = {secret}")),
+            ("psk = \"not very secret\"", format!("psk = \"{secret}\" x")),
+            ("psk = \"not very secret\"", format!("psk = [\"{secret}\"]")),
+            ("psk = \"not very secret\"", format!("psk = \"\"\"{secret}")),
+            ("psk = \"not very secret\"", format!("psk = {{ x = \"{secret}\" }}")),
+        ] {
+            let bad = IKE.replacen(from, &to, 1);
+            let e = parse(&bad).map(|_| ()).unwrap_err().to_string();
+            assert!(!e.contains("Sup3r"), "the secret in: {e}");
+            assert!(e.contains("line ") && e.contains("column "), "{e}");
+        }
+        let bad = GOOD.replacen("enc_key = \"0x", "enc_key = 0x\"", 1);
+        let e = parse(&bad).map(|_| ()).unwrap_err().to_string();
+        assert!(!e.contains("000102030405"), "the key in: {e}");
+        // A key written as a number: serde quotes the value in backticks.
+        let bad = GOOD.replacen(
+            "enc_key = \"0x000102030405060708090a0b0c0d0e0f10111213\"",
+            "enc_key = 987654321987",
+            1,
+        );
+        let e = parse(&bad).map(|_| ()).unwrap_err().to_string();
+        assert!(
+            !e.contains("987654321987") && e.contains("out: line"),
+            "the key in: {e}"
+        );
     }
 
     #[test]

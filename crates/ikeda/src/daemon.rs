@@ -10,6 +10,7 @@
 
 use crate::config::{Config, ConnConfig};
 use crate::dataplane::{DataPlane, NetSocket, StatsView};
+use crate::seqstate::{Reservation, SeqStore};
 use ikeda_esp::{Encap, InboundSa, Outbound, OutboundSa, Policy, PolicyAction, SaParams, Spd};
 use ikeda_sys::{DatagramIo, IpRoute2, PacketBatch, RawEspSocket, Tun, UdpSocket};
 use std::net::{IpAddr, SocketAddr};
@@ -42,27 +43,58 @@ pub fn sa_params(c: &ConnConfig) -> Option<(SaParams, SaParams)> {
     Some((mk(&m.out), mk(&m.inbound)))
 }
 
+/// A manually keyed connection's two SAs; the outbound one resumes above
+/// the sequence numbers reserved for its key and sends only up to the
+/// reservation's ceiling (`seqstate`: no number twice under one key, even
+/// across restarts and crashes).
+pub struct ManualSas {
+    pub out: OutboundSa,
+    pub inbound: InboundSa,
+    pub seq: Reservation,
+}
+
+/// The SAs of `c` if it is manually keyed; its sequence state is read from
+/// and reserved ahead in `store`.
+pub fn manual_sas(c: &ConnConfig, store: &SeqStore) -> Result<Option<ManualSas>, String> {
+    let Some((o, i)) = sa_params(c) else { return Ok(None) };
+    let slot = store.slot(o.spi, &o.enc_key, o.auth_key.as_ref())?;
+    let (seq, last) = Reservation::resume(slot, o.esn, crate::seqstate::STEP)
+        .map_err(|e| format!("{}: outbound SA {:#010x}: {e}", c.name, o.spi))?;
+    tracing::info!(
+        target: "config",
+        "{}: outbound SA {:#010x} resumes after sequence number {last} (reserved up to {})",
+        c.name,
+        o.spi,
+        seq.ceiling().load(std::sync::atomic::Ordering::Relaxed)
+    );
+    let out = OutboundSa::new(&o)
+        .map_err(|e| format!("{}: outbound SA: {e}", c.name))?
+        .with_last_seq(last)
+        .with_seq_ceiling(seq.ceiling());
+    let inbound = InboundSa::new(&i).map_err(|e| format!("{}: inbound SA: {e}", c.name))?;
+    Ok(Some(ManualSas { out, inbound, seq }))
+}
+
 /// The data plane state a config describes: SPD, outbound and inbound SAs.
 /// The outbound half, the connection name of each outbound SA, and the
 /// inbound SAs with their connection names.
 pub type BuiltSas = (Outbound, Vec<String>, Vec<(String, InboundSa)>);
 
-pub fn build_sas(cfg: &Config) -> Result<BuiltSas, String> {
+/// The manual connections' SAs and policies, and the sequence number
+/// reservation of each manual connection (in config order).
+pub fn build_sas(cfg: &Config, store: &SeqStore) -> Result<(BuiltSas, Vec<Reservation>), String> {
     let mut policies = Vec::new();
     let mut out = Vec::new();
     let mut names = Vec::new();
     let mut inb = Vec::new();
+    let mut seqs = Vec::new();
     for c in &cfg.conns {
-        let Some((o, i)) = sa_params(c) else { continue };
+        let Some(m) = manual_sas(c, store)? else { continue };
         let idx = out.len();
-        out.push(Some(
-            OutboundSa::new(&o).map_err(|e| format!("{}: outbound SA: {e}", c.name))?,
-        ));
+        out.push(Some(m.out));
         names.push(c.name.clone());
-        inb.push((
-            c.name.clone(),
-            InboundSa::new(&i).map_err(|e| format!("{}: inbound SA: {e}", c.name))?,
-        ));
+        inb.push((c.name.clone(), m.inbound));
+        seqs.push(m.seq);
         for s in &c.selectors {
             policies.push(Policy::new(
                 c.name.clone(),
@@ -71,7 +103,7 @@ pub fn build_sas(cfg: &Config) -> Result<BuiltSas, String> {
             ));
         }
     }
-    Ok((Outbound::new(Spd::new(policies), out), names, inb))
+    Ok(((Outbound::new(Spd::new(policies), out), names, inb), seqs))
 }
 
 /// A route or rule we added, to be removed on the way out.
@@ -109,19 +141,22 @@ impl Drop for OsState {
 
 /// Remove rules a crashed earlier run left pointing at our table.
 fn remove_stale_rules(ip: &IpRoute2, table: u32) {
-    for _ in 0..1024 {
-        if ip
-            .run([
+    // Both families: a daemon killed with SIGKILL leaves its IPv6 rules
+    // too, and `ip rule add` of one that is there fails the next start.
+    for family in ["-4", "-6"] {
+        for _ in 0..1024 {
+            let del = [
+                family,
                 "rule",
                 "del",
                 "pref",
                 &RULE_PREF.to_string(),
                 "table",
                 &table.to_string(),
-            ])
-            .is_err()
-        {
-            break;
+            ];
+            if ip.run(del).is_err() {
+                break;
+            }
         }
     }
 }
@@ -403,25 +438,33 @@ struct Started {
 }
 
 fn start(cfg: &Config, opts: &RunOptions) -> Result<Started, String> {
+    for w in &cfg.warnings {
+        tracing::warn!(target: "config", "{w}");
+    }
     for c in &cfg.conns {
         for w in c.ike.iter().flat_map(|i| i.warnings.iter()) {
             tracing::warn!(target: "config", "{}: {w}", c.name);
         }
     }
-    let (mut outbound, mut names, inbound) = build_sas(cfg)?;
+    let seq_store = SeqStore::new(&cfg.daemon.state_dir);
+    let ((mut outbound, mut names, inbound), mut seqs) = build_sas(cfg, &seq_store)?;
     // Manual connections hold the first slots, in config order.
     let mut manual = Vec::new();
-    for c in &cfg.conns {
-        if let Some((o, i)) = sa_params(c) {
-            let slot = names.iter().position(|n| *n == c.name).unwrap_or(0);
-            manual.push(crate::ike::ManualSlot {
-                name: c.name.clone(),
-                slot,
-                spi_in: i.spi,
-                spi_out: o.spi,
-                selectors: c.selectors.clone(),
-            });
-        }
+    for (slot, seq) in seqs.drain(..).enumerate() {
+        let (Some(Some(o)), Some((name, i))) = (outbound.sas.get(slot), inbound.get(slot)) else {
+            continue;
+        };
+        let c = cfg.conns.iter().find(|c| c.name == *name);
+        manual.push(crate::ike::ManualSlot {
+            name: name.clone(),
+            slot,
+            spi_in: i.spi,
+            spi_out: o.spi,
+            selectors: c.map(|c| c.selectors.clone()).unwrap_or_default(),
+            out_stats: o.stats.clone(),
+            seq,
+            seq_failing: false,
+        });
     }
     // IKE connections get an empty outbound slot each; their policies point
     // at it, so traffic is counted as `no_sa` until the CHILD SA is up.
@@ -516,6 +559,7 @@ fn start(cfg: &Config, opts: &RunOptions) -> Result<Started, String> {
         conns: ike_conns,
         slots,
         manual,
+        seq_store,
         sock500,
         sock4500,
         from_plane: ike_rx,

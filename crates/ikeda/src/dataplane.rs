@@ -703,7 +703,8 @@ mod tests {
     //! the whole TX/RX path, no root needed.
     use super::*;
     use crate::config::Config;
-    use crate::daemon::build_sas;
+    use crate::config::Config as Cfg;
+    use crate::daemon::BuiltSas;
     use ikeda_sys::fake::{FakeNet, FakeTun};
     use ikeda_wire::iana::IpProtocol;
     use ikeda_wire::ip::build_ipv4;
@@ -753,6 +754,21 @@ mod tests {
                 k1,
             ),
         )
+    }
+
+    /// The config's manual SAs, their sequence state in a fresh directory.
+    fn build_sas(c: &Cfg) -> Result<BuiltSas, String> {
+        static N: std::sync::atomic::AtomicU32 = std::sync::atomic::AtomicU32::new(0);
+        let dir = std::env::temp_dir().join(format!(
+            "ikeda-dataplane-seq-{}-{}",
+            std::process::id(),
+            N.fetch_add(1, std::sync::atomic::Ordering::Relaxed)
+        ));
+        let _ = std::fs::remove_dir_all(&dir);
+        let store = crate::seqstate::SeqStore::new(&dir);
+        let r = crate::daemon::build_sas(c, &store).map(|(sas, _)| sas);
+        let _ = std::fs::remove_dir_all(&dir);
+        r
     }
 
     struct Gw {

@@ -173,19 +173,26 @@ impl IkeThread {
 }
 
 /// A manually keyed connection's place in the data plane.
-#[derive(Clone)]
 pub struct ManualSlot {
     pub name: String,
     pub slot: usize,
     pub spi_in: u32,
     pub spi_out: u32,
     pub selectors: Vec<Selector>,
+    /// The outbound SA's counters: the highest sequence number sent.
+    pub out_stats: Arc<ikeda_esp::SaStats>,
+    /// The sequence numbers reserved on disk for the outbound SA.
+    pub seq: crate::seqstate::Reservation,
+    /// Reserving failed last time (logged once until it works again).
+    pub seq_failing: bool,
 }
 
 pub struct IkeSetup {
     pub conns: Vec<(ConnSpec, StartAction)>,
     pub slots: Vec<ConnSlot>,
     pub manual: Vec<ManualSlot>,
+    /// Where manual SAs reserve their sequence numbers (reload uses it too).
+    pub seq_store: crate::seqstate::SeqStore,
     pub sock500: Vec<std::net::UdpSocket>,
     pub sock4500: Vec<Arc<NetSocket<AnySocket>>>,
     pub from_plane: Receiver<IkeDatagram>,
@@ -223,6 +230,7 @@ struct Runtime {
     started: Instant,
     slots: Vec<ConnSlot>,
     manual: Vec<ManualSlot>,
+    seq_store: crate::seqstate::SeqStore,
     sock500: Vec<std::net::UdpSocket>,
     sock4500: Vec<Arc<NetSocket<AnySocket>>>,
     control: Control,
@@ -980,9 +988,10 @@ impl Runtime {
             || od.route_table != nd.route_table
             || od.control_socket != nd.control_socket
             || od.key_export != nd.key_export
+            || od.state_dir != nd.state_dir
         {
             return Err(
-                "tun, mtu, route_table, control_socket or key_export changed in [daemon]: that needs a restart; \
+                "tun, mtu, route_table, control_socket, key_export or state_dir changed in [daemon]: that needs a restart; \
                  nothing changed"
                     .into(),
             );
@@ -1061,20 +1070,21 @@ impl Runtime {
             };
             let slot = self.next_slot;
             self.next_slot += 1;
-            if let Some((o, i)) = crate::daemon::sa_params(c) {
-                let (o, i) = match (OutboundSa::new(&o), InboundSa::new(&i)) {
-                    (Ok(o), Ok(i)) => (o, i),
-                    (Err(e), _) | (_, Err(e)) => return Err(format!("{name}: {e}")),
-                };
+            // A changed manual connection resumes above the numbers its
+            // old SA reserved (same key), or starts anew (new key).
+            if let Some(m) = crate::daemon::manual_sas(c, &self.seq_store)? {
                 self.manual.push(ManualSlot {
                     name: name.clone(),
                     slot,
-                    spi_in: i.spi,
-                    spi_out: o.spi,
+                    spi_in: m.inbound.spi,
+                    spi_out: m.out.spi,
                     selectors: c.selectors.clone(),
+                    out_stats: m.out.stats.clone(),
+                    seq: m.seq,
+                    seq_failing: false,
                 });
-                self.control.install_inbound(name, i)?;
-                self.control.set_outbound(name, slot, Some(o))?;
+                self.control.install_inbound(name, m.inbound)?;
+                self.control.set_outbound(name, slot, Some(m.out))?;
             } else if let Some(spec) = conn_spec(c) {
                 let action = c.ike.as_ref().map_or(StartAction::None, |i| i.start_action);
                 let new_slots = conn_slots(c, &spec, slot);
@@ -1124,6 +1134,29 @@ impl Runtime {
     }
 }
 
+impl Runtime {
+    /// Manual SAs: reserve the next sequence numbers on disk before the
+    /// data plane reaches the ceiling (a check per SA every loop turn, a
+    /// file write and fsync once per `seqstate::STEP` packets); say so
+    /// once when an SA has used its last number.
+    fn reserve_seq(&mut self) {
+        for m in &mut self.manual {
+            let used = m.out_stats.seq.load(Ordering::Relaxed);
+            match m.seq.top_up(used) {
+                Err(e) if !m.seq_failing => {
+                    m.seq_failing = true;
+                    tracing::error!(target: "esp", "{}: cannot reserve more sequence numbers, outbound SA {:#010x} stops at its ceiling: {e}", m.name, m.spi_out);
+                }
+                Err(_) => {}
+                Ok(_) => m.seq_failing = false,
+            }
+            if m.seq.newly_exhausted(used) {
+                tracing::error!(target: "esp", "{}: outbound SA {:#010x} has used every sequence number of its key: it sends nothing more; set a new key (and SPI) on both gateways", m.name, m.spi_out);
+            }
+        }
+    }
+}
+
 /// The data plane slot of an IKE connection, before any SA.
 /// The data plane slots of an IKE connection: one, or for IKEv1 one per
 /// selector pair (each gets its own Quick Mode and SAs), numbered from `first`.
@@ -1165,6 +1198,7 @@ pub fn start(setup: IkeSetup, stop_flag: Arc<AtomicBool>) -> std::io::Result<Ike
         conns,
         slots,
         manual,
+        seq_store,
         sock500,
         sock4500,
         from_plane,
@@ -1213,6 +1247,7 @@ pub fn start(setup: IkeSetup, stop_flag: Arc<AtomicBool>) -> std::io::Result<Ike
         started: Instant::now(),
         slots,
         manual,
+        seq_store,
         sock500,
         sock4500,
         control,
@@ -1281,6 +1316,7 @@ pub fn start(setup: IkeSetup, stop_flag: Arc<AtomicBool>) -> std::io::Result<Ike
                 }
             }
             rt.byte_lifetimes();
+            rt.reserve_seq();
             rt.retire_inbound();
             // UDP 4500, handed over by the data plane.
             while let Ok(d) = from_plane.try_recv() {

@@ -27,10 +27,9 @@ use ikeda_crypto::ike::{Encr, IkeSuite, Integ};
 use ikeda_crypto::{EspAlgorithm, EspInteg, SecretBytes};
 use ikeda_ike::ikev2::{ChildSaInfo, IkeKeyInfo, V1KeyInfo};
 use serde_json::json;
-use std::fs::{self, File, OpenOptions};
+use std::fs::{self, File};
 use std::io::Write;
 use std::net::{IpAddr, SocketAddr};
-use std::os::unix::fs::{DirBuilderExt, OpenOptionsExt, PermissionsExt};
 use std::path::{Path, PathBuf};
 
 pub const IKEV2_TABLE: &str = "ikev2_decryption_table";
@@ -49,21 +48,10 @@ pub struct KeyExport {
     log: File,
 }
 
-fn open_0600(path: &Path, append: bool) -> std::io::Result<File> {
-    let f = OpenOptions::new()
-        .create(true)
-        .append(append)
-        .write(true)
-        .truncate(!append)
-        .mode(0o600)
-        .open(path)?;
-    // An existing file keeps its mode on open: tighten it.
-    f.set_permissions(fs::Permissions::from_mode(0o600))?;
-    Ok(f)
-}
-
 fn read_lines(path: &Path) -> Vec<String> {
-    fs::read_to_string(path)
+    crate::private::read(path)
+        .ok()
+        .flatten()
         .map(|t| t.lines().filter(|l| !l.trim().is_empty()).map(str::to_owned).collect())
         .unwrap_or_default()
 }
@@ -183,21 +171,19 @@ fn suite_json(s: &IkeSuite) -> serde_json::Value {
 impl KeyExport {
     /// Create the directory (0700) and files (0600); keep existing lines.
     pub fn open(dir: &Path) -> Result<KeyExport, String> {
-        fs::DirBuilder::new()
-            .recursive(true)
-            .mode(0o700)
-            .create(dir)
-            .map_err(|e| format!("key export directory {}: {e}", dir.display()))?;
+        // Ours and 0700, or refused: whoever can write here could plant a
+        // link where a key is about to be written.
+        crate::private::ensure_dir(dir, "key export directory")?;
         let pref = dir.join("preferences");
-        if !pref.exists() {
-            let mut f = open_0600(&pref, false).map_err(|e| format!("{}: {e}", pref.display()))?;
+        if fs::symlink_metadata(&pref).is_err() {
+            let mut f = crate::private::create_new(&pref).map_err(|e| format!("{}: {e}", pref.display()))?;
             let _ = f.write_all(
                 b"# Written by ikeda (key export): let Wireshark decrypt ESP with esp_sa.\n\
                   esp.enable_encryption_decode: TRUE\n",
             );
         }
         let log_path = dir.join(KEY_LOG);
-        let log = open_0600(&log_path, true).map_err(|e| format!("{}: {e}", log_path.display()))?;
+        let log = crate::private::open_append(&log_path).map_err(|e| format!("{}: {e}", log_path.display()))?;
         let mut x = KeyExport {
             dir: dir.to_path_buf(),
             ikev2: read_lines(&dir.join(IKEV2_TABLE)),
@@ -227,13 +213,8 @@ impl KeyExport {
         if !text.is_empty() {
             text.push('\n');
         }
-        let path = self.dir.join(name);
-        let tmp = self.dir.join(format!(".{name}.tmp"));
-        let mut f = open_0600(&tmp, false).map_err(|e| format!("{}: {e}", tmp.display()))?;
-        f.write_all(text.as_bytes())
-            .and_then(|_| f.sync_data())
-            .map_err(|e| format!("{}: {e}", tmp.display()))?;
-        fs::rename(&tmp, &path).map_err(|e| format!("{}: {e}", path.display()))
+        crate::private::replace(&self.dir, name, text.as_bytes(), false)
+            .map_err(|e| format!("{}: {e}", self.dir.join(name).display()))
     }
 
     fn log_json(&mut self, v: serde_json::Value) {
@@ -464,6 +445,7 @@ mod tests {
 
     #[test]
     fn files_are_0600_and_old_lines_are_kept() {
+        use std::os::unix::fs::PermissionsExt;
         let dir = std::env::temp_dir().join(format!("ikeda-keys-test-{}", std::process::id()));
         let _ = fs::remove_dir_all(&dir);
         {
@@ -481,5 +463,36 @@ mod tests {
         }
         assert_eq!(fs::metadata(&dir).unwrap().permissions().mode() & 0o777, 0o700);
         let _ = fs::remove_dir_all(&dir);
+    }
+
+    /// Issue 10 point 7: a link planted at a key file's path is not
+    /// followed (its target stays untouched), and a directory open to
+    /// others is refused with a clear message.
+    #[test]
+    fn planted_links_are_not_followed_and_an_open_dir_is_refused() {
+        use std::os::unix::fs::PermissionsExt;
+        let base = std::env::temp_dir().join(format!("ikeda-keys-links-{}", std::process::id()));
+        let _ = fs::remove_dir_all(&base);
+        let dir = base.join("keys");
+        fs::create_dir_all(&dir).unwrap();
+        fs::set_permissions(&dir, fs::Permissions::from_mode(0o700)).unwrap();
+        let victim = base.join("victim");
+        fs::write(&victim, "untouched\n").unwrap();
+        for f in [KEY_LOG, IKEV2_TABLE, "preferences"] {
+            let _ = fs::remove_file(dir.join(f));
+            std::os::unix::fs::symlink(&victim, dir.join(f)).unwrap();
+            if let Ok(mut x) = KeyExport::open(&dir) {
+                x.ike_sa(&info(Encr::AesGcm16 { key_bits: 128 }, None));
+            }
+            assert_eq!(fs::read_to_string(&victim).unwrap(), "untouched\n", "{f}");
+            let _ = fs::remove_file(dir.join(f));
+        }
+        fs::set_permissions(&dir, fs::Permissions::from_mode(0o777)).unwrap();
+        let e = KeyExport::open(&dir).err().unwrap();
+        assert!(
+            e.contains("key export directory") && e.contains("0777") && e.contains("0700"),
+            "{e}"
+        );
+        let _ = fs::remove_dir_all(&base);
     }
 }

@@ -16,6 +16,8 @@ mod engines;
 mod ike;
 mod keys;
 mod lab;
+mod private;
+mod seqstate;
 mod show;
 
 #[derive(Parser)]
@@ -252,6 +254,9 @@ fn main() -> ExitCode {
         }),
         Cmd::Check { config } => match config::Config::load(&config) {
             Ok(c) => {
+                for w in &c.warnings {
+                    eprintln!("ikeda: warning: {w}");
+                }
                 println!("{}: OK ({} connection(s))", config.display(), c.conns.len());
                 0
             }

@@ -670,7 +670,9 @@ pub fn gateway_configs(a: &UpArgs) -> Result<[String; 2], String> {
         };
         out[i] = format!(
             "# gw{n} of lab '{name}' (written by `ikeda lab up`; outer IPv{fam}{nat})\n\
-             [daemon]\ntun = \"ikeda0\"\nmtu = 1400\n\n\
+             [daemon]\ntun = \"ikeda0\"\nmtu = 1400\n\
+             # the manual SA's reserved sequence numbers (never reused across restarts)\n\
+             state_dir = \"{seq_dir}\"\n\n\
              [[conn]]\nname = \"site{m}\"\nlocal_addr = \"{l}\"\nremote_addr = \"{r}\"\n\
              encap = \"{encap}\"\nesp = \"{esp}\"\nesn = {esn}\n\
              local_ts = [\"{ln}\", \"{ln6}\"]\nremote_ts = [\"{rn}\", \"{rn6}\"]\n\n\
@@ -681,6 +683,7 @@ pub fn gateway_configs(a: &UpArgs) -> Result<[String; 2], String> {
             n = i + 1,
             m = j + 1,
             name = a.name.name,
+            seq_dir = state_dir(&a.name.name).join(format!("state-gw{}", i + 1)).display(),
             l = gw_local(a, i),
             r = gw_peer(a, i),
             encap = if a.encap() == EncapArg::Udp { "udp" } else { "esp" },
