@@ -78,8 +78,15 @@ enum Cmd {
     },
     /// Initiate a connection.
     Up { conn: String },
-    /// Delete a connection's IKE SA and its CHILD SAs.
-    Down { conn: String },
+    /// Delete a connection's IKE SA and its CHILD SAs; with `-c FILE` (the
+    /// daemon stopped): remove the policy rules and unreachable routes that
+    /// keep the remote selectors' traffic from leaving in clear.
+    Down {
+        #[arg(required_unless_present = "config")]
+        conn: Option<String>,
+        #[arg(short = 'c', long = "config", conflicts_with = "conn")]
+        config: Option<PathBuf>,
+    },
     /// Re-read the configuration: changed connections are re-established,
     /// untouched ones keep their SAs.
     Reload {
@@ -176,7 +183,7 @@ fn client(socket: &std::path::Path, cmd: Cmd) -> i32 {
             }
             Err(e) => client_error(e),
         },
-        Cmd::Down { conn } => match request(socket, Command::Down { conn: conn.clone() }) {
+        Cmd::Down { conn: Some(conn), .. } => match request(socket, Command::Down { conn: conn.clone() }) {
             Ok(_) => {
                 println!("{conn}: deleting its IKE SA");
                 0
@@ -227,7 +234,7 @@ fn client(socket: &std::path::Path, cmd: Cmd) -> i32 {
                 Err(e) => client_error(e),
             }
         }
-        Cmd::Run { .. } | Cmd::Check { .. } | Cmd::Lab { .. } => 2,
+        Cmd::Run { .. } | Cmd::Check { .. } | Cmd::Lab { .. } | Cmd::Down { conn: None, .. } => 2,
     }
 }
 
@@ -261,6 +268,9 @@ fn main() -> ExitCode {
             }
         },
         Cmd::Lab { cmd } => lab::main(cmd),
+        Cmd::Down {
+            config: Some(config), ..
+        } => daemon::teardown(&config, &cli.socket),
         cmd => client(&cli.socket, cmd),
     };
     ExitCode::from(code as u8)
