@@ -5,68 +5,8 @@
 
 mod common;
 use common::*;
-use std::io::BufRead;
-use std::os::unix::process::CommandExt;
-use std::process::{Child, Command, Stdio};
+use std::process::{Command, Stdio};
 use std::time::Duration;
-
-/// A process this test started, killed by its PID on drop (the lab's
-/// `down` only knows the PIDs it started itself).
-struct Owned(Option<Child>);
-
-impl Owned {
-    /// Signal it (negative: its process group) and wait for its exit and output.
-    fn stop(mut self, sig: i32, group: bool) -> std::process::Output {
-        let c = self.0.take().expect("running");
-        let pid = c.id() as i32;
-        // SAFETY: kill(2) on a child (or its group) we have not reaped yet.
-        unsafe { libc::kill(if group { -pid } else { pid }, sig) };
-        c.wait_with_output().unwrap()
-    }
-}
-
-impl Drop for Owned {
-    fn drop(&mut self) {
-        if let Some(c) = &mut self.0 {
-            let _ = c.kill();
-            let _ = c.wait();
-        }
-    }
-}
-
-/// `ikeda lab capture NAME gw1 FILE` in the foreground, running once it
-/// says "capturing"; stopped with SIGINT to its process group, as Ctrl-C.
-/// Its stderr stays open (a closed pipe would fail its last messages).
-struct Capture(Owned, std::io::BufReader<std::process::ChildStderr>);
-
-impl Capture {
-    fn start(lab: &Lab, pcap: &std::path::Path) -> Capture {
-        let mut c = Command::new(IKEDA)
-            .args(["lab", "capture", "--name", &lab.name, "gw1"])
-            .arg(pcap)
-            .process_group(0)
-            .stdin(Stdio::null())
-            .stdout(Stdio::piped())
-            .stderr(Stdio::piped())
-            .spawn()
-            .unwrap();
-        let mut err = std::io::BufReader::new(c.stderr.take().unwrap());
-        let mut line = String::new();
-        err.read_line(&mut line).unwrap();
-        assert!(line.starts_with("capturing gw1 wan0 into"), "{line}");
-        Capture(Owned(Some(c)), err)
-    }
-
-    /// SIGINT to its process group, as a terminal's Ctrl-C (`lab capture`
-    /// stops its dumpcap and writes the file out).
-    fn stop(self) {
-        let Capture(owned, mut err) = self;
-        let o = owned.stop(libc::SIGINT, true);
-        let mut rest = String::new();
-        std::io::Read::read_to_string(&mut err, &mut rest).unwrap();
-        assert!(o.status.success(), "lab capture: {}{rest}", text(&o));
-    }
-}
 
 /// Pings from h1 to h2 every 20 ms (IPv4 and IPv6) until stopped.
 struct Pings([Owned; 2]);
@@ -74,7 +14,7 @@ struct Pings([Owned; 2]);
 impl Pings {
     fn start(lab: &Lab) -> Pings {
         let ping = |fam: &str, dst: &str| {
-            Owned(Some(
+            Owned::new(
                 Command::new("ip")
                     .args(["netns", "exec", &lab.ns("h1"), "ping", fam, "-n", "-i", "0.02", dst])
                     .stdin(Stdio::null())
@@ -82,7 +22,7 @@ impl Pings {
                     .stderr(Stdio::piped())
                     .spawn()
                     .unwrap(),
-            ))
+            )
         };
         Pings([ping("-4", "192.168.12.12"), ping("-6", "2001:db8:12::12")])
     }
@@ -95,15 +35,7 @@ impl Pings {
 
 /// gw1's `ikeda run`: its PID (from the lab's state) and command line.
 fn gw1_daemon(lab: &Lab) -> (i32, Vec<String>) {
-    let st: serde_json::Value =
-        serde_json::from_str(&std::fs::read_to_string(lab.dir().join("lab.json")).unwrap()).unwrap();
-    let pid = st["pids"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .find(|p| p[0] == "ikeda gw1")
-        .and_then(|p| p[1].as_u64())
-        .expect("gw1's PID in lab.json") as i32;
+    let pid = lab.pid("ikeda gw1");
     let cmdline = std::fs::read(format!("/proc/{pid}/cmdline")).unwrap();
     let args = cmdline
         .split(|b| *b == 0)
@@ -169,7 +101,7 @@ fn fail_closed_across(sig: i32, tag: char) {
     let pcap = tmp.path().join("gw1-wan.pcap");
     let (pid, args) = gw1_daemon(&lab);
     let rules_before = rules(&lab);
-    let cap = Capture::start(&lab, &pcap);
+    let cap = LabCapture::start(&lab, "gw1", &pcap);
     let pings = Pings::start(&lab);
     std::thread::sleep(Duration::from_secs(1));
     unsafe { libc::kill(pid, sig) };
@@ -214,7 +146,7 @@ fn fail_closed_across(sig: i32, tag: char) {
         .append(true)
         .open(lab.dir().join("gw1.log"))
         .unwrap();
-    let restarted = Owned(Some(
+    let restarted = Owned::new(
         Command::new("ip")
             .args(["netns", "exec", &lab.ns("gw1")])
             .args(&args)
@@ -223,7 +155,7 @@ fn fail_closed_across(sig: i32, tag: char) {
             .stderr(log)
             .spawn()
             .unwrap(),
-    ));
+    );
     let t0 = std::time::Instant::now();
     for (fam, dst) in [("-4", "192.168.12.12"), ("-6", "2001:db8:12::12")] {
         wait_for(&format!("ping {dst} through the restarted gw1"), 30, || {
