@@ -138,7 +138,12 @@ impl IpRoute2 {
     pub fn rules_at(&self, pref: u32) -> io::Result<Vec<Rule>> {
         let mut out = Vec::new();
         for fam in ["-4", "-6"] {
-            let text = self.run([fam, "rule", "show", "pref", &pref.to_string()])?;
+            let text = match self.run([fam, "rule", "show", "pref", &pref.to_string()]) {
+                Ok(t) => t,
+                // A kernel without IPv6 has no IPv6 rules either.
+                Err(e) if e.kind() == io::ErrorKind::Unsupported => continue,
+                Err(e) => return Err(e),
+            };
             out.extend(text.lines().filter_map(Rule::parse));
         }
         Ok(out)
@@ -166,8 +171,9 @@ impl IpRoute2 {
             let t = table.to_string();
             let text = match self.run([fam, "route", "show", "table", &t, "type", "unreachable"]) {
                 Ok(t) => t,
-                // A table without any route does not exist yet.
-                Err(e) if e.kind() == io::ErrorKind::NotFound => continue,
+                // A table without any route does not exist yet; a kernel
+                // without IPv6 has no IPv6 routes.
+                Err(e) if matches!(e.kind(), io::ErrorKind::NotFound | io::ErrorKind::Unsupported) => continue,
                 Err(e) => return Err(e),
             };
             out.extend(text.lines().filter_map(|l| parse_unreachable(l, metric, fam == "-6")));
@@ -414,6 +420,8 @@ fn classify_ip_error(stderr: &str) -> io::ErrorKind {
         || stderr.contains("Cannot assign requested address")
     {
         io::ErrorKind::NotFound
+    } else if stderr.contains("Address family not supported") {
+        io::ErrorKind::Unsupported
     } else if stderr.contains("Operation not permitted") {
         io::ErrorKind::PermissionDenied
     } else {
@@ -628,6 +636,10 @@ mod tests {
         assert_eq!(
             classify_ip_error("RTNETLINK answers: No such process"),
             io::ErrorKind::NotFound
+        );
+        assert_eq!(
+            classify_ip_error("RTNETLINK answers: Address family not supported by protocol"),
+            io::ErrorKind::Unsupported
         );
         assert_eq!(classify_ip_error("weird"), io::ErrorKind::Other);
     }
