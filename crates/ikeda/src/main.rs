@@ -82,8 +82,11 @@ enum Cmd {
     /// daemon stopped): remove the policy rules and unreachable routes that
     /// keep the remote selectors' traffic from leaving in clear.
     Down {
+        /// The connection whose SAs the running daemon deletes.
         #[arg(required_unless_present = "config")]
         conn: Option<String>,
+        /// The daemon is stopped: remove the rules and unreachable routes
+        /// of this config's table (the explicit end of fail closed).
         #[arg(short = 'c', long = "config", conflicts_with = "conn")]
         config: Option<PathBuf>,
     },
