@@ -109,28 +109,76 @@ impl IpRoute2 {
 
     /// `ip rule add [from FROM] to TO table T [pref P]`.
     pub fn add_rule(&self, from: Option<&str>, to: &str, table: u32, pref: Option<u32>) -> io::Result<()> {
-        self.rule_cmd("add", from, to, table, pref)
+        self.run(Rule::simple(from, to, table, pref).args("add")).map(drop)
     }
 
     /// `ip rule del [from FROM] to TO table T [pref P]`.
     pub fn del_rule(&self, from: Option<&str>, to: &str, table: u32, pref: Option<u32>) -> io::Result<()> {
-        self.rule_cmd("del", from, to, table, pref)
+        self.run(Rule::simple(from, to, table, pref).args("del")).map(drop)
     }
 
-    fn rule_cmd(&self, verb: &str, from: Option<&str>, to: &str, table: u32, pref: Option<u32>) -> io::Result<()> {
-        let mut a: Vec<String> = Vec::with_capacity(10);
-        if to.contains(':') || from.is_some_and(|f| f.contains(':')) {
-            a.push("-6".into());
+    /// Adds `rule` unless the kernel already has it: `Ok(false)` then
+    /// ("File exists": the kernel refuses a duplicate rule, so a restart
+    /// adopts what an earlier run left instead of stacking copies).
+    pub fn ensure_rule(&self, rule: &Rule) -> io::Result<bool> {
+        match self.run(rule.args("add")) {
+            Ok(_) => Ok(true),
+            Err(e) if e.kind() == io::ErrorKind::AlreadyExists => Ok(false),
+            Err(e) => Err(e),
         }
-        a.extend(["rule".into(), verb.into()]);
-        if let Some(f) = from {
-            a.extend(["from".into(), f.into()]);
+    }
+
+    /// Deletes `rule`; `Ok(false)` when there was none.
+    pub fn remove_rule(&self, rule: &Rule) -> io::Result<bool> {
+        gone_is_fine(self.run(rule.args("del")))
+    }
+
+    /// The rules at preference `pref` of both families, as
+    /// [`Rule`]s (lines `ip` prints that we cannot read are skipped).
+    pub fn rules_at(&self, pref: u32) -> io::Result<Vec<Rule>> {
+        let mut out = Vec::new();
+        for fam in ["-4", "-6"] {
+            let text = match self.run([fam, "rule", "show", "pref", &pref.to_string()]) {
+                Ok(t) => t,
+                // A kernel without IPv6 has no IPv6 rules either.
+                Err(e) if e.kind() == io::ErrorKind::Unsupported => continue,
+                Err(e) => return Err(e),
+            };
+            out.extend(text.lines().filter_map(Rule::parse));
         }
-        a.extend(["to".into(), to.into(), "table".into(), table.to_string()]);
-        if let Some(p) = pref {
-            a.extend(["pref".into(), p.to_string()]);
+        Ok(out)
+    }
+
+    /// `ip route replace unreachable DST table T metric M`: a route that
+    /// answers "unreachable" (ICMP to a forwarding sender, EHOSTUNREACH to a
+    /// local one) instead of letting the lookup fall through to the next
+    /// rule. Idempotent: it replaces the one with the same metric.
+    pub fn replace_unreachable(&self, dst: &str, table: u32, metric: u32) -> io::Result<()> {
+        self.run(unreachable_args("replace", dst, table, metric)).map(drop)
+    }
+
+    /// Deletes what [`replace_unreachable`](Self::replace_unreachable)
+    /// added; `Ok(false)` when there was none.
+    pub fn del_unreachable(&self, dst: &str, table: u32, metric: u32) -> io::Result<bool> {
+        gone_is_fine(self.run(unreachable_args("del", dst, table, metric)))
+    }
+
+    /// The destinations (CIDR, always with a prefix length) of the
+    /// `unreachable` routes of `metric` in `table`, both families.
+    pub fn unreachable_routes(&self, table: u32, metric: u32) -> io::Result<Vec<String>> {
+        let mut out = Vec::new();
+        for fam in ["-4", "-6"] {
+            let t = table.to_string();
+            let text = match self.run([fam, "route", "show", "table", &t, "type", "unreachable"]) {
+                Ok(t) => t,
+                // A table without any route does not exist yet; a kernel
+                // without IPv6 has no IPv6 routes.
+                Err(e) if matches!(e.kind(), io::ErrorKind::NotFound | io::ErrorKind::Unsupported) => continue,
+                Err(e) => return Err(e),
+            };
+            out.extend(text.lines().filter_map(|l| parse_unreachable(l, metric, fam == "-6")));
         }
-        self.run(&a).map(drop)
+        Ok(out)
     }
 
     /// `ip addr add CIDR dev DEV` (e.g. `"10.0.0.1/24"`).
@@ -176,6 +224,161 @@ impl IpRoute2 {
     }
 }
 
+/// A policy rule (`ip rule`): `pref P [from FROM] to TO [ipproto N]
+/// [sport S] lookup TABLE`. Addresses are CIDRs with a prefix length
+/// (`ip` prints a host without one; [`Rule::parse`] adds it back), so
+/// rules we want and rules we read compare equal.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Rule {
+    /// Preference: rules are tried in increasing order.
+    pub pref: Option<u32>,
+    /// Source CIDR; `None`: from all.
+    pub from: Option<String>,
+    /// Destination CIDR.
+    pub to: String,
+    /// IP protocol number (17 UDP, 50 ESP).
+    pub ipproto: Option<u8>,
+    /// Source port (TCP/UDP).
+    pub sport: Option<u16>,
+    /// The table to look the destination up in.
+    pub table: u32,
+}
+
+/// The `main` routing table (`RT_TABLE_MAIN`).
+pub const TABLE_MAIN: u32 = 254;
+
+impl Rule {
+    /// `pref P [from FROM] to TO lookup TABLE`.
+    pub fn simple(from: Option<&str>, to: &str, table: u32, pref: Option<u32>) -> Rule {
+        Rule {
+            pref,
+            from: from.map(str::to_owned),
+            to: to.to_owned(),
+            ipproto: None,
+            sport: None,
+            table,
+        }
+    }
+
+    /// The `ip` arguments that add (`verb` = "add") or delete ("del") it.
+    pub fn args(&self, verb: &str) -> Vec<String> {
+        let mut a: Vec<String> = Vec::with_capacity(16);
+        if self.to.contains(':') || self.from.as_ref().is_some_and(|f| f.contains(':')) {
+            a.push("-6".into());
+        }
+        a.extend(["rule".into(), verb.into()]);
+        if let Some(p) = self.pref {
+            a.extend(["pref".into(), p.to_string()]);
+        }
+        if let Some(f) = &self.from {
+            a.extend(["from".into(), f.clone()]);
+        }
+        a.extend(["to".into(), self.to.clone()]);
+        if let Some(p) = self.ipproto {
+            a.extend(["ipproto".into(), p.to_string()]);
+        }
+        if let Some(p) = self.sport {
+            a.extend(["sport".into(), p.to_string()]);
+        }
+        a.extend(["table".into(), self.table.to_string()]);
+        a
+    }
+
+    /// One line of `ip rule show`: `2200:\tfrom all to 10.1.0.0/16 lookup
+    /// 220`. `None` for rules of other shapes (no `to`, `not`, marks, ...).
+    pub fn parse(line: &str) -> Option<Rule> {
+        let (pref, rest) = line.split_once(':')?;
+        let mut r = Rule {
+            pref: Some(pref.trim().parse().ok()?),
+            from: None,
+            to: String::new(),
+            ipproto: None,
+            sport: None,
+            table: 0,
+        };
+        let mut words = rest.split_whitespace();
+        while let Some(w) = words.next() {
+            let v = words.next()?;
+            match w {
+                "from" if v != "all" => r.from = Some(with_prefix_len(v)),
+                "from" => {}
+                "to" => r.to = with_prefix_len(v),
+                "ipproto" => r.ipproto = Some(proto_number(v)?),
+                "sport" => r.sport = Some(v.parse().ok()?),
+                "lookup" => {
+                    r.table = match v {
+                        "main" => TABLE_MAIN,
+                        "local" => 255,
+                        "default" => 253,
+                        n => n.parse().ok()?,
+                    }
+                }
+                _ => return None,
+            }
+        }
+        (!r.to.is_empty() && r.table != 0).then_some(r)
+    }
+}
+
+/// `ip` prints a host route or rule address without `/32` or `/128`.
+fn with_prefix_len(a: &str) -> String {
+    if a.contains('/') {
+        a.to_owned()
+    } else if a.contains(':') {
+        format!("{a}/128")
+    } else {
+        format!("{a}/32")
+    }
+}
+
+/// `ipproto` as `ip` prints it: a name from /etc/protocols or a number.
+fn proto_number(p: &str) -> Option<u8> {
+    match p {
+        "tcp" => Some(6),
+        "udp" => Some(17),
+        "esp" => Some(50),
+        n => n.parse().ok(),
+    }
+}
+
+fn unreachable_args(verb: &str, dst: &str, table: u32, metric: u32) -> Vec<String> {
+    let mut a: Vec<String> = Vec::with_capacity(10);
+    if dst.contains(':') {
+        a.push("-6".into());
+    }
+    a.extend(["route", verb, "unreachable", dst, "table"].map(String::from));
+    a.extend([table.to_string(), "metric".into(), metric.to_string()]);
+    a
+}
+
+/// The destination of an `ip route show type unreachable` line
+/// (`unreachable 10.1.0.0/16 metric 4096`, `unreachable 2001:db8::/64 dev
+/// lo metric 4096 pref medium`) when its metric is `metric`.
+fn parse_unreachable(line: &str, metric: u32, v6: bool) -> Option<String> {
+    let w: Vec<&str> = line.split_whitespace().collect();
+    if w.first() != Some(&"unreachable") || w.len() < 2 {
+        return None;
+    }
+    let m = w.iter().position(|x| *x == "metric").and_then(|i| w.get(i + 1));
+    if m.and_then(|m| m.parse::<u32>().ok()) != Some(metric) {
+        return None;
+    }
+    Some(match w[1] {
+        "default" if v6 => "::/0".into(),
+        "default" => "0.0.0.0/0".into(),
+        d => with_prefix_len(d),
+    })
+}
+
+/// A delete that found nothing to delete is done, too.
+fn gone_is_fine(r: io::Result<String>) -> io::Result<bool> {
+    match r {
+        Ok(_) => Ok(true),
+        Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(false),
+        Err(e) => Err(e),
+    }
+}
+
 /// Runs `ip` with `args`, falling back to well-known paths if it is not on
 /// `PATH`.
 fn run_ip(args: &[std::ffi::OsString]) -> io::Result<String> {
@@ -217,6 +420,8 @@ fn classify_ip_error(stderr: &str) -> io::ErrorKind {
         || stderr.contains("Cannot assign requested address")
     {
         io::ErrorKind::NotFound
+    } else if stderr.contains("Address family not supported") {
+        io::ErrorKind::Unsupported
     } else if stderr.contains("Operation not permitted") {
         io::ErrorKind::PermissionDenied
     } else {
@@ -337,6 +542,92 @@ mod tests {
     }
 
     #[test]
+    fn rule_commands() {
+        let r = Rule::simple(None, "192.168.12.0/24", 220, Some(2200));
+        assert_eq!(
+            r.args("add").join(" "),
+            "rule add pref 2200 to 192.168.12.0/24 table 220"
+        );
+        let r = Rule::simple(Some("2001:db8:11::/64"), "2001:db8:50::12/128", 220, None);
+        assert_eq!(
+            r.args("del").join(" "),
+            "-6 rule del from 2001:db8:11::/64 to 2001:db8:50::12/128 table 220"
+        );
+        let r = Rule {
+            ipproto: Some(17),
+            sport: Some(500),
+            ..Rule::simple(Some("192.168.50.11/32"), "192.168.50.12/32", TABLE_MAIN, Some(2199))
+        };
+        assert_eq!(
+            r.args("add").join(" "),
+            "rule add pref 2199 from 192.168.50.11/32 to 192.168.50.12/32 ipproto 17 sport 500 table 254"
+        );
+    }
+
+    #[test]
+    fn rules_read_back_as_written() {
+        // What `ip rule show` prints for the rules above.
+        assert_eq!(
+            Rule::parse("2200:\tfrom all to 192.168.12.0/24 lookup 220"),
+            Some(Rule::simple(None, "192.168.12.0/24", 220, Some(2200)))
+        );
+        assert_eq!(
+            Rule::parse("2200:\tfrom 2001:db8:11::/64 to 2001:db8:50::12 lookup 220"),
+            Some(Rule::simple(
+                Some("2001:db8:11::/64"),
+                "2001:db8:50::12/128",
+                220,
+                Some(2200)
+            ))
+        );
+        let esp = Rule::parse("2199:\tfrom 192.168.50.11 to 192.168.50.12 ipproto esp lookup main").unwrap();
+        assert_eq!((esp.ipproto, esp.sport, esp.table), (Some(50), None, TABLE_MAIN));
+        assert_eq!(esp.from.as_deref(), Some("192.168.50.11/32"));
+        let ike = Rule::parse("2199:\tfrom 192.168.50.11 to 192.168.50.12 ipproto udp sport 500 lookup main").unwrap();
+        assert_eq!((ike.ipproto, ike.sport), (Some(17), Some(500)));
+        // Shapes we never write are not ours to touch.
+        assert_eq!(Rule::parse("0:\tfrom all lookup local"), None);
+        assert_eq!(Rule::parse("2200:\tnot from all to 10.0.0.0/8 lookup 220"), None);
+        assert_eq!(Rule::parse("2200:\tfrom all fwmark 0x1 lookup 220"), None);
+    }
+
+    #[test]
+    fn unreachable_commands() {
+        assert_eq!(
+            unreachable_args("replace", "192.168.12.0/24", 220, 4096).join(" "),
+            "route replace unreachable 192.168.12.0/24 table 220 metric 4096"
+        );
+        assert_eq!(
+            unreachable_args("del", "2001:db8:12::/64", 220, 4096).join(" "),
+            "-6 route del unreachable 2001:db8:12::/64 table 220 metric 4096"
+        );
+        assert_eq!(
+            parse_unreachable("unreachable 192.168.12.0/24 metric 4096 ", 4096, false).as_deref(),
+            Some("192.168.12.0/24")
+        );
+        assert_eq!(
+            parse_unreachable("unreachable 192.168.50.12 metric 4096", 4096, false).as_deref(),
+            Some("192.168.50.12/32")
+        );
+        assert_eq!(
+            parse_unreachable(
+                "unreachable 2001:db8:12::/64 dev lo metric 4096 pref medium",
+                4096,
+                true
+            )
+            .as_deref(),
+            Some("2001:db8:12::/64")
+        );
+        assert_eq!(
+            parse_unreachable("unreachable default dev lo metric 4096 pref medium", 4096, true).as_deref(),
+            Some("::/0")
+        );
+        // Another metric is someone else's route.
+        assert_eq!(parse_unreachable("unreachable 10.0.0.0/8 metric 7", 4096, false), None);
+        assert_eq!(parse_unreachable("10.0.0.0/8 dev tun0 scope link", 4096, false), None);
+    }
+
+    #[test]
     fn error_classification() {
         assert_eq!(
             classify_ip_error("RTNETLINK answers: File exists"),
@@ -345,6 +636,10 @@ mod tests {
         assert_eq!(
             classify_ip_error("RTNETLINK answers: No such process"),
             io::ErrorKind::NotFound
+        );
+        assert_eq!(
+            classify_ip_error("RTNETLINK answers: Address family not supported by protocol"),
+            io::ErrorKind::Unsupported
         );
         assert_eq!(classify_ip_error("weird"), io::ErrorKind::Other);
     }

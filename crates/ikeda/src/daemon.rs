@@ -1,6 +1,7 @@
 //! `ikeda run`: the gateway daemon. Reads the config, creates the TUN
 //! device, installs routes for the remote selectors, runs the data plane,
-//! and on SIGTERM/SIGINT removes everything it added.
+//! reloads on SIGHUP, and on SIGTERM/SIGINT removes its TUN and its routes
+//! but leaves the fallback that fails closed (see [`Wanted`]).
 //!
 //! Routing: every remote selector gets a route through the TUN device in
 //! the daemon's own table, and a policy rule sends traffic there: `to
@@ -12,6 +13,7 @@ use crate::config::{Config, ConnConfig};
 use crate::dataplane::{DataPlane, NetSocket, StatsView};
 use crate::seqstate::{Reservation, SeqStore};
 use ikeda_esp::{Encap, InboundSa, Outbound, OutboundSa, Policy, PolicyAction, SaParams, Spd};
+use ikeda_sys::route::Rule;
 use ikeda_sys::{DatagramIo, IpRoute2, PacketBatch, RawEspSocket, Tun, UdpSocket};
 use std::net::{IpAddr, SocketAddr};
 use std::path::{Path, PathBuf};
@@ -106,142 +108,221 @@ pub fn build_sas(cfg: &Config, store: &SeqStore) -> Result<(BuiltSas, Vec<Reserv
     Ok(((Outbound::new(Spd::new(policies), out), names, inb), seqs))
 }
 
-/// A route or rule we added, to be removed on the way out.
-enum Added {
-    Rule { from: Option<String>, to: String },
+/// Metric of the fallback routes: above the TUN routes (0 for IPv4, 1024
+/// for IPv6 by default), so a TUN route wins while it exists.
+pub const FALLBACK_METRIC: u32 = 4096;
+
+/// The routes and rules a config needs.
+///
+/// Fail closed: every remote CIDR gets two routes in our table, one
+/// through the TUN device and an `unreachable` one with a higher metric
+/// below it. When the daemon stops, crashes or cannot start, the TUN and
+/// its routes go, but the rules and the `unreachable` routes stay: traffic
+/// for the remote selectors then meets "No route to host" (ICMP host
+/// unreachable for forwarded packets) instead of falling through to the
+/// main table and leaving in clear. Why `unreachable`: the sender learns
+/// at once why (a blackhole leaves it timing out; `prohibit` reads as a
+/// firewall's doing). Only [`teardown`] (`ikeda down -c`) and a reload
+/// that drops the connection remove them.
+#[derive(Default)]
+pub struct Wanted {
+    /// Remote CIDRs, with the source hint of their TUN route.
+    routes: Vec<(String, Option<IpAddr>)>,
+    /// At [`RULE_PREF`], pointing at our table.
+    rules: Vec<Rule>,
 }
 
-/// OS state the daemon created; undone on drop, in reverse order, so that
-/// a failed start leaves nothing behind.
+impl Wanted {
+    pub fn of(cfg: &Config) -> Wanted {
+        let mut w = Wanted::default();
+        for c in &cfg.conns {
+            for s in &c.selectors {
+                // Source hint: a local selector that is one address (gateway <-> net).
+                let src = s
+                    .local
+                    .prefix_len()
+                    .filter(|l| *l == 32 || *l == 128)
+                    .map(|_| s.local.start);
+                // A selector that holds the peer's outer address: only its
+                // local side's traffic goes to our table (`from LOCAL`), so
+                // the gateways' own IKE and ESP keep their normal route and
+                // never meet the fallback either (a restarted daemon must
+                // reach its peer). The config refuses a selector whose local
+                // side holds our own outer address as well.
+                let to_peer = s.remote.contains(c.remote_addr);
+                for cidr in s.remote.to_cidrs() {
+                    if !w.routes.iter().any(|r| r.0 == cidr) {
+                        w.routes.push((cidr.clone(), src));
+                    }
+                    let froms = if to_peer {
+                        s.local.to_cidrs().into_iter().map(Some).collect()
+                    } else {
+                        vec![None]
+                    };
+                    for from in froms {
+                        let r = Rule::simple(from.as_deref(), &cidr, cfg.daemon.route_table, Some(RULE_PREF));
+                        if !w.rules.contains(&r) {
+                            w.rules.push(r);
+                        }
+                    }
+                }
+            }
+        }
+        w
+    }
+}
+
+/// Our routes and rules in the system (ours: rules at [`RULE_PREF`] that
+/// point at our table, `unreachable` routes of our metric in our table).
+/// Dropping it removes the TUN routes only: the rules and the fallback
+/// stay (see [`Wanted`]).
 pub struct OsState {
     ip: IpRoute2,
     table: u32,
-    added: Vec<Added>,
-    /// Routes in our table (on the TUN device).
+    rules: Vec<Rule>,
+    /// `unreachable` routes in our table.
+    fallbacks: Vec<String>,
+    /// Routes in our table on the TUN device.
     routes: Vec<String>,
     dev: String,
 }
 
+impl OsState {
+    /// Take over what an earlier run (or a crash) left in place, so that
+    /// [`sync`](Self::sync) keeps what is still wanted untouched (no moment
+    /// without a rule) and removes the rest.
+    pub fn adopt(ip: IpRoute2, table: u32, dev: &str) -> Result<OsState, String> {
+        let mut rules = ip.rules_at(RULE_PREF).map_err(|e| e.to_string())?;
+        rules.retain(|r| r.table == table);
+        let fallbacks = ip
+            .unreachable_routes(table, FALLBACK_METRIC)
+            .map_err(|e| e.to_string())?;
+        Ok(OsState {
+            ip,
+            table,
+            rules,
+            fallbacks,
+            routes: Vec::new(),
+            dev: dev.to_owned(),
+        })
+    }
+
+    /// Make the routes and rules in place what `want` says: the fallback
+    /// first (a rule must never point at a table without it: the lookup
+    /// would fall through to `main`), then rules, then the TUN routes; then
+    /// remove what is no longer wanted (a reload, a teardown).
+    pub fn sync(&mut self, want: &Wanted) -> Result<(), String> {
+        let (ip, table) = (&self.ip, self.table);
+        for (cidr, _) in &want.routes {
+            if !self.fallbacks.contains(cidr) {
+                ip.replace_unreachable(cidr, table, FALLBACK_METRIC)
+                    .map_err(|e| format!("fallback route {cidr}: {e}"))?;
+                self.fallbacks.push(cidr.clone());
+            }
+        }
+        for r in &want.rules {
+            if !self.rules.contains(r) {
+                ip.ensure_rule(r).map_err(|e| format!("rule to {}: {e}", r.to))?;
+                self.rules.push(r.clone());
+            }
+        }
+        for (cidr, src) in &want.routes {
+            if !self.routes.contains(cidr) {
+                ip.replace_route(cidr, &self.dev, Some(table), *src)
+                    .map_err(|e| format!("route {cidr} via {}: {e}", self.dev))?;
+                self.routes.push(cidr.clone());
+            }
+        }
+        let wanted_route = |cidr: &String| want.routes.iter().any(|r| &r.0 == cidr);
+        self.rules.retain(|r| {
+            want.rules.contains(r) || {
+                if let Err(e) = ip.remove_rule(r) {
+                    tracing::warn!(target: "config", "removing rule to {}: {e}", r.to);
+                }
+                false
+            }
+        });
+        let dev = &self.dev;
+        self.routes.retain(|cidr| {
+            wanted_route(cidr) || {
+                let _ = ip.del_route(cidr, Some(dev), Some(table));
+                false
+            }
+        });
+        self.fallbacks.retain(|cidr| {
+            wanted_route(cidr) || {
+                if let Err(e) = ip.del_unreachable(cidr, table, FALLBACK_METRIC) {
+                    tracing::warn!(target: "config", "removing fallback route {cidr}: {e}");
+                }
+                false
+            }
+        });
+        Ok(())
+    }
+}
+
 impl Drop for OsState {
     fn drop(&mut self) {
-        for a in self.added.drain(..).rev() {
-            match a {
-                Added::Rule { from, to } => {
-                    if let Err(e) = self.ip.del_rule(from.as_deref(), &to, self.table, Some(RULE_PREF)) {
-                        tracing::warn!(target: "config", "removing rule to {to}: {e}");
-                    }
-                }
-            }
-        }
-        // Routes live on the TUN device and vanish with it; flush the table
-        // anyway in case the device outlives us.
-        let _ = self.ip.run(["route", "flush", "table", &self.table.to_string()]);
-    }
-}
-
-/// Remove rules a crashed earlier run left pointing at our table.
-fn remove_stale_rules(ip: &IpRoute2, table: u32) {
-    // Both families: a daemon killed with SIGKILL leaves its IPv6 rules
-    // too, and `ip rule add` of one that is there fails the next start.
-    for family in ["-4", "-6"] {
-        for _ in 0..1024 {
-            let del = [
-                family,
-                "rule",
-                "del",
-                "pref",
-                &RULE_PREF.to_string(),
-                "table",
-                &table.to_string(),
-            ];
-            if ip.run(del).is_err() {
-                break;
-            }
+        // The TUN routes vanish with the device; remove them anyway in case
+        // the device outlives us. Rules and fallback stay: fail closed.
+        for cidr in self.routes.drain(..) {
+            let _ = self.ip.del_route(&cidr, Some(&self.dev), Some(self.table));
         }
     }
 }
 
-/// The routes and policy rules a config needs: routes (CIDR, source hint)
-/// and rules (from, to).
-type Wanted = (Vec<(String, Option<IpAddr>)>, Vec<(Option<String>, String)>);
-
-fn wanted_routes(cfg: &Config) -> Wanted {
-    let mut routes: Vec<(String, Option<IpAddr>)> = Vec::new();
-    let mut rules: Vec<(Option<String>, String)> = Vec::new();
-    for c in &cfg.conns {
-        for s in &c.selectors {
-            // Source hint: a local selector that is one address (gateway <-> net).
-            let src = s
-                .local
-                .prefix_len()
-                .filter(|l| *l == 32 || *l == 128)
-                .map(|_| s.local.start);
-            for cidr in s.remote.to_cidrs() {
-                if !routes.iter().any(|r| r.0 == cidr) {
-                    routes.push((cidr.clone(), src));
-                }
-                let froms: Vec<Option<String>> = if s.remote.contains(c.remote_addr) {
-                    s.local.to_cidrs().into_iter().map(Some).collect()
-                } else {
-                    vec![None]
-                };
-                for from in froms {
-                    if !rules.iter().any(|r| r.0 == from && r.1 == cidr) {
-                        rules.push((from, cidr.clone()));
-                    }
-                }
-            }
-        }
-    }
-    (routes, rules)
-}
-
-/// Make the routes and rules in place what `cfg` needs: add what is
-/// missing, remove what no connection needs any more (a reload).
+/// Make the routes and rules in place what `cfg` needs (start, reload).
 pub fn sync_routes(cfg: &Config, os: &mut OsState) -> Result<(), String> {
-    let (routes, rules) = wanted_routes(cfg);
-    let dev = os.dev.clone();
-    for (cidr, src) in &routes {
-        if !os.routes.contains(cidr) {
-            os.ip
-                .replace_route(cidr, &dev, Some(os.table), *src)
-                .map_err(|e| format!("route {cidr} via {dev}: {e}"))?;
-            os.routes.push(cidr.clone());
+    os.sync(&Wanted::of(cfg))
+}
+
+/// `ikeda down -c FILE`: the explicit teardown of what fails closed. It
+/// removes our rules and every fallback route in the
+/// config's table, also those of connections the file no longer names;
+/// refused while a daemon runs (its TUN device exists, or its control
+/// socket answers), since that would send the tunnel's traffic in clear.
+/// Returns the exit code.
+pub fn teardown(config: &Path, socket: &Path) -> i32 {
+    let cfg = match Config::load(config) {
+        Ok(c) => c,
+        Err(e) => {
+            eprintln!("ikeda: configuration refused: {e}");
+            return 2;
+        }
+    };
+    let ip = IpRoute2::new();
+    let tun = &cfg.daemon.tun;
+    let answers = [socket, cfg.daemon.control_socket.as_path()].into_iter().find(|s| {
+        !matches!(
+            crate::control::request(s, crate::control::Command::Status),
+            Err(crate::control::ClientError::Unreachable(_))
+        )
+    });
+    if ip.run(["link", "show", "dev", tun.as_str()]).is_ok() || answers.is_some() {
+        let why = answers.map_or(format!("its TUN device {tun} exists"), |s| {
+            format!("it answers on {}", s.display())
+        });
+        eprintln!(
+            "ikeda: the daemon is running ({why}): stop it first, or remove the connections from the config and \
+             `ikeda reload`; nothing changed"
+        );
+        return 1;
+    }
+    let table = cfg.daemon.route_table;
+    let r = OsState::adopt(ip, table, tun).and_then(|mut os| {
+        let found = (os.rules.len(), os.fallbacks.len());
+        os.sync(&Wanted::default()).map(|()| found)
+    });
+    match r {
+        Ok((rules, routes)) => {
+            println!("removed {rules} policy rule(s) and {routes} unreachable route(s) of table {table}: traffic for the remote selectors now follows the other routes, in clear");
+            0
+        }
+        Err(e) => {
+            eprintln!("ikeda: {e}");
+            1
         }
     }
-    for (from, to) in &rules {
-        let exists = os
-            .added
-            .iter()
-            .any(|Added::Rule { from: f, to: t }| f == from && t == to);
-        if !exists {
-            os.ip
-                .add_rule(from.as_deref(), to, os.table, Some(RULE_PREF))
-                .map_err(|e| format!("rule to {to}: {e}"))?;
-            os.added.push(Added::Rule {
-                from: from.clone(),
-                to: to.clone(),
-            });
-        }
-    }
-    let (ip, table) = (&os.ip, os.table);
-    os.added.retain(|Added::Rule { from, to }| {
-        if rules.iter().any(|r| &r.0 == from && &r.1 == to) {
-            return true;
-        }
-        if let Err(e) = ip.del_rule(from.as_deref(), to, table, Some(RULE_PREF)) {
-            tracing::warn!(target: "config", "removing rule to {to}: {e}");
-        }
-        false
-    });
-    os.routes.retain(|cidr| {
-        if routes.iter().any(|r| &r.0 == cidr) {
-            return true;
-        }
-        let _ = ip.run(["route", "del", cidr.as_str(), "table", &table.to_string()]);
-        false
-    });
-    Ok(())
 }
 
 /// Either kind of ESP socket, so one data plane can use both.
@@ -310,8 +391,9 @@ fn open_sockets(cfg: &Config) -> Result<Vec<Arc<NetSocket<AnySocket>>>, String> 
     Ok(out)
 }
 
-/// Block the termination signals in this thread and every thread it
-/// starts afterwards, so that only `wait_for_signal` sees them.
+/// Block the termination signals (and SIGHUP, which reloads) in this
+/// thread and every thread it starts afterwards, so that only
+/// `wait_for_signal` sees them.
 fn block_signals() -> libc::sigset_t {
     // SAFETY: plain libc signal-set manipulation on a local set.
     unsafe {
@@ -389,6 +471,7 @@ pub fn run(opts: RunOptions) -> i32 {
                 tun,
                 ike,
                 server,
+                requests,
             } = st;
             tracing::info!(target: "config", "{}: {} connection(s) up on {}, policies in table {}", cfg.file.display(), cfg.conns.len(), cfg.daemon.tun, cfg.daemon.route_table);
             for c in &cfg.conns {
@@ -397,9 +480,13 @@ pub fn run(opts: RunOptions) -> i32 {
                 }
             }
             let code = loop {
-                if let Some(sig) = wait_for_signal(&sigs, Duration::from_secs(1)) {
-                    tracing::info!(target: "config", "signal {sig}: shutting down");
-                    break 0;
+                match wait_for_signal(&sigs, Duration::from_secs(1)) {
+                    Some(libc::SIGHUP) => reload_on_sighup(&requests),
+                    Some(sig) => {
+                        tracing::info!(target: "config", "signal {sig}: shutting down (routes to the remote selectors stay unreachable until `ikeda down -c`)");
+                        break 0;
+                    }
+                    None => {}
                 }
                 if let Some(p) = &opts.stats_file {
                     write_stats(p, &plane.stats);
@@ -435,6 +522,28 @@ struct Started {
     tun: Arc<Tun>,
     ike: crate::ike::IkeThread,
     server: crate::control::Server,
+    /// To the control plane thread, as the control socket's requests go.
+    requests: std::sync::mpsc::Sender<crate::control::ControlMsg>,
+}
+
+/// SIGHUP: the control socket's `reload`, answered by the control plane
+/// thread (the daemon keeps running whatever the answer).
+fn reload_on_sighup(requests: &std::sync::mpsc::Sender<crate::control::ControlMsg>) {
+    tracing::info!(target: "config", "SIGHUP: reloading the configuration");
+    let (tx, rx) = std::sync::mpsc::channel();
+    let msg = crate::control::ControlMsg {
+        command: crate::control::Command::Reload,
+        reply: tx,
+    };
+    if requests.send(msg).is_err() {
+        tracing::error!(target: "config", "SIGHUP: the control plane thread is gone, no reload");
+        return;
+    }
+    match rx.recv_timeout(Duration::from_secs(20)) {
+        Ok(r) if r.ok => {}
+        Ok(r) => tracing::error!(target: "config", "SIGHUP: reload refused: {}", r.error.unwrap_or_default()),
+        Err(_) => tracing::error!(target: "config", "SIGHUP: no answer to the reload within 20 s"),
+    }
 }
 
 fn start(cfg: &Config, opts: &RunOptions) -> Result<Started, String> {
@@ -512,7 +621,7 @@ fn start(cfg: &Config, opts: &RunOptions) -> Result<Started, String> {
     };
     let hub = Arc::new(crate::control::EventHub::default());
     let (req_tx, req_rx) = std::sync::mpsc::channel();
-    let server = crate::control::Server::start(&cfg.daemon.control_socket, req_tx, hub.clone())?;
+    let server = crate::control::Server::start(&cfg.daemon.control_socket, req_tx.clone(), hub.clone())?;
     let tun = Tun::open(&cfg.daemon.tun).map_err(|e| format!("TUN device {}: {e}", cfg.daemon.tun))?;
     tun.set_mtu(cfg.daemon.mtu)
         .map_err(|e| format!("MTU {} on {}: {e}", cfg.daemon.mtu, cfg.daemon.tun))?;
@@ -527,14 +636,7 @@ fn start(cfg: &Config, opts: &RunOptions) -> Result<Started, String> {
     // is the tunnel too (our rules), but loose mode avoids surprises with
     // asymmetric selectors.
     let _ = ikeda_sys::sysctl_set(&format!("net.ipv4.conf.{}.rp_filter", cfg.daemon.tun), "2");
-    remove_stale_rules(&ip, cfg.daemon.route_table);
-    let mut os = OsState {
-        ip,
-        table: cfg.daemon.route_table,
-        added: Vec::new(),
-        routes: Vec::new(),
-        dev: cfg.daemon.tun.clone(),
-    };
+    let mut os = OsState::adopt(ip, cfg.daemon.route_table, &cfg.daemon.tun)?;
     sync_routes(cfg, &mut os)?;
     let sockets = open_sockets(cfg)?;
     let sock4500: Vec<_> = sockets.iter().filter(|s| s.encap == Encap::Udp).cloned().collect();
@@ -590,5 +692,38 @@ fn start(cfg: &Config, opts: &RunOptions) -> Result<Started, String> {
         tun,
         ike,
         server,
+        requests: req_tx,
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn every_remote_cidr_gets_a_rule_and_a_fallback() {
+        let text = format!(
+            "[daemon]\nroute_table = 221\n[[conn]]\nname = \"site2\"\nlocal_addr = \"192.168.50.11\"\n\
+             remote_addr = \"192.168.50.12\"\nesp = \"aes128gcm16\"\n\
+             local_ts = [\"192.168.11.0/24\", \"2001:db8:11::/64\"]\nremote_ts = [\"192.168.12.0/24\", \"2001:db8:12::/64\"]\n\
+             [[conn.policy]]\nlocal = \"192.168.11.0/24\"\nremote = \"192.168.50.12\"\n\
+             [conn.manual]\nout = {{ spi = \"0x1001\", enc_key = \"0x{k}\" }}\nin = {{ spi = \"0x2001\", enc_key = \"0x{k}\" }}\n",
+            k = "ab".repeat(20)
+        );
+        let cfg = Config::parse(Path::new("t.toml"), &text).unwrap();
+        let w = Wanted::of(&cfg);
+        let routes: Vec<&str> = w.routes.iter().map(|r| r.0.as_str()).collect();
+        assert_eq!(routes, ["192.168.12.0/24", "2001:db8:12::/64", "192.168.50.12/32"]);
+        let rules: Vec<String> = w.rules.iter().map(|r| r.args("add").join(" ")).collect();
+        assert_eq!(
+            rules,
+            [
+                "rule add pref 2200 to 192.168.12.0/24 table 221",
+                "-6 rule add pref 2200 to 2001:db8:12::/64 table 221",
+                // The peer's own address: only the LAN's traffic, never the
+                // gateway's IKE and ESP (a restart must reach the peer).
+                "rule add pref 2200 from 192.168.11.0/24 to 192.168.50.12/32 table 221",
+            ]
+        );
+    }
 }

@@ -80,8 +80,18 @@ enum Cmd {
     },
     /// Initiate a connection.
     Up { conn: String },
-    /// Delete a connection's IKE SA and its CHILD SAs.
-    Down { conn: String },
+    /// Delete a connection's IKE SA and its CHILD SAs; with `-c FILE` (the
+    /// daemon stopped): remove the policy rules and unreachable routes that
+    /// keep the remote selectors' traffic from leaving in clear.
+    Down {
+        /// The connection whose SAs the running daemon deletes.
+        #[arg(required_unless_present = "config")]
+        conn: Option<String>,
+        /// The daemon is stopped: remove the rules and unreachable routes
+        /// of this config's table (the explicit end of fail closed).
+        #[arg(short = 'c', long = "config", conflicts_with = "conn")]
+        config: Option<PathBuf>,
+    },
     /// Re-read the configuration: changed connections are re-established,
     /// untouched ones keep their SAs.
     Reload {
@@ -178,7 +188,7 @@ fn client(socket: &std::path::Path, cmd: Cmd) -> i32 {
             }
             Err(e) => client_error(e),
         },
-        Cmd::Down { conn } => match request(socket, Command::Down { conn: conn.clone() }) {
+        Cmd::Down { conn: Some(conn), .. } => match request(socket, Command::Down { conn: conn.clone() }) {
             Ok(_) => {
                 println!("{conn}: deleting its IKE SA");
                 0
@@ -229,7 +239,7 @@ fn client(socket: &std::path::Path, cmd: Cmd) -> i32 {
                 Err(e) => client_error(e),
             }
         }
-        Cmd::Run { .. } | Cmd::Check { .. } | Cmd::Lab { .. } => 2,
+        Cmd::Run { .. } | Cmd::Check { .. } | Cmd::Lab { .. } | Cmd::Down { conn: None, .. } => 2,
     }
 }
 
@@ -266,6 +276,9 @@ fn main() -> ExitCode {
             }
         },
         Cmd::Lab { cmd } => lab::main(cmd),
+        Cmd::Down {
+            config: Some(config), ..
+        } => daemon::teardown(&config, &cli.socket),
         cmd => client(&cli.socket, cmd),
     };
     ExitCode::from(code as u8)

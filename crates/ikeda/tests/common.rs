@@ -127,6 +127,18 @@ impl Lab {
         std::path::PathBuf::from(format!("/var/lib/ikeda/lab-{}", self.name))
     }
 
+    /// The PID the lab recorded for `what` ("ikeda gw1", "charon gw2").
+    pub fn pid(&self, what: &str) -> i32 {
+        let f = self.dir().join("lab.json");
+        let st: serde_json::Value = serde_json::from_str(&std::fs::read_to_string(&f).unwrap())
+            .unwrap_or_else(|e| panic!("{}: {e}", f.display()));
+        st["pids"]
+            .as_array()
+            .and_then(|a| a.iter().find(|p| p[0] == what))
+            .and_then(|p| p[1].as_i64())
+            .unwrap_or_else(|| panic!("no PID of {what} in {}: {st}", f.display())) as i32
+    }
+
     pub fn exec(&self, node: &str, cmd: &[&str]) -> Output {
         Command::new("ip")
             .args(["netns", "exec", &self.ns(node)])
@@ -483,4 +495,71 @@ pub fn tshark_fields(
             f
         })
         .collect()
+}
+
+/// A process a test started, killed by its PID on drop if still running
+/// (`lab down` only stops the PIDs the lab started itself).
+pub struct Owned(Option<std::process::Child>);
+
+impl Owned {
+    pub fn new(c: std::process::Child) -> Owned {
+        Owned(Some(c))
+    }
+
+    /// Signal it (`group`: its process group) and wait for its exit and output.
+    pub fn stop(mut self, sig: i32, group: bool) -> Output {
+        let c = self.0.take().expect("running");
+        let pid = c.id() as i32;
+        // SAFETY: kill(2) on a child (or its group) we have not reaped yet.
+        unsafe { libc::kill(if group { -pid } else { pid }, sig) };
+        c.wait_with_output().unwrap()
+    }
+}
+
+impl Drop for Owned {
+    fn drop(&mut self) {
+        if let Some(c) = &mut self.0 {
+            let _ = c.kill();
+            let _ = c.wait();
+        }
+    }
+}
+
+/// `ikeda lab capture NAME NODE FILE` in the foreground, returned once it
+/// says "capturing"; stopped with SIGINT to its process group, as a
+/// terminal's Ctrl-C. Its stderr stays open (on a closed pipe its last
+/// messages would fail).
+pub struct LabCapture(Owned, std::io::BufReader<std::process::ChildStderr>);
+
+impl LabCapture {
+    pub fn start(lab: &Lab, node: &str, pcap: &std::path::Path) -> LabCapture {
+        use std::io::BufRead;
+        use std::os::unix::process::CommandExt;
+        let mut c = Command::new(IKEDA)
+            .args(["lab", "capture", "--name", &lab.name, node])
+            .arg(pcap)
+            .process_group(0)
+            .stdin(std::process::Stdio::null())
+            .stdout(std::process::Stdio::piped())
+            .stderr(std::process::Stdio::piped())
+            .spawn()
+            .unwrap();
+        let mut err = std::io::BufReader::new(c.stderr.take().unwrap());
+        let mut line = String::new();
+        err.read_line(&mut line).unwrap();
+        assert!(line.starts_with(&format!("capturing {node} wan0 into")), "{line}");
+        LabCapture(Owned::new(c), err)
+    }
+
+    /// Ctrl-C: `lab capture` stops its dumpcap, writes the file out and
+    /// prints the packet count, which this returns (its stdout).
+    pub fn stop(self) -> String {
+        let LabCapture(owned, mut err) = self;
+        let o = owned.stop(libc::SIGINT, true);
+        let mut rest = String::new();
+        std::io::Read::read_to_string(&mut err, &mut rest).unwrap();
+        let stdout = String::from_utf8_lossy(&o.stdout).into_owned();
+        assert!(o.status.success(), "lab capture: {stdout}{rest}");
+        stdout
+    }
 }

@@ -284,17 +284,7 @@ fn ikev1_dead_peer_detection_and_nat_traversal() {
         gw1_log(&lab).contains("N(DPD_ACK) ] from")
     });
     // Kill charon: DPD declares it dead and clears the SAs.
-    let st: serde_json::Value =
-        serde_json::from_str(&std::fs::read_to_string(lab.dir().join("lab.json")).unwrap()).unwrap();
-    let pid = st["pids"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .find(|p| p[0] == "charon gw2")
-        .unwrap()[1]
-        .as_i64()
-        .unwrap() as i32;
-    unsafe { libc::kill(pid, libc::SIGKILL) };
+    unsafe { libc::kill(lab.pid("charon gw2"), libc::SIGKILL) };
     wait_for("DPD to declare the peer dead", 30, || {
         gw1_log(&lab).contains("peer not answering: DPD R-U-THERE sent")
     });

@@ -253,17 +253,7 @@ fn delete_from_either_side_tears_down_both_ends() {
     // ikeda deletes (on shutdown): strongSwan's SAs go away.
     let (lab, _) = Lab::up('y', &["--ike", "2", "--peer", "strongswan"]);
     assert!(swanctl(&lab, "gw2", &["--list-sas"]).contains("ESTABLISHED"));
-    let st: serde_json::Value =
-        serde_json::from_str(&std::fs::read_to_string(lab.dir().join("lab.json")).unwrap()).unwrap();
-    let pid = st["pids"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .find(|p| p[0] == "ikeda gw1")
-        .unwrap()[1]
-        .as_i64()
-        .unwrap();
-    unsafe { libc::kill(pid as i32, libc::SIGTERM) };
+    unsafe { libc::kill(lab.pid("ikeda gw1"), libc::SIGTERM) };
     wait_for("strongSwan to drop the IKE SA", 15, || {
         !swanctl(&lab, "gw2", &["--list-sas"]).contains("ESTABLISHED")
     });

@@ -23,9 +23,7 @@
 mod common;
 use common::*;
 use std::fs;
-use std::os::unix::process::CommandExt;
 use std::path::Path;
-use std::process::{Command, Stdio};
 use std::time::Instant;
 
 const PINGS: usize = 3;
@@ -434,30 +432,13 @@ fn lab_capture_foreground() {
     }
 
     // Until Ctrl-C.
-    let mut cap = Command::new(IKEDA)
-        .args(["lab", "capture", "--name", &lab.name, "gw2", p])
-        .process_group(0)
-        .stdin(Stdio::null())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
-    let mut err = std::io::BufReader::new(cap.stderr.take().unwrap());
-    let mut line = String::new();
-    std::io::BufRead::read_line(&mut err, &mut line).unwrap();
-    assert!(line.starts_with("capturing gw2 wan0 into"), "{line}");
+    let cap = LabCapture::start(&lab, "gw2", &pcap);
     let o = lab.exec(
         "h1",
         &["ping", "-n", "-c", &PINGS.to_string(), "-i", "0.2", "-W", "2", HOST[1]],
     );
     assert!(o.status.success(), "ping: {}", text(&o));
-    // SAFETY: SIGINT to the process group of the child we just spawned.
-    unsafe { libc::kill(-(cap.id() as i32), libc::SIGINT) };
-    let out = cap.wait_with_output().unwrap();
-    let mut rest = String::new();
-    std::io::Read::read_to_string(&mut err, &mut rest).unwrap();
-    let stdout = String::from_utf8_lossy(&out.stdout);
-    assert!(out.status.success(), "lab capture: {stdout}{rest}");
+    let stdout = cap.stop();
     let n: usize = stdout
         .split_whitespace()
         .next()
