@@ -543,20 +543,30 @@ fn p1_transform(number: u8, c: &P1Choice, life: Duration) -> Transform {
     }
 }
 
+/// An attribute of a class whose values are 16-bit numbers; a value that
+/// does not fit refuses the whole transform instead of being truncated.
+fn attr_u16(t: &Transform, kind: u16, what: &str) -> Result<Option<u16>, String> {
+    match t.attributes.iter().find(|a| a.kind == kind) {
+        None => Ok(None),
+        Some(a) => a.as_u16().map(Some).ok_or_else(|| format!("{what} value out of range")),
+    }
+}
+
 /// A phase-1 transform as offered: the algorithms and lifetime, or why not.
 fn parse_p1_transform(t: &Transform) -> Result<(P1Choice, Option<u64>), String> {
     let get = |k: u16| t.attributes.iter().find(|a| a.kind == k).and_then(Attribute::as_u64);
-    let enc = get(p1_attr::ENCRYPTION_ALGORITHM).ok_or("no encryption algorithm")? as u16;
-    let key_len = get(p1_attr::KEY_LENGTH).map(|v| v as u16);
+    let get16 = |k: u16, what: &'static str| attr_u16(t, k, what);
+    let enc = get16(p1_attr::ENCRYPTION_ALGORITHM, "encryption algorithm")?.ok_or("no encryption algorithm")?;
+    let key_len = get16(p1_attr::KEY_LENGTH, "key length")?;
     let cipher = Cipher::from_attrs(enc, key_len).map_err(|e| e.to_string())?;
-    let hash = Hash::from_attr_value(get(p1_attr::HASH_ALGORITHM).ok_or("no hash algorithm")? as u16)
+    let hash = Hash::from_attr_value(get16(p1_attr::HASH_ALGORITHM, "hash algorithm")?.ok_or("no hash algorithm")?)
         .ok_or("unknown hash algorithm")?;
-    let auth = get(p1_attr::AUTHENTICATION_METHOD).ok_or("no authentication method")?;
-    if auth != p1_attr::AUTH_PSK as u64 {
+    let auth = get16(p1_attr::AUTHENTICATION_METHOD, "authentication method")?.ok_or("no authentication method")?;
+    if auth != p1_attr::AUTH_PSK {
         return Err(format!("authentication method {auth} (only pre-shared keys)"));
     }
-    let group =
-        DhGroup::from_transform_id(get(p1_attr::GROUP_DESCRIPTION).ok_or("no group")? as u16).ok_or("unknown group")?;
+    let group = DhGroup::from_transform_id(get16(p1_attr::GROUP_DESCRIPTION, "group")?.ok_or("no group")?)
+        .ok_or("unknown group")?;
     let life = match get(p1_attr::LIFE_TYPE) {
         Some(t) if t == p1_attr::LIFE_SECONDS as u64 => get(p1_attr::LIFE_DURATION),
         _ => None,

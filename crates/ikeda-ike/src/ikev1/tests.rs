@@ -597,3 +597,28 @@ fn a_retransmitted_first_message_gets_the_same_answer() {
     assert_eq!(eb.stats.retransmits_answered, 1);
     assert!(eb.poll_transmit().is_none());
 }
+
+#[test]
+fn attribute_values_above_16_bits_make_the_transform_unacceptable() {
+    // 0x10007 must not read as AES-CBC (7), nor 0x1000e as MODP-2048 (14).
+    use super::parse_p1_transform;
+    use ikeda_wire::ikev1::{p1_attr, transform_id, Attribute, Transform};
+    let t = |enc: Attribute, group: Attribute| Transform {
+        number: 1,
+        id: transform_id::KEY_IKE,
+        attributes: vec![
+            enc,
+            Attribute::basic(p1_attr::KEY_LENGTH, 128),
+            Attribute::basic(p1_attr::HASH_ALGORITHM, 4),
+            Attribute::basic(p1_attr::AUTHENTICATION_METHOD, p1_attr::AUTH_PSK),
+            group,
+        ],
+    };
+    let aes = Attribute::basic(p1_attr::ENCRYPTION_ALGORITHM, p1_attr::ENC_AES_CBC);
+    let modp2048 = Attribute::basic(p1_attr::GROUP_DESCRIPTION, 14);
+    assert!(parse_p1_transform(&t(aes.clone(), modp2048.clone())).is_ok());
+    let wide_enc = Attribute::variable(p1_attr::ENCRYPTION_ALGORITHM, vec![0, 1, 0, 7]);
+    assert!(parse_p1_transform(&t(wide_enc, modp2048)).is_err());
+    let wide_group = Attribute::variable(p1_attr::GROUP_DESCRIPTION, vec![0, 1, 0, 14]);
+    assert!(parse_p1_transform(&t(aes, wide_group)).is_err());
+}
