@@ -83,6 +83,12 @@ const REKEY_DELETE: Duration = Duration::from_secs(3);
 /// their HASH(3)). One at a time costs a round trip per selector pair at
 /// setup and leaves room for DPD and DELETE exchanges beside it.
 const QM_IN_FLIGHT: usize = 1;
+/// Recently seen Informational M-IDs kept per phase-1 SA for replay
+/// detection. RFC 2409 §5.5/§5.7 M-IDs are random and the exchanges carry
+/// no counter, so a repeat within this window is a replay; 64 covers far
+/// more than the DPD and DELETE exchanges a peer makes in one SA's life
+/// between rekeys while costing 256 octets.
+const INFO_MIDS_KEPT: usize = 64;
 /// Phase-1 lifetime when none is configured (strongSwan's and racoon's default).
 const DEFAULT_P1_LIFE: Duration = Duration::from_secs(28800);
 const DEFAULT_P2_LIFE: Duration = Duration::from_secs(3600);
@@ -224,6 +230,12 @@ struct P1 {
     superseded: bool,
     qms: Vec<quick::Qm>,
     created: Millis,
+    /// Encrypted phase-1 messages that did not decrypt or verify: dropped
+    /// without effect (anyone who saw the cookies can send them), but when
+    /// the exchange then gives up, the likely cause is a different PSK.
+    unreadable: u32,
+    /// Informational M-IDs whose HASH(1) verified, newest last ([`INFO_MIDS_KEPT`]).
+    info_mids: VecDeque<u32>,
 }
 
 impl P1 {
@@ -292,6 +304,9 @@ pub struct V1Stats {
     pub decrypt_failed: u64,
     pub hash_failed: u64,
     pub retransmits_answered: u64,
+    /// Authenticated Informational messages seen before under the same
+    /// phase-1 SA (their M-ID), dropped.
+    pub replayed: u64,
 }
 
 pub struct Engine {
@@ -308,6 +323,10 @@ pub struct Engine {
     transmits: VecDeque<Transmit>,
     events: VecDeque<Event>,
     pub stats: V1Stats,
+    /// The addresses the datagram being handled came on, when they differ
+    /// from its SA's (a NAT-T float or a new NAT mapping, RFC 3947 §4):
+    /// applied by [`Engine::authenticated`] once its HASH verified, never before.
+    pending_addrs: Option<(SocketAddr, SocketAddr)>,
 }
 
 /// The selector pairs of a connection, one Quick Mode each: exactly the
@@ -601,6 +620,7 @@ impl Engine {
             transmits: VecDeque::new(),
             events: VecDeque::new(),
             stats: V1Stats::default(),
+            pending_addrs: None,
         }
     }
 
@@ -869,6 +889,8 @@ impl Engine {
             superseded: false,
             qms: Vec::new(),
             created: now,
+            unreadable: 0,
+            info_mids: VecDeque::new(),
         };
         let mut payloads = vec![sai];
         if c.aggressive {
@@ -956,6 +978,7 @@ impl Engine {
     }
 
     fn receive(&mut self, now: Millis, local: SocketAddr, remote: SocketAddr, data: &[u8]) {
+        self.pending_addrs = None;
         let h = match Header::parse(data) {
             Ok(h) => h,
             Err(_) => {
@@ -993,8 +1016,7 @@ impl Engine {
             // The peer floated to 4500 (RFC 3947 §4), or its NAT mapping moved.
             if sa.remote != remote || sa.local != local {
                 if local.port() == NAT_T_PORT && (sa.nat_local || sa.nat_remote) {
-                    sa.remote = remote;
-                    sa.local = local;
+                    self.pending_addrs = Some((local, remote));
                 } else if sa.state != P1State::Established || local.port() != NAT_T_PORT {
                     // Only phase-1 messages on the addresses we know.
                     if sa.remote.ip() != remote.ip() {
@@ -1009,6 +1031,15 @@ impl Engine {
             ExchangeType::QUICK_MODE => self.quick_mode(idx, now, data, &h),
             ExchangeType::INFORMATIONAL => self.informational(idx, now, data, &h),
             _ => self.stats.malformed += 1,
+        }
+    }
+
+    /// The message being handled has verified (its HASH): only now may it
+    /// move the SA to the addresses it came on.
+    fn authenticated(&mut self, idx: usize) {
+        if let (Some((local, remote)), Some(sa)) = (self.pending_addrs.take(), self.sas[idx].as_mut()) {
+            sa.local = local;
+            sa.remote = remote;
         }
     }
 
@@ -1097,6 +1128,8 @@ impl Engine {
             superseded: false,
             qms: Vec::new(),
             created: now,
+            unreadable: 0,
+            info_mids: VecDeque::new(),
         };
         let idx = self.insert(sa);
         let payloads = plain(&msg.payloads);
@@ -1509,40 +1542,60 @@ impl Engine {
         self.send_outstanding(idx, now, d, "ID_PROT");
     }
 
-    /// Decrypt a phase-1 message on the phase-1 IV chain.
-    fn open_p1(&mut self, idx: usize, data: &[u8], h: &Header) -> Option<(Vec<ParsedPayload>, Vec<u8>)> {
+    /// Decrypt a phase-1 message on the phase-1 IV chain: the payloads, the
+    /// plaintext and the last ciphertext block, which the caller makes the
+    /// next IV only once the message's HASH verified. A message that does
+    /// not decrypt to payloads changes nothing (anyone who saw the cookies
+    /// can send one); it is counted and remembered for the failure report.
+    fn open_p1(&mut self, idx: usize, data: &[u8], h: &Header) -> Option<(Vec<ParsedPayload>, Vec<u8>, Vec<u8>)> {
         let sa = self.sas[idx].as_ref()?;
         let (c, keys) = (sa.choice?, sa.keys.as_ref()?);
         if h.flags & FLAG_ENCRYPTION == 0 {
             self.stats.malformed += 1;
             return None;
         }
-        let Some((plain_b, last)) = open(c.cipher, keys.enc_key.expose(), &sa.iv, data, h) else {
+        let opened = open(c.cipher, keys.enc_key.expose(), &sa.iv, data, h)
+            .and_then(|(b, last)| parse_payloads(h.next_payload, &b).ok().map(|(p, _)| (p, b, last)));
+        if opened.is_none() {
             self.stats.decrypt_failed += 1;
-            return None;
-        };
-        match parse_payloads(h.next_payload, &plain_b) {
-            Ok((p, _)) => {
-                if let Some(sa) = self.sas[idx].as_mut() {
-                    sa.iv = last;
-                }
-                Some((p, plain_b))
-            }
-            Err(_) => {
-                // With CBC, a wrong key decrypts to garbage: the most likely
-                // cause is a different pre-shared key.
-                self.stats.decrypt_failed += 1;
-                let conn = sa.conn;
-                self.fail(
-                    conn,
-                    Failure::AuthenticationFailed {
-                        detail: "the peer's encrypted phase-1 message decrypts to garbage".into(),
-                    },
-                );
-                self.remove(idx, "decryption failed");
-                None
-            }
+            self.unreadable(idx);
         }
+        opened
+    }
+
+    /// An encrypted phase-1 message that did not decrypt or verify.
+    fn unreadable(&mut self, idx: usize) {
+        if let Some(sa) = self.sas[idx].as_mut() {
+            sa.unreadable = sa.unreadable.saturating_add(1);
+        }
+    }
+
+    /// A phase-1 exchange gives up: when the peer's encrypted messages
+    /// never verified, say so (most likely a different pre-shared key).
+    fn report_unreadable(&mut self, idx: usize) -> bool {
+        let Some(sa) = self.sas[idx].as_ref() else { return false };
+        if sa.unreadable == 0 || sa.state == P1State::Established {
+            return false;
+        }
+        let (conn, n) = (sa.conn, sa.unreadable);
+        self.fail(
+            conn,
+            Failure::AuthenticationFailed {
+                detail: format!(
+                    "the peer's encrypted phase-1 messages did not decrypt or verify ({n} received): \
+                     most likely a different pre-shared key"
+                ),
+            },
+        );
+        true
+    }
+
+    /// A phase-1 message verified: its last ciphertext block is the next IV.
+    fn commit_p1_iv(&mut self, idx: usize, last: Vec<u8>) {
+        if let Some(sa) = self.sas[idx].as_mut() {
+            sa.iv = last;
+        }
+        self.authenticated(idx);
     }
 
     fn check_peer_id(&mut self, idx: usize, id: &IdPayload) -> bool {
@@ -1568,7 +1621,7 @@ impl Engine {
 
     /// Responder, MM5 in: check IDii and HASH_I; send IDir, HASH_R.
     fn mm_r3(&mut self, idx: usize, now: Millis, data: &[u8], h: &Header) {
-        let Some((p, plain_b)) = self.open_p1(idx, data, h) else {
+        let Some((p, plain_b, last_in)) = self.open_p1(idx, data, h) else {
             return;
         };
         self.log_msg(idx, false, h.exchange, 0, true, &plain(&p));
@@ -1588,19 +1641,14 @@ impl Engine {
             return;
         };
         let want = sa.hash_i(c.hash, keys, &idii_b);
-        if want != got {
+        if !c1::hash_matches(&want, &got) {
+            // Dropped without effect, like an undecryptable one: a forger
+            // must not be able to end an exchange in progress.
             self.stats.hash_failed += 1;
-            let conn = sa.conn;
-            self.fail(
-                conn,
-                Failure::AuthenticationFailed {
-                    detail: "HASH_I does not verify".into(),
-                },
-            );
-            self.send_notify(idx, notify::AUTHENTICATION_FAILED, Vec::new());
-            self.remove(idx, "HASH_I failed");
+            self.unreadable(idx);
             return;
         }
+        self.commit_p1_iv(idx, last_in);
         if !self.check_peer_id(idx, &id) {
             return;
         }
@@ -1630,7 +1678,7 @@ impl Engine {
 
     /// Initiator, MM6 in: check IDir and HASH_R; phase 1 is up.
     fn mm_i_done(&mut self, idx: usize, now: Millis, data: &[u8], h: &Header) {
-        let Some((p, plain_b)) = self.open_p1(idx, data, h) else {
+        let Some((p, plain_b, last_in)) = self.open_p1(idx, data, h) else {
             return;
         };
         self.log_msg(idx, false, h.exchange, 0, false, &plain(&p));
@@ -1650,18 +1698,12 @@ impl Engine {
             return;
         };
         let want = sa.hash_r(c.hash, keys, &idir_b);
-        if want != got {
+        if !c1::hash_matches(&want, &got) {
             self.stats.hash_failed += 1;
-            let conn = sa.conn;
-            self.fail(
-                conn,
-                Failure::AuthenticationFailed {
-                    detail: "HASH_R does not verify".into(),
-                },
-            );
-            self.remove(idx, "HASH_R failed");
+            self.unreadable(idx);
             return;
         }
+        self.commit_p1_iv(idx, last_in);
         if !self.check_peer_id(idx, &id) {
             return;
         }
@@ -1808,7 +1850,7 @@ impl Engine {
         let Some(sa) = self.sas[idx].as_ref() else { return };
         let Some(keys) = sa.keys.as_ref() else { return };
         let want = sa.hash_r(c.hash, keys, &idir_b);
-        if want != got {
+        if !c1::hash_matches(&want, &got) {
             self.stats.hash_failed += 1;
             self.fail(
                 conn,
@@ -1850,16 +1892,16 @@ impl Engine {
 
     /// Aggressive Mode responder: AM3 in (HASH_I, encrypted or not).
     fn am_r_done(&mut self, idx: usize, now: Millis, data: &[u8], h: &Header) {
-        let p = if h.flags & FLAG_ENCRYPTION != 0 {
-            let Some((p, _)) = self.open_p1(idx, data, h) else {
+        let (p, last_in) = if h.flags & FLAG_ENCRYPTION != 0 {
+            let Some((p, _, last)) = self.open_p1(idx, data, h) else {
                 return;
             };
-            p
+            (p, Some(last))
         } else {
             let Some(m) = self.clear_msg(idx, data, h, true) else {
                 return;
             };
-            m.payloads
+            (m.payloads, None)
         };
         if h.flags & FLAG_ENCRYPTION != 0 {
             self.log_msg(idx, false, h.exchange, 0, true, &plain(&p));
@@ -1873,17 +1915,14 @@ impl Engine {
             return;
         };
         let want = sa.hash_i(c.hash, keys, &sa.idii_b);
-        if want != got {
+        if !c1::hash_matches(&want, &got) {
             self.stats.hash_failed += 1;
-            let conn = sa.conn;
-            self.fail(
-                conn,
-                Failure::AuthenticationFailed {
-                    detail: "HASH_I does not verify".into(),
-                },
-            );
-            self.remove(idx, "HASH_I failed");
+            self.unreadable(idx);
             return;
+        }
+        match last_in {
+            Some(last) => self.commit_p1_iv(idx, last),
+            None => self.authenticated(idx),
         }
         if let Some(sa) = self.sas[idx].as_mut() {
             sa.last_in = data.to_vec();
@@ -2185,10 +2224,23 @@ impl Engine {
             return;
         };
         let rest = &plain_b[p[0].whole.end..end];
-        if *got != c1::qm_hash1(c.hash, keys.skeyid_a.expose(), h.message_id, rest) {
+        if !c1::hash_matches(&c1::qm_hash1(c.hash, keys.skeyid_a.expose(), h.message_id, rest), got) {
             self.stats.hash_failed += 1;
             return;
         }
+        // Replay protection (the exchange has none of its own): an M-ID
+        // seen under this SA is a captured message sent again. Recorded
+        // only once HASH(1) verified, so forgeries cannot fill the window.
+        let Some(sa) = self.sas[idx].as_mut() else { return };
+        if sa.info_mids.contains(&h.message_id) {
+            self.stats.replayed += 1;
+            return;
+        }
+        if sa.info_mids.len() >= INFO_MIDS_KEPT {
+            sa.info_mids.pop_front();
+        }
+        sa.info_mids.push_back(h.message_id);
+        self.authenticated(idx);
         self.log_msg(idx, false, ExchangeType::INFORMATIONAL, h.message_id, true, &plain(&p));
         if let Some(sa) = self.sas[idx].as_mut() {
             sa.last_heard = now;
@@ -2318,6 +2370,10 @@ impl Engine {
             if now >= o.next_at {
                 if o.sent >= policy.tries {
                     let (conn, remote, what, sent) = (sa.conn, sa.remote, o.what, o.sent);
+                    if self.report_unreadable(idx) {
+                        self.remove(idx, "peer's messages unreadable");
+                        return;
+                    }
                     self.fail(
                         conn,
                         Failure::PeerNotAnswering {
@@ -2339,6 +2395,7 @@ impl Engine {
         let Some(sa) = self.sas[idx].as_ref() else { return };
         if sa.state != P1State::Established && sa.expire_at.is_some_and(|e| now >= e) {
             let conn = sa.conn;
+            self.report_unreadable(idx);
             self.log(conn, "half-open phase 1 timed out".into());
             self.remove(idx, "half-open timeout");
             return;

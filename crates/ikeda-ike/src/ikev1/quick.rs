@@ -477,7 +477,10 @@ impl Engine {
         let Some(sa) = self.sas[idx].as_ref() else { return };
         let Some(keys) = sa.keys.as_ref() else { return };
         let Payload::Hash(got) = &p[0].payload else { return };
-        if *got != c1::qm_hash1(c.hash, keys.skeyid_a.expose(), mid, &plain_b[rest.clone()]) {
+        if !c1::hash_matches(
+            &c1::qm_hash1(c.hash, keys.skeyid_a.expose(), mid, &plain_b[rest.clone()]),
+            got,
+        ) {
             self.stats.hash_failed += 1;
             self.log(
                 conn,
@@ -485,6 +488,7 @@ impl Engine {
             );
             return;
         }
+        self.authenticated(idx);
         self.log_msg(idx, false, ExchangeType::QUICK_MODE, mid, true, &plain(&p));
         if let Some(sa) = self.sas[idx].as_mut() {
             sa.last_heard = now;
@@ -806,7 +810,10 @@ impl Engine {
         let Some(keys) = sa.keys.as_ref() else { return };
         let q = &sa.qms[k];
         let Payload::Hash(got) = &p[0].payload else { return };
-        if *got != c1::qm_hash2(c.hash, keys.skeyid_a.expose(), mid, &q.ni, &plain_b[rest]) {
+        if !c1::hash_matches(
+            &c1::qm_hash2(c.hash, keys.skeyid_a.expose(), mid, &q.ni, &plain_b[rest]),
+            got,
+        ) {
             self.stats.hash_failed += 1;
             self.log(
                 conn,
@@ -814,6 +821,7 @@ impl Engine {
             );
             return;
         }
+        self.authenticated(idx);
         self.log_msg(idx, false, ExchangeType::QUICK_MODE, mid, false, &plain(&p));
         let commit = h.flags & FLAG_COMMIT != 0;
         let (Some(Payload::Sa(resp)), Some(Payload::Nonce(nr))) =
@@ -926,7 +934,7 @@ impl Engine {
         let Some(keys) = sa.keys.as_ref() else { return };
         let q = &sa.qms[k];
         let Payload::Hash(got) = &p[0].payload else { return };
-        if *got != c1::qm_hash3(c.hash, keys.skeyid_a.expose(), mid, &q.ni, &q.nr) {
+        if !c1::hash_matches(&c1::qm_hash3(c.hash, keys.skeyid_a.expose(), mid, &q.ni, &q.nr), got) {
             self.stats.hash_failed += 1;
             self.log(
                 conn,
@@ -934,6 +942,7 @@ impl Engine {
             );
             return;
         }
+        self.authenticated(idx);
         self.log_msg(idx, false, ExchangeType::QUICK_MODE, mid, true, &plain(&p));
         if let Some(q) = self.sas[idx].as_mut().and_then(|s| s.qms.get_mut(k)) {
             q.iv = last;

@@ -374,11 +374,15 @@ fn aggressive_mode_when_both_opt_in() {
 
 #[test]
 fn failures_are_named() {
-    // Different pre-shared keys: the responder cannot read MM5.
+    // Different pre-shared keys: the responder cannot read MM5. It drops
+    // each copy without effect (a forger could send the same) and names the
+    // cause when the half-open phase 1 gives up.
     let a = spec(A, B, "aes128-sha256-modp2048", "aes128-sha1", "one", lan1(), lan2());
     let b = spec(B, A, "aes128-sha256-modp2048", "aes128-sha1", "two", lan2(), lan1());
     let mut p = pair(v1(a), v1(b), 1);
-    let (_, eb) = up(&mut p);
+    p.a.initiate("s2s", Millis(0)).unwrap();
+    let (mut ea, mut eb) = (Vec::new(), Vec::new());
+    run(&mut p, &mut ea, &mut eb, 200);
     assert!(
         matches!(failures(&eb).first(), Some(Failure::AuthenticationFailed { .. })),
         "{:?}",
@@ -621,4 +625,148 @@ fn attribute_values_above_16_bits_make_the_transform_unacceptable() {
     assert!(parse_p1_transform(&t(wide_enc, modp2048)).is_err());
     let wide_group = Attribute::variable(p1_attr::GROUP_DESCRIPTION, vec![0, 1, 0, 14]);
     assert!(parse_p1_transform(&t(aes, wide_group)).is_err());
+}
+
+/// Hand every datagram `from` has queued to `to`, which sees it arrive on
+/// `at` from `src`; returns what was handed over.
+fn hand_over(from: &mut Engine, to: &mut Engine, now: Millis, at: SocketAddr, src: SocketAddr) -> Vec<Vec<u8>> {
+    let mut sent = Vec::new();
+    while let Some(t) = from.poll_transmit() {
+        to.handle_datagram(now, at, src, &t.data);
+        sent.push(t.data);
+    }
+    sent
+}
+
+fn sock(ip: &str, port: u16) -> SocketAddr {
+    SocketAddr::new(ip.parse().unwrap(), port)
+}
+
+fn two_engines() -> (Engine, Engine) {
+    let a = spec(A, B, "aes128-sha256-modp2048", "aes128-sha1", "k", lan1(), lan2());
+    let b = spec(B, A, "aes128-sha256-modp2048", "aes128-sha1", "k", lan2(), lan1());
+    let mut b = v1(b);
+    b.spec.timers.dpd_delay = Duration::from_secs(10);
+    let mut a = v1(a);
+    a.spec.timers.dpd_delay = Duration::from_secs(10);
+    (
+        Engine::new(vec![a], Box::new(SeededRng::from_u64(11))),
+        Engine::new(vec![b], Box::new(SeededRng::from_u64(12))),
+    )
+}
+
+/// The encrypted datagram with `msg`'s header and a body of garbage blocks.
+fn forged_like(msg: &[u8], blocks: usize) -> Vec<u8> {
+    let mut f = msg[..28].to_vec();
+    f.extend((0..blocks * 16).map(|i| (i as u8).wrapping_mul(97).wrapping_add(13)));
+    let len = (f.len() as u32).to_be_bytes();
+    f[24..28].copy_from_slice(&len);
+    f
+}
+
+#[test]
+fn a_forged_encrypted_phase1_message_changes_nothing() {
+    // Right cookies, garbage body in place of MM5: the responder must not
+    // delete the SA, report a PSK mismatch or move its IV; the real MM5
+    // that follows completes Main Mode.
+    let (mut ea, mut eb) = two_engines();
+    let (sa, sb) = (sock(A, 500), sock(B, 500));
+    ea.initiate("s2s", Millis(0)).unwrap();
+    hand_over(&mut ea, &mut eb, Millis(0), sb, sa); // MM1
+    hand_over(&mut eb, &mut ea, Millis(1), sa, sb); // MM2
+    hand_over(&mut ea, &mut eb, Millis(2), sb, sa); // MM3
+    hand_over(&mut eb, &mut ea, Millis(3), sa, sb); // MM4
+    let mm5 = ea.poll_transmit().expect("MM5").data;
+    let mut evb = Vec::new();
+    for blocks in 1..=4 {
+        eb.handle_datagram(Millis(4), sb, sa, &forged_like(&mm5, blocks));
+    }
+    drain(&mut eb, &mut evb);
+    assert!(failures(&evb).is_empty(), "{:?}", failures(&evb));
+    assert!(eb.poll_transmit().is_none(), "nothing answers garbage");
+    assert_eq!(eb.stats.decrypt_failed + eb.stats.hash_failed, 4);
+    eb.handle_datagram(Millis(5), sb, sa, &mm5);
+    drain(&mut eb, &mut evb);
+    assert!(evb.iter().any(|e| matches!(e, Event::IkeSaUp { .. })), "{}", logs(&evb));
+    hand_over(&mut eb, &mut ea, Millis(6), sa, sb); // MM6
+    let mut eva = Vec::new();
+    drain(&mut ea, &mut eva);
+    assert!(eva.iter().any(|e| matches!(e, Event::IkeSaUp { .. })));
+}
+
+/// Main Mode and Quick Mode between `ea` and `eb`, where a NAT rewrites
+/// A's source ports (500 -> 1500, 4500 -> 1501); both float to 4500.
+fn up_through_a_port_nat(ea: &mut Engine, eb: &mut Engine) -> Millis {
+    let (sa, sb) = (sock(A, 500), sock(B, 500));
+    ea.initiate("s2s", Millis(0)).unwrap();
+    let mut now = Millis(0);
+    for _ in 0..12 {
+        now = now + Duration::from_millis(1);
+        while let Some(t) = ea.poll_transmit() {
+            let src = sock(A, if t.local.port() == 4500 { 1501 } else { 1500 });
+            eb.handle_datagram(now, SocketAddr::new(t.remote.ip(), t.remote.port()), src, &t.data);
+        }
+        hand_over(eb, ea, now, sa, sb);
+        let _ = sb;
+    }
+    now
+}
+
+#[test]
+fn a_forged_datagram_on_4500_does_not_move_the_peer() {
+    let (mut ea, mut eb) = two_engines();
+    let now = up_through_a_port_nat(&mut ea, &mut eb);
+    let v = eb.ike_sas();
+    assert_eq!(v.len(), 1, "{v:?}");
+    assert_eq!(v[0].remote, sock(A, 1501), "B floated to A's NAT mapping");
+    // A forged datagram with the SA's cookies from elsewhere, to B's 4500.
+    let hdr = {
+        let mut h = Vec::new();
+        let s = &v[0];
+        h.extend_from_slice(&s.spi_i.to_be_bytes());
+        h.extend_from_slice(&s.spi_r.to_be_bytes());
+        h.extend_from_slice(&[8, 0x10, 5, 1, 0xde, 0xad, 0xbe, 0xef, 0, 0, 0, 0]);
+        h
+    };
+    let forged = forged_like(&hdr, 3);
+    eb.handle_datagram(now, sock(B, 4500), sock("10.9.9.9", 4500), &forged);
+    assert_eq!(eb.ike_sas()[0].remote, sock(A, 1501), "a forgery moved the peer");
+    assert_eq!(eb.stats.decrypt_failed + eb.stats.hash_failed, 1);
+    // A real message from a new mapping does move it (RFC 3947 §4): A's
+    // R-U-THERE after the DPD delay, through a NAT that changed its port.
+    let later = now + Duration::from_secs(11);
+    ea.handle_timeout(later);
+    let mut n = 0;
+    while let Some(t) = ea.poll_transmit() {
+        if t.data.len() > 1 {
+            eb.handle_datagram(later, sock(B, 4500), sock(A, 1777), &t.data);
+            n += 1;
+        }
+    }
+    assert!(n > 0, "A sent its R-U-THERE");
+    assert_eq!(eb.ike_sas()[0].remote, sock(A, 1777));
+}
+
+#[test]
+fn a_replayed_informational_is_dropped() {
+    // A's R-U-THERE answered once; the same datagram again is a replay.
+    let (mut ea, mut eb) = two_engines();
+    let (sa, sb) = (sock(A, 500), sock(B, 500));
+    ea.initiate("s2s", Millis(0)).unwrap();
+    let mut now = Millis(0);
+    for _ in 0..12 {
+        now = now + Duration::from_millis(1);
+        hand_over(&mut ea, &mut eb, now, sb, sa);
+        hand_over(&mut eb, &mut ea, now, sa, sb);
+    }
+    assert_eq!(eb.ike_sas().len(), 1);
+    // Quiet for the DPD delay: A asks.
+    now = now + Duration::from_secs(11);
+    ea.handle_timeout(now);
+    let ru_there = ea.poll_transmit().expect("R-U-THERE").data;
+    eb.handle_datagram(now, sb, sa, &ru_there);
+    assert!(eb.poll_transmit().is_some(), "R-U-THERE-ACK");
+    eb.handle_datagram(now + Duration::from_secs(1), sb, sa, &ru_there);
+    assert!(eb.poll_transmit().is_none(), "a replayed R-U-THERE is answered again");
+    assert_eq!(eb.stats.replayed, 1);
 }
