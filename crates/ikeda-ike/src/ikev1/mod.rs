@@ -63,8 +63,87 @@ mod view;
 
 use crate::ikev2::{IKE_PORT, KEEPALIVE, NAT_KEEPALIVE, NAT_T_PORT};
 
-/// How long a responder keeps a phase-1 SA that did not complete.
-const HALF_OPEN: Duration = Duration::from_secs(30);
+/// How long a phase-1 SA that did not complete is kept, whatever the
+/// retransmission settings: under the default policy the initiator's MM5
+/// resends come at 4, 11.2, 24.2, 47.5 and 89.5 s, so 90 s sees them all;
+/// a longer wait only lets spoofed MM1s hold memory longer.
+const HALF_OPEN: Duration = Duration::from_secs(90);
+/// Half-open phase-1 SAs (either role, before HASH_I/HASH_R verified) per
+/// peer address. MM1/AM1 are unauthenticated and their source address is
+/// trivially spoofed, so they are bounded: when the bound is reached a new
+/// first message replaces the oldest half-open SA that never heard from
+/// the peer again (MmR1/AmR1). An SA whose peer echoed our responder
+/// cookie (MM3) has shown it receives at that address (the return
+/// routability argument of RFC 7296 §2.6 / RFC 2522) and is never
+/// replaced. The real peer thus gets through as long as fewer than this
+/// many spoofed MM1 arrive within one of its round trips, and its own
+/// MM1 retransmissions retry otherwise.
+pub(crate) const MAX_HALF_OPEN_PER_PEER: usize = 64;
+/// Half-open phase-1 SAs over all peers: a peer is one configured address,
+/// so this bounds what many connections can hold together.
+pub(crate) const MAX_HALF_OPEN: usize = 1024;
+/// The largest first message (MM1/AM1) we keep state for. A real one is a
+/// few hundred octets (strongSwan with every proposal: ~1.5 KB); kept
+/// per half-open SA to recognise its retransmission, it must not let a
+/// spoofer park 64 KB per entry.
+const MAX_FIRST_MESSAGE: usize = 8192;
+/// What one half-open SA holds in messages at most: the first message and
+/// our answer (an MM2 is < 1 KB, an AM2 < 2 KB). All of them together
+/// hold at most [`MAX_HALF_OPEN`] times this (12 MB).
+#[cfg_attr(not(test), allow(dead_code))]
+pub(crate) const MAX_HALF_OPEN_HELD: usize = MAX_FIRST_MESSAGE + 4096;
+/// Aggressive Mode makes the responder compute g^xy for AM1 before the
+/// initiator proved anything (AM2 carries HASH_R, RFC 2409 §5.4), and there
+/// is no cookie round trip to make a spoofer show its address first (the
+/// defence RFC 7296 §2.6 gives IKEv2). So the DH work is rate limited: a
+/// token bucket per connection (peer) and one for all, refusals counted.
+/// Ten per second is far above what a real peer needs (one per phase 1).
+pub(crate) const AM_DH_PER_PEER: TokenRate = TokenRate { per_sec: 10, burst: 10 };
+pub(crate) const AM_DH_GLOBAL: TokenRate = TokenRate {
+    per_sec: 100,
+    burst: 100,
+};
+
+/// A token bucket's rate: `per_sec` tokens a second, at most `burst` saved.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct TokenRate {
+    pub per_sec: u64,
+    pub burst: u64,
+}
+
+/// A token bucket in integer millitokens, refilled from the caller's time.
+#[derive(Debug, Clone, Copy)]
+struct Bucket {
+    milli: u64,
+    at: Millis,
+}
+
+impl Bucket {
+    fn full(rate: TokenRate, now: Millis) -> Bucket {
+        Bucket {
+            milli: rate.burst * 1000,
+            at: now,
+        }
+    }
+
+    fn refill(&mut self, rate: TokenRate, now: Millis) {
+        let ms = now.0.saturating_sub(self.at.0);
+        self.milli = self
+            .milli
+            .saturating_add(ms.saturating_mul(rate.per_sec))
+            .min(rate.burst * 1000);
+        self.at = Millis(self.at.0.max(now.0));
+    }
+
+    fn has_token(&mut self, rate: TokenRate, now: Millis) -> bool {
+        self.refill(rate, now);
+        self.milli >= 1000
+    }
+
+    fn take(&mut self) {
+        self.milli = self.milli.saturating_sub(1000);
+    }
+}
 /// The initiator of a Quick Mode rekey sends on the new SA this long after
 /// its HASH(3), so the responder has installed its inbound half (it does
 /// so on HASH(3)); the old SA keeps working meanwhile.
@@ -236,6 +315,27 @@ struct P1 {
     unreadable: u32,
     /// Informational M-IDs whose HASH(1) verified, newest last ([`INFO_MIDS_KEPT`]).
     info_mids: VecDeque<u32>,
+    /// Creation order (times tie within a burst): the oldest half-open SA
+    /// is the one [`Engine::make_room`] replaces.
+    serial: u64,
+}
+
+impl P1 {
+    /// Before authentication, in either role.
+    fn half_open(&self) -> bool {
+        self.state != P1State::Established
+    }
+
+    /// Half-open and never heard from the peer after its first message: a
+    /// spoofed MM1/AM1 looks like this forever.
+    fn unproven(&self) -> bool {
+        !self.initiator && matches!(self.state, P1State::MmR1 | P1State::AmR1)
+    }
+
+    /// The octets of messages this SA keeps.
+    fn held_bytes(&self) -> usize {
+        self.last_in.len() + self.last_reply.len() + self.sai_b.len() + self.out.as_ref().map_or(0, |o| o.data.len())
+    }
 }
 
 impl P1 {
@@ -304,6 +404,14 @@ pub struct V1Stats {
     pub decrypt_failed: u64,
     pub hash_failed: u64,
     pub retransmits_answered: u64,
+    /// First messages (MM1/AM1) that replaced the oldest unanswered
+    /// half-open SA of their peer ([`MAX_HALF_OPEN_PER_PEER`], [`MAX_HALF_OPEN`]).
+    pub half_open_replaced: u64,
+    /// First messages refused: every half-open place held an SA whose peer
+    /// had answered, or the message was larger than [`MAX_FIRST_MESSAGE`].
+    pub half_open_refused: u64,
+    /// AM1 refused by the Aggressive Mode DH rate limit ([`AM_DH_PER_PEER`]).
+    pub am_dh_limited: u64,
     /// Authenticated Informational messages seen before under the same
     /// phase-1 SA (their M-ID), dropped.
     pub replayed: u64,
@@ -327,6 +435,11 @@ pub struct Engine {
     /// from its SA's (a NAT-T float or a new NAT mapping, RFC 3947 §4):
     /// applied by [`Engine::authenticated`] once its HASH verified, never before.
     pending_addrs: Option<(SocketAddr, SocketAddr)>,
+    /// Aggressive Mode DH token buckets, per connection and for all.
+    am_dh: Vec<Option<Bucket>>,
+    am_dh_all: Option<Bucket>,
+    /// The last [`P1::serial`] given.
+    serial: u64,
 }
 
 /// The selector pairs of a connection, one Quick Mode each: exactly the
@@ -621,6 +734,9 @@ impl Engine {
             events: VecDeque::new(),
             stats: V1Stats::default(),
             pending_addrs: None,
+            am_dh: vec![None; n],
+            am_dh_all: None,
+            serial: 0,
         }
     }
 
@@ -662,6 +778,7 @@ impl Engine {
             self.retired.push(false);
             self.children.push(Vec::new());
             self.qm_waiting.push(VecDeque::new());
+            self.am_dh.push(None);
         }
     }
 
@@ -726,7 +843,9 @@ impl Engine {
         });
     }
 
-    fn insert(&mut self, sa: P1) -> usize {
+    fn insert(&mut self, mut sa: P1) -> usize {
+        self.serial += 1;
+        sa.serial = self.serial;
         match self.sas.iter().position(Option::is_none) {
             Some(i) => {
                 self.sas[i] = Some(sa);
@@ -891,6 +1010,7 @@ impl Engine {
             created: now,
             unreadable: 0,
             info_mids: VecDeque::new(),
+            serial: 0,
         };
         let mut payloads = vec![sai];
         if c.aggressive {
@@ -1034,6 +1154,74 @@ impl Engine {
         }
     }
 
+    /// Half-open phase-1 SAs, either role.
+    pub fn half_open(&self) -> usize {
+        self.sas.iter().flatten().filter(|s| s.half_open()).count()
+    }
+
+    /// The octets of messages the half-open phase-1 SAs keep.
+    pub fn half_open_bytes(&self) -> usize {
+        self.sas
+            .iter()
+            .flatten()
+            .filter(|s| s.half_open())
+            .map(P1::held_bytes)
+            .sum()
+    }
+
+    /// Make a place for a new responder phase-1 SA with `peer`: within
+    /// [`MAX_HALF_OPEN_PER_PEER`] and [`MAX_HALF_OPEN`], replacing the
+    /// oldest unproven half-open SA (of this peer when its bound is the
+    /// one reached). `false` when every place is held by SAs whose peer
+    /// answered: the new first message is refused.
+    fn make_room(&mut self, peer: IpAddr) -> bool {
+        let (mut all, mut mine) = (0, 0);
+        // (serial, index) of the oldest unproven SA overall and of this peer.
+        let mut oldest_all: Option<(u64, usize)> = None;
+        let mut oldest_mine: Option<(u64, usize)> = None;
+        for (i, sa) in self.sas.iter().enumerate() {
+            let Some(sa) = sa.as_ref().filter(|s| s.half_open()) else {
+                continue;
+            };
+            let same = sa.remote.ip() == peer;
+            all += 1;
+            mine += usize::from(same);
+            if sa.unproven() {
+                let older = |o: Option<(u64, usize)>| o.is_none_or(|(n, _)| sa.serial < n);
+                if older(oldest_all) {
+                    oldest_all = Some((sa.serial, i));
+                }
+                if same && older(oldest_mine) {
+                    oldest_mine = Some((sa.serial, i));
+                }
+            }
+        }
+        let victim = if mine >= MAX_HALF_OPEN_PER_PEER {
+            oldest_mine
+        } else if all >= MAX_HALF_OPEN {
+            oldest_all
+        } else {
+            return true;
+        };
+        let Some((_, i)) = victim else { return false };
+        self.sas[i] = None;
+        self.stats.half_open_replaced += 1;
+        true
+    }
+
+    /// One Aggressive Mode DH computation allowed now, for this connection
+    /// and overall ([`AM_DH_PER_PEER`], [`AM_DH_GLOBAL`]); takes the tokens.
+    fn am_dh_allowed(&mut self, ci: usize, now: Millis) -> bool {
+        let peer = self.am_dh[ci].get_or_insert_with(|| Bucket::full(AM_DH_PER_PEER, now));
+        let all = self.am_dh_all.get_or_insert_with(|| Bucket::full(AM_DH_GLOBAL, now));
+        if !(peer.has_token(AM_DH_PER_PEER, now) && all.has_token(AM_DH_GLOBAL, now)) {
+            return false;
+        }
+        peer.take();
+        all.take();
+        true
+    }
+
     /// The message being handled has verified (its HASH): only now may it
     /// move the SA to the addresses it came on.
     fn authenticated(&mut self, idx: usize) {
@@ -1090,6 +1278,18 @@ impl Engine {
             );
             return;
         }
+        if data.len() > MAX_FIRST_MESSAGE {
+            self.stats.half_open_refused += 1;
+            return;
+        }
+        if aggressive && !self.am_dh_allowed(ci, now) {
+            self.stats.am_dh_limited += 1;
+            return;
+        }
+        if !self.make_room(remote.ip()) {
+            self.stats.half_open_refused += 1;
+            return;
+        }
         let rcookie = self.random_u64();
         let sa = P1 {
             conn: ci,
@@ -1118,10 +1318,9 @@ impl Engine {
             last_reply: Vec::new(),
             established_at: None,
             rekey_at: None,
-            // Long enough for the initiator's whole retransmission schedule
-            // (which we assume to be like ours): a phase 1 whose MM5 was lost
-            // three times is still there for the fourth.
-            expire_at: Some(now + HALF_OPEN.max((1..=self.policy.tries).map(|n| self.policy.wait_after(n)).sum())),
+            // Fixed, not derived from the retransmission settings: a spoofed
+            // MM1 must not hold its place longer than a real exchange needs.
+            expire_at: Some(now + HALF_OPEN),
             last_heard: now,
             dpd: Dpd::default(),
             keepalive_at: None,
@@ -1130,6 +1329,7 @@ impl Engine {
             created: now,
             unreadable: 0,
             info_mids: VecDeque::new(),
+            serial: 0,
         };
         let idx = self.insert(sa);
         let payloads = plain(&msg.payloads);

@@ -770,3 +770,132 @@ fn a_replayed_informational_is_dropped() {
     assert!(eb.poll_transmit().is_none(), "a replayed R-U-THERE is answered again");
     assert_eq!(eb.stats.replayed, 1);
 }
+
+/// A first message of `template`'s exchange with another initiator cookie:
+/// what a spoofer with the peer's address sends, one per cookie.
+fn with_icookie(template: &[u8], icookie: u64) -> Vec<u8> {
+    let mut m = template.to_vec();
+    m[..8].copy_from_slice(&icookie.to_be_bytes());
+    m
+}
+
+#[test]
+fn a_main_mode_flood_keeps_half_open_state_bounded_and_the_real_peer_gets_through() {
+    use super::{MAX_HALF_OPEN_HELD, MAX_HALF_OPEN_PER_PEER};
+    let (mut ea, mut eb) = two_engines();
+    let (sa, sb) = (sock(A, 500), sock(B, 500));
+    // The spoofer's template: an MM1 like the real peer's.
+    let (mut tmpl_src, _) = two_engines();
+    tmpl_src.initiate("s2s", Millis(0)).unwrap();
+    let mm1 = tmpl_src.poll_transmit().unwrap().data;
+    const FLOOD: u64 = 100_000;
+    let mut now = Millis(0);
+    let mut spoofed = 0u64;
+    let mut spoof = |eb: &mut Engine, now: Millis, n: u64| {
+        for _ in 0..n {
+            spoofed += 1;
+            eb.handle_datagram(now, sb, sa, &with_icookie(&mm1, 0x5000_0000_0000_0000 + spoofed));
+            while eb.poll_transmit().is_some() {}
+        }
+        spoofed
+    };
+    let t0 = std::time::Instant::now();
+    spoof(&mut eb, now, 10_000);
+    let first_10k = t0.elapsed();
+    // Half-way through, the real peer runs Main Mode and Quick Mode while
+    // the flood goes on: fewer spoofed MM1 per round trip than the bound.
+    spoof(&mut eb, now, 40_000);
+    ea.initiate("s2s", now).unwrap();
+    let (mut eva, mut evb) = (Vec::new(), Vec::new());
+    for _ in 0..12 {
+        now = now + Duration::from_millis(1);
+        hand_over(&mut ea, &mut eb, now, sb, sa);
+        hand_over(&mut eb, &mut ea, now, sa, sb);
+        // ... and while B's answer is on its way back, the flood goes on.
+        spoof(&mut eb, now, (MAX_HALF_OPEN_PER_PEER / 2) as u64);
+        assert!(eb.half_open() <= MAX_HALF_OPEN_PER_PEER);
+    }
+    drain(&mut ea, &mut eva);
+    drain(&mut eb, &mut evb);
+    assert!(evb.iter().any(|e| matches!(e, Event::IkeSaUp { .. })), "{}", logs(&evb));
+    assert_eq!(children(&eva).len(), 1, "{}", logs(&eva));
+    let done = spoof(&mut eb, now, 0);
+    spoof(&mut eb, now, FLOOD - done - 10_000);
+    let t1 = std::time::Instant::now();
+    spoof(&mut eb, now, 10_000);
+    let last_10k = t1.elapsed();
+    assert_eq!(spoof(&mut eb, now, 0), FLOOD);
+    assert!(eb.half_open() <= MAX_HALF_OPEN_PER_PEER, "{}", eb.half_open());
+    assert!(
+        eb.half_open_bytes() <= MAX_HALF_OPEN_PER_PEER * MAX_HALF_OPEN_HELD,
+        "{}",
+        eb.half_open_bytes()
+    );
+    // Every spoofed MM1 beyond the bound replaced an older unanswered one
+    // (the real peer's INITIAL-CONTACT cleared its half-open SAs once, so
+    // up to one bound's worth found a free place).
+    assert_eq!(eb.half_open(), MAX_HALF_OPEN_PER_PEER);
+    let cap = MAX_HALF_OPEN_PER_PEER as u64;
+    assert!(
+        (FLOOD - 2 * cap..=FLOOD - cap).contains(&eb.stats.half_open_replaced),
+        "{:?}",
+        eb.stats
+    );
+    // The SA that came up is still there, the peer still has its tunnel.
+    assert_eq!(
+        eb.ike_sas()
+            .iter()
+            .filter(|s| s.state == crate::ikev2::IkeState::Established)
+            .count(),
+        1
+    );
+    // Linear: the last 10,000 cost about what the first did (with state
+    // that grew with the flood, they scanned ten times as many entries).
+    assert!(
+        last_10k < first_10k * 4,
+        "first 10k {first_10k:?}, last 10k {last_10k:?}"
+    );
+    eprintln!(
+        "flood: first 10k {first_10k:?}, last 10k {last_10k:?}, held {} B",
+        eb.half_open_bytes()
+    );
+}
+
+#[test]
+fn an_aggressive_mode_flood_gets_at_most_the_rate_limit_of_dh() {
+    use super::AM_DH_PER_PEER;
+    let aggressive = |mut c: V1ConnSpec| {
+        c.aggressive = true;
+        c
+    };
+    let a = spec(A, B, "aes128-sha256-modp2048", "aes128-sha1", "k", lan1(), lan2());
+    let b = spec(B, A, "aes128-sha256-modp2048", "aes128-sha1", "k", lan2(), lan1());
+    let mut ea = Engine::new(vec![aggressive(v1(a))], Box::new(SeededRng::from_u64(21)));
+    let mut eb = Engine::new(vec![aggressive(v1(b))], Box::new(SeededRng::from_u64(22)));
+    let (sa, sb) = (sock(A, 500), sock(B, 500));
+    ea.initiate("s2s", Millis(0)).unwrap();
+    let am1 = ea.poll_transmit().unwrap().data;
+    // 1,000 spoofed AM1 a second for 10 s: each answered AM2 cost a DH.
+    let mut answered = 0u64;
+    const SECS: u64 = 10;
+    for k in 0..SECS * 1000 {
+        eb.handle_datagram(Millis(k), sb, sa, &with_icookie(&am1, 0x6000_0000_0000_0000 + k));
+        while eb.poll_transmit().is_some() {
+            answered += 1;
+        }
+    }
+    let limit = AM_DH_PER_PEER.burst + AM_DH_PER_PEER.per_sec * SECS;
+    assert!(
+        answered <= limit,
+        "{answered} DH computations for {SECS} s, limit {limit}"
+    );
+    assert!(
+        answered >= AM_DH_PER_PEER.per_sec * SECS,
+        "the limit is a rate, not a wall: {answered}"
+    );
+    assert_eq!(eb.stats.am_dh_limited, SECS * 1000 - answered);
+    eprintln!(
+        "AM flood: {answered} DH in {SECS} s, {} refused",
+        eb.stats.am_dh_limited
+    );
+}
