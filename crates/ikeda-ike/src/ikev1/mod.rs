@@ -52,7 +52,7 @@ use ikeda_wire::ikev1::{
     ISAKMP_VERSION,
 };
 use ikeda_wire::ikev2::TsRange;
-use std::collections::VecDeque;
+use std::collections::{HashMap, VecDeque};
 use std::net::{IpAddr, SocketAddr};
 use std::time::Duration;
 
@@ -440,6 +440,11 @@ pub struct Engine {
     am_dh_all: Option<Bucket>,
     /// The last [`P1::serial`] given.
     serial: u64,
+    /// `sas` by initiator cookie (it never changes over an SA's life; the
+    /// responder cookie is learned later), so a datagram's SA is found
+    /// without scanning all of them. Kept by [`Engine::insert`] and
+    /// [`Engine::clear`], the only places that fill or empty a slot.
+    by_icookie: HashMap<u64, Vec<usize>>,
 }
 
 /// The selector pairs of a connection, one Quick Mode each: exactly the
@@ -737,6 +742,7 @@ impl Engine {
             am_dh: vec![None; n],
             am_dh_all: None,
             serial: 0,
+            by_icookie: HashMap::new(),
         }
     }
 
@@ -846,7 +852,8 @@ impl Engine {
     fn insert(&mut self, mut sa: P1) -> usize {
         self.serial += 1;
         sa.serial = self.serial;
-        match self.sas.iter().position(Option::is_none) {
+        let icookie = sa.icookie;
+        let idx = match self.sas.iter().position(Option::is_none) {
             Some(i) => {
                 self.sas[i] = Some(sa);
                 i
@@ -855,12 +862,35 @@ impl Engine {
                 self.sas.push(Some(sa));
                 self.sas.len() - 1
             }
+        };
+        self.by_icookie.entry(icookie).or_default().push(idx);
+        idx
+    }
+
+    /// Empty a slot, keeping [`Engine::by_icookie`] in step.
+    fn clear(&mut self, idx: usize) -> Option<P1> {
+        let sa = self.sas.get_mut(idx)?.take()?;
+        if let Some(v) = self.by_icookie.get_mut(&sa.icookie) {
+            v.retain(|&i| i != idx);
+            if v.is_empty() {
+                self.by_icookie.remove(&sa.icookie);
+            }
         }
+        Some(sa)
+    }
+
+    /// The first SA with this initiator cookie that `pred` accepts.
+    fn find_by_icookie(&self, icookie: u64, pred: impl Fn(&P1) -> bool) -> Option<usize> {
+        self.by_icookie
+            .get(&icookie)?
+            .iter()
+            .copied()
+            .find(|&i| self.sas[i].as_ref().is_some_and(&pred))
     }
 
     /// Drop a phase-1 SA (its IPsec SAs stay: they belong to the connection).
     fn remove(&mut self, idx: usize, reason: &str) {
-        if let Some(sa) = self.sas[idx].take() {
+        if let Some(sa) = self.clear(idx) {
             if sa.state == P1State::Established {
                 self.events.push_back(Event::IkeSaDown {
                     conn: self.conns[sa.conn].spec.name.clone(),
@@ -1107,10 +1137,7 @@ impl Engine {
             }
         };
         let data = &data[..(h.length as usize).min(data.len())];
-        let found = self.sas.iter().position(|s| {
-            s.as_ref()
-                .is_some_and(|s| s.icookie == h.icookie && (s.rcookie == h.rcookie || (s.initiator && s.rcookie == 0)))
-        });
+        let found = self.find_by_icookie(h.icookie, |s| s.rcookie == h.rcookie || (s.initiator && s.rcookie == 0));
         let Some(idx) = found else {
             if h.rcookie == 0
                 && (h.exchange == ExchangeType::IDENTITY_PROTECTION || h.exchange == ExchangeType::AGGRESSIVE)
@@ -1204,7 +1231,7 @@ impl Engine {
             return true;
         };
         let Some((_, i)) = victim else { return false };
-        self.sas[i] = None;
+        self.clear(i);
         self.stats.half_open_replaced += 1;
         true
     }
@@ -1233,10 +1260,7 @@ impl Engine {
 
     fn responder_start(&mut self, now: Millis, local: SocketAddr, remote: SocketAddr, data: &[u8], h: &Header) {
         // A retransmitted first message of a phase 1 we answered.
-        if let Some(idx) = self.sas.iter().position(|s| {
-            s.as_ref()
-                .is_some_and(|s| !s.initiator && s.icookie == h.icookie && s.remote.ip() == remote.ip())
-        }) {
+        if let Some(idx) = self.find_by_icookie(h.icookie, |s| !s.initiator && s.remote.ip() == remote.ip()) {
             // Our answer was lost: the same answer again (a new one would
             // carry another responder cookie).
             let again = self.sas[idx]
@@ -1337,7 +1361,7 @@ impl Engine {
         // Choose a transform (RFC 2409 §5: one proposal, transforms are alternatives).
         let Some(Payload::Sa(offer)) = first(&msg.payloads, pt::SA).cloned() else {
             self.stats.malformed += 1;
-            self.sas[idx] = None;
+            self.clear(idx);
             return;
         };
         let ours = p1_offers(&self.conns[ci].spec);
@@ -1379,7 +1403,7 @@ impl Engine {
             let d = Message::build(&nh, std::slice::from_ref(&n));
             self.log_msg(idx, true, ExchangeType::INFORMATIONAL, 0, true, &[n]);
             self.send(idx, d);
-            self.sas[idx] = None;
+            self.clear(idx);
             return;
         };
         let sai_b = msg
@@ -1924,7 +1948,7 @@ impl Engine {
             first(&m.payloads, pt::ID).cloned(),
         ) else {
             self.stats.malformed += 1;
-            self.sas[idx] = None;
+            self.clear(idx);
             return;
         };
         if !self.check_peer_id(idx, &id) {
@@ -1940,7 +1964,7 @@ impl Engine {
                 conn,
                 Failure::Other("Aggressive Mode KE does not match the chosen group".into()),
             );
-            self.sas[idx] = None;
+            self.clear(idx);
             return;
         }
         let kex = match KeyExchange::generate(c.group, &mut *self.rng) {
@@ -2504,10 +2528,7 @@ impl Engine {
                             u64::from_be_bytes(spi[..8].try_into().unwrap_or([0; 8])),
                             u64::from_be_bytes(spi[8..].try_into().unwrap_or([0; 8])),
                         );
-                        if let Some(j) = self.sas.iter().position(|s| {
-                            s.as_ref()
-                                .is_some_and(|s| s.conn == conn && s.icookie == i && s.rcookie == r)
-                        }) {
+                        if let Some(j) = self.find_by_icookie(i, |s| s.conn == conn && s.rcookie == r) {
                             self.remove(j, "deleted by the peer");
                         }
                     }
