@@ -52,7 +52,7 @@ use ikeda_wire::ikev1::{
     ISAKMP_VERSION,
 };
 use ikeda_wire::ikev2::TsRange;
-use std::collections::VecDeque;
+use std::collections::{HashMap, VecDeque};
 use std::net::{IpAddr, SocketAddr};
 use std::time::Duration;
 
@@ -63,8 +63,87 @@ mod view;
 
 use crate::ikev2::{IKE_PORT, KEEPALIVE, NAT_KEEPALIVE, NAT_T_PORT};
 
-/// How long a responder keeps a phase-1 SA that did not complete.
-const HALF_OPEN: Duration = Duration::from_secs(30);
+/// How long a phase-1 SA that did not complete is kept, whatever the
+/// retransmission settings: under the default policy the initiator's MM5
+/// resends come at 4, 11.2, 24.2, 47.5 and 89.5 s, so 90 s sees them all;
+/// a longer wait only lets spoofed MM1s hold memory longer.
+const HALF_OPEN: Duration = Duration::from_secs(90);
+/// Half-open phase-1 SAs (either role, before HASH_I/HASH_R verified) per
+/// peer address. MM1/AM1 are unauthenticated and their source address is
+/// trivially spoofed, so they are bounded: when the bound is reached a new
+/// first message replaces the oldest half-open SA that never heard from
+/// the peer again (MmR1/AmR1). An SA whose peer echoed our responder
+/// cookie (MM3) has shown it receives at that address (the return
+/// routability argument of RFC 7296 §2.6 / RFC 2522) and is never
+/// replaced. The real peer thus gets through as long as fewer than this
+/// many spoofed MM1 arrive within one of its round trips, and its own
+/// MM1 retransmissions retry otherwise.
+pub(crate) const MAX_HALF_OPEN_PER_PEER: usize = 64;
+/// Half-open phase-1 SAs over all peers: a peer is one configured address,
+/// so this bounds what many connections can hold together.
+pub(crate) const MAX_HALF_OPEN: usize = 1024;
+/// The largest first message (MM1/AM1) we keep state for. A real one is a
+/// few hundred octets (strongSwan with every proposal: ~1.5 KB); kept
+/// per half-open SA to recognise its retransmission, it must not let a
+/// spoofer park 64 KB per entry.
+const MAX_FIRST_MESSAGE: usize = 8192;
+/// What one half-open SA holds in messages at most: the first message and
+/// our answer (an MM2 is < 1 KB, an AM2 < 2 KB). All of them together
+/// hold at most [`MAX_HALF_OPEN`] times this (12 MB).
+#[cfg_attr(not(test), allow(dead_code))]
+pub(crate) const MAX_HALF_OPEN_HELD: usize = MAX_FIRST_MESSAGE + 4096;
+/// Aggressive Mode makes the responder compute g^xy for AM1 before the
+/// initiator proved anything (AM2 carries HASH_R, RFC 2409 §5.4), and there
+/// is no cookie round trip to make a spoofer show its address first (the
+/// defence RFC 7296 §2.6 gives IKEv2). So the DH work is rate limited: a
+/// token bucket per connection (peer) and one for all, refusals counted.
+/// Ten per second is far above what a real peer needs (one per phase 1).
+pub(crate) const AM_DH_PER_PEER: TokenRate = TokenRate { per_sec: 10, burst: 10 };
+pub(crate) const AM_DH_GLOBAL: TokenRate = TokenRate {
+    per_sec: 100,
+    burst: 100,
+};
+
+/// A token bucket's rate: `per_sec` tokens a second, at most `burst` saved.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct TokenRate {
+    pub per_sec: u64,
+    pub burst: u64,
+}
+
+/// A token bucket in integer millitokens, refilled from the caller's time.
+#[derive(Debug, Clone, Copy)]
+struct Bucket {
+    milli: u64,
+    at: Millis,
+}
+
+impl Bucket {
+    fn full(rate: TokenRate, now: Millis) -> Bucket {
+        Bucket {
+            milli: rate.burst * 1000,
+            at: now,
+        }
+    }
+
+    fn refill(&mut self, rate: TokenRate, now: Millis) {
+        let ms = now.0.saturating_sub(self.at.0);
+        self.milli = self
+            .milli
+            .saturating_add(ms.saturating_mul(rate.per_sec))
+            .min(rate.burst * 1000);
+        self.at = Millis(self.at.0.max(now.0));
+    }
+
+    fn has_token(&mut self, rate: TokenRate, now: Millis) -> bool {
+        self.refill(rate, now);
+        self.milli >= 1000
+    }
+
+    fn take(&mut self) {
+        self.milli = self.milli.saturating_sub(1000);
+    }
+}
 /// The initiator of a Quick Mode rekey sends on the new SA this long after
 /// its HASH(3), so the responder has installed its inbound half (it does
 /// so on HASH(3)); the old SA keeps working meanwhile.
@@ -83,6 +162,12 @@ const REKEY_DELETE: Duration = Duration::from_secs(3);
 /// their HASH(3)). One at a time costs a round trip per selector pair at
 /// setup and leaves room for DPD and DELETE exchanges beside it.
 const QM_IN_FLIGHT: usize = 1;
+/// Recently seen Informational M-IDs kept per phase-1 SA for replay
+/// detection. RFC 2409 §5.5/§5.7 M-IDs are random and the exchanges carry
+/// no counter, so a repeat within this window is a replay; 64 covers far
+/// more than the DPD and DELETE exchanges a peer makes in one SA's life
+/// between rekeys while costing 256 octets.
+const INFO_MIDS_KEPT: usize = 64;
 /// Phase-1 lifetime when none is configured (strongSwan's and racoon's default).
 const DEFAULT_P1_LIFE: Duration = Duration::from_secs(28800);
 const DEFAULT_P2_LIFE: Duration = Duration::from_secs(3600);
@@ -224,6 +309,33 @@ struct P1 {
     superseded: bool,
     qms: Vec<quick::Qm>,
     created: Millis,
+    /// Encrypted phase-1 messages that did not decrypt or verify: dropped
+    /// without effect (anyone who saw the cookies can send them), but when
+    /// the exchange then gives up, the likely cause is a different PSK.
+    unreadable: u32,
+    /// Informational M-IDs whose HASH(1) verified, newest last ([`INFO_MIDS_KEPT`]).
+    info_mids: VecDeque<u32>,
+    /// Creation order (times tie within a burst): the oldest half-open SA
+    /// is the one [`Engine::make_room`] replaces.
+    serial: u64,
+}
+
+impl P1 {
+    /// Before authentication, in either role.
+    fn half_open(&self) -> bool {
+        self.state != P1State::Established
+    }
+
+    /// Half-open and never heard from the peer after its first message: a
+    /// spoofed MM1/AM1 looks like this forever.
+    fn unproven(&self) -> bool {
+        !self.initiator && matches!(self.state, P1State::MmR1 | P1State::AmR1)
+    }
+
+    /// The octets of messages this SA keeps.
+    fn held_bytes(&self) -> usize {
+        self.last_in.len() + self.last_reply.len() + self.sai_b.len() + self.out.as_ref().map_or(0, |o| o.data.len())
+    }
 }
 
 impl P1 {
@@ -292,6 +404,17 @@ pub struct V1Stats {
     pub decrypt_failed: u64,
     pub hash_failed: u64,
     pub retransmits_answered: u64,
+    /// First messages (MM1/AM1) that replaced the oldest unanswered
+    /// half-open SA of their peer ([`MAX_HALF_OPEN_PER_PEER`], [`MAX_HALF_OPEN`]).
+    pub half_open_replaced: u64,
+    /// First messages refused: every half-open place held an SA whose peer
+    /// had answered, or the message was larger than [`MAX_FIRST_MESSAGE`].
+    pub half_open_refused: u64,
+    /// AM1 refused by the Aggressive Mode DH rate limit ([`AM_DH_PER_PEER`]).
+    pub am_dh_limited: u64,
+    /// Authenticated Informational messages seen before under the same
+    /// phase-1 SA (their M-ID), dropped.
+    pub replayed: u64,
 }
 
 pub struct Engine {
@@ -308,6 +431,20 @@ pub struct Engine {
     transmits: VecDeque<Transmit>,
     events: VecDeque<Event>,
     pub stats: V1Stats,
+    /// The addresses the datagram being handled came on, when they differ
+    /// from its SA's (a NAT-T float or a new NAT mapping, RFC 3947 §4):
+    /// applied by [`Engine::authenticated`] once its HASH verified, never before.
+    pending_addrs: Option<(SocketAddr, SocketAddr)>,
+    /// Aggressive Mode DH token buckets, per connection and for all.
+    am_dh: Vec<Option<Bucket>>,
+    am_dh_all: Option<Bucket>,
+    /// The last [`P1::serial`] given.
+    serial: u64,
+    /// `sas` by initiator cookie (it never changes over an SA's life; the
+    /// responder cookie is learned later), so a datagram's SA is found
+    /// without scanning all of them. Kept by [`Engine::insert`] and
+    /// [`Engine::clear`], the only places that fill or empty a slot.
+    by_icookie: HashMap<u64, Vec<usize>>,
 }
 
 /// The selector pairs of a connection, one Quick Mode each: exactly the
@@ -543,20 +680,30 @@ fn p1_transform(number: u8, c: &P1Choice, life: Duration) -> Transform {
     }
 }
 
+/// An attribute of a class whose values are 16-bit numbers; a value that
+/// does not fit refuses the whole transform instead of being truncated.
+fn attr_u16(t: &Transform, kind: u16, what: &str) -> Result<Option<u16>, String> {
+    match t.attributes.iter().find(|a| a.kind == kind) {
+        None => Ok(None),
+        Some(a) => a.as_u16().map(Some).ok_or_else(|| format!("{what} value out of range")),
+    }
+}
+
 /// A phase-1 transform as offered: the algorithms and lifetime, or why not.
 fn parse_p1_transform(t: &Transform) -> Result<(P1Choice, Option<u64>), String> {
     let get = |k: u16| t.attributes.iter().find(|a| a.kind == k).and_then(Attribute::as_u64);
-    let enc = get(p1_attr::ENCRYPTION_ALGORITHM).ok_or("no encryption algorithm")? as u16;
-    let key_len = get(p1_attr::KEY_LENGTH).map(|v| v as u16);
+    let get16 = |k: u16, what: &'static str| attr_u16(t, k, what);
+    let enc = get16(p1_attr::ENCRYPTION_ALGORITHM, "encryption algorithm")?.ok_or("no encryption algorithm")?;
+    let key_len = get16(p1_attr::KEY_LENGTH, "key length")?;
     let cipher = Cipher::from_attrs(enc, key_len).map_err(|e| e.to_string())?;
-    let hash = Hash::from_attr_value(get(p1_attr::HASH_ALGORITHM).ok_or("no hash algorithm")? as u16)
+    let hash = Hash::from_attr_value(get16(p1_attr::HASH_ALGORITHM, "hash algorithm")?.ok_or("no hash algorithm")?)
         .ok_or("unknown hash algorithm")?;
-    let auth = get(p1_attr::AUTHENTICATION_METHOD).ok_or("no authentication method")?;
-    if auth != p1_attr::AUTH_PSK as u64 {
+    let auth = get16(p1_attr::AUTHENTICATION_METHOD, "authentication method")?.ok_or("no authentication method")?;
+    if auth != p1_attr::AUTH_PSK {
         return Err(format!("authentication method {auth} (only pre-shared keys)"));
     }
-    let group =
-        DhGroup::from_transform_id(get(p1_attr::GROUP_DESCRIPTION).ok_or("no group")? as u16).ok_or("unknown group")?;
+    let group = DhGroup::from_transform_id(get16(p1_attr::GROUP_DESCRIPTION, "group")?.ok_or("no group")?)
+        .ok_or("unknown group")?;
     let life = match get(p1_attr::LIFE_TYPE) {
         Some(t) if t == p1_attr::LIFE_SECONDS as u64 => get(p1_attr::LIFE_DURATION),
         _ => None,
@@ -591,6 +738,11 @@ impl Engine {
             transmits: VecDeque::new(),
             events: VecDeque::new(),
             stats: V1Stats::default(),
+            pending_addrs: None,
+            am_dh: vec![None; n],
+            am_dh_all: None,
+            serial: 0,
+            by_icookie: HashMap::new(),
         }
     }
 
@@ -632,6 +784,7 @@ impl Engine {
             self.retired.push(false);
             self.children.push(Vec::new());
             self.qm_waiting.push(VecDeque::new());
+            self.am_dh.push(None);
         }
     }
 
@@ -696,8 +849,11 @@ impl Engine {
         });
     }
 
-    fn insert(&mut self, sa: P1) -> usize {
-        match self.sas.iter().position(Option::is_none) {
+    fn insert(&mut self, mut sa: P1) -> usize {
+        self.serial += 1;
+        sa.serial = self.serial;
+        let icookie = sa.icookie;
+        let idx = match self.sas.iter().position(Option::is_none) {
             Some(i) => {
                 self.sas[i] = Some(sa);
                 i
@@ -706,12 +862,35 @@ impl Engine {
                 self.sas.push(Some(sa));
                 self.sas.len() - 1
             }
+        };
+        self.by_icookie.entry(icookie).or_default().push(idx);
+        idx
+    }
+
+    /// Empty a slot, keeping [`Engine::by_icookie`] in step.
+    fn clear(&mut self, idx: usize) -> Option<P1> {
+        let sa = self.sas.get_mut(idx)?.take()?;
+        if let Some(v) = self.by_icookie.get_mut(&sa.icookie) {
+            v.retain(|&i| i != idx);
+            if v.is_empty() {
+                self.by_icookie.remove(&sa.icookie);
+            }
         }
+        Some(sa)
+    }
+
+    /// The first SA with this initiator cookie that `pred` accepts.
+    fn find_by_icookie(&self, icookie: u64, pred: impl Fn(&P1) -> bool) -> Option<usize> {
+        self.by_icookie
+            .get(&icookie)?
+            .iter()
+            .copied()
+            .find(|&i| self.sas[i].as_ref().is_some_and(&pred))
     }
 
     /// Drop a phase-1 SA (its IPsec SAs stay: they belong to the connection).
     fn remove(&mut self, idx: usize, reason: &str) {
-        if let Some(sa) = self.sas[idx].take() {
+        if let Some(sa) = self.clear(idx) {
             if sa.state == P1State::Established {
                 self.events.push_back(Event::IkeSaDown {
                     conn: self.conns[sa.conn].spec.name.clone(),
@@ -859,6 +1038,9 @@ impl Engine {
             superseded: false,
             qms: Vec::new(),
             created: now,
+            unreadable: 0,
+            info_mids: VecDeque::new(),
+            serial: 0,
         };
         let mut payloads = vec![sai];
         if c.aggressive {
@@ -946,6 +1128,7 @@ impl Engine {
     }
 
     fn receive(&mut self, now: Millis, local: SocketAddr, remote: SocketAddr, data: &[u8]) {
+        self.pending_addrs = None;
         let h = match Header::parse(data) {
             Ok(h) => h,
             Err(_) => {
@@ -954,10 +1137,7 @@ impl Engine {
             }
         };
         let data = &data[..(h.length as usize).min(data.len())];
-        let found = self.sas.iter().position(|s| {
-            s.as_ref()
-                .is_some_and(|s| s.icookie == h.icookie && (s.rcookie == h.rcookie || (s.initiator && s.rcookie == 0)))
-        });
+        let found = self.find_by_icookie(h.icookie, |s| s.rcookie == h.rcookie || (s.initiator && s.rcookie == 0));
         let Some(idx) = found else {
             if h.rcookie == 0
                 && (h.exchange == ExchangeType::IDENTITY_PROTECTION || h.exchange == ExchangeType::AGGRESSIVE)
@@ -983,8 +1163,7 @@ impl Engine {
             // The peer floated to 4500 (RFC 3947 §4), or its NAT mapping moved.
             if sa.remote != remote || sa.local != local {
                 if local.port() == NAT_T_PORT && (sa.nat_local || sa.nat_remote) {
-                    sa.remote = remote;
-                    sa.local = local;
+                    self.pending_addrs = Some((local, remote));
                 } else if sa.state != P1State::Established || local.port() != NAT_T_PORT {
                     // Only phase-1 messages on the addresses we know.
                     if sa.remote.ip() != remote.ip() {
@@ -1002,12 +1181,86 @@ impl Engine {
         }
     }
 
+    /// Half-open phase-1 SAs, either role.
+    pub fn half_open(&self) -> usize {
+        self.sas.iter().flatten().filter(|s| s.half_open()).count()
+    }
+
+    /// The octets of messages the half-open phase-1 SAs keep.
+    pub fn half_open_bytes(&self) -> usize {
+        self.sas
+            .iter()
+            .flatten()
+            .filter(|s| s.half_open())
+            .map(P1::held_bytes)
+            .sum()
+    }
+
+    /// Make a place for a new responder phase-1 SA with `peer`: within
+    /// [`MAX_HALF_OPEN_PER_PEER`] and [`MAX_HALF_OPEN`], replacing the
+    /// oldest unproven half-open SA (of this peer when its bound is the
+    /// one reached). `false` when every place is held by SAs whose peer
+    /// answered: the new first message is refused.
+    fn make_room(&mut self, peer: IpAddr) -> bool {
+        let (mut all, mut mine) = (0, 0);
+        // (serial, index) of the oldest unproven SA overall and of this peer.
+        let mut oldest_all: Option<(u64, usize)> = None;
+        let mut oldest_mine: Option<(u64, usize)> = None;
+        for (i, sa) in self.sas.iter().enumerate() {
+            let Some(sa) = sa.as_ref().filter(|s| s.half_open()) else {
+                continue;
+            };
+            let same = sa.remote.ip() == peer;
+            all += 1;
+            mine += usize::from(same);
+            if sa.unproven() {
+                let older = |o: Option<(u64, usize)>| o.is_none_or(|(n, _)| sa.serial < n);
+                if older(oldest_all) {
+                    oldest_all = Some((sa.serial, i));
+                }
+                if same && older(oldest_mine) {
+                    oldest_mine = Some((sa.serial, i));
+                }
+            }
+        }
+        let victim = if mine >= MAX_HALF_OPEN_PER_PEER {
+            oldest_mine
+        } else if all >= MAX_HALF_OPEN {
+            oldest_all
+        } else {
+            return true;
+        };
+        let Some((_, i)) = victim else { return false };
+        self.clear(i);
+        self.stats.half_open_replaced += 1;
+        true
+    }
+
+    /// One Aggressive Mode DH computation allowed now, for this connection
+    /// and overall ([`AM_DH_PER_PEER`], [`AM_DH_GLOBAL`]); takes the tokens.
+    fn am_dh_allowed(&mut self, ci: usize, now: Millis) -> bool {
+        let peer = self.am_dh[ci].get_or_insert_with(|| Bucket::full(AM_DH_PER_PEER, now));
+        let all = self.am_dh_all.get_or_insert_with(|| Bucket::full(AM_DH_GLOBAL, now));
+        if !(peer.has_token(AM_DH_PER_PEER, now) && all.has_token(AM_DH_GLOBAL, now)) {
+            return false;
+        }
+        peer.take();
+        all.take();
+        true
+    }
+
+    /// The message being handled has verified (its HASH): only now may it
+    /// move the SA to the addresses it came on.
+    fn authenticated(&mut self, idx: usize) {
+        if let (Some((local, remote)), Some(sa)) = (self.pending_addrs.take(), self.sas[idx].as_mut()) {
+            sa.local = local;
+            sa.remote = remote;
+        }
+    }
+
     fn responder_start(&mut self, now: Millis, local: SocketAddr, remote: SocketAddr, data: &[u8], h: &Header) {
         // A retransmitted first message of a phase 1 we answered.
-        if let Some(idx) = self.sas.iter().position(|s| {
-            s.as_ref()
-                .is_some_and(|s| !s.initiator && s.icookie == h.icookie && s.remote.ip() == remote.ip())
-        }) {
+        if let Some(idx) = self.find_by_icookie(h.icookie, |s| !s.initiator && s.remote.ip() == remote.ip()) {
             // Our answer was lost: the same answer again (a new one would
             // carry another responder cookie).
             let again = self.sas[idx]
@@ -1049,6 +1302,18 @@ impl Engine {
             );
             return;
         }
+        if data.len() > MAX_FIRST_MESSAGE {
+            self.stats.half_open_refused += 1;
+            return;
+        }
+        if aggressive && !self.am_dh_allowed(ci, now) {
+            self.stats.am_dh_limited += 1;
+            return;
+        }
+        if !self.make_room(remote.ip()) {
+            self.stats.half_open_refused += 1;
+            return;
+        }
         let rcookie = self.random_u64();
         let sa = P1 {
             conn: ci,
@@ -1077,16 +1342,18 @@ impl Engine {
             last_reply: Vec::new(),
             established_at: None,
             rekey_at: None,
-            // Long enough for the initiator's whole retransmission schedule
-            // (which we assume to be like ours): a phase 1 whose MM5 was lost
-            // three times is still there for the fourth.
-            expire_at: Some(now + HALF_OPEN.max((1..=self.policy.tries).map(|n| self.policy.wait_after(n)).sum())),
+            // Fixed, not derived from the retransmission settings: a spoofed
+            // MM1 must not hold its place longer than a real exchange needs.
+            expire_at: Some(now + HALF_OPEN),
             last_heard: now,
             dpd: Dpd::default(),
             keepalive_at: None,
             superseded: false,
             qms: Vec::new(),
             created: now,
+            unreadable: 0,
+            info_mids: VecDeque::new(),
+            serial: 0,
         };
         let idx = self.insert(sa);
         let payloads = plain(&msg.payloads);
@@ -1094,7 +1361,7 @@ impl Engine {
         // Choose a transform (RFC 2409 §5: one proposal, transforms are alternatives).
         let Some(Payload::Sa(offer)) = first(&msg.payloads, pt::SA).cloned() else {
             self.stats.malformed += 1;
-            self.sas[idx] = None;
+            self.clear(idx);
             return;
         };
         let ours = p1_offers(&self.conns[ci].spec);
@@ -1136,7 +1403,7 @@ impl Engine {
             let d = Message::build(&nh, std::slice::from_ref(&n));
             self.log_msg(idx, true, ExchangeType::INFORMATIONAL, 0, true, &[n]);
             self.send(idx, d);
-            self.sas[idx] = None;
+            self.clear(idx);
             return;
         };
         let sai_b = msg
@@ -1499,40 +1766,60 @@ impl Engine {
         self.send_outstanding(idx, now, d, "ID_PROT");
     }
 
-    /// Decrypt a phase-1 message on the phase-1 IV chain.
-    fn open_p1(&mut self, idx: usize, data: &[u8], h: &Header) -> Option<(Vec<ParsedPayload>, Vec<u8>)> {
+    /// Decrypt a phase-1 message on the phase-1 IV chain: the payloads, the
+    /// plaintext and the last ciphertext block, which the caller makes the
+    /// next IV only once the message's HASH verified. A message that does
+    /// not decrypt to payloads changes nothing (anyone who saw the cookies
+    /// can send one); it is counted and remembered for the failure report.
+    fn open_p1(&mut self, idx: usize, data: &[u8], h: &Header) -> Option<(Vec<ParsedPayload>, Vec<u8>, Vec<u8>)> {
         let sa = self.sas[idx].as_ref()?;
         let (c, keys) = (sa.choice?, sa.keys.as_ref()?);
         if h.flags & FLAG_ENCRYPTION == 0 {
             self.stats.malformed += 1;
             return None;
         }
-        let Some((plain_b, last)) = open(c.cipher, keys.enc_key.expose(), &sa.iv, data, h) else {
+        let opened = open(c.cipher, keys.enc_key.expose(), &sa.iv, data, h)
+            .and_then(|(b, last)| parse_payloads(h.next_payload, &b).ok().map(|(p, _)| (p, b, last)));
+        if opened.is_none() {
             self.stats.decrypt_failed += 1;
-            return None;
-        };
-        match parse_payloads(h.next_payload, &plain_b) {
-            Ok((p, _)) => {
-                if let Some(sa) = self.sas[idx].as_mut() {
-                    sa.iv = last;
-                }
-                Some((p, plain_b))
-            }
-            Err(_) => {
-                // With CBC, a wrong key decrypts to garbage: the most likely
-                // cause is a different pre-shared key.
-                self.stats.decrypt_failed += 1;
-                let conn = sa.conn;
-                self.fail(
-                    conn,
-                    Failure::AuthenticationFailed {
-                        detail: "the peer's encrypted phase-1 message decrypts to garbage".into(),
-                    },
-                );
-                self.remove(idx, "decryption failed");
-                None
-            }
+            self.unreadable(idx);
         }
+        opened
+    }
+
+    /// An encrypted phase-1 message that did not decrypt or verify.
+    fn unreadable(&mut self, idx: usize) {
+        if let Some(sa) = self.sas[idx].as_mut() {
+            sa.unreadable = sa.unreadable.saturating_add(1);
+        }
+    }
+
+    /// A phase-1 exchange gives up: when the peer's encrypted messages
+    /// never verified, say so (most likely a different pre-shared key).
+    fn report_unreadable(&mut self, idx: usize) -> bool {
+        let Some(sa) = self.sas[idx].as_ref() else { return false };
+        if sa.unreadable == 0 || sa.state == P1State::Established {
+            return false;
+        }
+        let (conn, n) = (sa.conn, sa.unreadable);
+        self.fail(
+            conn,
+            Failure::AuthenticationFailed {
+                detail: format!(
+                    "the peer's encrypted phase-1 messages did not decrypt or verify ({n} received): \
+                     most likely a different pre-shared key"
+                ),
+            },
+        );
+        true
+    }
+
+    /// A phase-1 message verified: its last ciphertext block is the next IV.
+    fn commit_p1_iv(&mut self, idx: usize, last: Vec<u8>) {
+        if let Some(sa) = self.sas[idx].as_mut() {
+            sa.iv = last;
+        }
+        self.authenticated(idx);
     }
 
     fn check_peer_id(&mut self, idx: usize, id: &IdPayload) -> bool {
@@ -1558,7 +1845,7 @@ impl Engine {
 
     /// Responder, MM5 in: check IDii and HASH_I; send IDir, HASH_R.
     fn mm_r3(&mut self, idx: usize, now: Millis, data: &[u8], h: &Header) {
-        let Some((p, plain_b)) = self.open_p1(idx, data, h) else {
+        let Some((p, plain_b, last_in)) = self.open_p1(idx, data, h) else {
             return;
         };
         self.log_msg(idx, false, h.exchange, 0, true, &plain(&p));
@@ -1578,19 +1865,14 @@ impl Engine {
             return;
         };
         let want = sa.hash_i(c.hash, keys, &idii_b);
-        if want != got {
+        if !c1::hash_matches(&want, &got) {
+            // Dropped without effect, like an undecryptable one: a forger
+            // must not be able to end an exchange in progress.
             self.stats.hash_failed += 1;
-            let conn = sa.conn;
-            self.fail(
-                conn,
-                Failure::AuthenticationFailed {
-                    detail: "HASH_I does not verify".into(),
-                },
-            );
-            self.send_notify(idx, notify::AUTHENTICATION_FAILED, Vec::new());
-            self.remove(idx, "HASH_I failed");
+            self.unreadable(idx);
             return;
         }
+        self.commit_p1_iv(idx, last_in);
         if !self.check_peer_id(idx, &id) {
             return;
         }
@@ -1620,7 +1902,7 @@ impl Engine {
 
     /// Initiator, MM6 in: check IDir and HASH_R; phase 1 is up.
     fn mm_i_done(&mut self, idx: usize, now: Millis, data: &[u8], h: &Header) {
-        let Some((p, plain_b)) = self.open_p1(idx, data, h) else {
+        let Some((p, plain_b, last_in)) = self.open_p1(idx, data, h) else {
             return;
         };
         self.log_msg(idx, false, h.exchange, 0, false, &plain(&p));
@@ -1640,18 +1922,12 @@ impl Engine {
             return;
         };
         let want = sa.hash_r(c.hash, keys, &idir_b);
-        if want != got {
+        if !c1::hash_matches(&want, &got) {
             self.stats.hash_failed += 1;
-            let conn = sa.conn;
-            self.fail(
-                conn,
-                Failure::AuthenticationFailed {
-                    detail: "HASH_R does not verify".into(),
-                },
-            );
-            self.remove(idx, "HASH_R failed");
+            self.unreadable(idx);
             return;
         }
+        self.commit_p1_iv(idx, last_in);
         if !self.check_peer_id(idx, &id) {
             return;
         }
@@ -1672,7 +1948,7 @@ impl Engine {
             first(&m.payloads, pt::ID).cloned(),
         ) else {
             self.stats.malformed += 1;
-            self.sas[idx] = None;
+            self.clear(idx);
             return;
         };
         if !self.check_peer_id(idx, &id) {
@@ -1688,7 +1964,7 @@ impl Engine {
                 conn,
                 Failure::Other("Aggressive Mode KE does not match the chosen group".into()),
             );
-            self.sas[idx] = None;
+            self.clear(idx);
             return;
         }
         let kex = match KeyExchange::generate(c.group, &mut *self.rng) {
@@ -1798,7 +2074,7 @@ impl Engine {
         let Some(sa) = self.sas[idx].as_ref() else { return };
         let Some(keys) = sa.keys.as_ref() else { return };
         let want = sa.hash_r(c.hash, keys, &idir_b);
-        if want != got {
+        if !c1::hash_matches(&want, &got) {
             self.stats.hash_failed += 1;
             self.fail(
                 conn,
@@ -1840,16 +2116,16 @@ impl Engine {
 
     /// Aggressive Mode responder: AM3 in (HASH_I, encrypted or not).
     fn am_r_done(&mut self, idx: usize, now: Millis, data: &[u8], h: &Header) {
-        let p = if h.flags & FLAG_ENCRYPTION != 0 {
-            let Some((p, _)) = self.open_p1(idx, data, h) else {
+        let (p, last_in) = if h.flags & FLAG_ENCRYPTION != 0 {
+            let Some((p, _, last)) = self.open_p1(idx, data, h) else {
                 return;
             };
-            p
+            (p, Some(last))
         } else {
             let Some(m) = self.clear_msg(idx, data, h, true) else {
                 return;
             };
-            m.payloads
+            (m.payloads, None)
         };
         if h.flags & FLAG_ENCRYPTION != 0 {
             self.log_msg(idx, false, h.exchange, 0, true, &plain(&p));
@@ -1863,17 +2139,14 @@ impl Engine {
             return;
         };
         let want = sa.hash_i(c.hash, keys, &sa.idii_b);
-        if want != got {
+        if !c1::hash_matches(&want, &got) {
             self.stats.hash_failed += 1;
-            let conn = sa.conn;
-            self.fail(
-                conn,
-                Failure::AuthenticationFailed {
-                    detail: "HASH_I does not verify".into(),
-                },
-            );
-            self.remove(idx, "HASH_I failed");
+            self.unreadable(idx);
             return;
+        }
+        match last_in {
+            Some(last) => self.commit_p1_iv(idx, last),
+            None => self.authenticated(idx),
         }
         if let Some(sa) = self.sas[idx].as_mut() {
             sa.last_in = data.to_vec();
@@ -2175,10 +2448,23 @@ impl Engine {
             return;
         };
         let rest = &plain_b[p[0].whole.end..end];
-        if *got != c1::qm_hash1(c.hash, keys.skeyid_a.expose(), h.message_id, rest) {
+        if !c1::hash_matches(&c1::qm_hash1(c.hash, keys.skeyid_a.expose(), h.message_id, rest), got) {
             self.stats.hash_failed += 1;
             return;
         }
+        // Replay protection (the exchange has none of its own): an M-ID
+        // seen under this SA is a captured message sent again. Recorded
+        // only once HASH(1) verified, so forgeries cannot fill the window.
+        let Some(sa) = self.sas[idx].as_mut() else { return };
+        if sa.info_mids.contains(&h.message_id) {
+            self.stats.replayed += 1;
+            return;
+        }
+        if sa.info_mids.len() >= INFO_MIDS_KEPT {
+            sa.info_mids.pop_front();
+        }
+        sa.info_mids.push_back(h.message_id);
+        self.authenticated(idx);
         self.log_msg(idx, false, ExchangeType::INFORMATIONAL, h.message_id, true, &plain(&p));
         if let Some(sa) = self.sas[idx].as_mut() {
             sa.last_heard = now;
@@ -2242,10 +2528,7 @@ impl Engine {
                             u64::from_be_bytes(spi[..8].try_into().unwrap_or([0; 8])),
                             u64::from_be_bytes(spi[8..].try_into().unwrap_or([0; 8])),
                         );
-                        if let Some(j) = self.sas.iter().position(|s| {
-                            s.as_ref()
-                                .is_some_and(|s| s.conn == conn && s.icookie == i && s.rcookie == r)
-                        }) {
+                        if let Some(j) = self.find_by_icookie(i, |s| s.conn == conn && s.rcookie == r) {
                             self.remove(j, "deleted by the peer");
                         }
                     }
@@ -2308,6 +2591,10 @@ impl Engine {
             if now >= o.next_at {
                 if o.sent >= policy.tries {
                     let (conn, remote, what, sent) = (sa.conn, sa.remote, o.what, o.sent);
+                    if self.report_unreadable(idx) {
+                        self.remove(idx, "peer's messages unreadable");
+                        return;
+                    }
                     self.fail(
                         conn,
                         Failure::PeerNotAnswering {
@@ -2329,6 +2616,7 @@ impl Engine {
         let Some(sa) = self.sas[idx].as_ref() else { return };
         if sa.state != P1State::Established && sa.expire_at.is_some_and(|e| now >= e) {
             let conn = sa.conn;
+            self.report_unreadable(idx);
             self.log(conn, "half-open phase 1 timed out".into());
             self.remove(idx, "half-open timeout");
             return;

@@ -98,8 +98,8 @@ fn in_flight(sa: &super::P1) -> usize {
         .count()
 }
 
-fn integ_from_attr(v: u64) -> Option<Integ> {
-    Some(match v as u16 {
+fn integ_from_attr(v: u16) -> Option<Integ> {
+    Some(match v {
         ipsec_attr::AUTH_HMAC_MD5 => Integ::HmacMd5_96,
         ipsec_attr::AUTH_HMAC_SHA1 => Integ::HmacSha1_96,
         ipsec_attr::AUTH_HMAC_SHA2_256 => Integ::HmacSha256_128,
@@ -174,7 +174,8 @@ struct EspOffer {
 
 fn parse_esp_transform(t: &Transform) -> Result<EspOffer, String> {
     let get = |k: u16| t.attributes.iter().find(|a| a.kind == k).and_then(Attribute::as_u64);
-    let key_len = get(ipsec_attr::KEY_LENGTH).map(|v| v as u16);
+    let get16 = |k: u16, what: &'static str| attr_u16(t, k, what);
+    let key_len = get16(ipsec_attr::KEY_LENGTH, "key length")?;
     let encr = match (t.id, key_len) {
         (transform_id::ESP_AES_CBC, Some(b @ (128 | 192 | 256))) => Encr::AesCbc { key_bits: b },
         (transform_id::ESP_AES_CBC, None) => Encr::AesCbc { key_bits: 128 },
@@ -187,18 +188,18 @@ fn parse_esp_transform(t: &Transform) -> Result<EspOffer, String> {
             ))
         }
     };
-    let integ = match get(ipsec_attr::AUTH_ALGORITHM) {
+    let integ = match get16(ipsec_attr::AUTH_ALGORITHM, "ESP authentication algorithm")? {
         Some(v) => Some(integ_from_attr(v).ok_or_else(|| format!("ESP authentication algorithm {v}"))?),
         None => None,
     };
     if encr.is_aead() != integ.is_none() {
         return Err("ESP transform with integrity and AEAD mixed up".into());
     }
-    let dh = match get(ipsec_attr::GROUP_DESCRIPTION) {
-        Some(g) => Some(DhGroup::from_transform_id(g as u16).ok_or_else(|| format!("PFS group {g}"))?),
+    let dh = match get16(ipsec_attr::GROUP_DESCRIPTION, "PFS group")? {
+        Some(g) => Some(DhGroup::from_transform_id(g).ok_or_else(|| format!("PFS group {g}"))?),
         None => None,
     };
-    let mode = get(ipsec_attr::ENCAPSULATION_MODE).unwrap_or(ipsec_attr::ENCAP_TUNNEL as u64) as u16;
+    let mode = get16(ipsec_attr::ENCAPSULATION_MODE, "encapsulation mode")?.unwrap_or(ipsec_attr::ENCAP_TUNNEL);
     let udp = match mode {
         ipsec_attr::ENCAP_TUNNEL => false,
         ipsec_attr::ENCAP_UDP_TUNNEL | ipsec_attr::ENCAP_UDP_TUNNEL_DRAFT => true,
@@ -476,7 +477,10 @@ impl Engine {
         let Some(sa) = self.sas[idx].as_ref() else { return };
         let Some(keys) = sa.keys.as_ref() else { return };
         let Payload::Hash(got) = &p[0].payload else { return };
-        if *got != c1::qm_hash1(c.hash, keys.skeyid_a.expose(), mid, &plain_b[rest.clone()]) {
+        if !c1::hash_matches(
+            &c1::qm_hash1(c.hash, keys.skeyid_a.expose(), mid, &plain_b[rest.clone()]),
+            got,
+        ) {
             self.stats.hash_failed += 1;
             self.log(
                 conn,
@@ -484,6 +488,7 @@ impl Engine {
             );
             return;
         }
+        self.authenticated(idx);
         self.log_msg(idx, false, ExchangeType::QUICK_MODE, mid, true, &plain(&p));
         if let Some(sa) = self.sas[idx].as_mut() {
             sa.last_heard = now;
@@ -805,7 +810,10 @@ impl Engine {
         let Some(keys) = sa.keys.as_ref() else { return };
         let q = &sa.qms[k];
         let Payload::Hash(got) = &p[0].payload else { return };
-        if *got != c1::qm_hash2(c.hash, keys.skeyid_a.expose(), mid, &q.ni, &plain_b[rest]) {
+        if !c1::hash_matches(
+            &c1::qm_hash2(c.hash, keys.skeyid_a.expose(), mid, &q.ni, &plain_b[rest]),
+            got,
+        ) {
             self.stats.hash_failed += 1;
             self.log(
                 conn,
@@ -813,6 +821,7 @@ impl Engine {
             );
             return;
         }
+        self.authenticated(idx);
         self.log_msg(idx, false, ExchangeType::QUICK_MODE, mid, false, &plain(&p));
         let commit = h.flags & FLAG_COMMIT != 0;
         let (Some(Payload::Sa(resp)), Some(Payload::Nonce(nr))) =
@@ -925,7 +934,7 @@ impl Engine {
         let Some(keys) = sa.keys.as_ref() else { return };
         let q = &sa.qms[k];
         let Payload::Hash(got) = &p[0].payload else { return };
-        if *got != c1::qm_hash3(c.hash, keys.skeyid_a.expose(), mid, &q.ni, &q.nr) {
+        if !c1::hash_matches(&c1::qm_hash3(c.hash, keys.skeyid_a.expose(), mid, &q.ni, &q.nr), got) {
             self.stats.hash_failed += 1;
             self.log(
                 conn,
@@ -933,6 +942,7 @@ impl Engine {
             );
             return;
         }
+        self.authenticated(idx);
         self.log_msg(idx, false, ExchangeType::QUICK_MODE, mid, true, &plain(&p));
         if let Some(q) = self.sas[idx].as_mut().and_then(|s| s.qms.get_mut(k)) {
             q.iv = last;

@@ -374,11 +374,15 @@ fn aggressive_mode_when_both_opt_in() {
 
 #[test]
 fn failures_are_named() {
-    // Different pre-shared keys: the responder cannot read MM5.
+    // Different pre-shared keys: the responder cannot read MM5. It drops
+    // each copy without effect (a forger could send the same) and names the
+    // cause when the half-open phase 1 gives up.
     let a = spec(A, B, "aes128-sha256-modp2048", "aes128-sha1", "one", lan1(), lan2());
     let b = spec(B, A, "aes128-sha256-modp2048", "aes128-sha1", "two", lan2(), lan1());
     let mut p = pair(v1(a), v1(b), 1);
-    let (_, eb) = up(&mut p);
+    p.a.initiate("s2s", Millis(0)).unwrap();
+    let (mut ea, mut eb) = (Vec::new(), Vec::new());
+    run(&mut p, &mut ea, &mut eb, 200);
     assert!(
         matches!(failures(&eb).first(), Some(Failure::AuthenticationFailed { .. })),
         "{:?}",
@@ -596,4 +600,302 @@ fn a_retransmitted_first_message_gets_the_same_answer() {
     assert_eq!(again, mm2);
     assert_eq!(eb.stats.retransmits_answered, 1);
     assert!(eb.poll_transmit().is_none());
+}
+
+#[test]
+fn attribute_values_above_16_bits_make_the_transform_unacceptable() {
+    // 0x10007 must not read as AES-CBC (7), nor 0x1000e as MODP-2048 (14).
+    use super::parse_p1_transform;
+    use ikeda_wire::ikev1::{p1_attr, transform_id, Attribute, Transform};
+    let t = |enc: Attribute, group: Attribute| Transform {
+        number: 1,
+        id: transform_id::KEY_IKE,
+        attributes: vec![
+            enc,
+            Attribute::basic(p1_attr::KEY_LENGTH, 128),
+            Attribute::basic(p1_attr::HASH_ALGORITHM, 4),
+            Attribute::basic(p1_attr::AUTHENTICATION_METHOD, p1_attr::AUTH_PSK),
+            group,
+        ],
+    };
+    let aes = Attribute::basic(p1_attr::ENCRYPTION_ALGORITHM, p1_attr::ENC_AES_CBC);
+    let modp2048 = Attribute::basic(p1_attr::GROUP_DESCRIPTION, 14);
+    assert!(parse_p1_transform(&t(aes.clone(), modp2048.clone())).is_ok());
+    let wide_enc = Attribute::variable(p1_attr::ENCRYPTION_ALGORITHM, vec![0, 1, 0, 7]);
+    assert!(parse_p1_transform(&t(wide_enc, modp2048)).is_err());
+    let wide_group = Attribute::variable(p1_attr::GROUP_DESCRIPTION, vec![0, 1, 0, 14]);
+    assert!(parse_p1_transform(&t(aes, wide_group)).is_err());
+}
+
+/// Hand every datagram `from` has queued to `to`, which sees it arrive on
+/// `at` from `src`; returns what was handed over.
+fn hand_over(from: &mut Engine, to: &mut Engine, now: Millis, at: SocketAddr, src: SocketAddr) -> Vec<Vec<u8>> {
+    let mut sent = Vec::new();
+    while let Some(t) = from.poll_transmit() {
+        to.handle_datagram(now, at, src, &t.data);
+        sent.push(t.data);
+    }
+    sent
+}
+
+fn sock(ip: &str, port: u16) -> SocketAddr {
+    SocketAddr::new(ip.parse().unwrap(), port)
+}
+
+fn two_engines() -> (Engine, Engine) {
+    let a = spec(A, B, "aes128-sha256-modp2048", "aes128-sha1", "k", lan1(), lan2());
+    let b = spec(B, A, "aes128-sha256-modp2048", "aes128-sha1", "k", lan2(), lan1());
+    let mut b = v1(b);
+    b.spec.timers.dpd_delay = Duration::from_secs(10);
+    let mut a = v1(a);
+    a.spec.timers.dpd_delay = Duration::from_secs(10);
+    (
+        Engine::new(vec![a], Box::new(SeededRng::from_u64(11))),
+        Engine::new(vec![b], Box::new(SeededRng::from_u64(12))),
+    )
+}
+
+/// The encrypted datagram with `msg`'s header and a body of garbage blocks.
+fn forged_like(msg: &[u8], blocks: usize) -> Vec<u8> {
+    let mut f = msg[..28].to_vec();
+    f.extend((0..blocks * 16).map(|i| (i as u8).wrapping_mul(97).wrapping_add(13)));
+    let len = (f.len() as u32).to_be_bytes();
+    f[24..28].copy_from_slice(&len);
+    f
+}
+
+#[test]
+fn a_forged_encrypted_phase1_message_changes_nothing() {
+    // Right cookies, garbage body in place of MM5: the responder must not
+    // delete the SA, report a PSK mismatch or move its IV; the real MM5
+    // that follows completes Main Mode.
+    let (mut ea, mut eb) = two_engines();
+    let (sa, sb) = (sock(A, 500), sock(B, 500));
+    ea.initiate("s2s", Millis(0)).unwrap();
+    hand_over(&mut ea, &mut eb, Millis(0), sb, sa); // MM1
+    hand_over(&mut eb, &mut ea, Millis(1), sa, sb); // MM2
+    hand_over(&mut ea, &mut eb, Millis(2), sb, sa); // MM3
+    hand_over(&mut eb, &mut ea, Millis(3), sa, sb); // MM4
+    let mm5 = ea.poll_transmit().expect("MM5").data;
+    let mut evb = Vec::new();
+    for blocks in 1..=4 {
+        eb.handle_datagram(Millis(4), sb, sa, &forged_like(&mm5, blocks));
+    }
+    drain(&mut eb, &mut evb);
+    assert!(failures(&evb).is_empty(), "{:?}", failures(&evb));
+    assert!(eb.poll_transmit().is_none(), "nothing answers garbage");
+    assert_eq!(eb.stats.decrypt_failed + eb.stats.hash_failed, 4);
+    eb.handle_datagram(Millis(5), sb, sa, &mm5);
+    drain(&mut eb, &mut evb);
+    assert!(evb.iter().any(|e| matches!(e, Event::IkeSaUp { .. })), "{}", logs(&evb));
+    hand_over(&mut eb, &mut ea, Millis(6), sa, sb); // MM6
+    let mut eva = Vec::new();
+    drain(&mut ea, &mut eva);
+    assert!(eva.iter().any(|e| matches!(e, Event::IkeSaUp { .. })));
+}
+
+/// Main Mode and Quick Mode between `ea` and `eb`, where a NAT rewrites
+/// A's source ports (500 -> 1500, 4500 -> 1501); both float to 4500.
+fn up_through_a_port_nat(ea: &mut Engine, eb: &mut Engine) -> Millis {
+    let (sa, sb) = (sock(A, 500), sock(B, 500));
+    ea.initiate("s2s", Millis(0)).unwrap();
+    let mut now = Millis(0);
+    for _ in 0..12 {
+        now = now + Duration::from_millis(1);
+        while let Some(t) = ea.poll_transmit() {
+            let src = sock(A, if t.local.port() == 4500 { 1501 } else { 1500 });
+            eb.handle_datagram(now, SocketAddr::new(t.remote.ip(), t.remote.port()), src, &t.data);
+        }
+        hand_over(eb, ea, now, sa, sb);
+        let _ = sb;
+    }
+    now
+}
+
+#[test]
+fn a_forged_datagram_on_4500_does_not_move_the_peer() {
+    let (mut ea, mut eb) = two_engines();
+    let now = up_through_a_port_nat(&mut ea, &mut eb);
+    let v = eb.ike_sas();
+    assert_eq!(v.len(), 1, "{v:?}");
+    assert_eq!(v[0].remote, sock(A, 1501), "B floated to A's NAT mapping");
+    // A forged datagram with the SA's cookies from elsewhere, to B's 4500.
+    let hdr = {
+        let mut h = Vec::new();
+        let s = &v[0];
+        h.extend_from_slice(&s.spi_i.to_be_bytes());
+        h.extend_from_slice(&s.spi_r.to_be_bytes());
+        h.extend_from_slice(&[8, 0x10, 5, 1, 0xde, 0xad, 0xbe, 0xef, 0, 0, 0, 0]);
+        h
+    };
+    let forged = forged_like(&hdr, 3);
+    eb.handle_datagram(now, sock(B, 4500), sock("10.9.9.9", 4500), &forged);
+    assert_eq!(eb.ike_sas()[0].remote, sock(A, 1501), "a forgery moved the peer");
+    assert_eq!(eb.stats.decrypt_failed + eb.stats.hash_failed, 1);
+    // A real message from a new mapping does move it (RFC 3947 §4): A's
+    // R-U-THERE after the DPD delay, through a NAT that changed its port.
+    let later = now + Duration::from_secs(11);
+    ea.handle_timeout(later);
+    let mut n = 0;
+    while let Some(t) = ea.poll_transmit() {
+        if t.data.len() > 1 {
+            eb.handle_datagram(later, sock(B, 4500), sock(A, 1777), &t.data);
+            n += 1;
+        }
+    }
+    assert!(n > 0, "A sent its R-U-THERE");
+    assert_eq!(eb.ike_sas()[0].remote, sock(A, 1777));
+}
+
+#[test]
+fn a_replayed_informational_is_dropped() {
+    // A's R-U-THERE answered once; the same datagram again is a replay.
+    let (mut ea, mut eb) = two_engines();
+    let (sa, sb) = (sock(A, 500), sock(B, 500));
+    ea.initiate("s2s", Millis(0)).unwrap();
+    let mut now = Millis(0);
+    for _ in 0..12 {
+        now = now + Duration::from_millis(1);
+        hand_over(&mut ea, &mut eb, now, sb, sa);
+        hand_over(&mut eb, &mut ea, now, sa, sb);
+    }
+    assert_eq!(eb.ike_sas().len(), 1);
+    // Quiet for the DPD delay: A asks.
+    now = now + Duration::from_secs(11);
+    ea.handle_timeout(now);
+    let ru_there = ea.poll_transmit().expect("R-U-THERE").data;
+    eb.handle_datagram(now, sb, sa, &ru_there);
+    assert!(eb.poll_transmit().is_some(), "R-U-THERE-ACK");
+    eb.handle_datagram(now + Duration::from_secs(1), sb, sa, &ru_there);
+    assert!(eb.poll_transmit().is_none(), "a replayed R-U-THERE is answered again");
+    assert_eq!(eb.stats.replayed, 1);
+}
+
+/// A first message of `template`'s exchange with another initiator cookie:
+/// what a spoofer with the peer's address sends, one per cookie.
+fn with_icookie(template: &[u8], icookie: u64) -> Vec<u8> {
+    let mut m = template.to_vec();
+    m[..8].copy_from_slice(&icookie.to_be_bytes());
+    m
+}
+
+#[test]
+fn a_main_mode_flood_keeps_half_open_state_bounded_and_the_real_peer_gets_through() {
+    use super::{MAX_HALF_OPEN_HELD, MAX_HALF_OPEN_PER_PEER};
+    let (mut ea, mut eb) = two_engines();
+    let (sa, sb) = (sock(A, 500), sock(B, 500));
+    // The spoofer's template: an MM1 like the real peer's.
+    let (mut tmpl_src, _) = two_engines();
+    tmpl_src.initiate("s2s", Millis(0)).unwrap();
+    let mm1 = tmpl_src.poll_transmit().unwrap().data;
+    const FLOOD: u64 = 100_000;
+    let mut now = Millis(0);
+    let mut spoofed = 0u64;
+    let mut spoof = |eb: &mut Engine, now: Millis, n: u64| {
+        for _ in 0..n {
+            spoofed += 1;
+            eb.handle_datagram(now, sb, sa, &with_icookie(&mm1, 0x5000_0000_0000_0000 + spoofed));
+            while eb.poll_transmit().is_some() {}
+        }
+        spoofed
+    };
+    let t0 = std::time::Instant::now();
+    spoof(&mut eb, now, 10_000);
+    let first_10k = t0.elapsed();
+    // Half-way through, the real peer runs Main Mode and Quick Mode while
+    // the flood goes on: fewer spoofed MM1 per round trip than the bound.
+    spoof(&mut eb, now, 40_000);
+    ea.initiate("s2s", now).unwrap();
+    let (mut eva, mut evb) = (Vec::new(), Vec::new());
+    for _ in 0..12 {
+        now = now + Duration::from_millis(1);
+        hand_over(&mut ea, &mut eb, now, sb, sa);
+        hand_over(&mut eb, &mut ea, now, sa, sb);
+        // ... and while B's answer is on its way back, the flood goes on.
+        spoof(&mut eb, now, (MAX_HALF_OPEN_PER_PEER / 2) as u64);
+        assert!(eb.half_open() <= MAX_HALF_OPEN_PER_PEER);
+    }
+    drain(&mut ea, &mut eva);
+    drain(&mut eb, &mut evb);
+    assert!(evb.iter().any(|e| matches!(e, Event::IkeSaUp { .. })), "{}", logs(&evb));
+    assert_eq!(children(&eva).len(), 1, "{}", logs(&eva));
+    let done = spoof(&mut eb, now, 0);
+    spoof(&mut eb, now, FLOOD - done - 10_000);
+    let t1 = std::time::Instant::now();
+    spoof(&mut eb, now, 10_000);
+    let last_10k = t1.elapsed();
+    assert_eq!(spoof(&mut eb, now, 0), FLOOD);
+    assert!(eb.half_open() <= MAX_HALF_OPEN_PER_PEER, "{}", eb.half_open());
+    assert!(
+        eb.half_open_bytes() <= MAX_HALF_OPEN_PER_PEER * MAX_HALF_OPEN_HELD,
+        "{}",
+        eb.half_open_bytes()
+    );
+    // Every spoofed MM1 beyond the bound replaced an older unanswered one
+    // (the real peer's INITIAL-CONTACT cleared its half-open SAs once, so
+    // up to one bound's worth found a free place).
+    assert_eq!(eb.half_open(), MAX_HALF_OPEN_PER_PEER);
+    let cap = MAX_HALF_OPEN_PER_PEER as u64;
+    assert!(
+        (FLOOD - 2 * cap..=FLOOD - cap).contains(&eb.stats.half_open_replaced),
+        "{:?}",
+        eb.stats
+    );
+    // The SA that came up is still there, the peer still has its tunnel.
+    assert_eq!(
+        eb.ike_sas()
+            .iter()
+            .filter(|s| s.state == crate::ikev2::IkeState::Established)
+            .count(),
+        1
+    );
+    // Linear: the last 10,000 cost about what the first did (with state
+    // that grew with the flood, they scanned ten times as many entries).
+    assert!(
+        last_10k < first_10k * 4,
+        "first 10k {first_10k:?}, last 10k {last_10k:?}"
+    );
+    eprintln!(
+        "flood: first 10k {first_10k:?}, last 10k {last_10k:?}, held {} B",
+        eb.half_open_bytes()
+    );
+}
+
+#[test]
+fn an_aggressive_mode_flood_gets_at_most_the_rate_limit_of_dh() {
+    use super::AM_DH_PER_PEER;
+    let aggressive = |mut c: V1ConnSpec| {
+        c.aggressive = true;
+        c
+    };
+    let a = spec(A, B, "aes128-sha256-modp2048", "aes128-sha1", "k", lan1(), lan2());
+    let b = spec(B, A, "aes128-sha256-modp2048", "aes128-sha1", "k", lan2(), lan1());
+    let mut ea = Engine::new(vec![aggressive(v1(a))], Box::new(SeededRng::from_u64(21)));
+    let mut eb = Engine::new(vec![aggressive(v1(b))], Box::new(SeededRng::from_u64(22)));
+    let (sa, sb) = (sock(A, 500), sock(B, 500));
+    ea.initiate("s2s", Millis(0)).unwrap();
+    let am1 = ea.poll_transmit().unwrap().data;
+    // 1,000 spoofed AM1 a second for 10 s: each answered AM2 cost a DH.
+    let mut answered = 0u64;
+    const SECS: u64 = 10;
+    for k in 0..SECS * 1000 {
+        eb.handle_datagram(Millis(k), sb, sa, &with_icookie(&am1, 0x6000_0000_0000_0000 + k));
+        while eb.poll_transmit().is_some() {
+            answered += 1;
+        }
+    }
+    let limit = AM_DH_PER_PEER.burst + AM_DH_PER_PEER.per_sec * SECS;
+    assert!(
+        answered <= limit,
+        "{answered} DH computations for {SECS} s, limit {limit}"
+    );
+    assert!(
+        answered >= AM_DH_PER_PEER.per_sec * SECS,
+        "the limit is a rate, not a wall: {answered}"
+    );
+    assert_eq!(eb.stats.am_dh_limited, SECS * 1000 - answered);
+    eprintln!(
+        "AM flood: {answered} DH in {SECS} s, {} refused",
+        eb.stats.am_dh_limited
+    );
 }

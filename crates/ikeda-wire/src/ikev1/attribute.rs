@@ -85,6 +85,14 @@ impl Attribute {
         }
     }
 
+    /// The value of an attribute class whose values are 16-bit numbers
+    /// (algorithms, groups, key lengths, modes: RFC 2409 App. A, RFC 2407
+    /// §4.5). `None` when the value does not fit, so `0x10007` never reads
+    /// as AES-CBC (7): such a transform is unacceptable, not truncated.
+    pub fn as_u16(&self) -> Option<u16> {
+        self.as_u64().and_then(|v| u16::try_from(v).ok())
+    }
+
     /// Read one attribute; a TLV length that overruns the input is
     /// `Truncated`.
     pub(crate) fn parse(r: &mut Reader<'_>) -> Result<Self, Error> {
@@ -160,6 +168,9 @@ mod tests {
         assert_eq!(Attribute::variable(12, vec![1, 0, 0]).as_u64(), Some(0x10000));
         assert_eq!(Attribute::variable(12, vec![0xff; 8]).as_u64(), Some(u64::MAX));
         assert_eq!(Attribute::variable(12, vec![0; 9]).as_u64(), None);
+        assert_eq!(Attribute::variable(1, vec![0, 1, 0, 7]).as_u16(), None);
+        assert_eq!(Attribute::variable(1, vec![0, 0, 0, 7]).as_u16(), Some(7));
+        assert_eq!(Attribute::basic(1, 0xffff).as_u16(), Some(0xffff));
     }
 
     #[test]
