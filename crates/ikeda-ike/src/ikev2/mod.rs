@@ -313,6 +313,9 @@ pub struct EngineStats {
     pub unknown_spi: u64,
     pub integrity_failed: u64,
     pub retransmits_answered: u64,
+    /// Retransmissions not answered: not from the SA's peer, ICV not
+    /// verified, or an IKE_SA_INIT that differs from the one answered.
+    pub retransmits_refused: u64,
     pub dropped_out_of_window: u64,
     /// IKE_SA_INIT requests answered with a COOKIE challenge (§2.6).
     pub cookies_sent: u64,
@@ -1048,21 +1051,16 @@ impl Engine {
             };
             self.handle_response(idx, now, local, remote, data, msg);
         } else if h.exchange_type == ExchangeType::IKE_SA_INIT && h.responder_spi == 0 {
-            // A retransmitted IKE_SA_INIT: answer from the cache.
+            // Our half-open SA for this SPIi from this host, if any: then
+            // this is a retransmission, or a spoof of one.
             let existing = self.sas.iter().position(|s| {
                 s.as_ref()
-                    .is_some_and(|s| !s.initiator && s.spi_i == h.initiator_spi && s.remote == remote)
+                    .is_some_and(|s| !s.initiator && s.spi_i == h.initiator_spi && s.remote.ip() == remote.ip())
             });
-            if let Some(idx) = existing {
-                if let Some(sa) = &self.sas[idx] {
-                    if let RequestCheck::Retransmit(r) = sa.resp.check(h.message_id) {
-                        self.stats.retransmits_answered += 1;
-                        self.transmits.push_back(Transmit { local, remote, data: r });
-                    }
-                }
-                return;
+            match existing {
+                Some(idx) => self.answer_init_retransmission(idx, local, remote, data),
+                None => self.handle_init_request(now, local, remote, data, msg),
             }
-            self.handle_init_request(now, local, remote, data, msg);
         } else {
             let Some(&idx) = self.by_spi.get(&(h.initiator_spi, h.responder_spi)) else {
                 self.stats.unknown_spi += 1;
@@ -1885,8 +1883,7 @@ impl Engine {
         let Some(sa) = self.sas[idx].as_ref() else { return };
         match sa.resp.check(msg.header.message_id) {
             RequestCheck::Retransmit(r) => {
-                self.stats.retransmits_answered += 1;
-                self.transmits.push_back(Transmit { local, remote, data: r });
+                self.answer_retransmission(idx, local, remote, data, &msg, r);
                 return;
             }
             RequestCheck::Drop => {
@@ -1918,6 +1915,58 @@ impl Engine {
             _ => {
                 self.stats.dropped_out_of_window += 1;
             }
+        }
+    }
+
+    /// A request whose message ID we answered last (RFC 7296 §2.1): send
+    /// the cached response again, but only to the SA's peer and only for a
+    /// request whose ICV verifies (§2.11 lets us answer a retransmission
+    /// without processing it again, not without authenticating it).
+    /// Otherwise a spoofed 28-byte header with the SPIs and message ID would
+    /// reflect a response many times its size at any address. A replay of
+    /// the real request from another address is not answered either: the
+    /// peer moves only with an authenticated new request (§2.23).
+    fn answer_retransmission(
+        &mut self,
+        idx: usize,
+        local: SocketAddr,
+        remote: SocketAddr,
+        data: &[u8],
+        msg: &Message,
+        cached: Vec<u8>,
+    ) {
+        let from_peer = self.sas[idx]
+            .as_ref()
+            .is_some_and(|sa| sa.remote == remote && sa.local == local);
+        if !from_peer {
+            self.stats.retransmits_refused += 1;
+            return;
+        }
+        if self.open(idx, data, msg).is_none() {
+            self.stats.retransmits_refused += 1;
+            return;
+        }
+        self.stats.retransmits_answered += 1;
+        self.transmits.push_back(Transmit {
+            local,
+            remote,
+            data: cached,
+        });
+    }
+
+    /// IKE_SA_INIT has no ICV: a retransmission is answered only if it is
+    /// byte for byte the request we answered (compared in constant time, it
+    /// holds the initiator's nonce) and comes from the same address and
+    /// port, where the cached response went (RFC 7296 §2.1, §2.11).
+    fn answer_init_retransmission(&mut self, idx: usize, local: SocketAddr, remote: SocketAddr, data: &[u8]) {
+        let Some(sa) = self.sas[idx].as_ref() else { return };
+        let same = sa.remote == remote && sa.local == local && ikeda_crypto::ct_eq(&sa.init_req, data);
+        match sa.resp.check(0) {
+            RequestCheck::Retransmit(r) if same => {
+                self.stats.retransmits_answered += 1;
+                self.transmits.push_back(Transmit { local, remote, data: r });
+            }
+            _ => self.stats.retransmits_refused += 1,
         }
     }
 
