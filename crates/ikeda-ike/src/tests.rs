@@ -1199,3 +1199,57 @@ fn retransmitted_ike_sa_init_is_answered_only_when_identical_and_from_the_same_s
     assert_eq!(again.remote, a_addr);
     assert_eq!(again.data, first);
 }
+
+// ---- COOKIE secrets rotate (RFC 7296 §2.6) ---------------------------------
+
+/// An initiator's IKE_SA_INIT retried with the COOKIE `b` minted at `now`.
+fn request_with_cookie(b: &mut Engine, seed: u64, now: Millis) -> Vec<u8> {
+    let ike = "aes128gcm16-prfsha256-x25519";
+    let mut a = Engine::new(
+        vec![spec(A, B, ike, "aes128gcm16", "k", net1(), net2())],
+        Box::new(SeededRng::from_u64(seed)),
+    );
+    a.initiate("s2s", now).unwrap();
+    let t = a.poll_transmit().unwrap();
+    b.handle_datagram(now, t.remote, t.local, &t.data);
+    let challenge = b.poll_transmit().expect("a COOKIE challenge");
+    a.handle_datagram(now, challenge.remote, challenge.local, &challenge.data);
+    a.poll_transmit().expect("the request again, with the COOKIE").data
+}
+
+/// Feed a request to `b`: did it get past the COOKIE check?
+fn cookie_accepted(b: &mut Engine, now: Millis, request: &[u8]) -> bool {
+    let before = b.stats.cookies_sent;
+    let a_addr: SocketAddr = format!("{A}:500").parse().unwrap();
+    let b_addr: SocketAddr = format!("{B}:500").parse().unwrap();
+    b.handle_datagram(now, b_addr, a_addr, request);
+    while b.poll_transmit().is_some() {}
+    b.stats.cookies_sent == before
+}
+
+#[test]
+fn cookie_secrets_rotate_and_the_previous_one_is_honoured_for_one_period() {
+    let ike = "aes128gcm16-prfsha256-x25519";
+    let mut b = Engine::new(
+        vec![spec(B, A, ike, "aes128gcm16", "k", net2(), net1())],
+        Box::new(SeededRng::from_u64(70)),
+    );
+    b.set_cookie_threshold(0);
+    let t0 = Millis::ZERO;
+    let after_one = t0 + crate::ikev2::COOKIE_SECRET_LIFETIME + Duration::from_secs(1);
+    let after_two = after_one + crate::ikev2::COOKIE_SECRET_LIFETIME;
+    let fresh = request_with_cookie(&mut b, 71, t0);
+    let once = request_with_cookie(&mut b, 72, t0);
+    let twice = request_with_cookie(&mut b, 73, t0);
+    let mut forged = request_with_cookie(&mut b, 74, t0);
+    // The COOKIE is the first payload (§2.6): flip a bit of its hash.
+    forged[28 + 8 + 3] ^= 0x80;
+    assert!(!cookie_accepted(&mut b, t0, &forged), "a forged COOKIE");
+    assert!(cookie_accepted(&mut b, t0, &fresh), "a COOKIE of the current secret");
+    assert!(
+        cookie_accepted(&mut b, after_one, &once),
+        "a COOKIE of the previous secret"
+    );
+    // Minted before the secret changed twice: refused.
+    assert!(!cookie_accepted(&mut b, after_two, &twice), "a COOKIE two secrets old");
+}

@@ -461,9 +461,9 @@ pub struct Engine {
     transmits: VecDeque<Transmit>,
     events: VecDeque<Event>,
     pub stats: EngineStats,
-    /// Secret for stateless COOKIEs, and how many half-open SAs we keep
+    /// Secrets for stateless COOKIEs, and how many half-open SAs we keep
     /// before asking initiators to prove their address (RFC 7296 §2.6).
-    cookie_secret: [u8; 32],
+    cookie_secrets: CookieSecrets,
     cookie_threshold: usize,
     /// Connections removed by a reload: kept so that their SAs still name
     /// them while they are deleted, but never matched or initiated again.
@@ -472,6 +472,62 @@ pub struct Engine {
     /// peers that do not follow RFC 7296 §1.2 do.
     #[cfg(test)]
     pub(crate) ke_in_ike_auth: bool,
+}
+
+/// How long a COOKIE secret is used for new COOKIEs; the one before it is
+/// still accepted for as long again (RFC 7296 §2.6: change it often, and
+/// honour COOKIEs of the previous version for a short while).
+pub const COOKIE_SECRET_LIFETIME: Duration = Duration::from_secs(120);
+
+/// The COOKIE secrets (RFC 7296 §2.6): the current one with its version
+/// octet, and the one before it, still honoured until the next change.
+/// Drawn from the engine's RNG on first use and changed every
+/// [`COOKIE_SECRET_LIFETIME`] of the caller's time.
+#[derive(Default)]
+struct CookieSecrets {
+    /// `None` until the first COOKIE is needed.
+    current: Option<(u8, SecretBytes)>,
+    previous: Option<(u8, SecretBytes)>,
+    /// When `current` stops being used for new COOKIEs.
+    change_at: Millis,
+}
+
+impl CookieSecrets {
+    /// The current secret, changed first if its time has come.
+    fn current(&mut self, now: Millis, rng: &mut dyn Rng) -> &(u8, SecretBytes) {
+        if self.current.is_none() || now >= self.change_at {
+            let mut s = vec![0u8; 32];
+            rng.fill(&mut s);
+            let version = self.current.as_ref().map_or(1, |(v, _)| v.wrapping_add(1));
+            let old = self.current.replace((version, SecretBytes::new(s)));
+            // Two periods or more since the last change: the old secret is
+            // as stale as the one before it, honour neither.
+            let stale = now >= self.change_at + COOKIE_SECRET_LIFETIME;
+            self.previous = old.filter(|_| !stale);
+            self.change_at = now + COOKIE_SECRET_LIFETIME;
+        }
+        self.current.as_ref().expect("set above")
+    }
+
+    /// The secret of this version, if we still honour it.
+    fn version(&mut self, now: Millis, rng: &mut dyn Rng, version: u8) -> Option<&SecretBytes> {
+        self.current(now, rng);
+        [self.current.as_ref(), self.previous.as_ref()]
+            .into_iter()
+            .flatten()
+            .find(|(v, _)| *v == version)
+            .map(|(_, s)| s)
+    }
+}
+
+fn cookie_with(version: u8, secret: &SecretBytes, ni: &[u8], from: SocketAddr, spi_i: u64) -> Vec<u8> {
+    let ip = match from.ip() {
+        IpAddr::V4(a) => a.octets().to_vec(),
+        IpAddr::V6(a) => a.octets().to_vec(),
+    };
+    let mut c = vec![version];
+    c.extend_from_slice(&ikeda_crypto::sha1(&[ni, &ip, &spi_i.to_be_bytes(), secret.expose()]));
+    c
 }
 
 /// strongSwan's default `cookie_threshold`.
@@ -650,7 +706,7 @@ impl Engine {
             transmits: VecDeque::new(),
             events: VecDeque::new(),
             stats: EngineStats::default(),
-            cookie_secret: [0; 32],
+            cookie_secrets: CookieSecrets::default(),
             cookie_threshold: COOKIE_THRESHOLD,
             retired: Vec::new(),
             #[cfg(test)]
@@ -663,25 +719,22 @@ impl Engine {
         self.cookie_threshold = n;
     }
 
-    /// The COOKIE for an initiator (§2.6): a version octet, then
-    /// SHA-1(Ni | IPi | SPIi | secret); stateless, so a flood of spoofed
+    /// The COOKIE for an initiator (§2.6): `<VersionIDofSecret> |
+    /// SHA-1(Ni | IPi | SPIi | <secret>)`; stateless, so a flood of spoofed
     /// IKE_SA_INIT requests creates no state here.
-    fn cookie(&mut self, ni: &[u8], from: SocketAddr, spi_i: u64) -> Vec<u8> {
-        if self.cookie_secret == [0; 32] {
-            self.rng.fill(&mut self.cookie_secret);
-        }
-        let ip = match from.ip() {
-            IpAddr::V4(a) => a.octets().to_vec(),
-            IpAddr::V6(a) => a.octets().to_vec(),
-        };
-        let mut c = vec![1u8];
-        c.extend_from_slice(&ikeda_crypto::sha1(&[
-            ni,
-            &ip,
-            &spi_i.to_be_bytes(),
-            &self.cookie_secret,
-        ]));
-        c
+    fn cookie(&mut self, now: Millis, ni: &[u8], from: SocketAddr, spi_i: u64) -> Vec<u8> {
+        let (version, secret) = self.cookie_secrets.current(now, self.rng.as_mut());
+        cookie_with(*version, secret, ni, from, spi_i)
+    }
+
+    /// Is `cookie` one we made, with the current secret or the previous
+    /// one? Compared in constant time: a timing oracle would let a spoofer
+    /// build a valid COOKIE byte by byte.
+    fn cookie_valid(&mut self, now: Millis, cookie: &[u8], ni: &[u8], from: SocketAddr, spi_i: u64) -> bool {
+        let Some(&version) = cookie.first() else { return false };
+        self.cookie_secrets
+            .version(now, self.rng.as_mut(), version)
+            .is_some_and(|s| ikeda_crypto::ct_eq(&cookie_with(version, s, ni, from, spi_i), cookie))
     }
 
     pub fn set_retransmit_policy(&mut self, p: RetransmitPolicy) {
@@ -1638,7 +1691,6 @@ impl Engine {
     // ---- responder --------------------------------------------------------
 
     fn handle_init_request(&mut self, now: Millis, local: SocketAddr, remote: SocketAddr, data: &[u8], msg: Message) {
-        let _ = now;
         let Some(ci) = (0..self.conns.len()).find(|&i| {
             let c = &self.conns[i];
             !self.is_retired(i) && c.remote == remote.ip() && (c.local == local.ip() || local.ip().is_unspecified())
@@ -1673,11 +1725,17 @@ impl Engine {
             .filter(|s| s.state == State::InitAnswered)
             .count();
         if half_open >= self.cookie_threshold {
-            let ni = first!(msg.payloads, Payload::Nonce(n) => n.nonce.clone());
-            let want = self.cookie(ni.as_deref().unwrap_or_default(), remote, h.initiator_spi);
-            let ok = matches!(msg.payloads.first(), Some(Payload::Notify(n)) if n.notify_type == NotifyType::COOKIE && n.data == want);
+            let ni = first!(msg.payloads, Payload::Nonce(n) => n.nonce.clone()).unwrap_or_default();
+            // §2.6: the COOKIE, if any, is the first payload.
+            let ok = match msg.payloads.first() {
+                Some(Payload::Notify(n)) if n.notify_type == NotifyType::COOKIE => {
+                    self.cookie_valid(now, &n.data, &ni, remote, h.initiator_spi)
+                }
+                _ => false,
+            };
             if !ok {
                 self.stats.cookies_sent += 1;
+                let want = self.cookie(now, &ni, remote, h.initiator_spi);
                 reply(
                     self,
                     vec![Payload::Notify(NotifyPayload::new(NotifyType::COOKIE, want))],
