@@ -1253,3 +1253,46 @@ fn cookie_secrets_rotate_and_the_previous_one_is_honoured_for_one_period() {
     // Minted before the secret changed twice: refused.
     assert!(!cookie_accepted(&mut b, after_two, &twice), "a COOKIE two secrets old");
 }
+
+// ---- INITIAL_CONTACT (RFC 7296 §2.4) ----------------------------------------
+
+#[test]
+fn a_restarted_peer_with_initial_contact_leaves_one_ike_sa() {
+    let (mut a, mut b) = gcm_engines(80);
+    handshake_by_hand(&mut a, &mut b, Millis::ZERO);
+    assert_eq!(established(&b), 1);
+    let mut ev = Vec::new();
+    drain(&mut b, &mut ev);
+    let old = child(&ev).expect("first CHILD SA").spi_in;
+    // A restarts: same identity and PSK, no memory of its SAs; its
+    // IKE_AUTH carries INITIAL_CONTACT.
+    let (mut a2, _) = gcm_engines(81);
+    handshake_by_hand(&mut a2, &mut b, Millis(1000));
+    assert_eq!(established(&a2), 1);
+    let mut ev = Vec::new();
+    drain(&mut b, &mut ev);
+    assert_eq!(established(&b), 1, "the stale IKE SA is gone: {:?}", b.ike_sas());
+    assert!(
+        ev.iter()
+            .any(|e| matches!(e, Event::ChildSaDown { spi_in, .. } if *spi_in == old)),
+        "the stale CHILD SA is taken down: {ev:?}"
+    );
+    assert!(ev.iter().any(|e| matches!(e, Event::IkeSaDown { .. })), "{ev:?}");
+    assert_eq!(b.ike_sas()[0].children.len(), 1);
+    assert_ne!(b.ike_sas()[0].children[0].spi_in, old);
+}
+
+#[test]
+fn initial_contact_in_an_ike_auth_that_fails_deletes_nothing() {
+    let (mut a, mut b) = gcm_engines(82);
+    handshake_by_hand(&mut a, &mut b, Millis::ZERO);
+    let ike = "aes128gcm16-prfsha256-x25519";
+    let mut forger = Engine::new(
+        vec![spec(A, B, ike, "aes128gcm16", "not the psk", net1(), net2())],
+        Box::new(SeededRng::from_u64(83)),
+    );
+    handshake_by_hand(&mut forger, &mut b, Millis(1000));
+    assert_eq!(established(&forger), 0);
+    assert_eq!(established(&b), 1, "the authentic SA stays");
+    assert_eq!(b.ike_sas()[0].spi_i, a.ike_sas()[0].spi_i);
+}

@@ -1353,6 +1353,10 @@ impl Engine {
 
     fn send_auth_request(&mut self, idx: usize, now: Millis) {
         let spi = self.random_spi32();
+        // §2.4: INITIAL_CONTACT only when no other IKE SA with this peer is
+        // up (as strongSwan does), or a peer that gets it would delete an SA
+        // we still use.
+        let first_contact = self.established_with_same_peer(idx).is_empty();
         let Some(sa) = self.sas[idx].as_mut() else { return };
         sa.pending = Pending::Auth { spi_in: spi };
         let conn = sa.conn;
@@ -1377,17 +1381,22 @@ impl Engine {
             offer = c.esp_proposals.clone();
         }
         let props: Vec<Vec<CTransform>> = offer.iter().map(|p| p.transforms()).collect();
-        let payloads = vec![
+        let mut payloads = vec![
             Payload::IdI(c.local_id.clone()),
             Payload::Auth(AuthPayload {
                 auth_method: AuthMethod::SHARED_KEY_MIC,
                 data: auth,
             }),
-            Payload::Notify(NotifyPayload::new(NotifyType::INITIAL_CONTACT, vec![])),
             Payload::Sa(proposals_payload(ProtocolId::ESP, &spi.to_be_bytes(), &props)),
             Payload::TsI(ts_payload(&c.local_ts)),
             Payload::TsR(ts_payload(&c.remote_ts)),
         ];
+        if first_contact {
+            payloads.insert(
+                2,
+                Payload::Notify(NotifyPayload::new(NotifyType::INITIAL_CONTACT, vec![])),
+            );
+        }
         sa.state = State::AuthSent;
         if let Err(e) = self.send_encrypted_request(idx, ExchangeType::IKE_AUTH, payloads, now) {
             self.fail(conn, Failure::Other(format!("building IKE_AUTH: {e}")));
@@ -1472,6 +1481,7 @@ impl Engine {
             self.remove(idx, "failed");
             return;
         }
+        self.initial_contact(idx, &inner);
         self.establish(idx, now);
         if let Some(why) = child_error {
             self.fail(conn, why);
@@ -2089,6 +2099,12 @@ impl Engine {
             );
             return;
         }
+        // AUTH verified: only now may INITIAL_CONTACT delete anything.
+        self.initial_contact(idx, &inner);
+        let Some(sa) = self.sas[idx].as_ref() else { return };
+        let (Some(suite), Some(keys)) = (sa.suite, sa.keys.as_ref()) else {
+            return;
+        };
         let our_auth = psk_auth(
             suite.prf,
             &c.psk,
@@ -2209,6 +2225,42 @@ impl Engine {
                 },
             );
         }
+    }
+
+    /// RFC 7296 §2.4: INITIAL_CONTACT in an authenticated IKE_AUTH says
+    /// this is the only IKE SA between the two identities, so the peer has
+    /// restarted and forgotten the others: delete ours with the same
+    /// authenticated peer identity (and their CHILD SAs) without a DELETE,
+    /// which the peer could not read anyway. Called only after AUTH
+    /// verified, so a forged IKE_AUTH deletes nothing.
+    fn initial_contact(&mut self, idx: usize, inner: &[Payload]) {
+        if notify(inner, NotifyType::INITIAL_CONTACT).is_none() {
+            return;
+        }
+        for i in self.established_with_same_peer(idx) {
+            if let Some(conn) = self.sas[i].as_ref().map(|s| s.conn) {
+                self.log(conn, "deleting IKE_SA of the same peer: it sent INITIAL_CONTACT".into());
+            }
+            self.remove(i, "peer sent INITIAL_CONTACT");
+        }
+    }
+
+    /// The other established IKE SAs whose peer has the identity of SA
+    /// `idx`'s peer. Half-open ones are left alone: with simultaneous
+    /// initiations each side would otherwise delete a different one.
+    fn established_with_same_peer(&self, idx: usize) -> Vec<usize> {
+        let Some(sa) = self.sas[idx].as_ref() else {
+            return Vec::new();
+        };
+        let peer = &self.conns[sa.conn].remote_id;
+        (0..self.sas.len())
+            .filter(|&i| i != idx)
+            .filter(|&i| {
+                self.sas[i]
+                    .as_ref()
+                    .is_some_and(|s| s.state == State::Established && self.conns[s.conn].remote_id == *peer)
+            })
+            .collect()
     }
 
     fn informational_request(&mut self, idx: usize, mid: u32, inner: Vec<Payload>) {
