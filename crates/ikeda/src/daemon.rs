@@ -496,9 +496,9 @@ fn start(cfg: &Config, opts: &RunOptions) -> Result<Started, String> {
     let sockets = open_sockets(cfg)?;
     let sock4500: Vec<_> = sockets.iter().filter(|s| s.encap == Encap::Udp).cloned().collect();
     let tun = Arc::new(tun);
-    let (ike_tx, ike_rx) = std::sync::mpsc::channel();
+    let (ike_tx, ike_rx) = crate::dataplane::ike_handoff();
     let ike_tx = (!ike_conns.is_empty()).then_some(ike_tx);
-    let (acq_tx, acq_rx) = std::sync::mpsc::channel();
+    let (acq_tx, acq_rx) = crate::dataplane::acquire_channel();
     let acq_tx = (!ike_conns.is_empty()).then_some(acq_tx);
     let plane = DataPlane::start(
         tun.clone(),
