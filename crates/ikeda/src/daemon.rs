@@ -468,7 +468,7 @@ fn start(cfg: &Config, opts: &RunOptions) -> Result<Started, String> {
         None => None,
     };
     let hub = Arc::new(crate::control::EventHub::default());
-    let (req_tx, req_rx) = std::sync::mpsc::channel();
+    let (req_tx, req_rx) = std::sync::mpsc::sync_channel(crate::control::CONTROL_QUEUE);
     let server = crate::control::Server::start(&cfg.daemon.control_socket, req_tx, hub.clone())?;
     let tun = Tun::open(&cfg.daemon.tun).map_err(|e| format!("TUN device {}: {e}", cfg.daemon.tun))?;
     tun.set_mtu(cfg.daemon.mtu)
