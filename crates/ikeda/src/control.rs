@@ -20,7 +20,7 @@
 //! thread, which owns the IKE engine and reads the data plane's own
 //! counters, so `show` never disagrees with what forwards packets.
 
-use serde::{Deserialize, Serialize};
+use serde::Serialize;
 use std::collections::VecDeque;
 use std::io::{BufRead, BufReader, Read, Write};
 use std::os::unix::fs::PermissionsExt;
@@ -32,7 +32,9 @@ use std::sync::{Arc, Mutex};
 use std::thread::JoinHandle;
 use std::time::Duration;
 
-pub const PROTOCOL_VERSION: u32 = 1;
+mod protocol;
+
+pub use protocol::{parse_request, Command, EventLine, LogEvent, Request, Response, PROTOCOL_VERSION};
 
 /// Events kept for `ikeda log` without `--follow`.
 const BACKLOG: usize = 2000;
@@ -50,86 +52,6 @@ pub const CONTROL_QUEUE: usize = 16;
 
 /// How long a write to a control client may block before we give up on it.
 const WRITE_TIMEOUT: Duration = Duration::from_secs(5);
-
-#[derive(Serialize, Deserialize, Debug, Clone, PartialEq, Eq)]
-#[serde(tag = "command", rename_all = "kebab-case")]
-pub enum Command {
-    Status,
-    ShowIke,
-    ShowChild,
-    ShowPolicy,
-    Up {
-        conn: String,
-    },
-    Down {
-        conn: String,
-    },
-    Reload,
-    Log {
-        #[serde(default)]
-        follow: bool,
-        #[serde(default = "default_lines")]
-        lines: usize,
-    },
-}
-
-fn default_lines() -> usize {
-    100
-}
-
-#[derive(Serialize, Deserialize, Debug, Clone)]
-pub struct Request {
-    pub version: u32,
-    #[serde(flatten)]
-    pub command: Command,
-}
-
-#[derive(Serialize, Deserialize, Debug, Clone)]
-pub struct Response {
-    pub version: u32,
-    pub ok: bool,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub error: Option<String>,
-    #[serde(default, skip_serializing_if = "serde_json::Value::is_null")]
-    pub result: serde_json::Value,
-}
-
-impl Response {
-    pub fn ok(result: serde_json::Value) -> Response {
-        Response {
-            version: PROTOCOL_VERSION,
-            ok: true,
-            error: None,
-            result,
-        }
-    }
-    pub fn err(e: impl Into<String>) -> Response {
-        Response {
-            version: PROTOCOL_VERSION,
-            ok: false,
-            error: Some(e.into()),
-            result: serde_json::Value::Null,
-        }
-    }
-}
-
-/// One entry of the event stream.
-#[derive(Serialize, Deserialize, Debug, Clone, PartialEq, Eq)]
-pub struct LogEvent {
-    /// Unix time, milliseconds.
-    pub time_ms: u64,
-    /// The connection, or "" for the daemon itself.
-    pub conn: String,
-    /// exchange, ike-up, ike-down, child-up, child-down, failed, control.
-    pub kind: String,
-    pub message: String,
-}
-
-#[derive(Serialize, Deserialize)]
-struct EventLine {
-    version: u32,
-    event: LogEvent,
-}
 
 /// The event stream: a backlog and the `log --follow` subscribers.
 #[derive(Default)]
@@ -307,28 +229,10 @@ fn serve_one(conn: UnixStream, to_plane: SyncSender<ControlMsg>, hub: Arc<EventH
     if BufReader::new(conn.take(64 * 1024)).read_line(&mut line).is_err() {
         return;
     }
-    let v: serde_json::Value = match serde_json::from_str(line.trim()) {
-        Ok(v) => v,
-        Err(e) => {
-            let _ = write_line(&mut w, &Response::err(format!("not a JSON request: {e}")));
-            return;
-        }
-    };
-    let version = v.get("version").and_then(|x| x.as_u64());
-    if version != Some(PROTOCOL_VERSION as u64) {
-        let _ = write_line(
-            &mut w,
-            &Response::err(format!(
-                "protocol version {} is not supported; this daemon speaks version {PROTOCOL_VERSION}",
-                version.map_or("(none)".into(), |v| v.to_string())
-            )),
-        );
-        return;
-    }
-    let req: Request = match serde_json::from_value(v) {
+    let req = match parse_request(&line) {
         Ok(r) => r,
-        Err(e) => {
-            let _ = write_line(&mut w, &Response::err(format!("bad request: {e}")));
+        Err(resp) => {
+            let _ = write_line(&mut w, &resp);
             return;
         }
     };
