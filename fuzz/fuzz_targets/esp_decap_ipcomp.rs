@@ -55,7 +55,10 @@ fn params(alg: EspAlgorithm) -> SaParams {
             Selector::new(any("0.0.0.0/0"), any("0.0.0.0/0")),
             Selector::new(any("::/0"), any("::/0")),
         ],
-        ipcomp: Some(IpcompParams { cpi_out: CPI, cpi_in: CPI }),
+        ipcomp: Some(IpcompParams {
+            cpi_out: CPI,
+            cpi_in: CPI,
+        }),
     }
 }
 
@@ -84,8 +87,12 @@ fuzz_target!(|data: &[u8]| {
 
     // 1. Arbitrary compressed data behind an IPComp header, authentic.
     let cpi = if hdr & 0x80 == 0 { CPI } else { CPI ^ 1 };
-    let next_header = [IpProtocol::IPV4, IpProtocol::IPV6, IpProtocol::NO_NEXT_HEADER, IpProtocol::IPCOMP]
-        [(hdr & 3) as usize];
+    let next_header = [
+        IpProtocol::IPV4,
+        IpProtocol::IPV6,
+        IpProtocol::NO_NEXT_HEADER,
+        IpProtocol::IPCOMP,
+    ][(hdr & 3) as usize];
     let mut payload = vec![next_header.0, 0];
     payload.extend_from_slice(&cpi.to_be_bytes());
     payload.extend_from_slice(rest);
@@ -96,7 +103,10 @@ fuzz_target!(|data: &[u8]| {
     buf[..pkt.len()].copy_from_slice(&pkt);
     let r = SCRATCH.with(|s| inbound.decapsulate_in(&mut buf, 0, pkt.len(), &mut s.borrow_mut(), 1));
     if let Ok(r) = r {
-        assert!(r.start <= r.end && r.end <= slot, "inner range {r:?} outside a {slot}-byte slot");
+        assert!(
+            r.start <= r.end && r.end <= slot,
+            "inner range {r:?} outside a {slot}-byte slot"
+        );
         assert_eq!(cpi, CPI, "accepted a wrong CPI");
         let key = ip::flow_key(&buf[r.clone()]);
         assert!(key.is_ok(), "accepted a packet that is not IP");
@@ -122,12 +132,18 @@ fuzz_target!(|data: &[u8]| {
     // The SA seals anything whose version nibble is 4 or 6 (the SPD, not
     // the SA, checks the rest); the receiver must refuse what is not IP.
     if !valid_ip {
-        assert!(r.is_err(), "{alg}: accepted an inner packet whose flow key does not parse");
+        assert!(
+            r.is_err(),
+            "{alg}: accepted an inner packet whose flow key does not parse"
+        );
         return;
     }
     let want = ip::claimed_len(rest).expect("claimed_len fails where flow_key succeeded");
     match r {
         Ok(r) => assert_eq!(&buf[r], &rest[..want], "{alg}: the IPComp roundtrip changed the packet"),
-        Err(e) => panic!("{alg}: roundtrip of a valid {}-byte inner packet failed: {e}", rest.len()),
+        Err(e) => panic!(
+            "{alg}: roundtrip of a valid {}-byte inner packet failed: {e}",
+            rest.len()
+        ),
     }
 });

@@ -18,51 +18,44 @@
 
 #![no_main]
 
-use ikeda_crypto::ike::{parse_esp_proposals, parse_ike_proposals, Role, SeededRng};
-use ikeda_crypto::SecretBytes;
-use ikeda_ike::ikev2::{ConnSpec, Engine, Event, IkeKeyInfo, Timers};
-use ikeda_ike::sim::Pair;
+use ikeda_crypto::ike::{Role, SeededRng};
+use ikeda_ike::ikev2::{Event, IkeKeyInfo};
 use ikeda_ike::Millis;
-use ikeda_wire::ikev2::{emit_sk_message, ExchangeType, Flags, HeaderRepr, IdPayload, PayloadType, TsRange};
+use ikeda_wire::ikev2::{emit_sk_message, ExchangeType, Flags, HeaderRepr, PayloadType};
 use libfuzzer_sys::fuzz_target;
 use std::net::SocketAddr;
 
-fn spec(local: [u8; 4], remote: [u8; 4], l: [u8; 4], r: [u8; 4]) -> ConnSpec {
-    let ts = |a: [u8; 4]| TsRange::addresses(a.into(), [a[0], a[1], a[2], 255].into());
-    ConnSpec {
-        name: "f".into(),
-        local: local.into(),
-        remote: remote.into(),
-        local_id: IdPayload::ipv4(local.into()),
-        remote_id: IdPayload::ipv4(remote.into()),
-        psk: SecretBytes::new(b"fuzz".to_vec()),
-        ike_proposals: parse_ike_proposals("aes128gcm16-prfsha256-x25519").unwrap(),
-        esp_proposals: parse_esp_proposals("aes128gcm16-x25519,aes128gcm16").unwrap(),
-        local_ts: vec![ts(l)],
-        remote_ts: vec![ts(r)],
-        ts_pairs: Vec::new(),
-        timers: Timers::default(),
-    }
-}
+#[path = "common/ikev2_pair.rs"]
+mod ikev2_pair;
 
 /// `inner` (a payload chain starting with `first`) sealed under SK as the
 /// sender (`from_initiator`) would send it.
-fn seal(k: &IkeKeyInfo, from_initiator: bool, header: &HeaderRepr, first: PayloadType, inner: &[u8]) -> Option<Vec<u8>> {
-    let role = if from_initiator { Role::Initiator } else { Role::Responder };
+fn seal(
+    k: &IkeKeyInfo,
+    from_initiator: bool,
+    header: &HeaderRepr,
+    first: PayloadType,
+    inner: &[u8],
+) -> Option<Vec<u8>> {
+    let role = if from_initiator {
+        Role::Initiator
+    } else {
+        Role::Responder
+    };
     let (out, _) = k.keys.sk_ciphers(&k.suite, role).ok()?;
     let (mut msg, range) = emit_sk_message(header, &[], first, out.sk_body_len(inner.len())).ok()?;
-    let body = out.encrypt(&msg[..range.start], inner, &mut SeededRng::from_u64(9)).ok()?;
+    let body = out
+        .encrypt(&msg[..range.start], inner, &mut SeededRng::from_u64(9))
+        .ok()?;
     msg[range].copy_from_slice(&body);
     Some(msg)
 }
 
 fuzz_target!(|data: &[u8]| {
     let [sel, first, inner @ ..] = data else { return };
-    let a: SocketAddr = "10.0.0.1:500".parse().unwrap();
-    let b: SocketAddr = "10.0.0.2:500".parse().unwrap();
-    let ea = Engine::new(vec![spec([10, 0, 0, 1], [10, 0, 0, 2], [10, 1, 0, 0], [10, 2, 0, 0])], Box::new(SeededRng::from_u64(1)));
-    let eb = Engine::new(vec![spec([10, 0, 0, 2], [10, 0, 0, 1], [10, 2, 0, 0], [10, 1, 0, 0])], Box::new(SeededRng::from_u64(2)));
-    let mut p = Pair::new(ea, a, eb, b, 3);
+    let a: SocketAddr = ikev2_pair::A.parse().unwrap();
+    let b: SocketAddr = ikev2_pair::B.parse().unwrap();
+    let mut p = ikev2_pair::pair("aes128gcm16-x25519,aes128gcm16,aes128-sha1");
     p.a.initiate("f", Millis::ZERO).unwrap();
     let mut keys = None;
     for _ in 0..50 {
@@ -76,9 +69,15 @@ fuzz_target!(|data: &[u8]| {
         }
         while p.b.poll_event().is_some() {}
     }
-    let Some(k) = keys else { panic!("the engines did not establish") };
-    let exchange = [ExchangeType::IKE_AUTH, ExchangeType::CREATE_CHILD_SA, ExchangeType::INFORMATIONAL, ExchangeType::IKE_SA_INIT]
-        [(sel & 3) as usize];
+    let Some(k) = keys else {
+        panic!("the engines did not establish")
+    };
+    let exchange = [
+        ExchangeType::IKE_AUTH,
+        ExchangeType::CREATE_CHILD_SA,
+        ExchangeType::INFORMATIONAL,
+        ExchangeType::IKE_SA_INIT,
+    ][(sel & 3) as usize];
     let response = sel & 4 != 0;
     let to_initiator = sel & 8 != 0;
     let now = p.now;
@@ -105,7 +104,9 @@ fuzz_target!(|data: &[u8]| {
         flags: Flags::new(!to_initiator, response),
         message_id: mid,
     };
-    let Some(msg) = seal(&k, !to_initiator, &header, PayloadType(*first), inner) else { return };
+    let Some(msg) = seal(&k, !to_initiator, &header, PayloadType(*first), inner) else {
+        return;
+    };
     let (local, remote) = if to_initiator { (a, b) } else { (b, a) };
     receiver.handle_datagram(now, local, remote, &msg);
     // And once more: a retransmission of the same request, or a duplicate response.

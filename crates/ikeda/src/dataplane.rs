@@ -975,6 +975,34 @@ mod tests {
         g2.plane.stop();
     }
 
+    /// A data plane with one UDP 4500 socket at `local` on `net`, no SAs
+    /// installed yet, IKE datagrams and acquires to the given channels.
+    fn udp_plane(
+        net: &FakeNet,
+        dev: FakeTun,
+        local: IpAddr,
+        outbound: Outbound,
+        ike: Option<SyncSender<IkeDatagram>>,
+        acquire: Option<SyncSender<usize>>,
+    ) -> DataPlane {
+        let sock = NetSocket {
+            encap: Encap::Udp,
+            local,
+            io: net.bind(SocketAddr::new(local, 4500)).unwrap(),
+        };
+        DataPlane::start(
+            Arc::new(dev),
+            vec![Arc::new(sock)],
+            outbound,
+            vec![],
+            vec![],
+            1400,
+            ike,
+            acquire,
+        )
+        .unwrap()
+    }
+
     #[test]
     fn sas_installed_and_removed_at_run_time_and_ike_handed_over() {
         let k1 = "0x".to_string() + &"33".repeat(36);
@@ -987,21 +1015,7 @@ mod tests {
         let local1: IpAddr = "192.168.50.11".parse().unwrap();
         let (ike_tx, ike_rx) = ike_handoff();
         let empty = Outbound::new(out1.spd.clone(), vec![None]);
-        let p1 = DataPlane::start(
-            Arc::new(dev1),
-            vec![Arc::new(NetSocket {
-                encap: Encap::Udp,
-                local: local1,
-                io: net.bind(SocketAddr::new(local1, 4500)).unwrap(),
-            })],
-            empty,
-            vec![],
-            vec![],
-            1400,
-            Some(ike_tx),
-            None,
-        )
-        .unwrap();
+        let p1 = udp_plane(&net, dev1, local1, empty, Some(ike_tx), None);
         let g2 = gateway(&net, &c2);
         let t = Some(Duration::from_secs(2));
         let p = ping([192, 168, 11, 11], [192, 168, 12, 12], 1);
@@ -1050,21 +1064,14 @@ mod tests {
         let (dev1, host1) = FakeTun::pair("ikeda0");
         let local1: IpAddr = "192.168.50.11".parse().unwrap();
         let (acq_tx, acq_rx) = acquire_channel();
-        let p1 = DataPlane::start(
-            Arc::new(dev1),
-            vec![Arc::new(NetSocket {
-                encap: Encap::Udp,
-                local: local1,
-                io: net.bind(SocketAddr::new(local1, 4500)).unwrap(),
-            })],
+        let p1 = udp_plane(
+            &net,
+            dev1,
+            local1,
             Outbound::new(out1.spd.clone(), vec![None]),
-            vec![],
-            vec![],
-            1400,
             None,
             Some(acq_tx),
-        )
-        .unwrap();
+        );
         p1.control.set_trap(0).unwrap();
         let g2 = gateway(&net, &c2);
         std::thread::sleep(Duration::from_millis(50));
@@ -1110,21 +1117,14 @@ mod tests {
         let (dev, _host) = FakeTun::pair("ikeda0");
         let local: IpAddr = "192.168.50.11".parse().unwrap();
         let (ike_tx, ike_rx) = ike_handoff();
-        let plane = DataPlane::start(
-            Arc::new(dev),
-            vec![Arc::new(NetSocket {
-                encap: Encap::Udp,
-                local,
-                io: net.bind(SocketAddr::new(local, 4500)).unwrap(),
-            })],
+        let plane = udp_plane(
+            &net,
+            dev,
+            local,
             Outbound::new(Default::default(), vec![]),
-            vec![],
-            vec![],
-            1400,
             Some(ike_tx),
             None,
-        )
-        .unwrap();
+        );
         let spoofer = net.bind("10.66.0.1:4500".parse().unwrap()).unwrap();
         // Non-ESP marker, then a 28-byte IKE header's worth of bytes.
         let mut d = vec![0u8; 4 + 28];
