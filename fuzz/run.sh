@@ -77,6 +77,20 @@ seed_hex ikev1_engine mm1-borrowed-established 7c8d2272e1e6cda989000000000000000
 # R-U-THERE (RFC 3706) with sequence number 1 after the computed HASH(1).
 seed_hex ikev1_engine_decrypted info-r-u-there 00010203040b000000200000000101108d280000000000000000000000000000000000000001
 seed_hex ikev1_engine_decrypted info-delete-esp 00010203040c0000001000000001030400010000abcd
+# Control socket requests as `ikeda` sends them, and a wrong version.
+seed control_protocol status '{"version":1,"command":"status"}\n'
+seed control_protocol up '{"version":1,"command":"up","conn":"s2s"}'
+seed control_protocol log '{"version":1,"command":"log","follow":true,"lines":50}'
+seed control_protocol v7 '{"version":7,"command":"show-ike"}'
+# esp_decap_ipcomp: AES-GCM, IPComp Next Header IPv4, the fixed-Huffman
+# DEFLATE of "hello hello hello" (not an IP packet: refused after inflate).
+seed esp_decap_ipcomp hello '\x00\x00\xcb\x48\xcd\xc9\xc9\x57\xc8\x40\x90\x00'
+# ... and the DEFLATE of the IPv4/UDP packet above (v4): accepted.
+seed_hex esp_decap_ipcomp v4 000073656050600002074106062e4606462e260646034b0653061e0686c4a4e41400
+# ikev2_engine_decrypted: INFORMATIONAL request to the responder, with an
+# empty payload chain (a liveness check) and with N(INITIAL_CONTACT).
+seed ikev2_engine_decrypted liveness '\x02\x00'
+seed_hex ikev2_engine_decrypted delete-ike 02'2a'0000000801000000
 mkdir -p "$fuzz_dir/corpus/config_parse"
 cat >"$fuzz_dir/corpus/config_parse/seed-good" <<'TOML'
 [daemon]

@@ -22,6 +22,14 @@ pub fn random_fill(out: &mut [u8]) -> Result<(), &'static str> {
     aws_lc_rs::rand::fill(out).map_err(|_| "system random number generator failed")
 }
 
+/// Compare two byte strings in constant time (for the length of the
+/// shorter; unequal lengths are unequal): the same aws-lc-rs check the ICVs
+/// use, for every other secret-derived value a peer sends back (COOKIEs,
+/// cached requests), so that the time taken tells an attacker nothing.
+pub fn ct_eq(a: &[u8], b: &[u8]) -> bool {
+    aws_lc_rs::constant_time::verify_slices_are_equal(a, b).is_ok()
+}
+
 /// SHA-1 over the concatenation of `parts`: the NAT detection hash of
 /// RFC 7296 §2.23 (SHA-1(SPIi | SPIr | IP | Port)), not a MAC.
 pub fn sha1(parts: &[&[u8]]) -> [u8; 20] {
@@ -45,6 +53,17 @@ pub fn sha256(parts: &[&[u8]]) -> [u8; 32] {
     let mut out = [0u8; 32];
     out.copy_from_slice(ctx.finish().as_ref());
     out
+}
+
+#[cfg(test)]
+mod ct_eq_tests {
+    #[test]
+    fn equal_only_when_every_byte_and_the_length_match() {
+        assert!(super::ct_eq(b"abc", b"abc"));
+        assert!(super::ct_eq(b"", b""));
+        assert!(!super::ct_eq(b"abc", b"abd"));
+        assert!(!super::ct_eq(b"abc", b"ab"));
+    }
 }
 
 #[cfg(test)]

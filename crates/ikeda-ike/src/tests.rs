@@ -1080,3 +1080,219 @@ fn pfs_ke_transforms_in_ike_auth_are_ignored() {
         assert_eq!(child_groups(&p.b), [None], "{esp_b}");
     }
 }
+
+// ---- reflection: retransmissions are answered only to the peer (point 5) ----
+
+/// Two engines wired by hand, so a test sees every datagram: returns the
+/// requests A sent, in order (IKE_SA_INIT first, then IKE_AUTH).
+fn handshake_by_hand(a: &mut Engine, b: &mut Engine, now: Millis) -> Vec<Vec<u8>> {
+    let mut requests = Vec::new();
+    a.initiate("s2s", now).unwrap();
+    for _ in 0..10 {
+        let mut moved = false;
+        while let Some(t) = a.poll_transmit() {
+            requests.push(t.data.clone());
+            b.handle_datagram(now, t.remote, t.local, &t.data);
+            moved = true;
+        }
+        while let Some(t) = b.poll_transmit() {
+            a.handle_datagram(now, t.remote, t.local, &t.data);
+            moved = true;
+        }
+        if !moved {
+            break;
+        }
+    }
+    requests
+}
+
+fn gcm_engines(seed: u64) -> (Engine, Engine) {
+    let ike = "aes128gcm16-prfsha256-x25519";
+    let a = Engine::new(
+        vec![spec(A, B, ike, "aes128gcm16", "k", net1(), net2())],
+        Box::new(SeededRng::from_u64(seed)),
+    );
+    let b = Engine::new(
+        vec![spec(B, A, ike, "aes128gcm16", "k", net2(), net1())],
+        Box::new(SeededRng::from_u64(seed ^ 0xffff)),
+    );
+    (a, b)
+}
+
+fn established(e: &Engine) -> usize {
+    e.ike_sas()
+        .iter()
+        .filter(|s| s.state == crate::ikev2::IkeState::Established)
+        .count()
+}
+
+/// The 28-byte IKE header of `request` alone, length fixed: all a spoofer
+/// who saw (or guessed) the SPIs and message ID needs to send.
+fn bare_header(request: &[u8]) -> Vec<u8> {
+    let mut h = request[..28].to_vec();
+    h[16] = 0; // next payload: none
+    h[24..28].copy_from_slice(&28u32.to_be_bytes());
+    h
+}
+
+#[test]
+fn retransmitted_ike_auth_is_answered_only_when_authentic_and_from_the_peer() {
+    let (mut a, mut b) = gcm_engines(60);
+    let reqs = handshake_by_hand(&mut a, &mut b, Millis::ZERO);
+    assert_eq!(reqs.len(), 2, "IKE_SA_INIT and IKE_AUTH");
+    assert_eq!(established(&b), 1);
+    let b_addr: SocketAddr = format!("{B}:500").parse().unwrap();
+    let a_addr: SocketAddr = format!("{A}:500").parse().unwrap();
+    let victim: SocketAddr = "10.66.0.9:500".parse().unwrap();
+    let auth = &reqs[1];
+    // A spoofed bare header, from a victim's address or from the peer's own.
+    for from in [victim, a_addr] {
+        b.handle_datagram(Millis(10), b_addr, from, &bare_header(auth));
+        assert!(
+            b.poll_transmit().is_none(),
+            "a 28-byte header from {from} reflects nothing"
+        );
+    }
+    // The real request replayed from another address: authentic, but not
+    // from the peer, so nothing goes to that address either.
+    b.handle_datagram(Millis(10), b_addr, victim, auth);
+    assert!(b.poll_transmit().is_none(), "a replay from elsewhere reflects nothing");
+    // The peer's real retransmission still gets the cached answer.
+    let before = b.stats.retransmits_answered;
+    b.handle_datagram(Millis(20), b_addr, a_addr, auth);
+    let t = b.poll_transmit().expect("the cached IKE_AUTH response");
+    assert_eq!(t.remote, a_addr);
+    assert!(t.data.len() > 100);
+    assert_eq!(b.stats.retransmits_answered, before + 1);
+}
+
+#[test]
+fn retransmitted_ike_sa_init_is_answered_only_when_identical_and_from_the_same_source() {
+    let (mut a, mut b) = gcm_engines(61);
+    let b_addr: SocketAddr = format!("{B}:500").parse().unwrap();
+    let a_addr: SocketAddr = format!("{A}:500").parse().unwrap();
+    a.initiate("s2s", Millis::ZERO).unwrap();
+    let init = a.poll_transmit().unwrap().data;
+    b.handle_datagram(Millis::ZERO, b_addr, a_addr, &init);
+    let first = b.poll_transmit().expect("IKE_SA_INIT response").data;
+    // Same SPIi and message ID, but only a header (or the request with a
+    // byte changed): not the request we answered, so no answer.
+    let mut changed = init.clone();
+    let last = changed.len() - 1;
+    changed[last] ^= 1;
+    for bogus in [bare_header(&init), changed] {
+        b.handle_datagram(Millis(1), b_addr, a_addr, &bogus);
+        assert!(
+            b.poll_transmit().is_none(),
+            "a different IKE_SA_INIT is not a retransmission"
+        );
+    }
+    // The identical request from another port of the same host is not ours
+    // to answer either (RFC 7296 §2.11: responses go where the request came from,
+    // and this SA's request came from port 500).
+    let other_port: SocketAddr = format!("{A}:501").parse().unwrap();
+    b.handle_datagram(Millis(1), b_addr, other_port, &init);
+    assert!(b.poll_transmit().is_none(), "the same bytes from another port");
+    // The real retransmission gets the same answer.
+    b.handle_datagram(Millis(2), b_addr, a_addr, &init);
+    let again = b.poll_transmit().expect("cached IKE_SA_INIT response");
+    assert_eq!(again.remote, a_addr);
+    assert_eq!(again.data, first);
+}
+
+// ---- COOKIE secrets rotate (RFC 7296 §2.6) ---------------------------------
+
+/// An initiator's IKE_SA_INIT retried with the COOKIE `b` minted at `now`.
+fn request_with_cookie(b: &mut Engine, seed: u64, now: Millis) -> Vec<u8> {
+    let ike = "aes128gcm16-prfsha256-x25519";
+    let mut a = Engine::new(
+        vec![spec(A, B, ike, "aes128gcm16", "k", net1(), net2())],
+        Box::new(SeededRng::from_u64(seed)),
+    );
+    a.initiate("s2s", now).unwrap();
+    let t = a.poll_transmit().unwrap();
+    b.handle_datagram(now, t.remote, t.local, &t.data);
+    let challenge = b.poll_transmit().expect("a COOKIE challenge");
+    a.handle_datagram(now, challenge.remote, challenge.local, &challenge.data);
+    a.poll_transmit().expect("the request again, with the COOKIE").data
+}
+
+/// Feed a request to `b`: did it get past the COOKIE check?
+fn cookie_accepted(b: &mut Engine, now: Millis, request: &[u8]) -> bool {
+    let before = b.stats.cookies_sent;
+    let a_addr: SocketAddr = format!("{A}:500").parse().unwrap();
+    let b_addr: SocketAddr = format!("{B}:500").parse().unwrap();
+    b.handle_datagram(now, b_addr, a_addr, request);
+    while b.poll_transmit().is_some() {}
+    b.stats.cookies_sent == before
+}
+
+#[test]
+fn cookie_secrets_rotate_and_the_previous_one_is_honoured_for_one_period() {
+    let ike = "aes128gcm16-prfsha256-x25519";
+    let mut b = Engine::new(
+        vec![spec(B, A, ike, "aes128gcm16", "k", net2(), net1())],
+        Box::new(SeededRng::from_u64(70)),
+    );
+    b.set_cookie_threshold(0);
+    let t0 = Millis::ZERO;
+    let after_one = t0 + crate::ikev2::COOKIE_SECRET_LIFETIME + Duration::from_secs(1);
+    let after_two = after_one + crate::ikev2::COOKIE_SECRET_LIFETIME;
+    let fresh = request_with_cookie(&mut b, 71, t0);
+    let once = request_with_cookie(&mut b, 72, t0);
+    let twice = request_with_cookie(&mut b, 73, t0);
+    let mut forged = request_with_cookie(&mut b, 74, t0);
+    // The COOKIE is the first payload (§2.6): flip a bit of its hash.
+    forged[28 + 8 + 3] ^= 0x80;
+    assert!(!cookie_accepted(&mut b, t0, &forged), "a forged COOKIE");
+    assert!(cookie_accepted(&mut b, t0, &fresh), "a COOKIE of the current secret");
+    assert!(
+        cookie_accepted(&mut b, after_one, &once),
+        "a COOKIE of the previous secret"
+    );
+    // Minted before the secret changed twice: refused.
+    assert!(!cookie_accepted(&mut b, after_two, &twice), "a COOKIE two secrets old");
+}
+
+// ---- INITIAL_CONTACT (RFC 7296 §2.4) ----------------------------------------
+
+#[test]
+fn a_restarted_peer_with_initial_contact_leaves_one_ike_sa() {
+    let (mut a, mut b) = gcm_engines(80);
+    handshake_by_hand(&mut a, &mut b, Millis::ZERO);
+    assert_eq!(established(&b), 1);
+    let mut ev = Vec::new();
+    drain(&mut b, &mut ev);
+    let old = child(&ev).expect("first CHILD SA").spi_in;
+    // A restarts: same identity and PSK, no memory of its SAs; its
+    // IKE_AUTH carries INITIAL_CONTACT.
+    let (mut a2, _) = gcm_engines(81);
+    handshake_by_hand(&mut a2, &mut b, Millis(1000));
+    assert_eq!(established(&a2), 1);
+    let mut ev = Vec::new();
+    drain(&mut b, &mut ev);
+    assert_eq!(established(&b), 1, "the stale IKE SA is gone: {:?}", b.ike_sas());
+    assert!(
+        ev.iter()
+            .any(|e| matches!(e, Event::ChildSaDown { spi_in, .. } if *spi_in == old)),
+        "the stale CHILD SA is taken down: {ev:?}"
+    );
+    assert!(ev.iter().any(|e| matches!(e, Event::IkeSaDown { .. })), "{ev:?}");
+    assert_eq!(b.ike_sas()[0].children.len(), 1);
+    assert_ne!(b.ike_sas()[0].children[0].spi_in, old);
+}
+
+#[test]
+fn initial_contact_in_an_ike_auth_that_fails_deletes_nothing() {
+    let (mut a, mut b) = gcm_engines(82);
+    handshake_by_hand(&mut a, &mut b, Millis::ZERO);
+    let ike = "aes128gcm16-prfsha256-x25519";
+    let mut forger = Engine::new(
+        vec![spec(A, B, ike, "aes128gcm16", "not the psk", net1(), net2())],
+        Box::new(SeededRng::from_u64(83)),
+    );
+    handshake_by_hand(&mut forger, &mut b, Millis(1000));
+    assert_eq!(established(&forger), 0);
+    assert_eq!(established(&b), 1, "the authentic SA stays");
+    assert_eq!(b.ike_sas()[0].spi_i, a.ike_sas()[0].spi_i);
+}

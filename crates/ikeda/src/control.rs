@@ -20,107 +20,56 @@
 //! thread, which owns the IKE engine and reads the data plane's own
 //! counters, so `show` never disagrees with what forwards packets.
 
-use serde::{Deserialize, Serialize};
+use serde::Serialize;
 use std::collections::VecDeque;
 use std::io::{BufRead, BufReader, Read, Write};
 use std::os::unix::fs::PermissionsExt;
 use std::os::unix::net::{UnixListener, UnixStream};
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::mpsc::{self, Receiver, Sender};
+use std::sync::mpsc::{self, Receiver, Sender, SyncSender, TrySendError};
 use std::sync::{Arc, Mutex};
 use std::thread::JoinHandle;
 use std::time::Duration;
 
-pub const PROTOCOL_VERSION: u32 = 1;
+mod protocol;
+
+pub use protocol::{parse_request, Command, EventLine, LogEvent, Request, Response, PROTOCOL_VERSION};
 
 /// Events kept for `ikeda log` without `--follow`.
 const BACKLOG: usize = 2000;
 
-#[derive(Serialize, Deserialize, Debug, Clone, PartialEq, Eq)]
-#[serde(tag = "command", rename_all = "kebab-case")]
-pub enum Command {
-    Status,
-    ShowIke,
-    ShowChild,
-    ShowPolicy,
-    Up {
-        conn: String,
-    },
-    Down {
-        conn: String,
-    },
-    Reload,
-    Log {
-        #[serde(default)]
-        follow: bool,
-        #[serde(default = "default_lines")]
-        lines: usize,
-    },
-}
+/// Events queued for one `log --follow` client; one that falls this far
+/// behind is disconnected, with an error line saying so.
+pub const SUBSCRIBER_QUEUE: usize = 1024;
 
-fn default_lines() -> usize {
-    100
-}
+/// `log --follow` clients at once.
+pub const MAX_FOLLOWERS: usize = 16;
 
-#[derive(Serialize, Deserialize, Debug, Clone)]
-pub struct Request {
-    pub version: u32,
-    #[serde(flatten)]
-    pub command: Command,
-}
+/// Requests waiting for the control plane thread; a client beyond it waits
+/// (each connection has its own thread, and the socket is root's alone).
+pub const CONTROL_QUEUE: usize = 16;
 
-#[derive(Serialize, Deserialize, Debug, Clone)]
-pub struct Response {
-    pub version: u32,
-    pub ok: bool,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub error: Option<String>,
-    #[serde(default, skip_serializing_if = "serde_json::Value::is_null")]
-    pub result: serde_json::Value,
-}
-
-impl Response {
-    pub fn ok(result: serde_json::Value) -> Response {
-        Response {
-            version: PROTOCOL_VERSION,
-            ok: true,
-            error: None,
-            result,
-        }
-    }
-    pub fn err(e: impl Into<String>) -> Response {
-        Response {
-            version: PROTOCOL_VERSION,
-            ok: false,
-            error: Some(e.into()),
-            result: serde_json::Value::Null,
-        }
-    }
-}
-
-/// One entry of the event stream.
-#[derive(Serialize, Deserialize, Debug, Clone, PartialEq, Eq)]
-pub struct LogEvent {
-    /// Unix time, milliseconds.
-    pub time_ms: u64,
-    /// The connection, or "" for the daemon itself.
-    pub conn: String,
-    /// exchange, ike-up, ike-down, child-up, child-down, failed, control.
-    pub kind: String,
-    pub message: String,
-}
-
-#[derive(Serialize, Deserialize)]
-struct EventLine {
-    version: u32,
-    event: LogEvent,
-}
+/// How long a write to a control client may block before we give up on it.
+const WRITE_TIMEOUT: Duration = Duration::from_secs(5);
 
 /// The event stream: a backlog and the `log --follow` subscribers.
 #[derive(Default)]
 pub struct EventHub {
-    inner: Mutex<(VecDeque<LogEvent>, Vec<Sender<String>>)>,
+    inner: Mutex<(VecDeque<LogEvent>, Vec<Follower>)>,
+}
+
+/// One `log --follow` client: its bounded queue, and whether it was cut off
+/// for falling [`SUBSCRIBER_QUEUE`] events behind.
+struct Follower {
+    tx: SyncSender<String>,
+    lagged: Arc<AtomicBool>,
+}
+
+/// What a new follower reads from.
+struct Subscription {
+    rx: Receiver<String>,
+    lagged: Arc<AtomicBool>,
 }
 
 impl EventHub {
@@ -141,20 +90,37 @@ impl EventHub {
             g.0.pop_front();
         }
         g.0.push_back(ev);
-        g.1.retain(|s| s.send(line.clone()).is_ok());
+        // Never wait for a follower: one that is full is dropped (its
+        // thread tells it why once it has read what was queued).
+        g.1.retain(|f| match f.tx.try_send(line.clone()) {
+            Ok(()) => true,
+            Err(TrySendError::Full(_)) => {
+                f.lagged.store(true, Ordering::Relaxed);
+                false
+            }
+            Err(TrySendError::Disconnected(_)) => false,
+        });
     }
 
-    /// The last `n` events, and (with `follow`) a receiver for what comes next.
-    fn subscribe(&self, n: usize, follow: bool) -> (Vec<LogEvent>, Option<Receiver<String>>) {
+    /// The last `n` events, and (with `follow`) a subscription to what
+    /// comes next; refused when [`MAX_FOLLOWERS`] already follow.
+    fn subscribe(&self, n: usize, follow: bool) -> Result<(Vec<LogEvent>, Option<Subscription>), String> {
         let mut g = self.inner.lock().unwrap_or_else(|p| p.into_inner());
+        if follow && g.1.len() >= MAX_FOLLOWERS {
+            return Err(format!("too many log followers ({MAX_FOLLOWERS} at once)"));
+        }
         let skip = g.0.len().saturating_sub(n);
         let backlog = g.0.iter().skip(skip).cloned().collect();
-        let rx = follow.then(|| {
-            let (tx, rx) = mpsc::channel();
-            g.1.push(tx);
-            rx
+        let sub = follow.then(|| {
+            let (tx, rx) = mpsc::sync_channel(SUBSCRIBER_QUEUE);
+            let lagged = Arc::new(AtomicBool::new(false));
+            g.1.push(Follower {
+                tx,
+                lagged: lagged.clone(),
+            });
+            Subscription { rx, lagged }
         });
-        (backlog, rx)
+        Ok((backlog, sub))
     }
 }
 
@@ -190,7 +156,7 @@ impl Server {
     /// Bind the socket (0600; its directory is created 0700 if missing).
     /// A stale socket file from a crashed daemon is replaced; a live one is
     /// refused, so two daemons never share a socket.
-    pub fn start(path: &Path, to_plane: Sender<ControlMsg>, hub: Arc<EventHub>) -> Result<Server, String> {
+    pub fn start(path: &Path, to_plane: SyncSender<ControlMsg>, hub: Arc<EventHub>) -> Result<Server, String> {
         if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
             if !dir.exists() {
                 std::fs::create_dir_all(dir).map_err(|e| format!("{}: {e}", dir.display()))?;
@@ -252,42 +218,33 @@ fn write_line(w: &mut UnixStream, v: &impl Serialize) -> std::io::Result<()> {
     w.write_all(s.as_bytes())
 }
 
-fn serve_one(conn: UnixStream, to_plane: Sender<ControlMsg>, hub: Arc<EventHub>, stop: Arc<AtomicBool>) {
+fn serve_one(conn: UnixStream, to_plane: SyncSender<ControlMsg>, hub: Arc<EventHub>, stop: Arc<AtomicBool>) {
     let _ = conn.set_nonblocking(false);
     let _ = conn.set_read_timeout(Some(Duration::from_secs(5)));
+    // A client that stops reading must not hold this thread (or, for a
+    // follower, its queue) forever.
+    let _ = conn.set_write_timeout(Some(WRITE_TIMEOUT));
     let Ok(mut w) = conn.try_clone() else { return };
     let mut line = String::new();
     if BufReader::new(conn.take(64 * 1024)).read_line(&mut line).is_err() {
         return;
     }
-    let v: serde_json::Value = match serde_json::from_str(line.trim()) {
-        Ok(v) => v,
-        Err(e) => {
-            let _ = write_line(&mut w, &Response::err(format!("not a JSON request: {e}")));
-            return;
-        }
-    };
-    let version = v.get("version").and_then(|x| x.as_u64());
-    if version != Some(PROTOCOL_VERSION as u64) {
-        let _ = write_line(
-            &mut w,
-            &Response::err(format!(
-                "protocol version {} is not supported; this daemon speaks version {PROTOCOL_VERSION}",
-                version.map_or("(none)".into(), |v| v.to_string())
-            )),
-        );
-        return;
-    }
-    let req: Request = match serde_json::from_value(v) {
+    let req = match parse_request(&line) {
         Ok(r) => r,
-        Err(e) => {
-            let _ = write_line(&mut w, &Response::err(format!("bad request: {e}")));
+        Err(resp) => {
+            let _ = write_line(&mut w, &resp);
             return;
         }
     };
     tracing::debug!(target: "control", "request {:?}", req.command);
     if let Command::Log { follow, lines } = req.command {
-        let (backlog, rx) = hub.subscribe(lines, follow);
+        let (backlog, sub) = match hub.subscribe(lines, follow) {
+            Ok(x) => x,
+            Err(e) => {
+                let _ = write_line(&mut w, &Response::err(e));
+                return;
+            }
+        };
         for ev in backlog {
             if write_line(
                 &mut w,
@@ -301,7 +258,7 @@ fn serve_one(conn: UnixStream, to_plane: Sender<ControlMsg>, hub: Arc<EventHub>,
                 return;
             }
         }
-        let Some(rx) = rx else { return };
+        let Some(Subscription { rx, lagged }) = sub else { return };
         while !stop.load(Ordering::Relaxed) {
             match rx.recv_timeout(Duration::from_millis(200)) {
                 Ok(mut l) => {
@@ -311,7 +268,15 @@ fn serve_one(conn: UnixStream, to_plane: Sender<ControlMsg>, hub: Arc<EventHub>,
                     }
                 }
                 Err(mpsc::RecvTimeoutError::Timeout) => {}
-                Err(mpsc::RecvTimeoutError::Disconnected) => return,
+                Err(mpsc::RecvTimeoutError::Disconnected) => {
+                    if lagged.load(Ordering::Relaxed) {
+                        let why =
+                            format!("log follower too slow: more than {SUBSCRIBER_QUEUE} events behind, disconnected");
+                        tracing::warn!(target: "control", "{why}");
+                        let _ = write_line(&mut w, &Response::err(why));
+                    }
+                    return;
+                }
             }
         }
         return;
@@ -447,7 +412,7 @@ mod tests {
     fn server_answers_refuses_and_streams() {
         let path = sock("a");
         let _ = std::fs::remove_file(&path);
-        let (tx, rx) = mpsc::channel::<ControlMsg>();
+        let (tx, rx) = mpsc::sync_channel::<ControlMsg>(CONTROL_QUEUE);
         let hub = Arc::new(EventHub::default());
         let server = Server::start(&path, tx.clone(), hub.clone()).unwrap();
         let mode = std::fs::metadata(&path).unwrap().permissions().mode() & 0o777;
@@ -506,5 +471,72 @@ mod tests {
             request(&path, Command::Status),
             Err(ClientError::Unreachable(_))
         ));
+    }
+
+    /// A `log --follow` client that never reads: the daemon queues a
+    /// bounded number of events for it, then disconnects it with an error
+    /// line saying why; other requests are answered meanwhile, and the
+    /// number of followers is bounded.
+    #[test]
+    fn a_follower_that_never_reads_is_bounded_told_and_dropped() {
+        let path = sock("slow");
+        let _ = std::fs::remove_file(&path);
+        let (tx, rx) = mpsc::sync_channel::<ControlMsg>(CONTROL_QUEUE);
+        let hub = Arc::new(EventHub::default());
+        let server = Server::start(&path, tx, hub.clone()).unwrap();
+        std::thread::spawn(move || {
+            while let Ok(m) = rx.recv() {
+                let _ = m.reply.send(Response::ok(serde_json::json!("up")));
+            }
+        });
+        hub.publish("s2s", "exchange", "old".into());
+        let follow = |path: &Path| {
+            let mut s = UnixStream::connect(path).unwrap();
+            s.write_all(b"{\"version\":1,\"command\":\"log\",\"follow\":true,\"lines\":1}\n")
+                .unwrap();
+            s.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
+            let mut r = BufReader::new(s);
+            let mut first = String::new();
+            r.read_line(&mut first).unwrap();
+            (r, first)
+        };
+        // Subscribed once its backlog line is out; then it stops reading.
+        let (mut stuck, first) = follow(&path);
+        assert!(first.contains("\"old\""), "{first}");
+        const EVENTS: usize = 100_000;
+        let filler = "x".repeat(200);
+        for i in 0..EVENTS {
+            hub.publish("s2s", "exchange", format!("{i} {filler}"));
+        }
+        let t = std::time::Instant::now();
+        assert_eq!(request(&path, Command::Status).unwrap(), serde_json::json!("up"));
+        assert!(t.elapsed() < Duration::from_secs(1), "status took {:?}", t.elapsed());
+        // What it gets when it reads again: what was queued, then why it goes.
+        let (mut events, mut last) = (0usize, String::new());
+        let mut l = String::new();
+        while stuck.read_line(&mut l).is_ok_and(|n| n > 0) {
+            if l.contains("\"event\"") {
+                events += 1;
+            } else {
+                last = l.clone();
+            }
+            l.clear();
+        }
+        // Its queue, the backlog line, and what the socket buffer took
+        // before the daemon's writes blocked (~200 KB: under 1,000 lines).
+        assert!(
+            events <= SUBSCRIBER_QUEUE + 2000,
+            "{events} events reached a follower that stopped reading"
+        );
+        assert!(last.contains("too slow"), "told why: {last:?}");
+        // At most MAX_FOLLOWERS at once.
+        let followers: Vec<_> = (0..MAX_FOLLOWERS).map(|_| follow(&path)).collect();
+        for (_, first) in &followers {
+            assert!(first.contains("\"event\""), "{first}");
+        }
+        let (_, refused) = follow(&path);
+        assert!(refused.contains("too many"), "{refused}");
+        drop(followers);
+        drop(server);
     }
 }

@@ -523,12 +523,12 @@ struct Started {
     ike: crate::ike::IkeThread,
     server: crate::control::Server,
     /// To the control plane thread, as the control socket's requests go.
-    requests: std::sync::mpsc::Sender<crate::control::ControlMsg>,
+    requests: std::sync::mpsc::SyncSender<crate::control::ControlMsg>,
 }
 
 /// SIGHUP: the control socket's `reload`, answered by the control plane
 /// thread (the daemon keeps running whatever the answer).
-fn reload_on_sighup(requests: &std::sync::mpsc::Sender<crate::control::ControlMsg>) {
+fn reload_on_sighup(requests: &std::sync::mpsc::SyncSender<crate::control::ControlMsg>) {
     tracing::info!(target: "config", "SIGHUP: reloading the configuration");
     let (tx, rx) = std::sync::mpsc::channel();
     let msg = crate::control::ControlMsg {
@@ -620,7 +620,7 @@ fn start(cfg: &Config, opts: &RunOptions) -> Result<Started, String> {
         None => None,
     };
     let hub = Arc::new(crate::control::EventHub::default());
-    let (req_tx, req_rx) = std::sync::mpsc::channel();
+    let (req_tx, req_rx) = std::sync::mpsc::sync_channel(crate::control::CONTROL_QUEUE);
     let server = crate::control::Server::start(&cfg.daemon.control_socket, req_tx.clone(), hub.clone())?;
     let tun = Tun::open(&cfg.daemon.tun).map_err(|e| format!("TUN device {}: {e}", cfg.daemon.tun))?;
     tun.set_mtu(cfg.daemon.mtu)
@@ -641,9 +641,9 @@ fn start(cfg: &Config, opts: &RunOptions) -> Result<Started, String> {
     let sockets = open_sockets(cfg)?;
     let sock4500: Vec<_> = sockets.iter().filter(|s| s.encap == Encap::Udp).cloned().collect();
     let tun = Arc::new(tun);
-    let (ike_tx, ike_rx) = std::sync::mpsc::channel();
+    let (ike_tx, ike_rx) = crate::dataplane::ike_handoff();
     let ike_tx = (!ike_conns.is_empty()).then_some(ike_tx);
-    let (acq_tx, acq_rx) = std::sync::mpsc::channel();
+    let (acq_tx, acq_rx) = crate::dataplane::acquire_channel();
     let acq_tx = (!ike_conns.is_empty()).then_some(acq_tx);
     let plane = DataPlane::start(
         tun.clone(),

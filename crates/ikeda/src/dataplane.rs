@@ -33,7 +33,7 @@ use ikeda_wire::udp_encap::{self, Udp4500Payload};
 use serde::Serialize;
 use std::net::{IpAddr, Ipv4Addr, SocketAddr};
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
-use std::sync::mpsc::{channel, Receiver, Sender};
+use std::sync::mpsc::{channel, sync_channel, Receiver, Sender, SyncSender, TrySendError};
 use std::sync::{Arc, Mutex};
 use std::thread::JoinHandle;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
@@ -66,6 +66,10 @@ pub enum TxUpdate {
 
 /// Packets held per trap slot until its SA is up; more are dropped.
 pub const TRAP_QUEUE: usize = 64;
+
+/// IKE datagrams from UDP 4500 waiting for the IKE thread; more are dropped
+/// and counted (`ike_queue_full`).
+pub const IKE_QUEUE: usize = 1024;
 
 /// A change to an RX thread's SAD.
 pub enum RxUpdate {
@@ -169,6 +173,23 @@ pub struct NetSocket<D> {
     pub io: D,
 }
 
+/// The hand-off of IKE datagrams from UDP 4500 to the IKE thread, bounded
+/// by [`IKE_QUEUE`]: anyone can send non-ESP-marker datagrams to 4500, so
+/// when the IKE thread falls behind the receive thread drops them (counted)
+/// rather than queue without limit.
+pub fn ike_handoff() -> (SyncSender<IkeDatagram>, Receiver<IkeDatagram>) {
+    sync_channel(IKE_QUEUE)
+}
+
+/// Trap acquires waiting for the IKE thread. Each slot asks at most once a
+/// second, so this is plenty; one dropped is asked again a second later.
+pub const ACQUIRE_QUEUE: usize = 64;
+
+/// The acquire channel from the TX thread to the IKE thread.
+pub fn acquire_channel() -> (SyncSender<usize>, Receiver<usize>) {
+    sync_channel(ACQUIRE_QUEUE)
+}
+
 /// Counters that are not tied to an SA.
 #[derive(Default, Debug)]
 pub struct PlaneCounters {
@@ -180,6 +201,9 @@ pub struct PlaneCounters {
     /// Packets held for a trap policy, and those sent once the SA was up.
     pub trap_held: AtomicU64,
     pub trap_released: AtomicU64,
+    /// IKE datagrams from UDP 4500 dropped because the hand-off to the IKE
+    /// thread was full ([`IKE_QUEUE`]): a flood, or an IKE thread behind.
+    pub ike_queue_full: AtomicU64,
     /// Packets sent / written to TUN.
     pub tx_packets: AtomicU64,
     pub rx_packets: AtomicU64,
@@ -286,6 +310,10 @@ impl StatsView {
             }
         }
         let c = &self.counters;
+        let ike_queue_full = c.ike_queue_full.load(Ordering::Relaxed);
+        if ike_queue_full > 0 {
+            drops.insert("ike_queue_full", ike_queue_full);
+        }
         Snapshot {
             time_ms: now_ms(),
             tx_packets: c.tx_packets.load(Ordering::Relaxed),
@@ -347,8 +375,8 @@ impl DataPlane {
         sas_in: Vec<(String, InboundSa)>,
         out_names: Vec<String>,
         mtu: usize,
-        ike: Option<Sender<IkeDatagram>>,
-        acquire: Option<Sender<usize>>,
+        ike: Option<SyncSender<IkeDatagram>>,
+        acquire: Option<SyncSender<usize>>,
     ) -> std::io::Result<DataPlane>
     where
         T: TunDevice + 'static,
@@ -465,7 +493,7 @@ fn hold(
     outbound: &Outbound,
     traps: &mut [TrapSlot],
     pkt: &[u8],
-    acquire: Option<&Sender<usize>>,
+    acquire: Option<&SyncSender<usize>>,
     counters: &PlaneCounters,
 ) -> bool {
     let Some(slot) = outbound.slot_for(pkt) else {
@@ -481,7 +509,8 @@ fn hold(
     if asked.is_none_or(|t| t.elapsed() > Duration::from_secs(1)) {
         *asked = Some(std::time::Instant::now());
         if let Some(a) = acquire {
-            let _ = a.send(slot);
+            // Full: the next packet asks again in a second.
+            let _ = a.try_send(slot);
         }
     }
     true
@@ -492,7 +521,7 @@ fn tx_loop<T: TunDevice, D: DatagramIo>(
     sockets: &[Arc<NetSocket<D>>],
     mut outbound: Outbound,
     updates: Receiver<TxUpdate>,
-    acquire: Option<Sender<usize>>,
+    acquire: Option<SyncSender<usize>>,
     mtu: usize,
     stop: &AtomicBool,
     counters: &PlaneCounters,
@@ -626,7 +655,7 @@ fn rx_loop<T: TunDevice, D: DatagramIo>(
     sock: &NetSocket<D>,
     mut inbound: Inbound,
     updates: Receiver<RxUpdate>,
-    ike: Option<Sender<IkeDatagram>>,
+    ike: Option<SyncSender<IkeDatagram>>,
     mtu: usize,
     stop: &AtomicBool,
     counters: &PlaneCounters,
@@ -661,11 +690,14 @@ fn rx_loop<T: TunDevice, D: DatagramIo>(
                     Ok(Udp4500Payload::Ike(msg)) => {
                         counters.udp_non_esp.fetch_add(1, Ordering::Relaxed);
                         if let (Some(ike), Some(from)) = (&ike, m.addr) {
-                            let _ = ike.send(IkeDatagram {
+                            let d = IkeDatagram {
                                 data: msg.to_vec(),
                                 from,
                                 local: sock.local,
-                            });
+                            };
+                            if let Err(TrySendError::Full(_)) = ike.try_send(d) {
+                                counters.ike_queue_full.fetch_add(1, Ordering::Relaxed);
+                            }
                         }
                         batch.discard(i);
                         continue;
@@ -959,6 +991,34 @@ mod tests {
         g2.plane.stop();
     }
 
+    /// A data plane with one UDP 4500 socket at `local` on `net`, no SAs
+    /// installed yet, IKE datagrams and acquires to the given channels.
+    fn udp_plane(
+        net: &FakeNet,
+        dev: FakeTun,
+        local: IpAddr,
+        outbound: Outbound,
+        ike: Option<SyncSender<IkeDatagram>>,
+        acquire: Option<SyncSender<usize>>,
+    ) -> DataPlane {
+        let sock = NetSocket {
+            encap: Encap::Udp,
+            local,
+            io: net.bind(SocketAddr::new(local, 4500)).unwrap(),
+        };
+        DataPlane::start(
+            Arc::new(dev),
+            vec![Arc::new(sock)],
+            outbound,
+            vec![],
+            vec![],
+            1400,
+            ike,
+            acquire,
+        )
+        .unwrap()
+    }
+
     #[test]
     fn sas_installed_and_removed_at_run_time_and_ike_handed_over() {
         let k1 = "0x".to_string() + &"33".repeat(36);
@@ -969,23 +1029,9 @@ mod tests {
         let (out1, _, in1) = build_sas(&c1).unwrap();
         let (dev1, host1) = FakeTun::pair("ikeda0");
         let local1: IpAddr = "192.168.50.11".parse().unwrap();
-        let (ike_tx, ike_rx) = channel();
+        let (ike_tx, ike_rx) = ike_handoff();
         let empty = Outbound::new(out1.spd.clone(), vec![None]);
-        let p1 = DataPlane::start(
-            Arc::new(dev1),
-            vec![Arc::new(NetSocket {
-                encap: Encap::Udp,
-                local: local1,
-                io: net.bind(SocketAddr::new(local1, 4500)).unwrap(),
-            })],
-            empty,
-            vec![],
-            vec![],
-            1400,
-            Some(ike_tx),
-            None,
-        )
-        .unwrap();
+        let p1 = udp_plane(&net, dev1, local1, empty, Some(ike_tx), None);
         let g2 = gateway(&net, &c2);
         let t = Some(Duration::from_secs(2));
         let p = ping([192, 168, 11, 11], [192, 168, 12, 12], 1);
@@ -1033,22 +1079,15 @@ mod tests {
         let (mut out1, _, in1) = build_sas(&c1).unwrap();
         let (dev1, host1) = FakeTun::pair("ikeda0");
         let local1: IpAddr = "192.168.50.11".parse().unwrap();
-        let (acq_tx, acq_rx) = channel();
-        let p1 = DataPlane::start(
-            Arc::new(dev1),
-            vec![Arc::new(NetSocket {
-                encap: Encap::Udp,
-                local: local1,
-                io: net.bind(SocketAddr::new(local1, 4500)).unwrap(),
-            })],
+        let (acq_tx, acq_rx) = acquire_channel();
+        let p1 = udp_plane(
+            &net,
+            dev1,
+            local1,
             Outbound::new(out1.spd.clone(), vec![None]),
-            vec![],
-            vec![],
-            1400,
             None,
             Some(acq_tx),
-        )
-        .unwrap();
+        );
         p1.control.set_trap(0).unwrap();
         let g2 = gateway(&net, &c2);
         std::thread::sleep(Duration::from_millis(50));
@@ -1082,5 +1121,49 @@ mod tests {
         assert_eq!(p1.stats.counters.trap_released.load(Ordering::Relaxed), 5);
         p1.stop();
         g2.plane.stop();
+    }
+
+    /// A flood of non-ESP-marker datagrams on 4500 while the IKE thread
+    /// reads nothing: the hand-off holds at most IKE_QUEUE of them, the rest
+    /// are dropped and counted, and nothing is lost uncounted.
+    #[test]
+    fn ike_handoff_is_bounded_under_a_flood_and_counts_its_drops() {
+        const FLOOD: usize = 100_000;
+        let net = FakeNet::with_queue_capacity(FLOOD + 1);
+        let (dev, _host) = FakeTun::pair("ikeda0");
+        let local: IpAddr = "192.168.50.11".parse().unwrap();
+        let (ike_tx, ike_rx) = ike_handoff();
+        let plane = udp_plane(
+            &net,
+            dev,
+            local,
+            Outbound::new(Default::default(), vec![]),
+            Some(ike_tx),
+            None,
+        );
+        let spoofer = net.bind("10.66.0.1:4500".parse().unwrap()).unwrap();
+        // Non-ESP marker, then a 28-byte IKE header's worth of bytes.
+        let mut d = vec![0u8; 4 + 28];
+        d[4] = 0x11;
+        for _ in 0..FLOOD {
+            spoofer.send_to(&d, SocketAddr::new(local, 4500)).unwrap();
+        }
+        let deadline = std::time::Instant::now() + Duration::from_secs(30);
+        while plane.stats.snapshot().udp_non_esp < FLOOD as u64 && std::time::Instant::now() < deadline {
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        // Stopped, so the receive thread has finished with the last one.
+        let stats = plane.stats.clone();
+        plane.stop();
+        let snap = stats.snapshot();
+        assert_eq!(snap.udp_non_esp, FLOOD as u64, "the plane read the whole flood");
+        let queued = ike_rx.try_iter().count();
+        let dropped = snap.drops.get("ike_queue_full").copied().unwrap_or(0);
+        assert!(queued <= IKE_QUEUE, "{queued} datagrams queued for IKE");
+        assert_eq!(
+            queued as u64 + dropped,
+            FLOOD as u64,
+            "every datagram queued or counted"
+        );
     }
 }

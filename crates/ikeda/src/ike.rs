@@ -1272,6 +1272,10 @@ pub fn start(setup: IkeSetup, stop_flag: Arc<AtomicBool>) -> std::io::Result<Ike
         }
     }
     let stop = stop_flag.clone();
+    // Each turn of the loop below takes at most this many items from each
+    // input, so that every input (UDP 500, UDP 4500, acquires, timers, the
+    // control socket) is served in every turn whatever floods another.
+    const INPUT_BATCH: usize = 64;
     let handle = std::thread::Builder::new().name("ike".into()).spawn(move || {
         for name in &starts {
             let now = rt.now();
@@ -1281,25 +1285,45 @@ pub fn start(setup: IkeSetup, stop_flag: Arc<AtomicBool>) -> std::io::Result<Ike
         }
         rt.pump();
         let mut buf = vec![0u8; 65536];
+        // Block (10 ms) on UDP 500 only after a turn with nothing to do, so
+        // that busy inputs are not paced by an idle socket.
+        let mut idle = true;
+        let mut blocking = true;
         while !stop.load(Ordering::Relaxed) {
-            // UDP 500: a short blocking read on each socket (without any,
-            // a short sleep paces the loop).
-            if rt.sock500.is_empty() {
+            let mut worked = false;
+            if idle != blocking {
+                blocking = idle;
+                for s in &rt.sock500 {
+                    let _ = s.set_nonblocking(!blocking);
+                }
+            }
+            // UDP 500: up to a batch from each socket (without any socket,
+            // a short sleep paces an idle loop).
+            if rt.sock500.is_empty() && idle {
                 std::thread::sleep(Duration::from_millis(10));
             }
             for k in 0..rt.sock500.len() {
-                if let Ok((n, from)) = rt.sock500[k].recv_from(&mut buf) {
+                for _ in 0..INPUT_BATCH {
+                    let Ok((n, from)) = rt.sock500[k].recv_from(&mut buf) else {
+                        break;
+                    };
+                    worked = true;
                     let local = rt.sock500[k]
                         .local_addr()
                         .unwrap_or_else(|_| SocketAddr::new(IpAddr::from([0, 0, 0, 0]), IKE_PORT));
                     tracing::trace!(target: "ike", "{n} bytes {from} -> {local}");
                     let now = rt.now();
                     rt.engine.handle_datagram(now, local, from, &buf[..n]);
+                    if blocking {
+                        // Do not wait again in this turn; the next one is busy.
+                        break;
+                    }
                 }
             }
             // A trap policy met its first packet: negotiate the SA (the
             // data plane holds the packets until it is installed).
-            while let Ok(slot) = acquires.try_recv() {
+            for slot in acquires.try_iter().take(INPUT_BATCH) {
+                worked = true;
                 if let Some(name) = rt.slots.iter().find(|s| s.slot == slot).map(|s| s.name.clone()) {
                     if !rt.engine.is_active(&name) {
                         tracing::info!(target: "ike", "{name}: acquire: a packet matched the trap policy, initiating");
@@ -1319,7 +1343,10 @@ pub fn start(setup: IkeSetup, stop_flag: Arc<AtomicBool>) -> std::io::Result<Ike
             rt.reserve_seq();
             rt.retire_inbound();
             // UDP 4500, handed over by the data plane.
-            while let Ok(d) = from_plane.try_recv() {
+            // At most a batch per turn: a flood on 4500 must not starve
+            // port 500, the timers or the control socket below.
+            for d in from_plane.try_iter().take(INPUT_BATCH) {
+                worked = true;
                 tracing::trace!(target: "ike", "{} bytes {} -> {}:{NAT_T_PORT}", d.data.len(), d.from, d.local);
                 let now = rt.now();
                 rt.engine
@@ -1331,11 +1358,13 @@ pub fn start(setup: IkeSetup, stop_flag: Arc<AtomicBool>) -> std::io::Result<Ike
             }
             rt.pump();
             // The control socket's requests, answered from this thread's state.
-            while let Ok(m) = requests.try_recv() {
+            for m in requests.try_iter().take(INPUT_BATCH) {
+                worked = true;
                 let r = rt.answer(m.command);
                 let _ = m.reply.send(r);
                 rt.pump();
             }
+            idle = !worked;
         }
         // Tell the peers we are going (best effort, not waiting for answers).
         let names: Vec<String> = rt.engine.conn_names();

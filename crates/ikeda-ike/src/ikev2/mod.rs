@@ -313,6 +313,9 @@ pub struct EngineStats {
     pub unknown_spi: u64,
     pub integrity_failed: u64,
     pub retransmits_answered: u64,
+    /// Retransmissions not answered: not from the SA's peer, ICV not
+    /// verified, or an IKE_SA_INIT that differs from the one answered.
+    pub retransmits_refused: u64,
     pub dropped_out_of_window: u64,
     /// IKE_SA_INIT requests answered with a COOKIE challenge (§2.6).
     pub cookies_sent: u64,
@@ -458,9 +461,9 @@ pub struct Engine {
     transmits: VecDeque<Transmit>,
     events: VecDeque<Event>,
     pub stats: EngineStats,
-    /// Secret for stateless COOKIEs, and how many half-open SAs we keep
+    /// Secrets for stateless COOKIEs, and how many half-open SAs we keep
     /// before asking initiators to prove their address (RFC 7296 §2.6).
-    cookie_secret: [u8; 32],
+    cookie_secrets: CookieSecrets,
     cookie_threshold: usize,
     /// Connections removed by a reload: kept so that their SAs still name
     /// them while they are deleted, but never matched or initiated again.
@@ -469,6 +472,62 @@ pub struct Engine {
     /// peers that do not follow RFC 7296 §1.2 do.
     #[cfg(test)]
     pub(crate) ke_in_ike_auth: bool,
+}
+
+/// How long a COOKIE secret is used for new COOKIEs; the one before it is
+/// still accepted for as long again (RFC 7296 §2.6: change it often, and
+/// honour COOKIEs of the previous version for a short while).
+pub const COOKIE_SECRET_LIFETIME: Duration = Duration::from_secs(120);
+
+/// The COOKIE secrets (RFC 7296 §2.6): the current one with its version
+/// octet, and the one before it, still honoured until the next change.
+/// Drawn from the engine's RNG on first use and changed every
+/// [`COOKIE_SECRET_LIFETIME`] of the caller's time.
+#[derive(Default)]
+struct CookieSecrets {
+    /// `None` until the first COOKIE is needed.
+    current: Option<(u8, SecretBytes)>,
+    previous: Option<(u8, SecretBytes)>,
+    /// When `current` stops being used for new COOKIEs.
+    change_at: Millis,
+}
+
+impl CookieSecrets {
+    /// The current secret, changed first if its time has come.
+    fn current(&mut self, now: Millis, rng: &mut dyn Rng) -> &(u8, SecretBytes) {
+        if self.current.is_none() || now >= self.change_at {
+            let mut s = vec![0u8; 32];
+            rng.fill(&mut s);
+            let version = self.current.as_ref().map_or(1, |(v, _)| v.wrapping_add(1));
+            let old = self.current.replace((version, SecretBytes::new(s)));
+            // Two periods or more since the last change: the old secret is
+            // as stale as the one before it, honour neither.
+            let stale = now >= self.change_at + COOKIE_SECRET_LIFETIME;
+            self.previous = old.filter(|_| !stale);
+            self.change_at = now + COOKIE_SECRET_LIFETIME;
+        }
+        self.current.as_ref().expect("set above")
+    }
+
+    /// The secret of this version, if we still honour it.
+    fn version(&mut self, now: Millis, rng: &mut dyn Rng, version: u8) -> Option<&SecretBytes> {
+        self.current(now, rng);
+        [self.current.as_ref(), self.previous.as_ref()]
+            .into_iter()
+            .flatten()
+            .find(|(v, _)| *v == version)
+            .map(|(_, s)| s)
+    }
+}
+
+fn cookie_with(version: u8, secret: &SecretBytes, ni: &[u8], from: SocketAddr, spi_i: u64) -> Vec<u8> {
+    let ip = match from.ip() {
+        IpAddr::V4(a) => a.octets().to_vec(),
+        IpAddr::V6(a) => a.octets().to_vec(),
+    };
+    let mut c = vec![version];
+    c.extend_from_slice(&ikeda_crypto::sha1(&[ni, &ip, &spi_i.to_be_bytes(), secret.expose()]));
+    c
 }
 
 /// strongSwan's default `cookie_threshold`.
@@ -647,7 +706,7 @@ impl Engine {
             transmits: VecDeque::new(),
             events: VecDeque::new(),
             stats: EngineStats::default(),
-            cookie_secret: [0; 32],
+            cookie_secrets: CookieSecrets::default(),
             cookie_threshold: COOKIE_THRESHOLD,
             retired: Vec::new(),
             #[cfg(test)]
@@ -660,25 +719,22 @@ impl Engine {
         self.cookie_threshold = n;
     }
 
-    /// The COOKIE for an initiator (§2.6): a version octet, then
-    /// SHA-1(Ni | IPi | SPIi | secret); stateless, so a flood of spoofed
+    /// The COOKIE for an initiator (§2.6): `<VersionIDofSecret> |
+    /// SHA-1(Ni | IPi | SPIi | <secret>)`; stateless, so a flood of spoofed
     /// IKE_SA_INIT requests creates no state here.
-    fn cookie(&mut self, ni: &[u8], from: SocketAddr, spi_i: u64) -> Vec<u8> {
-        if self.cookie_secret == [0; 32] {
-            self.rng.fill(&mut self.cookie_secret);
-        }
-        let ip = match from.ip() {
-            IpAddr::V4(a) => a.octets().to_vec(),
-            IpAddr::V6(a) => a.octets().to_vec(),
-        };
-        let mut c = vec![1u8];
-        c.extend_from_slice(&ikeda_crypto::sha1(&[
-            ni,
-            &ip,
-            &spi_i.to_be_bytes(),
-            &self.cookie_secret,
-        ]));
-        c
+    fn cookie(&mut self, now: Millis, ni: &[u8], from: SocketAddr, spi_i: u64) -> Vec<u8> {
+        let (version, secret) = self.cookie_secrets.current(now, self.rng.as_mut());
+        cookie_with(*version, secret, ni, from, spi_i)
+    }
+
+    /// Is `cookie` one we made, with the current secret or the previous
+    /// one? Compared in constant time: a timing oracle would let a spoofer
+    /// build a valid COOKIE byte by byte.
+    fn cookie_valid(&mut self, now: Millis, cookie: &[u8], ni: &[u8], from: SocketAddr, spi_i: u64) -> bool {
+        let Some(&version) = cookie.first() else { return false };
+        self.cookie_secrets
+            .version(now, self.rng.as_mut(), version)
+            .is_some_and(|s| ikeda_crypto::ct_eq(&cookie_with(version, s, ni, from, spi_i), cookie))
     }
 
     pub fn set_retransmit_policy(&mut self, p: RetransmitPolicy) {
@@ -1048,21 +1104,16 @@ impl Engine {
             };
             self.handle_response(idx, now, local, remote, data, msg);
         } else if h.exchange_type == ExchangeType::IKE_SA_INIT && h.responder_spi == 0 {
-            // A retransmitted IKE_SA_INIT: answer from the cache.
+            // Our half-open SA for this SPIi from this host, if any: then
+            // this is a retransmission, or a spoof of one.
             let existing = self.sas.iter().position(|s| {
                 s.as_ref()
-                    .is_some_and(|s| !s.initiator && s.spi_i == h.initiator_spi && s.remote == remote)
+                    .is_some_and(|s| !s.initiator && s.spi_i == h.initiator_spi && s.remote.ip() == remote.ip())
             });
-            if let Some(idx) = existing {
-                if let Some(sa) = &self.sas[idx] {
-                    if let RequestCheck::Retransmit(r) = sa.resp.check(h.message_id) {
-                        self.stats.retransmits_answered += 1;
-                        self.transmits.push_back(Transmit { local, remote, data: r });
-                    }
-                }
-                return;
+            match existing {
+                Some(idx) => self.answer_init_retransmission(idx, local, remote, data),
+                None => self.handle_init_request(now, local, remote, data, msg),
             }
-            self.handle_init_request(now, local, remote, data, msg);
         } else {
             let Some(&idx) = self.by_spi.get(&(h.initiator_spi, h.responder_spi)) else {
                 self.stats.unknown_spi += 1;
@@ -1302,6 +1353,10 @@ impl Engine {
 
     fn send_auth_request(&mut self, idx: usize, now: Millis) {
         let spi = self.random_spi32();
+        // §2.4: INITIAL_CONTACT only when no other IKE SA with this peer is
+        // up (as strongSwan does), or a peer that gets it would delete an SA
+        // we still use.
+        let first_contact = self.established_with_same_peer(idx).is_empty();
         let Some(sa) = self.sas[idx].as_mut() else { return };
         sa.pending = Pending::Auth { spi_in: spi };
         let conn = sa.conn;
@@ -1326,17 +1381,22 @@ impl Engine {
             offer = c.esp_proposals.clone();
         }
         let props: Vec<Vec<CTransform>> = offer.iter().map(|p| p.transforms()).collect();
-        let payloads = vec![
+        let mut payloads = vec![
             Payload::IdI(c.local_id.clone()),
             Payload::Auth(AuthPayload {
                 auth_method: AuthMethod::SHARED_KEY_MIC,
                 data: auth,
             }),
-            Payload::Notify(NotifyPayload::new(NotifyType::INITIAL_CONTACT, vec![])),
             Payload::Sa(proposals_payload(ProtocolId::ESP, &spi.to_be_bytes(), &props)),
             Payload::TsI(ts_payload(&c.local_ts)),
             Payload::TsR(ts_payload(&c.remote_ts)),
         ];
+        if first_contact {
+            payloads.insert(
+                2,
+                Payload::Notify(NotifyPayload::new(NotifyType::INITIAL_CONTACT, vec![])),
+            );
+        }
         sa.state = State::AuthSent;
         if let Err(e) = self.send_encrypted_request(idx, ExchangeType::IKE_AUTH, payloads, now) {
             self.fail(conn, Failure::Other(format!("building IKE_AUTH: {e}")));
@@ -1421,6 +1481,7 @@ impl Engine {
             self.remove(idx, "failed");
             return;
         }
+        self.initial_contact(idx, &inner);
         self.establish(idx, now);
         if let Some(why) = child_error {
             self.fail(conn, why);
@@ -1640,7 +1701,6 @@ impl Engine {
     // ---- responder --------------------------------------------------------
 
     fn handle_init_request(&mut self, now: Millis, local: SocketAddr, remote: SocketAddr, data: &[u8], msg: Message) {
-        let _ = now;
         let Some(ci) = (0..self.conns.len()).find(|&i| {
             let c = &self.conns[i];
             !self.is_retired(i) && c.remote == remote.ip() && (c.local == local.ip() || local.ip().is_unspecified())
@@ -1675,11 +1735,17 @@ impl Engine {
             .filter(|s| s.state == State::InitAnswered)
             .count();
         if half_open >= self.cookie_threshold {
-            let ni = first!(msg.payloads, Payload::Nonce(n) => n.nonce.clone());
-            let want = self.cookie(ni.as_deref().unwrap_or_default(), remote, h.initiator_spi);
-            let ok = matches!(msg.payloads.first(), Some(Payload::Notify(n)) if n.notify_type == NotifyType::COOKIE && n.data == want);
+            let ni = first!(msg.payloads, Payload::Nonce(n) => n.nonce.clone()).unwrap_or_default();
+            // §2.6: the COOKIE, if any, is the first payload.
+            let ok = match msg.payloads.first() {
+                Some(Payload::Notify(n)) if n.notify_type == NotifyType::COOKIE => {
+                    self.cookie_valid(now, &n.data, &ni, remote, h.initiator_spi)
+                }
+                _ => false,
+            };
             if !ok {
                 self.stats.cookies_sent += 1;
+                let want = self.cookie(now, &ni, remote, h.initiator_spi);
                 reply(
                     self,
                     vec![Payload::Notify(NotifyPayload::new(NotifyType::COOKIE, want))],
@@ -1885,8 +1951,7 @@ impl Engine {
         let Some(sa) = self.sas[idx].as_ref() else { return };
         match sa.resp.check(msg.header.message_id) {
             RequestCheck::Retransmit(r) => {
-                self.stats.retransmits_answered += 1;
-                self.transmits.push_back(Transmit { local, remote, data: r });
+                self.answer_retransmission(idx, local, remote, data, &msg, r);
                 return;
             }
             RequestCheck::Drop => {
@@ -1918,6 +1983,58 @@ impl Engine {
             _ => {
                 self.stats.dropped_out_of_window += 1;
             }
+        }
+    }
+
+    /// A request whose message ID we answered last (RFC 7296 §2.1): send
+    /// the cached response again, but only to the SA's peer and only for a
+    /// request whose ICV verifies (§2.11 lets us answer a retransmission
+    /// without processing it again, not without authenticating it).
+    /// Otherwise a spoofed 28-byte header with the SPIs and message ID would
+    /// reflect a response many times its size at any address. A replay of
+    /// the real request from another address is not answered either: the
+    /// peer moves only with an authenticated new request (§2.23).
+    fn answer_retransmission(
+        &mut self,
+        idx: usize,
+        local: SocketAddr,
+        remote: SocketAddr,
+        data: &[u8],
+        msg: &Message,
+        cached: Vec<u8>,
+    ) {
+        let from_peer = self.sas[idx]
+            .as_ref()
+            .is_some_and(|sa| sa.remote == remote && sa.local == local);
+        if !from_peer {
+            self.stats.retransmits_refused += 1;
+            return;
+        }
+        if self.open(idx, data, msg).is_none() {
+            self.stats.retransmits_refused += 1;
+            return;
+        }
+        self.stats.retransmits_answered += 1;
+        self.transmits.push_back(Transmit {
+            local,
+            remote,
+            data: cached,
+        });
+    }
+
+    /// IKE_SA_INIT has no ICV: a retransmission is answered only if it is
+    /// byte for byte the request we answered (compared in constant time, it
+    /// holds the initiator's nonce) and comes from the same address and
+    /// port, where the cached response went (RFC 7296 §2.1, §2.11).
+    fn answer_init_retransmission(&mut self, idx: usize, local: SocketAddr, remote: SocketAddr, data: &[u8]) {
+        let Some(sa) = self.sas[idx].as_ref() else { return };
+        let same = sa.remote == remote && sa.local == local && ikeda_crypto::ct_eq(&sa.init_req, data);
+        match sa.resp.check(0) {
+            RequestCheck::Retransmit(r) if same => {
+                self.stats.retransmits_answered += 1;
+                self.transmits.push_back(Transmit { local, remote, data: r });
+            }
+            _ => self.stats.retransmits_refused += 1,
         }
     }
 
@@ -1982,6 +2099,12 @@ impl Engine {
             );
             return;
         }
+        // AUTH verified: only now may INITIAL_CONTACT delete anything.
+        self.initial_contact(idx, &inner);
+        let Some(sa) = self.sas[idx].as_ref() else { return };
+        let (Some(suite), Some(keys)) = (sa.suite, sa.keys.as_ref()) else {
+            return;
+        };
         let our_auth = psk_auth(
             suite.prf,
             &c.psk,
@@ -2102,6 +2225,42 @@ impl Engine {
                 },
             );
         }
+    }
+
+    /// RFC 7296 §2.4: INITIAL_CONTACT in an authenticated IKE_AUTH says
+    /// this is the only IKE SA between the two identities, so the peer has
+    /// restarted and forgotten the others: delete ours with the same
+    /// authenticated peer identity (and their CHILD SAs) without a DELETE,
+    /// which the peer could not read anyway. Called only after AUTH
+    /// verified, so a forged IKE_AUTH deletes nothing.
+    fn initial_contact(&mut self, idx: usize, inner: &[Payload]) {
+        if notify(inner, NotifyType::INITIAL_CONTACT).is_none() {
+            return;
+        }
+        for i in self.established_with_same_peer(idx) {
+            if let Some(conn) = self.sas[i].as_ref().map(|s| s.conn) {
+                self.log(conn, "deleting IKE_SA of the same peer: it sent INITIAL_CONTACT".into());
+            }
+            self.remove(i, "peer sent INITIAL_CONTACT");
+        }
+    }
+
+    /// The other established IKE SAs whose peer has the identity of SA
+    /// `idx`'s peer. Half-open ones are left alone: with simultaneous
+    /// initiations each side would otherwise delete a different one.
+    fn established_with_same_peer(&self, idx: usize) -> Vec<usize> {
+        let Some(sa) = self.sas[idx].as_ref() else {
+            return Vec::new();
+        };
+        let peer = &self.conns[sa.conn].remote_id;
+        (0..self.sas.len())
+            .filter(|&i| i != idx)
+            .filter(|&i| {
+                self.sas[i]
+                    .as_ref()
+                    .is_some_and(|s| s.state == State::Established && self.conns[s.conn].remote_id == *peer)
+            })
+            .collect()
     }
 
     fn informational_request(&mut self, idx: usize, mid: u32, inner: Vec<Payload>) {

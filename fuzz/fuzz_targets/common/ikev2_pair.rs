@@ -1,0 +1,44 @@
+//! Two IKEv2 engines with seeded RNGs, 10.0.0.1 (initiator, `a`) and
+//! 10.0.0.2 (`b`), in the simulator: the start of the IKEv2 engine targets.
+
+use ikeda_crypto::ike::{parse_esp_proposals, parse_ike_proposals, SeededRng};
+use ikeda_crypto::SecretBytes;
+use ikeda_ike::ikev2::{ConnSpec, Engine, Timers};
+use ikeda_ike::sim::Pair;
+use ikeda_wire::ikev2::{IdPayload, TsRange};
+use std::net::SocketAddr;
+
+pub const A: &str = "10.0.0.1:500";
+pub const B: &str = "10.0.0.2:500";
+
+fn spec(local: [u8; 4], remote: [u8; 4], l: [u8; 4], r: [u8; 4], esp: &str) -> ConnSpec {
+    let ts = |a: [u8; 4]| TsRange::addresses(a.into(), [a[0], a[1], a[2], 255].into());
+    ConnSpec {
+        name: "f".into(),
+        local: local.into(),
+        remote: remote.into(),
+        local_id: IdPayload::ipv4(local.into()),
+        remote_id: IdPayload::ipv4(remote.into()),
+        psk: SecretBytes::new(b"fuzz".to_vec()),
+        ike_proposals: parse_ike_proposals("aes128gcm16-prfsha256-x25519,aes128-sha256-modp2048").unwrap(),
+        esp_proposals: parse_esp_proposals(esp).unwrap(),
+        local_ts: vec![ts(l)],
+        remote_ts: vec![ts(r)],
+        ts_pairs: Vec::new(),
+        timers: Timers::default(),
+    }
+}
+
+/// The pair, connection "f" on both sides with these ESP proposals.
+pub fn pair(esp: &str) -> Pair<Engine, Engine> {
+    let (a, b): (SocketAddr, SocketAddr) = (A.parse().unwrap(), B.parse().unwrap());
+    let ea = Engine::new(
+        vec![spec([10, 0, 0, 1], [10, 0, 0, 2], [10, 1, 0, 0], [10, 2, 0, 0], esp)],
+        Box::new(SeededRng::from_u64(1)),
+    );
+    let eb = Engine::new(
+        vec![spec([10, 0, 0, 2], [10, 0, 0, 1], [10, 2, 0, 0], [10, 1, 0, 0], esp)],
+        Box::new(SeededRng::from_u64(2)),
+    );
+    Pair::new(ea, a, eb, b, 3)
+}
