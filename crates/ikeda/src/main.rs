@@ -16,6 +16,7 @@ mod engines;
 mod ike;
 mod keys;
 mod lab;
+mod pcap;
 mod show;
 
 #[derive(Parser)]
@@ -97,6 +98,9 @@ enum Cmd {
         #[arg(long)]
         json: bool,
     },
+    /// Read a capture (pcap or pcapng): IKE messages in the notation of our
+    /// logs, ESP as per-SA flows.
+    Pcap(pcap::PcapArgs),
     /// The two-site lab in network namespaces.
     Lab {
         #[command(subcommand)]
@@ -227,7 +231,7 @@ fn client(socket: &std::path::Path, cmd: Cmd) -> i32 {
                 Err(e) => client_error(e),
             }
         }
-        Cmd::Run { .. } | Cmd::Check { .. } | Cmd::Lab { .. } => 2,
+        Cmd::Run { .. } | Cmd::Check { .. } | Cmd::Lab { .. } | Cmd::Pcap(_) => 2,
     }
 }
 
@@ -261,6 +265,7 @@ fn main() -> ExitCode {
             }
         },
         Cmd::Lab { cmd } => lab::main(cmd),
+        Cmd::Pcap(args) => pcap::main(args),
         cmd => client(&cli.socket, cmd),
     };
     ExitCode::from(code as u8)
