@@ -1,6 +1,7 @@
-//! `ikeda pcap` on a real capture: an IKEv2 lab (ikeda on both gateways)
+//! `ikeda pcap` on a real capture: an IKEv2 or IKEv1 lab (ikeda on both gateways)
 //! recorded on gw1's WAN from before IKE_SA_INIT (`lab up --capture`), h1
-//! pings h2. `ikeda pcap` must show IKE_SA_INIT and IKE_AUTH in our log
+//! pings h2. `ikeda pcap` must show IKE_SA_INIT and IKE_AUTH (IKEv1: Main
+//! and Quick Mode) in our log
 //! notation, and ESP flows whose packet counts per SPI agree with tshark's
 //! reading of the same file; its IKE message count agrees with tshark's.
 //!
@@ -13,7 +14,7 @@ use std::collections::BTreeMap;
 
 const PINGS: usize = 5;
 
-fn run_case(test: &str, nat: bool) {
+fn run_case(test: &str, ike: &str, nat: bool) {
     if !require_root(test) {
         return;
     }
@@ -21,7 +22,7 @@ fn run_case(test: &str, nat: bool) {
     let tmp = TempDir::new(test);
     let pcap = tmp.path().join("cap.pcap");
     let p = pcap.to_str().unwrap();
-    let mut args = vec!["--ike", "2", "--capture", p, "--no-ping"];
+    let mut args = vec!["--ike", ike, "--capture", p, "--no-ping"];
     if nat {
         args.push("--nat");
     }
@@ -57,11 +58,22 @@ fn run_case(test: &str, nat: bool) {
             .find(|l| l.contains(what))
             .unwrap_or_else(|| panic!("no line with `{what}` in:\n{out}"))
     };
-    find(":500 IKE_SA_INIT request 0 [ SA KE No N(NATD_S_IP) N(NATD_D_IP)");
-    find(":500 IKE_SA_INIT response 0 [ SA KE No N(NATD_S_IP) N(NATD_D_IP)");
-    let auth = find("IKE_AUTH request 1 [ E ]");
+    let auth = if ike == "2" {
+        find(":500 IKE_SA_INIT request 0 [ SA KE No N(NATD_S_IP) N(NATD_D_IP)");
+        find(":500 IKE_SA_INIT response 0 [ SA KE No N(NATD_S_IP) N(NATD_D_IP)");
+        find("IKE_AUTH response 1 [ E ]");
+        find("IKE_AUTH request 1 [ E ]")
+    } else {
+        // Main Mode: SA, KE, then the encrypted identities; Quick Mode encrypted.
+        find(":500 ID_PROT request 0 [ SA V");
+        find(":500 ID_PROT response 0 [ SA V");
+        find("ID_PROT request 0 [ KE No NAT-D NAT-D ]");
+        find("ID_PROT response 0 [ KE No NAT-D NAT-D ]");
+        find("ID_PROT response 0 [ E ]");
+        find("QUICK_MODE response ");
+        find("ID_PROT request 0 [ E ]")
+    };
     assert!(auth.contains(" encrypted "), "{auth}");
-    find("IKE_AUTH response 1 [ E ]");
     if nat {
         // Behind the NAT, IKE_AUTH floats to 4500 (non-ESP marker) and ESP goes in UDP.
         assert!(auth.contains(":4500 -> "), "{auth}");
@@ -128,11 +140,17 @@ fn run_case(test: &str, nat: bool) {
 
 #[test]
 fn pcap_of_an_ikev2_lab_agrees_with_tshark() {
-    run_case("pcap_of_an_ikev2_lab_agrees_with_tshark", false);
+    run_case("pcap_of_an_ikev2_lab_agrees_with_tshark", "2", false);
+}
+
+/// IKEv1: Main Mode in clear then encrypted, Quick Modes encrypted.
+#[test]
+fn pcap_of_an_ikev1_lab_agrees_with_tshark() {
+    run_case("pcap_of_an_ikev1_lab_agrees_with_tshark", "1", false);
 }
 
 /// gw1 behind the lab's NAT: IKE after the non-ESP marker on 4500, ESP in UDP.
 #[test]
 fn pcap_of_an_ikev2_lab_behind_nat_agrees_with_tshark() {
-    run_case("pcap_of_an_ikev2_lab_behind_nat_agrees_with_tshark", true);
+    run_case("pcap_of_an_ikev2_lab_behind_nat_agrees_with_tshark", "2", true);
 }
