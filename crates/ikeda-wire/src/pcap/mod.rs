@@ -385,9 +385,11 @@ impl CaptureDecoder {
             return Ok(Next::Need(PCAP_RECORD_HEADER_LEN));
         }
         let caplen = order.u32(buf, 8) as usize;
-        if caplen > MAX_RECORD_LEN {
+        // The whole record, header included, stays within the bound.
+        if caplen > MAX_RECORD_LEN - PCAP_RECORD_HEADER_LEN {
             return Err(self.error(format!(
-                "captured length {caplen} is over {MAX_RECORD_LEN}: not a pcap record"
+                "captured length {caplen} is over {}: not a pcap record",
+                MAX_RECORD_LEN - PCAP_RECORD_HEADER_LEN
             )));
         }
         let len = PCAP_RECORD_HEADER_LEN + caplen;

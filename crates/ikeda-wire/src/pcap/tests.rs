@@ -437,3 +437,30 @@ fn garbage_and_mutations_never_panic() {
         let _ = read_all(&f, 1 + len);
     }
 }
+
+/// Found by the pcap_reader fuzz target: a pcap record whose captured
+/// length is MAX_RECORD_LEN made the decoder ask for 16 bytes more than
+/// the bound it promises a reader's buffer.
+#[test]
+fn no_record_is_longer_than_max_record_len() {
+    let mut f = pcap_file_header(link_type::RAW, 65535, false);
+    let mut d = CaptureDecoder::new();
+    let Next::Record { len, .. } = d.next(&f).unwrap() else {
+        panic!()
+    };
+    f.drain(..len);
+    for caplen in [MAX_RECORD_LEN - PCAP_RECORD_HEADER_LEN + 1, MAX_RECORD_LEN] {
+        let mut r = f.clone();
+        r.extend_from_slice(&[0; 8]);
+        r.extend_from_slice(&(caplen as u32).to_le_bytes());
+        r.extend_from_slice(&(caplen as u32).to_le_bytes());
+        let e = d.clone().next(&r).unwrap_err();
+        assert!(e.what.starts_with(&format!("captured length {caplen} is over")), "{e}");
+    }
+    let mut r = f.clone();
+    let caplen = (MAX_RECORD_LEN - PCAP_RECORD_HEADER_LEN) as u32;
+    r.extend_from_slice(&[0; 8]);
+    r.extend_from_slice(&caplen.to_le_bytes());
+    r.extend_from_slice(&caplen.to_le_bytes());
+    assert_eq!(d.next(&r).unwrap(), Next::Need(MAX_RECORD_LEN));
+}
