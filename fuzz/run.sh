@@ -91,6 +91,10 @@ seed_hex esp_decap_ipcomp v4 000073656050600002074106062e4606462e260646034b06530
 # empty payload chain (a liveness check) and with N(INITIAL_CONTACT).
 seed ikev2_engine_decrypted liveness '\x02\x00'
 seed_hex ikev2_engine_decrypted delete-ike 02'2a'0000000801000000
+# pcap_reader: byte 0 is the read chunk size - 1. A little-endian pcap
+# (raw IP) with one IKE datagram, and a pcapng (SHB, IDB Ethernet, EPB).
+seed_hex pcap_reader pcap-raw 0fd4c3b2a1020004000000000000000000ffff00006500000001000000000000002400000024000000450000240000000040110000c0a8320bc0a8320c01f401f40010000000000000ffffffff
+seed_hex pcap_reader pcapng-eth 3f0a0d0d0a1c0000004d3c2b1a01000000ffffffffffffffff1c000000010000001400000001000000000000001400000006000000540000000000000000000000000000003200000032000000ffffffffffff0200000000010800450000240000000040110000c0a8320bc0a8320c01f401f40010000000000000ffffffff000054000000
 mkdir -p "$fuzz_dir/corpus/config_parse"
 cat >"$fuzz_dir/corpus/config_parse/seed-good" <<'TOML'
 [daemon]

@@ -94,7 +94,47 @@ fn ports(proto: IpProtocol, l4: &[u8]) -> (u16, u16) {
     }
 }
 
-fn flow_key_v4(p: &[u8]) -> Result<FlowKey, Error> {
+/// Where a fragment sits in its datagram (RFC 791 §3.2, RFC 8200 §4.5).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub struct Fragment {
+    /// Identification: 16 bits in IPv4, 32 in IPv6.
+    pub id: u32,
+    /// Fragment Offset in bytes (the header counts 8-octet units).
+    pub offset: usize,
+    /// The More Fragments flag.
+    pub more: bool,
+}
+
+/// The network layer of one IP packet: addresses, the upper-layer protocol
+/// and its bytes. For a fragment, `payload` is the fragment's part of the
+/// datagram's payload and `protocol` that of the whole datagram (IPv6:
+/// the Next Header of the Fragment header).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Datagram<'a> {
+    pub src: IpAddr,
+    pub dst: IpAddr,
+    pub protocol: IpProtocol,
+    pub payload: &'a [u8],
+    pub fragment: Option<Fragment>,
+}
+
+/// Parse an IPv4 or IPv6 packet down to its upper-layer payload, skipping
+/// IPv6 extension headers (hop-by-hop, routing, destination options) up to
+/// a Fragment header or the upper-layer protocol. Bytes after the length
+/// the header claims (Ethernet padding) are not part of the payload.
+pub fn datagram(packet: &[u8]) -> Result<Datagram<'_>, Error> {
+    Error::check_len("IP header", 1, packet.len())?;
+    match packet[0] >> 4 {
+        4 => datagram_v4(packet),
+        6 => datagram_v6(packet, true),
+        v => Err(Error::Unsupported {
+            what: "IP version",
+            value: v as u32,
+        }),
+    }
+}
+
+fn datagram_v4(p: &[u8]) -> Result<Datagram<'_>, Error> {
     Error::check_len("IPv4 header", IPV4_MIN_HEADER_LEN, p.len())?;
     let ihl = (p[0] & 0x0f) as usize * 4;
     if ihl < IPV4_MIN_HEADER_LEN {
@@ -107,27 +147,28 @@ fn flow_key_v4(p: &[u8]) -> Result<FlowKey, Error> {
             what: "IPv4 Total Length",
         });
     }
-    let frag_offset = u16::from_be_bytes([p[6], p[7]]) & 0x1fff;
-    let protocol = IpProtocol(p[9]);
-    let src = IpAddr::V4(Ipv4Addr::new(p[12], p[13], p[14], p[15]));
-    let dst = IpAddr::V4(Ipv4Addr::new(p[16], p[17], p[18], p[19]));
-    let ports_opaque = frag_offset != 0;
-    let (src_port, dst_port) = if ports_opaque {
-        (0, 0)
-    } else {
-        ports(protocol, &p[ihl..total])
-    };
-    Ok(FlowKey {
-        src,
-        dst,
-        protocol,
-        src_port,
-        dst_port,
-        ports_opaque,
+    let flags_offset = u16::from_be_bytes([p[6], p[7]]);
+    let offset = (flags_offset & 0x1fff) as usize * 8;
+    let more = flags_offset & 0x2000 != 0;
+    let fragment = (offset != 0 || more).then(|| Fragment {
+        id: u16::from_be_bytes([p[4], p[5]]) as u32,
+        offset,
+        more,
+    });
+    Ok(Datagram {
+        src: IpAddr::V4(Ipv4Addr::new(p[12], p[13], p[14], p[15])),
+        dst: IpAddr::V4(Ipv4Addr::new(p[16], p[17], p[18], p[19])),
+        protocol: IpProtocol(p[9]),
+        payload: &p[ihl..total],
+        fragment,
     })
 }
 
-fn flow_key_v6(p: &[u8]) -> Result<FlowKey, Error> {
+/// Walk the IPv6 extension headers (RFC 8200 §4) to the upper-layer
+/// protocol, at most eight of them. With `stop_at_fragment` the walk ends
+/// after a Fragment header: what follows it is only the first part of the
+/// datagram's payload.
+fn datagram_v6(p: &[u8], stop_at_fragment: bool) -> Result<Datagram<'_>, Error> {
     Error::check_len("IPv6 header", IPV6_HEADER_LEN, p.len())?;
     let payload_len = u16::from_be_bytes([p[4], p[5]]) as usize;
     if IPV6_HEADER_LEN + payload_len > p.len() {
@@ -141,10 +182,9 @@ fn flow_key_v6(p: &[u8]) -> Result<FlowKey, Error> {
     a.copy_from_slice(&p[24..40]);
     let dst = IpAddr::V6(Ipv6Addr::from(a));
     let end = IPV6_HEADER_LEN + payload_len;
-    // Walk the extension headers to the upper-layer protocol (RFC 8200 §4).
     let mut next = IpProtocol(p[6]);
     let mut off = IPV6_HEADER_LEN;
-    let mut ports_opaque = false;
+    let mut fragment: Option<Fragment> = None;
     for _ in 0..8 {
         match next {
             IpProtocol::HOPOPT | IpProtocol::IPV6_ROUTE | IpProtocol::IPV6_OPTS => {
@@ -155,10 +195,21 @@ fn flow_key_v6(p: &[u8]) -> Result<FlowKey, Error> {
             }
             IpProtocol::IPV6_FRAG => {
                 Error::check_len("IPv6 fragment header", off + 8, end)?;
-                let frag_offset = u16::from_be_bytes([p[off + 2], p[off + 3]]) >> 3;
-                ports_opaque |= frag_offset != 0;
+                let flags_offset = u16::from_be_bytes([p[off + 2], p[off + 3]]);
+                let this = Fragment {
+                    id: u32::from_be_bytes([p[off + 4], p[off + 5], p[off + 6], p[off + 7]]),
+                    offset: (flags_offset >> 3) as usize * 8,
+                    more: flags_offset & 1 != 0,
+                };
+                // An earlier Fragment header's non-zero offset keeps the ports opaque.
+                if fragment.is_none_or(|f| f.offset == 0) {
+                    fragment = Some(this);
+                }
                 next = IpProtocol(p[off]);
                 off += 8;
+                if stop_at_fragment {
+                    break;
+                }
             }
             _ => break,
         }
@@ -168,18 +219,68 @@ fn flow_key_v6(p: &[u8]) -> Result<FlowKey, Error> {
             what: "IPv6 extension header chain",
         });
     }
-    let (src_port, dst_port) = if ports_opaque {
-        (0, 0)
-    } else {
-        ports(next, &p[off..end])
-    };
-    Ok(FlowKey {
+    Ok(Datagram {
         src,
         dst,
         protocol: next,
+        payload: &p[off..end],
+        fragment,
+    })
+}
+
+fn flow_key_v4(p: &[u8]) -> Result<FlowKey, Error> {
+    flow_key_of(datagram_v4(p)?)
+}
+
+fn flow_key_v6(p: &[u8]) -> Result<FlowKey, Error> {
+    flow_key_of(datagram_v6(p, false)?)
+}
+
+fn flow_key_of(d: Datagram<'_>) -> Result<FlowKey, Error> {
+    let ports_opaque = d.fragment.is_some_and(|f| f.offset != 0);
+    let (src_port, dst_port) = if ports_opaque {
+        (0, 0)
+    } else {
+        ports(d.protocol, d.payload)
+    };
+    Ok(FlowKey {
+        src: d.src,
+        dst: d.dst,
+        protocol: d.protocol,
         src_port,
         dst_port,
         ports_opaque,
+    })
+}
+
+/// A UDP header (RFC 768) and the payload its Length field covers.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct UdpDatagram<'a> {
+    pub src_port: u16,
+    pub dst_port: u16,
+    pub payload: &'a [u8],
+}
+
+pub const UDP_HEADER_LEN: usize = 8;
+
+/// Parse a UDP header at the start of `segment` (the payload of an IP
+/// datagram). Bytes past the UDP Length are not part of the payload; a
+/// Length of 0 (IPv6 jumbograms, RFC 2675) takes the whole segment.
+pub fn udp(segment: &[u8]) -> Result<UdpDatagram<'_>, Error> {
+    Error::check_len("UDP header", UDP_HEADER_LEN, segment.len())?;
+    let len = u16::from_be_bytes([segment[4], segment[5]]) as usize;
+    let end = match len {
+        0 => segment.len(),
+        n if n < UDP_HEADER_LEN => return Err(Error::Malformed { what: "UDP Length" }),
+        n => {
+            Error::check_len("UDP datagram (Length)", n, segment.len())?;
+            n
+        }
+    };
+    Ok(UdpDatagram {
+        src_port: u16::from_be_bytes([segment[0], segment[1]]),
+        dst_port: u16::from_be_bytes([segment[2], segment[3]]),
+        payload: &segment[UDP_HEADER_LEN..end],
     })
 }
 
@@ -317,6 +418,75 @@ mod tests {
     }
 
     #[test]
+    fn datagram_payload_fragments_and_padding() {
+        let udp = [0x11, 0x94, 0x11, 0x94, 0, 9, 0, 0, 0xff];
+        let mut p = build_ipv4(
+            Ipv4Addr::new(10, 0, 0, 1),
+            Ipv4Addr::new(10, 0, 0, 2),
+            IpProtocol::UDP,
+            &udp,
+        );
+        p.extend_from_slice(&[0; 17]); // Ethernet padding to 60 bytes
+        let d = datagram(&p).unwrap();
+        assert_eq!((d.protocol, d.payload, d.fragment), (IpProtocol::UDP, &udp[..], None));
+        let u = udp_of(&d);
+        assert_eq!((u.src_port, u.dst_port, u.payload), (4500, 4500, &[0xff][..]));
+        // Identification 0x1234, MF set, offset 185 (1480 bytes).
+        p[4..6].copy_from_slice(&0x1234u16.to_be_bytes());
+        p[6..8].copy_from_slice(&(0x2000u16 | 185).to_be_bytes());
+        let f = datagram(&p).unwrap().fragment.unwrap();
+        assert_eq!(
+            f,
+            Fragment {
+                id: 0x1234,
+                offset: 1480,
+                more: true
+            }
+        );
+        // IPv6: hop-by-hop, then a Fragment header (offset 0, M set, id 7), then UDP.
+        let mut payload = vec![IpProtocol::IPV6_FRAG.0, 0, 0, 0, 0, 0, 0, 0];
+        payload.extend_from_slice(&[IpProtocol::UDP.0, 0, 0, 1, 0, 0, 0, 7]);
+        payload.extend_from_slice(&udp);
+        let p6 = build_ipv6(
+            "2001:db8::1".parse().unwrap(),
+            "2001:db8::2".parse().unwrap(),
+            IpProtocol::HOPOPT,
+            &payload,
+        );
+        let d6 = datagram(&p6).unwrap();
+        assert_eq!(d6.protocol, IpProtocol::UDP);
+        assert_eq!(
+            d6.fragment,
+            Some(Fragment {
+                id: 7,
+                offset: 0,
+                more: true
+            })
+        );
+        assert_eq!(d6.payload, &udp[..]);
+        assert_eq!(flow_key(&p6).unwrap().dst_port, 4500);
+    }
+
+    fn udp_of<'a>(d: &Datagram<'a>) -> UdpDatagram<'a> {
+        udp(d.payload).unwrap()
+    }
+
+    #[test]
+    fn udp_lengths() {
+        assert_eq!(udp(&[0, 1, 0, 2, 0, 8, 0, 0, 9]).unwrap().payload, &[] as &[u8]);
+        assert_eq!(udp(&[0, 1, 0, 2, 0, 0, 0, 0, 9]).unwrap().payload, &[9]);
+        assert_eq!(
+            udp(&[0, 1, 0, 2, 0, 7, 0, 0]).unwrap_err(),
+            Error::Malformed { what: "UDP Length" }
+        );
+        assert!(matches!(
+            udp(&[0, 1, 0, 2, 0, 10, 0, 0, 9]),
+            Err(Error::Truncated { .. })
+        ));
+        assert!(udp(&[0, 1, 0, 2]).is_err());
+    }
+
+    #[test]
     fn garbage_never_panics() {
         let mut x: u32 = 1;
         for len in 0..80 {
@@ -331,12 +501,15 @@ mod tests {
                     .collect();
                 let _ = flow_key(&buf);
                 let _ = claimed_len(&buf);
+                let _ = datagram(&buf).map(|d| udp(d.payload));
                 let mut v4 = buf.clone();
                 if !v4.is_empty() {
                     v4[0] = 0x40 | (v4[0] & 0x0f);
                     let _ = flow_key(&v4);
+                    let _ = datagram(&v4);
                     v4[0] = 0x60;
                     let _ = flow_key(&v4);
+                    let _ = datagram(&v4);
                 }
             }
         }

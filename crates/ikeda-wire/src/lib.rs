@@ -18,6 +18,8 @@ pub mod ikev1;
 pub mod ikev2;
 pub mod ip;
 pub mod ipcomp;
+pub mod pcap;
+pub mod reassembly;
 pub mod udp_encap;
 
 pub use error::{Error, Fault};

@@ -16,6 +16,7 @@ mod engines;
 mod ike;
 mod keys;
 mod lab;
+mod pcap;
 mod private;
 mod seqstate;
 mod show;
@@ -109,6 +110,9 @@ enum Cmd {
         #[arg(long)]
         json: bool,
     },
+    /// Read a capture (pcap or pcapng): IKE messages in the notation of our
+    /// logs, ESP as per-SA flows.
+    Pcap(pcap::PcapArgs),
     /// The two-site lab in network namespaces.
     Lab {
         #[command(subcommand)]
@@ -239,7 +243,7 @@ fn client(socket: &std::path::Path, cmd: Cmd) -> i32 {
                 Err(e) => client_error(e),
             }
         }
-        Cmd::Run { .. } | Cmd::Check { .. } | Cmd::Lab { .. } | Cmd::Down { conn: None, .. } => 2,
+        Cmd::Run { .. } | Cmd::Check { .. } | Cmd::Lab { .. } | Cmd::Down { conn: None, .. } | Cmd::Pcap(_) => 2,
     }
 }
 
@@ -279,6 +283,7 @@ fn main() -> ExitCode {
         Cmd::Down {
             config: Some(config), ..
         } => daemon::teardown(&config, &cli.socket),
+        Cmd::Pcap(args) => pcap::main(args),
         cmd => client(&cli.socket, cmd),
     };
     ExitCode::from(code as u8)

@@ -1,0 +1,695 @@
+//! From packets to what an IPsec engineer reads: IKE messages in the
+//! notation of our logs (`ikeda_wire::ikev2::summary`,
+//! `ikeda_wire::ikev1::summary`), ESP as one flow per SA, NAT-T
+//! keepalives counted. Every table that the capture can grow is bounded
+//! ([`Limits`]) and what did not fit is counted.
+//!
+//! IKE is recognised on UDP port 500 and on 4500 after the non-ESP marker
+//! (RFC 3948 §2.2), by either port, so a NAT's rewritten source port does
+//! not hide it; ESP as IP protocol 50 and in UDP 4500 (RFC 3948 §2.1).
+
+use ikeda_wire::iana::IpProtocol;
+use ikeda_wire::ip::{self, Datagram};
+use ikeda_wire::pcap::{link_type, network_layer, Packet, Timestamp};
+use ikeda_wire::reassembly::{Reassembler, Stats as FragmentStats};
+use ikeda_wire::udp_encap::{self, Udp4500Payload, NAT_T_PORT};
+use ikeda_wire::{esp::EspPacket, ikev1, ikev2};
+use serde::Serialize;
+use std::collections::{BTreeMap, HashMap, HashSet};
+use std::io::Write;
+use std::net::IpAddr;
+
+const IKE_PORT: u16 = 500;
+/// Offset of the version octet in both IKE headers (RFC 2408 §3.1, RFC
+/// 7296 §3.1): after the two 8-octet SPIs and Next Payload.
+const IKE_VERSION_OCTET: usize = 17;
+/// Problems printed one by one; the rest only counted.
+const MAX_WARNINGS: usize = 20;
+
+/// Bounds on what a capture can make us hold.
+#[derive(Debug, Clone, Copy)]
+pub struct Limits {
+    /// ESP flows (SPI and addresses) tracked.
+    pub max_flows: usize,
+    /// IKEv1 exchanges (cookie, Message ID) whose requester is remembered.
+    pub max_v1_exchanges: usize,
+    pub fragments: ikeda_wire::reassembly::Limits,
+}
+
+impl Default for Limits {
+    fn default() -> Self {
+        Limits {
+            max_flows: 65536,
+            max_v1_exchanges: 65536,
+            fragments: Default::default(),
+        }
+    }
+}
+
+/// One IKE message, as printed and as `--json` gives it.
+#[derive(Debug, Clone, Serialize)]
+pub struct IkeMessage {
+    pub frame: u64,
+    /// Seconds since the epoch, with nanoseconds.
+    pub time: String,
+    /// Seconds since the first packet of the capture.
+    pub rel_time: f64,
+    pub src: IpAddr,
+    pub src_port: u16,
+    pub dst: IpAddr,
+    pub dst_port: u16,
+    /// Sent on 4500 after the non-ESP marker.
+    pub non_esp_marker: bool,
+    pub version: u8,
+    pub exchange: String,
+    pub request: bool,
+    pub message_id: u32,
+    /// IKEv2 SPIi / IKEv1 initiator cookie, 16 hex digits.
+    pub spi_i: String,
+    /// IKEv2 SPIr / IKEv1 responder cookie.
+    pub spi_r: String,
+    /// `IKE_AUTH request 1 [ IDi AUTH SA TSi TSr ]`, as our logs write it.
+    pub summary: String,
+    /// Length of the encrypted part (IKEv2 SK/SKF payload body, IKEv1
+    /// everything after the header of a message with flag E), when any.
+    pub encrypted_len: Option<usize>,
+    /// Why the message did not parse, when it did not.
+    pub error: Option<String>,
+    /// `--verbose`: every payload as the wire crate parses it.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub payloads: Vec<String>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Encapsulation {
+    /// IP protocol 50.
+    Esp,
+    /// UDP (RFC 3948).
+    Udp,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
+struct FlowKey {
+    spi: u32,
+    src: IpAddr,
+    dst: IpAddr,
+    encap: Encapsulation,
+    src_port: u16,
+    dst_port: u16,
+}
+
+/// Sequence numbers seen within this distance below the highest are told
+/// apart as late (filling a gap) or repeated; older ones are counted as
+/// too old. The same size as the data plane's largest replay window.
+const SEQ_WINDOW: u32 = 4096;
+
+/// One direction of one ESP SA.
+#[derive(Debug, Clone, Serialize)]
+pub struct EspFlow {
+    /// `0x` and 8 hex digits.
+    pub spi: String,
+    pub src: IpAddr,
+    pub dst: IpAddr,
+    pub encap: Encapsulation,
+    /// UDP ports for `udp`, 0 for `esp`.
+    pub src_port: u16,
+    pub dst_port: u16,
+    pub packets: u64,
+    /// ESP bytes: SPI to ICV.
+    pub bytes: u64,
+    pub first_frame: u64,
+    pub last_frame: u64,
+    pub first_time: f64,
+    pub last_time: f64,
+    pub seq_first: u32,
+    pub seq_min: u32,
+    pub seq_max: u32,
+    /// Sequence numbers below the highest never seen (packets lost before
+    /// the capture point, or still to come when it ended).
+    pub gaps: u64,
+    /// Sequence numbers seen more than once (replays, duplicates).
+    pub replays: u64,
+    /// Packets that arrived after a higher sequence number.
+    pub reordered: u64,
+    /// Packets more than 4096 below the highest: neither told apart.
+    pub too_old: u64,
+    #[serde(skip)]
+    window: SeqWindow,
+}
+
+/// A bitmap of the last [`SEQ_WINDOW`] sequence numbers below `max`.
+#[derive(Debug, Clone, Default)]
+struct SeqWindow {
+    bits: Vec<u64>,
+}
+
+impl SeqWindow {
+    fn index(seq: u32) -> (usize, u64) {
+        let i = (seq % SEQ_WINDOW) as usize;
+        (i / 64, 1u64 << (i % 64))
+    }
+    fn get(&self, seq: u32) -> bool {
+        let (w, b) = Self::index(seq);
+        self.bits.get(w).is_some_and(|x| x & b != 0)
+    }
+    fn set(&mut self, seq: u32, on: bool) {
+        if self.bits.is_empty() {
+            self.bits = vec![0; (SEQ_WINDOW / 64) as usize];
+        }
+        let (w, b) = Self::index(seq);
+        if on {
+            self.bits[w] |= b;
+        } else {
+            self.bits[w] &= !b;
+        }
+    }
+}
+
+impl EspFlow {
+    fn new(k: &FlowKey, frame: u64, t: f64, seq: u32) -> EspFlow {
+        EspFlow {
+            spi: format!("{:#010x}", k.spi),
+            src: k.src,
+            dst: k.dst,
+            encap: k.encap,
+            src_port: k.src_port,
+            dst_port: k.dst_port,
+            packets: 0,
+            bytes: 0,
+            first_frame: frame,
+            last_frame: frame,
+            first_time: t,
+            last_time: t,
+            seq_first: seq,
+            seq_min: seq,
+            seq_max: seq,
+            gaps: 0,
+            replays: 0,
+            reordered: 0,
+            too_old: 0,
+            window: SeqWindow::default(),
+        }
+    }
+
+    /// Count one packet (RFC 4303 §3.4.3's window, as an observer: nothing
+    /// is dropped, only told apart).
+    fn add(&mut self, frame: u64, t: f64, seq: u32, len: usize) {
+        self.packets += 1;
+        self.bytes += len as u64;
+        self.last_frame = frame;
+        self.last_time = t;
+        if self.packets == 1 {
+            self.window.set(seq, true);
+            return;
+        }
+        if seq > self.seq_max {
+            self.gaps += u64::from(seq - self.seq_max - 1);
+            // The bits of the numbers skipped now stand for them: clear them.
+            for s in (self.seq_max + 1..seq).rev().take(SEQ_WINDOW as usize) {
+                self.window.set(s, false);
+            }
+            self.window.set(seq, true);
+            self.seq_max = seq;
+        } else if self.seq_max - seq >= SEQ_WINDOW {
+            self.too_old += 1;
+        } else if self.window.get(seq) {
+            self.replays += 1;
+        } else {
+            self.window.set(seq, true);
+            self.reordered += 1;
+            if seq < self.seq_min {
+                // Below everything seen: the range, and its gaps, grow downwards.
+                self.gaps += u64::from(self.seq_min - seq - 1);
+                self.seq_min = seq;
+            } else {
+                self.gaps = self.gaps.saturating_sub(1);
+            }
+        }
+    }
+}
+
+/// Counters over the whole capture, for `stats` and the closing lines.
+#[derive(Debug, Clone, Default, Serialize)]
+pub struct Counters {
+    pub frames: u64,
+    /// Frames that carry neither IPv4 nor IPv6 (ARP, ...).
+    pub not_ip: u64,
+    /// Frames of a link type we do not read.
+    pub unsupported_link_type: u64,
+    /// Frames the snaplen cut short.
+    pub cut_by_snaplen: u64,
+    /// IP packets (or frames) that do not parse.
+    pub malformed: u64,
+    pub ike_messages: u64,
+    pub esp_packets: u64,
+    pub nat_keepalives: u64,
+    /// IP packets that are none of the above.
+    pub other: u64,
+    /// ESP packets of flows beyond `max_flows`.
+    pub esp_untracked: u64,
+    pub fragments: FragmentCounters,
+}
+
+#[derive(Debug, Clone, Default, Serialize)]
+pub struct FragmentCounters {
+    pub fragments: u64,
+    pub reassembled: u64,
+    pub timed_out: u64,
+    pub over_limit: u64,
+    pub overlapping: u64,
+    pub duplicates: u64,
+    pub malformed: u64,
+}
+
+impl From<FragmentStats> for FragmentCounters {
+    fn from(s: FragmentStats) -> Self {
+        FragmentCounters {
+            fragments: s.fragments,
+            reassembled: s.reassembled,
+            timed_out: s.timed_out,
+            over_limit: s.over_limit,
+            overlapping: s.overlapping,
+            duplicates: s.duplicates,
+            malformed: s.malformed,
+        }
+    }
+}
+
+/// Turns packets into printed messages (as they come: nothing per message
+/// is kept) and flows (printed at the end).
+pub struct Analyzer {
+    limits: Limits,
+    verbose: bool,
+    json: bool,
+    first: Option<Timestamp>,
+    reassembler: Reassembler,
+    flows: HashMap<FlowKey, EspFlow>,
+    /// IKEv1: who sent the first message of (initiator cookie, Message ID),
+    /// the requester of that exchange.
+    v1_requesters: HashMap<(u64, u32), IpAddr>,
+    /// Link types already warned about.
+    unsupported: HashSet<u32>,
+    counters: Counters,
+    warnings: Vec<String>,
+    warnings_dropped: u64,
+    printed: u64,
+}
+
+impl Analyzer {
+    pub fn new(limits: Limits, verbose: bool, json: bool) -> Analyzer {
+        Analyzer {
+            limits,
+            verbose,
+            json,
+            first: None,
+            reassembler: Reassembler::new(limits.fragments),
+            flows: HashMap::new(),
+            v1_requesters: HashMap::new(),
+            unsupported: HashSet::new(),
+            counters: Counters::default(),
+            warnings: Vec::new(),
+            warnings_dropped: 0,
+            printed: 0,
+        }
+    }
+
+    /// Problems met (frame number and why), the first [`MAX_WARNINGS`],
+    /// then how many more.
+    pub fn warnings(&self) -> Vec<String> {
+        let mut w = self.warnings.clone();
+        if self.warnings_dropped > 0 {
+            w.push(format!("... and {} more problems like these", self.warnings_dropped));
+        }
+        w
+    }
+
+    fn warn(&mut self, w: String) {
+        if self.warnings.len() < MAX_WARNINGS {
+            self.warnings.push(w);
+        } else {
+            self.warnings_dropped += 1;
+        }
+    }
+
+    /// Take one packet record; print the IKE message it carries, if any.
+    pub fn packet(&mut self, p: &Packet<'_>, out: &mut impl Write) {
+        self.counters.frames += 1;
+        let first = *self.first.get_or_insert(p.timestamp);
+        let rel = rel_seconds(first, p.timestamp);
+        let ip = match network_layer(p.link_type, p.data) {
+            Ok(Some(ip)) => ip,
+            Ok(None) => {
+                self.counters.not_ip += 1;
+                return;
+            }
+            Err(ikeda_wire::Error::Unsupported { what: "link type", .. }) => {
+                self.counters.unsupported_link_type += 1;
+                if self.unsupported.insert(p.link_type) {
+                    self.warn(format!(
+                        "frame {}: link type {} is not supported (ikeda pcap reads Ethernet, Linux cooked v1 \
+                         and v2, raw IP, NULL/LOOP); its frames are skipped",
+                        p.number, p.link_type
+                    ));
+                }
+                return;
+            }
+            Err(e) => {
+                self.malformed(
+                    p,
+                    &format!("{} frame: {e}", link_type::name(p.link_type).unwrap_or("link")),
+                );
+                return;
+            }
+        };
+        let d = match ip::datagram(ip) {
+            Ok(d) => d,
+            Err(e) if p.is_cut() => {
+                self.counters.cut_by_snaplen += 1;
+                self.warn(format!(
+                    "frame {}: cut by the snaplen ({} of {} bytes captured): {e}",
+                    p.number,
+                    p.data.len(),
+                    p.original_len
+                ));
+                return;
+            }
+            Err(e) => {
+                self.malformed(p, &e.to_string());
+                return;
+            }
+        };
+        if d.fragment.is_some() {
+            if let Some(whole) = self.reassembler.push(p.timestamp.as_nanos(), &d) {
+                let d = Datagram {
+                    src: whole.src,
+                    dst: whole.dst,
+                    protocol: whole.protocol,
+                    payload: &whole.payload,
+                    fragment: None,
+                };
+                self.datagram(p, rel, &d, out);
+            }
+            return;
+        }
+        self.datagram(p, rel, &d, out);
+    }
+
+    fn malformed(&mut self, p: &Packet<'_>, why: &str) {
+        self.counters.malformed += 1;
+        self.warn(format!("frame {}: {why}", p.number));
+    }
+
+    fn datagram(&mut self, p: &Packet<'_>, rel: f64, d: &Datagram<'_>, out: &mut impl Write) {
+        match d.protocol {
+            IpProtocol::ESP => self.esp(p, rel, d, d.payload, Encapsulation::Esp, (0, 0)),
+            IpProtocol::UDP => {
+                let u = match ip::udp(d.payload) {
+                    Ok(u) => u,
+                    Err(e) => return self.malformed(p, &e.to_string()),
+                };
+                let ports = (u.src_port, u.dst_port);
+                if u.src_port == NAT_T_PORT || u.dst_port == NAT_T_PORT {
+                    match udp_encap::classify(u.payload) {
+                        Ok(Udp4500Payload::Ike(ike)) => self.ike(p, rel, d, ports, true, ike, out),
+                        Ok(Udp4500Payload::Esp(esp)) => self.esp(p, rel, d, esp, Encapsulation::Udp, ports),
+                        Ok(Udp4500Payload::NatKeepalive) => self.counters.nat_keepalives += 1,
+                        Err(e) => self.malformed(p, &format!("UDP 4500: {e}")),
+                    }
+                } else if u.src_port == IKE_PORT || u.dst_port == IKE_PORT {
+                    self.ike(p, rel, d, ports, false, u.payload, out);
+                } else {
+                    self.counters.other += 1;
+                }
+            }
+            _ => self.counters.other += 1,
+        }
+    }
+
+    fn esp(&mut self, p: &Packet<'_>, rel: f64, d: &Datagram<'_>, esp: &[u8], encap: Encapsulation, ports: (u16, u16)) {
+        let pkt = match EspPacket::new_checked(esp) {
+            Ok(e) => e,
+            Err(e) => return self.malformed(p, &format!("ESP: {e}")),
+        };
+        self.counters.esp_packets += 1;
+        let key = FlowKey {
+            spi: pkt.spi(),
+            src: d.src,
+            dst: d.dst,
+            encap,
+            src_port: ports.0,
+            dst_port: ports.1,
+        };
+        let seq = pkt.sequence_number();
+        if !self.flows.contains_key(&key) && self.flows.len() >= self.limits.max_flows {
+            self.counters.esp_untracked += 1;
+            return;
+        }
+        self.flows
+            .entry(key)
+            .or_insert_with(|| EspFlow::new(&key, p.number, rel, seq))
+            .add(p.number, rel, seq, esp.len());
+    }
+
+    #[allow(clippy::too_many_arguments)]
+    fn ike(
+        &mut self,
+        p: &Packet<'_>,
+        rel: f64,
+        d: &Datagram<'_>,
+        ports: (u16, u16),
+        non_esp_marker: bool,
+        data: &[u8],
+        out: &mut impl Write,
+    ) {
+        self.counters.ike_messages += 1;
+        let mut m = IkeMessage {
+            frame: p.number,
+            time: p.timestamp.to_string(),
+            rel_time: rel,
+            src: d.src,
+            src_port: ports.0,
+            dst: d.dst,
+            dst_port: ports.1,
+            non_esp_marker,
+            version: 0,
+            exchange: String::new(),
+            request: true,
+            message_id: 0,
+            spi_i: String::new(),
+            spi_r: String::new(),
+            summary: String::new(),
+            encrypted_len: None,
+            error: None,
+            payloads: Vec::new(),
+        };
+        let parsed = match data.get(IKE_VERSION_OCTET).map(|v| v >> 4) {
+            Some(2) => self.ikev2(data, &mut m),
+            Some(1) => self.ikev1(data, d.src, &mut m),
+            Some(v) => Err(format!("IKE major version {v}")),
+            None => Err(format!("{} bytes, shorter than an IKE header", data.len())),
+        };
+        if let Err(e) = parsed {
+            self.warn(format!("frame {}: IKE message does not parse: {e}", p.number));
+            m.error = Some(e);
+        }
+        self.print_message(&m, out);
+    }
+
+    fn ikev2(&mut self, data: &[u8], m: &mut IkeMessage) -> Result<(), String> {
+        m.version = 2;
+        let h = ikev2::Header::new_checked(data).map_err(|e| e.to_string())?;
+        let repr = ikev2::HeaderRepr::parse(&h).map_err(|e| e.to_string())?;
+        m.exchange = repr.exchange_type.to_string();
+        m.request = repr.is_request();
+        m.message_id = repr.message_id;
+        m.spi_i = format!("{:016x}", repr.initiator_spi);
+        m.spi_r = format!("{:016x}", repr.responder_spi);
+        let msg = ikev2::Message::parse(data).map_err(|e| e.to_string())?;
+        m.summary = msg.summary();
+        m.encrypted_len = msg.payloads.iter().find_map(|p| match p {
+            ikev2::Payload::Sk(sk) => Some(sk.body.len()),
+            ikev2::Payload::Skf(f) => Some(f.body.len()),
+            _ => None,
+        });
+        if self.verbose {
+            m.payloads = msg.payloads.iter().map(|p| format!("{p:?}")).collect();
+        }
+        Ok(())
+    }
+
+    fn ikev1(&mut self, data: &[u8], src: IpAddr, m: &mut IkeMessage) -> Result<(), String> {
+        m.version = 1;
+        let h = ikev1::Header::parse(data).map_err(|e| e.to_string())?;
+        m.exchange = h.exchange.name();
+        m.message_id = h.message_id;
+        m.spi_i = format!("{:016x}", h.icookie);
+        m.spi_r = format!("{:016x}", h.rcookie);
+        m.request = self.v1_is_request(&h, src);
+        let payloads = if h.encrypted() {
+            m.encrypted_len = Some(h.length as usize - ikev1::HEADER_LEN);
+            None
+        } else {
+            Some(ikev1::Message::parse(data).map_err(|e| e.to_string())?.payload_list())
+        };
+        let list = match &payloads {
+            Some(p) => ikev1::summary(p),
+            None => "[ E ]".to_string(),
+        };
+        // As the IKEv1 engine's log_msg writes it.
+        m.summary = format!(
+            "{} {} {} {list}",
+            m.exchange,
+            if m.request { "request" } else { "response" },
+            m.message_id
+        );
+        if self.verbose {
+            m.payloads = payloads.unwrap_or_default().iter().map(|p| format!("{p:?}")).collect();
+        }
+        Ok(())
+    }
+
+    /// IKEv1 headers carry no request/response flag. An exchange's
+    /// requester is whoever sent its first message in the capture (for
+    /// Main and Aggressive Mode, the initiator, when the capture holds its
+    /// first message); informational exchanges are one-way, requests all
+    /// (as our engine and strongSwan log them).
+    fn v1_is_request(&mut self, h: &ikev1::Header, src: IpAddr) -> bool {
+        if h.exchange == ikev1::ExchangeType::INFORMATIONAL {
+            return true;
+        }
+        let key = (h.icookie, h.message_id);
+        match self.v1_requesters.get(&key) {
+            Some(a) => *a == src,
+            None => {
+                if self.v1_requesters.len() < self.limits.max_v1_exchanges {
+                    self.v1_requesters.insert(key, src);
+                }
+                true
+            }
+        }
+    }
+
+    fn print_message(&mut self, m: &IkeMessage, out: &mut impl Write) {
+        if self.json {
+            let sep = if self.printed == 0 { "" } else { "," };
+            let _ = write!(out, "{sep}{}", serde_json::to_string(m).unwrap_or_default());
+        } else {
+            let _ = writeln!(out, "{}", message_line(m));
+            for p in &m.payloads {
+                let _ = writeln!(out, "        {p}");
+            }
+        }
+        self.printed += 1;
+    }
+
+    /// The end of the capture: print the ESP flows and the counters.
+    pub fn finish(&mut self, format: &str, out: &mut impl Write) {
+        self.reassembler.finish();
+        self.counters.fragments = self.reassembler.stats().into();
+        let flows: BTreeMap<_, _> = self.flows.iter().collect();
+        if self.json {
+            let flows: Vec<&EspFlow> = flows.values().copied().collect();
+            let _ = writeln!(
+                out,
+                "],\"format\":{},\"flows\":{},\"stats\":{}}}",
+                serde_json::to_string(format).unwrap_or_default(),
+                serde_json::to_string(&flows).unwrap_or_default(),
+                serde_json::to_string(&self.counters).unwrap_or_default()
+            );
+            return;
+        }
+        if !flows.is_empty() {
+            let _ = writeln!(out, "\nESP flows:");
+            for f in flows.values() {
+                let _ = writeln!(out, "{}", flow_line(f));
+            }
+        }
+        let c = &self.counters;
+        let _ = writeln!(
+            out,
+            "\n{} frames ({format}): {} IKE messages, {} ESP packets in {} flows, {} NAT-T keepalives, {} other",
+            c.frames,
+            c.ike_messages,
+            c.esp_packets,
+            self.flows.len(),
+            c.nat_keepalives,
+            c.other
+        );
+        let mut notes = Vec::new();
+        for (n, what) in [
+            (c.not_ip, "not IP"),
+            (c.unsupported_link_type, "of an unsupported link type"),
+            (c.cut_by_snaplen, "cut by the snaplen"),
+            (c.malformed, "malformed"),
+            (c.esp_untracked, "ESP beyond the flow table"),
+            (c.fragments.reassembled, "datagrams reassembled"),
+            (c.fragments.timed_out, "incomplete datagrams dropped"),
+            (
+                c.fragments.over_limit + c.fragments.overlapping + c.fragments.malformed,
+                "fragments dropped",
+            ),
+        ] {
+            if n > 0 {
+                notes.push(format!("{n} {what}"));
+            }
+        }
+        if !notes.is_empty() {
+            let _ = writeln!(out, "({})", notes.join(", "));
+        }
+    }
+}
+
+fn rel_seconds(first: Timestamp, t: Timestamp) -> f64 {
+    (t.as_nanos() as f64 - first.as_nanos() as f64) / 1e9
+}
+
+fn endpoint(a: IpAddr, port: u16) -> String {
+    match a {
+        IpAddr::V4(_) => format!("{a}:{port}"),
+        IpAddr::V6(_) => format!("[{a}]:{port}"),
+    }
+}
+
+/// `  0.001234 #3 192.168.50.11:500 -> 192.168.50.12:500 IKE_AUTH request 1 [ E ] 8f2c..._i 1a3b..._r encrypted 240 bytes`
+pub fn message_line(m: &IkeMessage) -> String {
+    let mut s = format!(
+        "{:>10.6} #{} {} -> {} ",
+        m.rel_time,
+        m.frame,
+        endpoint(m.src, m.src_port),
+        endpoint(m.dst, m.dst_port)
+    );
+    if let Some(e) = &m.error {
+        s.push_str(&format!("IKEv{} message that does not parse: {e}", m.version));
+        return s;
+    }
+    s.push_str(&format!("{} {}_i {}_r", m.summary, m.spi_i, m.spi_r));
+    if let Some(n) = m.encrypted_len {
+        s.push_str(&format!(" encrypted {n} bytes"));
+    }
+    s
+}
+
+/// `  192.168.50.11 -> 192.168.50.12 ESP SPI 0xc0a80001: 20 packets, 2400 bytes, seq 1-20, 0 gaps, 0 replays, 0.012-9.876 s`
+pub fn flow_line(f: &EspFlow) -> String {
+    let encap = match f.encap {
+        Encapsulation::Esp => "ESP".to_string(),
+        Encapsulation::Udp => format!("ESP in UDP {}->{}", f.src_port, f.dst_port),
+    };
+    let mut s = format!(
+        "  {} -> {} {encap} SPI {}: {} packets, {} bytes, seq {}-{}, {} gaps, {} replays",
+        f.src, f.dst, f.spi, f.packets, f.bytes, f.seq_min, f.seq_max, f.gaps, f.replays
+    );
+    if f.reordered > 0 {
+        s.push_str(&format!(", {} reordered", f.reordered));
+    }
+    if f.too_old > 0 {
+        s.push_str(&format!(", {} too old to tell", f.too_old));
+    }
+    s.push_str(&format!(
+        ", {:.3}-{:.3} s (frames {}-{})",
+        f.first_time, f.last_time, f.first_frame, f.last_frame
+    ));
+    s
+}

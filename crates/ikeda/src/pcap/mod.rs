@@ -1,0 +1,148 @@
+//! `ikeda pcap FILE`: read a capture and print the IPsec conversation in
+//! it, one line per IKE message in the notation of our logs and ESP as
+//! per-SA flows.
+//!
+//! This module is the I/O half: it streams the file through
+//! `ikeda_wire::pcap::CaptureDecoder` with one buffer (memory stays flat
+//! whatever the file's size) and prints. The decoding of capture formats,
+//! link layers, IP and IKE is the wire crate's; `analyze` turns packets
+//! into messages and flows.
+
+mod analyze;
+#[cfg(test)]
+mod tests;
+
+use analyze::Analyzer;
+pub use analyze::Limits;
+use ikeda_wire::pcap::{CaptureDecoder, CaptureError, Next, Packet, MAX_RECORD_LEN};
+use std::fs::File;
+use std::io::{self, Read, Write};
+use std::path::PathBuf;
+
+/// The bytes asked of the file at a time.
+const READ_CHUNK: usize = 256 * 1024;
+
+#[derive(clap::Args, Debug, Clone)]
+pub struct PcapArgs {
+    /// A pcap or pcapng file ("-" for standard input).
+    pub file: PathBuf,
+    /// Print every payload of every IKE message, as the wire crate parses it.
+    #[arg(short, long)]
+    pub verbose: bool,
+    /// One JSON object: {"file", "format", "messages": [...], "flows": [...],
+    /// "stats": {...}}; see README ("Reading captures") for the fields.
+    #[arg(long)]
+    pub json: bool,
+}
+
+/// Why a capture could not be read to its end.
+#[derive(Debug)]
+pub enum ReadError {
+    Io(io::Error),
+    Capture(CaptureError),
+}
+
+impl std::fmt::Display for ReadError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            ReadError::Io(e) => write!(f, "{e}"),
+            ReadError::Capture(e) => write!(f, "{e}"),
+        }
+    }
+}
+
+/// Stream every packet record of a capture to `each`; returns the format
+/// ("pcapng (little-endian)", ...). The buffer holds at most one record
+/// plus one read chunk.
+pub fn read_capture(
+    mut input: impl Read,
+    mut each: impl FnMut(&Packet<'_>),
+    format: &mut String,
+) -> Result<(), ReadError> {
+    let mut decoder = CaptureDecoder::new();
+    let mut buf: Vec<u8> = Vec::with_capacity(READ_CHUNK * 2);
+    let mut start = 0;
+    let mut eof = false;
+    loop {
+        let need = match decoder.next(&buf[start..]).map_err(ReadError::Capture)? {
+            Next::Record { len, packet } => {
+                if let Some(p) = packet {
+                    each(&p);
+                }
+                if format.is_empty() {
+                    *format = decoder.format();
+                }
+                start += len;
+                continue;
+            }
+            Next::Need(n) => n,
+        };
+        if eof {
+            return decoder.finish(buf.len() - start).map_err(ReadError::Capture);
+        }
+        // Keep only the unread tail, then read until the record is whole.
+        buf.drain(..start);
+        start = 0;
+        debug_assert!(need <= MAX_RECORD_LEN);
+        while buf.len() < need && !eof {
+            let have = buf.len();
+            buf.resize(have + READ_CHUNK.max(need - have), 0);
+            let n = loop {
+                match input.read(&mut buf[have..]) {
+                    Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
+                    r => break r,
+                }
+            };
+            let n = n.map_err(ReadError::Io)?;
+            buf.truncate(have + n);
+            eof = n == 0;
+        }
+    }
+}
+
+/// `ikeda pcap`: exit 0 when the whole file was read, 1 when it could
+/// not be (the part before the problem is still printed), 2 when it
+/// cannot be opened.
+pub fn main(args: PcapArgs) -> i32 {
+    let input: Box<dyn Read> = if args.file.as_os_str() == "-" {
+        Box::new(io::stdin().lock())
+    } else {
+        match File::open(&args.file) {
+            Ok(f) => Box::new(f),
+            Err(e) => {
+                eprintln!("ikeda pcap: {}: {e}", args.file.display());
+                return 2;
+            }
+        }
+    };
+    let stdout = io::stdout();
+    let mut out = io::BufWriter::new(stdout.lock());
+    let mut analyzer = Analyzer::new(Limits::default(), args.verbose, args.json);
+    let mut format = String::new();
+    if args.json {
+        let _ = write!(
+            out,
+            "{{\"file\":{},\"messages\":[",
+            json_string(&args.file.display().to_string())
+        );
+    }
+    let result = read_capture(input, |p| analyzer.packet(p, &mut out), &mut format);
+    let code = match &result {
+        Ok(()) => 0,
+        Err(e) => {
+            let _ = out.flush();
+            eprintln!("ikeda pcap: {}: {e}", args.file.display());
+            1
+        }
+    };
+    analyzer.finish(&format, &mut out);
+    let _ = out.flush();
+    for w in analyzer.warnings() {
+        eprintln!("ikeda pcap: {}: {w}", args.file.display());
+    }
+    code
+}
+
+fn json_string(s: &str) -> String {
+    serde_json::to_string(s).unwrap_or_else(|_| "\"\"".into())
+}
