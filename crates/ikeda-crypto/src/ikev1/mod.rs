@@ -467,10 +467,8 @@ mod tests {
 /// Compare a received HASH (HASH_I, HASH_R, HASH(1..3), an Informational
 /// HASH(1)) with the one we computed, in constant time: a `!=` would leak
 /// through its timing how many leading octets of a forgery were right.
-/// Different lengths are a mismatch.
-pub fn hash_matches(want: &[u8], got: &[u8]) -> bool {
-    aws_lc_rs::constant_time::verify_slices_are_equal(want, got).is_ok()
-}
+/// Different lengths are a mismatch. The same check as every ICV's.
+pub use crate::ct_eq as hash_matches;
 
 #[cfg(test)]
 mod hash_matches_tests {
