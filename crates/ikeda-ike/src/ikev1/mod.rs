@@ -1667,23 +1667,34 @@ impl Engine {
 
     /// SKEYID and friends, once both KEs and nonces are in (RFC 2409 §5).
     fn derive(&mut self, idx: usize) -> bool {
-        let Some(sa) = self.sas[idx].as_ref() else { return false };
+        match self.phase1_keys(idx) {
+            Ok(keys) => {
+                self.install_keys(idx, keys);
+                true
+            }
+            Err(e) => {
+                if let Some(conn) = self.sas[idx].as_ref().map(|s| s.conn) {
+                    self.fail(conn, Failure::Other(format!("peer's KE refused: {e}")));
+                }
+                self.remove(idx, "bad KE");
+                false
+            }
+        }
+    }
+
+    /// The phase-1 keys from what the SA holds, with no effect on it: an
+    /// Aggressive Mode initiator tries them on AM2's HASH_R before it acts.
+    fn phase1_keys(&self, idx: usize) -> Result<Phase1Keys, String> {
+        let Some(sa) = self.sas[idx].as_ref() else {
+            return Err("no SA".into());
+        };
         let (Some(c), Some(kex)) = (sa.choice, sa.kex.as_ref()) else {
-            return false;
+            return Err("no transform or key exchange yet".into());
         };
         let peer = if sa.initiator { &sa.gxr } else { &sa.gxi };
-        let gxy = match kex.shared_secret(peer) {
-            Ok(s) => s,
-            Err(e) => {
-                let conn = sa.conn;
-                self.fail(conn, Failure::Other(format!("peer's KE refused: {e}")));
-                self.remove(idx, "bad KE");
-                return false;
-            }
-        };
-        let conn = sa.conn;
-        let psk = self.conns[conn].spec.psk.clone();
-        let keys = c1::phase1_keys_psk(&c1::Phase1Input {
+        let gxy = kex.shared_secret(peer).map_err(|e| e.to_string())?;
+        let psk = &self.conns[sa.conn].spec.psk;
+        Ok(c1::phase1_keys_psk(&c1::Phase1Input {
             hash: c.hash,
             cipher: c.cipher,
             psk: psk.expose(),
@@ -1694,9 +1705,15 @@ impl Engine {
             cky_r: sa.rcookie,
             gxi: &sa.gxi,
             gxr: &sa.gxr,
-        });
+        }))
+    }
+
+    /// Keys in use: exported (key log) and the CBC chain starts.
+    fn install_keys(&mut self, idx: usize, keys: Phase1Keys) {
+        let Some(sa) = self.sas[idx].as_ref() else { return };
+        let Some(c) = sa.choice else { return };
         let info = Event::Ikev1Keys(crate::ikev2::V1KeyInfo {
-            conn: self.conns[conn].spec.name.clone(),
+            conn: self.conns[sa.conn].spec.name.clone(),
             icookie: sa.icookie,
             rcookie: sa.rcookie,
             initiator: sa.initiator,
@@ -1716,7 +1733,6 @@ impl Engine {
             sa.keys = Some(keys);
             sa.kex = None;
         }
-        true
     }
 
     /// Initiator, MM4 in: derive the keys; send IDii, HASH_I encrypted.
@@ -2049,42 +2065,45 @@ impl Engine {
             .and_then(|p| p.transforms.first())
             .and_then(|t| parse_p1_transform(t).ok())
             .filter(|(c, _)| ours.contains(c) && Some(c.group) == group);
+        // AM2 is in clear and carries its own proof, HASH_R (RFC 2409
+        // §5.4): nothing in it is acted on until that verifies. A spoofed
+        // AM2 (a transform we did not offer, a bad KE, a HASH_R that does
+        // not verify) is dropped and counted, and the SA keeps waiting for
+        // the real one (a real peer's refusal shows at the timeout).
         let Some((c, _)) = chosen else {
-            self.fail(
-                conn,
-                Failure::Other("peer chose a phase-1 transform we did not offer (or another group than our KE)".into()),
-            );
-            self.remove(idx, "bad response");
+            self.stats.malformed += 1;
+            return;
+        };
+        let Some(sa) = self.sas[idx].as_mut() else { return };
+        let before = (
+            sa.rcookie,
+            sa.choice,
+            std::mem::take(&mut sa.gxr),
+            std::mem::take(&mut sa.nr),
+        );
+        (sa.rcookie, sa.choice, sa.gxr, sa.nr) = (h.rcookie, Some(c), gxr, nr);
+        let idir_b = Payload::Id(id.clone()).encode_body();
+        let keys = self.phase1_keys(idx).ok().filter(|keys| {
+            self.sas[idx]
+                .as_ref()
+                .is_some_and(|sa| c1::hash_matches(&sa.hash_r(c.hash, keys, &idir_b), &got))
+        });
+        let Some(keys) = keys else {
+            if let Some(sa) = self.sas[idx].as_mut() {
+                (sa.rcookie, sa.choice, sa.gxr, sa.nr) = before;
+            }
+            self.stats.hash_failed += 1;
+            self.unreadable(idx);
             return;
         };
         if let Some(sa) = self.sas[idx].as_mut() {
-            sa.rcookie = h.rcookie;
-            sa.choice = Some(c);
-            sa.gxr = gxr;
-            sa.nr = nr;
             sa.peer_nat_t = vids(&m.payloads).any(is_nat_t_vid);
             sa.peer_dpd = vids(&m.payloads).any(|v| v == vendor_id::DPD);
             sa.out = None;
             sa.last_in = data.to_vec();
         }
-        if !self.derive(idx) {
-            return;
-        }
-        let idir_b = Payload::Id(id.clone()).encode_body();
-        let Some(sa) = self.sas[idx].as_ref() else { return };
-        let Some(keys) = sa.keys.as_ref() else { return };
-        let want = sa.hash_r(c.hash, keys, &idir_b);
-        if !c1::hash_matches(&want, &got) {
-            self.stats.hash_failed += 1;
-            self.fail(
-                conn,
-                Failure::AuthenticationFailed {
-                    detail: "HASH_R does not verify".into(),
-                },
-            );
-            self.remove(idx, "HASH_R failed");
-            return;
-        }
+        self.install_keys(idx, keys);
+        self.authenticated(idx);
         if !self.check_peer_id(idx, &id) {
             return;
         }

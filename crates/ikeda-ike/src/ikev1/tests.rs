@@ -899,3 +899,49 @@ fn an_aggressive_mode_flood_gets_at_most_the_rate_limit_of_dh() {
         eb.stats.am_dh_limited
     );
 }
+
+#[test]
+fn a_forged_aggressive_mode_answer_changes_nothing() {
+    // AM2 travels in clear and proves itself with HASH_R. A forger who saw
+    // AM1 answers first with a well-formed AM2 of its own (its own KE, nonce
+    // and cookie; a key it can only guess): the initiator must neither act
+    // on it (keys, key export, failure, delete) nor stop waiting, so the real
+    // AM2 that follows completes the exchange.
+    let aggressive = |mut c: V1ConnSpec| {
+        c.aggressive = true;
+        c
+    };
+    let a = spec(A, B, "aes128-sha256-modp2048", "aes128-sha1", "k", lan1(), lan2());
+    let b = spec(B, A, "aes128-sha256-modp2048", "aes128-sha1", "k", lan2(), lan1());
+    let guess = spec(B, A, "aes128-sha256-modp2048", "aes128-sha1", "guess", lan2(), lan1());
+    let mut ea = Engine::new(vec![aggressive(v1(a))], Box::new(SeededRng::from_u64(31)));
+    let mut eb = Engine::new(vec![aggressive(v1(b))], Box::new(SeededRng::from_u64(32)));
+    let mut forger = Engine::new(vec![aggressive(v1(guess))], Box::new(SeededRng::from_u64(33)));
+    let (sa, sb) = (sock(A, 500), sock(B, 500));
+    ea.initiate("s2s", Millis(0)).unwrap();
+    let am1 = ea.poll_transmit().expect("AM1").data;
+    forger.handle_datagram(Millis(1), sb, sa, &am1);
+    eb.handle_datagram(Millis(1), sb, sa, &am1);
+    let forged = forger.poll_transmit().expect("the forger's AM2").data;
+    let mut eva = Vec::new();
+    drain(&mut ea, &mut eva);
+    ea.handle_datagram(Millis(2), sa, sb, &forged);
+    let mut after_forgery = Vec::new();
+    drain(&mut ea, &mut after_forgery);
+    assert!(failures(&after_forgery).is_empty(), "{:?}", failures(&after_forgery));
+    assert!(
+        !after_forgery.iter().any(|e| matches!(e, Event::Ikev1Keys(_))),
+        "keys of a forged AM2 were exported"
+    );
+    assert!(ea.poll_transmit().is_none(), "nothing answers a forged AM2");
+    assert_eq!(ea.stats.hash_failed, 1);
+    assert_eq!(ea.ike_sas().len(), 1, "the exchange is still waiting");
+    // The real AM2: Aggressive Mode completes on both sides.
+    hand_over(&mut eb, &mut ea, Millis(3), sa, sb); // AM2
+    hand_over(&mut ea, &mut eb, Millis(4), sb, sa); // AM3
+    drain(&mut ea, &mut eva);
+    let mut evb = Vec::new();
+    drain(&mut eb, &mut evb);
+    assert!(eva.iter().any(|e| matches!(e, Event::IkeSaUp { .. })), "{}", logs(&eva));
+    assert!(evb.iter().any(|e| matches!(e, Event::IkeSaUp { .. })), "{}", logs(&evb));
+}
