@@ -435,10 +435,23 @@ impl Engine {
                 (true, QmState::IWaitConnected) => {
                     // HASH(4), N(CONNECTED) in the Quick Mode itself (RFC 2409 §5.5 commit bit).
                     let iv = q.iv.clone();
-                    let Some((p, _, rest, last)) = self.open_qm(idx, &iv, data, h) else {
+                    let Some((p, plain_b, rest, last)) = self.open_qm(idx, &iv, data, h) else {
                         return;
                     };
-                    let _ = rest;
+                    // HASH(4) = prf(SKEYID_a, M-ID | N), as an Informational's
+                    // HASH(1): nothing is activated, and the IV stays, unless
+                    // it verifies.
+                    let verified = self.sas[idx].as_ref().is_some_and(|sa| {
+                        let (Some(c), Some(keys)) = (sa.choice, sa.keys.as_ref()) else {
+                            return false;
+                        };
+                        let want = c1::qm_hash1(c.hash, keys.skeyid_a.expose(), mid, &plain_b[rest]);
+                        matches!(&p[0].payload, Payload::Hash(got) if c1::hash_matches(&want, got))
+                    });
+                    if !verified {
+                        self.stats.hash_failed += 1;
+                        return;
+                    }
                     if let Some(q) = self.sas[idx].as_mut().and_then(|s| s.qms.get_mut(k)) {
                         q.iv = last;
                     }

@@ -945,3 +945,74 @@ fn a_forged_aggressive_mode_answer_changes_nothing() {
     assert!(eva.iter().any(|e| matches!(e, Event::IkeSaUp { .. })), "{}", logs(&eva));
     assert!(evb.iter().any(|e| matches!(e, Event::IkeSaUp { .. })), "{}", logs(&evb));
 }
+
+#[test]
+fn connected_is_acted_on_only_when_its_hash_verifies() {
+    // The responder set the commit bit in QM2 (RFC 2409 §5.5): A keeps its
+    // new outbound SA inactive until N(CONNECTED) with HASH(4) =
+    // prf(SKEYID_a, M-ID | N). One encrypted under the right keys but with a
+    // wrong HASH changes nothing; the authentic one activates the SA.
+    use ikeda_wire::ikev1::{doi, notify, protocol, write_payloads, ExchangeType, Header, NotifyPayload, Payload};
+    let (mut ea, mut eb) = two_engines();
+    let (sa, sb) = (sock(A, 500), sock(B, 500));
+    ea.initiate("s2s", Millis(0)).unwrap();
+    let mut qm3 = None;
+    for n in 1..12 {
+        let now = Millis(n);
+        while let Some(t) = ea.poll_transmit() {
+            if t.data[18] == 32 {
+                qm3 = Some(t.data.clone());
+            }
+            eb.handle_datagram(now, sb, sa, &t.data);
+        }
+        while let Some(t) = eb.poll_transmit() {
+            let mut d = t.data;
+            if d[18] == 32 {
+                d[19] |= 0x02; // the commit bit (not covered by any HASH)
+            }
+            ea.handle_datagram(now, sa, sb, &d);
+        }
+    }
+    let qm3 = qm3.expect("QM3");
+    let mut eva = Vec::new();
+    drain(&mut ea, &mut eva);
+    let activated = |ev: &[Event]| ev.iter().any(|e| matches!(e, Event::ChildSaActivate { .. }));
+    assert!(!activated(&eva), "activated before N(CONNECTED)");
+    let p1 = ea.sas.iter().flatten().next().expect("phase 1");
+    let (c, keys) = (p1.choice.unwrap(), p1.keys.as_ref().unwrap());
+    let mid = u32::from_be_bytes(qm3[20..24].try_into().unwrap());
+    let iv = qm3[qm3.len() - c.cipher.block_len()..].to_vec();
+    let connected = Payload::Notify(NotifyPayload {
+        doi: doi::IPSEC,
+        protocol: protocol::ESP,
+        spi: Vec::new(),
+        notify_type: notify::CONNECTED,
+        data: Vec::new(),
+    });
+    let n_bytes = write_payloads(std::slice::from_ref(&connected));
+    let message = |hash: Vec<u8>| {
+        let chain = write_payloads(&[Payload::Hash(hash), connected.clone()]);
+        let h = Header {
+            icookie: p1.icookie,
+            rcookie: p1.rcookie,
+            next_payload: super::pt::HASH,
+            version: 0x10,
+            exchange: ExchangeType::QUICK_MODE,
+            flags: 0,
+            message_id: mid,
+            length: 0,
+        };
+        super::seal(c.cipher, keys.enc_key.expose(), &iv, h, &chain).unwrap().0
+    };
+    let good = ikeda_crypto::ikev1::qm_hash1(c.hash, keys.skeyid_a.expose(), mid, &n_bytes);
+    let mut bad = good.clone();
+    bad[0] ^= 1;
+    let (forged, authentic) = (message(bad), message(good));
+    ea.handle_datagram(Millis(20), sa, sb, &forged);
+    drain(&mut ea, &mut eva);
+    assert!(!activated(&eva), "activated by a CONNECTED whose HASH does not verify");
+    assert_eq!(ea.stats.hash_failed, 1);
+    ea.handle_datagram(Millis(21), sa, sb, &authentic);
+    drain(&mut ea, &mut eva);
+    assert!(activated(&eva), "the authentic CONNECTED: {}", logs(&eva));
+}
