@@ -55,3 +55,29 @@ fn a_config_with_keys_readable_by_others_is_flagged() {
     let t = text(&ikeda(&["check", "-c", &p]));
     assert!(!t.contains("warning"), "{t}");
 }
+
+#[test]
+fn a_reload_of_a_broken_psk_line_answers_without_the_psk() {
+    if !require_root("secrets reload") {
+        return;
+    }
+    let (lab, _) = Lab::up('s', &["--ike", "2"]);
+    let cfg = lab.dir().join("gw1.toml");
+    let good = std::fs::read_to_string(&cfg).unwrap();
+    let psk_line = good.lines().find(|l| l.trim_start().starts_with("psk")).expect("a psk line").to_owned();
+    let broken = good.replace(&psk_line, &format!("psk = \"{SECRET}"));
+    std::fs::write(&cfg, &broken).unwrap();
+    let sock = lab.dir().join("gw1.sock");
+    let sock = sock.to_str().unwrap();
+    let o = ikeda(&["--socket", sock, "reload"]);
+    let t = text(&o);
+    assert!(!o.status.success(), "the reload took a broken file: {t}");
+    assert!(t.contains("line"), "no line number: {t}");
+    assert!(!t.contains("Sup3r"), "the reload's answer printed the secret: {t}");
+    // The daemon keeps its running config: the tunnel still carries pings.
+    let out = text(&lab.exec("h1", &["ping", "-c", "2", "-i", "0.2", "-W", "2", "192.168.12.12"]));
+    assert_eq!(ping_counts(&out), (2, 2), "{out}");
+    let log = lab_log(&lab, "gw1.log");
+    assert!(!log.contains("Sup3r"), "the daemon logged the secret");
+    lab.down();
+}
