@@ -261,19 +261,6 @@ fn flood(ns: &str, spis: (u64, u64)) -> (usize, usize) {
     (sent, refused)
 }
 
-fn pid_of(lab: &Lab, what: &str) -> i32 {
-    let st: serde_json::Value =
-        serde_json::from_str(&std::fs::read_to_string(lab.dir().join("lab.json")).unwrap()).unwrap();
-    st["pids"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .find(|p| p[0] == what)
-        .unwrap_or_else(|| panic!("{what} in {st}"))[1]
-        .as_i64()
-        .unwrap() as i32
-}
-
 /// VmRSS and VmHWM (peak) of `pid`, in KiB.
 fn rss_kb(pid: i32) -> (u64, u64) {
     let s = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap();
@@ -304,7 +291,7 @@ fn flood_test(ike: &str) {
         return;
     }
     let (lab, _) = Lab::up_alone('f', &["--ike", ike]);
-    let gw2 = pid_of(&lab, "ikeda gw2");
+    let gw2 = lab.pid("ikeda gw2");
     let (_, ike_sas) = show_ike(&lab);
     let spis = (hex_spi(&ike_sas[0]["spi_i"]), hex_spi(&ike_sas[0]["spi_r"]));
     let ns = flood_namespace(&lab);

@@ -51,19 +51,6 @@ impl Drop for Daemon {
     }
 }
 
-fn lab_pid(lab: &Lab, what: &str) -> i32 {
-    let st: serde_json::Value =
-        serde_json::from_str(&std::fs::read_to_string(lab.dir().join("lab.json")).unwrap()).unwrap();
-    st["pids"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .find(|p| p[0] == what)
-        .unwrap_or_else(|| panic!("no '{what}' in lab.json: {st}"))[1]
-        .as_i64()
-        .unwrap() as i32
-}
-
 fn alive(pid: i32) -> bool {
     // SAFETY: signal 0 only checks that the process exists.
     unsafe { libc::kill(pid, 0) == 0 }
@@ -100,7 +87,7 @@ fn manual_aead_sequence_numbers_never_repeat_across_restarts() {
     let (lab, _) = Lab::up('q', &["--esp", "aes128gcm16", "--capture", &pcap_s, "--no-ping"]);
     let mut answered = vec![pings(&lab, 20)];
     // gw1 as `lab up` started it: crash it (SIGKILL: no word to anyone).
-    let first = lab_pid(&lab, "ikeda gw1");
+    let first = lab.pid("ikeda gw1");
     unsafe { libc::kill(first, libc::SIGKILL) };
     wait_for("the lab's gw1 daemon to die", 10, || !alive(first));
     // Three restarts under traffic: a crash, a clean stop, a crash.
