@@ -33,6 +33,107 @@ pub fn v1_spec(c: &ConnConfig, spec: ConnSpec) -> Result<V1ConnSpec, ConnSpec> {
 }
 
 impl Engines {
+    /// What the engines counted and refused, for `show counters`: what an
+    /// operator needs to see that a flood or a forger is at work.
+    pub fn counters(&self) -> Vec<crate::show::CounterOut> {
+        let (s2, s1) = (&self.v2.stats, &self.v1.stats);
+        let c = |version: u8, name: &str, value: u64, meaning: &str| crate::show::CounterOut {
+            version,
+            name: name.into(),
+            value,
+            meaning: meaning.into(),
+        };
+        vec![
+            c(2, "malformed", s2.malformed, "messages that did not parse"),
+            c(2, "unknown_spi", s2.unknown_spi, "messages for no IKE SA of ours"),
+            c(
+                2,
+                "integrity_failed",
+                s2.integrity_failed,
+                "ICV did not verify (forged, or another key)",
+            ),
+            c(
+                2,
+                "retransmits_answered",
+                s2.retransmits_answered,
+                "retransmitted requests answered from the cache",
+            ),
+            c(
+                2,
+                "retransmits_refused",
+                s2.retransmits_refused,
+                "retransmissions not answered: not from the SA's peer, ICV not verified, or not the request answered",
+            ),
+            c(
+                2,
+                "dropped_out_of_window",
+                s2.dropped_out_of_window,
+                "message IDs outside the window",
+            ),
+            c(
+                2,
+                "cookies_sent",
+                s2.cookies_sent,
+                "IKE_SA_INIT answered with a COOKIE (many half-open SAs)",
+            ),
+            c(
+                1,
+                "malformed",
+                s1.malformed,
+                "messages that did not parse or came out of turn",
+            ),
+            c(
+                1,
+                "unknown_cookie",
+                s1.unknown_cookie,
+                "messages for no phase-1 SA of ours",
+            ),
+            c(
+                1,
+                "decrypt_failed",
+                s1.decrypt_failed,
+                "encrypted messages that did not decrypt (forged, or another PSK)",
+            ),
+            c(
+                1,
+                "hash_failed",
+                s1.hash_failed,
+                "HASH did not verify: dropped without effect",
+            ),
+            c(
+                1,
+                "retransmits_answered",
+                s1.retransmits_answered,
+                "retransmitted messages answered again",
+            ),
+            c(
+                1,
+                "half_open_replaced",
+                s1.half_open_replaced,
+                "first messages that replaced a half-open SA whose peer never answered (the bound was full)",
+            ),
+            c(
+                1,
+                "half_open_refused",
+                s1.half_open_refused,
+                "first messages refused (bound full of answered SAs, or too large)",
+            ),
+            c(
+                1,
+                "am_dh_limited",
+                s1.am_dh_limited,
+                "Aggressive Mode first messages refused by the DH rate limit",
+            ),
+            c(
+                1,
+                "replayed",
+                s1.replayed,
+                "Informational messages seen before (replays), dropped",
+            ),
+            c(1, "half_open", self.v1.half_open() as u64, "half-open phase-1 SAs now"),
+        ]
+    }
+
     pub fn new(v2: Engine, v1: ikev1::Engine) -> Engines {
         Engines { v2, v1 }
     }

@@ -612,6 +612,7 @@ impl Runtime {
             Command::ShowIke => serde_json::to_value(self.show_ike()).map_err(|e| e.to_string()),
             Command::ShowChild => serde_json::to_value(self.show_child()).map_err(|e| e.to_string()),
             Command::ShowPolicy => serde_json::to_value(self.show_policy()).map_err(|e| e.to_string()),
+            Command::ShowCounters => serde_json::to_value(self.engine.counters()).map_err(|e| e.to_string()),
             Command::Up { conn } => self.up(&conn),
             Command::Down { conn } => self.down(&conn),
             Command::Reload => self.reload(),

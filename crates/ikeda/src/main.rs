@@ -44,6 +44,8 @@ enum ShowWhat {
     Child,
     /// The SPD in order, and the SA serving each entry.
     Policy,
+    /// What the IKE engines counted: refused, dropped, answered (floods, forgeries).
+    Counters,
 }
 
 #[derive(Subcommand)]
@@ -175,12 +177,14 @@ fn client(socket: &std::path::Path, cmd: Cmd) -> i32 {
                 ShowWhat::Ike => Command::ShowIke,
                 ShowWhat::Child => Command::ShowChild,
                 ShowWhat::Policy => Command::ShowPolicy,
+                ShowWhat::Counters => Command::ShowCounters,
             };
             match request(socket, c) {
                 Ok(v) => match what {
                     ShowWhat::Ike => print_result(v, json, |s: &Vec<show::IkeSaOut>| show::ike_table(s)),
                     ShowWhat::Child => print_result(v, json, |s: &Vec<show::ChildSaOut>| show::child_table(s)),
                     ShowWhat::Policy => print_result(v, json, |s: &Vec<show::PolicyOut>| show::policy_table(s)),
+                    ShowWhat::Counters => print_result(v, json, |s: &Vec<show::CounterOut>| show::counters_table(s)),
                 },
                 Err(e) => client_error(e),
             }

@@ -133,6 +133,16 @@ pub struct ChildSaOut {
     pub expires_in_s: Option<u64>,
 }
 
+/// One engine counter, as `show counters` prints it.
+#[derive(Serialize, Deserialize, Debug, Clone)]
+pub struct CounterOut {
+    /// IKE version of the engine that counts it.
+    pub version: u8,
+    pub name: String,
+    pub value: u64,
+    pub meaning: String,
+}
+
 /// One SPD entry, as `show policy` prints it.
 #[derive(Serialize, Deserialize, Debug, Clone)]
 pub struct PolicyOut {
@@ -409,6 +419,14 @@ pub fn policy_table(v: &[PolicyOut]) -> String {
             p.state,
             p.hits
         );
+    }
+    o
+}
+
+pub fn counters_table(v: &[CounterOut]) -> String {
+    let mut o = String::from("IKE   COUNTER                    VALUE  MEANING\n");
+    for c in v {
+        let _ = writeln!(o, "v{}    {:26} {:>6}  {}", c.version, c.name, c.value, c.meaning);
     }
     o
 }

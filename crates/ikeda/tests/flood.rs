@@ -198,6 +198,8 @@ fn on_4500(spis: (u64, u64), n: u64) -> Vec<u8> {
         (n.wrapping_mul(0x9e37_79b9_7f4a_7c15), n)
     };
     let mut h = ike_header(i, r, 46, 0x20, 35, 0x08, 4);
+    // Message ID 1: the IKE_AUTH request the responder answered and cached.
+    h[20..24].copy_from_slice(&1u32.to_be_bytes());
     h.extend_from_slice(&[0, 0, 0, 4]);
     d.extend(h);
     d
@@ -354,6 +356,35 @@ fn flood_test(ike: &str) {
          {rss_after} KiB after; {overflowed} overflowed gw2's socket buffers; show ike answered {shows} times, slowest {slowest:?}; IKE SAs after: {}",
         after.as_array().unwrap().len()
     );
+    // What gw2 tells its operator about the flood (`show counters`).
+    let counters = {
+        let sock = lab.dir().join("gw2.sock");
+        let o = ikeda(&["--socket", sock.to_str().unwrap(), "show", "counters", "--json"]);
+        assert!(o.status.success(), "show counters: {}", text(&o));
+        let v: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
+        v.as_array()
+            .unwrap()
+            .iter()
+            .map(|c| {
+                (
+                    format!("v{}.{}", c["version"], c["name"].as_str().unwrap()),
+                    c["value"].as_u64().unwrap(),
+                )
+            })
+            .collect::<std::collections::HashMap<_, _>>()
+    };
+    eprintln!("gw2's counters: {counters:?}");
+    if ike == "1" {
+        // The IKEv1 engine held its half-open bound by replacing the
+        // entries whose peer never answered.
+        assert!(counters["v1.half_open_replaced"] > 0, "{counters:?}");
+        assert!(counters["v1.half_open"] <= 64, "{counters:?}");
+    } else {
+        // The IKEv2 engine answered with COOKIEs past its threshold, and
+        // refused to reflect its cached IKE_AUTH answer to forged copies.
+        assert!(counters["v2.cookies_sent"] > 0, "{counters:?}");
+        assert!(counters["v2.retransmits_refused"] > 0, "{counters:?}");
+    }
     assert_eq!(sent, 3 * PER_KIND, "the sender could not send every datagram");
     assert_eq!((tx, rx), (pings, pings), "pings lost during the flood:\n{}", text(&out));
     assert!(

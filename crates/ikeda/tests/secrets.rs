@@ -64,7 +64,11 @@ fn a_reload_of_a_broken_psk_line_answers_without_the_psk() {
     let (lab, _) = Lab::up('s', &["--ike", "2"]);
     let cfg = lab.dir().join("gw1.toml");
     let good = std::fs::read_to_string(&cfg).unwrap();
-    let psk_line = good.lines().find(|l| l.trim_start().starts_with("psk")).expect("a psk line").to_owned();
+    let psk_line = good
+        .lines()
+        .find(|l| l.trim_start().starts_with("psk"))
+        .expect("a psk line")
+        .to_owned();
     let broken = good.replace(&psk_line, &format!("psk = \"{SECRET}"));
     std::fs::write(&cfg, &broken).unwrap();
     let sock = lab.dir().join("gw1.sock");

@@ -13,6 +13,8 @@ pub enum Command {
     ShowIke,
     ShowChild,
     ShowPolicy,
+    /// The IKE engines' counters (refused, dropped, answered).
+    ShowCounters,
     Up {
         conn: String,
     },
