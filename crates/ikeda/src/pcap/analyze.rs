@@ -8,6 +8,9 @@
 //! (RFC 3948 §2.2), by either port, so a NAT's rewritten source port does
 //! not hide it; ESP as IP protocol 50 and in UDP 4500 (RFC 3948 §2.1).
 
+use super::keys::KeyStore;
+use ikeda_crypto::ike::IkeCryptoError;
+use ikeda_esp::{DropReason, InboundSa};
 use ikeda_wire::iana::IpProtocol;
 use ikeda_wire::ip::{self, Datagram};
 use ikeda_wire::pcap::{link_type, network_layer, Packet, Timestamp};
@@ -75,6 +78,12 @@ pub struct IkeMessage {
     pub encrypted_len: Option<usize>,
     /// Why the message did not parse, when it did not.
     pub error: Option<String>,
+    /// With `--keys`: the SK payload was decrypted and `summary` lists
+    /// the payloads inside it.
+    pub decrypted: bool,
+    /// With `--keys`: why an encrypted message was not decrypted.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub note: Option<String>,
     /// `--verbose`: every payload as the wire crate parses it.
     #[serde(skip_serializing_if = "Vec::is_empty")]
     pub payloads: Vec<String>,
@@ -134,8 +143,38 @@ pub struct EspFlow {
     pub reordered: u64,
     /// Packets more than 4096 below the highest: neither told apart.
     pub too_old: u64,
+    /// With `--keys`: what decryption made of the flow.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub decryption: Option<FlowDecryption>,
     #[serde(skip)]
     window: SeqWindow,
+}
+
+/// What `--keys` made of one ESP flow: counts, never a line per packet.
+#[derive(Debug, Clone, Default, Serialize)]
+pub struct FlowDecryption {
+    /// The key log has a key for the SPI.
+    pub key: bool,
+    /// Packets that verified and decrypted to an inner IP packet.
+    pub decrypted: u64,
+    /// Packets whose ICV did not verify with any key for the SPI.
+    pub icv_failures: u64,
+    /// Other packets not decrypted, by the data plane's drop reason
+    /// (`replayed`: a copy of one already decrypted; `ipcomp_not_enabled`:
+    /// compressed, which is not inflated here).
+    pub not_decrypted: BTreeMap<&'static str, u64>,
+    /// Inner packets by their protocol (`ICMP`, `TCP`, ...).
+    pub inner: BTreeMap<String, u64>,
+}
+
+/// The SAs that may decrypt a flow: every direction the key log has for
+/// its SPI (two gateways may have chosen the same one); the first that
+/// verifies a packet is kept alone.
+struct FlowSas {
+    candidates: Vec<InboundSa>,
+    verified: bool,
+    /// The replay windows were placed at the flow's first packet.
+    seeded: bool,
 }
 
 /// A bitmap of the last [`SEQ_WINDOW`] sequence numbers below `max`.
@@ -188,6 +227,7 @@ impl EspFlow {
             replays: 0,
             reordered: 0,
             too_old: 0,
+            decryption: None,
             window: SeqWindow::default(),
         }
     }
@@ -294,6 +334,14 @@ pub struct Analyzer {
     warnings: Vec<String>,
     warnings_dropped: u64,
     printed: u64,
+    /// `--keys`: what to decrypt with.
+    keys: Option<KeyStore>,
+    /// Per flow, the inbound SAs that decrypt it (only with `--keys`).
+    flow_sas: HashMap<FlowKey, FlowSas>,
+    /// IKE SAs already said to have no key (bounded like `v1_requesters`).
+    ike_without_key: HashSet<(u64, u64)>,
+    /// The ESP packet being decrypted in place (one buffer, reused).
+    esp_buf: Vec<u8>,
 }
 
 impl Analyzer {
@@ -311,7 +359,17 @@ impl Analyzer {
             warnings: Vec::new(),
             warnings_dropped: 0,
             printed: 0,
+            keys: None,
+            flow_sas: HashMap::new(),
+            ike_without_key: HashSet::new(),
+            esp_buf: Vec::new(),
         }
+    }
+
+    /// Decrypt IKEv2 SK payloads and ESP with these keys.
+    pub fn with_keys(mut self, keys: KeyStore) -> Analyzer {
+        self.keys = Some(keys);
+        self
     }
 
     /// Problems met (frame number and why), the first [`MAX_WARNINGS`],
@@ -445,10 +503,19 @@ impl Analyzer {
             self.counters.esp_untracked += 1;
             return;
         }
-        self.flows
+        let flow = self
+            .flows
             .entry(key)
-            .or_insert_with(|| EspFlow::new(&key, p.number, rel, seq))
-            .add(p.number, rel, seq, esp.len());
+            .or_insert_with(|| EspFlow::new(&key, p.number, rel, seq));
+        flow.add(p.number, rel, seq, esp.len());
+        if let Some(keys) = &self.keys {
+            let d = flow.decryption.get_or_insert_with(FlowDecryption::default);
+            let sas = self.flow_sas.entry(key).or_insert_with(|| FlowSas::new(keys, &key));
+            d.key = !sas.candidates.is_empty();
+            if d.key {
+                sas.decrypt(esp, &mut self.esp_buf, d);
+            }
+        }
     }
 
     #[allow(clippy::too_many_arguments)]
@@ -481,6 +548,8 @@ impl Analyzer {
             summary: String::new(),
             encrypted_len: None,
             error: None,
+            decrypted: false,
+            note: None,
             payloads: Vec::new(),
         };
         let parsed = match data.get(IKE_VERSION_OCTET).map(|v| v >> 4) {
@@ -512,10 +581,70 @@ impl Analyzer {
             ikev2::Payload::Skf(f) => Some(f.body.len()),
             _ => None,
         });
+        let mut shown = &msg.payloads;
+        let inner = self.decrypt_ikev2(data, &repr, &msg, m);
+        if let Some(inner) = &inner {
+            m.summary = ikev2::summary(&repr, inner);
+            m.decrypted = true;
+            shown = inner;
+        }
         if self.verbose {
-            m.payloads = msg.payloads.iter().map(|p| format!("{p:?}")).collect();
+            m.payloads = shown.iter().map(|p| format!("{p:?}")).collect();
         }
         Ok(())
+    }
+
+    /// With `--keys`: the payloads inside the SK payload (RFC 7296 §3.14),
+    /// decrypted with the SK_e/SK_a of the sender's side (the Initiator
+    /// flag says which, §3.1); `None` (and `m.note` says why) otherwise.
+    fn decrypt_ikev2(
+        &mut self,
+        data: &[u8],
+        repr: &ikev2::HeaderRepr,
+        msg: &ikev2::Message,
+        m: &mut IkeMessage,
+    ) -> Option<Vec<ikev2::Payload>> {
+        let keys = self.keys.as_ref()?;
+        let sa = format!("IKE SA {}_i {}_r", m.spi_i, m.spi_r);
+        if msg.payloads.iter().any(|p| matches!(p, ikev2::Payload::Skf(_))) {
+            m.note = Some("an SKF fragment (RFC 7383): fragments are not reassembled yet".into());
+            return None;
+        }
+        let sk = msg.sk()?;
+        let Some(k) = keys.ikev2.get(&(repr.initiator_spi, repr.responder_spi)) else {
+            // Said once per SA; the SA's other messages stay `[ E ]`.
+            if !self.ike_without_key.contains(&(repr.initiator_spi, repr.responder_spi))
+                && self.ike_without_key.len() < self.limits.max_v1_exchanges
+            {
+                self.ike_without_key.insert((repr.initiator_spi, repr.responder_spi));
+                m.note = Some(format!("no key for {sa}"));
+            }
+            return None;
+        };
+        let (cipher, which) = if repr.flags.initiator() {
+            (&k.from_initiator, "SK_ei/SK_ai")
+        } else {
+            (&k.from_responder, "SK_er/SK_ar")
+        };
+        let iv_off = data.len().checked_sub(sk.body.len())?;
+        let plain = match cipher.decrypt(&data[..iv_off], &data[iv_off..]) {
+            Ok(p) => p,
+            Err(IkeCryptoError::IntegrityCheckFailed) => {
+                m.note = Some(format!("ICV mismatch: wrong key for {sa} ({which}, {})", k.suite.encr));
+                return None;
+            }
+            Err(e) => {
+                m.note = Some(format!("{sa}: not decrypted: {e}"));
+                return None;
+            }
+        };
+        match ikev2::Message::parse_inner(sk.first_payload, &plain) {
+            Ok(inner) => Some(inner),
+            Err(e) => {
+                m.note = Some(format!("{sa}: decrypted, but the payloads inside do not parse: {e}"));
+                None
+            }
+        }
     }
 
     fn ikev1(&mut self, data: &[u8], src: IpAddr, m: &mut IkeMessage) -> Result<(), String> {
@@ -665,8 +794,13 @@ pub fn message_line(m: &IkeMessage) -> String {
         return s;
     }
     s.push_str(&format!("{} {}_i {}_r", m.summary, m.spi_i, m.spi_r));
-    if let Some(n) = m.encrypted_len {
-        s.push_str(&format!(" encrypted {n} bytes"));
+    match m.encrypted_len {
+        Some(n) if m.decrypted => s.push_str(&format!(" decrypted from {n} bytes")),
+        Some(n) => s.push_str(&format!(" encrypted {n} bytes")),
+        None => {}
+    }
+    if let Some(note) = &m.note {
+        s.push_str(&format!(" ({note})"));
     }
     s
 }
@@ -691,5 +825,105 @@ pub fn flow_line(f: &EspFlow) -> String {
         ", {:.3}-{:.3} s (frames {}-{})",
         f.first_time, f.last_time, f.first_frame, f.last_frame
     ));
+    if let Some(d) = &f.decryption {
+        s.push_str(&decryption_text(&f.spi, d));
+    }
     s
+}
+
+/// `; decrypted 10 (ICMP 10)`, `; no key for SPI 0x...`,
+/// `; 5 ICV mismatch: wrong key for SPI 0x...`.
+fn decryption_text(spi: &str, d: &FlowDecryption) -> String {
+    if !d.key {
+        return format!("; no key for SPI {spi}");
+    }
+    let mut s = format!("; decrypted {}", d.decrypted);
+    if !d.inner.is_empty() {
+        let inner: Vec<String> = d.inner.iter().map(|(p, n)| format!("{p} {n}")).collect();
+        s.push_str(&format!(" ({})", inner.join(", ")));
+    }
+    if d.icv_failures > 0 {
+        s.push_str(&format!(", {} ICV mismatch: wrong key for SPI {spi}", d.icv_failures));
+    }
+    for (why, n) in &d.not_decrypted {
+        s.push_str(&format!(", {n} {why}"));
+    }
+    s
+}
+
+/// An inner protocol as an engineer names it: `ICMP`, `TCP`, `ICMPv6`.
+fn protocol_name(p: IpProtocol) -> String {
+    match p {
+        IpProtocol::ICMPV6 => "ICMPv6".into(),
+        p => p
+            .name()
+            .map_or_else(|| format!("protocol {}", p.0), str::to_ascii_uppercase),
+    }
+}
+
+impl FlowSas {
+    fn new(keys: &KeyStore, k: &FlowKey) -> FlowSas {
+        let mut all: Vec<_> = keys.esp.get(&k.spi).map(|v| v.iter().collect()).unwrap_or_default();
+        // The direction with this flow's destination first: the usual case
+        // needs one try per packet.
+        all.sort_by_key(|e| e.dst.ip() != k.dst);
+        FlowSas {
+            candidates: all.into_iter().filter_map(|e| e.inbound_sa().ok()).collect(),
+            verified: false,
+            seeded: false,
+        }
+    }
+
+    /// A capture may begin in the middle of an SA. The data plane's
+    /// window was then just below the flow's first packet, and with ESN
+    /// the high half of every sequence number is inferred from it (RFC
+    /// 4303 App. A2.2): a window left at 0 would infer the wrong half for
+    /// a first packet near 2^32, and the ICV would fail. So the window
+    /// starts just below the first packet, in the first 2^32 cycle (an SA
+    /// that had already sent 2^32 packets when the capture began is not
+    /// told apart).
+    fn seed_windows(&mut self, esp: &[u8]) {
+        let Ok(pkt) = EspPacket::new_checked(esp) else { return };
+        let below = u64::from(pkt.sequence_number()).saturating_sub(1);
+        if below > 0 {
+            for sa in &mut self.candidates {
+                sa.replay_window_mut().commit(below);
+            }
+        }
+    }
+
+    /// Decapsulate one ESP packet (from the SPI on) as the data plane
+    /// does, in `scratch`, and count what came of it.
+    fn decrypt(&mut self, esp: &[u8], scratch: &mut Vec<u8>, d: &mut FlowDecryption) {
+        if !self.seeded {
+            self.seeded = true;
+            self.seed_windows(esp);
+        }
+        let mut result = Err(DropReason::IcvMismatch);
+        for (i, sa) in self.candidates.iter_mut().enumerate() {
+            scratch.clear();
+            scratch.extend_from_slice(esp);
+            result = sa
+                .decapsulate(scratch, 0)
+                .map(|r| ikeda_wire::ip::datagram(&scratch[r]).ok().map(|dg| dg.protocol));
+            // A wrong key fails at the ICV; anything else is this SA's word.
+            if result != Err(DropReason::IcvMismatch) {
+                if result.is_ok() && !self.verified {
+                    self.verified = true;
+                    self.candidates.swap(0, i);
+                    self.candidates.truncate(1);
+                }
+                break;
+            }
+        }
+        match result {
+            Ok(proto) => {
+                d.decrypted += 1;
+                let name = proto.map_or_else(|| "not IP".to_string(), protocol_name);
+                *d.inner.entry(name).or_default() += 1;
+            }
+            Err(DropReason::IcvMismatch) => d.icv_failures += 1,
+            Err(r) => *d.not_decrypted.entry(r.name()).or_default() += 1,
+        }
+    }
 }
