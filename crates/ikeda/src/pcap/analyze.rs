@@ -36,6 +36,10 @@ pub struct Limits {
     pub max_flows: usize,
     /// IKEv1 exchanges (cookie, Message ID) whose requester is remembered.
     pub max_v1_exchanges: usize,
+    /// ESP flows decrypted with `--keys` (each holds its SAs: keys and a
+    /// 4096-packet replay window, a few KB); packets of keyed flows
+    /// beyond it are counted as `beyond_decryption_table`.
+    pub max_decrypting_flows: usize,
     pub fragments: ikeda_wire::reassembly::Limits,
 }
 
@@ -44,6 +48,7 @@ impl Default for Limits {
         Limits {
             max_flows: 65536,
             max_v1_exchanges: 65536,
+            max_decrypting_flows: 4096,
             fragments: Default::default(),
         }
     }
@@ -510,11 +515,16 @@ impl Analyzer {
         flow.add(p.number, rel, seq, esp.len());
         if let Some(keys) = &self.keys {
             let d = flow.decryption.get_or_insert_with(FlowDecryption::default);
-            let sas = self.flow_sas.entry(key).or_insert_with(|| FlowSas::new(keys, &key));
-            d.key = !sas.candidates.is_empty();
-            if d.key {
-                sas.decrypt(esp, &mut self.esp_buf, d);
+            d.key = keys.esp.contains_key(&key.spi);
+            if !d.key {
+                return;
             }
+            if !self.flow_sas.contains_key(&key) && self.flow_sas.len() >= self.limits.max_decrypting_flows {
+                *d.not_decrypted.entry("beyond_decryption_table").or_default() += 1;
+                return;
+            }
+            let sas = self.flow_sas.entry(key).or_insert_with(|| FlowSas::new(keys, &key));
+            sas.decrypt(esp, &mut self.esp_buf, d);
         }
     }
 
@@ -846,7 +856,7 @@ fn decryption_text(spi: &str, d: &FlowDecryption) -> String {
         s.push_str(&format!(", {} ICV mismatch: wrong key for SPI {spi}", d.icv_failures));
     }
     for (why, n) in &d.not_decrypted {
-        s.push_str(&format!(", {n} {why}"));
+        s.push_str(&format!(", {n} {}", why.replace('_', " ")));
     }
     s
 }

@@ -224,12 +224,16 @@ fn conversation() -> Vec<Vec<u8>> {
 }
 
 fn run(test: &str, verbose: bool, json: bool) -> String {
+    run_with(test, Limits::default(), verbose, json)
+}
+
+fn run_with(test: &str, limits: Limits, verbose: bool, json: bool) -> String {
     let dir = key_dir(test);
     let mut store = KeyStore::default();
     store.load(&dir).unwrap();
     assert!(store.problems.is_empty(), "{:?}", store.problems);
     let _ = std::fs::remove_dir_all(&dir);
-    let mut a = Analyzer::new(Limits::default(), verbose, json).with_keys(store);
+    let mut a = Analyzer::new(limits, verbose, json).with_keys(store);
     let mut out = Vec::new();
     if json {
         out.extend_from_slice(b"{\"file\":\"t\",\"messages\":[");
@@ -335,4 +339,22 @@ fn bad_key_files_are_named_never_echoed() {
     assert!(!s.problems[0].contains("5ec7e7"));
     let _ = std::fs::remove_dir_all(&dir);
     let _ = std::fs::remove_dir_all(key_dir("bad"));
+}
+
+/// Each decrypting flow holds its SAs (keys, a 4096-packet window): a
+/// capture with more flows on keyed SPIs than the bound gets the rest
+/// counted, not decrypted.
+#[test]
+fn decrypting_flows_are_bounded_and_the_rest_counted() {
+    let limits = Limits {
+        max_decrypting_flows: 2,
+        ..Limits::default()
+    };
+    let out = run_with("bound", limits, false, false);
+    let flows: Vec<&str> = out.lines().filter(|l| l.contains(" SPI 0x")).collect();
+    assert_eq!(flows.len(), 7, "{out}");
+    let decrypting = flows.iter().filter(|l| l.contains("; decrypted 4 ")).count();
+    assert_eq!(decrypting, 2, "{out}");
+    let over = flows.iter().filter(|l| l.contains(" beyond decryption table")).count();
+    assert_eq!(over, 4, "{out}");
 }
