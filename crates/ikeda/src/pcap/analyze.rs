@@ -155,6 +155,87 @@ pub struct EspFlow {
     window: SeqWindow,
 }
 
+/// Exchanges (M-IDs) per phase-1 SA whose IV chain is kept; the IV of
+/// any further one is computed afresh for each message.
+const MAX_V1_CHAIN_EXCHANGES: usize = 1024;
+
+/// The IVs of one IKEv1 exchange: the next message is encrypted with the
+/// last ciphertext block of the one before (RFC 2409 App. B). A
+/// retransmission repeats a ciphertext, so it is decrypted with the IV
+/// its first copy had.
+#[derive(Debug, Clone)]
+struct IvState {
+    next: Vec<u8>,
+    last_iv: Vec<u8>,
+    last_block: Vec<u8>,
+}
+
+impl IvState {
+    fn new(iv: Vec<u8>) -> IvState {
+        IvState {
+            next: iv,
+            last_iv: Vec::new(),
+            last_block: Vec::new(),
+        }
+    }
+
+    fn iv_for(&self, last_block: &[u8]) -> Vec<u8> {
+        if self.last_block == last_block {
+            self.last_iv.clone()
+        } else {
+            self.next.clone()
+        }
+    }
+
+    fn advance(&mut self, iv: Vec<u8>, last_block: &[u8]) {
+        self.last_iv = iv;
+        self.last_block = last_block.to_vec();
+        self.next = last_block.to_vec();
+    }
+}
+
+/// RFC 2409 App. B for one phase-1 SA: Main Mode message 5 is encrypted
+/// with `hash(g^xi | g^xr)` (the key log's `iv`), each phase-1 message
+/// after it with the last block of the one before; an exchange with a new
+/// M-ID (Quick Mode, Informational) starts from `hash(last phase-1 block |
+/// M-ID)` and chains the same way.
+struct V1Chain {
+    phase1: IvState,
+    exchanges: HashMap<u32, IvState>,
+}
+
+impl V1Chain {
+    fn new(first_iv: Vec<u8>) -> V1Chain {
+        V1Chain {
+            phase1: IvState::new(first_iv),
+            exchanges: HashMap::new(),
+        }
+    }
+
+    fn iv_for(&mut self, message_id: u32, last_block: &[u8], hash: ikeda_crypto::ikev1::Hash, bl: usize) -> Vec<u8> {
+        if message_id == 0 {
+            return self.phase1.iv_for(last_block);
+        }
+        match self.exchanges.get(&message_id) {
+            Some(s) => s.iv_for(last_block),
+            None => ikeda_crypto::ikev1::phase2_iv(hash, bl, &self.phase1.next, message_id),
+        }
+    }
+
+    fn advance(&mut self, message_id: u32, iv: Vec<u8>, last_block: &[u8]) {
+        if message_id == 0 {
+            return self.phase1.advance(iv, last_block);
+        }
+        if !self.exchanges.contains_key(&message_id) && self.exchanges.len() >= MAX_V1_CHAIN_EXCHANGES {
+            return;
+        }
+        self.exchanges
+            .entry(message_id)
+            .or_insert_with(|| IvState::new(Vec::new()))
+            .advance(iv, last_block);
+    }
+}
+
 /// What `--keys` made of one ESP flow: counts, never a line per packet.
 #[derive(Debug, Clone, Default, Serialize)]
 pub struct FlowDecryption {
@@ -343,6 +424,8 @@ pub struct Analyzer {
     keys: Option<KeyStore>,
     /// Per flow, the inbound SAs that decrypt it (only with `--keys`).
     flow_sas: HashMap<FlowKey, FlowSas>,
+    /// IKEv1: the CBC IV chain of each phase-1 SA, by initiator cookie.
+    v1_chains: HashMap<u64, V1Chain>,
     /// IKE SAs already said to have no key (bounded like `v1_requesters`).
     ike_without_key: HashSet<(u64, u64)>,
     /// The ESP packet being decrypted in place (one buffer, reused).
@@ -367,6 +450,7 @@ impl Analyzer {
             keys: None,
             flow_sas: HashMap::new(),
             ike_without_key: HashSet::new(),
+            v1_chains: HashMap::new(),
             esp_buf: Vec::new(),
         }
     }
@@ -667,7 +751,9 @@ impl Analyzer {
         m.request = self.v1_is_request(&h, src);
         let payloads = if h.encrypted() {
             m.encrypted_len = Some(h.length as usize - ikev1::HEADER_LEN);
-            None
+            let inner = self.decrypt_ikev1(data, &h, m);
+            m.decrypted = inner.is_some();
+            inner
         } else {
             Some(ikev1::Message::parse(data).map_err(|e| e.to_string())?.payload_list())
         };
@@ -686,6 +772,64 @@ impl Analyzer {
             m.payloads = payloads.unwrap_or_default().iter().map(|p| format!("{p:?}")).collect();
         }
         Ok(())
+    }
+
+    /// With `--keys`: the payloads of an encrypted IKEv1 message, CBC
+    /// decrypted with the phase-1 key and the IV chain of RFC 2409 App. B
+    /// (see [`V1Chain`]); `None` (and `m.note` says why) otherwise. IKEv1
+    /// has no ICV: a wrong key, or a capture that misses a message of the
+    /// chain, shows as a payload chain that does not parse.
+    fn decrypt_ikev1(&mut self, data: &[u8], h: &ikev1::Header, m: &mut IkeMessage) -> Option<Vec<ikev1::Payload>> {
+        let keys = self.keys.as_ref()?;
+        let sa = format!("phase-1 SA {}_i {}_r", m.spi_i, m.spi_r);
+        let Some(k) = keys.ikev1.get(&h.icookie) else {
+            if !self.ike_without_key.contains(&(h.icookie, h.rcookie))
+                && self.ike_without_key.len() < self.limits.max_v1_exchanges
+            {
+                self.ike_without_key.insert((h.icookie, h.rcookie));
+                m.note = Some(format!("no key for {sa}"));
+            }
+            return None;
+        };
+        if k.rcookie != h.rcookie {
+            m.note = Some(format!(
+                "the key log has this initiator cookie with responder cookie {:016x}, not {}",
+                k.rcookie, m.spi_r
+            ));
+            return None;
+        }
+        let bl = k.cipher.block_len();
+        let body = data.get(ikev1::HEADER_LEN..h.length as usize).unwrap_or(&[]);
+        if body.is_empty() || !body.len().is_multiple_of(bl) {
+            m.note = Some(format!("{sa}: {} bytes are not whole {bl}-byte blocks", body.len()));
+            return None;
+        }
+        if !self.v1_chains.contains_key(&h.icookie) && self.v1_chains.len() >= self.limits.max_v1_exchanges {
+            m.note = Some(format!("{sa}: beyond the table of IV chains"));
+            return None;
+        }
+        let chain = self
+            .v1_chains
+            .entry(h.icookie)
+            .or_insert_with(|| V1Chain::new(k.first_iv.clone()));
+        let last = &body[body.len() - bl..];
+        let iv = chain.iv_for(h.message_id, last, k.hash, bl);
+        let mut plain = zeroize::Zeroizing::new(body.to_vec());
+        if let Err(e) = k.cipher.decrypt(k.enc_key.expose(), &iv, &mut plain) {
+            m.note = Some(format!("{sa}: not decrypted: {e}"));
+            return None;
+        }
+        chain.advance(h.message_id, iv, last);
+        match ikev1::parse_payloads(h.next_payload, &plain) {
+            Ok((p, _)) => Some(p.into_iter().map(|p| p.payload).collect()),
+            Err(e) => {
+                m.note = Some(format!(
+                    "{sa}: decrypted, but the payloads do not parse ({e}): a wrong key, or the capture \
+                     misses a message of the IV chain (RFC 2409 App. B)"
+                ));
+                None
+            }
+        }
     }
 
     /// IKEv1 headers carry no request/response flag. An exchange's

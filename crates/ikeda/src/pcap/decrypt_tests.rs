@@ -358,3 +358,140 @@ fn decrypting_flows_are_bounded_and_the_rest_counted() {
     let over = flows.iter().filter(|l| l.contains(" beyond decryption table")).count();
     assert_eq!(over, 4, "{out}");
 }
+
+// ---- IKEv1: Main Mode 5/6, Quick Mode, Informational (RFC 2409 App. B) ----
+
+const ICOOKIE: u64 = 0x0102_0304_0506_0708;
+const RCOOKIE: u64 = 0x1112_1314_1516_1718;
+
+fn v1_info() -> ikeda_ike::ikev2::V1KeyInfo {
+    ikeda_ike::ikev2::V1KeyInfo {
+        conn: "s2s".into(),
+        icookie: ICOOKIE,
+        rcookie: RCOOKIE,
+        initiator: true,
+        suite: IkeSuite {
+            encr: Encr::AesCbc { key_bits: 128 },
+            integ: Some(Integ::HmacSha256_128),
+            prf: Prf::HmacSha256,
+            dh: DhGroup::Modp2048,
+        },
+        skeyid: key(0x21, 32),
+        skeyid_d: key(0x22, 32),
+        skeyid_a: key(0x23, 32),
+        skeyid_e: key(0x24, 32),
+        enc_key: key(0x25, 16),
+        iv: key(0x26, 16).expose().to_vec(),
+        local: addr(GW1, 500),
+        remote: addr(GW2, 500),
+    }
+}
+
+/// An encrypted ISAKMP message (flag E) of `payloads`, CBC with `iv`;
+/// returns it and its last ciphertext block (the next IV).
+fn v1_message(exchange: u8, mid: u32, payloads: &[ikeda_wire::ikev1::Payload], iv: &[u8]) -> (Vec<u8>, Vec<u8>) {
+    use ikeda_wire::ikev1::{ExchangeType, Header, Message, FLAG_ENCRYPTION, HEADER_LEN, ISAKMP_VERSION};
+    let h = Header {
+        icookie: ICOOKIE,
+        rcookie: RCOOKIE,
+        next_payload: 0,
+        version: ISAKMP_VERSION,
+        exchange: ExchangeType(exchange),
+        flags: FLAG_ENCRYPTION,
+        message_id: mid,
+        length: 0,
+    };
+    let clear = Message::build(&h, payloads);
+    let mut body = clear[HEADER_LEN..].to_vec();
+    ikeda_crypto::ikev1::pad(16, &mut body);
+    let cipher = ikeda_crypto::ikev1::Cipher::from_encr(Encr::AesCbc { key_bits: 128 }).unwrap();
+    cipher.encrypt(v1_info().enc_key.expose(), iv, &mut body).unwrap();
+    let mut m = clear[..HEADER_LEN].to_vec();
+    m[24..28].copy_from_slice(&((HEADER_LEN + body.len()) as u32).to_be_bytes());
+    let last = body[body.len() - 16..].to_vec();
+    m.extend(body);
+    (m, last)
+}
+
+fn v1_conversation() -> Vec<Vec<u8>> {
+    use ikeda_crypto::ikev1::{phase2_iv, Hash};
+    use ikeda_wire::ikev1::{IdPayload, NotifyPayload, Payload};
+    let id = |a: Ipv4Addr| {
+        Payload::Id(IdPayload {
+            id_type: 1,
+            protocol: 0,
+            port: 0,
+            data: a.octets().to_vec(),
+        })
+    };
+    let hash = Payload::Hash(vec![0x55; 32]);
+    let notify = |t: u16| {
+        Payload::Notify(NotifyPayload {
+            doi: 1,
+            protocol: 1,
+            spi: vec![0; 16],
+            notify_type: t,
+            data: vec![0, 0, 0, 1],
+        })
+    };
+    let ike = |src, dst, m: &Vec<u8>| build_ipv4(src, dst, IpProtocol::UDP, &udp(500, 500, m));
+    // Main Mode 5 and 6 (ID_PROT, 2), then a Quick Mode (32) and a DPD (5).
+    let (mm5, iv6) = v1_message(2, 0, &[id(GW1), hash.clone()], &v1_info().iv);
+    let (mm6, last_p1) = v1_message(2, 0, &[id(GW2), hash.clone()], &iv6);
+    let qm_iv = phase2_iv(Hash::Sha256, 16, &last_p1, 0x0bad_cafe);
+    let (qm1, qm_iv2) = v1_message(32, 0x0bad_cafe, &[hash.clone(), id(H1), id(H2)], &qm_iv);
+    let (qm2, _) = v1_message(32, 0x0bad_cafe, &[hash.clone(), id(H1), id(H2)], &qm_iv2);
+    let dpd_iv = phase2_iv(Hash::Sha256, 16, &last_p1, 0x1234_5678);
+    let (dpd, _) = v1_message(5, 0x1234_5678, &[hash.clone(), notify(36136)], &dpd_iv);
+    vec![
+        ike(GW1, GW2, &mm5),
+        // A retransmission of MM5: the same ciphertext, the same IV.
+        ike(GW1, GW2, &mm5),
+        ike(GW2, GW1, &mm6),
+        ike(GW1, GW2, &qm1),
+        ike(GW2, GW1, &qm2),
+        ike(GW1, GW2, &dpd),
+    ]
+}
+
+fn run_v1(test: &str, packets: &[Vec<u8>]) -> String {
+    let dir = std::env::temp_dir().join(format!("ikeda-pcap-keys-v1-{test}-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    KeyExport::open(&dir).unwrap().ikev1_sa(&v1_info());
+    let mut store = KeyStore::default();
+    store.load(&dir).unwrap();
+    let _ = std::fs::remove_dir_all(&dir);
+    assert!(store.problems.is_empty(), "{:?}", store.problems);
+    let mut a = Analyzer::new(Limits::default(), false, false).with_keys(store);
+    let mut out = Vec::new();
+    let mut format = String::new();
+    read_capture(&capture(packets)[..], |p| a.packet(p, &mut out), &mut format).unwrap();
+    a.finish(&format, &mut out);
+    String::from_utf8(out).unwrap()
+}
+
+#[test]
+fn ikev1_main_mode_quick_mode_and_dpd_are_decrypted_along_the_iv_chain() {
+    let out = run_v1("chain", &v1_conversation());
+    assert_eq!(out.matches("ID_PROT request 0 [ ID HASH ]").count(), 2, "{out}");
+    line(&out, "ID_PROT response 0 [ ID HASH ]");
+    line(&out, "QUICK_MODE request 195939070 [ HASH ID ID ]");
+    line(&out, "QUICK_MODE response 195939070 [ HASH ID ID ]");
+    line(&out, "INFORMATIONAL_V1 request 305419896 [ HASH N(DPD) ]");
+    assert!(!out.contains("[ E ]"), "{out}");
+}
+
+/// Without Main Mode 6 the chain is broken: the first Quick Mode message
+/// and the DPD (whose IVs come from MM6's last block) do not parse, and
+/// the line says why instead of printing garbage. (The Quick Mode
+/// response still decrypts: its IV is the request's last block.)
+#[test]
+fn ikev1_without_the_whole_main_mode_says_why() {
+    let mut p = v1_conversation();
+    p.remove(2);
+    let out = run_v1("broken", &p);
+    let qm = line(&out, "QUICK_MODE request 195939070 [ E ]");
+    assert!(qm.contains("misses a message of the IV chain"), "{qm}");
+    let dpd = line(&out, "INFORMATIONAL_V1 request 305419896 [ E ]");
+    assert!(dpd.contains("misses a message of the IV chain"), "{dpd}");
+}

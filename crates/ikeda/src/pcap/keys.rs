@@ -12,6 +12,7 @@
 
 use crate::keys::KEY_LOG;
 use ikeda_crypto::ike::{IkeSuite, SkCipher};
+use ikeda_crypto::ikev1::{Cipher, Hash};
 use ikeda_crypto::{EspAlgorithm, SecretBytes};
 use ikeda_esp::{AddrRange, Encap, InboundSa, SaParams, Selector};
 use serde_json::Value;
@@ -30,6 +31,16 @@ pub struct Ikev2Keys {
     pub suite: IkeSuite,
     pub from_initiator: SkCipher,
     pub from_responder: SkCipher,
+}
+
+/// One IKEv1 phase-1 SA (RFC 2409 §5): its cipher and key, the hash of
+/// the IV chain (App. B), and the IV of Main Mode message 5.
+pub struct Ikev1Keys {
+    pub rcookie: u64,
+    pub cipher: Cipher,
+    pub hash: Hash,
+    pub enc_key: SecretBytes,
+    pub first_iv: Vec<u8>,
 }
 
 /// One direction of one CHILD SA, as the key log has it.
@@ -75,6 +86,8 @@ impl EspKey {
 pub struct KeyStore {
     /// By (SPIi, SPIr).
     pub ikev2: HashMap<(u64, u64), Ikev2Keys>,
+    /// By initiator cookie (the IKEv1 engine's index too).
+    pub ikev1: HashMap<u64, Ikev1Keys>,
     /// By SPI; an SPI is chosen by its receiver, so two gateways may pick
     /// the same one: every direction with it is kept.
     pub esp: HashMap<u32, Vec<EspKey>>,
@@ -121,8 +134,7 @@ impl KeyStore {
             let r = match v["type"].as_str() {
                 Some("ikev2") => self.ikev2_line(&v),
                 Some("esp") => self.esp_line(&v),
-                // IKEv1 phase-1 keys: not used by the decoder yet.
-                Some("ikev1") => Ok(()),
+                Some("ikev1") => self.ikev1_line(&v),
                 _ => Err("no \"type\" of ikev2, ikev1 or esp".to_string()),
             };
             match r {
@@ -139,13 +151,7 @@ impl KeyStore {
     }
 
     fn ikev2_line(&mut self, v: &Value) -> Result<(), String> {
-        let s = &v["suite"];
-        let suite = IkeSuite::from_names(
-            str_field(s, "encr")?,
-            s["integ"].as_str(),
-            str_field(s, "prf")?,
-            str_field(s, "dh")?,
-        )?;
+        let suite = suite(v)?;
         let key = (hex_u64(v, "spi_i")?, hex_u64(v, "spi_r")?);
         let cipher = |e: &str, a: &str| -> Result<SkCipher, String> {
             let auth = opt_secret(v, a)?;
@@ -158,6 +164,28 @@ impl KeyStore {
         };
         // Both gateways log the same SA: the first is as good as the second.
         self.ikev2.entry(key).or_insert(keys);
+        Ok(())
+    }
+
+    fn ikev1_line(&mut self, v: &Value) -> Result<(), String> {
+        let suite = suite(v)?;
+        let cipher = Cipher::from_encr(suite.encr).map_err(|e| e.to_string())?;
+        let enc_key = secret(v, "enc_key")?;
+        let first_iv = secret(v, "iv")?.expose().to_vec();
+        if enc_key.len() != cipher.key_len() || first_iv.len() != cipher.block_len() {
+            return Err(format!(
+                "\"enc_key\" or \"iv\" is not as long as {} needs",
+                cipher.name()
+            ));
+        }
+        let keys = Ikev1Keys {
+            rcookie: hex_u64(v, "rcookie")?,
+            cipher,
+            hash: suite.integ.map_or(Hash::from_prf(suite.prf), Hash::from_integ),
+            enc_key,
+            first_iv,
+        };
+        self.ikev1.entry(hex_u64(v, "icookie")?).or_insert(keys);
         Ok(())
     }
 
@@ -189,6 +217,17 @@ impl KeyStore {
         }
         Ok(())
     }
+}
+
+/// The `suite` object both IKE versions' lines have (`crate::keys::suite_json`).
+fn suite(v: &Value) -> Result<IkeSuite, String> {
+    let s = &v["suite"];
+    IkeSuite::from_names(
+        str_field(s, "encr")?,
+        s["integ"].as_str(),
+        str_field(s, "prf")?,
+        str_field(s, "dh")?,
+    )
 }
 
 fn str_field<'a>(v: &'a Value, f: &str) -> Result<&'a str, String> {
