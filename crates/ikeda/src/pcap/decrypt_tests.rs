@@ -337,6 +337,11 @@ fn bad_key_files_are_named_never_echoed() {
         s.problems
     );
     assert!(!s.problems[0].contains("5ec7e7"));
+    // A file far larger than any key log is refused before it is read.
+    let huge = dir.join("huge");
+    std::fs::File::create(&huge).unwrap().set_len(1 << 40).unwrap();
+    let e = KeyStore::default().load(&huge).err().unwrap();
+    assert!(e.contains("larger than"), "{e}");
     let _ = std::fs::remove_dir_all(&dir);
     let _ = std::fs::remove_dir_all(key_dir("bad"));
 }

@@ -25,6 +25,10 @@ use std::path::Path;
 /// garbage file makes us hold.
 pub const MAX_KEY_LINES: usize = 1 << 20;
 
+/// Key files larger than this are refused before they are read (a key log
+/// line is about 600 bytes: this is 100,000 SAs and more).
+pub const MAX_KEY_FILE_BYTES: u64 = 64 << 20;
+
 /// The two directions of one IKEv2 SA (RFC 7296 §2.14): SK_ei/SK_ai
 /// protect what the original initiator sends, SK_er/SK_ar the rest.
 pub struct Ikev2Keys {
@@ -112,6 +116,15 @@ impl KeyStore {
         } else {
             source.to_path_buf()
         };
+        let len = std::fs::metadata(&file)
+            .map_err(|e| format!("{}: {e}", file.display()))?
+            .len();
+        if len > MAX_KEY_FILE_BYTES {
+            return Err(format!(
+                "{}: {len} bytes, larger than any key log ikeda reads ({MAX_KEY_FILE_BYTES})",
+                file.display()
+            ));
+        }
         let text = std::fs::read(&file).map_err(|e| format!("{}: {e}", file.display()))?;
         let text = zeroize::Zeroizing::new(text);
         let text = std::str::from_utf8(&text)
