@@ -715,16 +715,29 @@ impl Analyzer {
             }
             return None;
         };
-        let (cipher, which) = if repr.flags.initiator() {
-            (&k.from_initiator, "SK_ei/SK_ai")
+        let (cipher, enc, auth) = if repr.flags.initiator() {
+            (&k.from_initiator, "SK_ei", "SK_ai")
         } else {
-            (&k.from_responder, "SK_er/SK_ar")
+            (&k.from_responder, "SK_er", "SK_ar")
         };
         let iv_off = data.len().checked_sub(sk.body.len())?;
+        // With HMAC integrity the ICV is checked first (RFC 7296 §3.14):
+        // what fails after it, on a body of sane shape, is the cipher's key.
+        let (iv, icv, bl) = (cipher.iv_len(), cipher.icv_len(), cipher.encr().block_len());
+        let verified_shape =
+            k.suite.integ.is_some() && sk.body.len() >= iv + bl + icv && (sk.body.len() - iv - icv).is_multiple_of(bl);
+        let wrong_enc = |why: String| format!("{sa}: the ICV verifies with {auth}: a wrong {enc} ({why})");
         let plain = match cipher.decrypt(&data[..iv_off], &data[iv_off..]) {
             Ok(p) => p,
             Err(IkeCryptoError::IntegrityCheckFailed) => {
-                m.note = Some(format!("ICV mismatch: wrong key for {sa} ({which}, {})", k.suite.encr));
+                m.note = Some(format!(
+                    "ICV mismatch: wrong key for {sa} ({enc}/{auth}, {})",
+                    k.suite.encr
+                ));
+                return None;
+            }
+            Err(e) if verified_shape => {
+                m.note = Some(wrong_enc(e.to_string()));
                 return None;
             }
             Err(e) => {
@@ -734,6 +747,10 @@ impl Analyzer {
         };
         match ikev2::Message::parse_inner(sk.first_payload, &plain) {
             Ok(inner) => Some(inner),
+            Err(e) if verified_shape => {
+                m.note = Some(wrong_enc(format!("the payloads inside do not parse: {e}")));
+                None
+            }
             Err(e) => {
                 m.note = Some(format!("{sa}: decrypted, but the payloads inside do not parse: {e}"));
                 None
@@ -1002,8 +1019,26 @@ fn decryption_text(spi: &str, d: &FlowDecryption) -> String {
     for (why, n) in &d.not_decrypted {
         s.push_str(&format!(", {n} {}", why.replace('_', " ")));
     }
+    // The ICV is checked before decryption (RFC 4303 §3.4.4): packets that
+    // pass it and then make no sense had the right integrity key and the
+    // wrong encryption key.
+    let garbled: u64 = GARBLED_AFTER_ICV
+        .iter()
+        .filter_map(|r| d.not_decrypted.get(r.name()))
+        .sum();
+    if d.decrypted == 0 && garbled > 0 {
+        s.push_str(&format!(" (the ICV verifies: a wrong encryption key for SPI {spi})"));
+    }
     s
 }
+
+/// Drop reasons that mean "authentic, but decrypted to nonsense".
+const GARBLED_AFTER_ICV: [DropReason; 4] = [
+    DropReason::BadPadding,
+    DropReason::BadTrailer,
+    DropReason::BadNextHeader,
+    DropReason::InnerMalformed,
+];
 
 /// An inner protocol as an engineer names it: `ICMP`, `TCP`, `ICMPv6`.
 fn protocol_name(p: IpProtocol) -> String {

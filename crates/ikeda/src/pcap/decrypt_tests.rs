@@ -500,3 +500,38 @@ fn ikev1_without_the_whole_main_mode_says_why() {
     let dpd = line(&out, "INFORMATIONAL_V1 request 305419896 [ E ]");
     assert!(dpd.contains("misses a message of the IV chain"), "{dpd}");
 }
+
+/// With HMAC integrity, a right integrity key and a wrong encryption key
+/// verify and then decrypt to garbage: the line names the encryption key
+/// (IKE: SK_er; ESP: the SA's encryption key), not just "does not parse".
+#[test]
+fn a_wrong_encryption_key_behind_a_right_integrity_key_is_named() {
+    let dir = key_dir("wrong-enc");
+    let log = std::fs::read_to_string(dir.join(KEY_LOG)).unwrap();
+    let _ = std::fs::remove_dir_all(&dir);
+    // SK_er and the CBC SA's encryption key, one bit off.
+    let sk_er = key(5, 32).to_hex();
+    let cbc = child_info(EspAlgorithm::parse("aes128-sha256").unwrap(), false, 0xc000_0002);
+    let enc = cbc.enc_out.to_hex();
+    let flip = |h: &str| format!("{:x}{}", u8::from_str_radix(&h[..1], 16).unwrap() ^ 1, &h[1..]);
+    let field = |f: &str, h: &str| format!("\"{f}\":\"{h}\"");
+    let bad = log
+        .replace(&field("sk_er", &sk_er), &field("sk_er", &flip(&sk_er)))
+        .replace(&field("enc_key", &enc), &field("enc_key", &flip(&enc)));
+    assert_ne!(bad, log);
+    let mut store = KeyStore::default();
+    store.load_key_log("log", &bad).unwrap();
+    let mut a = Analyzer::new(Limits::default(), false, false).with_keys(store);
+    let mut out = Vec::new();
+    let mut format = String::new();
+    read_capture(&capture(&conversation())[..], |p| a.packet(p, &mut out), &mut format).unwrap();
+    a.finish(&format, &mut out);
+    let out = String::from_utf8(out).unwrap();
+    let resp = line(&out, "IKE_AUTH response 1 [ E ]");
+    assert!(resp.contains("the ICV verifies with SK_ar: a wrong SK_er"), "{resp}");
+    let flow = line(&out, "SPI 0xc0000002:");
+    assert!(
+        flow.contains("the ICV verifies: a wrong encryption key for SPI 0xc0000002"),
+        "{flow}"
+    );
+}
