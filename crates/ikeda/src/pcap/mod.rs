@@ -37,7 +37,8 @@ pub struct PcapArgs {
     /// "stats": {...}}; see README ("Reading captures") for the fields.
     #[arg(long)]
     pub json: bool,
-    /// Decrypt IKEv2 SK payloads and ESP with these keys: ikeda's key log
+    /// Decrypt IKE (IKEv2 SK payloads, IKEv1 encrypted messages) and ESP
+    /// with these keys: ikeda's key log
     /// (`ikeda-keys.jsonl`, written with key export on) or a directory
     /// holding one. Repeatable.
     #[arg(long = "keys", value_name = "SOURCE")]
