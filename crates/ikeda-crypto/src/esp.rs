@@ -678,6 +678,14 @@ impl BlockCipher {
 
 #[cfg(test)]
 mod tests {
+    /// The key log writes `name()`; `parse` must read every one back.
+    #[test]
+    fn names_round_trip_through_parse() {
+        for a in EspAlgorithm::all() {
+            assert_eq!(EspAlgorithm::parse(&a.name()), Ok(a), "{a}");
+        }
+    }
+
     use super::*;
 
     fn key(n: usize, fill: u8) -> SecretBytes {

@@ -14,19 +14,10 @@ use std::collections::BTreeMap;
 
 const PINGS: usize = 5;
 
-fn run_case(test: &str, ike: &str, nat: bool) {
-    if !require_root(test) {
-        return;
-    }
-    need_tshark();
-    let tmp = TempDir::new(test);
-    let pcap = tmp.path().join("cap.pcap");
-    let p = pcap.to_str().unwrap();
-    let mut args = vec!["--ike", ike, "--capture", p, "--no-ping"];
-    if nat {
-        args.push("--nat");
-    }
-    let (lab, _) = Lab::up('p', &args);
+/// h1 pings h2; with `keys_to`, gw1's key directory is copied there (`lab
+/// down` removes the state directory, keys and all); then `lab down`,
+/// which completes the capture.
+fn ping_then_down(lab: Lab, keys_to: Option<&std::path::Path>) {
     let o = lab.exec(
         "h1",
         &[
@@ -42,11 +33,34 @@ fn run_case(test: &str, ike: &str, nat: bool) {
         ],
     );
     assert!(o.status.success(), "ping h1 -> h2: {}\n{}", text(&o), gw1_log(&lab));
+    if let Some(to) = keys_to {
+        std::fs::create_dir_all(to).unwrap();
+        for e in std::fs::read_dir(lab.dir().join("keys-gw1")).unwrap() {
+            let e = e.unwrap();
+            std::fs::copy(e.path(), to.join(e.file_name())).unwrap();
+        }
+    }
     let down = lab.down();
     assert!(
         down.contains("packets in"),
         "lab down does not report the capture:\n{down}"
     );
+}
+
+fn run_case(test: &str, ike: &str, nat: bool) {
+    if !require_root(test) {
+        return;
+    }
+    need_tshark();
+    let tmp = TempDir::new(test);
+    let pcap = tmp.path().join("cap.pcap");
+    let p = pcap.to_str().unwrap();
+    let mut args = vec!["--ike", ike, "--capture", p, "--no-ping"];
+    if nat {
+        args.push("--nat");
+    }
+    let (lab, _) = Lab::up('p', &args);
+    ping_then_down(lab, None);
 
     let o = ikeda(&["pcap", p]);
     let out = text(&o);
@@ -153,4 +167,292 @@ fn pcap_of_an_ikev1_lab_agrees_with_tshark() {
 #[test]
 fn pcap_of_an_ikev2_lab_behind_nat_agrees_with_tshark() {
     run_case("pcap_of_an_ikev2_lab_behind_nat_agrees_with_tshark", "2", true);
+}
+
+// ---- issue 12 part C: `ikeda pcap --keys` with the lab's key log ----------
+
+/// IKEv2 payload types (RFC 7296 §3.2) by the names of our log notation.
+fn payload_type(name: &str) -> Option<u8> {
+    let base = name.split('(').next().unwrap_or(name);
+    Some(match base {
+        "SA" => 33,
+        "KE" => 34,
+        "IDi" => 35,
+        "IDr" => 36,
+        "CERT" => 37,
+        "CERTREQ" => 38,
+        "AUTH" => 39,
+        "No" => 40,
+        "N" => 41,
+        "D" => 42,
+        "V" => 43,
+        "TSi" => 44,
+        "TSr" => 45,
+        "CPRQ" | "CPRP" | "CPS" | "CPA" | "CP" => 47,
+        "EAP" => 48,
+        _ => return None,
+    })
+}
+
+/// A lab with key export and a capture of gw1's WAN; h1 pings h2. Returns
+/// the capture, a copy of gw1's key directory, and the directory that
+/// holds both (removed when dropped).
+fn keyed_capture(test: &str, args: &[&str]) -> (TempDir, std::path::PathBuf, std::path::PathBuf) {
+    let tmp = TempDir::new(test);
+    let pcap = tmp.path().join("cap.pcap");
+    let p = pcap.to_str().unwrap().to_string();
+    let mut a = vec!["--export-keys", "--capture", &p, "--no-ping"];
+    a.extend_from_slice(args);
+    let (lab, _) = Lab::up('d', &a);
+    let keys = tmp.path().join("keys");
+    ping_then_down(lab, Some(&keys));
+    (tmp, pcap, keys)
+}
+
+/// `ikeda pcap --json --keys DIR FILE`, parsed, and the text output.
+fn pcap_with_keys(pcap: &std::path::Path, keys: &std::path::Path) -> (serde_json::Value, String) {
+    let (p, k) = (pcap.to_str().unwrap(), keys.to_str().unwrap());
+    let o = ikeda(&["pcap", "--json", "--keys", k, p]);
+    assert!(o.status.success(), "ikeda pcap --json --keys: {}", text(&o));
+    let v = serde_json::from_slice(&o.stdout).expect("ikeda pcap --json is one JSON object");
+    let o = ikeda(&["pcap", "--keys", k, p]);
+    assert!(o.status.success(), "ikeda pcap --keys: {}", text(&o));
+    (v, text(&o))
+}
+
+/// Decrypted ESP packets per SPI, as ikeda pcap counts them; every flow
+/// has a key and no ICV failure.
+fn decrypted_per_spi(v: &serde_json::Value, out: &str) -> BTreeMap<String, u64> {
+    let mut ours = BTreeMap::new();
+    for f in v["flows"].as_array().unwrap() {
+        let d = &f["decryption"];
+        assert_eq!(d["key"], true, "{f}\n{out}");
+        assert_eq!(d["icv_failures"], 0, "{f}\n{out}");
+        ours.insert(f["spi"].as_str().unwrap().to_string(), d["decrypted"].as_u64().unwrap());
+    }
+    ours
+}
+
+/// The key log with the first hex digit of each `fields` value changed.
+fn flip_keys(log: &str, fields: &[&str]) -> String {
+    let mut out = log.to_string();
+    for f in fields {
+        let pat = format!("\"{f}\":\"");
+        let mut pos = 0;
+        while let Some(i) = out[pos..].find(&pat) {
+            let at = pos + i + pat.len();
+            let d = u8::from_str_radix(&out[at..at + 1], 16).expect("a hex key");
+            out.replace_range(at..at + 1, &format!("{:x}", d ^ 1));
+            pos = at;
+        }
+    }
+    out
+}
+
+/// ESP decrypted per SPI by `ikeda pcap --keys` (every flow keyed, no ICV
+/// failure) equals what tshark decrypts with the exported `esp_sa` and its
+/// ICV check on; two flows (one each way) with at least the pings, whose
+/// inner packets are ICMP.
+fn esp_agrees_with_tshark(
+    pcap: &std::path::Path,
+    keys: &std::path::Path,
+    v: &serde_json::Value,
+    out: &str,
+) -> BTreeMap<String, u64> {
+    let ours = decrypted_per_spi(v, out);
+    let mut theirs: BTreeMap<String, u64> = BTreeMap::new();
+    for r in tshark_fields(
+        pcap,
+        keys,
+        &["-Y", "esp", "-o", "esp.enable_authentication_check:TRUE"],
+        &["esp.spi", "ip.src", "esp.icv_good"],
+    ) {
+        let spi = u32::from_str_radix(r[0].trim_start_matches("0x"), 16).expect("esp.spi in hex");
+        let e = theirs.entry(format!("{spi:#010x}")).or_default();
+        // Outer and inner source: decrypted; and the ICV good.
+        if r[1].split(',').count() == 2 && matches!(r[2].as_str(), "1" | "True") {
+            *e += 1;
+        }
+    }
+    assert_eq!(ours, theirs, "decrypted ESP per SPI: ikeda pcap vs tshark\n{out}");
+    assert_eq!(ours.len(), 2, "{out}");
+    assert!(ours.values().all(|n| *n >= PINGS as u64), "{ours:?}");
+    let esp: Vec<&str> = out.lines().filter(|l| l.contains(" SPI 0x")).collect();
+    assert!(esp.iter().all(|l| l.contains("(ICMP ")), "{out}");
+    ours
+}
+
+/// IKEv2, AES-CBC with HMAC-SHA-256 for IKE and ESP: `ikeda pcap --keys`
+/// with gw1's key log shows IKE_AUTH's payloads (the same list, in the same
+/// order, as tshark given the exported Wireshark tables), and decrypts as
+/// many ESP packets per SPI as tshark does (with its ICV check on).
+#[test]
+fn pcap_keys_decrypt_an_ikev2_lab_as_tshark_does() {
+    let test = "pcap_keys_decrypt_an_ikev2_lab_as_tshark_does";
+    if !require_root(test) {
+        return;
+    }
+    need_tshark();
+    let (_tmp, pcap, keys) = keyed_capture(
+        test,
+        &[
+            "--ike",
+            "2",
+            "--ike-proposal",
+            "aes128-sha256-modp2048",
+            "--esp",
+            "aes128-sha256",
+        ],
+    );
+    let (v, out) = pcap_with_keys(&pcap, &keys);
+
+    // IKE_AUTH: our inner payload list against tshark's (minus SK itself).
+    let ours: Vec<(u64, Vec<u8>)> = v["messages"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|m| m["exchange"] == "IKE_AUTH")
+        .map(|m| {
+            assert_eq!(m["decrypted"], true, "{m}\n{out}");
+            let s = m["summary"].as_str().unwrap();
+            let list = s.split('[').nth(1).unwrap().trim_end_matches(']');
+            let types = list
+                .split_whitespace()
+                .map(|n| payload_type(n).unwrap_or_else(|| panic!("payload {n} in {s}")))
+                .collect();
+            (m["frame"].as_u64().unwrap(), types)
+        })
+        .collect();
+    assert_eq!(ours.len(), 2, "{out}");
+    let theirs: Vec<(u64, Vec<u8>)> = tshark_fields(
+        &pcap,
+        &keys,
+        &["-Y", "isakmp.exchangetype == 35"],
+        &["frame.number", "isakmp.typepayload"],
+    )
+    .into_iter()
+    .map(|r| {
+        // isakmp.typepayload also names the Proposal (2) and Transform (3)
+        // substructures inside SA; SK (46) is the envelope.
+        let types = r[1]
+            .split(',')
+            .filter_map(|t| t.parse().ok())
+            .filter(|t| *t >= 33 && *t != 46)
+            .collect();
+        (r[0].parse().unwrap(), types)
+    })
+    .collect();
+    assert_eq!(
+        ours, theirs,
+        "IKE_AUTH payloads (frame, types): ikeda pcap vs tshark\n{out}"
+    );
+    for want in ["IKE_AUTH request 1 [ IDi ", "IKE_AUTH response 1 [ IDr "] {
+        let l = out
+            .lines()
+            .find(|l| l.contains(want))
+            .unwrap_or_else(|| panic!("no `{want}`:\n{out}"));
+        assert!(
+            l.contains(" AUTH ") && l.contains("SA TSi TSr") && l.contains("decrypted from"),
+            "{l}"
+        );
+    }
+
+    let ours = esp_agrees_with_tshark(&pcap, &keys, &v, &out);
+
+    // Negative control: every key one bit off. Each SA is named with why,
+    // and nothing is decrypted.
+    let bad = keys.parent().unwrap().join("bad-keys");
+    std::fs::create_dir_all(&bad).unwrap();
+    let log = std::fs::read_to_string(keys.join("ikeda-keys.jsonl")).unwrap();
+    std::fs::write(
+        bad.join("ikeda-keys.jsonl"),
+        flip_keys(&log, &["sk_ei", "sk_er", "sk_ai", "sk_ar", "enc_key", "auth_key"]),
+    )
+    .unwrap();
+    let (_, wrong) = pcap_with_keys(&pcap, &bad);
+    assert_eq!(
+        wrong.matches("ICV mismatch: wrong key for IKE SA ").count(),
+        2,
+        "{wrong}"
+    );
+    for spi in ours.keys() {
+        assert!(
+            wrong.contains(&format!("decrypted 0, 5 ICV mismatch: wrong key for SPI {spi}")),
+            "{spi}:\n{wrong}"
+        );
+    }
+    println!("{test}: IKE_AUTH payloads and ESP per SPI {ours:?} decrypted as tshark decrypts them");
+}
+
+/// ChaCha20-Poly1305 with ESN, behind the NAT (ESP in UDP): Debian's
+/// tshark decrypts none of it; `ikeda pcap --keys` decrypts every packet,
+/// the pings and their replies.
+#[test]
+fn pcap_keys_decrypt_chacha20_esn_that_tshark_cannot() {
+    let test = "pcap_keys_decrypt_chacha20_esn_that_tshark_cannot";
+    if !require_root(test) {
+        return;
+    }
+    need_tshark();
+    let (_tmp, pcap, keys) = keyed_capture(test, &["--ike", "2", "--esp", "chacha20poly1305-esn", "--nat"]);
+    let log = std::fs::read_to_string(keys.join("ikeda-keys.jsonl")).unwrap();
+    assert!(
+        log.contains("\"algorithm\":\"chacha20poly1305\"") && log.contains("\"esn\":true"),
+        "the lab did not negotiate ChaCha20-Poly1305 with ESN"
+    );
+    let (v, out) = pcap_with_keys(&pcap, &keys);
+    let ours = decrypted_per_spi(&v, &out);
+    assert_eq!(ours.len(), 2, "{out}");
+    for f in v["flows"].as_array().unwrap() {
+        let d = &f["decryption"];
+        assert_eq!(d["decrypted"], f["packets"], "{f}\n{out}");
+        assert!(d["inner"]["ICMP"].as_u64().unwrap() >= PINGS as u64, "{f}\n{out}");
+    }
+    let inner = tshark_fields(&pcap, &keys, &["-Y", "esp"], &["ip.src"]);
+    assert!(!inner.is_empty(), "tshark sees no ESP");
+    assert!(
+        inner.iter().all(|r| r[0].split(',').count() == 1),
+        "tshark decrypted ChaCha20-Poly1305 ESP after all: {inner:?}"
+    );
+    println!(
+        "{test}: {ours:?} decrypted; tshark decrypts none of {} ESP frames",
+        inner.len()
+    );
+}
+
+/// IKEv1 (ikeda on both gateways): with gw1's key log, Main Mode 5/6 and
+/// both Quick Modes are decrypted along the IV chain computed from the
+/// capture (nothing of IKEv1 stays `[ E ]`), and ESP agrees with tshark.
+#[test]
+fn pcap_keys_decrypt_an_ikev1_lab() {
+    let test = "pcap_keys_decrypt_an_ikev1_lab";
+    if !require_root(test) {
+        return;
+    }
+    need_tshark();
+    let (_tmp, pcap, keys) = keyed_capture(test, &["--ike", "1"]);
+    let (v, out) = pcap_with_keys(&pcap, &keys);
+    for want in [
+        "ID_PROT request 0 [ ID HASH",
+        "ID_PROT response 0 [ ID HASH",
+        "QUICK_MODE request ",
+        "QUICK_MODE response ",
+    ] {
+        let l = out
+            .lines()
+            .find(|l| l.contains(want))
+            .unwrap_or_else(|| panic!("no `{want}`:\n{out}"));
+        assert!(l.contains("decrypted from"), "{l}");
+    }
+    assert!(
+        // Two Quick Modes (IPv4 and IPv6 LANs): each opened with its
+        // HASH(1) SA No ID ID, closed with the initiator's HASH(3).
+        out.matches("QUICK_MODE request ").count() == 4
+            && out.matches(" [ HASH SA No ID ID ]").count() == 4
+            && out.matches(" [ HASH ] ").count() == 2,
+        "{out}"
+    );
+    assert!(!out.contains("[ E ]"), "an IKEv1 message stays encrypted:\n{out}");
+    let ours = esp_agrees_with_tshark(&pcap, &keys, &v, &out);
+    println!("{test}: Main Mode 5/6 and Quick Mode decrypted; ESP per SPI {ours:?} as tshark decrypts it");
 }

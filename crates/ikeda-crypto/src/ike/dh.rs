@@ -89,6 +89,11 @@ impl DhGroup {
         DhGroup::ALL.into_iter().find(|g| g.transform_id() == id)
     }
 
+    /// The inverse of [`name`](DhGroup::name) (key logs).
+    pub fn from_name(s: &str) -> Option<DhGroup> {
+        DhGroup::ALL.into_iter().find(|g| g.name() == s)
+    }
+
     /// IANA-style name, as logs print it.
     pub fn name(self) -> &'static str {
         match self {

@@ -106,6 +106,11 @@ impl Encr {
         }
     }
 
+    /// The inverse of [`name`](Encr::name) (key logs).
+    pub fn from_name(s: &str) -> Option<Encr> {
+        Encr::ALL.into_iter().find(|e| e.name() == s)
+    }
+
     /// IANA name with the key size, as logs print it (`ENCR_AES_CBC_128`).
     pub fn name(self) -> String {
         match self {

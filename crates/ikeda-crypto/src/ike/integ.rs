@@ -47,6 +47,11 @@ impl Integ {
         Integ::ALL.into_iter().find(|i| i.transform_id() == id)
     }
 
+    /// The inverse of [`name`](Integ::name) (key logs).
+    pub fn from_name(s: &str) -> Option<Integ> {
+        Integ::ALL.into_iter().find(|i| i.name() == s)
+    }
+
     pub fn name(self) -> &'static str {
         match self {
             Integ::HmacMd5_96 => "AUTH_HMAC_MD5_96",

@@ -36,6 +36,25 @@ pub struct IkeSuite {
 }
 
 impl IkeSuite {
+    /// The suite from the names `name()` gives (`ENCR_AES_GCM_16_128`,
+    /// `AUTH_HMAC_SHA2_256_128`, `PRF_HMAC_SHA2_256`, `CURVE_25519`), as
+    /// ikeda's key log writes them; checked with [`validate`](Self::validate).
+    pub fn from_names(encr: &str, integ: Option<&str>, prf: &str, dh: &str) -> Result<IkeSuite, String> {
+        let unknown = |what: &str, n: &str| format!("unknown {what} algorithm '{n}'");
+        let s = IkeSuite {
+            encr: Encr::from_name(encr).ok_or_else(|| unknown("encryption", encr))?,
+            integ: match integ {
+                Some(i) => Some(Integ::from_name(i).ok_or_else(|| unknown("integrity", i))?),
+                None => None,
+            },
+            prf: Prf::from_name(prf).ok_or_else(|| unknown("PRF", prf))?,
+            dh: DhGroup::from_name(dh).ok_or_else(|| unknown("DH group", dh))?,
+        };
+        s.validate()
+            .map_err(|e| format!("{encr}/{}: {e}", integ.unwrap_or("no integrity")))?;
+        Ok(s)
+    }
+
     /// Check the combination: integrity exactly when the cipher is not AEAD.
     pub fn validate(&self) -> Result<(), IkeCryptoError> {
         match (self.encr.is_aead(), self.integ) {
@@ -359,6 +378,41 @@ impl fmt::Display for Role {
 
 #[cfg(test)]
 mod tests {
+    /// Key logs name a suite by `name()` (ikeda's `ikeda-keys.jsonl`);
+    /// reading them back must give the same algorithms, for every one.
+    #[test]
+    fn suite_names_round_trip() {
+        let mut n = 0;
+        for encr in Encr::ALL {
+            let integs: Vec<Option<Integ>> = if encr.is_aead() {
+                vec![None]
+            } else {
+                Integ::ALL.into_iter().map(Some).collect()
+            };
+            for integ in integs {
+                for prf in Prf::ALL {
+                    for dh in DhGroup::ALL {
+                        let s = IkeSuite { encr, integ, prf, dh };
+                        let back = IkeSuite::from_names(&encr.name(), integ.map(Integ::name), prf.name(), dh.name());
+                        assert_eq!(back, Ok(s));
+                        n += 1;
+                    }
+                }
+            }
+        }
+        assert!(n > 100);
+        assert_eq!(Encr::from_name("ENCR_AES_CBC_192"), None);
+        let e = IkeSuite::from_names(
+            "ENCR_AES_GCM_16_128",
+            Some("AUTH_HMAC_SHA1_96"),
+            "PRF_HMAC_SHA1",
+            "MODP_2048",
+        );
+        assert!(e.unwrap_err().contains("AEAD"));
+        let e = IkeSuite::from_names("ENCR_AES_CBC_128", None, "PRF_NOPE", "MODP_2048").unwrap_err();
+        assert!(e.contains("PRF_NOPE"), "{e}");
+    }
+
     use super::*;
     use crate::ike::testutil::h;
     use crate::ike::{KeyExchange, Rng, SeededRng};

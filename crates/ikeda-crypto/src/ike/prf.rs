@@ -54,6 +54,11 @@ impl Prf {
         Prf::ALL.into_iter().find(|p| p.transform_id() == id)
     }
 
+    /// The inverse of [`name`](Prf::name) (key logs).
+    pub fn from_name(s: &str) -> Option<Prf> {
+        Prf::ALL.into_iter().find(|p| p.name() == s)
+    }
+
     /// IANA name, as logs print it.
     pub fn name(self) -> &'static str {
         match self {

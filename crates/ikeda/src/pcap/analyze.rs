@@ -8,6 +8,9 @@
 //! (RFC 3948 §2.2), by either port, so a NAT's rewritten source port does
 //! not hide it; ESP as IP protocol 50 and in UDP 4500 (RFC 3948 §2.1).
 
+use super::keys::KeyStore;
+use ikeda_crypto::ike::IkeCryptoError;
+use ikeda_esp::{DropReason, InboundSa};
 use ikeda_wire::iana::IpProtocol;
 use ikeda_wire::ip::{self, Datagram};
 use ikeda_wire::pcap::{link_type, network_layer, Packet, Timestamp};
@@ -33,6 +36,10 @@ pub struct Limits {
     pub max_flows: usize,
     /// IKEv1 exchanges (cookie, Message ID) whose requester is remembered.
     pub max_v1_exchanges: usize,
+    /// ESP flows decrypted with `--keys` (each holds its SAs: keys and a
+    /// 4096-packet replay window, a few KB); packets of keyed flows
+    /// beyond it are counted as `beyond_decryption_table`.
+    pub max_decrypting_flows: usize,
     pub fragments: ikeda_wire::reassembly::Limits,
 }
 
@@ -41,6 +48,7 @@ impl Default for Limits {
         Limits {
             max_flows: 65536,
             max_v1_exchanges: 65536,
+            max_decrypting_flows: 4096,
             fragments: Default::default(),
         }
     }
@@ -75,6 +83,12 @@ pub struct IkeMessage {
     pub encrypted_len: Option<usize>,
     /// Why the message did not parse, when it did not.
     pub error: Option<String>,
+    /// With `--keys`: the SK payload was decrypted and `summary` lists
+    /// the payloads inside it.
+    pub decrypted: bool,
+    /// With `--keys`: why an encrypted message was not decrypted.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub note: Option<String>,
     /// `--verbose`: every payload as the wire crate parses it.
     #[serde(skip_serializing_if = "Vec::is_empty")]
     pub payloads: Vec<String>,
@@ -134,8 +148,119 @@ pub struct EspFlow {
     pub reordered: u64,
     /// Packets more than 4096 below the highest: neither told apart.
     pub too_old: u64,
+    /// With `--keys`: what decryption made of the flow.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub decryption: Option<FlowDecryption>,
     #[serde(skip)]
     window: SeqWindow,
+}
+
+/// Exchanges (M-IDs) per phase-1 SA whose IV chain is kept; the IV of
+/// any further one is computed afresh for each message.
+const MAX_V1_CHAIN_EXCHANGES: usize = 1024;
+
+/// The IVs of one IKEv1 exchange: the next message is encrypted with the
+/// last ciphertext block of the one before (RFC 2409 App. B). A
+/// retransmission repeats a ciphertext, so it is decrypted with the IV
+/// its first copy had.
+#[derive(Debug, Clone)]
+struct IvState {
+    next: Vec<u8>,
+    last_iv: Vec<u8>,
+    last_block: Vec<u8>,
+}
+
+impl IvState {
+    fn new(iv: Vec<u8>) -> IvState {
+        IvState {
+            next: iv,
+            last_iv: Vec::new(),
+            last_block: Vec::new(),
+        }
+    }
+
+    fn iv_for(&self, last_block: &[u8]) -> Vec<u8> {
+        if self.last_block == last_block {
+            self.last_iv.clone()
+        } else {
+            self.next.clone()
+        }
+    }
+
+    fn advance(&mut self, iv: Vec<u8>, last_block: &[u8]) {
+        self.last_iv = iv;
+        self.last_block = last_block.to_vec();
+        self.next = last_block.to_vec();
+    }
+}
+
+/// RFC 2409 App. B for one phase-1 SA: Main Mode message 5 is encrypted
+/// with `hash(g^xi | g^xr)` (the key log's `iv`), each phase-1 message
+/// after it with the last block of the one before; an exchange with a new
+/// M-ID (Quick Mode, Informational) starts from `hash(last phase-1 block |
+/// M-ID)` and chains the same way.
+struct V1Chain {
+    phase1: IvState,
+    exchanges: HashMap<u32, IvState>,
+}
+
+impl V1Chain {
+    fn new(first_iv: Vec<u8>) -> V1Chain {
+        V1Chain {
+            phase1: IvState::new(first_iv),
+            exchanges: HashMap::new(),
+        }
+    }
+
+    fn iv_for(&mut self, message_id: u32, last_block: &[u8], hash: ikeda_crypto::ikev1::Hash, bl: usize) -> Vec<u8> {
+        if message_id == 0 {
+            return self.phase1.iv_for(last_block);
+        }
+        match self.exchanges.get(&message_id) {
+            Some(s) => s.iv_for(last_block),
+            None => ikeda_crypto::ikev1::phase2_iv(hash, bl, &self.phase1.next, message_id),
+        }
+    }
+
+    fn advance(&mut self, message_id: u32, iv: Vec<u8>, last_block: &[u8]) {
+        if message_id == 0 {
+            return self.phase1.advance(iv, last_block);
+        }
+        if !self.exchanges.contains_key(&message_id) && self.exchanges.len() >= MAX_V1_CHAIN_EXCHANGES {
+            return;
+        }
+        self.exchanges
+            .entry(message_id)
+            .or_insert_with(|| IvState::new(Vec::new()))
+            .advance(iv, last_block);
+    }
+}
+
+/// What `--keys` made of one ESP flow: counts, never a line per packet.
+#[derive(Debug, Clone, Default, Serialize)]
+pub struct FlowDecryption {
+    /// The key log has a key for the SPI.
+    pub key: bool,
+    /// Packets that verified and decrypted to an inner IP packet.
+    pub decrypted: u64,
+    /// Packets whose ICV did not verify with any key for the SPI.
+    pub icv_failures: u64,
+    /// Other packets not decrypted, by the data plane's drop reason
+    /// (`replayed`: a copy of one already decrypted; `ipcomp_not_enabled`:
+    /// compressed, which is not inflated here).
+    pub not_decrypted: BTreeMap<&'static str, u64>,
+    /// Inner packets by their protocol (`ICMP`, `TCP`, ...).
+    pub inner: BTreeMap<String, u64>,
+}
+
+/// The SAs that may decrypt a flow: every direction the key log has for
+/// its SPI (two gateways may have chosen the same one); the first that
+/// verifies a packet is kept alone.
+struct FlowSas {
+    candidates: Vec<InboundSa>,
+    verified: bool,
+    /// The replay windows were placed at the flow's first packet.
+    seeded: bool,
 }
 
 /// A bitmap of the last [`SEQ_WINDOW`] sequence numbers below `max`.
@@ -188,6 +313,7 @@ impl EspFlow {
             replays: 0,
             reordered: 0,
             too_old: 0,
+            decryption: None,
             window: SeqWindow::default(),
         }
     }
@@ -294,6 +420,16 @@ pub struct Analyzer {
     warnings: Vec<String>,
     warnings_dropped: u64,
     printed: u64,
+    /// `--keys`: what to decrypt with.
+    keys: Option<KeyStore>,
+    /// Per flow, the inbound SAs that decrypt it (only with `--keys`).
+    flow_sas: HashMap<FlowKey, FlowSas>,
+    /// IKEv1: the CBC IV chain of each phase-1 SA, by initiator cookie.
+    v1_chains: HashMap<u64, V1Chain>,
+    /// IKE SAs already said to have no key (bounded like `v1_requesters`).
+    ike_without_key: HashSet<(u64, u64)>,
+    /// The ESP packet being decrypted in place (one buffer, reused).
+    esp_buf: Vec<u8>,
 }
 
 impl Analyzer {
@@ -311,7 +447,18 @@ impl Analyzer {
             warnings: Vec::new(),
             warnings_dropped: 0,
             printed: 0,
+            keys: None,
+            flow_sas: HashMap::new(),
+            ike_without_key: HashSet::new(),
+            v1_chains: HashMap::new(),
+            esp_buf: Vec::new(),
         }
+    }
+
+    /// Decrypt IKEv2 SK payloads and ESP with these keys.
+    pub fn with_keys(mut self, keys: KeyStore) -> Analyzer {
+        self.keys = Some(keys);
+        self
     }
 
     /// Problems met (frame number and why), the first [`MAX_WARNINGS`],
@@ -445,10 +592,24 @@ impl Analyzer {
             self.counters.esp_untracked += 1;
             return;
         }
-        self.flows
+        let flow = self
+            .flows
             .entry(key)
-            .or_insert_with(|| EspFlow::new(&key, p.number, rel, seq))
-            .add(p.number, rel, seq, esp.len());
+            .or_insert_with(|| EspFlow::new(&key, p.number, rel, seq));
+        flow.add(p.number, rel, seq, esp.len());
+        if let Some(keys) = &self.keys {
+            let d = flow.decryption.get_or_insert_with(FlowDecryption::default);
+            d.key = keys.esp.contains_key(&key.spi);
+            if !d.key {
+                return;
+            }
+            if !self.flow_sas.contains_key(&key) && self.flow_sas.len() >= self.limits.max_decrypting_flows {
+                *d.not_decrypted.entry("beyond_decryption_table").or_default() += 1;
+                return;
+            }
+            let sas = self.flow_sas.entry(key).or_insert_with(|| FlowSas::new(keys, &key));
+            sas.decrypt(esp, &mut self.esp_buf, d);
+        }
     }
 
     #[allow(clippy::too_many_arguments)]
@@ -481,6 +642,8 @@ impl Analyzer {
             summary: String::new(),
             encrypted_len: None,
             error: None,
+            decrypted: false,
+            note: None,
             payloads: Vec::new(),
         };
         let parsed = match data.get(IKE_VERSION_OCTET).map(|v| v >> 4) {
@@ -512,10 +675,87 @@ impl Analyzer {
             ikev2::Payload::Skf(f) => Some(f.body.len()),
             _ => None,
         });
+        let mut shown = &msg.payloads;
+        let inner = self.decrypt_ikev2(data, &repr, &msg, m);
+        if let Some(inner) = &inner {
+            m.summary = ikev2::summary(&repr, inner);
+            m.decrypted = true;
+            shown = inner;
+        }
         if self.verbose {
-            m.payloads = msg.payloads.iter().map(|p| format!("{p:?}")).collect();
+            m.payloads = shown.iter().map(|p| format!("{p:?}")).collect();
         }
         Ok(())
+    }
+
+    /// With `--keys`: the payloads inside the SK payload (RFC 7296 §3.14),
+    /// decrypted with the SK_e/SK_a of the sender's side (the Initiator
+    /// flag says which, §3.1); `None` (and `m.note` says why) otherwise.
+    fn decrypt_ikev2(
+        &mut self,
+        data: &[u8],
+        repr: &ikev2::HeaderRepr,
+        msg: &ikev2::Message,
+        m: &mut IkeMessage,
+    ) -> Option<Vec<ikev2::Payload>> {
+        let keys = self.keys.as_ref()?;
+        let sa = format!("IKE SA {}_i {}_r", m.spi_i, m.spi_r);
+        if msg.payloads.iter().any(|p| matches!(p, ikev2::Payload::Skf(_))) {
+            m.note = Some("an SKF fragment (RFC 7383): fragments are not reassembled yet".into());
+            return None;
+        }
+        let sk = msg.sk()?;
+        let Some(k) = keys.ikev2.get(&(repr.initiator_spi, repr.responder_spi)) else {
+            // Said once per SA; the SA's other messages stay `[ E ]`.
+            if !self.ike_without_key.contains(&(repr.initiator_spi, repr.responder_spi))
+                && self.ike_without_key.len() < self.limits.max_v1_exchanges
+            {
+                self.ike_without_key.insert((repr.initiator_spi, repr.responder_spi));
+                m.note = Some(format!("no key for {sa}"));
+            }
+            return None;
+        };
+        let (cipher, enc, auth) = if repr.flags.initiator() {
+            (&k.from_initiator, "SK_ei", "SK_ai")
+        } else {
+            (&k.from_responder, "SK_er", "SK_ar")
+        };
+        let iv_off = data.len().checked_sub(sk.body.len())?;
+        // With HMAC integrity the ICV is checked first (RFC 7296 §3.14):
+        // what fails after it, on a body of sane shape, is the cipher's key.
+        let (iv, icv, bl) = (cipher.iv_len(), cipher.icv_len(), cipher.encr().block_len());
+        let verified_shape =
+            k.suite.integ.is_some() && sk.body.len() >= iv + bl + icv && (sk.body.len() - iv - icv).is_multiple_of(bl);
+        let wrong_enc = |why: String| format!("{sa}: the ICV verifies with {auth}: a wrong {enc} ({why})");
+        let plain = match cipher.decrypt(&data[..iv_off], &data[iv_off..]) {
+            Ok(p) => p,
+            Err(IkeCryptoError::IntegrityCheckFailed) => {
+                m.note = Some(format!(
+                    "ICV mismatch: wrong key for {sa} ({enc}/{auth}, {})",
+                    k.suite.encr
+                ));
+                return None;
+            }
+            Err(e) if verified_shape => {
+                m.note = Some(wrong_enc(e.to_string()));
+                return None;
+            }
+            Err(e) => {
+                m.note = Some(format!("{sa}: not decrypted: {e}"));
+                return None;
+            }
+        };
+        match ikev2::Message::parse_inner(sk.first_payload, &plain) {
+            Ok(inner) => Some(inner),
+            Err(e) if verified_shape => {
+                m.note = Some(wrong_enc(format!("the payloads inside do not parse: {e}")));
+                None
+            }
+            Err(e) => {
+                m.note = Some(format!("{sa}: decrypted, but the payloads inside do not parse: {e}"));
+                None
+            }
+        }
     }
 
     fn ikev1(&mut self, data: &[u8], src: IpAddr, m: &mut IkeMessage) -> Result<(), String> {
@@ -528,7 +768,9 @@ impl Analyzer {
         m.request = self.v1_is_request(&h, src);
         let payloads = if h.encrypted() {
             m.encrypted_len = Some(h.length as usize - ikev1::HEADER_LEN);
-            None
+            let inner = self.decrypt_ikev1(data, &h, m);
+            m.decrypted = inner.is_some();
+            inner
         } else {
             Some(ikev1::Message::parse(data).map_err(|e| e.to_string())?.payload_list())
         };
@@ -547,6 +789,64 @@ impl Analyzer {
             m.payloads = payloads.unwrap_or_default().iter().map(|p| format!("{p:?}")).collect();
         }
         Ok(())
+    }
+
+    /// With `--keys`: the payloads of an encrypted IKEv1 message, CBC
+    /// decrypted with the phase-1 key and the IV chain of RFC 2409 App. B
+    /// (see [`V1Chain`]); `None` (and `m.note` says why) otherwise. IKEv1
+    /// has no ICV: a wrong key, or a capture that misses a message of the
+    /// chain, shows as a payload chain that does not parse.
+    fn decrypt_ikev1(&mut self, data: &[u8], h: &ikev1::Header, m: &mut IkeMessage) -> Option<Vec<ikev1::Payload>> {
+        let keys = self.keys.as_ref()?;
+        let sa = format!("phase-1 SA {}_i {}_r", m.spi_i, m.spi_r);
+        let Some(k) = keys.ikev1.get(&h.icookie) else {
+            if !self.ike_without_key.contains(&(h.icookie, h.rcookie))
+                && self.ike_without_key.len() < self.limits.max_v1_exchanges
+            {
+                self.ike_without_key.insert((h.icookie, h.rcookie));
+                m.note = Some(format!("no key for {sa}"));
+            }
+            return None;
+        };
+        if k.rcookie != h.rcookie {
+            m.note = Some(format!(
+                "the key log has this initiator cookie with responder cookie {:016x}, not {}",
+                k.rcookie, m.spi_r
+            ));
+            return None;
+        }
+        let bl = k.cipher.block_len();
+        let body = data.get(ikev1::HEADER_LEN..h.length as usize).unwrap_or(&[]);
+        if body.is_empty() || !body.len().is_multiple_of(bl) {
+            m.note = Some(format!("{sa}: {} bytes are not whole {bl}-byte blocks", body.len()));
+            return None;
+        }
+        if !self.v1_chains.contains_key(&h.icookie) && self.v1_chains.len() >= self.limits.max_v1_exchanges {
+            m.note = Some(format!("{sa}: beyond the table of IV chains"));
+            return None;
+        }
+        let chain = self
+            .v1_chains
+            .entry(h.icookie)
+            .or_insert_with(|| V1Chain::new(k.first_iv.clone()));
+        let last = &body[body.len() - bl..];
+        let iv = chain.iv_for(h.message_id, last, k.hash, bl);
+        let mut plain = zeroize::Zeroizing::new(body.to_vec());
+        if let Err(e) = k.cipher.decrypt(k.enc_key.expose(), &iv, &mut plain) {
+            m.note = Some(format!("{sa}: not decrypted: {e}"));
+            return None;
+        }
+        chain.advance(h.message_id, iv, last);
+        match ikev1::parse_payloads(h.next_payload, &plain) {
+            Ok((p, _)) => Some(p.into_iter().map(|p| p.payload).collect()),
+            Err(e) => {
+                m.note = Some(format!(
+                    "{sa}: decrypted, but the payloads do not parse ({e}): a wrong key, or the capture \
+                     misses a message of the IV chain (RFC 2409 App. B)"
+                ));
+                None
+            }
+        }
     }
 
     /// IKEv1 headers carry no request/response flag. An exchange's
@@ -665,8 +965,13 @@ pub fn message_line(m: &IkeMessage) -> String {
         return s;
     }
     s.push_str(&format!("{} {}_i {}_r", m.summary, m.spi_i, m.spi_r));
-    if let Some(n) = m.encrypted_len {
-        s.push_str(&format!(" encrypted {n} bytes"));
+    match m.encrypted_len {
+        Some(n) if m.decrypted => s.push_str(&format!(" decrypted from {n} bytes")),
+        Some(n) => s.push_str(&format!(" encrypted {n} bytes")),
+        None => {}
+    }
+    if let Some(note) = &m.note {
+        s.push_str(&format!(" ({note})"));
     }
     s
 }
@@ -691,5 +996,123 @@ pub fn flow_line(f: &EspFlow) -> String {
         ", {:.3}-{:.3} s (frames {}-{})",
         f.first_time, f.last_time, f.first_frame, f.last_frame
     ));
+    if let Some(d) = &f.decryption {
+        s.push_str(&decryption_text(&f.spi, d));
+    }
     s
+}
+
+/// `; decrypted 10 (ICMP 10)`, `; no key for SPI 0x...`,
+/// `; 5 ICV mismatch: wrong key for SPI 0x...`.
+fn decryption_text(spi: &str, d: &FlowDecryption) -> String {
+    if !d.key {
+        return format!("; no key for SPI {spi}");
+    }
+    let mut s = format!("; decrypted {}", d.decrypted);
+    if !d.inner.is_empty() {
+        let inner: Vec<String> = d.inner.iter().map(|(p, n)| format!("{p} {n}")).collect();
+        s.push_str(&format!(" ({})", inner.join(", ")));
+    }
+    if d.icv_failures > 0 {
+        s.push_str(&format!(", {} ICV mismatch: wrong key for SPI {spi}", d.icv_failures));
+    }
+    for (why, n) in &d.not_decrypted {
+        s.push_str(&format!(", {n} {}", why.replace('_', " ")));
+    }
+    // The ICV is checked before decryption (RFC 4303 §3.4.4): packets that
+    // pass it and then make no sense had the right integrity key and the
+    // wrong encryption key.
+    let garbled: u64 = GARBLED_AFTER_ICV
+        .iter()
+        .filter_map(|r| d.not_decrypted.get(r.name()))
+        .sum();
+    if d.decrypted == 0 && garbled > 0 {
+        s.push_str(&format!(" (the ICV verifies: a wrong encryption key for SPI {spi})"));
+    }
+    s
+}
+
+/// Drop reasons that mean "authentic, but decrypted to nonsense".
+const GARBLED_AFTER_ICV: [DropReason; 4] = [
+    DropReason::BadPadding,
+    DropReason::BadTrailer,
+    DropReason::BadNextHeader,
+    DropReason::InnerMalformed,
+];
+
+/// An inner protocol as an engineer names it: `ICMP`, `TCP`, `ICMPv6`.
+fn protocol_name(p: IpProtocol) -> String {
+    match p {
+        IpProtocol::ICMPV6 => "ICMPv6".into(),
+        p => p
+            .name()
+            .map_or_else(|| format!("protocol {}", p.0), str::to_ascii_uppercase),
+    }
+}
+
+impl FlowSas {
+    fn new(keys: &KeyStore, k: &FlowKey) -> FlowSas {
+        let mut all: Vec<_> = keys.esp.get(&k.spi).map(|v| v.iter().collect()).unwrap_or_default();
+        // The direction with this flow's destination first: the usual case
+        // needs one try per packet.
+        all.sort_by_key(|e| e.dst.ip() != k.dst);
+        FlowSas {
+            candidates: all.into_iter().filter_map(|e| e.inbound_sa().ok()).collect(),
+            verified: false,
+            seeded: false,
+        }
+    }
+
+    /// A capture may begin in the middle of an SA. The data plane's
+    /// window was then just below the flow's first packet, and with ESN
+    /// the high half of every sequence number is inferred from it (RFC
+    /// 4303 App. A2.2): a window left at 0 would infer the wrong half for
+    /// a first packet near 2^32, and the ICV would fail. So the window
+    /// starts just below the first packet, in the first 2^32 cycle (an SA
+    /// that had already sent 2^32 packets when the capture began is not
+    /// told apart).
+    fn seed_windows(&mut self, esp: &[u8]) {
+        let Ok(pkt) = EspPacket::new_checked(esp) else { return };
+        let below = u64::from(pkt.sequence_number()).saturating_sub(1);
+        if below > 0 {
+            for sa in &mut self.candidates {
+                sa.replay_window_mut().commit(below);
+            }
+        }
+    }
+
+    /// Decapsulate one ESP packet (from the SPI on) as the data plane
+    /// does, in `scratch`, and count what came of it.
+    fn decrypt(&mut self, esp: &[u8], scratch: &mut Vec<u8>, d: &mut FlowDecryption) {
+        if !self.seeded {
+            self.seeded = true;
+            self.seed_windows(esp);
+        }
+        let mut result = Err(DropReason::IcvMismatch);
+        for (i, sa) in self.candidates.iter_mut().enumerate() {
+            scratch.clear();
+            scratch.extend_from_slice(esp);
+            result = sa
+                .decapsulate(scratch, 0)
+                .map(|r| ikeda_wire::ip::datagram(&scratch[r]).ok().map(|dg| dg.protocol));
+            // A wrong key fails at the ICV; anything else is this SA's word.
+            if result != Err(DropReason::IcvMismatch) {
+                if result.is_ok() && !self.verified {
+                    self.verified = true;
+                    self.candidates.swap(0, i);
+                    self.candidates.truncate(1);
+                }
+                break;
+            }
+        }
+        match result {
+            Ok(proto) => {
+                d.decrypted += 1;
+                let name = proto.map_or_else(|| "not IP".to_string(), protocol_name);
+                *d.inner.entry(name).or_default() += 1;
+            }
+            Err(DropReason::IcvMismatch) => d.icv_failures += 1,
+            Err(r) => *d.not_decrypted.entry(r.name()).or_default() += 1,
+        }
+    }
 }

@@ -10,11 +10,15 @@
 
 mod analyze;
 #[cfg(test)]
+mod decrypt_tests;
+mod keys;
+#[cfg(test)]
 mod tests;
 
 use analyze::Analyzer;
 pub use analyze::Limits;
 use ikeda_wire::pcap::{CaptureDecoder, CaptureError, Next, Packet, MAX_RECORD_LEN};
+use keys::KeyStore;
 use std::fs::File;
 use std::io::{self, Read, Write};
 use std::path::PathBuf;
@@ -33,6 +37,12 @@ pub struct PcapArgs {
     /// "stats": {...}}; see README ("Reading captures") for the fields.
     #[arg(long)]
     pub json: bool,
+    /// Decrypt IKE (IKEv2 SK payloads, IKEv1 encrypted messages) and ESP
+    /// with these keys: ikeda's key log
+    /// (`ikeda-keys.jsonl`, written with key export on) or a directory
+    /// holding one. Repeatable.
+    #[arg(long = "keys", value_name = "SOURCE")]
+    pub keys: Vec<PathBuf>,
 }
 
 /// Why a capture could not be read to its end.
@@ -104,6 +114,13 @@ pub fn read_capture(
 /// not be (the part before the problem is still printed), 2 when it
 /// cannot be opened.
 pub fn main(args: PcapArgs) -> i32 {
+    let keys = match load_keys(&args.keys) {
+        Ok(k) => k,
+        Err(e) => {
+            eprintln!("ikeda pcap: {e}");
+            return 2;
+        }
+    };
     let input: Box<dyn Read> = if args.file.as_os_str() == "-" {
         Box::new(io::stdin().lock())
     } else {
@@ -118,6 +135,9 @@ pub fn main(args: PcapArgs) -> i32 {
     let stdout = io::stdout();
     let mut out = io::BufWriter::new(stdout.lock());
     let mut analyzer = Analyzer::new(Limits::default(), args.verbose, args.json);
+    if let Some(keys) = keys {
+        analyzer = analyzer.with_keys(keys);
+    }
     let mut format = String::new();
     if args.json {
         let _ = write!(
@@ -141,6 +161,23 @@ pub fn main(args: PcapArgs) -> i32 {
         eprintln!("ikeda pcap: {}: {w}", args.file.display());
     }
     code
+}
+
+/// Every `--keys` source into one store (`None` without any); a source
+/// that cannot be read, or holds no key we can use, is an error; lines
+/// skipped in one that can are named on standard error.
+fn load_keys(sources: &[PathBuf]) -> Result<Option<KeyStore>, String> {
+    if sources.is_empty() {
+        return Ok(None);
+    }
+    let mut store = KeyStore::default();
+    for s in sources {
+        store.load(s)?;
+    }
+    for p in &store.problems {
+        eprintln!("ikeda pcap: --keys {p} (skipped)");
+    }
+    Ok(Some(store))
 }
 
 fn json_string(s: &str) -> String {

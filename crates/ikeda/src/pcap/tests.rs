@@ -11,7 +11,7 @@ use std::net::Ipv4Addr;
 const GW1: Ipv4Addr = Ipv4Addr::new(192, 168, 50, 11);
 const GW2: Ipv4Addr = Ipv4Addr::new(192, 168, 50, 12);
 
-fn udp(sport: u16, dport: u16, payload: &[u8]) -> Vec<u8> {
+pub(super) fn udp(sport: u16, dport: u16, payload: &[u8]) -> Vec<u8> {
     let mut u = sport.to_be_bytes().to_vec();
     u.extend_from_slice(&dport.to_be_bytes());
     u.extend_from_slice(&((8 + payload.len()) as u16).to_be_bytes());
