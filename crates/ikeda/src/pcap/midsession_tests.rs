@@ -132,7 +132,10 @@ fn founding_case() -> (String, Vec<u8>, usize) {
     p.a.drain();
     p.run_until(Millis(30_000), |_| false);
 
-    let dir = std::env::temp_dir().join(format!("ikeda-pcap-midsession-{}", std::process::id()));
+    // One directory per call: the tests of this file run side by side.
+    static CALLS: std::sync::atomic::AtomicU32 = std::sync::atomic::AtomicU32::new(0);
+    let call = CALLS.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+    let dir = std::env::temp_dir().join(format!("ikeda-pcap-midsession-{}-{call}", std::process::id()));
     let _ = std::fs::remove_dir_all(&dir);
     let mut x = KeyExport::open(&dir).unwrap();
     for e in &p.a.events {
@@ -206,7 +209,7 @@ fn dpd_and_a_quick_mode_rekey_decrypt_without_main_mode() {
     // messages each, HASH(1) SA Ni IDci IDcr / HASH(2) SA Nr IDci IDcr /
     // HASH(3) (RFC 2409 §5.5).
     let qm = count(&out, "QUICK_MODE ");
-    assert!(qm >= 6 && qm % 3 == 0, "{out}");
+    assert!(qm >= 6 && qm.is_multiple_of(3), "{out}");
     assert_eq!(
         count(&out, "QUICK_MODE request ") - count(&out, "QUICK_MODE response "),
         qm / 3,
