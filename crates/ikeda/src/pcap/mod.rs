@@ -13,7 +13,10 @@ mod analyze;
 mod decrypt_tests;
 mod keys;
 #[cfg(test)]
+mod midsession_tests;
+#[cfg(test)]
 mod tests;
+mod v1chain;
 
 use analyze::Analyzer;
 pub use analyze::Limits;
