@@ -897,18 +897,29 @@ pub fn up(a: &UpArgs) -> Result<(), String> {
         if st.key_dirs.is_empty() {
             println!("key export: no ikeda gateway in this lab, nothing to export");
         }
+        let charon = a.gateways == Gateways::Strongswan;
         for (gw, kd) in &st.key_dirs {
-            println!(
-                "{gw} exports its keys to {} (ikev2_decryption_table, esp_sa, preferences, ikeda-keys.jsonl; \
-                 removed by `lab down`)",
-                kd.display()
-            );
+            if charon {
+                println!(
+                    "{gw}'s charon logs its keys (ike and chd at level 4) to {}/{} (removed by `lab down`)",
+                    kd.display(),
+                    strongswan::CHARON_KEY_LOG
+                );
+            } else {
+                println!(
+                    "{gw} exports its keys to {} (ikev2_decryption_table, esp_sa, preferences, ikeda-keys.jsonl; \
+                     removed by `lab down`)",
+                    kd.display()
+                );
+            }
         }
-        if let Some((gw, kd)) = st.key_dirs.first() {
-            let file = st
-                .capture
-                .as_ref()
-                .map_or("FILE".to_string(), |c| c.file.display().to_string());
+        let file = st
+            .capture
+            .as_ref()
+            .map_or("FILE".to_string(), |c| c.file.display().to_string());
+        if let (true, Some((_, kd))) = (charon, st.key_dirs.first()) {
+            println!("decrypt a capture: ikeda pcap {file} --keys {}", kd.display());
+        } else if let Some((gw, kd)) = st.key_dirs.first() {
             println!(
                 "decrypt a capture of {gw}'s WAN: WIRESHARK_CONFIG_DIR={} tshark -r {file}",
                 kd.display()
