@@ -463,6 +463,15 @@ pub fn esp_table_line(line_no: usize, line: &str) -> Result<Option<Record>, Stri
         }
         (other, _) => return Err(format!("encryption: \"{}\" is not a cipher ikeda decrypts", quoted(other))),
     };
+    need_len("encryption key", &enc, algorithm.enc_key_len(), &algorithm.strongswan_name())?;
+    let auth = match integ {
+        Some(i) => {
+            let k = auth_key.ok_or("authentication key: empty")?;
+            need_len("authentication key", &k, i.key_len(), i.strongswan_name())?;
+            Some(k)
+        }
+        None => None,
+    };
     Ok(Some(Record::Esp(EspRecord {
         line: line_no,
         spi,
@@ -471,7 +480,7 @@ pub fn esp_table_line(line_no: usize, line: &str) -> Result<Option<Record>, Stri
         algorithm,
         esn: false,
         enc,
-        auth: integ.and(auth_key),
+        auth,
         guessed: false,
     })))
 }

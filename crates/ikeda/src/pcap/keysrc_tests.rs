@@ -435,6 +435,9 @@ fn wireshark_table_lines() {
         (format!("\"IPv4\",\"*\",\"*\",\"0x1\",\"AES-CBC [RFC3602]\",{gcm},\"NULL\",\"\""), "NULL"),
         (format!("\"IPv4\",\"*\",\"*\",\"0x1\",\"AES-GCM with 16 octet ICV [RFC4106]\",\"0x{}\",\"NULL\",\"\"", "ab".repeat(24)), "20 or 36"),
         (format!("\"IPv4\",\"*\",\"*\",\"0x1\",\"AES-GCM with 16 octet ICV [RFC4106]\",{gcm},\"NULL\""), "fields"),
+        (format!("\"IPv4\",\"*\",\"*\",\"0x1\",\"TripleDES-CBC [RFC2451]\",\"0x{}\",\"HMAC-SHA-1-96 [RFC2404]\",\"0x{}\"", "ab".repeat(16), "cd".repeat(20)), "encryption key: 16 bytes"),
+        (format!("\"IPv4\",\"*\",\"*\",\"0x1\",\"AES-CBC [RFC3602]\",\"0x{}\",\"HMAC-SHA-1-96 [RFC2404]\",\"0x{}\"", "ab".repeat(16), "cd".repeat(16)), "authentication key: 16 bytes"),
+        (format!("\"IPv4\",\"*\",\"*\",\"0x1\",\"AES-CBC [RFC3602]\",\"0x{}\",\"HMAC-SHA-1-96 [RFC2404]\",\"\"", "ab".repeat(16)), "authentication key: empty"),
     ] {
         let e = err_of(keysrc::esp_table_line(1, &bad));
         assert!(e.contains(says), "{bad}: {e}");
