@@ -385,6 +385,11 @@ impl Analyzer {
         self
     }
 
+    /// The keys, as the capture left them (bound SPIs, completed IKEv1 keys).
+    pub fn keys(&self) -> Option<&KeyStore> {
+        self.keys.as_ref()
+    }
+
     /// Problems met (frame number and why), the first [`MAX_WARNINGS`],
     /// then how many more.
     pub fn warnings(&self) -> Vec<String> {
@@ -622,14 +627,22 @@ impl Analyzer {
         msg: &ikev2::Message,
         m: &mut IkeMessage,
     ) -> Option<Vec<ikev2::Payload>> {
-        let keys = self.keys.as_ref()?;
+        let keys = self.keys.as_mut()?;
         let sa = format!("IKE SA {}_i {}_r", m.spi_i, m.spi_r);
         if msg.payloads.iter().any(|p| matches!(p, ikev2::Payload::Skf(_))) {
             m.note = Some("an SKF fragment (RFC 7383): fragments are not reassembled yet".into());
             return None;
         }
         let sk = msg.sk()?;
-        let Some(k) = keys.ikev2.get(&(repr.initiator_spi, repr.responder_spi)) else {
+        let iv_off = data.len().checked_sub(sk.body.len())?;
+        // Keys that came without SPIs (an IKE SA rekeyed in charon's log)
+        // are tried on an SA no key names: the ICV says which is its.
+        let from_initiator = repr.flags.initiator();
+        let verifies = |k: &super::keys::Ikev2Keys| {
+            let c = if from_initiator { &k.from_initiator } else { &k.from_responder };
+            c.decrypt(&data[..iv_off], &data[iv_off..]).is_ok()
+        };
+        let Some(k) = keys.ikev2_for((repr.initiator_spi, repr.responder_spi), verifies) else {
             // Said once per SA; the SA's other messages stay `[ E ]`.
             if !self.ike_without_key.contains(&(repr.initiator_spi, repr.responder_spi))
                 && self.ike_without_key.len() < self.limits.max_v1_exchanges
@@ -644,7 +657,6 @@ impl Analyzer {
         } else {
             (&k.from_responder, "SK_er", "SK_ar")
         };
-        let iv_off = data.len().checked_sub(sk.body.len())?;
         // With HMAC integrity the ICV is checked first (RFC 7296 §3.14):
         // what fails after it, on a body of sane shape, is the cipher's key.
         let (iv, icv, bl) = (cipher.iv_len(), cipher.icv_len(), cipher.encr().block_len());
@@ -696,7 +708,12 @@ impl Analyzer {
             m.decrypted = inner.is_some();
             inner
         } else {
-            Some(ikev1::Message::parse(data).map_err(|e| e.to_string())?.payload_list())
+            let list = ikev1::Message::parse(data).map_err(|e| e.to_string())?.payload_list();
+            // Wireshark's IKEv1 table needs Main Mode's cipher, hash and KEs.
+            if let Some(k) = self.keys.as_mut() {
+                k.observe_ikev1(&h, src, &list);
+            }
+            Some(list)
         };
         let list = match &payloads {
             Some(p) => ikev1::summary(p),
@@ -748,7 +765,10 @@ impl Analyzer {
                     && self.ike_without_key.len() < self.limits.max_v1_exchanges
                 {
                     self.ike_without_key.insert((h.icookie, h.rcookie));
-                    m.note = Some(format!("no key for {sa}"));
+                    m.note = Some(match keys.ikev1_pending_note(h.icookie) {
+                        Some(why) => format!("no key for {sa}: {why}"),
+                        None => format!("no key for {sa}"),
+                    });
                 }
                 return None;
             }

@@ -11,7 +11,11 @@
 mod analyze;
 #[cfg(test)]
 mod decrypt_tests;
+mod keyfiles;
 mod keys;
+mod keysrc;
+#[cfg(test)]
+mod keysrc_tests;
 #[cfg(test)]
 mod midsession_tests;
 #[cfg(test)]
@@ -41,11 +45,19 @@ pub struct PcapArgs {
     #[arg(long)]
     pub json: bool,
     /// Decrypt IKE (IKEv2 SK payloads, IKEv1 encrypted messages) and ESP
-    /// with these keys: ikeda's key log
-    /// (`ikeda-keys.jsonl`, written with key export on) or a directory
-    /// holding one. Repeatable.
+    /// with these keys: ikeda's key log (`ikeda-keys.jsonl`, written with
+    /// key export on), Wireshark's `ikev2_decryption_table`,
+    /// `ikev1_decryption_table` or `esp_sa`, strongSwan's charon log with
+    /// `ike` and `chd` at level 4, or a directory holding any of these.
+    /// Each is recognised by its text. Repeatable.
     #[arg(long = "keys", value_name = "SOURCE")]
     pub keys: Vec<PathBuf>,
+    /// Write the keys read from Wireshark's tables and charon logs (with
+    /// the SPIs the capture bound them to) as Wireshark's tables into this
+    /// new directory, so that `WIRESHARK_CONFIG_DIR=DIR tshark -r FILE`
+    /// decrypts what Wireshark can of the same capture.
+    #[arg(long, value_name = "DIR", requires = "keys")]
+    pub wireshark_keys: Option<PathBuf>,
 }
 
 /// Why a capture could not be read to its end.
@@ -162,6 +174,15 @@ pub fn main(args: PcapArgs) -> i32 {
     let _ = out.flush();
     for w in analyzer.warnings() {
         eprintln!("ikeda pcap: {}: {w}", args.file.display());
+    }
+    if let (Some(dir), Some(keys)) = (&args.wireshark_keys, analyzer.keys()) {
+        match keyfiles::write_wireshark(keys, dir) {
+            Ok(said) => eprintln!("ikeda pcap: {said}"),
+            Err(e) => {
+                eprintln!("ikeda pcap: --wireshark-keys: {e}");
+                return 1;
+            }
+        }
     }
     code
 }
