@@ -95,6 +95,17 @@ seed_hex ikev2_engine_decrypted delete-ike 02'2a'0000000801000000
 # (raw IP) with one IKE datagram, and a pcapng (SHB, IDB Ethernet, EPB).
 seed_hex pcap_reader pcap-raw 0fd4c3b2a1020004000000000000000000ffff00006500000001000000000000002400000024000000450000240000000040110000c0a8320bc0a8320c01f401f40010000000000000ffffffff
 seed_hex pcap_reader pcapng-eth 3f0a0d0d0a1c0000004d3c2b1a01000000ffffffffffffffff1c000000010000001400000001000000000000001400000006000000540000000000000000000000000000003200000032000000ffffffffffff0200000000010800450000240000000040110000c0a8320bc0a8320c01f401f40010000000000000ffffffff000054000000
+# pcap_write: byte 0 odd is a program over packets sealed with the
+# harness's keys, 3 bytes a step (packet, how, argument; see the target):
+# 0 IKE_AUTH in SK, 1 IKEv1 MM5, 2-4 its SKF fragments 1-3, 5-7 ESP,
+# 8-10 ESP with IPComp. Everything in order; the fragments 3, 1, 3, 2 over
+# IPv6 on 4500; an even byte 0 and a capture file.
+seed_hex pcap_write in-order 010000000100000200000300000400000500000600000700000800000900000a0000
+seed_hex pcap_write skf-shuffled-v6 01040c00020c00040c00030c00
+seed_hex pcap_write file 00d4c3b2a1020004000000000000000000ffff00006500000001000000000000002400000024000000450000240000000040110000c0a8320bc0a8320c01f401f40010000000000000ffffffff
+# ikev2_skf_reassembly: 6 bytes a fragment (message, number, total, time
+# step, length, next payload): fragments 2, 1, 1, 3 of 3 of one message.
+seed_hex ikev2_skf_reassembly three 000203000a00000103000a23000103000a23000303000500
 mkdir -p "$fuzz_dir/corpus/config_parse"
 cat >"$fuzz_dir/corpus/config_parse/seed-good" <<'TOML'
 [daemon]

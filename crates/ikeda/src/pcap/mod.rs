@@ -15,7 +15,7 @@ mod keys;
 mod skf;
 #[cfg(test)]
 mod tests;
-mod write;
+pub(crate) mod write;
 #[cfg(test)]
 mod write_tests;
 

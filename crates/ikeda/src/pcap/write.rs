@@ -320,6 +320,39 @@ pub fn write_capture<W: Write>(
     )
 }
 
+/// The whole `--write` path on a capture in memory, as `ikeda pcap --keys
+/// LOG --write OUT` runs it but for the files: the keys from the text of
+/// a key log, the new capture into memory. Returns what was printed and
+/// the read result, and the written capture with its counts. For the
+/// fuzz target (`fuzz/fuzz_targets/pcap_write.rs`) and the tests.
+#[cfg_attr(not(test), allow(dead_code))]
+pub fn write_in_memory(
+    capture: &[u8],
+    key_log: Option<&str>,
+    verbose: bool,
+    json: bool,
+) -> (Vec<u8>, Result<(), String>, io::Result<(Vec<u8>, WriteStats)>) {
+    let mut analyzer = Analyzer::new(super::Limits::default(), verbose, json).with_rewrites();
+    if let Some(log) = key_log {
+        let mut keys = super::keys::KeyStore::default();
+        if keys.load_key_log("key log", log).is_ok() {
+            analyzer = analyzer.with_keys(keys);
+        }
+    }
+    let mut out = Vec::new();
+    let mut format = String::new();
+    let w = CaptureWriter::new(Vec::new());
+    let (read, written) = match w {
+        Ok(mut w) => {
+            let r = write_capture(capture, &mut analyzer, &mut w, &mut out, &mut format);
+            (r.map_err(|e| e.to_string()), w.finish())
+        }
+        Err(e) => (Ok(()), Err(e)),
+    };
+    analyzer.finish(&format, &mut out);
+    (out, read, written)
+}
+
 /// The file `--write` writes: a new file beside the target, renamed over
 /// it by [`OutputFile::commit`], removed if dropped uncommitted.
 pub struct OutputFile {

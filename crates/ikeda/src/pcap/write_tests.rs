@@ -7,7 +7,7 @@
 use super::analyze::{Analyzer, Limits};
 use super::keys::KeyStore;
 use super::tests::udp;
-use super::write::{write_capture, CaptureWriter, WriteStats, DECRYPTED_INTERFACE};
+use super::write::{write_capture, write_in_memory, CaptureWriter, WriteStats, DECRYPTED_INTERFACE};
 use ikeda_crypto::ike::{DhGroup, Encr, Integ, Prf, SeededRng, SkCipher};
 use ikeda_crypto::{EspAlgorithm, SecretBytes};
 use ikeda_esp::{Encap, IpcompParams, OutboundSa, SaParams};
@@ -74,7 +74,7 @@ fn esp_alg() -> EspAlgorithm {
 
 /// A key log as ikeda writes it (`crate::keys`): the IKEv2 SA, the IKEv1
 /// phase-1 SA, and two ESP SAs gw1 -> gw2 (the second with IPComp).
-fn key_log(suite: Suite) -> KeyStore {
+fn key_log_text(suite: Suite) -> String {
     let hex = |k: &SecretBytes| k.to_hex();
     let mut lines = vec![
         serde_json::json!({
@@ -99,8 +99,12 @@ fn key_log(suite: Suite) -> KeyStore {
         }));
     }
     let text: Vec<String> = lines.iter().map(|l| l.to_string()).collect();
+    text.join("\n")
+}
+
+fn key_log(suite: Suite) -> KeyStore {
     let mut store = KeyStore::default();
-    store.load_key_log("test", &text.join("\n")).unwrap();
+    store.load_key_log("test", &key_log_text(suite)).unwrap();
     assert!(store.problems.is_empty(), "{:?}", store.problems);
     store
 }
@@ -430,15 +434,11 @@ fn read_back(file: &[u8]) -> (Vec<Frame>, Vec<Option<String>>) {
     }
 }
 
+/// The whole --write path in memory, as the fuzz target runs it.
 fn write(suite: Suite, packets: &[Vec<u8>]) -> (Vec<u8>, WriteStats, String) {
-    let mut a = Analyzer::new(Limits::default(), false, false)
-        .with_keys(key_log(suite))
-        .with_rewrites();
-    let mut w = CaptureWriter::new(Vec::new()).unwrap();
-    let (mut out, mut format) = (Vec::new(), String::new());
-    write_capture(&capture(packets)[..], &mut a, &mut w, &mut out, &mut format).unwrap();
-    a.finish(&format, &mut out);
-    let (file, stats) = w.finish().unwrap();
+    let (out, read, written) = write_in_memory(&capture(packets), Some(&key_log_text(suite)), false, false);
+    read.unwrap();
+    let (file, stats) = written.unwrap();
     (file, stats, String::from_utf8(out).unwrap())
 }
 
