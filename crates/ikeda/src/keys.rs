@@ -17,6 +17,10 @@
 //! - `ikeda-keys.jsonl`: one JSON object per SA, every key, SPI, address,
 //!   algorithm and a timestamp (a superset of the above, for algorithms
 //!   Wireshark lacks, such as ChaCha20-Poly1305, and for ikeda's decoder).
+//!   An IKEv1 phase-1 SA has two lines: one when its keys are derived,
+//!   one when it is established, which adds `phase1_last_block` (RFC 2409
+//!   App. B: the seed of the IV of every Quick Mode and Informational
+//!   exchange, which Wireshark can only take from Main Mode in the capture).
 //!
 //! The directory is created 0700 and every file 0600. The two UAT files
 //! keep the lines that were there (an older capture may still need them)
@@ -252,13 +256,18 @@ impl KeyExport {
         }));
     }
 
-    /// An IKEv1 phase-1 SA was keyed (RFC 2409 §5): Wireshark's line, and
-    /// every secret with the first phase-1 IV in the key log.
+    /// An IKEv1 phase-1 SA was keyed or established (RFC 2409 §5):
+    /// Wireshark's line (once), and every secret with the first phase-1 IV
+    /// and, once established, the last phase-1 CBC block in the key log.
     pub fn ikev1_sa(&mut self, k: &V1KeyInfo) {
-        self.ikev1.push(ikev1_line(k));
-        if let Err(e) = self.write_table(IKEV1_TABLE) {
-            tracing::warn!(target: "config", "key export: {e}");
+        let line = ikev1_line(k);
+        if !self.ikev1.contains(&line) {
+            self.ikev1.push(line);
+            if let Err(e) = self.write_table(IKEV1_TABLE) {
+                tracing::warn!(target: "config", "key export: {e}");
+            }
         }
+        let hex_bytes = |b: &[u8]| b.iter().map(|b| format!("{b:02x}")).collect::<String>();
         self.log_json(json!({
             "time_ms": crate::dataplane::now_ms(),
             "type": "ikev1",
@@ -274,7 +283,8 @@ impl KeyExport {
             "skeyid_a": hex(&k.skeyid_a),
             "skeyid_e": hex(&k.skeyid_e),
             "enc_key": hex(&k.enc_key),
-            "iv": k.iv.iter().map(|b| format!("{b:02x}")).collect::<String>(),
+            "iv": hex_bytes(&k.iv),
+            "phase1_last_block": k.phase1_last_block.as_deref().map(hex_bytes),
         }));
     }
 

@@ -328,6 +328,10 @@ impl Drop for TempDir {
 struct Capture {
     child: Option<Child>,
     stderr: Arc<Mutex<String>>,
+    /// Packets tshark has printed (-P): each one is in its file.
+    printed: Arc<std::sync::atomic::AtomicUsize>,
+    /// `printed` once the probes were seen, before the test's traffic.
+    before_traffic: usize,
 }
 
 fn signal_and_wait(child: &mut Child, sig: i32, timeout: Duration) -> bool {
@@ -382,18 +386,23 @@ impl Capture {
             let _ = tx2.send("exited");
         });
         let out = child.stdout.take().unwrap();
+        let printed = Arc::new(std::sync::atomic::AtomicUsize::new(0));
+        let count = printed.clone();
         std::thread::spawn(move || {
             // Keep draining, so tshark never blocks on a full pipe.
             for line in BufReader::new(out).lines() {
                 if line.is_err() {
                     break;
                 }
+                count.fetch_add(1, Ordering::SeqCst);
                 let _ = tx.send("packet");
             }
         });
         let mut cap = Capture {
             child: Some(child),
             stderr,
+            printed,
+            before_traffic: 0,
         };
         let fail = |cap: &mut Capture, why: &str| -> ! {
             cap.stop_now();
@@ -449,6 +458,9 @@ impl Capture {
         if let Err(why) = seen {
             fail(&mut cap, why);
         }
+        // Probes sent before the first was seen may still be counted
+        // after this: `stop` waits for at least `expected` more.
+        cap.before_traffic = cap.printed.load(Ordering::SeqCst);
         cap
     }
 
@@ -462,13 +474,25 @@ impl Capture {
         }
     }
 
-    /// Stop (SIGINT, so the file is complete) and return tshark's stderr.
-    fn stop(mut self) -> String {
+    /// Stop once tshark has printed `expected` packets of the test's
+    /// traffic (or 10 s went by), SIGINT so the file is complete, and
+    /// return tshark's stderr with the count. A fixed wait is not enough:
+    /// the kernel hands packets to the capture in blocks (TPACKET_V3) that
+    /// it retires every 250 ms or when full, and a tshark told to stop does
+    /// not wait for the block still open.
+    fn stop(mut self, expected: usize) -> String {
+        let t0 = Instant::now();
+        let traffic = |c: &Capture| c.printed.load(Ordering::SeqCst).saturating_sub(c.before_traffic);
+        while traffic(&self) < expected && t0.elapsed() < Duration::from_secs(10) {
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        let waited = t0.elapsed();
+        let printed = traffic(&self);
         self.stop_now();
         // The reader thread ends at EOF, right after tshark exits.
         std::thread::sleep(Duration::from_millis(50));
         let s = self.stderr.lock().unwrap_or_else(|e| e.into_inner()).clone();
-        s
+        format!("{s}tshark printed {printed} packets after the probes ({expected} expected) within {waited:?}\n")
     }
 }
 
@@ -848,8 +872,8 @@ fn run_case(idx: usize, c: Case) {
     let cap = Capture::start(&lab.ns("gw2"), &pcap, &lab.ns("gw1"), probe_dst);
     ping(&lab, "-4", HOST[1]);
     ping(&lab, "-6", HOST6[1]);
-    std::thread::sleep(Duration::from_millis(200));
-    let cap_log = cap.stop();
+    // Two families, a request and a reply per ping.
+    let cap_log = cap.stop(4 * PINGS);
     assert!(pcap.exists(), "tshark wrote no capture file:\n{cap_log}");
     let sas = read_sas(&lab, &c);
     let mut summary = BTreeMap::new();
@@ -861,7 +885,7 @@ fn run_case(idx: usize, c: Case) {
         write_esp_sa(&good, &c, &sas);
         let seen = tshark_decode(&pcap, &good);
         if let Err(e) = check_flows("tshark", &c, &sas, &seen) {
-            panic!("{}: {e}\nall frames:\n{seen:#?}\n{}", c.label(), lab.logs());
+            panic!("{}: {e}\nall frames:\n{seen:#?}\n{cap_log}{}", c.label(), lab.logs());
         }
         // Negative control: wrong encryption key.
         let bad = tmp.0.join("tshark-badenc");
@@ -913,7 +937,7 @@ fn run_case(idx: usize, c: Case) {
     // The Python oracle, always.
     let seen = python_decode(&pcap, &tmp.0.join("sas.json"), &c, &sas, c.esn);
     if let Err(e) = check_flows("python oracle", &c, &sas, &seen) {
-        panic!("{}: {e}\nall frames:\n{seen:#?}\n{}", c.label(), lab.logs());
+        panic!("{}: {e}\nall frames:\n{seen:#?}\n{cap_log}{}", c.label(), lab.logs());
     }
     if let Some(ts) = &tshark_seen {
         let key = |s: &Seen| (s.frame, s.spi, s.seq, s.outer.clone(), s.udp, s.inner.clone());

@@ -1708,11 +1708,11 @@ impl Engine {
         }))
     }
 
-    /// Keys in use: exported (key log) and the CBC chain starts.
-    fn install_keys(&mut self, idx: usize, keys: Phase1Keys) {
-        let Some(sa) = self.sas[idx].as_ref() else { return };
-        let Some(c) = sa.choice else { return };
-        let info = Event::Ikev1Keys(crate::ikev2::V1KeyInfo {
+    /// The key-export event of a phase-1 SA with these keys.
+    fn key_info(&self, idx: usize, keys: &Phase1Keys, phase1_last_block: Option<Vec<u8>>) -> Option<Event> {
+        let sa = self.sas[idx].as_ref()?;
+        let c = sa.choice?;
+        Some(Event::Ikev1Keys(crate::ikev2::V1KeyInfo {
             conn: self.conns[sa.conn].spec.name.clone(),
             icookie: sa.icookie,
             rcookie: sa.rcookie,
@@ -1724,9 +1724,17 @@ impl Engine {
             skeyid_e: keys.skeyid_e.clone(),
             enc_key: keys.enc_key.clone(),
             iv: keys.iv.clone(),
+            phase1_last_block,
             local: sa.local,
             remote: sa.remote,
-        });
+        }))
+    }
+
+    /// Keys in use: exported (key log) and the CBC chain starts.
+    fn install_keys(&mut self, idx: usize, keys: Phase1Keys) {
+        let Some(info) = self.key_info(idx, &keys, None) else {
+            return;
+        };
         self.events.push_back(info);
         if let Some(sa) = self.sas[idx].as_mut() {
             sa.iv = keys.iv.clone();
@@ -2174,6 +2182,16 @@ impl Engine {
     }
 
     fn established(&mut self, idx: usize, now: Millis) {
+        // Phase 1 is over: the IV chain holds its last CBC block, the seed
+        // of every later exchange's IV (RFC 2409 App. B). Exported again
+        // with it, so a capture that begins after phase 1 can be read.
+        let info = self.sas[idx]
+            .as_ref()
+            .and_then(|sa| Some((sa.keys.as_ref()?, sa.iv.clone())))
+            .and_then(|(keys, last)| self.key_info(idx, keys, Some(last)));
+        if let Some(info) = info {
+            self.events.push_back(info);
+        }
         let Some(sa) = self.sas[idx].as_mut() else { return };
         let t = self.conns[sa.conn].spec.timers;
         sa.state = P1State::Established;

@@ -1016,3 +1016,65 @@ fn connected_is_acted_on_only_when_its_hash_verifies() {
     drain(&mut ea, &mut eva);
     assert!(activated(&eva), "the authentic CONNECTED: {}", logs(&eva));
 }
+
+/// Issue 12 point 4: the key export of an established phase-1 SA carries
+/// its last CBC block (Main Mode message 6's last ciphertext block, the
+/// same on both sides), and the first Quick Mode message decrypts with
+/// the IV RFC 2409 App. B derives from it alone: a reader with no Main
+/// Mode in hand can follow every later exchange.
+#[test]
+fn the_established_sa_exports_the_block_every_later_iv_comes_from() {
+    use ikeda_crypto::ikev1::{phase2_iv, Cipher, Hash};
+    use ikeda_wire::ikev1::{parse_payloads, ExchangeType, Header, HEADER_LEN};
+    let (mut ea, mut eb) = two_engines();
+    let (sa, sb) = (sock(A, 500), sock(B, 500));
+    ea.initiate("s2s", Millis(0)).unwrap();
+    let mut sent = Vec::new();
+    for i in 0..3u64 {
+        sent.extend(hand_over(&mut ea, &mut eb, Millis(2 * i), sb, sa)); // MM1, MM3, MM5
+        sent.extend(hand_over(&mut eb, &mut ea, Millis(2 * i + 1), sa, sb)); // MM2, MM4, MM6
+    }
+    // After MM6: an Informational (INITIAL-CONTACT) and Quick Mode 1,
+    // each the first message of its M-ID.
+    let after: Vec<Vec<u8>> = std::iter::from_fn(|| ea.poll_transmit().map(|t| t.data)).collect();
+    let mm6 = sent.last().expect("MM6").clone();
+    let (mut eva, mut evb) = (Vec::new(), Vec::new());
+    drain(&mut ea, &mut eva);
+    drain(&mut eb, &mut evb);
+    let exports = |ev: &[Event]| -> Vec<crate::ikev2::V1KeyInfo> {
+        ev.iter()
+            .filter_map(|e| match e {
+                Event::Ikev1Keys(k) => Some(k.clone()),
+                _ => None,
+            })
+            .collect()
+    };
+    let (xa, xb) = (exports(&eva), exports(&evb));
+    // Two lines each: at key derivation (no block yet), at establishment.
+    assert_eq!((xa.len(), xb.len()), (2, 2));
+    assert!(xa[0].phase1_last_block.is_none() && xb[0].phase1_last_block.is_none());
+    let block = xa[1].phase1_last_block.clone().expect("the block, once established");
+    assert_eq!(xb[1].phase1_last_block.as_ref(), Some(&block), "both ends agree");
+    assert_eq!(block, mm6[mm6.len() - 16..], "MM6's last ciphertext block");
+    assert_eq!(xa[1].enc_key, xa[0].enc_key);
+    // Each with nothing but the exported key and block.
+    let cipher = Cipher::from_encr(xa[1].suite.encr).unwrap();
+    let mut quick = 0;
+    for m in &after {
+        let h = Header::parse(m).unwrap();
+        let iv = phase2_iv(Hash::Sha256, 16, &block, h.message_id);
+        let mut body = m[HEADER_LEN..h.length as usize].to_vec();
+        cipher.decrypt(xa[1].enc_key.expose(), &iv, &mut body).unwrap();
+        let (p, _) = parse_payloads(h.next_payload, &body).expect("decrypts to payloads");
+        let kinds: Vec<u8> = p.iter().map(|p| p.payload.kind()).collect();
+        if h.exchange == ExchangeType::QUICK_MODE {
+            // HASH(1), SA, Nonce, ID, ID (RFC 2409 §5.5).
+            assert_eq!(kinds, [8, 1, 10, 5, 5], "{kinds:?}");
+            quick += 1;
+        } else {
+            // HASH(1), N (§5.7).
+            assert_eq!((h.exchange, &kinds[..]), (ExchangeType::INFORMATIONAL, &[8, 11][..]));
+        }
+    }
+    assert_eq!(quick, 1, "{} messages after MM6", after.len());
+}

@@ -219,7 +219,12 @@ pub struct ChildSaInfo {
 
 /// An IKEv1 phase-1 SA's secrets (RFC 2409 §5), for key export: Wireshark's
 /// `ikev1_decryption_table` takes the initiator cookie and the encryption
-/// key; the key log gets all of it, with the first phase-1 IV.
+/// key; the key log gets all of it, with the first phase-1 IV and, once
+/// phase 1 is established, its last CBC block.
+///
+/// The engine sends this twice per phase-1 SA: when the keys are derived
+/// (`phase1_last_block` `None`: a failing phase 1 can still be read) and
+/// when the SA is established (`Some`).
 #[derive(Debug, Clone)]
 pub struct V1KeyInfo {
     pub conn: String,
@@ -233,6 +238,13 @@ pub struct V1KeyInfo {
     pub skeyid_e: SecretBytes,
     pub enc_key: SecretBytes,
     pub iv: Vec<u8>,
+    /// The last CBC ciphertext block of phase 1 (Main Mode message 6, or
+    /// Aggressive Mode's last encrypted message; the first IV when none
+    /// was encrypted), from which the IV of every later exchange is
+    /// `hash(block | M-ID)` (RFC 2409 App. B). Not secret (it is on the
+    /// wire), but a reader of a capture that misses phase 1 has no other
+    /// way to it.
+    pub phase1_last_block: Option<Vec<u8>>,
     pub local: SocketAddr,
     pub remote: SocketAddr,
 }

@@ -10,6 +10,7 @@
 
 use super::keys::KeyStore;
 use super::skf::{self, SkfReassembler};
+use super::v1chain::{self, Cookies, V1Chain};
 use super::write::{EspDecrypted, IkeCleartext, Rewrite};
 use ikeda_crypto::ike::IkeCryptoError;
 use ikeda_esp::{DropReason, InboundSa, IpcompScratch};
@@ -159,87 +160,6 @@ pub struct EspFlow {
     pub decryption: Option<FlowDecryption>,
     #[serde(skip)]
     window: SeqWindow,
-}
-
-/// Exchanges (M-IDs) per phase-1 SA whose IV chain is kept; the IV of
-/// any further one is computed afresh for each message.
-const MAX_V1_CHAIN_EXCHANGES: usize = 1024;
-
-/// The IVs of one IKEv1 exchange: the next message is encrypted with the
-/// last ciphertext block of the one before (RFC 2409 App. B). A
-/// retransmission repeats a ciphertext, so it is decrypted with the IV
-/// its first copy had.
-#[derive(Debug, Clone)]
-struct IvState {
-    next: Vec<u8>,
-    last_iv: Vec<u8>,
-    last_block: Vec<u8>,
-}
-
-impl IvState {
-    fn new(iv: Vec<u8>) -> IvState {
-        IvState {
-            next: iv,
-            last_iv: Vec::new(),
-            last_block: Vec::new(),
-        }
-    }
-
-    fn iv_for(&self, last_block: &[u8]) -> Vec<u8> {
-        if self.last_block == last_block {
-            self.last_iv.clone()
-        } else {
-            self.next.clone()
-        }
-    }
-
-    fn advance(&mut self, iv: Vec<u8>, last_block: &[u8]) {
-        self.last_iv = iv;
-        self.last_block = last_block.to_vec();
-        self.next = last_block.to_vec();
-    }
-}
-
-/// RFC 2409 App. B for one phase-1 SA: Main Mode message 5 is encrypted
-/// with `hash(g^xi | g^xr)` (the key log's `iv`), each phase-1 message
-/// after it with the last block of the one before; an exchange with a new
-/// M-ID (Quick Mode, Informational) starts from `hash(last phase-1 block |
-/// M-ID)` and chains the same way.
-struct V1Chain {
-    phase1: IvState,
-    exchanges: HashMap<u32, IvState>,
-}
-
-impl V1Chain {
-    fn new(first_iv: Vec<u8>) -> V1Chain {
-        V1Chain {
-            phase1: IvState::new(first_iv),
-            exchanges: HashMap::new(),
-        }
-    }
-
-    fn iv_for(&mut self, message_id: u32, last_block: &[u8], hash: ikeda_crypto::ikev1::Hash, bl: usize) -> Vec<u8> {
-        if message_id == 0 {
-            return self.phase1.iv_for(last_block);
-        }
-        match self.exchanges.get(&message_id) {
-            Some(s) => s.iv_for(last_block),
-            None => ikeda_crypto::ikev1::phase2_iv(hash, bl, &self.phase1.next, message_id),
-        }
-    }
-
-    fn advance(&mut self, message_id: u32, iv: Vec<u8>, last_block: &[u8]) {
-        if message_id == 0 {
-            return self.phase1.advance(iv, last_block);
-        }
-        if !self.exchanges.contains_key(&message_id) && self.exchanges.len() >= MAX_V1_CHAIN_EXCHANGES {
-            return;
-        }
-        self.exchanges
-            .entry(message_id)
-            .or_insert_with(|| IvState::new(Vec::new()))
-            .advance(iv, last_block);
-    }
 }
 
 /// What `--keys` made of one ESP flow: counts, never a line per packet.
@@ -451,6 +371,9 @@ pub struct Analyzer {
     v1_chains: HashMap<u64, V1Chain>,
     /// IKE SAs already said to have no key (bounded like `v1_requesters`).
     ike_without_key: HashSet<(u64, u64)>,
+    /// IKEv1 SAs already said to have their cookies swapped in the key
+    /// source (bounded likewise).
+    v1_swapped_told: HashSet<(u64, u64)>,
     /// The ESP packet being decrypted in place (one buffer, reused).
     esp_buf: Vec<u8>,
     /// IPComp's inflater for it.
@@ -482,6 +405,7 @@ impl Analyzer {
             keys: None,
             flow_sas: HashMap::new(),
             ike_without_key: HashSet::new(),
+            v1_swapped_told: HashSet::new(),
             v1_chains: HashMap::new(),
             esp_buf: Vec::new(),
             ipcomp: IpcompScratch::default(),
@@ -907,22 +831,36 @@ impl Analyzer {
     fn decrypt_ikev1(&mut self, data: &[u8], h: &ikev1::Header, m: &mut IkeMessage) -> Option<Vec<ikev1::Payload>> {
         let keys = self.keys.as_ref()?;
         let sa = format!("phase-1 SA {}_i {}_r", m.spi_i, m.spi_r);
-        let Some(k) = keys.ikev1.get(&h.icookie) else {
-            if !self.ike_without_key.contains(&(h.icookie, h.rcookie))
-                && self.ike_without_key.len() < self.limits.max_v1_exchanges
-            {
-                self.ike_without_key.insert((h.icookie, h.rcookie));
-                m.note = Some(format!("no key for {sa}"));
+        // Either cookie order (v1chain::find_key): said once per SA when
+        // the key source has them swapped.
+        let k = match v1chain::find_key(&keys.ikev1, h.icookie, h.rcookie) {
+            Cookies::InOrder(k) => k,
+            Cookies::Swapped(k) => {
+                let sa_key = (h.icookie, h.rcookie);
+                if !self.v1_swapped_told.contains(&sa_key) && self.v1_swapped_told.len() < self.limits.max_v1_exchanges
+                {
+                    self.v1_swapped_told.insert(sa_key);
+                    m.note = Some(v1chain::swapped_note(h.icookie, h.rcookie));
+                }
+                k
             }
-            return None;
+            Cookies::OtherResponder(r) => {
+                m.note = Some(format!(
+                    "the key log has this initiator cookie with responder cookie {r:016x}, not {}",
+                    m.spi_r
+                ));
+                return None;
+            }
+            Cookies::Missing => {
+                if !self.ike_without_key.contains(&(h.icookie, h.rcookie))
+                    && self.ike_without_key.len() < self.limits.max_v1_exchanges
+                {
+                    self.ike_without_key.insert((h.icookie, h.rcookie));
+                    m.note = Some(format!("no key for {sa}"));
+                }
+                return None;
+            }
         };
-        if k.rcookie != h.rcookie {
-            m.note = Some(format!(
-                "the key log has this initiator cookie with responder cookie {:016x}, not {}",
-                k.rcookie, m.spi_r
-            ));
-            return None;
-        }
         let bl = k.cipher.block_len();
         let body = data.get(ikev1::HEADER_LEN..h.length as usize).unwrap_or(&[]);
         if body.is_empty() || !body.len().is_multiple_of(bl) {
@@ -938,13 +876,16 @@ impl Analyzer {
             .entry(h.icookie)
             .or_insert_with(|| V1Chain::new(k.first_iv.clone()));
         let last = &body[body.len() - bl..];
-        let iv = chain.iv_for(h.message_id, last, k.hash, bl);
+        // A new M-ID starts from the key log's last phase-1 block when it
+        // has one: a capture that begins after Main Mode still reads.
+        let (iv, source) = chain.iv_for(h.message_id, last, k.hash, bl, k.phase1_last_block.as_deref());
         let mut plain = zeroize::Zeroizing::new(body.to_vec());
         if let Err(e) = k.cipher.decrypt(k.enc_key.expose(), &iv, &mut plain) {
             m.note = Some(format!("{sa}: not decrypted: {e}"));
             return None;
         }
-        chain.advance(h.message_id, iv, last);
+        let one_message = h.exchange == ikev1::ExchangeType::INFORMATIONAL;
+        chain.advance(h.message_id, one_message, iv, last);
         match ikev1::parse_payloads(h.next_payload, &plain) {
             Ok((p, chain_len)) => {
                 if self.rewrites {
@@ -957,10 +898,7 @@ impl Analyzer {
                 Some(p.into_iter().map(|p| p.payload).collect())
             }
             Err(e) => {
-                m.note = Some(format!(
-                    "{sa}: decrypted, but the payloads do not parse ({e}): a wrong key, or the capture \
-                     misses a message of the IV chain (RFC 2409 App. B)"
-                ));
+                m.note = Some(v1chain::unparsed_note(&sa, source, h.message_id, &e.to_string()));
                 None
             }
         }

@@ -387,6 +387,7 @@ fn v1_info() -> ikeda_ike::ikev2::V1KeyInfo {
         skeyid_e: key(0x24, 32),
         enc_key: key(0x25, 16),
         iv: key(0x26, 16).expose().to_vec(),
+        phase1_last_block: None,
         local: addr(GW1, 500),
         remote: addr(GW2, 500),
     }

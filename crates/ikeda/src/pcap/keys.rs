@@ -38,13 +38,16 @@ pub struct Ikev2Keys {
 }
 
 /// One IKEv1 phase-1 SA (RFC 2409 §5): its cipher and key, the hash of
-/// the IV chain (App. B), and the IV of Main Mode message 5.
+/// the IV chain (App. B), the IV of Main Mode message 5 and, when the key
+/// log has it, the last CBC block of phase 1 (the seed of every later
+/// exchange's IV, so that a capture without phase 1 can be read).
 pub struct Ikev1Keys {
     pub rcookie: u64,
     pub cipher: Cipher,
     pub hash: Hash,
     pub enc_key: SecretBytes,
     pub first_iv: Vec<u8>,
+    pub phase1_last_block: Option<Vec<u8>>,
 }
 
 /// One direction of one CHILD SA, as the key log has it.
@@ -191,14 +194,39 @@ impl KeyStore {
                 cipher.name()
             ));
         }
+        // Written once phase 1 is established (absent from older key logs).
+        let phase1_last_block = match &v["phase1_last_block"] {
+            Value::Null => None,
+            Value::String(_) => Some(secret(v, "phase1_last_block")?.expose().to_vec()),
+            _ => return Err("\"phase1_last_block\" is not hex".into()),
+        };
+        if phase1_last_block
+            .as_ref()
+            .is_some_and(|b| b.len() != cipher.block_len())
+        {
+            return Err(format!("\"phase1_last_block\" is not one {} block", cipher.name()));
+        }
         let keys = Ikev1Keys {
             rcookie: hex_u64(v, "rcookie")?,
             cipher,
             hash: suite.integ.map_or(Hash::from_prf(suite.prf), Hash::from_integ),
             enc_key,
             first_iv,
+            phase1_last_block,
         };
-        self.ikev1.entry(hex_u64(v, "icookie")?).or_insert(keys);
+        // The SA's line at establishment adds the last phase-1 block to
+        // the one written when its keys were derived.
+        match self.ikev1.entry(hex_u64(v, "icookie")?) {
+            std::collections::hash_map::Entry::Vacant(e) => {
+                e.insert(keys);
+            }
+            std::collections::hash_map::Entry::Occupied(mut e) => {
+                let old = e.get_mut();
+                if old.phase1_last_block.is_none() && old.rcookie == keys.rcookie {
+                    old.phase1_last_block = keys.phase1_last_block;
+                }
+            }
+        }
         Ok(())
     }
 

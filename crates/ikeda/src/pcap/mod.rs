@@ -14,10 +14,13 @@ mod decrypt_tests;
 mod keys;
 mod skf;
 #[cfg(test)]
+mod midsession_tests;
+#[cfg(test)]
 mod tests;
 pub(crate) mod write;
 #[cfg(test)]
 mod write_tests;
+mod v1chain;
 
 use analyze::Analyzer;
 pub use analyze::Limits;
