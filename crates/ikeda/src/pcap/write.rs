@@ -320,6 +320,10 @@ pub fn write_capture<W: Write>(
     )
 }
 
+/// What [`write_in_memory`] gives: the printed text, the read result,
+/// the written capture and its counts.
+pub type InMemory = (Vec<u8>, Result<(), String>, io::Result<(Vec<u8>, WriteStats)>);
+
 /// The whole `--write` path on a capture in memory, as `ikeda pcap --keys
 /// LOG --write OUT` runs it but for the files: the keys from the text of
 /// a key log, the new capture into memory. Returns what was printed and
@@ -331,7 +335,7 @@ pub fn write_in_memory(
     key_log: Option<&str>,
     verbose: bool,
     json: bool,
-) -> (Vec<u8>, Result<(), String>, io::Result<(Vec<u8>, WriteStats)>) {
+) -> InMemory {
     let mut analyzer = Analyzer::new(super::Limits::default(), verbose, json).with_rewrites();
     if let Some(log) = key_log {
         let mut keys = super::keys::KeyStore::default();
