@@ -106,6 +106,17 @@ seed key_ikev2_table cbc '0123456789abcdef,fedcba9876543210,00112233445566778899
 seed key_ikev1_table line '8130e569e9b0bd03,00112233445566778899001122334455\n# a comment\n'
 seed key_esp_sa gcm '"IPv4","192.168.50.12","192.168.50.11","0xc1234567","AES-GCM with 16 octet ICV [RFC4106]","0x0011223344556677889900112233445566778899","NULL",""\n'
 seed key_esp_sa cbc '"IPv6","2001:db8::1","*","0x00000100","AES-CBC [RFC3602]","0x00112233445566778899001122334455","HMAC-SHA-1-96 [RFC2404]","0x0011223344556677889900112233445566778899"\n'
+# pcap_write: byte 0 odd is a program over packets sealed with the
+# harness's keys, 3 bytes a step (packet, how, argument; see the target):
+# 0 IKE_AUTH in SK, 1 IKEv1 MM5, 2-4 its SKF fragments 1-3, 5-7 ESP,
+# 8-10 ESP with IPComp. Everything in order; the fragments 3, 1, 3, 2 over
+# IPv6 on 4500; an even byte 0 and a capture file.
+seed_hex pcap_write in-order 010000000100000200000300000400000500000600000700000800000900000a0000
+seed_hex pcap_write skf-shuffled-v6 01040c00020c00040c00030c00
+seed_hex pcap_write file 00d4c3b2a1020004000000000000000000ffff00006500000001000000000000002400000024000000450000240000000040110000c0a8320bc0a8320c01f401f40010000000000000ffffffff
+# ikev2_skf_reassembly: 6 bytes a fragment (message, number, total, time
+# step, length, next payload): fragments 2, 1, 1, 3 of 3 of one message.
+seed_hex ikev2_skf_reassembly three 000203000a00000103000a23000103000a23000303000500
 mkdir -p "$fuzz_dir/corpus/config_parse"
 cat >"$fuzz_dir/corpus/config_parse/seed-good" <<'TOML'
 [daemon]

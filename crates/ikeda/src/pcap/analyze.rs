@@ -9,12 +9,14 @@
 //! not hide it; ESP as IP protocol 50 and in UDP 4500 (RFC 3948 §2.1).
 
 use super::keys::KeyStore;
+use super::skf::{self, SkfReassembler};
 use super::v1chain::{self, Cookies, V1Chain};
+use super::write::{EspDecrypted, IkeCleartext, Rewrite};
 use ikeda_crypto::ike::IkeCryptoError;
-use ikeda_esp::{DropReason, InboundSa};
+use ikeda_esp::{DropReason, InboundSa, IpcompScratch};
 use ikeda_wire::iana::IpProtocol;
 use ikeda_wire::ip::{self, Datagram};
-use ikeda_wire::pcap::{link_type, network_layer, Packet, Timestamp};
+use ikeda_wire::pcap::{link_type, network_layer, rewrite, Packet, Timestamp};
 use ikeda_wire::reassembly::{Reassembler, Stats as FragmentStats};
 use ikeda_wire::udp_encap::{self, Udp4500Payload, NAT_T_PORT};
 use ikeda_wire::{esp::EspPacket, ikev1, ikev2};
@@ -22,6 +24,7 @@ use serde::Serialize;
 use std::collections::{BTreeMap, HashMap, HashSet};
 use std::io::Write;
 use std::net::IpAddr;
+use std::ops::Range;
 
 const IKE_PORT: u16 = 500;
 /// Offset of the version octet in both IKE headers (RFC 2408 §3.1, RFC
@@ -42,6 +45,8 @@ pub struct Limits {
     /// beyond it are counted as `beyond_decryption_table`.
     pub max_decrypting_flows: usize,
     pub fragments: ikeda_wire::reassembly::Limits,
+    /// IKEv2 SKF reassembly (RFC 7383).
+    pub skf: skf::Limits,
 }
 
 impl Default for Limits {
@@ -51,6 +56,7 @@ impl Default for Limits {
             max_v1_exchanges: 65536,
             max_decrypting_flows: 4096,
             fragments: Default::default(),
+            skf: Default::default(),
         }
     }
 }
@@ -166,11 +172,26 @@ pub struct FlowDecryption {
     /// Packets whose ICV did not verify with any key for the SPI.
     pub icv_failures: u64,
     /// Other packets not decrypted, by the data plane's drop reason
-    /// (`replayed`: a copy of one already decrypted; `ipcomp_not_enabled`:
-    /// compressed, which is not inflated here).
+    /// (`replayed`: a copy of one already decrypted; `ipcomp_decompress`:
+    /// an IPComp payload that does not inflate).
     pub not_decrypted: BTreeMap<&'static str, u64>,
     /// Inner packets by their protocol (`ICMP`, `TCP`, ...).
     pub inner: BTreeMap<String, u64>,
+    /// IPComp (RFC 3173) in the flow, once a packet was compressed.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub ipcomp: Option<IpcompCounts>,
+}
+
+/// Decrypted packets of a flow with IPComp: inflated, and sent as they
+/// were (RFC 3173 §2.2: too small, or not smaller compressed).
+#[derive(Debug, Clone, Copy, Default, Serialize)]
+pub struct IpcompCounts {
+    pub compressed: u64,
+    pub uncompressed: u64,
+    /// The compressed packets' IPComp payloads (header included) ...
+    pub bytes_compressed: u64,
+    /// ... and the packets they inflated to.
+    pub bytes_inflated: u64,
 }
 
 /// The SAs that may decrypt a flow: every direction the key log has for
@@ -295,6 +316,8 @@ pub struct Counters {
     /// ESP packets of flows beyond `max_flows`.
     pub esp_untracked: u64,
     pub fragments: FragmentCounters,
+    /// IKEv2 messages in SKF fragments (RFC 7383), with `--keys`.
+    pub ikev2_fragments: skf::Stats,
 }
 
 #[derive(Debug, Clone, Default, Serialize)]
@@ -353,6 +376,15 @@ pub struct Analyzer {
     v1_swapped_told: HashSet<(u64, u64)>,
     /// The ESP packet being decrypted in place (one buffer, reused).
     esp_buf: Vec<u8>,
+    /// IPComp's inflater for it.
+    ipcomp: IpcompScratch,
+    /// IKEv2 SKF fragments being put together.
+    skf: SkfReassembler,
+    /// `--write`: what to make of the frame at hand ([`Analyzer::take_rewrite`]).
+    rewrites: bool,
+    rewrite: Rewrite,
+    /// `--write`: the cleartext of the IKE message at hand, and what was done.
+    cleartext: Option<(Vec<u8>, String)>,
 }
 
 impl Analyzer {
@@ -376,7 +408,25 @@ impl Analyzer {
             v1_swapped_told: HashSet::new(),
             v1_chains: HashMap::new(),
             esp_buf: Vec::new(),
+            ipcomp: IpcompScratch::default(),
+            skf: SkfReassembler::new(limits.skf),
+            rewrites: false,
+            rewrite: Rewrite::Unchanged,
+            cleartext: None,
         }
+    }
+
+    /// For `--write`: say, after each packet, what to write for it.
+    pub fn with_rewrites(mut self) -> Analyzer {
+        self.rewrites = true;
+        self
+    }
+
+    /// What to write for the packet just analysed (`Unchanged` unless
+    /// [`with_rewrites`](Self::with_rewrites)), and the buffer a decrypted
+    /// ESP packet's inner packet lies in.
+    pub fn take_rewrite(&mut self) -> (Rewrite, &[u8]) {
+        (std::mem::take(&mut self.rewrite), &self.esp_buf)
     }
 
     /// Decrypt IKEv2 SK payloads and ESP with these keys.
@@ -529,15 +579,30 @@ impl Analyzer {
         if let Some(keys) = &self.keys {
             let d = flow.decryption.get_or_insert_with(FlowDecryption::default);
             d.key = keys.esp.contains_key(&key.spi);
-            if !d.key {
-                return;
-            }
-            if !self.flow_sas.contains_key(&key) && self.flow_sas.len() >= self.limits.max_decrypting_flows {
+            let r = if !d.key {
+                Err("no key for this SPI")
+            } else if !self.flow_sas.contains_key(&key) && self.flow_sas.len() >= self.limits.max_decrypting_flows {
                 *d.not_decrypted.entry("beyond_decryption_table").or_default() += 1;
-                return;
+                Err("beyond_decryption_table")
+            } else {
+                let sas = self.flow_sas.entry(key).or_insert_with(|| FlowSas::new(keys, &key));
+                sas.decrypt(esp, &mut self.esp_buf, &mut self.ipcomp, d)
+            };
+            if self.rewrites {
+                self.rewrite = match r {
+                    Ok((inner, inflated)) => Rewrite::Esp(EspDecrypted {
+                        spi: key.spi,
+                        seq,
+                        src: key.src,
+                        dst: key.dst,
+                        encap,
+                        ports,
+                        inflated,
+                        inner,
+                    }),
+                    Err(why) => Rewrite::EspNot(why),
+                };
             }
-            let sas = self.flow_sas.entry(key).or_insert_with(|| FlowSas::new(keys, &key));
-            sas.decrypt(esp, &mut self.esp_buf, d);
         }
     }
 
@@ -575,6 +640,7 @@ impl Analyzer {
             note: None,
             payloads: Vec::new(),
         };
+        self.cleartext = None;
         let parsed = match data.get(IKE_VERSION_OCTET).map(|v| v >> 4) {
             Some(2) => self.ikev2(data, &mut m),
             Some(1) => self.ikev1(data, d.src, &mut m),
@@ -584,6 +650,19 @@ impl Analyzer {
         if let Err(e) = parsed {
             self.warn(format!("frame {}: IKE message does not parse: {e}", p.number));
             m.error = Some(e);
+        }
+        if self.rewrites {
+            self.rewrite = match self.cleartext.take() {
+                Some((message, what)) => Rewrite::Ike(IkeCleartext {
+                    src: d.src,
+                    dst: d.dst,
+                    ports,
+                    non_esp_marker,
+                    message,
+                    what,
+                }),
+                None => m.note.clone().map_or(Rewrite::Unchanged, Rewrite::Note),
+            };
         }
         self.print_message(&m, out);
     }
@@ -629,12 +708,16 @@ impl Analyzer {
     ) -> Option<Vec<ikev2::Payload>> {
         let keys = self.keys.as_mut()?;
         let sa = format!("IKE SA {}_i {}_r", m.spi_i, m.spi_r);
-        if msg.payloads.iter().any(|p| matches!(p, ikev2::Payload::Skf(_))) {
-            m.note = Some("an SKF fragment (RFC 7383): fragments are not reassembled yet".into());
-            return None;
-        }
-        let sk = msg.sk()?;
-        let iv_off = data.len().checked_sub(sk.body.len())?;
+        let skf = msg.payloads.iter().find_map(|p| match p {
+            ikev2::Payload::Skf(f) => Some(f),
+            _ => None,
+        });
+        let (first, body) = match (msg.sk(), skf) {
+            (Some(sk), _) => (sk.first_payload, &sk.body),
+            (None, Some(f)) => (f.first_payload, &f.body),
+            (None, None) => return None,
+        };
+        let iv_off = data.len().checked_sub(body.len())?;
         // Keys that came without SPIs (an IKE SA rekeyed in charon's log)
         // are tried on an SA no key names: the ICV says which is its.
         let from_initiator = repr.flags.initiator();
@@ -661,7 +744,7 @@ impl Analyzer {
         // what fails after it, on a body of sane shape, is the cipher's key.
         let (iv, icv, bl) = (cipher.iv_len(), cipher.icv_len(), cipher.encr().block_len());
         let verified_shape =
-            k.suite.integ.is_some() && sk.body.len() >= iv + bl + icv && (sk.body.len() - iv - icv).is_multiple_of(bl);
+            k.suite.integ.is_some() && body.len() >= iv + bl + icv && (body.len() - iv - icv).is_multiple_of(bl);
         let wrong_enc = |why: String| format!("{sa}: the ICV verifies with {auth}: a wrong {enc} ({why})");
         let plain = match cipher.decrypt(&data[..iv_off], &data[iv_off..]) {
             Ok(p) => p,
@@ -681,8 +764,33 @@ impl Analyzer {
                 return None;
             }
         };
-        match ikev2::Message::parse_inner(sk.first_payload, &plain) {
-            Ok(inner) => Some(inner),
+        let mut what = format!("decrypted IKEv2 SK payload ({enc}/{auth}): the payloads inside it in its place");
+        let (first, plain) = match skf {
+            None => (first, plain),
+            // RFC 7383 §2.6: each fragment verified, then held until the
+            // message is whole.
+            Some(f) => match skf::take(&mut self.skf, repr, f, m.frame, m.rel_time, &plain) {
+                Ok(whole) => {
+                    m.note = Some(format!("reassembled from {}", whole.from()));
+                    what = format!(
+                        "decrypted IKEv2 message ({enc}/{auth}) reassembled from {}",
+                        whole.from()
+                    );
+                    (ikev2::PayloadType(whole.first_payload), whole.chain.to_vec())
+                }
+                Err(note) => {
+                    m.note = Some(note);
+                    return None;
+                }
+            },
+        };
+        match ikev2::Message::parse_inner(first, &plain) {
+            Ok(inner) => {
+                if self.rewrites {
+                    self.cleartext = rewrite::ikev2_cleartext(data, first.0, &plain).ok().map(|c| (c, what));
+                }
+                Some(inner)
+            }
             Err(e) if verified_shape => {
                 m.note = Some(wrong_enc(format!("the payloads inside do not parse: {e}")));
                 None
@@ -799,7 +907,16 @@ impl Analyzer {
         let one_message = h.exchange == ikev1::ExchangeType::INFORMATIONAL;
         chain.advance(h.message_id, one_message, iv, last);
         match ikev1::parse_payloads(h.next_payload, &plain) {
-            Ok((p, _)) => Some(p.into_iter().map(|p| p.payload).collect()),
+            Ok((p, chain_len)) => {
+                if self.rewrites {
+                    let what = "decrypted IKEv1 message: flag E cleared, the payloads in clear, CBC padding removed";
+                    self.cleartext = plain
+                        .get(..chain_len)
+                        .and_then(|chain| rewrite::ikev1_cleartext(data, chain).ok())
+                        .map(|c| (c, what.to_string()));
+                }
+                Some(p.into_iter().map(|p| p.payload).collect())
+            }
             Err(e) => {
                 m.note = Some(v1chain::unparsed_note(&sa, source, h.message_id, &e.to_string()));
                 None
@@ -845,6 +962,8 @@ impl Analyzer {
     pub fn finish(&mut self, format: &str, out: &mut impl Write) {
         self.reassembler.finish();
         self.counters.fragments = self.reassembler.stats().into();
+        self.skf.finish();
+        self.counters.ikev2_fragments = self.skf.stats();
         let flows: BTreeMap<_, _> = self.flows.iter().collect();
         if self.json {
             let flows: Vec<&EspFlow> = flows.values().copied().collect();
@@ -886,6 +1005,18 @@ impl Analyzer {
             (
                 c.fragments.over_limit + c.fragments.overlapping + c.fragments.malformed,
                 "fragments dropped",
+            ),
+            (
+                c.ikev2_fragments.reassembled,
+                "IKEv2 messages reassembled from SKF fragments",
+            ),
+            (
+                c.ikev2_fragments.timed_out,
+                "IKEv2 messages whose SKF fragments did not all arrive",
+            ),
+            (
+                c.ikev2_fragments.over_limit,
+                "SKF fragments beyond the reassembly limits",
             ),
         ] {
             if n > 0 {
@@ -971,6 +1102,12 @@ fn decryption_text(spi: &str, d: &FlowDecryption) -> String {
         let inner: Vec<String> = d.inner.iter().map(|(p, n)| format!("{p} {n}")).collect();
         s.push_str(&format!(" ({})", inner.join(", ")));
     }
+    if let Some(c) = &d.ipcomp {
+        s.push_str(&format!(
+            ", IPComp: {} inflated ({} -> {} bytes), {} not compressed",
+            c.compressed, c.bytes_compressed, c.bytes_inflated, c.uncompressed
+        ));
+    }
     if d.icv_failures > 0 {
         s.push_str(&format!(", {} ICV mismatch: wrong key for SPI {spi}", d.icv_failures));
     }
@@ -1015,7 +1152,13 @@ impl FlowSas {
         // needs one try per packet.
         all.sort_by_key(|e| e.dst.ip() != k.dst);
         FlowSas {
-            candidates: all.into_iter().filter_map(|e| e.inbound_sa().ok()).collect(),
+            // The key log does not say which CPI a receiver chose: any
+            // IPComp payload is inflated.
+            candidates: all
+                .into_iter()
+                .filter_map(|e| e.inbound_sa().ok())
+                .map(InboundSa::with_any_ipcomp_cpi)
+                .collect(),
             verified: false,
             seeded: false,
         }
@@ -1040,21 +1183,39 @@ impl FlowSas {
     }
 
     /// Decapsulate one ESP packet (from the SPI on) as the data plane
-    /// does, in `scratch`, and count what came of it.
-    fn decrypt(&mut self, esp: &[u8], scratch: &mut Vec<u8>, d: &mut FlowDecryption) {
+    /// does, in `buf`, and count what came of it. Returns where the inner
+    /// packet is in `buf` and, when it was compressed (RFC 3173), the
+    /// IPComp payload's and the inflated packet's sizes; or why not.
+    fn decrypt(
+        &mut self,
+        esp: &[u8],
+        buf: &mut Vec<u8>,
+        ipcomp: &mut IpcompScratch,
+        d: &mut FlowDecryption,
+    ) -> Result<Decrypted, &'static str> {
         if !self.seeded {
             self.seeded = true;
             self.seed_windows(esp);
         }
+        // Room behind the packet for IPComp to inflate into: one buffer,
+        // grown once to the largest IP packet and reused.
+        let room = esp.len().max(ikeda_esp::ipcomp::MAX_DECOMPRESSED);
+        if buf.len() < room {
+            buf.resize(room, 0);
+        }
         let mut result = Err(DropReason::IcvMismatch);
         for (i, sa) in self.candidates.iter_mut().enumerate() {
-            scratch.clear();
-            scratch.extend_from_slice(esp);
-            result = sa
-                .decapsulate(scratch, 0)
-                .map(|r| ikeda_wire::ip::datagram(&scratch[r]).ok().map(|dg| dg.protocol));
+            buf[..esp.len()].copy_from_slice(esp);
+            let before = ipcomp_totals(sa);
+            result = sa.decapsulate_in(buf, 0, esp.len(), ipcomp, 0).map(|r| {
+                let after = ipcomp_totals(sa);
+                (
+                    r,
+                    (after.0 > before.0).then(|| (after.1 - before.1, after.2 - before.2)),
+                )
+            });
             // A wrong key fails at the ICV; anything else is this SA's word.
-            if result != Err(DropReason::IcvMismatch) {
+            if result.as_ref().err() != Some(&DropReason::IcvMismatch) {
                 if result.is_ok() && !self.verified {
                     self.verified = true;
                     self.candidates.swap(0, i);
@@ -1064,13 +1225,46 @@ impl FlowSas {
             }
         }
         match result {
-            Ok(proto) => {
+            Ok((inner, inflated)) => {
                 d.decrypted += 1;
+                let proto = ikeda_wire::ip::datagram(&buf[inner.clone()]).ok().map(|dg| dg.protocol);
                 let name = proto.map_or_else(|| "not IP".to_string(), protocol_name);
                 *d.inner.entry(name).or_default() += 1;
+                if let Some((c, i)) = inflated {
+                    let counts = d.ipcomp.get_or_insert_with(IpcompCounts::default);
+                    counts.compressed += 1;
+                    counts.bytes_compressed += c;
+                    counts.bytes_inflated += i;
+                }
+                if let Some(counts) = &mut d.ipcomp {
+                    counts.uncompressed = d.decrypted - counts.compressed;
+                }
+                Ok((inner, inflated))
             }
-            Err(DropReason::IcvMismatch) => d.icv_failures += 1,
-            Err(r) => *d.not_decrypted.entry(r.name()).or_default() += 1,
+            Err(DropReason::IcvMismatch) => {
+                d.icv_failures += 1;
+                Err(DropReason::IcvMismatch.name())
+            }
+            Err(r) => {
+                *d.not_decrypted.entry(r.name()).or_default() += 1;
+                Err(r.name())
+            }
         }
     }
+}
+
+/// Where a decrypted ESP packet's inner packet lies in the buffer, and
+/// (compressed, inflated) sizes when it was IPComp.
+type Decrypted = (Range<usize>, Option<(u64, u64)>);
+
+/// An SA's IPComp counters: packets inflated, their compressed and
+/// inflated bytes.
+fn ipcomp_totals(sa: &InboundSa) -> (u64, u64, u64) {
+    use std::sync::atomic::Ordering::Relaxed;
+    let s = &sa.stats.ipcomp;
+    (
+        s.compressed.load(Relaxed),
+        s.bytes_compressed.load(Relaxed),
+        s.bytes_uncompressed.load(Relaxed),
+    )
 }

@@ -16,10 +16,14 @@ mod keys;
 mod keysrc;
 #[cfg(test)]
 mod keysrc_tests;
+mod skf;
 #[cfg(test)]
 mod midsession_tests;
 #[cfg(test)]
 mod tests;
+pub(crate) mod write;
+#[cfg(test)]
+mod write_tests;
 mod v1chain;
 
 use analyze::Analyzer;
@@ -58,6 +62,12 @@ pub struct PcapArgs {
     /// decrypts what Wireshark can of the same capture.
     #[arg(long, value_name = "DIR", requires = "keys")]
     pub wireshark_keys: Option<PathBuf>,
+    /// Write a new capture (pcapng, mode 0600) in which the ESP that
+    /// decrypted is replaced by the inner packets and the IKE messages by
+    /// their cleartext, for Wireshark to open with no keys; every other
+    /// frame as it was, frame for frame.
+    #[arg(long, value_name = "OUT")]
+    pub write: Option<PathBuf>,
 }
 
 /// Why a capture could not be read to its end.
@@ -147,11 +157,29 @@ pub fn main(args: PcapArgs) -> i32 {
             }
         }
     };
+    let mut written = match &args.write {
+        None => None,
+        Some(path) => match write::OutputFile::create(path).and_then(|(o, f)| {
+            Ok((
+                o,
+                write::CaptureWriter::new(f).map_err(|e| format!("{}: {e}", path.display()))?,
+            ))
+        }) {
+            Ok(w) => Some(w),
+            Err(e) => {
+                eprintln!("ikeda pcap: --write {e}");
+                return 2;
+            }
+        },
+    };
     let stdout = io::stdout();
     let mut out = io::BufWriter::new(stdout.lock());
     let mut analyzer = Analyzer::new(Limits::default(), args.verbose, args.json);
     if let Some(keys) = keys {
         analyzer = analyzer.with_keys(keys);
+    }
+    if written.is_some() {
+        analyzer = analyzer.with_rewrites();
     }
     let mut format = String::new();
     if args.json {
@@ -161,8 +189,11 @@ pub fn main(args: PcapArgs) -> i32 {
             json_string(&args.file.display().to_string())
         );
     }
-    let result = read_capture(input, |p| analyzer.packet(p, &mut out), &mut format);
-    let code = match &result {
+    let result = match &mut written {
+        Some((_, w)) => write::write_capture(input, &mut analyzer, w, &mut out, &mut format),
+        None => read_capture(input, |p| analyzer.packet(p, &mut out), &mut format),
+    };
+    let mut code = match &result {
         Ok(()) => 0,
         Err(e) => {
             let _ = out.flush();
@@ -180,7 +211,34 @@ pub fn main(args: PcapArgs) -> i32 {
             Ok(said) => eprintln!("ikeda pcap: {said}"),
             Err(e) => {
                 eprintln!("ikeda pcap: --wireshark-keys: {e}");
-                return 1;
+                code = 1;
+            }
+        }
+    }
+    if let (Some((file, w)), Some(path)) = (written, &args.write) {
+        // What was read before a problem is written, as it is printed.
+        match w
+            .finish()
+            .map_err(|e| e.to_string())
+            .and_then(|(f, st)| file.commit(f).map(|()| st))
+        {
+            Ok(st) => eprintln!(
+                "ikeda pcap: wrote {} frames to {}: {} ESP packets decrypted, {} IKE messages in cleartext, {} as \
+                 captured{}",
+                st.frames,
+                path.display(),
+                st.esp_decrypted,
+                st.ike_cleartext,
+                st.unchanged,
+                if st.left_out > 0 {
+                    format!(", {} of unusual link types left out", st.left_out)
+                } else {
+                    String::new()
+                }
+            ),
+            Err(e) => {
+                eprintln!("ikeda pcap: --write {}: {e}", path.display());
+                code = 1;
             }
         }
     }
