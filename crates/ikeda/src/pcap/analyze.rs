@@ -8,6 +8,7 @@
 //! (RFC 3948 §2.2), by either port, so a NAT's rewritten source port does
 //! not hide it; ESP as IP protocol 50 and in UDP 4500 (RFC 3948 §2.1).
 
+use super::explain::{self, Explainer, Facts};
 use super::keys::KeyStore;
 use ikeda_crypto::ike::IkeCryptoError;
 use ikeda_esp::{DropReason, InboundSa};
@@ -430,6 +431,10 @@ pub struct Analyzer {
     ike_without_key: HashSet<(u64, u64)>,
     /// The ESP packet being decrypted in place (one buffer, reused).
     esp_buf: Vec<u8>,
+    /// What the capture shows, said at the end (`explain`).
+    explain: Explainer,
+    /// The payload facts of the IKE message being read, for `explain`.
+    facts: Facts,
 }
 
 impl Analyzer {
@@ -452,12 +457,15 @@ impl Analyzer {
             ike_without_key: HashSet::new(),
             v1_chains: HashMap::new(),
             esp_buf: Vec::new(),
+            explain: Explainer::new(false),
+            facts: Facts::default(),
         }
     }
 
     /// Decrypt IKEv2 SK payloads and ESP with these keys.
     pub fn with_keys(mut self, keys: KeyStore) -> Analyzer {
         self.keys = Some(keys);
+        self.explain.set_keys(true);
         self
     }
 
@@ -484,6 +492,7 @@ impl Analyzer {
         self.counters.frames += 1;
         let first = *self.first.get_or_insert(p.timestamp);
         let rel = rel_seconds(first, p.timestamp);
+        self.explain.seen(rel);
         let ip = match network_layer(p.link_type, p.data) {
             Ok(Some(ip)) => ip,
             Ok(None) => {
@@ -597,6 +606,7 @@ impl Analyzer {
             .entry(key)
             .or_insert_with(|| EspFlow::new(&key, p.number, rel, seq));
         flow.add(p.number, rel, seq, esp.len());
+        self.explain.esp_packet(key.spi, p.number, rel);
         if let Some(keys) = &self.keys {
             let d = flow.decryption.get_or_insert_with(FlowDecryption::default);
             d.key = keys.esp.contains_key(&key.spi);
@@ -652,9 +662,12 @@ impl Analyzer {
             Some(v) => Err(format!("IKE major version {v}")),
             None => Err(format!("{} bytes, shorter than an IKE header", data.len())),
         };
-        if let Err(e) = parsed {
-            self.warn(format!("frame {}: IKE message does not parse: {e}", p.number));
-            m.error = Some(e);
+        match parsed {
+            Ok(()) => self.explain.ike(&m, data, std::mem::take(&mut self.facts)),
+            Err(e) => {
+                self.warn(format!("frame {}: IKE message does not parse: {e}", p.number));
+                m.error = Some(e);
+            }
         }
         self.print_message(&m, out);
     }
@@ -682,6 +695,7 @@ impl Analyzer {
             m.decrypted = true;
             shown = inner;
         }
+        self.facts = Facts::v2(&repr, shown);
         if self.verbose {
             m.payloads = shown.iter().map(|p| format!("{p:?}")).collect();
         }
@@ -774,6 +788,7 @@ impl Analyzer {
         } else {
             Some(ikev1::Message::parse(data).map_err(|e| e.to_string())?.payload_list())
         };
+        self.facts = Facts::v1(&h, payloads.as_deref());
         let list = match &payloads {
             Some(p) => ikev1::summary(p),
             None => "[ E ]".to_string(),
@@ -888,14 +903,16 @@ impl Analyzer {
         self.reassembler.finish();
         self.counters.fragments = self.reassembler.stats().into();
         let flows: BTreeMap<_, _> = self.flows.iter().collect();
+        let findings = self.explain.finish(&flows.values().copied().collect::<Vec<_>>());
         if self.json {
             let flows: Vec<&EspFlow> = flows.values().copied().collect();
             let _ = writeln!(
                 out,
-                "],\"format\":{},\"flows\":{},\"stats\":{}}}",
+                "],\"format\":{},\"flows\":{},\"stats\":{},\"explanation\":{}}}",
                 serde_json::to_string(format).unwrap_or_default(),
                 serde_json::to_string(&flows).unwrap_or_default(),
-                serde_json::to_string(&self.counters).unwrap_or_default()
+                serde_json::to_string(&self.counters).unwrap_or_default(),
+                serde_json::to_string(&findings).unwrap_or_default()
             );
             return;
         }
@@ -936,6 +953,9 @@ impl Analyzer {
         }
         if !notes.is_empty() {
             let _ = writeln!(out, "({})", notes.join(", "));
+        }
+        if !findings.is_empty() {
+            let _ = write!(out, "{}", explain::text(&findings));
         }
     }
 }

@@ -11,6 +11,9 @@
 mod analyze;
 #[cfg(test)]
 mod decrypt_tests;
+mod explain;
+#[cfg(test)]
+mod explain_tests;
 mod keys;
 #[cfg(test)]
 mod tests;
