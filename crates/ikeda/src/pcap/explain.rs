@@ -1079,8 +1079,12 @@ impl Explainer {
                         firsts.join(", ")
                     ),
                 };
-                let verdict = if moved {
+                let done = ev.done.unwrap_or(ev.time);
+                let verdict = if moved && successors.iter().all(|(_, s)| s.first_time <= done) {
                     "the traffic moved to the new SA before the old one was deleted: none lost".to_string()
+                } else if moved {
+                    "no packet on the old SPIs after the DELETE, the new SA carries the traffic after it: none lost"
+                        .to_string()
                 } else {
                     loss
                 };
@@ -1683,6 +1687,8 @@ fn sa_findings(sa: &IkeSa, out: &mut Vec<Finding>) {
             if s.answered > 0 {
                 if s.answered == 1 || (s.max - s.min) < 5e-5 {
                     p.push_str(&format!(" in {}", dur(s.min)));
+                } else if s.max < 1.0 {
+                    p.push_str(&format!(" in {:.1}-{}", s.min * 1000.0, dur(s.max)));
                 } else {
                     p.push_str(&format!(" in {}-{}", dur(s.min), dur(s.max)));
                 }

@@ -686,8 +686,9 @@ fn delete_esp(spi: u32) -> Payload {
 /// A CHILD SA rekey (RFC 7296 §1.3.3, §2.8): gw1 rekeys its SA (inbound
 /// 0xb1, gw2's 0xa1) into 0xb2/0xa2, moves its own traffic at once, then
 /// deletes the old pair. `late`: gw1 still sends 3 packets on 0xa1 after
-/// the DELETE was answered.
-fn rekey_capture(late: bool) -> Vec<u8> {
+/// the DELETE was answered; `early`: gw2 sends on its new SA as it
+/// answers the DELETE.
+fn rekey_capture(late: bool, early: bool) -> Vec<u8> {
     let (a, b) = ((GW1, 500), (GW2, 500));
     let (i2r, r2i) = ciphers(3);
     let rekey_sa = Payload::Notify(NotifyPayload {
@@ -731,6 +732,9 @@ fn rekey_capture(late: bool) -> Vec<u8> {
         1201,
         ike_packet(b, a, &x(ExchangeType::INFORMATIONAL, true, 3, &[delete_esp(0xa1)])),
     ));
+    if early {
+        p.push((1201, esp(GW2, GW1, 0xb2, 100)));
+    }
     if late {
         for i in 0..3 {
             p.push((1300 + i, esp(GW1, GW2, 0xa1, 100 + i as u32)));
@@ -745,15 +749,15 @@ fn rekey_capture(late: bool) -> Vec<u8> {
 #[test]
 fn child_rekey_traffic_moved_before_the_delete() {
     let keys = key_dir("rekey", &[(SPI_I, SPI_R, 3)]);
-    let (text, v) = explain(&rekey_capture(false), Some(&keys));
+    let (text, v) = explain(&rekey_capture(false, false), Some(&keys));
     let r = one(&v, &text, "child_rekey");
     assert_eq!(
         r,
         "IKE SA 1122334455667788_i 99aabbccddeeff00_r: CHILD SA rekeyed: SPIs 0x000000b1/0x000000a1 replaced by \
          0x000000b2/0x000000a2 (CREATE_CHILD_SA request 2 at 1.000 s, frame 11); the old SAs deleted by \
          192.168.50.11 at 1.200 s (INFORMATIONAL request 3, frame 15, answered at 1.201 s); the last packet on the \
-         old SPIs at 1.101 s, the first on the new ones: 0x000000a2 at 1.100 s, 0x000000b2 at 1.401 s; the traffic \
-         moved to the new SA before the old one was deleted: none lost"
+         old SPIs at 1.101 s, the first on the new ones: 0x000000a2 at 1.100 s, 0x000000b2 at 1.401 s; no packet on \
+         the old SPIs after the DELETE, the new SA carries the traffic after it: none lost"
     );
     let f = v["explanation"]
         .as_array()
@@ -774,7 +778,18 @@ fn child_rekey_traffic_moved_before_the_delete() {
         "{text}"
     );
 
-    let (text, v) = explain(&rekey_capture(true), Some(&keys));
+    // Both directions on the new SA by the time the DELETE is answered.
+    let (text, v) = explain(&rekey_capture(false, true), Some(&keys));
+    let r = one(&v, &text, "child_rekey");
+    assert!(
+        r.ends_with(
+            "the first on the new ones: 0x000000a2 at 1.100 s, 0x000000b2 at 1.201 s; the traffic moved to the new \
+             SA before the old one was deleted: none lost"
+        ),
+        "{r}"
+    );
+
+    let (text, v) = explain(&rekey_capture(true, false), Some(&keys));
     let r = one(&v, &text, "child_rekey");
     assert!(
         r.ends_with(
@@ -795,7 +810,7 @@ fn child_rekey_traffic_moved_before_the_delete() {
     assert_eq!(f["lost"], 3);
 
     // Without the keys: told from the flows, and what cannot be known is said.
-    let (text, v) = explain(&rekey_capture(false), None);
+    let (text, v) = explain(&rekey_capture(false, false), None);
     assert!(kind(&v, &text, "child_rekey").is_empty(), "{text}");
     let c = kind(&v, &text, "esp_spi_change");
     assert_eq!(c.len(), 2, "{c:#?}");
