@@ -1128,8 +1128,22 @@ impl FlowSas {
         match result {
             Ok(proto) => {
                 d.decrypted += 1;
-                let name = proto.map_or_else(|| "not IP".to_string(), protocol_name);
-                *d.inner.entry(name).or_default() += 1;
+                // Counted under a name allocated once per flow, not per packet.
+                let common = match proto {
+                    None => Some("not IP"),
+                    Some(IpProtocol::ICMP) => Some("ICMP"),
+                    Some(IpProtocol::TCP) => Some("TCP"),
+                    Some(IpProtocol::UDP) => Some("UDP"),
+                    Some(IpProtocol::ICMPV6) => Some("ICMPv6"),
+                    Some(_) => None,
+                };
+                match common.and_then(|n| d.inner.get_mut(n)) {
+                    Some(n) => *n += 1,
+                    None => {
+                        let name = common.map_or_else(|| proto.map_or_else(String::new, protocol_name), str::to_string);
+                        *d.inner.entry(name).or_default() += 1;
+                    }
+                }
             }
             Err(DropReason::IcvMismatch) => d.icv_failures += 1,
             Err(r) => *d.not_decrypted.entry(r.name()).or_default() += 1,

@@ -8,12 +8,15 @@
 //! link layers, IP and IKE is the wire crate's; `analyze` turns packets
 //! into messages and flows.
 
+#[cfg(test)]
+mod alloc_tests;
 mod analyze;
 #[cfg(test)]
 mod decrypt_tests;
 mod explain;
 #[cfg(test)]
 mod explain_tests;
+pub mod gen;
 mod keys;
 #[cfg(test)]
 mod tests;
