@@ -8,6 +8,7 @@
 //! (RFC 3948 §2.2), by either port, so a NAT's rewritten source port does
 //! not hide it; ESP as IP protocol 50 and in UDP 4500 (RFC 3948 §2.1).
 
+use super::explain::{self, Explainer, Facts};
 use super::keys::KeyStore;
 use super::skf::{self, SkfReassembler};
 use super::v1chain::{self, Cookies, V1Chain};
@@ -40,6 +41,9 @@ pub struct Limits {
     pub max_flows: usize,
     /// IKEv1 exchanges (cookie, Message ID) whose requester is remembered.
     pub max_v1_exchanges: usize,
+    /// IKEv1 multi-message exchanges (Quick Modes) whose CBC chain is held,
+    /// over all phase-1 SAs (each a few IVs: about 150 bytes).
+    pub max_v1_chain_exchanges: usize,
     /// ESP flows decrypted with `--keys` (each holds its SAs: keys and a
     /// 4096-packet replay window, a few KB); packets of keyed flows
     /// beyond it are counted as `beyond_decryption_table`.
@@ -54,6 +58,7 @@ impl Default for Limits {
         Limits {
             max_flows: 65536,
             max_v1_exchanges: 65536,
+            max_v1_chain_exchanges: 65536,
             max_decrypting_flows: 4096,
             fragments: Default::default(),
             skf: Default::default(),
@@ -369,6 +374,9 @@ pub struct Analyzer {
     flow_sas: HashMap<FlowKey, FlowSas>,
     /// IKEv1: the CBC IV chain of each phase-1 SA, by initiator cookie.
     v1_chains: HashMap<u64, V1Chain>,
+    /// Exchanges held in all of `v1_chains` (bounded by
+    /// `Limits::max_v1_chain_exchanges`).
+    v1_chain_exchanges: usize,
     /// IKE SAs already said to have no key (bounded like `v1_requesters`).
     ike_without_key: HashSet<(u64, u64)>,
     /// IKEv1 SAs already said to have their cookies swapped in the key
@@ -385,6 +393,10 @@ pub struct Analyzer {
     rewrite: Rewrite,
     /// `--write`: the cleartext of the IKE message at hand, and what was done.
     cleartext: Option<(Vec<u8>, String)>,
+    /// What the capture shows, said at the end (`explain`).
+    explain: Explainer,
+    /// The payload facts of the IKE message being read, for `explain`.
+    facts: Facts,
 }
 
 impl Analyzer {
@@ -407,12 +419,15 @@ impl Analyzer {
             ike_without_key: HashSet::new(),
             v1_swapped_told: HashSet::new(),
             v1_chains: HashMap::new(),
+            v1_chain_exchanges: 0,
             esp_buf: Vec::new(),
             ipcomp: IpcompScratch::default(),
             skf: SkfReassembler::new(limits.skf),
             rewrites: false,
             rewrite: Rewrite::Unchanged,
             cleartext: None,
+            explain: Explainer::new(false),
+            facts: Facts::default(),
         }
     }
 
@@ -432,6 +447,7 @@ impl Analyzer {
     /// Decrypt IKEv2 SK payloads and ESP with these keys.
     pub fn with_keys(mut self, keys: KeyStore) -> Analyzer {
         self.keys = Some(keys);
+        self.explain.set_keys(true);
         self
     }
 
@@ -463,6 +479,7 @@ impl Analyzer {
         self.counters.frames += 1;
         let first = *self.first.get_or_insert(p.timestamp);
         let rel = rel_seconds(first, p.timestamp);
+        self.explain.seen(rel);
         let ip = match network_layer(p.link_type, p.data) {
             Ok(Some(ip)) => ip,
             Ok(None) => {
@@ -576,6 +593,7 @@ impl Analyzer {
             .entry(key)
             .or_insert_with(|| EspFlow::new(&key, p.number, rel, seq));
         flow.add(p.number, rel, seq, esp.len());
+        self.explain.esp_packet(key.spi, p.number, rel);
         if let Some(keys) = &self.keys {
             let d = flow.decryption.get_or_insert_with(FlowDecryption::default);
             d.key = keys.esp.contains_key(&key.spi);
@@ -647,9 +665,12 @@ impl Analyzer {
             Some(v) => Err(format!("IKE major version {v}")),
             None => Err(format!("{} bytes, shorter than an IKE header", data.len())),
         };
-        if let Err(e) = parsed {
-            self.warn(format!("frame {}: IKE message does not parse: {e}", p.number));
-            m.error = Some(e);
+        match parsed {
+            Ok(()) => self.explain.ike(&m, data, std::mem::take(&mut self.facts)),
+            Err(e) => {
+                self.warn(format!("frame {}: IKE message does not parse: {e}", p.number));
+                m.error = Some(e);
+            }
         }
         if self.rewrites {
             self.rewrite = match self.cleartext.take() {
@@ -690,6 +711,7 @@ impl Analyzer {
             m.decrypted = true;
             shown = inner;
         }
+        self.facts = Facts::v2(&repr, shown);
         if self.verbose {
             m.payloads = shown.iter().map(|p| format!("{p:?}")).collect();
         }
@@ -823,6 +845,7 @@ impl Analyzer {
             }
             Some(list)
         };
+        self.facts = Facts::v1(&h, payloads.as_deref());
         let list = match &payloads {
             Some(p) => ikev1::summary(p),
             None => "[ E ]".to_string(),
@@ -905,7 +928,10 @@ impl Analyzer {
             return None;
         }
         let one_message = h.exchange == ikev1::ExchangeType::INFORMATIONAL;
-        chain.advance(h.message_id, one_message, iv, last);
+        let may_grow = self.v1_chain_exchanges < self.limits.max_v1_chain_exchanges;
+        if chain.advance(h.message_id, one_message, iv, last, may_grow) {
+            self.v1_chain_exchanges += 1;
+        }
         match ikev1::parse_payloads(h.next_payload, &plain) {
             Ok((p, chain_len)) => {
                 if self.rewrites {
@@ -965,14 +991,16 @@ impl Analyzer {
         self.skf.finish();
         self.counters.ikev2_fragments = self.skf.stats();
         let flows: BTreeMap<_, _> = self.flows.iter().collect();
+        let findings = self.explain.finish(&flows.values().copied().collect::<Vec<_>>());
         if self.json {
             let flows: Vec<&EspFlow> = flows.values().copied().collect();
             let _ = writeln!(
                 out,
-                "],\"format\":{},\"flows\":{},\"stats\":{}}}",
+                "],\"format\":{},\"flows\":{},\"stats\":{},\"explanation\":{}}}",
                 serde_json::to_string(format).unwrap_or_default(),
                 serde_json::to_string(&flows).unwrap_or_default(),
-                serde_json::to_string(&self.counters).unwrap_or_default()
+                serde_json::to_string(&self.counters).unwrap_or_default(),
+                serde_json::to_string(&findings).unwrap_or_default()
             );
             return;
         }
@@ -1025,6 +1053,9 @@ impl Analyzer {
         }
         if !notes.is_empty() {
             let _ = writeln!(out, "({})", notes.join(", "));
+        }
+        if !findings.is_empty() {
+            let _ = write!(out, "{}", explain::text(&findings));
         }
     }
 }
@@ -1228,8 +1259,22 @@ impl FlowSas {
             Ok((inner, inflated)) => {
                 d.decrypted += 1;
                 let proto = ikeda_wire::ip::datagram(&buf[inner.clone()]).ok().map(|dg| dg.protocol);
-                let name = proto.map_or_else(|| "not IP".to_string(), protocol_name);
-                *d.inner.entry(name).or_default() += 1;
+                // Counted under a name allocated once per flow, not per packet.
+                let common = match proto {
+                    None => Some("not IP"),
+                    Some(IpProtocol::ICMP) => Some("ICMP"),
+                    Some(IpProtocol::TCP) => Some("TCP"),
+                    Some(IpProtocol::UDP) => Some("UDP"),
+                    Some(IpProtocol::ICMPV6) => Some("ICMPv6"),
+                    Some(_) => None,
+                };
+                match common.and_then(|n| d.inner.get_mut(n)) {
+                    Some(n) => *n += 1,
+                    None => {
+                        let name = common.map_or_else(|| proto.map_or_else(String::new, protocol_name), str::to_string);
+                        *d.inner.entry(name).or_default() += 1;
+                    }
+                }
                 if let Some((c, i)) = inflated {
                     let counts = d.ipcomp.get_or_insert_with(IpcompCounts::default);
                     counts.compressed += 1;

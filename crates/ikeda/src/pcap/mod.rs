@@ -8,10 +8,16 @@
 //! link layers, IP and IKE is the wire crate's; `analyze` turns packets
 //! into messages and flows.
 
+#[cfg(test)]
+mod alloc_tests;
 mod analyze;
 #[cfg(test)]
 mod decrypt_tests;
 mod keyfiles;
+mod explain;
+#[cfg(test)]
+mod explain_tests;
+pub mod gen;
 mod keys;
 mod keysrc;
 #[cfg(test)]
