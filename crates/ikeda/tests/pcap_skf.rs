@@ -109,7 +109,9 @@ fn strongswan_skf_fragments_are_reassembled_decrypted_and_written_in_clear() {
     let t = text(&o);
     assert!(o.status.success(), "ikeda pcap:\n{t}");
     // Two IKE SAs: the first IKE_AUTH in SK, the second in SKF fragments.
-    let lines: Vec<&str> = t.lines().filter(|l| l.contains(" IKE_AUTH ")).collect();
+    // The conversation's lines, not the explanation's after them.
+    let conversation = t.split("\nWhat the capture shows:").next().unwrap();
+    let lines: Vec<&str> = conversation.lines().filter(|l| l.contains(" IKE_AUTH ")).collect();
     assert_eq!(lines.len(), 6, "{t}");
     let held: Vec<&&str> = lines.iter().filter(|l| l.contains("[ EF(1/2) ]")).collect();
     assert_eq!(held.len(), 2, "{t}");

@@ -17,7 +17,11 @@
 //! - per SPI, the ESP packets decrypted, and the inner ICMP and ICMPv6
 //!   packets, equal tshark's (its ICV check on);
 //! - gw2's log alone gives the same report;
-//! - tshark without keys decrypts none of it (the comparison means something).
+//! - tshark without keys decrypts none of it (the comparison means something);
+//! - IKEv1: the same capture without its Main Modes (as a capture begun
+//!   after the tunnel came up) still decrypts every other message (the
+//!   Quick Modes of both phase-1 SAs) to the same payloads, from the last phase-1 block that
+//!   charon's log holds (its last `next IV for MID 0`, RFC 2409 App. B).
 //!
 //! Needs root, strongSwan and tshark; fails without them (unless
 //! IKEDA_ALLOW_NO_ROOT=1 and not root, then it says it skipped).
@@ -211,6 +215,23 @@ fn tshark_esp(pcap: &Path, conf: &Path) -> EspCounts {
     out
 }
 
+/// The capture without its Main Mode frames (ISAKMP exchange type 2),
+/// written by tshark.
+fn without_main_mode(pcap: &Path, tmp: &TempDir, empty: &Path) -> PathBuf {
+    let cut = tmp.path().join("no-main-mode.pcap");
+    let o = std::process::Command::new("tshark")
+        .env("WIRESHARK_CONFIG_DIR", empty)
+        .arg("-r")
+        .arg(pcap)
+        .args(["-n", "-Y", "!(isakmp.exchangetype == 2)", "-w"])
+        .arg(&cut)
+        .stdin(std::process::Stdio::null())
+        .output()
+        .expect("running tshark");
+    assert!(o.status.success(), "tshark -w: {}", text(&o));
+    cut
+}
+
 fn run_case(test: &str, args: &[&str]) {
     if !require_root(test) {
         return;
@@ -253,6 +274,43 @@ fn run_case(test: &str, args: &[&str]) {
     let blind_ike = tshark_ike(&pcap, &empty);
     for f in &encrypted {
         assert!(blind_ike[f].is_empty(), "{test}: tshark without keys read frame {f}: {:?}", blind_ike[f]);
+    }
+
+    // IKEv1 mid-session (issue 12 point 4) with charon's log: no Main Mode
+    // in the capture, every later message still decrypted (ikeda_ike
+    // asserts it) to the payloads it had in the whole capture.
+    if args.windows(2).any(|a| a == ["--ike", "1"]) {
+        let main_mode: Vec<u64> = v["messages"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .filter(|m| m["summary"].as_str().unwrap().starts_with("ID_PROT "))
+            .map(|m| m["frame"].as_u64().unwrap())
+            .collect();
+        assert!(main_mode.len() >= 12, "{test}: two Main Modes: {main_mode:?}");
+        let cut = without_main_mode(&pcap, &tmp, &empty);
+        for log in [&log1, &log2] {
+            let c = ikeda_pcap(&cut, log, None);
+            let (rest, rest_encrypted) = ikeda_ike(&c);
+            let want: Vec<&Vec<u8>> =
+                ours.iter().filter(|(f, _)| !main_mode.contains(f)).map(|(_, t)| t).collect();
+            assert_eq!(rest.values().collect::<Vec<_>>(), want, "{test}: without Main Mode, {}", log.display());
+            let kinds = |what: &str| {
+                c["messages"]
+                    .as_array()
+                    .unwrap()
+                    .iter()
+                    .filter(|m| m["summary"].as_str().unwrap().starts_with(what))
+                    .count()
+            };
+            // The first CHILD SA's Quick Mode and the rekeys' (on both
+            // phase-1 SAs: each seeded by its own last phase-1 block).
+            assert!(
+                kinds("QUICK_MODE ") >= 9 && kinds("ID_PROT ") == 0,
+                "{test}: without Main Mode: {c}"
+            );
+            assert_eq!(rest_encrypted.len(), rest.len(), "{test}: all of it is encrypted");
+        }
     }
     println!(
         "{test}: {} IKE messages ({} encrypted) and ESP {ours_esp:?} as tshark reads them with the keys \
