@@ -1081,7 +1081,11 @@ pub fn message_line(m: &IkeMessage) -> String {
         endpoint(m.dst, m.dst_port)
     );
     if let Some(e) = &m.error {
-        s.push_str(&format!("IKEv{} message that does not parse: {e}", m.version));
+        // Version 0: no header to read it from.
+        match m.version {
+            0 => s.push_str(&format!("IKE message that does not parse: {e}")),
+            v => s.push_str(&format!("IKEv{v} message that does not parse: {e}")),
+        }
         return s;
     }
     s.push_str(&format!("{} {}_i {}_r", m.summary, m.spi_i, m.spi_r));
