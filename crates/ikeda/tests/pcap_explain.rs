@@ -102,16 +102,8 @@ fn pcap_explains_a_retransmission_the_nat_float_and_a_child_rekey() {
     wait_for("a CHILD SA rekey", 40, || gw1_log(&lab).contains("CHILD_SA rekeyed"));
     std::thread::sleep(std::time::Duration::from_secs(2));
     drop(ping);
-    std::fs::create_dir_all(&keys).unwrap();
-    for e in std::fs::read_dir(lab.dir().join("keys-gw1")).unwrap() {
-        let e = e.unwrap();
-        std::fs::copy(e.path(), keys.join(e.file_name())).unwrap();
-    }
-    let down = lab.down();
-    assert!(
-        down.contains("packets in"),
-        "lab down does not report the capture:\n{down}"
-    );
+    lab.copy_keys("gw1", &keys);
+    lab.down_with_capture();
 
     let (p, k) = (pcap.to_str().unwrap(), keys.to_str().unwrap());
     let o = ikeda(&["pcap", "--keys", k, p]);

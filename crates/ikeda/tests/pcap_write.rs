@@ -84,16 +84,8 @@ fn lab_then_write(test: &str, args: &[&str], pings: &[(u32, u32)]) -> Written {
         assert!(o.status.success(), "ping h1 -> h2: {}\n{}", text(&o), gw1_log(&lab));
     }
     let keys = tmp.path().join("keys");
-    std::fs::create_dir_all(&keys).unwrap();
-    for e in std::fs::read_dir(lab.dir().join("keys-gw1")).unwrap() {
-        let e = e.unwrap();
-        std::fs::copy(e.path(), keys.join(e.file_name())).unwrap();
-    }
-    let down = lab.down();
-    assert!(
-        down.contains("packets in"),
-        "lab down does not report the capture:\n{down}"
-    );
+    lab.copy_keys("gw1", &keys);
+    lab.down_with_capture();
     let out = tmp.path().join("out.pcap");
     let o = ikeda(&[
         "pcap",
