@@ -222,8 +222,9 @@ pub struct UpArgs {
     /// With --ike: what a dead peer leads to.
     #[arg(long, default_value = "clear")]
     pub dpd_action: String,
-    /// With --ike: IKE retransmission tries and first timeout on the ikeda
-    /// gateways (defaults 5 and 4s, as strongSwan).
+    /// IKE retransmission tries and first timeout on the ikeda gateways
+    /// (with --ike), or on both charons (--gateways strongswan); defaults 5
+    /// and 4s, as strongSwan.
     #[arg(long)]
     pub retransmit_tries: Option<u32>,
     #[arg(long)]
@@ -345,6 +346,11 @@ impl UpArgs {
     fn check(&self) -> Result<(), String> {
         self.start_delays()?;
         self.firewall()?;
+        if let Some(t) = &self.retransmit_timeout {
+            crate::config::parse_duration_ms(t)
+                .filter(|ms| *ms > 0)
+                .ok_or_else(|| format!("--retransmit-timeout {t}: not a duration (500ms, 4s)"))?;
+        }
         let negotiated = self.ike.is_some() || self.gateways == Gateways::Strongswan;
         if (self.initiator != Initiator::Gw1 || !self.start_delay.is_empty()) && !negotiated {
             return Err(

@@ -80,11 +80,12 @@ fn write_conf(dir: &Path, i: usize, a: &UpArgs, psk: &str) -> Result<(), String>
         d.join("strongswan.conf"),
         format!(
             "# written by `ikeda lab up --gateways strongswan`; does not include /etc/strongswan.d\n\
-             charon {{\n  load_modular = no\n  load = {CHARON_PLUGINS}\n  install_routes = yes\n\
+             charon {{\n  load_modular = no\n  load = {CHARON_PLUGINS}\n  install_routes = yes\n{retransmit}\
              \x20 plugins {{\n    vici {{\n      socket = {vici}\n    }}\n  }}\n\
              \x20 filelog {{\n    main {{\n      path = {log}\n      time_format = %H:%M:%S\n      ike_name = yes\n      append = yes\n      flush_line = yes\n      default = 1\n    }}\n{keylog}  }}\n}}\n\
              swanctl {{\n  load = {SWANCTL_PLUGINS}\n}}\n",
             vici = vici_uri(dir, gw),
+            retransmit = retransmit_settings(a),
             log = dir.join(format!("charon-{gw}.log")).display(),
         ),
     )
@@ -140,6 +141,23 @@ fn write_conf(dir: &Path, i: usize, a: &UpArgs, psk: &str) -> Result<(), String>
         ),
     )?;
     Ok(())
+}
+
+/// `--retransmit-tries` and `--retransmit-timeout` for the charons of a
+/// strongSwan-only lab (an ikeda lab's strongSwan peer keeps charon's
+/// defaults: the options are the ikeda gateway's there).
+fn retransmit_settings(a: &UpArgs) -> String {
+    if a.gateways != super::Gateways::Strongswan {
+        return String::new();
+    }
+    let mut s = String::new();
+    if let Some(t) = a.retransmit_tries {
+        s.push_str(&format!("  retransmit_tries = {t}\n"));
+    }
+    if let Some(ms) = a.retransmit_timeout.as_deref().and_then(crate::config::parse_duration_ms) {
+        s.push_str(&format!("  retransmit_timeout = {}\n", ms as f64 / 1000.0));
+    }
+    s
 }
 
 /// The name of the level-4 charon log in a gateway's key directory.
