@@ -99,6 +99,9 @@ fn esp_only_both_start(test: &str, args: &[&str]) {
     let (lab, _) = Lab::up('f', &a);
     let (took, s) = up_within(&lab, 20);
     let took = took.unwrap_or_else(|| panic!("{test}: not up after 20 s:\n{s}"));
+    // `lab status` reads the counters before the SAs: read them again now
+    // that both sides are up, so they hold every packet that made it.
+    let s = status(&lab);
     let (c1, c2) = (counters(&s, "gw1"), counters(&s, "gw2"));
     for c in [&c1, &c2] {
         // No rule admits IKE: what passed, passed as a reply.
@@ -233,4 +236,77 @@ fn unknown_profiles_and_delays_are_refused() {
     assert!(!o.status.success() && text(&o).contains("no gateway 'gw3'"), "{}", text(&o));
     let o = ikeda(&["lab", "up", "--name", "fwbad", "--initiator", "both"]);
     assert!(!o.status.success() && text(&o).contains("need --ike or --gateways strongswan"), "{}", text(&o));
+}
+
+/// The cloud topology of the founding case (`--cloud`): both gateways on
+/// private addresses behind 1:1 NATs, reached at their public ones. IKE
+/// floats to 4500 from both ends; the identities may be the private
+/// addresses, the public ones, or names. With all of IPsec admitted the
+/// tunnel comes up for each kind of identity, with ikeda, strongSwan and
+/// one of each, and the NAT-T flow passes by rule.
+#[test]
+fn cloud_topology_comes_up_with_each_kind_of_identity() {
+    let test = "cloud_topology_comes_up_with_each_kind_of_identity";
+    if !require_root(test) {
+        return;
+    }
+    need_strongswan();
+    for (id, gws) in [
+        ("public", &["--ike", "2"][..]),
+        ("fqdn", &["--ike", "2", "--peer", "strongswan"][..]),
+        ("private", &["--gateways", "strongswan"][..]),
+        ("public", &["--ike", "1", "--peer", "strongswan"][..]),
+    ] {
+        let mut a = vec!["--cloud", "--cloud-id", id, "--firewall", "all"];
+        a.extend_from_slice(gws);
+        let (lab, up) = Lab::up('c', &a);
+        assert!(up.contains("3 packets transmitted, 3 received"), "{test} {a:?}: {up}");
+        let s = status(&lab);
+        assert!(both_up(&s), "{test} {a:?}:\n{s}");
+        for gw in ["gw1", "gw2"] {
+            let c = counters(&s, gw);
+            assert!(c[NATT].0 >= 1, "{test} {a:?}: {gw} saw no NAT-T: {c:?}\n{s}");
+            assert_eq!(c[IKE].2 + c[NATT].2, 0, "{test} {a:?}: {gw} {c:?}");
+        }
+        // The ikeda gateway knows both sides are behind a NAT, and runs
+        // IKE on 4500.
+        let log = gw1_log(&lab);
+        if gws[0] == "--ike" {
+            let sock = lab.dir().join("gw1.sock");
+            let o = ikeda(&["--socket", sock.to_str().unwrap(), "show", "ike", "--json"]);
+            let v: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap_or_else(|e| panic!("{e}: {}", text(&o)));
+            assert!(v[0]["local"].as_str().unwrap_or("").ends_with(":4500"), "{test} {a:?}: {v}\n{log}");
+            assert_eq!(v[0]["behind_nat"], true, "{test} {a:?}: {v}");
+        }
+        println!("{test}: --cloud-id {id} {gws:?}: up");
+        lab.down();
+    }
+}
+
+/// IKE on 500 admitted, NAT-T on 4500 not: in the cloud topology IKE
+/// floats to 4500 after IKE_SA_INIT, and IKE_AUTH never passes (the
+/// issue's "fails at IKE_AUTH after the float"), for ikeda and strongSwan.
+#[test]
+fn ike500_only_in_the_cloud_fails_at_ike_auth_after_the_float() {
+    let test = "ike500_only_in_the_cloud_fails_at_ike_auth_after_the_float";
+    if !require_root(test) {
+        return;
+    }
+    need_strongswan();
+    for gws in [&["--ike", "2"][..], &["--gateways", "strongswan"][..]] {
+        let mut a = vec!["--cloud", "--firewall", "ike500-only", "--no-wait"];
+        a.extend_from_slice(gws);
+        let (lab, _) = Lab::up('c', &a);
+        let (took, s) = up_within(&lab, 12);
+        assert!(took.is_none(), "{test} {gws:?}: up after {took:?}:\n{s}");
+        let (c1, c2) = (counters(&s, "gw1"), counters(&s, "gw2"));
+        // IKE_SA_INIT both ways by rule; IKE_AUTH (0, 4, 11.2 s) dropped.
+        assert!(c2[IKE].0 >= 1 && c1[IKE].0 >= 1, "{test} {gws:?}:\n{s}");
+        assert!(c2[NATT].2 >= 3 && c2[NATT].0 + c2[NATT].1 == 0, "{test} {gws:?}:\n{s}");
+        if gws[0] == "--ike" {
+            assert!(s.contains("IKE_AUTH, try") && s.contains(":4500"), "{test}: gw1 status:\n{s}");
+        }
+        println!("{test} {gws:?}: not up; gw2 dropped {} IKE_AUTH on 4500", c2[NATT].2);
+        lab.down();
+    }
 }

@@ -66,6 +66,12 @@ pub const NAT_INSIDE: &str = "10.50.1.1";
 pub const NAT_INSIDE_NET: &str = "10.50.1.0/24";
 /// The NAT's namespace node name (`ikl-<lab>-nat`).
 pub const NAT_NODE: &str = "nat";
+/// With `--cloud`: each gateway's private address in its VPC, the VPC
+/// router's address (the 1:1 NAT, node igw1/igw2), and its subnet. The
+/// public ("Elastic") addresses are GW_WAN, on the NATs' outside links.
+pub const CLOUD_WAN: [&str; 2] = ["10.0.1.11", "10.0.2.12"];
+pub const CLOUD_ROUTER: [&str; 2] = ["10.0.1.1", "10.0.2.1"];
+pub const CLOUD_NODES: [&str; 2] = ["igw1", "igw2"];
 
 #[derive(Subcommand)]
 pub enum LabCmd {
@@ -116,6 +122,13 @@ pub enum Gateways {
     Strongswan,
     /// No tunnel: the gateways only route (plain veth baseline).
     None,
+}
+
+#[derive(Clone, Copy, PartialEq, Eq, ValueEnum, Serialize, Deserialize, Debug)]
+pub enum CloudId {
+    Private,
+    Public,
+    Fqdn,
 }
 
 #[derive(Clone, Copy, PartialEq, Eq, ValueEnum, Serialize, Deserialize, Debug)]
@@ -201,6 +214,17 @@ pub struct UpArgs {
     /// test NAT traversal: gw1's WAN becomes 10.50.1.11, gw2 sees 192.168.50.11.
     #[arg(long)]
     pub nat: bool,
+    /// The cloud topology: each gateway has a private address in its VPC
+    /// (gw1 10.0.1.11, gw2 10.0.2.12) and is reached at its public
+    /// ("Elastic") address, 192.168.50.11 or .12, through a 1:1 NAT (nodes
+    /// igw1, igw2): both sides are behind a NAT at once, IKE floats to 4500
+    /// from both ends.
+    #[arg(long, conflicts_with_all = ["nat", "outer6"])]
+    pub cloud: bool,
+    /// With --cloud: the IKE identities: each gateway's private address,
+    /// its public address, or a name (gw1.site1.example, gw2.site2.example).
+    #[arg(long, value_enum, default_value = "public", requires = "cloud")]
+    pub cloud_id: CloudId,
     /// With --nat: the NAT does not keep source ports but maps them into
     /// 40000-40999 (as a carrier-grade NAT may), so IKE and ESP arrive at gw2
     /// from ports other than 500 and 4500.
@@ -294,7 +318,7 @@ impl UpArgs {
     /// The encapsulation in effect: as given, else UDP behind a NAT, else ESP.
     pub fn encap(&self) -> EncapArg {
         self.encap
-            .unwrap_or(if self.nat { EncapArg::Udp } else { EncapArg::Esp })
+            .unwrap_or(if self.nat || self.cloud { EncapArg::Udp } else { EncapArg::Esp })
     }
 
     /// Each gateway's start delay in seconds (`--start-delay`).
@@ -375,6 +399,9 @@ impl UpArgs {
                     .into(),
             );
         }
+        if self.cloud && self.gateways == Gateways::None {
+            return Err("--cloud tests a tunnel between two NATed gateways; it needs --gateways ikeda or strongswan".into());
+        }
         if !self.nat {
             return Ok(());
         }
@@ -412,7 +439,9 @@ impl UpArgs {
 /// Gateway `i`'s own outer IPv4 address (gw1's is private behind the NAT);
 /// it is also the gateway's IKE identity.
 pub fn gw_wan4(a: &UpArgs, i: usize) -> &'static str {
-    if a.nat && i == 0 {
+    if a.cloud {
+        CLOUD_WAN[i]
+    } else if a.nat && i == 0 {
         NAT_GW1_WAN
     } else {
         GW_WAN[i]
@@ -425,6 +454,25 @@ fn gw_local(a: &UpArgs, i: usize) -> &'static str {
         GW_WAN6[i]
     } else {
         gw_wan4(a, i)
+    }
+}
+
+/// The IKE identities of gateway `i`, (local, remote), where the lab names
+/// them: behind a NAT the addresses a gateway sees are not the peer's own.
+/// `None`: the gateways' own addresses, as seen.
+pub fn ike_ids(a: &UpArgs, i: usize) -> Option<(String, String)> {
+    let j = 1 - i;
+    if a.cloud {
+        let id = |k: usize| match a.cloud_id {
+            CloudId::Private => CLOUD_WAN[k].to_string(),
+            CloudId::Public => GW_WAN[k].to_string(),
+            CloudId::Fqdn => format!("gw{}.site{}.example", k + 1, k + 1),
+        };
+        Some((id(i), id(j)))
+    } else if a.nat {
+        Some((gw_wan4(a, i).to_string(), gw_wan4(a, j).to_string()))
+    } else {
+        None
     }
 }
 
@@ -614,10 +662,24 @@ fn nat_rules(remap: bool) -> Vec<Vec<&'static str>> {
     rules
 }
 
-fn topology(name: &str, nat: bool, remap: bool) -> Result<(), String> {
+/// The configs' first line says which topology they were written for.
+fn topology_note(a: &UpArgs) -> &'static str {
+    if a.cloud {
+        ", both gateways behind 1:1 NATs (--cloud)"
+    } else if a.nat {
+        ", gw1 behind a NAT"
+    } else {
+        ""
+    }
+}
+
+fn topology(name: &str, a: &UpArgs) -> Result<(), String> {
+    let (nat, remap, cloud) = (a.nat, a.nat_remap, a.cloud);
     let ns = |n: &str| ns_name(name, n);
     let nodes: &[&str] = if nat {
         &["gw1", "gw2", "h1", "h2", NAT_NODE]
+    } else if cloud {
+        &["gw1", "gw2", "h1", "h2", CLOUD_NODES[0], CLOUD_NODES[1]]
     } else {
         &NODES
     };
@@ -687,6 +749,51 @@ fn topology(name: &str, nat: bool, remap: bool) -> Result<(), String> {
         for rule in nat_rules(remap) {
             sh(in_ns(&n, "nft").args(rule))?;
         }
+    } else if cloud {
+        // gw1 wan0 <-> igw1 in0, igw1 out0 <-> igw2 out0 (the internet),
+        // igw2 in0 <-> gw2 wan0. Each igw maps its gateway's private address
+        // to the public one and back, every protocol and port (1:1, as a
+        // cloud's Elastic IP): DNAT inbound, SNAT outbound.
+        veth(CLOUD_NODES[0], "out0", CLOUD_NODES[1], "out0")?;
+        for i in 0..2 {
+            veth(NODES[i], "wan0", CLOUD_NODES[i], "in0")?;
+            let n = ns(CLOUD_NODES[i]);
+            sysctl(
+                &n,
+                &[
+                    ("net.ipv4.ip_forward", "1"),
+                    ("net.ipv4.conf.all.rp_filter", "0"),
+                    ("net.ipv4.conf.default.rp_filter", "0"),
+                ],
+            )?;
+            addr("in0", &format!("{}/24", CLOUD_ROUTER[i]), &n)?;
+            addr("out0", &format!("{}/24", GW_WAN[i]), &n)?;
+            for d in ["in0", "out0"] {
+                ip(&["-n", &n, "link", "set", d, "up"])?;
+            }
+            let script = format!(
+                "table ip ikeda_nat {{\n\
+                 \x20 chain prerouting {{ type nat hook prerouting priority dstnat; policy accept;\n\
+                 \x20   iifname \"out0\" ip daddr {public} dnat to {private}\n  }}\n\
+                 \x20 chain postrouting {{ type nat hook postrouting priority srcnat; policy accept;\n\
+                 \x20   oifname \"out0\" ip saddr {private} snat to {public}\n  }}\n}}\n",
+                public = GW_WAN[i],
+                private = CLOUD_WAN[i],
+            );
+            let mut c = in_ns(&n, "nft");
+            c.args(["-f", "-"]).stdin(Stdio::piped());
+            let mut child = c.spawn().map_err(|e| format!("nft in {n}: {e}"))?;
+            child
+                .stdin
+                .take()
+                .ok_or("nft: no stdin")?
+                .write_all(script.as_bytes())
+                .map_err(|e| format!("nft in {n}: {e}"))?;
+            let o = child.wait_with_output().map_err(|e| format!("nft in {n}: {e}"))?;
+            if !o.status.success() {
+                return Err(format!("nft in {n}: {}", String::from_utf8_lossy(&o.stderr)));
+            }
+        }
     } else {
         veth("gw1", "wan0", "gw2", "wan0")?;
     }
@@ -704,10 +811,12 @@ fn topology(name: &str, nat: bool, remap: bool) -> Result<(), String> {
         )?;
         if nat && i == 0 {
             addr("wan0", &format!("{NAT_GW1_WAN}/24"), &gw)?;
+        } else if cloud {
+            addr("wan0", &format!("{}/24", CLOUD_WAN[i]), &gw)?;
         } else {
             addr("wan0", &format!("{}/24", GW_WAN[i]), &gw)?;
         }
-        if !nat {
+        if !nat && !cloud {
             addr("wan0", &format!("{}/64", GW_WAN6[i]), &gw)?;
         }
         addr("lan0", &format!("{}/24", GW_LAN[i]), &gw)?;
@@ -722,6 +831,11 @@ fn topology(name: &str, nat: bool, remap: bool) -> Result<(), String> {
     }
     if nat {
         ip(&["-n", &ns("gw1"), "route", "add", "default", "via", NAT_INSIDE])?;
+    }
+    if cloud {
+        for i in 0..2 {
+            ip(&["-n", &ns(NODES[i]), "route", "add", "default", "via", CLOUD_ROUTER[i]])?;
+        }
     }
     Ok(())
 }
@@ -747,7 +861,7 @@ pub fn gateway_configs(a: &UpArgs) -> Result<[String; 2], String> {
         .collect::<Result<_, _>>()?;
     let spis = [0x1000_0101u32, 0x1000_0102u32];
     let fam = if a.outer6 { "6" } else { "4" };
-    let nat = if a.nat { ", gw1 behind a NAT" } else { "" };
+    let nat = topology_note(a);
     let mut out: [String; 2] = Default::default();
     for i in 0..2 {
         let j = 1 - i;
@@ -805,12 +919,9 @@ pub fn gateway_configs(a: &UpArgs) -> Result<[String; 2], String> {
 pub fn ike_gateway_config(a: &UpArgs, i: usize, psk: &str) -> String {
     let j = 1 - i;
     let fam = if a.outer6 { "6" } else { "4" };
-    // Behind the NAT the addresses a gateway sees are not the peer's own:
-    // name the identities (each gateway's own address) explicitly.
-    let ids = if a.nat {
-        format!("local_id = \"{}\"\nremote_id = \"{}\"\n", gw_wan4(a, i), gw_wan4(a, j))
-    } else {
-        String::new()
+    let ids = match ike_ids(a, i) {
+        Some((l, r)) => format!("local_id = \"{l}\"\nremote_id = \"{r}\"\n"),
+        None => String::new(),
     };
     let start = match a.initiates(i) {
         true if a.trap => "trap",
@@ -873,7 +984,7 @@ pub fn ike_gateway_config(a: &UpArgs, i: usize, psk: &str) -> String {
          local_ts = [\"{ln}\", \"{ln6}\"]\nremote_ts = [\"{rn}\", \"{rn6}\"]\n{policies}",
         n = i + 1,
         name = a.name.name,
-        nat = if a.nat { ", gw1 behind a NAT" } else { "" },
+        nat = topology_note(a),
         l = gw_local(a, i),
         r = gw_peer(a, i),
         ike = a.ike_proposal(),
@@ -1044,7 +1155,7 @@ pub fn up(a: &UpArgs) -> Result<(), String> {
 
 fn bring_up(a: &UpArgs, dir: &Path, st: &mut LabState, capture: Option<&Path>) -> Result<(), String> {
     let name = &a.name.name;
-    topology(name, a.nat, a.nat_remap)?;
+    topology(name, a)?;
     if let Some(fw) = &st.firewall {
         for (i, gw) in NODES[..2].iter().enumerate() {
             firewall::install(&ns_name(name, gw), gw, fw.profiles[i], fw, dir)?;
@@ -1075,12 +1186,27 @@ fn bring_up(a: &UpArgs, dir: &Path, st: &mut LabState, capture: Option<&Path>) -
             } else {
                 2
             };
-            if ikeda_gws == 1 {
-                strongswan::start_one(name, dir, 1, a, &psk, st)?;
+            // charon on gw2 runs first, its config loaded: a responder's
+            // config must be there before ikeda's first message (charon
+            // answers NO_PROPOSAL_CHOSEN without one). When loading it
+            // starts charon's own connection, it waits until ikeda runs.
+            let charon_load = if ikeda_gws == 1 {
+                let now = strongswan::spawn(name, dir, 1, a, &psk, st)?;
                 save_state(dir, st)?;
-            }
+                let starts_on_load = strongswan::async_start(a) && a.initiates(1);
+                if now && !starts_on_load {
+                    strongswan::load(dir, "gw2")?;
+                }
+                now && starts_on_load
+            } else {
+                false
+            };
             let log_filter = gateway_log_filter();
-            for i in 0..ikeda_gws {
+            // Responders first, each running before the next starts: an
+            // initiator's first message must find its peer listening.
+            let mut order: Vec<usize> = (0..ikeda_gws).collect();
+            order.sort_by_key(|i| a.ike.is_some() && a.initiates(*i));
+            for i in order {
                 let gw = NODES[i];
                 let cfg = dir.join(format!("{gw}.toml"));
                 write_secret(&cfg, &cfgs[i])?;
@@ -1118,16 +1244,9 @@ fn bring_up(a: &UpArgs, dir: &Path, st: &mut LabState, capture: Option<&Path>) -
                 st.pids.push((format!("ikeda {gw}"), pid));
                 st.controls.push((gw.to_string(), sock.clone()));
                 save_state(dir, st)?;
-            }
-            for (i, gw) in NODES[..ikeda_gws].iter().enumerate() {
                 if delays[i] > 0 {
                     continue;
                 }
-                let pid = st
-                    .pids
-                    .iter()
-                    .find(|(w, _)| *w == format!("ikeda {gw}"))
-                    .map_or(0, |p| p.1);
                 // Started: its policy rules are in, and then its data plane
                 // runs (it writes the stats file only then; traffic routed to
                 // the TUN before that waits in its queue, but ESP that
@@ -1146,6 +1265,9 @@ fn bring_up(a: &UpArgs, dir: &Path, st: &mut LabState, capture: Option<&Path>) -
                         tail(&dir.join(format!("{gw}.log")), 20)
                     ));
                 }
+            }
+            if charon_load {
+                strongswan::load(dir, "gw2")?;
             }
             if a.ike.is_some() && !a.trap && !a.no_wait() {
                 if a.peer == Peer::Strongswan && a.initiator == Initiator::Gw2 {
@@ -1286,8 +1408,8 @@ fn status(name: &str) -> Result<(), String> {
 }
 
 fn exec(name: &str, node: &str, cmd: &[String]) -> Result<(), String> {
-    if !NODES.contains(&node) && node != NAT_NODE {
-        return Err(format!("unknown node '{node}' (gw1, gw2, h1, h2; nat with --nat)"));
+    if !NODES.contains(&node) && node != NAT_NODE && !CLOUD_NODES.contains(&node) {
+        return Err(format!("unknown node '{node}' (gw1, gw2, h1, h2; nat with --nat; igw1, igw2 with --cloud)"));
     }
     let ns = ns_name(name, node);
     if !netns_list().contains(&ns) {

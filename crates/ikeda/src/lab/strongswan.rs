@@ -96,6 +96,7 @@ fn write_conf(dir: &Path, i: usize, a: &UpArgs, psk: &str) -> Result<(), String>
         a.gw_esp(i).to_string()
     };
     let v1 = a.ike == Some(1);
+    let ids = super::ike_ids(a, i).unwrap_or_else(|| (gw_wan4(a, i).to_string(), gw_wan4(a, j).to_string()));
     // Started by charon itself when the config loads, or by `swanctl
     // --initiate` from `lab up` (which then reports a failure in its words).
     let start = if async_start(a) && a.initiates(i) { "start" } else { "none" };
@@ -136,8 +137,8 @@ fn write_conf(dir: &Path, i: usize, a: &UpArgs, psk: &str) -> Result<(), String>
             // the peer at) and the identities (each side's own address).
             l = gw_wan4(a, i),
             r = GW_WAN[j],
-            lid = gw_wan4(a, i),
-            rid = gw_wan4(a, j),
+            lid = ids.0,
+            rid = ids.1,
         ),
     )?;
     Ok(())
@@ -194,10 +195,12 @@ pub fn async_start(a: &UpArgs) -> bool {
     a.initiator == Initiator::Both || a.no_wait()
 }
 
-/// Start charon on gateway `i` with the lab's config and load it. With a
-/// start delay, charon starts that much later, and a loader waits for its
-/// vici socket and loads the config then (`lab up` does not wait).
-pub fn start_one(name: &str, dir: &Path, i: usize, a: &UpArgs, psk: &str, st: &mut LabState) -> Result<(), String> {
+/// Start charon on gateway `i` with the lab's config written; true when it
+/// runs now and its config is still to be loaded ([`load`]): loading is
+/// what starts an initiator's connection, so the lab loads the responders
+/// first. With a start delay, charon starts that much later, and a loader
+/// waits for its vici socket and loads the config then (false).
+pub fn spawn(name: &str, dir: &Path, i: usize, a: &UpArgs, psk: &str, st: &mut LabState) -> Result<bool, String> {
     if !Path::new(CHARON).exists() {
         return Err(format!(
             "{CHARON} not found: install strongswan-charon, strongswan-swanctl and libcharon-extra-plugins"
@@ -236,11 +239,6 @@ pub fn start_one(name: &str, dir: &Path, i: usize, a: &UpArgs, psk: &str, st: &m
         st.key_dirs.push((gw.to_string(), dir.join(format!("keys-{gw}"))));
     }
     let sock = d.join("charon.vici");
-    let load_args = |c: &mut Command| {
-        c.args(["--load-all", "--noprompt", "--file"])
-            .arg(d.join("swanctl/swanctl.conf"))
-            .args(["--uri", &vici_uri(dir, gw)]);
-    };
     if delay > 0 {
         // The same PID waits for charon's socket, then becomes swanctl.
         let c = swanctl(dir, gw);
@@ -250,7 +248,7 @@ pub fn start_one(name: &str, dir: &Path, i: usize, a: &UpArgs, psk: &str, st: &m
             .collect();
         let env: Vec<(&str, &str)> = env.iter().map(|(k, v)| (k.as_str(), v.as_str())).collect();
         let mut load = Command::new("swanctl");
-        load_args(&mut load);
+        load_args(dir, gw, &mut load);
         let rest: Vec<String> = load.get_args().map(|x| x.to_string_lossy().into_owned()).collect();
         let wait = format!("until [ -S \"{}\" ]; do sleep 0.1; done; exec swanctl \"$@\"", sock.display());
         let mut args = vec!["-c", wait.as_str(), "swanctl"];
@@ -263,8 +261,14 @@ pub fn start_one(name: &str, dir: &Path, i: usize, a: &UpArgs, psk: &str, st: &m
             &env,
         )?;
         st.pids.push((format!("swanctl {gw} (load after the start delay)"), pid));
-        return Ok(());
+        return Ok(false);
     }
+    Ok(true)
+}
+
+/// Load a running charon's config once its vici socket is there.
+pub fn load(dir: &Path, gw: &str) -> Result<(), String> {
+    let sock = gw_dir(dir, gw).join("charon.vici");
     if !wait_until(Duration::from_secs(10), || sock.exists()) {
         return Err(format!(
             "charon on {gw}: no vici socket after 10 s (see {})",
@@ -272,9 +276,16 @@ pub fn start_one(name: &str, dir: &Path, i: usize, a: &UpArgs, psk: &str, st: &m
         ));
     }
     let mut c = swanctl(dir, gw);
-    load_args(&mut c);
+    load_args(dir, gw, &mut c);
     sh(&mut c)?;
     Ok(())
+}
+
+/// swanctl's arguments that load a gateway's config.
+fn load_args(dir: &Path, gw: &str, c: &mut Command) {
+    c.args(["--load-all", "--noprompt", "--file"])
+        .arg(gw_dir(dir, gw).join("swanctl/swanctl.conf"))
+        .args(["--uri", &vici_uri(dir, gw)]);
 }
 
 /// `swanctl --initiate` on a gateway's charon (IKEv1: both children, a
@@ -311,8 +322,16 @@ pub fn wait_installed(dir: &Path, gw: &str) -> Result<(), String> {
 /// `--no-wait`).
 pub fn start_pair(name: &str, dir: &Path, a: &UpArgs, st: &mut LabState) -> Result<(), String> {
     let psk = random_psk()?;
-    for i in 0..2 {
-        start_one(name, dir, i, a, &psk, st)?;
+    let mut now = [false; 2];
+    for (i, n) in now.iter_mut().enumerate() {
+        *n = spawn(name, dir, i, a, &psk, st)?;
+    }
+    // Responders first: an initiator's first message must find its peer.
+    for i in [0, 1].into_iter().filter(|i| now[*i] && !a.initiates(*i)) {
+        load(dir, NODES[i])?;
+    }
+    for i in [0, 1].into_iter().filter(|i| now[*i] && a.initiates(*i)) {
+        load(dir, NODES[i])?;
     }
     if a.no_wait() {
         return Ok(());
