@@ -16,6 +16,7 @@ mod engines;
 mod ike;
 mod keys;
 mod lab;
+mod pathwatch;
 mod pcap;
 mod private;
 mod seqstate;

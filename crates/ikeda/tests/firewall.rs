@@ -15,6 +15,9 @@
 //! - ESP only, both start, gw2 4 s late: up when the unreplied UDP timeout
 //!   (scaled down) covers the gap between the two sides' sends (6 s), never
 //!   when it does not (1 s: the two schedules stay about 4 s apart);
+//! - ikeda's `status` of an unanswered connection names a stateful
+//!   firewall when the traffic fits (never heard from the peer; heard only
+//!   right after sending to it);
 //! - all of IPsec admitted: up with one initiator, every IKE packet
 //!   admitted by a rule, none only as a reply.
 //!
@@ -155,6 +158,13 @@ fn esp_only_one_side_starts_never_comes_up() {
         let (c1, c2) = (counters(&s, "gw1"), counters(&s, "gw2"));
         assert!(c2[IKE].2 >= 3 && c2[IKE].1 == 0, "{test} {args:?}: gw2 {c2:?}:\n{s}");
         assert_eq!(c1[IKE], (0, 0, 0), "{test} {args:?}: gw1 heard something:\n{s}");
+        if args[0] == "--ike" {
+            // ikeda's status names the firewall as a possible cause.
+            assert!(
+                s.contains("never heard from 192.168.50.12") && s.contains("ikeda audit --config"),
+                "{test}: gw1 status:\n{s}"
+            );
+        }
         println!("{test} {args:?}: not up after 13 s; gw2 dropped {} IKE_SA_INIT", c2[IKE].2);
         lab.down();
     }
@@ -305,6 +315,9 @@ fn ike500_only_in_the_cloud_fails_at_ike_auth_after_the_float() {
         assert!(c2[NATT].2 >= 3 && c2[NATT].0 + c2[NATT].1 == 0, "{test} {gws:?}:\n{s}");
         if gws[0] == "--ike" {
             assert!(s.contains("IKE_AUTH, try") && s.contains(":4500"), "{test}: gw1 status:\n{s}");
+            // gw2 answered IKE_SA_INIT, right after gw1 sent it, and never
+            // spoke unasked: the stateful-firewall pattern.
+            assert!(s.contains("192.168.50.12 was only ever heard right after we sent to it"), "{test}:\n{s}");
         }
         println!("{test} {gws:?}: not up; gw2 dropped {} IKE_AUTH on 4500", c2[NATT].2);
         lab.down();
