@@ -8,6 +8,8 @@ use clap::{Parser, Subcommand, ValueEnum};
 use std::path::PathBuf;
 use std::process::ExitCode;
 
+#[allow(dead_code)] // wired to the `audit` subcommand in the next step (issue 13)
+mod audit;
 mod config;
 mod control;
 mod daemon;

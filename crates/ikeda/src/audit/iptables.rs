@@ -1,0 +1,445 @@
+//! `iptables-save` text (filter table) for `ikeda audit` (issue 13).
+//!
+//! Pure logic, no I/O: the caller reads the file (bounded) and hands the
+//! text here. Only the `*filter` table matters for admission; INPUT is
+//! evaluated for flows from the peer, OUTPUT for flows to it. A match the
+//! parser does not understand is kept with its rule and, when evaluation
+//! reaches that rule, makes the verdict `Unknown` naming the rule: never a
+//! silent accept or drop.
+
+use std::net::Ipv4Addr;
+
+/// Input larger than this is refused (an iptables-save of a gateway is a
+/// few KiB; this keeps memory bounded on hostile files).
+pub const MAX_BYTES: usize = 1 << 20;
+/// Rules beyond this are refused.
+pub const MAX_RULES: usize = 10_000;
+/// Jumps deeper than this (or a loop) give `Unknown`, never a stack overflow.
+const MAX_DEPTH: usize = 16;
+
+/// IP protocol numbers (IANA): UDP for IKE and NAT-T, ESP (RFC 4303).
+pub const PROTO_UDP: u8 = 17;
+pub const PROTO_ESP: u8 = 50;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Dir {
+    /// From the peer to us (INPUT).
+    In,
+    /// From us to the peer (OUTPUT).
+    Out,
+}
+
+/// One flow between us and the peer: UDP to/from `port` on both ends
+/// (IKE 500->500, NAT-T 4500->4500), or ESP (`port` ignored).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Flow {
+    pub dir: Dir,
+    pub proto: u8,
+    pub port: u16,
+    pub peer: Ipv4Addr,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Verdict {
+    /// A rule accepts the flow's first packet.
+    Explicit,
+    /// Only accepted as part of an established/related connection: a reply
+    /// to our own flow the other way.
+    ReplyOnly,
+    /// Dropped or rejected either way.
+    Denied,
+    /// Could not be decided; says which rule and why.
+    Unknown(String),
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+enum Target {
+    Accept,
+    Drop,
+    Return,
+    Jump(String),
+    /// A target that does not decide (LOG, counters...): evaluation goes on.
+    NonTerminal,
+}
+
+#[derive(Debug, Clone)]
+struct Rule {
+    line: usize,
+    chain: String,
+    proto: Option<u8>,
+    src: Option<(u32, u8)>,
+    dst: Option<(u32, u8)>,
+    sport: Option<(u16, u16)>,
+    dport: Option<(u16, u16)>,
+    /// Some(true): matches only ESTABLISHED/RELATED packets; Some(false):
+    /// matches only NEW ones.
+    ct_established: Option<bool>,
+    target: Option<Target>,
+    /// Matches we cannot evaluate (with the reason).
+    unknown: Vec<String>,
+}
+
+#[derive(Debug, Clone)]
+pub struct Ruleset {
+    /// (chain, policy accepts?)
+    policies: Vec<(String, Option<bool>)>,
+    rules: Vec<Rule>,
+}
+
+fn parse_cidr(s: &str) -> Option<(u32, u8)> {
+    let (a, l) = match s.split_once('/') {
+        Some((a, l)) => (a, l.parse::<u8>().ok()?),
+        None => (s, 32),
+    };
+    if l > 32 {
+        return None;
+    }
+    let a: Ipv4Addr = a.parse().ok()?;
+    Some((u32::from(a), l))
+}
+
+fn cidr_has((net, len): (u32, u8), a: Ipv4Addr) -> bool {
+    let mask = if len == 0 { 0 } else { u32::MAX << (32 - u32::from(len)) };
+    (u32::from(a) & mask) == (net & mask)
+}
+
+fn parse_ports(s: &str) -> Option<(u16, u16)> {
+    match s.split_once(':') {
+        Some((a, b)) => {
+            let a = if a.is_empty() { 0 } else { a.parse().ok()? };
+            let b = if b.is_empty() { u16::MAX } else { b.parse().ok()? };
+            (a <= b).then_some((a, b))
+        }
+        None => s.parse().ok().map(|p| (p, p)),
+    }
+}
+
+fn parse_proto(s: &str) -> Option<u8> {
+    match s.to_ascii_lowercase().as_str() {
+        "udp" => Some(PROTO_UDP),
+        "esp" => Some(PROTO_ESP),
+        "tcp" => Some(6),
+        "icmp" => Some(1),
+        n => n.parse().ok(),
+    }
+}
+
+/// Parses the states of `--ctstate`/`--state`: Some(true) when only
+/// ESTABLISHED/RELATED, Some(false) when only NEW, None when mixed (then
+/// the caller records it as unknown).
+fn parse_states(s: &str) -> Option<bool> {
+    let mut est = false;
+    let mut new = false;
+    for st in s.split(',') {
+        match st {
+            "ESTABLISHED" | "RELATED" => est = true,
+            "NEW" => new = true,
+            _ => return None,
+        }
+    }
+    match (est, new) {
+        (true, false) => Some(true),
+        (false, true) => Some(false),
+        _ => None,
+    }
+}
+
+impl Ruleset {
+    /// Parses `iptables-save` output. Errors only on size limits or when
+    /// there is no filter table at all; unknown matches are kept per rule.
+    pub fn parse(text: &str) -> Result<Ruleset, String> {
+        if text.len() > MAX_BYTES {
+            return Err(format!("larger than {MAX_BYTES} bytes"));
+        }
+        let mut in_filter = false;
+        let mut seen_filter = false;
+        let mut rs = Ruleset { policies: Vec::new(), rules: Vec::new() };
+        for (i, line) in text.lines().enumerate() {
+            let line = line.trim();
+            let n = i + 1;
+            if line.is_empty() || line.starts_with('#') {
+                continue;
+            }
+            if let Some(t) = line.strip_prefix('*') {
+                in_filter = t == "filter";
+                seen_filter |= in_filter;
+                continue;
+            }
+            if line == "COMMIT" {
+                in_filter = false;
+                continue;
+            }
+            if !in_filter {
+                continue;
+            }
+            if let Some(c) = line.strip_prefix(':') {
+                let mut w = c.split_whitespace();
+                let name = w.next().unwrap_or("").to_string();
+                let pol = match w.next() {
+                    Some("ACCEPT") => Some(true),
+                    Some("DROP") => Some(false),
+                    _ => None,
+                };
+                if rs.policies.len() >= MAX_RULES {
+                    return Err(format!("more than {MAX_RULES} chains"));
+                }
+                rs.policies.push((name, pol));
+                continue;
+            }
+            if let Some(r) = line.strip_prefix("-A ") {
+                if rs.rules.len() >= MAX_RULES {
+                    return Err(format!("more than {MAX_RULES} rules"));
+                }
+                rs.rules.push(parse_rule(n, r));
+                continue;
+            }
+            return Err(format!("line {n}: not iptables-save syntax"));
+        }
+        if !seen_filter {
+            return Err("no *filter table".into());
+        }
+        Ok(rs)
+    }
+
+    fn policy(&self, chain: &str) -> Option<Option<bool>> {
+        self.policies.iter().find(|(c, _)| c == chain).map(|(_, p)| *p)
+    }
+
+    /// Walks `chain` for one packet; Ok(Some(accept)) when decided,
+    /// Ok(None) when the chain ran out (caller applies policy / returns).
+    fn walk(
+        &self,
+        chain: &str,
+        f: &Flow,
+        established: bool,
+        depth: usize,
+    ) -> Result<Option<bool>, String> {
+        if depth > MAX_DEPTH {
+            return Err(format!("chain {chain}: jumps nest deeper than {MAX_DEPTH} (a loop?)"));
+        }
+        for r in self.rules.iter().filter(|r| r.chain == chain) {
+            if !matches(r, f, established) {
+                continue;
+            }
+            if let Some(why) = r.unknown.first() {
+                return Err(format!("line {} (-A {}): {why}", r.line, r.chain));
+            }
+            match &r.target {
+                Some(Target::Accept) => return Ok(Some(true)),
+                Some(Target::Drop) => return Ok(Some(false)),
+                Some(Target::Return) => return Ok(None),
+                Some(Target::Jump(c)) => {
+                    if self.policy(c).is_none() {
+                        return Err(format!("line {}: jump to undeclared chain {c}", r.line));
+                    }
+                    if let Some(v) = self.walk(c, f, established, depth + 1)? {
+                        return Ok(Some(v));
+                    }
+                }
+                Some(Target::NonTerminal) | None => {}
+            }
+        }
+        Ok(None)
+    }
+
+    fn decide(&self, f: &Flow, established: bool) -> Result<bool, String> {
+        let chain = match f.dir {
+            Dir::In => "INPUT",
+            Dir::Out => "OUTPUT",
+        };
+        if let Some(v) = self.walk(chain, f, established, 0)? {
+            return Ok(v);
+        }
+        match self.policy(chain) {
+            // A built-in chain not listed keeps the kernel default, ACCEPT.
+            None => Ok(true),
+            Some(Some(p)) => Ok(p),
+            Some(None) => Err(format!("chain {chain}: unknown policy")),
+        }
+    }
+
+    /// The verdict for one flow: first as a new connection, then as a
+    /// reply within an established one.
+    pub fn verdict(&self, f: &Flow) -> Verdict {
+        match self.decide(f, false) {
+            Err(e) => Verdict::Unknown(e),
+            Ok(true) => Verdict::Explicit,
+            Ok(false) => match self.decide(f, true) {
+                Err(e) => Verdict::Unknown(e),
+                Ok(true) => Verdict::ReplyOnly,
+                Ok(false) => Verdict::Denied,
+            },
+        }
+    }
+}
+
+fn matches(r: &Rule, f: &Flow, established: bool) -> bool {
+    if let Some(p) = r.proto {
+        if p != f.proto {
+            return false;
+        }
+    }
+    // Only the peer's side of the address pair is checked: our own address
+    // is not known here, and a gateway's rules that name it name ours.
+    let peer_cidr = match f.dir {
+        Dir::In => r.src,
+        Dir::Out => r.dst,
+    };
+    if !peer_cidr.is_none_or(|c| cidr_has(c, f.peer)) {
+        return false;
+    }
+    if f.proto == PROTO_UDP {
+        for p in [r.sport, r.dport].into_iter().flatten() {
+            if f.port < p.0 || f.port > p.1 {
+                return false;
+            }
+        }
+    } else if r.sport.is_some() || r.dport.is_some() {
+        return false;
+    }
+    match r.ct_established {
+        Some(e) => e == established,
+        None => true,
+    }
+}
+
+fn parse_rule(line: usize, r: &str) -> Rule {
+    let mut w = r.split_whitespace();
+    let chain = w.next().unwrap_or("").to_string();
+    let mut rule = Rule {
+        line,
+        chain,
+        proto: None,
+        src: None,
+        dst: None,
+        sport: None,
+        dport: None,
+        ct_established: None,
+        target: None,
+        unknown: Vec::new(),
+    };
+    let args: Vec<&str> = w.collect();
+    let mut i = 0;
+    while i < args.len() {
+        let a = args[i];
+        let v = args.get(i + 1).copied();
+        let mut take = 2;
+        match (a, v) {
+            ("!", _) => {
+                rule.unknown.push(format!("negated match `! {}`", v.unwrap_or("")));
+                take = 1;
+            }
+            ("-p" | "--protocol", Some(v)) => match parse_proto(v) {
+                Some(p) => rule.proto = Some(p),
+                None => rule.unknown.push(format!("protocol `{v}`")),
+            },
+            ("-s" | "--source", Some(v)) => match parse_cidr(v) {
+                Some(c) => rule.src = Some(c),
+                None => rule.unknown.push(format!("source `{v}`")),
+            },
+            ("-d" | "--destination", Some(v)) => match parse_cidr(v) {
+                Some(c) => rule.dst = Some(c),
+                None => rule.unknown.push(format!("destination `{v}`")),
+            },
+            ("--dport" | "--destination-port", Some(v)) => match parse_ports(v) {
+                Some(p) => rule.dport = Some(p),
+                None => rule.unknown.push(format!("port `{v}`")),
+            },
+            ("--sport" | "--source-port", Some(v)) => match parse_ports(v) {
+                Some(p) => rule.sport = Some(p),
+                None => rule.unknown.push(format!("port `{v}`")),
+            },
+            ("-m", Some("udp" | "esp" | "conntrack" | "state" | "comment")) => {}
+            ("--comment", Some(_)) => {}
+            ("--ctstate" | "--state", Some(v)) => match parse_states(v) {
+                Some(e) => rule.ct_established = Some(e),
+                None => rule.unknown.push(format!("connection state `{v}`")),
+            },
+            ("-j" | "-g", Some(v)) => {
+                rule.target = Some(match v {
+                    "ACCEPT" => Target::Accept,
+                    "DROP" | "REJECT" => Target::Drop,
+                    "RETURN" => Target::Return,
+                    "LOG" | "NFLOG" => Target::NonTerminal,
+                    c => Target::Jump(c.to_string()),
+                });
+                // Target options (--reject-with, --log-prefix ...) follow.
+                i += 2;
+                while i < args.len() && args[i].starts_with("--") {
+                    i += 2;
+                }
+                continue;
+            }
+            _ => {
+                rule.unknown.push(format!("match `{a}` not understood"));
+                take = 1;
+            }
+        }
+        i += take;
+    }
+    rule
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const PEER: Ipv4Addr = Ipv4Addr::new(198, 51, 100, 2);
+
+    fn flow(dir: Dir, proto: u8, port: u16) -> Flow {
+        Flow { dir, proto, port, peer: PEER }
+    }
+
+    const REPLY_ONLY: &str = "*filter\n:INPUT DROP [0:0]\n:FORWARD DROP [0:0]\n:OUTPUT ACCEPT [0:0]\n\
+-A INPUT -m conntrack --ctstate ESTABLISHED,RELATED -j ACCEPT\n-A INPUT -p esp -j ACCEPT\nCOMMIT\n";
+
+    #[test]
+    fn reply_only_and_esp_only() {
+        let rs = Ruleset::parse(REPLY_ONLY).unwrap();
+        assert_eq!(rs.verdict(&flow(Dir::In, PROTO_UDP, 500)), Verdict::ReplyOnly);
+        assert_eq!(rs.verdict(&flow(Dir::In, PROTO_UDP, 4500)), Verdict::ReplyOnly);
+        assert_eq!(rs.verdict(&flow(Dir::In, PROTO_ESP, 0)), Verdict::Explicit);
+        assert_eq!(rs.verdict(&flow(Dir::Out, PROTO_UDP, 500)), Verdict::Explicit);
+    }
+
+    #[test]
+    fn only_500_and_user_chain() {
+        let t = "*filter\n:INPUT DROP [0:0]\n:OUTPUT DROP [0:0]\n:IPSEC - [0:0]\n\
+-A INPUT -j IPSEC\n-A IPSEC -s 198.51.100.0/24 -p udp -m udp --dport 500 -j ACCEPT\n-A IPSEC -j RETURN\n\
+-A OUTPUT -d 198.51.100.2/32 -p udp -m udp --sport 500 --dport 500 -j ACCEPT\nCOMMIT\n";
+        let rs = Ruleset::parse(t).unwrap();
+        assert_eq!(rs.verdict(&flow(Dir::In, PROTO_UDP, 500)), Verdict::Explicit);
+        assert_eq!(rs.verdict(&flow(Dir::In, PROTO_UDP, 4500)), Verdict::Denied);
+        assert_eq!(rs.verdict(&flow(Dir::Out, PROTO_UDP, 500)), Verdict::Explicit);
+        assert_eq!(rs.verdict(&flow(Dir::Out, PROTO_ESP, 0)), Verdict::Denied);
+        // Another peer does not match the source restriction.
+        let other = Flow { peer: Ipv4Addr::new(203, 0, 113, 9), ..flow(Dir::In, PROTO_UDP, 500) };
+        assert_eq!(rs.verdict(&other), Verdict::Denied);
+    }
+
+    #[test]
+    fn unknown_match_is_reported_not_guessed() {
+        let t = "*filter\n:INPUT DROP [0:0]\n-A INPUT -m set --match-set peers src -j ACCEPT\nCOMMIT\n";
+        let rs = Ruleset::parse(t).unwrap();
+        match rs.verdict(&flow(Dir::In, PROTO_UDP, 500)) {
+            Verdict::Unknown(why) => assert!(why.contains("line 3") && why.contains("-m"), "{why}"),
+            v => panic!("{v:?}"),
+        }
+    }
+
+    #[test]
+    fn malformed_and_bounded() {
+        assert!(Ruleset::parse("{\"SecurityGroups\": []}").is_err());
+        assert!(Ruleset::parse("*filter\nbogus\n").is_err());
+        assert!(Ruleset::parse(&"x".repeat(MAX_BYTES + 1)).is_err());
+        let mut t = String::from("*filter\n:INPUT ACCEPT [0:0]\n");
+        for _ in 0..=MAX_RULES {
+            t.push_str("-A INPUT -j ACCEPT\n");
+        }
+        assert!(Ruleset::parse(&t).is_err());
+        // A jump loop ends as unknown.
+        let t = "*filter\n:INPUT DROP [0:0]\n:A - [0:0]\n-A INPUT -j A\n-A A -j A\nCOMMIT\n";
+        let rs = Ruleset::parse(t).unwrap();
+        assert!(matches!(rs.verdict(&flow(Dir::In, PROTO_UDP, 500)), Verdict::Unknown(_)));
+    }
+}
