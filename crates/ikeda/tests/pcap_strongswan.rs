@@ -52,9 +52,17 @@ fn strongswan_capture(test: &str, tmp: &TempDir, args: &[&str]) -> (PathBuf, Pat
     assert!(up.contains("charon-keys.txt"), "lab up does not say where charon's keys are:\n{up}");
     ping(&lab, "192.168.12.12");
     ping(&lab, "2001:db8:12::12");
-    for what in [["--rekey", "--ike", "s2s"], ["--rekey", "--child", "net"]] {
+    // `swanctl --rekey` returns once charon has queued the rekey, not when
+    // the exchange is over: each rekey is awaited until gw1 holds one SA of
+    // its kind again, a new one (a CHILD SA moves to the new IKE SA only
+    // when the IKE rekey completes; asked for in between, charon finds none).
+    for (what, kind) in [(["--rekey", "--ike", "s2s"], "s2s: #"), (["--rekey", "--child", "net"], "net: #")] {
+        let before = sole_sa(&lab, kind).unwrap_or_else(|| panic!("{test}: no single {kind} SA before {what:?}"));
         let o = swanctl(&lab, "gw1", &what);
         assert!(o.contains("completed successfully"), "{test}: swanctl {what:?}: {o}");
+        wait_for(&format!("{test}: {what:?} to complete"), 20, || {
+            sole_sa(&lab, kind).is_some_and(|now| now != before)
+        });
     }
     ping(&lab, "192.168.12.12");
     let mut logs = Vec::new();
@@ -68,6 +76,28 @@ fn strongswan_capture(test: &str, tmp: &TempDir, args: &[&str]) -> (PathBuf, Pat
     }
     lab.down_with_capture();
     (pcap, logs.remove(0), logs.remove(0))
+}
+
+/// The unique id (`#N`) of gw1's one settled (ESTABLISHED or INSTALLED)
+/// SA whose `swanctl --list-sas` line starts with `kind`, when nothing on
+/// gw1 is between states and no IKE SA is rekeyed and not yet gone; else
+/// None. A rekeyed CHILD SA may stay: IKEv1 charon keeps it until it
+/// expires.
+fn sole_sa(lab: &Lab, kind: &str) -> Option<String> {
+    const BETWEEN: [&str; 7] = ["REKEYING", "DELET", "DESTROY", "CREATED", "CONNECTING", "INSTALLING", "UPDATING"];
+    let sas = swanctl(lab, "gw1", &["--list-sas"]);
+    let lines: Vec<&str> = sas.lines().map(str::trim_start).collect();
+    if lines.iter().any(|l| BETWEEN.iter().any(|s| l.contains(s)) || (l.starts_with("s2s: #") && l.contains("REKEYED"))) {
+        return None;
+    }
+    let settled: Vec<&&str> = lines
+        .iter()
+        .filter(|l| l.starts_with(kind) && (l.contains("ESTABLISHED") || l.contains("INSTALLED")))
+        .collect();
+    match settled[..] {
+        [l] => Some(l.split(',').next().unwrap_or(l).to_string()),
+        _ => None,
+    }
 }
 
 /// IKEv2 (RFC 7296 §3.2) and IKEv1 (RFC 2408 §3.1, RFC 3947) payload
