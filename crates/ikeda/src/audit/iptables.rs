@@ -7,50 +7,10 @@
 //! reaches that rule, makes the verdict `Unknown` naming the rule: never a
 //! silent accept or drop.
 
-use std::net::Ipv4Addr;
+use super::flow::{Cidr, Dir, Flow, Verdict, MAX_BYTES, MAX_RULES, PROTO_ESP, PROTO_UDP};
 
-/// Input larger than this is refused (an iptables-save of a gateway is a
-/// few KiB; this keeps memory bounded on hostile files).
-pub const MAX_BYTES: usize = 1 << 20;
-/// Rules beyond this are refused.
-pub const MAX_RULES: usize = 10_000;
 /// Jumps deeper than this (or a loop) give `Unknown`, never a stack overflow.
 const MAX_DEPTH: usize = 16;
-
-/// IP protocol numbers (IANA): UDP for IKE and NAT-T, ESP (RFC 4303).
-pub const PROTO_UDP: u8 = 17;
-pub const PROTO_ESP: u8 = 50;
-
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Dir {
-    /// From the peer to us (INPUT).
-    In,
-    /// From us to the peer (OUTPUT).
-    Out,
-}
-
-/// One flow between us and the peer: UDP to/from `port` on both ends
-/// (IKE 500->500, NAT-T 4500->4500), or ESP (`port` ignored).
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct Flow {
-    pub dir: Dir,
-    pub proto: u8,
-    pub port: u16,
-    pub peer: Ipv4Addr,
-}
-
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum Verdict {
-    /// A rule accepts the flow's first packet.
-    Explicit,
-    /// Only accepted as part of an established/related connection: a reply
-    /// to our own flow the other way.
-    ReplyOnly,
-    /// Dropped or rejected either way.
-    Denied,
-    /// Could not be decided; says which rule and why.
-    Unknown(String),
-}
 
 #[derive(Debug, Clone, PartialEq, Eq)]
 enum Target {
@@ -67,13 +27,15 @@ struct Rule {
     line: usize,
     chain: String,
     proto: Option<u8>,
-    src: Option<(u32, u8)>,
-    dst: Option<(u32, u8)>,
+    src: Option<Cidr>,
+    dst: Option<Cidr>,
     sport: Option<(u16, u16)>,
     dport: Option<(u16, u16)>,
     /// Some(true): matches only ESTABLISHED/RELATED packets; Some(false):
     /// matches only NEW ones.
     ct_established: Option<bool>,
+    /// An interface match (`-i`/`-o`) that the peer's packets fail.
+    other_iface: bool,
     target: Option<Target>,
     /// Matches we cannot evaluate (with the reason).
     unknown: Vec<String>,
@@ -84,23 +46,6 @@ pub struct Ruleset {
     /// (chain, policy accepts?)
     policies: Vec<(String, Option<bool>)>,
     rules: Vec<Rule>,
-}
-
-fn parse_cidr(s: &str) -> Option<(u32, u8)> {
-    let (a, l) = match s.split_once('/') {
-        Some((a, l)) => (a, l.parse::<u8>().ok()?),
-        None => (s, 32),
-    };
-    if l > 32 {
-        return None;
-    }
-    let a: Ipv4Addr = a.parse().ok()?;
-    Some((u32::from(a), l))
-}
-
-fn cidr_has((net, len): (u32, u8), a: Ipv4Addr) -> bool {
-    let mask = if len == 0 { 0 } else { u32::MAX << (32 - u32::from(len)) };
-    (u32::from(a) & mask) == (net & mask)
 }
 
 fn parse_ports(s: &str) -> Option<(u16, u16)> {
@@ -147,7 +92,10 @@ fn parse_states(s: &str) -> Option<bool> {
 impl Ruleset {
     /// Parses `iptables-save` output. Errors only on size limits or when
     /// there is no filter table at all; unknown matches are kept per rule.
-    pub fn parse(text: &str) -> Result<Ruleset, String> {
+    /// `wan` names the interface the peer's packets use, for
+    /// `-i`/`-o` matches (without it such a match is unknown, except `lo`,
+    /// which the peer's packets never use).
+    pub fn parse(text: &str, wan: Option<&str>) -> Result<Ruleset, String> {
         if text.len() > MAX_BYTES {
             return Err(format!("larger than {MAX_BYTES} bytes"));
         }
@@ -190,7 +138,7 @@ impl Ruleset {
                 if rs.rules.len() >= MAX_RULES {
                     return Err(format!("more than {MAX_RULES} rules"));
                 }
-                rs.rules.push(parse_rule(n, r));
+                rs.rules.push(parse_rule(n, r, wan));
                 continue;
             }
             return Err(format!("line {n}: not iptables-save syntax"));
@@ -274,6 +222,9 @@ impl Ruleset {
 }
 
 fn matches(r: &Rule, f: &Flow, established: bool) -> bool {
+    if r.other_iface {
+        return false;
+    }
     if let Some(p) = r.proto {
         if p != f.proto {
             return false;
@@ -285,7 +236,7 @@ fn matches(r: &Rule, f: &Flow, established: bool) -> bool {
         Dir::In => r.src,
         Dir::Out => r.dst,
     };
-    if !peer_cidr.is_none_or(|c| cidr_has(c, f.peer)) {
+    if !peer_cidr.is_none_or(|c| c.contains(f.peer)) {
         return false;
     }
     if f.proto == PROTO_UDP {
@@ -303,7 +254,7 @@ fn matches(r: &Rule, f: &Flow, established: bool) -> bool {
     }
 }
 
-fn parse_rule(line: usize, r: &str) -> Rule {
+fn parse_rule(line: usize, r: &str, wan: Option<&str>) -> Rule {
     let mut w = r.split_whitespace();
     let chain = w.next().unwrap_or("").to_string();
     let mut rule = Rule {
@@ -315,6 +266,7 @@ fn parse_rule(line: usize, r: &str) -> Rule {
         sport: None,
         dport: None,
         ct_established: None,
+        other_iface: false,
         target: None,
         unknown: Vec::new(),
     };
@@ -333,11 +285,11 @@ fn parse_rule(line: usize, r: &str) -> Rule {
                 Some(p) => rule.proto = Some(p),
                 None => rule.unknown.push(format!("protocol `{v}`")),
             },
-            ("-s" | "--source", Some(v)) => match parse_cidr(v) {
+            ("-s" | "--source", Some(v)) => match Cidr::parse(v) {
                 Some(c) => rule.src = Some(c),
                 None => rule.unknown.push(format!("source `{v}`")),
             },
-            ("-d" | "--destination", Some(v)) => match parse_cidr(v) {
+            ("-d" | "--destination", Some(v)) => match Cidr::parse(v) {
                 Some(c) => rule.dst = Some(c),
                 None => rule.unknown.push(format!("destination `{v}`")),
             },
@@ -348,6 +300,11 @@ fn parse_rule(line: usize, r: &str) -> Rule {
             ("--sport" | "--source-port", Some(v)) => match parse_ports(v) {
                 Some(p) => rule.sport = Some(p),
                 None => rule.unknown.push(format!("port `{v}`")),
+            },
+            ("-i" | "--in-interface" | "-o" | "--out-interface", Some(v)) => match wan {
+                _ if v == "lo" => rule.other_iface = true,
+                Some(w) => rule.other_iface |= v.strip_suffix('+').map_or(v != w, |p| !w.starts_with(p)),
+                None => rule.unknown.push(format!("interface `{v}` (say which one is the WAN: --wan)")),
             },
             ("-m", Some("udp" | "esp" | "conntrack" | "state" | "comment")) => {}
             ("--comment", Some(_)) => {}
@@ -384,7 +341,8 @@ fn parse_rule(line: usize, r: &str) -> Rule {
 mod tests {
     use super::*;
 
-    const PEER: Ipv4Addr = Ipv4Addr::new(198, 51, 100, 2);
+    use std::net::{IpAddr, Ipv4Addr};
+    const PEER: IpAddr = IpAddr::V4(Ipv4Addr::new(198, 51, 100, 2));
 
     fn flow(dir: Dir, proto: u8, port: u16) -> Flow {
         Flow { dir, proto, port, peer: PEER }
@@ -395,7 +353,7 @@ mod tests {
 
     #[test]
     fn reply_only_and_esp_only() {
-        let rs = Ruleset::parse(REPLY_ONLY).unwrap();
+        let rs = Ruleset::parse(REPLY_ONLY, None).unwrap();
         assert_eq!(rs.verdict(&flow(Dir::In, PROTO_UDP, 500)), Verdict::ReplyOnly);
         assert_eq!(rs.verdict(&flow(Dir::In, PROTO_UDP, 4500)), Verdict::ReplyOnly);
         assert_eq!(rs.verdict(&flow(Dir::In, PROTO_ESP, 0)), Verdict::Explicit);
@@ -407,20 +365,20 @@ mod tests {
         let t = "*filter\n:INPUT DROP [0:0]\n:OUTPUT DROP [0:0]\n:IPSEC - [0:0]\n\
 -A INPUT -j IPSEC\n-A IPSEC -s 198.51.100.0/24 -p udp -m udp --dport 500 -j ACCEPT\n-A IPSEC -j RETURN\n\
 -A OUTPUT -d 198.51.100.2/32 -p udp -m udp --sport 500 --dport 500 -j ACCEPT\nCOMMIT\n";
-        let rs = Ruleset::parse(t).unwrap();
+        let rs = Ruleset::parse(t, None).unwrap();
         assert_eq!(rs.verdict(&flow(Dir::In, PROTO_UDP, 500)), Verdict::Explicit);
         assert_eq!(rs.verdict(&flow(Dir::In, PROTO_UDP, 4500)), Verdict::Denied);
         assert_eq!(rs.verdict(&flow(Dir::Out, PROTO_UDP, 500)), Verdict::Explicit);
         assert_eq!(rs.verdict(&flow(Dir::Out, PROTO_ESP, 0)), Verdict::Denied);
         // Another peer does not match the source restriction.
-        let other = Flow { peer: Ipv4Addr::new(203, 0, 113, 9), ..flow(Dir::In, PROTO_UDP, 500) };
+        let other = Flow { peer: "203.0.113.9".parse().unwrap(), ..flow(Dir::In, PROTO_UDP, 500) };
         assert_eq!(rs.verdict(&other), Verdict::Denied);
     }
 
     #[test]
     fn unknown_match_is_reported_not_guessed() {
         let t = "*filter\n:INPUT DROP [0:0]\n-A INPUT -m set --match-set peers src -j ACCEPT\nCOMMIT\n";
-        let rs = Ruleset::parse(t).unwrap();
+        let rs = Ruleset::parse(t, None).unwrap();
         match rs.verdict(&flow(Dir::In, PROTO_UDP, 500)) {
             Verdict::Unknown(why) => assert!(why.contains("line 3") && why.contains("-m"), "{why}"),
             v => panic!("{v:?}"),
@@ -429,17 +387,17 @@ mod tests {
 
     #[test]
     fn malformed_and_bounded() {
-        assert!(Ruleset::parse("{\"SecurityGroups\": []}").is_err());
-        assert!(Ruleset::parse("*filter\nbogus\n").is_err());
-        assert!(Ruleset::parse(&"x".repeat(MAX_BYTES + 1)).is_err());
+        assert!(Ruleset::parse("{\"SecurityGroups\": []}", None).is_err());
+        assert!(Ruleset::parse("*filter\nbogus\n", None).is_err());
+        assert!(Ruleset::parse(&"x".repeat(MAX_BYTES + 1), None).is_err());
         let mut t = String::from("*filter\n:INPUT ACCEPT [0:0]\n");
         for _ in 0..=MAX_RULES {
             t.push_str("-A INPUT -j ACCEPT\n");
         }
-        assert!(Ruleset::parse(&t).is_err());
+        assert!(Ruleset::parse(&t, None).is_err());
         // A jump loop ends as unknown.
         let t = "*filter\n:INPUT DROP [0:0]\n:A - [0:0]\n-A INPUT -j A\n-A A -j A\nCOMMIT\n";
-        let rs = Ruleset::parse(t).unwrap();
+        let rs = Ruleset::parse(t, None).unwrap();
         assert!(matches!(rs.verdict(&flow(Dir::In, PROTO_UDP, 500)), Verdict::Unknown(_)));
     }
 }
