@@ -103,11 +103,19 @@ impl Cidr {
     pub fn contains(&self, a: IpAddr) -> bool {
         match (self.addr, a) {
             (IpAddr::V4(n), IpAddr::V4(a)) => {
-                let m = if self.len == 0 { 0 } else { u32::MAX << (32 - u32::from(self.len)) };
+                let m = if self.len == 0 {
+                    0
+                } else {
+                    u32::MAX << (32 - u32::from(self.len))
+                };
                 (u32::from(n) & m) == (u32::from(a) & m)
             }
             (IpAddr::V6(n), IpAddr::V6(a)) => {
-                let m = if self.len == 0 { 0 } else { u128::MAX << (128 - u32::from(self.len)) };
+                let m = if self.len == 0 {
+                    0
+                } else {
+                    u128::MAX << (128 - u32::from(self.len))
+                };
                 (u128::from(n) & m) == (u128::from(a) & m)
             }
             _ => false,
@@ -125,8 +133,12 @@ mod tests {
         assert!(c.contains("198.51.100.2".parse().unwrap()));
         assert!(!c.contains("198.51.101.2".parse().unwrap()));
         assert!(!c.contains("::1".parse().unwrap()));
-        assert!(Cidr::parse("0.0.0.0/0").unwrap().contains("203.0.113.1".parse().unwrap()));
-        assert!(Cidr::parse("2001:db8::/32").unwrap().contains("2001:db8::5".parse().unwrap()));
+        assert!(Cidr::parse("0.0.0.0/0")
+            .unwrap()
+            .contains("203.0.113.1".parse().unwrap()));
+        assert!(Cidr::parse("2001:db8::/32")
+            .unwrap()
+            .contains("2001:db8::5".parse().unwrap()));
         assert!(Cidr::parse("1.2.3.4/33").is_none());
         assert!(Cidr::parse("x/3").is_none());
         use Verdict::*;

@@ -101,7 +101,10 @@ impl Ruleset {
         }
         let mut in_filter = false;
         let mut seen_filter = false;
-        let mut rs = Ruleset { policies: Vec::new(), rules: Vec::new() };
+        let mut rs = Ruleset {
+            policies: Vec::new(),
+            rules: Vec::new(),
+        };
         for (i, line) in text.lines().enumerate() {
             let line = line.trim();
             let n = i + 1;
@@ -155,13 +158,7 @@ impl Ruleset {
 
     /// Walks `chain` for one packet; Ok(Some(accept)) when decided,
     /// Ok(None) when the chain ran out (caller applies policy / returns).
-    fn walk(
-        &self,
-        chain: &str,
-        f: &Flow,
-        established: bool,
-        depth: usize,
-    ) -> Result<Option<bool>, String> {
+    fn walk(&self, chain: &str, f: &Flow, established: bool, depth: usize) -> Result<Option<bool>, String> {
         if depth > MAX_DEPTH {
             return Err(format!("chain {chain}: jumps nest deeper than {MAX_DEPTH} (a loop?)"));
         }
@@ -304,7 +301,9 @@ fn parse_rule(line: usize, r: &str, wan: Option<&str>) -> Rule {
             ("-i" | "--in-interface" | "-o" | "--out-interface", Some(v)) => match wan {
                 _ if v == "lo" => rule.other_iface = true,
                 Some(w) => rule.other_iface |= v.strip_suffix('+').map_or(v != w, |p| !w.starts_with(p)),
-                None => rule.unknown.push(format!("interface `{v}` (say which one is the WAN: --wan)")),
+                None => rule
+                    .unknown
+                    .push(format!("interface `{v}` (say which one is the WAN: --wan)")),
             },
             ("-m", Some("udp" | "esp" | "conntrack" | "state" | "comment")) => {}
             ("--comment", Some(_)) => {}
@@ -345,7 +344,12 @@ mod tests {
     const PEER: IpAddr = IpAddr::V4(Ipv4Addr::new(198, 51, 100, 2));
 
     fn flow(dir: Dir, proto: u8, port: u16) -> Flow {
-        Flow { dir, proto, port, peer: PEER }
+        Flow {
+            dir,
+            proto,
+            port,
+            peer: PEER,
+        }
     }
 
     const REPLY_ONLY: &str = "*filter\n:INPUT DROP [0:0]\n:FORWARD DROP [0:0]\n:OUTPUT ACCEPT [0:0]\n\
@@ -371,7 +375,10 @@ mod tests {
         assert_eq!(rs.verdict(&flow(Dir::Out, PROTO_UDP, 500)), Verdict::Explicit);
         assert_eq!(rs.verdict(&flow(Dir::Out, PROTO_ESP, 0)), Verdict::Denied);
         // Another peer does not match the source restriction.
-        let other = Flow { peer: "203.0.113.9".parse().unwrap(), ..flow(Dir::In, PROTO_UDP, 500) };
+        let other = Flow {
+            peer: "203.0.113.9".parse().unwrap(),
+            ..flow(Dir::In, PROTO_UDP, 500)
+        };
         assert_eq!(rs.verdict(&other), Verdict::Denied);
     }
 
@@ -398,6 +405,9 @@ mod tests {
         // A jump loop ends as unknown.
         let t = "*filter\n:INPUT DROP [0:0]\n:A - [0:0]\n-A INPUT -j A\n-A A -j A\nCOMMIT\n";
         let rs = Ruleset::parse(t, None).unwrap();
-        assert!(matches!(rs.verdict(&flow(Dir::In, PROTO_UDP, 500)), Verdict::Unknown(_)));
+        assert!(matches!(
+            rs.verdict(&flow(Dir::In, PROTO_UDP, 500)),
+            Verdict::Unknown(_)
+        ));
     }
 }

@@ -40,7 +40,15 @@ pub struct NetworkAcls {
 fn entry(e: &Value) -> Entry {
     let number = e.get("RuleNumber").and_then(Value::as_i64).unwrap_or(-1);
     let egress = e.get("Egress").and_then(Value::as_bool).unwrap_or(false);
-    let mut r = Entry { number, egress, proto: None, ports: None, cidr: None, allow: false, problem: None };
+    let mut r = Entry {
+        number,
+        egress,
+        proto: None,
+        ports: None,
+        cidr: None,
+        allow: false,
+        problem: None,
+    };
     let mut problems = Vec::new();
     if !(1..=32767).contains(&number) {
         problems.push("no RuleNumber in 1..32767".to_string());
@@ -61,7 +69,10 @@ fn entry(e: &Value) -> Entry {
         Some("deny") => {}
         _ => problems.push("RuleAction is not allow or deny".into()),
     }
-    let c = e.get("CidrBlock").or_else(|| e.get("Ipv6CidrBlock")).and_then(Value::as_str);
+    let c = e
+        .get("CidrBlock")
+        .or_else(|| e.get("Ipv6CidrBlock"))
+        .and_then(Value::as_str);
     match c.and_then(Cidr::parse) {
         Some(c) => r.cidr = Some(c),
         None => problems.push("no valid CidrBlock/Ipv6CidrBlock".into()),
@@ -92,8 +103,14 @@ impl NetworkAcls {
         let mut acls = Vec::new();
         let mut total = 0;
         for (i, a) in list.iter().enumerate() {
-            let id = a.get("NetworkAclId").and_then(Value::as_str).map_or_else(|| format!("ACL #{}", i + 1), str::to_string);
-            let entries = a.get("Entries").and_then(Value::as_array).ok_or(format!("{id}: no Entries list"))?;
+            let id = a
+                .get("NetworkAclId")
+                .and_then(Value::as_str)
+                .map_or_else(|| format!("ACL #{}", i + 1), str::to_string);
+            let entries = a
+                .get("Entries")
+                .and_then(Value::as_array)
+                .ok_or(format!("{id}: no Entries list"))?;
             total += entries.len();
             if total > MAX_RULES {
                 return Err(format!("more than {MAX_RULES} entries"));
@@ -144,11 +161,18 @@ mod tests {
     use crate::audit::flow::PROTO_ESP;
 
     fn flow(dir: Dir, proto: u8, port: u16) -> Flow {
-        Flow { dir, proto, port, peer: "198.51.100.2".parse().unwrap() }
+        Flow {
+            dir,
+            proto,
+            port,
+            peer: "198.51.100.2".parse().unwrap(),
+        }
     }
 
     fn acl(entries: &str) -> String {
-        format!(r#"{{"NetworkAcls": [{{"Associations": [], "Entries": [{entries}], "IsDefault": false, "NetworkAclId": "acl-0abc", "Tags": [], "VpcId": "vpc-1", "OwnerId": "1"}}]}}"#)
+        format!(
+            r#"{{"NetworkAcls": [{{"Associations": [], "Entries": [{entries}], "IsDefault": false, "NetworkAclId": "acl-0abc", "Tags": [], "VpcId": "vpc-1", "OwnerId": "1"}}]}}"#
+        )
     }
     const DENY_ALL: &str = r#"{"CidrBlock": "0.0.0.0/0", "Egress": false, "Protocol": "-1", "RuleAction": "deny", "RuleNumber": 32767},
 {"CidrBlock": "0.0.0.0/0", "Egress": true, "Protocol": "-1", "RuleAction": "deny", "RuleNumber": 32767}"#;

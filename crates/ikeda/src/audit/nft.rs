@@ -44,10 +44,21 @@ enum Cond {
     /// A match on the peer's address (source inbound, destination
     /// outbound), or on ours (`peer` false: not evaluated, our address is
     /// the gateway's own).
-    Addr { src: bool, eq: bool, set: Vec<Cidr> },
-    Port { eq: bool, set: Vec<(u16, u16)> },
+    Addr {
+        src: bool,
+        eq: bool,
+        set: Vec<Cidr>,
+    },
+    Port {
+        eq: bool,
+        set: Vec<(u16, u16)>,
+    },
     /// ct state: which of established/related, new the set holds.
-    State { eq: bool, established: bool, new: bool },
+    State {
+        eq: bool,
+        established: bool,
+        new: bool,
+    },
     /// An interface match the peer's packets fail (`lo`, another than --wan).
     OtherIface,
 }
@@ -142,7 +153,11 @@ fn cond(m: &Value, wan: Option<&str>, conds: &mut Vec<Cond>) -> Result<(), Strin
     if let Some(meta) = left.get("meta") {
         return match s(meta, "key") {
             "l4proto" => {
-                let set = els.iter().map(|e| proto_num(e)).collect::<Option<Vec<u8>>>().ok_or("a protocol not understood")?;
+                let set = els
+                    .iter()
+                    .map(|e| proto_num(e))
+                    .collect::<Option<Vec<u8>>>()
+                    .ok_or("a protocol not understood")?;
                 conds.push(Cond::Proto(eq, set));
                 Ok(())
             }
@@ -157,7 +172,11 @@ fn cond(m: &Value, wan: Option<&str>, conds: &mut Vec<Cond>) -> Result<(), Strin
             }
             "iifname" | "oifname" => {
                 let names: Vec<&str> = els.iter().filter_map(|e| e.as_str()).collect();
-                let hit = |w: &str| names.iter().any(|n| n.strip_suffix('*').map_or(*n == w, |p| w.starts_with(p)));
+                let hit = |w: &str| {
+                    names
+                        .iter()
+                        .any(|n| n.strip_suffix('*').map_or(*n == w, |p| w.starts_with(p)))
+                };
                 let ours = match wan {
                     _ if names.iter().all(|n| *n == "lo") => false,
                     Some(w) => hit(w),
@@ -175,7 +194,11 @@ fn cond(m: &Value, wan: Option<&str>, conds: &mut Vec<Cond>) -> Result<(), Strin
         if s(ct, "key") != "state" || ct.get("dir").is_some() {
             return Err(format!("ct {}", s(ct, "key")));
         }
-        let mut st = Cond::State { eq, established: false, new: false };
+        let mut st = Cond::State {
+            eq,
+            established: false,
+            new: false,
+        };
         if let Cond::State { established, new, .. } = &mut st {
             for e in &els {
                 match e.as_str() {
@@ -194,13 +217,25 @@ fn cond(m: &Value, wan: Option<&str>, conds: &mut Vec<Cond>) -> Result<(), Strin
         return match (proto, field) {
             ("ip" | "ip6", "saddr" | "daddr") => {
                 conds.push(Cond::V6(proto == "ip6"));
-                let set = els.iter().map(|e| cidr(e)).collect::<Option<Vec<Cidr>>>().ok_or("an address not understood")?;
-                conds.push(Cond::Addr { src: field == "saddr", eq, set });
+                let set = els
+                    .iter()
+                    .map(|e| cidr(e))
+                    .collect::<Option<Vec<Cidr>>>()
+                    .ok_or("an address not understood")?;
+                conds.push(Cond::Addr {
+                    src: field == "saddr",
+                    eq,
+                    set,
+                });
                 Ok(())
             }
             ("ip", "protocol") | ("ip6", "nexthdr") => {
                 conds.push(Cond::V6(proto == "ip6"));
-                let set = els.iter().map(|e| proto_num(e)).collect::<Option<Vec<u8>>>().ok_or("a protocol not understood")?;
+                let set = els
+                    .iter()
+                    .map(|e| proto_num(e))
+                    .collect::<Option<Vec<u8>>>()
+                    .ok_or("a protocol not understood")?;
                 conds.push(Cond::Proto(eq, set));
                 Ok(())
             }
@@ -209,7 +244,11 @@ fn cond(m: &Value, wan: Option<&str>, conds: &mut Vec<Cond>) -> Result<(), Strin
                     // `udp dport 500` implies the protocol.
                     conds.push(Cond::Proto(true, vec![if proto == "udp" { PROTO_UDP } else { 6 }]));
                 }
-                let set = els.iter().map(|e| port_range(e)).collect::<Option<Vec<_>>>().ok_or("a port not understood")?;
+                let set = els
+                    .iter()
+                    .map(|e| port_range(e))
+                    .collect::<Option<Vec<_>>>()
+                    .ok_or("a port not understood")?;
                 conds.push(Cond::Port { eq, set });
                 Ok(())
             }
@@ -275,8 +314,14 @@ impl Cond {
                 }
                 set.iter().any(|c| c.contains(f.peer)) == *eq
             }
-            Cond::Port { eq, set } => f.proto == PROTO_UDP && set.iter().any(|(a, b)| (*a..=*b).contains(&f.port)) == *eq,
-            Cond::State { eq, established: e, new } => (if established { *e } else { *new }) == *eq,
+            Cond::Port { eq, set } => {
+                f.proto == PROTO_UDP && set.iter().any(|(a, b)| (*a..=*b).contains(&f.port)) == *eq
+            }
+            Cond::State {
+                eq,
+                established: e,
+                new,
+            } => (if established { *e } else { *new }) == *eq,
             Cond::OtherIface => false,
         }
     }
@@ -290,18 +335,31 @@ impl Ruleset {
             return Err(format!("larger than {MAX_BYTES} bytes"));
         }
         let v: Value = serde_json::from_str(text).map_err(|e| format!("not JSON: {e}"))?;
-        let items = v.get("nftables").and_then(Value::as_array).ok_or("no nftables array (not `nft -j list ruleset` output)")?;
+        let items = v
+            .get("nftables")
+            .and_then(Value::as_array)
+            .ok_or("no nftables array (not `nft -j list ruleset` output)")?;
         if items.len() > MAX_RULES {
             return Err(format!("more than {MAX_RULES} objects"));
         }
-        let mut rs = Ruleset { chains: Vec::new(), rules: Vec::new(), input_chain: None, output_chain: None };
+        let mut rs = Ruleset {
+            chains: Vec::new(),
+            rules: Vec::new(),
+            input_chain: None,
+            output_chain: None,
+        };
         for it in items {
             if let Some(c) = it.get("chain") {
                 let base = c.get("hook").and_then(Value::as_str).map(|h| {
                     let prio = c.get("prio").and_then(Value::as_i64).unwrap_or(0);
                     (h.to_string(), prio, s(c, "policy") != "drop")
                 });
-                let ch = Chain { family: s(c, "family").into(), table: s(c, "table").into(), name: s(c, "name").into(), base };
+                let ch = Chain {
+                    family: s(c, "family").into(),
+                    table: s(c, "table").into(),
+                    name: s(c, "name").into(),
+                    base,
+                };
                 let id = (ch.family.clone(), ch.table.clone(), ch.name.clone());
                 match ch.base.as_ref().map(|b| b.0.as_str()) {
                     Some("input") if rs.input_chain.is_none() => rs.input_chain = Some(id),
@@ -318,16 +376,27 @@ impl Ruleset {
 
     fn walk(&self, ch: &Chain, f: &Flow, est: bool, depth: usize) -> Result<Option<bool>, String> {
         if depth > MAX_DEPTH {
-            return Err(format!("chain {}: jumps nest deeper than {MAX_DEPTH} (a loop?)", ch.name));
+            return Err(format!(
+                "chain {}: jumps nest deeper than {MAX_DEPTH} (a loop?)",
+                ch.name
+            ));
         }
-        let rules = self.rules.iter().filter(|r| r.family == ch.family && r.table == ch.table && r.chain == ch.name);
+        let rules = self
+            .rules
+            .iter()
+            .filter(|r| r.family == ch.family && r.table == ch.table && r.chain == ch.name);
         for r in rules {
             // An unknown match decides nothing: report it if the rule's
             // known conditions do not already rule the packet out.
             if !r.conds.iter().all(|c| c.holds(f, est)) {
                 continue;
             }
-            let at = || format!("table {} {} chain {} rule handle {}", r.family, r.table, r.chain, r.handle);
+            let at = || {
+                format!(
+                    "table {} {} chain {} rule handle {}",
+                    r.family, r.table, r.chain, r.handle
+                )
+            };
             if let Some(why) = &r.unknown {
                 return Err(format!("{}: {why}", at()));
             }
@@ -410,7 +479,12 @@ mod tests {
     use super::*;
 
     fn flow(dir: Dir, proto: u8, port: u16) -> Flow {
-        Flow { dir, proto, port, peer: "198.51.100.2".parse().unwrap() }
+        Flow {
+            dir,
+            proto,
+            port,
+            peer: "198.51.100.2".parse().unwrap(),
+        }
     }
 
     /// Printed by nft 1.0.6 (`nft -j list ruleset`) in a namespace, for a
@@ -426,7 +500,10 @@ mod tests {
         assert_eq!(rs.verdict(&flow(Dir::In, PROTO_UDP, 500)), Verdict::ReplyOnly);
         assert_eq!(rs.verdict(&flow(Dir::In, PROTO_UDP, 4500)), Verdict::ReplyOnly);
         assert_eq!(rs.verdict(&flow(Dir::Out, PROTO_UDP, 500)), Verdict::Explicit);
-        let inside = Flow { peer: "10.1.2.3".parse().unwrap(), ..flow(Dir::In, PROTO_UDP, 4500) };
+        let inside = Flow {
+            peer: "10.1.2.3".parse().unwrap(),
+            ..flow(Dir::In, PROTO_UDP, 4500)
+        };
         assert_eq!(rs.verdict(&inside), Verdict::Explicit);
     }
 

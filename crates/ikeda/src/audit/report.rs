@@ -104,9 +104,15 @@ fn fixes(side: &Side, dir: Dir, k: Kind) -> Vec<Fix> {
     };
     let sg = |gid: &str| {
         let (ranges, cli_ranges) = if v6 {
-            (format!(r#""Ipv6Ranges": [{{"CidrIpv6": "{host}", "Description": "{what} {word} the IPsec peer"}}]"#), format!("Ipv6Ranges=[{{CidrIpv6={host}}}]"))
+            (
+                format!(r#""Ipv6Ranges": [{{"CidrIpv6": "{host}", "Description": "{what} {word} the IPsec peer"}}]"#),
+                format!("Ipv6Ranges=[{{CidrIpv6={host}}}]"),
+            )
         } else {
-            (format!(r#""IpRanges": [{{"CidrIp": "{host}", "Description": "{what} {word} the IPsec peer"}}]"#), format!("IpRanges=[{{CidrIp={host}}}]"))
+            (
+                format!(r#""IpRanges": [{{"CidrIp": "{host}", "Description": "{what} {word} the IPsec peer"}}]"#),
+                format!("IpRanges=[{{CidrIp={host}}}]"),
+            )
         };
         let (json_proto, cli_proto) = match k {
             Kind::Esp => (r#""IpProtocol": "50""#.to_string(), "IpProtocol=50".to_string()),
@@ -120,8 +126,17 @@ fn fixes(side: &Side, dir: Dir, k: Kind) -> Vec<Fix> {
         };
         let dirw = if ingress { "ingress" } else { "egress" };
         vec![
-            format!("{} rule of {gid}: {{{json_proto}, {ranges}}}", if ingress { "IpPermissions" } else { "IpPermissionsEgress" }),
-            format!("aws ec2 authorize-security-group-{dirw} --group-id {gid} --ip-permissions '{cli_proto},{cli_ranges}'"),
+            format!(
+                "{} rule of {gid}: {{{json_proto}, {ranges}}}",
+                if ingress {
+                    "IpPermissions"
+                } else {
+                    "IpPermissionsEgress"
+                }
+            ),
+            format!(
+                "aws ec2 authorize-security-group-{dirw} --group-id {gid} --ip-permissions '{cli_proto},{cli_ranges}'"
+            ),
         ]
     };
     let proto_match = |nft: bool| match (k, nft) {
@@ -131,10 +146,19 @@ fn fixes(side: &Side, dir: Dir, k: Kind) -> Vec<Fix> {
         (_, false) => format!("-p udp --dport {}", k.flow(dir, p).port),
     };
     let nft = |chain: Option<&(String, String, String)>| {
-        let (fam, table, ch) = chain.cloned().unwrap_or_else(|| ("inet".into(), "filter".into(), if ingress { "input" } else { "output" }.into()));
+        let (fam, table, ch) = chain.cloned().unwrap_or_else(|| {
+            (
+                "inet".into(),
+                "filter".into(),
+                if ingress { "input" } else { "output" }.into(),
+            )
+        });
         let ip = if v6 { "ip6" } else { "ip" };
         let addr = if ingress { "saddr" } else { "daddr" };
-        format!("nft insert rule {fam} {table} {ch} {ip} {addr} {p} {} accept", proto_match(true))
+        format!(
+            "nft insert rule {fam} {table} {ch} {ip} {addr} {p} {} accept",
+            proto_match(true)
+        )
     };
     let ipt = || {
         format!(
@@ -146,7 +170,13 @@ fn fixes(side: &Side, dir: Dir, k: Kind) -> Vec<Fix> {
         )
     };
     let mut out = Vec::new();
-    let mut push = |fw: &str, rule: String| out.push(Fix { side: side.name.clone(), firewall: fw.into(), rule });
+    let mut push = |fw: &str, rule: String| {
+        out.push(Fix {
+            side: side.name.clone(),
+            firewall: fw.into(),
+            rule,
+        })
+    };
     if side.firewalls.is_empty() {
         for r in sg("sg-GROUP") {
             push("AWS security group", r);
@@ -180,7 +210,14 @@ fn fixes(side: &Side, dir: Dir, k: Kind) -> Vec<Fix> {
                     ),
                 )
             }
-            Firewall::Nft(n) => push(&at, nft(if ingress { n.input_chain.as_ref() } else { n.output_chain.as_ref() })),
+            Firewall::Nft(n) => push(
+                &at,
+                nft(if ingress {
+                    n.input_chain.as_ref()
+                } else {
+                    n.output_chain.as_ref()
+                }),
+            ),
             Firewall::Iptables(_) => push(&at, ipt()),
         }
     }
@@ -213,7 +250,12 @@ struct Ctx<'a> {
 impl Ctx<'_> {
     fn push(&mut self, case: &'static str, severity: Severity, text: String, hops: &[(&Side, Dir)], k: Kind) {
         let fixes = hops.iter().flat_map(|(s, d)| fixes(s, *d, k)).collect();
-        self.findings.push(Finding { case, severity, text, fixes });
+        self.findings.push(Finding {
+            case,
+            severity,
+            text,
+            fixes,
+        });
     }
 
     /// When IKE's first packet is retransmitted (RFC 7296 §2.1), for the
@@ -228,7 +270,11 @@ impl Ctx<'_> {
             v.push(format!("{at:.1}"));
             step *= base;
         }
-        format!("this gateway sends at {} s and gives up at {:.1} s", v.join(", "), at + step)
+        format!(
+            "this gateway sends at {} s and gives up at {:.1} s",
+            v.join(", "),
+            at + step
+        )
     }
 
     /// IKE on UDP 500 or 4500: both directions, the start actions, the
@@ -245,10 +291,30 @@ impl Ctx<'_> {
         let pre = cond.map_or(String::new(), |c| format!("{c}: "));
         let label = k.label();
         if let Verdict::Unknown(w) = &a {
-            return self.push("unknown", Severity::Unknown, format!("{pre}cannot tell whether {label} passes from {} to {}: {w}", who(l), who(p)), &[], k);
+            return self.push(
+                "unknown",
+                Severity::Unknown,
+                format!(
+                    "{pre}cannot tell whether {label} passes from {} to {}: {w}",
+                    who(l),
+                    who(p)
+                ),
+                &[],
+                k,
+            );
         }
         if let Verdict::Unknown(w) = &b {
-            return self.push("unknown", Severity::Unknown, format!("{pre}cannot tell whether {label} passes from {} to {}: {w}", who(p), who(l)), &[], k);
+            return self.push(
+                "unknown",
+                Severity::Unknown,
+                format!(
+                    "{pre}cannot tell whether {label} passes from {} to {}: {w}",
+                    who(p),
+                    who(l)
+                ),
+                &[],
+                k,
+            );
         }
         if a == Verdict::Denied || b == Verdict::Denied {
             let (from, to, hops) = if a == Verdict::Denied { (l, p, ha) } else { (p, l, hb) };
@@ -266,7 +332,13 @@ impl Ctx<'_> {
             return self.push(case, cap(Severity::Fails), text, &hops, k);
         }
         match (a == Verdict::ReplyOnly, b == Verdict::ReplyOnly) {
-            (false, false) => self.push("ok", Severity::Ok, format!("{pre}{label} is admitted both ways"), &[], k),
+            (false, false) => self.push(
+                "ok",
+                Severity::Ok,
+                format!("{pre}{label} is admitted both ways"),
+                &[],
+                k,
+            ),
             (false, true) => self.one_way(k, l, p, &hb, &pre, cap),
             (true, false) => self.one_way(k, p, l, &ha, &pre, cap),
             (true, true) => {
@@ -285,7 +357,11 @@ impl Ctx<'_> {
                         k,
                     );
                 } else {
-                    let unknown = if p.start.is_none() { " (and never if the peer only responds: its start action is not known, give --peer-config)" } else { "" };
+                    let unknown = if p.start.is_none() {
+                        " (and never if the peer only responds: its start action is not known, give --peer-config)"
+                    } else {
+                        ""
+                    };
                     self.push(
                         "both-must-initiate",
                         cap(Severity::Accident),
@@ -305,7 +381,15 @@ impl Ctx<'_> {
     }
 
     /// `k` from `q` to `r` passes only as a reply: `r` has to send first.
-    fn one_way(&mut self, k: Kind, r: &Side, q: &Side, hops: &[(&Side, Dir)], pre: &str, cap: impl Fn(Severity) -> Severity) {
+    fn one_way(
+        &mut self,
+        k: Kind,
+        r: &Side,
+        q: &Side,
+        hops: &[(&Side, Dir)],
+        pre: &str,
+        cap: impl Fn(Severity) -> Severity,
+    ) {
         let label = k.label();
         match r.start {
             Some(StartAction::None) => self.push(
@@ -340,7 +424,15 @@ impl Ctx<'_> {
     /// The idle case: the flow from `q` into `r` passes only while the
     /// firewall remembers `r`'s flow (stream timeout). Only for the flow
     /// IKE uses once established (4500 after a NAT float, else 500).
-    fn idle(&mut self, k: Kind, r: &Side, q: &Side, hops: &[(&Side, Dir)], pre: &str, cap: impl Fn(Severity) -> Severity) {
+    fn idle(
+        &mut self,
+        k: Kind,
+        r: &Side,
+        q: &Side,
+        hops: &[(&Side, Dir)],
+        pre: &str,
+        cap: impl Fn(Severity) -> Severity,
+    ) {
         let established_on = if self.udp == Some(true) { Kind::NatT } else { Kind::Ike };
         if k != established_on {
             return;
@@ -407,7 +499,13 @@ impl Ctx<'_> {
     fn data(&mut self, k: Kind, cond: Option<&str>) {
         let (l, p) = (self.l, self.p);
         let pre = cond.map_or(String::new(), |c| format!("{c}: "));
-        let cap = |s: Severity| if cond.is_some() && s > Severity::Warning && s != Severity::Unknown { Severity::Warning } else { s };
+        let cap = |s: Severity| {
+            if cond.is_some() && s > Severity::Warning && s != Severity::Unknown {
+                Severity::Warning
+            } else {
+                s
+            }
+        };
         let label = k.label();
         let mut all_ok = true;
         for (from, to) in [(l, p), (p, l)] {
@@ -438,23 +536,46 @@ impl Ctx<'_> {
             self.push(case, sev, text, &hops, k);
         }
         if all_ok {
-            self.push("ok", Severity::Ok, format!("{pre}{label} is admitted both ways"), &[], k);
+            self.push(
+                "ok",
+                Severity::Ok,
+                format!("{pre}{label} is admitted both ways"),
+                &[],
+                k,
+            );
         }
     }
 }
 
-pub fn build(c: &ConnConfig, l: &Side, p: &Side, nat: Option<bool>, t: Timeouts, retransmit: (u64, f64, u32)) -> ConnReport {
+pub fn build(
+    c: &ConnConfig,
+    l: &Side,
+    p: &Side,
+    nat: Option<bool>,
+    t: Timeouts,
+    retransmit: (u64, f64, u32),
+) -> ConnReport {
     let ike = c.ike.is_some();
     // IKE SAs encapsulate when NAT is detected (RFC 7296 §2.23); manual
     // SAs as the config says.
     let udp = if ike { nat } else { Some(c.encap == Encap::Udp) };
-    let mut cx = Ctx { l, p, t, udp, retransmit, findings: Vec::new() };
+    let mut cx = Ctx {
+        l,
+        p,
+        t,
+        udp,
+        retransmit,
+        findings: Vec::new(),
+    };
     if ike {
         cx.ike(Kind::Ike, None);
         match nat {
             Some(true) => cx.ike(Kind::NatT, None),
             Some(false) => {}
-            None => cx.ike(Kind::NatT, Some("if a NAT is on the path (not known: give --peer-config or --nat)")),
+            None => cx.ike(
+                Kind::NatT,
+                Some("if a NAT is on the path (not known: give --peer-config or --nat)"),
+            ),
         }
     }
     match udp {
@@ -472,10 +593,19 @@ pub fn build(c: &ConnConfig, l: &Side, p: &Side, nat: Option<bool>, t: Timeouts,
             }
         }
         Some(false) => cx.data(Kind::Esp, None),
-        None => cx.data(Kind::Esp, Some("unless a NAT is on the path (not known: give --peer-config or --nat)")),
+        None => cx.data(
+            Kind::Esp,
+            Some("unless a NAT is on the path (not known: give --peer-config or --nat)"),
+        ),
     }
     if !ike && c.encap == Encap::Udp && c.port != 4500 {
-        cx.push("note", Severity::Note, format!("the manual SAs use UDP port {}: the checks above are for 4500", c.port), &[], Kind::NatT);
+        cx.push(
+            "note",
+            Severity::Note,
+            format!("the manual SAs use UDP port {}: the checks above are for 4500", c.port),
+            &[],
+            Kind::NatT,
+        );
     }
     if p.firewalls.is_empty() {
         cx.push(
@@ -486,13 +616,21 @@ pub fn build(c: &ConnConfig, l: &Side, p: &Side, nat: Option<bool>, t: Timeouts,
             Kind::Ike,
         );
     }
-    let exit = i32::from(cx.findings.iter().any(|f| matches!(f.severity, Severity::Accident | Severity::Fails | Severity::Unknown)));
+    let exit = i32::from(
+        cx.findings
+            .iter()
+            .any(|f| matches!(f.severity, Severity::Accident | Severity::Fails | Severity::Unknown)),
+    );
     let side = |s: &Side| SideReport {
         side: s.name.clone(),
         address: s.addr,
         sees_peer_at: s.sees_peer_at,
         start_action: start_word(s.start),
-        firewalls: s.firewalls.iter().map(|(p, f)| (p.display().to_string(), f.kind())).collect(),
+        firewalls: s
+            .firewalls
+            .iter()
+            .map(|(p, f)| (p.display().to_string(), f.kind()))
+            .collect(),
         assumed_open: s.firewalls.is_empty(),
         flows: Kind::ALL
             .iter()
@@ -529,14 +667,30 @@ pub fn text(r: &ConnReport) -> String {
         Some(false) => "no",
         None => "not known",
     };
-    let _ = writeln!(o, "conn {}: NAT on the path: {}; UDP encapsulation: {}", r.conn, yn(r.nat), yn(r.udp_encapsulation));
+    let _ = writeln!(
+        o,
+        "conn {}: NAT on the path: {}; UDP encapsulation: {}",
+        r.conn,
+        yn(r.nat),
+        yn(r.udp_encapsulation)
+    );
     for s in &r.sides {
         let fws = if s.assumed_open {
             "no firewall given (taken as open)".to_string()
         } else {
-            s.firewalls.iter().map(|(p, k)| format!("{p} ({k})")).collect::<Vec<_>>().join(", ")
+            s.firewalls
+                .iter()
+                .map(|(p, k)| format!("{p} ({k})"))
+                .collect::<Vec<_>>()
+                .join(", ")
         };
-        let _ = writeln!(o, "  {} {} (start_action {}): {fws}", s.side, s.address, s.start_action.unwrap_or("not known"));
+        let _ = writeln!(
+            o,
+            "  {} {} (start_action {}): {fws}",
+            s.side,
+            s.address,
+            s.start_action.unwrap_or("not known")
+        );
         for pair in s.flows.chunks(2) {
             let (i, out) = (&pair[0], &pair[1]);
             let _ = writeln!(o, "    {:<15} in: {:<13} out: {}", i.flow, i.verdict, out.verdict);

@@ -54,7 +54,14 @@ fn proto_of(s: &str) -> Option<Option<u8>> {
 }
 
 fn perm(at: String, p: &Value) -> Perm {
-    let mut r = Perm { at, proto: None, ports: None, cidrs: Vec::new(), unresolved: Vec::new(), problem: None };
+    let mut r = Perm {
+        at,
+        proto: None,
+        ports: None,
+        cidrs: Vec::new(),
+        unresolved: Vec::new(),
+        problem: None,
+    };
     let Some(proto) = p.get("IpProtocol").and_then(Value::as_str).and_then(proto_of) else {
         r.problem = Some("no IpProtocol this audit understands".into());
         return r;
@@ -82,11 +89,13 @@ fn perm(at: String, p: &Value) -> Perm {
     }
     for g in list("UserIdGroupPairs") {
         let id = g.get("GroupId").and_then(Value::as_str).unwrap_or("?");
-        r.unresolved.push(format!("group {id} (whether the peer is in it is not in this file)"));
+        r.unresolved
+            .push(format!("group {id} (whether the peer is in it is not in this file)"));
     }
     for g in list("PrefixListIds") {
         let id = g.get("PrefixListId").and_then(Value::as_str).unwrap_or("?");
-        r.unresolved.push(format!("prefix list {id} (its addresses are not in this file)"));
+        r.unresolved
+            .push(format!("prefix list {id} (its addresses are not in this file)"));
     }
     r
 }
@@ -136,9 +145,16 @@ impl SecurityGroups {
             .get("SecurityGroups")
             .and_then(Value::as_array)
             .ok_or("no SecurityGroups array (not describe-security-groups output)")?;
-        let mut sg = SecurityGroups { group_ids: Vec::new(), ingress: Vec::new(), egress: Vec::new() };
+        let mut sg = SecurityGroups {
+            group_ids: Vec::new(),
+            ingress: Vec::new(),
+            egress: Vec::new(),
+        };
         for (gi, g) in groups.iter().enumerate() {
-            let id = g.get("GroupId").and_then(Value::as_str).map_or_else(|| format!("group #{}", gi + 1), str::to_string);
+            let id = g
+                .get("GroupId")
+                .and_then(Value::as_str)
+                .map_or_else(|| format!("group #{}", gi + 1), str::to_string);
             for (key, dir, out) in [
                 ("IpPermissions", "ingress", &mut sg.ingress),
                 ("IpPermissionsEgress", "egress", &mut sg.egress),
@@ -174,7 +190,10 @@ impl SecurityGroups {
             Admit::Yes => Verdict::Explicit,
             Admit::Unknown(u) => Verdict::Unknown(u),
             Admit::No => {
-                let back = Flow { dir: if f.dir == Dir::In { Dir::Out } else { Dir::In }, ..*f };
+                let back = Flow {
+                    dir: if f.dir == Dir::In { Dir::Out } else { Dir::In },
+                    ..*f
+                };
                 match admits(other, &back) {
                     Admit::Yes => Verdict::ReplyOnly,
                     Admit::No => Verdict::Denied,
@@ -191,7 +210,12 @@ mod tests {
     use crate::audit::flow::PROTO_ESP;
 
     fn flow(dir: Dir, proto: u8, port: u16) -> Flow {
-        Flow { dir, proto, port, peer: "198.51.100.2".parse().unwrap() }
+        Flow {
+            dir,
+            proto,
+            port,
+            peer: "198.51.100.2".parse().unwrap(),
+        }
     }
 
     fn sg(ingress: &str, egress: &str) -> String {
@@ -224,13 +248,17 @@ mod tests {
         // No egress rule: our IKE goes out only as replies to the peer's.
         assert_eq!(s.verdict(&flow(Dir::Out, PROTO_UDP, 500)), Verdict::ReplyOnly);
         assert_eq!(s.verdict(&flow(Dir::Out, PROTO_ESP, 0)), Verdict::Denied);
-        let other = Flow { peer: "203.0.113.9".parse().unwrap(), ..flow(Dir::In, PROTO_UDP, 500) };
+        let other = Flow {
+            peer: "203.0.113.9".parse().unwrap(),
+            ..flow(Dir::In, PROTO_UDP, 500)
+        };
         assert_eq!(s.verdict(&other), Verdict::Denied);
     }
 
     #[test]
     fn group_pairs_and_bad_rules_are_unknown() {
-        let pair = r#"{"IpProtocol": "-1", "IpRanges": [], "UserIdGroupPairs": [{"GroupId": "sg-0peer", "UserId": "1"}]}"#;
+        let pair =
+            r#"{"IpProtocol": "-1", "IpRanges": [], "UserIdGroupPairs": [{"GroupId": "sg-0peer", "UserId": "1"}]}"#;
         let s = SecurityGroups::parse(&sg(pair, ALL_OUT)).unwrap();
         match s.verdict(&flow(Dir::In, PROTO_UDP, 500)) {
             Verdict::Unknown(why) => assert!(why.contains("sg-0peer") && why.contains("ingress rule 1"), "{why}"),
