@@ -28,7 +28,7 @@ fuzz_target!(|data: &[u8]| {
         return;
     };
     assert!(text.len() <= MAX_BYTES);
-    for peer in ["198.51.100.2", "2001:db8::2"] {
+    for (peer, local) in [("198.51.100.2", "192.0.2.1"), ("2001:db8::2", "2001:db8::1")] {
         for dir in [Dir::In, Dir::Out] {
             for (proto, port) in [(PROTO_UDP, 500), (PROTO_UDP, 4500), (PROTO_ESP, 0)] {
                 let v = rs.verdict(&Flow {
@@ -36,6 +36,7 @@ fuzz_target!(|data: &[u8]| {
                     proto,
                     port,
                     peer: peer.parse().unwrap(),
+                    local: local.parse().unwrap(),
                 });
                 if let Verdict::Unknown(w) = &v {
                     assert!(w.contains("line") || w.contains("chain"), "{w}");

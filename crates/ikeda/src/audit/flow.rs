@@ -26,13 +26,15 @@ pub enum Dir {
 
 /// One flow between us and the peer: UDP to/from `port` on both ends
 /// (IKE 500->500, NAT-T 4500->4500, RFC 7296 §2.23), or ESP (`port`
-/// ignored). `peer` is the peer's address as this firewall sees it.
+/// ignored). `peer` is the peer's address as this firewall sees it,
+/// `local` the gateway's own (for rules that name it).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Flow {
     pub dir: Dir,
     pub proto: u8,
     pub port: u16,
     pub peer: IpAddr,
+    pub local: IpAddr,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]

@@ -227,13 +227,11 @@ fn matches(r: &Rule, f: &Flow, established: bool) -> bool {
             return false;
         }
     }
-    // Only the peer's side of the address pair is checked: our own address
-    // is not known here, and a gateway's rules that name it name ours.
-    let peer_cidr = match f.dir {
-        Dir::In => r.src,
-        Dir::Out => r.dst,
+    let (src, dst) = match f.dir {
+        Dir::In => (f.peer, f.local),
+        Dir::Out => (f.local, f.peer),
     };
-    if !peer_cidr.is_none_or(|c| c.contains(f.peer)) {
+    if !r.src.is_none_or(|c| c.contains(src)) || !r.dst.is_none_or(|c| c.contains(dst)) {
         return false;
     }
     if f.proto == PROTO_UDP {
@@ -349,6 +347,7 @@ mod tests {
             proto,
             port,
             peer: PEER,
+            local: "192.0.2.1".parse().unwrap(),
         }
     }
 
@@ -380,6 +379,21 @@ mod tests {
             ..flow(Dir::In, PROTO_UDP, 500)
         };
         assert_eq!(rs.verdict(&other), Verdict::Denied);
+    }
+
+    #[test]
+    fn rules_naming_our_address() {
+        // Accepting 500 to another local address does not admit ours.
+        let t = "*filter\n:INPUT DROP [0:0]\n-A INPUT -d 10.9.9.9/32 -p udp --dport 500 -j ACCEPT\n\
+-A INPUT -d 192.0.2.1 -p esp -j ACCEPT\n-A INPUT -i lo -j ACCEPT\n-A INPUT -i wan0 -p udp --dport 4500 -j ACCEPT\nCOMMIT\n";
+        let rs = Ruleset::parse(t, Some("wan0")).unwrap();
+        assert_eq!(rs.verdict(&flow(Dir::In, PROTO_UDP, 500)), Verdict::Denied);
+        assert_eq!(rs.verdict(&flow(Dir::In, PROTO_ESP, 0)), Verdict::Explicit);
+        assert_eq!(rs.verdict(&flow(Dir::In, PROTO_UDP, 4500)), Verdict::Explicit);
+        let rs = Ruleset::parse(t, Some("eth1")).unwrap();
+        assert_eq!(rs.verdict(&flow(Dir::In, PROTO_UDP, 4500)), Verdict::Denied);
+        let rs = Ruleset::parse(t, None).unwrap();
+        assert!(matches!(rs.verdict(&flow(Dir::In, PROTO_UDP, 4500)), Verdict::Unknown(w) if w.contains("--wan")));
     }
 
     #[test]

@@ -160,13 +160,19 @@ impl Kind {
         }
     }
 
-    pub fn flow(self, dir: Dir, peer: IpAddr) -> Flow {
+    pub fn flow(self, dir: Dir, peer: IpAddr, local: IpAddr) -> Flow {
         let (proto, port) = match self {
             Kind::Ike => (PROTO_UDP, 500),
             Kind::NatT => (PROTO_UDP, 4500),
             Kind::Esp => (PROTO_ESP, 0),
         };
-        Flow { dir, proto, port, peer }
+        Flow {
+            dir,
+            proto,
+            port,
+            peer,
+            local,
+        }
     }
 }
 
@@ -191,7 +197,7 @@ impl Side {
     /// The verdict of every firewall on this side, one after the other.
     /// With none given, the side is assumed open (and the report says so).
     pub fn verdict(&self, k: Kind, dir: Dir) -> Verdict {
-        let f = k.flow(dir, self.sees_peer_at);
+        let f = k.flow(dir, self.sees_peer_at, self.addr);
         self.firewalls
             .iter()
             .map(|(p, fw)| match fw.verdict(&f) {

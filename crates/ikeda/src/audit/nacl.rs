@@ -166,6 +166,7 @@ mod tests {
             proto,
             port,
             peer: "198.51.100.2".parse().unwrap(),
+            local: "192.0.2.1".parse().unwrap(),
         }
     }
 

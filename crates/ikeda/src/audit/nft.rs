@@ -41,9 +41,7 @@ enum Cond {
     /// The packet's IP family (a match on `ip ...` or `ip6 ...`).
     V6(bool),
     Proto(bool, Vec<u8>),
-    /// A match on the peer's address (source inbound, destination
-    /// outbound), or on ours (`peer` false: not evaluated, our address is
-    /// the gateway's own).
+    /// A match on the source (`src`) or destination address.
     Addr {
         src: bool,
         eq: bool,
@@ -308,11 +306,9 @@ impl Cond {
             Cond::Proto(eq, set) => set.contains(&f.proto) == *eq,
             Cond::Addr { src, eq, set } => {
                 // The peer is the source inbound, the destination outbound;
-                // the other side is this gateway, which its own rules name.
-                if *src != (f.dir == Dir::In) {
-                    return true;
-                }
-                set.iter().any(|c| c.contains(f.peer)) == *eq
+                // the other end is this gateway's own address.
+                let a = if *src == (f.dir == Dir::In) { f.peer } else { f.local };
+                set.iter().any(|c| c.contains(a)) == *eq
             }
             Cond::Port { eq, set } => {
                 f.proto == PROTO_UDP && set.iter().any(|(a, b)| (*a..=*b).contains(&f.port)) == *eq
@@ -484,6 +480,7 @@ mod tests {
             proto,
             port,
             peer: "198.51.100.2".parse().unwrap(),
+            local: "192.0.2.1".parse().unwrap(),
         }
     }
 
@@ -500,6 +497,25 @@ mod tests {
         assert_eq!(rs.verdict(&flow(Dir::In, PROTO_UDP, 500)), Verdict::ReplyOnly);
         assert_eq!(rs.verdict(&flow(Dir::In, PROTO_UDP, 4500)), Verdict::ReplyOnly);
         assert_eq!(rs.verdict(&flow(Dir::Out, PROTO_UDP, 500)), Verdict::Explicit);
+        // A rule naming another local address does not admit ours.
+        let t = REAL.replace(
+            r#"{"payload": {"protocol": "ip", "field": "saddr"}}, "right": {"prefix": {"addr": "10.0.0.0", "len": 8}}"#,
+            r#"{"payload": {"protocol": "ip", "field": "daddr"}}, "right": "192.0.2.1""#,
+        );
+        assert_ne!(t, REAL);
+        assert_eq!(
+            Ruleset::parse(&t, None)
+                .unwrap()
+                .verdict(&flow(Dir::In, PROTO_UDP, 500)),
+            Verdict::Explicit
+        );
+        let t = t.replace(r#""right": "192.0.2.1""#, r#""right": "192.0.2.99""#);
+        assert_eq!(
+            Ruleset::parse(&t, None)
+                .unwrap()
+                .verdict(&flow(Dir::In, PROTO_UDP, 500)),
+            Verdict::ReplyOnly
+        );
         let inside = Flow {
             peer: "10.1.2.3".parse().unwrap(),
             ..flow(Dir::In, PROTO_UDP, 4500)

@@ -117,7 +117,7 @@ fn fixes(side: &Side, dir: Dir, k: Kind) -> Vec<Fix> {
         let (json_proto, cli_proto) = match k {
             Kind::Esp => (r#""IpProtocol": "50""#.to_string(), "IpProtocol=50".to_string()),
             _ => {
-                let port = k.flow(dir, p).port;
+                let port = k.flow(dir, p, side.addr).port;
                 (
                     format!(r#""IpProtocol": "udp", "FromPort": {port}, "ToPort": {port}"#),
                     format!("IpProtocol=udp,FromPort={port},ToPort={port}"),
@@ -142,8 +142,8 @@ fn fixes(side: &Side, dir: Dir, k: Kind) -> Vec<Fix> {
     let proto_match = |nft: bool| match (k, nft) {
         (Kind::Esp, true) => "meta l4proto esp".to_string(),
         (Kind::Esp, false) => "-p esp".to_string(),
-        (_, true) => format!("udp dport {}", k.flow(dir, p).port),
-        (_, false) => format!("-p udp --dport {}", k.flow(dir, p).port),
+        (_, true) => format!("udp dport {}", k.flow(dir, p, side.addr).port),
+        (_, false) => format!("-p udp --dport {}", k.flow(dir, p, side.addr).port),
     };
     let nft = |chain: Option<&(String, String, String)>| {
         let (fam, table, ch) = chain.cloned().unwrap_or_else(|| {
@@ -196,7 +196,7 @@ fn fixes(side: &Side, dir: Dir, k: Kind) -> Vec<Fix> {
                 let (proto, ports) = match k {
                     Kind::Esp => ("50".to_string(), String::new()),
                     _ => {
-                        let port = k.flow(dir, p).port;
+                        let port = k.flow(dir, p, side.addr).port;
                         ("17".into(), format!(" --port-range From={port},To={port}"))
                     }
                 };
