@@ -14,7 +14,7 @@ fn audit(args: &[&str]) -> Output {
     let args: Vec<String> = args
         .iter()
         .map(|a| {
-            if a.contains('.') && !a.starts_with('-') {
+            if a.contains('.') && !a.starts_with('-') && !a.starts_with('/') {
                 format!("{S}{a}")
             } else {
                 a.to_string()
@@ -262,4 +262,125 @@ fn unreadable_input_exits_two() {
         assert!(t.contains(want), "{args:?}: {t}");
         assert!(o.stdout.is_empty(), "{args:?}: {t}");
     }
+}
+
+/// A network namespace of this test's own, deleted on drop.
+struct Netns(String);
+
+impl Netns {
+    fn new() -> Netns {
+        let name = format!("ikaudit-{}", common::unique_name('n'));
+        let o = std::process::Command::new("ip")
+            .args(["netns", "add", &name])
+            .output()
+            .expect("ip netns add");
+        assert!(o.status.success(), "ip netns add {name}: {}", text(&o));
+        Netns(name)
+    }
+
+    /// Loads `rules` with nft in the namespace and returns `nft -j list ruleset`.
+    fn nft_json(&self, rules: &str) -> Vec<u8> {
+        use std::io::Write;
+        let mut c = std::process::Command::new("ip")
+            .args(["netns", "exec", &self.0, "nft", "-f", "-"])
+            .stdin(std::process::Stdio::piped())
+            .spawn()
+            .expect("nft (nftables) is needed");
+        c.stdin.take().unwrap().write_all(rules.as_bytes()).unwrap();
+        assert!(c.wait().unwrap().success(), "nft -f refused:\n{rules}");
+        let o = std::process::Command::new("ip")
+            .args(["netns", "exec", &self.0, "nft", "-j", "list", "ruleset"])
+            .output()
+            .unwrap();
+        assert!(o.status.success(), "{}", text(&o));
+        o.stdout
+    }
+}
+
+impl Drop for Netns {
+    fn drop(&mut self) {
+        let _ = std::process::Command::new("ip")
+            .args(["netns", "del", &self.0])
+            .status();
+    }
+}
+
+/// The installed nft's own JSON for a stateful filter as the lab puts on a
+/// gateway (`inet ikeda_sg`: input hook, established/related accepted,
+/// per-profile accepts with counters, policy drop): read right.
+#[test]
+fn live_nft_ruleset_from_a_namespace() {
+    if !common::require_root("live_nft_ruleset_from_a_namespace") {
+        return;
+    }
+    let ns = Netns::new();
+    let dir = common::TempDir::new("audit-nft");
+    let profile = |accepts: &str| {
+        format!(
+            "flush ruleset\ntable inet ikeda_sg {{\n chain input {{\n  type filter hook input priority filter; policy drop;\n  \
+iifname \"lo\" accept\n  ct state established,related counter accept\n{accepts}\n  counter\n }}\n \
+chain output {{\n  type filter hook output priority filter; policy accept;\n }}\n}}\n"
+        )
+    };
+    // ESP only: the founding case.
+    let esp_only = dir.path().join("esp_only.json");
+    std::fs::write(&esp_only, ns.nft_json(&profile("  meta l4proto esp counter accept"))).unwrap();
+    let f = esp_only.to_str().unwrap();
+    let o = audit(&[
+        "-c",
+        "gw1.toml",
+        "--firewall",
+        f,
+        "--peer-firewall",
+        f,
+        "--peer-config",
+        "gw2.toml",
+        "--json",
+    ]);
+    assert_eq!(o.status.code(), Some(1), "{}", text(&o));
+    let v = json(&o);
+    let c = &v["conns"][0];
+    for side in 0..2 {
+        let flows = c["sides"][side]["flows"].as_array().unwrap();
+        let get = |flow: &str, dir: &str| {
+            flows.iter().find(|x| x["flow"] == flow && x["dir"] == dir).unwrap()["verdict"].clone()
+        };
+        assert_eq!(get("IKE UDP 500", "in"), "reply-only", "{c}");
+        assert_eq!(get("NAT-T UDP 4500", "in"), "reply-only", "{c}");
+        assert_eq!(get("ESP", "in"), "admitted", "{c}");
+        assert_eq!(get("IKE UDP 500", "out"), "admitted", "{c}");
+    }
+    let cases: Vec<&str> = c["findings"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|f| f["case"].as_str().unwrap())
+        .collect();
+    assert_eq!(cases, ["both-must-initiate", "idle-half-dead", "idle-half-dead", "ok"]);
+    assert!(text(&o).contains("nft insert rule inet ikeda_sg input ip saddr 198.51.100.2 udp dport 500 accept"));
+    // 500 and 4500 from anywhere, ESP not: reply-only ESP, the rest admitted.
+    let ike = dir.path().join("ike.json");
+    std::fs::write(&ike, ns.nft_json(&profile("  udp dport { 500, 4500 } counter accept"))).unwrap();
+    let f = ike.to_str().unwrap();
+    let o = audit(&[
+        "-c",
+        "gw1.toml",
+        "--firewall",
+        f,
+        "--peer-firewall",
+        f,
+        "--peer-config",
+        "gw2.toml",
+    ]);
+    let t = text(&o);
+    assert_eq!(o.status.code(), Some(1), "{t}");
+    assert!(t.contains("[ok] IKE UDP 500 is admitted both ways"), "{t}");
+    assert!(
+        t.contains("[ACCIDENT] ESP from this gateway (192.0.2.1) reaches the peer (198.51.100.2) only within 180 s"),
+        "{t}"
+    );
+    assert!(
+        t.contains("nft insert rule inet ikeda_sg input ip saddr 192.0.2.1 meta l4proto esp accept"),
+        "{t}"
+    );
 }
