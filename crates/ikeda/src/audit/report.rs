@@ -625,7 +625,11 @@ pub fn build(
         side: s.name.clone(),
         address: s.addr,
         sees_peer_at: s.sees_peer_at,
-        start_action: start_word(s.start),
+        start_action: if ike {
+            start_word(s.start)
+        } else {
+            Some("none (manual keys)")
+        },
         firewalls: s
             .firewalls
             .iter()

@@ -324,6 +324,36 @@ fn without_the_peer_nat_is_unknown_and_said() {
 }
 
 #[test]
+fn manual_sas_need_their_data_flow_both_ways() {
+    // UDP-encapsulated manual SAs: no IKE; 4500 from the peer is reply-only.
+    let (r, code) = audit("gw1_manual_udp.toml", &["sg_esp_only.json"]).run();
+    assert_eq!(code, 1);
+    assert_eq!(r.sides[0].start_action, Some("none (manual keys)"));
+    assert_eq!(
+        cases(&r),
+        [
+            ("data-reply-only", Severity::Accident),
+            ("peer-not-given", Severity::Note)
+        ]
+    );
+    let f = &r.findings[0];
+    assert!(
+        f.text
+            .starts_with("NAT-T UDP 4500 from the peer (198.51.100.2) reaches this gateway"),
+        "{}",
+        f.text
+    );
+    assert!(f
+        .fixes
+        .iter()
+        .any(|x| x.rule.contains("IpProtocol=udp,FromPort=4500,ToPort=4500")));
+    // Open: nothing to say but ok.
+    let (r, code) = audit("gw1_manual_udp.toml", &["sg_ipsec_all.json"]).run();
+    assert_eq!(cases(&r), [("ok", Severity::Ok), ("peer-not-given", Severity::Note)]);
+    assert_eq!(code, 0);
+}
+
+#[test]
 fn detection_by_content_and_unreadable_files() {
     let read = |n: &str| std::fs::read_to_string(p(n)).unwrap();
     assert!(matches!(
