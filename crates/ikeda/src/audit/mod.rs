@@ -57,12 +57,13 @@ pub struct AuditArgs {
     /// The interface the peer's IPsec packets use, likewise.
     #[arg(long)]
     pub peer_wan: Option<String>,
-    /// The firewalls' UDP timeout for a flow not yet answered (AWS: 30 s).
+    /// The firewalls' UDP timeout, seconds, for a flow not yet answered (AWS: 30).
     #[arg(long, default_value_t = 30)]
     pub udp_timeout: u64,
-    /// The firewalls' UDP timeout for a flow answered (AWS: 180 s).
+    /// The firewalls' UDP timeout, seconds, for a flow answered both ways (AWS: 180).
     #[arg(long, default_value_t = 180)]
     pub udp_stream_timeout: u64,
+    /// For scripts: the verdicts, the findings with their fixes, the exit code.
     #[arg(long)]
     pub json: bool,
 }
