@@ -47,6 +47,7 @@ use std::sync::atomic::{AtomicI32, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
+pub mod firewall;
 pub mod preflight;
 pub mod strongswan;
 
@@ -69,7 +70,7 @@ pub const NAT_NODE: &str = "nat";
 #[derive(Subcommand)]
 pub enum LabCmd {
     /// Build the topology, start a gateway in gw1 and gw2, ping across.
-    Up(UpArgs),
+    Up(Box<UpArgs>),
     /// Show the lab's nodes, gateway processes and data plane counters.
     Status(NameArg),
     /// Run a command in a node: `ikeda lab exec gw1 -- ip addr`.
@@ -165,9 +166,37 @@ pub struct UpArgs {
     /// With --ike 1: ask for IPComp (DEFLATE) on both gateways.
     #[arg(long)]
     pub compress: bool,
-    /// With --ike: which gateway initiates.
+    /// Which gateway initiates (with --ike or --gateways strongswan); both:
+    /// each starts the connection at once (or after its --start-delay), the
+    /// other side acting as responder too.
     #[arg(long, value_enum, default_value = "gw1")]
     pub initiator: Initiator,
+    /// Start a gateway late, as a router that boots after the other:
+    /// `--start-delay gw2=40s` (repeatable, or gw1=5,gw2=40). `lab up`
+    /// returns before it starts (implies --no-wait).
+    #[arg(long, value_name = "GW=SECS", value_delimiter = ',')]
+    pub start_delay: Vec<String>,
+    /// Do not wait for the tunnel (nor ping): start the gateways and return,
+    /// for cases that come up late or never (`lab status` shows them).
+    #[arg(long)]
+    pub no_wait: bool,
+    /// A stateful filter on each gateway's WAN that behaves like a cloud
+    /// security group: inbound admitted by the profile's rules or as a reply
+    /// to the gateway's own outbound flow (conntrack), the rest dropped;
+    /// outbound open. Profiles (what rules admit inbound): none, esp-only,
+    /// ike500-only, ike (UDP 500+4500), all (500, 4500, ESP). One for both
+    /// gateways, or gw1's,gw2's. `lab status` shows what each admitted by
+    /// rule, as a reply only, or dropped.
+    #[arg(long, value_name = "PROFILE[,PROFILE2]")]
+    pub firewall: Option<String>,
+    /// With --firewall: conntrack's timeout of an unreplied UDP flow,
+    /// seconds (AWS security groups: 30).
+    #[arg(long, value_name = "SECS", default_value_t = 30, requires = "firewall")]
+    pub ct_udp_timeout: u32,
+    /// With --firewall: conntrack's timeout of a UDP flow both sides have
+    /// spoken on, seconds (AWS security groups: 180).
+    #[arg(long, value_name = "SECS", default_value_t = 180, requires = "firewall")]
+    pub ct_udp_stream_timeout: u32,
     /// Put gw1 behind a masquerading IPv4 NAT (namespace ikl-<name>-nat), to
     /// test NAT traversal: gw1's WAN becomes 10.50.1.11, gw2 sees 192.168.50.11.
     #[arg(long)]
@@ -193,8 +222,9 @@ pub struct UpArgs {
     /// With --ike: what a dead peer leads to.
     #[arg(long, default_value = "clear")]
     pub dpd_action: String,
-    /// With --ike: IKE retransmission tries and first timeout on the ikeda
-    /// gateways (defaults 5 and 4s, as strongSwan).
+    /// IKE retransmission tries and first timeout on the ikeda gateways
+    /// (with --ike), or on both charons (--gateways strongswan); defaults 5
+    /// and 4s, as strongSwan.
     #[arg(long)]
     pub retransmit_tries: Option<u32>,
     #[arg(long)]
@@ -267,8 +297,70 @@ impl UpArgs {
             .unwrap_or(if self.nat { EncapArg::Udp } else { EncapArg::Esp })
     }
 
+    /// Each gateway's start delay in seconds (`--start-delay`).
+    pub fn start_delays(&self) -> Result<[u64; 2], String> {
+        let mut d = [0u64; 2];
+        for item in &self.start_delay {
+            let (gw, secs) = item
+                .split_once('=')
+                .ok_or_else(|| format!("--start-delay {item}: write GW=SECS, e.g. gw2=40s"))?;
+            let i = match gw.trim() {
+                "gw1" => 0,
+                "gw2" => 1,
+                other => return Err(format!("--start-delay {item}: no gateway '{other}' (gw1 or gw2)")),
+            };
+            d[i] = crate::config::parse_duration(secs)
+                .filter(|s| *s <= 3600)
+                .ok_or_else(|| format!("--start-delay {item}: '{secs}' is not a duration up to 1h (40, 40s, 2m)"))?;
+        }
+        Ok(d)
+    }
+
+    /// Whether gateway `i` starts the connection itself.
+    pub fn initiates(&self, i: usize) -> bool {
+        matches!((self.initiator, i), (Initiator::Both, _) | (Initiator::Gw1, 0) | (Initiator::Gw2, 1))
+    }
+
+    /// `lab up` returns without waiting for the tunnel.
+    pub fn no_wait(&self) -> bool {
+        self.no_wait || self.start_delay.iter().any(|d| !d.ends_with("=0"))
+    }
+
+    /// The firewall asked for, if any.
+    pub fn firewall(&self) -> Result<Option<firewall::FirewallState>, String> {
+        let Some(p) = &self.firewall else { return Ok(None) };
+        let profiles = firewall::parse_profiles(p)?;
+        for (name, v) in [("--ct-udp-timeout", self.ct_udp_timeout), ("--ct-udp-stream-timeout", self.ct_udp_stream_timeout)] {
+            if !(1..=86_400).contains(&v) {
+                return Err(format!("{name} {v}: between 1 and 86400 seconds"));
+            }
+        }
+        Ok(Some(firewall::FirewallState {
+            profiles,
+            udp_timeout: self.ct_udp_timeout,
+            udp_stream_timeout: self.ct_udp_stream_timeout,
+        }))
+    }
+
     /// Refuse combinations the lab cannot build.
     fn check(&self) -> Result<(), String> {
+        self.start_delays()?;
+        self.firewall()?;
+        if let Some(t) = &self.retransmit_timeout {
+            crate::config::parse_duration_ms(t)
+                .filter(|ms| *ms > 0)
+                .ok_or_else(|| format!("--retransmit-timeout {t}: not a duration (500ms, 4s)"))?;
+        }
+        let negotiated = self.ike.is_some() || self.gateways == Gateways::Strongswan;
+        if (self.initiator != Initiator::Gw1 || !self.start_delay.is_empty()) && !negotiated {
+            return Err(
+                "--initiator and --start-delay say who starts an IKE negotiation: they need --ike or --gateways strongswan"
+                    .into(),
+            );
+        }
+        if self.trap && (self.initiator == Initiator::Both || !self.start_delay.is_empty()) {
+            return Err("--trap with --initiator both or --start-delay: not supported (trap waits for traffic)".into());
+        }
         if self.gateway_policies && (self.ike != Some(1) || self.nat || self.outer6) {
             return Err(
                 "--gateway-policies is the racoon site's IKEv1 set of selector pairs: it needs --ike 1, \
@@ -306,9 +398,9 @@ impl UpArgs {
                     .into(),
             );
         }
-        if self.ike.is_some() && self.initiator == Initiator::Gw2 {
+        if negotiated && self.initiator != Initiator::Gw1 {
             return Err(
-                "--nat with --initiator gw2: gw2 cannot reach gw1 behind the NAT before gw1 has opened a mapping; \
+                "--nat with --initiator gw2 or both: gw2 cannot reach gw1 behind the NAT before gw1 has opened a mapping; \
                  gw1 has to initiate"
                     .into(),
             );
@@ -356,6 +448,7 @@ pub enum Peer {
 pub enum Initiator {
     Gw1,
     Gw2,
+    Both,
 }
 
 #[derive(Serialize, Deserialize, Default)]
@@ -378,6 +471,9 @@ pub struct LabState {
     /// Key export directories of the ikeda gateways: (gw, path).
     #[serde(default)]
     pub key_dirs: Vec<(String, PathBuf)>,
+    /// `--firewall`: the security groups on the gateways' WANs.
+    #[serde(default)]
+    pub firewall: Option<firewall::FirewallState>,
 }
 
 /// A capture `lab up --capture` started.
@@ -716,10 +812,10 @@ pub fn ike_gateway_config(a: &UpArgs, i: usize, psk: &str) -> String {
     } else {
         String::new()
     };
-    let start = match (a.initiator, i) {
-        (Initiator::Gw1, 0) | (Initiator::Gw2, 1) if a.trap => "trap",
-        (Initiator::Gw1, 0) | (Initiator::Gw2, 1) => "start",
-        _ => "none",
+    let start = match a.initiates(i) {
+        true if a.trap => "trap",
+        true => "start",
+        false => "none",
     };
     let mut extra = String::new();
     for (k, v) in [
@@ -875,6 +971,7 @@ pub fn up(a: &UpArgs) -> Result<(), String> {
         esp: a.esp.clone(),
         pids: vec![],
         nat: a.nat,
+        firewall: a.firewall()?,
         ..Default::default()
     };
     save_state(&dir, &st)?;
@@ -884,7 +981,15 @@ pub fn up(a: &UpArgs) -> Result<(), String> {
         let _ = down(name);
         return Err(e);
     }
-    if !a.no_ping {
+    if a.no_wait() {
+        let d = a.start_delays()?;
+        for (i, gw) in NODES[..2].iter().enumerate() {
+            if d[i] > 0 {
+                println!("{gw} starts in {} s", d[i]);
+            }
+        }
+        println!("not waiting for the tunnel (--no-wait): `ikeda lab status --name {name}` shows it");
+    } else if !a.no_ping {
         ping_across(name)?;
     }
     if let Some(c) = &st.capture {
@@ -940,6 +1045,12 @@ pub fn up(a: &UpArgs) -> Result<(), String> {
 fn bring_up(a: &UpArgs, dir: &Path, st: &mut LabState, capture: Option<&Path>) -> Result<(), String> {
     let name = &a.name.name;
     topology(name, a.nat, a.nat_remap)?;
+    if let Some(fw) = &st.firewall {
+        for (i, gw) in NODES[..2].iter().enumerate() {
+            firewall::install(&ns_name(name, gw), gw, fw.profiles[i], fw, dir)?;
+        }
+    }
+    let delays = a.start_delays()?;
     if let Some(file) = capture {
         // Before any gateway starts, so the capture holds IKE_SA_INIT.
         start_lab_capture(name, dir, file, st)?;
@@ -994,22 +1105,40 @@ fn bring_up(a: &UpArgs, dir: &Path, st: &mut LabState, capture: Option<&Path>) -
                     args.extend(["--export-keys", &keys_s]);
                     st.key_dirs.push((gw.to_string(), keys.clone()));
                 }
-                let pid = spawn_in_ns(&ns_name(name, gw), &exe, &args, &log, &[])?;
+                let pid = if delays[i] > 0 {
+                    // The same PID sleeps, then becomes ikeda (exec).
+                    let script = format!("sleep {}; exec \"$0\" \"$@\"", delays[i]);
+                    let exe_s = exe.to_string_lossy();
+                    let mut sh_args = vec!["-c", &script, &exe_s];
+                    sh_args.extend(args.iter().copied());
+                    spawn_in_ns(&ns_name(name, gw), Path::new("/bin/sh"), &sh_args, &log, &[])?
+                } else {
+                    spawn_in_ns(&ns_name(name, gw), &exe, &args, &log, &[])?
+                };
                 st.pids.push((format!("ikeda {gw}"), pid));
                 st.controls.push((gw.to_string(), sock.clone()));
                 save_state(dir, st)?;
             }
-            for gw in &NODES[..ikeda_gws] {
+            for (i, gw) in NODES[..ikeda_gws].iter().enumerate() {
+                if delays[i] > 0 {
+                    continue;
+                }
                 let pid = st
                     .pids
                     .iter()
                     .find(|(w, _)| *w == format!("ikeda {gw}"))
                     .map_or(0, |p| p.1);
+                // Started: its policy rules are in, and then its data plane
+                // runs (it writes the stats file only then; traffic routed to
+                // the TUN before that waits in its queue, but ESP that
+                // arrives before the socket is open is lost).
                 let ns = ns_name(name, gw);
+                let stats = dir.join(format!("{gw}.stats.json"));
                 let ok = wait_until(Duration::from_secs(10), || {
                     !alive(pid)
-                        || ip(&["-n", &ns, "rule", "show", "pref", &crate::daemon::RULE_PREF.to_string()])
-                            .is_ok_and(|s| !s.trim().is_empty())
+                        || (stats.exists()
+                            && ip(&["-n", &ns, "rule", "show", "pref", &crate::daemon::RULE_PREF.to_string()])
+                                .is_ok_and(|s| !s.trim().is_empty()))
                 });
                 if !ok || !alive(pid) {
                     return Err(format!(
@@ -1018,7 +1147,7 @@ fn bring_up(a: &UpArgs, dir: &Path, st: &mut LabState, capture: Option<&Path>) -
                     ));
                 }
             }
-            if a.ike.is_some() && !a.trap {
+            if a.ike.is_some() && !a.trap && !a.no_wait() {
                 if a.peer == Peer::Strongswan && a.initiator == Initiator::Gw2 {
                     strongswan::initiate(dir, "gw2", a)?;
                 }
@@ -1109,6 +1238,29 @@ fn status(name: &str) -> Result<(), String> {
                 c.pid,
                 if alive(c.pid) { "running" } else { "NOT RUNNING" }
             );
+        }
+    }
+    // The security groups: what each admitted by rule, only as a reply,
+    // or dropped.
+    if let Some(fw) = load_state(name).and_then(|st| st.firewall) {
+        for (i, gw) in NODES[..2].iter().enumerate() {
+            if fw.profiles[i] == firewall::Profile::None {
+                println!("\n{gw}: no security group (--firewall none)");
+                continue;
+            }
+            match firewall::counters(&ns_name(name, gw)) {
+                Ok(c) => print!("\n{}", firewall::counters_table(gw, fw.profiles[i], &fw, &c)),
+                Err(e) => println!("\n{gw} security group: {e}"),
+            }
+        }
+    }
+    // A charon gateway: its SAs as swanctl lists them.
+    for gw in ["gw1", "gw2"] {
+        if dir.join(format!("charon-{gw}/charon.vici")).exists() {
+            match sh(strongswan::swanctl(&dir, gw).args(["--list-sas", "--uri", &strongswan::vici_uri(&dir, gw)])) {
+                Ok(t) => print!("\n{gw} (strongSwan, swanctl --list-sas):\n{}", if t.trim().is_empty() { "  no SAs\n".into() } else { t }),
+                Err(e) => println!("\n{gw} (strongSwan): {e}"),
+            }
         }
     }
     // Each ikeda gateway answers on its control socket: its connections,
