@@ -41,6 +41,10 @@ fn founding_case_esp_only_both_sides() {
         "sg_esp_only.json",
         "--peer-config",
         "gw2.toml",
+        "--wan",
+        "wan0",
+        "--peer-wan",
+        "wan0",
     ]);
     let t = text(&o);
     assert_eq!(o.status.code(), Some(1), "{t}");
@@ -132,6 +136,10 @@ fn open_path_exits_zero() {
         "sg_ipsec_all.json",
         "--peer-config",
         "gw2.toml",
+        "--wan",
+        "wan0",
+        "--peer-wan",
+        "wan0",
     ]);
     let t = text(&o);
     assert_eq!(o.status.code(), Some(0), "{t}");
@@ -305,9 +313,11 @@ impl Drop for Netns {
     }
 }
 
-/// The installed nft's own JSON for a stateful filter as the lab puts on a
-/// gateway (`inet ikeda_sg`: input hook, established/related accepted,
-/// per-profile accepts with counters, policy drop): read right.
+/// The installed nft's own JSON for a stateful filter shaped as the lab's
+/// (`ikeda lab up --firewall`, lab/firewall.rs: `inet ikeda_sg`, input hook,
+/// `iifname != "wan0" accept`, the profile's accepts, then established /
+/// related accepted per flow, ICMP, drops, all with named counters; policy
+/// drop): read right, given `--wan wan0`.
 #[test]
 fn live_nft_ruleset_from_a_namespace() {
     if !common::require_root("live_nft_ruleset_from_a_namespace") {
@@ -315,16 +325,47 @@ fn live_nft_ruleset_from_a_namespace() {
     }
     let ns = Netns::new();
     let dir = common::TempDir::new("audit-nft");
-    let profile = |accepts: &str| {
+    let profile = |admitted: &[&str]| {
+        let flows = [
+            ("ike500", "udp dport 500"),
+            ("ike4500", "udp dport 4500"),
+            ("esp", "meta l4proto esp"),
+        ];
+        let mut counters = String::new();
+        let mut rules = String::new();
+        let mut counter = |n: String| {
+            counters.push_str(&format!("  counter {n} {{ }}\n"));
+            n
+        };
+        for (k, m) in flows.iter().filter(|(k, _)| admitted.contains(k)) {
+            let c = counter(format!("in_{k}_rule"));
+            rules.push_str(&format!("    {m} counter name \"{c}\" accept\n"));
+        }
+        for (k, m) in flows {
+            let c = counter(format!("in_{k}_reply"));
+            rules.push_str(&format!(
+                "    ct state established,related {m} counter name \"{c}\" accept\n"
+            ));
+        }
+        let c = counter("in_other_reply".into());
+        rules.push_str(&format!(
+            "    ct state established,related counter name \"{c}\" accept\n"
+        ));
+        rules.push_str("    meta l4proto { icmp, ipv6-icmp } accept\n");
+        for (k, m) in flows {
+            let c = counter(format!("in_{k}_drop"));
+            rules.push_str(&format!("    {m} counter name \"{c}\" drop\n"));
+        }
+        let c = counter("in_other_drop".into());
+        rules.push_str(&format!("    counter name \"{c}\" drop\n"));
         format!(
-            "flush ruleset\ntable inet ikeda_sg {{\n chain input {{\n  type filter hook input priority filter; policy drop;\n  \
-iifname \"lo\" accept\n  ct state established,related counter accept\n{accepts}\n  counter\n }}\n \
-chain output {{\n  type filter hook output priority filter; policy accept;\n }}\n}}\n"
+            "flush ruleset\ntable inet ikeda_sg {{\n{counters}  chain input {{\n    type filter hook input priority filter; \
+policy drop;\n    iifname != \"wan0\" accept\n{rules}  }}\n}}\n"
         )
     };
     // ESP only: the founding case.
     let esp_only = dir.path().join("esp_only.json");
-    std::fs::write(&esp_only, ns.nft_json(&profile("  meta l4proto esp counter accept"))).unwrap();
+    std::fs::write(&esp_only, ns.nft_json(&profile(&["esp"]))).unwrap();
     let f = esp_only.to_str().unwrap();
     let o = audit(&[
         "-c",
@@ -335,6 +376,10 @@ chain output {{\n  type filter hook output priority filter; policy accept;\n }}\
         f,
         "--peer-config",
         "gw2.toml",
+        "--wan",
+        "wan0",
+        "--peer-wan",
+        "wan0",
         "--json",
     ]);
     assert_eq!(o.status.code(), Some(1), "{}", text(&o));
@@ -360,7 +405,7 @@ chain output {{\n  type filter hook output priority filter; policy accept;\n }}\
     assert!(text(&o).contains("nft insert rule inet ikeda_sg input ip saddr 198.51.100.2 udp dport 500 accept"));
     // 500 and 4500 from anywhere, ESP not: reply-only ESP, the rest admitted.
     let ike = dir.path().join("ike.json");
-    std::fs::write(&ike, ns.nft_json(&profile("  udp dport { 500, 4500 } counter accept"))).unwrap();
+    std::fs::write(&ike, ns.nft_json(&profile(&["ike500", "ike4500"]))).unwrap();
     let f = ike.to_str().unwrap();
     let o = audit(&[
         "-c",
@@ -371,6 +416,10 @@ chain output {{\n  type filter hook output priority filter; policy accept;\n }}\
         f,
         "--peer-config",
         "gw2.toml",
+        "--wan",
+        "wan0",
+        "--peer-wan",
+        "wan0",
     ]);
     let t = text(&o);
     assert_eq!(o.status.code(), Some(1), "{t}");
@@ -381,6 +430,14 @@ chain output {{\n  type filter hook output priority filter; policy accept;\n }}\
     );
     assert!(
         t.contains("nft insert rule inet ikeda_sg input ip saddr 192.0.2.1 meta l4proto esp accept"),
+        "{t}"
+    );
+    // Without --wan the interface match is unknown, and says so.
+    let o = audit(&["-c", "gw1.toml", "--firewall", f]);
+    let t = text(&o);
+    assert_eq!(o.status.code(), Some(1), "{t}");
+    assert!(
+        t.contains("interface match [\"wan0\"] (say which one is the WAN: --wan)"),
         "{t}"
     );
 }
