@@ -21,6 +21,9 @@
 //! - all of IPsec admitted: up with one initiator, every IKE packet
 //!   admitted by a rule, none only as a reply.
 //!
+//! With ikeda on gw1, `ikeda lab audit` (the audit of the same rulesets
+//! and configs) predicts in each case what the lab shows.
+//!
 //! Needs root and strongSwan; fails without them (unless
 //! IKEDA_ALLOW_NO_ROOT=1 and not root, then it says it skipped).
 
@@ -58,6 +61,33 @@ fn counters(status: &str, gw: &str) -> Counts {
     }
     assert_eq!(out.len(), 4, "{gw}: {block}");
     out
+}
+
+/// `ikeda lab audit --json`: the exit code and the findings (case, text).
+fn lab_audit(lab: &Lab) -> (i32, Vec<(String, String)>) {
+    let o = ikeda(&["lab", "audit", "--name", &lab.name, "--json"]);
+    let v: serde_json::Value =
+        serde_json::from_slice(&o.stdout).unwrap_or_else(|e| panic!("lab audit --json: {e}: {}", text(&o)));
+    let code = o.status.code().unwrap_or(-1);
+    assert_eq!(v["exit"].as_i64(), Some(i64::from(code)), "{v}");
+    let findings = v["conns"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .flat_map(|c| c["findings"].as_array().unwrap().iter())
+        .map(|f| (f["case"].as_str().unwrap().to_string(), f["text"].as_str().unwrap().to_string()))
+        .collect();
+    (code, findings)
+}
+
+/// The audit of the lab predicts `case` (and says it depends on an
+/// accident or fails: exit 1).
+fn audit_predicts(test: &str, lab: &Lab, case: &str, words: &str) {
+    let (code, f) = lab_audit(lab);
+    assert!(
+        code == 1 && f.iter().any(|(c, t)| c == case && t.contains(words)),
+        "{test}: lab audit does not predict {case} ({words}): exit {code}, {f:?}"
+    );
 }
 
 const IKE: &str = "IKE (UDP 500)";
@@ -118,6 +148,10 @@ fn esp_only_both_start(test: &str, args: &[&str]) {
     );
     // The first IKE_SA_INIT of (at least) one side met no flow yet.
     assert!(c1[IKE].2 + c2[IKE].2 >= 1, "{test}: nothing dropped:\n{s}");
+    // The audit of the same firewalls and configs (gw1 runs ikeda) says so.
+    if args[0] == "--ike" {
+        audit_predicts(test, &lab, "both-must-initiate", "comes up only when both sides initiate within 30 s");
+    }
     println!("{test}: up after {took:.1} s by accident; gw1 {c1:?}, gw2 {c2:?}");
     lab.down();
 }
@@ -159,6 +193,7 @@ fn esp_only_one_side_starts_never_comes_up() {
         assert!(c2[IKE].2 >= 3 && c2[IKE].1 == 0, "{test} {args:?}: gw2 {c2:?}:\n{s}");
         assert_eq!(c1[IKE], (0, 0, 0), "{test} {args:?}: gw1 heard something:\n{s}");
         if args[0] == "--ike" {
+            audit_predicts(test, &lab, "never-up", "only responds (start_action none)");
             // ikeda's status names the firewall as a possible cause.
             assert!(
                 s.contains("never heard from 192.168.50.12") && s.contains("ikeda audit --config"),
@@ -183,12 +218,14 @@ fn late_start_comes_up_only_inside_the_unreplied_timeout() {
         return;
     }
     need_strongswan();
-    for (timeout, comes_up) in [("6", true), ("1", false)] {
-        let (lab, _) = Lab::up_alone(
-            'f',
-            &[
-                "--gateways",
-                "strongswan",
+    for (gws, timeout, comes_up) in [
+        (&["--gateways", "strongswan"][..], "6", true),
+        (&["--gateways", "strongswan"][..], "1", false),
+        (&["--ike", "2"][..], "6", true),
+        (&["--ike", "2"][..], "1", false),
+    ] {
+        let mut a = gws.to_vec();
+        a.extend_from_slice(&[
                 "--firewall",
                 "esp-only",
                 "--ct-udp-timeout",
@@ -199,8 +236,8 @@ fn late_start_comes_up_only_inside_the_unreplied_timeout() {
                 "both",
                 "--start-delay",
                 "gw2=4",
-            ],
-        );
+        ]);
+        let (lab, _) = Lab::up_alone('f', &a);
         let (took, s) = up_within(&lab, 18);
         let (c1, c2) = (counters(&s, "gw1"), counters(&s, "gw2"));
         assert_eq!(took.is_some(), comes_up, "{test}: timeout {timeout} s: up after {took:?}:\n{s}");
@@ -210,13 +247,19 @@ fn late_start_comes_up_only_inside_the_unreplied_timeout() {
             assert!(c1[IKE].2 >= 2 && c2[IKE].2 >= 2, "{test}:\n{s}");
             assert_eq!(c1[IKE].1 + c2[IKE].1, 0, "{test}:\n{s}");
         }
-        println!("{test}: unreplied timeout {timeout} s, gw2 4 s late: up after {took:?} s; gw1 {c1:?}, gw2 {c2:?}");
+        if gws[0] == "--ike" {
+            // The audit's prediction, from the same firewalls, configs and
+            // timeout: up only when both initiate within it.
+            audit_predicts(test, &lab, "both-must-initiate", &format!("within {timeout} s of each other"));
+        }
+        println!("{test} {gws:?}: unreplied timeout {timeout} s, gw2 4 s late: up after {took:?} s; gw1 {c1:?}, gw2 {c2:?}");
         lab.down();
     }
 }
 
 /// All of IPsec admitted: up with one initiator; every IKE packet passed
-/// by a rule, none only as a reply, nothing dropped.
+/// by a rule, none only as a reply, nothing dropped; the audit finds no
+/// accident (exit 0).
 #[test]
 fn all_admitted_by_rule_nothing_by_accident() {
     let test = "all_admitted_by_rule_nothing_by_accident";
@@ -224,16 +267,25 @@ fn all_admitted_by_rule_nothing_by_accident() {
         return;
     }
     need_strongswan();
-    let (lab, _) = Lab::up('f', &["--gateways", "strongswan", "--firewall", "all"]);
-    let s = status(&lab);
-    assert!(both_up(&s), "{test}:\n{s}");
-    for gw in ["gw1", "gw2"] {
-        let c = counters(&s, gw);
-        assert!(c[IKE].0 + c[NATT].0 >= 2, "{test}: {gw} {c:?}");
-        assert_eq!((c[IKE].1, c[NATT].1, c[IKE].2, c[NATT].2), (0, 0, 0, 0), "{test}: {gw} {c:?}");
+    for gws in [&["--gateways", "strongswan"][..], &["--ike", "2"][..]] {
+        let mut a = gws.to_vec();
+        a.extend_from_slice(&["--firewall", "all"]);
+        let (lab, _) = Lab::up('f', &a);
+        let s = status(&lab);
+        assert!(both_up(&s), "{test} {gws:?}:\n{s}");
+        for gw in ["gw1", "gw2"] {
+            let c = counters(&s, gw);
+            assert!(c[IKE].0 + c[NATT].0 >= 2, "{test} {gws:?}: {gw} {c:?}");
+            assert_eq!((c[IKE].1, c[NATT].1, c[IKE].2, c[NATT].2), (0, 0, 0, 0), "{test} {gws:?}: {gw} {c:?}");
+        }
+        assert!(!s.contains("passed only as a reply"), "{test} {gws:?}:\n{s}");
+        if gws[0] == "--ike" {
+            // Nothing depends on an accident, says the audit too.
+            let (code, f) = lab_audit(&lab);
+            assert_eq!(code, 0, "{test}: {f:?}");
+        }
+        lab.down();
     }
-    assert!(!s.contains("passed only as a reply"), "{test}:\n{s}");
-    lab.down();
 }
 
 /// The profile names and the per-gateway form are checked before anything
@@ -318,6 +370,7 @@ fn ike500_only_in_the_cloud_fails_at_ike_auth_after_the_float() {
             // gw2 answered IKE_SA_INIT, right after gw1 sent it, and never
             // spoke unasked: the stateful-firewall pattern.
             assert!(s.contains("192.168.50.12 was only ever heard right after we sent to it"), "{test}:\n{s}");
+            audit_predicts(test, &lab, "never-up", "fails at IKE_AUTH");
         }
         println!("{test} {gws:?}: not up; gw2 dropped {} IKE_AUTH on 4500", c2[NATT].2);
         lab.down();

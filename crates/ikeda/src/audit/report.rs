@@ -350,8 +350,9 @@ impl Ctx<'_> {
                         "never-up",
                         cap(Severity::Fails),
                         format!(
-                            "{pre}never comes up: {label} passes either way only as a reply to a packet the other side sent first, and {} only responds (start_action none)",
-                            who(r)
+                            "{pre}never comes up: {label} passes either way only as a reply to a packet the other side sent first, and {} only responds (start_action none){}",
+                            who(r),
+                            after_float(k)
                         ),
                         &hops,
                         k,
@@ -396,9 +397,10 @@ impl Ctx<'_> {
                 "never-up",
                 cap(Severity::Fails),
                 format!(
-                    "{pre}never comes up: {} only responds (start_action none), and {label} from {} reaches it only as a reply to a packet it sent first",
+                    "{pre}never comes up: {} only responds (start_action none), and {label} from {} reaches it only as a reply to a packet it sent first{}",
                     who(r),
-                    who(q)
+                    who(q),
+                    after_float(k)
                 ),
                 hops,
                 k,
@@ -718,4 +720,14 @@ pub fn text(r: &ConnReport) -> String {
         }
     }
     o
+}
+
+/// How a NAT-T flow that never passes shows: IKE_SA_INIT goes through on
+/// UDP 500, IKE_AUTH, after the float, does not.
+fn after_float(k: Kind) -> &'static str {
+    if k == Kind::NatT {
+        ": IKE_SA_INIT may pass on UDP 500, but IKE moves to UDP 4500 after it (RFC 7296 §2.23) and the tunnel fails at IKE_AUTH"
+    } else {
+        ""
+    }
 }

@@ -101,6 +101,17 @@ pub enum LabCmd {
         #[arg(long, value_name = "SECS")]
         duration: Option<u64>,
     },
+    /// `ikeda audit` on the lab as it runs: each gateway's security group
+    /// (`--firewall`; its `nft -j list ruleset`, saved next to the lab's
+    /// state), gw1's config as this gateway, gw2's as the peer's (when gw2
+    /// runs ikeda). Exits as `ikeda audit` does.
+    Audit {
+        #[command(flatten)]
+        name: NameArg,
+        /// The report as JSON.
+        #[arg(long)]
+        json: bool,
+    },
     /// Stop the gateways and remove the namespaces (also after a crash).
     /// With IKEDA_LAB_ARCHIVE=DIR, first copy the ikeda logs, configs and
     /// exported keys into DIR/<lab>-<unique>/.
@@ -592,6 +603,15 @@ fn netns_list() -> Vec<String> {
 
 pub fn main(cmd: LabCmd) -> i32 {
     let r = match cmd {
+        LabCmd::Audit { name, json } => {
+            return match audit(&name.name, json) {
+                Ok(code) => code,
+                Err(e) => {
+                    eprintln!("ikeda lab: {e}");
+                    2
+                }
+            }
+        }
         LabCmd::Up(a) => up(&a),
         LabCmd::Status(n) => status(&n.name),
         LabCmd::Exec { name, node, cmd } => exec(&name.name, &node, &cmd),
@@ -610,6 +630,50 @@ pub fn main(cmd: LabCmd) -> i32 {
             1
         }
     }
+}
+
+/// `lab audit`: the gateways' rulesets saved, `ikeda audit` run on them.
+fn audit(name: &str, json: bool) -> Result<i32, String> {
+    check_name(name)?;
+    let st = load_state(name).ok_or_else(|| format!("lab '{name}' is not up"))?;
+    let fw = st
+        .firewall
+        .as_ref()
+        .ok_or_else(|| format!("lab '{name}' has no firewall: `lab up --firewall PROFILE` puts one on each gateway"))?;
+    let dir = state_dir(name);
+    let cfg = [dir.join("gw1.toml"), dir.join("gw2.toml")];
+    if !cfg[0].exists() {
+        return Err(format!(
+            "lab audit reads gw1's ikeda config: lab '{name}' runs no ikeda on gw1 (lab up --ike 1|2, or manual keys)"
+        ));
+    }
+    let mut rulesets = Vec::new();
+    for gw in &NODES[..2] {
+        let out = sh(in_ns(&ns_name(name, gw), "nft").args(["-j", "list", "ruleset"]))?;
+        let f = dir.join(format!("firewall-{gw}.json"));
+        fs::write(&f, out).map_err(|e| format!("{}: {e}", f.display()))?;
+        rulesets.push(f);
+    }
+    let exe = std::env::current_exe().map_err(|e| e.to_string())?;
+    let mut c = Command::new(exe);
+    c.arg("audit")
+        .arg("--config")
+        .arg(&cfg[0])
+        .arg("--firewall")
+        .arg(&rulesets[0])
+        .arg("--peer-firewall")
+        .arg(&rulesets[1])
+        .args(["--wan", "wan0", "--peer-wan", "wan0"])
+        .args(["--udp-timeout", &fw.udp_timeout.to_string()])
+        .args(["--udp-stream-timeout", &fw.udp_stream_timeout.to_string()]);
+    if cfg[1].exists() {
+        c.arg("--peer-config").arg(&cfg[1]);
+    }
+    if json {
+        c.arg("--json");
+    }
+    let status = c.status().map_err(|e| format!("ikeda audit: {e}"))?;
+    Ok(status.code().unwrap_or(2))
 }
 
 fn save_state(dir: &Path, st: &LabState) -> Result<(), String> {
