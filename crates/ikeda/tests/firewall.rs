@@ -15,14 +15,17 @@
 //! - ESP only, both start, gw2 4 s late: up when the unreplied UDP timeout
 //!   (scaled down) covers the gap between the two sides' sends (6 s), never
 //!   when it does not (1 s: the two schedules stay about 4 s apart);
+//! - ESP only, both start, then idle past the stream timeout and a rekey
+//!   from gw1: dropped, gw1 gives up, gw2 keeps its SAs (half-dead);
 //! - ikeda's `status` of an unanswered connection names a stateful
 //!   firewall when the traffic fits (never heard from the peer; heard only
 //!   right after sending to it);
 //! - all of IPsec admitted: up with one initiator, every IKE packet
 //!   admitted by a rule, none only as a reply.
 //!
-//! With ikeda on gw1, `ikeda lab audit` (the audit of the same rulesets
-//! and configs) predicts in each case what the lab shows.
+//! `ikeda lab audit` (the audit of the same rulesets and configs; a
+//! charon's setup as the lab writes it for the audit) predicts what the
+//! lab shows.
 //!
 //! Needs root and strongSwan; fails without them (unless
 //! IKEDA_ALLOW_NO_ROOT=1 and not root, then it says it skipped).
@@ -375,4 +378,56 @@ fn ike500_only_in_the_cloud_fails_at_ike_auth_after_the_float() {
         println!("{test} {gws:?}: not up; gw2 dropped {} IKE_AUTH on 4500", c2[NATT].2);
         lab.down();
     }
+}
+
+/// Idle longer than the stream timeout, then a rekey from one side: the
+/// other side's group has forgotten the flow and drops the request; the
+/// rekeying side gives up and deletes its SAs, the other keeps them: a
+/// half-dead tunnel (strongSwan on both sides, timeouts scaled down: 4 s
+/// stream, retransmissions 1 s apart, 2 tries). The audit predicts it.
+#[test]
+fn idle_then_one_sided_rekey_leaves_a_half_dead_tunnel() {
+    let test = "idle_then_one_sided_rekey_leaves_a_half_dead_tunnel";
+    if !require_root(test) {
+        return;
+    }
+    need_strongswan();
+    let (lab, _) = Lab::up_alone(
+        'f',
+        &[
+            "--gateways",
+            "strongswan",
+            "--firewall",
+            "esp-only",
+            "--initiator",
+            "both",
+            "--ct-udp-timeout",
+            "2",
+            "--ct-udp-stream-timeout",
+            "4",
+            "--retransmit-timeout",
+            "1s",
+            "--retransmit-tries",
+            "2",
+        ],
+    );
+    audit_predicts(test, &lab, "idle-half-dead", "after more than 4 s without IKE packets");
+    // Idle past the stream timeout (no traffic, no DPD in this setup).
+    std::thread::sleep(Duration::from_secs(7));
+    let before = status(&lab);
+    let dropped_before = counters(&before, "gw2")[NATT].2 + counters(&before, "gw2")[IKE].2;
+    let o = swanctl(&lab, "gw1", &["--rekey", "--child", "net"]);
+    assert!(o.contains("completed successfully"), "{test}: {o}");
+    // gw1 sends at 0, 1 and 2.8 s and gives up at 6 s: then it has deleted
+    // its SAs, and gw2, which never heard a thing, keeps them.
+    wait_for(&format!("{test}: gw1 to give up"), 20, || {
+        !swanctl(&lab, "gw1", &["--list-sas"]).contains("ESTABLISHED")
+    });
+    let s = status(&lab);
+    let gw2 = swanctl(&lab, "gw2", &["--list-sas"]);
+    assert!(gw2.contains("ESTABLISHED") && gw2.contains("INSTALLED"), "{test}: gw2 dropped its SAs:\n{gw2}");
+    let dropped = counters(&s, "gw2")[NATT].2 + counters(&s, "gw2")[IKE].2;
+    assert!(dropped >= dropped_before + 2, "{test}: gw2's group dropped {dropped_before} then {dropped}:\n{s}");
+    println!("{test}: gw1 gave up after its rekey was dropped {} times; gw2 keeps its SAs", dropped - dropped_before);
+    lab.down();
 }

@@ -103,8 +103,9 @@ pub enum LabCmd {
     },
     /// `ikeda audit` on the lab as it runs: each gateway's security group
     /// (`--firewall`; its `nft -j list ruleset`, saved next to the lab's
-    /// state), gw1's config as this gateway, gw2's as the peer's (when gw2
-    /// runs ikeda). Exits as `ikeda audit` does.
+    /// state), gw1's config as this gateway, gw2's as the peer's (a charon's
+    /// setup written as an ikeda config in a strongSwan-only lab). Exits as
+    /// `ikeda audit` does.
     Audit {
         #[command(flatten)]
         name: NameArg,
@@ -641,11 +642,17 @@ fn audit(name: &str, json: bool) -> Result<i32, String> {
         .as_ref()
         .ok_or_else(|| format!("lab '{name}' has no firewall: `lab up --firewall PROFILE` puts one on each gateway"))?;
     let dir = state_dir(name);
-    let cfg = [dir.join("gw1.toml"), dir.join("gw2.toml")];
+    // An ikeda gateway's config, or a charon's setup written as one.
+    let cfg = ["gw1", "gw2"].map(|gw| {
+        let own = dir.join(format!("{gw}.toml"));
+        if own.exists() {
+            own
+        } else {
+            dir.join(format!("{gw}.audit.toml"))
+        }
+    });
     if !cfg[0].exists() {
-        return Err(format!(
-            "lab audit reads gw1's ikeda config: lab '{name}' runs no ikeda on gw1 (lab up --ike 1|2, or manual keys)"
-        ));
+        return Err(format!("lab audit: no config of gw1 in {}", dir.display()));
     }
     let mut rulesets = Vec::new();
     for gw in &NODES[..2] {
@@ -1354,6 +1361,15 @@ fn bring_up(a: &UpArgs, dir: &Path, st: &mut LabState, capture: Option<&Path>) -
             }
         }
         Gateways::Strongswan => {
+            // What `lab audit` reads of each charon: the same addresses,
+            // start action, version and timers, as an ikeda config (never
+            // run; its PSK is a placeholder, not the charons').
+            for (i, gw) in NODES[..2].iter().enumerate() {
+                let f = dir.join(format!("{gw}.audit.toml"));
+                let text = ike_gateway_config(a, i, "placeholder-not-the-lab-psk-0000")
+                    .replacen("# gw", "# for `lab audit` only: charon's setup, as ikeda would have it; gw", 1);
+                write_secret(&f, &text)?;
+            }
             strongswan::start_pair(name, dir, a, st)?;
             save_state(dir, st)?;
         }
