@@ -37,6 +37,42 @@ pub struct Flow {
     pub local: IpAddr,
 }
 
+impl Flow {
+    /// A flow between example addresses (RFC 5737): the peer 198.51.100.2,
+    /// the gateway 192.0.2.1. For the parsers' unit tests.
+    #[cfg(test)]
+    pub fn example(dir: Dir, proto: u8, port: u16) -> Flow {
+        Flow {
+            dir,
+            proto,
+            port,
+            peer: "198.51.100.2".parse().unwrap(),
+            local: "192.0.2.1".parse().unwrap(),
+        }
+    }
+
+    /// Every IPsec flow (IKE 500, NAT-T 4500, ESP; in and out) for an IPv4
+    /// and an IPv6 pair of example addresses: what the fuzz targets
+    /// evaluate every parsed rule set on (the binary itself has no use).
+    #[cfg_attr(not(test), allow(dead_code))]
+    pub fn every_ipsec() -> impl Iterator<Item = Flow> {
+        let pairs: [(IpAddr, IpAddr); 2] = [
+            (IpAddr::from([198, 51, 100, 2]), IpAddr::from([192, 0, 2, 1])),
+            (
+                IpAddr::from([0x2001, 0xdb8, 0, 0, 0, 0, 0, 2]),
+                IpAddr::from([0x2001, 0xdb8, 0, 0, 0, 0, 0, 1]),
+            ),
+        ];
+        pairs.into_iter().flat_map(|(peer, local)| {
+            [Dir::In, Dir::Out].into_iter().flat_map(move |dir| {
+                [(PROTO_UDP, 500), (PROTO_UDP, 4500), (PROTO_ESP, 0)]
+                    .into_iter()
+                    .map(move |(proto, port)| Flow { dir, proto, port, peer, local })
+            })
+        })
+    }
+}
+
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Verdict {
     /// A rule admits the flow's first packet.
@@ -128,6 +164,16 @@ impl Cidr {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn every_ipsec_flow_once_per_family() {
+        let all: Vec<Flow> = Flow::every_ipsec().collect();
+        assert_eq!(all.len(), 12);
+        for (i, f) in all.iter().enumerate() {
+            assert!(!all[i + 1..].contains(f), "{f:?} twice");
+        }
+        assert_eq!(all.iter().filter(|f| f.peer.is_ipv6() && f.local.is_ipv6()).count(), 6);
+    }
 
     #[test]
     fn cidr_and_combination() {

@@ -161,13 +161,7 @@ mod tests {
     use crate::audit::flow::PROTO_ESP;
 
     fn flow(dir: Dir, proto: u8, port: u16) -> Flow {
-        Flow {
-            dir,
-            proto,
-            port,
-            peer: "198.51.100.2".parse().unwrap(),
-            local: "192.0.2.1".parse().unwrap(),
-        }
+        Flow::example(dir, proto, port)
     }
 
     fn acl(entries: &str) -> String {

@@ -475,13 +475,7 @@ mod tests {
     use super::*;
 
     fn flow(dir: Dir, proto: u8, port: u16) -> Flow {
-        Flow {
-            dir,
-            proto,
-            port,
-            peer: "198.51.100.2".parse().unwrap(),
-            local: "192.0.2.1".parse().unwrap(),
-        }
+        Flow::example(dir, proto, port)
     }
 
     /// Printed by nft 1.0.6 (`nft -j list ruleset`) in a namespace, for a
