@@ -14,12 +14,14 @@ pub mod ikev1;
 pub mod ikev2;
 pub mod retransmit;
 pub mod sim;
+pub mod task;
 pub mod time;
 
 #[cfg(test)]
 mod tests;
 
-pub use retransmit::{Requester, Responder, RetransmitPolicy};
+pub use retransmit::RetransmitPolicy;
+pub use task::{TaskManager, Version};
 pub use time::Millis;
 
 use std::net::SocketAddr;

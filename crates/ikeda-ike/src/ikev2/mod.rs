@@ -14,7 +14,8 @@
 //! datagrams, timers and [`Event`]s out. It never installs an SA: it tells
 //! the caller to ([`Event::ChildSaUp`]).
 
-use crate::retransmit::{RequestCheck, RequestTimer, Requester, Responder, RetransmitPolicy};
+use crate::retransmit::RetransmitPolicy;
+use crate::task::{Due, Incoming, TaskManager, Version};
 use crate::{Millis, Transmit};
 use ikeda_crypto::ike::{
     ike_auth_proposals, psk_auth, verify_psk_auth, ChildKeys, ChildProposal, ChildSuite, IkeKeys, IkeProposal,
@@ -44,8 +45,10 @@ macro_rules! first {
 }
 
 mod rekey;
+mod tasks;
 mod view;
 
+use tasks::Work;
 pub use view::{ChildSaView, IkeSaView, IkeState};
 
 /// IKE's own port and the NAT traversal port (RFC 7296 §2.23).
@@ -56,8 +59,9 @@ pub const NAT_KEEPALIVE: Duration = Duration::from_secs(20);
 /// The NAT-keepalive packet: one octet 0xFF on UDP 4500 (RFC 3948 §2.3).
 pub const KEEPALIVE: [u8; 1] = [0xff];
 
-/// How long a responder keeps an IKE SA that got no IKE_AUTH.
-pub const HALF_OPEN_TIMEOUT: Duration = Duration::from_secs(30);
+/// How long a responder keeps an IKE SA that got no IKE_AUTH: the task
+/// manager's one rule for both versions.
+pub use crate::task::HALF_OPEN_TIMEOUT;
 
 /// One connection as the engine needs it.
 #[derive(Clone)]
@@ -325,8 +329,9 @@ pub struct EngineStats {
     pub unknown_spi: u64,
     pub integrity_failed: u64,
     pub retransmits_answered: u64,
-    /// Retransmissions not answered: not from the SA's peer, ICV not
-    /// verified, or an IKE_SA_INIT that differs from the one answered.
+    /// Retransmissions not answered: the message ID of the request
+    /// answered last, but not that request bit for bit (RFC 7296 §2.1), or
+    /// not from the address and port it came from.
     pub retransmits_refused: u64,
     pub dropped_out_of_window: u64,
     /// IKE_SA_INIT requests answered with a COOKIE challenge (§2.6).
@@ -385,9 +390,9 @@ struct NewChild {
     rekey_of: Option<u32>,
 }
 
-/// What the outstanding request of an IKE SA is.
+/// The state of our exchange in flight, the task manager's active task
+/// (what waits its turn is a [`Work`]).
 enum Pending {
-    None,
     Init,
     Auth {
         spi_in: u32,
@@ -415,7 +420,6 @@ enum Pending {
 impl Pending {
     fn exchange(&self) -> &'static str {
         match self {
-            Pending::None => "none",
             Pending::Init => "IKE_SA_INIT",
             Pending::Auth { .. } => "IKE_AUTH",
             Pending::Liveness | Pending::DeleteIke | Pending::DeleteChild { .. } => "INFORMATIONAL",
@@ -444,10 +448,9 @@ struct IkeSa {
     keys: Option<IkeKeys>,
     sk_out: Option<SkCipher>,
     sk_in: Option<SkCipher>,
-    req: Requester,
-    resp: Responder,
-    /// What the outstanding request is.
-    pending: Pending,
+    /// Our exchanges queued and in flight, message IDs, retransmission,
+    /// the answers we keep, the half-open deadline.
+    tm: TaskManager<Work, Pending>,
     children: Vec<Child>,
     /// When we last heard anything authentic from the peer (for DPD).
     last_heard: Millis,
@@ -891,9 +894,7 @@ impl Engine {
             keys: None,
             sk_out: None,
             sk_in: None,
-            req: Requester::new(),
-            resp: Responder::new(),
-            pending: Pending::Init,
+            tm: TaskManager::new(Version::IKEV2),
             children: Vec::new(),
             last_heard: now,
             rekey_at: None,
@@ -944,7 +945,6 @@ impl Engine {
         )));
         sa.ke = Some(ke);
         sa.ni = ni;
-        sa.req = Requester::new();
         let header = HeaderRepr {
             initiator_spi: sa.spi_i,
             responder_spi: 0,
@@ -955,8 +955,10 @@ impl Engine {
         };
         let msg = Message { header, payloads }.emit().map_err(|e| e.to_string())?;
         sa.init_req = msg.clone();
-        sa.req.send(msg.clone(), now, &self.policy).map_err(str::to_string)?;
-        sa.pending = Pending::Init;
+        // Sent again with a COOKIE or another group, it replaces the first
+        // (message ID 0 either way, §2.6, §1.2).
+        sa.tm
+            .request(0, "IKE_SA_INIT", Pending::Init, msg.clone(), now, &self.policy);
         let (local, remote, conn) = (sa.local, sa.remote, sa.conn);
         let line = format!(
             "sending {} to {remote}",
@@ -986,11 +988,13 @@ impl Engine {
             .or_else(|| self.sas.iter().position(mine))
             .ok_or_else(|| format!("no IKE SA for '{conn}'"))?;
         let established = self.sas[idx].as_ref().is_some_and(|s| s.state == State::Established);
-        if !established || self.sas[idx].as_ref().is_some_and(|s| s.req.busy()) {
+        if !established {
             self.remove(idx, "terminated locally");
             return Ok(());
         }
-        self.delete_ike(idx, now)
+        // Next in line, after the exchange in flight if there is one.
+        self.queue_first(idx, Work::DeleteIke, now);
+        Ok(())
     }
 
     // ---- encryption helpers ----------------------------------------------
@@ -1028,18 +1032,26 @@ impl Engine {
         Ok((msg, summary(&header, payloads)))
     }
 
+    /// Send a request that starts `task`, the exchange in flight until its
+    /// response (window size 1: callers start work through the queue).
     fn send_encrypted_request(
         &mut self,
         idx: usize,
         exchange: ExchangeType,
         payloads: Vec<Payload>,
+        task: Pending,
         now: Millis,
     ) -> Result<(), String> {
-        let id = self.sas[idx].as_ref().ok_or("gone")?.req.next_id();
+        let sa = self.sas[idx].as_ref().ok_or("gone")?;
+        if !sa.tm.can_initiate() {
+            return Err("an exchange is in flight".into());
+        }
+        let id = sa.tm.next_id();
         let (msg, line) = self.build_encrypted(idx, exchange, false, id, &payloads)?;
         let policy = self.policy;
         let sa = self.sas[idx].as_mut().ok_or("gone")?;
-        sa.req.send(msg.clone(), now, &policy).map_err(str::to_string)?;
+        let what = task.exchange();
+        sa.tm.request(id, what, task, msg.clone(), now, &policy);
         let (local, remote, conn) = (sa.local, sa.remote, sa.conn);
         self.log(conn, format!("sending {line} to {remote}"));
         self.transmits.push_back(Transmit {
@@ -1059,7 +1071,7 @@ impl Engine {
     ) -> Result<(), String> {
         let (msg, line) = self.build_encrypted(idx, exchange, true, message_id, &payloads)?;
         let sa = self.sas[idx].as_mut().ok_or("gone")?;
-        sa.resp.answered(message_id, msg.clone());
+        sa.tm.answered(message_id, msg.clone());
         let (local, remote, conn) = (sa.local, sa.remote, sa.conn);
         self.log(conn, format!("sending {line} to {remote}"));
         self.transmits.push_back(Transmit {
@@ -1123,7 +1135,9 @@ impl Engine {
                     .is_some_and(|s| !s.initiator && s.spi_i == h.initiator_spi && s.remote.ip() == remote.ip())
             });
             match existing {
-                Some(idx) => self.answer_init_retransmission(idx, local, remote, data),
+                Some(idx) => {
+                    self.answer_retransmission(idx, 0, data, (local, remote), true);
+                }
                 None => self.handle_init_request(now, local, remote, data, msg),
             }
         } else {
@@ -1145,7 +1159,8 @@ impl Engine {
         msg: Message,
     ) {
         let Some(sa) = self.sas[idx].as_ref() else { return };
-        if !sa.req.busy() || sa.req.next_id() != msg.header.message_id {
+        let mid = msg.header.message_id;
+        if !sa.tm.awaits(mid) {
             self.stats.dropped_out_of_window += 1;
             return;
         }
@@ -1155,11 +1170,12 @@ impl Engine {
                 let Some(inner) = self.open(idx, data, &msg) else {
                     return;
                 };
-                if let Some(sa) = self.sas[idx].as_mut() {
-                    sa.req.response(msg.header.message_id);
-                }
+                let spi_in = match self.sas[idx].as_mut().and_then(|sa| sa.tm.complete(mid)) {
+                    Some(Pending::Auth { spi_in }) => spi_in,
+                    _ => 0,
+                };
                 self.heard(idx, now);
-                self.auth_response(idx, now, &msg.header, inner);
+                self.auth_response(idx, now, &msg.header, inner, spi_in);
             }
             (_, ExchangeType::INFORMATIONAL) => {
                 let Some(inner) = self.open(idx, data, &msg) else {
@@ -1169,9 +1185,8 @@ impl Engine {
                 let conn = self.sas[idx].as_ref().map(|s| s.conn).unwrap_or(0);
                 self.log(conn, format!("received {} from {remote}", summary(&msg.header, &inner)));
                 let Some(sa) = self.sas[idx].as_mut() else { return };
-                sa.req.response(msg.header.message_id);
-                match std::mem::replace(&mut sa.pending, Pending::None) {
-                    Pending::DeleteIke => {
+                match sa.tm.complete(mid) {
+                    Some(Pending::DeleteIke) => {
                         let rekeyed = self.sas[idx].as_ref().is_some_and(|s| s.superseded);
                         self.remove(
                             idx,
@@ -1182,7 +1197,7 @@ impl Engine {
                             },
                         )
                     }
-                    Pending::DeleteChild { spi_in } => self.child_gone(idx, spi_in),
+                    Some(Pending::DeleteChild { spi_in }) => self.child_gone(idx, spi_in),
                     _ => {}
                 }
             }
@@ -1191,13 +1206,15 @@ impl Engine {
                     return;
                 };
                 self.heard(idx, now);
-                if let Some(sa) = self.sas[idx].as_mut() {
-                    sa.req.response(msg.header.message_id);
-                }
-                self.create_child_response(idx, now, &msg.header, inner);
+                let Some(task) = self.sas[idx].as_mut().and_then(|sa| sa.tm.complete(mid)) else {
+                    return;
+                };
+                self.create_child_response(idx, now, &msg.header, inner, task);
             }
             _ => self.stats.dropped_out_of_window += 1,
         }
+        // The window is free again (or the SA is gone): the next work starts.
+        self.activate_next(idx, now);
     }
 
     fn init_response(
@@ -1220,7 +1237,6 @@ impl Engine {
             let group = sa.ke.as_ref().map(|k| k.group());
             if let (Some(sa), Some(group)) = (self.sas[idx].as_mut(), group) {
                 sa.cookie = Some(cookie);
-                sa.req = Requester::new();
                 let _ = self.send_init_request(idx, group, now);
             }
             return;
@@ -1234,9 +1250,6 @@ impl Engine {
             match ok {
                 Some(g) if sa.ke.as_ref().map(|k| k.group()) != Some(g) => {
                     self.log(conn, format!("peer wants key exchange group {}, retrying", g.keyword()));
-                    if let Some(sa) = self.sas[idx].as_mut() {
-                        sa.req = Requester::new();
-                    }
                     let _ = self.send_init_request(idx, g, now);
                 }
                 _ => {
@@ -1295,7 +1308,7 @@ impl Engine {
         sa.spi_r = msg.header.responder_spi;
         sa.nr = nr;
         sa.init_resp = data.to_vec();
-        sa.req.response(0);
+        sa.tm.complete(0);
         // NAT detection (§2.23): does the peer see our address and port?
         let src_hashes: Vec<&Vec<u8>> = msg
             .payloads
@@ -1370,7 +1383,6 @@ impl Engine {
         // we still use.
         let first_contact = self.established_with_same_peer(idx).is_empty();
         let Some(sa) = self.sas[idx].as_mut() else { return };
-        sa.pending = Pending::Auth { spi_in: spi };
         let conn = sa.conn;
         let c = &self.conns[conn];
         let (Some(suite), Some(keys)) = (sa.suite, sa.keys.as_ref()) else {
@@ -1410,13 +1422,20 @@ impl Engine {
             );
         }
         sa.state = State::AuthSent;
-        if let Err(e) = self.send_encrypted_request(idx, ExchangeType::IKE_AUTH, payloads, now) {
+        if let Err(e) = self.send_encrypted_request(
+            idx,
+            ExchangeType::IKE_AUTH,
+            payloads,
+            Pending::Auth { spi_in: spi },
+            now,
+        ) {
             self.fail(conn, Failure::Other(format!("building IKE_AUTH: {e}")));
             self.remove(idx, "failed");
         }
     }
 
-    fn auth_response(&mut self, idx: usize, now: Millis, header: &HeaderRepr, inner: Vec<Payload>) {
+    /// The IKE_AUTH response; `spi_in`: the SPI we offered for the CHILD SA.
+    fn auth_response(&mut self, idx: usize, now: Millis, header: &HeaderRepr, inner: Vec<Payload>, spi_in: u32) {
         let Some(sa) = self.sas[idx].as_ref() else { return };
         let conn = sa.conn;
         let remote = sa.remote;
@@ -1527,10 +1546,6 @@ impl Engine {
             self.fail(conn, Failure::Other("peer's ESP SPI is not 4 bytes".into()));
             return;
         };
-        let spi_in = match self.sas[idx].as_ref().map(|s| &s.pending) {
-            Some(Pending::Auth { spi_in }) => *spi_in,
-            _ => 0,
-        };
         // TSi is ours, TSr the peer's: they must lie within what we asked for.
         let local_ts = narrow(&tsi, &c.local_ts);
         let remote_ts = narrow(&tsr, &c.remote_ts);
@@ -1580,6 +1595,7 @@ impl Engine {
         let jitter = t.ike_rekey_time.mul_f64(u16::from_be_bytes(b) as f64 / 65535.0 / 10.0);
         let Some(sa) = self.sas[idx].as_mut() else { return };
         sa.state = State::Established;
+        sa.tm.established();
         sa.established_at = Some(now);
         sa.last_heard = now;
         sa.rekey_at = (!t.ike_rekey_time.is_zero()).then(|| now + t.ike_rekey_time - jitter);
@@ -1905,8 +1921,10 @@ impl Engine {
         let Ok(resp) = (Message { header, payloads }).emit() else {
             return;
         };
-        let mut responder = Responder::new();
-        responder.answered(0, resp.clone());
+        let mut tm = TaskManager::new(Version::IKEV2);
+        tm.accepted(0, data, local, remote);
+        tm.answered(0, resp.clone());
+        tm.half_open(now);
         let sa = IkeSa {
             conn: ci,
             initiator: false,
@@ -1926,15 +1944,11 @@ impl Engine {
             keys: Some(keys),
             sk_out: Some(out),
             sk_in: Some(inn),
-            req: Requester::new(),
-            resp: responder,
-            pending: Pending::None,
+            tm,
             children: Vec::new(),
             last_heard: now,
             rekey_at: None,
-            // A half-open SA waits this long for IKE_AUTH, then goes
-            // (strongSwan's half_open_timeout is 30 s too).
-            expire_at: Some(now + HALF_OPEN_TIMEOUT),
+            expire_at: None,
             superseded: false,
             us_nat,
             keepalive_at: None,
@@ -1960,21 +1974,16 @@ impl Engine {
         data: &[u8],
         msg: Message,
     ) {
-        let Some(sa) = self.sas[idx].as_ref() else { return };
-        match sa.resp.check(msg.header.message_id) {
-            RequestCheck::Retransmit(r) => {
-                self.answer_retransmission(idx, local, remote, data, &msg, r);
-                return;
-            }
-            RequestCheck::Drop => {
-                self.stats.dropped_out_of_window += 1;
-                return;
-            }
-            RequestCheck::New => {}
+        let mid = msg.header.message_id;
+        if !self.answer_retransmission(idx, mid, data, (local, remote), false) {
+            return;
         }
         let Some(inner) = self.open(idx, data, &msg) else {
             return;
         };
+        if let Some(sa) = self.sas[idx].as_mut() {
+            sa.tm.accepted(mid, data, local, remote);
+        }
         let conn = self.sas[idx].as_ref().map_or(0, |s| s.conn);
         self.log(conn, format!("received {} from {remote}", summary(&msg.header, &inner)));
         // The peer may have floated to 4500 (§2.23): answer where it asked from.
@@ -1998,56 +2007,46 @@ impl Engine {
         }
     }
 
-    /// A request whose message ID we answered last (RFC 7296 §2.1): send
-    /// the cached response again, but only to the SA's peer and only for a
-    /// request whose ICV verifies (§2.11 lets us answer a retransmission
-    /// without processing it again, not without authenticating it).
-    /// Otherwise a spoofed 28-byte header with the SPIs and message ID would
-    /// reflect a response many times its size at any address. A replay of
-    /// the real request from another address is not answered either: the
-    /// peer moves only with an authenticated new request (§2.23).
+    /// What the task manager makes of a request (RFC 7296 §2.1, §2.3): true
+    /// if it is new and to be processed. A retransmission of the request
+    /// answered last gets the cached response again, to where it came
+    /// from; a message with that ID that is not that request bit for bit,
+    /// or that comes from elsewhere, is refused (a spoofed 28-byte header
+    /// with the SPIs and message ID would otherwise reflect a response many
+    /// times its size at any address, and the peer moves only with an
+    /// authenticated new request, §2.23); other IDs are outside the window.
+    ///
+    /// IKE_SA_INIT (`init`) has no ICV, and once the SA moved on there is
+    /// no IKE_SA_INIT to be a retransmission of: with its SPIi from that
+    /// host, it is refused (§2.11).
     fn answer_retransmission(
         &mut self,
         idx: usize,
-        local: SocketAddr,
-        remote: SocketAddr,
+        mid: u32,
         data: &[u8],
-        msg: &Message,
-        cached: Vec<u8>,
-    ) {
-        let from_peer = self.sas[idx]
-            .as_ref()
-            .is_some_and(|sa| sa.remote == remote && sa.local == local);
-        if !from_peer {
-            self.stats.retransmits_refused += 1;
-            return;
-        }
-        if self.open(idx, data, msg).is_none() {
-            self.stats.retransmits_refused += 1;
-            return;
-        }
+        (local, remote): (SocketAddr, SocketAddr),
+        init: bool,
+    ) -> bool {
+        let Some(sa) = self.sas[idx].as_ref() else { return false };
+        let again = match sa.tm.check_request(mid, data, local, remote) {
+            Incoming::New if !init => return true,
+            Incoming::Again(r) => r.to_vec(),
+            Incoming::OutOfWindow if !init => {
+                self.stats.dropped_out_of_window += 1;
+                return false;
+            }
+            _ => {
+                self.stats.retransmits_refused += 1;
+                return false;
+            }
+        };
         self.stats.retransmits_answered += 1;
         self.transmits.push_back(Transmit {
             local,
             remote,
-            data: cached,
+            data: again,
         });
-    }
-
-    /// IKE_SA_INIT has no ICV: a retransmission is answered only if it is
-    /// byte for byte the request we answered (compared in constant time, it
-    /// holds the initiator's nonce) and comes from the same address and
-    /// port, where the cached response went (RFC 7296 §2.1, §2.11).
-    fn answer_init_retransmission(&mut self, idx: usize, local: SocketAddr, remote: SocketAddr, data: &[u8]) {
-        let Some(sa) = self.sas[idx].as_ref() else { return };
-        let same = sa.remote == remote && sa.local == local && ikeda_crypto::ct_eq(&sa.init_req, data);
-        match sa.resp.check(0) {
-            RequestCheck::Retransmit(r) if same => {
-                self.stats.retransmits_answered += 1;
-                self.transmits.push_back(Transmit { local, remote, data: r });
-            }
-            _ => self.stats.retransmits_refused += 1,
-        }
+        false
     }
 
     fn auth_request(&mut self, idx: usize, now: Millis, header: &HeaderRepr, inner: Vec<Payload>) {
@@ -2330,40 +2329,8 @@ impl Engine {
 
     pub fn handle_timeout(&mut self, now: Millis) {
         for idx in 0..self.sas.len() {
-            let policy = self.policy;
-            let Some(sa) = self.sas[idx].as_mut() else { continue };
-            match sa.req.handle_timeout(now, &policy) {
-                RequestTimer::Idle => {}
-                RequestTimer::Resend { try_no } => {
-                    let data = sa.req.outstanding_data().map(<[u8]>::to_vec).unwrap_or_default();
-                    let (local, remote, conn, ex) = (sa.local, sa.remote, sa.conn, sa.pending.exchange());
-                    self.log(conn, format!("retransmit {try_no} of {ex} request to {remote}"));
-                    self.transmits.push_back(Transmit { local, remote, data });
-                }
-                RequestTimer::GiveUp { sent } => {
-                    let (conn, remote, ex, established) = (
-                        sa.conn,
-                        sa.remote,
-                        sa.pending.exchange(),
-                        sa.state == State::Established,
-                    );
-                    self.fail(
-                        conn,
-                        Failure::PeerNotAnswering {
-                            exchange: ex,
-                            tries: sent,
-                            to: remote,
-                        },
-                    );
-                    self.remove(idx, "peer not answering");
-                    // Dead peer detection's action (RFC 7296 §2.4).
-                    if established && self.conns[conn].timers.dpd_restart {
-                        let name = self.conns[conn].name.clone();
-                        self.log(conn, "dead peer: initiating again (dpd_action = restart)".into());
-                        let _ = self.initiate(&name, now);
-                    }
-                    continue;
-                }
+            if !self.retransmissions(idx, now) {
+                continue;
             }
             if let Some(sa) = self.sas[idx].as_mut() {
                 if sa.keepalive_at.is_some_and(|k| now >= k) && sa.state == State::Established && !sa.superseded {
@@ -2377,7 +2344,7 @@ impl Engine {
                 }
             }
             if let Some(sa) = self.sas[idx].as_ref() {
-                if sa.state == State::InitAnswered && sa.expire_at.is_some_and(|e| now >= e) {
+                if sa.tm.half_open_expired(now) {
                     let conn = sa.conn;
                     self.log(conn, "half-open IKE_SA timed out waiting for IKE_AUTH".into());
                     self.remove(idx, "half-open timeout");
@@ -2395,25 +2362,24 @@ impl Engine {
             .flatten()
             .flat_map(|s| {
                 let t = self.conns[s.conn].timers;
-                let idle = s.state == State::Established && !s.req.busy();
+                // Lifetime timers are disarmed once their work is queued;
+                // a liveness check is only due with nothing in flight (an
+                // exchange in flight is a liveness check of its own).
+                let live = s.state == State::Established && !s.superseded;
+                let idle = live && !s.tm.busy();
                 let dpd = (idle && !t.dpd_delay.is_zero()).then(|| s.last_heard + t.dpd_delay);
-                let sa_timers = [s.rekey_at, s.expire_at]
-                    .into_iter()
-                    .flatten()
-                    .filter(|_| idle && !s.superseded);
+                let sa_timers = [s.rekey_at, s.expire_at].into_iter().flatten().filter(|_| live);
                 let child_timers = s
                     .children
                     .iter()
                     .flat_map(|c| [c.rekey_at.filter(|_| !c.rekeyed), c.expire_at])
                     .flatten()
-                    .filter(move |_| idle && !s.superseded);
-                s.req
-                    .poll_timeout()
+                    .filter(move |_| live);
+                s.tm.poll_timeout()
                     .into_iter()
                     .chain(dpd)
                     .chain(sa_timers)
                     .chain(child_timers)
-                    .chain(s.expire_at.filter(|_| s.state == State::InitAnswered))
                     .chain(
                         s.keepalive_at
                             .filter(|_| s.state == State::Established && !s.superseded),

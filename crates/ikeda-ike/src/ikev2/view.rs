@@ -115,15 +115,16 @@ impl Engine {
                     suite: s.suite,
                     established_at: s.established_at,
                     rekey_at: s.rekey_at,
-                    expire_at: s.expire_at,
+                    // A half-open SA's end is its half-open deadline.
+                    expire_at: s.expire_at.or(s.tm.half_open_until()),
                     nat: s.nat,
                     behind_nat: s.us_nat,
-                    pending: s.req.busy().then(|| s.pending.exchange()),
-                    sends: s.req.sends(),
+                    pending: s.tm.current().map(|(_, what, _)| what),
+                    sends: s.tm.current().map_or(0, |(_, _, sends)| sends),
                     tries: self.policy.tries,
                     dpd_delay_ms: c.timers.dpd_delay.as_millis() as u64,
                     last_heard: s.last_heard,
-                    dpd_checking: matches!(s.pending, Pending::Liveness) && s.req.busy(),
+                    dpd_checking: matches!(s.tm.current(), Some((Pending::Liveness, _, _))),
                     children: s
                         .children
                         .iter()
