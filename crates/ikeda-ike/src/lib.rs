@@ -7,6 +7,11 @@
 //! and why). It never installs an SA itself. That is what lets the
 //! deterministic simulator in [`sim`] replay a run exactly, with loss,
 //! duplication, reordering and clock jumps.
+//!
+//! Each IKE SA, of either version, runs its exchanges through a
+//! [`task::TaskManager`]: work queues until the window has room, message
+//! IDs, retransmission on one schedule, the cache of answers for
+//! retransmitted requests, the half-open deadline.
 
 #![forbid(unsafe_code)]
 

@@ -249,14 +249,10 @@ mod tests {
             }
         }
         fn handle_timeout(&mut self, now: Millis) {
-            while let Some(due) = self.tm.poll_due(now, &P) {
+            while let Some(due) = self.tm.poll_due(now, &P, (self.me, self.peer)) {
                 match due {
-                    Due::Resend { data, .. } => self.out.push(Transmit {
-                        local: self.me,
-                        remote: self.peer,
-                        data,
-                    }),
-                    Due::GiveUp { .. } => self.gave_up = true,
+                    Due::Resend { transmit, .. } => self.out.push(transmit),
+                    Due::GiveUp(_) => self.gave_up = true,
                 }
             }
         }
@@ -277,7 +273,10 @@ mod tests {
                     self.tm.answered(id, d.to_vec());
                     d.to_vec()
                 }
-                Incoming::Again(r) => r.to_vec(),
+                Incoming::Again(t) => {
+                    self.out.push(t);
+                    return;
+                }
                 _ => return,
             };
             self.out.push(Transmit { local, remote, data });

@@ -41,7 +41,7 @@
 //! reflects nothing (RFC 7296 §2.11).
 
 use crate::retransmit::{RequestTimer, Retransmission, RetransmitPolicy};
-use crate::Millis;
+use crate::{Millis, Transmit};
 use std::collections::VecDeque;
 use std::net::SocketAddr;
 use std::time::Duration;
@@ -59,11 +59,6 @@ pub const HALF_OPEN_TIMEOUT: Duration = Duration::from_secs(90);
 /// it names (see [`TaskManager::queue`]), so this bounds what a peer or a
 /// timer storm can pile up.
 pub const MAX_QUEUED: usize = 64;
-
-/// The log line of a retransmission, the same for both versions.
-pub fn retransmit_line(try_no: u32, what: &str, mid: u32, remote: SocketAddr) -> String {
-    format!("retransmit {try_no} of {what} (message ID {mid}) to {remote}")
-}
 
 /// How a version numbers its exchanges.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -130,13 +125,13 @@ struct Answered {
 /// What to do with a message the peer sent on its own initiative (a
 /// request, or in IKEv1 any message that is not the answer we wait for).
 #[derive(Debug, PartialEq, Eq)]
-pub enum Incoming<'a> {
+pub enum Incoming {
     /// Not seen before: process it (and call [`TaskManager::accepted`] once
     /// it proved authentic).
     New,
-    /// A retransmission of what we answered: send this again, to where it
-    /// came from, without processing it again.
-    Again(&'a [u8]),
+    /// A retransmission of what we answered: send the answer again, to
+    /// where the request came from, without processing it again.
+    Again(Transmit),
     /// A copy of a message processed already with nothing to answer (our
     /// next message is in flight by itself): drop it.
     Seen,
@@ -150,21 +145,42 @@ pub enum Incoming<'a> {
 /// What a timer expiry asks of the engine.
 #[derive(Debug)]
 pub enum Due<A> {
-    /// Send `data` again (retransmission number `try_no`).
+    /// Send this again, and log the line.
     Resend {
-        mid: u32,
-        what: &'static str,
-        try_no: u32,
-        data: Vec<u8>,
+        transmit: Transmit,
+        line: String,
     },
-    /// Every send went unanswered: the exchange is over, here is its task.
-    GiveUp {
-        mid: u32,
-        what: &'static str,
-        sent: u32,
-        ours: bool,
-        task: A,
-    },
+    GiveUp(GaveUp<A>),
+}
+
+/// An exchange given up: every send went unanswered.
+#[derive(Debug)]
+pub struct GaveUp<A> {
+    pub mid: u32,
+    pub what: &'static str,
+    pub sent: u32,
+    /// We initiated it (else: our answer went unacknowledged, IKEv1).
+    pub ours: bool,
+    pub task: A,
+}
+
+impl<A> GaveUp<A> {
+    /// Why the exchange failed, in the words `status` shows.
+    pub fn failure(&self, to: SocketAddr) -> crate::ikev2::Failure {
+        crate::ikev2::Failure::PeerNotAnswering {
+            exchange: self.what,
+            tries: self.sent,
+            to,
+        }
+    }
+}
+
+/// What [`TaskManager::retransmit`] did: the lines to log, and the
+/// exchanges given up, for the engine to act on.
+#[derive(Debug)]
+pub struct Retransmitted<A> {
+    pub lines: Vec<String>,
+    pub gave_up: Vec<GaveUp<A>>,
 }
 
 /// The tasks of one IKE SA: `Q` is work that waits its turn, `A` the state
@@ -343,34 +359,67 @@ impl<Q: PartialEq, A> TaskManager<Q, A> {
         self.queued.clear();
     }
 
-    /// The next retransmission or give-up due at `now`, if any; call until
-    /// `None`.
-    pub fn poll_due(&mut self, now: Millis, p: &RetransmitPolicy) -> Option<Due<A>> {
+    /// The next retransmission or give-up due at `now`, if any, for an SA
+    /// at these addresses now (`local`, `remote`); call until `None`.
+    pub fn poll_due(
+        &mut self,
+        now: Millis,
+        p: &RetransmitPolicy,
+        (local, remote): (SocketAddr, SocketAddr),
+    ) -> Option<Due<A>> {
         for k in 0..self.in_flight.len() {
             let x = &mut self.in_flight[k];
             match x.rt.poll(now, p) {
                 RequestTimer::Idle => {}
                 RequestTimer::Resend { try_no } => {
+                    let (what, mid) = (x.what, x.mid);
                     return Some(Due::Resend {
-                        mid: x.mid,
-                        what: x.what,
-                        try_no,
-                        data: x.rt.data().to_vec(),
-                    })
+                        transmit: Transmit {
+                            local,
+                            remote,
+                            data: x.rt.data().to_vec(),
+                        },
+                        line: format!("retransmit {try_no} of {what} (message ID {mid}) to {remote}"),
+                    });
                 }
                 RequestTimer::GiveUp { sent } => {
                     let x = self.in_flight.remove(k);
-                    return Some(Due::GiveUp {
+                    return Some(Due::GiveUp(GaveUp {
                         mid: x.mid,
                         what: x.what,
                         sent,
                         ours: x.ours,
                         task: x.task,
-                    });
+                    }));
                 }
             }
         }
         None
+    }
+
+    /// Everything due at `now` for an SA at these addresses: the resends
+    /// go out through `out`; what to log and what was given up come back.
+    pub fn retransmit(
+        &mut self,
+        now: Millis,
+        p: &RetransmitPolicy,
+        addrs: (SocketAddr, SocketAddr),
+        out: &mut VecDeque<Transmit>,
+    ) -> Retransmitted<A> {
+        let mut r = Retransmitted {
+            lines: Vec::new(),
+            gave_up: Vec::new(),
+        };
+        while let Some(due) = self.poll_due(now, p, addrs) {
+            match due {
+                Due::Resend { transmit, line } => {
+                    out.push_back(transmit);
+                    r.lines.push(line);
+                }
+                Due::GiveUp(g) => r.gave_up.push(g),
+            }
+        }
+        r
     }
 
     // ---- exchanges of the peer -------------------------------------------------
@@ -378,7 +427,7 @@ impl<Q: PartialEq, A> TaskManager<Q, A> {
     /// A message of exchange `mid` the peer sent on its own initiative, as
     /// it arrived (`local`, `remote`): new, a retransmission to answer
     /// again, or to drop.
-    pub fn check_request(&self, mid: u32, data: &[u8], local: SocketAddr, remote: SocketAddr) -> Incoming<'_> {
+    pub fn check_request(&self, mid: u32, data: &[u8], local: SocketAddr, remote: SocketAddr) -> Incoming {
         let sequential = self.version.message_ids == MessageIds::Sequential;
         if sequential && mid == self.expected {
             return Incoming::New;
@@ -389,7 +438,13 @@ impl<Q: PartialEq, A> TaskManager<Q, A> {
                 if (a.local, a.remote) != (local, remote) {
                     Incoming::Refused
                 } else {
-                    a.response.as_deref().map_or(Incoming::Seen, Incoming::Again)
+                    a.response.as_ref().map_or(Incoming::Seen, |r| {
+                        Incoming::Again(Transmit {
+                            local,
+                            remote,
+                            data: r.clone(),
+                        })
+                    })
                 }
             }
             Some(_) if sequential => Incoming::Refused,
@@ -484,21 +539,23 @@ mod tests {
         s.parse().unwrap()
     }
 
-    fn v2() -> TaskManager<u32, &'static str> {
-        TaskManager::new(Version::IKEV2)
+    fn l() -> SocketAddr {
+        addr("10.0.0.2:500")
+    }
+    fn r() -> SocketAddr {
+        addr("10.0.0.1:500")
     }
 
-    /// Issue 10 point 8: a huge timeout saturates instead of panicking.
-    #[test]
-    fn huge_values_saturate_instead_of_panicking() {
-        let p = RetransmitPolicy {
-            timeout: Duration::from_secs(1 << 62),
-            base: 4.0,
-            tries: u32::MAX,
-        };
-        let mut t = v2();
-        t.request(t.next_id(), "REQ", "req", b"req".to_vec(), Millis(0), &p);
-        assert_eq!(t.poll_timeout(), Some(Millis(u64::MAX)));
+    fn again(data: &[u8], local: SocketAddr, remote: SocketAddr) -> Incoming {
+        Incoming::Again(Transmit {
+            local,
+            remote,
+            data: data.to_vec(),
+        })
+    }
+
+    fn v2() -> TaskManager<u32, &'static str> {
+        TaskManager::new(Version::IKEV2)
     }
 
     #[test]
@@ -513,12 +570,19 @@ mod tests {
         let mut resends = vec![];
         let (now, sent) = loop {
             let now = t.poll_timeout().unwrap();
-            match t.poll_due(now, &p) {
-                Some(Due::Resend { try_no, mid, .. }) => {
-                    assert_eq!(mid, 0);
-                    resends.push((try_no, now.0));
+            match t.poll_due(now, &p, (l(), r())) {
+                Some(Due::Resend { transmit, line }) => {
+                    assert_eq!(
+                        (transmit.local, transmit.remote, &transmit.data[..]),
+                        (l(), r(), &b"req"[..])
+                    );
+                    resends.push((resends.len() as u32 + 1, now.0));
+                    assert!(
+                        line.starts_with(&format!("retransmit {} of REQ (message ID 0)", resends.len())),
+                        "{line}"
+                    );
                 }
-                Some(Due::GiveUp { sent, task, .. }) => {
+                Some(Due::GiveUp(GaveUp { sent, task, .. })) => {
                     assert_eq!(task, "first");
                     break (now, sent);
                 }
@@ -526,6 +590,17 @@ mod tests {
             }
         };
         assert_eq!(sent, 6);
+        let g = GaveUp {
+            mid: 0,
+            what: "REQ",
+            sent,
+            ours: true,
+            task: (),
+        };
+        assert_eq!(
+            g.failure(r()).to_string(),
+            "peer not answering: REQ sent 6 times to 10.0.0.1:500 without a response"
+        );
         assert_eq!(resends, vec![(1, 4000), (2, 11200), (3, 24160), (4, 47488), (5, 89478)]);
         assert_eq!(now.0, 165_060); // 165 s, as strongSwan
         assert!(!t.busy());
@@ -542,7 +617,7 @@ mod tests {
         assert_eq!(t.complete(id), Some("x"));
         assert_eq!(t.complete(id), None, "a duplicate response is not a second answer");
         assert_eq!(t.next_id(), 1);
-        assert!(t.poll_due(Millis(10_000), &p).is_none());
+        assert!(t.poll_due(Millis(10_000), &p, (l(), r())).is_none());
     }
 
     #[test]
@@ -570,7 +645,7 @@ mod tests {
         assert_eq!(s.check_request(1, b"req1", l, r), Incoming::OutOfWindow);
         s.accepted(0, b"req0", l, r);
         s.answered(0, b"resp0".to_vec());
-        assert_eq!(s.check_request(0, b"req0", l, r), Incoming::Again(b"resp0"));
+        assert_eq!(s.check_request(0, b"req0", l, r), again(b"resp0", l, r));
         assert_eq!(s.check_request(1, b"req1", l, r), Incoming::New);
         // Not the request answered, or not from where it came: refused.
         assert_eq!(s.check_request(0, b"req0 forged", l, r), Incoming::Refused);
@@ -602,7 +677,7 @@ mod tests {
         assert_eq!(t.check_request(0, b"MM1", l, r), Incoming::New);
         t.accepted(0, b"MM1", l, r);
         t.answered(0, b"MM2".to_vec());
-        assert_eq!(t.check_request(0, b"MM1", l, r), Incoming::Again(b"MM2"));
+        assert_eq!(t.check_request(0, b"MM1", l, r), again(b"MM2", l, r));
         assert_eq!(t.check_request(0, b"MM3", l, r), Incoming::New);
         // A Quick Mode we answered and one we started, side by side.
         t.accepted(0x1234, b"HASH1", l, r);
@@ -611,7 +686,7 @@ mod tests {
         t.request(0x9999, "QUICK_MODE", (), b"ours".to_vec(), Millis(0), &p);
         assert_eq!(t.in_flight(), 1, "the HASH(2) awaiting HASH(3) is not ours");
         assert!(!t.can_initiate());
-        assert_eq!(t.check_request(0x1234, b"HASH1", l, r), Incoming::Again(b"HASH2"));
+        assert_eq!(t.check_request(0x1234, b"HASH1", l, r), again(b"HASH2", l, r));
         assert_eq!(t.check_request(0x1234, b"HASH3", l, r), Incoming::New);
         // A message accepted with nothing to answer: its copy is dropped.
         t.accepted(0x9999, b"their HASH2", l, r);
@@ -621,7 +696,7 @@ mod tests {
         t.forget(0x1234);
         assert!(!t.awaits(0x1234));
         assert_eq!(t.check_request(0x1234, b"HASH1", l, r), Incoming::New);
-        assert_eq!(t.check_request(0, b"MM1", l, r), Incoming::Again(b"MM2"));
+        assert_eq!(t.check_request(0, b"MM1", l, r), again(b"MM2", l, r));
         // Bounded: the oldest answers go first.
         for mid in 1..=40u32 {
             t.accepted(mid, b"x", l, r);

@@ -15,7 +15,7 @@
 //! the caller to ([`Event::ChildSaUp`]).
 
 use crate::retransmit::RetransmitPolicy;
-use crate::task::{Due, Incoming, TaskManager, Version};
+use crate::task::{Incoming, TaskManager, Version};
 use crate::{Millis, Transmit};
 use ikeda_crypto::ike::{
     ike_auth_proposals, psk_auth, verify_psk_auth, ChildKeys, ChildProposal, ChildSuite, IkeKeys, IkeProposal,
@@ -2030,7 +2030,7 @@ impl Engine {
         let Some(sa) = self.sas[idx].as_ref() else { return false };
         let again = match sa.tm.check_request(mid, data, local, remote) {
             Incoming::New if !init => return true,
-            Incoming::Again(r) => r.to_vec(),
+            Incoming::Again(t) => t,
             Incoming::OutOfWindow if !init => {
                 self.stats.dropped_out_of_window += 1;
                 return false;
@@ -2041,11 +2041,7 @@ impl Engine {
             }
         };
         self.stats.retransmits_answered += 1;
-        self.transmits.push_back(Transmit {
-            local,
-            remote,
-            data: again,
-        });
+        self.transmits.push_back(again);
         false
     }
 

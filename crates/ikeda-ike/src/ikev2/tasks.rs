@@ -130,42 +130,25 @@ impl Engine {
     /// Retransmissions and give-ups due on SA `idx` (RFC 7296 §2.1, §2.4);
     /// false if the SA is gone.
     pub(super) fn retransmissions(&mut self, idx: usize, now: Millis) -> bool {
-        let policy = self.policy;
-        loop {
-            let Some(sa) = self.sas[idx].as_mut() else { return false };
-            let Some(due) = sa.tm.poll_due(now, &policy) else {
-                return true;
-            };
-            let (local, remote, conn, established) = (sa.local, sa.remote, sa.conn, sa.state == State::Established);
-            match due {
-                Due::Resend {
-                    mid,
-                    what,
-                    try_no,
-                    data,
-                } => {
-                    self.log(conn, crate::task::retransmit_line(try_no, what, mid, remote));
-                    self.transmits.push_back(Transmit { local, remote, data });
-                }
-                Due::GiveUp { what, sent, .. } => {
-                    self.fail(
-                        conn,
-                        Failure::PeerNotAnswering {
-                            exchange: what,
-                            tries: sent,
-                            to: remote,
-                        },
-                    );
-                    self.remove(idx, "peer not answering");
-                    // Dead peer detection's action (RFC 7296 §2.4).
-                    if established && self.conns[conn].timers.dpd_restart {
-                        let name = self.conns[conn].name.clone();
-                        self.log(conn, "dead peer: initiating again (dpd_action = restart)".into());
-                        let _ = self.initiate(&name, now);
-                    }
-                    return false;
-                }
-            }
+        let Some(sa) = self.sas[idx].as_mut() else { return false };
+        let r = sa
+            .tm
+            .retransmit(now, &self.policy, (sa.local, sa.remote), &mut self.transmits);
+        let (remote, conn, established) = (sa.remote, sa.conn, sa.state == State::Established);
+        for line in r.lines {
+            self.log(conn, line);
         }
+        let Some(g) = r.gave_up.into_iter().next() else {
+            return true;
+        };
+        self.fail(conn, g.failure(remote));
+        self.remove(idx, "peer not answering");
+        // Dead peer detection's action (RFC 7296 §2.4).
+        if established && self.conns[conn].timers.dpd_restart {
+            let name = self.conns[conn].name.clone();
+            self.log(conn, "dead peer: initiating again (dpd_action = restart)".into());
+            let _ = self.initiate(&name, now);
+        }
+        false
     }
 }
