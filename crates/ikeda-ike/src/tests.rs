@@ -1298,3 +1298,4 @@ fn initial_contact_in_an_ike_auth_that_fails_deletes_nothing() {
 }
 
 mod queue;
+mod schedule;
