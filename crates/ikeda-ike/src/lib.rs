@@ -15,19 +15,25 @@
 
 #![forbid(unsafe_code)]
 
+pub mod conn;
+pub mod event;
 pub mod ikev1;
 pub mod ikev2;
 pub mod retransmit;
 pub mod sim;
 pub mod task;
 pub mod time;
+pub mod view;
 
 #[cfg(test)]
 mod tests;
 
+pub use conn::{ConnSpec, Timers};
+pub use event::{ChildSaInfo, Event, Failure, IkeKeyInfo, V1KeyInfo};
 pub use retransmit::RetransmitPolicy;
 pub use task::{TaskManager, Version};
 pub use time::Millis;
+pub use view::{ChildSaView, IkeSaView, IkeState};
 
 use std::net::SocketAddr;
 

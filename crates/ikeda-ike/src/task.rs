@@ -166,8 +166,8 @@ pub struct GaveUp<A> {
 
 impl<A> GaveUp<A> {
     /// Why the exchange failed, in the words `status` shows.
-    pub fn failure(&self, to: SocketAddr) -> crate::ikev2::Failure {
-        crate::ikev2::Failure::PeerNotAnswering {
+    pub fn failure(&self, to: SocketAddr) -> crate::Failure {
+        crate::Failure::PeerNotAnswering {
             exchange: self.what,
             tries: self.sent,
             to,

@@ -41,9 +41,9 @@
 //!   every Quick Mode and Informational exchange starts from
 //!   hash(last phase-1 block | M-ID).
 
-use crate::ikev2::{ChildSaInfo, ConnSpec, Event, Failure};
 use crate::retransmit::{RequestTimer, Retransmission, RetransmitPolicy};
 use crate::task::{Incoming, TaskManager, Version};
+use crate::{ChildSaInfo, ConnSpec, Event, Failure};
 use crate::{Millis, Transmit};
 use ikeda_crypto::ike::{ChildSuite, DhGroup, Encr, IkeSuite, Integ, KeyExchange, Prf, Rng};
 use ikeda_crypto::ikev1::{self as c1, Cipher, Hash, Phase1Keys};
@@ -64,7 +64,7 @@ mod quick;
 mod tests;
 mod view;
 
-use crate::ikev2::{IKE_PORT, KEEPALIVE, NAT_KEEPALIVE, NAT_T_PORT};
+use crate::conn::{IKE_PORT, KEEPALIVE, NAT_KEEPALIVE, NAT_T_PORT};
 
 /// Half-open phase-1 SAs (either role, before HASH_I/HASH_R verified) per
 /// peer address. MM1/AM1 are unauthenticated and their source address is
@@ -1720,7 +1720,7 @@ impl Engine {
     fn key_info(&self, idx: usize, keys: &Phase1Keys, phase1_last_block: Option<Vec<u8>>) -> Option<Event> {
         let sa = self.sas[idx].as_ref()?;
         let c = sa.choice?;
-        Some(Event::Ikev1Keys(crate::ikev2::V1KeyInfo {
+        Some(Event::Ikev1Keys(crate::V1KeyInfo {
             conn: self.conns[sa.conn].spec.name.clone(),
             icookie: sa.icookie,
             rcookie: sa.rcookie,
@@ -2223,7 +2223,7 @@ impl Engine {
         );
         let suite = sa
             .choice
-            .map(|c| crate::ikev2::suite_name(&c.suite()))
+            .map(|c| crate::event::suite_name(&c.suite()))
             .unwrap_or_default();
         let dpd = sa.peer_dpd;
         self.events.push_back(Event::IkeSaUp {

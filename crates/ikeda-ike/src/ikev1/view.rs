@@ -4,7 +4,7 @@
 //! and are listed under its newest phase-1 SA.
 
 use super::{Engine, P1State};
-use crate::ikev2::{ChildSaView, IkeSaView, IkeState};
+use crate::view::{ChildSaView, IkeSaView, IkeState};
 
 impl Engine {
     /// Every phase-1 SA, half-open ones included, with the connection's

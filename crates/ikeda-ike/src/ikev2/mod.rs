@@ -21,7 +21,7 @@ use ikeda_crypto::ike::{
     ike_auth_proposals, psk_auth, verify_psk_auth, ChildKeys, ChildProposal, ChildSuite, IkeKeys, IkeProposal,
     IkeSuite, KeyExchange, Rng, Role, SkCipher, Transform as CTransform, TransformType as CTransformType,
 };
-use ikeda_crypto::{EspAlgorithm, SecretBytes};
+use ikeda_crypto::SecretBytes;
 use ikeda_wire::ikev2::{
     emit_payload_chain, emit_sk_message, first_payload_type, summary, AuthMethod, AuthPayload, DeletePayload,
     ExchangeType, Flags, HeaderRepr, IdPayload, IdType, KePayload, Message, NoncePayload, NotifyPayload, NotifyType,
@@ -29,7 +29,6 @@ use ikeda_wire::ikev2::{
     TransformType, TsPayload, TsRange,
 };
 use std::collections::{HashMap, VecDeque};
-use std::fmt;
 use std::net::{IpAddr, SocketAddr};
 use std::time::Duration;
 
@@ -49,278 +48,14 @@ mod tasks;
 mod view;
 
 use tasks::Work;
-pub use view::{ChildSaView, IkeSaView, IkeState};
-
-/// IKE's own port and the NAT traversal port (RFC 7296 §2.23).
-pub const IKE_PORT: u16 = 500;
-pub const NAT_T_PORT: u16 = 4500;
-/// NAT keepalive interval (RFC 3948 §4; strongSwan's keep_alive = 20s).
-pub const NAT_KEEPALIVE: Duration = Duration::from_secs(20);
-/// The NAT-keepalive packet: one octet 0xFF on UDP 4500 (RFC 3948 §2.3).
-pub const KEEPALIVE: [u8; 1] = [0xff];
+// The shared vocabulary lives at the crate root; these names keep working.
+pub use crate::conn::{ConnSpec, Timers, IKE_PORT, KEEPALIVE, NAT_KEEPALIVE, NAT_T_PORT};
+pub use crate::event::{suite_name, ChildSaInfo, Event, Failure, IkeKeyInfo, V1KeyInfo};
+pub use crate::view::{ChildSaView, IkeSaView, IkeState};
 
 /// How long a responder keeps an IKE SA that got no IKE_AUTH: the task
 /// manager's one rule for both versions.
 pub use crate::task::HALF_OPEN_TIMEOUT;
-
-/// One connection as the engine needs it.
-#[derive(Clone)]
-pub struct ConnSpec {
-    pub name: String,
-    /// Our address; the port is 500 (the engine floats to 4500 itself).
-    pub local: IpAddr,
-    pub remote: IpAddr,
-    pub local_id: IdPayload,
-    pub remote_id: IdPayload,
-    pub psk: SecretBytes,
-    pub ike_proposals: Vec<IkeProposal>,
-    pub esp_proposals: Vec<ChildProposal>,
-    /// Traffic selectors from our side: what we protect, and what is behind the peer.
-    pub local_ts: Vec<TsRange>,
-    pub remote_ts: Vec<TsRange>,
-    /// The selector pairs the configuration names, in order (`local_ts` x
-    /// `remote_ts`, then each `[[conn.policy]]`). IKEv1 negotiates exactly
-    /// these, one Quick Mode each: the cross product of `local_ts` and
-    /// `remote_ts` would add pairs nobody configured (gateway <-> gateway
-    /// from a gateway <-> net and a net <-> gateway policy). Empty: every
-    /// local x remote range of one family. IKEv2 sends the sets whole.
-    pub ts_pairs: Vec<(TsRange, TsRange)>,
-    pub timers: Timers,
-}
-
-/// Lifetimes and liveness (RFC 7296 §2.8, §2.4); zero turns one off.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
-pub struct Timers {
-    /// CHILD SA rekey (soft) and hard lifetime.
-    pub rekey_time: Duration,
-    pub life_time: Duration,
-    /// IKE SA rekey and hard lifetime.
-    pub ike_rekey_time: Duration,
-    pub ike_lifetime: Duration,
-    /// Send a liveness check after this long without hearing from the peer.
-    pub dpd_delay: Duration,
-    /// When the peer is dead: initiate again (true) or just clear (false).
-    pub dpd_restart: bool,
-}
-
-impl fmt::Debug for ConnSpec {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "ConnSpec({} {} <-> {})", self.name, self.local, self.remote)
-    }
-}
-
-/// Why a negotiation failed, in the words a network engineer needs.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum Failure {
-    /// No proposal in common: what the peer offered, what we accept.
-    NoProposalChosen {
-        exchange: &'static str,
-        offered: String,
-        accepted: String,
-    },
-    /// The peer said NO_PROPOSAL_CHOSEN to what we offered.
-    PeerRejectedProposals { exchange: &'static str, offered: String },
-    /// AUTH did not verify: most likely the pre-shared keys differ.
-    AuthenticationFailed { detail: String },
-    /// The peer's identity is not the one configured.
-    IdMismatch { expected: String, received: String },
-    /// The traffic selectors do not overlap.
-    TsUnacceptable {
-        ours_local: String,
-        ours_remote: String,
-        theirs_i: String,
-        theirs_r: String,
-    },
-    /// Nothing came back after all retransmissions.
-    PeerNotAnswering {
-        exchange: &'static str,
-        tries: u32,
-        to: SocketAddr,
-    },
-    /// Anything else the peer refused or got wrong.
-    Other(String),
-}
-
-impl fmt::Display for Failure {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        match self {
-            Failure::NoProposalChosen {
-                exchange,
-                offered,
-                accepted,
-            } => write!(
-                f,
-                "no proposal chosen in {exchange}: peer offered {offered}; we accept {accepted}"
-            ),
-            Failure::PeerRejectedProposals { exchange, offered } => {
-                write!(
-                    f,
-                    "peer answered NO_PROPOSAL_CHOSEN in {exchange}: we offered {offered}"
-                )
-            }
-            Failure::AuthenticationFailed { detail } => {
-                write!(
-                    f,
-                    "authentication failed ({detail}): the pre-shared keys most likely differ"
-                )
-            }
-            Failure::IdMismatch { expected, received } => {
-                write!(f, "peer identity mismatch: expected {expected}, peer sent {received}")
-            }
-            Failure::TsUnacceptable {
-                ours_local,
-                ours_remote,
-                theirs_i,
-                theirs_r,
-            } => write!(
-                f,
-                "traffic selectors unacceptable (TS_UNACCEPTABLE): ours {ours_local} === {ours_remote}, \
-                 proposed TSi {theirs_i} TSr {theirs_r}"
-            ),
-            Failure::PeerNotAnswering { exchange, tries, to } => {
-                write!(
-                    f,
-                    "peer not answering: {exchange} sent {tries} times to {to} without a response"
-                )
-            }
-            Failure::Other(s) => f.write_str(s),
-        }
-    }
-}
-
-/// Keys and parameters of a negotiated CHILD SA, for the data plane.
-#[derive(Debug, Clone)]
-pub struct ChildSaInfo {
-    pub conn: String,
-    pub algorithm: EspAlgorithm,
-    pub esn: bool,
-    /// Our inbound SPI (the peer sends with it) and the peer's.
-    pub spi_in: u32,
-    pub spi_out: u32,
-    pub enc_in: SecretBytes,
-    pub auth_in: Option<SecretBytes>,
-    pub enc_out: SecretBytes,
-    pub auth_out: Option<SecretBytes>,
-    /// Negotiated selectors from our side.
-    pub local_ts: Vec<TsRange>,
-    pub remote_ts: Vec<TsRange>,
-    /// Outer addresses; with `udp_encap` the ports are those of IKE on 4500.
-    pub local: SocketAddr,
-    pub remote: SocketAddr,
-    pub udp_encap: bool,
-    /// A rekey: the inbound SPI of the CHILD SA this one replaces.
-    pub replaces: Option<u32>,
-    /// Send on the new SA right away. The responder of a rekey waits for
-    /// [`Event::ChildSaActivate`] (the old SA's DELETE), so the initiator
-    /// has its inbound SA before the first packet arrives on it.
-    pub activate_outbound: bool,
-    /// IKEv1: which of the connection's selector pairs this SA serves (one
-    /// Quick Mode per pair); 0 for IKEv2, whose CHILD SA carries them all.
-    pub pair: usize,
-    /// IPComp negotiated with it (RFC 3173): our CPI and the peer's.
-    pub ipcomp: Option<(u16, u16)>,
-}
-
-/// An IKEv1 phase-1 SA's secrets (RFC 2409 §5), for key export: Wireshark's
-/// `ikev1_decryption_table` takes the initiator cookie and the encryption
-/// key; the key log gets all of it, with the first phase-1 IV and, once
-/// phase 1 is established, its last CBC block.
-///
-/// The engine sends this twice per phase-1 SA: when the keys are derived
-/// (`phase1_last_block` `None`: a failing phase 1 can still be read) and
-/// when the SA is established (`Some`).
-#[derive(Debug, Clone)]
-pub struct V1KeyInfo {
-    pub conn: String,
-    pub icookie: u64,
-    pub rcookie: u64,
-    pub initiator: bool,
-    pub suite: IkeSuite,
-    pub skeyid: SecretBytes,
-    pub skeyid_d: SecretBytes,
-    pub skeyid_a: SecretBytes,
-    pub skeyid_e: SecretBytes,
-    pub enc_key: SecretBytes,
-    pub iv: Vec<u8>,
-    /// The last CBC ciphertext block of phase 1 (Main Mode message 6, or
-    /// Aggressive Mode's last encrypted message; the first IV when none
-    /// was encrypted), from which the IV of every later exchange is
-    /// `hash(block | M-ID)` (RFC 2409 App. B). Not secret (it is on the
-    /// wire), but a reader of a capture that misses phase 1 has no other
-    /// way to it.
-    pub phase1_last_block: Option<Vec<u8>>,
-    pub local: SocketAddr,
-    pub remote: SocketAddr,
-}
-
-/// A suite in strongSwan's notation (`AES_CBC-128/HMAC_SHA2_256_128/PRF_HMAC_SHA2_256/MODP_2048`).
-pub fn suite_name(s: &IkeSuite) -> String {
-    IkeProposal {
-        encr: vec![s.encr],
-        integ: s.integ.into_iter().collect(),
-        prf: vec![s.prf],
-        dh: vec![s.dh],
-    }
-    .name()
-}
-
-/// An IKE SA's algorithms and secrets (RFC 7296 §2.14), for key export.
-#[derive(Debug, Clone)]
-pub struct IkeKeyInfo {
-    pub conn: String,
-    pub spi_i: u64,
-    pub spi_r: u64,
-    pub initiator: bool,
-    pub suite: IkeSuite,
-    pub keys: IkeKeys,
-    pub local: SocketAddr,
-    pub remote: SocketAddr,
-}
-
-#[derive(Debug, Clone)]
-pub enum Event {
-    /// Start sending on the CHILD SA with this inbound SPI (make-before-break).
-    ChildSaActivate {
-        conn: String,
-        spi_in: u32,
-    },
-    /// A line of the exchange log, in strongSwan's notation.
-    Log {
-        conn: String,
-        line: String,
-    },
-    IkeSaUp {
-        conn: String,
-        spi_i: u64,
-        spi_r: u64,
-        initiator: bool,
-        suite: String,
-        local: SocketAddr,
-        remote: SocketAddr,
-        nat: bool,
-    },
-    /// The keys of an IKE SA were derived (after IKE_SA_INIT, or by an IKE
-    /// SA rekey): for key export only, never for logging.
-    IkeSaKeys(IkeKeyInfo),
-    /// The keys of an IKEv1 phase-1 SA (key export only).
-    Ikev1Keys(V1KeyInfo),
-    ChildSaUp(ChildSaInfo),
-    ChildSaDown {
-        conn: String,
-        spi_in: u32,
-        spi_out: u32,
-    },
-    IkeSaDown {
-        conn: String,
-        spi_i: u64,
-        spi_r: u64,
-        reason: String,
-    },
-    Failed {
-        conn: String,
-        why: Failure,
-    },
-}
 
 /// Counters of what the engine refused, by reason.
 #[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
