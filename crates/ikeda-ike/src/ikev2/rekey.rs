@@ -73,7 +73,7 @@ impl Engine {
             .as_ref()
             .and_then(|s| s.children.iter().find(|c| !c.rekeyed).map(|c| c.spi_in))
             .ok_or_else(|| format!("'{conn}' has no CHILD SA"))?;
-        self.queue_child_work(idx, Work::RekeyChild { spi_in }, now)
+        self.queue_asked(idx, Work::RekeyChild { spi_in }, now)
     }
 
     /// Rekey the CHILD SA with this inbound SPI (byte lifetimes: the data
@@ -87,7 +87,7 @@ impl Engine {
         {
             return false;
         }
-        self.queue_child_work(idx, Work::RekeyChild { spi_in }, now).is_ok()
+        self.queue_asked(idx, Work::RekeyChild { spi_in }, now).is_ok()
     }
 
     /// Delete the CHILD SA with this inbound SPI (hard byte lifetime): true
@@ -100,19 +100,27 @@ impl Engine {
         {
             return false;
         }
-        self.queue_child_work(idx, Work::DeleteChild { spi_in }, now).is_ok()
+        self.queue_asked(idx, Work::DeleteChild { spi_in }, now).is_ok()
     }
 
     /// Rekey the connection's IKE SA now, or when the exchange in flight is done.
     pub fn rekey_ike(&mut self, conn: &str, now: Millis) -> Result<(), String> {
         let idx = self.established(conn)?;
-        if let Some(sa) = self.sas[idx].as_mut() {
-            sa.rekey_at = None;
+        // Disarm the lifetime timer before queuing: the rekey may start at
+        // once, and if it fails to start it arms the 10 s retry itself.
+        let armed = self.sas[idx].as_mut().and_then(|sa| sa.rekey_at.take());
+        if let Err(e) = self.queue_asked(idx, Work::RekeyIke, now) {
+            // Not queued: the lifetime timer still stands.
+            if let Some(sa) = self.sas[idx].as_mut() {
+                sa.rekey_at = armed;
+            }
+            return Err(e);
         }
-        self.queue_child_work(idx, Work::RekeyIke, now)
+        Ok(())
     }
 
-    fn queue_child_work(&mut self, idx: usize, work: Work, now: Millis) -> Result<(), String> {
+    /// Queue work the caller asked for (it starts at once if the window is free).
+    fn queue_asked(&mut self, idx: usize, work: Work, now: Millis) -> Result<(), String> {
         if self.queue(idx, work, now) {
             Ok(())
         } else {
