@@ -311,6 +311,8 @@ pub struct InboundSa {
     pub selectors: Vec<Selector>,
     /// IPComp: the CPI compressed packets must carry.
     ipcomp_cpi: Option<u16>,
+    /// IPComp with whatever CPI the packets carry ([`InboundSa::with_any_ipcomp_cpi`]).
+    ipcomp_any_cpi: bool,
     pub stats: Arc<SaStats>,
 }
 
@@ -326,8 +328,18 @@ impl InboundSa {
             replay: ReplayWindow::new(p.replay_window),
             selectors: p.selectors.clone(),
             ipcomp_cpi: p.ipcomp.map(|c| c.cpi_in),
+            ipcomp_any_cpi: false,
             stats: Arc::new(SaStats::default()),
         })
+    }
+
+    /// Inflate IPComp payloads (RFC 3173) whatever their CPI, as if the
+    /// SA had IPComp with that CPI. For an observer that decrypts a
+    /// capture (`ikeda pcap`) with keys that do not say which CPI the
+    /// receiver chose; the data plane never sets it.
+    pub fn with_any_ipcomp_cpi(mut self) -> Self {
+        self.ipcomp_any_cpi = true;
+        self
     }
 
     pub fn algorithm(&self) -> EspAlgorithm {
@@ -422,10 +434,10 @@ impl InboundSa {
         // IPComp sizes (payload, decompressed), counted once the packet is accepted.
         let mut ipcomp = None;
         let (next_header, inner) = match (trailer.next_header, self.ipcomp_cpi) {
-            (IpProtocol::IPCOMP, None) => return Err(DropReason::IpcompNotEnabled),
-            (IpProtocol::IPCOMP, Some(cpi)) => {
+            (IpProtocol::IPCOMP, None) if !self.ipcomp_any_cpi => return Err(DropReason::IpcompNotEnabled),
+            (IpProtocol::IPCOMP, cpi) => {
                 let h = IpcompPacket::new_checked(&buf[inner.clone()]).map_err(|_| DropReason::IpcompDecompress)?;
-                if h.cpi() != cpi {
+                if cpi.is_some_and(|cpi| h.cpi() != cpi) {
                     return Err(DropReason::IpcompBadCpi);
                 }
                 let next_header = h.next_header();
@@ -457,6 +469,7 @@ impl InboundSa {
         match (ipcomp, self.ipcomp_cpi) {
             (Some((compressed, plain)), _) => self.stats.ipcomp.count_decompressed(compressed, plain),
             (None, Some(_)) => self.stats.ipcomp.count_uncompressed(),
+            (None, None) if self.ipcomp_any_cpi => self.stats.ipcomp.count_uncompressed(),
             (None, None) => {}
         }
         self.stats.count(claimed, seq, now_ms);

@@ -694,6 +694,55 @@ mod ipcomp {
         assert_eq!(b.inb.drops.get(DropReason::IpcompNotEnabled), 1);
     }
 
+    /// An observer's SA (`ikeda pcap`): no IPComp agreed, yet it inflates
+    /// packets with any CPI and counts them; a data-plane SA without
+    /// IPComp still refuses them.
+    #[test]
+    fn an_observer_sa_inflates_whatever_the_cpi() {
+        let big = icmp_body(&[0u8; 500]);
+        let small = icmp_body(&[1, 2, 3]);
+        for cpi in [0x1234u16, 0x9999] {
+            let ipc = IpcompParams {
+                cpi_out: cpi,
+                cpi_in: 0,
+            };
+            let (mut a, _) = pair_with(GCM, false, [Some(ipc), None]);
+            let p = params(
+                GCM,
+                0x1001,
+                1,
+                false,
+                GW2,
+                GW1,
+                vec![Selector::new(
+                    AddrRange::parse("0.0.0.0/0").unwrap(),
+                    AddrRange::parse("0.0.0.0/0").unwrap(),
+                )],
+            );
+            let mut strict = InboundSa::new(&p).unwrap();
+            let mut observer = InboundSa::new(&p).unwrap().with_any_ipcomp_cpi();
+            for inner in [&big, &small] {
+                let (esp, _) = send(&mut a, inner).unwrap();
+                let mut buf = esp.clone();
+                buf.resize(MAX_DECOMPRESSED, 0);
+                let r = observer
+                    .decapsulate_in(&mut buf, 0, esp.len(), &mut IpcompScratch::default(), 0)
+                    .unwrap();
+                assert_eq!(&buf[r], &inner[..]);
+                let mut buf = esp.clone();
+                let strict_says = strict.decapsulate(&mut buf, 0);
+                if inner == &big {
+                    assert_eq!(strict_says.unwrap_err(), DropReason::IpcompNotEnabled);
+                } else {
+                    assert!(strict_says.is_ok());
+                }
+            }
+            let s = &observer.stats.ipcomp;
+            assert_eq!((s.compressed.load(Relaxed), s.uncompressed.load(Relaxed)), (1, 1));
+            assert_eq!(s.bytes_uncompressed.load(Relaxed), big.len() as u64);
+        }
+    }
+
     /// Authentic ESP (the peer holds the keys) whose IPComp payload is
     /// `payload` behind a header with `cpi` and Next Header `nh`.
     fn forge_ipcomp(seq: u32, cpi: u16, nh: u8, payload: &[u8]) -> Vec<u8> {

@@ -26,7 +26,7 @@ use std::io::{BufRead, BufReader, Read, Write};
 use std::os::unix::fs::PermissionsExt;
 use std::os::unix::net::{UnixListener, UnixStream};
 use std::path::{Path, PathBuf};
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 use std::sync::mpsc::{self, Receiver, Sender, SyncSender, TrySendError};
 use std::sync::{Arc, Mutex};
 use std::thread::JoinHandle;
@@ -49,6 +49,12 @@ pub const MAX_FOLLOWERS: usize = 16;
 /// Requests waiting for the control plane thread; a client beyond it waits
 /// (each connection has its own thread, and the socket is root's alone).
 pub const CONTROL_QUEUE: usize = 16;
+
+/// Control connections served at once (each has its own thread); one
+/// beyond it is answered with an error line and closed at once, and
+/// counted. The socket is root's alone, but a stuck script must not be
+/// able to grow the daemon's threads without bound.
+pub const MAX_CLIENTS: usize = 64;
 
 /// How long a write to a control client may block before we give up on it.
 const WRITE_TIMEOUT: Duration = Duration::from_secs(5);
@@ -181,16 +187,36 @@ impl Server {
         l.set_nonblocking(true).map_err(|e| e.to_string())?;
         let stop = Arc::new(AtomicBool::new(false));
         let s2 = stop.clone();
+        let clients = Arc::new(AtomicUsize::new(0));
+        let refused = Arc::new(AtomicU64::new(0));
         let handle = std::thread::Builder::new()
             .name("control".into())
             .spawn(move || {
                 while !s2.load(Ordering::Relaxed) {
                     match l.accept() {
-                        Ok((conn, _)) => {
+                        Ok((mut conn, _)) => {
+                            let Some(slot) = ClientSlot::take(&clients) else {
+                                let n = refused.fetch_add(1, Ordering::Relaxed) + 1;
+                                tracing::warn!(
+                                    target: "control",
+                                    "control connection refused: {MAX_CLIENTS} already served ({n} refused so far)"
+                                );
+                                let _ = conn.set_write_timeout(Some(Duration::from_millis(100)));
+                                let _ = write_line(
+                                    &mut conn,
+                                    &Response::err(format!(
+                                        "too many control connections ({MAX_CLIENTS} at once); try again"
+                                    )),
+                                );
+                                continue;
+                            };
                             let (tx, hub, stop) = (to_plane.clone(), hub.clone(), s2.clone());
                             let _ = std::thread::Builder::new()
                                 .name("control-client".into())
-                                .spawn(move || serve_one(conn, tx, hub, stop));
+                                .spawn(move || {
+                                    let _slot = slot;
+                                    serve_one(conn, tx, hub, stop)
+                                });
                         }
                         Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => {
                             std::thread::sleep(Duration::from_millis(20));
@@ -209,6 +235,25 @@ impl Server {
             stop,
             handle: Some(handle),
         })
+    }
+}
+
+/// One of the [`MAX_CLIENTS`] connections served at once, given back when
+/// its thread ends (or when the thread could not be started).
+struct ClientSlot(Arc<AtomicUsize>);
+
+impl ClientSlot {
+    fn take(count: &Arc<AtomicUsize>) -> Option<ClientSlot> {
+        count
+            .fetch_update(Ordering::AcqRel, Ordering::Acquire, |n| (n < MAX_CLIENTS).then_some(n + 1))
+            .ok()
+            .map(|_| ClientSlot(count.clone()))
+    }
+}
+
+impl Drop for ClientSlot {
+    fn drop(&mut self) {
+        self.0.fetch_sub(1, Ordering::AcqRel);
     }
 }
 
@@ -471,6 +516,43 @@ mod tests {
             request(&path, Command::Status),
             Err(ClientError::Unreachable(_))
         ));
+    }
+
+    /// At most MAX_CLIENTS connections are served at once: one more is
+    /// told why and closed, and once they go, requests are answered again.
+    #[test]
+    fn connections_beyond_the_cap_are_refused_and_the_cap_frees() {
+        let path = sock("cap");
+        let _ = std::fs::remove_file(&path);
+        let (tx, rx) = mpsc::sync_channel::<ControlMsg>(CONTROL_QUEUE);
+        let server = Server::start(&path, tx, Arc::new(EventHub::default())).unwrap();
+        std::thread::spawn(move || {
+            while let Ok(m) = rx.recv() {
+                let _ = m.reply.send(Response::ok(serde_json::json!("up")));
+            }
+        });
+        // Connections that send nothing hold their slot (until the read
+        // timeout or until they close). A served one gets no answer yet,
+        // so wait until all are held: the next is then refused.
+        let idle: Vec<UnixStream> = (0..MAX_CLIENTS).map(|_| UnixStream::connect(&path).unwrap()).collect();
+        let mut l = String::new();
+        let extra = UnixStream::connect(&path).unwrap();
+        extra.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
+        BufReader::new(extra).read_line(&mut l).unwrap();
+        assert!(l.contains("too many control connections (64 at once)"), "{l}");
+        drop(idle);
+        // Closed clients give their slots back as their threads end.
+        let mut answered = false;
+        for _ in 0..100 {
+            if let Ok(v) = request(&path, Command::Status) {
+                assert_eq!(v, serde_json::json!("up"));
+                answered = true;
+                break;
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        assert!(answered, "no request answered after the idle clients left");
+        drop(server);
     }
 
     /// A `log --follow` client that never reads: the daemon queues a

@@ -115,6 +115,9 @@ enum Cmd {
     /// Read a capture (pcap or pcapng): IKE messages in the notation of our
     /// logs, ESP as per-SA flows.
     Pcap(pcap::PcapArgs),
+    /// Write a large ESP capture and its keys (the `bench/pcap.sh` benchmark).
+    #[command(hide = true)]
+    PcapGen(pcap::gen::GenArgs),
     /// The two-site lab in network namespaces.
     Lab {
         #[command(subcommand)]
@@ -247,7 +250,12 @@ fn client(socket: &std::path::Path, cmd: Cmd) -> i32 {
                 Err(e) => client_error(e),
             }
         }
-        Cmd::Run { .. } | Cmd::Check { .. } | Cmd::Lab { .. } | Cmd::Down { conn: None, .. } | Cmd::Pcap(_) => 2,
+        Cmd::Run { .. }
+        | Cmd::Check { .. }
+        | Cmd::Lab { .. }
+        | Cmd::Down { conn: None, .. }
+        | Cmd::Pcap(_)
+        | Cmd::PcapGen(_) => 2,
     }
 }
 
@@ -288,6 +296,7 @@ fn main() -> ExitCode {
             config: Some(config), ..
         } => daemon::teardown(&config, &cli.socket),
         Cmd::Pcap(args) => pcap::main(args),
+        Cmd::PcapGen(args) => pcap::gen::main(args),
         cmd => client(&cli.socket, cmd),
     };
     ExitCode::from(code as u8)

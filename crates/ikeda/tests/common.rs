@@ -157,6 +157,27 @@ impl Lab {
         t
     }
 
+    /// Copy a gateway's exported keys (`keys-<gw>`, which `lab down`
+    /// removes) into `to`.
+    pub fn copy_keys(&self, gw: &str, to: &std::path::Path) {
+        std::fs::create_dir_all(to).unwrap();
+        for e in std::fs::read_dir(self.dir().join(format!("keys-{gw}"))).unwrap() {
+            let e = e.unwrap();
+            std::fs::copy(e.path(), to.join(e.file_name())).unwrap();
+        }
+    }
+
+    /// `lab down` of a lab started with `--capture`: asserts it reports the
+    /// capture (it is complete on disk then).
+    pub fn down_with_capture(self) -> String {
+        let down = self.down();
+        assert!(
+            down.contains("packets in"),
+            "lab down does not report the capture:\n{down}"
+        );
+        down
+    }
+
     /// The kernel's UDP receive-buffer overflows (`UdpRcvbufErrors` of
     /// /proc/net/snmp) in a node's namespace: datagrams that reached a
     /// socket whose reader did not keep up.

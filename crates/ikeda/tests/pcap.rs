@@ -34,17 +34,9 @@ fn ping_then_down(lab: Lab, keys_to: Option<&std::path::Path>) {
     );
     assert!(o.status.success(), "ping h1 -> h2: {}\n{}", text(&o), gw1_log(&lab));
     if let Some(to) = keys_to {
-        std::fs::create_dir_all(to).unwrap();
-        for e in std::fs::read_dir(lab.dir().join("keys-gw1")).unwrap() {
-            let e = e.unwrap();
-            std::fs::copy(e.path(), to.join(e.file_name())).unwrap();
-        }
+        lab.copy_keys("gw1", to);
     }
-    let down = lab.down();
-    assert!(
-        down.contains("packets in"),
-        "lab down does not report the capture:\n{down}"
-    );
+    lab.down_with_capture();
 }
 
 fn run_case(test: &str, ike: &str, nat: bool) {

@@ -89,16 +89,8 @@ fn ikev1_dpd_and_rekey_decrypt_without_main_mode_where_tshark_cannot() {
         text(&o),
         gw1_log(&lab)
     );
-    std::fs::create_dir_all(&keys).unwrap();
-    for e in std::fs::read_dir(lab.dir().join("keys-gw1")).unwrap() {
-        let e = e.unwrap();
-        std::fs::copy(e.path(), keys.join(e.file_name())).unwrap();
-    }
-    let down = lab.down();
-    assert!(
-        down.contains("packets in"),
-        "lab down does not report the capture:\n{down}"
-    );
+    lab.copy_keys("gw1", &keys);
+    lab.down_with_capture();
 
     // ---- ikeda pcap --keys ------------------------------------------------
     let (m, k) = (mid.to_str().unwrap(), keys.to_str().unwrap());

@@ -27,6 +27,9 @@
 use crate::error::Error;
 use core::fmt;
 
+pub mod rewrite;
+pub mod writer;
+
 /// The largest record (pcap packet record or pcapng block) accepted. Far
 /// above any snaplen in use (262144), and the bound on a reader's buffer.
 pub const MAX_RECORD_LEN: usize = 16 << 20;

@@ -25,7 +25,8 @@
 //! Debugging aids: each ikeda gateway runs with `--log $IKEDA_LAB_LOG`
 //! (default `info`) and a control socket `<state>/<gw>.sock`; with
 //! `--export-keys` (or IKEDA_LAB_EXPORT_KEYS=1) it writes Wireshark's key
-//! files to `<state>/keys-<gw>/`. `lab capture` and `lab up --capture`
+//! files to `<state>/keys-<gw>/` (strongSwan-only labs: charon's level-4
+//! log of its keys, `charon-keys.txt`, which `ikeda pcap --keys` reads). `lab capture` and `lab up --capture`
 //! record a node's outer link with dumpcap, so
 //! `WIRESHARK_CONFIG_DIR=<state>/keys-gw1 tshark -r FILE` shows IKE and
 //! ESP in clear. With IKEDA_LAB_ARCHIVE set, `down` first copies the
@@ -204,7 +205,9 @@ pub struct UpArgs {
     pub trap: bool,
     /// Have the ikeda gateways export their keys (Wireshark's
     /// ikev2_decryption_table and esp_sa, ikeda-keys.jsonl) into
-    /// <state dir>/keys-<gw>/; also on with IKEDA_LAB_EXPORT_KEYS=1.
+    /// <state dir>/keys-<gw>/; with --gateways strongswan, charon logs
+    /// `ike` and `chd` at level 4 (its keys) into keys-<gw>/charon-keys.txt.
+    /// Also on with IKEDA_LAB_EXPORT_KEYS=1.
     #[arg(long)]
     pub export_keys: bool,
     /// Capture gw1's WAN link into this pcap file, from before the first
@@ -897,18 +900,29 @@ pub fn up(a: &UpArgs) -> Result<(), String> {
         if st.key_dirs.is_empty() {
             println!("key export: no ikeda gateway in this lab, nothing to export");
         }
+        let charon = a.gateways == Gateways::Strongswan;
         for (gw, kd) in &st.key_dirs {
-            println!(
-                "{gw} exports its keys to {} (ikev2_decryption_table, esp_sa, preferences, ikeda-keys.jsonl; \
-                 removed by `lab down`)",
-                kd.display()
-            );
+            if charon {
+                println!(
+                    "{gw}'s charon logs its keys (ike and chd at level 4) to {}/{} (removed by `lab down`)",
+                    kd.display(),
+                    strongswan::CHARON_KEY_LOG
+                );
+            } else {
+                println!(
+                    "{gw} exports its keys to {} (ikev2_decryption_table, esp_sa, preferences, ikeda-keys.jsonl; \
+                     removed by `lab down`)",
+                    kd.display()
+                );
+            }
         }
-        if let Some((gw, kd)) = st.key_dirs.first() {
-            let file = st
-                .capture
-                .as_ref()
-                .map_or("FILE".to_string(), |c| c.file.display().to_string());
+        let file = st
+            .capture
+            .as_ref()
+            .map_or("FILE".to_string(), |c| c.file.display().to_string());
+        if let (true, Some((_, kd))) = (charon, st.key_dirs.first()) {
+            println!("decrypt a capture: ikeda pcap {file} --keys {}", kd.display());
+        } else if let Some((gw, kd)) = st.key_dirs.first() {
             println!(
                 "decrypt a capture of {gw}'s WAN: WIRESHARK_CONFIG_DIR={} tshark -r {file}",
                 kd.display()

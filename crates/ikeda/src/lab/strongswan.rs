@@ -63,13 +63,25 @@ fn write_conf(dir: &Path, i: usize, a: &UpArgs, psk: &str) -> Result<(), String>
     ] {
         fs::create_dir_all(d.join(sub)).map_err(|e| format!("{}: {e}", d.display()))?;
     }
+    // With key export, a second log at level 4 for `ike` and `chd`: the
+    // one that prints the IKE and CHILD SA keys. It is a key file, not a
+    // log: it goes into the key directory (0700, itself 0600), and its
+    // name does not end in `.log`, so the leak check never takes it for a
+    // gateway log.
+    let keylog = match charon_key_log(dir, gw, a)? {
+        Some(k) => format!(
+            "    keys {{\n      path = {}\n      time_format = %H:%M:%S\n      ike_name = yes\n      append = yes\n      flush_line = yes\n      default = 1\n      ike = 4\n      chd = 4\n    }}\n",
+            k.display()
+        ),
+        None => String::new(),
+    };
     fs::write(
         d.join("strongswan.conf"),
         format!(
             "# written by `ikeda lab up --gateways strongswan`; does not include /etc/strongswan.d\n\
              charon {{\n  load_modular = no\n  load = {CHARON_PLUGINS}\n  install_routes = yes\n\
              \x20 plugins {{\n    vici {{\n      socket = {vici}\n    }}\n  }}\n\
-             \x20 filelog {{\n    main {{\n      path = {log}\n      time_format = %H:%M:%S\n      ike_name = yes\n      append = yes\n      flush_line = yes\n      default = 1\n    }}\n  }}\n}}\n\
+             \x20 filelog {{\n    main {{\n      path = {log}\n      time_format = %H:%M:%S\n      ike_name = yes\n      append = yes\n      flush_line = yes\n      default = 1\n    }}\n{keylog}  }}\n}}\n\
              swanctl {{\n  load = {SWANCTL_PLUGINS}\n}}\n",
             vici = vici_uri(dir, gw),
             log = dir.join(format!("charon-{gw}.log")).display(),
@@ -126,6 +138,26 @@ fn write_conf(dir: &Path, i: usize, a: &UpArgs, psk: &str) -> Result<(), String>
     Ok(())
 }
 
+/// The name of the level-4 charon log in a gateway's key directory.
+pub const CHARON_KEY_LOG: &str = "charon-keys.txt";
+
+/// `lab up --gateways strongswan --export-keys`: where charon on `gw`
+/// logs its keys (`<state>/keys-<gw>/charon-keys.txt`), created 0600 in a
+/// 0700 directory before charon opens it for appending (charon would
+/// create it world-readable). `None` without key export, or for the
+/// strongSwan peer of an ikeda lab (its keys are ikeda's too, and its one
+/// log is archived for the leak check).
+pub fn charon_key_log(dir: &Path, gw: &str, a: &UpArgs) -> Result<Option<PathBuf>, String> {
+    if !a.export_keys() || a.gateways != super::Gateways::Strongswan {
+        return Ok(None);
+    }
+    let kd = dir.join(format!("keys-{gw}"));
+    crate::private::ensure_dir(&kd, "charon key directory")?;
+    let f = kd.join(CHARON_KEY_LOG);
+    crate::private::open_append(&f).map_err(|e| format!("{}: {e}", f.display()))?;
+    Ok(Some(f))
+}
+
 /// A fresh random PSK, hex.
 pub fn random_psk() -> Result<String, String> {
     let mut psk = vec![0u8; 24];
@@ -164,6 +196,9 @@ pub fn start_one(name: &str, dir: &Path, i: usize, a: &UpArgs, psk: &str, st: &m
         &[],
     )?;
     st.pids.push((format!("charon {gw}"), pid));
+    if a.export_keys() && a.gateways == super::Gateways::Strongswan {
+        st.key_dirs.push((gw.to_string(), dir.join(format!("keys-{gw}"))));
+    }
     let sock = d.join("charon.vici");
     if !wait_until(Duration::from_secs(10), || sock.exists()) {
         return Err(format!(

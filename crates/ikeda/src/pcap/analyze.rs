@@ -8,13 +8,16 @@
 //! (RFC 3948 §2.2), by either port, so a NAT's rewritten source port does
 //! not hide it; ESP as IP protocol 50 and in UDP 4500 (RFC 3948 §2.1).
 
+use super::explain::{self, Explainer, Facts};
 use super::keys::KeyStore;
+use super::skf::{self, SkfReassembler};
 use super::v1chain::{self, Cookies, V1Chain};
+use super::write::{EspDecrypted, IkeCleartext, Rewrite};
 use ikeda_crypto::ike::IkeCryptoError;
-use ikeda_esp::{DropReason, InboundSa};
+use ikeda_esp::{DropReason, InboundSa, IpcompScratch};
 use ikeda_wire::iana::IpProtocol;
 use ikeda_wire::ip::{self, Datagram};
-use ikeda_wire::pcap::{link_type, network_layer, Packet, Timestamp};
+use ikeda_wire::pcap::{link_type, network_layer, rewrite, Packet, Timestamp};
 use ikeda_wire::reassembly::{Reassembler, Stats as FragmentStats};
 use ikeda_wire::udp_encap::{self, Udp4500Payload, NAT_T_PORT};
 use ikeda_wire::{esp::EspPacket, ikev1, ikev2};
@@ -22,6 +25,7 @@ use serde::Serialize;
 use std::collections::{BTreeMap, HashMap, HashSet};
 use std::io::Write;
 use std::net::IpAddr;
+use std::ops::Range;
 
 const IKE_PORT: u16 = 500;
 /// Offset of the version octet in both IKE headers (RFC 2408 §3.1, RFC
@@ -37,11 +41,16 @@ pub struct Limits {
     pub max_flows: usize,
     /// IKEv1 exchanges (cookie, Message ID) whose requester is remembered.
     pub max_v1_exchanges: usize,
+    /// IKEv1 multi-message exchanges (Quick Modes) whose CBC chain is held,
+    /// over all phase-1 SAs (each a few IVs: about 150 bytes).
+    pub max_v1_chain_exchanges: usize,
     /// ESP flows decrypted with `--keys` (each holds its SAs: keys and a
     /// 4096-packet replay window, a few KB); packets of keyed flows
     /// beyond it are counted as `beyond_decryption_table`.
     pub max_decrypting_flows: usize,
     pub fragments: ikeda_wire::reassembly::Limits,
+    /// IKEv2 SKF reassembly (RFC 7383).
+    pub skf: skf::Limits,
 }
 
 impl Default for Limits {
@@ -49,8 +58,10 @@ impl Default for Limits {
         Limits {
             max_flows: 65536,
             max_v1_exchanges: 65536,
+            max_v1_chain_exchanges: 65536,
             max_decrypting_flows: 4096,
             fragments: Default::default(),
+            skf: Default::default(),
         }
     }
 }
@@ -166,11 +177,26 @@ pub struct FlowDecryption {
     /// Packets whose ICV did not verify with any key for the SPI.
     pub icv_failures: u64,
     /// Other packets not decrypted, by the data plane's drop reason
-    /// (`replayed`: a copy of one already decrypted; `ipcomp_not_enabled`:
-    /// compressed, which is not inflated here).
+    /// (`replayed`: a copy of one already decrypted; `ipcomp_decompress`:
+    /// an IPComp payload that does not inflate).
     pub not_decrypted: BTreeMap<&'static str, u64>,
     /// Inner packets by their protocol (`ICMP`, `TCP`, ...).
     pub inner: BTreeMap<String, u64>,
+    /// IPComp (RFC 3173) in the flow, once a packet was compressed.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub ipcomp: Option<IpcompCounts>,
+}
+
+/// Decrypted packets of a flow with IPComp: inflated, and sent as they
+/// were (RFC 3173 §2.2: too small, or not smaller compressed).
+#[derive(Debug, Clone, Copy, Default, Serialize)]
+pub struct IpcompCounts {
+    pub compressed: u64,
+    pub uncompressed: u64,
+    /// The compressed packets' IPComp payloads (header included) ...
+    pub bytes_compressed: u64,
+    /// ... and the packets they inflated to.
+    pub bytes_inflated: u64,
 }
 
 /// The SAs that may decrypt a flow: every direction the key log has for
@@ -295,6 +321,8 @@ pub struct Counters {
     /// ESP packets of flows beyond `max_flows`.
     pub esp_untracked: u64,
     pub fragments: FragmentCounters,
+    /// IKEv2 messages in SKF fragments (RFC 7383), with `--keys`.
+    pub ikev2_fragments: skf::Stats,
 }
 
 #[derive(Debug, Clone, Default, Serialize)]
@@ -346,6 +374,9 @@ pub struct Analyzer {
     flow_sas: HashMap<FlowKey, FlowSas>,
     /// IKEv1: the CBC IV chain of each phase-1 SA, by initiator cookie.
     v1_chains: HashMap<u64, V1Chain>,
+    /// Exchanges held in all of `v1_chains` (bounded by
+    /// `Limits::max_v1_chain_exchanges`).
+    v1_chain_exchanges: usize,
     /// IKE SAs already said to have no key (bounded like `v1_requesters`).
     ike_without_key: HashSet<(u64, u64)>,
     /// IKEv1 SAs already said to have their cookies swapped in the key
@@ -353,6 +384,19 @@ pub struct Analyzer {
     v1_swapped_told: HashSet<(u64, u64)>,
     /// The ESP packet being decrypted in place (one buffer, reused).
     esp_buf: Vec<u8>,
+    /// IPComp's inflater for it.
+    ipcomp: IpcompScratch,
+    /// IKEv2 SKF fragments being put together.
+    skf: SkfReassembler,
+    /// `--write`: what to make of the frame at hand ([`Analyzer::take_rewrite`]).
+    rewrites: bool,
+    rewrite: Rewrite,
+    /// `--write`: the cleartext of the IKE message at hand, and what was done.
+    cleartext: Option<(Vec<u8>, String)>,
+    /// What the capture shows, said at the end (`explain`).
+    explain: Explainer,
+    /// The payload facts of the IKE message being read, for `explain`.
+    facts: Facts,
 }
 
 impl Analyzer {
@@ -375,14 +419,41 @@ impl Analyzer {
             ike_without_key: HashSet::new(),
             v1_swapped_told: HashSet::new(),
             v1_chains: HashMap::new(),
+            v1_chain_exchanges: 0,
             esp_buf: Vec::new(),
+            ipcomp: IpcompScratch::default(),
+            skf: SkfReassembler::new(limits.skf),
+            rewrites: false,
+            rewrite: Rewrite::Unchanged,
+            cleartext: None,
+            explain: Explainer::new(false),
+            facts: Facts::default(),
         }
+    }
+
+    /// For `--write`: say, after each packet, what to write for it.
+    pub fn with_rewrites(mut self) -> Analyzer {
+        self.rewrites = true;
+        self
+    }
+
+    /// What to write for the packet just analysed (`Unchanged` unless
+    /// [`with_rewrites`](Self::with_rewrites)), and the buffer a decrypted
+    /// ESP packet's inner packet lies in.
+    pub fn take_rewrite(&mut self) -> (Rewrite, &[u8]) {
+        (std::mem::take(&mut self.rewrite), &self.esp_buf)
     }
 
     /// Decrypt IKEv2 SK payloads and ESP with these keys.
     pub fn with_keys(mut self, keys: KeyStore) -> Analyzer {
         self.keys = Some(keys);
+        self.explain.set_keys(true);
         self
+    }
+
+    /// The keys, as the capture left them (bound SPIs, completed IKEv1 keys).
+    pub fn keys(&self) -> Option<&KeyStore> {
+        self.keys.as_ref()
     }
 
     /// Problems met (frame number and why), the first [`MAX_WARNINGS`],
@@ -408,6 +479,7 @@ impl Analyzer {
         self.counters.frames += 1;
         let first = *self.first.get_or_insert(p.timestamp);
         let rel = rel_seconds(first, p.timestamp);
+        self.explain.seen(rel);
         let ip = match network_layer(p.link_type, p.data) {
             Ok(Some(ip)) => ip,
             Ok(None) => {
@@ -521,18 +593,34 @@ impl Analyzer {
             .entry(key)
             .or_insert_with(|| EspFlow::new(&key, p.number, rel, seq));
         flow.add(p.number, rel, seq, esp.len());
+        self.explain.esp_packet(key.spi, p.number, rel);
         if let Some(keys) = &self.keys {
             let d = flow.decryption.get_or_insert_with(FlowDecryption::default);
             d.key = keys.esp.contains_key(&key.spi);
-            if !d.key {
-                return;
-            }
-            if !self.flow_sas.contains_key(&key) && self.flow_sas.len() >= self.limits.max_decrypting_flows {
+            let r = if !d.key {
+                Err("no key for this SPI")
+            } else if !self.flow_sas.contains_key(&key) && self.flow_sas.len() >= self.limits.max_decrypting_flows {
                 *d.not_decrypted.entry("beyond_decryption_table").or_default() += 1;
-                return;
+                Err("beyond_decryption_table")
+            } else {
+                let sas = self.flow_sas.entry(key).or_insert_with(|| FlowSas::new(keys, &key));
+                sas.decrypt(esp, &mut self.esp_buf, &mut self.ipcomp, d)
+            };
+            if self.rewrites {
+                self.rewrite = match r {
+                    Ok((inner, inflated)) => Rewrite::Esp(EspDecrypted {
+                        spi: key.spi,
+                        seq,
+                        src: key.src,
+                        dst: key.dst,
+                        encap,
+                        ports,
+                        inflated,
+                        inner,
+                    }),
+                    Err(why) => Rewrite::EspNot(why),
+                };
             }
-            let sas = self.flow_sas.entry(key).or_insert_with(|| FlowSas::new(keys, &key));
-            sas.decrypt(esp, &mut self.esp_buf, d);
         }
     }
 
@@ -570,15 +658,32 @@ impl Analyzer {
             note: None,
             payloads: Vec::new(),
         };
+        self.cleartext = None;
         let parsed = match data.get(IKE_VERSION_OCTET).map(|v| v >> 4) {
             Some(2) => self.ikev2(data, &mut m),
             Some(1) => self.ikev1(data, d.src, &mut m),
             Some(v) => Err(format!("IKE major version {v}")),
             None => Err(format!("{} bytes, shorter than an IKE header", data.len())),
         };
-        if let Err(e) = parsed {
-            self.warn(format!("frame {}: IKE message does not parse: {e}", p.number));
-            m.error = Some(e);
+        match parsed {
+            Ok(()) => self.explain.ike(&m, data, std::mem::take(&mut self.facts)),
+            Err(e) => {
+                self.warn(format!("frame {}: IKE message does not parse: {e}", p.number));
+                m.error = Some(e);
+            }
+        }
+        if self.rewrites {
+            self.rewrite = match self.cleartext.take() {
+                Some((message, what)) => Rewrite::Ike(IkeCleartext {
+                    src: d.src,
+                    dst: d.dst,
+                    ports,
+                    non_esp_marker,
+                    message,
+                    what,
+                }),
+                None => m.note.clone().map_or(Rewrite::Unchanged, Rewrite::Note),
+            };
         }
         self.print_message(&m, out);
     }
@@ -606,6 +711,7 @@ impl Analyzer {
             m.decrypted = true;
             shown = inner;
         }
+        self.facts = Facts::v2(&repr, shown);
         if self.verbose {
             m.payloads = shown.iter().map(|p| format!("{p:?}")).collect();
         }
@@ -622,14 +728,26 @@ impl Analyzer {
         msg: &ikev2::Message,
         m: &mut IkeMessage,
     ) -> Option<Vec<ikev2::Payload>> {
-        let keys = self.keys.as_ref()?;
+        let keys = self.keys.as_mut()?;
         let sa = format!("IKE SA {}_i {}_r", m.spi_i, m.spi_r);
-        if msg.payloads.iter().any(|p| matches!(p, ikev2::Payload::Skf(_))) {
-            m.note = Some("an SKF fragment (RFC 7383): fragments are not reassembled yet".into());
-            return None;
-        }
-        let sk = msg.sk()?;
-        let Some(k) = keys.ikev2.get(&(repr.initiator_spi, repr.responder_spi)) else {
+        let skf = msg.payloads.iter().find_map(|p| match p {
+            ikev2::Payload::Skf(f) => Some(f),
+            _ => None,
+        });
+        let (first, body) = match (msg.sk(), skf) {
+            (Some(sk), _) => (sk.first_payload, &sk.body),
+            (None, Some(f)) => (f.first_payload, &f.body),
+            (None, None) => return None,
+        };
+        let iv_off = data.len().checked_sub(body.len())?;
+        // Keys that came without SPIs (an IKE SA rekeyed in charon's log)
+        // are tried on an SA no key names: the ICV says which is its.
+        let from_initiator = repr.flags.initiator();
+        let verifies = |k: &super::keys::Ikev2Keys| {
+            let c = if from_initiator { &k.from_initiator } else { &k.from_responder };
+            c.decrypt(&data[..iv_off], &data[iv_off..]).is_ok()
+        };
+        let Some(k) = keys.ikev2_for((repr.initiator_spi, repr.responder_spi), verifies) else {
             // Said once per SA; the SA's other messages stay `[ E ]`.
             if !self.ike_without_key.contains(&(repr.initiator_spi, repr.responder_spi))
                 && self.ike_without_key.len() < self.limits.max_v1_exchanges
@@ -644,12 +762,11 @@ impl Analyzer {
         } else {
             (&k.from_responder, "SK_er", "SK_ar")
         };
-        let iv_off = data.len().checked_sub(sk.body.len())?;
         // With HMAC integrity the ICV is checked first (RFC 7296 §3.14):
         // what fails after it, on a body of sane shape, is the cipher's key.
         let (iv, icv, bl) = (cipher.iv_len(), cipher.icv_len(), cipher.encr().block_len());
         let verified_shape =
-            k.suite.integ.is_some() && sk.body.len() >= iv + bl + icv && (sk.body.len() - iv - icv).is_multiple_of(bl);
+            k.suite.integ.is_some() && body.len() >= iv + bl + icv && (body.len() - iv - icv).is_multiple_of(bl);
         let wrong_enc = |why: String| format!("{sa}: the ICV verifies with {auth}: a wrong {enc} ({why})");
         let plain = match cipher.decrypt(&data[..iv_off], &data[iv_off..]) {
             Ok(p) => p,
@@ -669,8 +786,33 @@ impl Analyzer {
                 return None;
             }
         };
-        match ikev2::Message::parse_inner(sk.first_payload, &plain) {
-            Ok(inner) => Some(inner),
+        let mut what = format!("decrypted IKEv2 SK payload ({enc}/{auth}): the payloads inside it in its place");
+        let (first, plain) = match skf {
+            None => (first, plain),
+            // RFC 7383 §2.6: each fragment verified, then held until the
+            // message is whole.
+            Some(f) => match skf::take(&mut self.skf, repr, f, m.frame, m.rel_time, &plain) {
+                Ok(whole) => {
+                    m.note = Some(format!("reassembled from {}", whole.from()));
+                    what = format!(
+                        "decrypted IKEv2 message ({enc}/{auth}) reassembled from {}",
+                        whole.from()
+                    );
+                    (ikev2::PayloadType(whole.first_payload), whole.chain.to_vec())
+                }
+                Err(note) => {
+                    m.note = Some(note);
+                    return None;
+                }
+            },
+        };
+        match ikev2::Message::parse_inner(first, &plain) {
+            Ok(inner) => {
+                if self.rewrites {
+                    self.cleartext = rewrite::ikev2_cleartext(data, first.0, &plain).ok().map(|c| (c, what));
+                }
+                Some(inner)
+            }
             Err(e) if verified_shape => {
                 m.note = Some(wrong_enc(format!("the payloads inside do not parse: {e}")));
                 None
@@ -696,8 +838,14 @@ impl Analyzer {
             m.decrypted = inner.is_some();
             inner
         } else {
-            Some(ikev1::Message::parse(data).map_err(|e| e.to_string())?.payload_list())
+            let list = ikev1::Message::parse(data).map_err(|e| e.to_string())?.payload_list();
+            // Wireshark's IKEv1 table needs Main Mode's cipher, hash and KEs.
+            if let Some(k) = self.keys.as_mut() {
+                k.observe_ikev1(&h, src, &list);
+            }
+            Some(list)
         };
+        self.facts = Facts::v1(&h, payloads.as_deref());
         let list = match &payloads {
             Some(p) => ikev1::summary(p),
             None => "[ E ]".to_string(),
@@ -748,7 +896,10 @@ impl Analyzer {
                     && self.ike_without_key.len() < self.limits.max_v1_exchanges
                 {
                     self.ike_without_key.insert((h.icookie, h.rcookie));
-                    m.note = Some(format!("no key for {sa}"));
+                    m.note = Some(match keys.ikev1_pending_note(h.icookie) {
+                        Some(why) => format!("no key for {sa}: {why}"),
+                        None => format!("no key for {sa}"),
+                    });
                 }
                 return None;
             }
@@ -777,9 +928,21 @@ impl Analyzer {
             return None;
         }
         let one_message = h.exchange == ikev1::ExchangeType::INFORMATIONAL;
-        chain.advance(h.message_id, one_message, iv, last);
+        let may_grow = self.v1_chain_exchanges < self.limits.max_v1_chain_exchanges;
+        if chain.advance(h.message_id, one_message, iv, last, may_grow) {
+            self.v1_chain_exchanges += 1;
+        }
         match ikev1::parse_payloads(h.next_payload, &plain) {
-            Ok((p, _)) => Some(p.into_iter().map(|p| p.payload).collect()),
+            Ok((p, chain_len)) => {
+                if self.rewrites {
+                    let what = "decrypted IKEv1 message: flag E cleared, the payloads in clear, CBC padding removed";
+                    self.cleartext = plain
+                        .get(..chain_len)
+                        .and_then(|chain| rewrite::ikev1_cleartext(data, chain).ok())
+                        .map(|c| (c, what.to_string()));
+                }
+                Some(p.into_iter().map(|p| p.payload).collect())
+            }
             Err(e) => {
                 m.note = Some(v1chain::unparsed_note(&sa, source, h.message_id, &e.to_string()));
                 None
@@ -825,15 +988,19 @@ impl Analyzer {
     pub fn finish(&mut self, format: &str, out: &mut impl Write) {
         self.reassembler.finish();
         self.counters.fragments = self.reassembler.stats().into();
+        self.skf.finish();
+        self.counters.ikev2_fragments = self.skf.stats();
         let flows: BTreeMap<_, _> = self.flows.iter().collect();
+        let findings = self.explain.finish(&flows.values().copied().collect::<Vec<_>>());
         if self.json {
             let flows: Vec<&EspFlow> = flows.values().copied().collect();
             let _ = writeln!(
                 out,
-                "],\"format\":{},\"flows\":{},\"stats\":{}}}",
+                "],\"format\":{},\"flows\":{},\"stats\":{},\"explanation\":{}}}",
                 serde_json::to_string(format).unwrap_or_default(),
                 serde_json::to_string(&flows).unwrap_or_default(),
-                serde_json::to_string(&self.counters).unwrap_or_default()
+                serde_json::to_string(&self.counters).unwrap_or_default(),
+                serde_json::to_string(&findings).unwrap_or_default()
             );
             return;
         }
@@ -867,6 +1034,18 @@ impl Analyzer {
                 c.fragments.over_limit + c.fragments.overlapping + c.fragments.malformed,
                 "fragments dropped",
             ),
+            (
+                c.ikev2_fragments.reassembled,
+                "IKEv2 messages reassembled from SKF fragments",
+            ),
+            (
+                c.ikev2_fragments.timed_out,
+                "IKEv2 messages whose SKF fragments did not all arrive",
+            ),
+            (
+                c.ikev2_fragments.over_limit,
+                "SKF fragments beyond the reassembly limits",
+            ),
         ] {
             if n > 0 {
                 notes.push(format!("{n} {what}"));
@@ -874,6 +1053,9 @@ impl Analyzer {
         }
         if !notes.is_empty() {
             let _ = writeln!(out, "({})", notes.join(", "));
+        }
+        if !findings.is_empty() {
+            let _ = write!(out, "{}", explain::text(&findings));
         }
     }
 }
@@ -899,7 +1081,11 @@ pub fn message_line(m: &IkeMessage) -> String {
         endpoint(m.dst, m.dst_port)
     );
     if let Some(e) = &m.error {
-        s.push_str(&format!("IKEv{} message that does not parse: {e}", m.version));
+        // Version 0: no header to read it from.
+        match m.version {
+            0 => s.push_str(&format!("IKE message that does not parse: {e}")),
+            v => s.push_str(&format!("IKEv{v} message that does not parse: {e}")),
+        }
         return s;
     }
     s.push_str(&format!("{} {}_i {}_r", m.summary, m.spi_i, m.spi_r));
@@ -951,6 +1137,12 @@ fn decryption_text(spi: &str, d: &FlowDecryption) -> String {
         let inner: Vec<String> = d.inner.iter().map(|(p, n)| format!("{p} {n}")).collect();
         s.push_str(&format!(" ({})", inner.join(", ")));
     }
+    if let Some(c) = &d.ipcomp {
+        s.push_str(&format!(
+            ", IPComp: {} inflated ({} -> {} bytes), {} not compressed",
+            c.compressed, c.bytes_compressed, c.bytes_inflated, c.uncompressed
+        ));
+    }
     if d.icv_failures > 0 {
         s.push_str(&format!(", {} ICV mismatch: wrong key for SPI {spi}", d.icv_failures));
     }
@@ -995,7 +1187,13 @@ impl FlowSas {
         // needs one try per packet.
         all.sort_by_key(|e| e.dst.ip() != k.dst);
         FlowSas {
-            candidates: all.into_iter().filter_map(|e| e.inbound_sa().ok()).collect(),
+            // The key log does not say which CPI a receiver chose: any
+            // IPComp payload is inflated.
+            candidates: all
+                .into_iter()
+                .filter_map(|e| e.inbound_sa().ok())
+                .map(InboundSa::with_any_ipcomp_cpi)
+                .collect(),
             verified: false,
             seeded: false,
         }
@@ -1020,21 +1218,39 @@ impl FlowSas {
     }
 
     /// Decapsulate one ESP packet (from the SPI on) as the data plane
-    /// does, in `scratch`, and count what came of it.
-    fn decrypt(&mut self, esp: &[u8], scratch: &mut Vec<u8>, d: &mut FlowDecryption) {
+    /// does, in `buf`, and count what came of it. Returns where the inner
+    /// packet is in `buf` and, when it was compressed (RFC 3173), the
+    /// IPComp payload's and the inflated packet's sizes; or why not.
+    fn decrypt(
+        &mut self,
+        esp: &[u8],
+        buf: &mut Vec<u8>,
+        ipcomp: &mut IpcompScratch,
+        d: &mut FlowDecryption,
+    ) -> Result<Decrypted, &'static str> {
         if !self.seeded {
             self.seeded = true;
             self.seed_windows(esp);
         }
+        // Room behind the packet for IPComp to inflate into: one buffer,
+        // grown once to the largest IP packet and reused.
+        let room = esp.len().max(ikeda_esp::ipcomp::MAX_DECOMPRESSED);
+        if buf.len() < room {
+            buf.resize(room, 0);
+        }
         let mut result = Err(DropReason::IcvMismatch);
         for (i, sa) in self.candidates.iter_mut().enumerate() {
-            scratch.clear();
-            scratch.extend_from_slice(esp);
-            result = sa
-                .decapsulate(scratch, 0)
-                .map(|r| ikeda_wire::ip::datagram(&scratch[r]).ok().map(|dg| dg.protocol));
+            buf[..esp.len()].copy_from_slice(esp);
+            let before = ipcomp_totals(sa);
+            result = sa.decapsulate_in(buf, 0, esp.len(), ipcomp, 0).map(|r| {
+                let after = ipcomp_totals(sa);
+                (
+                    r,
+                    (after.0 > before.0).then(|| (after.1 - before.1, after.2 - before.2)),
+                )
+            });
             // A wrong key fails at the ICV; anything else is this SA's word.
-            if result != Err(DropReason::IcvMismatch) {
+            if result.as_ref().err() != Some(&DropReason::IcvMismatch) {
                 if result.is_ok() && !self.verified {
                     self.verified = true;
                     self.candidates.swap(0, i);
@@ -1044,13 +1260,60 @@ impl FlowSas {
             }
         }
         match result {
-            Ok(proto) => {
+            Ok((inner, inflated)) => {
                 d.decrypted += 1;
-                let name = proto.map_or_else(|| "not IP".to_string(), protocol_name);
-                *d.inner.entry(name).or_default() += 1;
+                let proto = ikeda_wire::ip::datagram(&buf[inner.clone()]).ok().map(|dg| dg.protocol);
+                // Counted under a name allocated once per flow, not per packet.
+                let common = match proto {
+                    None => Some("not IP"),
+                    Some(IpProtocol::ICMP) => Some("ICMP"),
+                    Some(IpProtocol::TCP) => Some("TCP"),
+                    Some(IpProtocol::UDP) => Some("UDP"),
+                    Some(IpProtocol::ICMPV6) => Some("ICMPv6"),
+                    Some(_) => None,
+                };
+                match common.and_then(|n| d.inner.get_mut(n)) {
+                    Some(n) => *n += 1,
+                    None => {
+                        let name = common.map_or_else(|| proto.map_or_else(String::new, protocol_name), str::to_string);
+                        *d.inner.entry(name).or_default() += 1;
+                    }
+                }
+                if let Some((c, i)) = inflated {
+                    let counts = d.ipcomp.get_or_insert_with(IpcompCounts::default);
+                    counts.compressed += 1;
+                    counts.bytes_compressed += c;
+                    counts.bytes_inflated += i;
+                }
+                if let Some(counts) = &mut d.ipcomp {
+                    counts.uncompressed = d.decrypted - counts.compressed;
+                }
+                Ok((inner, inflated))
             }
-            Err(DropReason::IcvMismatch) => d.icv_failures += 1,
-            Err(r) => *d.not_decrypted.entry(r.name()).or_default() += 1,
+            Err(DropReason::IcvMismatch) => {
+                d.icv_failures += 1;
+                Err(DropReason::IcvMismatch.name())
+            }
+            Err(r) => {
+                *d.not_decrypted.entry(r.name()).or_default() += 1;
+                Err(r.name())
+            }
         }
     }
+}
+
+/// Where a decrypted ESP packet's inner packet lies in the buffer, and
+/// (compressed, inflated) sizes when it was IPComp.
+type Decrypted = (Range<usize>, Option<(u64, u64)>);
+
+/// An SA's IPComp counters: packets inflated, their compressed and
+/// inflated bytes.
+fn ipcomp_totals(sa: &InboundSa) -> (u64, u64, u64) {
+    use std::sync::atomic::Ordering::Relaxed;
+    let s = &sa.stats.ipcomp;
+    (
+        s.compressed.load(Relaxed),
+        s.bytes_compressed.load(Relaxed),
+        s.bytes_uncompressed.load(Relaxed),
+    )
 }

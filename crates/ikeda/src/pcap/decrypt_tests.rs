@@ -325,7 +325,7 @@ fn bad_key_files_are_named_never_echoed() {
     let garbage = dir.join("garbage");
     std::fs::write(&garbage, b"\x00\x01secretsecret\n").unwrap();
     let e = KeyStore::default().load(&garbage).err().unwrap();
-    assert!(e.contains("not an ikeda key log") && !e.contains("secret"), "{e}");
+    assert!(e.contains("not a key file ikeda knows") && !e.contains("secret"), "{e}");
     let mut s = KeyStore::default();
     let good = std::fs::read_to_string(key_dir("bad").join(KEY_LOG)).unwrap();
     let bad = good.replacen("\"sk_ei\":\"", "\"sk_ei\":\"zz5ec7e7", 1);

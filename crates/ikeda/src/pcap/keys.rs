@@ -1,8 +1,9 @@
 //! `ikeda pcap --keys SOURCE`: the keys a capture is decrypted with.
 //!
 //! A source is ikeda's own key log (`ikeda-keys.jsonl`, written by
-//! `crate::keys` when key export is on) or a directory, in which the known
-//! key files are looked for. The key log names algorithms as
+//! `crate::keys` when key export is on), Wireshark's tables or a charon
+//! log (`super::keysrc`, `super::keyfiles`), or a directory holding any of
+//! them. The key log names algorithms as
 //! `ikeda_crypto` does (`IkeSuite::from_names`, `EspAlgorithm::parse` read
 //! them back), so nothing here knows a cipher: it only keys
 //! `ikeda_crypto::ike::SkCipher` and `ikeda_esp::InboundSa`.
@@ -10,7 +11,6 @@
 //! Secrets are held as `SecretBytes` (zeroized on drop); an error about a
 //! line names the file, the line number and the field, never its value.
 
-use crate::keys::KEY_LOG;
 use ikeda_crypto::ike::{IkeSuite, SkCipher};
 use ikeda_crypto::ikev1::{Cipher, Hash};
 use ikeda_crypto::{EspAlgorithm, SecretBytes};
@@ -55,8 +55,8 @@ pub struct EspKey {
     pub spi: u32,
     pub algorithm: EspAlgorithm,
     pub esn: bool,
-    enc: SecretBytes,
-    auth: Option<SecretBytes>,
+    pub(super) enc: SecretBytes,
+    pub(super) auth: Option<SecretBytes>,
     pub src: SocketAddr,
     pub dst: SocketAddr,
 }
@@ -100,39 +100,17 @@ pub struct KeyStore {
     pub esp: HashMap<u32, Vec<EspKey>>,
     /// Lines of a key file that were skipped, and why.
     pub problems: Vec<String>,
+    /// Keys from Wireshark's tables and charon's log that the capture
+    /// completes (`super::keyfiles`).
+    pub more: super::keyfiles::More,
 }
 
 impl KeyStore {
-    /// Read one `--keys` source into the store. `Err` when the source is
-    /// not there or holds no key file we know.
+    /// Read one `--keys` source into the store: a key file of any kind
+    /// `super::keyfiles` recognises, or a directory holding some. `Err`
+    /// when the source is not there or holds no key we can use.
     pub fn load(&mut self, source: &Path) -> Result<(), String> {
-        let meta = std::fs::metadata(source).map_err(|e| format!("{}: {e}", source.display()))?;
-        let file = if meta.is_dir() {
-            let log = source.join(KEY_LOG);
-            if !log.is_file() {
-                return Err(format!(
-                    "{}: no key file ikeda knows here (looked for {KEY_LOG})",
-                    source.display()
-                ));
-            }
-            log
-        } else {
-            source.to_path_buf()
-        };
-        let len = std::fs::metadata(&file)
-            .map_err(|e| format!("{}: {e}", file.display()))?
-            .len();
-        if len > MAX_KEY_FILE_BYTES {
-            return Err(format!(
-                "{}: {len} bytes, larger than any key log ikeda reads ({MAX_KEY_FILE_BYTES})",
-                file.display()
-            ));
-        }
-        let text = std::fs::read(&file).map_err(|e| format!("{}: {e}", file.display()))?;
-        let text = zeroize::Zeroizing::new(text);
-        let text = std::str::from_utf8(&text)
-            .map_err(|_| format!("{}: not an ikeda key log (not UTF-8 text)", file.display()))?;
-        self.load_key_log(&file.display().to_string(), text)
+        super::keyfiles::load(self, source)
     }
 
     /// Parse ikeda's key log: one JSON object per line, `type` `ikev2`,

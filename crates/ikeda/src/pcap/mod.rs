@@ -8,14 +8,28 @@
 //! link layers, IP and IKE is the wire crate's; `analyze` turns packets
 //! into messages and flows.
 
+#[cfg(test)]
+mod alloc_tests;
 mod analyze;
 #[cfg(test)]
 mod decrypt_tests;
+mod keyfiles;
+mod explain;
+#[cfg(test)]
+mod explain_tests;
+pub mod gen;
 mod keys;
+mod keysrc;
+#[cfg(test)]
+mod keysrc_tests;
+mod skf;
 #[cfg(test)]
 mod midsession_tests;
 #[cfg(test)]
 mod tests;
+pub(crate) mod write;
+#[cfg(test)]
+mod write_tests;
 mod v1chain;
 
 use analyze::Analyzer;
@@ -41,11 +55,25 @@ pub struct PcapArgs {
     #[arg(long)]
     pub json: bool,
     /// Decrypt IKE (IKEv2 SK payloads, IKEv1 encrypted messages) and ESP
-    /// with these keys: ikeda's key log
-    /// (`ikeda-keys.jsonl`, written with key export on) or a directory
-    /// holding one. Repeatable.
+    /// with these keys: ikeda's key log (`ikeda-keys.jsonl`, written with
+    /// key export on), Wireshark's `ikev2_decryption_table`,
+    /// `ikev1_decryption_table` or `esp_sa`, strongSwan's charon log with
+    /// `ike` and `chd` at level 4, or a directory holding any of these.
+    /// Each is recognised by its text. Repeatable.
     #[arg(long = "keys", value_name = "SOURCE")]
     pub keys: Vec<PathBuf>,
+    /// Write the keys read from Wireshark's tables and charon logs (with
+    /// the SPIs the capture bound them to) as Wireshark's tables into this
+    /// new directory, so that `WIRESHARK_CONFIG_DIR=DIR tshark -r FILE`
+    /// decrypts what Wireshark can of the same capture.
+    #[arg(long, value_name = "DIR", requires = "keys")]
+    pub wireshark_keys: Option<PathBuf>,
+    /// Write a new capture (pcapng, mode 0600) in which the ESP that
+    /// decrypted is replaced by the inner packets and the IKE messages by
+    /// their cleartext, for Wireshark to open with no keys; every other
+    /// frame as it was, frame for frame.
+    #[arg(long, value_name = "OUT")]
+    pub write: Option<PathBuf>,
 }
 
 /// Why a capture could not be read to its end.
@@ -135,11 +163,29 @@ pub fn main(args: PcapArgs) -> i32 {
             }
         }
     };
+    let mut written = match &args.write {
+        None => None,
+        Some(path) => match write::OutputFile::create(path).and_then(|(o, f)| {
+            Ok((
+                o,
+                write::CaptureWriter::new(f).map_err(|e| format!("{}: {e}", path.display()))?,
+            ))
+        }) {
+            Ok(w) => Some(w),
+            Err(e) => {
+                eprintln!("ikeda pcap: --write {e}");
+                return 2;
+            }
+        },
+    };
     let stdout = io::stdout();
     let mut out = io::BufWriter::new(stdout.lock());
     let mut analyzer = Analyzer::new(Limits::default(), args.verbose, args.json);
     if let Some(keys) = keys {
         analyzer = analyzer.with_keys(keys);
+    }
+    if written.is_some() {
+        analyzer = analyzer.with_rewrites();
     }
     let mut format = String::new();
     if args.json {
@@ -149,8 +195,11 @@ pub fn main(args: PcapArgs) -> i32 {
             json_string(&args.file.display().to_string())
         );
     }
-    let result = read_capture(input, |p| analyzer.packet(p, &mut out), &mut format);
-    let code = match &result {
+    let result = match &mut written {
+        Some((_, w)) => write::write_capture(input, &mut analyzer, w, &mut out, &mut format),
+        None => read_capture(input, |p| analyzer.packet(p, &mut out), &mut format),
+    };
+    let mut code = match &result {
         Ok(()) => 0,
         Err(e) => {
             let _ = out.flush();
@@ -162,6 +211,42 @@ pub fn main(args: PcapArgs) -> i32 {
     let _ = out.flush();
     for w in analyzer.warnings() {
         eprintln!("ikeda pcap: {}: {w}", args.file.display());
+    }
+    if let (Some(dir), Some(keys)) = (&args.wireshark_keys, analyzer.keys()) {
+        match keyfiles::write_wireshark(keys, dir) {
+            Ok(said) => eprintln!("ikeda pcap: {said}"),
+            Err(e) => {
+                eprintln!("ikeda pcap: --wireshark-keys: {e}");
+                code = 1;
+            }
+        }
+    }
+    if let (Some((file, w)), Some(path)) = (written, &args.write) {
+        // What was read before a problem is written, as it is printed.
+        match w
+            .finish()
+            .map_err(|e| e.to_string())
+            .and_then(|(f, st)| file.commit(f).map(|()| st))
+        {
+            Ok(st) => eprintln!(
+                "ikeda pcap: wrote {} frames to {}: {} ESP packets decrypted, {} IKE messages in cleartext, {} as \
+                 captured{}",
+                st.frames,
+                path.display(),
+                st.esp_decrypted,
+                st.ike_cleartext,
+                st.unchanged,
+                if st.left_out > 0 {
+                    format!(", {} of unusual link types left out", st.left_out)
+                } else {
+                    String::new()
+                }
+            ),
+            Err(e) => {
+                eprintln!("ikeda pcap: --write {}: {e}", path.display());
+                code = 1;
+            }
+        }
     }
     code
 }

@@ -128,18 +128,30 @@ impl V1Chain {
     /// A message of `message_id` was decrypted with `iv`: the next one of
     /// its exchange follows from its last block. `one_message`: an
     /// Informational exchange (RFC 2409 §5.7), which nothing follows.
-    pub fn advance(&mut self, message_id: u32, one_message: bool, iv: Vec<u8>, last_block: &[u8]) {
+    /// `may_grow`: the reader's table of chains, over all phase-1 SAs, has
+    /// room for one more exchange (`Limits::max_v1_chain_exchanges`);
+    /// without it a new exchange takes the place of this SA's oldest, or
+    /// is not held when the SA holds none (its next message then does not
+    /// decrypt, and says so). Returns whether one more exchange is held.
+    pub fn advance(&mut self, message_id: u32, one_message: bool, iv: Vec<u8>, last_block: &[u8], may_grow: bool) -> bool {
         if message_id == 0 {
-            return self.phase1.advance(iv, last_block);
+            self.phase1.advance(iv, last_block);
+            return false;
         }
         if one_message {
-            return;
+            return false;
         }
+        let mut grew = false;
         if !self.exchanges.contains_key(&message_id) {
-            if self.order.len() >= MAX_CHAIN_EXCHANGES {
-                if let Some(old) = self.order.pop_front() {
-                    self.exchanges.remove(&old);
+            if self.order.len() >= MAX_CHAIN_EXCHANGES || !may_grow {
+                match self.order.pop_front() {
+                    Some(old) => {
+                        self.exchanges.remove(&old);
+                    }
+                    None => return false,
                 }
+            } else {
+                grew = true;
             }
             self.order.push_back(message_id);
         }
@@ -147,6 +159,7 @@ impl V1Chain {
             .entry(message_id)
             .or_insert_with(|| IvState::new(Vec::new()))
             .advance(iv, last_block);
+        grew
     }
 
     /// Exchanges whose chain is held (for the bound's test).
@@ -286,7 +299,7 @@ mod tests {
         // Without the key log's block and without phase 1: said so.
         let (_, src) = chain.iv_for(mid, &[9; 16], Hash::Sha256, 16, None);
         assert_eq!(src, IvSource::Nothing);
-        chain.advance(mid, false, iv, &[9; 16]);
+        chain.advance(mid, false, iv, &[9; 16], true);
         // QM2: the last block of QM1; a retransmitted QM1: its own IV again.
         assert_eq!(
             chain.iv_for(mid, &[8; 16], Hash::Sha256, 16, Some(&seed)).0,
@@ -295,7 +308,7 @@ mod tests {
         assert_eq!(chain.iv_for(mid, &[9; 16], Hash::Sha256, 16, Some(&seed)).0, want);
         // A phase 1 seen in the capture seeds the M-IDs when the log cannot.
         let mut p1 = V1Chain::new(vec![1; 16]);
-        p1.advance(0, false, vec![1; 16], &[5; 16]);
+        p1.advance(0, false, vec![1; 16], &[5; 16], true);
         let (iv, src) = p1.iv_for(7, &[0; 16], Hash::Sha256, 16, None);
         assert_eq!(
             (iv, src),
@@ -309,11 +322,11 @@ mod tests {
     fn the_chain_table_is_bounded() {
         let mut chain = V1Chain::new(vec![1; 16]);
         for mid in 1..=5000u32 {
-            chain.advance(mid, true, vec![0; 16], &[1; 16]);
+            assert!(!chain.advance(mid, true, vec![0; 16], &[1; 16], true));
         }
         assert_eq!(chain.held(), 0);
         for mid in 1..=5000u32 {
-            chain.advance(mid, false, vec![0; 16], &mid.to_be_bytes().repeat(4));
+            chain.advance(mid, false, vec![0; 16], &mid.to_be_bytes().repeat(4), true);
         }
         assert_eq!(chain.held(), MAX_CHAIN_EXCHANGES);
         // The newest is held (its next IV is its last block), the oldest not.
@@ -324,5 +337,22 @@ mod tests {
         );
         assert_eq!(chain.iv_for(5000, &[0; 16], Hash::Sha256, 16, None).0, last);
         assert_ne!(chain.iv_for(1, &[0; 16], Hash::Sha256, 16, None).1, IvSource::Exchange);
+    }
+
+    /// The bound over all SAs: an SA that may not grow recycles its own
+    /// oldest exchange, and one that holds none holds nothing new.
+    #[test]
+    fn a_full_table_takes_no_more() {
+        let mut chain = V1Chain::new(vec![1; 16]);
+        assert!(!chain.advance(7, false, vec![0; 16], &[7; 16], false));
+        assert_eq!(chain.held(), 0);
+        assert!(chain.advance(8, false, vec![0; 16], &[8; 16], true));
+        assert!(!chain.advance(9, false, vec![0; 16], &[9; 16], false));
+        assert_eq!(chain.held(), 1);
+        assert_eq!(chain.iv_for(9, &[0; 16], Hash::Sha256, 16, None), (vec![9; 16], IvSource::Exchange));
+        assert_ne!(chain.iv_for(8, &[0; 16], Hash::Sha256, 16, None).1, IvSource::Exchange);
+        // A message of an exchange already held moves it on, whatever the table.
+        assert!(!chain.advance(9, false, vec![0; 16], &[3; 16], false));
+        assert_eq!(chain.iv_for(9, &[0; 16], Hash::Sha256, 16, None).0, vec![3; 16]);
     }
 }
