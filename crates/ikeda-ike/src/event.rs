@@ -9,7 +9,12 @@ use ikeda_wire::ikev2::TsRange;
 use std::fmt;
 use std::net::SocketAddr;
 
-/// Why a negotiation failed, in the words a network engineer needs.
+/// Why a negotiation failed, in the words a network engineer needs, typed
+/// by who is at fault: the two configurations (no proposal, identities,
+/// selectors, [`Failure::Incompatible`]), the peer ([`Failure::PeerRefused`],
+/// [`Failure::PeerMisbehaved`], [`Failure::PeerNotAnswering`]), or this end
+/// ([`Failure::Local`]). A caller can act on the kind (retrying helps only
+/// for some) and show the words as they are.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Failure {
     /// No proposal in common: what the peer offered, what we accept.
@@ -37,8 +42,24 @@ pub enum Failure {
         tries: u32,
         to: SocketAddr,
     },
-    /// Anything else the peer refused or got wrong.
-    Other(String),
+    /// The peer refused with an error notification (RFC 7296 §3.10.1, RFC
+    /// 2408 §3.14.1): in answer to our `exchange`, or (IKEv1, `None`) in an
+    /// Informational exchange of its own. `notify` is its name.
+    PeerRefused {
+        exchange: Option<&'static str>,
+        notify: String,
+    },
+    /// The peer sent what the protocol does not allow: a transform we did
+    /// not offer, a payload missing, a key exchange value that is not one.
+    PeerMisbehaved(String),
+    /// The two configurations do not fit in a way no proposal list says: a
+    /// key exchange group the peer insists on that we do not offer, Main
+    /// Mode against Aggressive Mode.
+    Incompatible(String),
+    /// This end could not go on (a key could not be made, a message not
+    /// built, the data plane lacks the negotiated algorithm): not the
+    /// peer's doing.
+    Local(String),
 }
 
 impl fmt::Display for Failure {
@@ -83,7 +104,12 @@ impl fmt::Display for Failure {
                     "peer not answering: {exchange} sent {tries} times to {to} without a response"
                 )
             }
-            Failure::Other(s) => f.write_str(s),
+            Failure::PeerRefused {
+                exchange: Some(x),
+                notify,
+            } => write!(f, "peer answered {x} with {notify}"),
+            Failure::PeerRefused { exchange: None, notify } => write!(f, "peer said {notify}"),
+            Failure::PeerMisbehaved(s) | Failure::Incompatible(s) | Failure::Local(s) => f.write_str(s),
         }
     }
 }

@@ -1077,7 +1077,7 @@ impl Engine {
             let kex = match KeyExchange::generate(group, &mut *self.rng) {
                 Ok(k) => k,
                 Err(e) => {
-                    self.fail(ci, Failure::Other(format!("key exchange: {e}")));
+                    self.fail(ci, Failure::Local(format!("key exchange: {e}")));
                     return usize::MAX;
                 }
             };
@@ -1304,7 +1304,7 @@ impl Engine {
         if aggressive != self.conns[ci].aggressive {
             self.fail(
                 ci,
-                Failure::Other(format!(
+                Failure::Incompatible(format!(
                     "peer started {} but this connection is configured for {}",
                     if aggressive { "Aggressive Mode" } else { "Main Mode" },
                     if self.conns[ci].aggressive {
@@ -1582,7 +1582,7 @@ impl Engine {
         let Some((c, _)) = chosen else {
             self.fail(
                 conn,
-                Failure::Other("peer chose a phase-1 transform we did not offer".into()),
+                Failure::PeerMisbehaved("peer chose a phase-1 transform we did not offer".into()),
             );
             self.remove(idx, "bad response");
             return;
@@ -1590,7 +1590,7 @@ impl Engine {
         let kex = match KeyExchange::generate(c.group, &mut *self.rng) {
             Ok(k) => k,
             Err(e) => {
-                self.fail(conn, Failure::Other(format!("key exchange: {e}")));
+                self.fail(conn, Failure::Local(format!("key exchange: {e}")));
                 self.remove(idx, "key exchange");
                 return;
             }
@@ -1639,7 +1639,7 @@ impl Engine {
         let kex = match KeyExchange::generate(c.group, &mut *self.rng) {
             Ok(k) => k,
             Err(e) => {
-                self.fail(conn, Failure::Other(format!("key exchange: {e}")));
+                self.fail(conn, Failure::Local(format!("key exchange: {e}")));
                 return;
             }
         };
@@ -1682,7 +1682,7 @@ impl Engine {
             }
             Err(e) => {
                 if let Some(conn) = self.sas[idx].as_ref().map(|s| s.conn) {
-                    self.fail(conn, Failure::Other(format!("peer's KE refused: {e}")));
+                    self.fail(conn, Failure::PeerMisbehaved(format!("peer's KE refused: {e}")));
                 }
                 self.remove(idx, "bad KE");
                 false
@@ -1993,7 +1993,7 @@ impl Engine {
         if gxi.len() != c.group.public_value_len() {
             self.fail(
                 conn,
-                Failure::Other("Aggressive Mode KE does not match the chosen group".into()),
+                Failure::PeerMisbehaved("Aggressive Mode KE does not match the chosen group".into()),
             );
             self.clear(idx);
             return;
@@ -2001,7 +2001,7 @@ impl Engine {
         let kex = match KeyExchange::generate(c.group, &mut *self.rng) {
             Ok(k) => k,
             Err(e) => {
-                self.fail(conn, Failure::Other(format!("key exchange: {e}")));
+                self.fail(conn, Failure::Local(format!("key exchange: {e}")));
                 return;
             }
         };
@@ -2350,7 +2350,10 @@ impl Engine {
                 detail: format!("peer said {}", notify::name(t)),
             }
         } else {
-            Failure::Other(format!("peer said {}", notify::name(t)))
+            Failure::PeerRefused {
+                exchange: None,
+                notify: notify::name(t).to_string(),
+            }
         };
         self.fail(conn, why);
         self.remove(idx, "peer refused");
@@ -2540,7 +2543,13 @@ impl Engine {
                     notify::CONNECTED => self.connected(idx, n),
                     t if t < 16384 => {
                         let what = notify::name(t);
-                        self.fail(conn, Failure::Other(format!("peer said {what}")));
+                        self.fail(
+                            conn,
+                            Failure::PeerRefused {
+                                exchange: None,
+                                notify: what.to_string(),
+                            },
+                        );
                     }
                     _ => {}
                 },

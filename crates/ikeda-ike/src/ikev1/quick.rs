@@ -278,7 +278,7 @@ impl Engine {
         let kex = match pfs.map(|g| KeyExchange::generate(g, &mut *self.rng)) {
             Some(Ok(k)) => Some(k),
             Some(Err(e)) => {
-                self.fail(conn, Failure::Other(format!("PFS key exchange: {e}")));
+                self.fail(conn, Failure::Local(format!("PFS key exchange: {e}")));
                 return;
             }
             None => None,
@@ -619,14 +619,14 @@ impl Engine {
                 let k = match KeyExchange::generate(g, &mut *self.rng) {
                     Ok(k) => k,
                     Err(e) => {
-                        self.fail(conn, Failure::Other(format!("PFS key exchange: {e}")));
+                        self.fail(conn, Failure::Local(format!("PFS key exchange: {e}")));
                         return;
                     }
                 };
                 match k.shared_secret(peer) {
                     Ok(s) => (Some(k), Some(s)),
                     Err(e) => {
-                        self.fail(conn, Failure::Other(format!("peer's PFS KE refused: {e}")));
+                        self.fail(conn, Failure::PeerMisbehaved(format!("peer's PFS KE refused: {e}")));
                         return;
                     }
                 }
@@ -824,7 +824,7 @@ impl Engine {
         let Some((spi_out, o)) = parsed.filter(|(_, o)| self.accepts(conn, o)) else {
             self.fail(
                 conn,
-                Failure::Other("peer chose an ESP transform we did not offer".into()),
+                Failure::PeerMisbehaved("peer chose an ESP transform we did not offer".into()),
             );
             self.finish_qm(idx, k);
             return;
@@ -846,7 +846,7 @@ impl Engine {
             (Some(kx), Some(Payload::Ke(peer))) => match kx.shared_secret(peer) {
                 Ok(s) => Some(s),
                 Err(e) => {
-                    self.fail(conn, Failure::Other(format!("peer's PFS KE refused: {e}")));
+                    self.fail(conn, Failure::PeerMisbehaved(format!("peer's PFS KE refused: {e}")));
                     self.finish_qm(idx, k);
                     return;
                 }
@@ -855,7 +855,7 @@ impl Engine {
             _ => {
                 self.fail(
                     conn,
-                    Failure::Other("PFS: the peer's KE payload does not match our proposal".into()),
+                    Failure::PeerMisbehaved("PFS: the peer's KE payload does not match our proposal".into()),
                 );
                 self.finish_qm(idx, k);
                 return;

@@ -990,7 +990,7 @@ impl Engine {
                 _ => {
                     self.fail(
                         conn,
-                        Failure::Other(format!(
+                        Failure::Incompatible(format!(
                             "peer asked for key exchange group {:?}, which we do not offer",
                             n.invalid_ke_group()
                         )),
@@ -1012,7 +1012,10 @@ impl Engine {
                         .join(", "),
                 }
             } else {
-                Failure::Other(format!("peer answered IKE_SA_INIT with {}", n.notify_type))
+                Failure::PeerRefused {
+                    exchange: Some("IKE_SA_INIT"),
+                    notify: n.notify_type.to_string(),
+                }
             };
             self.fail(conn, why);
             self.remove(idx, "failed");
@@ -1026,7 +1029,9 @@ impl Engine {
         let (Some(suite), Some(ke_data), Some(nr)) = (suite, ke_data, nr) else {
             self.fail(
                 conn,
-                Failure::Other("malformed IKE_SA_INIT response: SA, KE or Nr missing or not one of ours".into()),
+                Failure::PeerMisbehaved(
+                    "malformed IKE_SA_INIT response: SA, KE or Nr missing or not one of ours".into(),
+                ),
             );
             self.remove(idx, "failed");
             return;
@@ -1035,7 +1040,7 @@ impl Engine {
         if ke_data.dh_group.0 != suite.dh.transform_id() || sa.ke.as_ref().map(|k| k.group()) != Some(suite.dh) {
             self.fail(
                 conn,
-                Failure::Other("peer's KE group differs from the chosen proposal".into()),
+                Failure::PeerMisbehaved("peer's KE group differs from the chosen proposal".into()),
             );
             self.remove(idx, "failed");
             return;
@@ -1062,7 +1067,10 @@ impl Engine {
         let shared = match sa.ke.as_ref().map(|k| k.shared_secret(&ke_data.data)) {
             Some(Ok(s)) => s,
             Some(Err(e)) => {
-                self.fail(conn, Failure::Other(format!("peer's key exchange value refused: {e}")));
+                self.fail(
+                    conn,
+                    Failure::PeerMisbehaved(format!("peer's key exchange value refused: {e}")),
+                );
                 self.remove(idx, "failed");
                 return;
             }
@@ -1078,7 +1086,7 @@ impl Engine {
         ) {
             Ok(k) => k,
             Err(e) => {
-                self.fail(conn, Failure::Other(format!("key derivation: {e}")));
+                self.fail(conn, Failure::Local(format!("key derivation: {e}")));
                 self.remove(idx, "failed");
                 return;
             }
@@ -1086,7 +1094,7 @@ impl Engine {
         let (out, inn) = match keys.sk_ciphers(&suite, Role::Initiator) {
             Ok(x) => x,
             Err(e) => {
-                self.fail(conn, Failure::Other(format!("key setup: {e}")));
+                self.fail(conn, Failure::Local(format!("key setup: {e}")));
                 self.remove(idx, "failed");
                 return;
             }
@@ -1164,7 +1172,7 @@ impl Engine {
             Pending::Auth { spi_in: spi },
             now,
         ) {
-            self.fail(conn, Failure::Other(format!("building IKE_AUTH: {e}")));
+            self.fail(conn, Failure::Local(format!("building IKE_AUTH: {e}")));
             self.remove(idx, "failed");
         }
     }
@@ -1197,7 +1205,10 @@ impl Engine {
                 theirs_i: "(refused by the peer)".into(),
                 theirs_r: String::new(),
             },
-            t => Failure::Other(format!("peer answered IKE_AUTH with {t}")),
+            t => Failure::PeerRefused {
+                exchange: Some("IKE_AUTH"),
+                notify: t.to_string(),
+            },
         });
         if let (Some(why), false) = (&child_error, has_auth) {
             self.fail(conn, why.clone());
@@ -1207,7 +1218,10 @@ impl Engine {
         let idr = first!(inner, Payload::IdR(i) => i.clone());
         let auth = first!(inner, Payload::Auth(a) => a.clone());
         let (Some(idr), Some(auth)) = (idr, auth) else {
-            self.fail(conn, Failure::Other("IKE_AUTH response without IDr or AUTH".into()));
+            self.fail(
+                conn,
+                Failure::PeerMisbehaved("IKE_AUTH response without IDr or AUTH".into()),
+            );
             self.remove(idx, "failed");
             return;
         };
@@ -1260,7 +1274,7 @@ impl Engine {
         let (Some(chosen), Some(tsi), Some(tsr)) = (chosen, tsi, tsr) else {
             self.fail(
                 conn,
-                Failure::Other("IKE_AUTH response without SA, TSi or TSr: no CHILD SA".into()),
+                Failure::PeerMisbehaved("IKE_AUTH response without SA, TSi or TSr: no CHILD SA".into()),
             );
             return;
         };
@@ -1273,12 +1287,12 @@ impl Engine {
         else {
             self.fail(
                 conn,
-                Failure::Other("peer chose an ESP proposal we did not offer".into()),
+                Failure::PeerMisbehaved("peer chose an ESP proposal we did not offer".into()),
             );
             return;
         };
         let Some(spi_out) = chosen.spi_u32() else {
-            self.fail(conn, Failure::Other("peer's ESP SPI is not 4 bytes".into()));
+            self.fail(conn, Failure::PeerMisbehaved("peer's ESP SPI is not 4 bytes".into()));
             return;
         };
         // TSi is ours, TSr the peer's: they must lie within what we asked for.
@@ -1383,7 +1397,7 @@ impl Engine {
             Err(what) => {
                 self.fail(
                     conn,
-                    Failure::Other(format!("negotiated ESP algorithm is not in the data plane: no {what}")),
+                    Failure::Local(format!("negotiated ESP algorithm is not in the data plane: no {what}")),
                 );
                 return;
             }
@@ -1399,7 +1413,7 @@ impl Engine {
         ) {
             Ok(k) => k,
             Err(e) => {
-                self.fail(conn, Failure::Other(format!("CHILD SA keys: {e}")));
+                self.fail(conn, Failure::Local(format!("CHILD SA keys: {e}")));
                 return;
             }
         };
@@ -1592,7 +1606,10 @@ impl Engine {
         let shared = match our_ke.shared_secret(&ke.data) {
             Ok(s) => s,
             Err(e) => {
-                self.fail(ci, Failure::Other(format!("peer's key exchange value refused: {e}")));
+                self.fail(
+                    ci,
+                    Failure::PeerMisbehaved(format!("peer's key exchange value refused: {e}")),
+                );
                 reply(
                     self,
                     vec![Payload::Notify(NotifyPayload::new(NotifyType::INVALID_SYNTAX, vec![]))],
@@ -1801,7 +1818,7 @@ impl Engine {
             fail_with(
                 self,
                 NotifyType::INVALID_SYNTAX,
-                Failure::Other("IKE_AUTH request without IDi or AUTH (EAP is not supported)".into()),
+                Failure::PeerMisbehaved("IKE_AUTH request without IDi or AUTH (EAP is not supported)".into()),
             );
             return;
         };
