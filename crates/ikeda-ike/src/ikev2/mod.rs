@@ -82,6 +82,10 @@ enum State {
     /// Responder: IKE_SA_INIT answered, waiting for IKE_AUTH.
     InitAnswered,
     Established,
+    /// A rekey replaced it (RFC 7296 §1.3.2): its CHILD SAs and queued work
+    /// moved to the new IKE SA; it expects nothing but its DELETE, ours or
+    /// the peer's (and answers what the peer sent before it knew).
+    Replaced,
     /// Initiator of a DELETE for the IKE SA, waiting for the response.
     Deleting,
 }
@@ -191,8 +195,6 @@ struct IkeSa {
     last_heard: Millis,
     rekey_at: Option<Millis>,
     expire_at: Option<Millis>,
-    /// Replaced by a rekeyed IKE SA; deleted without touching the CHILD SAs.
-    superseded: bool,
     /// We are behind a NAT: keep its mapping open with keepalives.
     us_nat: bool,
     keepalive_at: Option<Millis>,
@@ -587,7 +589,7 @@ impl Engine {
                     spi_out: c.spi_out,
                 });
             }
-            if sa.state == State::Established || sa.state == State::Deleting {
+            if matches!(sa.state, State::Established | State::Replaced | State::Deleting) {
                 self.events.push_back(Event::IkeSaDown {
                     conn,
                     spi_i: sa.spi_i,
@@ -634,7 +636,6 @@ impl Engine {
             last_heard: now,
             rekey_at: None,
             expire_at: None,
-            superseded: false,
             us_nat: false,
             keepalive_at: None,
             established_at: None,
@@ -715,14 +716,12 @@ impl Engine {
         let idx = self
             .sas
             .iter()
-            .position(|s| {
-                mine(s)
-                    && s.as_ref()
-                        .is_some_and(|s| s.state == State::Established && !s.superseded)
-            })
+            .position(|s| mine(s) && s.as_ref().is_some_and(|s| s.state == State::Established))
             .or_else(|| self.sas.iter().position(mine))
             .ok_or_else(|| format!("no IKE SA for '{conn}'"))?;
-        let established = self.sas[idx].as_ref().is_some_and(|s| s.state == State::Established);
+        let established = self.sas[idx]
+            .as_ref()
+            .is_some_and(|s| matches!(s.state, State::Established | State::Replaced));
         if !established {
             self.remove(idx, "terminated locally");
             return Ok(());
@@ -922,7 +921,7 @@ impl Engine {
                 let Some(sa) = self.sas[idx].as_mut() else { return };
                 match sa.tm.complete(mid) {
                     Some(Pending::DeleteIke) => {
-                        let rekeyed = self.sas[idx].as_ref().is_some_and(|s| s.superseded);
+                        let rekeyed = self.sas[idx].as_ref().is_some_and(|s| s.state == State::Replaced);
                         self.remove(
                             idx,
                             if rekeyed {
@@ -936,7 +935,7 @@ impl Engine {
                     _ => {}
                 }
             }
-            (State::Established, ExchangeType::CREATE_CHILD_SA) => {
+            (State::Established | State::Replaced, ExchangeType::CREATE_CHILD_SA) => {
                 let Some(inner) = self.open(idx, data, &msg) else {
                     return;
                 };
@@ -1701,7 +1700,6 @@ impl Engine {
             last_heard: now,
             rekey_at: None,
             expire_at: None,
-            superseded: false,
             us_nat,
             keepalive_at: None,
             established_at: None,
@@ -1747,10 +1745,10 @@ impl Engine {
         }
         match (self.sas[idx].as_ref().map(|s| s.state), msg.header.exchange_type) {
             (Some(State::InitAnswered), ExchangeType::IKE_AUTH) => self.auth_request(idx, now, &msg.header, inner),
-            (Some(State::Established | State::Deleting), ExchangeType::INFORMATIONAL) => {
+            (Some(State::Established | State::Replaced | State::Deleting), ExchangeType::INFORMATIONAL) => {
                 self.informational_request(idx, msg.header.message_id, inner)
             }
-            (Some(State::Established), ExchangeType::CREATE_CHILD_SA) => {
+            (Some(State::Established | State::Replaced), ExchangeType::CREATE_CHILD_SA) => {
                 self.create_child_request(idx, now, &msg.header, inner)
             }
             _ => {
@@ -2015,9 +2013,9 @@ impl Engine {
         (0..self.sas.len())
             .filter(|&i| i != idx)
             .filter(|&i| {
-                self.sas[i]
-                    .as_ref()
-                    .is_some_and(|s| s.state == State::Established && self.conns[s.conn].remote_id == *peer)
+                self.sas[i].as_ref().is_some_and(|s| {
+                    matches!(s.state, State::Established | State::Replaced) && self.conns[s.conn].remote_id == *peer
+                })
             })
             .collect()
     }
@@ -2061,7 +2059,7 @@ impl Engine {
             });
         }
         if delete_ike {
-            let rekeyed = self.sas[idx].as_ref().is_some_and(|s| s.superseded);
+            let rekeyed = self.sas[idx].as_ref().is_some_and(|s| s.state == State::Replaced);
             self.remove(
                 idx,
                 if rekeyed {
@@ -2081,7 +2079,7 @@ impl Engine {
                 continue;
             }
             if let Some(sa) = self.sas[idx].as_mut() {
-                if sa.keepalive_at.is_some_and(|k| now >= k) && sa.state == State::Established && !sa.superseded {
+                if sa.keepalive_at.is_some_and(|k| now >= k) && sa.state == State::Established {
                     sa.keepalive_at = Some(now + NAT_KEEPALIVE);
                     let (local, remote) = (sa.local, sa.remote);
                     self.transmits.push_back(Transmit {
@@ -2113,7 +2111,7 @@ impl Engine {
                 // Lifetime timers are disarmed once their work is queued;
                 // a liveness check is only due with nothing in flight (an
                 // exchange in flight is a liveness check of its own).
-                let live = s.state == State::Established && !s.superseded;
+                let live = s.state == State::Established;
                 let idle = live && !s.tm.busy();
                 let dpd = (idle && !t.dpd_delay.is_zero()).then(|| s.last_heard + t.dpd_delay);
                 let sa_timers = [s.rekey_at, s.expire_at].into_iter().flatten().filter(|_| live);
@@ -2128,10 +2126,7 @@ impl Engine {
                     .chain(dpd)
                     .chain(sa_timers)
                     .chain(child_timers)
-                    .chain(
-                        s.keepalive_at
-                            .filter(|_| s.state == State::Established && !s.superseded),
-                    )
+                    .chain(s.keepalive_at.filter(|_| s.state == State::Established))
                     .collect::<Vec<_>>()
             })
             .min()

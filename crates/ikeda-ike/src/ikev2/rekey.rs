@@ -136,7 +136,7 @@ impl Engine {
             .iter()
             .position(|s| {
                 s.as_ref()
-                    .is_some_and(|s| self.conns[s.conn].name == conn && s.state == State::Established && !s.superseded)
+                    .is_some_and(|s| self.conns[s.conn].name == conn && s.state == State::Established)
             })
             .ok_or_else(|| format!("no established IKE SA for '{conn}'"))
     }
@@ -146,7 +146,7 @@ impl Engine {
     /// check is due after `dpd_delay` of silence with nothing in flight.
     pub(super) fn lifetimes(&mut self, idx: usize, now: Millis) {
         let Some(sa) = self.sas[idx].as_mut() else { return };
-        if sa.state != State::Established || sa.superseded {
+        if sa.state != State::Established {
             return;
         }
         let conn = sa.conn;
@@ -201,7 +201,7 @@ impl Engine {
             now,
         )?;
         if let Some(sa) = self.sas[idx].as_mut() {
-            if !sa.superseded {
+            if sa.state != State::Replaced {
                 sa.state = State::Deleting;
             }
         }
@@ -936,7 +936,7 @@ impl Engine {
             return;
         };
         let children = std::mem::take(&mut old.children);
-        old.superseded = true;
+        old.state = State::Replaced;
         let new = IkeSa {
             conn: old.conn,
             initiator: we_initiated,
@@ -961,7 +961,6 @@ impl Engine {
             last_heard: now,
             rekey_at: None,
             expire_at: None,
-            superseded: false,
             us_nat: old.us_nat,
             keepalive_at: None,
             established_at: None,

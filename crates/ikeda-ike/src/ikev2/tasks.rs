@@ -58,12 +58,12 @@ impl Engine {
     pub(super) fn activate_next(&mut self, idx: usize, now: Millis) {
         loop {
             let Some(sa) = self.sas[idx].as_mut() else { return };
-            if sa.state != State::Established {
+            if !matches!(sa.state, State::Established | State::Replaced) {
                 return;
             }
-            let superseded = sa.superseded;
+            let replaced = sa.state == State::Replaced;
             let Some(work) = sa.tm.dequeue() else { return };
-            if superseded && work != Work::DeleteIke {
+            if replaced && work != Work::DeleteIke {
                 continue;
             }
             self.start_work(idx, work, now);
@@ -134,7 +134,11 @@ impl Engine {
         let r = sa
             .tm
             .retransmit(now, &self.policy, (sa.local, sa.remote), &mut self.transmits);
-        let (remote, conn, established) = (sa.remote, sa.conn, sa.state == State::Established);
+        let (remote, conn, established) = (
+            sa.remote,
+            sa.conn,
+            matches!(sa.state, State::Established | State::Replaced),
+        );
         for line in r.lines {
             self.log(conn, line);
         }

@@ -14,7 +14,7 @@ impl Engine {
             .map(|s| {
                 let state = match s.state {
                     State::InitSent | State::AuthSent | State::InitAnswered => IkeState::Connecting,
-                    State::Established if s.superseded => IkeState::Rekeyed,
+                    State::Replaced => IkeState::Rekeyed,
                     State::Established => IkeState::Established,
                     State::Deleting => IkeState::Deleting,
                 };
