@@ -106,6 +106,17 @@ seed key_ikev2_table cbc '0123456789abcdef,fedcba9876543210,00112233445566778899
 seed key_ikev1_table line '8130e569e9b0bd03,00112233445566778899001122334455\n# a comment\n'
 seed key_esp_sa gcm '"IPv4","192.168.50.12","192.168.50.11","0xc1234567","AES-GCM with 16 octet ICV [RFC4106]","0x0011223344556677889900112233445566778899","NULL",""\n'
 seed key_esp_sa cbc '"IPv6","2001:db8::1","*","0x00000100","AES-CBC [RFC3602]","0x00112233445566778899001122334455","HMAC-SHA-1-96 [RFC2404]","0x0011223344556677889900112233445566778899"\n'
+seed audit_iptables reply_only '*filter\n:INPUT DROP [0:0]\n:OUTPUT ACCEPT [0:0]\n:IPSEC - [0:0]\n-A INPUT -m conntrack --ctstate ESTABLISHED,RELATED -j ACCEPT\n-A INPUT -j IPSEC\n-A IPSEC -s 198.51.100.0/24 -p udp -m udp --dport 500 -j ACCEPT\n-A IPSEC -p esp -j ACCEPT\n-A IPSEC -m set --match-set x src -j DROP\nCOMMIT\n'
+# The other audit formats: the sample files of the audit tests (AWS
+# security group and network ACL JSON as the aws CLI prints them; nft -j
+# as nft 1.0.6 printed it in a throwaway namespace).
+for f in "$root"/crates/ikeda/tests/audit_samples/*; do
+    case $(basename "$f") in
+    sg_*) t=audit_sg ;; nacl_*) t=audit_nacl ;; nft_*) t=audit_nft ;; ipt_*) t=audit_iptables ;; *) continue ;;
+    esac
+    mkdir -p "$fuzz_dir/corpus/$t"
+    cp "$f" "$fuzz_dir/corpus/$t/seed-$(basename "$f")"
+done
 # pcap_write: byte 0 odd is a program over packets sealed with the
 # harness's keys, 3 bytes a step (packet, how, argument; see the target):
 # 0 IKE_AUTH in SK, 1 IKEv1 MM5, 2-4 its SKF fragments 1-3, 5-7 ESP,

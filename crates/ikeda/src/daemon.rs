@@ -479,6 +479,11 @@ pub fn run(opts: RunOptions) -> i32 {
                     tracing::info!(target: "config", "policy {}: {s} via {} <-> {} ({}, {})", c.name, c.local_addr, c.remote_addr, c.esp, if c.encap == Encap::Udp { "udp/4500" } else { "esp" });
                 }
             }
+            // The stats file appears once the data plane runs (its sockets
+            // open): what `lab up` waits for, as the policy rules come first.
+            if let Some(p) = &opts.stats_file {
+                write_stats(p, &plane.stats);
+            }
             let code = loop {
                 match wait_for_signal(&sigs, Duration::from_secs(1)) {
                     Some(libc::SIGHUP) => reload_on_sighup(&requests),

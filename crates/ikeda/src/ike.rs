@@ -255,6 +255,9 @@ struct Runtime {
     /// The SPD last handed to the data plane (its hit counters live on).
     policies: Vec<Policy>,
     next_slot: usize,
+    /// When we heard each peer relative to when we sent to it: the
+    /// stateful-firewall hint of `status`.
+    path: crate::pathwatch::PathWatch,
 }
 
 fn secs(ms: u64) -> u64 {
@@ -329,6 +332,8 @@ impl Runtime {
     fn flush(&mut self) {
         while let Some(t) = self.engine.poll_transmit() {
             tracing::trace!(target: "ike", "{} bytes {} -> {}", t.data.len(), t.local, t.remote);
+            let now = self.now().0;
+            self.path.sent(t.remote, t.local.port(), now);
             let r = if t.local.port() == NAT_T_PORT {
                 // RFC 3948 §2.2: IKE on 4500 carries the non-ESP marker; a
                 // NAT-keepalive (§2.3) is the single octet 0xFF, unmarked.
@@ -759,6 +764,13 @@ impl Runtime {
                     Some(x) => format!("{x}, try {} of {}, to {}", s.sends.max(1), s.tries, s.remote),
                     None => format!("answered IKE_SA_INIT from {}, waiting for IKE_AUTH", s.remote),
                 };
+                // Unanswered so far (a resend went out): what the traffic
+                // with the peer says about the firewalls on the path.
+                if s.pending.is_some() && s.sends >= 2 {
+                    if let Some(h) = self.path.hint(s.remote.ip(), &self.config.file.display().to_string()) {
+                        st.detail = format!("{}; {h}", st.detail);
+                    }
+                }
             } else if let Some(s) = established {
                 st.state = "down".into();
                 st.detail = format!(
@@ -1117,6 +1129,7 @@ impl Runtime {
             tries: new.daemon.retransmit.2,
         });
         self.config = new;
+        self.path.set_peers(self.config.conns.iter().map(|c| c.remote_addr));
         self.push_spd();
         for name in &starts {
             if let Err(e) = self.engine.initiate(name, now) {
@@ -1268,7 +1281,9 @@ pub fn start(setup: IkeSetup, stop_flag: Arc<AtomicBool>) -> std::io::Result<Ike
         last_failure: HashMap::new(),
         policies: Vec::new(),
         next_slot,
+        path: Default::default(),
     };
+    rt.path.set_peers(rt.config.conns.iter().map(|c| c.remote_addr));
     rt.push_spd();
     for s in rt.slots.iter() {
         if rt.start_actions.get(&s.name) == Some(&StartAction::Trap) {
@@ -1317,6 +1332,7 @@ pub fn start(setup: IkeSetup, stop_flag: Arc<AtomicBool>) -> std::io::Result<Ike
                         .unwrap_or_else(|_| SocketAddr::new(IpAddr::from([0, 0, 0, 0]), IKE_PORT));
                     tracing::trace!(target: "ike", "{n} bytes {from} -> {local}");
                     let now = rt.now();
+                    rt.path.heard(from, local.port(), now.0);
                     rt.engine.handle_datagram(now, local, from, &buf[..n]);
                     if blocking {
                         // Do not wait again in this turn; the next one is busy.
@@ -1353,6 +1369,7 @@ pub fn start(setup: IkeSetup, stop_flag: Arc<AtomicBool>) -> std::io::Result<Ike
                 worked = true;
                 tracing::trace!(target: "ike", "{} bytes {} -> {}:{NAT_T_PORT}", d.data.len(), d.from, d.local);
                 let now = rt.now();
+                rt.path.heard(d.from, NAT_T_PORT, now.0);
                 rt.engine
                     .handle_datagram(now, SocketAddr::new(d.local, NAT_T_PORT), d.from, &d.data);
             }

@@ -8,6 +8,7 @@ use clap::{Parser, Subcommand, ValueEnum};
 use std::path::PathBuf;
 use std::process::ExitCode;
 
+mod audit;
 mod config;
 mod control;
 mod daemon;
@@ -16,6 +17,7 @@ mod engines;
 mod ike;
 mod keys;
 mod lab;
+mod pathwatch;
 mod pcap;
 mod private;
 mod seqstate;
@@ -118,6 +120,10 @@ enum Cmd {
     /// Write a large ESP capture and its keys (the `bench/pcap.sh` benchmark).
     #[command(hide = true)]
     PcapGen(pcap::gen::GenArgs),
+    /// Which IPsec flows the firewalls on the path admit (AWS security group
+    /// or network ACL JSON, nft -j, iptables-save) and whether the tunnel
+    /// works only by accident; exit 0 no, 1 yes (or undecided), 2 unreadable.
+    Audit(audit::AuditArgs),
     /// The two-site lab in network namespaces.
     Lab {
         #[command(subcommand)]
@@ -255,6 +261,7 @@ fn client(socket: &std::path::Path, cmd: Cmd) -> i32 {
         | Cmd::Lab { .. }
         | Cmd::Down { conn: None, .. }
         | Cmd::Pcap(_)
+        | Cmd::Audit(_)
         | Cmd::PcapGen(_) => 2,
     }
 }
@@ -296,6 +303,7 @@ fn main() -> ExitCode {
             config: Some(config), ..
         } => daemon::teardown(&config, &cli.socket),
         Cmd::Pcap(args) => pcap::main(args),
+        Cmd::Audit(args) => audit::main(args),
         Cmd::PcapGen(args) => pcap::gen::main(args),
         cmd => client(&cli.socket, cmd),
     };

@@ -47,6 +47,7 @@ use std::sync::atomic::{AtomicI32, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
+pub mod firewall;
 pub mod preflight;
 pub mod strongswan;
 
@@ -65,11 +66,17 @@ pub const NAT_INSIDE: &str = "10.50.1.1";
 pub const NAT_INSIDE_NET: &str = "10.50.1.0/24";
 /// The NAT's namespace node name (`ikl-<lab>-nat`).
 pub const NAT_NODE: &str = "nat";
+/// With `--cloud`: each gateway's private address in its VPC, the VPC
+/// router's address (the 1:1 NAT, node igw1/igw2), and its subnet. The
+/// public ("Elastic") addresses are GW_WAN, on the NATs' outside links.
+pub const CLOUD_WAN: [&str; 2] = ["10.0.1.11", "10.0.2.12"];
+pub const CLOUD_ROUTER: [&str; 2] = ["10.0.1.1", "10.0.2.1"];
+pub const CLOUD_NODES: [&str; 2] = ["igw1", "igw2"];
 
 #[derive(Subcommand)]
 pub enum LabCmd {
     /// Build the topology, start a gateway in gw1 and gw2, ping across.
-    Up(UpArgs),
+    Up(Box<UpArgs>),
     /// Show the lab's nodes, gateway processes and data plane counters.
     Status(NameArg),
     /// Run a command in a node: `ikeda lab exec gw1 -- ip addr`.
@@ -115,6 +122,13 @@ pub enum Gateways {
     Strongswan,
     /// No tunnel: the gateways only route (plain veth baseline).
     None,
+}
+
+#[derive(Clone, Copy, PartialEq, Eq, ValueEnum, Serialize, Deserialize, Debug)]
+pub enum CloudId {
+    Private,
+    Public,
+    Fqdn,
 }
 
 #[derive(Clone, Copy, PartialEq, Eq, ValueEnum, Serialize, Deserialize, Debug)]
@@ -165,13 +179,52 @@ pub struct UpArgs {
     /// With --ike 1: ask for IPComp (DEFLATE) on both gateways.
     #[arg(long)]
     pub compress: bool,
-    /// With --ike: which gateway initiates.
+    /// Which gateway initiates (with --ike or --gateways strongswan); both:
+    /// each starts the connection at once (or after its --start-delay), the
+    /// other side acting as responder too.
     #[arg(long, value_enum, default_value = "gw1")]
     pub initiator: Initiator,
+    /// Start a gateway late, as a router that boots after the other:
+    /// `--start-delay gw2=40s` (repeatable, or gw1=5,gw2=40). `lab up`
+    /// returns before it starts (implies --no-wait).
+    #[arg(long, value_name = "GW=SECS", value_delimiter = ',')]
+    pub start_delay: Vec<String>,
+    /// Do not wait for the tunnel (nor ping): start the gateways and return,
+    /// for cases that come up late or never (`lab status` shows them).
+    #[arg(long)]
+    pub no_wait: bool,
+    /// A stateful filter on each gateway's WAN that behaves like a cloud
+    /// security group: inbound admitted by the profile's rules or as a reply
+    /// to the gateway's own outbound flow (conntrack), the rest dropped;
+    /// outbound open. Profiles (what rules admit inbound): none, esp-only,
+    /// ike500-only, ike (UDP 500+4500), all (500, 4500, ESP). One for both
+    /// gateways, or gw1's,gw2's. `lab status` shows what each admitted by
+    /// rule, as a reply only, or dropped.
+    #[arg(long, value_name = "PROFILE[,PROFILE2]")]
+    pub firewall: Option<String>,
+    /// With --firewall: conntrack's timeout of an unreplied UDP flow,
+    /// seconds (AWS security groups: 30).
+    #[arg(long, value_name = "SECS", default_value_t = 30, requires = "firewall")]
+    pub ct_udp_timeout: u32,
+    /// With --firewall: conntrack's timeout of a UDP flow both sides have
+    /// spoken on, seconds (AWS security groups: 180).
+    #[arg(long, value_name = "SECS", default_value_t = 180, requires = "firewall")]
+    pub ct_udp_stream_timeout: u32,
     /// Put gw1 behind a masquerading IPv4 NAT (namespace ikl-<name>-nat), to
     /// test NAT traversal: gw1's WAN becomes 10.50.1.11, gw2 sees 192.168.50.11.
     #[arg(long)]
     pub nat: bool,
+    /// The cloud topology: each gateway has a private address in its VPC
+    /// (gw1 10.0.1.11, gw2 10.0.2.12) and is reached at its public
+    /// ("Elastic") address, 192.168.50.11 or .12, through a 1:1 NAT (nodes
+    /// igw1, igw2): both sides are behind a NAT at once, IKE floats to 4500
+    /// from both ends.
+    #[arg(long, conflicts_with_all = ["nat", "outer6"])]
+    pub cloud: bool,
+    /// With --cloud: the IKE identities: each gateway's private address,
+    /// its public address, or a name (gw1.site1.example, gw2.site2.example).
+    #[arg(long, value_enum, default_value = "public", requires = "cloud")]
+    pub cloud_id: CloudId,
     /// With --nat: the NAT does not keep source ports but maps them into
     /// 40000-40999 (as a carrier-grade NAT may), so IKE and ESP arrive at gw2
     /// from ports other than 500 and 4500.
@@ -193,8 +246,9 @@ pub struct UpArgs {
     /// With --ike: what a dead peer leads to.
     #[arg(long, default_value = "clear")]
     pub dpd_action: String,
-    /// With --ike: IKE retransmission tries and first timeout on the ikeda
-    /// gateways (defaults 5 and 4s, as strongSwan).
+    /// IKE retransmission tries and first timeout on the ikeda gateways
+    /// (with --ike), or on both charons (--gateways strongswan); defaults 5
+    /// and 4s, as strongSwan.
     #[arg(long)]
     pub retransmit_tries: Option<u32>,
     #[arg(long)]
@@ -264,11 +318,73 @@ impl UpArgs {
     /// The encapsulation in effect: as given, else UDP behind a NAT, else ESP.
     pub fn encap(&self) -> EncapArg {
         self.encap
-            .unwrap_or(if self.nat { EncapArg::Udp } else { EncapArg::Esp })
+            .unwrap_or(if self.nat || self.cloud { EncapArg::Udp } else { EncapArg::Esp })
+    }
+
+    /// Each gateway's start delay in seconds (`--start-delay`).
+    pub fn start_delays(&self) -> Result<[u64; 2], String> {
+        let mut d = [0u64; 2];
+        for item in &self.start_delay {
+            let (gw, secs) = item
+                .split_once('=')
+                .ok_or_else(|| format!("--start-delay {item}: write GW=SECS, e.g. gw2=40s"))?;
+            let i = match gw.trim() {
+                "gw1" => 0,
+                "gw2" => 1,
+                other => return Err(format!("--start-delay {item}: no gateway '{other}' (gw1 or gw2)")),
+            };
+            d[i] = crate::config::parse_duration(secs)
+                .filter(|s| *s <= 3600)
+                .ok_or_else(|| format!("--start-delay {item}: '{secs}' is not a duration up to 1h (40, 40s, 2m)"))?;
+        }
+        Ok(d)
+    }
+
+    /// Whether gateway `i` starts the connection itself.
+    pub fn initiates(&self, i: usize) -> bool {
+        matches!((self.initiator, i), (Initiator::Both, _) | (Initiator::Gw1, 0) | (Initiator::Gw2, 1))
+    }
+
+    /// `lab up` returns without waiting for the tunnel.
+    pub fn no_wait(&self) -> bool {
+        self.no_wait || self.start_delay.iter().any(|d| !d.ends_with("=0"))
+    }
+
+    /// The firewall asked for, if any.
+    pub fn firewall(&self) -> Result<Option<firewall::FirewallState>, String> {
+        let Some(p) = &self.firewall else { return Ok(None) };
+        let profiles = firewall::parse_profiles(p)?;
+        for (name, v) in [("--ct-udp-timeout", self.ct_udp_timeout), ("--ct-udp-stream-timeout", self.ct_udp_stream_timeout)] {
+            if !(1..=86_400).contains(&v) {
+                return Err(format!("{name} {v}: between 1 and 86400 seconds"));
+            }
+        }
+        Ok(Some(firewall::FirewallState {
+            profiles,
+            udp_timeout: self.ct_udp_timeout,
+            udp_stream_timeout: self.ct_udp_stream_timeout,
+        }))
     }
 
     /// Refuse combinations the lab cannot build.
     fn check(&self) -> Result<(), String> {
+        self.start_delays()?;
+        self.firewall()?;
+        if let Some(t) = &self.retransmit_timeout {
+            crate::config::parse_duration_ms(t)
+                .filter(|ms| *ms > 0)
+                .ok_or_else(|| format!("--retransmit-timeout {t}: not a duration (500ms, 4s)"))?;
+        }
+        let negotiated = self.ike.is_some() || self.gateways == Gateways::Strongswan;
+        if (self.initiator != Initiator::Gw1 || !self.start_delay.is_empty()) && !negotiated {
+            return Err(
+                "--initiator and --start-delay say who starts an IKE negotiation: they need --ike or --gateways strongswan"
+                    .into(),
+            );
+        }
+        if self.trap && (self.initiator == Initiator::Both || !self.start_delay.is_empty()) {
+            return Err("--trap with --initiator both or --start-delay: not supported (trap waits for traffic)".into());
+        }
         if self.gateway_policies && (self.ike != Some(1) || self.nat || self.outer6) {
             return Err(
                 "--gateway-policies is the racoon site's IKEv1 set of selector pairs: it needs --ike 1, \
@@ -282,6 +398,9 @@ impl UpArgs {
                  or --gateways strongswan|none (IKE does not negotiate IPComp yet)"
                     .into(),
             );
+        }
+        if self.cloud && self.gateways == Gateways::None {
+            return Err("--cloud tests a tunnel between two NATed gateways; it needs --gateways ikeda or strongswan".into());
         }
         if !self.nat {
             return Ok(());
@@ -306,9 +425,9 @@ impl UpArgs {
                     .into(),
             );
         }
-        if self.ike.is_some() && self.initiator == Initiator::Gw2 {
+        if negotiated && self.initiator != Initiator::Gw1 {
             return Err(
-                "--nat with --initiator gw2: gw2 cannot reach gw1 behind the NAT before gw1 has opened a mapping; \
+                "--nat with --initiator gw2 or both: gw2 cannot reach gw1 behind the NAT before gw1 has opened a mapping; \
                  gw1 has to initiate"
                     .into(),
             );
@@ -320,7 +439,9 @@ impl UpArgs {
 /// Gateway `i`'s own outer IPv4 address (gw1's is private behind the NAT);
 /// it is also the gateway's IKE identity.
 pub fn gw_wan4(a: &UpArgs, i: usize) -> &'static str {
-    if a.nat && i == 0 {
+    if a.cloud {
+        CLOUD_WAN[i]
+    } else if a.nat && i == 0 {
         NAT_GW1_WAN
     } else {
         GW_WAN[i]
@@ -333,6 +454,25 @@ fn gw_local(a: &UpArgs, i: usize) -> &'static str {
         GW_WAN6[i]
     } else {
         gw_wan4(a, i)
+    }
+}
+
+/// The IKE identities of gateway `i`, (local, remote), where the lab names
+/// them: behind a NAT the addresses a gateway sees are not the peer's own.
+/// `None`: the gateways' own addresses, as seen.
+pub fn ike_ids(a: &UpArgs, i: usize) -> Option<(String, String)> {
+    let j = 1 - i;
+    if a.cloud {
+        let id = |k: usize| match a.cloud_id {
+            CloudId::Private => CLOUD_WAN[k].to_string(),
+            CloudId::Public => GW_WAN[k].to_string(),
+            CloudId::Fqdn => format!("gw{}.site{}.example", k + 1, k + 1),
+        };
+        Some((id(i), id(j)))
+    } else if a.nat {
+        Some((gw_wan4(a, i).to_string(), gw_wan4(a, j).to_string()))
+    } else {
+        None
     }
 }
 
@@ -356,6 +496,7 @@ pub enum Peer {
 pub enum Initiator {
     Gw1,
     Gw2,
+    Both,
 }
 
 #[derive(Serialize, Deserialize, Default)]
@@ -378,6 +519,9 @@ pub struct LabState {
     /// Key export directories of the ikeda gateways: (gw, path).
     #[serde(default)]
     pub key_dirs: Vec<(String, PathBuf)>,
+    /// `--firewall`: the security groups on the gateways' WANs.
+    #[serde(default)]
+    pub firewall: Option<firewall::FirewallState>,
 }
 
 /// A capture `lab up --capture` started.
@@ -518,10 +662,24 @@ fn nat_rules(remap: bool) -> Vec<Vec<&'static str>> {
     rules
 }
 
-fn topology(name: &str, nat: bool, remap: bool) -> Result<(), String> {
+/// The configs' first line says which topology they were written for.
+fn topology_note(a: &UpArgs) -> &'static str {
+    if a.cloud {
+        ", both gateways behind 1:1 NATs (--cloud)"
+    } else if a.nat {
+        ", gw1 behind a NAT"
+    } else {
+        ""
+    }
+}
+
+fn topology(name: &str, a: &UpArgs) -> Result<(), String> {
+    let (nat, remap, cloud) = (a.nat, a.nat_remap, a.cloud);
     let ns = |n: &str| ns_name(name, n);
     let nodes: &[&str] = if nat {
         &["gw1", "gw2", "h1", "h2", NAT_NODE]
+    } else if cloud {
+        &["gw1", "gw2", "h1", "h2", CLOUD_NODES[0], CLOUD_NODES[1]]
     } else {
         &NODES
     };
@@ -591,6 +749,51 @@ fn topology(name: &str, nat: bool, remap: bool) -> Result<(), String> {
         for rule in nat_rules(remap) {
             sh(in_ns(&n, "nft").args(rule))?;
         }
+    } else if cloud {
+        // gw1 wan0 <-> igw1 in0, igw1 out0 <-> igw2 out0 (the internet),
+        // igw2 in0 <-> gw2 wan0. Each igw maps its gateway's private address
+        // to the public one and back, every protocol and port (1:1, as a
+        // cloud's Elastic IP): DNAT inbound, SNAT outbound.
+        veth(CLOUD_NODES[0], "out0", CLOUD_NODES[1], "out0")?;
+        for i in 0..2 {
+            veth(NODES[i], "wan0", CLOUD_NODES[i], "in0")?;
+            let n = ns(CLOUD_NODES[i]);
+            sysctl(
+                &n,
+                &[
+                    ("net.ipv4.ip_forward", "1"),
+                    ("net.ipv4.conf.all.rp_filter", "0"),
+                    ("net.ipv4.conf.default.rp_filter", "0"),
+                ],
+            )?;
+            addr("in0", &format!("{}/24", CLOUD_ROUTER[i]), &n)?;
+            addr("out0", &format!("{}/24", GW_WAN[i]), &n)?;
+            for d in ["in0", "out0"] {
+                ip(&["-n", &n, "link", "set", d, "up"])?;
+            }
+            let script = format!(
+                "table ip ikeda_nat {{\n\
+                 \x20 chain prerouting {{ type nat hook prerouting priority dstnat; policy accept;\n\
+                 \x20   iifname \"out0\" ip daddr {public} dnat to {private}\n  }}\n\
+                 \x20 chain postrouting {{ type nat hook postrouting priority srcnat; policy accept;\n\
+                 \x20   oifname \"out0\" ip saddr {private} snat to {public}\n  }}\n}}\n",
+                public = GW_WAN[i],
+                private = CLOUD_WAN[i],
+            );
+            let mut c = in_ns(&n, "nft");
+            c.args(["-f", "-"]).stdin(Stdio::piped());
+            let mut child = c.spawn().map_err(|e| format!("nft in {n}: {e}"))?;
+            child
+                .stdin
+                .take()
+                .ok_or("nft: no stdin")?
+                .write_all(script.as_bytes())
+                .map_err(|e| format!("nft in {n}: {e}"))?;
+            let o = child.wait_with_output().map_err(|e| format!("nft in {n}: {e}"))?;
+            if !o.status.success() {
+                return Err(format!("nft in {n}: {}", String::from_utf8_lossy(&o.stderr)));
+            }
+        }
     } else {
         veth("gw1", "wan0", "gw2", "wan0")?;
     }
@@ -608,10 +811,12 @@ fn topology(name: &str, nat: bool, remap: bool) -> Result<(), String> {
         )?;
         if nat && i == 0 {
             addr("wan0", &format!("{NAT_GW1_WAN}/24"), &gw)?;
+        } else if cloud {
+            addr("wan0", &format!("{}/24", CLOUD_WAN[i]), &gw)?;
         } else {
             addr("wan0", &format!("{}/24", GW_WAN[i]), &gw)?;
         }
-        if !nat {
+        if !nat && !cloud {
             addr("wan0", &format!("{}/64", GW_WAN6[i]), &gw)?;
         }
         addr("lan0", &format!("{}/24", GW_LAN[i]), &gw)?;
@@ -626,6 +831,11 @@ fn topology(name: &str, nat: bool, remap: bool) -> Result<(), String> {
     }
     if nat {
         ip(&["-n", &ns("gw1"), "route", "add", "default", "via", NAT_INSIDE])?;
+    }
+    if cloud {
+        for i in 0..2 {
+            ip(&["-n", &ns(NODES[i]), "route", "add", "default", "via", CLOUD_ROUTER[i]])?;
+        }
     }
     Ok(())
 }
@@ -651,7 +861,7 @@ pub fn gateway_configs(a: &UpArgs) -> Result<[String; 2], String> {
         .collect::<Result<_, _>>()?;
     let spis = [0x1000_0101u32, 0x1000_0102u32];
     let fam = if a.outer6 { "6" } else { "4" };
-    let nat = if a.nat { ", gw1 behind a NAT" } else { "" };
+    let nat = topology_note(a);
     let mut out: [String; 2] = Default::default();
     for i in 0..2 {
         let j = 1 - i;
@@ -709,17 +919,14 @@ pub fn gateway_configs(a: &UpArgs) -> Result<[String; 2], String> {
 pub fn ike_gateway_config(a: &UpArgs, i: usize, psk: &str) -> String {
     let j = 1 - i;
     let fam = if a.outer6 { "6" } else { "4" };
-    // Behind the NAT the addresses a gateway sees are not the peer's own:
-    // name the identities (each gateway's own address) explicitly.
-    let ids = if a.nat {
-        format!("local_id = \"{}\"\nremote_id = \"{}\"\n", gw_wan4(a, i), gw_wan4(a, j))
-    } else {
-        String::new()
+    let ids = match ike_ids(a, i) {
+        Some((l, r)) => format!("local_id = \"{l}\"\nremote_id = \"{r}\"\n"),
+        None => String::new(),
     };
-    let start = match (a.initiator, i) {
-        (Initiator::Gw1, 0) | (Initiator::Gw2, 1) if a.trap => "trap",
-        (Initiator::Gw1, 0) | (Initiator::Gw2, 1) => "start",
-        _ => "none",
+    let start = match a.initiates(i) {
+        true if a.trap => "trap",
+        true => "start",
+        false => "none",
     };
     let mut extra = String::new();
     for (k, v) in [
@@ -777,7 +984,7 @@ pub fn ike_gateway_config(a: &UpArgs, i: usize, psk: &str) -> String {
          local_ts = [\"{ln}\", \"{ln6}\"]\nremote_ts = [\"{rn}\", \"{rn6}\"]\n{policies}",
         n = i + 1,
         name = a.name.name,
-        nat = if a.nat { ", gw1 behind a NAT" } else { "" },
+        nat = topology_note(a),
         l = gw_local(a, i),
         r = gw_peer(a, i),
         ike = a.ike_proposal(),
@@ -875,6 +1082,7 @@ pub fn up(a: &UpArgs) -> Result<(), String> {
         esp: a.esp.clone(),
         pids: vec![],
         nat: a.nat,
+        firewall: a.firewall()?,
         ..Default::default()
     };
     save_state(&dir, &st)?;
@@ -884,7 +1092,15 @@ pub fn up(a: &UpArgs) -> Result<(), String> {
         let _ = down(name);
         return Err(e);
     }
-    if !a.no_ping {
+    if a.no_wait() {
+        let d = a.start_delays()?;
+        for (i, gw) in NODES[..2].iter().enumerate() {
+            if d[i] > 0 {
+                println!("{gw} starts in {} s", d[i]);
+            }
+        }
+        println!("not waiting for the tunnel (--no-wait): `ikeda lab status --name {name}` shows it");
+    } else if !a.no_ping {
         ping_across(name)?;
     }
     if let Some(c) = &st.capture {
@@ -939,7 +1155,13 @@ pub fn up(a: &UpArgs) -> Result<(), String> {
 
 fn bring_up(a: &UpArgs, dir: &Path, st: &mut LabState, capture: Option<&Path>) -> Result<(), String> {
     let name = &a.name.name;
-    topology(name, a.nat, a.nat_remap)?;
+    topology(name, a)?;
+    if let Some(fw) = &st.firewall {
+        for (i, gw) in NODES[..2].iter().enumerate() {
+            firewall::install(&ns_name(name, gw), gw, fw.profiles[i], fw, dir)?;
+        }
+    }
+    let delays = a.start_delays()?;
     if let Some(file) = capture {
         // Before any gateway starts, so the capture holds IKE_SA_INIT.
         start_lab_capture(name, dir, file, st)?;
@@ -964,12 +1186,27 @@ fn bring_up(a: &UpArgs, dir: &Path, st: &mut LabState, capture: Option<&Path>) -
             } else {
                 2
             };
-            if ikeda_gws == 1 {
-                strongswan::start_one(name, dir, 1, a, &psk, st)?;
+            // charon on gw2 runs first, its config loaded: a responder's
+            // config must be there before ikeda's first message (charon
+            // answers NO_PROPOSAL_CHOSEN without one). When loading it
+            // starts charon's own connection, it waits until ikeda runs.
+            let charon_load = if ikeda_gws == 1 {
+                let now = strongswan::spawn(name, dir, 1, a, &psk, st)?;
                 save_state(dir, st)?;
-            }
+                let starts_on_load = strongswan::async_start(a) && a.initiates(1);
+                if now && !starts_on_load {
+                    strongswan::load(dir, "gw2")?;
+                }
+                now && starts_on_load
+            } else {
+                false
+            };
             let log_filter = gateway_log_filter();
-            for i in 0..ikeda_gws {
+            // Responders first, each running before the next starts: an
+            // initiator's first message must find its peer listening.
+            let mut order: Vec<usize> = (0..ikeda_gws).collect();
+            order.sort_by_key(|i| a.ike.is_some() && a.initiates(*i));
+            for i in order {
                 let gw = NODES[i];
                 let cfg = dir.join(format!("{gw}.toml"));
                 write_secret(&cfg, &cfgs[i])?;
@@ -994,22 +1231,33 @@ fn bring_up(a: &UpArgs, dir: &Path, st: &mut LabState, capture: Option<&Path>) -
                     args.extend(["--export-keys", &keys_s]);
                     st.key_dirs.push((gw.to_string(), keys.clone()));
                 }
-                let pid = spawn_in_ns(&ns_name(name, gw), &exe, &args, &log, &[])?;
+                let pid = if delays[i] > 0 {
+                    // The same PID sleeps, then becomes ikeda (exec).
+                    let script = format!("sleep {}; exec \"$0\" \"$@\"", delays[i]);
+                    let exe_s = exe.to_string_lossy();
+                    let mut sh_args = vec!["-c", &script, &exe_s];
+                    sh_args.extend(args.iter().copied());
+                    spawn_in_ns(&ns_name(name, gw), Path::new("/bin/sh"), &sh_args, &log, &[])?
+                } else {
+                    spawn_in_ns(&ns_name(name, gw), &exe, &args, &log, &[])?
+                };
                 st.pids.push((format!("ikeda {gw}"), pid));
                 st.controls.push((gw.to_string(), sock.clone()));
                 save_state(dir, st)?;
-            }
-            for gw in &NODES[..ikeda_gws] {
-                let pid = st
-                    .pids
-                    .iter()
-                    .find(|(w, _)| *w == format!("ikeda {gw}"))
-                    .map_or(0, |p| p.1);
+                if delays[i] > 0 {
+                    continue;
+                }
+                // Started: its policy rules are in, and then its data plane
+                // runs (it writes the stats file only then; traffic routed to
+                // the TUN before that waits in its queue, but ESP that
+                // arrives before the socket is open is lost).
                 let ns = ns_name(name, gw);
+                let stats = dir.join(format!("{gw}.stats.json"));
                 let ok = wait_until(Duration::from_secs(10), || {
                     !alive(pid)
-                        || ip(&["-n", &ns, "rule", "show", "pref", &crate::daemon::RULE_PREF.to_string()])
-                            .is_ok_and(|s| !s.trim().is_empty())
+                        || (stats.exists()
+                            && ip(&["-n", &ns, "rule", "show", "pref", &crate::daemon::RULE_PREF.to_string()])
+                                .is_ok_and(|s| !s.trim().is_empty()))
                 });
                 if !ok || !alive(pid) {
                     return Err(format!(
@@ -1018,7 +1266,10 @@ fn bring_up(a: &UpArgs, dir: &Path, st: &mut LabState, capture: Option<&Path>) -
                     ));
                 }
             }
-            if a.ike.is_some() && !a.trap {
+            if charon_load {
+                strongswan::load(dir, "gw2")?;
+            }
+            if a.ike.is_some() && !a.trap && !a.no_wait() {
                 if a.peer == Peer::Strongswan && a.initiator == Initiator::Gw2 {
                     strongswan::initiate(dir, "gw2", a)?;
                 }
@@ -1111,6 +1362,29 @@ fn status(name: &str) -> Result<(), String> {
             );
         }
     }
+    // The security groups: what each admitted by rule, only as a reply,
+    // or dropped.
+    if let Some(fw) = load_state(name).and_then(|st| st.firewall) {
+        for (i, gw) in NODES[..2].iter().enumerate() {
+            if fw.profiles[i] == firewall::Profile::None {
+                println!("\n{gw}: no security group (--firewall none)");
+                continue;
+            }
+            match firewall::counters(&ns_name(name, gw)) {
+                Ok(c) => print!("\n{}", firewall::counters_table(gw, fw.profiles[i], &fw, &c)),
+                Err(e) => println!("\n{gw} security group: {e}"),
+            }
+        }
+    }
+    // A charon gateway: its SAs as swanctl lists them.
+    for gw in ["gw1", "gw2"] {
+        if dir.join(format!("charon-{gw}/charon.vici")).exists() {
+            match sh(strongswan::swanctl(&dir, gw).args(["--list-sas", "--uri", &strongswan::vici_uri(&dir, gw)])) {
+                Ok(t) => print!("\n{gw} (strongSwan, swanctl --list-sas):\n{}", if t.trim().is_empty() { "  no SAs\n".into() } else { t }),
+                Err(e) => println!("\n{gw} (strongSwan): {e}"),
+            }
+        }
+    }
     // Each ikeda gateway answers on its control socket: its connections,
     // then its CHILD SAs with their counters.
     for gw in ["gw1", "gw2"] {
@@ -1134,8 +1408,8 @@ fn status(name: &str) -> Result<(), String> {
 }
 
 fn exec(name: &str, node: &str, cmd: &[String]) -> Result<(), String> {
-    if !NODES.contains(&node) && node != NAT_NODE {
-        return Err(format!("unknown node '{node}' (gw1, gw2, h1, h2; nat with --nat)"));
+    if !NODES.contains(&node) && node != NAT_NODE && !CLOUD_NODES.contains(&node) {
+        return Err(format!("unknown node '{node}' (gw1, gw2, h1, h2; nat with --nat; igw1, igw2 with --cloud)"));
     }
     let ns = ns_name(name, node);
     if !netns_list().contains(&ns) {

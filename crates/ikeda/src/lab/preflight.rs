@@ -81,7 +81,7 @@ pub fn needs(a: &UpArgs) -> Vec<Need> {
 
 fn needs_in(a: &UpArgs, plugin_dir: &Path) -> Vec<Need> {
     let mut n = vec![tool("ip", "iproute2"), tool("ping", "iputils-ping")];
-    if a.nat {
+    if a.nat || a.cloud || a.firewall.is_some() {
         n.push(tool("nft", "nftables"));
     }
     if a.capture.is_some() {

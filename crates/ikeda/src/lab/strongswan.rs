@@ -13,7 +13,8 @@
 //! address: gw1 is 10.50.1.11 while gw2 reaches it as 192.168.50.11.
 
 use super::{
-    gw_wan4, ns_name, sh, spawn_in_ns, wait_until, write_secret, LabState, UpArgs, GW_WAN, LAN_NET, LAN_NET6, NODES,
+    gw_wan4, ns_name, sh, spawn_in_ns, wait_until, write_secret, Initiator, LabState, UpArgs, GW_WAN, LAN_NET,
+    LAN_NET6, NODES,
 };
 use std::fs;
 use std::path::{Path, PathBuf};
@@ -79,11 +80,12 @@ fn write_conf(dir: &Path, i: usize, a: &UpArgs, psk: &str) -> Result<(), String>
         d.join("strongswan.conf"),
         format!(
             "# written by `ikeda lab up --gateways strongswan`; does not include /etc/strongswan.d\n\
-             charon {{\n  load_modular = no\n  load = {CHARON_PLUGINS}\n  install_routes = yes\n\
+             charon {{\n  load_modular = no\n  load = {CHARON_PLUGINS}\n  install_routes = yes\n{retransmit}\
              \x20 plugins {{\n    vici {{\n      socket = {vici}\n    }}\n  }}\n\
              \x20 filelog {{\n    main {{\n      path = {log}\n      time_format = %H:%M:%S\n      ike_name = yes\n      append = yes\n      flush_line = yes\n      default = 1\n    }}\n{keylog}  }}\n}}\n\
              swanctl {{\n  load = {SWANCTL_PLUGINS}\n}}\n",
             vici = vici_uri(dir, gw),
+            retransmit = retransmit_settings(a),
             log = dir.join(format!("charon-{gw}.log")).display(),
         ),
     )
@@ -94,10 +96,14 @@ fn write_conf(dir: &Path, i: usize, a: &UpArgs, psk: &str) -> Result<(), String>
         a.gw_esp(i).to_string()
     };
     let v1 = a.ike == Some(1);
+    let ids = super::ike_ids(a, i).unwrap_or_else(|| (gw_wan4(a, i).to_string(), gw_wan4(a, j).to_string()));
+    // Started by charon itself when the config loads, or by `swanctl
+    // --initiate` from `lab up` (which then reports a failure in its words).
+    let start = if async_start(a) && a.initiates(i) { "start" } else { "none" };
     // IKEv1 negotiates one selector pair per Quick Mode: a child per family.
     let child = |name: &str, l: &str, r: &str| {
         format!(
-            "      {name} {{\n        mode = tunnel\n        local_ts = {l}\n        remote_ts = {r}\n        esp_proposals = {esp}\n        start_action = none\n{ipcomp}      }}\n",
+            "      {name} {{\n        mode = tunnel\n        local_ts = {l}\n        remote_ts = {r}\n        esp_proposals = {esp}\n        start_action = {start}\n{ipcomp}      }}\n",
             ipcomp = if v1 && a.compress { "        ipcomp = yes\n" } else { "" },
         )
     };
@@ -131,11 +137,28 @@ fn write_conf(dir: &Path, i: usize, a: &UpArgs, psk: &str) -> Result<(), String>
             // the peer at) and the identities (each side's own address).
             l = gw_wan4(a, i),
             r = GW_WAN[j],
-            lid = gw_wan4(a, i),
-            rid = gw_wan4(a, j),
+            lid = ids.0,
+            rid = ids.1,
         ),
     )?;
     Ok(())
+}
+
+/// `--retransmit-tries` and `--retransmit-timeout` for the charons of a
+/// strongSwan-only lab (an ikeda lab's strongSwan peer keeps charon's
+/// defaults: the options are the ikeda gateway's there).
+fn retransmit_settings(a: &UpArgs) -> String {
+    if a.gateways != super::Gateways::Strongswan {
+        return String::new();
+    }
+    let mut s = String::new();
+    if let Some(t) = a.retransmit_tries {
+        s.push_str(&format!("  retransmit_tries = {t}\n"));
+    }
+    if let Some(ms) = a.retransmit_timeout.as_deref().and_then(crate::config::parse_duration_ms) {
+        s.push_str(&format!("  retransmit_timeout = {}\n", ms as f64 / 1000.0));
+    }
+    s
 }
 
 /// The name of the level-4 charon log in a gateway's key directory.
@@ -165,8 +188,19 @@ pub fn random_psk() -> Result<String, String> {
     Ok(psk.iter().map(|b| format!("{b:02x}")).collect())
 }
 
-/// Start charon on gateway `i` with the lab's config and load it.
-pub fn start_one(name: &str, dir: &Path, i: usize, a: &UpArgs, psk: &str, st: &mut LabState) -> Result<(), String> {
+/// Whether the initiating charons start their connection themselves, as
+/// soon as it is loaded (`start_action = start`): when both initiate at
+/// once, when one starts late, or when `lab up` does not wait.
+pub fn async_start(a: &UpArgs) -> bool {
+    a.initiator == Initiator::Both || a.no_wait()
+}
+
+/// Start charon on gateway `i` with the lab's config written; true when it
+/// runs now and its config is still to be loaded ([`load`]): loading is
+/// what starts an initiator's connection, so the lab loads the responders
+/// first. With a start delay, charon starts that much later, and a loader
+/// waits for its vici socket and loads the config then (false).
+pub fn spawn(name: &str, dir: &Path, i: usize, a: &UpArgs, psk: &str, st: &mut LabState) -> Result<bool, String> {
     if !Path::new(CHARON).exists() {
         return Err(format!(
             "{CHARON} not found: install strongswan-charon, strongswan-swanctl and libcharon-extra-plugins"
@@ -175,6 +209,11 @@ pub fn start_one(name: &str, dir: &Path, i: usize, a: &UpArgs, psk: &str, st: &m
     let gw = NODES[i];
     write_conf(dir, i, a, psk)?;
     let d = gw_dir(dir, gw);
+    let delay = a.start_delays()?[i];
+    let script = format!(
+        "{}mount --bind \"$1\" /run && exec env STRONGSWAN_CONF=\"$2\" \"$3\"",
+        if delay > 0 { format!("sleep {delay}; ") } else { String::new() }
+    );
     // Own mount namespace with a private /run: charon's PID file path is fixed.
     let pid = spawn_in_ns(
         &ns_name(name, gw),
@@ -186,7 +225,7 @@ pub fn start_one(name: &str, dir: &Path, i: usize, a: &UpArgs, psk: &str, st: &m
             "--",
             "sh",
             "-c",
-            "mount --bind \"$1\" /run && exec env STRONGSWAN_CONF=\"$2\" \"$3\"",
+            &script,
             "sh",
             &d.join("run").to_string_lossy(),
             &d.join("strongswan.conf").to_string_lossy(),
@@ -200,17 +239,53 @@ pub fn start_one(name: &str, dir: &Path, i: usize, a: &UpArgs, psk: &str, st: &m
         st.key_dirs.push((gw.to_string(), dir.join(format!("keys-{gw}"))));
     }
     let sock = d.join("charon.vici");
+    if delay > 0 {
+        // The same PID waits for charon's socket, then becomes swanctl.
+        let c = swanctl(dir, gw);
+        let env: Vec<(String, String)> = c
+            .get_envs()
+            .filter_map(|(k, v)| Some((k.to_str()?.to_string(), v?.to_str()?.to_string())))
+            .collect();
+        let env: Vec<(&str, &str)> = env.iter().map(|(k, v)| (k.as_str(), v.as_str())).collect();
+        let mut load = Command::new("swanctl");
+        load_args(dir, gw, &mut load);
+        let rest: Vec<String> = load.get_args().map(|x| x.to_string_lossy().into_owned()).collect();
+        let wait = format!("until [ -S \"{}\" ]; do sleep 0.1; done; exec swanctl \"$@\"", sock.display());
+        let mut args = vec!["-c", wait.as_str(), "swanctl"];
+        args.extend(rest.iter().map(String::as_str));
+        let pid = spawn_in_ns(
+            &ns_name(name, gw),
+            Path::new("/bin/sh"),
+            &args,
+            &dir.join(format!("charon-{gw}.stdout.log")),
+            &env,
+        )?;
+        st.pids.push((format!("swanctl {gw} (load after the start delay)"), pid));
+        return Ok(false);
+    }
+    Ok(true)
+}
+
+/// Load a running charon's config once its vici socket is there.
+pub fn load(dir: &Path, gw: &str) -> Result<(), String> {
+    let sock = gw_dir(dir, gw).join("charon.vici");
     if !wait_until(Duration::from_secs(10), || sock.exists()) {
         return Err(format!(
             "charon on {gw}: no vici socket after 10 s (see {})",
             dir.display()
         ));
     }
-    sh(swanctl(dir, gw)
-        .args(["--load-all", "--noprompt", "--file"])
-        .arg(d.join("swanctl/swanctl.conf"))
-        .args(["--uri", &vici_uri(dir, gw)]))?;
+    let mut c = swanctl(dir, gw);
+    load_args(dir, gw, &mut c);
+    sh(&mut c)?;
     Ok(())
+}
+
+/// swanctl's arguments that load a gateway's config.
+fn load_args(dir: &Path, gw: &str, c: &mut Command) {
+    c.args(["--load-all", "--noprompt", "--file"])
+        .arg(gw_dir(dir, gw).join("swanctl/swanctl.conf"))
+        .args(["--uri", &vici_uri(dir, gw)]);
 }
 
 /// `swanctl --initiate` on a gateway's charon (IKEv1: both children, a
@@ -242,14 +317,28 @@ pub fn wait_installed(dir: &Path, gw: &str) -> Result<(), String> {
         .ok_or_else(|| format!("strongSwan CHILD_SA not installed on {gw}"))
 }
 
-/// Start charon on gw1 and gw2, load the config, initiate from gw1 and
-/// wait for the CHILD_SA on both sides.
+/// Start charon on gw1 and gw2, load the config, initiate from the
+/// initiator(s) and wait for the CHILD_SA on both sides (not with
+/// `--no-wait`).
 pub fn start_pair(name: &str, dir: &Path, a: &UpArgs, st: &mut LabState) -> Result<(), String> {
     let psk = random_psk()?;
-    for i in 0..2 {
-        start_one(name, dir, i, a, &psk, st)?;
+    let mut now = [false; 2];
+    for (i, n) in now.iter_mut().enumerate() {
+        *n = spawn(name, dir, i, a, &psk, st)?;
     }
-    initiate(dir, "gw1", a)?;
+    // Responders first: an initiator's first message must find its peer.
+    for i in [0, 1].into_iter().filter(|i| now[*i] && !a.initiates(*i)) {
+        load(dir, NODES[i])?;
+    }
+    for i in [0, 1].into_iter().filter(|i| now[*i] && a.initiates(*i)) {
+        load(dir, NODES[i])?;
+    }
+    if a.no_wait() {
+        return Ok(());
+    }
+    if !async_start(a) {
+        initiate(dir, super::NODES[usize::from(a.initiator == Initiator::Gw2)], a)?;
+    }
     for gw in ["gw1", "gw2"] {
         wait_installed(dir, gw)?;
     }
