@@ -7,20 +7,33 @@
 //! and why). It never installs an SA itself. That is what lets the
 //! deterministic simulator in [`sim`] replay a run exactly, with loss,
 //! duplication, reordering and clock jumps.
+//!
+//! Each IKE SA, of either version, runs its exchanges through a
+//! [`task::TaskManager`]: work queues until the window has room, message
+//! IDs, retransmission on one schedule, the cache of answers for
+//! retransmitted requests, the half-open deadline.
 
 #![forbid(unsafe_code)]
 
+pub mod conn;
+pub mod event;
 pub mod ikev1;
 pub mod ikev2;
 pub mod retransmit;
 pub mod sim;
+pub mod task;
 pub mod time;
+pub mod view;
 
 #[cfg(test)]
 mod tests;
 
-pub use retransmit::{Requester, Responder, RetransmitPolicy};
+pub use conn::{ConnSpec, Timers};
+pub use event::{ChildSaInfo, Event, Failure, IkeKeyInfo, V1KeyInfo};
+pub use retransmit::RetransmitPolicy;
+pub use task::{TaskManager, Version};
 pub use time::Millis;
+pub use view::{ChildSaView, IkeSaView, IkeState};
 
 use std::net::SocketAddr;
 

@@ -199,12 +199,13 @@ impl<A: Peer, B: Peer> Pair<A, B> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::retransmit::{RequestCheck, RequestTimer, Requester, Responder, RetransmitPolicy};
+    use crate::retransmit::RetransmitPolicy;
+    use crate::task::{Due, Incoming, TaskManager, Version};
 
-    /// A toy protocol on the crate's own reliability pieces: the client
-    /// sends N numbered requests in turn, the server echoes them.
+    /// A toy protocol on the crate's own task manager: the client sends N
+    /// numbered requests in turn, the server echoes them.
     struct Client {
-        req: Requester,
+        tm: TaskManager<(), ()>,
         out: Vec<Transmit>,
         done: u32,
         want: u32,
@@ -213,7 +214,7 @@ mod tests {
         peer: SocketAddr,
     }
     struct Server {
-        resp: Responder,
+        tm: TaskManager<(), ()>,
         out: Vec<Transmit>,
         processed: u32,
     }
@@ -227,10 +228,10 @@ mod tests {
 
     impl Client {
         fn kick(&mut self, now: Millis) {
-            if !self.req.busy() && self.done < self.want {
-                let id = self.req.next_id();
+            if self.tm.can_initiate() && self.done < self.want {
+                let id = self.tm.next_id();
                 let data = id.to_be_bytes().to_vec();
-                self.req.send(data.clone(), now, &P).unwrap();
+                self.tm.request(id, "ECHO", (), data.clone(), now, &P);
                 self.out.push(Transmit {
                     local: self.me,
                     remote: self.peer,
@@ -242,43 +243,41 @@ mod tests {
     impl Peer for Client {
         fn handle_datagram(&mut self, now: Millis, _: SocketAddr, _: SocketAddr, d: &[u8]) {
             let id = u32::from_be_bytes(d[..4].try_into().unwrap());
-            if self.req.response(id) {
+            if self.tm.complete(id).is_some() {
                 self.done += 1;
                 self.kick(now);
             }
         }
         fn handle_timeout(&mut self, now: Millis) {
-            match self.req.handle_timeout(now, &P) {
-                RequestTimer::Resend { .. } => {
-                    let data = self.req.outstanding_data().unwrap().to_vec();
-                    self.out.push(Transmit {
-                        local: self.me,
-                        remote: self.peer,
-                        data,
-                    });
+            while let Some(due) = self.tm.poll_due(now, &P, (self.me, self.peer)) {
+                match due {
+                    Due::Resend { transmit, .. } => self.out.push(transmit),
+                    Due::GiveUp(_) => self.gave_up = true,
                 }
-                RequestTimer::GiveUp { .. } => self.gave_up = true,
-                RequestTimer::Idle => {}
             }
         }
         fn poll_transmit(&mut self) -> Option<Transmit> {
             self.out.pop()
         }
         fn poll_timeout(&self) -> Option<Millis> {
-            self.req.poll_timeout()
+            self.tm.poll_timeout()
         }
     }
     impl Peer for Server {
         fn handle_datagram(&mut self, _: Millis, local: SocketAddr, remote: SocketAddr, d: &[u8]) {
             let id = u32::from_be_bytes(d[..4].try_into().unwrap());
-            let data = match self.resp.check(id) {
-                RequestCheck::New => {
+            let data = match self.tm.check_request(id, d, local, remote) {
+                Incoming::New => {
                     self.processed += 1;
-                    self.resp.answered(id, d.to_vec());
+                    self.tm.accepted(id, d, local, remote);
+                    self.tm.answered(id, d.to_vec());
                     d.to_vec()
                 }
-                RequestCheck::Retransmit(r) => r,
-                RequestCheck::Drop => return,
+                Incoming::Again(t) => {
+                    self.out.push(t);
+                    return;
+                }
+                _ => return,
             };
             self.out.push(Transmit { local, remote, data });
         }
@@ -295,7 +294,7 @@ mod tests {
         let a: SocketAddr = "10.0.0.1:500".parse().unwrap();
         let b: SocketAddr = "10.0.0.2:500".parse().unwrap();
         let c = Client {
-            req: Requester::new(),
+            tm: TaskManager::new(Version::IKEV2),
             out: vec![],
             done: 0,
             want: 50,
@@ -304,7 +303,7 @@ mod tests {
             peer: b,
         };
         let s = Server {
-            resp: Responder::new(),
+            tm: TaskManager::new(Version::IKEV2),
             out: vec![],
             processed: 0,
         };

@@ -108,6 +108,12 @@ impl Engines {
             ),
             c(
                 1,
+                "retransmits_refused",
+                s1.retransmits_refused,
+                "copies of a message answered, from another address: not answered",
+            ),
+            c(
+                1,
                 "half_open_replaced",
                 s1.half_open_replaced,
                 "first messages that replaced a half-open SA whose peer never answered (the bound was full)",

@@ -33,14 +33,17 @@
 //!   [`ChildSaInfo`]).
 //! - There is no request/response flag or message counter: retransmissions
 //!   are recognised by their bytes, and each side resends its last message
-//!   of an exchange when the peer's previous one comes again.
+//!   of an exchange when the peer's previous one comes again. The task
+//!   manager ([`crate::task`], IKEv1's [`Version`]) keeps both per M-ID,
+//!   and resends our messages on the same schedule as IKEv2's.
 //! - CBC IVs chain across messages (RFC 2409 App. B): phase 1 from
 //!   hash(g^xi | g^xr), then the last ciphertext block of each message;
 //!   every Quick Mode and Informational exchange starts from
 //!   hash(last phase-1 block | M-ID).
 
-use crate::ikev2::{ChildSaInfo, ConnSpec, Event, Failure};
-use crate::retransmit::RetransmitPolicy;
+use crate::retransmit::{RequestTimer, Retransmission, RetransmitPolicy};
+use crate::task::{Incoming, TaskManager, Version};
+use crate::{ChildSaInfo, ConnSpec, Event, Failure};
 use crate::{Millis, Transmit};
 use ikeda_crypto::ike::{ChildSuite, DhGroup, Encr, IkeSuite, Integ, KeyExchange, Prf, Rng};
 use ikeda_crypto::ikev1::{self as c1, Cipher, Hash, Phase1Keys};
@@ -61,13 +64,8 @@ mod quick;
 mod tests;
 mod view;
 
-use crate::ikev2::{IKE_PORT, KEEPALIVE, NAT_KEEPALIVE, NAT_T_PORT};
+use crate::conn::{IKE_PORT, KEEPALIVE, NAT_KEEPALIVE, NAT_T_PORT};
 
-/// How long a phase-1 SA that did not complete is kept, whatever the
-/// retransmission settings: under the default policy the initiator's MM5
-/// resends come at 4, 11.2, 24.2, 47.5 and 89.5 s, so 90 s sees them all;
-/// a longer wait only lets spoofed MM1s hold memory longer.
-const HALF_OPEN: Duration = Duration::from_secs(90);
 /// Half-open phase-1 SAs (either role, before HASH_I/HASH_R verified) per
 /// peer address. MM1/AM1 are unauthenticated and their source address is
 /// trivially spoofed, so they are bounded: when the bound is reached a new
@@ -247,23 +245,15 @@ enum P1State {
     Established,
 }
 
-/// A message of ours that waits for an answer, resent on a timer.
-#[derive(Debug, Clone)]
-struct Outstanding {
-    data: Vec<u8>,
-    sent: u32,
-    next_at: Millis,
-    what: &'static str,
-}
-
 /// Dead peer detection state (RFC 3706).
-#[derive(Debug, Clone, Copy, Default)]
+#[derive(Debug, Clone, Default)]
 struct Dpd {
     /// The sequence number of the last R-U-THERE we sent.
     seq: u32,
-    /// A liveness check is out: how many R-U-THERE so far, and when the next.
-    tries: u32,
-    next_at: Option<Millis>,
+    /// A liveness check is out, on the one retransmission schedule (IKEv2's
+    /// liveness check's): each resend is a new R-U-THERE with the next
+    /// sequence number (RFC 3706 §5.5), so the schedule carries no bytes.
+    check: Option<Retransmission>,
 }
 
 /// A phase-1 (ISAKMP) SA.
@@ -294,11 +284,11 @@ struct P1 {
     /// NAT between us: we are behind one / the peer is.
     nat_local: bool,
     nat_remote: bool,
-    out: Option<Outstanding>,
-    /// The last message accepted from the peer and our answer to it: a
-    /// retransmission of it gets the same answer again.
-    last_in: Vec<u8>,
-    last_reply: Vec<u8>,
+    /// Our messages in flight (phase 1's under M-ID 0, each Quick Mode's
+    /// under its own), their retransmission, the last message accepted in
+    /// each exchange with our answer to it (a retransmission of it gets the
+    /// same answer again), and the half-open deadline.
+    tm: TaskManager<(), ()>,
     established_at: Option<Millis>,
     rekey_at: Option<Millis>,
     expire_at: Option<Millis>,
@@ -334,7 +324,7 @@ impl P1 {
 
     /// The octets of messages this SA keeps.
     fn held_bytes(&self) -> usize {
-        self.last_in.len() + self.last_reply.len() + self.sai_b.len() + self.out.as_ref().map_or(0, |o| o.data.len())
+        self.tm.held_bytes() + self.sai_b.len()
     }
 }
 
@@ -404,6 +394,10 @@ pub struct V1Stats {
     pub decrypt_failed: u64,
     pub hash_failed: u64,
     pub retransmits_answered: u64,
+    /// Copies of a message we answered that came from another address or
+    /// port than it did: not answered (a spoofed source would get our
+    /// answer reflected at it).
+    pub retransmits_refused: u64,
     /// First messages (MM1/AM1) that replaced the oldest unanswered
     /// half-open SA of their peer ([`MAX_HALF_OPEN_PER_PEER`], [`MAX_HALF_OPEN`]).
     pub half_open_replaced: u64,
@@ -435,6 +429,9 @@ pub struct Engine {
     /// from its SA's (a NAT-T float or a new NAT mapping, RFC 3947 §4):
     /// applied by [`Engine::authenticated`] once its HASH verified, never before.
     pending_addrs: Option<(SocketAddr, SocketAddr)>,
+    /// The addresses the datagram being handled came on (local, remote):
+    /// where the answer to it goes again if it is retransmitted.
+    rx: (SocketAddr, SocketAddr),
     /// Aggressive Mode DH token buckets, per connection and for all.
     am_dh: Vec<Option<Bucket>>,
     am_dh_all: Option<Bucket>,
@@ -739,6 +736,10 @@ impl Engine {
             events: VecDeque::new(),
             stats: V1Stats::default(),
             pending_addrs: None,
+            rx: (
+                SocketAddr::new(IpAddr::from([0u8; 4]), 0),
+                SocketAddr::new(IpAddr::from([0u8; 4]), 0),
+            ),
             am_dh: vec![None; n],
             am_dh_all: None,
             serial: 0,
@@ -923,18 +924,46 @@ impl Engine {
         });
     }
 
-    /// Send a message that waits for an answer, and keep it for resending.
+    /// Send our phase-1 message that waits for the peer's next (it replaces
+    /// the one before), kept for resending.
     fn send_outstanding(&mut self, idx: usize, now: Millis, data: Vec<u8>, what: &'static str) {
-        let wait = self.policy.wait_after(1);
+        let policy = self.policy;
         if let Some(sa) = self.sas[idx].as_mut() {
-            sa.out = Some(Outstanding {
-                data: data.clone(),
-                sent: 1,
-                next_at: now + wait,
-                what,
-            });
+            sa.tm.request(0, what, (), data.clone(), now, &policy);
         }
         self.send(idx, data);
+    }
+
+    /// The peer's message `data` of exchange `mid` (the one being handled)
+    /// is accepted, answered with `reply` if any: a retransmission of it is
+    /// answered with the same reply, or dropped when there is none.
+    fn accepted(&mut self, idx: usize, mid: u32, data: &[u8], reply: Option<&[u8]>) {
+        let (local, remote) = self.rx;
+        if let Some(sa) = self.sas[idx].as_mut() {
+            sa.tm.accepted(mid, data, local, remote);
+            if let Some(r) = reply {
+                sa.tm.answered(mid, r.to_vec());
+            }
+        }
+    }
+
+    /// A message of exchange `mid` seen before (RFC 2409 has no counter: by
+    /// its bytes): answered again, to where it came from, if we answered
+    /// it; dropped otherwise, or when it comes from elsewhere. False: a new
+    /// message, to be processed.
+    fn seen_before(&mut self, idx: usize, mid: u32, data: &[u8]) -> bool {
+        let (local, remote) = self.rx;
+        let Some(sa) = self.sas[idx].as_ref() else { return true };
+        match sa.tm.check_request(mid, data, local, remote) {
+            Incoming::New | Incoming::OutOfWindow => return false,
+            Incoming::Again(t) => {
+                self.stats.retransmits_answered += 1;
+                self.transmits.push_back(t);
+            }
+            Incoming::Refused => self.stats.retransmits_refused += 1,
+            Incoming::Seen => {}
+        }
+        true
     }
 
     fn header(&self, idx: usize, exchange: ExchangeType, message_id: u32) -> Header {
@@ -1026,9 +1055,7 @@ impl Engine {
             peer_dpd: false,
             nat_local: false,
             nat_remote: false,
-            out: None,
-            last_in: Vec::new(),
-            last_reply: Vec::new(),
+            tm: TaskManager::new(Version::ikev1(QM_IN_FLIGHT)),
             established_at: None,
             rekey_at: None,
             expire_at: None,
@@ -1050,7 +1077,7 @@ impl Engine {
             let kex = match KeyExchange::generate(group, &mut *self.rng) {
                 Ok(k) => k,
                 Err(e) => {
-                    self.fail(ci, Failure::Other(format!("key exchange: {e}")));
+                    self.fail(ci, Failure::Local(format!("key exchange: {e}")));
                     return usize::MAX;
                 }
             };
@@ -1129,6 +1156,7 @@ impl Engine {
 
     fn receive(&mut self, now: Millis, local: SocketAddr, remote: SocketAddr, data: &[u8]) {
         self.pending_addrs = None;
+        self.rx = (local, remote);
         let h = match Header::parse(data) {
             Ok(h) => h,
             Err(_) => {
@@ -1149,15 +1177,8 @@ impl Engine {
             return;
         };
         // A retransmission of what we already answered: answer again.
-        if let Some(sa) = self.sas[idx].as_ref() {
-            if !sa.last_in.is_empty() && sa.last_in == data {
-                if !sa.last_reply.is_empty() {
-                    let r = sa.last_reply.clone();
-                    self.stats.retransmits_answered += 1;
-                    self.send(idx, r);
-                }
-                return;
-            }
+        if self.seen_before(idx, h.message_id, data) {
+            return;
         }
         if let Some(sa) = self.sas[idx].as_mut() {
             // The peer floated to 4500 (RFC 3947 §4), or its NAT mapping moved.
@@ -1262,15 +1283,8 @@ impl Engine {
         // A retransmitted first message of a phase 1 we answered.
         if let Some(idx) = self.find_by_icookie(h.icookie, |s| !s.initiator && s.remote.ip() == remote.ip()) {
             // Our answer was lost: the same answer again (a new one would
-            // carry another responder cookie).
-            let again = self.sas[idx]
-                .as_ref()
-                .filter(|s| s.last_in == data && !s.last_reply.is_empty())
-                .map(|s| s.last_reply.clone());
-            if let Some(r) = again {
-                self.stats.retransmits_answered += 1;
-                self.send(idx, r);
-            }
+            // carry another responder cookie). Anything else is dropped.
+            self.seen_before(idx, 0, data);
             return;
         }
         let Some(ci) = (0..self.conns.len()).find(|&i| {
@@ -1290,7 +1304,7 @@ impl Engine {
         if aggressive != self.conns[ci].aggressive {
             self.fail(
                 ci,
-                Failure::Other(format!(
+                Failure::Incompatible(format!(
                     "peer started {} but this connection is configured for {}",
                     if aggressive { "Aggressive Mode" } else { "Main Mode" },
                     if self.conns[ci].aggressive {
@@ -1315,7 +1329,7 @@ impl Engine {
             return;
         }
         let rcookie = self.random_u64();
-        let sa = P1 {
+        let mut sa = P1 {
             conn: ci,
             icookie: h.icookie,
             rcookie,
@@ -1337,14 +1351,10 @@ impl Engine {
             peer_dpd: false,
             nat_local: false,
             nat_remote: false,
-            out: None,
-            last_in: Vec::new(),
-            last_reply: Vec::new(),
+            tm: TaskManager::new(Version::ikev1(QM_IN_FLIGHT)),
             established_at: None,
             rekey_at: None,
-            // Fixed, not derived from the retransmission settings: a spoofed
-            // MM1 must not hold its place longer than a real exchange needs.
-            expire_at: Some(now + HALF_OPEN),
+            expire_at: None,
             last_heard: now,
             dpd: Dpd::default(),
             keepalive_at: None,
@@ -1355,6 +1365,10 @@ impl Engine {
             info_mids: VecDeque::new(),
             serial: 0,
         };
+        // Until HASH_I verifies: the task manager's half-open rule, fixed
+        // whatever the retransmission settings, so a spoofed MM1 holds its
+        // place no longer than a real exchange needs.
+        sa.tm.half_open(now);
         let idx = self.insert(sa);
         let payloads = plain(&msg.payloads);
         self.log_msg(idx, false, h.exchange, 0, true, &payloads);
@@ -1438,10 +1452,7 @@ impl Engine {
         let rh = self.header(idx, ExchangeType::IDENTITY_PROTECTION, 0);
         let d = Message::build(&rh, &payloads);
         self.log_msg(idx, true, rh.exchange, 0, false, &payloads);
-        if let Some(sa) = self.sas[idx].as_mut() {
-            sa.last_in = data.to_vec();
-            sa.last_reply = d.clone();
-        }
+        self.accepted(idx, 0, data, Some(&d));
         self.send(idx, d);
     }
 
@@ -1523,8 +1534,8 @@ impl Engine {
             P1State::AmR1 => self.am_r_done(idx, now, data, h),
             P1State::Established => {
                 // A late retransmission of the peer's last phase-1 message
-                // when ours was lost: answered by last_in above; anything
-                // else is stale.
+                // when ours was lost: answered from the task manager's
+                // cache before this; anything else is stale.
             }
         }
     }
@@ -1571,7 +1582,7 @@ impl Engine {
         let Some((c, _)) = chosen else {
             self.fail(
                 conn,
-                Failure::Other("peer chose a phase-1 transform we did not offer".into()),
+                Failure::PeerMisbehaved("peer chose a phase-1 transform we did not offer".into()),
             );
             self.remove(idx, "bad response");
             return;
@@ -1579,7 +1590,7 @@ impl Engine {
         let kex = match KeyExchange::generate(c.group, &mut *self.rng) {
             Ok(k) => k,
             Err(e) => {
-                self.fail(conn, Failure::Other(format!("key exchange: {e}")));
+                self.fail(conn, Failure::Local(format!("key exchange: {e}")));
                 self.remove(idx, "key exchange");
                 return;
             }
@@ -1595,7 +1606,7 @@ impl Engine {
             sa.peer_nat_t = vids(&m.payloads).any(is_nat_t_vid);
             sa.peer_dpd = vids(&m.payloads).any(|v| v == vendor_id::DPD);
             sa.state = P1State::MmI2;
-            sa.out = None;
+            sa.tm.complete(0);
         }
         let gxi = self.sas[idx].as_ref().map(|s| s.gxi.clone()).unwrap_or_default();
         let mut payloads = vec![Payload::Ke(gxi), Payload::Nonce(ni)];
@@ -1605,9 +1616,7 @@ impl Engine {
         let hh = self.header(idx, ExchangeType::IDENTITY_PROTECTION, 0);
         let d = Message::build(&hh, &payloads);
         self.log_msg(idx, true, hh.exchange, 0, true, &payloads);
-        if let Some(sa) = self.sas[idx].as_mut() {
-            sa.last_in = data.to_vec();
-        }
+        self.accepted(idx, 0, data, None);
         self.send_outstanding(idx, now, d, "ID_PROT");
     }
 
@@ -1630,7 +1639,7 @@ impl Engine {
         let kex = match KeyExchange::generate(c.group, &mut *self.rng) {
             Ok(k) => k,
             Err(e) => {
-                self.fail(conn, Failure::Other(format!("key exchange: {e}")));
+                self.fail(conn, Failure::Local(format!("key exchange: {e}")));
                 return;
             }
         };
@@ -1657,9 +1666,8 @@ impl Engine {
         self.log_msg(idx, true, hh.exchange, 0, false, &payloads);
         if let Some(sa) = self.sas[idx].as_mut() {
             sa.state = P1State::MmR2;
-            sa.last_in = data.to_vec();
-            sa.last_reply = d.clone();
         }
+        self.accepted(idx, 0, data, Some(&d));
         self.send(idx, d);
         // The initiator sends MM5 to 4500 when it saw a NAT.
         self.float(idx);
@@ -1674,7 +1682,7 @@ impl Engine {
             }
             Err(e) => {
                 if let Some(conn) = self.sas[idx].as_ref().map(|s| s.conn) {
-                    self.fail(conn, Failure::Other(format!("peer's KE refused: {e}")));
+                    self.fail(conn, Failure::PeerMisbehaved(format!("peer's KE refused: {e}")));
                 }
                 self.remove(idx, "bad KE");
                 false
@@ -1712,7 +1720,7 @@ impl Engine {
     fn key_info(&self, idx: usize, keys: &Phase1Keys, phase1_last_block: Option<Vec<u8>>) -> Option<Event> {
         let sa = self.sas[idx].as_ref()?;
         let c = sa.choice?;
-        Some(Event::Ikev1Keys(crate::ikev2::V1KeyInfo {
+        Some(Event::Ikev1Keys(crate::V1KeyInfo {
             conn: self.conns[sa.conn].spec.name.clone(),
             icookie: sa.icookie,
             rcookie: sa.rcookie,
@@ -1758,9 +1766,9 @@ impl Engine {
         if let Some(sa) = self.sas[idx].as_mut() {
             sa.gxr = gxr;
             sa.nr = nr;
-            sa.out = None;
-            sa.last_in = data.to_vec();
+            sa.tm.complete(0);
         }
+        self.accepted(idx, 0, data, None);
         if !self.derive(idx) {
             return;
         }
@@ -1916,9 +1924,8 @@ impl Engine {
         self.log_msg(idx, true, ExchangeType::IDENTITY_PROTECTION, 0, false, &payloads);
         if let Some(sa) = self.sas[idx].as_mut() {
             sa.iv = last;
-            sa.last_in = data.to_vec();
-            sa.last_reply = d.clone();
         }
+        self.accepted(idx, 0, data, Some(&d));
         self.send(idx, d);
         self.established(idx, now);
         self.initial_contact_seen(idx, &p);
@@ -1956,9 +1963,9 @@ impl Engine {
             return;
         }
         if let Some(sa) = self.sas[idx].as_mut() {
-            sa.out = None;
-            sa.last_in = data.to_vec();
+            sa.tm.complete(0);
         }
+        self.accepted(idx, 0, data, None);
         self.established(idx, now);
         self.after_initiator_phase1(idx, now);
     }
@@ -1986,7 +1993,7 @@ impl Engine {
         if gxi.len() != c.group.public_value_len() {
             self.fail(
                 conn,
-                Failure::Other("Aggressive Mode KE does not match the chosen group".into()),
+                Failure::PeerMisbehaved("Aggressive Mode KE does not match the chosen group".into()),
             );
             self.clear(idx);
             return;
@@ -1994,7 +2001,7 @@ impl Engine {
         let kex = match KeyExchange::generate(c.group, &mut *self.rng) {
             Ok(k) => k,
             Err(e) => {
-                self.fail(conn, Failure::Other(format!("key exchange: {e}")));
+                self.fail(conn, Failure::Local(format!("key exchange: {e}")));
                 return;
             }
         };
@@ -2030,10 +2037,7 @@ impl Engine {
         let hh = self.header(idx, ExchangeType::AGGRESSIVE, 0);
         let d = Message::build(&hh, &payloads);
         self.log_msg(idx, true, hh.exchange, 0, false, &payloads);
-        if let Some(sa) = self.sas[idx].as_mut() {
-            sa.last_in = data.to_vec();
-            sa.last_reply = d.clone();
-        }
+        self.accepted(idx, 0, data, Some(&d));
         self.send(idx, d);
         self.float(idx);
     }
@@ -2107,9 +2111,9 @@ impl Engine {
         if let Some(sa) = self.sas[idx].as_mut() {
             sa.peer_nat_t = vids(&m.payloads).any(is_nat_t_vid);
             sa.peer_dpd = vids(&m.payloads).any(|v| v == vendor_id::DPD);
-            sa.out = None;
-            sa.last_in = data.to_vec();
+            sa.tm.complete(0);
         }
+        self.accepted(idx, 0, data, None);
         self.install_keys(idx, keys);
         self.authenticated(idx);
         if !self.check_peer_id(idx, &id) {
@@ -2134,7 +2138,8 @@ impl Engine {
         self.log_msg(idx, true, ExchangeType::AGGRESSIVE, 0, true, &payloads);
         if let Some(sa) = self.sas[idx].as_mut() {
             sa.iv = last;
-            sa.last_reply = d.clone();
+            // AM3 answers AM2: a retransmitted AM2 gets it again.
+            sa.tm.answered(0, d.clone());
         }
         self.send(idx, d);
         self.established(idx, now);
@@ -2175,9 +2180,7 @@ impl Engine {
             Some(last) => self.commit_p1_iv(idx, last),
             None => self.authenticated(idx),
         }
-        if let Some(sa) = self.sas[idx].as_mut() {
-            sa.last_in = data.to_vec();
-        }
+        self.accepted(idx, 0, data, None);
         self.established(idx, now);
     }
 
@@ -2197,7 +2200,8 @@ impl Engine {
         sa.state = P1State::Established;
         sa.established_at = Some(now);
         sa.last_heard = now;
-        sa.out = None;
+        sa.tm.complete(0);
+        sa.tm.established();
         sa.rekey_at = (!t.ike_rekey_time.is_zero()).then(|| now + t.ike_rekey_time);
         let life = if t.ike_lifetime.is_zero() {
             DEFAULT_P1_LIFE
@@ -2219,7 +2223,7 @@ impl Engine {
         );
         let suite = sa
             .choice
-            .map(|c| crate::ikev2::suite_name(&c.suite()))
+            .map(|c| crate::event::suite_name(&c.suite()))
             .unwrap_or_default();
         let dpd = sa.peer_dpd;
         self.events.push_back(Event::IkeSaUp {
@@ -2346,7 +2350,10 @@ impl Engine {
                 detail: format!("peer said {}", notify::name(t)),
             }
         } else {
-            Failure::Other(format!("peer said {}", notify::name(t)))
+            Failure::PeerRefused {
+                exchange: None,
+                notify: notify::name(t).to_string(),
+            }
         };
         self.fail(conn, why);
         self.remove(idx, "peer refused");
@@ -2528,8 +2535,7 @@ impl Engine {
                         if let Some(sa) = self.sas[idx].as_mut() {
                             // RFC 3706 §5.3: an ACK must echo a sequence number we sent.
                             if seq.is_some_and(|s| s <= sa.dpd.seq && sa.dpd.seq - s < 16) {
-                                sa.dpd.tries = 0;
-                                sa.dpd.next_at = None;
+                                sa.dpd.check = None;
                             }
                         }
                     }
@@ -2537,7 +2543,13 @@ impl Engine {
                     notify::CONNECTED => self.connected(idx, n),
                     t if t < 16384 => {
                         let what = notify::name(t);
-                        self.fail(conn, Failure::Other(format!("peer said {what}")));
+                        self.fail(
+                            conn,
+                            Failure::PeerRefused {
+                                exchange: None,
+                                notify: what.to_string(),
+                            },
+                        );
                     }
                     _ => {}
                 },
@@ -2620,38 +2632,40 @@ impl Engine {
         self.start_waiting_quick_modes(now);
     }
 
+    /// Retransmissions and give-ups due on SA `idx`, of phase 1 (M-ID 0)
+    /// and of its Quick Modes; false if the SA is gone.
+    fn retransmissions(&mut self, idx: usize, now: Millis) -> bool {
+        let Some(sa) = self.sas[idx].as_mut() else { return false };
+        let r = sa
+            .tm
+            .retransmit(now, &self.policy, (sa.local, sa.remote), &mut self.transmits);
+        let (conn, remote) = (sa.conn, sa.remote);
+        for line in r.lines {
+            self.log(conn, line);
+        }
+        for g in r.gave_up {
+            if g.mid != 0 {
+                self.quick_mode_gave_up(idx, &g, now);
+                continue;
+            }
+            if self.report_unreadable(idx) {
+                self.remove(idx, "peer's messages unreadable");
+                return false;
+            }
+            self.fail(conn, g.failure(remote));
+            self.remove(idx, "peer not answering");
+            return false;
+        }
+        true
+    }
+
     fn p1_timers(&mut self, idx: usize, now: Millis) {
         let policy = self.policy;
-        let Some(sa) = self.sas[idx].as_mut() else { return };
-        // Retransmission of our last phase-1 message.
-        if let Some(o) = sa.out.as_mut() {
-            if now >= o.next_at {
-                if o.sent >= policy.tries {
-                    let (conn, remote, what, sent) = (sa.conn, sa.remote, o.what, o.sent);
-                    if self.report_unreadable(idx) {
-                        self.remove(idx, "peer's messages unreadable");
-                        return;
-                    }
-                    self.fail(
-                        conn,
-                        Failure::PeerNotAnswering {
-                            exchange: what,
-                            tries: sent,
-                            to: remote,
-                        },
-                    );
-                    self.remove(idx, "peer not answering");
-                    return;
-                }
-                o.sent += 1;
-                o.next_at = now + policy.wait_after(o.sent);
-                let (data, conn, remote, what, n) = (o.data.clone(), sa.conn, sa.remote, o.what, o.sent);
-                self.log(conn, format!("retransmit {} of {what} request to {remote}", n - 1));
-                self.send(idx, data);
-            }
+        if !self.retransmissions(idx, now) {
+            return;
         }
         let Some(sa) = self.sas[idx].as_ref() else { return };
-        if sa.state != P1State::Established && sa.expire_at.is_some_and(|e| now >= e) {
+        if sa.tm.half_open_expired(now) {
             let conn = sa.conn;
             self.report_unreadable(idx);
             self.log(conn, "half-open phase 1 timed out".into());
@@ -2682,13 +2696,17 @@ impl Engine {
         // then again per the retransmission policy, until the peer is declared dead.
         let Some(sa) = self.sas[idx].as_mut() else { return };
         if sa.peer_dpd && !t.dpd_delay.is_zero() && !sa.superseded {
-            let due = match sa.dpd.next_at {
-                Some(n) => now >= n,
-                None => now >= sa.last_heard + t.dpd_delay,
+            let due = match sa.dpd.check.as_mut() {
+                Some(rt) => rt.poll(now, &policy),
+                None if now >= sa.last_heard + t.dpd_delay => {
+                    sa.dpd.check = Some(Retransmission::new(Vec::new(), now, &policy));
+                    RequestTimer::Resend { try_no: 0 }
+                }
+                None => RequestTimer::Idle,
             };
-            if due {
-                if sa.dpd.tries >= policy.tries {
-                    let (remote, tries) = (sa.remote, sa.dpd.tries);
+            if due != RequestTimer::Idle {
+                if let RequestTimer::GiveUp { sent: tries } = due {
+                    let remote = sa.remote;
                     self.fail(
                         conn,
                         Failure::PeerNotAnswering {
@@ -2707,8 +2725,6 @@ impl Engine {
                     return;
                 }
                 sa.dpd.seq = sa.dpd.seq.wrapping_add(1).max(1);
-                sa.dpd.tries += 1;
-                sa.dpd.next_at = Some(now + policy.wait_after(sa.dpd.tries));
                 let seq = sa.dpd.seq;
                 let spi = [sa.icookie.to_be_bytes(), sa.rcookie.to_be_bytes()].concat();
                 self.send_info(
@@ -2739,18 +2755,21 @@ impl Engine {
         let mut t: Vec<Millis> = Vec::new();
         for sa in self.sas.iter().flatten() {
             let timers = self.conns[sa.conn].spec.timers;
-            t.extend(sa.out.as_ref().map(|o| o.next_at));
+            t.extend(sa.tm.poll_timeout());
             if sa.state == P1State::Established {
                 t.extend(sa.expire_at);
                 if !sa.superseded {
                     t.extend(sa.rekey_at);
                     if sa.peer_dpd && !timers.dpd_delay.is_zero() {
-                        t.push(sa.dpd.next_at.unwrap_or(sa.last_heard + timers.dpd_delay));
+                        t.push(
+                            sa.dpd
+                                .check
+                                .as_ref()
+                                .map_or(sa.last_heard + timers.dpd_delay, Retransmission::due),
+                        );
                     }
                     t.extend(sa.keepalive_at);
                 }
-            } else {
-                t.extend(sa.expire_at);
             }
             for q in &sa.qms {
                 t.extend(q.next_timer());

@@ -20,6 +20,7 @@
 //! after [`super::REKEY_DELETE`].
 
 use super::*;
+use crate::task::GaveUp;
 use ikeda_crypto::EspAlgorithm;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -65,9 +66,6 @@ pub(super) struct Qm {
     pub cpi_in: Option<u16>,
     pub local_ts: TsRange,
     pub remote_ts: TsRange,
-    pub out: Option<Outstanding>,
-    pub last_in: Vec<u8>,
-    pub last_reply: Vec<u8>,
     pub state: QmState,
     pub rekey_of: Option<u32>,
     pub neg: Option<Negotiated>,
@@ -82,20 +80,14 @@ impl Qm {
         self.state == QmState::Done
     }
 
+    /// When a finished Quick Mode is forgotten (its retransmissions are
+    /// the task manager's).
     pub fn next_timer(&self) -> Option<Millis> {
         match self.state {
             QmState::Done | QmState::IWaitConnected => Some(self.created + QM_KEEP),
-            _ => self.out.as_ref().map(|o| o.next_at),
+            _ => None,
         }
     }
-}
-
-/// Quick Modes we started under this phase-1 SA that wait for HASH(2).
-fn in_flight(sa: &super::P1) -> usize {
-    sa.qms
-        .iter()
-        .filter(|q| q.initiator && q.state == QmState::ISent)
-        .count()
 }
 
 fn integ_from_attr(v: u16) -> Option<Integ> {
@@ -262,7 +254,9 @@ impl Engine {
     pub(super) fn start_quick_mode(&mut self, idx: usize, pair: usize, rekey_of: Option<u32>, now: Millis) {
         let Some(sa) = self.sas[idx].as_ref() else { return };
         let conn = sa.conn;
-        if in_flight(sa) >= super::QM_IN_FLIGHT {
+        // The window (QM_IN_FLIGHT, the IKEv1 version of the task manager)
+        // is full: the others wait their turn.
+        if !sa.tm.can_initiate() {
             let w = &mut self.qm_waiting[conn];
             if !w.iter().any(|&(p, _)| p == pair) {
                 w.push_back((pair, rekey_of));
@@ -284,7 +278,7 @@ impl Engine {
         let kex = match pfs.map(|g| KeyExchange::generate(g, &mut *self.rng)) {
             Some(Ok(k)) => Some(k),
             Some(Err(e)) => {
-                self.fail(conn, Failure::Other(format!("PFS key exchange: {e}")));
+                self.fail(conn, Failure::Local(format!("PFS key exchange: {e}")));
                 return;
             }
             None => None,
@@ -354,7 +348,6 @@ impl Engine {
         if let Some(old) = rekey_of {
             self.log(conn, format!("rekeying CHILD_SA {old:08x}_i (Quick Mode)"));
         }
-        let wait = self.policy.wait_after(1);
         let qm = Qm {
             mid,
             initiator: true,
@@ -367,21 +360,15 @@ impl Engine {
             cpi_in,
             local_ts: l,
             remote_ts: r,
-            out: Some(Outstanding {
-                data: d.clone(),
-                sent: 1,
-                next_at: now + wait,
-                what: "QUICK_MODE",
-            }),
-            last_in: Vec::new(),
-            last_reply: Vec::new(),
             state: QmState::ISent,
             rekey_of,
             neg: None,
             created: now,
         };
+        let policy = self.policy;
         if let Some(sa) = self.sas[idx].as_mut() {
             sa.qms.push(qm);
+            sa.tm.request(mid, "QUICK_MODE", (), d.clone(), now, &policy);
         }
         self.send(idx, d);
     }
@@ -419,16 +406,9 @@ impl Engine {
             return;
         }
         let mid = h.message_id;
+        // (A retransmission of what we answered was answered already.)
         if let Some(k) = sa.qms.iter().position(|q| q.mid == mid) {
             let q = &sa.qms[k];
-            if q.last_in == data {
-                if !q.last_reply.is_empty() {
-                    let r = q.last_reply.clone();
-                    self.stats.retransmits_answered += 1;
-                    self.send(idx, r);
-                }
-                return;
-            }
             match (q.initiator, q.state) {
                 (true, QmState::ISent) => self.qm_i2(idx, k, now, data, h),
                 (false, QmState::RSent) => self.qm_r_done(idx, k, now, data, h),
@@ -639,14 +619,14 @@ impl Engine {
                 let k = match KeyExchange::generate(g, &mut *self.rng) {
                     Ok(k) => k,
                     Err(e) => {
-                        self.fail(conn, Failure::Other(format!("PFS key exchange: {e}")));
+                        self.fail(conn, Failure::Local(format!("PFS key exchange: {e}")));
                         return;
                     }
                 };
                 match k.shared_secret(peer) {
                     Ok(s) => (Some(k), Some(s)),
                     Err(e) => {
-                        self.fail(conn, Failure::Other(format!("peer's PFS KE refused: {e}")));
+                        self.fail(conn, Failure::PeerMisbehaved(format!("peer's PFS KE refused: {e}")));
                         return;
                     }
                 }
@@ -709,7 +689,6 @@ impl Engine {
             .iter()
             .find(|c| c.pair == pair && !c.rekeyed)
             .map(|c| c.spi_in);
-        let wait = self.policy.wait_after(1);
         let qm = Qm {
             mid,
             initiator: false,
@@ -722,22 +701,18 @@ impl Engine {
             cpi_in,
             local_ts,
             remote_ts,
-            out: Some(Outstanding {
-                data: d.clone(),
-                sent: 1,
-                next_at: now + wait,
-                what: "QUICK_MODE",
-            }),
-            last_in: data.to_vec(),
-            last_reply: d.clone(),
             state: QmState::RSent,
             rekey_of,
             neg: Some(neg),
             created: now,
         };
+        self.accepted(idx, mid, data, Some(&d));
+        let policy = self.policy;
         let k = {
             let Some(sa) = self.sas[idx].as_mut() else { return };
             sa.qms.push(qm);
+            // HASH(2) goes again until HASH(3) acknowledges it (§5.5).
+            sa.tm.await_ack(mid, "QUICK_MODE", (), d.clone(), now, &policy);
             sa.qms.len() - 1
         };
         // The inbound half goes in now, before HASH(2) leaves: the initiator
@@ -849,7 +824,7 @@ impl Engine {
         let Some((spi_out, o)) = parsed.filter(|(_, o)| self.accepts(conn, o)) else {
             self.fail(
                 conn,
-                Failure::Other("peer chose an ESP transform we did not offer".into()),
+                Failure::PeerMisbehaved("peer chose an ESP transform we did not offer".into()),
             );
             self.finish_qm(idx, k);
             return;
@@ -871,7 +846,7 @@ impl Engine {
             (Some(kx), Some(Payload::Ke(peer))) => match kx.shared_secret(peer) {
                 Ok(s) => Some(s),
                 Err(e) => {
-                    self.fail(conn, Failure::Other(format!("peer's PFS KE refused: {e}")));
+                    self.fail(conn, Failure::PeerMisbehaved(format!("peer's PFS KE refused: {e}")));
                     self.finish_qm(idx, k);
                     return;
                 }
@@ -880,7 +855,7 @@ impl Engine {
             _ => {
                 self.fail(
                     conn,
-                    Failure::Other("PFS: the peer's KE payload does not match our proposal".into()),
+                    Failure::PeerMisbehaved("PFS: the peer's KE payload does not match our proposal".into()),
                 );
                 self.finish_qm(idx, k);
                 return;
@@ -910,12 +885,13 @@ impl Engine {
         let Some((d, last3)) = seal(c.cipher, keys.enc_key.expose(), &last, hh, &chain) else {
             return;
         };
+        if let Some(sa) = self.sas[idx].as_mut() {
+            sa.tm.complete(mid);
+        }
+        self.accepted(idx, mid, data, Some(&d));
         if let Some(q) = self.sas[idx].as_mut().and_then(|s| s.qms.get_mut(k)) {
             q.nr = nr;
             q.iv = last3;
-            q.out = None;
-            q.last_in = data.to_vec();
-            q.last_reply = d.clone();
             q.state = if commit { QmState::IWaitConnected } else { QmState::Done };
             q.created = now;
             q.neg = Some(neg);
@@ -957,11 +933,12 @@ impl Engine {
         }
         self.authenticated(idx);
         self.log_msg(idx, false, ExchangeType::QUICK_MODE, mid, true, &plain(&p));
+        if let Some(sa) = self.sas[idx].as_mut() {
+            sa.tm.complete(mid);
+        }
+        self.accepted(idx, mid, data, None);
         if let Some(q) = self.sas[idx].as_mut().and_then(|s| s.qms.get_mut(k)) {
             q.iv = last;
-            q.out = None;
-            q.last_in = data.to_vec();
-            q.last_reply = Vec::new();
             q.state = QmState::Done;
             q.created = now;
         }
@@ -1111,10 +1088,7 @@ impl Engine {
             }
             while !self.qm_waiting[ci].is_empty() {
                 let Some(idx) = self.current(ci) else { break };
-                if self.sas[idx]
-                    .as_ref()
-                    .is_none_or(|sa| in_flight(sa) >= super::QM_IN_FLIGHT)
-                {
+                if self.sas[idx].as_ref().is_none_or(|sa| !sa.tm.can_initiate()) {
                     break;
                 }
                 let Some((pair, rekey_of)) = self.qm_waiting[ci].pop_front() else {
@@ -1129,69 +1103,51 @@ impl Engine {
     }
 
     fn finish_qm(&mut self, idx: usize, k: usize) {
-        if let Some(q) = self.sas[idx].as_mut().and_then(|s| s.qms.get_mut(k)) {
+        let Some(sa) = self.sas[idx].as_mut() else { return };
+        if let Some(q) = sa.qms.get_mut(k) {
             q.state = QmState::Done;
-            q.out = None;
+            sa.tm.complete(q.mid);
         }
     }
 
+    /// Finished Quick Modes are forgotten after [`QM_KEEP`], with the
+    /// answers the task manager kept for their retransmissions.
     pub(super) fn qm_timers(&mut self, idx: usize, now: Millis) {
-        let policy = self.policy;
         let Some(sa) = self.sas[idx].as_mut() else { return };
-        let conn = sa.conn;
-        let remote = sa.remote;
-        let mut resend = Vec::new();
-        let mut gave_up = Vec::new();
-        for q in sa.qms.iter_mut() {
-            if let Some(o) = q.out.as_mut() {
-                if now >= o.next_at {
-                    if o.sent >= policy.tries {
-                        gave_up.push((q.initiator, o.sent, q.mid));
-                        q.out = None;
-                        q.state = QmState::Done;
-                        q.created = now;
-                    } else {
-                        o.sent += 1;
-                        o.next_at = now + policy.wait_after(o.sent);
-                        resend.push((o.data.clone(), o.sent, q.mid));
-                    }
-                }
-            }
+        let (old, kept): (Vec<Qm>, Vec<Qm>) = std::mem::take(&mut sa.qms)
+            .into_iter()
+            .partition(|q| matches!(q.state, QmState::Done | QmState::IWaitConnected) && now >= q.created + QM_KEEP);
+        sa.qms = kept;
+        for q in old {
+            sa.tm.forget(q.mid);
         }
-        sa.qms
-            .retain(|q| !(matches!(q.state, QmState::Done | QmState::IWaitConnected) && now >= q.created + QM_KEEP));
-        for (d, n, mid) in resend {
-            self.log(conn, format!("retransmit {} of QUICK_MODE {mid} to {remote}", n - 1));
-            self.send(idx, d);
+    }
+
+    /// Every send of Quick Mode `mid` went unanswered: as its initiator
+    /// (`ours`) the exchange failed; as its responder, the SA whose HASH(3)
+    /// never came is dropped before it ever carried our traffic.
+    pub(super) fn quick_mode_gave_up(&mut self, idx: usize, g: &GaveUp<()>, now: Millis) {
+        let mid = g.mid;
+        let Some(sa) = self.sas[idx].as_mut() else { return };
+        let (conn, remote) = (sa.conn, sa.remote);
+        let Some(q) = sa.qms.iter_mut().find(|q| q.mid == mid) else {
+            return;
+        };
+        q.state = QmState::Done;
+        q.created = now;
+        let spi = q.spi_in;
+        if g.ours {
+            self.fail(conn, g.failure(remote));
+            return;
         }
-        for (initiator, sent, mid) in gave_up {
-            if initiator {
-                self.fail(
-                    conn,
-                    Failure::PeerNotAnswering {
-                        exchange: "QUICK_MODE",
-                        tries: sent,
-                        to: remote,
-                    },
-                );
-            } else {
-                self.log(conn, format!("QUICK_MODE {mid}: no HASH(3) from the peer, given up"));
-                let spi = self.sas[idx]
-                    .as_ref()
-                    .and_then(|s| s.qms.iter().find(|q| q.mid == mid))
-                    .map(|q| q.spi_in);
-                if let Some(k) = self.children[conn]
-                    .iter()
-                    .position(|c| Some(c.spi_in) == spi && !c.active)
-                {
-                    let c = self.children[conn].remove(k);
-                    self.events.push_back(Event::ChildSaDown {
-                        conn: self.conns[conn].spec.name.clone(),
-                        spi_in: c.spi_in,
-                        spi_out: c.spi_out,
-                    });
-                }
-            }
+        self.log(conn, format!("QUICK_MODE {mid}: no HASH(3) from the peer, given up"));
+        if let Some(k) = self.children[conn].iter().position(|c| c.spi_in == spi && !c.active) {
+            let c = self.children[conn].remove(k);
+            self.events.push_back(Event::ChildSaDown {
+                conn: self.conns[conn].spec.name.clone(),
+                spi_in: c.spi_in,
+                spi_out: c.spi_out,
+            });
         }
     }
 

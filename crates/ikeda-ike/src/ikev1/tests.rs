@@ -415,11 +415,31 @@ fn failures_are_named() {
         lan1(),
     );
     let mut p = pair(v1(a), v1(b), 3);
-    let (_, eb) = up(&mut p);
+    let (ea, eb) = up(&mut p);
     assert!(
         matches!(failures(&eb).first(), Some(Failure::TsUnacceptable { .. })),
         "{:?}",
         failures(&eb)
+    );
+    // The initiator is told by the peer: its refusal, in its words.
+    let fa = failures(&ea);
+    assert!(
+        matches!(fa.first(), Some(Failure::PeerRefused { exchange: None, notify }) if notify == "INVALID_ID_INFORMATION"),
+        "{fa:?}"
+    );
+    assert_eq!(fa[0].to_string(), "peer said INVALID_ID_INFORMATION");
+    // Aggressive Mode against Main Mode: neither end is wrong, the two
+    // configurations do not fit, and the responder says how.
+    let mut a = v1(spec(A, B, "aes128-sha256-modp2048", "aes128-sha1", "k", lan1(), lan2()));
+    a.aggressive = true;
+    let b = v1(spec(B, A, "aes128-sha256-modp2048", "aes128-sha1", "k", lan2(), lan1()));
+    let mut p = pair(a, b, 6);
+    let (_, eb) = up(&mut p);
+    let fb = failures(&eb);
+    assert!(matches!(fb.first(), Some(Failure::Incompatible(_))), "{fb:?}");
+    assert_eq!(
+        fb[0].to_string(),
+        "peer started Aggressive Mode but this connection is configured for Main Mode"
     );
     // Nobody answers.
     let a = spec(

@@ -4,7 +4,7 @@
 //! and are listed under its newest phase-1 SA.
 
 use super::{Engine, P1State};
-use crate::ikev2::{ChildSaView, IkeSaView, IkeState};
+use crate::view::{ChildSaView, IkeSaView, IkeState};
 
 impl Engine {
     /// Every phase-1 SA, half-open ones included, with the connection's
@@ -41,19 +41,12 @@ impl Engine {
                 suite: s.choice.map(|x| x.suite()),
                 established_at: s.established_at,
                 rekey_at: s.rekey_at,
-                expire_at: s.expire_at,
+                // A half-open SA's end is its half-open deadline.
+                expire_at: s.expire_at.or(s.tm.half_open_until()),
                 nat: s.nat_local || s.nat_remote,
                 behind_nat: s.nat_local,
-                pending: s
-                    .out
-                    .as_ref()
-                    .map(|o| o.what)
-                    .or_else(|| s.qms.iter().find_map(|q| q.out.as_ref().map(|o| o.what))),
-                sends: s
-                    .out
-                    .as_ref()
-                    .or_else(|| s.qms.iter().find_map(|q| q.out.as_ref()))
-                    .map_or(0, |o| o.sent),
+                pending: s.tm.current().map(|(_, what, _)| what),
+                sends: s.tm.current().map_or(0, |(_, _, sends)| sends),
                 tries: self.policy.tries,
                 dpd_delay_ms: if s.peer_dpd || s.state != P1State::Established {
                     c.spec.timers.dpd_delay.as_millis() as u64
@@ -61,7 +54,7 @@ impl Engine {
                     0
                 },
                 last_heard: s.last_heard,
-                dpd_checking: s.dpd.tries > 0,
+                dpd_checking: s.dpd.check.is_some(),
                 children,
                 dpd_supported: s.peer_dpd,
             });

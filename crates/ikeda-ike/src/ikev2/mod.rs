@@ -14,13 +14,14 @@
 //! datagrams, timers and [`Event`]s out. It never installs an SA: it tells
 //! the caller to ([`Event::ChildSaUp`]).
 
-use crate::retransmit::{RequestCheck, RequestTimer, Requester, Responder, RetransmitPolicy};
+use crate::retransmit::RetransmitPolicy;
+use crate::task::{Incoming, TaskManager, Version};
 use crate::{Millis, Transmit};
 use ikeda_crypto::ike::{
     ike_auth_proposals, psk_auth, verify_psk_auth, ChildKeys, ChildProposal, ChildSuite, IkeKeys, IkeProposal,
     IkeSuite, KeyExchange, Rng, Role, SkCipher, Transform as CTransform, TransformType as CTransformType,
 };
-use ikeda_crypto::{EspAlgorithm, SecretBytes};
+use ikeda_crypto::SecretBytes;
 use ikeda_wire::ikev2::{
     emit_payload_chain, emit_sk_message, first_payload_type, summary, AuthMethod, AuthPayload, DeletePayload,
     ExchangeType, Flags, HeaderRepr, IdPayload, IdType, KePayload, Message, NoncePayload, NotifyPayload, NotifyType,
@@ -28,7 +29,6 @@ use ikeda_wire::ikev2::{
     TransformType, TsPayload, TsRange,
 };
 use std::collections::{HashMap, VecDeque};
-use std::fmt;
 use std::net::{IpAddr, SocketAddr};
 use std::time::Duration;
 
@@ -44,279 +44,18 @@ macro_rules! first {
 }
 
 mod rekey;
+mod tasks;
 mod view;
 
-pub use view::{ChildSaView, IkeSaView, IkeState};
+use tasks::Work;
+// The shared vocabulary lives at the crate root; these names keep working.
+pub use crate::conn::{ConnSpec, Timers, IKE_PORT, KEEPALIVE, NAT_KEEPALIVE, NAT_T_PORT};
+pub use crate::event::{suite_name, ChildSaInfo, Event, Failure, IkeKeyInfo, V1KeyInfo};
+pub use crate::view::{ChildSaView, IkeSaView, IkeState};
 
-/// IKE's own port and the NAT traversal port (RFC 7296 §2.23).
-pub const IKE_PORT: u16 = 500;
-pub const NAT_T_PORT: u16 = 4500;
-/// NAT keepalive interval (RFC 3948 §4; strongSwan's keep_alive = 20s).
-pub const NAT_KEEPALIVE: Duration = Duration::from_secs(20);
-/// The NAT-keepalive packet: one octet 0xFF on UDP 4500 (RFC 3948 §2.3).
-pub const KEEPALIVE: [u8; 1] = [0xff];
-
-/// How long a responder keeps an IKE SA that got no IKE_AUTH.
-pub const HALF_OPEN_TIMEOUT: Duration = Duration::from_secs(30);
-
-/// One connection as the engine needs it.
-#[derive(Clone)]
-pub struct ConnSpec {
-    pub name: String,
-    /// Our address; the port is 500 (the engine floats to 4500 itself).
-    pub local: IpAddr,
-    pub remote: IpAddr,
-    pub local_id: IdPayload,
-    pub remote_id: IdPayload,
-    pub psk: SecretBytes,
-    pub ike_proposals: Vec<IkeProposal>,
-    pub esp_proposals: Vec<ChildProposal>,
-    /// Traffic selectors from our side: what we protect, and what is behind the peer.
-    pub local_ts: Vec<TsRange>,
-    pub remote_ts: Vec<TsRange>,
-    /// The selector pairs the configuration names, in order (`local_ts` x
-    /// `remote_ts`, then each `[[conn.policy]]`). IKEv1 negotiates exactly
-    /// these, one Quick Mode each: the cross product of `local_ts` and
-    /// `remote_ts` would add pairs nobody configured (gateway <-> gateway
-    /// from a gateway <-> net and a net <-> gateway policy). Empty: every
-    /// local x remote range of one family. IKEv2 sends the sets whole.
-    pub ts_pairs: Vec<(TsRange, TsRange)>,
-    pub timers: Timers,
-}
-
-/// Lifetimes and liveness (RFC 7296 §2.8, §2.4); zero turns one off.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
-pub struct Timers {
-    /// CHILD SA rekey (soft) and hard lifetime.
-    pub rekey_time: Duration,
-    pub life_time: Duration,
-    /// IKE SA rekey and hard lifetime.
-    pub ike_rekey_time: Duration,
-    pub ike_lifetime: Duration,
-    /// Send a liveness check after this long without hearing from the peer.
-    pub dpd_delay: Duration,
-    /// When the peer is dead: initiate again (true) or just clear (false).
-    pub dpd_restart: bool,
-}
-
-impl fmt::Debug for ConnSpec {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "ConnSpec({} {} <-> {})", self.name, self.local, self.remote)
-    }
-}
-
-/// Why a negotiation failed, in the words a network engineer needs.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum Failure {
-    /// No proposal in common: what the peer offered, what we accept.
-    NoProposalChosen {
-        exchange: &'static str,
-        offered: String,
-        accepted: String,
-    },
-    /// The peer said NO_PROPOSAL_CHOSEN to what we offered.
-    PeerRejectedProposals { exchange: &'static str, offered: String },
-    /// AUTH did not verify: most likely the pre-shared keys differ.
-    AuthenticationFailed { detail: String },
-    /// The peer's identity is not the one configured.
-    IdMismatch { expected: String, received: String },
-    /// The traffic selectors do not overlap.
-    TsUnacceptable {
-        ours_local: String,
-        ours_remote: String,
-        theirs_i: String,
-        theirs_r: String,
-    },
-    /// Nothing came back after all retransmissions.
-    PeerNotAnswering {
-        exchange: &'static str,
-        tries: u32,
-        to: SocketAddr,
-    },
-    /// Anything else the peer refused or got wrong.
-    Other(String),
-}
-
-impl fmt::Display for Failure {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        match self {
-            Failure::NoProposalChosen {
-                exchange,
-                offered,
-                accepted,
-            } => write!(
-                f,
-                "no proposal chosen in {exchange}: peer offered {offered}; we accept {accepted}"
-            ),
-            Failure::PeerRejectedProposals { exchange, offered } => {
-                write!(
-                    f,
-                    "peer answered NO_PROPOSAL_CHOSEN in {exchange}: we offered {offered}"
-                )
-            }
-            Failure::AuthenticationFailed { detail } => {
-                write!(
-                    f,
-                    "authentication failed ({detail}): the pre-shared keys most likely differ"
-                )
-            }
-            Failure::IdMismatch { expected, received } => {
-                write!(f, "peer identity mismatch: expected {expected}, peer sent {received}")
-            }
-            Failure::TsUnacceptable {
-                ours_local,
-                ours_remote,
-                theirs_i,
-                theirs_r,
-            } => write!(
-                f,
-                "traffic selectors unacceptable (TS_UNACCEPTABLE): ours {ours_local} === {ours_remote}, \
-                 proposed TSi {theirs_i} TSr {theirs_r}"
-            ),
-            Failure::PeerNotAnswering { exchange, tries, to } => {
-                write!(
-                    f,
-                    "peer not answering: {exchange} sent {tries} times to {to} without a response"
-                )
-            }
-            Failure::Other(s) => f.write_str(s),
-        }
-    }
-}
-
-/// Keys and parameters of a negotiated CHILD SA, for the data plane.
-#[derive(Debug, Clone)]
-pub struct ChildSaInfo {
-    pub conn: String,
-    pub algorithm: EspAlgorithm,
-    pub esn: bool,
-    /// Our inbound SPI (the peer sends with it) and the peer's.
-    pub spi_in: u32,
-    pub spi_out: u32,
-    pub enc_in: SecretBytes,
-    pub auth_in: Option<SecretBytes>,
-    pub enc_out: SecretBytes,
-    pub auth_out: Option<SecretBytes>,
-    /// Negotiated selectors from our side.
-    pub local_ts: Vec<TsRange>,
-    pub remote_ts: Vec<TsRange>,
-    /// Outer addresses; with `udp_encap` the ports are those of IKE on 4500.
-    pub local: SocketAddr,
-    pub remote: SocketAddr,
-    pub udp_encap: bool,
-    /// A rekey: the inbound SPI of the CHILD SA this one replaces.
-    pub replaces: Option<u32>,
-    /// Send on the new SA right away. The responder of a rekey waits for
-    /// [`Event::ChildSaActivate`] (the old SA's DELETE), so the initiator
-    /// has its inbound SA before the first packet arrives on it.
-    pub activate_outbound: bool,
-    /// IKEv1: which of the connection's selector pairs this SA serves (one
-    /// Quick Mode per pair); 0 for IKEv2, whose CHILD SA carries them all.
-    pub pair: usize,
-    /// IPComp negotiated with it (RFC 3173): our CPI and the peer's.
-    pub ipcomp: Option<(u16, u16)>,
-}
-
-/// An IKEv1 phase-1 SA's secrets (RFC 2409 §5), for key export: Wireshark's
-/// `ikev1_decryption_table` takes the initiator cookie and the encryption
-/// key; the key log gets all of it, with the first phase-1 IV and, once
-/// phase 1 is established, its last CBC block.
-///
-/// The engine sends this twice per phase-1 SA: when the keys are derived
-/// (`phase1_last_block` `None`: a failing phase 1 can still be read) and
-/// when the SA is established (`Some`).
-#[derive(Debug, Clone)]
-pub struct V1KeyInfo {
-    pub conn: String,
-    pub icookie: u64,
-    pub rcookie: u64,
-    pub initiator: bool,
-    pub suite: IkeSuite,
-    pub skeyid: SecretBytes,
-    pub skeyid_d: SecretBytes,
-    pub skeyid_a: SecretBytes,
-    pub skeyid_e: SecretBytes,
-    pub enc_key: SecretBytes,
-    pub iv: Vec<u8>,
-    /// The last CBC ciphertext block of phase 1 (Main Mode message 6, or
-    /// Aggressive Mode's last encrypted message; the first IV when none
-    /// was encrypted), from which the IV of every later exchange is
-    /// `hash(block | M-ID)` (RFC 2409 App. B). Not secret (it is on the
-    /// wire), but a reader of a capture that misses phase 1 has no other
-    /// way to it.
-    pub phase1_last_block: Option<Vec<u8>>,
-    pub local: SocketAddr,
-    pub remote: SocketAddr,
-}
-
-/// A suite in strongSwan's notation (`AES_CBC-128/HMAC_SHA2_256_128/PRF_HMAC_SHA2_256/MODP_2048`).
-pub fn suite_name(s: &IkeSuite) -> String {
-    IkeProposal {
-        encr: vec![s.encr],
-        integ: s.integ.into_iter().collect(),
-        prf: vec![s.prf],
-        dh: vec![s.dh],
-    }
-    .name()
-}
-
-/// An IKE SA's algorithms and secrets (RFC 7296 §2.14), for key export.
-#[derive(Debug, Clone)]
-pub struct IkeKeyInfo {
-    pub conn: String,
-    pub spi_i: u64,
-    pub spi_r: u64,
-    pub initiator: bool,
-    pub suite: IkeSuite,
-    pub keys: IkeKeys,
-    pub local: SocketAddr,
-    pub remote: SocketAddr,
-}
-
-#[derive(Debug, Clone)]
-pub enum Event {
-    /// Start sending on the CHILD SA with this inbound SPI (make-before-break).
-    ChildSaActivate {
-        conn: String,
-        spi_in: u32,
-    },
-    /// A line of the exchange log, in strongSwan's notation.
-    Log {
-        conn: String,
-        line: String,
-    },
-    IkeSaUp {
-        conn: String,
-        spi_i: u64,
-        spi_r: u64,
-        initiator: bool,
-        suite: String,
-        local: SocketAddr,
-        remote: SocketAddr,
-        nat: bool,
-    },
-    /// The keys of an IKE SA were derived (after IKE_SA_INIT, or by an IKE
-    /// SA rekey): for key export only, never for logging.
-    IkeSaKeys(IkeKeyInfo),
-    /// The keys of an IKEv1 phase-1 SA (key export only).
-    Ikev1Keys(V1KeyInfo),
-    ChildSaUp(ChildSaInfo),
-    ChildSaDown {
-        conn: String,
-        spi_in: u32,
-        spi_out: u32,
-    },
-    IkeSaDown {
-        conn: String,
-        spi_i: u64,
-        spi_r: u64,
-        reason: String,
-    },
-    Failed {
-        conn: String,
-        why: Failure,
-    },
-}
+/// How long a responder keeps an IKE SA that got no IKE_AUTH: the task
+/// manager's one rule for both versions.
+pub use crate::task::HALF_OPEN_TIMEOUT;
 
 /// Counters of what the engine refused, by reason.
 #[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
@@ -325,8 +64,9 @@ pub struct EngineStats {
     pub unknown_spi: u64,
     pub integrity_failed: u64,
     pub retransmits_answered: u64,
-    /// Retransmissions not answered: not from the SA's peer, ICV not
-    /// verified, or an IKE_SA_INIT that differs from the one answered.
+    /// Retransmissions not answered: the message ID of the request
+    /// answered last, but not that request bit for bit (RFC 7296 §2.1), or
+    /// not from the address and port it came from.
     pub retransmits_refused: u64,
     pub dropped_out_of_window: u64,
     /// IKE_SA_INIT requests answered with a COOKIE challenge (§2.6).
@@ -342,6 +82,10 @@ enum State {
     /// Responder: IKE_SA_INIT answered, waiting for IKE_AUTH.
     InitAnswered,
     Established,
+    /// A rekey replaced it (RFC 7296 §1.3.2): its CHILD SAs and queued work
+    /// moved to the new IKE SA; it expects nothing but its DELETE, ours or
+    /// the peer's (and answers what the peer sent before it knew).
+    Replaced,
     /// Initiator of a DELETE for the IKE SA, waiting for the response.
     Deleting,
 }
@@ -385,9 +129,9 @@ struct NewChild {
     rekey_of: Option<u32>,
 }
 
-/// What the outstanding request of an IKE SA is.
+/// The state of our exchange in flight, the task manager's active task
+/// (what waits its turn is a [`Work`]).
 enum Pending {
-    None,
     Init,
     Auth {
         spi_in: u32,
@@ -415,7 +159,6 @@ enum Pending {
 impl Pending {
     fn exchange(&self) -> &'static str {
         match self {
-            Pending::None => "none",
             Pending::Init => "IKE_SA_INIT",
             Pending::Auth { .. } => "IKE_AUTH",
             Pending::Liveness | Pending::DeleteIke | Pending::DeleteChild { .. } => "INFORMATIONAL",
@@ -444,17 +187,14 @@ struct IkeSa {
     keys: Option<IkeKeys>,
     sk_out: Option<SkCipher>,
     sk_in: Option<SkCipher>,
-    req: Requester,
-    resp: Responder,
-    /// What the outstanding request is.
-    pending: Pending,
+    /// Our exchanges queued and in flight, message IDs, retransmission,
+    /// the answers we keep, the half-open deadline.
+    tm: TaskManager<Work, Pending>,
     children: Vec<Child>,
     /// When we last heard anything authentic from the peer (for DPD).
     last_heard: Millis,
     rekey_at: Option<Millis>,
     expire_at: Option<Millis>,
-    /// Replaced by a rekeyed IKE SA; deleted without touching the CHILD SAs.
-    superseded: bool,
     /// We are behind a NAT: keep its mapping open with keepalives.
     us_nat: bool,
     keepalive_at: Option<Millis>,
@@ -849,7 +589,7 @@ impl Engine {
                     spi_out: c.spi_out,
                 });
             }
-            if sa.state == State::Established || sa.state == State::Deleting {
+            if matches!(sa.state, State::Established | State::Replaced | State::Deleting) {
                 self.events.push_back(Event::IkeSaDown {
                     conn,
                     spi_i: sa.spi_i,
@@ -891,14 +631,11 @@ impl Engine {
             keys: None,
             sk_out: None,
             sk_in: None,
-            req: Requester::new(),
-            resp: Responder::new(),
-            pending: Pending::Init,
+            tm: TaskManager::new(Version::IKEV2),
             children: Vec::new(),
             last_heard: now,
             rekey_at: None,
             expire_at: None,
-            superseded: false,
             us_nat: false,
             keepalive_at: None,
             established_at: None,
@@ -944,7 +681,6 @@ impl Engine {
         )));
         sa.ke = Some(ke);
         sa.ni = ni;
-        sa.req = Requester::new();
         let header = HeaderRepr {
             initiator_spi: sa.spi_i,
             responder_spi: 0,
@@ -955,8 +691,10 @@ impl Engine {
         };
         let msg = Message { header, payloads }.emit().map_err(|e| e.to_string())?;
         sa.init_req = msg.clone();
-        sa.req.send(msg.clone(), now, &self.policy).map_err(str::to_string)?;
-        sa.pending = Pending::Init;
+        // Sent again with a COOKIE or another group, it replaces the first
+        // (message ID 0 either way, §2.6, §1.2).
+        sa.tm
+            .request(0, "IKE_SA_INIT", Pending::Init, msg.clone(), now, &self.policy);
         let (local, remote, conn) = (sa.local, sa.remote, sa.conn);
         let line = format!(
             "sending {} to {remote}",
@@ -978,19 +716,19 @@ impl Engine {
         let idx = self
             .sas
             .iter()
-            .position(|s| {
-                mine(s)
-                    && s.as_ref()
-                        .is_some_and(|s| s.state == State::Established && !s.superseded)
-            })
+            .position(|s| mine(s) && s.as_ref().is_some_and(|s| s.state == State::Established))
             .or_else(|| self.sas.iter().position(mine))
             .ok_or_else(|| format!("no IKE SA for '{conn}'"))?;
-        let established = self.sas[idx].as_ref().is_some_and(|s| s.state == State::Established);
-        if !established || self.sas[idx].as_ref().is_some_and(|s| s.req.busy()) {
+        let established = self.sas[idx]
+            .as_ref()
+            .is_some_and(|s| matches!(s.state, State::Established | State::Replaced));
+        if !established {
             self.remove(idx, "terminated locally");
             return Ok(());
         }
-        self.delete_ike(idx, now)
+        // Next in line, after the exchange in flight if there is one.
+        self.queue_first(idx, Work::DeleteIke, now);
+        Ok(())
     }
 
     // ---- encryption helpers ----------------------------------------------
@@ -1028,18 +766,26 @@ impl Engine {
         Ok((msg, summary(&header, payloads)))
     }
 
+    /// Send a request that starts `task`, the exchange in flight until its
+    /// response (window size 1: callers start work through the queue).
     fn send_encrypted_request(
         &mut self,
         idx: usize,
         exchange: ExchangeType,
         payloads: Vec<Payload>,
+        task: Pending,
         now: Millis,
     ) -> Result<(), String> {
-        let id = self.sas[idx].as_ref().ok_or("gone")?.req.next_id();
+        let sa = self.sas[idx].as_ref().ok_or("gone")?;
+        if !sa.tm.can_initiate() {
+            return Err("an exchange is in flight".into());
+        }
+        let id = sa.tm.next_id();
         let (msg, line) = self.build_encrypted(idx, exchange, false, id, &payloads)?;
         let policy = self.policy;
         let sa = self.sas[idx].as_mut().ok_or("gone")?;
-        sa.req.send(msg.clone(), now, &policy).map_err(str::to_string)?;
+        let what = task.exchange();
+        sa.tm.request(id, what, task, msg.clone(), now, &policy);
         let (local, remote, conn) = (sa.local, sa.remote, sa.conn);
         self.log(conn, format!("sending {line} to {remote}"));
         self.transmits.push_back(Transmit {
@@ -1059,7 +805,7 @@ impl Engine {
     ) -> Result<(), String> {
         let (msg, line) = self.build_encrypted(idx, exchange, true, message_id, &payloads)?;
         let sa = self.sas[idx].as_mut().ok_or("gone")?;
-        sa.resp.answered(message_id, msg.clone());
+        sa.tm.answered(message_id, msg.clone());
         let (local, remote, conn) = (sa.local, sa.remote, sa.conn);
         self.log(conn, format!("sending {line} to {remote}"));
         self.transmits.push_back(Transmit {
@@ -1123,7 +869,9 @@ impl Engine {
                     .is_some_and(|s| !s.initiator && s.spi_i == h.initiator_spi && s.remote.ip() == remote.ip())
             });
             match existing {
-                Some(idx) => self.answer_init_retransmission(idx, local, remote, data),
+                Some(idx) => {
+                    self.answer_retransmission(idx, 0, data, (local, remote), true);
+                }
                 None => self.handle_init_request(now, local, remote, data, msg),
             }
         } else {
@@ -1145,7 +893,8 @@ impl Engine {
         msg: Message,
     ) {
         let Some(sa) = self.sas[idx].as_ref() else { return };
-        if !sa.req.busy() || sa.req.next_id() != msg.header.message_id {
+        let mid = msg.header.message_id;
+        if !sa.tm.awaits(mid) {
             self.stats.dropped_out_of_window += 1;
             return;
         }
@@ -1155,11 +904,12 @@ impl Engine {
                 let Some(inner) = self.open(idx, data, &msg) else {
                     return;
                 };
-                if let Some(sa) = self.sas[idx].as_mut() {
-                    sa.req.response(msg.header.message_id);
-                }
+                let spi_in = match self.sas[idx].as_mut().and_then(|sa| sa.tm.complete(mid)) {
+                    Some(Pending::Auth { spi_in }) => spi_in,
+                    _ => 0,
+                };
                 self.heard(idx, now);
-                self.auth_response(idx, now, &msg.header, inner);
+                self.auth_response(idx, now, &msg.header, inner, spi_in);
             }
             (_, ExchangeType::INFORMATIONAL) => {
                 let Some(inner) = self.open(idx, data, &msg) else {
@@ -1169,10 +919,9 @@ impl Engine {
                 let conn = self.sas[idx].as_ref().map(|s| s.conn).unwrap_or(0);
                 self.log(conn, format!("received {} from {remote}", summary(&msg.header, &inner)));
                 let Some(sa) = self.sas[idx].as_mut() else { return };
-                sa.req.response(msg.header.message_id);
-                match std::mem::replace(&mut sa.pending, Pending::None) {
-                    Pending::DeleteIke => {
-                        let rekeyed = self.sas[idx].as_ref().is_some_and(|s| s.superseded);
+                match sa.tm.complete(mid) {
+                    Some(Pending::DeleteIke) => {
+                        let rekeyed = self.sas[idx].as_ref().is_some_and(|s| s.state == State::Replaced);
                         self.remove(
                             idx,
                             if rekeyed {
@@ -1182,22 +931,24 @@ impl Engine {
                             },
                         )
                     }
-                    Pending::DeleteChild { spi_in } => self.child_gone(idx, spi_in),
+                    Some(Pending::DeleteChild { spi_in }) => self.child_gone(idx, spi_in),
                     _ => {}
                 }
             }
-            (State::Established, ExchangeType::CREATE_CHILD_SA) => {
+            (State::Established | State::Replaced, ExchangeType::CREATE_CHILD_SA) => {
                 let Some(inner) = self.open(idx, data, &msg) else {
                     return;
                 };
                 self.heard(idx, now);
-                if let Some(sa) = self.sas[idx].as_mut() {
-                    sa.req.response(msg.header.message_id);
-                }
-                self.create_child_response(idx, now, &msg.header, inner);
+                let Some(task) = self.sas[idx].as_mut().and_then(|sa| sa.tm.complete(mid)) else {
+                    return;
+                };
+                self.create_child_response(idx, now, &msg.header, inner, task);
             }
             _ => self.stats.dropped_out_of_window += 1,
         }
+        // The window is free again (or the SA is gone): the next work starts.
+        self.activate_next(idx, now);
     }
 
     fn init_response(
@@ -1220,7 +971,6 @@ impl Engine {
             let group = sa.ke.as_ref().map(|k| k.group());
             if let (Some(sa), Some(group)) = (self.sas[idx].as_mut(), group) {
                 sa.cookie = Some(cookie);
-                sa.req = Requester::new();
                 let _ = self.send_init_request(idx, group, now);
             }
             return;
@@ -1234,15 +984,12 @@ impl Engine {
             match ok {
                 Some(g) if sa.ke.as_ref().map(|k| k.group()) != Some(g) => {
                     self.log(conn, format!("peer wants key exchange group {}, retrying", g.keyword()));
-                    if let Some(sa) = self.sas[idx].as_mut() {
-                        sa.req = Requester::new();
-                    }
                     let _ = self.send_init_request(idx, g, now);
                 }
                 _ => {
                     self.fail(
                         conn,
-                        Failure::Other(format!(
+                        Failure::Incompatible(format!(
                             "peer asked for key exchange group {:?}, which we do not offer",
                             n.invalid_ke_group()
                         )),
@@ -1264,7 +1011,10 @@ impl Engine {
                         .join(", "),
                 }
             } else {
-                Failure::Other(format!("peer answered IKE_SA_INIT with {}", n.notify_type))
+                Failure::PeerRefused {
+                    exchange: Some("IKE_SA_INIT"),
+                    notify: n.notify_type.to_string(),
+                }
             };
             self.fail(conn, why);
             self.remove(idx, "failed");
@@ -1278,7 +1028,9 @@ impl Engine {
         let (Some(suite), Some(ke_data), Some(nr)) = (suite, ke_data, nr) else {
             self.fail(
                 conn,
-                Failure::Other("malformed IKE_SA_INIT response: SA, KE or Nr missing or not one of ours".into()),
+                Failure::PeerMisbehaved(
+                    "malformed IKE_SA_INIT response: SA, KE or Nr missing or not one of ours".into(),
+                ),
             );
             self.remove(idx, "failed");
             return;
@@ -1287,7 +1039,7 @@ impl Engine {
         if ke_data.dh_group.0 != suite.dh.transform_id() || sa.ke.as_ref().map(|k| k.group()) != Some(suite.dh) {
             self.fail(
                 conn,
-                Failure::Other("peer's KE group differs from the chosen proposal".into()),
+                Failure::PeerMisbehaved("peer's KE group differs from the chosen proposal".into()),
             );
             self.remove(idx, "failed");
             return;
@@ -1295,7 +1047,7 @@ impl Engine {
         sa.spi_r = msg.header.responder_spi;
         sa.nr = nr;
         sa.init_resp = data.to_vec();
-        sa.req.response(0);
+        sa.tm.complete(0);
         // NAT detection (§2.23): does the peer see our address and port?
         let src_hashes: Vec<&Vec<u8>> = msg
             .payloads
@@ -1314,7 +1066,10 @@ impl Engine {
         let shared = match sa.ke.as_ref().map(|k| k.shared_secret(&ke_data.data)) {
             Some(Ok(s)) => s,
             Some(Err(e)) => {
-                self.fail(conn, Failure::Other(format!("peer's key exchange value refused: {e}")));
+                self.fail(
+                    conn,
+                    Failure::PeerMisbehaved(format!("peer's key exchange value refused: {e}")),
+                );
                 self.remove(idx, "failed");
                 return;
             }
@@ -1330,7 +1085,7 @@ impl Engine {
         ) {
             Ok(k) => k,
             Err(e) => {
-                self.fail(conn, Failure::Other(format!("key derivation: {e}")));
+                self.fail(conn, Failure::Local(format!("key derivation: {e}")));
                 self.remove(idx, "failed");
                 return;
             }
@@ -1338,7 +1093,7 @@ impl Engine {
         let (out, inn) = match keys.sk_ciphers(&suite, Role::Initiator) {
             Ok(x) => x,
             Err(e) => {
-                self.fail(conn, Failure::Other(format!("key setup: {e}")));
+                self.fail(conn, Failure::Local(format!("key setup: {e}")));
                 self.remove(idx, "failed");
                 return;
             }
@@ -1370,7 +1125,6 @@ impl Engine {
         // we still use.
         let first_contact = self.established_with_same_peer(idx).is_empty();
         let Some(sa) = self.sas[idx].as_mut() else { return };
-        sa.pending = Pending::Auth { spi_in: spi };
         let conn = sa.conn;
         let c = &self.conns[conn];
         let (Some(suite), Some(keys)) = (sa.suite, sa.keys.as_ref()) else {
@@ -1410,13 +1164,20 @@ impl Engine {
             );
         }
         sa.state = State::AuthSent;
-        if let Err(e) = self.send_encrypted_request(idx, ExchangeType::IKE_AUTH, payloads, now) {
-            self.fail(conn, Failure::Other(format!("building IKE_AUTH: {e}")));
+        if let Err(e) = self.send_encrypted_request(
+            idx,
+            ExchangeType::IKE_AUTH,
+            payloads,
+            Pending::Auth { spi_in: spi },
+            now,
+        ) {
+            self.fail(conn, Failure::Local(format!("building IKE_AUTH: {e}")));
             self.remove(idx, "failed");
         }
     }
 
-    fn auth_response(&mut self, idx: usize, now: Millis, header: &HeaderRepr, inner: Vec<Payload>) {
+    /// The IKE_AUTH response; `spi_in`: the SPI we offered for the CHILD SA.
+    fn auth_response(&mut self, idx: usize, now: Millis, header: &HeaderRepr, inner: Vec<Payload>, spi_in: u32) {
         let Some(sa) = self.sas[idx].as_ref() else { return };
         let conn = sa.conn;
         let remote = sa.remote;
@@ -1443,7 +1204,10 @@ impl Engine {
                 theirs_i: "(refused by the peer)".into(),
                 theirs_r: String::new(),
             },
-            t => Failure::Other(format!("peer answered IKE_AUTH with {t}")),
+            t => Failure::PeerRefused {
+                exchange: Some("IKE_AUTH"),
+                notify: t.to_string(),
+            },
         });
         if let (Some(why), false) = (&child_error, has_auth) {
             self.fail(conn, why.clone());
@@ -1453,7 +1217,10 @@ impl Engine {
         let idr = first!(inner, Payload::IdR(i) => i.clone());
         let auth = first!(inner, Payload::Auth(a) => a.clone());
         let (Some(idr), Some(auth)) = (idr, auth) else {
-            self.fail(conn, Failure::Other("IKE_AUTH response without IDr or AUTH".into()));
+            self.fail(
+                conn,
+                Failure::PeerMisbehaved("IKE_AUTH response without IDr or AUTH".into()),
+            );
             self.remove(idx, "failed");
             return;
         };
@@ -1506,7 +1273,7 @@ impl Engine {
         let (Some(chosen), Some(tsi), Some(tsr)) = (chosen, tsi, tsr) else {
             self.fail(
                 conn,
-                Failure::Other("IKE_AUTH response without SA, TSi or TSr: no CHILD SA".into()),
+                Failure::PeerMisbehaved("IKE_AUTH response without SA, TSi or TSr: no CHILD SA".into()),
             );
             return;
         };
@@ -1519,17 +1286,13 @@ impl Engine {
         else {
             self.fail(
                 conn,
-                Failure::Other("peer chose an ESP proposal we did not offer".into()),
+                Failure::PeerMisbehaved("peer chose an ESP proposal we did not offer".into()),
             );
             return;
         };
         let Some(spi_out) = chosen.spi_u32() else {
-            self.fail(conn, Failure::Other("peer's ESP SPI is not 4 bytes".into()));
+            self.fail(conn, Failure::PeerMisbehaved("peer's ESP SPI is not 4 bytes".into()));
             return;
-        };
-        let spi_in = match self.sas[idx].as_ref().map(|s| &s.pending) {
-            Some(Pending::Auth { spi_in }) => *spi_in,
-            _ => 0,
         };
         // TSi is ours, TSr the peer's: they must lie within what we asked for.
         let local_ts = narrow(&tsi, &c.local_ts);
@@ -1580,6 +1343,7 @@ impl Engine {
         let jitter = t.ike_rekey_time.mul_f64(u16::from_be_bytes(b) as f64 / 65535.0 / 10.0);
         let Some(sa) = self.sas[idx].as_mut() else { return };
         sa.state = State::Established;
+        sa.tm.established();
         sa.established_at = Some(now);
         sa.last_heard = now;
         sa.rekey_at = (!t.ike_rekey_time.is_zero()).then(|| now + t.ike_rekey_time - jitter);
@@ -1632,7 +1396,7 @@ impl Engine {
             Err(what) => {
                 self.fail(
                     conn,
-                    Failure::Other(format!("negotiated ESP algorithm is not in the data plane: no {what}")),
+                    Failure::Local(format!("negotiated ESP algorithm is not in the data plane: no {what}")),
                 );
                 return;
             }
@@ -1648,7 +1412,7 @@ impl Engine {
         ) {
             Ok(k) => k,
             Err(e) => {
-                self.fail(conn, Failure::Other(format!("CHILD SA keys: {e}")));
+                self.fail(conn, Failure::Local(format!("CHILD SA keys: {e}")));
                 return;
             }
         };
@@ -1841,7 +1605,10 @@ impl Engine {
         let shared = match our_ke.shared_secret(&ke.data) {
             Ok(s) => s,
             Err(e) => {
-                self.fail(ci, Failure::Other(format!("peer's key exchange value refused: {e}")));
+                self.fail(
+                    ci,
+                    Failure::PeerMisbehaved(format!("peer's key exchange value refused: {e}")),
+                );
                 reply(
                     self,
                     vec![Payload::Notify(NotifyPayload::new(NotifyType::INVALID_SYNTAX, vec![]))],
@@ -1905,8 +1672,10 @@ impl Engine {
         let Ok(resp) = (Message { header, payloads }).emit() else {
             return;
         };
-        let mut responder = Responder::new();
-        responder.answered(0, resp.clone());
+        let mut tm = TaskManager::new(Version::IKEV2);
+        tm.accepted(0, data, local, remote);
+        tm.answered(0, resp.clone());
+        tm.half_open(now);
         let sa = IkeSa {
             conn: ci,
             initiator: false,
@@ -1926,16 +1695,11 @@ impl Engine {
             keys: Some(keys),
             sk_out: Some(out),
             sk_in: Some(inn),
-            req: Requester::new(),
-            resp: responder,
-            pending: Pending::None,
+            tm,
             children: Vec::new(),
             last_heard: now,
             rekey_at: None,
-            // A half-open SA waits this long for IKE_AUTH, then goes
-            // (strongSwan's half_open_timeout is 30 s too).
-            expire_at: Some(now + HALF_OPEN_TIMEOUT),
-            superseded: false,
+            expire_at: None,
             us_nat,
             keepalive_at: None,
             established_at: None,
@@ -1960,21 +1724,16 @@ impl Engine {
         data: &[u8],
         msg: Message,
     ) {
-        let Some(sa) = self.sas[idx].as_ref() else { return };
-        match sa.resp.check(msg.header.message_id) {
-            RequestCheck::Retransmit(r) => {
-                self.answer_retransmission(idx, local, remote, data, &msg, r);
-                return;
-            }
-            RequestCheck::Drop => {
-                self.stats.dropped_out_of_window += 1;
-                return;
-            }
-            RequestCheck::New => {}
+        let mid = msg.header.message_id;
+        if !self.answer_retransmission(idx, mid, data, (local, remote), false) {
+            return;
         }
         let Some(inner) = self.open(idx, data, &msg) else {
             return;
         };
+        if let Some(sa) = self.sas[idx].as_mut() {
+            sa.tm.accepted(mid, data, local, remote);
+        }
         let conn = self.sas[idx].as_ref().map_or(0, |s| s.conn);
         self.log(conn, format!("received {} from {remote}", summary(&msg.header, &inner)));
         // The peer may have floated to 4500 (§2.23): answer where it asked from.
@@ -1986,10 +1745,10 @@ impl Engine {
         }
         match (self.sas[idx].as_ref().map(|s| s.state), msg.header.exchange_type) {
             (Some(State::InitAnswered), ExchangeType::IKE_AUTH) => self.auth_request(idx, now, &msg.header, inner),
-            (Some(State::Established | State::Deleting), ExchangeType::INFORMATIONAL) => {
+            (Some(State::Established | State::Replaced | State::Deleting), ExchangeType::INFORMATIONAL) => {
                 self.informational_request(idx, msg.header.message_id, inner)
             }
-            (Some(State::Established), ExchangeType::CREATE_CHILD_SA) => {
+            (Some(State::Established | State::Replaced), ExchangeType::CREATE_CHILD_SA) => {
                 self.create_child_request(idx, now, &msg.header, inner)
             }
             _ => {
@@ -1998,56 +1757,42 @@ impl Engine {
         }
     }
 
-    /// A request whose message ID we answered last (RFC 7296 §2.1): send
-    /// the cached response again, but only to the SA's peer and only for a
-    /// request whose ICV verifies (§2.11 lets us answer a retransmission
-    /// without processing it again, not without authenticating it).
-    /// Otherwise a spoofed 28-byte header with the SPIs and message ID would
-    /// reflect a response many times its size at any address. A replay of
-    /// the real request from another address is not answered either: the
-    /// peer moves only with an authenticated new request (§2.23).
+    /// What the task manager makes of a request (RFC 7296 §2.1, §2.3): true
+    /// if it is new and to be processed. A retransmission of the request
+    /// answered last gets the cached response again, to where it came
+    /// from; a message with that ID that is not that request bit for bit,
+    /// or that comes from elsewhere, is refused (a spoofed 28-byte header
+    /// with the SPIs and message ID would otherwise reflect a response many
+    /// times its size at any address, and the peer moves only with an
+    /// authenticated new request, §2.23); other IDs are outside the window.
+    ///
+    /// IKE_SA_INIT (`init`) has no ICV, and once the SA moved on there is
+    /// no IKE_SA_INIT to be a retransmission of: with its SPIi from that
+    /// host, it is refused (§2.11).
     fn answer_retransmission(
         &mut self,
         idx: usize,
-        local: SocketAddr,
-        remote: SocketAddr,
+        mid: u32,
         data: &[u8],
-        msg: &Message,
-        cached: Vec<u8>,
-    ) {
-        let from_peer = self.sas[idx]
-            .as_ref()
-            .is_some_and(|sa| sa.remote == remote && sa.local == local);
-        if !from_peer {
-            self.stats.retransmits_refused += 1;
-            return;
-        }
-        if self.open(idx, data, msg).is_none() {
-            self.stats.retransmits_refused += 1;
-            return;
-        }
-        self.stats.retransmits_answered += 1;
-        self.transmits.push_back(Transmit {
-            local,
-            remote,
-            data: cached,
-        });
-    }
-
-    /// IKE_SA_INIT has no ICV: a retransmission is answered only if it is
-    /// byte for byte the request we answered (compared in constant time, it
-    /// holds the initiator's nonce) and comes from the same address and
-    /// port, where the cached response went (RFC 7296 §2.1, §2.11).
-    fn answer_init_retransmission(&mut self, idx: usize, local: SocketAddr, remote: SocketAddr, data: &[u8]) {
-        let Some(sa) = self.sas[idx].as_ref() else { return };
-        let same = sa.remote == remote && sa.local == local && ikeda_crypto::ct_eq(&sa.init_req, data);
-        match sa.resp.check(0) {
-            RequestCheck::Retransmit(r) if same => {
-                self.stats.retransmits_answered += 1;
-                self.transmits.push_back(Transmit { local, remote, data: r });
+        (local, remote): (SocketAddr, SocketAddr),
+        init: bool,
+    ) -> bool {
+        let Some(sa) = self.sas[idx].as_ref() else { return false };
+        let again = match sa.tm.check_request(mid, data, local, remote) {
+            Incoming::New if !init => return true,
+            Incoming::Again(t) => t,
+            Incoming::OutOfWindow if !init => {
+                self.stats.dropped_out_of_window += 1;
+                return false;
             }
-            _ => self.stats.retransmits_refused += 1,
-        }
+            _ => {
+                self.stats.retransmits_refused += 1;
+                return false;
+            }
+        };
+        self.stats.retransmits_answered += 1;
+        self.transmits.push_back(again);
+        false
     }
 
     fn auth_request(&mut self, idx: usize, now: Millis, header: &HeaderRepr, inner: Vec<Payload>) {
@@ -2071,7 +1816,7 @@ impl Engine {
             fail_with(
                 self,
                 NotifyType::INVALID_SYNTAX,
-                Failure::Other("IKE_AUTH request without IDi or AUTH (EAP is not supported)".into()),
+                Failure::PeerMisbehaved("IKE_AUTH request without IDi or AUTH (EAP is not supported)".into()),
             );
             return;
         };
@@ -2268,9 +2013,9 @@ impl Engine {
         (0..self.sas.len())
             .filter(|&i| i != idx)
             .filter(|&i| {
-                self.sas[i]
-                    .as_ref()
-                    .is_some_and(|s| s.state == State::Established && self.conns[s.conn].remote_id == *peer)
+                self.sas[i].as_ref().is_some_and(|s| {
+                    matches!(s.state, State::Established | State::Replaced) && self.conns[s.conn].remote_id == *peer
+                })
             })
             .collect()
     }
@@ -2314,7 +2059,7 @@ impl Engine {
             });
         }
         if delete_ike {
-            let rekeyed = self.sas[idx].as_ref().is_some_and(|s| s.superseded);
+            let rekeyed = self.sas[idx].as_ref().is_some_and(|s| s.state == State::Replaced);
             self.remove(
                 idx,
                 if rekeyed {
@@ -2330,43 +2075,11 @@ impl Engine {
 
     pub fn handle_timeout(&mut self, now: Millis) {
         for idx in 0..self.sas.len() {
-            let policy = self.policy;
-            let Some(sa) = self.sas[idx].as_mut() else { continue };
-            match sa.req.handle_timeout(now, &policy) {
-                RequestTimer::Idle => {}
-                RequestTimer::Resend { try_no } => {
-                    let data = sa.req.outstanding_data().map(<[u8]>::to_vec).unwrap_or_default();
-                    let (local, remote, conn, ex) = (sa.local, sa.remote, sa.conn, sa.pending.exchange());
-                    self.log(conn, format!("retransmit {try_no} of {ex} request to {remote}"));
-                    self.transmits.push_back(Transmit { local, remote, data });
-                }
-                RequestTimer::GiveUp { sent } => {
-                    let (conn, remote, ex, established) = (
-                        sa.conn,
-                        sa.remote,
-                        sa.pending.exchange(),
-                        sa.state == State::Established,
-                    );
-                    self.fail(
-                        conn,
-                        Failure::PeerNotAnswering {
-                            exchange: ex,
-                            tries: sent,
-                            to: remote,
-                        },
-                    );
-                    self.remove(idx, "peer not answering");
-                    // Dead peer detection's action (RFC 7296 §2.4).
-                    if established && self.conns[conn].timers.dpd_restart {
-                        let name = self.conns[conn].name.clone();
-                        self.log(conn, "dead peer: initiating again (dpd_action = restart)".into());
-                        let _ = self.initiate(&name, now);
-                    }
-                    continue;
-                }
+            if !self.retransmissions(idx, now) {
+                continue;
             }
             if let Some(sa) = self.sas[idx].as_mut() {
-                if sa.keepalive_at.is_some_and(|k| now >= k) && sa.state == State::Established && !sa.superseded {
+                if sa.keepalive_at.is_some_and(|k| now >= k) && sa.state == State::Established {
                     sa.keepalive_at = Some(now + NAT_KEEPALIVE);
                     let (local, remote) = (sa.local, sa.remote);
                     self.transmits.push_back(Transmit {
@@ -2377,7 +2090,7 @@ impl Engine {
                 }
             }
             if let Some(sa) = self.sas[idx].as_ref() {
-                if sa.state == State::InitAnswered && sa.expire_at.is_some_and(|e| now >= e) {
+                if sa.tm.half_open_expired(now) {
                     let conn = sa.conn;
                     self.log(conn, "half-open IKE_SA timed out waiting for IKE_AUTH".into());
                     self.remove(idx, "half-open timeout");
@@ -2395,29 +2108,25 @@ impl Engine {
             .flatten()
             .flat_map(|s| {
                 let t = self.conns[s.conn].timers;
-                let idle = s.state == State::Established && !s.req.busy();
+                // Lifetime timers are disarmed once their work is queued;
+                // a liveness check is only due with nothing in flight (an
+                // exchange in flight is a liveness check of its own).
+                let live = s.state == State::Established;
+                let idle = live && !s.tm.busy();
                 let dpd = (idle && !t.dpd_delay.is_zero()).then(|| s.last_heard + t.dpd_delay);
-                let sa_timers = [s.rekey_at, s.expire_at]
-                    .into_iter()
-                    .flatten()
-                    .filter(|_| idle && !s.superseded);
+                let sa_timers = [s.rekey_at, s.expire_at].into_iter().flatten().filter(|_| live);
                 let child_timers = s
                     .children
                     .iter()
                     .flat_map(|c| [c.rekey_at.filter(|_| !c.rekeyed), c.expire_at])
                     .flatten()
-                    .filter(move |_| idle && !s.superseded);
-                s.req
-                    .poll_timeout()
+                    .filter(move |_| live);
+                s.tm.poll_timeout()
                     .into_iter()
                     .chain(dpd)
                     .chain(sa_timers)
                     .chain(child_timers)
-                    .chain(s.expire_at.filter(|_| s.state == State::InitAnswered))
-                    .chain(
-                        s.keepalive_at
-                            .filter(|_| s.state == State::Established && !s.superseded),
-                    )
+                    .chain(s.keepalive_at.filter(|_| s.state == State::Established))
                     .collect::<Vec<_>>()
             })
             .min()

@@ -65,45 +65,70 @@ impl Engine {
         }
     }
 
-    /// Rekey the connection's CHILD SA now (tests; the control socket later).
+    /// Rekey the connection's CHILD SA now (tests; the control socket
+    /// later): started at once, or when the exchange in flight is done.
     pub fn rekey_child(&mut self, conn: &str, now: Millis) -> Result<(), String> {
         let idx = self.established(conn)?;
-        let pos = self.sas[idx]
+        let spi_in = self.sas[idx]
             .as_ref()
-            .and_then(|s| s.children.iter().position(|c| !c.rekeyed))
+            .and_then(|s| s.children.iter().find(|c| !c.rekeyed).map(|c| c.spi_in))
             .ok_or_else(|| format!("'{conn}' has no CHILD SA"))?;
-        self.start_child_rekey(idx, pos, now)
+        self.queue_asked(idx, Work::RekeyChild { spi_in }, now)
     }
 
-    /// Rekey the CHILD SA with this inbound SPI now (byte lifetimes: the
-    /// data plane counts, the caller asks). False if it is not idle.
+    /// Rekey the CHILD SA with this inbound SPI (byte lifetimes: the data
+    /// plane counts, the caller asks): true if it is started or queued,
+    /// false if there is no such CHILD SA not rekeyed already.
     pub fn rekey_child_spi(&mut self, conn: &str, spi_in: u32, now: Millis) -> bool {
         let Ok(idx) = self.established(conn) else { return false };
-        let Some(pos) = self.sas[idx]
+        if !self.sas[idx]
             .as_ref()
-            .and_then(|s| s.children.iter().position(|c| c.spi_in == spi_in && !c.rekeyed))
-        else {
-            return false;
-        };
-        self.start_child_rekey(idx, pos, now).is_ok()
-    }
-
-    /// Delete the CHILD SA with this inbound SPI (hard byte lifetime).
-    pub fn delete_child_spi(&mut self, conn: &str, spi_in: u32, now: Millis) -> bool {
-        let Ok(idx) = self.established(conn) else { return false };
-        if self.sas[idx]
-            .as_ref()
-            .is_some_and(|s| s.req.busy() || !s.children.iter().any(|c| c.spi_in == spi_in))
+            .is_some_and(|s| s.children.iter().any(|c| c.spi_in == spi_in && !c.rekeyed))
         {
             return false;
         }
-        self.delete_child(idx, spi_in, now).is_ok()
+        self.queue_asked(idx, Work::RekeyChild { spi_in }, now).is_ok()
     }
 
-    /// Rekey the connection's IKE SA now.
+    /// Delete the CHILD SA with this inbound SPI (hard byte lifetime): true
+    /// if it is started or queued.
+    pub fn delete_child_spi(&mut self, conn: &str, spi_in: u32, now: Millis) -> bool {
+        let Ok(idx) = self.established(conn) else { return false };
+        if !self.sas[idx]
+            .as_ref()
+            .is_some_and(|s| s.children.iter().any(|c| c.spi_in == spi_in))
+        {
+            return false;
+        }
+        self.queue_asked(idx, Work::DeleteChild { spi_in }, now).is_ok()
+    }
+
+    /// Rekey the connection's IKE SA now, or when the exchange in flight is done.
     pub fn rekey_ike(&mut self, conn: &str, now: Millis) -> Result<(), String> {
         let idx = self.established(conn)?;
-        self.start_ike_rekey(idx, now)
+        // Disarm the lifetime timer before queuing: the rekey may start at
+        // once, and if it fails to start it arms the 10 s retry itself.
+        let armed = self.sas[idx].as_mut().and_then(|sa| sa.rekey_at.take());
+        if let Err(e) = self.queue_asked(idx, Work::RekeyIke, now) {
+            // Not queued: the lifetime timer still stands.
+            if let Some(sa) = self.sas[idx].as_mut() {
+                sa.rekey_at = armed;
+            }
+            return Err(e);
+        }
+        Ok(())
+    }
+
+    /// Queue work the caller asked for (it starts at once if the window is free).
+    fn queue_asked(&mut self, idx: usize, work: Work, now: Millis) -> Result<(), String> {
+        if self.queue(idx, work, now) {
+            Ok(())
+        } else {
+            Err(format!(
+                "{} tasks are queued on this IKE SA already",
+                crate::task::MAX_QUEUED
+            ))
+        }
     }
 
     fn established(&self, conn: &str) -> Result<usize, String> {
@@ -111,61 +136,60 @@ impl Engine {
             .iter()
             .position(|s| {
                 s.as_ref()
-                    .is_some_and(|s| self.conns[s.conn].name == conn && s.state == State::Established && !s.superseded)
+                    .is_some_and(|s| self.conns[s.conn].name == conn && s.state == State::Established)
             })
             .ok_or_else(|| format!("no established IKE SA for '{conn}'"))
     }
 
-    /// Timers of an idle, established IKE SA: expiry, rekeys, liveness.
+    /// Timers of an established IKE SA: each lifetime that ran out queues
+    /// its work and is disarmed (a failed rekey arms it again); a liveness
+    /// check is due after `dpd_delay` of silence with nothing in flight.
     pub(super) fn lifetimes(&mut self, idx: usize, now: Millis) {
-        let Some(sa) = self.sas[idx].as_ref() else { return };
-        if sa.state != State::Established || sa.req.busy() || sa.superseded {
+        let Some(sa) = self.sas[idx].as_mut() else { return };
+        if sa.state != State::Established {
             return;
         }
         let conn = sa.conn;
         let t = self.conns[conn].timers;
-        if sa.expire_at.is_some_and(|e| now >= e) {
-            self.log(conn, "IKE_SA hard lifetime reached: deleting it".into());
-            let _ = self.delete_ike(idx, now);
-            return;
+        let due = |at: &mut Option<Millis>| at.take_if(|e| now >= *e).is_some();
+        let mut lines = Vec::new();
+        let mut work = Vec::new();
+        if due(&mut sa.expire_at) {
+            lines.push("IKE_SA hard lifetime reached: deleting it".to_string());
+            sa.tm.queue_first(Work::DeleteIke);
         }
-        if let Some(pos) = sa.children.iter().position(|c| c.expire_at.is_some_and(|e| now >= e)) {
-            let spi = sa.children[pos].spi_in;
-            self.log(conn, format!("CHILD_SA {spi:08x}_i hard lifetime reached: deleting it"));
-            let _ = self.delete_child(idx, spi, now);
-            return;
-        }
-        if sa.rekey_at.is_some_and(|r| now >= r) {
-            if self.start_ike_rekey(idx, now).is_err() {
-                if let Some(sa) = self.sas[idx].as_mut() {
-                    sa.rekey_at = Some(now + Duration::from_secs(10));
-                }
-            }
-            return;
-        }
-        if let Some(pos) = sa
-            .children
-            .iter()
-            .position(|c| !c.rekeyed && c.rekey_at.is_some_and(|r| now >= r))
-        {
-            if self.start_child_rekey(idx, pos, now).is_err() {
-                if let Some(c) = self.sas[idx].as_mut().and_then(|s| s.children.get_mut(pos)) {
-                    c.rekey_at = Some(now + Duration::from_secs(10));
-                }
-            }
-            return;
-        }
-        if !t.dpd_delay.is_zero() && now >= sa.last_heard + t.dpd_delay {
-            // An empty INFORMATIONAL request: any authentic answer proves life.
-            if self
-                .send_encrypted_request(idx, ExchangeType::INFORMATIONAL, vec![], now)
-                .is_ok()
-            {
-                if let Some(sa) = self.sas[idx].as_mut() {
-                    sa.pending = Pending::Liveness;
-                }
+        for c in sa.children.iter_mut() {
+            if due(&mut c.expire_at) {
+                lines.push(format!(
+                    "CHILD_SA {:08x}_i hard lifetime reached: deleting it",
+                    c.spi_in
+                ));
+                work.push(Work::DeleteChild { spi_in: c.spi_in });
             }
         }
+        if due(&mut sa.rekey_at) {
+            work.push(Work::RekeyIke);
+        }
+        for c in sa.children.iter_mut().filter(|c| !c.rekeyed) {
+            if due(&mut c.rekey_at) {
+                work.push(Work::RekeyChild { spi_in: c.spi_in });
+            }
+        }
+        if !t.dpd_delay.is_zero() && now >= sa.last_heard + t.dpd_delay && !sa.tm.busy() {
+            work.push(Work::Liveness);
+        }
+        for w in work {
+            if !sa.tm.queue(w) {
+                lines.push(format!(
+                    "{w:?} dropped: {} tasks queued already",
+                    crate::task::MAX_QUEUED
+                ));
+            }
+        }
+        for line in lines {
+            self.log(conn, line);
+        }
+        self.activate_next(idx, now);
     }
 
     pub(super) fn delete_ike(&mut self, idx: usize, now: Millis) -> Result<(), String> {
@@ -173,27 +197,29 @@ impl Engine {
             idx,
             ExchangeType::INFORMATIONAL,
             vec![Payload::Delete(DeletePayload::ike())],
+            Pending::DeleteIke,
             now,
         )?;
         if let Some(sa) = self.sas[idx].as_mut() {
-            sa.pending = Pending::DeleteIke;
-            if !sa.superseded {
+            if sa.state != State::Replaced {
                 sa.state = State::Deleting;
             }
         }
         Ok(())
     }
 
-    fn delete_child(&mut self, idx: usize, spi_in: u32, now: Millis) -> Result<(), String> {
+    pub(super) fn delete_child(&mut self, idx: usize, spi_in: u32, now: Millis) -> Result<(), String> {
         let d = DeletePayload::child(ProtocolId::ESP, &[spi_in]);
-        self.send_encrypted_request(idx, ExchangeType::INFORMATIONAL, vec![Payload::Delete(d)], now)?;
-        if let Some(sa) = self.sas[idx].as_mut() {
-            sa.pending = Pending::DeleteChild { spi_in };
-        }
-        Ok(())
+        self.send_encrypted_request(
+            idx,
+            ExchangeType::INFORMATIONAL,
+            vec![Payload::Delete(d)],
+            Pending::DeleteChild { spi_in },
+            now,
+        )
     }
 
-    fn start_child_rekey(&mut self, idx: usize, pos: usize, now: Millis) -> Result<(), String> {
+    pub(super) fn start_child_rekey(&mut self, idx: usize, pos: usize, now: Millis) -> Result<(), String> {
         let sa = self.sas[idx].as_ref().ok_or("gone")?;
         let child = sa.children.get(pos).ok_or("no such CHILD SA")?;
         // PFS (RFC 7296 §1.3.3, §2.17): the group the old SA used if it is
@@ -219,9 +245,6 @@ impl Engine {
         retry: bool,
         now: Millis,
     ) -> Result<(), String> {
-        if self.sas[idx].as_ref().is_some_and(|s| s.req.busy()) {
-            return Err("a request is outstanding".into());
-        }
         let new_spi = self.random_spi32();
         let ni = self.nonce();
         let ke = match group {
@@ -266,25 +289,22 @@ impl Engine {
         payloads.push(Payload::TsI(ts_payload(&child.local_ts)));
         payloads.push(Payload::TsR(ts_payload(&child.remote_ts)));
         let conn = sa.conn;
-        self.send_encrypted_request(idx, ExchangeType::CREATE_CHILD_SA, payloads, now)?;
-        let sa = self.sas[idx].as_mut().ok_or("gone")?;
-        sa.children[pos].rekeyed = true;
-        sa.pending = Pending::RekeyChild {
+        let task = Pending::RekeyChild {
             old_spi_in: old,
             new_spi_in: new_spi,
             ni,
             ke,
             retry,
         };
+        self.send_encrypted_request(idx, ExchangeType::CREATE_CHILD_SA, payloads, task, now)?;
+        let sa = self.sas[idx].as_mut().ok_or("gone")?;
+        sa.children[pos].rekeyed = true;
         let pfs = group.map_or(String::new(), |g| format!(" (PFS with {})", g.name()));
         self.log(conn, format!("rekeying CHILD_SA {old:08x}_i{pfs}"));
         Ok(())
     }
 
-    fn start_ike_rekey(&mut self, idx: usize, now: Millis) -> Result<(), String> {
-        if self.sas[idx].as_ref().is_some_and(|s| s.req.busy()) {
-            return Err("a request is outstanding".into());
-        }
+    pub(super) fn start_ike_rekey(&mut self, idx: usize, now: Millis) -> Result<(), String> {
         let new_spi_i = self.random_u64();
         let ni = self.nonce();
         let sa = self.sas[idx].as_ref().ok_or("gone")?;
@@ -303,19 +323,23 @@ impl Engine {
                 data: ke.public_value().to_vec(),
             }),
         ];
-        self.send_encrypted_request(idx, ExchangeType::CREATE_CHILD_SA, payloads, now)?;
-        if let Some(sa) = self.sas[idx].as_mut() {
-            sa.pending = Pending::RekeyIke { new_spi_i, ni, ke };
-        }
+        let task = Pending::RekeyIke { new_spi_i, ni, ke };
+        self.send_encrypted_request(idx, ExchangeType::CREATE_CHILD_SA, payloads, task, now)?;
         self.log(conn, "rekeying IKE_SA".into());
         Ok(())
     }
 
-    /// A CREATE_CHILD_SA response to our request.
-    pub(super) fn create_child_response(&mut self, idx: usize, now: Millis, header: &HeaderRepr, inner: Vec<Payload>) {
+    /// A CREATE_CHILD_SA response to our request, the exchange `pending`.
+    pub(super) fn create_child_response(
+        &mut self,
+        idx: usize,
+        now: Millis,
+        header: &HeaderRepr,
+        inner: Vec<Payload>,
+        pending: Pending,
+    ) {
         let Some(sa) = self.sas[idx].as_mut() else { return };
         let conn = sa.conn;
-        let pending = std::mem::replace(&mut sa.pending, Pending::None);
         let remote = sa.remote;
         self.log(conn, format!("received {} from {remote}", summary(header, &inner)));
         let sa_payload = first!(inner, Payload::Sa(s) if s.proposals.len() == 1 => s.proposals[0].clone());
@@ -544,7 +568,7 @@ impl Engine {
                         format!("CHILD_SA rekey collision: ours ({o_spi:08x}_i) has the lowest nonce, deleting it"),
                     );
                     self.activate_collision_winner(idx, t_spi);
-                    let _ = self.delete_child(idx, o_spi, now);
+                    self.queue(idx, Work::DeleteChild { spi_in: o_spi }, now);
                 } else {
                     self.log(
                         conn,
@@ -552,11 +576,11 @@ impl Engine {
                             "CHILD_SA rekey collision: the peer's ({t_spi:08x}_i) has the lowest nonce; it deletes it"
                         ),
                     );
-                    let _ = self.delete_child(idx, old_spi_in, now);
+                    self.queue(idx, Work::DeleteChild { spi_in: old_spi_in }, now);
                 }
             }
             _ => {
-                let _ = self.delete_child(idx, old_spi_in, now);
+                self.queue(idx, Work::DeleteChild { spi_in: old_spi_in }, now);
             }
         }
     }
@@ -842,7 +866,7 @@ impl Engine {
         if let Some(old) = old {
             let done = self.sas[idx].as_ref().is_some_and(|s| {
                 s.children.iter().any(|c| c.rekey_of == Some(old) && c.we_initiated)
-                    && !matches!(s.pending, Pending::RekeyChild { old_spi_in, .. } if old_spi_in == old)
+                    && !matches!(s.tm.current(), Some((Pending::RekeyChild { old_spi_in, .. }, _, _)) if *old_spi_in == old)
             });
             if done {
                 self.resolve_late_collision(idx, old, now);
@@ -865,9 +889,7 @@ impl Engine {
                 format!("CHILD_SA rekey collision: ours ({o_spi:08x}_i) has the lowest nonce, deleting it"),
             );
             self.activate_collision_winner(idx, t_spi);
-            if self.sas[idx].as_ref().is_some_and(|s| !s.req.busy()) {
-                let _ = self.delete_child(idx, o_spi, now);
-            }
+            self.queue(idx, Work::DeleteChild { spi_in: o_spi }, now);
         } else {
             self.log(
                 conn,
@@ -914,7 +936,7 @@ impl Engine {
             return;
         };
         let children = std::mem::take(&mut old.children);
-        old.superseded = true;
+        old.state = State::Replaced;
         let new = IkeSa {
             conn: old.conn,
             initiator: we_initiated,
@@ -934,14 +956,11 @@ impl Engine {
             keys: Some(keys),
             sk_out: Some(out),
             sk_in: Some(inn),
-            req: Requester::new(),
-            resp: Responder::new(),
-            pending: Pending::None,
+            tm: TaskManager::new(Version::IKEV2),
             children,
             last_heard: now,
             rekey_at: None,
             expire_at: None,
-            superseded: false,
             us_nat: old.us_nat,
             keepalive_at: None,
             established_at: None,
@@ -951,8 +970,10 @@ impl Engine {
         self.keys_derived(new_idx);
         self.establish(new_idx, now);
         self.log(conn, format!("IKE_SA rekeyed: now {spi_i:016x}_i {spi_r:016x}_r"));
+        // What waited on the old SA for its CHILD SAs goes on on the new one.
+        self.hand_over_work(idx, new_idx, now);
         if we_initiated {
-            let _ = self.delete_ike(idx, now);
+            self.queue_first(idx, Work::DeleteIke, now);
         }
     }
 }

@@ -1,0 +1,64 @@
+//! What the engines of both versions are told about a connection, and the
+//! ports and keepalives of IKE over UDP (RFC 7296 §2.23, RFC 3948), shared
+//! by IKEv1 and IKEv2.
+
+use ikeda_crypto::ike::{ChildProposal, IkeProposal};
+use ikeda_crypto::SecretBytes;
+use ikeda_wire::ikev2::{IdPayload, TsRange};
+use std::fmt;
+use std::net::IpAddr;
+use std::time::Duration;
+
+/// IKE's own port and the NAT traversal port (RFC 7296 §2.23).
+pub const IKE_PORT: u16 = 500;
+pub const NAT_T_PORT: u16 = 4500;
+/// NAT keepalive interval (RFC 3948 §4; strongSwan's keep_alive = 20s).
+pub const NAT_KEEPALIVE: Duration = Duration::from_secs(20);
+/// The NAT-keepalive packet: one octet 0xFF on UDP 4500 (RFC 3948 §2.3).
+pub const KEEPALIVE: [u8; 1] = [0xff];
+
+/// One connection as the engine needs it.
+#[derive(Clone)]
+pub struct ConnSpec {
+    pub name: String,
+    /// Our address; the port is 500 (the engine floats to 4500 itself).
+    pub local: IpAddr,
+    pub remote: IpAddr,
+    pub local_id: IdPayload,
+    pub remote_id: IdPayload,
+    pub psk: SecretBytes,
+    pub ike_proposals: Vec<IkeProposal>,
+    pub esp_proposals: Vec<ChildProposal>,
+    /// Traffic selectors from our side: what we protect, and what is behind the peer.
+    pub local_ts: Vec<TsRange>,
+    pub remote_ts: Vec<TsRange>,
+    /// The selector pairs the configuration names, in order (`local_ts` x
+    /// `remote_ts`, then each `[[conn.policy]]`). IKEv1 negotiates exactly
+    /// these, one Quick Mode each: the cross product of `local_ts` and
+    /// `remote_ts` would add pairs nobody configured (gateway <-> gateway
+    /// from a gateway <-> net and a net <-> gateway policy). Empty: every
+    /// local x remote range of one family. IKEv2 sends the sets whole.
+    pub ts_pairs: Vec<(TsRange, TsRange)>,
+    pub timers: Timers,
+}
+
+/// Lifetimes and liveness (RFC 7296 §2.8, §2.4); zero turns one off.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Timers {
+    /// CHILD SA rekey (soft) and hard lifetime.
+    pub rekey_time: Duration,
+    pub life_time: Duration,
+    /// IKE SA rekey and hard lifetime.
+    pub ike_rekey_time: Duration,
+    pub ike_lifetime: Duration,
+    /// Send a liveness check after this long without hearing from the peer.
+    pub dpd_delay: Duration,
+    /// When the peer is dead: initiate again (true) or just clear (false).
+    pub dpd_restart: bool,
+}
+
+impl fmt::Debug for ConnSpec {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "ConnSpec({} {} <-> {})", self.name, self.local, self.remote)
+    }
+}

@@ -1,0 +1,249 @@
+//! What the engines of both versions tell their caller: [`Event`]s (an SA
+//! is up, install this CHILD SA, a negotiation failed and why), the keys of
+//! SAs for the data plane and for key export, and [`Failure`], the reason
+//! of a failure in the words a network engineer needs.
+
+use ikeda_crypto::ike::{IkeKeys, IkeProposal, IkeSuite};
+use ikeda_crypto::{EspAlgorithm, SecretBytes};
+use ikeda_wire::ikev2::TsRange;
+use std::fmt;
+use std::net::SocketAddr;
+
+/// Why a negotiation failed, in the words a network engineer needs, typed
+/// by who is at fault: the two configurations (no proposal, identities,
+/// selectors, [`Failure::Incompatible`]), the peer ([`Failure::PeerRefused`],
+/// [`Failure::PeerMisbehaved`], [`Failure::PeerNotAnswering`]), or this end
+/// ([`Failure::Local`]). A caller can act on the kind (retrying helps only
+/// for some) and show the words as they are.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Failure {
+    /// No proposal in common: what the peer offered, what we accept.
+    NoProposalChosen {
+        exchange: &'static str,
+        offered: String,
+        accepted: String,
+    },
+    /// The peer said NO_PROPOSAL_CHOSEN to what we offered.
+    PeerRejectedProposals { exchange: &'static str, offered: String },
+    /// AUTH did not verify: most likely the pre-shared keys differ.
+    AuthenticationFailed { detail: String },
+    /// The peer's identity is not the one configured.
+    IdMismatch { expected: String, received: String },
+    /// The traffic selectors do not overlap.
+    TsUnacceptable {
+        ours_local: String,
+        ours_remote: String,
+        theirs_i: String,
+        theirs_r: String,
+    },
+    /// Nothing came back after all retransmissions.
+    PeerNotAnswering {
+        exchange: &'static str,
+        tries: u32,
+        to: SocketAddr,
+    },
+    /// The peer refused with an error notification (RFC 7296 §3.10.1, RFC
+    /// 2408 §3.14.1): in answer to our `exchange`, or (IKEv1, `None`) in an
+    /// Informational exchange of its own. `notify` is its name.
+    PeerRefused {
+        exchange: Option<&'static str>,
+        notify: String,
+    },
+    /// The peer sent what the protocol does not allow: a transform we did
+    /// not offer, a payload missing, a key exchange value that is not one.
+    PeerMisbehaved(String),
+    /// The two configurations do not fit in a way no proposal list says: a
+    /// key exchange group the peer insists on that we do not offer, Main
+    /// Mode against Aggressive Mode.
+    Incompatible(String),
+    /// This end could not go on (a key could not be made, a message not
+    /// built, the data plane lacks the negotiated algorithm): not the
+    /// peer's doing.
+    Local(String),
+}
+
+impl fmt::Display for Failure {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Failure::NoProposalChosen {
+                exchange,
+                offered,
+                accepted,
+            } => write!(
+                f,
+                "no proposal chosen in {exchange}: peer offered {offered}; we accept {accepted}"
+            ),
+            Failure::PeerRejectedProposals { exchange, offered } => {
+                write!(
+                    f,
+                    "peer answered NO_PROPOSAL_CHOSEN in {exchange}: we offered {offered}"
+                )
+            }
+            Failure::AuthenticationFailed { detail } => {
+                write!(
+                    f,
+                    "authentication failed ({detail}): the pre-shared keys most likely differ"
+                )
+            }
+            Failure::IdMismatch { expected, received } => {
+                write!(f, "peer identity mismatch: expected {expected}, peer sent {received}")
+            }
+            Failure::TsUnacceptable {
+                ours_local,
+                ours_remote,
+                theirs_i,
+                theirs_r,
+            } => write!(
+                f,
+                "traffic selectors unacceptable (TS_UNACCEPTABLE): ours {ours_local} === {ours_remote}, \
+                 proposed TSi {theirs_i} TSr {theirs_r}"
+            ),
+            Failure::PeerNotAnswering { exchange, tries, to } => {
+                write!(
+                    f,
+                    "peer not answering: {exchange} sent {tries} times to {to} without a response"
+                )
+            }
+            Failure::PeerRefused {
+                exchange: Some(x),
+                notify,
+            } => write!(f, "peer answered {x} with {notify}"),
+            Failure::PeerRefused { exchange: None, notify } => write!(f, "peer said {notify}"),
+            Failure::PeerMisbehaved(s) | Failure::Incompatible(s) | Failure::Local(s) => f.write_str(s),
+        }
+    }
+}
+
+/// Keys and parameters of a negotiated CHILD SA, for the data plane.
+#[derive(Debug, Clone)]
+pub struct ChildSaInfo {
+    pub conn: String,
+    pub algorithm: EspAlgorithm,
+    pub esn: bool,
+    /// Our inbound SPI (the peer sends with it) and the peer's.
+    pub spi_in: u32,
+    pub spi_out: u32,
+    pub enc_in: SecretBytes,
+    pub auth_in: Option<SecretBytes>,
+    pub enc_out: SecretBytes,
+    pub auth_out: Option<SecretBytes>,
+    /// Negotiated selectors from our side.
+    pub local_ts: Vec<TsRange>,
+    pub remote_ts: Vec<TsRange>,
+    /// Outer addresses; with `udp_encap` the ports are those of IKE on 4500.
+    pub local: SocketAddr,
+    pub remote: SocketAddr,
+    pub udp_encap: bool,
+    /// A rekey: the inbound SPI of the CHILD SA this one replaces.
+    pub replaces: Option<u32>,
+    /// Send on the new SA right away. The responder of a rekey waits for
+    /// [`Event::ChildSaActivate`] (the old SA's DELETE), so the initiator
+    /// has its inbound SA before the first packet arrives on it.
+    pub activate_outbound: bool,
+    /// IKEv1: which of the connection's selector pairs this SA serves (one
+    /// Quick Mode per pair); 0 for IKEv2, whose CHILD SA carries them all.
+    pub pair: usize,
+    /// IPComp negotiated with it (RFC 3173): our CPI and the peer's.
+    pub ipcomp: Option<(u16, u16)>,
+}
+
+/// An IKEv1 phase-1 SA's secrets (RFC 2409 §5), for key export: Wireshark's
+/// `ikev1_decryption_table` takes the initiator cookie and the encryption
+/// key; the key log gets all of it, with the first phase-1 IV and, once
+/// phase 1 is established, its last CBC block.
+///
+/// The engine sends this twice per phase-1 SA: when the keys are derived
+/// (`phase1_last_block` `None`: a failing phase 1 can still be read) and
+/// when the SA is established (`Some`).
+#[derive(Debug, Clone)]
+pub struct V1KeyInfo {
+    pub conn: String,
+    pub icookie: u64,
+    pub rcookie: u64,
+    pub initiator: bool,
+    pub suite: IkeSuite,
+    pub skeyid: SecretBytes,
+    pub skeyid_d: SecretBytes,
+    pub skeyid_a: SecretBytes,
+    pub skeyid_e: SecretBytes,
+    pub enc_key: SecretBytes,
+    pub iv: Vec<u8>,
+    /// The last CBC ciphertext block of phase 1 (Main Mode message 6, or
+    /// Aggressive Mode's last encrypted message; the first IV when none
+    /// was encrypted), from which the IV of every later exchange is
+    /// `hash(block | M-ID)` (RFC 2409 App. B). Not secret (it is on the
+    /// wire), but a reader of a capture that misses phase 1 has no other
+    /// way to it.
+    pub phase1_last_block: Option<Vec<u8>>,
+    pub local: SocketAddr,
+    pub remote: SocketAddr,
+}
+
+/// A suite in strongSwan's notation (`AES_CBC-128/HMAC_SHA2_256_128/PRF_HMAC_SHA2_256/MODP_2048`).
+pub fn suite_name(s: &IkeSuite) -> String {
+    IkeProposal {
+        encr: vec![s.encr],
+        integ: s.integ.into_iter().collect(),
+        prf: vec![s.prf],
+        dh: vec![s.dh],
+    }
+    .name()
+}
+
+/// An IKE SA's algorithms and secrets (RFC 7296 §2.14), for key export.
+#[derive(Debug, Clone)]
+pub struct IkeKeyInfo {
+    pub conn: String,
+    pub spi_i: u64,
+    pub spi_r: u64,
+    pub initiator: bool,
+    pub suite: IkeSuite,
+    pub keys: IkeKeys,
+    pub local: SocketAddr,
+    pub remote: SocketAddr,
+}
+
+#[derive(Debug, Clone)]
+pub enum Event {
+    /// Start sending on the CHILD SA with this inbound SPI (make-before-break).
+    ChildSaActivate {
+        conn: String,
+        spi_in: u32,
+    },
+    /// A line of the exchange log, in strongSwan's notation.
+    Log {
+        conn: String,
+        line: String,
+    },
+    IkeSaUp {
+        conn: String,
+        spi_i: u64,
+        spi_r: u64,
+        initiator: bool,
+        suite: String,
+        local: SocketAddr,
+        remote: SocketAddr,
+        nat: bool,
+    },
+    /// The keys of an IKE SA were derived (after IKE_SA_INIT, or by an IKE
+    /// SA rekey): for key export only, never for logging.
+    IkeSaKeys(IkeKeyInfo),
+    /// The keys of an IKEv1 phase-1 SA (key export only).
+    Ikev1Keys(V1KeyInfo),
+    ChildSaUp(ChildSaInfo),
+    ChildSaDown {
+        conn: String,
+        spi_in: u32,
+        spi_out: u32,
+    },
+    IkeSaDown {
+        conn: String,
+        spi_i: u64,
+        spi_r: u64,
+        reason: String,
+    },
+    Failed {
+        conn: String,
+        why: Failure,
+    },
+}
