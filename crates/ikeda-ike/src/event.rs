@@ -181,13 +181,7 @@ pub struct V1KeyInfo {
 
 /// A suite in strongSwan's notation (`AES_CBC-128/HMAC_SHA2_256_128/PRF_HMAC_SHA2_256/MODP_2048`).
 pub fn suite_name(s: &IkeSuite) -> String {
-    IkeProposal {
-        encr: vec![s.encr],
-        integ: s.integ.into_iter().collect(),
-        prf: vec![s.prf],
-        dh: vec![s.dh],
-    }
-    .name()
+    IkeProposal::of_suite(s).name()
 }
 
 /// An IKE SA's algorithms and secrets (RFC 7296 §2.14), for key export.

@@ -386,6 +386,17 @@ impl IkeProposal {
         t
     }
 
+    /// The proposal of one negotiated suite: one transform of each type
+    /// (none for integrity with an AEAD cipher).
+    pub fn of_suite(s: &super::IkeSuite) -> IkeProposal {
+        IkeProposal {
+            encr: vec![s.encr],
+            integ: s.integ.into_iter().collect(),
+            prf: vec![s.prf],
+            dh: vec![s.dh],
+        }
+    }
+
     /// A proposal from received transforms; transforms we do not implement
     /// are skipped (a type left empty means the proposal cannot be chosen).
     pub fn from_transforms(transforms: &[Transform]) -> IkeProposal {

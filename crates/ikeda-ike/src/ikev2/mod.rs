@@ -345,13 +345,7 @@ fn proposals_payload(protocol: ProtocolId, spi: &[u8], transforms: &[Vec<CTransf
 }
 
 fn ike_suite_transforms(s: &IkeSuite) -> Vec<CTransform> {
-    IkeProposal {
-        encr: vec![s.encr],
-        integ: s.integ.into_iter().collect(),
-        prf: vec![s.prf],
-        dh: vec![s.dh],
-    }
-    .transforms()
+    IkeProposal::of_suite(s).transforms()
 }
 
 fn child_suite_transforms(s: &ChildSuite) -> Vec<CTransform> {
@@ -1354,18 +1348,7 @@ impl Engine {
             spi_i: sa.spi_i,
             spi_r: sa.spi_r,
             initiator: sa.initiator,
-            suite: sa
-                .suite
-                .map(|s| {
-                    IkeProposal {
-                        encr: vec![s.encr],
-                        integ: s.integ.into_iter().collect(),
-                        prf: vec![s.prf],
-                        dh: vec![s.dh],
-                    }
-                    .name()
-                })
-                .unwrap_or_default(),
+            suite: sa.suite.as_ref().map(crate::event::suite_name).unwrap_or_default(),
             local: sa.local,
             remote: sa.remote,
             nat: sa.nat,
