@@ -77,6 +77,12 @@ impl Engines {
                 "IKE_SA_INIT answered with a COOKIE (many half-open SAs)",
             ),
             c(
+                2,
+                "duplicates_settled",
+                s2.duplicates_settled,
+                "both sides initiated at once: the second IKE SA deleted (the lowest nonce goes)",
+            ),
+            c(
                 1,
                 "malformed",
                 s1.malformed,

@@ -71,6 +71,9 @@ pub struct EngineStats {
     pub dropped_out_of_window: u64,
     /// IKE_SA_INIT requests answered with a COOKIE challenge (§2.6).
     pub cookies_sent: u64,
+    /// Both sides initiated a connection at once: the second IKE SA of the
+    /// pair was settled (one deleted, by us or the peer).
+    pub duplicates_settled: u64,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -200,7 +203,49 @@ struct IkeSa {
     keepalive_at: Option<Millis>,
     /// When IKE_AUTH (or the rekey that made this SA) completed.
     established_at: Option<Millis>,
+    /// When this SA's IKE_SA_INIT was sent or received: an SA of the same
+    /// peer established after it was set up at the same time, not before.
+    created_at: Millis,
+    /// Both sides initiated the connection at once and this SA is the one
+    /// to go (see [`Engine::settle_duplicate`]).
+    duplicate: Option<Duplicate>,
 }
+
+/// An IKE SA the peer deleted: its SPIs, until when we keep its answers,
+/// and the answers.
+struct Grave {
+    spis: (u64, u64),
+    until: Millis,
+    tm: TaskManager<Work, Pending>,
+}
+
+/// At most this many deleted IKE SAs are kept to answer retransmissions.
+const GRAVEYARD_MAX: usize = 16;
+/// For this long: the first three retransmissions of the peer's schedule.
+const GRAVEYARD_TIME: Duration = Duration::from_secs(30);
+
+/// An IKE SA that lost to a simultaneous one of the same connection.
+#[derive(Debug, Clone, Copy)]
+struct Duplicate {
+    /// The SPIs of the IKE SA that stays.
+    survivor: (u64, u64),
+    /// When we send the DELETE ourselves if the peer has not; `None` once
+    /// it is queued.
+    delete_at: Option<Millis>,
+    /// A liveness check went out on the survivor, to learn that the peer
+    /// holds it before we delete the loser.
+    asked: bool,
+}
+
+/// While we wait for the peer to show that it holds the survivor, how
+/// often we look again.
+const DUPLICATE_RECHECK: Duration = Duration::from_millis(500);
+
+/// How long we wait for the peer to delete the duplicate IKE SA it created
+/// before we delete it ourselves: a peer that settles the duplicate as we
+/// do sends its DELETE at once; one that does not (strongSwan keeps both)
+/// is not waited for longer than this.
+pub const DUPLICATE_GRACE: Duration = Duration::from_secs(5);
 
 pub struct Engine {
     conns: Vec<ConnSpec>,
@@ -220,10 +265,20 @@ pub struct Engine {
     /// Connections removed by a reload: kept so that their SAs still name
     /// them while they are deleted, but never matched or initiated again.
     retired: Vec<bool>,
+    /// IKE SAs the peer deleted, each with its answers, kept a short while:
+    /// if our response to its DELETE is lost, its retransmission (bit for
+    /// bit the same request, from the same address, RFC 7296 §2.1) is
+    /// answered again instead of retransmitted into silence until the peer
+    /// gives up. Bounded by [`GRAVEYARD_MAX`] and [`GRAVEYARD_TIME`].
+    graveyard: VecDeque<Grave>,
     /// Tests only: offer the configured KE transforms in IKE_AUTH, as
     /// peers that do not follow RFC 7296 §1.2 do.
     #[cfg(test)]
     pub(crate) ke_in_ike_auth: bool,
+    /// Tests only: keep both IKE SAs when both sides initiated, as
+    /// strongSwan does, to show that we settle it alone.
+    #[cfg(test)]
+    pub(crate) keeps_duplicates: bool,
 }
 
 /// How long a COOKIE secret is used for new COOKIEs; the one before it is
@@ -455,8 +510,11 @@ impl Engine {
             cookie_secrets: CookieSecrets::default(),
             cookie_threshold: COOKIE_THRESHOLD,
             retired: Vec::new(),
+            graveyard: VecDeque::new(),
             #[cfg(test)]
             ke_in_ike_auth: false,
+            #[cfg(test)]
+            keeps_duplicates: false,
         }
     }
 
@@ -633,6 +691,8 @@ impl Engine {
             us_nat: false,
             keepalive_at: None,
             established_at: None,
+            created_at: now,
+            duplicate: None,
         };
         let idx = self.insert(sa);
         self.send_init_request(idx, group, now)
@@ -871,6 +931,7 @@ impl Engine {
         } else {
             let Some(&idx) = self.by_spi.get(&(h.initiator_spi, h.responder_spi)) else {
                 self.stats.unknown_spi += 1;
+                self.answer_from_the_grave((h.initiator_spi, h.responder_spi), h.message_id, data, (local, remote), now);
                 return;
             };
             self.handle_request(idx, now, local, remote, data, msg);
@@ -916,10 +977,13 @@ impl Engine {
                 match sa.tm.complete(mid) {
                     Some(Pending::DeleteIke) => {
                         let rekeyed = self.sas[idx].as_ref().is_some_and(|s| s.state == State::Replaced);
+                        let duplicate = self.sas[idx].as_ref().is_some_and(|s| s.duplicate.is_some());
                         self.remove(
                             idx,
                             if rekeyed {
                                 "replaced by the rekeyed IKE_SA"
+                            } else if duplicate {
+                                "duplicate deleted by us (both sides initiated)"
                             } else {
                                 "deleted by us"
                             },
@@ -1116,8 +1180,10 @@ impl Engine {
         let spi = self.random_spi32();
         // §2.4: INITIAL_CONTACT only when no other IKE SA with this peer is
         // up (as strongSwan does), or a peer that gets it would delete an SA
-        // we still use.
-        let first_contact = self.established_with_same_peer(idx).is_empty();
+        // we still use; nor while the peer is setting one up with us (both
+        // sides initiating): a peer that acts on it at once would drop its
+        // own SA without a DELETE and leave ours stale.
+        let first_contact = self.with_same_peer(idx, true).is_empty();
         let Some(sa) = self.sas[idx].as_mut() else { return };
         let conn = sa.conn;
         let c = &self.conns[conn];
@@ -1256,6 +1322,7 @@ impl Engine {
         }
         self.initial_contact(idx, &inner);
         self.establish(idx, now);
+        let duplicate = self.settle_duplicate(idx, now);
         if let Some(why) = child_error {
             self.fail(conn, why);
             return;
@@ -1321,7 +1388,7 @@ impl Engine {
                 pfs: None,
                 role: Role::Initiator,
                 replaces: None,
-                activate: true,
+                activate: !duplicate,
                 rekey_of: None,
             },
         );
@@ -1686,6 +1753,8 @@ impl Engine {
             us_nat,
             keepalive_at: None,
             established_at: None,
+            created_at: now,
+            duplicate: None,
         };
         // Our own requests on this SA start at message ID 0 too (§2.2).
         let idx = self.insert(sa);
@@ -1729,7 +1798,7 @@ impl Engine {
         match (self.sas[idx].as_ref().map(|s| s.state), msg.header.exchange_type) {
             (Some(State::InitAnswered), ExchangeType::IKE_AUTH) => self.auth_request(idx, now, &msg.header, inner),
             (Some(State::Established | State::Replaced | State::Deleting), ExchangeType::INFORMATIONAL) => {
-                self.informational_request(idx, msg.header.message_id, inner)
+                self.informational_request(idx, msg.header.message_id, inner, now)
             }
             (Some(State::Established | State::Replaced), ExchangeType::CREATE_CHILD_SA) => {
                 self.create_child_request(idx, now, &msg.header, inner)
@@ -1938,6 +2007,7 @@ impl Engine {
             return;
         }
         self.establish(idx, now);
+        let duplicate = self.settle_duplicate(idx, now);
         if let Some((_, why)) = child_error {
             self.fail(conn, why);
         }
@@ -1960,7 +2030,7 @@ impl Engine {
                     pfs: None,
                     role: Role::Responder,
                     replaces: None,
-                    activate: true,
+                    activate: !duplicate,
                     rekey_of: None,
                 },
             );
@@ -1977,7 +2047,21 @@ impl Engine {
         if notify(inner, NotifyType::INITIAL_CONTACT).is_none() {
             return;
         }
-        for i in self.established_with_same_peer(idx) {
+        // Only the SAs that were up before this one began: one established
+        // since was set up at the same time (both sides initiating, the
+        // peer's INITIAL_CONTACT sent before it knew of ours), and the peer
+        // still holds it; [`Engine::settle_duplicate`] deals with those.
+        let began = self.sas[idx].as_ref().map_or(Millis(0), |s| s.created_at);
+        let before: Vec<usize> = self
+            .with_same_peer(idx, false)
+            .into_iter()
+            .filter(|&i| {
+                self.sas[i]
+                    .as_ref()
+                    .is_some_and(|s| s.established_at.is_some_and(|t| t < began))
+            })
+            .collect();
+        for i in before {
             if let Some(conn) = self.sas[i].as_ref().map(|s| s.conn) {
                 self.log(conn, "deleting IKE_SA of the same peer: it sent INITIAL_CONTACT".into());
             }
@@ -1985,10 +2069,11 @@ impl Engine {
         }
     }
 
-    /// The other established IKE SAs whose peer has the identity of SA
-    /// `idx`'s peer. Half-open ones are left alone: with simultaneous
-    /// initiations each side would otherwise delete a different one.
-    fn established_with_same_peer(&self, idx: usize) -> Vec<usize> {
+    /// The other IKE SAs whose peer has the identity of SA `idx`'s peer:
+    /// the established ones, and with `any_state` also those being set up.
+    /// Half-open ones are never deleted for INITIAL_CONTACT: with
+    /// simultaneous initiations each side would delete a different one.
+    fn with_same_peer(&self, idx: usize, any_state: bool) -> Vec<usize> {
         let Some(sa) = self.sas[idx].as_ref() else {
             return Vec::new();
         };
@@ -1997,13 +2082,165 @@ impl Engine {
             .filter(|&i| i != idx)
             .filter(|&i| {
                 self.sas[i].as_ref().is_some_and(|s| {
-                    matches!(s.state, State::Established | State::Replaced) && self.conns[s.conn].remote_id == *peer
+                    (any_state || matches!(s.state, State::Established | State::Replaced))
+                        && self.conns[s.conn].remote_id == *peer
                 })
             })
             .collect()
     }
 
-    fn informational_request(&mut self, idx: usize, mid: u32, inner: Vec<Payload>) {
+    /// Both sides initiated the connection at once, so IKE_AUTH has just
+    /// made a second IKE SA (and CHILD SA pair) next to one set up at the
+    /// same time. RFC 7296 has no rule for this; we settle it as §2.8.1
+    /// settles a rekey collision, which both sides can compute alike: the
+    /// IKE SA whose exchanges hold the lowest of the four nonces goes, and
+    /// the side that created it deletes it (at once). If the peer created
+    /// it and has not deleted it after [`DUPLICATE_GRACE`] (a peer that
+    /// does not settle duplicates, such as strongSwan), we delete it.
+    /// Returns whether SA `idx` is the one to go: its CHILD SA is then
+    /// installed without sending on it, so traffic stays on the survivor.
+    fn settle_duplicate(&mut self, idx: usize, now: Millis) -> bool {
+        #[cfg(test)]
+        if self.keeps_duplicates {
+            return false;
+        }
+        let Some(conn) = self.sas[idx].as_ref().map(|s| s.conn) else {
+            return false;
+        };
+        // Any other established SA of the connection: both sides must come
+        // to the same pair, and when each side saw which SA begin differs
+        // (a retransmitted IKE_SA_INIT is new to us, old to the peer). An
+        // SA of a peer that restarted is gone before this: the peer's
+        // INITIAL_CONTACT deleted it.
+        let Some(other) = (0..self.sas.len()).find(|&i| {
+            i != idx
+                && self.sas[i]
+                    .as_ref()
+                    .is_some_and(|s| s.conn == conn && s.state == State::Established && s.duplicate.is_none())
+        }) else {
+            return false;
+        };
+        let key = |i: usize| {
+            self.sas[i]
+                .as_ref()
+                .map(|s| (rekey::lowest(Some(&(s.ni.clone(), s.nr.clone()))), (s.spi_i, s.spi_r)))
+        };
+        let (Some(mine), Some(theirs)) = (key(idx), key(other)) else {
+            return false;
+        };
+        // The SPIs only break a tie of equal nonces, alike on both sides.
+        let (loser, survivor) = if mine < theirs { (idx, other) } else { (other, idx) };
+        let Some(keep) = self.sas[survivor].as_ref().map(|s| (s.spi_i, s.spi_r)) else {
+            return false;
+        };
+        let Some(l) = self.sas[loser].as_mut() else { return false };
+        let ours = l.initiator;
+        l.duplicate = Some(Duplicate {
+            survivor: keep,
+            delete_at: Some(if ours { now } else { now + DUPLICATE_GRACE }),
+            asked: false,
+        });
+        let gone = (l.spi_i, l.spi_r);
+        self.stats.duplicates_settled += 1;
+        self.log(
+            conn,
+            format!(
+                "both sides initiated: keeping IKE_SA {:016x}_i {:016x}_r, {} IKE_SA {:016x}_i {:016x}_r (it holds the lowest nonce, RFC 7296 §2.8.1)",
+                keep.0,
+                keep.1,
+                if ours {
+                    "deleting our".to_string()
+                } else {
+                    format!("waiting up to {} s for the peer to delete its", DUPLICATE_GRACE.as_secs())
+                },
+                gone.0,
+                gone.1
+            ),
+        );
+        loser == idx
+    }
+
+    /// Keep the answers of SA `idx`, which the peer deletes, a short while.
+    fn bury(&mut self, idx: usize, now: Millis) {
+        let Some(sa) = self.sas[idx].as_mut() else { return };
+        let tm = std::mem::replace(&mut sa.tm, TaskManager::new(Version::IKEV2));
+        let spis = (sa.spi_i, sa.spi_r);
+        self.graveyard.retain(|g| g.until > now);
+        if self.graveyard.len() >= GRAVEYARD_MAX {
+            self.graveyard.pop_front();
+        }
+        self.graveyard.push_back(Grave {
+            spis,
+            until: now + GRAVEYARD_TIME,
+            tm,
+        });
+    }
+
+    /// A request for an IKE SA we no longer have: if the peer deleted it
+    /// and this is that DELETE again, bit for bit and from the same
+    /// address, answer it again (no keys needed, nothing acted on).
+    fn answer_from_the_grave(&mut self, spis: (u64, u64), mid: u32, data: &[u8], at: (SocketAddr, SocketAddr), now: Millis) {
+        self.graveyard.retain(|g| g.until > now);
+        let Some(g) = self.graveyard.iter().find(|g| g.spis == spis) else {
+            return;
+        };
+        if let Incoming::Again(t) = g.tm.check_request(mid, data, at.0, at.1) {
+            self.stats.retransmits_answered += 1;
+            self.transmits.push_back(t);
+        }
+    }
+
+    /// The duplicate IKE SAs whose time to be deleted by us has come: a
+    /// DELETE is queued, unless the survivor is gone meanwhile (then this
+    /// one is all there is, and stays).
+    fn delete_duplicates(&mut self, idx: usize, now: Millis) {
+        let Some(d) = self.sas[idx].as_ref().and_then(|s| s.duplicate) else {
+            return;
+        };
+        if d.delete_at.is_none_or(|t| now < t) {
+            return;
+        }
+        let survivor = self
+            .by_spi
+            .get(&d.survivor)
+            .copied()
+            .filter(|&i| self.sas[i].as_ref().is_some_and(|s| s.state == State::Established));
+        let Some(conn) = self.sas[idx].as_ref().map(|s| s.conn) else { return };
+        let Some(keep) = survivor else {
+            if let Some(sa) = self.sas[idx].as_mut() {
+                sa.duplicate = None;
+            }
+            self.log(conn, "the IKE_SA kept over a duplicate is gone: keeping this one".into());
+            return;
+        };
+        // Does the peer hold the survivor? Yes if it answered our IKE_AUTH;
+        // if we answered its IKE_AUTH, only once it sent us something on
+        // it since (our answer may be lost and retransmitted): until then,
+        // deleting the loser would take away the only SA it can send on.
+        let held = self.sas[keep]
+            .as_ref()
+            .is_some_and(|s| s.initiator || s.established_at.is_some_and(|t| s.last_heard > t));
+        if !held {
+            if !d.asked {
+                self.queue(keep, Work::Liveness, now);
+            }
+            if let Some(sa) = self.sas[idx].as_mut() {
+                sa.duplicate = Some(Duplicate {
+                    delete_at: Some(now + DUPLICATE_RECHECK),
+                    asked: true,
+                    ..d
+                });
+            }
+            return;
+        }
+        let Some(sa) = self.sas[idx].as_mut() else { return };
+        sa.duplicate = Some(Duplicate { delete_at: None, ..d });
+        if sa.state == State::Established {
+            self.queue_first(idx, Work::DeleteIke, now);
+        }
+    }
+
+    fn informational_request(&mut self, idx: usize, mid: u32, inner: Vec<Payload>, now: Millis) {
         let mut response = Vec::new();
         let mut delete_ike = false;
         let mut gone: Vec<(u32, u32)> = Vec::new();
@@ -2043,10 +2280,14 @@ impl Engine {
         }
         if delete_ike {
             let rekeyed = self.sas[idx].as_ref().is_some_and(|s| s.state == State::Replaced);
+            let duplicate = self.sas[idx].as_ref().is_some_and(|s| s.duplicate.is_some());
+            self.bury(idx, now);
             self.remove(
                 idx,
                 if rekeyed {
                     "replaced by the rekeyed IKE_SA"
+                } else if duplicate {
+                    "duplicate deleted by the peer (both sides initiated)"
                 } else {
                     "deleted by the peer"
                 },
@@ -2080,6 +2321,7 @@ impl Engine {
                     continue;
                 }
             }
+            self.delete_duplicates(idx, now);
             self.lifetimes(idx, now);
         }
     }
@@ -2110,6 +2352,7 @@ impl Engine {
                     .chain(sa_timers)
                     .chain(child_timers)
                     .chain(s.keepalive_at.filter(|_| s.state == State::Established))
+                    .chain(s.duplicate.and_then(|d| d.delete_at))
                     .collect::<Vec<_>>()
             })
             .min()

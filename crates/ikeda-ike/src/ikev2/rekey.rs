@@ -964,6 +964,8 @@ impl Engine {
             us_nat: old.us_nat,
             keepalive_at: None,
             established_at: None,
+            created_at: now,
+            duplicate: None,
         };
         let conn = new.conn;
         let new_idx = self.insert(new);
@@ -981,7 +983,7 @@ impl Engine {
 /// The lowest nonce of an exchange, for §2.8.1 (nonces compared as
 /// unsigned big-endian numbers of possibly different lengths: compare by
 /// value, so a leading zero does not matter).
-fn lowest(n: Option<&(Vec<u8>, Vec<u8>)>) -> Vec<u8> {
+pub(super) fn lowest(n: Option<&(Vec<u8>, Vec<u8>)>) -> Vec<u8> {
     let Some((a, b)) = n else { return vec![0xff; 257] };
     let norm = |x: &Vec<u8>| -> Vec<u8> {
         let s: Vec<u8> = x.iter().copied().skip_while(|b| *b == 0).collect();
