@@ -1297,5 +1297,6 @@ fn initial_contact_in_an_ike_auth_that_fails_deletes_nothing() {
     assert_eq!(b.ike_sas()[0].spi_i, a.ike_sas()[0].spi_i);
 }
 
+mod keepalive;
 mod queue;
 mod schedule;

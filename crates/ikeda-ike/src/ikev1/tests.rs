@@ -507,6 +507,7 @@ fn quick_mode_rekeys_make_before_break_and_dpd_finds_a_dead_peer() {
         ike_lifetime: Duration::from_secs(100),
         dpd_delay: Duration::from_secs(5),
         dpd_restart: false,
+        keepalive: Duration::ZERO,
     };
     // B's phase 1 lives longer: A renews it, once.
     b.timers = Timers {
