@@ -245,9 +245,7 @@ struct ClientSlot(Arc<AtomicUsize>);
 impl ClientSlot {
     fn take(count: &Arc<AtomicUsize>) -> Option<ClientSlot> {
         count
-            .fetch_update(Ordering::AcqRel, Ordering::Acquire, |n| {
-                (n < MAX_CLIENTS).then_some(n + 1)
-            })
+            .fetch_update(Ordering::AcqRel, Ordering::Acquire, |n| (n < MAX_CLIENTS).then_some(n + 1))
             .ok()
             .map(|_| ClientSlot(count.clone()))
     }

@@ -133,10 +133,7 @@ mod tests {
         w.heard(a("192.0.2.2:500"), 500, 1_000 + UNREPLIED_WINDOW_MS);
         assert_eq!(w.pattern(p), Pattern::OnlyAfterOurSends);
         let h = w.hint(p, "gw.toml").unwrap();
-        assert!(
-            h.contains("only ever heard right after we sent") && h.contains("ikeda audit --config gw.toml"),
-            "{h}"
-        );
+        assert!(h.contains("only ever heard right after we sent") && h.contains("ikeda audit --config gw.toml"), "{h}");
         // On 4500 we never sent: the peer's packet there is unsolicited.
         w.heard(a("192.0.2.2:4500"), 4500, 2_000);
         assert_eq!(w.pattern(p), Pattern::Unsolicited);

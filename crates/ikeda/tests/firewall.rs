@@ -78,12 +78,7 @@ fn lab_audit(lab: &Lab) -> (i32, Vec<(String, String)>) {
         .unwrap()
         .iter()
         .flat_map(|c| c["findings"].as_array().unwrap().iter())
-        .map(|f| {
-            (
-                f["case"].as_str().unwrap().to_string(),
-                f["text"].as_str().unwrap().to_string(),
-            )
-        })
+        .map(|f| (f["case"].as_str().unwrap().to_string(), f["text"].as_str().unwrap().to_string()))
         .collect();
     (code, findings)
 }
@@ -108,8 +103,7 @@ fn both_up(status: &str) -> bool {
         status.split("\n\n").any(|b| {
             let b = b.trim_start();
             (b.starts_with(&format!("{gw} (strongSwan")) && b.contains("INSTALLED"))
-                || (b.starts_with(&format!("{gw} (ikeda"))
-                    && b.lines().any(|l| l.starts_with("s2s") && l.contains(" up ")))
+                || (b.starts_with(&format!("{gw} (ikeda")) && b.lines().any(|l| l.starts_with("s2s") && l.contains(" up ")))
         })
     })
 }
@@ -159,12 +153,7 @@ fn esp_only_both_start(test: &str, args: &[&str]) {
     assert!(c1[IKE].2 + c2[IKE].2 >= 1, "{test}: nothing dropped:\n{s}");
     // The audit of the same firewalls and configs (gw1 runs ikeda) says so.
     if args[0] == "--ike" {
-        audit_predicts(
-            test,
-            &lab,
-            "both-must-initiate",
-            "comes up only when both sides initiate within 30 s",
-        );
+        audit_predicts(test, &lab, "both-must-initiate", "comes up only when both sides initiate within 30 s");
     }
     println!("{test}: up after {took:.1} s by accident; gw1 {c1:?}, gw2 {c2:?}");
     lab.down();
@@ -172,10 +161,7 @@ fn esp_only_both_start(test: &str, args: &[&str]) {
 
 #[test]
 fn esp_only_both_start_comes_up_by_accident_strongswan() {
-    esp_only_both_start(
-        "esp_only_both_start_comes_up_by_accident_strongswan",
-        &["--gateways", "strongswan"],
-    );
+    esp_only_both_start("esp_only_both_start_comes_up_by_accident_strongswan", &["--gateways", "strongswan"]);
 }
 
 #[test]
@@ -217,10 +203,7 @@ fn esp_only_one_side_starts_never_comes_up() {
                 "{test}: gw1 status:\n{s}"
             );
         }
-        println!(
-            "{test} {args:?}: not up after 13 s; gw2 dropped {} IKE_SA_INIT",
-            c2[IKE].2
-        );
+        println!("{test} {args:?}: not up after 13 s; gw2 dropped {} IKE_SA_INIT", c2[IKE].2);
         lab.down();
     }
 }
@@ -246,25 +229,21 @@ fn late_start_comes_up_only_inside_the_unreplied_timeout() {
     ] {
         let mut a = gws.to_vec();
         a.extend_from_slice(&[
-            "--firewall",
-            "esp-only",
-            "--ct-udp-timeout",
-            timeout,
-            "--retransmit-timeout",
-            "8s",
-            "--initiator",
-            "both",
-            "--start-delay",
-            "gw2=4",
+                "--firewall",
+                "esp-only",
+                "--ct-udp-timeout",
+                timeout,
+                "--retransmit-timeout",
+                "8s",
+                "--initiator",
+                "both",
+                "--start-delay",
+                "gw2=4",
         ]);
         let (lab, _) = Lab::up_alone('f', &a);
         let (took, s) = up_within(&lab, 18);
         let (c1, c2) = (counters(&s, "gw1"), counters(&s, "gw2"));
-        assert_eq!(
-            took.is_some(),
-            comes_up,
-            "{test}: timeout {timeout} s: up after {took:?}:\n{s}"
-        );
+        assert_eq!(took.is_some(), comes_up, "{test}: timeout {timeout} s: up after {took:?}:\n{s}");
         if !comes_up {
             // Both sides' IKE_SA_INITs dropped (two each by 18 s), none
             // admitted.
@@ -274,16 +253,9 @@ fn late_start_comes_up_only_inside_the_unreplied_timeout() {
         if gws[0] == "--ike" {
             // The audit's prediction, from the same firewalls, configs and
             // timeout: up only when both initiate within it.
-            audit_predicts(
-                test,
-                &lab,
-                "both-must-initiate",
-                &format!("within {timeout} s of each other"),
-            );
+            audit_predicts(test, &lab, "both-must-initiate", &format!("within {timeout} s of each other"));
         }
-        println!(
-            "{test} {gws:?}: unreplied timeout {timeout} s, gw2 4 s late: up after {took:?} s; gw1 {c1:?}, gw2 {c2:?}"
-        );
+        println!("{test} {gws:?}: unreplied timeout {timeout} s, gw2 4 s late: up after {took:?} s; gw1 {c1:?}, gw2 {c2:?}");
         lab.down();
     }
 }
@@ -307,11 +279,7 @@ fn all_admitted_by_rule_nothing_by_accident() {
         for gw in ["gw1", "gw2"] {
             let c = counters(&s, gw);
             assert!(c[IKE].0 + c[NATT].0 >= 2, "{test} {gws:?}: {gw} {c:?}");
-            assert_eq!(
-                (c[IKE].1, c[NATT].1, c[IKE].2, c[NATT].2),
-                (0, 0, 0, 0),
-                "{test} {gws:?}: {gw} {c:?}"
-            );
+            assert_eq!((c[IKE].1, c[NATT].1, c[IKE].2, c[NATT].2), (0, 0, 0, 0), "{test} {gws:?}: {gw} {c:?}");
         }
         assert!(!s.contains("passed only as a reply"), "{test} {gws:?}:\n{s}");
         if gws[0] == "--ike" {
@@ -328,23 +296,11 @@ fn all_admitted_by_rule_nothing_by_accident() {
 #[test]
 fn unknown_profiles_and_delays_are_refused() {
     let o = ikeda(&["lab", "up", "--name", "fwbad", "--firewall", "esp"]);
-    assert!(
-        !o.status.success() && text(&o).contains("unknown profile 'esp'"),
-        "{}",
-        text(&o)
-    );
+    assert!(!o.status.success() && text(&o).contains("unknown profile 'esp'"), "{}", text(&o));
     let o = ikeda(&["lab", "up", "--name", "fwbad", "--ike", "2", "--start-delay", "gw3=2"]);
-    assert!(
-        !o.status.success() && text(&o).contains("no gateway 'gw3'"),
-        "{}",
-        text(&o)
-    );
+    assert!(!o.status.success() && text(&o).contains("no gateway 'gw3'"), "{}", text(&o));
     let o = ikeda(&["lab", "up", "--name", "fwbad", "--initiator", "both"]);
-    assert!(
-        !o.status.success() && text(&o).contains("need --ike or --gateways strongswan"),
-        "{}",
-        text(&o)
-    );
+    assert!(!o.status.success() && text(&o).contains("need --ike or --gateways strongswan"), "{}", text(&o));
 }
 
 /// The cloud topology of the founding case (`--cloud`): both gateways on
@@ -383,12 +339,8 @@ fn cloud_topology_comes_up_with_each_kind_of_identity() {
         if gws[0] == "--ike" {
             let sock = lab.dir().join("gw1.sock");
             let o = ikeda(&["--socket", sock.to_str().unwrap(), "show", "ike", "--json"]);
-            let v: serde_json::Value =
-                serde_json::from_slice(&o.stdout).unwrap_or_else(|e| panic!("{e}: {}", text(&o)));
-            assert!(
-                v[0]["local"].as_str().unwrap_or("").ends_with(":4500"),
-                "{test} {a:?}: {v}\n{log}"
-            );
+            let v: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap_or_else(|e| panic!("{e}: {}", text(&o)));
+            assert!(v[0]["local"].as_str().unwrap_or("").ends_with(":4500"), "{test} {a:?}: {v}\n{log}");
             assert_eq!(v[0]["behind_nat"], true, "{test} {a:?}: {v}");
         }
         println!("{test}: --cloud-id {id} {gws:?}: up");
@@ -417,16 +369,10 @@ fn ike500_only_in_the_cloud_fails_at_ike_auth_after_the_float() {
         assert!(c2[IKE].0 >= 1 && c1[IKE].0 >= 1, "{test} {gws:?}:\n{s}");
         assert!(c2[NATT].2 >= 3 && c2[NATT].0 + c2[NATT].1 == 0, "{test} {gws:?}:\n{s}");
         if gws[0] == "--ike" {
-            assert!(
-                s.contains("IKE_AUTH, try") && s.contains(":4500"),
-                "{test}: gw1 status:\n{s}"
-            );
+            assert!(s.contains("IKE_AUTH, try") && s.contains(":4500"), "{test}: gw1 status:\n{s}");
             // gw2 answered IKE_SA_INIT, right after gw1 sent it, and never
             // spoke unasked: the stateful-firewall pattern.
-            assert!(
-                s.contains("192.168.50.12 was only ever heard right after we sent to it"),
-                "{test}:\n{s}"
-            );
+            assert!(s.contains("192.168.50.12 was only ever heard right after we sent to it"), "{test}:\n{s}");
             audit_predicts(test, &lab, "never-up", "fails at IKE_AUTH");
         }
         println!("{test} {gws:?}: not up; gw2 dropped {} IKE_AUTH on 4500", c2[NATT].2);
@@ -479,18 +425,9 @@ fn idle_then_one_sided_rekey_leaves_a_half_dead_tunnel() {
     });
     let s = status(&lab);
     let gw2 = swanctl(&lab, "gw2", &["--list-sas"]);
-    assert!(
-        gw2.contains("ESTABLISHED") && gw2.contains("INSTALLED"),
-        "{test}: gw2 dropped its SAs:\n{gw2}"
-    );
+    assert!(gw2.contains("ESTABLISHED") && gw2.contains("INSTALLED"), "{test}: gw2 dropped its SAs:\n{gw2}");
     let dropped = counters(&s, "gw2")[NATT].2 + counters(&s, "gw2")[IKE].2;
-    assert!(
-        dropped >= dropped_before + 2,
-        "{test}: gw2's group dropped {dropped_before} then {dropped}:\n{s}"
-    );
-    println!(
-        "{test}: gw1 gave up after its rekey was dropped {} times; gw2 keeps its SAs",
-        dropped - dropped_before
-    );
+    assert!(dropped >= dropped_before + 2, "{test}: gw2's group dropped {dropped_before} then {dropped}:\n{s}");
+    println!("{test}: gw1 gave up after its rekey was dropped {} times; gw2 keeps its SAs", dropped - dropped_before);
     lab.down();
 }

@@ -46,30 +46,17 @@ fn ping(lab: &Lab, to: &str) {
 fn strongswan_capture(test: &str, tmp: &TempDir, args: &[&str]) -> (PathBuf, PathBuf, PathBuf) {
     let pcap = tmp.path().join("cap.pcap");
     let p = pcap.to_str().unwrap().to_string();
-    let mut a = vec![
-        "--gateways",
-        "strongswan",
-        "--export-keys",
-        "--capture",
-        &p,
-        "--no-ping",
-    ];
+    let mut a = vec!["--gateways", "strongswan", "--export-keys", "--capture", &p, "--no-ping"];
     a.extend_from_slice(args);
     let (lab, up) = Lab::up('s', &a);
-    assert!(
-        up.contains("charon-keys.txt"),
-        "lab up does not say where charon's keys are:\n{up}"
-    );
+    assert!(up.contains("charon-keys.txt"), "lab up does not say where charon's keys are:\n{up}");
     ping(&lab, "192.168.12.12");
     ping(&lab, "2001:db8:12::12");
     // `swanctl --rekey` returns once charon has queued the rekey, not when
     // the exchange is over: each rekey is awaited until gw1 holds one SA of
     // its kind again, a new one (a CHILD SA moves to the new IKE SA only
     // when the IKE rekey completes; asked for in between, charon finds none).
-    for (what, kind) in [
-        (["--rekey", "--ike", "s2s"], "s2s: #"),
-        (["--rekey", "--child", "net"], "net: #"),
-    ] {
+    for (what, kind) in [(["--rekey", "--ike", "s2s"], "s2s: #"), (["--rekey", "--child", "net"], "net: #")] {
         let before = sole_sa(&lab, kind).unwrap_or_else(|| panic!("{test}: no single {kind} SA before {what:?}"));
         let o = swanctl(&lab, "gw1", &what);
         assert!(o.contains("completed successfully"), "{test}: swanctl {what:?}: {o}");
@@ -97,21 +84,10 @@ fn strongswan_capture(test: &str, tmp: &TempDir, args: &[&str]) -> (PathBuf, Pat
 /// None. A rekeyed CHILD SA may stay: IKEv1 charon keeps it until it
 /// expires.
 fn sole_sa(lab: &Lab, kind: &str) -> Option<String> {
-    const BETWEEN: [&str; 7] = [
-        "REKEYING",
-        "DELET",
-        "DESTROY",
-        "CREATED",
-        "CONNECTING",
-        "INSTALLING",
-        "UPDATING",
-    ];
+    const BETWEEN: [&str; 7] = ["REKEYING", "DELET", "DESTROY", "CREATED", "CONNECTING", "INSTALLING", "UPDATING"];
     let sas = swanctl(lab, "gw1", &["--list-sas"]);
     let lines: Vec<&str> = sas.lines().map(str::trim_start).collect();
-    if lines
-        .iter()
-        .any(|l| BETWEEN.iter().any(|s| l.contains(s)) || (l.starts_with("s2s: #") && l.contains("REKEYED")))
-    {
+    if lines.iter().any(|l| BETWEEN.iter().any(|s| l.contains(s)) || (l.starts_with("s2s: #") && l.contains("REKEYED"))) {
         return None;
     }
     let settled: Vec<&&str> = lines
@@ -171,13 +147,7 @@ fn payload_type(version: u64, name: &str) -> u8 {
 
 /// `ikeda pcap --json --keys LOG FILE [--wireshark-keys DIR]`.
 fn ikeda_pcap(pcap: &Path, log: &Path, wireshark: Option<&Path>) -> serde_json::Value {
-    let mut a = vec![
-        "pcap",
-        "--json",
-        "--keys",
-        log.to_str().unwrap(),
-        pcap.to_str().unwrap(),
-    ];
+    let mut a = vec!["pcap", "--json", "--keys", log.to_str().unwrap(), pcap.to_str().unwrap()];
     if let Some(d) = wireshark {
         a.extend(["--wireshark-keys", d.to_str().unwrap()]);
     }
@@ -309,11 +279,7 @@ fn run_case(test: &str, args: &[&str]) {
     assert!(encrypted.len() >= 8, "{test}: {encrypted:?} encrypted IKE messages");
 
     let ours_esp = ikeda_esp(&v);
-    assert_eq!(
-        ours_esp,
-        tshark_esp(&pcap, &ws),
-        "{test}: ESP per SPI, ikeda pcap vs tshark"
-    );
+    assert_eq!(ours_esp, tshark_esp(&pcap, &ws), "{test}: ESP per SPI, ikeda pcap vs tshark");
     let icmp: u64 = ours_esp.values().map(|c| c.1).sum();
     let icmp6: u64 = ours_esp.values().map(|c| c.2).sum();
     // Two pings of IPv4 and one of IPv6, each echo and reply.
@@ -321,10 +287,7 @@ fn run_case(test: &str, args: &[&str]) {
         icmp >= 4 * PINGS as u64 && icmp6 >= 2 * PINGS as u64,
         "{test}: {ours_esp:?}"
     );
-    assert!(
-        ours_esp.len() >= 4,
-        "{test}: the rekeyed CHILD SA's flows: {ours_esp:?}"
-    );
+    assert!(ours_esp.len() >= 4, "{test}: the rekeyed CHILD SA's flows: {ours_esp:?}");
 
     // The other gateway's log tells the same.
     let w = ikeda_pcap(&pcap, &log2, None);
@@ -339,11 +302,7 @@ fn run_case(test: &str, args: &[&str]) {
     assert!(blind.values().all(|c| c.0 == 0), "{test}: {blind:?}");
     let blind_ike = tshark_ike(&pcap, &empty);
     for f in &encrypted {
-        assert!(
-            blind_ike[f].is_empty(),
-            "{test}: tshark without keys read frame {f}: {:?}",
-            blind_ike[f]
-        );
+        assert!(blind_ike[f].is_empty(), "{test}: tshark without keys read frame {f}: {:?}", blind_ike[f]);
     }
 
     // IKEv1 mid-session (issue 12 point 4) with charon's log: no Main Mode
@@ -362,17 +321,9 @@ fn run_case(test: &str, args: &[&str]) {
         for log in [&log1, &log2] {
             let c = ikeda_pcap(&cut, log, None);
             let (rest, rest_encrypted) = ikeda_ike(&c);
-            let want: Vec<&Vec<u8>> = ours
-                .iter()
-                .filter(|(f, _)| !main_mode.contains(f))
-                .map(|(_, t)| t)
-                .collect();
-            assert_eq!(
-                rest.values().collect::<Vec<_>>(),
-                want,
-                "{test}: without Main Mode, {}",
-                log.display()
-            );
+            let want: Vec<&Vec<u8>> =
+                ours.iter().filter(|(f, _)| !main_mode.contains(f)).map(|(_, t)| t).collect();
+            assert_eq!(rest.values().collect::<Vec<_>>(), want, "{test}: without Main Mode, {}", log.display());
             let kinds = |what: &str| {
                 c["messages"]
                     .as_array()
@@ -415,14 +366,7 @@ fn strongswan_ikev2_cbc_decrypted_with_charons_log_as_tshark_does() {
 fn strongswan_ikev1_cbc_decrypted_with_charons_log_as_tshark_does() {
     run_case(
         "strongswan_ikev1_cbc_decrypted_with_charons_log_as_tshark_does",
-        &[
-            "--ike",
-            "1",
-            "--ike-proposal",
-            "aes256-sha1-modp2048",
-            "--esp",
-            "aes128-sha1",
-        ],
+        &["--ike", "1", "--ike-proposal", "aes256-sha1-modp2048", "--esp", "aes128-sha1"],
     );
 }
 

@@ -67,13 +67,7 @@ impl Flow {
             [Dir::In, Dir::Out].into_iter().flat_map(move |dir| {
                 [(PROTO_UDP, 500), (PROTO_UDP, 4500), (PROTO_ESP, 0)]
                     .into_iter()
-                    .map(move |(proto, port)| Flow {
-                        dir,
-                        proto,
-                        port,
-                        peer,
-                        local,
-                    })
+                    .map(move |(proto, port)| Flow { dir, proto, port, peer, local })
             })
         })
     }

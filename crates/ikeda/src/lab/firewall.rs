@@ -50,12 +50,7 @@ impl Profile {
             "ike500-only" => Profile::Ike500Only,
             "ike" => Profile::Ike,
             "all" => Profile::All,
-            other => {
-                return Err(format!(
-                    "--firewall: unknown profile '{other}' (profiles: {})",
-                    Self::NAMES
-                ))
-            }
+            other => return Err(format!("--firewall: unknown profile '{other}' (profiles: {})", Self::NAMES)),
         })
     }
 
@@ -90,9 +85,7 @@ pub fn parse_profiles(s: &str) -> Result<[Profile; 2], String> {
             Ok([p, p])
         }
         [a, b] => Ok([Profile::parse(a)?, Profile::parse(b)?]),
-        _ => Err(format!(
-            "--firewall {s}: give one profile for both gateways, or two (gw1,gw2)"
-        )),
+        _ => Err(format!("--firewall {s}: give one profile for both gateways, or two (gw1,gw2)")),
     }
 }
 
@@ -163,15 +156,10 @@ pub fn ruleset(profile: Profile) -> String {
     }
     for f in Flow::ALL {
         let c = counter(format!("in_{}_reply", f.key()));
-        rules.push_str(&format!(
-            "    ct state established,related {} counter name \"{c}\" accept\n",
-            f.matcher()
-        ));
+        rules.push_str(&format!("    ct state established,related {} counter name \"{c}\" accept\n", f.matcher()));
     }
     let c = counter("in_other_reply".into());
-    rules.push_str(&format!(
-        "    ct state established,related counter name \"{c}\" accept\n"
-    ));
+    rules.push_str(&format!("    ct state established,related counter name \"{c}\" accept\n"));
     rules.push_str("    meta l4proto { icmp, ipv6-icmp } accept\n");
     for f in Flow::ALL {
         let c = counter(format!("in_{}_drop", f.key()));
@@ -228,14 +216,7 @@ fn parse_counters(json: &str) -> Result<Counts, String> {
     let get = |k: &str, class: &str| by_name.get(&format!("in_{k}_{class}")).copied().unwrap_or(0);
     let mut out: Counts = Flow::ALL
         .into_iter()
-        .map(|f| {
-            (
-                f.label(),
-                get(f.key(), "rule"),
-                get(f.key(), "reply"),
-                get(f.key(), "drop"),
-            )
-        })
+        .map(|f| (f.label(), get(f.key(), "rule"), get(f.key(), "reply"), get(f.key(), "drop")))
         .collect();
     out.push(("other", 0, get("other", "reply"), get("other", "drop")));
     Ok(out)
@@ -274,10 +255,7 @@ mod tests {
     #[test]
     fn profiles_parse_per_gateway() {
         assert_eq!(parse_profiles("esp-only").unwrap(), [Profile::EspOnly; 2]);
-        assert_eq!(
-            parse_profiles("esp-only,all").unwrap(),
-            [Profile::EspOnly, Profile::All]
-        );
+        assert_eq!(parse_profiles("esp-only,all").unwrap(), [Profile::EspOnly, Profile::All]);
         assert!(parse_profiles("esp").unwrap_err().contains("profiles: none"));
         assert!(parse_profiles("all,all,all").is_err());
     }
@@ -287,19 +265,13 @@ mod tests {
     #[test]
     fn the_ruleset_admits_by_rule_only_what_the_profile_names() {
         let r = ruleset(Profile::EspOnly);
-        assert!(
-            r.contains("meta l4proto esp counter name \"in_esp_rule\" accept"),
-            "{r}"
-        );
+        assert!(r.contains("meta l4proto esp counter name \"in_esp_rule\" accept"), "{r}");
         assert!(!r.contains("in_ike500_rule") && !r.contains("in_ike4500_rule"), "{r}");
         let rule = r.find("in_esp_rule\" accept").unwrap();
         let reply = r.find("udp dport 500 counter name \"in_ike500_reply\"").unwrap();
         let drop = r.find("udp dport 500 counter name \"in_ike500_drop\" drop").unwrap();
         assert!(rule < reply && reply < drop, "{r}");
-        assert!(
-            r.contains("policy drop;") && r.contains("iifname != \"wan0\" accept"),
-            "{r}"
-        );
+        assert!(r.contains("policy drop;") && r.contains("iifname != \"wan0\" accept"), "{r}");
         let all = ruleset(Profile::All);
         for k in ["ike500", "ike4500", "esp"] {
             assert!(all.contains(&format!("in_{k}_rule\" accept")), "{all}");
@@ -317,16 +289,9 @@ mod tests {
         let c = parse_counters(j).unwrap();
         assert_eq!(c[0], ("IKE (UDP 500)", 0, 4, 1));
         assert_eq!(c[2], ("ESP (IP proto 50)", 7, 0, 0));
-        let st = FirewallState {
-            profiles: [Profile::EspOnly; 2],
-            udp_timeout: 30,
-            udp_stream_timeout: 180,
-        };
+        let st = FirewallState { profiles: [Profile::EspOnly; 2], udp_timeout: 30, udp_stream_timeout: 180 };
         let t = counters_table("gw2", Profile::EspOnly, &st, &c);
-        assert!(
-            t.contains("no rule admits IKE (UDP 500): it passed only as a reply to gw2's own outbound flow"),
-            "{t}"
-        );
+        assert!(t.contains("no rule admits IKE (UDP 500): it passed only as a reply to gw2's own outbound flow"), "{t}");
         assert!(parse_counters("not json").is_err());
     }
 }

@@ -329,11 +329,8 @@ impl UpArgs {
 
     /// The encapsulation in effect: as given, else UDP behind a NAT, else ESP.
     pub fn encap(&self) -> EncapArg {
-        self.encap.unwrap_or(if self.nat || self.cloud {
-            EncapArg::Udp
-        } else {
-            EncapArg::Esp
-        })
+        self.encap
+            .unwrap_or(if self.nat || self.cloud { EncapArg::Udp } else { EncapArg::Esp })
     }
 
     /// Each gateway's start delay in seconds (`--start-delay`).
@@ -357,10 +354,7 @@ impl UpArgs {
 
     /// Whether gateway `i` starts the connection itself.
     pub fn initiates(&self, i: usize) -> bool {
-        matches!(
-            (self.initiator, i),
-            (Initiator::Both, _) | (Initiator::Gw1, 0) | (Initiator::Gw2, 1)
-        )
+        matches!((self.initiator, i), (Initiator::Both, _) | (Initiator::Gw1, 0) | (Initiator::Gw2, 1))
     }
 
     /// `lab up` returns without waiting for the tunnel.
@@ -372,10 +366,7 @@ impl UpArgs {
     pub fn firewall(&self) -> Result<Option<firewall::FirewallState>, String> {
         let Some(p) = &self.firewall else { return Ok(None) };
         let profiles = firewall::parse_profiles(p)?;
-        for (name, v) in [
-            ("--ct-udp-timeout", self.ct_udp_timeout),
-            ("--ct-udp-stream-timeout", self.ct_udp_stream_timeout),
-        ] {
+        for (name, v) in [("--ct-udp-timeout", self.ct_udp_timeout), ("--ct-udp-stream-timeout", self.ct_udp_stream_timeout)] {
             if !(1..=86_400).contains(&v) {
                 return Err(format!("{name} {v}: between 1 and 86400 seconds"));
             }
@@ -421,9 +412,7 @@ impl UpArgs {
             );
         }
         if self.cloud && self.gateways == Gateways::None {
-            return Err(
-                "--cloud tests a tunnel between two NATed gateways; it needs --gateways ikeda or strongswan".into(),
-            );
+            return Err("--cloud tests a tunnel between two NATed gateways; it needs --gateways ikeda or strongswan".into());
         }
         if !self.nat {
             return Ok(());
@@ -1377,11 +1366,8 @@ fn bring_up(a: &UpArgs, dir: &Path, st: &mut LabState, capture: Option<&Path>) -
             // run; its PSK is a placeholder, not the charons').
             for (i, gw) in NODES[..2].iter().enumerate() {
                 let f = dir.join(format!("{gw}.audit.toml"));
-                let text = ike_gateway_config(a, i, "placeholder-not-the-lab-psk-0000").replacen(
-                    "# gw",
-                    "# for `lab audit` only: charon's setup, as ikeda would have it; gw",
-                    1,
-                );
+                let text = ike_gateway_config(a, i, "placeholder-not-the-lab-psk-0000")
+                    .replacen("# gw", "# for `lab audit` only: charon's setup, as ikeda would have it; gw", 1);
                 write_secret(&f, &text)?;
             }
             strongswan::start_pair(name, dir, a, st)?;
@@ -1474,10 +1460,7 @@ fn status(name: &str) -> Result<(), String> {
     for gw in ["gw1", "gw2"] {
         if dir.join(format!("charon-{gw}/charon.vici")).exists() {
             match sh(strongswan::swanctl(&dir, gw).args(["--list-sas", "--uri", &strongswan::vici_uri(&dir, gw)])) {
-                Ok(t) => print!(
-                    "\n{gw} (strongSwan, swanctl --list-sas):\n{}",
-                    if t.trim().is_empty() { "  no SAs\n".into() } else { t }
-                ),
+                Ok(t) => print!("\n{gw} (strongSwan, swanctl --list-sas):\n{}", if t.trim().is_empty() { "  no SAs\n".into() } else { t }),
                 Err(e) => println!("\n{gw} (strongSwan): {e}"),
             }
         }
@@ -1506,9 +1489,7 @@ fn status(name: &str) -> Result<(), String> {
 
 fn exec(name: &str, node: &str, cmd: &[String]) -> Result<(), String> {
     if !NODES.contains(&node) && node != NAT_NODE && !CLOUD_NODES.contains(&node) {
-        return Err(format!(
-            "unknown node '{node}' (gw1, gw2, h1, h2; nat with --nat; igw1, igw2 with --cloud)"
-        ));
+        return Err(format!("unknown node '{node}' (gw1, gw2, h1, h2; nat with --nat; igw1, igw2 with --cloud)"));
     }
     let ns = ns_name(name, node);
     if !netns_list().contains(&ns) {

@@ -99,11 +99,7 @@ fn write_conf(dir: &Path, i: usize, a: &UpArgs, psk: &str) -> Result<(), String>
     let ids = super::ike_ids(a, i).unwrap_or_else(|| (gw_wan4(a, i).to_string(), gw_wan4(a, j).to_string()));
     // Started by charon itself when the config loads, or by `swanctl
     // --initiate` from `lab up` (which then reports a failure in its words).
-    let start = if async_start(a) && a.initiates(i) {
-        "start"
-    } else {
-        "none"
-    };
+    let start = if async_start(a) && a.initiates(i) { "start" } else { "none" };
     // IKEv1 negotiates one selector pair per Quick Mode: a child per family.
     let child = |name: &str, l: &str, r: &str| {
         format!(
@@ -159,11 +155,7 @@ fn retransmit_settings(a: &UpArgs) -> String {
     if let Some(t) = a.retransmit_tries {
         s.push_str(&format!("  retransmit_tries = {t}\n"));
     }
-    if let Some(ms) = a
-        .retransmit_timeout
-        .as_deref()
-        .and_then(crate::config::parse_duration_ms)
-    {
+    if let Some(ms) = a.retransmit_timeout.as_deref().and_then(crate::config::parse_duration_ms) {
         s.push_str(&format!("  retransmit_timeout = {}\n", ms as f64 / 1000.0));
     }
     s
@@ -220,11 +212,7 @@ pub fn spawn(name: &str, dir: &Path, i: usize, a: &UpArgs, psk: &str, st: &mut L
     let delay = a.start_delays()?[i];
     let script = format!(
         "{}mount --bind \"$1\" /run && exec env STRONGSWAN_CONF=\"$2\" \"$3\"",
-        if delay > 0 {
-            format!("sleep {delay}; ")
-        } else {
-            String::new()
-        }
+        if delay > 0 { format!("sleep {delay}; ") } else { String::new() }
     );
     // Own mount namespace with a private /run: charon's PID file path is fixed.
     let pid = spawn_in_ns(
@@ -262,10 +250,7 @@ pub fn spawn(name: &str, dir: &Path, i: usize, a: &UpArgs, psk: &str, st: &mut L
         let mut load = Command::new("swanctl");
         load_args(dir, gw, &mut load);
         let rest: Vec<String> = load.get_args().map(|x| x.to_string_lossy().into_owned()).collect();
-        let wait = format!(
-            "until [ -S \"{}\" ]; do sleep 0.1; done; exec swanctl \"$@\"",
-            sock.display()
-        );
+        let wait = format!("until [ -S \"{}\" ]; do sleep 0.1; done; exec swanctl \"$@\"", sock.display());
         let mut args = vec!["-c", wait.as_str(), "swanctl"];
         args.extend(rest.iter().map(String::as_str));
         let pid = spawn_in_ns(
@@ -275,8 +260,7 @@ pub fn spawn(name: &str, dir: &Path, i: usize, a: &UpArgs, psk: &str, st: &mut L
             &dir.join(format!("charon-{gw}.stdout.log")),
             &env,
         )?;
-        st.pids
-            .push((format!("swanctl {gw} (load after the start delay)"), pid));
+        st.pids.push((format!("swanctl {gw} (load after the start delay)"), pid));
         return Ok(false);
     }
     Ok(true)

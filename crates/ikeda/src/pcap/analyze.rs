@@ -744,11 +744,7 @@ impl Analyzer {
         // are tried on an SA no key names: the ICV says which is its.
         let from_initiator = repr.flags.initiator();
         let verifies = |k: &super::keys::Ikev2Keys| {
-            let c = if from_initiator {
-                &k.from_initiator
-            } else {
-                &k.from_responder
-            };
+            let c = if from_initiator { &k.from_initiator } else { &k.from_responder };
             c.decrypt(&data[..iv_off], &data[iv_off..]).is_ok()
         };
         let Some(k) = keys.ikev2_for((repr.initiator_spi, repr.responder_spi), verifies) else {

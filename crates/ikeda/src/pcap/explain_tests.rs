@@ -568,9 +568,9 @@ fn unanswered_requests_and_stopped_exchanges() {
     );
     let times = kind(&v, &text, "exchange_times");
     assert!(
-        times
-            .iter()
-            .any(|t| t.ends_with("DPD 2 (1 unanswered) in 1.0 ms, ID_PROT 1 (5 messages) (1 unanswered)")),
+        times.iter().any(|t| t.ends_with(
+            "DPD 2 (1 unanswered) in 1.0 ms, ID_PROT 1 (5 messages) (1 unanswered)"
+        )),
         "{times:#?}"
     );
 }

@@ -26,9 +26,7 @@
 
 use super::keys::{EspKey, Ikev1Keys, Ikev2Keys, KeyStore, MAX_KEY_FILE_BYTES};
 use super::keysrc::{self, CharonLog, Format, Record};
-use crate::keys::{
-    esp_line, wireshark_ikev2_encr, wireshark_ikev2_integ, ESP_TABLE, IKEV1_TABLE, IKEV2_TABLE, KEY_LOG,
-};
+use crate::keys::{esp_line, wireshark_ikev2_encr, wireshark_ikev2_integ, ESP_TABLE, IKEV1_TABLE, IKEV2_TABLE, KEY_LOG};
 use ikeda_crypto::ike::{DhGroup, IkeSuite, Prf, SkCipher};
 use ikeda_crypto::ikev1::{Cipher, Hash};
 use ikeda_crypto::SecretBytes;
@@ -205,13 +203,11 @@ fn load_file(store: &mut KeyStore, path: &Path) -> Result<usize, String> {
             f.take(limit)
                 .read_to_end(&mut text)
                 .map_err(|e| format!("{name}: {e}"))?;
-            let text =
-                std::str::from_utf8(&text).map_err(|_| format!("{name}: not an ikeda key log (not UTF-8 text)"))?;
+            let text = std::str::from_utf8(&text)
+                .map_err(|_| format!("{name}: not an ikeda key log (not UTF-8 text)"))?;
             let before = store.ikev2.len() + store.ikev1.len() + store.esp.len();
             store.load_key_log(&name, text)?;
-            Ok((store.ikev2.len() + store.ikev1.len() + store.esp.len())
-                .saturating_sub(before)
-                .max(1))
+            Ok((store.ikev2.len() + store.ikev1.len() + store.esp.len()).saturating_sub(before).max(1))
         }
         Format::CharonLog => {
             let mut log = CharonLog::new();
@@ -396,11 +392,7 @@ fn add(store: &mut KeyStore, r: Record) -> Result<(), String> {
         }
         Record::Ikev1Cookie(c) => {
             if !store.ikev1.contains_key(&c.icookie) {
-                store
-                    .more
-                    .pending_v1
-                    .entry(c.icookie)
-                    .or_insert_with(|| c.enc_key.clone());
+                store.more.pending_v1.entry(c.icookie).or_insert_with(|| c.enc_key.clone());
             }
         }
         Record::Esp(e) => {
@@ -419,10 +411,9 @@ fn add(store: &mut KeyStore, r: Record) -> Result<(), String> {
             // Both gateways' logs name the same SA: one copy. Two candidate
             // keys for one direction (a log that did not say which side it
             // was) are both kept; the ICV picks.
-            if !same
-                .iter()
-                .any(|k| k.src.ip() == key.src.ip() && k.dst.ip() == key.dst.ip() && k.enc.expose() == key.enc.expose())
-            {
+            if !same.iter().any(|k| {
+                k.src.ip() == key.src.ip() && k.dst.ip() == key.dst.ip() && k.enc.expose() == key.enc.expose()
+            }) {
                 same.push(key);
             }
         }
@@ -477,9 +468,7 @@ impl KeyStore {
             match p {
                 ikev1::Payload::Sa(sa) => {
                     let mut all = sa.proposals.iter().flat_map(|p| p.transforms.iter());
-                    let (Some(t), None) = (all.next(), all.next()) else {
-                        continue;
-                    };
+                    let (Some(t), None) = (all.next(), all.next()) else { continue };
                     let attr = |k| t.attribute(k).and_then(|a| a.as_u16());
                     let enc = attr(ikev1::p1_attr::ENCRYPTION_ALGORITHM);
                     let hash = attr(ikev1::p1_attr::HASH_ALGORITHM).and_then(Hash::from_attr_value);
@@ -512,9 +501,7 @@ impl KeyStore {
         let mut iv = hash.hash(&[ke_i, ke_r]);
         iv.truncate(cipher.block_len());
         more.main_modes.remove(&h.icookie);
-        let Some(key) = more.pending_v1.remove(&h.icookie) else {
-            return;
-        };
+        let Some(key) = more.pending_v1.remove(&h.icookie) else { return };
         if key.len() < cipher.key_len() {
             more.v1_notes.insert(
                 h.icookie,
@@ -652,9 +639,7 @@ pub fn write_wireshark(store: &KeyStore, dir: &Path) -> Result<String, String> {
         ));
     }
     if wildcard > 0 {
-        said.push_str(&format!(
-            "; {wildcard} ESP keys left out: their addresses are wildcards"
-        ));
+        said.push_str(&format!("; {wildcard} ESP keys left out: their addresses are wildcards"));
     }
     Ok(said)
 }

@@ -218,11 +218,7 @@ pub fn uat_fields(line: &str) -> Result<Vec<Zeroizing<String>>, String> {
                             match (hi, lo) {
                                 (Some(h), Some(l)) => {
                                     let b = (h * 16 + l) as u8;
-                                    f.push(if b.is_ascii() {
-                                        b as char
-                                    } else {
-                                        char::REPLACEMENT_CHARACTER
-                                    });
+                                    f.push(if b.is_ascii() { b as char } else { char::REPLACEMENT_CHARACTER });
                                 }
                                 _ => return Err(format!("field {}: a bad \\x escape", out.len() + 1)),
                             }
@@ -327,12 +323,7 @@ pub fn ikev2_table_line(line_no: usize, line: &str) -> Result<Option<Record>, St
         "AES-GCM-256 with 16 octet ICV" => Encr::AesGcm16 { key_bits: 256 },
         "3DES" => Encr::TripleDesCbc,
         "DES" => Encr::DesCbc,
-        other => {
-            return Err(format!(
-                "encryption: \"{}\" is not a cipher ikeda decrypts",
-                quoted(other)
-            ))
-        }
+        other => return Err(format!("encryption: \"{}\" is not a cipher ikeda decrypts", quoted(other))),
     };
     let integ = match bare(&f[7]) {
         "NONE" => None,
@@ -357,9 +348,7 @@ pub fn ikev2_table_line(line_no: usize, line: &str) -> Result<Option<Record>, St
     need_len("SK_er", &sk_er, encr.key_len(), &alg)?;
     if let Some(i) = integ {
         for (what, k) in [("SK_ai", &sk_ai), ("SK_ar", &sk_ar)] {
-            let k = k
-                .as_ref()
-                .ok_or_else(|| format!("{what}: empty, {} needs a key", i.strongswan_name()))?;
+            let k = k.as_ref().ok_or_else(|| format!("{what}: empty, {} needs a key", i.strongswan_name()))?;
             need_len(what, k, i.key_len(), i.strongswan_name())?;
         }
     }
@@ -392,10 +381,7 @@ pub fn ikev1_table_line(line_no: usize, line: &str) -> Result<Option<Record>, St
     let icookie = hex_u64(&f[0]).ok_or("initiator cookie: not 16 hex digits")?;
     let enc_key = key_field(&f[1], "encryption key")?.ok_or("encryption key: empty")?;
     if enc_key.len() < 8 {
-        return Err(format!(
-            "encryption key: {} bytes, shorter than any cipher's",
-            enc_key.len()
-        ));
+        return Err(format!("encryption key: {} bytes, shorter than any cipher's", enc_key.len()));
     }
     Ok(Some(Record::Ikev1Cookie(CookieKey {
         line: line_no,
@@ -419,12 +405,10 @@ pub fn esp_table_line(line_no: usize, line: &str) -> Result<Option<Record>, Stri
     let addr = |s: &str, what: &str| -> Result<Option<IpAddr>, String> {
         match s.trim() {
             "" | "*" => Ok(None),
-            a => a.parse().map(Some).map_err(|_| {
-                format!(
-                    "{what}: \"{}\" is not an address (ikeda takes one address or *)",
-                    quoted(a)
-                )
-            }),
+            a => a
+                .parse()
+                .map(Some)
+                .map_err(|_| format!("{what}: \"{}\" is not an address (ikeda takes one address or *)", quoted(a))),
         }
     };
     let src = addr(&f[1], "source")?;
@@ -446,7 +430,12 @@ pub fn esp_table_line(line_no: usize, line: &str) -> Result<Option<Record>, Stri
         "HMAC-SHA-384-192" => Some(EspInteg::HmacSha384_192),
         "HMAC-SHA-512-256" => Some(EspInteg::HmacSha512_256),
         "HMAC-MD5-96" => Some(EspInteg::HmacMd5_96),
-        other => return Err(format!("authentication: \"{}\" is not one ikeda checks", quoted(other))),
+        other => {
+            return Err(format!(
+                "authentication: \"{}\" is not one ikeda checks",
+                quoted(other)
+            ))
+        }
     };
     let cbc_bits = |what: &str| match enc.len() {
         16 => Ok(128),
@@ -472,19 +461,9 @@ pub fn esp_table_line(line_no: usize, line: &str) -> Result<Option<Record>, Stri
         ("AES-CBC" | "TripleDES-CBC", None) => {
             return Err("authentication: \"NULL\" with a CBC cipher (ikeda decrypts ESP with integrity only)".into())
         }
-        (other, _) => {
-            return Err(format!(
-                "encryption: \"{}\" is not a cipher ikeda decrypts",
-                quoted(other)
-            ))
-        }
+        (other, _) => return Err(format!("encryption: \"{}\" is not a cipher ikeda decrypts", quoted(other))),
     };
-    need_len(
-        "encryption key",
-        &enc,
-        algorithm.enc_key_len(),
-        &algorithm.strongswan_name(),
-    )?;
+    need_len("encryption key", &enc, algorithm.enc_key_len(), &algorithm.strongswan_name())?;
     let auth = match integ {
         Some(i) => {
             let k = auth_key.ok_or("authentication key: empty")?;
@@ -800,9 +779,7 @@ impl CharonLog {
                     return;
                 };
                 let mut w = rest.split_whitespace();
-                let (Some(exchange), Some(kind)) = (w.next(), w.next()) else {
-                    return;
-                };
+                let (Some(exchange), Some(kind)) = (w.next(), w.next()) else { return };
                 if kind != "request" && kind != "response" {
                     return;
                 }
@@ -813,9 +790,7 @@ impl CharonLog {
                 self.ctxs.entry(ctx_key).or_default().last_exchange = Some(exchange);
             }
             "CFG" => {
-                let Some(p) = msg.strip_prefix("selected proposal: ") else {
-                    return;
-                };
+                let Some(p) = msg.strip_prefix("selected proposal: ") else { return };
                 let p: String = p.chars().take(256).collect();
                 if p.starts_with("IKE:") {
                     th.ike_prop = Some((n, p.clone()));
@@ -842,18 +817,14 @@ impl CharonLog {
     }
 
     fn dump_row(&mut self, n: usize, thread: u32, row: (usize, &str)) {
-        let Some(th) = self.threads.get_mut(&thread) else {
-            return;
-        };
+        let Some(th) = self.threads.get_mut(&thread) else { return };
         let Some(c) = th.dump.as_mut() else { return };
         let (offset, hex) = row;
         let take = (c.want - c.bytes.len()).min(16);
         if offset != c.bytes.len() || !push_hex(&mut c.bytes, hex, take) {
             let (what, line) = (c.what.name(), c.line);
             th.dump = None;
-            self.problem(format!(
-                "line {n}: a row of the hex dump of `{what}` (line {line}) does not read"
-            ));
+            self.problem(format!("line {n}: a row of the hex dump of `{what}` (line {line}) does not read"));
             return;
         }
         if c.bytes.len() == c.want {
@@ -1075,24 +1046,18 @@ impl CharonLog {
 
     /// `SPI 0x..., src A dst B` after `adding inbound|outbound ESP SA`.
     fn esp_sa(&mut self, n: usize, thread: u32, inbound: bool, rest: &str) {
-        let Some(c) = self.threads.get(&thread).and_then(|t| t.child.as_ref()) else {
-            return;
-        };
+        let Some(c) = self.threads.get(&thread).and_then(|t| t.child.as_ref()) else { return };
         let (line, esp_prop, we_initiated) = (c.line, c.esp_prop.clone(), c.initiator);
         let initiators = (c.enc_i.clone(), c.integ_i.clone());
         let responders = (c.enc_r.clone(), c.integ_r.clone());
-        let mut w = rest
-            .split(|ch: char| ch == ',' || ch.is_whitespace())
-            .filter(|s| !s.is_empty());
+        let mut w = rest.split(|ch: char| ch == ',' || ch.is_whitespace()).filter(|s| !s.is_empty());
         let spi = w.next().and_then(|s| u32::from_str_radix(s, 16).ok());
         let (src, dst) = match (w.next(), w.next(), w.next(), w.next()) {
             (Some("src"), Some(s), Some("dst"), Some(d)) => (s.parse::<IpAddr>().ok(), d.parse::<IpAddr>().ok()),
             _ => (None, None),
         };
         let (Some(spi), Some(src), Some(dst)) = (spi, src, dst) else {
-            return self.problem(format!(
-                "line {n}: an ESP SA line that does not read as `SPI 0x..., src A dst B`"
-            ));
+            return self.problem(format!("line {n}: an ESP SA line that does not read as `SPI 0x..., src A dst B`"));
         };
         let Some((pline, prop)) = esp_prop else {
             return self.problem(format!(
@@ -1101,11 +1066,7 @@ impl CharonLog {
         };
         let (algorithm, esn) = match esp_proposal(&prop) {
             Ok(a) => a,
-            Err(e) => {
-                return self.problem(format!(
-                    "line {line}: CHILD SA keys, but the proposal on line {pline}: {e}"
-                ))
-            }
+            Err(e) => return self.problem(format!("line {line}: CHILD SA keys, but the proposal on line {pline}: {e}")),
         };
         // The initiator's keys protect what the initiator sends: our
         // inbound SA when we responded, our outbound when we initiated.
@@ -1200,9 +1161,7 @@ fn dump_row(msg: &str) -> Option<(usize, &str)> {
 fn push_hex(out: &mut Vec<u8>, hex: &str, n: usize) -> bool {
     let b = hex.as_bytes();
     for i in 0..n {
-        let Some(pair) = b.get(3 * i..3 * i + 2) else {
-            return false;
-        };
+        let Some(pair) = b.get(3 * i..3 * i + 2) else { return false };
         let (Some(h), Some(l)) = ((pair[0] as char).to_digit(16), (pair[1] as char).to_digit(16)) else {
             return false;
         };

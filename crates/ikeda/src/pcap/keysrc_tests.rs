@@ -162,12 +162,7 @@ fn same(a: &SecretBytes, b: &SecretBytes) -> bool {
 #[test]
 fn charon_v2_logs_give_the_same_keys_from_both_sides() {
     let (g1, g2) = (charon(V2_GW1), charon(V2_GW2));
-    assert!(
-        g1.problems.is_empty() && g2.problems.is_empty(),
-        "{:?} {:?}",
-        g1.problems,
-        g2.problems
-    );
+    assert!(g1.problems.is_empty() && g2.problems.is_empty(), "{:?} {:?}", g1.problems, g2.problems);
     let (a, b) = (v2s(&g1), v2s(&g2));
     assert_eq!((a.len(), b.len()), (2, 2));
     // The first IKE SA by the NAT-D input of IKE_SA_INIT; the rekeyed one
@@ -197,12 +192,7 @@ fn charon_v2_logs_give_the_same_keys_from_both_sides() {
 #[test]
 fn charon_v1_logs_give_the_same_keys_from_both_sides() {
     let (g1, g2) = (charon(V1_GW1), charon(V1_GW2));
-    assert!(
-        g1.problems.is_empty() && g2.problems.is_empty(),
-        "{:?} {:?}",
-        g1.problems,
-        g2.problems
-    );
+    assert!(g1.problems.is_empty() && g2.problems.is_empty(), "{:?} {:?}", g1.problems, g2.problems);
     let (a, b) = (v1s(&g1), v1s(&g2));
     assert_eq!((a.len(), b.len()), (2, 2));
     let cookies = [
@@ -258,9 +248,7 @@ fn charon_keys_decrypt_the_capture_of_the_same_run() {
         if name.starts_with("v2") {
             // Both IKE SAs, the second bound by the capture.
             assert_eq!(store.ikev2.len(), 2, "{name}");
-            assert!(store
-                .ikev2
-                .contains_key(&(0xa14b_1378_c31f_7443, 0x501a_0f9c_38f6_6338)));
+            assert!(store.ikev2.contains_key(&(0xa14b_1378_c31f_7443, 0x501a_0f9c_38f6_6338)));
         }
     }
 }
@@ -273,12 +261,7 @@ fn charon_keys_decrypt_the_capture_of_the_same_run() {
 #[test]
 fn logs_without_ike_name_tags() {
     let (g1, g2) = (charon(&untagged(V2_GW1)), charon(&untagged(V2_GW2)));
-    assert!(
-        g1.problems.is_empty() && g2.problems.is_empty(),
-        "{:?} {:?}",
-        g1.problems,
-        g2.problems
-    );
+    assert!(g1.problems.is_empty() && g2.problems.is_empty(), "{:?} {:?}", g1.problems, g2.problems);
     assert!(v2s(&g1)[0].spis.is_some() && v2s(&g2)[0].spis.is_none());
     assert_eq!(esps(&g1), esps(&charon(V2_GW1)));
     assert_eq!(esps(&g2), esps(&charon(V2_GW2)));
@@ -289,7 +272,10 @@ fn logs_without_ike_name_tags() {
     assert_eq!(cookies(&v1), cookies(&tagged));
     assert_eq!(esps(&v1), esps(&tagged));
     let t = Tmp::new("untagged");
-    for (name, text, pcap) in [("v2", untagged(V2_GW2), V2_PCAP), ("v1", untagged(V1_GW1), V1_PCAP)] {
+    for (name, text, pcap) in [
+        ("v2", untagged(V2_GW2), V2_PCAP),
+        ("v1", untagged(V1_GW1), V1_PCAP),
+    ] {
         let p = t.file(name, &text);
         let (v, _) = analyze(store_from(&[&p]), pcap);
         all_decrypted(&v);
@@ -345,10 +331,7 @@ fn wireshark_tables_written_from_charon_keys_decrypt_the_capture() {
 #[test]
 fn an_ikev1_table_key_without_main_mode_says_why() {
     let t = Tmp::new("nomm");
-    let p = t.file(
-        "ikev1_decryption_table",
-        &format!("8130e569e9b0bd03,{}\n", "ab".repeat(32)),
-    );
+    let p = t.file("ikev1_decryption_table", &format!("8130e569e9b0bd03,{}\n", "ab".repeat(32)));
     let store = store_from(&[&p]);
     let note = store.ikev1_pending_note(0x8130_e569_e9b0_bd03).unwrap();
     assert!(note.contains("Main Mode messages 1-4"), "{note}");
@@ -379,21 +362,14 @@ fn wireshark_table_lines() {
     let line = format!(
         "0123456789abcdef,fedcba9876543210,{ei},{ei},\"AES-GCM-128 with 16 octet ICV [RFC5282]\",,,\"NONE [RFC4306]\""
     );
-    let Some(Record::Ikev2(k)) = keysrc::ikev2_table_line(1, &line).unwrap() else {
-        panic!()
-    };
+    let Some(Record::Ikev2(k)) = keysrc::ikev2_table_line(1, &line).unwrap() else { panic!() };
     assert_eq!(k.spis, Some((0x0123_4567_89ab_cdef, 0xfedc_ba98_7654_3210)));
     assert_eq!(k.encr, Encr::AesGcm16 { key_bits: 128 });
     // CBC with HMAC; Wireshark's escapes in a quoted field.
     let (e, a) = ("11".repeat(32), "22".repeat(32));
     let line = format!("0123456789abcdef,fedcba9876543210,{e},{e},\"AES-CBC-256 \\x5bRFC3602]\",{a},{a},\"HMAC_SHA2_256_128 [RFC4868]\"");
-    let Some(Record::Ikev2(k)) = keysrc::ikev2_table_line(2, &line).unwrap() else {
-        panic!()
-    };
-    assert_eq!(
-        (k.encr, k.integ),
-        (Encr::AesCbc { key_bits: 256 }, Some(Integ::HmacSha256_128))
-    );
+    let Some(Record::Ikev2(k)) = keysrc::ikev2_table_line(2, &line).unwrap() else { panic!() };
+    assert_eq!((k.encr, k.integ), (Encr::AesCbc { key_bits: 256 }, Some(Integ::HmacSha256_128)));
     assert!(keysrc::ikev2_table_line(3, "# a comment").unwrap().is_none());
     // What goes wrong is named by field; the value never.
     for (bad, says) in [
@@ -411,8 +387,7 @@ fn wireshark_table_lines() {
         no_hex_run(&e);
     }
 
-    let Some(Record::Ikev1Cookie(c)) =
-        keysrc::ikev1_table_line(1, &format!("8130e569e9b0bd03,{}", "ab".repeat(32))).unwrap()
+    let Some(Record::Ikev1Cookie(c)) = keysrc::ikev1_table_line(1, &format!("8130e569e9b0bd03,{}", "ab".repeat(32))).unwrap()
     else {
         panic!()
     };
@@ -437,13 +412,8 @@ fn wireshark_table_lines() {
         &enc,
         None,
     );
-    let Some(Record::Esp(e)) = keysrc::esp_table_line(1, &l).unwrap() else {
-        panic!()
-    };
-    assert_eq!(
-        (e.spi, e.algorithm),
-        (0xc123_4567, EspAlgorithm::AesGcm16 { key_bits: 128 })
-    );
+    let Some(Record::Esp(e)) = keysrc::esp_table_line(1, &l).unwrap() else { panic!() };
+    assert_eq!((e.spi, e.algorithm), (0xc123_4567, EspAlgorithm::AesGcm16 { key_bits: 128 }));
     assert_eq!(e.dst, Some("192.168.50.11".parse().unwrap()));
     let k = SecretBytes::new(vec![1; 32]);
     let h = SecretBytes::new(vec![2; 48]);
@@ -455,9 +425,7 @@ fn wireshark_table_lines() {
         &k,
         Some(&h),
     );
-    let Some(Record::Esp(e)) = keysrc::esp_table_line(1, &l).unwrap() else {
-        panic!()
-    };
+    let Some(Record::Esp(e)) = keysrc::esp_table_line(1, &l).unwrap() else { panic!() };
     assert_eq!(e.algorithm, EspAlgorithm::parse("aes256-sha384").unwrap());
     let gcm = format!("\"0x{}\"", "ab".repeat(20));
     for (bad, says) in [
@@ -488,9 +456,7 @@ fn formats_are_recognised_and_garbage_is_named() {
     assert_eq!(keysrc::detect(syslog), Some(Format::CharonLog));
     assert_eq!(keysrc::detect("\n{\"type\":\"ikev2\"}\n"), Some(Format::KeyLog));
     assert_eq!(
-        keysrc::detect(
-            "# comment\n0123456789abcdef,fedcba9876543210,00,00,\"3DES [RFC2451]\",00,00,\"HMAC_MD5_96 [RFC2403]\"\n"
-        ),
+        keysrc::detect("# comment\n0123456789abcdef,fedcba9876543210,00,00,\"3DES [RFC2451]\",00,00,\"HMAC_MD5_96 [RFC2403]\"\n"),
         Some(Format::Ikev2Table)
     );
     assert_eq!(keysrc::detect("0123456789abcdef,00112233\n"), Some(Format::Ikev1Table));
@@ -505,10 +471,7 @@ fn formats_are_recognised_and_garbage_is_named() {
     let t = Tmp::new("garbage");
     let g = t.file("garbage", "\u{0}\u{1}0011223344556677 secret\n");
     let e = KeyStore::default().load(&g).unwrap_err();
-    assert!(
-        e.contains("not a key file ikeda knows") && !e.contains("secret") && !e.contains("0011"),
-        "{e}"
-    );
+    assert!(e.contains("not a key file ikeda knows") && !e.contains("secret") && !e.contains("0011"), "{e}");
     // A charon log at level 1: named, with what to change.
     let level1: String = V2_GW1
         .lines()
@@ -519,13 +482,7 @@ fn formats_are_recognised_and_garbage_is_named() {
     let e = KeyStore::default().load(&p).unwrap_err();
     assert!(e.contains("without keys") && e.contains("level 4"), "{e}");
     // A table whose every line is bad: the first problems, no key.
-    let p = t.file(
-        "esp_sa",
-        &format!(
-            "\"IPv4\",\"*\",\"*\",\"*\",\"AES-CBC [RFC3602]\",\"0x{}\",\"NULL\",\"\"\n",
-            "ab".repeat(16)
-        ),
-    );
+    let p = t.file("esp_sa", &format!("\"IPv4\",\"*\",\"*\",\"*\",\"AES-CBC [RFC3602]\",\"0x{}\",\"NULL\",\"\"\n", "ab".repeat(16)));
     let e = KeyStore::default().load(&p).unwrap_err();
     assert!(e.contains("line 1: SPI: a wildcard"), "{e}");
     no_hex_run(&e.replace(&t.0.display().to_string(), ""));
@@ -550,9 +507,7 @@ fn a_damaged_log_names_the_line_never_the_key() {
     lines[at + 1] = lines[at + 1].replacen(": ", ": ZZ", 1);
     let log = charon(&(lines.join("\n") + "\n"));
     assert!(
-        log.problems
-            .iter()
-            .any(|p| p.contains(&format!("line {}", at + 2)) && p.contains("Sk_ei secret")),
+        log.problems.iter().any(|p| p.contains(&format!("line {}", at + 2)) && p.contains("Sk_ei secret")),
         "{:?}",
         log.problems
     );
@@ -560,20 +515,14 @@ fn a_damaged_log_names_the_line_never_the_key() {
     let wrong = V2_GW1.replace("IKE:AES_GCM_16_128/", "IKE:AES_GCM_16_256/");
     let log = charon(&wrong);
     assert!(
-        log.problems
-            .iter()
-            .any(|p| p.contains("Sk_ei secret: 20 bytes") && p.contains("needs 36")),
+        log.problems.iter().any(|p| p.contains("Sk_ei secret: 20 bytes") && p.contains("needs 36")),
         "{:?}",
         log.problems
     );
     // Without the proposal line at all.
     let none = V2_GW1.replace("selected proposal: IKE:", "chose: IKE:");
     let log = charon(&none);
-    assert!(
-        log.problems.iter().any(|p| p.contains("selected proposal")),
-        "{:?}",
-        log.problems
-    );
+    assert!(log.problems.iter().any(|p| p.contains("selected proposal")), "{:?}", log.problems);
     for l in [charon(&wrong), charon(&none), charon(&(lines.join("\n") + "\n"))] {
         for p in &l.problems {
             no_hex_run(p);
@@ -584,18 +533,13 @@ fn a_damaged_log_names_the_line_never_the_key() {
 #[test]
 fn proposals_as_charon_logs_them() {
     let s = keysrc::ike_proposal("IKE:AES_CBC_256/HMAC_SHA1_96/PRF_HMAC_SHA1/MODP_2048").unwrap();
-    assert_eq!(
-        (s.encr, s.integ),
-        (Encr::AesCbc { key_bits: 256 }, Some(Integ::HmacSha1_96))
-    );
+    assert_eq!((s.encr, s.integ), (Encr::AesCbc { key_bits: 256 }, Some(Integ::HmacSha1_96)));
     let s = keysrc::ike_proposal("IKE:CHACHA20_POLY1305_256/PRF_HMAC_SHA2_512/ECP_256").unwrap();
     assert_eq!((s.encr, s.integ), (Encr::ChaCha20Poly1305, None));
     assert!(keysrc::ike_proposal("IKE:3DES_CBC/HMAC_MD5_96/PRF_HMAC_MD5/MODP_1024").is_ok());
-    assert!(
-        keysrc::ike_proposal("IKE:AES_CTR_128/HMAC_SHA1_96/PRF_HMAC_SHA1/MODP_2048")
-            .unwrap_err()
-            .contains("AES_CTR_128")
-    );
+    assert!(keysrc::ike_proposal("IKE:AES_CTR_128/HMAC_SHA1_96/PRF_HMAC_SHA1/MODP_2048")
+        .unwrap_err()
+        .contains("AES_CTR_128"));
     assert!(keysrc::ike_proposal("IKE:AES_CBC_128/PRF_HMAC_SHA1/MODP_2048").is_err());
     assert_eq!(
         keysrc::esp_proposal("ESP:AES_GCM_16_256/NO_EXT_SEQ").unwrap(),

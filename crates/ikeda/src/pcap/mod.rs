@@ -13,24 +13,24 @@ mod alloc_tests;
 mod analyze;
 #[cfg(test)]
 mod decrypt_tests;
+mod keyfiles;
 mod explain;
 #[cfg(test)]
 mod explain_tests;
 pub mod gen;
-mod keyfiles;
 mod keys;
 mod keysrc;
 #[cfg(test)]
 mod keysrc_tests;
-#[cfg(test)]
-mod midsession_tests;
 mod skf;
 #[cfg(test)]
+mod midsession_tests;
+#[cfg(test)]
 mod tests;
-mod v1chain;
 pub(crate) mod write;
 #[cfg(test)]
 mod write_tests;
+mod v1chain;
 
 use analyze::Analyzer;
 pub use analyze::Limits;

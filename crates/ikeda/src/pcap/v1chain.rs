@@ -133,14 +133,7 @@ impl V1Chain {
     /// without it a new exchange takes the place of this SA's oldest, or
     /// is not held when the SA holds none (its next message then does not
     /// decrypt, and says so). Returns whether one more exchange is held.
-    pub fn advance(
-        &mut self,
-        message_id: u32,
-        one_message: bool,
-        iv: Vec<u8>,
-        last_block: &[u8],
-        may_grow: bool,
-    ) -> bool {
+    pub fn advance(&mut self, message_id: u32, one_message: bool, iv: Vec<u8>, last_block: &[u8], may_grow: bool) -> bool {
         if message_id == 0 {
             self.phase1.advance(iv, last_block);
             return false;
@@ -356,10 +349,7 @@ mod tests {
         assert!(chain.advance(8, false, vec![0; 16], &[8; 16], true));
         assert!(!chain.advance(9, false, vec![0; 16], &[9; 16], false));
         assert_eq!(chain.held(), 1);
-        assert_eq!(
-            chain.iv_for(9, &[0; 16], Hash::Sha256, 16, None),
-            (vec![9; 16], IvSource::Exchange)
-        );
+        assert_eq!(chain.iv_for(9, &[0; 16], Hash::Sha256, 16, None), (vec![9; 16], IvSource::Exchange));
         assert_ne!(chain.iv_for(8, &[0; 16], Hash::Sha256, 16, None).1, IvSource::Exchange);
         // A message of an exchange already held moves it on, whatever the table.
         assert!(!chain.advance(9, false, vec![0; 16], &[3; 16], false));

@@ -330,7 +330,12 @@ pub type InMemory = (Vec<u8>, Result<(), String>, io::Result<(Vec<u8>, WriteStat
 /// the read result, and the written capture with its counts. For the
 /// fuzz target (`fuzz/fuzz_targets/pcap_write.rs`) and the tests.
 #[cfg_attr(not(test), allow(dead_code))]
-pub fn write_in_memory(capture: &[u8], key_log: Option<&str>, verbose: bool, json: bool) -> InMemory {
+pub fn write_in_memory(
+    capture: &[u8],
+    key_log: Option<&str>,
+    verbose: bool,
+    json: bool,
+) -> InMemory {
     let mut analyzer = Analyzer::new(super::Limits::default(), verbose, json).with_rewrites();
     if let Some(log) = key_log {
         let mut keys = super::keys::KeyStore::default();
