@@ -418,11 +418,7 @@ impl Runtime {
                     // Keys go to the export files only, never to a log line.
                     // Emitted twice per SA: keyed (Main Mode 5's IV), then
                     // established (with phase 1's last CBC block).
-                    let what = if k.phase1_last_block.is_some() {
-                        "established"
-                    } else {
-                        "keyed"
-                    };
+                    let what = if k.phase1_last_block.is_some() { "established" } else { "keyed" };
                     tracing::debug!(target: "ike", "{}: ISAKMP SA {:016x}_i {:016x}_r {what}", k.conn, k.icookie, k.rcookie);
                     if let Some(x) = self.keys.as_mut() {
                         x.ikev1_sa(&k);
