@@ -528,7 +528,10 @@ fn ikeda_behind_esp_only(test: &str, fw: &str, initiator: &str, unreplied: &str,
         if settled {
             return (lab, s1, s2);
         }
-        assert!(t0.elapsed() < Duration::from_secs(15), "{test}: not settled: {s1:?} / {s2:?}");
+        assert!(
+            t0.elapsed() < Duration::from_secs(15),
+            "{test}: not settled: {s1:?} / {s2:?}"
+        );
         std::thread::sleep(Duration::from_millis(300));
     }
 }
@@ -580,7 +583,10 @@ fn keepalive_keeps_the_tunnel_whole_through_idle_then_rekey() {
         if mirrored(&s1, &s2).is_ok() && new_child {
             break (s1, s2);
         }
-        assert!(t_rekey.elapsed() < Duration::from_secs(10), "{test}: rekey not through: {s1:?} / {s2:?}");
+        assert!(
+            t_rekey.elapsed() < Duration::from_secs(10),
+            "{test}: rekey not through: {s1:?} / {s2:?}"
+        );
         std::thread::sleep(Duration::from_millis(200));
     };
     let took = t_rekey.elapsed().as_secs_f64();
@@ -596,7 +602,10 @@ fn keepalive_keeps_the_tunnel_whole_through_idle_then_rekey() {
     let (a1, a2) = (counters(&after, "gw1"), counters(&after, "gw2"));
     for (gw, b, a) in [("gw1", &b1, &a1), ("gw2", &b2, &a2)] {
         if a[IKE].2 != b[IKE].2 {
-            println!("{test}: {gw} IKE drops {b:?} -> {a:?}\n{}", lab_log(&lab, &format!("{gw}.log")));
+            println!(
+                "{test}: {gw} IKE drops {b:?} -> {a:?}\n{}",
+                lab_log(&lab, &format!("{gw}.log"))
+            );
         }
     }
     for (gw, b, a) in [("gw1", &b1, &a1), ("gw2", &b2, &a2)] {
@@ -608,7 +617,10 @@ fn keepalive_keeps_the_tunnel_whole_through_idle_then_rekey() {
         );
         assert_eq!(a[NATT].2, b[NATT].2, "{test}: {gw}:\n{after}");
         assert_eq!(a[IKE].0, 0, "{test}: {gw}: no rule admits IKE");
-        assert!(a[IKE].1 > b[IKE].1, "{test}: {gw}: keepalives admitted as replies:\n{after}");
+        assert!(
+            a[IKE].1 > b[IKE].1,
+            "{test}: {gw}: keepalives admitted as replies:\n{after}"
+        );
     }
     let gw1_log = lab_log(&lab, "gw1.log");
     let checks = gw1_log.matches("keepalive: nothing sent").count();
@@ -643,8 +655,7 @@ fn without_keepalive_ikeda_never_stays_half_dead_after_idle_then_rekey() {
     if !require_root(test) {
         return;
     }
-    let (lab, s1, _) =
-        ikeda_behind_esp_only(
+    let (lab, s1, _) = ikeda_behind_esp_only(
         test,
         "esp-only,none",
         "gw1",
@@ -682,7 +693,9 @@ fn without_keepalive_ikeda_never_stays_half_dead_after_idle_then_rekey() {
         let (a, b) = (sas(&lab, "gw1"), sas(&lab, "gw2"));
         let up = |s: &Sas| s.0.iter().any(|x| x.2 == "ESTABLISHED") && s.1.iter().any(|x| x.2 == "INSTALLED");
         match mirrored(&a, &b) {
-            Ok(()) if a.0.is_empty() && b.0.is_empty() => outcome = Some(("torn down on both sides", t_rekey.elapsed())),
+            Ok(()) if a.0.is_empty() && b.0.is_empty() => {
+                outcome = Some(("torn down on both sides", t_rekey.elapsed()))
+            }
             // gw2 gave up and deleted the old SAs: SAs on both sides now
             // are new ones.
             Ok(()) if up(&a) && a.0.iter().all(|x| !old_ike.contains(x)) && a.0.len() == b.0.len() => {

@@ -411,7 +411,10 @@ fn keepalive_below_the_stream_timeout_removes_the_idle_case() {
             f.fixes
         );
         // The firewall rule is still offered.
-        assert!(f.fixes.iter().any(|x| x.rule.contains("authorize-security-group-ingress")));
+        assert!(f
+            .fixes
+            .iter()
+            .any(|x| x.rule.contains("authorize-security-group-ingress")));
     }
     // keepalive = 20s on this gateway: both directions stay open (one side
     // suffices); coming up still needs both to initiate.
@@ -439,16 +442,27 @@ fn keepalive_below_the_stream_timeout_removes_the_idle_case() {
     let (r, _) = audit("gw2.toml", &["sg_esp_only.json"])
         .peer("gw1_keepalive.toml", &["sg_esp_only.json"])
         .run();
-    assert_eq!(r.findings.iter().filter(|f| f.case == "kept-open-by-keepalives").count(), 2);
+    assert_eq!(
+        r.findings
+            .iter()
+            .filter(|f| f.case == "kept-open-by-keepalives")
+            .count(),
+        2
+    );
     // Not below the stream timeout: no cure, and said so; 10 s suggested.
     let mut a = audit("gw1_keepalive.toml", &["sg_esp_only.json"]).peer("gw2.toml", &["sg_esp_only.json"]);
     a.args.udp_stream_timeout = 20;
     let (r, _) = a.run();
     let idle = finding(&r, "idle-half-dead");
     assert!(
-        idle.text.contains("this gateway's keepalive = 20 s is not below the 20 s stream timeout"),
+        idle.text
+            .contains("this gateway's keepalive = 20 s is not below the 20 s stream timeout"),
         "{}",
         idle.text
     );
-    assert!(idle.fixes.iter().any(|x| x.rule == "keepalive = \"10s\""), "{:?}", idle.fixes);
+    assert!(
+        idle.fixes.iter().any(|x| x.rule == "keepalive = \"10s\""),
+        "{:?}",
+        idle.fixes
+    );
 }
