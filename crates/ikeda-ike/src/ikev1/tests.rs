@@ -1128,7 +1128,8 @@ fn keepalive_is_an_r_u_there_every_interval_and_ends_a_dead_peer() {
     run(&mut p, &mut ea, &mut eb, 420);
     let f = failures(&ea);
     assert!(
-        f.iter().any(|f| f.to_string().starts_with("peer not answering: DPD R-U-THERE")),
+        f.iter()
+            .any(|f| f.to_string().starts_with("peer not answering: DPD R-U-THERE")),
         "{f:?}"
     );
     assert!(ea.iter().any(|e| matches!(e, Event::ChildSaDown { .. })));
