@@ -121,6 +121,7 @@ fn timers() -> Timers {
         ike_lifetime: Duration::from_secs(15840),
         dpd_delay: Duration::from_secs(30),
         dpd_restart: false,
+        keepalive: Duration::ZERO,
     }
 }
 

@@ -55,6 +55,17 @@ pub struct Timers {
     pub dpd_delay: Duration,
     /// When the peer is dead: initiate again (true) or just clear (false).
     pub dpd_restart: bool,
+    /// Keep the IKE flow's state alive in stateful firewalls (and NATs) on
+    /// the path: at least one packet of ours on the IKE SA's UDP flow per
+    /// interval, whether or not a NAT was detected and whatever ESP does
+    /// (raw ESP is another flow; a firewall that admits IKE only as a
+    /// reply forgets the flow after its UDP stream timeout, and then drops
+    /// the peer's next rekey or DPD: a half-dead tunnel). On UDP 4500 a
+    /// NAT-keepalive (RFC 3948 §2.3); on UDP 500 an authenticated liveness
+    /// check (IKEv2 empty INFORMATIONAL, RFC 7296 §1.4; IKEv1 RFC 3706
+    /// R-U-THERE when the peer announced DPD), which, unanswered, ends the
+    /// SA as DPD does. Nothing extra when we sent within the interval.
+    pub keepalive: Duration,
 }
 
 impl fmt::Debug for ConnSpec {

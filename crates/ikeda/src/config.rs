@@ -199,6 +199,8 @@ struct RawConn {
     dpd_delay: Option<String>,
     #[serde(default)]
     dpd_action: Option<String>,
+    #[serde(default)]
+    keepalive: Option<String>,
     // ---- IKEv1 only ----
     #[serde(default)]
     aggressive: Option<bool>,
@@ -489,6 +491,10 @@ pub struct IkeConfig {
     /// Liveness check interval, seconds (0 = off), and the action.
     pub dpd_delay: u64,
     pub dpd_action: DpdAction,
+    /// Keep stateful firewalls' (and NATs') state for the IKE flow: at
+    /// least one packet of ours on it per this many seconds (0 = off; see
+    /// `ikeda_ike::Timers::keepalive`).
+    pub keepalive: u64,
     /// IKEv1: Aggressive Mode instead of Main Mode (opt-in: it exposes a
     /// hash of the PSK to offline guessing).
     pub aggressive: bool,
@@ -882,6 +888,7 @@ fn parse_ike(
         ("remote_id", c.remote_id.is_some()),
         ("start_action", c.start_action.is_some()),
         ("dpd_delay", c.dpd_delay.is_some()),
+        ("keepalive", c.keepalive.is_some()),
     ];
     let psk = match (&c.psk, &c.psk_file) {
         (Some(_), Some(_)) => return Err(err(at("psk_file"), "give psk or psk_file, not both".into())),
@@ -1052,6 +1059,7 @@ fn parse_ike(
         life_bytes: c.life_bytes.unwrap_or(0),
         dpd_delay: dur("dpd_delay", &c.dpd_delay, 0)?,
         dpd_action,
+        keepalive: dur("keepalive", &c.keepalive, 0)?,
         aggressive: c.aggressive.unwrap_or(false),
         compress: c.compress.unwrap_or(false),
         allow_insecure,

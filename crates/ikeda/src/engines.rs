@@ -206,6 +206,17 @@ impl Engines {
         }
     }
 
+    /// Rekey the connection's CHILD SA (or its IKE SA) now, as asked on
+    /// the control socket.
+    pub fn rekey(&mut self, conn: &str, ike: bool, now: Millis) -> Result<(), String> {
+        match (self.is_v1(conn), ike) {
+            (true, true) => Err("IKEv1: a phase-1 SA is renewed by its lifetime, not on request".into()),
+            (true, false) => self.v1.rekey_child(conn, now),
+            (false, true) => self.v2.rekey_ike(conn, now),
+            (false, false) => self.v2.rekey_child(conn, now),
+        }
+    }
+
     pub fn is_active(&self, conn: &str) -> bool {
         self.v2.is_active(conn) || self.v1.is_active(conn)
     }

@@ -98,6 +98,7 @@ pub fn conn_spec(c: &ConnConfig) -> Option<ConnSpec> {
             ike_lifetime: Duration::from_secs(ike.ike_lifetime),
             dpd_delay: Duration::from_secs(ike.dpd_delay),
             dpd_restart: ike.dpd_action == crate::config::DpdAction::Restart,
+            keepalive: Duration::from_secs(ike.keepalive),
         },
     })
 }
@@ -623,6 +624,7 @@ impl Runtime {
             Command::ShowCounters => serde_json::to_value(self.engine.counters()).map_err(|e| e.to_string()),
             Command::Up { conn } => self.up(&conn),
             Command::Down { conn } => self.down(&conn),
+            Command::Rekey { conn, ike } => self.rekey(&conn, ike),
             Command::Reload => self.reload(),
             Command::Log { .. } => Err("log is answered by the socket thread".into()),
         };
@@ -661,6 +663,17 @@ impl Runtime {
         self.engine.terminate(conn, now)?;
         self.hub.publish(conn, "control", "down: deleting the IKE SA".into());
         Ok(serde_json::json!({"conn": conn, "terminated": true}))
+    }
+
+    fn rekey(&mut self, conn: &str, ike: bool) -> Result<serde_json::Value, String> {
+        if self.engine.conn(conn).is_none() {
+            return Err(format!("no connection '{conn}'"));
+        }
+        let now = self.now();
+        self.engine.rekey(conn, ike, now)?;
+        let what = if ike { "IKE" } else { "CHILD" };
+        self.hub.publish(conn, "control", format!("rekey: rekeying the {what} SA"));
+        Ok(serde_json::json!({"conn": conn, "rekey": what}))
     }
 
     fn child_of_slot(&self, s: &ConnSlot) -> Option<(u32, u32)> {

@@ -97,6 +97,13 @@ enum Cmd {
         #[arg(short = 'c', long = "config", conflicts_with = "conn")]
         config: Option<PathBuf>,
     },
+    /// Rekey a connection's CHILD SA now (make-before-break), or with
+    /// `--ike` its IKE SA (IKEv2).
+    Rekey {
+        conn: String,
+        #[arg(long)]
+        ike: bool,
+    },
     /// Re-read the configuration: changed connections are re-established,
     /// untouched ones keep their SAs.
     Reload {
@@ -208,6 +215,16 @@ fn client(socket: &std::path::Path, cmd: Cmd) -> i32 {
         Cmd::Down { conn: Some(conn), .. } => match request(socket, Command::Down { conn: conn.clone() }) {
             Ok(_) => {
                 println!("{conn}: deleting its IKE SA");
+                0
+            }
+            Err(e) => client_error(e),
+        },
+        Cmd::Rekey { conn, ike } => match request(socket, Command::Rekey { conn: conn.clone(), ike }) {
+            Ok(_) => {
+                println!(
+                    "{conn}: rekeying its {} SA (follow with `ikeda log -f`)",
+                    if ike { "IKE" } else { "CHILD" }
+                );
                 0
             }
             Err(e) => client_error(e),

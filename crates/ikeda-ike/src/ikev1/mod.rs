@@ -295,6 +295,9 @@ struct P1 {
     last_heard: Millis,
     dpd: Dpd,
     keepalive_at: Option<Millis>,
+    /// When anything of ours last went out on this SA's UDP flow (for the
+    /// keepalives of stateful firewalls, `Timers::keepalive`).
+    last_sent: Millis,
     /// Replaced by a newer phase-1 SA of the same connection.
     superseded: bool,
     qms: Vec<quick::Qm>,
@@ -1062,6 +1065,7 @@ impl Engine {
             last_heard: now,
             dpd: Dpd::default(),
             keepalive_at: None,
+            last_sent: now,
             superseded: false,
             qms: Vec::new(),
             created: now,
@@ -1149,9 +1153,27 @@ impl Engine {
 
     /// Feed a received ISAKMP datagram (without the non-ESP marker).
     pub fn handle_datagram(&mut self, now: Millis, local: SocketAddr, remote: SocketAddr, data: &[u8]) {
+        let queued = self.transmits.len();
         self.receive(now, local, remote, data);
         // A Quick Mode that finished makes room for a waiting one.
         self.start_waiting_quick_modes(now);
+        self.note_sent(queued, now);
+    }
+
+    /// Something of ours went out on the flow of every SA that uses it
+    /// (the transmits queued since `from`): a stateful firewall's state is
+    /// per flow, so every phase-1 SA on it counts.
+    fn note_sent(&mut self, from: usize, now: Millis) {
+        if self.transmits.len() <= from {
+            return;
+        }
+        let flows: Vec<(SocketAddr, SocketAddr)> =
+            self.transmits.iter().skip(from).map(|t| (t.local, t.remote)).collect();
+        for sa in self.sas.iter_mut().flatten() {
+            if flows.contains(&(sa.local, sa.remote)) {
+                sa.last_sent = sa.last_sent.max(now);
+            }
+        }
     }
 
     fn receive(&mut self, now: Millis, local: SocketAddr, remote: SocketAddr, data: &[u8]) {
@@ -1358,6 +1380,7 @@ impl Engine {
             last_heard: now,
             dpd: Dpd::default(),
             keepalive_at: None,
+            last_sent: now,
             superseded: false,
             qms: Vec::new(),
             created: now,
@@ -2242,6 +2265,15 @@ impl Engine {
                 "the peer did not announce DPD (RFC 3706 vendor ID): no liveness checks on this SA".into(),
             );
         }
+        if !dpd && !t.keepalive.is_zero() && local.port() != NAT_T_PORT {
+            self.log(
+                conn,
+                format!(
+                    "keepalive = {:?} does nothing on this SA: the peer did not announce DPD (RFC 3706), so no R-U-THERE, and UDP 500 has no NAT-keepalive; a stateful firewall on the path may forget the IKE flow while it is idle",
+                    t.keepalive
+                ),
+            );
+        }
         // Older phase-1 SAs of the connection are replaced: delete them.
         let older: Vec<usize> = (0..self.sas.len())
             .filter(|&i| i != idx)
@@ -2620,6 +2652,7 @@ impl Engine {
     // ---- timers -----------------------------------------------------------
 
     pub fn handle_timeout(&mut self, now: Millis) {
+        let queued = self.transmits.len();
         for idx in 0..self.sas.len() {
             self.p1_timers(idx, now);
             if self.sas[idx].is_some() {
@@ -2630,6 +2663,7 @@ impl Engine {
             self.child_timers(ci, now);
         }
         self.start_waiting_quick_modes(now);
+        self.note_sent(queued, now);
     }
 
     /// Retransmissions and give-ups due on SA `idx`, of phase 1 (M-ID 0)
@@ -2661,9 +2695,12 @@ impl Engine {
 
     fn p1_timers(&mut self, idx: usize, now: Millis) {
         let policy = self.policy;
+        let queued = self.transmits.len();
         if !self.retransmissions(idx, now) {
             return;
         }
+        // Retransmissions refresh the flow (the keepalive below counts them).
+        self.note_sent(queued, now);
         let Some(sa) = self.sas[idx].as_ref() else { return };
         if sa.tm.half_open_expired(now) {
             let conn = sa.conn;
@@ -2694,11 +2731,19 @@ impl Engine {
         }
         // Dead peer detection (RFC 3706 §5): R-U-THERE after a quiet spell,
         // then again per the retransmission policy, until the peer is declared dead.
+        // The keepalive on UDP 500 (issue 13: keep a stateful firewall's
+        // state for the flow) is the same R-U-THERE, after `keepalive`
+        // without anything of ours on the flow: answered, it refreshes both
+        // sides' state; unanswered, it ends the SA as DPD does.
+        let dpd_queued = self.transmits.len();
         let Some(sa) = self.sas[idx].as_mut() else { return };
-        if sa.peer_dpd && !t.dpd_delay.is_zero() && !sa.superseded {
+        let ka_check = keepalive_by_dpd(sa, &t);
+        if sa.peer_dpd && (!t.dpd_delay.is_zero() || ka_check) && !sa.superseded {
+            let dpd_due = !t.dpd_delay.is_zero() && now >= sa.last_heard + t.dpd_delay;
+            let ka_due = ka_check && now >= sa.last_sent + t.keepalive;
             let due = match sa.dpd.check.as_mut() {
                 Some(rt) => rt.poll(now, &policy),
-                None if now >= sa.last_heard + t.dpd_delay => {
+                None if dpd_due || ka_due => {
                     sa.dpd.check = Some(Retransmission::new(Vec::new(), now, &policy));
                     RequestTimer::Resend { try_no: 0 }
                 }
@@ -2739,9 +2784,23 @@ impl Engine {
                 );
             }
         }
+        // The R-U-THERE just sent, if any, counts.
+        self.note_sent(dpd_queued, now);
         let Some(sa) = self.sas[idx].as_mut() else { return };
+        let mut octet = false;
         if sa.keepalive_at.is_some_and(|k| now >= k) {
-            sa.keepalive_at = Some(now + NAT_KEEPALIVE);
+            // RFC 3948 §4: only when nothing else of ours went out.
+            octet = now >= sa.last_sent + NAT_KEEPALIVE;
+            sa.keepalive_at = Some(if octet { now } else { sa.last_sent } + NAT_KEEPALIVE);
+        }
+        // The configured keepalive on UDP 4500: the NAT-keepalive octet
+        // (RFC 3948 §2.3) keeps the flow's state whether or not a NAT is
+        // there. (On UDP 500 it is the R-U-THERE above.)
+        if sa.local.port() == NAT_T_PORT && !t.keepalive.is_zero() && now >= sa.last_sent + t.keepalive {
+            octet = true;
+        }
+        if octet {
+            sa.last_sent = now;
             let (local, remote) = (sa.local, sa.remote);
             self.transmits.push_back(Transmit {
                 local,
@@ -2760,15 +2819,23 @@ impl Engine {
                 t.extend(sa.expire_at);
                 if !sa.superseded {
                     t.extend(sa.rekey_at);
-                    if sa.peer_dpd && !timers.dpd_delay.is_zero() {
-                        t.push(
-                            sa.dpd
-                                .check
-                                .as_ref()
-                                .map_or(sa.last_heard + timers.dpd_delay, Retransmission::due),
-                        );
+                    let ka_check = keepalive_by_dpd(sa, &timers);
+                    match &sa.dpd.check {
+                        Some(rt) if sa.peer_dpd => t.push(rt.due()),
+                        Some(_) => {}
+                        None => {
+                            if sa.peer_dpd && !timers.dpd_delay.is_zero() {
+                                t.push(sa.last_heard + timers.dpd_delay);
+                            }
+                            if ka_check {
+                                t.push(sa.last_sent + timers.keepalive);
+                            }
+                        }
                     }
                     t.extend(sa.keepalive_at);
+                    if !timers.keepalive.is_zero() && sa.local.port() == NAT_T_PORT {
+                        t.push(sa.last_sent + timers.keepalive);
+                    }
                 }
             }
             for q in &sa.qms {
@@ -2787,6 +2854,13 @@ impl Engine {
         }
         t.into_iter().min()
     }
+}
+
+/// The configured keepalive of `sa` goes as a DPD R-U-THERE: on UDP 500
+/// (NAT-keepalives are for UDP 4500 only, RFC 3948 §2.3) to a peer that
+/// announced DPD (RFC 3706 §4; one that did not would not answer it).
+fn keepalive_by_dpd(sa: &P1, t: &crate::Timers) -> bool {
+    !t.keepalive.is_zero() && sa.local.port() != NAT_T_PORT && sa.peer_dpd
 }
 
 fn is_nat_t_vid(v: &[u8]) -> bool {

@@ -1138,6 +1138,27 @@ impl Engine {
         let spi = q.spi_in;
         if g.ours {
             self.fail(conn, g.failure(remote));
+            // Issue 13 point 3: a peer that answers nothing on the IKE flow
+            // (every retransmission of our Quick Mode, a rekey or not, went
+            // unanswered) is treated as dead, as DPD would: keeping the
+            // phase-1 SA and the CHILD SAs would leave us half of a tunnel
+            // the peer may have deleted (or whose IKE a stateful firewall
+            // now drops). dpd_action = restart initiates again, and the new
+            // phase 1 carries INITIAL_CONTACT, so a reachable peer drops
+            // whatever it kept.
+            let established = self.sas[idx].as_ref().is_some_and(|s| s.state == P1State::Established);
+            if established {
+                self.log(
+                    conn,
+                    "peer not answering our Quick Mode: deleting its SAs as a dead peer's".into(),
+                );
+                self.remove(idx, "peer not answering");
+                self.drop_children(conn);
+                if self.conns[conn].spec.timers.dpd_restart {
+                    self.log(conn, "dead peer: initiating again (dpd_action = restart)".into());
+                    self.start_phase1(conn, now);
+                }
+            }
             return;
         }
         self.log(conn, format!("QUICK_MODE {mid}: no HASH(3) from the peer, given up"));

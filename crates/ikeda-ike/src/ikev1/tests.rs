@@ -507,6 +507,7 @@ fn quick_mode_rekeys_make_before_break_and_dpd_finds_a_dead_peer() {
         ike_lifetime: Duration::from_secs(100),
         dpd_delay: Duration::from_secs(5),
         dpd_restart: false,
+        keepalive: Duration::ZERO,
     };
     // B's phase 1 lives longer: A renews it, once.
     b.timers = Timers {
@@ -1097,4 +1098,40 @@ fn the_established_sa_exports_the_block_every_later_iv_comes_from() {
         }
     }
     assert_eq!(quick, 1, "{} messages after MM6", after.len());
+}
+
+/// Issue 13 point 3: `keepalive` on an IKEv1 SA on UDP 500 is an RFC 3706
+/// R-U-THERE after each interval with nothing of ours on the flow (here
+/// every 20 s, answered; the peer, without the option, sends nothing of its
+/// own), and unanswered it ends the SAs as DPD does.
+#[test]
+fn keepalive_is_an_r_u_there_every_interval_and_ends_a_dead_peer() {
+    let mut a = spec(A, B, "aes128-sha256-modp2048", "aes128-sha1", "k", lan1(), lan2());
+    let b = spec(B, A, "aes128-sha256-modp2048", "aes128-sha1", "k", lan2(), lan1());
+    a.timers = Timers {
+        keepalive: Duration::from_secs(20),
+        ..Timers::default()
+    };
+    let mut p = pair(v1(a), v1(b), 41);
+    let (mut ea, mut eb) = up(&mut p);
+    assert_eq!(children(&ea).len(), 1, "{}", logs(&ea));
+    let sent = |ev: &[Event], what: &str| logs(ev).matches(&format!("N({what}) ] to")).count();
+    let (a0, b0) = (sent(&ea, "DPD"), sent(&eb, "DPD"));
+    run(&mut p, &mut ea, &mut eb, 210);
+    // Up at about 0 s; checks at 20, 40, ..., 200 s.
+    assert_eq!(sent(&ea, "DPD") - a0, 10, "{}", logs(&ea));
+    assert_eq!(sent(&eb, "DPD_ACK"), 10, "{}", logs(&eb));
+    assert_eq!(sent(&eb, "DPD") - b0, 0, "b sends nothing of its own");
+    assert!(failures(&ea).is_empty() && failures(&eb).is_empty());
+    // The peer vanishes: the next check goes unanswered, the SAs go.
+    p.faults.loss = 1.0;
+    run(&mut p, &mut ea, &mut eb, 420);
+    let f = failures(&ea);
+    assert!(
+        f.iter()
+            .any(|f| f.to_string().starts_with("peer not answering: DPD R-U-THERE")),
+        "{f:?}"
+    );
+    assert!(ea.iter().any(|e| matches!(e, Event::ChildSaDown { .. })));
+    assert!(p.a.ike_sas().is_empty());
 }

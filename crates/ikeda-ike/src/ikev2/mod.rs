@@ -43,6 +43,7 @@ macro_rules! first {
     };
 }
 
+mod keepalive;
 mod rekey;
 mod tasks;
 mod view;
@@ -201,6 +202,9 @@ struct IkeSa {
     /// We are behind a NAT: keep its mapping open with keepalives.
     us_nat: bool,
     keepalive_at: Option<Millis>,
+    /// When anything of ours last went out on this SA's UDP flow (for the
+    /// keepalives of stateful firewalls, see [`keepalive`]).
+    last_sent: Millis,
     /// When IKE_AUTH (or the rekey that made this SA) completed.
     established_at: Option<Millis>,
     /// When this SA's IKE_SA_INIT was sent or received: an SA of the same
@@ -690,6 +694,7 @@ impl Engine {
             expire_at: None,
             us_nat: false,
             keepalive_at: None,
+            last_sent: now,
             established_at: None,
             created_at: now,
             duplicate: None,
@@ -898,6 +903,12 @@ impl Engine {
 
     /// Feed a received IKE datagram (without the non-ESP marker).
     pub fn handle_datagram(&mut self, now: Millis, local: SocketAddr, remote: SocketAddr, data: &[u8]) {
+        let queued = self.transmits.len();
+        self.receive(now, local, remote, data);
+        self.note_sent(queued, now);
+    }
+
+    fn receive(&mut self, now: Millis, local: SocketAddr, remote: SocketAddr, data: &[u8]) {
         let msg = match Message::parse(data) {
             Ok(m) => m,
             Err(_) => {
@@ -1752,6 +1763,7 @@ impl Engine {
             expire_at: None,
             us_nat,
             keepalive_at: None,
+            last_sent: now,
             established_at: None,
             created_at: now,
             duplicate: None,
@@ -1786,6 +1798,10 @@ impl Engine {
         if let Some(sa) = self.sas[idx].as_mut() {
             sa.tm.accepted(mid, data, local, remote);
         }
+        // An authentic request proves the peer alive as much as a response
+        // (RFC 7296 §2.4: "any cryptographically protected IKE message"),
+        // so DPD waits for silence in both directions.
+        self.heard(idx, now);
         let conn = self.sas[idx].as_ref().map_or(0, |s| s.conn);
         self.log(conn, format!("received {} from {remote}", summary(&msg.header, &inner)));
         // The peer may have floated to 4500 (§2.23): answer where it asked from.
@@ -2298,21 +2314,14 @@ impl Engine {
     // ---- timers -----------------------------------------------------------
 
     pub fn handle_timeout(&mut self, now: Millis) {
+        let queued = self.transmits.len();
         for idx in 0..self.sas.len() {
             if !self.retransmissions(idx, now) {
                 continue;
             }
-            if let Some(sa) = self.sas[idx].as_mut() {
-                if sa.keepalive_at.is_some_and(|k| now >= k) && sa.state == State::Established {
-                    sa.keepalive_at = Some(now + NAT_KEEPALIVE);
-                    let (local, remote) = (sa.local, sa.remote);
-                    self.transmits.push_back(Transmit {
-                        local,
-                        remote,
-                        data: KEEPALIVE.to_vec(),
-                    });
-                }
-            }
+            // Retransmissions count as sent (they refresh the flow).
+            self.note_sent(queued, now);
+            self.keepalives(idx, now);
             if let Some(sa) = self.sas[idx].as_ref() {
                 if sa.tm.half_open_expired(now) {
                     let conn = sa.conn;
@@ -2324,6 +2333,7 @@ impl Engine {
             self.delete_duplicates(idx, now);
             self.lifetimes(idx, now);
         }
+        self.note_sent(queued, now);
     }
 
     /// The next moment a timer of this engine is due.
@@ -2353,6 +2363,7 @@ impl Engine {
                     .chain(child_timers)
                     .chain(s.keepalive_at.filter(|_| s.state == State::Established))
                     .chain(s.duplicate.and_then(|d| d.delete_at))
+                    .chain(self.keepalive_due(s))
                     .collect::<Vec<_>>()
             })
             .min()

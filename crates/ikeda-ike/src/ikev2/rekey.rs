@@ -963,6 +963,7 @@ impl Engine {
             expire_at: None,
             us_nat: old.us_nat,
             keepalive_at: None,
+            last_sent: now,
             established_at: None,
             created_at: now,
             duplicate: None,

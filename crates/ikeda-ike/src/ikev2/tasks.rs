@@ -72,6 +72,12 @@ impl Engine {
 
     /// Send the request that starts `work`.
     fn start_work(&mut self, idx: usize, work: Work, now: Millis) {
+        // Whatever starts here goes out now: it keeps the flow alive (the
+        // operator's rekey or delete arrives outside handle_timeout and
+        // handle_datagram, which note what they send).
+        if let Some(sa) = self.sas[idx].as_mut() {
+            sa.last_sent = sa.last_sent.max(now);
+        }
         let Some(sa) = self.sas[idx].as_ref() else { return };
         let conn = sa.conn;
         match work {

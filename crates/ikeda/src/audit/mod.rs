@@ -190,6 +190,9 @@ pub struct Side {
     pub start: Option<StartAction>,
     pub dpd_delay: Option<u64>,
     pub rekey: Option<(u64, u64)>,
+    /// Its `keepalive` (seconds, 0 = off): a packet of its own on the IKE
+    /// flow at least this often (None: not known).
+    pub keepalive: Option<u64>,
     /// Sends NAT keepalives (RFC 3948 §4), i.e. a NAT is in front of it.
     pub behind_nat: Option<bool>,
 }
@@ -217,6 +220,7 @@ impl Side {
             start: Some(c.ike.as_ref().map_or(StartAction::Start, |i| i.start_action)),
             dpd_delay: c.ike.as_ref().map(|i| i.dpd_delay),
             rekey: c.ike.as_ref().map(|i| (i.rekey_time, i.ike_rekey_time)),
+            keepalive: c.ike.as_ref().map(|i| i.keepalive),
             behind_nat: None,
         }
     }
@@ -312,6 +316,7 @@ fn run(a: &AuditArgs) -> Result<(Vec<report::ConnReport>, i32), String> {
                 start: None,
                 dpd_delay: None,
                 rekey: None,
+                keepalive: None,
                 behind_nat: None,
             },
         };

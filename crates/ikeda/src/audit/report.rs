@@ -239,6 +239,8 @@ fn path<'a>(from: &'a Side, to: &'a Side, k: Kind) -> (Verdict, Vec<(&'a Side, D
 }
 
 struct Ctx<'a> {
+    /// The connection's name (for the fix in its config).
+    conn: String,
     l: &'a Side,
     p: &'a Side,
     t: Timeouts,
@@ -441,6 +443,32 @@ impl Ctx<'_> {
         }
         let ts = self.t.stream;
         let label = k.label();
+        // Our keepalive option (issue 13 point 3): a packet of one side's
+        // own on the flow at least every `keepalive` seconds keeps both
+        // firewalls' state (outbound it refreshes its own; inbound, still
+        // remembered, the other's; on UDP 500 it is a liveness check the
+        // other side answers).
+        let kept = [r, q]
+            .into_iter()
+            .filter_map(|s| s.keepalive.filter(|&k| k > 0 && k < ts).map(|k| (k, s)))
+            .min_by_key(|(k, _)| *k);
+        if let Some((secs, s)) = kept {
+            return self.push(
+                "kept-open-by-keepalives",
+                Severity::Note,
+                format!(
+                    "{pre}{label} stays admitted while idle: {} sends keepalive = {secs} s ({}) below the {ts} s stream timeout",
+                    who(s),
+                    if k == Kind::NatT {
+                        "a NAT-keepalive when nothing else of its own went out"
+                    } else {
+                        "an authenticated liveness check the other side answers, when nothing else of its own went out"
+                    }
+                ),
+                &[],
+                k,
+            );
+        }
         if self.udp == Some(true) && NAT_KEEPALIVE_SECS < ts {
             let from = match (r.behind_nat, q.behind_nat) {
                 (Some(true), _) => who(r),
@@ -472,13 +500,21 @@ impl Ctx<'_> {
             None => what.push("DPD".into()),
         }
         what.push("a restart".into());
-        let dpd_r = match r.dpd_delay {
+        let mut dpd_r = match r.dpd_delay {
             Some(d) if d > 0 && d < ts => format!(
                 "; {}'s DPD every {d} s keeps it open only while no traffic flows (DPD is sent only after {d} s of silence)",
                 r.name
             ),
             _ => String::new(),
         };
+        for s in [r, q] {
+            if let Some(ka) = s.keepalive.filter(|&ka| ka >= ts) {
+                dpd_r.push_str(&format!(
+                    "; {}'s keepalive = {ka} s is not below the {ts} s stream timeout",
+                    s.name
+                ));
+            }
+        }
         self.push(
             "idle-half-dead",
             cap(Severity::Accident),
@@ -493,6 +529,18 @@ impl Ctx<'_> {
             hops,
             k,
         );
+        // The other cure, where no firewall can be changed: ikeda's
+        // keepalive on this gateway (ours is always ikeda; one side
+        // suffices, see above), below the stream timeout.
+        let secs = (ts / 2).clamp(1, 20);
+        let conn = self.conn.clone();
+        if let Some(f) = self.findings.last_mut() {
+            f.fixes.push(Fix {
+                side: who(self.l),
+                firewall: format!("ikeda config, [[conn]] {conn}"),
+                rule: format!("keepalive = \"{secs}s\""),
+            });
+        }
     }
 
     /// The data flow (ESP, or UDP-encapsulated ESP of manual SAs): both
@@ -562,6 +610,7 @@ pub fn build(
     // SAs as the config says.
     let udp = if ike { nat } else { Some(c.encap == Encap::Udp) };
     let mut cx = Ctx {
+        conn: c.name.clone(),
         l,
         p,
         t,

@@ -391,3 +391,78 @@ fn detection_by_content_and_unreadable_files() {
     a.args.conn = Some("nope".into());
     assert!(run(&a.args).is_err());
 }
+
+/// Issue 13 point 3: ikeda's `keepalive` below the stream timeout keeps the
+/// IKE flow's state on both firewalls, so the idle case no longer applies;
+/// where it does, the option is suggested next to the firewall rule.
+#[test]
+fn keepalive_below_the_stream_timeout_removes_the_idle_case() {
+    let (r, _) = audit("gw1.toml", &["sg_esp_only.json"])
+        .peer("gw2.toml", &["sg_esp_only.json"])
+        .run();
+    let idle: Vec<_> = r.findings.iter().filter(|f| f.case == "idle-half-dead").collect();
+    assert_eq!(idle.len(), 2);
+    for f in idle {
+        assert!(
+            f.fixes
+                .iter()
+                .any(|x| x.rule == "keepalive = \"20s\"" && x.firewall == "ikeda config, [[conn]] site2"),
+            "{:?}",
+            f.fixes
+        );
+        // The firewall rule is still offered.
+        assert!(f
+            .fixes
+            .iter()
+            .any(|x| x.rule.contains("authorize-security-group-ingress")));
+    }
+    // keepalive = 20s on this gateway: both directions stay open (one side
+    // suffices); coming up still needs both to initiate.
+    let (r, code) = audit("gw1_keepalive.toml", &["sg_esp_only.json"])
+        .peer("gw2.toml", &["sg_esp_only.json"])
+        .run();
+    assert_eq!(
+        cases(&r),
+        [
+            ("both-must-initiate", Severity::Accident),
+            ("kept-open-by-keepalives", Severity::Note),
+            ("kept-open-by-keepalives", Severity::Note),
+            ("ok", Severity::Ok),
+        ]
+    );
+    assert_eq!(code, 1);
+    let kept = finding(&r, "kept-open-by-keepalives");
+    assert!(
+        kept.text.contains("this gateway (192.0.2.1) sends keepalive = 20 s")
+            && kept.text.contains("below the 180 s stream timeout"),
+        "{}",
+        kept.text
+    );
+    // The same keepalive on the peer's side only: the same.
+    let (r, _) = audit("gw2.toml", &["sg_esp_only.json"])
+        .peer("gw1_keepalive.toml", &["sg_esp_only.json"])
+        .run();
+    assert_eq!(
+        r.findings
+            .iter()
+            .filter(|f| f.case == "kept-open-by-keepalives")
+            .count(),
+        2
+    );
+    // Not below the stream timeout: no cure, and said so; 10 s suggested.
+    let mut a = audit("gw1_keepalive.toml", &["sg_esp_only.json"]).peer("gw2.toml", &["sg_esp_only.json"]);
+    a.args.udp_stream_timeout = 20;
+    let (r, _) = a.run();
+    let idle = finding(&r, "idle-half-dead");
+    assert!(
+        idle.text
+            .contains("this gateway's keepalive = 20 s is not below the 20 s stream timeout"),
+        "{}",
+        idle.text
+    );
+    assert!(
+        idle.fixes.iter().any(|x| x.rule == "keepalive = \"10s\""),
+        "{:?}",
+        idle.fixes
+    );
+}

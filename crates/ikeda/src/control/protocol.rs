@@ -21,6 +21,12 @@ pub enum Command {
     Down {
         conn: String,
     },
+    /// Rekey the connection's CHILD SA now (or, with `ike`, its IKE SA).
+    Rekey {
+        conn: String,
+        #[serde(default)]
+        ike: bool,
+    },
     Reload,
     Log {
         #[serde(default)]

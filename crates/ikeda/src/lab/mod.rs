@@ -258,6 +258,12 @@ pub struct UpArgs {
     /// With --ike: what a dead peer leads to.
     #[arg(long, default_value = "clear")]
     pub dpd_action: String,
+    /// With --ike: `keepalive` on the ikeda gateways, seconds: at least one
+    /// packet of theirs on the IKE flow per interval (a liveness check on
+    /// UDP 500, a NAT-keepalive on 4500), so that a stateful firewall does
+    /// not forget the flow (keep it below --ct-udp-stream-timeout).
+    #[arg(long, value_name = "SECS")]
+    pub keepalive: Option<u64>,
     /// IKE retransmission tries and first timeout on the ikeda gateways
     /// (with --ike), or on both charons (--gateways strongswan); defaults 5
     /// and 4s, as strongSwan.
@@ -1011,6 +1017,9 @@ pub fn ike_gateway_config(a: &UpArgs, i: usize, psk: &str) -> String {
     }
     if a.dpd_delay.is_some() {
         extra.push_str(&format!("dpd_action = \"{}\"\n", a.dpd_action));
+    }
+    if let Some(k) = a.keepalive {
+        extra.push_str(&format!("keepalive = \"{k}s\"\n"));
     }
     if let Some(b) = a.rekey_bytes {
         extra.push_str(&format!("rekey_bytes = {b}\nlife_bytes = {}\n", b * 2));
