@@ -35,6 +35,12 @@ pub trait TunDevice: Send + Sync {
     /// Writes one packet; returns the number of bytes written.
     fn write(&self, pkt: &[u8]) -> io::Result<usize>;
 
+    /// The segmentation offload's counters, for a device that reads
+    /// super-packets and segments them ([`Tun::open_offload`](crate::Tun::open_offload)).
+    fn offload_counters(&self) -> Option<crate::tun::OffloadCounters> {
+        None
+    }
+
     /// Writes every non-empty filled slot of `batch` (addresses are
     /// ignored). Returns how many packets were written.
     ///
@@ -91,6 +97,9 @@ pub trait DatagramIo: Send + Sync {
 // Why these forwarding impls: the data plane typically shares one device
 // between an RX and a TX thread through an `Arc`.
 impl<T: TunDevice + ?Sized> TunDevice for Arc<T> {
+    fn offload_counters(&self) -> Option<crate::tun::OffloadCounters> {
+        (**self).offload_counters()
+    }
     fn read_batch(&self, batch: &mut PacketBatch, timeout: Option<Duration>) -> io::Result<usize> {
         (**self).read_batch(batch, timeout)
     }
@@ -103,6 +112,9 @@ impl<T: TunDevice + ?Sized> TunDevice for Arc<T> {
 }
 
 impl<T: TunDevice + ?Sized> TunDevice for &T {
+    fn offload_counters(&self) -> Option<crate::tun::OffloadCounters> {
+        (**self).offload_counters()
+    }
     fn read_batch(&self, batch: &mut PacketBatch, timeout: Option<Duration>) -> io::Result<usize> {
         (**self).read_batch(batch, timeout)
     }

@@ -95,8 +95,12 @@ impl VnetHdr {
 enum Kind {
     /// Not segmented: copied whole, checksum completed if asked.
     Whole,
-    Tcp { v6: bool },
-    Udp { v6: bool },
+    Tcp {
+        v6: bool,
+    },
+    Udp {
+        v6: bool,
+    },
 }
 
 /// A validated packet read from an `IFF_VNET_HDR` TUN, and how it is cut
@@ -199,7 +203,9 @@ impl<'a> Segments<'a> {
                 Error::check_len("TCP header", l3_len + 20, pkt.len())?;
                 let doff = usize::from(pkt[l3_len + 12] >> 4) * 4;
                 if doff < 20 {
-                    return Err(Error::Malformed { what: "TCP data offset" });
+                    return Err(Error::Malformed {
+                        what: "TCP data offset",
+                    });
                 }
                 (Kind::Tcp { v6 }, doff, 16)
             }

@@ -257,6 +257,19 @@ pub struct StatsView {
     pub inbound_drops: Vec<Arc<DropCounters>>,
     pub counters: Arc<PlaneCounters>,
     pub sas: Arc<Mutex<Vec<SaView>>>,
+    /// For the TUN's segmentation offload counters.
+    pub tun: Arc<dyn TunDevice>,
+}
+
+/// The TUN's segmentation offload counters (see `ikeda_sys::OffloadCounters`).
+#[derive(Serialize, Debug, Clone, Copy, PartialEq, Eq)]
+pub struct OffloadSnapshot {
+    /// Super-packets (more than one segment) read from the TUN.
+    pub gso_packets: u64,
+    /// Packets handed to the data plane (segments and single packets).
+    pub segments: u64,
+    /// Reads dropped as unsegmentable or truncated.
+    pub dropped: u64,
 }
 
 #[derive(Serialize)]
@@ -297,6 +310,9 @@ pub struct Snapshot {
     pub rx_packets: u64,
     pub udp_non_esp: u64,
     pub io_errors: u64,
+    /// Absent when the TUN has no segmentation offload.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub tun_offload: Option<OffloadSnapshot>,
     pub drops: std::collections::BTreeMap<&'static str, u64>,
     pub sas: Vec<SaSnapshot>,
 }
@@ -320,6 +336,11 @@ impl StatsView {
             rx_packets: c.rx_packets.load(Ordering::Relaxed),
             udp_non_esp: c.udp_non_esp.load(Ordering::Relaxed),
             io_errors: c.io_errors.load(Ordering::Relaxed),
+            tun_offload: self.tun.offload_counters().map(|o| OffloadSnapshot {
+                gso_packets: o.gso_packets,
+                segments: o.segments,
+                dropped: o.dropped,
+            }),
             drops,
             sas: self
                 .sas
@@ -426,6 +447,7 @@ impl DataPlane {
             inbound_drops,
             counters: counters.clone(),
             sas: sas.clone(),
+            tun: tun.clone(),
         };
         let (tx_up, tx_up_rx) = channel();
         let (stop2, counters2) = (stop.clone(), counters);

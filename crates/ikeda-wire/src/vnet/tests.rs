@@ -125,7 +125,11 @@ fn check_tcp(segs: &[Vec<u8>], v6: bool, l3: usize, tcp_hdr: &[u8], id0: u16, pa
             assert_eq!(usize::from(u16::from_be_bytes([s[4], s[5]])), s.len() - 40);
         } else {
             assert_eq!(usize::from(u16::from_be_bytes([s[2], s[3]])), s.len());
-            assert_eq!(u16::from_be_bytes([s[4], s[5]]), id0.wrapping_add(i as u16), "IP ID of {i}");
+            assert_eq!(
+                u16::from_be_bytes([s[4], s[5]]),
+                id0.wrapping_add(i as u16),
+                "IP ID of {i}"
+            );
             assert_eq!(internet_checksum(&s[..l3]), 0, "IPv4 header checksum of {i}");
         }
         let t = &s[l3..];
@@ -225,7 +229,11 @@ fn udp_l4_segmentation_v4_and_v6() {
         udp[0..2].copy_from_slice(&4500u16.to_be_bytes());
         udp[2..4].copy_from_slice(&4501u16.to_be_bytes());
         udp.extend_from_slice(&payload);
-        let (pkt, l3) = if v6 { (ipv6(UDP, &udp), 40) } else { (ipv4(UDP, 9, 0, &udp), 20) };
+        let (pkt, l3) = if v6 {
+            (ipv6(UDP, &udp), 40)
+        } else {
+            (ipv4(UDP, 9, 0, &udp), 20)
+        };
         let segs = split(gso(GSO_UDP_L4, 1200, l3 as u16, 6), &pkt, 1500);
         assert_eq!(segs.len(), 5);
         let mut got = Vec::new();
@@ -244,7 +252,11 @@ fn udp_l4_segmentation_v4_and_v6() {
 #[test]
 fn needs_csum_without_gso_completes_the_checksum() {
     for (v6, proto, len) in [(false, UDP, 1), (false, TCP, 1401), (true, UDP, 0), (true, TCP, 77)] {
-        let (l4h, off) = if proto == TCP { (tcp_header(1, 0x18, 12), 16) } else { (vec![0u8; 8], 6) };
+        let (l4h, off) = if proto == TCP {
+            (tcp_header(1, 0x18, 12), 16)
+        } else {
+            (vec![0u8; 8], 6)
+        };
         let mut l4 = [l4h, bytes(len, 6)].concat();
         if proto == UDP {
             let n = l4.len() as u16;
