@@ -423,3 +423,230 @@ pub fn l4_checksum_ok(pkt: &[u8]) -> Option<bool> {
 
 #[cfg(test)]
 mod tests;
+
+/// Largest IP packet a coalesced TCP super-packet may grow to.
+pub const GRO_MAX: usize = 65535;
+
+/// TCP receive coalescing for writes to an `IFF_VNET_HDR` TUN (what the
+/// kernel's GRO does on a NIC): consecutive in-order segments of one TCP
+/// flow that arrived on one SA are joined into one super-packet behind a
+/// `virtio_net_hdr` (`GSO_TCPV4/6`, `NEEDS_CSUM`), so the kernel runs its
+/// forwarding path and the receiver's TCP once per super-packet instead of
+/// once per segment.
+///
+/// Only segments whose checksums verify are joined (the kernel would
+/// drop a bad one; joined, its error would be hidden by the recomputed
+/// checksum). Joined segments must be exactly what the kernel's own
+/// segmentation gives back: same addresses, ports, ACK, window, options
+/// and IP fields, IPv4 IDs incrementing, sequence numbers contiguous,
+/// every segment but the last of the same size, only ACK (and PSH on the
+/// last) set, no IPv4 options or IPv6 extension headers.
+///
+/// One reusable buffer, no allocation after [`Gro::new`].
+#[derive(Debug)]
+pub struct Gro {
+    /// `virtio_net_hdr` then the packet being built.
+    buf: Box<[u8]>,
+    /// Packet bytes after the header; 0 when nothing is pending.
+    len: usize,
+    tag: u32,
+    v6: bool,
+    /// IP + TCP header length.
+    hdr_len: usize,
+    /// Payload bytes of the first segment: the gso_size.
+    mss: usize,
+    segs: usize,
+    next_seq: u32,
+    /// The last segment was short or carried PSH: nothing may follow.
+    closed: bool,
+}
+
+impl Default for Gro {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl Gro {
+    pub fn new() -> Gro {
+        Gro {
+            buf: vec![0u8; VNET_HDR_LEN + GRO_MAX].into_boxed_slice(),
+            len: 0,
+            tag: 0,
+            v6: false,
+            hdr_len: 0,
+            mss: 0,
+            segs: 0,
+            next_seq: 0,
+            closed: false,
+        }
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.len == 0
+    }
+
+    /// Segments in the pending packet.
+    pub fn segments(&self) -> usize {
+        if self.len == 0 {
+            0
+        } else {
+            self.segs
+        }
+    }
+
+    /// Adds `pkt` (from the SA `tag`) to the pending super-packet, or, when
+    /// nothing is pending, starts one with it. False when it cannot be
+    /// joined (or is no candidate at all): the caller then
+    /// [`finish`](Self::finish)es what is pending, writes that, and tries
+    /// `push` once more (a non-candidate is then written as it is).
+    pub fn push(&mut self, pkt: &[u8], tag: u32) -> bool {
+        let Some(c) = candidate(pkt) else {
+            return false;
+        };
+        if self.len == 0 {
+            let b = &mut self.buf[VNET_HDR_LEN..];
+            b[..pkt.len()].copy_from_slice(pkt);
+            self.len = pkt.len();
+            self.tag = tag;
+            self.v6 = c.v6;
+            self.hdr_len = c.hdr_len;
+            self.mss = pkt.len() - c.hdr_len;
+            self.segs = 1;
+            self.next_seq = c.seq.wrapping_add(self.mss as u32);
+            self.closed = c.psh;
+            return true;
+        }
+        let plen = pkt.len() - c.hdr_len;
+        if self.closed
+            || tag != self.tag
+            || c.v6 != self.v6
+            || c.hdr_len != self.hdr_len
+            || c.seq != self.next_seq
+            || plen > self.mss
+            || self.len + plen > GRO_MAX
+        {
+            return false;
+        }
+        let first = &self.buf[VNET_HDR_LEN..VNET_HDR_LEN + self.hdr_len];
+        let h = &pkt[..c.hdr_len];
+        let same_ip = if c.v6 {
+            // Version, class, flow label; next header, hop limit; addresses.
+            first[..4] == h[..4] && first[6..40] == h[6..40]
+        } else {
+            let id0 = u16::from_be_bytes([first[4], first[5]]);
+            // TOS; DF; TTL, protocol; addresses (checksum aside).
+            first[1] == h[1]
+                && u16::from_be_bytes([h[4], h[5]]) == id0.wrapping_add(self.segs as u16)
+                && first[6..10] == h[6..10]
+                && first[12..20] == h[12..20]
+        };
+        let l3 = if c.v6 { 40 } else { 20 };
+        let (t0, t) = (&first[l3..], &h[l3..]);
+        // Ports; ACK, offset, window, urgent pointer, options. Flags may
+        // differ only by PSH.
+        let same_tcp = t0[..4] == t[..4]
+            && t0[8..13] == t[8..13]
+            && (t0[13] & !TCP_PSH) == (t[13] & !TCP_PSH)
+            && t0[14..16] == t[14..16]
+            && t0[18..] == t[18..];
+        if !(same_ip && same_tcp) {
+            return false;
+        }
+        let at = VNET_HDR_LEN + self.len;
+        self.buf[at..at + plen].copy_from_slice(&pkt[c.hdr_len..]);
+        self.len += plen;
+        self.segs += 1;
+        self.next_seq = self.next_seq.wrapping_add(plen as u32);
+        if c.psh {
+            self.buf[VNET_HDR_LEN + l3 + 13] |= TCP_PSH;
+        }
+        self.closed = c.psh || plen < self.mss;
+        true
+    }
+
+    /// The pending packet, ready for the TUN: `virtio_net_hdr` and packet.
+    /// A single segment goes out unchanged with an empty header; several
+    /// as a GSO packet whose TCP checksum holds the pseudo-header sum
+    /// (`NEEDS_CSUM`: the kernel completes it when it segments). Empties
+    /// the coalescer; `None` when nothing is pending.
+    pub fn finish(&mut self) -> Option<&[u8]> {
+        if self.len == 0 {
+            return None;
+        }
+        let len = std::mem::take(&mut self.len);
+        let (hb, p) = self.buf.split_at_mut(VNET_HDR_LEN);
+        let p = &mut p[..len];
+        if self.segs == 1 {
+            hb.copy_from_slice(&VnetHdr::default().to_bytes());
+            return Some(&self.buf[..VNET_HDR_LEN + len]);
+        }
+        let l3 = if self.v6 { 40 } else { 20 };
+        if self.v6 {
+            p[4..6].copy_from_slice(&((len - 40) as u16).to_be_bytes());
+        } else {
+            p[2..4].copy_from_slice(&(len as u16).to_be_bytes());
+            p[10..12].fill(0);
+            let c = !fold(sum(&p[..20], 0));
+            p[10..12].copy_from_slice(&c.to_be_bytes());
+        }
+        let partial = fold(pseudo_header(p, self.v6, TCP, len - l3));
+        p[l3 + 16..l3 + 18].copy_from_slice(&partial.to_be_bytes());
+        let hdr = VnetHdr {
+            flags: F_NEEDS_CSUM,
+            gso_type: if self.v6 { GSO_TCPV6 } else { GSO_TCPV4 },
+            hdr_len: self.hdr_len as u16,
+            gso_size: self.mss as u16,
+            csum_start: l3 as u16,
+            csum_offset: 16,
+        };
+        hb.copy_from_slice(&hdr.to_bytes());
+        Some(&self.buf[..VNET_HDR_LEN + len])
+    }
+}
+
+/// What [`Gro::push`] needs of a joinable TCP segment.
+struct Candidate {
+    v6: bool,
+    hdr_len: usize,
+    seq: u32,
+    psh: bool,
+}
+
+/// A TCP segment that may be joined: IPv4 without options and not a
+/// fragment, or IPv6 without extension headers; exact length; only ACK
+/// (and PSH) set; some payload; checksums verified.
+fn candidate(pkt: &[u8]) -> Option<Candidate> {
+    let (v6, l3) = match crate::ip::version(pkt)? {
+        4 if pkt.len() >= 40
+            && pkt[0] == 0x45
+            && pkt[9] == TCP
+            && u16::from_be_bytes([pkt[6], pkt[7]]) & 0x3fff == 0
+            && usize::from(u16::from_be_bytes([pkt[2], pkt[3]])) == pkt.len() =>
+        {
+            (false, 20)
+        }
+        6 if pkt.len() >= 60
+            && pkt[6] == TCP
+            && usize::from(u16::from_be_bytes([pkt[4], pkt[5]])) + 40 == pkt.len() =>
+        {
+            (true, 40)
+        }
+        _ => return None,
+    };
+    let t = &pkt[l3..];
+    let doff = usize::from(t[12] >> 4) * 4;
+    let flags = t[13];
+    if doff < 20 || l3 + doff >= pkt.len() || flags & !TCP_PSH != 0x10 || t[12] & 0x0f != 0 {
+        return None;
+    }
+    if l4_checksum_ok(pkt) != Some(true) {
+        return None;
+    }
+    Some(Candidate {
+        v6,
+        hdr_len: l3 + doff,
+        seq: u32::from_be_bytes([t[4], t[5], t[6], t[7]]),
+        psh: flags & TCP_PSH != 0,
+    })
+}

@@ -350,3 +350,231 @@ fn refuses_what_it_cannot_segment() {
     };
     assert!(Segments::new(h, &p4[..100], 1500).is_err());
 }
+
+/// Pushes `segs` through a coalescer with tag `tag`, writing what it gives
+/// out as a TUN writer would; returns the written (header, packet) pairs.
+fn coalesce(gro: &mut Gro, segs: &[Vec<u8>], tag: u32) -> Vec<(VnetHdr, Vec<u8>)> {
+    let mut out = Vec::new();
+    let mut emit = |b: &[u8]| {
+        let (h, p) = VnetHdr::parse(b).unwrap();
+        out.push((h, p.to_vec()));
+    };
+    for s in segs {
+        if !gro.push(s, tag) {
+            if let Some(b) = gro.finish() {
+                emit(b);
+            }
+            if !gro.push(s, tag) {
+                emit(&[&VnetHdr::default().to_bytes()[..], s].concat());
+            }
+        }
+    }
+    if let Some(b) = gro.finish() {
+        emit(b);
+    }
+    out
+}
+
+/// What the kernel does with a written packet: segment it again.
+fn resegment(written: &[(VnetHdr, Vec<u8>)], mtu: usize) -> Vec<Vec<u8>> {
+    written
+        .iter()
+        .flat_map(|(h, p)| {
+            if h.gso_type != GSO_NONE {
+                assert_eq!(h.flags, F_NEEDS_CSUM);
+                split(*h, p, mtu)
+            } else {
+                vec![p.clone()]
+            }
+        })
+        .collect()
+}
+
+#[test]
+fn gro_round_trips_tcp4_and_tcp6_segments() {
+    for v6 in [false, true] {
+        let th = tcp_header(u32::MAX - 5000, 0x10 | TCP_PSH, 12);
+        let payload = bytes(40_000 + 77, 11);
+        let l4 = [th.clone(), payload.clone()].concat();
+        let (pkt, l3, gt) = if v6 {
+            (ipv6(TCP, &l4), 40, GSO_TCPV6)
+        } else {
+            (ipv4(TCP, 0xfff0, 0, &l4), 20, GSO_TCPV4)
+        };
+        let segs = split(gso(gt, 1348, l3 as u16, 16), &pkt, 1400);
+        let mut gro = Gro::new();
+        let written = coalesce(&mut gro, &segs, 7);
+        assert_eq!(written.len(), 1, "one flow, in order: one write");
+        let (h, p) = &written[0];
+        assert_eq!(h.gso_type, gt);
+        assert_eq!(usize::from(h.gso_size), 1348.min(1400 - (l3 + 32)));
+        assert_eq!(usize::from(h.hdr_len), l3 + 32);
+        assert_eq!((h.csum_start, h.csum_offset), (l3 as u16, 16));
+        assert_eq!(p.len(), pkt.len());
+        // The kernel's segmentation of what we wrote gives back exactly
+        // the segments we joined (IDs, seq, PSH on the last, checksums).
+        assert_eq!(resegment(&written, 1400), segs);
+        assert!(gro.is_empty() && gro.finish().is_none());
+    }
+}
+
+#[test]
+fn gro_stops_at_64k() {
+    let th = tcp_header(1, 0x10, 12);
+    let payload = bytes(200_000, 12);
+    let l4 = [th.clone(), payload.clone()].concat();
+    // Built as three super-packets' worth of segments of one flow.
+    let mut segs = Vec::new();
+    for (k, chunk) in payload.chunks(60_000).enumerate() {
+        let mut t = th.clone();
+        t[4..8].copy_from_slice(&(1 + 60_000 * k as u32).to_be_bytes());
+        let p = ipv4(TCP, (k * 1000) as u16, 0, &[t, chunk.to_vec()].concat());
+        segs.extend(split(gso(GSO_TCPV4, 1000, 20, 16), &p, 1400));
+    }
+    let _ = l4;
+    let mut gro = Gro::new();
+    let written = coalesce(&mut gro, &segs, 1);
+    assert!(written.iter().all(|(_, p)| p.len() <= GRO_MAX));
+    assert!(written.len() >= 4, "{} writes", written.len());
+    let again = resegment(&written, 1400);
+    let mut stream = Vec::new();
+    for s in &again {
+        assert_eq!(l4_checksum_ok(s), Some(true));
+        stream.extend_from_slice(&s[52..]);
+    }
+    assert_eq!(stream, payload);
+}
+
+#[test]
+fn gro_joins_only_what_the_kernel_would_split_back() {
+    let th = tcp_header(100, 0x10, 12);
+    let payload = bytes(5000, 13);
+    let pkt = ipv4(TCP, 1, 0, &[th.clone(), payload].concat());
+    let segs = split(gso(GSO_TCPV4, 1000, 20, 16), &pkt, 1400);
+    let mut gro = Gro::new();
+    let mutated = |f: &dyn Fn(&mut Vec<u8>)| {
+        let mut s = segs[1].clone();
+        f(&mut s);
+        s
+    };
+    // Fix the IPv4 and TCP checksums after a header change, so only the
+    // change itself stops the join.
+    let fix = |s: &mut Vec<u8>| {
+        s[10..12].fill(0);
+        let c = internet_checksum(&s[..20]);
+        s[10..12].copy_from_slice(&c.to_be_bytes());
+        s[36..38].fill(0);
+        let c = !fold(sum(&s[20..], pseudo_header(s, false, TCP, s.len() - 20)));
+        s[36..38].copy_from_slice(&c.to_be_bytes());
+    };
+    let cases: Vec<(&str, Vec<u8>, u32)> = vec![
+        ("other SA", segs[1].clone(), 2),
+        ("bad payload checksum", mutated(&|s| s[100] ^= 1), 1),
+        (
+            "seq gap",
+            mutated(&|s| {
+                s[24..28].copy_from_slice(&2000u32.to_be_bytes());
+                fix(s)
+            }),
+            1,
+        ),
+        (
+            "other ACK",
+            mutated(&|s| {
+                s[28] ^= 1;
+                fix(s)
+            }),
+            1,
+        ),
+        (
+            "other window",
+            mutated(&|s| {
+                s[34] ^= 1;
+                fix(s)
+            }),
+            1,
+        ),
+        (
+            "other timestamp",
+            mutated(&|s| {
+                s[50] ^= 1;
+                fix(s)
+            }),
+            1,
+        ),
+        (
+            "IP ID not +1",
+            mutated(&|s| {
+                s[5] ^= 4;
+                fix(s)
+            }),
+            1,
+        ),
+        (
+            "other TTL",
+            mutated(&|s| {
+                s[8] -= 1;
+                fix(s)
+            }),
+            1,
+        ),
+        (
+            "FIN",
+            mutated(&|s| {
+                s[33] |= TCP_FIN;
+                fix(s)
+            }),
+            1,
+        ),
+        (
+            "CWR",
+            mutated(&|s| {
+                s[33] |= TCP_CWR;
+                fix(s)
+            }),
+            1,
+        ),
+        ("longer than the first", [segs[1].clone(), vec![0u8; 1]].concat(), 1),
+    ];
+    for (what, s, tag) in cases {
+        assert!(gro.push(&segs[0], 1), "{what}: first segment");
+        assert!(!gro.push(&s, tag), "{what}: joined");
+        let first = gro.finish().unwrap().to_vec();
+        assert_eq!(first, [&VnetHdr::default().to_bytes()[..], &segs[0]].concat(), "{what}");
+    }
+    // After a short segment or PSH, nothing more.
+    let next = split(
+        gso(GSO_TCPV4, 1000, 20, 16),
+        &ipv4(TCP, 3, 0, &[tcp_header(1600, 0x10, 12), bytes(900, 2)].concat()),
+        1400,
+    );
+    for flags in [0x10, 0x18] {
+        let two = split(
+            gso(GSO_TCPV4, 1000, 20, 16),
+            &ipv4(TCP, 1, 0, &[tcp_header(100, flags, 12), bytes(1500, 1)].concat()),
+            1400,
+        );
+        assert!(gro.push(&two[0], 1));
+        assert!(
+            gro.push(&two[1], 1),
+            "a short or PSH segment ends a super-packet, and may be in it"
+        );
+        assert!(!gro.push(&next[0], 1), "nothing after it");
+        assert_eq!(gro.segments(), 2);
+        let (h, p) = VnetHdr::parse(gro.finish().unwrap())
+            .map(|(h, p)| (h, p.to_vec()))
+            .unwrap();
+        assert_eq!(split(h, &p, 1400), two);
+    }
+    // Not candidates at all: UDP, SYN, IPv4 options, fragments, no payload.
+    let udp = ipv4(UDP, 1, 0, &[vec![0u8; 8], bytes(100, 3)].concat());
+    let syn = ipv4(TCP, 1, 0, &tcp_header(1, 0x02, 0));
+    let opts = ipv4(TCP, 1, 4, &[tcp_header(1, 0x10, 0), bytes(10, 4)].concat());
+    let mut frag = segs[0].clone();
+    frag[6] |= 0x20;
+    let bare = ipv4(TCP, 1, 0, &tcp_header(1, 0x10, 0));
+    for p in [&udp, &syn, &opts, &frag, &bare, &vec![0x45u8; 3]] {
+        assert!(!gro.push(p, 1));
+        assert!(gro.is_empty());
+    }
+}
