@@ -531,6 +531,21 @@ impl TunDevice for Tun {
     fn offload_counters(&self) -> Option<OffloadCounters> {
         Tun::offload_counters(self)
     }
+    fn accepts_vnet(&self) -> bool {
+        self.vnet.is_some()
+    }
+    fn write_vnet(&self, hdr_and_pkt: &[u8]) -> io::Result<usize> {
+        if self.vnet.is_none() {
+            return Err(io::Error::from(io::ErrorKind::Unsupported));
+        }
+        loop {
+            // SAFETY: the slice is valid for reads of its length.
+            match cvt_size(unsafe { libc::write(self.fd(), hdr_and_pkt.as_ptr().cast(), hdr_and_pkt.len()) }) {
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
+                r => return r,
+            }
+        }
+    }
 }
 
 impl AsRawFd for Tun {

@@ -403,7 +403,8 @@ fn tun_offload_segments_tcp_and_udp_in_netns() {
         let sender = {
             let data = data.clone();
             std::thread::spawn(move || -> io::Result<()> {
-                let mut s = std::net::TcpStream::connect_timeout(&"10.97.0.2:80".parse().unwrap(), Duration::from_secs(5))?;
+                let mut s =
+                    std::net::TcpStream::connect_timeout(&"10.97.0.2:80".parse().unwrap(), Duration::from_secs(5))?;
                 s.write_all(&data)?;
                 s.shutdown(std::net::Shutdown::Write)?;
                 // Keep the socket until the peer has everything.
@@ -482,7 +483,10 @@ fn tun_offload_segments_tcp_and_udp_in_netns() {
                 }
             }
         }
-        assert_eq!(parts.iter().map(Vec::len).collect::<Vec<_>>(), [1000, 1000, 1000, 1000, 1000, 7]);
+        assert_eq!(
+            parts.iter().map(Vec::len).collect::<Vec<_>>(),
+            [1000, 1000, 1000, 1000, 1000, 7]
+        );
         assert!(parts.concat() == msg);
         Ok(())
     })

@@ -207,6 +207,10 @@ pub struct PlaneCounters {
     /// Packets sent / written to TUN.
     pub tx_packets: AtomicU64,
     pub rx_packets: AtomicU64,
+    /// TCP receive coalescing: super-packets written to the TUN, and the
+    /// segments they held.
+    pub gro_packets: AtomicU64,
+    pub gro_segments: AtomicU64,
 }
 
 /// One SA's identity and counters, for `status`.
@@ -270,6 +274,9 @@ pub struct OffloadSnapshot {
     pub segments: u64,
     /// Reads dropped as unsegmentable or truncated.
     pub dropped: u64,
+    /// Coalesced TCP super-packets written to the TUN, and their segments.
+    pub gro_packets: u64,
+    pub gro_segments: u64,
 }
 
 #[derive(Serialize)]
@@ -340,6 +347,8 @@ impl StatsView {
                 gso_packets: o.gso_packets,
                 segments: o.segments,
                 dropped: o.dropped,
+                gro_packets: c.gro_packets.load(Ordering::Relaxed),
+                gro_segments: c.gro_segments.load(Ordering::Relaxed),
             }),
             drops,
             sas: self
@@ -684,6 +693,10 @@ fn rx_loop<T: TunDevice, D: DatagramIo>(
 ) {
     // Room for the largest outer datagram: inner MTU plus ESP and IP overhead.
     let mut batch = PacketBatch::new(MAX_BATCH, mtu.max(1500) + 256, 0);
+    // TCP receive coalescing, where the TUN takes GSO writes; each packet's
+    // SPI, so that segments of different SAs are never joined.
+    let mut gro = tun.accepts_vnet().then(ikeda_wire::vnet::Gro::new);
+    let mut spis = [0u32; MAX_BATCH];
     while !stop.load(Ordering::Relaxed) {
         let n = counted(sock.io.recv_batch(&mut batch, Some(POLL)), counters, "ESP receive");
         while let Ok(u) = updates.try_recv() {
@@ -736,11 +749,17 @@ fn rx_loop<T: TunDevice, D: DatagramIo>(
                     }
                 }
             }
+            let esp = batch.packet(i);
+            spis[i] = esp.get(..4).map_or(0, |b| u32::from_be_bytes([b[0], b[1], b[2], b[3]]));
             // The whole slot: a compressed packet grows as it is inflated.
             match inbound.process_in(batch.slot_mut(i), m.start, m.len, now) {
                 Ok(r) => batch.set_packet(i, r.start, r.len(), None),
                 Err(_) => batch.discard(i),
             }
+        }
+        if let Some(gro) = gro.as_mut() {
+            write_coalesced(tun, gro, &batch, &spis[..n], counters);
+            continue;
         }
         match tun.write_batch(&batch) {
             Ok(w) => {
@@ -749,6 +768,50 @@ fn rx_loop<T: TunDevice, D: DatagramIo>(
             Err(e) => io_error(counters, "TUN write", &e),
         }
     }
+}
+
+/// Writes a batch of decrypted packets to an offloaded TUN, joining runs of
+/// TCP segments of one flow and one SA into super-packets (in order: what
+/// cannot be joined is written after what is pending). A write error
+/// drops that packet only, as `write_batch` does.
+fn write_coalesced<T: TunDevice>(
+    tun: &T,
+    gro: &mut ikeda_wire::vnet::Gro,
+    batch: &PacketBatch,
+    spis: &[u32],
+    counters: &PlaneCounters,
+) {
+    let mut written = 0u64;
+    let flush = |gro: &mut ikeda_wire::vnet::Gro, written: &mut u64| {
+        let segs = gro.segments() as u64;
+        if let Some(b) = gro.finish() {
+            match tun.write_vnet(b) {
+                Ok(_) => {
+                    *written += segs;
+                    if segs > 1 {
+                        counters.gro_packets.fetch_add(1, Ordering::Relaxed);
+                        counters.gro_segments.fetch_add(segs, Ordering::Relaxed);
+                    }
+                }
+                Err(e) => io_error(counters, "TUN write", &e),
+            }
+        }
+    };
+    for (i, &spi) in spis.iter().enumerate() {
+        let pkt = batch.packet(i);
+        if pkt.is_empty() || gro.push(pkt, spi) {
+            continue;
+        }
+        flush(gro, &mut written);
+        if !gro.push(pkt, spi) {
+            match tun.write(pkt) {
+                Ok(_) => written += 1,
+                Err(e) => io_error(counters, "TUN write", &e),
+            }
+        }
+    }
+    flush(gro, &mut written);
+    counters.rx_packets.fetch_add(written, Ordering::Relaxed);
 }
 
 #[cfg(test)]

@@ -237,7 +237,8 @@ for n in sizes:
 
 /// Segmentation offload on the TUN (the lab's default): TCP and UDP of
 /// sizes around the MTU, both ways and over IPv4 and IPv6, arrive byte
-/// for byte; the gateways really read super-packets and dropped none.
+/// for byte; the gateways really read super-packets, dropped none, and
+/// wrote coalesced (GRO) super-packets to their TUNs.
 #[test]
 fn lab_offload_carries_tcp_and_udp_intact() {
     let (lab, _) = Lab::up('o', &["--esp", "aes128gcm16"]);
@@ -265,8 +266,17 @@ fn lab_offload_carries_tcp_and_udp_intact() {
     for gw in ["gw1", "gw2"] {
         let s = stats(&lab, gw);
         let o = &s["tun_offload"];
-        assert!(o["gso_packets"].as_u64().unwrap() > 0, "{gw}: no super-packets read: {s}");
+        assert!(
+            o["gso_packets"].as_u64().unwrap() > 0,
+            "{gw}: no super-packets read: {s}"
+        );
         assert_eq!(o["dropped"].as_u64(), Some(0), "{gw}: {s}");
+        // TCP came in both ways: each gateway wrote coalesced super-packets.
+        assert!(o["gro_packets"].as_u64().unwrap() > 0, "{gw}: no coalesced writes: {s}");
+        assert!(
+            o["gro_segments"].as_u64().unwrap() > o["gro_packets"].as_u64().unwrap(),
+            "{gw}: {s}"
+        );
         assert_eq!(s["drops"].get("icv_mismatch"), None, "{gw}: {s}");
     }
     let log = lab_log(&lab, "gw1.log");
