@@ -1183,6 +1183,15 @@ in = { spi = 8193, enc_key = "0x101112131415161718191a1b1c1d1e1f20212223" }
     }
 
     #[test]
+    fn tun_offload_is_on_unless_switched_off() {
+        assert!(parse(GOOD).unwrap().daemon.offload);
+        let off = GOOD.replace("tun = \"ikeda0\"", "tun = \"ikeda0\"\noffload = false");
+        assert!(!parse(&off).unwrap().daemon.offload);
+        let bad = GOOD.replace("tun = \"ikeda0\"", "tun = \"ikeda0\"\noffload = \"yes\"");
+        assert!(parse(&bad).is_err());
+    }
+
+    #[test]
     fn errors_name_file_key_and_reason() {
         let cases: &[(&str, &str, &str)] = &[
             (
