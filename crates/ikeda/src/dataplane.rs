@@ -757,8 +757,10 @@ fn rx_loop<T: TunDevice, D: DatagramIo>(
                 Err(_) => batch.discard(i),
             }
         }
-        if let Some(gro) = gro.as_mut() {
-            write_coalesced(tun, gro, &batch, &spis[..n], counters);
+        if let Some(g) = gro.as_mut() {
+            if !write_coalesced(tun, g, &batch, &spis[..n], counters) {
+                gro = None;
+            }
             continue;
         }
         match tun.write_batch(&batch) {
@@ -773,28 +775,52 @@ fn rx_loop<T: TunDevice, D: DatagramIo>(
 /// Writes a batch of decrypted packets to an offloaded TUN, joining runs of
 /// TCP segments of one flow and one SA into super-packets (in order: what
 /// cannot be joined is written after what is pending). A write error
-/// drops that packet only, as `write_batch` does.
+/// drops that packet only, as `write_batch` does. Returns false when the
+/// kernel refused a coalesced write (`EINVAL`): that one was written again
+/// as its segments, and the caller stops coalescing.
 fn write_coalesced<T: TunDevice>(
     tun: &T,
     gro: &mut ikeda_wire::vnet::Gro,
     batch: &PacketBatch,
     spis: &[u32],
     counters: &PlaneCounters,
-) {
+) -> bool {
     let mut written = 0u64;
-    let flush = |gro: &mut ikeda_wire::vnet::Gro, written: &mut u64| {
+    let mut accepted = true;
+    let mut flush = |gro: &mut ikeda_wire::vnet::Gro, written: &mut u64| {
         let segs = gro.segments() as u64;
-        if let Some(b) = gro.finish() {
-            match tun.write_vnet(b) {
-                Ok(_) => {
-                    *written += segs;
-                    if segs > 1 {
-                        counters.gro_packets.fetch_add(1, Ordering::Relaxed);
-                        counters.gro_segments.fetch_add(segs, Ordering::Relaxed);
+        let Some(b) = gro.finish() else {
+            return;
+        };
+        match tun.write_vnet(b) {
+            Ok(_) => {
+                *written += segs;
+                if segs > 1 {
+                    counters.gro_packets.fetch_add(1, Ordering::Relaxed);
+                    counters.gro_segments.fetch_add(segs, Ordering::Relaxed);
+                }
+            }
+            Err(e) if segs > 1 && e.kind() == std::io::ErrorKind::InvalidInput => {
+                accepted = false;
+                tracing::warn!(target: "esp", "TUN refused a coalesced TCP write ({e}); writing segments one by one from now on");
+                // Our own packet: it segments (Gro only builds what does);
+                // the one allocation of this path, taken once.
+                let mut seg = vec![0u8; ikeda_wire::vnet::GRO_MAX];
+                let split = ikeda_wire::vnet::VnetHdr::parse(b).and_then(|(h, p)| {
+                    ikeda_wire::vnet::Segments::new(h, p, usize::from(h.hdr_len) + usize::from(h.gso_size))
+                });
+                if let Ok(s) = split {
+                    for i in 0..s.count() {
+                        if let Ok(n) = s.write(i, &mut seg) {
+                            match tun.write(&seg[..n]) {
+                                Ok(_) => *written += 1,
+                                Err(e) => io_error(counters, "TUN write", &e),
+                            }
+                        }
                     }
                 }
-                Err(e) => io_error(counters, "TUN write", &e),
             }
+            Err(e) => io_error(counters, "TUN write", &e),
         }
     };
     for (i, &spi) in spis.iter().enumerate() {
@@ -812,6 +838,7 @@ fn write_coalesced<T: TunDevice>(
     }
     flush(gro, &mut written);
     counters.rx_packets.fetch_add(written, Ordering::Relaxed);
+    accepted
 }
 
 #[cfg(test)]
@@ -1250,5 +1277,105 @@ mod tests {
             FLOOD as u64,
             "every datagram queued or counted"
         );
+    }
+
+    /// A TUN that takes vnet writes; with `refuse_gso`, it answers a GSO
+    /// write with EINVAL as an old or strict kernel would.
+    struct VnetTun {
+        refuse_gso: bool,
+        written: Mutex<Vec<(u8, Vec<u8>)>>,
+    }
+
+    impl TunDevice for VnetTun {
+        fn read_batch(&self, _: &mut PacketBatch, _: Option<Duration>) -> std::io::Result<usize> {
+            Ok(0)
+        }
+        fn write(&self, pkt: &[u8]) -> std::io::Result<usize> {
+            self.written.lock().unwrap().push((0, pkt.to_vec()));
+            Ok(pkt.len())
+        }
+        fn accepts_vnet(&self) -> bool {
+            true
+        }
+        fn write_vnet(&self, b: &[u8]) -> std::io::Result<usize> {
+            let (h, p) = ikeda_wire::vnet::VnetHdr::parse(b).unwrap();
+            if self.refuse_gso && h.gso_type != 0 {
+                return Err(std::io::Error::from_raw_os_error(libc::EINVAL));
+            }
+            self.written.lock().unwrap().push((h.gso_type, p.to_vec()));
+            Ok(b.len())
+        }
+    }
+
+    /// Five segments of one TCP flow (valid checksums), in a batch.
+    fn tcp_segments() -> (PacketBatch, Vec<Vec<u8>>) {
+        use ikeda_wire::vnet::{Segments, VnetHdr, F_NEEDS_CSUM, GSO_TCPV4};
+        let mut l4 = vec![0u8; 20];
+        l4[12] = 0x50;
+        l4[13] = 0x10;
+        l4.extend((0..4500u32).map(|i| i as u8));
+        let big = build_ipv4(
+            Ipv4Addr::new(192, 168, 11, 11),
+            Ipv4Addr::new(192, 168, 12, 12),
+            IpProtocol::TCP,
+            &l4,
+        );
+        let h = VnetHdr {
+            flags: F_NEEDS_CSUM,
+            gso_type: GSO_TCPV4,
+            gso_size: 1000,
+            csum_start: 20,
+            csum_offset: 16,
+            ..VnetHdr::default()
+        };
+        let s = Segments::new(h, &big, 1400).unwrap();
+        let mut batch = PacketBatch::new(8, 2048, 0);
+        let mut segs = Vec::new();
+        let mut buf = [0u8; 1400];
+        for i in 0..s.count() {
+            let n = s.write(i, &mut buf).unwrap();
+            batch.push_copy(&buf[..n], None).unwrap();
+            segs.push(buf[..n].to_vec());
+        }
+        (batch, segs)
+    }
+
+    #[test]
+    fn rx_coalesces_one_flow_of_one_sa_into_one_write() {
+        let (batch, segs) = tcp_segments();
+        assert_eq!(segs.len(), 5);
+        let tun = VnetTun {
+            refuse_gso: false,
+            written: Mutex::new(Vec::new()),
+        };
+        let c = PlaneCounters::default();
+        let mut gro = ikeda_wire::vnet::Gro::new();
+        assert!(write_coalesced(&tun, &mut gro, &batch, &[1; 5], &c));
+        let w = tun.written.lock().unwrap().clone();
+        assert_eq!(w.len(), 1);
+        assert_eq!(w[0].0, ikeda_wire::vnet::GSO_TCPV4);
+        assert_eq!(c.rx_packets.load(Ordering::Relaxed), 5);
+        assert_eq!(c.gro_segments.load(Ordering::Relaxed), 5);
+        // The same segments from two SAs: two writes, never one.
+        tun.written.lock().unwrap().clear();
+        assert!(write_coalesced(&tun, &mut gro, &batch, &[1, 1, 2, 2, 2], &c));
+        let w = tun.written.lock().unwrap().clone();
+        assert_eq!(w.len(), 2, "segments of different SAs were joined");
+    }
+
+    #[test]
+    fn rx_falls_back_to_segments_when_the_kernel_refuses_a_coalesced_write() {
+        let (batch, segs) = tcp_segments();
+        let tun = VnetTun {
+            refuse_gso: true,
+            written: Mutex::new(Vec::new()),
+        };
+        let c = PlaneCounters::default();
+        let mut gro = ikeda_wire::vnet::Gro::new();
+        assert!(!write_coalesced(&tun, &mut gro, &batch, &[1; 5], &c));
+        let w: Vec<Vec<u8>> = tun.written.lock().unwrap().iter().map(|(_, p)| p.clone()).collect();
+        assert_eq!(w, segs, "every segment written, unchanged and in order");
+        assert_eq!(c.rx_packets.load(Ordering::Relaxed), 5);
+        assert_eq!(c.gro_packets.load(Ordering::Relaxed), 0);
     }
 }
