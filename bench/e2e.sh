@@ -3,17 +3,21 @@
 #   plain   - gw1 -> gw2 over the bare veth (no tunnel): the ceiling
 #   ikeda   - h1 -> h2 through ikeda's userspace ESP, for each --esp proposal
 #   swan    - h1 -> h2 through strongSwan 5.9 charon with kernel-libipsec
-# each with 1 and 4 streams, and prints the ratios ikeda/strongSwan.
+#   routed  - h1 -> h2 through the gateways' plain forwarding (no tunnel)
+# each with 1 and 4 streams; prints throughput, TCP retransmits and the
+# ratios to plain veth and to strongSwan.
 #
-# usage: bench/e2e.sh [-t SECONDS] [-n REPEATS] [--esp "aes128gcm16 aes256gcm16 ..."] [--encap esp|udp]
+# usage: bench/e2e.sh [-t SECONDS] [-n REPEATS] [--esp "aes128gcm16 aes256gcm16 ..."]
+#                     [--encap "esp udp"] [--no-plain] [--no-swan]
 # needs root, iperf3, strongSwan (the README's test command installs them).
 set -Eeuo pipefail
 cd "$(dirname "$0")/.."
-T=5 N=3 ESPS="aes128gcm16" ENCAP=esp
+T=5 N=3 ESPS="aes128gcm16" ENCAPS="esp udp" PLAIN=1 SWAN=1
 while [[ $# -gt 0 ]]; do
   case $1 in
-    -t) T=$2; shift 2;; -n) N=$2; shift 2;; --esp) ESPS=$2; shift 2;; --encap) ENCAP=$2; shift 2;;
-    *) echo "usage: $0 [-t S] [-n R] [--esp LIST] [--encap esp|udp]" >&2; exit 2;;
+    -t) T=$2; shift 2;; -n) N=$2; shift 2;; --esp) ESPS=$2; shift 2;; --encap) ENCAPS=$2; shift 2;;
+    --no-plain) PLAIN=0; shift;; --no-swan) SWAN=0; shift;;
+    *) echo "usage: $0 [-t S] [-n R] [--esp LIST] [--encap "esp udp"] [--no-plain] [--no-swan]" >&2; exit 2;;
   esac
 done
 [[ $EUID -eq 0 ]] || { echo "must run as root" >&2; exit 1; }
@@ -28,9 +32,9 @@ cleanup() {
 }
 trap cleanup EXIT
 
-# median Gbit/s of N iperf3 runs: node server_addr client_node streams [bind]
+# "Gbit/s retransmits" (medians) of N iperf3 runs: srv_node addr cli_node streams
 measure() {
-  local srv_node=$1 addr=$2 cli_node=$3 P=$4 r vals=()
+  local srv_node=$1 addr=$2 cli_node=$3 P=$4 r vals=() rtx=()
   ip netns exec "ikl-$LAB-$srv_node" iperf3 -s -B "$addr" >"$OUT/iperf3-server.log" 2>&1 &
   SRV_PID=$!
   for _ in $(seq 1 50); do ip netns exec "ikl-$LAB-$srv_node" ss -Htln "sport = :5201" | grep -q . && break; sleep 0.1; done
@@ -38,31 +42,52 @@ measure() {
     ip netns exec "ikl-$LAB-$cli_node" iperf3 -c "$addr" -t "$T" -P "$P" -J >"$OUT/run.json" \
       || { echo "iperf3 failed" >&2; cat "$OUT/run.json" >&2; exit 1; }
     vals+=("$(python3 -c 'import json,sys; print(json.load(open(sys.argv[1]))["end"]["sum_received"]["bits_per_second"]/1e9)' "$OUT/run.json")")
+    rtx+=("$(python3 -c 'import json,sys; print(json.load(open(sys.argv[1]))["end"]["sum_sent"].get("retransmits",0))' "$OUT/run.json")")
     sleep 0.5
   done
   kill "$SRV_PID" 2>/dev/null || true; wait "$SRV_PID" 2>/dev/null || true; SRV_PID=
-  printf '%s\n' "${vals[@]}" | sort -g | awk '{a[NR]=$1} END{print (NR%2)?a[(NR+1)/2]:(a[NR/2]+a[NR/2+1])/2}'
+  echo "$(median "${vals[@]}") $(median "${rtx[@]}")"
+}
+median() { printf '%s\n' "$@" | sort -g | awk '{a[NR]=$1} END{print (NR%2)?a[(NR+1)/2]:(a[NR/2]+a[NR/2+1])/2}'; }
+
+declare -A R X
+lab() { "$IKEDA" lab down --name "$LAB" >/dev/null 2>&1 || true; "$IKEDA" lab up --name "$LAB" --no-ping "$@" >"$OUT/lab.log" 2>&1 || { cat "$OUT/lab.log" >&2; exit 1; }; }
+# run VARIANT srv_node addr cli_node: both stream counts, into R[VARIANT,P] / X[VARIANT,P]
+run() {
+  local v=$1 P out; shift
+  for P in 1 4; do
+    out=$(measure "$1" "$2" "$3" "$P"); R[$v,$P]=${out% *}; X[$v,$P]=${out#* }
+    printf '%-26s -P %s: %8.3f Gbit/s, %s retransmits\n' "$v" "$P" "${R[$v,$P]}" "${X[$v,$P]}"
+  done
 }
 
-declare -A R
-lab() { "$IKEDA" lab down --name "$LAB" >/dev/null 2>&1 || true; "$IKEDA" lab up --name "$LAB" --no-ping "$@" >"$OUT/lab.log" 2>&1 || { cat "$OUT/lab.log" >&2; exit 1; }; }
-
-lab --gateways none
-for P in 1 4; do R[plain,$P]=$(measure gw2 192.168.50.12 gw1 "$P"); echo "plain veth      -P $P: ${R[plain,$P]} Gbit/s"; done
-lab --gateways strongswan --esp aes128gcm16
-for P in 1 4; do R[swan,$P]=$(measure h2 192.168.12.12 h1 "$P"); echo "strongSwan gcm  -P $P: ${R[swan,$P]} Gbit/s"; done
-for E in $ESPS; do
-  lab --gateways ikeda --esp "$E" --encap "$ENCAP"
-  for P in 1 4; do R[$E,$P]=$(measure h2 192.168.12.12 h1 "$P"); echo "ikeda $E -P $P: ${R[$E,$P]} Gbit/s"; done
+VARIANTS=()
+if [[ $PLAIN == 1 ]]; then
+  lab --gateways none
+  VARIANTS+=("plain veth gw1->gw2"); run "plain veth gw1->gw2" gw2 192.168.50.12 gw1
+  VARIANTS+=("routed h1->h2"); run "routed h1->h2" h2 192.168.12.12 h1
+fi
+if [[ $SWAN == 1 ]]; then
+  lab --gateways strongswan --esp aes128gcm16
+  VARIANTS+=("strongSwan aes128gcm16"); run "strongSwan aes128gcm16" h2 192.168.12.12 h1
+fi
+for X_ in $ENCAPS; do
+  for E in $ESPS; do
+    lab --gateways ikeda --esp "$E" --encap "$X_"
+    VARIANTS+=("ikeda $E $X_"); run "ikeda $E $X_" h2 192.168.12.12 h1
+  done
 done
 
+ratio() { # ratio A B: A/B, or "-" when B is missing or zero
+  [[ -n ${2:-} ]] && python3 -c "import sys; b=float(sys.argv[2]); print('%.3f' % (float(sys.argv[1])/b) if b else '-')" "$1" "$2" || echo "-"
+}
+BASE="plain veth gw1->gw2" SW="strongSwan aes128gcm16"
 echo
-echo "== iperf3 TCP, ${T}s x ${N} (median), same run, encap $ENCAP =="
-printf '%-22s %10s %10s %14s %14s\n' "" "-P 1" "-P 4" "vs swan -P1" "vs swan -P4"
-printf '%-22s %10.3f %10.3f\n' "plain veth gw1->gw2" "${R[plain,1]}" "${R[plain,4]}"
-printf '%-22s %10.3f %10.3f %13.2fx %13.2fx\n' "strongSwan aes128gcm16" "${R[swan,1]}" "${R[swan,4]}" 1 1
-for E in $ESPS; do
-  printf '%-22s %10.3f %10.3f %13.2fx %13.2fx\n' "ikeda $E" "${R[$E,1]}" "${R[$E,4]}" \
-    "$(python3 -c "print(${R[$E,1]}/${R[swan,1]})")" "$(python3 -c "print(${R[$E,4]}/${R[swan,4]})")"
+echo "== iperf3 TCP, ${T}s x ${N} (median), same run; retransmits = iperf3 sender's, median =="
+printf '%-26s %9s %6s %9s %6s %10s %10s %10s %10s\n' "" "-P1 Gb/s" "rtx" "-P4 Gb/s" "rtx" "/plain P1" "/plain P4" "/swan P1" "/swan P4"
+for v in "${VARIANTS[@]}"; do
+  printf '%-26s %9.3f %6s %9.3f %6s %10s %10s %10s %10s\n' "$v" "${R[$v,1]}" "${X[$v,1]}" "${R[$v,4]}" "${X[$v,4]}" \
+    "$(ratio "${R[$v,1]}" "${R[$BASE,1]:-}")" "$(ratio "${R[$v,4]}" "${R[$BASE,4]:-}")" \
+    "$(ratio "${R[$v,1]}" "${R[$SW,1]:-}")" "$(ratio "${R[$v,4]}" "${R[$SW,4]:-}")"
 done
 rm -rf "$OUT"

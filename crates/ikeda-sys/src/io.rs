@@ -35,6 +35,25 @@ pub trait TunDevice: Send + Sync {
     /// Writes one packet; returns the number of bytes written.
     fn write(&self, pkt: &[u8]) -> io::Result<usize>;
 
+    /// The segmentation offload's counters, for a device that reads
+    /// super-packets and segments them ([`Tun::open_offload`](crate::Tun::open_offload)).
+    fn offload_counters(&self) -> Option<crate::tun::OffloadCounters> {
+        None
+    }
+
+    /// True if [`write_vnet`](Self::write_vnet) takes packets behind a
+    /// `virtio_net_hdr`, GSO super-packets included (an offloaded TUN).
+    fn accepts_vnet(&self) -> bool {
+        false
+    }
+
+    /// Writes `virtio_net_hdr` + packet as one packet (see
+    /// ikeda_wire::vnet::Gro); `Unsupported` where not
+    /// [`accepts_vnet`](Self::accepts_vnet).
+    fn write_vnet(&self, _hdr_and_pkt: &[u8]) -> io::Result<usize> {
+        Err(io::Error::from(io::ErrorKind::Unsupported))
+    }
+
     /// Writes every non-empty filled slot of `batch` (addresses are
     /// ignored). Returns how many packets were written.
     ///
@@ -91,6 +110,15 @@ pub trait DatagramIo: Send + Sync {
 // Why these forwarding impls: the data plane typically shares one device
 // between an RX and a TX thread through an `Arc`.
 impl<T: TunDevice + ?Sized> TunDevice for Arc<T> {
+    fn accepts_vnet(&self) -> bool {
+        (**self).accepts_vnet()
+    }
+    fn write_vnet(&self, hdr_and_pkt: &[u8]) -> io::Result<usize> {
+        (**self).write_vnet(hdr_and_pkt)
+    }
+    fn offload_counters(&self) -> Option<crate::tun::OffloadCounters> {
+        (**self).offload_counters()
+    }
     fn read_batch(&self, batch: &mut PacketBatch, timeout: Option<Duration>) -> io::Result<usize> {
         (**self).read_batch(batch, timeout)
     }
@@ -103,6 +131,15 @@ impl<T: TunDevice + ?Sized> TunDevice for Arc<T> {
 }
 
 impl<T: TunDevice + ?Sized> TunDevice for &T {
+    fn accepts_vnet(&self) -> bool {
+        (**self).accepts_vnet()
+    }
+    fn write_vnet(&self, hdr_and_pkt: &[u8]) -> io::Result<usize> {
+        (**self).write_vnet(hdr_and_pkt)
+    }
+    fn offload_counters(&self) -> Option<crate::tun::OffloadCounters> {
+        (**self).offload_counters()
+    }
     fn read_batch(&self, batch: &mut PacketBatch, timeout: Option<Duration>) -> io::Result<usize> {
         (**self).read_batch(batch, timeout)
     }

@@ -67,7 +67,7 @@ pub use io::{DatagramIo, TunDevice};
 pub use netns::{require_root, NetNs};
 pub use route::{sysctl_get, sysctl_set, IpRoute2};
 pub use socket::{ipv4_payload_offset, RawEspSocket, UdpSocket, DEFAULT_SOCKET_BUFFER};
-pub use tun::Tun;
+pub use tun::{OffloadCounters, Tun};
 
 /// Compile-time check of the threading guarantees documented above.
 #[allow(dead_code)]

@@ -21,5 +21,6 @@ pub mod ipcomp;
 pub mod pcap;
 pub mod reassembly;
 pub mod udp_encap;
+pub mod vnet;
 
 pub use error::{Error, Fault};

@@ -4,6 +4,7 @@
 //! [daemon]
 //! tun = "ikeda0"         # TUN device the data plane reads and writes
 //! mtu = 1400             # inner MTU of the TUN device
+//! offload = true         # TUN with TCP segmentation offload (IFF_VNET_HDR); false: one packet per read
 //! route_table = 220      # routing table for the remote selectors
 //! control_socket = "/run/ikeda/ikeda.sock"   # `ikeda status|show|up|down|reload|log` talk here (0600)
 //! key_export = "/var/lib/ikeda/keys"         # off unless set: Wireshark key files, 0600
@@ -93,6 +94,8 @@ struct RawDaemon {
     tun: String,
     #[serde(default = "default_mtu")]
     mtu: u32,
+    #[serde(default = "default_offload")]
+    offload: bool,
     #[serde(default = "default_table")]
     route_table: u32,
     /// IKE retransmission: first timeout, back-off base, tries (strongSwan's
@@ -118,6 +121,7 @@ impl Default for RawDaemon {
         RawDaemon {
             tun: default_tun(),
             mtu: default_mtu(),
+            offload: default_offload(),
             route_table: default_table(),
             retransmit_timeout: None,
             retransmit_base: None,
@@ -135,6 +139,9 @@ fn default_tun() -> String {
 }
 fn default_mtu() -> u32 {
     1400
+}
+fn default_offload() -> bool {
+    true
 }
 fn default_table() -> u32 {
     220
@@ -274,6 +281,10 @@ pub struct Config {
 pub struct DaemonConfig {
     pub tun: String,
     pub mtu: u32,
+    /// Open the TUN with `IFF_VNET_HDR` and TCP/UDP segmentation offload
+    /// (reads return super-packets we segment); falls back without it if
+    /// the kernel refuses.
+    pub offload: bool,
     pub route_table: u32,
     /// IKE retransmission: first timeout (ms), back-off base, tries.
     pub retransmit: (u64, f64, u32),
@@ -851,6 +862,7 @@ impl Config {
             daemon: DaemonConfig {
                 tun: d.tun.clone(),
                 mtu: d.mtu,
+                offload: d.offload,
                 route_table: d.route_table,
                 retransmit: (retransmit_ms, retransmit_base, retransmit_tries),
                 control_socket: d
@@ -1176,6 +1188,15 @@ in = { spi = 8193, enc_key = "0x101112131415161718191a1b1c1d1e1f20212223" }
         assert_eq!(c.daemon.mtu, 1400);
         assert_eq!(conn.replay_window, 1024);
         assert_eq!(conn.encap, Encap::Esp);
+    }
+
+    #[test]
+    fn tun_offload_is_on_unless_switched_off() {
+        assert!(parse(GOOD).unwrap().daemon.offload);
+        let off = GOOD.replace("tun = \"ikeda0\"", "tun = \"ikeda0\"\noffload = false");
+        assert!(!parse(&off).unwrap().daemon.offload);
+        let bad = GOOD.replace("tun = \"ikeda0\"", "tun = \"ikeda0\"\noffload = \"yes\"");
+        assert!(parse(&bad).is_err());
     }
 
     #[test]

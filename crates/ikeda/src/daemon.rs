@@ -627,7 +627,7 @@ fn start(cfg: &Config, opts: &RunOptions) -> Result<Started, String> {
     let hub = Arc::new(crate::control::EventHub::default());
     let (req_tx, req_rx) = std::sync::mpsc::sync_channel(crate::control::CONTROL_QUEUE);
     let server = crate::control::Server::start(&cfg.daemon.control_socket, req_tx.clone(), hub.clone())?;
-    let tun = Tun::open(&cfg.daemon.tun).map_err(|e| format!("TUN device {}: {e}", cfg.daemon.tun))?;
+    let tun = open_tun(&cfg.daemon.tun, cfg.daemon.offload)?;
     tun.set_mtu(cfg.daemon.mtu)
         .map_err(|e| format!("MTU {} on {}: {e}", cfg.daemon.mtu, cfg.daemon.tun))?;
     tun.set_up()
@@ -699,6 +699,24 @@ fn start(cfg: &Config, opts: &RunOptions) -> Result<Started, String> {
         server,
         requests: req_tx,
     })
+}
+
+/// The TUN device, with segmentation offload when asked for and the kernel
+/// agrees (`IFF_VNET_HDR`, `TUNSETOFFLOAD`); otherwise one packet per read,
+/// as before, with a warning saying why.
+fn open_tun(name: &str, offload: bool) -> Result<Tun, String> {
+    if offload {
+        match Tun::open_offload(name) {
+            Ok(t) => {
+                tracing::info!(target: "esp", "TUN {}: segmentation offload on (IFF_VNET_HDR)", t.name());
+                return Ok(t);
+            }
+            Err(e) => {
+                tracing::warn!(target: "esp", "TUN {name}: no segmentation offload ({e}); one packet per read")
+            }
+        }
+    }
+    Tun::open(name).map_err(|e| format!("TUN device {name}: {e}"))
 }
 
 #[cfg(test)]

@@ -207,6 +207,10 @@ pub struct PlaneCounters {
     /// Packets sent / written to TUN.
     pub tx_packets: AtomicU64,
     pub rx_packets: AtomicU64,
+    /// TCP receive coalescing: super-packets written to the TUN, and the
+    /// segments they held.
+    pub gro_packets: AtomicU64,
+    pub gro_segments: AtomicU64,
 }
 
 /// One SA's identity and counters, for `status`.
@@ -257,6 +261,22 @@ pub struct StatsView {
     pub inbound_drops: Vec<Arc<DropCounters>>,
     pub counters: Arc<PlaneCounters>,
     pub sas: Arc<Mutex<Vec<SaView>>>,
+    /// For the TUN's segmentation offload counters.
+    pub tun: Arc<dyn TunDevice>,
+}
+
+/// The TUN's segmentation offload counters (see `ikeda_sys::OffloadCounters`).
+#[derive(Serialize, Debug, Clone, Copy, PartialEq, Eq)]
+pub struct OffloadSnapshot {
+    /// Super-packets (more than one segment) read from the TUN.
+    pub gso_packets: u64,
+    /// Packets handed to the data plane (segments and single packets).
+    pub segments: u64,
+    /// Reads dropped as unsegmentable or truncated.
+    pub dropped: u64,
+    /// Coalesced TCP super-packets written to the TUN, and their segments.
+    pub gro_packets: u64,
+    pub gro_segments: u64,
 }
 
 #[derive(Serialize)]
@@ -297,6 +317,9 @@ pub struct Snapshot {
     pub rx_packets: u64,
     pub udp_non_esp: u64,
     pub io_errors: u64,
+    /// Absent when the TUN has no segmentation offload.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub tun_offload: Option<OffloadSnapshot>,
     pub drops: std::collections::BTreeMap<&'static str, u64>,
     pub sas: Vec<SaSnapshot>,
 }
@@ -320,6 +343,13 @@ impl StatsView {
             rx_packets: c.rx_packets.load(Ordering::Relaxed),
             udp_non_esp: c.udp_non_esp.load(Ordering::Relaxed),
             io_errors: c.io_errors.load(Ordering::Relaxed),
+            tun_offload: self.tun.offload_counters().map(|o| OffloadSnapshot {
+                gso_packets: o.gso_packets,
+                segments: o.segments,
+                dropped: o.dropped,
+                gro_packets: c.gro_packets.load(Ordering::Relaxed),
+                gro_segments: c.gro_segments.load(Ordering::Relaxed),
+            }),
             drops,
             sas: self
                 .sas
@@ -426,6 +456,7 @@ impl DataPlane {
             inbound_drops,
             counters: counters.clone(),
             sas: sas.clone(),
+            tun: tun.clone(),
         };
         let (tx_up, tx_up_rx) = channel();
         let (stop2, counters2) = (stop.clone(), counters);
@@ -662,6 +693,10 @@ fn rx_loop<T: TunDevice, D: DatagramIo>(
 ) {
     // Room for the largest outer datagram: inner MTU plus ESP and IP overhead.
     let mut batch = PacketBatch::new(MAX_BATCH, mtu.max(1500) + 256, 0);
+    // TCP receive coalescing, where the TUN takes GSO writes; each packet's
+    // SPI, so that segments of different SAs are never joined.
+    let mut gro = tun.accepts_vnet().then(ikeda_wire::vnet::Gro::new);
+    let mut spis = [0u32; MAX_BATCH];
     while !stop.load(Ordering::Relaxed) {
         let n = counted(sock.io.recv_batch(&mut batch, Some(POLL)), counters, "ESP receive");
         while let Ok(u) = updates.try_recv() {
@@ -714,11 +749,19 @@ fn rx_loop<T: TunDevice, D: DatagramIo>(
                     }
                 }
             }
+            let esp = batch.packet(i);
+            spis[i] = esp.get(..4).map_or(0, |b| u32::from_be_bytes([b[0], b[1], b[2], b[3]]));
             // The whole slot: a compressed packet grows as it is inflated.
             match inbound.process_in(batch.slot_mut(i), m.start, m.len, now) {
                 Ok(r) => batch.set_packet(i, r.start, r.len(), None),
                 Err(_) => batch.discard(i),
             }
+        }
+        if let Some(g) = gro.as_mut() {
+            if !write_coalesced(tun, g, &batch, &spis[..n], counters) {
+                gro = None;
+            }
+            continue;
         }
         match tun.write_batch(&batch) {
             Ok(w) => {
@@ -727,6 +770,75 @@ fn rx_loop<T: TunDevice, D: DatagramIo>(
             Err(e) => io_error(counters, "TUN write", &e),
         }
     }
+}
+
+/// Writes a batch of decrypted packets to an offloaded TUN, joining runs of
+/// TCP segments of one flow and one SA into super-packets (in order: what
+/// cannot be joined is written after what is pending). A write error
+/// drops that packet only, as `write_batch` does. Returns false when the
+/// kernel refused a coalesced write (`EINVAL`): that one was written again
+/// as its segments, and the caller stops coalescing.
+fn write_coalesced<T: TunDevice>(
+    tun: &T,
+    gro: &mut ikeda_wire::vnet::Gro,
+    batch: &PacketBatch,
+    spis: &[u32],
+    counters: &PlaneCounters,
+) -> bool {
+    let mut written = 0u64;
+    let mut accepted = true;
+    let mut flush = |gro: &mut ikeda_wire::vnet::Gro, written: &mut u64| {
+        let segs = gro.segments() as u64;
+        let Some(b) = gro.finish() else {
+            return;
+        };
+        match tun.write_vnet(b) {
+            Ok(_) => {
+                *written += segs;
+                if segs > 1 {
+                    counters.gro_packets.fetch_add(1, Ordering::Relaxed);
+                    counters.gro_segments.fetch_add(segs, Ordering::Relaxed);
+                }
+            }
+            Err(e) if segs > 1 && e.kind() == std::io::ErrorKind::InvalidInput => {
+                accepted = false;
+                tracing::warn!(target: "esp", "TUN refused a coalesced TCP write ({e}); writing segments one by one from now on");
+                // Our own packet: it segments (Gro only builds what does);
+                // the one allocation of this path, taken once.
+                let mut seg = vec![0u8; ikeda_wire::vnet::GRO_MAX];
+                let split = ikeda_wire::vnet::VnetHdr::parse(b).and_then(|(h, p)| {
+                    ikeda_wire::vnet::Segments::new(h, p, usize::from(h.hdr_len) + usize::from(h.gso_size))
+                });
+                if let Ok(s) = split {
+                    for i in 0..s.count() {
+                        if let Ok(n) = s.write(i, &mut seg) {
+                            match tun.write(&seg[..n]) {
+                                Ok(_) => *written += 1,
+                                Err(e) => io_error(counters, "TUN write", &e),
+                            }
+                        }
+                    }
+                }
+            }
+            Err(e) => io_error(counters, "TUN write", &e),
+        }
+    };
+    for (i, &spi) in spis.iter().enumerate() {
+        let pkt = batch.packet(i);
+        if pkt.is_empty() || gro.push(pkt, spi) {
+            continue;
+        }
+        flush(gro, &mut written);
+        if !gro.push(pkt, spi) {
+            match tun.write(pkt) {
+                Ok(_) => written += 1,
+                Err(e) => io_error(counters, "TUN write", &e),
+            }
+        }
+    }
+    flush(gro, &mut written);
+    counters.rx_packets.fetch_add(written, Ordering::Relaxed);
+    accepted
 }
 
 #[cfg(test)]
@@ -1165,5 +1277,105 @@ mod tests {
             FLOOD as u64,
             "every datagram queued or counted"
         );
+    }
+
+    /// A TUN that takes vnet writes; with `refuse_gso`, it answers a GSO
+    /// write with EINVAL as an old or strict kernel would.
+    struct VnetTun {
+        refuse_gso: bool,
+        written: Mutex<Vec<(u8, Vec<u8>)>>,
+    }
+
+    impl TunDevice for VnetTun {
+        fn read_batch(&self, _: &mut PacketBatch, _: Option<Duration>) -> std::io::Result<usize> {
+            Ok(0)
+        }
+        fn write(&self, pkt: &[u8]) -> std::io::Result<usize> {
+            self.written.lock().unwrap().push((0, pkt.to_vec()));
+            Ok(pkt.len())
+        }
+        fn accepts_vnet(&self) -> bool {
+            true
+        }
+        fn write_vnet(&self, b: &[u8]) -> std::io::Result<usize> {
+            let (h, p) = ikeda_wire::vnet::VnetHdr::parse(b).unwrap();
+            if self.refuse_gso && h.gso_type != 0 {
+                return Err(std::io::Error::from_raw_os_error(libc::EINVAL));
+            }
+            self.written.lock().unwrap().push((h.gso_type, p.to_vec()));
+            Ok(b.len())
+        }
+    }
+
+    /// Five segments of one TCP flow (valid checksums), in a batch.
+    fn tcp_segments() -> (PacketBatch, Vec<Vec<u8>>) {
+        use ikeda_wire::vnet::{Segments, VnetHdr, F_NEEDS_CSUM, GSO_TCPV4};
+        let mut l4 = vec![0u8; 20];
+        l4[12] = 0x50;
+        l4[13] = 0x10;
+        l4.extend((0..4500u32).map(|i| i as u8));
+        let big = build_ipv4(
+            Ipv4Addr::new(192, 168, 11, 11),
+            Ipv4Addr::new(192, 168, 12, 12),
+            IpProtocol::TCP,
+            &l4,
+        );
+        let h = VnetHdr {
+            flags: F_NEEDS_CSUM,
+            gso_type: GSO_TCPV4,
+            gso_size: 1000,
+            csum_start: 20,
+            csum_offset: 16,
+            ..VnetHdr::default()
+        };
+        let s = Segments::new(h, &big, 1400).unwrap();
+        let mut batch = PacketBatch::new(8, 2048, 0);
+        let mut segs = Vec::new();
+        let mut buf = [0u8; 1400];
+        for i in 0..s.count() {
+            let n = s.write(i, &mut buf).unwrap();
+            batch.push_copy(&buf[..n], None).unwrap();
+            segs.push(buf[..n].to_vec());
+        }
+        (batch, segs)
+    }
+
+    #[test]
+    fn rx_coalesces_one_flow_of_one_sa_into_one_write() {
+        let (batch, segs) = tcp_segments();
+        assert_eq!(segs.len(), 5);
+        let tun = VnetTun {
+            refuse_gso: false,
+            written: Mutex::new(Vec::new()),
+        };
+        let c = PlaneCounters::default();
+        let mut gro = ikeda_wire::vnet::Gro::new();
+        assert!(write_coalesced(&tun, &mut gro, &batch, &[1; 5], &c));
+        let w = tun.written.lock().unwrap().clone();
+        assert_eq!(w.len(), 1);
+        assert_eq!(w[0].0, ikeda_wire::vnet::GSO_TCPV4);
+        assert_eq!(c.rx_packets.load(Ordering::Relaxed), 5);
+        assert_eq!(c.gro_segments.load(Ordering::Relaxed), 5);
+        // The same segments from two SAs: two writes, never one.
+        tun.written.lock().unwrap().clear();
+        assert!(write_coalesced(&tun, &mut gro, &batch, &[1, 1, 2, 2, 2], &c));
+        let w = tun.written.lock().unwrap().clone();
+        assert_eq!(w.len(), 2, "segments of different SAs were joined");
+    }
+
+    #[test]
+    fn rx_falls_back_to_segments_when_the_kernel_refuses_a_coalesced_write() {
+        let (batch, segs) = tcp_segments();
+        let tun = VnetTun {
+            refuse_gso: true,
+            written: Mutex::new(Vec::new()),
+        };
+        let c = PlaneCounters::default();
+        let mut gro = ikeda_wire::vnet::Gro::new();
+        assert!(!write_coalesced(&tun, &mut gro, &batch, &[1; 5], &c));
+        let w: Vec<Vec<u8>> = tun.written.lock().unwrap().iter().map(|(_, p)| p.clone()).collect();
+        assert_eq!(w, segs, "every segment written, unchanged and in order");
+        assert_eq!(c.rx_packets.load(Ordering::Relaxed), 5);
+        assert_eq!(c.gro_packets.load(Ordering::Relaxed), 0);
     }
 }
