@@ -23,7 +23,7 @@
 use serde::Serialize;
 use std::collections::VecDeque;
 use std::io::{BufRead, BufReader, Read, Write};
-use std::os::unix::fs::PermissionsExt;
+use std::os::unix::fs::{DirBuilderExt, PermissionsExt};
 use std::os::unix::net::{UnixListener, UnixStream};
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
@@ -158,6 +158,41 @@ fn in_use(path: &Path) -> bool {
     UnixStream::connect(path).is_ok()
 }
 
+/// Bind a Unix socket at `path` that nobody but us can ever connect to: it
+/// is bound inside a fresh 0700 directory of ours, set 0600 there, then
+/// renamed into place (a bound socket keeps working under its new name).
+/// Not with a umask: that is process-wide and would change, for that
+/// moment, the mode of whatever another thread creates.
+fn bind_private(path: &Path) -> Result<UnixListener, String> {
+    let err = |e: std::io::Error| format!("control socket {}: {e}", path.display());
+    let dir = path.parent().filter(|d| !d.as_os_str().is_empty()).unwrap_or(Path::new("."));
+    let name = path.file_name().ok_or_else(|| format!("control socket {}: not a file name", path.display()))?;
+    let mut staging = dir.join(format!(".{}.bind.{}", name.to_string_lossy(), std::process::id()));
+    if staging.as_os_str().len() >= 100 {
+        // sun_path holds 108 bytes: a short name beside the socket.
+        staging = dir.join(format!(".b{}", std::process::id()));
+    }
+    match std::fs::DirBuilder::new().mode(0o700).create(&staging) {
+        Ok(()) => {}
+        Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => {
+            // Left by an earlier run under the same PID: reuse it only if
+            // it is ours and private.
+            crate::private::check_dir(&staging, "control socket staging directory")?;
+        }
+        Err(e) => return Err(err(e)),
+    }
+    let inner = staging.join("s");
+    let _ = std::fs::remove_file(&inner);
+    let bound = UnixListener::bind(&inner).map_err(err).and_then(|l| {
+        std::fs::set_permissions(&inner, std::fs::Permissions::from_mode(0o600)).map_err(err)?;
+        std::fs::rename(&inner, path).map_err(err)?;
+        Ok(l)
+    });
+    let _ = std::fs::remove_file(&inner);
+    let _ = std::fs::remove_dir(&staging);
+    bound
+}
+
 impl Server {
     /// Bind the socket (0600; its directory is created 0700 if missing).
     /// A stale socket file from a crashed daemon is replaced; a live one is
@@ -175,15 +210,7 @@ impl Server {
             }
             let _ = std::fs::remove_file(path);
         }
-        // Bind under a umask that leaves the socket 0600 from the start,
-        // not only after the chmod below.
-        // SAFETY: umask only changes this process's file creation mask.
-        let old = unsafe { libc::umask(0o177) };
-        let l = UnixListener::bind(path);
-        unsafe { libc::umask(old) };
-        let l = l.map_err(|e| format!("control socket {}: {e}", path.display()))?;
-        std::fs::set_permissions(path, std::fs::Permissions::from_mode(0o600))
-            .map_err(|e| format!("control socket {}: {e}", path.display()))?;
+        let l = bind_private(path)?;
         l.set_nonblocking(true).map_err(|e| e.to_string())?;
         let stop = Arc::new(AtomicBool::new(false));
         let s2 = stop.clone();
@@ -448,6 +475,51 @@ mod tests {
         );
         let r: Request = serde_json::from_str(r#"{"version":1,"command":"show-ike"}"#).unwrap();
         assert_eq!(r.command, Command::ShowIke);
+    }
+
+    /// Binding the socket leaves the process's umask alone: directories
+    /// another thread creates meanwhile keep their mode (with the umask
+    /// 0177 we once bound under, a key directory made at that moment came
+    /// out 0600). And the socket never exists at its path with a mode
+    /// other than 0600.
+    #[test]
+    fn binding_does_not_touch_what_other_threads_create() {
+        use std::os::unix::fs::DirBuilderExt;
+        let base = std::env::temp_dir().join(format!("ikeda-ctl-umask-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&base);
+        std::fs::create_dir(&base).unwrap();
+        let stop = Arc::new(AtomicBool::new(false));
+        let (b2, s2) = (base.clone(), stop.clone());
+        let maker = std::thread::spawn(move || {
+            let mut n = 0u32;
+            let mut bad = Vec::new();
+            while !s2.load(Ordering::Relaxed) {
+                let d = b2.join(format!("d{n}"));
+                std::fs::DirBuilder::new().mode(0o700).create(&d).unwrap();
+                let m = std::fs::metadata(&d).unwrap().permissions().mode() & 0o777;
+                if m != 0o700 {
+                    bad.push(m);
+                }
+                std::fs::remove_dir(&d).unwrap();
+                n += 1;
+            }
+            (n, bad)
+        });
+        let path = sock("umask");
+        for _ in 0..300 {
+            let _ = std::fs::remove_file(&path);
+            let (tx, _rx) = mpsc::sync_channel::<ControlMsg>(1);
+            let server = Server::start(&path, tx, Arc::new(EventHub::default())).unwrap();
+            let mode = std::fs::metadata(&path).unwrap().permissions().mode() & 0o777;
+            assert_eq!(mode, 0o600);
+            drop(server);
+        }
+        stop.store(true, Ordering::Relaxed);
+        let (n, bad) = maker.join().unwrap();
+        let _ = std::fs::remove_dir_all(&base);
+        let _ = std::fs::remove_file(&path);
+        assert!(n > 0);
+        assert!(bad.is_empty(), "{} of {n} directories made during the binds had another mode: {:?}", bad.len(), bad.iter().map(|m| format!("{m:o}")).collect::<Vec<_>>());
     }
 
     /// A server answers through the plane channel, refuses other protocol
