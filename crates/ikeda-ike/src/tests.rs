@@ -1298,6 +1298,7 @@ fn initial_contact_in_an_ike_auth_that_fails_deletes_nothing() {
 }
 
 mod both_initiate;
+mod collisions;
 mod keepalive;
 mod queue;
 mod schedule;

@@ -161,6 +161,18 @@ enum Pending {
 }
 
 impl Pending {
+    /// What an exchange of ours in flight is doing, for logs.
+    fn exchange_what(&self) -> &'static str {
+        match self {
+            Pending::Init | Pending::Auth { .. } => "it is being set up",
+            Pending::Liveness => "we check the peer is alive",
+            Pending::DeleteIke => "we are deleting it",
+            Pending::DeleteChild { .. } => "we delete one of its CHILD SAs",
+            Pending::RekeyChild { .. } => "we rekey one of its CHILD SAs",
+            Pending::RekeyIke { .. } => "we rekey it",
+        }
+    }
+
     fn exchange(&self) -> &'static str {
         match self {
             Pending::Init => "IKE_SA_INIT",
@@ -213,6 +225,10 @@ struct IkeSa {
     /// Both sides initiated the connection at once and this SA is the one
     /// to go (see [`Engine::settle_duplicate`]).
     duplicate: Option<Duplicate>,
+    /// The peer's rekey of this IKE SA that we answered while ours was in
+    /// flight (RFC 7296 §2.8.2): which new SA stays is decided when ours
+    /// is answered.
+    peer_rekey: Option<Box<rekey::RekeyedIke>>,
 }
 
 /// An IKE SA the peer deleted: its SPIs, until when we keep its answers,
@@ -228,9 +244,13 @@ const GRAVEYARD_MAX: usize = 16;
 /// For this long: the first three retransmissions of the peer's schedule.
 const GRAVEYARD_TIME: Duration = Duration::from_secs(30);
 
-/// An IKE SA that lost to a simultaneous one of the same connection.
+/// An IKE SA that lost to a simultaneous one of the same connection: both
+/// sides initiated it, or both rekeyed the same IKE SA (§2.8.2).
 #[derive(Debug, Clone, Copy)]
 struct Duplicate {
+    /// How it came about, for the logs: "both sides initiated" or "both
+    /// sides rekeyed".
+    cause: &'static str,
     /// The SPIs of the IKE SA that stays.
     survivor: (u64, u64),
     /// When we send the DELETE ourselves if the peer has not; `None` once
@@ -240,6 +260,9 @@ struct Duplicate {
     /// holds it before we delete the loser.
     asked: bool,
 }
+
+/// [`Duplicate::cause`] of the redundant IKE SA of two rekeys at once.
+const REKEY_COLLISION: &str = "both sides rekeyed";
 
 /// While we wait for the peer to show that it holds the survivor, how
 /// often we look again.
@@ -698,6 +721,7 @@ impl Engine {
             established_at: None,
             created_at: now,
             duplicate: None,
+            peer_rekey: None,
         };
         let idx = self.insert(sa);
         self.send_init_request(idx, group, now)
@@ -988,17 +1012,13 @@ impl Engine {
                 match sa.tm.complete(mid) {
                     Some(Pending::DeleteIke) => {
                         let rekeyed = self.sas[idx].as_ref().is_some_and(|s| s.state == State::Replaced);
-                        let duplicate = self.sas[idx].as_ref().is_some_and(|s| s.duplicate.is_some());
-                        self.remove(
-                            idx,
-                            if rekeyed {
-                                "replaced by the rekeyed IKE_SA"
-                            } else if duplicate {
-                                "duplicate deleted by us (both sides initiated)"
-                            } else {
-                                "deleted by us"
-                            },
-                        )
+                        let duplicate = self.sas[idx].as_ref().and_then(|s| s.duplicate);
+                        let reason = match duplicate {
+                            _ if rekeyed => "replaced by the rekeyed IKE_SA".to_string(),
+                            Some(d) => format!("duplicate deleted by us ({})", d.cause),
+                            None => "deleted by us".to_string(),
+                        };
+                        self.remove(idx, &reason)
                     }
                     Some(Pending::DeleteChild { spi_in }) => self.child_gone(idx, spi_in),
                     _ => {}
@@ -1767,6 +1787,7 @@ impl Engine {
             established_at: None,
             created_at: now,
             duplicate: None,
+            peer_rekey: None,
         };
         // Our own requests on this SA start at message ID 0 too (§2.2).
         let idx = self.insert(sa);
@@ -2152,6 +2173,7 @@ impl Engine {
         let Some(l) = self.sas[loser].as_mut() else { return false };
         let ours = l.initiator;
         l.duplicate = Some(Duplicate {
+            cause: "both sides initiated",
             survivor: keep,
             delete_at: Some(if ours { now } else { now + DUPLICATE_GRACE }),
             asked: false,
@@ -2209,7 +2231,7 @@ impl Engine {
     /// The duplicate IKE SAs whose time to be deleted by us has come: a
     /// DELETE is queued, unless the survivor is gone meanwhile (then this
     /// one is all there is, and stays).
-    fn delete_duplicates(&mut self, idx: usize, now: Millis) {
+    pub(super) fn delete_duplicates(&mut self, idx: usize, now: Millis) {
         let Some(d) = self.sas[idx].as_ref().and_then(|s| s.duplicate) else {
             return;
         };
@@ -2233,9 +2255,13 @@ impl Engine {
         // if we answered its IKE_AUTH, only once it sent us something on
         // it since (our answer may be lost and retransmitted): until then,
         // deleting the loser would take away the only SA it can send on.
-        let held = self.sas[keep]
-            .as_ref()
-            .is_some_and(|s| s.initiator || s.established_at.is_some_and(|t| s.last_heard > t));
+        // After two rekeys at once the peer holds both new SAs as soon as
+        // it has our answer, which it gets again from our cache if it was
+        // lost: no need to ask.
+        let held = d.cause == REKEY_COLLISION
+            || self.sas[keep]
+                .as_ref()
+                .is_some_and(|s| s.initiator || s.established_at.is_some_and(|t| s.last_heard > t));
         if !held {
             if !d.asked {
                 self.queue(keep, Work::Liveness, now);
@@ -2251,9 +2277,10 @@ impl Engine {
         }
         let Some(sa) = self.sas[idx].as_mut() else { return };
         sa.duplicate = Some(Duplicate { delete_at: None, ..d });
-        if sa.state == State::Established {
-            self.queue_first(idx, Work::DeleteIke, now);
+        if sa.state != State::Established {
+            return;
         }
+        self.queue_first(idx, Work::DeleteIke, now);
     }
 
     fn informational_request(&mut self, idx: usize, mid: u32, inner: Vec<Payload>, now: Millis) {
@@ -2295,19 +2322,27 @@ impl Engine {
             });
         }
         if delete_ike {
+            // Both sides rekeyed this IKE SA and the peer deletes it before
+            // we heard the answer to ours: only the creator of the new SA
+            // that stays deletes the old one (§2.8.2), so the peer's stays.
+            let theirs = self.sas[idx].as_mut().and_then(|s| s.peer_rekey.take());
+            if let Some(theirs) = theirs {
+                self.log(
+                    self.sas[idx].as_ref().map_or(0, |s| s.conn),
+                    "IKE_SA rekey collision: the peer deletes the old IKE_SA before ours was answered; its new one stays"
+                        .into(),
+                );
+                self.replace_ike_sa(idx, now, &theirs);
+            }
             let rekeyed = self.sas[idx].as_ref().is_some_and(|s| s.state == State::Replaced);
-            let duplicate = self.sas[idx].as_ref().is_some_and(|s| s.duplicate.is_some());
+            let duplicate = self.sas[idx].as_ref().and_then(|s| s.duplicate);
+            let reason = match duplicate {
+                _ if rekeyed => "replaced by the rekeyed IKE_SA".to_string(),
+                Some(d) => format!("duplicate deleted by the peer ({})", d.cause),
+                None => "deleted by the peer".to_string(),
+            };
             self.bury(idx, now);
-            self.remove(
-                idx,
-                if rekeyed {
-                    "replaced by the rekeyed IKE_SA"
-                } else if duplicate {
-                    "duplicate deleted by the peer (both sides initiated)"
-                } else {
-                    "deleted by the peer"
-                },
-            );
+            self.remove(idx, &reason);
         }
     }
 

@@ -457,10 +457,38 @@ impl Engine {
                 let Some(spi_out) = p.spi_u32() else {
                     return retry(self, "bad SPI".into());
                 };
-                let Some(old) = self.sas[idx]
+                let old = self.sas[idx]
                     .as_ref()
-                    .and_then(|s| s.children.iter().find(|c| c.spi_in == old_spi_in))
-                else {
+                    .and_then(|s| s.children.iter().find(|c| c.spi_in == old_spi_in));
+                let Some(old) = old else {
+                    // The peer deleted the SA we rekeyed while our rekey was
+                    // in flight and still answered it (§2.25.1 says it
+                    // should not): the new SA replaces nothing; it is set up
+                    // only to be deleted, so neither side keeps it.
+                    let (local_ts, remote_ts) = (c.local_ts.clone(), c.remote_ts.clone());
+                    self.log(
+                        conn,
+                        format!("CHILD_SA {old_spi_in:08x}_i was deleted while we rekeyed it: deleting its replacement {new_spi_in:08x}_i"),
+                    );
+                    self.install_child(
+                        idx,
+                        now,
+                        NewChild {
+                            suite,
+                            spi_in: new_spi_in,
+                            spi_out,
+                            local_ts,
+                            remote_ts,
+                            ni,
+                            nr,
+                            pfs,
+                            role: Role::Initiator,
+                            replaces: None,
+                            activate: false,
+                            rekey_of: None,
+                        },
+                    );
+                    self.queue(idx, Work::DeleteChild { spi_in: new_spi_in }, now);
                     return;
                 };
                 let (local_ts, remote_ts) = (old.local_ts.clone(), old.remote_ts.clone());
@@ -498,46 +526,44 @@ impl Engine {
                 ni,
                 ke: our_ke,
             } => {
-                let fail = |e: &mut Engine, why: String| {
-                    e.log(conn, format!("IKE_SA rekey failed ({why}); retrying in 10 s"));
-                    if let Some(sa) = e.sas[idx].as_mut() {
-                        sa.rekey_at = Some(now + Duration::from_secs(10));
+                let ours = (|| {
+                    if let Some(n) = error {
+                        return Err(format!("peer answered {n}"));
                     }
-                };
-                if let Some(n) = error {
-                    return fail(self, format!("peer answered {n}"));
-                }
-                let (Some(p), Some(nr), Some(theirs)) = (sa_payload, nr, ke) else {
-                    return fail(self, "SA, Nr or KEr missing".into());
-                };
-                let offered = IkeProposal::from_transforms(&from_wire(&p));
-                let Some(suite) = self.conns[conn]
-                    .ike_proposals
-                    .iter()
-                    .chain(
-                        self.sas[idx]
-                            .as_ref()
-                            .and_then(|s| s.suite)
-                            .map(|s| IkeProposal {
-                                encr: vec![s.encr],
-                                integ: s.integ.into_iter().collect(),
-                                prf: vec![s.prf],
-                                dh: vec![s.dh],
-                            })
-                            .as_ref(),
-                    )
-                    .find_map(|o| o.select(&offered))
-                else {
-                    return fail(self, "peer chose a proposal we did not offer".into());
-                };
-                if p.spi.len() != 8 || suite.dh != our_ke.group() {
-                    return fail(self, "bad SPI or key exchange group".into());
-                }
-                let new_spi_r = u64::from_be_bytes(p.spi[..8].try_into().unwrap_or([0; 8]));
-                match our_ke.shared_secret(&theirs) {
-                    Ok(shared) => self.replace_ike_sa(idx, now, suite, shared, new_spi_i, new_spi_r, ni, nr, true),
-                    Err(e) => fail(self, format!("peer's KE refused: {e}")),
-                }
+                    let (Some(p), Some(nr), Some(theirs)) = (sa_payload, nr, ke) else {
+                        return Err("SA, Nr or KEr missing".into());
+                    };
+                    let offered = IkeProposal::from_transforms(&from_wire(&p));
+                    let current = self.sas[idx].as_ref().and_then(|s| s.suite).map(|s| IkeProposal {
+                        encr: vec![s.encr],
+                        integ: s.integ.into_iter().collect(),
+                        prf: vec![s.prf],
+                        dh: vec![s.dh],
+                    });
+                    let suite = self.conns[conn]
+                        .ike_proposals
+                        .iter()
+                        .chain(current.as_ref())
+                        .find_map(|o| o.select(&offered))
+                        .ok_or("peer chose a proposal we did not offer")?;
+                    if p.spi.len() != 8 || suite.dh != our_ke.group() {
+                        return Err("bad SPI or key exchange group".into());
+                    }
+                    let spi_r = u64::from_be_bytes(p.spi[..8].try_into().unwrap_or([0; 8]));
+                    let shared = our_ke
+                        .shared_secret(&theirs)
+                        .map_err(|e| format!("peer's KE refused: {e}"))?;
+                    Ok(RekeyedIke {
+                        suite,
+                        shared,
+                        spi_i: new_spi_i,
+                        spi_r,
+                        ni,
+                        nr,
+                        we_initiated: true,
+                    })
+                })();
+                self.ike_rekey_done(idx, now, ours);
             }
             _ => {}
         }
@@ -623,6 +649,24 @@ impl Engine {
         let nr = self.nonce();
         if proposals.first().is_some_and(|p| p.protocol_id == ProtocolId::IKE) {
             // ---- IKE SA rekey, responder ----
+            // §2.25.2: not while we close this IKE SA (or our own rekey of
+            // it completed and its DELETE is on its way), nor while we
+            // create, rekey or delete one of its CHILD SAs: TEMPORARY_FAILURE,
+            // and the peer tries again later. Our own rekey of it in flight
+            // is a collision (§2.8.2), settled when ours is answered.
+            let busy = match self.sas[idx].as_ref().map(|s| (s.state, s.tm.current().map(|c| c.0))) {
+                Some((State::Established, None | Some(Pending::Liveness | Pending::RekeyIke { .. }))) => None,
+                Some((State::Established, Some(p))) => Some(p.exchange_what()),
+                Some((State::Deleting, _)) => Some("we are deleting it"),
+                Some((State::Replaced, _)) => Some("our own rekey of it completed"),
+                _ => Some("it is not established"),
+            };
+            if let Some(why) = busy {
+                return refuse(self, NotifyType::TEMPORARY_FAILURE, format!("IKE_SA rekey while {why}"));
+            }
+            let collision = self.sas[idx]
+                .as_ref()
+                .is_some_and(|s| matches!(s.tm.current(), Some((Pending::RekeyIke { .. }, _, _))));
             let mut ours: Vec<IkeProposal> = current
                 .iter()
                 .map(|s| IkeProposal {
@@ -694,7 +738,27 @@ impl Engine {
                 .send_encrypted_response(idx, ExchangeType::CREATE_CHILD_SA, mid, payloads)
                 .is_ok()
             {
-                self.replace_ike_sa(idx, now, suite, shared, new_spi_i, new_spi_r, ni, nr, false);
+                let theirs = RekeyedIke {
+                    suite,
+                    shared,
+                    spi_i: new_spi_i,
+                    spi_r: new_spi_r,
+                    ni,
+                    nr,
+                    we_initiated: false,
+                };
+                if collision {
+                    self.log(
+                        conn,
+                        "IKE_SA rekey collision: the peer rekeys it too; the lowest nonce decides when ours is answered"
+                            .into(),
+                    );
+                    if let Some(sa) = self.sas[idx].as_mut() {
+                        sa.peer_rekey = Some(Box::new(theirs));
+                    }
+                } else {
+                    self.replace_ike_sa(idx, now, &theirs);
+                }
             }
             return;
         }
@@ -712,6 +776,22 @@ impl Engine {
                 NotifyType::CHILD_SA_NOT_FOUND,
                 format!("no CHILD SA with SPI {:08x}", rekey_spi.unwrap_or(0)),
             );
+        }
+        // §2.25.1: a CHILD SA we are deleting is not rekeyed: the peer gets
+        // TEMPORARY_FAILURE and our DELETE ends it on both sides.
+        if let Some(old) = old {
+            let deleting = |w: &Work| *w == Work::DeleteChild { spi_in: old };
+            let closing = self.sas[idx].as_ref().is_some_and(|s| {
+                matches!(s.tm.current(), Some((Pending::DeleteChild { spi_in }, _, _)) if *spi_in == old)
+                    || s.tm.is_queued(deleting)
+            });
+            if closing {
+                return refuse(
+                    self,
+                    NotifyType::TEMPORARY_FAILURE,
+                    format!("the peer rekeys CHILD_SA {old:08x}_i, which we are deleting"),
+                );
+            }
         }
         // The proposal: ours in order of preference. Its group is the first
         // one both proposals have, unless the initiator's KEi is of another
@@ -898,66 +978,50 @@ impl Engine {
         }
     }
 
-    /// Move everything to the IKE SA that a rekey created; the old one is
-    /// deleted by the rekey's initiator (§1.3.2).
-    #[allow(clippy::too_many_arguments)]
-    fn replace_ike_sa(
-        &mut self,
-        idx: usize,
-        now: Millis,
-        suite: IkeSuite,
-        shared: SecretBytes,
-        spi_i: u64,
-        spi_r: u64,
-        ni: Vec<u8>,
-        nr: Vec<u8>,
-        we_initiated: bool,
-    ) {
-        let Some(old) = self.sas[idx].as_mut() else { return };
-        let Some(old_keys) = old.keys.as_ref() else { return };
-        let Some(old_prf) = old.suite.map(|s| s.prf) else {
-            return;
-        };
-        let keys = match IkeKeys::derive_rekeyed(
+    /// Set up the IKE SA that a rekey of `idx` created (keys from the old
+    /// SA's SK_d, §2.18), without CHILD SAs yet; its index.
+    fn rekeyed_sa(&mut self, idx: usize, now: Millis, r: &RekeyedIke) -> Option<usize> {
+        let old = self.sas[idx].as_ref()?;
+        let old_keys = old.keys.as_ref()?;
+        let old_prf = old.suite?.prf;
+        let keys = IkeKeys::derive_rekeyed(
             old_prf,
             &old_keys.sk_d,
-            &suite,
-            &shared,
-            &ni,
-            &nr,
-            &spi_i.to_be_bytes(),
-            &spi_r.to_be_bytes(),
-        ) {
-            Ok(k) => k,
-            Err(_) => return,
+            &r.suite,
+            &r.shared,
+            &r.ni,
+            &r.nr,
+            &r.spi_i.to_be_bytes(),
+            &r.spi_r.to_be_bytes(),
+        )
+        .ok()?;
+        let role = if r.we_initiated {
+            Role::Initiator
+        } else {
+            Role::Responder
         };
-        let role = if we_initiated { Role::Initiator } else { Role::Responder };
-        let Ok((out, inn)) = keys.sk_ciphers(&suite, role) else {
-            return;
-        };
-        let children = std::mem::take(&mut old.children);
-        old.state = State::Replaced;
+        let (out, inn) = keys.sk_ciphers(&r.suite, role).ok()?;
         let new = IkeSa {
             conn: old.conn,
-            initiator: we_initiated,
-            spi_i,
-            spi_r,
+            initiator: r.we_initiated,
+            spi_i: r.spi_i,
+            spi_r: r.spi_r,
             state: State::Established,
             local: old.local,
             remote: old.remote,
             nat: old.nat,
-            ni,
-            nr,
+            ni: r.ni.clone(),
+            nr: r.nr.clone(),
             ke: None,
             cookie: None,
             init_req: Vec::new(),
             init_resp: Vec::new(),
-            suite: Some(suite),
+            suite: Some(r.suite),
             keys: Some(keys),
             sk_out: Some(out),
             sk_in: Some(inn),
             tm: TaskManager::new(Version::IKEV2),
-            children,
+            children: Vec::new(),
             last_heard: now,
             rekey_at: None,
             expire_at: None,
@@ -967,18 +1031,127 @@ impl Engine {
             established_at: None,
             created_at: now,
             duplicate: None,
+            peer_rekey: None,
         };
         let conn = new.conn;
         let new_idx = self.insert(new);
         self.keys_derived(new_idx);
         self.establish(new_idx, now);
-        self.log(conn, format!("IKE_SA rekeyed: now {spi_i:016x}_i {spi_r:016x}_r"));
+        self.log(
+            conn,
+            format!("IKE_SA rekeyed: now {:016x}_i {:016x}_r", r.spi_i, r.spi_r),
+        );
+        Some(new_idx)
+    }
+
+    /// Move everything to the IKE SA that a rekey created; the old one is
+    /// deleted by the rekey's initiator (§1.3.2).
+    pub(super) fn replace_ike_sa(&mut self, idx: usize, now: Millis, r: &RekeyedIke) {
+        let Some(new_idx) = self.rekeyed_sa(idx, now, r) else {
+            return;
+        };
+        let Some(old) = self.sas[idx].as_mut() else { return };
+        let children = std::mem::take(&mut old.children);
+        old.state = State::Replaced;
+        if let Some(new) = self.sas[new_idx].as_mut() {
+            new.children = children;
+        }
         // What waited on the old SA for its CHILD SAs goes on on the new one.
         self.hand_over_work(idx, new_idx, now);
-        if we_initiated {
+        if r.we_initiated {
             self.queue_first(idx, Work::DeleteIke, now);
         }
     }
+
+    /// Our rekey of IKE SA `idx` is answered (`ours`, or an error): if the
+    /// peer rekeyed it at the same time (§2.8.2), two new IKE SAs exist; the
+    /// one whose exchange holds the lowest of the four nonces is redundant
+    /// and deleted by whoever created it, and whoever created the survivor
+    /// deletes the old SA. A failed rekey of ours leaves the peer's.
+    fn ike_rekey_done(&mut self, idx: usize, now: Millis, ours: Result<RekeyedIke, String>) {
+        let Some(sa) = self.sas[idx].as_mut() else { return };
+        let conn = sa.conn;
+        let theirs = sa.peer_rekey.take();
+        match (ours, theirs) {
+            (Ok(ours), None) => self.replace_ike_sa(idx, now, &ours),
+            (Err(why), None) => {
+                self.log(conn, format!("IKE_SA rekey failed ({why}); retrying in 10 s"));
+                if let Some(sa) = self.sas[idx].as_mut() {
+                    sa.rekey_at = Some(now + Duration::from_secs(10));
+                }
+            }
+            (Err(why), Some(theirs)) => {
+                self.log(
+                    conn,
+                    format!("IKE_SA rekey collision: ours failed ({why}); the peer's stays"),
+                );
+                self.replace_ike_sa(idx, now, &theirs);
+            }
+            (Ok(ours), Some(theirs)) => {
+                let ours_lowest = lowest(Some(&(ours.ni.clone(), ours.nr.clone())))
+                    < lowest(Some(&(theirs.ni.clone(), theirs.nr.clone())));
+                if ours_lowest {
+                    self.log(
+                        conn,
+                        format!(
+                            "IKE_SA rekey collision: ours ({:016x}_i) has the lowest nonce, deleting it; the peer's stays",
+                            ours.spi_i
+                        ),
+                    );
+                    self.replace_ike_sa(idx, now, &theirs);
+                    let survivor = (theirs.spi_i, theirs.spi_r);
+                    if let Some(redundant) = self.rekeyed_sa(idx, now, &ours) {
+                        self.redundant_rekey(redundant, survivor, now, now);
+                    }
+                } else {
+                    self.log(
+                        conn,
+                        format!(
+                            "IKE_SA rekey collision: the peer's ({:016x}_i) has the lowest nonce; it deletes it",
+                            theirs.spi_i
+                        ),
+                    );
+                    self.replace_ike_sa(idx, now, &ours);
+                    // The peer deletes it; until then it must decrypt. If
+                    // the peer never does (it did not hear our answer and
+                    // took ours for failed), we do, after a grace.
+                    let survivor = (ours.spi_i, ours.spi_r);
+                    if let Some(redundant) = self.rekeyed_sa(idx, now, &theirs) {
+                        self.redundant_rekey(redundant, survivor, now, now + DUPLICATE_GRACE);
+                    }
+                }
+            }
+        }
+    }
+}
+
+impl Engine {
+    /// The new IKE SA `idx` of a rekey collision is redundant: it is never
+    /// rekeyed and is deleted at `delete_at` unless the peer deletes it
+    /// first (the same path as a duplicate of both sides initiating).
+    fn redundant_rekey(&mut self, idx: usize, survivor: (u64, u64), now: Millis, delete_at: Millis) {
+        if let Some(sa) = self.sas[idx].as_mut() {
+            sa.rekey_at = None;
+            sa.duplicate = Some(Duplicate {
+                cause: REKEY_COLLISION,
+                survivor,
+                delete_at: Some(delete_at),
+                asked: false,
+            });
+        }
+        self.delete_duplicates(idx, now);
+    }
+}
+
+/// What an IKE SA rekey negotiated (§1.3.2): enough to set up the new SA.
+pub(super) struct RekeyedIke {
+    suite: IkeSuite,
+    shared: SecretBytes,
+    spi_i: u64,
+    spi_r: u64,
+    ni: Vec<u8>,
+    nr: Vec<u8>,
+    we_initiated: bool,
 }
 
 /// The lowest nonce of an exchange, for §2.8.1 (nonces compared as

@@ -151,6 +151,16 @@ impl Engine {
         let Some(g) = r.gave_up.into_iter().next() else {
             return true;
         };
+        if self.sas[idx]
+            .as_ref()
+            .is_some_and(|s| s.duplicate.is_some() && s.state == State::Deleting)
+        {
+            // The DELETE of a redundant IKE SA that the peer never learnt
+            // of (the answer that made it was lost, and the peer took its
+            // exchange for failed): nothing is wrong with the peer.
+            self.remove(idx, "duplicate deleted by us (the peer did not know it)");
+            return false;
+        }
         self.fail(conn, g.failure(remote));
         self.remove(idx, "peer not answering");
         // Dead peer detection's action (RFC 7296 §2.4).
