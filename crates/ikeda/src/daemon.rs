@@ -418,13 +418,27 @@ fn wait_for_signal(set: &libc::sigset_t, timeout: Duration) -> Option<i32> {
     (r > 0).then_some(r)
 }
 
-fn write_stats(path: &Path, stats: &StatsView) {
+/// The stats file: the data plane's snapshot and, under `ike_counters`,
+/// the IKE engines' counters by `v{version}.{name}` (all of them, zero or
+/// not, so that scripts find every key).
+fn write_stats(path: &Path, stats: &StatsView, ike: &Mutex<Vec<crate::show::CounterOut>>) {
     let tmp = path.with_extension("tmp");
-    if let Ok(j) = serde_json::to_vec_pretty(&stats.snapshot()) {
+    let Ok(mut v) = serde_json::to_value(stats.snapshot()) else { return };
+    if let (Some(o), Ok(c)) = (v.as_object_mut(), ike.lock()) {
+        o.insert("ike_counters".into(), ike_counters_json(&c));
+    }
+    if let Ok(j) = serde_json::to_vec_pretty(&v) {
         if std::fs::write(&tmp, j).is_ok() {
             let _ = std::fs::rename(&tmp, path);
         }
     }
+}
+
+fn ike_counters_json(c: &[crate::show::CounterOut]) -> serde_json::Value {
+    c.iter()
+        .map(|c| (format!("v{}.{}", c.version, c.name), serde_json::Value::from(c.value)))
+        .collect::<serde_json::Map<_, _>>()
+        .into()
 }
 
 #[derive(Clone)]
@@ -481,8 +495,9 @@ pub fn run(opts: RunOptions) -> i32 {
             }
             // The stats file appears once the data plane runs (its sockets
             // open): what `lab up` waits for, as the policy rules come first.
+            let ike_counters = ike.counters.clone();
             if let Some(p) = &opts.stats_file {
-                write_stats(p, &plane.stats);
+                write_stats(p, &plane.stats, &ike_counters);
             }
             let code = loop {
                 match wait_for_signal(&sigs, Duration::from_secs(1)) {
@@ -494,7 +509,7 @@ pub fn run(opts: RunOptions) -> i32 {
                     None => {}
                 }
                 if let Some(p) = &opts.stats_file {
-                    write_stats(p, &plane.stats);
+                    write_stats(p, &plane.stats, &ike_counters);
                 }
                 if !plane.is_running() {
                     tracing::error!(target: "esp", "a data plane thread stopped; shutting down");
@@ -512,7 +527,7 @@ pub fn run(opts: RunOptions) -> i32 {
             let stats = plane.stats.clone();
             plane.stop();
             if let Some(p) = &opts.stats_file {
-                write_stats(p, &stats);
+                write_stats(p, &stats, &ike_counters);
             }
             drop(os);
             drop(tun);

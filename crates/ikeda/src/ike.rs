@@ -160,6 +160,8 @@ pub struct ConnSlot {
 pub struct IkeThread {
     stop: Arc<AtomicBool>,
     handle: JoinHandle<()>,
+    /// The engines' counters, refreshed every second, for the stats file.
+    pub counters: Arc<Mutex<Vec<crate::show::CounterOut>>>,
 }
 
 impl IkeThread {
@@ -1304,6 +1306,8 @@ pub fn start(setup: IkeSetup, stop_flag: Arc<AtomicBool>) -> std::io::Result<Ike
         }
     }
     let stop = stop_flag.clone();
+    let counters = Arc::new(Mutex::new(rt.engine.counters()));
+    let counters_out = counters.clone();
     // Each turn of the loop below takes at most this many items from each
     // input, so that every input (UDP 500, UDP 4500, acquires, timers, the
     // control socket) is served in every turn whatever floods another.
@@ -1321,8 +1325,15 @@ pub fn start(setup: IkeSetup, stop_flag: Arc<AtomicBool>) -> std::io::Result<Ike
         // that busy inputs are not paced by an idle socket.
         let mut idle = true;
         let mut blocking = true;
+        let mut counted = Instant::now();
         while !stop.load(Ordering::Relaxed) {
             let mut worked = false;
+            if counted.elapsed() >= Duration::from_secs(1) {
+                counted = Instant::now();
+                if let Ok(mut c) = counters_out.lock() {
+                    *c = rt.engine.counters();
+                }
+            }
             if idle != blocking {
                 blocking = idle;
                 for s in &rt.sock500 {
@@ -1413,5 +1424,6 @@ pub fn start(setup: IkeSetup, stop_flag: Arc<AtomicBool>) -> std::io::Result<Ike
     Ok(IkeThread {
         stop: stop_flag,
         handle,
+        counters,
     })
 }

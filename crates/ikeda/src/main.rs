@@ -197,7 +197,19 @@ fn client(socket: &std::path::Path, cmd: Cmd) -> i32 {
             };
             match request(socket, c) {
                 Ok(v) => match what {
-                    ShowWhat::Ike => print_result(v, json, |s: &Vec<show::IkeSaOut>| show::ike_table(s)),
+                    ShowWhat::Ike => {
+                        let code = print_result(v, json, |s: &Vec<show::IkeSaOut>| show::ike_table(s));
+                        // What the engines refused or dropped, under the
+                        // SAs: a flood or a forger shows here first.
+                        if code == 0 && !json {
+                            if let Ok(c) = request(socket, Command::ShowCounters)
+                                .map(serde_json::from_value::<Vec<show::CounterOut>>)
+                            {
+                                print!("{}", show::counters_footer(&c.unwrap_or_default()));
+                            }
+                        }
+                        code
+                    }
                     ShowWhat::Child => print_result(v, json, |s: &Vec<show::ChildSaOut>| show::child_table(s)),
                     ShowWhat::Policy => print_result(v, json, |s: &Vec<show::PolicyOut>| show::policy_table(s)),
                     ShowWhat::Counters => print_result(v, json, |s: &Vec<show::CounterOut>| show::counters_table(s)),

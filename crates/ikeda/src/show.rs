@@ -431,10 +431,49 @@ pub fn counters_table(v: &[CounterOut]) -> String {
     o
 }
 
+/// The counters that are not zero, on one line under `show ike`.
+pub fn counters_footer(v: &[CounterOut]) -> String {
+    let nonzero: Vec<String> = v
+        .iter()
+        .filter(|c| c.value > 0)
+        .map(|c| format!("v{} {} {}", c.version, c.name, c.value))
+        .collect();
+    if nonzero.is_empty() {
+        "IKE counters: nothing refused or dropped\n".into()
+    } else {
+        format!(
+            "IKE counters: {} (`ikeda show counters` says what each means)\n",
+            nonzero.join(", ")
+        )
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
     use ikeda_crypto::ike::Prf;
+
+    #[test]
+    fn the_counters_footer_names_what_is_not_zero() {
+        let c = |version, name: &str, value| CounterOut {
+            version,
+            name: name.into(),
+            value,
+            meaning: String::new(),
+        };
+        assert_eq!(
+            counters_footer(&[c(2, "malformed", 0), c(1, "half_open_refused", 0)]),
+            "IKE counters: nothing refused or dropped\n"
+        );
+        assert_eq!(
+            counters_footer(&[
+                c(2, "malformed", 3),
+                c(2, "unknown_spi", 0),
+                c(1, "half_open_refused", 7)
+            ]),
+            "IKE counters: v2 malformed 3, v1 half_open_refused 7 (`ikeda show counters` says what each means)\n"
+        );
+    }
 
     /// The names must be strongSwan's, character for character: the interop
     /// test compares them with `swanctl --list-sas`.

@@ -374,6 +374,31 @@ fn flood_test(ike: &str) {
             .collect::<std::collections::HashMap<_, _>>()
     };
     eprintln!("gw2's counters: {counters:?}");
+    // The same counters in the stats file (refreshed every second; they only
+    // grow) and, those not zero, under `show ike`.
+    std::thread::sleep(Duration::from_millis(2500));
+    let stats: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(lab.dir().join("gw2.stats.json")).unwrap()).unwrap();
+    for (k, v) in &counters {
+        let in_file = stats["ike_counters"][k].as_u64();
+        assert!(
+            in_file.is_some_and(|f| f >= *v),
+            "stats file {k}: {in_file:?}, show counters {v}"
+        );
+    }
+    let shown = {
+        let sock = lab.dir().join("gw2.sock");
+        text(&ikeda(&["--socket", sock.to_str().unwrap(), "show", "ike"]))
+    };
+    let named = if ike == "1" {
+        "v1 half_open_replaced"
+    } else {
+        "v2 cookies_sent"
+    };
+    assert!(
+        shown.contains("IKE counters: ") && shown.contains(named),
+        "show ike:\n{shown}"
+    );
     if ike == "1" {
         // The IKEv1 engine held its half-open bound by replacing the
         // entries whose peer never answered.
