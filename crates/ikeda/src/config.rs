@@ -203,6 +203,10 @@ struct RawConn {
     #[serde(default)]
     life_bytes: Option<u64>,
     #[serde(default)]
+    rekey_packets: Option<u64>,
+    #[serde(default)]
+    life_packets: Option<u64>,
+    #[serde(default)]
     dpd_delay: Option<String>,
     #[serde(default)]
     dpd_action: Option<String>,
@@ -499,6 +503,10 @@ pub struct IkeConfig {
     pub life_time: u64,
     pub rekey_bytes: u64,
     pub life_bytes: u64,
+    /// CHILD SA soft and hard lifetimes in packets (0 = none; without ESN a
+    /// soft limit of `ike::SEQ_SOFT_LIMIT` applies anyway).
+    pub rekey_packets: u64,
+    pub life_packets: u64,
     /// Liveness check interval, seconds (0 = off), and the action.
     pub dpd_delay: u64,
     pub dpd_action: DpdAction,
@@ -1069,6 +1077,8 @@ fn parse_ike(
         life_time: dur("life_time", &c.life_time, rekey_time + rekey_time / 10)?,
         rekey_bytes: c.rekey_bytes.unwrap_or(0),
         life_bytes: c.life_bytes.unwrap_or(0),
+        rekey_packets: c.rekey_packets.unwrap_or(0),
+        life_packets: c.life_packets.unwrap_or(0),
         dpd_delay: dur("dpd_delay", &c.dpd_delay, 0)?,
         dpd_action,
         keepalive: dur("keepalive", &c.keepalive, 0)?,
@@ -1085,6 +1095,9 @@ fn parse_ike(
     }
     if cfg.life_bytes != 0 && cfg.life_bytes < cfg.rekey_bytes {
         return Err(err(at("life_bytes"), "life_bytes is smaller than rekey_bytes".into()));
+    }
+    if cfg.life_packets != 0 && cfg.life_packets < cfg.rekey_packets {
+        return Err(err(at("life_packets"), "life_packets is smaller than rekey_packets".into()));
     }
     Ok(Some(cfg))
 }
@@ -1460,6 +1473,19 @@ remote_ts = ["192.168.12.0/24"]
         let bad = format!("[daemon]\nretransmit_timeout = \"{}\"\n{}", u64::MAX / 1000, IKE);
         let e = parse(&bad).map(|_| ()).unwrap_err().to_string();
         assert!(e.contains("daemon.retransmit_timeout"), "{e}");
+    }
+
+    /// Packet lifetimes read as strongSwan's; a hard one below the soft
+    /// one is refused by name.
+    #[test]
+    fn packet_lifetimes_are_read_and_checked() {
+        let ok = IKE.replacen("rekey_time = \"30m\"", "rekey_time = \"30m\"\nrekey_packets = 1000\nlife_packets = 2000", 1);
+        let cfg = parse(&ok).unwrap();
+        let ike = cfg.conns[0].ike.as_ref().unwrap();
+        assert_eq!((ike.rekey_packets, ike.life_packets), (1000, 2000));
+        let bad = IKE.replacen("rekey_time = \"30m\"", "rekey_time = \"30m\"\nrekey_packets = 1000\nlife_packets = 999", 1);
+        let e = parse(&bad).map(|_| ()).unwrap_err().to_string();
+        assert!(e.contains("life_packets") && e.contains("smaller than rekey_packets"), "{e}");
     }
 
     /// Issue 10 point 7: a broken line holding a key is reported by line,

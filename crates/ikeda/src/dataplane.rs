@@ -141,10 +141,11 @@ impl Control {
     }
 
     /// Inner bytes an SA has carried so far.
-    pub fn sa_bytes(&self, spi: u32, direction: &str) -> Option<u64> {
+    /// Bytes and packets an SA carried in `direction`.
+    pub fn sa_counts(&self, spi: u32, direction: &str) -> Option<(u64, u64)> {
         let views = self.views.lock().unwrap_or_else(|p| p.into_inner());
         let v = views.iter().find(|v| v.spi == spi && v.direction == direction)?;
-        Some(v.stats.bytes.load(Ordering::Relaxed))
+        Some((v.stats.bytes.load(Ordering::Relaxed), v.stats.packets.load(Ordering::Relaxed)))
     }
 
     /// Make a slot a trap: packets for it are held and an acquire is raised.

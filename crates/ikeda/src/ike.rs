@@ -150,12 +150,33 @@ pub struct ConnSlot {
     /// ... and those negotiated.
     pub negotiated: Option<Vec<Selector>>,
     pub spi_in: Option<u32>,
-    /// Byte lifetimes (0 = none), checked against the data plane's counters.
+    /// Byte and packet lifetimes (0 = none), checked against the data
+    /// plane's counters.
     pub rekey_bytes: u64,
     pub life_bytes: u64,
-    /// The SA (inbound SPI) whose byte rekey or deletion was started.
+    pub rekey_packets: u64,
+    pub life_packets: u64,
+    /// The SA (inbound SPI) whose rekey or deletion by volume was started.
     pub bytes_acted: Option<u32>,
+    /// The CHILD SA installed last has extended sequence numbers.
+    pub esn: bool,
 }
+
+/// After how many packets a CHILD SA is rekeyed (0 = never): as configured,
+/// and without ESN at [`SEQ_SOFT_LIMIT`] at the latest.
+pub fn packet_rekey_limit(configured: u64, esn: bool) -> u64 {
+    match (configured, esn) {
+        (n, true) => n,
+        (0, false) => SEQ_SOFT_LIMIT,
+        (n, false) => n.min(SEQ_SOFT_LIMIT),
+    }
+}
+
+/// Without extended sequence numbers a CHILD SA is rekeyed after this many
+/// packets in either direction, whatever the configuration says: a 32-bit
+/// counter must never cycle (RFC 4303 §3.3.3), and at this mark the rekey
+/// has 268 million packets (7 minutes at 625,000 packets/s) to complete.
+pub const SEQ_SOFT_LIMIT: u64 = 0xF000_0000;
 
 pub struct IkeThread {
     stop: Arc<AtomicBool>,
@@ -485,24 +506,32 @@ impl Runtime {
         for k in 0..self.slots.len() {
             let s = &self.slots[k];
             let Some(spi_in) = s.spi_in else { continue };
-            if (s.rekey_bytes == 0 && s.life_bytes == 0) || s.bytes_acted == Some(spi_in) {
+            if s.bytes_acted == Some(spi_in) {
                 continue;
             }
             let Some(&(_, spi_out)) = self.installed.get(&spi_in) else {
                 continue;
             };
-            let bytes = self
-                .control
-                .sa_bytes(spi_in, "in")
-                .unwrap_or(0)
-                .max(self.control.sa_bytes(spi_out, "out").unwrap_or(0));
+            let rekey_packets = packet_rekey_limit(s.rekey_packets, s.esn);
+            if s.rekey_bytes == 0 && s.life_bytes == 0 && rekey_packets == 0 && s.life_packets == 0 {
+                continue;
+            }
+            let count = |dir: &str, spi: u32| self.control.sa_counts(spi, dir).unwrap_or((0, 0));
+            let ((bi, pi), (bo, po)) = (count("in", spi_in), count("out", spi_out));
+            let (bytes, packets) = (bi.max(bo), pi.max(po));
             let name = s.name.clone();
             let now = self.now();
             let acted = if s.life_bytes != 0 && bytes >= s.life_bytes {
                 tracing::info!(target: "ike", "{name}: CHILD_SA {spi_in:08x}_i carried {bytes} bytes: hard limit, deleting");
                 self.engine.delete_child_spi(&name, spi_in, now)
+            } else if s.life_packets != 0 && packets >= s.life_packets {
+                tracing::info!(target: "ike", "{name}: CHILD_SA {spi_in:08x}_i carried {packets} packets: hard limit, deleting");
+                self.engine.delete_child_spi(&name, spi_in, now)
             } else if s.rekey_bytes != 0 && bytes >= s.rekey_bytes {
                 tracing::info!(target: "ike", "{name}: CHILD_SA {spi_in:08x}_i carried {bytes} bytes: rekeying");
+                self.engine.rekey_child_spi(&name, spi_in, now)
+            } else if rekey_packets != 0 && packets >= rekey_packets {
+                tracing::info!(target: "ike", "{name}: CHILD_SA {spi_in:08x}_i carried {packets} packets: rekeying");
                 self.engine.rekey_child_spi(&name, spi_in, now)
             } else {
                 false
@@ -538,6 +567,7 @@ impl Runtime {
             return;
         };
         self.pair_of.insert(info.spi_in, (info.conn.clone(), info.pair));
+        self.slots[pos].esn = info.esn;
         let sels = selectors(&info);
         let (encap, local, remote) = if info.udp_encap {
             (Encap::Udp, SocketAddr::new(info.local.ip(), NAT_T_PORT), info.remote)
@@ -1219,7 +1249,10 @@ pub fn conn_slot(c: &ConnConfig, slot: usize) -> ConnSlot {
         spi_in: None,
         rekey_bytes: c.ike.as_ref().map_or(0, |i| i.rekey_bytes),
         life_bytes: c.ike.as_ref().map_or(0, |i| i.life_bytes),
+        rekey_packets: c.ike.as_ref().map_or(0, |i| i.rekey_packets),
+        life_packets: c.ike.as_ref().map_or(0, |i| i.life_packets),
         bytes_acted: None,
+        esn: c.esn,
     }
 }
 
@@ -1426,4 +1459,22 @@ pub fn start(setup: IkeSetup, stop_flag: Arc<AtomicBool>) -> std::io::Result<Ike
         handle,
         counters,
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Without ESN the 32-bit sequence counter is never left to run out:
+    /// rekeyed at SEQ_SOFT_LIMIT at the latest, sooner if configured; with
+    /// ESN only the configured limit applies.
+    #[test]
+    fn packet_rekey_limit_keeps_32_bit_sequence_numbers_from_cycling() {
+        assert_eq!(packet_rekey_limit(0, false), SEQ_SOFT_LIMIT);
+        assert_eq!(packet_rekey_limit(1000, false), 1000);
+        assert_eq!(packet_rekey_limit(u64::MAX, false), SEQ_SOFT_LIMIT);
+        assert_eq!(packet_rekey_limit(0, true), 0);
+        assert_eq!(packet_rekey_limit(u64::MAX, true), u64::MAX);
+        const { assert!(SEQ_SOFT_LIMIT < u32::MAX as u64) };
+    }
 }

@@ -249,6 +249,10 @@ pub struct UpArgs {
     /// With --ike: CHILD SA rekey after this many bytes on the ikeda gateways.
     #[arg(long)]
     pub rekey_bytes: Option<u64>,
+    /// With --ike: CHILD SA rekey after this many packets (either way) on
+    /// the ikeda gateways; the hard limit is twice that.
+    #[arg(long)]
+    pub rekey_packets: Option<u64>,
     /// With --ike: IKE SA rekey time on the ikeda gateways.
     #[arg(long)]
     pub ike_rekey_time: Option<String>,
@@ -1023,6 +1027,9 @@ pub fn ike_gateway_config(a: &UpArgs, i: usize, psk: &str) -> String {
     }
     if let Some(b) = a.rekey_bytes {
         extra.push_str(&format!("rekey_bytes = {b}\nlife_bytes = {}\n", b * 2));
+    }
+    if let Some(n) = a.rekey_packets {
+        extra.push_str(&format!("rekey_packets = {n}\nlife_packets = {}\n", n * 2));
     }
     // Short test lifetimes: give the hard lifetime room for a rekey that
     // has to wait for another exchange (110 % of a few seconds is not).
