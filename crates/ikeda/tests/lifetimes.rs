@@ -181,7 +181,15 @@ fn packet_lifetime_rekeys_the_child_sa() {
     need_strongswan();
     let (lab, _) = Lab::up(
         'p',
-        &["--ike", "2", "--peer", "strongswan", "--rekey-packets", "40", "--no-ping"],
+        &[
+            "--ike",
+            "2",
+            "--peer",
+            "strongswan",
+            "--rekey-packets",
+            "40",
+            "--no-ping",
+        ],
     );
     // 100 echo requests and 100 replies: past 40 packets at least twice.
     let o = lab.exec("h1", &["ping", "-c", "100", "-i", "0.05", "-W", "2", "192.168.12.12"]);
