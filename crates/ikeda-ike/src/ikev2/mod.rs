@@ -306,6 +306,10 @@ pub struct Engine {
     /// strongSwan does, to show that we settle it alone.
     #[cfg(test)]
     pub(crate) keeps_duplicates: bool,
+    /// Tests only: answer a CHILD rekey of an SA we are deleting instead of
+    /// TEMPORARY_FAILURE (as a peer may that ignores §2.25.1's SHOULD).
+    #[cfg(test)]
+    pub(crate) rekeys_what_it_deletes: bool,
 }
 
 /// How long a COOKIE secret is used for new COOKIEs; the one before it is
@@ -542,6 +546,8 @@ impl Engine {
             ke_in_ike_auth: false,
             #[cfg(test)]
             keeps_duplicates: false,
+            #[cfg(test)]
+            rekeys_what_it_deletes: false,
         }
     }
 

@@ -457,41 +457,24 @@ impl Engine {
                 let Some(spi_out) = p.spi_u32() else {
                     return retry(self, "bad SPI".into());
                 };
-                let old = self.sas[idx]
+                let old_ts = self.sas[idx]
                     .as_ref()
-                    .and_then(|s| s.children.iter().find(|c| c.spi_in == old_spi_in));
-                let Some(old) = old else {
-                    // The peer deleted the SA we rekeyed while our rekey was
-                    // in flight and still answered it (§2.25.1 says it
-                    // should not): the new SA replaces nothing; it is set up
-                    // only to be deleted, so neither side keeps it.
-                    let (local_ts, remote_ts) = (c.local_ts.clone(), c.remote_ts.clone());
+                    .and_then(|s| s.children.iter().find(|c| c.spi_in == old_spi_in))
+                    .map(|o| (o.local_ts.clone(), o.remote_ts.clone()));
+                // The peer deleted the SA we rekeyed while our rekey was in
+                // flight and still answered it (§2.25.1 says it should
+                // not): the new SA replaces nothing; it is set up only to be
+                // deleted, so neither side keeps it.
+                let orphan = old_ts.is_none();
+                let (local_ts, remote_ts) = old_ts.unwrap_or_else(|| (c.local_ts.clone(), c.remote_ts.clone()));
+                if orphan {
                     self.log(
                         conn,
-                        format!("CHILD_SA {old_spi_in:08x}_i was deleted while we rekeyed it: deleting its replacement {new_spi_in:08x}_i"),
+                        format!(
+                            "CHILD_SA {old_spi_in:08x}_i was deleted while we rekeyed it: deleting its replacement {new_spi_in:08x}_i"
+                        ),
                     );
-                    self.install_child(
-                        idx,
-                        now,
-                        NewChild {
-                            suite,
-                            spi_in: new_spi_in,
-                            spi_out,
-                            local_ts,
-                            remote_ts,
-                            ni,
-                            nr,
-                            pfs,
-                            role: Role::Initiator,
-                            replaces: None,
-                            activate: false,
-                            rekey_of: None,
-                        },
-                    );
-                    self.queue(idx, Work::DeleteChild { spi_in: new_spi_in }, now);
-                    return;
-                };
-                let (local_ts, remote_ts) = (old.local_ts.clone(), old.remote_ts.clone());
+                }
                 self.install_child(
                     idx,
                     now,
@@ -505,11 +488,15 @@ impl Engine {
                         nr: nr.clone(),
                         pfs,
                         role: Role::Initiator,
-                        replaces: Some(old_spi_in),
-                        activate: true,
+                        replaces: (!orphan).then_some(old_spi_in),
+                        activate: !orphan,
                         rekey_of: None,
                     },
                 );
+                if orphan {
+                    self.queue(idx, Work::DeleteChild { spi_in: new_spi_in }, now);
+                    return;
+                }
                 // Remember our nonces on the new SA for collision checks.
                 if let Some(ch) = self.sas[idx]
                     .as_mut()
@@ -785,6 +772,8 @@ impl Engine {
                 matches!(s.tm.current(), Some((Pending::DeleteChild { spi_in }, _, _)) if *spi_in == old)
                     || s.tm.is_queued(deleting)
             });
+            #[cfg(test)]
+            let closing = closing && !self.rekeys_what_it_deletes;
             if closing {
                 return refuse(
                     self,

@@ -153,6 +153,34 @@ fn a_child_rekey_colliding_with_its_delete_leaves_no_child_sa() {
     }
 }
 
+/// The same against a peer that answers the rekey of the CHILD SA it is
+/// deleting (no TEMPORARY_FAILURE): the rekeying side finds its SA gone
+/// when the answer comes and deletes the replacement too; nothing is left.
+#[test]
+fn a_child_rekey_answered_after_its_delete_deletes_the_replacement() {
+    for seed in 30..40 {
+        let (mut p, mut pa, mut pb) = established_pair(seed, Timers::default());
+        p.b.rekeys_what_it_deletes = true;
+        let now = p.now;
+        let sb = *pb.inbound.keys().next().unwrap();
+        p.a.rekey_child("s2s", now).unwrap();
+        assert!(p.b.delete_child_spi("s2s", sb, now));
+        let (ea, eb) = step_both(&mut p, &mut pa, &mut pb, Duration::from_secs(30));
+        let what = format!("seed {seed}");
+        assert!(failures(&ea).is_empty() && failures(&eb).is_empty(), "{what}");
+        assert!(
+            logged(&ea, "was deleted while we rekeyed it: deleting its replacement"),
+            "{what}: {ea:?}"
+        );
+        assert!(pa.inbound.is_empty() && pb.inbound.is_empty(), "{what}: {pa:?} {pb:?}");
+        assert!(pa.pending.is_empty() && pb.pending.is_empty(), "{what}: {pa:?} {pb:?}");
+        assert!(
+            p.a.ike_sas()[0].children.is_empty() && p.b.ike_sas()[0].children.is_empty(),
+            "{what}"
+        );
+    }
+}
+
 /// The IKE SA is deleted by one side while the other rekeys it or its
 /// CHILD SA: everything is gone on both sides, and no SA the rekey made
 /// survives the delete.
