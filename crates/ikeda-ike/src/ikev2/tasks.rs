@@ -155,9 +155,11 @@ impl Engine {
             .as_ref()
             .is_some_and(|s| s.duplicate.is_some() && s.state == State::Deleting)
         {
-            // The DELETE of a redundant IKE SA that the peer never learnt
-            // of (the answer that made it was lost, and the peer took its
-            // exchange for failed): nothing is wrong with the peer.
+            // The DELETE of a duplicate IKE SA went unanswered: the peer
+            // never learnt of it (after two rekeys at once, the answer that
+            // made it was lost and the peer took its rekey for failed), or
+            // the peer is gone, which the survivor's own exchanges tell.
+            // Not a failure, and no restart: the survivor carries on.
             self.remove(idx, "duplicate deleted by us (the peer did not know it)");
             return false;
         }
