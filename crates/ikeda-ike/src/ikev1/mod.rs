@@ -1898,41 +1898,56 @@ impl Engine {
         false
     }
 
-    /// Responder, MM5 in: check IDii and HASH_I; send IDir, HASH_R.
-    fn mm_r3(&mut self, idx: usize, now: Millis, data: &[u8], h: &Header) {
-        let Some((p, plain_b, last_in)) = self.open_p1(idx, data, h) else {
-            return;
-        };
-        self.log_msg(idx, false, h.exchange, 0, true, &plain(&p));
+    /// MM5 (from the initiator) or MM6 (from the responder) in: decrypt,
+    /// check the peer's ID and its HASH_I or HASH_R over it (RFC 2409
+    /// §5), and only then move the IV chain on; the message's payloads.
+    /// Anything that does not verify is dropped without effect: a forger
+    /// must not be able to end an exchange in progress.
+    fn open_id_hash(
+        &mut self,
+        idx: usize,
+        data: &[u8],
+        h: &Header,
+        from_initiator: bool,
+    ) -> Option<Vec<ParsedPayload>> {
+        let (p, plain_b, last_in) = self.open_p1(idx, data, h)?;
+        self.log_msg(idx, false, h.exchange, 0, from_initiator, &plain(&p));
         let (Some(Payload::Id(id)), Some(Payload::Hash(got))) =
             (first(&p, pt::ID).cloned(), first(&p, pt::HASH).cloned())
         else {
             self.stats.malformed += 1;
-            return;
+            return None;
         };
-        let idii_b = p
+        let id_b = p
             .iter()
             .find(|x| x.payload.kind() == pt::ID)
             .map(|x| plain_b[x.body.clone()].to_vec())
             .unwrap_or_default();
+        let sa = self.sas[idx].as_ref()?;
+        let (c, keys) = (sa.choice?, sa.keys.as_ref()?);
+        let want = if from_initiator {
+            sa.hash_i(c.hash, keys, &id_b)
+        } else {
+            sa.hash_r(c.hash, keys, &id_b)
+        };
+        if !c1::hash_matches(&want, &got) {
+            self.stats.hash_failed += 1;
+            self.unreadable(idx);
+            return None;
+        }
+        self.commit_p1_iv(idx, last_in);
+        self.check_peer_id(idx, &id).then_some(p)
+    }
+
+    /// Responder, MM5 in: check IDii and HASH_I; send IDir, HASH_R.
+    fn mm_r3(&mut self, idx: usize, now: Millis, data: &[u8], h: &Header) {
+        let Some(p) = self.open_id_hash(idx, data, h, true) else {
+            return;
+        };
         let Some(sa) = self.sas[idx].as_ref() else { return };
         let (Some(c), Some(keys)) = (sa.choice, sa.keys.as_ref()) else {
             return;
         };
-        let want = sa.hash_i(c.hash, keys, &idii_b);
-        if !c1::hash_matches(&want, &got) {
-            // Dropped without effect, like an undecryptable one: a forger
-            // must not be able to end an exchange in progress.
-            self.stats.hash_failed += 1;
-            self.unreadable(idx);
-            return;
-        }
-        self.commit_p1_iv(idx, last_in);
-        if !self.check_peer_id(idx, &id) {
-            return;
-        }
-        let Some(sa) = self.sas[idx].as_ref() else { return };
-        let Some(keys) = sa.keys.as_ref() else { return };
         let conn = sa.conn;
         let our_id = id_payload(&self.conns[conn].spec.local_id);
         let idir_b = Payload::Id(our_id.clone()).encode_body();
@@ -1956,33 +1971,7 @@ impl Engine {
 
     /// Initiator, MM6 in: check IDir and HASH_R; phase 1 is up.
     fn mm_i_done(&mut self, idx: usize, now: Millis, data: &[u8], h: &Header) {
-        let Some((p, plain_b, last_in)) = self.open_p1(idx, data, h) else {
-            return;
-        };
-        self.log_msg(idx, false, h.exchange, 0, false, &plain(&p));
-        let (Some(Payload::Id(id)), Some(Payload::Hash(got))) =
-            (first(&p, pt::ID).cloned(), first(&p, pt::HASH).cloned())
-        else {
-            self.stats.malformed += 1;
-            return;
-        };
-        let idir_b = p
-            .iter()
-            .find(|x| x.payload.kind() == pt::ID)
-            .map(|x| plain_b[x.body.clone()].to_vec())
-            .unwrap_or_default();
-        let Some(sa) = self.sas[idx].as_ref() else { return };
-        let (Some(c), Some(keys)) = (sa.choice, sa.keys.as_ref()) else {
-            return;
-        };
-        let want = sa.hash_r(c.hash, keys, &idir_b);
-        if !c1::hash_matches(&want, &got) {
-            self.stats.hash_failed += 1;
-            self.unreadable(idx);
-            return;
-        }
-        self.commit_p1_iv(idx, last_in);
-        if !self.check_peer_id(idx, &id) {
+        if self.open_id_hash(idx, data, h, false).is_none() {
             return;
         }
         if let Some(sa) = self.sas[idx].as_mut() {
