@@ -238,12 +238,56 @@ fn push<T: PartialEq>(v: &mut Vec<T>, t: T) {
     }
 }
 
+/// The transforms of a proposal by type: from a proposal string, or from
+/// received transforms.
+#[derive(Default)]
 struct Parsed {
     encr: Vec<Encr>,
     integ: Vec<Integ>,
     prf: Vec<Prf>,
     dh: Vec<DhGroup>,
     esn: Vec<Esn>,
+}
+
+impl Parsed {
+    /// From received transforms; those we do not implement are skipped (a
+    /// type left empty means the proposal cannot be chosen).
+    fn from_transforms(transforms: &[Transform]) -> Parsed {
+        let mut p = Parsed::default();
+        for t in transforms {
+            match t.ty {
+                TransformType::Encr => {
+                    if let Ok(e) = Encr::from_transform(t.id, t.key_length) {
+                        push(&mut p.encr, e)
+                    }
+                }
+                TransformType::Prf => Prf::from_transform_id(t.id)
+                    .into_iter()
+                    .for_each(|x| push(&mut p.prf, x)),
+                TransformType::Integ => Integ::from_transform_id(t.id)
+                    .into_iter()
+                    .for_each(|x| push(&mut p.integ, x)),
+                TransformType::Ke => DhGroup::from_transform_id(t.id)
+                    .into_iter()
+                    .for_each(|x| push(&mut p.dh, x)),
+                TransformType::Esn => Esn::from_transform_id(t.id)
+                    .into_iter()
+                    .for_each(|x| push(&mut p.esn, x)),
+            }
+        }
+        p
+    }
+}
+
+/// The cipher and, unless it is an AEAD, the integrity algorithm both lists
+/// have, in our order (RFC 7296 §2.7); an AEAD offered with an integrity
+/// algorithm is no match (§3.3).
+fn select_encr_integ(ours: (&[Encr], &[Integ]), offered: (&[Encr], &[Integ])) -> Option<(Encr, Option<Integ>)> {
+    let encr = first_common(ours.0, offered.0)?;
+    if encr.is_aead() {
+        return offered.1.is_empty().then_some((encr, None));
+    }
+    Some((encr, Some(first_common(ours.1, offered.1)?)))
 }
 
 fn parse_one(s: &str) -> Result<Parsed, String> {
@@ -400,41 +444,19 @@ impl IkeProposal {
     /// A proposal from received transforms; transforms we do not implement
     /// are skipped (a type left empty means the proposal cannot be chosen).
     pub fn from_transforms(transforms: &[Transform]) -> IkeProposal {
-        let mut p = IkeProposal::default();
-        for t in transforms {
-            match t.ty {
-                TransformType::Encr => {
-                    if let Ok(e) = Encr::from_transform(t.id, t.key_length) {
-                        push(&mut p.encr, e)
-                    }
-                }
-                TransformType::Prf => Prf::from_transform_id(t.id)
-                    .into_iter()
-                    .for_each(|x| push(&mut p.prf, x)),
-                TransformType::Integ => Integ::from_transform_id(t.id)
-                    .into_iter()
-                    .for_each(|x| push(&mut p.integ, x)),
-                TransformType::Ke => DhGroup::from_transform_id(t.id)
-                    .into_iter()
-                    .for_each(|x| push(&mut p.dh, x)),
-                TransformType::Esn => {}
-            }
+        let p = Parsed::from_transforms(transforms);
+        IkeProposal {
+            encr: p.encr,
+            integ: p.integ,
+            prf: p.prf,
+            dh: p.dh,
         }
-        p
     }
 
     /// One transform of each type present in both proposals, in our
     /// preference order (RFC 7296 §2.7); `None` if a type has no match.
     pub fn select(&self, offered: &IkeProposal) -> Option<IkeSuite> {
-        let encr = first_common(&self.encr, &offered.encr)?;
-        let integ = if encr.is_aead() {
-            if !offered.integ.is_empty() {
-                return None;
-            }
-            None
-        } else {
-            Some(first_common(&self.integ, &offered.integ)?)
-        };
+        let (encr, integ) = select_encr_integ((&self.encr, &self.integ), (&offered.encr, &offered.integ))?;
         Some(IkeSuite {
             encr,
             integ,
@@ -495,41 +517,19 @@ impl ChildProposal {
 
     /// A proposal from received transforms (unknown ones skipped).
     pub fn from_transforms(transforms: &[Transform]) -> ChildProposal {
-        let mut p = ChildProposal::default();
-        for t in transforms {
-            match t.ty {
-                TransformType::Encr => {
-                    if let Ok(e) = Encr::from_transform(t.id, t.key_length) {
-                        push(&mut p.encr, e)
-                    }
-                }
-                TransformType::Integ => Integ::from_transform_id(t.id)
-                    .into_iter()
-                    .for_each(|x| push(&mut p.integ, x)),
-                TransformType::Ke => DhGroup::from_transform_id(t.id)
-                    .into_iter()
-                    .for_each(|x| push(&mut p.dh, x)),
-                TransformType::Esn => Esn::from_transform_id(t.id)
-                    .into_iter()
-                    .for_each(|x| push(&mut p.esn, x)),
-                TransformType::Prf => {}
-            }
+        let p = Parsed::from_transforms(transforms);
+        ChildProposal {
+            encr: p.encr,
+            integ: p.integ,
+            dh: p.dh,
+            esn: p.esn,
         }
-        p
     }
 
     /// One transform of each type in both proposals, in our preference
     /// order. A KE transform must be in both or in neither (no PFS).
     pub fn select(&self, offered: &ChildProposal) -> Option<ChildSuite> {
-        let encr = first_common(&self.encr, &offered.encr)?;
-        let integ = if encr.is_aead() {
-            if !offered.integ.is_empty() {
-                return None;
-            }
-            None
-        } else {
-            Some(first_common(&self.integ, &offered.integ)?)
-        };
+        let (encr, integ) = select_encr_integ((&self.encr, &self.integ), (&offered.encr, &offered.integ))?;
         let dh = match (self.dh.is_empty(), offered.dh.is_empty()) {
             (true, true) => None,
             (false, false) => Some(first_common(&self.dh, &offered.dh)?),
