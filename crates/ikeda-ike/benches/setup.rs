@@ -143,6 +143,7 @@ fn spec(local: IpAddr, remote: IpAddr, lnet: &str, rnet: &str) -> ConnSpec {
         remote_ts: vec![range(rnet)],
         ts_pairs: Vec::new(),
         timers: timers(),
+        force_encap: false,
     }
 }
 

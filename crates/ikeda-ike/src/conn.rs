@@ -40,6 +40,12 @@ pub struct ConnSpec {
     /// local x remote range of one family. IKEv2 sends the sets whole.
     pub ts_pairs: Vec<(TsRange, TsRange)>,
     pub timers: Timers,
+    /// Encapsulate ESP in UDP 4500 (RFC 3948) even without a NAT, as
+    /// strongSwan's `encap = yes`: IKEv2 sends a NAT_DETECTION_SOURCE_IP
+    /// that matches no address (RFC 7296 §2.23 lets a host do this to
+    /// force encapsulation), so the peer believes we are behind a NAT and
+    /// both sides float to 4500. IKEv1 ignores it.
+    pub force_encap: bool,
 }
 
 /// Lifetimes and liveness (RFC 7296 §2.8, §2.4); zero turns one off.

@@ -41,6 +41,7 @@ fn spec(local: &str, remote: &str, ike: &str, esp: &str, psk: &str, lnet: TsRang
         remote_ts: vec![rnet],
         ts_pairs: Vec::new(),
         timers: Timers::default(),
+        force_encap: false,
     }
 }
 
@@ -1302,3 +1303,31 @@ mod collisions;
 mod keepalive;
 mod queue;
 mod schedule;
+
+/// `force_encap` on either side (RFC 7296 §2.23 faked NAT detection, as
+/// strongSwan's `encap = yes`): both sides float to 4500 and the CHILD SA is
+/// UDP-encapsulated without any NAT; neither side sends NAT keepalives as if
+/// it were behind one. Without it on either side: raw ESP (the other tests).
+#[test]
+fn force_encap_floats_both_sides_to_4500_without_a_nat() {
+    for (fa, fb) in [(true, false), (false, true), (true, true)] {
+        let mut a = spec(A, B, "aes128gcm16-prfsha256-x25519", "aes128gcm16", "s", net1(), net2());
+        let mut b = spec(B, A, "aes128gcm16-prfsha256-x25519", "aes128gcm16", "s", net2(), net1());
+        a.force_encap = fa;
+        b.force_encap = fb;
+        let mut p = pair(a, b, 7);
+        p.a.initiate("s2s", Millis::ZERO).unwrap();
+        let (ea, eb) = run(&mut p, 30);
+        let (ca, cb) = (
+            child(&ea).expect("initiator CHILD SA"),
+            child(&eb).expect("responder CHILD SA"),
+        );
+        for c in [ca, cb] {
+            assert!(c.udp_encap, "force a={fa} b={fb}: {c:?}");
+            assert_eq!((c.local.port(), c.remote.port()), (4500, 4500), "a={fa} b={fb}");
+        }
+        assert!(failure(&ea).is_none() && failure(&eb).is_none());
+        let view = p.a.ike_sas();
+        assert!(view.iter().all(|s| !s.behind_nat), "no real NAT: {view:?}");
+    }
+}

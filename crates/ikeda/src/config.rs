@@ -15,7 +15,7 @@
 //! name = "site2"
 //! local_addr = "192.168.50.11"
 //! remote_addr = "192.168.50.12"
-//! encap = "esp"          # "esp" = IP protocol 50, "udp" = RFC 3948 on port 4500
+//! encap = "esp"          # "esp" = IP protocol 50, "udp" = RFC 3948 on port 4500 (IKE: force it without a NAT)
 //! esp = "aes128gcm16"    # one ESP proposal, written as strongSwan writes it
 //! esn = false
 //! replay_window = 1024
@@ -950,6 +950,16 @@ fn parse_ike(
             format!("IKE version {version} is not supported (1 or 2)"),
         ));
     }
+    // `encap = "udp"` on an IKE connection forces UDP encapsulation
+    // without a NAT (faked NAT detection, RFC 7296 §2.23); IKEv1's NAT-D
+    // (RFC 3947) would need the same trick in Main Mode and a UDP-Encap
+    // mode in Quick Mode that this build does not force, so say so.
+    if version == 1 && c.encap.as_deref() == Some("udp") {
+        return Err(err(
+            at("encap"),
+            "forcing UDP encapsulation is IKEv2 only; IKEv1 moves to UDP 4500 when it detects a NAT".into(),
+        ));
+    }
     if version == 2 {
         for (k, set) in [
             ("aggressive", c.aggressive.is_some()),
@@ -1520,6 +1530,26 @@ remote_ts = ["192.168.12.0/24"]
             !e.contains("987654321987") && e.contains("out: line"),
             "the key in: {e}"
         );
+    }
+
+    #[test]
+    fn ike_encap_udp_forces_udp_encapsulation_ikev2_only() {
+        // Default: IKE decides (raw ESP unless a NAT is detected).
+        let c = parse(IKE).unwrap();
+        assert_eq!(c.conns[0].encap, Encap::Esp);
+        assert!(!crate::ike::conn_spec(&c.conns[0]).unwrap().force_encap);
+        // encap = "udp": the engine fakes NAT detection (RFC 7296 §2.23).
+        let c = parse(&IKE.replacen("psk =", "encap = \"udp\"\npsk =", 1)).unwrap();
+        assert_eq!(c.conns[0].encap, Encap::Udp);
+        assert!(crate::ike::conn_spec(&c.conns[0]).unwrap().force_encap);
+        let c = parse(&IKE.replacen("psk =", "encap = \"esp\"\npsk =", 1)).unwrap();
+        assert!(!crate::ike::conn_spec(&c.conns[0]).unwrap().force_encap);
+        // IKEv1 does not force it: refused, not ignored.
+        let e = parse(&IKE.replacen("psk =", "version = 1\nencap = \"udp\"\npsk =", 1))
+            .map(|_| ())
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("encap: forcing UDP encapsulation is IKEv2 only"), "{e}");
     }
 
     #[test]

@@ -100,6 +100,8 @@ pub fn conn_spec(c: &ConnConfig) -> Option<ConnSpec> {
             dpd_restart: ike.dpd_action == crate::config::DpdAction::Restart,
             keepalive: Duration::from_secs(ike.keepalive),
         },
+        // `encap = "udp"` on an IKE connection: always RFC 3948 on 4500.
+        force_encap: c.encap == Encap::Udp,
     })
 }
 

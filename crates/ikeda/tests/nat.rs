@@ -312,3 +312,39 @@ fn nat_mapping_survives_an_idle_minute() {
         lab_log(&lab, "gw1.log")
     );
 }
+
+/// `encap = "udp"` on an IKEv2 connection forces UDP encapsulation without
+/// any NAT (`lab up --ike 2 --encap udp` sets it on gw1 only): gw1 sends a
+/// NAT_DETECTION_SOURCE_IP that matches no address (RFC 7296 §2.23), gw2
+/// (ikeda, then strongSwan without `encap = yes`) believes gw1 is behind a
+/// NAT, and ESP flows in UDP 4500 <-> 4500, never as IP protocol 50.
+#[test]
+fn forced_udp_encapsulation_without_nat() {
+    if !require_root("forced_udp_encapsulation_without_nat") {
+        return;
+    }
+    need_strongswan();
+    for peer in ["ikeda", "strongswan"] {
+        let (lab, out) = Lab::up('f', &["--ike", "2", "--encap", "udp", "--peer", peer]);
+        pings_crossed(&out);
+        let gw1 = lab_log(&lab, "gw1.log");
+        assert!(
+            gw1.contains("NAT detected (or forced by the peer): moving to UDP 4500")
+                && gw1.contains("UDP-encapsulated to 192.168.50.12:4500"),
+            "{peer}: {gw1}"
+        );
+        if peer == "ikeda" {
+            let gw2 = lab_log(&lab, "gw2.log");
+            assert!(gw2.contains("UDP-encapsulated to 192.168.50.11:4500"), "{gw2}");
+        } else {
+            let sas = swanctl(&lab, "gw2", &["--list-sas"]);
+            assert!(sas.contains("TUNNEL-in-UDP"), "{sas}");
+            let pretty = swanctl(&lab, "gw2", &["--list-sas", "--pretty"]);
+            assert!(pretty.contains("nat-remote = yes"), "{pretty}");
+        }
+        assert_udp_encapsulated(&capture_while_pinging(&lab, "gw2"), |p| p == 4500);
+        let prefix = lab.ns("");
+        drop(lab);
+        assert!(namespaces_with_prefix(&prefix).is_empty(), "lab down left {prefix}");
+    }
+}

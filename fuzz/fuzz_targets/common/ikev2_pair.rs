@@ -26,6 +26,7 @@ fn spec(local: [u8; 4], remote: [u8; 4], l: [u8; 4], r: [u8; 4], esp: &str) -> C
         remote_ts: vec![ts(r)],
         ts_pairs: Vec::new(),
         timers: Timers::default(),
+        force_encap: false,
     }
 }
 

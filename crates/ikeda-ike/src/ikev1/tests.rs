@@ -46,6 +46,7 @@ fn spec(
         remote_ts: rnets,
         ts_pairs: Vec::new(),
         timers: Timers::default(),
+        force_encap: false,
     }
 }
 

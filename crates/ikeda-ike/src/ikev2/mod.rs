@@ -627,6 +627,15 @@ impl Engine {
         }
     }
 
+    /// A NAT detection hash that matches no address (SHA-1 sized, random),
+    /// for `force_encap`: RFC 7296 §2.23 lets a host that wants UDP
+    /// encapsulation without a NAT send one, and strongSwan does the same.
+    fn fake_natd(&mut self) -> Vec<u8> {
+        let mut h = vec![0u8; 20];
+        self.rng.fill(&mut h);
+        h
+    }
+
     fn nonce(&mut self) -> Vec<u8> {
         let mut n = vec![0u8; 32];
         self.rng.fill(&mut n);
@@ -747,8 +756,14 @@ impl Engine {
                 self.nonce(),
             ),
         };
+        let fake = self.fake_natd();
         let sa = self.sas[idx].as_mut().ok_or("gone")?;
         let c = &self.conns[sa.conn];
+        let src_natd = if c.force_encap {
+            fake
+        } else {
+            natd(sa.spi_i, 0, sa.local)
+        };
         let mut payloads = Vec::new();
         if let Some(cookie) = &sa.cookie {
             payloads.push(Payload::Notify(NotifyPayload::new(NotifyType::COOKIE, cookie.clone())));
@@ -762,7 +777,7 @@ impl Engine {
         payloads.push(Payload::Nonce(NoncePayload { nonce: ni.clone() }));
         payloads.push(Payload::Notify(NotifyPayload::new(
             NotifyType::NAT_DETECTION_SOURCE_IP,
-            natd(sa.spi_i, 0, sa.local),
+            src_natd,
         )));
         payloads.push(Payload::Notify(NotifyPayload::new(
             NotifyType::NAT_DETECTION_DESTINATION_IP,
@@ -1156,7 +1171,9 @@ impl Engine {
         let peer_behind_nat =
             !src_hashes.is_empty() && !src_hashes.iter().any(|h| **h == natd(sa.spi_i, sa.spi_r, remote));
         let us_behind_nat = dst_hash.is_some_and(|h| h != natd(sa.spi_i, sa.spi_r, sa.local));
-        sa.nat = peer_behind_nat || us_behind_nat;
+        // A forced encapsulation counts as a NAT here; the peer sees one
+        // from our faked source hash.
+        sa.nat = peer_behind_nat || us_behind_nat || self.conns[conn].force_encap;
         sa.us_nat = us_behind_nat;
         let shared = match sa.ke.as_ref().map(|k| k.shared_secret(&ke_data.data)) {
             Some(Ok(s)) => s,
@@ -1731,6 +1748,7 @@ impl Engine {
         let dst_hash = notify(&msg.payloads, NotifyType::NAT_DETECTION_DESTINATION_IP).map(|n| n.data.clone());
         let peer_nat = !src_hashes.is_empty() && !src_hashes.contains(&natd(h.initiator_spi, 0, remote));
         let us_nat = dst_hash.is_some_and(|d| d != natd(h.initiator_spi, 0, local));
+        let force_encap = self.conns[ci].force_encap;
         let payloads = vec![
             Payload::Sa(proposals_payload(ProtocolId::IKE, &[], &[ike_suite_transforms(&suite)])),
             Payload::Ke(KePayload {
@@ -1740,7 +1758,11 @@ impl Engine {
             Payload::Nonce(NoncePayload { nonce: nr.clone() }),
             Payload::Notify(NotifyPayload::new(
                 NotifyType::NAT_DETECTION_SOURCE_IP,
-                natd(h.initiator_spi, spi_r, local),
+                if force_encap {
+                    self.fake_natd()
+                } else {
+                    natd(h.initiator_spi, spi_r, local)
+                },
             )),
             Payload::Notify(NotifyPayload::new(
                 NotifyType::NAT_DETECTION_DESTINATION_IP,
@@ -1771,7 +1793,7 @@ impl Engine {
             state: State::InitAnswered,
             local,
             remote,
-            nat: peer_nat || us_nat,
+            nat: peer_nat || us_nat || force_encap,
             ni,
             nr,
             ke: None,

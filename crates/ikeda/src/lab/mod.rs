@@ -161,7 +161,8 @@ pub struct UpArgs {
     #[arg(long, requires = "ike")]
     pub peer_esp: Option<String>,
     /// Raw ESP (IP protocol 50) or UDP-encapsulated ESP (RFC 3948, port 4500);
-    /// esp by default, udp with --nat.
+    /// esp by default, udp with --nat. With --ike 2, udp makes gw1 force UDP
+    /// encapsulation without a NAT (`encap = "udp"`).
     #[arg(long, value_enum)]
     pub encap: Option<EncapArg>,
     /// Extended sequence numbers.
@@ -1037,6 +1038,12 @@ pub fn ike_gateway_config(a: &UpArgs, i: usize, psk: &str) -> String {
         if let Some(secs) = v.as_deref().and_then(crate::config::parse_duration) {
             extra.push_str(&format!("{k} = \"{}s\"\n", secs * 2));
         }
+    }
+    // An explicit --encap udp on an IKE tunnel: gw1 forces UDP
+    // encapsulation without a NAT (faked NAT detection); gw2 follows as any
+    // peer would, which is what shows the forcing works with strongSwan.
+    if i == 0 && a.encap == Some(EncapArg::Udp) {
+        extra.push_str("encap = \"udp\"\n");
     }
     if a.ike == Some(1) && a.compress {
         extra.push_str("compress = true\n");

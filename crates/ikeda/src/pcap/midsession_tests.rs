@@ -89,6 +89,7 @@ fn spec(local: Ipv4Addr, remote: Ipv4Addr, lan: &str, rlan: &str, timers: Timers
             remote_ts: vec![net(rlan)],
             ts_pairs: Vec::new(),
             timers,
+            force_encap: false,
         },
         aggressive: false,
         compress: false,
