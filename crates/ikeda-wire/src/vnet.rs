@@ -287,14 +287,7 @@ impl<'a> Segments<'a> {
         let to = (from + self.mss).min(self.pkt.len());
         let plen = to - from;
         let len = self.hdr_len + plen;
-        if out.len() < len {
-            return Err(Error::BufferTooSmall {
-                what: "segment buffer",
-                need: len,
-                have: out.len(),
-            });
-        }
-        let out = &mut out[..len];
+        let out = segment_room(out, len)?;
         out[..self.hdr_len].copy_from_slice(&self.pkt[..self.hdr_len]);
         out[self.hdr_len..].copy_from_slice(&self.pkt[from..to]);
         let l3 = self.l3_len;
@@ -342,14 +335,7 @@ impl<'a> Segments<'a> {
     /// field holds the pseudo-header sum; the sum runs from `csum_start`).
     fn write_whole(&self, out: &mut [u8]) -> Result<usize, Error> {
         let len = self.pkt.len();
-        if out.len() < len {
-            return Err(Error::BufferTooSmall {
-                what: "segment buffer",
-                need: len,
-                have: out.len(),
-            });
-        }
-        let out = &mut out[..len];
+        let out = segment_room(out, len)?;
         out.copy_from_slice(self.pkt);
         if self.hdr.flags & F_NEEDS_CSUM != 0 {
             let start = usize::from(self.hdr.csum_start);
@@ -421,6 +407,15 @@ pub fn l4_checksum_ok(pkt: &[u8]) -> Option<bool> {
     Some(fold(sum(l4, pseudo_header(pkt, v6, proto, l4.len()))) == 0xffff)
 }
 
+/// The first `len` bytes of the caller's segment buffer, if it has them.
+fn segment_room(out: &mut [u8], len: usize) -> Result<&mut [u8], Error> {
+    let have = out.len();
+    out.get_mut(..len).ok_or(Error::BufferTooSmall {
+        what: "segment buffer",
+        need: len,
+        have,
+    })
+}
 #[cfg(test)]
 mod tests;
 

@@ -2188,7 +2188,7 @@ impl Engine {
         let key = |i: usize| {
             self.sas[i]
                 .as_ref()
-                .map(|s| (rekey::lowest(Some(&(s.ni.clone(), s.nr.clone()))), (s.spi_i, s.spi_r)))
+                .map(|s| (rekey::lowest_of(&s.ni, &s.nr), (s.spi_i, s.spi_r)))
         };
         let (Some(mine), Some(theirs)) = (key(idx), key(other)) else {
             return false;

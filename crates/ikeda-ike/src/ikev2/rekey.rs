@@ -1077,9 +1077,12 @@ impl Engine {
                 self.replace_ike_sa(idx, now, &theirs);
             }
             (Ok(ours), Some(theirs)) => {
-                let ours_lowest = lowest(Some(&(ours.ni.clone(), ours.nr.clone())))
-                    < lowest(Some(&(theirs.ni.clone(), theirs.nr.clone())));
-                if ours_lowest {
+                // Ours redundant: we delete it at once. The peer's
+                // redundant: the peer deletes it, and until then it must
+                // decrypt; if the peer never does (it did not hear our
+                // answer and took ours for failed), we do, after a grace.
+                let ours_lowest = lowest_of(&ours.ni, &ours.nr) < lowest_of(&theirs.ni, &theirs.nr);
+                let (keep, drop, delete_at) = if ours_lowest {
                     self.log(
                         conn,
                         format!(
@@ -1087,11 +1090,7 @@ impl Engine {
                             ours.spi_i
                         ),
                     );
-                    self.replace_ike_sa(idx, now, &theirs);
-                    let survivor = (theirs.spi_i, theirs.spi_r);
-                    if let Some(redundant) = self.rekeyed_sa(idx, now, &ours) {
-                        self.redundant_rekey(redundant, survivor, now, now);
-                    }
+                    (&*theirs, &ours, now)
                 } else {
                     self.log(
                         conn,
@@ -1100,14 +1099,11 @@ impl Engine {
                             theirs.spi_i
                         ),
                     );
-                    self.replace_ike_sa(idx, now, &ours);
-                    // The peer deletes it; until then it must decrypt. If
-                    // the peer never does (it did not hear our answer and
-                    // took ours for failed), we do, after a grace.
-                    let survivor = (ours.spi_i, ours.spi_r);
-                    if let Some(redundant) = self.rekeyed_sa(idx, now, &theirs) {
-                        self.redundant_rekey(redundant, survivor, now, now + DUPLICATE_GRACE);
-                    }
+                    (&ours, &*theirs, now + DUPLICATE_GRACE)
+                };
+                self.replace_ike_sa(idx, now, keep);
+                if let Some(redundant) = self.rekeyed_sa(idx, now, drop) {
+                    self.redundant_rekey(redundant, (keep.spi_i, keep.spi_r), now, delete_at);
                 }
             }
         }
@@ -1147,8 +1143,16 @@ pub(super) struct RekeyedIke {
 /// unsigned big-endian numbers of possibly different lengths: compare by
 /// value, so a leading zero does not matter).
 pub(super) fn lowest(n: Option<&(Vec<u8>, Vec<u8>)>) -> Vec<u8> {
-    let Some((a, b)) = n else { return vec![0xff; 257] };
-    let norm = |x: &Vec<u8>| -> Vec<u8> {
+    match n {
+        Some((a, b)) => lowest_of(a, b),
+        None => vec![0xff; 257],
+    }
+}
+
+/// The lower of an exchange's two nonces, as [`lowest`] compares them.
+pub(super) fn lowest_of(a: &[u8], b: &[u8]) -> Vec<u8> {
+    // Nonces are at most 256 bytes (RFC 7296 §3.9, checked when parsed).
+    let norm = |x: &[u8]| -> Vec<u8> {
         let s: Vec<u8> = x.iter().copied().skip_while(|b| *b == 0).collect();
         let mut v = vec![0u8; 257 - s.len()];
         v.extend(s);
