@@ -14,6 +14,34 @@ pub trait Peer {
     fn poll_timeout(&self) -> Option<Millis>;
 }
 
+/// `impl Peer for $engine` with the engine's own methods of those names
+/// (each IKE version's engine has them).
+macro_rules! impl_peer {
+    ($engine:ty) => {
+        impl $crate::sim::Peer for $engine {
+            fn handle_datagram(
+                &mut self,
+                now: $crate::Millis,
+                local: std::net::SocketAddr,
+                remote: std::net::SocketAddr,
+                data: &[u8],
+            ) {
+                <$engine>::handle_datagram(self, now, local, remote, data)
+            }
+            fn handle_timeout(&mut self, now: $crate::Millis) {
+                <$engine>::handle_timeout(self, now)
+            }
+            fn poll_transmit(&mut self) -> Option<$crate::Transmit> {
+                <$engine>::poll_transmit(self)
+            }
+            fn poll_timeout(&self) -> Option<$crate::Millis> {
+                <$engine>::poll_timeout(self)
+            }
+        }
+    };
+}
+pub(crate) use impl_peer;
+
 /// Network faults, each a probability per datagram.
 #[derive(Debug, Clone, Copy)]
 pub struct Faults {

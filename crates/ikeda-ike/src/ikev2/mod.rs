@@ -646,16 +646,7 @@ impl Engine {
     }
 
     fn random_spi32(&mut self) -> u32 {
-        loop {
-            let mut b = [0u8; 4];
-            self.rng.fill(&mut b);
-            let s = u32::from_be_bytes(b);
-            // 0-255 are reserved (RFC 4303 §2.1); keep the top bit clear of
-            // nothing in particular, just avoid the reserved range.
-            if s > 255 {
-                return s;
-            }
-        }
+        crate::random_spi32(&mut *self.rng)
     }
 
     /// A NAT detection hash that matches no address (SHA-1 sized, random),
@@ -2592,17 +2583,4 @@ impl Engine {
     }
 }
 
-impl crate::sim::Peer for Engine {
-    fn handle_datagram(&mut self, now: Millis, local: SocketAddr, remote: SocketAddr, data: &[u8]) {
-        Engine::handle_datagram(self, now, local, remote, data)
-    }
-    fn handle_timeout(&mut self, now: Millis) {
-        Engine::handle_timeout(self, now)
-    }
-    fn poll_transmit(&mut self) -> Option<Transmit> {
-        Engine::poll_transmit(self)
-    }
-    fn poll_timeout(&self) -> Option<Millis> {
-        Engine::poll_timeout(self)
-    }
-}
+crate::sim::impl_peer!(Engine);
