@@ -484,8 +484,9 @@ pub struct UdpSocket {
     gso: AtomicBool,
     /// `UDP_GRO` receives: the 64 KiB buffers and what is left of the last
     /// receive (only the receiving thread takes the lock).
-    gro: Option<Mutex<GroRx>>,
-    stats: UdpStats,
+    gro: Option<Box<Mutex<GroRx>>>,
+    /// Boxed, as `gro`, to keep the socket small where it is held by value.
+    stats: Box<UdpStats>,
 }
 
 impl UdpSocket {
@@ -511,7 +512,7 @@ impl UdpSocket {
             tx: Mutex::new(GsoTx::new(MAX_BATCH)),
             gso: AtomicBool::new(false),
             gro: None,
-            stats: UdpStats::default(),
+            stats: Box::default(),
         })
     }
 
@@ -550,7 +551,7 @@ impl UdpSocket {
         let gso = getsockopt_int(self.fd(), gso::SOL_UDP, gso::UDP_SEGMENT).is_ok();
         self.gso.store(gso, Ordering::Relaxed);
         if self.gro.is_none() && setsockopt_int(self.fd(), gso::SOL_UDP, gso::UDP_GRO, 1).is_ok() {
-            self.gro = Some(Mutex::new(GroRx::new(MAX_BATCH)));
+            self.gro = Some(Box::new(Mutex::new(GroRx::new(MAX_BATCH))));
         }
         (gso, self.gro.is_some())
     }

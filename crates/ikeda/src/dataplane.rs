@@ -145,7 +145,10 @@ impl Control {
     pub fn sa_counts(&self, spi: u32, direction: &str) -> Option<(u64, u64)> {
         let views = self.views.lock().unwrap_or_else(|p| p.into_inner());
         let v = views.iter().find(|v| v.spi == spi && v.direction == direction)?;
-        Some((v.stats.bytes.load(Ordering::Relaxed), v.stats.packets.load(Ordering::Relaxed)))
+        Some((
+            v.stats.bytes.load(Ordering::Relaxed),
+            v.stats.packets.load(Ordering::Relaxed),
+        ))
     }
 
     /// Make a slot a trap: packets for it are held and an acquire is raised.
@@ -264,6 +267,64 @@ pub struct StatsView {
     pub sas: Arc<Mutex<Vec<SaView>>>,
     /// For the TUN's segmentation offload counters.
     pub tun: Arc<dyn TunDevice>,
+    /// Each UDP socket's counters of syscalls, datagrams and trains.
+    pub udp: Vec<UdpCountersFn>,
+}
+
+/// Reads one UDP socket's counters ([`DatagramIo::udp_counters`]).
+pub type UdpCountersFn = Arc<dyn Fn() -> Option<ikeda_sys::UdpOffloadCounters> + Send + Sync>;
+
+/// The UDP sockets' batching and segmentation offload (`UDP_SEGMENT`,
+/// `UDP_GRO`), summed over the data plane's UDP sockets: datagrams per
+/// syscall are `send_datagrams / send_syscalls` and
+/// `recv_datagrams / recv_syscalls`.
+#[derive(Serialize, Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct UdpOffloadSnapshot {
+    /// `UDP_SEGMENT` sends on (on every UDP socket, none refused yet).
+    pub gso: bool,
+    /// `UDP_GRO` receives on (every UDP socket).
+    pub gro: bool,
+    pub send_syscalls: u64,
+    pub send_datagrams: u64,
+    /// Trains of two datagrams or more sent with `UDP_SEGMENT`, and their datagrams.
+    pub gso_sends: u64,
+    pub gso_datagrams: u64,
+    /// Sockets on which the kernel refused a train (they now send one by one).
+    pub gso_fallbacks: u64,
+    pub recv_syscalls: u64,
+    pub recv_datagrams: u64,
+    /// Trains of two datagrams or more received with `UDP_GRO`, and their datagrams.
+    pub gro_trains: u64,
+    pub gro_datagrams: u64,
+    /// Received trains dropped whole as malformed.
+    pub gro_malformed: u64,
+}
+
+impl UdpOffloadSnapshot {
+    /// The sum over sockets; `None` when there is no UDP socket.
+    fn sum(all: impl IntoIterator<Item = ikeda_sys::UdpOffloadCounters>) -> Option<Self> {
+        let mut out: Option<Self> = None;
+        for c in all {
+            let o = out.get_or_insert(UdpOffloadSnapshot {
+                gso: true,
+                gro: true,
+                ..Default::default()
+            });
+            o.gso &= c.gso_on;
+            o.gro &= c.gro_on;
+            o.send_syscalls += c.send_syscalls;
+            o.send_datagrams += c.send_datagrams;
+            o.gso_sends += c.gso_sends;
+            o.gso_datagrams += c.gso_datagrams;
+            o.gso_fallbacks += c.gso_fallbacks;
+            o.recv_syscalls += c.recv_syscalls;
+            o.recv_datagrams += c.recv_datagrams;
+            o.gro_trains += c.gro_trains;
+            o.gro_datagrams += c.gro_datagrams;
+            o.gro_malformed += c.gro_malformed;
+        }
+        out
+    }
 }
 
 /// The TUN's segmentation offload counters (see `ikeda_sys::OffloadCounters`).
@@ -321,6 +382,9 @@ pub struct Snapshot {
     /// Absent when the TUN has no segmentation offload.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub tun_offload: Option<OffloadSnapshot>,
+    /// Absent when the data plane has no UDP socket.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub udp_offload: Option<UdpOffloadSnapshot>,
     pub drops: std::collections::BTreeMap<&'static str, u64>,
     pub sas: Vec<SaSnapshot>,
 }
@@ -338,6 +402,10 @@ impl StatsView {
         if ike_queue_full > 0 {
             drops.insert("ike_queue_full", ike_queue_full);
         }
+        let udp_offload = UdpOffloadSnapshot::sum(self.udp.iter().filter_map(|f| f()));
+        if let Some(n) = udp_offload.map(|u| u.gro_malformed).filter(|n| *n > 0) {
+            drops.insert("udp_gro_malformed", n);
+        }
         Snapshot {
             time_ms: now_ms(),
             tx_packets: c.tx_packets.load(Ordering::Relaxed),
@@ -351,6 +419,7 @@ impl StatsView {
                 gro_packets: c.gro_packets.load(Ordering::Relaxed),
                 gro_segments: c.gro_segments.load(Ordering::Relaxed),
             }),
+            udp_offload,
             drops,
             sas: self
                 .sas
@@ -458,6 +527,14 @@ impl DataPlane {
             counters: counters.clone(),
             sas: sas.clone(),
             tun: tun.clone(),
+            udp: sockets
+                .iter()
+                .filter(|s| s.encap == Encap::Udp)
+                .map(|s| {
+                    let s = s.clone();
+                    Arc::new(move || s.io.udp_counters()) as UdpCountersFn
+                })
+                .collect(),
         };
         let (tx_up, tx_up_rx) = channel();
         let (stop2, counters2) = (stop.clone(), counters);
@@ -569,6 +646,8 @@ fn tx_loop<T: TunDevice, D: DatagramIo>(
     // Trap slots: packets held until the SA is up, and when we last asked.
     let mut traps: Vec<Option<(std::collections::VecDeque<Vec<u8>>, Option<std::time::Instant>)>> = Vec::new();
     let mut scratch = vec![0u8; head + mtu.max(1500) + room.tail.max(64)];
+    // Per socket: UDP_SEGMENT was refused and that was logged.
+    let mut gso_refusal_logged = vec![false; sockets.len()];
     while !stop.load(Ordering::Relaxed) {
         let n = counted(tun.read_batch(&mut batch, Some(POLL)), counters, "TUN read");
         // Updates are applied after the read, so a packet that arrived while
@@ -676,6 +755,13 @@ fn tx_loop<T: TunDevice, D: DatagramIo>(
                         counters.tx_packets.fetch_add(sent as u64, Ordering::Relaxed);
                     }
                     Err(e) => io_error(counters, "ESP send", &e),
+                }
+                if sock.encap == Encap::Udp && !gso_refusal_logged[k] {
+                    if let Some(u) = sock.io.udp_counters().filter(|u| u.gso_fallbacks > 0) {
+                        gso_refusal_logged[k] = true;
+                        let why = std::io::Error::from_raw_os_error(u.gso_refused_errno);
+                        tracing::warn!(target: "esp", "UDP {}: the kernel refused a UDP_SEGMENT train ({why}); sending one datagram per entry on this socket from now on", sock.local);
+                    }
                 }
             }
         }
