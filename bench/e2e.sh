@@ -9,7 +9,7 @@
 # datagrams per syscall (gw1's sends, gw2's receives; UDP_SEGMENT/UDP_GRO
 # trains count their datagrams) from the gateways' stats files.
 #
-# usage: bench/e2e.sh [-t SECONDS] [-n REPEATS] [--esp "aes128gcm16 aes256gcm16 ..."]
+# usage: [IKEDA=BINARY] bench/e2e.sh [-t SECONDS] [-n REPEATS] [--esp "aes128gcm16 aes256gcm16 ..."]
 #                     [--encap "esp udp"] [--no-plain] [--no-swan]
 # needs root, iperf3, strongSwan (the README's test command installs them).
 set -Eeuo pipefail
@@ -23,8 +23,9 @@ while [[ $# -gt 0 ]]; do
   esac
 done
 [[ $EUID -eq 0 ]] || { echo "must run as root" >&2; exit 1; }
-cargo build --release -q
-IKEDA=$PWD/target/release/ikeda
+# IKEDA=/path/to/ikeda runs another build (e.g. a copy of main's, for a
+# before/after comparison) instead of building this tree.
+if [[ -z ${IKEDA:-} ]]; then cargo build --release -q; IKEDA=$PWD/target/release/ikeda; fi
 LAB=bench$$; LAB=${LAB:0:8}
 OUT=$(mktemp -d /tmp/ikeda-bench.XXXXXX)
 SRV_PID=
