@@ -1366,6 +1366,115 @@ mod tests {
         );
     }
 
+    /// Two data planes over real UDP sockets on loopback (no root needed),
+    /// with UDP_SEGMENT and UDP_GRO on: 40 packets of one size read in one
+    /// TUN batch leave gw1 as one train and reach gw2's TUN whole and in
+    /// order; a train of two IKE messages and a NAT keepalive from the
+    /// same 4-tuple is cut and each datagram classified on its own (two
+    /// IKE hand-overs, marker stripped, and a keepalive), not taken for one.
+    #[test]
+    fn udp_trains_on_loopback_are_cut_and_every_datagram_classified() {
+        let k1 = "0x".to_string() + &"99".repeat(36);
+        let k2 = "0x".to_string() + &"aa".repeat(36);
+        let (mut c1, mut c2) = mirrored(&k1, &k2);
+        let (a1, a2): (IpAddr, IpAddr) = ("127.0.0.1".parse().unwrap(), "127.0.0.2".parse().unwrap());
+        // A port free on both addresses (ours for the test's lifetime).
+        let (s1, s2, port) = (0..50)
+            .find_map(|_| {
+                let s1 = ikeda_sys::UdpSocket::bind(SocketAddr::new(a1, 0)).ok()?;
+                let port = s1.local_addr().ok()?.port();
+                let s2 = ikeda_sys::UdpSocket::bind(SocketAddr::new(a2, port)).ok()?;
+                Some((s1, s2, port))
+            })
+            .expect("a free UDP port on 127.0.0.1 and 127.0.0.2");
+        for (c, l, r) in [(&mut c1, a1, a2), (&mut c2, a2, a1)] {
+            c.conns[0].local_addr = l;
+            c.conns[0].remote_addr = r;
+            c.conns[0].port = port;
+        }
+        let start = |c: &Config, mut s: ikeda_sys::UdpSocket, ike| {
+            assert_eq!(
+                s.enable_offloads(),
+                (true, true),
+                "this kernel has UDP_SEGMENT and UDP_GRO"
+            );
+            let (dev, host) = FakeTun::pair("ikeda0");
+            let (out, names, inb) = build_sas(c).unwrap();
+            let sock = Arc::new(NetSocket {
+                encap: Encap::Udp,
+                local: c.conns[0].local_addr,
+                io: Arc::new(s),
+            });
+            let plane = DataPlane::start(Arc::new(dev), vec![sock.clone()], out, inb, names, 1400, ike, None);
+            (host, plane.unwrap(), sock)
+        };
+        let (ike_tx, ike_rx) = ike_handoff();
+        let (host2, p2, _) = start(&c2, s2, Some(ike_tx));
+        // Queued on the TUN before gw1's TX thread starts: one read takes them all.
+        let (dev1, host1) = FakeTun::pair("ikeda0");
+        let pkts: Vec<Vec<u8>> = (0..40u32)
+            .map(|i| {
+                let body: Vec<u8> = [8, 0, 0, 0]
+                    .into_iter()
+                    .chain((0..1200u32).map(|j| (i * 7 + j) as u8))
+                    .collect();
+                build_ipv4(
+                    [192, 168, 11, 11].into(),
+                    [192, 168, 12, 12].into(),
+                    IpProtocol::ICMP,
+                    &body,
+                )
+            })
+            .collect();
+        for p in &pkts {
+            host1.write(p).unwrap();
+        }
+        let mut s1 = s1;
+        assert_eq!(s1.enable_offloads(), (true, true));
+        let (out, names, inb) = build_sas(&c1).unwrap();
+        let sock1 = Arc::new(NetSocket {
+            encap: Encap::Udp,
+            local: a1,
+            io: Arc::new(s1),
+        });
+        let p1 = DataPlane::start(Arc::new(dev1), vec![sock1.clone()], out, inb, names, 1400, None, None).unwrap();
+        for (i, p) in pkts.iter().enumerate() {
+            let got = host2.recv_timeout(Some(Duration::from_secs(2)));
+            assert_eq!(got.as_deref(), Some(&p[..]), "packet {i}");
+        }
+        // Two IKE messages and a keepalive, one train from gw1's socket.
+        let ike = |b: u8| [[0u8, 0, 0, 0].as_slice(), &[b; 36]].concat();
+        let to = SocketAddr::new(a2, port);
+        let (m1, m2) = (ike(1), ike(2));
+        assert_eq!(sock1.io.send_batch(&[&m1, &m2, &[0xff]], &[to; 3]).unwrap(), 3);
+        for want in [&m1, &m2] {
+            let d = ike_rx.recv_timeout(Duration::from_secs(2)).expect("IKE handed over");
+            assert_eq!(
+                (&d.data[..], d.from, d.local),
+                (&want[4..], SocketAddr::new(a1, port), a2)
+            );
+        }
+        let deadline = std::time::Instant::now() + Duration::from_secs(2);
+        while p2.stats.snapshot().udp_non_esp < 3 && std::time::Instant::now() < deadline {
+            std::thread::sleep(Duration::from_millis(10));
+        }
+        let (s1, s2) = (p1.stats.snapshot(), p2.stats.snapshot());
+        assert_eq!(s2.udp_non_esp, 3, "two IKE messages and a keepalive");
+        assert!(ike_rx.try_recv().is_err(), "the keepalive is not IKE");
+        let (u1, u2) = (s1.udp_offload.unwrap(), s2.udp_offload.unwrap());
+        assert!(u1.gso && u1.gro && u2.gso && u2.gro);
+        assert!(u1.gso_sends >= 2 && u1.gso_datagrams == 43, "gw1: {u1:?}");
+        assert_eq!(u1.send_datagrams, 43, "gw1: {u1:?}");
+        assert!(u2.gro_trains >= 2 && u2.gro_datagrams == 43, "gw2: {u2:?}");
+        assert_eq!((u2.recv_datagrams, u2.gro_malformed, u1.gso_fallbacks), (43, 0, 0));
+        assert!(s2.drops.is_empty(), "{:?}", s2.drops);
+        assert!(host2.recv_timeout(Some(Duration::from_millis(50))).is_none());
+        let json = serde_json::to_value(&s2).unwrap();
+        assert_eq!(json["udp_offload"]["gro_datagrams"], 43, "{json}");
+        p1.stop();
+        p2.stop();
+    }
+
     /// A TUN that takes vnet writes; with `refuse_gso`, it answers a GSO
     /// write with EINVAL as an old or strict kernel would.
     struct VnetTun {
