@@ -1077,6 +1077,34 @@ mod tests {
         assert_eq!((sb.recv_datagrams, sb.gro_malformed), (want_b.len() as u64, 0));
     }
 
+    /// The same over IPv6 loopback, and from a dual-stack socket to an
+    /// IPv4 peer (mapped addresses): trains both ways, nothing lost.
+    #[test]
+    fn gso_and_gro_over_ipv6_and_dual_stack() {
+        for (from, to) in [("[::1]:0", "[::1]:0"), ("[::]:0", "127.0.0.1:0")] {
+            let mut a = UdpSocket::bind(from.parse().unwrap()).unwrap();
+            let mut b = UdpSocket::bind(to.parse().unwrap()).unwrap();
+            assert_eq!(a.enable_offloads(), (true, true));
+            b.enable_offloads();
+            let mut dst = b.local_addr().unwrap();
+            if dst.ip().is_unspecified() {
+                dst.set_ip(Ipv6Addr::LOCALHOST.into());
+            }
+            let pkts: Vec<Vec<u8>> = (0..30u8).map(|i| vec![i; if i == 29 { 99 } else { 1200 }]).collect();
+            let bufs: Vec<&[u8]> = pkts.iter().map(|p| p.as_slice()).collect();
+            assert_eq!(a.send_batch(&bufs, &vec![dst; 30]).unwrap(), 30);
+            let got: Vec<Vec<u8>> = recv_n(&b, 30, 64).into_iter().map(|(p, _)| p).collect();
+            assert_eq!(got, pkts, "{from} -> {to}");
+            let (sa, sb) = (a.offload_counters(), b.offload_counters());
+            assert_eq!(
+                (sa.gso_sends, sa.gso_datagrams, sa.gso_fallbacks),
+                (1, 30, 0),
+                "{from}: {sa:?}"
+            );
+            assert_eq!((sb.gro_trains, sb.gro_datagrams), (1, 30), "{to}: {sb:?}");
+        }
+    }
+
     /// With SO_NO_CHECK the kernel refuses UDP_SEGMENT (EINVAL): the train
     /// and the rest go one by one, nothing is lost, and GSO stays off.
     #[test]
