@@ -4,10 +4,12 @@
 #   ikeda   - h1 -> h2 through ikeda's userspace ESP, for each --esp proposal
 #   swan    - h1 -> h2 through strongSwan 5.9 charon with kernel-libipsec
 #   routed  - h1 -> h2 through the gateways' plain forwarding (no tunnel)
-# each with 1 and 4 streams; prints throughput, TCP retransmits and the
-# ratios to plain veth and to strongSwan.
+# each with 1 and 4 streams; prints throughput, TCP retransmits, the
+# ratios to plain veth and to strongSwan, and for ikeda over UDP 4500 the
+# datagrams per syscall (gw1's sends, gw2's receives; UDP_SEGMENT/UDP_GRO
+# trains count their datagrams) from the gateways' stats files.
 #
-# usage: bench/e2e.sh [-t SECONDS] [-n REPEATS] [--esp "aes128gcm16 aes256gcm16 ..."]
+# usage: [IKEDA=BINARY] bench/e2e.sh [-t SECONDS] [-n REPEATS] [--esp "aes128gcm16 aes256gcm16 ..."]
 #                     [--encap "esp udp"] [--no-plain] [--no-swan]
 # needs root, iperf3, strongSwan (the README's test command installs them).
 set -Eeuo pipefail
@@ -21,8 +23,9 @@ while [[ $# -gt 0 ]]; do
   esac
 done
 [[ $EUID -eq 0 ]] || { echo "must run as root" >&2; exit 1; }
-cargo build --release -q
-IKEDA=$PWD/target/release/ikeda
+# IKEDA=/path/to/ikeda runs another build (e.g. a copy of main's, for a
+# before/after comparison) instead of building this tree.
+if [[ -z ${IKEDA:-} ]]; then cargo build --release -q; IKEDA=$PWD/target/release/ikeda; fi
 LAB=bench$$; LAB=${LAB:0:8}
 OUT=$(mktemp -d /tmp/ikeda-bench.XXXXXX)
 SRV_PID=
@@ -50,7 +53,20 @@ measure() {
 }
 median() { printf '%s\n' "$@" | sort -g | awk '{a[NR]=$1} END{print (NR%2)?a[(NR+1)/2]:(a[NR/2]+a[NR/2+1])/2}'; }
 
-declare -A R X
+declare -A R X PPS
+# "tx/syscall rx/syscall" of ikeda's UDP sockets: gw1's sends, gw2's receives
+# (both directions' traffic of the variant's runs), from the stats files.
+per_syscall() {
+  python3 - "/var/lib/ikeda/lab-$LAB" <<'PY'
+import json, sys
+def u(gw):
+    try: return json.load(open(f"{sys.argv[1]}/{gw}.stats.json")).get("udp_offload")
+    except (OSError, ValueError): return None
+a, b = u("gw1"), u("gw2")
+f = lambda d, n, k: "%.1f" % (d[n] / d[k]) if d and d.get(k) else "-"
+print(f(a, "send_datagrams", "send_syscalls"), f(b, "recv_datagrams", "recv_syscalls"))
+PY
+}
 lab() { "$IKEDA" lab down --name "$LAB" >/dev/null 2>&1 || true; "$IKEDA" lab up --name "$LAB" --no-ping "$@" >"$OUT/lab.log" 2>&1 || { cat "$OUT/lab.log" >&2; exit 1; }; }
 # run VARIANT srv_node addr cli_node: both stream counts, into R[VARIANT,P] / X[VARIANT,P]
 run() {
@@ -75,6 +91,8 @@ for X_ in $ENCAPS; do
   for E in $ESPS; do
     lab --gateways ikeda --esp "$E" --encap "$X_"
     VARIANTS+=("ikeda $E $X_"); run "ikeda $E $X_" h2 192.168.12.12 h1
+    sleep 1.5 # the stats files are rewritten every second
+    PPS["ikeda $E $X_"]=$(per_syscall)
   done
 done
 
@@ -84,10 +102,12 @@ ratio() { # ratio A B: A/B, or "-" when B is missing or zero
 BASE="plain veth gw1->gw2" SW="strongSwan aes128gcm16"
 echo
 echo "== iperf3 TCP, ${T}s x ${N} (median), same run; retransmits = iperf3 sender's, median =="
-printf '%-26s %9s %6s %9s %6s %10s %10s %10s %10s\n' "" "-P1 Gb/s" "rtx" "-P4 Gb/s" "rtx" "/plain P1" "/plain P4" "/swan P1" "/swan P4"
+printf '%-26s %9s %6s %9s %6s %10s %10s %10s %10s %8s %8s\n' "" "-P1 Gb/s" "rtx" "-P4 Gb/s" "rtx" "/plain P1" "/plain P4" "/swan P1" "/swan P4" "tx/call" "rx/call"
 for v in "${VARIANTS[@]}"; do
-  printf '%-26s %9.3f %6s %9.3f %6s %10s %10s %10s %10s\n' "$v" "${R[$v,1]}" "${X[$v,1]}" "${R[$v,4]}" "${X[$v,4]}" \
+  pps=${PPS[$v]:-"- -"}
+  printf '%-26s %9.3f %6s %9.3f %6s %10s %10s %10s %10s %8s %8s\n' "$v" "${R[$v,1]}" "${X[$v,1]}" "${R[$v,4]}" "${X[$v,4]}" \
     "$(ratio "${R[$v,1]}" "${R[$BASE,1]:-}")" "$(ratio "${R[$v,4]}" "${R[$BASE,4]:-}")" \
-    "$(ratio "${R[$v,1]}" "${R[$SW,1]:-}")" "$(ratio "${R[$v,4]}" "${R[$SW,4]:-}")"
+    "$(ratio "${R[$v,1]}" "${R[$SW,1]:-}")" "$(ratio "${R[$v,4]}" "${R[$SW,4]:-}")" "${pps% *}" "${pps#* }"
 done
+echo "tx/call, rx/call: ikeda's UDP 4500 datagrams per sendmmsg on gw1 and per recvmmsg on gw2 (- where none)"
 rm -rf "$OUT"

@@ -105,6 +105,12 @@ pub trait DatagramIo: Send + Sync {
     /// [`send_batch`](Self::send_batch). Takes `&mut` only to use the
     /// batch's own syscall scratch space (no locking, no allocation).
     fn send_packet_batch(&self, batch: &mut PacketBatch) -> io::Result<usize>;
+
+    /// A UDP socket's counters of syscalls, datagrams and `UDP_SEGMENT`/
+    /// `UDP_GRO` trains; `None` for other transports.
+    fn udp_counters(&self) -> Option<crate::gso::UdpOffloadCounters> {
+        None
+    }
 }
 
 // Why these forwarding impls: the data plane typically shares one device
@@ -152,6 +158,9 @@ impl<T: TunDevice + ?Sized> TunDevice for &T {
 }
 
 impl<T: DatagramIo + ?Sized> DatagramIo for Arc<T> {
+    fn udp_counters(&self) -> Option<crate::gso::UdpOffloadCounters> {
+        (**self).udp_counters()
+    }
     fn recv_batch(&self, batch: &mut PacketBatch, timeout: Option<Duration>) -> io::Result<usize> {
         (**self).recv_batch(batch, timeout)
     }
@@ -164,6 +173,9 @@ impl<T: DatagramIo + ?Sized> DatagramIo for Arc<T> {
 }
 
 impl<T: DatagramIo + ?Sized> DatagramIo for &T {
+    fn udp_counters(&self) -> Option<crate::gso::UdpOffloadCounters> {
+        (**self).udp_counters()
+    }
     fn recv_batch(&self, batch: &mut PacketBatch, timeout: Option<Duration>) -> io::Result<usize> {
         (**self).recv_batch(batch, timeout)
     }

@@ -11,6 +11,7 @@
 //! | [`io`]       | [`TunDevice`] / [`DatagramIo`]: the traits the data plane is generic over |
 //! | [`tun`]      | [`Tun`]: `/dev/net/tun` (`IFF_TUN | IFF_NO_PI`), MTU, up, batched reads |
 //! | [`socket`]   | [`UdpSocket`] and [`RawEspSocket`] (IP proto 50), `recvmmsg`/`sendmmsg` |
+//! | [`gso`]      | `UDP_SEGMENT` trains on send, `UDP_GRO` trains cut on receive, for [`UdpSocket`] |
 //! | [`route`]    | routes, policy rules, addresses via iproute2; `sysctl` via `/proc/sys` |
 //! | [`netns`]    | throw-away network namespaces and the root-test policy      |
 //! | [`fake`]     | in-memory [`FakeTun`](fake::FakeTun) / [`FakeNet`](fake::FakeNet) for root-less tests |
@@ -55,6 +56,7 @@
 
 pub mod batch;
 pub mod fake;
+pub mod gso;
 pub mod io;
 pub mod netns;
 pub mod route;
@@ -63,6 +65,7 @@ pub mod tun;
 mod util;
 
 pub use batch::{PacketBatch, SlotMeta, MAX_BATCH};
+pub use gso::UdpOffloadCounters;
 pub use io::{DatagramIo, TunDevice};
 pub use netns::{require_root, NetNs};
 pub use route::{sysctl_get, sysctl_set, IpRoute2};

@@ -28,10 +28,12 @@ use std::io;
 use std::mem;
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr, SocketAddrV4, SocketAddrV6};
 use std::os::fd::{AsFd, AsRawFd, BorrowedFd, FromRawFd, OwnedFd, RawFd};
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Mutex, MutexGuard};
 use std::time::Duration;
 
 use crate::batch::{MmsgState, PacketBatch, MAX_BATCH};
+use crate::gso::{self, GroRx, GsoTx, UdpOffloadCounters, UdpStats};
 use crate::io::DatagramIo;
 use crate::util::{cvt, is_would_block, wait_readable, Deadline};
 
@@ -145,6 +147,46 @@ pub fn ipv4_payload_offset(pkt: &[u8]) -> Option<usize> {
     (ihl >= 20 && ihl <= pkt.len()).then_some(ihl)
 }
 
+/// `recvmmsg(2)` into prepared headers, waiting up to `timeout` for the
+/// first datagram. Returns how many headers were filled (0 on timeout).
+///
+/// # Safety
+///
+/// Every header must point at buffers (name, iovecs, control) that stay
+/// live and unaliased for the call.
+pub(crate) unsafe fn recvmmsg_wait(
+    fd: RawFd,
+    hdrs: &mut [libc::mmsghdr],
+    timeout: Option<Duration>,
+) -> io::Result<usize> {
+    let mut deadline = Deadline::new(timeout);
+    loop {
+        // SAFETY: the caller's contract.
+        let r = unsafe {
+            libc::recvmmsg(
+                fd,
+                hdrs.as_mut_ptr(),
+                hdrs.len() as libc::c_uint,
+                libc::MSG_DONTWAIT,
+                std::ptr::null_mut(),
+            )
+        };
+        if r >= 0 {
+            return Ok(r as usize);
+        }
+        let e = io::Error::last_os_error();
+        if e.kind() == io::ErrorKind::Interrupted {
+            continue;
+        }
+        if !is_would_block(&e) {
+            return Err(e);
+        }
+        if !wait_readable(fd, &mut deadline)? {
+            return Ok(0);
+        }
+    }
+}
+
 /// `recvmmsg(2)` into `batch`, waiting up to `timeout` for the first datagram.
 fn recv_mmsg(fd: RawFd, batch: &mut PacketBatch, timeout: Option<Duration>, kind: RecvKind) -> io::Result<usize> {
     batch.clear();
@@ -172,33 +214,9 @@ fn recv_mmsg(fd: RawFd, batch: &mut PacketBatch, timeout: Option<Duration>, kind
         h.msg_len = 0;
     }
 
-    let mut deadline = Deadline::new(timeout);
-    let got = loop {
-        // SAFETY: hdrs[0..n] point into live buffers owned by `batch`,
-        // which we borrow mutably for the whole call.
-        let r = unsafe {
-            libc::recvmmsg(
-                fd,
-                batch.mmsg.hdrs.as_mut_ptr(),
-                n as libc::c_uint,
-                libc::MSG_DONTWAIT,
-                std::ptr::null_mut(),
-            )
-        };
-        if r >= 0 {
-            break r as usize;
-        }
-        let e = io::Error::last_os_error();
-        if e.kind() == io::ErrorKind::Interrupted {
-            continue;
-        }
-        if !is_would_block(&e) {
-            return Err(e);
-        }
-        if !wait_readable(fd, &mut deadline)? {
-            return Ok(0);
-        }
-    };
+    // SAFETY: hdrs[0..n] point into live buffers owned by `batch`, which
+    // we borrow mutably for the whole call.
+    let got = unsafe { recvmmsg_wait(fd, &mut batch.mmsg.hdrs[..n], timeout)? };
 
     for i in 0..got {
         let h = &batch.mmsg.hdrs[i];
@@ -228,7 +246,7 @@ fn recv_mmsg(fd: RawFd, batch: &mut PacketBatch, timeout: Option<Duration>, kind
 }
 
 /// Errors that concern one datagram only; the rest of the batch proceeds.
-fn is_per_datagram_error(e: &io::Error) -> bool {
+pub(crate) fn is_per_datagram_error(e: &io::Error) -> bool {
     matches!(
         e.raw_os_error(),
         Some(
@@ -252,7 +270,7 @@ fn is_per_datagram_error(e: &io::Error) -> bool {
 /// sent, skipping datagrams that fail individually.
 ///
 /// Returns `(sent, first_error)`.
-fn sendmmsg_all(fd: RawFd, hdrs: &mut [libc::mmsghdr]) -> (usize, Option<io::Error>) {
+fn sendmmsg_all(fd: RawFd, hdrs: &mut [libc::mmsghdr], calls: &mut u64) -> (usize, Option<io::Error>) {
     let mut idx = 0;
     let mut sent = 0;
     let mut first_err: Option<io::Error> = None;
@@ -264,6 +282,7 @@ fn sendmmsg_all(fd: RawFd, hdrs: &mut [libc::mmsghdr]) -> (usize, Option<io::Err
         if r > 0 {
             idx += r as usize;
             sent += r as usize;
+            *calls += 1;
             continue;
         }
         let e = if r == 0 {
@@ -306,6 +325,7 @@ fn send_slices(
     st: &mut MmsgState,
     pkts: &[&[u8]],
     dsts: &[SocketAddr],
+    calls: &mut u64,
 ) -> io::Result<usize> {
     if pkts.len() != dsts.len() {
         return Err(io::Error::new(
@@ -327,7 +347,7 @@ fn send_slices(
             let namelen = encode_sockaddr(&dchunk[i], family, zero_port, &mut st.names[i]);
             fill_send_hdr(st, i, i, namelen);
         }
-        let (sent, err) = sendmmsg_all(fd, &mut st.hdrs[..k]);
+        let (sent, err) = sendmmsg_all(fd, &mut st.hdrs[..k], calls);
         total += sent;
         if let Some(e) = err {
             let fatal = !is_per_datagram_error(&e);
@@ -355,7 +375,13 @@ fn fill_send_hdr(st: &mut MmsgState, h: usize, iov: usize, namelen: libc::sockle
 }
 
 /// Sends every addressed, non-empty slot of `batch` using its own scratch.
-fn send_batch_slots(fd: RawFd, family: libc::c_int, zero_port: bool, batch: &mut PacketBatch) -> io::Result<usize> {
+fn send_batch_slots(
+    fd: RawFd,
+    family: libc::c_int,
+    zero_port: bool,
+    batch: &mut PacketBatch,
+    calls: &mut u64,
+) -> io::Result<usize> {
     let mut k = 0;
     for i in 0..batch.len() {
         let meta = batch.meta(i);
@@ -377,7 +403,7 @@ fn send_batch_slots(fd: RawFd, family: libc::c_int, zero_port: bool, batch: &mut
     if k == 0 {
         return Ok(0);
     }
-    let (sent, err) = sendmmsg_all(fd, &mut batch.mmsg.hdrs[..k]);
+    let (sent, err) = sendmmsg_all(fd, &mut batch.mmsg.hdrs[..k], calls);
     finish_send(sent, err)
 }
 
@@ -432,7 +458,7 @@ fn set_buffer_sizes(fd: RawFd, recv: usize, send: usize) -> io::Result<()> {
 /// Default socket buffer size suggested for data-plane sockets (4 MiB).
 pub const DEFAULT_SOCKET_BUFFER: usize = 4 << 20;
 
-fn lock(m: &Mutex<MmsgState>) -> MutexGuard<'_, MmsgState> {
+fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
     // Why ignore poisoning: the state is pure scratch, rewritten before use.
     m.lock().unwrap_or_else(|p| p.into_inner())
 }
@@ -445,11 +471,22 @@ fn lock(m: &Mutex<MmsgState>) -> MutexGuard<'_, MmsgState> {
 ///
 /// All methods take `&self`, so one thread can receive while another sends
 /// (share it with an `Arc`).
+///
+/// [`enable_offloads`](Self::enable_offloads) turns on `UDP_SEGMENT` sends
+/// and `UDP_GRO` receives (see the `gso` module); the batch interfaces stay
+/// as they are, one datagram per slot.
 #[derive(Debug)]
 pub struct UdpSocket {
     sock: std::net::UdpSocket,
     family: libc::c_int,
-    tx: Mutex<MmsgState>,
+    tx: Mutex<GsoTx>,
+    /// `UDP_SEGMENT` sends: on until the kernel refuses one.
+    gso: AtomicBool,
+    /// `UDP_GRO` receives: the 64 KiB buffers and what is left of the last
+    /// receive (only the receiving thread takes the lock).
+    gro: Option<Box<Mutex<GroRx>>>,
+    /// Boxed, as `gro`, to keep the socket small where it is held by value.
+    stats: Box<UdpStats>,
 }
 
 impl UdpSocket {
@@ -472,7 +509,10 @@ impl UdpSocket {
         Ok(UdpSocket {
             sock,
             family,
-            tx: Mutex::new(MmsgState::new(MAX_BATCH)),
+            tx: Mutex::new(GsoTx::new(MAX_BATCH)),
+            gso: AtomicBool::new(false),
+            gro: None,
+            stats: Box::default(),
         })
     }
 
@@ -492,9 +532,34 @@ impl UdpSocket {
         self.sock.as_raw_fd()
     }
 
-    /// A new handle to the same socket (`dup(2)`), with its own send scratch.
+    /// A new handle to the same socket (`dup(2)`), with its own send
+    /// scratch and counters, and without offloads (call
+    /// [`enable_offloads`](Self::enable_offloads) on it as well if the
+    /// original has them: `UDP_GRO` is the socket's, not the handle's).
     pub fn try_clone(&self) -> io::Result<UdpSocket> {
         UdpSocket::from_std(self.sock.try_clone()?)
+    }
+
+    /// Turns on `UDP_SEGMENT` sends and `UDP_GRO` receives where the kernel
+    /// has them; returns `(gso, gro)`, what is on. GRO takes
+    /// [`MAX_BATCH`] receive buffers of 64 KiB (4 MiB) for this socket.
+    ///
+    /// Why opt-in: a socket shared with code that reads it without this
+    /// wrapper would get trains it cannot cut.
+    pub fn enable_offloads(&mut self) -> (bool, bool) {
+        // The kernel knows the option (Linux >= 4.18) if it can report it.
+        let gso = getsockopt_int(self.fd(), gso::SOL_UDP, gso::UDP_SEGMENT).is_ok();
+        self.gso.store(gso, Ordering::Relaxed);
+        if self.gro.is_none() && setsockopt_int(self.fd(), gso::SOL_UDP, gso::UDP_GRO, 1).is_ok() {
+            self.gro = Some(Box::new(Mutex::new(GroRx::new(MAX_BATCH))));
+        }
+        (gso, self.gro.is_some())
+    }
+
+    /// This socket's counters: syscalls, datagrams, trains.
+    pub fn offload_counters(&self) -> UdpOffloadCounters {
+        self.stats
+            .snapshot(self.gso.load(Ordering::Relaxed), self.gro.is_some())
     }
 
     /// Sets `SO_RCVBUF`/`SO_SNDBUF` (via the `*FORCE` variants when
@@ -515,18 +580,79 @@ impl UdpSocket {
     }
 
     /// See [`DatagramIo::recv_batch`].
+    ///
+    /// With `UDP_GRO` on, a received train is cut into its datagrams, one
+    /// slot each; what does not fit `batch` comes with the next call
+    /// (which then makes no syscall).
     pub fn recv_batch(&self, batch: &mut PacketBatch, timeout: Option<Duration>) -> io::Result<usize> {
-        recv_mmsg(self.fd(), batch, timeout, RecvKind::Plain)
+        if let Some(rx) = &self.gro {
+            return gso::recv_gro(self.fd(), &mut lock(rx), batch, timeout, &self.stats);
+        }
+        let n = recv_mmsg(self.fd(), batch, timeout, RecvKind::Plain)?;
+        UdpStats::add(&self.stats.recv_syscalls, u64::from(n > 0));
+        UdpStats::add(&self.stats.recv_datagrams, n as u64);
+        Ok(n)
     }
 
     /// See [`DatagramIo::send_batch`].
+    ///
+    /// With `UDP_SEGMENT` on, runs of datagrams to one destination (equal
+    /// lengths, the last may be shorter) go out as one train each, in
+    /// order. The first train the kernel refuses turns it off for good on
+    /// this socket: that train and the rest are sent one by one, and
+    /// `gso_fallbacks` says so.
     pub fn send_batch(&self, pkts: &[&[u8]], dsts: &[SocketAddr]) -> io::Result<usize> {
-        send_slices(self.fd(), self.family, false, &mut lock(&self.tx), pkts, dsts)
+        let mut st = lock(&self.tx);
+        let mut calls = 0;
+        if pkts.len() == dsts.len() && self.gso.load(Ordering::Relaxed) {
+            let r = gso::send_trains(self.fd(), self.family, &mut st, pkts, dsts, &self.stats);
+            let (mut sent, mut err) = (r.sent, r.err);
+            if let Some((e, resume)) = r.refused {
+                self.gso.store(false, Ordering::Relaxed);
+                UdpStats::add(&self.stats.gso_fallbacks, 1);
+                self.stats
+                    .gso_refused_errno
+                    .store(e.raw_os_error().unwrap_or(0), Ordering::Relaxed);
+                let rest = send_slices(
+                    self.fd(),
+                    self.family,
+                    false,
+                    &mut st.mmsg,
+                    &pkts[resume..],
+                    &dsts[resume..],
+                    &mut calls,
+                );
+                match rest {
+                    Ok(n) => {
+                        sent += n;
+                        UdpStats::add(&self.stats.send_datagrams, n as u64);
+                    }
+                    Err(e) => {
+                        err.get_or_insert(e);
+                    }
+                }
+                UdpStats::add(&self.stats.send_syscalls, calls);
+            }
+            return finish_send(sent, err);
+        }
+        let r = send_slices(self.fd(), self.family, false, &mut st.mmsg, pkts, dsts, &mut calls);
+        UdpStats::add(&self.stats.send_syscalls, calls);
+        if let Ok(n) = r {
+            UdpStats::add(&self.stats.send_datagrams, n as u64);
+        }
+        r
     }
 
-    /// See [`DatagramIo::send_packet_batch`].
+    /// See [`DatagramIo::send_packet_batch`]. One datagram per entry
+    /// (the data plane sends through [`send_batch`](Self::send_batch)).
     pub fn send_packet_batch(&self, batch: &mut PacketBatch) -> io::Result<usize> {
-        send_batch_slots(self.fd(), self.family, false, batch)
+        let mut calls = 0;
+        let r = send_batch_slots(self.fd(), self.family, false, batch, &mut calls);
+        UdpStats::add(&self.stats.send_syscalls, calls);
+        if let Ok(n) = r {
+            UdpStats::add(&self.stats.send_datagrams, n as u64);
+        }
+        r
     }
 }
 
@@ -539,6 +665,9 @@ impl DatagramIo for UdpSocket {
     }
     fn send_packet_batch(&self, batch: &mut PacketBatch) -> io::Result<usize> {
         UdpSocket::send_packet_batch(self, batch)
+    }
+    fn udp_counters(&self) -> Option<UdpOffloadCounters> {
+        Some(self.offload_counters())
     }
 }
 
@@ -714,12 +843,12 @@ impl RawEspSocket {
 
     /// See [`DatagramIo::send_batch`]. Destination ports are ignored.
     pub fn send_batch(&self, pkts: &[&[u8]], dsts: &[SocketAddr]) -> io::Result<usize> {
-        send_slices(self.fd(), self.family, true, &mut lock(&self.tx), pkts, dsts)
+        send_slices(self.fd(), self.family, true, &mut lock(&self.tx), pkts, dsts, &mut 0)
     }
 
     /// See [`DatagramIo::send_packet_batch`]. Destination ports are ignored.
     pub fn send_packet_batch(&self, batch: &mut PacketBatch) -> io::Result<usize> {
-        send_batch_slots(self.fd(), self.family, true, batch)
+        send_batch_slots(self.fd(), self.family, true, batch, &mut 0)
     }
 }
 
@@ -878,6 +1007,127 @@ mod tests {
         let good = b.local_addr().unwrap();
         assert_eq!(a.send_batch(&[b"1", b"2", b"3"], &[good, bad, good]).unwrap(), 2);
         assert!(a.send_batch(&[b"x"], &[bad]).is_err());
+    }
+
+    /// `n` datagrams from `b`, waiting up to 2 s for each batch.
+    fn recv_n(b: &UdpSocket, n: usize, cap: usize) -> Vec<(Vec<u8>, SocketAddr)> {
+        let mut batch = PacketBatch::new(cap, 2048, 32);
+        let mut got = Vec::new();
+        while got.len() < n {
+            let k = b.recv_batch(&mut batch, Some(Duration::from_secs(2))).unwrap();
+            assert!(k > 0, "timed out after {} of {n} datagrams", got.len());
+            got.extend(batch.iter().map(|(p, a)| (p.to_vec(), a.unwrap())));
+        }
+        got
+    }
+
+    /// UDP_SEGMENT out, UDP_GRO in, over loopback (no root needed): runs to
+    /// one destination go as trains, everything arrives whole and in
+    /// order, and the counters show trains on both sides.
+    #[test]
+    fn gso_trains_out_and_gro_trains_in_keep_every_datagram_in_order() {
+        let mut a = UdpSocket::bind("127.0.0.1:0".parse().unwrap()).unwrap();
+        let mut b = UdpSocket::bind("127.0.0.1:0".parse().unwrap()).unwrap();
+        let mut c = UdpSocket::bind("127.0.0.1:0".parse().unwrap()).unwrap();
+        assert_eq!(
+            a.enable_offloads(),
+            (true, true),
+            "this kernel has UDP_SEGMENT and UDP_GRO"
+        );
+        b.enable_offloads();
+        c.enable_offloads();
+        let (bb, cc) = (b.local_addr().unwrap(), c.local_addr().unwrap());
+        // 20 x 1333 then 77 to b (a train with a shorter last), 3 to c, a
+        // keepalive and an IKE-like datagram to b, then 60 x 1400 to b
+        // (more than one 64 KB train).
+        let mut pkts: Vec<(Vec<u8>, SocketAddr)> = Vec::new();
+        for i in 0..20u8 {
+            pkts.push((vec![i; 1333], bb));
+        }
+        pkts.push((vec![0xee; 77], bb));
+        for i in 0..3u8 {
+            pkts.push((vec![0x80 | i; 500], cc));
+        }
+        pkts.push((vec![0xff], bb));
+        pkts.push((vec![0, 0, 0, 0, 1, 2, 3, 4, 5], bb));
+        for i in 0..60u8 {
+            pkts.push((vec![i.wrapping_mul(3); 1400], bb));
+        }
+        let bufs: Vec<&[u8]> = pkts.iter().map(|(p, _)| p.as_slice()).collect();
+        let dsts: Vec<SocketAddr> = pkts.iter().map(|(_, d)| *d).collect();
+        assert_eq!(a.send_batch(&bufs, &dsts).unwrap(), pkts.len());
+        let sa = a.offload_counters();
+        assert_eq!(sa.send_datagrams, pkts.len() as u64);
+        assert!(sa.gso_sends >= 3, "{sa:?}");
+        assert!(sa.send_syscalls < 5, "{sa:?}");
+        assert_eq!(sa.gso_fallbacks, 0);
+
+        let want_b: Vec<Vec<u8>> = pkts.iter().filter(|(_, d)| *d == bb).map(|(p, _)| p.clone()).collect();
+        // A small batch: trains are handed out over several calls.
+        let got_b = recv_n(&b, want_b.len(), 7);
+        assert_eq!(got_b.len(), want_b.len());
+        assert!(got_b.iter().all(|(_, from)| *from == a.local_addr().unwrap()));
+        let got_b: Vec<Vec<u8>> = got_b.into_iter().map(|(p, _)| p).collect();
+        assert_eq!(got_b, want_b, "every datagram whole and in order");
+        let got_c: Vec<Vec<u8>> = recv_n(&c, 3, 64).into_iter().map(|(p, _)| p).collect();
+        assert_eq!(got_c, vec![vec![0x80; 500], vec![0x81; 500], vec![0x82; 500]]);
+        let sb = b.offload_counters();
+        assert!(sb.gro_trains >= 2 && sb.gro_datagrams >= 40, "{sb:?}");
+        assert!(sb.recv_syscalls < sb.recv_datagrams, "{sb:?}");
+        assert_eq!((sb.recv_datagrams, sb.gro_malformed), (want_b.len() as u64, 0));
+    }
+
+    /// The same over IPv6 loopback, and from a dual-stack socket to an
+    /// IPv4 peer (mapped addresses): trains both ways, nothing lost.
+    #[test]
+    fn gso_and_gro_over_ipv6_and_dual_stack() {
+        for (from, to) in [("[::1]:0", "[::1]:0"), ("[::]:0", "127.0.0.1:0")] {
+            let mut a = UdpSocket::bind(from.parse().unwrap()).unwrap();
+            let mut b = UdpSocket::bind(to.parse().unwrap()).unwrap();
+            assert_eq!(a.enable_offloads(), (true, true));
+            b.enable_offloads();
+            let mut dst = b.local_addr().unwrap();
+            if dst.ip().is_unspecified() {
+                dst.set_ip(Ipv6Addr::LOCALHOST.into());
+            }
+            let pkts: Vec<Vec<u8>> = (0..30u8).map(|i| vec![i; if i == 29 { 99 } else { 1200 }]).collect();
+            let bufs: Vec<&[u8]> = pkts.iter().map(|p| p.as_slice()).collect();
+            assert_eq!(a.send_batch(&bufs, &vec![dst; 30]).unwrap(), 30);
+            let got: Vec<Vec<u8>> = recv_n(&b, 30, 64).into_iter().map(|(p, _)| p).collect();
+            assert_eq!(got, pkts, "{from} -> {to}");
+            let (sa, sb) = (a.offload_counters(), b.offload_counters());
+            assert_eq!(
+                (sa.gso_sends, sa.gso_datagrams, sa.gso_fallbacks),
+                (1, 30, 0),
+                "{from}: {sa:?}"
+            );
+            assert_eq!((sb.gro_trains, sb.gro_datagrams), (1, 30), "{to}: {sb:?}");
+        }
+    }
+
+    /// With SO_NO_CHECK the kernel refuses UDP_SEGMENT (EINVAL): the train
+    /// and the rest go one by one, nothing is lost, and GSO stays off.
+    #[test]
+    fn a_refused_train_falls_back_to_single_datagrams_for_good() {
+        let mut a = UdpSocket::bind("127.0.0.1:0".parse().unwrap()).unwrap();
+        let b = UdpSocket::bind("127.0.0.1:0".parse().unwrap()).unwrap();
+        assert!(a.enable_offloads().0);
+        setsockopt_int(a.fd(), libc::SOL_SOCKET, libc::SO_NO_CHECK, 1).unwrap();
+        let bb = b.local_addr().unwrap();
+        let pkts: Vec<Vec<u8>> = (0..10u8).map(|i| vec![i; 1000]).collect();
+        let bufs: Vec<&[u8]> = pkts.iter().map(|p| p.as_slice()).collect();
+        let dsts = vec![bb; pkts.len()];
+        assert_eq!(a.send_batch(&bufs, &dsts).unwrap(), 10);
+        let s = a.offload_counters();
+        assert_eq!(
+            (s.gso_fallbacks, s.gso_refused_errno, s.gso_on),
+            (1, libc::EINVAL, false)
+        );
+        assert_eq!((s.gso_sends, s.send_datagrams), (0, 10));
+        assert_eq!(a.send_batch(&bufs, &dsts).unwrap(), 10);
+        assert_eq!(a.offload_counters().gso_fallbacks, 1, "counted once");
+        let got: Vec<Vec<u8>> = recv_n(&b, 20, 64).into_iter().map(|(p, _)| p).collect();
+        assert_eq!(got, [pkts.clone(), pkts].concat());
     }
 
     #[test]

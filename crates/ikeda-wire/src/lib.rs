@@ -21,6 +21,7 @@ pub mod ipcomp;
 pub mod pcap;
 pub mod reassembly;
 pub mod udp_encap;
+pub mod udp_gso;
 pub mod vnet;
 
 pub use error::{Error, Fault};

@@ -350,8 +350,17 @@ impl DatagramIo for AnySocket {
             AnySocket::Raw(s) => s.send_packet_batch(batch),
         }
     }
+    fn udp_counters(&self) -> Option<ikeda_sys::UdpOffloadCounters> {
+        match self {
+            AnySocket::Udp(s) => Some(s.offload_counters()),
+            AnySocket::Raw(_) => None,
+        }
+    }
 }
 
+/// Opens the data plane's sockets; with `daemon.offload`, UDP ones send
+/// trains with `UDP_SEGMENT` and receive them with `UDP_GRO` where the
+/// kernel has them.
 fn open_sockets(cfg: &Config) -> Result<Vec<Arc<NetSocket<AnySocket>>>, String> {
     let mut want: Vec<(Encap, IpAddr, u16)> = Vec::new();
     for c in &cfg.conns {
@@ -375,9 +384,14 @@ fn open_sockets(cfg: &Config) -> Result<Vec<Arc<NetSocket<AnySocket>>>, String> 
     for (encap, local, port) in want {
         let io = match encap {
             Encap::Udp => {
-                let s = UdpSocket::bind(SocketAddr::new(local, port))
+                let mut s = UdpSocket::bind(SocketAddr::new(local, port))
                     .map_err(|e| format!("UDP socket on {local}:{port}: {e}"))?;
                 let _ = s.set_buffer_sizes(ikeda_sys::DEFAULT_SOCKET_BUFFER, ikeda_sys::DEFAULT_SOCKET_BUFFER);
+                if cfg.daemon.offload {
+                    let on = |b: bool| if b { "on" } else { "off (the kernel has no such option)" };
+                    let (gso, gro) = s.enable_offloads();
+                    tracing::info!(target: "esp", "UDP {local}:{port}: UDP_SEGMENT {}, UDP_GRO {}", on(gso), on(gro));
+                }
                 AnySocket::Udp(s)
             }
             Encap::Esp => {
@@ -423,7 +437,9 @@ fn wait_for_signal(set: &libc::sigset_t, timeout: Duration) -> Option<i32> {
 /// not, so that scripts find every key).
 fn write_stats(path: &Path, stats: &StatsView, ike: &Mutex<Vec<crate::show::CounterOut>>) {
     let tmp = path.with_extension("tmp");
-    let Ok(mut v) = serde_json::to_value(stats.snapshot()) else { return };
+    let Ok(mut v) = serde_json::to_value(stats.snapshot()) else {
+        return;
+    };
     if let (Some(o), Ok(c)) = (v.as_object_mut(), ike.lock()) {
         o.insert("ike_counters".into(), ike_counters_json(&c));
     }

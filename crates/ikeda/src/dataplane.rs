@@ -145,7 +145,10 @@ impl Control {
     pub fn sa_counts(&self, spi: u32, direction: &str) -> Option<(u64, u64)> {
         let views = self.views.lock().unwrap_or_else(|p| p.into_inner());
         let v = views.iter().find(|v| v.spi == spi && v.direction == direction)?;
-        Some((v.stats.bytes.load(Ordering::Relaxed), v.stats.packets.load(Ordering::Relaxed)))
+        Some((
+            v.stats.bytes.load(Ordering::Relaxed),
+            v.stats.packets.load(Ordering::Relaxed),
+        ))
     }
 
     /// Make a slot a trap: packets for it are held and an acquire is raised.
@@ -264,6 +267,64 @@ pub struct StatsView {
     pub sas: Arc<Mutex<Vec<SaView>>>,
     /// For the TUN's segmentation offload counters.
     pub tun: Arc<dyn TunDevice>,
+    /// Each UDP socket's counters of syscalls, datagrams and trains.
+    pub udp: Vec<UdpCountersFn>,
+}
+
+/// Reads one UDP socket's counters ([`DatagramIo::udp_counters`]).
+pub type UdpCountersFn = Arc<dyn Fn() -> Option<ikeda_sys::UdpOffloadCounters> + Send + Sync>;
+
+/// The UDP sockets' batching and segmentation offload (`UDP_SEGMENT`,
+/// `UDP_GRO`), summed over the data plane's UDP sockets: datagrams per
+/// syscall are `send_datagrams / send_syscalls` and
+/// `recv_datagrams / recv_syscalls`.
+#[derive(Serialize, Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct UdpOffloadSnapshot {
+    /// `UDP_SEGMENT` sends on (on every UDP socket, none refused yet).
+    pub gso: bool,
+    /// `UDP_GRO` receives on (every UDP socket).
+    pub gro: bool,
+    pub send_syscalls: u64,
+    pub send_datagrams: u64,
+    /// Trains of two datagrams or more sent with `UDP_SEGMENT`, and their datagrams.
+    pub gso_sends: u64,
+    pub gso_datagrams: u64,
+    /// Sockets on which the kernel refused a train (they now send one by one).
+    pub gso_fallbacks: u64,
+    pub recv_syscalls: u64,
+    pub recv_datagrams: u64,
+    /// Trains of two datagrams or more received with `UDP_GRO`, and their datagrams.
+    pub gro_trains: u64,
+    pub gro_datagrams: u64,
+    /// Received trains dropped whole as malformed.
+    pub gro_malformed: u64,
+}
+
+impl UdpOffloadSnapshot {
+    /// The sum over sockets; `None` when there is no UDP socket.
+    fn sum(all: impl IntoIterator<Item = ikeda_sys::UdpOffloadCounters>) -> Option<Self> {
+        let mut out: Option<Self> = None;
+        for c in all {
+            let o = out.get_or_insert(UdpOffloadSnapshot {
+                gso: true,
+                gro: true,
+                ..Default::default()
+            });
+            o.gso &= c.gso_on;
+            o.gro &= c.gro_on;
+            o.send_syscalls += c.send_syscalls;
+            o.send_datagrams += c.send_datagrams;
+            o.gso_sends += c.gso_sends;
+            o.gso_datagrams += c.gso_datagrams;
+            o.gso_fallbacks += c.gso_fallbacks;
+            o.recv_syscalls += c.recv_syscalls;
+            o.recv_datagrams += c.recv_datagrams;
+            o.gro_trains += c.gro_trains;
+            o.gro_datagrams += c.gro_datagrams;
+            o.gro_malformed += c.gro_malformed;
+        }
+        out
+    }
 }
 
 /// The TUN's segmentation offload counters (see `ikeda_sys::OffloadCounters`).
@@ -321,6 +382,9 @@ pub struct Snapshot {
     /// Absent when the TUN has no segmentation offload.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub tun_offload: Option<OffloadSnapshot>,
+    /// Absent when the data plane has no UDP socket.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub udp_offload: Option<UdpOffloadSnapshot>,
     pub drops: std::collections::BTreeMap<&'static str, u64>,
     pub sas: Vec<SaSnapshot>,
 }
@@ -338,6 +402,10 @@ impl StatsView {
         if ike_queue_full > 0 {
             drops.insert("ike_queue_full", ike_queue_full);
         }
+        let udp_offload = UdpOffloadSnapshot::sum(self.udp.iter().filter_map(|f| f()));
+        if let Some(n) = udp_offload.map(|u| u.gro_malformed).filter(|n| *n > 0) {
+            drops.insert("udp_gro_malformed", n);
+        }
         Snapshot {
             time_ms: now_ms(),
             tx_packets: c.tx_packets.load(Ordering::Relaxed),
@@ -351,6 +419,7 @@ impl StatsView {
                 gro_packets: c.gro_packets.load(Ordering::Relaxed),
                 gro_segments: c.gro_segments.load(Ordering::Relaxed),
             }),
+            udp_offload,
             drops,
             sas: self
                 .sas
@@ -458,6 +527,14 @@ impl DataPlane {
             counters: counters.clone(),
             sas: sas.clone(),
             tun: tun.clone(),
+            udp: sockets
+                .iter()
+                .filter(|s| s.encap == Encap::Udp)
+                .map(|s| {
+                    let s = s.clone();
+                    Arc::new(move || s.io.udp_counters()) as UdpCountersFn
+                })
+                .collect(),
         };
         let (tx_up, tx_up_rx) = channel();
         let (stop2, counters2) = (stop.clone(), counters);
@@ -569,6 +646,8 @@ fn tx_loop<T: TunDevice, D: DatagramIo>(
     // Trap slots: packets held until the SA is up, and when we last asked.
     let mut traps: Vec<Option<(std::collections::VecDeque<Vec<u8>>, Option<std::time::Instant>)>> = Vec::new();
     let mut scratch = vec![0u8; head + mtu.max(1500) + room.tail.max(64)];
+    // Per socket: UDP_SEGMENT was refused and that was logged.
+    let mut gso_refusal_logged = vec![false; sockets.len()];
     while !stop.load(Ordering::Relaxed) {
         let n = counted(tun.read_batch(&mut batch, Some(POLL)), counters, "TUN read");
         // Updates are applied after the read, so a packet that arrived while
@@ -676,6 +755,13 @@ fn tx_loop<T: TunDevice, D: DatagramIo>(
                         counters.tx_packets.fetch_add(sent as u64, Ordering::Relaxed);
                     }
                     Err(e) => io_error(counters, "ESP send", &e),
+                }
+                if sock.encap == Encap::Udp && !gso_refusal_logged[k] {
+                    if let Some(u) = sock.io.udp_counters().filter(|u| u.gso_fallbacks > 0) {
+                        gso_refusal_logged[k] = true;
+                        let why = std::io::Error::from_raw_os_error(u.gso_refused_errno);
+                        tracing::warn!(target: "esp", "UDP {}: the kernel refused a UDP_SEGMENT train ({why}); sending one datagram per entry on this socket from now on", sock.local);
+                    }
                 }
             }
         }
@@ -1278,6 +1364,115 @@ mod tests {
             FLOOD as u64,
             "every datagram queued or counted"
         );
+    }
+
+    /// Two data planes over real UDP sockets on loopback (no root needed),
+    /// with UDP_SEGMENT and UDP_GRO on: 40 packets of one size read in one
+    /// TUN batch leave gw1 as one train and reach gw2's TUN whole and in
+    /// order; a train of two IKE messages and a NAT keepalive from the
+    /// same 4-tuple is cut and each datagram classified on its own (two
+    /// IKE hand-overs, marker stripped, and a keepalive), not taken for one.
+    #[test]
+    fn udp_trains_on_loopback_are_cut_and_every_datagram_classified() {
+        let k1 = "0x".to_string() + &"99".repeat(36);
+        let k2 = "0x".to_string() + &"aa".repeat(36);
+        let (mut c1, mut c2) = mirrored(&k1, &k2);
+        let (a1, a2): (IpAddr, IpAddr) = ("127.0.0.1".parse().unwrap(), "127.0.0.2".parse().unwrap());
+        // A port free on both addresses (ours for the test's lifetime).
+        let (s1, s2, port) = (0..50)
+            .find_map(|_| {
+                let s1 = ikeda_sys::UdpSocket::bind(SocketAddr::new(a1, 0)).ok()?;
+                let port = s1.local_addr().ok()?.port();
+                let s2 = ikeda_sys::UdpSocket::bind(SocketAddr::new(a2, port)).ok()?;
+                Some((s1, s2, port))
+            })
+            .expect("a free UDP port on 127.0.0.1 and 127.0.0.2");
+        for (c, l, r) in [(&mut c1, a1, a2), (&mut c2, a2, a1)] {
+            c.conns[0].local_addr = l;
+            c.conns[0].remote_addr = r;
+            c.conns[0].port = port;
+        }
+        let start = |c: &Config, mut s: ikeda_sys::UdpSocket, ike| {
+            assert_eq!(
+                s.enable_offloads(),
+                (true, true),
+                "this kernel has UDP_SEGMENT and UDP_GRO"
+            );
+            let (dev, host) = FakeTun::pair("ikeda0");
+            let (out, names, inb) = build_sas(c).unwrap();
+            let sock = Arc::new(NetSocket {
+                encap: Encap::Udp,
+                local: c.conns[0].local_addr,
+                io: Arc::new(s),
+            });
+            let plane = DataPlane::start(Arc::new(dev), vec![sock.clone()], out, inb, names, 1400, ike, None);
+            (host, plane.unwrap(), sock)
+        };
+        let (ike_tx, ike_rx) = ike_handoff();
+        let (host2, p2, _) = start(&c2, s2, Some(ike_tx));
+        // Queued on the TUN before gw1's TX thread starts: one read takes them all.
+        let (dev1, host1) = FakeTun::pair("ikeda0");
+        let pkts: Vec<Vec<u8>> = (0..40u32)
+            .map(|i| {
+                let body: Vec<u8> = [8, 0, 0, 0]
+                    .into_iter()
+                    .chain((0..1200u32).map(|j| (i * 7 + j) as u8))
+                    .collect();
+                build_ipv4(
+                    [192, 168, 11, 11].into(),
+                    [192, 168, 12, 12].into(),
+                    IpProtocol::ICMP,
+                    &body,
+                )
+            })
+            .collect();
+        for p in &pkts {
+            host1.write(p).unwrap();
+        }
+        let mut s1 = s1;
+        assert_eq!(s1.enable_offloads(), (true, true));
+        let (out, names, inb) = build_sas(&c1).unwrap();
+        let sock1 = Arc::new(NetSocket {
+            encap: Encap::Udp,
+            local: a1,
+            io: Arc::new(s1),
+        });
+        let p1 = DataPlane::start(Arc::new(dev1), vec![sock1.clone()], out, inb, names, 1400, None, None).unwrap();
+        for (i, p) in pkts.iter().enumerate() {
+            let got = host2.recv_timeout(Some(Duration::from_secs(2)));
+            assert_eq!(got.as_deref(), Some(&p[..]), "packet {i}");
+        }
+        // Two IKE messages and a keepalive, one train from gw1's socket.
+        let ike = |b: u8| [[0u8, 0, 0, 0].as_slice(), &[b; 36]].concat();
+        let to = SocketAddr::new(a2, port);
+        let (m1, m2) = (ike(1), ike(2));
+        assert_eq!(sock1.io.send_batch(&[&m1, &m2, &[0xff]], &[to; 3]).unwrap(), 3);
+        for want in [&m1, &m2] {
+            let d = ike_rx.recv_timeout(Duration::from_secs(2)).expect("IKE handed over");
+            assert_eq!(
+                (&d.data[..], d.from, d.local),
+                (&want[4..], SocketAddr::new(a1, port), a2)
+            );
+        }
+        let deadline = std::time::Instant::now() + Duration::from_secs(2);
+        while p2.stats.snapshot().udp_non_esp < 3 && std::time::Instant::now() < deadline {
+            std::thread::sleep(Duration::from_millis(10));
+        }
+        let (s1, s2) = (p1.stats.snapshot(), p2.stats.snapshot());
+        assert_eq!(s2.udp_non_esp, 3, "two IKE messages and a keepalive");
+        assert!(ike_rx.try_recv().is_err(), "the keepalive is not IKE");
+        let (u1, u2) = (s1.udp_offload.unwrap(), s2.udp_offload.unwrap());
+        assert!(u1.gso && u1.gro && u2.gso && u2.gro);
+        assert!(u1.gso_sends >= 2 && u1.gso_datagrams == 43, "gw1: {u1:?}");
+        assert_eq!(u1.send_datagrams, 43, "gw1: {u1:?}");
+        assert!(u2.gro_trains >= 2 && u2.gro_datagrams == 43, "gw2: {u2:?}");
+        assert_eq!((u2.recv_datagrams, u2.gro_malformed, u1.gso_fallbacks), (43, 0, 0));
+        assert!(s2.drops.is_empty(), "{:?}", s2.drops);
+        assert!(host2.recv_timeout(Some(Duration::from_millis(50))).is_none());
+        let json = serde_json::to_value(&s2).unwrap();
+        assert_eq!(json["udp_offload"]["gro_datagrams"], 43, "{json}");
+        p1.stop();
+        p2.stop();
     }
 
     /// A TUN that takes vnet writes; with `refuse_gso`, it answers a GSO
