@@ -63,6 +63,14 @@ impl Outbound {
         }
     }
 
+    /// Publish every SA's counters (see [`OutboundSa::flush_stats`]):
+    /// after each batch.
+    pub fn flush_stats(&mut self) {
+        for sa in self.sas.iter_mut().flatten() {
+            sa.flush_stats();
+        }
+    }
+
     /// Largest head and tail room any SA needs, for sizing buffers.
     pub fn max_room(&self) -> Room {
         self.sas

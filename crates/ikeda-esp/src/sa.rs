@@ -111,9 +111,43 @@ pub struct OutboundSa {
     /// IPComp: the CPI our IPComp headers carry.
     ipcomp_cpi: Option<u16>,
     pub stats: Arc<SaStats>,
+    /// Counted since the last [`flush_stats`](Self::flush_stats): the
+    /// sender adds them to `stats` once per batch, not per packet (two
+    /// atomic read-modify-writes a packet are ~5 % of a 1400-byte seal).
+    unflushed: Unflushed,
+}
+
+/// See [`OutboundSa::flush_stats`].
+#[derive(Debug, Default, Clone, Copy)]
+struct Unflushed {
+    packets: u64,
+    bytes: u64,
+    last_packet_ms: u64,
+}
+
+impl Drop for OutboundSa {
+    /// Nothing counted is lost when the SA is replaced or removed.
+    fn drop(&mut self) {
+        self.flush_stats();
+    }
 }
 
 impl OutboundSa {
+    /// Publish what was sent since the last call (packets, bytes, the
+    /// highest sequence number, the last packet's time) to `stats`, where
+    /// the control plane reads it. The data plane calls it after each
+    /// batch; the counters lag by at most one batch.
+    pub fn flush_stats(&mut self) {
+        let u = std::mem::take(&mut self.unflushed);
+        if u.packets == 0 {
+            return;
+        }
+        self.stats.packets.fetch_add(u.packets, Ordering::Relaxed);
+        self.stats.bytes.fetch_add(u.bytes, Ordering::Relaxed);
+        self.stats.seq.store(self.seq, Ordering::Relaxed);
+        self.stats.last_packet_ms.store(u.last_packet_ms, Ordering::Relaxed);
+    }
+
     pub fn new(p: &SaParams) -> Result<Self, EspCryptoError> {
         Ok(OutboundSa {
             spi: p.spi,
@@ -127,6 +161,7 @@ impl OutboundSa {
             ceiling: None,
             ipcomp_cpi: p.ipcomp.map(|c| c.cpi_out),
             stats: Arc::new(SaStats::default()),
+            unflushed: Unflushed::default(),
         })
     }
 
@@ -293,7 +328,9 @@ impl OutboundSa {
             .seal(seq, self.esn, &mut buf[start..end])
             .map_err(|_| DropReason::TooBig)?;
         self.seq = seq;
-        self.stats.count(inner_len, seq, now_ms);
+        self.unflushed.packets += 1;
+        self.unflushed.bytes += inner_len as u64;
+        self.unflushed.last_packet_ms = now_ms;
         Ok(start..end)
     }
 }

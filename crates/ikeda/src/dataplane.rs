@@ -705,6 +705,8 @@ fn tx_loop<T: TunDevice, D: DatagramIo>(
             }
         }
         if n == 0 {
+            // Released trap packets are counted by now.
+            outbound.flush_stats();
             continue;
         }
         let now = now_ms();
@@ -735,6 +737,8 @@ fn tx_loop<T: TunDevice, D: DatagramIo>(
                 }
             }
         }
+        // The SAs' counters, once per batch (see OutboundSa::flush_stats).
+        outbound.flush_stats();
         for (k, sock) in sockets.iter().enumerate() {
             // Borrowed views of this batch's packets, for sendmmsg.
             let mut pkts: [&[u8]; MAX_BATCH] = [&[]; MAX_BATCH];
