@@ -27,6 +27,7 @@ fn spec(local: [u8; 4], remote: [u8; 4], l: [u8; 4], r: [u8; 4], esp: &str) -> C
         ts_pairs: Vec::new(),
         timers: Timers::default(),
         force_encap: false,
+        children: Vec::new(),
     }
 }
 

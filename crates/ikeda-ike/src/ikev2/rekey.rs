@@ -255,21 +255,7 @@ impl Engine {
         let c = &self.conns[sa.conn];
         let child = sa.children.get(pos).ok_or("no such CHILD SA")?;
         let old = child.spi_in;
-        // §1.3: KEi must be of the group the responder is expected to pick,
-        // so that group goes first in every proposal that has it, and the
-        // proposals without it go last.
-        let props: Vec<Vec<CTransform>> = match group {
-            Some(g) => {
-                let (with, without): (Vec<&ChildProposal>, Vec<&ChildProposal>) =
-                    c.esp_proposals.iter().partition(|p| p.dh.contains(&g));
-                with.iter()
-                    .filter_map(|p| p.with_group_first(g))
-                    .chain(without.into_iter().cloned())
-                    .map(|p| p.transforms())
-                    .collect()
-            }
-            None => c.esp_proposals.iter().map(|p| p.transforms()).collect(),
-        };
+        let props = super::children::child_offer(&c.esp_proposals, group);
         let mut payloads = vec![
             Payload::Notify(NotifyPayload::for_child_sa(
                 NotifyType::REKEY_SA,
@@ -421,52 +407,22 @@ impl Engine {
                 if let Some(n) = error {
                     return retry(self, format!("peer answered {n}"));
                 }
-                let (Some(p), Some(nr)) = (sa_payload, nr) else {
-                    return retry(self, "no SA or Nr in the response".into());
-                };
-                let Some(suite) = c
-                    .esp_proposals
-                    .iter()
-                    .find_map(|o| o.select(&ChildProposal::from_transforms(&from_wire(&p))))
-                else {
-                    return retry(self, "peer chose a proposal we did not offer".into());
-                };
-                // §1.3, §2.17: the chosen proposal names the group; KEr must be
-                // of it, and so must our KEi. A proposal without a group (we
-                // offered one) means no PFS: KEr, if any, is ignored.
-                let pfs = match (suite.dh, &our_ke, ke) {
-                    (None, _, _) => None,
-                    (Some(g), Some(k), Some(theirs)) if k.group() == g && ke_group == Some(g.transform_id()) => {
-                        match k.shared_secret(&theirs) {
-                            Ok(s) => Some(s),
-                            Err(e) => return retry(self, format!("peer's KE refused: {e}")),
-                        }
-                    }
-                    (Some(g), _, None) => return retry(self, format!("no KEr for PFS with {}", g.name())),
-                    (Some(g), _, Some(_)) => {
-                        return retry(
-                            self,
-                            format!(
-                                "peer chose {} but our KEi was of {} (or its KEr of another group)",
-                                g.name(),
-                                our_group.map_or("no group", |x| x.name())
-                            ),
-                        )
-                    }
-                };
-                let Some(spi_out) = p.spi_u32() else {
-                    return retry(self, "bad SPI".into());
-                };
+                let (suite, spi_out, nr, pfs) =
+                    match self.child_reply(conn, sa_payload, nr, ke, ke_group, our_ke.as_ref()) {
+                        Ok(x) => x,
+                        Err(why) => return retry(self, why),
+                    };
                 let old_ts = self.sas[idx]
                     .as_ref()
                     .and_then(|s| s.children.iter().find(|c| c.spi_in == old_spi_in))
-                    .map(|o| (o.local_ts.clone(), o.remote_ts.clone()));
+                    .map(|o| (o.local_ts.clone(), o.remote_ts.clone(), o.pair));
                 // The peer deleted the SA we rekeyed while our rekey was in
                 // flight and still answered it (§2.25.1 says it should
                 // not): the new SA replaces nothing; it is set up only to be
                 // deleted, so neither side keeps it.
                 let orphan = old_ts.is_none();
-                let (local_ts, remote_ts) = old_ts.unwrap_or_else(|| (c.local_ts.clone(), c.remote_ts.clone()));
+                let (local_ts, remote_ts, pair) =
+                    old_ts.unwrap_or_else(|| (c.local_ts.clone(), c.remote_ts.clone(), 0));
                 if orphan {
                     self.log(
                         conn,
@@ -491,6 +447,7 @@ impl Engine {
                         replaces: (!orphan).then_some(old_spi_in),
                         activate: !orphan,
                         rekey_of: None,
+                        pair,
                     },
                 );
                 if orphan {
@@ -552,8 +509,59 @@ impl Engine {
                 })();
                 self.ike_rekey_done(idx, now, ours);
             }
+            Pending::CreateChild {
+                pair,
+                new_spi_in,
+                ni,
+                ke,
+                retry,
+            } => self.child_created(idx, now, &inner, (pair, new_spi_in, retry), ni, ke),
             _ => {}
         }
+    }
+
+    /// What a CREATE_CHILD_SA response without an error notify gives for a
+    /// CHILD SA (rekeyed or new): the suite, the peer's SPI, Nr and the PFS
+    /// secret; or why it is no good.
+    pub(super) fn child_reply(
+        &mut self,
+        conn: usize,
+        sa_payload: Option<Proposal>,
+        nr: Option<Vec<u8>>,
+        ke: Option<Vec<u8>>,
+        ke_group: Option<u16>,
+        our_ke: Option<&KeyExchange>,
+    ) -> Result<(ChildSuite, u32, Vec<u8>, Option<SecretBytes>), String> {
+        let (Some(p), Some(nr)) = (sa_payload, nr) else {
+            return Err("no SA or Nr in the response".into());
+        };
+        let Some(suite) = self.conns[conn]
+            .esp_proposals
+            .iter()
+            .find_map(|o| o.select(&ChildProposal::from_transforms(&from_wire(&p))))
+        else {
+            return Err("peer chose a proposal we did not offer".into());
+        };
+        // §1.3, §2.17: the chosen proposal names the group; KEr must be
+        // of it, and so must our KEi. A proposal without a group (we
+        // offered one) means no PFS: KEr, if any, is ignored.
+        let pfs = match (suite.dh, our_ke, ke) {
+            (None, _, _) => None,
+            (Some(g), Some(k), Some(theirs)) if k.group() == g && ke_group == Some(g.transform_id()) => Some(
+                k.shared_secret(&theirs)
+                    .map_err(|e| format!("peer's KE refused: {e}"))?,
+            ),
+            (Some(g), _, None) => return Err(format!("no KEr for PFS with {}", g.name())),
+            (Some(g), _, Some(_)) => {
+                return Err(format!(
+                    "peer chose {} but our KEi was of {} (or its KEr of another group)",
+                    g.name(),
+                    our_ke.map_or("no group", |x| x.group().name())
+                ))
+            }
+        };
+        let spi_out = p.spi_u32().ok_or("bad SPI")?;
+        Ok((suite, spi_out, nr, pfs))
     }
 
     /// After a CHILD rekey we initiated: delete the old SA, unless a
@@ -876,10 +884,28 @@ impl Engine {
         let (Some(tsi), Some(tsr)) = (tsi, tsr) else {
             return refuse(self, NotifyType::INVALID_SYNTAX, "no TSi/TSr".into());
         };
-        let remote_ts = narrow(&tsi, &c.remote_ts);
-        let local_ts = narrow(&tsr, &c.local_ts);
+        // A rekey keeps to the selectors of the CHILD SA it replaces; a new
+        // CHILD SA is whichever of the connection's the selectors pick
+        // (§2.9), never another connection's (see [`super::children`]).
+        let old_pair = old.and_then(|o| {
+            self.sas[idx]
+                .as_ref()
+                .and_then(|s| s.children.iter().find(|ch| ch.spi_in == o).map(|ch| ch.pair))
+        });
+        let (pair, local_ts, remote_ts) = match old_pair.map(|p| (p, c.child_ts(p))) {
+            Some((p, Some((l, r)))) => (p, narrow(&tsr, l), narrow(&tsi, r)),
+            _ => super::children::pick_child(&c, &tsi, &tsr).unwrap_or_default(),
+        };
         if local_ts.is_empty() || remote_ts.is_empty() {
-            return refuse(self, NotifyType::TS_UNACCEPTABLE, "selectors do not overlap".into());
+            return refuse(
+                self,
+                NotifyType::TS_UNACCEPTABLE,
+                format!(
+                    "selectors {} === {} meet none of the connection's CHILD SAs",
+                    ts_list(&tsr),
+                    ts_list(&tsi)
+                ),
+            );
         }
         let spi_in = self.random_spi32();
         let mut sa_p = proposals_payload(
@@ -928,6 +954,7 @@ impl Engine {
                 // old SA's DELETE.
                 activate: old.is_none(),
                 rekey_of: old,
+                pair,
             },
         );
         // Our own rekey of the same SA already completed: a collision seen
