@@ -530,6 +530,23 @@ fn narrow(proposed: &[TsRange], configured: &[TsRange]) -> Vec<TsRange> {
     out
 }
 
+/// The IKE proposals of an IKE_SA_INIT request.
+fn offered_ike(msg: &Message) -> Vec<IkeProposal> {
+    msg.payloads
+        .iter()
+        .find_map(|p| match p {
+            Payload::Sa(s) => Some(
+                s.proposals
+                    .iter()
+                    .filter(|p| p.protocol_id == ProtocolId::IKE)
+                    .map(|p| IkeProposal::from_transforms(&from_wire(p)))
+                    .collect(),
+            ),
+            _ => None,
+        })
+        .unwrap_or_default()
+}
+
 fn ranges(ts: &TsPayload) -> Vec<TsRange> {
     ts.traffic_selectors
         .iter()
@@ -1608,10 +1625,26 @@ impl Engine {
     // ---- responder --------------------------------------------------------
 
     fn handle_init_request(&mut self, now: Millis, local: SocketAddr, remote: SocketAddr, data: &[u8], msg: Message) {
-        let Some(ci) = (0..self.conns.len()).find(|&i| {
-            let c = &self.conns[i];
-            !self.is_retired(i) && c.remote == remote.ip() && (c.local == local.ip() || local.ip().is_unspecified())
-        }) else {
+        // Of the connections with these addresses, the first whose IKE
+        // proposals meet the offer (else the first, to say why not): which
+        // one the SA is for is settled in IKE_AUTH, by the peer's identity
+        // and selectors (see `children::select_conn`).
+        let offered = offered_ike(&msg);
+        let by_address: Vec<usize> = (0..self.conns.len())
+            .filter(|&i| {
+                let c = &self.conns[i];
+                !self.is_retired(i)
+                    && c.remote == remote.ip()
+                    && (c.local == local.ip() || local.ip().is_unspecified())
+            })
+            .collect();
+        let fits = |i: &usize| {
+            self.conns[*i]
+                .ike_proposals
+                .iter()
+                .any(|o| offered.iter().any(|t| o.select(t).is_some()))
+        };
+        let Some(ci) = by_address.iter().copied().find(fits).or(by_address.first().copied()) else {
             self.stats.unknown_spi += 1;
             return;
         };
@@ -1660,20 +1693,6 @@ impl Engine {
                 return;
             }
         }
-        let offered: Vec<IkeProposal> = msg
-            .payloads
-            .iter()
-            .find_map(|p| match p {
-                Payload::Sa(s) => Some(
-                    s.proposals
-                        .iter()
-                        .filter(|p| p.protocol_id == ProtocolId::IKE)
-                        .map(|p| IkeProposal::from_transforms(&from_wire(p)))
-                        .collect(),
-                ),
-                _ => None,
-            })
-            .unwrap_or_default();
         let ke = first!(msg.payloads, Payload::Ke(k) => k.clone());
         let ni = first!(msg.payloads, Payload::Nonce(n) => n.nonce.clone());
         let (Some(ke), Some(ni)) = (ke, ni) else {

@@ -229,3 +229,34 @@ fn responder_chooses_by_selectors_when_the_ids_are_the_same() {
     assert_eq!(u.len(), 1);
     assert_eq!((u[0].conn.as_str(), u[0].local_ts.clone()), ("conn2", vec![net(102)]));
 }
+
+/// IKE_SA_INIT takes the first connection by address whose IKE proposals
+/// meet the offer, not the first by address alone.
+#[test]
+fn ike_sa_init_takes_a_connection_whose_proposals_fit() {
+    let mk = |local: &str, remote: &str, a_side: bool| -> Vec<ConnSpec> {
+        [(1u8, "aes256gcm16-prfsha384-ecp384"), (2, IKE)]
+            .iter()
+            .map(|&(k, ike)| {
+                let (l, r) = if a_side {
+                    (net(k), net(k + 100))
+                } else {
+                    (net(k + 100), net(k))
+                };
+                let mut c = spec(local, remote, ike, "aes128gcm16", "same", l, r);
+                c.name = format!("conn{k}");
+                c
+            })
+            .collect()
+    };
+    // The initiator knows only the second connection.
+    let ea = Engine::new(mk(A, B, true).split_off(1), Box::new(SeededRng::from_u64(48)));
+    let eb = Engine::new(mk(B, A, false), Box::new(SeededRng::from_u64(49)));
+    let sa: SocketAddr = format!("{A}:500").parse().unwrap();
+    let sb: SocketAddr = format!("{B}:500").parse().unwrap();
+    let mut p = Pair::new(ea, sa, eb, sb, 48);
+    p.a.initiate("conn2", Millis::ZERO).unwrap();
+    let (ea, eb) = run_for(&mut p, Duration::from_secs(5));
+    assert!(failure(&ea).is_none() && failure(&eb).is_none(), "{ea:?} {eb:?}");
+    assert_eq!(ups(&eb).first().map(|c| c.conn.as_str()), Some("conn2"));
+}
