@@ -679,7 +679,7 @@ impl Runtime {
             Command::ShowCounters => serde_json::to_value(self.engine.counters()).map_err(|e| e.to_string()),
             Command::Up { conn } => self.up(&conn),
             Command::Down { conn } => self.down(&conn),
-            Command::Rekey { conn, ike } => self.rekey(&conn, ike),
+            Command::Rekey { conn, ike, child } => self.rekey(&conn, ike, child.as_deref()),
             Command::Reload => self.reload(),
             Command::Log { .. } => Err("log is answered by the socket thread".into()),
         };
@@ -720,11 +720,33 @@ impl Runtime {
         Ok(serde_json::json!({"conn": conn, "terminated": true}))
     }
 
-    fn rekey(&mut self, conn: &str, ike: bool) -> Result<serde_json::Value, String> {
+    fn rekey(&mut self, conn: &str, ike: bool, child: Option<&str>) -> Result<serde_json::Value, String> {
         if self.engine.conn(conn).is_none() {
             return Err(format!("no connection '{conn}'"));
         }
         let now = self.now();
+        if let Some(name) = child {
+            // A `[[conn.child]]`: the SA its slot sends on now.
+            let pair = self
+                .config
+                .conns
+                .iter()
+                .find(|c| c.name == conn)
+                .and_then(|c| c.children.iter().position(|x| x.name == name))
+                .ok_or_else(|| format!("'{conn}' has no [[conn.child]] '{name}'"))?
+                + 1;
+            let spi_in = self
+                .slots
+                .iter()
+                .find(|s| s.name == conn && s.pair == pair)
+                .and_then(|s| s.spi_in)
+                .ok_or_else(|| format!("'{conn}/{name}' has no CHILD SA up"))?;
+            if !self.engine.rekey_child_spi(conn, spi_in, now) {
+                return Err(format!("'{conn}/{name}': CHILD SA {spi_in:08x} cannot be rekeyed now"));
+            }
+            self.hub.publish(conn, "control", format!("rekey: rekeying CHILD SA '{name}'"));
+            return Ok(serde_json::json!({"conn": conn, "child": name, "rekey": "CHILD"}));
+        }
         self.engine.rekey(conn, ike, now)?;
         let what = if ike { "IKE" } else { "CHILD" };
         self.hub.publish(conn, "control", format!("rekey: rekeying the {what} SA"));
