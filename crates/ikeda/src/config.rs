@@ -27,6 +27,11 @@
 //! remote = "192.168.12.0/24"
 //! proto = "icmp"         # optional; ports likewise: local_port / remote_port = "80" or "1024-65535"
 //!
+//! [[conn.child]]         # IKEv2: one more CHILD SA under the same IKE SA (swanctl's children)
+//! name = "dmz"
+//! local_ts = ["10.11.0.0/24"]
+//! remote_ts = ["10.12.0.0/24"]
+//!
 //! [conn.manual]          # manual keying, as `setkey add` did
 //! out = { spi = "0x1001", enc_key = "0x...", auth_key = "0x..." }
 //! in  = { spi = "0x2001", enc_key = "0x..." }
