@@ -275,8 +275,9 @@ impl Engine {
     }
 
     /// The connection an IKE_AUTH request is for (responder): of those
-    /// with the SA's addresses, the one whose remote ID is the peer's IDi
-    /// and whose local ID is the IDr asked for (if any), preferring one
+    /// with the SA's addresses that accept its IKE suite, the one whose
+    /// remote ID is the peer's IDi and whose local ID is the IDr asked for
+    /// (if any), preferring one
     /// whose CHILD SAs meet the proposed selectors. `None`: no connection
     /// accepts this identity.
     pub(super) fn select_conn(
@@ -287,6 +288,15 @@ impl Engine {
         ts: Option<(&[TsRange], &[TsRange])>,
     ) -> Option<usize> {
         let sa = self.sas[idx].as_ref()?;
+        // The suite IKE_SA_INIT chose (by another connection's proposals,
+        // perhaps) must be one this connection accepts too: choosing a
+        // connection in IKE_AUTH must not get round its IKE proposals.
+        let suite = sa.suite.map(|s| IkeProposal {
+            encr: vec![s.encr],
+            integ: s.integ.into_iter().collect(),
+            prf: vec![s.prf],
+            dh: vec![s.dh],
+        })?;
         let candidates: Vec<usize> = (0..self.conns.len())
             .filter(|&i| {
                 let c = &self.conns[i];
@@ -295,6 +305,7 @@ impl Engine {
                     && (c.local == sa.local.ip() || sa.local.ip().is_unspecified())
                     && c.remote_id == *idi
                     && idr.is_none_or(|r| *r == c.local_id)
+                    && c.ike_proposals.iter().any(|o| o.select(&suite).is_some())
             })
             .collect();
         // The connection IKE_SA_INIT chose first, when it fits as well.

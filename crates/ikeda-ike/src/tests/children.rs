@@ -260,3 +260,45 @@ fn ike_sa_init_takes_a_connection_whose_proposals_fit() {
     assert!(failure(&ea).is_none() && failure(&eb).is_none(), "{ea:?} {eb:?}");
     assert_eq!(ups(&eb).first().map(|c| c.conn.as_str()), Some("conn2"));
 }
+
+/// The connection IKE_AUTH chooses must accept the suite IKE_SA_INIT
+/// negotiated with another connection's proposals: the identity of a
+/// connection with stricter IKE proposals does not get round them.
+#[test]
+fn ike_auth_does_not_choose_a_connection_that_refuses_the_ike_suite() {
+    let strict = "aes256gcm16-prfsha384-ecp384";
+    let mk = |local: &str, remote: &str, a_side: bool, conn2_ike: &str| -> Vec<ConnSpec> {
+        [(1u8, IKE), (2, conn2_ike)]
+            .iter()
+            .map(|&(k, ike)| {
+                let (l, r) = if a_side {
+                    (net(k), net(k + 100))
+                } else {
+                    (net(k + 100), net(k))
+                };
+                let mut c = spec(local, remote, ike, "aes128gcm16", "same", l, r);
+                c.name = format!("conn{k}");
+                let (us, them) = if a_side { ('a', 'b') } else { ('b', 'a') };
+                c.local_id = IdPayload::fqdn(&format!("{us}{k}.example"));
+                c.remote_id = IdPayload::fqdn(&format!("{them}{k}.example"));
+                c
+            })
+            .collect()
+    };
+    // The initiator's conn2 offers IKE's suite; the responder's conn2 takes
+    // only the strict one, its conn1 IKE's suite.
+    let ea = Engine::new(mk(A, B, true, IKE), Box::new(SeededRng::from_u64(50)));
+    let eb = Engine::new(mk(B, A, false, strict), Box::new(SeededRng::from_u64(51)));
+    let sa: SocketAddr = format!("{A}:500").parse().unwrap();
+    let sb: SocketAddr = format!("{B}:500").parse().unwrap();
+    let mut p = Pair::new(ea, sa, eb, sb, 50);
+    p.a.initiate("conn2", Millis::ZERO).unwrap();
+    let (ea, eb) = run_for(&mut p, Duration::from_secs(5));
+    assert!(ups(&ea).is_empty() && ups(&eb).is_empty(), "{eb:?}");
+    assert!(
+        matches!(failure(&eb), Some(Failure::IdMismatch { .. })),
+        "{:?}",
+        failure(&eb)
+    );
+    assert!(failure(&ea).is_some());
+}
