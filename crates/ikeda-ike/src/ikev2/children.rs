@@ -274,6 +274,50 @@ impl Engine {
         );
     }
 
+    /// IKE_AUTH (responder): set the SA's connection, now that the peer's
+    /// identity and selectors are known (IKE_SA_INIT went by addresses and
+    /// proposals only); that connection's PSK verifies AUTH next, so the
+    /// choice is authenticated with it. Returns the request's TSi and TSr.
+    pub(super) fn choose_conn(
+        &mut self,
+        idx: usize,
+        inner: &[Payload],
+    ) -> (Option<Vec<TsRange>>, Option<Vec<TsRange>>) {
+        let tsi = first!(inner, Payload::TsI(t) => ranges(t));
+        let tsr = first!(inner, Payload::TsR(t) => ranges(t));
+        let chosen = first!(inner, Payload::IdI(i) => i.clone()).and_then(|idi| {
+            let idr = first!(inner, Payload::IdR(i) => i.clone());
+            let ts = tsi.as_deref().zip(tsr.as_deref());
+            self.select_conn(idx, &idi, idr.as_ref(), ts)
+        });
+        if let (Some(sa), Some(i)) = (self.sas[idx].as_mut(), chosen) {
+            sa.conn = i;
+        }
+        (tsi, tsr)
+    }
+
+    /// The CHILD SA a CREATE_CHILD_SA request is for, with the narrowed
+    /// (local, remote) selectors: a rekey keeps to the selectors of the
+    /// CHILD SA `old` it replaces; a new CHILD SA is whichever of the
+    /// connection's the selectors pick (§2.9), never another connection's.
+    pub(super) fn requested_child(
+        &self,
+        idx: usize,
+        old: Option<u32>,
+        tsi: &[TsRange],
+        tsr: &[TsRange],
+    ) -> (usize, Vec<TsRange>, Vec<TsRange>) {
+        let Some(sa) = self.sas[idx].as_ref() else {
+            return Default::default();
+        };
+        let c = &self.conns[sa.conn];
+        let old_pair = old.and_then(|o| sa.children.iter().find(|ch| ch.spi_in == o).map(|ch| ch.pair));
+        match old_pair.map(|p| (p, c.child_ts(p))) {
+            Some((p, Some((l, r)))) => (p, narrow(tsr, l), narrow(tsi, r)),
+            _ => pick_child(c, tsi, tsr).unwrap_or_default(),
+        }
+    }
+
     /// The connection an IKE_AUTH request is for (responder): of those
     /// with the SA's addresses that accept its IKE suite, the one whose
     /// remote ID is the peer's IDi and whose local ID is the IDr asked for

@@ -1959,20 +1959,7 @@ impl Engine {
     }
 
     fn auth_request(&mut self, idx: usize, now: Millis, header: &HeaderRepr, inner: Vec<Payload>) {
-        // The connection, now that the peer's identity and selectors are
-        // known (IKE_SA_INIT went by addresses and proposals only); its PSK
-        // verifies AUTH below, so the choice is authenticated with it.
-        let tsi = first!(inner, Payload::TsI(t) => ranges(t));
-        let tsr = first!(inner, Payload::TsR(t) => ranges(t));
-        let chosen = first!(inner, Payload::IdI(i) => i.clone()).and_then(|idi| {
-            let idr = first!(inner, Payload::IdR(i) => i.clone());
-            let ts = tsi.as_deref().zip(tsr.as_deref());
-            self.select_conn(idx, &idi, idr.as_ref(), ts)
-        });
-        let Some(sa) = self.sas[idx].as_mut() else { return };
-        if let Some(i) = chosen.filter(|&i| i != sa.conn) {
-            sa.conn = i;
-        }
+        let (tsi, tsr) = self.choose_conn(idx, &inner);
         let Some(sa) = self.sas[idx].as_ref() else { return };
         let conn = sa.conn;
         let c = self.conns[conn].clone();

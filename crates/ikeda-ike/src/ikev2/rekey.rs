@@ -884,18 +884,7 @@ impl Engine {
         let (Some(tsi), Some(tsr)) = (tsi, tsr) else {
             return refuse(self, NotifyType::INVALID_SYNTAX, "no TSi/TSr".into());
         };
-        // A rekey keeps to the selectors of the CHILD SA it replaces; a new
-        // CHILD SA is whichever of the connection's the selectors pick
-        // (§2.9), never another connection's (see [`super::children`]).
-        let old_pair = old.and_then(|o| {
-            self.sas[idx]
-                .as_ref()
-                .and_then(|s| s.children.iter().find(|ch| ch.spi_in == o).map(|ch| ch.pair))
-        });
-        let (pair, local_ts, remote_ts) = match old_pair.map(|p| (p, c.child_ts(p))) {
-            Some((p, Some((l, r)))) => (p, narrow(&tsr, l), narrow(&tsi, r)),
-            _ => super::children::pick_child(&c, &tsi, &tsr).unwrap_or_default(),
-        };
+        let (pair, local_ts, remote_ts) = self.requested_child(idx, old, &tsi, &tsr);
         if local_ts.is_empty() || remote_ts.is_empty() {
             return refuse(
                 self,
