@@ -65,13 +65,18 @@ impl Engine {
         }
     }
 
-    /// Rekey the connection's CHILD SA now (tests; the control socket
-    /// later): started at once, or when the exchange in flight is done.
+    /// Rekey the connection's (first) CHILD SA now (tests; the control
+    /// socket): started at once, or when the exchange in flight is done.
+    /// With several CHILD SAs, the connection's own (`pair` 0) if it is up:
+    /// a rekey appends the new SA behind the others.
     pub fn rekey_child(&mut self, conn: &str, now: Millis) -> Result<(), String> {
         let idx = self.established(conn)?;
         let spi_in = self.sas[idx]
             .as_ref()
-            .and_then(|s| s.children.iter().find(|c| !c.rekeyed).map(|c| c.spi_in))
+            .and_then(|s| {
+                let live = || s.children.iter().filter(|c| !c.rekeyed);
+                live().find(|c| c.pair == 0).or_else(|| live().next()).map(|c| c.spi_in)
+            })
             .ok_or_else(|| format!("'{conn}' has no CHILD SA"))?;
         self.queue_asked(idx, Work::RekeyChild { spi_in }, now)
     }

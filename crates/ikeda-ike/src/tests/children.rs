@@ -99,6 +99,14 @@ fn three_child_sas_come_up_one_after_another_and_rekey_on_their_own() {
                 assert!(left.contains(&(c.pair, c.spi_in)), "pair {} untouched", c.pair);
             }
         }
+        // `rekey_child` without a CHILD SA named takes the connection's own.
+        let now = p.now;
+        p.b.rekey_child("s2s", now).unwrap();
+        let (ea, eb) = run_for(&mut p, Duration::from_secs(5));
+        assert!(failure(&ea).is_none() && failure(&eb).is_none(), "{eb:?}");
+        let pairs: Vec<usize> = ups(&eb).iter().map(|c| c.pair).collect();
+        assert_eq!(pairs, [0], "{eb:?}");
+        assert_eq!(p.b.ike_sas()[0].children.len(), 3);
     }
 }
 
