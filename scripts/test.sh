@@ -63,6 +63,10 @@ left=$(ip netns list | awk '{print $1}' | grep '^ikl-' || true)
 [[ -z "$left" ]] || failed+=("tests left namespaces behind: $left")
 if ((${#failed[@]})); then
   echo "== FAILED"
+  # What each failing test said (its panic message first), a bounded part
+  # of it, so that the end of the log alone tells why.
+  awk '/^---- .* stdout ----$/ {show = 1; n = 0} /^failures:$/ {show = 0}
+       show && n < 60 {print; n++}' "$CARGO_LOG_FILE" | grep -v '^ *[0-9]*: \|^ *at /' || true
   grep -E '^test .* \.\.\. FAILED$|^error: .*target.* failed|^    `' "$CARGO_LOG_FILE" || true
   printf '  %s\n' "${failed[@]}"
   rm -f "$CARGO_LOG_FILE"

@@ -19,6 +19,7 @@ pub mod conn;
 pub mod event;
 pub mod ikev1;
 pub mod ikev2;
+mod keepalive;
 pub mod retransmit;
 pub mod sim;
 pub mod task;
@@ -45,4 +46,17 @@ pub struct Transmit {
     /// The IKE message (without a non-ESP marker; the I/O layer adds it on
     /// port 4500, RFC 3948 §2.2).
     pub data: Vec<u8>,
+}
+
+/// A random 32-bit SPI (or IKEv1 message ID) from `rng`: 0-255 are
+/// reserved (RFC 4303 §2.1), and IKEv1's M-ID 0 is phase 1's.
+pub(crate) fn random_spi32(rng: &mut dyn ikeda_crypto::ike::Rng) -> u32 {
+    loop {
+        let mut b = [0u8; 4];
+        rng.fill(&mut b);
+        let v = u32::from_be_bytes(b);
+        if v > 255 {
+            return v;
+        }
+    }
 }

@@ -14,6 +14,34 @@ pub trait Peer {
     fn poll_timeout(&self) -> Option<Millis>;
 }
 
+/// `impl Peer for $engine` with the engine's own methods of those names
+/// (each IKE version's engine has them).
+macro_rules! impl_peer {
+    ($engine:ty) => {
+        impl $crate::sim::Peer for $engine {
+            fn handle_datagram(
+                &mut self,
+                now: $crate::Millis,
+                local: std::net::SocketAddr,
+                remote: std::net::SocketAddr,
+                data: &[u8],
+            ) {
+                <$engine>::handle_datagram(self, now, local, remote, data)
+            }
+            fn handle_timeout(&mut self, now: $crate::Millis) {
+                <$engine>::handle_timeout(self, now)
+            }
+            fn poll_transmit(&mut self) -> Option<$crate::Transmit> {
+                <$engine>::poll_transmit(self)
+            }
+            fn poll_timeout(&self) -> Option<$crate::Millis> {
+                <$engine>::poll_timeout(self)
+            }
+        }
+    };
+}
+pub(crate) use impl_peer;
+
 /// Network faults, each a probability per datagram.
 #[derive(Debug, Clone, Copy)]
 pub struct Faults {
@@ -64,10 +92,16 @@ pub struct Pair<A: Peer, B: Peer> {
     pub now: Millis,
     pub faults: Faults,
     pub stats: NetStats,
+    /// Drops the datagrams for which it says true (at `now`, toward b or
+    /// not, the bytes): a firewall, a path that loses one message.
+    pub filter: Option<Filter>,
     rng: u64,
     seq: u64,
     flight: Vec<InFlight>,
 }
+
+/// See [`Pair::filter`].
+pub type Filter = Box<dyn FnMut(Millis, bool, &[u8]) -> bool>;
 
 impl<A: Peer, B: Peer> Pair<A, B> {
     pub fn new(a: A, addr_a: SocketAddr, b: B, addr_b: SocketAddr, seed: u64) -> Self {
@@ -79,6 +113,7 @@ impl<A: Peer, B: Peer> Pair<A, B> {
             now: Millis::ZERO,
             faults: Faults::default(),
             stats: NetStats::default(),
+            filter: None,
             rng: seed.max(1),
             seq: 0,
             flight: Vec::new(),
@@ -99,7 +134,8 @@ impl<A: Peer, B: Peer> Pair<A, B> {
 
     fn queue(&mut self, t: Transmit, to_b: bool) {
         self.stats.sent += 1;
-        if self.chance(self.faults.loss) {
+        let now = self.now;
+        if self.filter.as_mut().is_some_and(|f| f(now, to_b, &t.data)) || self.chance(self.faults.loss) {
             self.stats.lost += 1;
             return;
         }
@@ -134,6 +170,12 @@ impl<A: Peer, B: Peer> Pair<A, B> {
         while let Some(t) = self.b.poll_transmit() {
             self.queue(t, false);
         }
+    }
+
+    /// Put on the wire what the peers queued outside a step (an initiate
+    /// or rekey call of the test): [`Pair::next_event`] cannot see it.
+    pub fn flush(&mut self) {
+        self.collect();
     }
 
     /// The next moment something happens, if anything will.

@@ -314,6 +314,54 @@ struct P1 {
 }
 
 impl P1 {
+    /// A phase-1 SA of connection `conn` beginning at `now`, nothing
+    /// negotiated yet.
+    fn new(
+        conn: usize,
+        (icookie, rcookie): (u64, u64),
+        state: P1State,
+        (local, remote): (SocketAddr, SocketAddr),
+        now: Millis,
+    ) -> P1 {
+        P1 {
+            conn,
+            icookie,
+            rcookie,
+            initiator: matches!(state, P1State::MmI1 | P1State::AmI1),
+            state,
+            local,
+            remote,
+            choice: None,
+            sai_b: Vec::new(),
+            kex: None,
+            gxi: Vec::new(),
+            gxr: Vec::new(),
+            ni: Vec::new(),
+            nr: Vec::new(),
+            idii_b: Vec::new(),
+            keys: None,
+            iv: Vec::new(),
+            peer_nat_t: false,
+            peer_dpd: false,
+            nat_local: false,
+            nat_remote: false,
+            tm: TaskManager::new(Version::ikev1(QM_IN_FLIGHT)),
+            established_at: None,
+            rekey_at: None,
+            expire_at: None,
+            last_heard: now,
+            dpd: Dpd::default(),
+            keepalive_at: None,
+            last_sent: now,
+            superseded: false,
+            qms: Vec::new(),
+            created: now,
+            unreadable: 0,
+            info_mids: VecDeque::new(),
+            serial: 0,
+        }
+    }
+
     /// Before authentication, in either role.
     fn half_open(&self) -> bool {
         self.state != P1State::Established
@@ -815,15 +863,7 @@ impl Engine {
     }
 
     fn random_u32(&mut self) -> u32 {
-        loop {
-            let mut b = [0u8; 4];
-            self.rng.fill(&mut b);
-            let v = u32::from_be_bytes(b);
-            // SPIs 0-255 are reserved (RFC 4303 §2.1), and an M-ID of 0 is phase 1's.
-            if v > 255 {
-                return v;
-            }
-        }
+        crate::random_spi32(&mut *self.rng)
     }
 
     /// A CPI from the range RFC 3173 §3.3 leaves for negotiation.
@@ -1036,43 +1076,17 @@ impl Engine {
         };
         let sai = Payload::Sa(sa_payload);
         let icookie = self.random_u64();
-        let mut sa = P1 {
-            conn: ci,
-            icookie,
-            rcookie: 0,
-            initiator: true,
-            state: if c.aggressive { P1State::AmI1 } else { P1State::MmI1 },
-            local: SocketAddr::new(c.spec.local, IKE_PORT),
-            remote: SocketAddr::new(c.spec.remote, IKE_PORT),
-            choice: None,
-            sai_b: sai.encode_body(),
-            kex: None,
-            gxi: Vec::new(),
-            gxr: Vec::new(),
-            ni: Vec::new(),
-            nr: Vec::new(),
-            idii_b: Vec::new(),
-            keys: None,
-            iv: Vec::new(),
-            peer_nat_t: false,
-            peer_dpd: false,
-            nat_local: false,
-            nat_remote: false,
-            tm: TaskManager::new(Version::ikev1(QM_IN_FLIGHT)),
-            established_at: None,
-            rekey_at: None,
-            expire_at: None,
-            last_heard: now,
-            dpd: Dpd::default(),
-            keepalive_at: None,
-            last_sent: now,
-            superseded: false,
-            qms: Vec::new(),
-            created: now,
-            unreadable: 0,
-            info_mids: VecDeque::new(),
-            serial: 0,
-        };
+        let mut sa = P1::new(
+            ci,
+            (icookie, 0),
+            if c.aggressive { P1State::AmI1 } else { P1State::MmI1 },
+            (
+                SocketAddr::new(c.spec.local, IKE_PORT),
+                SocketAddr::new(c.spec.remote, IKE_PORT),
+            ),
+            now,
+        );
+        sa.sai_b = sai.encode_body();
         let mut payloads = vec![sai];
         if c.aggressive {
             // The group is the first offered one: Aggressive Mode sends KE
@@ -1160,20 +1174,10 @@ impl Engine {
         self.note_sent(queued, now);
     }
 
-    /// Something of ours went out on the flow of every SA that uses it
-    /// (the transmits queued since `from`): a stateful firewall's state is
-    /// per flow, so every phase-1 SA on it counts.
+    /// See [`crate::keepalive::note_sent`].
     fn note_sent(&mut self, from: usize, now: Millis) {
-        if self.transmits.len() <= from {
-            return;
-        }
-        let flows: Vec<(SocketAddr, SocketAddr)> =
-            self.transmits.iter().skip(from).map(|t| (t.local, t.remote)).collect();
-        for sa in self.sas.iter_mut().flatten() {
-            if flows.contains(&(sa.local, sa.remote)) {
-                sa.last_sent = sa.last_sent.max(now);
-            }
-        }
+        let sas = self.sas.iter_mut().flatten().map(|s| (s.local, s.remote, &mut s.last_sent));
+        crate::keepalive::note_sent(&self.transmits, from, now, sas);
     }
 
     fn receive(&mut self, now: Millis, local: SocketAddr, remote: SocketAddr, data: &[u8]) {
@@ -1301,6 +1305,65 @@ impl Engine {
         }
     }
 
+    /// The transform of the peer's phase-1 offer we accept (RFC 2409 §5:
+    /// one proposal, its transforms are alternatives), or an unprotected
+    /// NO_PROPOSAL_CHOSEN (RFC 2408 §5.5) so the peer learns why.
+    fn p1_choose(
+        &mut self,
+        idx: usize,
+        msg: &Message,
+        aggressive: bool,
+        icookie: u64,
+    ) -> Option<(u8, Transform, P1Choice)> {
+        let ci = self.sas[idx].as_ref()?.conn;
+        let Some(Payload::Sa(offer)) = first(&msg.payloads, pt::SA).cloned() else {
+            self.stats.malformed += 1;
+            return None;
+        };
+        let ours = p1_offers(&self.conns[ci].spec);
+        let mut chosen = None;
+        let mut offered_names = Vec::new();
+        for prop in offer.proposals.iter().filter(|p| p.protocol == protocol::ISAKMP) {
+            for t in &prop.transforms {
+                match parse_p1_transform(t) {
+                    Ok((c, life)) => {
+                        offered_names.push(choice_name(&c));
+                        if chosen.is_none() && ours.contains(&c) {
+                            chosen = Some((prop.number, t.clone(), c, life));
+                        }
+                    }
+                    Err(e) => offered_names.push(format!("({e})")),
+                }
+            }
+        }
+        let Some((pnum, t, c, _life)) = chosen else {
+            let accepted: Vec<String> = ours.iter().map(choice_name).collect();
+            self.fail(
+                ci,
+                Failure::NoProposalChosen {
+                    exchange: if aggressive { "AGGRESSIVE" } else { "ID_PROT" },
+                    offered: offered_names.join(", "),
+                    accepted: accepted.join(", "),
+                },
+            );
+            // An unprotected notification (RFC 2408 §5.5): the peer learns why.
+            let n = Payload::Notify(NotifyPayload {
+                doi: doi::IPSEC,
+                protocol: protocol::ISAKMP,
+                spi: [icookie.to_be_bytes(), 0u64.to_be_bytes()].concat(),
+                notify_type: notify::NO_PROPOSAL_CHOSEN,
+                data: Vec::new(),
+            });
+            let mut nh = self.header(idx, ExchangeType::INFORMATIONAL, 0);
+            nh.rcookie = 0;
+            let d = Message::build(&nh, std::slice::from_ref(&n));
+            self.log_msg(idx, true, ExchangeType::INFORMATIONAL, 0, true, &[n]);
+            self.send(idx, d);
+            return None;
+        };
+        Some((pnum, t, c))
+    }
+
     fn responder_start(&mut self, now: Millis, local: SocketAddr, remote: SocketAddr, data: &[u8], h: &Header) {
         // A retransmitted first message of a phase 1 we answered.
         if let Some(idx) = self.find_by_icookie(h.icookie, |s| !s.initiator && s.remote.ip() == remote.ip()) {
@@ -1351,43 +1414,8 @@ impl Engine {
             return;
         }
         let rcookie = self.random_u64();
-        let mut sa = P1 {
-            conn: ci,
-            icookie: h.icookie,
-            rcookie,
-            initiator: false,
-            state: if aggressive { P1State::AmR1 } else { P1State::MmR1 },
-            local,
-            remote,
-            choice: None,
-            sai_b: Vec::new(),
-            kex: None,
-            gxi: Vec::new(),
-            gxr: Vec::new(),
-            ni: Vec::new(),
-            nr: Vec::new(),
-            idii_b: Vec::new(),
-            keys: None,
-            iv: Vec::new(),
-            peer_nat_t: false,
-            peer_dpd: false,
-            nat_local: false,
-            nat_remote: false,
-            tm: TaskManager::new(Version::ikev1(QM_IN_FLIGHT)),
-            established_at: None,
-            rekey_at: None,
-            expire_at: None,
-            last_heard: now,
-            dpd: Dpd::default(),
-            keepalive_at: None,
-            last_sent: now,
-            superseded: false,
-            qms: Vec::new(),
-            created: now,
-            unreadable: 0,
-            info_mids: VecDeque::new(),
-            serial: 0,
-        };
+        let state = if aggressive { P1State::AmR1 } else { P1State::MmR1 };
+        let mut sa = P1::new(ci, (h.icookie, rcookie), state, (local, remote), now);
         // Until HASH_I verifies: the task manager's half-open rule, fixed
         // whatever the retransmission settings, so a spoofed MM1 holds its
         // place no longer than a real exchange needs.
@@ -1395,51 +1423,7 @@ impl Engine {
         let idx = self.insert(sa);
         let payloads = plain(&msg.payloads);
         self.log_msg(idx, false, h.exchange, 0, true, &payloads);
-        // Choose a transform (RFC 2409 §5: one proposal, transforms are alternatives).
-        let Some(Payload::Sa(offer)) = first(&msg.payloads, pt::SA).cloned() else {
-            self.stats.malformed += 1;
-            self.clear(idx);
-            return;
-        };
-        let ours = p1_offers(&self.conns[ci].spec);
-        let mut chosen = None;
-        let mut offered_names = Vec::new();
-        for prop in offer.proposals.iter().filter(|p| p.protocol == protocol::ISAKMP) {
-            for t in &prop.transforms {
-                match parse_p1_transform(t) {
-                    Ok((c, life)) => {
-                        offered_names.push(choice_name(&c));
-                        if chosen.is_none() && ours.contains(&c) {
-                            chosen = Some((prop.number, t.clone(), c, life));
-                        }
-                    }
-                    Err(e) => offered_names.push(format!("({e})")),
-                }
-            }
-        }
-        let Some((pnum, t, c, _life)) = chosen else {
-            let accepted: Vec<String> = ours.iter().map(choice_name).collect();
-            self.fail(
-                ci,
-                Failure::NoProposalChosen {
-                    exchange: if aggressive { "AGGRESSIVE" } else { "ID_PROT" },
-                    offered: offered_names.join(", "),
-                    accepted: accepted.join(", "),
-                },
-            );
-            // An unprotected notification (RFC 2408 §5.5): the peer learns why.
-            let n = Payload::Notify(NotifyPayload {
-                doi: doi::IPSEC,
-                protocol: protocol::ISAKMP,
-                spi: [h.icookie.to_be_bytes(), 0u64.to_be_bytes()].concat(),
-                notify_type: notify::NO_PROPOSAL_CHOSEN,
-                data: Vec::new(),
-            });
-            let mut nh = self.header(idx, ExchangeType::INFORMATIONAL, 0);
-            nh.rcookie = 0;
-            let d = Message::build(&nh, std::slice::from_ref(&n));
-            self.log_msg(idx, true, ExchangeType::INFORMATIONAL, 0, true, &[n]);
-            self.send(idx, d);
+        let Some((pnum, t, c)) = self.p1_choose(idx, &msg, aggressive, h.icookie) else {
             self.clear(idx);
             return;
         };
@@ -2891,17 +2875,4 @@ fn id_text(id: &IdPayload) -> String {
     }
 }
 
-impl crate::sim::Peer for Engine {
-    fn handle_datagram(&mut self, now: Millis, local: SocketAddr, remote: SocketAddr, data: &[u8]) {
-        Engine::handle_datagram(self, now, local, remote, data)
-    }
-    fn handle_timeout(&mut self, now: Millis) {
-        Engine::handle_timeout(self, now)
-    }
-    fn poll_transmit(&mut self) -> Option<Transmit> {
-        Engine::poll_transmit(self)
-    }
-    fn poll_timeout(&self) -> Option<Millis> {
-        Engine::poll_timeout(self)
-    }
-}
+crate::sim::impl_peer!(Engine);

@@ -53,6 +53,38 @@ pub(super) struct Negotiated {
 /// the HASH covers (after the HASH payload), and the last ciphertext block.
 type Opened = (Vec<ParsedPayload>, Vec<u8>, std::ops::Range<usize>, Vec<u8>);
 
+/// The offer of a Quick Mode request we accept (see `qm_r1_choose`).
+struct QmChoice {
+    /// The proposal number (ESP and its IPComp share it, RFC 2408 §4.2).
+    number: u8,
+    transform: Transform,
+    offer: EspOffer,
+    spi_out: u32,
+    /// The IPCOMP_DEFLATE transform, when the offer has one.
+    ipcomp: Option<Transform>,
+    cpi_out: Option<u16>,
+}
+
+/// What the answer to a Quick Mode request is made of (see `qm_r1_answer`).
+struct QmAnswer {
+    number: u8,
+    transform: Transform,
+    /// The IPComp transform and our CPI.
+    ipcomp: Option<(Transform, u16)>,
+    kex: Option<KeyExchange>,
+    ids: Vec<IdPayload>,
+    pair: usize,
+    local_ts: TsRange,
+    remote_ts: TsRange,
+    ni: Vec<u8>,
+    nr: Vec<u8>,
+    spi_in: u32,
+    cpi_in: Option<u16>,
+    neg: Negotiated,
+    /// The IV after the request's last block.
+    iv: Vec<u8>,
+}
+
 pub(super) struct Qm {
     pub mid: u32,
     pub initiator: bool,
@@ -453,39 +485,13 @@ impl Engine {
 
     /// Responder: HASH(1), SA, Ni [, KE] [, IDci, IDcr] in; answer HASH(2).
     fn qm_r1(&mut self, idx: usize, now: Millis, data: &[u8], h: &Header) {
-        let Some(sa) = self.sas[idx].as_ref() else { return };
-        let (Some(c), Some(_)) = (sa.choice, sa.keys.as_ref()) else {
-            return;
-        };
-        let conn = sa.conn;
         let mid = h.message_id;
-        if mid == 0 {
-            self.stats.malformed += 1;
-            return;
-        }
-        let iv0 = c1::phase2_iv(c.hash, c.cipher.block_len(), &sa.iv, mid);
-        let Some((p, plain_b, rest, last)) = self.open_qm(idx, &iv0, data, h) else {
+        let Some((c, p, last)) = self.qm_r1_open(idx, now, data, h) else {
             return;
         };
-        let Some(sa) = self.sas[idx].as_ref() else { return };
-        let Some(keys) = sa.keys.as_ref() else { return };
-        let Payload::Hash(got) = &p[0].payload else { return };
-        if !c1::hash_matches(
-            &c1::qm_hash1(c.hash, keys.skeyid_a.expose(), mid, &plain_b[rest.clone()]),
-            got,
-        ) {
-            self.stats.hash_failed += 1;
-            self.log(
-                conn,
-                format!("QUICK_MODE request {mid}: HASH(1) does not verify, dropped"),
-            );
+        let Some(conn) = self.sas[idx].as_ref().map(|s| s.conn) else {
             return;
-        }
-        self.authenticated(idx);
-        self.log_msg(idx, false, ExchangeType::QUICK_MODE, mid, true, &plain(&p));
-        if let Some(sa) = self.sas[idx].as_mut() {
-            sa.last_heard = now;
-        }
+        };
         let (Some(Payload::Sa(offer)), Some(Payload::Nonce(ni))) =
             (first(&p, pt::SA).cloned(), first(&p, pt::NONCE).cloned())
         else {
@@ -503,9 +509,115 @@ impl Engine {
                 _ => None,
             })
             .collect();
+        let Some((pair, local_ts, remote_ts)) = self.qm_r1_selectors(idx, conn, &ids) else {
+            return;
+        };
+        let Some(QmChoice {
+            number,
+            transform: t,
+            offer: o,
+            spi_out,
+            ipcomp: ipcomp_t,
+            cpi_out,
+        }) = self.qm_r1_choose(idx, conn, &offer, ke.is_some())
+        else {
+            return;
+        };
+        if self.conns[conn].compress && cpi_out.is_none() {
+            self.log(conn, "the peer did not ask for IPComp: ESP without compression".into());
+        }
+        let Some(esp) = (ChildSuite {
+            encr: o.encr,
+            integ: o.integ,
+            dh: o.dh,
+            esn: false,
+        })
+        .esp_algorithm() else {
+            return;
+        };
+        let spi_in = self.random_u32();
+        let cpi_in = cpi_out.map(|_| self.random_cpi());
+        let nr = self.nonce();
+        let Some((kex, gxy)) = self.qm_r1_pfs(conn, o.dh, ke.as_deref()) else {
+            return;
+        };
+        let life = match o.life {
+            Some(s) => Duration::from_secs(s).min(self.p2_life(conn)),
+            None => self.p2_life(conn),
+        };
+        let udp = self.p1_nat(idx) || o.udp;
+        let Some(neg) = self.child_keys(idx, esp, o, spi_in, spi_out, cpi_out, udp, life, &ni, &nr, gxy.as_ref())
+        else {
+            return;
+        };
+        let answer = QmAnswer {
+            number,
+            transform: t,
+            ipcomp: ipcomp_t.zip(cpi_in),
+            kex,
+            ids,
+            pair,
+            local_ts,
+            remote_ts,
+            ni,
+            nr,
+            spi_in,
+            cpi_in,
+            neg,
+            iv: last,
+        };
+        self.qm_r1_answer(idx, now, mid, data, c, answer);
+    }
+
+    /// HASH(1) of a Quick Mode request opened and verified, with the
+    /// choice of phase 1, the payloads and the IV its last block leaves.
+    fn qm_r1_open(
+        &mut self,
+        idx: usize,
+        now: Millis,
+        data: &[u8],
+        h: &Header,
+    ) -> Option<(P1Choice, Vec<ParsedPayload>, Vec<u8>)> {
+        let sa = self.sas[idx].as_ref()?;
+        let (Some(c), Some(_)) = (sa.choice, sa.keys.as_ref()) else {
+            return None;
+        };
+        let conn = sa.conn;
+        let mid = h.message_id;
+        if mid == 0 {
+            self.stats.malformed += 1;
+            return None;
+        }
+        let iv0 = c1::phase2_iv(c.hash, c.cipher.block_len(), &sa.iv, mid);
+        let (p, plain_b, rest, last) = self.open_qm(idx, &iv0, data, h)?;
+        let sa = self.sas[idx].as_ref()?;
+        let keys = sa.keys.as_ref()?;
+        let Payload::Hash(got) = &p[0].payload else { return None };
+        if !c1::hash_matches(
+            &c1::qm_hash1(c.hash, keys.skeyid_a.expose(), mid, &plain_b[rest.clone()]),
+            got,
+        ) {
+            self.stats.hash_failed += 1;
+            self.log(
+                conn,
+                format!("QUICK_MODE request {mid}: HASH(1) does not verify, dropped"),
+            );
+            return None;
+        }
+        self.authenticated(idx);
+        self.log_msg(idx, false, ExchangeType::QUICK_MODE, mid, true, &plain(&p));
+        if let Some(sa) = self.sas[idx].as_mut() {
+            sa.last_heard = now;
+        }
+        Some((c, p, last))
+    }
+
+    /// The selector pair a Quick Mode request's IDci/IDcr fall within
+    /// (ours: pair index, local, remote), or INVALID_ID_INFORMATION.
+    fn qm_r1_selectors(&mut self, idx: usize, conn: usize, ids: &[IdPayload]) -> Option<(usize, TsRange, TsRange)> {
         // The selectors: IDci is the initiator's side (our remote), IDcr ours.
-        let Some(sa) = self.sas[idx].as_ref() else { return };
-        let (ts_i, ts_r) = match ids.as_slice() {
+        let sa = self.sas[idx].as_ref()?;
+        let (ts_i, ts_r) = match ids {
             [i, r] => (id_to_ts(i), id_to_ts(r)),
             [] => {
                 let host = |a: IpAddr| TsRange::addresses(a, a);
@@ -533,8 +645,14 @@ impl Engine {
                 },
             );
             self.send_notify(idx, notify::INVALID_ID_INFORMATION, Vec::new());
-            return;
+            return None;
         };
+        Some((pair, local_ts, remote_ts))
+    }
+
+    /// The ESP (with IPComp) offer of a Quick Mode request we accept, with
+    /// a KE exactly when `pfs`, or NO_PROPOSAL_CHOSEN.
+    fn qm_r1_choose(&mut self, idx: usize, conn: usize, offer: &SaPayload, pfs: bool) -> Option<QmChoice> {
         // Choose a proposal (RFC 2408 §4.2: proposals sharing a number are
         // one offer: ESP with IPCOMP).
         let compress = self.conns[conn].compress;
@@ -573,16 +691,23 @@ impl Engine {
                 match parse_esp_transform(t) {
                     Ok(o) => {
                         offered.push(offer_name(&o));
-                        if chosen.is_none() && self.accepts(conn, &o) && o.dh.is_some() == ke.is_some() {
+                        if chosen.is_none() && self.accepts(conn, &o) && o.dh.is_some() == pfs {
                             let cpi_out = ipcomp_ok.as_ref().and_then(|(p, _)| cpi_of(&p.spi));
-                            chosen = Some((n, t.clone(), o, spi_out, ipcomp_ok.clone().map(|x| x.1), cpi_out));
+                            chosen = Some(QmChoice {
+                                number: n,
+                                transform: t.clone(),
+                                offer: o,
+                                spi_out,
+                                ipcomp: ipcomp_ok.clone().map(|x| x.1),
+                                cpi_out,
+                            });
                         }
                     }
                     Err(e) => offered.push(format!("({e})")),
                 }
             }
         }
-        let Some((number, t, o, spi_out, ipcomp_t, cpi_out)) = chosen else {
+        let Some(chosen) = chosen else {
             let accepted: Vec<String> = self.conns[conn].spec.esp_proposals.iter().map(|p| p.name()).collect();
             let mut offered_s = offered.join(", ");
             if wanted_ipcomp {
@@ -597,59 +722,68 @@ impl Engine {
                 },
             );
             self.send_notify(idx, notify::NO_PROPOSAL_CHOSEN, Vec::new());
-            return;
+            return None;
         };
-        if compress && cpi_out.is_none() {
-            self.log(conn, "the peer did not ask for IPComp: ESP without compression".into());
-        }
-        let Some(esp) = (ChildSuite {
-            encr: o.encr,
-            integ: o.integ,
-            dh: o.dh,
-            esn: false,
-        })
-        .esp_algorithm() else {
-            return;
+        Some(chosen)
+    }
+
+    /// Our PFS key exchange and the shared secret with the peer's KE, when
+    /// the chosen offer has a group; `None` when it fails (said why).
+    #[allow(clippy::type_complexity)]
+    fn qm_r1_pfs(
+        &mut self,
+        conn: usize,
+        group: Option<DhGroup>,
+        ke: Option<&[u8]>,
+    ) -> Option<(Option<KeyExchange>, Option<SecretBytes>)> {
+        let (Some(g), Some(peer)) = (group, ke) else {
+            return Some((None, None));
         };
-        let spi_in = self.random_u32();
-        let cpi_in = cpi_out.map(|_| self.random_cpi());
-        let nr = self.nonce();
-        let (kex, gxy) = match (o.dh, &ke) {
-            (Some(g), Some(peer)) => {
-                let k = match KeyExchange::generate(g, &mut *self.rng) {
-                    Ok(k) => k,
-                    Err(e) => {
-                        self.fail(conn, Failure::Local(format!("PFS key exchange: {e}")));
-                        return;
-                    }
-                };
-                match k.shared_secret(peer) {
-                    Ok(s) => (Some(k), Some(s)),
-                    Err(e) => {
-                        self.fail(conn, Failure::PeerMisbehaved(format!("peer's PFS KE refused: {e}")));
-                        return;
-                    }
-                }
+        let k = match KeyExchange::generate(g, &mut *self.rng) {
+            Ok(k) => k,
+            Err(e) => {
+                self.fail(conn, Failure::Local(format!("PFS key exchange: {e}")));
+                return None;
             }
-            _ => (None, None),
         };
-        let life = match o.life {
-            Some(s) => Duration::from_secs(s).min(self.p2_life(conn)),
-            None => self.p2_life(conn),
-        };
-        let udp = self.p1_nat(idx) || o.udp;
-        let Some(neg) = self.child_keys(idx, esp, o, spi_in, spi_out, cpi_out, udp, life, &ni, &nr, gxy.as_ref())
-        else {
+        match k.shared_secret(peer) {
+            Ok(s) => Some((Some(k), Some(s))),
+            Err(e) => {
+                self.fail(conn, Failure::PeerMisbehaved(format!("peer's PFS KE refused: {e}")));
+                None
+            }
+        }
+    }
+
+    /// HASH(2), SA (the chosen offer with our SPI), Nr [, KE] [, IDci,
+    /// IDcr] out; the new SA's inbound half installed first.
+    fn qm_r1_answer(&mut self, idx: usize, now: Millis, mid: u32, data: &[u8], c: P1Choice, a: QmAnswer) {
+        let QmAnswer {
+            number,
+            transform: t,
+            ipcomp,
+            kex,
+            ids,
+            pair,
+            local_ts,
+            remote_ts,
+            ni,
+            nr,
+            spi_in,
+            cpi_in,
+            neg,
+            iv: last,
+        } = a;
+        let Some(conn) = self.sas[idx].as_ref().map(|s| s.conn) else {
             return;
         };
-        // HASH(2), SA (the chosen offer with our SPI), Nr [, KE] [, IDci, IDcr].
         let mut props = vec![Proposal {
             number,
             protocol: protocol::ESP,
             spi: spi_in.to_be_bytes().to_vec(),
             transforms: vec![t],
         }];
-        if let (Some(cpi), Some(it)) = (cpi_in, ipcomp_t) {
+        if let Some((it, cpi)) = ipcomp {
             props.push(Proposal {
                 number,
                 protocol: protocol::IPCOMP,

@@ -26,20 +26,14 @@
 use super::*;
 
 impl Engine {
-    /// Something of ours went out on the flow of every SA that uses it
-    /// (the transmits queued since `from`): a firewall's state is per flow,
-    /// not per SA, so an old SA, its replacement and a duplicate all count.
+    /// See [`crate::keepalive::note_sent`].
     pub(super) fn note_sent(&mut self, from: usize, now: Millis) {
-        if self.transmits.len() <= from {
-            return;
-        }
-        let flows: Vec<(SocketAddr, SocketAddr)> =
-            self.transmits.iter().skip(from).map(|t| (t.local, t.remote)).collect();
-        for sa in self.sas.iter_mut().flatten() {
-            if flows.contains(&(sa.local, sa.remote)) {
-                sa.last_sent = sa.last_sent.max(now);
-            }
-        }
+        let sas = self
+            .sas
+            .iter_mut()
+            .flatten()
+            .map(|s| (s.local, s.remote, &mut s.last_sent));
+        crate::keepalive::note_sent(&self.transmits, from, now, sas);
     }
 
     /// When the configured keepalive of SA `s` is due, if it is on and one

@@ -241,6 +241,12 @@ struct IkeSa {
     /// When this SA's IKE_SA_INIT was sent or received: an SA of the same
     /// peer established after it was set up at the same time, not before.
     created_at: Millis,
+    /// Where in the engine's order of events ([`Engine::order`]) this SA
+    /// was established.
+    established_order: u64,
+    /// Our IKE_AUTH request carried INITIAL_CONTACT: where in the engine's
+    /// order we last sent it (first time or retransmission).
+    contact_sent: Option<u64>,
     /// Both sides initiated the connection at once and this SA is the one
     /// to go (see [`Engine::settle_duplicate`]).
     duplicate: Option<Duplicate>,
@@ -278,10 +284,18 @@ struct Duplicate {
     /// A liveness check went out on the survivor, to learn that the peer
     /// holds it before we delete the loser.
     asked: bool,
+    /// The peer may have dropped this SA without a word on our
+    /// INITIAL_CONTACT: our DELETE is given up on at this time if it is
+    /// still unanswered (set when the DELETE is queued).
+    doubt_until: Option<Millis>,
+    /// Whether the peer may have dropped this SA (see `doubt_until`).
+    doubted: bool,
 }
 
 /// [`Duplicate::cause`] of the redundant IKE SA of two rekeys at once.
 const REKEY_COLLISION: &str = "both sides rekeyed";
+/// [`Duplicate::cause`] of the second IKE SA of both sides initiating.
+const BOTH_INITIATED: &str = "both sides initiated";
 
 /// While we wait for the peer to show that it holds the survivor, how
 /// often we look again.
@@ -292,6 +306,12 @@ const DUPLICATE_RECHECK: Duration = Duration::from_millis(500);
 /// do sends its DELETE at once; one that does not (strongSwan keeps both)
 /// is not waited for longer than this.
 pub const DUPLICATE_GRACE: Duration = Duration::from_secs(5);
+
+/// How long the DELETE of a duplicate the peer may have dropped on our
+/// INITIAL_CONTACT waits for its answer: long enough for one
+/// retransmission (a peer that still holds the SA answers within a round
+/// trip), short of the whole schedule (minutes of a stale SA in `show`).
+pub const DUPLICATE_DOUBT: Duration = Duration::from_secs(6);
 
 pub struct Engine {
     conns: Vec<ConnSpec>,
@@ -317,6 +337,14 @@ pub struct Engine {
     /// answered again instead of retransmitted into silence until the peer
     /// gives up. Bounded by [`GRAVEYARD_MAX`] and [`GRAVEYARD_TIME`].
     graveyard: VecDeque<Grave>,
+    /// A counter of the moments that matter to settling duplicates (an SA
+    /// established, an INITIAL_CONTACT sent): their order, which the
+    /// millisecond clock cannot tell within one step.
+    order: u64,
+    /// Tests only: act on INITIAL_CONTACT as strongSwan does: drop every
+    /// other established IKE SA of the peer, without a DELETE.
+    #[cfg(test)]
+    pub(crate) contact_drops_all: bool,
     /// Tests only: offer the configured KE transforms in IKE_AUTH, as
     /// peers that do not follow RFC 7296 §1.2 do.
     #[cfg(test)]
@@ -578,6 +606,9 @@ impl Engine {
             cookie_threshold: COOKIE_THRESHOLD,
             retired: Vec::new(),
             graveyard: VecDeque::new(),
+            order: 0,
+            #[cfg(test)]
+            contact_drops_all: false,
             #[cfg(test)]
             ke_in_ike_auth: false,
             #[cfg(test)]
@@ -651,16 +682,7 @@ impl Engine {
     }
 
     fn random_spi32(&mut self) -> u32 {
-        loop {
-            let mut b = [0u8; 4];
-            self.rng.fill(&mut b);
-            let s = u32::from_be_bytes(b);
-            // 0-255 are reserved (RFC 4303 §2.1); keep the top bit clear of
-            // nothing in particular, just avoid the reserved range.
-            if s > 255 {
-                return s;
-            }
-        }
+        crate::random_spi32(&mut *self.rng)
     }
 
     /// A NAT detection hash that matches no address (SHA-1 sized, random),
@@ -711,6 +733,13 @@ impl Engine {
     fn remove(&mut self, idx: usize, reason: &str) {
         if let Some(sa) = self.sas[idx].take() {
             self.by_spi.retain(|_, v| *v != idx);
+            // Make before break: the IKE SA kept over this duplicate sends
+            // on its CHILD SAs from now on, before these go.
+            if let Some(d) = sa.duplicate.filter(|d| d.cause == BOTH_INITIATED) {
+                if let Some(&s) = self.by_spi.get(&d.survivor) {
+                    self.activate_children(s);
+                }
+            }
             let conn = self.conns[sa.conn].name.clone();
             for c in &sa.children {
                 self.events.push_back(Event::ChildSaDown {
@@ -727,6 +756,41 @@ impl Engine {
                     reason: reason.into(),
                 });
             }
+            // A duplicate that was to go for this one is all there is now.
+            let gone = (sa.spi_i, sa.spi_r);
+            for i in 0..self.sas.len() {
+                let revive = self.sas[i].as_ref().is_some_and(|s| {
+                    s.state == State::Established && s.duplicate.is_some_and(|d| d.survivor == gone && d.delete_at.is_some())
+                });
+                if revive {
+                    self.keep_duplicate(i);
+                }
+            }
+        }
+    }
+
+    /// The SA kept over duplicate `idx` is gone: `idx` stays, and its CHILD
+    /// SAs, installed without sending on them, are sent on now.
+    fn keep_duplicate(&mut self, idx: usize) {
+        let Some(sa) = self.sas[idx].as_mut() else { return };
+        sa.duplicate = None;
+        let conn = sa.conn;
+        self.activate_children(idx);
+        self.log(conn, "the IKE_SA kept over a duplicate is gone: keeping this one".into());
+    }
+
+    /// Send on the CHILD SAs of IKE SA `idx` that were installed without
+    /// sending on them (a duplicate's, or the survivor's while the
+    /// duplicate it replaces still carried the traffic).
+    fn activate_children(&mut self, idx: usize) {
+        let Some(sa) = self.sas[idx].as_mut() else { return };
+        let name = self.conns[sa.conn].name.clone();
+        for c in sa.children.iter_mut().filter(|c| !c.active) {
+            c.active = true;
+            self.events.push_back(Event::ChildSaActivate {
+                conn: name.clone(),
+                spi_in: c.spi_in,
+            });
         }
     }
 
@@ -771,6 +835,8 @@ impl Engine {
             last_sent: now,
             established_at: None,
             created_at: now,
+            established_order: 0,
+            contact_sent: None,
             duplicate: None,
             peer_rekey: None,
         };
@@ -1274,6 +1340,8 @@ impl Engine {
         // sides initiating): a peer that acts on it at once would drop its
         // own SA without a DELETE and leave ours stale.
         let first_contact = self.with_same_peer(idx, true).is_empty();
+        self.order += 1;
+        let order = self.order;
         let Some(sa) = self.sas[idx].as_mut() else { return };
         let conn = sa.conn;
         let c = &self.conns[conn];
@@ -1312,6 +1380,7 @@ impl Engine {
                 2,
                 Payload::Notify(NotifyPayload::new(NotifyType::INITIAL_CONTACT, vec![])),
             );
+            sa.contact_sent = Some(order);
         }
         sa.state = State::AuthSent;
         if let Err(e) = self.send_encrypted_request(
@@ -1499,10 +1568,13 @@ impl Engine {
         let mut b = [0u8; 2];
         self.rng.fill(&mut b);
         let jitter = t.ike_rekey_time.mul_f64(u16::from_be_bytes(b) as f64 / 65535.0 / 10.0);
+        self.order += 1;
+        let order = self.order;
         let Some(sa) = self.sas[idx].as_mut() else { return };
         sa.state = State::Established;
         sa.tm.established();
         sa.established_at = Some(now);
+        sa.established_order = order;
         sa.last_heard = now;
         sa.rekey_at = (!t.ike_rekey_time.is_zero()).then(|| now + t.ike_rekey_time - jitter);
         sa.keepalive_at = sa.us_nat.then(|| now + NAT_KEEPALIVE);
@@ -1860,6 +1932,8 @@ impl Engine {
             last_sent: now,
             established_at: None,
             created_at: now,
+            established_order: 0,
+            contact_sent: None,
             duplicate: None,
             peer_rekey: None,
         };
@@ -2162,7 +2236,12 @@ impl Engine {
         // since was set up at the same time (both sides initiating, the
         // peer's INITIAL_CONTACT sent before it knew of ours), and the peer
         // still holds it; [`Engine::settle_duplicate`] deals with those.
-        let began = self.sas[idx].as_ref().map_or(Millis(0), |s| s.created_at);
+        #[allow(unused_mut)]
+        let mut began = self.sas[idx].as_ref().map_or(Millis(0), |s| s.created_at);
+        #[cfg(test)]
+        if self.contact_drops_all {
+            began = Millis(u64::MAX);
+        }
         let before: Vec<usize> = self
             .with_same_peer(idx, false)
             .into_iter()
@@ -2208,8 +2287,12 @@ impl Engine {
     /// the side that created it deletes it (at once). If the peer created
     /// it and has not deleted it after [`DUPLICATE_GRACE`] (a peer that
     /// does not settle duplicates, such as strongSwan), we delete it.
-    /// Returns whether SA `idx` is the one to go: its CHILD SA is then
-    /// installed without sending on it, so traffic stays on the survivor.
+    /// Returns whether the CHILD SA of SA `idx` is to be installed without
+    /// sending on it: when `idx` is the one to go, and when it stays but
+    /// the one to go carries the traffic now; then the survivor's CHILD
+    /// SAs take over when the duplicate is deleted (make before break: if
+    /// the survivor goes first, nothing was lost). Unless the peer may
+    /// have dropped the one to go: then the survivor takes over at once.
     fn settle_duplicate(&mut self, idx: usize, now: Millis) -> bool {
         #[cfg(test)]
         if self.keeps_duplicates {
@@ -2240,28 +2323,49 @@ impl Engine {
             return false;
         };
         // The SPIs only break a tie of equal nonces, alike on both sides.
-        let (loser, survivor) = if mine < theirs { (idx, other) } else { (other, idx) };
+        let (mut loser, mut survivor) = if mine < theirs { (idx, other) } else { (other, idx) };
+        // Unless our INITIAL_CONTACT may have killed the nonce's survivor.
+        let doubted = self.dropped_on_our_contact(idx, other);
+        if let Some(dropped) = doubted {
+            (loser, survivor) = (dropped, if dropped == idx { other } else { idx });
+        }
         let Some(keep) = self.sas[survivor].as_ref().map(|s| (s.spi_i, s.spi_r)) else {
             return false;
         };
         let Some(l) = self.sas[loser].as_mut() else { return false };
         let ours = l.initiator;
+        // A duplicate the peer may have dropped is deleted at once: waiting
+        // for the peer to do it would leave it stale here.
+        let at_once = ours || doubted.is_some();
         l.duplicate = Some(Duplicate {
-            cause: "both sides initiated",
+            cause: BOTH_INITIATED,
             survivor: keep,
-            delete_at: Some(if ours { now } else { now + DUPLICATE_GRACE }),
+            delete_at: Some(if at_once { now } else { now + DUPLICATE_GRACE }),
             asked: false,
+            doubt_until: None,
+            doubted: doubted.is_some(),
         });
         let gone = (l.spi_i, l.spi_r);
         self.stats.duplicates_settled += 1;
+        let why = if doubted.is_some() {
+            "the peer may have deleted it without a DELETE when our INITIAL_CONTACT arrived after it was up, RFC 7296 §2.4"
+        } else {
+            "it holds the lowest nonce, RFC 7296 §2.8.1"
+        };
+        let carries_traffic = |e: &Engine, i: usize| {
+            e.sas[i]
+                .as_ref()
+                .is_some_and(|s| s.children.iter().any(|c| c.active))
+        };
+        let hold_back = loser == idx || (doubted.is_none() && carries_traffic(self, loser));
         self.log(
             conn,
             format!(
-                "both sides initiated: keeping IKE_SA {:016x}_i {:016x}_r, {} IKE_SA {:016x}_i {:016x}_r (it holds the lowest nonce, RFC 7296 §2.8.1)",
+                "both sides initiated: keeping IKE_SA {:016x}_i {:016x}_r, {} IKE_SA {:016x}_i {:016x}_r ({why})",
                 keep.0,
                 keep.1,
-                if ours {
-                    "deleting our".to_string()
+                if at_once {
+                    format!("deleting {}", if ours { "our" } else { "the peer's" })
                 } else {
                     format!("waiting up to {} s for the peer to delete its", DUPLICATE_GRACE.as_secs())
                 },
@@ -2269,7 +2373,30 @@ impl Engine {
                 gone.1
             ),
         );
-        loser == idx
+        hold_back
+    }
+
+    /// Of two duplicate IKE SAs `a` and `b`, the one the peer may have
+    /// deleted on our INITIAL_CONTACT. RFC 7296 §2.4 lets a peer that gets
+    /// INITIAL_CONTACT delete every other IKE SA it has with us, without a
+    /// DELETE, and strongSwan deletes those that are up at that moment. So
+    /// when we sent our IKE_AUTH with INITIAL_CONTACT (or its
+    /// retransmission) after the peer's SA was up here (both sides
+    /// initiating, our first IKE_AUTH lost or held up), the peer may have
+    /// dropped its SA, and ours, which it answered, is the one both sides
+    /// still hold. Only we know this: the peer settles by the nonce, and if
+    /// it picked the other one our DELETE of it tells it before its grace
+    /// ends ([`DUPLICATE_GRACE`]).
+    fn dropped_on_our_contact(&self, a: usize, b: usize) -> Option<usize> {
+        let (sa, sb) = (self.sas[a].as_ref()?, self.sas[b].as_ref()?);
+        let contact_after = |ours: &IkeSa, theirs: &IkeSa| {
+            ours.initiator && !theirs.initiator && ours.contact_sent.is_some_and(|c| c > theirs.established_order)
+        };
+        match (contact_after(sa, sb), contact_after(sb, sa)) {
+            (true, false) => Some(b),
+            (false, true) => Some(a),
+            _ => None,
+        }
     }
 
     /// Keep the answers of SA `idx`, which the peer deletes, a short while.
@@ -2317,12 +2444,8 @@ impl Engine {
             .get(&d.survivor)
             .copied()
             .filter(|&i| self.sas[i].as_ref().is_some_and(|s| s.state == State::Established));
-        let Some(conn) = self.sas[idx].as_ref().map(|s| s.conn) else { return };
         let Some(keep) = survivor else {
-            if let Some(sa) = self.sas[idx].as_mut() {
-                sa.duplicate = None;
-            }
-            self.log(conn, "the IKE_SA kept over a duplicate is gone: keeping this one".into());
+            self.keep_duplicate(idx);
             return;
         };
         // Does the peer hold the survivor? Yes if it answered our IKE_AUTH;
@@ -2350,11 +2473,34 @@ impl Engine {
             return;
         }
         let Some(sa) = self.sas[idx].as_mut() else { return };
-        sa.duplicate = Some(Duplicate { delete_at: None, ..d });
+        sa.duplicate = Some(Duplicate {
+            delete_at: None,
+            doubt_until: d.doubted.then(|| now + DUPLICATE_DOUBT),
+            ..d
+        });
         if sa.state != State::Established {
             return;
         }
+        // Make before break: the survivor, which the peer holds, carries
+        // the traffic before our DELETE goes out.
+        if d.cause == BOTH_INITIATED {
+            self.activate_children(keep);
+        }
         self.queue_first(idx, Work::DeleteIke, now);
+    }
+
+    /// The DELETE of a duplicate the peer may have dropped on our
+    /// INITIAL_CONTACT, unanswered after [`DUPLICATE_DOUBT`]: it did.
+    fn give_up_doubted_duplicate(&mut self, idx: usize, now: Millis) -> bool {
+        let due = self.sas[idx]
+            .as_ref()
+            .and_then(|s| s.duplicate)
+            .and_then(|d| d.doubt_until)
+            .is_some_and(|t| now >= t);
+        if due {
+            self.remove(idx, "duplicate deleted by us (the peer had dropped it on our INITIAL_CONTACT)");
+        }
+        due
     }
 
     fn informational_request(&mut self, idx: usize, mid: u32, inner: Vec<Payload>, now: Millis) {
@@ -2439,6 +2585,9 @@ impl Engine {
                     continue;
                 }
             }
+            if self.give_up_doubted_duplicate(idx, now) {
+                continue;
+            }
             self.delete_duplicates(idx, now);
             self.lifetimes(idx, now);
         }
@@ -2472,6 +2621,7 @@ impl Engine {
                     .chain(child_timers)
                     .chain(s.keepalive_at.filter(|_| s.state == State::Established))
                     .chain(s.duplicate.and_then(|d| d.delete_at))
+                    .chain(s.duplicate.and_then(|d| d.doubt_until))
                     .chain(self.keepalive_due(s))
                     .collect::<Vec<_>>()
             })
@@ -2479,17 +2629,4 @@ impl Engine {
     }
 }
 
-impl crate::sim::Peer for Engine {
-    fn handle_datagram(&mut self, now: Millis, local: SocketAddr, remote: SocketAddr, data: &[u8]) {
-        Engine::handle_datagram(self, now, local, remote, data)
-    }
-    fn handle_timeout(&mut self, now: Millis) {
-        Engine::handle_timeout(self, now)
-    }
-    fn poll_transmit(&mut self) -> Option<Transmit> {
-        Engine::poll_transmit(self)
-    }
-    fn poll_timeout(&self) -> Option<Millis> {
-        Engine::poll_timeout(self)
-    }
-}
+crate::sim::impl_peer!(Engine);

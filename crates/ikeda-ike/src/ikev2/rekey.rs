@@ -1040,6 +1040,8 @@ impl Engine {
             last_sent: now,
             established_at: None,
             created_at: now,
+            established_order: 0,
+            contact_sent: None,
             duplicate: None,
             peer_rekey: None,
         };
@@ -1143,6 +1145,8 @@ impl Engine {
                 survivor,
                 delete_at: Some(delete_at),
                 asked: false,
+                doubt_until: None,
+                doubted: false,
             });
         }
         self.delete_duplicates(idx, now);

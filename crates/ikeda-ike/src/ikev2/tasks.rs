@@ -153,6 +153,12 @@ impl Engine {
         let r = sa
             .tm
             .retransmit(now, &self.policy, (sa.local, sa.remote), &mut self.transmits);
+        if !r.lines.is_empty() && sa.state == State::AuthSent && sa.contact_sent.is_some() {
+            // Our INITIAL_CONTACT goes out again: the moment the peer acts
+            // on it may be now (see `Engine::settle_duplicate`).
+            self.order += 1;
+            sa.contact_sent = Some(self.order);
+        }
         let (remote, conn, established) = (
             sa.remote,
             sa.conn,
