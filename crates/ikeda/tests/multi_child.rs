@@ -7,6 +7,9 @@
 //! - two connections between the same gateways with different selectors,
 //!   identities and PSKs (`--conns 2`): both come up, each net pair's
 //!   traffic on its own connection's CHILD SA.
+//!
+//! And both between two ikeda gateways, the two connections initiated by
+//! both sides at once.
 
 mod common;
 use common::*;
@@ -235,4 +238,41 @@ fn strongswan_two_connections_same_gateways_chosen_by_id_both_roles() {
         );
         drop(lab);
     }
+}
+
+/// The same between two ikeda gateways: three CHILD SAs from gw1, and two
+/// connections that both gateways initiate at once (one IKE SA per
+/// connection survives; each connection's traffic on its own CHILD SA).
+#[test]
+fn ikeda_to_ikeda_three_child_sas_and_two_connections() {
+    if !require_root("ikeda_to_ikeda_three_child_sas_and_two_connections") {
+        return;
+    }
+    let (lab, out) = Lab::up('d', &["--ike", "2", "--children", "3"]);
+    assert!(out.contains("3 received"), "{out}");
+    wait_children(&lab, &["s2s", "s2s/net1", "s2s/net2"]);
+    traffic_on_own_child(&lab, &THREE);
+    drop(lab);
+    let (lab, out) = Lab::up('e', &["--ike", "2", "--conns", "2", "--initiator", "both"]);
+    assert!(out.contains("3 received"), "{out}");
+    wait_for("one IKE SA per connection on gw1", 30, || {
+        let ike = gw1_json(&lab, &["show", "ike"]);
+        let mut conns: Vec<String> = ike
+            .as_array()
+            .unwrap()
+            .iter()
+            .filter(|s| s["state"] == "ESTABLISHED")
+            .filter_map(|s| s["conn"].as_str().map(str::to_string))
+            .collect();
+        conns.sort();
+        conns == ["s2s", "s2s2"] && ike.as_array().unwrap().len() == 2
+    });
+    wait_children(&lab, &["s2s", "s2s2"]);
+    traffic_on_own_child(
+        &lab,
+        &[
+            ("s2s", "192.168.11.11", "192.168.12.12"),
+            ("s2s2", "172.16.11.11", "172.16.21.12"),
+        ],
+    );
 }
