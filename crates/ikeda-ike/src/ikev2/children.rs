@@ -79,6 +79,10 @@ pub(super) fn child_offer(esp: &[ChildProposal], group: Option<DhGroup>) -> Vec<
     }
 }
 
+/// What [`Engine::child_request`] prepared: our new inbound SPI, Ni, KEi
+/// (for PFS) and the request's payloads.
+pub(super) type ChildRequest = (u32, Vec<u8>, Option<KeyExchange>, Vec<Payload>);
+
 impl Engine {
     /// Queue a CREATE_CHILD_SA for each CHILD SA of the connection beyond
     /// the first (IKE_AUTH's): they run one after another.
@@ -121,33 +125,13 @@ impl Engine {
         retry: bool,
         now: Millis,
     ) -> Result<(), String> {
-        let new_spi = self.random_spi32();
-        let ni = self.nonce();
-        let ke = match group {
-            Some(g) => Some(KeyExchange::generate(g, &mut *self.rng).map_err(|e| e.to_string())?),
-            None => None,
-        };
         let sa = self.sas[idx].as_ref().ok_or("gone")?;
         let conn = sa.conn;
         let c = &self.conns[conn];
         let (local_ts, remote_ts) = c.child_ts(pair).ok_or("no such CHILD SA in the connection")?;
-        let mut payloads = vec![
-            Payload::Sa(proposals_payload(
-                ProtocolId::ESP,
-                &new_spi.to_be_bytes(),
-                &child_offer(&c.esp_proposals, group),
-            )),
-            Payload::Nonce(NoncePayload { nonce: ni.clone() }),
-        ];
-        if let Some(k) = &ke {
-            payloads.push(Payload::Ke(KePayload {
-                dh_group: ikeda_wire::ikev2::DhGroup(k.group().transform_id()),
-                data: k.public_value().to_vec(),
-            }));
-        }
-        payloads.push(Payload::TsI(ts_payload(local_ts)));
-        payloads.push(Payload::TsR(ts_payload(remote_ts)));
+        let (local_ts, remote_ts) = (local_ts.to_vec(), remote_ts.to_vec());
         let name = c.child_name(pair).to_string();
+        let (new_spi, ni, ke, payloads) = self.child_request(conn, group, &local_ts, &remote_ts)?;
         let task = Pending::CreateChild {
             pair,
             new_spi_in: new_spi,
@@ -158,6 +142,38 @@ impl Engine {
         self.send_encrypted_request(idx, ExchangeType::CREATE_CHILD_SA, payloads, task, now)?;
         self.log(conn, format!("creating CHILD_SA '{name}'"));
         Ok(())
+    }
+
+    /// A fresh inbound SPI, Ni and (with `group`) KEi, and the payloads of
+    /// a CREATE_CHILD_SA request for a CHILD SA with these selectors,
+    /// `{SA, Ni, [KEi,] TSi, TSr}` (§1.3.1; a rekey puts N(REKEY_SA) first).
+    pub(super) fn child_request(
+        &mut self,
+        conn: usize,
+        group: Option<DhGroup>,
+        local_ts: &[TsRange],
+        remote_ts: &[TsRange],
+    ) -> Result<ChildRequest, String> {
+        let new_spi = self.random_spi32();
+        let ni = self.nonce();
+        let ke = match group {
+            Some(g) => Some(KeyExchange::generate(g, &mut *self.rng).map_err(|e| e.to_string())?),
+            None => None,
+        };
+        let offer = child_offer(&self.conns[conn].esp_proposals, group);
+        let mut payloads = vec![
+            Payload::Sa(proposals_payload(ProtocolId::ESP, &new_spi.to_be_bytes(), &offer)),
+            Payload::Nonce(NoncePayload { nonce: ni.clone() }),
+        ];
+        if let Some(k) = &ke {
+            payloads.push(Payload::Ke(KePayload {
+                dh_group: ikeda_wire::ikev2::DhGroup(k.group().transform_id()),
+                data: k.public_value().to_vec(),
+            }));
+        }
+        payloads.push(Payload::TsI(ts_payload(local_ts)));
+        payloads.push(Payload::TsR(ts_payload(remote_ts)));
+        Ok((new_spi, ni, ke, payloads))
     }
 
     /// The answer to our CREATE_CHILD_SA for CHILD SA `pair`.

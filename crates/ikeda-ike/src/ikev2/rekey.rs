@@ -250,36 +250,21 @@ impl Engine {
         retry: bool,
         now: Millis,
     ) -> Result<(), String> {
-        let new_spi = self.random_spi32();
-        let ni = self.nonce();
-        let ke = match group {
-            Some(g) => Some(KeyExchange::generate(g, &mut *self.rng).map_err(|e| e.to_string())?),
-            None => None,
-        };
         let sa = self.sas[idx].as_ref().ok_or("gone")?;
-        let c = &self.conns[sa.conn];
+        let conn = sa.conn;
         let child = sa.children.get(pos).ok_or("no such CHILD SA")?;
         let old = child.spi_in;
-        let props = super::children::child_offer(&c.esp_proposals, group);
-        let mut payloads = vec![
+        let (local_ts, remote_ts) = (child.local_ts.clone(), child.remote_ts.clone());
+        let (new_spi, ni, ke, mut payloads) = self.child_request(conn, group, &local_ts, &remote_ts)?;
+        payloads.insert(
+            0,
             Payload::Notify(NotifyPayload::for_child_sa(
                 NotifyType::REKEY_SA,
                 ProtocolId::ESP,
                 old,
                 vec![],
             )),
-            Payload::Sa(proposals_payload(ProtocolId::ESP, &new_spi.to_be_bytes(), &props)),
-            Payload::Nonce(NoncePayload { nonce: ni.clone() }),
-        ];
-        if let Some(k) = &ke {
-            payloads.push(Payload::Ke(KePayload {
-                dh_group: ikeda_wire::ikev2::DhGroup(k.group().transform_id()),
-                data: k.public_value().to_vec(),
-            }));
-        }
-        payloads.push(Payload::TsI(ts_payload(&child.local_ts)));
-        payloads.push(Payload::TsR(ts_payload(&child.remote_ts)));
-        let conn = sa.conn;
+        );
         let task = Pending::RekeyChild {
             old_spi_in: old,
             new_spi_in: new_spi,

@@ -156,33 +156,49 @@ fn pick_child_prefers_the_child_that_holds_the_selectors() {
     assert!(crate::ikev2::pick_child_for_tests(&c, &[net(9)], &[net(5)]).is_none());
 }
 
+/// Side `a` (initiator's addresses and nets) or `b` of two connections
+/// `conn1`, `conn2` between the same gateways: `ikes[k]` their IKE
+/// proposals, `psks[k]` their PSKs, net k <-> net k + 100; with `fqdn`
+/// each its own identities (a1.example / b1.example, ...), else the
+/// gateways' addresses for both.
+fn two_conns(a_side: bool, ikes: [&str; 2], psks: [&str; 2], fqdn: bool) -> Vec<ConnSpec> {
+    let (local, remote, us, them) = if a_side { (A, B, 'a', 'b') } else { (B, A, 'b', 'a') };
+    (1..=2u8)
+        .map(|k| {
+            let (l, r) = if a_side {
+                (net(k), net(k + 100))
+            } else {
+                (net(k + 100), net(k))
+            };
+            let i = usize::from(k - 1);
+            let mut c = spec(local, remote, ikes[i], "aes128gcm16", psks[i], l, r);
+            c.name = format!("conn{k}");
+            if fqdn {
+                c.local_id = IdPayload::fqdn(&format!("{us}{k}.example"));
+                c.remote_id = IdPayload::fqdn(&format!("{them}{k}.example"));
+            }
+            c
+        })
+        .collect()
+}
+
+/// Two engines with these connections in the simulator.
+fn engines(a: Vec<ConnSpec>, b: Vec<ConnSpec>, seed: u64) -> Pair<Engine, Engine> {
+    let ea = Engine::new(a, Box::new(SeededRng::from_u64(seed)));
+    let eb = Engine::new(b, Box::new(SeededRng::from_u64(seed ^ 0xffff)));
+    let sa: SocketAddr = format!("{A}:500").parse().unwrap();
+    let sb: SocketAddr = format!("{B}:500").parse().unwrap();
+    Pair::new(ea, sa, eb, sb, seed)
+}
+
 /// Two connections between the same gateways, different IDs, PSKs and
 /// selectors: the responder takes the one the initiator's IDi and TS name,
 /// not the first by address, from either side and both at once.
 #[test]
 fn responder_chooses_the_connection_by_id_and_selectors() {
-    let conns = |local: &str, remote: &str, us: char, them: char| -> Vec<ConnSpec> {
-        (1..=2u8)
-            .map(|k| {
-                let (l, r) = if us == 'a' {
-                    (net(k), net(k + 100))
-                } else {
-                    (net(k + 100), net(k))
-                };
-                let mut c = spec(local, remote, IKE, "aes128gcm16", &format!("psk{k}"), l, r);
-                c.name = format!("conn{k}");
-                c.local_id = IdPayload::fqdn(&format!("{us}{k}.example"));
-                c.remote_id = IdPayload::fqdn(&format!("{them}{k}.example"));
-                c
-            })
-            .collect()
-    };
+    let conns = |a_side| two_conns(a_side, [IKE, IKE], ["psk1", "psk2"], true);
     for (seed, who) in [(43, "a"), (44, "b"), (45, "both")] {
-        let ea = Engine::new(conns(A, B, 'a', 'b'), Box::new(SeededRng::from_u64(seed)));
-        let eb = Engine::new(conns(B, A, 'b', 'a'), Box::new(SeededRng::from_u64(seed ^ 0xffff)));
-        let sa: SocketAddr = format!("{A}:500").parse().unwrap();
-        let sb: SocketAddr = format!("{B}:500").parse().unwrap();
-        let mut p = Pair::new(ea, sa, eb, sb, seed);
+        let mut p = engines(conns(true), conns(false), seed);
         // The second connection first: the first by address is the wrong one.
         for name in ["conn2", "conn1"] {
             if who != "b" {
@@ -211,25 +227,8 @@ fn responder_chooses_the_connection_by_id_and_selectors() {
 /// The same identity on two connections: the selectors decide.
 #[test]
 fn responder_chooses_by_selectors_when_the_ids_are_the_same() {
-    let conns = |local: &str, remote: &str, a_side: bool| -> Vec<ConnSpec> {
-        (1..=2u8)
-            .map(|k| {
-                let (l, r) = if a_side {
-                    (net(k), net(k + 100))
-                } else {
-                    (net(k + 100), net(k))
-                };
-                let mut c = spec(local, remote, IKE, "aes128gcm16", "same", l, r);
-                c.name = format!("conn{k}");
-                c
-            })
-            .collect()
-    };
-    let ea = Engine::new(conns(A, B, true), Box::new(SeededRng::from_u64(46)));
-    let eb = Engine::new(conns(B, A, false), Box::new(SeededRng::from_u64(47)));
-    let sa: SocketAddr = format!("{A}:500").parse().unwrap();
-    let sb: SocketAddr = format!("{B}:500").parse().unwrap();
-    let mut p = Pair::new(ea, sa, eb, sb, 46);
+    let conns = |a_side| two_conns(a_side, [IKE, IKE], ["same", "same"], false);
+    let mut p = engines(conns(true), conns(false), 46);
     p.a.initiate("conn2", Millis::ZERO).unwrap();
     let (ea, eb) = run_for(&mut p, Duration::from_secs(5));
     assert!(failure(&ea).is_none() && failure(&eb).is_none(), "{ea:?} {eb:?}");
@@ -242,27 +241,10 @@ fn responder_chooses_by_selectors_when_the_ids_are_the_same() {
 /// meet the offer, not the first by address alone.
 #[test]
 fn ike_sa_init_takes_a_connection_whose_proposals_fit() {
-    let mk = |local: &str, remote: &str, a_side: bool| -> Vec<ConnSpec> {
-        [(1u8, "aes256gcm16-prfsha384-ecp384"), (2, IKE)]
-            .iter()
-            .map(|&(k, ike)| {
-                let (l, r) = if a_side {
-                    (net(k), net(k + 100))
-                } else {
-                    (net(k + 100), net(k))
-                };
-                let mut c = spec(local, remote, ike, "aes128gcm16", "same", l, r);
-                c.name = format!("conn{k}");
-                c
-            })
-            .collect()
-    };
+    let ikes = ["aes256gcm16-prfsha384-ecp384", IKE];
     // The initiator knows only the second connection.
-    let ea = Engine::new(mk(A, B, true).split_off(1), Box::new(SeededRng::from_u64(48)));
-    let eb = Engine::new(mk(B, A, false), Box::new(SeededRng::from_u64(49)));
-    let sa: SocketAddr = format!("{A}:500").parse().unwrap();
-    let sb: SocketAddr = format!("{B}:500").parse().unwrap();
-    let mut p = Pair::new(ea, sa, eb, sb, 48);
+    let a = two_conns(true, ikes, ["same", "same"], false).split_off(1);
+    let mut p = engines(a, two_conns(false, ikes, ["same", "same"], false), 48);
     p.a.initiate("conn2", Millis::ZERO).unwrap();
     let (ea, eb) = run_for(&mut p, Duration::from_secs(5));
     assert!(failure(&ea).is_none() && failure(&eb).is_none(), "{ea:?} {eb:?}");
@@ -275,31 +257,11 @@ fn ike_sa_init_takes_a_connection_whose_proposals_fit() {
 #[test]
 fn ike_auth_does_not_choose_a_connection_that_refuses_the_ike_suite() {
     let strict = "aes256gcm16-prfsha384-ecp384";
-    let mk = |local: &str, remote: &str, a_side: bool, conn2_ike: &str| -> Vec<ConnSpec> {
-        [(1u8, IKE), (2, conn2_ike)]
-            .iter()
-            .map(|&(k, ike)| {
-                let (l, r) = if a_side {
-                    (net(k), net(k + 100))
-                } else {
-                    (net(k + 100), net(k))
-                };
-                let mut c = spec(local, remote, ike, "aes128gcm16", "same", l, r);
-                c.name = format!("conn{k}");
-                let (us, them) = if a_side { ('a', 'b') } else { ('b', 'a') };
-                c.local_id = IdPayload::fqdn(&format!("{us}{k}.example"));
-                c.remote_id = IdPayload::fqdn(&format!("{them}{k}.example"));
-                c
-            })
-            .collect()
-    };
     // The initiator's conn2 offers IKE's suite; the responder's conn2 takes
     // only the strict one, its conn1 IKE's suite.
-    let ea = Engine::new(mk(A, B, true, IKE), Box::new(SeededRng::from_u64(50)));
-    let eb = Engine::new(mk(B, A, false, strict), Box::new(SeededRng::from_u64(51)));
-    let sa: SocketAddr = format!("{A}:500").parse().unwrap();
-    let sb: SocketAddr = format!("{B}:500").parse().unwrap();
-    let mut p = Pair::new(ea, sa, eb, sb, 50);
+    let a = two_conns(true, [IKE, IKE], ["same", "same"], true);
+    let b = two_conns(false, [IKE, strict], ["same", "same"], true);
+    let mut p = engines(a, b, 50);
     p.a.initiate("conn2", Millis::ZERO).unwrap();
     let (ea, eb) = run_for(&mut p, Duration::from_secs(5));
     assert!(ups(&ea).is_empty() && ups(&eb).is_empty(), "{eb:?}");
