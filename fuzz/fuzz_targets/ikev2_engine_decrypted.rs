@@ -92,10 +92,16 @@ fuzz_target!(|data: &[u8]| {
         };
     }
     while receiver.poll_transmit().is_some() {}
-    // Each side counts its own requests (§2.2): the initiator's next is 2
-    // (after IKE_SA_INIT and IKE_AUTH), the responder's first is 0.
+    // Each side counts its own requests (§2.2): the initiator's next is 3
+    // (after IKE_SA_INIT, IKE_AUTH and the second CHILD SA), the
+    // responder's first is 0.
     let from_initiators_counter = to_initiator == response;
-    let mid = if from_initiators_counter { 2u32 } else { 0 }.wrapping_sub(u32::from(sel & 0x40 != 0));
+    let mid = if from_initiators_counter {
+        ikev2_pair::INITIATOR_NEXT_MID
+    } else {
+        0
+    }
+    .wrapping_sub(u32::from(sel & 0x40 != 0));
     let header = HeaderRepr {
         initiator_spi: k.spi_i,
         responder_spi: k.spi_r,

@@ -144,6 +144,7 @@ fn spec(local: IpAddr, remote: IpAddr, lnet: &str, rnet: &str) -> ConnSpec {
         ts_pairs: Vec::new(),
         timers: timers(),
         force_encap: false,
+        children: Vec::new(),
     }
 }
 

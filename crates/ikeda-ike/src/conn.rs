@@ -46,6 +46,22 @@ pub struct ConnSpec {
     /// force encapsulation), so the peer believes we are behind a NAT and
     /// both sides float to 4500. IKEv1 ignores it.
     pub force_encap: bool,
+    /// IKEv2: more CHILD SAs under the same IKE SA (swanctl's
+    /// connection -> children), each with its own selectors. The
+    /// connection's own `local_ts`/`remote_ts` are the first CHILD SA
+    /// (created in IKE_AUTH); these follow with CREATE_CHILD_SA (RFC 7296
+    /// §1.3.1), one after another, and are numbered from 1 in
+    /// [`crate::ChildSaInfo::pair`]. IKEv1 ignores them.
+    pub children: Vec<ChildTs>,
+}
+
+/// One more CHILD SA of a connection: its name (for `show` and logs) and
+/// the selectors it asks for and accepts.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ChildTs {
+    pub name: String,
+    pub local_ts: Vec<TsRange>,
+    pub remote_ts: Vec<TsRange>,
 }
 
 /// Lifetimes and liveness (RFC 7296 §2.8, §2.4); zero turns one off.
@@ -72,6 +88,35 @@ pub struct Timers {
     /// R-U-THERE when the peer announced DPD), which, unanswered, ends the
     /// SA as DPD does. Nothing extra when we sent within the interval.
     pub keepalive: Duration,
+}
+
+impl ConnSpec {
+    /// How many CHILD SAs the connection asks for: its own selectors and
+    /// each of [`ConnSpec::children`].
+    pub fn child_count(&self) -> usize {
+        1 + self.children.len()
+    }
+
+    /// The selectors (local, remote) of CHILD SA `pair`: 0 is the
+    /// connection's own, then [`ConnSpec::children`] in order.
+    pub fn child_ts(&self, pair: usize) -> Option<(&[TsRange], &[TsRange])> {
+        match pair {
+            0 => Some((&self.local_ts, &self.remote_ts)),
+            k => self
+                .children
+                .get(k - 1)
+                .map(|c| (c.local_ts.as_slice(), c.remote_ts.as_slice())),
+        }
+    }
+
+    /// The name of CHILD SA `pair`, for `show` and logs: the connection's
+    /// own name for the first.
+    pub fn child_name(&self, pair: usize) -> &str {
+        match pair {
+            0 => &self.name,
+            k => self.children.get(k - 1).map_or(self.name.as_str(), |c| c.name.as_str()),
+        }
+    }
 }
 
 impl fmt::Debug for ConnSpec {

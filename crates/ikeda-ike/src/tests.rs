@@ -42,6 +42,7 @@ fn spec(local: &str, remote: &str, ike: &str, esp: &str, psk: &str, lnet: TsRang
         ts_pairs: Vec::new(),
         timers: Timers::default(),
         force_encap: false,
+        children: Vec::new(),
     }
 }
 
@@ -1299,6 +1300,7 @@ fn initial_contact_in_an_ike_auth_that_fails_deletes_nothing() {
 }
 
 mod both_initiate;
+mod children;
 mod collisions;
 mod keepalive;
 mod queue;

@@ -83,4 +83,7 @@ pub struct ChildSaView {
     pub rekeyed: bool,
     /// IPComp CPIs (ours, the peer's), IKEv1 only.
     pub ipcomp: Option<(u16, u16)>,
+    /// Which of the connection's CHILD SAs (IKEv2, [`crate::ConnSpec::child_ts`])
+    /// or selector pairs (IKEv1) this is.
+    pub pair: usize,
 }

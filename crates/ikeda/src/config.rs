@@ -27,6 +27,11 @@
 //! remote = "192.168.12.0/24"
 //! proto = "icmp"         # optional; ports likewise: local_port / remote_port = "80" or "1024-65535"
 //!
+//! [[conn.child]]         # IKEv2: one more CHILD SA under the same IKE SA (swanctl's children)
+//! name = "dmz"
+//! local_ts = ["10.11.0.0/24"]
+//! remote_ts = ["10.12.0.0/24"]
+//!
 //! [conn.manual]          # manual keying, as `setkey add` did
 //! out = { spi = "0x1001", enc_key = "0x...", auth_key = "0x..." }
 //! in  = { spi = "0x2001", enc_key = "0x..." }
@@ -174,6 +179,9 @@ struct RawConn {
     remote_ts: Vec<String>,
     #[serde(default)]
     policy: Vec<RawPolicy>,
+    /// IKEv2: more CHILD SAs under the connection's IKE SA.
+    #[serde(default)]
+    child: Vec<RawChild>,
     manual: Option<RawManual>,
     // ---- IKE (instead of [conn.manual]) ----
     #[serde(default)]
@@ -232,6 +240,15 @@ struct RawPolicy {
     local_port: Option<String>,
     #[serde(default)]
     remote_port: Option<String>,
+}
+
+/// A `[[conn.child]]`: one more CHILD SA of an IKEv2 connection.
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawChild {
+    name: String,
+    local_ts: Vec<String>,
+    remote_ts: Vec<String>,
 }
 
 #[derive(Deserialize)]
@@ -398,6 +415,19 @@ pub struct ConnConfig {
     pub manual: Option<ManualKeys>,
     /// Set when the connection's SAs are negotiated with IKE.
     pub ike: Option<IkeConfig>,
+    /// IKEv2: the CHILD SAs beyond the first (`[[conn.child]]`); the
+    /// connection's own `selectors` are the first.
+    pub children: Vec<ChildConfig>,
+}
+
+/// One more CHILD SA of an IKEv2 connection (`[[conn.child]]`), as
+/// swanctl's `children` sections: its own selectors, data plane slot and
+/// SAs; proposals, lifetimes and start action are the connection's.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ChildConfig {
+    pub name: String,
+    /// Every `local_ts` x `remote_ts` pair of one family.
+    pub selectors: Vec<Selector>,
 }
 
 /// What to do at start-up (RFC-neutral names, as swanctl's `start_action`).
@@ -562,6 +592,14 @@ pub struct SaKeys {
 }
 
 impl ConnConfig {
+    /// The selectors of all its CHILD SAs: the connection's own, then each
+    /// `[[conn.child]]`'s (routes and policies cover them all).
+    pub fn all_selectors(&self) -> impl Iterator<Item = &Selector> {
+        self.selectors
+            .iter()
+            .chain(self.children.iter().flat_map(|c| c.selectors.iter()))
+    }
+
     /// Same settings, secrets included (their Debug output is redacted, so
     /// they are compared apart): a reload leaves such a connection alone.
     pub fn same_as(&self, o: &ConnConfig) -> bool {
@@ -820,6 +858,7 @@ impl Config {
                 }
             };
             let ike = parse_ike(c, local_addr, remote_addr, &at, path)?;
+            let children = parse_children(c, ike.as_ref(), (local_addr, remote_addr), &at, path)?;
             match (&manual, &ike) {
                 (None, None) => {
                     return Err(err(
@@ -847,6 +886,7 @@ impl Config {
                 selectors: selectors.into_iter().map(|(_, s)| s).collect(),
                 manual,
                 ike,
+                children,
             });
         }
         // Inbound SPIs select the SA: they must be unique on this gateway.
@@ -885,6 +925,73 @@ impl Config {
             warnings: Vec::new(),
         })
     }
+}
+
+/// The `[[conn.child]]` entries of a connection: IKEv2 only, each named
+/// (uniquely, and not as a connection: `show` and logs tell them apart by
+/// name), each with selectors of one family that do not cover the
+/// tunnel's own endpoints.
+fn parse_children(
+    c: &RawConn,
+    ike: Option<&IkeConfig>,
+    (local_addr, remote_addr): (IpAddr, IpAddr),
+    at: &dyn Fn(&str) -> String,
+    path: &Path,
+) -> Result<Vec<ChildConfig>, ConfigError> {
+    let err = |key: String, reason: String| ConfigError {
+        file: path.into(),
+        key,
+        reason,
+    };
+    if c.child.is_empty() {
+        return Ok(Vec::new());
+    }
+    if ike.is_none_or(|i| i.version != 2) {
+        return Err(err(
+            at("child"),
+            "[[conn.child]] is for IKEv2 connections; IKEv1 negotiates each [[conn.policy]] in its own Quick Mode"
+                .into(),
+        ));
+    }
+    let mut out: Vec<ChildConfig> = Vec::new();
+    for (k, ch) in c.child.iter().enumerate() {
+        let kk = |f: &str| at(&format!("child[{k}].{f}"));
+        if ch.name.is_empty() || ch.name == c.name || out.iter().any(|o| o.name == ch.name) {
+            return Err(err(
+                kk("name"),
+                format!("'{}' is empty, the connection's name or another child's", ch.name),
+            ));
+        }
+        let mut selectors = Vec::new();
+        for (li, l) in ch.local_ts.iter().enumerate() {
+            for (ri, r) in ch.remote_ts.iter().enumerate() {
+                let l = AddrRange::parse(l).map_err(|e| err(kk(&format!("local_ts[{li}]")), e))?;
+                let r = AddrRange::parse(r).map_err(|e| err(kk(&format!("remote_ts[{ri}]")), e))?;
+                if l.is_ipv4() != r.is_ipv4() {
+                    continue;
+                }
+                let s = Selector::new(l, r);
+                if s.local.contains(local_addr) && s.remote.contains(remote_addr) {
+                    return Err(err(
+                        kk("local_ts"),
+                        format!("{s} covers the tunnel's own endpoints {local_addr} <-> {remote_addr}; ESP would loop into the tunnel"),
+                    ));
+                }
+                selectors.push(s);
+            }
+        }
+        if selectors.is_empty() {
+            return Err(err(
+                kk("local_ts"),
+                "no traffic selectors: give local_ts and remote_ts of one address family".into(),
+            ));
+        }
+        out.push(ChildConfig {
+            name: ch.name.clone(),
+            selectors,
+        });
+    }
+    Ok(out)
 }
 
 /// Validate the IKE settings of a connection; `None` when it has no PSK
@@ -1483,6 +1590,45 @@ remote_ts = ["192.168.12.0/24"]
         let bad = format!("[daemon]\nretransmit_timeout = \"{}\"\n{}", u64::MAX / 1000, IKE);
         let e = parse(&bad).map(|_| ()).unwrap_err().to_string();
         assert!(e.contains("daemon.retransmit_timeout"), "{e}");
+    }
+
+    /// `[[conn.child]]`: more CHILD SAs of an IKEv2 connection, each with
+    /// its own slot and selectors in the engine's order; refused for
+    /// IKEv1, without a name of its own, or over the tunnel's endpoints.
+    #[test]
+    fn conn_children_parse_into_specs_and_slots() {
+        let children = "\n[[conn.child]]\nname = \"b\"\nlocal_ts = [\"10.1.0.0/24\"]\nremote_ts = [\"10.2.0.0/24\", \"10.3.0.0/24\"]\n\n[[conn.child]]\nname = \"c\"\nlocal_ts = [\"10.4.0.0/24\"]\nremote_ts = [\"10.5.0.0/24\"]\n";
+        let cfg = parse(&format!("{IKE}{children}")).unwrap();
+        let c = &cfg.conns[0];
+        assert_eq!(c.children.len(), 2);
+        assert_eq!(c.children[0].selectors.len(), 2);
+        assert_eq!(c.all_selectors().count(), 4);
+        let spec = crate::ike::conn_spec(c).unwrap();
+        assert_eq!(spec.child_count(), 3);
+        assert_eq!(spec.child_name(2), "c");
+        assert_eq!(spec.children[0].remote_ts.len(), 2);
+        let slots = crate::ike::conn_slots(c, &spec, 7);
+        let got: Vec<(usize, usize, usize)> = slots.iter().map(|s| (s.pair, s.slot, s.configured.len())).collect();
+        assert_eq!(got, [(0, 7, 1), (1, 8, 2), (2, 9, 1)]);
+        let v1 = IKE
+            .replacen("psk =", "version = 1\npsk =", 1)
+            .replacen("aes128gcm16-prfsha256-x25519,", "", 1)
+            .replacen("aes128gcm16-x25519,", "", 1);
+        assert!(parse(&v1).is_ok(), "the IKEv1 connection alone parses");
+        let v1 = format!("{v1}{children}");
+        let e = parse(&v1).map(|_| ()).unwrap_err().to_string();
+        assert!(e.contains("child") && e.contains("IKEv2"), "{e}");
+        let dup = format!("{IKE}{}", children.replace("name = \"c\"", "name = \"b\""));
+        let e = parse(&dup).map(|_| ()).unwrap_err().to_string();
+        assert!(e.contains("child[1].name"), "{e}");
+        let own = format!(
+            "{IKE}{}",
+            children
+                .replace("10.4.0.0/24", "192.168.50.11")
+                .replace("10.5.0.0/24", "192.168.50.12")
+        );
+        let e = parse(&own).map(|_| ()).unwrap_err().to_string();
+        assert!(e.contains("child[1].local_ts") && e.contains("loop"), "{e}");
     }
 
     /// Packet lifetimes read as strongSwan's; a hard one below the soft

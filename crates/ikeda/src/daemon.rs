@@ -136,7 +136,7 @@ impl Wanted {
     pub fn of(cfg: &Config) -> Wanted {
         let mut w = Wanted::default();
         for c in &cfg.conns {
-            for s in &c.selectors {
+            for s in c.all_selectors() {
                 // Source hint: a local selector that is one address (gateway <-> net).
                 let src = s
                     .local
@@ -505,7 +505,7 @@ pub fn run(opts: RunOptions) -> i32 {
             } = st;
             tracing::info!(target: "config", "{}: {} connection(s) up on {}, policies in table {}", cfg.file.display(), cfg.conns.len(), cfg.daemon.tun, cfg.daemon.route_table);
             for c in &cfg.conns {
-                for s in &c.selectors {
+                for s in c.all_selectors() {
                     tracing::info!(target: "config", "policy {}: {s} via {} <-> {} ({}, {})", c.name, c.local_addr, c.remote_addr, c.esp, if c.encap == Encap::Udp { "udp/4500" } else { "esp" });
                 }
             }

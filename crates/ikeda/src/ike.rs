@@ -19,6 +19,7 @@ use crate::show::{self, ChildSaOut, ConnStatus, Direction, Dpd, IkeSaOut, Policy
 use ikeda_crypto::ike::SystemRng;
 use ikeda_esp::{AddrRange, Encap, InboundSa, OutboundSa, Policy, PolicyAction, SaParams, Selector, Spd};
 use ikeda_ike::ikev2::{ChildSaInfo, ConnSpec, Engine, Event, Timers, IKE_PORT, NAT_T_PORT};
+use ikeda_ike::ChildTs;
 use ikeda_ike::Millis;
 use ikeda_sys::DatagramIo;
 use ikeda_wire::iana::IpProtocol;
@@ -66,19 +67,19 @@ pub fn conn_spec(c: &ConnConfig) -> Option<ConnSpec> {
     let ike = c.ike.as_ref()?;
     // Say plainly what this build does not do yet, rather than pretend.
 
-    let mut local_ts: Vec<TsRange> = Vec::new();
-    let mut remote_ts: Vec<TsRange> = Vec::new();
-    let mut ts_pairs = Vec::new();
-    for s in &c.selectors {
-        let (l, r) = (to_ts(&s.local, s, true), to_ts(&s.remote, s, false));
-        ts_pairs.push((l, r));
-        if !local_ts.contains(&l) {
-            local_ts.push(l);
-        }
-        if !remote_ts.contains(&r) {
-            remote_ts.push(r);
-        }
-    }
+    let (local_ts, remote_ts, ts_pairs) = ts_sets(&c.selectors);
+    let children = c
+        .children
+        .iter()
+        .map(|ch| {
+            let (local_ts, remote_ts, _) = ts_sets(&ch.selectors);
+            ChildTs {
+                name: ch.name.clone(),
+                local_ts,
+                remote_ts,
+            }
+        })
+        .collect();
     Some(ConnSpec {
         name: c.name.clone(),
         local: c.local_addr,
@@ -102,7 +103,26 @@ pub fn conn_spec(c: &ConnConfig) -> Option<ConnSpec> {
         },
         // `encap = "udp"` on an IKE connection: always RFC 3948 on 4500.
         force_encap: c.encap == Encap::Udp,
+        children,
     })
+}
+
+/// The local and remote traffic selector sets of some selector pairs (each
+/// range once), and the pairs.
+type TsSets = (Vec<TsRange>, Vec<TsRange>, Vec<(TsRange, TsRange)>);
+fn ts_sets(selectors: &[Selector]) -> TsSets {
+    let (mut local_ts, mut remote_ts, mut ts_pairs): TsSets = Default::default();
+    for s in selectors {
+        let (l, r) = (to_ts(&s.local, s, true), to_ts(&s.remote, s, false));
+        ts_pairs.push((l, r));
+        if !local_ts.contains(&l) {
+            local_ts.push(l);
+        }
+        if !remote_ts.contains(&r) {
+            remote_ts.push(r);
+        }
+    }
+    (local_ts, remote_ts, ts_pairs)
 }
 
 /// Selectors of a negotiated CHILD SA: every local x remote pair of one family.
@@ -143,7 +163,8 @@ pub fn pair_selector(l: &TsRange, r: &TsRange) -> Selector {
 #[derive(Clone)]
 pub struct ConnSlot {
     pub name: String,
-    /// IKEv1: the selector pair this slot serves (one Quick Mode each); 0 for IKEv2.
+    /// IKEv1: the selector pair this slot serves (one Quick Mode each);
+    /// IKEv2: the CHILD SA (0 the connection's own, k the k-th `[[conn.child]]`).
     pub pair: usize,
     pub slot: usize,
     pub replay_window: u32,
@@ -658,7 +679,7 @@ impl Runtime {
             Command::ShowCounters => serde_json::to_value(self.engine.counters()).map_err(|e| e.to_string()),
             Command::Up { conn } => self.up(&conn),
             Command::Down { conn } => self.down(&conn),
-            Command::Rekey { conn, ike } => self.rekey(&conn, ike),
+            Command::Rekey { conn, ike, child } => self.rekey(&conn, ike, child.as_deref()),
             Command::Reload => self.reload(),
             Command::Log { .. } => Err("log is answered by the socket thread".into()),
         };
@@ -699,11 +720,33 @@ impl Runtime {
         Ok(serde_json::json!({"conn": conn, "terminated": true}))
     }
 
-    fn rekey(&mut self, conn: &str, ike: bool) -> Result<serde_json::Value, String> {
+    fn rekey(&mut self, conn: &str, ike: bool, child: Option<&str>) -> Result<serde_json::Value, String> {
         if self.engine.conn(conn).is_none() {
             return Err(format!("no connection '{conn}'"));
         }
         let now = self.now();
+        if let Some(name) = child {
+            // A `[[conn.child]]`: the SA its slot sends on now.
+            let pair = self
+                .config
+                .conns
+                .iter()
+                .find(|c| c.name == conn)
+                .and_then(|c| c.children.iter().position(|x| x.name == name))
+                .ok_or_else(|| format!("'{conn}' has no [[conn.child]] '{name}'"))?
+                + 1;
+            let spi_in = self
+                .slots
+                .iter()
+                .find(|s| s.name == conn && s.pair == pair)
+                .and_then(|s| s.spi_in)
+                .ok_or_else(|| format!("'{conn}/{name}' has no CHILD SA up"))?;
+            if !self.engine.rekey_child_spi(conn, spi_in, now) {
+                return Err(format!("'{conn}/{name}': CHILD SA {spi_in:08x} cannot be rekeyed now"));
+            }
+            self.hub.publish(conn, "control", format!("rekey: rekeying CHILD SA '{name}'"));
+            return Ok(serde_json::json!({"conn": conn, "child": name, "rekey": "CHILD"}));
+        }
         self.engine.rekey(conn, ike, now)?;
         let what = if ike { "IKE" } else { "CHILD" };
         self.hub.publish(conn, "control", format!("rekey: rekeying the {what} SA"));
@@ -941,6 +984,7 @@ impl Runtime {
             let c = self.config.conns.iter().find(|c| c.name == m.name);
             out.push(ChildSaOut {
                 conn: m.name.clone(),
+                child: None,
                 state: "MANUAL".into(),
                 mode: "tunnel".into(),
                 encap: match c.map(|c| c.encap) {
@@ -970,6 +1014,12 @@ impl Runtime {
                     .any(|x| x.name == s.conn && x.spi_in == Some(ch.spi_in));
                 out.push(ChildSaOut {
                     conn: s.conn.clone(),
+                    child: (ch.pair > 0 && s.version == 2)
+                        .then(|| {
+                            let c = self.config.conns.iter().find(|c| c.name == s.conn)?;
+                            c.children.get(ch.pair - 1).map(|x| x.name.clone())
+                        })
+                        .flatten(),
                     state: if ch.rekeyed {
                         "REKEYED"
                     } else if sending {
@@ -1221,9 +1271,9 @@ impl Runtime {
     }
 }
 
-/// The data plane slot of an IKE connection, before any SA.
-/// The data plane slots of an IKE connection: one, or for IKEv1 one per
-/// selector pair (each gets its own Quick Mode and SAs), numbered from `first`.
+/// The data plane slots of an IKE connection, before any SA: for IKEv1 one
+/// per selector pair (each gets its own Quick Mode and SAs), for IKEv2 one
+/// per CHILD SA; numbered from `first`.
 pub fn conn_slots(c: &ConnConfig, spec: &ConnSpec, first: usize) -> Vec<ConnSlot> {
     if c.ike.as_ref().is_some_and(|i| i.version == 1) {
         ikeda_ike::ikev1::pairs(spec)
@@ -1236,7 +1286,15 @@ pub fn conn_slots(c: &ConnConfig, spec: &ConnSpec, first: usize) -> Vec<ConnSlot
             })
             .collect()
     } else {
-        vec![conn_slot(c, first)]
+        // IKEv2: one per CHILD SA, the connection's own first, then each
+        // `[[conn.child]]` (`pair` k + 1), as the engine numbers them.
+        std::iter::once(conn_slot(c, first))
+            .chain(c.children.iter().enumerate().map(|(k, ch)| ConnSlot {
+                pair: k + 1,
+                configured: ch.selectors.clone(),
+                ..conn_slot(c, first + k + 1)
+            }))
+            .collect()
     }
 }
 

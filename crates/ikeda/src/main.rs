@@ -103,6 +103,10 @@ enum Cmd {
         conn: String,
         #[arg(long)]
         ike: bool,
+        /// IKEv2: rekey this `[[conn.child]]` (by name) instead of the
+        /// connection's first CHILD SA.
+        #[arg(long, conflicts_with = "ike")]
+        child: Option<String>,
     },
     /// Re-read the configuration: changed connections are re-established,
     /// untouched ones keep their SAs.
@@ -231,10 +235,18 @@ fn client(socket: &std::path::Path, cmd: Cmd) -> i32 {
             }
             Err(e) => client_error(e),
         },
-        Cmd::Rekey { conn, ike } => match request(socket, Command::Rekey { conn: conn.clone(), ike }) {
+        Cmd::Rekey { conn, ike, child } => match request(
+            socket,
+            Command::Rekey {
+                conn: conn.clone(),
+                ike,
+                child: child.clone(),
+            },
+        ) {
             Ok(_) => {
                 println!(
-                    "{conn}: rekeying its {} SA (follow with `ikeda log -f`)",
+                    "{conn}{}: rekeying its {} SA (follow with `ikeda log -f`)",
+                    child.map_or(String::new(), |c| format!("/{c}")),
                     if ike { "IKE" } else { "CHILD" }
                 );
                 0

@@ -107,6 +107,10 @@ pub struct IpcompOut {
 #[derive(Serialize, Deserialize, Debug, Clone)]
 pub struct ChildSaOut {
     pub conn: String,
+    /// IKEv2: the `[[conn.child]]` this SA serves; absent for the
+    /// connection's own (first) CHILD SA.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub child: Option<String>,
     /// INSTALLED, REKEYED (waiting for its DELETE), INSTALLED-INBOUND
     /// (a rekey's responder, not sending on it yet); manual SAs: MANUAL.
     pub state: String,
@@ -356,8 +360,9 @@ pub fn child_table(v: &[ChildSaOut]) -> String {
     for c in v {
         let _ = writeln!(
             o,
-            "{}: {}, {}{}, ESP:{}{}{}",
+            "{}{}: {}, {}{}, ESP:{}{}{}",
             c.conn,
+            c.child.as_ref().map_or(String::new(), |n| format!("/{n}")),
             c.state,
             c.mode.to_uppercase(),
             if c.encap == "udp" { "-in-UDP" } else { "" },
@@ -543,6 +548,7 @@ mod tests {
         );
         let c = ChildSaOut {
             conn: "s2s".into(),
+            child: None,
             state: "INSTALLED".into(),
             mode: "tunnel".into(),
             encap: "udp".into(),

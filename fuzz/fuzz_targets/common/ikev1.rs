@@ -29,6 +29,7 @@ fn spec(local: [u8; 4], remote: [u8; 4], l: [u8; 4], r: [u8; 4], aggressive: boo
             ts_pairs: Vec::new(),
             timers: Timers::default(),
             force_encap: false,
+            children: Vec::new(),
         },
         aggressive,
         compress: false,

@@ -1,9 +1,13 @@
 //! Two IKEv2 engines with seeded RNGs, 10.0.0.1 (initiator, `a`) and
 //! 10.0.0.2 (`b`), in the simulator: the start of the IKEv2 engine targets.
+//! The connection has two CHILD SAs (10.1/24 <-> 10.2/24 from IKE_AUTH,
+//! 10.3/24 <-> 10.4/24 from the CREATE_CHILD_SA that follows), so a fuzzed
+//! CREATE_CHILD_SA meets the responder's choice among several.
 
 use ikeda_crypto::ike::{parse_esp_proposals, parse_ike_proposals, SeededRng};
 use ikeda_crypto::SecretBytes;
 use ikeda_ike::ikev2::{ConnSpec, Engine, Timers};
+use ikeda_ike::ChildTs;
 use ikeda_ike::sim::Pair;
 use ikeda_wire::ikev2::{IdPayload, TsRange};
 use std::net::SocketAddr;
@@ -27,8 +31,17 @@ fn spec(local: [u8; 4], remote: [u8; 4], l: [u8; 4], r: [u8; 4], esp: &str) -> C
         ts_pairs: Vec::new(),
         timers: Timers::default(),
         force_encap: false,
+        children: vec![ChildTs {
+            name: "f2".into(),
+            local_ts: vec![ts([l[0], l[1] + 2, 0, 0])],
+            remote_ts: vec![ts([r[0], r[1] + 2, 0, 0])],
+        }],
     }
 }
+
+/// The initiator's next request message ID once the pair is up: after
+/// IKE_SA_INIT (0), IKE_AUTH (1) and the second CHILD SA's CREATE_CHILD_SA (2).
+pub const INITIATOR_NEXT_MID: u32 = 3;
 
 /// The pair, connection "f" on both sides with these ESP proposals.
 pub fn pair(esp: &str) -> Pair<Engine, Engine> {

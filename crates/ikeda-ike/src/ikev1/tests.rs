@@ -47,6 +47,7 @@ fn spec(
         ts_pairs: Vec::new(),
         timers: Timers::default(),
         force_encap: false,
+        children: Vec::new(),
     }
 }
 

@@ -86,6 +86,7 @@ impl Engine {
                 active: ch.active,
                 rekeyed: ch.rekeyed,
                 ipcomp: ch.ipcomp,
+                pair: ch.pair,
             })
             .collect()
     }

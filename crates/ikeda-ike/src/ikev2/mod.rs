@@ -43,6 +43,7 @@ macro_rules! first {
     };
 }
 
+mod children;
 mod keepalive;
 mod rekey;
 mod tasks;
@@ -57,6 +58,8 @@ pub use crate::view::{ChildSaView, IkeSaView, IkeState};
 /// How long a responder keeps an IKE SA that got no IKE_AUTH: the task
 /// manager's one rule for both versions.
 pub use crate::task::HALF_OPEN_TIMEOUT;
+#[cfg(test)]
+pub(crate) use children::pick_child as pick_child_for_tests;
 
 /// Counters of what the engine refused, by reason.
 #[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
@@ -95,6 +98,9 @@ enum State {
 }
 
 struct Child {
+    /// Which of the connection's CHILD SAs this is ([`ConnSpec::child_ts`]);
+    /// a rekey's replacement keeps it.
+    pair: usize,
     spi_in: u32,
     spi_out: u32,
     local_ts: Vec<TsRange>,
@@ -131,6 +137,8 @@ struct NewChild {
     replaces: Option<u32>,
     activate: bool,
     rekey_of: Option<u32>,
+    /// Which of the connection's CHILD SAs ([`ConnSpec::child_ts`]).
+    pair: usize,
 }
 
 /// The state of our exchange in flight, the task manager's active task
@@ -158,6 +166,16 @@ enum Pending {
         ni: Vec<u8>,
         ke: KeyExchange,
     },
+    /// CREATE_CHILD_SA { SA, Ni, [KEi,] TSi, TSr } for the connection's
+    /// CHILD SA `pair` (§1.3.1).
+    CreateChild {
+        pair: usize,
+        new_spi_in: u32,
+        ni: Vec<u8>,
+        ke: Option<KeyExchange>,
+        /// Sent again with the group the peer asked for (INVALID_KE_PAYLOAD).
+        retry: bool,
+    },
 }
 
 impl Pending {
@@ -170,6 +188,7 @@ impl Pending {
             Pending::DeleteChild { .. } => "we delete one of its CHILD SAs",
             Pending::RekeyChild { .. } => "we rekey one of its CHILD SAs",
             Pending::RekeyIke { .. } => "we rekey it",
+            Pending::CreateChild { .. } => "we create one of its CHILD SAs",
         }
     }
 
@@ -178,7 +197,7 @@ impl Pending {
             Pending::Init => "IKE_SA_INIT",
             Pending::Auth { .. } => "IKE_AUTH",
             Pending::Liveness | Pending::DeleteIke | Pending::DeleteChild { .. } => "INFORMATIONAL",
-            Pending::RekeyChild { .. } | Pending::RekeyIke { .. } => "CREATE_CHILD_SA",
+            Pending::RekeyChild { .. } | Pending::RekeyIke { .. } | Pending::CreateChild { .. } => "CREATE_CHILD_SA",
         }
     }
 }
@@ -537,6 +556,23 @@ fn narrow(proposed: &[TsRange], configured: &[TsRange]) -> Vec<TsRange> {
         }
     }
     out
+}
+
+/// The IKE proposals of an IKE_SA_INIT request.
+fn offered_ike(msg: &Message) -> Vec<IkeProposal> {
+    msg.payloads
+        .iter()
+        .find_map(|p| match p {
+            Payload::Sa(s) => Some(
+                s.proposals
+                    .iter()
+                    .filter(|p| p.protocol_id == ProtocolId::IKE)
+                    .map(|p| IkeProposal::from_transforms(&from_wire(p)))
+                    .collect(),
+            ),
+            _ => None,
+        })
+        .unwrap_or_default()
 }
 
 fn ranges(ts: &TsPayload) -> Vec<TsRange> {
@@ -1446,6 +1482,12 @@ impl Engine {
         self.initial_contact(idx, &inner);
         self.establish(idx, now);
         let duplicate = self.settle_duplicate(idx, now);
+        if !duplicate {
+            // The connection's other CHILD SAs, one CREATE_CHILD_SA each
+            // (§1.3.1), queued behind each other, whatever became of the
+            // first one; not on an IKE SA that is to go.
+            self.create_other_children(idx, now);
+        }
         if let Some(why) = child_error {
             self.fail(conn, why);
             return;
@@ -1513,6 +1555,7 @@ impl Engine {
                 replaces: None,
                 activate: !duplicate,
                 rekey_of: None,
+                pair: 0,
             },
         );
     }
@@ -1597,6 +1640,7 @@ impl Engine {
         let role = c.role;
         let nonces = c.rekey_of.map(|_| (c.ni.clone(), c.nr.clone()));
         sa.children.push(Child {
+            pair: c.pair,
             spi_in: c.spi_in,
             spi_out: c.spi_out,
             local_ts: c.local_ts.clone(),
@@ -1629,7 +1673,7 @@ impl Engine {
             udp_encap: sa.nat,
             replaces: c.replaces,
             activate_outbound: c.activate,
-            pair: 0,
+            pair: c.pair,
             ipcomp: None,
         };
         let what = if c.replaces.is_some() {
@@ -1653,10 +1697,26 @@ impl Engine {
     // ---- responder --------------------------------------------------------
 
     fn handle_init_request(&mut self, now: Millis, local: SocketAddr, remote: SocketAddr, data: &[u8], msg: Message) {
-        let Some(ci) = (0..self.conns.len()).find(|&i| {
-            let c = &self.conns[i];
-            !self.is_retired(i) && c.remote == remote.ip() && (c.local == local.ip() || local.ip().is_unspecified())
-        }) else {
+        // Of the connections with these addresses, the first whose IKE
+        // proposals meet the offer (else the first, to say why not): which
+        // one the SA is for is settled in IKE_AUTH, by the peer's identity
+        // and selectors (see `children::select_conn`).
+        let offered = offered_ike(&msg);
+        let by_address: Vec<usize> = (0..self.conns.len())
+            .filter(|&i| {
+                let c = &self.conns[i];
+                !self.is_retired(i)
+                    && c.remote == remote.ip()
+                    && (c.local == local.ip() || local.ip().is_unspecified())
+            })
+            .collect();
+        let fits = |i: &usize| {
+            self.conns[*i]
+                .ike_proposals
+                .iter()
+                .any(|o| offered.iter().any(|t| o.select(t).is_some()))
+        };
+        let Some(ci) = by_address.iter().copied().find(fits).or(by_address.first().copied()) else {
             self.stats.unknown_spi += 1;
             return;
         };
@@ -1705,20 +1765,6 @@ impl Engine {
                 return;
             }
         }
-        let offered: Vec<IkeProposal> = msg
-            .payloads
-            .iter()
-            .find_map(|p| match p {
-                Payload::Sa(s) => Some(
-                    s.proposals
-                        .iter()
-                        .filter(|p| p.protocol_id == ProtocolId::IKE)
-                        .map(|p| IkeProposal::from_transforms(&from_wire(p)))
-                        .collect(),
-                ),
-                _ => None,
-            })
-            .unwrap_or_default();
         let ke = first!(msg.payloads, Payload::Ke(k) => k.clone());
         let ni = first!(msg.payloads, Payload::Nonce(n) => n.nonce.clone());
         let (Some(ke), Some(ni)) = (ke, ni) else {
@@ -1987,6 +2033,7 @@ impl Engine {
     }
 
     fn auth_request(&mut self, idx: usize, now: Millis, header: &HeaderRepr, inner: Vec<Payload>) {
+        let (tsi, tsr) = self.choose_conn(idx, &inner);
         let Some(sa) = self.sas[idx].as_ref() else { return };
         let conn = sa.conn;
         let c = self.conns[conn].clone();
@@ -2070,8 +2117,6 @@ impl Engine {
         ];
         // The CHILD SA: proposal, selectors.
         let offered = first!(inner, Payload::Sa(s) => s.proposals.clone());
-        let tsi = first!(inner, Payload::TsI(t) => ranges(t));
-        let tsr = first!(inner, Payload::TsR(t) => ranges(t));
         let mut child = None;
         let mut child_error: Option<(NotifyType, Failure)> = None;
         if let (Some(offered), Some(tsi), Some(tsr)) = (offered, tsi, tsr) {
@@ -2092,9 +2137,9 @@ impl Engine {
                     }
                 }
             }
-            // Initiator's TSi is the peer's side (our remote), TSr ours.
-            let remote_ts = narrow(&tsi, &c.remote_ts);
-            let local_ts = narrow(&tsr, &c.local_ts);
+            // Initiator's TSi is the peer's side (our remote), TSr ours;
+            // whichever of the connection's CHILD SAs they select (§2.9).
+            let (pair, local_ts, remote_ts) = children::pick_child(&c, &tsi, &tsr).unwrap_or_default();
             match pick {
                 None => {
                     child_error = Some((
@@ -2121,12 +2166,12 @@ impl Engine {
                         },
                     ))
                 }
-                Some((s, spi_out, num)) => child = Some((s, spi_out, num, local_ts, remote_ts)),
+                Some((s, spi_out, num)) => child = Some((s, spi_out, num, local_ts, remote_ts, pair)),
             }
         }
         let spi_in = self.random_spi32();
         match &child {
-            Some((s, _, num, local_ts, remote_ts)) => {
+            Some((s, _, num, local_ts, remote_ts, _)) => {
                 let mut sa_p = proposals_payload(ProtocolId::ESP, &spi_in.to_be_bytes(), &[child_suite_transforms(s)]);
                 sa_p.proposals[0].proposal_num = *num;
                 payloads.push(Payload::Sa(sa_p));
@@ -2150,7 +2195,7 @@ impl Engine {
         if let Some((_, why)) = child_error {
             self.fail(conn, why);
         }
-        if let Some((s, spi_out, _, local_ts, remote_ts)) = child {
+        if let Some((s, spi_out, _, local_ts, remote_ts, pair)) = child {
             let (ni, nr) = self.sas[idx]
                 .as_ref()
                 .map(|s| (s.ni.clone(), s.nr.clone()))
@@ -2171,6 +2216,7 @@ impl Engine {
                     replaces: None,
                     activate: !duplicate,
                     rekey_of: None,
+                    pair,
                 },
             );
         }

@@ -65,13 +65,18 @@ impl Engine {
         }
     }
 
-    /// Rekey the connection's CHILD SA now (tests; the control socket
-    /// later): started at once, or when the exchange in flight is done.
+    /// Rekey the connection's (first) CHILD SA now (tests; the control
+    /// socket): started at once, or when the exchange in flight is done.
+    /// With several CHILD SAs, the connection's own (`pair` 0) if it is up:
+    /// a rekey appends the new SA behind the others.
     pub fn rekey_child(&mut self, conn: &str, now: Millis) -> Result<(), String> {
         let idx = self.established(conn)?;
         let spi_in = self.sas[idx]
             .as_ref()
-            .and_then(|s| s.children.iter().find(|c| !c.rekeyed).map(|c| c.spi_in))
+            .and_then(|s| {
+                let live = || s.children.iter().filter(|c| !c.rekeyed);
+                live().find(|c| c.pair == 0).or_else(|| live().next()).map(|c| c.spi_in)
+            })
             .ok_or_else(|| format!("'{conn}' has no CHILD SA"))?;
         self.queue_asked(idx, Work::RekeyChild { spi_in }, now)
     }
@@ -245,50 +250,21 @@ impl Engine {
         retry: bool,
         now: Millis,
     ) -> Result<(), String> {
-        let new_spi = self.random_spi32();
-        let ni = self.nonce();
-        let ke = match group {
-            Some(g) => Some(KeyExchange::generate(g, &mut *self.rng).map_err(|e| e.to_string())?),
-            None => None,
-        };
         let sa = self.sas[idx].as_ref().ok_or("gone")?;
-        let c = &self.conns[sa.conn];
+        let conn = sa.conn;
         let child = sa.children.get(pos).ok_or("no such CHILD SA")?;
         let old = child.spi_in;
-        // §1.3: KEi must be of the group the responder is expected to pick,
-        // so that group goes first in every proposal that has it, and the
-        // proposals without it go last.
-        let props: Vec<Vec<CTransform>> = match group {
-            Some(g) => {
-                let (with, without): (Vec<&ChildProposal>, Vec<&ChildProposal>) =
-                    c.esp_proposals.iter().partition(|p| p.dh.contains(&g));
-                with.iter()
-                    .filter_map(|p| p.with_group_first(g))
-                    .chain(without.into_iter().cloned())
-                    .map(|p| p.transforms())
-                    .collect()
-            }
-            None => c.esp_proposals.iter().map(|p| p.transforms()).collect(),
-        };
-        let mut payloads = vec![
+        let (local_ts, remote_ts) = (child.local_ts.clone(), child.remote_ts.clone());
+        let (new_spi, ni, ke, mut payloads) = self.child_request(conn, group, &local_ts, &remote_ts)?;
+        payloads.insert(
+            0,
             Payload::Notify(NotifyPayload::for_child_sa(
                 NotifyType::REKEY_SA,
                 ProtocolId::ESP,
                 old,
                 vec![],
             )),
-            Payload::Sa(proposals_payload(ProtocolId::ESP, &new_spi.to_be_bytes(), &props)),
-            Payload::Nonce(NoncePayload { nonce: ni.clone() }),
-        ];
-        if let Some(k) = &ke {
-            payloads.push(Payload::Ke(KePayload {
-                dh_group: ikeda_wire::ikev2::DhGroup(k.group().transform_id()),
-                data: k.public_value().to_vec(),
-            }));
-        }
-        payloads.push(Payload::TsI(ts_payload(&child.local_ts)));
-        payloads.push(Payload::TsR(ts_payload(&child.remote_ts)));
-        let conn = sa.conn;
+        );
         let task = Pending::RekeyChild {
             old_spi_in: old,
             new_spi_in: new_spi,
@@ -421,52 +397,22 @@ impl Engine {
                 if let Some(n) = error {
                     return retry(self, format!("peer answered {n}"));
                 }
-                let (Some(p), Some(nr)) = (sa_payload, nr) else {
-                    return retry(self, "no SA or Nr in the response".into());
-                };
-                let Some(suite) = c
-                    .esp_proposals
-                    .iter()
-                    .find_map(|o| o.select(&ChildProposal::from_transforms(&from_wire(&p))))
-                else {
-                    return retry(self, "peer chose a proposal we did not offer".into());
-                };
-                // §1.3, §2.17: the chosen proposal names the group; KEr must be
-                // of it, and so must our KEi. A proposal without a group (we
-                // offered one) means no PFS: KEr, if any, is ignored.
-                let pfs = match (suite.dh, &our_ke, ke) {
-                    (None, _, _) => None,
-                    (Some(g), Some(k), Some(theirs)) if k.group() == g && ke_group == Some(g.transform_id()) => {
-                        match k.shared_secret(&theirs) {
-                            Ok(s) => Some(s),
-                            Err(e) => return retry(self, format!("peer's KE refused: {e}")),
-                        }
-                    }
-                    (Some(g), _, None) => return retry(self, format!("no KEr for PFS with {}", g.name())),
-                    (Some(g), _, Some(_)) => {
-                        return retry(
-                            self,
-                            format!(
-                                "peer chose {} but our KEi was of {} (or its KEr of another group)",
-                                g.name(),
-                                our_group.map_or("no group", |x| x.name())
-                            ),
-                        )
-                    }
-                };
-                let Some(spi_out) = p.spi_u32() else {
-                    return retry(self, "bad SPI".into());
-                };
+                let (suite, spi_out, nr, pfs) =
+                    match self.child_reply(conn, sa_payload, nr, ke, ke_group, our_ke.as_ref()) {
+                        Ok(x) => x,
+                        Err(why) => return retry(self, why),
+                    };
                 let old_ts = self.sas[idx]
                     .as_ref()
                     .and_then(|s| s.children.iter().find(|c| c.spi_in == old_spi_in))
-                    .map(|o| (o.local_ts.clone(), o.remote_ts.clone()));
+                    .map(|o| (o.local_ts.clone(), o.remote_ts.clone(), o.pair));
                 // The peer deleted the SA we rekeyed while our rekey was in
                 // flight and still answered it (§2.25.1 says it should
                 // not): the new SA replaces nothing; it is set up only to be
                 // deleted, so neither side keeps it.
                 let orphan = old_ts.is_none();
-                let (local_ts, remote_ts) = old_ts.unwrap_or_else(|| (c.local_ts.clone(), c.remote_ts.clone()));
+                let (local_ts, remote_ts, pair) =
+                    old_ts.unwrap_or_else(|| (c.local_ts.clone(), c.remote_ts.clone(), 0));
                 if orphan {
                     self.log(
                         conn,
@@ -491,6 +437,7 @@ impl Engine {
                         replaces: (!orphan).then_some(old_spi_in),
                         activate: !orphan,
                         rekey_of: None,
+                        pair,
                     },
                 );
                 if orphan {
@@ -552,8 +499,59 @@ impl Engine {
                 })();
                 self.ike_rekey_done(idx, now, ours);
             }
+            Pending::CreateChild {
+                pair,
+                new_spi_in,
+                ni,
+                ke,
+                retry,
+            } => self.child_created(idx, now, &inner, (pair, new_spi_in, retry), ni, ke),
             _ => {}
         }
+    }
+
+    /// What a CREATE_CHILD_SA response without an error notify gives for a
+    /// CHILD SA (rekeyed or new): the suite, the peer's SPI, Nr and the PFS
+    /// secret; or why it is no good.
+    pub(super) fn child_reply(
+        &mut self,
+        conn: usize,
+        sa_payload: Option<Proposal>,
+        nr: Option<Vec<u8>>,
+        ke: Option<Vec<u8>>,
+        ke_group: Option<u16>,
+        our_ke: Option<&KeyExchange>,
+    ) -> Result<(ChildSuite, u32, Vec<u8>, Option<SecretBytes>), String> {
+        let (Some(p), Some(nr)) = (sa_payload, nr) else {
+            return Err("no SA or Nr in the response".into());
+        };
+        let Some(suite) = self.conns[conn]
+            .esp_proposals
+            .iter()
+            .find_map(|o| o.select(&ChildProposal::from_transforms(&from_wire(&p))))
+        else {
+            return Err("peer chose a proposal we did not offer".into());
+        };
+        // §1.3, §2.17: the chosen proposal names the group; KEr must be
+        // of it, and so must our KEi. A proposal without a group (we
+        // offered one) means no PFS: KEr, if any, is ignored.
+        let pfs = match (suite.dh, our_ke, ke) {
+            (None, _, _) => None,
+            (Some(g), Some(k), Some(theirs)) if k.group() == g && ke_group == Some(g.transform_id()) => Some(
+                k.shared_secret(&theirs)
+                    .map_err(|e| format!("peer's KE refused: {e}"))?,
+            ),
+            (Some(g), _, None) => return Err(format!("no KEr for PFS with {}", g.name())),
+            (Some(g), _, Some(_)) => {
+                return Err(format!(
+                    "peer chose {} but our KEi was of {} (or its KEr of another group)",
+                    g.name(),
+                    our_ke.map_or("no group", |x| x.group().name())
+                ))
+            }
+        };
+        let spi_out = p.spi_u32().ok_or("bad SPI")?;
+        Ok((suite, spi_out, nr, pfs))
     }
 
     /// After a CHILD rekey we initiated: delete the old SA, unless a
@@ -876,10 +874,17 @@ impl Engine {
         let (Some(tsi), Some(tsr)) = (tsi, tsr) else {
             return refuse(self, NotifyType::INVALID_SYNTAX, "no TSi/TSr".into());
         };
-        let remote_ts = narrow(&tsi, &c.remote_ts);
-        let local_ts = narrow(&tsr, &c.local_ts);
+        let (pair, local_ts, remote_ts) = self.requested_child(idx, old, &tsi, &tsr);
         if local_ts.is_empty() || remote_ts.is_empty() {
-            return refuse(self, NotifyType::TS_UNACCEPTABLE, "selectors do not overlap".into());
+            return refuse(
+                self,
+                NotifyType::TS_UNACCEPTABLE,
+                format!(
+                    "selectors {} === {} meet none of the connection's CHILD SAs",
+                    ts_list(&tsr),
+                    ts_list(&tsi)
+                ),
+            );
         }
         let spi_in = self.random_spi32();
         let mut sa_p = proposals_payload(
@@ -928,6 +933,7 @@ impl Engine {
                 // old SA's DELETE.
                 activate: old.is_none(),
                 rekey_of: old,
+                pair,
             },
         );
         // Our own rekey of the same SA already completed: a collision seen

@@ -25,6 +25,9 @@ pub(super) enum Work {
     RekeyChild { spi_in: u32 },
     /// CREATE_CHILD_SA { SA, Ni, KEi } (§1.3.2).
     RekeyIke,
+    /// CREATE_CHILD_SA { SA, Ni, [KEi,] TSi, TSr } (§1.3.1): the
+    /// connection's CHILD SA `pair` beyond the one of IKE_AUTH.
+    CreateChild { pair: usize },
 }
 
 impl Work {
@@ -104,6 +107,16 @@ impl Engine {
                         if let Some(c) = self.sas[idx].as_mut().and_then(|s| s.children.get_mut(pos)) {
                             c.rekey_at = Some(now + Duration::from_secs(10));
                         }
+                    }
+                }
+            }
+            Work::CreateChild { pair } => {
+                // Not when it exists already (the peer created it, or an
+                // IKE rekey moved it here with its queued work twice).
+                if !sa.children.iter().any(|c| c.pair == pair) {
+                    if let Err(e) = self.start_create_child(idx, pair, now) {
+                        let name = self.conns[conn].child_name(pair).to_string();
+                        self.fail(conn, Failure::Local(format!("creating CHILD_SA '{name}': {e}")));
                     }
                 }
             }

@@ -57,6 +57,7 @@ impl Engine {
                             active: ch.active,
                             rekeyed: ch.rekeyed,
                             ipcomp: None,
+                            pair: ch.pair,
                         })
                         .collect(),
                     dpd_supported: true,

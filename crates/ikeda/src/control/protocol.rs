@@ -26,6 +26,9 @@ pub enum Command {
         conn: String,
         #[serde(default)]
         ike: bool,
+        /// IKEv2: which `[[conn.child]]` (by name); none: the first CHILD SA.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        child: Option<String>,
     },
     Reload,
     Log {

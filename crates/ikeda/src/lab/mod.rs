@@ -59,6 +59,19 @@ pub const HOST: [&str; 2] = ["192.168.11.11", "192.168.12.12"];
 pub const HOST6: [&str; 2] = ["2001:db8:11::11", "2001:db8:12::12"];
 pub const LAN_NET: [&str; 2] = ["192.168.11.0/24", "192.168.12.0/24"];
 pub const LAN_NET6: [&str; 2] = ["2001:db8:11::/64", "2001:db8:12::/64"];
+/// With `--children` or `--conns`: more nets behind each gateway, k = 1, 2:
+/// site `i`'s net k is 172.16.(10 (i + 1) + k).0/24, the gateway .1 and the
+/// host .11 (site 1) or .12 (site 2) on it, beside their LAN addresses.
+pub const EXTRA_NETS: usize = 2;
+pub fn extra_net(i: usize, k: usize) -> String {
+    format!("172.16.{}.0/24", 10 * (i + 1) + k)
+}
+pub fn extra_host(i: usize, k: usize) -> String {
+    format!("172.16.{}.{}", 10 * (i + 1) + k, 11 + i)
+}
+fn extra_gw(i: usize, k: usize) -> String {
+    format!("172.16.{}.1", 10 * (i + 1) + k)
+}
 const NODES: [&str; 4] = ["gw1", "gw2", "h1", "h2"];
 /// With `--nat`: gw1's private WAN address, the NAT's inside address and net.
 pub const NAT_GW1_WAN: &str = "10.50.1.11";
@@ -307,6 +320,18 @@ pub struct UpArgs {
     /// Mode each and none for gateway <-> gateway.
     #[arg(long)]
     pub gateway_policies: bool,
+    /// With --ike 2: the connection has this many CHILD SAs (1-3): LAN <->
+    /// LAN, then net k <-> net k (172.16.1k.0/24 <-> 172.16.2k.0/24, on
+    /// the hosts as 172.16.1k.11 and 172.16.2k.12), `[[conn.child]]` on
+    /// ikeda, a child each on strongSwan.
+    #[arg(long, default_value_t = 1, value_parser = clap::value_parser!(u8).range(1..=3))]
+    pub children: u8,
+    /// With --ike 2: this many connections between the gateways (1-2); the
+    /// second ("s2s2") protects net 1 <-> net 1 (172.16.11.0/24 <->
+    /// 172.16.21.0/24). Each has its own FQDN identities
+    /// (gw1.s2s.example, gw1.s2s2.example, ...) and PSK.
+    #[arg(long, default_value_t = 1, value_parser = clap::value_parser!(u8).range(1..=2))]
+    pub conns: u8,
 }
 
 /// `lab up --ipcomp`: the CPI each gateway's IPComp headers carry (gw1's
@@ -363,6 +388,11 @@ impl UpArgs {
         Ok(d)
     }
 
+    /// The extra nets are built (`--children`, `--conns`).
+    pub fn extra_nets(&self) -> bool {
+        self.children > 1 || self.conns > 1
+    }
+
     /// Whether gateway `i` starts the connection itself.
     pub fn initiates(&self, i: usize) -> bool {
         matches!((self.initiator, i), (Initiator::Both, _) | (Initiator::Gw1, 0) | (Initiator::Gw2, 1))
@@ -412,6 +442,15 @@ impl UpArgs {
             return Err(
                 "--gateway-policies is the racoon site's IKEv1 set of selector pairs: it needs --ike 1, \
                  without --nat or --outer6 (the pairs name the gateways' own IPv4 addresses)"
+                    .into(),
+            );
+        }
+        if (self.children > 1 || self.conns > 1)
+            && (self.ike != Some(2) || self.nat || self.cloud || self.outer6 || self.children > 1 && self.conns > 1)
+        {
+            return Err(
+                "--children and --conns are IKEv2 (--ike 2) on the plain topology (no --nat, --cloud or --outer6), \
+                 one of them at a time"
                     .into(),
             );
         }
@@ -497,6 +536,18 @@ pub fn ike_ids(a: &UpArgs, i: usize) -> Option<(String, String)> {
     } else {
         None
     }
+}
+
+/// With `--conns 2`: the FQDN identities (local, remote) of gateway `i` in
+/// connection `conn` (each connection its own, so that the responder must
+/// choose by identity); `None` otherwise.
+pub fn conn_ids(a: &UpArgs, i: usize, conn: &str) -> Option<(String, String)> {
+    (a.conns > 1).then(|| (format!("gw{}.{conn}.example", i + 1), format!("gw{}.{conn}.example", 2 - i)))
+}
+
+/// With `--conns 2`: the second connection's PSK, other than the first's.
+pub fn second_psk(psk: &str) -> String {
+    format!("{psk}-s2s2")
 }
 
 /// The address gateway `i` sends to reach the other gateway (for gw2 behind
@@ -908,6 +959,12 @@ fn topology(name: &str, a: &UpArgs) -> Result<(), String> {
         for (n, d) in [(&gw, "wan0"), (&gw, "lan0"), (&h, "eth0")] {
             ip(&["-n", n, "link", "set", d, "up"])?;
         }
+        if a.extra_nets() {
+            for k in 1..=EXTRA_NETS {
+                addr("lan0", &format!("{}/24", extra_gw(i, k)), &gw)?;
+                addr("eth0", &format!("{}/24", extra_host(i, k)), &h)?;
+            }
+        }
         ip(&["-n", &h, "route", "add", "default", "via", GW_LAN[i]])?;
         ip(&["-n", &h, "-6", "route", "add", "default", "via", GW_LAN6[i]])?;
     }
@@ -1001,7 +1058,7 @@ pub fn gateway_configs(a: &UpArgs) -> Result<[String; 2], String> {
 pub fn ike_gateway_config(a: &UpArgs, i: usize, psk: &str) -> String {
     let j = 1 - i;
     let fam = if a.outer6 { "6" } else { "4" };
-    let ids = match ike_ids(a, i) {
+    let ids = match conn_ids(a, i, "s2s").or_else(|| ike_ids(a, i)) {
         Some((l, r)) => format!("local_id = \"{l}\"\nremote_id = \"{r}\"\n"),
         None => String::new(),
     };
@@ -1063,6 +1120,32 @@ pub fn ike_gateway_config(a: &UpArgs, i: usize, psk: &str) -> String {
     } else {
         String::new()
     };
+    // More CHILD SAs: after the conn's keys, as the policies.
+    let mut policies = policies;
+    for k in 1..usize::from(a.children) {
+        policies.push_str(&format!(
+            "\n[[conn.child]]\nname = \"net{k}\"\nlocal_ts = [\"{}\"]\nremote_ts = [\"{}\"]\n",
+            extra_net(i, k),
+            extra_net(j, k)
+        ));
+    }
+    // A second connection between the same gateways: other identities,
+    // another PSK, net 1 <-> net 1; the same settings otherwise.
+    if a.conns > 1 {
+        let (l, r) = conn_ids(a, i, "s2s2").unwrap_or_default();
+        policies.push_str(&format!(
+            "\n[[conn]]\nname = \"s2s2\"\nversion = 2\nlocal_addr = \"{la}\"\nremote_addr = \"{ra}\"\n\
+             local_id = \"{l}\"\nremote_id = \"{r}\"\nike = \"{ike}\"\nesp = \"{esp}\"\npsk = \"{psk2}\"\n\
+             start_action = \"{start}\"\n{extra}local_ts = [\"{ln}\"]\nremote_ts = [\"{rn}\"]\n",
+            la = gw_local(a, i),
+            ra = gw_peer(a, i),
+            ike = a.ike_proposal(),
+            esp = a.gw_esp(i),
+            psk2 = second_psk(psk),
+            ln = extra_net(i, 1),
+            rn = extra_net(j, 1),
+        ));
+    }
     let mut daemon = String::new();
     if let Some(t) = a.retransmit_tries {
         daemon.push_str(&format!("retransmit_tries = {t}\n"));

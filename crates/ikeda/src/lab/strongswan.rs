@@ -13,8 +13,8 @@
 //! address: gw1 is 10.50.1.11 while gw2 reaches it as 192.168.50.11.
 
 use super::{
-    gw_wan4, ns_name, sh, spawn_in_ns, wait_until, write_secret, Initiator, LabState, UpArgs, GW_WAN, LAN_NET,
-    LAN_NET6, NODES,
+    extra_net, gw_wan4, ns_name, sh, spawn_in_ns, wait_until, write_secret, Initiator, LabState, UpArgs, GW_WAN,
+    LAN_NET, LAN_NET6, NODES,
 };
 use std::fs;
 use std::path::{Path, PathBuf};
@@ -96,7 +96,9 @@ fn write_conf(dir: &Path, i: usize, a: &UpArgs, psk: &str) -> Result<(), String>
         a.gw_esp(i).to_string()
     };
     let v1 = a.ike == Some(1);
-    let ids = super::ike_ids(a, i).unwrap_or_else(|| (gw_wan4(a, i).to_string(), gw_wan4(a, j).to_string()));
+    let ids = super::conn_ids(a, i, "s2s")
+        .or_else(|| super::ike_ids(a, i))
+        .unwrap_or_else(|| (gw_wan4(a, i).to_string(), gw_wan4(a, j).to_string()));
     // Started by charon itself when the config loads, or by `swanctl
     // --initiate` from `lab up` (which then reports a failure in its words).
     let start = if async_start(a) && a.initiates(i) { "start" } else { "none" };
@@ -116,19 +118,45 @@ fn write_conf(dir: &Path, i: usize, a: &UpArgs, psk: &str) -> Result<(), String>
         }
         c
     } else {
-        child(
+        let mut c = child(
             "net",
             &format!("{},{}", LAN_NET[i], LAN_NET6[i]),
             &format!("{},{}", LAN_NET[j], LAN_NET6[j]),
-        )
+        );
+        // `--children N`: swanctl's children of one connection, each its
+        // own CHILD SA under the one IKE SA.
+        for k in 1..usize::from(a.children) {
+            c += &child(&format!("net{k}"), &extra_net(i, k), &extra_net(j, k));
+        }
+        c
+    };
+    // `--conns 2`: a second connection, its own identities and PSK.
+    let second = match super::conn_ids(a, i, "s2s2") {
+        Some((lid, rid)) => format!(
+            "  s2s2 {{\n    version = 2\n    local_addrs = {l}\n    remote_addrs = {r}\n    proposals = {ikep}\n\
+             \x20   local {{\n      auth = psk\n      id = {lid}\n    }}\n    remote {{\n      auth = psk\n      id = {rid}\n    }}\n\
+             \x20   children {{\n{children}    }}\n  }}\n",
+            l = gw_wan4(a, i),
+            r = GW_WAN[j],
+            ikep = a.ike_proposal(),
+            children = child(SECOND_CHILD, &extra_net(i, 1), &extra_net(j, 1)),
+        ),
+        None => String::new(),
+    };
+    let second_secret = match super::conn_ids(a, i, "s2s2") {
+        Some((lid, rid)) => format!(
+            "  ike-s2s2 {{\n    id-1 = {lid}\n    id-2 = {rid}\n    secret = \"{}\"\n  }}\n",
+            super::second_psk(psk)
+        ),
+        None => String::new(),
     };
     write_secret(
         &d.join("swanctl/swanctl.conf"),
         &format!(
             "connections {{\n  s2s {{\n    version = {v}\n    local_addrs = {l}\n    remote_addrs = {r}\n    proposals = {ikep}\n{dpd}\
              \x20   local {{\n      auth = psk\n      id = {lid}\n    }}\n    remote {{\n      auth = psk\n      id = {rid}\n    }}\n\
-             \x20   children {{\n{children}    }}\n  }}\n}}\n\
-             secrets {{\n  ike-s2s {{\n    id-1 = {lid}\n    id-2 = {rid}\n    secret = \"{psk}\"\n  }}\n}}\n",
+             \x20   children {{\n{children}    }}\n  }}\n{second}}}\n\
+             secrets {{\n  ike-s2s {{\n    id-1 = {lid}\n    id-2 = {rid}\n    secret = \"{psk}\"\n  }}\n{second_secret}}}\n",
             ikep = a.ike_proposal(),
             v = if v1 { 1 } else { 2 },
             // IKEv1 peers do DPD only when told to (RFC 3706 is optional).
@@ -288,15 +316,28 @@ fn load_args(dir: &Path, gw: &str, c: &mut Command) {
         .args(["--uri", &vici_uri(dir, gw)]);
 }
 
+/// The child of the second connection (`--conns 2`).
+pub const SECOND_CHILD: &str = "second";
+
 /// `swanctl --initiate` on a gateway's charon (IKEv1: both children, a
-/// Quick Mode each).
+/// Quick Mode each; IKEv2: each child, the first in IKE_AUTH, the others by
+/// CREATE_CHILD_SA, and the second connection's).
 pub fn initiate(dir: &Path, gw: &str, a: &UpArgs) -> Result<(), String> {
-    let children: &[&str] = if a.ike == Some(1) { &["net", "net6"] } else { &["net"] };
-    for child in children {
+    let mut children: Vec<(&str, String)> = if a.ike == Some(1) {
+        vec![("s2s", "net".into()), ("s2s", "net6".into())]
+    } else {
+        (0..usize::from(a.children))
+            .map(|k| ("s2s", if k == 0 { "net".to_string() } else { format!("net{k}") }))
+            .collect()
+    };
+    if a.conns > 1 {
+        children.push(("s2s2", SECOND_CHILD.into()));
+    }
+    for (ike, child) in &children {
         sh(swanctl(dir, gw).args([
             "--initiate",
             "--ike",
-            "s2s",
+            ike,
             "--child",
             child,
             "--timeout",

@@ -90,6 +90,7 @@ fn spec(local: Ipv4Addr, remote: Ipv4Addr, lan: &str, rlan: &str, timers: Timers
             ts_pairs: Vec::new(),
             timers,
             force_encap: false,
+            children: Vec::new(),
         },
         aggressive: false,
         compress: false,
