@@ -89,7 +89,9 @@ if [[ $SWAN == 1 ]]; then
 fi
 for X_ in $ENCAPS; do
   for E in $ESPS; do
-    lab --gateways ikeda --esp "$E" --encap "$X_"
+    # UDP encapsulation with UDP_SEGMENT/UDP_GRO trains (udp_offload, off by default)
+    UO=(); [[ $X_ == udp ]] && UO=(--udp-offload)
+    lab --gateways ikeda --esp "$E" --encap "$X_" "${UO[@]}"
     VARIANTS+=("ikeda $E $X_"); run "ikeda $E $X_" h2 192.168.12.12 h1
     sleep 1.5 # the stats files are rewritten every second
     PPS["ikeda $E $X_"]=$(per_syscall)

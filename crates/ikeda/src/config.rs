@@ -5,6 +5,7 @@
 //! tun = "ikeda0"         # TUN device the data plane reads and writes
 //! mtu = 1400             # inner MTU of the TUN device
 //! offload = true         # TUN with TCP segmentation offload (IFF_VNET_HDR); false: one packet per read
+//! udp_offload = false    # with offload: UDP_SEGMENT/UDP_GRO trains on UDP 4500 (captures then show trains)
 //! route_table = 220      # routing table for the remote selectors
 //! control_socket = "/run/ikeda/ikeda.sock"   # `ikeda status|show|up|down|reload|log` talk here (0600)
 //! key_export = "/var/lib/ikeda/keys"         # off unless set: Wireshark key files, 0600
@@ -101,6 +102,8 @@ struct RawDaemon {
     mtu: u32,
     #[serde(default = "default_offload")]
     offload: bool,
+    #[serde(default)]
+    udp_offload: bool,
     #[serde(default = "default_table")]
     route_table: u32,
     /// IKE retransmission: first timeout, back-off base, tries (strongSwan's
@@ -127,6 +130,7 @@ impl Default for RawDaemon {
             tun: default_tun(),
             mtu: default_mtu(),
             offload: default_offload(),
+            udp_offload: false,
             route_table: default_table(),
             retransmit_timeout: None,
             retransmit_base: None,
@@ -306,6 +310,14 @@ pub struct DaemonConfig {
     /// (reads return super-packets we segment); falls back without it if
     /// the kernel refuses.
     pub offload: bool,
+    /// With `offload`: UDP_SEGMENT sends and UDP_GRO receives on the UDP
+    /// 4500 socket. Off unless asked for: a train leaves as one frame as
+    /// far as the first device that segments it, so a capture taken before
+    /// that (on the gateway, or on a veth) holds frames of several ESP
+    /// packets that Wireshark cannot take apart, and a peer whose socket
+    /// gets the train at once (veth) may overflow where single datagrams
+    /// would not.
+    pub udp_offload: bool,
     pub route_table: u32,
     /// IKE retransmission: first timeout (ms), back-off base, tries.
     pub retransmit: (u64, f64, u32),
@@ -911,6 +923,7 @@ impl Config {
                 tun: d.tun.clone(),
                 mtu: d.mtu,
                 offload: d.offload,
+                udp_offload: d.udp_offload,
                 route_table: d.route_table,
                 retransmit: (retransmit_ms, retransmit_base, retransmit_tries),
                 control_socket: d
@@ -1327,6 +1340,13 @@ in = { spi = 8193, enc_key = "0x101112131415161718191a1b1c1d1e1f20212223" }
         assert!(!parse(&off).unwrap().daemon.offload);
         let bad = GOOD.replace("tun = \"ikeda0\"", "tun = \"ikeda0\"\noffload = \"yes\"");
         assert!(parse(&bad).is_err());
+    }
+
+    #[test]
+    fn udp_offload_is_off_unless_asked_for() {
+        assert!(!parse(GOOD).unwrap().daemon.udp_offload);
+        let on = GOOD.replace("tun = \"ikeda0\"", "tun = \"ikeda0\"\nudp_offload = true");
+        assert!(parse(&on).unwrap().daemon.udp_offload);
     }
 
     #[test]

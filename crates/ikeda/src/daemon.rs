@@ -387,7 +387,7 @@ fn open_sockets(cfg: &Config) -> Result<Vec<Arc<NetSocket<AnySocket>>>, String> 
                 let mut s = UdpSocket::bind(SocketAddr::new(local, port))
                     .map_err(|e| format!("UDP socket on {local}:{port}: {e}"))?;
                 let _ = s.set_buffer_sizes(ikeda_sys::DEFAULT_SOCKET_BUFFER, ikeda_sys::DEFAULT_SOCKET_BUFFER);
-                if cfg.daemon.offload {
+                if cfg.daemon.offload && cfg.daemon.udp_offload {
                     let on = |b: bool| if b { "on" } else { "off (the kernel has no such option)" };
                     let (gso, gro) = s.enable_offloads();
                     tracing::info!(target: "esp", "UDP {local}:{port}: UDP_SEGMENT {}, UDP_GRO {}", on(gso), on(gro));

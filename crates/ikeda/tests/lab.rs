@@ -264,14 +264,17 @@ fn lab_offload_carries_tcp_and_udp_intact() {
     drop(lab);
 }
 
-/// UDP GSO/GRO on the 4500 socket (IKEv2 with forced UDP encapsulation,
-/// RFC 3948): the same TCP and UDP traffic around the MTU arrives byte for
+/// UDP GSO/GRO on the 4500 socket (`udp_offload = true`, IKEv2 with forced
+/// UDP encapsulation, RFC 3948): the same TCP and UDP traffic around the MTU arrives byte for
 /// byte, and both gateways really sent UDP_SEGMENT trains and received
 /// UDP_GRO trains (more datagrams than syscalls each way), none refused,
 /// none malformed, no ICV failure.
 #[test]
 fn lab_udp_gso_gro_carry_tcp_and_udp_intact() {
-    let (lab, _) = Lab::up('g', &["--ike", "2", "--encap", "udp", "--esp", "aes128gcm16"]);
+    let (lab, _) = Lab::up(
+        'g',
+        &["--ike", "2", "--encap", "udp", "--esp", "aes128gcm16", "--udp-offload"],
+    );
     offload_round_trip(&lab);
     for gw in ["gw1", "gw2"] {
         let s = stats(&lab, gw);
