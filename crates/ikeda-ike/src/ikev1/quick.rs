@@ -79,7 +79,6 @@ struct QmAnswer {
     ni: Vec<u8>,
     nr: Vec<u8>,
     spi_in: u32,
-    cpi_in: Option<u16>,
     neg: Negotiated,
     /// The IV after the request's last block.
     iv: Vec<u8>,
@@ -562,7 +561,6 @@ impl Engine {
             ni,
             nr,
             spi_in,
-            cpi_in,
             neg,
             iv: last,
         };
@@ -770,10 +768,11 @@ impl Engine {
             ni,
             nr,
             spi_in,
-            cpi_in,
             neg,
             iv: last,
         } = a;
+        // Our CPI, when the chosen offer has IPComp.
+        let cpi_in = ipcomp.as_ref().map(|(_, cpi)| *cpi);
         let Some(conn) = self.sas[idx].as_ref().map(|s| s.conn) else {
             return;
         };
