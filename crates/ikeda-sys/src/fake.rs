@@ -286,9 +286,21 @@ impl FakeNet {
     /// Binds a socket at `addr`. Port 0 picks a free ephemeral port.
     /// Fails with `AddrInUse` if the address is taken.
     pub fn bind(&self, addr: SocketAddr) -> io::Result<FakeSocket> {
+        self.bind_at(addr, addr.port() == 0)
+    }
+
+    /// Binds the stand-in of a raw IP protocol socket (ESP, protocol 50) of
+    /// `ip`: a socket at port 0 itself, as the data plane addresses raw ESP
+    /// peers (`ip:0`) and sees their datagrams come from. Keep such sockets
+    /// on a `FakeNet` of their own, apart from the UDP ones.
+    pub fn bind_raw(&self, ip: IpAddr) -> io::Result<FakeSocket> {
+        self.bind_at(SocketAddr::new(ip, 0), false)
+    }
+
+    fn bind_at(&self, addr: SocketAddr, ephemeral: bool) -> io::Result<FakeSocket> {
         let mut map = self.inner.sockets();
         let mut addr = addr;
-        if addr.port() == 0 {
+        if ephemeral {
             // Why bounded: never spin forever if all 16k ports are used.
             let port = (0..16384)
                 .map(|_| 49152 + self.inner.next_port.fetch_add(1, Ordering::Relaxed) % 16384)

@@ -934,10 +934,35 @@ impl Config {
                 state_dir: d.state_dir.clone().unwrap_or_else(|| PathBuf::from(DEFAULT_STATE_DIR)),
                 log: d.log.clone(),
             },
+            warnings: ikev1_shared_pair_warnings(&conns),
             conns,
-            warnings: Vec::new(),
         })
     }
+}
+
+/// IKEv1 Main Mode with PSK picks the connection by the peer's address
+/// before any ID is seen (the PSK keys the exchange that carries the IDs,
+/// RFC 2409 §5.4), and each phase-1 SA serves the Quick Modes of its own
+/// connection only: a second IKEv1 connection between the same two
+/// addresses is never chosen as responder, and its Quick Modes are refused.
+fn ikev1_shared_pair_warnings(conns: &[ConnConfig]) -> Vec<String> {
+    let v1 = |c: &&ConnConfig| c.ike.as_ref().is_some_and(|i| i.version == 1);
+    let mut out = Vec::new();
+    for (k, c) in conns.iter().enumerate().filter(|(_, c)| v1(c)) {
+        if let Some(first) = conns[..k]
+            .iter()
+            .filter(v1)
+            .find(|o| o.local_addr == c.local_addr && o.remote_addr == c.remote_addr)
+        {
+            out.push(format!(
+                "connections '{}' and '{}' both use IKEv1 between {} and {}: Main Mode chooses the connection by \
+                 address alone, so as responder only '{}' is used and the Quick Modes of '{}' are refused; \
+                 give '{}' all the selectors (local_ts/remote_ts) instead",
+                first.name, c.name, c.local_addr, c.remote_addr, first.name, c.name, first.name
+            ));
+        }
+    }
+    out
 }
 
 /// The `[[conn.child]]` entries of a connection: IKEv2 only, each named
@@ -1227,7 +1252,10 @@ fn parse_ike(
         return Err(err(at("life_bytes"), "life_bytes is smaller than rekey_bytes".into()));
     }
     if cfg.life_packets != 0 && cfg.life_packets < cfg.rekey_packets {
-        return Err(err(at("life_packets"), "life_packets is smaller than rekey_packets".into()));
+        return Err(err(
+            at("life_packets"),
+            "life_packets is smaller than rekey_packets".into(),
+        ));
     }
     Ok(Some(cfg))
 }
@@ -1274,6 +1302,29 @@ fn parse_ports(s: &str) -> Option<(u16, u16)> {
     let (a, b) = s.split_once('-').unwrap_or((s, s));
     let (a, b): (u16, u16) = (a.trim().parse().ok()?, b.trim().parse().ok()?);
     (a <= b).then_some((a, b))
+}
+
+/// `ikeda run`'s command line: the config file and what overrides it.
+#[derive(Clone)]
+pub struct RunOptions {
+    pub config: PathBuf,
+    pub stats_file: Option<PathBuf>,
+    /// Control socket path (else the config's, else the default).
+    pub control: Option<PathBuf>,
+    /// Key export directory (else the config's `key_export`, else off).
+    pub export_keys: Option<PathBuf>,
+}
+
+/// Load the config and apply the command line's overrides.
+pub fn load(opts: &RunOptions) -> Result<Config, String> {
+    let mut cfg = Config::load(&opts.config).map_err(|e| e.to_string())?;
+    if let Some(c) = &opts.control {
+        cfg.daemon.control_socket = c.clone();
+    }
+    if let Some(k) = &opts.export_keys {
+        cfg.daemon.key_export = Some(k.clone());
+    }
+    Ok(cfg)
 }
 
 #[cfg(test)]
@@ -1495,6 +1546,25 @@ local_ts = ["192.168.11.0/24"]
 remote_ts = ["192.168.12.0/24"]
 "#;
 
+    /// Two IKEv1 connections between the same addresses: said at load
+    /// (Main Mode chooses by address, the second is never the responder's);
+    /// two IKEv2 ones are fine (IKE_AUTH chooses by IDs and selectors).
+    #[test]
+    fn a_second_ikev1_connection_between_the_same_gateways_is_warned_about() {
+        let second = IKE.replace("site2", "site2b").replace("192.168.11.0/24", "192.168.21.0/24");
+        let v2 = parse(&format!("{IKE}{second}")).unwrap();
+        assert!(v2.warnings.is_empty(), "{:?}", v2.warnings);
+        let v1 = |t: &str| {
+            t.replacen("psk =", "version = 1\npsk =", 1)
+                .replace("aes128gcm16-prfsha256-x25519,", "")
+                .replace("aes128gcm16-x25519,", "")
+        };
+        let c = parse(&format!("{}{}", v1(IKE), v1(&second))).unwrap();
+        assert_eq!(c.warnings.len(), 1, "{:?}", c.warnings);
+        let w = &c.warnings[0];
+        assert!(w.contains("'site2' and 'site2b'") && w.contains("only 'site2' is used"), "{w}");
+    }
+
     #[test]
     fn ike_connection_parses_with_defaults() {
         let c = parse(IKE).unwrap();
@@ -1623,11 +1693,11 @@ remote_ts = ["192.168.12.0/24"]
         assert_eq!(c.children.len(), 2);
         assert_eq!(c.children[0].selectors.len(), 2);
         assert_eq!(c.all_selectors().count(), 4);
-        let spec = crate::ike::conn_spec(c).unwrap();
+        let spec = crate::plan::conn_spec(c).unwrap();
         assert_eq!(spec.child_count(), 3);
         assert_eq!(spec.child_name(2), "c");
         assert_eq!(spec.children[0].remote_ts.len(), 2);
-        let slots = crate::ike::conn_slots(c, &spec, 7);
+        let slots = crate::plan::conn_slots(c, &spec, 7);
         let got: Vec<(usize, usize, usize)> = slots.iter().map(|s| (s.pair, s.slot, s.configured.len())).collect();
         assert_eq!(got, [(0, 7, 1), (1, 8, 2), (2, 9, 1)]);
         let v1 = IKE
@@ -1655,13 +1725,24 @@ remote_ts = ["192.168.12.0/24"]
     /// one is refused by name.
     #[test]
     fn packet_lifetimes_are_read_and_checked() {
-        let ok = IKE.replacen("rekey_time = \"30m\"", "rekey_time = \"30m\"\nrekey_packets = 1000\nlife_packets = 2000", 1);
+        let ok = IKE.replacen(
+            "rekey_time = \"30m\"",
+            "rekey_time = \"30m\"\nrekey_packets = 1000\nlife_packets = 2000",
+            1,
+        );
         let cfg = parse(&ok).unwrap();
         let ike = cfg.conns[0].ike.as_ref().unwrap();
         assert_eq!((ike.rekey_packets, ike.life_packets), (1000, 2000));
-        let bad = IKE.replacen("rekey_time = \"30m\"", "rekey_time = \"30m\"\nrekey_packets = 1000\nlife_packets = 999", 1);
+        let bad = IKE.replacen(
+            "rekey_time = \"30m\"",
+            "rekey_time = \"30m\"\nrekey_packets = 1000\nlife_packets = 999",
+            1,
+        );
         let e = parse(&bad).map(|_| ()).unwrap_err().to_string();
-        assert!(e.contains("life_packets") && e.contains("smaller than rekey_packets"), "{e}");
+        assert!(
+            e.contains("life_packets") && e.contains("smaller than rekey_packets"),
+            "{e}"
+        );
     }
 
     /// Issue 10 point 7: a broken line holding a key is reported by line,
@@ -1703,13 +1784,13 @@ remote_ts = ["192.168.12.0/24"]
         // Default: IKE decides (raw ESP unless a NAT is detected).
         let c = parse(IKE).unwrap();
         assert_eq!(c.conns[0].encap, Encap::Esp);
-        assert!(!crate::ike::conn_spec(&c.conns[0]).unwrap().force_encap);
+        assert!(!crate::plan::conn_spec(&c.conns[0]).unwrap().force_encap);
         // encap = "udp": the engine fakes NAT detection (RFC 7296 §2.23).
         let c = parse(&IKE.replacen("psk =", "encap = \"udp\"\npsk =", 1)).unwrap();
         assert_eq!(c.conns[0].encap, Encap::Udp);
-        assert!(crate::ike::conn_spec(&c.conns[0]).unwrap().force_encap);
+        assert!(crate::plan::conn_spec(&c.conns[0]).unwrap().force_encap);
         let c = parse(&IKE.replacen("psk =", "encap = \"esp\"\npsk =", 1)).unwrap();
-        assert!(!crate::ike::conn_spec(&c.conns[0]).unwrap().force_encap);
+        assert!(!crate::plan::conn_spec(&c.conns[0]).unwrap().force_encap);
         // IKEv1 does not force it: refused, not ignored.
         let e = parse(&IKE.replacen("psk =", "version = 1\nencap = \"udp\"\npsk =", 1))
             .map(|_| ())
@@ -1833,7 +1914,7 @@ remote = "192.168.50.12"
         assert_eq!(ike.ike_proposals[0].name(), "3des-sha1-prfsha1-modp1024");
         assert_eq!(ike.esp_proposals[0].name(), "3des-md5");
         assert_eq!(conn.selectors.len(), 3);
-        let spec = crate::ike::conn_spec(conn).unwrap();
+        let spec = crate::plan::conn_spec(conn).unwrap();
         // One Quick Mode per configured pair and no more: the cross product
         // of the local and remote ranges would add 50.11 <-> 50.12.
         let pairs: Vec<String> = ikeda_ike::ikev1::pairs(&spec)

@@ -108,6 +108,16 @@ impl EventHub {
         });
     }
 
+    /// The last `n` events as `conn: message` lines (tests' failure reports).
+    #[cfg(test)]
+    pub fn recent(&self, n: usize) -> Vec<String> {
+        let (events, _) = self.subscribe(n, false).unwrap_or_default();
+        events
+            .into_iter()
+            .map(|e| format!("{}: {}", e.conn, e.message))
+            .collect()
+    }
+
     /// The last `n` events, and (with `follow`) a subscription to what
     /// comes next; refused when [`MAX_FOLLOWERS`] already follow.
     fn subscribe(&self, n: usize, follow: bool) -> Result<(Vec<LogEvent>, Option<Subscription>), String> {
@@ -165,8 +175,13 @@ fn in_use(path: &Path) -> bool {
 /// moment, the mode of whatever another thread creates.
 fn bind_private(path: &Path) -> Result<UnixListener, String> {
     let err = |e: std::io::Error| format!("control socket {}: {e}", path.display());
-    let dir = path.parent().filter(|d| !d.as_os_str().is_empty()).unwrap_or(Path::new("."));
-    let name = path.file_name().ok_or_else(|| format!("control socket {}: not a file name", path.display()))?;
+    let dir = path
+        .parent()
+        .filter(|d| !d.as_os_str().is_empty())
+        .unwrap_or(Path::new("."));
+    let name = path
+        .file_name()
+        .ok_or_else(|| format!("control socket {}: not a file name", path.display()))?;
     let mut staging = dir.join(format!(".{}.bind.{}", name.to_string_lossy(), std::process::id()));
     if staging.as_os_str().len() >= 100 {
         // sun_path holds 108 bytes: a short name beside the socket.
@@ -272,7 +287,9 @@ struct ClientSlot(Arc<AtomicUsize>);
 impl ClientSlot {
     fn take(count: &Arc<AtomicUsize>) -> Option<ClientSlot> {
         count
-            .fetch_update(Ordering::AcqRel, Ordering::Acquire, |n| (n < MAX_CLIENTS).then_some(n + 1))
+            .fetch_update(Ordering::AcqRel, Ordering::Acquire, |n| {
+                (n < MAX_CLIENTS).then_some(n + 1)
+            })
             .ok()
             .map(|_| ClientSlot(count.clone()))
     }
@@ -519,7 +536,12 @@ mod tests {
         let _ = std::fs::remove_dir_all(&base);
         let _ = std::fs::remove_file(&path);
         assert!(n > 0);
-        assert!(bad.is_empty(), "{} of {n} directories made during the binds had another mode: {:?}", bad.len(), bad.iter().map(|m| format!("{m:o}")).collect::<Vec<_>>());
+        assert!(
+            bad.is_empty(),
+            "{} of {n} directories made during the binds had another mode: {:?}",
+            bad.len(),
+            bad.iter().map(|m| format!("{m:o}")).collect::<Vec<_>>()
+        );
     }
 
     /// A server answers through the plane channel, refuses other protocol

@@ -170,6 +170,11 @@ impl Control {
     }
 }
 
+/// A socket of any kind (UDP, raw ESP, a test's fake) behind the
+/// [`DatagramIo`] trait: what the daemon hands the data plane and the IKE
+/// thread. One indirect call per batch, not per packet.
+pub type DynIo = Arc<dyn DatagramIo>;
+
 /// A socket the data plane sends and receives ESP on.
 pub struct NetSocket<D> {
     pub encap: Encap,
@@ -939,7 +944,7 @@ mod tests {
     use super::*;
     use crate::config::Config;
     use crate::config::Config as Cfg;
-    use crate::daemon::BuiltSas;
+    use crate::plan::BuiltSas;
     use ikeda_sys::fake::{FakeNet, FakeTun};
     use ikeda_wire::iana::IpProtocol;
     use ikeda_wire::ip::build_ipv4;
@@ -1001,7 +1006,7 @@ mod tests {
         ));
         let _ = std::fs::remove_dir_all(&dir);
         let store = crate::seqstate::SeqStore::new(&dir);
-        let r = crate::daemon::build_sas(c, &store).map(|(sas, _)| sas);
+        let r = crate::plan::build_sas(c, &store).map(|(sas, _)| sas);
         let _ = std::fs::remove_dir_all(&dir);
         r
     }

@@ -210,7 +210,7 @@ impl Engines {
     /// the control socket.
     pub fn rekey(&mut self, conn: &str, ike: bool, now: Millis) -> Result<(), String> {
         match (self.is_v1(conn), ike) {
-            (true, true) => Err("IKEv1: a phase-1 SA is renewed by its lifetime, not on request".into()),
+            (true, true) => self.v1.rekey_ike(conn, now),
             (true, false) => self.v1.rekey_child(conn, now),
             (false, true) => self.v2.rekey_ike(conn, now),
             (false, false) => self.v2.rekey_child(conn, now),

@@ -9,197 +9,25 @@
 //! thread hands those messages over, and we send through the same socket
 //! with the non-ESP marker in front.
 
-use crate::config::{Config, ConnConfig, Identity, StartAction};
+use crate::config::{Config, StartAction};
 use crate::control::{Command, ControlMsg, EventHub, Response};
-use crate::daemon::{AnySocket, OsState};
-use crate::dataplane::{Control, IkeDatagram, NetSocket};
+use crate::dataplane::{Control, DynIo, IkeDatagram, NetSocket};
 use crate::engines::Engines;
 use crate::keys::KeyExport;
+use crate::plan::{conn_slots, conn_spec, packet_rekey_limit, selectors, ConnSlot, ManualSlot, RouteSync, Wanted};
 use crate::show::{self, ChildSaOut, ConnStatus, Direction, Dpd, IkeSaOut, PolicyOut};
 use ikeda_crypto::ike::SystemRng;
-use ikeda_esp::{AddrRange, Encap, InboundSa, OutboundSa, Policy, PolicyAction, SaParams, Selector, Spd};
-use ikeda_ike::ikev2::{ChildSaInfo, ConnSpec, Engine, Event, Timers, IKE_PORT, NAT_T_PORT};
-use ikeda_ike::ChildTs;
+use ikeda_esp::{Encap, InboundSa, OutboundSa, Policy, PolicyAction, SaParams, Spd};
+use ikeda_ike::ikev2::{ChildSaInfo, ConnSpec, Engine, Event, NAT_T_PORT};
 use ikeda_ike::Millis;
 use ikeda_sys::DatagramIo;
-use ikeda_wire::iana::IpProtocol;
-use ikeda_wire::ikev2::{IdPayload, IdType, TsRange};
 use std::collections::HashMap;
-use std::net::{IpAddr, SocketAddr};
+use std::net::SocketAddr;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::mpsc::Receiver;
 use std::sync::{Arc, Mutex};
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
-
-fn id_payload(id: &Identity) -> IdPayload {
-    match id {
-        Identity::Ipv4(a) => IdPayload::ipv4(*a),
-        Identity::Ipv6(a) => IdPayload {
-            id_type: IdType::ID_IPV6_ADDR,
-            data: a.octets().to_vec(),
-        },
-        Identity::Fqdn(n) => IdPayload::fqdn(n),
-        Identity::UserFqdn(n) => IdPayload {
-            id_type: IdType::ID_RFC822_ADDR,
-            data: n.as_bytes().to_vec(),
-        },
-        Identity::KeyId(k) => IdPayload {
-            id_type: IdType::ID_KEY_ID,
-            data: k.clone(),
-        },
-    }
-}
-
-fn to_ts(r: &AddrRange, s: &Selector, local: bool) -> TsRange {
-    let (start_port, end_port) = if local { s.local_ports } else { s.remote_ports };
-    TsRange {
-        ip_protocol: s.protocol.unwrap_or(IpProtocol(0)),
-        start_port,
-        end_port,
-        start_address: r.start,
-        end_address: r.end,
-    }
-}
-
-/// The engine's view of a connection.
-pub fn conn_spec(c: &ConnConfig) -> Option<ConnSpec> {
-    let ike = c.ike.as_ref()?;
-    // Say plainly what this build does not do yet, rather than pretend.
-
-    let (local_ts, remote_ts, ts_pairs) = ts_sets(&c.selectors);
-    let children = c
-        .children
-        .iter()
-        .map(|ch| {
-            let (local_ts, remote_ts, _) = ts_sets(&ch.selectors);
-            ChildTs {
-                name: ch.name.clone(),
-                local_ts,
-                remote_ts,
-            }
-        })
-        .collect();
-    Some(ConnSpec {
-        name: c.name.clone(),
-        local: c.local_addr,
-        remote: c.remote_addr,
-        local_id: id_payload(&ike.local_id),
-        remote_id: id_payload(&ike.remote_id),
-        psk: ike.psk.clone(),
-        ike_proposals: ike.ike_proposals.clone(),
-        esp_proposals: ike.esp_proposals.clone(),
-        local_ts,
-        remote_ts,
-        ts_pairs,
-        timers: Timers {
-            rekey_time: Duration::from_secs(ike.rekey_time),
-            life_time: Duration::from_secs(ike.life_time),
-            ike_rekey_time: Duration::from_secs(ike.ike_rekey_time),
-            ike_lifetime: Duration::from_secs(ike.ike_lifetime),
-            dpd_delay: Duration::from_secs(ike.dpd_delay),
-            dpd_restart: ike.dpd_action == crate::config::DpdAction::Restart,
-            keepalive: Duration::from_secs(ike.keepalive),
-        },
-        // `encap = "udp"` on an IKE connection: always RFC 3948 on 4500.
-        force_encap: c.encap == Encap::Udp,
-        children,
-    })
-}
-
-/// The local and remote traffic selector sets of some selector pairs (each
-/// range once), and the pairs.
-type TsSets = (Vec<TsRange>, Vec<TsRange>, Vec<(TsRange, TsRange)>);
-fn ts_sets(selectors: &[Selector]) -> TsSets {
-    let (mut local_ts, mut remote_ts, mut ts_pairs): TsSets = Default::default();
-    for s in selectors {
-        let (l, r) = (to_ts(&s.local, s, true), to_ts(&s.remote, s, false));
-        ts_pairs.push((l, r));
-        if !local_ts.contains(&l) {
-            local_ts.push(l);
-        }
-        if !remote_ts.contains(&r) {
-            remote_ts.push(r);
-        }
-    }
-    (local_ts, remote_ts, ts_pairs)
-}
-
-/// Selectors of a negotiated CHILD SA: every local x remote pair of one family.
-fn selectors(info: &ChildSaInfo) -> Vec<Selector> {
-    let mut out = Vec::new();
-    for l in &info.local_ts {
-        for r in &info.remote_ts {
-            if l.start_address.is_ipv4() == r.start_address.is_ipv4() {
-                out.push(pair_selector(l, r));
-            }
-        }
-    }
-    out
-}
-
-/// The policy selector of one local/remote range pair.
-pub fn pair_selector(l: &TsRange, r: &TsRange) -> Selector {
-    let proto = match (l.ip_protocol.0, r.ip_protocol.0) {
-        (0, p) | (p, 0) => p,
-        (p, _) => p,
-    };
-    Selector {
-        local: AddrRange {
-            start: l.start_address,
-            end: l.end_address,
-        },
-        remote: AddrRange {
-            start: r.start_address,
-            end: r.end_address,
-        },
-        protocol: (proto != 0).then_some(IpProtocol(proto)),
-        local_ports: (l.start_port, l.end_port),
-        remote_ports: (r.start_port, r.end_port),
-    }
-}
-
-/// One IKE connection's place in the data plane.
-#[derive(Clone)]
-pub struct ConnSlot {
-    pub name: String,
-    /// IKEv1: the selector pair this slot serves (one Quick Mode each);
-    /// IKEv2: the CHILD SA (0 the connection's own, k the k-th `[[conn.child]]`).
-    pub pair: usize,
-    pub slot: usize,
-    pub replay_window: u32,
-    /// Policies while no CHILD SA is up (from the config) ...
-    pub configured: Vec<Selector>,
-    /// ... and those negotiated.
-    pub negotiated: Option<Vec<Selector>>,
-    pub spi_in: Option<u32>,
-    /// Byte and packet lifetimes (0 = none), checked against the data
-    /// plane's counters.
-    pub rekey_bytes: u64,
-    pub life_bytes: u64,
-    pub rekey_packets: u64,
-    pub life_packets: u64,
-    /// The SA (inbound SPI) whose rekey or deletion by volume was started.
-    pub bytes_acted: Option<u32>,
-    /// The CHILD SA installed last has extended sequence numbers.
-    pub esn: bool,
-}
-
-/// After how many packets a CHILD SA is rekeyed (0 = never): as configured,
-/// and without ESN at [`SEQ_SOFT_LIMIT`] at the latest.
-pub fn packet_rekey_limit(configured: u64, esn: bool) -> u64 {
-    match (configured, esn) {
-        (n, true) => n,
-        (0, false) => SEQ_SOFT_LIMIT,
-        (n, false) => n.min(SEQ_SOFT_LIMIT),
-    }
-}
-
-/// Without extended sequence numbers a CHILD SA is rekeyed after this many
-/// packets in either direction, whatever the configuration says: a 32-bit
-/// counter must never cycle (RFC 4303 §3.3.3), and at this mark the rekey
-/// has 268 million packets (7 minutes at 625,000 packets/s) to complete.
-pub const SEQ_SOFT_LIMIT: u64 = 0xF000_0000;
 
 pub struct IkeThread {
     stop: Arc<AtomicBool>,
@@ -219,20 +47,19 @@ impl IkeThread {
     }
 }
 
-/// A manually keyed connection's place in the data plane.
-pub struct ManualSlot {
-    pub name: String,
-    pub slot: usize,
-    pub spi_in: u32,
-    pub spi_out: u32,
-    pub selectors: Vec<Selector>,
-    /// The outbound SA's counters: the highest sequence number sent.
-    pub out_stats: Arc<ikeda_esp::SaStats>,
-    /// The sequence numbers reserved on disk for the outbound SA.
-    pub seq: crate::seqstate::Reservation,
-    /// Reserving failed last time (logged once until it works again).
-    pub seq_failing: bool,
+/// The IKE socket on UDP 500 of one local address (the real one, or a
+/// test's fake).
+pub struct IkeSocket {
+    pub local: SocketAddr,
+    pub io: DynIo,
 }
+
+/// IKE datagrams taken from a UDP 500 socket per turn of the loop.
+const IKE_BATCH: usize = 16;
+
+/// The longest the IKE thread waits on UDP 500 before it looks at its
+/// other inputs (the data plane's hand-off, acquires, control requests).
+const IDLE_WAIT: Duration = Duration::from_millis(10);
 
 pub struct IkeSetup {
     pub conns: Vec<(ConnSpec, StartAction)>,
@@ -240,8 +67,8 @@ pub struct IkeSetup {
     pub manual: Vec<ManualSlot>,
     /// Where manual SAs reserve their sequence numbers (reload uses it too).
     pub seq_store: crate::seqstate::SeqStore,
-    pub sock500: Vec<std::net::UdpSocket>,
-    pub sock4500: Vec<Arc<NetSocket<AnySocket>>>,
+    pub sock500: Vec<IkeSocket>,
+    pub sock4500: Vec<Arc<NetSocket<DynIo>>>,
     pub from_plane: Receiver<IkeDatagram>,
     /// Slots whose trap policy saw a packet (start_action = trap).
     pub acquires: Receiver<usize>,
@@ -255,8 +82,8 @@ pub struct IkeSetup {
     /// routes and rules it put in place.
     pub config: Config,
     /// The command line, whose overrides a reload keeps.
-    pub opts: crate::daemon::RunOptions,
-    pub os: Arc<Mutex<OsState>>,
+    pub opts: crate::config::RunOptions,
+    pub os: Arc<Mutex<dyn RouteSync>>,
 }
 
 /// How long a CHILD SA counts as up without traffic both ways.
@@ -278,8 +105,8 @@ struct Runtime {
     slots: Vec<ConnSlot>,
     manual: Vec<ManualSlot>,
     seq_store: crate::seqstate::SeqStore,
-    sock500: Vec<std::net::UdpSocket>,
-    sock4500: Vec<Arc<NetSocket<AnySocket>>>,
+    sock500: Vec<IkeSocket>,
+    sock4500: Vec<Arc<NetSocket<DynIo>>>,
     control: Control,
     /// CHILD SAs installed, by inbound SPI: (connection, outbound SPI).
     installed: HashMap<u32, (String, u32)>,
@@ -294,8 +121,8 @@ struct Runtime {
     hub: Arc<EventHub>,
     keys: Option<KeyExport>,
     config: Config,
-    opts: crate::daemon::RunOptions,
-    os: Arc<Mutex<OsState>>,
+    opts: crate::config::RunOptions,
+    os: Arc<Mutex<dyn RouteSync>>,
     start_actions: HashMap<String, StartAction>,
     /// The last failure per connection: (Unix ms, in plain words).
     last_failure: HashMap<String, (u64, String)>,
@@ -394,12 +221,8 @@ impl Runtime {
                     None => Err(std::io::Error::other("no UDP 4500 socket")),
                 }
             } else {
-                match self
-                    .sock500
-                    .iter()
-                    .find(|s| s.local_addr().is_ok_and(|a| a.ip() == t.local.ip()))
-                {
-                    Some(s) => s.send_to(&t.data, t.remote).map(|_| ()),
+                match self.sock500.iter().find(|s| s.local.ip() == t.local.ip()) {
+                    Some(s) => s.io.send_batch(&[&t.data], &[t.remote]).map(|_| ()),
                     None => Err(std::io::Error::other("no UDP 500 socket")),
                 }
             };
@@ -464,7 +287,11 @@ impl Runtime {
                     // Keys go to the export files only, never to a log line.
                     // Emitted twice per SA: keyed (Main Mode 5's IV), then
                     // established (with phase 1's last CBC block).
-                    let what = if k.phase1_last_block.is_some() { "established" } else { "keyed" };
+                    let what = if k.phase1_last_block.is_some() {
+                        "established"
+                    } else {
+                        "keyed"
+                    };
                     tracing::debug!(target: "ike", "{}: ISAKMP SA {:016x}_i {:016x}_r {what}", k.conn, k.icookie, k.rcookie);
                     if let Some(x) = self.keys.as_mut() {
                         x.ikev1_sa(&k);
@@ -744,12 +571,14 @@ impl Runtime {
             if !self.engine.rekey_child_spi(conn, spi_in, now) {
                 return Err(format!("'{conn}/{name}': CHILD SA {spi_in:08x} cannot be rekeyed now"));
             }
-            self.hub.publish(conn, "control", format!("rekey: rekeying CHILD SA '{name}'"));
+            self.hub
+                .publish(conn, "control", format!("rekey: rekeying CHILD SA '{name}'"));
             return Ok(serde_json::json!({"conn": conn, "child": name, "rekey": "CHILD"}));
         }
         self.engine.rekey(conn, ike, now)?;
         let what = if ike { "IKE" } else { "CHILD" };
-        self.hub.publish(conn, "control", format!("rekey: rekeying the {what} SA"));
+        self.hub
+            .publish(conn, "control", format!("rekey: rekeying the {what} SA"));
         Ok(serde_json::json!({"conn": conn, "rekey": what}))
     }
 
@@ -1094,7 +923,7 @@ impl Runtime {
     /// removed ones deleted; the rest are not touched (their SAs stay).
     fn reload(&mut self) -> Result<serde_json::Value, String> {
         let new =
-            crate::daemon::load(&self.opts).map_err(|e| format!("configuration refused, nothing changed: {e}"))?;
+            crate::config::load(&self.opts).map_err(|e| format!("configuration refused, nothing changed: {e}"))?;
         let (od, nd) = (&self.config.daemon, &new.daemon);
         if od.tun != nd.tun
             || od.mtu != nd.mtu
@@ -1112,10 +941,7 @@ impl Runtime {
         // Sockets are opened at start: a connection on a local address
         // without them cannot be served by a reload.
         for c in &new.conns {
-            let has_500 = self
-                .sock500
-                .iter()
-                .any(|s| s.local_addr().is_ok_and(|a| a.ip() == c.local_addr));
+            let has_500 = self.sock500.iter().any(|s| s.local.ip() == c.local_addr);
             let has_plane = self
                 .config
                 .conns
@@ -1148,7 +974,7 @@ impl Runtime {
         }
         {
             let mut os = self.os.lock().unwrap_or_else(|p| p.into_inner());
-            crate::daemon::sync_routes(&new, &mut os)?;
+            os.sync(&Wanted::of(&new))?;
         }
         let now = self.now();
         // Tear down what goes or changes.
@@ -1185,7 +1011,7 @@ impl Runtime {
             self.next_slot += 1;
             // A changed manual connection resumes above the numbers its
             // old SA reserved (same key), or starts anew (new key).
-            if let Some(m) = crate::daemon::manual_sas(c, &self.seq_store)? {
+            if let Some(m) = crate::plan::manual_sas(c, &self.seq_store)? {
                 self.manual.push(ManualSlot {
                     name: name.clone(),
                     slot,
@@ -1271,51 +1097,6 @@ impl Runtime {
     }
 }
 
-/// The data plane slots of an IKE connection, before any SA: for IKEv1 one
-/// per selector pair (each gets its own Quick Mode and SAs), for IKEv2 one
-/// per CHILD SA; numbered from `first`.
-pub fn conn_slots(c: &ConnConfig, spec: &ConnSpec, first: usize) -> Vec<ConnSlot> {
-    if c.ike.as_ref().is_some_and(|i| i.version == 1) {
-        ikeda_ike::ikev1::pairs(spec)
-            .iter()
-            .enumerate()
-            .map(|(k, (l, r))| ConnSlot {
-                pair: k,
-                configured: vec![pair_selector(l, r)],
-                ..conn_slot(c, first + k)
-            })
-            .collect()
-    } else {
-        // IKEv2: one per CHILD SA, the connection's own first, then each
-        // `[[conn.child]]` (`pair` k + 1), as the engine numbers them.
-        std::iter::once(conn_slot(c, first))
-            .chain(c.children.iter().enumerate().map(|(k, ch)| ConnSlot {
-                pair: k + 1,
-                configured: ch.selectors.clone(),
-                ..conn_slot(c, first + k + 1)
-            }))
-            .collect()
-    }
-}
-
-pub fn conn_slot(c: &ConnConfig, slot: usize) -> ConnSlot {
-    ConnSlot {
-        name: c.name.clone(),
-        pair: 0,
-        slot,
-        replay_window: c.replay_window,
-        configured: c.selectors.clone(),
-        negotiated: None,
-        spi_in: None,
-        rekey_bytes: c.ike.as_ref().map_or(0, |i| i.rekey_bytes),
-        life_bytes: c.ike.as_ref().map_or(0, |i| i.life_bytes),
-        rekey_packets: c.ike.as_ref().map_or(0, |i| i.rekey_packets),
-        life_packets: c.ike.as_ref().map_or(0, |i| i.life_packets),
-        bytes_acted: None,
-        esn: c.esn,
-    }
-}
-
 /// Start the control plane thread (IKE and the control socket's requests);
 /// connections with `start_action = start` are initiated right away.
 pub fn start(setup: IkeSetup, stop_flag: Arc<AtomicBool>) -> std::io::Result<IkeThread> {
@@ -1358,9 +1139,6 @@ pub fn start(setup: IkeSetup, stop_flag: Arc<AtomicBool>) -> std::io::Result<Ike
         ikeda_ike::ikev1::Engine::new(v1s, Box::new(SystemRng)),
     );
     engine.set_retransmit_policy(retransmit);
-    for s in &sock500 {
-        s.set_read_timeout(Some(Duration::from_millis(10)))?;
-    }
     let next_slot = slots
         .iter()
         .map(|s| s.slot)
@@ -1413,11 +1191,13 @@ pub fn start(setup: IkeSetup, stop_flag: Arc<AtomicBool>) -> std::io::Result<Ike
             }
         }
         rt.pump();
-        let mut buf = vec![0u8; 65536];
-        // Block (10 ms) on UDP 500 only after a turn with nothing to do, so
-        // that busy inputs are not paced by an idle socket.
+        // IKE messages up to the largest UDP payload, a few at a time.
+        let mut batch = ikeda_sys::PacketBatch::new(IKE_BATCH, 65536, 0);
+        // Wait for UDP 500 (at most until the engine's next deadline, and
+        // 10 ms so that the other inputs, which have no descriptor to wait
+        // on, are looked at) only after a turn with nothing to do, so that
+        // busy inputs are not paced by an idle socket.
         let mut idle = true;
-        let mut blocking = true;
         let mut counted = Instant::now();
         while !stop.load(Ordering::Relaxed) {
             let mut worked = false;
@@ -1427,34 +1207,44 @@ pub fn start(setup: IkeSetup, stop_flag: Arc<AtomicBool>) -> std::io::Result<Ike
                     *c = rt.engine.counters();
                 }
             }
-            if idle != blocking {
-                blocking = idle;
-                for s in &rt.sock500 {
-                    let _ = s.set_nonblocking(!blocking);
-                }
+            let mut wait = if idle {
+                let now = rt.now();
+                let until = rt
+                    .engine
+                    .poll_timeout()
+                    .map_or(IDLE_WAIT, |t| Duration::from_millis(t.0.saturating_sub(now.0)));
+                until.min(IDLE_WAIT)
+            } else {
+                Duration::ZERO
+            };
+            // Without any UDP 500 socket, a short sleep paces an idle loop.
+            if rt.sock500.is_empty() && !wait.is_zero() {
+                std::thread::sleep(wait);
             }
-            // UDP 500: up to a batch from each socket (without any socket,
-            // a short sleep paces an idle loop).
-            if rt.sock500.is_empty() && idle {
-                std::thread::sleep(Duration::from_millis(10));
-            }
+            // UDP 500: up to a batch from each socket.
             for k in 0..rt.sock500.len() {
-                for _ in 0..INPUT_BATCH {
-                    let Ok((n, from)) = rt.sock500[k].recv_from(&mut buf) else {
-                        break;
+                let n = match rt.sock500[k].io.recv_batch(&mut batch, Some(wait)) {
+                    Ok(n) => n,
+                    Err(e) => {
+                        tracing::warn!(target: "ike", "UDP {}: {e}", rt.sock500[k].local);
+                        0
+                    }
+                };
+                // One wait per turn at most.
+                wait = Duration::ZERO;
+                let local = rt.sock500[k].local;
+                for i in 0..n {
+                    let (Some(from), data) = (batch.addr(i), batch.packet(i)) else {
+                        continue;
                     };
+                    if data.is_empty() {
+                        continue;
+                    }
                     worked = true;
-                    let local = rt.sock500[k]
-                        .local_addr()
-                        .unwrap_or_else(|_| SocketAddr::new(IpAddr::from([0, 0, 0, 0]), IKE_PORT));
-                    tracing::trace!(target: "ike", "{n} bytes {from} -> {local}");
+                    tracing::trace!(target: "ike", "{} bytes {from} -> {local}", data.len());
                     let now = rt.now();
                     rt.path.heard(from, local.port(), now.0);
-                    rt.engine.handle_datagram(now, local, from, &buf[..n]);
-                    if blocking {
-                        // Do not wait again in this turn; the next one is busy.
-                        break;
-                    }
+                    rt.engine.handle_datagram(now, local, from, data);
                 }
             }
             // A trap policy met its first packet: negotiate the SA (the
@@ -1519,22 +1309,4 @@ pub fn start(setup: IkeSetup, stop_flag: Arc<AtomicBool>) -> std::io::Result<Ike
         handle,
         counters,
     })
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    /// Without ESN the 32-bit sequence counter is never left to run out:
-    /// rekeyed at SEQ_SOFT_LIMIT at the latest, sooner if configured; with
-    /// ESN only the configured limit applies.
-    #[test]
-    fn packet_rekey_limit_keeps_32_bit_sequence_numbers_from_cycling() {
-        assert_eq!(packet_rekey_limit(0, false), SEQ_SOFT_LIMIT);
-        assert_eq!(packet_rekey_limit(1000, false), 1000);
-        assert_eq!(packet_rekey_limit(u64::MAX, false), SEQ_SOFT_LIMIT);
-        assert_eq!(packet_rekey_limit(0, true), 0);
-        assert_eq!(packet_rekey_limit(u64::MAX, true), u64::MAX);
-        const { assert!(SEQ_SOFT_LIMIT < u32::MAX as u64) };
-    }
 }

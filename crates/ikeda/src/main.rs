@@ -14,11 +14,13 @@ mod control;
 mod daemon;
 mod dataplane;
 mod engines;
+mod gateway;
 mod ike;
 mod keys;
 mod lab;
 mod pathwatch;
 mod pcap;
+mod plan;
 mod private;
 mod seqstate;
 mod show;
@@ -320,7 +322,7 @@ fn main() -> ExitCode {
             stats_file,
             control,
             export_keys,
-        } => daemon::run(daemon::RunOptions {
+        } => daemon::run(config::RunOptions {
             config,
             stats_file,
             control,

@@ -851,6 +851,20 @@ impl Engine {
         self.sas.iter().flatten().any(|s| self.conns[s.conn].spec.name == conn)
     }
 
+    /// Renew the connection's phase-1 SA now (`ikeda rekey --ike`): as at
+    /// its rekey time, a fresh Main or Aggressive Mode replaces it and the
+    /// old one is deleted once the new one is up; its Quick Mode SAs stay.
+    pub fn rekey_ike(&mut self, conn: &str, now: Millis) -> Result<(), String> {
+        let ci = self.conn_index(conn).ok_or_else(|| format!("no connection '{conn}'"))?;
+        let idx = self
+            .current(ci)
+            .ok_or_else(|| format!("'{conn}' has no phase-1 SA up to rekey"))?;
+        if let Some(sa) = self.sas[idx].as_mut() {
+            sa.rekey_at = Some(now);
+        }
+        Ok(())
+    }
+
     fn random_u64(&mut self) -> u64 {
         loop {
             let mut b = [0u8; 8];

@@ -1439,7 +1439,7 @@ fn bring_up(a: &UpArgs, dir: &Path, st: &mut LabState, capture: Option<&Path>) -
                 let ok = wait_until(Duration::from_secs(10), || {
                     !alive(pid)
                         || (stats.exists()
-                            && ip(&["-n", &ns, "rule", "show", "pref", &crate::daemon::RULE_PREF.to_string()])
+                            && ip(&["-n", &ns, "rule", "show", "pref", &crate::plan::RULE_PREF.to_string()])
                                 .is_ok_and(|s| !s.trim().is_empty()))
                 });
                 if !ok || !alive(pid) {

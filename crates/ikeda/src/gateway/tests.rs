@@ -1,0 +1,472 @@
+//! Two whole gateways (configuration, IKE thread, data plane threads) in one
+//! process, over the in-memory fakes of `ikeda-sys`: a TUN pair per site
+//! whose host end plays the LAN, a fake UDP network for ports 500 and 4500
+//! and one for raw ESP. No root, no namespaces: the same code as `ikeda
+//! run` from `gateway::start` on, with real time.
+//!
+//! Each version (IKEv2, IKEv1): the tunnel comes up, pings cross it both
+//! ways, the CHILD SA and the IKE SA are rekeyed (from either side) while
+//! numbered packets flow both ways and every one of them arrives, a reload
+//! adds a second connection (the first untouched), and `down` and stopping
+//! the gateways tear it all down on both sides.
+
+use super::*;
+use crate::control::{Command, ControlMsg, EventHub, Response, CONTROL_QUEUE};
+use ikeda_sys::fake::{FakeNet, FakeTun};
+use std::collections::BTreeSet;
+use std::net::{IpAddr, SocketAddr};
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::mpsc::SyncSender;
+use std::time::Instant;
+
+const WAN: [&str; 2] = ["192.168.50.11", "192.168.50.12"];
+const LAN: [[u8; 4]; 2] = [[192, 168, 11, 0], [192, 168, 12, 0]];
+/// The LANs of the connection a reload adds.
+const LAN2: [[u8; 4]; 2] = [[192, 168, 21, 0], [192, 168, 22, 0]];
+const PSK: &str = "in-process gateways share this test key";
+
+/// What the routes would be: the last wish, for the test to read.
+#[derive(Default)]
+struct Routes {
+    cidrs: Vec<String>,
+}
+
+impl RouteSync for Routes {
+    fn sync(&mut self, want: &Wanted) -> Result<(), String> {
+        self.cidrs = want.routes.iter().map(|r| r.0.clone()).collect();
+        Ok(())
+    }
+}
+
+struct Site {
+    gw: Option<Gateway>,
+    /// The LAN side of the TUN device.
+    host: Arc<FakeTun>,
+    requests: SyncSender<ControlMsg>,
+    routes: Arc<Mutex<Routes>>,
+    config: PathBuf,
+    hub: Arc<EventHub>,
+}
+
+fn net(lan: [u8; 4]) -> String {
+    format!("{}.{}.{}.0/24", lan[0], lan[1], lan[2])
+}
+
+fn host(lan: [u8; 4]) -> [u8; 4] {
+    [lan[0], lan[1], lan[2], 10]
+}
+
+/// Gateway `i`'s config: connection `s2s` (gw1 initiates) between the
+/// LANs; with `second` the LAN2 nets too: for IKEv2 as a second
+/// connection `s2s2`, for IKEv1 as a second selector pair of `s2s` (IKEv1
+/// Main Mode knows only addresses when it picks the connection, so two
+/// connections between the same gateways are one with two pairs).
+fn config_text(dir: &Path, i: usize, version: u8, second: bool) -> String {
+    let j = 1 - i;
+    let ike = if version == 1 {
+        "aes128-sha256-modp2048"
+    } else {
+        "aes128gcm16-prfsha256-x25519"
+    };
+    let start = if i == 0 { "start" } else { "none" };
+    let conn = |name: &str, lans: &[[[u8; 4]; 2]]| {
+        let ts = |k: usize| {
+            lans.iter()
+                .map(|l| format!("\"{}\"", net(l[k])))
+                .collect::<Vec<_>>()
+                .join(", ")
+        };
+        format!(
+            "\n[[conn]]\nname = \"{name}\"\nversion = {version}\nlocal_addr = \"{l}\"\nremote_addr = \"{r}\"\n\
+             ike = \"{ike}\"\nesp = \"aes128gcm16\"\npsk = \"{PSK}\"\nstart_action = \"{start}\"\n\
+             local_ts = [{ln}]\nremote_ts = [{rn}]\n",
+            l = WAN[i],
+            r = WAN[j],
+            ln = ts(i),
+            rn = ts(j),
+        )
+    };
+    let mut t = format!(
+        "[daemon]\ntun = \"fake{i}\"\nmtu = 1400\nstate_dir = \"{}\"\ncontrol_socket = \"{}\"\n",
+        dir.join(format!("state{i}")).display(),
+        dir.join(format!("gw{i}.sock")).display(),
+    );
+    match (second, version) {
+        (false, _) => t.push_str(&conn("s2s", &[LAN])),
+        (true, 1) => t.push_str(&conn("s2s", &[LAN, LAN2])),
+        (true, _) => {
+            t.push_str(&conn("s2s", &[LAN]));
+            t.push_str(&conn("s2s2", &[LAN2]));
+        }
+    }
+    t
+}
+
+fn start_site(dir: &Path, i: usize, version: u8, udp: &FakeNet, esp: &FakeNet) -> Site {
+    let config = dir.join(format!("gw{i}.toml"));
+    std::fs::write(&config, config_text(dir, i, version, false)).unwrap();
+    let opts = RunOptions {
+        config: config.clone(),
+        stats_file: None,
+        control: None,
+        export_keys: None,
+    };
+    let cfg = crate::config::load(&opts).unwrap();
+    let (dev, host) = FakeTun::pair(&format!("fake{i}"));
+    let wan: IpAddr = WAN[i].parse().unwrap();
+    let sockets: Vec<Arc<NetSocket<DynIo>>> = vec![
+        Arc::new(NetSocket {
+            encap: Encap::Esp,
+            local: wan,
+            io: Arc::new(esp.bind_raw(wan).unwrap()),
+        }),
+        Arc::new(NetSocket {
+            encap: Encap::Udp,
+            local: wan,
+            io: Arc::new(udp.bind(SocketAddr::new(wan, 4500)).unwrap()),
+        }),
+    ];
+    let local500 = SocketAddr::new(wan, 500);
+    let sock500 = vec![IkeSocket {
+        local: local500,
+        io: Arc::new(udp.bind(local500).unwrap()),
+    }];
+    let routes = Arc::new(Mutex::new(Routes::default()));
+    let (tx, rx) = std::sync::mpsc::sync_channel(CONTROL_QUEUE);
+    let io = GatewayIo {
+        tun: Arc::new(dev),
+        sockets,
+        sock500,
+        routes: routes.clone(),
+    };
+    let hub = Arc::new(EventHub::default());
+    let gw = start(&cfg, &opts, io, rx, hub.clone()).unwrap();
+    Site {
+        gw: Some(gw),
+        host: Arc::new(host),
+        requests: tx,
+        routes,
+        config,
+        hub,
+    }
+}
+
+impl Site {
+    /// The gateway's recent log lines, for a failure report.
+    fn log(&self) -> String {
+        self.hub.recent(60).join("\n")
+    }
+
+    fn ask(&self, command: Command) -> Response {
+        let (tx, rx) = std::sync::mpsc::channel();
+        self.requests.send(ControlMsg { command, reply: tx }).unwrap();
+        rx.recv_timeout(Duration::from_secs(10))
+            .expect("the IKE thread answers")
+    }
+
+    fn json(&self, command: Command) -> serde_json::Value {
+        let r = self.ask(command.clone());
+        assert!(r.ok, "{command:?}: {:?}", r.error);
+        r.result
+    }
+
+    /// (inbound SPI, outbound SPI) of each CHILD SA of `conn` installed here.
+    fn children(&self, conn: &str) -> Vec<(String, String)> {
+        let v = self.json(Command::ShowChild);
+        v.as_array()
+            .unwrap()
+            .iter()
+            .filter(|c| c["conn"] == conn && c["state"] != "MANUAL")
+            .map(|c| {
+                (
+                    c["inbound"]["spi"].as_str().unwrap_or_default().to_owned(),
+                    c["outbound"]["spi"].as_str().unwrap_or_default().to_owned(),
+                )
+            })
+            .collect()
+    }
+
+    /// The SPI pairs of `conn`'s IKE SAs here.
+    fn ike_sas(&self, conn: &str) -> Vec<String> {
+        let v = self.json(Command::ShowIke);
+        v.as_array()
+            .unwrap()
+            .iter()
+            .filter(|s| s["conn"] == conn)
+            .map(|s| {
+                format!(
+                    "{}/{}",
+                    s["spi_i"].as_str().unwrap_or(""),
+                    s["spi_r"].as_str().unwrap_or("")
+                )
+            })
+            .collect()
+    }
+}
+
+fn checksum(b: &[u8]) -> u16 {
+    let mut s: u32 = 0;
+    for c in b.chunks(2) {
+        s += u32::from(u16::from_be_bytes([c[0], *c.get(1).unwrap_or(&0)]));
+    }
+    while s > 0xffff {
+        s = (s & 0xffff) + (s >> 16);
+    }
+    !(s as u16)
+}
+
+/// An IPv4 packet of `proto` with `payload`.
+fn ipv4(src: [u8; 4], dst: [u8; 4], proto: u8, payload: &[u8]) -> Vec<u8> {
+    let len = 20 + payload.len();
+    let mut p = vec![0x45, 0, (len >> 8) as u8, len as u8, 0, 1, 0, 0, 64, proto, 0, 0];
+    p.extend_from_slice(&src);
+    p.extend_from_slice(&dst);
+    let c = checksum(&p);
+    p[10..12].copy_from_slice(&c.to_be_bytes());
+    p.extend_from_slice(payload);
+    p
+}
+
+/// ICMP echo request (type 8) or reply (type 0).
+fn icmp_echo(src: [u8; 4], dst: [u8; 4], kind: u8, seq: u16) -> Vec<u8> {
+    let mut m = vec![kind, 0, 0, 0, 0x1d, 0xa0, (seq >> 8) as u8, seq as u8];
+    m.extend_from_slice(b"ikeda in-process ping");
+    let c = checksum(&m);
+    m[2..4].copy_from_slice(&c.to_be_bytes());
+    ipv4(src, dst, 1, &m)
+}
+
+/// A UDP datagram (port 9, discard) numbered `n`.
+fn numbered(src: [u8; 4], dst: [u8; 4], n: u32) -> Vec<u8> {
+    let mut u = vec![0x9c, 0x40, 0, 9, 0, 0, 0, 0];
+    u.extend_from_slice(&n.to_be_bytes());
+    u.extend_from_slice(&[0x5a; 100]);
+    let l = u.len() as u16;
+    u[4..6].copy_from_slice(&l.to_be_bytes());
+    ipv4(src, dst, 17, &u)
+}
+
+/// The next packet on `host` that is an ICMP echo of `kind` and `seq`
+/// (other packets are skipped), within `wait`.
+fn expect_echo(host: &FakeTun, kind: u8, seq: u16, wait: Duration) -> Option<Vec<u8>> {
+    let end = Instant::now() + wait;
+    while let Some(left) = end.checked_duration_since(Instant::now()) {
+        let p = host.recv_timeout(Some(left))?;
+        if p.len() >= 28 && p[9] == 1 && p[20] == kind && u16::from_be_bytes([p[26], p[27]]) == seq {
+            return Some(p);
+        }
+    }
+    None
+}
+
+/// A ping from site `a`'s LAN to site `b`'s and its answer, as the LAN
+/// hosts would: the request must arrive unchanged, the reply too.
+fn ping(a: &Site, b: &Site, lans: [[u8; 4]; 2], ab: [usize; 2], seq: u16) -> bool {
+    let (src, dst) = (host(lans[ab[0]]), host(lans[ab[1]]));
+    let req = icmp_echo(src, dst, 8, seq);
+    a.host.write(&req).unwrap();
+    let Some(got) = expect_echo(&b.host, 8, seq, Duration::from_millis(500)) else {
+        return false;
+    };
+    assert_eq!(got, req, "the echo request crossed the tunnel unchanged");
+    let rep = icmp_echo(dst, src, 0, seq);
+    b.host.write(&rep).unwrap();
+    expect_echo(&a.host, 0, seq, Duration::from_millis(500)).is_some_and(|p| p == rep)
+}
+
+/// Ping until it works (the tunnel is coming up), at most `wait`.
+fn ping_until_up(a: &Site, b: &Site, lans: [[u8; 4]; 2], wait: Duration) {
+    let end = Instant::now() + wait;
+    let mut seq = 1000;
+    while !ping(a, b, lans, [0, 1], seq) {
+        assert!(
+            Instant::now() < end,
+            "no ping across the tunnel within {wait:?}\ngw1:\n{}\ngw2:\n{}",
+            a.log(),
+            b.log()
+        );
+        seq += 1;
+    }
+    assert!(ping(b, a, lans, [1, 0], seq + 1), "a ping from the other side");
+}
+
+/// Numbered packets from `from`'s LAN to `to`'s, one per millisecond until
+/// `stop`; returns how many were sent.
+fn send_numbered(
+    from: Arc<FakeTun>,
+    src: [u8; 4],
+    dst: [u8; 4],
+    stop: Arc<AtomicBool>,
+) -> std::thread::JoinHandle<u32> {
+    std::thread::spawn(move || {
+        let mut n = 0u32;
+        while !stop.load(Ordering::Relaxed) {
+            from.write(&numbered(src, dst, n)).unwrap();
+            n += 1;
+            std::thread::sleep(Duration::from_millis(1));
+        }
+        n
+    })
+}
+
+/// The numbers of the UDP packets that reached `host`, until `stop` and
+/// then a quiet 500 ms.
+fn receive_numbered(host: Arc<FakeTun>, stop: Arc<AtomicBool>) -> std::thread::JoinHandle<Vec<u32>> {
+    std::thread::spawn(move || {
+        let mut got = Vec::new();
+        loop {
+            match host.recv_timeout(Some(Duration::from_millis(500))) {
+                Some(p) if p.len() >= 32 && p[9] == 17 => got.push(u32::from_be_bytes([p[28], p[29], p[30], p[31]])),
+                Some(_) => {}
+                None if stop.load(Ordering::Relaxed) => return got,
+                None => {}
+            }
+        }
+    })
+}
+
+/// Wait until `f` holds, at most `wait`.
+fn wait_for(what: &str, wait: Duration, mut f: impl FnMut() -> bool) {
+    let end = Instant::now() + wait;
+    while !f() {
+        assert!(Instant::now() < end, "{what}: not within {wait:?}");
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}
+
+fn two_gateways(version: u8) {
+    let dir = std::env::temp_dir().join(format!("ikeda-inproc-v{version}-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir).unwrap();
+    let (udp, esp) = (FakeNet::new(), FakeNet::new());
+    let mut sites = [
+        start_site(&dir, 0, version, &udp, &esp),
+        start_site(&dir, 1, version, &udp, &esp),
+    ];
+    let (a, b) = (&sites[0], &sites[1]);
+
+    // Up, with the routes wanted for the remote LAN.
+    ping_until_up(a, b, LAN, Duration::from_secs(10));
+    assert_eq!(a.routes.lock().unwrap().cidrs, [net(LAN[1])]);
+    assert_eq!(b.routes.lock().unwrap().cidrs, [net(LAN[0])]);
+    let child0 = a.children("s2s");
+    let ike0 = a.ike_sas("s2s");
+    assert_eq!(child0.len(), 1, "one CHILD SA: {child0:?}");
+    assert_eq!(ike0.len(), 1, "one IKE SA: {ike0:?}");
+
+    // Rekeys under traffic both ways: not one packet lost.
+    let stop = Arc::new(AtomicBool::new(false));
+    let rx = [
+        receive_numbered(b.host.clone(), stop.clone()),
+        receive_numbered(a.host.clone(), stop.clone()),
+    ];
+    let tx = [
+        send_numbered(a.host.clone(), host(LAN[0]), host(LAN[1]), stop.clone()),
+        send_numbered(b.host.clone(), host(LAN[1]), host(LAN[0]), stop.clone()),
+    ];
+    std::thread::sleep(Duration::from_millis(300));
+    // The CHILD SA, from the initiator: a new pair replaces the old one.
+    assert!(
+        a.ask(Command::Rekey {
+            conn: "s2s".into(),
+            ike: false,
+            child: None
+        })
+        .ok
+    );
+    wait_for("CHILD SA rekeyed", Duration::from_secs(10), || {
+        let c = a.children("s2s");
+        c.len() == 1 && c[0].0 != child0[0].0 && b.children("s2s").len() == 1
+    });
+    let child1 = a.children("s2s");
+    std::thread::sleep(Duration::from_millis(300));
+    // The IKE SA, from the responder; the CHILD SA stays.
+    assert!(
+        b.ask(Command::Rekey {
+            conn: "s2s".into(),
+            ike: true,
+            child: None
+        })
+        .ok
+    );
+    wait_for("IKE SA rekeyed", Duration::from_secs(15), || {
+        let (i, j) = (a.ike_sas("s2s"), b.ike_sas("s2s"));
+        i.len() == 1 && i[0] != ike0[0] && j == i
+    });
+    // The old inbound SA drains for RETIRE_GRACE_MS; traffic goes on past it.
+    std::thread::sleep(Duration::from_millis(2500));
+    stop.store(true, Ordering::Relaxed);
+    for (k, (t, r)) in tx.into_iter().zip(rx).enumerate() {
+        let sent = t.join().unwrap();
+        let got = r.join().unwrap();
+        let uniq: BTreeSet<u32> = got.iter().copied().collect();
+        let lost: Vec<u32> = (0..sent).filter(|n| !uniq.contains(n)).take(20).collect();
+        assert!(sent > 1000, "direction {k}: only {sent} packets sent");
+        assert!(
+            lost.is_empty(),
+            "direction {k}: {} of {sent} lost across the rekeys, first {lost:?}",
+            sent as usize - uniq.len()
+        );
+        assert_eq!(got.len(), uniq.len(), "direction {k}: packets duplicated");
+    }
+    assert_eq!(a.children("s2s"), child1, "the CHILD SA survives the IKE rekey");
+    ping_until_up(a, b, LAN, Duration::from_secs(2));
+
+    // Reload: the LAN2 nets join, as a second connection (IKEv2: the first
+    // stays untouched) or as a second selector pair of the first (IKEv1:
+    // the changed connection is brought up anew with both).
+    for (i, s) in sites.iter().enumerate() {
+        std::fs::write(&s.config, config_text(&dir, i, version, true)).unwrap();
+    }
+    let (a, b) = (&sites[0], &sites[1]);
+    let conn2 = if version == 1 { "s2s" } else { "s2s2" };
+    for s in [b, a] {
+        let r = s.json(Command::Reload);
+        if version == 1 {
+            assert_eq!(r["changed"], serde_json::json!(["s2s"]), "{r}");
+        } else {
+            assert_eq!(r["added"], serde_json::json!(["s2s2"]), "{r}");
+            assert_eq!(r["untouched"], serde_json::json!(["s2s"]), "{r}");
+        }
+    }
+    ping_until_up(a, b, LAN2, Duration::from_secs(10));
+    ping_until_up(a, b, LAN, Duration::from_secs(10));
+    if version == 1 {
+        // Every local x remote pair of one family is a selector pair.
+        assert_eq!(a.children("s2s").len(), 4, "a CHILD SA per selector pair");
+    } else {
+        assert_eq!(a.children("s2s"), child1, "reload left s2s's CHILD SA alone");
+        assert_eq!(a.children("s2s2").len(), 1);
+    }
+    assert_eq!(a.routes.lock().unwrap().cidrs, [net(LAN[1]), net(LAN2[1])]);
+
+    // Teardown. IKEv2: `down` deletes s2s on both sides (a DELETE the
+    // peer obeys), and stopping gw1 deletes s2s2 at gw2. IKEv1: stopping
+    // gw1 deletes s2s at gw2.
+    if version == 2 {
+        assert!(a.ask(Command::Down { conn: "s2s".into() }).ok);
+        wait_for("s2s deleted on both sides", Duration::from_secs(5), || {
+            a.ike_sas("s2s").is_empty() && b.ike_sas("s2s").is_empty() && b.children("s2s").is_empty()
+        });
+        assert!(!ping(a, b, LAN, [0, 1], 7), "no tunnel for s2s any more");
+        assert!(ping(a, b, LAN2, [0, 1], 8), "s2s2 still up");
+    }
+    sites[0].gw.take().unwrap().stop();
+    let b = &sites[1];
+    wait_for("gw2 told of gw1's going", Duration::from_secs(5), || {
+        b.ike_sas(conn2).is_empty() && b.children(conn2).is_empty()
+    });
+    sites[1].gw.take().unwrap().stop();
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+#[test]
+fn two_ikev2_gateways_in_one_process_up_rekey_under_traffic_reload_down() {
+    two_gateways(2);
+}
+
+#[test]
+fn two_ikev1_gateways_in_one_process_up_rekey_under_traffic_reload_down() {
+    two_gateways(1);
+}
