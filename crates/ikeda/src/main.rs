@@ -100,7 +100,7 @@ enum Cmd {
         config: Option<PathBuf>,
     },
     /// Rekey a connection's CHILD SA now (make-before-break), or with
-    /// `--ike` its IKE SA (IKEv2).
+    /// `--ike` its IKE SA (IKEv1: a new Main Mode replaces the phase-1 SA).
     Rekey {
         conn: String,
         #[arg(long)]
