@@ -591,6 +591,143 @@ fn ts_payload(ts: &[TsRange]) -> TsPayload {
     }
 }
 
+/// The IKE_SA_INIT responder's key exchange (RFC 7296 §1.2, §2.14): our
+/// KEr, SPIr and Nr, the keys and the SK ciphers.
+struct InitKeys {
+    our_ke: KeyExchange,
+    spi_r: u64,
+    nr: Vec<u8>,
+    keys: IkeKeys,
+    sk_out: SkCipher,
+    sk_in: SkCipher,
+}
+
+/// NAT detection (RFC 7296 §2.23), from the initiator's hashes in its
+/// IKE_SA_INIT request: (the peer is behind a NAT, we are).
+fn init_request_nat(msg: &Message, spi_i: u64, (local, remote): (SocketAddr, SocketAddr)) -> (bool, bool) {
+    let src_hashes: Vec<Vec<u8>> = msg
+        .payloads
+        .iter()
+        .filter_map(|p| match p {
+            Payload::Notify(n) if n.notify_type == NotifyType::NAT_DETECTION_SOURCE_IP => Some(n.data.clone()),
+            _ => None,
+        })
+        .collect();
+    let dst_hash = notify(&msg.payloads, NotifyType::NAT_DETECTION_DESTINATION_IP).map(|n| n.data.clone());
+    let peer_nat = !src_hashes.is_empty() && !src_hashes.contains(&natd(spi_i, 0, remote));
+    let us_nat = dst_hash.is_some_and(|d| d != natd(spi_i, 0, local));
+    (peer_nat, us_nat)
+}
+
+/// What an error notify in the IKE_AUTH response means, in words for
+/// the operator (RFC 7296 §2.21.2).
+fn auth_response_error(c: &ConnSpec, inner: &[Payload]) -> Option<Failure> {
+    first_error_notify(inner).map(|n| match n.notify_type {
+        NotifyType::AUTHENTICATION_FAILED => Failure::AuthenticationFailed {
+            detail: "the peer could not verify our AUTH payload".into(),
+        },
+        NotifyType::NO_PROPOSAL_CHOSEN => Failure::PeerRejectedProposals {
+            exchange: "IKE_AUTH (CHILD SA)",
+            offered: ike_auth_proposals(&c.esp_proposals)
+                .iter()
+                .map(|p| p.name())
+                .collect::<Vec<_>>()
+                .join(", "),
+        },
+        NotifyType::TS_UNACCEPTABLE => Failure::TsUnacceptable {
+            ours_local: ts_list(&c.local_ts),
+            ours_remote: ts_list(&c.remote_ts),
+            theirs_i: "(refused by the peer)".into(),
+            theirs_r: String::new(),
+        },
+        t => Failure::PeerRefused {
+            exchange: Some("IKE_AUTH"),
+            notify: t.to_string(),
+        },
+    })
+}
+
+/// The CHILD SA an IKE_AUTH responder accepts: our suite, the peer's SPI,
+/// the number of its proposal, our selectors and the connection's CHILD SA.
+struct AuthChild {
+    suite: ChildSuite,
+    spi_out: u32,
+    num: u8,
+    local_ts: Vec<TsRange>,
+    remote_ts: Vec<TsRange>,
+    pair: usize,
+}
+
+/// The CHILD SA of an IKE_AUTH request (RFC 7296 §1.2, §2.9), or the
+/// notify that refuses it and why.
+fn auth_request_child(
+    c: &ConnSpec,
+    offered: &[Proposal],
+    tsi: &[TsRange],
+    tsr: &[TsRange],
+) -> (Option<AuthChild>, Option<(NotifyType, Failure)>) {
+    // KE transforms play no part here (RFC 7296 §1.2: no KEi in
+    // IKE_AUTH); a peer that offers them anyway (RFC 7296 says it
+    // must not) still gets its CHILD SA, without PFS, as strongSwan
+    // does when it selects in IKE_AUTH.
+    let accepted = ike_auth_proposals(&c.esp_proposals);
+    let mut pick = None;
+    'o: for ours in &accepted {
+        for p in offered.iter().filter(|p| p.protocol_id == ProtocolId::ESP) {
+            if let (Some(s), Some(spi)) = (
+                ours.select(&ChildProposal::from_transforms(&from_wire(p)).without_ke()),
+                p.spi_u32(),
+            ) {
+                pick = Some((s, spi, p.proposal_num));
+                break 'o;
+            }
+        }
+    }
+    // Initiator's TSi is the peer's side (our remote), TSr ours;
+    // whichever of the connection's CHILD SAs they select (§2.9).
+    let (pair, local_ts, remote_ts) = children::pick_child(c, tsi, tsr).unwrap_or_default();
+    match pick {
+        None => (
+            None,
+            Some((
+                NotifyType::NO_PROPOSAL_CHOSEN,
+                Failure::NoProposalChosen {
+                    exchange: "IKE_AUTH (CHILD SA)",
+                    offered: offered
+                        .iter()
+                        .map(|p| ChildProposal::from_transforms(&from_wire(p)).name())
+                        .collect::<Vec<_>>()
+                        .join(", "),
+                    accepted: accepted.iter().map(|p| p.name()).collect::<Vec<_>>().join(", "),
+                },
+            )),
+        ),
+        Some(_) if local_ts.is_empty() || remote_ts.is_empty() => (
+            None,
+            Some((
+                NotifyType::TS_UNACCEPTABLE,
+                Failure::TsUnacceptable {
+                    ours_local: ts_list(&c.local_ts),
+                    ours_remote: ts_list(&c.remote_ts),
+                    theirs_i: ts_list(tsi),
+                    theirs_r: ts_list(tsr),
+                },
+            )),
+        ),
+        Some((suite, spi_out, num)) => (
+            Some(AuthChild {
+                suite,
+                spi_out,
+                num,
+                local_ts,
+                remote_ts,
+                pair,
+            }),
+            None,
+        ),
+    }
+}
+
 impl Engine {
     pub fn new(conns: Vec<ConnSpec>, rng: Box<dyn Rng + Send>) -> Engine {
         Engine {
@@ -760,7 +897,8 @@ impl Engine {
             let gone = (sa.spi_i, sa.spi_r);
             for i in 0..self.sas.len() {
                 let revive = self.sas[i].as_ref().is_some_and(|s| {
-                    s.state == State::Established && s.duplicate.is_some_and(|d| d.survivor == gone && d.delete_at.is_some())
+                    s.state == State::Established
+                        && s.duplicate.is_some_and(|d| d.survivor == gone && d.delete_at.is_some())
                 });
                 if revive {
                     self.keep_duplicate(i);
@@ -776,7 +914,10 @@ impl Engine {
         sa.duplicate = None;
         let conn = sa.conn;
         self.activate_children(idx);
-        self.log(conn, "the IKE_SA kept over a duplicate is gone: keeping this one".into());
+        self.log(
+            conn,
+            "the IKE_SA kept over a duplicate is gone: keeping this one".into(),
+        );
     }
 
     /// Send on the CHILD SAs of IKE SA `idx` that were installed without
@@ -1089,7 +1230,13 @@ impl Engine {
         } else {
             let Some(&idx) = self.by_spi.get(&(h.initiator_spi, h.responder_spi)) else {
                 self.stats.unknown_spi += 1;
-                self.answer_from_the_grave((h.initiator_spi, h.responder_spi), h.message_id, data, (local, remote), now);
+                self.answer_from_the_grave(
+                    (h.initiator_spi, h.responder_spi),
+                    h.message_id,
+                    data,
+                    (local, remote),
+                    now,
+                );
                 return;
             };
             self.handle_request(idx, now, local, remote, data, msg);
@@ -1176,62 +1323,117 @@ impl Engine {
             return;
         };
         self.log(conn, format!("received {} from {remote}", msg.summary()));
-        let Some(sa) = self.sas[idx].as_ref() else { return };
-        // COOKIE (§2.6): start over with the cookie in front.
-        if let Some(c) = notify(&msg.payloads, NotifyType::COOKIE) {
-            let cookie = c.data.clone();
-            let group = sa.ke.as_ref().map(|k| k.group());
-            if let (Some(sa), Some(group)) = (self.sas[idx].as_mut(), group) {
-                sa.cookie = Some(cookie);
-                let _ = self.send_init_request(idx, group, now);
+        if self.sas[idx].is_none()
+            || self.init_response_cookie(idx, now, &msg)
+            || self.init_response_invalid_ke(idx, conn, now, &msg)
+            || self.init_response_refused(idx, conn, &msg)
+        {
+            return;
+        }
+        let Some((suite, ke_data)) = self.init_response_choose(idx, conn, data, &msg) else {
+            return;
+        };
+        self.init_response_nat(idx, conn, remote, &msg);
+        if !self.init_response_keys(idx, conn, suite, &ke_data) {
+            return;
+        }
+        let Some(sa) = self.sas[idx].as_mut() else { return };
+        if sa.nat {
+            // §2.23: after a NAT is detected, continue on port 4500.
+            sa.local.set_port(NAT_T_PORT);
+            sa.remote.set_port(NAT_T_PORT);
+        }
+        let key = (sa.spi_i, sa.spi_r);
+        self.by_spi.retain(|_, v| *v != idx);
+        self.by_spi.insert(key, idx);
+        self.keys_derived(idx);
+        if self.sas[idx].as_ref().is_some_and(|s| s.nat) {
+            self.log(conn, "NAT detected (or forced by the peer): moving to UDP 4500".into());
+        }
+        self.send_auth_request(idx, now);
+    }
+
+    /// COOKIE (§2.6): start over with the cookie in front. True if the
+    /// response was one.
+    fn init_response_cookie(&mut self, idx: usize, now: Millis, msg: &Message) -> bool {
+        let Some(c) = notify(&msg.payloads, NotifyType::COOKIE) else {
+            return false;
+        };
+        let cookie = c.data.clone();
+        let group = self.sas[idx].as_ref().and_then(|sa| sa.ke.as_ref().map(|k| k.group()));
+        if let (Some(sa), Some(group)) = (self.sas[idx].as_mut(), group) {
+            sa.cookie = Some(cookie);
+            let _ = self.send_init_request(idx, group, now);
+        }
+        true
+    }
+
+    /// INVALID_KE_PAYLOAD (§1.2): retry with the group the peer wants, if we
+    /// accept it. True if the response was one.
+    fn init_response_invalid_ke(&mut self, idx: usize, conn: usize, now: Millis, msg: &Message) -> bool {
+        let Some(n) = notify(&msg.payloads, NotifyType::INVALID_KE_PAYLOAD) else {
+            return false;
+        };
+        let wanted = n
+            .invalid_ke_group()
+            .and_then(|g| ikeda_crypto::ike::DhGroup::from_transform_id(g.0));
+        let ok = wanted.filter(|g| self.conns[conn].ike_proposals.iter().any(|p| p.dh.contains(g)));
+        let ours = self.sas[idx].as_ref().and_then(|sa| sa.ke.as_ref().map(|k| k.group()));
+        match ok {
+            Some(g) if ours != Some(g) => {
+                self.log(conn, format!("peer wants key exchange group {}, retrying", g.keyword()));
+                let _ = self.send_init_request(idx, g, now);
             }
-            return;
-        }
-        // INVALID_KE_PAYLOAD (§1.2): retry with the group the peer wants, if we accept it.
-        if let Some(n) = notify(&msg.payloads, NotifyType::INVALID_KE_PAYLOAD) {
-            let wanted = n
-                .invalid_ke_group()
-                .and_then(|g| ikeda_crypto::ike::DhGroup::from_transform_id(g.0));
-            let ok = wanted.filter(|g| self.conns[conn].ike_proposals.iter().any(|p| p.dh.contains(g)));
-            match ok {
-                Some(g) if sa.ke.as_ref().map(|k| k.group()) != Some(g) => {
-                    self.log(conn, format!("peer wants key exchange group {}, retrying", g.keyword()));
-                    let _ = self.send_init_request(idx, g, now);
-                }
-                _ => {
-                    self.fail(
-                        conn,
-                        Failure::Incompatible(format!(
-                            "peer asked for key exchange group {:?}, which we do not offer",
-                            n.invalid_ke_group()
-                        )),
-                    );
-                    self.remove(idx, "failed");
-                }
+            _ => {
+                self.fail(
+                    conn,
+                    Failure::Incompatible(format!(
+                        "peer asked for key exchange group {:?}, which we do not offer",
+                        n.invalid_ke_group()
+                    )),
+                );
+                self.remove(idx, "failed");
             }
-            return;
         }
-        if let Some(n) = first_error_notify(&msg.payloads) {
-            let why = if n.notify_type == NotifyType::NO_PROPOSAL_CHOSEN {
-                Failure::PeerRejectedProposals {
-                    exchange: "IKE_SA_INIT",
-                    offered: self.conns[conn]
-                        .ike_proposals
-                        .iter()
-                        .map(|p| p.name())
-                        .collect::<Vec<_>>()
-                        .join(", "),
-                }
-            } else {
-                Failure::PeerRefused {
-                    exchange: Some("IKE_SA_INIT"),
-                    notify: n.notify_type.to_string(),
-                }
-            };
-            self.fail(conn, why);
-            self.remove(idx, "failed");
-            return;
-        }
+        true
+    }
+
+    /// Any other error notify ends the attempt. True if there was one.
+    fn init_response_refused(&mut self, idx: usize, conn: usize, msg: &Message) -> bool {
+        let Some(n) = first_error_notify(&msg.payloads) else {
+            return false;
+        };
+        let why = if n.notify_type == NotifyType::NO_PROPOSAL_CHOSEN {
+            Failure::PeerRejectedProposals {
+                exchange: "IKE_SA_INIT",
+                offered: self.conns[conn]
+                    .ike_proposals
+                    .iter()
+                    .map(|p| p.name())
+                    .collect::<Vec<_>>()
+                    .join(", "),
+            }
+        } else {
+            Failure::PeerRefused {
+                exchange: Some("IKE_SA_INIT"),
+                notify: n.notify_type.to_string(),
+            }
+        };
+        self.fail(conn, why);
+        self.remove(idx, "failed");
+        true
+    }
+
+    /// The proposal the responder chose, its KEr and Nr: recorded on the SA
+    /// with its SPI and the response (for AUTH, §2.15); None if the SA
+    /// failed.
+    fn init_response_choose(
+        &mut self,
+        idx: usize,
+        conn: usize,
+        data: &[u8],
+        msg: &Message,
+    ) -> Option<(IkeSuite, KePayload)> {
         // SA: exactly one proposal, which must be one we offered.
         let chosen = first!(msg.payloads, Payload::Sa(s) if s.proposals.len() == 1 => IkeProposal::from_transforms(&from_wire(&s.proposals[0])));
         let suite = chosen.and_then(|ch| self.conns[conn].ike_proposals.iter().find_map(|ours| ours.select(&ch)));
@@ -1245,22 +1447,27 @@ impl Engine {
                 ),
             );
             self.remove(idx, "failed");
-            return;
+            return None;
         };
-        let Some(sa) = self.sas[idx].as_mut() else { return };
+        let sa = self.sas[idx].as_mut()?;
         if ke_data.dh_group.0 != suite.dh.transform_id() || sa.ke.as_ref().map(|k| k.group()) != Some(suite.dh) {
             self.fail(
                 conn,
                 Failure::PeerMisbehaved("peer's KE group differs from the chosen proposal".into()),
             );
             self.remove(idx, "failed");
-            return;
+            return None;
         }
         sa.spi_r = msg.header.responder_spi;
         sa.nr = nr;
         sa.init_resp = data.to_vec();
         sa.tm.complete(0);
-        // NAT detection (§2.23): does the peer see our address and port?
+        Some((suite, ke_data))
+    }
+
+    /// NAT detection (§2.23): does the peer see our address and port?
+    fn init_response_nat(&mut self, idx: usize, conn: usize, remote: SocketAddr, msg: &Message) {
+        let Some(sa) = self.sas[idx].as_mut() else { return };
         let src_hashes: Vec<&Vec<u8>> = msg
             .payloads
             .iter()
@@ -1277,6 +1484,12 @@ impl Engine {
         // from our faked source hash.
         sa.nat = peer_behind_nat || us_behind_nat || self.conns[conn].force_encap;
         sa.us_nat = us_behind_nat;
+    }
+
+    /// The key exchange and SKEYSEED (§2.14): the SA's keys and SK ciphers.
+    /// False if the SA failed (or is gone).
+    fn init_response_keys(&mut self, idx: usize, conn: usize, suite: IkeSuite, ke_data: &KePayload) -> bool {
+        let Some(sa) = self.sas[idx].as_mut() else { return false };
         let shared = match sa.ke.as_ref().map(|k| k.shared_secret(&ke_data.data)) {
             Some(Ok(s)) => s,
             Some(Err(e)) => {
@@ -1285,9 +1498,9 @@ impl Engine {
                     Failure::PeerMisbehaved(format!("peer's key exchange value refused: {e}")),
                 );
                 self.remove(idx, "failed");
-                return;
+                return false;
             }
-            None => return,
+            None => return false,
         };
         let keys = match IkeKeys::derive(
             &suite,
@@ -1301,7 +1514,7 @@ impl Engine {
             Err(e) => {
                 self.fail(conn, Failure::Local(format!("key derivation: {e}")));
                 self.remove(idx, "failed");
-                return;
+                return false;
             }
         };
         let (out, inn) = match keys.sk_ciphers(&suite, Role::Initiator) {
@@ -1309,7 +1522,7 @@ impl Engine {
             Err(e) => {
                 self.fail(conn, Failure::Local(format!("key setup: {e}")));
                 self.remove(idx, "failed");
-                return;
+                return false;
             }
         };
         sa.sk_out = Some(out);
@@ -1317,19 +1530,7 @@ impl Engine {
         sa.keys = Some(keys);
         sa.suite = Some(suite);
         sa.ke = None;
-        if sa.nat {
-            // §2.23: after a NAT is detected, continue on port 4500.
-            sa.local.set_port(NAT_T_PORT);
-            sa.remote.set_port(NAT_T_PORT);
-        }
-        let key = (sa.spi_i, sa.spi_r);
-        self.by_spi.retain(|_, v| *v != idx);
-        self.by_spi.insert(key, idx);
-        self.keys_derived(idx);
-        if self.sas[idx].as_ref().is_some_and(|s| s.nat) {
-            self.log(conn, "NAT detected (or forced by the peer): moving to UDP 4500".into());
-        }
-        self.send_auth_request(idx, now);
+        true
     }
 
     fn send_auth_request(&mut self, idx: usize, now: Millis) {
@@ -1405,34 +1606,34 @@ impl Engine {
         let has_auth = inner.iter().any(|p| matches!(p, Payload::Auth(_)));
         // An error without AUTH means the IKE SA failed; with AUTH, the IKE
         // SA stands and only the CHILD SA failed (RFC 7296 §1.2, §2.21.2).
-        let child_error = first_error_notify(&inner).map(|n| match n.notify_type {
-            NotifyType::AUTHENTICATION_FAILED => Failure::AuthenticationFailed {
-                detail: "the peer could not verify our AUTH payload".into(),
-            },
-            NotifyType::NO_PROPOSAL_CHOSEN => Failure::PeerRejectedProposals {
-                exchange: "IKE_AUTH (CHILD SA)",
-                offered: ike_auth_proposals(&c.esp_proposals)
-                    .iter()
-                    .map(|p| p.name())
-                    .collect::<Vec<_>>()
-                    .join(", "),
-            },
-            NotifyType::TS_UNACCEPTABLE => Failure::TsUnacceptable {
-                ours_local: ts_list(&c.local_ts),
-                ours_remote: ts_list(&c.remote_ts),
-                theirs_i: "(refused by the peer)".into(),
-                theirs_r: String::new(),
-            },
-            t => Failure::PeerRefused {
-                exchange: Some("IKE_AUTH"),
-                notify: t.to_string(),
-            },
-        });
+        let child_error = auth_response_error(&c, &inner);
         if let (Some(why), false) = (&child_error, has_auth) {
             self.fail(conn, why.clone());
             self.remove(idx, "failed");
             return;
         }
+        if !self.auth_response_verify(idx, conn, &c, &inner) {
+            return;
+        }
+        self.initial_contact(idx, &inner);
+        self.establish(idx, now);
+        let duplicate = self.settle_duplicate(idx, now);
+        if !duplicate {
+            // The connection's other CHILD SAs, one CREATE_CHILD_SA each
+            // (§1.3.1), queued behind each other, whatever became of the
+            // first one; not on an IKE SA that is to go.
+            self.create_other_children(idx, now);
+        }
+        if let Some(why) = child_error {
+            self.fail(conn, why);
+            return;
+        }
+        self.auth_response_child(idx, now, conn, &c, &inner, spi_in, duplicate);
+    }
+
+    /// The responder's IDr must be the one we expect and its AUTH must
+    /// verify (§2.15); false if not (the SA then failed).
+    fn auth_response_verify(&mut self, idx: usize, conn: usize, c: &ConnSpec, inner: &[Payload]) -> bool {
         let idr = first!(inner, Payload::IdR(i) => i.clone());
         let auth = first!(inner, Payload::Auth(a) => a.clone());
         let (Some(idr), Some(auth)) = (idr, auth) else {
@@ -1441,7 +1642,7 @@ impl Engine {
                 Failure::PeerMisbehaved("IKE_AUTH response without IDr or AUTH".into()),
             );
             self.remove(idx, "failed");
-            return;
+            return false;
         };
         if idr != c.remote_id {
             self.fail(
@@ -1452,11 +1653,11 @@ impl Engine {
                 },
             );
             self.remove(idx, "failed");
-            return;
+            return false;
         }
         let sa = self.sas[idx].as_ref().expect("checked above");
         let (Some(suite), Some(keys)) = (sa.suite, sa.keys.as_ref()) else {
-            return;
+            return false;
         };
         if auth.auth_method != AuthMethod::SHARED_KEY_MIC
             || verify_psk_auth(
@@ -1477,22 +1678,23 @@ impl Engine {
                 },
             );
             self.remove(idx, "failed");
-            return;
+            return false;
         }
-        self.initial_contact(idx, &inner);
-        self.establish(idx, now);
-        let duplicate = self.settle_duplicate(idx, now);
-        if !duplicate {
-            // The connection's other CHILD SAs, one CREATE_CHILD_SA each
-            // (§1.3.1), queued behind each other, whatever became of the
-            // first one; not on an IKE SA that is to go.
-            self.create_other_children(idx, now);
-        }
-        if let Some(why) = child_error {
-            self.fail(conn, why);
-            return;
-        }
-        // The CHILD SA.
+        true
+    }
+
+    /// The CHILD SA of an authenticated IKE_AUTH response: the proposal the
+    /// responder chose and the selectors it narrowed to (§2.9).
+    fn auth_response_child(
+        &mut self,
+        idx: usize,
+        now: Millis,
+        conn: usize,
+        c: &ConnSpec,
+        inner: &[Payload],
+        spi_in: u32,
+        duplicate: bool,
+    ) {
         let chosen = first!(inner, Payload::Sa(s) if s.proposals.len() == 1 => s.proposals[0].clone());
         let tsi = first!(inner, Payload::TsI(t) => ranges(t));
         let tsr = first!(inner, Payload::TsR(t) => ranges(t));
@@ -1697,206 +1899,37 @@ impl Engine {
     // ---- responder --------------------------------------------------------
 
     fn handle_init_request(&mut self, now: Millis, local: SocketAddr, remote: SocketAddr, data: &[u8], msg: Message) {
-        // Of the connections with these addresses, the first whose IKE
-        // proposals meet the offer (else the first, to say why not): which
-        // one the SA is for is settled in IKE_AUTH, by the peer's identity
-        // and selectors (see `children::select_conn`).
-        let offered = offered_ike(&msg);
-        let by_address: Vec<usize> = (0..self.conns.len())
-            .filter(|&i| {
-                let c = &self.conns[i];
-                !self.is_retired(i)
-                    && c.remote == remote.ip()
-                    && (c.local == local.ip() || local.ip().is_unspecified())
-            })
-            .collect();
-        let fits = |i: &usize| {
-            self.conns[*i]
-                .ike_proposals
-                .iter()
-                .any(|o| offered.iter().any(|t| o.select(t).is_some()))
-        };
-        let Some(ci) = by_address.iter().copied().find(fits).or(by_address.first().copied()) else {
+        let Some((ci, offered)) = self.init_request_conn(local, remote, &msg) else {
             self.stats.unknown_spi += 1;
             return;
         };
         self.log(ci, format!("received {} from {remote}", msg.summary()));
         let h = msg.header;
-        let reply = |e: &mut Engine, payloads: Vec<Payload>| {
-            let header = HeaderRepr {
-                initiator_spi: h.initiator_spi,
-                responder_spi: 0,
-                minor_version: 0,
-                exchange_type: ExchangeType::IKE_SA_INIT,
-                flags: Flags::new(false, true),
-                message_id: 0,
-            };
-            let line = summary(&header, &payloads);
-            if let Ok(m) = (Message { header, payloads }).emit() {
-                e.log(ci, format!("sending {line} to {remote}"));
-                e.transmits.push_back(Transmit { local, remote, data: m });
-            }
-        };
-        let c = self.conns[ci].clone();
-        // Under load (many half-open SAs), make the initiator prove it can
-        // receive at its address before we spend a key exchange on it.
-        let half_open = self
-            .sas
-            .iter()
-            .flatten()
-            .filter(|s| s.state == State::InitAnswered)
-            .count();
-        if half_open >= self.cookie_threshold {
-            let ni = first!(msg.payloads, Payload::Nonce(n) => n.nonce.clone()).unwrap_or_default();
-            // §2.6: the COOKIE, if any, is the first payload.
-            let ok = match msg.payloads.first() {
-                Some(Payload::Notify(n)) if n.notify_type == NotifyType::COOKIE => {
-                    self.cookie_valid(now, &n.data, &ni, remote, h.initiator_spi)
-                }
-                _ => false,
-            };
-            if !ok {
-                self.stats.cookies_sent += 1;
-                let want = self.cookie(now, &ni, remote, h.initiator_spi);
-                reply(
-                    self,
-                    vec![Payload::Notify(NotifyPayload::new(NotifyType::COOKIE, want))],
-                );
-                return;
-            }
+        let at = (local, remote);
+        if !self.init_request_cookie(ci, now, &msg, at) {
+            return;
         }
         let ke = first!(msg.payloads, Payload::Ke(k) => k.clone());
         let ni = first!(msg.payloads, Payload::Nonce(n) => n.nonce.clone());
         let (Some(ke), Some(ni)) = (ke, ni) else {
             self.stats.malformed += 1;
-            reply(
-                self,
+            self.init_reply_without_sa(
+                ci,
+                h.initiator_spi,
+                at,
                 vec![Payload::Notify(NotifyPayload::new(NotifyType::INVALID_SYNTAX, vec![]))],
             );
             return;
         };
-        // Our preference first; prefer the group the initiator already sent.
-        let ke_group = ikeda_crypto::ike::DhGroup::from_transform_id(ke.dh_group.0);
-        let mut suite = None;
-        'outer: for ours in &c.ike_proposals {
-            for theirs in &offered {
-                if let Some(mut s) = ours.select(theirs) {
-                    if let Some(g) = ke_group.filter(|g| ours.dh.contains(g) && theirs.dh.contains(g)) {
-                        s.dh = g;
-                    }
-                    suite = Some(s);
-                    break 'outer;
-                }
-            }
-        }
-        let Some(suite) = suite else {
-            self.fail(
-                ci,
-                Failure::NoProposalChosen {
-                    exchange: "IKE_SA_INIT",
-                    offered: offered.iter().map(|p| p.name()).collect::<Vec<_>>().join(", "),
-                    accepted: c.ike_proposals.iter().map(|p| p.name()).collect::<Vec<_>>().join(", "),
-                },
-            );
-            reply(
-                self,
-                vec![Payload::Notify(NotifyPayload::new(
-                    NotifyType::NO_PROPOSAL_CHOSEN,
-                    vec![],
-                ))],
-            );
+        let Some(suite) = self.init_request_choose(ci, &offered, &ke, h.initiator_spi, at) else {
             return;
         };
-        if Some(suite.dh) != ke_group {
-            self.log(
-                ci,
-                format!("asking the peer for key exchange group {}", suite.dh.keyword()),
-            );
-            reply(
-                self,
-                vec![Payload::Notify(NotifyPayload::invalid_ke(ikeda_wire::ikev2::DhGroup(
-                    suite.dh.transform_id(),
-                )))],
-            );
-            return;
-        }
-        let our_ke = match KeyExchange::generate(suite.dh, &mut *self.rng) {
-            Ok(k) => k,
-            Err(_) => return,
-        };
-        let shared = match our_ke.shared_secret(&ke.data) {
-            Ok(s) => s,
-            Err(e) => {
-                self.fail(
-                    ci,
-                    Failure::PeerMisbehaved(format!("peer's key exchange value refused: {e}")),
-                );
-                reply(
-                    self,
-                    vec![Payload::Notify(NotifyPayload::new(NotifyType::INVALID_SYNTAX, vec![]))],
-                );
-                return;
-            }
-        };
-        let spi_r = self.random_u64();
-        let nr = self.nonce();
-        let keys = match IkeKeys::derive(
-            &suite,
-            &shared,
-            &ni,
-            &nr,
-            &h.initiator_spi.to_be_bytes(),
-            &spi_r.to_be_bytes(),
-        ) {
-            Ok(k) => k,
-            Err(_) => return,
-        };
-        let Ok((out, inn)) = keys.sk_ciphers(&suite, Role::Responder) else {
+        let Some(k) = self.init_request_keys(ci, &suite, &ke, &ni, h.initiator_spi, at) else {
             return;
         };
-        // NAT detection, from the initiator's hashes.
-        let src_hashes: Vec<Vec<u8>> = msg
-            .payloads
-            .iter()
-            .filter_map(|p| match p {
-                Payload::Notify(n) if n.notify_type == NotifyType::NAT_DETECTION_SOURCE_IP => Some(n.data.clone()),
-                _ => None,
-            })
-            .collect();
-        let dst_hash = notify(&msg.payloads, NotifyType::NAT_DETECTION_DESTINATION_IP).map(|n| n.data.clone());
-        let peer_nat = !src_hashes.is_empty() && !src_hashes.contains(&natd(h.initiator_spi, 0, remote));
-        let us_nat = dst_hash.is_some_and(|d| d != natd(h.initiator_spi, 0, local));
+        let (peer_nat, us_nat) = init_request_nat(&msg, h.initiator_spi, at);
         let force_encap = self.conns[ci].force_encap;
-        let payloads = vec![
-            Payload::Sa(proposals_payload(ProtocolId::IKE, &[], &[ike_suite_transforms(&suite)])),
-            Payload::Ke(KePayload {
-                dh_group: ke.dh_group,
-                data: our_ke.public_value().to_vec(),
-            }),
-            Payload::Nonce(NoncePayload { nonce: nr.clone() }),
-            Payload::Notify(NotifyPayload::new(
-                NotifyType::NAT_DETECTION_SOURCE_IP,
-                if force_encap {
-                    self.fake_natd()
-                } else {
-                    natd(h.initiator_spi, spi_r, local)
-                },
-            )),
-            Payload::Notify(NotifyPayload::new(
-                NotifyType::NAT_DETECTION_DESTINATION_IP,
-                natd(h.initiator_spi, spi_r, remote),
-            )),
-        ];
-        let header = HeaderRepr {
-            initiator_spi: h.initiator_spi,
-            responder_spi: spi_r,
-            minor_version: 0,
-            exchange_type: ExchangeType::IKE_SA_INIT,
-            flags: Flags::new(false, true),
-            message_id: 0,
-        };
-        let line = summary(&header, &payloads);
-        let Ok(resp) = (Message { header, payloads }).emit() else {
+        let Some((resp, line)) = self.init_request_answer(force_encap, &suite, &ke, &k, h.initiator_spi, at) else {
             return;
         };
         let mut tm = TaskManager::new(Version::IKEV2);
@@ -1907,21 +1940,21 @@ impl Engine {
             conn: ci,
             initiator: false,
             spi_i: h.initiator_spi,
-            spi_r,
+            spi_r: k.spi_r,
             state: State::InitAnswered,
             local,
             remote,
             nat: peer_nat || us_nat || force_encap,
             ni,
-            nr,
+            nr: k.nr,
             ke: None,
             cookie: None,
             init_req: data.to_vec(),
             init_resp: resp.clone(),
             suite: Some(suite),
-            keys: Some(keys),
-            sk_out: Some(out),
-            sk_in: Some(inn),
+            keys: Some(k.keys),
+            sk_out: Some(k.sk_out),
+            sk_in: Some(k.sk_in),
             tm,
             children: Vec::new(),
             last_heard: now,
@@ -1946,6 +1979,252 @@ impl Engine {
             remote,
             data: resp,
         });
+    }
+
+    /// The connection an IKE_SA_INIT request is for, and the proposals it
+    /// offers. Of the connections with these addresses, the first whose IKE
+    /// proposals meet the offer (else the first, to say why not): which
+    /// one the SA is for is settled in IKE_AUTH, by the peer's identity
+    /// and selectors (see `children::select_conn`).
+    fn init_request_conn(
+        &self,
+        local: SocketAddr,
+        remote: SocketAddr,
+        msg: &Message,
+    ) -> Option<(usize, Vec<IkeProposal>)> {
+        let offered = offered_ike(msg);
+        let by_address: Vec<usize> = (0..self.conns.len())
+            .filter(|&i| {
+                let c = &self.conns[i];
+                !self.is_retired(i) && c.remote == remote.ip() && (c.local == local.ip() || local.ip().is_unspecified())
+            })
+            .collect();
+        let fits = |i: &usize| {
+            self.conns[*i]
+                .ike_proposals
+                .iter()
+                .any(|o| offered.iter().any(|t| o.select(t).is_some()))
+        };
+        let ci = by_address.iter().copied().find(fits).or(by_address.first().copied())?;
+        Some((ci, offered))
+    }
+
+    /// An IKE_SA_INIT response that sets up no SA (a COOKIE, INVALID_KE_PAYLOAD
+    /// or an error): its responder SPI is zero.
+    fn init_reply_without_sa(
+        &mut self,
+        ci: usize,
+        spi_i: u64,
+        (local, remote): (SocketAddr, SocketAddr),
+        payloads: Vec<Payload>,
+    ) {
+        let header = HeaderRepr {
+            initiator_spi: spi_i,
+            responder_spi: 0,
+            minor_version: 0,
+            exchange_type: ExchangeType::IKE_SA_INIT,
+            flags: Flags::new(false, true),
+            message_id: 0,
+        };
+        let line = summary(&header, &payloads);
+        if let Ok(m) = (Message { header, payloads }).emit() {
+            self.log(ci, format!("sending {line} to {remote}"));
+            self.transmits.push_back(Transmit { local, remote, data: m });
+        }
+    }
+
+    /// Under load (many half-open SAs), make the initiator prove it can
+    /// receive at its address before we spend a key exchange on it (§2.6):
+    /// false if it has not (it is then sent a COOKIE).
+    fn init_request_cookie(&mut self, ci: usize, now: Millis, msg: &Message, at: (SocketAddr, SocketAddr)) -> bool {
+        let (_, remote) = at;
+        let spi_i = msg.header.initiator_spi;
+        let half_open = self
+            .sas
+            .iter()
+            .flatten()
+            .filter(|s| s.state == State::InitAnswered)
+            .count();
+        if half_open < self.cookie_threshold {
+            return true;
+        }
+        let ni = first!(msg.payloads, Payload::Nonce(n) => n.nonce.clone()).unwrap_or_default();
+        // §2.6: the COOKIE, if any, is the first payload.
+        let ok = match msg.payloads.first() {
+            Some(Payload::Notify(n)) if n.notify_type == NotifyType::COOKIE => {
+                self.cookie_valid(now, &n.data, &ni, remote, spi_i)
+            }
+            _ => false,
+        };
+        if !ok {
+            self.stats.cookies_sent += 1;
+            let want = self.cookie(now, &ni, remote, spi_i);
+            self.init_reply_without_sa(
+                ci,
+                spi_i,
+                at,
+                vec![Payload::Notify(NotifyPayload::new(NotifyType::COOKIE, want))],
+            );
+        }
+        ok
+    }
+
+    /// The IKE proposal we choose, with the KEi's group (§1.2); None if the
+    /// request was answered NO_PROPOSAL_CHOSEN or INVALID_KE_PAYLOAD.
+    fn init_request_choose(
+        &mut self,
+        ci: usize,
+        offered: &[IkeProposal],
+        ke: &KePayload,
+        spi_i: u64,
+        at: (SocketAddr, SocketAddr),
+    ) -> Option<IkeSuite> {
+        let c = &self.conns[ci];
+        // Our preference first; prefer the group the initiator already sent.
+        let ke_group = ikeda_crypto::ike::DhGroup::from_transform_id(ke.dh_group.0);
+        let mut suite = None;
+        'outer: for ours in &c.ike_proposals {
+            for theirs in offered {
+                if let Some(mut s) = ours.select(theirs) {
+                    if let Some(g) = ke_group.filter(|g| ours.dh.contains(g) && theirs.dh.contains(g)) {
+                        s.dh = g;
+                    }
+                    suite = Some(s);
+                    break 'outer;
+                }
+            }
+        }
+        let Some(suite) = suite else {
+            let accepted = c.ike_proposals.iter().map(|p| p.name()).collect::<Vec<_>>().join(", ");
+            self.fail(
+                ci,
+                Failure::NoProposalChosen {
+                    exchange: "IKE_SA_INIT",
+                    offered: offered.iter().map(|p| p.name()).collect::<Vec<_>>().join(", "),
+                    accepted,
+                },
+            );
+            self.init_reply_without_sa(
+                ci,
+                spi_i,
+                at,
+                vec![Payload::Notify(NotifyPayload::new(
+                    NotifyType::NO_PROPOSAL_CHOSEN,
+                    vec![],
+                ))],
+            );
+            return None;
+        };
+        if Some(suite.dh) != ke_group {
+            self.log(
+                ci,
+                format!("asking the peer for key exchange group {}", suite.dh.keyword()),
+            );
+            self.init_reply_without_sa(
+                ci,
+                spi_i,
+                at,
+                vec![Payload::Notify(NotifyPayload::invalid_ke(ikeda_wire::ikev2::DhGroup(
+                    suite.dh.transform_id(),
+                )))],
+            );
+            return None;
+        }
+        Some(suite)
+    }
+
+    /// Our KEr, SPIr and Nr, and the keys (§2.14); None if there are none
+    /// (the initiator's KEi refused is answered INVALID_SYNTAX).
+    fn init_request_keys(
+        &mut self,
+        ci: usize,
+        suite: &IkeSuite,
+        ke: &KePayload,
+        ni: &[u8],
+        spi_i: u64,
+        at: (SocketAddr, SocketAddr),
+    ) -> Option<InitKeys> {
+        let our_ke = match KeyExchange::generate(suite.dh, &mut *self.rng) {
+            Ok(k) => k,
+            Err(_) => return None,
+        };
+        let shared = match our_ke.shared_secret(&ke.data) {
+            Ok(s) => s,
+            Err(e) => {
+                self.fail(
+                    ci,
+                    Failure::PeerMisbehaved(format!("peer's key exchange value refused: {e}")),
+                );
+                self.init_reply_without_sa(
+                    ci,
+                    spi_i,
+                    at,
+                    vec![Payload::Notify(NotifyPayload::new(NotifyType::INVALID_SYNTAX, vec![]))],
+                );
+                return None;
+            }
+        };
+        let spi_r = self.random_u64();
+        let nr = self.nonce();
+        let keys = match IkeKeys::derive(suite, &shared, ni, &nr, &spi_i.to_be_bytes(), &spi_r.to_be_bytes()) {
+            Ok(k) => k,
+            Err(_) => return None,
+        };
+        let Ok((sk_out, sk_in)) = keys.sk_ciphers(suite, Role::Responder) else {
+            return None;
+        };
+        Some(InitKeys {
+            our_ke,
+            spi_r,
+            nr,
+            keys,
+            sk_out,
+            sk_in,
+        })
+    }
+
+    /// The IKE_SA_INIT response: SAr1, KEr, Nr and our NAT detection hashes
+    /// (§2.23); the message and its summary for the log.
+    fn init_request_answer(
+        &mut self,
+        force_encap: bool,
+        suite: &IkeSuite,
+        ke: &KePayload,
+        k: &InitKeys,
+        spi_i: u64,
+        (local, remote): (SocketAddr, SocketAddr),
+    ) -> Option<(Vec<u8>, String)> {
+        let payloads = vec![
+            Payload::Sa(proposals_payload(ProtocolId::IKE, &[], &[ike_suite_transforms(suite)])),
+            Payload::Ke(KePayload {
+                dh_group: ke.dh_group,
+                data: k.our_ke.public_value().to_vec(),
+            }),
+            Payload::Nonce(NoncePayload { nonce: k.nr.clone() }),
+            Payload::Notify(NotifyPayload::new(
+                NotifyType::NAT_DETECTION_SOURCE_IP,
+                if force_encap {
+                    self.fake_natd()
+                } else {
+                    natd(spi_i, k.spi_r, local)
+                },
+            )),
+            Payload::Notify(NotifyPayload::new(
+                NotifyType::NAT_DETECTION_DESTINATION_IP,
+                natd(spi_i, k.spi_r, remote),
+            )),
+        ];
+        let header = HeaderRepr {
+            initiator_spi: spi_i,
+            responder_spi: k.spi_r,
+            minor_version: 0,
+            exchange_type: ExchangeType::IKE_SA_INIT,
+            flags: Flags::new(false, true),
+            message_id: 0,
+        };
+        let line = summary(&header, &payloads);
+        let resp = (Message { header, payloads }).emit().ok()?;
+        Some((resp, line))
     }
 
     fn handle_request(
@@ -2034,64 +2313,12 @@ impl Engine {
 
     fn auth_request(&mut self, idx: usize, now: Millis, header: &HeaderRepr, inner: Vec<Payload>) {
         let (tsi, tsr) = self.choose_conn(idx, &inner);
-        let Some(sa) = self.sas[idx].as_ref() else { return };
-        let conn = sa.conn;
+        let Some(conn) = self.sas[idx].as_ref().map(|sa| sa.conn) else {
+            return;
+        };
         let c = self.conns[conn].clone();
         let mid = header.message_id;
-        let fail_with = |e: &mut Engine, n: NotifyType, why: Failure| {
-            e.fail(conn, why);
-            let _ = e.send_encrypted_response(
-                idx,
-                ExchangeType::IKE_AUTH,
-                mid,
-                vec![Payload::Notify(NotifyPayload::new(n, vec![]))],
-            );
-            e.remove(idx, "failed");
-        };
-        let idi = first!(inner, Payload::IdI(i) => i.clone());
-        let auth = first!(inner, Payload::Auth(a) => a.clone());
-        let (Some(idi), Some(auth)) = (idi, auth) else {
-            fail_with(
-                self,
-                NotifyType::INVALID_SYNTAX,
-                Failure::PeerMisbehaved("IKE_AUTH request without IDi or AUTH (EAP is not supported)".into()),
-            );
-            return;
-        };
-        if idi != c.remote_id {
-            // RFC 7296 §2.21.2: an identity we do not accept is an AUTHENTICATION_FAILED.
-            fail_with(
-                self,
-                NotifyType::AUTHENTICATION_FAILED,
-                Failure::IdMismatch {
-                    expected: id_string(&c.remote_id),
-                    received: id_string(&idi),
-                },
-            );
-            return;
-        }
-        let (Some(suite), Some(keys)) = (sa.suite, sa.keys.as_ref()) else {
-            return;
-        };
-        if auth.auth_method != AuthMethod::SHARED_KEY_MIC
-            || verify_psk_auth(
-                suite.prf,
-                &c.psk,
-                &sa.init_req,
-                &sa.nr,
-                keys.sk_p(Role::Initiator),
-                &idi.rest_of_id_payload(),
-                &auth.data,
-            )
-            .is_err()
-        {
-            fail_with(
-                self,
-                NotifyType::AUTHENTICATION_FAILED,
-                Failure::AuthenticationFailed {
-                    detail: "the initiator's AUTH payload did not verify".into(),
-                },
-            );
+        if !self.auth_request_verify(idx, conn, mid, &c, &inner) {
             return;
         }
         // AUTH verified: only now may INITIAL_CONTACT delete anything.
@@ -2117,66 +2344,22 @@ impl Engine {
         ];
         // The CHILD SA: proposal, selectors.
         let offered = first!(inner, Payload::Sa(s) => s.proposals.clone());
-        let mut child = None;
-        let mut child_error: Option<(NotifyType, Failure)> = None;
-        if let (Some(offered), Some(tsi), Some(tsr)) = (offered, tsi, tsr) {
-            // KE transforms play no part here (RFC 7296 §1.2: no KEi in
-            // IKE_AUTH); a peer that offers them anyway (RFC 7296 says it
-            // must not) still gets its CHILD SA, without PFS, as strongSwan
-            // does when it selects in IKE_AUTH.
-            let accepted = ike_auth_proposals(&c.esp_proposals);
-            let mut pick = None;
-            'o: for ours in &accepted {
-                for p in offered.iter().filter(|p| p.protocol_id == ProtocolId::ESP) {
-                    if let (Some(s), Some(spi)) = (
-                        ours.select(&ChildProposal::from_transforms(&from_wire(p)).without_ke()),
-                        p.spi_u32(),
-                    ) {
-                        pick = Some((s, spi, p.proposal_num));
-                        break 'o;
-                    }
-                }
-            }
-            // Initiator's TSi is the peer's side (our remote), TSr ours;
-            // whichever of the connection's CHILD SAs they select (§2.9).
-            let (pair, local_ts, remote_ts) = children::pick_child(&c, &tsi, &tsr).unwrap_or_default();
-            match pick {
-                None => {
-                    child_error = Some((
-                        NotifyType::NO_PROPOSAL_CHOSEN,
-                        Failure::NoProposalChosen {
-                            exchange: "IKE_AUTH (CHILD SA)",
-                            offered: offered
-                                .iter()
-                                .map(|p| ChildProposal::from_transforms(&from_wire(p)).name())
-                                .collect::<Vec<_>>()
-                                .join(", "),
-                            accepted: accepted.iter().map(|p| p.name()).collect::<Vec<_>>().join(", "),
-                        },
-                    ))
-                }
-                Some(_) if local_ts.is_empty() || remote_ts.is_empty() => {
-                    child_error = Some((
-                        NotifyType::TS_UNACCEPTABLE,
-                        Failure::TsUnacceptable {
-                            ours_local: ts_list(&c.local_ts),
-                            ours_remote: ts_list(&c.remote_ts),
-                            theirs_i: ts_list(&tsi),
-                            theirs_r: ts_list(&tsr),
-                        },
-                    ))
-                }
-                Some((s, spi_out, num)) => child = Some((s, spi_out, num, local_ts, remote_ts, pair)),
-            }
-        }
+        let (child, child_error) = match (offered, tsi, tsr) {
+            (Some(offered), Some(tsi), Some(tsr)) => auth_request_child(&c, &offered, &tsi, &tsr),
+            _ => (None, None),
+        };
         let spi_in = self.random_spi32();
         match &child {
-            Some((s, _, num, local_ts, remote_ts, _)) => {
-                let mut sa_p = proposals_payload(ProtocolId::ESP, &spi_in.to_be_bytes(), &[child_suite_transforms(s)]);
-                sa_p.proposals[0].proposal_num = *num;
+            Some(ch) => {
+                let mut sa_p = proposals_payload(
+                    ProtocolId::ESP,
+                    &spi_in.to_be_bytes(),
+                    &[child_suite_transforms(&ch.suite)],
+                );
+                sa_p.proposals[0].proposal_num = ch.num;
                 payloads.push(Payload::Sa(sa_p));
-                payloads.push(Payload::TsI(ts_payload(remote_ts)));
-                payloads.push(Payload::TsR(ts_payload(local_ts)));
+                payloads.push(Payload::TsI(ts_payload(&ch.remote_ts)));
+                payloads.push(Payload::TsR(ts_payload(&ch.local_ts)));
             }
             None => {
                 if let Some((n, _)) = &child_error {
@@ -2195,7 +2378,7 @@ impl Engine {
         if let Some((_, why)) = child_error {
             self.fail(conn, why);
         }
-        if let Some((s, spi_out, _, local_ts, remote_ts, pair)) = child {
+        if let Some(ch) = child {
             let (ni, nr) = self.sas[idx]
                 .as_ref()
                 .map(|s| (s.ni.clone(), s.nr.clone()))
@@ -2204,11 +2387,11 @@ impl Engine {
                 idx,
                 now,
                 NewChild {
-                    suite: s,
+                    suite: ch.suite,
                     spi_in,
-                    spi_out,
-                    local_ts,
-                    remote_ts,
+                    spi_out: ch.spi_out,
+                    local_ts: ch.local_ts,
+                    remote_ts: ch.remote_ts,
                     ni,
                     nr,
                     pfs: None,
@@ -2216,10 +2399,74 @@ impl Engine {
                     replaces: None,
                     activate: !duplicate,
                     rekey_of: None,
-                    pair,
+                    pair: ch.pair,
                 },
             );
         }
+    }
+
+    /// The initiator's IDi must be the connection's and its AUTH must
+    /// verify (§2.15); if not, the request is answered with the error and
+    /// the SA goes (false).
+    fn auth_request_verify(&mut self, idx: usize, conn: usize, mid: u32, c: &ConnSpec, inner: &[Payload]) -> bool {
+        let fail_with = |e: &mut Engine, n: NotifyType, why: Failure| {
+            e.fail(conn, why);
+            let _ = e.send_encrypted_response(
+                idx,
+                ExchangeType::IKE_AUTH,
+                mid,
+                vec![Payload::Notify(NotifyPayload::new(n, vec![]))],
+            );
+            e.remove(idx, "failed");
+        };
+        let idi = first!(inner, Payload::IdI(i) => i.clone());
+        let auth = first!(inner, Payload::Auth(a) => a.clone());
+        let (Some(idi), Some(auth)) = (idi, auth) else {
+            fail_with(
+                self,
+                NotifyType::INVALID_SYNTAX,
+                Failure::PeerMisbehaved("IKE_AUTH request without IDi or AUTH (EAP is not supported)".into()),
+            );
+            return false;
+        };
+        if idi != c.remote_id {
+            // RFC 7296 §2.21.2: an identity we do not accept is an AUTHENTICATION_FAILED.
+            fail_with(
+                self,
+                NotifyType::AUTHENTICATION_FAILED,
+                Failure::IdMismatch {
+                    expected: id_string(&c.remote_id),
+                    received: id_string(&idi),
+                },
+            );
+            return false;
+        }
+        let Some(sa) = self.sas[idx].as_ref() else { return false };
+        let (Some(suite), Some(keys)) = (sa.suite, sa.keys.as_ref()) else {
+            return false;
+        };
+        if auth.auth_method != AuthMethod::SHARED_KEY_MIC
+            || verify_psk_auth(
+                suite.prf,
+                &c.psk,
+                &sa.init_req,
+                &sa.nr,
+                keys.sk_p(Role::Initiator),
+                &idi.rest_of_id_payload(),
+                &auth.data,
+            )
+            .is_err()
+        {
+            fail_with(
+                self,
+                NotifyType::AUTHENTICATION_FAILED,
+                Failure::AuthenticationFailed {
+                    detail: "the initiator's AUTH payload did not verify".into(),
+                },
+            );
+            return false;
+        }
+        true
     }
 
     /// RFC 7296 §2.4: INITIAL_CONTACT in an authenticated IKE_AUTH says
@@ -2332,7 +2579,9 @@ impl Engine {
         let Some(keep) = self.sas[survivor].as_ref().map(|s| (s.spi_i, s.spi_r)) else {
             return false;
         };
-        let Some(l) = self.sas[loser].as_mut() else { return false };
+        let Some(l) = self.sas[loser].as_mut() else {
+            return false;
+        };
         let ours = l.initiator;
         // A duplicate the peer may have dropped is deleted at once: waiting
         // for the peer to do it would leave it stale here.
@@ -2352,11 +2601,8 @@ impl Engine {
         } else {
             "it holds the lowest nonce, RFC 7296 §2.8.1"
         };
-        let carries_traffic = |e: &Engine, i: usize| {
-            e.sas[i]
-                .as_ref()
-                .is_some_and(|s| s.children.iter().any(|c| c.active))
-        };
+        let carries_traffic =
+            |e: &Engine, i: usize| e.sas[i].as_ref().is_some_and(|s| s.children.iter().any(|c| c.active));
         let hold_back = loser == idx || (doubted.is_none() && carries_traffic(self, loser));
         self.log(
             conn,
@@ -2367,7 +2613,10 @@ impl Engine {
                 if at_once {
                     format!("deleting {}", if ours { "our" } else { "the peer's" })
                 } else {
-                    format!("waiting up to {} s for the peer to delete its", DUPLICATE_GRACE.as_secs())
+                    format!(
+                        "waiting up to {} s for the peer to delete its",
+                        DUPLICATE_GRACE.as_secs()
+                    )
                 },
                 gone.0,
                 gone.1
@@ -2418,7 +2667,14 @@ impl Engine {
     /// A request for an IKE SA we no longer have: if the peer deleted it
     /// and this is that DELETE again, bit for bit and from the same
     /// address, answer it again (no keys needed, nothing acted on).
-    fn answer_from_the_grave(&mut self, spis: (u64, u64), mid: u32, data: &[u8], at: (SocketAddr, SocketAddr), now: Millis) {
+    fn answer_from_the_grave(
+        &mut self,
+        spis: (u64, u64),
+        mid: u32,
+        data: &[u8],
+        at: (SocketAddr, SocketAddr),
+        now: Millis,
+    ) {
         self.graveyard.retain(|g| g.until > now);
         let Some(g) = self.graveyard.iter().find(|g| g.spis == spis) else {
             return;
@@ -2498,7 +2754,10 @@ impl Engine {
             .and_then(|d| d.doubt_until)
             .is_some_and(|t| now >= t);
         if due {
-            self.remove(idx, "duplicate deleted by us (the peer had dropped it on our INITIAL_CONTACT)");
+            self.remove(
+                idx,
+                "duplicate deleted by us (the peer had dropped it on our INITIAL_CONTACT)",
+            );
         }
         due
     }
