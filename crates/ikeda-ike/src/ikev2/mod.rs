@@ -1628,7 +1628,7 @@ impl Engine {
             self.fail(conn, why);
             return;
         }
-        self.auth_response_child(idx, now, conn, &c, &inner, spi_in, duplicate);
+        self.auth_response_child(idx, now, conn, &inner, spi_in, duplicate);
     }
 
     /// The responder's IDr must be the one we expect and its AUTH must
@@ -1690,11 +1690,11 @@ impl Engine {
         idx: usize,
         now: Millis,
         conn: usize,
-        c: &ConnSpec,
         inner: &[Payload],
         spi_in: u32,
         duplicate: bool,
     ) {
+        let c = self.conns[conn].clone();
         let chosen = first!(inner, Payload::Sa(s) if s.proposals.len() == 1 => s.proposals[0].clone());
         let tsi = first!(inner, Payload::TsI(t) => ranges(t));
         let tsr = first!(inner, Payload::TsR(t) => ranges(t));
