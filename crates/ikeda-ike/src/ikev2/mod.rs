@@ -1272,26 +1272,8 @@ impl Engine {
                 self.auth_response(idx, now, &msg.header, inner, spi_in);
             }
             (_, ExchangeType::INFORMATIONAL) => {
-                let Some(inner) = self.open(idx, data, &msg) else {
+                if !self.informational_response(idx, now, remote, data, &msg) {
                     return;
-                };
-                self.heard(idx, now);
-                let conn = self.sas[idx].as_ref().map(|s| s.conn).unwrap_or(0);
-                self.log(conn, format!("received {} from {remote}", summary(&msg.header, &inner)));
-                let Some(sa) = self.sas[idx].as_mut() else { return };
-                match sa.tm.complete(mid) {
-                    Some(Pending::DeleteIke) => {
-                        let rekeyed = self.sas[idx].as_ref().is_some_and(|s| s.state == State::Replaced);
-                        let duplicate = self.sas[idx].as_ref().and_then(|s| s.duplicate);
-                        let reason = match duplicate {
-                            _ if rekeyed => "replaced by the rekeyed IKE_SA".to_string(),
-                            Some(d) => format!("duplicate deleted by us ({})", d.cause),
-                            None => "deleted by us".to_string(),
-                        };
-                        self.remove(idx, &reason)
-                    }
-                    Some(Pending::DeleteChild { spi_in }) => self.child_gone(idx, spi_in),
-                    _ => {}
                 }
             }
             (State::Established | State::Replaced, ExchangeType::CREATE_CHILD_SA) => {
@@ -1308,6 +1290,42 @@ impl Engine {
         }
         // The window is free again (or the SA is gone): the next work starts.
         self.activate_next(idx, now);
+    }
+
+    /// The answer to our INFORMATIONAL request (a DELETE or a liveness
+    /// check); false if it did not open (or the SA is gone), and the next
+    /// work waits.
+    fn informational_response(
+        &mut self,
+        idx: usize,
+        now: Millis,
+        remote: SocketAddr,
+        data: &[u8],
+        msg: &Message,
+    ) -> bool {
+        let mid = msg.header.message_id;
+        let Some(inner) = self.open(idx, data, msg) else {
+            return false;
+        };
+        self.heard(idx, now);
+        let conn = self.sas[idx].as_ref().map(|s| s.conn).unwrap_or(0);
+        self.log(conn, format!("received {} from {remote}", summary(&msg.header, &inner)));
+        let Some(sa) = self.sas[idx].as_mut() else { return false };
+        match sa.tm.complete(mid) {
+            Some(Pending::DeleteIke) => {
+                let rekeyed = self.sas[idx].as_ref().is_some_and(|s| s.state == State::Replaced);
+                let duplicate = self.sas[idx].as_ref().and_then(|s| s.duplicate);
+                let reason = match duplicate {
+                    _ if rekeyed => "replaced by the rekeyed IKE_SA".to_string(),
+                    Some(d) => format!("duplicate deleted by us ({})", d.cause),
+                    None => "deleted by us".to_string(),
+                };
+                self.remove(idx, &reason)
+            }
+            Some(Pending::DeleteChild { spi_in }) => self.child_gone(idx, spi_in),
+            _ => {}
+        }
+        true
     }
 
     fn init_response(

@@ -890,16 +890,21 @@ impl Engine {
                 pair,
             },
         );
-        // Our own rekey of the same SA already completed: a collision seen
-        // from this side (§2.8.1).
         if let Some(old) = old {
-            let done = self.sas[idx].as_ref().is_some_and(|s| {
-                s.children.iter().any(|c| c.rekey_of == Some(old) && c.we_initiated)
-                    && !matches!(s.tm.current(), Some((Pending::RekeyChild { old_spi_in, .. }, _, _)) if *old_spi_in == old)
-            });
-            if done {
-                self.resolve_late_collision(idx, old, now);
-            }
+            self.after_peer_child_rekey(idx, old, now);
+        }
+    }
+
+    /// After we answered the peer's rekey of `old`: our own rekey of the
+    /// same SA already completed is a collision seen from this side
+    /// (§2.8.1).
+    fn after_peer_child_rekey(&mut self, idx: usize, old: u32, now: Millis) {
+        let done = self.sas[idx].as_ref().is_some_and(|s| {
+            s.children.iter().any(|c| c.rekey_of == Some(old) && c.we_initiated)
+                && !matches!(s.tm.current(), Some((Pending::RekeyChild { old_spi_in, .. }, _, _)) if *old_spi_in == old)
+        });
+        if done {
+            self.resolve_late_collision(idx, old, now);
         }
     }
 
