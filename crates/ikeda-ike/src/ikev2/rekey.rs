@@ -34,20 +34,6 @@ impl Engine {
         }
     }
 
-    /// Our DELETE of a CHILD SA was answered.
-    pub(super) fn child_gone(&mut self, idx: usize, spi_in: u32) {
-        let Some(sa) = self.sas[idx].as_mut() else { return };
-        if let Some(pos) = sa.children.iter().position(|c| c.spi_in == spi_in) {
-            let c = sa.children.remove(pos);
-            let conn = self.conns[sa.conn].name.clone();
-            self.events.push_back(Event::ChildSaDown {
-                conn,
-                spi_in: c.spi_in,
-                spi_out: c.spi_out,
-            });
-        }
-    }
-
     /// The old SA `old_spi_in` is gone: start sending on its replacement.
     pub(super) fn activate_replacement(&mut self, idx: usize, old_spi_in: u32) {
         let Some(sa) = self.sas[idx].as_mut() else { return };
@@ -195,33 +181,6 @@ impl Engine {
             self.log(conn, line);
         }
         self.activate_next(idx, now);
-    }
-
-    pub(super) fn delete_ike(&mut self, idx: usize, now: Millis) -> Result<(), String> {
-        self.send_encrypted_request(
-            idx,
-            ExchangeType::INFORMATIONAL,
-            vec![Payload::Delete(DeletePayload::ike())],
-            Pending::DeleteIke,
-            now,
-        )?;
-        if let Some(sa) = self.sas[idx].as_mut() {
-            if sa.state != State::Replaced {
-                sa.state = State::Deleting;
-            }
-        }
-        Ok(())
-    }
-
-    pub(super) fn delete_child(&mut self, idx: usize, spi_in: u32, now: Millis) -> Result<(), String> {
-        let d = DeletePayload::child(ProtocolId::ESP, &[spi_in]);
-        self.send_encrypted_request(
-            idx,
-            ExchangeType::INFORMATIONAL,
-            vec![Payload::Delete(d)],
-            Pending::DeleteChild { spi_in },
-            now,
-        )
     }
 
     pub(super) fn start_child_rekey(&mut self, idx: usize, pos: usize, now: Millis) -> Result<(), String> {
