@@ -45,6 +45,7 @@ macro_rules! first {
 
 mod children;
 mod ike_auth;
+mod ike_rekey;
 mod ike_sa_init;
 mod informational;
 mod keepalive;
@@ -257,7 +258,7 @@ struct IkeSa {
     /// The peer's rekey of this IKE SA that we answered while ours was in
     /// flight (RFC 7296 §2.8.2): which new SA stays is decided when ours
     /// is answered.
-    peer_rekey: Option<Box<rekey::RekeyedIke>>,
+    peer_rekey: Option<Box<ike_rekey::RekeyedIke>>,
 }
 
 /// An IKE SA the peer deleted: its SPIs, until when we keep its answers,
