@@ -1176,7 +1176,11 @@ impl Engine {
 
     /// See [`crate::keepalive::note_sent`].
     fn note_sent(&mut self, from: usize, now: Millis) {
-        let sas = self.sas.iter_mut().flatten().map(|s| (s.local, s.remote, &mut s.last_sent));
+        let sas = self
+            .sas
+            .iter_mut()
+            .flatten()
+            .map(|s| (s.local, s.remote, &mut s.last_sent));
         crate::keepalive::note_sent(&self.transmits, from, now, sas);
     }
 
@@ -2667,7 +2671,6 @@ impl Engine {
     }
 
     fn p1_timers(&mut self, idx: usize, now: Millis) {
-        let policy = self.policy;
         let queued = self.transmits.len();
         if !self.retransmissions(idx, now) {
             return;
@@ -2702,14 +2705,47 @@ impl Engine {
             self.start_phase1(conn, now);
             return;
         }
-        // Dead peer detection (RFC 3706 §5): R-U-THERE after a quiet spell,
-        // then again per the retransmission policy, until the peer is declared dead.
-        // The keepalive on UDP 500 (issue 13: keep a stateful firewall's
-        // state for the flow) is the same R-U-THERE, after `keepalive`
-        // without anything of ours on the flow: answered, it refreshes both
-        // sides' state; unanswered, it ends the SA as DPD does.
         let dpd_queued = self.transmits.len();
+        if !self.dpd_check(idx, conn, now) {
+            return;
+        }
+        // The R-U-THERE just sent, if any, counts.
+        self.note_sent(dpd_queued, now);
         let Some(sa) = self.sas[idx].as_mut() else { return };
+        let mut octet = false;
+        if sa.keepalive_at.is_some_and(|k| now >= k) {
+            // RFC 3948 §4: only when nothing else of ours went out.
+            octet = now >= sa.last_sent + NAT_KEEPALIVE;
+            sa.keepalive_at = Some(if octet { now } else { sa.last_sent } + NAT_KEEPALIVE);
+        }
+        // The configured keepalive on UDP 4500: the NAT-keepalive octet
+        // (RFC 3948 §2.3) keeps the flow's state whether or not a NAT is
+        // there. (On UDP 500 it is the R-U-THERE above.)
+        if sa.local.port() == NAT_T_PORT && !t.keepalive.is_zero() && now >= sa.last_sent + t.keepalive {
+            octet = true;
+        }
+        if octet {
+            sa.last_sent = now;
+            let (local, remote) = (sa.local, sa.remote);
+            self.transmits.push_back(Transmit {
+                local,
+                remote,
+                data: KEEPALIVE.to_vec(),
+            });
+        }
+    }
+
+    /// Dead peer detection (RFC 3706 §5): R-U-THERE after a quiet spell,
+    /// then again per the retransmission policy, until the peer is declared dead.
+    /// The keepalive on UDP 500 (issue 13: keep a stateful firewall's
+    /// state for the flow) is the same R-U-THERE, after `keepalive`
+    /// without anything of ours on the flow: answered, it refreshes both
+    /// sides' state; unanswered, it ends the SA as DPD does.
+    /// False if the peer was declared dead (its SAs are gone).
+    fn dpd_check(&mut self, idx: usize, conn: usize, now: Millis) -> bool {
+        let policy = self.policy;
+        let t = self.conns[conn].spec.timers;
+        let Some(sa) = self.sas[idx].as_mut() else { return false };
         let ka_check = keepalive_by_dpd(sa, &t);
         if sa.peer_dpd && (!t.dpd_delay.is_zero() || ka_check) && !sa.superseded {
             let dpd_due = !t.dpd_delay.is_zero() && now >= sa.last_heard + t.dpd_delay;
@@ -2740,7 +2776,7 @@ impl Engine {
                         self.log(conn, "dead peer: initiating again (dpd_action = restart)".into());
                         self.start_phase1(conn, now);
                     }
-                    return;
+                    return false;
                 }
                 sa.dpd.seq = sa.dpd.seq.wrapping_add(1).max(1);
                 let seq = sa.dpd.seq;
@@ -2757,30 +2793,7 @@ impl Engine {
                 );
             }
         }
-        // The R-U-THERE just sent, if any, counts.
-        self.note_sent(dpd_queued, now);
-        let Some(sa) = self.sas[idx].as_mut() else { return };
-        let mut octet = false;
-        if sa.keepalive_at.is_some_and(|k| now >= k) {
-            // RFC 3948 §4: only when nothing else of ours went out.
-            octet = now >= sa.last_sent + NAT_KEEPALIVE;
-            sa.keepalive_at = Some(if octet { now } else { sa.last_sent } + NAT_KEEPALIVE);
-        }
-        // The configured keepalive on UDP 4500: the NAT-keepalive octet
-        // (RFC 3948 §2.3) keeps the flow's state whether or not a NAT is
-        // there. (On UDP 500 it is the R-U-THERE above.)
-        if sa.local.port() == NAT_T_PORT && !t.keepalive.is_zero() && now >= sa.last_sent + t.keepalive {
-            octet = true;
-        }
-        if octet {
-            sa.last_sent = now;
-            let (local, remote) = (sa.local, sa.remote);
-            self.transmits.push_back(Transmit {
-                local,
-                remote,
-                data: KEEPALIVE.to_vec(),
-            });
-        }
+        true
     }
 
     pub fn poll_timeout(&self) -> Option<Millis> {
