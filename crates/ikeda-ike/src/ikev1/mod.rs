@@ -40,6 +40,11 @@
 //!   hash(g^xi | g^xr), then the last ciphertext block of each message;
 //!   every Quick Mode and Informational exchange starts from
 //!   hash(last phase-1 block | M-ID).
+//!
+//! Each exchange is in its own file, in a further `impl Engine` block:
+//! `main_mode`, `aggressive`, `quick`, `informational` (with DPD). This file
+//! keeps the engine's state, the dispatch, the first phase-1 message both
+//! modes share, and the phase-1 helpers.
 
 use crate::retransmit::{RequestTimer, Retransmission, RetransmitPolicy};
 use crate::task::{Incoming, TaskManager, Version};

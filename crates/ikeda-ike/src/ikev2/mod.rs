@@ -13,6 +13,11 @@
 //! The engine is sans-IO (see the crate docs): datagrams and time in,
 //! datagrams, timers and [`Event`]s out. It never installs an SA: it tells
 //! the caller to ([`Event::ChildSaUp`]).
+//!
+//! Each exchange is in its own file, in a further `impl Engine` block:
+//! `ike_sa_init`, `ike_auth`, `rekey` (CREATE_CHILD_SA as it arrives, CHILD
+//! rekey), `children` (new CHILD SAs), `ike_rekey`, `informational`. This
+//! file keeps the engine's state, the dispatch and the shared helpers.
 
 use crate::retransmit::RetransmitPolicy;
 use crate::task::{Incoming, TaskManager, Version};
