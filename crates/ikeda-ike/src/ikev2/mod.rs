@@ -13,6 +13,11 @@
 //! The engine is sans-IO (see the crate docs): datagrams and time in,
 //! datagrams, timers and [`Event`]s out. It never installs an SA: it tells
 //! the caller to ([`Event::ChildSaUp`]).
+//!
+//! Each exchange is in its own file, in a further `impl Engine` block:
+//! `ike_sa_init`, `ike_auth`, `rekey` (CREATE_CHILD_SA as it arrives, CHILD
+//! rekey), `children` (new CHILD SAs), `ike_rekey`, `informational`. This
+//! file keeps the engine's state, the dispatch and the shared helpers.
 
 use crate::retransmit::RetransmitPolicy;
 use crate::task::{Incoming, TaskManager, Version};
@@ -44,11 +49,16 @@ macro_rules! first {
 }
 
 mod children;
+mod ike_auth;
+mod ike_rekey;
+mod ike_sa_init;
+mod informational;
 mod keepalive;
 mod rekey;
 mod tasks;
 mod view;
 
+use ike_sa_init::CookieSecrets;
 use tasks::Work;
 // The shared vocabulary lives at the crate root; these names keep working.
 pub use crate::conn::{ConnSpec, Timers, IKE_PORT, KEEPALIVE, NAT_KEEPALIVE, NAT_T_PORT};
@@ -253,7 +263,7 @@ struct IkeSa {
     /// The peer's rekey of this IKE SA that we answered while ours was in
     /// flight (RFC 7296 §2.8.2): which new SA stays is decided when ours
     /// is answered.
-    peer_rekey: Option<Box<rekey::RekeyedIke>>,
+    peer_rekey: Option<Box<ike_rekey::RekeyedIke>>,
 }
 
 /// An IKE SA the peer deleted: its SPIs, until when we keep its answers,
@@ -363,57 +373,6 @@ pub struct Engine {
 /// still accepted for as long again (RFC 7296 §2.6: change it often, and
 /// honour COOKIEs of the previous version for a short while).
 pub const COOKIE_SECRET_LIFETIME: Duration = Duration::from_secs(120);
-
-/// The COOKIE secrets (RFC 7296 §2.6): the current one with its version
-/// octet, and the one before it, still honoured until the next change.
-/// Drawn from the engine's RNG on first use and changed every
-/// [`COOKIE_SECRET_LIFETIME`] of the caller's time.
-#[derive(Default)]
-struct CookieSecrets {
-    /// `None` until the first COOKIE is needed.
-    current: Option<(u8, SecretBytes)>,
-    previous: Option<(u8, SecretBytes)>,
-    /// When `current` stops being used for new COOKIEs.
-    change_at: Millis,
-}
-
-impl CookieSecrets {
-    /// The current secret, changed first if its time has come.
-    fn current(&mut self, now: Millis, rng: &mut dyn Rng) -> &(u8, SecretBytes) {
-        if self.current.is_none() || now >= self.change_at {
-            let mut s = vec![0u8; 32];
-            rng.fill(&mut s);
-            let version = self.current.as_ref().map_or(1, |(v, _)| v.wrapping_add(1));
-            let old = self.current.replace((version, SecretBytes::new(s)));
-            // Two periods or more since the last change: the old secret is
-            // as stale as the one before it, honour neither.
-            let stale = now >= self.change_at + COOKIE_SECRET_LIFETIME;
-            self.previous = old.filter(|_| !stale);
-            self.change_at = now + COOKIE_SECRET_LIFETIME;
-        }
-        self.current.as_ref().expect("set above")
-    }
-
-    /// The secret of this version, if we still honour it.
-    fn version(&mut self, now: Millis, rng: &mut dyn Rng, version: u8) -> Option<&SecretBytes> {
-        self.current(now, rng);
-        [self.current.as_ref(), self.previous.as_ref()]
-            .into_iter()
-            .flatten()
-            .find(|(v, _)| *v == version)
-            .map(|(_, s)| s)
-    }
-}
-
-fn cookie_with(version: u8, secret: &SecretBytes, ni: &[u8], from: SocketAddr, spi_i: u64) -> Vec<u8> {
-    let ip = match from.ip() {
-        IpAddr::V4(a) => a.octets().to_vec(),
-        IpAddr::V6(a) => a.octets().to_vec(),
-    };
-    let mut c = vec![version];
-    c.extend_from_slice(&ikeda_crypto::sha1(&[ni, &ip, &spi_i.to_be_bytes(), secret.expose()]));
-    c
-}
 
 /// strongSwan's default `cookie_threshold`.
 pub const COOKIE_THRESHOLD: usize = 30;
@@ -618,29 +577,6 @@ impl Engine {
         }
     }
 
-    /// Half-open SAs allowed before COOKIEs are required (0: always).
-    pub fn set_cookie_threshold(&mut self, n: usize) {
-        self.cookie_threshold = n;
-    }
-
-    /// The COOKIE for an initiator (§2.6): `<VersionIDofSecret> |
-    /// SHA-1(Ni | IPi | SPIi | <secret>)`; stateless, so a flood of spoofed
-    /// IKE_SA_INIT requests creates no state here.
-    fn cookie(&mut self, now: Millis, ni: &[u8], from: SocketAddr, spi_i: u64) -> Vec<u8> {
-        let (version, secret) = self.cookie_secrets.current(now, self.rng.as_mut());
-        cookie_with(*version, secret, ni, from, spi_i)
-    }
-
-    /// Is `cookie` one we made, with the current secret or the previous
-    /// one? Compared in constant time: a timing oracle would let a spoofer
-    /// build a valid COOKIE byte by byte.
-    fn cookie_valid(&mut self, now: Millis, cookie: &[u8], ni: &[u8], from: SocketAddr, spi_i: u64) -> bool {
-        let Some(&version) = cookie.first() else { return false };
-        self.cookie_secrets
-            .version(now, self.rng.as_mut(), version)
-            .is_some_and(|s| ikeda_crypto::ct_eq(&cookie_with(version, s, ni, from, spi_i), cookie))
-    }
-
     pub fn set_retransmit_policy(&mut self, p: RetransmitPolicy) {
         self.policy = p;
     }
@@ -760,7 +696,8 @@ impl Engine {
             let gone = (sa.spi_i, sa.spi_r);
             for i in 0..self.sas.len() {
                 let revive = self.sas[i].as_ref().is_some_and(|s| {
-                    s.state == State::Established && s.duplicate.is_some_and(|d| d.survivor == gone && d.delete_at.is_some())
+                    s.state == State::Established
+                        && s.duplicate.is_some_and(|d| d.survivor == gone && d.delete_at.is_some())
                 });
                 if revive {
                     self.keep_duplicate(i);
@@ -776,7 +713,10 @@ impl Engine {
         sa.duplicate = None;
         let conn = sa.conn;
         self.activate_children(idx);
-        self.log(conn, "the IKE_SA kept over a duplicate is gone: keeping this one".into());
+        self.log(
+            conn,
+            "the IKE_SA kept over a duplicate is gone: keeping this one".into(),
+        );
     }
 
     /// Send on the CHILD SAs of IKE SA `idx` that were installed without
@@ -842,77 +782,6 @@ impl Engine {
         };
         let idx = self.insert(sa);
         self.send_init_request(idx, group, now)
-    }
-
-    fn send_init_request(&mut self, idx: usize, group: ikeda_crypto::ike::DhGroup, now: Millis) -> Result<(), String> {
-        // A COOKIE retry repeats the request unchanged but for the cookie
-        // (§2.6: the cookie covers Ni), so keep the nonce and key exchange.
-        let reuse = self.sas[idx]
-            .as_mut()
-            .filter(|s| s.cookie.is_some() && s.ke.as_ref().map(|k| k.group()) == Some(group))
-            .and_then(|s| s.ke.take().map(|k| (k, s.ni.clone())));
-        let (ke, ni) = match reuse {
-            Some(x) => x,
-            None => (
-                KeyExchange::generate(group, &mut *self.rng).map_err(|e| e.to_string())?,
-                self.nonce(),
-            ),
-        };
-        let fake = self.fake_natd();
-        let sa = self.sas[idx].as_mut().ok_or("gone")?;
-        let c = &self.conns[sa.conn];
-        let src_natd = if c.force_encap {
-            fake
-        } else {
-            natd(sa.spi_i, 0, sa.local)
-        };
-        let mut payloads = Vec::new();
-        if let Some(cookie) = &sa.cookie {
-            payloads.push(Payload::Notify(NotifyPayload::new(NotifyType::COOKIE, cookie.clone())));
-        }
-        let props: Vec<Vec<CTransform>> = c.ike_proposals.iter().map(|p| p.transforms()).collect();
-        payloads.push(Payload::Sa(proposals_payload(ProtocolId::IKE, &[], &props)));
-        payloads.push(Payload::Ke(KePayload {
-            dh_group: ikeda_wire::ikev2::DhGroup(group.transform_id()),
-            data: ke.public_value().to_vec(),
-        }));
-        payloads.push(Payload::Nonce(NoncePayload { nonce: ni.clone() }));
-        payloads.push(Payload::Notify(NotifyPayload::new(
-            NotifyType::NAT_DETECTION_SOURCE_IP,
-            src_natd,
-        )));
-        payloads.push(Payload::Notify(NotifyPayload::new(
-            NotifyType::NAT_DETECTION_DESTINATION_IP,
-            natd(sa.spi_i, 0, sa.remote),
-        )));
-        sa.ke = Some(ke);
-        sa.ni = ni;
-        let header = HeaderRepr {
-            initiator_spi: sa.spi_i,
-            responder_spi: 0,
-            minor_version: 0,
-            exchange_type: ExchangeType::IKE_SA_INIT,
-            flags: Flags::new(true, false),
-            message_id: 0,
-        };
-        let msg = Message { header, payloads }.emit().map_err(|e| e.to_string())?;
-        sa.init_req = msg.clone();
-        // Sent again with a COOKIE or another group, it replaces the first
-        // (message ID 0 either way, §2.6, §1.2).
-        sa.tm
-            .request(0, "IKE_SA_INIT", Pending::Init, msg.clone(), now, &self.policy);
-        let (local, remote, conn) = (sa.local, sa.remote, sa.conn);
-        let line = format!(
-            "sending {} to {remote}",
-            summary(&header, &Message::parse(&msg).map(|m| m.payloads).unwrap_or_default())
-        );
-        self.log(conn, line);
-        self.transmits.push_back(Transmit {
-            local,
-            remote,
-            data: msg,
-        });
-        Ok(())
     }
 
     /// Delete the connection's IKE SA (and with it its CHILD SAs).
@@ -1089,7 +958,13 @@ impl Engine {
         } else {
             let Some(&idx) = self.by_spi.get(&(h.initiator_spi, h.responder_spi)) else {
                 self.stats.unknown_spi += 1;
-                self.answer_from_the_grave((h.initiator_spi, h.responder_spi), h.message_id, data, (local, remote), now);
+                self.answer_from_the_grave(
+                    (h.initiator_spi, h.responder_spi),
+                    h.message_id,
+                    data,
+                    (local, remote),
+                    now,
+                );
                 return;
             };
             self.handle_request(idx, now, local, remote, data, msg);
@@ -1125,26 +1000,8 @@ impl Engine {
                 self.auth_response(idx, now, &msg.header, inner, spi_in);
             }
             (_, ExchangeType::INFORMATIONAL) => {
-                let Some(inner) = self.open(idx, data, &msg) else {
+                if !self.informational_response(idx, now, remote, data, &msg) {
                     return;
-                };
-                self.heard(idx, now);
-                let conn = self.sas[idx].as_ref().map(|s| s.conn).unwrap_or(0);
-                self.log(conn, format!("received {} from {remote}", summary(&msg.header, &inner)));
-                let Some(sa) = self.sas[idx].as_mut() else { return };
-                match sa.tm.complete(mid) {
-                    Some(Pending::DeleteIke) => {
-                        let rekeyed = self.sas[idx].as_ref().is_some_and(|s| s.state == State::Replaced);
-                        let duplicate = self.sas[idx].as_ref().and_then(|s| s.duplicate);
-                        let reason = match duplicate {
-                            _ if rekeyed => "replaced by the rekeyed IKE_SA".to_string(),
-                            Some(d) => format!("duplicate deleted by us ({})", d.cause),
-                            None => "deleted by us".to_string(),
-                        };
-                        self.remove(idx, &reason)
-                    }
-                    Some(Pending::DeleteChild { spi_in }) => self.child_gone(idx, spi_in),
-                    _ => {}
                 }
             }
             (State::Established | State::Replaced, ExchangeType::CREATE_CHILD_SA) => {
@@ -1161,403 +1018,6 @@ impl Engine {
         }
         // The window is free again (or the SA is gone): the next work starts.
         self.activate_next(idx, now);
-    }
-
-    fn init_response(
-        &mut self,
-        idx: usize,
-        now: Millis,
-        _local: SocketAddr,
-        remote: SocketAddr,
-        data: &[u8],
-        msg: Message,
-    ) {
-        let Some(conn) = self.sas[idx].as_ref().map(|s| s.conn) else {
-            return;
-        };
-        self.log(conn, format!("received {} from {remote}", msg.summary()));
-        let Some(sa) = self.sas[idx].as_ref() else { return };
-        // COOKIE (§2.6): start over with the cookie in front.
-        if let Some(c) = notify(&msg.payloads, NotifyType::COOKIE) {
-            let cookie = c.data.clone();
-            let group = sa.ke.as_ref().map(|k| k.group());
-            if let (Some(sa), Some(group)) = (self.sas[idx].as_mut(), group) {
-                sa.cookie = Some(cookie);
-                let _ = self.send_init_request(idx, group, now);
-            }
-            return;
-        }
-        // INVALID_KE_PAYLOAD (§1.2): retry with the group the peer wants, if we accept it.
-        if let Some(n) = notify(&msg.payloads, NotifyType::INVALID_KE_PAYLOAD) {
-            let wanted = n
-                .invalid_ke_group()
-                .and_then(|g| ikeda_crypto::ike::DhGroup::from_transform_id(g.0));
-            let ok = wanted.filter(|g| self.conns[conn].ike_proposals.iter().any(|p| p.dh.contains(g)));
-            match ok {
-                Some(g) if sa.ke.as_ref().map(|k| k.group()) != Some(g) => {
-                    self.log(conn, format!("peer wants key exchange group {}, retrying", g.keyword()));
-                    let _ = self.send_init_request(idx, g, now);
-                }
-                _ => {
-                    self.fail(
-                        conn,
-                        Failure::Incompatible(format!(
-                            "peer asked for key exchange group {:?}, which we do not offer",
-                            n.invalid_ke_group()
-                        )),
-                    );
-                    self.remove(idx, "failed");
-                }
-            }
-            return;
-        }
-        if let Some(n) = first_error_notify(&msg.payloads) {
-            let why = if n.notify_type == NotifyType::NO_PROPOSAL_CHOSEN {
-                Failure::PeerRejectedProposals {
-                    exchange: "IKE_SA_INIT",
-                    offered: self.conns[conn]
-                        .ike_proposals
-                        .iter()
-                        .map(|p| p.name())
-                        .collect::<Vec<_>>()
-                        .join(", "),
-                }
-            } else {
-                Failure::PeerRefused {
-                    exchange: Some("IKE_SA_INIT"),
-                    notify: n.notify_type.to_string(),
-                }
-            };
-            self.fail(conn, why);
-            self.remove(idx, "failed");
-            return;
-        }
-        // SA: exactly one proposal, which must be one we offered.
-        let chosen = first!(msg.payloads, Payload::Sa(s) if s.proposals.len() == 1 => IkeProposal::from_transforms(&from_wire(&s.proposals[0])));
-        let suite = chosen.and_then(|ch| self.conns[conn].ike_proposals.iter().find_map(|ours| ours.select(&ch)));
-        let ke_data = first!(msg.payloads, Payload::Ke(k) => k.clone());
-        let nr = first!(msg.payloads, Payload::Nonce(n) => n.nonce.clone());
-        let (Some(suite), Some(ke_data), Some(nr)) = (suite, ke_data, nr) else {
-            self.fail(
-                conn,
-                Failure::PeerMisbehaved(
-                    "malformed IKE_SA_INIT response: SA, KE or Nr missing or not one of ours".into(),
-                ),
-            );
-            self.remove(idx, "failed");
-            return;
-        };
-        let Some(sa) = self.sas[idx].as_mut() else { return };
-        if ke_data.dh_group.0 != suite.dh.transform_id() || sa.ke.as_ref().map(|k| k.group()) != Some(suite.dh) {
-            self.fail(
-                conn,
-                Failure::PeerMisbehaved("peer's KE group differs from the chosen proposal".into()),
-            );
-            self.remove(idx, "failed");
-            return;
-        }
-        sa.spi_r = msg.header.responder_spi;
-        sa.nr = nr;
-        sa.init_resp = data.to_vec();
-        sa.tm.complete(0);
-        // NAT detection (§2.23): does the peer see our address and port?
-        let src_hashes: Vec<&Vec<u8>> = msg
-            .payloads
-            .iter()
-            .filter_map(|p| match p {
-                Payload::Notify(n) if n.notify_type == NotifyType::NAT_DETECTION_SOURCE_IP => Some(&n.data),
-                _ => None,
-            })
-            .collect();
-        let dst_hash = notify(&msg.payloads, NotifyType::NAT_DETECTION_DESTINATION_IP).map(|n| n.data.clone());
-        let peer_behind_nat =
-            !src_hashes.is_empty() && !src_hashes.iter().any(|h| **h == natd(sa.spi_i, sa.spi_r, remote));
-        let us_behind_nat = dst_hash.is_some_and(|h| h != natd(sa.spi_i, sa.spi_r, sa.local));
-        // A forced encapsulation counts as a NAT here; the peer sees one
-        // from our faked source hash.
-        sa.nat = peer_behind_nat || us_behind_nat || self.conns[conn].force_encap;
-        sa.us_nat = us_behind_nat;
-        let shared = match sa.ke.as_ref().map(|k| k.shared_secret(&ke_data.data)) {
-            Some(Ok(s)) => s,
-            Some(Err(e)) => {
-                self.fail(
-                    conn,
-                    Failure::PeerMisbehaved(format!("peer's key exchange value refused: {e}")),
-                );
-                self.remove(idx, "failed");
-                return;
-            }
-            None => return,
-        };
-        let keys = match IkeKeys::derive(
-            &suite,
-            &shared,
-            &sa.ni,
-            &sa.nr,
-            &sa.spi_i.to_be_bytes(),
-            &sa.spi_r.to_be_bytes(),
-        ) {
-            Ok(k) => k,
-            Err(e) => {
-                self.fail(conn, Failure::Local(format!("key derivation: {e}")));
-                self.remove(idx, "failed");
-                return;
-            }
-        };
-        let (out, inn) = match keys.sk_ciphers(&suite, Role::Initiator) {
-            Ok(x) => x,
-            Err(e) => {
-                self.fail(conn, Failure::Local(format!("key setup: {e}")));
-                self.remove(idx, "failed");
-                return;
-            }
-        };
-        sa.sk_out = Some(out);
-        sa.sk_in = Some(inn);
-        sa.keys = Some(keys);
-        sa.suite = Some(suite);
-        sa.ke = None;
-        if sa.nat {
-            // §2.23: after a NAT is detected, continue on port 4500.
-            sa.local.set_port(NAT_T_PORT);
-            sa.remote.set_port(NAT_T_PORT);
-        }
-        let key = (sa.spi_i, sa.spi_r);
-        self.by_spi.retain(|_, v| *v != idx);
-        self.by_spi.insert(key, idx);
-        self.keys_derived(idx);
-        if self.sas[idx].as_ref().is_some_and(|s| s.nat) {
-            self.log(conn, "NAT detected (or forced by the peer): moving to UDP 4500".into());
-        }
-        self.send_auth_request(idx, now);
-    }
-
-    fn send_auth_request(&mut self, idx: usize, now: Millis) {
-        let spi = self.random_spi32();
-        // §2.4: INITIAL_CONTACT only when no other IKE SA with this peer is
-        // up (as strongSwan does), or a peer that gets it would delete an SA
-        // we still use; nor while the peer is setting one up with us (both
-        // sides initiating): a peer that acts on it at once would drop its
-        // own SA without a DELETE and leave ours stale.
-        let first_contact = self.with_same_peer(idx, true).is_empty();
-        self.order += 1;
-        let order = self.order;
-        let Some(sa) = self.sas[idx].as_mut() else { return };
-        let conn = sa.conn;
-        let c = &self.conns[conn];
-        let (Some(suite), Some(keys)) = (sa.suite, sa.keys.as_ref()) else {
-            return;
-        };
-        let auth = psk_auth(
-            suite.prf,
-            &c.psk,
-            &sa.init_req,
-            &sa.nr,
-            keys.sk_p(Role::Initiator),
-            &c.local_id.rest_of_id_payload(),
-        );
-        // SAi2 without KE transforms (RFC 7296 §1.2): IKE_AUTH carries no
-        // KEi, so this CHILD SA has no PFS; the group is for rekeys.
-        #[allow(unused_mut)]
-        let mut offer = ike_auth_proposals(&c.esp_proposals);
-        #[cfg(test)]
-        if self.ke_in_ike_auth {
-            offer = c.esp_proposals.clone();
-        }
-        let props: Vec<Vec<CTransform>> = offer.iter().map(|p| p.transforms()).collect();
-        let mut payloads = vec![
-            Payload::IdI(c.local_id.clone()),
-            Payload::Auth(AuthPayload {
-                auth_method: AuthMethod::SHARED_KEY_MIC,
-                data: auth,
-            }),
-            Payload::Sa(proposals_payload(ProtocolId::ESP, &spi.to_be_bytes(), &props)),
-            Payload::TsI(ts_payload(&c.local_ts)),
-            Payload::TsR(ts_payload(&c.remote_ts)),
-        ];
-        if first_contact {
-            payloads.insert(
-                2,
-                Payload::Notify(NotifyPayload::new(NotifyType::INITIAL_CONTACT, vec![])),
-            );
-            sa.contact_sent = Some(order);
-        }
-        sa.state = State::AuthSent;
-        if let Err(e) = self.send_encrypted_request(
-            idx,
-            ExchangeType::IKE_AUTH,
-            payloads,
-            Pending::Auth { spi_in: spi },
-            now,
-        ) {
-            self.fail(conn, Failure::Local(format!("building IKE_AUTH: {e}")));
-            self.remove(idx, "failed");
-        }
-    }
-
-    /// The IKE_AUTH response; `spi_in`: the SPI we offered for the CHILD SA.
-    fn auth_response(&mut self, idx: usize, now: Millis, header: &HeaderRepr, inner: Vec<Payload>, spi_in: u32) {
-        let Some(sa) = self.sas[idx].as_ref() else { return };
-        let conn = sa.conn;
-        let remote = sa.remote;
-        self.log(conn, format!("received {} from {remote}", summary(header, &inner)));
-        let c = self.conns[conn].clone();
-        let has_auth = inner.iter().any(|p| matches!(p, Payload::Auth(_)));
-        // An error without AUTH means the IKE SA failed; with AUTH, the IKE
-        // SA stands and only the CHILD SA failed (RFC 7296 §1.2, §2.21.2).
-        let child_error = first_error_notify(&inner).map(|n| match n.notify_type {
-            NotifyType::AUTHENTICATION_FAILED => Failure::AuthenticationFailed {
-                detail: "the peer could not verify our AUTH payload".into(),
-            },
-            NotifyType::NO_PROPOSAL_CHOSEN => Failure::PeerRejectedProposals {
-                exchange: "IKE_AUTH (CHILD SA)",
-                offered: ike_auth_proposals(&c.esp_proposals)
-                    .iter()
-                    .map(|p| p.name())
-                    .collect::<Vec<_>>()
-                    .join(", "),
-            },
-            NotifyType::TS_UNACCEPTABLE => Failure::TsUnacceptable {
-                ours_local: ts_list(&c.local_ts),
-                ours_remote: ts_list(&c.remote_ts),
-                theirs_i: "(refused by the peer)".into(),
-                theirs_r: String::new(),
-            },
-            t => Failure::PeerRefused {
-                exchange: Some("IKE_AUTH"),
-                notify: t.to_string(),
-            },
-        });
-        if let (Some(why), false) = (&child_error, has_auth) {
-            self.fail(conn, why.clone());
-            self.remove(idx, "failed");
-            return;
-        }
-        let idr = first!(inner, Payload::IdR(i) => i.clone());
-        let auth = first!(inner, Payload::Auth(a) => a.clone());
-        let (Some(idr), Some(auth)) = (idr, auth) else {
-            self.fail(
-                conn,
-                Failure::PeerMisbehaved("IKE_AUTH response without IDr or AUTH".into()),
-            );
-            self.remove(idx, "failed");
-            return;
-        };
-        if idr != c.remote_id {
-            self.fail(
-                conn,
-                Failure::IdMismatch {
-                    expected: id_string(&c.remote_id),
-                    received: id_string(&idr),
-                },
-            );
-            self.remove(idx, "failed");
-            return;
-        }
-        let sa = self.sas[idx].as_ref().expect("checked above");
-        let (Some(suite), Some(keys)) = (sa.suite, sa.keys.as_ref()) else {
-            return;
-        };
-        if auth.auth_method != AuthMethod::SHARED_KEY_MIC
-            || verify_psk_auth(
-                suite.prf,
-                &c.psk,
-                &sa.init_resp,
-                &sa.ni,
-                keys.sk_p(Role::Responder),
-                &idr.rest_of_id_payload(),
-                &auth.data,
-            )
-            .is_err()
-        {
-            self.fail(
-                conn,
-                Failure::AuthenticationFailed {
-                    detail: "the peer's AUTH payload did not verify".into(),
-                },
-            );
-            self.remove(idx, "failed");
-            return;
-        }
-        self.initial_contact(idx, &inner);
-        self.establish(idx, now);
-        let duplicate = self.settle_duplicate(idx, now);
-        if !duplicate {
-            // The connection's other CHILD SAs, one CREATE_CHILD_SA each
-            // (§1.3.1), queued behind each other, whatever became of the
-            // first one; not on an IKE SA that is to go.
-            self.create_other_children(idx, now);
-        }
-        if let Some(why) = child_error {
-            self.fail(conn, why);
-            return;
-        }
-        // The CHILD SA.
-        let chosen = first!(inner, Payload::Sa(s) if s.proposals.len() == 1 => s.proposals[0].clone());
-        let tsi = first!(inner, Payload::TsI(t) => ranges(t));
-        let tsr = first!(inner, Payload::TsR(t) => ranges(t));
-        let (Some(chosen), Some(tsi), Some(tsr)) = (chosen, tsi, tsr) else {
-            self.fail(
-                conn,
-                Failure::PeerMisbehaved("IKE_AUTH response without SA, TSi or TSr: no CHILD SA".into()),
-            );
-            return;
-        };
-        // We offered no KE transforms (§1.2); a KE transform in the answer
-        // is ignored (there is no KEr to go with it).
-        let suite_child = ChildProposal::from_transforms(&from_wire(&chosen)).without_ke();
-        let Some(cs) = ike_auth_proposals(&c.esp_proposals)
-            .iter()
-            .find_map(|p| p.select(&suite_child))
-        else {
-            self.fail(
-                conn,
-                Failure::PeerMisbehaved("peer chose an ESP proposal we did not offer".into()),
-            );
-            return;
-        };
-        let Some(spi_out) = chosen.spi_u32() else {
-            self.fail(conn, Failure::PeerMisbehaved("peer's ESP SPI is not 4 bytes".into()));
-            return;
-        };
-        // TSi is ours, TSr the peer's: they must lie within what we asked for.
-        let local_ts = narrow(&tsi, &c.local_ts);
-        let remote_ts = narrow(&tsr, &c.remote_ts);
-        if local_ts.is_empty() || remote_ts.is_empty() {
-            self.fail(
-                conn,
-                Failure::TsUnacceptable {
-                    ours_local: ts_list(&c.local_ts),
-                    ours_remote: ts_list(&c.remote_ts),
-                    theirs_i: ts_list(&tsi),
-                    theirs_r: ts_list(&tsr),
-                },
-            );
-            return;
-        }
-        let (ni, nr) = self.sas[idx]
-            .as_ref()
-            .map(|s| (s.ni.clone(), s.nr.clone()))
-            .unwrap_or_default();
-        self.install_child(
-            idx,
-            now,
-            NewChild {
-                suite: cs,
-                spi_in,
-                spi_out,
-                local_ts,
-                remote_ts,
-                ni,
-                nr,
-                pfs: None,
-                role: Role::Initiator,
-                replaces: None,
-                activate: !duplicate,
-                rekey_of: None,
-                pair: 0,
-            },
-        );
     }
 
     fn establish(&mut self, idx: usize, now: Millis) {
@@ -1696,258 +1156,6 @@ impl Engine {
 
     // ---- responder --------------------------------------------------------
 
-    fn handle_init_request(&mut self, now: Millis, local: SocketAddr, remote: SocketAddr, data: &[u8], msg: Message) {
-        // Of the connections with these addresses, the first whose IKE
-        // proposals meet the offer (else the first, to say why not): which
-        // one the SA is for is settled in IKE_AUTH, by the peer's identity
-        // and selectors (see `children::select_conn`).
-        let offered = offered_ike(&msg);
-        let by_address: Vec<usize> = (0..self.conns.len())
-            .filter(|&i| {
-                let c = &self.conns[i];
-                !self.is_retired(i)
-                    && c.remote == remote.ip()
-                    && (c.local == local.ip() || local.ip().is_unspecified())
-            })
-            .collect();
-        let fits = |i: &usize| {
-            self.conns[*i]
-                .ike_proposals
-                .iter()
-                .any(|o| offered.iter().any(|t| o.select(t).is_some()))
-        };
-        let Some(ci) = by_address.iter().copied().find(fits).or(by_address.first().copied()) else {
-            self.stats.unknown_spi += 1;
-            return;
-        };
-        self.log(ci, format!("received {} from {remote}", msg.summary()));
-        let h = msg.header;
-        let reply = |e: &mut Engine, payloads: Vec<Payload>| {
-            let header = HeaderRepr {
-                initiator_spi: h.initiator_spi,
-                responder_spi: 0,
-                minor_version: 0,
-                exchange_type: ExchangeType::IKE_SA_INIT,
-                flags: Flags::new(false, true),
-                message_id: 0,
-            };
-            let line = summary(&header, &payloads);
-            if let Ok(m) = (Message { header, payloads }).emit() {
-                e.log(ci, format!("sending {line} to {remote}"));
-                e.transmits.push_back(Transmit { local, remote, data: m });
-            }
-        };
-        let c = self.conns[ci].clone();
-        // Under load (many half-open SAs), make the initiator prove it can
-        // receive at its address before we spend a key exchange on it.
-        let half_open = self
-            .sas
-            .iter()
-            .flatten()
-            .filter(|s| s.state == State::InitAnswered)
-            .count();
-        if half_open >= self.cookie_threshold {
-            let ni = first!(msg.payloads, Payload::Nonce(n) => n.nonce.clone()).unwrap_or_default();
-            // §2.6: the COOKIE, if any, is the first payload.
-            let ok = match msg.payloads.first() {
-                Some(Payload::Notify(n)) if n.notify_type == NotifyType::COOKIE => {
-                    self.cookie_valid(now, &n.data, &ni, remote, h.initiator_spi)
-                }
-                _ => false,
-            };
-            if !ok {
-                self.stats.cookies_sent += 1;
-                let want = self.cookie(now, &ni, remote, h.initiator_spi);
-                reply(
-                    self,
-                    vec![Payload::Notify(NotifyPayload::new(NotifyType::COOKIE, want))],
-                );
-                return;
-            }
-        }
-        let ke = first!(msg.payloads, Payload::Ke(k) => k.clone());
-        let ni = first!(msg.payloads, Payload::Nonce(n) => n.nonce.clone());
-        let (Some(ke), Some(ni)) = (ke, ni) else {
-            self.stats.malformed += 1;
-            reply(
-                self,
-                vec![Payload::Notify(NotifyPayload::new(NotifyType::INVALID_SYNTAX, vec![]))],
-            );
-            return;
-        };
-        // Our preference first; prefer the group the initiator already sent.
-        let ke_group = ikeda_crypto::ike::DhGroup::from_transform_id(ke.dh_group.0);
-        let mut suite = None;
-        'outer: for ours in &c.ike_proposals {
-            for theirs in &offered {
-                if let Some(mut s) = ours.select(theirs) {
-                    if let Some(g) = ke_group.filter(|g| ours.dh.contains(g) && theirs.dh.contains(g)) {
-                        s.dh = g;
-                    }
-                    suite = Some(s);
-                    break 'outer;
-                }
-            }
-        }
-        let Some(suite) = suite else {
-            self.fail(
-                ci,
-                Failure::NoProposalChosen {
-                    exchange: "IKE_SA_INIT",
-                    offered: offered.iter().map(|p| p.name()).collect::<Vec<_>>().join(", "),
-                    accepted: c.ike_proposals.iter().map(|p| p.name()).collect::<Vec<_>>().join(", "),
-                },
-            );
-            reply(
-                self,
-                vec![Payload::Notify(NotifyPayload::new(
-                    NotifyType::NO_PROPOSAL_CHOSEN,
-                    vec![],
-                ))],
-            );
-            return;
-        };
-        if Some(suite.dh) != ke_group {
-            self.log(
-                ci,
-                format!("asking the peer for key exchange group {}", suite.dh.keyword()),
-            );
-            reply(
-                self,
-                vec![Payload::Notify(NotifyPayload::invalid_ke(ikeda_wire::ikev2::DhGroup(
-                    suite.dh.transform_id(),
-                )))],
-            );
-            return;
-        }
-        let our_ke = match KeyExchange::generate(suite.dh, &mut *self.rng) {
-            Ok(k) => k,
-            Err(_) => return,
-        };
-        let shared = match our_ke.shared_secret(&ke.data) {
-            Ok(s) => s,
-            Err(e) => {
-                self.fail(
-                    ci,
-                    Failure::PeerMisbehaved(format!("peer's key exchange value refused: {e}")),
-                );
-                reply(
-                    self,
-                    vec![Payload::Notify(NotifyPayload::new(NotifyType::INVALID_SYNTAX, vec![]))],
-                );
-                return;
-            }
-        };
-        let spi_r = self.random_u64();
-        let nr = self.nonce();
-        let keys = match IkeKeys::derive(
-            &suite,
-            &shared,
-            &ni,
-            &nr,
-            &h.initiator_spi.to_be_bytes(),
-            &spi_r.to_be_bytes(),
-        ) {
-            Ok(k) => k,
-            Err(_) => return,
-        };
-        let Ok((out, inn)) = keys.sk_ciphers(&suite, Role::Responder) else {
-            return;
-        };
-        // NAT detection, from the initiator's hashes.
-        let src_hashes: Vec<Vec<u8>> = msg
-            .payloads
-            .iter()
-            .filter_map(|p| match p {
-                Payload::Notify(n) if n.notify_type == NotifyType::NAT_DETECTION_SOURCE_IP => Some(n.data.clone()),
-                _ => None,
-            })
-            .collect();
-        let dst_hash = notify(&msg.payloads, NotifyType::NAT_DETECTION_DESTINATION_IP).map(|n| n.data.clone());
-        let peer_nat = !src_hashes.is_empty() && !src_hashes.contains(&natd(h.initiator_spi, 0, remote));
-        let us_nat = dst_hash.is_some_and(|d| d != natd(h.initiator_spi, 0, local));
-        let force_encap = self.conns[ci].force_encap;
-        let payloads = vec![
-            Payload::Sa(proposals_payload(ProtocolId::IKE, &[], &[ike_suite_transforms(&suite)])),
-            Payload::Ke(KePayload {
-                dh_group: ke.dh_group,
-                data: our_ke.public_value().to_vec(),
-            }),
-            Payload::Nonce(NoncePayload { nonce: nr.clone() }),
-            Payload::Notify(NotifyPayload::new(
-                NotifyType::NAT_DETECTION_SOURCE_IP,
-                if force_encap {
-                    self.fake_natd()
-                } else {
-                    natd(h.initiator_spi, spi_r, local)
-                },
-            )),
-            Payload::Notify(NotifyPayload::new(
-                NotifyType::NAT_DETECTION_DESTINATION_IP,
-                natd(h.initiator_spi, spi_r, remote),
-            )),
-        ];
-        let header = HeaderRepr {
-            initiator_spi: h.initiator_spi,
-            responder_spi: spi_r,
-            minor_version: 0,
-            exchange_type: ExchangeType::IKE_SA_INIT,
-            flags: Flags::new(false, true),
-            message_id: 0,
-        };
-        let line = summary(&header, &payloads);
-        let Ok(resp) = (Message { header, payloads }).emit() else {
-            return;
-        };
-        let mut tm = TaskManager::new(Version::IKEV2);
-        tm.accepted(0, data, local, remote);
-        tm.answered(0, resp.clone());
-        tm.half_open(now);
-        let sa = IkeSa {
-            conn: ci,
-            initiator: false,
-            spi_i: h.initiator_spi,
-            spi_r,
-            state: State::InitAnswered,
-            local,
-            remote,
-            nat: peer_nat || us_nat || force_encap,
-            ni,
-            nr,
-            ke: None,
-            cookie: None,
-            init_req: data.to_vec(),
-            init_resp: resp.clone(),
-            suite: Some(suite),
-            keys: Some(keys),
-            sk_out: Some(out),
-            sk_in: Some(inn),
-            tm,
-            children: Vec::new(),
-            last_heard: now,
-            rekey_at: None,
-            expire_at: None,
-            us_nat,
-            keepalive_at: None,
-            last_sent: now,
-            established_at: None,
-            created_at: now,
-            established_order: 0,
-            contact_sent: None,
-            duplicate: None,
-            peer_rekey: None,
-        };
-        // Our own requests on this SA start at message ID 0 too (§2.2).
-        let idx = self.insert(sa);
-        self.keys_derived(idx);
-        self.log(ci, format!("sending {line} to {remote}"));
-        self.transmits.push_back(Transmit {
-            local,
-            remote,
-            data: resp,
-        });
-    }
-
     fn handle_request(
         &mut self,
         idx: usize,
@@ -2032,233 +1240,6 @@ impl Engine {
         false
     }
 
-    fn auth_request(&mut self, idx: usize, now: Millis, header: &HeaderRepr, inner: Vec<Payload>) {
-        let (tsi, tsr) = self.choose_conn(idx, &inner);
-        let Some(sa) = self.sas[idx].as_ref() else { return };
-        let conn = sa.conn;
-        let c = self.conns[conn].clone();
-        let mid = header.message_id;
-        let fail_with = |e: &mut Engine, n: NotifyType, why: Failure| {
-            e.fail(conn, why);
-            let _ = e.send_encrypted_response(
-                idx,
-                ExchangeType::IKE_AUTH,
-                mid,
-                vec![Payload::Notify(NotifyPayload::new(n, vec![]))],
-            );
-            e.remove(idx, "failed");
-        };
-        let idi = first!(inner, Payload::IdI(i) => i.clone());
-        let auth = first!(inner, Payload::Auth(a) => a.clone());
-        let (Some(idi), Some(auth)) = (idi, auth) else {
-            fail_with(
-                self,
-                NotifyType::INVALID_SYNTAX,
-                Failure::PeerMisbehaved("IKE_AUTH request without IDi or AUTH (EAP is not supported)".into()),
-            );
-            return;
-        };
-        if idi != c.remote_id {
-            // RFC 7296 §2.21.2: an identity we do not accept is an AUTHENTICATION_FAILED.
-            fail_with(
-                self,
-                NotifyType::AUTHENTICATION_FAILED,
-                Failure::IdMismatch {
-                    expected: id_string(&c.remote_id),
-                    received: id_string(&idi),
-                },
-            );
-            return;
-        }
-        let (Some(suite), Some(keys)) = (sa.suite, sa.keys.as_ref()) else {
-            return;
-        };
-        if auth.auth_method != AuthMethod::SHARED_KEY_MIC
-            || verify_psk_auth(
-                suite.prf,
-                &c.psk,
-                &sa.init_req,
-                &sa.nr,
-                keys.sk_p(Role::Initiator),
-                &idi.rest_of_id_payload(),
-                &auth.data,
-            )
-            .is_err()
-        {
-            fail_with(
-                self,
-                NotifyType::AUTHENTICATION_FAILED,
-                Failure::AuthenticationFailed {
-                    detail: "the initiator's AUTH payload did not verify".into(),
-                },
-            );
-            return;
-        }
-        // AUTH verified: only now may INITIAL_CONTACT delete anything.
-        self.initial_contact(idx, &inner);
-        let Some(sa) = self.sas[idx].as_ref() else { return };
-        let (Some(suite), Some(keys)) = (sa.suite, sa.keys.as_ref()) else {
-            return;
-        };
-        let our_auth = psk_auth(
-            suite.prf,
-            &c.psk,
-            &sa.init_resp,
-            &sa.ni,
-            keys.sk_p(Role::Responder),
-            &c.local_id.rest_of_id_payload(),
-        );
-        let mut payloads = vec![
-            Payload::IdR(c.local_id.clone()),
-            Payload::Auth(AuthPayload {
-                auth_method: AuthMethod::SHARED_KEY_MIC,
-                data: our_auth,
-            }),
-        ];
-        // The CHILD SA: proposal, selectors.
-        let offered = first!(inner, Payload::Sa(s) => s.proposals.clone());
-        let mut child = None;
-        let mut child_error: Option<(NotifyType, Failure)> = None;
-        if let (Some(offered), Some(tsi), Some(tsr)) = (offered, tsi, tsr) {
-            // KE transforms play no part here (RFC 7296 §1.2: no KEi in
-            // IKE_AUTH); a peer that offers them anyway (RFC 7296 says it
-            // must not) still gets its CHILD SA, without PFS, as strongSwan
-            // does when it selects in IKE_AUTH.
-            let accepted = ike_auth_proposals(&c.esp_proposals);
-            let mut pick = None;
-            'o: for ours in &accepted {
-                for p in offered.iter().filter(|p| p.protocol_id == ProtocolId::ESP) {
-                    if let (Some(s), Some(spi)) = (
-                        ours.select(&ChildProposal::from_transforms(&from_wire(p)).without_ke()),
-                        p.spi_u32(),
-                    ) {
-                        pick = Some((s, spi, p.proposal_num));
-                        break 'o;
-                    }
-                }
-            }
-            // Initiator's TSi is the peer's side (our remote), TSr ours;
-            // whichever of the connection's CHILD SAs they select (§2.9).
-            let (pair, local_ts, remote_ts) = children::pick_child(&c, &tsi, &tsr).unwrap_or_default();
-            match pick {
-                None => {
-                    child_error = Some((
-                        NotifyType::NO_PROPOSAL_CHOSEN,
-                        Failure::NoProposalChosen {
-                            exchange: "IKE_AUTH (CHILD SA)",
-                            offered: offered
-                                .iter()
-                                .map(|p| ChildProposal::from_transforms(&from_wire(p)).name())
-                                .collect::<Vec<_>>()
-                                .join(", "),
-                            accepted: accepted.iter().map(|p| p.name()).collect::<Vec<_>>().join(", "),
-                        },
-                    ))
-                }
-                Some(_) if local_ts.is_empty() || remote_ts.is_empty() => {
-                    child_error = Some((
-                        NotifyType::TS_UNACCEPTABLE,
-                        Failure::TsUnacceptable {
-                            ours_local: ts_list(&c.local_ts),
-                            ours_remote: ts_list(&c.remote_ts),
-                            theirs_i: ts_list(&tsi),
-                            theirs_r: ts_list(&tsr),
-                        },
-                    ))
-                }
-                Some((s, spi_out, num)) => child = Some((s, spi_out, num, local_ts, remote_ts, pair)),
-            }
-        }
-        let spi_in = self.random_spi32();
-        match &child {
-            Some((s, _, num, local_ts, remote_ts, _)) => {
-                let mut sa_p = proposals_payload(ProtocolId::ESP, &spi_in.to_be_bytes(), &[child_suite_transforms(s)]);
-                sa_p.proposals[0].proposal_num = *num;
-                payloads.push(Payload::Sa(sa_p));
-                payloads.push(Payload::TsI(ts_payload(remote_ts)));
-                payloads.push(Payload::TsR(ts_payload(local_ts)));
-            }
-            None => {
-                if let Some((n, _)) = &child_error {
-                    payloads.push(Payload::Notify(NotifyPayload::new(*n, vec![])));
-                }
-            }
-        }
-        if self
-            .send_encrypted_response(idx, ExchangeType::IKE_AUTH, mid, payloads)
-            .is_err()
-        {
-            return;
-        }
-        self.establish(idx, now);
-        let duplicate = self.settle_duplicate(idx, now);
-        if let Some((_, why)) = child_error {
-            self.fail(conn, why);
-        }
-        if let Some((s, spi_out, _, local_ts, remote_ts, pair)) = child {
-            let (ni, nr) = self.sas[idx]
-                .as_ref()
-                .map(|s| (s.ni.clone(), s.nr.clone()))
-                .unwrap_or_default();
-            self.install_child(
-                idx,
-                now,
-                NewChild {
-                    suite: s,
-                    spi_in,
-                    spi_out,
-                    local_ts,
-                    remote_ts,
-                    ni,
-                    nr,
-                    pfs: None,
-                    role: Role::Responder,
-                    replaces: None,
-                    activate: !duplicate,
-                    rekey_of: None,
-                    pair,
-                },
-            );
-        }
-    }
-
-    /// RFC 7296 §2.4: INITIAL_CONTACT in an authenticated IKE_AUTH says
-    /// this is the only IKE SA between the two identities, so the peer has
-    /// restarted and forgotten the others: delete ours with the same
-    /// authenticated peer identity (and their CHILD SAs) without a DELETE,
-    /// which the peer could not read anyway. Called only after AUTH
-    /// verified, so a forged IKE_AUTH deletes nothing.
-    fn initial_contact(&mut self, idx: usize, inner: &[Payload]) {
-        if notify(inner, NotifyType::INITIAL_CONTACT).is_none() {
-            return;
-        }
-        // Only the SAs that were up before this one began: one established
-        // since was set up at the same time (both sides initiating, the
-        // peer's INITIAL_CONTACT sent before it knew of ours), and the peer
-        // still holds it; [`Engine::settle_duplicate`] deals with those.
-        #[allow(unused_mut)]
-        let mut began = self.sas[idx].as_ref().map_or(Millis(0), |s| s.created_at);
-        #[cfg(test)]
-        if self.contact_drops_all {
-            began = Millis(u64::MAX);
-        }
-        let before: Vec<usize> = self
-            .with_same_peer(idx, false)
-            .into_iter()
-            .filter(|&i| {
-                self.sas[i]
-                    .as_ref()
-                    .is_some_and(|s| s.established_at.is_some_and(|t| t < began))
-            })
-            .collect();
-        for i in before {
-            if let Some(conn) = self.sas[i].as_ref().map(|s| s.conn) {
-                self.log(conn, "deleting IKE_SA of the same peer: it sent INITIAL_CONTACT".into());
-            }
-            self.remove(i, "peer sent INITIAL_CONTACT");
-        }
-    }
-
     /// The other IKE SAs whose peer has the identity of SA `idx`'s peer:
     /// the established ones, and with `any_state` also those being set up.
     /// Half-open ones are never deleted for INITIAL_CONTACT: with
@@ -2332,7 +1313,9 @@ impl Engine {
         let Some(keep) = self.sas[survivor].as_ref().map(|s| (s.spi_i, s.spi_r)) else {
             return false;
         };
-        let Some(l) = self.sas[loser].as_mut() else { return false };
+        let Some(l) = self.sas[loser].as_mut() else {
+            return false;
+        };
         let ours = l.initiator;
         // A duplicate the peer may have dropped is deleted at once: waiting
         // for the peer to do it would leave it stale here.
@@ -2352,11 +1335,8 @@ impl Engine {
         } else {
             "it holds the lowest nonce, RFC 7296 §2.8.1"
         };
-        let carries_traffic = |e: &Engine, i: usize| {
-            e.sas[i]
-                .as_ref()
-                .is_some_and(|s| s.children.iter().any(|c| c.active))
-        };
+        let carries_traffic =
+            |e: &Engine, i: usize| e.sas[i].as_ref().is_some_and(|s| s.children.iter().any(|c| c.active));
         let hold_back = loser == idx || (doubted.is_none() && carries_traffic(self, loser));
         self.log(
             conn,
@@ -2367,7 +1347,10 @@ impl Engine {
                 if at_once {
                     format!("deleting {}", if ours { "our" } else { "the peer's" })
                 } else {
-                    format!("waiting up to {} s for the peer to delete its", DUPLICATE_GRACE.as_secs())
+                    format!(
+                        "waiting up to {} s for the peer to delete its",
+                        DUPLICATE_GRACE.as_secs()
+                    )
                 },
                 gone.0,
                 gone.1
@@ -2396,36 +1379,6 @@ impl Engine {
             (true, false) => Some(b),
             (false, true) => Some(a),
             _ => None,
-        }
-    }
-
-    /// Keep the answers of SA `idx`, which the peer deletes, a short while.
-    fn bury(&mut self, idx: usize, now: Millis) {
-        let Some(sa) = self.sas[idx].as_mut() else { return };
-        let tm = std::mem::replace(&mut sa.tm, TaskManager::new(Version::IKEV2));
-        let spis = (sa.spi_i, sa.spi_r);
-        self.graveyard.retain(|g| g.until > now);
-        if self.graveyard.len() >= GRAVEYARD_MAX {
-            self.graveyard.pop_front();
-        }
-        self.graveyard.push_back(Grave {
-            spis,
-            until: now + GRAVEYARD_TIME,
-            tm,
-        });
-    }
-
-    /// A request for an IKE SA we no longer have: if the peer deleted it
-    /// and this is that DELETE again, bit for bit and from the same
-    /// address, answer it again (no keys needed, nothing acted on).
-    fn answer_from_the_grave(&mut self, spis: (u64, u64), mid: u32, data: &[u8], at: (SocketAddr, SocketAddr), now: Millis) {
-        self.graveyard.retain(|g| g.until > now);
-        let Some(g) = self.graveyard.iter().find(|g| g.spis == spis) else {
-            return;
-        };
-        if let Incoming::Again(t) = g.tm.check_request(mid, data, at.0, at.1) {
-            self.stats.retransmits_answered += 1;
-            self.transmits.push_back(t);
         }
     }
 
@@ -2498,72 +1451,12 @@ impl Engine {
             .and_then(|d| d.doubt_until)
             .is_some_and(|t| now >= t);
         if due {
-            self.remove(idx, "duplicate deleted by us (the peer had dropped it on our INITIAL_CONTACT)");
+            self.remove(
+                idx,
+                "duplicate deleted by us (the peer had dropped it on our INITIAL_CONTACT)",
+            );
         }
         due
-    }
-
-    fn informational_request(&mut self, idx: usize, mid: u32, inner: Vec<Payload>, now: Millis) {
-        let mut response = Vec::new();
-        let mut delete_ike = false;
-        let mut gone: Vec<(u32, u32)> = Vec::new();
-        for p in &inner {
-            if let Payload::Delete(d) = p {
-                if d.protocol_id == ProtocolId::IKE {
-                    delete_ike = true;
-                } else if d.protocol_id == ProtocolId::ESP {
-                    let Some(sa) = self.sas[idx].as_mut() else { return };
-                    for spi in d.spis_u32() {
-                        if let Some(pos) = sa.children.iter().position(|c| c.spi_out == spi) {
-                            let c = sa.children.remove(pos);
-                            gone.push((c.spi_in, c.spi_out));
-                        }
-                    }
-                }
-            }
-        }
-        if !gone.is_empty() {
-            let ours: Vec<u32> = gone.iter().map(|g| g.0).collect();
-            response.push(Payload::Delete(DeletePayload::child(ProtocolId::ESP, &ours)));
-        }
-        let _ = self.send_encrypted_response(idx, ExchangeType::INFORMATIONAL, mid, response);
-        let conn = self.sas[idx]
-            .as_ref()
-            .map(|s| self.conns[s.conn].name.clone())
-            .unwrap_or_default();
-        for (spi_in, spi_out) in gone {
-            // The DELETE of a rekeyed SA is the signal for the responder of
-            // the rekey to send on the new one (make-before-break).
-            self.activate_replacement(idx, spi_in);
-            self.events.push_back(Event::ChildSaDown {
-                conn: conn.clone(),
-                spi_in,
-                spi_out,
-            });
-        }
-        if delete_ike {
-            // Both sides rekeyed this IKE SA and the peer deletes it before
-            // we heard the answer to ours: only the creator of the new SA
-            // that stays deletes the old one (§2.8.2), so the peer's stays.
-            let theirs = self.sas[idx].as_mut().and_then(|s| s.peer_rekey.take());
-            if let Some(theirs) = theirs {
-                self.log(
-                    self.sas[idx].as_ref().map_or(0, |s| s.conn),
-                    "IKE_SA rekey collision: the peer deletes the old IKE_SA before ours was answered; its new one stays"
-                        .into(),
-                );
-                self.replace_ike_sa(idx, now, &theirs);
-            }
-            let rekeyed = self.sas[idx].as_ref().is_some_and(|s| s.state == State::Replaced);
-            let duplicate = self.sas[idx].as_ref().and_then(|s| s.duplicate);
-            let reason = match duplicate {
-                _ if rekeyed => "replaced by the rekeyed IKE_SA".to_string(),
-                Some(d) => format!("duplicate deleted by the peer ({})", d.cause),
-                None => "deleted by the peer".to_string(),
-            };
-            self.bury(idx, now);
-            self.remove(idx, &reason);
-        }
     }
 
     // ---- timers -----------------------------------------------------------

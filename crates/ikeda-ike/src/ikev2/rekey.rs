@@ -1,6 +1,7 @@
 //! Lifetimes: CREATE_CHILD_SA for rekeying CHILD SAs (RFC 7296 §1.3.3)
-//! and the IKE SA (§1.3.2), simultaneous rekeys (§2.8.1), hard expiry, and
-//! liveness checks for dead peer detection (§2.4).
+//! and the IKE SA (§1.3.2; that exchange is in `ike_rekey.rs`),
+//! simultaneous rekeys (§2.8.1), hard expiry, and liveness checks for dead
+//! peer detection (§2.4). Both kinds of CREATE_CHILD_SA arrive here first.
 //!
 //! ```text
 //! CHILD SA rekey:
@@ -31,20 +32,6 @@ impl Engine {
     pub(super) fn heard(&mut self, idx: usize, now: Millis) {
         if let Some(sa) = self.sas[idx].as_mut() {
             sa.last_heard = sa.last_heard.max(now);
-        }
-    }
-
-    /// Our DELETE of a CHILD SA was answered.
-    pub(super) fn child_gone(&mut self, idx: usize, spi_in: u32) {
-        let Some(sa) = self.sas[idx].as_mut() else { return };
-        if let Some(pos) = sa.children.iter().position(|c| c.spi_in == spi_in) {
-            let c = sa.children.remove(pos);
-            let conn = self.conns[sa.conn].name.clone();
-            self.events.push_back(Event::ChildSaDown {
-                conn,
-                spi_in: c.spi_in,
-                spi_out: c.spi_out,
-            });
         }
     }
 
@@ -197,33 +184,6 @@ impl Engine {
         self.activate_next(idx, now);
     }
 
-    pub(super) fn delete_ike(&mut self, idx: usize, now: Millis) -> Result<(), String> {
-        self.send_encrypted_request(
-            idx,
-            ExchangeType::INFORMATIONAL,
-            vec![Payload::Delete(DeletePayload::ike())],
-            Pending::DeleteIke,
-            now,
-        )?;
-        if let Some(sa) = self.sas[idx].as_mut() {
-            if sa.state != State::Replaced {
-                sa.state = State::Deleting;
-            }
-        }
-        Ok(())
-    }
-
-    pub(super) fn delete_child(&mut self, idx: usize, spi_in: u32, now: Millis) -> Result<(), String> {
-        let d = DeletePayload::child(ProtocolId::ESP, &[spi_in]);
-        self.send_encrypted_request(
-            idx,
-            ExchangeType::INFORMATIONAL,
-            vec![Payload::Delete(d)],
-            Pending::DeleteChild { spi_in },
-            now,
-        )
-    }
-
     pub(super) fn start_child_rekey(&mut self, idx: usize, pos: usize, now: Millis) -> Result<(), String> {
         let sa = self.sas[idx].as_ref().ok_or("gone")?;
         let child = sa.children.get(pos).ok_or("no such CHILD SA")?;
@@ -280,31 +240,6 @@ impl Engine {
         Ok(())
     }
 
-    pub(super) fn start_ike_rekey(&mut self, idx: usize, now: Millis) -> Result<(), String> {
-        let new_spi_i = self.random_u64();
-        let ni = self.nonce();
-        let sa = self.sas[idx].as_ref().ok_or("gone")?;
-        let group = sa.suite.ok_or("no suite")?.dh;
-        let ke = KeyExchange::generate(group, &mut *self.rng).map_err(|e| e.to_string())?;
-        let c = &self.conns[sa.conn];
-        let conn = sa.conn;
-        // Offer the current suite first, then the configured proposals.
-        let mut props: Vec<Vec<CTransform>> = sa.suite.iter().map(super::ike_suite_transforms).collect();
-        props.extend(c.ike_proposals.iter().map(|p| p.transforms()));
-        let payloads = vec![
-            Payload::Sa(proposals_payload(ProtocolId::IKE, &new_spi_i.to_be_bytes(), &props)),
-            Payload::Nonce(NoncePayload { nonce: ni.clone() }),
-            Payload::Ke(KePayload {
-                dh_group: ikeda_wire::ikev2::DhGroup(group.transform_id()),
-                data: ke.public_value().to_vec(),
-            }),
-        ];
-        let task = Pending::RekeyIke { new_spi_i, ni, ke };
-        self.send_encrypted_request(idx, ExchangeType::CREATE_CHILD_SA, payloads, task, now)?;
-        self.log(conn, "rekeying IKE_SA".into());
-        Ok(())
-    }
-
     /// A CREATE_CHILD_SA response to our request, the exchange `pending`.
     pub(super) fn create_child_response(
         &mut self,
@@ -318,12 +253,14 @@ impl Engine {
         let conn = sa.conn;
         let remote = sa.remote;
         self.log(conn, format!("received {} from {remote}", summary(header, &inner)));
-        let sa_payload = first!(inner, Payload::Sa(s) if s.proposals.len() == 1 => s.proposals[0].clone());
-        let nr = first!(inner, Payload::Nonce(n) => n.nonce.clone());
-        let ke = first!(inner, Payload::Ke(k) => k.data.clone());
-        let ke_group = first!(inner, Payload::Ke(k) => k.dh_group.0);
-        let error = first_error_notify(&inner).map(|n| n.notify_type);
-        let wanted_group = first!(inner, Payload::Notify(n) => n.invalid_ke_group()).flatten();
+        let reply = CreateChildReply {
+            sa: first!(inner, Payload::Sa(s) if s.proposals.len() == 1 => s.proposals[0].clone()),
+            nr: first!(inner, Payload::Nonce(n) => n.nonce.clone()),
+            ke: first!(inner, Payload::Ke(k) => k.data.clone()),
+            ke_group: first!(inner, Payload::Ke(k) => k.dh_group.0),
+            error: first_error_notify(&inner).map(|n| n.notify_type),
+            wanted_group: first!(inner, Payload::Notify(n) => n.invalid_ke_group()).flatten(),
+        };
         match pending {
             Pending::RekeyChild {
                 old_spi_in,
@@ -332,171 +269,21 @@ impl Engine {
                 ke: our_ke,
                 retry: retried,
             } => {
-                let c = self.conns[conn].clone();
-                let retry = |e: &mut Engine, why: String| {
-                    e.log(conn, format!("CHILD_SA rekey failed ({why}); retrying in 10 s"));
-                    if let Some(ch) = e.sas[idx]
-                        .as_mut()
-                        .and_then(|s| s.children.iter_mut().find(|c| c.spi_in == old_spi_in))
-                    {
-                        ch.rekeyed = false;
-                        ch.rekey_at = Some(now + Duration::from_secs(10));
-                    }
+                let asked = ChildRekeyAsked {
+                    old_spi_in,
+                    new_spi_in,
+                    ni,
+                    our_ke,
+                    retried,
                 };
-                let our_group = our_ke.as_ref().map(|k| k.group());
-                if error == Some(NotifyType::INVALID_KE_PAYLOAD) {
-                    // RFC 7296 §1.3: the responder picked another group and
-                    // names it; send the request again with a KEi of that
-                    // group, if we offered it (once: a peer that keeps asking
-                    // for something else is refused by the 10 s retry).
-                    let wanted = wanted_group.and_then(|g| DhGroup::from_transform_id(g.0));
-                    let pos = self.sas[idx]
-                        .as_ref()
-                        .and_then(|s| s.children.iter().position(|c| c.spi_in == old_spi_in));
-                    match (wanted, pos) {
-                        (Some(g), Some(pos))
-                            if !retried
-                                && our_group != Some(g)
-                                && c.esp_proposals.iter().any(|p| p.dh.contains(&g)) =>
-                        {
-                            self.log(
-                                conn,
-                                format!("peer wants key exchange group {} for the CHILD_SA, retrying", g.name()),
-                            );
-                            if let Some(ch) = self.sas[idx].as_mut().and_then(|s| s.children.get_mut(pos)) {
-                                ch.rekeyed = false;
-                            }
-                            if let Err(e) = self.send_child_rekey(idx, pos, Some(g), true, now) {
-                                retry(self, e);
-                            }
-                            return;
-                        }
-                        _ => {
-                            return retry(
-                                self,
-                                format!(
-                                    "peer answered INVALID_KE_PAYLOAD asking for group {}{}",
-                                    wanted.map_or_else(|| format!("{wanted_group:?}"), |g| g.name().to_string()),
-                                    if retried { " again" } else { ", which we do not offer" }
-                                ),
-                            )
-                        }
-                    }
-                }
-                if error == Some(NotifyType::NO_PROPOSAL_CHOSEN) {
-                    // Named in `status`: a PFS group on one side only ends
-                    // here, and the old SA only lives until its hard lifetime.
-                    self.fail(
-                        conn,
-                        Failure::PeerRejectedProposals {
-                            exchange: "CREATE_CHILD_SA (CHILD rekey)",
-                            offered: c.esp_proposals.iter().map(|p| p.name()).collect::<Vec<_>>().join(", "),
-                        },
-                    );
-                }
-                if let Some(n) = error {
-                    return retry(self, format!("peer answered {n}"));
-                }
-                let (suite, spi_out, nr, pfs) =
-                    match self.child_reply(conn, sa_payload, nr, ke, ke_group, our_ke.as_ref()) {
-                        Ok(x) => x,
-                        Err(why) => return retry(self, why),
-                    };
-                let old_ts = self.sas[idx]
-                    .as_ref()
-                    .and_then(|s| s.children.iter().find(|c| c.spi_in == old_spi_in))
-                    .map(|o| (o.local_ts.clone(), o.remote_ts.clone(), o.pair));
-                // The peer deleted the SA we rekeyed while our rekey was in
-                // flight and still answered it (§2.25.1 says it should
-                // not): the new SA replaces nothing; it is set up only to be
-                // deleted, so neither side keeps it.
-                let orphan = old_ts.is_none();
-                let (local_ts, remote_ts, pair) =
-                    old_ts.unwrap_or_else(|| (c.local_ts.clone(), c.remote_ts.clone(), 0));
-                if orphan {
-                    self.log(
-                        conn,
-                        format!(
-                            "CHILD_SA {old_spi_in:08x}_i was deleted while we rekeyed it: deleting its replacement {new_spi_in:08x}_i"
-                        ),
-                    );
-                }
-                self.install_child(
-                    idx,
-                    now,
-                    NewChild {
-                        suite,
-                        spi_in: new_spi_in,
-                        spi_out,
-                        local_ts,
-                        remote_ts,
-                        ni: ni.clone(),
-                        nr: nr.clone(),
-                        pfs,
-                        role: Role::Initiator,
-                        replaces: (!orphan).then_some(old_spi_in),
-                        activate: !orphan,
-                        rekey_of: None,
-                        pair,
-                    },
-                );
-                if orphan {
-                    self.queue(idx, Work::DeleteChild { spi_in: new_spi_in }, now);
-                    return;
-                }
-                // Remember our nonces on the new SA for collision checks.
-                if let Some(ch) = self.sas[idx]
-                    .as_mut()
-                    .and_then(|s| s.children.iter_mut().find(|c| c.spi_in == new_spi_in))
-                {
-                    ch.nonces = Some((ni, nr));
-                    ch.rekey_of = Some(old_spi_in);
-                    ch.active = true;
-                }
-                self.after_child_rekey(idx, old_spi_in, now);
+                self.child_rekey_response(idx, now, conn, reply, asked);
             }
             Pending::RekeyIke {
                 new_spi_i,
                 ni,
                 ke: our_ke,
             } => {
-                let ours = (|| {
-                    if let Some(n) = error {
-                        return Err(format!("peer answered {n}"));
-                    }
-                    let (Some(p), Some(nr), Some(theirs)) = (sa_payload, nr, ke) else {
-                        return Err("SA, Nr or KEr missing".into());
-                    };
-                    let offered = IkeProposal::from_transforms(&from_wire(&p));
-                    let current = self.sas[idx].as_ref().and_then(|s| s.suite).map(|s| IkeProposal {
-                        encr: vec![s.encr],
-                        integ: s.integ.into_iter().collect(),
-                        prf: vec![s.prf],
-                        dh: vec![s.dh],
-                    });
-                    let suite = self.conns[conn]
-                        .ike_proposals
-                        .iter()
-                        .chain(current.as_ref())
-                        .find_map(|o| o.select(&offered))
-                        .ok_or("peer chose a proposal we did not offer")?;
-                    if p.spi.len() != 8 || suite.dh != our_ke.group() {
-                        return Err("bad SPI or key exchange group".into());
-                    }
-                    let spi_r = u64::from_be_bytes(p.spi[..8].try_into().unwrap_or([0; 8]));
-                    let shared = our_ke
-                        .shared_secret(&theirs)
-                        .map_err(|e| format!("peer's KE refused: {e}"))?;
-                    Ok(RekeyedIke {
-                        suite,
-                        shared,
-                        spi_i: new_spi_i,
-                        spi_r,
-                        ni,
-                        nr,
-                        we_initiated: true,
-                    })
-                })();
+                let ours = self.ike_rekey_reply(idx, conn, reply, new_spi_i, ni, our_ke);
                 self.ike_rekey_done(idx, now, ours);
             }
             Pending::CreateChild {
@@ -507,6 +294,161 @@ impl Engine {
                 retry,
             } => self.child_created(idx, now, &inner, (pair, new_spi_in, retry), ni, ke),
             _ => {}
+        }
+    }
+
+    /// Our CHILD rekey failed: try again in 10 s.
+    fn child_rekey_retry(&mut self, idx: usize, conn: usize, old_spi_in: u32, now: Millis, why: String) {
+        self.log(conn, format!("CHILD_SA rekey failed ({why}); retrying in 10 s"));
+        if let Some(ch) = self.sas[idx]
+            .as_mut()
+            .and_then(|s| s.children.iter_mut().find(|c| c.spi_in == old_spi_in))
+        {
+            ch.rekeyed = false;
+            ch.rekey_at = Some(now + Duration::from_secs(10));
+        }
+    }
+
+    /// The answer to our CHILD rekey (§1.3.3): the new SA replaces the old.
+    fn child_rekey_response(
+        &mut self,
+        idx: usize,
+        now: Millis,
+        conn: usize,
+        reply: CreateChildReply,
+        asked: ChildRekeyAsked,
+    ) {
+        let c = self.conns[conn].clone();
+        let error = reply.error;
+        if error == Some(NotifyType::INVALID_KE_PAYLOAD) {
+            return self.child_rekey_invalid_ke(idx, now, conn, &asked, reply.wanted_group);
+        }
+        let ChildRekeyAsked {
+            old_spi_in,
+            new_spi_in,
+            ni,
+            our_ke,
+            ..
+        } = asked;
+        if error == Some(NotifyType::NO_PROPOSAL_CHOSEN) {
+            // Named in `status`: a PFS group on one side only ends
+            // here, and the old SA only lives until its hard lifetime.
+            self.fail(
+                conn,
+                Failure::PeerRejectedProposals {
+                    exchange: "CREATE_CHILD_SA (CHILD rekey)",
+                    offered: c.esp_proposals.iter().map(|p| p.name()).collect::<Vec<_>>().join(", "),
+                },
+            );
+        }
+        if let Some(n) = error {
+            return self.child_rekey_retry(idx, conn, old_spi_in, now, format!("peer answered {n}"));
+        }
+        let (suite, spi_out, nr, pfs) =
+            match self.child_reply(conn, reply.sa, reply.nr, reply.ke, reply.ke_group, our_ke.as_ref()) {
+                Ok(x) => x,
+                Err(why) => return self.child_rekey_retry(idx, conn, old_spi_in, now, why),
+            };
+        let old_ts = self.sas[idx]
+            .as_ref()
+            .and_then(|s| s.children.iter().find(|c| c.spi_in == old_spi_in))
+            .map(|o| (o.local_ts.clone(), o.remote_ts.clone(), o.pair));
+        // The peer deleted the SA we rekeyed while our rekey was in
+        // flight and still answered it (§2.25.1 says it should
+        // not): the new SA replaces nothing; it is set up only to be
+        // deleted, so neither side keeps it.
+        let orphan = old_ts.is_none();
+        let (local_ts, remote_ts, pair) = old_ts.unwrap_or_else(|| (c.local_ts.clone(), c.remote_ts.clone(), 0));
+        if orphan {
+            self.log(
+                conn,
+                format!(
+                    "CHILD_SA {old_spi_in:08x}_i was deleted while we rekeyed it: deleting its replacement {new_spi_in:08x}_i"
+                ),
+            );
+        }
+        self.install_child(
+            idx,
+            now,
+            NewChild {
+                suite,
+                spi_in: new_spi_in,
+                spi_out,
+                local_ts,
+                remote_ts,
+                ni: ni.clone(),
+                nr: nr.clone(),
+                pfs,
+                role: Role::Initiator,
+                replaces: (!orphan).then_some(old_spi_in),
+                activate: !orphan,
+                rekey_of: None,
+                pair,
+            },
+        );
+        if orphan {
+            self.queue(idx, Work::DeleteChild { spi_in: new_spi_in }, now);
+            return;
+        }
+        // Remember our nonces on the new SA for collision checks.
+        if let Some(ch) = self.sas[idx]
+            .as_mut()
+            .and_then(|s| s.children.iter_mut().find(|c| c.spi_in == new_spi_in))
+        {
+            ch.nonces = Some((ni, nr));
+            ch.rekey_of = Some(old_spi_in);
+            ch.active = true;
+        }
+        self.after_child_rekey(idx, old_spi_in, now);
+    }
+
+    /// INVALID_KE_PAYLOAD to our CHILD rekey.
+    fn child_rekey_invalid_ke(
+        &mut self,
+        idx: usize,
+        now: Millis,
+        conn: usize,
+        asked: &ChildRekeyAsked,
+        wanted_group: Option<ikeda_wire::ikev2::DhGroup>,
+    ) {
+        let (old_spi_in, retried) = (asked.old_spi_in, asked.retried);
+        let our_group = asked.our_ke.as_ref().map(|k| k.group());
+        // RFC 7296 §1.3: the responder picked another group and
+        // names it; send the request again with a KEi of that
+        // group, if we offered it (once: a peer that keeps asking
+        // for something else is refused by the 10 s retry).
+        let wanted = wanted_group.and_then(|g| DhGroup::from_transform_id(g.0));
+        let pos = self.sas[idx]
+            .as_ref()
+            .and_then(|s| s.children.iter().position(|c| c.spi_in == old_spi_in));
+        match (wanted, pos) {
+            (Some(g), Some(pos))
+                if !retried
+                    && our_group != Some(g)
+                    && self.conns[conn].esp_proposals.iter().any(|p| p.dh.contains(&g)) =>
+            {
+                self.log(
+                    conn,
+                    format!("peer wants key exchange group {} for the CHILD_SA, retrying", g.name()),
+                );
+                if let Some(ch) = self.sas[idx].as_mut().and_then(|s| s.children.get_mut(pos)) {
+                    ch.rekeyed = false;
+                }
+                if let Err(e) = self.send_child_rekey(idx, pos, Some(g), true, now) {
+                    self.child_rekey_retry(idx, conn, old_spi_in, now, e);
+                }
+            }
+            _ => self.child_rekey_retry(
+                idx,
+                conn,
+                old_spi_in,
+                now,
+                format!(
+                    "peer answered INVALID_KE_PAYLOAD asking for group {}{}",
+                    wanted.map_or_else(|| format!("{wanted_group:?}"), |g| g.name().to_string()),
+                    if retried { " again" } else { ", which we do not offer" }
+                ),
+            ),
         }
     }
 
@@ -609,275 +551,71 @@ impl Engine {
     /// SA, or rekey the IKE SA.
     pub(super) fn create_child_request(&mut self, idx: usize, now: Millis, header: &HeaderRepr, inner: Vec<Payload>) {
         let mid = header.message_id;
-        let Some(sa) = self.sas[idx].as_ref() else { return };
-        let conn = sa.conn;
-        let current = sa.suite;
-        // (the peer's SPI, ours) of every CHILD SA, to find the one to rekey.
-        let child_spis: Vec<(u32, u32)> = sa.children.iter().map(|c| (c.spi_out, c.spi_in)).collect();
-        let c = self.conns[conn].clone();
-        let refuse = |e: &mut Engine, n: NotifyType, why: String| {
-            e.log(conn, format!("refusing CREATE_CHILD_SA: {why}"));
-            let _ = e.send_encrypted_response(
-                idx,
-                ExchangeType::CREATE_CHILD_SA,
-                mid,
-                vec![Payload::Notify(NotifyPayload::new(n, vec![]))],
-            );
+        let Some(conn) = self.sas[idx].as_ref().map(|sa| sa.conn) else {
+            return;
         };
         let Some(proposals) = first!(inner, Payload::Sa(s) => s.proposals.clone()) else {
-            return refuse(self, NotifyType::INVALID_SYNTAX, "no SA payload".into());
+            return self.refuse_create_child(idx, conn, mid, NotifyType::INVALID_SYNTAX, "no SA payload".into());
         };
         let Some(ni) = first!(inner, Payload::Nonce(n) => n.nonce.clone()) else {
-            return refuse(self, NotifyType::INVALID_SYNTAX, "no nonce".into());
+            return self.refuse_create_child(idx, conn, mid, NotifyType::INVALID_SYNTAX, "no nonce".into());
         };
         let ke = first!(inner, Payload::Ke(k) => k.clone());
         let nr = self.nonce();
+        let asked = CreateChildAsked { mid, ni, nr, ke };
         if proposals.first().is_some_and(|p| p.protocol_id == ProtocolId::IKE) {
-            // ---- IKE SA rekey, responder ----
-            // §2.25.2: not while we close this IKE SA (or our own rekey of
-            // it completed and its DELETE is on its way), nor while we
-            // create, rekey or delete one of its CHILD SAs: TEMPORARY_FAILURE,
-            // and the peer tries again later. Our own rekey of it in flight
-            // is a collision (§2.8.2), settled when ours is answered.
-            let busy = match self.sas[idx].as_ref().map(|s| (s.state, s.tm.current().map(|c| c.0))) {
-                Some((State::Established, None | Some(Pending::Liveness | Pending::RekeyIke { .. }))) => None,
-                Some((State::Established, Some(p))) => Some(p.exchange_what()),
-                Some((State::Deleting, _)) => Some("we are deleting it"),
-                Some((State::Replaced, _)) => Some("our own rekey of it completed"),
-                _ => Some("it is not established"),
-            };
-            if let Some(why) = busy {
-                return refuse(self, NotifyType::TEMPORARY_FAILURE, format!("IKE_SA rekey while {why}"));
-            }
-            let collision = self.sas[idx]
-                .as_ref()
-                .is_some_and(|s| matches!(s.tm.current(), Some((Pending::RekeyIke { .. }, _, _))));
-            let mut ours: Vec<IkeProposal> = current
-                .iter()
-                .map(|s| IkeProposal {
-                    encr: vec![s.encr],
-                    integ: s.integ.into_iter().collect(),
-                    prf: vec![s.prf],
-                    dh: vec![s.dh],
-                })
-                .collect();
-            ours.extend(c.ike_proposals.iter().cloned());
-            let mut pick = None;
-            'o: for o in &ours {
-                for p in proposals
-                    .iter()
-                    .filter(|p| p.protocol_id == ProtocolId::IKE && p.spi.len() == 8)
-                {
-                    if let Some(mut s) = o.select(&IkeProposal::from_transforms(&from_wire(p))) {
-                        if let Some(g) = ke
-                            .as_ref()
-                            .and_then(|k| ikeda_crypto::ike::DhGroup::from_transform_id(k.dh_group.0))
-                        {
-                            if o.dh.contains(&g) {
-                                s.dh = g;
-                            }
-                        }
-                        pick = Some((
-                            s,
-                            u64::from_be_bytes(p.spi[..8].try_into().unwrap_or([0; 8])),
-                            p.proposal_num,
-                        ));
-                        break 'o;
-                    }
-                }
-            }
-            let Some((suite, new_spi_i, num)) = pick else {
-                return refuse(
-                    self,
-                    NotifyType::NO_PROPOSAL_CHOSEN,
-                    "no acceptable IKE proposal".into(),
-                );
-            };
-            let Some(ke) = ke.filter(|k| k.dh_group.0 == suite.dh.transform_id()) else {
-                let n = NotifyPayload::invalid_ke(ikeda_wire::ikev2::DhGroup(suite.dh.transform_id()));
-                let _ = self.send_encrypted_response(idx, ExchangeType::CREATE_CHILD_SA, mid, vec![Payload::Notify(n)]);
-                return;
-            };
-            let Ok(our_ke) = KeyExchange::generate(suite.dh, &mut *self.rng) else {
-                return;
-            };
-            let Ok(shared) = our_ke.shared_secret(&ke.data) else {
-                return refuse(self, NotifyType::INVALID_SYNTAX, "bad KE".into());
-            };
-            let new_spi_r = self.random_u64();
-            let mut sa_p = proposals_payload(
-                ProtocolId::IKE,
-                &new_spi_r.to_be_bytes(),
-                &[ike_suite_transforms(&suite)],
-            );
-            sa_p.proposals[0].proposal_num = num;
-            let payloads = vec![
-                Payload::Sa(sa_p),
-                Payload::Nonce(NoncePayload { nonce: nr.clone() }),
-                Payload::Ke(KePayload {
-                    dh_group: ke.dh_group,
-                    data: our_ke.public_value().to_vec(),
-                }),
-            ];
-            if self
-                .send_encrypted_response(idx, ExchangeType::CREATE_CHILD_SA, mid, payloads)
-                .is_ok()
-            {
-                let theirs = RekeyedIke {
-                    suite,
-                    shared,
-                    spi_i: new_spi_i,
-                    spi_r: new_spi_r,
-                    ni,
-                    nr,
-                    we_initiated: false,
-                };
-                if collision {
-                    self.log(
-                        conn,
-                        "IKE_SA rekey collision: the peer rekeys it too; the lowest nonce decides when ours is answered"
-                            .into(),
-                    );
-                    if let Some(sa) = self.sas[idx].as_mut() {
-                        sa.peer_rekey = Some(Box::new(theirs));
-                    }
-                } else {
-                    self.replace_ike_sa(idx, now, &theirs);
-                }
-            }
+            self.ike_rekey_request(idx, now, conn, &proposals, asked);
+        } else {
+            self.child_sa_request(idx, now, conn, &inner, &proposals, asked);
+        }
+    }
+
+    /// CREATE_CHILD_SA refused with the notify `n`, and why in the log.
+    pub(super) fn refuse_create_child(&mut self, idx: usize, conn: usize, mid: u32, n: NotifyType, why: String) {
+        self.log(conn, format!("refusing CREATE_CHILD_SA: {why}"));
+        let _ = self.send_encrypted_response(
+            idx,
+            ExchangeType::CREATE_CHILD_SA,
+            mid,
+            vec![Payload::Notify(NotifyPayload::new(n, vec![]))],
+        );
+    }
+
+    /// CHILD SA rekey (or a new CHILD SA), responder (§1.3.1, §1.3.3).
+    fn child_sa_request(
+        &mut self,
+        idx: usize,
+        now: Millis,
+        conn: usize,
+        inner: &[Payload],
+        proposals: &[Proposal],
+        asked: CreateChildAsked,
+    ) {
+        let mid = asked.mid;
+        let Some(old) = self.child_rekey_target(idx, conn, mid, inner) else {
             return;
-        }
-        // ---- CHILD SA rekey (or a new CHILD SA), responder ----
-        let rekey_spi = inner.iter().find_map(|p| match p {
-            Payload::Notify(n) if n.notify_type == NotifyType::REKEY_SA => n.spi_u32(),
-            _ => None,
-        });
-        let old = rekey_spi
-            .and_then(|s| child_spis.iter().find(|(out, _)| *out == s))
-            .map(|(_, inn)| *inn);
-        if rekey_spi.is_some() && old.is_none() {
-            return refuse(
-                self,
-                NotifyType::CHILD_SA_NOT_FOUND,
-                format!("no CHILD SA with SPI {:08x}", rekey_spi.unwrap_or(0)),
-            );
-        }
-        // §2.25.1: a CHILD SA we are deleting is not rekeyed: the peer gets
-        // TEMPORARY_FAILURE and our DELETE ends it on both sides.
-        if let Some(old) = old {
-            let deleting = |w: &Work| *w == Work::DeleteChild { spi_in: old };
-            let closing = self.sas[idx].as_ref().is_some_and(|s| {
-                matches!(s.tm.current(), Some((Pending::DeleteChild { spi_in }, _, _)) if *spi_in == old)
-                    || s.tm.is_queued(deleting)
-            });
-            #[cfg(test)]
-            let closing = closing && !self.rekeys_what_it_deletes;
-            if closing {
-                return refuse(
-                    self,
-                    NotifyType::TEMPORARY_FAILURE,
-                    format!("the peer rekeys CHILD_SA {old:08x}_i, which we are deleting"),
-                );
-            }
-        }
-        // The proposal: ours in order of preference. Its group is the first
-        // one both proposals have, unless the initiator's KEi is of another
-        // group both have: then that one, which saves a round trip (as the
-        // IKE_SA_INIT responder does).
-        let ke_group = ke
+        };
+        let ke_group = asked
+            .ke
             .as_ref()
             .and_then(|k| ikeda_crypto::ike::DhGroup::from_transform_id(k.dh_group.0));
-        let offered: Vec<ChildProposal> = proposals
-            .iter()
-            .filter(|p| p.protocol_id == ProtocolId::ESP)
-            .map(|p| ChildProposal::from_transforms(&from_wire(p)))
-            .collect();
-        let mut pick = None;
-        'o: for o in &c.esp_proposals {
-            for (p, theirs) in proposals
-                .iter()
-                .filter(|p| p.protocol_id == ProtocolId::ESP)
-                .zip(&offered)
-            {
-                if let (Some(mut s), Some(spi)) = (o.select(theirs), p.spi_u32()) {
-                    if let Some(g) = ke_group.filter(|g| s.dh.is_some() && o.dh.contains(g) && theirs.dh.contains(g)) {
-                        s.dh = Some(g);
-                    }
-                    pick = Some((s, spi, p.proposal_num));
-                    break 'o;
-                }
-            }
-        }
-        let Some((suite, spi_out, num)) = pick else {
-            // Also when our proposals require a group and the initiator
-            // offered none: no CHILD SA keyed without the PFS we ask for.
-            let offered = offered.iter().map(|p| p.name()).collect::<Vec<_>>().join(", ");
-            let accepted = c.esp_proposals.iter().map(|p| p.name()).collect::<Vec<_>>().join(", ");
-            self.fail(
-                conn,
-                Failure::NoProposalChosen {
-                    exchange: "CREATE_CHILD_SA",
-                    offered: offered.clone(),
-                    accepted: accepted.clone(),
-                },
-            );
-            return refuse(
-                self,
-                NotifyType::NO_PROPOSAL_CHOSEN,
-                format!("no acceptable ESP proposal: peer offered {offered}; we accept {accepted}"),
-            );
+        let Some((suite, spi_out, num)) = self.child_request_choose(idx, conn, mid, proposals, ke_group) else {
+            return;
         };
-        // PFS (§1.3, §2.17): KEi must be of the chosen proposal's group.
-        // Of another group, or missing although the proposal has a group:
-        // INVALID_KE_PAYLOAD naming the group we want, and the initiator
-        // tries again with it (strongSwan answers the same).
-        let mut pfs = None;
-        let mut ker = None;
-        match (suite.dh, &ke) {
-            (Some(g), Some(k)) if ke_group == Some(g) => {
-                let Ok(ours) = KeyExchange::generate(g, &mut *self.rng) else {
-                    return;
-                };
-                let Ok(shared) = ours.shared_secret(&k.data) else {
-                    return refuse(self, NotifyType::INVALID_SYNTAX, "bad KE".into());
-                };
-                pfs = Some(shared);
-                ker = Some(KePayload {
-                    dh_group: k.dh_group,
-                    data: ours.public_value().to_vec(),
-                });
-            }
-            (Some(g), _) => {
-                self.log(
-                    conn,
-                    format!(
-                        "refusing CREATE_CHILD_SA: KEi {}, the chosen proposal has {}: asking for it (INVALID_KE_PAYLOAD)",
-                        match (&ke, ke_group) {
-                            (None, _) => "missing".to_string(),
-                            (Some(_), Some(kg)) => format!("of group {}", kg.name()),
-                            (Some(k), None) => format!("of group {}", k.dh_group.0),
-                        },
-                        g.name()
-                    ),
-                );
-                let n = NotifyPayload::invalid_ke(ikeda_wire::ikev2::DhGroup(g.transform_id()));
-                let _ = self.send_encrypted_response(idx, ExchangeType::CREATE_CHILD_SA, mid, vec![Payload::Notify(n)]);
-                return;
-            }
-            (None, Some(_)) => {
-                self.log(conn, "ignoring KEi: the chosen ESP proposal has no PFS group".into());
-            }
-            (None, None) => {}
-        }
+        let Some((pfs, ker)) = self.child_request_pfs(idx, conn, mid, suite.dh, &asked.ke, ke_group) else {
+            return;
+        };
         let tsi = first!(inner, Payload::TsI(t) => ranges(t));
         let tsr = first!(inner, Payload::TsR(t) => ranges(t));
         let (Some(tsi), Some(tsr)) = (tsi, tsr) else {
-            return refuse(self, NotifyType::INVALID_SYNTAX, "no TSi/TSr".into());
+            return self.refuse_create_child(idx, conn, mid, NotifyType::INVALID_SYNTAX, "no TSi/TSr".into());
         };
         let (pair, local_ts, remote_ts) = self.requested_child(idx, old, &tsi, &tsr);
         if local_ts.is_empty() || remote_ts.is_empty() {
-            return refuse(
-                self,
+            return self.refuse_create_child(
+                idx,
+                conn,
+                mid,
                 NotifyType::TS_UNACCEPTABLE,
                 format!(
                     "selectors {} === {} meet none of the connection's CHILD SAs",
@@ -893,7 +631,12 @@ impl Engine {
             &[child_suite_transforms(&suite)],
         );
         sa_p.proposals[0].proposal_num = num;
-        let mut payloads = vec![Payload::Sa(sa_p), Payload::Nonce(NoncePayload { nonce: nr.clone() })];
+        let mut payloads = vec![
+            Payload::Sa(sa_p),
+            Payload::Nonce(NoncePayload {
+                nonce: asked.nr.clone(),
+            }),
+        ];
         if let Some(k) = ker {
             payloads.push(Payload::Ke(k));
         }
@@ -924,8 +667,8 @@ impl Engine {
                 spi_out,
                 local_ts,
                 remote_ts,
-                ni,
-                nr,
+                ni: asked.ni,
+                nr: asked.nr,
                 pfs,
                 role: Role::Responder,
                 replaces: old,
@@ -936,17 +679,188 @@ impl Engine {
                 pair,
             },
         );
-        // Our own rekey of the same SA already completed: a collision seen
-        // from this side (§2.8.1).
         if let Some(old) = old {
-            let done = self.sas[idx].as_ref().is_some_and(|s| {
-                s.children.iter().any(|c| c.rekey_of == Some(old) && c.we_initiated)
-                    && !matches!(s.tm.current(), Some((Pending::RekeyChild { old_spi_in, .. }, _, _)) if *old_spi_in == old)
+            self.after_peer_child_rekey(idx, old, now);
+        }
+    }
+
+    /// After we answered the peer's rekey of `old`: our own rekey of the
+    /// same SA already completed is a collision seen from this side
+    /// (§2.8.1).
+    fn after_peer_child_rekey(&mut self, idx: usize, old: u32, now: Millis) {
+        let done = self.sas[idx].as_ref().is_some_and(|s| {
+            s.children.iter().any(|c| c.rekey_of == Some(old) && c.we_initiated)
+                && !matches!(s.tm.current(), Some((Pending::RekeyChild { old_spi_in, .. }, _, _)) if *old_spi_in == old)
+        });
+        if done {
+            self.resolve_late_collision(idx, old, now);
+        }
+    }
+
+    /// The CHILD SA a request rekeys (N(REKEY_SA) names it by the peer's
+    /// SPI), as our inbound SPI: Some(None) for a new CHILD SA, None if the
+    /// request was refused.
+    fn child_rekey_target(&mut self, idx: usize, conn: usize, mid: u32, inner: &[Payload]) -> Option<Option<u32>> {
+        // (the peer's SPI, ours) of every CHILD SA, to find the one to rekey.
+        let child_spis: Vec<(u32, u32)> = self.sas[idx]
+            .as_ref()
+            .map(|sa| sa.children.iter().map(|c| (c.spi_out, c.spi_in)).collect())
+            .unwrap_or_default();
+        let rekey_spi = inner.iter().find_map(|p| match p {
+            Payload::Notify(n) if n.notify_type == NotifyType::REKEY_SA => n.spi_u32(),
+            _ => None,
+        });
+        let old = rekey_spi
+            .and_then(|s| child_spis.iter().find(|(out, _)| *out == s))
+            .map(|(_, inn)| *inn);
+        if rekey_spi.is_some() && old.is_none() {
+            self.refuse_create_child(
+                idx,
+                conn,
+                mid,
+                NotifyType::CHILD_SA_NOT_FOUND,
+                format!("no CHILD SA with SPI {:08x}", rekey_spi.unwrap_or(0)),
+            );
+            return None;
+        }
+        // §2.25.1: a CHILD SA we are deleting is not rekeyed: the peer gets
+        // TEMPORARY_FAILURE and our DELETE ends it on both sides.
+        if let Some(old) = old {
+            let deleting = |w: &Work| *w == Work::DeleteChild { spi_in: old };
+            let closing = self.sas[idx].as_ref().is_some_and(|s| {
+                matches!(s.tm.current(), Some((Pending::DeleteChild { spi_in }, _, _)) if *spi_in == old)
+                    || s.tm.is_queued(deleting)
             });
-            if done {
-                self.resolve_late_collision(idx, old, now);
+            #[cfg(test)]
+            let closing = closing && !self.rekeys_what_it_deletes;
+            if closing {
+                self.refuse_create_child(
+                    idx,
+                    conn,
+                    mid,
+                    NotifyType::TEMPORARY_FAILURE,
+                    format!("the peer rekeys CHILD_SA {old:08x}_i, which we are deleting"),
+                );
+                return None;
             }
         }
+        Some(old)
+    }
+
+    /// The ESP proposal we choose: (suite, the peer's SPI, the number of its
+    /// proposal); None if refused NO_PROPOSAL_CHOSEN.
+    fn child_request_choose(
+        &mut self,
+        idx: usize,
+        conn: usize,
+        mid: u32,
+        proposals: &[Proposal],
+        ke_group: Option<DhGroup>,
+    ) -> Option<(ChildSuite, u32, u8)> {
+        // The proposal: ours in order of preference. Its group is the first
+        // one both proposals have, unless the initiator's KEi is of another
+        // group both have: then that one, which saves a round trip (as the
+        // IKE_SA_INIT responder does).
+        let c = &self.conns[conn];
+        let offered: Vec<ChildProposal> = proposals
+            .iter()
+            .filter(|p| p.protocol_id == ProtocolId::ESP)
+            .map(|p| ChildProposal::from_transforms(&from_wire(p)))
+            .collect();
+        let mut pick = None;
+        'o: for o in &c.esp_proposals {
+            for (p, theirs) in proposals
+                .iter()
+                .filter(|p| p.protocol_id == ProtocolId::ESP)
+                .zip(&offered)
+            {
+                if let (Some(mut s), Some(spi)) = (o.select(theirs), p.spi_u32()) {
+                    if let Some(g) = ke_group.filter(|g| s.dh.is_some() && o.dh.contains(g) && theirs.dh.contains(g)) {
+                        s.dh = Some(g);
+                    }
+                    pick = Some((s, spi, p.proposal_num));
+                    break 'o;
+                }
+            }
+        }
+        if pick.is_none() {
+            // Also when our proposals require a group and the initiator
+            // offered none: no CHILD SA keyed without the PFS we ask for.
+            let offered = offered.iter().map(|p| p.name()).collect::<Vec<_>>().join(", ");
+            let accepted = c.esp_proposals.iter().map(|p| p.name()).collect::<Vec<_>>().join(", ");
+            self.fail(
+                conn,
+                Failure::NoProposalChosen {
+                    exchange: "CREATE_CHILD_SA",
+                    offered: offered.clone(),
+                    accepted: accepted.clone(),
+                },
+            );
+            self.refuse_create_child(
+                idx,
+                conn,
+                mid,
+                NotifyType::NO_PROPOSAL_CHOSEN,
+                format!("no acceptable ESP proposal: peer offered {offered}; we accept {accepted}"),
+            );
+        }
+        pick
+    }
+
+    /// PFS (§1.3, §2.17): KEi must be of the chosen proposal's group.
+    /// Of another group, or missing although the proposal has a group:
+    /// INVALID_KE_PAYLOAD naming the group we want, and the initiator
+    /// tries again with it (strongSwan answers the same). The shared
+    /// secret and our KEr, if any; None if the request was refused.
+    fn child_request_pfs(
+        &mut self,
+        idx: usize,
+        conn: usize,
+        mid: u32,
+        group: Option<DhGroup>,
+        ke: &Option<KePayload>,
+        ke_group: Option<DhGroup>,
+    ) -> Option<(Option<SecretBytes>, Option<KePayload>)> {
+        let mut pfs = None;
+        let mut ker = None;
+        match (group, ke) {
+            (Some(g), Some(k)) if ke_group == Some(g) => {
+                let Ok(ours) = KeyExchange::generate(g, &mut *self.rng) else {
+                    return None;
+                };
+                let Ok(shared) = ours.shared_secret(&k.data) else {
+                    self.refuse_create_child(idx, conn, mid, NotifyType::INVALID_SYNTAX, "bad KE".into());
+                    return None;
+                };
+                pfs = Some(shared);
+                ker = Some(KePayload {
+                    dh_group: k.dh_group,
+                    data: ours.public_value().to_vec(),
+                });
+            }
+            (Some(g), _) => {
+                self.log(
+                    conn,
+                    format!(
+                        "refusing CREATE_CHILD_SA: KEi {}, the chosen proposal has {}: asking for it (INVALID_KE_PAYLOAD)",
+                        match (ke, ke_group) {
+                            (None, _) => "missing".to_string(),
+                            (Some(_), Some(kg)) => format!("of group {}", kg.name()),
+                            (Some(k), None) => format!("of group {}", k.dh_group.0),
+                        },
+                        g.name()
+                    ),
+                );
+                let n = NotifyPayload::invalid_ke(ikeda_wire::ikev2::DhGroup(g.transform_id()));
+                let _ = self.send_encrypted_response(idx, ExchangeType::CREATE_CHILD_SA, mid, vec![Payload::Notify(n)]);
+                return None;
+            }
+            (None, Some(_)) => {
+                self.log(conn, "ignoring KEi: the chosen ESP proposal has no PFS group".into());
+            }
+            (None, None) => {}
+        }
+        Some((pfs, ker))
     }
 
     /// The peer's rekey of `old` arrived after ours completed: decide which
@@ -972,181 +886,6 @@ impl Engine {
             );
         }
     }
-
-    /// Set up the IKE SA that a rekey of `idx` created (keys from the old
-    /// SA's SK_d, §2.18), without CHILD SAs yet; its index.
-    fn rekeyed_sa(&mut self, idx: usize, now: Millis, r: &RekeyedIke) -> Option<usize> {
-        let old = self.sas[idx].as_ref()?;
-        let old_keys = old.keys.as_ref()?;
-        let old_prf = old.suite?.prf;
-        let keys = IkeKeys::derive_rekeyed(
-            old_prf,
-            &old_keys.sk_d,
-            &r.suite,
-            &r.shared,
-            &r.ni,
-            &r.nr,
-            &r.spi_i.to_be_bytes(),
-            &r.spi_r.to_be_bytes(),
-        )
-        .ok()?;
-        let role = if r.we_initiated {
-            Role::Initiator
-        } else {
-            Role::Responder
-        };
-        let (out, inn) = keys.sk_ciphers(&r.suite, role).ok()?;
-        let new = IkeSa {
-            conn: old.conn,
-            initiator: r.we_initiated,
-            spi_i: r.spi_i,
-            spi_r: r.spi_r,
-            state: State::Established,
-            local: old.local,
-            remote: old.remote,
-            nat: old.nat,
-            ni: r.ni.clone(),
-            nr: r.nr.clone(),
-            ke: None,
-            cookie: None,
-            init_req: Vec::new(),
-            init_resp: Vec::new(),
-            suite: Some(r.suite),
-            keys: Some(keys),
-            sk_out: Some(out),
-            sk_in: Some(inn),
-            tm: TaskManager::new(Version::IKEV2),
-            children: Vec::new(),
-            last_heard: now,
-            rekey_at: None,
-            expire_at: None,
-            us_nat: old.us_nat,
-            keepalive_at: None,
-            last_sent: now,
-            established_at: None,
-            created_at: now,
-            established_order: 0,
-            contact_sent: None,
-            duplicate: None,
-            peer_rekey: None,
-        };
-        let conn = new.conn;
-        let new_idx = self.insert(new);
-        self.keys_derived(new_idx);
-        self.establish(new_idx, now);
-        self.log(
-            conn,
-            format!("IKE_SA rekeyed: now {:016x}_i {:016x}_r", r.spi_i, r.spi_r),
-        );
-        Some(new_idx)
-    }
-
-    /// Move everything to the IKE SA that a rekey created; the old one is
-    /// deleted by the rekey's initiator (§1.3.2).
-    pub(super) fn replace_ike_sa(&mut self, idx: usize, now: Millis, r: &RekeyedIke) {
-        let Some(new_idx) = self.rekeyed_sa(idx, now, r) else {
-            return;
-        };
-        let Some(old) = self.sas[idx].as_mut() else { return };
-        let children = std::mem::take(&mut old.children);
-        old.state = State::Replaced;
-        if let Some(new) = self.sas[new_idx].as_mut() {
-            new.children = children;
-        }
-        // What waited on the old SA for its CHILD SAs goes on on the new one.
-        self.hand_over_work(idx, new_idx, now);
-        if r.we_initiated {
-            self.queue_first(idx, Work::DeleteIke, now);
-        }
-    }
-
-    /// Our rekey of IKE SA `idx` is answered (`ours`, or an error): if the
-    /// peer rekeyed it at the same time (§2.8.2), two new IKE SAs exist; the
-    /// one whose exchange holds the lowest of the four nonces is redundant
-    /// and deleted by whoever created it, and whoever created the survivor
-    /// deletes the old SA. A failed rekey of ours leaves the peer's.
-    fn ike_rekey_done(&mut self, idx: usize, now: Millis, ours: Result<RekeyedIke, String>) {
-        let Some(sa) = self.sas[idx].as_mut() else { return };
-        let conn = sa.conn;
-        let theirs = sa.peer_rekey.take();
-        match (ours, theirs) {
-            (Ok(ours), None) => self.replace_ike_sa(idx, now, &ours),
-            (Err(why), None) => {
-                self.log(conn, format!("IKE_SA rekey failed ({why}); retrying in 10 s"));
-                if let Some(sa) = self.sas[idx].as_mut() {
-                    sa.rekey_at = Some(now + Duration::from_secs(10));
-                }
-            }
-            (Err(why), Some(theirs)) => {
-                self.log(
-                    conn,
-                    format!("IKE_SA rekey collision: ours failed ({why}); the peer's stays"),
-                );
-                self.replace_ike_sa(idx, now, &theirs);
-            }
-            (Ok(ours), Some(theirs)) => {
-                // Ours redundant: we delete it at once. The peer's
-                // redundant: the peer deletes it, and until then it must
-                // decrypt; if the peer never does (it did not hear our
-                // answer and took ours for failed), we do, after a grace.
-                let ours_lowest = lowest_of(&ours.ni, &ours.nr) < lowest_of(&theirs.ni, &theirs.nr);
-                let (keep, drop, delete_at) = if ours_lowest {
-                    self.log(
-                        conn,
-                        format!(
-                            "IKE_SA rekey collision: ours ({:016x}_i) has the lowest nonce, deleting it; the peer's stays",
-                            ours.spi_i
-                        ),
-                    );
-                    (&*theirs, &ours, now)
-                } else {
-                    self.log(
-                        conn,
-                        format!(
-                            "IKE_SA rekey collision: the peer's ({:016x}_i) has the lowest nonce; it deletes it",
-                            theirs.spi_i
-                        ),
-                    );
-                    (&ours, &*theirs, now + DUPLICATE_GRACE)
-                };
-                self.replace_ike_sa(idx, now, keep);
-                if let Some(redundant) = self.rekeyed_sa(idx, now, drop) {
-                    self.redundant_rekey(redundant, (keep.spi_i, keep.spi_r), now, delete_at);
-                }
-            }
-        }
-    }
-}
-
-impl Engine {
-    /// The new IKE SA `idx` of a rekey collision is redundant: it is never
-    /// rekeyed and is deleted at `delete_at` unless the peer deletes it
-    /// first (the same path as a duplicate of both sides initiating).
-    fn redundant_rekey(&mut self, idx: usize, survivor: (u64, u64), now: Millis, delete_at: Millis) {
-        if let Some(sa) = self.sas[idx].as_mut() {
-            sa.rekey_at = None;
-            sa.duplicate = Some(Duplicate {
-                cause: REKEY_COLLISION,
-                survivor,
-                delete_at: Some(delete_at),
-                asked: false,
-                doubt_until: None,
-                doubted: false,
-            });
-        }
-        self.delete_duplicates(idx, now);
-    }
-}
-
-/// What an IKE SA rekey negotiated (§1.3.2): enough to set up the new SA.
-pub(super) struct RekeyedIke {
-    suite: IkeSuite,
-    shared: SecretBytes,
-    spi_i: u64,
-    spi_r: u64,
-    ni: Vec<u8>,
-    nr: Vec<u8>,
-    we_initiated: bool,
 }
 
 /// The lowest nonce of an exchange, for §2.8.1 (nonces compared as
@@ -1169,4 +908,34 @@ pub(super) fn lowest_of(a: &[u8], b: &[u8]) -> Vec<u8> {
         v
     };
     norm(a).min(norm(b))
+}
+
+/// What a CREATE_CHILD_SA response carries (§1.3): the chosen proposal,
+/// Nr, KEr and its group, the first error notify, and the group an
+/// INVALID_KE_PAYLOAD asks for.
+pub(super) struct CreateChildReply {
+    pub(super) sa: Option<Proposal>,
+    pub(super) nr: Option<Vec<u8>>,
+    pub(super) ke: Option<Vec<u8>>,
+    pub(super) ke_group: Option<u16>,
+    pub(super) error: Option<NotifyType>,
+    pub(super) wanted_group: Option<ikeda_wire::ikev2::DhGroup>,
+}
+
+/// Our CHILD rekey in flight ([`Pending::RekeyChild`]).
+struct ChildRekeyAsked {
+    old_spi_in: u32,
+    new_spi_in: u32,
+    ni: Vec<u8>,
+    our_ke: Option<KeyExchange>,
+    retried: bool,
+}
+
+/// What a CREATE_CHILD_SA request from the peer gives every kind of it:
+/// its message ID, Ni, KEi, and the Nr we answer with.
+pub(super) struct CreateChildAsked {
+    pub(super) mid: u32,
+    pub(super) ni: Vec<u8>,
+    pub(super) nr: Vec<u8>,
+    pub(super) ke: Option<KePayload>,
 }

@@ -1,0 +1,393 @@
+//! Informational exchanges (RFC 2409 §5.7, RFC 2408 §4.8): DELETE of IPsec
+//! and ISAKMP SAs, notifications (INITIAL-CONTACT, RFC 2407 §4.6.3.3, and
+//! the peer's errors), and dead peer detection (RFC 3706: R-U-THERE and
+//! R-U-THERE-ACK).
+//!
+//! ```text
+//! HDR*, HASH(1), N/D  -->
+//! ```
+
+use super::*;
+
+impl Engine {
+    pub(super) fn initial_contact_seen(&mut self, idx: usize, p: &[ParsedPayload]) {
+        let ic = p
+            .iter()
+            .any(|x| matches!(&x.payload, Payload::Notify(n) if n.notify_type == notify::INITIAL_CONTACT));
+        if ic {
+            self.initial_contact(idx);
+        }
+    }
+
+    /// The peer starts afresh (RFC 2407 §4.6.3.3): whatever SAs we hold with
+    /// it are stale.
+    fn initial_contact(&mut self, idx: usize) {
+        let Some(conn) = self.sas[idx].as_ref().map(|s| s.conn) else {
+            return;
+        };
+        self.log(conn, "INITIAL_CONTACT: dropping the older SAs with this peer".into());
+        for i in 0..self.sas.len() {
+            if i != idx && self.sas[i].as_ref().is_some_and(|s| s.conn == conn) {
+                self.remove(i, "INITIAL_CONTACT from the peer");
+            }
+        }
+        // IPsec SAs made under this very phase 1 stay.
+        let keep_after = self.sas[idx]
+            .as_ref()
+            .and_then(|s| s.established_at)
+            .unwrap_or(Millis(0));
+        let name = self.conns[conn].spec.name.clone();
+        let (old, keep): (Vec<Child>, Vec<Child>) = std::mem::take(&mut self.children[conn])
+            .into_iter()
+            .partition(|c| c.installed_at < keep_after);
+        self.children[conn] = keep;
+        for c in old {
+            self.events.push_back(Event::ChildSaDown {
+                conn: name.clone(),
+                spi_in: c.spi_in,
+                spi_out: c.spi_out,
+            });
+        }
+    }
+
+    pub(super) fn peer_error(&mut self, idx: usize, t: u16) {
+        let Some(conn) = self.sas[idx].as_ref().map(|s| s.conn) else {
+            return;
+        };
+        let why = if t == notify::NO_PROPOSAL_CHOSEN {
+            let offered: Vec<String> = p1_offers(&self.conns[conn].spec).iter().map(choice_name).collect();
+            Failure::PeerRejectedProposals {
+                exchange: "ID_PROT",
+                offered: offered.join(", "),
+            }
+        } else if t == notify::AUTHENTICATION_FAILED || t == notify::INVALID_HASH_INFORMATION {
+            Failure::AuthenticationFailed {
+                detail: format!("peer said {}", notify::name(t)),
+            }
+        } else {
+            Failure::PeerRefused {
+                exchange: None,
+                notify: notify::name(t).to_string(),
+            }
+        };
+        self.fail(conn, why);
+        self.remove(idx, "peer refused");
+    }
+
+    /// Send one protected Informational message: HASH(1), payload (§5.7).
+    pub(super) fn send_info(&mut self, idx: usize, p: Payload) {
+        let Some(sa) = self.sas[idx].as_ref() else { return };
+        let (Some(c), Some(keys)) = (sa.choice, sa.keys.as_ref()) else {
+            return;
+        };
+        if sa.state != P1State::Established {
+            return;
+        }
+        let mid = {
+            let mut b = [0u8; 4];
+            self.rng.fill(&mut b);
+            u32::from_be_bytes(b) | 1
+        };
+        let Some(sa) = self.sas[idx].as_ref() else { return };
+        let Some(keys2) = sa.keys.as_ref() else { return };
+        let _ = keys;
+        let mut rest = Vec::new();
+        write_payload(&p, 0, &mut rest);
+        let hash = c1::qm_hash1(c.hash, keys2.skeyid_a.expose(), mid, &rest);
+        let mut chain = Vec::new();
+        write_payload(&Payload::Hash(hash.clone()), p.kind(), &mut chain);
+        chain.extend_from_slice(&rest);
+        let iv = c1::phase2_iv(c.hash, c.cipher.block_len(), &sa.iv, mid);
+        let mut hh = self.header(idx, ExchangeType::INFORMATIONAL, mid);
+        hh.next_payload = pt::HASH;
+        let Some((d, _)) = seal(c.cipher, keys2.enc_key.expose(), &iv, hh, &chain) else {
+            return;
+        };
+        self.log_msg(
+            idx,
+            true,
+            ExchangeType::INFORMATIONAL,
+            mid,
+            true,
+            &[Payload::Hash(hash), p],
+        );
+        self.send(idx, d);
+    }
+
+    /// A notification: protected once phase 1 is up, else in the clear.
+    pub(super) fn send_notify(&mut self, idx: usize, t: u16, data: Vec<u8>) {
+        let Some(sa) = self.sas[idx].as_ref() else { return };
+        let spi = [sa.icookie.to_be_bytes(), sa.rcookie.to_be_bytes()].concat();
+        let n = Payload::Notify(NotifyPayload {
+            doi: doi::IPSEC,
+            protocol: protocol::ISAKMP,
+            spi,
+            notify_type: t,
+            data,
+        });
+        if sa.state == P1State::Established {
+            self.send_info(idx, n);
+        } else {
+            let h = self.header(idx, ExchangeType::INFORMATIONAL, 0);
+            let d = Message::build(&h, std::slice::from_ref(&n));
+            self.log_msg(idx, true, ExchangeType::INFORMATIONAL, 0, true, &[n]);
+            self.send(idx, d);
+        }
+    }
+
+    pub(super) fn send_delete_esp(&mut self, idx: usize, spi_in: u32) {
+        self.send_info(
+            idx,
+            Payload::Delete(DeletePayload {
+                doi: doi::IPSEC,
+                protocol: protocol::ESP,
+                spi_size: 4,
+                spis: vec![spi_in.to_be_bytes().to_vec()],
+            }),
+        );
+    }
+
+    pub(super) fn send_delete_isakmp(&mut self, idx: usize) {
+        let Some(sa) = self.sas[idx].as_ref() else { return };
+        let spi = [sa.icookie.to_be_bytes(), sa.rcookie.to_be_bytes()].concat();
+        self.send_info(
+            idx,
+            Payload::Delete(DeletePayload {
+                doi: doi::IPSEC,
+                protocol: protocol::ISAKMP,
+                spi_size: 16,
+                spis: vec![spi],
+            }),
+        );
+    }
+
+    pub(super) fn informational(&mut self, idx: usize, now: Millis, data: &[u8], h: &Header) {
+        let Some(sa) = self.sas[idx].as_ref() else { return };
+        let conn = sa.conn;
+        if h.flags & FLAG_ENCRYPTION == 0 {
+            // Unprotected: only believable before phase 1 is up (a refusal
+            // of our proposal, say); afterwards anyone could forge it.
+            if sa.state == P1State::Established {
+                self.stats.malformed += 1;
+                return;
+            }
+            let Some(m) = self.clear_msg(idx, data, h, true) else {
+                return;
+            };
+            if let Some(Payload::Notify(n)) = first(&m.payloads, pt::NOTIFY) {
+                if n.notify_type < 16384 {
+                    self.peer_error(idx, n.notify_type);
+                }
+            }
+            return;
+        }
+        let (Some(c), Some(keys)) = (sa.choice, sa.keys.as_ref()) else {
+            self.stats.malformed += 1;
+            return;
+        };
+        if sa.state != P1State::Established && sa.state != P1State::MmI3 {
+            self.stats.malformed += 1;
+            return;
+        }
+        // During MM5/6 the phase-1 chain is still moving: the peer derives
+        // informational IVs from the last block it saw, which is ours.
+        let iv = c1::phase2_iv(c.hash, c.cipher.block_len(), &sa.iv, h.message_id);
+        let Some((plain_b, _)) = open(c.cipher, keys.enc_key.expose(), &iv, data, h) else {
+            self.stats.decrypt_failed += 1;
+            return;
+        };
+        let Ok((p, end)) = parse_payloads(h.next_payload, &plain_b) else {
+            self.stats.decrypt_failed += 1;
+            return;
+        };
+        let Some(Payload::Hash(got)) = p.first().map(|x| &x.payload) else {
+            self.stats.malformed += 1;
+            return;
+        };
+        let rest = &plain_b[p[0].whole.end..end];
+        if !c1::hash_matches(&c1::qm_hash1(c.hash, keys.skeyid_a.expose(), h.message_id, rest), got) {
+            self.stats.hash_failed += 1;
+            return;
+        }
+        // Replay protection (the exchange has none of its own): an M-ID
+        // seen under this SA is a captured message sent again. Recorded
+        // only once HASH(1) verified, so forgeries cannot fill the window.
+        let Some(sa) = self.sas[idx].as_mut() else { return };
+        if sa.info_mids.contains(&h.message_id) {
+            self.stats.replayed += 1;
+            return;
+        }
+        if sa.info_mids.len() >= INFO_MIDS_KEPT {
+            sa.info_mids.pop_front();
+        }
+        sa.info_mids.push_back(h.message_id);
+        self.authenticated(idx);
+        self.log_msg(idx, false, ExchangeType::INFORMATIONAL, h.message_id, true, &plain(&p));
+        if let Some(sa) = self.sas[idx].as_mut() {
+            sa.last_heard = now;
+        }
+        for x in &p[1..] {
+            match &x.payload {
+                Payload::Notify(n) => match n.notify_type {
+                    notify::R_U_THERE => {
+                        let Some(sa) = self.sas[idx].as_ref() else { return };
+                        let spi = [sa.icookie.to_be_bytes(), sa.rcookie.to_be_bytes()].concat();
+                        self.send_info(
+                            idx,
+                            Payload::Notify(NotifyPayload {
+                                doi: doi::IPSEC,
+                                protocol: protocol::ISAKMP,
+                                spi,
+                                notify_type: notify::R_U_THERE_ACK,
+                                data: n.data.clone(),
+                            }),
+                        );
+                    }
+                    notify::R_U_THERE_ACK => {
+                        let seq = be_u32(&n.data);
+                        if let Some(sa) = self.sas[idx].as_mut() {
+                            // RFC 3706 §5.3: an ACK must echo a sequence number we sent.
+                            if seq.is_some_and(|s| s <= sa.dpd.seq && sa.dpd.seq - s < 16) {
+                                sa.dpd.check = None;
+                            }
+                        }
+                    }
+                    notify::INITIAL_CONTACT => self.initial_contact(idx),
+                    notify::CONNECTED => self.connected(idx, n),
+                    t if t < 16384 => {
+                        let what = notify::name(t);
+                        self.fail(
+                            conn,
+                            Failure::PeerRefused {
+                                exchange: None,
+                                notify: what.to_string(),
+                            },
+                        );
+                    }
+                    _ => {}
+                },
+                Payload::Delete(d) => self.peer_delete(idx, d),
+                _ => {}
+            }
+        }
+    }
+
+    fn peer_delete(&mut self, idx: usize, d: &DeletePayload) {
+        let Some(conn) = self.sas[idx].as_ref().map(|s| s.conn) else {
+            return;
+        };
+        match d.protocol {
+            protocol::ISAKMP => {
+                let Some(sa) = self.sas[idx].as_ref() else { return };
+                let me = [sa.icookie.to_be_bytes(), sa.rcookie.to_be_bytes()].concat();
+                for spi in &d.spis {
+                    if *spi == me {
+                        self.remove(idx, "deleted by the peer");
+                        return;
+                    }
+                    if spi.len() == 16 {
+                        let (i, r) = (
+                            u64::from_be_bytes(spi[..8].try_into().unwrap_or([0; 8])),
+                            u64::from_be_bytes(spi[8..].try_into().unwrap_or([0; 8])),
+                        );
+                        if let Some(j) = self.find_by_icookie(i, |s| s.conn == conn && s.rcookie == r) {
+                            self.remove(j, "deleted by the peer");
+                        }
+                    }
+                }
+            }
+            protocol::ESP => {
+                for spi in d.spis.iter().filter_map(|s| be_u32(s)) {
+                    // The peer names its inbound SPI, our outbound, as RFC
+                    // 2408 §3.15 has the sender name the SA it stops
+                    // receiving on. strongSwan names ours instead when it
+                    // refuses an SA it could not install (its Quick Mode
+                    // responder deletes by the initiator's SPI): the same
+                    // pair, and our inbound SPIs are ours alone.
+                    let k = (self.children[conn].iter().position(|c| c.spi_out == spi))
+                        .or_else(|| self.children[conn].iter().position(|c| c.spi_in == spi));
+                    if let Some(k) = k {
+                        let c = self.children[conn].remove(k);
+                        // The SA that replaced it (if any) carries the traffic now.
+                        let name = self.conns[conn].spec.name.clone();
+                        if let Some(n) = self.children[conn].iter_mut().find(|n| n.pair == c.pair && !n.active) {
+                            n.active = true;
+                            n.activate_at = None;
+                            self.events.push_back(Event::ChildSaActivate {
+                                conn: name.clone(),
+                                spi_in: n.spi_in,
+                            });
+                        }
+                        self.events.push_back(Event::ChildSaDown {
+                            conn: name,
+                            spi_in: c.spi_in,
+                            spi_out: c.spi_out,
+                        });
+                    }
+                }
+            }
+            _ => {}
+        }
+    }
+
+    /// Dead peer detection (RFC 3706 §5): R-U-THERE after a quiet spell,
+    /// then again per the retransmission policy, until the peer is declared dead.
+    /// The keepalive on UDP 500 (issue 13: keep a stateful firewall's
+    /// state for the flow) is the same R-U-THERE, after `keepalive`
+    /// without anything of ours on the flow: answered, it refreshes both
+    /// sides' state; unanswered, it ends the SA as DPD does.
+    /// False if the peer was declared dead (its SAs are gone).
+    pub(super) fn dpd_check(&mut self, idx: usize, conn: usize, now: Millis) -> bool {
+        let policy = self.policy;
+        let t = self.conns[conn].spec.timers;
+        let Some(sa) = self.sas[idx].as_mut() else { return false };
+        let ka_check = keepalive_by_dpd(sa, &t);
+        if sa.peer_dpd && (!t.dpd_delay.is_zero() || ka_check) && !sa.superseded {
+            let dpd_due = !t.dpd_delay.is_zero() && now >= sa.last_heard + t.dpd_delay;
+            let ka_due = ka_check && now >= sa.last_sent + t.keepalive;
+            let due = match sa.dpd.check.as_mut() {
+                Some(rt) => rt.poll(now, &policy),
+                None if dpd_due || ka_due => {
+                    sa.dpd.check = Some(Retransmission::new(Vec::new(), now, &policy));
+                    RequestTimer::Resend { try_no: 0 }
+                }
+                None => RequestTimer::Idle,
+            };
+            if due != RequestTimer::Idle {
+                if let RequestTimer::GiveUp { sent: tries } = due {
+                    let remote = sa.remote;
+                    self.fail(
+                        conn,
+                        Failure::PeerNotAnswering {
+                            exchange: "DPD R-U-THERE",
+                            tries,
+                            to: remote,
+                        },
+                    );
+                    self.log(conn, "dead peer: deleting its SAs".into());
+                    self.remove(idx, "dead peer");
+                    self.drop_children(conn);
+                    if t.dpd_restart {
+                        self.log(conn, "dead peer: initiating again (dpd_action = restart)".into());
+                        self.start_phase1(conn, now);
+                    }
+                    return false;
+                }
+                sa.dpd.seq = sa.dpd.seq.wrapping_add(1).max(1);
+                let seq = sa.dpd.seq;
+                let spi = [sa.icookie.to_be_bytes(), sa.rcookie.to_be_bytes()].concat();
+                self.send_info(
+                    idx,
+                    Payload::Notify(NotifyPayload {
+                        doi: doi::IPSEC,
+                        protocol: protocol::ISAKMP,
+                        spi,
+                        notify_type: notify::R_U_THERE,
+                        data: seq.to_be_bytes().to_vec(),
+                    }),
+                );
+            }
+        }
+        true
+    }
+}

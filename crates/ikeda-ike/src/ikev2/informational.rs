@@ -1,0 +1,190 @@
+//! INFORMATIONAL exchanges (RFC 7296 §1.4): DELETE of CHILD SAs and of
+//! the IKE SA, both roles, with the answers kept for a DELETE
+//! retransmitted after its SA is gone (the graveyard); an empty request,
+//! the liveness check (§2.4), is answered the same way.
+//!
+//! ```text
+//! HDR, SK {[N,] [D,] [CP,] ...}  -->
+//!                           <--  HDR, SK {[N,] [D,] [CP], ...}
+//! ```
+
+use super::*;
+
+impl Engine {
+    /// Our DELETE of a CHILD SA was answered.
+    pub(super) fn child_gone(&mut self, idx: usize, spi_in: u32) {
+        let Some(sa) = self.sas[idx].as_mut() else { return };
+        if let Some(pos) = sa.children.iter().position(|c| c.spi_in == spi_in) {
+            let c = sa.children.remove(pos);
+            let conn = self.conns[sa.conn].name.clone();
+            self.events.push_back(Event::ChildSaDown {
+                conn,
+                spi_in: c.spi_in,
+                spi_out: c.spi_out,
+            });
+        }
+    }
+
+    pub(super) fn delete_ike(&mut self, idx: usize, now: Millis) -> Result<(), String> {
+        self.send_encrypted_request(
+            idx,
+            ExchangeType::INFORMATIONAL,
+            vec![Payload::Delete(DeletePayload::ike())],
+            Pending::DeleteIke,
+            now,
+        )?;
+        if let Some(sa) = self.sas[idx].as_mut() {
+            if sa.state != State::Replaced {
+                sa.state = State::Deleting;
+            }
+        }
+        Ok(())
+    }
+
+    pub(super) fn delete_child(&mut self, idx: usize, spi_in: u32, now: Millis) -> Result<(), String> {
+        let d = DeletePayload::child(ProtocolId::ESP, &[spi_in]);
+        self.send_encrypted_request(
+            idx,
+            ExchangeType::INFORMATIONAL,
+            vec![Payload::Delete(d)],
+            Pending::DeleteChild { spi_in },
+            now,
+        )
+    }
+
+    /// The answer to our INFORMATIONAL request (a DELETE or a liveness
+    /// check); false if it did not open (or the SA is gone), and the next
+    /// work waits.
+    pub(super) fn informational_response(
+        &mut self,
+        idx: usize,
+        now: Millis,
+        remote: SocketAddr,
+        data: &[u8],
+        msg: &Message,
+    ) -> bool {
+        let mid = msg.header.message_id;
+        let Some(inner) = self.open(idx, data, msg) else {
+            return false;
+        };
+        self.heard(idx, now);
+        let conn = self.sas[idx].as_ref().map(|s| s.conn).unwrap_or(0);
+        self.log(conn, format!("received {} from {remote}", summary(&msg.header, &inner)));
+        let Some(sa) = self.sas[idx].as_mut() else { return false };
+        match sa.tm.complete(mid) {
+            Some(Pending::DeleteIke) => {
+                let rekeyed = self.sas[idx].as_ref().is_some_and(|s| s.state == State::Replaced);
+                let duplicate = self.sas[idx].as_ref().and_then(|s| s.duplicate);
+                let reason = match duplicate {
+                    _ if rekeyed => "replaced by the rekeyed IKE_SA".to_string(),
+                    Some(d) => format!("duplicate deleted by us ({})", d.cause),
+                    None => "deleted by us".to_string(),
+                };
+                self.remove(idx, &reason)
+            }
+            Some(Pending::DeleteChild { spi_in }) => self.child_gone(idx, spi_in),
+            _ => {}
+        }
+        true
+    }
+
+    /// Keep the answers of SA `idx`, which the peer deletes, a short while.
+    fn bury(&mut self, idx: usize, now: Millis) {
+        let Some(sa) = self.sas[idx].as_mut() else { return };
+        let tm = std::mem::replace(&mut sa.tm, TaskManager::new(Version::IKEV2));
+        let spis = (sa.spi_i, sa.spi_r);
+        self.graveyard.retain(|g| g.until > now);
+        if self.graveyard.len() >= GRAVEYARD_MAX {
+            self.graveyard.pop_front();
+        }
+        self.graveyard.push_back(Grave {
+            spis,
+            until: now + GRAVEYARD_TIME,
+            tm,
+        });
+    }
+
+    /// A request for an IKE SA we no longer have: if the peer deleted it
+    /// and this is that DELETE again, bit for bit and from the same
+    /// address, answer it again (no keys needed, nothing acted on).
+    pub(super) fn answer_from_the_grave(
+        &mut self,
+        spis: (u64, u64),
+        mid: u32,
+        data: &[u8],
+        at: (SocketAddr, SocketAddr),
+        now: Millis,
+    ) {
+        self.graveyard.retain(|g| g.until > now);
+        let Some(g) = self.graveyard.iter().find(|g| g.spis == spis) else {
+            return;
+        };
+        if let Incoming::Again(t) = g.tm.check_request(mid, data, at.0, at.1) {
+            self.stats.retransmits_answered += 1;
+            self.transmits.push_back(t);
+        }
+    }
+
+    pub(super) fn informational_request(&mut self, idx: usize, mid: u32, inner: Vec<Payload>, now: Millis) {
+        let mut response = Vec::new();
+        let mut delete_ike = false;
+        let mut gone: Vec<(u32, u32)> = Vec::new();
+        for p in &inner {
+            if let Payload::Delete(d) = p {
+                if d.protocol_id == ProtocolId::IKE {
+                    delete_ike = true;
+                } else if d.protocol_id == ProtocolId::ESP {
+                    let Some(sa) = self.sas[idx].as_mut() else { return };
+                    for spi in d.spis_u32() {
+                        if let Some(pos) = sa.children.iter().position(|c| c.spi_out == spi) {
+                            let c = sa.children.remove(pos);
+                            gone.push((c.spi_in, c.spi_out));
+                        }
+                    }
+                }
+            }
+        }
+        if !gone.is_empty() {
+            let ours: Vec<u32> = gone.iter().map(|g| g.0).collect();
+            response.push(Payload::Delete(DeletePayload::child(ProtocolId::ESP, &ours)));
+        }
+        let _ = self.send_encrypted_response(idx, ExchangeType::INFORMATIONAL, mid, response);
+        let conn = self.sas[idx]
+            .as_ref()
+            .map(|s| self.conns[s.conn].name.clone())
+            .unwrap_or_default();
+        for (spi_in, spi_out) in gone {
+            // The DELETE of a rekeyed SA is the signal for the responder of
+            // the rekey to send on the new one (make-before-break).
+            self.activate_replacement(idx, spi_in);
+            self.events.push_back(Event::ChildSaDown {
+                conn: conn.clone(),
+                spi_in,
+                spi_out,
+            });
+        }
+        if delete_ike {
+            // Both sides rekeyed this IKE SA and the peer deletes it before
+            // we heard the answer to ours: only the creator of the new SA
+            // that stays deletes the old one (§2.8.2), so the peer's stays.
+            let theirs = self.sas[idx].as_mut().and_then(|s| s.peer_rekey.take());
+            if let Some(theirs) = theirs {
+                self.log(
+                    self.sas[idx].as_ref().map_or(0, |s| s.conn),
+                    "IKE_SA rekey collision: the peer deletes the old IKE_SA before ours was answered; its new one stays"
+                        .into(),
+                );
+                self.replace_ike_sa(idx, now, &theirs);
+            }
+            let rekeyed = self.sas[idx].as_ref().is_some_and(|s| s.state == State::Replaced);
+            let duplicate = self.sas[idx].as_ref().and_then(|s| s.duplicate);
+            let reason = match duplicate {
+                _ if rekeyed => "replaced by the rekeyed IKE_SA".to_string(),
+                Some(d) => format!("duplicate deleted by the peer ({})", d.cause),
+                None => "deleted by the peer".to_string(),
+            };
+            self.bury(idx, now);
+            self.remove(idx, &reason);
+        }
+    }
+}
