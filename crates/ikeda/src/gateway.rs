@@ -4,18 +4,17 @@
 //! kernel's devices; the tests below give it in-memory fakes, so two whole
 //! gateways run in one process without root.
 
-use crate::config::{Config, RunOptions, StartAction};
+use crate::config::{Config, RunOptions};
 use crate::control::{ControlMsg, EventHub};
 use crate::dataplane::{DataPlane, DynIo, NetSocket};
 use crate::ike::{IkeSocket, IkeThread};
 use crate::plan::{RouteSync, Wanted};
 use crate::seqstate::SeqStore;
-use ikeda_esp::{Encap, Policy, PolicyAction};
+use ikeda_esp::{Encap, Outbound, Spd};
 use ikeda_sys::TunDevice;
 use std::sync::atomic::AtomicBool;
 use std::sync::mpsc::Receiver;
 use std::sync::{Arc, Mutex};
-use std::time::Duration;
 
 /// What a gateway runs on.
 pub struct GatewayIo<T> {
@@ -43,10 +42,11 @@ impl Gateway {
     }
 }
 
-/// Start a gateway: the manual SAs, a data plane slot per IKE CHILD SA,
-/// the policies, the routes, the data plane, and the IKE thread, which
-/// answers `requests` (the control socket's, or a test's) and publishes to
-/// `hub`.
+/// Start a gateway: the routes, the data plane (with no SA yet), and the
+/// IKE thread, which brings the configuration up as a reload would from no
+/// connection at all (manual SAs, a data plane slot per IKE CHILD SA, the
+/// policies, traps, initiations), then answers `requests` (the control
+/// socket's, or a test's) and publishes to `hub`.
 pub fn start<T: TunDevice + 'static>(
     cfg: &Config,
     opts: &RunOptions,
@@ -62,49 +62,6 @@ pub fn start<T: TunDevice + 'static>(
             tracing::warn!(target: "config", "{}: {w}", c.name);
         }
     }
-    let seq_store = SeqStore::new(&cfg.daemon.state_dir);
-    let ((mut outbound, mut names, inbound), mut seqs) = crate::plan::build_sas(cfg, &seq_store)?;
-    // Manual connections hold the first slots, in config order.
-    let mut manual = Vec::new();
-    for (slot, seq) in seqs.drain(..).enumerate() {
-        let (Some(Some(o)), Some((name, i))) = (outbound.sas.get(slot), inbound.get(slot)) else {
-            continue;
-        };
-        let c = cfg.conns.iter().find(|c| c.name == *name);
-        manual.push(crate::plan::ManualSlot {
-            name: name.clone(),
-            slot,
-            spi_in: i.spi,
-            spi_out: o.spi,
-            selectors: c.map(|c| c.selectors.clone()).unwrap_or_default(),
-            out_stats: o.stats.clone(),
-            seq,
-            seq_failing: false,
-        });
-    }
-    // IKE connections get an empty outbound slot each; their policies point
-    // at it, so traffic is counted as `no_sa` until the CHILD SA is up.
-    let mut ike_conns = Vec::new();
-    let mut slots = Vec::new();
-    for c in &cfg.conns {
-        let Some(spec) = crate::plan::conn_spec(c) else {
-            continue;
-        };
-        // IKEv1: a slot per selector pair (a Quick Mode each).
-        for s in crate::plan::conn_slots(c, &spec, outbound.sas.len()) {
-            outbound.sas.push(None);
-            names.push(c.name.clone());
-            for sel in &s.configured {
-                outbound.spd.policies.push(Policy::new(
-                    c.name.clone(),
-                    sel.clone(),
-                    PolicyAction::Protect { sa: s.slot },
-                ));
-            }
-            slots.push(s);
-        }
-        ike_conns.push((spec, c.ike.as_ref().map_or(StartAction::None, |i| i.start_action)));
-    }
     let keys = match &cfg.daemon.key_export {
         Some(dir) => {
             let k = crate::keys::KeyExport::open(dir)?;
@@ -118,35 +75,30 @@ pub fn start<T: TunDevice + 'static>(
         .unwrap_or_else(|p| p.into_inner())
         .sync(&Wanted::of(cfg))?;
     let sock4500: Vec<_> = io.sockets.iter().filter(|s| s.encap == Encap::Udp).cloned().collect();
+    let plane_sockets = io.sockets.iter().map(|s| (s.encap, s.local)).collect();
+    // IKE hand-offs only where IKE runs: without, IKE on 4500 and trap
+    // acquires are dropped and counted by the data plane.
+    let ike = cfg.conns.iter().any(|c| c.ike.is_some());
     let (ike_tx, ike_rx) = crate::dataplane::ike_handoff();
-    let ike_tx = (!ike_conns.is_empty()).then_some(ike_tx);
     let (acq_tx, acq_rx) = crate::dataplane::acquire_channel();
-    let acq_tx = (!ike_conns.is_empty()).then_some(acq_tx);
     let plane = DataPlane::start(
         io.tun,
         io.sockets,
-        outbound,
-        inbound,
-        names,
+        Outbound::new(Spd::new(Vec::new()), Vec::new()),
+        Vec::new(),
+        Vec::new(),
         cfg.daemon.mtu as usize,
-        ike_tx,
-        acq_tx,
+        ike.then_some(ike_tx),
+        ike.then_some(acq_tx),
     )
     .map_err(|e| format!("starting the data plane: {e}"))?;
     let setup = crate::ike::IkeSetup {
-        conns: ike_conns,
-        slots,
-        manual,
-        seq_store,
+        seq_store: SeqStore::new(&cfg.daemon.state_dir),
         sock500: io.sock500,
         sock4500,
+        plane_sockets,
         from_plane: ike_rx,
         acquires: acq_rx,
-        retransmit: ikeda_ike::RetransmitPolicy {
-            timeout: Duration::from_millis(cfg.daemon.retransmit.0),
-            base: cfg.daemon.retransmit.1,
-            tries: cfg.daemon.retransmit.2,
-        },
         control: plane.control.clone(),
         requests,
         hub,
@@ -159,7 +111,7 @@ pub fn start<T: TunDevice + 'static>(
         Ok(ike) => Ok(Gateway { plane, ike }),
         Err(e) => {
             plane.stop();
-            Err(format!("starting IKE: {e}"))
+            Err(e)
         }
     }
 }

@@ -9,20 +9,22 @@
 //! thread hands those messages over, and we send through the same socket
 //! with the non-ESP marker in front.
 
-use crate::config::{Config, StartAction};
+use crate::config::{Config, ConnConfig, StartAction};
 use crate::control::{Command, ControlMsg, EventHub, Response};
 use crate::dataplane::{Control, DynIo, IkeDatagram, NetSocket};
 use crate::engines::Engines;
 use crate::keys::KeyExport;
-use crate::plan::{conn_slots, conn_spec, packet_rekey_limit, selectors, ConnSlot, ManualSlot, RouteSync, Wanted};
+use crate::plan::{
+    conn_slots, conn_spec, packet_rekey_limit, selectors, ConfigDiff, ConnSlot, ManualSlot, RouteSync, Wanted,
+};
 use crate::show::{self, ChildSaOut, ConnStatus, Direction, Dpd, IkeSaOut, PolicyOut};
 use ikeda_crypto::ike::SystemRng;
 use ikeda_esp::{Encap, InboundSa, OutboundSa, Policy, PolicyAction, SaParams, Spd};
-use ikeda_ike::ikev2::{ChildSaInfo, ConnSpec, Engine, Event, NAT_T_PORT};
+use ikeda_ike::ikev2::{ChildSaInfo, Engine, Event, NAT_T_PORT};
 use ikeda_ike::Millis;
 use ikeda_sys::DatagramIo;
 use std::collections::HashMap;
-use std::net::SocketAddr;
+use std::net::{IpAddr, SocketAddr};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::mpsc::Receiver;
 use std::sync::{Arc, Mutex};
@@ -62,27 +64,26 @@ const IKE_BATCH: usize = 16;
 const IDLE_WAIT: Duration = Duration::from_millis(10);
 
 pub struct IkeSetup {
-    pub conns: Vec<(ConnSpec, StartAction)>,
-    pub slots: Vec<ConnSlot>,
-    pub manual: Vec<ManualSlot>,
-    /// Where manual SAs reserve their sequence numbers (reload uses it too).
+    /// Where manual SAs reserve their sequence numbers.
     pub seq_store: crate::seqstate::SeqStore,
     pub sock500: Vec<IkeSocket>,
     pub sock4500: Vec<Arc<NetSocket<DynIo>>>,
+    /// The data plane's sockets (encapsulation, local address): what a
+    /// connection needs to be served.
+    pub plane_sockets: Vec<(Encap, IpAddr)>,
     pub from_plane: Receiver<IkeDatagram>,
     /// Slots whose trap policy saw a packet (start_action = trap).
     pub acquires: Receiver<usize>,
-    pub retransmit: ikeda_ike::RetransmitPolicy,
     pub control: Control,
     /// Requests from the control socket, and where events go.
     pub requests: Receiver<ControlMsg>,
     pub hub: Arc<EventHub>,
     pub keys: Option<KeyExport>,
-    /// The configuration running now (reload compares against it) and the
-    /// routes and rules it put in place.
+    /// The configuration to run; applied as a reload is, from nothing.
     pub config: Config,
     /// The command line, whose overrides a reload keeps.
     pub opts: crate::config::RunOptions,
+    /// What makes the routes and rules in the system those of the config.
     pub os: Arc<Mutex<dyn RouteSync>>,
 }
 
@@ -107,6 +108,7 @@ struct Runtime {
     seq_store: crate::seqstate::SeqStore,
     sock500: Vec<IkeSocket>,
     sock4500: Vec<Arc<NetSocket<DynIo>>>,
+    plane_sockets: Vec<(Encap, IpAddr)>,
     control: Control,
     /// CHILD SAs installed, by inbound SPI: (connection, outbound SPI).
     installed: HashMap<u32, (String, u32)>,
@@ -918,132 +920,57 @@ impl Runtime {
             .collect()
     }
 
-    /// Re-read the config file. Connections whose settings changed are
-    /// torn down and brought up with the new ones; new ones are added,
-    /// removed ones deleted; the rest are not touched (their SAs stay).
+    /// Re-read the config file and apply it (`reload`, SIGHUP): see
+    /// [`apply`](Self::apply).
     fn reload(&mut self) -> Result<serde_json::Value, String> {
         let new =
             crate::config::load(&self.opts).map_err(|e| format!("configuration refused, nothing changed: {e}"))?;
-        let (od, nd) = (&self.config.daemon, &new.daemon);
-        if od.tun != nd.tun
-            || od.mtu != nd.mtu
-            || od.route_table != nd.route_table
-            || od.control_socket != nd.control_socket
-            || od.key_export != nd.key_export
-            || od.state_dir != nd.state_dir
-        {
-            return Err(
-                "tun, mtu, route_table, control_socket, key_export or state_dir changed in [daemon]: that needs a restart; \
-                 nothing changed"
-                    .into(),
-            );
+        let d = self.apply(new)?;
+        let line = format!(
+            "reload: added [{}], changed [{}], removed [{}], untouched [{}]",
+            d.added.join(" "),
+            d.changed.join(" "),
+            d.removed.join(" "),
+            d.untouched.join(" ")
+        );
+        tracing::info!(target: "config", "{line}");
+        self.hub.publish("", "control", line);
+        Ok(serde_json::json!({
+            "added": d.added, "changed": d.changed, "removed": d.removed, "untouched": d.untouched,
+        }))
+    }
+
+    /// Make the running connections those of `new`, the one path of start
+    /// (from no connection at all) and reload. Connections whose settings
+    /// changed are torn down and brought up with the new ones; new ones are
+    /// added, removed ones deleted; the rest are not touched (their SAs
+    /// stay). Refused, with nothing changed, when `new` needs a restart.
+    fn apply(&mut self, new: Config) -> Result<ConfigDiff, String> {
+        if let Some(why) = crate::plan::restart_needed(&self.config.daemon, &new.daemon) {
+            return Err(format!("{why}: that needs a restart; nothing changed"));
         }
         // Sockets are opened at start: a connection on a local address
         // without them cannot be served by a reload.
-        for c in &new.conns {
-            let has_500 = self.sock500.iter().any(|s| s.local.ip() == c.local_addr);
-            let has_plane = self
-                .config
-                .conns
-                .iter()
-                .any(|o| o.local_addr == c.local_addr && (o.ike.is_some() || o.encap == c.encap));
-            if (c.ike.is_some() && !has_500) || !has_plane {
-                return Err(format!(
-                    "connection '{}' uses local address {} ({}), which this daemon has no socket for: restart needed; nothing changed",
-                    c.name,
-                    c.local_addr,
-                    if c.ike.is_some() { "IKE" } else { "manual" }
-                ));
-            }
+        let ike_ips: Vec<IpAddr> = self.sock500.iter().map(|s| s.local.ip()).collect();
+        if let Some(why) = crate::plan::missing_socket(&new, &ike_ips, &self.plane_sockets) {
+            return Err(format!("{why}: restart needed; nothing changed"));
         }
-        let mut added = Vec::new();
-        let mut changed = Vec::new();
-        let mut removed = Vec::new();
-        let mut untouched = Vec::new();
-        for c in &new.conns {
-            match self.config.conns.iter().find(|o| o.name == c.name) {
-                None => added.push(c.name.clone()),
-                Some(o) if o.same_as(c) => untouched.push(c.name.clone()),
-                Some(_) => changed.push(c.name.clone()),
-            }
-        }
-        for o in &self.config.conns {
-            if !new.conns.iter().any(|c| c.name == o.name) {
-                removed.push(o.name.clone());
-            }
-        }
+        let d = crate::plan::diff(&self.config, &new);
         {
             let mut os = self.os.lock().unwrap_or_else(|p| p.into_inner());
             os.sync(&Wanted::of(&new))?;
         }
         let now = self.now();
-        // Tear down what goes or changes.
-        for name in removed.iter().chain(changed.iter()) {
-            if let Some(k) = self.manual.iter().position(|m| &m.name == name) {
-                let m = self.manual.remove(k);
-                self.control.remove_inbound(m.spi_in);
-                let _ = self.control.set_outbound(name, m.slot, None);
-            }
-            if self.engine.conn(name).is_some() {
-                if self.engine.is_active(name) {
-                    let _ = self.engine.terminate(name, now);
-                }
-                self.engine.retire_conn(name);
-            }
-            while let Some(k) = self.slots.iter().position(|s| &s.name == name) {
-                let s = self.slots.remove(k);
-                let _ = self.control.clear_trap(s.slot);
-                let _ = self.control.set_outbound(name, s.slot, None);
-                if let Some(i) = s.spi_in {
-                    self.installed.remove(&i);
-                }
-            }
-            self.start_actions.remove(name);
-            self.last_failure.remove(name);
+        for name in d.removed.iter().chain(d.changed.iter()) {
+            self.drop_conn(name, now);
         }
-        // Bring up what is new or changed.
         let mut starts = Vec::new();
-        for name in added.iter().chain(changed.iter()) {
+        for name in d.added.iter().chain(d.changed.iter()) {
             let Some(c) = new.conns.iter().find(|c| &c.name == name) else {
                 continue;
             };
-            let slot = self.next_slot;
-            self.next_slot += 1;
-            // A changed manual connection resumes above the numbers its
-            // old SA reserved (same key), or starts anew (new key).
-            if let Some(m) = crate::plan::manual_sas(c, &self.seq_store)? {
-                self.manual.push(ManualSlot {
-                    name: name.clone(),
-                    slot,
-                    spi_in: m.inbound.spi,
-                    spi_out: m.out.spi,
-                    selectors: c.selectors.clone(),
-                    out_stats: m.out.stats.clone(),
-                    seq: m.seq,
-                    seq_failing: false,
-                });
-                self.control.install_inbound(name, m.inbound)?;
-                self.control.set_outbound(name, slot, Some(m.out))?;
-            } else if let Some(spec) = conn_spec(c) {
-                let action = c.ike.as_ref().map_or(StartAction::None, |i| i.start_action);
-                let new_slots = conn_slots(c, &spec, slot);
-                self.next_slot = new_slots
-                    .iter()
-                    .map(|s| s.slot + 1)
-                    .max()
-                    .unwrap_or(self.next_slot)
-                    .max(self.next_slot);
-                self.engine.set_conn(c, spec);
-                self.start_actions.insert(name.clone(), action);
-                for s in new_slots {
-                    if action == StartAction::Trap {
-                        let _ = self.control.set_trap(s.slot);
-                    }
-                    self.slots.push(s);
-                }
-                if action == StartAction::Start {
-                    starts.push(name.clone());
-                }
+            if self.add_conn(c)? == StartAction::Start {
+                starts.push(name.clone());
             }
         }
         self.engine.set_retransmit_policy(ikeda_ike::RetransmitPolicy {
@@ -1059,18 +986,80 @@ impl Runtime {
                 tracing::error!(target: "ike", "{name}: cannot initiate: {e}");
             }
         }
-        let line = format!(
-            "reload: added [{}], changed [{}], removed [{}], untouched [{}]",
-            added.join(" "),
-            changed.join(" "),
-            removed.join(" "),
-            untouched.join(" ")
-        );
-        tracing::info!(target: "config", "{line}");
-        self.hub.publish("", "control", line);
-        Ok(serde_json::json!({
-            "added": added, "changed": changed, "removed": removed, "untouched": untouched,
-        }))
+        Ok(d)
+    }
+
+    /// Tear down a connection that goes or changes: its SAs (a DELETE to
+    /// the peer), its slots, traps and state.
+    fn drop_conn(&mut self, name: &str, now: Millis) {
+        if let Some(k) = self.manual.iter().position(|m| m.name == name) {
+            let m = self.manual.remove(k);
+            self.control.remove_inbound(m.spi_in);
+            let _ = self.control.set_outbound(name, m.slot, None);
+        }
+        if self.engine.conn(name).is_some() {
+            if self.engine.is_active(name) {
+                let _ = self.engine.terminate(name, now);
+            }
+            self.engine.retire_conn(name);
+        }
+        while let Some(k) = self.slots.iter().position(|s| s.name == name) {
+            let s = self.slots.remove(k);
+            let _ = self.control.clear_trap(s.slot);
+            let _ = self.control.set_outbound(name, s.slot, None);
+            if let Some(i) = s.spi_in {
+                self.installed.remove(&i);
+            }
+        }
+        self.start_actions.remove(name);
+        self.last_failure.remove(name);
+    }
+
+    /// Bring up a connection that is new or changed: a manual one's SAs at
+    /// once, an IKE one's slots (with their traps) and engine entry.
+    /// Returns its start action, which the caller carries out once all are
+    /// in place.
+    fn add_conn(&mut self, c: &ConnConfig) -> Result<StartAction, String> {
+        let name = &c.name;
+        let slot = self.next_slot;
+        self.next_slot += 1;
+        // A changed manual connection resumes above the numbers its old SA
+        // reserved (same key), or starts anew (new key).
+        if let Some(m) = crate::plan::manual_sas(c, &self.seq_store)? {
+            self.manual.push(ManualSlot {
+                name: name.clone(),
+                slot,
+                spi_in: m.inbound.spi,
+                spi_out: m.out.spi,
+                selectors: c.selectors.clone(),
+                out_stats: m.out.stats.clone(),
+                seq: m.seq,
+                seq_failing: false,
+            });
+            self.control.install_inbound(name, m.inbound)?;
+            self.control.set_outbound(name, slot, Some(m.out))?;
+            return Ok(StartAction::None);
+        }
+        let Some(spec) = conn_spec(c) else {
+            return Ok(StartAction::None);
+        };
+        let action = c.ike.as_ref().map_or(StartAction::None, |i| i.start_action);
+        let new_slots = conn_slots(c, &spec, slot);
+        self.next_slot = new_slots
+            .iter()
+            .map(|s| s.slot + 1)
+            .max()
+            .unwrap_or(self.next_slot)
+            .max(self.next_slot);
+        self.engine.set_conn(c, spec);
+        self.start_actions.insert(name.clone(), action);
+        for s in new_slots {
+            if action == StartAction::Trap {
+                let _ = self.control.set_trap(s.slot);
+            }
+            self.slots.push(s);
+        }
+        Ok(action)
     }
 }
 
@@ -1099,17 +1088,14 @@ impl Runtime {
 
 /// Start the control plane thread (IKE and the control socket's requests);
 /// connections with `start_action = start` are initiated right away.
-pub fn start(setup: IkeSetup, stop_flag: Arc<AtomicBool>) -> std::io::Result<IkeThread> {
+pub fn start(setup: IkeSetup, stop_flag: Arc<AtomicBool>) -> Result<IkeThread, String> {
     let IkeSetup {
-        conns,
-        slots,
-        manual,
         seq_store,
         sock500,
         sock4500,
+        plane_sockets,
         from_plane,
         acquires,
-        retransmit,
         control,
         requests,
         hub,
@@ -1118,41 +1104,26 @@ pub fn start(setup: IkeSetup, stop_flag: Arc<AtomicBool>) -> std::io::Result<Ike
         opts,
         os,
     } = setup;
-    let start_actions: HashMap<String, StartAction> = conns.iter().map(|(c, a)| (c.name.clone(), *a)).collect();
-    let starts: Vec<String> = conns
-        .iter()
-        .filter(|(_, a)| *a == StartAction::Start)
-        .map(|(c, _)| c.name.clone())
-        .collect();
-    let (mut v1s, mut v2s) = (Vec::new(), Vec::new());
-    for (spec, _) in conns {
-        match config.conns.iter().find(|c| c.name == spec.name) {
-            Some(c) => match crate::engines::v1_spec(c, spec) {
-                Ok(v1) => v1s.push(v1),
-                Err(v2) => v2s.push(v2),
-            },
-            None => v2s.push(spec),
-        }
-    }
-    let mut engine = Engines::new(
-        Engine::new(v2s, Box::new(SystemRng)),
-        ikeda_ike::ikev1::Engine::new(v1s, Box::new(SystemRng)),
+    let engine = Engines::new(
+        Engine::new(Vec::new(), Box::new(SystemRng)),
+        ikeda_ike::ikev1::Engine::new(Vec::new(), Box::new(SystemRng)),
     );
-    engine.set_retransmit_policy(retransmit);
-    let next_slot = slots
-        .iter()
-        .map(|s| s.slot)
-        .chain(manual.iter().map(|m| m.slot))
-        .max()
-        .map_or(0, |m| m + 1);
+    // Start from no connection, with the daemon settings to run.
+    let nothing = Config {
+        file: config.file.clone(),
+        daemon: config.daemon.clone(),
+        conns: Vec::new(),
+        warnings: Vec::new(),
+    };
     let mut rt = Runtime {
         engine,
         started: Instant::now(),
-        slots,
-        manual,
+        slots: Vec::new(),
+        manual: Vec::new(),
         seq_store,
         sock500,
         sock4500,
+        plane_sockets,
         control,
         installed: HashMap::new(),
         pair_of: HashMap::new(),
@@ -1160,22 +1131,16 @@ pub fn start(setup: IkeSetup, stop_flag: Arc<AtomicBool>) -> std::io::Result<Ike
         pending_out: HashMap::new(),
         hub,
         keys,
-        config,
+        config: nothing,
         opts,
         os,
-        start_actions,
+        start_actions: HashMap::new(),
         last_failure: HashMap::new(),
         policies: Vec::new(),
-        next_slot,
+        next_slot: 0,
         path: Default::default(),
     };
-    rt.path.set_peers(rt.config.conns.iter().map(|c| c.remote_addr));
-    rt.push_spd();
-    for s in rt.slots.iter() {
-        if rt.start_actions.get(&s.name) == Some(&StartAction::Trap) {
-            let _ = rt.control.set_trap(s.slot);
-        }
-    }
+    rt.apply(config)?;
     let stop = stop_flag.clone();
     let counters = Arc::new(Mutex::new(rt.engine.counters()));
     let counters_out = counters.clone();
@@ -1183,13 +1148,7 @@ pub fn start(setup: IkeSetup, stop_flag: Arc<AtomicBool>) -> std::io::Result<Ike
     // input, so that every input (UDP 500, UDP 4500, acquires, timers, the
     // control socket) is served in every turn whatever floods another.
     const INPUT_BATCH: usize = 64;
-    let handle = std::thread::Builder::new().name("ike".into()).spawn(move || {
-        for name in &starts {
-            let now = rt.now();
-            if let Err(e) = rt.engine.initiate(name, now) {
-                tracing::error!(target: "ike", "{name}: cannot initiate: {e}");
-            }
-        }
+    let spawned = std::thread::Builder::new().name("ike".into()).spawn(move || {
         rt.pump();
         // IKE messages up to the largest UDP payload, a few at a time.
         let mut batch = ikeda_sys::PacketBatch::new(IKE_BATCH, 65536, 0);
@@ -1303,7 +1262,8 @@ pub fn start(setup: IkeSetup, stop_flag: Arc<AtomicBool>) -> std::io::Result<Ike
             }
         }
         rt.flush();
-    })?;
+    });
+    let handle = spawned.map_err(|e| format!("the IKE thread: {e}"))?;
     Ok(IkeThread {
         stop: stop_flag,
         handle,

@@ -6,7 +6,7 @@
 
 use crate::config::{Config, ConnConfig, Identity};
 use crate::seqstate::{Reservation, SeqStore};
-use ikeda_esp::{AddrRange, Encap, InboundSa, Outbound, OutboundSa, Policy, PolicyAction, SaParams, Selector, Spd};
+use ikeda_esp::{AddrRange, Encap, InboundSa, OutboundSa, SaParams, Selector};
 use ikeda_ike::ikev2::{ChildSaInfo, ConnSpec, Timers};
 use ikeda_ike::ChildTs;
 use ikeda_sys::route::Rule;
@@ -81,12 +81,17 @@ pub fn manual_sas(c: &ConnConfig, store: &SeqStore) -> Result<Option<ManualSas>,
 
 /// The data plane state a config describes: SPD, outbound and inbound SAs.
 /// The outbound half, the connection name of each outbound SA, and the
-/// inbound SAs with their connection names.
-pub type BuiltSas = (Outbound, Vec<String>, Vec<(String, InboundSa)>);
+/// inbound SAs with their connection names. (The daemon installs manual
+/// SAs one connection at a time, as reload does; the data plane's tests
+/// build theirs whole.)
+#[cfg(test)]
+pub type BuiltSas = (ikeda_esp::Outbound, Vec<String>, Vec<(String, InboundSa)>);
 
 /// The manual connections' SAs and policies, and the sequence number
 /// reservation of each manual connection (in config order).
+#[cfg(test)]
 pub fn build_sas(cfg: &Config, store: &SeqStore) -> Result<(BuiltSas, Vec<Reservation>), String> {
+    use ikeda_esp::{Outbound, Policy, PolicyAction, Spd};
     let mut policies = Vec::new();
     let mut out = Vec::new();
     let mut names = Vec::new();
@@ -202,6 +207,75 @@ fn to_ts(r: &AddrRange, s: &Selector, local: bool) -> TsRange {
         start_address: r.start,
         end_address: r.end,
     }
+}
+
+/// What a reload (or the start, from nothing) changes: connections by
+/// name, in config order.
+#[derive(Debug, Default, PartialEq, Eq)]
+pub struct ConfigDiff {
+    pub added: Vec<String>,
+    /// Settings changed: torn down and brought up anew.
+    pub changed: Vec<String>,
+    pub removed: Vec<String>,
+    /// The same settings, secrets included: their SAs stay.
+    pub untouched: Vec<String>,
+}
+
+/// The connections of `new` against those of `old`.
+pub fn diff(old: &Config, new: &Config) -> ConfigDiff {
+    let mut d = ConfigDiff::default();
+    for c in &new.conns {
+        match old.conns.iter().find(|o| o.name == c.name) {
+            None => d.added.push(c.name.clone()),
+            Some(o) if o.same_as(c) => d.untouched.push(c.name.clone()),
+            Some(_) => d.changed.push(c.name.clone()),
+        }
+    }
+    for o in &old.conns {
+        if !new.conns.iter().any(|c| c.name == o.name) {
+            d.removed.push(o.name.clone());
+        }
+    }
+    d
+}
+
+/// Why `new` cannot be applied to a running daemon that started with
+/// `old`: the settings of its devices, sockets and files, in plain words.
+pub fn restart_needed(old: &crate::config::DaemonConfig, new: &crate::config::DaemonConfig) -> Option<String> {
+    let changed: Vec<&str> = [
+        ("tun", old.tun != new.tun),
+        ("mtu", old.mtu != new.mtu),
+        ("route_table", old.route_table != new.route_table),
+        ("control_socket", old.control_socket != new.control_socket),
+        ("key_export", old.key_export != new.key_export),
+        ("state_dir", old.state_dir != new.state_dir),
+    ]
+    .into_iter()
+    .filter_map(|(k, c)| c.then_some(k))
+    .collect();
+    (!changed.is_empty()).then(|| format!("{} changed in [daemon]", changed.join(", ")))
+}
+
+/// The first connection of `cfg` that the sockets a daemon opened at start
+/// cannot serve: an IKE connection needs UDP 500 (`ike`) and both data
+/// plane sockets (raw ESP and UDP 4500: IKE decides per SA) on its local
+/// address, a manual one the socket of its encapsulation.
+pub fn missing_socket(cfg: &Config, ike: &[IpAddr], plane: &[(Encap, IpAddr)]) -> Option<String> {
+    cfg.conns.iter().find_map(|c| {
+        let has = |e: Encap| plane.contains(&(e, c.local_addr));
+        let ok = match c.ike {
+            Some(_) => ike.contains(&c.local_addr) && has(Encap::Esp) && has(Encap::Udp),
+            None => has(c.encap),
+        };
+        (!ok).then(|| {
+            format!(
+                "connection '{}' uses local address {} ({}), which this daemon has no socket for",
+                c.name,
+                c.local_addr,
+                if c.ike.is_some() { "IKE" } else { "manual" }
+            )
+        })
+    })
 }
 
 /// The engine's view of a connection.
@@ -407,6 +481,74 @@ pub fn conn_slot(c: &ConnConfig, slot: usize) -> ConnSlot {
 mod tests {
     use super::*;
     use std::path::Path;
+
+    /// Connections of the IKE kind between 50.11 and 50.12, `name = psk` each.
+    fn ike_conns(daemon: &str, conns: &[(&str, &str)]) -> Config {
+        let mut t = format!("[daemon]\n{daemon}\n");
+        for (name, psk) in conns {
+            t.push_str(&format!(
+                "[[conn]]\nname = \"{name}\"\nlocal_addr = \"192.168.50.11\"\nremote_addr = \"192.168.50.12\"\n\
+                 ike = \"aes128gcm16-prfsha256-x25519\"\nesp = \"aes128gcm16\"\npsk = \"{psk}\"\n\
+                 local_ts = [\"192.168.11.0/24\"]\nremote_ts = [\"192.168.12.0/24\"]\n"
+            ));
+        }
+        Config::parse(Path::new("t.toml"), &t).unwrap()
+    }
+
+    /// Start is a reload from nothing: every connection added; a reload
+    /// sorts them by name into added, changed (a secret counts), removed
+    /// and untouched, in config order.
+    #[test]
+    fn a_reload_is_a_diff_by_name_and_settings() {
+        let old = ike_conns("", &[("a", "one"), ("b", "two"), ("c", "three")]);
+        let new = ike_conns("", &[("d", "four"), ("c", "three"), ("b", "TWO")]);
+        let nothing = Config {
+            conns: Vec::new(),
+            ..ike_conns("", &[("x", "y")])
+        };
+        let from_nothing = diff(&nothing, &old);
+        assert_eq!(from_nothing.added, ["a", "b", "c"]);
+        assert!(
+            from_nothing.changed.is_empty() && from_nothing.removed.is_empty() && from_nothing.untouched.is_empty()
+        );
+        let d = diff(&old, &new);
+        assert_eq!(
+            d,
+            ConfigDiff {
+                added: vec!["d".into()],
+                changed: vec!["b".into()],
+                removed: vec!["a".into()],
+                untouched: vec!["c".into()],
+            }
+        );
+    }
+
+    #[test]
+    fn device_socket_and_file_settings_need_a_restart() {
+        let a = ike_conns("", &[("a", "one")]);
+        assert_eq!(restart_needed(&a.daemon, &a.daemon), None);
+        let b = ike_conns("mtu = 1300\nroute_table = 221", &[("a", "one")]);
+        assert_eq!(
+            restart_needed(&a.daemon, &b.daemon).unwrap(),
+            "mtu, route_table changed in [daemon]"
+        );
+        // The retransmission settings are applied by a reload.
+        let c = ike_conns("retransmit_tries = 3", &[("a", "one")]);
+        assert_eq!(restart_needed(&a.daemon, &c.daemon), None);
+    }
+
+    /// An IKE connection needs UDP 500 and both data plane sockets on its
+    /// local address.
+    #[test]
+    fn a_connection_without_its_sockets_is_named() {
+        let cfg = ike_conns("", &[("a", "one")]);
+        let ip: IpAddr = "192.168.50.11".parse().unwrap();
+        let both = [(Encap::Esp, ip), (Encap::Udp, ip)];
+        assert_eq!(missing_socket(&cfg, &[ip], &both), None);
+        let e = missing_socket(&cfg, &[], &both).unwrap();
+        assert!(e.contains("'a' uses local address 192.168.50.11 (IKE)"), "{e}");
+        assert!(missing_socket(&cfg, &[ip], &both[..1]).is_some());
+    }
 
     #[test]
     fn every_remote_cidr_gets_a_rule_and_a_fallback() {

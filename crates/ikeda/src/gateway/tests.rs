@@ -18,7 +18,7 @@ use std::net::{IpAddr, SocketAddr};
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::mpsc::SyncSender;
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 const WAN: [&str; 2] = ["192.168.50.11", "192.168.50.12"];
 const LAN: [[u8; 4]; 2] = [[192, 168, 11, 0], [192, 168, 12, 0]];
