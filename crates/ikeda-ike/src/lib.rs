@@ -60,3 +60,18 @@ pub(crate) fn random_spi32(rng: &mut dyn ikeda_crypto::ike::Rng) -> u32 {
         }
     }
 }
+
+/// Puts `item` into the first free place of an engine's SA table (SA
+/// indices stay valid while others come and go) and returns its index.
+pub(crate) fn insert_free<T>(table: &mut Vec<Option<T>>, item: T) -> usize {
+    match table.iter().position(Option::is_none) {
+        Some(i) => {
+            table[i] = Some(item);
+            i
+        }
+        None => {
+            table.push(Some(item));
+            table.len() - 1
+        }
+    }
+}

@@ -264,6 +264,15 @@ struct Dpd {
     check: Option<Retransmission>,
 }
 
+impl crate::keepalive::OnFlow for P1 {
+    fn flow(&self) -> (SocketAddr, SocketAddr) {
+        (self.local, self.remote)
+    }
+    fn last_sent_mut(&mut self) -> &mut Millis {
+        &mut self.last_sent
+    }
+}
+
 /// A phase-1 (ISAKMP) SA.
 struct P1 {
     conn: usize,
@@ -919,16 +928,7 @@ impl Engine {
         self.serial += 1;
         sa.serial = self.serial;
         let icookie = sa.icookie;
-        let idx = match self.sas.iter().position(Option::is_none) {
-            Some(i) => {
-                self.sas[i] = Some(sa);
-                i
-            }
-            None => {
-                self.sas.push(Some(sa));
-                self.sas.len() - 1
-            }
-        };
+        let idx = crate::insert_free(&mut self.sas, sa);
         self.by_icookie.entry(icookie).or_default().push(idx);
         idx
     }
@@ -1198,12 +1198,7 @@ impl Engine {
 
     /// See [`crate::keepalive::note_sent`].
     fn note_sent(&mut self, from: usize, now: Millis) {
-        let sas = self
-            .sas
-            .iter_mut()
-            .flatten()
-            .map(|s| (s.local, s.remote, &mut s.last_sent));
-        crate::keepalive::note_sent(&self.transmits, from, now, sas);
+        crate::keepalive::note_sent(&self.transmits, from, now, self.sas.iter_mut().flatten());
     }
 
     fn receive(&mut self, now: Millis, local: SocketAddr, remote: SocketAddr, data: &[u8]) {

@@ -28,12 +28,7 @@ use super::*;
 impl Engine {
     /// See [`crate::keepalive::note_sent`].
     pub(super) fn note_sent(&mut self, from: usize, now: Millis) {
-        let sas = self
-            .sas
-            .iter_mut()
-            .flatten()
-            .map(|s| (s.local, s.remote, &mut s.last_sent));
-        crate::keepalive::note_sent(&self.transmits, from, now, sas);
+        crate::keepalive::note_sent(&self.transmits, from, now, self.sas.iter_mut().flatten());
     }
 
     /// When the configured keepalive of SA `s` is due, if it is on and one

@@ -212,6 +212,15 @@ impl Pending {
     }
 }
 
+impl crate::keepalive::OnFlow for IkeSa {
+    fn flow(&self) -> (SocketAddr, SocketAddr) {
+        (self.local, self.remote)
+    }
+    fn last_sent_mut(&mut self) -> &mut Millis {
+        &mut self.last_sent
+    }
+}
+
 struct IkeSa {
     conn: usize,
     initiator: bool,
@@ -652,16 +661,7 @@ impl Engine {
 
     fn insert(&mut self, sa: IkeSa) -> usize {
         let key = (sa.spi_i, sa.spi_r);
-        let idx = match self.sas.iter().position(Option::is_none) {
-            Some(i) => {
-                self.sas[i] = Some(sa);
-                i
-            }
-            None => {
-                self.sas.push(Some(sa));
-                self.sas.len() - 1
-            }
-        };
+        let idx = crate::insert_free(&mut self.sas, sa);
         self.by_spi.insert(key, idx);
         idx
     }
