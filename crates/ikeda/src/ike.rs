@@ -1086,6 +1086,164 @@ impl Runtime {
     }
 }
 
+/// What the IKE thread reads besides UDP 500.
+struct Inputs {
+    /// IKE on UDP 4500, handed over by the data plane.
+    from_plane: Receiver<IkeDatagram>,
+    /// Slots whose trap policy saw a packet.
+    acquires: Receiver<usize>,
+    /// The control socket's requests.
+    requests: Receiver<ControlMsg>,
+}
+
+/// Each turn of the IKE thread's loop takes at most this many items from
+/// each input, so that every input (UDP 500, UDP 4500, acquires, timers,
+/// the control socket) is served in every turn whatever floods another.
+const INPUT_BATCH: usize = 64;
+
+impl Runtime {
+    /// The IKE thread: serve every input in turn until `stop`, then tell
+    /// the peers we are going.
+    fn run(mut self, inputs: Inputs, stop: &AtomicBool, counters: &Mutex<Vec<crate::show::CounterOut>>) {
+        self.pump();
+        // IKE messages up to the largest UDP payload, a few at a time.
+        let mut batch = ikeda_sys::PacketBatch::new(IKE_BATCH, 65536, 0);
+        let mut idle = true;
+        let mut counted = Instant::now();
+        while !stop.load(Ordering::Relaxed) {
+            if counted.elapsed() >= Duration::from_secs(1) {
+                counted = Instant::now();
+                if let Ok(mut c) = counters.lock() {
+                    *c = self.engine.counters();
+                }
+            }
+            let wait = if idle { self.idle_wait() } else { Duration::ZERO };
+            let mut worked = self.serve_udp500(&mut batch, wait);
+            worked |= self.serve_acquires(&inputs.acquires);
+            self.byte_lifetimes();
+            self.reserve_seq();
+            self.retire_inbound();
+            worked |= self.serve_plane(&inputs.from_plane);
+            let now = self.now();
+            if self.engine.poll_timeout().is_some_and(|t| t <= now) {
+                self.engine.handle_timeout(now);
+            }
+            self.pump();
+            worked |= self.serve_requests(&inputs.requests);
+            idle = !worked;
+        }
+        // Tell the peers we are going (best effort, not waiting for answers).
+        for n in self.engine.conn_names() {
+            if self.engine.is_active(&n) {
+                let now = self.now();
+                let _ = self.engine.terminate(&n, now);
+            }
+        }
+        self.flush();
+    }
+
+    /// How long an idle turn waits on UDP 500: until the engines' next
+    /// deadline, and at most 10 ms so that the other inputs, which have no
+    /// descriptor to wait on, are looked at. A busy turn does not wait, so
+    /// that busy inputs are not paced by an idle socket.
+    fn idle_wait(&self) -> Duration {
+        let now = self.now();
+        let until = self
+            .engine
+            .poll_timeout()
+            .map_or(IDLE_WAIT, |t| Duration::from_millis(t.0.saturating_sub(now.0)));
+        until.min(IDLE_WAIT)
+    }
+
+    /// UDP 500: up to a batch from each socket, waiting `wait` once at most.
+    fn serve_udp500(&mut self, batch: &mut ikeda_sys::PacketBatch, mut wait: Duration) -> bool {
+        // Without any UDP 500 socket, a short sleep paces an idle loop.
+        if self.sock500.is_empty() && !wait.is_zero() {
+            std::thread::sleep(wait);
+        }
+        let mut worked = false;
+        for k in 0..self.sock500.len() {
+            let n = match self.sock500[k].io.recv_batch(batch, Some(wait)) {
+                Ok(n) => n,
+                Err(e) => {
+                    tracing::warn!(target: "ike", "UDP {}: {e}", self.sock500[k].local);
+                    0
+                }
+            };
+            wait = Duration::ZERO;
+            let local = self.sock500[k].local;
+            for i in 0..n {
+                let (Some(from), data) = (batch.addr(i), batch.packet(i)) else {
+                    continue;
+                };
+                if data.is_empty() {
+                    continue;
+                }
+                worked = true;
+                tracing::trace!(target: "ike", "{} bytes {from} -> {local}", data.len());
+                let now = self.now();
+                self.path.heard(from, local.port(), now.0);
+                self.engine.handle_datagram(now, local, from, data);
+            }
+        }
+        worked
+    }
+
+    /// A trap policy met its first packet: negotiate the SA (the data plane
+    /// holds the packets until it is installed).
+    fn serve_acquires(&mut self, acquires: &Receiver<usize>) -> bool {
+        let mut worked = false;
+        for slot in acquires.try_iter().take(INPUT_BATCH) {
+            worked = true;
+            let Some(name) = self.slots.iter().find(|s| s.slot == slot).map(|s| s.name.clone()) else {
+                continue;
+            };
+            if self.engine.is_active(&name) {
+                continue;
+            }
+            tracing::info!(target: "ike", "{name}: acquire: a packet matched the trap policy, initiating");
+            self.hub.publish(
+                &name,
+                "control",
+                "acquire: a packet matched the trap policy, initiating".into(),
+            );
+            let now = self.now();
+            if let Err(e) = self.engine.initiate(&name, now) {
+                tracing::error!(target: "ike", "{name}: cannot initiate: {e}");
+            }
+        }
+        worked
+    }
+
+    /// IKE on UDP 4500, handed over by the data plane: at most a batch per
+    /// turn, so a flood on 4500 does not starve port 500, the timers or the
+    /// control socket.
+    fn serve_plane(&mut self, from_plane: &Receiver<IkeDatagram>) -> bool {
+        let mut worked = false;
+        for d in from_plane.try_iter().take(INPUT_BATCH) {
+            worked = true;
+            tracing::trace!(target: "ike", "{} bytes {} -> {}:{NAT_T_PORT}", d.data.len(), d.from, d.local);
+            let now = self.now();
+            self.path.heard(d.from, NAT_T_PORT, now.0);
+            self.engine
+                .handle_datagram(now, SocketAddr::new(d.local, NAT_T_PORT), d.from, &d.data);
+        }
+        worked
+    }
+
+    /// The control socket's requests, answered from this thread's state.
+    fn serve_requests(&mut self, requests: &Receiver<ControlMsg>) -> bool {
+        let mut worked = false;
+        for m in requests.try_iter().take(INPUT_BATCH) {
+            worked = true;
+            let r = self.answer(m.command);
+            let _ = m.reply.send(r);
+            self.pump();
+        }
+        worked
+    }
+}
+
 /// Start the control plane thread (IKE and the control socket's requests);
 /// connections with `start_action = start` are initiated right away.
 pub fn start(setup: IkeSetup, stop_flag: Arc<AtomicBool>) -> Result<IkeThread, String> {
@@ -1141,128 +1299,16 @@ pub fn start(setup: IkeSetup, stop_flag: Arc<AtomicBool>) -> Result<IkeThread, S
         path: Default::default(),
     };
     rt.apply(config)?;
-    let stop = stop_flag.clone();
     let counters = Arc::new(Mutex::new(rt.engine.counters()));
-    let counters_out = counters.clone();
-    // Each turn of the loop below takes at most this many items from each
-    // input, so that every input (UDP 500, UDP 4500, acquires, timers, the
-    // control socket) is served in every turn whatever floods another.
-    const INPUT_BATCH: usize = 64;
-    let spawned = std::thread::Builder::new().name("ike".into()).spawn(move || {
-        rt.pump();
-        // IKE messages up to the largest UDP payload, a few at a time.
-        let mut batch = ikeda_sys::PacketBatch::new(IKE_BATCH, 65536, 0);
-        // Wait for UDP 500 (at most until the engine's next deadline, and
-        // 10 ms so that the other inputs, which have no descriptor to wait
-        // on, are looked at) only after a turn with nothing to do, so that
-        // busy inputs are not paced by an idle socket.
-        let mut idle = true;
-        let mut counted = Instant::now();
-        while !stop.load(Ordering::Relaxed) {
-            let mut worked = false;
-            if counted.elapsed() >= Duration::from_secs(1) {
-                counted = Instant::now();
-                if let Ok(mut c) = counters_out.lock() {
-                    *c = rt.engine.counters();
-                }
-            }
-            let mut wait = if idle {
-                let now = rt.now();
-                let until = rt
-                    .engine
-                    .poll_timeout()
-                    .map_or(IDLE_WAIT, |t| Duration::from_millis(t.0.saturating_sub(now.0)));
-                until.min(IDLE_WAIT)
-            } else {
-                Duration::ZERO
-            };
-            // Without any UDP 500 socket, a short sleep paces an idle loop.
-            if rt.sock500.is_empty() && !wait.is_zero() {
-                std::thread::sleep(wait);
-            }
-            // UDP 500: up to a batch from each socket.
-            for k in 0..rt.sock500.len() {
-                let n = match rt.sock500[k].io.recv_batch(&mut batch, Some(wait)) {
-                    Ok(n) => n,
-                    Err(e) => {
-                        tracing::warn!(target: "ike", "UDP {}: {e}", rt.sock500[k].local);
-                        0
-                    }
-                };
-                // One wait per turn at most.
-                wait = Duration::ZERO;
-                let local = rt.sock500[k].local;
-                for i in 0..n {
-                    let (Some(from), data) = (batch.addr(i), batch.packet(i)) else {
-                        continue;
-                    };
-                    if data.is_empty() {
-                        continue;
-                    }
-                    worked = true;
-                    tracing::trace!(target: "ike", "{} bytes {from} -> {local}", data.len());
-                    let now = rt.now();
-                    rt.path.heard(from, local.port(), now.0);
-                    rt.engine.handle_datagram(now, local, from, data);
-                }
-            }
-            // A trap policy met its first packet: negotiate the SA (the
-            // data plane holds the packets until it is installed).
-            for slot in acquires.try_iter().take(INPUT_BATCH) {
-                worked = true;
-                if let Some(name) = rt.slots.iter().find(|s| s.slot == slot).map(|s| s.name.clone()) {
-                    if !rt.engine.is_active(&name) {
-                        tracing::info!(target: "ike", "{name}: acquire: a packet matched the trap policy, initiating");
-                        rt.hub.publish(
-                            &name,
-                            "control",
-                            "acquire: a packet matched the trap policy, initiating".into(),
-                        );
-                        let now = rt.now();
-                        if let Err(e) = rt.engine.initiate(&name, now) {
-                            tracing::error!(target: "ike", "{name}: cannot initiate: {e}");
-                        }
-                    }
-                }
-            }
-            rt.byte_lifetimes();
-            rt.reserve_seq();
-            rt.retire_inbound();
-            // UDP 4500, handed over by the data plane.
-            // At most a batch per turn: a flood on 4500 must not starve
-            // port 500, the timers or the control socket below.
-            for d in from_plane.try_iter().take(INPUT_BATCH) {
-                worked = true;
-                tracing::trace!(target: "ike", "{} bytes {} -> {}:{NAT_T_PORT}", d.data.len(), d.from, d.local);
-                let now = rt.now();
-                rt.path.heard(d.from, NAT_T_PORT, now.0);
-                rt.engine
-                    .handle_datagram(now, SocketAddr::new(d.local, NAT_T_PORT), d.from, &d.data);
-            }
-            let now = rt.now();
-            if rt.engine.poll_timeout().is_some_and(|t| t <= now) {
-                rt.engine.handle_timeout(now);
-            }
-            rt.pump();
-            // The control socket's requests, answered from this thread's state.
-            for m in requests.try_iter().take(INPUT_BATCH) {
-                worked = true;
-                let r = rt.answer(m.command);
-                let _ = m.reply.send(r);
-                rt.pump();
-            }
-            idle = !worked;
-        }
-        // Tell the peers we are going (best effort, not waiting for answers).
-        let names: Vec<String> = rt.engine.conn_names();
-        for n in names {
-            if rt.engine.is_active(&n) {
-                let now = rt.now();
-                let _ = rt.engine.terminate(&n, now);
-            }
-        }
-        rt.flush();
-    });
+    let inputs = Inputs {
+        from_plane,
+        acquires,
+        requests,
+    };
+    let (stop, counters_out) = (stop_flag.clone(), counters.clone());
+    let spawned = std::thread::Builder::new()
+        .name("ike".into())
+        .spawn(move || rt.run(inputs, &stop, &counters_out));
     let handle = spawned.map_err(|e| format!("the IKE thread: {e}"))?;
     Ok(IkeThread {
         stop: stop_flag,
