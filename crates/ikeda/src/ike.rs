@@ -13,13 +13,12 @@ use crate::config::{Config, ConnConfig, StartAction};
 use crate::control::{Command, ControlMsg, EventHub, Response};
 use crate::dataplane::{Control, DynIo, IkeDatagram, NetSocket};
 use crate::engines::Engines;
+use crate::install::{Installs, PlaneCmd};
 use crate::keys::KeyExport;
-use crate::plan::{
-    conn_slots, conn_spec, packet_rekey_limit, selectors, ConfigDiff, ConnSlot, ManualSlot, RouteSync, Wanted,
-};
+use crate::plan::{conn_slots, conn_spec, packet_rekey_limit, ConfigDiff, ConnSlot, ManualSlot, RouteSync, Wanted};
 use crate::show::{self, ChildSaOut, ConnStatus, Direction, Dpd, IkeSaOut, PolicyOut};
 use ikeda_crypto::ike::SystemRng;
-use ikeda_esp::{Encap, InboundSa, OutboundSa, Policy, PolicyAction, SaParams, Spd};
+use ikeda_esp::{Encap, Policy, PolicyAction, Spd};
 use ikeda_ike::ikev2::{ChildSaInfo, Engine, Event, NAT_T_PORT};
 use ikeda_ike::Millis;
 use ikeda_sys::DatagramIo;
@@ -90,36 +89,17 @@ pub struct IkeSetup {
 /// How long a CHILD SA counts as up without traffic both ways.
 const FRESH_MS: u64 = 60_000;
 
-/// How long an inbound SA replaced by a rekey keeps decrypting after its
-/// DELETE. A peer may still have old-SA packets in flight after its DELETE
-/// or DELETE response: strongSwan's userspace ESP queues them in a thread
-/// of its own, and without NAT-T its IKE (UDP 500) and ESP (protocol 50)
-/// reach us through different sockets and threads, so no order holds
-/// between them. Removing the SA at once would drop those packets as
-/// unknown SPIs; RFC 7296 §2.8 only asks that the SA be closed, and
-/// draining it for a moment is ours to choose.
-const RETIRE_GRACE_MS: u64 = 2_000;
-
 struct Runtime {
     engine: Engines,
     started: Instant,
-    slots: Vec<ConnSlot>,
+    /// The IKE connections' data plane slots and the CHILD SAs in them.
+    children: Installs,
     manual: Vec<ManualSlot>,
     seq_store: crate::seqstate::SeqStore,
     sock500: Vec<IkeSocket>,
     sock4500: Vec<Arc<NetSocket<DynIo>>>,
     plane_sockets: Vec<(Encap, IpAddr)>,
     control: Control,
-    /// CHILD SAs installed, by inbound SPI: (connection, outbound SPI).
-    installed: HashMap<u32, (String, u32)>,
-    /// The slot (index into `slots`' pair key) each installed SA belongs to:
-    /// inbound SPI -> (connection, pair).
-    pair_of: HashMap<u32, (String, usize)>,
-    /// Outbound SAs of rekeys we answered, waiting for the old SA's DELETE.
-    pending_out: HashMap<u32, OutboundSa>,
-    /// Inbound SAs replaced by a rekey and already deleted in IKE, kept in
-    /// the data plane until the deadline: see `RETIRE_GRACE_MS`.
-    retiring: Vec<(u32, Millis)>,
     hub: Arc<EventHub>,
     keys: Option<KeyExport>,
     config: Config,
@@ -166,7 +146,7 @@ impl Runtime {
                 ));
             }
         }
-        for s in &self.slots {
+        for s in &self.children.slots {
             let sels = s.negotiated.as_ref().unwrap_or(&s.configured);
             for sel in sels {
                 p.push(Policy::new(
@@ -308,32 +288,32 @@ impl Runtime {
                         "child-down",
                         format!("CHILD_SA {spi_in:08x}_i {spi_out:08x}_o removed"),
                     );
-                    self.pending_out.remove(&spi_in);
-                    let pair = self.pair_of.remove(&spi_in).map_or(0, |p| p.1);
-                    let replaced = self
-                        .slots
-                        .iter()
-                        .any(|s| s.name == conn && s.pair == pair && s.spi_in.is_some_and(|i| i != spi_in));
-                    if replaced {
-                        let until = Millis(self.now().0 + RETIRE_GRACE_MS);
-                        self.retiring.push((spi_in, until));
-                    } else {
-                        self.control.remove_inbound(spi_in);
-                    }
-                    if let Some(s) = self
-                        .slots
-                        .iter_mut()
-                        .find(|s| s.name == conn && s.spi_in == Some(spi_in))
-                    {
-                        // The slot's active SA is gone with no replacement.
-                        s.spi_in = None;
-                        s.negotiated = None;
-                        let slot = s.slot;
-                        let _ = self.control.set_outbound(&conn, slot, None);
-                        self.push_spd();
-                    }
-                    self.installed.remove(&spi_in);
+                    let now = self.now();
+                    let cmds = self.children.child_down(&conn, spi_in, now);
+                    self.apply_cmds(cmds);
                 }
+            }
+        }
+    }
+
+    /// Carry out what `install` decided, in order; a failure is logged
+    /// (a socket the SA needs is missing) and the rest still done.
+    fn apply_cmds(&mut self, cmds: Vec<PlaneCmd>) {
+        for c in cmds {
+            let r = match c {
+                PlaneCmd::InstallInbound { conn, sa } => self.control.install_inbound(&conn, sa),
+                PlaneCmd::SetOutbound { conn, slot, sa } => self.control.set_outbound(&conn, slot, sa),
+                PlaneCmd::RemoveInbound(spi) => {
+                    self.control.remove_inbound(spi);
+                    Ok(())
+                }
+                PlaneCmd::Spd => {
+                    self.push_spd();
+                    Ok(())
+                }
+            };
+            if let Err(e) = r {
+                tracing::error!(target: "esp", "{e}");
             }
         }
     }
@@ -341,27 +321,20 @@ impl Runtime {
     /// Remove the replaced inbound SAs whose grace period is over.
     fn retire_inbound(&mut self) {
         let now = self.now();
-        let control = &self.control;
-        self.retiring.retain(|&(spi, until)| {
-            if until <= now {
-                control.remove_inbound(spi);
-                false
-            } else {
-                true
-            }
-        });
+        let cmds = self.children.retire_due(now);
+        self.apply_cmds(cmds);
     }
 
     /// Byte lifetimes (RFC 4301 §4.4.2.1): the data plane counts bytes per
     /// SA; past the soft limit rekey, past the hard limit delete.
     fn byte_lifetimes(&mut self) {
-        for k in 0..self.slots.len() {
-            let s = &self.slots[k];
+        for k in 0..self.children.slots.len() {
+            let s = &self.children.slots[k];
             let Some(spi_in) = s.spi_in else { continue };
             if s.bytes_acted == Some(spi_in) {
                 continue;
             }
-            let Some(&(_, spi_out)) = self.installed.get(&spi_in) else {
+            let Some(&(_, spi_out)) = self.children.installed.get(&spi_in) else {
                 continue;
             };
             let rekey_packets = packet_rekey_limit(s.rekey_packets, s.esn);
@@ -389,97 +362,35 @@ impl Runtime {
                 false
             };
             if acted {
-                self.slots[k].bytes_acted = Some(spi_in);
+                self.children.slots[k].bytes_acted = Some(spi_in);
             }
         }
     }
 
     /// Start sending on the SA with this inbound SPI.
     fn activate(&mut self, conn: &str, spi_in: u32) {
-        let Some(o) = self.pending_out.remove(&spi_in) else {
-            return;
-        };
-        let pair = self.pair_of.get(&spi_in).map_or(0, |p| p.1);
-        let Some(s) = self.slots.iter_mut().find(|s| s.name == conn && s.pair == pair) else {
-            return;
-        };
-        s.spi_in = Some(spi_in);
-        let slot = s.slot;
-        tracing::info!(target: "esp", "{conn}: sending on the rekeyed CHILD SA {:08x}_o now", o.spi);
-        let _ = self.control.set_outbound(conn, slot, Some(o));
+        let cmds = self.children.activate(conn, spi_in);
+        if let Some(PlaneCmd::SetOutbound { sa: Some(o), .. }) = cmds.first() {
+            tracing::info!(target: "esp", "{conn}: sending on the rekeyed CHILD SA {:08x}_o now", o.spi);
+        }
+        self.apply_cmds(cmds);
     }
 
     fn install(&mut self, info: ChildSaInfo) {
-        let Some(pos) = self
-            .slots
-            .iter()
-            .position(|s| s.name == info.conn && s.pair == info.pair)
-        else {
-            tracing::error!(target: "esp", "{}: no data plane slot for selector pair {}", info.conn, info.pair);
-            return;
-        };
-        self.pair_of.insert(info.spi_in, (info.conn.clone(), info.pair));
-        self.slots[pos].esn = info.esn;
-        let sels = selectors(&info);
-        let (encap, local, remote) = if info.udp_encap {
-            (Encap::Udp, SocketAddr::new(info.local.ip(), NAT_T_PORT), info.remote)
-        } else {
-            (
-                Encap::Esp,
-                SocketAddr::new(info.local.ip(), 0),
-                SocketAddr::new(info.remote.ip(), 0),
-            )
-        };
-        let window = self.slots[pos].replay_window;
-        let mk = |spi, enc: &ikeda_crypto::SecretBytes, auth: &Option<ikeda_crypto::SecretBytes>| SaParams {
-            spi,
-            algorithm: info.algorithm,
-            enc_key: enc.clone(),
-            auth_key: auth.clone(),
-            esn: info.esn,
-            replay_window: window,
-            local,
-            remote,
-            encap,
-            selectors: sels.clone(),
-            // IPComp as IKEv1 Quick Mode negotiated it (ours, the peer's
-            // CPI); IKEv2 does not negotiate it here.
-            ipcomp: info
-                .ipcomp
-                .map(|(cpi_in, cpi_out)| ikeda_esp::ipcomp::IpcompParams { cpi_out, cpi_in }),
-        };
-        let (o, i) = match (
-            OutboundSa::new(&mk(info.spi_out, &info.enc_out, &info.auth_out)),
-            InboundSa::new(&mk(info.spi_in, &info.enc_in, &info.auth_in)),
-        ) {
-            (Ok(o), Ok(i)) => (o, i),
-            (Err(e), _) | (_, Err(e)) => {
-                tracing::error!(target: "esp", "{}: CHILD SA keys refused by the data plane: {e}", info.conn);
+        let done = match self.children.child_up(&info) {
+            Ok(d) => d,
+            Err(e) => {
+                tracing::error!(target: "esp", "{}: {e}", info.conn);
                 return;
             }
         };
-        // Make before break: the inbound SA first; the outbound switch now,
-        // or (responder of a rekey) when the old SA's DELETE arrives. The
-        // old inbound SA stays until its own ChildSaDown.
-        if let Err(e) = self.control.install_inbound(&info.conn, i) {
-            tracing::error!(target: "esp", "{}: {e}", info.conn);
-            return;
-        }
-        if info.activate_outbound {
-            let slot = self.slots[pos].slot;
-            let _ = self.control.set_outbound(&info.conn, slot, Some(o));
-            self.slots[pos].spi_in = Some(info.spi_in);
-        } else {
-            self.pending_out.insert(info.spi_in, o);
-        }
-        self.slots[pos].negotiated = Some(sels);
-        self.installed.insert(info.spi_in, (info.conn.clone(), info.spi_out));
+        let (local, remote) = (done.local, done.remote);
+        self.apply_cmds(done.cmds);
         // Key export rewrites files: after the SA is in the data plane, since
         // the peer may already be sending on it.
         if let Some(x) = self.keys.as_mut() {
             x.child_sa(&info, local, remote);
         }
-        self.push_spd();
         let line = format!(
             "CHILD SA installed: {} in {:08x} out {:08x}, {}{}",
             info.algorithm,
@@ -565,6 +476,7 @@ impl Runtime {
                 .ok_or_else(|| format!("'{conn}' has no [[conn.child]] '{name}'"))?
                 + 1;
             let spi_in = self
+                .children
                 .slots
                 .iter()
                 .find(|s| s.name == conn && s.pair == pair)
@@ -586,7 +498,7 @@ impl Runtime {
 
     fn child_of_slot(&self, s: &ConnSlot) -> Option<(u32, u32)> {
         let spi_in = s.spi_in?;
-        self.installed.get(&spi_in).map(|(_, o)| (spi_in, *o))
+        self.children.installed.get(&spi_in).map(|(_, o)| (spi_in, *o))
     }
 
     fn status(&self) -> Vec<ConnStatus> {
@@ -618,7 +530,7 @@ impl Runtime {
             let current = if let Some(m) = self.manual.iter().find(|m| m.name == c.name) {
                 Some((m.spi_in, m.spi_out, None))
             } else {
-                self.slots.iter().find(|s| s.name == c.name).and_then(|s| {
+                self.children.slots.iter().find(|s| s.name == c.name).and_then(|s| {
                     let (i, o) = self.child_of_slot(s)?;
                     let age = sas
                         .iter()
@@ -840,6 +752,7 @@ impl Runtime {
                 let (inbound, window) = self.direction(&views, ch.spi_in, "in");
                 let (outbound, _) = self.direction(&views, ch.spi_out, "out");
                 let sending = self
+                    .children
                     .slots
                     .iter()
                     .any(|x| x.name == s.conn && x.spi_in == Some(ch.spi_in));
@@ -895,7 +808,8 @@ impl Runtime {
                         .map(|v| v.spi)
                 });
                 let trap = slot.is_some_and(|k| {
-                    self.slots
+                    self.children
+                        .slots
                         .iter()
                         .any(|s| s.slot == k && self.start_actions.get(&s.name) == Some(&StartAction::Trap))
                 });
@@ -1003,13 +917,9 @@ impl Runtime {
             }
             self.engine.retire_conn(name);
         }
-        while let Some(k) = self.slots.iter().position(|s| s.name == name) {
-            let s = self.slots.remove(k);
-            let _ = self.control.clear_trap(s.slot);
-            let _ = self.control.set_outbound(name, s.slot, None);
-            if let Some(i) = s.spi_in {
-                self.installed.remove(&i);
-            }
+        for slot in self.children.drop_conn(name) {
+            let _ = self.control.clear_trap(slot);
+            let _ = self.control.set_outbound(name, slot, None);
         }
         self.start_actions.remove(name);
         self.last_failure.remove(name);
@@ -1057,7 +967,7 @@ impl Runtime {
             if action == StartAction::Trap {
                 let _ = self.control.set_trap(s.slot);
             }
-            self.slots.push(s);
+            self.children.slots.push(s);
         }
         Ok(action)
     }
@@ -1195,7 +1105,13 @@ impl Runtime {
         let mut worked = false;
         for slot in acquires.try_iter().take(INPUT_BATCH) {
             worked = true;
-            let Some(name) = self.slots.iter().find(|s| s.slot == slot).map(|s| s.name.clone()) else {
+            let Some(name) = self
+                .children
+                .slots
+                .iter()
+                .find(|s| s.slot == slot)
+                .map(|s| s.name.clone())
+            else {
                 continue;
             };
             if self.engine.is_active(&name) {
@@ -1276,17 +1192,13 @@ pub fn start(setup: IkeSetup, stop_flag: Arc<AtomicBool>) -> Result<IkeThread, S
     let mut rt = Runtime {
         engine,
         started: Instant::now(),
-        slots: Vec::new(),
+        children: Installs::default(),
         manual: Vec::new(),
         seq_store,
         sock500,
         sock4500,
         plane_sockets,
         control,
-        installed: HashMap::new(),
-        pair_of: HashMap::new(),
-        retiring: Vec::new(),
-        pending_out: HashMap::new(),
         hub,
         keys,
         config: nothing,

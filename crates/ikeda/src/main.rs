@@ -16,6 +16,7 @@ mod dataplane;
 mod engines;
 mod gateway;
 mod ike;
+mod install;
 mod keys;
 mod lab;
 mod pathwatch;
