@@ -10,10 +10,11 @@ use std::fmt;
 use std::net::SocketAddr;
 
 /// Why a negotiation failed, in the words a network engineer needs, typed
-/// by who is at fault: the two configurations (no proposal, identities,
-/// selectors, [`Failure::Incompatible`]), the peer ([`Failure::PeerRefused`],
-/// [`Failure::PeerMisbehaved`], [`Failure::PeerNotAnswering`]), or this end
-/// ([`Failure::Local`]). A caller can act on the kind (retrying helps only
+/// by who is at fault ([`Failure::fault`]): the two configurations (no
+/// proposal, identities, selectors, [`Failure::Incompatible`], a refusal
+/// that says so), the peer ([`Failure::PeerRefused`],
+/// [`Failure::PeerMisbehaved`]), the path ([`Failure::PeerNotAnswering`]),
+/// or this end ([`Failure::Local`]). A caller can act on the kind (retrying helps only
 /// for some) and show the words as they are.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Failure {
@@ -60,6 +61,70 @@ pub enum Failure {
     /// built, the data plane lacks the negotiated algorithm): not the
     /// peer's doing.
     Local(String),
+}
+
+/// Where to look first for the cause of a [`Failure`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Fault {
+    /// The two gateways' configurations disagree (proposals, identities,
+    /// pre-shared key, traffic selectors, modes): fix one of them.
+    Configuration,
+    /// The peer refused for reasons of its own, or broke the protocol:
+    /// its log says why.
+    Peer,
+    /// Nothing came back: the peer is down, or something on the path (a
+    /// stateful firewall, a NAT, routing) drops our messages or its answers.
+    Path,
+    /// This gateway could not go on.
+    Local,
+}
+
+impl Fault {
+    /// The word `status` prints and `--json` carries.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Fault::Configuration => "configuration",
+            Fault::Peer => "peer",
+            Fault::Path => "path",
+            Fault::Local => "local",
+        }
+    }
+}
+
+/// Error notifications (RFC 7296 §3.10.1, RFC 2408 §3.14.1) by which a peer
+/// says that our offer does not fit its configuration.
+const CONFIGURATION_NOTIFIES: [&str; 11] = [
+    "NO_PROPOSAL_CHOSEN",
+    "TS_UNACCEPTABLE",
+    "AUTHENTICATION_FAILED",
+    "INVALID_ID_INFORMATION",
+    "INVALID_KE_PAYLOAD",
+    "INVALID_HASH_INFORMATION",
+    "INVALID_SIGNATURE",
+    "SINGLE_PAIR_REQUIRED",
+    "ATTRIBUTES_NOT_SUPPORTED",
+    "INVALID_TRANSFORM_ID",
+    "INVALID_PROTOCOL_ID",
+];
+
+impl Failure {
+    /// Who is at fault, as far as this end can tell.
+    pub fn fault(&self) -> Fault {
+        match self {
+            Failure::NoProposalChosen { .. }
+            | Failure::PeerRejectedProposals { .. }
+            | Failure::AuthenticationFailed { .. }
+            | Failure::IdMismatch { .. }
+            | Failure::TsUnacceptable { .. }
+            | Failure::Incompatible(_) => Fault::Configuration,
+            Failure::PeerRefused { notify, .. } if CONFIGURATION_NOTIFIES.iter().any(|n| notify.starts_with(n)) => {
+                Fault::Configuration
+            }
+            Failure::PeerRefused { .. } | Failure::PeerMisbehaved(_) => Fault::Peer,
+            Failure::PeerNotAnswering { .. } => Fault::Path,
+            Failure::Local(_) => Fault::Local,
+        }
+    }
 }
 
 impl fmt::Display for Failure {
@@ -240,4 +305,38 @@ pub enum Event {
         conn: String,
         why: Failure,
     },
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A refusal that names a configuration mismatch is the configurations'
+    /// fault; other refusals the peer's; silence the path's.
+    #[test]
+    fn failures_say_where_to_look() {
+        let refused = |n: &str| Failure::PeerRefused {
+            exchange: Some("IKE_AUTH"),
+            notify: n.into(),
+        };
+        assert_eq!(refused("TS_UNACCEPTABLE").fault(), Fault::Configuration);
+        assert_eq!(refused("AUTHENTICATION_FAILED").fault(), Fault::Configuration);
+        assert_eq!(refused("TEMPORARY_FAILURE").fault(), Fault::Peer);
+        assert_eq!(refused("NO_ADDITIONAL_SAS").fault(), Fault::Peer);
+        let silent = Failure::PeerNotAnswering {
+            exchange: "IKE_SA_INIT",
+            tries: 6,
+            to: "192.168.50.12:500".parse().unwrap(),
+        };
+        assert_eq!(silent.fault().as_str(), "path");
+        assert_eq!(Failure::Local("no key".into()).fault(), Fault::Local);
+        assert_eq!(
+            Failure::IdMismatch {
+                expected: "a".into(),
+                received: "b".into()
+            }
+            .fault(),
+            Fault::Configuration
+        );
+    }
 }

@@ -30,7 +30,7 @@ pub mod view;
 mod tests;
 
 pub use conn::{ChildTs, ConnSpec, Timers};
-pub use event::{ChildSaInfo, Event, Failure, IkeKeyInfo, V1KeyInfo};
+pub use event::{ChildSaInfo, Event, Failure, Fault, IkeKeyInfo, V1KeyInfo};
 pub use retransmit::RetransmitPolicy;
 pub use task::{TaskManager, Version};
 pub use time::Millis;

@@ -107,7 +107,7 @@ struct Runtime {
     os: Arc<Mutex<dyn RouteSync>>,
     start_actions: HashMap<String, StartAction>,
     /// The last failure per connection: (Unix ms, in plain words).
-    last_failure: HashMap<String, (u64, String)>,
+    last_failure: HashMap<String, (u64, String, ikeda_ike::Fault)>,
     /// The SPD last handed to the data plane (its hit counters live on).
     policies: Vec<Policy>,
     next_slot: usize,
@@ -255,7 +255,7 @@ impl Runtime {
                 Event::Failed { conn, why } => {
                     tracing::error!(target: "ike", "{conn}: {why}");
                     self.last_failure
-                        .insert(conn.clone(), (crate::dataplane::now_ms(), why.to_string()));
+                        .insert(conn.clone(), (crate::dataplane::now_ms(), why.to_string(), why.fault()));
                     self.hub.publish(&conn, "failed", why.to_string());
                 }
                 Event::IkeSaKeys(k) => {
@@ -525,6 +525,7 @@ impl Runtime {
                 detail: String::new(),
                 last_failure: failure.map(|f| f.1.clone()),
                 last_failure_s_ago: failure.map(|f| secs(now_ms.saturating_sub(f.0))),
+                last_failure_fault: failure.map(|f| f.2.as_str().to_owned()),
             };
             // The CHILD SA carrying traffic now, if any: (in, out, installed ms ago).
             let current = if let Some(m) = self.manual.iter().find(|m| m.name == c.name) {

@@ -22,6 +22,11 @@ pub struct ConnStatus {
     /// The last negotiation failure, in plain words, if any.
     pub last_failure: Option<String>,
     pub last_failure_s_ago: Option<u64>,
+    /// Where to look first for its cause: "configuration" (the two
+    /// gateways' configurations disagree), "peer", "path" (nothing came
+    /// back), "local".
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub last_failure_fault: Option<String>,
 }
 
 #[derive(Serialize, Deserialize, Debug, Clone)]
@@ -236,7 +241,12 @@ pub fn status_table(v: &[ConnStatus]) -> String {
     for c in v {
         let _ = writeln!(o, "{:w$}  {:7}  {:10}  {}", c.name, c.version, c.state, c.detail);
         if let (Some(f), true) = (&c.last_failure, c.state != "up") {
-            let when = c.last_failure_s_ago.map(|s| format!(" ({s}s ago)")).unwrap_or_default();
+            let when = match (c.last_failure_s_ago, &c.last_failure_fault) {
+                (Some(s), Some(f)) => format!(" ({s}s ago, {f})"),
+                (Some(s), None) => format!(" ({s}s ago)"),
+                (None, Some(f)) => format!(" ({f})"),
+                (None, None) => String::new(),
+            };
             if !c.detail.contains(f.as_str()) {
                 let _ = writeln!(o, "{:w$}  last failure{when}: {f}", "");
             }
@@ -540,10 +550,13 @@ mod tests {
             detail: "not connected".into(),
             last_failure: Some("authentication failed".into()),
             last_failure_s_ago: Some(3),
+            last_failure_fault: Some("configuration".into()),
         }];
         let t = status_table(&st);
         assert!(
-            t.contains("s2s") && t.contains("down") && t.contains("last failure (3s ago): authentication failed"),
+            t.contains("s2s")
+                && t.contains("down")
+                && t.contains("last failure (3s ago, configuration): authentication failed"),
             "{t}"
         );
         let c = ChildSaOut {

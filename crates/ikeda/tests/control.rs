@@ -228,6 +228,7 @@ fn status_names_the_cause_of_each_failure() {
     for s in [&a, &b] {
         assert_eq!(s["state"], "down", "{s}");
         assert!(failure_of(s).contains("pre-shared keys most likely differ"), "{s}");
+        assert_eq!(s["last_failure_fault"], "configuration", "{s}");
     }
     let o = ctl(&p.sock(0), &["status"]);
     assert_eq!(o.status.code(), Some(4), "status exits 4 when a connection is down");
@@ -245,6 +246,9 @@ fn status_names_the_cause_of_each_failure() {
     p.start(0);
     let a = wait_failure(&p, 0, "NO_PROPOSAL_CHOSEN");
     let b = wait_failure(&p, 1, "no proposal chosen");
+    for s in [&a, &b] {
+        assert_eq!(s["last_failure_fault"], "configuration", "{s}");
+    }
     assert!(failure_of(&a).contains("IKE_SA_INIT"), "{a}");
     let fb = failure_of(&b);
     assert!(
@@ -285,6 +289,7 @@ fn status_names_the_cause_of_each_failure() {
     let a = wait_failure(&p, 0, "peer not answering");
     assert!(failure_of(&a).contains(&format!("{B}:500")), "{a}");
     assert_eq!(a["state"], "down");
+    assert_eq!(a["last_failure_fault"], "path", "{a}");
 }
 
 fn child_of<'a>(v: &'a Value, conn: &str) -> &'a Value {
