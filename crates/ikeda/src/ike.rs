@@ -16,7 +16,7 @@ use crate::engines::Engines;
 use crate::install::{Installs, PlaneCmd};
 use crate::keys::KeyExport;
 use crate::plan::{conn_slots, conn_spec, packet_rekey_limit, ConfigDiff, ConnSlot, ManualSlot, RouteSync, Wanted};
-use crate::show::{self, ChildSaOut, ConnStatus, Direction, Dpd, IkeSaOut, PolicyOut};
+use crate::show::{self, ChildSaOut, ConnState, ConnStatus, Direction, Dpd, IkeSaOut, PolicyOut};
 use ikeda_crypto::ike::SystemRng;
 use ikeda_esp::{Encap, Policy, PolicyAction, Spd};
 use ikeda_ike::ikev2::{ChildSaInfo, Engine, Event, NAT_T_PORT};
@@ -521,7 +521,7 @@ impl Runtime {
                 } else {
                     "manual".into()
                 },
-                state: String::new(),
+                state: ConnState::Down,
                 detail: String::new(),
                 last_failure: failure.map(|f| f.1.clone()),
                 last_failure_s_ago: failure.map(|f| secs(now_ms.saturating_sub(f.0))),
@@ -554,7 +554,7 @@ impl Runtime {
                 let fresh = age.is_some_and(|a| a < FRESH_MS);
                 let spis = format!("CHILD SA {i:08x}_i {o:08x}_o");
                 if li.is_some() && lo.is_some() {
-                    st.state = "up".into();
+                    st.state = ConnState::Up;
                     st.detail = format!(
                         "{spis}, {} packets in, {} out, last in {}s ago",
                         pk(&si),
@@ -562,18 +562,18 @@ impl Runtime {
                         secs(now_ms.saturating_sub(li.unwrap_or(0)))
                     );
                 } else if fresh || (c.ike.is_none() && li.is_none() && lo.is_none()) {
-                    st.state = "up".into();
+                    st.state = ConnState::Up;
                     st.detail = format!("{spis}, installed {}s ago, no traffic yet", age.map_or(0, secs));
                 } else if li.is_none() && lo.is_none() {
                     // Installed, but nothing to carry: not "up" (no traffic
                     // seen), not broken either.
-                    st.state = "idle".into();
+                    st.state = ConnState::Idle;
                     st.detail = format!(
                         "{spis}: no traffic either way since it was installed {}s ago",
                         age.map_or(0, secs)
                     );
                 } else {
-                    st.state = "stalled".into();
+                    st.state = ConnState::Stalled;
                     st.detail = match (li, lo) {
                         (None, Some(_)) => format!(
                             "{spis}: sent {} packets but received none: the peer does not send back (its SA, routes or firewall)",
@@ -593,7 +593,7 @@ impl Runtime {
             let connecting = mine.iter().find(|s| s.state == ikeda_ike::ikev2::IkeState::Connecting);
             let established = mine.iter().find(|s| s.state == ikeda_ike::ikev2::IkeState::Established);
             if let Some(s) = connecting {
-                st.state = "connecting".into();
+                st.state = ConnState::Connecting;
                 st.detail = match s.pending {
                     Some(x) => format!("{x}, try {} of {}, to {}", s.sends.max(1), s.tries, s.remote),
                     None => format!("answered IKE_SA_INIT from {}, waiting for IKE_AUTH", s.remote),
@@ -606,7 +606,7 @@ impl Runtime {
                     }
                 }
             } else if let Some(s) = established {
-                st.state = "down".into();
+                st.state = ConnState::Down;
                 st.detail = format!(
                     "IKE SA {:016x}_i {:016x}_r is up but there is no CHILD SA",
                     s.spi_i, s.spi_r
@@ -615,19 +615,19 @@ impl Runtime {
                 let action = self.start_actions.get(&c.name).copied().unwrap_or(StartAction::None);
                 match (failure, action) {
                     (Some(f), _) => {
-                        st.state = "down".into();
+                        st.state = ConnState::Down;
                         st.detail = f.1.clone();
                     }
                     (None, StartAction::Trap) => {
-                        st.state = "waiting".into();
+                        st.state = ConnState::Waiting;
                         st.detail = "for traffic: the first packet matching its policies brings it up".into();
                     }
                     (None, StartAction::None) => {
-                        st.state = "waiting".into();
+                        st.state = ConnState::Waiting;
                         st.detail = "for the peer to initiate (start_action = none); `ikeda up` starts it".into();
                     }
                     (None, StartAction::Start) => {
-                        st.state = "down".into();
+                        st.state = ConnState::Down;
                         st.detail = "not connected".into();
                     }
                 }

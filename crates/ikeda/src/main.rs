@@ -185,7 +185,7 @@ fn client(socket: &std::path::Path, cmd: Cmd) -> i32 {
         Cmd::Status { json } => match request(socket, Command::Status) {
             Ok(v) => {
                 let all_up = serde_json::from_value::<Vec<show::ConnStatus>>(v.clone())
-                    .is_ok_and(|s| s.iter().all(|c| c.state == "up"));
+                    .is_ok_and(|s| s.iter().all(|c| c.state == show::ConnState::Up));
                 let code = print_result(v, json, |s: &Vec<show::ConnStatus>| show::status_table(s));
                 if code == 0 && !all_up {
                     4

@@ -8,15 +8,45 @@ use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
 use std::fmt::Write;
 
+/// Where a connection stands, as `status` says it (lowercase on the wire).
+#[derive(Serialize, Deserialize, Debug, Clone, Copy, PartialEq, Eq, Default)]
+#[serde(rename_all = "lowercase")]
+pub enum ConnState {
+    /// A CHILD SA carried traffic both ways (or is less than a minute old).
+    Up,
+    /// An exchange is under way (which one, which try: the detail).
+    Connecting,
+    /// It sends but receives nothing, or the reverse.
+    Stalled,
+    /// Installed, but no traffic either way since.
+    Idle,
+    /// For traffic (trap) or for the peer to initiate.
+    Waiting,
+    /// Not connected, or an IKE SA without a CHILD SA.
+    #[default]
+    Down,
+}
+
+impl ConnState {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            ConnState::Up => "up",
+            ConnState::Connecting => "connecting",
+            ConnState::Stalled => "stalled",
+            ConnState::Idle => "idle",
+            ConnState::Waiting => "waiting",
+            ConnState::Down => "down",
+        }
+    }
+}
+
 /// One line of `ikeda status`.
 #[derive(Serialize, Deserialize, Debug, Clone)]
 pub struct ConnStatus {
     pub name: String,
     /// "IKEv2" or "manual".
     pub version: String,
-    /// up, connecting, stalled (sends but receives nothing, or the
-    /// reverse), idle (installed, no traffic yet), waiting, down.
-    pub state: String,
+    pub state: ConnState,
     /// What the state means here, in plain words.
     pub detail: String,
     /// The last negotiation failure, in plain words, if any.
@@ -239,8 +269,15 @@ pub fn status_table(v: &[ConnStatus]) -> String {
     let w = v.iter().map(|c| c.name.len()).max().unwrap_or(4).max(4);
     let mut o = format!("{:w$}  {:7}  {:10}  DETAIL\n", "NAME", "VERSION", "STATE");
     for c in v {
-        let _ = writeln!(o, "{:w$}  {:7}  {:10}  {}", c.name, c.version, c.state, c.detail);
-        if let (Some(f), true) = (&c.last_failure, c.state != "up") {
+        let _ = writeln!(
+            o,
+            "{:w$}  {:7}  {:10}  {}",
+            c.name,
+            c.version,
+            c.state.as_str(),
+            c.detail
+        );
+        if let (Some(f), true) = (&c.last_failure, c.state != ConnState::Up) {
             let when = match (c.last_failure_s_ago, &c.last_failure_fault) {
                 (Some(s), Some(f)) => format!(" ({s}s ago, {f})"),
                 (Some(s), None) => format!(" ({s}s ago)"),
@@ -546,7 +583,7 @@ mod tests {
         let st = vec![ConnStatus {
             name: "s2s".into(),
             version: "IKEv2".into(),
-            state: "down".into(),
+            state: ConnState::Down,
             detail: "not connected".into(),
             last_failure: Some("authentication failed".into()),
             last_failure_s_ago: Some(3),
