@@ -208,38 +208,22 @@ impl Engine {
         };
         let (out, inn) = keys.sk_ciphers(&r.suite, role).ok()?;
         let new = IkeSa {
-            conn: old.conn,
-            initiator: r.we_initiated,
-            spi_i: r.spi_i,
-            spi_r: r.spi_r,
-            state: State::Established,
-            local: old.local,
-            remote: old.remote,
             nat: old.nat,
             ni: r.ni.clone(),
             nr: r.nr.clone(),
-            ke: None,
-            cookie: None,
-            init_req: Vec::new(),
-            init_resp: Vec::new(),
             suite: Some(r.suite),
             keys: Some(keys),
             sk_out: Some(out),
             sk_in: Some(inn),
-            tm: TaskManager::new(Version::IKEV2),
-            children: Vec::new(),
-            last_heard: now,
-            rekey_at: None,
-            expire_at: None,
             us_nat: old.us_nat,
-            keepalive_at: None,
-            last_sent: now,
-            established_at: None,
-            created_at: now,
-            established_order: 0,
-            contact_sent: None,
-            duplicate: None,
-            peer_rekey: None,
+            ..IkeSa::new(
+                old.conn,
+                r.we_initiated,
+                (r.spi_i, r.spi_r),
+                State::Established,
+                (old.local, old.remote),
+                now,
+            )
         };
         let conn = new.conn;
         let new_idx = self.insert(new);

@@ -379,18 +379,9 @@ impl Engine {
         tm.answered(0, resp.clone());
         tm.half_open(now);
         let sa = IkeSa {
-            conn: ci,
-            initiator: false,
-            spi_i: h.initiator_spi,
-            spi_r: k.spi_r,
-            state: State::InitAnswered,
-            local,
-            remote,
             nat: peer_nat || us_nat || force_encap,
             ni,
             nr: k.nr,
-            ke: None,
-            cookie: None,
             init_req: data.to_vec(),
             init_resp: resp.clone(),
             suite: Some(suite),
@@ -398,19 +389,15 @@ impl Engine {
             sk_out: Some(k.sk_out),
             sk_in: Some(k.sk_in),
             tm,
-            children: Vec::new(),
-            last_heard: now,
-            rekey_at: None,
-            expire_at: None,
             us_nat,
-            keepalive_at: None,
-            last_sent: now,
-            established_at: None,
-            created_at: now,
-            established_order: 0,
-            contact_sent: None,
-            duplicate: None,
-            peer_rekey: None,
+            ..IkeSa::new(
+                ci,
+                false,
+                (h.initiator_spi, k.spi_r),
+                State::InitAnswered,
+                (local, remote),
+                now,
+            )
         };
         // Our own requests on this SA start at message ID 0 too (§2.2).
         let idx = self.insert(sa);

@@ -275,6 +275,54 @@ struct IkeSa {
     peer_rekey: Option<Box<ike_rekey::RekeyedIke>>,
 }
 
+impl IkeSa {
+    /// An IKE SA as its first exchange leaves it: nothing negotiated,
+    /// heard and sent `now`, no timers; the caller fills in the rest.
+    fn new(
+        conn: usize,
+        initiator: bool,
+        (spi_i, spi_r): (u64, u64),
+        state: State,
+        (local, remote): (SocketAddr, SocketAddr),
+        now: Millis,
+    ) -> IkeSa {
+        IkeSa {
+            conn,
+            initiator,
+            spi_i,
+            spi_r,
+            state,
+            local,
+            remote,
+            nat: false,
+            ni: Vec::new(),
+            nr: Vec::new(),
+            ke: None,
+            cookie: None,
+            init_req: Vec::new(),
+            init_resp: Vec::new(),
+            suite: None,
+            keys: None,
+            sk_out: None,
+            sk_in: None,
+            tm: TaskManager::new(Version::IKEV2),
+            children: Vec::new(),
+            last_heard: now,
+            rekey_at: None,
+            expire_at: None,
+            us_nat: false,
+            keepalive_at: None,
+            last_sent: now,
+            established_at: None,
+            created_at: now,
+            established_order: 0,
+            contact_sent: None,
+            duplicate: None,
+            peer_rekey: None,
+        }
+    }
+}
+
 /// An IKE SA the peer deleted: its SPIs, until when we keep its answers,
 /// and the answers.
 struct Grave {
@@ -746,40 +794,8 @@ impl Engine {
             .ok_or("no key exchange group in the IKE proposals")?;
         let spi_i = self.random_u64();
         let c = &self.conns[ci];
-        let sa = IkeSa {
-            conn: ci,
-            initiator: true,
-            spi_i,
-            spi_r: 0,
-            state: State::InitSent,
-            local: SocketAddr::new(c.local, IKE_PORT),
-            remote: SocketAddr::new(c.remote, IKE_PORT),
-            nat: false,
-            ni: Vec::new(),
-            nr: Vec::new(),
-            ke: None,
-            cookie: None,
-            init_req: Vec::new(),
-            init_resp: Vec::new(),
-            suite: None,
-            keys: None,
-            sk_out: None,
-            sk_in: None,
-            tm: TaskManager::new(Version::IKEV2),
-            children: Vec::new(),
-            last_heard: now,
-            rekey_at: None,
-            expire_at: None,
-            us_nat: false,
-            keepalive_at: None,
-            last_sent: now,
-            established_at: None,
-            created_at: now,
-            established_order: 0,
-            contact_sent: None,
-            duplicate: None,
-            peer_rekey: None,
-        };
+        let addrs = (SocketAddr::new(c.local, IKE_PORT), SocketAddr::new(c.remote, IKE_PORT));
+        let sa = IkeSa::new(ci, true, (spi_i, 0), State::InitSent, addrs, now);
         let idx = self.insert(sa);
         self.send_init_request(idx, group, now)
     }
