@@ -190,16 +190,10 @@ impl Engine {
         if sa.peer_nat_t {
             payloads.extend(self.nat_d(idx));
         }
-        let chain = write_payloads(&payloads);
-        let mut hh = self.header(idx, ExchangeType::AGGRESSIVE, 0);
-        hh.next_payload = pt::HASH;
-        let Some(sa) = self.sas[idx].as_ref() else { return };
-        let Some((d, last)) = seal(c.cipher, keys.enc_key.expose(), &sa.iv, hh, &chain) else {
+        let Some(d) = self.seal_p1(idx, ExchangeType::AGGRESSIVE, true, &payloads) else {
             return;
         };
-        self.log_msg(idx, true, ExchangeType::AGGRESSIVE, 0, true, &payloads);
         if let Some(sa) = self.sas[idx].as_mut() {
-            sa.iv = last;
             // AM3 answers AM2: a retransmitted AM2 gets it again.
             sa.tm.answered(0, d.clone());
         }

@@ -162,16 +162,10 @@ impl Engine {
         let idii_b = Payload::Id(id.clone()).encode_body();
         let hash_i = sa.hash_i(c.hash, keys, &idii_b);
         let payloads = vec![Payload::Id(id), Payload::Hash(hash_i)];
-        let chain = write_payloads(&payloads);
-        let mut hh = self.header(idx, ExchangeType::IDENTITY_PROTECTION, 0);
-        hh.next_payload = pt::ID;
-        let Some(sa) = self.sas[idx].as_ref() else { return };
-        let Some((d, last)) = seal(c.cipher, keys.enc_key.expose(), &sa.iv, hh, &chain) else {
+        let Some(d) = self.seal_p1(idx, ExchangeType::IDENTITY_PROTECTION, true, &payloads) else {
             return;
         };
-        self.log_msg(idx, true, ExchangeType::IDENTITY_PROTECTION, 0, true, &payloads);
         if let Some(sa) = self.sas[idx].as_mut() {
-            sa.iv = last;
             sa.state = P1State::MmI3;
         }
         self.send_outstanding(idx, now, d, "ID_PROT");
@@ -232,16 +226,9 @@ impl Engine {
         let idir_b = Payload::Id(our_id.clone()).encode_body();
         let hash_r = sa.hash_r(c.hash, keys, &idir_b);
         let payloads = vec![Payload::Id(our_id), Payload::Hash(hash_r)];
-        let chain = write_payloads(&payloads);
-        let mut hh = self.header(idx, ExchangeType::IDENTITY_PROTECTION, 0);
-        hh.next_payload = pt::ID;
-        let Some((d, last)) = seal(c.cipher, keys.enc_key.expose(), &sa.iv, hh, &chain) else {
+        let Some(d) = self.seal_p1(idx, ExchangeType::IDENTITY_PROTECTION, false, &payloads) else {
             return;
         };
-        self.log_msg(idx, true, ExchangeType::IDENTITY_PROTECTION, 0, false, &payloads);
-        if let Some(sa) = self.sas[idx].as_mut() {
-            sa.iv = last;
-        }
         self.accepted(idx, 0, data, Some(&d));
         self.send(idx, d);
         self.established(idx, now);

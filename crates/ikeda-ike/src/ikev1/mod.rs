@@ -1031,6 +1031,20 @@ impl Engine {
         true
     }
 
+    /// An encrypted phase-1 message of ours (MM5, MM6, AM3): `payloads`
+    /// sealed on the phase-1 IV chain (RFC 2409 App. B), logged, and the
+    /// chain moved on to the message's last block.
+    fn seal_p1(&mut self, idx: usize, exchange: ExchangeType, request: bool, payloads: &[Payload]) -> Option<Vec<u8>> {
+        let mut hh = self.header(idx, exchange, 0);
+        hh.next_payload = payloads.first()?.kind();
+        let sa = self.sas[idx].as_ref()?;
+        let (c, keys) = (sa.choice?, sa.keys.as_ref()?);
+        let (d, last) = seal(c.cipher, keys.enc_key.expose(), &sa.iv, hh, &write_payloads(payloads))?;
+        self.log_msg(idx, true, exchange, 0, request, payloads);
+        self.sas[idx].as_mut()?.iv = last;
+        Some(d)
+    }
+
     fn header(&self, idx: usize, exchange: ExchangeType, message_id: u32) -> Header {
         let sa = self.sas[idx].as_ref().expect("live SA");
         Header {
