@@ -402,13 +402,15 @@ fn two_gateways(version: u8) {
         let got = r.join().unwrap();
         let uniq: BTreeSet<u32> = got.iter().copied().collect();
         let lost: Vec<u32> = (0..sent).filter(|n| !uniq.contains(n)).take(20).collect();
-        assert!(sent > 1000, "direction {k}: only {sent} packets sent");
+        // About one per millisecond for 3 s and more: traffic crossed both rekeys.
+        assert!(sent > 500, "direction {k}: only {sent} packets sent");
         assert!(
             lost.is_empty(),
             "direction {k}: {} of {sent} lost across the rekeys, first {lost:?}",
             sent as usize - uniq.len()
         );
         assert_eq!(got.len(), uniq.len(), "direction {k}: packets duplicated");
+        eprintln!("v{version} direction {k}: {sent} packets sent across the CHILD and IKE rekeys, all arrived once");
     }
     assert_eq!(a.children("s2s"), child1, "the CHILD SA survives the IKE rekey");
     ping_until_up(a, b, LAN, Duration::from_secs(2));
