@@ -13,7 +13,7 @@ cd "$(dirname "$0")/.."
 # strongSwan's plugins come in four packages; the lab's charon loads plugins
 # from all of them (openssl and gcm are in the standard set, which
 # --no-install-recommends would otherwise leave out).
-PKGS=(iproute2 iputils-ping iperf3 nftables tshark python3-cryptography
+PKGS=(iproute2 iputils-ping iperf3 nftables tshark python3-cryptography ethtool
       strongswan-charon strongswan-swanctl libstrongswan-standard-plugins
       libstrongswan-extra-plugins libcharon-extra-plugins)
 missing=()

@@ -5,10 +5,13 @@
 //! longer, none empty) that give back every byte in order. The same bytes,
 //! read as big-endian 16-bit datagram lengths, go through the planner: a
 //! run never exceeds its limits and only joins what one train can carry.
+//! The bytes after the segment size, as a captured UDP payload, go through
+//! the capture-side train finder: a train it names is one SPI with
+//! consecutive sequence numbers in segments of that size, the last no longer.
 
 #![no_main]
 
-use ikeda_wire::udp_gso::{gso_run, GroTrain, MAX_SEGMENTS, MAX_TRAIN_BYTES};
+use ikeda_wire::udp_gso::{captured_esp_train, gso_run, GroTrain, MAX_SEGMENTS, MAX_TRAIN_BYTES};
 use libfuzzer_sys::fuzz_target;
 
 fuzz_target!(|data: &[u8]| {
@@ -31,6 +34,18 @@ fuzz_target!(|data: &[u8]| {
         }
         assert_eq!(t.segment(segs.len()), None);
         assert_eq!(segs.concat(), buf, "every byte, in order");
+    }
+
+    if let Some(g) = captured_esp_train(buf) {
+        assert!(g % 4 == 0 && g < buf.len());
+        let seq0 = u32::from_be_bytes([buf[4], buf[5], buf[6], buf[7]]);
+        for (k, s) in buf.chunks(g).enumerate() {
+            assert!(s.len() >= 8 && s[..4] == buf[..4] && s[..4] != [0; 4]);
+            assert_eq!(
+                u32::from_be_bytes([s[4], s[5], s[6], s[7]]),
+                seq0.wrapping_add(k as u32)
+            );
+        }
     }
 
     let lens: Vec<usize> = buf

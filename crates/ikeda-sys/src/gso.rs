@@ -27,7 +27,7 @@ use std::os::fd::RawFd;
 use std::sync::atomic::{AtomicI32, AtomicU64, Ordering};
 use std::time::Duration;
 
-use ikeda_wire::udp_gso::{gso_run, GroTrain, MAX_SEGMENTS, MAX_TRAIN_BYTES};
+use ikeda_wire::udp_gso::{gso_run, GroTrain, MAX_TRAIN_BYTES, TRAIN_SEGMENTS};
 
 use crate::batch::{MmsgState, PacketBatch};
 use crate::socket::{decode_sockaddr, encode_sockaddr, is_per_datagram_error, recvmmsg_wait};
@@ -195,7 +195,7 @@ pub(crate) fn send_trains(
                 .take(cap - iov)
                 .take_while(|(_, d)| **d == dst)
                 .map(|(p, _)| p.len());
-            let run = gso_run(lens, MAX_SEGMENTS, MAX_TRAIN_BYTES).max(1);
+            let run = gso_run(lens, TRAIN_SEGMENTS, MAX_TRAIN_BYTES).max(1);
             for j in 0..run {
                 st.mmsg.iovs[iov + j] = libc::iovec {
                     // sendmsg never writes through iov_base.

@@ -5,7 +5,7 @@
 //! tun = "ikeda0"         # TUN device the data plane reads and writes
 //! mtu = 1400             # inner MTU of the TUN device
 //! offload = true         # TUN with TCP segmentation offload (IFF_VNET_HDR); false: one packet per read
-//! udp_offload = false    # with offload: UDP_SEGMENT/UDP_GRO trains on UDP 4500 (captures then show trains)
+//! udp_offload = true     # with offload: UDP_SEGMENT/UDP_GRO trains on UDP 4500 (captures before the NIC show trains)
 //! route_table = 220      # routing table for the remote selectors
 //! control_socket = "/run/ikeda/ikeda.sock"   # `ikeda status|show|up|down|reload|log` talk here (0600)
 //! key_export = "/var/lib/ikeda/keys"         # off unless set: Wireshark key files, 0600
@@ -102,7 +102,7 @@ struct RawDaemon {
     mtu: u32,
     #[serde(default = "default_offload")]
     offload: bool,
-    #[serde(default)]
+    #[serde(default = "default_offload")]
     udp_offload: bool,
     #[serde(default = "default_table")]
     route_table: u32,
@@ -130,7 +130,7 @@ impl Default for RawDaemon {
             tun: default_tun(),
             mtu: default_mtu(),
             offload: default_offload(),
-            udp_offload: false,
+            udp_offload: true,
             route_table: default_table(),
             retransmit_timeout: None,
             retransmit_base: None,
@@ -310,13 +310,14 @@ pub struct DaemonConfig {
     /// (reads return super-packets we segment); falls back without it if
     /// the kernel refuses.
     pub offload: bool,
-    /// With `offload`: UDP_SEGMENT sends and UDP_GRO receives on the UDP
-    /// 4500 socket. Off unless asked for: a train leaves as one frame as
-    /// far as the first device that segments it, so a capture taken before
-    /// that (on the gateway, or on a veth) holds frames of several ESP
-    /// packets that Wireshark cannot take apart, and a peer whose socket
-    /// gets the train at once (veth) may overflow where single datagrams
-    /// would not.
+    /// With `offload`: UDP_SEGMENT sends (trains of at most
+    /// `ikeda_wire::udp_gso::TRAIN_SEGMENTS`, sized for peers that read one
+    /// datagram at a time) and UDP_GRO receives on the UDP 4500 socket. On
+    /// by default. A train stays one frame up to the first device that
+    /// segments it: a capture on a device with `tx-udp-segmentation` on
+    /// (a veth, the gateway's own interface before the NIC) shows several
+    /// ESP packets in one frame, which Wireshark cannot decrypt; the README
+    /// says how to capture, and the lab turns it off on its WAN links.
     pub udp_offload: bool,
     pub route_table: u32,
     /// IKE retransmission: first timeout (ms), back-off base, tries.
@@ -1394,10 +1395,10 @@ in = { spi = 8193, enc_key = "0x101112131415161718191a1b1c1d1e1f20212223" }
     }
 
     #[test]
-    fn udp_offload_is_off_unless_asked_for() {
-        assert!(!parse(GOOD).unwrap().daemon.udp_offload);
-        let on = GOOD.replace("tun = \"ikeda0\"", "tun = \"ikeda0\"\nudp_offload = true");
-        assert!(parse(&on).unwrap().daemon.udp_offload);
+    fn udp_offload_is_on_unless_turned_off() {
+        assert!(parse(GOOD).unwrap().daemon.udp_offload);
+        let off = GOOD.replace("tun = \"ikeda0\"", "tun = \"ikeda0\"\nudp_offload = false");
+        assert!(!parse(&off).unwrap().daemon.udp_offload);
     }
 
     #[test]

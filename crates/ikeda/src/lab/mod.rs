@@ -282,11 +282,18 @@ pub struct UpArgs {
     /// not forget the flow (keep it below --ct-udp-stream-timeout).
     #[arg(long, value_name = "SECS")]
     pub keepalive: Option<u64>,
-    /// `udp_offload = true` on the ikeda gateways: UDP_SEGMENT and UDP_GRO
-    /// trains on UDP 4500 (captures on the lab's veths then show trains of
-    /// ESP packets as one frame).
+    /// `udp_offload = false` on the ikeda gateways: no UDP_SEGMENT or
+    /// UDP_GRO trains on UDP 4500, one datagram per send and receive.
     #[arg(long)]
-    pub udp_offload: bool,
+    pub no_udp_offload: bool,
+    /// Keep UDP segmentation offload and GRO on the gateways' WAN veths.
+    /// Where ikeda sends ESP in UDP trains, the lab turns them off
+    /// (`ethtool -K wan0 tx-udp-segmentation off gro off`): a veth would
+    /// carry a train to the peer as one frame, so captures would hold
+    /// several ESP packets per frame; off, the kernel cuts the train as it
+    /// leaves the gateway, as a NIC does on a real wire. Faster with it on.
+    #[arg(long)]
+    pub wan_offload: bool,
     /// IKE retransmission tries and first timeout on the ikeda gateways
     /// (with --ike), or on both charons (--gateways strongswan); defaults 5
     /// and 4s, as strongSwan.
@@ -391,6 +398,16 @@ impl UpArgs {
                 .ok_or_else(|| format!("--start-delay {item}: '{secs}' is not a duration up to 1h (40, 40s, 2m)"))?;
         }
         Ok(d)
+    }
+
+    /// The lab turns UDP segmentation offload and GRO off on the gateways'
+    /// WAN links: ikeda gateways send ESP in UDP trains and `--wan-offload`
+    /// did not ask to keep them.
+    pub fn wan_offload_off(&self) -> bool {
+        self.gateways == Gateways::Ikeda
+            && !self.no_udp_offload
+            && !self.wan_offload
+            && self.encap() == EncapArg::Udp
     }
 
     /// The extra nets are built (`--children`, `--conns`).
@@ -964,6 +981,9 @@ fn topology(name: &str, a: &UpArgs) -> Result<(), String> {
         for (n, d) in [(&gw, "wan0"), (&gw, "lan0"), (&h, "eth0")] {
             ip(&["-n", n, "link", "set", d, "up"])?;
         }
+        if a.wan_offload_off() {
+            sh(in_ns(&gw, "ethtool").args(["-K", "wan0", "tx-udp-segmentation", "off", "gro", "off"]))?;
+        }
         if a.extra_nets() {
             for k in 1..=EXTRA_NETS {
                 addr("lan0", &format!("{}/24", extra_gw(i, k)), &gw)?;
@@ -1489,10 +1509,10 @@ fn bring_up(a: &UpArgs, dir: &Path, st: &mut LabState, capture: Option<&Path>) -
     Ok(())
 }
 
-/// The `[daemon]` line of `--udp-offload`, if given.
+/// The `[daemon]` line of `--no-udp-offload`, if given.
 fn udp_offload_line(a: &UpArgs) -> String {
-    if a.udp_offload {
-        "udp_offload = true\n".into()
+    if a.no_udp_offload {
+        "udp_offload = false\n".into()
     } else {
         String::new()
     }

@@ -87,6 +87,9 @@ fn needs_in(a: &UpArgs, plugin_dir: &Path) -> Vec<Need> {
     if a.capture.is_some() {
         n.push(tool("dumpcap", "tshark"));
     }
+    if a.wan_offload_off() {
+        n.push(tool("ethtool", "ethtool"));
+    }
     let charon = a.gateways == Gateways::Strongswan
         || (a.gateways == Gateways::Ikeda && a.ike.is_some() && a.peer == Peer::Strongswan);
     if charon {

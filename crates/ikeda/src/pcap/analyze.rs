@@ -20,6 +20,7 @@ use ikeda_wire::ip::{self, Datagram};
 use ikeda_wire::pcap::{link_type, network_layer, rewrite, Packet, Timestamp};
 use ikeda_wire::reassembly::{Reassembler, Stats as FragmentStats};
 use ikeda_wire::udp_encap::{self, Udp4500Payload, NAT_T_PORT};
+use ikeda_wire::udp_gso;
 use ikeda_wire::{esp::EspPacket, ikev1, ikev2};
 use serde::Serialize;
 use std::collections::{BTreeMap, HashMap, HashSet};
@@ -315,6 +316,11 @@ pub struct Counters {
     pub malformed: u64,
     pub ike_messages: u64,
     pub esp_packets: u64,
+    /// Frames that held a UDP GSO/GRO train of ESP packets (captured
+    /// before segmentation or after GRO), each read as its packets.
+    pub esp_trains: u64,
+    /// ESP packets read from such trains (also in `esp_packets`).
+    pub esp_in_trains: u64,
     pub nat_keepalives: u64,
     /// IP packets that are none of the above.
     pub other: u64,
@@ -555,7 +561,10 @@ impl Analyzer {
                 if u.src_port == NAT_T_PORT || u.dst_port == NAT_T_PORT {
                     match udp_encap::classify(u.payload) {
                         Ok(Udp4500Payload::Ike(ike)) => self.ike(p, rel, d, ports, true, ike, out),
-                        Ok(Udp4500Payload::Esp(esp)) => self.esp(p, rel, d, esp, Encapsulation::Udp, ports),
+                        Ok(Udp4500Payload::Esp(esp)) => match udp_gso::captured_esp_train(esp) {
+                            Some(gso_size) => self.esp_train(p, rel, d, esp, gso_size, ports),
+                            None => self.esp(p, rel, d, esp, Encapsulation::Udp, ports),
+                        },
                         Ok(Udp4500Payload::NatKeepalive) => self.counters.nat_keepalives += 1,
                         Err(e) => self.malformed(p, &format!("UDP 4500: {e}")),
                     }
@@ -566,6 +575,44 @@ impl Analyzer {
                 }
             }
             _ => self.counters.other += 1,
+        }
+    }
+
+    /// A frame holding several ESP packets of one SA back to back (a UDP
+    /// GSO train captured before the cut, or a GRO train after the join):
+    /// each is read as the packet it is on the wire. Wireshark reads such a
+    /// frame as one packet whose ICV fails, so the first one is pointed out.
+    fn esp_train(
+        &mut self,
+        p: &Packet<'_>,
+        rel: f64,
+        d: &Datagram<'_>,
+        train: &[u8],
+        gso_size: usize,
+        ports: (u16, u16),
+    ) {
+        let n = train.len().div_ceil(gso_size);
+        if self.counters.esp_trains == 0 {
+            self.warn(format!(
+                "frame {}: one UDP frame of {} bytes holds {n} ESP packets of {gso_size} bytes or less (a UDP GSO \
+                 train captured before the kernel or NIC cut it, or one that GRO joined after it arrived); read as \
+                 {n} packets here, but Wireshark cannot decrypt such frames: capture with the offloads off (README, \
+                 \"Captures on a gateway with UDP GSO/GRO\")",
+                p.number,
+                train.len()
+            ));
+        }
+        self.counters.esp_trains += 1;
+        self.counters.esp_in_trains += n as u64;
+        for seg in train.chunks(gso_size) {
+            self.esp(p, rel, d, seg, Encapsulation::Udp, ports);
+        }
+        if self.rewrites {
+            // One frame out per frame in: the train stays as it was.
+            let first_seq = EspPacket::new_checked(train).map(|e| e.sequence_number()).unwrap_or(0);
+            self.rewrite = Rewrite::Note(format!(
+                "UDP GSO/GRO train of {n} ESP packets (sequence numbers from {first_seq}), not rewritten"
+            ));
         }
     }
 
@@ -744,7 +791,11 @@ impl Analyzer {
         // are tried on an SA no key names: the ICV says which is its.
         let from_initiator = repr.flags.initiator();
         let verifies = |k: &super::keys::Ikev2Keys| {
-            let c = if from_initiator { &k.from_initiator } else { &k.from_responder };
+            let c = if from_initiator {
+                &k.from_initiator
+            } else {
+                &k.from_responder
+            };
             c.decrypt(&data[..iv_off], &data[iv_off..]).is_ok()
         };
         let Some(k) = keys.ikev2_for((repr.initiator_spi, repr.responder_spi), verifies) else {
@@ -1028,6 +1079,8 @@ impl Analyzer {
             (c.cut_by_snaplen, "cut by the snaplen"),
             (c.malformed, "malformed"),
             (c.esp_untracked, "ESP beyond the flow table"),
+            (c.esp_trains, "frames were UDP GSO/GRO trains"),
+            (c.esp_in_trains, "ESP packets read from those trains"),
             (c.fragments.reassembled, "datagrams reassembled"),
             (c.fragments.timed_out, "incomplete datagrams dropped"),
             (

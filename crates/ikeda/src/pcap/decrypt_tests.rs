@@ -536,3 +536,49 @@ fn a_wrong_encryption_key_behind_a_right_integrity_key_is_named() {
         "{flow}"
     );
 }
+
+/// A UDP 4500 frame that holds several ESP packets back to back (a UDP GSO
+/// train captured on the sending gateway before the kernel cut it) is read
+/// as the packets it is on the wire: every one decrypted, no gap in the
+/// flow, the frame pointed out once, and counted.
+#[test]
+fn a_udp_gso_train_in_one_frame_is_read_as_its_packets() {
+    let dir = key_dir("train");
+    let mut store = KeyStore::default();
+    store.load(&dir).unwrap();
+    let _ = std::fs::remove_dir_all(&dir);
+    let (alg, esn, spi) = child_sas()[0];
+    let c = child_info(alg, esn, spi);
+    let mut sa = outbound(alg, esn, spi, c.enc_out, c.auth_out);
+    let esp_udp = |p: &[u8]| build_ipv4(GW1, GW2, IpProtocol::UDP, &udp(4500, 4500, p));
+    // Three echo requests in one frame and a shorter one last (a train's
+    // last datagram may be shorter); then one packet alone (TCP), then a
+    // train of two.
+    let short = build_ipv4(H1, H2, IpProtocol::ICMP, &[8, 0, 0, 0, 0, 1, 0, 4]);
+    let first: Vec<u8> = [icmp(1), icmp(2), icmp(3), short]
+        .iter()
+        .flat_map(|p| seal(&mut sa, p))
+        .collect();
+    let alone = seal(&mut sa, &tcp());
+    let second: Vec<u8> = [icmp(6), icmp(7)].iter().flat_map(|p| seal(&mut sa, p)).collect();
+    let file = capture(&[esp_udp(&first), esp_udp(&alone), esp_udp(&second)]);
+    let mut a = Analyzer::new(Limits::default(), false, false).with_keys(store);
+    let mut out = Vec::new();
+    let mut format = String::new();
+    read_capture(&file[..], |p| a.packet(p, &mut out), &mut format).unwrap();
+    a.finish(&format, &mut out);
+    let out = String::from_utf8(out).unwrap();
+    let l = line(&out, &format!("SPI {spi:#010x}:"));
+    assert!(l.contains("7 packets") && l.contains("seq 1-7, 0 gaps"), "{l}");
+    assert!(l.contains("; decrypted 7 (ICMP 6, TCP 1)"), "{l}");
+    assert!(
+        out.contains("2 frames were UDP GSO/GRO trains, 6 ESP packets read from those trains"),
+        "{out}"
+    );
+    let w = a.warnings();
+    assert_eq!(w.iter().filter(|w| w.contains("UDP GSO")).count(), 1, "{w:?}");
+    assert!(
+        w[0].starts_with("frame 1: ") && w[0].contains("holds 4 ESP packets"),
+        "{w:?}"
+    );
+}
