@@ -645,6 +645,62 @@ fn dead_peer_is_detected_and_cleared_or_restarted() {
     }
 }
 
+/// RFC 7296 §2.4 without dead peer detection configured (`dpd_delay` 0,
+/// the default): a CHILD SA that only sends (the data plane saw nothing
+/// come back) makes the engine check that the peer is alive, once per
+/// silence. A peer that answers keeps the tunnel. One that lost its SAs
+/// without a word (its DELETE dropped by a firewall, a restart) is found
+/// dead after the check's retransmissions and the SAs go here too: torn
+/// down on both sides, not left sending into a black hole until a rekey.
+#[test]
+fn one_way_traffic_checks_that_the_peer_is_alive() {
+    let (mut p, mut pa, _pb) = established_pair(25, Timers::default());
+    let spi_in = p.a.ike_sas()[0].children[0].spi_in;
+    let now = p.now;
+    // Too short a silence, an SA installed a moment ago, an SPI of no SA.
+    assert!(!p.a.one_way_traffic(spi_in, Duration::from_secs(5), now));
+    assert!(!p.a.one_way_traffic(spi_in, Duration::MAX, now));
+    assert!(!p.a.one_way_traffic(0xdead_beef, Duration::MAX, now + Duration::from_secs(60)));
+    // 20 s on, 15 s of sending without hearing back: a check, answered.
+    p.now = p.now + Duration::from_secs(20);
+    let now = p.now;
+    assert!(p.a.one_way_traffic(spi_in, Duration::from_secs(15), now));
+    assert!(!p.a.one_way_traffic(spi_in, Duration::from_secs(15), now), "one check at a time");
+    p.flush();
+    let (ea, eb) = run_for(&mut p, Duration::from_secs(2));
+    assert!(
+        logged(&ea, "packets went out and none came back for 15s: checking that the peer is alive"),
+        "{ea:?}"
+    );
+    assert!(logged(&eb, "received INFORMATIONAL request 2 [ ]"), "{eb:?}");
+    assert!(failure(&ea).is_none(), "{ea:?}");
+    // The same silence goes on: we heard the peer since it began.
+    let now = p.now + Duration::from_secs(1);
+    assert!(!p.a.one_way_traffic(spi_in, Duration::from_secs(18), now));
+    assert!(p.a.is_active("s2s"));
+
+    // b loses its SAs without a word; a keeps sending, hears nothing.
+    let ike = "aes128gcm16-prfsha256-x25519";
+    p.b = Engine::new(
+        vec![spec(B, A, ike, "aes128gcm16", "k", net2(), net1())],
+        Box::new(SeededRng::from_u64(26)),
+    );
+    p.now = p.now + Duration::from_secs(30);
+    let now = p.now;
+    assert!(p.a.one_way_traffic(spi_in, Duration::from_secs(12), now));
+    p.flush();
+    let (ea, _) = run_for(&mut p, Duration::from_secs(200));
+    pa.apply(&ea);
+    let f = failure(&ea).expect("the peer is found dead");
+    assert!(
+        f.to_string().starts_with("peer not answering: INFORMATIONAL sent 6 times"),
+        "{f}"
+    );
+    assert!(ea.iter().any(|e| matches!(e, Event::ChildSaDown { .. })), "{ea:?}");
+    assert!(pa.inbound.is_empty() && !p.a.is_active("s2s"));
+    assert!(!logged(&ea, "initiating again"), "dpd_action clear: no restart");
+}
+
 #[test]
 fn half_open_sas_expire_and_terminate_picks_the_established_sa() {
     let ike = "aes128gcm16-prfsha256-x25519";
@@ -1059,6 +1115,42 @@ fn pfs_rekey_without_ke_is_refused_and_the_old_sa_stays() {
         consistent(&pa, &pb);
         assert_eq!(pa.outbound.clone().unwrap().0, old, "still on the old SA");
         assert_eq!(child_groups(&p.a), [None]);
+    }
+}
+
+/// RFC 7296 §1.3.1, §1.3.3: a CREATE_CHILD_SA whose proposal names a DH
+/// group must carry a KEi of it. An initiator that leaves KEi out is asked
+/// for it with INVALID_KE_PAYLOAD naming the group the responder chose
+/// (from one group or two); no CHILD SA is keyed without PFS, and the old
+/// SA keeps carrying traffic on both sides.
+#[test]
+fn pfs_rekey_whose_proposal_has_a_group_but_no_ke_is_asked_for_it() {
+    for esp_b in ["aes128gcm16-modp2048", "aes128gcm16-x25519-modp2048"] {
+        let (mut p, mut pa, mut pb, ea, eb) = pfs_pair("aes128gcm16-modp2048", esp_b, 37);
+        check_established(&ea, &eb);
+        let old = pa.outbound.clone().unwrap().0;
+        p.a.omits_ke = true;
+        let now = p.now;
+        p.a.rekey_child("s2s", now).unwrap();
+        let (ea, eb) = step_both(&mut p, &mut pa, &mut pb, Duration::from_secs(5));
+        assert!(
+            logged(&ea, "sending CREATE_CHILD_SA request 2 [ N(REKEY_SA) SA No TSi TSr ]"),
+            "{esp_b}: {ea:?}"
+        );
+        assert!(
+            logged(
+                &eb,
+                "refusing CREATE_CHILD_SA: KEi missing, the chosen proposal has MODP_2048: asking for it (INVALID_KE_PAYLOAD)"
+            ),
+            "{esp_b}: {eb:?}"
+        );
+        assert!(logged(&eb, "[ N(INVAL_KE) ]"), "{esp_b}: {eb:?}");
+        // Neither side keyed a CHILD SA from it: one CHILD SA each, the
+        // one from IKE_AUTH (no group), and traffic still on it.
+        assert_eq!(child_groups(&p.a), [None], "{esp_b}: {ea:?}");
+        assert_eq!(child_groups(&p.b), [None], "{esp_b}: {eb:?}");
+        consistent(&pa, &pb);
+        assert_eq!(pa.outbound.clone().unwrap().0, old, "{esp_b}: still on the old SA");
     }
 }
 

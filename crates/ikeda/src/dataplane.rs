@@ -151,6 +151,14 @@ impl Control {
         ))
     }
 
+    /// When the SA last carried a packet (the data plane's clock, `now_ms`),
+    /// or 0 if never; `None` if there is no such SA.
+    pub fn sa_last_packet_ms(&self, spi: u32, direction: &str) -> Option<u64> {
+        let views = self.views.lock().unwrap_or_else(|p| p.into_inner());
+        let v = views.iter().find(|v| v.spi == spi && v.direction == direction)?;
+        Some(v.stats.last_packet_ms.load(Ordering::Relaxed))
+    }
+
     /// Make a slot a trap: packets for it are held and an acquire is raised.
     pub fn set_trap(&self, slot: usize) -> Result<(), String> {
         self.tx

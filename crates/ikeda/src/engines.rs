@@ -229,6 +229,16 @@ impl Engines {
         }
     }
 
+    /// The CHILD SA with this inbound SPI only sends (RFC 7296 §2.4): see
+    /// `ikeda_ike::ikev2::Engine::one_way_traffic`.
+    pub fn one_way_traffic(&mut self, conn: &str, spi_in: u32, silent_for: std::time::Duration, now: Millis) -> bool {
+        if self.is_v1(conn) {
+            self.v1.one_way_traffic(conn, spi_in, silent_for, now)
+        } else {
+            self.v2.one_way_traffic(spi_in, silent_for, now)
+        }
+    }
+
     pub fn delete_child_spi(&mut self, conn: &str, spi_in: u32, now: Millis) -> bool {
         if self.is_v1(conn) {
             self.v1.delete_child_spi(conn, spi_in, now)

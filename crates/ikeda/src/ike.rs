@@ -116,6 +116,24 @@ struct Runtime {
     path: crate::pathwatch::PathWatch,
 }
 
+/// A CHILD SA sends but hears nothing: how long its inbound SA has been
+/// silent (`Duration::MAX`: it never carried a packet) when the outbound
+/// one carried a packet within the last two seconds and the inbound one
+/// none in that time; `None` otherwise. Times are the data plane's
+/// (`dataplane::now_ms`), 0 for never; the engine decides whether the
+/// silence is long enough to ask the peer.
+fn one_way_silence(last_in: u64, last_out: u64, now_ms: u64) -> Option<Duration> {
+    const RECENT_MS: u64 = 2000;
+    if last_out == 0 || now_ms.saturating_sub(last_out) > RECENT_MS {
+        return None;
+    }
+    if last_in == 0 {
+        return Some(Duration::MAX);
+    }
+    let silent = now_ms.saturating_sub(last_in);
+    (silent > RECENT_MS).then(|| Duration::from_millis(silent))
+}
+
 fn secs(ms: u64) -> u64 {
     ms / 1000
 }
@@ -363,6 +381,28 @@ impl Runtime {
             };
             if acted {
                 self.children.slots[k].bytes_acted = Some(spi_in);
+            }
+        }
+    }
+
+    /// RFC 7296 §2.4: a CHILD SA that sent within the last second while
+    /// nothing came in on its inbound pair is reported to its engine, which
+    /// checks the peer's liveness once the silence is long enough (a peer
+    /// that deleted its SAs without our hearing leaves a black hole
+    /// otherwise, even without dead peer detection configured).
+    fn one_way_traffic(&mut self) {
+        let now_ms = crate::dataplane::now_ms();
+        let now = self.now();
+        for k in 0..self.children.slots.len() {
+            let s = &self.children.slots[k];
+            let Some(spi_in) = s.spi_in else { continue };
+            let Some(&(_, spi_out)) = self.children.installed.get(&spi_in) else {
+                continue;
+            };
+            let last = |dir: &str, spi: u32| self.control.sa_last_packet_ms(spi, dir).unwrap_or(0);
+            if let Some(silent) = one_way_silence(last("in", spi_in), last("out", spi_out), now_ms) {
+                let name = s.name.clone();
+                self.engine.one_way_traffic(&name, spi_in, silent, now);
             }
         }
     }
@@ -1027,6 +1067,7 @@ impl Runtime {
                 if let Ok(mut c) = counters.lock() {
                     *c = self.engine.counters();
                 }
+                self.one_way_traffic();
             }
             let wait = if idle { self.idle_wait() } else { Duration::ZERO };
             let mut worked = self.serve_udp500(&mut batch, wait);
@@ -1228,4 +1269,25 @@ pub fn start(setup: IkeSetup, stop_flag: Arc<AtomicBool>) -> Result<IkeThread, S
         handle,
         counters,
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::one_way_silence;
+    use std::time::Duration;
+
+    #[test]
+    fn one_way_silence_needs_recent_sends_and_a_silent_inbound() {
+        let now = 100_000;
+        // Sending now, nothing ever came in / nothing for 30 s.
+        assert_eq!(one_way_silence(0, now - 100, now), Some(Duration::MAX));
+        assert_eq!(one_way_silence(now - 30_000, now - 100, now), Some(Duration::from_secs(30)));
+        // Both ways recently: not one-way.
+        assert_eq!(one_way_silence(now - 500, now - 100, now), None);
+        // Nothing sent lately, or ever: nothing to suspect.
+        assert_eq!(one_way_silence(now - 30_000, now - 5_000, now), None);
+        assert_eq!(one_way_silence(0, 0, now), None);
+        // A clock that went back (counters from a later batch): no panic.
+        assert_eq!(one_way_silence(now + 50, now + 10, now), None);
+    }
 }

@@ -166,6 +166,34 @@ mod tests {
         let _ = fs::remove_dir_all(&d);
     }
 
+    /// A directory (and a file to append to) owned by another user is
+    /// refused, even with mode 0700: its owner could plant links in it.
+    /// As root (CI) the test hands its own directory to uid 65534; as
+    /// another user it takes one that root owns.
+    #[test]
+    fn a_dir_or_file_of_another_user_is_refused() {
+        let (d, other) = if euid() == 0 {
+            let d = tmpdir("owner");
+            ensure_dir(&d, "test directory").unwrap();
+            std::os::unix::fs::chown(&d, Some(65534), Some(65534)).unwrap();
+            (d, 65534)
+        } else {
+            (std::path::PathBuf::from("/"), 0)
+        };
+        let e = check_dir(&d, "test directory").unwrap_err();
+        assert!(e.contains(&format!("it is owned by uid {other}")), "{e}");
+        assert!(ensure_dir(&d, "test directory").is_err());
+        if euid() == 0 {
+            std::os::unix::fs::chown(&d, Some(0), Some(0)).unwrap();
+            let f = d.join("log");
+            drop(open_append(&f).unwrap());
+            std::os::unix::fs::chown(&f, Some(65534), Some(65534)).unwrap();
+            let e = open_append(&f).unwrap_err();
+            assert!(e.to_string().contains("not a regular file of ours"), "{e}");
+            let _ = fs::remove_dir_all(&d);
+        }
+    }
+
     #[test]
     fn a_linked_dir_is_refused() {
         let d = tmpdir("dirlink");

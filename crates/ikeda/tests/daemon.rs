@@ -69,23 +69,33 @@ fn write_cfg(name: &str, text: &str) -> std::path::PathBuf {
     p
 }
 
-/// `ikeda run` in the namespace, killed (by its PID) on drop if still running.
-struct Daemon(std::process::Child);
+/// `ikeda run` in the namespace, killed (by its PID) on drop if still
+/// running; its log (stderr) goes to a file, removed on drop.
+struct Daemon(std::process::Child, std::path::PathBuf);
 
 impl Daemon {
     fn start(ns: &Ns, cfg: &std::path::Path) -> Daemon {
+        let log = std::env::temp_dir().join(format!(
+            "{}.log",
+            cfg.file_name().unwrap().to_string_lossy()
+        ));
         let child = Command::new("ip")
             .args(["netns", "exec", &ns.0, IKEDA, "run", "-c"])
             .arg(cfg)
             .arg("--control")
             .arg(ns.sock())
             .stdout(Stdio::null())
-            .stderr(Stdio::null())
+            .stderr(std::fs::File::create(&log).unwrap())
             .spawn()
             .unwrap();
-        let d = Daemon(child);
+        let d = Daemon(child, log);
         wait_for("ikeda's TUN routes", 10, || ns.table().contains("dev ikeda0"));
         d
+    }
+
+    /// What the daemon logged so far.
+    fn log(&self) -> String {
+        std::fs::read_to_string(&self.1).unwrap_or_default()
     }
 
     /// Signal it (`ip netns exec` execs, so the child's PID is ikeda's)
@@ -106,6 +116,7 @@ impl Drop for Daemon {
             let _ = self.0.kill();
             let _ = self.0.wait();
         }
+        let _ = std::fs::remove_file(&self.1);
     }
 }
 
@@ -153,7 +164,17 @@ fn run_installs_routes_and_on_sigterm_leaves_the_fallback() {
     // would leave here in clear.
     ns.ip(&["route", "add", "default", "via", "192.168.50.1"]);
     let cfg = write_cfg("good", &config("192.168.50.11"));
+    // Issue 10 point 7: a config that holds keys and that others may read
+    // is named in the daemon's log (as by `ikeda check`), never its keys.
+    use std::os::unix::fs::PermissionsExt;
+    std::fs::set_permissions(&cfg, std::fs::Permissions::from_mode(0o644)).unwrap();
     let d = Daemon::start(&ns, &cfg);
+    let log = d.log();
+    assert!(
+        log.contains("holds keys but its mode is 0644: group or others can read them; chmod 600 it"),
+        "{log}"
+    );
+    assert!(!log.contains(&"ab".repeat(20)), "a key reached the log: {log}");
     let rules = ns.rules();
     assert!(rules.contains("from all to 192.168.12.0/24 lookup 220"), "{rules}");
     // net <-> remote gateway: only the LAN's traffic to the peer goes in the tunnel.

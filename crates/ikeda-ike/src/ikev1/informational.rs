@@ -337,17 +337,63 @@ impl Engine {
     /// without anything of ours on the flow: answered, it refreshes both
     /// sides' state; unanswered, it ends the SA as DPD does.
     /// False if the peer was declared dead (its SAs are gone).
+    /// RFC 3706's traffic-based trigger (as RFC 7296 §2.4 puts it: "If
+    /// there has only been outgoing traffic on all of the SAs associated
+    /// with an IKE SA, it is essential to confirm liveness of the other
+    /// endpoint to avoid black holes"): the data plane saw packets go out
+    /// on the IPsec SA whose inbound SPI is `spi_in` and none come in for
+    /// `silent_for`. If that silence, counted from the SA's installation at
+    /// the latest, is `ikev2::ONE_WAY_SUSPECT` or more and the peer was not
+    /// heard since it began, an R-U-THERE goes out now on the connection's
+    /// phase-1 SA (when the peer announced DPD), even without `dpd_delay`;
+    /// unanswered, it ends the SAs as DPD does. True if one went out.
+    pub fn one_way_traffic(&mut self, conn: &str, spi_in: u32, silent_for: Duration, now: Millis) -> bool {
+        let Some(ci) = self.conn_index(conn) else { return false };
+        let Some(child) = self.children[ci].iter().find(|c| c.spi_in == spi_in) else {
+            return false;
+        };
+        let began = (now - silent_for).max(child.installed_at);
+        if now.saturating_since(began) < crate::ikev2::ONE_WAY_SUSPECT {
+            return false;
+        }
+        let newest = (0..self.sas.len())
+            .filter(|&i| {
+                self.sas[i]
+                    .as_ref()
+                    .is_some_and(|s| s.conn == ci && s.state == P1State::Established && !s.superseded)
+            })
+            .max_by_key(|&i| self.sas[i].as_ref().map(|s| s.created));
+        let Some(idx) = newest else { return false };
+        let Some(sa) = self.sas[idx].as_mut() else { return false };
+        if !sa.peer_dpd || sa.dpd.check.is_some() || sa.last_heard > began {
+            return false;
+        }
+        sa.dpd.suspect = true;
+        let line = format!(
+            "IPsec SA {spi_in:08x}_i: packets went out and none came back for {}s: asking the peer whether it is alive (R-U-THERE)",
+            now.saturating_since(began).as_secs()
+        );
+        self.log(ci, line);
+        let queued = self.transmits.len();
+        if self.dpd_check(idx, ci, now) {
+            self.note_sent(queued, now);
+        }
+        true
+    }
+
     pub(super) fn dpd_check(&mut self, idx: usize, conn: usize, now: Millis) -> bool {
         let policy = self.policy;
         let t = self.conns[conn].spec.timers;
         let Some(sa) = self.sas[idx].as_mut() else { return false };
         let ka_check = keepalive_by_dpd(sa, &t);
-        if sa.peer_dpd && (!t.dpd_delay.is_zero() || ka_check) && !sa.superseded {
+        let asked = sa.dpd.check.is_some() || sa.dpd.suspect;
+        if sa.peer_dpd && (!t.dpd_delay.is_zero() || ka_check || asked) && !sa.superseded {
             let dpd_due = !t.dpd_delay.is_zero() && now >= sa.last_heard + t.dpd_delay;
             let ka_due = ka_check && now >= sa.last_sent + t.keepalive;
+            let suspect = std::mem::take(&mut sa.dpd.suspect);
             let due = match sa.dpd.check.as_mut() {
                 Some(rt) => rt.poll(now, &policy),
-                None if dpd_due || ka_due => {
+                None if dpd_due || ka_due || suspect => {
                     sa.dpd.check = Some(Retransmission::new(Vec::new(), now, &policy));
                     RequestTimer::Resend { try_no: 0 }
                 }

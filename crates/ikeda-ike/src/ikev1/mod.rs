@@ -262,6 +262,9 @@ struct Dpd {
     /// liveness check's): each resend is a new R-U-THERE with the next
     /// sequence number (RFC 3706 §5.5), so the schedule carries no bytes.
     check: Option<Retransmission>,
+    /// Traffic went out and none came back ([`Engine::one_way_traffic`]):
+    /// ask now, whatever `dpd_delay` says.
+    suspect: bool,
 }
 
 impl crate::keepalive::OnFlow for P1 {

@@ -108,6 +108,22 @@ fn failures(ev: &[Event]) -> Vec<&Failure> {
         .collect()
 }
 
+/// A declared the peer dead: its R-U-THEREs went unanswered.
+fn assert_found_dead(ea: &[Event]) {
+    assert!(
+        failures(ea).iter().any(|f| matches!(
+            f,
+            Failure::PeerNotAnswering {
+                exchange: "DPD R-U-THERE",
+                ..
+            }
+        )),
+        "{:?}\n{}",
+        failures(ea),
+        logs(ea)
+    );
+}
+
 fn logs(ev: &[Event]) -> String {
     ev.iter()
         .filter_map(|e| match e {
@@ -569,19 +585,74 @@ fn quick_mode_rekeys_make_before_break_and_dpd_finds_a_dead_peer() {
     p.faults.loss = 1.0;
     let (mut ea, mut eb) = (Vec::new(), Vec::new());
     run(&mut p, &mut ea, &mut eb, 110);
+    assert_found_dead(&ea);
+    assert!(ea.iter().any(|e| matches!(e, Event::ChildSaDown { .. })));
+}
+
+/// The traffic-based trigger without `dpd_delay`: an IPsec SA that only
+/// sends makes A ask the peer (R-U-THERE) once per silence; answered, the
+/// tunnel stays and the same silence asks no more. A peer that lost its SAs
+/// without a word never answers: A declares it dead and deletes its SAs
+/// too, instead of sending into a black hole until the next rekey.
+#[test]
+fn one_way_traffic_asks_whether_the_peer_is_alive() {
+    let a = spec(A, B, "aes128-sha256-modp2048", "aes128-sha1", "k", lan1(), lan2());
+    let b = spec(B, A, "aes128-sha256-modp2048", "aes128-sha1", "k", lan2(), lan1());
+    let mut p = pair(v1(a), v1(b.clone()), 27);
+    let (ea, eb) = up(&mut p);
+    assert!(failures(&ea).is_empty() && failures(&eb).is_empty(), "{}", logs(&ea));
+    let spi_in = children(&ea)[0].spi_in;
+    let installed = p.a.ike_sas()[0].children[0].installed_at;
+    let now = installed + Duration::from_secs(5);
+    assert!(!p.a.one_way_traffic("s2s", spi_in, Duration::from_secs(5), now));
     assert!(
-        failures(&ea).iter().any(|f| matches!(
-            f,
-            Failure::PeerNotAnswering {
-                exchange: "DPD R-U-THERE",
-                ..
-            }
-        )),
-        "{:?}\n{}",
-        failures(&ea),
+        !p.a.one_way_traffic("s2s", spi_in, Duration::MAX, now),
+        "installed a moment ago"
+    );
+    assert!(!p
+        .a
+        .one_way_traffic("s2s", 0xdead_beef, Duration::MAX, now + Duration::from_secs(60)));
+    p.now = p.now + Duration::from_secs(20);
+    let now = p.now;
+    assert!(p.a.one_way_traffic("s2s", spi_in, Duration::from_secs(15), now));
+    assert!(
+        !p.a.one_way_traffic("s2s", spi_in, Duration::from_secs(15), now),
+        "one at a time"
+    );
+    p.flush();
+    let (mut ea, mut eb) = (Vec::new(), Vec::new());
+    let until = p.now.0 / 1000 + 3;
+    run(&mut p, &mut ea, &mut eb, until);
+    assert!(
+        logs(&ea).contains("packets went out and none came back for 15s: asking the peer whether it is alive"),
+        "{}",
         logs(&ea)
     );
-    assert!(ea.iter().any(|e| matches!(e, Event::ChildSaDown { .. })));
+    assert!(logs(&eb).contains("N(DPD)"), "{}", logs(&eb));
+    assert!(failures(&ea).is_empty(), "{:?}", failures(&ea));
+    // The same silence, 3 s on (the simulator's clock may have run past).
+    let later = now + Duration::from_secs(3);
+    assert!(
+        !p.a.one_way_traffic("s2s", spi_in, Duration::from_secs(18), later),
+        "heard since"
+    );
+
+    // B loses its SAs without a word.
+    p.b = Engine::new(vec![v1(b)], Box::new(SeededRng::from_u64(28)));
+    p.now = p.now + Duration::from_secs(30);
+    let now = p.now;
+    assert!(p.a.one_way_traffic("s2s", spi_in, Duration::from_secs(12), now));
+    p.flush();
+    let (mut ea, mut eb) = (Vec::new(), Vec::new());
+    let until = p.now.0 / 1000 + 200;
+    run(&mut p, &mut ea, &mut eb, until);
+    assert_found_dead(&ea);
+    assert!(
+        ea.iter().any(|e| matches!(e, Event::ChildSaDown { .. })),
+        "{}",
+        logs(&ea)
+    );
+    assert!(p.a.ike_sas().is_empty(), "{:?}", p.a.ike_sas());
 }
 
 #[test]
@@ -921,6 +992,166 @@ fn an_aggressive_mode_flood_gets_at_most_the_rate_limit_of_dh() {
         "AM flood: {answered} DH in {SECS} s, {} refused",
         eb.stats.am_dh_limited
     );
+}
+
+/// B with one connection per peer address (`n` of them, 10.9.x.y), in Main
+/// or Aggressive Mode, each expecting A's identity; and A's first message
+/// (MM1 or AM1), which a spoofer replays from every one of those addresses.
+fn many_peers(n: usize, aggressive: bool) -> (Engine, Vec<u8>, Vec<SocketAddr>) {
+    let conn = |local: &str, remote: &str, name: String| {
+        let mut c = v1(spec(
+            local,
+            remote,
+            "aes128-sha256-modp2048",
+            "aes128-sha1",
+            "k",
+            lan2(),
+            lan1(),
+        ));
+        c.spec.name = name;
+        c.aggressive = aggressive;
+        c
+    };
+    let peers: Vec<SocketAddr> = (0..n)
+        .map(|k| sock(&format!("10.9.{}.{}", k / 200, k % 200 + 1), 500))
+        .collect();
+    let conns = peers
+        .iter()
+        .enumerate()
+        .map(|(k, p)| {
+            let mut c = conn(B, &p.ip().to_string(), format!("c{k}"));
+            c.spec.remote_id = IdPayload::ipv4(A.parse().unwrap());
+            c
+        })
+        .collect();
+    let eb = Engine::new(conns, Box::new(SeededRng::from_u64(41)));
+    let mut ea = Engine::new(vec![conn(A, B, "s2s".into())], Box::new(SeededRng::from_u64(42)));
+    ea.initiate("s2s", Millis(0)).unwrap();
+    let first = ea.poll_transmit().unwrap().data;
+    (eb, first, peers)
+}
+
+/// Issue 10 point 3, over all peers: 20 peers (connections) each flood 64
+/// spoofed MM1s, 1,280 in all; B holds at most MAX_HALF_OPEN (1,024) of
+/// them, each new one beyond replacing the oldest unproven, counted, and
+/// the bytes they hold stay within the stated bound.
+#[test]
+fn half_open_phase_1_is_bounded_over_all_peers() {
+    use super::{MAX_HALF_OPEN, MAX_HALF_OPEN_HELD, MAX_HALF_OPEN_PER_PEER};
+    let (mut eb, mm1, peers) = many_peers(20, false);
+    let sb = sock(B, 500);
+    let mut cookie = 0x7000_0000_0000_0000u64;
+    for _round in 0..MAX_HALF_OPEN_PER_PEER {
+        for p in &peers {
+            cookie += 1;
+            eb.handle_datagram(Millis(0), sb, *p, &with_icookie(&mm1, cookie));
+            while eb.poll_transmit().is_some() {}
+            assert!(eb.half_open() <= MAX_HALF_OPEN, "{}", eb.half_open());
+        }
+    }
+    let sent = (peers.len() * MAX_HALF_OPEN_PER_PEER) as u64;
+    assert_eq!(eb.half_open(), MAX_HALF_OPEN);
+    assert_eq!(
+        eb.stats.half_open_replaced,
+        sent - MAX_HALF_OPEN as u64,
+        "{:?}",
+        eb.stats
+    );
+    assert_eq!(eb.stats.half_open_refused, 0, "{:?}", eb.stats);
+    assert!(eb.half_open_bytes() <= MAX_HALF_OPEN * MAX_HALF_OPEN_HELD);
+    // The oldest went first: what is left are the newest 1,024.
+    let kept: Vec<u64> = eb.ike_sas().iter().map(|s| s.spi_i).collect();
+    assert!(kept.iter().all(|c| *c > cookie - MAX_HALF_OPEN as u64), "{kept:x?}");
+}
+
+/// The first message in its ISAKMP header's length, with a Vendor ID
+/// payload of `extra` bytes appended to the payload chain.
+fn with_vendor_id(msg: &[u8], extra: usize) -> Vec<u8> {
+    let mut m = msg.to_vec();
+    // Walk the chain to its last payload; its next-payload becomes VID (13).
+    let (mut np_at, mut off) = (16, 28);
+    while m[np_at] != 0 {
+        np_at = off;
+        off += u16::from_be_bytes([m[off + 2], m[off + 3]]) as usize;
+    }
+    m[np_at] = 13;
+    let len = 4 + extra;
+    m.extend_from_slice(&[0, 0, (len >> 8) as u8, len as u8]);
+    m.extend(std::iter::repeat_n(0x5a, extra));
+    let total = m.len() as u32;
+    m[24..28].copy_from_slice(&total.to_be_bytes());
+    m
+}
+
+/// A first message larger than any real one (8 KB) is refused before any
+/// state is kept for it, counted; the same message of a normal size is
+/// answered.
+#[test]
+fn an_oversized_first_message_keeps_no_state() {
+    let (_, mut eb) = two_engines();
+    let (mut ea, _) = two_engines();
+    let (sa, sb) = (sock(A, 500), sock(B, 500));
+    ea.initiate("s2s", Millis(0)).unwrap();
+    let mm1 = ea.poll_transmit().unwrap().data;
+    let big = with_vendor_id(&mm1, 9000);
+    assert!(big.len() > 8192);
+    eb.handle_datagram(Millis(0), sb, sa, &big);
+    assert!(eb.poll_transmit().is_none(), "an oversized MM1 was answered");
+    assert_eq!((eb.half_open(), eb.stats.half_open_refused), (0, 1), "{:?}", eb.stats);
+    assert_eq!(eb.stats.malformed, 0, "{:?}", eb.stats);
+    let fine = with_vendor_id(&mm1, 1000);
+    eb.handle_datagram(Millis(0), sb, sa, &fine);
+    assert!(eb.poll_transmit().is_some(), "a 1 KB longer MM1 is answered");
+    assert_eq!(eb.half_open(), 1);
+}
+
+/// When every half-open place of a peer is held by an SA whose peer has
+/// shown it receives at its address (it answered MM2 with MM3), nothing is
+/// replaced: a new first message is refused and counted, and those SAs stay.
+#[test]
+fn a_first_message_is_refused_when_every_place_is_held_by_a_proven_sa() {
+    use super::MAX_HALF_OPEN_PER_PEER;
+    let (_, mut eb) = two_engines();
+    let (sa, sb) = (sock(A, 500), sock(B, 500));
+    let mut mm1 = Vec::new();
+    for k in 0..MAX_HALF_OPEN_PER_PEER as u64 {
+        let a = spec(A, B, "aes128-sha256-modp2048", "aes128-sha1", "k", lan1(), lan2());
+        let mut ea = Engine::new(vec![v1(a)], Box::new(SeededRng::from_u64(100 + k)));
+        ea.initiate("s2s", Millis(0)).unwrap();
+        mm1 = hand_over(&mut ea, &mut eb, Millis(0), sb, sa).remove(0); // MM1
+        hand_over(&mut eb, &mut ea, Millis(0), sa, sb); // MM2
+        hand_over(&mut ea, &mut eb, Millis(0), sb, sa); // MM3
+        while eb.poll_transmit().is_some() {} // MM4 (lost: the SA stays half-open)
+    }
+    assert_eq!(eb.half_open(), MAX_HALF_OPEN_PER_PEER);
+    eb.handle_datagram(Millis(1), sb, sa, &with_icookie(&mm1, 0x7100_0000_0000_0001));
+    assert!(eb.poll_transmit().is_none(), "answered with no place for it");
+    assert_eq!(eb.stats.half_open_refused, 1, "{:?}", eb.stats);
+    assert_eq!(eb.stats.half_open_replaced, 0, "{:?}", eb.stats);
+    assert_eq!(eb.half_open(), MAX_HALF_OPEN_PER_PEER);
+}
+
+/// Aggressive Mode's DH is limited over all peers too: 20 peers each send
+/// 20 spoofed AM1s at once; the per-peer buckets would allow 200, the
+/// global one (burst 100) allows 100 DH computations, the rest counted.
+#[test]
+fn an_aggressive_mode_flood_from_many_peers_gets_at_most_the_global_rate() {
+    use super::{AM_DH_GLOBAL, AM_DH_PER_PEER};
+    let (mut eb, am1, peers) = many_peers(20, true);
+    let sb = sock(B, 500);
+    let (mut answered, mut cookie) = (0u64, 0x7200_0000_0000_0000u64);
+    for _ in 0..20 {
+        for p in &peers {
+            cookie += 1;
+            eb.handle_datagram(Millis(0), sb, *p, &with_icookie(&am1, cookie));
+            while eb.poll_transmit().is_some() {
+                answered += 1;
+            }
+        }
+    }
+    assert!(AM_DH_PER_PEER.burst * peers.len() as u64 > AM_DH_GLOBAL.burst);
+    assert_eq!(answered, AM_DH_GLOBAL.burst, "{:?}", eb.stats);
+    assert_eq!(eb.stats.am_dh_limited, 400 - AM_DH_GLOBAL.burst, "{:?}", eb.stats);
 }
 
 #[test]

@@ -165,7 +165,11 @@ impl Engine {
             Payload::Sa(proposals_payload(ProtocolId::ESP, &new_spi.to_be_bytes(), &offer)),
             Payload::Nonce(NoncePayload { nonce: ni.clone() }),
         ];
-        if let Some(k) = &ke {
+        #[cfg(test)]
+        let ke_sent = ke.as_ref().filter(|_| !self.omits_ke);
+        #[cfg(not(test))]
+        let ke_sent = ke.as_ref();
+        if let Some(k) = ke_sent {
             payloads.push(Payload::Ke(KePayload {
                 dh_group: ikeda_wire::ikev2::DhGroup(k.group().transform_id()),
                 data: k.public_value().to_vec(),

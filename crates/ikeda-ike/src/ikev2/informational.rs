@@ -10,7 +10,50 @@
 
 use super::*;
 
+/// How long a CHILD SA may send with nothing coming back before the peer
+/// is asked whether it is alive ([`Engine::one_way_traffic`]).
+pub const ONE_WAY_SUSPECT: Duration = Duration::from_secs(10);
+
 impl Engine {
+    /// RFC 7296 §2.4: "If there has only been outgoing traffic on all of
+    /// the SAs associated with an IKE SA, it is essential to confirm
+    /// liveness of the other endpoint to avoid black holes." The data plane
+    /// saw packets go out on the CHILD SA whose inbound SPI is `spi_in`
+    /// and none come in on it for `silent_for` (`Duration::MAX`: never):
+    /// if that silence, counted from the SA's installation at the latest,
+    /// is [`ONE_WAY_SUSPECT`] or more and we have not heard from the peer
+    /// since it began, a liveness check is queued; no check while an
+    /// exchange is in flight (it checks liveness itself). Unanswered, the
+    /// check ends the IKE SA as dead peer detection does (`dpd_action`),
+    /// so a peer that deleted its SAs without our hearing it (a DELETE
+    /// lost to a firewall) does not leave us sending into a black hole
+    /// until the next rekey. Answered, it is not asked again until the
+    /// silence starts anew: one-way traffic costs one exchange.
+    /// True if a check was queued.
+    pub fn one_way_traffic(&mut self, spi_in: u32, silent_for: Duration, now: Millis) -> bool {
+        let Some(idx) = self.sas.iter().position(|s| {
+            s.as_ref()
+                .is_some_and(|s| s.state == State::Established && s.children.iter().any(|c| c.spi_in == spi_in))
+        }) else {
+            return false;
+        };
+        let Some(sa) = self.sas[idx].as_ref() else { return false };
+        let Some(child) = sa.children.iter().find(|c| c.spi_in == spi_in) else {
+            return false;
+        };
+        let began = (now - silent_for).max(child.installed_at);
+        if now.saturating_since(began) < ONE_WAY_SUSPECT || sa.last_heard > began || sa.tm.busy() {
+            return false;
+        }
+        let line = format!(
+            "CHILD_SA {spi_in:08x}_i: packets went out and none came back for {}s: checking that the peer is alive (RFC 7296 §2.4)",
+            now.saturating_since(began).as_secs()
+        );
+        let conn = sa.conn;
+        self.log(conn, line);
+        self.queue(idx, Work::Liveness, now)
+    }
+
     /// Our DELETE of a CHILD SA was answered.
     pub(super) fn child_gone(&mut self, idx: usize, spi_in: u32) {
         let Some(sa) = self.sas[idx].as_mut() else { return };

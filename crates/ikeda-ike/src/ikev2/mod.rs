@@ -68,6 +68,7 @@ pub use crate::view::{ChildSaView, IkeSaView, IkeState};
 /// How long a responder keeps an IKE SA that got no IKE_AUTH: the task
 /// manager's one rule for both versions.
 pub use crate::task::HALF_OPEN_TIMEOUT;
+pub use informational::ONE_WAY_SUSPECT;
 #[cfg(test)]
 pub(crate) use children::pick_child as pick_child_for_tests;
 
@@ -424,6 +425,10 @@ pub struct Engine {
     /// TEMPORARY_FAILURE (as a peer may that ignores §2.25.1's SHOULD).
     #[cfg(test)]
     pub(crate) rekeys_what_it_deletes: bool,
+    /// Tests only: leave KEi out of CREATE_CHILD_SA although the proposal
+    /// it sends has a DH group (RFC 7296 §1.3.1 wants it there).
+    #[cfg(test)]
+    pub(crate) omits_ke: bool,
 }
 
 /// How long a COOKIE secret is used for new COOKIEs; the one before it is
@@ -631,6 +636,8 @@ impl Engine {
             keeps_duplicates: false,
             #[cfg(test)]
             rekeys_what_it_deletes: false,
+            #[cfg(test)]
+            omits_ke: false,
         }
     }
 

@@ -104,8 +104,12 @@ fn config_text(dir: &Path, i: usize, version: u8, second: bool) -> String {
 }
 
 fn start_site(dir: &Path, i: usize, version: u8, udp: &FakeNet, esp: &FakeNet) -> Site {
+    start_site_with(dir, i, &config_text(dir, i, version, false), udp, esp)
+}
+
+fn start_site_with(dir: &Path, i: usize, text: &str, udp: &FakeNet, esp: &FakeNet) -> Site {
     let config = dir.join(format!("gw{i}.toml"));
-    std::fs::write(&config, config_text(dir, i, version, false)).unwrap();
+    std::fs::write(&config, text).unwrap();
     let opts = RunOptions {
         config: config.clone(),
         stats_file: None,
@@ -471,4 +475,106 @@ fn two_ikev2_gateways_in_one_process_up_rekey_under_traffic_reload_down() {
 #[test]
 fn two_ikev1_gateways_in_one_process_up_rekey_under_traffic_reload_down() {
     two_gateways(1);
+}
+
+/// Gateway `i`'s config with manually keyed SAs (AES-GCM, as the README's
+/// example): connection `s2s` between the LANs, with `second` the LAN2
+/// nets as well (a changed connection, brought up anew on reload).
+fn manual_config_text(dir: &Path, i: usize, second: bool) -> String {
+    let j = 1 - i;
+    let nets = |k: usize| {
+        let mut v = vec![format!("\"{}\"", net(LAN[k]))];
+        if second {
+            v.push(format!("\"{}\"", net(LAN2[k])));
+        }
+        v.join(", ")
+    };
+    let sa = |dir: &str, k: usize| {
+        format!(
+            "{dir} = {{ spi = \"{:#010x}\", enc_key = \"0x{}\" }}\n",
+            0x1000 + k,
+            format!("{:02x}", k + 1).repeat(20)
+        )
+    };
+    format!(
+        "[daemon]\ntun = \"fake{i}\"\nmtu = 1400\nstate_dir = \"{}\"\ncontrol_socket = \"{}\"\n\n\
+         [[conn]]\nname = \"s2s\"\nlocal_addr = \"{}\"\nremote_addr = \"{}\"\nencap = \"esp\"\nesp = \"aes128gcm16\"\n\
+         local_ts = [{}]\nremote_ts = [{}]\n\n[conn.manual]\n{}{}",
+        dir.join(format!("state{i}")).display(),
+        dir.join(format!("gw{i}.sock")).display(),
+        WAN[i],
+        WAN[j],
+        nets(i),
+        nets(j),
+        sa("out", i),
+        sa("in", j),
+    )
+}
+
+/// Issue 10 point 1, on reload: a manual AES-GCM SA rebuilt from the same
+/// static key when its connection changes resumes above every sequence
+/// number it sent before (reserved on disk), so no (key, nonce) pair
+/// repeats; every ESP packet gw1 sends is seen on the wire, and pings
+/// cross before and after.
+#[test]
+fn a_reloaded_manual_sa_never_repeats_a_sequence_number() {
+    let dir = std::env::temp_dir().join(format!("ikeda-inproc-manual-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir).unwrap();
+    let (udp, esp) = (FakeNet::new(), FakeNet::new());
+    let seen: Arc<Mutex<Vec<(u32, u32)>>> = Arc::default();
+    let (rec, gw1) = (seen.clone(), WAN[0].parse::<IpAddr>().unwrap());
+    esp.set_filter(move |src, _dst, data| {
+        if src.ip() == gw1 && data.len() >= 8 {
+            let word = |k: usize| u32::from_be_bytes([data[k], data[k + 1], data[k + 2], data[k + 3]]);
+            rec.lock().unwrap().push((word(0), word(4)));
+        }
+        true
+    });
+    let mut sites = [
+        start_site_with(&dir, 0, &manual_config_text(&dir, 0, false), &udp, &esp),
+        start_site_with(&dir, 1, &manual_config_text(&dir, 1, false), &udp, &esp),
+    ];
+    let (a, b) = (&sites[0], &sites[1]);
+    ping_until_up(a, b, LAN, Duration::from_secs(5));
+    for k in 0..5 {
+        assert!(ping(a, b, LAN, [0, 1], 2000 + k), "ping {k} before the reload");
+    }
+    let before: Vec<(u32, u32)> = seen.lock().unwrap().clone();
+    assert!(
+        before.len() >= 6 && before.iter().all(|(spi, _)| *spi == 0x1000),
+        "{before:?}"
+    );
+    let max_before = before.iter().map(|(_, q)| *q).max().unwrap();
+
+    for (i, s) in sites.iter().enumerate() {
+        std::fs::write(&s.config, manual_config_text(&dir, i, true)).unwrap();
+    }
+    for s in [b, a] {
+        let r = s.json(Command::Reload);
+        assert_eq!(r["changed"], serde_json::json!(["s2s"]), "{r}");
+    }
+    ping_until_up(a, b, LAN2, Duration::from_secs(5));
+    for k in 0..5 {
+        assert!(ping(a, b, LAN, [0, 1], 3000 + k), "ping {k} after the reload");
+    }
+    let all: Vec<(u32, u32)> = seen.lock().unwrap().clone();
+    let after = &all[before.len()..];
+    assert!(after.len() >= 6, "{after:?}");
+    assert!(
+        after.iter().all(|(spi, q)| *spi == 0x1000 && *q > max_before),
+        "after the reload the SA resumes above {max_before}: {after:?}"
+    );
+    let uniq: BTreeSet<(u32, u32)> = all.iter().copied().collect();
+    assert_eq!(uniq.len(), all.len(), "an (SPI, sequence number) pair repeated");
+    eprintln!(
+        "manual SA: {} packets before the reload (up to seq {max_before}), {} after (from seq {})",
+        before.len(),
+        after.len(),
+        after[0].1
+    );
+    for s in sites.iter_mut() {
+        s.gw.take().unwrap().stop();
+    }
+    let _ = std::fs::remove_dir_all(&dir);
 }
