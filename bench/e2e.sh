@@ -4,8 +4,8 @@
 #   ikeda   - h1 -> h2 through ikeda's userspace ESP, for each --esp proposal
 #   swan    - h1 -> h2 through strongSwan 5.9 charon with kernel-libipsec
 #   routed  - h1 -> h2 through the gateways' plain forwarding (no tunnel)
-# each with 1 and 4 streams; prints throughput, TCP retransmits, the
-# ratios to plain veth and to strongSwan, and for ikeda over UDP 4500 the
+# each with 1 and 4 streams; prints throughput, TCP retransmits, the ping
+# RTT idle and under one stream, the ratios to plain veth and to strongSwan, and for ikeda over UDP 4500 the
 # datagrams per syscall (gw1's sends, gw2's receives; UDP_SEGMENT/UDP_GRO
 # trains count their datagrams) from the gateways' stats files.
 #
@@ -58,7 +58,7 @@ measure() {
 }
 median() { printf '%s\n' "$@" | sort -g | awk '{a[NR]=$1} END{print (NR%2)?a[(NR+1)/2]:(a[NR/2]+a[NR/2+1])/2}'; }
 
-declare -A R X PPS
+declare -A R X PPS L
 # "tx/syscall rx/syscall" of ikeda's UDP sockets: gw1's sends, gw2's receives
 # (both directions' traffic of the variant's runs), from the stats files.
 per_syscall() {
@@ -73,13 +73,34 @@ print(f(a, "send_datagrams", "send_syscalls"), f(b, "recv_datagrams", "recv_sysc
 PY
 }
 lab() { "$IKEDA" lab down --name "$LAB" >/dev/null 2>&1 || true; "$IKEDA" lab up --name "$LAB" --no-ping "$@" >"$OUT/lab.log" 2>&1 || { cat "$OUT/lab.log" >&2; exit 1; }; }
-# run VARIANT srv_node addr cli_node: both stream counts, into R[VARIANT,P] / X[VARIANT,P]
+# "idle_ms loaded_ms": the average ping RTT from cli_node to addr, idle,
+# then while one iperf3 stream fills the path (the latency a user feels
+# next to a bulk transfer): srv_node addr cli_node
+latency() {
+  local srv_node=$1 addr=$2 cli_node=$3 idle loaded cli
+  rtt() { { ip netns exec "ikl-$LAB-$cli_node" ping -n -q -c 20 -i 0.05 -W 2 "$addr" || true; } | awk -F/ '/^rtt|^round-trip/ {print $5}'; }
+  idle=$(rtt)
+  ip netns exec "ikl-$LAB-$srv_node" iperf3 -s -1 -B "$addr" >/dev/null 2>&1 &
+  SRV_PID=$!
+  for _ in $(seq 1 50); do ip netns exec "ikl-$LAB-$srv_node" ss -Htln "sport = :5201" | grep -q . && break; sleep 0.1; done
+  ip netns exec "ikl-$LAB-$cli_node" iperf3 -c "$addr" -t 4 >/dev/null 2>&1 &
+  cli=$!
+  sleep 1
+  loaded=$(rtt)
+  wait "$cli" 2>/dev/null || true
+  kill "$SRV_PID" 2>/dev/null || true; wait "$SRV_PID" 2>/dev/null || true; SRV_PID=
+  echo "${idle:--} ${loaded:--}"
+}
+# run VARIANT srv_node addr cli_node: both stream counts, into R[VARIANT,P] / X[VARIANT,P],
+# and the ping RTTs into L[VARIANT]
 run() {
   local v=$1 P out; shift
   for P in 1 4; do
     out=$(measure "$1" "$2" "$3" "$P"); R[$v,$P]=${out% *}; X[$v,$P]=${out#* }
     printf '%-26s -P %s: %8.3f Gbit/s, %s retransmits\n' "$v" "$P" "${R[$v,$P]}" "${X[$v,$P]}"
   done
+  L[$v]=$(latency "$1" "$2" "$3")
+  printf '%-26s ping RTT: %s ms idle, %s ms under one stream\n' "$v" "${L[$v]% *}" "${L[$v]#* }"
 }
 
 VARIANTS=()
@@ -112,12 +133,13 @@ ratio() { # ratio A B: A/B, or "-" when B is missing or zero
 BASE="plain veth gw1->gw2" SW="strongSwan aes128gcm16"
 echo
 echo "== iperf3 TCP, ${T}s x ${N} (median), same run; retransmits = iperf3 sender's, median =="
-printf '%-26s %9s %6s %9s %6s %10s %10s %10s %10s %8s %8s\n' "" "-P1 Gb/s" "rtx" "-P4 Gb/s" "rtx" "/plain P1" "/plain P4" "/swan P1" "/swan P4" "tx/call" "rx/call"
+printf '%-26s %9s %6s %9s %6s %10s %10s %10s %10s %8s %8s %8s %8s\n' "" "-P1 Gb/s" "rtx" "-P4 Gb/s" "rtx" "/plain P1" "/plain P4" "/swan P1" "/swan P4" "tx/call" "rx/call" "idle ms" "load ms"
 for v in "${VARIANTS[@]}"; do
-  pps=${PPS[$v]:-"- -"}
-  printf '%-26s %9.3f %6s %9.3f %6s %10s %10s %10s %10s %8s %8s\n' "$v" "${R[$v,1]}" "${X[$v,1]}" "${R[$v,4]}" "${X[$v,4]}" \
+  pps=${PPS[$v]:-"- -"} lat=${L[$v]:-"- -"}
+  printf '%-26s %9.3f %6s %9.3f %6s %10s %10s %10s %10s %8s %8s %8s %8s\n' "$v" "${R[$v,1]}" "${X[$v,1]}" "${R[$v,4]}" "${X[$v,4]}" \
     "$(ratio "${R[$v,1]}" "${R[$BASE,1]:-}")" "$(ratio "${R[$v,4]}" "${R[$BASE,4]:-}")" \
-    "$(ratio "${R[$v,1]}" "${R[$SW,1]:-}")" "$(ratio "${R[$v,4]}" "${R[$SW,4]:-}")" "${pps% *}" "${pps#* }"
+    "$(ratio "${R[$v,1]}" "${R[$SW,1]:-}")" "$(ratio "${R[$v,4]}" "${R[$SW,4]:-}")" "${pps% *}" "${pps#* }" "${lat% *}" "${lat#* }"
 done
 echo "tx/call, rx/call: ikeda's UDP 4500 datagrams per sendmmsg on gw1 and per recvmmsg on gw2 (- where none)"
+echo "idle ms, load ms: average ping RTT (20 pings, 50 ms apart) on the same path, idle and while one iperf3 stream runs"
 rm -rf "$OUT"
