@@ -655,6 +655,57 @@ fn one_way_traffic_asks_whether_the_peer_is_alive() {
     assert!(p.a.ike_sas().is_empty(), "{:?}", p.a.ike_sas());
 }
 
+/// Issue 13 point 3 in IKEv1: a Quick Mode (here a rekey) whose every
+/// send goes unanswered ends the phase-1 SA and its IPsec SAs as a dead
+/// peer's, never leaving half a tunnel; with dpd_action = restart A starts
+/// a new phase 1, which comes up once the peer answers again.
+#[test]
+fn an_unanswered_quick_mode_ends_the_sas_as_a_dead_peers() {
+    for restart in [false, true] {
+        let a = spec(A, B, "aes128-sha256-modp2048", "aes128-sha1", "k", lan1(), lan2());
+        let b = spec(B, A, "aes128-sha256-modp2048", "aes128-sha1", "k", lan2(), lan1());
+        let mut a = v1(a);
+        a.spec.timers.dpd_restart = restart;
+        let mut p = pair(a, v1(b), 29);
+        let (ea, _) = up(&mut p);
+        assert_eq!(children(&ea).len(), 1, "{}", logs(&ea));
+        p.faults.loss = 1.0;
+        let now = p.now;
+        p.a.rekey_child("s2s", now).unwrap();
+        p.flush();
+        let (mut ea, mut eb) = (Vec::new(), Vec::new());
+        let until = p.now.0 / 1000 + 200;
+        run(&mut p, &mut ea, &mut eb, until);
+        assert!(
+            logs(&ea).contains("peer not answering our Quick Mode: deleting its SAs as a dead peer's"),
+            "restart {restart}: {}",
+            logs(&ea)
+        );
+        assert!(
+            failures(&ea)
+                .iter()
+                .any(|f| matches!(f, Failure::PeerNotAnswering { .. })),
+            "{:?}",
+            failures(&ea)
+        );
+        assert!(
+            ea.iter().any(|e| matches!(e, Event::ChildSaDown { .. })),
+            "{}",
+            logs(&ea)
+        );
+        assert_eq!(logs(&ea).contains("initiating again (dpd_action = restart)"), restart);
+        if restart {
+            p.faults.loss = 0.0;
+            let (mut ea, mut eb) = (Vec::new(), Vec::new());
+            let until = p.now.0 / 1000 + 200;
+            run(&mut p, &mut ea, &mut eb, until);
+            assert!(!children(&ea).is_empty(), "re-established: {}", logs(&ea));
+        } else {
+            assert!(p.a.ike_sas().is_empty(), "{:?}", p.a.ike_sas());
+        }
+    }
+}
+
 #[test]
 fn selectors_and_ids_round_trip() {
     use super::{id_to_ts, ts_to_id};
