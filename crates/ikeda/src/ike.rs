@@ -385,7 +385,7 @@ impl Runtime {
         }
     }
 
-    /// RFC 7296 §2.4: a CHILD SA that sent within the last second while
+    /// RFC 7296 §2.4: a CHILD SA that sent within the last two seconds while
     /// nothing came in on its inbound pair is reported to its engine, which
     /// checks the peer's liveness once the silence is long enough (a peer
     /// that deleted its SAs without our hearing leaves a black hole

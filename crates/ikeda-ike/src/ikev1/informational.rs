@@ -330,13 +330,6 @@ impl Engine {
         }
     }
 
-    /// Dead peer detection (RFC 3706 §5): R-U-THERE after a quiet spell,
-    /// then again per the retransmission policy, until the peer is declared dead.
-    /// The keepalive on UDP 500 (issue 13: keep a stateful firewall's
-    /// state for the flow) is the same R-U-THERE, after `keepalive`
-    /// without anything of ours on the flow: answered, it refreshes both
-    /// sides' state; unanswered, it ends the SA as DPD does.
-    /// False if the peer was declared dead (its SAs are gone).
     /// RFC 3706's traffic-based trigger (as RFC 7296 §2.4 puts it: "If
     /// there has only been outgoing traffic on all of the SAs associated
     /// with an IKE SA, it is essential to confirm liveness of the other
@@ -381,6 +374,15 @@ impl Engine {
         true
     }
 
+    /// Dead peer detection (RFC 3706 §5): R-U-THERE after a quiet spell,
+    /// then again per the retransmission policy, until the peer is declared dead.
+    /// The keepalive on UDP 500 (issue 13: keep a stateful firewall's
+    /// state for the flow) is the same R-U-THERE, after `keepalive`
+    /// without anything of ours on the flow: answered, it refreshes both
+    /// sides' state; unanswered, it ends the SA as DPD does. And at once,
+    /// whatever `dpd_delay` says, when traffic went one way only
+    /// ([`Engine::one_way_traffic`] set `suspect`).
+    /// False if the peer was declared dead (its SAs are gone).
     pub(super) fn dpd_check(&mut self, idx: usize, conn: usize, now: Millis) -> bool {
         let policy = self.policy;
         let t = self.conns[conn].spec.timers;
