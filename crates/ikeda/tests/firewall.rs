@@ -667,6 +667,16 @@ fn with_defaults_one_way_traffic_ends_a_half_dead_tunnel() {
     never_half_dead("with_defaults_one_way_traffic_ends_a_half_dead_tunnel", &[], true);
 }
 
+/// A child process of the test, killed (by its PID) and reaped on drop.
+struct KillOnDrop(std::process::Child);
+
+impl Drop for KillOnDrop {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
 fn never_half_dead(test: &str, extra: &[&str], ping: bool) {
     if !require_root(test) {
         return;
@@ -682,14 +692,17 @@ fn never_half_dead(test: &str, extra: &[&str], ping: bool) {
     std::thread::sleep(Duration::from_secs(7));
     let before = status(&lab);
     let dropped_before = counters(&before, "gw1")[IKE].2;
-    // h1's traffic for the whole run (what makes gw1 send on its CHILD SA).
+    // h1's traffic for the whole run (what makes gw1 send on its CHILD SA);
+    // killed by its PID when dropped, a failed assertion included.
     let mut pinger = ping.then(|| {
-        Command::new("ip")
-            .args(["netns", "exec", &lab.ns("h1"), "ping", "-n", "-q", "-i", "0.5", "-w", "50", "192.168.12.12"])
-            .stdout(std::process::Stdio::null())
-            .stderr(std::process::Stdio::null())
-            .spawn()
-            .expect("ping")
+        KillOnDrop(
+            Command::new("ip")
+                .args(["netns", "exec", &lab.ns("h1"), "ping", "-n", "-q", "-i", "0.5", "-w", "50", "192.168.12.12"])
+                .stdout(std::process::Stdio::null())
+                .stderr(std::process::Stdio::null())
+                .spawn()
+                .expect("ping"),
+        )
     });
     let o = ctl(&lab, "gw2", &["rekey", "s2s"]);
     assert!(o.status.success(), "{test}: rekey: {}", text(&o));
@@ -732,10 +745,7 @@ fn never_half_dead(test: &str, extra: &[&str], ping: bool) {
         std::thread::sleep(Duration::from_millis(500));
     }
     let s = status(&lab);
-    if let Some(p) = pinger.as_mut() {
-        let _ = p.kill();
-        let _ = p.wait();
-    }
+    pinger.take();
     let (what, at) = outcome.unwrap_or_else(|| {
         panic!(
             "{test}: still half-dead 40 s after the rekey: {last}\n{s}\n{}",
