@@ -14,25 +14,17 @@ use std::collections::BTreeMap;
 
 const PINGS: usize = 5;
 
-/// h1 pings h2; with `keys_to`, gw1's key directory is copied there (`lab
-/// down` removes the state directory, keys and all); then `lab down`,
-/// which completes the capture.
-fn ping_then_down(lab: Lab, keys_to: Option<&std::path::Path>) {
-    let o = lab.exec(
-        "h1",
-        &[
-            "ping",
-            "-n",
-            "-c",
-            &PINGS.to_string(),
-            "-i",
-            "0.2",
-            "-W",
-            "2",
-            "192.168.12.12",
-        ],
-    );
-    assert!(o.status.success(), "ping h1 -> h2: {}\n{}", text(&o), gw1_log(&lab));
+/// h1 pings h2 `count` times, 0.2 s apart (with `extra` ping options);
+/// with `keys_to`, gw1's key directory is copied there (`lab down` removes
+/// the state directory, keys and all); then `lab down`, which completes
+/// the capture.
+fn ping_then_down(lab: Lab, keys_to: Option<&std::path::Path>, count: usize, extra: &[&str]) {
+    let count = count.to_string();
+    let mut args = vec!["ping", "-n"];
+    args.extend_from_slice(extra);
+    args.extend_from_slice(&["-c", &count, "-i", "0.2", "-W", "2", "192.168.12.12"]);
+    let o = lab.exec("h1", &args);
+    assert!(o.status.success(), "ping h1 -> h2 {extra:?}: {}\n{}", text(&o), gw1_log(&lab));
     if let Some(to) = keys_to {
         lab.copy_keys("gw1", to);
     }
@@ -52,7 +44,7 @@ fn run_case(test: &str, ike: &str, nat: bool) {
         args.push("--nat");
     }
     let (lab, _) = Lab::up('p', &args);
-    ping_then_down(lab, None);
+    ping_then_down(lab, None, PINGS, &[]);
 
     let o = ikeda(&["pcap", p]);
     let out = text(&o);
@@ -186,10 +178,20 @@ fn payload_type(name: &str) -> Option<u8> {
     })
 }
 
-/// A lab with key export and a capture of gw1's WAN; h1 pings h2. Returns
-/// the capture, a copy of gw1's key directory, and the directory that
-/// holds both (removed when dropped).
+/// A lab with key export and a capture of gw1's WAN; h1 pings h2 PINGS
+/// times. Returns the capture, a copy of gw1's key directory, and the
+/// directory that holds both (removed when dropped).
 fn keyed_capture(test: &str, args: &[&str]) -> (TempDir, std::path::PathBuf, std::path::PathBuf) {
+    keyed_capture_pinging(test, args, PINGS, &[])
+}
+
+/// [`keyed_capture`] with `count` pings and `extra` ping options.
+fn keyed_capture_pinging(
+    test: &str,
+    args: &[&str],
+    count: usize,
+    extra: &[&str],
+) -> (TempDir, std::path::PathBuf, std::path::PathBuf) {
     let tmp = TempDir::new(test);
     let pcap = tmp.path().join("cap.pcap");
     let p = pcap.to_str().unwrap().to_string();
@@ -197,7 +199,7 @@ fn keyed_capture(test: &str, args: &[&str]) -> (TempDir, std::path::PathBuf, std
     a.extend_from_slice(args);
     let (lab, _) = Lab::up('d', &a);
     let keys = tmp.path().join("keys");
-    ping_then_down(lab, Some(&keys));
+    ping_then_down(lab, Some(&keys), count, extra);
     (tmp, pcap, keys)
 }
 
@@ -463,50 +465,13 @@ fn pcap_reads_udp_gso_trains_that_tshark_cannot() {
         return;
     }
     need_tshark();
-    let tmp = TempDir::new(test);
-    let pcap = tmp.path().join("cap.pcap");
-    let keys = tmp.path().join("keys");
-    let p = pcap.to_str().unwrap().to_string();
-    let (lab, _) = Lab::up(
-        't',
-        &[
-            "--export-keys",
-            "--capture",
-            &p,
-            "--no-ping",
-            "--ike",
-            "2",
-            "--encap",
-            "udp",
-            "--wan-offload",
-        ],
-    );
     const N: u64 = 64;
-    let o = lab.exec(
-        "h1",
-        &[
-            "ping",
-            "-n",
-            "-q",
-            "-l",
-            "16",
-            "-c",
-            &N.to_string(),
-            "-i",
-            "0.2",
-            "-W",
-            "2",
-            "192.168.12.12",
-        ],
+    let (_tmp, pcap, keys) = keyed_capture_pinging(
+        test,
+        &["--ike", "2", "--encap", "udp", "--wan-offload"],
+        N as usize,
+        &["-q", "-l", "16"],
     );
-    assert!(
-        o.status.success(),
-        "ping -l 16 h1 -> h2: {}\n{}",
-        text(&o),
-        gw1_log(&lab)
-    );
-    lab.copy_keys("gw1", &keys);
-    lab.down_with_capture();
 
     let (v, out) = pcap_with_keys(&pcap, &keys);
     let s = &v["stats"];
