@@ -90,6 +90,16 @@ fn run(p: &mut Pair<Engine, Engine>, ea: &mut Vec<Event>, eb: &mut Vec<Event>, u
     drain(&mut p.b, eb);
 }
 
+/// Put on the wire what a call of the test queued, then run `secs`
+/// seconds on from now: both sides' events.
+fn run_on(p: &mut Pair<Engine, Engine>, secs: u64) -> (Vec<Event>, Vec<Event>) {
+    p.flush();
+    let (mut ea, mut eb) = (Vec::new(), Vec::new());
+    let until = p.now.0 / 1000 + secs;
+    run(p, &mut ea, &mut eb, until);
+    (ea, eb)
+}
+
 fn children(ev: &[Event]) -> Vec<&ChildSaInfo> {
     ev.iter()
         .filter_map(|e| match e {
@@ -619,10 +629,7 @@ fn one_way_traffic_asks_whether_the_peer_is_alive() {
         !p.a.one_way_traffic("s2s", spi_in, Duration::from_secs(15), now),
         "one at a time"
     );
-    p.flush();
-    let (mut ea, mut eb) = (Vec::new(), Vec::new());
-    let until = p.now.0 / 1000 + 3;
-    run(&mut p, &mut ea, &mut eb, until);
+    let (ea, eb) = run_on(&mut p, 3);
     assert!(
         logs(&ea).contains("packets went out and none came back for 15s: asking the peer whether it is alive"),
         "{}",
@@ -642,10 +649,7 @@ fn one_way_traffic_asks_whether_the_peer_is_alive() {
     p.now = p.now + Duration::from_secs(30);
     let now = p.now;
     assert!(p.a.one_way_traffic("s2s", spi_in, Duration::from_secs(12), now));
-    p.flush();
-    let (mut ea, mut eb) = (Vec::new(), Vec::new());
-    let until = p.now.0 / 1000 + 200;
-    run(&mut p, &mut ea, &mut eb, until);
+    let (ea, _) = run_on(&mut p, 200);
     assert_found_dead(&ea);
     assert!(
         ea.iter().any(|e| matches!(e, Event::ChildSaDown { .. })),
@@ -672,10 +676,7 @@ fn an_unanswered_quick_mode_ends_the_sas_as_a_dead_peers() {
         p.faults.loss = 1.0;
         let now = p.now;
         p.a.rekey_child("s2s", now).unwrap();
-        p.flush();
-        let (mut ea, mut eb) = (Vec::new(), Vec::new());
-        let until = p.now.0 / 1000 + 200;
-        run(&mut p, &mut ea, &mut eb, until);
+        let (ea, _) = run_on(&mut p, 200);
         assert!(
             logs(&ea).contains("peer not answering our Quick Mode: deleting its SAs as a dead peer's"),
             "restart {restart}: {}",
@@ -696,9 +697,7 @@ fn an_unanswered_quick_mode_ends_the_sas_as_a_dead_peers() {
         assert_eq!(logs(&ea).contains("initiating again (dpd_action = restart)"), restart);
         if restart {
             p.faults.loss = 0.0;
-            let (mut ea, mut eb) = (Vec::new(), Vec::new());
-            let until = p.now.0 / 1000 + 200;
-            run(&mut p, &mut ea, &mut eb, until);
+            let (ea, _) = run_on(&mut p, 200);
             assert!(!children(&ea).is_empty(), "re-established: {}", logs(&ea));
         } else {
             assert!(p.a.ike_sas().is_empty(), "{:?}", p.a.ike_sas());
