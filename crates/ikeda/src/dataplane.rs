@@ -140,23 +140,17 @@ impl Control {
             .map_err(|_| "data plane stopped".to_string())
     }
 
-    /// Inner bytes an SA has carried so far.
-    /// Bytes and packets an SA carried in `direction`.
-    pub fn sa_counts(&self, spi: u32, direction: &str) -> Option<(u64, u64)> {
+    /// The live counters of the SA with this SPI in `direction`, if installed.
+    pub fn sa_stats(&self, spi: u32, direction: &str) -> Option<Arc<SaStats>> {
         let views = self.views.lock().unwrap_or_else(|p| p.into_inner());
         let v = views.iter().find(|v| v.spi == spi && v.direction == direction)?;
-        Some((
-            v.stats.bytes.load(Ordering::Relaxed),
-            v.stats.packets.load(Ordering::Relaxed),
-        ))
+        Some(v.stats.clone())
     }
 
-    /// When the SA last carried a packet (the data plane's clock, `now_ms`),
-    /// or 0 if never; `None` if there is no such SA.
-    pub fn sa_last_packet_ms(&self, spi: u32, direction: &str) -> Option<u64> {
-        let views = self.views.lock().unwrap_or_else(|p| p.into_inner());
-        let v = views.iter().find(|v| v.spi == spi && v.direction == direction)?;
-        Some(v.stats.last_packet_ms.load(Ordering::Relaxed))
+    /// Bytes and packets an SA carried in `direction`.
+    pub fn sa_counts(&self, spi: u32, direction: &str) -> Option<(u64, u64)> {
+        self.sa_stats(spi, direction)
+            .map(|s| (s.bytes.load(Ordering::Relaxed), s.packets.load(Ordering::Relaxed)))
     }
 
     /// Make a slot a trap: packets for it are held and an acquire is raised.

@@ -399,7 +399,12 @@ impl Runtime {
             let Some(&(_, spi_out)) = self.children.installed.get(&spi_in) else {
                 continue;
             };
-            let last = |dir: &str, spi: u32| self.control.sa_last_packet_ms(spi, dir).unwrap_or(0);
+            // When the SA last carried a packet (data plane clock), 0: never.
+            let last = |dir: &str, spi: u32| {
+                self.control
+                    .sa_stats(spi, dir)
+                    .map_or(0, |s| s.last_packet_ms.load(Ordering::Relaxed))
+            };
             if let Some(silent) = one_way_silence(last("in", spi_in), last("out", spi_out), now_ms) {
                 let name = s.name.clone();
                 self.engine.one_way_traffic(&name, spi_in, silent, now);
