@@ -87,11 +87,7 @@ fn config_text(dir: &Path, i: usize, version: u8, second: bool) -> String {
             rn = ts(j),
         )
     };
-    let mut t = format!(
-        "[daemon]\ntun = \"fake{i}\"\nmtu = 1400\nstate_dir = \"{}\"\ncontrol_socket = \"{}\"\n",
-        dir.join(format!("state{i}")).display(),
-        dir.join(format!("gw{i}.sock")).display(),
-    );
+    let mut t = daemon_text(dir, i);
     match (second, version) {
         (false, _) => t.push_str(&conn("s2s", &[LAN])),
         (true, 1) => t.push_str(&conn("s2s", &[LAN, LAN2])),
@@ -101,6 +97,16 @@ fn config_text(dir: &Path, i: usize, version: u8, second: bool) -> String {
         }
     }
     t
+}
+
+/// Gateway `i`'s `[daemon]` section: its fake TUN, state directory and
+/// control socket under `dir`.
+fn daemon_text(dir: &Path, i: usize) -> String {
+    format!(
+        "[daemon]\ntun = \"fake{i}\"\nmtu = 1400\nstate_dir = \"{}\"\ncontrol_socket = \"{}\"\n",
+        dir.join(format!("state{i}")).display(),
+        dir.join(format!("gw{i}.sock")).display(),
+    )
 }
 
 fn start_site(dir: &Path, i: usize, version: u8, udp: &FakeNet, esp: &FakeNet) -> Site {
@@ -497,11 +503,9 @@ fn manual_config_text(dir: &Path, i: usize, second: bool) -> String {
         )
     };
     format!(
-        "[daemon]\ntun = \"fake{i}\"\nmtu = 1400\nstate_dir = \"{}\"\ncontrol_socket = \"{}\"\n\n\
-         [[conn]]\nname = \"s2s\"\nlocal_addr = \"{}\"\nremote_addr = \"{}\"\nencap = \"esp\"\nesp = \"aes128gcm16\"\n\
+        "{}\n[[conn]]\nname = \"s2s\"\nlocal_addr = \"{}\"\nremote_addr = \"{}\"\nencap = \"esp\"\nesp = \"aes128gcm16\"\n\
          local_ts = [{}]\nremote_ts = [{}]\n\n[conn.manual]\n{}{}",
-        dir.join(format!("state{i}")).display(),
-        dir.join(format!("gw{i}.sock")).display(),
+        daemon_text(dir, i),
         WAN[i],
         WAN[j],
         nets(i),
