@@ -349,14 +349,7 @@ impl Engine {
         if now.saturating_since(began) < crate::ikev2::ONE_WAY_SUSPECT {
             return false;
         }
-        let newest = (0..self.sas.len())
-            .filter(|&i| {
-                self.sas[i]
-                    .as_ref()
-                    .is_some_and(|s| s.conn == ci && s.state == P1State::Established && !s.superseded)
-            })
-            .max_by_key(|&i| self.sas[i].as_ref().map(|s| s.created));
-        let Some(idx) = newest else { return false };
+        let Some(idx) = self.current(ci) else { return false };
         let Some(sa) = self.sas[idx].as_mut() else { return false };
         if !sa.peer_dpd || sa.dpd.check.is_some() || sa.last_heard > began {
             return false;
