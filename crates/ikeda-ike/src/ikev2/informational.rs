@@ -31,17 +31,14 @@ impl Engine {
     /// silence starts anew: one-way traffic costs one exchange.
     /// True if a check was queued.
     pub fn one_way_traffic(&mut self, spi_in: u32, silent_for: Duration, now: Millis) -> bool {
-        let Some(idx) = self.sas.iter().position(|s| {
-            s.as_ref()
-                .is_some_and(|s| s.state == State::Established && s.children.iter().any(|c| c.spi_in == spi_in))
-        }) else {
-            return false;
-        };
-        let Some(sa) = self.sas[idx].as_ref() else { return false };
-        let Some(child) = sa.children.iter().find(|c| c.spi_in == spi_in) else {
-            return false;
-        };
-        let began = (now - silent_for).max(child.installed_at);
+        // The established IKE SA holding the CHILD SA, and when it was installed.
+        let found = self.sas.iter().enumerate().find_map(|(i, s)| {
+            let s = s.as_ref().filter(|s| s.state == State::Established)?;
+            let c = s.children.iter().find(|c| c.spi_in == spi_in)?;
+            Some((i, s, c.installed_at))
+        });
+        let Some((idx, sa, installed_at)) = found else { return false };
+        let began = (now - silent_for).max(installed_at);
         if now.saturating_since(began) < ONE_WAY_SUSPECT || sa.last_heard > began || sa.tm.busy() {
             return false;
         }
