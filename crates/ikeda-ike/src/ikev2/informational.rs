@@ -37,7 +37,9 @@ impl Engine {
             let c = s.children.iter().find(|c| c.spi_in == spi_in)?;
             Some((i, s, c.installed_at))
         });
-        let Some((idx, sa, installed_at)) = found else { return false };
+        let Some((idx, sa, installed_at)) = found else {
+            return false;
+        };
         let began = (now - silent_for).max(installed_at);
         if now.saturating_since(began) < ONE_WAY_SUSPECT || sa.last_heard > began || sa.tm.busy() {
             return false;
