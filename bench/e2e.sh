@@ -40,12 +40,18 @@ cleanup() {
 }
 trap cleanup EXIT
 
+# An iperf3 server on srv_node at addr, listening when this returns (SRV_PID).
+server_up() {
+  ip netns exec "ikl-$LAB-$1" iperf3 -s -B "$2" >"$OUT/iperf3-server.log" 2>&1 &
+  SRV_PID=$!
+  for _ in $(seq 1 50); do ip netns exec "ikl-$LAB-$1" ss -Htln "sport = :5201" | grep -q . && break; sleep 0.1; done
+}
+server_down() { kill "$SRV_PID" 2>/dev/null || true; wait "$SRV_PID" 2>/dev/null || true; SRV_PID=; }
+
 # "Gbit/s retransmits" (medians) of N iperf3 runs: srv_node addr cli_node streams
 measure() {
   local srv_node=$1 addr=$2 cli_node=$3 P=$4 r vals=() rtx=()
-  ip netns exec "ikl-$LAB-$srv_node" iperf3 -s -B "$addr" >"$OUT/iperf3-server.log" 2>&1 &
-  SRV_PID=$!
-  for _ in $(seq 1 50); do ip netns exec "ikl-$LAB-$srv_node" ss -Htln "sport = :5201" | grep -q . && break; sleep 0.1; done
+  server_up "$srv_node" "$addr"
   for r in $(seq 1 "$N"); do
     ip netns exec "ikl-$LAB-$cli_node" iperf3 -c "$addr" -t "$T" -P "$P" -J >"$OUT/run.json" \
       || { echo "iperf3 failed" >&2; cat "$OUT/run.json" >&2; exit 1; }
@@ -53,7 +59,7 @@ measure() {
     rtx+=("$(python3 -c 'import json,sys; print(json.load(open(sys.argv[1]))["end"]["sum_sent"].get("retransmits",0))' "$OUT/run.json")")
     sleep 0.5
   done
-  kill "$SRV_PID" 2>/dev/null || true; wait "$SRV_PID" 2>/dev/null || true; SRV_PID=
+  server_down
   echo "$(median "${vals[@]}") $(median "${rtx[@]}")"
 }
 median() { printf '%s\n' "$@" | sort -g | awk '{a[NR]=$1} END{print (NR%2)?a[(NR+1)/2]:(a[NR/2]+a[NR/2+1])/2}'; }
@@ -80,15 +86,13 @@ latency() {
   local srv_node=$1 addr=$2 cli_node=$3 idle loaded cli
   rtt() { { ip netns exec "ikl-$LAB-$cli_node" ping -n -q -c 20 -i 0.05 -W 2 "$addr" || true; } | awk -F/ '/^rtt|^round-trip/ {print $5}'; }
   idle=$(rtt)
-  ip netns exec "ikl-$LAB-$srv_node" iperf3 -s -1 -B "$addr" >/dev/null 2>&1 &
-  SRV_PID=$!
-  for _ in $(seq 1 50); do ip netns exec "ikl-$LAB-$srv_node" ss -Htln "sport = :5201" | grep -q . && break; sleep 0.1; done
+  server_up "$srv_node" "$addr"
   ip netns exec "ikl-$LAB-$cli_node" iperf3 -c "$addr" -t 4 >/dev/null 2>&1 &
   cli=$!
   sleep 1
   loaded=$(rtt)
   wait "$cli" 2>/dev/null || true
-  kill "$SRV_PID" 2>/dev/null || true; wait "$SRV_PID" 2>/dev/null || true; SRV_PID=
+  server_down
   echo "${idle:--} ${loaded:--}"
 }
 # run VARIANT srv_node addr cli_node: both stream counts, into R[VARIANT,P] / X[VARIANT,P],
