@@ -405,15 +405,15 @@ use std::time::Duration;
 /// What a data plane would hold after applying the events in order:
 /// inbound SPIs installed, and the SPI being sent on.
 #[derive(Default, Debug)]
-struct Plane {
-    inbound: HashMap<u32, (Vec<u8>, u32)>,
-    outbound: Option<(u32, Vec<u8>)>,
-    pending: HashMap<u32, (u32, Vec<u8>)>,
-    up: u32,
+pub(crate) struct Plane {
+    pub(crate) inbound: HashMap<u32, (Vec<u8>, u32)>,
+    pub(crate) outbound: Option<(u32, Vec<u8>)>,
+    pub(crate) pending: HashMap<u32, (u32, Vec<u8>)>,
+    pub(crate) up: u32,
 }
 
 impl Plane {
-    fn apply(&mut self, ev: &[Event]) {
+    pub(crate) fn apply(&mut self, ev: &[Event]) {
         for e in ev {
             match e {
                 Event::ChildSaUp(c) => {
@@ -439,7 +439,7 @@ impl Plane {
 }
 
 /// Both planes agree: each sends on an SA the other has inbound, same key.
-fn consistent(a: &Plane, b: &Plane) {
+pub(crate) fn consistent(a: &Plane, b: &Plane) {
     let (ao, ak) = a.outbound.clone().expect("a sends");
     let (bo, bk) = b.outbound.clone().expect("b sends");
     assert_eq!(b.inbound.get(&ao).map(|x| &x.0), Some(&ak), "b can read what a sends");

@@ -142,6 +142,12 @@ impl Engines {
                 s1.replayed,
                 "Informational messages seen before (replays), dropped",
             ),
+            c(
+                1,
+                "duplicates_settled",
+                s1.duplicates_settled,
+                "both sides initiated at once: a duplicate phase-1 or IPsec SA deleted (the lowest nonce goes)",
+            ),
             c(1, "half_open", self.v1.half_open() as u64, "half-open phase-1 SAs now"),
         ]
     }

@@ -26,11 +26,27 @@ impl Engine {
             return;
         };
         self.log(conn, "INITIAL_CONTACT: dropping the older SAs with this peer".into());
+        // With a DELETE each: a peer that sent INITIAL_CONTACT while it
+        // still held one of them (both sides initiated) drops it too, and
+        // one that did not ignores it.
         for i in 0..self.sas.len() {
-            if i != idx && self.sas[i].as_ref().is_some_and(|s| s.conn == conn) {
-                self.remove(i, "INITIAL_CONTACT from the peer");
+            let Some(s) = self.sas[i].as_ref().filter(|s| i != idx && s.conn == conn) else {
+                continue;
+            };
+            if s.half_open() {
+                let line = format!(
+                    "INITIAL_CONTACT: dropping our half-open phase-1 SA {:016x}_i ({})",
+                    s.icookie,
+                    if s.initiator { "we initiated it" } else { "the peer did" }
+                );
+                self.log(conn, line);
             }
+            self.send_delete_isakmp(i);
+            self.remove(i, "INITIAL_CONTACT from the peer");
         }
+        // This one stays, even if it lost a duplicate's settling to one of
+        // those (the peer did not count it a duplicate).
+        self.undo_settling(conn, "INITIAL_CONTACT");
         // IPsec SAs made under this very phase 1 stay.
         let keep_after = self.sas[idx]
             .as_ref()
@@ -42,6 +58,7 @@ impl Engine {
             .partition(|c| c.installed_at < keep_after);
         self.children[conn] = keep;
         for c in old {
+            self.send_delete_esp(idx, c.spi_in);
             self.events.push_back(Event::ChildSaDown {
                 conn: name.clone(),
                 spi_in: c.spi_in,
@@ -272,6 +289,22 @@ impl Engine {
         }
     }
 
+    /// The peer deleted a phase-1 SA of `conn` (`why`): if the one left is
+    /// a duplicate we settled as the loser, the peer did not see a
+    /// duplicate (it replaced its SA by this one): it stays.
+    fn undo_settling(&mut self, conn: usize, why: &str) {
+        let established = |s: &P1| s.conn == conn && s.state == P1State::Established;
+        if self.sas.iter().flatten().any(|s| established(s) && s.duplicate_delete_at.is_none()) {
+            return;
+        }
+        let left = self.sas.iter_mut().flatten().find(|s| established(s) && s.duplicate_delete_at.is_some());
+        if let Some(s) = left {
+            s.duplicate_delete_at = None;
+            s.superseded = false;
+            self.log(conn, format!("{why}: keeping the phase-1 SA we meant to delete as a duplicate"));
+        }
+    }
+
     fn peer_delete(&mut self, idx: usize, d: &DeletePayload) {
         let Some(conn) = self.sas[idx].as_ref().map(|s| s.conn) else {
             return;
@@ -283,6 +316,7 @@ impl Engine {
                 for spi in &d.spis {
                     if *spi == me {
                         self.remove(idx, "deleted by the peer");
+                        self.undo_settling(conn, "the peer deleted the other phase-1 SA");
                         return;
                     }
                     if spi.len() == 16 {
@@ -292,6 +326,7 @@ impl Engine {
                         );
                         if let Some(j) = self.find_by_icookie(i, |s| s.conn == conn && s.rcookie == r) {
                             self.remove(j, "deleted by the peer");
+                            self.undo_settling(conn, "the peer deleted the other phase-1 SA");
                         }
                     }
                 }
@@ -310,7 +345,10 @@ impl Engine {
                         let c = self.children[conn].remove(k);
                         // The SA that replaced it (if any) carries the traffic now.
                         let name = self.conns[conn].spec.name.clone();
-                        if let Some(n) = self.children[conn].iter_mut().find(|n| n.pair == c.pair && !n.active) {
+                        if let Some(n) = self.children[conn]
+                            .iter_mut()
+                            .find(|n| n.pair == c.pair && !n.active && n.duplicate_delete_at.is_none())
+                        {
                             n.active = true;
                             n.activate_at = None;
                             self.events.push_back(Event::ChildSaActivate {

@@ -157,6 +157,16 @@ const REKEY_ACTIVATE: Duration = Duration::from_millis(500);
 /// ... and deletes the old SA this long after, once packets sent on it
 /// have drained.
 const REKEY_DELETE: Duration = Duration::from_secs(3);
+/// Both sides set up the same connection at once (each initiated before it
+/// heard of the other's): two phase-1 SAs, or two IPsec SAs of one selector
+/// pair, come up. IKEv1 has no rule for it; we keep RFC 7296 §2.8.1's (the
+/// exchange with the lowest nonce loses), which both sides can compute.
+/// The side that created the loser deletes it after this long (packets
+/// sent on it meanwhile drain)...
+const DUPLICATE_DELETE: Duration = Duration::from_secs(1);
+/// ... and the other side waits this long for that DELETE before it deletes
+/// the loser itself: a peer without the rule (strongSwan, racoon) keeps both.
+const DUPLICATE_GRACE: Duration = Duration::from_secs(5);
 /// Quick Modes we run at once, as initiator, under one phase-1 SA; the
 /// others wait their turn. strongSwan keeps the CBC IV and state of at most
 /// three phase-2 exchanges per IKE_SA (`charon.max_ikev1_exchanges`,
@@ -320,6 +330,13 @@ struct P1 {
     last_sent: Millis,
     /// Replaced by a newer phase-1 SA of the same connection.
     superseded: bool,
+    /// The loser of a duplicate ([`DUPLICATE_DELETE`]): when to delete it,
+    /// once no Quick Mode is in flight on it.
+    duplicate_delete_at: Option<Millis>,
+    /// We began it while the connection had an established phase-1 SA (a
+    /// rekey, or `initiate` again): it replaces that one. Only its
+    /// initiator knows; the responder cannot tell it from a duplicate.
+    replaces: bool,
     qms: Vec<quick::Qm>,
     created: Millis,
     /// Encrypted phase-1 messages that did not decrypt or verify: dropped
@@ -374,6 +391,8 @@ impl P1 {
             keepalive_at: None,
             last_sent: now,
             superseded: false,
+            duplicate_delete_at: None,
+            replaces: false,
             qms: Vec::new(),
             created: now,
             unreadable: 0,
@@ -455,6 +474,16 @@ struct Child {
     /// it, and when to delete the SA it replaces (its inbound SPI).
     activate_at: Option<Millis>,
     delete_old: Option<(Millis, u32)>,
+    /// We initiated its Quick Mode.
+    ours: bool,
+    /// Its Quick Mode is done here (ours: HASH(2) in; the peer's: HASH(3) in).
+    complete: bool,
+    /// The SA of the peer's Quick Mode that crossed ours ([`quick::Qm::twin`]).
+    twin: Option<u32>,
+    /// The lower of its Quick Mode's nonces: the lower of two twins loses.
+    nonce_low: Vec<u8>,
+    /// It lost to its twin: when it is deleted ([`DUPLICATE_DELETE`]).
+    duplicate_delete_at: Option<Millis>,
 }
 
 /// Counters of what the engine refused.
@@ -480,6 +509,9 @@ pub struct V1Stats {
     /// Authenticated Informational messages seen before under the same
     /// phase-1 SA (their M-ID), dropped.
     pub replayed: u64,
+    /// Both sides initiated at once: duplicate phase-1 or IPsec SAs of
+    /// which one was kept ([`DUPLICATE_DELETE`]).
+    pub duplicates_settled: u64,
 }
 
 pub struct Engine {
@@ -957,9 +989,29 @@ impl Engine {
             .find(|&i| self.sas[i].as_ref().is_some_and(&pred))
     }
 
-    /// Drop a phase-1 SA (its IPsec SAs stay: they belong to the connection).
+    /// Drop a phase-1 SA (its IPsec SAs stay: they belong to the connection,
+    /// but for those of Quick Modes we answered and that cannot finish now:
+    /// installed inbound, never sent on).
     fn remove(&mut self, idx: usize, reason: &str) {
         if let Some(sa) = self.clear(idx) {
+            let name = self.conns[sa.conn].spec.name.clone();
+            // Our unanswered Quick Modes on it go again on the next one.
+            for q in sa.qms.iter().filter(|q| q.initiator && q.state == quick::QmState::ISent) {
+                let w = &mut self.qm_waiting[sa.conn];
+                if !self.retired[sa.conn] && !w.iter().any(|&(p, _)| p == q.pair) {
+                    w.push_back((q.pair, q.rekey_of));
+                }
+            }
+            for q in sa.qms.iter().filter(|q| !q.initiator && !q.done()) {
+                if let Some(k) = self.children[sa.conn].iter().position(|c| c.spi_in == q.spi_in && !c.active) {
+                    let c = self.children[sa.conn].remove(k);
+                    self.events.push_back(Event::ChildSaDown {
+                        conn: name.clone(),
+                        spi_in: c.spi_in,
+                        spi_out: c.spi_out,
+                    });
+                }
+            }
             if sa.state == P1State::Established {
                 self.events.push_back(Event::IkeSaDown {
                     conn: self.conns[sa.conn].spec.name.clone(),
@@ -1155,6 +1207,11 @@ impl Engine {
             );
         }
         payloads.extend(our_vids());
+        sa.replaces = self
+            .sas
+            .iter()
+            .flatten()
+            .any(|s| s.conn == ci && s.state == P1State::Established);
         let idx = self.insert(sa);
         let h = self.header(
             idx,
@@ -1188,6 +1245,7 @@ impl Engine {
                 self.remove(idx, "deleted by us");
             }
         }
+        self.qm_waiting[ci].clear();
         Ok(())
     }
 
@@ -1812,22 +1870,82 @@ impl Engine {
                 ),
             );
         }
-        // Older phase-1 SAs of the connection are replaced: delete them.
-        let older: Vec<usize> = (0..self.sas.len())
+        // The other established phase-1 SAs of the connection: if we began
+        // this one to replace them (a rekey, a restart), they go now; else
+        // they are duplicates (both sides initiated; or the peer replaces
+        // one, which we cannot tell apart: then the peer deletes the old one
+        // and the settling is undone, see `peer_delete`).
+        let replaces = self.sas[idx].as_ref().is_some_and(|s| s.initiator && s.replaces);
+        let others: Vec<usize> = (0..self.sas.len())
             .filter(|&i| i != idx)
             .filter(|&i| {
-                self.sas[i]
-                    .as_ref()
-                    .is_some_and(|s| s.conn == conn && s.state == P1State::Established)
+                self.sas[i].as_ref().is_some_and(|s| {
+                    s.conn == conn && s.state == P1State::Established && s.duplicate_delete_at.is_none()
+                })
             })
             .collect();
-        for i in older {
-            if let Some(s) = self.sas[i].as_mut() {
-                s.superseded = true;
+        for i in others {
+            if replaces {
+                if let Some(s) = self.sas[i].as_mut() {
+                    s.superseded = true;
+                }
+                self.send_delete_isakmp(i);
+                self.remove(i, "replaced by a new phase-1 SA");
+            } else {
+                self.settle_duplicate_p1(idx, i, now);
             }
-            self.send_delete_isakmp(i);
-            self.remove(i, "replaced by a new phase-1 SA");
         }
+    }
+
+    /// Two phase-1 SAs of one connection came up side by side: keep the one
+    /// whose exchange has the higher of the lowest nonces (RFC 7296 §2.8.1's
+    /// rule, the same on both sides). The loser takes no new Quick Mode and
+    /// goes after [`DUPLICATE_DELETE`] if we created it, else after
+    /// [`DUPLICATE_GRACE`] unless the peer deleted it first.
+    fn settle_duplicate_p1(&mut self, a: usize, b: usize, now: Millis) {
+        let low = |i: usize| {
+            self.sas[i]
+                .as_ref()
+                .map(|s| std::cmp::min(s.ni.clone(), s.nr.clone()))
+                .unwrap_or_default()
+        };
+        let loser = if low(a) < low(b) { a } else { b };
+        let Some(sa) = self.sas[loser].as_mut() else { return };
+        let ours = sa.initiator;
+        sa.superseded = true;
+        sa.duplicate_delete_at = Some(now + if ours { DUPLICATE_DELETE } else { DUPLICATE_GRACE });
+        let (conn, i, r) = (sa.conn, sa.icookie, sa.rcookie);
+        self.stats.duplicates_settled += 1;
+        self.log(
+            conn,
+            format!(
+                "both sides initiated: two phase-1 SAs; {i:016x}_i {r:016x}_r, {} by us, has the lowest nonce and goes{}",
+                if ours { "initiated" } else { "answered" },
+                if ours { "" } else { " (the peer deletes it, or we do in 5 s)" },
+            ),
+        );
+    }
+
+    /// The loser of a duplicate goes once its time came and no Quick Mode
+    /// is in flight on it (they finish; new ones go to the winner). False
+    /// if it went.
+    fn duplicate_timer(&mut self, idx: usize, now: Millis) -> bool {
+        let Some(sa) = self.sas[idx].as_mut() else { return false };
+        if sa.duplicate_delete_at.is_none_or(|at| now < at) {
+            return true;
+        }
+        if sa.qms.iter().any(|q| !q.done() && q.state != quick::QmState::IWaitConnected) {
+            sa.duplicate_delete_at = Some(now + DUPLICATE_DELETE);
+            return true;
+        }
+        let reason = if sa.initiator {
+            "duplicate deleted by us"
+        } else {
+            "duplicate deleted by us after waiting for the peer"
+        };
+        self.send_delete_isakmp(idx);
+        self.remove(idx, reason);
+        false
     }
 
     /// After our phase 1: INITIAL-CONTACT on a first contact, then a Quick
@@ -1836,7 +1954,15 @@ impl Engine {
         let Some(conn) = self.sas[idx].as_ref().map(|s| s.conn) else {
             return;
         };
-        if self.children[conn].is_empty() {
+        // INITIAL-CONTACT tells the peer to drop every other SA with us:
+        // not while it sets one up with us (both initiated), which it would
+        // drop without a DELETE.
+        let other = self
+            .sas
+            .iter()
+            .enumerate()
+            .any(|(i, s)| i != idx && s.as_ref().is_some_and(|s| s.conn == conn && !s.unproven()));
+        if self.children[conn].is_empty() && !other {
             let Some(sa) = self.sas[idx].as_ref() else { return };
             let spi = [sa.icookie.to_be_bytes(), sa.rcookie.to_be_bytes()].concat();
             self.send_info(
@@ -1850,17 +1976,22 @@ impl Engine {
                 }),
             );
         }
+        // On the connection's current phase-1 SA: a duplicate that lost
+        // takes none.
+        let Some(cur) = self.current(conn) else { return };
         let n = pairs(&self.conns[conn].spec).len();
         for pair in 0..n {
+            // A Quick Mode of the peer's for the pair counts too: one of
+            // ours beside it would make a second SA pair.
             let covered = self.children[conn].iter().any(|c| c.pair == pair && !c.rekeyed)
                 || self
                     .sas
                     .iter()
                     .flatten()
-                    .any(|s| s.conn == conn && s.qms.iter().any(|q| q.pair == pair && q.initiator && !q.done()))
+                    .any(|s| s.conn == conn && s.qms.iter().any(|q| q.pair == pair && !q.done()))
                 || self.qm_waiting[conn].iter().any(|&(p, _)| p == pair);
             if !covered {
-                self.start_quick_mode(idx, pair, None, now);
+                self.start_quick_mode(cur, pair, None, now);
             }
         }
     }
@@ -1916,6 +2047,9 @@ impl Engine {
         }
         // Retransmissions refresh the flow (the keepalive below counts them).
         self.note_sent(queued, now);
+        if !self.duplicate_timer(idx, now) {
+            return;
+        }
         let Some(sa) = self.sas[idx].as_ref() else { return };
         if sa.tm.half_open_expired(now) {
             let conn = sa.conn;
@@ -1979,6 +2113,7 @@ impl Engine {
         for sa in self.sas.iter().flatten() {
             let timers = self.conns[sa.conn].spec.timers;
             t.extend(sa.tm.poll_timeout());
+            t.extend(sa.duplicate_delete_at);
             if sa.state == P1State::Established {
                 t.extend(sa.expire_at);
                 if !sa.superseded {
@@ -2014,6 +2149,7 @@ impl Engine {
                 t.extend(c.expire_at);
                 t.extend(c.activate_at);
                 t.extend(c.delete_old.map(|d| d.0));
+                t.extend(c.duplicate_delete_at);
             }
         }
         t.into_iter().min()

@@ -99,6 +99,10 @@ pub(super) struct Qm {
     pub remote_ts: TsRange,
     pub state: QmState,
     pub rekey_of: Option<u32>,
+    /// The peer's Quick Mode for the same pair (and the same SA to
+    /// replace, if any) that crossed ours: its inbound SPI here. Once both
+    /// are done, one of the two SA pairs goes ([`Engine::settle_twins`]).
+    pub twin: Option<u32>,
     pub neg: Option<Negotiated>,
     pub created: Millis,
 }
@@ -393,6 +397,7 @@ impl Engine {
             remote_ts: r,
             state: QmState::ISent,
             rekey_of,
+            twin: None,
             neg: None,
             created: now,
         };
@@ -822,6 +827,20 @@ impl Engine {
             .iter()
             .find(|c| c.pair == pair && !c.rekeyed)
             .map(|c| c.spi_in);
+        // Our own Quick Mode for the pair is out and unanswered: the peer
+        // began its own before it saw ours (both sides initiated, or both
+        // rekey the same SA). Both go on; the two are twins.
+        let twin = self
+            .sas
+            .iter_mut()
+            .flatten()
+            .filter(|s| s.conn == conn)
+            .flat_map(|s| s.qms.iter_mut())
+            .find(|q| q.initiator && q.pair == pair && q.state == QmState::ISent && q.rekey_of == rekey_of)
+            .map(|q| {
+                q.twin = Some(spi_in);
+                q.spi_in
+            });
         let qm = Qm {
             mid,
             initiator: false,
@@ -836,6 +855,7 @@ impl Engine {
             remote_ts,
             state: QmState::RSent,
             rekey_of,
+            twin,
             neg: Some(neg),
             created: now,
         };
@@ -1078,12 +1098,20 @@ impl Engine {
         if let Some(sa) = self.sas[idx].as_mut() {
             sa.last_heard = now;
         }
-        // Installed inbound with HASH(2); now we send on it too.
+        // Installed inbound with HASH(2); now we send on it too, unless it
+        // is the twin that lost.
         let spi_in = self.sas[idx].as_ref().and_then(|s| s.qms.get(k)).map(|q| q.spi_in);
         let name = self.conns[conn].spec.name.clone();
+        let Some(spi_in) = spi_in else { return };
+        if let Some(c) = self.children[conn].iter_mut().find(|c| c.spi_in == spi_in) {
+            c.complete = true;
+        }
+        if self.settle_twins(conn, spi_in, now) {
+            return;
+        }
         if let Some(c) = self.children[conn]
             .iter_mut()
-            .find(|c| Some(c.spi_in) == spi_in && !c.active)
+            .find(|c| c.spi_in == spi_in && !c.active)
         {
             c.active = true;
             c.installed_at = now;
@@ -1103,6 +1131,8 @@ impl Engine {
         let Some(neg) = q.neg.take() else { return };
         let initiator = q.initiator;
         let rekey_of = q.rekey_of;
+        let twin = q.twin;
+        let nonce_low = std::cmp::min(&q.ni, &q.nr).clone();
         let t = self.conns[conn].spec.timers;
         let rekey_in = if t.rekey_time.is_zero() || t.rekey_time >= neg.life {
             // Soft at 90 % of the hard lifetime, as racoon and strongSwan do.
@@ -1136,6 +1166,12 @@ impl Engine {
             } else {
                 None
             },
+            ours: initiator,
+            // Our Quick Mode is done with HASH(2); the peer's with HASH(3).
+            complete: initiator,
+            twin,
+            nonce_low,
+            duplicate_delete_at: None,
         };
         let name = self.conns[conn].spec.name.clone();
         if let Some(old) = rekey_of {
@@ -1187,8 +1223,53 @@ impl Engine {
             pair: child.pair,
             ipcomp,
         };
+        let (spi_in, complete) = (child.spi_in, child.complete);
         self.children[conn].push(child);
+        // The twin of ours done first: if this one loses, it never carries
+        // our traffic.
+        let mut info = info;
+        if complete && self.settle_twins(conn, spi_in, now) {
+            info.activate_outbound = false;
+        }
         self.events.push_back(Event::ChildSaUp(info));
+    }
+
+    /// The IPsec SA with inbound SPI `spi` is done; if its twin is done
+    /// too, one of the two SA pairs goes: the one whose Quick Mode has the
+    /// lowest nonce (RFC 7296 §2.8.1's rule, which both sides compute
+    /// alike). The loser is never activated (or no longer sent on, if it
+    /// was first) and is deleted by whoever initiated it. True if `spi`
+    /// lost.
+    fn settle_twins(&mut self, conn: usize, spi: u32, now: Millis) -> bool {
+        let cs = &self.children[conn];
+        let Some(a) = cs.iter().position(|c| c.spi_in == spi) else {
+            return false;
+        };
+        let Some(b) = cs[a]
+            .twin
+            .and_then(|t| cs.iter().position(|c| c.spi_in == t && c.complete))
+        else {
+            return false;
+        };
+        if cs[a].duplicate_delete_at.is_some() || cs[b].duplicate_delete_at.is_some() {
+            return cs[a].duplicate_delete_at.is_some();
+        }
+        let loser = if cs[a].nonce_low < cs[b].nonce_low { a } else { b };
+        let c = &mut self.children[conn][loser];
+        c.rekeyed = true;
+        c.activate_at = None;
+        c.delete_old = None;
+        c.duplicate_delete_at = Some(now + if c.ours { DUPLICATE_DELETE } else { DUPLICATE_GRACE });
+        let line = format!(
+            "both sides set up the pair at once: two IPsec SAs; {:08x}_i {:08x}_o, {} by us, has the lowest nonce and goes{}",
+            c.spi_in,
+            c.spi_out,
+            if c.ours { "initiated" } else { "answered" },
+            if c.ours { "" } else { " (the peer deletes it, or we do in 5 s)" },
+        );
+        self.stats.duplicates_settled += 1;
+        self.log(conn, line);
+        loser == a
     }
 
     /// N(CONNECTED): the responder that set the commit bit is ready.
@@ -1202,7 +1283,8 @@ impl Engine {
         }
         let name = self.conns[conn].spec.name.clone();
         for spi in act {
-            if let Some(c) = self.children[conn].iter_mut().find(|c| c.spi_in == spi) {
+            let live = |c: &Child| c.spi_in == spi && c.duplicate_delete_at.is_none();
+            if let Some(c) = self.children[conn].iter_mut().find(|c| live(c)) {
                 c.active = true;
                 self.events.push_back(Event::ChildSaActivate {
                     conn: name.clone(),
@@ -1268,7 +1350,7 @@ impl Engine {
         };
         q.state = QmState::Done;
         q.created = now;
-        let spi = q.spi_in;
+        let (spi, rekey_of) = (q.spi_in, q.rekey_of);
         if g.ours {
             self.fail(conn, g.failure(remote));
             // Issue 13 point 3: a peer that answers nothing on the IKE flow
@@ -1297,6 +1379,13 @@ impl Engine {
         self.log(conn, format!("QUICK_MODE {mid}: no HASH(3) from the peer, given up"));
         if let Some(k) = self.children[conn].iter().position(|c| c.spi_in == spi && !c.active) {
             let c = self.children[conn].remove(k);
+            // What it was to replace was not replaced: it rekeys as before.
+            if let Some(o) = self.children[conn]
+                .iter_mut()
+                .find(|o| Some(o.spi_in) == rekey_of && o.duplicate_delete_at.is_none())
+            {
+                o.rekeyed = false;
+            }
             self.events.push_back(Event::ChildSaDown {
                 conn: self.conns[conn].spec.name.clone(),
                 spi_in: c.spi_in,
@@ -1314,6 +1403,30 @@ impl Engine {
         let mut k = 0;
         while k < self.children[ci].len() {
             let c = self.children[ci][k].clone();
+            if c.duplicate_delete_at.is_some_and(|d| now >= d) {
+                // Not before the winner carries the traffic.
+                let winner = self.children[ci]
+                    .iter()
+                    .any(|w| w.pair == c.pair && w.active && w.duplicate_delete_at.is_none());
+                if c.active && !winner {
+                    self.children[ci][k].duplicate_delete_at = Some(now + DUPLICATE_DELETE);
+                } else {
+                    self.children[ci].remove(k);
+                    self.log(
+                        ci,
+                        format!("deleting the duplicate IPsec SA {:08x}_i {:08x}_o", c.spi_in, c.spi_out),
+                    );
+                    if let Some(idx) = current {
+                        self.send_delete_esp(idx, c.spi_in);
+                    }
+                    self.events.push_back(Event::ChildSaDown {
+                        conn: name.clone(),
+                        spi_in: c.spi_in,
+                        spi_out: c.spi_out,
+                    });
+                    continue;
+                }
+            }
             if c.activate_at.is_some_and(|a| now >= a) {
                 let x = &mut self.children[ci][k];
                 x.activate_at = None;
@@ -1350,7 +1463,10 @@ impl Engine {
                     self.send_delete_esp(idx, c.spi_in);
                 }
                 // The replacement, if one waits, sends now.
-                if let Some(n) = self.children[ci].iter_mut().find(|n| n.pair == c.pair && !n.active) {
+                if let Some(n) = self.children[ci]
+                    .iter_mut()
+                    .find(|n| n.pair == c.pair && !n.active && n.duplicate_delete_at.is_none())
+                {
                     n.active = true;
                     n.activate_at = None;
                     self.events.push_back(Event::ChildSaActivate {
