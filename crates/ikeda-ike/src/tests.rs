@@ -410,6 +410,11 @@ pub(crate) struct Plane {
     pub(crate) outbound: Option<(u32, Vec<u8>)>,
     pub(crate) pending: HashMap<u32, (u32, Vec<u8>)>,
     pub(crate) up: u32,
+    /// The inbound SPI of the SA sent on, and the SA sent on before it
+    /// (inbound SPI, outbound SPI and key): the daemon goes back to that
+    /// one when the newer goes first (`Installs::child_down`).
+    pub(crate) outbound_in: Option<u32>,
+    pub(crate) previous: Option<(u32, (u32, Vec<u8>))>,
 }
 
 impl Plane {
@@ -420,21 +425,42 @@ impl Plane {
                     self.up += 1;
                     self.inbound.insert(c.spi_in, (c.enc_in.expose().to_vec(), c.spi_out));
                     if c.activate_outbound {
-                        self.outbound = Some((c.spi_out, c.enc_out.expose().to_vec()));
+                        self.send_on(c.spi_in, (c.spi_out, c.enc_out.expose().to_vec()));
                     } else {
                         self.pending.insert(c.spi_in, (c.spi_out, c.enc_out.expose().to_vec()));
                     }
                 }
                 Event::ChildSaActivate { spi_in, .. } => {
-                    self.outbound = self.pending.remove(spi_in);
+                    if let Some(o) = self.pending.remove(spi_in) {
+                        self.send_on(*spi_in, o);
+                    }
                 }
                 Event::ChildSaDown { spi_in, .. } => {
                     self.inbound.remove(spi_in);
                     self.pending.remove(spi_in);
+                    if self.previous.as_ref().is_some_and(|p| p.0 == *spi_in) {
+                        self.previous = None;
+                    }
+                    if self.outbound_in == Some(*spi_in) {
+                        if let Some((p_in, p_out)) = self.previous.take() {
+                            self.outbound = Some(p_out);
+                            self.outbound_in = Some(p_in);
+                        }
+                    }
                 }
                 _ => {}
             }
         }
+    }
+}
+
+impl Plane {
+    fn send_on(&mut self, spi_in: u32, out: (u32, Vec<u8>)) {
+        if let (Some(i), Some(o)) = (self.outbound_in, self.outbound.take()) {
+            self.previous = Some((i, o));
+        }
+        self.outbound = Some(out);
+        self.outbound_in = Some(spi_in);
     }
 }
 
@@ -660,16 +686,24 @@ fn one_way_traffic_checks_that_the_peer_is_alive() {
     // Too short a silence, an SA installed a moment ago, an SPI of no SA.
     assert!(!p.a.one_way_traffic(spi_in, Duration::from_secs(5), now));
     assert!(!p.a.one_way_traffic(spi_in, Duration::MAX, now));
-    assert!(!p.a.one_way_traffic(0xdead_beef, Duration::MAX, now + Duration::from_secs(60)));
+    assert!(!p
+        .a
+        .one_way_traffic(0xdead_beef, Duration::MAX, now + Duration::from_secs(60)));
     // 20 s on, 15 s of sending without hearing back: a check, answered.
     p.now = p.now + Duration::from_secs(20);
     let now = p.now;
     assert!(p.a.one_way_traffic(spi_in, Duration::from_secs(15), now));
-    assert!(!p.a.one_way_traffic(spi_in, Duration::from_secs(15), now), "one check at a time");
+    assert!(
+        !p.a.one_way_traffic(spi_in, Duration::from_secs(15), now),
+        "one check at a time"
+    );
     p.flush();
     let (ea, eb) = run_for(&mut p, Duration::from_secs(2));
     assert!(
-        logged(&ea, "packets went out and none came back for 15s: checking that the peer is alive"),
+        logged(
+            &ea,
+            "packets went out and none came back for 15s: checking that the peer is alive"
+        ),
         "{ea:?}"
     );
     assert!(logged(&eb, "received INFORMATIONAL request 2 [ ]"), "{eb:?}");
@@ -693,7 +727,8 @@ fn one_way_traffic_checks_that_the_peer_is_alive() {
     pa.apply(&ea);
     let f = failure(&ea).expect("the peer is found dead");
     assert!(
-        f.to_string().starts_with("peer not answering: INFORMATIONAL sent 6 times"),
+        f.to_string()
+            .starts_with("peer not answering: INFORMATIONAL sent 6 times"),
         "{f}"
     );
     assert!(ea.iter().any(|e| matches!(e, Event::ChildSaDown { .. })), "{ea:?}");

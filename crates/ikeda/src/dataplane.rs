@@ -31,6 +31,7 @@ use ikeda_esp::{DropCounters, Encap, Inbound, InboundSa, Outbound, OutboundSa, S
 use ikeda_sys::{DatagramIo, PacketBatch, TunDevice, MAX_BATCH};
 use ikeda_wire::udp_encap::{self, Udp4500Payload};
 use serde::Serialize;
+use std::collections::HashMap;
 use std::net::{IpAddr, Ipv4Addr, SocketAddr};
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::mpsc::{channel, sync_channel, Receiver, Sender, SyncSender, TrySendError};
@@ -56,6 +57,11 @@ pub enum TxUpdate {
     /// Put an SA into an outbound slot, replacing what was there (the
     /// make-before-break switch of a rekey), or empty the slot.
     SetSa { slot: usize, sa: Option<OutboundSa> },
+    /// Send on the slot's previous SA again (the one `SetSa` replaced),
+    /// if its SPI is `spi`: its sequence counter goes on where it stopped.
+    Restore { slot: usize, spi: u32 },
+    /// The slot's previous SA is gone: forget it (and its keys).
+    DropPrevious { slot: usize },
     /// Replace the whole SPD.
     SetSpd(Spd),
     /// Hold packets for a slot without SA and ask for it (start_action = trap).
@@ -83,13 +89,24 @@ pub struct Control {
     tx: Sender<TxUpdate>,
     rx: Vec<(Encap, IpAddr, Sender<RxUpdate>)>,
     views: Arc<Mutex<Vec<SaView>>>,
+    /// The outbound view each slot had before its SA was replaced, for
+    /// [`Control::restore_outbound`].
+    previous_views: Arc<Mutex<HashMap<usize, SaView>>>,
 }
 
 impl Control {
     /// Install (or with `None`, remove) the outbound SA of a slot.
     pub fn set_outbound(&self, conn: &str, slot: usize, sa: Option<OutboundSa>) -> Result<(), String> {
         let mut views = self.views.lock().unwrap_or_else(|p| p.into_inner());
-        views.retain(|v| !(v.direction == "out" && v.slot == Some(slot)));
+        let old = views
+            .iter()
+            .position(|v| v.direction == "out" && v.slot == Some(slot))
+            .map(|k| views.remove(k));
+        let mut previous = self.previous_views.lock().unwrap_or_else(|p| p.into_inner());
+        match old.filter(|_| sa.is_some()) {
+            Some(v) => previous.insert(slot, v),
+            None => previous.remove(&slot),
+        };
         if let Some(sa) = &sa {
             let mut v = SaView::new(conn, "out", sa.spi, sa.algorithm(), sa.encap, &sa.stats);
             v.slot = Some(slot);
@@ -98,6 +115,32 @@ impl Control {
         }
         self.tx
             .send(TxUpdate::SetSa { slot, sa })
+            .map_err(|_| "data plane stopped".to_string())
+    }
+
+    /// Send on the SA a slot held before its current one again (the
+    /// current one is gone): the data plane kept it, sequence counter and
+    /// all. Nothing happens if the slot's previous SA is not `spi`.
+    pub fn restore_outbound(&self, slot: usize, spi: u32) -> Result<(), String> {
+        let mut previous = self.previous_views.lock().unwrap_or_else(|p| p.into_inner());
+        if previous.get(&slot).is_some_and(|v| v.spi == spi) {
+            let mut views = self.views.lock().unwrap_or_else(|p| p.into_inner());
+            views.retain(|v| !(v.direction == "out" && v.slot == Some(slot)));
+            views.extend(previous.remove(&slot));
+        }
+        self.tx
+            .send(TxUpdate::Restore { slot, spi })
+            .map_err(|_| "data plane stopped".to_string())
+    }
+
+    /// The slot's previous SA was deleted: the data plane forgets it.
+    pub fn drop_previous(&self, slot: usize) -> Result<(), String> {
+        self.previous_views
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .remove(&slot);
+        self.tx
+            .send(TxUpdate::DropPrevious { slot })
             .map_err(|_| "data plane stopped".to_string())
     }
 
@@ -554,6 +597,7 @@ impl DataPlane {
             tx: tx_up,
             rx: rx_controls,
             views: sas,
+            previous_views: Arc::new(Mutex::new(HashMap::new())),
         };
         Ok(DataPlane {
             stop,
@@ -650,6 +694,8 @@ fn tx_loop<T: TunDevice, D: DatagramIo>(
     let unspec = SocketAddr::new(IpAddr::V4(Ipv4Addr::UNSPECIFIED), 0);
     let mut dsts = [unspec; MAX_BATCH];
     let mut exhausted_logged = vec![false; outbound.sas.len()];
+    // Per slot, the SA the last SetSa replaced (TxUpdate::Restore).
+    let mut previous: Vec<Option<OutboundSa>> = Vec::new();
     // Trap slots: packets held until the SA is up, and when we last asked.
     let mut traps: Vec<Option<(std::collections::VecDeque<Vec<u8>>, Option<std::time::Instant>)>> = Vec::new();
     let mut scratch = vec![0u8; head + mtu.max(1500) + room.tail.max(64)];
@@ -667,7 +713,12 @@ fn tx_loop<T: TunDevice, D: DatagramIo>(
                         exhausted_logged.resize(slot + 1, false);
                     }
                     exhausted_logged[slot] = false;
-                    outbound.sas[slot] = sa;
+                    if slot >= previous.len() {
+                        previous.resize_with(slot + 1, || None);
+                    }
+                    let kept = sa.is_some();
+                    let old = std::mem::replace(&mut outbound.sas[slot], sa);
+                    previous[slot] = old.filter(|_| kept);
                     // The SA a trap asked for is up: send what was held, in order.
                     if let Some(Some((held, asked))) = traps.get_mut(slot) {
                         if outbound.sas[slot].is_some() {
@@ -688,6 +739,20 @@ fn tx_loop<T: TunDevice, D: DatagramIo>(
                                 }
                             }
                         }
+                    }
+                }
+                TxUpdate::Restore { slot, spi } => {
+                    if let Some(p) = previous
+                        .get_mut(slot)
+                        .filter(|p| p.as_ref().is_some_and(|o| o.spi == spi))
+                    {
+                        outbound.sas[slot] = p.take();
+                        exhausted_logged[slot] = false;
+                    }
+                }
+                TxUpdate::DropPrevious { slot } => {
+                    if let Some(p) = previous.get_mut(slot) {
+                        *p = None;
                     }
                 }
                 TxUpdate::SetSpd(spd) => outbound.spd = spd,
@@ -1278,6 +1343,74 @@ mod tests {
         assert_eq!(p1.stats.snapshot().sas.len(), 1);
         p1.stop();
         g2.plane.stop();
+    }
+
+    /// A slot's SA replaced and then restored (the newer one was deleted
+    /// first): the older one sends again with its sequence numbers going
+    /// on where they stopped, never from 1 (with AES-GCM a repeated
+    /// sequence number under one key would repeat the nonce).
+    #[test]
+    fn a_restored_outbound_sa_goes_on_with_its_own_sequence_numbers() {
+        let k = |b: &str| "0x".to_string() + &b.repeat(36);
+        let net = FakeNet::new();
+        let older = cfg(
+            "192.168.50.11",
+            "192.168.50.12",
+            "192.168.11.0/24",
+            "192.168.12.0/24",
+            0x1001,
+            0x2001,
+            &k("61"),
+            &k("62"),
+        );
+        let newer = cfg(
+            "192.168.50.11",
+            "192.168.50.12",
+            "192.168.11.0/24",
+            "192.168.12.0/24",
+            0x1002,
+            0x2002,
+            &k("63"),
+            &k("64"),
+        );
+        let (mut a, _, _) = build_sas(&older).unwrap();
+        let (mut b, _, _) = build_sas(&newer).unwrap();
+        let (dev, host) = FakeTun::pair("ikeda0");
+        let local: IpAddr = "192.168.50.11".parse().unwrap();
+        let p1 = udp_plane(&net, dev, local, Outbound::new(a.spd.clone(), vec![None]), None, None);
+        let wire = net.bind("192.168.50.12:4500".parse().unwrap()).unwrap();
+        let t = Some(Duration::from_secs(2));
+        let mut send = |n: u8| -> (u32, u32) {
+            host.write(&ping([192, 168, 11, 11], [192, 168, 12, 12], n)).unwrap();
+            let (d, _) = wire.recv_from(t).expect("an ESP packet");
+            let word = |i: usize| u32::from_be_bytes([d[i], d[i + 1], d[i + 2], d[i + 3]]);
+            (word(0), word(4))
+        };
+        p1.control.set_outbound("t", 0, a.sas[0].take()).unwrap();
+        std::thread::sleep(Duration::from_millis(50));
+        assert_eq!([send(1), send(2)], [(0x1001, 1), (0x1001, 2)]);
+        p1.control.set_outbound("t", 0, b.sas[0].take()).unwrap();
+        std::thread::sleep(Duration::from_millis(50));
+        assert_eq!(send(3), (0x1002, 1));
+        // The newer one is gone: back to the older one, its counter intact.
+        p1.control.restore_outbound(0, 0x1001).unwrap();
+        std::thread::sleep(Duration::from_millis(50));
+        assert_eq!(send(4), (0x1001, 3));
+        let out: Vec<u32> = p1
+            .control
+            .views
+            .lock()
+            .unwrap()
+            .iter()
+            .filter(|v| v.direction == "out")
+            .map(|v| v.spi)
+            .collect();
+        assert_eq!(out, [0x1001], "show lists the SA sent on");
+        // Once: the newer one is not kept to go back to.
+        p1.control.restore_outbound(0, 0x1002).unwrap();
+        std::thread::sleep(Duration::from_millis(50));
+        assert_eq!(send(5), (0x1001, 4));
+        p1.stop();
     }
 
     #[test]

@@ -325,6 +325,11 @@ impl Runtime {
                     self.control.remove_inbound(spi);
                     Ok(())
                 }
+                PlaneCmd::RestoreOutbound { slot, spi } => {
+                    tracing::info!(target: "esp", "the SA sent on is gone: sending on {spi:08x}_o again");
+                    self.control.restore_outbound(slot, spi)
+                }
+                PlaneCmd::DropPrevious { slot } => self.control.drop_previous(slot),
                 PlaneCmd::Spd => {
                     self.push_spd();
                     Ok(())
@@ -1286,7 +1291,10 @@ mod tests {
         let now = 100_000;
         // Sending now, nothing ever came in / nothing for 30 s.
         assert_eq!(one_way_silence(0, now - 100, now), Some(Duration::MAX));
-        assert_eq!(one_way_silence(now - 30_000, now - 100, now), Some(Duration::from_secs(30)));
+        assert_eq!(
+            one_way_silence(now - 30_000, now - 100, now),
+            Some(Duration::from_secs(30))
+        );
         // Both ways recently: not one-way.
         assert_eq!(one_way_silence(now - 500, now - 100, now), None);
         // Nothing sent lately, or ever: nothing to suspect.

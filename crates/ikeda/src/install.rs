@@ -40,6 +40,16 @@ pub enum PlaneCmd {
         sa: Option<OutboundSa>,
     },
     RemoveInbound(u32),
+    /// The slot's SA is gone and the one it replaced still lives: send on
+    /// that one again (outbound SPI `spi`), where its counter stopped.
+    RestoreOutbound {
+        slot: usize,
+        spi: u32,
+    },
+    /// The SA a slot's current one replaced is gone.
+    DropPrevious {
+        slot: usize,
+    },
     /// The slots' negotiated selectors changed: rebuild the SPD.
     Spd,
 }
@@ -51,6 +61,8 @@ impl std::fmt::Debug for PlaneCmd {
             PlaneCmd::SetOutbound { slot, sa: Some(sa), .. } => write!(f, "out[{slot}]={:08x}", sa.spi),
             PlaneCmd::SetOutbound { slot, sa: None, .. } => write!(f, "out[{slot}]=none"),
             PlaneCmd::RemoveInbound(spi) => write!(f, "in-{spi:08x}"),
+            PlaneCmd::RestoreOutbound { slot, spi } => write!(f, "out[{slot}]<-{spi:08x}"),
+            PlaneCmd::DropPrevious { slot } => write!(f, "out[{slot}]-prev"),
             PlaneCmd::Spd => write!(f, "spd"),
         }
     }
@@ -76,6 +88,10 @@ pub struct Installs {
     pending_out: HashMap<u32, OutboundSa>,
     /// Replaced inbound SAs already deleted in IKE, kept until the deadline.
     retiring: Vec<(u32, Millis)>,
+    /// Per slot number, the inbound SPI of the SA its current outbound SA
+    /// replaced, while that SA lives: if the current one goes first (the
+    /// peer deleted the newer of two), the data plane sends on it again.
+    previous_in: HashMap<usize, u32>,
 }
 
 impl Installs {
@@ -129,7 +145,9 @@ impl Installs {
             sa: i,
         }];
         if info.activate_outbound {
-            s.spi_in = Some(info.spi_in);
+            if let Some(old) = s.spi_in.replace(info.spi_in) {
+                self.previous_in.insert(s.slot, old);
+            }
             cmds.push(PlaneCmd::SetOutbound {
                 conn: info.conn.clone(),
                 slot: s.slot,
@@ -152,7 +170,9 @@ impl Installs {
         let Some(s) = self.slots.iter_mut().find(|s| s.name == conn && s.pair == pair) else {
             return Vec::new();
         };
-        s.spi_in = Some(spi_in);
+        if let Some(old) = s.spi_in.replace(spi_in) {
+            self.previous_in.insert(s.slot, old);
+        }
         vec![PlaneCmd::SetOutbound {
             conn: conn.to_owned(),
             slot: s.slot,
@@ -166,6 +186,30 @@ impl Installs {
     pub fn child_down(&mut self, conn: &str, spi_in: u32, now: Millis) -> Vec<PlaneCmd> {
         let mut cmds = Vec::new();
         self.pending_out.remove(&spi_in);
+        // The slot's SA goes while the one it replaced lives: back to that.
+        let restore = self
+            .slots
+            .iter()
+            .find(|s| s.name == conn && s.spi_in == Some(spi_in))
+            .and_then(|s| Some((s.slot, *self.previous_in.get(&s.slot)?)))
+            .and_then(|(slot, p)| Some((slot, p, self.installed.get(&p)?.1)));
+        if let Some((slot, p, spi_out)) = restore {
+            self.previous_in.remove(&slot);
+            if let Some(s) = self.slots.iter_mut().find(|s| s.slot == slot) {
+                s.spi_in = Some(p);
+            }
+            cmds.push(PlaneCmd::RestoreOutbound { slot, spi: spi_out });
+        }
+        // The SA the slot's current one replaced goes: forget it.
+        let prev = self
+            .previous_in
+            .iter()
+            .find(|(_, &p)| p == spi_in)
+            .map(|(&slot, _)| slot);
+        if let Some(slot) = prev {
+            self.previous_in.remove(&slot);
+            cmds.push(PlaneCmd::DropPrevious { slot });
+        }
         let pair = self.pair_of.remove(&spi_in).map_or(0, |p| p.1);
         let replaced = self
             .slots
@@ -213,6 +257,7 @@ impl Installs {
         let mut gone = Vec::new();
         while let Some(k) = self.slots.iter().position(|s| s.name == name) {
             let s = self.slots.remove(k);
+            self.previous_in.remove(&s.slot);
             gone.push(s.slot);
             if let Some(i) = s.spi_in {
                 self.installed.remove(&i);
@@ -292,8 +337,9 @@ mod tests {
         assert_eq!(t.slots[0].spi_in, Some(0x1000), "the slot still sends on the old SA");
         assert_eq!(show(&t.activate("s2s", 0x1001)), "[out[3]=00002001]");
         assert_eq!(show(&t.activate("s2s", 0x1001)), "[]", "once");
-        // The old SA's DELETE: replaced, so it drains.
-        assert_eq!(show(&t.child_down("s2s", 0x1000, Millis(10_000))), "[]");
+        // The old SA's DELETE: replaced, so it drains (and the data plane
+        // forgets it as the SA to go back to).
+        assert_eq!(show(&t.child_down("s2s", 0x1000, Millis(10_000))), "[out[3]-prev]");
         assert_eq!(show(&t.retire_due(Millis(11_999))), "[]");
         assert_eq!(show(&t.retire_due(Millis(12_000))), "[in-00001000]");
         assert_eq!(show(&t.retire_due(Millis(20_000))), "[]");
@@ -323,5 +369,30 @@ mod tests {
         // A pair without a slot is refused, in words.
         let refused = t.child_up(&info(0x1200, 0x2200, true)).map(|_| ()).unwrap_err();
         assert!(refused.contains("no data plane slot"), "{refused}");
+    }
+
+    /// Two SAs of one pair, the newer sent on: when the newer goes first
+    /// (the peer deleted the duplicate of a collision it saw and we took
+    /// for a rekey), the slot sends on the older one again, not on nothing.
+    #[test]
+    fn the_newer_sa_deleted_first_sends_on_the_older_again() {
+        let mut t = Installs {
+            slots: vec![slot(0, 2)],
+            ..Default::default()
+        };
+        t.child_up(&info(0x1000, 0x2000, true)).unwrap();
+        t.child_up(&info(0x1001, 0x2001, true)).unwrap();
+        assert_eq!(t.slots[0].spi_in, Some(0x1001));
+        assert_eq!(
+            show(&t.child_down("s2s", 0x1001, Millis(0))),
+            "[out[2]<-00002000]",
+            "the older one is sent on again; the newer one's inbound half drains"
+        );
+        assert_eq!(t.slots[0].spi_in, Some(0x1000));
+        // Once only: the older one gone too empties the slot.
+        assert_eq!(
+            show(&t.child_down("s2s", 0x1000, Millis(0))),
+            "[in-00001000, out[2]=none, spd]"
+        );
     }
 }

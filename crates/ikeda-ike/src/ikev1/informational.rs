@@ -33,6 +33,19 @@ impl Engine {
             let Some(s) = self.sas[i].as_ref().filter(|s| i != idx && s.conn == conn) else {
                 continue;
             };
+            // Our MM5 is out: the peer may have answered it and hold the SA
+            // (it began it before it said INITIAL_CONTACT on another); it
+            // comes up, and the two are settled as duplicates.
+            if s.state == P1State::MmI3 {
+                continue;
+            }
+            // Up after this one was: the peer took part in it after it
+            // began this one (a late INITIAL_CONTACT, both initiated); it
+            // stays, and the two are settled as duplicates.
+            let ours_up = self.sas[idx].as_ref().and_then(|x| x.established_at);
+            if s.established_at.is_some_and(|t| ours_up.is_some_and(|u| t > u)) {
+                continue;
+            }
             if s.half_open() {
                 let line = format!(
                     "INITIAL_CONTACT: dropping our half-open phase-1 SA {:016x}_i ({})",
@@ -294,14 +307,26 @@ impl Engine {
     /// duplicate (it replaced its SA by this one): it stays.
     fn undo_settling(&mut self, conn: usize, why: &str) {
         let established = |s: &P1| s.conn == conn && s.state == P1State::Established;
-        if self.sas.iter().flatten().any(|s| established(s) && s.duplicate_delete_at.is_none()) {
+        if self
+            .sas
+            .iter()
+            .flatten()
+            .any(|s| established(s) && s.duplicate_delete_at.is_none())
+        {
             return;
         }
-        let left = self.sas.iter_mut().flatten().find(|s| established(s) && s.duplicate_delete_at.is_some());
+        let left = self
+            .sas
+            .iter_mut()
+            .flatten()
+            .find(|s| established(s) && s.duplicate_delete_at.is_some());
         if let Some(s) = left {
             s.duplicate_delete_at = None;
             s.superseded = false;
-            self.log(conn, format!("{why}: keeping the phase-1 SA we meant to delete as a duplicate"));
+            self.log(
+                conn,
+                format!("{why}: keeping the phase-1 SA we meant to delete as a duplicate"),
+            );
         }
     }
 
@@ -355,6 +380,21 @@ impl Engine {
                                 conn: name.clone(),
                                 spi_in: n.spi_in,
                             });
+                        }
+                        // It was the pair's newest: the one it replaced (or
+                        // that we took it to replace: the peer's Quick Mode
+                        // crossed ours and it settled the two otherwise) is
+                        // the pair's live SA again, sent on again (the data
+                        // plane goes back to it) and rekeyed in its time.
+                        let cs = &mut self.children[conn];
+                        if !cs.iter().any(|n| n.pair == c.pair && !n.rekeyed) {
+                            if let Some(n) = cs
+                                .iter_mut()
+                                .rev()
+                                .find(|n| n.pair == c.pair && n.duplicate_delete_at.is_none())
+                            {
+                                n.rekeyed = false;
+                            }
                         }
                         self.events.push_back(Event::ChildSaDown {
                             conn: name,

@@ -167,6 +167,11 @@ const DUPLICATE_DELETE: Duration = Duration::from_secs(1);
 /// ... and the other side waits this long for that DELETE before it deletes
 /// the loser itself: a peer without the rule (strongSwan, racoon) keeps both.
 const DUPLICATE_GRACE: Duration = Duration::from_secs(5);
+/// A phase-1 SA that lost is kept this long after a Quick Mode we ran on
+/// it finished: if our HASH(3) was lost the peer sends HASH(2) again (after
+/// 4 s, then 11.2 s with the default schedule) and must get it again, or it
+/// drops the SA pair we send on.
+const DUPLICATE_QM_SETTLE: Duration = Duration::from_secs(12);
 /// Quick Modes we run at once, as initiator, under one phase-1 SA; the
 /// others wait their turn. strongSwan keeps the CBC IV and state of at most
 /// three phase-2 exchanges per IKE_SA (`charon.max_ikev1_exchanges`,
@@ -484,6 +489,8 @@ struct Child {
     nonce_low: Vec<u8>,
     /// It lost to its twin: when it is deleted ([`DUPLICATE_DELETE`]).
     duplicate_delete_at: Option<Millis>,
+    /// Its DELETE went out; it goes itself at `duplicate_delete_at`.
+    delete_sent: bool,
 }
 
 /// Counters of what the engine refused.
@@ -996,14 +1003,21 @@ impl Engine {
         if let Some(sa) = self.clear(idx) {
             let name = self.conns[sa.conn].spec.name.clone();
             // Our unanswered Quick Modes on it go again on the next one.
-            for q in sa.qms.iter().filter(|q| q.initiator && q.state == quick::QmState::ISent) {
+            for q in sa
+                .qms
+                .iter()
+                .filter(|q| q.initiator && q.state == quick::QmState::ISent)
+            {
                 let w = &mut self.qm_waiting[sa.conn];
                 if !self.retired[sa.conn] && !w.iter().any(|&(p, _)| p == q.pair) {
                     w.push_back((q.pair, q.rekey_of));
                 }
             }
             for q in sa.qms.iter().filter(|q| !q.initiator && !q.done()) {
-                if let Some(k) = self.children[sa.conn].iter().position(|c| c.spi_in == q.spi_in && !c.active) {
+                if let Some(k) = self.children[sa.conn]
+                    .iter()
+                    .position(|c| c.spi_in == q.spi_in && !c.active)
+                {
                     let c = self.children[sa.conn].remove(k);
                     self.events.push_back(Event::ChildSaDown {
                         conn: name.clone(),
@@ -1135,11 +1149,25 @@ impl Engine {
 
     // ---- initiating -------------------------------------------------------
 
-    /// Start phase 1 (Main Mode, or Aggressive Mode when configured); the
-    /// Quick Modes follow once it is established.
+    /// Bring the connection up: phase 1 (Main Mode, or Aggressive Mode when
+    /// configured) with the Quick Modes once it is established; or, when a
+    /// phase-1 SA is up already (the peer's, say, that came first: a second
+    /// would be a duplicate), a Quick Mode on it for each selector pair
+    /// without an SA.
     pub fn initiate(&mut self, conn: &str, now: Millis) -> Result<(), String> {
         let ci = self.conn_index(conn).ok_or_else(|| format!("no connection '{conn}'"))?;
-        self.start_phase1(ci, now);
+        match self.current(ci) {
+            Some(idx) => {
+                for pair in 0..pairs(&self.conns[ci].spec).len() {
+                    if !self.pair_covered(ci, pair) && !self.qm_waiting[ci].iter().any(|&(p, _)| p == pair) {
+                        self.start_quick_mode(idx, pair, None, now);
+                    }
+                }
+            }
+            None => {
+                self.start_phase1(ci, now);
+            }
+        }
         Ok(())
     }
 
@@ -1934,7 +1962,11 @@ impl Engine {
         if sa.duplicate_delete_at.is_none_or(|at| now < at) {
             return true;
         }
-        if sa.qms.iter().any(|q| !q.done() && q.state != quick::QmState::IWaitConnected) {
+        let busy = |q: &quick::Qm| {
+            (!q.done() && q.state != quick::QmState::IWaitConnected)
+                || (q.initiator && now < q.created + DUPLICATE_QM_SETTLE)
+        };
+        if sa.qms.iter().any(busy) {
             sa.duplicate_delete_at = Some(now + DUPLICATE_DELETE);
             return true;
         }
@@ -1981,19 +2013,23 @@ impl Engine {
         let Some(cur) = self.current(conn) else { return };
         let n = pairs(&self.conns[conn].spec).len();
         for pair in 0..n {
-            // A Quick Mode of the peer's for the pair counts too: one of
-            // ours beside it would make a second SA pair.
-            let covered = self.children[conn].iter().any(|c| c.pair == pair && !c.rekeyed)
-                || self
-                    .sas
-                    .iter()
-                    .flatten()
-                    .any(|s| s.conn == conn && s.qms.iter().any(|q| q.pair == pair && !q.done()))
-                || self.qm_waiting[conn].iter().any(|&(p, _)| p == pair);
+            let covered = self.pair_covered(conn, pair) || self.qm_waiting[conn].iter().any(|&(p, _)| p == pair);
             if !covered {
                 self.start_quick_mode(cur, pair, None, now);
             }
         }
+    }
+
+    /// The pair has a live IPsec SA, or a Quick Mode for it is out. A
+    /// Quick Mode of the peer's counts too: one of ours beside it would
+    /// make a second SA pair.
+    fn pair_covered(&self, conn: usize, pair: usize) -> bool {
+        self.children[conn].iter().any(|c| c.pair == pair && !c.rekeyed)
+            || self
+                .sas
+                .iter()
+                .flatten()
+                .any(|s| s.conn == conn && s.qms.iter().any(|q| q.pair == pair && !q.done()))
     }
 
     // ---- timers -----------------------------------------------------------
@@ -2031,6 +2067,18 @@ impl Engine {
             }
             if self.report_unreadable(idx) {
                 self.remove(idx, "peer's messages unreadable");
+                return false;
+            }
+            // Another phase-1 SA of the connection is up (the peer's, when
+            // both initiated and the peer settled on it; it deleted ours
+            // with a DELETE we did not get): nothing failed.
+            let other = self.current(conn).is_some_and(|i| i != idx);
+            if other {
+                self.log(
+                    conn,
+                    "our phase 1 got no answer while the connection's other phase-1 SA is up: dropped".into(),
+                );
+                self.remove(idx, "peer not answering");
                 return false;
             }
             self.fail(conn, g.failure(remote));

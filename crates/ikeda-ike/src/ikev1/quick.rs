@@ -1109,10 +1109,7 @@ impl Engine {
         if self.settle_twins(conn, spi_in, now) {
             return;
         }
-        if let Some(c) = self.children[conn]
-            .iter_mut()
-            .find(|c| c.spi_in == spi_in && !c.active)
-        {
+        if let Some(c) = self.children[conn].iter_mut().find(|c| c.spi_in == spi_in && !c.active) {
             c.active = true;
             c.installed_at = now;
             self.events.push_back(Event::ChildSaActivate {
@@ -1172,6 +1169,7 @@ impl Engine {
             twin,
             nonce_low,
             duplicate_delete_at: None,
+            delete_sent: false,
         };
         let name = self.conns[conn].spec.name.clone();
         if let Some(old) = rekey_of {
@@ -1312,6 +1310,11 @@ impl Engine {
                 // The SA to rekey may have reached its hard lifetime while
                 // it waited: then the pair needs a new SA, not a rekey.
                 let rekey_of = rekey_of.filter(|spi| self.children[ci].iter().any(|c| c.spi_in == *spi));
+                // A new SA for a pair that got one meanwhile (the peer's
+                // Quick Mode, while ours waited) would be a second.
+                if rekey_of.is_none() && self.pair_covered(ci, pair) {
+                    continue;
+                }
                 self.start_quick_mode(idx, pair, rekey_of, now);
             }
         }
@@ -1350,7 +1353,21 @@ impl Engine {
         };
         q.state = QmState::Done;
         q.created = now;
-        let (spi, rekey_of) = (q.spi_in, q.rekey_of);
+        let (spi, rekey_of, pair) = (q.spi_in, q.rekey_of, q.pair);
+        // It ran on a phase-1 SA that lost to a duplicate, which the peer
+        // may have deleted already: not a dead peer; again on the winner.
+        let loser = sa.duplicate_delete_at.is_some();
+        if g.ours && loser && self.current(conn).is_some_and(|c| c != idx) {
+            self.log(
+                conn,
+                format!("QUICK_MODE {mid} got no answer on the phase-1 SA that lost: again on the other"),
+            );
+            let w = &mut self.qm_waiting[conn];
+            if !w.iter().any(|&(p, _)| p == pair) {
+                w.push_back((pair, rekey_of));
+            }
+            return;
+        }
         if g.ours {
             self.fail(conn, g.failure(remote));
             // Issue 13 point 3: a peer that answers nothing on the IKE flow
@@ -1410,8 +1427,11 @@ impl Engine {
                     .any(|w| w.pair == c.pair && w.active && w.duplicate_delete_at.is_none());
                 if c.active && !winner {
                     self.children[ci][k].duplicate_delete_at = Some(now + DUPLICATE_DELETE);
-                } else {
-                    self.children[ci].remove(k);
+                } else if !c.delete_sent {
+                    // The DELETE first; the SA itself a moment later, so
+                    // what the peer sent on it before the DELETE reached it
+                    // (it may have taken our Quick Mode for a rekey and sent
+                    // on this SA) still arrives.
                     self.log(
                         ci,
                         format!("deleting the duplicate IPsec SA {:08x}_i {:08x}_o", c.spi_in, c.spi_out),
@@ -1419,6 +1439,16 @@ impl Engine {
                     if let Some(idx) = current {
                         self.send_delete_esp(idx, c.spi_in);
                     }
+                    let x = &mut self.children[ci][k];
+                    x.delete_sent = true;
+                    x.duplicate_delete_at = Some(now + DUPLICATE_DELETE);
+                } else {
+                    // Said again: IKEv1's DELETE is never acknowledged, and
+                    // a peer that missed it would go on sending on the SA.
+                    if let Some(idx) = current {
+                        self.send_delete_esp(idx, c.spi_in);
+                    }
+                    self.children[ci].remove(k);
                     self.events.push_back(Event::ChildSaDown {
                         conn: name.clone(),
                         spi_in: c.spi_in,

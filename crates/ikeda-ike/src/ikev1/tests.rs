@@ -1425,7 +1425,11 @@ fn keepalive_is_an_r_u_there_every_interval_and_ends_a_dead_peer() {
 /// a millisecond at a time for 60 s: at every step each side sends only on
 /// an SA the other can read. At the end one phase-1 SA and one IPsec SA
 /// pair are left, the same on both sides, and nothing failed.
-fn both_initiate(seed: u64, offset_ms: u64, faults: crate::sim::Faults) -> (Pair<Engine, Engine>, Vec<Event>, Vec<Event>) {
+fn both_initiate(
+    seed: u64,
+    offset_ms: u64,
+    faults: crate::sim::Faults,
+) -> (Pair<Engine, Engine>, Vec<Event>, Vec<Event>) {
     both_initiate_with(seed, offset_ms, faults, None)
 }
 
@@ -1468,8 +1472,10 @@ fn both_initiate_with(
         pb.apply(&xb);
         ea.extend(xa);
         eb.extend(xb);
+        // Over a lossy path a lost DELETE (IKEv1's is never acknowledged)
+        // leaves the peer sending on an SA for a while: checked at the end.
         assert!(
-            readable(&pa, &pb) && readable(&pb, &pa),
+            faults.loss > 0.0 || readable(&pa, &pb) && readable(&pb, &pa),
             "seed {seed} +{offset_ms} ms at {:?}: one side sends on an SA the other cannot read\na:\n{}\nb:\n{}",
             p.now,
             logs(&ea),
@@ -1492,8 +1498,18 @@ fn both_initiate_with(
     };
     let story = || format!("a:\n{}\nb:\n{}", logs(&ea), logs(&eb));
     assert_eq!(established(&p.a).len(), 1, "seed {seed} +{offset_ms} ms\n{}", story());
-    assert_eq!(established(&p.a), established(&p.b), "seed {seed} +{offset_ms} ms\n{}", story());
-    let all = |e: &Engine| e.ike_sas().iter().map(|s| (s.spi_i, s.state, s.initiator)).collect::<Vec<_>>();
+    assert_eq!(
+        established(&p.a),
+        established(&p.b),
+        "seed {seed} +{offset_ms} ms\n{}",
+        story()
+    );
+    let all = |e: &Engine| {
+        e.ike_sas()
+            .iter()
+            .map(|s| (s.spi_i, s.state, s.initiator))
+            .collect::<Vec<_>>()
+    };
     assert_eq!(
         p.a.ike_sas().len() + p.b.ike_sas().len(),
         2,
@@ -1502,16 +1518,52 @@ fn both_initiate_with(
         all(&p.b),
         story()
     );
-    assert_eq!(
-        (pa.inbound.len(), pb.inbound.len()),
-        (1, 1),
-        "seed {seed} +{offset_ms} ms: one IPsec SA pair\n{}",
+    crate::tests::consistent(&pa, &pb);
+    // One live IPsec SA pair per side, the one sent on. Over a lossy path
+    // a lost DELETE can leave the other a moment's twin on one side, never
+    // sent on and marked replaced: it goes at its lifetime, as every
+    // replaced IKEv1 SA whose DELETE was lost does.
+    let live = |e: &Engine| -> Vec<(u32, u32)> {
+        e.ike_sas()
+            .iter()
+            .flat_map(|s| s.children.iter())
+            .filter(|c| !c.rekeyed)
+            .map(|c| (c.spi_in, c.spi_out))
+            .collect()
+    };
+    let (la, lb) = (live(&p.a), live(&p.b));
+    assert!(
+        la.len() == 1 && lb.len() == 1 && la[0] == (lb[0].1, lb[0].0),
+        "seed {seed} +{offset_ms} ms: one live IPsec SA pair: {la:x?} {lb:x?}\n{}",
         story()
     );
-    crate::tests::consistent(&pa, &pb);
-    let children_left = |e: &Engine| e.ike_sas().iter().map(|s| s.children.len()).sum::<usize>();
-    assert_eq!((children_left(&p.a), children_left(&p.b)), (1, 1));
-    assert!(failures(&ea).is_empty() && failures(&eb).is_empty(), "seed {seed}: {:?} {:?}", failures(&ea), failures(&eb));
+    assert_eq!(
+        pa.outbound.as_ref().map(|o| o.0),
+        Some(la[0].1),
+        "a sends on the live SA"
+    );
+    assert_eq!(
+        pb.outbound.as_ref().map(|o| o.0),
+        Some(lb[0].1),
+        "b sends on the live SA"
+    );
+    if faults.loss == 0.0 {
+        assert_eq!(
+            (pa.inbound.len(), pb.inbound.len()),
+            (1, 1),
+            "seed {seed} +{offset_ms} ms: one IPsec SA pair\n{}",
+            story()
+        );
+        let children_left = |e: &Engine| e.ike_sas().iter().map(|s| s.children.len()).sum::<usize>();
+        assert_eq!((children_left(&p.a), children_left(&p.b)), (1, 1));
+    }
+    assert!(
+        failures(&ea).is_empty() && failures(&eb).is_empty(),
+        "seed {seed}: {:?} {:?}\n{}",
+        failures(&ea),
+        failures(&eb),
+        story()
+    );
     (p, ea, eb)
 }
 
@@ -1537,7 +1589,11 @@ fn both_sides_initiating_leave_one_phase_1_sa_and_one_ipsec_sa_pair() {
                 .count()
         };
         let (a_del, b_del) = (by(&ea, "duplicate deleted by us"), by(&eb, "duplicate deleted by us"));
-        assert_eq!(a_del + b_del, 1, "seed {seed}: the phase-1 loser's initiator deletes it");
+        assert_eq!(
+            a_del + b_del,
+            1,
+            "seed {seed}: the phase-1 loser's initiator deletes it"
+        );
         assert_eq!(by(&ea, "deleted by the peer") + by(&eb, "deleted by the peer"), 1);
         p1_by_a += a_del;
         p1_by_b += b_del;
@@ -1559,11 +1615,32 @@ fn both_sides_initiating_up_to_a_main_mode_apart_still_leave_one_of_each() {
     // From crossing to more than a full Main Mode apart (3 round trips =
     // 30 ms): whether duplicates arise or the second side finds the first
     // SA in place, one of each is left and nobody ever sends on an SA the
-    // other cannot read. (Over a lossy, reordering path a Quick Mode of the
-    // peer's can arrive after ours finished and look like a rekey of it:
-    // that case is not settled yet.)
+    // other cannot read.
     for seed in 0..60u64 {
         both_initiate(950 + seed, seed, crate::sim::Faults::default());
+    }
+}
+
+#[test]
+fn both_sides_initiating_over_a_faulty_path_still_leave_one_of_each() {
+    // Reordering and duplication: the Quick Modes can cross so that only
+    // one side sees the other's as a twin, and takes it for a rekey of
+    // its own SA; the other side's DELETE of the loser sends it back to
+    // the SA it sent on before. Checked at every step.
+    let faults = crate::sim::Faults {
+        duplicate: 0.1,
+        reorder: 0.2,
+        ..crate::sim::Faults::default()
+    };
+    for seed in 0..150u64 {
+        both_initiate(7000 + seed, seed % 30, faults);
+    }
+    // And 5 % loss: a DELETE (never acknowledged in IKEv1, so said twice),
+    // a HASH(3) or a phase-1 message lost; checked at the end (a lost
+    // DELETE leaves the peer sending on the SA for a moment).
+    let faults = crate::sim::Faults { loss: 0.05, ..faults };
+    for seed in 0..150u64 {
+        both_initiate(8000 + seed, seed % 15, faults);
     }
 }
 
