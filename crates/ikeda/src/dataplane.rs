@@ -1380,7 +1380,7 @@ mod tests {
         let p1 = udp_plane(&net, dev, local, Outbound::new(a.spd.clone(), vec![None]), None, None);
         let wire = net.bind("192.168.50.12:4500".parse().unwrap()).unwrap();
         let t = Some(Duration::from_secs(2));
-        let mut send = |n: u8| -> (u32, u32) {
+        let send = |n: u8| -> (u32, u32) {
             host.write(&ping([192, 168, 11, 11], [192, 168, 12, 12], n)).unwrap();
             let (d, _) = wire.recv_from(t).expect("an ESP packet");
             let word = |i: usize| u32::from_be_bytes([d[i], d[i + 1], d[i + 2], d[i + 3]]);
