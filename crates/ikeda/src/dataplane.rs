@@ -1036,20 +1036,25 @@ mod tests {
         Config::parse(Path::new("test.toml"), &text).unwrap()
     }
 
+    /// gw1's config, sending with SPI `out_spi` and key `k_out`.
+    fn gw1_cfg(out_spi: u32, in_spi: u32, k_out: &str, k_in: &str) -> Config {
+        cfg(
+            "192.168.50.11",
+            "192.168.50.12",
+            "192.168.11.0/24",
+            "192.168.12.0/24",
+            out_spi,
+            in_spi,
+            k_out,
+            k_in,
+        )
+    }
+
     /// gw1's and gw2's configs for one tunnel: gw1 sends with SPI 0x1001
     /// and key `k1`, gw2 with 0x2001 and `k2`.
     fn mirrored(k1: &str, k2: &str) -> (Config, Config) {
         (
-            cfg(
-                "192.168.50.11",
-                "192.168.50.12",
-                "192.168.11.0/24",
-                "192.168.12.0/24",
-                0x1001,
-                0x2001,
-                k1,
-                k2,
-            ),
+            gw1_cfg(0x1001, 0x2001, k1, k2),
             cfg(
                 "192.168.50.12",
                 "192.168.50.11",
@@ -1353,26 +1358,8 @@ mod tests {
     fn a_restored_outbound_sa_goes_on_with_its_own_sequence_numbers() {
         let k = |b: &str| "0x".to_string() + &b.repeat(36);
         let net = FakeNet::new();
-        let older = cfg(
-            "192.168.50.11",
-            "192.168.50.12",
-            "192.168.11.0/24",
-            "192.168.12.0/24",
-            0x1001,
-            0x2001,
-            &k("61"),
-            &k("62"),
-        );
-        let newer = cfg(
-            "192.168.50.11",
-            "192.168.50.12",
-            "192.168.11.0/24",
-            "192.168.12.0/24",
-            0x1002,
-            0x2002,
-            &k("63"),
-            &k("64"),
-        );
+        let older = gw1_cfg(0x1001, 0x2001, &k("61"), &k("62"));
+        let newer = gw1_cfg(0x1002, 0x2002, &k("63"), &k("64"));
         let (mut a, _, _) = build_sas(&older).unwrap();
         let (mut b, _, _) = build_sas(&newer).unwrap();
         let (dev, host) = FakeTun::pair("ikeda0");
