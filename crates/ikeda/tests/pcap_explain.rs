@@ -169,7 +169,14 @@ fn pcap_explains_a_retransmission_the_nat_float_and_a_child_rekey() {
     let rekey = find(&["CHILD SA rekeyed: SPIs ", " replaced by ", "(CREATE_CHILD_SA request "]);
     assert!(rekey.contains("; the old SAs deleted by "), "{rekey}");
     assert!(rekey.contains("the first on the new ones: 0x"), "{rekey}");
-    assert!(rekey.ends_with(": none lost"), "{rekey}");
+    // Packets on the old SAs while the DELETE is under way are not lost
+    // (RFC 7296 §1.4.1: an SA is half-closed until the DELETE's answer);
+    // pings crossing it are counted in words.
+    let tail = rekey.split(": none lost").nth(1);
+    assert!(
+        tail.is_some_and(|t| t.is_empty() || t.ends_with(" on them while the DELETE was under way)")),
+        "{rekey}"
+    );
     let f = all.iter().find(|f| f["kind"] == "child_rekey").unwrap();
     assert_eq!(f["lost"], 0, "{f}");
     assert_eq!(f["moved_before_delete"], true, "{f}");

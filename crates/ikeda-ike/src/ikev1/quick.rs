@@ -1258,6 +1258,10 @@ impl Engine {
         c.activate_at = None;
         c.delete_old = None;
         c.duplicate_delete_at = Some(now + if c.ours { DUPLICATE_DELETE } else { DUPLICATE_GRACE });
+        if loser == a {
+            // Done just now, never sent on (the caller holds it back).
+            c.active = false;
+        }
         let line = format!(
             "both sides set up the pair at once: two IPsec SAs; {:08x}_i {:08x}_o, {} by us, has the lowest nonce and goes{}",
             c.spi_in,

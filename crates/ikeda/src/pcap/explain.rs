@@ -1052,7 +1052,8 @@ impl Explainer {
                 "no packet on the old SPIs after the DELETE: none lost".to_string()
             };
             let during = if during > 0 {
-                format!(" ({during} packets on them while the DELETE was under way)")
+                let s = if during == 1 { "" } else { "s" };
+                format!(" ({during} packet{s} on them while the DELETE was under way)")
             } else {
                 String::new()
             };
