@@ -939,8 +939,14 @@ fn retired_connections_are_neither_initiated_nor_answered() {
 use ikeda_crypto::ike::DhGroup;
 
 fn logged(ev: &[Event], s: &str) -> bool {
+    log_count(ev, s) > 0
+}
+
+/// How many log lines among `ev` contain `s`.
+pub(crate) fn log_count(ev: &[Event], s: &str) -> usize {
     ev.iter()
-        .any(|e| matches!(e, Event::Log { line, .. } if line.contains(s)))
+        .filter(|e| matches!(e, Event::Log { line, .. } if line.contains(s)))
+        .count()
 }
 
 /// The PFS group of the CHILD SAs an engine holds (old ones included).

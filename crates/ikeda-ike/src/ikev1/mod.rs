@@ -1003,14 +1003,13 @@ impl Engine {
         if let Some(sa) = self.clear(idx) {
             let name = self.conns[sa.conn].spec.name.clone();
             // Our unanswered Quick Modes on it go again on the next one.
-            for q in sa
-                .qms
-                .iter()
-                .filter(|q| q.initiator && q.state == quick::QmState::ISent)
-            {
-                let w = &mut self.qm_waiting[sa.conn];
-                if !self.retired[sa.conn] && !w.iter().any(|&(p, _)| p == q.pair) {
-                    w.push_back((q.pair, q.rekey_of));
+            if !self.retired[sa.conn] {
+                for q in sa
+                    .qms
+                    .iter()
+                    .filter(|q| q.initiator && q.state == quick::QmState::ISent)
+                {
+                    self.queue_quick_mode(sa.conn, q.pair, q.rekey_of);
                 }
             }
             for q in sa.qms.iter().filter(|q| !q.initiator && !q.done()) {
@@ -1157,13 +1156,7 @@ impl Engine {
     pub fn initiate(&mut self, conn: &str, now: Millis) -> Result<(), String> {
         let ci = self.conn_index(conn).ok_or_else(|| format!("no connection '{conn}'"))?;
         match self.current(ci) {
-            Some(idx) => {
-                for pair in 0..pairs(&self.conns[ci].spec).len() {
-                    if !self.pair_covered(ci, pair) && !self.qm_waiting[ci].iter().any(|&(p, _)| p == pair) {
-                        self.start_quick_mode(idx, pair, None, now);
-                    }
-                }
-            }
+            Some(idx) => self.start_missing_quick_modes(idx, now),
             None => {
                 self.start_phase1(ci, now);
             }
@@ -2010,13 +2003,31 @@ impl Engine {
         }
         // On the connection's current phase-1 SA: a duplicate that lost
         // takes none.
-        let Some(cur) = self.current(conn) else { return };
-        let n = pairs(&self.conns[conn].spec).len();
-        for pair in 0..n {
-            let covered = self.pair_covered(conn, pair) || self.qm_waiting[conn].iter().any(|&(p, _)| p == pair);
-            if !covered {
-                self.start_quick_mode(cur, pair, None, now);
+        if let Some(cur) = self.current(conn) {
+            self.start_missing_quick_modes(cur, now);
+        }
+    }
+
+    /// A Quick Mode on phase-1 SA `idx` for each selector pair of its
+    /// connection that has no SA, none under way and none waiting.
+    fn start_missing_quick_modes(&mut self, idx: usize, now: Millis) {
+        let Some(conn) = self.sas[idx].as_ref().map(|s| s.conn) else {
+            return;
+        };
+        for pair in 0..pairs(&self.conns[conn].spec).len() {
+            let waiting = self.qm_waiting[conn].iter().any(|&(p, _)| p == pair);
+            if !self.pair_covered(conn, pair) && !waiting {
+                self.start_quick_mode(idx, pair, None, now);
             }
+        }
+    }
+
+    /// Queue a Quick Mode for `pair` (replacing the SA `rekey_of`) until a
+    /// place is free: once per pair.
+    fn queue_quick_mode(&mut self, conn: usize, pair: usize, rekey_of: Option<u32>) {
+        let w = &mut self.qm_waiting[conn];
+        if !w.iter().any(|&(p, _)| p == pair) {
+            w.push_back((pair, rekey_of));
         }
     }
 

@@ -292,10 +292,7 @@ impl Engine {
         // The window (QM_IN_FLIGHT, the IKEv1 version of the task manager)
         // is full: the others wait their turn.
         if !sa.tm.can_initiate() {
-            let w = &mut self.qm_waiting[conn];
-            if !w.iter().any(|&(p, _)| p == pair) {
-                w.push_back((pair, rekey_of));
-            }
+            self.queue_quick_mode(conn, pair, rekey_of);
             return;
         }
         let Some(&(l, r)) = pairs(&self.conns[conn].spec).get(pair) else {
@@ -1366,10 +1363,7 @@ impl Engine {
                 conn,
                 format!("QUICK_MODE {mid} got no answer on the phase-1 SA that lost: again on the other"),
             );
-            let w = &mut self.qm_waiting[conn];
-            if !w.iter().any(|&(p, _)| p == pair) {
-                w.push_back((pair, rekey_of));
-            }
+            self.queue_quick_mode(conn, pair, rekey_of);
             return;
         }
         if g.ours {

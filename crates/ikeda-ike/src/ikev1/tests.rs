@@ -5,6 +5,7 @@
 use super::{Engine, V1ConnSpec};
 use crate::ikev2::{ChildSaInfo, ConnSpec, Event, Failure, Timers};
 use crate::sim::Pair;
+use crate::tests::log_count;
 use crate::Millis;
 use ikeda_crypto::ike::{parse_esp_proposals, parse_ike_proposals, SeededRng};
 use ikeda_crypto::SecretBytes;
@@ -1567,12 +1568,6 @@ fn both_initiate_with(
     (p, ea, eb)
 }
 
-fn logged(ev: &[Event], what: &str) -> usize {
-    ev.iter()
-        .filter(|e| matches!(e, Event::Log { line, .. } if line.contains(what)))
-        .count()
-}
-
 #[test]
 fn both_sides_initiating_leave_one_phase_1_sa_and_one_ipsec_sa_pair() {
     // Within half a round trip (the delay is 5 ms each way): both Main
@@ -1598,13 +1593,13 @@ fn both_sides_initiating_leave_one_phase_1_sa_and_one_ipsec_sa_pair() {
         p1_by_a += a_del;
         p1_by_b += b_del;
         assert_eq!(
-            logged(&ea, "deleting the duplicate IPsec SA") + logged(&eb, "deleting the duplicate IPsec SA"),
+            log_count(&ea, "deleting the duplicate IPsec SA") + log_count(&eb, "deleting the duplicate IPsec SA"),
             1,
             "seed {seed}: the IPsec loser's initiator deletes it, nobody else"
         );
         // Neither side told the other to forget everything: each was
         // setting up an SA with the other.
-        assert_eq!(logged(&ea, "INITIAL_CONTACT") + logged(&eb, "INITIAL_CONTACT"), 0);
+        assert_eq!(log_count(&ea, "INITIAL_CONTACT") + log_count(&eb, "INITIAL_CONTACT"), 0);
     }
     // The nonces decide, so either side's SA may go.
     assert!(p1_by_a > 5 && p1_by_b > 5, "a deleted {p1_by_a}, b deleted {p1_by_b}");
@@ -1661,8 +1656,12 @@ fn both_sides_initiating_through_a_security_group_that_drops_the_first_main_mode
             drop
         });
         let (p, ea, eb) = both_initiate_with(1100 + seed, 3, crate::sim::Faults::default(), Some(filter));
-        assert_eq!(logged(&ea, "INITIAL_CONTACT: dropping the older SAs"), 1, "seed {seed}");
-        assert_eq!(logged(&eb, "INITIAL_CONTACT: dropping"), 0, "seed {seed}");
+        assert_eq!(
+            log_count(&ea, "INITIAL_CONTACT: dropping the older SAs"),
+            1,
+            "seed {seed}"
+        );
+        assert_eq!(log_count(&eb, "INITIAL_CONTACT: dropping"), 0, "seed {seed}");
         assert_eq!(p.a.stats.duplicates_settled + p.b.stats.duplicates_settled, 0);
     }
 }

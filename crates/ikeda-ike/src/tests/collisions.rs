@@ -19,11 +19,6 @@ fn failures(ev: &[Event]) -> Vec<&Event> {
     ev.iter().filter(|e| matches!(e, Event::Failed { .. })).collect()
 }
 
-fn logged(ev: &[Event], s: &str) -> bool {
-    ev.iter()
-        .any(|e| matches!(e, Event::Log { line, .. } if line.contains(s)))
-}
-
 /// Both sides hold exactly one IKE SA, established and the same, with one
 /// CHILD SA pair that each side can read.
 fn one_of_each(p: &Pair<Engine, Engine>, pa: &Plane, pb: &Plane, what: &str) {
