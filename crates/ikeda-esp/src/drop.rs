@@ -94,6 +94,7 @@ impl DropCounters {
     }
 
     /// Pass a result through, counting its drop reason if it is one.
+    #[inline]
     pub fn count<T>(&self, r: Result<T, DropReason>) -> Result<T, DropReason> {
         match &r {
             Err(DropReason::HeldForSa) | Ok(_) => {}

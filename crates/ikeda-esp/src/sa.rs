@@ -110,6 +110,10 @@ pub struct OutboundSa {
     ceiling: Option<SeqCeiling>,
     /// IPComp: the CPI our IPComp headers carry.
     ipcomp_cpi: Option<u16>,
+    /// The algorithm's sizes, looked up once rather than per packet.
+    room: Room,
+    block_align: usize,
+    icv_len: usize,
     pub stats: Arc<SaStats>,
     /// Counted since the last [`flush_stats`](Self::flush_stats): the
     /// sender adds them to `stats` once per batch, not per packet (two
@@ -149,7 +153,14 @@ impl OutboundSa {
     }
 
     pub fn new(p: &SaParams) -> Result<Self, EspCryptoError> {
+        let a = p.algorithm;
         Ok(OutboundSa {
+            room: Room {
+                head: HEADER_LEN + a.iv_len(),
+                tail: a.block_align() - 1 + esp::TRAILER_LEN + a.icv_len(),
+            },
+            block_align: a.block_align(),
+            icv_len: a.icv_len(),
             spi: p.spi,
             remote: p.remote,
             local: p.local,
@@ -188,11 +199,7 @@ impl OutboundSa {
 
     /// Room for ESP; IPComp needs none (it only sends what got smaller).
     pub fn room(&self) -> Room {
-        let a = self.cipher.algorithm();
-        Room {
-            head: HEADER_LEN + a.iv_len(),
-            tail: a.block_align() - 1 + esp::TRAILER_LEN + a.icv_len(),
-        }
+        self.room
     }
 
     /// True once the sequence number space is used up; the SA then sends
@@ -271,6 +278,7 @@ impl OutboundSa {
         }
     }
 
+    #[inline(always)]
     fn encapsulate_inner(
         &mut self,
         buf: &mut [u8],
@@ -280,7 +288,7 @@ impl OutboundSa {
         now_ms: u64,
     ) -> Result<Range<usize>, DropReason> {
         let len = inner_len;
-        let alg = self.cipher.algorithm();
+        let (align, icv_len) = (self.block_align, self.icv_len);
         if off.checked_add(len).is_none_or(|e| e > buf.len()) {
             return Err(DropReason::TooBig);
         }
@@ -307,16 +315,16 @@ impl OutboundSa {
             Some(cpi) => {
                 // Room as for the uncompressed packet, so whether a packet
                 // fits does not depend on its contents.
-                let tail = Trailer::pad_for(len, alg.block_align()) + esp::TRAILER_LEN + alg.icv_len();
+                let tail = Trailer::pad_for(len, align) + esp::TRAILER_LEN + icv_len;
                 if off + len + tail > buf.len() {
                     return Err(DropReason::TooBig);
                 }
                 self.compress(cpi, buf, off, len, next_header, scratch)
             }
         };
-        let pad = Trailer::pad_for(len, alg.block_align());
+        let pad = Trailer::pad_for(len, align);
         let trailer_end = off + len + pad + esp::TRAILER_LEN;
-        let end = trailer_end + alg.icv_len();
+        let end = trailer_end + icv_len;
         if end > buf.len() {
             return Err(DropReason::TooBig);
         }

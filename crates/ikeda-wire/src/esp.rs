@@ -157,7 +157,13 @@ impl Trailer {
     /// of `align` (the cipher's block size, at least 4: RFC 4303 §2.4).
     pub fn pad_for(inner_len: usize, align: usize) -> usize {
         let align = align.max(4);
-        (align - (inner_len + TRAILER_LEN) % align) % align
+        if align.is_power_of_two() {
+            // Every block size in use (4, 8, 16): a mask rather than two
+            // integer divisions per packet.
+            inner_len.wrapping_add(TRAILER_LEN).wrapping_neg() & (align - 1)
+        } else {
+            (align - (inner_len + TRAILER_LEN) % align) % align
+        }
     }
 
     /// Write padding 1,2,3,..., Pad Length and Next Header into `out`,
@@ -187,6 +193,21 @@ impl<T: AsRef<[u8]>> fmt::Display for EspPacket<T> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn pad_for_aligns_payload_and_trailer_to_the_block_with_the_least_padding() {
+        for align in 0..=33 {
+            for len in 0..200 {
+                let a = align.max(4);
+                let pad = Trailer::pad_for(len, align);
+                assert_eq!((len + pad + TRAILER_LEN) % a, 0, "len {len} align {align}");
+                assert!(pad < a, "len {len} align {align}: pad {pad}");
+            }
+        }
+        assert_eq!(Trailer::pad_for(1400, 4), 2);
+        assert_eq!(Trailer::pad_for(1400, 16), 6);
+        assert_eq!(Trailer::pad_for(14, 16), 0);
+    }
 
     #[test]
     fn header_roundtrip() {
