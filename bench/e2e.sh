@@ -4,7 +4,8 @@
 #   ikeda   - h1 -> h2 through ikeda's userspace ESP, for each --esp proposal
 #   swan    - h1 -> h2 through strongSwan 5.9 charon with kernel-libipsec
 #   routed  - h1 -> h2 through the gateways' plain forwarding (no tunnel)
-# each with 1 and 4 streams; prints throughput, TCP retransmits, the ping
+# each with 1 and 4 streams; prints throughput, TCP retransmits, the CPU of
+# the whole machine by class (user/system/softirq/steal/idle), the ping
 # RTT idle and under one stream, the ratios to plain veth and to strongSwan, and for ikeda over UDP 4500 the
 # datagrams per syscall (gw1's sends, gw2's receives; UDP_SEGMENT/UDP_GRO
 # trains count their datagrams) from the gateways' stats files.
@@ -48,23 +49,41 @@ server_up() {
 }
 server_down() { kill "$SRV_PID" 2>/dev/null || true; wait "$SRV_PID" 2>/dev/null || true; SRV_PID=; }
 
-# "Gbit/s retransmits" (medians) of N iperf3 runs: srv_node addr cli_node streams
+# The machine's CPU time so far, in ticks: "user system softirq steal idle"
+# (user with nice, system with hard irq, idle with iowait), all cores.
+cpu_ticks() { awk '/^cpu / {print $2+$3, $4+$7, $8, $9, $5+$6}' /proc/stat; }
+# "usr/sys/sirq/steal/idle" in % of all cores' time between two cpu_ticks.
+cpu_split() {
+  python3 - "$1" "$2" <<'PY'
+import sys
+a, b = [list(map(int, x.split())) for x in sys.argv[1:3]]
+d = [y - x for x, y in zip(a, b)]
+t = sum(d) or 1
+print("/".join("%d" % round(100 * v / t) for v in d))
+PY
+}
+# "Gbit/s retransmits cpu" (medians; cpu: cpu_split over all N runs) of N
+# iperf3 runs: srv_node addr cli_node streams
 measure() {
-  local srv_node=$1 addr=$2 cli_node=$3 P=$4 r vals=() rtx=()
+  local srv_node=$1 addr=$2 cli_node=$3 P=$4 r vals=() rtx=() c0 c1
   server_up "$srv_node" "$addr"
+  c0=$(cpu_ticks)
   for r in $(seq 1 "$N"); do
     ip netns exec "ikl-$LAB-$cli_node" iperf3 -c "$addr" -t "$T" -P "$P" -J >"$OUT/run.json" \
       || { echo "iperf3 failed" >&2; cat "$OUT/run.json" >&2; exit 1; }
     vals+=("$(python3 -c 'import json,sys; print(json.load(open(sys.argv[1]))["end"]["sum_received"]["bits_per_second"]/1e9)' "$OUT/run.json")")
     rtx+=("$(python3 -c 'import json,sys; print(json.load(open(sys.argv[1]))["end"]["sum_sent"].get("retransmits",0))' "$OUT/run.json")")
+    c1=$(cpu_ticks)
     sleep 0.5
   done
   server_down
-  echo "$(median "${vals[@]}") $(median "${rtx[@]}")"
+  # The sleeps between runs are idle: only the runs themselves are counted
+  # when N is 1; with more, their pauses add a little idle time.
+  echo "$(median "${vals[@]}") $(median "${rtx[@]}") $(cpu_split "$c0" "$c1")"
 }
 median() { printf '%s\n' "$@" | sort -g | awk '{a[NR]=$1} END{print (NR%2)?a[(NR+1)/2]:(a[NR/2]+a[NR/2+1])/2}'; }
 
-declare -A R X PPS L
+declare -A R X C PPS L
 # "tx/syscall rx/syscall" of ikeda's UDP sockets: gw1's sends, gw2's receives
 # (both directions' traffic of the variant's runs), from the stats files.
 per_syscall() {
@@ -98,10 +117,12 @@ latency() {
 # run VARIANT srv_node addr cli_node: both stream counts, into R[VARIANT,P] / X[VARIANT,P],
 # and the ping RTTs into L[VARIANT]
 run() {
-  local v=$1 P out; shift
+  local v=$1 P gbps rtx cpu; shift
   for P in 1 4; do
-    out=$(measure "$1" "$2" "$3" "$P"); R[$v,$P]=${out% *}; X[$v,$P]=${out#* }
-    printf '%-26s -P %s: %8.3f Gbit/s, %s retransmits\n' "$v" "$P" "${R[$v,$P]}" "${X[$v,$P]}"
+    read -r gbps rtx cpu <<<"$(measure "$1" "$2" "$3" "$P")"
+    R[$v,$P]=$gbps X[$v,$P]=$rtx C[$v,$P]=$cpu
+    printf '%-26s -P %s: %8.3f Gbit/s, %s retransmits, CPU %s%% (usr/sys/sirq/steal/idle)\n' \
+      "$v" "$P" "${R[$v,$P]}" "${X[$v,$P]}" "${C[$v,$P]}"
   done
   L[$v]=$(latency "$1" "$2" "$3")
   printf '%-26s ping RTT: %s ms idle, %s ms under one stream\n' "$v" "${L[$v]% *}" "${L[$v]#* }"
@@ -144,6 +165,11 @@ for v in "${VARIANTS[@]}"; do
     "$(ratio "${R[$v,1]}" "${R[$BASE,1]:-}")" "$(ratio "${R[$v,4]}" "${R[$BASE,4]:-}")" \
     "$(ratio "${R[$v,1]}" "${R[$SW,1]:-}")" "$(ratio "${R[$v,4]}" "${R[$SW,4]:-}")" "${pps% *}" "${pps#* }" "${lat% *}" "${lat#* }"
 done
+echo
+echo "== CPU of the whole machine ($(nproc) cores) during the runs, % of its time: usr/sys/sirq/steal/idle =="
+for v in "${VARIANTS[@]}"; do printf '%-26s -P1 %-18s -P4 %s\n' "$v" "${C[$v,1]}" "${C[$v,4]}"; done
+echo "usr: user space (iperf3, ikeda, charon); sys: system calls and hard irqs; sirq: softirq (the network stack's receive and"
+echo "forwarding, veth); steal: taken by the hypervisor; idle. Both gateways, both hosts and the kernel share these cores."
 echo "tx/call, rx/call: ikeda's UDP 4500 datagrams per sendmmsg on gw1 and per recvmmsg on gw2 (- where none)"
 echo "idle ms, load ms: average ping RTT (20 pings, 50 ms apart) on the same path, idle and while one iperf3 stream runs"
 rm -rf "$OUT"

@@ -356,14 +356,38 @@ fn pseudo_header(pkt: &[u8], v6: bool, proto: u8, l4_len: usize) -> u64 {
 }
 
 /// Adds `data` as big-endian 16-bit words (odd tail padded with zero) to
-/// `acc`, unfolded. Whole 32-bit words at a time: the carries collect in
-/// the upper half of the u64 and are folded once at the end.
+/// `acc`, unfolded (the result is congruent to the sum modulo 0xffff, and
+/// zero only if it is).
+///
+/// Byte order does not matter to a ones' complement sum (RFC 1071 §2 (B)):
+/// the whole 32-bit words are added as they lie in memory (plain loads that
+/// the compiler turns into vector adds; the carries collect in the upper
+/// half of each u64), folded to 16 bits, and swapped to network order once
+/// at the end. This sum runs over every segment the data plane builds or
+/// coalesces, and one word at a time with a byte swap each it cost about
+/// half of an AES-GCM seal of the same bytes.
 pub fn sum(data: &[u8], mut acc: u64) -> u64 {
-    let mut words = data.chunks_exact(4);
-    for w in &mut words {
-        acc += u64::from(u32::from_be_bytes([w[0], w[1], w[2], w[3]]));
+    let (whole, rest) = data.split_at(data.len() & !3);
+    // Four lanes, so that the adds do not wait on each other.
+    let mut lanes = [0u64; 4];
+    let mut quads = whole.chunks_exact(16);
+    for q in &mut quads {
+        for (lane, w) in lanes.iter_mut().zip(q.chunks_exact(4)) {
+            *lane += u64::from(u32::from_ne_bytes([w[0], w[1], w[2], w[3]]));
+        }
     }
-    let rest = words.remainder();
+    let mut native = lanes.iter().sum::<u64>();
+    for w in quads.remainder().chunks_exact(4) {
+        native += u64::from(u32::from_ne_bytes([w[0], w[1], w[2], w[3]]));
+    }
+    // A native 16-bit word is the big-endian one with its bytes swapped,
+    // that is times 256 modulo 0xffff; the swap of the folded sum undoes it.
+    let folded = fold(native);
+    acc += u64::from(if cfg!(target_endian = "little") {
+        folded.swap_bytes()
+    } else {
+        folded
+    });
     let mut pairs = rest.chunks_exact(2);
     for p in &mut pairs {
         acc += u64::from(u16::from_be_bytes([p[0], p[1]]));

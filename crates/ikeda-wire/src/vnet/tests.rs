@@ -169,9 +169,41 @@ fn header_round_trip() {
 
 #[test]
 fn sum_matches_rfc1071_for_odd_lengths() {
-    for n in [0, 1, 2, 3, 5, 7, 63, 1399, 1400, 1401] {
+    for n in (0..80).chain([1399, 1400, 1401, 65535]) {
         let d = bytes(n, n as u64 + 3);
         assert_eq!(!fold(sum(&d, 0)), internet_checksum(&d), "length {n}");
+    }
+}
+
+/// The sum summed in memory order and swapped once must agree with the
+/// word-by-word big-endian one for any start value and any split of the
+/// data (the data plane sums a pseudo-header, then the segment), including
+/// the sums that fold to 0xffff and data that is all zero or all ones.
+#[test]
+fn sum_is_the_big_endian_word_sum_for_any_start_and_split() {
+    let reference = |d: &[u8], acc: u64| {
+        let mut x = acc;
+        for (i, b) in d.iter().enumerate() {
+            x += u64::from(*b) << if i % 2 == 0 { 8 } else { 0 };
+        }
+        fold(x)
+    };
+    let mut cases: Vec<Vec<u8>> = (0..40).map(|n| bytes(n * 37 + n % 3, n as u64)).collect();
+    cases.push(vec![0; 64]);
+    cases.push(vec![0xff; 64]);
+    cases.push(vec![0xff; 63]);
+    for d in &cases {
+        for acc in [0u64, 1, 0xfffe, 0xffff, 0x1_0000, 0x1234_5678, 0xffff_ffff] {
+            assert_eq!(fold(sum(d, acc)), reference(d, acc), "len {} acc {acc:#x}", d.len());
+            // A split at an even offset keeps the words whole.
+            for at in (0..d.len()).step_by(6) {
+                assert_eq!(
+                    fold(sum(&d[at..], sum(&d[..at], acc))),
+                    reference(d, acc),
+                    "split at {at}"
+                );
+            }
+        }
     }
 }
 
