@@ -110,10 +110,9 @@ pub struct OutboundSa {
     ceiling: Option<SeqCeiling>,
     /// IPComp: the CPI our IPComp headers carry.
     ipcomp_cpi: Option<u16>,
-    /// The algorithm's sizes, looked up once rather than per packet.
-    room: Room,
-    block_align: usize,
-    icv_len: usize,
+    /// The algorithm's sizes (head room, tail room, block, ICV), looked up
+    /// once rather than per packet; each fits a byte.
+    sizes: [u8; 4],
     pub stats: Arc<SaStats>,
     /// Counted since the last [`flush_stats`](Self::flush_stats): the
     /// sender adds them to `stats` once per batch, not per packet (two
@@ -154,13 +153,14 @@ impl OutboundSa {
 
     pub fn new(p: &SaParams) -> Result<Self, EspCryptoError> {
         let a = p.algorithm;
+        let byte = |n: usize| u8::try_from(n).map_err(|_| EspCryptoError::BadLength);
         Ok(OutboundSa {
-            room: Room {
-                head: HEADER_LEN + a.iv_len(),
-                tail: a.block_align() - 1 + esp::TRAILER_LEN + a.icv_len(),
-            },
-            block_align: a.block_align(),
-            icv_len: a.icv_len(),
+            sizes: [
+                byte(HEADER_LEN + a.iv_len())?,
+                byte(a.block_align() - 1 + esp::TRAILER_LEN + a.icv_len())?,
+                byte(a.block_align())?,
+                byte(a.icv_len())?,
+            ],
             spi: p.spi,
             remote: p.remote,
             local: p.local,
@@ -199,7 +199,10 @@ impl OutboundSa {
 
     /// Room for ESP; IPComp needs none (it only sends what got smaller).
     pub fn room(&self) -> Room {
-        self.room
+        Room {
+            head: self.sizes[0].into(),
+            tail: self.sizes[1].into(),
+        }
     }
 
     /// True once the sequence number space is used up; the SA then sends
@@ -288,7 +291,7 @@ impl OutboundSa {
         now_ms: u64,
     ) -> Result<Range<usize>, DropReason> {
         let len = inner_len;
-        let (align, icv_len) = (self.block_align, self.icv_len);
+        let (align, icv_len) = (usize::from(self.sizes[2]), usize::from(self.sizes[3]));
         if off.checked_add(len).is_none_or(|e| e > buf.len()) {
             return Err(DropReason::TooBig);
         }
