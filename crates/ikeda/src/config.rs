@@ -941,26 +941,47 @@ impl Config {
     }
 }
 
-/// IKEv1 Main Mode with PSK picks the connection by the peer's address
-/// before any ID is seen (the PSK keys the exchange that carries the IDs,
-/// RFC 2409 §5.4), and each phase-1 SA serves the Quick Modes of its own
-/// connection only: a second IKEv1 connection between the same two
-/// addresses is never chosen as responder, and its Quick Modes are refused.
+/// Two IKEv1 connections between the same two addresses. The first
+/// message of a phase 1 carries no identity, so the responder takes a
+/// connection by address (and mode); the initiator's identity (MM5, or AM1
+/// in Aggressive Mode) then chooses among them. Said at load when that
+/// cannot work: the same peer identity (nothing tells them apart; each
+/// phase-1 SA serves its own connection's Quick Modes only), or Main Mode
+/// with different PSKs (the PSK keys the exchange that carries the
+/// identity, RFC 2409 §5.4: the responder has only the first one's).
 fn ikev1_shared_pair_warnings(conns: &[ConnConfig]) -> Vec<String> {
     let v1 = |c: &&ConnConfig| c.ike.as_ref().is_some_and(|i| i.version == 1);
     let mut out = Vec::new();
     for (k, c) in conns.iter().enumerate().filter(|(_, c)| v1(c)) {
-        if let Some(first) = conns[..k]
+        let Some(ike) = &c.ike else { continue };
+        for first in conns[..k]
             .iter()
             .filter(v1)
-            .find(|o| o.local_addr == c.local_addr && o.remote_addr == c.remote_addr)
+            .filter(|o| o.local_addr == c.local_addr && o.remote_addr == c.remote_addr)
         {
-            out.push(format!(
-                "connections '{}' and '{}' both use IKEv1 between {} and {}: Main Mode chooses the connection by \
-                 address alone, so as responder only '{}' is used and the Quick Modes of '{}' are refused; \
-                 give '{}' all the selectors (local_ts/remote_ts) instead",
-                first.name, c.name, c.local_addr, c.remote_addr, first.name, c.name, first.name
-            ));
+            let Some(first_ike) = &first.ike else { continue };
+            let between = format!(
+                "connections '{}' and '{}' both use IKEv1 between {} and {}",
+                first.name, c.name, c.local_addr, c.remote_addr
+            );
+            if first_ike.remote_id == ike.remote_id {
+                out.push(format!(
+                    "{between} with the same remote_id: as responder only '{}' is used and the Quick Modes of \
+                     '{}' are refused; give them different identities, or give '{}' all the selectors \
+                     (local_ts/remote_ts)",
+                    first.name, c.name, first.name
+                ));
+            } else if !first_ike.aggressive
+                && !ike.aggressive
+                && !ikeda_crypto::ct_eq(first_ike.psk.expose(), ike.psk.expose())
+            {
+                out.push(format!(
+                    "{between} in Main Mode with different PSKs: Main Mode keys the exchange that carries the \
+                     peer's identity with the PSK before it knows which connection the peer means, so as \
+                     responder ikeda can only use '{}''s; give both the same PSK (strongSwan needs that too)",
+                    first.name
+                ));
+            }
         }
     }
     out
@@ -1547,11 +1568,12 @@ local_ts = ["192.168.11.0/24"]
 remote_ts = ["192.168.12.0/24"]
 "#;
 
-    /// Two IKEv1 connections between the same addresses: said at load
-    /// (Main Mode chooses by address, the second is never the responder's);
-    /// two IKEv2 ones are fine (IKE_AUTH chooses by IDs and selectors).
+    /// Two IKEv1 connections between the same addresses: fine with their
+    /// own identities and the same PSK (the peer's identity chooses, as in
+    /// IKEv2); said at load with the same remote identity, or in Main Mode
+    /// with different PSKs.
     #[test]
-    fn a_second_ikev1_connection_between_the_same_gateways_is_warned_about() {
+    fn a_second_ikev1_connection_between_the_same_gateways_needs_its_own_identity_and_the_same_psk() {
         let second = IKE.replace("site2", "site2b").replace("192.168.11.0/24", "192.168.21.0/24");
         let v2 = parse(&format!("{IKE}{second}")).unwrap();
         assert!(v2.warnings.is_empty(), "{:?}", v2.warnings);
@@ -1560,10 +1582,24 @@ remote_ts = ["192.168.12.0/24"]
                 .replace("aes128gcm16-prfsha256-x25519,", "")
                 .replace("aes128gcm16-x25519,", "")
         };
-        let c = parse(&format!("{}{}", v1(IKE), v1(&second))).unwrap();
+        let same_id = parse(&format!("{}{}", v1(IKE), v1(&second))).unwrap();
+        assert_eq!(same_id.warnings.len(), 1, "{:?}", same_id.warnings);
+        let w = &same_id.warnings[0];
+        assert!(
+            w.contains("'site2' and 'site2b'") && w.contains("same remote_id") && w.contains("only 'site2' is used"),
+            "{w}"
+        );
+        let own_id = second.replace("@gw2.example", "@gw2b.example");
+        let fine = parse(&format!("{}{}", v1(IKE), v1(&own_id))).unwrap();
+        assert!(fine.warnings.is_empty(), "{:?}", fine.warnings);
+        let other_psk = own_id.replace("not very secret", "another secret");
+        let c = parse(&format!("{}{}", v1(IKE), v1(&other_psk))).unwrap();
         assert_eq!(c.warnings.len(), 1, "{:?}", c.warnings);
-        let w = &c.warnings[0];
-        assert!(w.contains("'site2' and 'site2b'") && w.contains("only 'site2' is used"), "{w}");
+        assert!(c.warnings[0].contains("different PSKs"), "{}", c.warnings[0]);
+        // Aggressive Mode reads the identity before it needs the PSK.
+        let aggressive = |t: &str| v1(t).replacen("version = 1", "version = 1\naggressive = true", 1);
+        let am = parse(&format!("{}{}", aggressive(IKE), aggressive(&other_psk))).unwrap();
+        assert!(am.warnings.is_empty(), "{:?}", am.warnings);
     }
 
     #[test]

@@ -6,10 +6,11 @@
 //!   then by strongSwan) leaves the others as they were and traffic flows;
 //! - two connections between the same gateways with different selectors,
 //!   identities and PSKs (`--conns 2`): both come up, each net pair's
-//!   traffic on its own connection's CHILD SA.
+//!   traffic on its own connection's CHILD SA; and the same with IKEv1
+//!   (`--ike 1 --conns 2`, one PSK).
 //!
 //! And both between two ikeda gateways, the two connections initiated by
-//! both sides at once.
+//! both sides at once (with IKEv2, and with IKEv1).
 
 mod common;
 use common::*;
@@ -38,10 +39,16 @@ fn children(lab: &Lab) -> HashMap<String, (String, u64, u64)> {
         if c["state"] != "INSTALLED" {
             continue;
         }
-        let name = match c["child"].as_str() {
+        let mut name = match c["child"].as_str() {
             Some(ch) => format!("{}/{ch}", c["conn"].as_str().unwrap()),
             None => c["conn"].as_str().unwrap().to_string(),
         };
+        // IKEv1 negotiates each selector pair on its own: the lab's LAN
+        // pair of IPv6 is a CHILD SA of the connection beside the IPv4 one.
+        let local = c["local_ts"].as_array().unwrap();
+        if local.iter().all(|t| t.as_str().is_some_and(|t| t.contains(':'))) {
+            name.push('6');
+        }
         let n = |d: &str| c[d]["packets"].as_u64().unwrap_or(0);
         let spi = c["inbound"]["spi"].as_str().unwrap_or_default().to_string();
         assert!(
@@ -184,13 +191,33 @@ fn strongswan_two_connections_same_gateways_chosen_by_id_both_roles() {
     if !require_root("strongswan_two_connections_same_gateways_chosen_by_id_both_roles") {
         return;
     }
+    two_connections_against_strongswan("2");
+}
+
+/// The same with IKEv1 (and the same PSK, which Main Mode needs): the first
+/// message of a phase 1 carries no identity, so as responder ikeda takes
+/// the first connection by address, and MM5's identity chooses the second.
+#[test]
+fn strongswan_two_ikev1_connections_same_gateways_chosen_by_id_both_roles() {
+    if !require_root("strongswan_two_ikev1_connections_same_gateways_chosen_by_id_both_roles") {
+        return;
+    }
+    two_connections_against_strongswan("1");
+}
+
+/// `--conns 2` against strongSwan with IKE version `ike`, ikeda initiating
+/// and then responding: one IKE SA per connection with that connection's
+/// identities on both sides, and each net pair's traffic on its own
+/// connection's CHILD SA.
+fn two_connections_against_strongswan(ike: &str) {
     need_strongswan();
+    let v1 = ike == "1";
     for initiator in ["gw1", "gw2"] {
         let (lab, out) = Lab::up(
-            'n',
+            if v1 { 'o' } else { 'n' },
             &[
                 "--ike",
-                "2",
+                ike,
                 "--peer",
                 "strongswan",
                 "--conns",
@@ -200,17 +227,24 @@ fn strongswan_two_connections_same_gateways_chosen_by_id_both_roles() {
             ],
         );
         assert!(out.contains("3 received"), "{out}");
-        wait_children(&lab, &["s2s", "s2s2"]);
+        let mut pairs = vec![
+            ("s2s", "192.168.11.11", "192.168.12.12"),
+            ("s2s2", "172.16.11.11", "172.16.21.12"),
+        ];
+        if v1 {
+            pairs.push(("s2s6", "2001:db8:11::11", "2001:db8:12::12"));
+        }
+        wait_children(&lab, &pairs.iter().map(|p| p.0).collect::<Vec<_>>());
         // Two IKE SAs, one per connection, each with its own identities.
-        let ike = gw1_json(&lab, &["show", "ike"]);
-        let mut conns: Vec<&str> = ike
+        let ike_sas = gw1_json(&lab, &["show", "ike"]);
+        let mut conns: Vec<&str> = ike_sas
             .as_array()
             .unwrap()
             .iter()
             .filter_map(|s| s["conn"].as_str())
             .collect();
         conns.sort();
-        assert_eq!(conns, ["s2s", "s2s2"], "{ike}");
+        assert_eq!(conns, ["s2s", "s2s2"], "{ike_sas}");
         let sas = swanctl(&lab, "gw2", &["--list-sas"]);
         assert_eq!(sas.matches("ESTABLISHED").count(), 2, "{sas}");
         for id in ["gw1.s2s.example", "gw1.s2s2.example"] {
@@ -220,22 +254,25 @@ fn strongswan_two_connections_same_gateways_chosen_by_id_both_roles() {
             );
         }
         if initiator == "gw2" {
-            // As responder, IKE_SA_INIT could only go by address: the
-            // connection was chosen in IKE_AUTH, by the identity.
+            // As responder, IKE_SA_INIT (or Main Mode's first message)
+            // could only go by address: the identity chose the connection.
             let log = gw1_log(&lab);
             assert!(
                 log.lines()
                     .any(|l| l.contains("s2s2") && l.contains("IKE_SA established") && l.contains("(responder)")),
                 "{log}"
             );
+            if v1 {
+                assert!(
+                    log.contains(
+                        "s2s2: peer's identity gw2.s2s2.example chooses connection 's2s2' (the first message, which \
+                         carries no identity, went by address to 's2s')"
+                    ),
+                    "{log}"
+                );
+            }
         }
-        traffic_on_own_child(
-            &lab,
-            &[
-                ("s2s", "192.168.11.11", "192.168.12.12"),
-                ("s2s2", "172.16.11.11", "172.16.21.12"),
-            ],
-        );
+        traffic_on_own_child(&lab, &pairs);
         drop(lab);
     }
 }
@@ -253,26 +290,33 @@ fn ikeda_to_ikeda_three_child_sas_and_two_connections() {
     wait_children(&lab, &["s2s", "s2s/net1", "s2s/net2"]);
     traffic_on_own_child(&lab, &THREE);
     drop(lab);
-    let (lab, out) = Lab::up('e', &["--ike", "2", "--conns", "2", "--initiator", "both"]);
-    assert!(out.contains("3 received"), "{out}");
-    wait_for("one IKE SA per connection on gw1", 30, || {
-        let ike = gw1_json(&lab, &["show", "ike"]);
-        let mut conns: Vec<String> = ike
-            .as_array()
-            .unwrap()
-            .iter()
-            .filter(|s| s["state"] == "ESTABLISHED")
-            .filter_map(|s| s["conn"].as_str().map(str::to_string))
-            .collect();
-        conns.sort();
-        conns == ["s2s", "s2s2"] && ike.as_array().unwrap().len() == 2
-    });
-    wait_children(&lab, &["s2s", "s2s2"]);
-    traffic_on_own_child(
-        &lab,
-        &[
+    // Two connections, both gateways initiating both at once, with each
+    // IKE version (IKEv1: the same PSK; its LAN pair of IPv6 is a CHILD SA
+    // of its own).
+    for ike in ["2", "1"] {
+        let (lab, out) = Lab::up('e', &["--ike", ike, "--conns", "2", "--initiator", "both"]);
+        assert!(out.contains("3 received"), "{out}");
+        wait_for(&format!("IKEv{ike}: one IKE SA per connection on gw1"), 30, || {
+            let sas = gw1_json(&lab, &["show", "ike"]);
+            let mut conns: Vec<String> = sas
+                .as_array()
+                .unwrap()
+                .iter()
+                .filter(|s| s["state"] == "ESTABLISHED")
+                .filter_map(|s| s["conn"].as_str().map(str::to_string))
+                .collect();
+            conns.sort();
+            conns == ["s2s", "s2s2"] && sas.as_array().unwrap().len() == 2
+        });
+        let mut pairs = vec![
             ("s2s", "192.168.11.11", "192.168.12.12"),
             ("s2s2", "172.16.11.11", "172.16.21.12"),
-        ],
-    );
+        ];
+        if ike == "1" {
+            pairs.push(("s2s6", "2001:db8:11::11", "2001:db8:12::12"));
+        }
+        wait_children(&lab, &pairs.iter().map(|p| p.0).collect::<Vec<_>>());
+        traffic_on_own_child(&lab, &pairs);
+        drop(lab);
+    }
 }

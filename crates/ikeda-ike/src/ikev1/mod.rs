@@ -1476,9 +1476,18 @@ impl Engine {
             self.seen_before(idx, 0, data);
             return;
         }
-        let Some(ci) = (0..self.conns.len()).find(|&i| {
-            !self.retired[i] && self.conns[i].spec.remote == remote.ip() && self.conns[i].spec.local == local.ip()
-        }) else {
+        // By address, and of the mode the peer started, if there is one (the
+        // peer's identity, in MM5 or AM1, may still choose a sibling:
+        // `sibling_for_id`).
+        let aggressive = h.exchange == ExchangeType::AGGRESSIVE;
+        let by_addr = |i: &usize| {
+            !self.retired[*i] && self.conns[*i].spec.remote == remote.ip() && self.conns[*i].spec.local == local.ip()
+        };
+        let Some(ci) = (0..self.conns.len())
+            .filter(by_addr)
+            .find(|&i| self.conns[i].aggressive == aggressive)
+            .or_else(|| (0..self.conns.len()).find(by_addr))
+        else {
             self.stats.unknown_cookie += 1;
             return;
         };
@@ -1489,7 +1498,6 @@ impl Engine {
                 return;
             }
         };
-        let aggressive = h.exchange == ExchangeType::AGGRESSIVE;
         if aggressive != self.conns[ci].aggressive {
             self.fail(
                 ci,
@@ -1811,6 +1819,21 @@ impl Engine {
         if want.id_type == id.id_type && want.data == id.data {
             return true;
         }
+        if let Some(other) = self.sibling_for_id(idx, id) {
+            if let Some(sa) = self.sas[idx].as_mut() {
+                sa.conn = other;
+            }
+            let (first, chosen) = (self.conns[conn].spec.name.clone(), self.conns[other].spec.name.clone());
+            self.log(
+                other,
+                format!(
+                    "peer's identity {} chooses connection '{chosen}' (the first message, which carries no \
+                     identity, went by address to '{first}')",
+                    id_text(id)
+                ),
+            );
+            return true;
+        }
         self.fail(
             conn,
             Failure::IdMismatch {
@@ -1822,6 +1845,34 @@ impl Engine {
         self.send_notify(idx, notify::INVALID_ID_INFORMATION, Vec::new());
         self.remove(idx, "peer identity mismatch");
         false
+    }
+
+    /// As responder, another connection between the same two addresses
+    /// whose peer identity is `id`: the first message of a phase 1 carries
+    /// no identity, so `responder_start` went by address (and mode), and
+    /// the peer's identity may name a sibling. Only one that would have
+    /// accepted the phase 1 as negotiated so far: the same mode, the chosen
+    /// proposal among its own, and for Main Mode the same PSK, since the
+    /// PSK keyed the exchange that carried the identity (RFC 2409 §5.4):
+    /// HASH_I proves knowledge of the sibling's PSK only if it is that one.
+    /// (Aggressive Mode derives its keys after this check.)
+    fn sibling_for_id(&self, idx: usize, id: &IdPayload) -> Option<usize> {
+        let sa = self.sas[idx].as_ref().filter(|s| !s.initiator)?;
+        let (conn, choice) = (sa.conn, sa.choice?);
+        let first = &self.conns[conn];
+        (0..self.conns.len()).find(|&j| {
+            let c = &self.conns[j];
+            let want = id_payload(&c.spec.remote_id);
+            j != conn
+                && !self.retired[j]
+                && c.spec.local == first.spec.local
+                && c.spec.remote == first.spec.remote
+                && c.aggressive == first.aggressive
+                && want.id_type == id.id_type
+                && want.data == id.data
+                && p1_offers(&c.spec).contains(&choice)
+                && (first.aggressive || ikeda_crypto::ct_eq(c.spec.psk.expose(), first.spec.psk.expose()))
+        })
     }
 
     fn established(&mut self, idx: usize, now: Millis) {

@@ -68,8 +68,13 @@ fn v1(spec: ConnSpec) -> V1ConnSpec {
 }
 
 fn pair(a: V1ConnSpec, b: V1ConnSpec, seed: u64) -> Pair<Engine, Engine> {
-    let ea = Engine::new(vec![a], Box::new(SeededRng::from_u64(seed)));
-    let eb = Engine::new(vec![b], Box::new(SeededRng::from_u64(seed ^ 0xffff)));
+    pair_of(vec![a], vec![b], seed)
+}
+
+/// Two engines with these connections each.
+fn pair_of(a: Vec<V1ConnSpec>, b: Vec<V1ConnSpec>, seed: u64) -> Pair<Engine, Engine> {
+    let ea = Engine::new(a, Box::new(SeededRng::from_u64(seed)));
+    let eb = Engine::new(b, Box::new(SeededRng::from_u64(seed ^ 0xffff)));
     let sa: SocketAddr = format!("{A}:500").parse().unwrap();
     let sb: SocketAddr = format!("{B}:500").parse().unwrap();
     Pair::new(ea, sa, eb, sb, seed)
@@ -1664,4 +1669,142 @@ fn both_sides_initiating_through_a_security_group_that_drops_the_first_main_mode
         assert_eq!(log_count(&eb, "INITIAL_CONTACT: dropping"), 0, "seed {seed}");
         assert_eq!(p.a.stats.duplicates_settled + p.b.stats.duplicates_settled, 0);
     }
+}
+
+/// Side `me` ("a" at 192.168.50.11, "b" at .12) of connection `conn` (1 or
+/// 2) between the same two gateways: its own FQDN identities and nets
+/// (1: 192.168.11/12.0/24, 2: 10.21/22.0.0/24), the given PSK, IKE
+/// proposal and mode.
+fn sibling(me: &str, conn: u8, psk: &str, ike: &str, aggressive: bool) -> V1ConnSpec {
+    let (local, remote, peer) = if me == "a" { (A, B, "b") } else { (B, A, "a") };
+    let net = |side: &str| {
+        let third = match (conn, side) {
+            (1, "a") => "192.168.11",
+            (1, _) => "192.168.12",
+            (_, "a") => "10.21.0",
+            _ => "10.22.0",
+        };
+        vec![ts(&format!("{third}.0"), &format!("{third}.255"))]
+    };
+    let mut s = spec(local, remote, ike, "aes128-sha1", psk, net(me), net(peer));
+    s.name = if conn == 1 { "s2s".into() } else { "s2s2".into() };
+    s.local_id = IdPayload::fqdn(&format!("{me}{conn}.example"));
+    s.remote_id = IdPayload::fqdn(&format!("{peer}{conn}.example"));
+    let mut v = v1(s);
+    v.aggressive = aggressive;
+    v
+}
+
+/// Two IKEv1 connections between the same two gateways, with their own
+/// identities and selectors. The first message of a phase 1 carries no
+/// identity, so the responder takes the first connection by address; the
+/// initiator's identity (MM5, or AM1 in Aggressive Mode) then chooses the
+/// sibling, whose Quick Mode gets its own selectors. In Main Mode only a
+/// sibling with the same PSK can be chosen (the PSK keyed the exchange that
+/// carried the identity), and only one that accepts the chosen proposal.
+#[test]
+fn two_connections_between_the_same_gateways_are_told_apart_by_the_initiators_identity() {
+    const IKE: &str = "aes128-sha256-modp2048";
+    for aggressive in [false, true] {
+        let a = vec![
+            sibling("a", 1, "k", IKE, aggressive),
+            sibling("a", 2, "k", IKE, aggressive),
+        ];
+        let b = vec![
+            sibling("b", 1, "k", IKE, aggressive),
+            sibling("b", 2, "k", IKE, aggressive),
+        ];
+        let mut p = pair_of(a, b, 11);
+        // The second connection first: the responder's address match
+        // finds the first.
+        p.a.initiate("s2s2", Millis(0)).unwrap();
+        let (ea, eb) = run_on(&mut p, 10);
+        assert!(failures(&eb).is_empty(), "{:?}\n{}", failures(&eb), logs(&eb));
+        let (ca, cb) = (children(&ea), children(&eb));
+        check_mirrored(&ca, &cb);
+        assert_eq!(cb.len(), 1, "{}", logs(&eb));
+        assert_eq!(cb[0].conn, "s2s2");
+        assert_eq!(cb[0].local_ts, vec![ts("10.22.0.0", "10.22.0.255")]);
+        assert!(
+            logs(&eb).contains("peer's identity a2.example chooses connection 's2s2' (the first message, which carries no identity, went by address to 's2s')"),
+            "{}",
+            logs(&eb)
+        );
+        // Then the first: its own phase 1, its own nets.
+        p.a.initiate("s2s", p.now).unwrap();
+        let (ea, eb) = run_on(&mut p, 10);
+        let (ca, cb) = (children(&ea), children(&eb));
+        check_mirrored(&ca, &cb);
+        assert_eq!(
+            cb.iter().map(|c| c.conn.as_str()).collect::<Vec<_>>(),
+            ["s2s"],
+            "{}",
+            logs(&eb)
+        );
+        assert_eq!(cb[0].local_ts, vec![ts("192.168.12.0", "192.168.12.255")]);
+        assert_eq!(log_count(&eb, "chooses connection"), 0, "{}", logs(&eb));
+    }
+
+    // A sibling whose PSK differs: Main Mode cannot reach it (B reads MM5
+    // with the first connection's PSK, and it does not verify); Aggressive
+    // Mode can, since its keys come after the identity.
+    for aggressive in [false, true] {
+        let a = vec![
+            sibling("a", 1, "k", IKE, aggressive),
+            sibling("a", 2, "k2", IKE, aggressive),
+        ];
+        let b = vec![
+            sibling("b", 1, "k", IKE, aggressive),
+            sibling("b", 2, "k2", IKE, aggressive),
+        ];
+        let mut p = pair_of(a, b, 12);
+        p.a.initiate("s2s2", Millis(0)).unwrap();
+        let (_, eb) = run_on(&mut p, 10);
+        let up: Vec<_> = children(&eb).iter().map(|c| c.conn.clone()).collect();
+        if aggressive {
+            assert_eq!(up, ["s2s2"], "{}", logs(&eb));
+        } else {
+            assert!(up.is_empty(), "{up:?}\n{}", logs(&eb));
+            assert_eq!(log_count(&eb, "chooses connection"), 0, "{}", logs(&eb));
+        }
+    }
+
+    // One connection in Main Mode, the other in Aggressive Mode: the first
+    // message's exchange type already tells them apart.
+    let a = vec![sibling("a", 1, "k", IKE, false), sibling("a", 2, "k2", IKE, true)];
+    let b = vec![sibling("b", 1, "k", IKE, false), sibling("b", 2, "k2", IKE, true)];
+    let mut p = pair_of(a, b, 14);
+    p.a.initiate("s2s2", Millis(0)).unwrap();
+    p.a.initiate("s2s", Millis(0)).unwrap();
+    let (_, eb) = run_on(&mut p, 10);
+    let mut up: Vec<_> = children(&eb).iter().map(|c| c.conn.clone()).collect();
+    up.sort();
+    assert_eq!(
+        up,
+        ["s2s", "s2s2"],
+        "{:?}
+{}",
+        failures(&eb),
+        logs(&eb)
+    );
+
+    // A sibling that would not have accepted the proposal chosen for the
+    // first: the identity is refused, as with no sibling at all.
+    let a = vec![sibling("a", 1, "k", IKE, false), sibling("a", 2, "k", IKE, false)];
+    let b = vec![
+        sibling("b", 1, "k", &format!("aes256-sha384-modp3072,{IKE}"), false),
+        sibling("b", 2, "k", "aes256-sha384-modp3072", false),
+    ];
+    let mut p = pair_of(a, b, 13);
+    p.a.initiate("s2s2", Millis(0)).unwrap();
+    let (_, eb) = run_on(&mut p, 10);
+    assert!(children(&eb).is_empty(), "{}", logs(&eb));
+    assert!(
+        failures(&eb)
+            .iter()
+            .any(|f| matches!(f, Failure::IdMismatch { received, .. } if received.contains("a2.example"))),
+        "{:?}\n{}",
+        failures(&eb),
+        logs(&eb)
+    );
 }

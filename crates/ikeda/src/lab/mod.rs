@@ -338,10 +338,10 @@ pub struct UpArgs {
     /// ikeda, a child each on strongSwan.
     #[arg(long, default_value_t = 1, value_parser = clap::value_parser!(u8).range(1..=3))]
     pub children: u8,
-    /// With --ike 2: this many connections between the gateways (1-2); the
-    /// second ("s2s2") protects net 1 <-> net 1 (172.16.11.0/24 <->
+    /// With --ike 1 or 2: this many connections between the gateways (1-2);
+    /// the second ("s2s2") protects net 1 <-> net 1 (172.16.11.0/24 <->
     /// 172.16.21.0/24). Each has its own FQDN identities
-    /// (gw1.s2s.example, gw1.s2s2.example, ...) and PSK.
+    /// (gw1.s2s.example, gw1.s2s2.example, ...), and with IKEv2 its own PSK.
     #[arg(long, default_value_t = 1, value_parser = clap::value_parser!(u8).range(1..=2))]
     pub conns: u8,
 }
@@ -467,12 +467,14 @@ impl UpArgs {
                     .into(),
             );
         }
-        if (self.children > 1 || self.conns > 1)
-            && (self.ike != Some(2) || self.nat || self.cloud || self.outer6 || self.children > 1 && self.conns > 1)
+        if (self.children > 1 && self.ike != Some(2))
+            || (self.conns > 1 && self.ike.is_none())
+            || ((self.children > 1 || self.conns > 1)
+                && (self.nat || self.cloud || self.outer6 || self.children > 1 && self.conns > 1))
         {
             return Err(
-                "--children and --conns are IKEv2 (--ike 2) on the plain topology (no --nat, --cloud or --outer6), \
-                 one of them at a time"
+                "--children is IKEv2 (--ike 2) and --conns needs --ike 1 or 2; both on the plain topology (no \
+                 --nat, --cloud or --outer6), one of them at a time"
                     .into(),
             );
         }
@@ -567,9 +569,16 @@ pub fn conn_ids(a: &UpArgs, i: usize, conn: &str) -> Option<(String, String)> {
     (a.conns > 1).then(|| (format!("gw{}.{conn}.example", i + 1), format!("gw{}.{conn}.example", 2 - i)))
 }
 
-/// With `--conns 2`: the second connection's PSK, other than the first's.
-pub fn second_psk(psk: &str) -> String {
-    format!("{psk}-s2s2")
+/// With `--conns 2`: the second connection's PSK, other than the first's
+/// with IKEv2. With IKEv1 the same: Main Mode keys the exchange that
+/// carries the identities with the PSK, so a responder (strongSwan or
+/// ikeda) must know it before it knows which connection the peer means.
+pub fn second_psk(a: &UpArgs, psk: &str) -> String {
+    if a.ike == Some(1) {
+        psk.to_string()
+    } else {
+        format!("{psk}-s2s2")
+    }
 }
 
 /// The address gateway `i` sends to reach the other gateway (for gw2 behind
@@ -1160,14 +1169,15 @@ pub fn ike_gateway_config(a: &UpArgs, i: usize, psk: &str) -> String {
     if a.conns > 1 {
         let (l, r) = conn_ids(a, i, "s2s2").unwrap_or_default();
         policies.push_str(&format!(
-            "\n[[conn]]\nname = \"s2s2\"\nversion = 2\nlocal_addr = \"{la}\"\nremote_addr = \"{ra}\"\n\
+            "\n[[conn]]\nname = \"s2s2\"\nversion = {v}\nlocal_addr = \"{la}\"\nremote_addr = \"{ra}\"\n\
              local_id = \"{l}\"\nremote_id = \"{r}\"\nike = \"{ike}\"\nesp = \"{esp}\"\npsk = \"{psk2}\"\n\
              start_action = \"{start}\"\n{extra}local_ts = [\"{ln}\"]\nremote_ts = [\"{rn}\"]\n",
             la = gw_local(a, i),
             ra = gw_peer(a, i),
             ike = a.ike_proposal(),
             esp = a.gw_esp(i),
-            psk2 = second_psk(psk),
+            psk2 = second_psk(a, psk),
+            v = a.ike.unwrap_or(2),
             ln = extra_net(i, 1),
             rn = extra_net(j, 1),
         ));

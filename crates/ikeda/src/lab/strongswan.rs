@@ -130,23 +130,24 @@ fn write_conf(dir: &Path, i: usize, a: &UpArgs, psk: &str) -> Result<(), String>
         }
         c
     };
-    // `--conns 2`: a second connection, its own identities and PSK.
+    // `--conns 2`: a second connection, its own identities and (IKEv2) PSK.
     let second = match super::conn_ids(a, i, "s2s2") {
         Some((lid, rid)) => format!(
-            "  s2s2 {{\n    version = 2\n    local_addrs = {l}\n    remote_addrs = {r}\n    proposals = {ikep}\n\
+            "  s2s2 {{\n    version = {v}\n    local_addrs = {l}\n    remote_addrs = {r}\n    proposals = {ikep}\n\
              \x20   local {{\n      auth = psk\n      id = {lid}\n    }}\n    remote {{\n      auth = psk\n      id = {rid}\n    }}\n\
              \x20   children {{\n{children}    }}\n  }}\n",
             l = gw_wan4(a, i),
             r = GW_WAN[j],
             ikep = a.ike_proposal(),
             children = child(SECOND_CHILD, &extra_net(i, 1), &extra_net(j, 1)),
+            v = if v1 { 1 } else { 2 },
         ),
         None => String::new(),
     };
     let second_secret = match super::conn_ids(a, i, "s2s2") {
         Some((lid, rid)) => format!(
             "  ike-s2s2 {{\n    id-1 = {lid}\n    id-2 = {rid}\n    secret = \"{}\"\n  }}\n",
-            super::second_psk(psk)
+            super::second_psk(a, psk)
         ),
         None => String::new(),
     };
