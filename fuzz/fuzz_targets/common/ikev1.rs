@@ -1,5 +1,6 @@
 //! Shared by the IKEv1 engine targets: two engines with a deterministic RNG
-//! and clock, driven by hand so the harness sees every datagram.
+//! and clock, driven by hand so the harness sees every datagram. B has two
+//! connections with A's addresses.
 
 use ikeda_crypto::ike::{parse_esp_proposals, parse_ike_proposals, SeededRng};
 use ikeda_crypto::SecretBytes;
@@ -54,8 +55,14 @@ impl Two {
             vec![spec([10, 0, 0, 1], [10, 0, 0, 2], [10, 1, 0, 0], [10, 2, 0, 0], aggressive)],
             Box::new(SeededRng::from_u64(1)),
         );
+        // B also has a second connection with A's addresses, told apart by
+        // the peer's identity (`f2.example`), so an identity the fuzzer
+        // puts into MM5 or AM1 can choose it.
+        let mut sibling = spec([10, 0, 0, 2], [10, 0, 0, 1], [10, 4, 0, 0], [10, 3, 0, 0], aggressive);
+        sibling.spec.name = "f2".into();
+        sibling.spec.remote_id = IdPayload::fqdn("f2.example");
         let b = Engine::new(
-            vec![spec([10, 0, 0, 2], [10, 0, 0, 1], [10, 2, 0, 0], [10, 1, 0, 0], aggressive)],
+            vec![spec([10, 0, 0, 2], [10, 0, 0, 1], [10, 2, 0, 0], [10, 1, 0, 0], aggressive), sibling],
             Box::new(SeededRng::from_u64(2)),
         );
         Two {
