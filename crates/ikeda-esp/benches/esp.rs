@@ -336,7 +336,7 @@ fn encap_in_place(inner: &[u8]) -> impl FnMut(u64) -> Duration {
     }
 }
 
-/// Calibrate each of `a` and `b` to ~`RUN_TIME / 2`, then run them in turn,
+/// Calibrate each of `a` and `b` to ~`PAIRED_RUN_TIME`, then run them in turn,
 /// `PAIRED_RUNS` times, so that the machine's noise (these machines share
 /// their cores) falls on both alike. Returns the median ns per operation of
 /// each and the median of the per-round ratios `b / a`.
