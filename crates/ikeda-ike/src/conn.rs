@@ -17,6 +17,34 @@ pub const NAT_KEEPALIVE: Duration = Duration::from_secs(20);
 /// The NAT-keepalive packet: one octet 0xFF on UDP 4500 (RFC 3948 §2.3).
 pub const KEEPALIVE: [u8; 1] = [0xff];
 
+/// A connection of an engine: its place in the engine's table of
+/// connections, typed so that it is never taken for an SA's place or a
+/// selector pair's number. Tables of one entry per connection are indexed
+/// by it directly (`conns[conn]`, `retired[conn]`). Outside the engine a
+/// connection is named.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub struct ConnId(usize);
+
+impl ConnId {
+    /// Every connection of a table of `n`.
+    pub(crate) fn all(n: usize) -> impl Iterator<Item = ConnId> {
+        (0..n).map(ConnId)
+    }
+}
+
+impl<T> std::ops::Index<ConnId> for Vec<T> {
+    type Output = T;
+    fn index(&self, c: ConnId) -> &T {
+        &self[c.0]
+    }
+}
+
+impl<T> std::ops::IndexMut<ConnId> for Vec<T> {
+    fn index_mut(&mut self, c: ConnId) -> &mut T {
+        &mut self[c.0]
+    }
+}
+
 /// One connection as the engine needs it.
 #[derive(Clone)]
 pub struct ConnSpec {

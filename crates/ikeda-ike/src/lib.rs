@@ -29,7 +29,7 @@ pub mod view;
 #[cfg(test)]
 mod tests;
 
-pub use conn::{ChildTs, ConnSpec, Timers};
+pub use conn::{ChildTs, ConnId, ConnSpec, Timers};
 pub use event::{ChildSaInfo, Event, Failure, Fault, IkeKeyInfo, V1KeyInfo};
 pub use retransmit::RetransmitPolicy;
 pub use task::{TaskManager, Version};

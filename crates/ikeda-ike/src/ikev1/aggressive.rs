@@ -14,7 +14,7 @@ use super::*;
 impl Engine {
     /// One Aggressive Mode DH computation allowed now, for this connection
     /// and overall ([`AM_DH_PER_PEER`], [`AM_DH_GLOBAL`]); takes the tokens.
-    pub(super) fn am_dh_allowed(&mut self, ci: usize, now: Millis) -> bool {
+    pub(super) fn am_dh_allowed(&mut self, ci: ConnId, now: Millis) -> bool {
         let peer = self.am_dh[ci].get_or_insert_with(|| Bucket::full(AM_DH_PER_PEER, now));
         let all = self.am_dh_all.get_or_insert_with(|| Bucket::full(AM_DH_GLOBAL, now));
         if !(peer.has_token(AM_DH_PER_PEER, now) && all.has_token(AM_DH_GLOBAL, now)) {
@@ -51,7 +51,9 @@ impl Engine {
         let Some(c) = self.sas[idx].as_ref().and_then(|s| s.choice) else {
             return;
         };
-        let conn = self.sas[idx].as_ref().map(|s| s.conn).unwrap_or(0);
+        let Some(conn) = self.sas[idx].as_ref().map(|s| s.conn) else {
+            return;
+        };
         if gxi.len() != c.group.public_value_len() {
             self.fail(
                 conn,
@@ -130,7 +132,9 @@ impl Engine {
             self.stats.malformed += 1;
             return;
         };
-        let conn = self.sas[idx].as_ref().map(|s| s.conn).unwrap_or(0);
+        let Some(conn) = self.sas[idx].as_ref().map(|s| s.conn) else {
+            return;
+        };
         let ours = p1_offers(&self.conns[conn].spec);
         let group = self.sas[idx].as_ref().and_then(|s| s.kex.as_ref().map(|k| k.group()));
         let chosen = sa_p

@@ -305,7 +305,7 @@ impl Engine {
     /// The peer deleted a phase-1 SA of `conn` (`why`): if the one left is
     /// a duplicate we settled as the loser, the peer did not see a
     /// duplicate (it replaced its SA by this one): it stays.
-    fn undo_settling(&mut self, conn: usize, why: &str) {
+    fn undo_settling(&mut self, conn: ConnId, why: &str) {
         let established = |s: &P1| s.conn == conn && s.state == P1State::Established;
         if self
             .sas
@@ -454,7 +454,7 @@ impl Engine {
     /// whatever `dpd_delay` says, when traffic went one way only
     /// ([`Engine::one_way_traffic`] set `suspect`).
     /// False if the peer was declared dead (its SAs are gone).
-    pub(super) fn dpd_check(&mut self, idx: usize, conn: usize, now: Millis) -> bool {
+    pub(super) fn dpd_check(&mut self, idx: usize, conn: ConnId, now: Millis) -> bool {
         let policy = self.policy;
         let t = self.conns[conn].spec.timers;
         let Some(sa) = self.sas[idx].as_mut() else { return false };

@@ -28,7 +28,9 @@ impl Engine {
             self.stats.malformed += 1;
             return;
         };
-        let conn = self.sas[idx].as_ref().map(|s| s.conn).unwrap_or(0);
+        let Some(conn) = self.sas[idx].as_ref().map(|s| s.conn) else {
+            return;
+        };
         let ours = p1_offers(&self.conns[conn].spec);
         let chosen = sa_p
             .proposals
@@ -92,7 +94,9 @@ impl Engine {
         let Some(c) = self.sas[idx].as_ref().and_then(|s| s.choice) else {
             return;
         };
-        let conn = self.sas[idx].as_ref().map(|s| s.conn).unwrap_or(0);
+        let Some(conn) = self.sas[idx].as_ref().map(|s| s.conn) else {
+            return;
+        };
         let kex = match KeyExchange::generate(c.group, &mut *self.rng) {
             Ok(k) => k,
             Err(e) => {

@@ -48,7 +48,7 @@
 
 use crate::retransmit::{RequestTimer, Retransmission, RetransmitPolicy};
 use crate::task::{Incoming, TaskManager, Version};
-use crate::{ChildSaInfo, ConnSpec, Event, Failure};
+use crate::{ChildSaInfo, ConnId, ConnSpec, Event, Failure};
 use crate::{Millis, Transmit};
 use ikeda_crypto::ike::{ChildSuite, DhGroup, Encr, IkeSuite, Integ, KeyExchange, Prf, Rng};
 use ikeda_crypto::ikev1::{self as c1, Cipher, Hash, Phase1Keys};
@@ -293,7 +293,7 @@ impl crate::keepalive::OnFlow for P1 {
 
 /// A phase-1 (ISAKMP) SA.
 struct P1 {
-    conn: usize,
+    conn: ConnId,
     icookie: u64,
     rcookie: u64,
     initiator: bool,
@@ -359,7 +359,7 @@ impl P1 {
     /// A phase-1 SA of connection `conn` beginning at `now`, nothing
     /// negotiated yet.
     fn new(
-        conn: usize,
+        conn: ConnId,
         (icookie, rcookie): (u64, u64),
         state: P1State,
         (local, remote): (SocketAddr, SocketAddr),
@@ -870,15 +870,13 @@ impl Engine {
     }
 
     pub fn conn_names(&self) -> impl Iterator<Item = &str> {
-        self.conns
-            .iter()
-            .enumerate()
-            .filter(|(i, _)| !self.retired[*i])
-            .map(|(_, c)| c.spec.name.as_str())
+        ConnId::all(self.conns.len())
+            .filter(|&i| !self.retired[i])
+            .map(|i| self.conns[i].spec.name.as_str())
     }
 
-    fn conn_index(&self, name: &str) -> Option<usize> {
-        (0..self.conns.len()).find(|&i| !self.retired[i] && self.conns[i].spec.name == name)
+    fn conn_index(&self, name: &str) -> Option<ConnId> {
+        ConnId::all(self.conns.len()).find(|&i| !self.retired[i] && self.conns[i].spec.name == name)
     }
 
     pub fn conn(&self, name: &str) -> Option<&V1ConnSpec> {
@@ -952,14 +950,14 @@ impl Engine {
         n
     }
 
-    fn log(&mut self, conn: usize, line: String) {
+    fn log(&mut self, conn: ConnId, line: String) {
         self.events.push_back(Event::Log {
             conn: self.conns[conn].spec.name.clone(),
             line,
         });
     }
 
-    fn fail(&mut self, conn: usize, why: Failure) {
+    fn fail(&mut self, conn: ConnId, why: Failure) {
         self.events.push_back(Event::Failed {
             conn: self.conns[conn].spec.name.clone(),
             why,
@@ -1037,7 +1035,7 @@ impl Engine {
     }
 
     /// Drop every IPsec SA of a connection (dead peer, INITIAL-CONTACT, terminate).
-    fn drop_children(&mut self, conn: usize) {
+    fn drop_children(&mut self, conn: ConnId) {
         let name = self.conns[conn].spec.name.clone();
         for c in std::mem::take(&mut self.children[conn]) {
             self.events.push_back(Event::ChildSaDown {
@@ -1164,7 +1162,7 @@ impl Engine {
         Ok(())
     }
 
-    fn start_phase1(&mut self, ci: usize, now: Millis) -> usize {
+    fn start_phase1(&mut self, ci: ConnId, now: Millis) -> usize {
         let c = self.conns[ci].clone();
         let offers = p1_offers(&c.spec);
         let life = if c.spec.timers.ike_lifetime.is_zero() {
@@ -1271,7 +1269,7 @@ impl Engine {
     }
 
     /// The newest established phase-1 SA of a connection.
-    fn current(&self, ci: usize) -> Option<usize> {
+    fn current(&self, ci: ConnId) -> Option<usize> {
         (0..self.sas.len())
             .filter(|&i| {
                 self.sas[i]
@@ -1480,13 +1478,13 @@ impl Engine {
         // peer's identity, in MM5 or AM1, may still choose a sibling:
         // `sibling_for_id`).
         let aggressive = h.exchange == ExchangeType::AGGRESSIVE;
-        let by_addr = |i: &usize| {
+        let by_addr = |i: &ConnId| {
             !self.retired[*i] && self.conns[*i].spec.remote == remote.ip() && self.conns[*i].spec.local == local.ip()
         };
-        let Some(ci) = (0..self.conns.len())
+        let Some(ci) = ConnId::all(self.conns.len())
             .filter(by_addr)
             .find(|&i| self.conns[i].aggressive == aggressive)
-            .or_else(|| (0..self.conns.len()).find(by_addr))
+            .or_else(|| ConnId::all(self.conns.len()).find(by_addr))
         else {
             self.stats.unknown_cookie += 1;
             return;
@@ -1856,11 +1854,11 @@ impl Engine {
     /// PSK keyed the exchange that carried the identity (RFC 2409 §5.4):
     /// HASH_I proves knowledge of the sibling's PSK only if it is that one.
     /// (Aggressive Mode derives its keys after this check.)
-    fn sibling_for_id(&self, idx: usize, id: &IdPayload) -> Option<usize> {
+    fn sibling_for_id(&self, idx: usize, id: &IdPayload) -> Option<ConnId> {
         let sa = self.sas[idx].as_ref().filter(|s| !s.initiator)?;
         let (conn, choice) = (sa.conn, sa.choice?);
         let first = &self.conns[conn];
-        (0..self.conns.len()).find(|&j| {
+        ConnId::all(self.conns.len()).find(|&j| {
             let c = &self.conns[j];
             let want = id_payload(&c.spec.remote_id);
             j != conn
@@ -2075,7 +2073,7 @@ impl Engine {
 
     /// Queue a Quick Mode for `pair` (replacing the SA `rekey_of`) until a
     /// place is free: once per pair.
-    fn queue_quick_mode(&mut self, conn: usize, pair: usize, rekey_of: Option<u32>) {
+    fn queue_quick_mode(&mut self, conn: ConnId, pair: usize, rekey_of: Option<u32>) {
         let w = &mut self.qm_waiting[conn];
         if !w.iter().any(|&(p, _)| p == pair) {
             w.push_back((pair, rekey_of));
@@ -2085,7 +2083,7 @@ impl Engine {
     /// The pair has a live IPsec SA, or a Quick Mode for it is out. A
     /// Quick Mode of the peer's counts too: one of ours beside it would
     /// make a second SA pair.
-    fn pair_covered(&self, conn: usize, pair: usize) -> bool {
+    fn pair_covered(&self, conn: ConnId, pair: usize) -> bool {
         self.children[conn].iter().any(|c| c.pair == pair && !c.rekeyed)
             || self
                 .sas
@@ -2104,7 +2102,7 @@ impl Engine {
                 self.qm_timers(idx, now);
             }
         }
-        for ci in 0..self.conns.len() {
+        for ci in ConnId::all(self.conns.len()) {
             self.child_timers(ci, now);
         }
         self.start_waiting_quick_modes(now);

@@ -257,7 +257,7 @@ fn offer_name(o: &EspOffer) -> String {
 }
 
 impl Engine {
-    fn p2_life(&self, conn: usize) -> Duration {
+    fn p2_life(&self, conn: ConnId) -> Duration {
         let t = self.conns[conn].spec.timers;
         if t.life_time.is_zero() {
             DEFAULT_P2_LIFE
@@ -271,7 +271,7 @@ impl Engine {
     }
 
     /// Does one of our ESP proposals accept this transform?
-    fn accepts(&self, conn: usize, o: &EspOffer) -> bool {
+    fn accepts(&self, conn: ConnId, o: &EspOffer) -> bool {
         self.conns[conn].spec.esp_proposals.iter().any(|p| {
             p.encr.contains(&o.encr)
                 && match o.integ {
@@ -614,7 +614,7 @@ impl Engine {
 
     /// The selector pair a Quick Mode request's IDci/IDcr fall within
     /// (ours: pair index, local, remote), or INVALID_ID_INFORMATION.
-    fn qm_r1_selectors(&mut self, idx: usize, conn: usize, ids: &[IdPayload]) -> Option<(usize, TsRange, TsRange)> {
+    fn qm_r1_selectors(&mut self, idx: usize, conn: ConnId, ids: &[IdPayload]) -> Option<(usize, TsRange, TsRange)> {
         // The selectors: IDci is the initiator's side (our remote), IDcr ours.
         let sa = self.sas[idx].as_ref()?;
         let (ts_i, ts_r) = match ids {
@@ -652,7 +652,7 @@ impl Engine {
 
     /// The ESP (with IPComp) offer of a Quick Mode request we accept, with
     /// a KE exactly when `pfs`, or NO_PROPOSAL_CHOSEN.
-    fn qm_r1_choose(&mut self, idx: usize, conn: usize, offer: &SaPayload, pfs: bool) -> Option<QmChoice> {
+    fn qm_r1_choose(&mut self, idx: usize, conn: ConnId, offer: &SaPayload, pfs: bool) -> Option<QmChoice> {
         // Choose a proposal (RFC 2408 §4.2: proposals sharing a number are
         // one offer: ESP with IPCOMP).
         let compress = self.conns[conn].compress;
@@ -732,7 +732,7 @@ impl Engine {
     #[allow(clippy::type_complexity)]
     fn qm_r1_pfs(
         &mut self,
-        conn: usize,
+        conn: ConnId,
         group: Option<DhGroup>,
         ke: Option<&[u8]>,
     ) -> Option<(Option<KeyExchange>, Option<SecretBytes>)> {
@@ -1235,7 +1235,7 @@ impl Engine {
     /// alike). The loser is never activated (or no longer sent on, if it
     /// was first) and is deleted by whoever initiated it. True if `spi`
     /// lost.
-    fn settle_twins(&mut self, conn: usize, spi: u32, now: Millis) -> bool {
+    fn settle_twins(&mut self, conn: ConnId, spi: u32, now: Millis) -> bool {
         let cs = &self.children[conn];
         let Some(a) = cs.iter().position(|c| c.spi_in == spi) else {
             return false;
@@ -1296,7 +1296,7 @@ impl Engine {
     /// Start the waiting Quick Modes that have a place now, on each
     /// connection's current phase-1 SA.
     pub(super) fn start_waiting_quick_modes(&mut self, now: Millis) {
-        for ci in 0..self.conns.len() {
+        for ci in ConnId::all(self.conns.len()) {
             if self.retired[ci] {
                 self.qm_waiting[ci].clear();
             }
@@ -1409,7 +1409,7 @@ impl Engine {
         }
     }
 
-    pub(super) fn child_timers(&mut self, ci: usize, now: Millis) {
+    pub(super) fn child_timers(&mut self, ci: ConnId, now: Millis) {
         if self.retired[ci] {
             return;
         }

@@ -5,6 +5,7 @@
 
 use super::{Engine, P1State};
 use crate::view::{ChildSaView, IkeSaView, IkeState};
+use crate::ConnId;
 
 impl Engine {
     /// Every phase-1 SA, half-open ones included, with the connection's
@@ -60,7 +61,7 @@ impl Engine {
             });
         }
         // IPsec SAs whose phase-1 SA is gone (IKEv1 allows that) are still shown.
-        for (ci, done) in listed.iter().enumerate() {
+        for (ci, done) in ConnId::all(self.conns.len()).zip(&listed) {
             if !done && !self.children[ci].is_empty() {
                 if let Some(v) = out.iter_mut().find(|v| v.conn == self.conns[ci].spec.name) {
                     v.children = self.child_views(ci);
@@ -70,7 +71,7 @@ impl Engine {
         out
     }
 
-    fn child_views(&self, ci: usize) -> Vec<ChildSaView> {
+    fn child_views(&self, ci: ConnId) -> Vec<ChildSaView> {
         self.children[ci]
             .iter()
             .map(|ch| ChildSaView {
@@ -93,7 +94,7 @@ impl Engine {
 
     /// IPsec SAs without any phase-1 SA to list them under.
     pub fn orphan_children(&self) -> Vec<(String, Vec<ChildSaView>)> {
-        (0..self.conns.len())
+        ConnId::all(self.conns.len())
             .filter(|&ci| !self.children[ci].is_empty())
             .filter(|&ci| !self.sas.iter().flatten().any(|s| s.conn == ci))
             .map(|ci| (self.conns[ci].spec.name.clone(), self.child_views(ci)))
