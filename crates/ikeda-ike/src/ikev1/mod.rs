@@ -1813,8 +1813,7 @@ impl Engine {
         let Some(conn) = self.sas[idx].as_ref().map(|s| s.conn) else {
             return false;
         };
-        let want = id_payload(&self.conns[conn].spec.remote_id);
-        if want.id_type == id.id_type && want.data == id.data {
+        if is_peer_id(&self.conns[conn], id) {
             return true;
         }
         if let Some(other) = self.sibling_for_id(idx, id) {
@@ -1832,6 +1831,7 @@ impl Engine {
             );
             return true;
         }
+        let want = id_payload(&self.conns[conn].spec.remote_id);
         self.fail(
             conn,
             Failure::IdMismatch {
@@ -1860,14 +1860,12 @@ impl Engine {
         let first = &self.conns[conn];
         ConnId::all(self.conns.len()).find(|&j| {
             let c = &self.conns[j];
-            let want = id_payload(&c.spec.remote_id);
             j != conn
                 && !self.retired[j]
                 && c.spec.local == first.spec.local
                 && c.spec.remote == first.spec.remote
                 && c.aggressive == first.aggressive
-                && want.id_type == id.id_type
-                && want.data == id.data
+                && is_peer_id(c, id)
                 && p1_offers(&c.spec).contains(&choice)
                 && (first.aggressive || ikeda_crypto::ct_eq(c.spec.psk.expose(), first.spec.psk.expose()))
         })
@@ -2287,6 +2285,13 @@ fn our_vids() -> Vec<Payload> {
 /// protocol and port zero). The type numbers are IKEv2's, which keeps
 /// IKEv1's for the common types (IPV4_ADDR 1, FQDN 2, USER_FQDN 3, IPV6_ADDR
 /// 5, KEY_ID 11).
+/// `id` (from an ID payload the peer sent) is the connection's peer
+/// identity.
+fn is_peer_id(c: &V1ConnSpec, id: &IdPayload) -> bool {
+    let want = id_payload(&c.spec.remote_id);
+    want.id_type == id.id_type && want.data == id.data
+}
+
 fn id_payload(id: &ikeda_wire::ikev2::IdPayload) -> IdPayload {
     IdPayload {
         id_type: id.id_type.0,

@@ -1695,6 +1695,15 @@ fn sibling(me: &str, conn: u8, psk: &str, ike: &str, aggressive: bool) -> V1Conn
     v
 }
 
+/// Side `me`'s two connections (1 and 2, as [`sibling`]), each as
+/// (PSK, IKE proposal, Aggressive Mode).
+fn siblings(me: &str, conns: [(&str, &str, bool); 2]) -> Vec<V1ConnSpec> {
+    (1..=2)
+        .zip(conns)
+        .map(|(n, (psk, ike, aggressive))| sibling(me, n, psk, ike, aggressive))
+        .collect()
+}
+
 /// Two IKEv1 connections between the same two gateways, with their own
 /// identities and selectors. The first message of a phase 1 carries no
 /// identity, so the responder takes the first connection by address; the
@@ -1706,15 +1715,8 @@ fn sibling(me: &str, conn: u8, psk: &str, ike: &str, aggressive: bool) -> V1Conn
 fn two_connections_between_the_same_gateways_are_told_apart_by_the_initiators_identity() {
     const IKE: &str = "aes128-sha256-modp2048";
     for aggressive in [false, true] {
-        let a = vec![
-            sibling("a", 1, "k", IKE, aggressive),
-            sibling("a", 2, "k", IKE, aggressive),
-        ];
-        let b = vec![
-            sibling("b", 1, "k", IKE, aggressive),
-            sibling("b", 2, "k", IKE, aggressive),
-        ];
-        let mut p = pair_of(a, b, 11);
+        let both = [("k", IKE, aggressive), ("k", IKE, aggressive)];
+        let mut p = pair_of(siblings("a", both), siblings("b", both), 11);
         // The second connection first: the responder's address match
         // finds the first.
         p.a.initiate("s2s2", Millis(0)).unwrap();
@@ -1749,15 +1751,8 @@ fn two_connections_between_the_same_gateways_are_told_apart_by_the_initiators_id
     // with the first connection's PSK, and it does not verify); Aggressive
     // Mode can, since its keys come after the identity.
     for aggressive in [false, true] {
-        let a = vec![
-            sibling("a", 1, "k", IKE, aggressive),
-            sibling("a", 2, "k2", IKE, aggressive),
-        ];
-        let b = vec![
-            sibling("b", 1, "k", IKE, aggressive),
-            sibling("b", 2, "k2", IKE, aggressive),
-        ];
-        let mut p = pair_of(a, b, 12);
+        let both = [("k", IKE, aggressive), ("k2", IKE, aggressive)];
+        let mut p = pair_of(siblings("a", both), siblings("b", both), 12);
         p.a.initiate("s2s2", Millis(0)).unwrap();
         let (_, eb) = run_on(&mut p, 10);
         let up: Vec<_> = children(&eb).iter().map(|c| c.conn.clone()).collect();
@@ -1771,30 +1766,20 @@ fn two_connections_between_the_same_gateways_are_told_apart_by_the_initiators_id
 
     // One connection in Main Mode, the other in Aggressive Mode: the first
     // message's exchange type already tells them apart.
-    let a = vec![sibling("a", 1, "k", IKE, false), sibling("a", 2, "k2", IKE, true)];
-    let b = vec![sibling("b", 1, "k", IKE, false), sibling("b", 2, "k2", IKE, true)];
-    let mut p = pair_of(a, b, 14);
+    let both = [("k", IKE, false), ("k2", IKE, true)];
+    let mut p = pair_of(siblings("a", both), siblings("b", both), 14);
     p.a.initiate("s2s2", Millis(0)).unwrap();
     p.a.initiate("s2s", Millis(0)).unwrap();
     let (_, eb) = run_on(&mut p, 10);
     let mut up: Vec<_> = children(&eb).iter().map(|c| c.conn.clone()).collect();
     up.sort();
-    assert_eq!(
-        up,
-        ["s2s", "s2s2"],
-        "{:?}
-{}",
-        failures(&eb),
-        logs(&eb)
-    );
+    assert_eq!(up, ["s2s", "s2s2"], "{:?}\n{}", failures(&eb), logs(&eb));
 
     // A sibling that would not have accepted the proposal chosen for the
     // first: the identity is refused, as with no sibling at all.
-    let a = vec![sibling("a", 1, "k", IKE, false), sibling("a", 2, "k", IKE, false)];
-    let b = vec![
-        sibling("b", 1, "k", &format!("aes256-sha384-modp3072,{IKE}"), false),
-        sibling("b", 2, "k", "aes256-sha384-modp3072", false),
-    ];
+    let first_b = format!("aes256-sha384-modp3072,{IKE}");
+    let a = siblings("a", [("k", IKE, false), ("k", IKE, false)]);
+    let b = siblings("b", [("k", &first_b, false), ("k", "aes256-sha384-modp3072", false)]);
     let mut p = pair_of(a, b, 13);
     p.a.initiate("s2s2", Millis(0)).unwrap();
     let (_, eb) = run_on(&mut p, 10);
