@@ -21,6 +21,7 @@ pub mod ikev1;
 pub mod ikev2;
 mod keepalive;
 pub mod retransmit;
+pub mod sa_table;
 pub mod sim;
 pub mod task;
 pub mod time;
@@ -32,6 +33,7 @@ mod tests;
 pub use conn::{ChildTs, ConnId, ConnSpec, Timers};
 pub use event::{ChildSaInfo, Event, Failure, Fault, IkeKeyInfo, V1KeyInfo};
 pub use retransmit::RetransmitPolicy;
+pub use sa_table::{SaId, SaTable};
 pub use task::{TaskManager, Version};
 pub use time::Millis;
 pub use view::{ChildSaView, IkeSaView, IkeState};
@@ -57,21 +59,6 @@ pub(crate) fn random_spi32(rng: &mut dyn ikeda_crypto::ike::Rng) -> u32 {
         let v = u32::from_be_bytes(b);
         if v > 255 {
             return v;
-        }
-    }
-}
-
-/// Puts `item` into the first free place of an engine's SA table (SA
-/// indices stay valid while others come and go) and returns its index.
-pub(crate) fn insert_free<T>(table: &mut Vec<Option<T>>, item: T) -> usize {
-    match table.iter().position(Option::is_none) {
-        Some(i) => {
-            table[i] = Some(item);
-            i
-        }
-        None => {
-            table.push(Some(item));
-            table.len() - 1
         }
     }
 }

@@ -29,7 +29,7 @@ impl Engine {
     /// Nr, IDir, HASH_R, NAT-D.
     pub(super) fn aggressive_responder(
         &mut self,
-        idx: usize,
+        idx: SaId,
         _now: Millis,
         data: &[u8],
         m: &Message,
@@ -48,10 +48,10 @@ impl Engine {
             return;
         }
         let idii_b = Payload::Id(id).encode_body();
-        let Some(c) = self.sas[idx].as_ref().and_then(|s| s.choice) else {
+        let Some(c) = self.sas.get(idx).and_then(|s| s.choice) else {
             return;
         };
-        let Some(conn) = self.sas[idx].as_ref().map(|s| s.conn) else {
+        let Some(conn) = self.sas.get(idx).map(|s| s.conn) else {
             return;
         };
         if gxi.len() != c.group.public_value_len() {
@@ -70,7 +70,7 @@ impl Engine {
             }
         };
         let nr = self.nonce();
-        if let Some(sa) = self.sas[idx].as_mut() {
+        if let Some(sa) = self.sas.get_mut(idx) {
             sa.gxi = gxi;
             sa.ni = ni;
             sa.gxr = kex.public_value().to_vec();
@@ -82,7 +82,7 @@ impl Engine {
             return;
         }
         self.check_nat_d(idx, &m.payloads);
-        let Some(sa) = self.sas[idx].as_ref() else { return };
+        let Some(sa) = self.sas.get(idx) else { return };
         let Some(keys) = sa.keys.as_ref() else { return };
         let our_id = id_payload(&self.conns[conn].spec.local_id);
         let idir_b = Payload::Id(our_id.clone()).encode_body();
@@ -107,7 +107,7 @@ impl Engine {
     }
 
     /// Aggressive Mode initiator: AM2 in; check HASH_R; send HASH_I.
-    pub(super) fn am_i2(&mut self, idx: usize, now: Millis, data: &[u8], h: &Header) {
+    pub(super) fn am_i2(&mut self, idx: SaId, now: Millis, data: &[u8], h: &Header) {
         let Some(m) = self.clear_msg(idx, data, h, false) else {
             return;
         };
@@ -132,11 +132,11 @@ impl Engine {
             self.stats.malformed += 1;
             return;
         };
-        let Some(conn) = self.sas[idx].as_ref().map(|s| s.conn) else {
+        let Some(conn) = self.sas.get(idx).map(|s| s.conn) else {
             return;
         };
         let ours = p1_offers(&self.conns[conn].spec);
-        let group = self.sas[idx].as_ref().and_then(|s| s.kex.as_ref().map(|k| k.group()));
+        let group = self.sas.get(idx).and_then(|s| s.kex.as_ref().map(|k| k.group()));
         let chosen = sa_p
             .proposals
             .first()
@@ -152,7 +152,7 @@ impl Engine {
             self.stats.malformed += 1;
             return;
         };
-        let Some(sa) = self.sas[idx].as_mut() else { return };
+        let Some(sa) = self.sas.get_mut(idx) else { return };
         let before = (
             sa.rcookie,
             sa.choice,
@@ -162,19 +162,19 @@ impl Engine {
         (sa.rcookie, sa.choice, sa.gxr, sa.nr) = (h.rcookie, Some(c), gxr, nr);
         let idir_b = Payload::Id(id.clone()).encode_body();
         let keys = self.phase1_keys(idx).ok().filter(|keys| {
-            self.sas[idx]
-                .as_ref()
+            self.sas
+                .get(idx)
                 .is_some_and(|sa| c1::hash_matches(&sa.hash_r(c.hash, keys, &idir_b), &got))
         });
         let Some(keys) = keys else {
-            if let Some(sa) = self.sas[idx].as_mut() {
+            if let Some(sa) = self.sas.get_mut(idx) {
                 (sa.rcookie, sa.choice, sa.gxr, sa.nr) = before;
             }
             self.stats.hash_failed += 1;
             self.unreadable(idx);
             return;
         };
-        if let Some(sa) = self.sas[idx].as_mut() {
+        if let Some(sa) = self.sas.get_mut(idx) {
             sa.peer_nat_t = vids(&m.payloads).any(is_nat_t_vid);
             sa.peer_dpd = vids(&m.payloads).any(|v| v == vendor_id::DPD);
             sa.tm.complete(0);
@@ -187,7 +187,7 @@ impl Engine {
         }
         self.check_nat_d(idx, &m.payloads);
         self.float(idx);
-        let Some(sa) = self.sas[idx].as_ref() else { return };
+        let Some(sa) = self.sas.get(idx) else { return };
         let Some(keys) = sa.keys.as_ref() else { return };
         let hash_i = sa.hash_i(c.hash, keys, &sa.idii_b);
         let mut payloads = vec![Payload::Hash(hash_i)];
@@ -197,7 +197,7 @@ impl Engine {
         let Some(d) = self.seal_p1(idx, ExchangeType::AGGRESSIVE, true, &payloads) else {
             return;
         };
-        if let Some(sa) = self.sas[idx].as_mut() {
+        if let Some(sa) = self.sas.get_mut(idx) {
             // AM3 answers AM2: a retransmitted AM2 gets it again.
             sa.tm.answered(0, d.clone());
         }
@@ -207,7 +207,7 @@ impl Engine {
     }
 
     /// Aggressive Mode responder: AM3 in (HASH_I, encrypted or not).
-    pub(super) fn am_r_done(&mut self, idx: usize, now: Millis, data: &[u8], h: &Header) {
+    pub(super) fn am_r_done(&mut self, idx: SaId, now: Millis, data: &[u8], h: &Header) {
         let (p, last_in) = if h.flags & FLAG_ENCRYPTION != 0 {
             let Some((p, _, last)) = self.open_p1(idx, data, h) else {
                 return;
@@ -226,7 +226,7 @@ impl Engine {
             self.stats.malformed += 1;
             return;
         };
-        let Some(sa) = self.sas[idx].as_ref() else { return };
+        let Some(sa) = self.sas.get(idx) else { return };
         let (Some(c), Some(keys)) = (sa.choice, sa.keys.as_ref()) else {
             return;
         };

@@ -10,7 +10,7 @@
 use super::*;
 
 impl Engine {
-    pub(super) fn initial_contact_seen(&mut self, idx: usize, p: &[ParsedPayload]) {
+    pub(super) fn initial_contact_seen(&mut self, idx: SaId, p: &[ParsedPayload]) {
         let ic = p
             .iter()
             .any(|x| matches!(&x.payload, Payload::Notify(n) if n.notify_type == notify::INITIAL_CONTACT));
@@ -21,16 +21,16 @@ impl Engine {
 
     /// The peer starts afresh (RFC 2407 §4.6.3.3): whatever SAs we hold with
     /// it are stale.
-    fn initial_contact(&mut self, idx: usize) {
-        let Some(conn) = self.sas[idx].as_ref().map(|s| s.conn) else {
+    fn initial_contact(&mut self, idx: SaId) {
+        let Some(conn) = self.sas.get(idx).map(|s| s.conn) else {
             return;
         };
         self.log(conn, "INITIAL_CONTACT: dropping the older SAs with this peer".into());
         // With a DELETE each: a peer that sent INITIAL_CONTACT while it
         // still held one of them (both sides initiated) drops it too, and
         // one that did not ignores it.
-        for i in 0..self.sas.len() {
-            let Some(s) = self.sas[i].as_ref().filter(|s| i != idx && s.conn == conn) else {
+        for i in self.sas.ids() {
+            let Some(s) = self.sas.get(i).filter(|s| i != idx && s.conn == conn) else {
                 continue;
             };
             // Our MM5 is out: the peer may have answered it and hold the SA
@@ -42,7 +42,7 @@ impl Engine {
             // Up after this one was: the peer took part in it after it
             // began this one (a late INITIAL_CONTACT, both initiated); it
             // stays, and the two are settled as duplicates.
-            let ours_up = self.sas[idx].as_ref().and_then(|x| x.established_at);
+            let ours_up = self.sas.get(idx).and_then(|x| x.established_at);
             if s.established_at.is_some_and(|t| ours_up.is_some_and(|u| t > u)) {
                 continue;
             }
@@ -61,10 +61,7 @@ impl Engine {
         // those (the peer did not count it a duplicate).
         self.undo_settling(conn, "INITIAL_CONTACT");
         // IPsec SAs made under this very phase 1 stay.
-        let keep_after = self.sas[idx]
-            .as_ref()
-            .and_then(|s| s.established_at)
-            .unwrap_or(Millis(0));
+        let keep_after = self.sas.get(idx).and_then(|s| s.established_at).unwrap_or(Millis(0));
         let name = self.conns[conn].spec.name.clone();
         let (old, keep): (Vec<Child>, Vec<Child>) = std::mem::take(&mut self.children[conn])
             .into_iter()
@@ -80,8 +77,8 @@ impl Engine {
         }
     }
 
-    pub(super) fn peer_error(&mut self, idx: usize, t: u16) {
-        let Some(conn) = self.sas[idx].as_ref().map(|s| s.conn) else {
+    pub(super) fn peer_error(&mut self, idx: SaId, t: u16) {
+        let Some(conn) = self.sas.get(idx).map(|s| s.conn) else {
             return;
         };
         let why = if t == notify::NO_PROPOSAL_CHOSEN {
@@ -105,8 +102,8 @@ impl Engine {
     }
 
     /// Send one protected Informational message: HASH(1), payload (§5.7).
-    pub(super) fn send_info(&mut self, idx: usize, p: Payload) {
-        let Some(sa) = self.sas[idx].as_ref() else { return };
+    pub(super) fn send_info(&mut self, idx: SaId, p: Payload) {
+        let Some(sa) = self.sas.get(idx) else { return };
         let (Some(c), Some(keys)) = (sa.choice, sa.keys.as_ref()) else {
             return;
         };
@@ -118,7 +115,7 @@ impl Engine {
             self.rng.fill(&mut b);
             u32::from_be_bytes(b) | 1
         };
-        let Some(sa) = self.sas[idx].as_ref() else { return };
+        let Some(sa) = self.sas.get(idx) else { return };
         let Some(keys2) = sa.keys.as_ref() else { return };
         let _ = keys;
         let mut rest = Vec::new();
@@ -145,8 +142,8 @@ impl Engine {
     }
 
     /// A notification: protected once phase 1 is up, else in the clear.
-    pub(super) fn send_notify(&mut self, idx: usize, t: u16, data: Vec<u8>) {
-        let Some(sa) = self.sas[idx].as_ref() else { return };
+    pub(super) fn send_notify(&mut self, idx: SaId, t: u16, data: Vec<u8>) {
+        let Some(sa) = self.sas.get(idx) else { return };
         let spi = [sa.icookie.to_be_bytes(), sa.rcookie.to_be_bytes()].concat();
         let n = Payload::Notify(NotifyPayload {
             doi: doi::IPSEC,
@@ -165,7 +162,7 @@ impl Engine {
         }
     }
 
-    pub(super) fn send_delete_esp(&mut self, idx: usize, spi_in: u32) {
+    pub(super) fn send_delete_esp(&mut self, idx: SaId, spi_in: u32) {
         self.send_info(
             idx,
             Payload::Delete(DeletePayload {
@@ -177,8 +174,8 @@ impl Engine {
         );
     }
 
-    pub(super) fn send_delete_isakmp(&mut self, idx: usize) {
-        let Some(sa) = self.sas[idx].as_ref() else { return };
+    pub(super) fn send_delete_isakmp(&mut self, idx: SaId) {
+        let Some(sa) = self.sas.get(idx) else { return };
         let spi = [sa.icookie.to_be_bytes(), sa.rcookie.to_be_bytes()].concat();
         self.send_info(
             idx,
@@ -191,8 +188,8 @@ impl Engine {
         );
     }
 
-    pub(super) fn informational(&mut self, idx: usize, now: Millis, data: &[u8], h: &Header) {
-        let Some(sa) = self.sas[idx].as_ref() else { return };
+    pub(super) fn informational(&mut self, idx: SaId, now: Millis, data: &[u8], h: &Header) {
+        let Some(sa) = self.sas.get(idx) else { return };
         let conn = sa.conn;
         if h.flags & FLAG_ENCRYPTION == 0 {
             // Unprotected: only believable before phase 1 is up (a refusal
@@ -242,7 +239,7 @@ impl Engine {
         // Replay protection (the exchange has none of its own): an M-ID
         // seen under this SA is a captured message sent again. Recorded
         // only once HASH(1) verified, so forgeries cannot fill the window.
-        let Some(sa) = self.sas[idx].as_mut() else { return };
+        let Some(sa) = self.sas.get_mut(idx) else { return };
         if sa.info_mids.contains(&h.message_id) {
             self.stats.replayed += 1;
             return;
@@ -253,14 +250,14 @@ impl Engine {
         sa.info_mids.push_back(h.message_id);
         self.authenticated(idx);
         self.log_msg(idx, false, ExchangeType::INFORMATIONAL, h.message_id, true, &plain(&p));
-        if let Some(sa) = self.sas[idx].as_mut() {
+        if let Some(sa) = self.sas.get_mut(idx) {
             sa.last_heard = now;
         }
         for x in &p[1..] {
             match &x.payload {
                 Payload::Notify(n) => match n.notify_type {
                     notify::R_U_THERE => {
-                        let Some(sa) = self.sas[idx].as_ref() else { return };
+                        let Some(sa) = self.sas.get(idx) else { return };
                         let spi = [sa.icookie.to_be_bytes(), sa.rcookie.to_be_bytes()].concat();
                         self.send_info(
                             idx,
@@ -275,7 +272,7 @@ impl Engine {
                     }
                     notify::R_U_THERE_ACK => {
                         let seq = be_u32(&n.data);
-                        if let Some(sa) = self.sas[idx].as_mut() {
+                        if let Some(sa) = self.sas.get_mut(idx) {
                             // RFC 3706 §5.3: an ACK must echo a sequence number we sent.
                             if seq.is_some_and(|s| s <= sa.dpd.seq && sa.dpd.seq - s < 16) {
                                 sa.dpd.check = None;
@@ -310,7 +307,6 @@ impl Engine {
         if self
             .sas
             .iter()
-            .flatten()
             .any(|s| established(s) && s.duplicate_delete_at.is_none())
         {
             return;
@@ -318,7 +314,6 @@ impl Engine {
         let left = self
             .sas
             .iter_mut()
-            .flatten()
             .find(|s| established(s) && s.duplicate_delete_at.is_some());
         if let Some(s) = left {
             s.duplicate_delete_at = None;
@@ -330,13 +325,13 @@ impl Engine {
         }
     }
 
-    fn peer_delete(&mut self, idx: usize, d: &DeletePayload) {
-        let Some(conn) = self.sas[idx].as_ref().map(|s| s.conn) else {
+    fn peer_delete(&mut self, idx: SaId, d: &DeletePayload) {
+        let Some(conn) = self.sas.get(idx).map(|s| s.conn) else {
             return;
         };
         match d.protocol {
             protocol::ISAKMP => {
-                let Some(sa) = self.sas[idx].as_ref() else { return };
+                let Some(sa) = self.sas.get(idx) else { return };
                 let me = [sa.icookie.to_be_bytes(), sa.rcookie.to_be_bytes()].concat();
                 for spi in &d.spis {
                     if *spi == me {
@@ -428,7 +423,7 @@ impl Engine {
             return false;
         }
         let Some(idx) = self.current(ci) else { return false };
-        let Some(sa) = self.sas[idx].as_mut() else { return false };
+        let Some(sa) = self.sas.get_mut(idx) else { return false };
         if !sa.peer_dpd || sa.dpd.check.is_some() || sa.last_heard > began {
             return false;
         }
@@ -454,10 +449,10 @@ impl Engine {
     /// whatever `dpd_delay` says, when traffic went one way only
     /// ([`Engine::one_way_traffic`] set `suspect`).
     /// False if the peer was declared dead (its SAs are gone).
-    pub(super) fn dpd_check(&mut self, idx: usize, conn: ConnId, now: Millis) -> bool {
+    pub(super) fn dpd_check(&mut self, idx: SaId, conn: ConnId, now: Millis) -> bool {
         let policy = self.policy;
         let t = self.conns[conn].spec.timers;
-        let Some(sa) = self.sas[idx].as_mut() else { return false };
+        let Some(sa) = self.sas.get_mut(idx) else { return false };
         let ka_check = keepalive_by_dpd(sa, &t);
         let asked = sa.dpd.check.is_some() || sa.dpd.suspect;
         if sa.peer_dpd && (!t.dpd_delay.is_zero() || ka_check || asked) && !sa.superseded {

@@ -16,7 +16,7 @@ use super::*;
 
 impl Engine {
     /// Initiator, MM2 in: the chosen transform; send KE, Ni, NAT-D.
-    pub(super) fn mm_i2(&mut self, idx: usize, now: Millis, data: &[u8], h: &Header) {
+    pub(super) fn mm_i2(&mut self, idx: SaId, now: Millis, data: &[u8], h: &Header) {
         let Some(m) = self.clear_msg(idx, data, h, false) else {
             return;
         };
@@ -28,7 +28,7 @@ impl Engine {
             self.stats.malformed += 1;
             return;
         };
-        let Some(conn) = self.sas[idx].as_ref().map(|s| s.conn) else {
+        let Some(conn) = self.sas.get(idx).map(|s| s.conn) else {
             return;
         };
         let ours = p1_offers(&self.conns[conn].spec);
@@ -56,7 +56,7 @@ impl Engine {
         };
         let ni = self.nonce();
         {
-            let Some(sa) = self.sas[idx].as_mut() else { return };
+            let Some(sa) = self.sas.get_mut(idx) else { return };
             sa.rcookie = h.rcookie;
             sa.choice = Some(c);
             sa.gxi = kex.public_value().to_vec();
@@ -67,9 +67,9 @@ impl Engine {
             sa.state = P1State::MmI2;
             sa.tm.complete(0);
         }
-        let gxi = self.sas[idx].as_ref().map(|s| s.gxi.clone()).unwrap_or_default();
+        let gxi = self.sas.get(idx).map(|s| s.gxi.clone()).unwrap_or_default();
         let mut payloads = vec![Payload::Ke(gxi), Payload::Nonce(ni)];
-        if self.sas[idx].as_ref().is_some_and(|s| s.peer_nat_t) {
+        if self.sas.get(idx).is_some_and(|s| s.peer_nat_t) {
             payloads.extend(self.nat_d(idx));
         }
         let hh = self.header(idx, ExchangeType::IDENTITY_PROTECTION, 0);
@@ -80,7 +80,7 @@ impl Engine {
     }
 
     /// Responder, MM3 in: KE, Ni, NAT-D; send ours and derive the keys.
-    pub(super) fn mm_r2(&mut self, idx: usize, _now: Millis, data: &[u8], h: &Header) {
+    pub(super) fn mm_r2(&mut self, idx: SaId, _now: Millis, data: &[u8], h: &Header) {
         let Some(m) = self.clear_msg(idx, data, h, true) else {
             return;
         };
@@ -91,10 +91,10 @@ impl Engine {
             self.stats.malformed += 1;
             return;
         };
-        let Some(c) = self.sas[idx].as_ref().and_then(|s| s.choice) else {
+        let Some(c) = self.sas.get(idx).and_then(|s| s.choice) else {
             return;
         };
-        let Some(conn) = self.sas[idx].as_ref().map(|s| s.conn) else {
+        let Some(conn) = self.sas.get(idx).map(|s| s.conn) else {
             return;
         };
         let kex = match KeyExchange::generate(c.group, &mut *self.rng) {
@@ -106,7 +106,7 @@ impl Engine {
         };
         let nr = self.nonce();
         {
-            let Some(sa) = self.sas[idx].as_mut() else { return };
+            let Some(sa) = self.sas.get_mut(idx) else { return };
             sa.gxi = gxi;
             sa.ni = ni;
             sa.gxr = kex.public_value().to_vec();
@@ -117,15 +117,15 @@ impl Engine {
             return;
         }
         self.check_nat_d(idx, &m.payloads);
-        let gxr = self.sas[idx].as_ref().map(|s| s.gxr.clone()).unwrap_or_default();
+        let gxr = self.sas.get(idx).map(|s| s.gxr.clone()).unwrap_or_default();
         let mut payloads = vec![Payload::Ke(gxr), Payload::Nonce(nr)];
-        if self.sas[idx].as_ref().is_some_and(|s| s.peer_nat_t) {
+        if self.sas.get(idx).is_some_and(|s| s.peer_nat_t) {
             payloads.extend(self.nat_d(idx));
         }
         let hh = self.header(idx, ExchangeType::IDENTITY_PROTECTION, 0);
         let d = Message::build(&hh, &payloads);
         self.log_msg(idx, true, hh.exchange, 0, false, &payloads);
-        if let Some(sa) = self.sas[idx].as_mut() {
+        if let Some(sa) = self.sas.get_mut(idx) {
             sa.state = P1State::MmR2;
         }
         self.accepted(idx, 0, data, Some(&d));
@@ -135,7 +135,7 @@ impl Engine {
     }
 
     /// Initiator, MM4 in: derive the keys; send IDii, HASH_I encrypted.
-    pub(super) fn mm_i3(&mut self, idx: usize, now: Millis, data: &[u8], h: &Header) {
+    pub(super) fn mm_i3(&mut self, idx: SaId, now: Millis, data: &[u8], h: &Header) {
         let Some(m) = self.clear_msg(idx, data, h, false) else {
             return;
         };
@@ -146,7 +146,7 @@ impl Engine {
             self.stats.malformed += 1;
             return;
         };
-        if let Some(sa) = self.sas[idx].as_mut() {
+        if let Some(sa) = self.sas.get_mut(idx) {
             sa.gxr = gxr;
             sa.nr = nr;
             sa.tm.complete(0);
@@ -157,7 +157,7 @@ impl Engine {
         }
         self.check_nat_d(idx, &m.payloads);
         self.float(idx);
-        let Some(sa) = self.sas[idx].as_ref() else { return };
+        let Some(sa) = self.sas.get(idx) else { return };
         let conn = sa.conn;
         let (Some(c), Some(keys)) = (sa.choice, sa.keys.as_ref()) else {
             return;
@@ -169,7 +169,7 @@ impl Engine {
         let Some(d) = self.seal_p1(idx, ExchangeType::IDENTITY_PROTECTION, true, &payloads) else {
             return;
         };
-        if let Some(sa) = self.sas[idx].as_mut() {
+        if let Some(sa) = self.sas.get_mut(idx) {
             sa.state = P1State::MmI3;
         }
         self.send_outstanding(idx, now, d, "ID_PROT");
@@ -180,13 +180,7 @@ impl Engine {
     /// §5), and only then move the IV chain on; the message's payloads.
     /// Anything that does not verify is dropped without effect: a forger
     /// must not be able to end an exchange in progress.
-    fn open_id_hash(
-        &mut self,
-        idx: usize,
-        data: &[u8],
-        h: &Header,
-        from_initiator: bool,
-    ) -> Option<Vec<ParsedPayload>> {
+    fn open_id_hash(&mut self, idx: SaId, data: &[u8], h: &Header, from_initiator: bool) -> Option<Vec<ParsedPayload>> {
         let (p, plain_b, last_in) = self.open_p1(idx, data, h)?;
         self.log_msg(idx, false, h.exchange, 0, from_initiator, &plain(&p));
         let (Some(Payload::Id(id)), Some(Payload::Hash(got))) =
@@ -200,7 +194,7 @@ impl Engine {
             .find(|x| x.payload.kind() == pt::ID)
             .map(|x| plain_b[x.body.clone()].to_vec())
             .unwrap_or_default();
-        let sa = self.sas[idx].as_ref()?;
+        let sa = self.sas.get(idx)?;
         let (c, keys) = (sa.choice?, sa.keys.as_ref()?);
         let want = if from_initiator {
             sa.hash_i(c.hash, keys, &id_b)
@@ -217,11 +211,11 @@ impl Engine {
     }
 
     /// Responder, MM5 in: check IDii and HASH_I; send IDir, HASH_R.
-    pub(super) fn mm_r3(&mut self, idx: usize, now: Millis, data: &[u8], h: &Header) {
+    pub(super) fn mm_r3(&mut self, idx: SaId, now: Millis, data: &[u8], h: &Header) {
         let Some(p) = self.open_id_hash(idx, data, h, true) else {
             return;
         };
-        let Some(sa) = self.sas[idx].as_ref() else { return };
+        let Some(sa) = self.sas.get(idx) else { return };
         let (Some(c), Some(keys)) = (sa.choice, sa.keys.as_ref()) else {
             return;
         };
@@ -240,11 +234,11 @@ impl Engine {
     }
 
     /// Initiator, MM6 in: check IDir and HASH_R; phase 1 is up.
-    pub(super) fn mm_i_done(&mut self, idx: usize, now: Millis, data: &[u8], h: &Header) {
+    pub(super) fn mm_i_done(&mut self, idx: SaId, now: Millis, data: &[u8], h: &Header) {
         if self.open_id_hash(idx, data, h, false).is_none() {
             return;
         }
-        if let Some(sa) = self.sas[idx].as_mut() {
+        if let Some(sa) = self.sas.get_mut(idx) {
             sa.tm.complete(0);
         }
         self.accepted(idx, 0, data, None);

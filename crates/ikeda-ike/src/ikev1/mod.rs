@@ -49,7 +49,7 @@
 use crate::retransmit::{RequestTimer, Retransmission, RetransmitPolicy};
 use crate::task::{Incoming, TaskManager, Version};
 use crate::{ChildSaInfo, ConnId, ConnSpec, Event, Failure};
-use crate::{Millis, Transmit};
+use crate::{Millis, SaId, SaTable, Transmit};
 use ikeda_crypto::ike::{ChildSuite, DhGroup, Encr, IkeSuite, Integ, KeyExchange, Prf, Rng};
 use ikeda_crypto::ikev1::{self as c1, Cipher, Hash, Phase1Keys};
 use ikeda_crypto::SecretBytes;
@@ -524,7 +524,7 @@ pub struct V1Stats {
 pub struct Engine {
     conns: Vec<V1ConnSpec>,
     retired: Vec<bool>,
-    sas: Vec<Option<P1>>,
+    sas: SaTable<P1>,
     /// IPsec SAs per connection.
     children: Vec<Vec<Child>>,
     /// Quick Modes (pair, SA they rekey) waiting for one of the
@@ -551,7 +551,7 @@ pub struct Engine {
     /// responder cookie is learned later), so a datagram's SA is found
     /// without scanning all of them. Kept by [`Engine::insert`] and
     /// [`Engine::clear`], the only places that fill or empty a slot.
-    by_icookie: HashMap<u64, Vec<usize>>,
+    by_icookie: HashMap<u64, Vec<SaId>>,
 }
 
 /// The selector pairs of a connection, one Quick Mode each: exactly the
@@ -837,7 +837,7 @@ impl Engine {
         Engine {
             conns,
             retired: vec![false; n],
-            sas: Vec::new(),
+            sas: SaTable::new(),
             children: vec![Vec::new(); n],
             qm_waiting: vec![VecDeque::new(); n],
             rng,
@@ -905,7 +905,7 @@ impl Engine {
 
     /// A phase-1 SA of this connection is up or being set up.
     pub fn is_active(&self, conn: &str) -> bool {
-        self.sas.iter().flatten().any(|s| self.conns[s.conn].spec.name == conn)
+        self.sas.iter().any(|s| self.conns[s.conn].spec.name == conn)
     }
 
     /// Renew the connection's phase-1 SA now (`ikeda rekey --ike`): as at
@@ -916,7 +916,7 @@ impl Engine {
         let idx = self
             .current(ci)
             .ok_or_else(|| format!("'{conn}' has no phase-1 SA up to rekey"))?;
-        if let Some(sa) = self.sas[idx].as_mut() {
+        if let Some(sa) = self.sas.get_mut(idx) {
             sa.rekey_at = Some(now);
         }
         Ok(())
@@ -964,18 +964,18 @@ impl Engine {
         });
     }
 
-    fn insert(&mut self, mut sa: P1) -> usize {
+    fn insert(&mut self, mut sa: P1) -> SaId {
         self.serial += 1;
         sa.serial = self.serial;
         let icookie = sa.icookie;
-        let idx = crate::insert_free(&mut self.sas, sa);
+        let idx = self.sas.insert(sa);
         self.by_icookie.entry(icookie).or_default().push(idx);
         idx
     }
 
     /// Empty a slot, keeping [`Engine::by_icookie`] in step.
-    fn clear(&mut self, idx: usize) -> Option<P1> {
-        let sa = self.sas.get_mut(idx)?.take()?;
+    fn clear(&mut self, idx: SaId) -> Option<P1> {
+        let sa = self.sas.take(idx)?;
         if let Some(v) = self.by_icookie.get_mut(&sa.icookie) {
             v.retain(|&i| i != idx);
             if v.is_empty() {
@@ -986,18 +986,18 @@ impl Engine {
     }
 
     /// The first SA with this initiator cookie that `pred` accepts.
-    fn find_by_icookie(&self, icookie: u64, pred: impl Fn(&P1) -> bool) -> Option<usize> {
+    fn find_by_icookie(&self, icookie: u64, pred: impl Fn(&P1) -> bool) -> Option<SaId> {
         self.by_icookie
             .get(&icookie)?
             .iter()
             .copied()
-            .find(|&i| self.sas[i].as_ref().is_some_and(&pred))
+            .find(|&i| self.sas.get(i).is_some_and(&pred))
     }
 
     /// Drop a phase-1 SA (its IPsec SAs stay: they belong to the connection,
     /// but for those of Quick Modes we answered and that cannot finish now:
     /// installed inbound, never sent on).
-    fn remove(&mut self, idx: usize, reason: &str) {
+    fn remove(&mut self, idx: SaId, reason: &str) {
         if let Some(sa) = self.clear(idx) {
             let name = self.conns[sa.conn].spec.name.clone();
             // Our unanswered Quick Modes on it go again on the next one.
@@ -1046,8 +1046,8 @@ impl Engine {
         }
     }
 
-    fn send(&mut self, idx: usize, data: Vec<u8>) {
-        let Some(sa) = self.sas[idx].as_ref() else { return };
+    fn send(&mut self, idx: SaId, data: Vec<u8>) {
+        let Some(sa) = self.sas.get(idx) else { return };
         self.transmits.push_back(Transmit {
             local: sa.local,
             remote: sa.remote,
@@ -1057,9 +1057,9 @@ impl Engine {
 
     /// Send our phase-1 message that waits for the peer's next (it replaces
     /// the one before), kept for resending.
-    fn send_outstanding(&mut self, idx: usize, now: Millis, data: Vec<u8>, what: &'static str) {
+    fn send_outstanding(&mut self, idx: SaId, now: Millis, data: Vec<u8>, what: &'static str) {
         let policy = self.policy;
-        if let Some(sa) = self.sas[idx].as_mut() {
+        if let Some(sa) = self.sas.get_mut(idx) {
             sa.tm.request(0, what, (), data.clone(), now, &policy);
         }
         self.send(idx, data);
@@ -1068,9 +1068,9 @@ impl Engine {
     /// The peer's message `data` of exchange `mid` (the one being handled)
     /// is accepted, answered with `reply` if any: a retransmission of it is
     /// answered with the same reply, or dropped when there is none.
-    fn accepted(&mut self, idx: usize, mid: u32, data: &[u8], reply: Option<&[u8]>) {
+    fn accepted(&mut self, idx: SaId, mid: u32, data: &[u8], reply: Option<&[u8]>) {
         let (local, remote) = self.rx;
-        if let Some(sa) = self.sas[idx].as_mut() {
+        if let Some(sa) = self.sas.get_mut(idx) {
             sa.tm.accepted(mid, data, local, remote);
             if let Some(r) = reply {
                 sa.tm.answered(mid, r.to_vec());
@@ -1082,9 +1082,9 @@ impl Engine {
     /// its bytes): answered again, to where it came from, if we answered
     /// it; dropped otherwise, or when it comes from elsewhere. False: a new
     /// message, to be processed.
-    fn seen_before(&mut self, idx: usize, mid: u32, data: &[u8]) -> bool {
+    fn seen_before(&mut self, idx: SaId, mid: u32, data: &[u8]) -> bool {
         let (local, remote) = self.rx;
-        let Some(sa) = self.sas[idx].as_ref() else { return true };
+        let Some(sa) = self.sas.get(idx) else { return true };
         match sa.tm.check_request(mid, data, local, remote) {
             Incoming::New | Incoming::OutOfWindow => return false,
             Incoming::Again(t) => {
@@ -1100,19 +1100,19 @@ impl Engine {
     /// An encrypted phase-1 message of ours (MM5, MM6, AM3): `payloads`
     /// sealed on the phase-1 IV chain (RFC 2409 App. B), logged, and the
     /// chain moved on to the message's last block.
-    fn seal_p1(&mut self, idx: usize, exchange: ExchangeType, request: bool, payloads: &[Payload]) -> Option<Vec<u8>> {
+    fn seal_p1(&mut self, idx: SaId, exchange: ExchangeType, request: bool, payloads: &[Payload]) -> Option<Vec<u8>> {
         let mut hh = self.header(idx, exchange, 0);
         hh.next_payload = payloads.first()?.kind();
-        let sa = self.sas[idx].as_ref()?;
+        let sa = self.sas.get(idx)?;
         let (c, keys) = (sa.choice?, sa.keys.as_ref()?);
         let (d, last) = seal(c.cipher, keys.enc_key.expose(), &sa.iv, hh, &write_payloads(payloads))?;
         self.log_msg(idx, true, exchange, 0, request, payloads);
-        self.sas[idx].as_mut()?.iv = last;
+        self.sas.get_mut(idx)?.iv = last;
         Some(d)
     }
 
-    fn header(&self, idx: usize, exchange: ExchangeType, message_id: u32) -> Header {
-        let sa = self.sas[idx].as_ref().expect("live SA");
+    fn header(&self, idx: SaId, exchange: ExchangeType, message_id: u32) -> Header {
+        let sa = self.sas.get(idx).expect("live SA");
         Header {
             icookie: sa.icookie,
             rcookie: sa.rcookie,
@@ -1125,8 +1125,8 @@ impl Engine {
         }
     }
 
-    fn log_msg(&mut self, idx: usize, sending: bool, exchange: ExchangeType, mid: u32, request: bool, p: &[Payload]) {
-        let Some(sa) = self.sas[idx].as_ref() else { return };
+    fn log_msg(&mut self, idx: SaId, sending: bool, exchange: ExchangeType, mid: u32, request: bool, p: &[Payload]) {
+        let Some(sa) = self.sas.get(idx) else { return };
         let (conn, remote) = (sa.conn, sa.remote);
         let line = format!(
             "{} {} {} {} {} {}",
@@ -1162,7 +1162,7 @@ impl Engine {
         Ok(())
     }
 
-    fn start_phase1(&mut self, ci: ConnId, now: Millis) -> usize {
+    fn start_phase1(&mut self, ci: ConnId, now: Millis) {
         let c = self.conns[ci].clone();
         let offers = p1_offers(&c.spec);
         let life = if c.spec.timers.ike_lifetime.is_zero() {
@@ -1206,7 +1206,7 @@ impl Engine {
                 Ok(k) => k,
                 Err(e) => {
                     self.fail(ci, Failure::Local(format!("key exchange: {e}")));
-                    return usize::MAX;
+                    return;
                 }
             };
             let ni = self.nonce();
@@ -1226,11 +1226,7 @@ impl Engine {
             );
         }
         payloads.extend(our_vids());
-        sa.replaces = self
-            .sas
-            .iter()
-            .flatten()
-            .any(|s| s.conn == ci && s.state == P1State::Established);
+        sa.replaces = self.sas.iter().any(|s| s.conn == ci && s.state == P1State::Established);
         let idx = self.insert(sa);
         let h = self.header(
             idx,
@@ -1244,7 +1240,6 @@ impl Engine {
         let data = Message::build(&h, &payloads);
         self.log_msg(idx, true, h.exchange, 0, true, &payloads);
         self.send_outstanding(idx, now, data, if c.aggressive { "AGGRESSIVE" } else { "ID_PROT" });
-        idx
     }
 
     /// Delete every SA of a connection, telling the peer.
@@ -1259,8 +1254,8 @@ impl Engine {
             self.send_delete_isakmp(idx);
         }
         self.drop_children(ci);
-        for idx in 0..self.sas.len() {
-            if self.sas[idx].as_ref().is_some_and(|s| s.conn == ci) {
+        for idx in self.sas.ids() {
+            if self.sas.get(idx).is_some_and(|s| s.conn == ci) {
                 self.remove(idx, "deleted by us");
             }
         }
@@ -1269,14 +1264,15 @@ impl Engine {
     }
 
     /// The newest established phase-1 SA of a connection.
-    fn current(&self, ci: ConnId) -> Option<usize> {
-        (0..self.sas.len())
+    fn current(&self, ci: ConnId) -> Option<SaId> {
+        self.sas
+            .ids()
             .filter(|&i| {
-                self.sas[i]
-                    .as_ref()
+                self.sas
+                    .get(i)
                     .is_some_and(|s| s.conn == ci && s.state == P1State::Established && !s.superseded)
             })
-            .max_by_key(|&i| self.sas[i].as_ref().and_then(|s| s.established_at))
+            .max_by_key(|&i| self.sas.get(i).and_then(|s| s.established_at))
     }
 
     // ---- receiving --------------------------------------------------------
@@ -1292,7 +1288,7 @@ impl Engine {
 
     /// See [`crate::keepalive::note_sent`].
     fn note_sent(&mut self, from: usize, now: Millis) {
-        crate::keepalive::note_sent(&self.transmits, from, now, self.sas.iter_mut().flatten());
+        crate::keepalive::note_sent(&self.transmits, from, now, self.sas.iter_mut());
     }
 
     fn receive(&mut self, now: Millis, local: SocketAddr, remote: SocketAddr, data: &[u8]) {
@@ -1321,7 +1317,7 @@ impl Engine {
         if self.seen_before(idx, h.message_id, data) {
             return;
         }
-        if let Some(sa) = self.sas[idx].as_mut() {
+        if let Some(sa) = self.sas.get_mut(idx) {
             // The peer floated to 4500 (RFC 3947 §4), or its NAT mapping moved.
             if sa.remote != remote || sa.local != local {
                 if local.port() == NAT_T_PORT && (sa.nat_local || sa.nat_remote) {
@@ -1345,17 +1341,12 @@ impl Engine {
 
     /// Half-open phase-1 SAs, either role.
     pub fn half_open(&self) -> usize {
-        self.sas.iter().flatten().filter(|s| s.half_open()).count()
+        self.sas.iter().filter(|s| s.half_open()).count()
     }
 
     /// The octets of messages the half-open phase-1 SAs keep.
     pub fn half_open_bytes(&self) -> usize {
-        self.sas
-            .iter()
-            .flatten()
-            .filter(|s| s.half_open())
-            .map(P1::held_bytes)
-            .sum()
+        self.sas.iter().filter(|s| s.half_open()).map(P1::held_bytes).sum()
     }
 
     /// Make a place for a new responder phase-1 SA with `peer`: within
@@ -1366,17 +1357,14 @@ impl Engine {
     fn make_room(&mut self, peer: IpAddr) -> bool {
         let (mut all, mut mine) = (0, 0);
         // (serial, index) of the oldest unproven SA overall and of this peer.
-        let mut oldest_all: Option<(u64, usize)> = None;
-        let mut oldest_mine: Option<(u64, usize)> = None;
-        for (i, sa) in self.sas.iter().enumerate() {
-            let Some(sa) = sa.as_ref().filter(|s| s.half_open()) else {
-                continue;
-            };
+        let mut oldest_all: Option<(u64, SaId)> = None;
+        let mut oldest_mine: Option<(u64, SaId)> = None;
+        for (i, sa) in self.sas.entries().filter(|(_, s)| s.half_open()) {
             let same = sa.remote.ip() == peer;
             all += 1;
             mine += usize::from(same);
             if sa.unproven() {
-                let older = |o: Option<(u64, usize)>| o.is_none_or(|(n, _)| sa.serial < n);
+                let older = |o: Option<(u64, SaId)>| o.is_none_or(|(n, _)| sa.serial < n);
                 if older(oldest_all) {
                     oldest_all = Some((sa.serial, i));
                 }
@@ -1400,8 +1388,8 @@ impl Engine {
 
     /// The message being handled has verified (its HASH): only now may it
     /// move the SA to the addresses it came on.
-    fn authenticated(&mut self, idx: usize) {
-        if let (Some((local, remote)), Some(sa)) = (self.pending_addrs.take(), self.sas[idx].as_mut()) {
+    fn authenticated(&mut self, idx: SaId) {
+        if let (Some((local, remote)), Some(sa)) = (self.pending_addrs.take(), self.sas.get_mut(idx)) {
             sa.local = local;
             sa.remote = remote;
         }
@@ -1412,12 +1400,12 @@ impl Engine {
     /// NO_PROPOSAL_CHOSEN (RFC 2408 §5.5) so the peer learns why.
     fn p1_choose(
         &mut self,
-        idx: usize,
+        idx: SaId,
         msg: &Message,
         aggressive: bool,
         icookie: u64,
     ) -> Option<(u8, Transform, P1Choice)> {
-        let ci = self.sas[idx].as_ref()?.conn;
+        let ci = self.sas.get(idx)?.conn;
         let Some(Payload::Sa(offer)) = first(&msg.payloads, pt::SA).cloned() else {
             self.stats.malformed += 1;
             return None;
@@ -1544,7 +1532,7 @@ impl Engine {
             .map(|p| data[HEADER_LEN + p.body.start..HEADER_LEN + p.body.end].to_vec())
             .unwrap_or_default();
         {
-            let Some(sa) = self.sas[idx].as_mut() else { return };
+            let Some(sa) = self.sas.get_mut(idx) else { return };
             sa.choice = Some(c);
             sa.sai_b = sai_b;
             sa.peer_nat_t = vids(&msg.payloads).any(is_nat_t_vid);
@@ -1575,8 +1563,8 @@ impl Engine {
 
     /// NAT-D payloads for a phase-1 SA: the peer's address first, then ours
     /// (RFC 3947 §3.2).
-    fn nat_d(&self, idx: usize) -> Vec<Payload> {
-        let Some(sa) = self.sas[idx].as_ref() else {
+    fn nat_d(&self, idx: SaId) -> Vec<Payload> {
+        let Some(sa) = self.sas.get(idx) else {
             return Vec::new();
         };
         let Some(h) = sa.hash() else { return Vec::new() };
@@ -1588,8 +1576,8 @@ impl Engine {
 
     /// Compare the peer's NAT-D payloads with what we see (RFC 3947 §3.2):
     /// the first hashes our address as the peer saw it, the others its own.
-    fn check_nat_d(&mut self, idx: usize, p: &[ParsedPayload]) {
-        let Some(sa) = self.sas[idx].as_ref() else { return };
+    fn check_nat_d(&mut self, idx: SaId, p: &[ParsedPayload]) {
+        let Some(sa) = self.sas.get(idx) else { return };
         let Some(h) = sa.hash() else { return };
         let nds: Vec<&Vec<u8>> = p
             .iter()
@@ -1606,7 +1594,7 @@ impl Engine {
         let nat_local = *nds[0] != ours;
         let nat_remote = !nds[1..].iter().any(|d| **d == theirs);
         let conn = sa.conn;
-        if let Some(sa) = self.sas[idx].as_mut() {
+        if let Some(sa) = self.sas.get_mut(idx) {
             sa.nat_local = nat_local;
             sa.nat_remote = nat_remote;
         }
@@ -1626,8 +1614,8 @@ impl Engine {
     }
 
     /// Move to port 4500 after NAT-D showed a NAT (RFC 3947 §4).
-    fn float(&mut self, idx: usize) {
-        if let Some(sa) = self.sas[idx].as_mut() {
+    fn float(&mut self, idx: SaId) {
+        if let Some(sa) = self.sas.get_mut(idx) {
             if (sa.nat_local || sa.nat_remote) && sa.local.port() != NAT_T_PORT {
                 sa.local.set_port(NAT_T_PORT);
                 if sa.remote.port() == IKE_PORT {
@@ -1637,8 +1625,8 @@ impl Engine {
         }
     }
 
-    fn phase1(&mut self, idx: usize, now: Millis, data: &[u8], h: &Header) {
-        let Some(state) = self.sas[idx].as_ref().map(|s| s.state) else {
+    fn phase1(&mut self, idx: SaId, now: Millis, data: &[u8], h: &Header) {
+        let Some(state) = self.sas.get(idx).map(|s| s.state) else {
             return;
         };
         match state {
@@ -1658,7 +1646,7 @@ impl Engine {
     }
 
     /// Parse an unencrypted phase-1 message from the peer, logged.
-    fn clear_msg(&mut self, idx: usize, data: &[u8], h: &Header, request: bool) -> Option<Message> {
+    fn clear_msg(&mut self, idx: SaId, data: &[u8], h: &Header, request: bool) -> Option<Message> {
         if h.flags & FLAG_ENCRYPTION != 0 {
             self.stats.malformed += 1;
             return None;
@@ -1676,14 +1664,14 @@ impl Engine {
     }
 
     /// SKEYID and friends, once both KEs and nonces are in (RFC 2409 §5).
-    fn derive(&mut self, idx: usize) -> bool {
+    fn derive(&mut self, idx: SaId) -> bool {
         match self.phase1_keys(idx) {
             Ok(keys) => {
                 self.install_keys(idx, keys);
                 true
             }
             Err(e) => {
-                if let Some(conn) = self.sas[idx].as_ref().map(|s| s.conn) {
+                if let Some(conn) = self.sas.get(idx).map(|s| s.conn) {
                     self.fail(conn, Failure::PeerMisbehaved(format!("peer's KE refused: {e}")));
                 }
                 self.remove(idx, "bad KE");
@@ -1694,8 +1682,8 @@ impl Engine {
 
     /// The phase-1 keys from what the SA holds, with no effect on it: an
     /// Aggressive Mode initiator tries them on AM2's HASH_R before it acts.
-    fn phase1_keys(&self, idx: usize) -> Result<Phase1Keys, String> {
-        let Some(sa) = self.sas[idx].as_ref() else {
+    fn phase1_keys(&self, idx: SaId) -> Result<Phase1Keys, String> {
+        let Some(sa) = self.sas.get(idx) else {
             return Err("no SA".into());
         };
         let (Some(c), Some(kex)) = (sa.choice, sa.kex.as_ref()) else {
@@ -1719,8 +1707,8 @@ impl Engine {
     }
 
     /// The key-export event of a phase-1 SA with these keys.
-    fn key_info(&self, idx: usize, keys: &Phase1Keys, phase1_last_block: Option<Vec<u8>>) -> Option<Event> {
-        let sa = self.sas[idx].as_ref()?;
+    fn key_info(&self, idx: SaId, keys: &Phase1Keys, phase1_last_block: Option<Vec<u8>>) -> Option<Event> {
+        let sa = self.sas.get(idx)?;
         let c = sa.choice?;
         Some(Event::Ikev1Keys(crate::V1KeyInfo {
             conn: self.conns[sa.conn].spec.name.clone(),
@@ -1741,12 +1729,12 @@ impl Engine {
     }
 
     /// Keys in use: exported (key log) and the CBC chain starts.
-    fn install_keys(&mut self, idx: usize, keys: Phase1Keys) {
+    fn install_keys(&mut self, idx: SaId, keys: Phase1Keys) {
         let Some(info) = self.key_info(idx, &keys, None) else {
             return;
         };
         self.events.push_back(info);
-        if let Some(sa) = self.sas[idx].as_mut() {
+        if let Some(sa) = self.sas.get_mut(idx) {
             sa.iv = keys.iv.clone();
             sa.keys = Some(keys);
             sa.kex = None;
@@ -1758,8 +1746,8 @@ impl Engine {
     /// next IV only once the message's HASH verified. A message that does
     /// not decrypt to payloads changes nothing (anyone who saw the cookies
     /// can send one); it is counted and remembered for the failure report.
-    fn open_p1(&mut self, idx: usize, data: &[u8], h: &Header) -> Option<(Vec<ParsedPayload>, Vec<u8>, Vec<u8>)> {
-        let sa = self.sas[idx].as_ref()?;
+    fn open_p1(&mut self, idx: SaId, data: &[u8], h: &Header) -> Option<(Vec<ParsedPayload>, Vec<u8>, Vec<u8>)> {
+        let sa = self.sas.get(idx)?;
         let (c, keys) = (sa.choice?, sa.keys.as_ref()?);
         if h.flags & FLAG_ENCRYPTION == 0 {
             self.stats.malformed += 1;
@@ -1775,16 +1763,16 @@ impl Engine {
     }
 
     /// An encrypted phase-1 message that did not decrypt or verify.
-    fn unreadable(&mut self, idx: usize) {
-        if let Some(sa) = self.sas[idx].as_mut() {
+    fn unreadable(&mut self, idx: SaId) {
+        if let Some(sa) = self.sas.get_mut(idx) {
             sa.unreadable = sa.unreadable.saturating_add(1);
         }
     }
 
     /// A phase-1 exchange gives up: when the peer's encrypted messages
     /// never verified, say so (most likely a different pre-shared key).
-    fn report_unreadable(&mut self, idx: usize) -> bool {
-        let Some(sa) = self.sas[idx].as_ref() else { return false };
+    fn report_unreadable(&mut self, idx: SaId) -> bool {
+        let Some(sa) = self.sas.get(idx) else { return false };
         if sa.unreadable == 0 || sa.state == P1State::Established {
             return false;
         }
@@ -1802,22 +1790,22 @@ impl Engine {
     }
 
     /// A phase-1 message verified: its last ciphertext block is the next IV.
-    fn commit_p1_iv(&mut self, idx: usize, last: Vec<u8>) {
-        if let Some(sa) = self.sas[idx].as_mut() {
+    fn commit_p1_iv(&mut self, idx: SaId, last: Vec<u8>) {
+        if let Some(sa) = self.sas.get_mut(idx) {
             sa.iv = last;
         }
         self.authenticated(idx);
     }
 
-    fn check_peer_id(&mut self, idx: usize, id: &IdPayload) -> bool {
-        let Some(conn) = self.sas[idx].as_ref().map(|s| s.conn) else {
+    fn check_peer_id(&mut self, idx: SaId, id: &IdPayload) -> bool {
+        let Some(conn) = self.sas.get(idx).map(|s| s.conn) else {
             return false;
         };
         if is_peer_id(&self.conns[conn], id) {
             return true;
         }
         if let Some(other) = self.sibling_for_id(idx, id) {
-            if let Some(sa) = self.sas[idx].as_mut() {
+            if let Some(sa) = self.sas.get_mut(idx) {
                 sa.conn = other;
             }
             let (first, chosen) = (self.conns[conn].spec.name.clone(), self.conns[other].spec.name.clone());
@@ -1854,8 +1842,8 @@ impl Engine {
     /// PSK keyed the exchange that carried the identity (RFC 2409 §5.4):
     /// HASH_I proves knowledge of the sibling's PSK only if it is that one.
     /// (Aggressive Mode derives its keys after this check.)
-    fn sibling_for_id(&self, idx: usize, id: &IdPayload) -> Option<ConnId> {
-        let sa = self.sas[idx].as_ref().filter(|s| !s.initiator)?;
+    fn sibling_for_id(&self, idx: SaId, id: &IdPayload) -> Option<ConnId> {
+        let sa = self.sas.get(idx).filter(|s| !s.initiator)?;
         let (conn, choice) = (sa.conn, sa.choice?);
         let first = &self.conns[conn];
         ConnId::all(self.conns.len()).find(|&j| {
@@ -1871,18 +1859,19 @@ impl Engine {
         })
     }
 
-    fn established(&mut self, idx: usize, now: Millis) {
+    fn established(&mut self, idx: SaId, now: Millis) {
         // Phase 1 is over: the IV chain holds its last CBC block, the seed
         // of every later exchange's IV (RFC 2409 App. B). Exported again
         // with it, so a capture that begins after phase 1 can be read.
-        let info = self.sas[idx]
-            .as_ref()
+        let info = self
+            .sas
+            .get(idx)
             .and_then(|sa| Some((sa.keys.as_ref()?, sa.iv.clone())))
             .and_then(|(keys, last)| self.key_info(idx, keys, Some(last)));
         if let Some(info) = info {
             self.events.push_back(info);
         }
-        let Some(sa) = self.sas[idx].as_mut() else { return };
+        let Some(sa) = self.sas.get_mut(idx) else { return };
         let t = self.conns[sa.conn].spec.timers;
         sa.state = P1State::Established;
         sa.established_at = Some(now);
@@ -1943,18 +1932,20 @@ impl Engine {
         // they are duplicates (both sides initiated; or the peer replaces
         // one, which we cannot tell apart: then the peer deletes the old one
         // and the settling is undone, see `peer_delete`).
-        let replaces = self.sas[idx].as_ref().is_some_and(|s| s.initiator && s.replaces);
-        let others: Vec<usize> = (0..self.sas.len())
+        let replaces = self.sas.get(idx).is_some_and(|s| s.initiator && s.replaces);
+        let others: Vec<SaId> = self
+            .sas
+            .ids()
             .filter(|&i| i != idx)
             .filter(|&i| {
-                self.sas[i].as_ref().is_some_and(|s| {
+                self.sas.get(i).is_some_and(|s| {
                     s.conn == conn && s.state == P1State::Established && s.duplicate_delete_at.is_none()
                 })
             })
             .collect();
         for i in others {
             if replaces {
-                if let Some(s) = self.sas[i].as_mut() {
+                if let Some(s) = self.sas.get_mut(i) {
                     s.superseded = true;
                 }
                 self.send_delete_isakmp(i);
@@ -1970,15 +1961,15 @@ impl Engine {
     /// rule, the same on both sides). The loser takes no new Quick Mode and
     /// goes after [`DUPLICATE_DELETE`] if we created it, else after
     /// [`DUPLICATE_GRACE`] unless the peer deleted it first.
-    fn settle_duplicate_p1(&mut self, a: usize, b: usize, now: Millis) {
-        let low = |i: usize| {
-            self.sas[i]
-                .as_ref()
+    fn settle_duplicate_p1(&mut self, a: SaId, b: SaId, now: Millis) {
+        let low = |i: SaId| {
+            self.sas
+                .get(i)
                 .map(|s| std::cmp::min(s.ni.clone(), s.nr.clone()))
                 .unwrap_or_default()
         };
         let loser = if low(a) < low(b) { a } else { b };
-        let Some(sa) = self.sas[loser].as_mut() else { return };
+        let Some(sa) = self.sas.get_mut(loser) else { return };
         let ours = sa.initiator;
         sa.superseded = true;
         sa.duplicate_delete_at = Some(now + if ours { DUPLICATE_DELETE } else { DUPLICATE_GRACE });
@@ -1997,8 +1988,8 @@ impl Engine {
     /// The loser of a duplicate goes once its time came and no Quick Mode
     /// is in flight on it (they finish; new ones go to the winner). False
     /// if it went.
-    fn duplicate_timer(&mut self, idx: usize, now: Millis) -> bool {
-        let Some(sa) = self.sas[idx].as_mut() else { return false };
+    fn duplicate_timer(&mut self, idx: SaId, now: Millis) -> bool {
+        let Some(sa) = self.sas.get_mut(idx) else { return false };
         if sa.duplicate_delete_at.is_none_or(|at| now < at) {
             return true;
         }
@@ -2022,8 +2013,8 @@ impl Engine {
 
     /// After our phase 1: INITIAL-CONTACT on a first contact, then a Quick
     /// Mode for every selector pair without an SA.
-    fn after_initiator_phase1(&mut self, idx: usize, now: Millis) {
-        let Some(conn) = self.sas[idx].as_ref().map(|s| s.conn) else {
+    fn after_initiator_phase1(&mut self, idx: SaId, now: Millis) {
+        let Some(conn) = self.sas.get(idx).map(|s| s.conn) else {
             return;
         };
         // INITIAL-CONTACT tells the peer to drop every other SA with us:
@@ -2031,11 +2022,10 @@ impl Engine {
         // drop without a DELETE.
         let other = self
             .sas
-            .iter()
-            .enumerate()
-            .any(|(i, s)| i != idx && s.as_ref().is_some_and(|s| s.conn == conn && !s.unproven()));
+            .entries()
+            .any(|(i, s)| i != idx && s.conn == conn && !s.unproven());
         if self.children[conn].is_empty() && !other {
-            let Some(sa) = self.sas[idx].as_ref() else { return };
+            let Some(sa) = self.sas.get(idx) else { return };
             let spi = [sa.icookie.to_be_bytes(), sa.rcookie.to_be_bytes()].concat();
             self.send_info(
                 idx,
@@ -2057,8 +2047,8 @@ impl Engine {
 
     /// A Quick Mode on phase-1 SA `idx` for each selector pair of its
     /// connection that has no SA, none under way and none waiting.
-    fn start_missing_quick_modes(&mut self, idx: usize, now: Millis) {
-        let Some(conn) = self.sas[idx].as_ref().map(|s| s.conn) else {
+    fn start_missing_quick_modes(&mut self, idx: SaId, now: Millis) {
+        let Some(conn) = self.sas.get(idx).map(|s| s.conn) else {
             return;
         };
         for pair in 0..pairs(&self.conns[conn].spec).len() {
@@ -2086,7 +2076,6 @@ impl Engine {
             || self
                 .sas
                 .iter()
-                .flatten()
                 .any(|s| s.conn == conn && s.qms.iter().any(|q| q.pair == pair && !q.done()))
     }
 
@@ -2094,9 +2083,9 @@ impl Engine {
 
     pub fn handle_timeout(&mut self, now: Millis) {
         let queued = self.transmits.len();
-        for idx in 0..self.sas.len() {
+        for idx in self.sas.ids() {
             self.p1_timers(idx, now);
-            if self.sas[idx].is_some() {
+            if self.sas.contains(idx) {
                 self.qm_timers(idx, now);
             }
         }
@@ -2109,8 +2098,8 @@ impl Engine {
 
     /// Retransmissions and give-ups due on SA `idx`, of phase 1 (M-ID 0)
     /// and of its Quick Modes; false if the SA is gone.
-    fn retransmissions(&mut self, idx: usize, now: Millis) -> bool {
-        let Some(sa) = self.sas[idx].as_mut() else { return false };
+    fn retransmissions(&mut self, idx: SaId, now: Millis) -> bool {
+        let Some(sa) = self.sas.get_mut(idx) else { return false };
         let r = sa
             .tm
             .retransmit(now, &self.policy, (sa.local, sa.remote), &mut self.transmits);
@@ -2146,7 +2135,7 @@ impl Engine {
         true
     }
 
-    fn p1_timers(&mut self, idx: usize, now: Millis) {
+    fn p1_timers(&mut self, idx: SaId, now: Millis) {
         let queued = self.transmits.len();
         if !self.retransmissions(idx, now) {
             return;
@@ -2156,7 +2145,7 @@ impl Engine {
         if !self.duplicate_timer(idx, now) {
             return;
         }
-        let Some(sa) = self.sas[idx].as_ref() else { return };
+        let Some(sa) = self.sas.get(idx) else { return };
         if sa.tm.half_open_expired(now) {
             let conn = sa.conn;
             self.report_unreadable(idx);
@@ -2177,7 +2166,7 @@ impl Engine {
             return;
         }
         if sa.rekey_at.is_some_and(|r| now >= r) && !sa.superseded {
-            if let Some(sa) = self.sas[idx].as_mut() {
+            if let Some(sa) = self.sas.get_mut(idx) {
                 sa.rekey_at = None;
             }
             self.log(conn, "phase-1 SA rekey time: starting a new one".into());
@@ -2190,7 +2179,7 @@ impl Engine {
         }
         // The R-U-THERE just sent, if any, counts.
         self.note_sent(dpd_queued, now);
-        let Some(sa) = self.sas[idx].as_mut() else { return };
+        let Some(sa) = self.sas.get_mut(idx) else { return };
         let mut octet = false;
         if sa.keepalive_at.is_some_and(|k| now >= k) {
             // RFC 3948 §4: only when nothing else of ours went out.
@@ -2216,7 +2205,7 @@ impl Engine {
 
     pub fn poll_timeout(&self) -> Option<Millis> {
         let mut t: Vec<Millis> = Vec::new();
-        for sa in self.sas.iter().flatten() {
+        for sa in self.sas.iter() {
             let timers = self.conns[sa.conn].spec.timers;
             t.extend(sa.tm.poll_timeout());
             t.extend(sa.duplicate_delete_at);

@@ -266,8 +266,8 @@ impl Engine {
         }
     }
 
-    fn p1_nat(&self, idx: usize) -> bool {
-        self.sas[idx].as_ref().is_some_and(|s| s.nat_local || s.nat_remote)
+    fn p1_nat(&self, idx: SaId) -> bool {
+        self.sas.get(idx).is_some_and(|s| s.nat_local || s.nat_remote)
     }
 
     /// Does one of our ESP proposals accept this transform?
@@ -286,8 +286,8 @@ impl Engine {
     }
 
     /// Start a Quick Mode for a selector pair (a rekey when `rekey_of`).
-    pub(super) fn start_quick_mode(&mut self, idx: usize, pair: usize, rekey_of: Option<u32>, now: Millis) {
-        let Some(sa) = self.sas[idx].as_ref() else { return };
+    pub(super) fn start_quick_mode(&mut self, idx: SaId, pair: usize, rekey_of: Option<u32>, now: Millis) {
+        let Some(sa) = self.sas.get(idx) else { return };
         let conn = sa.conn;
         // The window (QM_IN_FLIGHT, the IKEv1 version of the task manager)
         // is full: the others wait their turn.
@@ -359,7 +359,7 @@ impl Engine {
         }
         payloads.push(Payload::Id(ts_to_id(&l)));
         payloads.push(Payload::Id(ts_to_id(&r)));
-        let Some(sa) = self.sas[idx].as_ref() else { return };
+        let Some(sa) = self.sas.get(idx) else { return };
         let (Some(c), Some(keys)) = (sa.choice, sa.keys.as_ref()) else {
             return;
         };
@@ -399,7 +399,7 @@ impl Engine {
             created: now,
         };
         let policy = self.policy;
-        if let Some(sa) = self.sas[idx].as_mut() {
+        if let Some(sa) = self.sas.get_mut(idx) {
             sa.qms.push(qm);
             sa.tm.request(mid, "QUICK_MODE", (), d.clone(), now, &policy);
         }
@@ -409,8 +409,8 @@ impl Engine {
     /// Decrypt a Quick Mode message on its exchange's IV chain and check its
     /// HASH. Returns the payloads, the plaintext, and where the HASH-covered
     /// part (after the HASH payload) lies.
-    fn open_qm(&mut self, idx: usize, iv: &[u8], data: &[u8], h: &Header) -> Option<Opened> {
-        let sa = self.sas[idx].as_ref()?;
+    fn open_qm(&mut self, idx: SaId, iv: &[u8], data: &[u8], h: &Header) -> Option<Opened> {
+        let sa = self.sas.get(idx)?;
         let (c, keys) = (sa.choice?, sa.keys.as_ref()?);
         if h.flags & FLAG_ENCRYPTION == 0 {
             self.stats.malformed += 1;
@@ -432,8 +432,8 @@ impl Engine {
         Some((p, plain_b, rest, last))
     }
 
-    pub(super) fn quick_mode(&mut self, idx: usize, now: Millis, data: &[u8], h: &Header) {
-        let Some(sa) = self.sas[idx].as_ref() else { return };
+    pub(super) fn quick_mode(&mut self, idx: SaId, now: Millis, data: &[u8], h: &Header) {
+        let Some(sa) = self.sas.get(idx) else { return };
         if sa.state != P1State::Established {
             self.stats.malformed += 1;
             return;
@@ -454,7 +454,7 @@ impl Engine {
                     // HASH(4) = prf(SKEYID_a, M-ID | N), as an Informational's
                     // HASH(1): nothing is activated, and the IV stays, unless
                     // it verifies.
-                    let verified = self.sas[idx].as_ref().is_some_and(|sa| {
+                    let verified = self.sas.get(idx).is_some_and(|sa| {
                         let (Some(c), Some(keys)) = (sa.choice, sa.keys.as_ref()) else {
                             return false;
                         };
@@ -465,7 +465,7 @@ impl Engine {
                         self.stats.hash_failed += 1;
                         return;
                     }
-                    if let Some(q) = self.sas[idx].as_mut().and_then(|s| s.qms.get_mut(k)) {
+                    if let Some(q) = self.sas.get_mut(idx).and_then(|s| s.qms.get_mut(k)) {
                         q.iv = last;
                     }
                     self.log_msg(idx, false, ExchangeType::QUICK_MODE, mid, false, &plain(&p));
@@ -485,12 +485,12 @@ impl Engine {
     }
 
     /// Responder: HASH(1), SA, Ni [, KE] [, IDci, IDcr] in; answer HASH(2).
-    fn qm_r1(&mut self, idx: usize, now: Millis, data: &[u8], h: &Header) {
+    fn qm_r1(&mut self, idx: SaId, now: Millis, data: &[u8], h: &Header) {
         let mid = h.message_id;
         let Some((c, p, last)) = self.qm_r1_open(idx, now, data, h) else {
             return;
         };
-        let Some(conn) = self.sas[idx].as_ref().map(|s| s.conn) else {
+        let Some(conn) = self.sas.get(idx).map(|s| s.conn) else {
             return;
         };
         let (Some(Payload::Sa(offer)), Some(Payload::Nonce(ni))) =
@@ -573,12 +573,12 @@ impl Engine {
     /// choice of phase 1, the payloads and the IV its last block leaves.
     fn qm_r1_open(
         &mut self,
-        idx: usize,
+        idx: SaId,
         now: Millis,
         data: &[u8],
         h: &Header,
     ) -> Option<(P1Choice, Vec<ParsedPayload>, Vec<u8>)> {
-        let sa = self.sas[idx].as_ref()?;
+        let sa = self.sas.get(idx)?;
         let (Some(c), Some(_)) = (sa.choice, sa.keys.as_ref()) else {
             return None;
         };
@@ -590,7 +590,7 @@ impl Engine {
         }
         let iv0 = c1::phase2_iv(c.hash, c.cipher.block_len(), &sa.iv, mid);
         let (p, plain_b, rest, last) = self.open_qm(idx, &iv0, data, h)?;
-        let sa = self.sas[idx].as_ref()?;
+        let sa = self.sas.get(idx)?;
         let keys = sa.keys.as_ref()?;
         let Payload::Hash(got) = &p[0].payload else { return None };
         if !c1::hash_matches(
@@ -606,7 +606,7 @@ impl Engine {
         }
         self.authenticated(idx);
         self.log_msg(idx, false, ExchangeType::QUICK_MODE, mid, true, &plain(&p));
-        if let Some(sa) = self.sas[idx].as_mut() {
+        if let Some(sa) = self.sas.get_mut(idx) {
             sa.last_heard = now;
         }
         Some((c, p, last))
@@ -614,9 +614,9 @@ impl Engine {
 
     /// The selector pair a Quick Mode request's IDci/IDcr fall within
     /// (ours: pair index, local, remote), or INVALID_ID_INFORMATION.
-    fn qm_r1_selectors(&mut self, idx: usize, conn: ConnId, ids: &[IdPayload]) -> Option<(usize, TsRange, TsRange)> {
+    fn qm_r1_selectors(&mut self, idx: SaId, conn: ConnId, ids: &[IdPayload]) -> Option<(usize, TsRange, TsRange)> {
         // The selectors: IDci is the initiator's side (our remote), IDcr ours.
-        let sa = self.sas[idx].as_ref()?;
+        let sa = self.sas.get(idx)?;
         let (ts_i, ts_r) = match ids {
             [i, r] => (id_to_ts(i), id_to_ts(r)),
             [] => {
@@ -652,7 +652,7 @@ impl Engine {
 
     /// The ESP (with IPComp) offer of a Quick Mode request we accept, with
     /// a KE exactly when `pfs`, or NO_PROPOSAL_CHOSEN.
-    fn qm_r1_choose(&mut self, idx: usize, conn: ConnId, offer: &SaPayload, pfs: bool) -> Option<QmChoice> {
+    fn qm_r1_choose(&mut self, idx: SaId, conn: ConnId, offer: &SaPayload, pfs: bool) -> Option<QmChoice> {
         // Choose a proposal (RFC 2408 §4.2: proposals sharing a number are
         // one offer: ESP with IPCOMP).
         let compress = self.conns[conn].compress;
@@ -757,7 +757,7 @@ impl Engine {
 
     /// HASH(2), SA (the chosen offer with our SPI), Nr [, KE] [, IDci,
     /// IDcr] out; the new SA's inbound half installed first.
-    fn qm_r1_answer(&mut self, idx: usize, now: Millis, mid: u32, data: &[u8], c: P1Choice, a: QmAnswer) {
+    fn qm_r1_answer(&mut self, idx: SaId, now: Millis, mid: u32, data: &[u8], c: P1Choice, a: QmAnswer) {
         let QmAnswer {
             number,
             transform: t,
@@ -775,7 +775,7 @@ impl Engine {
         } = a;
         // Our CPI, when the chosen offer has IPComp.
         let cpi_in = ipcomp.as_ref().map(|(_, cpi)| *cpi);
-        let Some(conn) = self.sas[idx].as_ref().map(|s| s.conn) else {
+        let Some(conn) = self.sas.get(idx).map(|s| s.conn) else {
             return;
         };
         let mut props = vec![Proposal {
@@ -804,7 +804,7 @@ impl Engine {
             payloads.push(Payload::Ke(k.public_value().to_vec()));
         }
         payloads.extend(ids.into_iter().map(Payload::Id));
-        let Some(sa) = self.sas[idx].as_ref() else { return };
+        let Some(sa) = self.sas.get(idx) else { return };
         let Some(keys) = sa.keys.as_ref() else { return };
         let rest_b = write_payloads(&payloads);
         let hash = c1::qm_hash2(c.hash, keys.skeyid_a.expose(), mid, &ni, &rest_b);
@@ -830,7 +830,6 @@ impl Engine {
         let twin = self
             .sas
             .iter_mut()
-            .flatten()
             .filter(|s| s.conn == conn)
             .flat_map(|s| s.qms.iter_mut())
             .find(|q| q.initiator && q.pair == pair && q.state == QmState::ISent && q.rekey_of == rekey_of)
@@ -859,7 +858,7 @@ impl Engine {
         self.accepted(idx, mid, data, Some(&d));
         let policy = self.policy;
         let k = {
-            let Some(sa) = self.sas[idx].as_mut() else { return };
+            let Some(sa) = self.sas.get_mut(idx) else { return };
             sa.qms.push(qm);
             // HASH(2) goes again until HASH(3) acknowledges it (§5.5).
             sa.tm.await_ack(mid, "QUICK_MODE", (), d.clone(), now, &policy);
@@ -878,7 +877,7 @@ impl Engine {
     #[allow(clippy::too_many_arguments)]
     fn child_keys(
         &mut self,
-        idx: usize,
+        idx: SaId,
         esp: EspAlgorithm,
         o: EspOffer,
         spi_in: u32,
@@ -890,7 +889,7 @@ impl Engine {
         nr: &[u8],
         gxy: Option<&SecretBytes>,
     ) -> Option<Negotiated> {
-        let sa = self.sas[idx].as_ref()?;
+        let sa = self.sas.get(idx)?;
         let (c, keys) = (sa.choice?, sa.keys.as_ref()?);
         let (el, al) = (esp.enc_key_len(), esp.auth_key_len());
         let km = |spi: u32| {
@@ -935,8 +934,8 @@ impl Engine {
     }
 
     /// Initiator: HASH(2) message in; send HASH(3), install.
-    fn qm_i2(&mut self, idx: usize, k: usize, now: Millis, data: &[u8], h: &Header) {
-        let Some(sa) = self.sas[idx].as_ref() else { return };
+    fn qm_i2(&mut self, idx: SaId, k: usize, now: Millis, data: &[u8], h: &Header) {
+        let Some(sa) = self.sas.get(idx) else { return };
         let conn = sa.conn;
         let Some(c) = sa.choice else { return };
         let mid = h.message_id;
@@ -944,7 +943,7 @@ impl Engine {
         let Some((p, plain_b, rest, last)) = self.open_qm(idx, &iv, data, h) else {
             return;
         };
-        let Some(sa) = self.sas[idx].as_ref() else { return };
+        let Some(sa) = self.sas.get(idx) else { return };
         let Some(keys) = sa.keys.as_ref() else { return };
         let q = &sa.qms[k];
         let Payload::Hash(got) = &p[0].payload else { return };
@@ -988,7 +987,7 @@ impl Engine {
         .esp_algorithm() else {
             return;
         };
-        let Some(sa) = self.sas[idx].as_ref() else { return };
+        let Some(sa) = self.sas.get(idx) else { return };
         let q = &sa.qms[k];
         let cpi_out = ipcomp_p.and_then(|p| cpi_of(&p.spi)).filter(|_| q.cpi_in.is_some());
         let declined = q.cpi_in.is_some() && cpi_out.is_none();
@@ -1025,7 +1024,7 @@ impl Engine {
             return;
         };
         // HASH(3) = prf(SKEYID_a, 0 | M-ID | Ni_b | Nr_b).
-        let Some(sa) = self.sas[idx].as_ref() else { return };
+        let Some(sa) = self.sas.get(idx) else { return };
         let Some(keys) = sa.keys.as_ref() else { return };
         let hash = c1::qm_hash3(c.hash, keys.skeyid_a.expose(), mid, &ni, &nr);
         let mut chain = Vec::new();
@@ -1035,11 +1034,11 @@ impl Engine {
         let Some((d, last3)) = seal(c.cipher, keys.enc_key.expose(), &last, hh, &chain) else {
             return;
         };
-        if let Some(sa) = self.sas[idx].as_mut() {
+        if let Some(sa) = self.sas.get_mut(idx) {
             sa.tm.complete(mid);
         }
         self.accepted(idx, mid, data, Some(&d));
-        if let Some(q) = self.sas[idx].as_mut().and_then(|s| s.qms.get_mut(k)) {
+        if let Some(q) = self.sas.get_mut(idx).and_then(|s| s.qms.get_mut(k)) {
             q.nr = nr;
             q.iv = last3;
             q.state = if commit { QmState::IWaitConnected } else { QmState::Done };
@@ -1060,8 +1059,8 @@ impl Engine {
     }
 
     /// Responder: HASH(3) in; install.
-    fn qm_r_done(&mut self, idx: usize, k: usize, now: Millis, data: &[u8], h: &Header) {
-        let Some(sa) = self.sas[idx].as_ref() else { return };
+    fn qm_r_done(&mut self, idx: SaId, k: usize, now: Millis, data: &[u8], h: &Header) {
+        let Some(sa) = self.sas.get(idx) else { return };
         let Some(c) = sa.choice else { return };
         let conn = sa.conn;
         let mid = h.message_id;
@@ -1069,7 +1068,7 @@ impl Engine {
         let Some((p, _, _, last)) = self.open_qm(idx, &iv, data, h) else {
             return;
         };
-        let Some(sa) = self.sas[idx].as_ref() else { return };
+        let Some(sa) = self.sas.get(idx) else { return };
         let Some(keys) = sa.keys.as_ref() else { return };
         let q = &sa.qms[k];
         let Payload::Hash(got) = &p[0].payload else { return };
@@ -1083,21 +1082,21 @@ impl Engine {
         }
         self.authenticated(idx);
         self.log_msg(idx, false, ExchangeType::QUICK_MODE, mid, true, &plain(&p));
-        if let Some(sa) = self.sas[idx].as_mut() {
+        if let Some(sa) = self.sas.get_mut(idx) {
             sa.tm.complete(mid);
         }
         self.accepted(idx, mid, data, None);
-        if let Some(q) = self.sas[idx].as_mut().and_then(|s| s.qms.get_mut(k)) {
+        if let Some(q) = self.sas.get_mut(idx).and_then(|s| s.qms.get_mut(k)) {
             q.iv = last;
             q.state = QmState::Done;
             q.created = now;
         }
-        if let Some(sa) = self.sas[idx].as_mut() {
+        if let Some(sa) = self.sas.get_mut(idx) {
             sa.last_heard = now;
         }
         // Installed inbound with HASH(2); now we send on it too, unless it
         // is the twin that lost.
-        let spi_in = self.sas[idx].as_ref().and_then(|s| s.qms.get(k)).map(|q| q.spi_in);
+        let spi_in = self.sas.get(idx).and_then(|s| s.qms.get(k)).map(|q| q.spi_in);
         let name = self.conns[conn].spec.name.clone();
         let Some(spi_in) = spi_in else { return };
         if let Some(c) = self.children[conn].iter_mut().find(|c| c.spi_in == spi_in) {
@@ -1117,8 +1116,8 @@ impl Engine {
     }
 
     /// Hand a negotiated SA pair to the data plane and keep it.
-    fn install(&mut self, idx: usize, k: usize, now: Millis, activate: bool) {
-        let Some(sa) = self.sas[idx].as_mut() else { return };
+    fn install(&mut self, idx: SaId, k: usize, now: Millis, activate: bool) {
+        let Some(sa) = self.sas.get_mut(idx) else { return };
         let conn = sa.conn;
         let (local, remote) = (sa.local, sa.remote);
         let Some(q) = sa.qms.get_mut(k) else { return };
@@ -1272,8 +1271,8 @@ impl Engine {
     }
 
     /// N(CONNECTED): the responder that set the commit bit is ready.
-    pub(super) fn connected(&mut self, idx: usize, _n: &NotifyPayload) {
-        let Some(sa) = self.sas[idx].as_mut() else { return };
+    pub(super) fn connected(&mut self, idx: SaId, _n: &NotifyPayload) {
+        let Some(sa) = self.sas.get_mut(idx) else { return };
         let conn = sa.conn;
         let mut act = Vec::new();
         for q in sa.qms.iter_mut().filter(|q| q.state == QmState::IWaitConnected) {
@@ -1302,7 +1301,7 @@ impl Engine {
             }
             while !self.qm_waiting[ci].is_empty() {
                 let Some(idx) = self.current(ci) else { break };
-                if self.sas[idx].as_ref().is_none_or(|sa| !sa.tm.can_initiate()) {
+                if self.sas.get(idx).is_none_or(|sa| !sa.tm.can_initiate()) {
                     break;
                 }
                 let Some((pair, rekey_of)) = self.qm_waiting[ci].pop_front() else {
@@ -1321,8 +1320,8 @@ impl Engine {
         }
     }
 
-    fn finish_qm(&mut self, idx: usize, k: usize) {
-        let Some(sa) = self.sas[idx].as_mut() else { return };
+    fn finish_qm(&mut self, idx: SaId, k: usize) {
+        let Some(sa) = self.sas.get_mut(idx) else { return };
         if let Some(q) = sa.qms.get_mut(k) {
             q.state = QmState::Done;
             sa.tm.complete(q.mid);
@@ -1331,8 +1330,8 @@ impl Engine {
 
     /// Finished Quick Modes are forgotten after [`QM_KEEP`], with the
     /// answers the task manager kept for their retransmissions.
-    pub(super) fn qm_timers(&mut self, idx: usize, now: Millis) {
-        let Some(sa) = self.sas[idx].as_mut() else { return };
+    pub(super) fn qm_timers(&mut self, idx: SaId, now: Millis) {
+        let Some(sa) = self.sas.get_mut(idx) else { return };
         let (old, kept): (Vec<Qm>, Vec<Qm>) = std::mem::take(&mut sa.qms)
             .into_iter()
             .partition(|q| matches!(q.state, QmState::Done | QmState::IWaitConnected) && now >= q.created + QM_KEEP);
@@ -1345,9 +1344,9 @@ impl Engine {
     /// Every send of Quick Mode `mid` went unanswered: as its initiator
     /// (`ours`) the exchange failed; as its responder, the SA whose HASH(3)
     /// never came is dropped before it ever carried our traffic.
-    pub(super) fn quick_mode_gave_up(&mut self, idx: usize, g: &GaveUp<()>, now: Millis) {
+    pub(super) fn quick_mode_gave_up(&mut self, idx: SaId, g: &GaveUp<()>, now: Millis) {
         let mid = g.mid;
-        let Some(sa) = self.sas[idx].as_mut() else { return };
+        let Some(sa) = self.sas.get_mut(idx) else { return };
         let (conn, remote) = (sa.conn, sa.remote);
         let Some(q) = sa.qms.iter_mut().find(|q| q.mid == mid) else {
             return;
@@ -1376,7 +1375,7 @@ impl Engine {
             // now drops). dpd_action = restart initiates again, and the new
             // phase 1 carries INITIAL_CONTACT, so a reachable peer drops
             // whatever it kept.
-            let established = self.sas[idx].as_ref().is_some_and(|s| s.state == P1State::Established);
+            let established = self.sas.get(idx).is_some_and(|s| s.state == P1State::Established);
             if established {
                 self.log(
                     conn,

@@ -1288,7 +1288,7 @@ fn connected_is_acted_on_only_when_its_hash_verifies() {
     drain(&mut ea, &mut eva);
     let activated = |ev: &[Event]| ev.iter().any(|e| matches!(e, Event::ChildSaActivate { .. }));
     assert!(!activated(&eva), "activated before N(CONNECTED)");
-    let p1 = ea.sas.iter().flatten().next().expect("phase 1");
+    let p1 = ea.sas.iter().next().expect("phase 1");
     let (c, keys) = (p1.choice.unwrap(), p1.keys.as_ref().unwrap());
     let mid = u32::from_be_bytes(qm3[20..24].try_into().unwrap());
     let iv = qm3[qm3.len() - c.cipher.block_len()..].to_vec();

@@ -3,7 +3,7 @@
 //! SA's "SPIs" are its cookies; the IPsec SAs belong to the connection
 //! and are listed under its newest phase-1 SA.
 
-use super::{Engine, P1State};
+use super::{Engine, P1State, SaId};
 use crate::view::{ChildSaView, IkeSaView, IkeState};
 use crate::ConnId;
 
@@ -13,11 +13,11 @@ impl Engine {
     pub fn ike_sas(&self) -> Vec<IkeSaView> {
         let mut out: Vec<IkeSaView> = Vec::new();
         let mut listed = vec![false; self.conns.len()];
-        let mut order: Vec<usize> = (0..self.sas.len()).filter(|&i| self.sas[i].is_some()).collect();
+        let mut order: Vec<SaId> = self.sas.ids().filter(|&i| self.sas.contains(i)).collect();
         // Newest first, so the IPsec SAs go under the current phase-1 SA.
-        order.sort_by_key(|&i| std::cmp::Reverse(self.sas[i].as_ref().map(|s| s.created)));
+        order.sort_by_key(|&i| std::cmp::Reverse(self.sas.get(i).map(|s| s.created)));
         for i in order {
-            let Some(s) = self.sas[i].as_ref() else { continue };
+            let Some(s) = self.sas.get(i) else { continue };
             let c = &self.conns[s.conn];
             let state = match s.state {
                 P1State::Established if s.superseded => IkeState::Rekeyed,
@@ -96,7 +96,7 @@ impl Engine {
     pub fn orphan_children(&self) -> Vec<(String, Vec<ChildSaView>)> {
         ConnId::all(self.conns.len())
             .filter(|&ci| !self.children[ci].is_empty())
-            .filter(|&ci| !self.sas.iter().flatten().any(|s| s.conn == ci))
+            .filter(|&ci| !self.sas.iter().any(|s| s.conn == ci))
             .map(|ci| (self.conns[ci].spec.name.clone(), self.child_views(ci)))
             .collect()
     }

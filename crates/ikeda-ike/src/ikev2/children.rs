@@ -86,8 +86,8 @@ pub(super) type ChildRequest = (u32, Vec<u8>, Option<KeyExchange>, Vec<Payload>)
 impl Engine {
     /// Queue a CREATE_CHILD_SA for each CHILD SA of the connection beyond
     /// the first (IKE_AUTH's): they run one after another.
-    pub(super) fn create_other_children(&mut self, idx: usize, now: Millis) {
-        let Some(conn) = self.sas[idx].as_ref().map(|s| s.conn) else {
+    pub(super) fn create_other_children(&mut self, idx: SaId, now: Millis) {
+        let Some(conn) = self.sas.get(idx).map(|s| s.conn) else {
             return;
         };
         for pair in 1..self.conns[conn].child_count() {
@@ -106,8 +106,8 @@ impl Engine {
 
     /// Start the CREATE_CHILD_SA of CHILD SA `pair`, with PFS when the ESP
     /// proposals name a group (the first one, as for a rekey).
-    pub(super) fn start_create_child(&mut self, idx: usize, pair: usize, now: Millis) -> Result<(), String> {
-        let conn = self.sas[idx].as_ref().ok_or("gone")?.conn;
+    pub(super) fn start_create_child(&mut self, idx: SaId, pair: usize, now: Millis) -> Result<(), String> {
+        let conn = self.sas.get(idx).ok_or("gone")?.conn;
         let group = self.conns[conn]
             .esp_proposals
             .iter()
@@ -119,13 +119,13 @@ impl Engine {
     /// `retry`: this answers the peer's INVALID_KE_PAYLOAD.
     pub(super) fn send_create_child(
         &mut self,
-        idx: usize,
+        idx: SaId,
         pair: usize,
         group: Option<DhGroup>,
         retry: bool,
         now: Millis,
     ) -> Result<(), String> {
-        let sa = self.sas[idx].as_ref().ok_or("gone")?;
+        let sa = self.sas.get(idx).ok_or("gone")?;
         let conn = sa.conn;
         let c = &self.conns[conn];
         let (local_ts, remote_ts) = c.child_ts(pair).ok_or("no such CHILD SA in the connection")?;
@@ -149,7 +149,7 @@ impl Engine {
     /// `{SA, Ni, [KEi,] TSi, TSr}` (§1.3.1; a rekey puts N(REKEY_SA) first).
     pub(super) fn child_request(
         &mut self,
-        conn: usize,
+        conn: ConnId,
         group: Option<DhGroup>,
         local_ts: &[TsRange],
         remote_ts: &[TsRange],
@@ -183,14 +183,14 @@ impl Engine {
     /// The answer to our CREATE_CHILD_SA for CHILD SA `pair`.
     pub(super) fn child_created(
         &mut self,
-        idx: usize,
+        idx: SaId,
         now: Millis,
         inner: &[Payload],
         (pair, spi_in, retried): (usize, u32, bool),
         ni: Vec<u8>,
         our_ke: Option<KeyExchange>,
     ) {
-        let Some(conn) = self.sas[idx].as_ref().map(|s| s.conn) else {
+        let Some(conn) = self.sas.get(idx).map(|s| s.conn) else {
             return;
         };
         let c = self.conns[conn].clone();
@@ -298,11 +298,7 @@ impl Engine {
     /// identity and selectors are known (IKE_SA_INIT went by addresses and
     /// proposals only); that connection's PSK verifies AUTH next, so the
     /// choice is authenticated with it. Returns the request's TSi and TSr.
-    pub(super) fn choose_conn(
-        &mut self,
-        idx: usize,
-        inner: &[Payload],
-    ) -> (Option<Vec<TsRange>>, Option<Vec<TsRange>>) {
+    pub(super) fn choose_conn(&mut self, idx: SaId, inner: &[Payload]) -> (Option<Vec<TsRange>>, Option<Vec<TsRange>>) {
         let tsi = first!(inner, Payload::TsI(t) => ranges(t));
         let tsr = first!(inner, Payload::TsR(t) => ranges(t));
         let chosen = first!(inner, Payload::IdI(i) => i.clone()).and_then(|idi| {
@@ -310,7 +306,7 @@ impl Engine {
             let ts = tsi.as_deref().zip(tsr.as_deref());
             self.select_conn(idx, &idi, idr.as_ref(), ts)
         });
-        if let (Some(sa), Some(i)) = (self.sas[idx].as_mut(), chosen) {
+        if let (Some(sa), Some(i)) = (self.sas.get_mut(idx), chosen) {
             sa.conn = i;
         }
         (tsi, tsr)
@@ -322,12 +318,12 @@ impl Engine {
     /// connection's the selectors pick (§2.9), never another connection's.
     pub(super) fn requested_child(
         &self,
-        idx: usize,
+        idx: SaId,
         old: Option<u32>,
         tsi: &[TsRange],
         tsr: &[TsRange],
     ) -> (usize, Vec<TsRange>, Vec<TsRange>) {
-        let Some(sa) = self.sas[idx].as_ref() else {
+        let Some(sa) = self.sas.get(idx) else {
             return Default::default();
         };
         let c = &self.conns[sa.conn];
@@ -346,12 +342,12 @@ impl Engine {
     /// accepts this identity.
     pub(super) fn select_conn(
         &self,
-        idx: usize,
+        idx: SaId,
         idi: &IdPayload,
         idr: Option<&IdPayload>,
         ts: Option<(&[TsRange], &[TsRange])>,
-    ) -> Option<usize> {
-        let sa = self.sas[idx].as_ref()?;
+    ) -> Option<ConnId> {
+        let sa = self.sas.get(idx)?;
         // The suite IKE_SA_INIT chose (by another connection's proposals,
         // perhaps) must be one this connection accepts too: choosing a
         // connection in IKE_AUTH must not get round its IKE proposals.
@@ -361,10 +357,10 @@ impl Engine {
             prf: vec![s.prf],
             dh: vec![s.dh],
         })?;
-        let candidates: Vec<usize> = (0..self.conns.len())
+        let candidates: Vec<ConnId> = ConnId::all(self.conns.len())
             .filter(|&i| {
                 let c = &self.conns[i];
-                !self.is_retired(i)
+                !self.retired[i]
                     && c.remote == sa.remote.ip()
                     && (c.local == sa.local.ip() || sa.local.ip().is_unspecified())
                     && c.remote_id == *idi

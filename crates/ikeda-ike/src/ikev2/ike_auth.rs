@@ -10,7 +10,7 @@
 use super::*;
 
 impl Engine {
-    pub(super) fn send_auth_request(&mut self, idx: usize, now: Millis) {
+    pub(super) fn send_auth_request(&mut self, idx: SaId, now: Millis) {
         let spi = self.random_spi32();
         // §2.4: INITIAL_CONTACT only when no other IKE SA with this peer is
         // up (as strongSwan does), or a peer that gets it would delete an SA
@@ -20,7 +20,7 @@ impl Engine {
         let first_contact = self.with_same_peer(idx, true).is_empty();
         self.order += 1;
         let order = self.order;
-        let Some(sa) = self.sas[idx].as_mut() else { return };
+        let Some(sa) = self.sas.get_mut(idx) else { return };
         let conn = sa.conn;
         let c = &self.conns[conn];
         let (Some(suite), Some(keys)) = (sa.suite, sa.keys.as_ref()) else {
@@ -76,13 +76,13 @@ impl Engine {
     /// The IKE_AUTH response; `spi_in`: the SPI we offered for the CHILD SA.
     pub(super) fn auth_response(
         &mut self,
-        idx: usize,
+        idx: SaId,
         now: Millis,
         header: &HeaderRepr,
         inner: Vec<Payload>,
         spi_in: u32,
     ) {
-        let Some(sa) = self.sas[idx].as_ref() else { return };
+        let Some(sa) = self.sas.get(idx) else { return };
         let conn = sa.conn;
         let remote = sa.remote;
         self.log(conn, format!("received {} from {remote}", summary(header, &inner)));
@@ -117,7 +117,7 @@ impl Engine {
 
     /// The responder's IDr must be the one we expect and its AUTH must
     /// verify (§2.15); false if not (the SA then failed).
-    fn auth_response_verify(&mut self, idx: usize, conn: usize, c: &ConnSpec, inner: &[Payload]) -> bool {
+    fn auth_response_verify(&mut self, idx: SaId, conn: ConnId, c: &ConnSpec, inner: &[Payload]) -> bool {
         let idr = first!(inner, Payload::IdR(i) => i.clone());
         let auth = first!(inner, Payload::Auth(a) => a.clone());
         let (Some(idr), Some(auth)) = (idr, auth) else {
@@ -139,7 +139,7 @@ impl Engine {
             self.remove(idx, "failed");
             return false;
         }
-        let sa = self.sas[idx].as_ref().expect("checked above");
+        let sa = self.sas.get(idx).expect("checked above");
         let (Some(suite), Some(keys)) = (sa.suite, sa.keys.as_ref()) else {
             return false;
         };
@@ -171,9 +171,9 @@ impl Engine {
     /// responder chose and the selectors it narrowed to (§2.9).
     fn auth_response_child(
         &mut self,
-        idx: usize,
+        idx: SaId,
         now: Millis,
-        conn: usize,
+        conn: ConnId,
         inner: &[Payload],
         spi_in: u32,
         duplicate: bool,
@@ -221,8 +221,9 @@ impl Engine {
             );
             return;
         }
-        let (ni, nr) = self.sas[idx]
-            .as_ref()
+        let (ni, nr) = self
+            .sas
+            .get(idx)
             .map(|s| (s.ni.clone(), s.nr.clone()))
             .unwrap_or_default();
         self.install_child(
@@ -246,9 +247,9 @@ impl Engine {
         );
     }
 
-    pub(super) fn auth_request(&mut self, idx: usize, now: Millis, header: &HeaderRepr, inner: Vec<Payload>) {
+    pub(super) fn auth_request(&mut self, idx: SaId, now: Millis, header: &HeaderRepr, inner: Vec<Payload>) {
         let (tsi, tsr) = self.choose_conn(idx, &inner);
-        let Some(conn) = self.sas[idx].as_ref().map(|sa| sa.conn) else {
+        let Some(conn) = self.sas.get(idx).map(|sa| sa.conn) else {
             return;
         };
         let c = self.conns[conn].clone();
@@ -258,7 +259,7 @@ impl Engine {
         }
         // AUTH verified: only now may INITIAL_CONTACT delete anything.
         self.initial_contact(idx, &inner);
-        let Some(sa) = self.sas[idx].as_ref() else { return };
+        let Some(sa) = self.sas.get(idx) else { return };
         let (Some(suite), Some(keys)) = (sa.suite, sa.keys.as_ref()) else {
             return;
         };
@@ -314,8 +315,9 @@ impl Engine {
             self.fail(conn, why);
         }
         if let Some(ch) = child {
-            let (ni, nr) = self.sas[idx]
-                .as_ref()
+            let (ni, nr) = self
+                .sas
+                .get(idx)
                 .map(|s| (s.ni.clone(), s.nr.clone()))
                 .unwrap_or_default();
             self.install_child(
@@ -343,7 +345,7 @@ impl Engine {
     /// The initiator's IDi must be the connection's and its AUTH must
     /// verify (§2.15); if not, the request is answered with the error and
     /// the SA goes (false).
-    fn auth_request_verify(&mut self, idx: usize, conn: usize, mid: u32, c: &ConnSpec, inner: &[Payload]) -> bool {
+    fn auth_request_verify(&mut self, idx: SaId, conn: ConnId, mid: u32, c: &ConnSpec, inner: &[Payload]) -> bool {
         let fail_with = |e: &mut Engine, n: NotifyType, why: Failure| {
             e.fail(conn, why);
             let _ = e.send_encrypted_response(
@@ -376,7 +378,7 @@ impl Engine {
             );
             return false;
         }
-        let Some(sa) = self.sas[idx].as_ref() else { return false };
+        let Some(sa) = self.sas.get(idx) else { return false };
         let (Some(suite), Some(keys)) = (sa.suite, sa.keys.as_ref()) else {
             return false;
         };
@@ -410,7 +412,7 @@ impl Engine {
     /// authenticated peer identity (and their CHILD SAs) without a DELETE,
     /// which the peer could not read anyway. Called only after AUTH
     /// verified, so a forged IKE_AUTH deletes nothing.
-    fn initial_contact(&mut self, idx: usize, inner: &[Payload]) {
+    fn initial_contact(&mut self, idx: SaId, inner: &[Payload]) {
         if notify(inner, NotifyType::INITIAL_CONTACT).is_none() {
             return;
         }
@@ -419,22 +421,22 @@ impl Engine {
         // peer's INITIAL_CONTACT sent before it knew of ours), and the peer
         // still holds it; [`Engine::settle_duplicate`] deals with those.
         #[allow(unused_mut)]
-        let mut began = self.sas[idx].as_ref().map_or(Millis(0), |s| s.created_at);
+        let mut began = self.sas.get(idx).map_or(Millis(0), |s| s.created_at);
         #[cfg(test)]
         if self.contact_drops_all {
             began = Millis(u64::MAX);
         }
-        let before: Vec<usize> = self
+        let before: Vec<SaId> = self
             .with_same_peer(idx, false)
             .into_iter()
             .filter(|&i| {
-                self.sas[i]
-                    .as_ref()
+                self.sas
+                    .get(i)
                     .is_some_and(|s| s.established_at.is_some_and(|t| t < began))
             })
             .collect();
         for i in before {
-            if let Some(conn) = self.sas[i].as_ref().map(|s| s.conn) {
+            if let Some(conn) = self.sas.get(i).map(|s| s.conn) {
                 self.log(conn, "deleting IKE_SA of the same peer: it sent INITIAL_CONTACT".into());
             }
             self.remove(i, "peer sent INITIAL_CONTACT");

@@ -13,10 +13,10 @@ use super::rekey::{lowest_of, CreateChildAsked, CreateChildReply};
 use super::*;
 
 impl Engine {
-    pub(super) fn start_ike_rekey(&mut self, idx: usize, now: Millis) -> Result<(), String> {
+    pub(super) fn start_ike_rekey(&mut self, idx: SaId, now: Millis) -> Result<(), String> {
         let new_spi_i = self.random_u64();
         let ni = self.nonce();
-        let sa = self.sas[idx].as_ref().ok_or("gone")?;
+        let sa = self.sas.get(idx).ok_or("gone")?;
         let group = sa.suite.ok_or("no suite")?.dh;
         let ke = KeyExchange::generate(group, &mut *self.rng).map_err(|e| e.to_string())?;
         let c = &self.conns[sa.conn];
@@ -42,8 +42,8 @@ impl Engine {
     /// is no good.
     pub(super) fn ike_rekey_reply(
         &self,
-        idx: usize,
-        conn: usize,
+        idx: SaId,
+        conn: ConnId,
         reply: CreateChildReply,
         new_spi_i: u64,
         ni: Vec<u8>,
@@ -56,7 +56,7 @@ impl Engine {
             return Err("SA, Nr or KEr missing".into());
         };
         let offered = IkeProposal::from_transforms(&from_wire(&p));
-        let current = self.sas[idx].as_ref().and_then(|s| s.suite).map(|s| IkeProposal {
+        let current = self.sas.get(idx).and_then(|s| s.suite).map(|s| IkeProposal {
             encr: vec![s.encr],
             integ: s.integ.into_iter().collect(),
             prf: vec![s.prf],
@@ -89,9 +89,9 @@ impl Engine {
     /// IKE SA rekey, responder (§1.3.2).
     pub(super) fn ike_rekey_request(
         &mut self,
-        idx: usize,
+        idx: SaId,
         now: Millis,
-        conn: usize,
+        conn: ConnId,
         proposals: &[Proposal],
         asked: CreateChildAsked,
     ) {
@@ -101,7 +101,7 @@ impl Engine {
         // create, rekey or delete one of its CHILD SAs: TEMPORARY_FAILURE,
         // and the peer tries again later. Our own rekey of it in flight
         // is a collision (§2.8.2), settled when ours is answered.
-        let busy = match self.sas[idx].as_ref().map(|s| (s.state, s.tm.current().map(|c| c.0))) {
+        let busy = match self.sas.get(idx).map(|s| (s.state, s.tm.current().map(|c| c.0))) {
             Some((State::Established, None | Some(Pending::Liveness | Pending::RekeyIke { .. }))) => None,
             Some((State::Established, Some(p))) => Some(p.exchange_what()),
             Some((State::Deleting, _)) => Some("we are deleting it"),
@@ -117,10 +117,11 @@ impl Engine {
                 format!("IKE_SA rekey while {why}"),
             );
         }
-        let collision = self.sas[idx]
-            .as_ref()
+        let collision = self
+            .sas
+            .get(idx)
             .is_some_and(|s| matches!(s.tm.current(), Some((Pending::RekeyIke { .. }, _, _))));
-        let current = self.sas[idx].as_ref().and_then(|sa| sa.suite);
+        let current = self.sas.get(idx).and_then(|sa| sa.suite);
         let Some((suite, new_spi_i, num)) = ike_rekey_choose(current, &self.conns[conn], proposals, ke.as_ref()) else {
             return self.refuse_create_child(
                 idx,
@@ -175,7 +176,7 @@ impl Engine {
                     "IKE_SA rekey collision: the peer rekeys it too; the lowest nonce decides when ours is answered"
                         .into(),
                 );
-                if let Some(sa) = self.sas[idx].as_mut() {
+                if let Some(sa) = self.sas.get_mut(idx) {
                     sa.peer_rekey = Some(Box::new(theirs));
                 }
             } else {
@@ -186,8 +187,8 @@ impl Engine {
 
     /// Set up the IKE SA that a rekey of `idx` created (keys from the old
     /// SA's SK_d, §2.18), without CHILD SAs yet; its index.
-    fn rekeyed_sa(&mut self, idx: usize, now: Millis, r: &RekeyedIke) -> Option<usize> {
-        let old = self.sas[idx].as_ref()?;
+    fn rekeyed_sa(&mut self, idx: SaId, now: Millis, r: &RekeyedIke) -> Option<SaId> {
+        let old = self.sas.get(idx)?;
         let old_keys = old.keys.as_ref()?;
         let old_prf = old.suite?.prf;
         let keys = IkeKeys::derive_rekeyed(
@@ -238,14 +239,14 @@ impl Engine {
 
     /// Move everything to the IKE SA that a rekey created; the old one is
     /// deleted by the rekey's initiator (§1.3.2).
-    pub(super) fn replace_ike_sa(&mut self, idx: usize, now: Millis, r: &RekeyedIke) {
+    pub(super) fn replace_ike_sa(&mut self, idx: SaId, now: Millis, r: &RekeyedIke) {
         let Some(new_idx) = self.rekeyed_sa(idx, now, r) else {
             return;
         };
-        let Some(old) = self.sas[idx].as_mut() else { return };
+        let Some(old) = self.sas.get_mut(idx) else { return };
         let children = std::mem::take(&mut old.children);
         old.state = State::Replaced;
-        if let Some(new) = self.sas[new_idx].as_mut() {
+        if let Some(new) = self.sas.get_mut(new_idx) {
             new.children = children;
         }
         // What waited on the old SA for its CHILD SAs goes on on the new one.
@@ -260,15 +261,15 @@ impl Engine {
     /// one whose exchange holds the lowest of the four nonces is redundant
     /// and deleted by whoever created it, and whoever created the survivor
     /// deletes the old SA. A failed rekey of ours leaves the peer's.
-    pub(super) fn ike_rekey_done(&mut self, idx: usize, now: Millis, ours: Result<RekeyedIke, String>) {
-        let Some(sa) = self.sas[idx].as_mut() else { return };
+    pub(super) fn ike_rekey_done(&mut self, idx: SaId, now: Millis, ours: Result<RekeyedIke, String>) {
+        let Some(sa) = self.sas.get_mut(idx) else { return };
         let conn = sa.conn;
         let theirs = sa.peer_rekey.take();
         match (ours, theirs) {
             (Ok(ours), None) => self.replace_ike_sa(idx, now, &ours),
             (Err(why), None) => {
                 self.log(conn, format!("IKE_SA rekey failed ({why}); retrying in 10 s"));
-                if let Some(sa) = self.sas[idx].as_mut() {
+                if let Some(sa) = self.sas.get_mut(idx) {
                     sa.rekey_at = Some(now + Duration::from_secs(10));
                 }
             }
@@ -315,8 +316,8 @@ impl Engine {
     /// The new IKE SA `idx` of a rekey collision is redundant: it is never
     /// rekeyed and is deleted at `delete_at` unless the peer deletes it
     /// first (the same path as a duplicate of both sides initiating).
-    fn redundant_rekey(&mut self, idx: usize, survivor: (u64, u64), now: Millis, delete_at: Millis) {
-        if let Some(sa) = self.sas[idx].as_mut() {
+    fn redundant_rekey(&mut self, idx: SaId, survivor: (u64, u64), now: Millis, delete_at: Millis) {
+        if let Some(sa) = self.sas.get_mut(idx) {
             sa.rekey_at = None;
             sa.duplicate = Some(Duplicate {
                 cause: REKEY_COLLISION,

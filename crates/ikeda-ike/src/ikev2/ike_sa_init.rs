@@ -36,14 +36,15 @@ impl Engine {
 
     pub(super) fn send_init_request(
         &mut self,
-        idx: usize,
+        idx: SaId,
         group: ikeda_crypto::ike::DhGroup,
         now: Millis,
     ) -> Result<(), String> {
         // A COOKIE retry repeats the request unchanged but for the cookie
         // (§2.6: the cookie covers Ni), so keep the nonce and key exchange.
-        let reuse = self.sas[idx]
-            .as_mut()
+        let reuse = self
+            .sas
+            .get_mut(idx)
             .filter(|s| s.cookie.is_some() && s.ke.as_ref().map(|k| k.group()) == Some(group))
             .and_then(|s| s.ke.take().map(|k| (k, s.ni.clone())));
         let (ke, ni) = match reuse {
@@ -54,7 +55,7 @@ impl Engine {
             ),
         };
         let fake = self.fake_natd();
-        let sa = self.sas[idx].as_mut().ok_or("gone")?;
+        let sa = self.sas.get_mut(idx).ok_or("gone")?;
         let c = &self.conns[sa.conn];
         let src_natd = if c.force_encap {
             fake
@@ -112,18 +113,18 @@ impl Engine {
 
     pub(super) fn init_response(
         &mut self,
-        idx: usize,
+        idx: SaId,
         now: Millis,
         _local: SocketAddr,
         remote: SocketAddr,
         data: &[u8],
         msg: Message,
     ) {
-        let Some(conn) = self.sas[idx].as_ref().map(|s| s.conn) else {
+        let Some(conn) = self.sas.get(idx).map(|s| s.conn) else {
             return;
         };
         self.log(conn, format!("received {} from {remote}", msg.summary()));
-        if self.sas[idx].is_none()
+        if !self.sas.contains(idx)
             || self.init_response_cookie(idx, now, &msg)
             || self.init_response_invalid_ke(idx, conn, now, &msg)
             || self.init_response_refused(idx, conn, &msg)
@@ -137,7 +138,7 @@ impl Engine {
         if !self.init_response_keys(idx, conn, suite, &ke_data) {
             return;
         }
-        let Some(sa) = self.sas[idx].as_mut() else { return };
+        let Some(sa) = self.sas.get_mut(idx) else { return };
         if sa.nat {
             // §2.23: after a NAT is detected, continue on port 4500.
             sa.local.set_port(NAT_T_PORT);
@@ -147,7 +148,7 @@ impl Engine {
         self.by_spi.retain(|_, v| *v != idx);
         self.by_spi.insert(key, idx);
         self.keys_derived(idx);
-        if self.sas[idx].as_ref().is_some_and(|s| s.nat) {
+        if self.sas.get(idx).is_some_and(|s| s.nat) {
             self.log(conn, "NAT detected (or forced by the peer): moving to UDP 4500".into());
         }
         self.send_auth_request(idx, now);
@@ -155,13 +156,13 @@ impl Engine {
 
     /// COOKIE (§2.6): start over with the cookie in front. True if the
     /// response was one.
-    fn init_response_cookie(&mut self, idx: usize, now: Millis, msg: &Message) -> bool {
+    fn init_response_cookie(&mut self, idx: SaId, now: Millis, msg: &Message) -> bool {
         let Some(c) = notify(&msg.payloads, NotifyType::COOKIE) else {
             return false;
         };
         let cookie = c.data.clone();
-        let group = self.sas[idx].as_ref().and_then(|sa| sa.ke.as_ref().map(|k| k.group()));
-        if let (Some(sa), Some(group)) = (self.sas[idx].as_mut(), group) {
+        let group = self.sas.get(idx).and_then(|sa| sa.ke.as_ref().map(|k| k.group()));
+        if let (Some(sa), Some(group)) = (self.sas.get_mut(idx), group) {
             sa.cookie = Some(cookie);
             let _ = self.send_init_request(idx, group, now);
         }
@@ -170,7 +171,7 @@ impl Engine {
 
     /// INVALID_KE_PAYLOAD (§1.2): retry with the group the peer wants, if we
     /// accept it. True if the response was one.
-    fn init_response_invalid_ke(&mut self, idx: usize, conn: usize, now: Millis, msg: &Message) -> bool {
+    fn init_response_invalid_ke(&mut self, idx: SaId, conn: ConnId, now: Millis, msg: &Message) -> bool {
         let Some(n) = notify(&msg.payloads, NotifyType::INVALID_KE_PAYLOAD) else {
             return false;
         };
@@ -178,7 +179,7 @@ impl Engine {
             .invalid_ke_group()
             .and_then(|g| ikeda_crypto::ike::DhGroup::from_transform_id(g.0));
         let ok = wanted.filter(|g| self.conns[conn].ike_proposals.iter().any(|p| p.dh.contains(g)));
-        let ours = self.sas[idx].as_ref().and_then(|sa| sa.ke.as_ref().map(|k| k.group()));
+        let ours = self.sas.get(idx).and_then(|sa| sa.ke.as_ref().map(|k| k.group()));
         match ok {
             Some(g) if ours != Some(g) => {
                 self.log(conn, format!("peer wants key exchange group {}, retrying", g.keyword()));
@@ -199,7 +200,7 @@ impl Engine {
     }
 
     /// Any other error notify ends the attempt. True if there was one.
-    fn init_response_refused(&mut self, idx: usize, conn: usize, msg: &Message) -> bool {
+    fn init_response_refused(&mut self, idx: SaId, conn: ConnId, msg: &Message) -> bool {
         let Some(n) = first_error_notify(&msg.payloads) else {
             return false;
         };
@@ -229,8 +230,8 @@ impl Engine {
     /// failed.
     fn init_response_choose(
         &mut self,
-        idx: usize,
-        conn: usize,
+        idx: SaId,
+        conn: ConnId,
         data: &[u8],
         msg: &Message,
     ) -> Option<(IkeSuite, KePayload)> {
@@ -249,7 +250,7 @@ impl Engine {
             self.remove(idx, "failed");
             return None;
         };
-        let sa = self.sas[idx].as_mut()?;
+        let sa = self.sas.get_mut(idx)?;
         if ke_data.dh_group.0 != suite.dh.transform_id() || sa.ke.as_ref().map(|k| k.group()) != Some(suite.dh) {
             self.fail(
                 conn,
@@ -266,8 +267,8 @@ impl Engine {
     }
 
     /// NAT detection (§2.23): does the peer see our address and port?
-    fn init_response_nat(&mut self, idx: usize, conn: usize, remote: SocketAddr, msg: &Message) {
-        let Some(sa) = self.sas[idx].as_mut() else { return };
+    fn init_response_nat(&mut self, idx: SaId, conn: ConnId, remote: SocketAddr, msg: &Message) {
+        let Some(sa) = self.sas.get_mut(idx) else { return };
         let src_hashes: Vec<&Vec<u8>> = msg
             .payloads
             .iter()
@@ -288,8 +289,8 @@ impl Engine {
 
     /// The key exchange and SKEYSEED (§2.14): the SA's keys and SK ciphers.
     /// False if the SA failed (or is gone).
-    fn init_response_keys(&mut self, idx: usize, conn: usize, suite: IkeSuite, ke_data: &KePayload) -> bool {
-        let Some(sa) = self.sas[idx].as_mut() else { return false };
+    fn init_response_keys(&mut self, idx: SaId, conn: ConnId, suite: IkeSuite, ke_data: &KePayload) -> bool {
+        let Some(sa) = self.sas.get_mut(idx) else { return false };
         let shared = match sa.ke.as_ref().map(|k| k.shared_secret(&ke_data.data)) {
             Some(Ok(s)) => s,
             Some(Err(e)) => {
@@ -420,15 +421,15 @@ impl Engine {
         local: SocketAddr,
         remote: SocketAddr,
         msg: &Message,
-    ) -> Option<(usize, Vec<IkeProposal>)> {
+    ) -> Option<(ConnId, Vec<IkeProposal>)> {
         let offered = offered_ike(msg);
-        let by_address: Vec<usize> = (0..self.conns.len())
+        let by_address: Vec<ConnId> = ConnId::all(self.conns.len())
             .filter(|&i| {
                 let c = &self.conns[i];
-                !self.is_retired(i) && c.remote == remote.ip() && (c.local == local.ip() || local.ip().is_unspecified())
+                !self.retired[i] && c.remote == remote.ip() && (c.local == local.ip() || local.ip().is_unspecified())
             })
             .collect();
-        let fits = |i: &usize| {
+        let fits = |i: &ConnId| {
             self.conns[*i]
                 .ike_proposals
                 .iter()
@@ -442,7 +443,7 @@ impl Engine {
     /// or an error): its responder SPI is zero.
     fn init_reply_without_sa(
         &mut self,
-        ci: usize,
+        ci: ConnId,
         spi_i: u64,
         (local, remote): (SocketAddr, SocketAddr),
         payloads: Vec<Payload>,
@@ -465,15 +466,10 @@ impl Engine {
     /// Under load (many half-open SAs), make the initiator prove it can
     /// receive at its address before we spend a key exchange on it (§2.6):
     /// false if it has not (it is then sent a COOKIE).
-    fn init_request_cookie(&mut self, ci: usize, now: Millis, msg: &Message, at: (SocketAddr, SocketAddr)) -> bool {
+    fn init_request_cookie(&mut self, ci: ConnId, now: Millis, msg: &Message, at: (SocketAddr, SocketAddr)) -> bool {
         let (_, remote) = at;
         let spi_i = msg.header.initiator_spi;
-        let half_open = self
-            .sas
-            .iter()
-            .flatten()
-            .filter(|s| s.state == State::InitAnswered)
-            .count();
+        let half_open = self.sas.iter().filter(|s| s.state == State::InitAnswered).count();
         if half_open < self.cookie_threshold {
             return true;
         }
@@ -502,7 +498,7 @@ impl Engine {
     /// request was answered NO_PROPOSAL_CHOSEN or INVALID_KE_PAYLOAD.
     fn init_request_choose(
         &mut self,
-        ci: usize,
+        ci: ConnId,
         offered: &[IkeProposal],
         ke: &KePayload,
         spi_i: u64,
@@ -566,7 +562,7 @@ impl Engine {
     /// (the initiator's KEi refused is answered INVALID_SYNTAX).
     fn init_request_keys(
         &mut self,
-        ci: usize,
+        ci: ConnId,
         suite: &IkeSuite,
         ke: &KePayload,
         ni: &[u8],

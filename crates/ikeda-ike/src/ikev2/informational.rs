@@ -32,8 +32,8 @@ impl Engine {
     /// True if a check was queued.
     pub fn one_way_traffic(&mut self, spi_in: u32, silent_for: Duration, now: Millis) -> bool {
         // The established IKE SA holding the CHILD SA, and when it was installed.
-        let found = self.sas.iter().enumerate().find_map(|(i, s)| {
-            let s = s.as_ref().filter(|s| s.state == State::Established)?;
+        let found = self.sas.entries().find_map(|(i, s)| {
+            let s = Some(s).filter(|s| s.state == State::Established)?;
             let c = s.children.iter().find(|c| c.spi_in == spi_in)?;
             Some((i, s, c.installed_at))
         });
@@ -54,8 +54,8 @@ impl Engine {
     }
 
     /// Our DELETE of a CHILD SA was answered.
-    pub(super) fn child_gone(&mut self, idx: usize, spi_in: u32) {
-        let Some(sa) = self.sas[idx].as_mut() else { return };
+    pub(super) fn child_gone(&mut self, idx: SaId, spi_in: u32) {
+        let Some(sa) = self.sas.get_mut(idx) else { return };
         if let Some(pos) = sa.children.iter().position(|c| c.spi_in == spi_in) {
             let c = sa.children.remove(pos);
             let conn = self.conns[sa.conn].name.clone();
@@ -67,7 +67,7 @@ impl Engine {
         }
     }
 
-    pub(super) fn delete_ike(&mut self, idx: usize, now: Millis) -> Result<(), String> {
+    pub(super) fn delete_ike(&mut self, idx: SaId, now: Millis) -> Result<(), String> {
         self.send_encrypted_request(
             idx,
             ExchangeType::INFORMATIONAL,
@@ -75,7 +75,7 @@ impl Engine {
             Pending::DeleteIke,
             now,
         )?;
-        if let Some(sa) = self.sas[idx].as_mut() {
+        if let Some(sa) = self.sas.get_mut(idx) {
             if sa.state != State::Replaced {
                 sa.state = State::Deleting;
             }
@@ -83,7 +83,7 @@ impl Engine {
         Ok(())
     }
 
-    pub(super) fn delete_child(&mut self, idx: usize, spi_in: u32, now: Millis) -> Result<(), String> {
+    pub(super) fn delete_child(&mut self, idx: SaId, spi_in: u32, now: Millis) -> Result<(), String> {
         let d = DeletePayload::child(ProtocolId::ESP, &[spi_in]);
         self.send_encrypted_request(
             idx,
@@ -99,7 +99,7 @@ impl Engine {
     /// work waits.
     pub(super) fn informational_response(
         &mut self,
-        idx: usize,
+        idx: SaId,
         now: Millis,
         remote: SocketAddr,
         data: &[u8],
@@ -110,13 +110,15 @@ impl Engine {
             return false;
         };
         self.heard(idx, now);
-        let conn = self.sas[idx].as_ref().map(|s| s.conn).unwrap_or(0);
+        let Some(conn) = self.sas.get(idx).map(|s| s.conn) else {
+            return false;
+        };
         self.log(conn, format!("received {} from {remote}", summary(&msg.header, &inner)));
-        let Some(sa) = self.sas[idx].as_mut() else { return false };
+        let Some(sa) = self.sas.get_mut(idx) else { return false };
         match sa.tm.complete(mid) {
             Some(Pending::DeleteIke) => {
-                let rekeyed = self.sas[idx].as_ref().is_some_and(|s| s.state == State::Replaced);
-                let duplicate = self.sas[idx].as_ref().and_then(|s| s.duplicate);
+                let rekeyed = self.sas.get(idx).is_some_and(|s| s.state == State::Replaced);
+                let duplicate = self.sas.get(idx).and_then(|s| s.duplicate);
                 let reason = match duplicate {
                     _ if rekeyed => "replaced by the rekeyed IKE_SA".to_string(),
                     Some(d) => format!("duplicate deleted by us ({})", d.cause),
@@ -131,8 +133,8 @@ impl Engine {
     }
 
     /// Keep the answers of SA `idx`, which the peer deletes, a short while.
-    fn bury(&mut self, idx: usize, now: Millis) {
-        let Some(sa) = self.sas[idx].as_mut() else { return };
+    fn bury(&mut self, idx: SaId, now: Millis) {
+        let Some(sa) = self.sas.get_mut(idx) else { return };
         let tm = std::mem::replace(&mut sa.tm, TaskManager::new(Version::IKEV2));
         let spis = (sa.spi_i, sa.spi_r);
         self.graveyard.retain(|g| g.until > now);
@@ -167,7 +169,7 @@ impl Engine {
         }
     }
 
-    pub(super) fn informational_request(&mut self, idx: usize, mid: u32, inner: Vec<Payload>, now: Millis) {
+    pub(super) fn informational_request(&mut self, idx: SaId, mid: u32, inner: Vec<Payload>, now: Millis) {
         let mut response = Vec::new();
         let mut delete_ike = false;
         let mut gone: Vec<(u32, u32)> = Vec::new();
@@ -176,7 +178,7 @@ impl Engine {
                 if d.protocol_id == ProtocolId::IKE {
                     delete_ike = true;
                 } else if d.protocol_id == ProtocolId::ESP {
-                    let Some(sa) = self.sas[idx].as_mut() else { return };
+                    let Some(sa) = self.sas.get_mut(idx) else { return };
                     for spi in d.spis_u32() {
                         if let Some(pos) = sa.children.iter().position(|c| c.spi_out == spi) {
                             let c = sa.children.remove(pos);
@@ -191,8 +193,9 @@ impl Engine {
             response.push(Payload::Delete(DeletePayload::child(ProtocolId::ESP, &ours)));
         }
         let _ = self.send_encrypted_response(idx, ExchangeType::INFORMATIONAL, mid, response);
-        let conn = self.sas[idx]
-            .as_ref()
+        let conn = self
+            .sas
+            .get(idx)
             .map(|s| self.conns[s.conn].name.clone())
             .unwrap_or_default();
         for (spi_in, spi_out) in gone {
@@ -209,17 +212,17 @@ impl Engine {
             // Both sides rekeyed this IKE SA and the peer deletes it before
             // we heard the answer to ours: only the creator of the new SA
             // that stays deletes the old one (§2.8.2), so the peer's stays.
-            let theirs = self.sas[idx].as_mut().and_then(|s| s.peer_rekey.take());
-            if let Some(theirs) = theirs {
+            let theirs = self.sas.get_mut(idx).and_then(|s| Some((s.conn, s.peer_rekey.take()?)));
+            if let Some((conn, theirs)) = theirs {
                 self.log(
-                    self.sas[idx].as_ref().map_or(0, |s| s.conn),
+                    conn,
                     "IKE_SA rekey collision: the peer deletes the old IKE_SA before ours was answered; its new one stays"
                         .into(),
                 );
                 self.replace_ike_sa(idx, now, &theirs);
             }
-            let rekeyed = self.sas[idx].as_ref().is_some_and(|s| s.state == State::Replaced);
-            let duplicate = self.sas[idx].as_ref().and_then(|s| s.duplicate);
+            let rekeyed = self.sas.get(idx).is_some_and(|s| s.state == State::Replaced);
+            let duplicate = self.sas.get(idx).and_then(|s| s.duplicate);
             let reason = match duplicate {
                 _ if rekeyed => "replaced by the rekeyed IKE_SA".to_string(),
                 Some(d) => format!("duplicate deleted by the peer ({})", d.cause),

@@ -28,7 +28,7 @@ use super::*;
 impl Engine {
     /// See [`crate::keepalive::note_sent`].
     pub(super) fn note_sent(&mut self, from: usize, now: Millis) {
-        crate::keepalive::note_sent(&self.transmits, from, now, self.sas.iter_mut().flatten());
+        crate::keepalive::note_sent(&self.transmits, from, now, self.sas.iter_mut());
     }
 
     /// When the configured keepalive of SA `s` is due, if it is on and one
@@ -46,8 +46,8 @@ impl Engine {
 
     /// The keepalives due on SA `idx`: the NAT-keepalive behind a NAT, and
     /// the configured one (see the module's note).
-    pub(super) fn keepalives(&mut self, idx: usize, now: Millis) {
-        let Some(sa) = self.sas[idx].as_mut() else { return };
+    pub(super) fn keepalives(&mut self, idx: SaId, now: Millis) {
+        let Some(sa) = self.sas.get_mut(idx) else { return };
         if sa.state != State::Established {
             return;
         }
@@ -57,8 +57,8 @@ impl Engine {
             octet = now >= sa.last_sent + NAT_KEEPALIVE;
             sa.keepalive_at = Some(if octet { now } else { sa.last_sent } + NAT_KEEPALIVE);
         }
-        let due = self.keepalive_due(self.sas[idx].as_ref().expect("checked above"));
-        let Some(sa) = self.sas[idx].as_mut() else { return };
+        let due = self.keepalive_due(self.sas.get(idx).expect("checked above"));
+        let Some(sa) = self.sas.get_mut(idx) else { return };
         let mut liveness = false;
         if due.is_some_and(|d| now >= d) {
             if sa.local.port() == NAT_T_PORT {

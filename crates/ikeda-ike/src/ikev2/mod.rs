@@ -21,7 +21,7 @@
 
 use crate::retransmit::RetransmitPolicy;
 use crate::task::{Incoming, TaskManager, Version};
-use crate::{Millis, Transmit};
+use crate::{ConnId, Millis, SaId, SaTable, Transmit};
 use ikeda_crypto::ike::{
     ike_auth_proposals, psk_auth, verify_psk_auth, ChildKeys, ChildProposal, ChildSuite, IkeKeys, IkeProposal,
     IkeSuite, KeyExchange, Rng, Role, SkCipher, Transform as CTransform, TransformType as CTransformType,
@@ -223,7 +223,7 @@ impl crate::keepalive::OnFlow for IkeSa {
 }
 
 struct IkeSa {
-    conn: usize,
+    conn: ConnId,
     initiator: bool,
     spi_i: u64,
     spi_r: u64,
@@ -280,7 +280,7 @@ impl IkeSa {
     /// An IKE SA as its first exchange leaves it: nothing negotiated,
     /// heard and sent `now`, no timers; the caller fills in the rest.
     fn new(
-        conn: usize,
+        conn: ConnId,
         initiator: bool,
         (spi_i, spi_r): (u64, u64),
         state: State,
@@ -383,10 +383,10 @@ pub const DUPLICATE_DOUBT: Duration = Duration::from_secs(6);
 
 pub struct Engine {
     conns: Vec<ConnSpec>,
-    sas: Vec<Option<IkeSa>>,
-    /// (initiator SPI, responder SPI) -> index; half-open responder SAs are
+    sas: SaTable<IkeSa>,
+    /// (initiator SPI, responder SPI) -> the SA's place; half-open responder SAs are
     /// found by (initiator SPI, remote) while their SPIr is still fresh.
-    by_spi: HashMap<(u64, u64), usize>,
+    by_spi: HashMap<(u64, u64), SaId>,
     rng: Box<dyn Rng + Send>,
     policy: RetransmitPolicy,
     transmits: VecDeque<Transmit>,
@@ -614,9 +614,10 @@ fn ts_payload(ts: &[TsRange]) -> TsPayload {
 
 impl Engine {
     pub fn new(conns: Vec<ConnSpec>, rng: Box<dyn Rng + Send>) -> Engine {
+        let n_conns = conns.len();
         Engine {
             conns,
-            sas: Vec::new(),
+            sas: SaTable::new(),
             by_spi: HashMap::new(),
             rng,
             policy: RetransmitPolicy::default(),
@@ -625,7 +626,7 @@ impl Engine {
             stats: EngineStats::default(),
             cookie_secrets: CookieSecrets::default(),
             cookie_threshold: COOKIE_THRESHOLD,
-            retired: Vec::new(),
+            retired: vec![false; n_conns],
             graveyard: VecDeque::new(),
             order: 0,
             #[cfg(test)]
@@ -646,20 +647,14 @@ impl Engine {
     }
 
     pub fn conn_names(&self) -> impl Iterator<Item = &str> {
-        self.conns
-            .iter()
-            .enumerate()
-            .filter(|(i, _)| !self.is_retired(*i))
-            .map(|(_, c)| c.name.as_str())
-    }
-
-    fn is_retired(&self, conn: usize) -> bool {
-        self.retired.get(conn).copied().unwrap_or(false)
+        ConnId::all(self.conns.len())
+            .filter(|&i| !self.retired[i])
+            .map(|i| self.conns[i].name.as_str())
     }
 
     /// The live connection of this name.
-    fn conn_index(&self, name: &str) -> Option<usize> {
-        (0..self.conns.len()).find(|&i| !self.is_retired(i) && self.conns[i].name == name)
+    fn conn_index(&self, name: &str) -> Option<ConnId> {
+        ConnId::all(self.conns.len()).find(|&i| !self.retired[i] && self.conns[i].name == name)
     }
 
     pub fn poll_transmit(&mut self) -> Option<Transmit> {
@@ -672,7 +667,7 @@ impl Engine {
 
     /// Is an IKE SA of this connection established or being set up?
     pub fn is_active(&self, conn: &str) -> bool {
-        self.sas.iter().flatten().any(|s| self.conns[s.conn].name == conn)
+        self.sas.iter().any(|s| self.conns[s.conn].name == conn)
     }
 
     fn random_u64(&mut self) -> u64 {
@@ -700,29 +695,29 @@ impl Engine {
         n
     }
 
-    fn log(&mut self, conn: usize, line: String) {
+    fn log(&mut self, conn: ConnId, line: String) {
         self.events.push_back(Event::Log {
             conn: self.conns[conn].name.clone(),
             line,
         });
     }
 
-    fn fail(&mut self, conn: usize, why: Failure) {
+    fn fail(&mut self, conn: ConnId, why: Failure) {
         self.events.push_back(Event::Failed {
             conn: self.conns[conn].name.clone(),
             why,
         });
     }
 
-    fn insert(&mut self, sa: IkeSa) -> usize {
+    fn insert(&mut self, sa: IkeSa) -> SaId {
         let key = (sa.spi_i, sa.spi_r);
-        let idx = crate::insert_free(&mut self.sas, sa);
+        let idx = self.sas.insert(sa);
         self.by_spi.insert(key, idx);
         idx
     }
 
-    fn remove(&mut self, idx: usize, reason: &str) {
-        if let Some(sa) = self.sas[idx].take() {
+    fn remove(&mut self, idx: SaId, reason: &str) {
+        if let Some(sa) = self.sas.take(idx) {
             self.by_spi.retain(|_, v| *v != idx);
             // Make before break: the IKE SA kept over this duplicate sends
             // on its CHILD SAs from now on, before these go.
@@ -749,8 +744,8 @@ impl Engine {
             }
             // A duplicate that was to go for this one is all there is now.
             let gone = (sa.spi_i, sa.spi_r);
-            for i in 0..self.sas.len() {
-                let revive = self.sas[i].as_ref().is_some_and(|s| {
+            for i in self.sas.ids() {
+                let revive = self.sas.get(i).is_some_and(|s| {
                     s.state == State::Established
                         && s.duplicate.is_some_and(|d| d.survivor == gone && d.delete_at.is_some())
                 });
@@ -763,8 +758,8 @@ impl Engine {
 
     /// The SA kept over duplicate `idx` is gone: `idx` stays, and its CHILD
     /// SAs, installed without sending on them, are sent on now.
-    fn keep_duplicate(&mut self, idx: usize) {
-        let Some(sa) = self.sas[idx].as_mut() else { return };
+    fn keep_duplicate(&mut self, idx: SaId) {
+        let Some(sa) = self.sas.get_mut(idx) else { return };
         sa.duplicate = None;
         let conn = sa.conn;
         self.activate_children(idx);
@@ -777,8 +772,8 @@ impl Engine {
     /// Send on the CHILD SAs of IKE SA `idx` that were installed without
     /// sending on them (a duplicate's, or the survivor's while the
     /// duplicate it replaces still carried the traffic).
-    fn activate_children(&mut self, idx: usize) {
-        let Some(sa) = self.sas[idx].as_mut() else { return };
+    fn activate_children(&mut self, idx: SaId) {
+        let Some(sa) = self.sas.get_mut(idx) else { return };
         let name = self.conns[sa.conn].name.clone();
         for c in sa.children.iter_mut().filter(|c| !c.active) {
             c.active = true;
@@ -810,15 +805,15 @@ impl Engine {
     /// Delete the connection's IKE SA (and with it its CHILD SAs).
     pub fn terminate(&mut self, conn: &str, now: Millis) -> Result<(), String> {
         // The established SA if there is one, not a half-open or old one.
-        let mine = |s: &Option<IkeSa>| s.as_ref().is_some_and(|s| self.conns[s.conn].name == conn);
+        let mine = |s: &IkeSa| self.conns[s.conn].name == conn;
         let idx = self
             .sas
-            .iter()
-            .position(|s| mine(s) && s.as_ref().is_some_and(|s| s.state == State::Established))
-            .or_else(|| self.sas.iter().position(mine))
+            .find(|s| mine(s) && s.state == State::Established)
+            .or_else(|| self.sas.find(mine))
             .ok_or_else(|| format!("no IKE SA for '{conn}'"))?;
-        let established = self.sas[idx]
-            .as_ref()
+        let established = self
+            .sas
+            .get(idx)
             .is_some_and(|s| matches!(s.state, State::Established | State::Replaced));
         if !established {
             self.remove(idx, "terminated locally");
@@ -833,13 +828,13 @@ impl Engine {
 
     fn build_encrypted(
         &mut self,
-        idx: usize,
+        idx: SaId,
         exchange: ExchangeType,
         response: bool,
         message_id: u32,
         payloads: &[Payload],
     ) -> Result<(Vec<u8>, String), String> {
-        let sa = self.sas[idx].as_ref().ok_or("gone")?;
+        let sa = self.sas.get(idx).ok_or("gone")?;
         let sk = sa.sk_out.as_ref().ok_or("no keys")?;
         let header = HeaderRepr {
             initiator_spi: sa.spi_i,
@@ -868,20 +863,20 @@ impl Engine {
     /// response (window size 1: callers start work through the queue).
     fn send_encrypted_request(
         &mut self,
-        idx: usize,
+        idx: SaId,
         exchange: ExchangeType,
         payloads: Vec<Payload>,
         task: Pending,
         now: Millis,
     ) -> Result<(), String> {
-        let sa = self.sas[idx].as_ref().ok_or("gone")?;
+        let sa = self.sas.get(idx).ok_or("gone")?;
         if !sa.tm.can_initiate() {
             return Err("an exchange is in flight".into());
         }
         let id = sa.tm.next_id();
         let (msg, line) = self.build_encrypted(idx, exchange, false, id, &payloads)?;
         let policy = self.policy;
-        let sa = self.sas[idx].as_mut().ok_or("gone")?;
+        let sa = self.sas.get_mut(idx).ok_or("gone")?;
         let what = task.exchange();
         sa.tm.request(id, what, task, msg.clone(), now, &policy);
         let (local, remote, conn) = (sa.local, sa.remote, sa.conn);
@@ -896,13 +891,13 @@ impl Engine {
 
     fn send_encrypted_response(
         &mut self,
-        idx: usize,
+        idx: SaId,
         exchange: ExchangeType,
         message_id: u32,
         payloads: Vec<Payload>,
     ) -> Result<(), String> {
         let (msg, line) = self.build_encrypted(idx, exchange, true, message_id, &payloads)?;
-        let sa = self.sas[idx].as_mut().ok_or("gone")?;
+        let sa = self.sas.get_mut(idx).ok_or("gone")?;
         sa.tm.answered(message_id, msg.clone());
         let (local, remote, conn) = (sa.local, sa.remote, sa.conn);
         self.log(conn, format!("sending {line} to {remote}"));
@@ -915,8 +910,8 @@ impl Engine {
     }
 
     /// Decrypt the SK payload of a received message; counts failures.
-    fn open(&mut self, idx: usize, bytes: &[u8], msg: &Message) -> Option<Vec<Payload>> {
-        let sa = self.sas[idx].as_ref()?;
+    fn open(&mut self, idx: SaId, bytes: &[u8], msg: &Message) -> Option<Vec<Payload>> {
+        let sa = self.sas.get(idx)?;
         let Some(sk) = msg.sk() else {
             self.stats.malformed += 1;
             return None;
@@ -968,10 +963,9 @@ impl Engine {
         } else if h.exchange_type == ExchangeType::IKE_SA_INIT && h.responder_spi == 0 {
             // Our half-open SA for this SPIi from this host, if any: then
             // this is a retransmission, or a spoof of one.
-            let existing = self.sas.iter().position(|s| {
-                s.as_ref()
-                    .is_some_and(|s| !s.initiator && s.spi_i == h.initiator_spi && s.remote.ip() == remote.ip())
-            });
+            let existing = self
+                .sas
+                .find(|s| !s.initiator && s.spi_i == h.initiator_spi && s.remote.ip() == remote.ip());
             match existing {
                 Some(idx) => {
                     self.answer_retransmission(idx, 0, data, (local, remote), true);
@@ -996,14 +990,14 @@ impl Engine {
 
     fn handle_response(
         &mut self,
-        idx: usize,
+        idx: SaId,
         now: Millis,
         local: SocketAddr,
         remote: SocketAddr,
         data: &[u8],
         msg: Message,
     ) {
-        let Some(sa) = self.sas[idx].as_ref() else { return };
+        let Some(sa) = self.sas.get(idx) else { return };
         let mid = msg.header.message_id;
         if !sa.tm.awaits(mid) {
             self.stats.dropped_out_of_window += 1;
@@ -1015,7 +1009,7 @@ impl Engine {
                 let Some(inner) = self.open(idx, data, &msg) else {
                     return;
                 };
-                let spi_in = match self.sas[idx].as_mut().and_then(|sa| sa.tm.complete(mid)) {
+                let spi_in = match self.sas.get_mut(idx).and_then(|sa| sa.tm.complete(mid)) {
                     Some(Pending::Auth { spi_in }) => spi_in,
                     _ => 0,
                 };
@@ -1032,7 +1026,7 @@ impl Engine {
                     return;
                 };
                 self.heard(idx, now);
-                let Some(task) = self.sas[idx].as_mut().and_then(|sa| sa.tm.complete(mid)) else {
+                let Some(task) = self.sas.get_mut(idx).and_then(|sa| sa.tm.complete(mid)) else {
                     return;
                 };
                 self.create_child_response(idx, now, &msg.header, inner, task);
@@ -1043,8 +1037,8 @@ impl Engine {
         self.activate_next(idx, now);
     }
 
-    fn establish(&mut self, idx: usize, now: Millis) {
-        let Some(conn) = self.sas[idx].as_ref().map(|s| s.conn) else {
+    fn establish(&mut self, idx: SaId, now: Millis) {
+        let Some(conn) = self.sas.get(idx).map(|s| s.conn) else {
             return;
         };
         let t = self.conns[conn].timers;
@@ -1053,7 +1047,7 @@ impl Engine {
         let jitter = t.ike_rekey_time.mul_f64(u16::from_be_bytes(b) as f64 / 65535.0 / 10.0);
         self.order += 1;
         let order = self.order;
-        let Some(sa) = self.sas[idx].as_mut() else { return };
+        let Some(sa) = self.sas.get_mut(idx) else { return };
         sa.state = State::Established;
         sa.tm.established();
         sa.established_at = Some(now);
@@ -1076,7 +1070,7 @@ impl Engine {
     }
 
     /// Derive the keys of a new CHILD SA and tell the caller to install it.
-    fn install_child(&mut self, idx: usize, now: Millis, c: NewChild) {
+    fn install_child(&mut self, idx: SaId, now: Millis, c: NewChild) {
         let jitter = |e: &mut Engine, d: Duration| -> Duration {
             // Up to 10 % earlier, so two peers with the same lifetime do not
             // rekey at the same moment (fewer collisions, §2.8.1).
@@ -1084,12 +1078,12 @@ impl Engine {
             e.rng.fill(&mut b);
             d.mul_f64(u16::from_be_bytes(b) as f64 / 65535.0 / 10.0)
         };
-        let Some(conn) = self.sas[idx].as_ref().map(|s| s.conn) else {
+        let Some(conn) = self.sas.get(idx).map(|s| s.conn) else {
             return;
         };
         let t = self.conns[conn].timers;
         let j = jitter(self, t.rekey_time);
-        let Some(sa) = self.sas[idx].as_mut() else { return };
+        let Some(sa) = self.sas.get_mut(idx) else { return };
         let (Some(suite), Some(keys)) = (sa.suite, sa.keys.as_ref()) else {
             return;
         };
@@ -1181,7 +1175,7 @@ impl Engine {
 
     fn handle_request(
         &mut self,
-        idx: usize,
+        idx: SaId,
         now: Millis,
         local: SocketAddr,
         remote: SocketAddr,
@@ -1195,23 +1189,25 @@ impl Engine {
         let Some(inner) = self.open(idx, data, &msg) else {
             return;
         };
-        if let Some(sa) = self.sas[idx].as_mut() {
+        if let Some(sa) = self.sas.get_mut(idx) {
             sa.tm.accepted(mid, data, local, remote);
         }
         // An authentic request proves the peer alive as much as a response
         // (RFC 7296 §2.4: "any cryptographically protected IKE message"),
         // so DPD waits for silence in both directions.
         self.heard(idx, now);
-        let conn = self.sas[idx].as_ref().map_or(0, |s| s.conn);
+        let Some(conn) = self.sas.get(idx).map(|s| s.conn) else {
+            return;
+        };
         self.log(conn, format!("received {} from {remote}", summary(&msg.header, &inner)));
         // The peer may have floated to 4500 (§2.23): answer where it asked from.
-        if let Some(sa) = self.sas[idx].as_mut() {
+        if let Some(sa) = self.sas.get_mut(idx) {
             if local.port() == NAT_T_PORT || remote.port() == NAT_T_PORT {
                 sa.local = local;
                 sa.remote = remote;
             }
         }
-        match (self.sas[idx].as_ref().map(|s| s.state), msg.header.exchange_type) {
+        match (self.sas.get(idx).map(|s| s.state), msg.header.exchange_type) {
             (Some(State::InitAnswered), ExchangeType::IKE_AUTH) => self.auth_request(idx, now, &msg.header, inner),
             (Some(State::Established | State::Replaced | State::Deleting), ExchangeType::INFORMATIONAL) => {
                 self.informational_request(idx, msg.header.message_id, inner, now)
@@ -1239,13 +1235,13 @@ impl Engine {
     /// host, it is refused (§2.11).
     fn answer_retransmission(
         &mut self,
-        idx: usize,
+        idx: SaId,
         mid: u32,
         data: &[u8],
         (local, remote): (SocketAddr, SocketAddr),
         init: bool,
     ) -> bool {
-        let Some(sa) = self.sas[idx].as_ref() else { return false };
+        let Some(sa) = self.sas.get(idx) else { return false };
         let again = match sa.tm.check_request(mid, data, local, remote) {
             Incoming::New if !init => return true,
             Incoming::Again(t) => t,
@@ -1267,15 +1263,16 @@ impl Engine {
     /// the established ones, and with `any_state` also those being set up.
     /// Half-open ones are never deleted for INITIAL_CONTACT: with
     /// simultaneous initiations each side would delete a different one.
-    fn with_same_peer(&self, idx: usize, any_state: bool) -> Vec<usize> {
-        let Some(sa) = self.sas[idx].as_ref() else {
+    fn with_same_peer(&self, idx: SaId, any_state: bool) -> Vec<SaId> {
+        let Some(sa) = self.sas.get(idx) else {
             return Vec::new();
         };
         let peer = &self.conns[sa.conn].remote_id;
-        (0..self.sas.len())
+        self.sas
+            .ids()
             .filter(|&i| i != idx)
             .filter(|&i| {
-                self.sas[i].as_ref().is_some_and(|s| {
+                self.sas.get(i).is_some_and(|s| {
                     (any_state || matches!(s.state, State::Established | State::Replaced))
                         && self.conns[s.conn].remote_id == *peer
                 })
@@ -1297,12 +1294,12 @@ impl Engine {
     /// SAs take over when the duplicate is deleted (make before break: if
     /// the survivor goes first, nothing was lost). Unless the peer may
     /// have dropped the one to go: then the survivor takes over at once.
-    fn settle_duplicate(&mut self, idx: usize, now: Millis) -> bool {
+    fn settle_duplicate(&mut self, idx: SaId, now: Millis) -> bool {
         #[cfg(test)]
         if self.keeps_duplicates {
             return false;
         }
-        let Some(conn) = self.sas[idx].as_ref().map(|s| s.conn) else {
+        let Some(conn) = self.sas.get(idx).map(|s| s.conn) else {
             return false;
         };
         // Any other established SA of the connection: both sides must come
@@ -1310,17 +1307,18 @@ impl Engine {
         // (a retransmitted IKE_SA_INIT is new to us, old to the peer). An
         // SA of a peer that restarted is gone before this: the peer's
         // INITIAL_CONTACT deleted it.
-        let Some(other) = (0..self.sas.len()).find(|&i| {
+        let Some(other) = self.sas.ids().find(|&i| {
             i != idx
-                && self.sas[i]
-                    .as_ref()
+                && self
+                    .sas
+                    .get(i)
                     .is_some_and(|s| s.conn == conn && s.state == State::Established && s.duplicate.is_none())
         }) else {
             return false;
         };
-        let key = |i: usize| {
-            self.sas[i]
-                .as_ref()
+        let key = |i: SaId| {
+            self.sas
+                .get(i)
                 .map(|s| (rekey::lowest_of(&s.ni, &s.nr), (s.spi_i, s.spi_r)))
         };
         let (Some(mine), Some(theirs)) = (key(idx), key(other)) else {
@@ -1333,10 +1331,10 @@ impl Engine {
         if let Some(dropped) = doubted {
             (loser, survivor) = (dropped, if dropped == idx { other } else { idx });
         }
-        let Some(keep) = self.sas[survivor].as_ref().map(|s| (s.spi_i, s.spi_r)) else {
+        let Some(keep) = self.sas.get(survivor).map(|s| (s.spi_i, s.spi_r)) else {
             return false;
         };
-        let Some(l) = self.sas[loser].as_mut() else {
+        let Some(l) = self.sas.get_mut(loser) else {
             return false;
         };
         let ours = l.initiator;
@@ -1358,8 +1356,7 @@ impl Engine {
         } else {
             "it holds the lowest nonce, RFC 7296 §2.8.1"
         };
-        let carries_traffic =
-            |e: &Engine, i: usize| e.sas[i].as_ref().is_some_and(|s| s.children.iter().any(|c| c.active));
+        let carries_traffic = |e: &Engine, i: SaId| e.sas.get(i).is_some_and(|s| s.children.iter().any(|c| c.active));
         let hold_back = loser == idx || (doubted.is_none() && carries_traffic(self, loser));
         self.log(
             conn,
@@ -1393,8 +1390,8 @@ impl Engine {
     /// still hold. Only we know this: the peer settles by the nonce, and if
     /// it picked the other one our DELETE of it tells it before its grace
     /// ends ([`DUPLICATE_GRACE`]).
-    fn dropped_on_our_contact(&self, a: usize, b: usize) -> Option<usize> {
-        let (sa, sb) = (self.sas[a].as_ref()?, self.sas[b].as_ref()?);
+    fn dropped_on_our_contact(&self, a: SaId, b: SaId) -> Option<SaId> {
+        let (sa, sb) = (self.sas.get(a)?, self.sas.get(b)?);
         let contact_after = |ours: &IkeSa, theirs: &IkeSa| {
             ours.initiator && !theirs.initiator && ours.contact_sent.is_some_and(|c| c > theirs.established_order)
         };
@@ -1408,8 +1405,8 @@ impl Engine {
     /// The duplicate IKE SAs whose time to be deleted by us has come: a
     /// DELETE is queued, unless the survivor is gone meanwhile (then this
     /// one is all there is, and stays).
-    pub(super) fn delete_duplicates(&mut self, idx: usize, now: Millis) {
-        let Some(d) = self.sas[idx].as_ref().and_then(|s| s.duplicate) else {
+    pub(super) fn delete_duplicates(&mut self, idx: SaId, now: Millis) {
+        let Some(d) = self.sas.get(idx).and_then(|s| s.duplicate) else {
             return;
         };
         if d.delete_at.is_none_or(|t| now < t) {
@@ -1419,7 +1416,7 @@ impl Engine {
             .by_spi
             .get(&d.survivor)
             .copied()
-            .filter(|&i| self.sas[i].as_ref().is_some_and(|s| s.state == State::Established));
+            .filter(|&i| self.sas.get(i).is_some_and(|s| s.state == State::Established));
         let Some(keep) = survivor else {
             self.keep_duplicate(idx);
             return;
@@ -1432,14 +1429,15 @@ impl Engine {
         // it has our answer, which it gets again from our cache if it was
         // lost: no need to ask.
         let held = d.cause == REKEY_COLLISION
-            || self.sas[keep]
-                .as_ref()
+            || self
+                .sas
+                .get(keep)
                 .is_some_and(|s| s.initiator || s.established_at.is_some_and(|t| s.last_heard > t));
         if !held {
             if !d.asked {
                 self.queue(keep, Work::Liveness, now);
             }
-            if let Some(sa) = self.sas[idx].as_mut() {
+            if let Some(sa) = self.sas.get_mut(idx) {
                 sa.duplicate = Some(Duplicate {
                     delete_at: Some(now + DUPLICATE_RECHECK),
                     asked: true,
@@ -1448,7 +1446,7 @@ impl Engine {
             }
             return;
         }
-        let Some(sa) = self.sas[idx].as_mut() else { return };
+        let Some(sa) = self.sas.get_mut(idx) else { return };
         sa.duplicate = Some(Duplicate {
             delete_at: None,
             doubt_until: d.doubted.then(|| now + DUPLICATE_DOUBT),
@@ -1467,9 +1465,10 @@ impl Engine {
 
     /// The DELETE of a duplicate the peer may have dropped on our
     /// INITIAL_CONTACT, unanswered after [`DUPLICATE_DOUBT`]: it did.
-    fn give_up_doubted_duplicate(&mut self, idx: usize, now: Millis) -> bool {
-        let due = self.sas[idx]
-            .as_ref()
+    fn give_up_doubted_duplicate(&mut self, idx: SaId, now: Millis) -> bool {
+        let due = self
+            .sas
+            .get(idx)
             .and_then(|s| s.duplicate)
             .and_then(|d| d.doubt_until)
             .is_some_and(|t| now >= t);
@@ -1486,14 +1485,14 @@ impl Engine {
 
     pub fn handle_timeout(&mut self, now: Millis) {
         let queued = self.transmits.len();
-        for idx in 0..self.sas.len() {
+        for idx in self.sas.ids() {
             if !self.retransmissions(idx, now) {
                 continue;
             }
             // Retransmissions count as sent (they refresh the flow).
             self.note_sent(queued, now);
             self.keepalives(idx, now);
-            if let Some(sa) = self.sas[idx].as_ref() {
+            if let Some(sa) = self.sas.get(idx) {
                 if sa.tm.half_open_expired(now) {
                     let conn = sa.conn;
                     self.log(conn, "half-open IKE_SA timed out waiting for IKE_AUTH".into());
@@ -1514,7 +1513,6 @@ impl Engine {
     pub fn poll_timeout(&self) -> Option<Millis> {
         self.sas
             .iter()
-            .flatten()
             .flat_map(|s| {
                 let t = self.conns[s.conn].timers;
                 // Lifetime timers are disarmed once their work is queued;

@@ -29,15 +29,15 @@ use super::*;
 use ikeda_crypto::ike::DhGroup;
 
 impl Engine {
-    pub(super) fn heard(&mut self, idx: usize, now: Millis) {
-        if let Some(sa) = self.sas[idx].as_mut() {
+    pub(super) fn heard(&mut self, idx: SaId, now: Millis) {
+        if let Some(sa) = self.sas.get_mut(idx) {
             sa.last_heard = sa.last_heard.max(now);
         }
     }
 
     /// The old SA `old_spi_in` is gone: start sending on its replacement.
-    pub(super) fn activate_replacement(&mut self, idx: usize, old_spi_in: u32) {
-        let Some(sa) = self.sas[idx].as_mut() else { return };
+    pub(super) fn activate_replacement(&mut self, idx: SaId, old_spi_in: u32) {
+        let Some(sa) = self.sas.get_mut(idx) else { return };
         let conn = self.conns[sa.conn].name.clone();
         for c in sa
             .children
@@ -58,8 +58,9 @@ impl Engine {
     /// a rekey appends the new SA behind the others.
     pub fn rekey_child(&mut self, conn: &str, now: Millis) -> Result<(), String> {
         let idx = self.established(conn)?;
-        let spi_in = self.sas[idx]
-            .as_ref()
+        let spi_in = self
+            .sas
+            .get(idx)
             .and_then(|s| {
                 let live = || s.children.iter().filter(|c| !c.rekeyed);
                 live().find(|c| c.pair == 0).or_else(|| live().next()).map(|c| c.spi_in)
@@ -73,8 +74,9 @@ impl Engine {
     /// false if there is no such CHILD SA not rekeyed already.
     pub fn rekey_child_spi(&mut self, conn: &str, spi_in: u32, now: Millis) -> bool {
         let Ok(idx) = self.established(conn) else { return false };
-        if !self.sas[idx]
-            .as_ref()
+        if !self
+            .sas
+            .get(idx)
             .is_some_and(|s| s.children.iter().any(|c| c.spi_in == spi_in && !c.rekeyed))
         {
             return false;
@@ -86,8 +88,9 @@ impl Engine {
     /// if it is started or queued.
     pub fn delete_child_spi(&mut self, conn: &str, spi_in: u32, now: Millis) -> bool {
         let Ok(idx) = self.established(conn) else { return false };
-        if !self.sas[idx]
-            .as_ref()
+        if !self
+            .sas
+            .get(idx)
             .is_some_and(|s| s.children.iter().any(|c| c.spi_in == spi_in))
         {
             return false;
@@ -100,10 +103,10 @@ impl Engine {
         let idx = self.established(conn)?;
         // Disarm the lifetime timer before queuing: the rekey may start at
         // once, and if it fails to start it arms the 10 s retry itself.
-        let armed = self.sas[idx].as_mut().and_then(|sa| sa.rekey_at.take());
+        let armed = self.sas.get_mut(idx).and_then(|sa| sa.rekey_at.take());
         if let Err(e) = self.queue_asked(idx, Work::RekeyIke, now) {
             // Not queued: the lifetime timer still stands.
-            if let Some(sa) = self.sas[idx].as_mut() {
+            if let Some(sa) = self.sas.get_mut(idx) {
                 sa.rekey_at = armed;
             }
             return Err(e);
@@ -112,7 +115,7 @@ impl Engine {
     }
 
     /// Queue work the caller asked for (it starts at once if the window is free).
-    fn queue_asked(&mut self, idx: usize, work: Work, now: Millis) -> Result<(), String> {
+    fn queue_asked(&mut self, idx: SaId, work: Work, now: Millis) -> Result<(), String> {
         if self.queue(idx, work, now) {
             Ok(())
         } else {
@@ -123,21 +126,17 @@ impl Engine {
         }
     }
 
-    fn established(&self, conn: &str) -> Result<usize, String> {
+    fn established(&self, conn: &str) -> Result<SaId, String> {
         self.sas
-            .iter()
-            .position(|s| {
-                s.as_ref()
-                    .is_some_and(|s| self.conns[s.conn].name == conn && s.state == State::Established)
-            })
+            .find(|s| self.conns[s.conn].name == conn && s.state == State::Established)
             .ok_or_else(|| format!("no established IKE SA for '{conn}'"))
     }
 
     /// Timers of an established IKE SA: each lifetime that ran out queues
     /// its work and is disarmed (a failed rekey arms it again); a liveness
     /// check is due after `dpd_delay` of silence with nothing in flight.
-    pub(super) fn lifetimes(&mut self, idx: usize, now: Millis) {
-        let Some(sa) = self.sas[idx].as_mut() else { return };
+    pub(super) fn lifetimes(&mut self, idx: SaId, now: Millis) {
+        let Some(sa) = self.sas.get_mut(idx) else { return };
         if sa.state != State::Established {
             return;
         }
@@ -184,8 +183,8 @@ impl Engine {
         self.activate_next(idx, now);
     }
 
-    pub(super) fn start_child_rekey(&mut self, idx: usize, pos: usize, now: Millis) -> Result<(), String> {
-        let sa = self.sas[idx].as_ref().ok_or("gone")?;
+    pub(super) fn start_child_rekey(&mut self, idx: SaId, pos: usize, now: Millis) -> Result<(), String> {
+        let sa = self.sas.get(idx).ok_or("gone")?;
         let child = sa.children.get(pos).ok_or("no such CHILD SA")?;
         // PFS (RFC 7296 §1.3.3, §2.17): the group the old SA used if it is
         // still configured, else the first configured one (strongSwan
@@ -204,13 +203,13 @@ impl Engine {
     /// INVALID_KE_PAYLOAD (one retry per rekey).
     fn send_child_rekey(
         &mut self,
-        idx: usize,
+        idx: SaId,
         pos: usize,
         group: Option<DhGroup>,
         retry: bool,
         now: Millis,
     ) -> Result<(), String> {
-        let sa = self.sas[idx].as_ref().ok_or("gone")?;
+        let sa = self.sas.get(idx).ok_or("gone")?;
         let conn = sa.conn;
         let child = sa.children.get(pos).ok_or("no such CHILD SA")?;
         let old = child.spi_in;
@@ -233,7 +232,7 @@ impl Engine {
             retry,
         };
         self.send_encrypted_request(idx, ExchangeType::CREATE_CHILD_SA, payloads, task, now)?;
-        let sa = self.sas[idx].as_mut().ok_or("gone")?;
+        let sa = self.sas.get_mut(idx).ok_or("gone")?;
         sa.children[pos].rekeyed = true;
         let pfs = group.map_or(String::new(), |g| format!(" (PFS with {})", g.name()));
         self.log(conn, format!("rekeying CHILD_SA {old:08x}_i{pfs}"));
@@ -243,13 +242,13 @@ impl Engine {
     /// A CREATE_CHILD_SA response to our request, the exchange `pending`.
     pub(super) fn create_child_response(
         &mut self,
-        idx: usize,
+        idx: SaId,
         now: Millis,
         header: &HeaderRepr,
         inner: Vec<Payload>,
         pending: Pending,
     ) {
-        let Some(sa) = self.sas[idx].as_mut() else { return };
+        let Some(sa) = self.sas.get_mut(idx) else { return };
         let conn = sa.conn;
         let remote = sa.remote;
         self.log(conn, format!("received {} from {remote}", summary(header, &inner)));
@@ -298,10 +297,11 @@ impl Engine {
     }
 
     /// Our CHILD rekey failed: try again in 10 s.
-    fn child_rekey_retry(&mut self, idx: usize, conn: usize, old_spi_in: u32, now: Millis, why: String) {
+    fn child_rekey_retry(&mut self, idx: SaId, conn: ConnId, old_spi_in: u32, now: Millis, why: String) {
         self.log(conn, format!("CHILD_SA rekey failed ({why}); retrying in 10 s"));
-        if let Some(ch) = self.sas[idx]
-            .as_mut()
+        if let Some(ch) = self
+            .sas
+            .get_mut(idx)
             .and_then(|s| s.children.iter_mut().find(|c| c.spi_in == old_spi_in))
         {
             ch.rekeyed = false;
@@ -312,9 +312,9 @@ impl Engine {
     /// The answer to our CHILD rekey (§1.3.3): the new SA replaces the old.
     fn child_rekey_response(
         &mut self,
-        idx: usize,
+        idx: SaId,
         now: Millis,
-        conn: usize,
+        conn: ConnId,
         reply: CreateChildReply,
         asked: ChildRekeyAsked,
     ) {
@@ -349,8 +349,9 @@ impl Engine {
                 Ok(x) => x,
                 Err(why) => return self.child_rekey_retry(idx, conn, old_spi_in, now, why),
             };
-        let old_ts = self.sas[idx]
-            .as_ref()
+        let old_ts = self
+            .sas
+            .get(idx)
             .and_then(|s| s.children.iter().find(|c| c.spi_in == old_spi_in))
             .map(|o| (o.local_ts.clone(), o.remote_ts.clone(), o.pair));
         // The peer deleted the SA we rekeyed while our rekey was in
@@ -391,8 +392,9 @@ impl Engine {
             return;
         }
         // Remember our nonces on the new SA for collision checks.
-        if let Some(ch) = self.sas[idx]
-            .as_mut()
+        if let Some(ch) = self
+            .sas
+            .get_mut(idx)
             .and_then(|s| s.children.iter_mut().find(|c| c.spi_in == new_spi_in))
         {
             ch.nonces = Some((ni, nr));
@@ -405,9 +407,9 @@ impl Engine {
     /// INVALID_KE_PAYLOAD to our CHILD rekey.
     fn child_rekey_invalid_ke(
         &mut self,
-        idx: usize,
+        idx: SaId,
         now: Millis,
-        conn: usize,
+        conn: ConnId,
         asked: &ChildRekeyAsked,
         wanted_group: Option<ikeda_wire::ikev2::DhGroup>,
     ) {
@@ -418,8 +420,9 @@ impl Engine {
         // group, if we offered it (once: a peer that keeps asking
         // for something else is refused by the 10 s retry).
         let wanted = wanted_group.and_then(|g| DhGroup::from_transform_id(g.0));
-        let pos = self.sas[idx]
-            .as_ref()
+        let pos = self
+            .sas
+            .get(idx)
             .and_then(|s| s.children.iter().position(|c| c.spi_in == old_spi_in));
         match (wanted, pos) {
             (Some(g), Some(pos))
@@ -431,7 +434,7 @@ impl Engine {
                     conn,
                     format!("peer wants key exchange group {} for the CHILD_SA, retrying", g.name()),
                 );
-                if let Some(ch) = self.sas[idx].as_mut().and_then(|s| s.children.get_mut(pos)) {
+                if let Some(ch) = self.sas.get_mut(idx).and_then(|s| s.children.get_mut(pos)) {
                     ch.rekeyed = false;
                 }
                 if let Err(e) = self.send_child_rekey(idx, pos, Some(g), true, now) {
@@ -457,7 +460,7 @@ impl Engine {
     /// secret; or why it is no good.
     pub(super) fn child_reply(
         &mut self,
-        conn: usize,
+        conn: ConnId,
         sa_payload: Option<Proposal>,
         nr: Option<Vec<u8>>,
         ke: Option<Vec<u8>>,
@@ -498,8 +501,8 @@ impl Engine {
 
     /// After a CHILD rekey we initiated: delete the old SA, unless a
     /// collision says the peer's new SA survives (§2.8.1).
-    fn after_child_rekey(&mut self, idx: usize, old_spi_in: u32, now: Millis) {
-        let Some(sa) = self.sas[idx].as_ref() else { return };
+    fn after_child_rekey(&mut self, idx: SaId, old_spi_in: u32, now: Millis) {
+        let Some(sa) = self.sas.get(idx) else { return };
         let ours = sa
             .children
             .iter()
@@ -538,8 +541,8 @@ impl Engine {
         }
     }
 
-    fn activate_collision_winner(&mut self, idx: usize, spi_in: u32) {
-        let Some(sa) = self.sas[idx].as_mut() else { return };
+    fn activate_collision_winner(&mut self, idx: SaId, spi_in: u32) {
+        let Some(sa) = self.sas.get_mut(idx) else { return };
         let conn = self.conns[sa.conn].name.clone();
         if let Some(c) = sa.children.iter_mut().find(|c| c.spi_in == spi_in && !c.active) {
             c.active = true;
@@ -549,9 +552,9 @@ impl Engine {
 
     /// A CREATE_CHILD_SA request from the peer: rekey (or create) a CHILD
     /// SA, or rekey the IKE SA.
-    pub(super) fn create_child_request(&mut self, idx: usize, now: Millis, header: &HeaderRepr, inner: Vec<Payload>) {
+    pub(super) fn create_child_request(&mut self, idx: SaId, now: Millis, header: &HeaderRepr, inner: Vec<Payload>) {
         let mid = header.message_id;
-        let Some(conn) = self.sas[idx].as_ref().map(|sa| sa.conn) else {
+        let Some(conn) = self.sas.get(idx).map(|sa| sa.conn) else {
             return;
         };
         let Some(proposals) = first!(inner, Payload::Sa(s) => s.proposals.clone()) else {
@@ -571,7 +574,7 @@ impl Engine {
     }
 
     /// CREATE_CHILD_SA refused with the notify `n`, and why in the log.
-    pub(super) fn refuse_create_child(&mut self, idx: usize, conn: usize, mid: u32, n: NotifyType, why: String) {
+    pub(super) fn refuse_create_child(&mut self, idx: SaId, conn: ConnId, mid: u32, n: NotifyType, why: String) {
         self.log(conn, format!("refusing CREATE_CHILD_SA: {why}"));
         let _ = self.send_encrypted_response(
             idx,
@@ -584,9 +587,9 @@ impl Engine {
     /// CHILD SA rekey (or a new CHILD SA), responder (§1.3.1, §1.3.3).
     fn child_sa_request(
         &mut self,
-        idx: usize,
+        idx: SaId,
         now: Millis,
-        conn: usize,
+        conn: ConnId,
         inner: &[Payload],
         proposals: &[Proposal],
         asked: CreateChildAsked,
@@ -649,8 +652,9 @@ impl Engine {
             return;
         }
         if let Some(old) = old {
-            if let Some(ch) = self.sas[idx]
-                .as_mut()
+            if let Some(ch) = self
+                .sas
+                .get_mut(idx)
                 .and_then(|s| s.children.iter_mut().find(|c| c.spi_in == old))
             {
                 // Our own rekey of it may be in flight (a collision); either
@@ -687,8 +691,8 @@ impl Engine {
     /// After we answered the peer's rekey of `old`: our own rekey of the
     /// same SA already completed is a collision seen from this side
     /// (§2.8.1).
-    fn after_peer_child_rekey(&mut self, idx: usize, old: u32, now: Millis) {
-        let done = self.sas[idx].as_ref().is_some_and(|s| {
+    fn after_peer_child_rekey(&mut self, idx: SaId, old: u32, now: Millis) {
+        let done = self.sas.get(idx).is_some_and(|s| {
             s.children.iter().any(|c| c.rekey_of == Some(old) && c.we_initiated)
                 && !matches!(s.tm.current(), Some((Pending::RekeyChild { old_spi_in, .. }, _, _)) if *old_spi_in == old)
         });
@@ -700,10 +704,11 @@ impl Engine {
     /// The CHILD SA a request rekeys (N(REKEY_SA) names it by the peer's
     /// SPI), as our inbound SPI: Some(None) for a new CHILD SA, None if the
     /// request was refused.
-    fn child_rekey_target(&mut self, idx: usize, conn: usize, mid: u32, inner: &[Payload]) -> Option<Option<u32>> {
+    fn child_rekey_target(&mut self, idx: SaId, conn: ConnId, mid: u32, inner: &[Payload]) -> Option<Option<u32>> {
         // (the peer's SPI, ours) of every CHILD SA, to find the one to rekey.
-        let child_spis: Vec<(u32, u32)> = self.sas[idx]
-            .as_ref()
+        let child_spis: Vec<(u32, u32)> = self
+            .sas
+            .get(idx)
             .map(|sa| sa.children.iter().map(|c| (c.spi_out, c.spi_in)).collect())
             .unwrap_or_default();
         let rekey_spi = inner.iter().find_map(|p| match p {
@@ -727,7 +732,7 @@ impl Engine {
         // TEMPORARY_FAILURE and our DELETE ends it on both sides.
         if let Some(old) = old {
             let deleting = |w: &Work| *w == Work::DeleteChild { spi_in: old };
-            let closing = self.sas[idx].as_ref().is_some_and(|s| {
+            let closing = self.sas.get(idx).is_some_and(|s| {
                 matches!(s.tm.current(), Some((Pending::DeleteChild { spi_in }, _, _)) if *spi_in == old)
                     || s.tm.is_queued(deleting)
             });
@@ -751,8 +756,8 @@ impl Engine {
     /// proposal); None if refused NO_PROPOSAL_CHOSEN.
     fn child_request_choose(
         &mut self,
-        idx: usize,
-        conn: usize,
+        idx: SaId,
+        conn: ConnId,
         mid: u32,
         proposals: &[Proposal],
         ke_group: Option<DhGroup>,
@@ -814,8 +819,8 @@ impl Engine {
     /// secret and our KEr, if any; None if the request was refused.
     fn child_request_pfs(
         &mut self,
-        idx: usize,
-        conn: usize,
+        idx: SaId,
+        conn: ConnId,
         mid: u32,
         group: Option<DhGroup>,
         ke: &Option<KePayload>,
@@ -865,8 +870,8 @@ impl Engine {
 
     /// The peer's rekey of `old` arrived after ours completed: decide which
     /// new SA survives, as in [`Engine::after_child_rekey`].
-    fn resolve_late_collision(&mut self, idx: usize, old: u32, now: Millis) {
-        let Some(sa) = self.sas[idx].as_ref() else { return };
+    fn resolve_late_collision(&mut self, idx: SaId, old: u32, now: Millis) {
+        let Some(sa) = self.sas.get(idx) else { return };
         let ours = sa.children.iter().find(|c| c.rekey_of == Some(old) && c.we_initiated);
         let theirs = sa.children.iter().find(|c| c.rekey_of == Some(old) && !c.we_initiated);
         let (Some(o), Some(t)) = (ours, theirs) else { return };

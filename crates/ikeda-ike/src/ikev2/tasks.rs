@@ -40,15 +40,15 @@ impl Work {
 
 impl Engine {
     /// Queue `work` on SA `idx` and start it if the window is free.
-    pub(super) fn queue(&mut self, idx: usize, work: Work, now: Millis) -> bool {
-        let queued = self.sas[idx].as_mut().is_some_and(|sa| sa.tm.queue(work));
+    pub(super) fn queue(&mut self, idx: SaId, work: Work, now: Millis) -> bool {
+        let queued = self.sas.get_mut(idx).is_some_and(|sa| sa.tm.queue(work));
         self.activate_next(idx, now);
         queued
     }
 
     /// Queue `work` ahead of the rest (deleting the IKE SA).
-    pub(super) fn queue_first(&mut self, idx: usize, work: Work, now: Millis) {
-        if let Some(sa) = self.sas[idx].as_mut() {
+    pub(super) fn queue_first(&mut self, idx: SaId, work: Work, now: Millis) {
+        if let Some(sa) = self.sas.get_mut(idx) {
             sa.tm.queue_first(work);
         }
         self.activate_next(idx, now);
@@ -58,9 +58,9 @@ impl Engine {
     /// SA, and on one a rekey replaced, only its DELETE (the rest moved to
     /// the new SA with its CHILD SAs). Work that no longer applies (its
     /// CHILD SA went, or the peer rekeyed it first) is dropped.
-    pub(super) fn activate_next(&mut self, idx: usize, now: Millis) {
+    pub(super) fn activate_next(&mut self, idx: SaId, now: Millis) {
         loop {
-            let Some(sa) = self.sas[idx].as_mut() else { return };
+            let Some(sa) = self.sas.get_mut(idx) else { return };
             if !matches!(sa.state, State::Established | State::Replaced) {
                 return;
             }
@@ -74,14 +74,14 @@ impl Engine {
     }
 
     /// Send the request that starts `work`.
-    fn start_work(&mut self, idx: usize, work: Work, now: Millis) {
+    fn start_work(&mut self, idx: SaId, work: Work, now: Millis) {
         // Whatever starts here goes out now: it keeps the flow alive (the
         // operator's rekey or delete arrives outside handle_timeout and
         // handle_datagram, which note what they send).
-        if let Some(sa) = self.sas[idx].as_mut() {
+        if let Some(sa) = self.sas.get_mut(idx) {
             sa.last_sent = sa.last_sent.max(now);
         }
-        let Some(sa) = self.sas[idx].as_ref() else { return };
+        let Some(sa) = self.sas.get(idx) else { return };
         let conn = sa.conn;
         match work {
             Work::Liveness => {
@@ -104,7 +104,7 @@ impl Engine {
                 if let Some(pos) = pos.filter(|_| !replaced) {
                     if let Err(e) = self.start_child_rekey(idx, pos, now) {
                         self.log(conn, format!("CHILD_SA rekey failed ({e}); retrying in 10 s"));
-                        if let Some(c) = self.sas[idx].as_mut().and_then(|s| s.children.get_mut(pos)) {
+                        if let Some(c) = self.sas.get_mut(idx).and_then(|s| s.children.get_mut(pos)) {
                             c.rekey_at = Some(now + Duration::from_secs(10));
                         }
                     }
@@ -123,7 +123,7 @@ impl Engine {
             Work::RekeyIke => {
                 if let Err(e) = self.start_ike_rekey(idx, now) {
                     self.log(conn, format!("IKE_SA rekey failed ({e}); retrying in 10 s"));
-                    if let Some(sa) = self.sas[idx].as_mut() {
+                    if let Some(sa) = self.sas.get_mut(idx) {
                         sa.rekey_at = Some(now + Duration::from_secs(10));
                     }
                 }
@@ -133,12 +133,13 @@ impl Engine {
 
     /// The queued work of SA `old` that concerns its CHILD SAs, for the SA
     /// `new` that took them over in an IKE SA rekey (§1.3.2).
-    pub(super) fn hand_over_work(&mut self, old: usize, new: usize, now: Millis) {
-        let moved = self.sas[old]
-            .as_mut()
+    pub(super) fn hand_over_work(&mut self, old: SaId, new: SaId, now: Millis) {
+        let moved = self
+            .sas
+            .get_mut(old)
             .map(|sa| sa.tm.take_queued(Work::of_the_ike_sa))
             .unwrap_or_default();
-        if let Some(sa) = self.sas[new].as_mut() {
+        if let Some(sa) = self.sas.get_mut(new) {
             for w in moved {
                 sa.tm.queue(w);
             }
@@ -148,8 +149,8 @@ impl Engine {
 
     /// Retransmissions and give-ups due on SA `idx` (RFC 7296 §2.1, §2.4);
     /// false if the SA is gone.
-    pub(super) fn retransmissions(&mut self, idx: usize, now: Millis) -> bool {
-        let Some(sa) = self.sas[idx].as_mut() else { return false };
+    pub(super) fn retransmissions(&mut self, idx: SaId, now: Millis) -> bool {
+        let Some(sa) = self.sas.get_mut(idx) else { return false };
         let r = sa
             .tm
             .retransmit(now, &self.policy, (sa.local, sa.remote), &mut self.transmits);
@@ -170,8 +171,9 @@ impl Engine {
         let Some(g) = r.gave_up.into_iter().next() else {
             return true;
         };
-        if self.sas[idx]
-            .as_ref()
+        if self
+            .sas
+            .get(idx)
             .is_some_and(|s| s.duplicate.is_some() && s.state == State::Deleting)
         {
             // The DELETE of a duplicate IKE SA went unanswered: the peer

@@ -3,14 +3,13 @@
 //! configuration reload makes to its connections.
 
 use super::ConnSpec;
-use super::{ChildSaView, Engine, Event, IkeKeyInfo, IkeSaView, IkeState, Pending, State};
+use super::{ChildSaView, Engine, Event, IkeKeyInfo, IkeSaView, IkeState, Pending, SaId, State};
 
 impl Engine {
     /// Every IKE SA with its CHILD SAs, half-open ones included.
     pub fn ike_sas(&self) -> Vec<IkeSaView> {
         self.sas
             .iter()
-            .flatten()
             .map(|s| {
                 let state = match s.state {
                     State::InitSent | State::AuthSent | State::InitAnswered => IkeState::Connecting,
@@ -79,7 +78,7 @@ impl Engine {
             Some(i) => self.conns[i] = spec,
             None => {
                 self.conns.push(spec);
-                self.retired.resize(self.conns.len(), false);
+                self.retired.push(false);
             }
         }
     }
@@ -88,14 +87,13 @@ impl Engine {
     /// never initiated or matched again.
     pub fn retire_conn(&mut self, name: &str) {
         if let Some(i) = self.conn_index(name) {
-            self.retired.resize(self.conns.len(), false);
             self.retired[i] = true;
         }
     }
 
     /// Tell the caller the keys of a freshly keyed IKE SA (key export).
-    pub(super) fn keys_derived(&mut self, idx: usize) {
-        let Some(sa) = self.sas[idx].as_ref() else { return };
+    pub(super) fn keys_derived(&mut self, idx: SaId) {
+        let Some(sa) = self.sas.get(idx) else { return };
         let (Some(suite), Some(keys)) = (sa.suite, sa.keys.as_ref()) else {
             return;
         };
@@ -119,7 +117,6 @@ impl Engine {
     pub(crate) fn child_nonces(&self, spi_in: u32) -> Option<(Vec<u8>, Vec<u8>)> {
         self.sas
             .iter()
-            .flatten()
             .flat_map(|s| s.children.iter())
             .find(|c| c.spi_in == spi_in)
             .and_then(|c| c.nonces.clone())
