@@ -11,21 +11,23 @@
 # trains count their datagrams) from the gateways' stats files.
 #
 # usage: [IKEDA=BINARY] bench/e2e.sh [-t SECONDS] [-n REPEATS] [--esp "aes128gcm16 aes256gcm16 ..."]
-#                     [--encap "esp udp udp-nogso udp-wanoff"] [--no-plain] [--no-swan]
+#                     [--encap "esp udp udp-gro udp-nogso udp-wanoff"] [--no-plain] [--no-swan]
 # encap variants: esp (IP protocol 50), udp (UDP 4500 with UDP GSO/GRO, the
 # default; the lab cuts trains as they leave the gateway, as a real NIC's
-# wire does), udp-nogso (--no-udp-offload: one datagram per send), and
+# wire does), udp-gro (--wan-gro: cut as they leave, and the receiving
+# link's GRO joins them again for UDP_GRO as a NIC's NAPI does: a real pair
+# of gateways), udp-nogso (--no-udp-offload: one datagram per send), and
 # udp-wanoff (--wan-offload: trains cross the veth whole and the peer's
 # UDP_GRO receives them whole, the best case).
 # needs root, iperf3, strongSwan (the README's test command installs them).
 set -Eeuo pipefail
 cd "$(dirname "$0")/.."
-T=5 N=3 ESPS="aes128gcm16" ENCAPS="esp udp udp-nogso udp-wanoff" PLAIN=1 SWAN=1
+T=5 N=3 ESPS="aes128gcm16" ENCAPS="esp udp udp-gro udp-nogso udp-wanoff" PLAIN=1 SWAN=1
 while [[ $# -gt 0 ]]; do
   case $1 in
     -t) T=$2; shift 2;; -n) N=$2; shift 2;; --esp) ESPS=$2; shift 2;; --encap) ENCAPS=$2; shift 2;;
     --no-plain) PLAIN=0; shift;; --no-swan) SWAN=0; shift;;
-    *) echo "usage: $0 [-t S] [-n R] [--esp LIST] [--encap "esp udp udp-nogso udp-wanoff"] [--no-plain] [--no-swan]" >&2; exit 2;;
+    *) echo "usage: $0 [-t S] [-n R] [--esp LIST] [--encap "esp udp udp-gro udp-nogso udp-wanoff"] [--no-plain] [--no-swan]" >&2; exit 2;;
   esac
 done
 [[ $EUID -eq 0 ]] || { echo "must run as root" >&2; exit 1; }
@@ -141,7 +143,7 @@ fi
 for X_ in $ENCAPS; do
   for E in $ESPS; do
     case $X_ in
-      esp) UO=(--encap esp);; udp) UO=(--encap udp);;
+      esp) UO=(--encap esp);; udp) UO=(--encap udp);; udp-gro) UO=(--encap udp --wan-gro);;
       udp-nogso) UO=(--encap udp --no-udp-offload);; udp-wanoff) UO=(--encap udp --wan-offload);;
       *) echo "unknown encap variant $X_" >&2; exit 2;;
     esac

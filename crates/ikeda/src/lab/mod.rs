@@ -294,6 +294,14 @@ pub struct UpArgs {
     /// leaves the gateway, as a NIC does on a real wire. Faster with it on.
     #[arg(long)]
     pub wan_offload: bool,
+    /// Receive on the gateways' WAN veths as a NIC does: GRO on (with
+    /// `rx-udp-gro-forwarding`, without which a veth hands no UDP to GRO),
+    /// so the peer's trains, cut on the wire, reach UDP_GRO coalesced again,
+    /// as a real NIC's NAPI coalesces them. Sending still cuts trains. A
+    /// capture on a gateway's WAN then holds the trains it received, as one
+    /// on a real gateway does: `ikeda pcap` reads them, Wireshark does not.
+    #[arg(long, conflicts_with = "wan_offload")]
+    pub wan_gro: bool,
     /// IKE retransmission tries and first timeout on the ikeda gateways
     /// (with --ike), or on both charons (--gateways strongswan); defaults 5
     /// and 4s, as strongSwan.
@@ -991,7 +999,14 @@ fn topology(name: &str, a: &UpArgs) -> Result<(), String> {
             ip(&["-n", n, "link", "set", d, "up"])?;
         }
         if a.wan_offload_off() {
-            sh(in_ns(&gw, "ethtool").args(["-K", "wan0", "tx-udp-segmentation", "off", "gro", "off"]))?;
+            let gro: &[&str] = if a.wan_gro {
+                &["gro", "on", "rx-udp-gro-forwarding", "on"]
+            } else {
+                &["gro", "off"]
+            };
+            sh(in_ns(&gw, "ethtool")
+                .args(["-K", "wan0", "tx-udp-segmentation", "off"])
+                .args(gro))?;
         }
         if a.extra_nets() {
             for k in 1..=EXTRA_NETS {
