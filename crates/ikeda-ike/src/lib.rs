@@ -34,7 +34,7 @@ pub use conn::{ChildTs, ConnId, ConnSpec, Timers};
 pub use event::{ChildSaInfo, Event, Failure, Fault, IkeKeyInfo, V1KeyInfo};
 pub use retransmit::RetransmitPolicy;
 pub use sa_table::{SaId, SaTable};
-pub use task::{TaskManager, Version};
+pub use task::{Exchange, TaskManager, Version};
 pub use time::Millis;
 pub use view::{ChildSaView, IkeSaView, IkeState};
 

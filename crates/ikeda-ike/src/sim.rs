@@ -273,7 +273,8 @@ mod tests {
             if self.tm.can_initiate() && self.done < self.want {
                 let id = self.tm.next_id();
                 let data = id.to_be_bytes().to_vec();
-                self.tm.request(id, "ECHO", (), data.clone(), now, &P);
+                self.tm
+                    .request(id, crate::Exchange::Informational, (), data.clone(), now, &P);
                 self.out.push(Transmit {
                     local: self.me,
                     remote: self.peer,

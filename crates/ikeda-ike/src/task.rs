@@ -98,12 +98,48 @@ impl Version {
     }
 }
 
+/// An exchange a task runs, by its name in the RFCs: IKEv2's (RFC 7296
+/// §3.1) and IKEv1's (RFC 2408 §4, RFC 2409 §5-§5.5). It names the
+/// exchange in flight in logs, in `show` and in a failure.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Exchange {
+    IkeSaInit,
+    IkeAuth,
+    CreateChildSa,
+    Informational,
+    /// IKEv1 Main Mode (Identity Protection, RFC 2408 §4.5).
+    IdProt,
+    /// IKEv1 Aggressive Mode (RFC 2408 §4.8).
+    Aggressive,
+    /// IKEv1 phase 2 (RFC 2409 §5.5).
+    QuickMode,
+}
+
+impl Exchange {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Exchange::IkeSaInit => "IKE_SA_INIT",
+            Exchange::IkeAuth => "IKE_AUTH",
+            Exchange::CreateChildSa => "CREATE_CHILD_SA",
+            Exchange::Informational => "INFORMATIONAL",
+            Exchange::IdProt => "ID_PROT",
+            Exchange::Aggressive => "AGGRESSIVE",
+            Exchange::QuickMode => "QUICK_MODE",
+        }
+    }
+}
+
+impl std::fmt::Display for Exchange {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
 /// An exchange with a message of ours in flight.
 #[derive(Debug)]
 struct InFlight<A> {
     mid: u32,
-    /// For logs and failures: `IKE_AUTH`, `QUICK_MODE`, ...
-    what: &'static str,
+    what: Exchange,
     /// We initiated it (it counts against the window).
     ours: bool,
     task: A,
@@ -157,7 +193,7 @@ pub enum Due<A> {
 #[derive(Debug)]
 pub struct GaveUp<A> {
     pub mid: u32,
-    pub what: &'static str,
+    pub what: Exchange,
     pub sent: u32,
     /// We initiated it (else: our answer went unacknowledged, IKEv1).
     pub ours: bool,
@@ -168,7 +204,7 @@ impl<A> GaveUp<A> {
     /// Why the exchange failed, in the words `status` shows.
     pub fn failure(&self, to: SocketAddr) -> crate::Failure {
         crate::Failure::PeerNotAnswering {
-            exchange: self.what,
+            exchange: self.what.as_str(),
             tries: self.sent,
             to,
         }
@@ -283,7 +319,7 @@ impl<Q: PartialEq, A> TaskManager<Q, A> {
     /// replaces it (an IKEv1 exchange's next message, an IKE_SA_INIT sent
     /// again with a COOKIE). With sequential IDs the next request gets the
     /// ID after this one.
-    pub fn request(&mut self, mid: u32, what: &'static str, task: A, data: Vec<u8>, now: Millis, p: &RetransmitPolicy) {
+    pub fn request(&mut self, mid: u32, what: Exchange, task: A, data: Vec<u8>, now: Millis, p: &RetransmitPolicy) {
         if self.version.message_ids == MessageIds::Sequential {
             self.next_id = mid.wrapping_add(1);
         }
@@ -293,15 +329,7 @@ impl<Q: PartialEq, A> TaskManager<Q, A> {
     /// An answer of ours that the peer acknowledges with its next message
     /// (IKEv1 Quick Mode's HASH(2), acknowledged by HASH(3), RFC 2409 §5.5):
     /// resent on the same schedule, but not counted against the window.
-    pub fn await_ack(
-        &mut self,
-        mid: u32,
-        what: &'static str,
-        task: A,
-        data: Vec<u8>,
-        now: Millis,
-        p: &RetransmitPolicy,
-    ) {
+    pub fn await_ack(&mut self, mid: u32, what: Exchange, task: A, data: Vec<u8>, now: Millis, p: &RetransmitPolicy) {
         self.start(mid, what, false, task, data, now, p);
     }
 
@@ -309,7 +337,7 @@ impl<Q: PartialEq, A> TaskManager<Q, A> {
     fn start(
         &mut self,
         mid: u32,
-        what: &'static str,
+        what: Exchange,
         ours: bool,
         task: A,
         data: Vec<u8>,
@@ -338,7 +366,7 @@ impl<Q: PartialEq, A> TaskManager<Q, A> {
 
     /// The first exchange of ours in flight: its task, what it is, and how
     /// many times its message went out (for `show`).
-    pub fn current(&self) -> Option<(&A, &'static str, u32)> {
+    pub fn current(&self) -> Option<(&A, Exchange, u32)> {
         self.in_flight
             .iter()
             .find(|x| x.ours)
@@ -563,7 +591,7 @@ mod tests {
         let p = RetransmitPolicy::default();
         let mut t = v2();
         assert_eq!(t.next_id(), 0);
-        t.request(0, "REQ", "first", b"req".to_vec(), Millis(0), &p);
+        t.request(0, Exchange::Informational, "first", b"req".to_vec(), Millis(0), &p);
         assert!(!t.can_initiate(), "window size 1");
         assert!(t.queue(7), "more work queues instead of failing");
         assert_eq!(t.dequeue(), None, "... and waits for the window");
@@ -578,7 +606,7 @@ mod tests {
                     );
                     resends.push((resends.len() as u32 + 1, now.0));
                     assert!(
-                        line.starts_with(&format!("retransmit {} of REQ (message ID 0)", resends.len())),
+                        line.starts_with(&format!("retransmit {} of INFORMATIONAL (message ID 0)", resends.len())),
                         "{line}"
                     );
                 }
@@ -592,14 +620,14 @@ mod tests {
         assert_eq!(sent, 6);
         let g = GaveUp {
             mid: 0,
-            what: "REQ",
+            what: Exchange::Informational,
             sent,
             ours: true,
             task: (),
         };
         assert_eq!(
             g.failure(r()).to_string(),
-            "peer not answering: REQ sent 6 times to 10.0.0.1:500 without a response"
+            "peer not answering: INFORMATIONAL sent 6 times to 10.0.0.1:500 without a response"
         );
         assert_eq!(resends, vec![(1, 4000), (2, 11200), (3, 24160), (4, 47488), (5, 89478)]);
         assert_eq!(now.0, 165_060); // 165 s, as strongSwan
@@ -612,7 +640,7 @@ mod tests {
         let p = RetransmitPolicy::default();
         let mut t = v2();
         let id = t.next_id();
-        t.request(id, "REQ", "x", vec![1], Millis(0), &p);
+        t.request(id, Exchange::Informational, "x", vec![1], Millis(0), &p);
         assert_eq!(t.complete(id + 1), None);
         assert_eq!(t.complete(id), Some("x"));
         assert_eq!(t.complete(id), None, "a duplicate response is not a second answer");
@@ -682,8 +710,8 @@ mod tests {
         // A Quick Mode we answered and one we started, side by side.
         t.accepted(0x1234, b"HASH1", l, r);
         t.answered(0x1234, b"HASH2".to_vec());
-        t.await_ack(0x1234, "QUICK_MODE", (), b"HASH2".to_vec(), Millis(0), &p);
-        t.request(0x9999, "QUICK_MODE", (), b"ours".to_vec(), Millis(0), &p);
+        t.await_ack(0x1234, Exchange::QuickMode, (), b"HASH2".to_vec(), Millis(0), &p);
+        t.request(0x9999, Exchange::QuickMode, (), b"ours".to_vec(), Millis(0), &p);
         assert_eq!(t.in_flight(), 1, "the HASH(2) awaiting HASH(3) is not ours");
         assert!(!t.can_initiate());
         assert_eq!(t.check_request(0x1234, b"HASH1", l, r), again(b"HASH2", l, r));

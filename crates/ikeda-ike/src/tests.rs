@@ -904,7 +904,7 @@ fn views_show_established_and_connecting_sas() {
     e.handle_timeout(Millis(4_100));
     let v = e.ike_sas();
     assert_eq!(v[0].state, IkeState::Connecting);
-    assert_eq!(v[0].pending, Some("IKE_SA_INIT"));
+    assert_eq!(v[0].pending, Some(crate::Exchange::IkeSaInit));
     assert_eq!((v[0].sends, v[0].tries), (2, 5));
 }
 

@@ -52,7 +52,7 @@ pub struct IkeSaView {
     pub behind_nat: bool,
     /// The exchange we are waiting on an answer for, and how many times
     /// its request went out.
-    pub pending: Option<&'static str>,
+    pub pending: Option<crate::Exchange>,
     pub sends: u32,
     pub tries: u32,
     /// Dead peer detection: configured delay (zero: off), when we last

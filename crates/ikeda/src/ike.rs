@@ -698,14 +698,14 @@ impl Runtime {
                     (ikeda_ike::ikev2::IkeState::Connecting, p) => {
                         format!(
                             "phase 1 ({}) in progress",
-                            if p == Some("AGGRESSIVE") {
+                            if p == Some(ikeda_ike::Exchange::Aggressive) {
                                 "Aggressive Mode"
                             } else {
                                 "Main Mode"
                             }
                         )
                     }
-                    (_, Some("QUICK_MODE")) => format!(
+                    (_, Some(ikeda_ike::Exchange::QuickMode)) => format!(
                         "phase 1 done; phase 2 (Quick Mode) in progress, {} IPsec SA(s)",
                         s.children.len()
                     ),

@@ -76,7 +76,7 @@ impl Engine {
         let d = Message::build(&hh, &payloads);
         self.log_msg(idx, true, hh.exchange, 0, true, &payloads);
         self.accepted(idx, 0, data, None);
-        self.send_outstanding(idx, now, d, "ID_PROT");
+        self.send_outstanding(idx, now, d, Exchange::IdProt);
     }
 
     /// Responder, MM3 in: KE, Ni, NAT-D; send ours and derive the keys.
@@ -172,7 +172,7 @@ impl Engine {
         if let Some(sa) = self.sas.get_mut(idx) {
             sa.state = P1State::MmI3;
         }
-        self.send_outstanding(idx, now, d, "ID_PROT");
+        self.send_outstanding(idx, now, d, Exchange::IdProt);
     }
 
     /// MM5 (from the initiator) or MM6 (from the responder) in: decrypt,

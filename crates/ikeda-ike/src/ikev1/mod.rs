@@ -49,7 +49,7 @@
 use crate::retransmit::{RequestTimer, Retransmission, RetransmitPolicy};
 use crate::task::{Incoming, TaskManager, Version};
 use crate::{ChildSaInfo, ConnId, ConnSpec, Event, Failure};
-use crate::{Millis, SaId, SaTable, Transmit};
+use crate::{Exchange, Millis, SaId, SaTable, Transmit};
 use ikeda_crypto::ike::{ChildSuite, DhGroup, Encr, IkeSuite, Integ, KeyExchange, Prf, Rng};
 use ikeda_crypto::ikev1::{self as c1, Cipher, Hash, Phase1Keys};
 use ikeda_crypto::SecretBytes;
@@ -1057,7 +1057,7 @@ impl Engine {
 
     /// Send our phase-1 message that waits for the peer's next (it replaces
     /// the one before), kept for resending.
-    fn send_outstanding(&mut self, idx: SaId, now: Millis, data: Vec<u8>, what: &'static str) {
+    fn send_outstanding(&mut self, idx: SaId, now: Millis, data: Vec<u8>, what: Exchange) {
         let policy = self.policy;
         if let Some(sa) = self.sas.get_mut(idx) {
             sa.tm.request(0, what, (), data.clone(), now, &policy);
@@ -1239,7 +1239,16 @@ impl Engine {
         );
         let data = Message::build(&h, &payloads);
         self.log_msg(idx, true, h.exchange, 0, true, &payloads);
-        self.send_outstanding(idx, now, data, if c.aggressive { "AGGRESSIVE" } else { "ID_PROT" });
+        self.send_outstanding(
+            idx,
+            now,
+            data,
+            if c.aggressive {
+                Exchange::Aggressive
+            } else {
+                Exchange::IdProt
+            },
+        );
     }
 
     /// Delete every SA of a connection, telling the peer.

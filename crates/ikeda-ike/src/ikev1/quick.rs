@@ -401,7 +401,7 @@ impl Engine {
         let policy = self.policy;
         if let Some(sa) = self.sas.get_mut(idx) {
             sa.qms.push(qm);
-            sa.tm.request(mid, "QUICK_MODE", (), d.clone(), now, &policy);
+            sa.tm.request(mid, Exchange::QuickMode, (), d.clone(), now, &policy);
         }
         self.send(idx, d);
     }
@@ -861,7 +861,7 @@ impl Engine {
             let Some(sa) = self.sas.get_mut(idx) else { return };
             sa.qms.push(qm);
             // HASH(2) goes again until HASH(3) acknowledges it (§5.5).
-            sa.tm.await_ack(mid, "QUICK_MODE", (), d.clone(), now, &policy);
+            sa.tm.await_ack(mid, Exchange::QuickMode, (), d.clone(), now, &policy);
             sa.qms.len() - 1
         };
         // The inbound half goes in now, before HASH(2) leaves: the initiator

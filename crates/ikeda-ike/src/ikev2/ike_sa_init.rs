@@ -96,7 +96,7 @@ impl Engine {
         // Sent again with a COOKIE or another group, it replaces the first
         // (message ID 0 either way, §2.6, §1.2).
         sa.tm
-            .request(0, "IKE_SA_INIT", Pending::Init, msg.clone(), now, &self.policy);
+            .request(0, Exchange::IkeSaInit, Pending::Init, msg.clone(), now, &self.policy);
         let (local, remote, conn) = (sa.local, sa.remote, sa.conn);
         let line = format!(
             "sending {} to {remote}",

@@ -21,7 +21,7 @@
 
 use crate::retransmit::RetransmitPolicy;
 use crate::task::{Incoming, TaskManager, Version};
-use crate::{ConnId, Millis, SaId, SaTable, Transmit};
+use crate::{ConnId, Exchange, Millis, SaId, SaTable, Transmit};
 use ikeda_crypto::ike::{
     ike_auth_proposals, psk_auth, verify_psk_auth, ChildKeys, ChildProposal, ChildSuite, IkeKeys, IkeProposal,
     IkeSuite, KeyExchange, Rng, Role, SkCipher, Transform as CTransform, TransformType as CTransformType,
@@ -203,12 +203,14 @@ impl Pending {
         }
     }
 
-    fn exchange(&self) -> &'static str {
+    fn exchange(&self) -> Exchange {
         match self {
-            Pending::Init => "IKE_SA_INIT",
-            Pending::Auth { .. } => "IKE_AUTH",
-            Pending::Liveness | Pending::DeleteIke | Pending::DeleteChild { .. } => "INFORMATIONAL",
-            Pending::RekeyChild { .. } | Pending::RekeyIke { .. } | Pending::CreateChild { .. } => "CREATE_CHILD_SA",
+            Pending::Init => Exchange::IkeSaInit,
+            Pending::Auth { .. } => Exchange::IkeAuth,
+            Pending::Liveness | Pending::DeleteIke | Pending::DeleteChild { .. } => Exchange::Informational,
+            Pending::RekeyChild { .. } | Pending::RekeyIke { .. } | Pending::CreateChild { .. } => {
+                Exchange::CreateChildSa
+            }
         }
     }
 }

@@ -63,7 +63,7 @@ fn a_rekey_asked_for_during_a_liveness_check_runs_when_it_is_answered() {
     p.a.rekey_child("s2s", asked).expect("queued behind the liveness check");
     assert_eq!(
         a_view(&p).pending,
-        Some("INFORMATIONAL"),
+        Some(crate::Exchange::Informational),
         "the liveness check is still in flight"
     );
     let (ea, eb) = one_second(&mut p, &mut pa, &mut pb);
@@ -89,7 +89,7 @@ fn a_delete_asked_for_during_a_rekey_runs_after_it() {
     let (mut p, mut pa, mut pb) = established_pair(71, Timers::default());
     let now = p.now;
     p.a.rekey_child("s2s", now).unwrap();
-    assert_eq!(a_view(&p).pending, Some("CREATE_CHILD_SA"));
+    assert_eq!(a_view(&p).pending, Some(crate::Exchange::CreateChildSa));
     p.a.terminate("s2s", now).unwrap();
     assert!(p.a.is_active("s2s"), "the DELETE waits for the rekey in flight");
     let (ea, eb) = one_second(&mut p, &mut pa, &mut pb);
@@ -131,7 +131,7 @@ fn a_byte_lifetime_rekey_during_an_ike_rekey_runs_on_the_new_ike_sa() {
     let spi = a_view(&p).children[0].spi_in;
     let now = p.now;
     p.a.rekey_ike("s2s", now).unwrap();
-    assert_eq!(a_view(&p).pending, Some("CREATE_CHILD_SA"));
+    assert_eq!(a_view(&p).pending, Some(crate::Exchange::CreateChildSa));
     assert!(
         p.a.rekey_child_spi("s2s", spi, now),
         "the data plane's rekey is accepted while the IKE rekey is in flight"
