@@ -287,6 +287,33 @@ fn lab_udp_trains_cut_on_the_wire_are_joined_by_gro_intact() {
     udp_trains_carry_tcp_and_udp_intact('h', "--wan-gro");
 }
 
+/// UDP_GRO asked for on UDP 4500, but the link the datagrams arrive on
+/// joins none (the lab's default WAN veth: GRO off): under one TCP stream
+/// gw2 says so, once, with the `ethtool` line that fixes it. With
+/// `--wan-gro` the link joins them and nothing is said. Alone: the hint
+/// needs datagrams in bulk, which a neighbour's iperf3 could starve.
+#[test]
+fn lab_udp_says_when_the_link_joins_no_trains() {
+    const HINT: &str = "none joined into a UDP_GRO train";
+    for (tag, wan, told) in [('i', None, 1), ('j', Some("--wan-gro"), 0)] {
+        let mut args = vec!["--ike", "2", "--encap", "udp", "--esp", "aes128gcm16"];
+        args.extend(wan);
+        let (lab, _) = Lab::up_alone(tag, &args);
+        let srv = IperfServer::start(&lab);
+        let o = lab.exec("h1", &["iperf3", "-c", "192.168.12.12", "-t", "5"]);
+        assert!(o.status.success(), "{wan:?}: iperf3: {}", text(&o));
+        drop(srv);
+        // The receive thread looks every 2 s.
+        std::thread::sleep(Duration::from_millis(2500));
+        let log = lab_log(&lab, "gw2.log");
+        assert_eq!(log.matches(HINT).count(), told, "{wan:?}:\n{log}");
+        if told > 0 {
+            assert!(log.contains("gro on rx-udp-gro-forwarding on"), "{log}");
+        }
+        drop(lab);
+    }
+}
+
 fn udp_trains_carry_tcp_and_udp_intact(tag: char, wan: &str) {
     let (lab, _) = Lab::up(tag, &["--ike", "2", "--encap", "udp", "--esp", "aes128gcm16", wan]);
     if wan == "--wan-gro" {
