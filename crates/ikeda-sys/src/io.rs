@@ -54,6 +54,14 @@ pub trait TunDevice: Send + Sync {
         Err(io::Error::from(io::ErrorKind::Unsupported))
     }
 
+    /// [`write_vnet`](Self::write_vnet) of `parts` one after another, as
+    /// one packet: a coalesced super-packet gathered from where its
+    /// segments were decrypted (`writev` on a real TUN; this default, for
+    /// the fakes, joins them into one buffer first).
+    fn write_vnet_gather(&self, parts: &[io::IoSlice<'_>]) -> io::Result<usize> {
+        self.write_vnet(&parts.iter().flat_map(|p| p.iter().copied()).collect::<Vec<u8>>())
+    }
+
     /// Writes every non-empty filled slot of `batch` (addresses are
     /// ignored). Returns how many packets were written.
     ///
@@ -122,6 +130,9 @@ impl<T: TunDevice + ?Sized> TunDevice for Arc<T> {
     fn write_vnet(&self, hdr_and_pkt: &[u8]) -> io::Result<usize> {
         (**self).write_vnet(hdr_and_pkt)
     }
+    fn write_vnet_gather(&self, parts: &[io::IoSlice<'_>]) -> io::Result<usize> {
+        (**self).write_vnet_gather(parts)
+    }
     fn offload_counters(&self) -> Option<crate::tun::OffloadCounters> {
         (**self).offload_counters()
     }
@@ -142,6 +153,9 @@ impl<T: TunDevice + ?Sized> TunDevice for &T {
     }
     fn write_vnet(&self, hdr_and_pkt: &[u8]) -> io::Result<usize> {
         (**self).write_vnet(hdr_and_pkt)
+    }
+    fn write_vnet_gather(&self, parts: &[io::IoSlice<'_>]) -> io::Result<usize> {
+        (**self).write_vnet_gather(parts)
     }
     fn offload_counters(&self) -> Option<crate::tun::OffloadCounters> {
         (**self).offload_counters()

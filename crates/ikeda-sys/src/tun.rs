@@ -546,6 +546,22 @@ impl TunDevice for Tun {
             }
         }
     }
+    fn write_vnet_gather(&self, parts: &[io::IoSlice<'_>]) -> io::Result<usize> {
+        if self.vnet.is_none() {
+            return Err(io::Error::from(io::ErrorKind::Unsupported));
+        }
+        let n = libc::c_int::try_from(parts.len()).map_err(|_| io::Error::from(io::ErrorKind::InvalidInput))?;
+        loop {
+            // SAFETY: IoSlice is ABI-compatible with iovec on Unix (std
+            // guarantees it), and each points at a live buffer of its
+            // length, which writev only reads. TUN takes the whole as one
+            // packet (tun_get_user copies across the iovecs).
+            match cvt_size(unsafe { libc::writev(self.fd(), parts.as_ptr().cast::<libc::iovec>(), n) }) {
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
+                r => return r,
+            }
+        }
+    }
 }
 
 impl AsRawFd for Tun {

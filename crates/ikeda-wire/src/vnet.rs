@@ -461,12 +461,16 @@ pub const GRO_MAX: usize = 65535;
 /// every segment but the last of the same size, only ACK (and PSH on the
 /// last) set, no IPv4 options or IPv6 extension headers.
 ///
-/// One reusable buffer, no allocation after [`Gro::new`].
+/// Nothing is copied but the first segment's headers: the payloads stay
+/// where they were decrypted, and the writer gathers them behind
+/// [`Joined::head`] (one `writev`). So the caller keeps every packet it
+/// pushed since the last [`finish`](Gro::finish) until it has written them.
+/// No allocation after [`Gro::new`].
 #[derive(Debug)]
 pub struct Gro {
-    /// `virtio_net_hdr` then the packet being built.
-    buf: Box<[u8]>,
-    /// Packet bytes after the header; 0 when nothing is pending.
+    /// `virtio_net_hdr` then the first segment's IP and TCP headers.
+    head: [u8; VNET_HDR_LEN + MAX_HDR],
+    /// Packet bytes of the whole; 0 when nothing is pending.
     len: usize,
     tag: u32,
     v6: bool,
@@ -480,6 +484,33 @@ pub struct Gro {
     closed: bool,
 }
 
+/// The largest IP and TCP headers a joined segment has: IPv6 without
+/// extension headers, TCP with 40 bytes of options.
+const MAX_HDR: usize = 40 + 60;
+
+/// A super-packet [`Gro::finish`] closed: `head`, then each pushed
+/// segment's payload (the packet from `payload_at` on), in push order.
+#[derive(Debug, Clone, Copy)]
+pub struct Joined<'a> {
+    /// `virtio_net_hdr` and the IP and TCP headers, fixed up for the whole.
+    pub head: &'a [u8],
+    /// Where each segment's payload starts in its packet.
+    pub payload_at: usize,
+    pub segments: usize,
+}
+
+impl Joined<'_> {
+    /// The super-packet in one buffer, from the segments that were pushed
+    /// (for tests and fuzzing; the data plane gathers them instead).
+    pub fn to_vec(&self, segments: &[&[u8]]) -> Vec<u8> {
+        let mut v = self.head.to_vec();
+        for s in segments {
+            v.extend_from_slice(&s[self.payload_at..]);
+        }
+        v
+    }
+}
+
 impl Default for Gro {
     fn default() -> Self {
         Self::new()
@@ -489,7 +520,7 @@ impl Default for Gro {
 impl Gro {
     pub fn new() -> Gro {
         Gro {
-            buf: vec![0u8; VNET_HDR_LEN + GRO_MAX].into_boxed_slice(),
+            head: [0u8; VNET_HDR_LEN + MAX_HDR],
             len: 0,
             tag: 0,
             v6: false,
@@ -524,8 +555,7 @@ impl Gro {
             return false;
         };
         if self.len == 0 {
-            let b = &mut self.buf[VNET_HDR_LEN..];
-            b[..pkt.len()].copy_from_slice(pkt);
+            self.head[VNET_HDR_LEN..VNET_HDR_LEN + c.hdr_len].copy_from_slice(&pkt[..c.hdr_len]);
             self.len = pkt.len();
             self.tag = tag;
             self.v6 = c.v6;
@@ -547,7 +577,7 @@ impl Gro {
         {
             return false;
         }
-        let first = &self.buf[VNET_HDR_LEN..VNET_HDR_LEN + self.hdr_len];
+        let first = &self.head[VNET_HDR_LEN..VNET_HDR_LEN + self.hdr_len];
         let h = &pkt[..c.hdr_len];
         let same_ip = if c.v6 {
             // Version, class, flow label; next header, hop limit; addresses.
@@ -572,33 +602,33 @@ impl Gro {
         if !(same_ip && same_tcp) {
             return false;
         }
-        let at = VNET_HDR_LEN + self.len;
-        self.buf[at..at + plen].copy_from_slice(&pkt[c.hdr_len..]);
         self.len += plen;
         self.segs += 1;
         self.next_seq = self.next_seq.wrapping_add(plen as u32);
         if c.psh {
-            self.buf[VNET_HDR_LEN + l3 + 13] |= TCP_PSH;
+            self.head[VNET_HDR_LEN + l3 + 13] |= TCP_PSH;
         }
         self.closed = c.psh || plen < self.mss;
         true
     }
 
-    /// The pending packet, ready for the TUN: `virtio_net_hdr` and packet.
-    /// A single segment goes out unchanged with an empty header; several
-    /// as a GSO packet whose TCP checksum holds the pseudo-header sum
+    /// The pending packet, ready for the TUN: its `virtio_net_hdr` and
+    /// headers, behind which the pushed segments' payloads follow. A single
+    /// segment goes out unchanged with an empty header; several as a GSO
+    /// packet whose TCP checksum holds the pseudo-header sum
     /// (`NEEDS_CSUM`: the kernel completes it when it segments). Empties
     /// the coalescer; `None` when nothing is pending.
-    pub fn finish(&mut self) -> Option<&[u8]> {
+    pub fn finish(&mut self) -> Option<Joined<'_>> {
         if self.len == 0 {
             return None;
         }
         let len = std::mem::take(&mut self.len);
-        let (hb, p) = self.buf.split_at_mut(VNET_HDR_LEN);
-        let p = &mut p[..len];
+        let hdr_len = self.hdr_len;
+        let (hb, p) = self.head.split_at_mut(VNET_HDR_LEN);
+        let p = &mut p[..hdr_len];
         if self.segs == 1 {
             hb.copy_from_slice(&VnetHdr::default().to_bytes());
-            return Some(&self.buf[..VNET_HDR_LEN + len]);
+            return Some(self.joined());
         }
         let l3 = if self.v6 { 40 } else { 20 };
         if self.v6 {
@@ -609,18 +639,27 @@ impl Gro {
             let c = !fold(sum(&p[..20], 0));
             p[10..12].copy_from_slice(&c.to_be_bytes());
         }
+        // The whole's length: the headers are all this reads besides.
         let partial = fold(pseudo_header(p, self.v6, TCP, len - l3));
         p[l3 + 16..l3 + 18].copy_from_slice(&partial.to_be_bytes());
         let hdr = VnetHdr {
             flags: F_NEEDS_CSUM,
             gso_type: if self.v6 { GSO_TCPV6 } else { GSO_TCPV4 },
-            hdr_len: self.hdr_len as u16,
+            hdr_len: hdr_len as u16,
             gso_size: self.mss as u16,
             csum_start: l3 as u16,
             csum_offset: 16,
         };
         hb.copy_from_slice(&hdr.to_bytes());
-        Some(&self.buf[..VNET_HDR_LEN + len])
+        Some(self.joined())
+    }
+
+    fn joined(&self) -> Joined<'_> {
+        Joined {
+            head: &self.head[..VNET_HDR_LEN + self.hdr_len],
+            payload_at: self.hdr_len,
+            segments: self.segs,
+        }
     }
 }
 

@@ -982,10 +982,12 @@ fn gro_hint(
 
 /// Writes a batch of decrypted packets to an offloaded TUN, joining runs of
 /// TCP segments of one flow and one SA into super-packets (in order: what
-/// cannot be joined is written after what is pending). A write error
-/// drops that packet only, as `write_batch` does. Returns false when the
-/// kernel refused a coalesced write (`EINVAL`): that one was written again
-/// as its segments, and the caller stops coalescing.
+/// cannot be joined is written after what is pending). A super-packet is
+/// gathered from where its segments were decrypted, its payloads never
+/// copied in user space (one `writev`). A write error drops that packet
+/// only, as `write_batch` does. Returns false when the kernel refused a
+/// coalesced write (`EINVAL`): its segments were written one by one, and
+/// the caller stops coalescing.
 fn write_coalesced<T: TunDevice>(
     tun: &T,
     gro: &mut ikeda_wire::vnet::Gro,
@@ -995,12 +997,20 @@ fn write_coalesced<T: TunDevice>(
 ) -> bool {
     let mut written = 0u64;
     let mut accepted = true;
-    let mut flush = |gro: &mut ikeda_wire::vnet::Gro, written: &mut u64| {
-        let segs = gro.segments() as u64;
-        let Some(b) = gro.finish() else {
+    // The packets of the pending super-packet, by place in the batch.
+    let mut members = [0usize; MAX_BATCH];
+    let mut joined = 0usize;
+    let mut flush = |gro: &mut ikeda_wire::vnet::Gro, members: &[usize], written: &mut u64| {
+        let Some(j) = gro.finish() else {
             return;
         };
-        match tun.write_vnet(b) {
+        let mut iov = [std::io::IoSlice::new(&[]); MAX_BATCH + 1];
+        iov[0] = std::io::IoSlice::new(j.head);
+        for (k, &i) in members.iter().enumerate() {
+            iov[k + 1] = std::io::IoSlice::new(&batch.packet(i)[j.payload_at..]);
+        }
+        let segs = members.len() as u64;
+        match tun.write_vnet_gather(&iov[..=members.len()]) {
             Ok(_) => {
                 *written += segs;
                 if segs > 1 {
@@ -1011,20 +1021,11 @@ fn write_coalesced<T: TunDevice>(
             Err(e) if segs > 1 && e.kind() == std::io::ErrorKind::InvalidInput => {
                 accepted = false;
                 tracing::warn!(target: "esp", "TUN refused a coalesced TCP write ({e}); writing segments one by one from now on");
-                // Our own packet: it segments (Gro only builds what does);
-                // the one allocation of this path, taken once.
-                let mut seg = vec![0u8; ikeda_wire::vnet::GRO_MAX];
-                let split = ikeda_wire::vnet::VnetHdr::parse(b).and_then(|(h, p)| {
-                    ikeda_wire::vnet::Segments::new(h, p, usize::from(h.hdr_len) + usize::from(h.gso_size))
-                });
-                if let Ok(s) = split {
-                    for i in 0..s.count() {
-                        if let Ok(n) = s.write(i, &mut seg) {
-                            match tun.write(&seg[..n]) {
-                                Ok(_) => *written += 1,
-                                Err(e) => io_error(counters, "TUN write", &e),
-                            }
-                        }
+                // The segments are still as they were decrypted.
+                for &i in members {
+                    match tun.write(batch.packet(i)) {
+                        Ok(_) => *written += 1,
+                        Err(e) => io_error(counters, "TUN write", &e),
                     }
                 }
             }
@@ -1033,18 +1034,27 @@ fn write_coalesced<T: TunDevice>(
     };
     for (i, &spi) in spis.iter().enumerate() {
         let pkt = batch.packet(i);
-        if pkt.is_empty() || gro.push(pkt, spi) {
+        if pkt.is_empty() {
             continue;
         }
-        flush(gro, &mut written);
-        if !gro.push(pkt, spi) {
+        if gro.push(pkt, spi) {
+            members[joined] = i;
+            joined += 1;
+            continue;
+        }
+        flush(gro, &members[..joined], &mut written);
+        joined = 0;
+        if gro.push(pkt, spi) {
+            members[0] = i;
+            joined = 1;
+        } else {
             match tun.write(pkt) {
                 Ok(_) => written += 1,
                 Err(e) => io_error(counters, "TUN write", &e),
             }
         }
     }
-    flush(gro, &mut written);
+    flush(gro, &members[..joined], &mut written);
     counters.rx_packets.fetch_add(written, Ordering::Relaxed);
     accepted
 }

@@ -383,9 +383,45 @@ fn refuses_what_it_cannot_segment() {
     assert!(Segments::new(h, &p4[..100], 1500).is_err());
 }
 
+/// A coalescer as the data plane drives it: it keeps each packet pushed
+/// until the super-packet is finished, and gathers their payloads behind
+/// the head then (in one buffer here, with `writev` there).
+struct Tg {
+    gro: Gro,
+    held: Vec<Vec<u8>>,
+}
+
+impl Tg {
+    fn new() -> Tg {
+        Tg {
+            gro: Gro::new(),
+            held: Vec::new(),
+        }
+    }
+    fn push(&mut self, pkt: &[u8], tag: u32) -> bool {
+        let joined = self.gro.push(pkt, tag);
+        if joined {
+            self.held.push(pkt.to_vec());
+        }
+        joined
+    }
+    fn finish(&mut self) -> Option<Vec<u8>> {
+        let held = std::mem::take(&mut self.held);
+        let j = self.gro.finish()?;
+        assert_eq!(j.segments, held.len(), "one segment per push that joined");
+        Some(j.to_vec(&held.iter().map(Vec::as_slice).collect::<Vec<_>>()))
+    }
+    fn is_empty(&self) -> bool {
+        self.gro.is_empty()
+    }
+    fn segments(&self) -> usize {
+        self.gro.segments()
+    }
+}
+
 /// Pushes `segs` through a coalescer with tag `tag`, writing what it gives
 /// out as a TUN writer would; returns the written (header, packet) pairs.
-fn coalesce(gro: &mut Gro, segs: &[Vec<u8>], tag: u32) -> Vec<(VnetHdr, Vec<u8>)> {
+fn coalesce(gro: &mut Tg, segs: &[Vec<u8>], tag: u32) -> Vec<(VnetHdr, Vec<u8>)> {
     let mut out = Vec::new();
     let mut emit = |b: &[u8]| {
         let (h, p) = VnetHdr::parse(b).unwrap();
@@ -394,7 +430,7 @@ fn coalesce(gro: &mut Gro, segs: &[Vec<u8>], tag: u32) -> Vec<(VnetHdr, Vec<u8>)
     for s in segs {
         if !gro.push(s, tag) {
             if let Some(b) = gro.finish() {
-                emit(b);
+                emit(&b);
             }
             if !gro.push(s, tag) {
                 emit(&[&VnetHdr::default().to_bytes()[..], s].concat());
@@ -402,7 +438,7 @@ fn coalesce(gro: &mut Gro, segs: &[Vec<u8>], tag: u32) -> Vec<(VnetHdr, Vec<u8>)
         }
     }
     if let Some(b) = gro.finish() {
-        emit(b);
+        emit(&b);
     }
     out
 }
@@ -434,7 +470,7 @@ fn gro_round_trips_tcp4_and_tcp6_segments() {
             (ipv4(TCP, 0xfff0, 0, &l4), 20, GSO_TCPV4)
         };
         let segs = split(gso(gt, 1348, l3 as u16, 16), &pkt, 1400);
-        let mut gro = Gro::new();
+        let mut gro = Tg::new();
         let written = coalesce(&mut gro, &segs, 7);
         assert_eq!(written.len(), 1, "one flow, in order: one write");
         let (h, p) = &written[0];
@@ -464,7 +500,7 @@ fn gro_stops_at_64k() {
         segs.extend(split(gso(GSO_TCPV4, 1000, 20, 16), &p, 1400));
     }
     let _ = l4;
-    let mut gro = Gro::new();
+    let mut gro = Tg::new();
     let written = coalesce(&mut gro, &segs, 1);
     assert!(written.iter().all(|(_, p)| p.len() <= GRO_MAX));
     assert!(written.len() >= 4, "{} writes", written.len());
@@ -483,7 +519,7 @@ fn gro_joins_only_what_the_kernel_would_split_back() {
     let payload = bytes(5000, 13);
     let pkt = ipv4(TCP, 1, 0, &[th.clone(), payload].concat());
     let segs = split(gso(GSO_TCPV4, 1000, 20, 16), &pkt, 1400);
-    let mut gro = Gro::new();
+    let mut gro = Tg::new();
     let mutated = |f: &dyn Fn(&mut Vec<u8>)| {
         let mut s = segs[1].clone();
         f(&mut s);
@@ -593,9 +629,8 @@ fn gro_joins_only_what_the_kernel_would_split_back() {
         );
         assert!(!gro.push(&next[0], 1), "nothing after it");
         assert_eq!(gro.segments(), 2);
-        let (h, p) = VnetHdr::parse(gro.finish().unwrap())
-            .map(|(h, p)| (h, p.to_vec()))
-            .unwrap();
+        let b = gro.finish().unwrap();
+        let (h, p) = VnetHdr::parse(&b).map(|(h, p)| (h, p.to_vec())).unwrap();
         assert_eq!(split(h, &p, 1400), two);
     }
     // Not candidates at all: UDP, SYN, IPv4 options, fragments, no payload.
