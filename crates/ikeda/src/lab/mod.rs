@@ -300,6 +300,7 @@ pub struct UpArgs {
     /// as a real NIC's NAPI coalesces them. Sending still cuts trains. A
     /// capture on a gateway's WAN then holds the trains it received, as one
     /// on a real gateway does: `ikeda pcap` reads them, Wireshark does not.
+    /// Where the lab cuts trains: ikeda gateways with `--encap udp`.
     #[arg(long, conflicts_with = "wan_offload")]
     pub wan_gro: bool,
     /// IKE retransmission tries and first timeout on the ikeda gateways
