@@ -16,6 +16,7 @@
 #![forbid(unsafe_code)]
 
 pub mod conn;
+mod engine;
 pub mod event;
 pub mod ikev1;
 pub mod ikev2;
@@ -31,6 +32,7 @@ pub mod view;
 mod tests;
 
 pub use conn::{ChildTs, ConnId, ConnSpec, Timers};
+pub use engine::{Connection, Counter, Engine};
 pub use event::{ChildSaInfo, Event, Failure, Fault, IkeKeyInfo, V1KeyInfo};
 pub use retransmit::RetransmitPolicy;
 pub use sa_table::{SaId, SaTable};

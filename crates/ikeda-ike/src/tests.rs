@@ -1438,6 +1438,7 @@ mod collisions;
 mod keepalive;
 mod queue;
 mod schedule;
+mod versions;
 
 /// `force_encap` on either side (RFC 7296 §2.23 faked NAT detection, as
 /// strongSwan's `encap = yes`): both sides float to 4500 and the CHILD SA is

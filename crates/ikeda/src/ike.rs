@@ -12,15 +12,14 @@
 use crate::config::{Config, ConnConfig, StartAction};
 use crate::control::{Command, ControlMsg, EventHub, Response};
 use crate::dataplane::{Control, DynIo, IkeDatagram, NetSocket};
-use crate::engines::Engines;
 use crate::install::{Installs, PlaneCmd};
 use crate::keys::KeyExport;
-use crate::plan::{conn_slots, conn_spec, packet_rekey_limit, ConfigDiff, ConnSlot, ManualSlot, RouteSync, Wanted};
+use crate::plan::{conn_slots, connection, packet_rekey_limit, ConfigDiff, ConnSlot, ManualSlot, RouteSync, Wanted};
 use crate::show::{self, ChildSaOut, ConnState, ConnStatus, Direction, Dpd, IkeSaOut, PolicyOut};
 use ikeda_crypto::ike::SystemRng;
 use ikeda_esp::{Encap, Policy, PolicyAction, Spd};
-use ikeda_ike::ikev2::{ChildSaInfo, Engine, Event, NAT_T_PORT};
-use ikeda_ike::Millis;
+use ikeda_ike::ikev2::{ChildSaInfo, Event, NAT_T_PORT};
+use ikeda_ike::{Engine, Millis};
 use ikeda_sys::DatagramIo;
 use std::collections::HashMap;
 use std::net::{IpAddr, SocketAddr};
@@ -90,7 +89,7 @@ pub struct IkeSetup {
 const FRESH_MS: u64 = 60_000;
 
 struct Runtime {
-    engine: Engines,
+    engine: Engine,
     started: Instant,
     /// The IKE connections' data plane slots and the CHILD SAs in them.
     children: Installs,
@@ -466,7 +465,7 @@ impl Runtime {
             Command::ShowIke => serde_json::to_value(self.show_ike()).map_err(|e| e.to_string()),
             Command::ShowChild => serde_json::to_value(self.show_child()).map_err(|e| e.to_string()),
             Command::ShowPolicy => serde_json::to_value(self.show_policy()).map_err(|e| e.to_string()),
-            Command::ShowCounters => serde_json::to_value(self.engine.counters()).map_err(|e| e.to_string()),
+            Command::ShowCounters => serde_json::to_value(show::counters(&self.engine)).map_err(|e| e.to_string()),
             Command::Up { conn } => self.up(&conn),
             Command::Down { conn } => self.down(&conn),
             Command::Rekey { conn, ike, child } => self.rekey(&conn, ike, child.as_deref()),
@@ -1001,18 +1000,18 @@ impl Runtime {
             self.control.set_outbound(name, slot, Some(m.out))?;
             return Ok(StartAction::None);
         }
-        let Some(spec) = conn_spec(c) else {
+        let Some(conn) = connection(c) else {
             return Ok(StartAction::None);
         };
         let action = c.ike.as_ref().map_or(StartAction::None, |i| i.start_action);
-        let new_slots = conn_slots(c, &spec, slot);
+        let new_slots = conn_slots(c, conn.spec(), slot);
         self.next_slot = new_slots
             .iter()
             .map(|s| s.slot + 1)
             .max()
             .unwrap_or(self.next_slot)
             .max(self.next_slot);
-        self.engine.set_conn(c, spec);
+        self.engine.set_conn(conn);
         self.start_actions.insert(name.clone(), action);
         for s in new_slots {
             if action == StartAction::Trap {
@@ -1075,7 +1074,7 @@ impl Runtime {
             if counted.elapsed() >= Duration::from_secs(1) {
                 counted = Instant::now();
                 if let Ok(mut c) = counters.lock() {
-                    *c = self.engine.counters();
+                    *c = show::counters(&self.engine);
                 }
                 self.one_way_traffic();
             }
@@ -1230,10 +1229,7 @@ pub fn start(setup: IkeSetup, stop_flag: Arc<AtomicBool>) -> Result<IkeThread, S
         opts,
         os,
     } = setup;
-    let engine = Engines::new(
-        Engine::new(Vec::new(), Box::new(SystemRng)),
-        ikeda_ike::ikev1::Engine::new(Vec::new(), Box::new(SystemRng)),
-    );
+    let engine = Engine::new(Vec::new(), || Box::new(SystemRng));
     // Start from no connection, with the daemon settings to run.
     let nothing = Config {
         file: config.file.clone(),
@@ -1263,7 +1259,7 @@ pub fn start(setup: IkeSetup, stop_flag: Arc<AtomicBool>) -> Result<IkeThread, S
         path: Default::default(),
     };
     rt.apply(config)?;
-    let counters = Arc::new(Mutex::new(rt.engine.counters()));
+    let counters = Arc::new(Mutex::new(show::counters(&rt.engine)));
     let inputs = Inputs {
         from_plane,
         acquires,

@@ -13,7 +13,6 @@ mod config;
 mod control;
 mod daemon;
 mod dataplane;
-mod engines;
 mod gateway;
 mod ike;
 mod install;

@@ -7,8 +7,9 @@
 use crate::config::{Config, ConnConfig, Identity};
 use crate::seqstate::{Reservation, SeqStore};
 use ikeda_esp::{AddrRange, Encap, InboundSa, OutboundSa, SaParams, Selector};
+use ikeda_ike::ikev1::V1ConnSpec;
 use ikeda_ike::ikev2::{ChildSaInfo, ConnSpec, Timers};
-use ikeda_ike::ChildTs;
+use ikeda_ike::{ChildTs, Connection};
 use ikeda_sys::route::Rule;
 use ikeda_wire::iana::IpProtocol;
 use ikeda_wire::ikev2::{IdPayload, IdType, TsRange};
@@ -275,6 +276,20 @@ pub fn missing_socket(cfg: &Config, ike: &[IpAddr], plane: &[(Encap, IpAddr)]) -
                 if c.ike.is_some() { "IKE" } else { "manual" }
             )
         })
+    })
+}
+
+/// The connection as the engine runs it: its spec and its IKE version,
+/// with the choices only IKEv1 has.
+pub fn connection(c: &ConnConfig) -> Option<Connection> {
+    let spec = conn_spec(c)?;
+    Some(match c.ike.as_ref() {
+        Some(i) if i.version == 1 => Connection::V1(V1ConnSpec {
+            spec,
+            aggressive: i.aggressive,
+            compress: i.compress,
+        }),
+        _ => Connection::V2(spec),
     })
 }
 

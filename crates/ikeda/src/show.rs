@@ -182,6 +182,21 @@ pub struct CounterOut {
     pub meaning: String,
 }
 
+/// The engine's counters, as `show counters`, the stats file and `--json`
+/// give them.
+pub fn counters(engine: &ikeda_ike::Engine) -> Vec<CounterOut> {
+    engine
+        .counters()
+        .into_iter()
+        .map(|c| CounterOut {
+            version: c.version,
+            name: c.name.into(),
+            value: c.value,
+            meaning: c.meaning.into(),
+        })
+        .collect()
+}
+
 /// One SPD entry, as `show policy` prints it.
 #[derive(Serialize, Deserialize, Debug, Clone)]
 pub struct PolicyOut {

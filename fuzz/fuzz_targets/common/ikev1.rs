@@ -2,36 +2,22 @@
 //! and clock, driven by hand so the harness sees every datagram. B has two
 //! connections with A's addresses.
 
-use ikeda_crypto::ike::{parse_esp_proposals, parse_ike_proposals, SeededRng};
-use ikeda_crypto::SecretBytes;
+#[path = "spec.rs"]
+mod spec;
+
+use ikeda_crypto::ike::SeededRng;
 use ikeda_ike::ikev1::{Engine, V1ConnSpec};
-use ikeda_ike::ikev2::{ConnSpec, Event, Timers, V1KeyInfo};
+use ikeda_ike::ikev2::{Event, V1KeyInfo};
 use ikeda_ike::Millis;
-use ikeda_wire::ikev2::{IdPayload, TsRange};
+use ikeda_wire::ikev2::IdPayload;
 use std::net::SocketAddr;
 
 pub const A: &str = "10.0.0.1:500";
 pub const B: &str = "10.0.0.2:500";
 
 fn spec(local: [u8; 4], remote: [u8; 4], l: [u8; 4], r: [u8; 4], aggressive: bool) -> V1ConnSpec {
-    let ts = |a: [u8; 4]| TsRange::addresses(a.into(), [a[0], a[1], a[2], 255].into());
     V1ConnSpec {
-        spec: ConnSpec {
-            name: "f".into(),
-            local: local.into(),
-            remote: remote.into(),
-            local_id: IdPayload::ipv4(local.into()),
-            remote_id: IdPayload::ipv4(remote.into()),
-            psk: SecretBytes::new(b"fuzz".to_vec()),
-            ike_proposals: parse_ike_proposals("aes128-sha256-modp2048").unwrap(),
-            esp_proposals: parse_esp_proposals("aes128-sha1").unwrap(),
-            local_ts: vec![ts(l)],
-            remote_ts: vec![ts(r)],
-            ts_pairs: Vec::new(),
-            timers: Timers::default(),
-            force_encap: false,
-            children: Vec::new(),
-        },
+        spec: spec::spec("f", (local, remote), (l, r), "aes128-sha256-modp2048", "aes128-sha1"),
         aggressive,
         compress: false,
     }

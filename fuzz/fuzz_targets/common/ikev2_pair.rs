@@ -4,39 +4,27 @@
 //! 10.3/24 <-> 10.4/24 from the CREATE_CHILD_SA that follows), so a fuzzed
 //! CREATE_CHILD_SA meets the responder's choice among several.
 
-use ikeda_crypto::ike::{parse_esp_proposals, parse_ike_proposals, SeededRng};
-use ikeda_crypto::SecretBytes;
-use ikeda_ike::ikev2::{ConnSpec, Engine, Timers};
+#[path = "spec.rs"]
+mod spec;
+
+use ikeda_crypto::ike::SeededRng;
+use ikeda_ike::ikev2::{ConnSpec, Engine};
 use ikeda_ike::ChildTs;
 use ikeda_ike::sim::Pair;
-use ikeda_wire::ikev2::{IdPayload, TsRange};
 use std::net::SocketAddr;
 
 pub const A: &str = "10.0.0.1:500";
 pub const B: &str = "10.0.0.2:500";
 
 fn spec(local: [u8; 4], remote: [u8; 4], l: [u8; 4], r: [u8; 4], esp: &str) -> ConnSpec {
-    let ts = |a: [u8; 4]| TsRange::addresses(a.into(), [a[0], a[1], a[2], 255].into());
-    ConnSpec {
-        name: "f".into(),
-        local: local.into(),
-        remote: remote.into(),
-        local_id: IdPayload::ipv4(local.into()),
-        remote_id: IdPayload::ipv4(remote.into()),
-        psk: SecretBytes::new(b"fuzz".to_vec()),
-        ike_proposals: parse_ike_proposals("aes128gcm16-prfsha256-x25519,aes128-sha256-modp2048").unwrap(),
-        esp_proposals: parse_esp_proposals(esp).unwrap(),
-        local_ts: vec![ts(l)],
-        remote_ts: vec![ts(r)],
-        ts_pairs: Vec::new(),
-        timers: Timers::default(),
-        force_encap: false,
-        children: vec![ChildTs {
-            name: "f2".into(),
-            local_ts: vec![ts([l[0], l[1] + 2, 0, 0])],
-            remote_ts: vec![ts([r[0], r[1] + 2, 0, 0])],
-        }],
-    }
+    let ike = "aes128gcm16-prfsha256-x25519,aes128-sha256-modp2048";
+    let mut c = spec::spec("f", (local, remote), (l, r), ike, esp);
+    c.children = vec![ChildTs {
+        name: "f2".into(),
+        local_ts: vec![spec::net([l[0], l[1] + 2, 0, 0])],
+        remote_ts: vec![spec::net([r[0], r[1] + 2, 0, 0])],
+    }];
+    c
 }
 
 /// The initiator's next request message ID once the pair is up: after

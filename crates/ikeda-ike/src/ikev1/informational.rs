@@ -299,29 +299,29 @@ impl Engine {
         }
     }
 
-    /// The peer deleted a phase-1 SA of `conn` (`why`): if the one left is
-    /// a duplicate we settled as the loser, the peer did not see a
-    /// duplicate (it replaced its SA by this one): it stays.
+    /// The peer deleted a phase-1 SA of `conn` (`why`), and none of those
+    /// left is current: the newest one left is again. It was a duplicate
+    /// we settled as the loser (the peer saw no duplicate: it replaced its
+    /// SA by this one), or one the peer's new phase-1 SA superseded (the
+    /// peer deleted that one instead).
     fn undo_settling(&mut self, conn: ConnId, why: &str) {
-        let established = |s: &P1| s.conn == conn && s.state == P1State::Established;
-        if self
-            .sas
-            .iter()
-            .any(|s| established(s) && s.duplicate_delete_at.is_none())
-        {
+        if self.current(conn).is_some() {
             return;
         }
-        let left = self
+        let newest = self
             .sas
             .iter_mut()
-            .find(|s| established(s) && s.duplicate_delete_at.is_some());
-        if let Some(s) = left {
+            .filter(|s| s.conn == conn && s.state == P1State::Established)
+            .max_by_key(|s| s.established_at);
+        if let Some(s) = newest {
+            let what = if s.duplicate_delete_at.is_some() {
+                "keeping the phase-1 SA we meant to delete as a duplicate"
+            } else {
+                "the phase-1 SA it superseded is current again"
+            };
             s.duplicate_delete_at = None;
             s.superseded = false;
-            self.log(
-                conn,
-                format!("{why}: keeping the phase-1 SA we meant to delete as a duplicate"),
-            );
+            self.log(conn, format!("{why}: {what}"));
         }
     }
 

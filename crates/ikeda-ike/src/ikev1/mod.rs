@@ -190,6 +190,11 @@ const QM_IN_FLIGHT: usize = 1;
 /// between rekeys while costing 256 octets.
 const INFO_MIDS_KEPT: usize = 64;
 /// Phase-1 lifetime when none is configured (strongSwan's and racoon's default).
+/// How many removed phase-1 SAs' cookies are remembered, so that what
+/// still arrives for them (the peer's DELETE that crossed ours: IKEv1's
+/// DELETE has no answer, RFC 2408 §4.8, so each side drops the SA as it
+/// sends one) is told apart from messages for SAs we never had.
+const RECENTLY_REMOVED: usize = 16;
 const DEFAULT_P1_LIFE: Duration = Duration::from_secs(28800);
 const DEFAULT_P2_LIFE: Duration = Duration::from_secs(3600);
 
@@ -516,6 +521,9 @@ pub struct V1Stats {
     /// Authenticated Informational messages seen before under the same
     /// phase-1 SA (their M-ID), dropped.
     pub replayed: u64,
+    /// Messages for one of the last [`RECENTLY_REMOVED`] phase-1 SAs we
+    /// removed: a DELETE that crossed ours, a late retransmission.
+    pub after_removal: u64,
     /// Both sides initiated at once: duplicate phase-1 or IPsec SAs of
     /// which one was kept ([`DUPLICATE_DELETE`]).
     pub duplicates_settled: u64,
@@ -552,6 +560,8 @@ pub struct Engine {
     /// without scanning all of them. Kept by [`Engine::insert`] and
     /// [`Engine::clear`], the only places that fill or empty a slot.
     by_icookie: HashMap<u64, Vec<SaId>>,
+    /// The cookies of the last [`RECENTLY_REMOVED`] phase-1 SAs removed.
+    removed: VecDeque<(u64, u64)>,
 }
 
 /// The selector pairs of a connection, one Quick Mode each: exactly the
@@ -854,6 +864,7 @@ impl Engine {
             am_dh_all: None,
             serial: 0,
             by_icookie: HashMap::new(),
+            removed: VecDeque::with_capacity(RECENTLY_REMOVED),
         }
     }
 
@@ -976,6 +987,10 @@ impl Engine {
     /// Empty a slot, keeping [`Engine::by_icookie`] in step.
     fn clear(&mut self, idx: SaId) -> Option<P1> {
         let sa = self.sas.take(idx)?;
+        if self.removed.len() == RECENTLY_REMOVED {
+            self.removed.pop_front();
+        }
+        self.removed.push_back((sa.icookie, sa.rcookie));
         if let Some(v) = self.by_icookie.get_mut(&sa.icookie) {
             v.retain(|&i| i != idx);
             if v.is_empty() {
@@ -1317,6 +1332,8 @@ impl Engine {
                 && (h.exchange == ExchangeType::IDENTITY_PROTECTION || h.exchange == ExchangeType::AGGRESSIVE)
             {
                 self.responder_start(now, local, remote, data, &h);
+            } else if self.removed.contains(&(h.icookie, h.rcookie)) {
+                self.stats.after_removal += 1;
             } else {
                 self.stats.unknown_cookie += 1;
             }
@@ -1937,11 +1954,17 @@ impl Engine {
             );
         }
         // The other established phase-1 SAs of the connection: if we began
-        // this one to replace them (a rekey, a restart), they go now; else
-        // they are duplicates (both sides initiated; or the peer replaces
-        // one, which we cannot tell apart: then the peer deletes the old one
-        // and the settling is undone, see `peer_delete`).
+        // this one to replace them (a rekey, a restart), they go now. If the
+        // peer began it after one of them was up here, the peer replaces
+        // that one (IKEv1 has no rekey exchange: a new phase 1 is the
+        // rekey, RFC 2409 §5): it is superseded and stays until the peer
+        // deletes it or it expires. Else they are duplicates (both sides
+        // initiated within a round trip; a peer's rekey whose first message
+        // a reordering held back past our SA's last is taken for one too,
+        // and undone when the peer deletes the old SA, see `peer_delete`).
         let replaces = self.sas.get(idx).is_some_and(|s| s.initiator && s.replaces);
+        let peer_began_at = self.sas.get(idx).filter(|s| !s.initiator).map(|s| s.created);
+        let peer_began_after = |other: &P1| peer_began_at.is_some_and(|c| other.established_at.is_some_and(|e| e <= c));
         let others: Vec<SaId> = self
             .sas
             .ids()
@@ -1959,6 +1982,16 @@ impl Engine {
                 }
                 self.send_delete_isakmp(i);
                 self.remove(i, "replaced by a new phase-1 SA");
+            } else if self.sas.get(i).is_some_and(peer_began_after) {
+                let Some(s) = self.sas.get_mut(i) else { continue };
+                s.superseded = true;
+                let (oi, or) = (s.icookie, s.rcookie);
+                self.log(
+                    conn,
+                    format!(
+                        "the peer began a new phase-1 SA while {oi:016x}_i {or:016x}_r was up: it replaces that one (Quick Modes go on the new one; the old one stays until the peer deletes it or it expires)"
+                    ),
+                );
             } else {
                 self.settle_duplicate_p1(idx, i, now);
             }

@@ -1793,3 +1793,39 @@ fn two_connections_between_the_same_gateways_are_told_apart_by_the_initiators_id
         logs(&eb)
     );
 }
+
+/// IKEv1's DELETE has no answer (RFC 2408 §4.8), so each side drops the SA
+/// as it sends one: when both sides terminate at once, each side's DELETEs
+/// reach a phase-1 SA already gone. They are counted as arriving after its
+/// removal, not as messages for an SA we never had (what a forger or a
+/// flood sends), which stays `unknown_cookie`.
+#[test]
+fn deletes_that_cross_are_counted_after_removal_not_as_unknown() {
+    let a = spec(A, B, "aes128-sha256-modp2048", "aes128-sha1", "k", lan1(), lan2());
+    let b = spec(B, A, "aes128-sha256-modp2048", "aes128-sha1", "k", lan2(), lan1());
+    let mut p = pair(v1(a), v1(b), 5);
+    let (ea, eb) = up(&mut p);
+    assert!(failures(&ea).is_empty() && failures(&eb).is_empty());
+    let cookies = {
+        let v = p.a.ike_sas();
+        (v[0].spi_i, v[0].spi_r)
+    };
+    let now = p.now;
+    p.a.terminate("s2s", now).unwrap();
+    p.b.terminate("s2s", now).unwrap();
+    run_on(&mut p, 5);
+    for e in [&p.a, &p.b] {
+        assert!(e.ike_sas().is_empty());
+        // The IPsec SA's DELETE and the phase-1 SA's, both under its cookies.
+        assert_eq!((e.stats.after_removal, e.stats.unknown_cookie), (2, 0), "{:?}", e.stats);
+    }
+    // Other cookies are unknown, as before.
+    let mut forged = vec![0u8; 28];
+    forged[..8].copy_from_slice(&(cookies.0 ^ 1).to_be_bytes());
+    forged[8..16].copy_from_slice(&cookies.1.to_be_bytes());
+    forged[17] = 0x10;
+    forged[18] = 5;
+    forged[24..28].copy_from_slice(&28u32.to_be_bytes());
+    p.a.handle_datagram(p.now, sock(A, 500), sock(B, 500), &forged);
+    assert_eq!((p.a.stats.after_removal, p.a.stats.unknown_cookie), (2, 1));
+}

@@ -8,7 +8,9 @@
 //! ways, the CHILD SA and the IKE SA are rekeyed (from either side) while
 //! numbered packets flow both ways and every one of them arrives, a reload
 //! adds a second connection (the first untouched), and `down` and stopping
-//! the gateways tear it all down on both sides.
+//! the gateways tear it all down on both sides. And both versions at once:
+//! an IKEv2 and an IKEv1 connection between the same gateways, then a
+//! reload that moves the IKEv1 one to IKEv2.
 
 use super::*;
 use crate::control::{Command, ControlMsg, EventHub, Response, CONTROL_QUEUE};
@@ -59,9 +61,10 @@ fn host(lan: [u8; 4]) -> [u8; 4] {
 
 /// Gateway `i`'s config: connection `s2s` (gw1 initiates) between the
 /// LANs; with `second` the LAN2 nets too: for IKEv2 as a second
-/// connection `s2s2`, for IKEv1 as a second selector pair of `s2s` (IKEv1
-/// Main Mode knows only addresses when it picks the connection, so two
-/// connections between the same gateways are one with two pairs).
+/// connection `s2s2`, for IKEv1 as a second selector pair of `s2s` (a
+/// changed connection, brought up anew; two IKEv1 connections between the
+/// same gateways need identities of their own, which `tests/multi_child.rs`
+/// covers against strongSwan).
 fn config_text(dir: &Path, i: usize, version: u8, second: bool) -> String {
     let j = 1 - i;
     let ike = if version == 1 {
@@ -578,6 +581,105 @@ fn a_reloaded_manual_sa_never_repeats_a_sequence_number() {
         after[0].1
     );
     for s in sites.iter_mut() {
+        s.gw.take().unwrap().stop();
+    }
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+/// Gateway `i`'s config with two connections to the other gateway: `new`
+/// (IKEv2) between the LANs and `legacy` (IKE version `legacy`) between
+/// the LAN2 nets, as a site moving from IKEv1 to IKEv2 one connection at
+/// a time has.
+fn mixed_config_text(dir: &Path, i: usize, legacy: u8) -> String {
+    let j = 1 - i;
+    let conn = |name: &str, version: u8, lans: [[u8; 4]; 2]| {
+        let ike = if version == 1 {
+            "aes128-sha256-modp2048"
+        } else {
+            "aes128gcm16-prfsha256-x25519"
+        };
+        format!(
+            "\n[[conn]]\nname = \"{name}\"\nversion = {version}\nlocal_addr = \"{}\"\nremote_addr = \"{}\"\n\
+             ike = \"{ike}\"\nesp = \"aes128gcm16\"\npsk = \"{PSK}\"\nstart_action = \"{}\"\n\
+             local_ts = [\"{}\"]\nremote_ts = [\"{}\"]\n",
+            WAN[i],
+            WAN[j],
+            if i == 0 { "start" } else { "none" },
+            net(lans[i]),
+            net(lans[j]),
+        )
+    };
+    daemon_text(dir, i) + &conn("new", 2, LAN) + &conn("legacy", legacy, LAN2)
+}
+
+/// (connection, IKE version) of each IKE SA here, sorted.
+fn versions(s: &Site) -> Vec<(String, u64)> {
+    let v = s.json(Command::ShowIke);
+    let mut out: Vec<_> = v
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|s| (s["conn"].as_str().unwrap().to_owned(), s["version"].as_u64().unwrap()))
+        .collect();
+    out.sort();
+    out
+}
+
+/// Issue 11: one engine for both versions, in whole gateways. An IKEv2 and
+/// an IKEv1 connection between the same two gateways share UDP 500 and
+/// come up side by side; a reload moves the IKEv1 one to IKEv2 (brought
+/// up anew, the other untouched); nothing is refused on the way.
+#[test]
+fn an_ikev2_and_an_ikev1_connection_between_the_same_gateways_then_both_ikev2() {
+    let dir = std::env::temp_dir().join(format!("ikeda-inproc-mixed-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir).unwrap();
+    let (udp, esp) = (FakeNet::new(), FakeNet::new());
+    let mut sites = [0, 1].map(|i| start_site_with(&dir, i, &mixed_config_text(&dir, i, 1), &udp, &esp));
+    let (a, b) = (&sites[0], &sites[1]);
+    ping_until_up(a, b, LAN, Duration::from_secs(10));
+    ping_until_up(a, b, LAN2, Duration::from_secs(10));
+    let both = vec![("legacy".to_owned(), 1), ("new".to_owned(), 2)];
+    assert_eq!((versions(a), versions(b)), (both.clone(), both));
+    let new_child = a.children("new");
+    assert_eq!(new_child.len(), 1);
+
+    for (i, s) in sites.iter().enumerate() {
+        std::fs::write(&s.config, mixed_config_text(&dir, i, 2)).unwrap();
+    }
+    let (a, b) = (&sites[0], &sites[1]);
+    for s in [b, a] {
+        let r = s.json(Command::Reload);
+        assert_eq!(r["changed"], serde_json::json!(["legacy"]), "{r}");
+        assert_eq!(r["untouched"], serde_json::json!(["new"]), "{r}");
+    }
+    ping_until_up(a, b, LAN2, Duration::from_secs(10));
+    ping_until_up(a, b, LAN, Duration::from_secs(2));
+    wait_for(
+        "legacy's IKEv1 SA gone, its IKEv2 SA up",
+        Duration::from_secs(10),
+        || {
+            let now_v2 = vec![("legacy".to_owned(), 2), ("new".to_owned(), 2)];
+            versions(a) == now_v2 && versions(b) == now_v2
+        },
+    );
+    assert_eq!(a.children("new"), new_child, "the reload left 'new' alone");
+    for s in [a, b] {
+        let c = s.json(Command::ShowCounters);
+        // Both gateways reload at once, so the IKEv1 DELETEs of 'legacy'
+        // may cross (IKEv1's DELETE has no answer: each side drops its SA
+        // as it sends one): at most its IPsec SA's and its phase-1 SA's
+        // arrive after the removal. Anything else counted is a fault.
+        let (late, refused): (Vec<_>, Vec<_>) = c
+            .as_array()
+            .unwrap()
+            .iter()
+            .filter(|c| c["value"] != 0)
+            .partition(|c| c["version"] == 1 && c["name"] == "after_removal");
+        assert!(refused.is_empty(), "{refused:?}\n{}", s.log());
+        assert!(late.iter().all(|c| c["value"].as_u64() <= Some(2)), "{late:?}");
+    }
+    for s in &mut sites {
         s.gw.take().unwrap().stop();
     }
     let _ = std::fs::remove_dir_all(&dir);
