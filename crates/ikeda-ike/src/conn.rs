@@ -45,6 +45,95 @@ impl<T> std::ops::IndexMut<ConnId> for Vec<T> {
     }
 }
 
+/// An engine's connections. Each keeps its [`ConnId`] for good: a reload
+/// retires a connection (its SAs still name it while they are deleted, but
+/// it is never matched or initiated again) instead of removing it, and
+/// adds new ones at the end. Shared by both versions' SA tables.
+pub(crate) struct ConnTable<T> {
+    conns: Vec<T>,
+    retired: Vec<bool>,
+}
+
+impl<T: AsRef<ConnSpec>> ConnTable<T> {
+    pub(crate) fn new(conns: Vec<T>) -> Self {
+        let retired = vec![false; conns.len()];
+        ConnTable { conns, retired }
+    }
+
+    /// How many connections, retired ones too: the length of the tables
+    /// kept beside this one, one entry per connection.
+    pub(crate) fn len(&self) -> usize {
+        self.conns.len()
+    }
+
+    /// Every connection, retired ones too. Borrows nothing, so the caller
+    /// may change the engine while it goes through them.
+    pub(crate) fn ids(&self) -> impl Iterator<Item = ConnId> {
+        ConnId::all(self.conns.len())
+    }
+
+    /// The connections in service.
+    pub(crate) fn live(&self) -> impl Iterator<Item = ConnId> + '_ {
+        self.ids().filter(|&c| !self.retired[c])
+    }
+
+    pub(crate) fn is_retired(&self, c: ConnId) -> bool {
+        self.retired[c]
+    }
+
+    /// The connection in service of this name.
+    pub(crate) fn find(&self, name: &str) -> Option<ConnId> {
+        self.live().find(|&c| self.conns[c].as_ref().name == name)
+    }
+
+    /// The names of the connections in service.
+    pub(crate) fn names(&self) -> impl Iterator<Item = &str> {
+        self.live().map(|c| self.conns[c].as_ref().name.as_str())
+    }
+
+    /// Replace the connection in service of its name, or add it: then its
+    /// new id, for the caller's tables beside this one.
+    pub(crate) fn set(&mut self, conn: T) -> Option<ConnId> {
+        match self.find(&conn.as_ref().name) {
+            Some(c) => {
+                self.conns[c] = conn;
+                None
+            }
+            None => {
+                self.conns.push(conn);
+                self.retired.push(false);
+                Some(ConnId(self.conns.len() - 1))
+            }
+        }
+    }
+
+    /// Take the connection of this name out of service.
+    pub(crate) fn retire(&mut self, name: &str) {
+        if let Some(c) = self.find(name) {
+            self.retired[c] = true;
+        }
+    }
+}
+
+impl<T> std::ops::Index<ConnId> for ConnTable<T> {
+    type Output = T;
+    fn index(&self, c: ConnId) -> &T {
+        &self.conns[c]
+    }
+}
+
+impl<T> std::ops::IndexMut<ConnId> for ConnTable<T> {
+    fn index_mut(&mut self, c: ConnId) -> &mut T {
+        &mut self.conns[c]
+    }
+}
+
+impl AsRef<ConnSpec> for ConnSpec {
+    fn as_ref(&self) -> &ConnSpec {
+        self
+    }
+}
+
 /// One connection as the engine needs it.
 #[derive(Clone)]
 pub struct ConnSpec {
@@ -150,5 +239,61 @@ impl ConnSpec {
 impl fmt::Debug for ConnSpec {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         write!(f, "ConnSpec({} {} <-> {})", self.name, self.local, self.remote)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    struct Named(ConnSpec);
+    impl AsRef<ConnSpec> for Named {
+        fn as_ref(&self) -> &ConnSpec {
+            &self.0
+        }
+    }
+
+    fn conn(name: &str, remote: [u8; 4]) -> Named {
+        let ip = |a: [u8; 4]| IpAddr::from(a);
+        let any = TsRange::addresses(ip([0, 0, 0, 0]), ip([255, 255, 255, 255]));
+        Named(ConnSpec {
+            name: name.into(),
+            local: ip([10, 0, 0, 1]),
+            remote: ip(remote),
+            local_id: IdPayload::ipv4([10, 0, 0, 1].into()),
+            remote_id: IdPayload::ipv4(remote.into()),
+            psk: SecretBytes::new(b"k".to_vec()),
+            ike_proposals: Vec::new(),
+            esp_proposals: Vec::new(),
+            local_ts: vec![any],
+            remote_ts: vec![any],
+            ts_pairs: Vec::new(),
+            timers: Timers::default(),
+            force_encap: false,
+            children: Vec::new(),
+        })
+    }
+
+    #[test]
+    fn a_connection_keeps_its_id_and_a_retired_one_is_never_found_again() {
+        let mut t = ConnTable::new(vec![conn("a", [10, 0, 0, 2]), conn("b", [10, 0, 0, 3])]);
+        let (a, b) = (t.find("a").unwrap(), t.find("b").unwrap());
+        assert_ne!(a, b);
+        // Replacing keeps the place; nothing is added.
+        assert_eq!(t.set(conn("a", [10, 0, 0, 9])), None);
+        assert_eq!(t.find("a"), Some(a));
+        assert_eq!(t[a].0.remote, IpAddr::from([10, 0, 0, 9]));
+        // Retired: still indexed (its SAs name it), never found or named.
+        t.retire("a");
+        assert!(t.is_retired(a) && t.find("a").is_none());
+        assert_eq!(t[a].0.name, "a");
+        assert_eq!(t.names().collect::<Vec<_>>(), ["b"]);
+        assert_eq!(t.live().collect::<Vec<_>>(), [b]);
+        // The same name again is a new connection at the end.
+        let a2 = t.set(conn("a", [10, 0, 0, 2])).unwrap();
+        assert!(a2 != a && a2 != b);
+        assert_eq!(t.find("a"), Some(a2));
+        assert_eq!(t.ids().count(), 3);
+        assert_eq!(t.len(), 3);
     }
 }

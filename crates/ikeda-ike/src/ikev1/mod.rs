@@ -72,7 +72,7 @@ mod quick;
 mod tests;
 mod view;
 
-use crate::conn::{IKE_PORT, KEEPALIVE, NAT_KEEPALIVE, NAT_T_PORT};
+use crate::conn::{ConnTable, IKE_PORT, KEEPALIVE, NAT_KEEPALIVE, NAT_T_PORT};
 
 /// Half-open phase-1 SAs (either role, before HASH_I/HASH_R verified) per
 /// peer address. MM1/AM1 are unauthenticated and their source address is
@@ -208,6 +208,12 @@ pub struct V1ConnSpec {
     pub aggressive: bool,
     /// Ask for IPComp (DEFLATE) with ESP in Quick Mode (RFC 3173).
     pub compress: bool,
+}
+
+impl AsRef<ConnSpec> for V1ConnSpec {
+    fn as_ref(&self) -> &ConnSpec {
+        &self.spec
+    }
 }
 
 /// The algorithms of a phase-1 SA.
@@ -530,8 +536,7 @@ pub struct V1Stats {
 }
 
 pub struct Engine {
-    conns: Vec<V1ConnSpec>,
-    retired: Vec<bool>,
+    conns: ConnTable<V1ConnSpec>,
     sas: SaTable<P1>,
     /// IPsec SAs per connection.
     children: Vec<Vec<Child>>,
@@ -845,8 +850,7 @@ impl Engine {
     pub fn new(conns: Vec<V1ConnSpec>, rng: Box<dyn Rng + Send>) -> Engine {
         let n = conns.len();
         Engine {
-            conns,
-            retired: vec![false; n],
+            conns: ConnTable::new(conns),
             sas: SaTable::new(),
             children: vec![Vec::new(); n],
             qm_waiting: vec![VecDeque::new(); n],
@@ -881,13 +885,11 @@ impl Engine {
     }
 
     pub fn conn_names(&self) -> impl Iterator<Item = &str> {
-        ConnId::all(self.conns.len())
-            .filter(|&i| !self.retired[i])
-            .map(|i| self.conns[i].spec.name.as_str())
+        self.conns.names()
     }
 
     fn conn_index(&self, name: &str) -> Option<ConnId> {
-        ConnId::all(self.conns.len()).find(|&i| !self.retired[i] && self.conns[i].spec.name == name)
+        self.conns.find(name)
     }
 
     pub fn conn(&self, name: &str) -> Option<&V1ConnSpec> {
@@ -897,11 +899,7 @@ impl Engine {
     /// Add or replace a connection (reload); a replaced one is torn down by
     /// the caller first.
     pub fn set_conn(&mut self, spec: V1ConnSpec) {
-        if let Some(i) = self.conn_index(&spec.spec.name) {
-            self.conns[i] = spec;
-        } else {
-            self.conns.push(spec);
-            self.retired.push(false);
+        if self.conns.set(spec).is_some() {
             self.children.push(Vec::new());
             self.qm_waiting.push(VecDeque::new());
             self.am_dh.push(None);
@@ -909,9 +907,7 @@ impl Engine {
     }
 
     pub fn retire_conn(&mut self, name: &str) {
-        if let Some(i) = self.conn_index(name) {
-            self.retired[i] = true;
-        }
+        self.conns.retire(name);
     }
 
     /// A phase-1 SA of this connection is up or being set up.
@@ -1016,7 +1012,7 @@ impl Engine {
         if let Some(sa) = self.clear(idx) {
             let name = self.conns[sa.conn].spec.name.clone();
             // Our unanswered Quick Modes on it go again on the next one.
-            if !self.retired[sa.conn] {
+            if !self.conns.is_retired(sa.conn) {
                 for q in sa
                     .qms
                     .iter()
@@ -1492,13 +1488,13 @@ impl Engine {
         // peer's identity, in MM5 or AM1, may still choose a sibling:
         // `sibling_for_id`).
         let aggressive = h.exchange == ExchangeType::AGGRESSIVE;
-        let by_addr = |i: &ConnId| {
-            !self.retired[*i] && self.conns[*i].spec.remote == remote.ip() && self.conns[*i].spec.local == local.ip()
-        };
-        let Some(ci) = ConnId::all(self.conns.len())
+        let by_addr = |i: &ConnId| self.conns[*i].spec.remote == remote.ip() && self.conns[*i].spec.local == local.ip();
+        let Some(ci) = self
+            .conns
+            .live()
             .filter(by_addr)
             .find(|&i| self.conns[i].aggressive == aggressive)
-            .or_else(|| ConnId::all(self.conns.len()).find(by_addr))
+            .or_else(|| self.conns.live().find(by_addr))
         else {
             self.stats.unknown_cookie += 1;
             return;
@@ -1872,10 +1868,9 @@ impl Engine {
         let sa = self.sas.get(idx).filter(|s| !s.initiator)?;
         let (conn, choice) = (sa.conn, sa.choice?);
         let first = &self.conns[conn];
-        ConnId::all(self.conns.len()).find(|&j| {
+        self.conns.live().find(|&j| {
             let c = &self.conns[j];
             j != conn
-                && !self.retired[j]
                 && c.spec.local == first.spec.local
                 && c.spec.remote == first.spec.remote
                 && c.aggressive == first.aggressive
@@ -2131,7 +2126,7 @@ impl Engine {
                 self.qm_timers(idx, now);
             }
         }
-        for ci in ConnId::all(self.conns.len()) {
+        for ci in self.conns.ids() {
             self.child_timers(ci, now);
         }
         self.start_waiting_quick_modes(now);

@@ -1295,8 +1295,8 @@ impl Engine {
     /// Start the waiting Quick Modes that have a place now, on each
     /// connection's current phase-1 SA.
     pub(super) fn start_waiting_quick_modes(&mut self, now: Millis) {
-        for ci in ConnId::all(self.conns.len()) {
-            if self.retired[ci] {
+        for ci in self.conns.ids() {
+            if self.conns.is_retired(ci) {
                 self.qm_waiting[ci].clear();
             }
             while !self.qm_waiting[ci].is_empty() {
@@ -1409,7 +1409,7 @@ impl Engine {
     }
 
     pub(super) fn child_timers(&mut self, ci: ConnId, now: Millis) {
-        if self.retired[ci] {
+        if self.conns.is_retired(ci) {
             return;
         }
         let name = self.conns[ci].spec.name.clone();

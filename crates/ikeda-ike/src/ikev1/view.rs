@@ -61,7 +61,7 @@ impl Engine {
             });
         }
         // IPsec SAs whose phase-1 SA is gone (IKEv1 allows that) are still shown.
-        for (ci, done) in ConnId::all(self.conns.len()).zip(&listed) {
+        for (ci, done) in self.conns.ids().zip(&listed) {
             if !done && !self.children[ci].is_empty() {
                 if let Some(v) = out.iter_mut().find(|v| v.conn == self.conns[ci].spec.name) {
                     v.children = self.child_views(ci);
@@ -94,7 +94,8 @@ impl Engine {
 
     /// IPsec SAs without any phase-1 SA to list them under.
     pub fn orphan_children(&self) -> Vec<(String, Vec<ChildSaView>)> {
-        ConnId::all(self.conns.len())
+        self.conns
+            .ids()
             .filter(|&ci| !self.children[ci].is_empty())
             .filter(|&ci| !self.sas.iter().any(|s| s.conn == ci))
             .map(|ci| (self.conns[ci].spec.name.clone(), self.child_views(ci)))

@@ -357,11 +357,12 @@ impl Engine {
             prf: vec![s.prf],
             dh: vec![s.dh],
         })?;
-        let candidates: Vec<ConnId> = ConnId::all(self.conns.len())
+        let candidates: Vec<ConnId> = self
+            .conns
+            .live()
             .filter(|&i| {
                 let c = &self.conns[i];
-                !self.retired[i]
-                    && c.remote == sa.remote.ip()
+                c.remote == sa.remote.ip()
                     && (c.local == sa.local.ip() || sa.local.ip().is_unspecified())
                     && c.remote_id == *idi
                     && idr.is_none_or(|r| *r == c.local_id)

@@ -423,10 +423,12 @@ impl Engine {
         msg: &Message,
     ) -> Option<(ConnId, Vec<IkeProposal>)> {
         let offered = offered_ike(msg);
-        let by_address: Vec<ConnId> = ConnId::all(self.conns.len())
+        let by_address: Vec<ConnId> = self
+            .conns
+            .live()
             .filter(|&i| {
                 let c = &self.conns[i];
-                !self.retired[i] && c.remote == remote.ip() && (c.local == local.ip() || local.ip().is_unspecified())
+                c.remote == remote.ip() && (c.local == local.ip() || local.ip().is_unspecified())
             })
             .collect();
         let fits = |i: &ConnId| {

@@ -19,6 +19,7 @@
 //! rekey), `children` (new CHILD SAs), `ike_rekey`, `informational`. This
 //! file keeps the engine's state, the dispatch and the shared helpers.
 
+use crate::conn::ConnTable;
 use crate::retransmit::RetransmitPolicy;
 use crate::task::{Incoming, TaskManager, Version};
 use crate::{ConnId, Exchange, Millis, SaId, SaTable, Transmit};
@@ -384,7 +385,7 @@ pub const DUPLICATE_GRACE: Duration = Duration::from_secs(5);
 pub const DUPLICATE_DOUBT: Duration = Duration::from_secs(6);
 
 pub struct Engine {
-    conns: Vec<ConnSpec>,
+    conns: ConnTable<ConnSpec>,
     sas: SaTable<IkeSa>,
     /// (initiator SPI, responder SPI) -> the SA's place; half-open responder SAs are
     /// found by (initiator SPI, remote) while their SPIr is still fresh.
@@ -398,9 +399,6 @@ pub struct Engine {
     /// before asking initiators to prove their address (RFC 7296 §2.6).
     cookie_secrets: CookieSecrets,
     cookie_threshold: usize,
-    /// Connections removed by a reload: kept so that their SAs still name
-    /// them while they are deleted, but never matched or initiated again.
-    retired: Vec<bool>,
     /// IKE SAs the peer deleted, each with its answers, kept a short while:
     /// if our response to its DELETE is lost, its retransmission (bit for
     /// bit the same request, from the same address, RFC 7296 §2.1) is
@@ -616,9 +614,8 @@ fn ts_payload(ts: &[TsRange]) -> TsPayload {
 
 impl Engine {
     pub fn new(conns: Vec<ConnSpec>, rng: Box<dyn Rng + Send>) -> Engine {
-        let n_conns = conns.len();
         Engine {
-            conns,
+            conns: ConnTable::new(conns),
             sas: SaTable::new(),
             by_spi: HashMap::new(),
             rng,
@@ -628,7 +625,6 @@ impl Engine {
             stats: EngineStats::default(),
             cookie_secrets: CookieSecrets::default(),
             cookie_threshold: COOKIE_THRESHOLD,
-            retired: vec![false; n_conns],
             graveyard: VecDeque::new(),
             order: 0,
             #[cfg(test)]
@@ -649,14 +645,12 @@ impl Engine {
     }
 
     pub fn conn_names(&self) -> impl Iterator<Item = &str> {
-        ConnId::all(self.conns.len())
-            .filter(|&i| !self.retired[i])
-            .map(|i| self.conns[i].name.as_str())
+        self.conns.names()
     }
 
     /// The live connection of this name.
     fn conn_index(&self, name: &str) -> Option<ConnId> {
-        ConnId::all(self.conns.len()).find(|&i| !self.retired[i] && self.conns[i].name == name)
+        self.conns.find(name)
     }
 
     pub fn poll_transmit(&mut self) -> Option<Transmit> {

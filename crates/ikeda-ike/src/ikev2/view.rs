@@ -74,21 +74,13 @@ impl Engine {
     /// not touched: a reload terminates them first when the connection
     /// changed.
     pub fn set_conn(&mut self, spec: ConnSpec) {
-        match self.conn_index(&spec.name) {
-            Some(i) => self.conns[i] = spec,
-            None => {
-                self.conns.push(spec);
-                self.retired.push(false);
-            }
-        }
+        self.conns.set(spec);
     }
 
     /// Take a connection out of service (after terminating its SAs): it is
     /// never initiated or matched again.
     pub fn retire_conn(&mut self, name: &str) {
-        if let Some(i) = self.conn_index(name) {
-            self.retired[i] = true;
-        }
+        self.conns.retire(name);
     }
 
     /// Tell the caller the keys of a freshly keyed IKE SA (key export).
