@@ -189,12 +189,12 @@ const QM_IN_FLIGHT: usize = 1;
 /// more than the DPD and DELETE exchanges a peer makes in one SA's life
 /// between rekeys while costing 256 octets.
 const INFO_MIDS_KEPT: usize = 64;
-/// Phase-1 lifetime when none is configured (strongSwan's and racoon's default).
 /// How many removed phase-1 SAs' cookies are remembered, so that what
 /// still arrives for them (the peer's DELETE that crossed ours: IKEv1's
 /// DELETE has no answer, RFC 2408 §4.8, so each side drops the SA as it
 /// sends one) is told apart from messages for SAs we never had.
 const RECENTLY_REMOVED: usize = 16;
+/// Phase-1 lifetime when none is configured (strongSwan's and racoon's default).
 const DEFAULT_P1_LIFE: Duration = Duration::from_secs(28800);
 const DEFAULT_P2_LIFE: Duration = Duration::from_secs(3600);
 
