@@ -1954,9 +1954,12 @@ impl Engine {
         // that one (IKEv1 has no rekey exchange: a new phase 1 is the
         // rekey, RFC 2409 §5): it is superseded and stays until the peer
         // deletes it or it expires. Else they are duplicates (both sides
-        // initiated within a round trip; a peer's rekey whose first message
-        // a reordering held back past our SA's last is taken for one too,
-        // and undone when the peer deletes the old SA, see `peer_delete`).
+        // initiated within a round trip). Should a reordering hold the
+        // peer's first message of such a pair back until ours was up, we
+        // take it for a replacement while the peer settles a duplicate:
+        // the peer then deletes one of the two (at once if it made the
+        // loser, after `DUPLICATE_GRACE` if we did), and `peer_delete`
+        // makes the one left current.
         let replaces = self.sas.get(idx).is_some_and(|s| s.initiator && s.replaces);
         let peer_began_at = self.sas.get(idx).filter(|s| !s.initiator).map(|s| s.created);
         let peer_began_after = |other: &P1| peer_began_at.is_some_and(|c| other.established_at.is_some_and(|e| e <= c));
