@@ -56,12 +56,12 @@ fuzz_target!(|data: &[u8]| {
         now = Millis(now.0 + 1);
         while let Some(t) = a.poll_transmit() {
             b.handle_datagram(now, sb, sa, &t.data);
-            let k = usize::from(t.data.get(17).is_some_and(|v| v >> 4 == 1));
+            let k = usize::from(ikeda_wire::ike_major_version(&t.data) == Some(1));
             last[k] = Some(t.data);
         }
         while let Some(t) = b.poll_transmit() {
             a.handle_datagram(now, sa, sb, &t.data);
-            let k = usize::from(t.data.get(17).is_some_and(|v| v >> 4 == 1));
+            let k = usize::from(ikeda_wire::ike_major_version(&t.data) == Some(1));
             last[k] = Some(t.data);
         }
         while a.poll_event().is_some() || b.poll_event().is_some() {}

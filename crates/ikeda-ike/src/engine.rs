@@ -20,11 +20,6 @@ use ikeda_crypto::ike::Rng;
 use std::net::SocketAddr;
 use std::time::Duration;
 
-/// Offset of the version octet in both headers: after two 8-octet SPIs
-/// (IKEv2) or cookies (IKEv1) and the next-payload octet. Its high nibble
-/// is the major version.
-const VERSION_OCTET: usize = 17;
-
 /// A connection and the IKE version it runs.
 #[derive(Clone)]
 pub enum Connection {
@@ -93,7 +88,7 @@ impl Engine {
         // Anything that is not IKEv1 goes to IKEv2's parser, which counts
         // it as malformed (RFC 7296 §2.5 lets a responder ignore a major
         // version it does not speak).
-        match data.get(VERSION_OCTET).map(|v| v >> 4) {
+        match ikeda_wire::ike_major_version(data) {
             Some(1) => self.v1.handle_datagram(now, local, remote, data),
             _ => self.v2.handle_datagram(now, local, remote, data),
         }

@@ -29,9 +29,6 @@ use std::net::IpAddr;
 use std::ops::Range;
 
 const IKE_PORT: u16 = 500;
-/// Offset of the version octet in both IKE headers (RFC 2408 §3.1, RFC
-/// 7296 §3.1): after the two 8-octet SPIs and Next Payload.
-const IKE_VERSION_OCTET: usize = 17;
 /// Problems printed one by one; the rest only counted.
 const MAX_WARNINGS: usize = 20;
 
@@ -706,7 +703,7 @@ impl Analyzer {
             payloads: Vec::new(),
         };
         self.cleartext = None;
-        let parsed = match data.get(IKE_VERSION_OCTET).map(|v| v >> 4) {
+        let parsed = match ikeda_wire::ike_major_version(data) {
             Some(2) => self.ikev2(data, &mut m),
             Some(1) => self.ikev1(data, d.src, &mut m),
             Some(v) => Err(format!("IKE major version {v}")),
