@@ -254,24 +254,19 @@ mod tests {
     }
 
     fn conn(name: &str, remote: [u8; 4]) -> Named {
-        let ip = |a: [u8; 4]| IpAddr::from(a);
-        let any = TsRange::addresses(ip([0, 0, 0, 0]), ip([255, 255, 255, 255]));
-        Named(ConnSpec {
-            name: name.into(),
-            local: ip([10, 0, 0, 1]),
-            remote: ip(remote),
-            local_id: IdPayload::ipv4([10, 0, 0, 1].into()),
-            remote_id: IdPayload::ipv4(remote.into()),
-            psk: SecretBytes::new(b"k".to_vec()),
-            ike_proposals: Vec::new(),
-            esp_proposals: Vec::new(),
-            local_ts: vec![any],
-            remote_ts: vec![any],
-            ts_pairs: Vec::new(),
-            timers: Timers::default(),
-            force_encap: false,
-            children: Vec::new(),
-        })
+        let any = crate::tests::ts("0.0.0.0", "255.255.255.255");
+        let remote = IpAddr::from(remote).to_string();
+        let mut c = crate::tests::spec(
+            "10.0.0.1",
+            &remote,
+            "aes128gcm16-prfsha256-x25519",
+            "aes128gcm16",
+            "k",
+            any,
+            any,
+        );
+        c.name = name.into();
+        Named(c)
     }
 
     #[test]

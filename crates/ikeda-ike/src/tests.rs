@@ -18,11 +18,19 @@ use std::net::{IpAddr, SocketAddr};
 const A: &str = "192.168.50.11";
 const B: &str = "192.168.50.12";
 
-fn ts(cidr_start: &str, cidr_end: &str) -> TsRange {
+pub(crate) fn ts(cidr_start: &str, cidr_end: &str) -> TsRange {
     TsRange::addresses(cidr_start.parse().unwrap(), cidr_end.parse().unwrap())
 }
 
-fn spec(local: &str, remote: &str, ike: &str, esp: &str, psk: &str, lnet: TsRange, rnet: TsRange) -> ConnSpec {
+pub(crate) fn spec(
+    local: &str,
+    remote: &str,
+    ike: &str,
+    esp: &str,
+    psk: &str,
+    lnet: TsRange,
+    rnet: TsRange,
+) -> ConnSpec {
     let ip = |s: &str| -> IpAddr { s.parse().unwrap() };
     let id = |s: &str| match ip(s) {
         IpAddr::V4(a) => IdPayload::ipv4(a),
@@ -61,7 +69,24 @@ fn pair(a: ConnSpec, b: ConnSpec, seed: u64) -> Pair<Engine, Engine> {
     Pair::new(ea, sa, eb, sb, seed)
 }
 
-fn drain(e: &mut Engine, into: &mut Vec<Event>) {
+/// An engine the tests take events from: either version's, or the one
+/// [`crate::Engine`] that holds both.
+pub(crate) trait Events {
+    fn poll_event(&mut self) -> Option<Event>;
+}
+
+macro_rules! impl_events {
+    ($($engine:ty),*) => {$(
+        impl Events for $engine {
+            fn poll_event(&mut self) -> Option<Event> {
+                <$engine>::poll_event(self)
+            }
+        }
+    )*};
+}
+impl_events!(Engine, crate::ikev1::Engine, crate::Engine);
+
+pub(crate) fn drain(e: &mut impl Events, into: &mut Vec<Event>) {
     while let Some(ev) = e.poll_event() {
         into.push(ev);
     }
@@ -489,7 +514,13 @@ fn established_pair(seed: u64, timers: Timers) -> (Pair<Engine, Engine>, Plane, 
 }
 
 /// Run the simulator for `d` of simulated time.
-fn run_for(p: &mut Pair<Engine, Engine>, d: Duration) -> (Vec<Event>, Vec<Event>) {
+/// Run `d` of simulated time, exactly: no step beyond it (a long SA's
+/// rekey timer must not fire because the network fell quiet).
+pub(crate) fn run_for<A, B>(p: &mut Pair<A, B>, d: Duration) -> (Vec<Event>, Vec<Event>)
+where
+    A: crate::sim::Peer + Events,
+    B: crate::sim::Peer + Events,
+{
     let (mut ea, mut eb) = (Vec::new(), Vec::new());
     let end = p.now + d;
     while p.next_event().is_some_and(|t| t <= end) && p.step() {

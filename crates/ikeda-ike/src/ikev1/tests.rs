@@ -5,7 +5,7 @@
 use super::{Engine, V1ConnSpec};
 use crate::ikev2::{ChildSaInfo, ConnSpec, Event, Failure, Timers};
 use crate::sim::Pair;
-use crate::tests::log_count;
+use crate::tests::{drain, log_count};
 use crate::Millis;
 use ikeda_crypto::ike::{parse_esp_proposals, parse_ike_proposals, SeededRng};
 use ikeda_crypto::SecretBytes;
@@ -78,12 +78,6 @@ fn pair_of(a: Vec<V1ConnSpec>, b: Vec<V1ConnSpec>, seed: u64) -> Pair<Engine, En
     let sa: SocketAddr = format!("{A}:500").parse().unwrap();
     let sb: SocketAddr = format!("{B}:500").parse().unwrap();
     Pair::new(ea, sa, eb, sb, seed)
-}
-
-fn drain(e: &mut Engine, into: &mut Vec<Event>) {
-    while let Some(ev) = e.poll_event() {
-        into.push(ev);
-    }
 }
 
 fn run(p: &mut Pair<Engine, Engine>, ea: &mut Vec<Event>, eb: &mut Vec<Event>, until_s: u64) {
