@@ -112,6 +112,14 @@ fn daemon_text(dir: &Path, i: usize) -> String {
     )
 }
 
+/// An empty directory of this test's own under the temporary directory.
+fn fresh_dir(tag: &str) -> PathBuf {
+    let dir = std::env::temp_dir().join(format!("ikeda-inproc-{tag}-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir).unwrap();
+    dir
+}
+
 fn start_site(dir: &Path, i: usize, version: u8, udp: &FakeNet, esp: &FakeNet) -> Site {
     start_site_with(dir, i, &config_text(dir, i, version, false), udp, esp)
 }
@@ -349,9 +357,7 @@ fn wait_for(what: &str, wait: Duration, mut f: impl FnMut() -> bool) {
 }
 
 fn two_gateways(version: u8) {
-    let dir = std::env::temp_dir().join(format!("ikeda-inproc-v{version}-{}", std::process::id()));
-    let _ = std::fs::remove_dir_all(&dir);
-    std::fs::create_dir_all(&dir).unwrap();
+    let dir = fresh_dir(&format!("v{version}"));
     let (udp, esp) = (FakeNet::new(), FakeNet::new());
     let mut sites = [
         start_site(&dir, 0, version, &udp, &esp),
@@ -525,9 +531,7 @@ fn manual_config_text(dir: &Path, i: usize, second: bool) -> String {
 /// cross before and after.
 #[test]
 fn a_reloaded_manual_sa_never_repeats_a_sequence_number() {
-    let dir = std::env::temp_dir().join(format!("ikeda-inproc-manual-{}", std::process::id()));
-    let _ = std::fs::remove_dir_all(&dir);
-    std::fs::create_dir_all(&dir).unwrap();
+    let dir = fresh_dir("manual");
     let (udp, esp) = (FakeNet::new(), FakeNet::new());
     let seen: Arc<Mutex<Vec<(u32, u32)>>> = Arc::default();
     let (rec, gw1) = (seen.clone(), WAN[0].parse::<IpAddr>().unwrap());
@@ -631,9 +635,7 @@ fn versions(s: &Site) -> Vec<(String, u64)> {
 /// up anew, the other untouched); nothing is refused on the way.
 #[test]
 fn an_ikev2_and_an_ikev1_connection_between_the_same_gateways_then_both_ikev2() {
-    let dir = std::env::temp_dir().join(format!("ikeda-inproc-mixed-{}", std::process::id()));
-    let _ = std::fs::remove_dir_all(&dir);
-    std::fs::create_dir_all(&dir).unwrap();
+    let dir = fresh_dir("mixed");
     let (udp, esp) = (FakeNet::new(), FakeNet::new());
     let mut sites = [0, 1].map(|i| start_site_with(&dir, i, &mixed_config_text(&dir, i, 1), &udp, &esp));
     let (a, b) = (&sites[0], &sites[1]);
