@@ -35,6 +35,8 @@ pub struct Destination {
     pub remote: SocketAddr,
     pub local: SocketAddr,
     pub encap: Encap,
+    /// The SA's [`OutboundSa::train`].
+    pub train: u8,
 }
 
 /// The outbound half: SPD and outbound SAs.
@@ -141,6 +143,7 @@ impl Outbound {
                 remote: sa.remote,
                 local: sa.local,
                 encap: sa.encap,
+                train: sa.train,
             },
         ))
     }

@@ -15,6 +15,7 @@ use ikeda_wire::esp::{self, EspPacket, Trailer, TrailerError, HEADER_LEN};
 use ikeda_wire::iana::IpProtocol;
 use ikeda_wire::ip;
 use ikeda_wire::ipcomp::{IpcompPacket, IpcompRepr};
+use ikeda_wire::udp_gso::TRAIN_SEGMENTS;
 use std::net::SocketAddr;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
@@ -100,6 +101,11 @@ pub struct OutboundSa {
     pub remote: SocketAddr,
     pub local: SocketAddr,
     pub encap: Encap,
+    /// With [`Encap::Udp`]: most datagrams of this SA in one `UDP_SEGMENT`
+    /// train to the peer: [`TRAIN_SEGMENTS`] unless the peer said it takes
+    /// more (the installer sets `ikeda_wire::udp_gso::FULL_TRAIN` then; see
+    /// `ikeda_wire::udp_gso::TRAINS_VENDOR_ID`).
+    pub train: u8,
     cipher: EspCipher,
     esn: bool,
     /// Last sequence number used; the next packet gets `seq + 1`.
@@ -165,6 +171,7 @@ impl OutboundSa {
             remote: p.remote,
             local: p.local,
             encap: p.encap,
+            train: TRAIN_SEGMENTS as u8,
             cipher: EspCipher::new(p.algorithm, &p.enc_key, p.auth_key.as_ref())?,
             esn: p.esn,
             seq: 0,

@@ -199,6 +199,11 @@ pub struct ChildSaInfo {
     pub local: SocketAddr,
     pub remote: SocketAddr,
     pub udp_encap: bool,
+    /// The peer said it takes full trains of ESP in UDP
+    /// (`ikeda_wire::udp_gso::TRAINS_VENDOR_ID`, in an authenticated
+    /// IKE_AUTH or in IKEv1's phase 1): the data plane may send it
+    /// `FULL_TRAIN`s instead of `TRAIN_SEGMENTS`.
+    pub peer_takes_trains: bool,
     /// A rekey: the inbound SPI of the CHILD SA this one replaces.
     pub replaces: Option<u32>,
     /// Send on the new SA right away. The responder of a rekey waits for

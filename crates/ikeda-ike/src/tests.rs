@@ -176,12 +176,12 @@ fn establishes_for_every_acceptance_proposal() {
         );
         assert!(
             logs.iter()
-                .any(|l| l.starts_with("sending IKE_AUTH request 1 [ IDi AUTH N(INIT_CONTACT) SA TSi TSr ]")),
+                .any(|l| l.starts_with("sending IKE_AUTH request 1 [ IDi AUTH N(INIT_CONTACT) SA TSi TSr V ]")),
             "{logs:?}"
         );
         assert!(
             logs.iter()
-                .any(|l| l.starts_with("received IKE_AUTH response 1 [ IDr AUTH SA TSi TSr ]")),
+                .any(|l| l.starts_with("received IKE_AUTH response 1 [ IDr AUTH SA TSi TSr V ]")),
             "{logs:?}"
         );
     }
@@ -1016,7 +1016,7 @@ fn pfs_child_from_ike_auth_has_no_ke_and_rekeys_with_one_from_either_side() {
         assert!(
             logged(
                 &ea,
-                "sending IKE_AUTH request 1 [ IDi AUTH N(INIT_CONTACT) SA TSi TSr ]"
+                "sending IKE_AUTH request 1 [ IDi AUTH N(INIT_CONTACT) SA TSi TSr V ]"
             ),
             "{esp}: {ea:?}"
         );

@@ -27,7 +27,7 @@ use std::os::fd::RawFd;
 use std::sync::atomic::{AtomicI32, AtomicU64, Ordering};
 use std::time::Duration;
 
-use ikeda_wire::udp_gso::{gso_run, GroTrain, MAX_TRAIN_BYTES, TRAIN_SEGMENTS};
+use ikeda_wire::udp_gso::{gso_run, GroTrain, MAX_SEGMENTS, MAX_TRAIN_BYTES, TRAIN_SEGMENTS};
 
 use crate::batch::{MmsgState, PacketBatch};
 use crate::socket::{decode_sockaddr, encode_sockaddr, is_per_datagram_error, recvmmsg_wait};
@@ -168,13 +168,16 @@ pub(crate) struct TrainSend {
 }
 
 /// Sends `pkts[i]` to `dsts[i]` (equal lengths, checked by the caller),
-/// joining runs into `UDP_SEGMENT` trains.
+/// joining runs into `UDP_SEGMENT` trains. A train that starts at `pkts[i]`
+/// carries at most `trains[i]` datagrams (1 to [`MAX_SEGMENTS`]), or
+/// [`TRAIN_SEGMENTS`] where `trains` is `None` or shorter.
 pub(crate) fn send_trains(
     fd: RawFd,
     family: libc::c_int,
     st: &mut GsoTx,
     pkts: &[&[u8]],
     dsts: &[SocketAddr],
+    trains: Option<&[u8]>,
     stats: &UdpStats,
 ) -> TrainSend {
     let cap = st.mmsg.capacity();
@@ -195,7 +198,10 @@ pub(crate) fn send_trains(
                 .take(cap - iov)
                 .take_while(|(_, d)| **d == dst)
                 .map(|(p, _)| p.len());
-            let run = gso_run(lens, TRAIN_SEGMENTS, MAX_TRAIN_BYTES).max(1);
+            let most = trains
+                .and_then(|t| t.get(i))
+                .map_or(TRAIN_SEGMENTS, |&t| usize::from(t).clamp(1, MAX_SEGMENTS));
+            let run = gso_run(lens, most, MAX_TRAIN_BYTES).max(1);
             for j in 0..run {
                 st.mmsg.iovs[iov + j] = libc::iovec {
                     // sendmsg never writes through iov_base.

@@ -108,6 +108,17 @@ pub trait DatagramIo: Send + Sync {
     /// `InvalidInput` if the slices differ in length.
     fn send_batch(&self, pkts: &[&[u8]], dsts: &[SocketAddr]) -> io::Result<usize>;
 
+    /// [`send_batch`](Self::send_batch), where a transport that sends
+    /// trains (UDP with `UDP_SEGMENT`) puts at most `trains[i]` datagrams
+    /// in the train that starts at `pkts[i]`: the data plane gives each
+    /// packet its SA's train, which depends on what the peer takes
+    /// (`ikeda_wire::udp_gso::TRAINS_VENDOR_ID`). Other transports send
+    /// one datagram at a time and need no limit.
+    fn send_batch_trains(&self, pkts: &[&[u8]], dsts: &[SocketAddr], trains: &[u8]) -> io::Result<usize> {
+        let _ = trains;
+        self.send_batch(pkts, dsts)
+    }
+
     /// Sends every filled slot of `batch` to its `addr`; slots that are
     /// empty or have no address are skipped. Same error policy as
     /// [`send_batch`](Self::send_batch). Takes `&mut` only to use the
@@ -181,6 +192,9 @@ impl<T: DatagramIo + ?Sized> DatagramIo for Arc<T> {
     fn send_batch(&self, pkts: &[&[u8]], dsts: &[SocketAddr]) -> io::Result<usize> {
         (**self).send_batch(pkts, dsts)
     }
+    fn send_batch_trains(&self, pkts: &[&[u8]], dsts: &[SocketAddr], trains: &[u8]) -> io::Result<usize> {
+        (**self).send_batch_trains(pkts, dsts, trains)
+    }
     fn send_packet_batch(&self, batch: &mut PacketBatch) -> io::Result<usize> {
         (**self).send_packet_batch(batch)
     }
@@ -195,6 +209,9 @@ impl<T: DatagramIo + ?Sized> DatagramIo for &T {
     }
     fn send_batch(&self, pkts: &[&[u8]], dsts: &[SocketAddr]) -> io::Result<usize> {
         (**self).send_batch(pkts, dsts)
+    }
+    fn send_batch_trains(&self, pkts: &[&[u8]], dsts: &[SocketAddr], trains: &[u8]) -> io::Result<usize> {
+        (**self).send_batch_trains(pkts, dsts, trains)
     }
     fn send_packet_batch(&self, batch: &mut PacketBatch) -> io::Result<usize> {
         (**self).send_packet_batch(batch)

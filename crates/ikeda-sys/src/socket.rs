@@ -602,10 +602,17 @@ impl UdpSocket {
     /// this socket: that train and the rest are sent one by one, and
     /// `gso_fallbacks` says so.
     pub fn send_batch(&self, pkts: &[&[u8]], dsts: &[SocketAddr]) -> io::Result<usize> {
+        self.send_batch_trains(pkts, dsts, None)
+    }
+
+    /// See [`DatagramIo::send_batch_trains`]: [`send_batch`](Self::send_batch)
+    /// with at most `trains[i]` datagrams in the train that starts at
+    /// `pkts[i]`.
+    pub fn send_batch_trains(&self, pkts: &[&[u8]], dsts: &[SocketAddr], trains: Option<&[u8]>) -> io::Result<usize> {
         let mut st = lock(&self.tx);
         let mut calls = 0;
         if pkts.len() == dsts.len() && self.gso.load(Ordering::Relaxed) {
-            let r = gso::send_trains(self.fd(), self.family, &mut st, pkts, dsts, &self.stats);
+            let r = gso::send_trains(self.fd(), self.family, &mut st, pkts, dsts, trains, &self.stats);
             let (mut sent, mut err) = (r.sent, r.err);
             if let Some((e, resume)) = r.refused {
                 self.gso.store(false, Ordering::Relaxed);
@@ -662,6 +669,9 @@ impl DatagramIo for UdpSocket {
     }
     fn send_batch(&self, pkts: &[&[u8]], dsts: &[SocketAddr]) -> io::Result<usize> {
         UdpSocket::send_batch(self, pkts, dsts)
+    }
+    fn send_batch_trains(&self, pkts: &[&[u8]], dsts: &[SocketAddr], trains: &[u8]) -> io::Result<usize> {
+        UdpSocket::send_batch_trains(self, pkts, dsts, Some(trains))
     }
     fn send_packet_batch(&self, batch: &mut PacketBatch) -> io::Result<usize> {
         UdpSocket::send_packet_batch(self, batch)
@@ -1075,6 +1085,46 @@ mod tests {
         assert!(sb.gro_trains >= 2 && sb.gro_datagrams >= 40, "{sb:?}");
         assert!(sb.recv_syscalls < sb.recv_datagrams, "{sb:?}");
         assert_eq!((sb.recv_datagrams, sb.gro_malformed), (want_b.len() as u64, 0));
+    }
+
+    /// Each packet's train limit (its SA's): to a peer that takes full
+    /// trains, 50 datagrams of 1,200 bytes go as one train (the kernel's 64
+    /// segments and 65,507 bytes both hold them); to another peer in the
+    /// same batch, as trains of 16. Without limits, trains of 16. Nothing
+    /// is lost or reordered.
+    #[test]
+    fn each_packet_brings_its_train_limit() {
+        let mut a = UdpSocket::bind("127.0.0.1:0".parse().unwrap()).unwrap();
+        let mut full = UdpSocket::bind("127.0.0.1:0".parse().unwrap()).unwrap();
+        let mut short = UdpSocket::bind("127.0.0.1:0".parse().unwrap()).unwrap();
+        assert_eq!(a.enable_offloads(), (true, true));
+        full.enable_offloads();
+        short.enable_offloads();
+        let (fa, sa) = (full.local_addr().unwrap(), short.local_addr().unwrap());
+        let pkts: Vec<Vec<u8>> = (0..100u8).map(|i| vec![i; 1200]).collect();
+        let bufs: Vec<&[u8]> = pkts.iter().map(|p| p.as_slice()).collect();
+        let dsts: Vec<SocketAddr> = (0..100).map(|i| if i < 50 { fa } else { sa }).collect();
+        let trains: Vec<u8> = (0..100).map(|i| if i < 50 { 64 } else { 16 }).collect();
+        assert_eq!(a.send_batch_trains(&bufs, &dsts, Some(&trains)).unwrap(), 100);
+        let got = |b: &UdpSocket, r: std::ops::Range<usize>| {
+            let v: Vec<Vec<u8>> = recv_n(b, r.len(), 64).into_iter().map(|(p, _)| p).collect();
+            assert_eq!(v, pkts[r].to_vec());
+        };
+        got(&full, 0..50);
+        got(&short, 50..100);
+        let c = a.offload_counters();
+        // 1 train of 50, then 16 + 16 + 16 + 2.
+        assert_eq!((c.gso_sends, c.gso_datagrams), (5, 100), "{c:?}");
+        assert_eq!(full.offload_counters().gro_datagrams, 50);
+        // No limits: the short trains for everyone.
+        assert_eq!(a.send_batch(&bufs[..50], &dsts[..50]).unwrap(), 50);
+        got(&full, 0..50);
+        let d = a.offload_counters();
+        assert_eq!(
+            (d.gso_sends - c.gso_sends, d.gso_datagrams - c.gso_datagrams),
+            (4, 50),
+            "{d:?}"
+        );
     }
 
     /// The same over IPv6 loopback, and from a dual-stack socket to an

@@ -20,6 +20,7 @@
 //! esp = "aes128gcm16"    # one ESP proposal, written as strongSwan writes it
 //! esn = false
 //! replay_window = 1024
+//! udp_train = 64         # optional: ESP-in-UDP datagrams per UDP_SEGMENT train to this peer (1-64), see below
 //! local_ts = ["192.168.11.0/24"]     # every local_ts x remote_ts pair is a policy
 //! remote_ts = ["192.168.12.0/24"]
 //!
@@ -51,12 +52,22 @@
 //! 3173 §3.3 leaves for negotiated CPIs (0-63 name transforms, 64-255 are
 //! reserved, 61440-65535 are for private use).
 //!
+//! `udp_train` caps the datagrams one `UDP_SEGMENT` send carries to the
+//! peer (with `encap = "udp"` and `daemon.udp_offload`); they reach it in
+//! one burst. Unset, a peer that announced in IKE that it takes full
+//! trains (ikeda does) gets 64, any other peer, and every manually keyed
+//! SA, 16: a peer that reads one datagram per syscall from a default
+//! socket buffer (strongSwan with kernel-libipsec) drops some of a burst
+//! of 64. Set it for a peer known either way, such as a kernel ESP peer
+//! (64) or a manually keyed ikeda (64).
+//!
 //! A bad file is refused with the file, the key and the reason, before
 //! anything is started.
 
 use ikeda_crypto::{EspAlgorithm, SecretBytes};
 use ikeda_esp::{AddrRange, Encap, Selector};
 use ikeda_wire::iana::IpProtocol;
+use ikeda_wire::udp_gso::MAX_SEGMENTS;
 use serde::Deserialize;
 use std::fmt;
 use std::net::IpAddr;
@@ -177,6 +188,8 @@ struct RawConn {
     esn: bool,
     #[serde(default = "default_window")]
     replay_window: u32,
+    #[serde(default)]
+    udp_train: Option<u8>,
     #[serde(default)]
     local_ts: Vec<String>,
     #[serde(default)]
@@ -423,6 +436,9 @@ pub struct ConnConfig {
     pub esp: EspAlgorithm,
     pub esn: bool,
     pub replay_window: u32,
+    /// Most ESP-in-UDP datagrams per `UDP_SEGMENT` train to the peer;
+    /// `None`: as the peer announced (see the module's header).
+    pub udp_train: Option<u8>,
     /// Selector pairs from this gateway's point of view, in order.
     pub selectors: Vec<Selector>,
     pub manual: Option<ManualKeys>,
@@ -729,6 +745,9 @@ impl Config {
                     format!("{} is outside 64..{}", c.replay_window, ikeda_esp::replay::MAX_WINDOW),
                 ));
             }
+            if let Some(n) = c.udp_train.filter(|n| !(1..=MAX_SEGMENTS).contains(&usize::from(*n))) {
+                return Err(err(at("udp_train"), format!("{n} is outside 1..{MAX_SEGMENTS}")));
+            }
             let mut selectors = Vec::new();
             let range = |k: String, v: &str| AddrRange::parse(v).map_err(|e| err(k, e));
             for (li, l) in c.local_ts.iter().enumerate() {
@@ -896,6 +915,7 @@ impl Config {
                 esp,
                 esn: c.esn,
                 replay_window: c.replay_window,
+                udp_train: c.udp_train,
                 selectors: selectors.into_iter().map(|(_, s)| s).collect(),
                 manual,
                 ike,
@@ -1413,6 +1433,29 @@ in = { spi = 8193, enc_key = "0x101112131415161718191a1b1c1d1e1f20212223" }
         assert!(!parse(&off).unwrap().daemon.offload);
         let bad = GOOD.replace("tun = \"ikeda0\"", "tun = \"ikeda0\"\noffload = \"yes\"");
         assert!(parse(&bad).is_err());
+    }
+
+    /// `udp_train`: unset by default (the peer's announcement decides),
+    /// else 1..=64.
+    #[test]
+    fn udp_train_is_a_count_of_datagrams_from_1_to_64() {
+        assert_eq!(parse(GOOD).unwrap().conns[0].udp_train, None);
+        let with = |v: &str| {
+            GOOD.replace(
+                "esp = \"aes128gcm16\"\n",
+                &format!("esp = \"aes128gcm16\"\nudp_train = {v}\n"),
+            )
+        };
+        assert_eq!(parse(&with("64")).unwrap().conns[0].udp_train, Some(64));
+        assert_eq!(parse(&with("1")).unwrap().conns[0].udp_train, Some(1));
+        for (v, want) in [
+            ("0", "udp_train: 0 is outside 1..64"),
+            ("65", "udp_train: 65 is outside 1..64"),
+            ("300", "udp_train"),
+        ] {
+            let e = parse(&with(v)).map(|_| ()).unwrap_err().to_string();
+            assert!(e.contains(want), "{v}: got {e}");
+        }
     }
 
     #[test]

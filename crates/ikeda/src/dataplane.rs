@@ -111,6 +111,7 @@ impl Control {
             let mut v = SaView::new(conn, "out", sa.spi, sa.algorithm(), sa.encap, &sa.stats);
             v.slot = Some(slot);
             v.ipcomp_cpi = sa.ipcomp_cpi();
+            v.udp_train = (sa.encap == Encap::Udp).then_some(sa.train);
             views.push(v);
         }
         self.tx
@@ -283,6 +284,9 @@ pub struct SaView {
     /// The SA's IPComp CPI (outbound: the one we send, inbound: the one
     /// we accept), if it compresses.
     pub ipcomp_cpi: Option<u16>,
+    /// Outbound in UDP: its most datagrams per `UDP_SEGMENT` train
+    /// ([`OutboundSa::train`]).
+    pub udp_train: Option<u8>,
 }
 
 impl SaView {
@@ -304,6 +308,7 @@ impl SaView {
             stats: stats.clone(),
             replay_window: 0,
             ipcomp_cpi: None,
+            udp_train: None,
         }
     }
 }
@@ -406,6 +411,10 @@ pub struct SaSnapshot {
     /// Only for SAs with IPComp.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub ipcomp: Option<IpcompOut>,
+    /// Only outbound in UDP: most datagrams per `UDP_SEGMENT` train (64
+    /// when the peer said it takes full trains, else 16).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub udp_train: Option<u8>,
 }
 
 /// An SA's IPComp CPI and counters, for the stats file and `show child`.
@@ -491,6 +500,7 @@ impl StatsView {
                     last_packet_ms: s.stats.last_packet_ms.load(Ordering::Relaxed),
                     drops: s.stats.drops.nonzero().into_iter().collect(),
                     ipcomp: ipcomp_snapshot(s.ipcomp_cpi, &s.stats.ipcomp),
+                    udp_train: s.udp_train,
                 })
                 .collect(),
         }
@@ -540,6 +550,7 @@ impl DataPlane {
                 let mut v = SaView::new(name, "out", sa.spi, sa.algorithm(), sa.encap, &sa.stats);
                 v.slot = Some(slot);
                 v.ipcomp_cpi = sa.ipcomp_cpi();
+                v.udp_train = (sa.encap == Encap::Udp).then_some(sa.train);
                 sas.push(v);
             }
         }
@@ -693,6 +704,10 @@ fn tx_loop<T: TunDevice, D: DatagramIo>(
     let mut dest_socket = [usize::MAX; MAX_BATCH];
     let unspec = SocketAddr::new(IpAddr::V4(Ipv4Addr::UNSPECIFIED), 0);
     let mut dsts = [unspec; MAX_BATCH];
+    // Per slot, its SA's train (OutboundSa::train); per send, those of the
+    // packets going to one socket.
+    let mut train_of = [0u8; MAX_BATCH];
+    let mut trains = [0u8; MAX_BATCH];
     let mut exhausted_logged = vec![false; outbound.sas.len()];
     // Per slot, the SA the last SetSa replaced (TxUpdate::Restore).
     let mut previous: Vec<Option<OutboundSa>> = Vec::new();
@@ -788,6 +803,7 @@ fn tx_loop<T: TunDevice, D: DatagramIo>(
                 Ok((range, dst)) => {
                     batch.set_packet(i, range.start, range.len(), Some(dst.remote));
                     dest_socket[i] = socket_for(sockets, dst.encap, dst.local.ip()).unwrap_or(usize::MAX);
+                    train_of[i] = dst.train;
                 }
                 Err(ikeda_esp::DropReason::HeldForSa)
                     if hold(&outbound, &mut traps, batch.packet(i), acquire.as_ref(), counters) =>
@@ -821,12 +837,13 @@ fn tx_loop<T: TunDevice, D: DatagramIo>(
                     if let Some(a) = m.addr {
                         pkts[c] = batch.packet(i);
                         dsts[c] = a;
+                        trains[c] = train_of[i];
                         c += 1;
                     }
                 }
             }
             if c > 0 {
-                match sock.io.send_batch(&pkts[..c], &dsts[..c]) {
+                match sock.io.send_batch_trains(&pkts[..c], &dsts[..c], &trains[..c]) {
                     Ok(sent) => {
                         counters.tx_packets.fetch_add(sent as u64, Ordering::Relaxed);
                     }

@@ -441,7 +441,7 @@ impl Runtime {
             x.child_sa(&info, local, remote);
         }
         let line = format!(
-            "CHILD SA installed: {} in {:08x} out {:08x}, {}{}",
+            "CHILD SA installed: {} in {:08x} out {:08x}, {}{}{}",
             info.algorithm,
             info.spi_in,
             info.spi_out,
@@ -450,7 +450,13 @@ impl Runtime {
             } else {
                 "ESP to "
             },
-            remote
+            remote,
+            if info.udp_encap && info.peer_takes_trains {
+                // Said because a capture then shows longer bursts.
+                " (the peer takes full UDP_SEGMENT trains)"
+            } else {
+                ""
+            }
         );
         tracing::info!(target: "esp", "{}: {line}", info.conn);
         self.hub.publish(&info.conn, "child-up", line);

@@ -14,6 +14,7 @@ use crate::plan::{selectors, ConnSlot};
 use ikeda_esp::{Encap, InboundSa, OutboundSa, SaParams};
 use ikeda_ike::ikev2::NAT_T_PORT;
 use ikeda_ike::{ChildSaInfo, Millis};
+use ikeda_wire::udp_gso::{FULL_TRAIN, TRAIN_SEGMENTS};
 use std::collections::HashMap;
 use std::net::SocketAddr;
 
@@ -131,8 +132,9 @@ impl Installs {
                 .ipcomp
                 .map(|(cpi_in, cpi_out)| ikeda_esp::ipcomp::IpcompParams { cpi_out, cpi_in }),
         };
-        let o = OutboundSa::new(&mk(info.spi_out, &info.enc_out, &info.auth_out))
+        let mut o = OutboundSa::new(&mk(info.spi_out, &info.enc_out, &info.auth_out))
             .map_err(|e| format!("CHILD SA keys refused by the data plane: {e}"))?;
+        o.train = train_for(self.slots[pos].udp_train, info.peer_takes_trains);
         let i = InboundSa::new(&mk(info.spi_in, &info.enc_in, &info.auth_in))
             .map_err(|e| format!("CHILD SA keys refused by the data plane: {e}"))?;
         self.pair_of.insert(info.spi_in, (info.conn.clone(), info.pair));
@@ -267,6 +269,16 @@ impl Installs {
     }
 }
 
+/// The `UDP_SEGMENT` train of an outbound SA: the connection's
+/// `udp_train` if configured (checked to be 1..=64 at load), else full
+/// trains for a peer that said it takes them, else the short trains a peer
+/// reading one datagram per syscall survives (see
+/// `ikeda_wire::udp_gso::TRAIN_SEGMENTS`).
+pub fn train_for(configured: Option<u8>, peer_takes_trains: bool) -> u8 {
+    let announced = if peer_takes_trains { FULL_TRAIN } else { TRAIN_SEGMENTS };
+    configured.unwrap_or(announced as u8)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -279,6 +291,7 @@ mod tests {
             pair,
             slot,
             replay_window: 64,
+            udp_train: None,
             configured: Vec::new(),
             negotiated: None,
             spi_in: None,
@@ -309,6 +322,7 @@ mod tests {
             local: "192.168.50.11:500".parse().unwrap(),
             remote: "192.168.50.12:500".parse().unwrap(),
             udp_encap: false,
+            peer_takes_trains: false,
             replaces: None,
             activate_outbound: activate,
             pair: 0,
@@ -348,6 +362,36 @@ mod tests {
 
     /// The slot's only SA deleted: its inbound half goes at once and the
     /// slot is emptied (traffic meets the configured policy again).
+    /// A peer that announced full trains gets them on every outbound SA,
+    /// a rekeyed one too; any other peer gets the short ones.
+    #[test]
+    fn the_outbound_train_follows_what_the_peer_announced() {
+        let mut t = Installs {
+            slots: vec![slot(0, 0)],
+            ..Default::default()
+        };
+        let train = |cmds: &[PlaneCmd]| {
+            cmds.iter().find_map(|c| match c {
+                PlaneCmd::SetOutbound { sa: Some(o), .. } => Some(o.train),
+                _ => None,
+            })
+        };
+        let first = t.child_up(&info(0x1000, 0x2000, true)).unwrap();
+        assert_eq!(train(&first.cmds), Some(TRAIN_SEGMENTS as u8));
+        let mut ikeda = info(0x1001, 0x2001, true);
+        ikeda.peer_takes_trains = true;
+        let rekeyed = t.child_up(&ikeda).unwrap();
+        assert_eq!(train(&rekeyed.cmds), Some(FULL_TRAIN as u8));
+        assert_eq!(FULL_TRAIN, 64);
+        // A configured udp_train wins either way.
+        t.slots[0].udp_train = Some(8);
+        for (k, announced) in [false, true].into_iter().enumerate() {
+            let mut i = info(0x1002 + k as u32, 0x2002 + k as u32, true);
+            i.peer_takes_trains = announced;
+            assert_eq!(train(&t.child_up(&i).unwrap().cmds), Some(8));
+        }
+    }
+
     #[test]
     fn the_last_sa_of_a_slot_leaves_it_empty_at_once() {
         let mut t = Installs {

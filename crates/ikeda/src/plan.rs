@@ -72,10 +72,12 @@ pub fn manual_sas(c: &ConnConfig, store: &SeqStore) -> Result<Option<ManualSas>,
         o.spi,
         seq.ceiling().load(std::sync::atomic::Ordering::Relaxed)
     );
-    let out = OutboundSa::new(&o)
+    let mut out = OutboundSa::new(&o)
         .map_err(|e| format!("{}: outbound SA: {e}", c.name))?
         .with_last_seq(last)
         .with_seq_ceiling(seq.ceiling());
+    // No IKE, so nothing announced: the short trains unless configured.
+    out.train = crate::install::train_for(c.udp_train, false);
     let inbound = InboundSa::new(&i).map_err(|e| format!("{}: inbound SA: {e}", c.name))?;
     Ok(Some(ManualSas { out, inbound, seq }))
 }
@@ -399,6 +401,8 @@ pub struct ConnSlot {
     pub pair: usize,
     pub slot: usize,
     pub replay_window: u32,
+    /// The connection's `udp_train`, if configured.
+    pub udp_train: Option<u8>,
     /// Policies while no CHILD SA is up (from the config) ...
     pub configured: Vec<Selector>,
     /// ... and those negotiated.
@@ -480,6 +484,7 @@ pub fn conn_slot(c: &ConnConfig, slot: usize) -> ConnSlot {
         pair: 0,
         slot,
         replay_window: c.replay_window,
+        udp_train: c.udp_train,
         configured: c.selectors.clone(),
         negotiated: None,
         spi_in: None,

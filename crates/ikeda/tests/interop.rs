@@ -226,7 +226,7 @@ fn ikeda_to_ikeda_ikev2() {
     assert!(out.contains("3 received"), "{out}");
     let log = gw1_log(&lab);
     assert!(
-        log.contains("sending IKE_AUTH request 1 [ IDi AUTH N(INIT_CONTACT) SA TSi TSr ]"),
+        log.contains("sending IKE_AUTH request 1 [ IDi AUTH N(INIT_CONTACT) SA TSi TSr V ]"),
         "{log}"
     );
     // No NAT, no forced encapsulation: raw ESP.

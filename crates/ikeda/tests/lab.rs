@@ -356,6 +356,12 @@ fn udp_trains_carry_tcp_and_udp_intact(tag: char, wan: &str) {
             !sas.is_empty() && sas.iter().all(|sa| sa["encap"] == "udp"),
             "{gw}: {s}"
         );
+        // The peer is ikeda, which said it takes full trains.
+        let out: Vec<_> = sas.iter().filter(|sa| sa["direction"] == "out").collect();
+        assert!(
+            !out.is_empty() && out.iter().all(|sa| sa["udp_train"] == 64),
+            "{gw}: {s}"
+        );
     }
     let log = lab_log(&lab, "gw1.log");
     assert!(log.contains("UDP_SEGMENT on, UDP_GRO on"), "{log}");

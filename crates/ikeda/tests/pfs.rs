@@ -117,9 +117,9 @@ fn strongswan_ikev2_child_pfs_each_group_both_roles_rekeys_carry_ke() {
             // IKE_AUTH: no KE transform offered (§1.2), and no group on the SA.
             let log = gw1_log(&lab);
             let auth = if initiator == "gw1" {
-                "sending IKE_AUTH request 1 [ IDi AUTH N(INIT_CONTACT) SA TSi TSr ]"
+                "sending IKE_AUTH request 1 [ IDi AUTH N(INIT_CONTACT) SA TSi TSr V ]"
             } else {
-                "sending IKE_AUTH response 1 [ IDr AUTH SA TSi TSr ]"
+                "sending IKE_AUTH response 1 [ IDr AUTH SA TSi TSr V ]"
             };
             assert!(log.contains(auth), "{what}:\n{log}");
             both_show(&lab, suite, None, &format!("{what}, CHILD SA of IKE_AUTH"));

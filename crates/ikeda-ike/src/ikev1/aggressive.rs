@@ -175,8 +175,7 @@ impl Engine {
             return;
         };
         if let Some(sa) = self.sas.get_mut(idx) {
-            sa.peer_nat_t = vids(&m.payloads).any(is_nat_t_vid);
-            sa.peer_dpd = vids(&m.payloads).any(|v| v == vendor_id::DPD);
+            sa.peer_vendor_ids(&m.payloads);
             sa.tm.complete(0);
         }
         self.accepted(idx, 0, data, None);

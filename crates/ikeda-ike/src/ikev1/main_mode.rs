@@ -62,8 +62,7 @@ impl Engine {
             sa.gxi = kex.public_value().to_vec();
             sa.ni = ni.clone();
             sa.kex = Some(kex);
-            sa.peer_nat_t = vids(&m.payloads).any(is_nat_t_vid);
-            sa.peer_dpd = vids(&m.payloads).any(|v| v == vendor_id::DPD);
+            sa.peer_vendor_ids(&m.payloads);
             sa.state = P1State::MmI2;
             sa.tm.complete(0);
         }

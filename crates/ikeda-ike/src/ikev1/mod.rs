@@ -60,6 +60,7 @@ use ikeda_wire::ikev1::{
     ISAKMP_VERSION,
 };
 use ikeda_wire::ikev2::TsRange;
+use ikeda_wire::udp_gso::TRAINS_VENDOR_ID;
 use std::collections::{HashMap, VecDeque};
 use std::net::{IpAddr, SocketAddr};
 use std::time::Duration;
@@ -327,6 +328,9 @@ struct P1 {
     iv: Vec<u8>,
     peer_nat_t: bool,
     peer_dpd: bool,
+    /// The peer announced [`TRAINS_VENDOR_ID`]: its IPsec SAs get full
+    /// `UDP_SEGMENT` trains ([`ChildSaInfo::peer_takes_trains`]).
+    peer_trains: bool,
     /// NAT between us: we are behind one / the peer is.
     nat_local: bool,
     nat_remote: bool,
@@ -396,6 +400,7 @@ impl P1 {
             iv: Vec::new(),
             peer_nat_t: false,
             peer_dpd: false,
+            peer_trains: false,
             nat_local: false,
             nat_remote: false,
             tm: TaskManager::new(Version::ikev1(QM_IN_FLIGHT)),
@@ -1557,8 +1562,7 @@ impl Engine {
             let Some(sa) = self.sas.get_mut(idx) else { return };
             sa.choice = Some(c);
             sa.sai_b = sai_b;
-            sa.peer_nat_t = vids(&msg.payloads).any(is_nat_t_vid);
-            sa.peer_dpd = vids(&msg.payloads).any(|v| v == vendor_id::DPD);
+            sa.peer_vendor_ids(&msg.payloads);
         }
         let reply_sa = Payload::Sa(SaPayload {
             doi: doi::IPSEC,
@@ -2302,12 +2306,26 @@ fn is_nat_t_vid(v: &[u8]) -> bool {
     v == vendor_id::RFC3947_NAT_T
 }
 
-/// What we announce: RFC 3947 NAT-T and RFC 3706 DPD.
+/// What we announce: RFC 3947 NAT-T, RFC 3706 DPD, and that we take full
+/// trains of ESP in UDP. Phase 1's first two messages are where IKEv1
+/// peers look for Vendor IDs; what the peer announces is used only once
+/// phase 1 has authenticated it (for its IPsec SAs).
 fn our_vids() -> Vec<Payload> {
     vec![
         Payload::VendorId(vendor_id::RFC3947_NAT_T.to_vec()),
         Payload::VendorId(vendor_id::DPD.to_vec()),
+        Payload::VendorId(TRAINS_VENDOR_ID.to_vec()),
     ]
+}
+
+impl P1 {
+    /// What the peer announced in its first phase-1 message; Vendor IDs
+    /// we do not know are ignored.
+    fn peer_vendor_ids(&mut self, payloads: &[ParsedPayload]) {
+        self.peer_nat_t = vids(payloads).any(is_nat_t_vid);
+        self.peer_dpd = vids(payloads).any(|v| v == vendor_id::DPD);
+        self.peer_trains = vids(payloads).any(|v| v == TRAINS_VENDOR_ID);
+    }
 }
 
 /// The connection's identity as a phase-1 ID payload (RFC 2407 §4.6.2:

@@ -1119,7 +1119,7 @@ impl Engine {
     fn install(&mut self, idx: SaId, k: usize, now: Millis, activate: bool) {
         let Some(sa) = self.sas.get_mut(idx) else { return };
         let conn = sa.conn;
-        let (local, remote) = (sa.local, sa.remote);
+        let (local, remote, peer_trains) = (sa.local, sa.remote, sa.peer_trains);
         let Some(q) = sa.qms.get_mut(k) else { return };
         let Some(neg) = q.neg.take() else { return };
         let initiator = q.initiator;
@@ -1212,6 +1212,7 @@ impl Engine {
             local,
             remote,
             udp_encap: neg.udp,
+            peer_takes_trains: peer_trains,
             replaces: rekey_of,
             activate_outbound: child.active,
             pair: child.pair,

@@ -198,7 +198,7 @@ fn main_mode_and_quick_mode_for_the_acceptance_proposals() {
         assert_eq!(ca.len(), 1, "{ike}/{esp}:\n{}", logs(&ea));
         check_mirrored(&ca, &cb);
         let l = logs(&ea);
-        assert!(l.contains("sending ID_PROT request 0 [ SA V V ]"), "{l}");
+        assert!(l.contains("sending ID_PROT request 0 [ SA V V V ]"), "{l}");
         assert!(l.contains("received QUICK_MODE response"), "{l}");
         // Both ends agree on the phase-1 cookies and keys.
         let keys = |ev: &[Event]| {
@@ -393,7 +393,7 @@ fn aggressive_mode_when_both_opt_in() {
     let (ea, eb) = up(&mut p);
     check_mirrored(&children(&ea), &children(&eb));
     assert!(
-        logs(&ea).contains("sending AGGRESSIVE request 0 [ SA KE No ID V V ]"),
+        logs(&ea).contains("sending AGGRESSIVE request 0 [ SA KE No ID V V V ]"),
         "{}",
         logs(&ea)
     );

@@ -3,9 +3,14 @@
 //! which comes without a key exchange (§1.2).
 //!
 //! ```text
-//! HDR, SK {IDi, AUTH, N(INITIAL_CONTACT), SAi2, TSi, TSr}  -->
-//!                              <--  HDR, SK {IDr, AUTH, SAr2, TSi, TSr}
+//! HDR, SK {IDi, AUTH, N(INITIAL_CONTACT), SAi2, TSi, TSr, V}  -->
+//!                              <--  HDR, SK {IDr, AUTH, SAr2, TSi, TSr, V}
 //! ```
+//!
+//! Each side's Vendor ID (V, RFC 7296 §3.12) says it takes full trains of
+//! ESP in UDP ([`TRAINS_VENDOR_ID`]). It goes in IKE_AUTH rather than
+//! IKE_SA_INIT: encrypted, so a passive observer does not learn what runs
+//! the gateway, and read only once AUTH has verified.
 
 use super::*;
 
@@ -52,6 +57,7 @@ impl Engine {
             Payload::Sa(proposals_payload(ProtocolId::ESP, &spi.to_be_bytes(), &props)),
             Payload::TsI(ts_payload(&c.local_ts)),
             Payload::TsR(ts_payload(&c.remote_ts)),
+            trains_vendor_id(),
         ];
         if first_contact {
             payloads.insert(
@@ -100,6 +106,7 @@ impl Engine {
             return;
         }
         self.initial_contact(idx, &inner);
+        self.peer_vendor_ids(idx, &inner);
         self.establish(idx, now);
         let duplicate = self.settle_duplicate(idx, now);
         if !duplicate {
@@ -259,6 +266,7 @@ impl Engine {
         }
         // AUTH verified: only now may INITIAL_CONTACT delete anything.
         self.initial_contact(idx, &inner);
+        self.peer_vendor_ids(idx, &inner);
         let Some(sa) = self.sas.get(idx) else { return };
         let (Some(suite), Some(keys)) = (sa.suite, sa.keys.as_ref()) else {
             return;
@@ -303,6 +311,7 @@ impl Engine {
                 }
             }
         }
+        payloads.push(trains_vendor_id());
         if self
             .send_encrypted_response(idx, ExchangeType::IKE_AUTH, mid, payloads)
             .is_err()
@@ -406,6 +415,17 @@ impl Engine {
         true
     }
 
+    /// The Vendor IDs of an authenticated IKE_AUTH: whether the peer takes
+    /// full trains. Unknown ones are ignored (§3.12).
+    fn peer_vendor_ids(&mut self, idx: SaId, inner: &[Payload]) {
+        let trains = inner
+            .iter()
+            .any(|p| matches!(p, Payload::VendorId(v) if v.vendor_id == TRAINS_VENDOR_ID));
+        if let Some(sa) = self.sas.get_mut(idx) {
+            sa.peer_trains = trains;
+        }
+    }
+
     /// RFC 7296 §2.4: INITIAL_CONTACT in an authenticated IKE_AUTH says
     /// this is the only IKE SA between the two identities, so the peer has
     /// restarted and forgotten the others: delete ours with the same
@@ -442,6 +462,13 @@ impl Engine {
             self.remove(i, "peer sent INITIAL_CONTACT");
         }
     }
+}
+
+/// Ours: we take full trains of ESP in UDP (see the module's header).
+fn trains_vendor_id() -> Payload {
+    Payload::VendorId(VendorIdPayload {
+        vendor_id: TRAINS_VENDOR_ID.to_vec(),
+    })
 }
 
 /// What an error notify in the IKE_AUTH response means, in words for

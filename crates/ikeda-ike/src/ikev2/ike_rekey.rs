@@ -217,6 +217,7 @@ impl Engine {
             sk_out: Some(out),
             sk_in: Some(inn),
             us_nat: old.us_nat,
+            peer_trains: old.peer_trains,
             ..IkeSa::new(
                 old.conn,
                 r.we_initiated,

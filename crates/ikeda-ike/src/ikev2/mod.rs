@@ -32,8 +32,9 @@ use ikeda_wire::ikev2::{
     emit_payload_chain, emit_sk_message, first_payload_type, summary, AuthMethod, AuthPayload, DeletePayload,
     ExchangeType, Flags, HeaderRepr, IdPayload, IdType, KePayload, Message, NoncePayload, NotifyPayload, NotifyType,
     Payload, PayloadType, Proposal, ProtocolId, SaPayload, TrafficSelector, Transform, TransformAttribute,
-    TransformType, TsPayload, TsRange,
+    TransformType, TsPayload, TsRange, VendorIdPayload,
 };
+use ikeda_wire::udp_gso::TRAINS_VENDOR_ID;
 use std::collections::{HashMap, VecDeque};
 use std::net::{IpAddr, SocketAddr};
 use std::time::Duration;
@@ -255,6 +256,9 @@ struct IkeSa {
     expire_at: Option<Millis>,
     /// We are behind a NAT: keep its mapping open with keepalives.
     us_nat: bool,
+    /// The peer's IKE_AUTH carried [`TRAINS_VENDOR_ID`]: its CHILD SAs get
+    /// full `UDP_SEGMENT` trains ([`ChildSaInfo::peer_takes_trains`]).
+    peer_trains: bool,
     keepalive_at: Option<Millis>,
     /// When anything of ours last went out on this SA's UDP flow (for the
     /// keepalives of stateful firewalls, see [`keepalive`]).
@@ -315,6 +319,7 @@ impl IkeSa {
             rekey_at: None,
             expire_at: None,
             us_nat: false,
+            peer_trains: false,
             keepalive_at: None,
             last_sent: now,
             established_at: None,
@@ -1144,6 +1149,7 @@ impl Engine {
             local: sa.local,
             remote: sa.remote,
             udp_encap: sa.nat,
+            peer_takes_trains: sa.peer_trains,
             replaces: c.replaces,
             activate_outbound: c.activate,
             pair: c.pair,

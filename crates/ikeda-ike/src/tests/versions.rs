@@ -95,6 +95,14 @@ fn one_engine_runs_an_ikev2_and_an_ikev1_tunnel_to_the_same_peer_side_by_side() 
         let mut p = gateways(seed);
         let mut planes: HashMap<(bool, &str), Plane> = HashMap::new();
         let apply = |planes: &mut HashMap<(bool, &str), Plane>, ea: &[Event], eb: &[Event]| {
+            // Each side announced full UDP trains (in IKE_AUTH, in phase 1):
+            // every CHILD SA of both versions says the peer takes them, the
+            // rekeyed ones (on a new IKE SA, a new phase 1) too.
+            for e in ea.iter().chain(eb) {
+                if let Event::ChildSaUp(c) = e {
+                    assert!(c.peer_takes_trains, "seed {seed}: {} {:08x}", c.conn, c.spi_in);
+                }
+            }
             for conn in ["v2", "v1"] {
                 planes.entry((true, conn)).or_default().apply(&of(ea, conn));
                 planes.entry((false, conn)).or_default().apply(&of(eb, conn));

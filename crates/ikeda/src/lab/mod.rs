@@ -1076,7 +1076,7 @@ pub fn gateway_configs(a: &UpArgs) -> Result<[String; 2], String> {
              # the manual SA's reserved sequence numbers (never reused across restarts)\n\
              state_dir = \"{seq_dir}\"\n\n\
              [[conn]]\nname = \"site{m}\"\nlocal_addr = \"{l}\"\nremote_addr = \"{r}\"\n\
-             encap = \"{encap}\"\nesp = \"{esp}\"\nesn = {esn}\n\
+             encap = \"{encap}\"\nesp = \"{esp}\"\nesn = {esn}\n{train}\
              local_ts = [\"{ln}\", \"{ln6}\"]\nremote_ts = [\"{rn}\", \"{rn6}\"]\n\n\
              # gateway <-> remote net and local net <-> remote gateway, as in the seed setup\n\
              [[conn.policy]]\nlocal = \"{lw}\"\nremote = \"{rn}\"\n\n\
@@ -1100,6 +1100,13 @@ pub fn gateway_configs(a: &UpArgs) -> Result<[String; 2], String> {
             out = sa("out", i),
             inn = sa("in", j),
             udp_offload = udp_offload_line(a),
+            // Without IKE the peer cannot announce it: the lab knows both
+            // gateways are ikeda.
+            train = if a.encap() == EncapArg::Udp {
+                "# the peer is ikeda, which takes full UDP_SEGMENT trains (manual SAs cannot say so)\nudp_train = 64\n"
+            } else {
+                ""
+            },
         );
     }
     Ok(out)

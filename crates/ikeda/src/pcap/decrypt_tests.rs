@@ -83,6 +83,7 @@ fn child_info(alg: EspAlgorithm, esn: bool, spi_out: u32) -> ChildSaInfo {
         local: addr(GW1, 500),
         remote: addr(GW2, 500),
         udp_encap: false,
+        peer_takes_trains: false,
         replaces: None,
         activate_outbound: true,
         pair: 0,

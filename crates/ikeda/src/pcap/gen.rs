@@ -115,6 +115,7 @@ pub(super) fn generate(args: &GenArgs) -> Result<(u64, u64, usize), String> {
             local: SocketAddr::new(A.into(), 500),
             remote: SocketAddr::new(B.into(), 500),
             udp_encap: false,
+            peer_takes_trains: false,
             replaces: None,
             activate_outbound: true,
             pair: 0,
