@@ -769,6 +769,7 @@ impl Runtime {
                     .map(|(k, n)| (k.to_string(), n))
                     .collect(),
                 ipcomp: crate::dataplane::ipcomp_snapshot(v.ipcomp_cpi, &st.ipcomp),
+                udp_train: v.udp_train,
             },
             v.replay_window,
         )

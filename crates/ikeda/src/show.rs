@@ -115,6 +115,10 @@ pub struct Direction {
     /// Only on SAs with IPComp.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub ipcomp: Option<IpcompOut>,
+    /// Only outbound in UDP: most datagrams per `UDP_SEGMENT` train (64 to
+    /// a peer that said it takes them, else 16, or the `udp_train` set).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub udp_train: Option<u8>,
 }
 
 /// IPComp (RFC 3173, DEFLATE) on one direction of an SA.
@@ -388,6 +392,10 @@ fn direction(o: &mut String, name: &str, d: &Direction) {
         let v: Vec<String> = d.drops.iter().map(|(k, n)| format!("{k}={n}")).collect();
         let _ = write!(o, ", drops {}", v.join(" "));
     }
+    if let Some(n) = d.udp_train {
+        // Said because a capture on the sender shows bursts this long.
+        let _ = write!(o, ", UDP trains of up to {n}");
+    }
     o.push('\n');
     if let Some(c) = &d.ipcomp {
         let ratio = if c.bytes_uncompressed > 0 {
@@ -630,8 +638,13 @@ mod tests {
                 seq: 10,
                 drops: [("replayed".to_string(), 2)].into_iter().collect(),
                 ipcomp: None,
+                udp_train: None,
             },
-            outbound: Direction::default(),
+            outbound: Direction {
+                spi: "c0000002".into(),
+                udp_train: Some(64),
+                ..Default::default()
+            },
             replay_window: 1024,
             installed_s_ago: Some(5),
             rekey_in_s: Some(3000),
@@ -646,6 +659,7 @@ mod tests {
             "replayed=2",
             "rekeying in 3000s",
             "192.168.12.0/24",
+            "seq 0, UDP trains of up to 64\n",
         ] {
             assert!(t.contains(want), "{want} not in\n{t}");
         }
