@@ -392,6 +392,12 @@ fn aggressive_mode_when_both_opt_in() {
     let mut p = pair(a, b, 5);
     let (ea, eb) = up(&mut p);
     check_mirrored(&children(&ea), &children(&eb));
+    // Each side read the other's full-trains Vendor ID from AM1 / AM2.
+    assert!(
+        children(&ea).iter().chain(&children(&eb)).all(|c| c.peer_takes_trains),
+        "{:?}",
+        children(&ea)
+    );
     assert!(
         logs(&ea).contains("sending AGGRESSIVE request 0 [ SA KE No ID V V V ]"),
         "{}",
