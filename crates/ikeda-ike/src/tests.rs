@@ -513,9 +513,9 @@ fn established_pair(seed: u64, timers: Timers) -> (Pair<Engine, Engine>, Plane, 
     (p, pa, pb)
 }
 
-/// Run the simulator for `d` of simulated time.
-/// Run `d` of simulated time, exactly: no step beyond it (a long SA's
-/// rekey timer must not fire because the network fell quiet).
+/// Run the simulator for `d` of simulated time, exactly: no step beyond
+/// it (a long SA's rekey timer must not fire because the network fell
+/// quiet).
 pub(crate) fn run_for<A, B>(p: &mut Pair<A, B>, d: Duration) -> (Vec<Event>, Vec<Event>)
 where
     A: crate::sim::Peer + Events,

@@ -26,7 +26,6 @@
 //! marker (RFC 3948 §2.2) are handed to the control plane as [`IkeDatagram`]s.
 
 use crate::show::IpcompOut;
-use ikeda_crypto::EspAlgorithm;
 use ikeda_esp::{DropCounters, Encap, Inbound, InboundSa, Outbound, OutboundSa, SaStats, Spd};
 use ikeda_sys::{DatagramIo, PacketBatch, TunDevice, MAX_BATCH};
 use ikeda_wire::udp_encap::{self, Udp4500Payload};
@@ -108,11 +107,7 @@ impl Control {
             None => previous.remove(&slot),
         };
         if let Some(sa) = &sa {
-            let mut v = SaView::new(conn, "out", sa.spi, sa.algorithm(), sa.encap, &sa.stats);
-            v.slot = Some(slot);
-            v.ipcomp_cpi = sa.ipcomp_cpi();
-            v.udp_train = (sa.encap == Encap::Udp).then_some(sa.train);
-            views.push(v);
+            views.push(SaView::outbound(conn, slot, sa));
         }
         self.tx
             .send(TxUpdate::SetSa { slot, sa })
@@ -159,9 +154,7 @@ impl Control {
                     sa.local.ip()
                 )
             })?;
-        let mut v = SaView::new(conn, "in", sa.spi, sa.algorithm(), sa.encap, &sa.stats);
-        v.replay_window = sa.replay_window().size();
-        v.ipcomp_cpi = sa.ipcomp_cpi();
+        let v = SaView::inbound(conn, &sa);
         self.views.lock().unwrap_or_else(|p| p.into_inner()).push(v);
         ch.send(RxUpdate::Install(sa))
             .map_err(|_| "data plane stopped".to_string())
@@ -290,24 +283,34 @@ pub struct SaView {
 }
 
 impl SaView {
-    fn new(
-        conn: &str,
-        direction: &'static str,
-        spi: u32,
-        alg: EspAlgorithm,
-        encap: Encap,
-        stats: &Arc<SaStats>,
-    ) -> Self {
+    /// The view of an outbound SA sending from `slot`.
+    fn outbound(conn: &str, slot: usize, sa: &OutboundSa) -> Self {
+        SaView {
+            conn: conn.into(),
+            slot: Some(slot),
+            direction: "out",
+            spi: sa.spi,
+            algorithm: sa.algorithm().name(),
+            encap: sa.encap,
+            stats: sa.stats.clone(),
+            replay_window: 0,
+            ipcomp_cpi: sa.ipcomp_cpi(),
+            udp_train: (sa.encap == Encap::Udp).then_some(sa.train),
+        }
+    }
+
+    /// The view of an inbound SA.
+    fn inbound(conn: &str, sa: &InboundSa) -> Self {
         SaView {
             conn: conn.into(),
             slot: None,
-            direction,
-            spi,
-            algorithm: alg.name(),
-            encap,
-            stats: stats.clone(),
-            replay_window: 0,
-            ipcomp_cpi: None,
+            direction: "in",
+            spi: sa.spi,
+            algorithm: sa.algorithm().name(),
+            encap: sa.encap,
+            stats: sa.stats.clone(),
+            replay_window: sa.replay_window().size(),
+            ipcomp_cpi: sa.ipcomp_cpi(),
             udp_train: None,
         }
     }
@@ -547,20 +550,13 @@ impl DataPlane {
         let mut sas = Vec::new();
         for (slot, (sa, name)) in outbound.sas.iter().zip(&out_names).enumerate() {
             if let Some(sa) = sa {
-                let mut v = SaView::new(name, "out", sa.spi, sa.algorithm(), sa.encap, &sa.stats);
-                v.slot = Some(slot);
-                v.ipcomp_cpi = sa.ipcomp_cpi();
-                v.udp_train = (sa.encap == Encap::Udp).then_some(sa.train);
-                sas.push(v);
+                sas.push(SaView::outbound(name, slot, sa));
             }
         }
         // Sort the inbound SAs onto their sockets.
         let mut per_socket: Vec<Vec<InboundSa>> = sockets.iter().map(|_| Vec::new()).collect();
         for (name, sa) in sas_in {
-            let mut v = SaView::new(&name, "in", sa.spi, sa.algorithm(), sa.encap, &sa.stats);
-            v.replay_window = sa.replay_window().size();
-            v.ipcomp_cpi = sa.ipcomp_cpi();
-            sas.push(v);
+            sas.push(SaView::inbound(&name, &sa));
             let k = socket_for(&sockets, sa.encap, sa.local.ip())
                 .ok_or_else(|| std::io::Error::other(format!("no socket for inbound SA {:#x}", sa.spi)))?;
             per_socket[k].push(sa);
