@@ -3,9 +3,9 @@
 //! inbound selector checks (RFC 4301 §5.2).
 //!
 //! No sockets, no clock (callers pass `now_ms`), no RNG. The data plane is
-//! split into an [`Outbound`] half (owned by the thread that reads the TUN
+//! split into an [`Outbound`] half (owned by the side that reads the TUN
 //! device) and an [`Inbound`] half (owned by the thread that reads the
-//! network), so the hot path takes no locks.
+//! network), so neither waits on the other.
 
 #![forbid(unsafe_code)]
 

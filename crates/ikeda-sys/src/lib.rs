@@ -66,7 +66,7 @@ mod util;
 
 pub use batch::{PacketBatch, SlotMeta, MAX_BATCH};
 pub use gso::UdpOffloadCounters;
-pub use io::{DatagramIo, TunDevice};
+pub use io::{DatagramIo, TunDevice, TunQueues};
 pub use netns::{require_root, NetNs};
 pub use route::{sysctl_get, sysctl_set, IpRoute2};
 pub use socket::{ipv4_payload_offset, RawEspSocket, UdpSocket, DEFAULT_SOCKET_BUFFER};

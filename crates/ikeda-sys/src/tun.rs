@@ -73,14 +73,33 @@ struct VnetRx {
 
 #[derive(Debug)]
 struct Vnet {
+    /// The device's, shared by its queues ([`Tun::open_queues`]).
+    dev: Arc<VnetDevice>,
+    /// This queue's. Why a mutex: `read_batch` takes `&self`; only the one
+    /// TX thread of the queue reads, so it is never contended (one
+    /// uncontended lock per batch).
+    rx: Mutex<VnetRx>,
+}
+
+/// What the queues of one offloaded device share: one MTU, one set of
+/// counters.
+#[derive(Debug)]
+struct VnetDevice {
     /// Longest segment handed out: the interface MTU (see [`Tun::set_mtu`]).
     seg_limit: AtomicUsize,
-    /// Why a mutex: `read_batch` takes `&self`; only the one TX thread
-    /// reads, so it is never contended (one uncontended lock per batch).
-    rx: Mutex<VnetRx>,
     gso_packets: AtomicU64,
     segments: AtomicU64,
     dropped: AtomicU64,
+}
+
+impl VnetRx {
+    fn new() -> Self {
+        VnetRx {
+            buf: vec![0u8; VNET_READ_BUF].into_boxed_slice(),
+            len: 0,
+            next: 0,
+        }
+    }
 }
 
 /// Counters of an offloaded TUN's read path.
@@ -149,7 +168,45 @@ impl Tun {
     /// the device goes with the fd) and the caller may fall back to
     /// [`open`](Self::open).
     pub fn open_offload(name: &str) -> io::Result<Tun> {
-        let mut tun = Self::open_flags(name, libc::IFF_VNET_HDR)?;
+        Self::open_offload_flags(name, 0)
+    }
+
+    /// `queues` queues of one TUN device, each its own fd: the kernel
+    /// spreads the packets routed into the device over them by flow
+    /// (`IFF_MULTI_QUEUE`; a flow stays on the queue through which its
+    /// replies were last written, `tun_flow_update`), so each queue can
+    /// have its own reading thread. One queue is [`open`](Self::open) or
+    /// [`open_offload`](Self::open_offload) exactly. With `offload` the
+    /// queues share the MTU and the offload counters; each cuts its own
+    /// super-packets. Fails (leaving nothing behind) where the device
+    /// exists without `IFF_MULTI_QUEUE`, or the kernel refuses.
+    pub fn open_queues(name: &str, queues: usize, offload: bool) -> io::Result<Vec<Tun>> {
+        let multi = if queues > 1 { libc::IFF_MULTI_QUEUE } else { 0 };
+        let first = if offload {
+            Self::open_offload_flags(name, multi)?
+        } else {
+            Self::open_flags(name, multi)?
+        };
+        let extra = multi | if offload { libc::IFF_VNET_HDR } else { 0 };
+        let mut all = Vec::with_capacity(queues.max(1));
+        for _ in 1..queues {
+            // The device-wide settings (header size, byte order, offloads)
+            // were made through the first queue.
+            let mut q = Self::open_flags(&first.name, extra)?;
+            q.vnet = first.vnet.as_ref().map(|v| {
+                Arc::new(Vnet {
+                    dev: v.dev.clone(),
+                    rx: Mutex::new(VnetRx::new()),
+                })
+            });
+            all.push(q);
+        }
+        all.insert(0, first);
+        Ok(all)
+    }
+
+    fn open_offload_flags(name: &str, extra: libc::c_int) -> io::Result<Tun> {
+        let mut tun = Self::open_flags(name, libc::IFF_VNET_HDR | extra)?;
         let fd = tun.fd();
         let len = VNET_HDR_LEN as libc::c_int;
         // SAFETY: TUNSETVNETHDRSZ reads an int through the pointer.
@@ -174,15 +231,13 @@ impl Tun {
         last.map_err(|e| io::Error::new(e.kind(), format!("TUNSETOFFLOAD: {e}")))?;
         let mtu = tun.mtu().unwrap_or(1500);
         tun.vnet = Some(Arc::new(Vnet {
-            seg_limit: AtomicUsize::new(mtu as usize),
-            rx: Mutex::new(VnetRx {
-                buf: vec![0u8; VNET_READ_BUF].into_boxed_slice(),
-                len: 0,
-                next: 0,
+            dev: Arc::new(VnetDevice {
+                seg_limit: AtomicUsize::new(mtu as usize),
+                gso_packets: AtomicU64::new(0),
+                segments: AtomicU64::new(0),
+                dropped: AtomicU64::new(0),
             }),
-            gso_packets: AtomicU64::new(0),
-            segments: AtomicU64::new(0),
-            dropped: AtomicU64::new(0),
+            rx: Mutex::new(VnetRx::new()),
         }));
         Ok(tun)
     }
@@ -192,12 +247,13 @@ impl Tun {
         self.vnet.is_some()
     }
 
-    /// The offloaded read path's counters (`None` without offload).
+    /// The offloaded read path's counters (`None` without offload), of
+    /// all the device's queues together.
     pub fn offload_counters(&self) -> Option<OffloadCounters> {
         self.vnet.as_ref().map(|v| OffloadCounters {
-            gso_packets: v.gso_packets.load(Ordering::Relaxed),
-            segments: v.segments.load(Ordering::Relaxed),
-            dropped: v.dropped.load(Ordering::Relaxed),
+            gso_packets: v.dev.gso_packets.load(Ordering::Relaxed),
+            segments: v.dev.segments.load(Ordering::Relaxed),
+            dropped: v.dev.dropped.load(Ordering::Relaxed),
         })
     }
 
@@ -262,7 +318,7 @@ impl Tun {
             libc::c_int::try_from(mtu).map_err(|_| io::Error::new(io::ErrorKind::InvalidInput, "MTU too large"))?;
         if_ioctl(libc::SIOCSIFMTU, &mut ifr)?;
         if let Some(v) = &self.vnet {
-            v.seg_limit.store(mtu as usize, Ordering::Relaxed);
+            v.dev.seg_limit.store(mtu as usize, Ordering::Relaxed);
         }
         Ok(())
     }
@@ -481,7 +537,7 @@ impl Vnet {
             return n;
         }
         let headroom = batch.headroom();
-        let limit = self.seg_limit.load(Ordering::Relaxed);
+        let limit = self.dev.seg_limit.load(Ordering::Relaxed);
         let VnetRx { buf, len, next } = rx;
         let plan = if *len >= buf.len() {
             None // filled the buffer: possibly truncated
@@ -491,12 +547,12 @@ impl Vnet {
                 .ok()
         };
         let Some(segs) = plan else {
-            self.dropped.fetch_add(1, Ordering::Relaxed);
+            self.dev.dropped.fetch_add(1, Ordering::Relaxed);
             *len = 0;
             return n;
         };
         if *next == 0 && segs.count() > 1 {
-            self.gso_packets.fetch_add(1, Ordering::Relaxed);
+            self.dev.gso_packets.fetch_add(1, Ordering::Relaxed);
         }
         let first = n;
         while *next < segs.count() && n < batch.capacity() {
@@ -508,12 +564,12 @@ impl Vnet {
                 // Cannot happen (segments fit the limit, which fits the
                 // slot); counted rather than assumed.
                 Err(_) => {
-                    self.dropped.fetch_add(1, Ordering::Relaxed);
+                    self.dev.dropped.fetch_add(1, Ordering::Relaxed);
                 }
             }
             *next += 1;
         }
-        self.segments.fetch_add((n - first) as u64, Ordering::Relaxed);
+        self.dev.segments.fetch_add((n - first) as u64, Ordering::Relaxed);
         if *next >= segs.count() {
             *len = 0;
         }

@@ -6,6 +6,7 @@
 //! mtu = 1400             # inner MTU of the TUN device
 //! offload = true         # TUN with TCP segmentation offload (IFF_VNET_HDR); false: one packet per read
 //! udp_offload = true     # with offload: UDP_SEGMENT/UDP_GRO trains on UDP 4500 (captures before the NIC show trains)
+//! tun_queues = 1         # TUN queues (1-8), one sending thread each; more spread flows over spare cores
 //! route_table = 220      # routing table for the remote selectors
 //! control_socket = "/run/ikeda/ikeda.sock"   # `ikeda status|show|up|down|reload|log` talk here (0600)
 //! key_export = "/var/lib/ikeda/keys"         # off unless set: Wireshark key files, 0600
@@ -115,6 +116,8 @@ struct RawDaemon {
     offload: bool,
     #[serde(default = "default_offload")]
     udp_offload: bool,
+    #[serde(default)]
+    tun_queues: Option<usize>,
     #[serde(default = "default_table")]
     route_table: u32,
     /// IKE retransmission: first timeout, back-off base, tries (strongSwan's
@@ -142,6 +145,7 @@ impl Default for RawDaemon {
             mtu: default_mtu(),
             offload: default_offload(),
             udp_offload: true,
+            tun_queues: None,
             route_table: default_table(),
             retransmit_timeout: None,
             retransmit_base: None,
@@ -323,15 +327,22 @@ pub struct DaemonConfig {
     /// (reads return super-packets we segment); falls back without it if
     /// the kernel refuses.
     pub offload: bool,
-    /// With `offload`: UDP_SEGMENT sends (trains of at most
-    /// `ikeda_wire::udp_gso::TRAIN_SEGMENTS`, sized for peers that read one
-    /// datagram at a time) and UDP_GRO receives on the UDP 4500 socket. On
+    /// With `offload`: UDP_SEGMENT sends (each SA's train as long as its
+    /// peer takes, `ikeda_esp::OutboundSa::train`) and UDP_GRO receives on
+    /// the UDP 4500 socket. On
     /// by default. A train stays one frame up to the first device that
     /// segments it: a capture on a device with `tx-udp-segmentation` on
     /// (a veth, the gateway's own interface before the NIC) shows several
     /// ESP packets in one frame, which Wireshark cannot decrypt; the README
     /// says how to capture, and the lab turns it off on its WAN links.
     pub udp_offload: bool,
+    /// Queues of the TUN device (`IFF_MULTI_QUEUE`), each read by its own
+    /// TX thread; `None`: one. Why not one per CPU by default: the threads
+    /// read and cut super-packets in parallel but seal and send one at a
+    /// time (`dataplane::TxState`), so more queues help only where cores
+    /// are idle; on two cores that also carry the lab's hosts, two queues
+    /// measured 5 to 15 % slower than one.
+    pub tun_queues: Option<usize>,
     pub route_table: u32,
     /// IKE retransmission: first timeout (ms), back-off base, tries.
     pub retransmit: (u64, f64, u32),
@@ -422,6 +433,9 @@ pub const MAX_LIFETIME_SECS: u64 = 10 * 365 * 86_400;
 /// The longest first retransmission timeout accepted (the back-off then
 /// multiplies it, up to 4.0^20).
 pub const MAX_RETRANSMIT_TIMEOUT_MS: u64 = 3_600_000;
+
+/// Most TUN queues (and TX threads) `[daemon] tun_queues` takes.
+pub const MAX_TUN_QUEUES: usize = 8;
 
 /// Where manual SAs' sequence state lives unless `[daemon] state_dir` says.
 pub const DEFAULT_STATE_DIR: &str = "/var/lib/ikeda/state";
@@ -710,6 +724,15 @@ impl Config {
                 format!("{retransmit_tries} is more than 20"),
             ));
         }
+        if d.tun_queues.is_some_and(|q| !(1..=MAX_TUN_QUEUES).contains(&q)) {
+            return Err(err(
+                "daemon.tun_queues".into(),
+                format!(
+                    "{} is not a count of queues from 1 to {MAX_TUN_QUEUES}",
+                    d.tun_queues.unwrap_or(0)
+                ),
+            ));
+        }
         let mut conns: Vec<ConnConfig> = Vec::new();
         for (i, c) in raw.conn.iter().enumerate() {
             let at = |k: &str| format!("conn[{i}] ({}).{k}", c.name);
@@ -945,6 +968,7 @@ impl Config {
                 mtu: d.mtu,
                 offload: d.offload,
                 udp_offload: d.udp_offload,
+                tun_queues: d.tun_queues,
                 route_table: d.route_table,
                 retransmit: (retransmit_ms, retransmit_base, retransmit_tries),
                 control_socket: d
@@ -1455,6 +1479,20 @@ in = { spi = 8193, enc_key = "0x101112131415161718191a1b1c1d1e1f20212223" }
         ] {
             let e = parse(&with(v)).map(|_| ()).unwrap_err().to_string();
             assert!(e.contains(want), "{v}: got {e}");
+        }
+    }
+
+    #[test]
+    fn tun_queues_are_a_count_from_1_to_8() {
+        assert_eq!(parse(GOOD).unwrap().daemon.tun_queues, None);
+        let with = |q: &str| GOOD.replace("tun = \"ikeda0\"", &format!("tun = \"ikeda0\"\ntun_queues = {q}"));
+        assert_eq!(parse(&with("3")).unwrap().daemon.tun_queues, Some(3));
+        for bad in ["0", "9", "1000"] {
+            let e = parse(&with(bad)).unwrap_err().to_string();
+            assert!(
+                e.contains("daemon.tun_queues") && e.contains("from 1 to 8"),
+                "{bad}: {e}"
+            );
         }
     }
 

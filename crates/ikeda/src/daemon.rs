@@ -386,7 +386,8 @@ fn start(cfg: &Config, opts: &RunOptions) -> Result<Started, String> {
             });
         }
     }
-    let tun = open_tun(&cfg.daemon.tun, cfg.daemon.offload)?;
+    let queues = open_tun(&cfg.daemon.tun, cfg.daemon.offload, cfg.daemon.tun_queues.unwrap_or(1))?;
+    let tun = &queues[0];
     tun.set_mtu(cfg.daemon.mtu)
         .map_err(|e| format!("MTU {} on {}: {e}", cfg.daemon.mtu, cfg.daemon.tun))?;
     tun.set_up()
@@ -406,9 +407,10 @@ fn start(cfg: &Config, opts: &RunOptions) -> Result<Started, String> {
     // `gateway::start` syncs again, which then changes nothing.
     os.sync(&Wanted::of(cfg))?;
     let os = Arc::new(Mutex::new(os));
-    let tun = Arc::new(tun);
+    let queues: Vec<Arc<Tun>> = queues.into_iter().map(Arc::new).collect();
+    let tun = queues[0].clone();
     let io = crate::gateway::GatewayIo {
-        tun: tun.clone(),
+        tun: queues,
         sockets: open_sockets(cfg)?,
         sock500,
         routes: os.clone(),
@@ -423,20 +425,37 @@ fn start(cfg: &Config, opts: &RunOptions) -> Result<Started, String> {
     })
 }
 
-/// The TUN device, with segmentation offload when asked for and the kernel
-/// agrees (`IFF_VNET_HDR`, `TUNSETOFFLOAD`); otherwise one packet per read,
-/// as before, with a warning saying why.
-fn open_tun(name: &str, offload: bool) -> Result<Tun, String> {
+/// The TUN device's queues, one TX thread each: `queues` of them, with
+/// segmentation offload when asked for and the kernel agrees
+/// (`IFF_VNET_HDR`, `TUNSETOFFLOAD`). Where the kernel refuses, one queue
+/// (a device that exists without `IFF_MULTI_QUEUE`), then one packet per
+/// read, with a warning saying why.
+fn open_tun(name: &str, offload: bool, queues: usize) -> Result<Vec<Tun>, String> {
+    let mut attempts = vec![(queues, offload)];
+    if queues > 1 {
+        attempts.push((1, offload));
+    }
     if offload {
-        match Tun::open_offload(name) {
+        attempts.push((1, false));
+    }
+    let mut refused = Vec::new();
+    for (q, off) in attempts {
+        let how = format!("{q} queue(s){}", if off { " with segmentation offload" } else { "" });
+        match Tun::open_queues(name, q, off) {
             Ok(t) => {
-                tracing::info!(target: "esp", "TUN {}: segmentation offload on (IFF_VNET_HDR)", t.name());
+                if !refused.is_empty() {
+                    tracing::warn!(target: "esp", "TUN {name}: {}; opened with {how}", refused.join("; "));
+                }
+                let offload = if off {
+                    "on (IFF_VNET_HDR)"
+                } else {
+                    "off: one packet per read"
+                };
+                tracing::info!(target: "esp", "TUN {}: {q} queue(s), one TX thread each; segmentation offload {offload}", t[0].name());
                 return Ok(t);
             }
-            Err(e) => {
-                tracing::warn!(target: "esp", "TUN {name}: no segmentation offload ({e}); one packet per read")
-            }
+            Err(e) => refused.push(format!("{how} refused ({e})")),
         }
     }
-    Tun::open(name).map_err(|e| format!("TUN device {name}: {e}"))
+    Err(format!("TUN device {name}: {}", refused.join("; ")))
 }

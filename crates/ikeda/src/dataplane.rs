@@ -2,7 +2,7 @@
 //! device and the network, feeding the sans-IO ESP core.
 //!
 //! ```text
-//! TX thread:  TUN read_batch -> SPD -> SA -> [IPComp: deflate] -> encapsulate in place
+//! TX threads: TUN read_batch (one queue each) -> SPD -> SA -> [IPComp: deflate] -> encapsulate in place
 //!             -> send_batch per socket
 //! RX thread (one per socket): recv_batch -> [UDP: RFC 3948 classify] -> SAD by SPI
 //!             -> replay check -> ICV + decrypt -> replay commit -> [IPComp: CPI, inflate]
@@ -14,12 +14,14 @@
 //! back into its batch slot, so the receive slots have room for an inner
 //! packet of the TUN MTU whatever the size on the wire.
 //!
-//! Each thread owns its half of the state (the TX thread the SPD and the
-//! outbound SAs; each RX thread the inbound SAs that arrive on its socket),
-//! so the hot path takes no lock and allocates nothing per packet. Counters
-//! are atomics the control side reads at any time. The control plane
-//! changes SAs and policies through [`Control`]: each change is a message to
-//! the owning thread, applied between two batches, so an SA is swapped
+//! Each RX thread owns the inbound SAs that arrive on its socket; the TX
+//! threads, one per TUN queue (`[daemon] tun_queues`), share the SPD and
+//! the outbound SAs behind one lock taken once per batch ([`TxState`] says
+//! why), never contended with one queue. Nothing is allocated per packet.
+//! Counters are atomics the control side reads at any time. The control
+//! plane changes SAs and policies through [`Control`]: each change is a
+//! message to the owning thread (for the TX side, to whichever TX thread
+//! takes the lock next), applied between two batches, so an SA is swapped
 //! whole and the data plane never waits on the control plane.
 //!
 //! IKE messages that arrive on the UDP/4500 socket behind the non-ESP
@@ -27,7 +29,7 @@
 
 use crate::show::IpcompOut;
 use ikeda_esp::{DropCounters, Encap, Inbound, InboundSa, Outbound, OutboundSa, SaStats, Spd};
-use ikeda_sys::{DatagramIo, PacketBatch, TunDevice, MAX_BATCH};
+use ikeda_sys::{DatagramIo, PacketBatch, TunDevice, TunQueues, MAX_BATCH};
 use ikeda_wire::udp_encap::{self, Udp4500Payload};
 use serde::Serialize;
 use std::collections::HashMap;
@@ -325,6 +327,8 @@ pub struct StatsView {
     pub sas: Arc<Mutex<Vec<SaView>>>,
     /// For the TUN's segmentation offload counters.
     pub tun: Arc<dyn TunDevice>,
+    /// Per TUN queue, the packets its TX thread read.
+    pub tx_queues: Arc<[AtomicU64]>,
     /// Each UDP socket's counters of syscalls, datagrams and trains.
     pub udp: Vec<UdpCountersFn>,
 }
@@ -438,6 +442,8 @@ pub fn ipcomp_snapshot(cpi: Option<u16>, s: &ikeda_esp::IpcompStats) -> Option<I
 pub struct Snapshot {
     pub time_ms: u64,
     pub tx_packets: u64,
+    /// Per TUN queue, the packets its TX thread read (`[daemon] tun_queues`).
+    pub tx_queues: Vec<u64>,
     pub rx_packets: u64,
     pub udp_non_esp: u64,
     pub io_errors: u64,
@@ -471,6 +477,7 @@ impl StatsView {
         Snapshot {
             time_ms: now_ms(),
             tx_packets: c.tx_packets.load(Ordering::Relaxed),
+            tx_queues: self.tx_queues.iter().map(|q| q.load(Ordering::Relaxed)).collect(),
             rx_packets: c.rx_packets.load(Ordering::Relaxed),
             udp_non_esp: c.udp_non_esp.load(Ordering::Relaxed),
             io_errors: c.io_errors.load(Ordering::Relaxed),
@@ -532,7 +539,7 @@ impl DataPlane {
     /// socket whose encapsulation and local address they use. IKE messages
     /// on UDP sockets go to `ike` (dropped and counted when `None`).
     pub fn start<T, D>(
-        tun: Arc<T>,
+        tun: Vec<Arc<T>>,
         sockets: Vec<Arc<NetSocket<D>>>,
         outbound: Outbound,
         sas_in: Vec<(String, InboundSa)>,
@@ -545,6 +552,7 @@ impl DataPlane {
         T: TunDevice + 'static,
         D: DatagramIo + 'static,
     {
+        let tun = Arc::new(TunQueues::new(tun).ok_or_else(|| std::io::Error::other("no TUN queue"))?);
         let stop = Arc::new(AtomicBool::new(false));
         let counters = Arc::new(PlaneCounters::default());
         let mut sas = Vec::new();
@@ -578,7 +586,9 @@ impl DataPlane {
             );
         }
         let sas = Arc::new(Mutex::new(sas));
+        let tx_queues: Arc<[AtomicU64]> = tun.queues().iter().map(|_| AtomicU64::new(0)).collect();
         let stats = StatsView {
+            tx_queues: tx_queues.clone(),
             outbound_drops: outbound.drops.clone(),
             inbound_drops,
             counters: counters.clone(),
@@ -594,12 +604,19 @@ impl DataPlane {
                 .collect(),
         };
         let (tx_up, tx_up_rx) = channel();
-        let (stop2, counters2) = (stop.clone(), counters);
-        threads.push(
-            std::thread::Builder::new()
-                .name("esp-tx".into())
-                .spawn(move || tx_loop(&*tun, &sockets, outbound, tx_up_rx, acquire, mtu, &stop2, &counters2))?,
-        );
+        let room = TxRoom::of(&outbound);
+        let state = TxState::new(outbound, tx_up_rx, acquire, room.head + mtu.max(1500) + room.tail);
+        let state = Arc::new(Mutex::new(state));
+        // One TX thread per TUN queue (see TxState for what they share).
+        for (q, queue) in tun.queues().iter().enumerate() {
+            let (queue, sockets, state) = (queue.clone(), sockets.clone(), state.clone());
+            let (stop, counters, read) = (stop.clone(), counters.clone(), tx_queues.clone());
+            threads.push(
+                std::thread::Builder::new()
+                    .name(format!("esp-tx{q}"))
+                    .spawn(move || tx_loop(&*queue, &sockets, &state, room, mtu, &stop, (&counters, &read[q])))?,
+            );
+        }
         let control = Control {
             tx: tx_up,
             rx: rx_controls,
@@ -683,175 +700,293 @@ fn hold(
     true
 }
 
-fn tx_loop<T: TunDevice, D: DatagramIo>(
-    tun: &T,
-    sockets: &[Arc<NetSocket<D>>],
-    mut outbound: Outbound,
+/// What the TX threads share: the outbound half and what goes with its
+/// SAs.
+///
+/// Why one lock over it, held from numbering a batch to sending it: an
+/// SA's sequence numbers must reach the peer in order, or nearly (its
+/// replay window may be 32 packets, strongSwan's default; RFC 4303 §3.4.3
+/// drops what falls behind it), so one writer at a time numbers, seals and
+/// sends. What each thread does without the lock, on its own TUN queue, is
+/// the read and the cutting of super-packets. SAs that seal in parallel
+/// would need one such lock each, or one SA per queue (RFC 9611).
+struct TxState {
+    outbound: Outbound,
     updates: Receiver<TxUpdate>,
     acquire: Option<SyncSender<usize>>,
-    mtu: usize,
-    stop: &AtomicBool,
-    counters: &PlaneCounters,
-) {
-    let room = outbound.max_room();
-    // Headroom for the ESP header and IV; tailroom for padding, trailer, ICV.
-    let head = room.head.max(32);
-    let mut batch = PacketBatch::new(MAX_BATCH, head + mtu.max(1500) + room.tail.max(64), head);
-    let mut dest_socket = [usize::MAX; MAX_BATCH];
-    let unspec = SocketAddr::new(IpAddr::V4(Ipv4Addr::UNSPECIFIED), 0);
-    let mut dsts = [unspec; MAX_BATCH];
-    // Per slot, its SA's train (OutboundSa::train); per send, those of the
-    // packets going to one socket.
-    let mut train_of = [0u8; MAX_BATCH];
-    let mut trains = [0u8; MAX_BATCH];
-    let mut exhausted_logged = vec![false; outbound.sas.len()];
-    // Per slot, the SA the last SetSa replaced (TxUpdate::Restore).
-    let mut previous: Vec<Option<OutboundSa>> = Vec::new();
-    // Trap slots: packets held until the SA is up, and when we last asked.
-    let mut traps: Vec<Option<(std::collections::VecDeque<Vec<u8>>, Option<std::time::Instant>)>> = Vec::new();
-    let mut scratch = vec![0u8; head + mtu.max(1500) + room.tail.max(64)];
-    // Per socket: UDP_SEGMENT was refused and that was logged.
-    let mut gso_refusal_logged = vec![false; sockets.len()];
-    while !stop.load(Ordering::Relaxed) {
-        let n = counted(tun.read_batch(&mut batch, Some(POLL)), counters, "TUN read");
-        // Updates are applied after the read, so a packet that arrived while
-        // we waited already sees an SA the control plane installed meanwhile.
-        while let Ok(u) = updates.try_recv() {
+    exhausted_logged: Vec<bool>,
+    /// Per slot, the SA the last SetSa replaced (TxUpdate::Restore).
+    previous: Vec<Option<OutboundSa>>,
+    /// Trap slots: packets held until the SA is up, and when we last asked.
+    traps: Vec<TrapSlot>,
+    /// Where held packets are sealed when their SA comes up.
+    scratch: Vec<u8>,
+    /// Per socket: UDP_SEGMENT was refused and that was logged.
+    gso_refusal_logged: Vec<bool>,
+}
+
+/// Head and tail room around the inner packets the TX threads seal.
+#[derive(Clone, Copy)]
+struct TxRoom {
+    head: usize,
+    tail: usize,
+}
+
+impl TxRoom {
+    fn of(outbound: &Outbound) -> TxRoom {
+        let room = outbound.max_room();
+        // Headroom for the ESP header and IV; tailroom for padding, trailer, ICV.
+        TxRoom {
+            head: room.head.max(32),
+            tail: room.tail.max(64),
+        }
+    }
+}
+
+impl TxState {
+    fn new(
+        outbound: Outbound,
+        updates: Receiver<TxUpdate>,
+        acquire: Option<SyncSender<usize>>,
+        scratch: usize,
+    ) -> Self {
+        TxState {
+            exhausted_logged: vec![false; outbound.sas.len()],
+            outbound,
+            updates,
+            acquire,
+            previous: Vec::new(),
+            traps: Vec::new(),
+            scratch: vec![0u8; scratch],
+            gso_refusal_logged: Vec::new(),
+        }
+    }
+
+    /// The control plane's changes since the last batch.
+    fn apply_updates<D: DatagramIo>(&mut self, sockets: &[Arc<NetSocket<D>>], room: TxRoom, counters: &PlaneCounters) {
+        while let Ok(u) = self.updates.try_recv() {
             match u {
-                TxUpdate::SetSa { slot, sa } => {
-                    if slot >= outbound.sas.len() {
-                        outbound.sas.resize_with(slot + 1, || None);
-                        exhausted_logged.resize(slot + 1, false);
-                    }
-                    exhausted_logged[slot] = false;
-                    if slot >= previous.len() {
-                        previous.resize_with(slot + 1, || None);
-                    }
-                    let kept = sa.is_some();
-                    let old = std::mem::replace(&mut outbound.sas[slot], sa);
-                    previous[slot] = old.filter(|_| kept);
-                    // The SA a trap asked for is up: send what was held, in order.
-                    if let Some(Some((held, asked))) = traps.get_mut(slot) {
-                        if outbound.sas[slot].is_some() {
-                            *asked = None;
-                            let now = now_ms();
-                            while let Some(p) = held.pop_front() {
-                                let off = head;
-                                if off + p.len() + room.tail > scratch.len() {
-                                    continue;
-                                }
-                                scratch[off..off + p.len()].copy_from_slice(&p);
-                                if let Ok((range, dst)) = outbound.process(&mut scratch, off, p.len(), now) {
-                                    if let Some(k) = socket_for(sockets, dst.encap, dst.local.ip()) {
-                                        if sockets[k].io.send_batch(&[&scratch[range]], &[dst.remote]).is_ok() {
-                                            counters.trap_released.fetch_add(1, Ordering::Relaxed);
-                                        }
-                                    }
-                                }
-                            }
-                        }
-                    }
-                }
+                TxUpdate::SetSa { slot, sa } => self.set_sa(slot, sa, sockets, room, counters),
                 TxUpdate::Restore { slot, spi } => {
-                    if let Some(p) = previous
+                    if let Some(p) = self
+                        .previous
                         .get_mut(slot)
                         .filter(|p| p.as_ref().is_some_and(|o| o.spi == spi))
                     {
-                        outbound.sas[slot] = p.take();
-                        exhausted_logged[slot] = false;
+                        self.outbound.sas[slot] = p.take();
+                        self.exhausted_logged[slot] = false;
                     }
                 }
                 TxUpdate::DropPrevious { slot } => {
-                    if let Some(p) = previous.get_mut(slot) {
+                    if let Some(p) = self.previous.get_mut(slot) {
                         *p = None;
                     }
                 }
-                TxUpdate::SetSpd(spd) => outbound.spd = spd,
+                TxUpdate::SetSpd(spd) => self.outbound.spd = spd,
                 TxUpdate::SetTrap { slot } => {
-                    if slot >= traps.len() {
-                        traps.resize_with(slot + 1, || None);
+                    if slot >= self.traps.len() {
+                        self.traps.resize_with(slot + 1, || None);
                     }
-                    if slot >= outbound.traps.len() {
-                        outbound.traps.resize(slot + 1, false);
+                    if slot >= self.outbound.traps.len() {
+                        self.outbound.traps.resize(slot + 1, false);
                     }
-                    outbound.traps[slot] = true;
-                    traps[slot] = Some((std::collections::VecDeque::new(), None));
+                    self.outbound.traps[slot] = true;
+                    self.traps[slot] = Some((std::collections::VecDeque::new(), None));
                 }
                 TxUpdate::ClearTrap { slot } => {
-                    if let Some(t) = outbound.traps.get_mut(slot) {
+                    if let Some(t) = self.outbound.traps.get_mut(slot) {
                         *t = false;
                     }
-                    if let Some(t) = traps.get_mut(slot) {
+                    if let Some(t) = self.traps.get_mut(slot) {
                         *t = None;
                     }
                 }
             }
         }
-        if n == 0 {
-            // Released trap packets are counted by now.
-            outbound.flush_stats();
+    }
+
+    fn set_sa<D: DatagramIo>(
+        &mut self,
+        slot: usize,
+        sa: Option<OutboundSa>,
+        sockets: &[Arc<NetSocket<D>>],
+        room: TxRoom,
+        counters: &PlaneCounters,
+    ) {
+        if slot >= self.outbound.sas.len() {
+            self.outbound.sas.resize_with(slot + 1, || None);
+            self.exhausted_logged.resize(slot + 1, false);
+        }
+        self.exhausted_logged[slot] = false;
+        if slot >= self.previous.len() {
+            self.previous.resize_with(slot + 1, || None);
+        }
+        let kept = sa.is_some();
+        let old = std::mem::replace(&mut self.outbound.sas[slot], sa);
+        self.previous[slot] = old.filter(|_| kept);
+        // The SA a trap asked for is up: send what was held, in order.
+        let Some(Some((held, asked))) = self.traps.get_mut(slot) else {
+            return;
+        };
+        if self.outbound.sas[slot].is_none() {
+            return;
+        }
+        *asked = None;
+        let now = now_ms();
+        while let Some(p) = held.pop_front() {
+            let off = room.head;
+            if off + p.len() + room.tail > self.scratch.len() {
+                continue;
+            }
+            self.scratch[off..off + p.len()].copy_from_slice(&p);
+            if let Ok((range, dst)) = self.outbound.process(&mut self.scratch, off, p.len(), now) {
+                if let Some(k) = socket_for(sockets, dst.encap, dst.local.ip()) {
+                    if sockets[k].io.send_batch(&[&self.scratch[range]], &[dst.remote]).is_ok() {
+                        counters.trap_released.fetch_add(1, Ordering::Relaxed);
+                    }
+                }
+            }
+        }
+    }
+
+    /// A packet `process` could not send for `reason`.
+    fn dropped(&mut self, reason: ikeda_esp::DropReason) {
+        if reason != ikeda_esp::DropReason::SeqExhausted {
+            return;
+        }
+        for (k, sa) in self.outbound.sas.iter().enumerate() {
+            if sa.as_ref().is_some_and(|s| s.is_exhausted()) && !self.exhausted_logged[k] {
+                self.exhausted_logged[k] = true;
+                tracing::error!(target: "esp", "outbound SA {:#010x} has used its last sequence number: it stops sending (RFC 4303 §3.3.3); a new SA is needed", sa.as_ref().map_or(0, |s| s.spi));
+            }
+        }
+    }
+}
+
+/// One TX thread's own buffers: its batch and, per packet, where it goes.
+struct TxBatch {
+    batch: PacketBatch,
+    dest_socket: [usize; MAX_BATCH],
+    /// Per packet, its SA's train (OutboundSa::train).
+    train_of: [u8; MAX_BATCH],
+}
+
+/// One TX thread: reads its TUN queue, then under the shared state's lock
+/// applies the control plane's changes, seals the batch and sends it.
+fn tx_loop<T: TunDevice, D: DatagramIo>(
+    tun: &T,
+    sockets: &[Arc<NetSocket<D>>],
+    state: &Mutex<TxState>,
+    room: TxRoom,
+    mtu: usize,
+    stop: &AtomicBool,
+    (counters, read): (&PlaneCounters, &AtomicU64),
+) {
+    let mut own = TxBatch {
+        batch: PacketBatch::new(MAX_BATCH, room.head + mtu.max(1500) + room.tail, room.head),
+        dest_socket: [usize::MAX; MAX_BATCH],
+        train_of: [0u8; MAX_BATCH],
+    };
+    while !stop.load(Ordering::Relaxed) {
+        let n = counted(tun.read_batch(&mut own.batch, Some(POLL)), counters, "TUN read");
+        if n > 0 {
+            read.fetch_add(n as u64, Ordering::Relaxed);
+        }
+        let mut st = state.lock().unwrap_or_else(|p| p.into_inner());
+        // Updates are applied after the read, so a packet that arrived while
+        // we waited already sees an SA the control plane installed meanwhile.
+        st.apply_updates(sockets, room, counters);
+        if n > 0 {
+            seal_batch(&mut st, &mut own, n, sockets, counters);
+            send_batch(&mut st, &own, n, sockets, counters);
+        }
+        // The SAs' counters, once per batch (see OutboundSa::flush_stats);
+        // released trap packets are counted by now.
+        st.outbound.flush_stats();
+    }
+}
+
+/// Seal the `n` packets of `own.batch` in place, each for its SA.
+fn seal_batch<D: DatagramIo>(
+    st: &mut TxState,
+    own: &mut TxBatch,
+    n: usize,
+    sockets: &[Arc<NetSocket<D>>],
+    counters: &PlaneCounters,
+) {
+    let now = now_ms();
+    let batch = &mut own.batch;
+    for i in 0..n {
+        let m = batch.meta(i);
+        own.dest_socket[i] = usize::MAX;
+        match st.outbound.process(batch.slot_mut(i), m.start, m.len, now) {
+            Ok((range, dst)) => {
+                batch.set_packet(i, range.start, range.len(), Some(dst.remote));
+                own.dest_socket[i] = socket_for(sockets, dst.encap, dst.local.ip()).unwrap_or(usize::MAX);
+                own.train_of[i] = dst.train;
+            }
+            Err(ikeda_esp::DropReason::HeldForSa)
+                if hold(
+                    &st.outbound,
+                    &mut st.traps,
+                    batch.packet(i),
+                    st.acquire.as_ref(),
+                    counters,
+                ) =>
+            {
+                batch.discard(i);
+            }
+            Err(reason) => {
+                st.dropped(reason);
+                batch.discard(i);
+            }
+        }
+    }
+}
+
+/// Send the sealed packets of `own`, one batch per socket.
+fn send_batch<D: DatagramIo>(
+    st: &mut TxState,
+    own: &TxBatch,
+    n: usize,
+    sockets: &[Arc<NetSocket<D>>],
+    counters: &PlaneCounters,
+) {
+    let unspec = SocketAddr::new(IpAddr::V4(Ipv4Addr::UNSPECIFIED), 0);
+    if st.gso_refusal_logged.len() < sockets.len() {
+        st.gso_refusal_logged.resize(sockets.len(), false);
+    }
+    for (k, sock) in sockets.iter().enumerate() {
+        // Borrowed views of this batch's packets, for sendmmsg.
+        let mut pkts: [&[u8]; MAX_BATCH] = [&[]; MAX_BATCH];
+        let mut dsts = [unspec; MAX_BATCH];
+        let mut trains = [0u8; MAX_BATCH];
+        let mut c = 0;
+        for i in 0..n {
+            if own.dest_socket[i] == k {
+                let m = own.batch.meta(i);
+                if let Some(a) = m.addr {
+                    pkts[c] = own.batch.packet(i);
+                    dsts[c] = a;
+                    trains[c] = own.train_of[i];
+                    c += 1;
+                }
+            }
+        }
+        if c == 0 {
             continue;
         }
-        let now = now_ms();
-        for i in 0..n {
-            let m = batch.meta(i);
-            match outbound.process(batch.slot_mut(i), m.start, m.len, now) {
-                Ok((range, dst)) => {
-                    batch.set_packet(i, range.start, range.len(), Some(dst.remote));
-                    dest_socket[i] = socket_for(sockets, dst.encap, dst.local.ip()).unwrap_or(usize::MAX);
-                    train_of[i] = dst.train;
-                }
-                Err(ikeda_esp::DropReason::HeldForSa)
-                    if hold(&outbound, &mut traps, batch.packet(i), acquire.as_ref(), counters) =>
-                {
-                    batch.discard(i);
-                    dest_socket[i] = usize::MAX;
-                }
-                Err(reason) => {
-                    if reason == ikeda_esp::DropReason::SeqExhausted {
-                        for (k, sa) in outbound.sas.iter().enumerate() {
-                            if sa.as_ref().is_some_and(|s| s.is_exhausted()) && !exhausted_logged[k] {
-                                exhausted_logged[k] = true;
-                                tracing::error!(target: "esp", "outbound SA {:#010x} has used its last sequence number: it stops sending (RFC 4303 §3.3.3); a new SA is needed", sa.as_ref().map_or(0, |s| s.spi));
-                            }
-                        }
-                    }
-                    batch.discard(i);
-                    dest_socket[i] = usize::MAX;
-                }
+        match sock.io.send_batch_trains(&pkts[..c], &dsts[..c], &trains[..c]) {
+            Ok(sent) => {
+                counters.tx_packets.fetch_add(sent as u64, Ordering::Relaxed);
             }
+            Err(e) => io_error(counters, "ESP send", &e),
         }
-        // The SAs' counters, once per batch (see OutboundSa::flush_stats).
-        outbound.flush_stats();
-        for (k, sock) in sockets.iter().enumerate() {
-            // Borrowed views of this batch's packets, for sendmmsg.
-            let mut pkts: [&[u8]; MAX_BATCH] = [&[]; MAX_BATCH];
-            let mut c = 0;
-            for i in 0..n {
-                if dest_socket[i] == k {
-                    let m = batch.meta(i);
-                    if let Some(a) = m.addr {
-                        pkts[c] = batch.packet(i);
-                        dsts[c] = a;
-                        trains[c] = train_of[i];
-                        c += 1;
-                    }
-                }
-            }
-            if c > 0 {
-                match sock.io.send_batch_trains(&pkts[..c], &dsts[..c], &trains[..c]) {
-                    Ok(sent) => {
-                        counters.tx_packets.fetch_add(sent as u64, Ordering::Relaxed);
-                    }
-                    Err(e) => io_error(counters, "ESP send", &e),
-                }
-                if sock.encap == Encap::Udp && !gso_refusal_logged[k] {
-                    if let Some(u) = sock.io.udp_counters().filter(|u| u.gso_fallbacks > 0) {
-                        gso_refusal_logged[k] = true;
-                        let why = std::io::Error::from_raw_os_error(u.gso_refused_errno);
-                        tracing::warn!(target: "esp", "UDP {}: the kernel refused a UDP_SEGMENT train ({why}); sending one datagram per entry on this socket from now on", sock.local);
-                    }
-                }
+        if sock.encap == Encap::Udp && !st.gso_refusal_logged[k] {
+            if let Some(u) = sock.io.udp_counters().filter(|u| u.gso_fallbacks > 0) {
+                st.gso_refusal_logged[k] = true;
+                let why = std::io::Error::from_raw_os_error(u.gso_refused_errno);
+                tracing::warn!(target: "esp", "UDP {}: the kernel refused a UDP_SEGMENT train ({why}); sending one datagram per entry on this socket from now on", sock.local);
             }
         }
     }
@@ -1209,12 +1344,21 @@ mod tests {
     }
 
     fn gateway(net: &FakeNet, c: &Config) -> Gw {
-        let (dev, host) = FakeTun::pair("ikeda0");
+        let (mut hosts, plane) = gateway_queues(net, c, 1);
+        Gw {
+            host: hosts.remove(0),
+            plane,
+        }
+    }
+
+    /// A gateway whose TUN has `queues` queues; the hosts' end of each.
+    fn gateway_queues(net: &FakeNet, c: &Config, queues: usize) -> (Vec<FakeTun>, DataPlane) {
+        let (devs, hosts): (Vec<_>, Vec<_>) = (0..queues).map(|_| FakeTun::pair("ikeda0")).unzip();
         let (out, names, inb) = build_sas(c).unwrap();
         let local = c.conns[0].local_addr;
         let sock = net.bind(SocketAddr::new(local, 4500)).unwrap();
         let plane = DataPlane::start(
-            Arc::new(dev),
+            devs.into_iter().map(Arc::new).collect(),
             vec![Arc::new(NetSocket {
                 encap: Encap::Udp,
                 local,
@@ -1228,7 +1372,7 @@ mod tests {
             None,
         )
         .unwrap();
-        Gw { host, plane }
+        (hosts, plane)
     }
 
     fn ping(src: [u8; 4], dst: [u8; 4], id: u8) -> Vec<u8> {
@@ -1325,6 +1469,78 @@ mod tests {
         g2.plane.stop();
     }
 
+    /// Two TUN queues, each with its TX thread, filled at once with packets
+    /// of one SA: its sequence numbers leave in order, one after another
+    /// (a peer's replay window of 32 would drop what fell behind), both
+    /// queues carried packets, and every packet arrives once, each queue's
+    /// in the order written. Fails if the threads number or send without
+    /// the shared lock.
+    #[test]
+    fn two_tun_queues_send_one_sas_sequence_numbers_in_order() {
+        let k1 = "0x".to_string() + &"31".repeat(36);
+        let k2 = "0x".to_string() + &"32".repeat(36);
+        let net = FakeNet::new();
+        let seqs: Arc<Mutex<Vec<u32>>> = Arc::default();
+        let w = seqs.clone();
+        net.set_filter(move |src, _dst, p| {
+            if src.ip() == "192.168.50.11".parse::<IpAddr>().unwrap() && p.len() >= 8 {
+                w.lock().unwrap().push(u32::from_be_bytes([p[4], p[5], p[6], p[7]]));
+            }
+            true
+        });
+        let (c1, c2) = mirrored(&k1, &k2);
+        let (hosts, p1) = gateway_queues(&net, &c1, 2);
+        let g2 = gateway(&net, &c2);
+        let packet = |q: u8, n: u32| {
+            let mut icmp = vec![8, 0, 0, 0, 0, q, 0, 1];
+            icmp.extend_from_slice(&n.to_be_bytes());
+            icmp.resize(200, 0x5a);
+            build_ipv4(
+                [192, 168, 11, 10 + q].into(),
+                [192, 168, 12, 12].into(),
+                IpProtocol::ICMP,
+                &icmp,
+            )
+        };
+        let (rounds, burst) = (20u32, 100u32);
+        let mut got: [Vec<u32>; 2] = [Vec::new(), Vec::new()];
+        for r in 0..rounds {
+            std::thread::scope(|sc| {
+                for (q, h) in hosts.iter().enumerate() {
+                    sc.spawn(move || {
+                        for i in 0..burst {
+                            h.write(&packet(q as u8, r * burst + i)).unwrap();
+                        }
+                    });
+                }
+            });
+            for _ in 0..2 * burst {
+                let p = g2
+                    .host
+                    .recv_timeout(Some(Duration::from_secs(5)))
+                    .expect("a packet lost");
+                let q = usize::from(p[20 + 5]);
+                got[q].push(u32::from_be_bytes([p[28], p[29], p[30], p[31]]));
+            }
+        }
+        let want: Vec<u32> = (0..rounds * burst).collect();
+        assert_eq!(got[0], want, "queue 0's packets, in order");
+        assert_eq!(got[1], want, "queue 1's packets, in order");
+        let seqs = seqs.lock().unwrap().clone();
+        let in_order: Vec<u32> = (1..=2 * rounds * burst).collect();
+        assert!(
+            seqs == in_order,
+            "sequence numbers on the wire out of order: {:?}",
+            &seqs[..seqs.len().min(300)]
+        );
+        let s = p1.stats.snapshot();
+        assert_eq!(s.tx_queues.len(), 2);
+        assert_eq!(s.tx_queues.iter().sum::<u64>(), u64::from(2 * rounds * burst));
+        assert!(s.tx_queues.iter().all(|&n| n > 0), "{:?}", s.tx_queues);
+        p1.stop();
+        g2.plane.stop();
+    }
+
     #[test]
     fn ipcomp_compresses_what_pays_and_the_peer_inflates_it() {
         let k1 = "0x".to_string() + &"77".repeat(36);
@@ -1407,7 +1623,7 @@ mod tests {
             io: net.bind(SocketAddr::new(local, 4500)).unwrap(),
         };
         DataPlane::start(
-            Arc::new(dev),
+            vec![Arc::new(dev)],
             vec![Arc::new(sock)],
             outbound,
             vec![],
@@ -1656,7 +1872,16 @@ mod tests {
                 local: c.conns[0].local_addr,
                 io: Arc::new(s),
             });
-            let plane = DataPlane::start(Arc::new(dev), vec![sock.clone()], out, inb, names, 1400, ike, None);
+            let plane = DataPlane::start(
+                vec![Arc::new(dev)],
+                vec![sock.clone()],
+                out,
+                inb,
+                names,
+                1400,
+                ike,
+                None,
+            );
             (host, plane.unwrap(), sock)
         };
         let (ike_tx, ike_rx) = ike_handoff();
@@ -1688,7 +1913,17 @@ mod tests {
             local: a1,
             io: Arc::new(s1),
         });
-        let p1 = DataPlane::start(Arc::new(dev1), vec![sock1.clone()], out, inb, names, 1400, None, None).unwrap();
+        let p1 = DataPlane::start(
+            vec![Arc::new(dev1)],
+            vec![sock1.clone()],
+            out,
+            inb,
+            names,
+            1400,
+            None,
+            None,
+        )
+        .unwrap();
         for (i, p) in pkts.iter().enumerate() {
             let got = host2.recv_timeout(Some(Duration::from_secs(2)));
             assert_eq!(got.as_deref(), Some(&p[..]), "packet {i}");

@@ -18,7 +18,8 @@ use std::sync::{Arc, Mutex};
 
 /// What a gateway runs on.
 pub struct GatewayIo<T> {
-    pub tun: Arc<T>,
+    /// The TUN device's queues, one TX thread each (at least one).
+    pub tun: Vec<Arc<T>>,
     /// The data plane's sockets: raw ESP and UDP 4500 of each local
     /// address that IKE connections use, and each manual connection's.
     pub sockets: Vec<Arc<NetSocket<DynIo>>>,

@@ -156,7 +156,7 @@ fn start_site_with(dir: &Path, i: usize, text: &str, udp: &FakeNet, esp: &FakeNe
     let routes = Arc::new(Mutex::new(Routes::default()));
     let (tx, rx) = std::sync::mpsc::sync_channel(CONTROL_QUEUE);
     let io = GatewayIo {
-        tun: Arc::new(dev),
+        tun: vec![Arc::new(dev)],
         sockets,
         sock500,
         routes: routes.clone(),

@@ -286,6 +286,10 @@ pub struct UpArgs {
     /// UDP_GRO trains on UDP 4500, one datagram per send and receive.
     #[arg(long)]
     pub no_udp_offload: bool,
+    /// `tun_queues = N` on the ikeda gateways: TUN queues, one TX thread
+    /// each (default 1).
+    #[arg(long, value_name = "N")]
+    pub tun_queues: Option<usize>,
     /// Keep UDP segmentation offload and GRO on the gateways' WAN veths.
     /// Where ikeda sends ESP in UDP trains, the lab turns them off
     /// (`ethtool -K wan0 tx-udp-segmentation off gro off`): a veth would
@@ -1072,7 +1076,7 @@ pub fn gateway_configs(a: &UpArgs) -> Result<[String; 2], String> {
         };
         out[i] = format!(
             "# gw{n} of lab '{name}' (written by `ikeda lab up`; outer IPv{fam}{nat})\n\
-             [daemon]\ntun = \"ikeda0\"\nmtu = 1400\n{udp_offload}\
+             [daemon]\ntun = \"ikeda0\"\nmtu = 1400\n{daemon}\
              # the manual SA's reserved sequence numbers (never reused across restarts)\n\
              state_dir = \"{seq_dir}\"\n\n\
              [[conn]]\nname = \"site{m}\"\nlocal_addr = \"{l}\"\nremote_addr = \"{r}\"\n\
@@ -1099,7 +1103,7 @@ pub fn gateway_configs(a: &UpArgs) -> Result<[String; 2], String> {
             rw = gw_wan4(a, j),
             out = sa("out", i),
             inn = sa("in", j),
-            udp_offload = udp_offload_line(a),
+            daemon = daemon_lines(a),
             // Without IKE the peer cannot announce it: the lab knows both
             // gateways are ikeda.
             train = if a.encap() == EncapArg::Udp {
@@ -1205,7 +1209,7 @@ pub fn ike_gateway_config(a: &UpArgs, i: usize, psk: &str) -> String {
             rn = extra_net(j, 1),
         ));
     }
-    let mut daemon = udp_offload_line(a);
+    let mut daemon = daemon_lines(a);
     if let Some(t) = a.retransmit_tries {
         daemon.push_str(&format!("retransmit_tries = {t}\n"));
     }
@@ -1542,13 +1546,17 @@ fn bring_up(a: &UpArgs, dir: &Path, st: &mut LabState, capture: Option<&Path>) -
     Ok(())
 }
 
-/// The `[daemon]` line of `--no-udp-offload`, if given.
-fn udp_offload_line(a: &UpArgs) -> String {
+/// The ikeda gateways' `[daemon]` lines of `--no-udp-offload` and
+/// `--tun-queues`, where given.
+fn daemon_lines(a: &UpArgs) -> String {
+    let mut lines = String::new();
     if a.no_udp_offload {
-        "udp_offload = false\n".into()
-    } else {
-        String::new()
+        lines.push_str("udp_offload = false\n");
     }
+    if let Some(q) = a.tun_queues {
+        lines.push_str(&format!("tun_queues = {q}\n"));
+    }
+    lines
 }
 
 fn ping_across(name: &str) -> Result<(), String> {
