@@ -22,7 +22,9 @@
 # link's GRO joins them again for UDP_GRO as a NIC's NAPI does: a real pair
 # of gateways), udp-nogso (--no-udp-offload: one datagram per send), and
 # udp-wanoff (--wan-offload: trains cross the veth whole and the peer's
-# UDP_GRO receives them whole, the best case).
+# UDP_GRO receives them whole, the best case). Any variant with -qN after
+# it (udp-gro-q2, esp-q2) runs with N TUN queues on each gateway
+# (--tun-queues N: one TX thread per queue).
 # needs root, iperf3, strongSwan (the README's test command installs them).
 set -Eeuo pipefail
 cd "$(dirname "$0")/.."
@@ -123,12 +125,14 @@ if [[ $SWAN == 1 ]]; then
 fi
 for X_ in $ENCAPS; do
   for E in $ESPS; do
-    case $X_ in
+    Q=()
+    if [[ $X_ =~ ^(.*)-q([0-9]+)$ ]]; then Q=(--tun-queues "${BASH_REMATCH[2]}"); fi
+    case ${X_%-q[0-9]*} in
       esp) UO=(--encap esp);; udp) UO=(--encap udp);; udp-gro) UO=(--encap udp --wan-gro);;
       udp-nogso) UO=(--encap udp --no-udp-offload);; udp-wanoff) UO=(--encap udp --wan-offload);;
       *) echo "unknown encap variant $X_" >&2; exit 2;;
     esac
-    add "ikeda $E $X_" h2 192.168.12.12 h1 --gateways ikeda --esp "$E" "${UO[@]}"
+    add "ikeda $E $X_" h2 192.168.12.12 h1 --gateways ikeda --esp "$E" "${UO[@]}" "${Q[@]}"
   done
 done
 

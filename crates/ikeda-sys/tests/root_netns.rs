@@ -493,3 +493,77 @@ fn tun_offload_segments_tcp_and_udp_in_netns() {
     .expect("enter netns")
     .expect("offload test body");
 }
+
+/// A multi-queue TUN against the real kernel (`Tun::open_queues`, with
+/// offload): a UDP packet of each of 16 flows written in through
+/// `TunQueues` (as the RX thread writes decrypted packets) makes the
+/// kernel send that flow's reply out through the same queue
+/// (`tun_flow_update`), so each flow is read by one TX thread and the
+/// flows spread over the queues. The device refuses a second, single-queue
+/// open while it exists with several queues (where the daemon falls back).
+#[test]
+fn tun_queues_keep_each_flow_on_the_queue_its_packets_came_in_by() {
+    use ikeda_sys::TunQueues;
+    use std::sync::Arc;
+    let Some(ns) = netns("tun_queues_keep_each_flow_on_the_queue_its_packets_came_in_by") else {
+        return;
+    };
+    ns.run(|| -> io::Result<()> {
+        let queues = Tun::open_queues("ikst4", 4, true)?;
+        assert_eq!(queues.len(), 4);
+        assert!(queues.iter().all(|q| q.is_offloaded() && q.name() == "ikst4"));
+        assert!(
+            Tun::open("ikst4").is_err(),
+            "a single-queue open of a multi-queue device"
+        );
+        sysctl_set("net.ipv6.conf.ikst4.disable_ipv6", "1")?;
+        queues[0].set_mtu(1400)?;
+        queues[0].set_up()?;
+        ns.ip().add_addr("10.98.0.1/24", "ikst4")?;
+        let q = TunQueues::new(queues.into_iter().map(Arc::new).collect()).unwrap();
+        let (me, peer) = (Ipv4Addr::new(10, 98, 0, 1), Ipv4Addr::new(10, 98, 0, 2));
+        let mut batch = PacketBatch::new(16, 64 + 1400 + 64, 64);
+        let mut used = [0usize; 4];
+        for port in 5000..5016u16 {
+            let s = std::net::UdpSocket::bind((me, port))?;
+            // In: the peer's packet of this flow, through its queue.
+            let inbound = ipv4_udp(peer, 9000, me, port, b"in");
+            let want = q
+                .queues()
+                .iter()
+                .position(|d| std::ptr::eq(&**d, q.queue_for(&inbound)))
+                .unwrap();
+            q.write(&inbound)?;
+            // Out: our reply, which the kernel puts on a queue of its choosing.
+            s.send_to(b"out", (peer, 9000))?;
+            let deadline = Instant::now() + Duration::from_secs(2);
+            let mut found = None;
+            while found.is_none() && Instant::now() < deadline {
+                for (k, d) in q.queues().iter().enumerate() {
+                    let n = d.read_batch(&mut batch, Some(Duration::from_millis(5)))?;
+                    for (pkt, _) in batch.iter().take(n) {
+                        if parse_ipv4_udp(pkt)
+                            .is_some_and(|(dst, dport, p)| dst == peer && dport == 9000 && p == b"out")
+                            && u16::from_be_bytes([pkt[20], pkt[21]]) == port
+                        {
+                            found = Some(k);
+                        }
+                    }
+                }
+            }
+            assert_eq!(
+                found,
+                Some(want),
+                "flow from port {port}: reply on queue {found:?}, written by {want}"
+            );
+            used[want] += 1;
+        }
+        assert!(
+            used.iter().filter(|&&n| n > 0).count() >= 2,
+            "16 flows on one queue: {used:?}"
+        );
+        Ok(())
+    })
+    .expect("enter netns")
+    .expect("TUN queues test body");
+}
