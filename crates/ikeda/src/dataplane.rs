@@ -535,9 +535,12 @@ pub struct DataPlane {
 }
 
 impl DataPlane {
-    /// Start the threads. `sas_in` are distributed to the RX thread of the
-    /// socket whose encapsulation and local address they use. IKE messages
-    /// on UDP sockets go to `ike` (dropped and counted when `None`).
+    /// Start the threads: one TX thread per queue of `tun` (at least one;
+    /// `ikeda_sys::Tun::open_queues`), one RX thread per socket, which
+    /// writes through the queues by flow (`TunQueues`). `sas_in` are
+    /// distributed to the RX thread of the socket whose encapsulation and
+    /// local address they use. IKE messages on UDP sockets go to `ike`
+    /// (dropped and counted when `None`).
     pub fn start<T, D>(
         tun: Vec<Arc<T>>,
         sockets: Vec<Arc<NetSocket<D>>>,
