@@ -1378,6 +1378,24 @@ mod tests {
         (hosts, plane)
     }
 
+    /// What `what` makes of each datagram gw1 (192.168.50.11) sends on
+    /// `net`, in the order sent; every datagram is still delivered.
+    fn record_from_gw1<T: Send + 'static>(
+        net: &FakeNet,
+        what: impl Fn(&[u8]) -> Option<T> + Send + Sync + 'static,
+    ) -> Arc<Mutex<Vec<T>>> {
+        let seen: Arc<Mutex<Vec<T>>> = Arc::default();
+        let w = seen.clone();
+        let gw1: IpAddr = "192.168.50.11".parse().unwrap();
+        net.set_filter(move |src, _dst, p| {
+            if src.ip() == gw1 {
+                w.lock().unwrap().extend(what(p));
+            }
+            true
+        });
+        seen
+    }
+
     fn ping(src: [u8; 4], dst: [u8; 4], id: u8) -> Vec<u8> {
         build_ipv4(
             src.into(),
@@ -1393,14 +1411,7 @@ mod tests {
         let k2 = "0x".to_string() + &"22".repeat(36);
         let net = FakeNet::new();
         // Record every datagram gw1 sends, to replay and tamper with later.
-        let wire: Arc<Mutex<Vec<Vec<u8>>>> = Arc::default();
-        let w = wire.clone();
-        net.set_filter(move |src, _dst, p| {
-            if src.ip() == "192.168.50.11".parse::<IpAddr>().unwrap() {
-                w.lock().unwrap().push(p.to_vec());
-            }
-            true
-        });
+        let wire = record_from_gw1(&net, |p| Some(p.to_vec()));
         let (c1, c2) = mirrored(&k1, &k2);
         let g1 = gateway(&net, &c1);
         let g2 = gateway(&net, &c2);
@@ -1483,14 +1494,7 @@ mod tests {
         let k1 = "0x".to_string() + &"31".repeat(36);
         let k2 = "0x".to_string() + &"32".repeat(36);
         let net = FakeNet::new();
-        let seqs: Arc<Mutex<Vec<u32>>> = Arc::default();
-        let w = seqs.clone();
-        net.set_filter(move |src, _dst, p| {
-            if src.ip() == "192.168.50.11".parse::<IpAddr>().unwrap() && p.len() >= 8 {
-                w.lock().unwrap().push(u32::from_be_bytes([p[4], p[5], p[6], p[7]]));
-            }
-            true
-        });
+        let seqs = record_from_gw1(&net, |p| Some(u32::from_be_bytes(p.get(4..8)?.try_into().ok()?)));
         let (c1, c2) = mirrored(&k1, &k2);
         let (hosts, p1) = gateway_queues(&net, &c1, 2);
         let g2 = gateway(&net, &c2);
@@ -1549,14 +1553,7 @@ mod tests {
         let k1 = "0x".to_string() + &"77".repeat(36);
         let k2 = "0x".to_string() + &"88".repeat(36);
         let net = FakeNet::new();
-        let sizes: Arc<Mutex<Vec<usize>>> = Arc::default();
-        let w = sizes.clone();
-        net.set_filter(move |src, _dst, p| {
-            if src.ip() == "192.168.50.11".parse::<IpAddr>().unwrap() {
-                w.lock().unwrap().push(p.len());
-            }
-            true
-        });
+        let sizes = record_from_gw1(&net, |p| Some(p.len()));
         let (c1, c2) = mirrored(&k1, &k2);
         // As `[conn.manual] ipcomp = { out = .., in = .. }` sets it.
         let with = |mut c: Config, cpi_out, cpi_in| {

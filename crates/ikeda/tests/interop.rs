@@ -223,16 +223,9 @@ fn strongswan_takes_every_packet_from_four_tun_queues() {
         &["--ike", "2", "--peer", "strongswan", "--esp", "aes128gcm16", "--tun-queues", "4"],
     );
     assert!(out.contains("3 received"), "{out}");
-    let mut server = Command::new("ip")
-        .args(["netns", "exec", &lab.ns("h2"), "iperf3", "-s", "-1", "-B", "192.168.12.12"])
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .spawn()
-        .unwrap();
-    std::thread::sleep(Duration::from_millis(300));
+    let server = IperfServer::start(&lab);
     let o = lab.exec("h1", &["iperf3", "-c", "192.168.12.12", "-t", "3", "-P", "8"]);
-    let _ = server.kill();
-    let _ = server.wait();
+    drop(server);
     assert!(o.status.success(), "iperf3: {}", text(&o));
     // Quiet now; ikeda's stats file is rewritten every second.
     std::thread::sleep(Duration::from_millis(2000));
