@@ -21,9 +21,10 @@
 //! is a drop with its own reason (`ipcomp_decompress`), never a panic.
 //!
 //! The (de)compressor state and the output buffer live in an
-//! [`IpcompScratch`] the thread owns (the TX thread's [`Outbound`], an RX
-//! thread's [`Inbound`]); they are allocated on the first compressed packet
-//! and reused after that, so the hot path allocates nothing per packet.
+//! [`IpcompScratch`] that one thread uses at a time (in the [`Outbound`]
+//! the TX threads take turns with, in an RX thread's [`Inbound`]); they
+//! are allocated on the first compressed packet and reused after that, so
+//! the hot path allocates nothing per packet.
 //!
 //! Interoperability note: Linux inflates with a 2 KiB window (zlib
 //! windowBits 11); our matches never reach further back than the packet is

@@ -49,8 +49,8 @@ pub struct Outbound {
     /// [`DropReason::HeldForSa`] rather than [`DropReason::NoSa`].
     pub traps: Vec<bool>,
     pub drops: Arc<DropCounters>,
-    /// The compressor of the thread that owns this half (IPComp SAs only;
-    /// allocated on first use).
+    /// The compressor of the side that owns this half, used by one thread
+    /// at a time (IPComp SAs only; allocated on first use).
     pub ipcomp: IpcompScratch,
 }
 

@@ -53,7 +53,7 @@ pub struct IkeDatagram {
     pub local: IpAddr,
 }
 
-/// A change to the TX thread's state.
+/// A change to the TX threads' shared state ([`TxState`]).
 pub enum TxUpdate {
     /// Put an SA into an outbound slot, replacing what was there (the
     /// make-before-break switch of a rekey), or empty the slot.
@@ -235,7 +235,7 @@ pub fn ike_handoff() -> (SyncSender<IkeDatagram>, Receiver<IkeDatagram>) {
 /// second, so this is plenty; one dropped is asked again a second later.
 pub const ACQUIRE_QUEUE: usize = 64;
 
-/// The acquire channel from the TX thread to the IKE thread.
+/// The acquire channel from the TX threads to the IKE thread.
 pub fn acquire_channel() -> (SyncSender<usize>, Receiver<usize>) {
     sync_channel(ACQUIRE_QUEUE)
 }
