@@ -188,12 +188,12 @@ impl Tun {
             Self::open_flags(name, multi)?
         };
         let extra = multi | if offload { libc::IFF_VNET_HDR } else { 0 };
-        let mut all = Vec::with_capacity(queues.max(1));
+        let mut all = vec![first];
         for _ in 1..queues {
             // The device-wide settings (header size, byte order, offloads)
             // were made through the first queue.
-            let mut q = Self::open_flags(&first.name, extra)?;
-            q.vnet = first.vnet.as_ref().map(|v| {
+            let mut q = Self::open_flags(&all[0].name, extra)?;
+            q.vnet = all[0].vnet.as_ref().map(|v| {
                 Arc::new(Vnet {
                     dev: v.dev.clone(),
                     rx: Mutex::new(VnetRx::new()),
@@ -201,7 +201,6 @@ impl Tun {
             });
             all.push(q);
         }
-        all.insert(0, first);
         Ok(all)
     }
 

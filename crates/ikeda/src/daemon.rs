@@ -386,7 +386,7 @@ fn start(cfg: &Config, opts: &RunOptions) -> Result<Started, String> {
             });
         }
     }
-    let queues = open_tun(&cfg.daemon.tun, cfg.daemon.offload, cfg.daemon.tun_queues.unwrap_or(1))?;
+    let queues = open_tun(&cfg.daemon.tun, cfg.daemon.offload, cfg.daemon.tun_queues)?;
     let tun = &queues[0];
     tun.set_mtu(cfg.daemon.mtu)
         .map_err(|e| format!("MTU {} on {}: {e}", cfg.daemon.mtu, cfg.daemon.tun))?;

@@ -28,7 +28,7 @@
 //! marker (RFC 3948 §2.2) are handed to the control plane as [`IkeDatagram`]s.
 
 use crate::show::IpcompOut;
-use ikeda_esp::{DropCounters, Encap, Inbound, InboundSa, Outbound, OutboundSa, SaStats, Spd};
+use ikeda_esp::{DropCounters, Encap, Inbound, InboundSa, Outbound, OutboundSa, Room, SaStats, Spd};
 use ikeda_sys::{DatagramIo, PacketBatch, TunDevice, TunQueues, MAX_BATCH};
 use ikeda_wire::udp_encap::{self, Udp4500Payload};
 use serde::Serialize;
@@ -607,8 +607,8 @@ impl DataPlane {
                 .collect(),
         };
         let (tx_up, tx_up_rx) = channel();
-        let room = TxRoom::of(&outbound);
-        let state = TxState::new(outbound, tx_up_rx, acquire, room.head + mtu.max(1500) + room.tail);
+        let room = tx_room(&outbound);
+        let state = TxState::new(outbound, tx_up_rx, acquire, tx_slot(room, mtu), sockets.len());
         let state = Arc::new(Mutex::new(state));
         // One TX thread per TUN queue (see TxState for what they share).
         for (q, queue) in tun.queues().iter().enumerate() {
@@ -728,22 +728,20 @@ struct TxState {
     gso_refusal_logged: Vec<bool>,
 }
 
-/// Head and tail room around the inner packets the TX threads seal.
-#[derive(Clone, Copy)]
-struct TxRoom {
-    head: usize,
-    tail: usize,
+/// Head and tail room the TX threads leave around each inner packet.
+fn tx_room(outbound: &Outbound) -> Room {
+    let room = outbound.max_room();
+    // Headroom for the ESP header and IV; tailroom for padding, trailer, ICV.
+    Room {
+        head: room.head.max(32),
+        tail: room.tail.max(64),
+    }
 }
 
-impl TxRoom {
-    fn of(outbound: &Outbound) -> TxRoom {
-        let room = outbound.max_room();
-        // Headroom for the ESP header and IV; tailroom for padding, trailer, ICV.
-        TxRoom {
-            head: room.head.max(32),
-            tail: room.tail.max(64),
-        }
-    }
+/// The buffer a TX thread seals one packet in: `room` around an inner
+/// packet of the TUN MTU (1500 at least).
+fn tx_slot(room: Room, mtu: usize) -> usize {
+    room.head + mtu.max(1500) + room.tail
 }
 
 impl TxState {
@@ -752,6 +750,7 @@ impl TxState {
         updates: Receiver<TxUpdate>,
         acquire: Option<SyncSender<usize>>,
         scratch: usize,
+        sockets: usize,
     ) -> Self {
         TxState {
             exhausted_logged: vec![false; outbound.sas.len()],
@@ -761,12 +760,12 @@ impl TxState {
             previous: Vec::new(),
             traps: Vec::new(),
             scratch: vec![0u8; scratch],
-            gso_refusal_logged: Vec::new(),
+            gso_refusal_logged: vec![false; sockets],
         }
     }
 
     /// The control plane's changes since the last batch.
-    fn apply_updates<D: DatagramIo>(&mut self, sockets: &[Arc<NetSocket<D>>], room: TxRoom, counters: &PlaneCounters) {
+    fn apply_updates<D: DatagramIo>(&mut self, sockets: &[Arc<NetSocket<D>>], room: Room, counters: &PlaneCounters) {
         while let Ok(u) = self.updates.try_recv() {
             match u {
                 TxUpdate::SetSa { slot, sa } => self.set_sa(slot, sa, sockets, room, counters),
@@ -813,7 +812,7 @@ impl TxState {
         slot: usize,
         sa: Option<OutboundSa>,
         sockets: &[Arc<NetSocket<D>>],
-        room: TxRoom,
+        room: Room,
         counters: &PlaneCounters,
     ) {
         if slot >= self.outbound.sas.len() {
@@ -880,13 +879,13 @@ fn tx_loop<T: TunDevice, D: DatagramIo>(
     tun: &T,
     sockets: &[Arc<NetSocket<D>>],
     state: &Mutex<TxState>,
-    room: TxRoom,
+    room: Room,
     mtu: usize,
     stop: &AtomicBool,
     (counters, read): (&PlaneCounters, &AtomicU64),
 ) {
     let mut own = TxBatch {
-        batch: PacketBatch::new(MAX_BATCH, room.head + mtu.max(1500) + room.tail, room.head),
+        batch: PacketBatch::new(MAX_BATCH, tx_slot(room, mtu), room.head),
         dest_socket: [usize::MAX; MAX_BATCH],
         train_of: [0u8; MAX_BATCH],
     };
@@ -956,9 +955,6 @@ fn send_batch<D: DatagramIo>(
     counters: &PlaneCounters,
 ) {
     let unspec = SocketAddr::new(IpAddr::V4(Ipv4Addr::UNSPECIFIED), 0);
-    if st.gso_refusal_logged.len() < sockets.len() {
-        st.gso_refusal_logged.resize(sockets.len(), false);
-    }
     for (k, sock) in sockets.iter().enumerate() {
         // Borrowed views of this batch's packets, for sendmmsg.
         let mut pkts: [&[u8]; MAX_BATCH] = [&[]; MAX_BATCH];
