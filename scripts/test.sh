@@ -28,6 +28,12 @@ if ((${#missing[@]})); then
   apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
 fi
 
+# Lab namespaces already there are not this run's: a run killed before its
+# labs went down (the machine stopped, SIGKILL) leaves them. They are named,
+# never deleted here (another run may own them), and not counted as a leak.
+netns_before=$(ip netns list | awk '{print $1}' | grep '^ikl-' | sort || true)
+[[ -z "$netns_before" ]] || echo "== lab namespaces from before this run (not this run's; left alone): $(echo $netns_before)"
+
 echo "== cargo test (workspace, release: the labs need the optimized data plane)"
 # Every lab gateway logs at trace level and exports its keys; `lab down`
 # archives the logs, configs and key logs, and afterwards no key may be
@@ -59,7 +65,7 @@ if [[ "${FUZZ_SECONDS:-20}" != 0 ]]; then
   fuzz/run.sh "${FUZZ_SECONDS:-20}" || failed+=("fuzz targets")
 fi
 
-left=$(ip netns list | awk '{print $1}' | grep '^ikl-' || true)
+left=$(comm -13 <(echo "$netns_before") <(ip netns list | awk '{print $1}' | grep '^ikl-' | sort) | grep . || true)
 [[ -z "$left" ]] || failed+=("tests left namespaces behind: $left")
 if ((${#failed[@]})); then
   echo "== FAILED"

@@ -204,7 +204,15 @@ impl Drop for Lab {
         }
         let o = ikeda(&["lab", "down", "--name", &self.name]);
         if !o.status.success() {
-            eprintln!("lab down {}: {}", self.name, text(&o));
+            // A passing test's output is never shown: fail it, so that a lab
+            // left behind is seen with its cause (unless the test is failing
+            // already, where a second panic would abort the binary).
+            let msg = format!("lab down {}: {}", self.name, text(&o));
+            if std::thread::panicking() {
+                eprintln!("{msg}");
+            } else {
+                panic!("{msg}");
+            }
         }
     }
 }

@@ -700,12 +700,26 @@ pub fn in_ns(ns: &str, prog: &str) -> Command {
     c
 }
 
-fn netns_list() -> Vec<String> {
-    ip(&["netns", "list"])
-        .unwrap_or_default()
-        .lines()
-        .filter_map(|l| l.split_whitespace().next().map(str::to_owned))
-        .collect()
+/// Where `ip netns add` binds named namespaces (iproute2's NETNS_RUN_DIR).
+const NETNS_RUN_DIR: &str = "/run/netns";
+
+/// The named network namespaces. Read from the directory itself rather than
+/// from `ip netns list`, which also asks the kernel for each namespace's id
+/// and, while another lab's namespace is being added or deleted, prints
+/// errors for it; and an error here must not read as "no namespaces" (a
+/// `lab down` that saw none would delete none and still say it is down).
+fn netns_list() -> Result<Vec<String>, String> {
+    match fs::read_dir(NETNS_RUN_DIR) {
+        Ok(d) => d
+            .map(|e| {
+                e.map(|e| e.file_name().to_string_lossy().into_owned())
+                    .map_err(|e| format!("{NETNS_RUN_DIR}: {e}"))
+            })
+            .collect(),
+        // No namespace was ever named on this machine.
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(Vec::new()),
+        Err(e) => Err(format!("{NETNS_RUN_DIR}: {e}")),
+    }
 }
 
 pub fn main(cmd: LabCmd) -> i32 {
@@ -1302,7 +1316,7 @@ pub fn up(a: &UpArgs) -> Result<(), String> {
     a.check()?;
     preflight::ensure(a, a.install_deps)?;
     let prefix = ns_name(name, "");
-    if netns_list().iter().any(|n| n.starts_with(&prefix)) {
+    if netns_list()?.iter().any(|n| n.starts_with(&prefix)) {
         return Err(format!(
             "lab '{name}' is already up (namespaces {prefix}*); run `ikeda lab down --name {name}` first"
         ));
@@ -1587,7 +1601,7 @@ fn ping_across(name: &str) -> Result<(), String> {
 
 fn status(name: &str) -> Result<(), String> {
     let prefix = ns_name(name, "");
-    let nss: Vec<String> = netns_list().into_iter().filter(|n| n.starts_with(&prefix)).collect();
+    let nss: Vec<String> = netns_list()?.into_iter().filter(|n| n.starts_with(&prefix)).collect();
     if nss.is_empty() {
         println!("lab '{name}' is down");
         return Ok(());
@@ -1674,7 +1688,7 @@ fn exec(name: &str, node: &str, cmd: &[String]) -> Result<(), String> {
         return Err(format!("unknown node '{node}' (gw1, gw2, h1, h2; nat with --nat; igw1, igw2 with --cloud)"));
     }
     let ns = ns_name(name, node);
-    if !netns_list().contains(&ns) {
+    if !netns_list()?.contains(&ns) {
         return Err(format!("lab '{name}' is not up (no namespace {ns})"));
     }
     let err = Command::new("ip").args(["netns", "exec", &ns]).args(cmd).exec();
@@ -1722,10 +1736,25 @@ pub fn down(name: &str) -> Result<(), String> {
         }
     }
     let prefix = ns_name(name, "");
-    for ns in netns_list().into_iter().filter(|n| n.starts_with(&prefix)) {
-        if let Err(e) = ip(&["netns", "del", &ns]) {
-            errs.push(e);
+    match netns_list() {
+        Ok(nss) => {
+            for ns in nss.into_iter().filter(|n| n.starts_with(&prefix)) {
+                if let Err(e) = ip(&["netns", "del", &ns]) {
+                    errs.push(e);
+                }
+            }
         }
+        Err(e) => errs.push(e),
+    }
+    // Down means no namespace of the lab is left, whatever was said above.
+    match netns_list() {
+        Ok(nss) => {
+            let left: Vec<String> = nss.into_iter().filter(|n| n.starts_with(&prefix)).collect();
+            if !left.is_empty() {
+                errs.push(format!("namespaces still there: {}", left.join(" ")));
+            }
+        }
+        Err(e) => errs.push(e),
     }
     if !keep_state {
         let _ = fs::remove_dir_all(&dir);
@@ -1967,7 +1996,7 @@ fn capture(name: &str, node: &str, file: &Path, duration: Option<u64>) -> Result
     check_name(name)?;
     let iface = outer_iface(node)?;
     let ns = ns_name(name, node);
-    let nss = netns_list();
+    let nss = netns_list()?;
     if !nss.contains(&ns) {
         return Err(if node == NAT_NODE && nss.contains(&ns_name(name, "gw1")) {
             format!("lab '{name}' has no NAT node (it was brought up without --nat)")
