@@ -33,9 +33,15 @@ struct Cli {
     /// `[daemon] log`, else `info`. Key material is never logged.
     #[arg(long, global = true, env = "IKEDA_LOG")]
     log: Option<String>,
-    /// The daemon's control socket (status, show, up, down, reload, log).
-    #[arg(long, global = true, env = "IKEDA_SOCKET", default_value = config::DEFAULT_CONTROL_SOCKET)]
-    socket: PathBuf,
+    /// The daemon's control socket: where status, show, up, down, reload and
+    /// log connect, and where `run` listens (unless `--control` names
+    /// another). Default: /run/ikeda/ikeda.sock, or for `run` the config's
+    /// `[daemon] control_socket`.
+    // No default_value: `run` must tell a socket the user named from none
+    // (the config's control_socket applies then), or `ikeda --socket X run`
+    // would listen elsewhere and `ikeda --socket X status` find no daemon.
+    #[arg(long, global = true, env = "IKEDA_SOCKET")]
+    socket: Option<PathBuf>,
     #[command(subcommand)]
     cmd: Cmd,
 }
@@ -61,7 +67,7 @@ enum Cmd {
         /// Write data plane counters (JSON) to this file every second.
         #[arg(long)]
         stats_file: Option<PathBuf>,
-        /// Control socket path (overrides `[daemon] control_socket`).
+        /// Control socket path (overrides `--socket` and `[daemon] control_socket`).
         #[arg(long)]
         control: Option<PathBuf>,
         /// Write every SA's keys, for Wireshark and ikeda's key log, into
@@ -150,6 +156,12 @@ fn init_logging(filter: &str) {
         .with_writer(std::io::stderr)
         .with_target(true)
         .init();
+}
+
+/// The socket a client command talks to: `--socket` (or IKEDA_SOCKET), else
+/// the default.
+fn client_socket(socket: Option<PathBuf>) -> PathBuf {
+    socket.unwrap_or_else(|| PathBuf::from(config::DEFAULT_CONTROL_SOCKET))
 }
 
 /// Print a control socket answer as a table or as JSON.
@@ -325,7 +337,7 @@ fn main() -> ExitCode {
         } => daemon::run(config::RunOptions {
             config,
             stats_file,
-            control,
+            control: control.or(cli.socket),
             export_keys,
         }),
         Cmd::Check { config } => match config::Config::load(&config) {
@@ -344,11 +356,11 @@ fn main() -> ExitCode {
         Cmd::Lab { cmd } => lab::main(cmd),
         Cmd::Down {
             config: Some(config), ..
-        } => daemon::teardown(&config, &cli.socket),
+        } => daemon::teardown(&config, &client_socket(cli.socket)),
         Cmd::Pcap(args) => pcap::main(args),
         Cmd::Audit(args) => audit::main(args),
         Cmd::PcapGen(args) => pcap::gen::main(args),
-        cmd => client(&cli.socket, cmd),
+        cmd => client(&client_socket(cli.socket), cmd),
     };
     ExitCode::from(code as u8)
 }

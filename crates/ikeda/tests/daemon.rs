@@ -75,15 +75,22 @@ struct Daemon(std::process::Child, std::path::PathBuf);
 
 impl Daemon {
     fn start(ns: &Ns, cfg: &std::path::Path) -> Daemon {
+        let sock = ns.sock();
+        Daemon::start_with(ns, cfg, &[], &["--control", sock.to_str().unwrap()])
+    }
+
+    /// `ikeda GLOBAL... run -c CFG RUN...` in the namespace.
+    fn start_with(ns: &Ns, cfg: &std::path::Path, global: &[&str], run: &[&str]) -> Daemon {
         let log = std::env::temp_dir().join(format!(
             "{}.log",
             cfg.file_name().unwrap().to_string_lossy()
         ));
         let child = Command::new("ip")
-            .args(["netns", "exec", &ns.0, IKEDA, "run", "-c"])
+            .args(["netns", "exec", &ns.0, IKEDA])
+            .args(global)
+            .args(["run", "-c"])
             .arg(cfg)
-            .arg("--control")
-            .arg(ns.sock())
+            .args(run)
             .stdout(Stdio::null())
             .stderr(std::fs::File::create(&log).unwrap())
             .spawn()
@@ -367,4 +374,33 @@ fn a_failed_start_leaves_only_the_fallback() {
     assert_eq!(o.status.code(), Some(2));
     assert!(text(&o).contains("manual.out.spi: 0x10 is reserved"), "{}", text(&o));
     assert!(!ns.has_tun());
+}
+
+/// `ikeda --socket X run` listens on X, so that `ikeda --socket X status`
+/// finds it (the option used to be read by the clients only, and the daemon
+/// went to the default socket); `--control` still names the daemon's socket
+/// over `--socket`.
+#[test]
+fn run_listens_on_the_socket_the_clients_are_told() {
+    if !require_root("run_listens_on_the_socket_the_clients_are_told") {
+        return;
+    }
+    let ns = Ns::new();
+    let cfg = write_cfg("socket", &config("192.168.50.11"));
+    let sock = ns.sock();
+    let s = sock.to_str().unwrap();
+    let d = Daemon::start_with(&ns, &cfg, &["--socket", s], &[]);
+    let o = ikeda(&["--socket", s, "status"]);
+    assert!(o.status.success() && text(&o).contains("site2"), "{}\n{}", text(&o), d.log());
+    assert!(d.log().contains(&format!("control socket {s}")), "{}", d.log());
+    assert!(d.stop(libc::SIGTERM).success());
+    assert!(!sock.exists(), "the daemon leaves its socket behind");
+
+    let other = std::env::temp_dir().join(format!("{}-control.sock", ns.0));
+    let d = Daemon::start_with(&ns, &cfg, &["--socket", s], &["--control", other.to_str().unwrap()]);
+    let o = ikeda(&["--socket", other.to_str().unwrap(), "status"]);
+    assert!(o.status.success() && text(&o).contains("site2"), "{}\n{}", text(&o), d.log());
+    assert!(!sock.exists(), "--control names the daemon's socket, not --socket");
+    assert!(d.stop(libc::SIGTERM).success());
+    let _ = std::fs::remove_file(&cfg);
 }
