@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # The whole test suite, from a fresh Debian machine (run as root; CI does).
-# Installs what the tests need, then runs: unit and simulator tests, the
-# network-namespace labs (ikeda <-> ikeda, strongSwan), the tshark oracles
+# Installs what the tests need (and a Debian 13 root with libreswan 5.2, once
+# per machine), then runs: unit and simulator tests, the network-namespace
+# labs (ikeda <-> ikeda, strongSwan, libreswan), the tshark oracles
 # (ESP with manual keys, IKEv2 and ESP with exported keys), a check that no
 # key reaches a gateway log, and a short run of every fuzz target.
 #
@@ -13,9 +14,11 @@ cd "$(dirname "$0")/.."
 # strongSwan's plugins come in four packages; the lab's charon loads plugins
 # from all of them (openssl and gcm are in the standard set, which
 # --no-install-recommends would otherwise leave out).
+# debootstrap builds the libreswan peer's root (libreswan and strongSwan
+# conflict as Debian packages).
 PKGS=(iproute2 iputils-ping iperf3 nftables tshark python3-cryptography ethtool
       strongswan-charon strongswan-swanctl libstrongswan-standard-plugins
-      libstrongswan-extra-plugins libcharon-extra-plugins)
+      libstrongswan-extra-plugins libcharon-extra-plugins debootstrap)
 missing=()
 for p in "${PKGS[@]}"; do dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "ok installed" || missing+=("$p"); done
 if ((${#missing[@]})); then
@@ -33,6 +36,10 @@ fi
 # never deleted here (another run may own them), and not counted as a leak.
 netns_before=$(ip netns list | awk '{print $1}' | grep '^ikl-' | sort || true)
 [[ -z "$netns_before" ]] || echo "== lab namespaces from before this run (not this run's; left alone): $(echo $netns_before)"
+
+# libreswan 5.2 for tests/libreswan.rs, from Debian 13 (built once, kept).
+export IKEDA_LIBRESWAN_ROOT=${IKEDA_LIBRESWAN_ROOT:-/var/lib/ikeda/peers/trixie}
+scripts/peer-root.sh "$IKEDA_LIBRESWAN_ROOT"
 
 echo "== cargo test (workspace, release: the labs need the optimized data plane)"
 # Every lab gateway logs at trace level and exports its keys; `lab down`

@@ -48,6 +48,7 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 pub mod firewall;
+pub mod libreswan;
 pub mod preflight;
 pub mod strongswan;
 
@@ -197,6 +198,11 @@ pub struct UpArgs {
     /// With --ike: what runs on gw2 (gw1 always runs ikeda).
     #[arg(long, value_enum, default_value = "ikeda")]
     pub peer: Peer,
+    /// With --peer libreswan: the root directory libreswan runs from
+    /// (chrooted), e.g. a Debian 13 root from `scripts/peer-root.sh DIR`;
+    /// default `/`, the host's libreswan.
+    #[arg(long, value_name = "DIR")]
+    pub peer_root: Option<PathBuf>,
     /// IKE proposal (strongSwan syntax), with --ike or --gateways strongswan.
     /// Default aes128gcm16-prfsha256-x25519, with --ike 1
     /// aes128-sha256-modp2048 (IKEv1 phase 1 has no AEAD).
@@ -498,6 +504,33 @@ impl UpArgs {
                     .into(),
             );
         }
+        if self.peer_root.is_some() && self.peer != Peer::Libreswan {
+            return Err("--peer-root is where libreswan runs from: it needs --peer libreswan".into());
+        }
+        // The host's libreswan (no --peer-root) is the preflight's: it
+        // offers the package.
+        if let Some(root) = &self.peer_root {
+            libreswan::check_root(root)?;
+        }
+        if self.peer == Peer::Libreswan
+            && (self.ike.is_none()
+                || self.gateways != Gateways::Ikeda
+                || self.nat
+                || self.cloud
+                || self.conns > 1
+                || self.children > 1
+                || self.gateway_policies
+                || self.compress
+                || self.trap
+                || !self.start_delay.is_empty())
+        {
+            return Err(
+                "--peer libreswan runs pluto on gw2 against ikeda on gw1: it needs --ike 1 or 2, and takes the plain \
+                 topology (no --nat, --cloud, --conns, --children, --gateway-policies, --compress, --trap or \
+                 --start-delay yet)"
+                    .into(),
+            );
+        }
         if self.cloud && self.gateways == Gateways::None {
             return Err("--cloud tests a tunnel between two NATed gateways; it needs --gateways ikeda or strongswan".into());
         }
@@ -548,7 +581,7 @@ pub fn gw_wan4(a: &UpArgs, i: usize) -> &'static str {
 }
 
 /// Gateway `i`'s own outer address in the tunnel's family.
-fn gw_local(a: &UpArgs, i: usize) -> &'static str {
+pub fn gw_local(a: &UpArgs, i: usize) -> &'static str {
     if a.outer6 {
         GW_WAN6[i]
     } else {
@@ -608,6 +641,9 @@ fn gw_peer(a: &UpArgs, i: usize) -> &'static str {
 pub enum Peer {
     Ikeda,
     Strongswan,
+    /// libreswan's pluto (from `--peer-root`): IKEv1 and IKEv2 interop. It
+    /// carries ESP only on a kernel with ESP (XFRM).
+    Libreswan,
 }
 
 #[derive(Clone, Copy, PartialEq, Eq, ValueEnum, Serialize, Deserialize, Debug)]
@@ -625,6 +661,9 @@ pub struct LabState {
     pub esp: String,
     /// PIDs this lab started, with what they are (for `down`).
     pub pids: Vec<(String, u32)>,
+    /// The root libreswan runs from (`--peer libreswan`), for `lab status`.
+    #[serde(default)]
+    pub peer_root: Option<PathBuf>,
     /// gw1 is behind the NAT namespace.
     #[serde(default)]
     pub nat: bool,
@@ -1279,7 +1318,7 @@ pub fn spawn_in_ns(ns: &str, prog: &Path, args: &[&str], log: &Path, env: &[(&st
     Ok(child.id())
 }
 
-fn alive(pid: u32) -> bool {
+pub fn alive(pid: u32) -> bool {
     Path::new(&format!("/proc/{pid}")).exists()
         && !fs::read_to_string(format!("/proc/{pid}/stat")).is_ok_and(|s| s.contains(") Z "))
 }
@@ -1295,7 +1334,7 @@ fn wait_until(timeout: Duration, mut f: impl FnMut() -> bool) -> bool {
     f()
 }
 
-fn tail(path: &Path, n: usize) -> String {
+pub fn tail(path: &Path, n: usize) -> String {
     let t = fs::read_to_string(path).unwrap_or_default();
     let lines: Vec<&str> = t.lines().collect();
     lines[lines.len().saturating_sub(n)..].join("\n")
@@ -1435,7 +1474,7 @@ fn bring_up(a: &UpArgs, dir: &Path, st: &mut LabState, capture: Option<&Path>) -
                 None => gateway_configs(a)?,
                 Some(_) => [ike_gateway_config(a, 0, &psk), ike_gateway_config(a, 1, &psk)],
             };
-            let ikeda_gws = if a.ike.is_some() && a.peer == Peer::Strongswan {
+            let ikeda_gws = if a.ike.is_some() && a.peer != Peer::Ikeda {
                 1
             } else {
                 2
@@ -1444,7 +1483,14 @@ fn bring_up(a: &UpArgs, dir: &Path, st: &mut LabState, capture: Option<&Path>) -
             // config must be there before ikeda's first message (charon
             // answers NO_PROPOSAL_CHOSEN without one). When loading it
             // starts charon's own connection, it waits until ikeda runs.
-            let charon_load = if ikeda_gws == 1 {
+            let charon_load = if ikeda_gws == 1 && a.peer == Peer::Libreswan {
+                // pluto loads its connection itself, and starts it where gw2
+                // initiates; it listens with the connection added when
+                // spawn returns.
+                libreswan::spawn(name, dir, a, &psk, st)?;
+                save_state(dir, st)?;
+                false
+            } else if ikeda_gws == 1 {
                 let now = strongswan::spawn(name, dir, 1, a, &psk, st)?;
                 save_state(dir, st)?;
                 let starts_on_load = strongswan::async_start(a) && a.initiates(1);
@@ -1526,6 +1572,12 @@ fn bring_up(a: &UpArgs, dir: &Path, st: &mut LabState, capture: Option<&Path>) -
             if a.ike.is_some() && !a.trap && !a.no_wait() {
                 if a.peer == Peer::Strongswan && a.initiator == Initiator::Gw2 {
                     strongswan::initiate(dir, "gw2", a)?;
+                }
+                // Before gw1's CHILD SA: where libreswan's kernel refuses
+                // the SA, ikeda may have one that nothing can answer, or
+                // none (TEMPORARY_FAILURE); pluto's log says which.
+                if a.peer == Peer::Libreswan {
+                    libreswan::wait_installed(dir)?;
                 }
                 // The tunnel is up when gw1's data plane has its CHILD SA.
                 let stats = dir.join("gw1.stats.json");
@@ -1649,6 +1701,16 @@ fn status(name: &str) -> Result<(), String> {
             match firewall::counters(&ns_name(name, gw)) {
                 Ok(c) => print!("\n{}", firewall::counters_table(gw, fw.profiles[i], &fw, &c)),
                 Err(e) => println!("\n{gw} security group: {e}"),
+            }
+        }
+    }
+    // pluto on gw2: its states as `ipsec showstates` lists them.
+    if let Some(st) = load_state(name) {
+        if let Some((_, pid)) = st.pids.iter().find(|(w, _)| w == "pluto gw2") {
+            let root = st.peer_root.clone().unwrap_or_else(|| PathBuf::from("/"));
+            match libreswan::status(*pid, &root) {
+                Ok(s) => print!("\ngw2 (libreswan, ipsec showstates):\n{s}"),
+                Err(e) => println!("\ngw2 (libreswan): {e}"),
             }
         }
     }
@@ -2112,7 +2174,8 @@ fn archive(name: &str, dir: &Path, root: &Path) -> Result<PathBuf, String> {
         // is read from both sides.
         let gateway_log = NODES[..2]
             .iter()
-            .any(|gw| fname == format!("{gw}.log") || fname == format!("charon-{gw}.log"));
+            .any(|gw| fname == format!("{gw}.log") || fname == format!("charon-{gw}.log"))
+            || fname == libreswan::PLUTO_LOG;
         if path.is_file() && (gateway_log || fname.ends_with(".toml")) {
             copy(&path, &dest.join(&fname))?;
         } else if path.is_dir() && fname.starts_with("keys-") {

@@ -90,6 +90,9 @@ fn needs_in(a: &UpArgs, plugin_dir: &Path) -> Vec<Need> {
     if a.wan_offload_off() {
         n.push(tool("ethtool", "ethtool"));
     }
+    if a.gateways == Gateways::Ikeda && a.ike.is_some() && a.peer == Peer::Libreswan && a.peer_root.is_none() {
+        n.push(file("libreswan's pluto", "/usr/libexec/ipsec/pluto", "libreswan"));
+    }
     let charon = a.gateways == Gateways::Strongswan
         || (a.gateways == Gateways::Ikeda && a.ike.is_some() && a.peer == Peer::Strongswan);
     if charon {
