@@ -283,6 +283,13 @@ pub fn wait_for(what: &str, secs: u64, mut f: impl FnMut() -> bool) {
 }
 
 /// (transmitted, received) from ping's summary line.
+/// Three pings from h1 to h2 through the tunnel, all answered.
+pub fn ping_ok(lab: &Lab, what: &str) {
+    let o = lab.exec("h1", &["ping", "-c", "3", "-i", "0.2", "-W", "2", "192.168.12.12"]);
+    let (sent, got) = ping_counts(&String::from_utf8_lossy(&o.stdout));
+    assert!(sent == 3 && got == 3, "{what}: {}", text(&o));
+}
+
 pub fn ping_counts(out: &str) -> (u32, u32) {
     let line = out
         .lines()

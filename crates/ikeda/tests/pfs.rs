@@ -62,12 +62,6 @@ fn has_line(log: &str, a: &str, b: &str) -> bool {
     log.lines().any(|l| l.contains(a) && l.contains(b))
 }
 
-fn ping_ok(lab: &Lab, what: &str) {
-    let o = lab.exec("h1", &["ping", "-c", "3", "-i", "0.2", "-W", "2", "192.168.12.12"]);
-    let (sent, got) = ping_counts(&String::from_utf8_lossy(&o.stdout));
-    assert!(sent == 3 && got == 3, "{what}: {}", text(&o));
-}
-
 /// Both ends show exactly one installed CHILD SA, with this suite.
 fn both_show(lab: &Lab, suite: &str, group: Option<&str>, what: &str) {
     wait_for(&format!("{what}: one INSTALLED CHILD SA on each end"), 10, || {

@@ -284,10 +284,15 @@ pub fn spawn(name: &str, dir: &Path, a: &UpArgs, psk: &str, st: &mut LabState) -
     Ok(())
 }
 
-/// The last `n` lines of pluto's log without its debug lines (`| ...`).
+/// pluto's log without its debug lines (`TIME: | ...`, plutodebug).
+fn said_lines(log: &str) -> impl Iterator<Item = &str> {
+    log.lines().filter(|l| !l.contains(": | "))
+}
+
+/// The last `n` lines of pluto's log without its debug lines.
 pub fn log_tail(log: &Path, n: usize) -> String {
     let t = fs::read_to_string(log).unwrap_or_default();
-    let lines: Vec<&str> = t.lines().filter(|l| !l.contains(": | ")).collect();
+    let lines: Vec<&str> = said_lines(&t).collect();
     lines[lines.len().saturating_sub(n)..].join("\n")
 }
 
@@ -303,7 +308,7 @@ pub enum ChildOutcome {
 /// How pluto's log says a CHILD SA (IKEv2) or IPsec SA (IKEv1) ended, if
 /// it says yet.
 pub fn child_outcome(log: &str) -> Option<ChildOutcome> {
-    let mut lines = log.lines().filter(|l| !l.contains(": | "));
+    let mut lines = said_lines(log);
     while let Some(l) = lines.next() {
         if l.contains("established Child SA") || l.contains("IPsec SA established") {
             return Some(ChildOutcome::Installed);
